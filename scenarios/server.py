@@ -1,0 +1,84 @@
+"""Start the upstream launch command, wait until it is healthy, stop it and all its children."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from slim.errors import SlimError
+
+# NVLink multicast stays off in every process we start (shared GPU hosts).
+SAFE_NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int
+    process: subprocess.Popen | None = None
+    healthy_after_s: float | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, cwd: Path) -> None:
+        """Launch in its own process group so stop() reaches every child."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        env = {**self.env, **SAFE_NCCL_ENV, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(self.command, env=env, cwd=cwd, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._started = time.monotonic()
+
+    def wait_healthy(self, timeout_s: float) -> float:
+        """Poll /health until it answers 200 (it is 503 during warm-up); return seconds taken."""
+        deadline = self._started + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SlimError(f"server exited with {self.process.returncode} before healthy; "
+                                f"last log line: {self.last_log_line()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        self.healthy_after_s = round(time.monotonic() - self._started, 1)
+                        return self.healthy_after_s
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(1)
+        raise SlimError(f"server not healthy after {timeout_s:.0f} s; last log line: {self.last_log_line()}")
+
+    def last_log_line(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else "(empty log)"
+
+    def stop(self, grace_s: float = 30) -> None:
+        """SIGTERM the whole process group, then SIGKILL what is left."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = os.getpgid(self.process.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()

@@ -1,0 +1,140 @@
+"""Recordings: one gzip JSON per scenario run in coverage_db/, read as pandas tables.
+
+A recording holds what one scenario run touched in the upstream package
+(modules and functions, by path relative to the package root), the run's
+environment and launch command, and the reference outputs of its workload.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from slim.errors import SlimError
+from tracer.shards import Shard
+
+RECORDING_SCHEMA = "slim-recording/1"
+REQUIRED_KEYS = ("scenario", "upstream", "environment", "command", "processes", "modules", "functions", "outputs")
+PACKAGE_PREFIX = "sglang"
+
+
+def package_relative(path: str | None, package_root: str) -> str | None:
+    """'/site/sglang/srt/x.py' -> 'sglang/srt/x.py' when it lies under package_root."""
+    if not path:
+        return None
+    root = package_root.rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root + PACKAGE_PREFIX + "/") else None
+
+
+def merge_shards(shards: list[Shard], package_root: str) -> dict:
+    """Union of all processes: sglang modules and functions with how many processes ran each."""
+    module_hits: Counter = Counter()
+    function_hits: Counter = Counter()
+    processes = []
+    for shard in shards:
+        # By file, not name: `python -m sglang.launch_server` runs as __main__ (and __mp_main__).
+        modules = {
+            (name, rel)
+            for name, file in shard.modules.items()
+            if (rel := package_relative(file, package_root)) is not None
+            or name == PACKAGE_PREFIX or name.startswith(PACKAGE_PREFIX + ".")
+        }
+        functions = {
+            (rel, qualname, line)
+            for file, qualname, line in shard.functions
+            if (rel := package_relative(file, package_root)) is not None
+        }
+        module_hits.update(modules)
+        function_hits.update(functions)
+        processes.append({
+            "pid": shard.pid, "ppid": shard.ppid, "host": shard.host, "argv": shard.argv[:4],
+            "modules": len(modules), "functions": len(functions),
+            "third_party": sorted({n.split(".")[0] for n in shard.modules} - {PACKAGE_PREFIX}),
+        })
+    return {
+        "processes": processes,
+        "modules": sorted([name, rel, n] for (name, rel), n in module_hits.items()),
+        "functions": sorted([rel, qualname, line, n] for (rel, qualname, line), n in function_hits.items()),
+    }
+
+
+def write_recording(recording: dict, path: Path) -> Path:
+    """Atomically write a recording (gzip JSON, stable key order, no timestamp in the gzip header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"schema": RECORDING_SCHEMA, **recording}, sort_keys=True, indent=0).encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(payload)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    data: dict
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".json.gz")
+
+    @property
+    def scenario(self) -> str:
+        return self.data["scenario"]
+
+    @property
+    def modules(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data["modules"], columns=["module", "file", "processes"])
+
+    @property
+    def functions(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data["functions"], columns=["file", "qualname", "line", "processes"])
+
+    @property
+    def outputs(self) -> list[dict]:
+        return self.data["outputs"]
+
+
+def load_recording(path: Path, upstream_version: str | None = None) -> Recording:
+    """Read and validate one recording; any defect is a one-line SlimError naming the file."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SlimError(f"recording {path} is truncated or not gzip JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("schema") != RECORDING_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise SlimError(f"recording {path} has schema {found!r}, expected {RECORDING_SCHEMA!r}")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise SlimError(f"recording {path} lacks {', '.join(missing)}")
+    version = data["upstream"].get("version")
+    if upstream_version is not None and version != upstream_version:
+        raise SlimError(f"recording {path} was made on sglang {version}, slim is pinned to {upstream_version}")
+    return Recording(path, data)
+
+
+def recording_paths(db: Path) -> list[Path]:
+    """Recordings in coverage_db: <scenario>/<run>.json.gz (verification reports beside them are .json)."""
+    return sorted(db.glob("*/*.json.gz"))
+
+
+def load_all(db: Path, upstream_version: str) -> list[Recording]:
+    paths = recording_paths(db)
+    if not paths:
+        raise SlimError(f"no recordings in {db}: run `slim record --scenario NAME` on a GPU host")
+    return [load_recording(p, upstream_version) for p in paths]
+
+
+def all_modules(recordings: list[Recording]) -> pd.DataFrame:
+    """One row per (recording, sglang module imported)."""
+    frames = [r.modules.assign(recording=r.name, scenario=r.scenario) for r in recordings]
+    return pd.concat(frames, ignore_index=True)

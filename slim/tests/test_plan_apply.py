@@ -1,0 +1,81 @@
+import pytest
+
+from slim.apply import apply_plan, tree_digest
+from slim.errors import SlimError
+from slim.plan import make_plan, package_files
+from slim.recording import load_all
+
+
+@pytest.fixture
+def plan_and_tree(wheel_tree, fixture_recording):
+    root, pin = wheel_tree
+    plan = make_plan(package_files(root), load_all(fixture_recording, "0.5.17"))
+    return plan, root, pin
+
+
+def test_never_imported_modules_are_removed(plan_and_tree):
+    plan, _, _ = plan_and_tree
+    removed = {d.path: d.reason for d in plan.removed}
+    assert removed == {
+        "sglang/srt/models/qwen.py": "never imported in any recording",
+        "sglang/lang/interpreter.py": "never imported in any recording",
+        "sglang/lang/__init__.py": "never imported in any recording",
+        "sglang/lang/grammar.json": "data file of a removed package",
+    }
+
+
+def test_kept_files_say_why(plan_and_tree):
+    plan, _, _ = plan_and_tree
+    reasons = {d.path: d.reason for d in plan.files if d.keep}
+    assert reasons["sglang/srt/models/deepseek.py"] == "imported by 20261123T000000Z-ci"
+    assert reasons["sglang/srt/layers/configs/E=256.json"] == "data file of a kept package"
+
+
+def test_apply_writes_upstream_layout(plan_and_tree, tmp_path):
+    plan, root, pin = plan_and_tree
+    out = tmp_path / "sglang"
+    assert apply_plan(plan, root, pin, out) == []
+    assert (out / "python/sglang/srt/models/deepseek.py").read_bytes() == \
+        (root / "sglang/srt/models/deepseek.py").read_bytes()
+    assert not (out / "python/sglang/lang").exists()
+    pyproject = (out / "python/pyproject.toml").read_text()
+    assert '"torch==2.11.0"' in pyproject and "diffusers" not in pyproject
+    report = (out / "REMOVED.md").read_text()
+    assert "- `sglang/srt/models/qwen.py`: never imported in any recording" in report
+    assert "- `20261123T000000Z-ci`" in report
+
+
+def test_apply_is_deterministic_and_check_passes(plan_and_tree, tmp_path):
+    plan, root, pin = plan_and_tree
+    apply_plan(plan, root, pin, tmp_path / "a")
+    apply_plan(plan, root, pin, tmp_path / "b")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    assert apply_plan(plan, root, pin, tmp_path / "a", check=True) == []
+
+
+def test_check_reports_edits_and_writes_nothing(plan_and_tree, tmp_path):
+    plan, root, pin = plan_and_tree
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    (out / "python/sglang/srt/utils.py").write_text("edited by hand\n")
+    (out / "python/sglang/stray.py").write_text("")
+    before = tree_digest(out)
+    diffs = apply_plan(plan, root, pin, out, check=True)
+    assert diffs == ["unexpected: python/sglang/stray.py", "differs: python/sglang/srt/utils.py"]
+    assert tree_digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sglang", "upstream"]  # no staging left
+
+
+def test_apply_replaces_an_old_tree_and_refuses_a_foreign_folder(plan_and_tree, tmp_path):
+    plan, root, pin = plan_and_tree
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    (out / "python/sglang/stray.py").write_text("")
+    apply_plan(plan, root, pin, out)
+    assert not (out / "python/sglang/stray.py").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(SlimError, match="not a slimmed tree"):
+        apply_plan(plan, root, pin, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"

@@ -1,0 +1,59 @@
+"""`slim verify`: serve a scenario from the slimmed tree and compare with the recording's reference."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+from scenarios.hardware import detect_gpus, require
+from scenarios.spec import load_scenario
+from scenarios.workload import first_mismatch
+from slim.apply import PYTHON_DIR, tree_digest
+from slim.errors import SlimError
+from slim.recording import load_recording, recording_paths
+from slim.runtime import host_facts, probe
+from slim.serve import server_env, serve_scenario
+from slim.upstream import load_pin
+
+VERIFY_SCHEMA = "slim-verify/1"
+
+
+def latest_recording(db: Path, scenario: str) -> Path:
+    paths = [p for p in recording_paths(db) if p.parent.name == scenario]
+    if not paths:
+        raise SlimError(f"no recording of {scenario} in {db}: run `slim record --scenario {scenario}` first")
+    return paths[-1]
+
+
+def verify(scenario_name: str, db: Path, tree: Path, logs: Path) -> tuple[Path, dict]:
+    """Serve from `tree` (first on PYTHONPATH), compare to the latest recording, write a report beside it."""
+    scenario = load_scenario(scenario_name)
+    gpus = detect_gpus()
+    require(scenario, gpus)
+    recording = load_recording(latest_recording(db, scenario.name), load_pin().version)
+    python_dir = (tree / PYTHON_DIR).resolve()
+    env = server_env([python_dir])
+    facts = probe(env)
+    if not Path(facts["sglang_origin"]).resolve().is_relative_to(python_dir):
+        raise SlimError(f"sglang resolves to {facts['sglang_origin']}, not to the slimmed tree {python_dir}")
+    run = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log")
+    mismatch = first_mismatch(recording.outputs, run.outputs)
+    report = {
+        "schema": VERIFY_SCHEMA,
+        "scenario": scenario.name,
+        "recording": recording.name,
+        "verified_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "tree_digest": tree_digest(tree),
+        "passed": mismatch is None,
+        "first_mismatch": mismatch,
+        "requests_compared": sum(o["compare"] for o in recording.outputs),
+        "requests_sent": len(run.outputs),
+        "command": run.command,
+        "environment": {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]},
+        "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"), "slim": run.healthy_after_s},
+        "outputs": run.outputs,
+    }
+    path = recording.path.with_name(f"{recording.name}.verify.json")
+    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return path, report

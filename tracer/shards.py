@@ -1,0 +1,55 @@
+"""Read the per-process shards a traced run left behind and merge them.
+
+Runs outside the traced processes (in `slim record`), so it may use anything.
+A shard that is truncated or was not written by this collector is reported by
+name instead of silently dropping coverage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from slim.errors import SlimError
+from tracer.collector import SHARD_SCHEMA
+
+SHARD_KEYS = ("pid", "ppid", "host", "argv", "functions", "modules")
+
+
+@dataclass(frozen=True)
+class Shard:
+    path: Path
+    pid: int
+    ppid: int
+    host: str
+    argv: list[str]
+    functions: list[tuple[str, str, int]]
+    modules: dict[str, str | None]
+
+
+def read_shard(path: Path) -> Shard:
+    """Load one shard or raise a one-line SlimError that names it."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SlimError(f"shard {path} is truncated or not a slim shard ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("schema") != SHARD_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise SlimError(f"shard {path} has schema {found!r}, expected {SHARD_SCHEMA!r}")
+    missing = [key for key in SHARD_KEYS if key not in data]
+    if missing:
+        raise SlimError(f"shard {path} lacks {', '.join(missing)}")
+    functions = [(str(f), str(q), int(line)) for f, q, line in data["functions"]]
+    return Shard(path, data["pid"], data["ppid"], data["host"], data["argv"], functions, data["modules"])
+
+
+def read_shards(trace_dir: Path) -> list[Shard]:
+    """Every finished shard under trace_dir (one folder per host), oldest process first."""
+    paths = sorted(trace_dir.glob("*/*.json.gz"))
+    if not paths:
+        raise SlimError(f"no shards under {trace_dir}: was the tracer on (SLIM_TRACE_DIR, PYTHONPATH)?")
+    return sorted((read_shard(p) for p in paths), key=lambda s: s.path.name)

@@ -1,0 +1,1 @@
+"""A tiny stand-in for upstream sglang: registries, platform branches, server processes."""

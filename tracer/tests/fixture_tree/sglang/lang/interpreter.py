@@ -1,0 +1,2 @@
+def run_program():
+    return "never imported by the server"
