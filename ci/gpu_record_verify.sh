@@ -2,7 +2,7 @@
 # On a lent GPU host (device tool), in the repo root, with .carry/ from ci/build_gpu_runtime.sh:
 # record SCENARIO on pristine upstream, slim from that recording, serve the same scenario from the
 # slimmed tree and compare. Everything worth keeping lands in $OUT (recording, verify report, logs,
-# JIT caches for the next call).
+# JIT caches for the next call). BUDGET_S bounds the whole script (the device allows 600 s a call).
 set -uo pipefail
 SCENARIO=${1:-dsv3_fp8_tp1}
 OUT=${OUT:-/tmp/slim-out}; mkdir -p "$OUT/logs"
@@ -19,4 +19,4 @@ save_caches() {
 trap save_caches EXIT
 PYTHONPATH=$UP:$DEPS timeout "${RECORD_TIMEOUT:-420}" python3 -m slim record --scenario "$SCENARIO" --db "$OUT/db" --logs "$OUT/logs" || exit 2
 python3 -m slim apply --upstream "$UP" --db "$OUT/db" --out /tmp/slim-tree || exit 3
-PYTHONPATH=$DEPS timeout "${VERIFY_TIMEOUT:-300}" python3 -m slim verify --scenario "$SCENARIO" --db "$OUT/db" --tree /tmp/slim-tree --logs "$OUT/logs" || exit 4
+PYTHONPATH=$DEPS timeout $(( ${BUDGET_S:-570} - SECONDS )) python3 -m slim verify --scenario "$SCENARIO" --db "$OUT/db" --tree /tmp/slim-tree --logs "$OUT/logs" || exit 4
