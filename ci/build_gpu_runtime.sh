@@ -34,6 +34,12 @@ for whl in "$W"/*.whl; do
   esac
 done
 rm -rf "$ST/deps/site/xgrammar/lib"  # a static archive for C++ embedding, never loaded
+# Never imported while serving (coverage_db: not in any process's third-party imports), and
+# outside our surface: IPython's interactive-terminal stack (sglang imports only IPython.display),
+# and the llguidance grammar backend (xgrammar is the default). Dropping them keeps a device call
+# under its 64 MiB.
+(cd "$ST/deps/site" && rm -rf jedi parso prompt_toolkit wcwidth pexpect ptyprocess stack_data executing \
+  asttokens pure_eval llguidance)
 # transformers: only the model folders sglang 0.5.17 imports while serving DeepSeek.
 KEEP="auto deepseek_v3 deepseek_v2 apertus clip cohere cohere2 encoder_decoder ernie4_5_moe exaone4 gemma2 gemma3 gemma3n gemma4 glm4v glm4v_moe glm_ocr glmasr gpt2 gpt_bigcode gpt_oss gptj granite granitemoeshared lfm2 lfm2_vl llama llama4 llava mellum mistral mistral3 mixtral mllama nemotron_h olmo opt parakeet persimmon phi phi3 pixtral qwen2 qwen2_5_vl qwen2_audio qwen2_vl qwen3 qwen3_moe siglip siglip2 starcoder2 vitdet whisper"
 for d in "$ST"/deps/site/transformers/models/*/; do

@@ -115,7 +115,7 @@ def _first_difference(want, got, where: str = "") -> str:
             if want.get(key) != got.get(key):
                 return _first_difference(want.get(key), got.get(key), f"{where}.{key}")
     if isinstance(want, list) and isinstance(got, list):
-        for i, (w, g) in enumerate(zip(want, got)):
+        for i, (w, g) in enumerate(zip(want, got, strict=False)):
             if w != g:
                 return _first_difference(w, g, f"{where}[{i}]")
         if len(want) != len(got):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,13 +19,13 @@ OUT = REPO / "sglang"
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Slim SGLang down to what DeepSeek serving runs.")
 console = Console()
 
-UpstreamOpt = Annotated[Optional[Path], typer.Option(help="A local unpacked sglang wheel instead of the cached download.")]
+UpstreamOpt = Annotated[Path | None, typer.Option(help="A local unpacked sglang wheel instead of the cached download.")]
 DbOpt = Annotated[Path, typer.Option(help="The coverage database folder.")]
 LogsOpt = Annotated[Path, typer.Option(help="Where server logs go.")]
 
 
 @app.command()
-def fetch(wheel: Annotated[Optional[Path], typer.Option(help="Use this local wheel file instead of PyPI.")] = None,
+def fetch(wheel: Annotated[Path | None, typer.Option(help="Use this local wheel file instead of PyPI.")] = None,
           upstream: UpstreamOpt = None) -> None:
     """Get the pinned upstream sglang wheel (sha256-checked) and unpack it into the cache."""
     from slim import upstream as up
@@ -50,7 +50,9 @@ def scenarios() -> None:
 @app.command()
 def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim scenarios`).")],
            db: DbOpt = DB, logs: LogsOpt = Path("logs"),
-           model_path: Annotated[Optional[Path], typer.Option(help="Serve these weights instead of the scenario's tiny model.")] = None) -> None:
+           model_path: Annotated[Path | None,
+                                 typer.Option(help="Serve these weights instead of the scenario's tiny model.")] = None,
+           ) -> None:
     """Run a scenario on upstream sglang on this GPU host with the tracer on; write a recording."""
     from slim.record import record as run_record
 
@@ -61,7 +63,8 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
 @app.command()
 def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
           out: Annotated[Path, typer.Option(help="Where the slimmed tree goes.")] = OUT,
-          check: Annotated[bool, typer.Option("--check", help="Fail if the tree at --out differs; write nothing.")] = False) -> None:
+          check: Annotated[bool, typer.Option("--check", help="Fail if --out differs; write nothing.")] = False,
+          ) -> None:
     """Write the slimmed tree from the recordings (or check the committed one)."""
     from slim import upstream as up
     from slim.apply import apply_plan
@@ -90,7 +93,8 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
 
     path, report = run_verify(scenario, db, tree, logs)
     if not report["passed"]:
-        raise SlimError(f"{scenario}: slimmed tree differs from the reference: {report['first_mismatch']} (report: {path})")
+        raise SlimError(f"{scenario}: slimmed tree differs from the reference: {report['first_mismatch']} "
+                        f"(report: {path})")
     console.print(f"{scenario}: {report['requests_compared']} requests identical to the reference (report: {path})")
 
 

@@ -11,7 +11,7 @@ from scenarios.spec import load_scenario
 from slim.errors import SlimError
 from slim.recording import merge_shards, write_recording
 from slim.runtime import host_facts, package_root, probe
-from slim.serve import server_env, serve_scenario
+from slim.serve import serve_scenario, server_env
 from slim.upstream import load_pin, verify_tree
 from tracer.collector import DEFAULT_INTERVAL
 from tracer.shards import read_shards

@@ -73,6 +73,7 @@ def write_recording(recording: dict, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
         f.write(payload)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; recordings are shared data
     os.replace(tmp, path)
     return path
 

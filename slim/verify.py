@@ -13,7 +13,7 @@ from slim.apply import PYTHON_DIR, tree_digest
 from slim.errors import SlimError
 from slim.recording import load_recording, recording_paths
 from slim.runtime import host_facts, probe
-from slim.serve import server_env, serve_scenario
+from slim.serve import serve_scenario, server_env
 from slim.upstream import load_pin
 
 VERIFY_SCHEMA = "slim-verify/1"

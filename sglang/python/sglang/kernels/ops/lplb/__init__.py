@@ -1,0 +1,1 @@
+"""LPLB (LP-based Load Balancer) JIT kernels for expert parallelism."""

@@ -1,0 +1,3 @@
+"""Multimodal kernels."""
+
+__all__ = ["process"]

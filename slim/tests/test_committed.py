@@ -1,0 +1,68 @@
+"""Checks on the real data: committed recordings, GPU verify reports, the committed slimmed tree.
+
+They need the pinned upstream in the cache (`slim fetch`, done by ci/setup.sh) where they read it.
+"""
+
+import json
+
+import pytest
+
+from slim.apply import tree_digest
+from slim.cli import DB, OUT
+from slim.plan import make_plan, package_files
+from slim.recording import load_all
+from slim.upstream import default_tree, load_pin, verify_tree
+
+
+@pytest.fixture(scope="module")
+def recordings():
+    return load_all(DB, load_pin().version)
+
+
+@pytest.fixture(scope="module")
+def upstream_plan(recordings):
+    tree = default_tree(load_pin())
+    if not tree.is_dir():
+        pytest.skip("upstream not fetched: run `slim fetch` (ci/setup.sh does)")
+    return make_plan(package_files(verify_tree(tree)), recordings)
+
+
+def test_recordings_are_real_gpu_runs(recordings):
+    for recording in recordings:
+        env = recording.data["environment"]
+        assert env["gpus"] and env["gpus"][0]["compute_capability"] >= 9.0
+        assert env["versions"]["sglang"] == "0.5.17"
+        assert recording.data["command"][1:3] == ["-m", "sglang.launch_server"]
+        assert len(recording.data["processes"]) >= 3  # main, scheduler, detokenizer at least
+        assert all(o["status"] == 200 for o in recording.outputs)
+
+
+def test_every_scenario_has_greedy_reference_tokens(recordings):
+    for recording in recordings:
+        greedy = [o for o in recording.outputs if o["path"] == "/generate" and o["compare"]]
+        assert greedy and all(o["output"] for o in greedy)
+
+
+def test_committed_tree_is_the_one_verified_on_gpu(recordings):
+    """The tree in git is byte-for-byte a tree that served the reference outputs on a GPU."""
+    digest = tree_digest(OUT)
+    reports = [json.loads(p.read_text()) for p in DB.glob("*/*.verify.json")]
+    verified = {r["scenario"] for r in reports if r["passed"] and r["tree_digest"] == digest}
+    assert verified == {r.scenario for r in recordings}
+
+
+def test_plan_on_real_upstream_keeps_the_serving_path(upstream_plan):
+    kept = set(upstream_plan.kept)
+    for path in ("sglang/launch_server.py", "sglang/srt/entrypoints/http_server.py",
+                 "sglang/srt/models/deepseek_v2.py", "sglang/srt/managers/scheduler.py",
+                 "sglang/srt/layers/quantization/fp8.py"):
+        assert path in kept
+    removed = {d.path for d in upstream_plan.removed}
+    assert "sglang/bench_serving.py" in removed
+    assert not any(p.startswith(("sglang/multimodal_gen/", "sglang/test/")) for p in kept)
+
+
+def test_plan_size_matches_committed_tree(upstream_plan):
+    committed = {p.relative_to(OUT / "python").as_posix() for p in (OUT / "python").rglob("*")
+                 if p.is_file() and p.name != "pyproject.toml"}
+    assert committed == set(upstream_plan.kept)
