@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
-  PY=$(command -v python3.12 || command -v python3.13 || ls -d /root/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | head -1)
+  PY=""
+  # pyenv shims exist for versions that are not active, so run each candidate to be sure.
+  for c in python3.12 python3.13 python3 /root/.pyenv/versions/3.12*/bin/python3 /root/.pyenv/versions/3.13*/bin/python3; do
+    if "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then PY=$c; break; fi
+  done
   [ -n "$PY" ] || { echo "error: slim needs Python 3.12+ (sys.monitoring); none found" >&2; exit 1; }
   "$PY" -m venv .venv
 fi
