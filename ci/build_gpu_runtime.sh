@@ -40,6 +40,8 @@ rm -rf "$ST/deps/site/xgrammar/lib"  # a static archive for C++ embedding, never
 # under its 64 MiB.
 (cd "$ST/deps/site" && rm -rf jedi parso prompt_toolkit wcwidth pexpect ptyprocess stack_data executing \
   asttokens pure_eval llguidance)
+# zstandard loads its C backend; the cffi backend is only a fallback for when that fails.
+rm -f "$ST"/deps/site/zstandard/_cffi.*.so "$ST"/deps/site/zstandard/backend_cffi.py
 # transformers: only the model folders sglang 0.5.17 imports while serving DeepSeek.
 KEEP="auto deepseek_v3 deepseek_v2 apertus clip cohere cohere2 encoder_decoder ernie4_5_moe exaone4 gemma2 gemma3 gemma3n gemma4 glm4v glm4v_moe glm_ocr glmasr gpt2 gpt_bigcode gpt_oss gptj granite granitemoeshared lfm2 lfm2_vl llama llama4 llava mellum mistral mistral3 mixtral mllama nemotron_h olmo opt parakeet persimmon phi phi3 pixtral qwen2 qwen2_5_vl qwen2_audio qwen2_vl qwen3 qwen3_moe siglip siglip2 starcoder2 vitdet whisper"
 for d in "$ST"/deps/site/transformers/models/*/; do

@@ -9,11 +9,11 @@ OUT=${OUT:-/tmp/slim-out}; mkdir -p "$OUT/logs"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 mkdir -p /opt/rt/deps /opt/rt/up
 tar -xJf .carry/deps.tar.xz -C /opt/rt/deps && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up || exit 1
-[ -f .carry/jit-cache.tgz ] && tar -xzf .carry/jit-cache.tgz -C "$HOME"
+[ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
 DEPS=/opt/rt/deps/site UP=/opt/rt/up/site
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
 save_caches() {
-  (cd "$HOME" && tar -czf "$OUT/jit-cache.tgz" --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null)
+  (cd "$HOME" && tar -cf - --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null | xz -6 -T0 > "$OUT/jit-cache.tar.xz")
   pkill -9 -f sglang.launch_server 2>/dev/null || true
 }
 trap save_caches EXIT
