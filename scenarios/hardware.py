@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -49,3 +50,6 @@ def require(scenario: Scenario, gpus: list[Gpu]) -> None:
             f"{scenario.name} needs {need.gpus} GPU(s) of sm{round(need.min_compute_capability * 10)}+; "
             f"this host has {describe(gpus)}"
         )
+    missing = [name for name in need.packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SlimError(f"{scenario.name} needs the package(s) {', '.join(missing)}, not importable here")

@@ -14,6 +14,7 @@ from pathlib import Path
 from slim.errors import SlimError
 
 SCENARIO_DIR = Path(__file__).parent
+WORKLOAD_DIR = SCENARIO_DIR / "workloads"
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,28 @@ class Request:
     body: dict | None = None
     # Compared against the reference on verify; info endpoints only need their status.
     compare: bool = True
+    # Send this many copies at once ("{i}" in the body becomes the copy's index).
+    fan_out: int = 0
+    # For a stream: hang up after this many events (a client that goes away).
+    abort_after_events: int = 0
+    # Sent verbatim instead of `body` (malformed input).
+    raw_body: str | None = None
 
 
 @dataclass(frozen=True)
 class Hardware:
-    gpus: int = 1
+    gpus: int = 1  # in all, over every node
     min_compute_capability: float = 9.0
+    nodes: int = 1  # server processes started with --nnodes/--node-rank (on one host here)
+    packages: tuple[str, ...] = ()  # importable modules the scenario needs beyond upstream's own
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One node's server process: its argv and the environment it adds."""
+
+    argv: list[str]
+    env: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -41,12 +58,28 @@ class Scenario:
     hardware: Hardware
     # Environment the server runs with (part of the scenario, identical for record and verify).
     server_env: dict[str, str] = field(default_factory=dict)
+    # Why it has no recording yet where it cannot run on the lent hosts; None when runnable.
+    status: str | None = None
     requests: list[Request] = field(default_factory=list)
 
     def launch_command(self, python: str, model_path: str, port: int) -> list[str]:
         """The upstream launch command, exactly as a user would type it."""
         return [python, "-m", "sglang.launch_server", "--model-path", model_path,
                 "--port", str(port), *self.server_args]
+
+    def launch_plan(self, python: str, model_path: str, ports: list[int], dist_port: int) -> list[Launch]:
+        """Every node's process (ports[rank] each: rank>0 runs its own health server); several
+        'nodes' share this host, each with its own GPUs. Rank 0 serves the API."""
+        nodes = self.hardware.nodes
+        if nodes == 1:
+            return [Launch(self.launch_command(python, model_path, ports[0]), {})]
+        per_node = self.hardware.gpus // nodes
+        return [
+            Launch([*self.launch_command(python, model_path, ports[rank]), "--nnodes", str(nodes),
+                    "--node-rank", str(rank), "--dist-init-addr", f"127.0.0.1:{dist_port}"],
+                   {"CUDA_VISIBLE_DEVICES": ",".join(str(rank * per_node + g) for g in range(per_node))})
+            for rank in range(nodes)
+        ]
 
 
 def scenario_names() -> list[str]:
@@ -66,8 +99,24 @@ def load_scenario(name: str) -> Scenario:
             model=data["model"],
             server_args=list(data["server"]["args"]),
             server_env={k: str(v) for k, v in data["server"].get("env", {}).items()},
-            hardware=Hardware(**data.get("hardware", {})),
-            requests=[Request(**r) for r in data["requests"]],
+            hardware=_hardware(data.get("hardware", {})),
+            status=data.get("status"),
+            requests=[Request(**r) for r in _workload_requests(data.get("workload"))
+                      + data.get("requests", [])],
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise SlimError(f"scenario file {path} is malformed: {exc}") from None
+
+
+def _hardware(table: dict) -> Hardware:
+    return Hardware(**{**table, "packages": tuple(table.get("packages", ()))})
+
+
+def _workload_requests(workload: str | None) -> list[dict]:
+    """The requests of a shared workload file (scenarios/workloads/NAME.toml)."""
+    if workload is None:
+        return []
+    path = WORKLOAD_DIR / f"{workload}.toml"
+    if not path.is_file():
+        raise SlimError(f"unknown workload {workload!r} (no {path})")
+    return tomllib.loads(path.read_text())["requests"]

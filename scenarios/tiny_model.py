@@ -404,9 +404,12 @@ def _linear_shapes(cfg: dict) -> dict[str, tuple[int, int]]:
     h = cfg["hidden_size"]
     nh = cfg["num_attention_heads"]
     qk = cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"]
-    return {
+    q_proj = {"self_attn.q_proj": (nh * qk, h)} if cfg.get("q_lora_rank") is None else {
         "self_attn.q_a_proj": (cfg["q_lora_rank"], h),
         "self_attn.q_b_proj": (nh * qk, cfg["q_lora_rank"]),
+    }
+    return {
+        **q_proj,
         "self_attn.kv_a_proj_with_mqa": (cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"], h),
         "self_attn.kv_b_proj": (nh * (cfg["qk_nope_head_dim"] + cfg["v_head_dim"]), cfg["kv_lora_rank"]),
         "self_attn.o_proj": (h, nh * cfg["v_head_dim"]),
@@ -418,13 +421,18 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
 
     Follows the DeepSeek-V3 HF checkpoint: FP8 (+ float32 weight_scale_inv) for attention and
     MLP/expert projections; bf16 for embeddings, heads, norms, the router gate and the NextN
-    eh_proj; float32 for the router's e_score_correction_bias."""
+    eh_proj; float32 for the router's e_score_correction_bias. Without a quantization_config
+    (DeepSeek-V2 style) every projection is bf16; without q_lora_rank there is one q_proj."""
     h, v = cfg["hidden_size"], cfg["vocab_size"]
-    bo, bi = cfg["quantization_config"]["weight_block_size"]
+    quant = cfg.get("quantization_config")
+    bo, bi = quant["weight_block_size"] if quant else (0, 0)
     specs: list[tuple[str, str, tuple[int, ...]]] = []
 
     def fp8(name: str, out_in: tuple[int, int]) -> None:
         o, i = out_in
+        if not quant:
+            specs.append((f"{name}.weight", "BF16", (o, i)))
+            return
         specs.append((f"{name}.weight", "F8_E4M3", (o, i)))
         specs.append((f"{name}.weight_scale_inv", "F32", (-(-o // bo), -(-i // bi))))
 
@@ -440,9 +448,12 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
         p = f"model.layers.{i}"
         bf16(f"{p}.input_layernorm.weight", (h,))
         shapes = _linear_shapes(cfg)
-        fp8(f"{p}.self_attn.q_a_proj", shapes["self_attn.q_a_proj"])
-        bf16(f"{p}.self_attn.q_a_layernorm.weight", (cfg["q_lora_rank"],))
-        fp8(f"{p}.self_attn.q_b_proj", shapes["self_attn.q_b_proj"])
+        if cfg.get("q_lora_rank") is None:
+            fp8(f"{p}.self_attn.q_proj", shapes["self_attn.q_proj"])
+        else:
+            fp8(f"{p}.self_attn.q_a_proj", shapes["self_attn.q_a_proj"])
+            bf16(f"{p}.self_attn.q_a_layernorm.weight", (cfg["q_lora_rank"],))
+            fp8(f"{p}.self_attn.q_b_proj", shapes["self_attn.q_b_proj"])
         fp8(f"{p}.self_attn.kv_a_proj_with_mqa", shapes["self_attn.kv_a_proj_with_mqa"])
         bf16(f"{p}.self_attn.kv_a_layernorm.weight", (cfg["kv_lora_rank"],))
         fp8(f"{p}.self_attn.kv_b_proj", shapes["self_attn.kv_b_proj"])
@@ -453,7 +464,8 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
             return
         e = cfg["n_routed_experts"]
         bf16(f"{p}.mlp.gate.weight", (e, h))
-        specs.append((f"{p}.mlp.gate.e_score_correction_bias", "F32", (e,)))
+        if cfg.get("topk_method") == "noaux_tc":  # V3's aux-loss-free router bias
+            specs.append((f"{p}.mlp.gate.e_score_correction_bias", "F32", (e,)))
         for j in range(e):
             mlp(f"{p}.mlp.experts.{j}", cfg["moe_intermediate_size"])
         mlp(f"{p}.mlp.shared_experts", cfg["moe_intermediate_size"] * cfg["n_shared_experts"])
@@ -520,7 +532,8 @@ class _Weights:
 
     def __init__(self, cfg: dict, seed: int, tokenizer_vocab: int):
         self.cfg, self.seed = cfg, seed
-        self.block = tuple(cfg["quantization_config"]["weight_block_size"])
+        quant = cfg.get("quantization_config")
+        self.block = tuple(quant["weight_block_size"]) if quant else (128, 128)
         self.tok_vocab = tokenizer_vocab
         self._quant_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._embed: np.ndarray | None = None
@@ -590,6 +603,10 @@ class _Weights:
                 w = _gauss(self.seed, name, shape, 0.3 / math.sqrt(h))
                 w[:, :h] += np.eye(h, dtype=np.float32)
                 yield w.astype(BF16)
+            elif dtype == "BF16" and name.endswith(("_proj.weight", "_proj_with_mqa.weight")):
+                # An unquantised projection (DeepSeek-V2 style): same init as the FP8 ones.
+                lin = name[: -len(".weight")]
+                yield _gauss(self.seed, lin, shape, _linear_std(lin, shape, self.cfg)).astype(BF16)
             else:
                 raise KeyError(f"no initialiser for {name}")
 

@@ -10,18 +10,40 @@ import json
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 from scenarios.spec import Request
 
 TIMEOUT_S = 300  # the first prefill may JIT-compile kernels for minutes
 
 
-def _send(base_url: str, request: Request) -> tuple[int, list[dict] | dict | str]:
-    data = json.dumps(request.body).encode() if request.body is not None else None
+# ~12k tokens of varied text: longer than the default chunked-prefill size.
+LONG_TEXT = " ".join(f"item {n} is {'red' if n % 3 else 'blue'} and weighs {n % 17} grams;" for n in range(1500))
+LOGPROB_ATOL = 1e-2  # logprobs compare within this; token ids and text compare exactly
+
+
+def expand(value, i: int = 0):
+    """Fill "{i}" and "{long_text}" in every string of a request body."""
+    if isinstance(value, str):
+        return value.replace("{long_text}", LONG_TEXT).replace("{i}", str(i))
+    if isinstance(value, list):
+        return [expand(v, i) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(v, i) for k, v in value.items()}
+    return value
+
+
+def _send(base_url: str, request: Request, i: int = 0) -> tuple[int, list[dict] | dict | str]:
+    if request.raw_body is not None:
+        data = request.raw_body.encode()
+    else:
+        data = json.dumps(expand(request.body, i)).encode() if request.body is not None else None
     http_request = urllib.request.Request(f"{base_url}{request.path}", data=data, method=request.method,
                                           headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(http_request, timeout=TIMEOUT_S) as response:
+            if request.abort_after_events:
+                return response.status, _read_events_then_hang_up(response, request.abort_after_events)
             status, raw = response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read().decode(errors="replace")
@@ -33,6 +55,18 @@ def _send(base_url: str, request: Request) -> tuple[int, list[dict] | dict | str
         return status, raw
 
 
+def _read_events_then_hang_up(response, events: int) -> list[dict]:
+    """Read a few SSE events, then close the connection mid-stream like a departing client."""
+    seen = []
+    while len(seen) < events:
+        line = response.readline().decode()
+        if not line:
+            break
+        if line.startswith("data:") and line[5:].strip() != "[DONE]":
+            seen.append(json.loads(line[5:]))
+    return seen
+
+
 def _sse_events(raw: str) -> list[dict]:
     events = []
     for line in raw.splitlines():
@@ -41,17 +75,28 @@ def _sse_events(raw: str) -> list[dict]:
     return events
 
 
+LOGPROB_KEYS = ("input_token_logprobs", "output_token_logprobs", "output_top_logprobs")
+
+
 def _generate_item(item: dict) -> dict:
     meta = item.get("meta_info", {})
-    return {"text": item.get("text"), "output_ids": item.get("output_ids"),
-            "finish_reason": meta.get("finish_reason"), "completion_tokens": meta.get("completion_tokens")}
+    reduced = {"text": item.get("text"), "output_ids": item.get("output_ids"),
+               "finish_reason": meta.get("finish_reason"), "completion_tokens": meta.get("completion_tokens")}
+    reduced.update({key: meta[key] for key in LOGPROB_KEYS if key in meta})
+    return reduced
 
 
 def _openai_choice(choice: dict) -> dict:
     message = choice.get("message") or {}
     return {"text": choice.get("text", message.get("content")),
             "reasoning_content": message.get("reasoning_content"),
-            "tool_calls": message.get("tool_calls"), "finish_reason": choice.get("finish_reason")}
+            "tool_calls": _without_ids(message.get("tool_calls")), "finish_reason": choice.get("finish_reason"),
+            "logprobs": choice.get("logprobs")}
+
+
+def _without_ids(tool_calls: list[dict] | None) -> list[dict] | None:
+    """Tool-call ids are random per response; name and arguments are what must match."""
+    return [{k: v for k, v in call.items() if k != "id"} for call in tool_calls] if tool_calls else tool_calls
 
 
 def _openai_stream(events: list[dict]) -> list[dict]:
@@ -80,16 +125,26 @@ def comparable(request: Request, answer) -> object:
     return answer
 
 
+def _answer(base_url: str, request: Request) -> tuple[int, object]:
+    """Status and comparable answer; a fan-out gives the list of its copies' answers."""
+    if not request.fan_out:
+        status, answer = _send(base_url, request)
+        return status, comparable(request, answer) if status == 200 else answer
+    with ThreadPoolExecutor(max_workers=request.fan_out) as pool:
+        results = list(pool.map(lambda i: _send(base_url, request, i), range(request.fan_out)))
+    status = max(s for s, _ in results)  # the worst status stands for the group
+    return status, [comparable(request, a) if s == 200 else a for s, a in results]
+
+
 def run_workload(base_url: str, requests: list[Request]) -> list[dict]:
     """Every request's status and comparable answer, in order."""
     outputs = []
     for request in requests:
         started = time.monotonic()
-        status, answer = _send(base_url, request)
+        status, output = _answer(base_url, request)
         outputs.append({
             "name": request.name, "method": request.method, "path": request.path, "body": request.body,
-            "status": status, "compare": request.compare,
-            "output": comparable(request, answer) if status == 200 else answer,
+            "status": status, "compare": request.compare, "output": output,
             "elapsed_s": round(time.monotonic() - started, 3),
         })
     return outputs
@@ -104,20 +159,25 @@ def first_mismatch(reference: list[dict], actual: list[dict]) -> str | None:
             return f"{ref['name']}: not sent"
         if got["status"] != ref["status"]:
             return f"{ref['name']}: status {got['status']} != reference {ref['status']}"
-        if ref["compare"] and got["output"] != ref["output"]:
-            return f"{ref['name']}: {_first_difference(ref['output'], got['output'])}"
+        if ref["compare"] and (where := _first_difference(ref["output"], got["output"])):
+            return f"{ref['name']}: {where}"
     return None
 
 
-def _first_difference(want, got, where: str = "") -> str:
+def _first_difference(want, got, where: str = "") -> str | None:
+    """Path and values of the first difference; floats (logprobs) within LOGPROB_ATOL."""
     if isinstance(want, dict) and isinstance(got, dict):
         for key in sorted(set(want) | set(got)):
-            if want.get(key) != got.get(key):
-                return _first_difference(want.get(key), got.get(key), f"{where}.{key}")
+            if diff := _first_difference(want.get(key), got.get(key), f"{where}.{key}"):
+                return diff
+        return None
     if isinstance(want, list) and isinstance(got, list):
         for i, (w, g) in enumerate(zip(want, got, strict=False)):
-            if w != g:
-                return _first_difference(w, g, f"{where}[{i}]")
-        if len(want) != len(got):
-            return f"{where}: length {len(got)} != reference {len(want)}"
+            if diff := _first_difference(w, g, f"{where}[{i}]"):
+                return diff
+        return None if len(want) == len(got) else f"{where}: length {len(got)} != reference {len(want)}"
+    if isinstance(want, float) and isinstance(got, float) and abs(want - got) <= LOGPROB_ATOL:
+        return None
+    if want == got:
+        return None
     return f"{where or 'output'}: {got!r:.120} != reference {want!r:.120}"

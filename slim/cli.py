@@ -35,16 +35,33 @@ def fetch(wheel: Annotated[Path | None, typer.Option(help="Use this local wheel 
 
 
 @app.command()
-def scenarios() -> None:
-    """List the scenarios with what they need."""
+def scenarios(db: DbOpt = DB,
+              plan: Annotated[str | None, typer.Option(help="Print this scenario's launch plan (dry run).")] = None,
+              ) -> None:
+    """List the scenarios: what each needs, and where/when it was last recorded."""
     from scenarios.spec import load_scenario, scenario_names
+    from slim.recording import last_recorded
 
-    table = Table("scenario", "GPUs", "min sm", "requests", "description")
+    if plan is not None:
+        scenario = load_scenario(plan)
+        ports = [30000 + 10 * rank for rank in range(scenario.hardware.nodes)]
+        for launch in scenario.launch_plan("python3", "<model>", ports, dist_port=30100):
+            env = " ".join(f"{k}={v}" for k, v in {**scenario.server_env, **launch.env}.items())
+            console.print(f"{env} {' '.join(launch.argv)}", highlight=False, soft_wrap=True)
+        return
+    recorded = last_recorded(db)
+    table = Table("scenario", "GPUs", "nodes", "sm", "last recorded", "state")
+    not_runnable = []
     for name in scenario_names():
         s = load_scenario(name)
-        table.add_row(name, str(s.hardware.gpus), f"{s.hardware.min_compute_capability:g}",
-                      str(len(s.requests)), s.description)
+        if s.status:
+            not_runnable.append(f"{name}: {s.status}")
+        state = "recorded" if name in recorded else "not runnable here" if s.status else "not recorded yet"
+        table.add_row(name, str(s.hardware.gpus), str(s.hardware.nodes),
+                      f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"), state)
     console.print(table)
+    for line in not_runnable:
+        console.print(f"- {line}", highlight=False)
 
 
 @app.command()

@@ -6,12 +6,12 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scenarios.model_cache import materialize
 from scenarios.server import Server, free_port
-from scenarios.spec import Scenario
+from scenarios.spec import Request, Scenario
 from scenarios.workload import run_workload
 from slim.upstream import cache_root
 
@@ -25,6 +25,7 @@ class Run:
     outputs: list[dict]
     healthy_after_s: float
     log_path: Path
+    traces: list[Path] = field(default_factory=list)
 
 
 def server_env(extra_pythonpath: list[Path], extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -37,22 +38,60 @@ def server_env(extra_pythonpath: list[Path], extra: dict[str, str] | None = None
 
 
 def serve_scenario(scenario: Scenario, env: dict[str, str], log_path: Path, model_path: Path | None = None,
-                   settle_s: float = 0) -> Run:
-    """One server start for the scenario's flags, every request of its workload, then a full stop.
+                   settle_s: float = 0, profile_dir: Path | None = None) -> Run:
+    """One server start for the scenario's flags (every node), its whole workload, then a full stop.
 
     settle_s: idle time before stopping, so every process's tracer flushes once more.
+    profile_dir: afterwards, replay a few requests under the server's torch.profiler (GPU
+    activity only) and leave its traces there, for the kernel map.
     """
     model = model_path or materialize(scenario.model, cache_root() / "models")
-    port = free_port()
-    command = scenario.launch_command(sys.executable, str(model), port)
-    server = Server(command, {**env, **scenario.server_env}, log_path, port)
+    ports = [free_port() for _ in range(scenario.hardware.nodes)]
+    plan = scenario.launch_plan(sys.executable, str(model), ports, dist_port=free_port())
+    servers = [
+        Server(launch.argv, {**env, **scenario.server_env, **launch.env},
+               log_path.with_suffix(f".node{rank}.log") if rank else log_path, ports[rank])
+        for rank, launch in enumerate(plan)
+    ]
     # A scratch cwd: `python -m` puts cwd first on sys.path, and no stray sglang folder may shadow the tree.
     with tempfile.TemporaryDirectory(prefix="slim-serve-") as cwd:
-        server.start(Path(cwd))
         try:
-            healthy = server.wait_healthy(HEALTH_TIMEOUT_S)
-            outputs = run_workload(server.base_url, scenario.requests)
+            for server in servers:
+                server.start(Path(cwd))
+            head = servers[0]
+            healthy = head.wait_healthy(HEALTH_TIMEOUT_S)
+            outputs = run_workload(head.base_url, scenario.requests)
+            traces = profile_kernels(head.base_url, scenario, profile_dir) if profile_dir else []
             time.sleep(settle_s)
         finally:
-            server.stop()
-    return Run(command, outputs, healthy, log_path)
+            for server in reversed(servers):
+                server.stop()
+    return Run(plan[0].argv, outputs, healthy, log_path, traces)
+
+
+# Replayed under the profiler: prefill and decode through the native and OpenAI paths.
+PROFILED_REQUESTS = ("generate_text_greedy", "generate_batch_greedy", "chat_greedy")
+TRACE_WAIT_S = 180  # the profiler exports its trace after /stop_profile returns
+
+
+def profile_kernels(base_url: str, scenario: Scenario, profile_dir: Path) -> list[Path]:
+    """Run a few of the scenario's requests between /start_profile and /stop_profile; return traces."""
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    control = {"output_dir": str(profile_dir), "activities": ["GPU"]}
+    run_workload(base_url, [Request("start_profile", "/start_profile", body=control)])
+    run_workload(base_url, [r for r in scenario.requests if r.name in PROFILED_REQUESTS])
+    run_workload(base_url, [Request("stop_profile", "/stop_profile", body={})])
+    deadline = time.monotonic() + TRACE_WAIT_S
+    while time.monotonic() < deadline:
+        traces = sorted(profile_dir.rglob("*.json.gz")) + sorted(profile_dir.rglob("*.json"))
+        if traces and all(_settled(t) for t in traces):
+            return traces
+        time.sleep(2)
+    return sorted(profile_dir.rglob("*.json*"))
+
+
+def _settled(path: Path) -> bool:
+    """A trace whose size stopped changing for a second has been written out."""
+    size = path.stat().st_size
+    time.sleep(1)
+    return size > 0 and path.stat().st_size == size

@@ -303,3 +303,13 @@ def test_chat_template_conversation(model_dir, tokenizer):
 def test_chat_template_single_turn(model_dir):
     out = render(model_dir, [{"role": "user", "content": "Hi"}], add_generation_prompt=True)
     assert out == "<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>"
+
+
+def test_v2_style_layout_is_unquantised_without_q_lora():
+    base = json.loads((tm.BASE_CONFIG_PATH.parent / "tiny-dsv2-bf16.json").read_text())
+    specs = {name: (dtype, shape) for name, dtype, shape in tm.checkpoint_layout({**base, "vocab_size": 4096})}
+    assert specs["model.layers.0.self_attn.q_proj.weight"] == ("BF16", (16 * 192, 1024))
+    assert "model.layers.0.self_attn.q_a_proj.weight" not in specs
+    assert not any(n.endswith("weight_scale_inv") or n.endswith("e_score_correction_bias") for n in specs)
+    assert {d for d, _ in specs.values()} == {"BF16"}
+    assert "model.layers.3.eh_proj.weight" not in specs  # V2 has no NextN layer

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One device call on a lent GPU host, run in the repo root with .carry/ (ci/build_gpu_runtime.sh):
+#   bash ci/gpu_session.sh record SCENARIO...   record each on pristine upstream (needs sglang-upstream.tar.xz)
+#   bash ci/gpu_session.sh verify SCENARIO...   slim apply on the host from coverage_db, then verify each
+#   bash ci/gpu_session.sh both SCENARIO...     record all, then slim from every recording and verify all
+# Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
+# (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
+# with less than MIN_LEFT_S left.
+set -uo pipefail
+MODE=$1; shift
+OUT=${OUT:-/tmp/slim-out}; RES=/tmp/slim-results; mkdir -p "$OUT" "$RES/logs"
+BUDGET_S=${BUDGET_S:-570}; MIN_LEFT_S=${MIN_LEFT_S:-150}
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+DEPS=/opt/rt/deps/site UP=/opt/rt/up/site
+mkdir -p /opt/rt/deps /opt/rt/up
+tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || exit 1
+[ -f .carry/sglang-upstream.tar.xz ] && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up
+[ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
+[ -d .carry/wheels ] && python3 -m pip install -q --no-index --no-deps --target /opt/rt/tools .carry/wheels/*.whl
+export PYTHONPATH=/opt/rt/tools
+nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
+cp -r coverage_db "$RES/db"
+finish() {
+  pkill -9 -f sglang.launch_server 2>/dev/null
+  (cd "$HOME" && tar -cf - --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null | xz -6 -T0 > "$OUT/jit-cache.tar.xz")
+  (cd "$RES" && tar -cf - db logs | xz -6 -T0 > "$OUT/results.tar.xz")
+}
+trap finish EXIT
+left() { echo $(( BUDGET_S - SECONDS )); }
+run_scenarios() {  # $1 = record|verify, rest = scenarios
+  local verb=$1; shift
+  for s in "$@"; do
+    if [ "$(left)" -lt "$MIN_LEFT_S" ]; then echo "SKIP $verb $s: $(left) s left"; continue; fi
+    echo "== $verb $s ($(left) s left)"
+    if [ "$verb" = record ]; then
+      PYTHONPATH=$UP:$DEPS:/opt/rt/tools timeout $(( $(left) - 20 )) python3 -m slim record --scenario "$s" \
+        --db "$RES/db" --logs "$RES/logs" || echo "FAILED record $s"
+    else
+      PYTHONPATH=$DEPS:/opt/rt/tools timeout $(( $(left) - 20 )) python3 -m slim verify --scenario "$s" \
+        --db "$RES/db" --tree /tmp/slim-tree --logs "$RES/logs" || echo "FAILED verify $s"
+    fi
+  done
+}
+slim_tree() { python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; }
+case "$MODE" in
+  record) run_scenarios record "$@" ;;
+  verify) slim_tree; run_scenarios verify "$@" ;;
+  both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
+  *) echo "usage: gpu_session.sh record|verify|both SCENARIO..." >&2; exit 2 ;;
+esac
