@@ -44,7 +44,11 @@ run_scenarios() {  # $1 = record|verify, rest = scenarios
 slim_tree() { python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; }
 case "$MODE" in
   record) run_scenarios record "$@" ;;
-  verify) slim_tree; run_scenarios verify "$@" ;;
+  verify) slim_tree; run_scenarios verify "$@"
+    if [ "$(left)" -gt 120 ]; then  # side-by-side import cost of the server entry point
+      PYTHONPATH=/opt/rt/tools python3 benchmarks/import_time.py --upstream "$UP" --slim /tmp/slim-tree/python \
+        --deps "$DEPS" --out "$RES/db/benchmarks/import_time-$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_").json" || echo "FAILED import_time"
+    fi ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
   *) echo "usage: gpu_session.sh record|verify|both SCENARIO..." >&2; exit 2 ;;
 esac
