@@ -42,3 +42,19 @@ def materialize(name: str, cache: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
+
+
+def model_digest(model_dir: Path) -> str:
+    """sha256 over the checkpoint's files: the same digest means the same weights and tokenizer."""
+    digest = hashlib.sha256()
+    for name in MODEL_FILES:
+        path = model_dir / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0")
+            with path.open("rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 24), b""):
+                    digest.update(block)
+    return digest.hexdigest()

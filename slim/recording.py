@@ -23,6 +23,8 @@ from tracer.shards import Shard
 
 RECORDING_SCHEMA = "slim-recording/1"
 REQUIRED_KEYS = ("scenario", "upstream", "environment", "command", "processes", "modules", "functions", "outputs")
+# Added later by the tracer; a recording without them is still valid (see the Recording properties).
+OPTIONAL_KEYS = ("shared_libs", "opened_files", "lines")
 PACKAGE_PREFIX = "sglang"
 
 
@@ -34,10 +36,41 @@ def package_relative(path: str | None, package_root: str) -> str | None:
     return path[len(root):] if path.startswith(root + PACKAGE_PREFIX + "/") else None
 
 
-def merge_shards(shards: list[Shard], package_root: str) -> dict:
-    """Union of all processes: sglang modules and functions with how many processes ran each."""
+# Just-in-time compile caches under $HOME whose files a run reads: kept, as "~/<marker>...".
+JIT_CACHE_MARKERS = ("/.cache/flashinfer/", "/.triton/", "/.cache/deep_gemm/", "/.cache/tvm-ffi/")
+DIST_FOLDERS = ("/site-packages/", "/dist-packages/")
+
+
+def dist_relative(path: str, package_root: str, model_dir: str | None = None) -> str | None:
+    """A file's name independent of the host: relative to package_root or its site-packages folder,
+    '<model>/...' inside the model, '~/.cache/flashinfer/...' in a JIT cache; None otherwise."""
+    root = package_root.rstrip("/") + "/"
+    if path.startswith(root):
+        return path[len(root):]
+    if model_dir:
+        model = model_dir.rstrip("/") + "/"
+        if path.startswith(model):
+            return "<model>/" + path[len(model):]
+    for folder in DIST_FOLDERS:
+        at = path.rfind(folder)
+        if at >= 0:
+            return path[at + len(folder):]
+    for marker in JIT_CACHE_MARKERS:
+        at = path.find(marker)
+        if at >= 0:
+            return "~" + path[at:]
+    return None
+
+
+def merge_shards(shards: list[Shard], package_root: str, model_dir: str | None = None) -> dict:
+    """Union of all processes: sglang modules and functions with how many processes ran each,
+    shared libraries mapped and files opened (all processes), executed lines in line mode."""
     module_hits: Counter = Counter()
     function_hits: Counter = Counter()
+    lib_hits: Counter = Counter()
+    file_hits: Counter = Counter()
+    line_hits: Counter = Counter()
+    line_mode = False
     processes = []
     for shard in shards:
         # By file, not name: `python -m sglang.launch_server` runs as __main__ (and __mp_main__).
@@ -54,16 +87,37 @@ def merge_shards(shards: list[Shard], package_root: str) -> dict:
         }
         module_hits.update(modules)
         function_hits.update(functions)
+        # Libraries outside any site-packages (libc, libcuda) keep their absolute path.
+        lib_hits.update({dist_relative(lib, package_root, model_dir) or lib for lib in shard.shared_libs})
+        # Imported sources and bytecode are the modules table already; keep data files, sources read
+        # as text (inspect, triton), model files and JIT caches.
+        imported = {file for file in shard.modules.values() if file}
+        file_hits.update({
+            rel for path in shard.opened_files
+            if not path.endswith(".pyc") and path not in imported
+            and (rel := dist_relative(path, package_root, model_dir)) is not None
+        })
+        if shard.lines is not None:
+            line_mode = True
+            line_hits.update({
+                (rel, line) for file, line in shard.lines
+                if (rel := package_relative(file, package_root)) is not None
+            })
         processes.append({
             "pid": shard.pid, "ppid": shard.ppid, "host": shard.host, "argv": shard.argv[:4],
             "modules": len(modules), "functions": len(functions),
             "third_party": sorted({n.split(".")[0] for n in shard.modules} - {PACKAGE_PREFIX}),
         })
-    return {
+    merged = {
         "processes": processes,
         "modules": sorted([name, rel, n] for (name, rel), n in module_hits.items()),
         "functions": sorted([rel, qualname, line, n] for (rel, qualname, line), n in function_hits.items()),
+        "shared_libs": sorted([lib, n] for lib, n in lib_hits.items()),
+        "opened_files": sorted([path, n] for path, n in file_hits.items()),
     }
+    if line_mode:
+        merged["lines"] = sorted([rel, line, n] for (rel, line), n in line_hits.items())
+    return merged
 
 
 def write_recording(recording: dict, path: Path) -> Path:
@@ -103,6 +157,24 @@ class Recording:
     def outputs(self) -> list[dict]:
         return self.data["outputs"]
 
+    # Optional tables: recordings made before the tracer recorded them lack the keys.
+    @property
+    def shared_libs(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data.get("shared_libs", []), columns=["path", "processes"])
+
+    @property
+    def opened_files(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data.get("opened_files", []), columns=["path", "processes"])
+
+    @property
+    def has_lines(self) -> bool:
+        return "lines" in self.data
+
+    @property
+    def lines(self) -> pd.DataFrame:
+        """Executed lines (line-mode recordings only; empty otherwise)."""
+        return pd.DataFrame(self.data.get("lines", []), columns=["file", "line", "processes"])
+
 
 def load_recording(path: Path, upstream_version: str | None = None) -> Recording:
     """Read and validate one recording; any defect is a one-line SlimError naming the file."""
@@ -139,3 +211,17 @@ def all_modules(recordings: list[Recording]) -> pd.DataFrame:
     """One row per (recording, sglang module imported)."""
     frames = [r.modules.assign(recording=r.name, scenario=r.scenario) for r in recordings]
     return pd.concat(frames, ignore_index=True)
+
+
+def last_recorded(db: Path) -> dict[str, str]:
+    """Scenario -> 'when on which GPU' of its newest recording (read lazily: only the newest)."""
+    newest: dict[str, Path] = {}
+    for path in recording_paths(db):
+        newest[path.parent.name] = path  # sorted by run id, i.e. by time
+    summary = {}
+    for scenario, path in newest.items():
+        data = load_recording(path).data
+        gpus = data["environment"].get("gpus") or [{"name": "?"}]
+        gpu = gpus[0]["name"].removeprefix("NVIDIA ").split()[0]  # "NVIDIA H100 80GB HBM3" -> "H100"
+        summary[scenario] = f"{data.get('recorded_at', path.name)[:16]} {len(gpus)}x{gpu}"
+    return summary

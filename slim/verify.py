@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from scenarios.hardware import detect_gpus, require
+from scenarios.model_cache import materialize, model_digest
 from scenarios.spec import load_scenario
 from scenarios.workload import first_mismatch
 from slim.apply import PYTHON_DIR, tree_digest
@@ -14,7 +15,7 @@ from slim.errors import SlimError
 from slim.recording import load_recording, recording_paths
 from slim.runtime import host_facts, probe
 from slim.serve import serve_scenario, server_env
-from slim.upstream import load_pin
+from slim.upstream import cache_root, load_pin
 
 VERIFY_SCHEMA = "slim-verify/1"
 
@@ -37,7 +38,12 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path) -> tuple[Path, 
     facts = probe(env)
     if not Path(facts["sglang_origin"]).resolve().is_relative_to(python_dir):
         raise SlimError(f"sglang resolves to {facts['sglang_origin']}, not to the slimmed tree {python_dir}")
-    run = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log")
+    model = materialize(scenario.model, cache_root() / "models")
+    recorded_model = recording.data.get("model", {}).get("sha256")
+    if recorded_model and model_digest(model) != recorded_model:
+        raise SlimError(f"{model} differs from the weights {recording.name} was recorded with; "
+                        "the reference does not apply (re-record the scenario)")
+    run = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model)
     mismatch = first_mismatch(recording.outputs, run.outputs)
     report = {
         "schema": VERIFY_SCHEMA,

@@ -28,6 +28,10 @@ class Shard:
     argv: list[str]
     functions: list[tuple[str, str, int]]
     modules: dict[str, str | None]
+    # Optional: shards written before these keys existed lack them.
+    shared_libs: tuple[str, ...] = ()
+    opened_files: tuple[str, ...] = ()
+    lines: tuple[tuple[str, int], ...] | None = None  # None: not a line-mode shard
 
 
 def read_shard(path: Path) -> Shard:
@@ -43,8 +47,15 @@ def read_shard(path: Path) -> Shard:
     missing = [key for key in SHARD_KEYS if key not in data]
     if missing:
         raise SlimError(f"shard {path} lacks {', '.join(missing)}")
-    functions = [(str(f), str(q), int(line)) for f, q, line in data["functions"]]
-    return Shard(path, data["pid"], data["ppid"], data["host"], data["argv"], functions, data["modules"])
+    try:
+        functions = [(str(f), str(q), int(line)) for f, q, line in data["functions"]]
+        lines = None if data.get("lines") is None else tuple((str(f), int(n)) for f, n in data["lines"])
+        shared_libs = tuple(str(p) for p in data.get("shared_libs", ()))
+        opened_files = tuple(str(p) for p in data.get("opened_files", ()))
+    except (TypeError, ValueError) as exc:
+        raise SlimError(f"shard {path} has a malformed table ({exc})") from None
+    return Shard(path, data["pid"], data["ppid"], data["host"], data["argv"], functions, data["modules"],
+                 shared_libs, opened_files, lines)
 
 
 def read_shards(trace_dir: Path) -> list[Shard]:
