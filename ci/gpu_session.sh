@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call on a lent GPU host, run in the repo root with .carry/ (ci/build_gpu_runtime.sh):
 #   bash ci/gpu_session.sh record SCENARIO...   record each on pristine upstream (needs sglang-upstream.tar.xz)
-#   bash ci/gpu_session.sh verify SCENARIO...   slim apply on the host from coverage_db, then verify each
+#   bash ci/gpu_session.sh verify SCENARIO...   verify each on the slimmed tree: .carry/slim-tree.tar.xz
+#                                               (`tar -C sglang -cJf .carry/slim-tree.tar.xz .`) or `slim apply` there
 #   bash ci/gpu_session.sh both SCENARIO...     record all, then slim from every recording and verify all
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
@@ -41,11 +42,14 @@ run_scenarios() {  # $1 = record|verify, rest = scenarios
     fi
   done
 }
-slim_tree() { python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; }
+slim_tree() {  # the committed tree itself when carried (verifies exactly those bytes), else regenerate it
+  if [ -f .carry/slim-tree.tar.xz ]; then mkdir -p /tmp/slim-tree && tar -xJf .carry/slim-tree.tar.xz -C /tmp/slim-tree
+  else python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; fi
+}
 case "$MODE" in
   record) run_scenarios record "$@" ;;
   verify) slim_tree; run_scenarios verify "$@"
-    if [ "$(left)" -gt 120 ]; then  # side-by-side import cost of the server entry point
+    if [ -d "$UP/sglang" ] && [ "$(left)" -gt 120 ]; then  # side-by-side import cost of the entry point
       PYTHONPATH=/opt/rt/tools python3 benchmarks/import_time.py --upstream "$UP" --slim /tmp/slim-tree/python \
         --deps "$DEPS" --out "$RES/db/benchmarks/import_time-$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_").json" || echo "FAILED import_time"
     fi ;;

@@ -1,4 +1,4 @@
-"""The `slim` command line: fetch, scenarios, record, apply, verify."""
+"""The `slim` command line: fetch, scenarios, record, plan, apply, check, verify."""
 
 from __future__ import annotations
 
@@ -77,21 +77,54 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
     console.print(f"recorded {scenario} -> {path}")
 
 
+def _plan(upstream: Path | None, db: Path):
+    from slim import upstream as up
+    from slim.plan import make_function_plan, package_files
+    from slim.recording import load_all
+
+    tree = up.resolve_tree(upstream)
+    pin = up.load_pin()
+    recordings = load_all(db, pin.version)
+    return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings)
+
+
+@app.command()
+def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
+         json_out: Annotated[Path | None, typer.Option("--json", help="Write the whole plan here as JSON.")] = None,
+         ) -> None:
+    """Compute the plan (files, then functions/methods/classes, with reasons); write nothing else."""
+    from slim.apply import count_lines, policy_lines
+
+    tree, _, recordings, the_plan = _plan(upstream, db)
+    table = Table("what", "action", "count", "upstream lines", title=f"plan from {len(recordings)} recording(s)")
+    for keep in (True, False):
+        files = [d for d in the_plan.files if d.keep == keep and d.path.endswith(".py")]
+        table.add_row(".py files", "keep" if keep else "delete", str(len(files)),
+                      str(sum(count_lines(tree / d.path) for d in files)))
+    summary: dict[tuple[str, str], list[int]] = {}
+    for d in the_plan.defs:
+        reason = "run" if d.reason.startswith("run in") else d.reason.split(" (")[0].split(":")[0]
+        entry = summary.setdefault((d.action, reason), [0, 0])
+        entry[0] += 1
+        entry[1] += d.lines
+    for (action, reason), (n, lines) in sorted(summary.items()):
+        table.add_row(f"defs: {reason}", action, str(n), str(lines))
+    table.add_row("kept by policy.toml", "keep", str(len(the_plan.policy.keeps)), str(policy_lines(the_plan, tree)))
+    console.print(table)
+    if json_out:
+        json_out.write_text(the_plan.to_json() + "\n")
+        console.print(f"plan written to {json_out}")
+
+
 @app.command()
 def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
           out: Annotated[Path, typer.Option(help="Where the slimmed tree goes.")] = OUT,
           check: Annotated[bool, typer.Option("--check", help="Fail if --out differs; write nothing.")] = False,
           ) -> None:
     """Write the slimmed tree from the recordings (or check the committed one)."""
-    from slim import upstream as up
     from slim.apply import apply_plan
-    from slim.plan import make_plan, package_files
-    from slim.recording import load_all
 
-    tree = up.resolve_tree(upstream)
-    pin = up.load_pin()
-    recordings = load_all(db, pin.version)
-    plan = make_plan(package_files(tree), recordings)
+    tree, pin, recordings, plan = _plan(upstream, db)
     diffs = apply_plan(plan, tree, pin, out, check=check)
     if diffs:
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
@@ -99,6 +132,23 @@ def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
     verb = "matches" if check else "written to"
     console.print(f"slimmed tree {verb} {out}: kept {len(plan.kept)} files, removed {len(plan.removed)} "
                   f"(from {len(recordings)} recording(s))")
+
+
+@app.command()
+def check(tree: Annotated[Path, typer.Option(help="The slimmed tree (holds python/sglang).")] = OUT,
+          upstream: UpstreamOpt = None) -> None:
+    """Static integrity of a slimmed tree: compiles, imports resolve, no undefined or deleted names."""
+    from slim import upstream as up
+    from slim.check import check_tree
+
+    report = check_tree(tree, up.resolve_tree(upstream))
+    for what, n in sorted(report.notes.items()):
+        console.print(f"allowed: {n} {what}", highlight=False)
+    if report.errors:
+        for line in report.errors[:50]:
+            console.print(line, highlight=False, soft_wrap=True)
+        raise SlimError(f"{tree}: {len(report.errors)} integrity error(s)")
+    console.print(f"{tree}: compiles, every import resolves, no undefined or deleted names")
 
 
 @app.command()

@@ -14,6 +14,7 @@ import pandas as pd
 from slim.apply import count_lines, subsystem
 from slim.plan import Plan
 from slim.recording import Recording
+from tracer.kernels import kernel_library
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_BODY = "<module>"
@@ -121,13 +122,12 @@ def diff_recordings(a: Recording, b: Recording) -> pd.DataFrame:
 def kernels(recordings: list[Recording]) -> pd.DataFrame:
     """GPU kernels per scenario, from a recording's optional "kernels" rows.
 
-    A row is [kernel, launches, gpu_time_us] (tracer.kernels.KernelSet.table) or
-    [kernel, library, launches, gpu_time_us]; the library is "unknown" when not given.
-    Recordings made before kernel tracing existed have no "kernels" key: the frame is then empty.
+    A row is [kernel, launches, gpu_time_us, triton source or None] (slim.record.kernel_map);
+    the library is read off the name (tracer.kernels.kernel_library). Recordings made before
+    kernel tracing existed have no "kernels" key: the frame is then empty.
     """
     rows = []
     for recording in recordings:
-        for row in recording.data.get("kernels", []):
-            name, *library, launches, gpu_time_us = row
-            rows.append([recording.scenario, name, library[0] if library else "unknown", launches, gpu_time_us])
+        for name, launches, gpu_time_us, source in recording.data.get("kernels", []):
+            rows.append([recording.scenario, name, kernel_library(name, source), launches, gpu_time_us])
     return pd.DataFrame(rows, columns=KERNEL_COLUMNS)

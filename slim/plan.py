@@ -8,9 +8,13 @@ sources) is kept when the nearest folder holding modules kept any of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from slim.policy import Policy, load_policy
 from slim.recording import Recording
 from slim.upstream import OUT_OF_SCOPE, PACKAGE
 
@@ -24,10 +28,46 @@ class FileDecision:
     reason: str
 
 
+@dataclass(frozen=True)
+class DefDecision:
+    file: str
+    qualname: str
+    line: int  # co_firstlineno (first decorator line)
+    kind: str  # function | method | class
+    action: str  # keep | delete | stub
+    reason: str
+    lines: int
+
+
+@dataclass
+class FileEdits:
+    """What `slim apply` does to one kept module (besides deleting/stubbing its defs)."""
+    helpers: list[str] = field(default_factory=list)  # platform probes folded to False: is_hip()
+    constants: list[str] = field(default_factory=list)  # module constants folded to False: _is_hip
+    registry: list[str] = field(default_factory=list)  # names dropped from registry literals
+
+
+
 @dataclass
 class Plan:
     recordings: list[str]
     files: list[FileDecision] = field(default_factory=list)
+    defs: list[DefDecision] = field(default_factory=list)  # empty: module level only
+    edits: dict[str, FileEdits] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+
+    def to_json(self) -> str:
+        """The whole plan, sorted, for `slim plan --json`."""
+        return json.dumps({"recordings": self.recordings, "files": [asdict(d) for d in self.files],
+                           "defs": [asdict(d) for d in self.defs],
+                           "edits": {k: asdict(v) for k, v in sorted(self.edits.items())},
+                           "policy": [asdict(k) for k in self.policy.keeps]}, indent=1, sort_keys=True)
+
+    def defs_by_file(self) -> dict[str, list[DefDecision]]:
+        out: dict[str, list[DefDecision]] = {}
+        for d in self.defs:
+            out.setdefault(d.file, []).append(d)
+        return out
 
     @property
     def kept(self) -> list[str]:
@@ -70,16 +110,20 @@ def _module_home(path: str, module_dirs: set[str]) -> str | None:
     return None
 
 
-def make_plan(files: list[str], recordings: list[Recording]) -> Plan:
-    """Decide keep/remove for every upstream file from what the recordings imported."""
+def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, str] | None = None) -> Plan:
+    """Decide keep/remove for every upstream file from what the recordings imported
+    (`extra`: modules kept whatever the recordings say, with the reason)."""
     imported = imported_files(recordings)
-    kept_modules = {f for f in files if is_module(f) and f in imported}
+    extra = extra or {}
+    kept_modules = {f for f in files if is_module(f) and (f in imported or f in extra)}
     needed_inits = {init for f in kept_modules for init in _ancestor_inits(f)}
     module_dirs = {PurePosixPath(f).parent.as_posix() for f in files if is_module(f)}
     live_dirs = {PurePosixPath(f).parent.as_posix() for f in kept_modules | needed_inits}
     plan = Plan(recordings=sorted(r.name for r in recordings))
     for path in files:
-        if path in kept_modules:
+        if path in kept_modules and path not in imported:
+            decision = FileDecision(path, True, extra[path])
+        elif path in kept_modules:
             decision = FileDecision(path, True, f"imported by {', '.join(imported[path])}")
         elif path in needed_inits:
             decision = FileDecision(path, True, "package __init__ of kept modules")
@@ -90,4 +134,217 @@ def make_plan(files: list[str], recordings: list[Recording]) -> Plan:
         else:
             decision = FileDecision(path, False, "data file of a removed package")
         plan.files.append(decision)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Function level: inside kept modules, never-run functions, methods and classes go.
+
+
+NEVER_RUN = "never run in any recording"
+REFERENCED = "referenced by kept code"
+HOLDS_KEPT = "holds members that ran or are kept by policy"
+
+
+def run_functions(recordings: list[Recording]) -> dict[tuple[str, str, int], list[str]]:
+    """(file, qualname, co_firstlineno) -> names of the recordings that ran it."""
+    ran: dict[tuple[str, str, int], list[str]] = {}
+    for recording in recordings:
+        frame = recording.functions
+        for key in sorted(set(zip(frame["file"], frame["qualname"], frame["line"].astype(int), strict=True))):
+            ran.setdefault(key, []).append(recording.name)
+    return ran
+
+
+def _index_all(tree: Path, files: list[str], ran) -> list:
+    """Index the kept modules (in worker processes on a big tree: ast is CPU-bound)."""
+    by_file: dict[str, set[tuple[str, int]]] = {}
+    for file, qualname, line in ran:
+        by_file.setdefault(file, set()).add((qualname, line))
+    jobs = [(str(tree), f, by_file.get(f, set())) for f in files]
+    if len(files) < 50:
+        return [_index_one(job) for job in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        return list(pool.map(_index_one, jobs, chunksize=8))
+
+
+def _index_one(job):
+    from slim.defs import index_module
+
+    tree, path, ran = job
+    return index_module(path, (Path(tree) / path).read_bytes(), ran)
+
+
+def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:
+    """Class qualname -> method names run anywhere in its class hierarchy: its ancestors and
+    everything beneath them (siblings too: `self.apply()` in a base dispatches to any of them).
+    Bases are matched by name: over-approximate on purpose."""
+    classes: dict[str, list[tuple[str, str]]] = {}  # class name -> [(file, qualname)]
+    bases: dict[tuple[str, str], list[str]] = {}
+    ran_methods: dict[tuple[str, str], set[str]] = {}
+    for index in indexes:
+        for d in index.defs:
+            if d.kind == "class":
+                classes.setdefault(d.name, []).append((index.path, d.qualname))
+                bases[(index.path, d.qualname)] = [b.rsplit(".", 1)[-1] for b in d.bases if b]
+            elif d.kind == "method" and (index.path, d.qualname, d.line) in ran_keys:
+                ran_methods.setdefault((index.path, d.parent), set()).add(d.name)
+    children: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for cls, names in bases.items():
+        for name in names:
+            for parent in classes.get(name, []):
+                children.setdefault(parent, []).append(cls)
+
+    def closure(start, edges):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges(todo.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    up = lambda c: [p for n in bases.get(c, []) for p in classes.get(n, [])]  # noqa: E731
+    down = lambda c: children.get(c, [])  # noqa: E731
+    below: dict[tuple[str, str], set[str]] = {}  # class -> method names run in it or beneath it
+
+    def run_below(cls) -> set[str]:
+        if cls not in below:
+            below[cls] = ran_methods.get(cls, set()).union(*(ran_methods.get(c, set()) for c in closure(cls, down)))
+        return below[cls]
+
+    return {cls: set().union(*(run_below(r) for r in closure(cls, up) | {cls})) for cls in bases}
+
+
+def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[str, FileEdits]]:
+    """Keep/delete/stub for every def of the kept modules; then the registry entries to drop.
+
+    A never-run def is deleted when no kept code names it (identifiers, attributes, imports and
+    words in strings count, over the whole kept tree); otherwise a function or method keeps its
+    signature and decorators with a `raise NotImplementedError` body (a stub), so every name that
+    kept code binds still exists; a class that is named stays. Deleting removes the names its body
+    used, so this repeats until nothing changes (stubs only ever grow)."""
+    ran_keys = set(ran)
+    family_runs = _hierarchy_runs(indexes, ran_keys)
+    fixed: dict[tuple[str, str, int], tuple[str, str]] = {}  # not a candidate: (action, reason)
+    candidates = []  # (index, def)
+    for index in indexes:
+        whole = policy.files.get(index.path)
+        for d in index.defs:
+            key = (index.path, d.qualname, d.line)
+            keep = whole or policy.keep_for(index.path, d.qualname)
+            if key in ran_keys and d.kind != "class":  # a class body runs on import: says nothing
+                fixed[key] = ("keep", f"run in {', '.join(ran[key])}")
+            elif keep:
+                fixed[key] = ("keep", f"kept by policy: {keep.reason} (scenario {keep.scenario})")
+            elif d.kind != "class" and d.implicit:
+                fixed[key] = ("keep", d.implicit)
+            elif d.kind == "method" and d.name in family_runs.get((index.path, d.parent), ()):
+                fixed[key] = ("keep", "implicit (a method of this name ran in its class hierarchy)")
+            else:
+                candidates.append((index, d))
+    # A class with anything kept inside stays (its other members are decided one by one).
+    pinned: set[tuple[str, str]] = set()
+    for (path, qualname, _), (_, reason) in fixed.items():
+        if reason.startswith("implicit ("):
+            continue  # implicit members (dunders, properties) go with a deleted class
+        parts = qualname.split(".")
+        pinned.update((path, ".".join(parts[:n])) for n in range(1, len(parts)))
+    base = Counter()
+    for index in indexes:
+        base.update(index.refs)
+        base.subtract(index.registry)
+    stubs: set[tuple[str, str, int]] = set()
+    while True:
+        actions = {}
+        removed_classes: set[tuple[str, str]] = set()
+        refs = base.copy()
+        for index, d in candidates:
+            if d.kind == "class" and (index.path, d.qualname) in pinned:
+                continue
+            key = (index.path, d.qualname, d.line)
+            if any((index.path, d.qualname[:i]) in removed_classes for i in _prefixes(d.qualname)):
+                actions[key] = ("delete", f"{NEVER_RUN} (its class is deleted)")
+                continue
+            if key in stubs and (d.kind == "class" or d.end - d.line < 3):
+                actions[key] = ("keep", REFERENCED)  # a class cannot be stubbed; a tiny body saves nothing
+            elif key in stubs:
+                actions[key] = ("stub", f"{NEVER_RUN}; {REFERENCED}, body replaced")
+                refs.subtract(d.refs)
+                refs.update(d.signature)
+            else:
+                actions[key] = ("delete", NEVER_RUN)
+                refs.subtract(d.refs)
+                if d.kind == "class":
+                    removed_classes.add((index.path, d.qualname))
+        grew = {key for (index, d) in candidates
+                if actions.get(key := (index.path, d.qualname, d.line), ("",))[0] == "delete"
+                and "its class" not in actions[key][1] and refs[d.name] > 0}
+        if not grew:
+            break
+        stubs |= grew
+    decisions, edits = [], {}
+    for index in indexes:
+        for d in index.defs:
+            key = (index.path, d.qualname, d.line)
+            action, reason = actions.get(key) or fixed.get(key) or ("keep", HOLDS_KEPT)
+            in_removed = any((index.path, d.qualname[:i]) in removed_classes for i in _prefixes(d.qualname))
+            if key not in actions and in_removed:
+                action, reason = "delete", f"{NEVER_RUN} (its class is deleted)"
+            decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, action, reason, d.lines))
+        dropped = sorted({d.name for d in index.defs
+                          if "." not in d.qualname and actions.get((index.path, d.qualname, d.line), ("",))[0]
+                          == "delete" and index.registry[d.name]})
+        if index.helpers or index.constants or dropped:
+            edits[index.path] = FileEdits(sorted(index.helpers), sorted(index.constants), dropped)
+    return decisions, edits
+
+
+def _prefixes(qualname: str) -> list[int]:
+    """Lengths of the enclosing qualnames: 'A.B.f' -> [1, 3]."""
+    return [i for i, ch in enumerate(qualname) if ch == "."]
+
+
+def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]:
+    """Policy-kept files plus the sglang modules they import at module level, transitively."""
+    import ast
+
+    from slim.defs import module_name, resolve_relative
+
+    by_module = {module_name(f): f for f in files if f.endswith(".py")}
+    out: dict[str, str] = {}
+    todo = [(f, f"kept by policy: {k.reason} (scenario {k.scenario})") for f, k in policy.files.items()
+            if f in files]
+    while todo:
+        path, reason = todo.pop()
+        if path in out:
+            continue
+        out[path] = reason
+        tree_ast = ast.parse((tree / path).read_bytes())
+        for stmt in tree_ast.body:
+            if isinstance(stmt, ast.Import):
+                names = [a.name for a in stmt.names]
+            elif isinstance(stmt, ast.ImportFrom):
+                mod = resolve_relative(stmt.module, stmt.level, path)
+                names = [mod] + [f"{mod}.{a.name}" for a in stmt.names]
+            else:
+                continue
+            for name in names:
+                if name in by_module:
+                    todo.append((by_module[name], f"imported by policy-kept {path}"))
+    return out
+
+
+def make_function_plan(tree: Path, files: list[str], recordings: list[Recording],
+                       policy: Policy | None = None) -> Plan:
+    """The full plan: module level (make_plan) plus policy files and function-level decisions."""
+    policy = policy if policy is not None else load_policy()
+    plan = make_plan(files, recordings, extra=policy_files(tree, files, policy))
+    kept_py = [p for p in plan.kept if p.endswith(".py")]
+    ran = run_functions(recordings)
+    indexes = _index_all(tree, kept_py, ran)
+    plan.defs, plan.edits = decide_defs(indexes, ran, policy)
+    plan.policy = policy
     return plan

@@ -194,3 +194,19 @@ def triton_source(kernel_name: str, tree: Path) -> tuple[str, str] | None:
     """The one `@triton.jit` function named like this kernel, or None (absent or ambiguous)."""
     matches = TritonIndex(tree).lookup(kernel_name)
     return matches[0] if len(matches) == 1 else None
+
+
+# Name fragments that tell which library a GPU kernel came from (checked in order).
+LIBRARY_MARKERS = (
+    ("deep_gemm", "deep_gemm"), ("sm90_fp8_gemm", "deep_gemm"), ("flashinfer", "flashinfer"),
+    ("flash_mla", "flashmla"), ("flashmla", "flashmla"), ("nccl", "nccl"), ("cutlass", "cutlass"),
+    ("cublas", "cublas"), ("gemm", "cublas/cutlass"), ("at::", "torch"), ("triton_", "triton (inductor)"),
+)
+
+
+def kernel_library(name: str, triton_source: str | None) -> str:
+    """Best attribution from the kernel's name; a mapped @triton.jit function is sglang's own."""
+    if triton_source:
+        return "triton (sglang)"
+    lowered = name.lower()
+    return next((library for marker, library in LIBRARY_MARKERS if marker in lowered), "other")

@@ -32,7 +32,8 @@ def write_two_scenarios(db: Path) -> Path:
     ], [
         [SERVER, "launch", 10, 1], [MOE, "fused_moe", 5, 2], [MOE, "_align", 20, 2],
         [MODEL, "DeepseekV2.forward", 40, 2],
-    ], kernels=[["fused_moe_kernel", "triton", 12, 1500.0], ["nvjet_gemm", 30, 4250.5]])
+    ], kernels=[["fused_moe_kernel", 12, 1500.0, "sglang/srt/layers/moe/fused.py::fused_moe_kernel"],
+                ["nvjet_gemm", 30, 4250.5, None]])
     write_recording(tp1, db / "tp1" / "20261123T000000Z-a.json.gz")
     write_recording(tp2, db / "tp2" / "20261124T000000Z-b.json.gz")
     return db

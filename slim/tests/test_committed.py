@@ -9,7 +9,7 @@ import pytest
 
 from slim.apply import tree_digest
 from slim.cli import DB, OUT
-from slim.plan import make_plan, package_files
+from slim.plan import make_function_plan, package_files
 from slim.recording import load_all
 from slim.upstream import default_tree, load_pin, verify_tree
 
@@ -24,7 +24,8 @@ def upstream_plan(recordings):
     tree = default_tree(load_pin())
     if not tree.is_dir():
         pytest.skip("upstream not fetched: run `slim fetch` (ci/setup.sh does)")
-    return make_plan(package_files(verify_tree(tree)), recordings)
+    tree = verify_tree(tree)
+    return make_function_plan(tree, package_files(tree), recordings)
 
 
 def test_recordings_are_real_gpu_runs(recordings):
@@ -34,7 +35,8 @@ def test_recordings_are_real_gpu_runs(recordings):
         assert env["versions"]["sglang"] == "0.5.17"
         assert recording.data["command"][1:3] == ["-m", "sglang.launch_server"]
         assert len(recording.data["processes"]) >= 3  # main, scheduler, detokenizer at least
-        assert all(o["status"] == 200 for o in recording.outputs)
+        assert all(o["status"] < 500 for o in recording.outputs)  # 4xx only where the input is bad
+        assert all(o["status"] == 200 for o in recording.outputs if o["compare"])
 
 
 def test_every_scenario_has_greedy_reference_tokens(recordings):

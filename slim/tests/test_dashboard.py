@@ -70,7 +70,7 @@ def test_diff_recordings(recordings):
 
 def test_kernels_only_where_recorded(recordings):
     expected = pd.DataFrame({"scenario": ["tp2", "tp2"], "kernel": ["fused_moe_kernel", "nvjet_gemm"],
-                             "library": ["triton", "unknown"], "launches": [12, 30],
+                             "library": ["triton (sglang)", "cublas/cutlass"], "launches": [12, 30],
                              "gpu_time_us": [1500.0, 4250.5]})
     assert_frame_equal(kernels(recordings), expected)
     assert kernels(recordings[:1]).empty

@@ -46,14 +46,7 @@ class KernelRegistry:
         return list(self._by_op.get(op, ()))
 
     def get_backend(self, op: str, backend: KernelBackend) -> KernelSpec:
-        """The spec for ``op`` provided by ``backend``.
-
-        Raises ``KeyError`` if no such implementation is registered.
-        """
-        for spec in self._by_op.get(op, ()):
-            if spec.backend == backend:
-                return spec
-        raise KeyError(f"No '{backend.value}' backend registered for op {op!r}")
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def has(self, op: str) -> bool:
         return bool(self._by_op.get(op))
@@ -62,11 +55,6 @@ class KernelRegistry:
         """Sorted list of all registered operator ids."""
         return sorted(self._by_op.keys())
 
-    def all_specs(self) -> List[KernelSpec]:
-        specs: List[KernelSpec] = []
-        for op in self.ops():
-            specs.extend(self._by_op[op])
-        return specs
 
 
 # Process-wide registry. Group packages register into this instance on import.

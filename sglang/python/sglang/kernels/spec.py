@@ -178,14 +178,7 @@ def capabilities_satisfied(
     ],
     platform: PlatformInfo,
 ) -> bool:
-    """OR over ``capabilities`` (empty = unrestricted).
-
-    Accepts a set/tuple of requirements, or tolerates a single
-    :class:`CapabilityRequirement` (the pre-decouple API used one) by wrapping it.
-    """
-    if isinstance(capabilities, CapabilityRequirement):
-        capabilities = (capabilities,)
-    return (not capabilities) or any(c.is_satisfied_by(platform) for c in capabilities)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class FormatSignature(msgspec.Struct, frozen=True):

@@ -152,10 +152,7 @@ class SglFunction:
         self.arg_defaults = argspec.defaults if argspec.defaults is not None else []
 
     def bind(self, **kwargs):
-        assert all(key in self.arg_names for key in kwargs)
-
-        new_bind_dict = {**self.bind_arguments, **kwargs}
-        return SglFunction(self.func, bind_arguments=new_bind_dict)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def run(
         self,
@@ -181,44 +178,7 @@ class SglFunction:
         use_thread: bool = True,
         **kwargs,
     ):
-        from sglang.lang.interpreter import run_program
-
-        # avoid using [] as the default arg: https://nikos7am.com/posts/mutable-default-arguments/
-        if stop is None:
-            stop = []
-        if stop_token_ids is None:
-            stop_token_ids = []
-        if stop_regex is None:
-            stop_regex = []
-
-        default_sampling_para = SglSamplingParams(
-            max_new_tokens=max_new_tokens,
-            n=n,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            stop_regex=stop_regex,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            min_p=min_p,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            ignore_eos=ignore_eos,
-            return_logprob=return_logprob,
-            logprob_start_len=logprob_start_len,
-            top_logprobs_num=top_logprobs_num,
-            return_text_in_logprobs=return_text_in_logprobs,
-        )
-        backend = backend or global_config.default_backend
-        return run_program(
-            self,
-            backend,
-            args,
-            kwargs,
-            default_sampling_para,
-            stream,
-            use_thread=use_thread,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def run_batch(
         self,
@@ -245,73 +205,13 @@ class SglFunction:
         progress_bar: bool = False,
         generator_style: bool = False,
     ):
-        from sglang.lang.interpreter import run_program_batch
-
-        if stop is None:
-            stop = []
-        if stop_token_ids is None:
-            stop_token_ids = []
-        if stop_regex is None:
-            stop_regex = []
-
-        assert isinstance(batch_kwargs, (list, tuple))
-        if len(batch_kwargs) == 0:
-            return []
-        if not isinstance(batch_kwargs[0], dict):
-            num_programs = len(batch_kwargs)
-            # change the list of argument values to dict of arg_name -> arg_value
-            batch_kwargs = [
-                {self.arg_names[i]: v for i, v in enumerate(arg_values)}
-                for arg_values in batch_kwargs
-                if isinstance(arg_values, (list, tuple))
-                and len(self.arg_names) - len(self.arg_defaults)
-                <= len(arg_values)
-                <= len(self.arg_names)
-            ]
-            # Ensure to raise an exception if the number of arguments mismatch
-            if len(batch_kwargs) != num_programs:
-                raise Exception("Given arguments mismatch the SGL function signature")
-
-        default_sampling_para = SglSamplingParams(
-            max_new_tokens=max_new_tokens,
-            n=n,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            stop_regex=stop_regex,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            min_p=min_p,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            ignore_eos=ignore_eos,
-            return_logprob=return_logprob,
-            logprob_start_len=logprob_start_len,
-            top_logprobs_num=top_logprobs_num,
-            return_text_in_logprobs=return_text_in_logprobs,
-        )
-        backend = backend or global_config.default_backend
-        return run_program_batch(
-            self,
-            backend,
-            batch_kwargs,
-            default_sampling_para,
-            num_threads,
-            progress_bar,
-            generator_style=generator_style,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def trace(self, *, backend=None, **kwargs):
-        from sglang.lang.tracer import trace_program
-
-        backend = backend or global_config.default_backend
-        return trace_program(self, kwargs, backend)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def cache(self, backend=None):
-        from sglang.lang.interpreter import cache_program
-
-        backend = backend or global_config.default_backend
-        return cache_program(self, backend)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def __call__(self, *args, **kwargs):
         from sglang.lang.tracer import TracingScope
@@ -348,50 +248,8 @@ class SglExpr:
         return self.concatenate_ir(other, self)
 
     def concatenate_ir(self, a, b):
-        if isinstance(a, SglExprList):
-            if isinstance(b, SglExprList):
-                return SglExprList(a.expr_list + b.expr_list)
-            else:
-                return SglExprList(a.expr_list + [b])
-        elif isinstance(b, SglExprList):
-            return SglExprList([a] + b.expr_list)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-        return SglExprList([a, b])
-
-    def print_graph_dfs(self):
-        ret = [""]
-        visited = set()
-
-        def dfs_print(x):
-            if x is None or x in visited:
-                return
-            visited.add(x)
-
-            # Print dependency
-            if x.prev_node is not None:
-                dfs_print(x.prev_node)
-
-            if isinstance(x, SglExprList):
-                for y in x.expr_list:
-                    dfs_print(y)
-            # elif isinstance(x, SglRole):
-            #    dfs_print(x.expr)
-            elif isinstance(x, SglVariable):
-                dfs_print(x.source)
-
-            # Print the node itself
-            if isinstance(x, (SglFork, SglGetForkItem)):
-                ret[0] += f"%{x.node_id} = {x}\n"
-            else:
-                if x.prev_node is not None:
-                    ret[0] += (
-                        f"%{x.node_id} = %{x.prev_node.node_id} + " + str(x) + "\n"
-                    )
-                else:
-                    ret[0] += f"%{x.node_id} = " + str(x) + "\n"
-
-        dfs_print(self)
-        return ret[0]
 
 
 class SglExprList(SglExpr):
@@ -403,32 +261,6 @@ class SglExprList(SglExpr):
         return f"ExprList({self.expr_list})"
 
 
-class SglArgument(SglExpr):
-    def __init__(self, name: str, value: str):
-        super().__init__()
-        self.name = name
-        self.value = value
-
-    def __repr__(self):
-        return f"Argument(name={self.name}, value={repr(self.value)})"
-
-    def __len__(self):
-        return len(self.value)
-
-    def __getitem__(self, i):
-        return self.value[i]
-
-    def __int__(self):
-        return self.value
-
-    def __bool__(self):
-        return self.value
-
-    def __format__(self, *args):
-        raise TypeError(
-            "Cannot put argument inside a f-string. "
-            "This is not compatible with the tracer. "
-        )
 
 
 class SglImage(SglExpr):
@@ -625,19 +457,9 @@ class SglSeparateReasoning(SglExpr):
         self.name = None
         self._process_expr(expr)
 
-    def process_name_for_reasoning(self, name):
-        if not name:
-            raise ValueError("name must be provided")
-        return f"{name}_reasoning_content"
 
     def _process_expr(self, expr):
-        if isinstance(expr, SglGen):
-            self.name = self.process_name_for_reasoning(expr.name)
-        elif isinstance(expr, SglSelect):
-            self.name = self.process_name_for_reasoning(expr.name)
-        elif isinstance(expr, SglExprList):
-            for x in expr.expr_list:
-                self._process_expr(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def __repr__(self):
         return f"SeparateReasoning(model_type={self.model_type}, name={self.name})"

@@ -375,64 +375,36 @@ LINEAR_ATTN_KERNEL_BACKEND_CHOICES = [
 
 
 # Allow external code to add more choices
-def add_load_format_choices(choices):
-    LOAD_FORMAT_CHOICES.extend(choices)
 
 
-def add_quantization_method_choices(choices):
-    QUANTIZATION_CHOICES.extend(choices)
 
 
-def add_attention_backend_choices(choices):
-    ATTENTION_BACKEND_CHOICES.extend(choices)
 
 
 def add_chunked_prefix_cache_attention_backend(backend_name):
     CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS.append(backend_name)
 
 
-def add_deterministic_attention_backend_choices(choices):
-    DETERMINISTIC_ATTENTION_BACKEND_CHOICES.extend(choices)
 
 
-def add_radix_supported_deterministic_attention_backend_choices(choices):
-    RADIX_SUPPORTED_DETERMINISTIC_ATTENTION_BACKEND.extend(choices)
 
 
-def add_disagg_transfer_backend_choices(choices):
-    DISAGG_TRANSFER_BACKEND_CHOICES.extend(choices)
 
 
-def add_grammar_backend_choices(choices):
-    GRAMMAR_BACKEND_CHOICES.extend(choices)
 
 
-def add_moe_runner_backend_choices(choices):
-    MOE_RUNNER_BACKEND_CHOICES.extend(choices)
 
 
-def add_mxfp8_moe_runner_backend_choices(choices):
-    MXFP8_MOE_RUNNER_BACKEND_CHOICES.extend(choices)
 
 
-def add_fp8_gemm_runner_backend_choices(choices):
-    FP8_GEMM_RUNNER_BACKEND_CHOICES.extend(choices)
 
 
-def add_fp4_gemm_runner_backend_choices(choices):
-    FP4_GEMM_RUNNER_BACKEND_CHOICES.extend(choices)
 
 
-def add_radix_eviction_policy_choices(choices):
-    RADIX_EVICTION_POLICY_CHOICES.extend(choices)
 
 
-def add_rl_on_policy_target_choices(choices):
-    RL_ON_POLICY_TARGET_CHOICES.extend(choices)
 
 
-def add_linear_attn_kernel_backend_choices(choices):
-    LINEAR_ATTN_KERNEL_BACKEND_CHOICES.extend(choices)
 
 
 @dataclasses.dataclass
@@ -5128,15 +5100,15 @@ class ServerArgs:
                         f"Dense attention kv len threshold is manually set to {envs.SGLANG_DSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD.get()} for DSA. Caution: This may cause performance regression if the threshold is larger than the index topk of model."
                     )
                 else:
-                    # When threshold is not manually set, set it to the index topk of model
-                    from sglang.srt.configs.model_config import get_dsa_index_topk
+                        # When threshold is not manually set, set it to the index topk of model
+                        from sglang.srt.configs.model_config import get_dsa_index_topk
 
-                    envs.SGLANG_DSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD.set(
-                        get_dsa_index_topk(hf_config)
-                    )
-                    logger.warning(
-                        f"Set dense attention kv len threshold to model index_topk={envs.SGLANG_DSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD.get()} for DeepSeek with DSA."
-                    )
+                        envs.SGLANG_DSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD.set(
+                            get_dsa_index_topk(hf_config)
+                        )
+                        logger.warning(
+                            f"Set dense attention kv len threshold to model index_topk={envs.SGLANG_DSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD.get()} for DeepSeek with DSA."
+                        )
                 # The "dsa" attention fill moved to the override registry
                 # (arg_groups/overrides.py: _deepseek_family_overrides).
 
@@ -5153,14 +5125,12 @@ class ServerArgs:
                         "path does not propagate topk indices across layers, so "
                         "shared layers would run sparse attention without indices."
                     )
-
-                if not is_npu() and not is_xpu():  # CUDA or ROCm GPU
-                    if self.enable_prefill_cp:
-                        # The DSA CP field declarations moved to the override
-                        # registry (arg_groups/overrides.py:
-                        # _deepseek_family_overrides).
-                        self.cuda_graph_config.prefill.backend = Backend.DISABLED
-                    else:
+                if self.enable_prefill_cp:
+                    # The DSA CP field declarations moved to the override
+                    # registry (arg_groups/overrides.py:
+                    # _deepseek_family_overrides).
+                    self.cuda_graph_config.prefill.backend = Backend.DISABLED
+                else:
                         # Pure TP and partial DP Attention mode is active for DSA, logging a warning
                         if self.dp_size < self.tp_size:
                             logger.warning(
@@ -5168,16 +5138,16 @@ class ServerArgs:
                                 f"attn_tp_size={self.tp_size}, attention weights will be sharded across {self.tp_size} ranks."
                             )
 
-                    # The DSA page-size selection moved to the override registry
-                    # (arg_groups/overrides.py: _deepseek_family_overrides).
+                # The DSA page-size selection moved to the override registry
+                # (arg_groups/overrides.py: _deepseek_family_overrides).
 
-                    import torch
+                import torch
 
-                    major, _ = torch.cuda.get_device_capability()
-                    self._set_default_dsa_kv_cache_dtype(
-                        major, resolved_view(self).quantization
-                    )
-                    self._set_default_dsa_backends(major)
+                major, _ = torch.cuda.get_device_capability()
+                self._set_default_dsa_kv_cache_dtype(
+                    major, resolved_view(self).quantization
+                )
+                self._set_default_dsa_backends(major)
 
                 if self.enable_prefill_cp:
                     assert (
@@ -5229,20 +5199,19 @@ class ServerArgs:
                         "prefill context parallelism, and CP + PP has not been "
                         "validated for this feature."
                     )
-
             else:
-                # DeepSeek V3/R1/V3.1
-                if self.cuda_graph_config.prefill.backend != Backend.DISABLED:
-                    logger.info("Piecewise CUDA graph is enabled, use MLA for prefill.")
+                    # DeepSeek V3/R1/V3.1
+                    if self.cuda_graph_config.prefill.backend != Backend.DISABLED:
+                        logger.info("Piecewise CUDA graph is enabled, use MLA for prefill.")
 
-                # The sm100 trtllm_mla fill moved to the override registry
-                # (arg_groups/overrides.py: _deepseek_family_overrides).
+                    # The sm100 trtllm_mla fill moved to the override registry
+                    # (arg_groups/overrides.py: _deepseek_family_overrides).
 
-                # MLA prefill CP auto-config: the field declarations moved to
-                # the override registry (arg_groups/overrides.py:
-                # _deepseek_family_overrides).
-                if self.enable_prefill_cp and self.use_mla_backend():
-                    self.cuda_graph_config.prefill.backend = Backend.DISABLED
+                    # MLA prefill CP auto-config: the field declarations moved to
+                    # the override registry (arg_groups/overrides.py:
+                    # _deepseek_family_overrides).
+                    if self.enable_prefill_cp and self.use_mla_backend():
+                        self.cuda_graph_config.prefill.backend = Backend.DISABLED
 
             # Set moe backend for DeepSeek: the sm100 quant/moe resolution
             # moved to the resolution pipeline (arg_groups/overrides.py:
@@ -5256,33 +5225,6 @@ class ServerArgs:
             )
 
             run_post_process_pass(self, _deepseek_moe_quant_resolution)
-            if is_hip():
-                if is_deepseek_dsa(hf_config):
-                    # The fused top-k v2 kernel (topk_transform_512_v2) is a
-                    # CUDA/Hopper-only path: its JIT source includes
-                    # <cooperative_groups.h> and uses cg::this_cluster()
-                    # (thread-block clusters), neither of which exists on ROCm,
-                    # so it fails to JIT-compile on gfx9xx during CUDA-graph
-                    # capture. DeepSeek-V4 already disables it on HIP; mirror that
-                    # here for the rest of the DSA family (DeepSeek-V3.2 /
-                    # GLM-5.x) that shares the same decode top-k path.
-                    envs.SGLANG_OPT_USE_TOPK_V2.set(False)
-                if not self._resolved().enable_dp_attention and self.nnodes == 1:
-                    # TODO (Hubert): Put this back later
-                    # self.enable_aiter_allreduce_fusion = True
-                    logger.info(
-                        "Enable Aiter AllReduce Fusion for DeepseekV3ForCausalLM"
-                    )
-
-                # The fp4-checkpoint draft spec-MoE resolution moved to the
-                # resolution pipeline (arg_groups/overrides.py:
-                # _deepseek_spec_moe_resolution), invoked here at its legacy
-                # slot.
-                from sglang.srt.arg_groups.overrides import (
-                    _deepseek_spec_moe_resolution,
-                )
-
-                run_post_process_pass(self, _deepseek_spec_moe_resolution)
 
         elif model_arch in [
             "DeepseekV4ForCausalLM",
@@ -5314,18 +5256,6 @@ class ServerArgs:
                 envs.SGLANG_FP8_PAGED_MQA_LOGITS_TORCH.set(True)
                 # Prefer TileLang over the Torch fallback.
                 envs.SGLANG_OPT_USE_TILELANG_INDEXER.set(True)
-            elif is_hip():
-                envs.SGLANG_OPT_DEEPGEMM_HC_PRENORM.set(False)
-                envs.SGLANG_OPT_USE_FUSED_COMPRESS.set(True)
-                envs.SGLANG_OPT_FP8_WO_A_GEMM.set(False)
-                envs.SGLANG_OPT_USE_JIT_INDEXER_METADATA.set(False)
-                envs.SGLANG_OPT_USE_TOPK_V2.set(False)
-                envs.SGLANG_OPT_USE_AITER_INDEXER.set(True)
-                envs.SGLANG_OPT_USE_TILELANG_MHC_PRE.set(False)
-                envs.SGLANG_OPT_USE_TILELANG_MHC_POST.set(False)
-                envs.SGLANG_FP8_PAGED_MQA_LOGITS_TORCH.set(True)
-                envs.SGLANG_OPT_USE_MULTI_STREAM_OVERLAP.set(False)
-                envs.SGLANG_EAGER_INPUT_NO_COPY.set(True)
 
         elif model_arch in ["GptOssForCausalLM"]:
             # Attention backend selection + XPU dtype validation moved to the
@@ -5355,14 +5285,6 @@ class ServerArgs:
 
             quant_method = get_quantization_config(hf_config)
             is_mxfp4_quant_format = quant_method == "mxfp4"
-            if (
-                not self._resolved().enable_dp_attention
-                and self.nnodes == 1
-                and is_hip()
-            ):
-                # TODO (Hubert): Put this back later
-                # self.enable_aiter_allreduce_fusion = True
-                logger.info("Enable Aiter AllReduce Fusion for GptOssForCausalLM")
             quantization_config = getattr(hf_config, "quantization_config", None)
             is_mxfp4_quant_format = (
                 quantization_config is not None
@@ -5699,32 +5621,23 @@ class ServerArgs:
                 if model_config.has_asymmetric_kv:
                     return "fa4"
                 return "trtllm_mha"
-            elif is_hip():
-                return "aiter"
             elif is_mps():
                 return "torch_native"
             else:
-                # FlashInfer does not support attention sinks.
-                if is_flashinfer_available() and not model_config.has_attention_sinks:
-                    return "flashinfer"
-                return "triton"
-        else:
-            # MLA architecture
-            if is_hopper_with_cuda_12_3():
-                return "fa3"
-            elif is_sm100_supported():
-                return "flashinfer"
-            elif is_hip():
-                head_num = model_config.get_num_kv_heads(self.tp_size)
-                # TODO current aiter only support head number 16 or 128 head number
-                if head_num == 128 or head_num == 16:
-                    return "aiter"
-                else:
+                    # FlashInfer does not support attention sinks.
+                    if is_flashinfer_available() and not model_config.has_attention_sinks:
+                        return "flashinfer"
                     return "triton"
-            elif is_mps():
-                return "torch_native"
-            else:
-                return "triton"
+        else:
+                # MLA architecture
+                if is_hopper_with_cuda_12_3():
+                    return "fa3"
+                elif is_sm100_supported():
+                    return "flashinfer"
+                elif is_mps():
+                    return "torch_native"
+                else:
+                        return "triton"
 
     def _handle_attention_backend_compatibility(self):
         model_config = self.get_model_config()
@@ -5932,12 +5845,11 @@ class ServerArgs:
         run_post_process_pass(self, _page_size_default)
 
     def _handle_amd_specifics(self):
-        if is_hip():
-            self.triton_attention_num_kv_splits = 16
+        pass
 
     def _handle_nccl_pre_warm(self):
         # pre_warm_nccl is only used with CUDA or HIP hardware or NPU hardware
-        if self.pre_warm_nccl and not (is_cuda() or is_hip() or is_npu()):
+        if self.pre_warm_nccl and not is_cuda():
             logger.warning(
                 "pre_warm_nccl is only applicable for CUDA or HIP hardware or NPU hardware. "
                 "Ignoring pre_warm_nccl setting on current hardware."
@@ -6705,9 +6617,7 @@ class ServerArgs:
                 self.cuda_graph_config.decode.backend = Backend.DISABLED
                 self.cuda_graph_config.prefill.backend = Backend.DISABLED
 
-        if (
-            self.moe_a2a_backend == "none" and is_npu()
-        ) or self.moe_a2a_backend == "ascend_tp":
+        if self.moe_a2a_backend == "ascend_tp":
             # FIXME (OrangeRedeng): for some reasons if pass "ascend_tp" accuracy drops to zero
             self.moe_a2a_backend = "none"
 
@@ -7720,18 +7630,18 @@ class ServerArgs:
         )
         self._handle_custom_all_reduce_v2_multinode()
         if self.debug_cuda_graph:
-            if not (is_cuda() or is_hip()):
+            if not is_cuda():
                 logger.warning(
                     "--debug-cuda-graph is not supported on non CUDA/HIP devices. "
                     "Disabling breakable CUDA graph."
                 )
                 self.debug_cuda_graph = False
             else:
-                envs.SGLANG_USE_BREAKABLE_CUDA_GRAPH.set("1")
-                logger.warning(
-                    "Debug mode for CUDA graph is enabled via breakable CUDA graph. "
-                    "All operations will run eagerly through the graph capture/replay path."
-                )
+                    envs.SGLANG_USE_BREAKABLE_CUDA_GRAPH.set("1")
+                    logger.warning(
+                        "Debug mode for CUDA graph is enabled via breakable CUDA graph. "
+                        "All operations will run eagerly through the graph capture/replay path."
+                    )
         if self.enable_deepseek_v4_fp4_indexer and not (
             is_sm100_supported() or is_sm120_supported()
         ):
@@ -7870,19 +7780,12 @@ class ServerArgs:
 
             # Check TP size
             if self.tp_size > 1:
-                if is_hip():
-                    # AMD: use 1-stage all-reduce kernel which is inherently deterministic
-                    # (each GPU reads all data from all GPUs, reduces locally in fixed order)
-                    logger.info(
-                        "AMD/ROCm: Using 1-stage all-reduce kernel (deterministic)"
-                    )
-                else:
-                    # CUDA: use NCCL tree algorithm
-                    os.environ["NCCL_ALGO"] = "allreduce:tree"
-                    self.disable_custom_all_reduce = True
-                    logger.warning(
-                        "NCCL_ALGO is set to 'allreduce:tree' and custom all reduce is disabled for deterministic inference when TP size > 1."
-                    )
+                # CUDA: use NCCL tree algorithm
+                os.environ["NCCL_ALGO"] = "allreduce:tree"
+                self.disable_custom_all_reduce = True
+                logger.warning(
+                    "NCCL_ALGO is set to 'allreduce:tree' and custom all reduce is disabled for deterministic inference when TP size > 1."
+                )
 
     def _handle_unified_memory_pool(self):
         if not self.enable_unified_memory:
@@ -8006,16 +7909,6 @@ class ServerArgs:
         # On AMD/HIP, disable cuda graph for DLLM (the attention_backend
         # resolution moved to the pipeline: arg_groups/overrides.py
         # _dllm_attention_backend, invoked below at its legacy slot).
-        if is_hip():
-            if (
-                self.cuda_graph_config.decode.backend != Backend.DISABLED
-                or self.cuda_graph_config.prefill.backend != Backend.DISABLED
-            ):
-                logger.warning(
-                    "Cuda graph is disabled for diffusion LLM inference on AMD GPUs"
-                )
-                self.cuda_graph_config.decode.backend = Backend.DISABLED
-                self.cuda_graph_config.prefill.backend = Backend.DISABLED
 
         from sglang.srt.arg_groups.overrides import (
             _dllm_attention_backend,
@@ -9264,25 +9157,7 @@ class ServerArgs:
 
 
 def m3_fp8_attn_gemm_enabled(args) -> bool:
-    """Whether MiniMax-M3 attention GEMMs run in fp8 (no opt-in flag; active
-    whenever possible): fp8_e4m3 main + index KV caches, fp8-cast q, fp8
-    sparse/MSA kernels, with dense layers on trtllm_mha's fp8-q path. Needs
-    kv_cache_dtype fp8_e4m3 (e5m2 would silently mis-dispatch fmha_sm100's
-    e4m3 kernel), the trtllm_mha backend (the only dense backend with fp8-q
-    GEMMs), and SM100 (MSA fp8 variants and trtllm-gen fp8 dense kernels are
-    sm100-only). SGLANG_DISABLE_M3_FP8_ATTN_GEMM=1 is the kill switch:
-    it forces the pre-fp8 numerics (bf16 indexer + widening sparse path,
-    bf16 q) without having to move off trtllm_mha.
-    """
-    from sglang.srt.environ import envs
-    from sglang.srt.utils.common import is_sm100_supported
-
-    return (
-        args.kv_cache_dtype == "fp8_e4m3"
-        and args.attention_backend == "trtllm_mha"
-        and is_sm100_supported()
-        and not envs.SGLANG_DISABLE_M3_FP8_ATTN_GEMM.get()
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # NOTE: The process-wide ServerArgs is owned by the runtime context
@@ -9308,11 +9183,7 @@ def set_global_server_args_for_tokenizer(server_args: ServerArgs):
 
 
 def get_global_server_args() -> ServerArgs:
-    """Legacy accessor shim — prefer ``get_server_args()`` from
-    ``sglang.srt.runtime_context`` in new code."""
-    from sglang.srt.runtime_context import get_context
-
-    return get_context().server_args
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _has_cli_arg(argv: List[str], flag: str) -> bool:

@@ -32,30 +32,10 @@ class CompilationConfig:
         self.split_ops.extend(SPLIT_OPS)
         self.configure_inductor()
 
-    def add_split_op(self, op: str):
-        self.split_ops.append(op)
 
-    def add_traced_file(self, file_path: str):
-        self.traced_files.add(file_path)
 
-    def get_traced_files(self):
-        return self.traced_files
 
-    def get_capture_sizes(self):
-        return self.capture_sizes
 
-    def get_enable_debug_mode(self):
-        return self.enable_debug_mode
 
     def configure_inductor(self):
-        """Apply inductor-specific optimizations when using inductor compiler."""
-        if self.compiler != "inductor":
-            return
-
-        import torch._inductor.config as inductor_config
-
-        # Horizontal fusion for sibling ops with different shapes,
-        # e.g. fusing q_norm + k_norm into a single triton kernel.
-        if hasattr(inductor_config, "combo_kernels"):
-            inductor_config.combo_kernels = True
-            inductor_config.benchmark_combo_kernel = True
+        raise NotImplementedError("removed by slim: never run in any recording")

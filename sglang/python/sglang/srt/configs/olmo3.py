@@ -14,7 +14,6 @@
 # limitations under the License.
 """Olmo3 model configuration"""
 
-import enum
 
 from transformers.configuration_utils import PretrainedConfig
 from transformers.utils import logging
@@ -22,9 +21,6 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 
-class Olmo3LayerType(enum.Enum):
-    full_attention = "full_attention"
-    sliding_attention = "sliding_attention"
 
 
 class Olmo3Config(PretrainedConfig):

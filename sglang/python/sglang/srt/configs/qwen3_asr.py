@@ -1,7 +1,6 @@
 import torch
 from transformers import (
     AutoConfig,
-    AutoFeatureExtractor,
     AutoTokenizer,
     PretrainedConfig,
     ProcessorMixin,
@@ -30,23 +29,10 @@ class Qwen3ASRProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        trust_remote_code = kwargs.pop("trust_remote_code", True)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(
-            pretrained_model_name_or_path,
-            trust_remote_code=trust_remote_code,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(
-            pretrained_model_name_or_path,
-            trust_remote_code=trust_remote_code,
-        )
-        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _get_feat_extract_output_lengths(self, input_lengths):
-        if not isinstance(input_lengths, torch.Tensor):
-            input_lengths = torch.tensor(input_lengths)
-        input_lengths_leave = input_lengths % 100
-        feat_lengths = (input_lengths_leave - 1) // 2 + 1
-        return ((feat_lengths - 1) // 2 + 1 - 1) // 2 + 1 + (input_lengths // 100) * 13
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def __call__(self, text=None, audio=None, audio_kwargs=None, **kwargs):
         inputs = {}

@@ -287,9 +287,6 @@ class Qwen3NextConfig(PretrainedConfig):
     @property
     def mamba2_cache_params(self) -> Mamba2CacheParams:
 
-        if _is_cpu:
-            world_size = get_parallel().attn_tp_size
-            adjust_tp_num_heads_if_necessary(self, world_size, False)
 
         # GDN conv_state == cat([query, key, value]); each sub-block is
         # head-sharded independently across attn-TP, so record the full

@@ -171,15 +171,6 @@ class BaseGrammarBackend:
         self.executor = ThreadPoolExecutor()
         self.cache: Dict[Tuple[str, str], BaseGrammarObject] = {}
 
-    def initialize_vocab_mask_buffer(
-        self,
-        name: str,
-        vocab_size: int,
-        max_rows: int,
-        device,
-    ) -> Optional[torch.Tensor]:
-        """Initialize a reusable mask buffer when supported by the backend."""
-        return None
 
     def _not_supported(self, key_type: str, key_string: str) -> BaseGrammarObject:
         logger.warning(f"Skip unsupported {key_type=}, {key_string=}")
@@ -204,10 +195,7 @@ class BaseGrammarBackend:
         return None
 
     def dispatch_fallback(self, key_type: str, key_string: str) -> BaseGrammarObject:
-        """
-        This function should not be reached in any case.
-        """
-        raise ValueError(f"Invalid key_type: {key_type}={key_string}")
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def dispatch_json(self, key_string: str) -> BaseGrammarObject:
         return self._not_supported("json", key_string)
@@ -259,53 +247,10 @@ class BaseGrammarBackend:
         self.cache.clear()
 
 
-def register_vocab_mask_buffer(
-    name: str, vocab_mask: torch.Tensor, max_rows: int
-) -> torch.Tensor:
-    """Register a fixed-capacity mask buffer, preserving an equivalent one."""
-    if max_rows <= 0:
-        raise ValueError(f"Grammar mask max_rows must be positive, got {max_rows}")
-    if vocab_mask.ndim == 0 or vocab_mask.shape[0] != max_rows:
-        raise ValueError(
-            f"Grammar mask buffer {name!r} must have {max_rows} rows, "
-            f"got shape {tuple(vocab_mask.shape)}"
-        )
-
-    buffers = get_resources().buffers
-    existing = buffers.get(name)
-    if existing is not None:
-        if (
-            existing.shape != vocab_mask.shape
-            or existing.dtype != vocab_mask.dtype
-            or existing.device != vocab_mask.device
-        ):
-            raise RuntimeError(
-                f"Grammar mask buffer {name!r} was already initialized as "
-                f"{tuple(existing.shape)}, {existing.dtype}, {existing.device}; "
-                f"new buffer is {tuple(vocab_mask.shape)}, {vocab_mask.dtype}, "
-                f"{vocab_mask.device}"
-            )
-        return existing
-
-    buffers[name] = vocab_mask
-    return vocab_mask
 
 
-def get_vocab_mask_buffer(name: str, rows: int) -> Optional[torch.Tensor]:
-    """Return the active rows of a registered mask buffer, if available."""
-    vocab_mask = get_resources().buffers.get(name)
-    if vocab_mask is None:
-        return None
-    if rows > vocab_mask.shape[0]:
-        raise ValueError(
-            f"Grammar batch needs {rows} mask rows, exceeding initialized "
-            f"capacity {vocab_mask.shape[0]} for {name!r}"
-        )
-    return vocab_mask[:rows]
 
 
-def register_grammar_backend(name, init_func):
-    GRAMMAR_BACKEND_REGISTRY[name] = init_func
 
 
 def create_grammar_backend(

@@ -125,9 +125,4 @@ def maybe_revert_pr_fix() -> None:
 
 
 def _revert_pr_fix(pr_num: int) -> None:
-    if pr_num not in _PR_FIX_REVERT_YAML:
-        raise NotImplementedError(
-            f"PR #{pr_num} revert is not registered; "
-            f"available: {sorted(_PR_FIX_REVERT_YAML.keys())}"
-        )
-    apply_patches_from_config(_PR_FIX_REVERT_YAML[pr_num])
+    raise NotImplementedError("removed by slim: never run in any recording")

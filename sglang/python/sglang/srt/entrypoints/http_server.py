@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import os
 import ssl
-import tempfile
 import threading
 import time
 import uuid
@@ -31,7 +30,6 @@ from http import HTTPStatus
 from typing import (
     Annotated,
     Any,
-    AsyncGenerator,
     AsyncIterator,
     Callable,
     Dict,
@@ -40,7 +38,6 @@ from typing import (
     Union,
 )
 
-import aiohttp
 import numpy as np
 import orjson
 import requests
@@ -50,14 +47,9 @@ from fastapi import (
     Body,
     Depends,
     FastAPI,
-    File,
-    Form,
-    HTTPException,
     Query,
     Request,
-    UploadFile,
-    WebSocket,
-)
+    )
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import ORJSONResponse, Response, StreamingResponse
@@ -209,61 +201,10 @@ def set_global_state(global_state: _GlobalState):
     _global_state = global_state
 
 
-def get_global_state() -> _GlobalState:
-    return _global_state
 
 
 async def init_multi_tokenizer() -> ServerArgs:
-    """
-    Initialization function for multi-process tokenizer mode.
-    It read args information from shm and inits tokenizer manager for current process.
-    """
-
-    # Read configuration from shared memory
-    main_pid = get_main_process_id()
-    port_args, server_args, scheduler_info = read_from_shared_memory(
-        f"multi_tokenizer_args_{main_pid}"
-    )
-    server_args: ServerArgs
-    port_args: PortArgs
-
-    # API key authentication is not supported in multi-tokenizer mode
-    assert (
-        server_args.api_key is None
-    ), "API key is not supported in multi-tokenizer mode"
-
-    # Create a new ipc name for the current process
-    port_args.tokenizer_ipc_name = (
-        f"ipc://{tempfile.NamedTemporaryFile(delete=False).name}"
-    )
-    logger.info(
-        f"Start multi-tokenizer worker process {os.getpid()}, "
-        f"ipc_name={port_args.tokenizer_ipc_name}"
-    )
-
-    # Launch multi-tokenizer manager process
-    tokenizer_worker_class = get_tokenizer_worker_class(server_args)
-    tokenizer_manager = tokenizer_worker_class(server_args, port_args)
-    template_manager = TemplateManager()
-    template_manager.initialize_templates(
-        tokenizer_manager=tokenizer_manager,
-        model_path=server_args.model_path,
-        chat_template=server_args.chat_template,
-        completion_template=server_args.completion_template,
-    )
-
-    tokenizer_manager.max_req_input_len = scheduler_info["max_req_input_len"]
-    tokenizer_manager.set_startup_time(scheduler_info["startup_time"])
-
-    set_global_state(
-        _GlobalState(
-            tokenizer_manager=tokenizer_manager,
-            template_manager=template_manager,
-            scheduler_info=scheduler_info,
-        )
-    )
-
-    return server_args
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @asynccontextmanager
@@ -486,95 +427,13 @@ app.include_router(elastic_ep_router)
 
 
 def _anthropic_validation_message(raw_errors) -> str:
-    """Render Pydantic-style errors for an Anthropic /v1/messages route.
-
-    Builds a short ``loc: msg`` digest that names the offending fields without
-    leaking file paths or Python internals (the default ``str(exc)`` includes
-    the dispatcher's ``File "/.../http_server.py"`` line).
-    """
-    parts: list[str] = []
-    for err in raw_errors or []:
-        loc = err.get("loc") or ()
-        if loc:
-            loc_str = ".".join(str(p) for p in loc if p not in ("body",))
-        else:
-            loc_str = ""
-        msg = (err.get("msg") or "").strip()
-        if loc_str and msg:
-            parts.append(f"{loc_str}: {msg}")
-        elif msg:
-            parts.append(msg)
-    text = "; ".join(parts) or "Invalid request"
-    if len(text) > 500:
-        text = text[:500] + "…"
-    return text
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _anthropic_error_response(*, status_code: int, error_type: str, message: str):
-    """Anthropic-format error envelope: {"type":"error","error":{"type":...,"message":...}}."""
-    return ORJSONResponse(
-        status_code=status_code,
-        content={
-            "type": "error",
-            "error": {"type": error_type, "message": message},
-        },
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@app.exception_handler(HTTPException)
-async def validation_exception_handler(request: Request, exc: HTTPException):
-    """Enrich HTTP exception with status code and other details.
-
-    For /v1/responses, emit OpenAI-style nested error envelope:
-    {"error": {"message": "...", "type": "...", "param": null, "code": <status>}}
-    For /v1/messages, emit Anthropic-style envelope so SDK clients can parse it.
-    """
-    if request.url.path.startswith("/v1/messages"):
-        # Map HTTP status to Anthropic error.type; fall back to api_error.
-        anthropic_type = {
-            400: "invalid_request_error",
-            401: "authentication_error",
-            403: "permission_error",
-            404: "not_found_error",
-            413: "request_too_large",
-            422: "invalid_request_error",
-            429: "rate_limit_error",
-            500: "api_error",
-            502: "api_error",
-            503: "overloaded_error",
-            504: "api_error",
-        }.get(exc.status_code, "api_error")
-        # 5xx must never echo upstream detail (may contain stack/PII).
-        message = (
-            "Internal server error"
-            if exc.status_code >= 500
-            else (str(exc.detail) if exc.detail else "Request failed")
-        )
-        return _anthropic_error_response(
-            status_code=exc.status_code,
-            error_type=anthropic_type,
-            message=message,
-        )
-
-    # adjust fmt for responses api
-    if request.url.path.startswith("/v1/responses"):
-        nested_error = {
-            "message": exc.detail,
-            "type": HTTPStatus(exc.status_code).phrase,
-            "param": None,
-            "code": exc.status_code,
-        }
-        return ORJSONResponse(
-            content={"error": nested_error}, status_code=exc.status_code
-        )
-
-    error = ErrorResponse(
-        object="error",
-        message=exc.detail,
-        type=str(exc.status_code),
-        code=exc.status_code,
-    )
-    return ORJSONResponse(content=error.model_dump(), status_code=exc.status_code)
 
 
 # Custom exception handlers to change validation error status codes
@@ -761,11 +620,7 @@ async def model_info():
 @app.get("/get_weight_version")
 @app.get("/weight_version")
 async def weight_version():
-    """Get the current weight version."""
-    raise HTTPException(
-        status_code=404,
-        detail="Endpoint '/get_weight_version' or '/weight_version' is deprecated. Please use '/model_info' instead.",
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.get("/get_server_info")
@@ -806,31 +661,6 @@ async def server_info():
     )
 
 
-@app.get("/get_load")
-async def get_load():
-    """Get load metrics (deprecated - use /v1/loads instead).
-
-    Legacy shim backed by /v1/loads. Projects the load snapshot down to the
-    historical field shape (dp_rank, num_reqs, num_waiting_reqs, num_tokens,
-    num_pending_tokens, ts_tic) so existing clients keep working.
-    """
-    logger.warning(
-        "Endpoint '/get_load' is deprecated and will be removed in a future version. "
-        "Please use '/v1/loads' instead."
-    )
-    load_results = await _global_state.tokenizer_manager.get_loads(include=["core"])
-    ts = time.perf_counter()
-    return [
-        {
-            "dp_rank": r.dp_rank,
-            "num_reqs": r.num_running_reqs + r.num_waiting_reqs,
-            "num_waiting_reqs": r.num_waiting_reqs,
-            "num_tokens": r.num_total_tokens,
-            "num_pending_tokens": r.num_total_tokens - r.num_used_tokens,
-            "ts_tic": ts,
-        }
-        for r in load_results
-    ]
 
 
 # example usage:
@@ -840,29 +670,13 @@ async def get_load():
 async def set_internal_state(
     obj: Annotated[SetInternalStateReq, Body()], request: Request
 ):
-    res = await _global_state.tokenizer_manager.set_internal_state(obj)
-    return res
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # Do not import `dumper.py` to avoid dependency
 if os.environ.get("DUMPER_SERVER_PORT") == "reuse":
 
-    @app.api_route("/dumper/{method}", methods=["POST"])
-    @auth_level(AuthLevel.ADMIN_OPTIONAL)
-    async def _dumper_control_handler(method: str, request: Request):
-        body_bytes = await request.body()
-        body = await request.json() if body_bytes else {}
-        if not isinstance(body, dict):
-            return ORJSONResponse(
-                status_code=400,
-                content={"error": "Request body must be a JSON object."},
-            )
-        obj = DumperControlReqInput(method=method, body=body)
-        results = await _global_state.tokenizer_manager.dumper_control(obj)
-        if any(not r.success for r in results):
-            errors = [r.error for r in results if not r.success]
-            return ORJSONResponse(status_code=400, content={"error": errors})
-        return [x for result in results for x in result.response]
+    pass
 
 
 # fastapi implicitly converts json in the request to obj (dataclass)
@@ -921,26 +735,9 @@ async def generate_request(obj: GenerateReqInput, request: Request):
 
 @app.api_route("/encode", methods=["POST", "PUT"])
 async def encode_request(obj: EmbeddingReqInput, request: Request):
-    """Handle an embedding request."""
-    try:
-        ret = await _global_state.tokenizer_manager.generate_request(
-            obj, request
-        ).__anext__()
-        return ret
-    except ValueError as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@app.api_route("/classify", methods=["POST", "PUT"])
-async def classify_request(obj: EmbeddingReqInput, request: Request):
-    """Handle a reward model request. Now the arguments and return values are the same as embedding models."""
-    try:
-        ret = await _global_state.tokenizer_manager.generate_request(
-            obj, request
-        ).__anext__()
-        return ret
-    except ValueError as e:
-        return _create_error_response(e)
 
 
 @app.api_route("/flush_cache", methods=["GET", "POST"])
@@ -964,73 +761,21 @@ async def flush_cache(timeout: float = Query(0.0, ge=0.0)):
 @app.post("/add_external_corpus")
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def add_external_corpus(request: Request):
-    """Add an external corpus for ngram speculative decoding."""
-    from sglang.srt.managers.io_struct import AddExternalCorpusReqInput
-
-    try:
-        obj = AddExternalCorpusReqInput(**(await request.json()))
-    except TypeError as e:
-        return ORJSONResponse(
-            {"success": False, "message": str(e)},
-            status_code=HTTPStatus.BAD_REQUEST,
-        )
-    result = await _global_state.tokenizer_manager.add_external_corpus(obj)
-    return ORJSONResponse(
-        {
-            "success": result.success,
-            "corpus_id": result.corpus_id,
-            "message": result.message,
-            "loaded_token_count": result.loaded_token_count,
-        },
-        status_code=200 if result.success else HTTPStatus.BAD_REQUEST,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/remove_external_corpus")
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def remove_external_corpus(request: Request):
-    """Remove an external corpus by ID."""
-    body = await request.json()
-    corpus_id = body.get("corpus_id")
-    if not corpus_id:
-        return ORJSONResponse(
-            {"success": False, "message": "corpus_id is required."},
-            status_code=HTTPStatus.BAD_REQUEST,
-        )
-    result = await _global_state.tokenizer_manager.remove_external_corpus(corpus_id)
-    return ORJSONResponse(
-        {"success": result.success, "message": result.message},
-        status_code=200 if result.success else HTTPStatus.BAD_REQUEST,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.get("/list_external_corpora")
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def list_external_corpora():
-    """List all active external corpora."""
-    result = await _global_state.tokenizer_manager.list_external_corpora()
-    return ORJSONResponse(
-        {
-            "success": result.success,
-            "corpus_token_counts": result.corpus_token_counts,
-            "message": result.message,
-        },
-        status_code=200 if result.success else HTTPStatus.BAD_REQUEST,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@app.api_route("/clear_hicache_storage_backend", methods=["GET", "POST"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def clear_hicache_storage_backend_deprecated():
-    """Deprecated: use POST /hicache/storage-backend/clear."""
-    ret = await _global_state.tokenizer_manager.clear_hicache_storage()
-    return Response(
-        content=(
-            "Deprecated endpoint. Use POST /hicache/storage-backend/clear.\n"
-            "Hierarchical cache storage backend cleared.\n"
-        ),
-        status_code=200 if ret.success else HTTPStatus.BAD_REQUEST,
-    )
 
 
 # example usage:
@@ -1038,12 +783,7 @@ async def clear_hicache_storage_backend_deprecated():
 @app.api_route("/hicache/storage-backend/clear", methods=["POST"])
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def clear_hicache_storage_backend():
-    """Clear the hierarchical cache storage backend."""
-    ret = await _global_state.tokenizer_manager.clear_hicache_storage()
-    return Response(
-        content="Hierarchical cache storage backend cleared.\n",
-        status_code=200 if ret.success else HTTPStatus.BAD_REQUEST,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # example usage:
@@ -1055,83 +795,14 @@ async def clear_hicache_storage_backend():
 #     "hicache_storage_prefetch_policy": "timeout",
 #     "hicache_write_policy": "write_through"
 #   }'
-@app.api_route("/hicache/storage-backend", methods=["PUT"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def attach_hicache_storage_backend(
-    obj: Annotated[AttachHiCacheStorageReqInput, Body()],
-):
-    """Attach (enable) HiCache storage backend at runtime.
-
-    Only allowed when there are NO running / queued requests.
-    """
-    if not _global_state.tokenizer_manager.server_args.admin_api_key:
-        return _admin_api_key_missing_response()
-
-    ret = await _global_state.tokenizer_manager.attach_hicache_storage(
-        hicache_storage_backend=obj.hicache_storage_backend,
-        hicache_storage_backend_extra_config_json=obj.hicache_storage_backend_extra_config_json,
-        hicache_storage_prefetch_policy=obj.hicache_storage_prefetch_policy,
-        hicache_write_policy=obj.hicache_write_policy,
-    )
-    msg = ret.message
-    return Response(
-        content=(
-            (
-                "HiCache storage backend attached.\n"
-                if ret.success
-                else "Failed to attach HiCache storage backend.\n"
-            )
-            + (msg + "\n" if msg else "")
-        ),
-        status_code=200 if ret.success else HTTPStatus.BAD_REQUEST,
-    )
 
 
 # example usage:
 # curl -s -X DELETE http://127.0.0.1:30000/hicache/storage-backend
-@app.api_route("/hicache/storage-backend", methods=["DELETE"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def detach_hicache_storage_backend():
-    """Detach (disable) HiCache storage backend at runtime.
-
-    Only allowed when there are NO running / queued requests.
-    """
-    if not _global_state.tokenizer_manager.server_args.admin_api_key:
-        return _admin_api_key_missing_response()
-
-    ret = await _global_state.tokenizer_manager.detach_hicache_storage()
-    msg = ret.message
-    return Response(
-        content=(
-            (
-                "HiCache storage backend detached.\n"
-                if ret.success
-                else "Failed to detach HiCache storage backend.\n"
-            )
-            + (msg + "\n" if msg else "")
-        ),
-        status_code=200 if ret.success else HTTPStatus.BAD_REQUEST,
-    )
 
 
 # example usage:
 # curl -s http://127.0.0.1:30000/hicache/storage-backend
-@app.get("/hicache/storage-backend")
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def hicache_storage_backend_status():
-    """Get current HiCache storage backend status (tokenizer-side view)."""
-    if not _global_state.tokenizer_manager.server_args.admin_api_key:
-        return _admin_api_key_missing_response()
-
-    return {
-        name: _global_state.tokenizer_manager.config_value(name)
-        for name in (
-            "hicache_storage_backend",
-            "hicache_storage_backend_extra_config",
-            "hicache_storage_prefetch_policy",
-            "hicache_write_policy",
-        )
-    }
 
 
 @app.api_route("/start_profile", methods=["GET", "POST"])
@@ -1156,60 +827,14 @@ async def stop_profile_async():
     )
 
 
-@app.api_route("/set_trace_level", methods=["GET", "POST"])
-def set_trace_level(level: int = Query(..., ge=0)):
-    set_global_trace_level(level)
-
-    return Response(
-        content="success",
-        status_code=200,
-    )
 
 
-@app.api_route("/freeze_gc", methods=["GET", "POST"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def freeze_gc_async():
-    """
-    See engine.freeze_gc for more details.
-    """
-    await _global_state.tokenizer_manager.freeze_gc()
-    return Response(
-        content="Garbage collection frozen.\n",
-        status_code=200,
-    )
 
 
-@app.api_route("/start_expert_distribution_record", methods=["GET", "POST"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def start_expert_distribution_record_async():
-    """Start recording the expert distribution. Clear the previous record if any."""
-    await _global_state.tokenizer_manager.start_expert_distribution_record()
-    return Response(
-        content="Start recording the expert distribution.\n",
-        status_code=200,
-    )
 
 
-@app.api_route("/stop_expert_distribution_record", methods=["GET", "POST"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def stop_expert_distribution_record_async():
-    """Stop recording the expert distribution."""
-    await _global_state.tokenizer_manager.stop_expert_distribution_record()
-    return Response(
-        content="Stop recording the expert distribution.\n",
-        status_code=200,
-    )
 
 
-@app.api_route("/dump_expert_distribution_record", methods=["GET", "POST"])
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def dump_expert_distribution_record_async():
-    """Dump expert distribution record."""
-    await _global_state.tokenizer_manager.dump_expert_distribution_record()
-    return Response(
-        content="Dump expert distribution record.\n",
-        status_code=200,
-    )
 
 
 @app.post("/update_weights_from_disk")
@@ -1217,28 +842,7 @@ async def dump_expert_distribution_record_async():
 async def update_weights_from_disk(
     obj: Annotated[UpdateWeightFromDiskReqInput, Body()], request: Request
 ):
-    """Update the weights from disk inplace without re-launching the server."""
-    (
-        success,
-        message,
-        num_paused_requests,
-    ) = await _global_state.tokenizer_manager.update_weights_from_disk(obj, request)
-
-    content = {
-        "success": success,
-        "message": message,
-        "num_paused_requests": num_paused_requests,
-    }
-    if success:
-        return ORJSONResponse(
-            content,
-            status_code=HTTPStatus.OK,
-        )
-    else:
-        return ORJSONResponse(
-            content,
-            status_code=HTTPStatus.BAD_REQUEST,
-        )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/init_weights_send_group_for_remote_instance")
@@ -1247,17 +851,7 @@ async def init_weights_send_group_for_remote_instance(
     obj: Annotated[InitWeightsSendGroupForRemoteInstanceReqInput, Body()],
     request: Request,
 ):
-    (
-        success,
-        message,
-    ) = await _global_state.tokenizer_manager.init_weights_send_group_for_remote_instance(
-        obj, request
-    )
-    content = {"success": success, "message": message}
-    if success:
-        return ORJSONResponse(content, status_code=200)
-    else:
-        return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/send_weights_to_remote_instance")
@@ -1265,55 +859,15 @@ async def init_weights_send_group_for_remote_instance(
 async def send_weights_to_remote_instance(
     obj: Annotated[SendWeightsToRemoteInstanceReqInput, Body()], request: Request
 ):
-    (
-        success,
-        message,
-    ) = await _global_state.tokenizer_manager.send_weights_to_remote_instance(
-        obj, request
-    )
-    content = {"success": success, "message": message}
-    if success:
-        return ORJSONResponse(content, status_code=200)
-    else:
-        return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@app.get("/get_remote_instance_transfer_engine_info")
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def get_remote_instance_transfer_engine_info(rank: int = None):
-    """Get the server information (deprecated - use /remote_instance_transfer_engine_info instead)."""
-    logger.warning(
-        "Endpoint '/get_remote_instance_transfer_engine_info' is deprecated and will be removed in a future version. "
-        "Please use '/remote_instance_transfer_engine_info' instead."
-    )
-    return await remote_instance_transfer_engine_info(rank=rank)
 
 
 @app.get("/remote_instance_transfer_engine_info")
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def remote_instance_transfer_engine_info(rank: int = None):
-    if rank is None or rank < 0:
-        return ORJSONResponse(
-            {"error": {"message": "Missing or invalid rank parameter"}},
-            status_code=HTTPStatus.BAD_REQUEST,
-        )
-
-    server_args = _global_state.tokenizer_manager.server_args
-    try:
-        resp = requests.get(
-            f"{server_args.engine_info_bootstrap_url}/get_transfer_engine_info",
-            params={"rank": rank},
-            timeout=5,
-        )
-        if resp.status_code == 200:
-            return resp.json()
-    except (requests.exceptions.RequestException, ValueError) as e:
-        logger.warning(f"Failed to get transfer engine info for rank {rank}: {e}")
-
-    return ORJSONResponse(
-        {"error": {"message": f"Failed to get transfer engine info for rank {rank}"}},
-        status_code=HTTPStatus.BAD_REQUEST,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/init_weights_update_group")
@@ -1321,15 +875,7 @@ async def remote_instance_transfer_engine_info(rank: int = None):
 async def init_weights_update_group(
     obj: Annotated[InitWeightsUpdateGroupReqInput, Body()], request: Request
 ):
-    """Initialize the parameter update group."""
-    success, message = await _global_state.tokenizer_manager.init_weights_update_group(
-        obj, request
-    )
-    content = {"success": success, "message": message}
-    if success:
-        return ORJSONResponse(content, status_code=200)
-    else:
-        return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/destroy_weights_update_group")
@@ -1337,15 +883,7 @@ async def init_weights_update_group(
 async def destroy_weights_update_group(
     obj: Annotated[DestroyWeightsUpdateGroupReqInput, Body()], request: Request
 ):
-    """Destroy the parameter update group."""
-    (
-        success,
-        message,
-    ) = await _global_state.tokenizer_manager.destroy_weights_update_group(obj, request)
-    content = {"success": success, "message": message}
-    return ORJSONResponse(
-        content, status_code=200 if success else HTTPStatus.BAD_REQUEST
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/update_weights_from_tensor")
@@ -1353,21 +891,7 @@ async def destroy_weights_update_group(
 async def update_weights_from_tensor(
     obj: Annotated[UpdateWeightsFromTensorReqInput, Body()], request: Request
 ):
-    """Update the weights from tensor inplace without re-launching the server.
-    Notes:
-    1. Ensure that the model is on the correct device (e.g., GPU) before calling this endpoint. If the model is moved to the CPU unexpectedly, it may cause performance issues or runtime errors.
-    2. HTTP will transmit only the metadata of the tensor, while the tensor itself will be directly copied to the model.
-    3. Any binary data in the named tensors should be base64 encoded.
-    """
-
-    success, message = await _global_state.tokenizer_manager.update_weights_from_tensor(
-        obj, request
-    )
-
-    content = {"success": success, "message": message}
-    return ORJSONResponse(
-        content, status_code=200 if success else HTTPStatus.BAD_REQUEST
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/update_weights_from_distributed")
@@ -1375,19 +899,7 @@ async def update_weights_from_tensor(
 async def update_weights_from_distributed(
     obj: Annotated[UpdateWeightsFromDistributedReqInput, Body()], request: Request
 ):
-    """Update model parameter from distributed online."""
-    (
-        success,
-        message,
-    ) = await _global_state.tokenizer_manager.update_weights_from_distributed(
-        obj, request
-    )
-
-    content = {"success": success, "message": message}
-    if success:
-        return ORJSONResponse(content, status_code=200)
-    else:
-        return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/update_weights_from_ipc")
@@ -1395,52 +907,9 @@ async def update_weights_from_distributed(
 async def update_weights_from_ipc(
     obj: Annotated[UpdateWeightsFromIPCReqInput, Body()], request: Request
 ):
-    """Update the weights from IPC (Inter-Process Communication) for checkpoint-engine integration."""
-    success, message = await _global_state.tokenizer_manager.update_weights_from_ipc(
-        obj, request
-    )
-
-    content = {"success": success, "message": message}
-    if success:
-        if _global_state.tokenizer_manager.initial_weights_loaded is False:
-            _global_state.tokenizer_manager.initial_weights_loaded = True
-        return ORJSONResponse(content)
-    else:
-        return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@app.post("/update_weight_version")
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def update_weight_version(
-    obj: Annotated[UpdateWeightVersionReqInput, Body()], request: Request
-):
-    """Update the weight version. This operation requires no active requests."""
-    if obj.abort_all_requests:
-        _global_state.tokenizer_manager.abort_request(abort_all=True)
-
-    # Use a simple approach without the complex lock mechanism for now
-    # since weight_version update is a simple operation that doesn't affect model weights
-    try:
-        _global_state.tokenizer_manager.record_config_updates(
-            "http.update_weight_version", weight_version=obj.new_version
-        )
-
-        return ORJSONResponse(
-            {
-                "success": True,
-                "message": f"Weight version updated to {obj.new_version}",
-                "new_version": obj.new_version,
-            },
-            status_code=HTTPStatus.OK,
-        )
-    except Exception as e:
-        return ORJSONResponse(
-            {
-                "success": False,
-                "message": f"Failed to update weight version: {str(e)}",
-            },
-            status_code=HTTPStatus.BAD_REQUEST,
-        )
 
 
 @app.api_route("/get_weights_by_name", methods=["GET", "POST"])
@@ -1448,15 +917,7 @@ async def update_weight_version(
 async def get_weights_by_name(
     obj: Annotated[GetWeightsByNameReqInput, Body()], request: Request
 ):
-    """Get model parameter by name."""
-    try:
-        ret = await _global_state.tokenizer_manager.get_weights_by_name(obj, request)
-        if ret is None:
-            return _create_error_response("Get parameter by name failed")
-        else:
-            return ORJSONResponse(ret, status_code=200)
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/release_memory_occupation", methods=["GET", "POST"])
@@ -1464,11 +925,7 @@ async def get_weights_by_name(
 async def release_memory_occupation(
     obj: Annotated[ReleaseMemoryOccupationReqInput, Body()], request: Request
 ):
-    """Release GPU memory occupation temporarily."""
-    try:
-        await _global_state.tokenizer_manager.release_memory_occupation(obj, request)
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/resume_memory_occupation", methods=["GET", "POST"])
@@ -1476,11 +933,7 @@ async def release_memory_occupation(
 async def resume_memory_occupation(
     obj: Annotated[ResumeMemoryOccupationReqInput, Body()], request: Request
 ):
-    """Resume GPU memory occupation."""
-    try:
-        await _global_state.tokenizer_manager.resume_memory_occupation(obj, request)
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/weights_checker", methods=["GET", "POST"])
@@ -1489,31 +942,13 @@ async def check_weights(
     obj: Annotated[Optional[CheckWeightsReqInput], Body()] = None,
     request: Request = None,
 ):
-    if obj is None:
-        obj = CheckWeightsReqInput()
-    success, message, ranks, per_engine_checksum = (
-        await _global_state.tokenizer_manager.check_weights(obj, request)
-    )
-    body = {"success": success, "message": message}
-    if ranks is not None:
-        body["ranks"] = ranks
-    if per_engine_checksum is not None:
-        body["per_engine_checksum"] = per_engine_checksum
-    return ORJSONResponse(body, status_code=200 if success else HTTPStatus.BAD_REQUEST)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/slow_down", methods=["GET", "POST"])
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def slow_down(obj: Annotated[SlowDownReqInput, Body()], request: Request):
-    """Slow down the system deliberately. Only for testing. Example scenario:
-    when we want to test performance of D in large-scale PD disaggregation and have no enough nodes for P,
-    we can use this to slow down D to let it have enough running sequences, and then disable slowdown
-    to let it run in full batch size.
-    """
-    try:
-        await _global_state.tokenizer_manager.slow_down(obj, request)
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/load_lora_adapter", methods=["POST"])
@@ -1521,22 +956,14 @@ async def slow_down(obj: Annotated[SlowDownReqInput, Body()], request: Request):
 async def load_lora_adapter(
     obj: Annotated[LoadLoRAAdapterReqInput, Body()], request: Request
 ):
-    """Load a new LoRA adapter without re-launching the server."""
-    result = await _global_state.tokenizer_manager.load_lora_adapter(obj, request)
-    status_code = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
-    return ORJSONResponse(msgspec_to_builtins(result), status_code=status_code)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/load_lora_adapter_from_tensors", methods=["POST"])
 async def load_lora_adapter_from_tensors(
     obj: Annotated[LoadLoRAAdapterFromTensorsReqInput, Body()], request: Request
 ):
-    """Load a new LoRA adapter from tensors without re-launching the server."""
-    result = await _global_state.tokenizer_manager.load_lora_adapter_from_tensors(
-        obj, request
-    )
-    status_code = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
-    return ORJSONResponse(msgspec_to_builtins(result), status_code=status_code)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/unload_lora_adapter", methods=["POST"])
@@ -1544,34 +971,17 @@ async def load_lora_adapter_from_tensors(
 async def unload_lora_adapter(
     obj: Annotated[UnloadLoRAAdapterReqInput, Body()], request: Request
 ):
-    """Load a new LoRA adapter without re-launching the server."""
-    result = await _global_state.tokenizer_manager.unload_lora_adapter(obj, request)
-    status_code = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
-    return ORJSONResponse(msgspec_to_builtins(result), status_code=status_code)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/open_session", methods=["GET", "POST"])
 async def open_session(obj: Annotated[OpenSessionReqInput, Body()], request: Request):
-    """Open a session, and return its unique session id."""
-    try:
-        session_id = await _global_state.tokenizer_manager.open_session(obj, request)
-        if session_id is None:
-            raise Exception(
-                "Failed to open the session. Check if a session with the same id is still open."
-            )
-        return session_id
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/close_session", methods=["GET", "POST"])
 async def close_session(obj: Annotated[CloseSessionReqInput, Body()], request: Request):
-    """Close the session."""
-    try:
-        await _global_state.tokenizer_manager.close_session(obj, request)
-        return Response(status_code=200)
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.api_route("/configure_logging", methods=["GET", "POST"])
@@ -1579,87 +989,17 @@ async def close_session(obj: Annotated[CloseSessionReqInput, Body()], request: R
 async def configure_logging(
     obj: Annotated[ConfigureLoggingReq, Body()], request: Request
 ):
-    """Configure the request logging options."""
-    _global_state.tokenizer_manager.configure_logging(obj)
-    return Response(status_code=200)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/abort_request")
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def abort_request(obj: Annotated[AbortReq, Body()], request: Request):
-    """Abort a request."""
-    try:
-        _global_state.tokenizer_manager.abort_request(
-            rid=obj.rid, abort_all=obj.abort_all
-        )
-        return Response(status_code=200)
-    except Exception as e:
-        return _create_error_response(e)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@app.post("/parse_function_call")
-async def parse_function_call_request(
-    obj: Annotated[ParseFunctionCallReq, Body()], request: Request
-):
-    """
-    A native API endpoint to parse function calls from a text.
-    """
-    # 1) Initialize the parser based on the request body
-    parser = FunctionCallParser(
-        tools=obj.tools,
-        tool_call_parser=obj.tool_call_parser,
-        tokenizer=get_global_state().tokenizer_manager.tokenizer,
-    )
-
-    # 2) Call the non-stream parsing method (non-stream)
-    normal_text, calls = parser.parse_non_stream(obj.text)
-
-    # 3) Organize the response content
-    response_data = {
-        "normal_text": normal_text,
-        "calls": [
-            call.model_dump() for call in calls
-        ],  # Convert pydantic objects to dictionaries
-    }
-
-    return ORJSONResponse(content=response_data, status_code=200)
 
 
-@app.post("/separate_reasoning")
-async def separate_reasoning_request(
-    obj: Annotated[SeparateReasoningReqInput, Body()], request: Request
-):
-    """
-    A native API endpoint to separate reasoning from a text.
-    """
-    # 1) Initialize the parser based on the request body
-    parser = ReasoningParser(
-        model_type=obj.reasoning_parser,
-        request=request,
-        tokenizer=get_global_state().tokenizer_manager.tokenizer,
-    )
-
-    # 2) Call the non-stream parsing method (non-stream)
-    if obj.return_blocks:
-        blocks = parser.parse_non_stream_blocks(obj.text)
-        reasoning_blocks = [b["text"] for b in blocks if b["type"] == "reasoning"]
-        text_blocks = [b["text"] for b in blocks if b["type"] == "text"]
-        reasoning_text = "".join(reasoning_blocks)
-        normal_text = "".join(text_blocks)
-    else:
-        reasoning_text, normal_text = parser.parse_non_stream(obj.text)
-
-    # 3) Organize the response content
-    response_data = {
-        "reasoning_text": reasoning_text,
-        "text": normal_text,
-    }
-    if obj.return_blocks:
-        response_data["reasoning_blocks"] = reasoning_blocks
-        response_data["text_blocks"] = text_blocks
-        response_data["blocks"] = blocks
-
-    return ORJSONResponse(content=response_data, status_code=200)
 
 
 @app.post("/pause_generation")
@@ -1667,12 +1007,7 @@ async def separate_reasoning_request(
 async def pause_generation(
     obj: Annotated[PauseGenerationReqInput, Body()], request: Request
 ):
-    """Pause generation."""
-    await _global_state.tokenizer_manager.pause_generation(obj)
-    return ORJSONResponse(
-        content={"message": "Generation paused successfully.", "status": "ok"},
-        status_code=200,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @app.post("/continue_generation")
@@ -1680,12 +1015,7 @@ async def pause_generation(
 async def continue_generation(
     obj: Annotated[ContinueGenerationReqInput, Body()], request: Request
 ):
-    """Continue generation."""
-    await _global_state.tokenizer_manager.continue_generation(obj)
-    return ORJSONResponse(
-        content={"message": "Generation continued successfully.", "status": "ok"},
-        status_code=200,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 ##### OpenAI-compatible API endpoints #####
@@ -1709,115 +1039,16 @@ async def openai_v1_chat_completions(
     )
 
 
-@app.post(
-    "/v1/embeddings",
-    response_class=ORJSONResponse,
-    dependencies=[Depends(validate_json_request)],
-)
-async def openai_v1_embeddings(request: EmbeddingRequest, raw_request: Request):
-    """OpenAI-compatible embeddings endpoint."""
-    return await raw_request.app.state.openai_serving_embedding.handle_request(
-        request, raw_request
-    )
 
 
-@app.post(
-    "/v1/classify",
-    response_class=ORJSONResponse,
-    dependencies=[Depends(validate_json_request)],
-)
-async def openai_v1_classify(request: ClassifyRequest, raw_request: Request):
-    """OpenAI-compatible classification endpoint."""
-    return await raw_request.app.state.openai_serving_classify.handle_request(
-        request, raw_request
-    )
 
 
-@app.post(
-    "/v1/tokenize",
-    response_class=ORJSONResponse,
-    dependencies=[Depends(validate_json_request)],
-)
-@app.post(
-    "/tokenize",
-    response_class=ORJSONResponse,
-    dependencies=[Depends(validate_json_request)],
-    include_in_schema=False,
-)
-async def openai_v1_tokenize(request: TokenizeRequest, raw_request: Request):
-    """OpenAI-compatible tokenization endpoint."""
-    return await raw_request.app.state.openai_serving_tokenize.handle_request(
-        request, raw_request
-    )
 
 
-@app.post(
-    "/v1/detokenize",
-    response_class=ORJSONResponse,
-    dependencies=[Depends(validate_json_request)],
-)
-@app.post(
-    "/detokenize",
-    response_class=ORJSONResponse,
-    dependencies=[Depends(validate_json_request)],
-    include_in_schema=False,
-)
-async def openai_v1_detokenize(request: DetokenizeRequest, raw_request: Request):
-    """OpenAI-compatible detokenization endpoint."""
-    return await raw_request.app.state.openai_serving_detokenize.handle_request(
-        request, raw_request
-    )
 
 
-@app.post("/v1/audio/transcriptions")
-async def openai_v1_audio_transcriptions(
-    raw_request: Request,
-    file: UploadFile = File(...),
-    model: str = Form(default="default"),
-    language: Optional[str] = Form(default=None),
-    response_format: str = Form(default="json"),
-    temperature: float = Form(default=0.0),
-    stream: bool = Form(default=False),
-    timestamp_granularities: Optional[List[str]] = Form(
-        default=None, alias="timestamp_granularities[]"
-    ),
-):
-    """OpenAI-compatible audio transcription endpoint."""
-    if response_format not in ["json", "text", "verbose_json"]:
-        return ORJSONResponse(
-            content={
-                "error": {
-                    "message": "Only 'json', 'text', and 'verbose_json' formats supported"
-                }
-            },
-            status_code=400,
-        )
-
-    audio_data = await file.read()
-
-    return (
-        await raw_request.app.state.openai_serving_transcription.create_transcription(
-            audio_data=audio_data,
-            model=model,
-            language=language,
-            response_format=response_format,
-            temperature=temperature,
-            stream=stream,
-            timestamp_granularities=timestamp_granularities,
-            raw_request=raw_request,
-        )
-    )
 
 
-@app.websocket("/v1/realtime")
-async def openai_v1_realtime_transcription(ws: WebSocket):
-    """OpenAI Realtime transcription WebSocket endpoint."""
-    # /v1/realtime is OpenAI's unified Realtime URL covering transcription +
-    # chat modes. This handler implements the transcription subset only;
-    # chat-mode session.update payloads are rejected by the
-    # `Literal["transcription"]` constraint on TranscriptionSessionConfig.type
-    # (see realtime/protocol.py).
-    await ws.app.state.openai_serving_transcription.handle_websocket(ws)
 
 
 @app.get("/v1/models", response_class=ORJSONResponse)
@@ -1852,82 +1083,16 @@ async def available_models():
     return ModelList(data=model_cards)
 
 
-@app.get("/v1/models/{model:path}", response_class=ORJSONResponse)
-async def retrieve_model(model: str):
-    """Retrieves a model instance, providing basic information about the model."""
-    served_model_names = [_global_state.tokenizer_manager.served_model_name]
-
-    if model not in served_model_names:
-        return ORJSONResponse(
-            status_code=404,
-            content={
-                "error": {
-                    "message": f"The model '{model}' does not exist",
-                    "type": "invalid_request_error",
-                    "param": "model",
-                    "code": "model_not_found",
-                }
-            },
-        )
-
-    return ModelCard(
-        id=model,
-        root=model,
-        max_model_len=_global_state.tokenizer_manager.model_config.context_len,
-    )
 
 
-@app.post("/v1/score", dependencies=[Depends(validate_json_request)])
-async def v1_score_request(request: ScoringRequest, raw_request: Request):
-    """Endpoint for the scoring API. Supports CausalLM (logprob-based) and SequenceClassification (class logit-based) models. See Engine.score() for documentation."""
-    return await raw_request.app.state.openai_serving_score.handle_request(
-        request, raw_request
-    )
 
 
-@app.post("/v1/responses", dependencies=[Depends(validate_json_request)])
-async def v1_responses_request(request: ResponsesRequest, raw_request: Request):
-    """Endpoint for the responses API with reasoning support."""
-
-    result = await raw_request.app.state.openai_serving_responses.create_responses(
-        request, raw_request
-    )
-
-    # Handle streaming responses
-    if isinstance(result, AsyncGenerator):
-        return StreamingResponse(
-            result,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "Connection": "keep-alive"},
-        )
-
-    return result
 
 
-@app.get("/v1/responses/{response_id}")
-async def v1_retrieve_responses(response_id: str, raw_request: Request):
-    """Retrieve a response by ID."""
-    return await raw_request.app.state.openai_serving_responses.retrieve_responses(
-        response_id
-    )
 
 
-@app.post("/v1/responses/{response_id}/cancel")
-async def v1_cancel_responses(response_id: str, raw_request: Request):
-    """Cancel a background response."""
-    return await raw_request.app.state.openai_serving_responses.cancel_responses(
-        response_id
-    )
 
 
-@app.api_route(
-    "/v1/rerank", methods=["POST", "PUT"], dependencies=[Depends(validate_json_request)]
-)
-async def v1_rerank_request(request: V1RerankReqInput, raw_request: Request):
-    """Endpoint for reranking documents based on query relevance."""
-    return await raw_request.app.state.openai_serving_rerank.handle_request(
-        request, raw_request
-    )
 
 
 ##### Ollama-compatible API endpoints #####
@@ -1935,122 +1100,38 @@ async def v1_rerank_request(request: V1RerankReqInput, raw_request: Request):
 _ollama_root_route = os.environ.get("SGLANG_OLLAMA_ROOT_ROUTE")
 if _ollama_root_route is not None:
 
-    @app.get(_ollama_root_route)
-    @app.head(_ollama_root_route)
-    async def ollama_root():
-        """Ollama-compatible root endpoint."""
-        return "Ollama is running"
+    pass
 
 else:
 
-    @app.get("/")
-    @app.head("/")
-    async def sglang_root():
-        """Default root endpoint."""
-        return "SGLang is running"
+    pass
 
 
-@app.post(os.environ.get("SGLANG_OLLAMA_CHAT_ROUTE", "/api/chat"))
-async def ollama_chat(request: OllamaChatRequest, raw_request: Request):
-    """Ollama-compatible chat endpoint."""
-    return await raw_request.app.state.ollama_serving.handle_chat(request, raw_request)
 
 
-@app.post(os.environ.get("SGLANG_OLLAMA_GENERATE_ROUTE", "/api/generate"))
-async def ollama_generate(request: OllamaGenerateRequest, raw_request: Request):
-    """Ollama-compatible generate endpoint."""
-    return await raw_request.app.state.ollama_serving.handle_generate(
-        request, raw_request
-    )
 
 
-@app.get(os.environ.get("SGLANG_OLLAMA_TAGS_ROUTE", "/api/tags"))
-async def ollama_tags(raw_request: Request):
-    """Ollama-compatible list models endpoint."""
-    return raw_request.app.state.ollama_serving.get_tags()
 
 
-@app.post(os.environ.get("SGLANG_OLLAMA_SHOW_ROUTE", "/api/show"))
-async def ollama_show(request: OllamaShowRequest, raw_request: Request):
-    """Ollama-compatible show model info endpoint."""
-    return raw_request.app.state.ollama_serving.get_show(request.model)
 
 
 ##### Anthropic-compatible API endpoints #####
 
 
-@app.post("/v1/messages", dependencies=[Depends(validate_json_request)])
-async def anthropic_v1_messages(
-    request: AnthropicMessagesRequest, raw_request: Request
-):
-    """Anthropic-compatible Messages API endpoint."""
-    return await raw_request.app.state.anthropic_serving.handle_messages(
-        request, raw_request
-    )
 
 
-@app.post("/v1/messages/count_tokens", dependencies=[Depends(validate_json_request)])
-async def anthropic_v1_count_tokens(
-    request: AnthropicCountTokensRequest, raw_request: Request
-):
-    """Anthropic-compatible token counting endpoint."""
-    return await raw_request.app.state.anthropic_serving.handle_count_tokens(
-        request, raw_request
-    )
 
 
 ## SageMaker API
-@app.get("/ping")
-async def sagemaker_health() -> Response:
-    """Check the health of the http server."""
-    return Response(status_code=200)
 
 
-@app.post("/invocations")
-async def sagemaker_chat_completions(
-    request: ChatCompletionRequest, raw_request: Request
-):
-    """OpenAI-compatible chat completion endpoint."""
-    return await raw_request.app.state.openai_serving_chat.handle_request(
-        request, raw_request
-    )
 
 
 ## Vertex AI API
-@app.post(os.environ.get("AIP_PREDICT_ROUTE", "/vertex_generate"))
-async def vertex_generate(
-    vertex_req: Annotated[VertexGenerateReqInput, Body()], raw_request: Request
-):
-    if not vertex_req.instances:
-        return []
-    inputs = {}
-    for input_key in ("text", "input_ids", "input_embeds"):
-        if vertex_req.instances[0].get(input_key):
-            inputs[input_key] = [
-                instance.get(input_key) for instance in vertex_req.instances
-            ]
-            break
-    image_data = [
-        instance.get("image_data")
-        for instance in vertex_req.instances
-        if instance.get("image_data") is not None
-    ] or None
-    req = GenerateReqInput(
-        **inputs,
-        image_data=image_data,
-        **(vertex_req.parameters or {}),
-    )
-    ret = await generate_request(req, raw_request)
-    if isinstance(ret, Response):
-        return ret
-    return ORJSONResponse({"predictions": ret})
 
 
 def _create_error_response(e):
-    return ORJSONResponse(
-        {"error": {"message": str(e)}},
-        status_code=getattr(e, "status_code", HTTPStatus.BAD_REQUEST),
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # FIXME: In theory we should configure ADMIN_FORCE for some entrypoints, but doing so
@@ -2060,18 +1141,6 @@ def _create_error_response(e):
 # For now, we simulate ADMIN_FORCE by explicitly checking the admin API key parameter.
 # Once the auth wiring is refactored so ADMIN_FORCE only affects the intended
 # admin endpoints, we should switch this logic to use ADMIN_FORCE directly.
-def _admin_api_key_missing_response(
-    status_code: HTTPStatus = HTTPStatus.BAD_REQUEST,
-) -> ORJSONResponse:
-    return ORJSONResponse(
-        content={
-            "error": (
-                "This endpoint requires admin API key, but this server was started "
-                "without one (admin-api-key). Restart with --admin-api-key to enable."
-            )
-        },
-        status_code=status_code,
-    )
 
 
 # Minimal 32x32 black PNG (base64, GLM4v requires at least 32x32 sized image)
@@ -2090,32 +1159,7 @@ KIMI_K3_VLM_WARMUP_PNG_PICTURE_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAcAAAAHACAIAAAC
 
 
 def _get_vlm_warmup_image_base64(model_info: dict) -> str:
-    """Choose the VLM image used by the startup warmup request.
-
-    A 512x512 image triggers Kimi K2.5/K2.7's representative compiled
-    position-interpolation path during startup. Kimi K3 uses a 448x448 image
-    matching its native vision patch grid. This keeps one-time vision setup
-    work out of the first external image request.
-    Other VLMs retain the minimal image to avoid changing their startup cost.
-    """
-
-    architectures = model_info.get("architectures") or []
-    if (
-        "KimiK3ForConditionalGeneration" in architectures
-        or model_info.get("model_type") == "kimi_k3"
-    ):
-        logger.info(
-            "Using a 448x448 image for Kimi K3 VLM startup warmup to exercise "
-            "its native 32x32 vision patch grid."
-        )
-        return KIMI_K3_VLM_WARMUP_PNG_PICTURE_BASE64
-    if "KimiK25ForConditionalGeneration" in architectures:
-        logger.info(
-            "Using a 512x512 image for Kimi VLM startup warmup to compile "
-            "MoonViT position interpolation."
-        )
-        return KIMI_VLM_WARMUP_PNG_PICTURE_BASE64
-    return MINIMUM_PNG_PICTURE_BASE64
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 async def _send_disaggregation_warmup_requests(
@@ -2125,37 +1169,7 @@ async def _send_disaggregation_warmup_requests(
     ssl_verify: Union[bool, str],
     timeout: int,
 ) -> List[int]:
-    ssl_context = (
-        ssl_verify
-        if isinstance(ssl_verify, bool)
-        else ssl.create_default_context(cafile=ssl_verify)
-    )
-
-    async def send_request(session: aiohttp.ClientSession, dp_rank: int) -> int:
-        json_data = {
-            "sampling_params": {
-                "temperature": 0.0,
-                "max_new_tokens": 8,
-                "ignore_eos": True,
-            },
-            "bootstrap_host": FAKE_BOOTSTRAP_HOST,
-            "bootstrap_room": dp_rank,
-            "input_ids": [10, 11, 12, 13],
-            "routed_dp_rank": dp_rank,
-        }
-        async with session.post(
-            url + "/generate", json=json_data, ssl=ssl_context
-        ) as response:
-            await response.read()
-            return response.status
-
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        headers=headers,
-    ) as session:
-        return await asyncio.gather(
-            *(send_request(session, dp_rank) for dp_rank in range(server_args.dp_size))
-        )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _execute_server_warmup(server_args: ServerArgs):
@@ -2365,24 +1379,7 @@ def _wait_and_warmup(
 
 
 def _wait_weights_ready():
-    """Wait for weights to be ready within the specified timeout."""
-    timeout = WAIT_WEIGHTS_READY_TIMEOUT
-    start_time = time.time()
-
-    for _ in range(timeout):
-        if _global_state.tokenizer_manager.initial_weights_loaded:
-            logger.info(
-                f"Weights are ready after {time.time() - start_time:.2f} seconds"
-            )
-            return
-        time.sleep(1)
-
-    # Timeout reached without weights being ready
-    logger.error(
-        f"Weights are not ready after waiting {timeout} seconds. "
-        f"Consider increasing SGLANG_WAIT_WEIGHTS_READY_TIMEOUT environment variable. "
-        f"Current status: initial_weights_loaded={_global_state.tokenizer_manager.initial_weights_loaded}"
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _run_granian_server(
@@ -2398,64 +1395,7 @@ def _run_granian_server(
     backlog=2048,
     backpressure=2048,
 ):
-    """Serve the in-process ASGI app with Granian (embedded mode) over HTTP/2.
-
-    Unlike Granian's default multi-process server, the embedded server runs a
-    single worker as an asyncio task inside the current process. It therefore
-    serves the live ``app`` object directly and reuses the already-initialized
-    global state (tokenizer manager, templates, ...) through the normal
-    single-tokenizer lifespan path -- no shared memory or worker re-init needed.
-    The event loop is uvloop. The default backlog and backpressure values are set
-    exactly like uvicorn's defaults.
-    """
-    import signal
-
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.server.embed import Server as GranianEmbeddedServer
-
-    Server = GranianEmbeddedServer if tokenizer_worker_num == 1 else Granian
-    target = (
-        app if tokenizer_worker_num == 1 else "sglang.srt.entrypoints.http_server:app"
-    )
-    granian_kwargs = dict(
-        target=target,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        http=HTTPModes.auto,
-        log_level=log_level,
-        ssl_cert=ssl_certfile,
-        ssl_key=ssl_keyfile,
-        ssl_key_password=ssl_keyfile_password,
-        ssl_ca=ssl_ca_certs,
-        ssl_client_verify=ssl_verify,
-        backlog=backlog,
-        backpressure=backpressure,
-    )
-
-    if tokenizer_worker_num > 1:
-        granian_kwargs["workers"] = tokenizer_worker_num
-        granian_kwargs["loop"] = Loops.uvloop
-
-    server = Server(**granian_kwargs)
-
-    if tokenizer_worker_num == 1:
-
-        async def serve():
-            # The embedded server does not install its own signal handlers, so wire
-            # SIGINT/SIGTERM to a graceful stop, mirroring uvicorn's behavior.
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, server.stop)
-                except (NotImplementedError, ValueError):
-                    pass
-            await server.serve()
-
-        uvloop.run(serve())
-    else:
-        server.serve()
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _setup_and_run_http_server(
@@ -2673,43 +1613,11 @@ def _start_native_grpc_server_for_runtime(
     template_manager,
     scheduler_info,
 ):
-    try:
-        from sglang.srt.entrypoints.grpc_bridge import RuntimeHandle
-        from sglang.srt.grpc import _core as grpc_native
-    except ImportError as e:
-        raise RuntimeError(
-            "Native gRPC extension (sglang.srt.grpc._core) not found in this wheel, "
-            "but --grpc-port was set. The extension is built from "
-            "rust/sglang-grpc/ via setuptools-rust during wheel build. Either "
-            "install a wheel that includes the extension or unset --grpc-port."
-        ) from e
-
-    runtime_handle = RuntimeHandle(
-        tokenizer_manager=tokenizer_manager,
-        template_manager=template_manager,
-        server_args=server_args,
-        scheduler_info=scheduler_info or {},
-    )
-
-    grpc_handle = grpc_native.start_server(
-        host=server_args.host,
-        port=server_args.grpc_port,
-        runtime_handle=runtime_handle,
-        worker_threads=server_args.grpc_worker_threads,
-    )
-    logger.info(
-        f"Native gRPC server started on {server_args.host}:{server_args.grpc_port}"
-    )
-    return grpc_handle
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _shutdown_native_grpc_server(grpc_handle) -> None:
-    if grpc_handle is None:
-        return
-    try:
-        grpc_handle.shutdown()
-    except Exception as e:
-        logger.warning(f"Failed to shut down native gRPC server: {e}")
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def launch_server(

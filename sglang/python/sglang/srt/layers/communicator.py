@@ -95,20 +95,6 @@ _is_gfx95_supported = is_gfx95_supported()
 _is_npu = is_npu()
 _use_ag_after_qlora = envs.SGLANG_USE_AG_AFTER_QLORA.get()
 
-if _use_aiter:
-    from aiter.ops.rmsnorm import add_rmsnorm_quant as _aiter_add_rmsnorm_quant
-    from aiter.ops.rmsnorm import rmsnorm_quant as _aiter_rmsnorm_quant
-
-    from sglang.kernels.ops.quantization.fp8_kernel import fp8_dtype as _aiter_fp8_dtype
-
-    if _is_gfx95_supported:
-        from aiter.ops.triton.fused_fp8_quant import fused_rms_fp8_group_quant
-
-        from sglang.srt.layers.quantization.rocm_mxfp4_utils import (
-            fused_rms_mxfp4_quant,
-        )
-elif _is_npu:
-    from sglang.srt.hardware_backend.npu.cmo import prepare_weight_cache
 
 
 def _fused_rmsnorm_fp8_per_token_quant(
@@ -117,44 +103,7 @@ def _fused_rmsnorm_fp8_per_token_quant(
     epsilon: float,
     residual: Optional[torch.Tensor] = None,
 ):
-    """Fused (optional residual-add +) RMSNorm + FP8 per-token quantization.
-
-    Only used with the aiter (ROCm) backend.
-
-    Args:
-        residual: if provided, computes hidden_states + residual before RMSNorm
-                  and returns updated residual_out as second element.
-
-    Returns:
-        If residual is None:  (out_fp8, scale)
-        If residual provided: ((out_fp8, scale), residual_out)
-    """
-    M, N = hidden_states.shape
-    out_fp8 = torch.empty((M, N), dtype=_aiter_fp8_dtype, device=hidden_states.device)
-    scale = torch.empty(M, dtype=torch.float32, device=hidden_states.device)
-    if residual is not None:
-        residual_out = torch.empty_like(hidden_states)
-        _aiter_add_rmsnorm_quant(
-            out_fp8,
-            hidden_states,
-            residual,
-            residual_out,
-            scale,
-            weight,
-            epsilon,
-            0,  # group_size=0 → per-token
-        )
-        return (out_fp8, scale.unsqueeze(1)), residual_out
-    else:
-        _aiter_rmsnorm_quant(
-            out_fp8,
-            hidden_states,
-            scale,
-            weight,
-            epsilon,
-            0,  # group_size=0 → per-token
-        )
-        return (out_fp8, scale.unsqueeze(1))
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # TODO: According to the discussion in https://github.com/flashinfer-ai/flashinfer/issues/1223#issuecomment-3047256465
@@ -180,18 +129,7 @@ def apply_flashinfer_allreduce_fusion(batch_size: int):
 
 
 def apply_aiter_all_reduce_fusion(input_tensor: torch.Tensor):
-    n = input_tensor.shape[-1]
-    total_bytes = input_tensor.numel() * input_tensor.element_size()
-    # Aiter's should_custom_ar uses <= max_size/2 (64 MB); match that boundary.
-    return (
-        _use_aiter
-        and total_bytes > 0
-        and n <= 16384
-        and total_bytes <= 8 * 1024 * 8192
-        and get_parallel().tp_size != 6
-        and not is_dp_attention_enabled()
-        and get_exec().comm.enable_aiter_allreduce_fusion
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class ScatterMode(Enum):
@@ -232,10 +170,7 @@ class AttentionInputs:
         self.qkv_latent_ = None
 
     def tp_all_gather_hidden_states(self, hidden_states, forward_batch):
-        total_tokens = forward_batch.input_ids.shape[0]
-        output = hidden_states.new_empty((total_tokens, hidden_states.shape[-1]))
-        get_tp_group().all_gather_into_tensor(output, hidden_states)
-        return output
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def fetch_qkv_latent(self):
         if self.qkv_latent_ is not None:
@@ -250,15 +185,6 @@ class AttentionInputs:
             )
         return self.qkv_latent_
 
-    def fetch_hidden_states(self):
-        if self.hidden_states_ is not None:
-            return self.hidden_states_
-        self.hidden_states_ = self.hidden_states_local
-        if get_attn_tp_context().input_scattered:
-            self.hidden_states_ = self.tp_all_gather_hidden_states(
-                self.hidden_states_, self.forward_batch
-            )
-        return self.hidden_states_
 
 
 class AttnTpContext:
@@ -309,10 +235,6 @@ class AttnTpContext:
         assert attn_inputs is not None
         return attn_inputs.fetch_qkv_latent()
 
-    def fetch_hidden_states(self):
-        attn_inputs = get_forward().attn_inputs
-        assert attn_inputs is not None
-        return attn_inputs.fetch_hidden_states()
 
     def clear_attn_inputs(self) -> None:
         get_forward().set("attn_inputs", None)
@@ -535,29 +457,7 @@ class LayerCommunicator:
         return hidden_states, residual
 
     def _post_attn_residual_is_read_only(self, residual: torch.Tensor) -> bool:
-        """True if ``prepare_mlp``'s post-attention RMSNorm leaves ``residual``
-        untouched, so Eagle3 aux capture can keep its reference and skip the clone.
-
-        Only the flashinfer all-reduce-fusion path writes a fresh ``residual_out``
-        (see ``flashinfer_allreduce_residual_rmsnorm``); the aiter fused kernel and
-        every plain norm fold into ``residual`` in place. That path is reachable
-        only from the ``_gather_*`` communicate-fns, and only when they fall past
-        their input-scattered branch.
-        """
-        norm_fn = getattr(
-            self._communicate_with_all_reduce_and_layer_norm_fn,
-            "func",
-            self._communicate_with_all_reduce_and_layer_norm_fn,
-        )
-        uses_gather_norm = norm_fn in (
-            CommunicateWithAllReduceAndLayerNormFn._gather_hidden_states_and_residual,
-            CommunicateWithAllReduceAndLayerNormFn._gather_hidden_states_and_residual_moe,
-        )
-        return (
-            uses_gather_norm
-            and not get_attn_tp_context().input_scattered
-            and apply_flashinfer_allreduce_fusion(residual.shape[0])
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def prepare_attn(
         self,
@@ -575,155 +475,39 @@ class LayerCommunicator:
         if hidden_states.shape[0] == 0:
             residual = hidden_states
         else:
-            if (
-                residual is not None
-                and hasattr(hidden_states, "_sglang_needs_allreduce_fusion")
-                and hidden_states._sglang_needs_allreduce_fusion
-            ):
                 if (
-                    apply_aiter_all_reduce_fusion(hidden_states)
-                    or apply_flashinfer_allreduce_fusion(hidden_states.shape[0])
-                ) and hasattr(self.input_layernorm, "forward_with_allreduce_fusion"):
-                    quant_result = None
+                    residual is not None
+                    and hasattr(hidden_states, "_sglang_needs_allreduce_fusion")
+                    and hidden_states._sglang_needs_allreduce_fusion
+                ):
                     if (
-                        self.enable_fused_ar_quant
-                        and _use_aiter
-                        and hasattr(
-                            self.input_layernorm,
-                            "forward_with_allreduce_fusion_quant_per_group",
-                        )
-                    ):
-                        # Try fused AR+RMSNorm+per-group-quant. Internally
-                        # falls back to AR+RMSNorm + separate quant when the
-                        # fully-fused kernel cannot service the shape.
-                        quant_result = self.input_layernorm.forward_with_allreduce_fusion_quant_per_group(
-                            hidden_states,
-                            residual,
-                            use_attn_tp_group=False,
-                            keep_bf16=self.fused_ar_quant_keep_bf16,
-                        )
-                    if quant_result is not None:
-                        hidden_states, residual = quant_result
+                        apply_aiter_all_reduce_fusion(hidden_states)
+                        or apply_flashinfer_allreduce_fusion(hidden_states.shape[0])
+                    ) and hasattr(self.input_layernorm, "forward_with_allreduce_fusion"):
+                        quant_result = None
+                        if quant_result is not None:
+                            hidden_states, residual = quant_result
+                        else:
+                                hidden_states, residual = (
+                                    self.input_layernorm.forward_with_allreduce_fusion(
+                                        hidden_states, residual, use_attn_tp_group=False
+                                    )
+                                )
                     else:
-                        hidden_states, residual = (
-                            self.input_layernorm.forward_with_allreduce_fusion(
-                                hidden_states, residual, use_attn_tp_group=False
+                            hidden_states = moe_tensor_model_parallel_all_reduce(hidden_states)
+                            hidden_states, residual = self.input_layernorm(
+                                hidden_states, residual
                             )
-                        )
                 else:
-                    hidden_states = moe_tensor_model_parallel_all_reduce(hidden_states)
-                    hidden_states, residual = self.input_layernorm(
-                        hidden_states, residual
-                    )
-            else:
-                if residual is None:
-                    residual = hidden_states
-
-                    if _use_aiter and _is_gfx95_supported and ("mxfp4" in quant_format):
-                        hidden_states, *_, _ = fused_rms_mxfp4_quant(
-                            hidden_states,
-                            self.input_layernorm.weight,
-                            self.input_layernorm.variance_epsilon,
-                            None,
-                            None,
-                            None,
-                            None,
-                        )
-                    elif _use_aiter and _is_gfx95_supported and (quant_format == "fp8"):
-                        # aiter (ROCm gfx95) fused RMSNorm + FP8 group quant.
-                        # When DSA is active, also preserve the unquantized bf16
-                        # output as a 3-tuple (fp8, scale, bf16) so the DSA
-                        # indexer can skip redundant FP8 dequantization.
-                        _dsa_needs_bf16 = get_attn_tp_context().is_dsa
-                        hidden_states, _unq_bf16, _, _res = fused_rms_fp8_group_quant(
-                            hidden_states,
-                            self.input_layernorm.weight,
-                            self.input_layernorm.variance_epsilon,
-                            inp2=None,
-                            inp2_weight=None,
-                            inp2_epsilon=None,
-                            group_size=128,
-                            dtype_quant=torch.float8_e4m3fn,
-                            res1=None,
-                            output_unquantized_inp1=_dsa_needs_bf16,
-                            transpose_scale=False,
-                        )
-                        if _use_aiter_bpreshuffle_gfx95:
-                            hidden_states = materialize_bpreshuffle_fp8_scale_tuple(
-                                hidden_states
-                            )
-                        if _dsa_needs_bf16:
-                            hidden_states = (
-                                hidden_states[0],
-                                hidden_states[1],
-                                _unq_bf16,
-                            )
-
-                    elif _use_aiter and (quant_format == "fp8_per_token"):
-                        hidden_states = _fused_rmsnorm_fp8_per_token_quant(
-                            hidden_states,
-                            self.input_layernorm.weight.data,
-                            self.input_layernorm.variance_epsilon,
-                        )
-
-                    else:
-                        hidden_states = self.input_layernorm(hidden_states)
-                else:
-                    if _use_aiter and _is_gfx95_supported and ("mxfp4" in quant_format):
-                        hidden_states, *_, residual = fused_rms_mxfp4_quant(
-                            hidden_states,
-                            self.input_layernorm.weight,
-                            self.input_layernorm.variance_epsilon,
-                            None,
-                            None,
-                            None,
-                            residual,
-                        )
-                    elif _use_aiter and _is_gfx95_supported and (quant_format == "fp8"):
-                        # aiter (ROCm gfx95) fused RMSNorm + FP8 group quant
-                        # with residual addition. When DSA is active, pack
-                        # the unquantized bf16 as a 3-tuple (fp8, scale, bf16).
-                        _dsa_needs_bf16 = get_attn_tp_context().is_dsa
-                        hidden_states, _unq_bf16, _, residual = (
-                            fused_rms_fp8_group_quant(
-                                hidden_states,
-                                self.input_layernorm.weight,
-                                self.input_layernorm.variance_epsilon,
-                                inp2=None,
-                                inp2_weight=None,
-                                inp2_epsilon=None,
-                                group_size=128,
-                                dtype_quant=torch.float8_e4m3fn,
-                                res1=residual,
-                                output_unquantized_inp1=_dsa_needs_bf16,
-                                transpose_scale=False,
-                            )
-                        )
-                        if _use_aiter_bpreshuffle_gfx95:
-                            hidden_states = materialize_bpreshuffle_fp8_scale_tuple(
-                                hidden_states
-                            )
-                        if _dsa_needs_bf16:
-                            hidden_states = (
-                                hidden_states[0],
-                                hidden_states[1],
-                                _unq_bf16,
-                            )
-                    elif _use_aiter and (quant_format == "fp8_per_token"):
-                        if post_residual_addition is not None:
-                            residual = residual + post_residual_addition
-                        hidden_states, residual = _fused_rmsnorm_fp8_per_token_quant(
-                            hidden_states,
-                            self.input_layernorm.weight.data,
-                            self.input_layernorm.variance_epsilon,
-                            residual=residual,
-                        )
-                    else:
-                        hidden_states, residual = self.input_layernorm(
-                            hidden_states,
-                            residual,
-                            post_residual_addition,
-                        )
+                        if residual is None:
+                            residual = hidden_states
+                            hidden_states = self.input_layernorm(hidden_states)
+                        else:
+                                hidden_states, residual = self.input_layernorm(
+                                    hidden_states,
+                                    residual,
+                                    post_residual_addition,
+                                )
 
         hidden_states = self._communicate_simple_fn(
             hidden_states=hidden_states,
@@ -742,19 +526,7 @@ class LayerCommunicator:
         hidden_states: torch.Tensor,
         residual: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        if hidden_states.shape[0] == 0:
-            return hidden_states, hidden_states
-        assert (
-            hidden_states.shape[0] % self._context.tp_size == 0
-        ), f"Expected total tokens {hidden_states.shape[0]} % tp_size {self._context.tp_size} to be 0"
-        local_tokens = hidden_states.shape[0] // self._context.tp_size
-        output = hidden_states.new_empty(local_tokens, *hidden_states.shape[1:])
-        get_tp_group().reduce_scatter_tensor(output, hidden_states)
-        if residual is not None:
-            residual = residual.tensor_split(self._context.tp_size)[
-                self._context.tp_rank
-            ]
-        return output, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def prepare_mlp(
         self,
@@ -934,37 +706,7 @@ class CommunicateSimpleFn:
         forward_batch: ForwardBatch,
         context: CommunicateContext,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if isinstance(hidden_states, tuple):
-            gathered_hidden_states = []
-            for local_hidden_states in hidden_states:
-                with use_symmetric_memory(
-                    get_tp_group(),
-                    disabled=not is_allocation_symmetric(),
-                ):
-                    output = torch.empty(
-                        (
-                            local_hidden_states.shape[0] * context.attn_tp_size,
-                            *local_hidden_states.shape[1:],
-                        ),
-                        dtype=local_hidden_states.dtype,
-                        device=local_hidden_states.device,
-                    )
-                attn_tp_all_gather_into_tensor(
-                    output,
-                    local_hidden_states,
-                )
-                gathered_hidden_states.append(output)
-            return tuple(gathered_hidden_states)
-
-        hidden_states, local_hidden_states = (
-            get_local_dp_buffer(get_parallel().attn_tp_group),
-            hidden_states,
-        )
-        attn_tp_all_gather_into_tensor(
-            hidden_states,
-            local_hidden_states,
-        )
-        return hidden_states
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class CommunicateWithAllReduceAndLayerNormFn:
@@ -1072,16 +814,7 @@ class CommunicateWithAllReduceAndLayerNormFn:
         layernorm: torch.nn.Module,
         context: CommunicateContext,
     ):
-        """All-reduce hidden states inside the attention TP group, then layernorm.
-
-        Used when the dense MLP shares the attention TP group
-        (``moe_dense_tp_size > 1``): both hidden states and residual stay in
-        ``TP_ATTN_FULL`` across the boundary.
-        """
-        hidden_states = get_parallel().attn_tp_group.all_reduce(hidden_states)
-        if hidden_states.shape[0] != 0:
-            hidden_states, residual = layernorm(hidden_states, residual)
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _gather_hidden_states_and_residual(
@@ -1093,78 +826,7 @@ class CommunicateWithAllReduceAndLayerNormFn:
         *,
         residual_input_mode,
     ):
-        if get_attn_tp_context().input_scattered:
-            return CommunicateWithAllReduceAndLayerNormFn._tp_all_reduce_with_scattered_residual(
-                hidden_states,
-                residual,
-                layernorm,
-                context,
-            )
-
-        if residual_input_mode == ScatterMode.SCATTERED and context.attn_tp_size > 1:
-            residual, local_residual = (
-                get_local_dp_buffer(get_parallel().attn_tp_group),
-                residual,
-            )
-            attn_tp_all_gather_into_tensor(residual, local_residual)
-        if context.attn_dp_size != 1:
-            use_layer_norm_before_gather = (
-                context.force_layernorm_before_dp_gather or context.attn_tp_size == 1
-            )
-            if use_layer_norm_before_gather and hidden_states.shape[0] != 0:
-                if context.attn_tp_size > 1:
-                    hidden_states = attention_tensor_model_parallel_all_reduce(
-                        hidden_states
-                    )
-                with use_symmetric_memory(
-                    get_tp_group(),
-                    disabled=not is_allocation_symmetric(),
-                ):
-                    hidden_states, residual = layernorm(hidden_states, residual)
-            elif context.attn_tp_rank == 0:
-                hidden_states += residual
-
-            hidden_states, local_hidden_states = (
-                get_global_dp_buffer(get_tp_group()),
-                hidden_states,
-            )
-            if use_layer_norm_before_gather:
-                dp_gather_replicate(hidden_states, local_hidden_states, forward_batch)
-            else:
-                dp_gather_partial(hidden_states, local_hidden_states, forward_batch)
-
-            if not use_layer_norm_before_gather:
-                dp_scatter(residual, hidden_states, forward_batch)
-                if hidden_states.shape[0] != 0:
-                    hidden_states = layernorm(hidden_states)
-        else:
-            handled = False
-            if (
-                apply_aiter_all_reduce_fusion(hidden_states)
-                or apply_flashinfer_allreduce_fusion(hidden_states.shape[0])
-            ) and hasattr(layernorm, "forward_with_allreduce_fusion"):
-                hidden_states, residual = layernorm.forward_with_allreduce_fusion(
-                    hidden_states, residual, use_attn_tp_group=True
-                )
-                handled = True
-
-            if not handled:
-                quantize_communications = (
-                    not forward_batch.forward_mode.is_decode_or_idle()
-                    and get_exec().comm.enable_quant_communications
-                )
-                if quantize_communications:
-                    hidden_states = attention_tensor_model_parallel_quant_all_reduce(
-                        hidden_states
-                    )
-                else:
-                    hidden_states = attention_tensor_model_parallel_all_reduce(
-                        hidden_states
-                    )
-                if _is_npu and context.cache is not None:
-                    _ = prepare_weight_cache(hidden_states, context.cache)
-                hidden_states, residual = layernorm(hidden_states, residual)
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _scatter_hidden_states_and_residual(
@@ -1176,32 +838,8 @@ class CommunicateWithAllReduceAndLayerNormFn:
         *,
         residual_input_mode,
     ):
-        input_hidden_states = hidden_states
-        hidden_states = hidden_states.tensor_split(context.attn_tp_size)[
-            context.attn_tp_rank
-        ]
-        attn_tp_reduce_scatter_tensor(hidden_states, input_hidden_states)
-        if residual_input_mode == ScatterMode.TP_ATTN_FULL:
-            residual = residual.tensor_split(context.attn_tp_size)[context.attn_tp_rank]
-        if hidden_states.shape[0] != 0:
-            hidden_states, residual = layernorm(hidden_states, residual)
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-    @staticmethod
-    def _tp_all_reduce_with_scattered_residual(
-        hidden_states: torch.Tensor,
-        residual: torch.Tensor,
-        layernorm: torch.nn.Module,
-        context: CommunicateContext,
-    ):
-        if hidden_states.shape[0] == 0:
-            return hidden_states, hidden_states
-
-        scattered_states = hidden_states.tensor_split(context.tp_size)[context.tp_rank]
-        scattered_states += residual
-        residual = tensor_model_parallel_all_reduce(hidden_states)
-        hidden_states = layernorm(residual)
-        return hidden_states, residual
 
     @staticmethod
     def _gather_hidden_states_and_residual_moe(
@@ -1213,66 +851,7 @@ class CommunicateWithAllReduceAndLayerNormFn:
         *,
         residual_input_mode,
     ):
-        """Allgather tokens for MoE when moe_dp_size < attn_cp_size.
-
-        Steps:
-          1. Standard attn-TP all-reduce + optional DP allgather + layernorm (same as
-             _gather_hidden_states_and_residual for the dp>1 case, or simple all-reduce
-             + layernorm for dp==1).
-          2. moe_cp allgather: gather tokens from cp_per_moe CP ranks so each rank holds
-             all tokens for its MoE group.
-
-        Residual is left at TP_ATTN_FULL throughout.
-        """
-        # Early return on empty tensor is safe for MOE_CP because:
-        # - During CP extend: zigzag split guarantees all CP ranks have non-zero tokens,
-        #   so no rank hits this path while others proceed to the allgather.
-        # - During decode: moe_cp allgather is skipped (guarded by is_context_parallel_extend).
-        # - CUDA graph warmup: not applicable when --disable-piecewise-cuda-graph is used.
-        if hidden_states.shape[0] == 0:
-            return hidden_states, residual
-
-        # Step 1: Standard all-reduce/DP-allgather + layernorm (reuse existing logic).
-        hidden_states, residual = (
-            CommunicateWithAllReduceAndLayerNormFn._gather_hidden_states_and_residual(
-                hidden_states=hidden_states,
-                residual=residual,
-                forward_batch=forward_batch,
-                layernorm=layernorm,
-                context=context,
-                residual_input_mode=residual_input_mode,
-            )
-        )
-
-        # Step 2: moe_cp allgather — gather across cp_per_moe CP ranks.
-        # Only active during prefill (context-parallel extend); decode keeps existing path.
-        moe_cp_size = get_moe_cp_size()
-        if (
-            moe_cp_size > 1
-            and hidden_states.shape[0] > 0
-            and forward_batch.forward_mode.is_context_parallel_extend()
-            and forward_batch.attn_cp_metadata is not None
-        ):
-            # Zigzag split can produce unequal token counts across CP ranks
-            # (when seq_len % (cp_size * 2) != 0). NCCL allgather requires
-            # equal input sizes, so pad to the max per-rank token count.
-            per_rank_tokens = forward_batch.attn_cp_metadata.per_rank_actual_token
-            max_tokens = max(per_rank_tokens)
-            pad_size = max_tokens - hidden_states.shape[0]
-            if pad_size > 0:
-                hidden_states = torch.nn.functional.pad(
-                    hidden_states, [0, 0, 0, pad_size]
-                )
-
-            output = torch.empty(
-                (max_tokens * moe_cp_size, hidden_states.shape[1]),
-                dtype=hidden_states.dtype,
-                device=hidden_states.device,
-            )
-            moe_cp_all_gather_into_tensor(output, hidden_states)
-            hidden_states = output
-
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class CommunicateSummableTensorPairFn:
@@ -1287,12 +866,7 @@ class CommunicateSummableTensorPairFn:
         context,
         **kwargs,
     ):
-        return cls.get_fn(
-            hidden_states_input_mode=hidden_states_input_mode,
-            residual_input_mode=residual_input_mode,
-            output_mode=output_mode,
-            context=context,
-        )(context=context, **kwargs)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def get_fn(
@@ -1356,25 +930,7 @@ class CommunicateSummableTensorPairFn:
         context: CommunicateContext,
         allow_reduce_scatter: bool = False,
     ):
-        if get_parallel().tp_size == get_parallel().attn_dp_size:
-            group = get_tp_group()
-        else:
-            group = get_parallel().attn_tp_group
-        hidden_states, global_hidden_states = (
-            get_local_dp_buffer(group),
-            hidden_states,
-        )
-        if should_use_dp_reduce_scatterv():
-            get_tp_group().reduce_scatterv(
-                global_hidden_states,
-                output=hidden_states,
-                sizes=get_dp_global_num_tokens(),
-            )
-        elif allow_reduce_scatter and forward_batch.dp_padding_mode.is_max_len():
-            dp_reduce_scatter_tensor(hidden_states, global_hidden_states)
-        else:
-            dp_scatter(hidden_states, global_hidden_states, forward_batch)
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _gather(
@@ -1384,17 +940,7 @@ class CommunicateSummableTensorPairFn:
         context: CommunicateContext,
         **kwargs,
     ):
-        hidden_states += residual
-        residual = None
-        hidden_states, local_hidden_states = (
-            get_local_dp_buffer(get_parallel().attn_tp_group),
-            hidden_states,
-        )
-        attn_tp_all_gather_into_tensor(
-            hidden_states,
-            local_hidden_states,
-        )
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _scatter(
@@ -1403,10 +949,7 @@ class CommunicateSummableTensorPairFn:
         forward_batch: ForwardBatch,
         context: CommunicateContext,
     ):
-        assert residual is None, "not yet handled residual!=None"
-        tensor_list = list(hidden_states.tensor_split(context.attn_tp_size))
-        hidden_states = tensor_list[context.attn_tp_rank]
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _scatter_hidden_states_moe(
@@ -1416,45 +959,4 @@ class CommunicateSummableTensorPairFn:
         context: CommunicateContext,
         **kwargs,
     ):
-        """Scatter MoE output back to TP_ATTN_FULL after MOE_FULL computation.
-
-        After moe_tensor_model_parallel_all_reduce (which runs unconditionally since
-        mlp_reduce_scatter=False for this path), all ranks in the moe_cp group hold the
-        full MoE result for all cp_per_moe token chunks. We simply slice out this rank's
-        CP-local portion.
-
-        If DP>1, further scatter back to the local DP slice.
-        """
-        # Only scatter back during prefill; decode was never allgathered so no-op.
-        # Safe w.r.t. empty tensors: same reasoning as _gather_hidden_states_and_residual_moe
-        # — CP extend always has non-zero tokens per rank, and decode skips this path.
-        moe_cp_size = get_moe_cp_size()
-        if (
-            moe_cp_size > 1
-            and forward_batch.forward_mode.is_context_parallel_extend()
-            and forward_batch.attn_cp_metadata is not None
-        ):
-            moe_cp_rank = get_moe_cp_rank()
-            # The allgather was padded to max_tokens_per_rank (equal chunks).
-            # Extract this rank's actual (non-padded) tokens from its chunk.
-            per_rank_tokens = forward_batch.attn_cp_metadata.per_rank_actual_token
-            max_tokens_per_rank = max(per_rank_tokens)
-            actual_local_tokens = per_rank_tokens[moe_cp_rank]
-            hidden_states = hidden_states.narrow(
-                0, moe_cp_rank * max_tokens_per_rank, actual_local_tokens
-            ).contiguous()
-
-        # DP scatter (if DP attention is enabled)
-        if context.attn_dp_size > 1:
-            if get_parallel().tp_size == get_parallel().attn_dp_size:
-                group = get_tp_group()
-            else:
-                group = get_parallel().attn_tp_group
-            hidden_states_output, global_hidden_states = (
-                get_local_dp_buffer(group),
-                hidden_states,
-            )
-            dp_scatter(hidden_states_output, global_hidden_states, forward_batch)
-            hidden_states = hidden_states_output
-
-        return hidden_states, residual
+        raise NotImplementedError("removed by slim: never run in any recording")

@@ -14,12 +14,10 @@
 """Fused operators for normalization layers."""
 
 import logging
-from functools import lru_cache
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from sglang.srt.batch_invariant_ops import (
     is_batch_invariant_mode_enabled,
@@ -56,10 +54,9 @@ _is_cpu = is_cpu()
 _is_xpu = is_xpu()
 _flashinfer_layernorm_available = False
 
-if _is_cuda or _is_xpu or _is_musa:
+if _is_cuda:
     if _is_flashinfer_available:
         try:
-            import flashinfer.norm
 
             from sglang.srt.utils.custom_op import register_custom_op
 
@@ -69,7 +66,7 @@ if _is_cuda or _is_xpu or _is_musa:
                 beta: torch.Tensor,
                 eps: float = 1e-6,
             ) -> torch.Tensor:
-                return torch.empty_like(input)
+                        raise NotImplementedError("removed by slim: never run in any recording")
 
             @register_custom_op(fake_impl=_layernorm_fake_impl)
             def layernorm(
@@ -78,7 +75,7 @@ if _is_cuda or _is_xpu or _is_musa:
                 beta: torch.Tensor,
                 eps: float = 1e-6,
             ) -> torch.Tensor:
-                return flashinfer.norm.layernorm(input, gamma, beta, eps)
+                        raise NotImplementedError("removed by slim: never run in any recording")
 
             _flashinfer_layernorm_available = True
         except (ImportError, AttributeError):
@@ -95,35 +92,7 @@ if _is_cuda or _is_xpu or _is_musa:
 _has_aiter_layer_norm = False
 _has_vllm_rms_norm = False
 _has_rocm_triton_gemma_rms_norm = False
-if _use_aiter:
-    import aiter as _aiter
-    from aiter import layernorm2d_fwd as layer_norm
-    from aiter import rmsnorm2d_fwd as rms_norm
-    from aiter import rmsnorm2d_fwd_with_add as fused_add_rms_norm
 
-    _has_aiter_layer_norm = True  # aiter provides the layer_norm functions
-    _has_vllm_rms_norm = True  # aiter provides the rms_norm functions
-elif _is_hip:
-    try:
-        from vllm._custom_ops import fused_add_rms_norm, rms_norm
-
-        _has_vllm_rms_norm = True
-    except ImportError:
-        # Fallback: vllm not available, will use forward_native
-        _has_vllm_rms_norm = False
-
-if _is_hip:
-    try:
-        from sglang.kernels.ops.layernorm.minimax_m3_rmsnorm import (
-            gemma_fused_add_rmsnorm as rocm_triton_gemma_fused_add_rmsnorm,
-        )
-        from sglang.kernels.ops.layernorm.minimax_m3_rmsnorm import (
-            gemma_rmsnorm as rocm_triton_gemma_rmsnorm,
-        )
-
-        _has_rocm_triton_gemma_rms_norm = True
-    except ImportError:
-        _has_rocm_triton_gemma_rms_norm = False
 
 if _is_cuda:
     # HF-semantics RMSNorm kernel (JIT-compiled).  Used when `cast_x_before_out_mul=True`
@@ -157,20 +126,8 @@ if _is_cuda:
 
 logger = logging.getLogger(__name__)
 
-if _is_npu:
-    import torch_npu
-    from sgl_kernel_npu.norm.add_rmsnorm_bias import add_gemma_rms_norm
 
 
-@lru_cache(maxsize=1)
-def _get_aiter_per_group_quant():
-    """Resolve aiter's per-1x128 HIP quant functor + FP8 dtype on first use.
-
-    Memoized locally (rather than cached as module-level globals) so this
-    aiter-specific state stays out of layernorm.py's shared namespace and is
-    handed to callers as explicit values instead of being read implicitly.
-    """
-    return _aiter.get_hip_quant(_aiter.QuantType.per_1x128), _aiter.dtypes.fp8
 
 
 def _forward_with_allreduce_fusion(
@@ -181,53 +138,7 @@ def _forward_with_allreduce_fusion(
     weight: torch.Tensor,
     use_attn_tp_group: bool = True,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    """Shared allreduce-fused RMSNorm logic usable by any norm."""
-    if residual is not None:
-        from sglang.srt.distributed import (
-            tensor_model_parallel_all_reduce,
-            tensor_model_parallel_fused_allreduce_rmsnorm,
-        )
-        from sglang.srt.layers.flashinfer_comm_fusion import (
-            flashinfer_allreduce_residual_rmsnorm,
-        )
-
-        if use_attn_tp_group:
-            world_size = get_parallel().attn_tp_size
-        else:
-            if get_parallel().moe_ep_size > 1:
-                world_size = get_parallel().moe_ep_size
-            else:
-                world_size = get_parallel().moe_tp_size
-
-        if world_size > 1:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-
-            # Prefer AITER fused AR+RMSNorm when enabled on AMD.
-            if _use_aiter:
-                fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
-                    x, residual, weight, norm_module.variance_epsilon
-                )
-                if fused_result is not None:
-                    return fused_result
-            else:
-                fused_result = flashinfer_allreduce_residual_rmsnorm(
-                    input_tensor=x,
-                    residual=residual,
-                    weight=weight,
-                    eps=norm_module.variance_epsilon,
-                    max_token_num=max(x.shape[0], 2048),
-                    use_attn_tp_group=use_attn_tp_group,
-                )
-                if fused_result[0] is not None:
-                    return fused_result
-
-            # For AITER route, preserve correctness when fused path is unavailable.
-            if _use_aiter and get_exec().comm.enable_aiter_allreduce_fusion:
-                x = tensor_model_parallel_all_reduce(x)
-                return norm_module.forward(x, residual, None)
-
-    return norm_module.forward(x, residual, post_residual_addition)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _forward_with_allreduce_fusion_quant_per_group(
@@ -239,119 +150,7 @@ def _forward_with_allreduce_fusion_quant_per_group(
     use_attn_tp_group: bool = True,
     keep_bf16: bool = False,
 ):
-    """Fused AR + RMSNorm + per-group FP8 quant with graceful staged fallback.
-
-    The single-kernel quantized backend dispatch is ROCm + aiter + gfx95-only.
-    Other HIP/aiter runs can still use the 2-kernel fallback below to preserve
-    the existing tuple handoff behavior.
-
-    The helper returns one of:
-
-    * ``((fp8, scale), residual)``                       when keep_bf16=False
-    * ``((bf16, fp8, scale), residual)``                 when keep_bf16=True
-    * ``None``                                           when no fusion is possible
-
-    Fallback chain (best → worst):
-
-    1. Fully-fused AR+RMSNorm+per-group-quant  (aiter single kernel).
-    2. Fused AR+RMSNorm followed by a separate per-1x128 quant
-       (two kernels, still saves the 3-kernel unfused baseline path).
-    3. ``None`` so the caller can run the generic unfused path.
-
-    ``keep_bf16`` is required for GDN-style layers that have one FP8 projection
-    (``in_proj_qkvz``) **and** one bf16 projection (``in_proj_ba``) on the
-    same normed output; without the bf16 we would have to dequantize which is
-    lossy. Standard attention layers (single FP8 ``qkv_proj``) use
-    ``keep_bf16=False``.
-    """
-    if residual is None or not _use_aiter:
-        return None
-
-    from sglang.srt.distributed import (
-        tensor_model_parallel_fused_allreduce_rmsnorm,
-        tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group,
-    )
-    from sglang.srt.layers.quantization.fp8_utils import (
-        _use_aiter_bpreshuffle_gfx95 as use_bpreshuffle,
-    )
-    from sglang.srt.layers.quantization.fp8_utils import (
-        materialize_bpreshuffle_fp8_scale,
-    )
-
-    if use_attn_tp_group:
-        world_size = get_parallel().attn_tp_size
-    else:
-        if get_parallel().moe_ep_size > 1:
-            world_size = get_parallel().moe_ep_size
-        else:
-            world_size = get_parallel().moe_tp_size
-    if world_size <= 1:
-        return None
-
-    # TODO: When ROCm/aiter#3652 is available in our bundled aiter, plumb
-    # transpose_scale=use_bpreshuffle into the fused AR+RMSNorm+quant kernel
-    # and drop this explicit post-kernel scale materialization.
-    if not keep_bf16:
-        result = tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group(
-            x, residual, weight, norm_module.variance_epsilon, group_size
-        )
-        if result is not None:
-            fp8_out, residual_out, scale_out = result
-            if use_bpreshuffle:
-                scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-            return (fp8_out, scale_out), residual_out
-
-        # Fallback: fused AR+RMSNorm then separate per-group quant.
-        fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
-            x, residual, weight, norm_module.variance_epsilon
-        )
-        if fused_result is None:
-            return None
-        bf16_out, residual_out = fused_result
-        per_1x128_quant, fp8_dtype = _get_aiter_per_group_quant()
-        fp8_out, scale_out = per_1x128_quant(
-            bf16_out,
-            quant_dtype=fp8_dtype,
-            transpose_scale=False,
-        )
-        if use_bpreshuffle:
-            scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-        return (fp8_out, scale_out), residual_out
-
-    # keep_bf16=True: GDN path — need both an unquantized bf16 normed output
-    # (for in_proj_ba) AND (fp8, scale) (for in_proj_qkvz). Preferred path:
-    # use the fully-fused AR+RMSNorm+per-group-quant kernel with the optional
-    # bf16 side-output, so we avoid the separate per-group quant launch
-    # entirely. Fallback: fused AR+RMSNorm + separate per-group quant.
-    result = tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group(
-        x,
-        residual,
-        weight,
-        norm_module.variance_epsilon,
-        group_size,
-        emit_bf16=True,
-    )
-    if result is not None and len(result) == 4:
-        fp8_out, residual_out, scale_out, bf16_out = result
-        if use_bpreshuffle:
-            scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-        return (bf16_out, fp8_out, scale_out), residual_out
-
-    fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
-        x, residual, weight, norm_module.variance_epsilon
-    )
-    if fused_result is None:
-        return None
-    bf16_out, residual_out = fused_result
-    per_1x128_quant, fp8_dtype = _get_aiter_per_group_quant()
-    fp8_out, scale_out = per_1x128_quant(
-        bf16_out,
-        quant_dtype=fp8_dtype,
-        transpose_scale=False,
-    )
-    if use_bpreshuffle:
-        scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-    return (bf16_out, fp8_out, scale_out), residual_out
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class RMSNorm(MultiPlatformOp):
@@ -387,20 +186,6 @@ class RMSNorm(MultiPlatformOp):
         # shape (M, ceil(N/x_pad_to_multiple)*x_pad_to_multiple); the
         # residual_out stays at the original (M, N) shape.
 
-        if _use_aiter:
-            self.x_pad_to_multiple = x_pad_to_multiple
-            self._fused_pad_kernel = None
-
-            if x_pad_to_multiple > 0:
-                try:
-                    from aiter.ops.triton.fused_add_rmsnorm_pad import (
-                        fused_add_rmsnorm_pad as _fused_add_rmsnorm_pad,
-                    )
-
-                    self._fused_pad_kernel = _fused_add_rmsnorm_pad
-                except ImportError:
-                    self._fused_pad_kernel = None
-            self._forward_method = self.forward_aiter
 
     def forward_cuda(
         self,
@@ -494,14 +279,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            out, _, residual_out = torch_npu.npu_add_rms_norm(
-                residual, x, self.weight.data, self.variance_epsilon
-            )
-            return out, residual_out
-        return torch_npu.npu_rms_norm(x, self.weight.data, self.variance_epsilon)[0]
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_aiter(
         self,
@@ -509,75 +287,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        # Fix dsv4 dp attenton issue
-        # the symptom is torch.AcceleratorError: HIP error: invalid configuration argument
-        if x.shape[0] == 0:
-            if residual is not None:
-                return x, residual
-            return x
-        if self.weight.data.dtype != x.dtype:
-            # AITER's ROCm rmsnorm2d_fwd requires weight/activation dtypes to match;
-            # FP32 weight + BF16 activation yields finite-but-corrupted output on gfx950.
-            return self.forward_native(x, residual, post_residual_addition)
-        # Aiter's RMSNorm kernels expect 2D contiguous inputs. Keep the
-        # already-safe layout as a zero-copy path, and only normalize strided or
-        # higher-rank views such as Q/K slices from packed QKV projections.
-        needs_reshape = x.dim() != 2 and residual is None
-        if needs_reshape:
-            original_shape = x.shape
-            x = x.contiguous().reshape(-1, original_shape[-1])
-        elif not x.is_contiguous():
-            x = x.contiguous()
-        if is_batch_invariant_mode_enabled():
-            if (
-                residual is not None
-                or self.cast_x_before_out_mul
-                or get_exec().deterministic.rl_on_policy_target == "fsdp"
-                or (self._fused_pad_kernel is not None and self.x_pad_to_multiple > 0)
-            ):
-                return self.forward_native(x, residual, post_residual_addition)
-            out = rms_norm_batch_invariant(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-            if needs_reshape:
-                out = out.reshape(original_shape)
-            return out
-        # Fused (add +) rmsnorm + zero-pad path. Triggered when caller
-        # constructed RMSNorm with x_pad_to_multiple > 0. Output last
-        # dim is padded up; residual_out stays at original width. Used
-        # by callers (e.g. GPT-OSS MXFP4 MoE) whose immediate consumer
-        # needs a padded hidden_size — folding the pad in here removes a
-        # separate launch.
-        if self._fused_pad_kernel is not None and self.x_pad_to_multiple > 0:
-            if post_residual_addition is not None and residual is not None:
-                residual = residual + post_residual_addition
-            return self._fused_pad_kernel(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-                residual,
-                self.x_pad_to_multiple,
-            )
-        if residual is not None:
-            residual_out = torch.empty_like(x)
-            output = torch.empty_like(x)
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rms_norm(
-                output,
-                x,
-                residual,
-                residual_out,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-            return output, residual_out
-        output = rms_norm(x, self.weight.data, self.variance_epsilon)
-        if needs_reshape:
-            output = output.reshape(original_shape)
-        return output
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_hip(
         self,
@@ -585,38 +295,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        # Fallback to native implementation if vllm is not available
-        if not _has_vllm_rms_norm:
-            return self.forward_native(x, residual, post_residual_addition)
-
-        if is_batch_invariant_mode_enabled():
-            if (
-                residual is not None
-                or self.cast_x_before_out_mul
-                or get_exec().deterministic.rl_on_policy_target == "fsdp"
-            ):
-                return self.forward_native(x, residual, post_residual_addition)
-            return rms_norm_batch_invariant(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-
-        if not x.is_contiguous():
-            # NOTE: Remove this if aiter kernel supports discontinuous input
-            x = x.contiguous()
-        if residual is not None:
-            out = torch.empty_like(x)
-            residual_out = torch.empty_like(x)
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rms_norm(
-                out, x, residual_out, residual, self.weight.data, self.variance_epsilon
-            )
-            return out, residual_out
-        out = torch.empty_like(x)
-        rms_norm(out, x, self.weight.data, self.variance_epsilon)
-        return out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_musa(
         self,
@@ -624,22 +303,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
-            return self.forward_native(x, residual, post_residual_addition)
-
-        if not x.is_contiguous():
-            x = x.contiguous()
-
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
-            return x, residual
-
-        out = nn.functional.rms_norm(
-            x, (self.hidden_size,), self.weight.data, self.variance_epsilon
-        )
-        return out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_native(
         self,
@@ -647,49 +311,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if not x.is_contiguous():
-            x = x.contiguous()
-        orig_dtype = self.override_orig_dtype or x.dtype
-        x = x.to(torch.float32)
-        if residual is not None:
-            x = x + residual.to(torch.float32)
-            if post_residual_addition is not None:
-                x = x + post_residual_addition.to(torch.float32)
-            if self.fp32_residual:
-                residual = x.clone()
-            else:
-                residual = x.to(orig_dtype)
-
-        hidden_size = x.shape[-1]
-        if hidden_size != self.hidden_size:
-            raise ValueError(
-                "Expected hidden_size to be "
-                f"{self.hidden_size}, but found: {hidden_size}"
-            )
-
-        if self.variance_size_override is None:
-            x_var = x
-        else:
-            if hidden_size < self.variance_size_override:
-                raise ValueError(
-                    "Expected hidden_size to be at least "
-                    f"{self.variance_size_override}, but found: {hidden_size}"
-                )
-
-            x_var = x[..., : self.variance_size_override]
-
-        variance = x_var.pow(2).mean(dim=-1, keepdim=True)
-        x = x * torch.rsqrt(variance + self.variance_epsilon)
-
-        if self.cast_x_before_out_mul:
-            x = self.weight * x.to(orig_dtype)
-        else:
-            x = (x * self.weight).to(orig_dtype)
-
-        if residual is None:
-            return x
-        else:
-            return x, residual
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(
         self,
@@ -697,19 +319,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if _is_cpu_amx_available:
-            if residual is not None:
-                if post_residual_addition is not None:
-                    residual = residual + post_residual_addition
-                torch.ops.sgl_kernel.fused_add_rmsnorm_cpu(
-                    x, residual, self.weight.data, self.variance_epsilon
-                )
-                return x, residual
-            return torch.ops.sgl_kernel.rmsnorm_cpu(
-                x, self.weight.data, self.variance_epsilon
-            )
-        else:
-            return self.forward_native(x, residual, post_residual_addition)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_xpu(
         self,
@@ -717,26 +327,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if self.variance_size_override is not None:
-            return self.forward_native(x, residual, post_residual_addition)
-        if is_batch_invariant_mode_enabled():
-            if (
-                residual is not None
-                or get_exec().deterministic.rl_on_policy_target == "fsdp"
-            ):
-                return self.forward_native(x, residual, post_residual_addition)
-            return rms_norm_batch_invariant(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
-            return x, residual
-        out = rmsnorm(x, self.weight.data, self.variance_epsilon)
-        return out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_with_allreduce_fusion(
         self,
@@ -745,10 +336,7 @@ class RMSNorm(MultiPlatformOp):
         post_residual_addition: Optional[torch.Tensor] = None,
         use_attn_tp_group: bool = True,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Forward with allreduce fusion, prioritizing flashinfer fused operations."""
-        return _forward_with_allreduce_fusion(
-            self, x, residual, post_residual_addition, self.weight, use_attn_tp_group
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_with_allreduce_fusion_quant_per_group(
         self,
@@ -758,16 +346,7 @@ class RMSNorm(MultiPlatformOp):
         use_attn_tp_group: bool = True,
         keep_bf16: bool = False,
     ):
-        """Fused AR + RMSNorm + per-group FP8 quant (ROCm/aiter path).
-
-        Returns ``((fp8, scale), residual)`` when ``keep_bf16=False``;
-        ``((bf16, fp8, scale), residual)`` when ``keep_bf16=True``;
-        or ``None`` when no fused path is available (caller must fall back to
-        the standard fused AR+RMSNorm + separate quant path).
-        """
-        return _forward_with_allreduce_fusion_quant_per_group(
-            self, x, residual, self.weight, group_size, use_attn_tp_group, keep_bf16
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class LayerNorm(MultiPlatformOp):
@@ -806,52 +385,25 @@ class LayerNorm(MultiPlatformOp):
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        weight = self.weight if self.elementwise_affine else None
-        bias = self.bias if self.use_bias else None
-        orig_dtype = x.dtype
-        x = x.to(self.dtype)
-        return F.layer_norm(
-            x,
-            (self.hidden_size,),
-            weight=weight,
-            bias=bias,
-            eps=self.variance_epsilon,
-        ).to(orig_dtype)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_hip(
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        if (
-            _has_aiter_layer_norm
-            and x.dtype in (torch.bfloat16, torch.float16)
-            and x.dtype == self.dtype
-        ):
-            orig_shape = x.shape
-            x = x.reshape(-1, self.hidden_size)
-            return layer_norm(x, self.weight, self.bias, self.variance_epsilon).view(
-                orig_shape
-            )
-        else:
-            return self.forward_native(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        return self.forward_native(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        if _is_cpu_amx_available:
-            bias_data = self.bias.data if self.use_bias else None
-            return torch.ops.sgl_kernel.layernorm_cpu(
-                x, self.weight.data, bias_data, self.variance_epsilon
-            )
-        else:
-            return self.forward_native(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class GemmaRMSNorm(MultiPlatformOp):
@@ -872,10 +424,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         self.weight.weight_loader = self._weight_loader
 
     def _weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor) -> None:
-        assert param.size() == loaded_weight.size()
-        param.data.copy_(loaded_weight)
-        # Keep storage stable for CUDA graphs or fused paths that capture this buffer.
-        torch.add(param.data, 1.0, out=self.gemma_weight)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _forward_impl(
         self,
@@ -883,21 +432,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        needs_reshape = x.dim() != 2 and residual is None
-        if needs_reshape:
-            original_shape = x.shape
-            x = x.contiguous().reshape(-1, original_shape[-1])
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            gemma_fused_add_rmsnorm(
-                x, residual, self.weight.data, self.variance_epsilon
-            )
-            return x, residual
-        out = gemma_rmsnorm(x, self.weight.data, self.variance_epsilon)
-        if needs_reshape:
-            out = out.reshape(original_shape)
-        return out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_native(
         self,
@@ -905,19 +440,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        orig_dtype = x.dtype
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            x = x + residual
-            residual = x
-
-        x = x.float()
-        variance = x.pow(2).mean(dim=-1, keepdim=True)
-        x = x * torch.rsqrt(variance + self.variance_epsilon)
-        x = x * (1.0 + self.weight.float())
-        x = x.to(orig_dtype)
-        return x if residual is None else (x, residual)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cuda(
         self,
@@ -933,40 +456,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if _use_aiter and _has_rocm_triton_gemma_rms_norm:
-            if residual is not None:
-                if post_residual_addition is not None:
-                    residual = residual + post_residual_addition
-                return rocm_triton_gemma_fused_add_rmsnorm(
-                    x, residual, self.weight.data, self.variance_epsilon
-                )
-            return rocm_triton_gemma_rmsnorm(x, self.weight.data, self.variance_epsilon)
-
-        if not _has_vllm_rms_norm:
-            return self.forward_native(x, residual, post_residual_addition)
-
-        if _use_aiter:
-            # AITER's ROCm rmsnorm2d_fwd has the same dtype requirement here;
-            # keep Gemma RMSNorm on native torch math for correctness.
-            return self.forward_native(x, residual, post_residual_addition)
-        else:
-            w = self.gemma_weight
-            # vllm API: rms_norm(out, input, weight, eps) -> None (in-place)
-            #           fused_add_rms_norm(out, input, residual_out, residual, weight, eps)
-            if not x.is_contiguous():
-                x = x.contiguous()
-            if residual is not None:
-                out = torch.empty_like(x)
-                residual_out = torch.empty_like(x)
-                if post_residual_addition is not None:
-                    residual = residual + post_residual_addition
-                fused_add_rms_norm(
-                    out, x, residual_out, residual, w, self.variance_epsilon
-                )
-                return out, residual_out
-            out = torch.empty_like(x)
-            rms_norm(out, x, w, self.variance_epsilon)
-            return out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(
         self,
@@ -974,18 +464,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if _is_cpu_amx_available:
-            if residual is not None:
-                if post_residual_addition is not None:
-                    residual = residual + post_residual_addition
-                torch.ops.sgl_kernel.gemma_fused_add_rmsnorm_cpu(
-                    x, residual, self.weight.data, self.variance_epsilon
-                )
-                return x, residual
-            return torch.ops.sgl_kernel.gemma_rmsnorm_cpu(
-                x, self.weight.data, self.variance_epsilon
-            )
-        return self.forward_native(x, residual, post_residual_addition)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(
         self,
@@ -993,18 +472,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if envs.SGLANG_NPU_FORWARD_NATIVE_GEMMA_RMS_NORM.get():
-            return self.forward_native(x, residual)
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            norm_out, residual = add_gemma_rms_norm(
-                x, self.weight, residual, self.variance_epsilon
-            )
-            return norm_out, residual
-
-        x, _ = torch_npu.npu_gemma_rms_norm(x, self.weight, self.variance_epsilon)
-        return x
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_xpu(
         self,
@@ -1012,7 +480,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        return self._forward_impl(x, residual, post_residual_addition)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_with_allreduce_fusion(
         self,
@@ -1021,15 +489,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         post_residual_addition: Optional[torch.Tensor] = None,
         use_attn_tp_group: bool = True,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Forward with allreduce fusion; uses 1 + weight for fused kernels."""
-        return _forward_with_allreduce_fusion(
-            self,
-            x,
-            residual,
-            post_residual_addition,
-            self.gemma_weight,
-            use_attn_tp_group=True,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_with_allreduce_fusion_quant_per_group(
         self,
@@ -1039,16 +499,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         use_attn_tp_group: bool = True,
         keep_bf16: bool = False,
     ):
-        """Fused AR + RMSNorm + per-group FP8 quant (Gemma-style: weight + 1)."""
-        return _forward_with_allreduce_fusion_quant_per_group(
-            self,
-            x,
-            residual,
-            self.gemma_weight,
-            group_size,
-            use_attn_tp_group,
-            keep_bf16,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class Gemma3RMSNorm(MultiPlatformOp):
@@ -1062,22 +513,10 @@ class Gemma3RMSNorm(MultiPlatformOp):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 
     def forward_native(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            residual = x + residual
-            x = residual
-        output = self._norm(x.float())
-        # Llama does x.to(float16) * w whilst Gemma3 is (x * w).to(float16)
-        # See https://github.com/huggingface/transformers/pull/29402
-        output = output * (1.0 + self.weight.float())
-        output = output.type_as(x)
-        return output if residual is None else (output, residual)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            return self.forward_native(x, residual)
-        if _is_cpu_amx_available and x.stride(-1) == 1:
-            return torch.ops.sgl_kernel.gemma3_rmsnorm_cpu(x, self.weight, self.eps)
-        return self.forward_native(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cuda(self, x, residual: Optional[torch.Tensor] = None):
         if residual is not None:
@@ -1091,15 +530,10 @@ class Gemma3RMSNorm(MultiPlatformOp):
         return self.forward_native(x)
 
     def forward_hip(self, x, residual: Optional[torch.Tensor] = None):
-        # sgl_kernel's gemma_rmsnorm/gemma_fused_add_rmsnorm are not available on
-        # ROCm; delegate to the pure-PyTorch implementation.
-        return self.forward_native(x, residual)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            return self.forward_native(x, residual)
-        output, _ = torch_npu.npu_gemma_rms_norm(x, self.weight, self.eps)
-        return output
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def extra_repr(self):
         return f"{tuple(self.weight.shape)}, eps={self.eps}"
@@ -1136,17 +570,10 @@ class Gemma4RMSNorm(MultiPlatformOp):
         return x * torch.pow(mean_squared, -0.5)
 
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        normed_output = self._norm(x.float())
-        if self.with_scale:
-            normed_output = normed_output * (self.weight.float() + self.scale_shift)
-        return normed_output.type_as(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        if _is_cpu_amx_available:
-            return torch.ops.sgl_kernel.gemma4_rmsnorm_cpu(
-                x, self.weight.data, self.eps, self.scale_shift, self.with_scale
-            )
-        return self.forward_native(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
@@ -1169,38 +596,9 @@ class Gemma4RMSNorm(MultiPlatformOp):
         return out
 
     def forward_xpu(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() == 0:
-            return x
-        if self.with_scale and self.scale_shift == 1.0:
-            out = gemma_rmsnorm(x, self.weight.data, self.eps)
-        else:
-            out = rmsnorm(x, self.weight.data, self.eps)
-        return out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_hip(self, x: torch.Tensor) -> torch.Tensor:
-        # sgl_kernel's gemma_rmsnorm is not available on ROCm;
-        # delegate to the pure-PyTorch implementation.
-        return self.forward_native(x)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
-class RMSNormWithoutScale(MultiPlatformOp):
-    def __init__(self, hidden_size: int, eps=1e-6):
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.eps = eps
-
-    def _norm(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-    def forward_native(self, x):
-        orig_dtype = x.dtype
-        x = x.float()
-        variance = x.pow(2).mean(dim=-1, keepdim=True)
-        x = x * torch.rsqrt(variance + self.eps)
-        return x.to(orig_dtype)
-
-    def forward_cuda(self, x):
-        return self.forward_native(x)
-
-    def extra_repr(self):
-        return f"{self.hidden_size}, eps={self.eps}"

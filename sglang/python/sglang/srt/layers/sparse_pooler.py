@@ -93,6 +93,4 @@ class SparsePooler(nn.Module):
         return SparseEmbeddingOutput(embeddings=sparse_embedding)
 
     def load_weights(self, state_dict: dict):
-        """Load weights from state dict (called by the model)."""
-        self.sparse_linear.load_state_dict(state_dict)
-        self._weights_loaded = True
+        raise NotImplementedError("removed by slim: never run in any recording")

@@ -4,7 +4,7 @@
 
 import logging
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch.nn.parameter import Parameter, UninitializedParameter
@@ -259,11 +259,6 @@ class VocabParallelEmbedding(torch.nn.Module):
         self.org_vocab_size = org_num_embeddings or num_embeddings
 
         # Support the case where the vocab size is not divisible by the TP size.
-        if (
-            _is_cpu
-            and pad_vocab_size(self.org_vocab_size, padding_size) % self.tp_size != 0
-        ):
-            padding_size *= self.tp_size
         self.padding_size = padding_size
 
         num_added_embeddings = num_embeddings - self.org_vocab_size
@@ -379,70 +374,6 @@ class VocabParallelEmbedding(torch.nn.Module):
             added_vocab_end_index,
         )
 
-    def get_sharded_to_full_mapping(self) -> Optional[List[int]]:
-        """Get a mapping that can be used to reindex the gathered
-        logits for sampling.
-
-        During sampling, we gather logits from all ranks. The relationship
-        of index->token_id will follow the same format as outlined in the class
-        docstring. However, after the gather, we want to reindex the final
-        logits tensor to map index->token_id one-to-one (the index is always
-        equal the token_id it corresponds to). The indices returned by this
-        method allow us to do that.
-        """
-        if self.tp_size < 2:
-            return None
-
-        base_embeddings: List[int] = []
-        added_embeddings: List[int] = []
-        padding: List[int] = []
-        for tp_rank in range(self.tp_size):
-            shard_indices = self._get_indices(
-                self.num_embeddings_padded,
-                self.org_vocab_size_padded,
-                self.num_embeddings,
-                self.org_vocab_size,
-                tp_rank,
-                self.tp_size,
-            )
-            range_start = self.num_embeddings_per_partition * tp_rank
-            range_end = self.num_embeddings_per_partition * (tp_rank + 1)
-            base_embeddings.extend(
-                range(range_start, range_start + shard_indices.num_org_elements)
-            )
-            padding.extend(
-                range(
-                    range_start + shard_indices.num_org_elements,
-                    range_start + shard_indices.num_org_elements_padded,
-                )
-            )
-            added_embeddings.extend(
-                range(
-                    range_start + shard_indices.num_org_elements_padded,
-                    range_start
-                    + shard_indices.num_org_elements_padded
-                    + shard_indices.num_added_elements,
-                )
-            )
-            padding.extend(
-                range(
-                    range_start
-                    + shard_indices.num_org_elements_padded
-                    + shard_indices.num_added_elements,
-                    range_start
-                    + shard_indices.num_org_elements_padded
-                    + shard_indices.num_added_elements_padded,
-                )
-            )
-            assert (
-                range_start
-                + shard_indices.num_org_elements_padded
-                + shard_indices.num_added_elements_padded
-                == range_end
-            )
-        ret = base_embeddings + added_embeddings + padding
-        assert len(ret) == self.num_embeddings_padded
-        return ret
 
     def weight_loader(self, param: Parameter, loaded_weight: torch.Tensor):
         output_dim = getattr(param, "output_dim", None)
@@ -502,23 +433,7 @@ class VocabParallelEmbedding(torch.nn.Module):
         param[loaded_weight.shape[0] :].data.fill_(0)
 
     def _use_triton_embedding(self, input_: torch.Tensor) -> bool:
-        """Whether the fused Triton kernel can replace the mask+gather+fill unit."""
-        if _is_npu:
-            return False
-        if self.tp_size == 1:
-            return False
-        if not isinstance(self.quant_method, UnquantizedEmbeddingMethod):
-            return False
-        if not input_.is_cuda or not input_.is_contiguous():
-            return False
-        if input_.dtype not in (torch.int32, torch.int64):
-            return False
-        return (
-            self.weight.is_cuda
-            and self.weight.ndim == 2
-            and self.weight.stride(1) == 1
-            and self.weight.dtype in (torch.float16, torch.bfloat16, torch.float32)
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _embed_local_shard(self, input_: torch.Tensor) -> torch.Tensor:
         """Embed against the local vocab shard; out-of-shard rows are zero
@@ -630,12 +545,6 @@ class ParallelLMHead(VocabParallelEmbedding):
         self.quant_config = quant_config
 
         # We only support pack LMHead if it's not quantized.
-        if _is_cpu and _is_cpu_amx_available:
-            if hasattr(self, "weight") and self.weight.dtype in [
-                torch.bfloat16,
-                torch.float16,
-            ]:
-                self.quant_method = PackWeightMethod(weight_names=["weight"])
 
         if bias:
             self.bias = Parameter(
@@ -652,13 +561,7 @@ class ParallelLMHead(VocabParallelEmbedding):
             self.register_parameter("bias", None)
 
     def tie_weights(self, embed_tokens: VocabParallelEmbedding):
-        """Tie the weights with word embeddings."""
-        # GGUF quantized embed_tokens.
-        if self.quant_config and self.quant_config.get_name() == "gguf":
-            return embed_tokens
-        else:
-            self.weight = embed_tokens.weight
-            return self
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(self, input_):
         del input_

@@ -495,8 +495,6 @@ class DetokenizerManager(MultiHttpWorkerDetokenizerMixin):
             logging.getLogger().setLevel(recv_req.log_level.upper())
 
 
-def is_health_check_request(rid: Optional[str]) -> bool:
-    return isinstance(rid, str) and rid.startswith(HEALTH_CHECK_RID_PREFIX)
 
 
 class LimitedCapacityDict(OrderedDict):

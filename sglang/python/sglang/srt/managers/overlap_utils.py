@@ -349,16 +349,6 @@ class FutureMap:
             device=self.device,
         )
 
-    def resolve_confidence_cpu(
-        self, batch: ScheduleBatch
-    ) -> Optional[ResolvedConfidence]:
-        if not self.needs_confidence_relay:
-            return None
-        return self.confidence_relay.resolve(
-            batch,
-            stream=self.fwd_prepare_d2h_stream,
-            publish_ready=self.publish_ready,
-        )
 
     def _resolve_spec_extras(self, batch: ScheduleBatch) -> None:
         if self.spec_algo.is_ngram():
@@ -426,11 +416,7 @@ class FutureMap:
                 # forward publish; a stale consume means a publish went missing.
                 assert self._publish_fresh, "resolve without a fresh forward publish"
                 self._publish_fresh = False
-            if _is_hip:
-                # Temporary workaround: Event.wait() regresses TPOT on AMD MI355.
-                self.publish_ready.synchronize()
-            else:
-                self.publish_ready.wait()
+            self.publish_ready.wait()
         batch.seq_lens = self.new_seq_lens_buf[fi]
 
         if not self.needs_cpu_seq_lens:

@@ -42,8 +42,6 @@ _is_npu = is_npu()
 _is_cuda = is_cuda()
 _is_cpu = is_cpu()
 
-if _is_cpu:
-    from sgl_kernel import assign_req_to_token_pool_cpu
 
 if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req, ScheduleBatch
@@ -106,41 +104,9 @@ def get_last_loc(
     req_pool_indices_tensor: torch.Tensor,
     prefix_lens_tensor: torch.Tensor,
 ) -> torch.Tensor:
-    attn_backend = get_exec().kernel.attention_backend
-    uses_triton_dispatch = attn_backend not in ("ascend", "torch_native")
-
-    if _is_hip and uses_triton_dispatch:
-        # HIP-only: the legacy get_last_loc_triton kernel emits a
-        # mixed-width int32->int64 store that Triton mis-compiles on HIP,
-        # producing out-of-range last_loc values under EAGLE +
-        # page_size>1 (e.g. with aiter unified attention or the triton
-        # attention backend). The bug is in the Triton HIP codegen, not
-        # in any particular attention backend, so route every HIP path
-        # that would otherwise use get_last_loc_triton through the
-        # int32-safe variant. Non-HIP hardware keeps the original
-        # dispatcher below.
-        return get_last_loc_triton_safe(
-            req_to_token, req_pool_indices_tensor, prefix_lens_tensor
-        )
-
-    if uses_triton_dispatch:
-        impl = get_last_loc_triton
-    else:
-        impl = get_last_loc_torch
-
-    return impl(req_to_token, req_pool_indices_tensor, prefix_lens_tensor)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-def get_last_loc_torch(
-    req_to_token: torch.Tensor,
-    req_pool_indices_tensor: torch.Tensor,
-    prefix_lens_tensor: torch.Tensor,
-) -> torch.Tensor:
-    return torch.where(
-        prefix_lens_tensor > 0,
-        req_to_token[req_pool_indices_tensor, prefix_lens_tensor - 1],
-        torch.full_like(prefix_lens_tensor, -1),
-    )
 
 
 def alloc_token_slots(
@@ -295,7 +261,7 @@ def _alloc_page_size(batch: ScheduleBatch) -> int:
     # DCP swaps in an allocator whose page_size is server_args.page_size *
     # dcp_size, so it can be > 1 even when tree_cache.page_size is 1; branch on
     # the real allocator's page_size there. Elsewhere the two are equal.
-    if (_is_hip or _is_cuda) and get_server_args().dcp_size > 1:
+    if _is_cuda and get_server_args().dcp_size > 1:
         return batch.tree_cache.token_to_kv_pool_allocator.page_size
     return batch.tree_cache.page_size
 
@@ -384,13 +350,6 @@ def alloc_for_extend(
     )
 
     # DSV4-NPU hook: no-op on non-DSV4 paths.
-    if _is_npu:
-        maybe_write_dsv4_extend(
-            batch,
-            req_pool_indices_cpu,
-            prefix_lens_cpu,
-            batch.seq_lens_cpu,
-        )
 
     from sglang.srt.managers.schedule_batch import ReqKvInfo
 
@@ -412,76 +371,7 @@ def _alloc_extend_loc_with_kv_reuse(
     req_pool_indices_device: torch.Tensor,
     alloc_page_size: int,
 ) -> torch.Tensor:
-    device = batch.device
-    req_to_token = batch.req_to_token_pool.req_to_token
-
-    for i, req in enumerate(batch.reqs):
-        if not reuse_kv[i]:
-            continue
-        prefix_len = int(prefix_lens_cpu[i])
-        extend_len = int(extend_lens_cpu[i])
-        retained_len = len(req.dllm_incomplete_ids)
-        if extend_len != retained_len:
-            raise RuntimeError("dLLM FDFO retained KV must be reused as a full block.")
-        if req.kv is None or prefix_len + extend_len > req.kv.kv_allocated_len:
-            raise RuntimeError("dLLM FDFO retained KV is missing.")
-
-    alloc_extend_lens = [
-        0 if reuse_kv[i] else int(extend_lens_cpu[i]) for i in range(len(reuse_kv))
-    ]
-    alloc_extend_num_tokens = sum(alloc_extend_lens)
-
-    fresh_slots = None
-    if alloc_extend_num_tokens > 0:
-        if alloc_page_size == 1:
-            fresh_slots = alloc_token_slots(batch.tree_cache, alloc_extend_num_tokens)
-        else:
-            alloc_seq_lens_cpu = torch.tensor(
-                [
-                    (
-                        int(prefix_lens_cpu[i])
-                        if reuse_kv[i]
-                        else int(batch.seq_lens_cpu[i])
-                    )
-                    for i in range(len(reuse_kv))
-                ],
-                dtype=torch.int64,
-            )
-            last_loc = [
-                (t[-1:] if len(t) > 0 else torch.tensor([-1], device=device))
-                for t in (r.prefix_indices for r in batch.reqs)
-            ]
-            fresh_slots = alloc_paged_token_slots_extend(
-                tree_cache=batch.tree_cache,
-                prefix_lens=prefix_lens_cpu.to(device, non_blocking=True),
-                prefix_lens_cpu=prefix_lens_cpu,
-                seq_lens=alloc_seq_lens_cpu.to(device, non_blocking=True),
-                seq_lens_cpu=alloc_seq_lens_cpu,
-                last_loc=torch.cat(last_loc),
-                extend_num_tokens=alloc_extend_num_tokens,
-                req_pool_indices=req_pool_indices_device,
-                dsv4_state_lens=_compute_dsv4_state_lens(batch, is_decode=False),
-                batch=batch,
-            )
-
-    reuse_dtype = fresh_slots.dtype if fresh_slots is not None else torch.int64
-    parts: list[torch.Tensor] = []
-    fresh_ptr = 0
-    for i in range(len(reuse_kv)):
-        prefix_len = int(prefix_lens_cpu[i])
-        extend_len = int(extend_lens_cpu[i])
-        if reuse_kv[i]:
-            req_idx = int(req_pool_indices_cpu[i])
-            parts.append(
-                req_to_token[req_idx, prefix_len : prefix_len + extend_len].to(
-                    reuse_dtype
-                )
-            )
-        else:
-            parts.append(fresh_slots[fresh_ptr : fresh_ptr + extend_len])
-            fresh_ptr += extend_len
-
-    return torch.cat(parts)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def alloc_paged_token_slots_decode(
@@ -580,12 +470,6 @@ def alloc_for_decode(batch: ScheduleBatch, token_per_req: int) -> torch.Tensor:
     )
 
     # DSV4-NPU hook: no-op on non-DSV4 paths.
-    if _is_npu:
-        maybe_write_dsv4_decode(
-            batch,
-            batch.seq_lens_cpu + token_per_req,
-            token_per_req,
-        )
 
     for req in batch.reqs:
         req.kv.kv_allocated_len += token_per_req
@@ -636,16 +520,6 @@ def assign_req_to_token_pool_func(
     out_cache_loc: torch.Tensor,
     batch_size: int,
 ):
-    if _is_cpu:
-        assign_req_to_token_pool_cpu(
-            req_pool_indices,
-            req_to_token,
-            start_offset,
-            end_offset,
-            out_cache_loc,
-            req_to_token.shape[1],
-        )
-        return
     assign_req_to_token_pool[(batch_size,)](
         req_pool_indices,
         req_to_token,
@@ -658,11 +532,7 @@ def assign_req_to_token_pool_func(
 
 
 def _alloc_paged_token_slots_extend_npu(*args, **kwargs):
-    from sglang.srt.hardware_backend.npu.dsv4.dsv4_allocator import (
-        alloc_paged_token_slots_extend_npu,
-    )
-
-    return alloc_paged_token_slots_extend_npu(*args, **kwargs)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 ALLOC_EXTEND_FUNCS = defaultdict(

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-from contextlib import nullcontext
 from math import gcd
 
 import torch
@@ -114,64 +113,25 @@ class CompressStatePool:
             self._size = self._logical_size * (1 + self.online_mtp_max_draft_tokens)
             last_dim = 3 * head_dim
         else:
-            self._size = size + self.ring_size + 1
-            # Pad to lcm(ratio, page_size) so the flat buffer reshapes cleanly into
-            # [block_num, page_size, last_dim] for the fused compressor op; page_size=1 falls back to ratio-only padding.
-            pad_to = (
-                _lcm(ratio, swa_page_size) if (swa_page_size > 1 and _is_npu) else ratio
-            )
-            self._size = (self._size + pad_to - 1) // pad_to * pad_to
-            self._logical_size = self._size
-            last_dim = 2 * (1 + overlap) * head_dim
+                self._size = size + self.ring_size + 1
+                # Pad to lcm(ratio, page_size) so the flat buffer reshapes cleanly into
+                # [block_num, page_size, last_dim] for the fused compressor op; page_size=1 falls back to ratio-only padding.
+                pad_to = ratio
+                self._size = (self._size + pad_to - 1) // pad_to * pad_to
+                self._logical_size = self._size
+                last_dim = 2 * (1 + overlap) * head_dim
 
         self.last_dim = last_dim
         self._alloc_kv_score_buffer(
             dtype=dtype, device=device, enable_memory_saver=enable_memory_saver
         )
         if not online:
-            if _is_hip and ratio == 128:
-                # Request-scoped C128 state is addressed by req_pool_idx (or a
-                # per-request ring).  The pool is allocated with torch.empty(),
-                # so a cold server can otherwise read uninitialized partial
-                # states before a request slot has been written for the first
-                # time.  Initialize all C128 rows to the empty-state sentinel;
-                # C4 keeps the historical last-row sentinel behavior.
-                self.kv_score_buffer.clear()
-            else:
-                self.kv_score_buffer[-1].clear()
+            self.kv_score_buffer[-1].clear()
 
     def _alloc_kv_score_buffer(
         self, *, dtype: torch.dtype, device: str, enable_memory_saver: bool
     ) -> None:
-        """Allocate the flat ``(self._size, self.last_dim)`` kv+score buffer
-        under the memory-saver / custom-mem-pool context and wrap it in
-        :class:`KVAndScore`. Sets ``self.memory_saver_adapter``,
-        ``self.custom_mem_pool`` and ``self.kv_score_buffer``.
-
-        Subclasses (e.g. :class:`NPUCompressStatePool`) that compute a
-        different ``self._size`` reuse this instead of duplicating the
-        allocation boilerplate. Requires ``self._size`` and ``self.last_dim``
-        to be set already.
-        """
-        self.memory_saver_adapter = TorchMemorySaverAdapter.create(
-            enable=enable_memory_saver
-        )
-        self.enable_custom_mem_pool, self.custom_mem_pool, _ = (
-            maybe_init_custom_mem_pool(device=device)
-        )
-        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
-            with (
-                torch.cuda.use_mem_pool(self.custom_mem_pool)
-                if self.custom_mem_pool
-                else nullcontext()
-            ):
-                self.kv_score_buffer = KVAndScore(
-                    torch.empty(
-                        (self._size, self.last_dim),
-                        dtype=dtype,
-                        device=device,
-                    )
-                )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @property
     def state_cache_3d(self) -> torch.Tensor:
@@ -193,24 +153,6 @@ class CompressStatePool:
         )
         return self.kv_score_buffer.kv_score.view(-1, self.page_size, self.last_dim)
 
-    def translate_from_swa_loc_to_state_loc(
-        self, swa_loc: torch.Tensor
-    ) -> torch.Tensor:
-        swa_pages = swa_loc // self.swa_page_size
-        state_loc = swa_pages * self.ring_size + (swa_loc % self.ring_size)
-        state_loc = torch.where(swa_loc < 0, -1, state_loc)
-        return state_loc
 
-    def translate_from_req_position_to_state_loc(
-        self, req_pool_indices: torch.Tensor, positions: torch.Tensor
-    ) -> torch.Tensor:
-        state_loc = req_pool_indices * self.ring_size + positions % self.ring_size
-        state_loc = torch.where(positions < 0, -1, state_loc)
-        return state_loc
 
-    def get_state_by_state_loc(self, state_loc: torch.Tensor) -> KVAndScore:
-        return self.kv_score_buffer[state_loc]
 
-    def set_state_by_state_loc(self, state_loc: torch.Tensor, value: KVAndScore):
-        self.kv_score_buffer[state_loc] = value
-        self.kv_score_buffer[-1].clear()

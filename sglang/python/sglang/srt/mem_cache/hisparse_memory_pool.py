@@ -14,15 +14,12 @@ logger = logging.getLogger(__name__)
 # sgl_kernel.kvcacheio is only available in CUDA/ROCm sgl-kernel builds (not XPU/MPS/NPU/CPU).
 _is_cuda = is_cuda()
 _is_hip = is_hip()
-if _is_cuda or _is_hip:
-    from sgl_kernel.kvcacheio import transfer_kv_all_layer_mla
+if _is_cuda:
+    pass
 else:
 
     def transfer_kv_all_layer_mla(*args, **kwargs):
-        raise RuntimeError(
-            "HiSparse device KV transfer requires sgl_kernel.kvcacheio (CUDA/ROCm). "
-            "It is not available on this backend."
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class HiSparseDSATokenToKVPool(DSATokenToKVPool):
@@ -60,9 +57,7 @@ class HiSparseDSATokenToKVPool(DSATokenToKVPool):
         self.bytes_per_token = self.kv_cache_dim * self.dtype.itemsize
 
     def register_mapping(self, full_to_hisparse_device_index_mapping: torch.Tensor):
-        self.full_to_hisparse_device_index_mapping = (
-            full_to_hisparse_device_index_mapping
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def translate_loc_to_hisparse_device(self, compressed_indices: torch.Tensor):
         return self.full_to_hisparse_device_index_mapping[compressed_indices]
@@ -70,8 +65,6 @@ class HiSparseDSATokenToKVPool(DSATokenToKVPool):
     def _translate_loc_to_hisparse_device(self, compressed_indices: torch.Tensor):
         return self.full_to_hisparse_device_index_mapping[compressed_indices]
 
-    def translate_loc_from_full_to_hisparse_device(self, full_indices: torch.Tensor):
-        return self._translate_loc_to_hisparse_device(full_indices)
 
     def translate_loc_from_full_to_compressed(self, full_indices: torch.Tensor):
         return full_indices
@@ -105,15 +98,6 @@ class HiSparseDSATokenToKVPool(DSATokenToKVPool):
         loc = self.translate_loc_to_hisparse_device(loc)
         return super().get_mla_kv_buffer(layer, loc, dst_dtype)
 
-    def transfer_values_on_device(self, dst_indices, src_indices):
-        transfer_kv_all_layer_mla(
-            src_layers=self.data_ptrs,
-            dst_layers=self.data_ptrs,
-            src_indices=src_indices,
-            dst_indices=dst_indices,
-            item_size=self.bytes_per_token,
-            num_layers=self.layer_num,
-        )
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         raise NotImplementedError("HiSparseDevicePool does not support get_cpu_copy")

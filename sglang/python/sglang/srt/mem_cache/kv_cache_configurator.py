@@ -88,26 +88,14 @@ _is_hip = is_hip()
 
 
 def _get_dsv4_compress_state_dtypes() -> tuple[torch.dtype, torch.dtype]:
-    dtype_name = envs.SGLANG_DSV4_COMPRESS_STATE_DTYPE.get().strip().lower()
-    if dtype_name in ("float32", "fp32"):
-        return torch.float32, torch.float32
-    if dtype_name in ("bfloat16", "bf16"):
-        return torch.bfloat16, torch.bfloat16
-    raise ValueError(
-        "Unsupported SGLANG_DSV4_COMPRESS_STATE_DTYPE="
-        f"{dtype_name!r}. Expected one of: float32, fp32, bfloat16, bf16."
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 _is_npu = is_npu()
 
 
 def _should_enable_lazy_compaction() -> bool:
-    """Lazy compaction default — ON unless
-    `SGLANG_DISABLE_LAZY_COMPACTION=1` (escape hatch for A/B / rollback).
-    Centralized here so both unified-memory-pool factory call sites stay in sync.
-    """
-    return not envs.SGLANG_DISABLE_LAZY_COMPACTION.get()
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # base ratio of mamba pool size to max_running_requests. Under
@@ -740,12 +728,7 @@ class KVCacheConfigurator:
         extra_max_context_len: int,
         pre_alloc_size: int,
     ) -> ReqToTokenPool:
-        if _is_npu and is_deepseek_v4(self.model_config.hf_config):
-            from sglang.srt.hardware_backend.npu.dsv4.dsv4_req_to_token_pool import (
-                DSV4NPUDecodeReqToTokenPool as DecodeReqToTokenPool,
-            )
-        else:
-            from sglang.srt.disaggregation.decode import DecodeReqToTokenPool
+        from sglang.srt.disaggregation.decode import DecodeReqToTokenPool
 
         req_to_token_pool = DecodeReqToTokenPool(
             size=max_num_reqs,
@@ -821,12 +804,6 @@ class KVCacheConfigurator:
         # DSV4 on NPU needs an extended ReqToTokenPool holding per-req
         # swa/c4/c128/c{4,128}_state tables; others stay on the stock one.
         req_to_token_pool_cls = ReqToTokenPool
-        if _is_npu and is_deepseek_v4(self.model_config.hf_config):
-            from sglang.srt.hardware_backend.npu.dsv4.dsv4_req_to_token_pool import (
-                DSV4NPUReqToTokenPool,
-            )
-
-            req_to_token_pool_cls = DSV4NPUReqToTokenPool
 
         req_to_token_pool = req_to_token_pool_cls(
             size=max_num_reqs,
@@ -957,8 +934,7 @@ class KVCacheConfigurator:
         req_to_token_pool: ReqToTokenPool,
     ) -> KVCache:
         swa_page_size = get_schedule().page_size
-        if not _is_npu:
-            assert swa_page_size == 256, "In paged swa mode, page_size must be 256."
+        assert swa_page_size == 256, "In paged swa mode, page_size must be 256."
 
         if self.is_draft_worker:
             from sglang.srt.models.deepseek_v4_nextn import (
@@ -975,33 +951,9 @@ class KVCacheConfigurator:
         # needs cache_mode=1 (paged); Atlas A3 rejects cache_mode=2 (ring),
         # so the CUDA ring-buffer state path can't be shared. CUDA keeps
         # DeepSeekV4TokenToKVPool unchanged; NPU recomputes state sizes below.
-        if _is_npu:
-            from sglang.srt.hardware_backend.npu.dsv4.dsv4_memory_pool import (
-                DSV4NPUTokenToKVPool,
-                npu_state_pool_size,
-            )
-
-            pool_cls = DSV4NPUTokenToKVPool
-            # Recompute state pool sizes for the NPU paged formula (CUDA's
-            # ring sizes are dropped here). Tail-only allocation keeps the
-            # per-req-budget formula sufficient at any prefill length: long
-            # prompts allocate only ``tail+128`` (c4) / ``tail`` (c128)
-            # slots (tail = seq_len % 128), and decode is drained by
-            # sliding eviction in ``ScheduleBatch._evict_swa``.
-            c4_state_pool_size = npu_state_pool_size(
-                ratio=4,
-                page_size=get_schedule().page_size,
-                max_num_reqs=max_running_requests,
-            )
-            c128_state_pool_size = npu_state_pool_size(
-                ratio=128,
-                page_size=get_schedule().page_size,
-                max_num_reqs=max_running_requests,
-            )
-        else:
-            pool_cls = DeepSeekV4TokenToKVPool
-            c4_state_pool_size = c4_state_pool_size
-            c128_state_pool_size = c128_state_pool_size
+        pool_cls = DeepSeekV4TokenToKVPool
+        c4_state_pool_size = c4_state_pool_size
+        c128_state_pool_size = c128_state_pool_size
 
         token_to_kv_pool = pool_cls(
             max_num_reqs=max_running_requests,
@@ -1475,100 +1427,62 @@ class KVCacheConfigurator:
                     kvcache=token_to_kv_pool,
                     need_sort=need_sort,
                 )
-            elif _is_npu and (
-                self.server_args.attention_backend == "ascend"
-                or is_dsv4_model
-                or self.hybrid_gdn_config is not None
-            ):
-                if self.is_hybrid_swa:
-                    # DSV4 on NPU: SWA allocator subclass that also drives the
-                    # c4/c128 allocators, producing a DSV4OutCacheLoc per alloc.
-                    if is_dsv4_model:
-                        from sglang.srt.hardware_backend.npu.dsv4.dsv4_allocator import (
-                            DSV4NPUTokenToKVPoolAllocator,
-                        )
-
-                        swa_allocator_cls = DSV4NPUTokenToKVPoolAllocator
-                    else:
-                        swa_allocator_cls = SWATokenToKVPoolAllocator
-                    token_to_kv_pool_allocator = swa_allocator_cls(
-                        sizes.full_max_total_num_tokens,
-                        sizes.swa_max_total_num_tokens,
-                        page_size=get_schedule().page_size,
-                        dtype=self.kv_cache_dtype,
-                        device=self.device,
-                        kvcache=token_to_kv_pool,
-                        need_sort=need_sort,
-                    )
-                else:
-                    from sglang.srt.hardware_backend.npu.allocator_npu import (
-                        NPUPagedTokenToKVPoolAllocator,
-                    )
-
-                    token_to_kv_pool_allocator = NPUPagedTokenToKVPoolAllocator(
-                        sizes.max_total_num_tokens,
-                        page_size=get_schedule().page_size,
-                        dtype=self.kv_cache_dtype,
-                        device=self.device,
-                        kvcache=token_to_kv_pool,
-                        need_sort=need_sort,
-                    )
             else:
-                if self.is_hybrid_swa and sizes.full_max_total_num_tokens == 0:
-                    token_to_kv_pool_allocator = PureSWATokenToKVPoolAllocator(
-                        sizes.swa_max_total_num_tokens,
-                        page_size=get_schedule().page_size,
-                        dtype=self.kv_cache_dtype,
-                        device=self.device,
-                        kvcache=token_to_kv_pool,
-                        need_sort=need_sort,
-                    )
-                elif self.is_hybrid_swa:
-                    token_to_kv_pool_allocator = SWATokenToKVPoolAllocator(
-                        sizes.full_max_total_num_tokens,
-                        sizes.swa_max_total_num_tokens,
-                        page_size=get_schedule().page_size,
-                        dtype=self.kv_cache_dtype,
-                        device=self.device,
-                        kvcache=token_to_kv_pool,
-                        need_sort=need_sort,
-                    )
-                else:
-                    if get_memory().enable_hisparse:
-                        from sglang.srt.mem_cache.sparsity import (
-                            parse_hisparse_config,
-                        )
-
-                        hisparse_cfg = parse_hisparse_config(self.server_args)
-                        token_to_kv_pool_allocator = HiSparseTokenToKVPoolAllocator(
-                            sizes.max_total_num_tokens,
+                    if self.is_hybrid_swa and sizes.full_max_total_num_tokens == 0:
+                        token_to_kv_pool_allocator = PureSWATokenToKVPoolAllocator(
+                            sizes.swa_max_total_num_tokens,
                             page_size=get_schedule().page_size,
                             dtype=self.kv_cache_dtype,
                             device=self.device,
                             kvcache=token_to_kv_pool,
                             need_sort=need_sort,
-                            host_to_device_ratio=hisparse_cfg.host_to_device_ratio,
                         )
-                    elif (
-                        get_schedule().page_size == 1 and self.server_args.dcp_size == 1
-                    ):
-                        token_to_kv_pool_allocator = TokenToKVPoolAllocator(
-                            sizes.max_total_num_tokens,
+                    elif self.is_hybrid_swa:
+                        token_to_kv_pool_allocator = SWATokenToKVPoolAllocator(
+                            sizes.full_max_total_num_tokens,
+                            sizes.swa_max_total_num_tokens,
+                            page_size=get_schedule().page_size,
                             dtype=self.kv_cache_dtype,
                             device=self.device,
                             kvcache=token_to_kv_pool,
                             need_sort=need_sort,
                         )
                     else:
-                        token_to_kv_pool_allocator = PagedTokenToKVPoolAllocator(
-                            sizes.max_total_num_tokens * self.server_args.dcp_size,
-                            page_size=get_schedule().page_size
-                            * self.server_args.dcp_size,
-                            dtype=self.kv_cache_dtype,
-                            device=self.device,
-                            kvcache=token_to_kv_pool,
-                            need_sort=need_sort,
-                        )
+                            if get_memory().enable_hisparse:
+                                from sglang.srt.mem_cache.sparsity import (
+                                    parse_hisparse_config,
+                                )
+
+                                hisparse_cfg = parse_hisparse_config(self.server_args)
+                                token_to_kv_pool_allocator = HiSparseTokenToKVPoolAllocator(
+                                    sizes.max_total_num_tokens,
+                                    page_size=get_schedule().page_size,
+                                    dtype=self.kv_cache_dtype,
+                                    device=self.device,
+                                    kvcache=token_to_kv_pool,
+                                    need_sort=need_sort,
+                                    host_to_device_ratio=hisparse_cfg.host_to_device_ratio,
+                                )
+                            elif (
+                                get_schedule().page_size == 1 and self.server_args.dcp_size == 1
+                            ):
+                                token_to_kv_pool_allocator = TokenToKVPoolAllocator(
+                                    sizes.max_total_num_tokens,
+                                    dtype=self.kv_cache_dtype,
+                                    device=self.device,
+                                    kvcache=token_to_kv_pool,
+                                    need_sort=need_sort,
+                                )
+                            else:
+                                    token_to_kv_pool_allocator = PagedTokenToKVPoolAllocator(
+                                        sizes.max_total_num_tokens * self.server_args.dcp_size,
+                                        page_size=get_schedule().page_size
+                                        * self.server_args.dcp_size,
+                                        dtype=self.kv_cache_dtype,
+                                        device=self.device,
+                                        kvcache=token_to_kv_pool,
+                                        need_sort=need_sort,
+                                    )
 
             if get_memory().enable_hisparse and is_dsv4_model:
                 assert self.is_hybrid_swa, "DeepSeek V4 HiSparse requires SWA mode."
@@ -1580,35 +1494,34 @@ class KVCacheConfigurator:
             # free(req) can release c4/c128 pool pages alongside the slot.
             if hasattr(req_to_token_pool, "register_dsv4_allocator"):
                 req_to_token_pool.register_dsv4_allocator(token_to_kv_pool_allocator)
-
         else:
-            assert self.is_draft_worker
-            if self.is_hybrid_swa:
-                if self.draft_swa_full_capacity:
-                    # Banded depth: the SWA ring is full draft capacity, so use
-                    # an IDENTITY full->swa mapping — store and read locs both
-                    # equal out_cache_loc, and a slot is never evicted before
-                    # the request frees it. The window itself is enforced by the
-                    # FA sliding-window kernel, not by the ring. Layout mirrors
-                    # SWATokenToKVPoolAllocator's mapping (size + page_size
-                    # entries + trailing -1 sentinel so a -1 last_loc maps
-                    # to -1).
-                    n = sizes.full_max_total_num_tokens + self.page_size
-                    identity_mapping = torch.arange(
-                        n + 1, dtype=torch.int64, device=self.device
-                    )
-                    identity_mapping[-1] = -1
-                    token_to_kv_pool.register_mapping(identity_mapping)
-                else:
-                    swa_allocator = getattr(
-                        token_to_kv_pool_allocator,
-                        "logical_attn_allocator",
-                        token_to_kv_pool_allocator,
-                    )
-                    assert isinstance(swa_allocator, SWATokenToKVPoolAllocator)
-                    token_to_kv_pool.register_mapping(
-                        swa_allocator.full_to_swa_index_mapping
-                    )
+                assert self.is_draft_worker
+                if self.is_hybrid_swa:
+                    if self.draft_swa_full_capacity:
+                        # Banded depth: the SWA ring is full draft capacity, so use
+                        # an IDENTITY full->swa mapping — store and read locs both
+                        # equal out_cache_loc, and a slot is never evicted before
+                        # the request frees it. The window itself is enforced by the
+                        # FA sliding-window kernel, not by the ring. Layout mirrors
+                        # SWATokenToKVPoolAllocator's mapping (size + page_size
+                        # entries + trailing -1 sentinel so a -1 last_loc maps
+                        # to -1).
+                        n = sizes.full_max_total_num_tokens + self.page_size
+                        identity_mapping = torch.arange(
+                            n + 1, dtype=torch.int64, device=self.device
+                        )
+                        identity_mapping[-1] = -1
+                        token_to_kv_pool.register_mapping(identity_mapping)
+                    else:
+                            swa_allocator = getattr(
+                                token_to_kv_pool_allocator,
+                                "logical_attn_allocator",
+                                token_to_kv_pool_allocator,
+                            )
+                            assert isinstance(swa_allocator, SWATokenToKVPoolAllocator)
+                            token_to_kv_pool.register_mapping(
+                                swa_allocator.full_to_swa_index_mapping
+                            )
         return token_to_kv_pool_allocator
 
     def _profile_available_bytes(self, pre_model_load_memory: int) -> int:
@@ -2010,11 +1923,6 @@ def calculate_mla_kv_cache_dim(
 
     # On HIP, TileLang and AITER DSA kernels consume the raw MLA KV layout:
     # nope(512 fp8) + rope(64 fp8), without extra per-block scales.
-    if _is_hip and (
-        server_args.dsa_prefill_backend in ("tilelang", "aiter")
-        or server_args.dsa_decode_backend in ("tilelang", "aiter")
-    ):
-        return kv_cache_dim
 
     quant_block_size = DSATokenToKVPool.quant_block_size
     rope_storage_dtype = DSATokenToKVPool.rope_storage_dtype

@@ -36,20 +36,14 @@ def configure_kv_cache_dtype(
             isinstance(kv_cache_quant_algo, str)
             and kv_cache_quant_algo.upper() == "FP8"
         ):
-            kv_cache_dtype = fp8_dtype if _is_hip else torch.float8_e4m3fn
+            kv_cache_dtype = torch.float8_e4m3fn
             resolved_kv_cache_dtype = TORCH_DTYPE_TO_KV_CACHE_STR[kv_cache_dtype]
         else:
             kv_cache_dtype = model_dtype
     elif server_args_kv_cache_dtype == "fp8_e5m2":
-        if _is_hip:  # Using natively supported format
-            kv_cache_dtype = fp8_dtype
-        else:
-            kv_cache_dtype = torch.float8_e5m2
+        kv_cache_dtype = torch.float8_e5m2
     elif server_args_kv_cache_dtype == "fp8_e4m3":
-        if _is_hip:  # Using natively supported format
-            kv_cache_dtype = fp8_dtype
-        else:
-            kv_cache_dtype = torch.float8_e4m3fn
+        kv_cache_dtype = torch.float8_e4m3fn
     elif server_args_kv_cache_dtype == "mxfp8":
         kv_cache_dtype = torch.float8_e4m3fn
     elif server_args_kv_cache_dtype in ("bf16", "bfloat16"):

@@ -21,7 +21,6 @@ limitations under the License.
 The radix tree data structure for managing the KV cache.
 """
 
-import heapq
 import logging
 import sys
 import time
@@ -84,11 +83,6 @@ class RadixKey:
             return self.limit
         return n
 
-    def raw_token_ids(self) -> array:
-        """token_ids honoring `limit` (copies only when capped)."""
-        n = self._raw_len()
-        t = self.token_ids
-        return t if n == len(t) else t[:n]
 
     def __len__(self) -> int:
         n = self._raw_len()
@@ -206,11 +200,6 @@ class RadixKey:
             plain = t[0] if page_size == 1 else tuple(t[:page_size])
         return plain if self.extra_key is None else (self.extra_key, plain)
 
-    def hash_page(self, start: int, end: int, prior_hash: Optional[str] = None) -> str:
-        """SHA256 for logical units [start, end); bigram mode feeds overlapping (t_i, t_{i+1}) byte pairs."""
-        hash_value = get_hash_str(self[start:end], prior_hash)
-        assert isinstance(hash_value, str)
-        return hash_value
 
 
 class TreeNode:
@@ -249,28 +238,13 @@ class TreeNode:
     def backuped(self):
         return self.host_value is not None
 
-    def protect_host(self):
-        """Protect the host value from eviction."""
-        self.host_ref_counter += 1
 
-    def release_host(self):
-        """Release the host value, allowing it to be evicted."""
-        if self.host_ref_counter > 0:
-            self.host_ref_counter -= 1
-        else:
-            raise RuntimeError("Host reference counter is already zero.")
 
     def get_last_hash_value(self) -> Optional[str]:
-        """Returns the hash value of the last page in this node."""
-        if self.hash_value is None or len(self.hash_value) == 0:
-            return None
-        return self.hash_value[-1]
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_prefix_hash_values(self, node: TreeNode) -> List[str]:
-        if node is None or node.hash_value is None:
-            return []
-
-        return node.get_prefix_hash_values(node.parent) + node.hash_value
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def __lt__(self, other: TreeNode):
         return self.last_access_time < other.last_access_time
@@ -560,34 +534,7 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
         return self._total_size_helper()
 
     def evict(self, params: EvictParams) -> EvictResult:
-        if self.disable:
-            return EvictResult()
-
-        start_time = time.perf_counter()
-        num_tokens = params.num_tokens
-        leaves = list(self.evictable_leaves)
-        eviction_heap = [
-            (self.eviction_strategy.get_priority(node), node) for node in leaves
-        ]
-        heapq.heapify(eviction_heap)
-
-        num_evicted = 0
-        while num_evicted < num_tokens and len(eviction_heap):
-            _priority, x = heapq.heappop(eviction_heap)
-
-            # Tree values are page-aligned copies of a kv row: page-exact segment.
-            self.token_to_kv_pool_allocator.free_segment(x.value, start_pos=0)
-            num_evicted += len(x.value)
-            self._delete_leaf(x)
-
-            if len(x.parent.children) == 0 and x.parent.lock_ref == 0:
-                new_priority = self.eviction_strategy.get_priority(x.parent)
-                heapq.heappush(eviction_heap, (new_priority, x.parent))
-
-            self._record_remove_event(x)
-
-        self.update_eviction_metrics(num_evicted, start_time)
-        return EvictResult(num_tokens_evicted=num_evicted)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def inc_lock_ref(self, node: TreeNode) -> IncLockRefResult:
         if self.disable:
@@ -633,15 +580,7 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
         return self.protected_size_
 
     def all_values_flatten(self):
-        values = []
-
-        def _dfs_helper(node: TreeNode):
-            for _, child in node.children.items():
-                values.append(child.value)
-                _dfs_helper(child)
-
-        _dfs_helper(self.root_node)
-        return torch.cat(values)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     ##### Internal Helper Functions #####
 
@@ -757,32 +696,10 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
         return total_prefix_length, node
 
     def _print_helper(self, node: TreeNode, indent: int):
-        """Prints the radix tree in a human-readable format."""
-        stack = [(node, indent)]
-        while stack:
-            current_node, current_indent = stack.pop()
-            print(
-                " " * current_indent,
-                len(current_node.key),
-                current_node.key.token_ids[:10],
-                f"r={current_node.lock_ref}",
-            )
-            for key, child in current_node.children.items():
-                stack.append((child, current_indent + 2))
-
-                assert key == child.key.child_key(
-                    self.page_size
-                ), f"{key=}, {child.key.child_key(self.page_size)=}"
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _delete_leaf(self, node):
-        key = node.key.child_key(self.page_size)
-        v = node.parent.children.pop(key, None)
-        assert v == node, f"parent does not have child key, {key}"
-
-        self.evictable_size_ -= len(node.key)
-        if node in self.evictable_leaves:
-            self.evictable_leaves.remove(node)
-        self._update_leaf_status(node.parent)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _update_leaf_status(self, node: TreeNode):
         if node.evicted or node.lock_ref > 0:
@@ -800,16 +717,7 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
             self.evictable_leaves.add(node)
 
     def _total_size_helper(self):
-        total_size = 0
-        stack = [self.root_node]
-        while stack:
-            current_node = stack.pop()
-            total_size += len(current_node.value)
-            for child in current_node.children.values():
-                if child.evicted:
-                    continue
-                stack.append(child)
-        return total_size
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 if __name__ == "__main__":

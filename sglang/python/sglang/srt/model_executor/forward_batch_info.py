@@ -82,17 +82,7 @@ def _elastic_should_preserve_local_token_counts(
     dp_padding_mode: DpPaddingMode,
     global_num_tokens: List[int],
 ) -> bool:
-    if not getattr(model_runner, "enable_elastic_ep", False):
-        return False
-    if not world_dp_gather_enabled():
-        return False
-    if not dp_padding_mode.is_max_len():
-        return False
-    if len(global_num_tokens) <= 1:
-        return False
-
-    uneven_token_count = len(set(global_num_tokens)) > 1
-    return uneven_token_count
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class ForwardMode(IntEnum):
@@ -223,12 +213,6 @@ class CaptureHiddenMode(IntEnum):
 _attn_tp_sequence_sharded_predicate: Optional[Callable[[int], bool]] = None
 
 
-def register_attn_tp_sequence_sharded_predicate(
-    predicate: Callable[[int], bool],
-) -> None:
-    """Register the predicate for whether a forward is sharded across attn-TP."""
-    global _attn_tp_sequence_sharded_predicate
-    _attn_tp_sequence_sharded_predicate = predicate
 
 
 def get_server_return_hidden_states_mode(server_args: Any) -> CaptureHiddenMode:
@@ -250,51 +234,15 @@ def get_required_capture_hidden_mode(
     return max(capture_hidden_mode, spec_capture_hidden_mode)
 
 
-def _attn_tp_local_shard_bounds(num_tokens_per_dp: int) -> Tuple[int, int]:
-    """(tokens_per_rank, rank_offset) of this attn-TP rank's slice of the sequence.
-
-    A replicated (non-sharded) forward puts the whole sequence on every rank, so
-    the slice is the full range with no offset; localizing it as a shard would
-    drop real tokens on non-zero ranks.
-    """
-    predicate = _attn_tp_sequence_sharded_predicate
-    if predicate is not None and not predicate(num_tokens_per_dp):
-        return num_tokens_per_dp, 0
-    parallel = get_parallel()
-    tokens_per_rank = num_tokens_per_dp // parallel.attn_tp_size
-    return tokens_per_rank, tokens_per_rank * parallel.attn_tp_rank
 
 
 def compute_local_num_token_non_padded(
     global_num_token_non_padded: torch.Tensor,
     num_tokens_per_dp: int,
 ) -> torch.Tensor:
-    """Compute local non-padded token count for this attention-TP rank.
-
-    Converts a global count (across all TP ranks) to a local count for this rank.
-    The "global" scope is within the current DP rank; DP is handled via num_tokens_per_dp.
-    """
-    tokens_per_rank, rank_offset = _attn_tp_local_shard_bounds(num_tokens_per_dp)
-    return torch.clamp(
-        global_num_token_non_padded - rank_offset,
-        0,
-        tokens_per_rank,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-def compute_local_num_token_non_padded_cpu(
-    global_num_token_non_padded: int,
-    num_tokens_per_dp: int,
-) -> int:
-    """Int-scalar twin of ``compute_local_num_token_non_padded``.
-
-    Replay-time hooks hold the global count as a host int
-    (``num_token_non_padded_cpu``) and write the localized result into a
-    device buffer; keeping the math on ints lets them use ``Tensor.fill_``
-    instead of staging a CPU tensor through a host-to-device copy per replay.
-    """
-    tokens_per_rank, rank_offset = _attn_tp_local_shard_bounds(num_tokens_per_dp)
-    return min(max(global_num_token_non_padded - rank_offset, 0), tokens_per_rank)
 
 
 @dataclass
@@ -883,7 +831,7 @@ class ForwardBatch(ForwardBatchDeepSeekMHAMixin):
         if batch.dllm_config is not None:
             block_size = batch.dllm_config.block_size
             # Use int64 for AMD rotary embedding kernel compatibility
-            positions_dtype = torch.int64 if is_hip() or _is_npu else torch.int32
+            positions_dtype = torch.int32
             ret.positions = torch.tensor(
                 [
                     i
@@ -958,14 +906,6 @@ class ForwardBatch(ForwardBatchDeepSeekMHAMixin):
 
             model_runner.lora_manager.prepare_lora_batch(ret)
 
-        if (
-            getattr(model_runner, "dcp_size", 1) > 1
-            and ret.out_cache_loc is not None
-            and is_hip()
-        ):
-            ret.dcp_kv_mask = (
-                ret.positions % model_runner.dcp_size == model_runner.dcp_rank
-            )
 
         return ret
 
@@ -1708,25 +1648,14 @@ def compute_position(
 def compute_position_torch(
     extend_prefix_lens: torch.Tensor, extend_seq_lens: torch.Tensor
 ):
-    positions = torch.cat(
-        [
-            torch.arange(
-                prefix_len, prefix_len + extend_len, device=extend_prefix_lens.device
-            )
-            for prefix_len, extend_len in zip(extend_prefix_lens, extend_seq_lens)
-        ],
-        axis=0,
-    )
-    extend_start_loc = torch.zeros_like(extend_seq_lens)
-    extend_start_loc[1:] = torch.cumsum(extend_seq_lens[:-1], dim=0)
-    return positions.to(torch.int64), extend_start_loc
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _clamp_position_native(seq_lens):
     return torch.clamp((seq_lens - 1), min=0).to(torch.int64)
 
 
-if is_cuda() or is_hip():
+if is_cuda():
     from sglang.kernels.ops.attention.clamp_position import clamp_position_cuda
 
     clamp_position = clamp_position_cuda
@@ -1742,8 +1671,7 @@ def _hash_rids_to_tensor(*, rids: List[str], device: torch.device) -> torch.Tens
 def _bootstrap_rooms_to_tensor(
     *, bootstrap_rooms: List[Optional[int]], device: torch.device
 ) -> torch.Tensor:
-    values: List[int] = [room if room is not None else -1 for room in bootstrap_rooms]
-    return torch.tensor(values, dtype=torch.int64, device=device)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _stable_hash_str_to_i64(rid: str) -> int:

@@ -15,12 +15,10 @@
 """Inference-only DeepSeek NextN Speculative Decoding."""
 
 import logging
-import os
 from contextlib import ExitStack
 from typing import Iterable, Optional, Tuple
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from transformers import PretrainedConfig
 
@@ -70,24 +68,7 @@ def _gather_dsa_topk_indices_for_cp(
     forward_batch: ForwardBatch,
     stream,
 ) -> torch.Tensor:
-    if (
-        is_dsa_prefill_cp_round_robin_split()
-        and topk_indices.shape[0] < local_num_tokens
-    ):
-        pad_rows = local_num_tokens - topk_indices.shape[0]
-        topk_indices = torch.cat(
-            [
-                topk_indices,
-                topk_indices.new_full((pad_rows, topk_indices.shape[1]), -1),
-            ],
-            dim=0,
-        )
-    return cp_all_gather_rerange_output(
-        topk_indices,
-        cp_size,
-        forward_batch,
-        stream,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 logger = logging.getLogger(__name__)
@@ -147,11 +128,6 @@ class DeepseekModelNextN(nn.Module):
             )
 
         self.rot_weight = None
-        if _is_npu:
-            rot_weight_path = get_model().model_path + "/rot.safetensors"
-            if os.path.isfile(rot_weight_path):
-                self.rot_weight = load_file(rot_weight_path)
-                self.rot_weight = self.rot_weight["rot.weight"].npu()
 
         self.alt_stream = (
             torch.cuda.Stream()
@@ -160,10 +136,6 @@ class DeepseekModelNextN(nn.Module):
         )
 
         layer_name = "decoder"
-        if _is_npu and (
-            get_spec().speculative_draft_model_path == get_model().model_path
-        ):
-            layer_name = "layers." + str(config.num_hidden_layers)
 
         self.quant_config = quant_config
         self.dsa_enable_prefill_cp = is_dsa_enable_prefill_cp()
@@ -197,16 +169,6 @@ class DeepseekModelNextN(nn.Module):
         input_embeds: torch.Tensor = None,
     ) -> torch.Tensor:
         exit_stack = ExitStack()
-        if (
-            _is_npu
-            and self.quant_config is None
-            and get_model().quantization is not None
-        ):
-            # ascend mtp unquant
-            exit_stack.enter_context(envs.SGLANG_DEEPEP_BF16_DISPATCH.override(True))
-            exit_stack.enter_context(
-                envs.DEEP_NORMAL_MODE_USE_INT8_QUANT.override(False)
-            )
 
         try:
             zero_allocator = BumpAllocator(

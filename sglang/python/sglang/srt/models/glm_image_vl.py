@@ -258,29 +258,7 @@ class GlmImageVisionModel(nn.Module):
         return self.patch_embed.proj.weight.device
 
     def rot_pos_emb(self, grid_thw):
-        """Compute position coordinate IDs for position embedding interpolation."""
-        pos_ids = []
-        for t, h, w in grid_thw:
-            hpos_ids = torch.arange(h).unsqueeze(1).expand(-1, w)
-            hpos_ids = hpos_ids.reshape(
-                h // self.spatial_merge_size,
-                self.spatial_merge_size,
-                w // self.spatial_merge_size,
-                self.spatial_merge_size,
-            )
-            hpos_ids = hpos_ids.permute(0, 2, 1, 3).flatten()
-
-            wpos_ids = torch.arange(w).unsqueeze(0).expand(h, -1)
-            wpos_ids = wpos_ids.reshape(
-                h // self.spatial_merge_size,
-                self.spatial_merge_size,
-                w // self.spatial_merge_size,
-                self.spatial_merge_size,
-            )
-            wpos_ids = wpos_ids.permute(0, 2, 1, 3).flatten()
-            pos_ids.append(torch.stack([hpos_ids, wpos_ids], dim=-1).repeat(t, 1))
-        pos_ids = torch.cat(pos_ids, dim=0)
-        return pos_ids
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self, pixel_values: torch.Tensor, grid_thw: torch.Tensor
@@ -299,10 +277,7 @@ class GlmImageVisionModel(nn.Module):
         # Compute cu_seqlens using numpy for efficiency
         grid_thw_cpu = grid_thw if grid_thw.device.type == "cpu" else grid_thw.cpu()
         cu_seqlens = compute_cu_seqlens_from_grid_numpy(grid_thw_cpu)
-        if not is_npu():
-            cu_seqlens = cu_seqlens.to(self.device, non_blocking=True)
-        else:
-            cu_seqlens = cu_seqlens.to("cpu")
+        cu_seqlens = cu_seqlens.to(self.device, non_blocking=True)
         forward_metadata = prepare_vision_attention_metadata(
             cu_seqlens, device=hidden_states.device
         )
@@ -358,30 +333,7 @@ class GlmImageVQVAE(nn.Module):
         self.eval()  # frozen
 
     def encode(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Encode spatial features to discrete codebook indices.
-
-        Args:
-            hidden_states: [B, latent_channels, H, W] spatial feature maps
-        Returns:
-            indices: [B*H*W] discrete codebook indices
-        """
-        conv_hidden = self.quant_conv(hidden_states)
-        # Permute to [B, H, W, embed_dim] then flatten for distance computation
-        z = conv_hidden.permute(0, 2, 3, 1).contiguous()
-        z_flat = z.view(-1, self.embedding_dim)
-
-        # L2 normalize
-        z_flat = F.normalize(z_flat, p=2, dim=-1)
-        codebook = F.normalize(self.embedding.weight, p=2, dim=-1)
-
-        # Compute distances: (z - e)^2 = z^2 + e^2 - 2*z*e
-        distances = (
-            torch.sum(z_flat**2, dim=1, keepdim=True)
-            + torch.sum(codebook**2, dim=1)
-            - 2 * torch.matmul(z_flat, codebook.t())
-        )
-        indices = torch.argmin(distances, dim=1)
-        return indices
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # --------------------------------------------------------------------------- #
@@ -395,32 +347,7 @@ def apply_glm_image_rotary_pos_emb(
     cos: torch.Tensor,
     sin: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """
-    Apply GLM-Image rotary position embedding to query and key tensors.
-
-    Args:
-        q: Query tensor [num_tokens, num_heads, head_dim]
-        k: Key tensor [num_tokens, num_kv_heads, head_dim]
-        cos: Cosine values [num_tokens, rotary_dim]
-        sin: Sine values [num_tokens, rotary_dim]
-
-    Returns:
-        Tuple of (rotated_q, rotated_k) with same shapes as input
-    """
-    rotary_dim = cos.shape[-1]
-
-    # Split into rotary and pass-through parts
-    q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]
-    k_rot, k_pass = k[..., :rotary_dim], k[..., rotary_dim:]
-
-    # Apply rotary embeddings
-    q_embed, k_embed = apply_rotary_pos_emb(q_rot, k_rot, cos, sin)
-
-    # Concatenate back
-    q_embed = torch.cat([q_embed, q_pass], dim=-1)
-    k_embed = torch.cat([k_embed, k_pass], dim=-1)
-
-    return q_embed, k_embed
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class GlmImageRotaryEmbedding(nn.Module):
@@ -475,30 +402,7 @@ class GlmImageRotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def _apply_mrope(self, freqs: torch.Tensor) -> torch.Tensor:
-        """
-        Apply M-RoPE section interleaving.
-
-        For mrope_section = [8, 12, 12]:
-        - Split freqs into chunks of size [8, 12, 12, 8, 12, 12, ...]
-        - Take chunk[i % 3] from each split (alternating T, H, W dimensions)
-        - Concatenate back
-
-        Args:
-            freqs: Frequency tensor [3, num_tokens, rotary_dim // 2]
-
-        Returns:
-            Interleaved frequencies [num_tokens, rotary_dim // 2]
-        """
-        # freqs shape: [3, num_tokens, rotary_dim // 2]
-        # Split along last dimension according to mrope_section
-        chunks = freqs.split(self.mrope_section, dim=-1)
-
-        # Take chunk[i % 3] from each split
-        # chunks[i] has shape [3, num_tokens, section_size]
-        # We select dimension 0 (T), 1 (H), or 2 (W) based on i % 3
-        result = torch.cat([chunk[i % 3] for i, chunk in enumerate(chunks)], dim=-1)
-
-        return result
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -693,169 +597,6 @@ class GlmImageTextAttention(nn.Module):
         return attn_output
 
 
-class GlmImageTextRotaryEmbedding(nn.Module):
-    def __init__(self, config, device=None):
-        super().__init__()
-        self.config = config
-        self.rope_type = self.config.rope_parameters["rope_type"]
-        inv_freq, self.attention_scaling = self.compute_default_rope_parameters(
-            self.config, device
-        )
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self.register_buffer("original_inv_freq", inv_freq.clone(), persistent=False)
-        self.mrope_section = config.rope_parameters.get("mrope_section", [8, 12, 12])
-
-    @staticmethod
-    def compute_default_rope_parameters(
-        config=None,
-        device: Optional["torch.device"] = None,
-        seq_len: int | None = None,
-    ) -> tuple["torch.Tensor", float]:
-        """
-        Computes the inverse frequencies according to the original RoPE implementation
-        Args:
-            config ([`~transformers.PreTrainedConfig`]):
-                The model configuration.
-            device (`torch.device`):
-                The device to use for initialization of the inverse frequencies.
-            seq_len (`int`, *optional*):
-                The current sequence length. Unused for this type of RoPE.
-        Returns:
-            Tuple of (`torch.Tensor`, `float`), containing the inverse frequencies for the RoPE embeddings and the
-            post-processing scaling factor applied to the computed cos/sin (unused in this type of RoPE).
-        """
-        base = config.rope_parameters["rope_theta"]
-        partial_rotary_factor = config.rope_parameters.get("partial_rotary_factor", 1.0)
-        head_dim = (
-            getattr(config, "head_dim", None)
-            or config.hidden_size // config.num_attention_heads
-        )
-        dim = int(head_dim * partial_rotary_factor)
-
-        attention_factor = 1.0  # Unused in this type of RoPE
-
-        # Compute the inverse frequencies
-        inv_freq = 1.0 / (
-            base
-            ** (
-                torch.arange(0, dim, 2, dtype=torch.int64).to(
-                    device=device, dtype=torch.float
-                )
-                / dim
-            )
-        )
-        return inv_freq, attention_factor
-
-    def forward(self, x, position_ids):
-        # In contrast to other models, GLM-V has different position ids for the grids
-        # So we expand the inv_freq to shape (3, ...)
-        inv_freq_expanded = (
-            self.inv_freq[None, None, :, None]
-            .float()
-            .expand(3, position_ids.shape[1], -1, 1)
-        )
-        position_ids_expanded = position_ids[
-            :, :, None, :
-        ].float()  # shape (3, bs, 1, positions)
-
-        freqs = (inv_freq_expanded.float() @ position_ids_expanded.float()).transpose(
-            2, 3
-        )
-        freqs = self.apply_mrope(freqs, self.mrope_section)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos = emb.cos() * self.attention_scaling
-        sin = emb.sin() * self.attention_scaling
-
-        return cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
-
-    def apply_mrope(self, freqs, mrope_section):
-        section = mrope_section
-        chunks = freqs.split(section, dim=-1)
-        result = torch.cat([chunk[i % 3] for i, chunk in enumerate(chunks)], dim=-1)
-        return result
-
-    def load_weights(self, weights: Any) -> set[str]:
-        # Copied from LlamaModel.load_weights but adapted
-        params_dict = dict(self.named_parameters())
-        loaded_params: set[str] = set()
-
-        def _load_with_shard_id(
-            weight_loader, param, loaded_weight: torch.Tensor, shard_id
-        ) -> None:
-
-            try:
-                weight_loader(param, loaded_weight, shard_id)
-                return
-            except (AssertionError, TypeError):
-                pass
-
-            # Fall back between common representations.
-            if isinstance(shard_id, str):
-                mapping = {"q": 0, "k": 1, "v": 2}
-                if shard_id in mapping:
-                    weight_loader(param, loaded_weight, mapping[shard_id])
-                    return
-                if shard_id.isdigit():
-                    weight_loader(param, loaded_weight, int(shard_id))
-                    return
-            elif isinstance(shard_id, int):
-                mapping = {0: "q", 1: "k", 2: "v"}
-                if shard_id in mapping:
-                    weight_loader(param, loaded_weight, mapping[shard_id])
-                    return
-
-            # Re-raise with a clearer message.
-            raise TypeError(
-                f"Unsupported shard_id={shard_id!r} for weight_loader={weight_loader} "
-                f"(param={getattr(param, 'name', '<param>')})."
-            )
-
-        stacked_params_mapping = getattr(
-            getattr(self.config, "arch_config", object()),
-            "stacked_params_mapping",
-            None,
-        )
-        if stacked_params_mapping is None:
-            stacked_params_mapping = [
-                # Fused QKV shards; downstream loaders may want "q/k/v" or 0/1/2.
-                (".qkv_proj", ".q_proj", "q"),
-                (".qkv_proj", ".k_proj", "k"),
-                (".qkv_proj", ".v_proj", "v"),
-                (".gate_up_proj", ".gate_proj", 0),
-                (".gate_up_proj", ".up_proj", 1),
-            ]
-
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-
-            # The config has stacked_params_mapping
-            for (
-                param_name,
-                weight_name,
-                shard_id,
-            ) in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                _load_with_shard_id(weight_loader, param, loaded_weight, shard_id)
-                break
-            else:
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
-
-            loaded_params.add(name)
-        return loaded_params
 
 
 class GlmImageTextDecoderLayer(nn.Module):
@@ -1073,45 +814,7 @@ class GlmImageForConditionalGeneration(nn.Module):
         return pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        """Run vision encoder -> VQ-VAE encode -> embed_tokens on discrete indices."""
-        pixel_values = torch.cat([item.feature for item in items], dim=0).type(
-            self.visual.dtype
-        )
-        image_grid_thw = torch.concat([item.image_grid_thw for item in items], dim=0)
-        assert pixel_values.dim() == 2, pixel_values.dim()
-        assert image_grid_thw.dim() == 2, image_grid_thw.dim()
-
-        # Vision encoder forward (with optional DP sharding)
-        if self.use_data_parallel:
-            vision_hidden = run_dp_sharded_mrope_vision_model(
-                self.visual,
-                pixel_values,
-                image_grid_thw.tolist(),
-                rope_type="rope_3d",
-            )
-        else:
-            vision_hidden = self.visual(pixel_values, grid_thw=image_grid_thw)
-
-        # Split by image, reshape to spatial, run VQ-VAE encode, then embed
-        hidden_size = vision_hidden.shape[-1]
-        split_sizes = (image_grid_thw.prod(dim=-1)).tolist()
-        hidden_list = torch.split(vision_hidden, split_sizes, dim=0)
-
-        embed_tokens = self.model.get_input_embeddings()
-        all_embeds = []
-        for idx, hs in enumerate(hidden_list):
-            grid_t, grid_h, grid_w = image_grid_thw[idx].tolist()
-            grid_t, grid_h, grid_w = int(grid_t), int(grid_h), int(grid_w)
-            # Reshape to spatial: [t, h, w, hidden] -> [t, hidden, h, w]
-            hs = hs.view(grid_t, grid_h, grid_w, hidden_size)
-            hs = hs.permute(0, 3, 1, 2).contiguous()
-            # VQ-VAE encode: get discrete codebook indices
-            indices = self.vqvae.encode(hs)
-            # Embed via LLM embedding table
-            embeds = embed_tokens(indices)
-            all_embeds.append(embeds)
-
-        return torch.cat(all_embeds, dim=0)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @torch.no_grad()
     def forward(
@@ -1149,58 +852,7 @@ class GlmImageForConditionalGeneration(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            (".qkv_proj", ".q_proj", "q"),
-            (".qkv_proj", ".k_proj", "k"),
-            (".qkv_proj", ".v_proj", "v"),
-            (".gate_up_proj", ".up_proj", 1),
-            (".gate_up_proj", ".gate_proj", 0),
-        ]
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-
-            # Weight name mapping from HF checkpoint
-            if "language_model" in name:
-                name = name.replace("model.language_model.", "model.")
-            if "model.visual." in name:
-                name = name.replace("model.visual.", "visual.")
-            if "model.vqmodel." in name:
-                name = name.replace("model.vqmodel.", "vqvae.")
-            if "vqvae.quantize.embedding" in name:
-                name = name.replace("vqvae.quantize.embedding", "vqvae.embedding")
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-                # Vision uses fused QKV, skip stacked mapping
-                if "visual" in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                if "visual" in name:
-                    # Map fused attn.qkv -> attn.qkv_proj for QKVParallelLinear
-                    name = name.replace("attn.qkv.", "attn.qkv_proj.")
-
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = [GlmImageForConditionalGeneration]

@@ -6,7 +6,6 @@ import torch
 
 # Adapted from https://raw.githubusercontent.com/vllm-project/vllm/7f62077af5159c625fe3ad1c812e6c1a2b93ba3b/vllm/model_executor/models/internlm2.py
 # Adapted from https://raw.githubusercontent.com/hehesangsj/sglang/refs/heads/internvl/python/sglang/srt/models/internvl.py
-import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
@@ -139,24 +138,7 @@ class InternVisionEmbeddings(nn.Module):
         )
 
     def _get_pos_embed(self, pos_embed, H, W):
-        target_dtype = pos_embed.dtype
-        pos_embed = (
-            pos_embed.float()
-            .reshape(
-                1,
-                self.image_size // self.patch_size,
-                self.image_size // self.patch_size,
-                -1,
-            )
-            .permute(0, 3, 1, 2)
-        )
-        pos_embed = (
-            F.interpolate(pos_embed, size=(H, W), mode="bicubic", align_corners=False)
-            .reshape(1, -1, H * W)
-            .permute(0, 2, 1)
-            .to(target_dtype)
-        )
-        return pos_embed
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(self, pixel_values: torch.FloatTensor) -> torch.Tensor:
         target_dtype = self.patch_embedding.weight.dtype
@@ -178,18 +160,6 @@ class InternVisionEmbeddings(nn.Module):
         return embeddings
 
 
-class InternRMSNorm(nn.Module):
-    def __init__(self, hidden_size, eps=1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(hidden_size))
-        self.variance_epsilon = eps
-
-    def forward(self, hidden_states):
-        input_dtype = hidden_states.dtype
-        hidden_states = hidden_states.to(torch.float32)
-        variance = hidden_states.pow(2).mean(-1, keepdim=True)
-        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
-        return self.weight * hidden_states.to(input_dtype)
 
 
 class InternMLP(nn.Module):
@@ -228,7 +198,6 @@ class InternMLP(nn.Module):
 
 
 NORM2FN = {
-    "rms_norm": InternRMSNorm,
     "layer_norm": nn.LayerNorm,
 }
 
@@ -426,28 +395,6 @@ class InternVisionModel(PreTrainedModel):
         )
         self.encoder = InternVisionEncoder(config, quant_config, use_data_parallel)
 
-    def resize_pos_embeddings(self, old_size, new_size, patch_size):
-        pos_emb = self.embeddings.position_embedding
-        _, num_positions, embed_dim = pos_emb.shape
-        cls_emb = pos_emb[:, :1, :]
-        pos_emb = (
-            pos_emb[:, 1:, :]
-            .reshape(1, old_size // patch_size, old_size // patch_size, -1)
-            .permute(0, 3, 1, 2)
-        )
-        pos_emb = F.interpolate(
-            pos_emb.float(),
-            size=new_size // patch_size,
-            mode="bicubic",
-            align_corners=False,
-        )
-        pos_emb = pos_emb.to(cls_emb.dtype).reshape(1, embed_dim, -1).permute(0, 2, 1)
-        pos_emb = torch.cat([cls_emb, pos_emb], dim=1)
-        self.embeddings.position_embedding = nn.Parameter(pos_emb)
-        self.embeddings.image_size = new_size
-        logger.info(
-            "Resized position embeddings from {} to {}".format(old_size, new_size)
-        )
 
     def get_input_embeddings(self):
         return self.embeddings
@@ -591,69 +538,14 @@ class InternVLChatModel(nn.Module):
         self.model = self.language_model.model
 
     def pixel_shuffle(self, x, scale_factor=0.5):
-        n, w, h, c = x.size()
-        # N, W, H, C --> N, W, H * scale, C // scale
-        x = x.view(n, w, int(h * scale_factor), int(c / scale_factor))
-        # N, W, H * scale, C // scale --> N, H * scale, W, C // scale
-        x = x.permute(0, 2, 1, 3).contiguous()
-        # N, H * scale, W, C // scale --> N, H * scale, W * scale, C // (scale ** 2)
-        x = x.view(
-            n,
-            int(h * scale_factor),
-            int(w * scale_factor),
-            int(c / (scale_factor * scale_factor)),
-        )
-        if self.ps_version == "v1":
-            logger.warn(
-                "In ps_version 'v1', the height and width have not been swapped back, "
-                "which results in a transposed image."
-            )
-        else:
-            x = x.permute(0, 2, 1, 3).contiguous()
-        return x
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-    def extract_feature(self, pixel_values):
-        if self.select_layer == -1:
-            vit_embeds = self.vision_model(
-                pixel_values=pixel_values, output_hidden_states=False, return_dict=True
-            ).last_hidden_state
-        else:
-            vit_embeds = self.vision_model(
-                pixel_values=pixel_values, output_hidden_states=True, return_dict=True
-            ).hidden_states[self.select_layer]
-        vit_embeds = vit_embeds[:, 1:, :]
-
-        h = w = int(vit_embeds.shape[1] ** 0.5)
-        vit_embeds = vit_embeds.reshape(vit_embeds.shape[0], h, w, -1)
-        vit_embeds = self.pixel_shuffle(vit_embeds, scale_factor=self.downsample_ratio)
-        vit_embeds = vit_embeds.reshape(vit_embeds.shape[0], -1, vit_embeds.shape[-1])
-        vit_embeds = self.mlp1(vit_embeds)
-        return vit_embeds
 
     def get_image_feature(self, items: List[MultimodalDataItem]):
-        """
-        Projects the last hidden state from the vision model into language model space.
-
-        Returns:
-            image_features (`torch.Tensor`): Image feature tensor of shape `(num_images, image_length, embed_dim)`).
-        """
-        pixel_values = torch.cat([item.feature for item in items])
-        # If already precomputed embeddings (not raw pixel values), skip vision encoder.
-        # Normal pixel_values are 4D [N, C, H, W]; precomputed embeddings are 2D or 3D.
-        if pixel_values.dim() != 4:
-            return pixel_values
-        image_features = self.extract_feature(pixel_values)
-        return image_features
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_video_feature(self, items: List[MultimodalDataItem]):
-        # items: each item corresponds to one video (recommended)
-        # item.feature shape: [num_frames, 3, 448, 448]  (or [num_tiles, 3, 448, 448])
-        pixel_values = torch.cat([item.feature for item in items], dim=0)
-        # If already precomputed embeddings, skip vision encoder.
-        if pixel_values.dim() != 4:
-            return pixel_values
-        video_features = self.extract_feature(pixel_values)
-        return video_features
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @torch.no_grad()
     def forward(
@@ -676,137 +568,10 @@ class InternVLChatModel(nn.Module):
         return hidden_states
 
     def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
-        # Get all special token IDs
-        im_start_id: int = mm_inputs.im_start_id
-        im_end_id: int = mm_inputs.im_end_id
-
-        media_token_pairs = [(im_start_id, im_end_id)]
-        helper = MultiModalityDataPaddingPatternTokenPairs(media_token_pairs)
-
-        return helper.pad_input_tokens(input_ids, mm_inputs)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        expert_params_mapping = []
-        if "InternLM2ForCausalLM" in self.config.llm_config.architectures:
-            stacked_params_mapping = [
-                # (param_name, shard_name, shard_id)
-                ("gate_up_proj", "w1", 0),
-                ("gate_up_proj", "w3", 1),
-            ]
-        elif "Qwen2ForCausalLM" in self.config.llm_config.architectures:
-            stacked_params_mapping = [
-                # (param_name, shard_name, shard_id)
-                ("qkv_proj", "q_proj", "q"),
-                ("qkv_proj", "k_proj", "k"),
-                ("qkv_proj", "v_proj", "v"),
-                ("gate_up_proj", "gate_proj", 0),
-                ("gate_up_proj", "up_proj", 1),
-            ]
-        elif "Qwen3MoeForCausalLM" in self.config.llm_config.architectures:
-            stacked_params_mapping = [
-                # (param_name, shard_name, shard_id)
-                ("qkv_proj", "q_proj", "q"),
-                ("qkv_proj", "k_proj", "k"),
-                ("qkv_proj", "v_proj", "v"),
-                ("gate_up_proj", "gate_proj", 0),
-                ("gate_up_proj", "up_proj", 1),
-            ]
-
-            expert_params_mapping = FusedMoE.make_expert_params_mapping(
-                ckpt_gate_proj_name="gate_proj",
-                ckpt_down_proj_name="down_proj",
-                ckpt_up_proj_name="up_proj",
-                num_experts=self.config.num_experts,
-            )
-        elif "Qwen3ForCausalLM" in self.config.llm_config.architectures:
-            stacked_params_mapping = [
-                # (param_name, shard_name, shard_id)
-                ("qkv_proj", "q_proj", "q"),
-                ("qkv_proj", "k_proj", "k"),
-                ("qkv_proj", "v_proj", "v"),
-                ("gate_up_proj", "gate_proj", 0),
-                ("gate_up_proj", "up_proj", 1),
-            ]
-
-        params_dict = dict(self.named_parameters())
-
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-                # We have mlp.experts[0].gate_proj in the checkpoint.
-                # Since we handle the experts below in expert_params_mapping,
-                # we need to skip here BEFORE we update the name, otherwise
-                # name will be updated to mlp.experts[0].gate_up_proj, which
-                # will then be updated below in expert_params_mapping
-                # for mlp.experts[0].gate_gate_up_proj, which breaks load.
-                if "mlp.experts" in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                if "vision_model" in name:
-                    # adapt to VisionAttention
-                    name = name.replace(r"attn.", r"attn.attn.")
-                    name = name.replace(r"qkv.", r"qkv_proj.")
-
-                for mapping in expert_params_mapping:
-                    param_name, weight_name, expert_id, shard_id = mapping
-                    if weight_name not in name:
-                        continue
-                    name = name.replace(weight_name, param_name)
-                    param = params_dict[name]
-                    weight_loader = param.weight_loader
-                    weight_loader(
-                        param,
-                        loaded_weight,
-                        name,
-                        shard_id=shard_id,
-                        expert_id=expert_id,
-                    )
-                    break
-                else:
-                    # Skip loading extra bias for GPTQ models.
-                    if name.endswith(".bias") and name not in params_dict:
-                        continue
-                    param = params_dict[name]
-                    if "wqkv" in name:
-                        config = self.config
-                        kv_groups = (
-                            config.num_attention_heads // config.num_key_value_heads
-                        )
-                        head_dim = config.hidden_size // config.num_attention_heads
-                        loaded_weight = loaded_weight.view(
-                            -1, 2 + kv_groups, head_dim, loaded_weight.shape[-1]
-                        )
-                        wq, wk, wv = torch.split(
-                            loaded_weight, [kv_groups, 1, 1], dim=1
-                        )
-                        wq = wq.reshape(-1, wq.shape[-1])
-                        wk = wk.reshape(-1, wk.shape[-1])
-                        wv = wv.reshape(-1, wv.shape[-1])
-                        weight_loader = param.weight_loader
-                        weight_loader(param, wq, "q")
-                        weight_loader(param, wk, "k")
-                        weight_loader(param, wv, "v")
-                    else:
-                        weight_loader = getattr(
-                            param, "weight_loader", default_weight_loader
-                        )
-                        if "vision_model" in name:
-                            loaded_weight = vision_utils.pad_vit_attn_dummy_heads(
-                                self.config, name, loaded_weight
-                            )
-                        weight_loader(param, loaded_weight)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = InternVLChatModel

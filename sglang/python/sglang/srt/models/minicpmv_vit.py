@@ -23,7 +23,7 @@ Class structure mirrors the HF ref one-to-one to make weight loading and
 upstream tracking easy.
 """
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -112,46 +112,7 @@ class MiniCPMV_ViTWindowAttentionMerger(nn.Module):
     def get_window_index(
         self, target_sizes: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        """Return ``(permutation, per-window cu_seqlens, max_seqlens=4)``.
-
-        Kept on CPU because mixing device-bound offsets with CPU arange trips
-        strict dtype checks in PyTorch 2.10+.
-        """
-        window_h, window_w = self.window_kernel_size
-        max_seqlens = window_h * window_w  # 4
-
-        window_index_list: List[torch.Tensor] = []
-        cu_seqlens: List[int] = [0]
-        token_offset = 0
-
-        for height, width in target_sizes:
-            height, width = int(height), int(width)
-            if height % window_h != 0 or width % window_w != 0:
-                raise ValueError(
-                    f"height={height}, width={width} must be divisible by "
-                    f"window size ({window_h}, {window_w})"
-                )
-            index = torch.arange(height * width).reshape(height, width)
-            num_windows_h = height // window_h
-            num_windows_w = width // window_w
-            num_windows = num_windows_h * num_windows_w
-
-            index = index.reshape(num_windows_h, window_h, num_windows_w, window_w)
-            index = index.permute(0, 2, 1, 3).reshape(num_windows, window_h * window_w)
-
-            window_index_list.append(index.reshape(-1) + token_offset)
-
-            cu_this = (
-                torch.arange(1, num_windows + 1) * (window_h * window_w)
-                + cu_seqlens[-1]
-            )
-            cu_seqlens.extend(cu_this.tolist())
-
-            token_offset += height * width
-
-        window_index = torch.cat(window_index_list)
-        cu_seqlens_t = torch.tensor(cu_seqlens, dtype=torch.int32)
-        return window_index, cu_seqlens_t, max_seqlens
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -169,8 +130,6 @@ class MiniCPMV_ViTWindowAttentionMerger(nn.Module):
         window_index, window_cu_seqlens, _ = self.get_window_index(target_sizes)
         window_index = window_index.to(device)
         window_cu_seqlens = window_cu_seqlens.to(device)
-        if is_npu():
-            window_cu_seqlens = window_cu_seqlens.to("cpu")
 
         hidden_states = hidden_states[:, window_index, :]
         window_metadata = prepare_vision_attention_metadata(
@@ -467,30 +426,11 @@ class MiniCPMV_VisionTransformer(nn.Module):
 
     @staticmethod
     def compute_cu_seqlens(target_sizes: torch.Tensor) -> Tuple[torch.Tensor, int]:
-        seqlen = (target_sizes[:, 0] * target_sizes[:, 1]).to(torch.int32)
-        cu_seqlens = torch.cat(
-            [
-                torch.tensor([0], device=seqlen.device, dtype=torch.int32),
-                torch.cumsum(seqlen, dim=0, dtype=torch.int32),
-            ],
-            dim=0,
-        )
-        max_seqlens = int(seqlen.max().item())
-        return cu_seqlens, max_seqlens
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _pad_to_pack(padded: torch.Tensor, target_sizes: torch.Tensor) -> torch.Tensor:
-        """``(B, max_patches, D) -> (1, sum_patches, D)``.
-
-        ``Idefics2VisionEmbeddings`` emits padded shape with valid tokens at
-        ``[0, h_b * w_b)`` of each batch row. Strip the padding so the rest
-        of the ViT runs in flat NaViT form.
-        """
-        seqlens = (target_sizes[:, 0] * target_sizes[:, 1]).to(torch.long)
-        if padded.shape[0] == 1:
-            return padded[:, : int(seqlens[0].item()), :]
-        parts = [padded[b, : int(seqlens[b].item()), :] for b in range(padded.shape[0])]
-        return torch.cat(parts, dim=0).unsqueeze(0)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -509,8 +449,6 @@ class MiniCPMV_VisionTransformer(nn.Module):
         )
         hidden_states = self._pad_to_pack(hidden_states, target_sizes)
         cu_seqlens, max_seqlens = self.compute_cu_seqlens(target_sizes)
-        if is_npu():
-            cu_seqlens = cu_seqlens.to("cpu")
         forward_metadata = prepare_vision_attention_metadata(
             cu_seqlens, device=hidden_states.device
         )
@@ -534,17 +472,15 @@ class MiniCPMV_VisionTransformer(nn.Module):
                     ) = self.vit_merger(
                         hidden_states, target_sizes, cu_seqlens, max_seqlens
                     )
-                    if is_npu():
-                        cu_seqlens = cu_seqlens.to("cpu")
                     forward_metadata = prepare_vision_attention_metadata(
                         cu_seqlens, device=hidden_states.device
                     )
         else:
-            hidden_states = self.encoder(
-                hidden_states,
-                cu_seqlens=cu_seqlens,
-                forward_metadata=forward_metadata,
-            )
+                hidden_states = self.encoder(
+                    hidden_states,
+                    cu_seqlens=cu_seqlens,
+                    forward_metadata=forward_metadata,
+                )
 
         hidden_states = self.post_layernorm(hidden_states)
         return hidden_states, target_sizes

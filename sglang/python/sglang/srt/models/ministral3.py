@@ -17,10 +17,7 @@ from sglang.srt.utils import add_prefix, make_layers
 def _get_llama_4_attn_scale(
     positions_ids: torch.Tensor, beta: float, max_position_embeddings: int
 ) -> torch.Tensor:
-    scaling = 1 + beta * torch.log(
-        1 + torch.floor(positions_ids / max_position_embeddings)
-    )
-    return scaling.unsqueeze(-1)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class Ministral3Attention(LlamaAttention):
@@ -156,14 +153,6 @@ class Ministral3Model(LlamaModel):
         )
 
 
-class Ministral3ForCausalLM(LlamaForCausalLM):
-    def _init_model(
-        self,
-        config: PretrainedConfig,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-    ):
-        return Ministral3Model(config=config, quant_config=quant_config, prefix=prefix)
 
 
-EntryClass = [Ministral3ForCausalLM]
+EntryClass = []

@@ -280,10 +280,7 @@ class NemotronHMultiTokenPredictor(nn.Module):
                 )
 
     def get_input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
-        assert (
-            self.embed_tokens is not None
-        ), "embed_tokens not initialized - must be shared from target model"
-        return self.embed_tokens(input_ids)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -366,12 +363,10 @@ class NemotronHForCausalLMMTP(NemotronHForCausalLM):
     def load_weights(
         self, weights: Iterable[tuple[str, torch.Tensor]], is_mtp: bool = False
     ):
-        super().load_weights(weights, is_mtp=True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def set_lm_head_from_target(self, target_lm_head: nn.Module) -> None:
-        if self.config.tie_word_embeddings:
-            return
-        self.lm_head = target_lm_head
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = [NemotronHForCausalLMMTP]

@@ -407,33 +407,11 @@ class Phi3SmallForCausalLM(nn.Module):
     def get_input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings(input_ids)
 
-    def set_input_embeddings(self, value):
-        self.model.embed_tokens = value
 
-    def get_output_embeddings(self):
-        return self.lm_head
 
-    def set_output_embeddings(self, value):
-        self.lm_head = value
 
-    def set_decoder(self, decoder):
-        self.model = decoder
 
-    def get_decoder(self):
-        return self.model
 
-    def compute_logits(
-        self,
-        input_ids: torch.LongTensor,
-        hidden_states: torch.Tensor,
-        sampling_metadata,
-    ) -> Optional[torch.Tensor]:
-        logits = self.logits_processor(
-            input_ids, self.lm_head, hidden_states, sampling_metadata
-        )
-        if self.dummy_token_indices is not None and logits is not None:
-            logits.index_fill_(-1, self.dummy_token_indices, -torch.inf)
-        return logits
 
     def forward(
         self,
@@ -459,22 +437,7 @@ class Phi3SmallForCausalLM(nn.Module):
             return self.pooler(hidden_states, forward_batch)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-
-        params_dict = dict(self.named_parameters())
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if name.endswith(".bias") and name not in params_dict:
-                continue
-            if (
-                getattr(self.config, "tie_word_embeddings", True)
-                and "lm_head.weight" in name
-            ):
-                continue
-
-            param = params_dict[name]
-            weight_loader = getattr(param, "weight_loader", default_weight_loader)
-            weight_loader(param, loaded_weight)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = Phi3SmallForCausalLM

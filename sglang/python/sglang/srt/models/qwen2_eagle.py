@@ -19,7 +19,7 @@ from sglang.srt.utils import add_prefix
 # https://github.com/SafeAILab/EAGLE/blob/main/eagle/model/cnets.py
 """Inference-only LLaMA-EAGLE model compatible with HuggingFace weights."""
 
-from typing import Iterable, Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import nn
@@ -111,37 +111,6 @@ class Qwen2Model(nn.Module):
         return hidden_states + residual
 
 
-class Qwen2ForCausalLMEagle(Qwen2ForCausalLM):
-    def __init__(
-        self,
-        config: Qwen2Config,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-    ) -> None:
-        nn.Module.__init__(self)
-        self.config = config
-        self.quant_config = quant_config
-        self.pp_group = get_pp_group()
-        self.model = Qwen2Model(
-            config, quant_config=quant_config, prefix=add_prefix("model", prefix)
-        )
-        if self.config.tie_word_embeddings:
-            self.lm_head = self.model.embed_tokens
-        else:
-            self.lm_head = ParallelLMHead(
-                config.vocab_size,
-                config.hidden_size,
-                quant_config=quant_config,
-                prefix=add_prefix("lm_head", prefix),
-            )
-        self.logits_processor = LogitsProcessor(config)
-        self.capture_aux_hidden_states = False
-
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        for name, loaded_weight in weights:
-            if "lm_head" not in name:
-                name = "model." + name
-                super().load_weights([(name, loaded_weight)])
 
 
-EntryClass = [Qwen2ForCausalLMEagle]
+EntryClass = []

@@ -16,7 +16,7 @@
 
 import logging
 from functools import lru_cache
-from typing import Iterable, Optional, Set, Tuple, Union
+from typing import Iterable, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -137,9 +137,7 @@ cached_get_processor = lru_cache(get_processor)
 
 
 def _disable_shared_experts_fusion() -> bool:
-    # Resolved lazily: the global server args is not set at module import time
-    # (e.g. when this module is imported by unit tests).
-    return get_exec().moe.disable_shared_experts_fusion
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 if _is_cuda:
@@ -147,70 +145,21 @@ if _is_cuda:
         fused_qk_gemma_rmsnorm_rope_gate,
     )
 
-if _is_cpu:
-    fused_sigmoid_mul = torch.ops.sgl_kernel.fused_sigmoid_mul_cpu
-    fused_qk_gemma_rmsnorm = torch.ops.sgl_kernel.fused_qk_gemma_rmsnorm_cpu
-    fused_qk_gemma_rmsnorm_with_gate = (
-        torch.ops.sgl_kernel.fused_qk_gemma_rmsnorm_with_gate_cpu
-    )
-    fused_qkvzba_split_reshape_cat_contiguous = (
-        torch.ops.sgl_kernel.fused_qkvzba_split_reshape_cat_contiguous_cpu
-    )
 
 
 @lru_cache(maxsize=1)
 def _enable_qwen35_fused_ar_quant() -> bool:
-    """Gate the fused AR+RMSNorm+per-group-FP8-quant path for Qwen3.5.
-
-    The single-kernel backend is ROCm/aiter/gfx95-only. The model gate stays
-    tied to ROCm/aiter so non-gfx95 HIP can keep the existing 2-kernel fallback
-    behavior for tuple handoff when this branch is used. It replaces the
-    existing ``--enable-aiter-allreduce-fusion`` 3-kernel path
-    (AR → RMSNorm → per-group quant) with either a single fused kernel (when
-    the fully-fused variant is eligible) or a 2-kernel path
-    (fused AR+RMSNorm + separate per-group quant) that still saves one
-    kernel launch vs. baseline. The LayerCommunicator gracefully falls back
-    to ``forward_with_allreduce_fusion`` (plain AR+RMSNorm) when the fused
-    quant helper returns ``None``, so turning this on never regresses the
-    AR+RMSNorm fusion itself.
-
-    Opt-out: set ``SGLANG_DISABLE_FUSED_AR_QUANT=1`` to fall back to the
-    unmodified AR+RMSNorm fusion path.
-    """
-    if not _use_aiter:
-        return False
-    if get_bool_env_var("SGLANG_DISABLE_FUSED_AR_QUANT", default="false"):
-        return False
-    return bool(get_exec().comm.enable_aiter_allreduce_fusion)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _linear_accepts_fp8_tuple(linear: nn.Module) -> bool:
-    quant_method = getattr(linear, "quant_method", None)
-    return quant_method.__class__.__name__ == "Fp8LinearMethod" and (
-        getattr(quant_method, "block_quant", False)
-        or getattr(quant_method, "use_mxfp8", False)
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _select_fused_ar_input_for_linear(hidden_states, linear: nn.Module):
-    if not isinstance(hidden_states, tuple):
-        return hidden_states
-    if len(hidden_states) == 3:
-        hs_bf16, hs_fp8, hs_scale = hidden_states
-        if _linear_accepts_fp8_tuple(linear):
-            return (hs_fp8, hs_scale)
-        return hs_bf16
-    if len(hidden_states) == 2 and _linear_accepts_fp8_tuple(linear):
-        return hidden_states
-    raise TypeError(
-        f"{linear.__class__.__name__} cannot consume fused AR quant tuple input"
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-if _is_npu:
-    from sgl_kernel_npu.norm.split_qkv_rmsnorm_rope import (
-        split_qkvgate_gemma_rmsnorm_rope,
-    )
 
 
 class Qwen3_5GatedDeltaNet(nn.Module):
@@ -227,16 +176,8 @@ class Qwen3_5GatedDeltaNet(nn.Module):
         self.attn_tp_rank = get_parallel().attn_tp_rank
         self.attn_tp_size = get_parallel().attn_tp_size
         self.hidden_size = config.hidden_size
-        self.num_v_heads = (
-            config.linear_num_value_heads
-            if not _is_cpu
-            else config.linear_num_value_heads_cpu
-        )
-        self.num_k_heads = (
-            config.linear_num_key_heads
-            if not _is_cpu
-            else config.linear_num_key_heads_cpu
-        )
+        self.num_v_heads = config.linear_num_value_heads
+        self.num_k_heads = config.linear_num_key_heads
         self.head_k_dim = config.linear_key_head_dim
         self.head_v_dim = config.linear_value_head_dim
         self.key_dim = self.head_k_dim * self.num_k_heads
@@ -373,107 +314,15 @@ class Qwen3_5GatedDeltaNet(nn.Module):
 
     @staticmethod
     def _override_weight_loader(param, loader):
-        """Robustly override loader for:
-        1) BasevLLMParameter subclasses: real storage is `_weight_loader`
-        2) regular Parameters that already have mutable `weight_loader`
-        3) regular Parameters without `weight_loader` yet
-        """
-        if hasattr(param, "_weight_loader"):
-            # FP8 / quantized BasevLLMParameter path
-            param._weight_loader = loader
-            return
-
-        if hasattr(param, "weight_loader"):
-            # Regular parameter/tensor that already has a mutable attr.
-            # Do NOT call set_weight_attrs here, because it asserts when
-            # overwriting an existing attribute.
-            param.weight_loader = loader
-            return
-
-        # Fresh attribute on a normal tensor/Parameter
-        set_weight_attrs(param, {"weight_loader": loader})
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _bind_packed_weight_loaders(self, module):
-        """Bind packed-checkpoint-aware loaders to all relevant params of a merged module."""
-        for attr_name in ("weight", "weight_scale_inv", "weight_scale", "input_scale"):
-            param = getattr(module, attr_name, None)
-            if param is None:
-                continue
-            original_loader = getattr(param, "weight_loader", None)
-            if original_loader is None:
-                continue
-            wrapped_loader = self._make_packed_weight_loader(module, original_loader)
-            self._override_weight_loader(param, wrapped_loader)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-    @staticmethod
-    def _get_split_sizes_for_param(module, param, loaded_shard_id):
-        """Return checkpoint-side split sizes for this param type."""
-        if isinstance(param, BlockQuantScaleParameter):
-            # Split by output blocks, not raw output sizes.
-            block_n, _ = module.quant_method.quant_config.weight_block_size
-            block_n = 1 if getattr(param, "format_ue8m0", False) else block_n
-            return [
-                (module.output_sizes[idx] + block_n - 1) // block_n
-                for idx in loaded_shard_id
-            ]
-
-        if isinstance(param, PerTensorScaleParameter):
-            # One logical scale per logical shard.
-            return [1 for _ in loaded_shard_id]
-
-        # Normal weight / non-block quant tensor
-        return [module.output_sizes[idx] for idx in loaded_shard_id]
 
     @classmethod
     def _make_packed_weight_loader(cls, module, original_weight_loader):
-        """Wrap the param's original loader so split checkpoints:
-          - in_proj_qkv + in_proj_z -> merged in_proj_qkvz
-          - in_proj_b + in_proj_a   -> merged in_proj_ba
-        can load correctly for both normal and FP8 params.
-        """
-
-        def weight_loader(param, loaded_weight, loaded_shard_id=None):
-            # Only intercept split-checkpoint tuple shards.
-            # int shard_id and None should preserve original behavior.
-            if isinstance(loaded_shard_id, tuple):
-                split_sizes = cls._get_split_sizes_for_param(
-                    module, param, loaded_shard_id
-                )
-
-                if loaded_weight.numel() == 1:
-                    # Single-element tensor (scalar or [1]):
-                    # broadcast to each logical shard.
-                    chunks = [loaded_weight.view(-1)] * len(loaded_shard_id)
-                else:
-                    split_dim = getattr(param, "output_dim", 0)
-                    if _is_cpu:
-                        cpu_split_sizes = []
-                        split_size_sum = sum(split_sizes)
-                        target_size_sim = loaded_weight.size(split_dim)
-                        for i in range(len(split_sizes)):
-                            cpu_split_sizes.append(
-                                int(target_size_sim * split_sizes[i] / split_size_sum)
-                            )
-                        assert (
-                            sum(cpu_split_sizes) == target_size_sim
-                        ), f"Padding the loaded weight failed due to sizes are not divisible cleanly from {cpu_split_sizes} to {target_size_sim}"
-                        chunks = loaded_weight.split(cpu_split_sizes, dim=split_dim)
-                    else:
-                        chunks = loaded_weight.split(split_sizes, dim=split_dim)
-
-                assert len(chunks) == len(loaded_shard_id), (
-                    f"Chunk/shard mismatch: {len(chunks)=}, "
-                    f"{len(loaded_shard_id)=}, {split_sizes=}"
-                )
-
-                for idx, chunk in zip(loaded_shard_id, chunks):
-                    # Delegate each chunk to the param's original int-shard loader.
-                    original_weight_loader(param, chunk, idx)
-                return
-
-            return original_weight_loader(param, loaded_weight, loaded_shard_id)
-
-        return weight_loader
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def create_qkvz_proj(
         self,
@@ -485,15 +334,7 @@ class Qwen3_5GatedDeltaNet(nn.Module):
         tp_rank: Optional[int] = None,
         tp_size: Optional[int] = None,
     ) -> MergedColumnParallelLinear:
-        return MergedColumnParallelLinear(
-            input_size=hidden_size,
-            output_sizes=[key_dim, key_dim, value_dim, value_dim],
-            bias=False,
-            quant_config=quant_config,
-            prefix=prefix,
-            tp_rank=tp_rank,
-            tp_size=tp_size,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def create_ba_proj(
         self,
@@ -504,118 +345,18 @@ class Qwen3_5GatedDeltaNet(nn.Module):
         tp_rank: Optional[int] = None,
         tp_size: Optional[int] = None,
     ) -> MergedColumnParallelLinear:
-        # Qwen3.5 has separate in_proj_b and in_proj_a weights in the
-        # checkpoint, which are loaded into the fused in_proj_ba parameter
-        # via stacked_params_mapping with shard_id 0 and 1 respectively.
-        return MergedColumnParallelLinear(
-            input_size=hidden_size,
-            output_sizes=[num_v_heads, num_v_heads],
-            bias=False,
-            quant_config=quant_config,
-            prefix=prefix,
-            tp_rank=tp_rank,
-            tp_size=tp_size,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def fix_query_key_value_ordering(
         self,
         mixed_qkvz: torch.Tensor,
         mixed_ba: torch.Tensor,
     ):
-        """
-        Derives `query`, `key` and `value` tensors from `mixed_qkvzba`.
-        """
-        k_tp = self.key_dim // self.attn_tp_size
-        v_tp = self.value_dim // self.attn_tp_size
-        nv_tp = self.num_v_heads // self.attn_tp_size
-
-        # Directly split, no head group reshape
-        query, key, value, z = mixed_qkvz.split([k_tp, k_tp, v_tp, v_tp], dim=-1)
-        b, a = mixed_ba.split([nv_tp, nv_tp], dim=-1)
-
-        # value / z reshape to (seq, num_v_heads/tp, head_v_dim)
-        value = value.reshape(value.size(0), -1, self.head_v_dim)
-        z = z.reshape(z.size(0), -1, self.head_v_dim)
-
-        return query, key, value, z, b, a
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _forward_input_proj(self, hidden_states: torch.Tensor):
-        # AMD/aiter fused AR+RMSNorm+per-group-quant path ships a
-        # ``(bf16, fp8, scale)`` 3-tuple so the FP8 ``in_proj_qkvz`` can
-        # consume ``(fp8, scale)`` (skipping its internal quant) while the
-        # bf16 ``in_proj_ba`` consumes the unquantized bf16. Non-aiter runs skip
-        # the tuple branch and keep the original control flow below unchanged.
-        if _use_aiter and isinstance(hidden_states, tuple):
-            return self._forward_input_proj_fused_quant_amd(hidden_states)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-        if (
-            _is_cpu
-            or _is_npu
-            or check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE)
-        ):
-            DUAL_STREAM_TOKEN_THRESHOLD = 0
-        else:
-            DUAL_STREAM_TOKEN_THRESHOLD = 1024
-
-        seq_len, _ = hidden_states.shape
-        if (
-            self.alt_stream is not None
-            and get_is_capture_mode()
-            and seq_len < DUAL_STREAM_TOKEN_THRESHOLD
-            and _gdn_use_alt_stream
-        ):
-            current_stream = torch.cuda.current_stream()
-            self.alt_stream.wait_stream(current_stream)
-            projected_states_qkvz, _ = self.in_proj_qkvz(hidden_states)
-            with torch.cuda.stream(self.alt_stream):
-                projected_states_ba, _ = self.in_proj_ba(hidden_states)
-            current_stream.wait_stream(self.alt_stream)
-        elif self._fused_input_proj_cpu_enabled.value:
-            projected_states_qkvz, projected_states_ba = (
-                torch.ops.sgl_kernel.fused_input_proj_cpu(
-                    hidden_states,
-                    self.in_proj_qkvz.weight,
-                    self.in_proj_ba.weight,
-                    True,
-                )
-            )
-        else:
-            projected_states_qkvz, _ = self.in_proj_qkvz(hidden_states)
-            projected_states_ba, _ = self.in_proj_ba(hidden_states)
-        return projected_states_qkvz, projected_states_ba
-
-    def _forward_input_proj_fused_quant_amd(self, hidden_states):
-        """AMD-only variant for the fused AR+RMSNorm+per-group-quant path.
-
-        ``hidden_states`` is a ``(bf16, fp8, scale)`` 3-tuple produced by the
-        upstream fused kernel. FP8 ``in_proj_qkvz`` takes ``(fp8, scale)``
-        directly; unquantized variants take the bf16 side-output.
-        """
-        hs_bf16 = hidden_states[0]
-        hs_qkvz = _select_fused_ar_input_for_linear(hidden_states, self.in_proj_qkvz)
-        seq_len = hs_bf16.shape[0]
-
-        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
-            DUAL_STREAM_TOKEN_THRESHOLD = 0
-        else:
-            DUAL_STREAM_TOKEN_THRESHOLD = 1024
-
-        if (
-            self.alt_stream is not None
-            and get_is_capture_mode()
-            and seq_len < DUAL_STREAM_TOKEN_THRESHOLD
-            and _gdn_use_alt_stream
-        ):
-            current_stream = torch.cuda.current_stream()
-            self.alt_stream.wait_stream(current_stream)
-            projected_states_qkvz, _ = self.in_proj_qkvz(hs_qkvz)
-            with torch.cuda.stream(self.alt_stream):
-                projected_states_ba, _ = self.in_proj_ba(hs_bf16)
-            current_stream.wait_stream(self.alt_stream)
-        else:
-            projected_states_qkvz, _ = self.in_proj_qkvz(hs_qkvz)
-            projected_states_ba, _ = self.in_proj_ba(hs_bf16)
-        return projected_states_qkvz, projected_states_ba
 
     def forward(
         self,
@@ -632,13 +373,9 @@ class Qwen3_5GatedDeltaNet(nn.Module):
             hidden_states
         )
 
-        if self.num_v_heads // self.num_k_heads in [1, 2, 4] and not _is_npu:
-            if _is_cpu:
-                num_k_heads_tp = self.num_k_heads // self.attn_tp_size
-                num_v_heads_tp = self.num_v_heads // self.attn_tp_size
-            else:
-                num_k_heads_tp = triton.cdiv(self.num_k_heads, self.attn_tp_size)
-                num_v_heads_tp = triton.cdiv(self.num_v_heads, self.attn_tp_size)
+        if self.num_v_heads // self.num_k_heads in [1, 2, 4]:
+            num_k_heads_tp = triton.cdiv(self.num_k_heads, self.attn_tp_size)
+            num_v_heads_tp = triton.cdiv(self.num_v_heads, self.attn_tp_size)
             mixed_qkv, z, b, a = fused_qkvzba_split_reshape_cat_contiguous(
                 projected_states_qkvz,
                 projected_states_ba,
@@ -648,16 +385,16 @@ class Qwen3_5GatedDeltaNet(nn.Module):
                 self.head_v_dim,
             )
         else:
-            query, key, value, z, b, a = self.fix_query_key_value_ordering(
-                projected_states_qkvz, projected_states_ba
-            )
-            b = b.contiguous()
-            a = a.contiguous()
+                query, key, value, z, b, a = self.fix_query_key_value_ordering(
+                    projected_states_qkvz, projected_states_ba
+                )
+                b = b.contiguous()
+                a = a.contiguous()
 
-            query, key, value = map(
-                lambda x: x.reshape(x.shape[0], -1), (query, key, value)
-            )
-            mixed_qkv = torch.cat((query, key, value), dim=-1)
+                query, key, value = map(
+                    lambda x: x.reshape(x.shape[0], -1), (query, key, value)
+                )
+                mixed_qkv = torch.cat((query, key, value), dim=-1)
 
         core_attn_out = self.attn(
             forward_batch,
@@ -685,546 +422,12 @@ class Qwen3_5GatedDeltaNet(nn.Module):
         return output
 
 
-class Qwen3_5LinearDecoderLayer(nn.Module):
-    """Qwen3.5 Decoder Layer with Linear Attention (GatedDeltaNet)."""
-
-    def __init__(
-        self,
-        config: Qwen3_5TextConfig,
-        layer_id: int,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-        alt_stream: Optional[torch.cuda.Stream] = None,
-        is_nextn: bool = False,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.layer_id = layer_id
-
-        self.linear_attn = Qwen3_5GatedDeltaNet(
-            config, layer_id, quant_config, alt_stream, prefix
-        )
-
-        # NOTE: Determine the MLP type based on the model type
-        # Qwen3.5 use all layers for MLP / Qwen3.5-MoE use sparse MoE blocks
-        if config.model_type == "qwen3_5_moe_text":
-            self.mlp = Qwen2MoeSparseMoeBlock(
-                layer_id=layer_id,
-                config=config,
-                quant_config=quant_config,
-                alt_stream=(
-                    alt_stream
-                    if (_is_cuda or _disable_shared_experts_fusion())
-                    else None
-                ),
-                prefix=add_prefix("mlp", prefix.replace(".linear_attn", "")),
-                is_nextn=is_nextn,
-                support_shared_expert_fusion=not _disable_shared_experts_fusion(),
-            )
-            is_layer_sparse = True
-            is_previous_layer_sparse = True
-            is_next_layer_sparse = True
-        elif config.model_type == "qwen3_5_text":
-            self.mlp = Qwen2MoeMLP(
-                hidden_size=config.hidden_size,
-                intermediate_size=config.intermediate_size,
-                hidden_act=config.hidden_act,
-                quant_config=quant_config,
-                prefix=add_prefix("mlp", prefix.replace(".linear_attn", "")),
-            )
-            is_layer_sparse = False
-            is_previous_layer_sparse = False
-            is_next_layer_sparse = False
-        else:
-            raise ValueError(f"Invalid model type: {config.model_type}")
-
-        self.layer_scatter_modes = LayerScatterModes.init_new(
-            layer_id=layer_id,
-            num_layers=config.num_hidden_layers,
-            is_layer_sparse=is_layer_sparse,
-            is_previous_layer_sparse=is_previous_layer_sparse,
-            is_next_layer_sparse=is_next_layer_sparse,
-        )
-
-        self.input_layernorm = GemmaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_attention_layernorm = GemmaRMSNorm(
-            config.hidden_size, eps=config.rms_norm_eps
-        )
-        # GDN layers need both bf16 (for the small in_proj_ba gating
-        # projection) and a quantized tuple only when in_proj_qkvz can consume
-        # it. Otherwise, stay on the plain AR+RMSNorm path.
-        enable_fused_ar_quant = (
-            _enable_qwen35_fused_ar_quant()
-            and _linear_accepts_fp8_tuple(self.linear_attn.in_proj_qkvz)
-        )
-        self.layer_communicator = LayerCommunicator(
-            layer_scatter_modes=self.layer_scatter_modes,
-            input_layernorm=self.input_layernorm,
-            post_attention_layernorm=self.post_attention_layernorm,
-            allow_reduce_scatter=True,
-            is_last_layer=(layer_id == config.num_hidden_layers - 1),
-            enable_fused_ar_quant=enable_fused_ar_quant,
-            fused_ar_quant_keep_bf16=enable_fused_ar_quant,
-        )
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        residual: Optional[torch.Tensor],
-        **kwargs,
-    ):
-        forward_batch = kwargs.get("forward_batch", None)
-
-        hidden_states, residual = (
-            self.layer_communicator.prepare_attn_and_capture_last_layer_outputs(
-                hidden_states,
-                residual,
-                forward_batch,
-                captured_last_layer_outputs=kwargs.get(
-                    "captured_last_layer_outputs", None
-                ),
-            )
-        )
-
-        if not forward_batch.forward_mode.is_idle():
-            hidden_states = self.linear_attn(
-                hidden_states,
-                forward_batch,
-            )
-
-        # Fully Connected
-        hidden_states, residual = self.layer_communicator.prepare_mlp(
-            hidden_states, residual, forward_batch
-        )
-
-        mlp_reduce_scatter = self.layer_communicator.should_use_reduce_scatter(
-            forward_batch
-        )
-
-        fuse_mlp_allreduce = (
-            self.layer_communicator.should_fuse_mlp_allreduce_with_next_layer(
-                forward_batch
-            )
-        )
-        with get_forward().scoped(
-            fuse_mlp_allreduce=fuse_mlp_allreduce,
-            mlp_reduce_scatter=mlp_reduce_scatter,
-        ):
-            if isinstance(self.mlp, Qwen2MoeSparseMoeBlock):
-                hidden_states = self.mlp(
-                    hidden_states,
-                    forward_batch,
-                )
-            else:
-                hidden_states = self.mlp(hidden_states)
-        if fuse_mlp_allreduce:
-            hidden_states._sglang_needs_allreduce_fusion = True
-        else:
-            hidden_states, residual = self.layer_communicator.postprocess_layer(
-                hidden_states, residual, forward_batch
-            )
-
-        return hidden_states, residual
 
 
-class Qwen3_5AttentionDecoderLayer(nn.Module):
-    """Qwen3.5 Decoder Layer with Full Attention."""
-
-    def __init__(
-        self,
-        config: Qwen3_5TextConfig,
-        layer_id: int,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-        alt_stream: Optional[torch.cuda.Stream] = None,
-        is_nextn: bool = False,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.hidden_size = config.hidden_size
-        self.attn_tp_rank = get_parallel().attn_tp_rank
-        self.attn_tp_size = get_parallel().attn_tp_size
-        self.total_num_heads = config.num_attention_heads
-        assert self.total_num_heads % self.attn_tp_size == 0
-        self.num_heads = self.total_num_heads // self.attn_tp_size
-        self.total_num_kv_heads = config.num_key_value_heads
-        if self.total_num_kv_heads >= self.attn_tp_size:
-            assert self.total_num_kv_heads % self.attn_tp_size == 0
-        else:
-            assert self.attn_tp_size % self.total_num_kv_heads == 0
-        self.num_kv_heads = max(1, self.total_num_kv_heads // self.attn_tp_size)
-        self.head_dim = config.head_dim or (self.hidden_size // self.num_heads)
-        self.q_size = self.num_heads * self.head_dim
-        self.kv_size = self.num_kv_heads * self.head_dim
-        self.scaling = self.head_dim**-0.5
-        self.max_position_embeddings = getattr(config, "max_position_embeddings", 8192)
-
-        self.rope_theta, rope_scaling = get_rope_config(config)
-        self.partial_rotary_factor = getattr(config, "partial_rotary_factor", 1.0)
-        self.layer_id = layer_id
-
-        # If rope_scaling doesn't specify a scaling type, treat as no scaling
-        if rope_scaling and not ("rope_type" in rope_scaling or "type" in rope_scaling):
-            rope_scaling = None
-
-        self.attn_output_gate = getattr(config, "attn_output_gate", True)
-        if self.attn_output_gate:
-            logger.warning_once("using attn output gate!")
-
-        self.rotary_emb = get_rope(
-            head_size=self.head_dim,
-            rotary_dim=self.head_dim,
-            max_position=self.max_position_embeddings,
-            rope_scaling=rope_scaling,
-            base=self.rope_theta,
-            partial_rotary_factor=self.partial_rotary_factor,
-            is_neox_style=True,
-            dtype=torch.get_default_dtype(),
-        )
-
-        self.qkv_proj = QKVParallelLinear(
-            config.hidden_size,
-            self.head_dim,
-            self.total_num_heads * (1 + self.attn_output_gate),
-            self.total_num_kv_heads,
-            bias=False,
-            quant_config=quant_config,
-            tp_rank=self.attn_tp_rank,
-            tp_size=self.attn_tp_size,
-            prefix=add_prefix("qkv_proj", prefix),
-        )
-
-        self.o_proj = RowParallelLinear(
-            self.total_num_heads * self.head_dim,
-            config.hidden_size,
-            bias=False,
-            quant_config=quant_config,
-            reduce_results=False,
-            tp_rank=self.attn_tp_rank,
-            tp_size=self.attn_tp_size,
-            prefix=add_prefix("o_proj", prefix),
-        )
-
-        self.attn = RadixAttention(
-            self.num_heads,
-            self.head_dim,
-            self.scaling,
-            num_kv_heads=self.num_kv_heads,
-            layer_id=layer_id,
-            prefix=f"{prefix}.attn",
-            quant_config=quant_config,
-        )
-
-        # Dense MLP for non-MoE variant
-        if config.model_type == "qwen3_5_text":
-            self.mlp = Qwen2MoeMLP(
-                hidden_size=config.hidden_size,
-                intermediate_size=config.intermediate_size,
-                hidden_act=config.hidden_act,
-                quant_config=quant_config,
-                prefix=add_prefix("mlp", prefix.replace(".self_attn", "")),
-            )
-            is_layer_sparse = False
-            is_previous_layer_sparse = False
-            is_next_layer_sparse = False
-        elif config.model_type == "qwen3_5_moe_text":
-            self.mlp = Qwen2MoeSparseMoeBlock(
-                layer_id=layer_id,
-                config=config,
-                quant_config=quant_config,
-                alt_stream=(
-                    alt_stream
-                    if (_is_cuda or _disable_shared_experts_fusion())
-                    else None
-                ),
-                prefix=add_prefix("mlp", prefix.replace(".self_attn", "")),
-                is_nextn=is_nextn,
-                support_shared_expert_fusion=not _disable_shared_experts_fusion(),
-            )
-            is_layer_sparse = True
-            is_previous_layer_sparse = True
-            is_next_layer_sparse = True
-        else:
-            raise ValueError(f"Invalid model type: {config.model_type}")
-
-        self.layer_scatter_modes = LayerScatterModes.init_new(
-            layer_id=layer_id,
-            num_layers=config.num_hidden_layers,
-            is_layer_sparse=is_layer_sparse,
-            is_previous_layer_sparse=is_previous_layer_sparse,
-            is_next_layer_sparse=is_next_layer_sparse,
-        )
-
-        self.input_layernorm = GemmaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_attention_layernorm = GemmaRMSNorm(
-            config.hidden_size, eps=config.rms_norm_eps
-        )
-
-        self.q_norm = GemmaRMSNorm(self.head_dim, eps=config.rms_norm_eps)
-        self.k_norm = GemmaRMSNorm(self.head_dim, eps=config.rms_norm_eps)
-
-        # Standard attention layers benefit from a fused quant epilogue only
-        # when qkv_proj can consume the returned quantized tuple.
-        enable_fused_ar_quant = (
-            _enable_qwen35_fused_ar_quant() and _linear_accepts_fp8_tuple(self.qkv_proj)
-        )
-        self.layer_communicator = LayerCommunicator(
-            layer_scatter_modes=self.layer_scatter_modes,
-            input_layernorm=self.input_layernorm,
-            post_attention_layernorm=self.post_attention_layernorm,
-            allow_reduce_scatter=True,
-            is_last_layer=(layer_id == config.num_hidden_layers - 1),
-            enable_fused_ar_quant=enable_fused_ar_quant,
-            fused_ar_quant_keep_bf16=False,
-        )
-
-        self.alt_stream = alt_stream
-
-    def _apply_qk_norm(
-        self, q: torch.Tensor, k: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Apply Q/K normalization with optional alt_stream overlap."""
-        if (
-            self.alt_stream is not None
-            and get_is_capture_mode()
-            and _qknorm_use_alt_stream
-        ):
-            current_stream = torch.cuda.current_stream()
-            self.alt_stream.wait_stream(current_stream)
-            q_by_head = q.reshape(-1, self.head_dim)
-            q_by_head = self.q_norm(q_by_head)
-            with torch.cuda.stream(self.alt_stream):
-                k_by_head = k.reshape(-1, self.head_dim)
-                k_by_head = self.k_norm(k_by_head)
-            current_stream.wait_stream(self.alt_stream)
-        elif _is_hip or _is_xpu or _is_cpu:
-            q_by_head, k_by_head = fused_qk_gemma_rmsnorm(
-                q,
-                k,
-                self.q_norm.weight.data,
-                self.k_norm.weight.data,
-                self.q_norm.variance_epsilon,
-                self.head_dim,
-            )
-        else:
-            q_by_head = q.reshape(-1, self.head_dim)
-            q_by_head = self.q_norm(q_by_head)
-            k_by_head = k.reshape(-1, self.head_dim)
-            k_by_head = self.k_norm(k_by_head)
-        q = q_by_head.view(q.shape)
-        k = k_by_head.view(k.shape)
-        return q, k
-
-    def forward_prepare_cuda_fused(self, positions, hidden_states):
-        """Fused QK GemmaRMSNorm + NeoX RoPE + gate deinterleave."""
-        qkv, _ = self.qkv_proj(hidden_states)
-        if self.attn_output_gate:
-            q_gate, k, v = qkv.split(
-                [self.q_size * 2, self.kv_size, self.kv_size], dim=-1
-            )
-        else:
-            q_gate, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q_out, k_out, gate_out = fused_qk_gemma_rmsnorm_rope_gate(
-            q_gate,
-            k,
-            self.q_norm.weight.data,
-            self.k_norm.weight.data,
-            self.rotary_emb.cos_sin_cache,
-            positions,
-            self.q_norm.variance_epsilon,
-            self.num_heads,
-            self.num_kv_heads,
-            self.head_dim,
-            self.rotary_emb.rotary_dim,
-            has_gate=self.attn_output_gate,
-        )
-        seq_len = hidden_states.shape[0]
-        q = q_out.view(seq_len, -1)
-        k = k_out.view(seq_len, -1)
-        gate = gate_out.view(seq_len, -1) if gate_out is not None else None
-        return q, k, v, gate
-
-    def forward_prepare_native(self, positions, hidden_states):
-        if _use_aiter and isinstance(hidden_states, tuple):
-            hidden_states = _select_fused_ar_input_for_linear(
-                hidden_states, self.qkv_proj
-            )
-        qkv, _ = self.qkv_proj(hidden_states)
-        if self.attn_output_gate:
-            q_gate, k, v = qkv.split(
-                [self.q_size * 2, self.kv_size, self.kv_size], dim=-1
-            )
-            orig_shape = q_gate.shape[:-1]
-            q_gate = q_gate.view(*orig_shape, self.num_heads, -1)
-            q, gate = torch.chunk(q_gate, 2, dim=-1)
-            q = q.reshape(*orig_shape, -1)
-            # gate stays as 3D strided view; fused_sigmoid_mul handles it directly
-        else:
-            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-            gate = None
-
-        q, k = self._apply_qk_norm(q, k)
-        q, k = self.rotary_emb(positions, q, k)
-        return q, k, v, gate
-
-    def forward_prepare_fused_gate(self, positions, hidden_states):
-        if _use_aiter and isinstance(hidden_states, tuple):
-            hidden_states = _select_fused_ar_input_for_linear(
-                hidden_states, self.qkv_proj
-            )
-        qkv, _ = self.qkv_proj(hidden_states)
-        if self.attn_output_gate:
-            q_gate, k, v = qkv.split(
-                [self.q_size * 2, self.kv_size, self.kv_size], dim=-1
-            )
-            seq_len = q_gate.shape[0]
-            q_flat, k_flat, gate_flat = fused_qk_gemma_rmsnorm_with_gate(
-                q_gate,
-                k,
-                self.q_norm.weight.data,
-                self.k_norm.weight.data,
-                self.q_norm.variance_epsilon,
-                self.head_dim,
-                self.num_heads,
-            )
-            q = q_flat.view(seq_len, -1)
-            k = k_flat.view(seq_len, -1)
-            gate = gate_flat.view(seq_len, -1)
-        else:
-            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-            gate = None
-            q, k = self._apply_qk_norm(q, k)
-
-        q, k = self.rotary_emb(positions, q, k)
-        return q, k, v, gate
-
-    def forward_prepare_npu(self, positions, hidden_states, forward_batch):
-        qkv, _ = self.qkv_proj(hidden_states)
-        # Calculate first full attention layer ID based on config
-        if self.attn.layer_id == (self.config.full_attention_interval - 1):
-            self.rotary_emb.get_cos_sin_with_position(positions)
-
-        q, k, v, gate = split_qkvgate_gemma_rmsnorm_rope(
-            qkv,
-            self.rotary_emb.position_sin,
-            self.rotary_emb.position_cos,
-            self.q_size,
-            self.kv_size,
-            self.head_dim,
-            int(self.head_dim * self.partial_rotary_factor),
-            eps=self.q_norm.variance_epsilon,
-            q_weight=self.q_norm.weight,
-            k_weight=self.k_norm.weight,
-        )
-        return q, k, v, gate
-
-    def self_attention(
-        self,
-        positions: torch.Tensor,
-        hidden_states: torch.Tensor,
-        forward_batch: ForwardBatch,
-    ) -> torch.Tensor:
-        """Full attention forward pass."""
-        if _is_cuda and self.attn_output_gate:
-            q, k, v, gate = self.forward_prepare_cuda_fused(
-                positions=positions,
-                hidden_states=hidden_states,
-            )
-        elif (_is_hip or _is_xpu or _is_cpu) and self.attn_output_gate:
-            q, k, v, gate = self.forward_prepare_fused_gate(
-                positions=positions,
-                hidden_states=hidden_states,
-            )
-        elif (
-            not _is_npu
-            or forward_batch.forward_mode.is_extend_or_draft_extend_or_mixed()
-            or not self.attn_output_gate
-        ):
-            q, k, v, gate = self.forward_prepare_native(
-                positions=positions,
-                hidden_states=hidden_states,
-            )
-        else:
-            q, k, v, gate = self.forward_prepare_npu(
-                positions=positions,
-                hidden_states=hidden_states,
-                forward_batch=forward_batch,
-            )
-
-        attn_output = self.attn(q, k, v, forward_batch)
-
-        if self.attn_output_gate:
-            if not _is_npu:
-                attn_output = fused_sigmoid_mul(attn_output, gate, inplace=True)
-            else:
-                gate_val = gate.reshape(gate.shape[0], -1) if gate.ndim == 3 else gate
-                attn_output.mul_(torch.sigmoid(gate_val))
-
-        output, _ = self.o_proj(attn_output)
-        return output
-
-    def forward(
-        self,
-        positions: torch.Tensor,
-        hidden_states: torch.Tensor,
-        residual: Optional[torch.Tensor],
-        forward_batch: ForwardBatch,
-        captured_last_layer_outputs: Optional[list[torch.Tensor]] = None,
-        **kwargs,
-    ):
-        hidden_states, residual = (
-            self.layer_communicator.prepare_attn_and_capture_last_layer_outputs(
-                hidden_states,
-                residual,
-                forward_batch,
-                captured_last_layer_outputs=captured_last_layer_outputs,
-            )
-        )
-
-        if not forward_batch.forward_mode.is_idle():
-            hidden_states = self.self_attention(
-                positions=positions,
-                hidden_states=hidden_states,
-                forward_batch=forward_batch,
-            )
-
-        # Fully Connected
-        hidden_states, residual = self.layer_communicator.prepare_mlp(
-            hidden_states, residual, forward_batch
-        )
-        mlp_reduce_scatter = self.layer_communicator.should_use_reduce_scatter(
-            forward_batch
-        )
-
-        fuse_mlp_allreduce = (
-            self.layer_communicator.should_fuse_mlp_allreduce_with_next_layer(
-                forward_batch
-            )
-        )
-        with get_forward().scoped(
-            fuse_mlp_allreduce=fuse_mlp_allreduce,
-            mlp_reduce_scatter=mlp_reduce_scatter,
-        ):
-            if isinstance(self.mlp, Qwen2MoeSparseMoeBlock):
-                hidden_states = self.mlp(
-                    hidden_states,
-                    forward_batch,
-                )
-            else:
-                hidden_states = self.mlp(hidden_states)
-        if fuse_mlp_allreduce:
-            hidden_states._sglang_needs_allreduce_fusion = True
-        else:
-            hidden_states, residual = self.layer_communicator.postprocess_layer(
-                hidden_states, residual, forward_batch
-            )
-
-        return hidden_states, residual
 
 
 ALL_DECODER_LAYER_TYPES = {
-    "attention": Qwen3_5AttentionDecoderLayer,
-    "linear_attention": Qwen3_5LinearDecoderLayer,
+    
 }
 
 # ModelOpt FP4 checkpoints bake the per-layer KV-cache scales under the HF
@@ -1260,72 +463,10 @@ class Qwen3_5ForCausalLM(nn.Module):
     ]
 
     def get_hidden_dim(self, module_name: str, layer_idx: int):
-        config = self.config
-        head_dim = config.head_dim or (config.hidden_size // config.num_attention_heads)
-
-        if module_name == "qkv_proj":
-            attn_output_gate = getattr(config, "attn_output_gate", True)
-            q_heads = config.num_attention_heads * (2 if attn_output_gate else 1)
-            return (
-                config.hidden_size,
-                head_dim * (q_heads + config.num_key_value_heads * 2),
-            )
-        elif module_name == "o_proj":
-            return config.num_attention_heads * head_dim, config.hidden_size
-        elif module_name == "out_proj":
-            value_dim = config.linear_value_head_dim * config.linear_num_value_heads
-            return value_dim, config.hidden_size
-        elif module_name == "in_proj_qkvz":
-            key_dim = config.linear_key_head_dim * config.linear_num_key_heads
-            value_dim = config.linear_value_head_dim * config.linear_num_value_heads
-            return config.hidden_size, key_dim * 2 + value_dim * 2
-        elif module_name == "gate_up_proj":
-            # MoE: shared expert uses shared_expert_intermediate_size
-            # Dense: regular MLP uses intermediate_size
-            is_moe = "moe" in getattr(config, "model_type", "")
-            if is_moe:
-                inter = config.shared_expert_intermediate_size
-            else:
-                inter = config.intermediate_size
-            return config.hidden_size, inter * 2
-        elif module_name == "down_proj":
-            is_moe = "moe" in getattr(config, "model_type", "")
-            if is_moe:
-                inter = config.shared_expert_intermediate_size
-            else:
-                inter = config.intermediate_size
-            return inter, config.hidden_size
-        elif module_name == "gate_up_proj_moe":
-            return config.hidden_size, config.moe_intermediate_size * 2
-        elif module_name == "down_proj_moe":
-            return config.moe_intermediate_size, config.hidden_size
-        elif module_name == "embed_tokens":
-            return config.vocab_size, config.hidden_size
-        elif module_name == "lm_head":
-            return config.hidden_size, config.vocab_size
-        else:
-            raise NotImplementedError(
-                f"get_hidden_dim not implemented for {module_name}"
-            )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _maybe_autodisable_shared_experts_fusion(self, config, quant_config):
-        # Auto-disable fusion when the checkpoint can't fuse (e.g. MXFP4 Qwen3.5)
-        # so the model still gets the #25885 multi-streaming path. ROCm-only.
-        if (
-            config.model_type == "qwen3_5_moe_text"
-            and not get_exec().moe.disable_shared_experts_fusion
-            and not can_fuse_shared_expert(config, quant_config)
-        ):
-            from sglang.srt.arg_groups.overrides import declare_load_time_override
-
-            declare_load_time_override(
-                "Qwen3_5ForCausalLM._maybe_autodisable_shared_experts_fusion",
-                {"disable_shared_experts_fusion": True},
-            )
-            logger.info(
-                "Qwen3.5: shared-expert fusion not supported for this checkpoint; "
-                "auto-disabling (multi-streaming #25885 still applies)."
-            )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def __init__(
         self,
@@ -1339,10 +480,8 @@ class Qwen3_5ForCausalLM(nn.Module):
         self.hidden_size = config.hidden_size
         self.pp_group = get_pp_group()
 
-        if _is_hip:
-            self._maybe_autodisable_shared_experts_fusion(config, quant_config)
 
-        alt_stream = get_stream("alt") if _is_cuda or _hip_use_alt_stream else None
+        alt_stream = get_stream("alt") if _is_cuda else None
 
         # Embedding layer
         if self.pp_group.is_first_rank:
@@ -1392,9 +531,7 @@ class Qwen3_5ForCausalLM(nn.Module):
         return self.embed_tokens
 
     def set_dflash_layers_to_capture(self, layers_to_capture: list[int]):
-        self.layers_to_capture = layers_to_capture
-        for layer_id in self.layers_to_capture:
-            setattr(self.layers[layer_id], "_is_layer_to_capture", True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @property
     def start_layer(self) -> int:
@@ -1478,83 +615,11 @@ class Qwen3_5ForCausalLM(nn.Module):
         return hidden_states, aux_hidden_states
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        weights = QWEN3_5_KV_SCALE_MAPPER.apply(weights)
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-            # GDN
-            ("in_proj_qkvz.", "in_proj_qkv.", (0, 1, 2)),
-            ("in_proj_qkvz.", "in_proj_z.", 3),
-            ("in_proj_ba.", "in_proj_b.", 0),
-            ("in_proj_ba.", "in_proj_a.", 1),
-        ]
-
-        loaded_params: Set[str] = set()
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if "mtp" in name:
-                continue
-            if "visual" in name:
-                continue
-            if "language_model" in name:
-                name = name.replace(r"model.language_model.", r"model.")
-            if ".self_attn." in name:
-                name = name.replace(".self_attn", "")
-            layer_id = get_layer_id(name)
-            if (
-                layer_id is not None
-                and hasattr(self, "start_layer")
-                and (layer_id < self.start_layer or layer_id >= self.end_layer)
-            ):
-                continue
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-
-                if "mlp.experts" in name:
-                    continue
-
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                # Skip layers on other devices.
-                # if is_pp_missing_parameter(name, self):
-                #     continue
-                if name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader")
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    logger.warning(f"Parameter {name} not found in params_dict")
-                    continue
-                param = params_dict[name]
-
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
-            loaded_params.add(name)
-        return loaded_params
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        return ModelConfigForExpertLocation(
-            num_layers=config.num_hidden_layers,
-            num_logical_experts=config.num_experts,
-            num_groups=None,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class Qwen3_5MoeForCausalLM(Qwen3_5ForCausalLM):
@@ -1567,205 +632,7 @@ class Qwen3_5MoeForCausalLM(Qwen3_5ForCausalLM):
         super().__init__(config=config, quant_config=quant_config, prefix=prefix)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        weights = QWEN3_5_KV_SCALE_MAPPER.apply(weights)
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-            # GDN
-            ("in_proj_qkvz.", "in_proj_qkv.", (0, 1, 2)),
-            ("in_proj_qkvz.", "in_proj_z.", 3),
-            ("in_proj_ba.", "in_proj_b.", 0),
-            ("in_proj_ba.", "in_proj_a.", 1),
-        ]
-
-        # Params for weights, fp8 weight scales, fp8 activation scales
-        # (param_name, weight_name, expert_id, shard_id)
-        expert_params_mapping = FusedMoE.make_expert_params_mapping(
-            ckpt_gate_proj_name="gate_proj",
-            ckpt_down_proj_name="down_proj",
-            ckpt_up_proj_name="up_proj",
-            num_experts=self.config.num_experts,
-        )
-
-        # Skip loading extra parameters for GPTQ/modelopt models.
-        ignore_suffixes = (
-            ".bias",
-            "_bias",
-            ".k_scale",
-            "_k_scale",
-            ".v_scale",
-            "_v_scale",
-            ".weight_scale",
-            "_weight_scale",
-            ".input_scale",
-            "_input_scale",
-        )
-
-        is_fused_expert = False
-        fused_expert_params_mapping = [
-            ("experts.w13_weight", "experts.gate_up_proj", 0, "w1"),
-            ("experts.w2_weight", "experts.down_proj", 0, "w2"),
-        ]
-
-        num_experts = self.config.num_experts
-
-        def load_fused_expert_weights(
-            name: str,
-            params_dict: dict,
-            loaded_weight: torch.Tensor,
-            shard_id: str,
-            num_experts: int,
-        ):
-            if name not in params_dict:
-                return False
-            param = params_dict[name]
-            weight_loader = param.weight_loader
-            # let ep moe layer to gracefully handle expert_ids that do not belong to local moe rank
-            for expert_id in range(num_experts):
-                curr_expert_weight = loaded_weight[expert_id]
-                weight_loader(
-                    param,
-                    curr_expert_weight,
-                    name,
-                    shard_id,
-                    expert_id,
-                )
-            return True
-
-        loaded_params: Set[str] = set()
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if "mtp" in name:
-                continue
-            if "visual" in name:
-                continue
-            if "language_model" in name:
-                name = name.replace(r"model.language_model.", r"model.")
-            if ".self_attn." in name:
-                name = name.replace(".self_attn", "")
-
-            layer_id = get_layer_id(name)
-            if (
-                layer_id is not None
-                and hasattr(self, "start_layer")
-                and (layer_id < self.start_layer or layer_id >= self.end_layer)
-            ):
-                continue
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if "experts.gate_up_proj" in name or "experts.down_proj" in name:
-                    is_fused_expert = True
-                    expert_params_mapping = fused_expert_params_mapping
-
-                # Skip non-stacked layers and experts (experts handled below).
-                if weight_name not in name:
-                    continue
-
-                # We have mlp.experts[0].gate_proj in the checkpoint.
-                # Since we handle the experts below in expert_params_mapping,
-                # we need to skip here BEFORE we update the name, otherwise
-                # name will be updated to mlp.experts[0].gate_up_proj, which
-                # will then be updated below in expert_params_mapping
-                # for mlp.experts[0].gate_gate_up_proj, which breaks load.
-                if "mlp.experts" in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra parameters for GPTQ/modelopt models.
-                if name.endswith(ignore_suffixes) and name not in params_dict:
-                    continue
-
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                # Track if this is an expert weight to enable early skipping
-                is_expert_weight = False
-
-                for mapping in expert_params_mapping:
-                    param_name, weight_name, expert_id, shard_id = mapping
-                    if weight_name not in name:
-                        continue
-                    # Anyway, this is an expert weight and should not be
-                    # attempted to load as other weights later
-                    is_expert_weight = True
-                    name_mapped = name.replace(weight_name, param_name)
-                    if is_fused_expert:
-                        if "experts.gate_up_proj" in name:
-                            loaded_weight = loaded_weight.chunk(2, dim=-2)
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight[0],
-                                "w1",
-                                num_experts,
-                            )
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight[1],
-                                "w3",
-                                num_experts,
-                            )
-                        else:
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight,
-                                shard_id,
-                                num_experts,
-                            )
-                    else:
-                        # Skip loading extra parameters for GPTQ/modelopt models.
-                        if (
-                            name_mapped.endswith(ignore_suffixes)
-                            and name_mapped not in params_dict
-                        ):
-                            continue
-                        param = params_dict[name_mapped]
-                        # We should ask the weight loader to return success or
-                        # not here since otherwise we may skip experts with
-                        # # other available replicas.
-                        weight_loader = param.weight_loader
-                        weight_loader(
-                            param,
-                            loaded_weight,
-                            name_mapped,
-                            shard_id=shard_id,
-                            expert_id=expert_id,
-                        )
-                    name = name_mapped
-                    break
-                else:
-                    if is_expert_weight:
-                        # This is an expert weight but not mapped to this rank, skip all remaining processing
-                        continue
-
-                    # Skip loading extra parameters for GPTQ/modelopt models.
-                    if name.endswith(ignore_suffixes) and name not in params_dict:
-                        continue
-
-                    if name in params_dict.keys():
-                        param = params_dict[name]
-                        weight_loader = getattr(
-                            param, "weight_loader", default_weight_loader
-                        )
-                        weight_loader(param, loaded_weight)
-                    else:
-                        logger.warning(f"Parameter {name} not found in params_dict")
-            loaded_params.add(name)
-
-        return loaded_params
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class Qwen3_5ForConditionalGeneration(Qwen3VLForConditionalGeneration):
@@ -1793,8 +660,6 @@ class Qwen3_5ForConditionalGeneration(Qwen3VLForConditionalGeneration):
     def get_hidden_dim(self, module_name: str, layer_idx: int):
         return self.model.get_hidden_dim(module_name, layer_idx)
 
-    def should_apply_lora(self, module_name: str) -> bool:
-        return module_name.startswith("model.layers.")
 
     @property
     def start_layer(self) -> int:
@@ -1810,119 +675,13 @@ class Qwen3_5ForConditionalGeneration(Qwen3VLForConditionalGeneration):
         return int(getattr(cfg, "num_hidden_layers", 0))
 
     def get_embed_and_head(self):
-        embed = self.model.embed_tokens.weight if self.pp_group.is_first_rank else None
-        head = self.lm_head.weight if self.pp_group.is_last_rank else None
-        return embed, head
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def set_embed_and_head(self, embed, head):
-        if self.pp_group.is_first_rank and embed is not None:
-            del self.model.embed_tokens.weight
-            self.model.embed_tokens.weight = embed
-        if self.pp_group.is_last_rank and head is not None:
-            del self.lm_head.weight
-            self.lm_head.weight = head
-        if _is_xpu:
-            torch.xpu.empty_cache()
-            torch.xpu.synchronize()
-        else:
-            torch.cuda.empty_cache()
-            torch.cuda.synchronize()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        weights = QWEN3_5_KV_SCALE_MAPPER.apply(weights)
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-            # GDN fused projections
-            ("in_proj_qkvz.", "in_proj_qkv.", (0, 1, 2)),
-            ("in_proj_qkvz.", "in_proj_z.", 3),
-            ("in_proj_ba.", "in_proj_b.", 0),
-            ("in_proj_ba.", "in_proj_a.", 1),
-        ]
-
-        loaded_params: Set[str] = set()
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if "mtp" in name:
-                continue
-            if "language_model" in name:
-                name = name.replace(r"model.language_model.", r"model.")
-            if ".self_attn." in name:
-                name = name.replace(".self_attn", "")
-            if (
-                self.config.tie_word_embeddings
-                and self.pp_group.is_last_rank
-                and "model.embed_tokens.weight" in name
-            ):
-                if "lm_head.weight" in params_dict:
-                    lm_head_param = params_dict["lm_head.weight"]
-                    weight_loader = getattr(
-                        lm_head_param, "weight_loader", default_weight_loader
-                    )
-                    weight_loader(lm_head_param, loaded_weight)
-            layer_id = get_layer_id(name)
-            if (
-                layer_id is not None
-                and hasattr(self, "start_layer")
-                and (layer_id < self.start_layer or layer_id >= self.end_layer)
-            ):
-                continue
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-
-                if "visual" in name or "mlp.experts" in name:
-                    continue
-
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                # Skip layers on other devices.
-                # if is_pp_missing_parameter(name, self):
-                #     continue
-                if name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader")
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                if "visual" in name:
-                    # adapt to VisionAttention
-                    name = name.replace(r"attn.qkv.", r"attn.qkv_proj.")
-                    name = name.replace(r"model.visual.", r"visual.")
-
-                # print(name, loaded_weight.shape)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    logger.warning(f"Parameter {name} not found in params_dict")
-                    continue
-                param = params_dict[name]
-
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
-                if (
-                    self.config.tie_word_embeddings
-                    and name == "model.embed_tokens.weight"
-                    and (_is_cpu and _is_amx_available)
-                ):
-                    param_lm_head = params_dict["lm_head.weight"]
-                    weight_loader = getattr(
-                        param_lm_head, "weight_loader", default_weight_loader
-                    )
-                    weight_loader(param_lm_head, loaded_weight)
-            loaded_params.add(name)
-        return loaded_params
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class Qwen3_5MoeForConditionalGeneration(Qwen3VLForConditionalGeneration):
@@ -1948,359 +707,24 @@ class Qwen3_5MoeForConditionalGeneration(Qwen3VLForConditionalGeneration):
 
         self.deepstack_visual_indexes = self.visual.deepstack_visual_indexes
         self.num_fused_shared_experts = 0
-        if _use_aiter and not _disable_shared_experts_fusion():
-            self.num_fused_shared_experts = self._get_num_fused_shared_experts()
 
         self.enable_shared_expert_fusion = self.num_fused_shared_experts > 0
 
     def get_hidden_dim(self, module_name: str, layer_idx: int):
         return self.model.get_hidden_dim(module_name, layer_idx)
 
-    def should_apply_lora(self, module_name: str) -> bool:
-        # Accept all language model layer modules (attention, linear_attn, mlp).
-        return module_name.startswith("model.layers.")
 
     def _get_num_fused_shared_experts(self):
-        if not (
-            hasattr(self.model, "layers")
-            and len(self.model.layers) > 0
-            and hasattr(self.model.layers[0].mlp, "num_fused_shared_experts")
-        ):
-            return 0
-        return self.model.layers[0].mlp.num_fused_shared_experts
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_embed_and_head(self):
-        embed = self.model.embed_tokens.weight if self.pp_group.is_first_rank else None
-        head = self.lm_head.weight if self.pp_group.is_last_rank else None
-        return embed, head
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def set_embed_and_head(self, embed, head):
-        if self.pp_group.is_first_rank and embed is not None:
-            del self.model.embed_tokens.weight
-            self.model.embed_tokens.weight = embed
-        if self.pp_group.is_last_rank and head is not None:
-            del self.lm_head.weight
-            self.lm_head.weight = head
-        if _is_xpu:
-            torch.xpu.empty_cache()
-            torch.xpu.synchronize()
-        else:
-            torch.cuda.empty_cache()
-            torch.cuda.synchronize()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        weights = QWEN3_5_KV_SCALE_MAPPER.apply(weights)
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-            # GDN fused projections
-            ("in_proj_qkvz.", "in_proj_qkv.", (0, 1, 2)),
-            ("in_proj_qkvz.", "in_proj_z.", 3),
-            ("in_proj_ba.", "in_proj_b.", 0),
-            ("in_proj_ba.", "in_proj_a.", 1),
-        ]
-
-        num_experts = self.config.num_experts
-
-        # Params for weights, fp8 weight scales, fp8 activation scales
-        # (param_name, weight_name, expert_id, shard_id)
-        expert_params_mapping = FusedMoE.make_expert_params_mapping(
-            ckpt_gate_proj_name="gate_proj",
-            ckpt_down_proj_name="down_proj",
-            ckpt_up_proj_name="up_proj",
-            num_experts=(
-                num_experts
-                if not self.enable_shared_expert_fusion
-                else num_experts + self.num_fused_shared_experts
-            ),
-        )
-
-        # Skip loading extra parameters for GPTQ/modelopt models.
-        ignore_suffixes = (
-            ".bias",
-            "_bias",
-            ".k_scale",
-            "_k_scale",
-            ".v_scale",
-            "_v_scale",
-            "_weight_scale",
-            "_input_scale",
-        )
-
-        is_fused_expert = False
-        fused_expert_params_mapping = [
-            ("experts.w13_weight", "experts.gate_up_proj", 0, "w1"),
-            ("experts.w2_weight", "experts.down_proj", 0, "w2"),
-        ]
-
-        if self.enable_shared_expert_fusion:
-            """
-            When shared experts are fused, we need to map the shared experts to routed experts.
-
-            mlp.share_expert.gate_up_proj.weight  --> experts.512.gate_up_proj.weight -> experts.w13_weight, expert_id = 512
-            mlp.share_expert.down_proj.weight  --> experts.512.down_proj.weight -> experts.w2_weight, expert_id = 512
-            """
-            fused_expert_params_mapping += [
-                (
-                    "experts.w13_",
-                    f"experts.{num_experts}.gate_up_proj.",
-                    num_experts,
-                    "w1",
-                ),
-                (
-                    "experts.w2_",
-                    f"experts.{num_experts}.down_proj.",
-                    num_experts,
-                    "w2",
-                ),
-                ## shared experts may contain gate_proj and up_proj instead of gate_up_proj
-                (
-                    "experts.w13_",
-                    f"experts.{num_experts}.gate_proj.",
-                    num_experts,
-                    "w1",
-                ),
-                (
-                    "experts.w13_",
-                    f"experts.{num_experts}.up_proj.",
-                    num_experts,
-                    "w3",
-                ),
-            ]
-
-        def load_fused_expert_weights(
-            name: str,
-            params_dict: dict,
-            loaded_weight: torch.Tensor,
-            shard_id: str,
-            num_experts: int,
-        ):
-            if name not in params_dict:
-                return False
-            param = params_dict[name]
-            weight_loader = param.weight_loader
-            # let ep moe layer to gracefully handle expert_ids that do not belong to local moe rank
-            for expert_id in range(num_experts):
-                curr_expert_weight = loaded_weight[expert_id]
-                weight_loader(
-                    param,
-                    curr_expert_weight,
-                    name,
-                    shard_id,
-                    expert_id,
-                )
-            return True
-
-        loaded_params: Set[str] = set()
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if "mtp" in name:
-                continue
-            if "language_model" in name:
-                name = name.replace(r"model.language_model.", r"model.")
-            if ".self_attn." in name:
-                name = name.replace(".self_attn", "")
-            if (
-                self.config.tie_word_embeddings
-                and self.pp_group.is_last_rank
-                and "model.embed_tokens.weight" in name
-            ):
-                if "lm_head.weight" in params_dict:
-                    lm_head_param = params_dict["lm_head.weight"]
-                    weight_loader = getattr(
-                        lm_head_param, "weight_loader", default_weight_loader
-                    )
-                    weight_loader(lm_head_param, loaded_weight)
-
-            layer_id = get_layer_id(name)
-            if (
-                layer_id is not None
-                and hasattr(self, "start_layer")
-                and (layer_id < self.start_layer or layer_id >= self.end_layer)
-            ):
-                continue
-
-            if self.enable_shared_expert_fusion:
-                if "mlp.shared_expert." in name:
-                    # Firstly map mlp.shared_expert.xx_proj to mlp.experts.512.xx_proj
-                    name = name.replace(
-                        "mlp.shared_expert.",
-                        f"mlp.experts.{num_experts}.",
-                    )
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if name.endswith("experts.gate_up_proj") or name.endswith(
-                    "experts.down_proj"
-                ):
-                    is_fused_expert = True
-                    expert_params_mapping = fused_expert_params_mapping
-
-                # Skip non-stacked layers and experts (experts handled below).
-                if weight_name not in name:
-                    continue
-                if "visual" in name:
-                    continue
-
-                # We have mlp.experts[0].gate_proj in the checkpoint.
-                # Since we handle the experts below in expert_params_mapping,
-                # we need to skip here BEFORE we update the name, otherwise
-                # name will be updated to mlp.experts[0].gate_up_proj, which
-                # will then be updated below in expert_params_mapping
-                # for mlp.experts[0].gate_gate_up_proj, which breaks load.
-                if "mlp.experts" in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra parameters for GPTQ/modelopt models.
-                if name.endswith(ignore_suffixes) and name not in params_dict:
-                    continue
-
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                # Track if this is an expert weight to enable early skipping
-                is_expert_weight = False
-
-                for mapping in expert_params_mapping:
-                    param_name, weight_name, expert_id, shard_id = mapping
-                    if weight_name not in name:
-                        continue
-                    if "visual" in name or self.config.encoder_only:
-                        continue
-                    # Anyway, this is an expert weight and should not be
-                    # attempted to load as other weights later
-                    is_expert_weight = True
-                    name_mapped = name.replace(weight_name, param_name)
-                    if is_fused_expert:
-                        # is_fused_expert is True, the checkpoint contains gate_up_proj and down_proj for each expert
-                        if "experts.gate_up_proj" in name:
-                            # experts.gate_up_proj contains all 512 routed experts, excluding shared experts
-                            # split into w1 and w3
-                            loaded_weight = loaded_weight.chunk(2, dim=-2)
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight[0],
-                                "w1",
-                                num_experts,
-                            )
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight[1],
-                                "w3",
-                                num_experts,
-                            )
-                        elif "experts.down_proj" in name:
-                            # experts.down_proj contains all 512 routed experts, excluding shared experts
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight,
-                                shard_id,
-                                num_experts,
-                            )
-                        elif self.enable_shared_expert_fusion:
-                            # shared experts should be loaded to experts.w13_weight and experts.w2_weight
-                            param = params_dict[name_mapped]
-                            weight_loader = getattr(
-                                param, "weight_loader", default_weight_loader
-                            )
-                            param = params_dict[name_mapped]
-                            if f"{num_experts}.gate_up_proj" in name:
-                                # split into w1 and w3
-                                loaded_weight = loaded_weight.chunk(2, dim=-2)
-                                # load to experts.w13_weight, shard_id = w1, expert_id = 512
-                                weight_loader(
-                                    param,
-                                    loaded_weight[0],
-                                    name_mapped,
-                                    "w1",
-                                    expert_id,
-                                )
-                                # load to experts.w13_weight, shard_id = w3, expert_id = 512
-                                weight_loader(
-                                    param,
-                                    loaded_weight[1],
-                                    name_mapped,
-                                    "w3",
-                                    expert_id,
-                                )
-                            else:
-                                # load down_proj to experts.w2_weight, shard_id = w2, expert_id = 512
-                                # Or load gate_proj and up_proj to experts.w13_weight, shard_id = w1/w3, expert_id = 512
-                                weight_loader(
-                                    param,
-                                    loaded_weight,
-                                    name_mapped,
-                                    shard_id,
-                                    expert_id,
-                                )
-                    else:
-                        # Skip loading extra parameters for GPTQ models.
-                        if (
-                            name_mapped.endswith(ignore_suffixes)
-                            and name_mapped not in params_dict
-                        ):
-                            continue
-                        param = params_dict[name_mapped]
-                        # We should ask the weight loader to return success or
-                        # not here since otherwise we may skip experts with
-                        # # other available replicas.
-                        weight_loader = param.weight_loader
-                        weight_loader(
-                            param,
-                            loaded_weight,
-                            name_mapped,
-                            shard_id=shard_id,
-                            expert_id=expert_id,
-                        )
-                    name = name_mapped
-                    break
-                else:
-                    if is_expert_weight:
-                        # This is an expert weight but not mapped to this rank, skip all remaining processing
-                        continue
-
-                    if "visual" in name:
-                        # adapt to VisionAttention
-                        name = name.replace(r"attn.qkv.", r"attn.qkv_proj.")
-                        name = name.replace(r"model.visual.", r"visual.")
-
-                    # Skip loading extra parameters for GPTQ/modelopt models.
-                    if name.endswith(ignore_suffixes) and name not in params_dict:
-                        continue
-
-                    if name in params_dict.keys():
-                        param = params_dict[name]
-                        weight_loader = getattr(
-                            param, "weight_loader", default_weight_loader
-                        )
-                        weight_loader(param, loaded_weight)
-                    else:
-                        logger.warning(f"Parameter {name} not found in params_dict")
-            loaded_params.add(name)
-
-        self._routed_experts_weights_of_layer = LazyValue(
-            lambda: {
-                layer_id: self.model.layers[layer_id].mlp.get_moe_weights()
-                for layer_id in range(self.model.start_layer, self.model.end_layer)
-                if isinstance(self.model.layers[layer_id].mlp, Qwen2MoeSparseMoeBlock)
-            }
-        )
-
-        return loaded_params
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @property
     def routed_experts_weights_of_layer(self):
@@ -2308,12 +732,7 @@ class Qwen3_5MoeForConditionalGeneration(Qwen3VLForConditionalGeneration):
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        text_config = getattr(config, "text_config", config)
-        return ModelConfigForExpertLocation(
-            num_layers=text_config.num_hidden_layers,
-            num_logical_experts=text_config.num_experts,
-            num_groups=None,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = [Qwen3_5MoeForConditionalGeneration, Qwen3_5ForConditionalGeneration]

@@ -1,6 +1,6 @@
 import enum
 import logging
-from typing import Any, Iterable, Optional, Set, Tuple
+from typing import Iterable, Optional, Set, Tuple
 
 import torch
 import triton
@@ -71,15 +71,6 @@ _is_cpu = is_cpu()
 _is_amx_available = cpu_has_amx_support()
 
 
-if _is_npu:
-    from sgl_kernel_npu.fla.utils import (
-        fused_qkvzba_split_reshape_cat as fused_qkvzba_split_reshape_cat_npu,
-    )
-    from sgl_kernel_npu.norm.split_qkv_rmsnorm_rope import (
-        split_qkvgate_gemma_rmsnorm_rope,
-    )
-
-    fused_qkvzba_split_reshape_cat = fused_qkvzba_split_reshape_cat_npu
 
 
 class Qwen3GatedDeltaNet(nn.Module):
@@ -96,16 +87,8 @@ class Qwen3GatedDeltaNet(nn.Module):
         self.attn_tp_rank = get_parallel().attn_tp_rank
         self.attn_tp_size = get_parallel().attn_tp_size
         self.hidden_size = config.hidden_size
-        self.num_v_heads = (
-            config.linear_num_value_heads
-            if not _is_cpu
-            else config.linear_num_value_heads_cpu
-        )
-        self.num_k_heads = (
-            config.linear_num_key_heads
-            if not _is_cpu
-            else config.linear_num_key_heads_cpu
-        )
+        self.num_v_heads = config.linear_num_value_heads
+        self.num_k_heads = config.linear_num_key_heads
         self.head_k_dim = config.linear_key_head_dim
         self.head_v_dim = config.linear_value_head_dim
         self.key_dim = self.head_k_dim * self.num_k_heads
@@ -245,64 +228,11 @@ class Qwen3GatedDeltaNet(nn.Module):
 
     @staticmethod
     def _override_weight_loader(module, new_loader):
-        """Override weight_loader on a module's weight parameter.
-
-        ModelWeightParameter exposes weight_loader as a read-only property
-        backed by _weight_loader, while plain parameters store it as a
-        regular attribute.  This helper handles both cases."""
-        for attr_name in (
-            "weight",
-            "weight_scale_inv",
-            "weight_scale",
-            "input_scale",
-            "weight_offset",
-        ):
-            param = getattr(module, attr_name, None)
-            if param is None:
-                continue
-            if hasattr(param, "_weight_loader"):
-                param._weight_loader = new_loader
-            else:
-                param.weight_loader = new_loader
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def _make_packed_weight_loader(module):
-        """Create a weight_loader that does contiguous TP slicing for fused
-        (packed-format) checkpoint weights (shard_id=None), and delegates
-        to the standard MergedColumnParallelLinear loader for split checkpoint
-        weights (shard_id=int/tuple)."""
-        original_loader = module.weight.weight_loader
-
-        def weight_loader(param, loaded_weight, loaded_shard_id=None):
-            if loaded_shard_id is None:
-                # Fused checkpoint: weight is in packed (per-head-group)
-                # format. Do contiguous TP slice like ColumnParallelLinear.
-                output_dim = getattr(param, "output_dim", None)
-                if output_dim is not None and module.tp_size > 1:
-                    shard_size = param.data.shape[output_dim]
-                    start_idx = module.tp_rank * shard_size
-                    if (
-                        _is_cpu and _is_amx_available
-                    ) and start_idx + shard_size > loaded_weight.shape[output_dim]:
-                        shard_size = loaded_weight.shape[output_dim] - start_idx
-                    loaded_weight = loaded_weight.narrow(
-                        output_dim, start_idx, shard_size
-                    )
-                if _is_cpu and _is_amx_available:
-                    slices = tuple(slice(0, s) for s in loaded_weight.shape)
-                    param.data.zero_()
-                    param.data[slices].copy_(loaded_weight)
-                else:
-                    assert param.data.shape == loaded_weight.shape, (
-                        f"Shape mismatch: param {param.data.shape} vs "
-                        f"loaded {loaded_weight.shape}"
-                    )
-                    param.data.copy_(loaded_weight)
-            else:
-                # Split checkpoint (int or tuple shard_id) → standard path
-                original_loader(param, loaded_weight, loaded_shard_id)
-
-        return weight_loader
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def create_qkvz_proj(
         self,
@@ -314,92 +244,17 @@ class Qwen3GatedDeltaNet(nn.Module):
         tp_rank: Optional[int] = None,
         tp_size: Optional[int] = None,
     ) -> MergedColumnParallelLinear:
-        return MergedColumnParallelLinear(
-            input_size=hidden_size,
-            output_sizes=[key_dim, key_dim, value_dim, value_dim],
-            bias=False,
-            quant_config=quant_config,
-            prefix=prefix,
-            tp_rank=tp_rank,
-            tp_size=tp_size,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def fix_query_key_value_ordering(
         self,
         mixed_qkvz: torch.Tensor,
         mixed_ba: torch.Tensor,
     ):
-        """
-        Derives `query`, `key` and `value` tensors from `mixed_qkvzba`.
-        """
-        new_tensor_shape_qkvz = mixed_qkvz.size()[:-1] + (
-            self.num_k_heads // self.attn_tp_size,
-            (
-                self.head_k_dim
-                + self.head_k_dim
-                + (self.head_v_dim + self.head_v_dim)
-                * self.num_v_heads
-                // self.num_k_heads
-            ),
-        )
-        new_tensor_shape_ba = mixed_ba.size()[:-1] + (
-            self.num_k_heads // self.attn_tp_size,
-            2 * self.num_v_heads // self.num_k_heads,
-        )
-
-        mixed_qkvz = mixed_qkvz.view(*new_tensor_shape_qkvz)
-        mixed_ba = mixed_ba.view(*new_tensor_shape_ba)
-
-        split_arg_list_qkvz = [
-            self.head_k_dim,
-            self.head_k_dim,
-            (self.num_v_heads // self.num_k_heads * self.head_v_dim),
-            (self.num_v_heads // self.num_k_heads * self.head_v_dim),
-        ]
-        split_arg_list_ba = [
-            self.num_v_heads // self.num_k_heads,
-            self.num_v_heads // self.num_k_heads,
-        ]
-
-        # [b, sq, ng, (hn + hn + np/ng * hn + np/ng + np/ng)]
-        # --> [b, sq, ng, hn], [b, sq, ng, hn], [b, sq, ng, np/ng * hn], [b, sq, ng, np/ng * hn], [b, sq, ng, np/ng], [b, sq, ng, np/ng]
-        query, key, value, z = torch.split(mixed_qkvz, split_arg_list_qkvz, dim=2)
-        b, a = torch.split(mixed_ba, split_arg_list_ba, dim=2)
-
-        # [b, sq, ng, np/ng * hn] -> [b, sq, np, hn]
-        value = value.reshape(value.size(0), -1, self.head_v_dim)
-        z = z.reshape(z.size(0), -1, self.head_v_dim)
-        b = b.reshape(b.size(0), self.num_v_heads // self.attn_tp_size)
-        a = a.reshape(a.size(0), self.num_v_heads // self.attn_tp_size)
-
-        return query, key, value, z, b, a
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _forward_input_proj(self, hidden_states: torch.Tensor):
-        if (
-            _is_cpu
-            or _is_npu
-            or check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE)
-        ):
-            DUAL_STREAM_TOKEN_THRESHOLD = 0
-        else:
-            DUAL_STREAM_TOKEN_THRESHOLD = 1024
-
-        seq_len, _ = hidden_states.shape
-        if (
-            self.alt_stream is not None
-            and get_is_capture_mode()
-            and seq_len < DUAL_STREAM_TOKEN_THRESHOLD
-        ):
-            current_stream = torch.cuda.current_stream()
-            self.alt_stream.wait_stream(current_stream)
-            projected_states_qkvz, _ = self.in_proj_qkvz(hidden_states)
-            with torch.cuda.stream(self.alt_stream):
-                projected_states_ba, _ = self.in_proj_ba(hidden_states)
-            current_stream.wait_stream(self.alt_stream)
-        else:
-            projected_states_qkvz, _ = self.in_proj_qkvz(hidden_states)
-            projected_states_ba, _ = self.in_proj_ba(hidden_states)
-        return projected_states_qkvz, projected_states_ba
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -410,7 +265,7 @@ class Qwen3GatedDeltaNet(nn.Module):
             hidden_states
         )
 
-        if self.num_v_heads // self.num_k_heads in [1, 2, 4] and not _is_cpu:
+        if self.num_v_heads // self.num_k_heads in [1, 2, 4]:
             mixed_qkv, z, b, a = fused_qkvzba_split_reshape_cat(
                 projected_states_qkvz,
                 projected_states_ba,
@@ -419,25 +274,14 @@ class Qwen3GatedDeltaNet(nn.Module):
                 self.head_k_dim,
                 self.head_v_dim,
             )
-        elif _is_cpu and _is_amx_available:
-            mixed_qkv, z, b, a = (
-                torch.ops.sgl_kernel.fused_qkvzba_split_reshape_cat_cpu(
-                    projected_states_qkvz,
-                    projected_states_ba,
-                    self.num_k_heads // self.attn_tp_size,
-                    self.num_v_heads // self.attn_tp_size,
-                    self.head_k_dim,
-                    self.head_v_dim,
-                )
-            )
         else:
-            query, key, value, z, b, a = self.fix_query_key_value_ordering(
-                projected_states_qkvz, projected_states_ba
-            )
-            query, key, value = map(
-                lambda x: x.reshape(x.shape[0], -1), (query, key, value)
-            )
-            mixed_qkv = torch.cat((query, key, value), dim=-1)
+                query, key, value, z, b, a = self.fix_query_key_value_ordering(
+                    projected_states_qkvz, projected_states_ba
+                )
+                query, key, value = map(
+                    lambda x: x.reshape(x.shape[0], -1), (query, key, value)
+                )
+                mixed_qkv = torch.cat((query, key, value), dim=-1)
         core_attn_out = self.attn(
             forward_batch,
             mixed_qkv=mixed_qkv,
@@ -470,411 +314,15 @@ def _apply_qwen3_next_mlp(
     residual: Optional[torch.Tensor],
     forward_batch: ForwardBatch,
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    hidden_states, residual = layer.layer_communicator.prepare_mlp(
-        hidden_states, residual, forward_batch
-    )
-    mlp_reduce_scatter = layer.layer_communicator.should_use_reduce_scatter(
-        forward_batch
-    )
-    fuse_mlp_allreduce = (
-        layer.layer_communicator.should_fuse_mlp_allreduce_with_next_layer(
-            forward_batch
-        )
-    )
-
-    with get_forward().scoped(
-        fuse_mlp_allreduce=fuse_mlp_allreduce,
-        mlp_reduce_scatter=mlp_reduce_scatter,
-    ):
-        if isinstance(layer.mlp, Qwen2MoeSparseMoeBlock):
-            hidden_states = layer.mlp(
-                hidden_states,
-                forward_batch=forward_batch,
-            )
-        else:
-            hidden_states = layer.mlp(hidden_states)
-
-    if fuse_mlp_allreduce:
-        hidden_states._sglang_needs_allreduce_fusion = True
-    else:
-        hidden_states, residual = layer.layer_communicator.postprocess_layer(
-            hidden_states, residual, forward_batch
-        )
-
-    return hidden_states, residual
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-class Qwen3HybridLinearDecoderLayer(nn.Module):
-
-    def __init__(
-        self,
-        config: Qwen3NextConfig,
-        layer_id: int,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-        alt_stream: Optional[torch.cuda.Stream] = None,
-        is_nextn: bool = False,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.linear_attn = Qwen3GatedDeltaNet(
-            config, layer_id, quant_config, alt_stream, prefix
-        )
-
-        # Qwen3Next all layers are sparse and have no nextn now
-        self.is_layer_sparse = True
-        is_previous_layer_sparse = True
-        is_next_layer_sparse = True
-        self.layer_id = layer_id
-
-        self.layer_scatter_modes = LayerScatterModes.init_new(
-            layer_id=layer_id,
-            num_layers=config.num_hidden_layers,
-            is_layer_sparse=self.is_layer_sparse,
-            is_previous_layer_sparse=is_previous_layer_sparse,
-            is_next_layer_sparse=is_next_layer_sparse,
-        )
-
-        if self.is_layer_sparse:
-            self.mlp = Qwen2MoeSparseMoeBlock(
-                layer_id=layer_id,
-                config=config,
-                quant_config=quant_config,
-                alt_stream=alt_stream,
-                prefix=add_prefix("mlp", prefix.replace(".linear_attn", "")),
-                is_nextn=is_nextn,
-                support_shared_expert_fusion=True,
-                enable_cuda_shared_expert_fusion=True,
-            )
-        else:
-            self.mlp = Qwen2MoeMLP(
-                hidden_size=config.hidden_size,
-                intermediate_size=config.intermediate_size,
-                hidden_act=config.hidden_act,
-                quant_config=quant_config,
-                prefix=add_prefix("mlp", prefix.replace(".linear_attn", "")),
-            )
-        self.input_layernorm = GemmaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_attention_layernorm = GemmaRMSNorm(
-            config.hidden_size, eps=config.rms_norm_eps
-        )
-        self.layer_communicator = LayerCommunicator(
-            layer_scatter_modes=self.layer_scatter_modes,
-            input_layernorm=self.input_layernorm,
-            post_attention_layernorm=self.post_attention_layernorm,
-            allow_reduce_scatter=True,
-        )
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        residual: Optional[torch.Tensor],
-        captured_last_layer_outputs: Optional[list[torch.Tensor]] = None,
-        **kwargs,
-    ):
-        forward_batch = kwargs.get("forward_batch", None)
-
-        hidden_states, residual = (
-            self.layer_communicator.prepare_attn_and_capture_last_layer_outputs(
-                hidden_states,
-                residual,
-                forward_batch,
-                captured_last_layer_outputs=captured_last_layer_outputs,
-            )
-        )
-
-        if not forward_batch.forward_mode.is_idle():
-            hidden_states = self.linear_attn(
-                hidden_states,
-                forward_batch,
-            )
-        hidden_states, residual = _apply_qwen3_next_mlp(
-            self, hidden_states, residual, forward_batch
-        )
-
-        return hidden_states, residual
 
 
-class Qwen3HybridAttentionDecoderLayer(nn.Module):
-
-    def __init__(
-        self,
-        config: Qwen3NextConfig,
-        layer_id: int,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-        alt_stream: Optional[torch.cuda.Stream] = None,
-        is_nextn: bool = False,
-    ) -> None:
-        super().__init__()
-        self.config = config
-        self.hidden_size = config.hidden_size
-        self.attn_tp_rank = get_parallel().attn_tp_rank
-        self.attn_tp_size = get_parallel().attn_tp_size
-        self.total_num_heads = config.num_attention_heads
-        assert self.total_num_heads % self.attn_tp_size == 0
-        self.num_heads = self.total_num_heads // self.attn_tp_size
-        self.total_num_kv_heads = config.num_key_value_heads
-        if self.total_num_kv_heads >= self.attn_tp_size:
-            # Number of KV heads is greater than TP size, so we partition
-            # the KV heads across multiple tensor parallel GPUs.
-            assert self.total_num_kv_heads % self.attn_tp_size == 0
-        else:
-            # Number of KV heads is less than TP size, so we replicate
-            # the KV heads across multiple tensor parallel GPUs.
-            assert self.attn_tp_size % self.total_num_kv_heads == 0
-        self.num_kv_heads = max(1, self.total_num_kv_heads // self.attn_tp_size)
-        self.head_dim = config.head_dim or (self.hidden_size // self.num_heads)
-        self.q_size = self.num_heads * self.head_dim
-        self.kv_size = self.num_kv_heads * self.head_dim
-        self.scaling = self.head_dim**-0.5
-        self.rope_theta = getattr(config, "rope_theta", 10000)
-        self.max_position_embeddings = getattr(config, "max_position_embeddings", 8192)
-        if "rope_parameters" in config:
-            self.rope_scaling = getattr(config, "rope_parameters", None)
-        else:
-            self.rope_scaling = getattr(config, "rope_scaling", None)
-        self.partial_rotary_factor = config.partial_rotary_factor
-        self.layer_id = layer_id
-
-        self.attn_output_gate = getattr(config, "attn_output_gate", True)
-        if self.attn_output_gate:
-            logger.warning_once("using attn output gate!")
-
-        self.rotary_emb = get_rope(
-            head_size=self.head_dim,
-            rotary_dim=self.head_dim,
-            max_position=self.max_position_embeddings,
-            rope_scaling=self.rope_scaling,
-            base=self.rope_theta,
-            partial_rotary_factor=self.partial_rotary_factor,
-            is_neox_style=True,
-            dtype=torch.get_default_dtype(),  # see impl of get_rope
-        )
-
-        # qkv_proj is not quantized for fp4
-        self.qkv_proj = QKVParallelLinear(
-            config.hidden_size,
-            self.head_dim,
-            self.total_num_heads * (1 + self.attn_output_gate),
-            self.total_num_kv_heads,
-            bias=False,
-            quant_config=(
-                quant_config
-                if quant_config is not None
-                and quant_config.get_name() != "modelopt_fp4"
-                else None
-            ),
-            tp_rank=self.attn_tp_rank,
-            tp_size=self.attn_tp_size,
-            prefix=add_prefix("qkv_proj", prefix),
-        )
-
-        self.o_proj = RowParallelLinear(
-            self.total_num_heads * self.head_dim,
-            config.hidden_size,
-            bias=False,
-            quant_config=quant_config,
-            reduce_results=False,
-            tp_rank=self.attn_tp_rank,
-            tp_size=self.attn_tp_size,
-            prefix=add_prefix("o_proj", prefix),
-        )
-
-        self.attn = RadixAttention(
-            self.num_heads,
-            self.head_dim,
-            self.scaling,
-            num_kv_heads=self.num_kv_heads,
-            layer_id=layer_id,
-            quant_config=quant_config,
-            prefix=f"{prefix}.attn",
-        )
-
-        # Qwen3Next all layers are sparse and have no nextn now
-        self.is_layer_sparse = True
-        is_previous_layer_sparse = True
-        is_next_layer_sparse = True
-
-        self.layer_scatter_modes = LayerScatterModes.init_new(
-            layer_id=layer_id,
-            num_layers=config.num_hidden_layers,
-            is_layer_sparse=self.is_layer_sparse,
-            is_previous_layer_sparse=is_previous_layer_sparse,
-            is_next_layer_sparse=is_next_layer_sparse,
-        )
-
-        if self.is_layer_sparse:
-            self.mlp = Qwen2MoeSparseMoeBlock(
-                layer_id=layer_id,
-                config=config,
-                quant_config=quant_config,
-                alt_stream=alt_stream,
-                prefix=add_prefix("mlp", prefix.replace(".self_attn", "")),
-                is_nextn=is_nextn,
-                support_shared_expert_fusion=True,
-                enable_cuda_shared_expert_fusion=True,
-            )
-        else:
-            self.mlp = Qwen2MoeMLP(
-                hidden_size=config.hidden_size,
-                intermediate_size=config.intermediate_size,
-                hidden_act=config.hidden_act,
-                quant_config=quant_config,
-                prefix=add_prefix("mlp", prefix.replace(".self_attn", "")),
-            )
-        self.input_layernorm = GemmaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_attention_layernorm = GemmaRMSNorm(
-            config.hidden_size, eps=config.rms_norm_eps
-        )
-
-        self.q_norm = GemmaRMSNorm(self.head_dim, eps=config.rms_norm_eps)
-        self.k_norm = GemmaRMSNorm(self.head_dim, eps=config.rms_norm_eps)
-
-        self.layer_communicator = LayerCommunicator(
-            layer_scatter_modes=self.layer_scatter_modes,
-            input_layernorm=self.input_layernorm,
-            post_attention_layernorm=self.post_attention_layernorm,
-            allow_reduce_scatter=True,
-        )
-
-        self.alt_stream = alt_stream
-
-    def _apply_qk_norm(
-        self, q: torch.Tensor, k: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        # overlap qk norm
-        if self.alt_stream is not None and get_is_capture_mode():
-            current_stream = torch.cuda.current_stream()
-            self.alt_stream.wait_stream(current_stream)
-            q_by_head = q.reshape(-1, self.head_dim)
-            q_by_head = self.q_norm(q_by_head)
-            with torch.cuda.stream(self.alt_stream):
-                k_by_head = k.reshape(-1, self.head_dim)
-                k_by_head = self.k_norm(k_by_head)
-            current_stream.wait_stream(self.alt_stream)
-        else:
-            q_by_head = q.reshape(-1, self.head_dim)
-            q_by_head = self.q_norm(q_by_head)
-            k_by_head = k.reshape(-1, self.head_dim)
-            k_by_head = self.k_norm(k_by_head)
-        q = q_by_head.view(q.shape)
-        k = k_by_head.view(k.shape)
-        return q, k
-
-    def forward_prepare_native(self, positions, hidden_states):
-        qkv, _ = self.qkv_proj(hidden_states)
-        if self.attn_output_gate:
-            q_gate, k, v = qkv.split(
-                [self.q_size * 2, self.kv_size, self.kv_size], dim=-1
-            )
-            orig_shape = q_gate.shape[:-1]
-            q_gate = q_gate.view(*orig_shape, self.num_heads, -1)
-            q, gate = torch.chunk(q_gate, 2, dim=-1)
-            q = q.reshape(*orig_shape, -1)
-            gate = gate.reshape(*orig_shape, -1)
-        else:
-            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-            gate = None
-
-        q, k = self._apply_qk_norm(q, k)
-        q, k = self.rotary_emb(positions, q, k)
-        return q, k, v, gate
-
-    def forward_prepare_npu(self, positions, hidden_states, forward_batch):
-        qkv, _ = self.qkv_proj(hidden_states)
-        # Calculate first full attention layer ID based on config
-        if self.attn.layer_id == (self.config.full_attention_interval - 1):
-            self.rotary_emb.get_cos_sin_with_position(positions)
-
-        q, k, v, gate = split_qkvgate_gemma_rmsnorm_rope(
-            qkv,
-            self.rotary_emb.position_sin,
-            self.rotary_emb.position_cos,
-            self.q_size,
-            self.kv_size,
-            self.head_dim,
-            int(self.head_dim * self.partial_rotary_factor),
-            eps=self.q_norm.variance_epsilon,
-            q_weight=self.q_norm.weight,
-            k_weight=self.k_norm.weight,
-        )
-        return q, k, v, gate
-
-    def self_attention(
-        self,
-        positions: torch.Tensor,
-        hidden_states: torch.Tensor,
-        forward_batch: ForwardBatch,
-    ) -> torch.Tensor:
-        """Full attention forward pass."""
-        if (
-            not _is_npu
-            or forward_batch.forward_mode.is_extend_or_draft_extend_or_mixed()
-            or not self.attn_output_gate
-        ):
-            q, k, v, gate = self.forward_prepare_native(
-                positions=positions,
-                hidden_states=hidden_states,
-            )
-        else:
-            q, k, v, gate = self.forward_prepare_npu(
-                positions=positions,
-                hidden_states=hidden_states,
-                forward_batch=forward_batch,
-            )
-
-        attn_output = self.attn(q, k, v, forward_batch)
-
-        if self.attn_output_gate:
-            if _is_hip:
-                from sglang.kernels.ops.moe.triton_sigmoid_gate_mul import (
-                    sigmoid_gate_mul,
-                )
-
-                attn_output = sigmoid_gate_mul(attn_output, gate)
-            else:
-                gate = torch.sigmoid(gate)
-                attn_output = attn_output * gate
-
-        output, _ = self.o_proj(attn_output)
-        return output
-
-    def forward(
-        self,
-        positions: torch.Tensor,
-        hidden_states: torch.Tensor,
-        residual: Optional[torch.Tensor],
-        forward_batch: ForwardBatch,
-        captured_last_layer_outputs: Optional[list[torch.Tensor]] = None,
-        **kwargs: Any,
-    ):
-        hidden_states, residual = (
-            self.layer_communicator.prepare_attn_and_capture_last_layer_outputs(
-                hidden_states,
-                residual,
-                forward_batch,
-                captured_last_layer_outputs=captured_last_layer_outputs,
-            )
-        )
-
-        if not forward_batch.forward_mode.is_idle():
-            hidden_states = self.self_attention(
-                positions=positions,
-                hidden_states=hidden_states,
-                forward_batch=forward_batch,
-            )
-
-        hidden_states, residual = _apply_qwen3_next_mlp(
-            self, hidden_states, residual, forward_batch
-        )
-
-        return hidden_states, residual
 
 
 ALL_DECODER_LAYER_TYPES = {
-    "attention": Qwen3HybridAttentionDecoderLayer,
-    "linear_attention": Qwen3HybridLinearDecoderLayer,
+    
 }
 
 
@@ -924,14 +372,10 @@ class Qwen3NextModel(nn.Module):
         self.layers_to_capture = []
 
     def set_eagle3_layers_to_capture(self, layers_to_capture: list[int]):
-        self.layers_to_capture = layers_to_capture
-        for layer_id in self.layers_to_capture:
-            setattr(self.layers[layer_id], "_is_layer_to_capture", True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def set_dflash_layers_to_capture(self, layers_to_capture: list[int]):
-        self.layers_to_capture = layers_to_capture
-        for layer_id in self.layers_to_capture:
-            setattr(self.layers[layer_id], "_is_layer_to_capture", True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -1055,12 +499,7 @@ class Qwen3NextForCausalLM(nn.Module):
         return self._routed_experts_weights_of_layer.value
 
     def _get_num_fused_shared_experts(self) -> int:
-        if not hasattr(self.model, "layers"):
-            return 0
-        for layer in self.model.layers:
-            if isinstance(layer.mlp, Qwen2MoeSparseMoeBlock):
-                return layer.mlp.num_fused_shared_experts
-        return 0
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @torch.no_grad()
     def forward(
@@ -1088,206 +527,26 @@ class Qwen3NextForCausalLM(nn.Module):
         return self.model.embed_tokens
 
     def set_embed_and_head(self, embed, head):
-        del self.model.embed_tokens.weight
-        del self.lm_head.weight
-        self.model.embed_tokens.weight = embed
-        self.lm_head.weight = head
-        torch.cuda.empty_cache()
-        torch.cuda.synchronize()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-    def get_embed(self):
-        return self.model.embed_tokens.weight
 
     def set_embed(self, embed):
-        # NOTE: If draft hidden size != target hidden size, the embed weight cannot be shared for EAGLE3
-        if (
-            hasattr(self.config, "target_hidden_size")
-            and self.config.target_hidden_size != self.config.hidden_size
-        ):
-            return
-        del self.model.embed_tokens.weight
-        self.model.embed_tokens.weight = embed
-        torch.cuda.empty_cache()
-        torch.cuda.synchronize()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def load_weights(
         self, weights: Iterable[Tuple[str, torch.Tensor]], is_mtp: bool = False
     ) -> Set[str]:
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            # self attention
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            # mlp
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-            # GDN
-            ("in_proj_qkvz.", "in_proj_qkv.", (0, 1, 2)),
-            ("in_proj_qkvz.", "in_proj_z.", 3),
-            ("in_proj_ba.", "in_proj_b.", 0),
-            ("in_proj_ba.", "in_proj_a.", 1),
-        ]
-
-        # Params for weights, fp8 weight scales, fp8 activation scales
-        # (param_name, weight_name, expert_id, shard_id)
-        expert_params_mapping = FusedMoE.make_expert_params_mapping(
-            ckpt_gate_proj_name="gate_proj",
-            ckpt_down_proj_name="down_proj",
-            ckpt_up_proj_name="up_proj",
-            num_experts=(
-                self.config.num_experts
-                if not self.enable_shared_expert_fusion
-                else self.config.num_experts + self.num_fused_shared_experts
-            ),
-        )
-
-        params_dict = dict(self.named_parameters())
-        loaded_params: Set[str] = set()
-        for name, loaded_weight in weights:
-
-            if is_mtp:
-
-                if "mtp" not in name:
-                    continue
-
-                if name in [
-                    "mtp.fc.weight",
-                    "mtp.pre_fc_norm_embedding.weight",
-                    "mtp.pre_fc_norm_hidden.weight",
-                ]:
-                    name = name.replace("mtp.", "")
-                else:
-                    name = name.replace("mtp", "model")
-
-            if not is_mtp and "mtp" in name:
-                continue
-
-            if "rotary_emb.inv_freq" in name:
-                continue
-
-            if ".self_attn." in name:
-                name = name.replace(".self_attn", "")
-
-            if self.enable_shared_expert_fusion and "mlp.shared_expert." in name:
-                name = name.replace(
-                    "mlp.shared_expert.",
-                    f"mlp.experts.{self.config.num_experts}.",
-                )
-
-            # Remap modelopt FP8 KV cache scale names:
-            # checkpoint: k_proj.k_scale / v_proj.v_scale
-            # model:      attn.k_scale   / attn.v_scale
-            if name.endswith(".k_proj.k_scale"):
-                name = name.replace(".k_proj.k_scale", ".attn.k_scale")
-            elif name.endswith(".v_proj.v_scale"):
-                name = name.replace(".v_proj.v_scale", ".attn.v_scale")
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-
-                # TODO(fix mtp loading)
-                if "mlp.experts" in name:
-                    continue
-
-                replaced_name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if replaced_name.endswith(".bias") and replaced_name not in params_dict:
-                    continue
-                # Skip layers on other devices.
-                # if is_pp_missing_parameter(name, self):
-                #     continue
-                if replaced_name not in params_dict:
-                    continue
-                name = replaced_name
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader")
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                for mapping in expert_params_mapping:
-                    param_name, weight_name, expert_id, shard_id = mapping
-                    if weight_name not in name:
-                        continue
-                    replaced_name = name.replace(weight_name, param_name)
-                    # Skip layers on other devices.
-                    # if is_pp_missing_parameter(name, self):
-                    #     continue
-                    # Skip loading extra bias for GPTQ models.
-                    if (
-                        replaced_name.endswith(".bias")
-                        or replaced_name.endswith("_bias")
-                    ) and replaced_name not in params_dict:
-                        continue
-                    name = replaced_name
-                    param = params_dict[name]
-
-                    weight_loader = getattr(param, "weight_loader")
-                    weight_loader(
-                        param,
-                        loaded_weight,
-                        name,
-                        shard_id=shard_id,
-                        expert_id=expert_id,
-                    )
-                    break
-                else:
-                    # Skip loading extra bias for GPTQ models.
-                    if name.endswith(".bias") and name not in params_dict:
-                        continue
-                    # if is_pp_missing_parameter(name, self):
-                    #     continue
-
-                    if name.endswith("_scale") and name not in params_dict:
-                        assert (
-                            abs(loaded_weight.item() - 1.0) < 1e-6
-                        ), f"Expected 1.0, got {loaded_weight.item()} in skipped {name}"
-                        continue
-                    param = params_dict[name]
-                    weight_loader = getattr(
-                        param, "weight_loader", default_weight_loader
-                    )
-                    weight_loader(param, loaded_weight)
-            loaded_params.add(name)
-        return loaded_params
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        return ModelConfigForExpertLocation(
-            num_layers=config.num_hidden_layers,
-            num_logical_experts=config.num_experts,
-            num_groups=None,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def set_eagle3_layers_to_capture(self, layer_ids: Optional[list[int]] = None):
-        if not self.pp_group.is_last_rank:
-            return
-
-        self.capture_aux_hidden_states = True
-        if layer_ids is None:
-            num_layers = self.config.num_hidden_layers
-            self.model.set_eagle3_layers_to_capture(
-                [
-                    2,
-                    num_layers // 2,
-                    num_layers - 3,
-                ]
-            )  # Specific layers for EAGLE3 support
-        else:
-            self.model.set_eagle3_layers_to_capture([val + 1 for val in layer_ids])
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def set_dflash_layers_to_capture(self, layer_ids: list[int]):
-        if not self.pp_group.is_last_rank:
-            return
-
-        if layer_ids is None:
-            raise ValueError(
-                "DFLASH requires explicit layer_ids for aux hidden capture."
-            )
-
-        self.capture_aux_hidden_states = True
-        self.model.set_dflash_layers_to_capture([val + 1 for val in layer_ids])
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = Qwen3NextForCausalLM

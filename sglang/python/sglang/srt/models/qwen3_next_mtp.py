@@ -51,8 +51,6 @@ class Qwen3NextForCausalLMMTP(Qwen3NextForCausalLM):
         config = copy.deepcopy(config)
         self.config = config
         self.tp_size = get_parallel().tp_size
-        if is_npu() and get_spec().speculative_draft_model_quantization is None:
-            quant_config = None
         self.quant_config = quant_config
         # if not set, model load will be broken in Qwen3NextForCausalLM load_weights()
         self.pp_group = get_pp_group()
@@ -107,16 +105,6 @@ class Qwen3NextForCausalLMMTP(Qwen3NextForCausalLM):
         **kwargs,
     ):
         exit_stack = ExitStack()
-        if (
-            is_npu()
-            and self.quant_config is None
-            and get_model().quantization is not None
-        ):
-            # ascend mtp unquant
-            exit_stack.enter_context(envs.SGLANG_DEEPEP_BF16_DISPATCH.override(True))
-            exit_stack.enter_context(
-                envs.DEEP_NORMAL_MODE_USE_INT8_QUANT.override(False)
-            )
 
         try:
             if input_embeds is None:
@@ -146,7 +134,7 @@ class Qwen3NextForCausalLMMTP(Qwen3NextForCausalLM):
     def load_weights(
         self, weights: Iterable[Tuple[str, torch.Tensor]], is_mtp: bool = False
     ):
-        super().load_weights(weights, is_mtp=True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = [Qwen3NextForCausalLMMTP]

@@ -142,21 +142,12 @@ class StablelmAttention(nn.Module):
             quant_config=quant_config,
             prefix=add_prefix("o_proj", prefix),
         )
-        if not _is_npu:
-            self.rotary_emb = get_rope(
-                self.head_dim,
-                rotary_dim=self.rotary_ndims,
-                max_position=self.config.max_position_embeddings,
-                base=self.config.rope_parameters["rope_theta"],
-            )
-        else:
-            self.rotary_emb = get_rope(
-                self.head_dim,
-                rotary_dim=self.rotary_ndims,
-                max_position=self.config.max_position_embeddings,
-                base=self.config.rope_parameters["rope_theta"],
-                dtype=torch.float32,
-            )
+        self.rotary_emb = get_rope(
+            self.head_dim,
+            rotary_dim=self.rotary_ndims,
+            max_position=self.config.max_position_embeddings,
+            base=self.config.rope_parameters["rope_theta"],
+        )
         self.attn = RadixAttention(
             self.num_heads,
             self.head_dim,
@@ -175,12 +166,7 @@ class StablelmAttention(nn.Module):
     ) -> torch.Tensor:
         qkv, _ = self.qkv_proj(hidden_states)
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        if not _is_npu:
-            q, k = self.rotary_emb(positions, q, k)
-        else:
-            odtype = q.dtype
-            q, k = self.rotary_emb(positions, q.to(torch.float32), k.to(torch.float32))
-            q, k = q.to(odtype), k.to(odtype)
+        q, k = self.rotary_emb(positions, q, k)
         attn_output = self.attn(q, k, v, forward_batch)
         output, _ = self.o_proj(attn_output)
         return output
@@ -311,40 +297,7 @@ class StableLmForCausalLM(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-        ]
-        params_dict = dict(self.named_parameters())
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
-                # Models trained using ColossalAI may include these tensors in
-                # the checkpoint. Skip them.
-                continue
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 EntryClass = StableLmForCausalLM

@@ -15,10 +15,6 @@
 Records the latency of some functions
 """
 
-import asyncio
-import time
-from functools import wraps
-from typing import Any, Callable, Optional
 
 from sglang.srt.observability.utils import exponential_buckets
 
@@ -44,58 +40,3 @@ def enable_func_timer():
 FUNC_LATENCY = None
 
 
-def time_func_latency(
-    func: Callable = None, name: Optional[str] = None
-) -> Callable[..., Any]:
-    """
-    A decorator to observe the latency of a function's execution. Supports both sync and async functions.
-
-    NOTE: We use our own implementation of a timer decorator since prometheus_client does not support async
-    context manager yet.
-
-    Overhead: The overhead introduced here in case of an async function could likely be because of `await` introduced
-    which will return in another coroutine object creation and under heavy load could see longer wall time
-    (scheduling delays due to introduction of another awaitable).
-    """
-
-    def measure(func: Callable[..., Any]) -> Callable[..., Any]:
-        nonlocal name
-
-        name = name or func.__name__
-
-        @wraps(func)
-        async def async_wrapper(*args, **kwargs):
-            if not enable_metrics:
-                return await func(*args, **kwargs)
-
-            metric = FUNC_LATENCY
-            start = time.monotonic()
-            ret = func(*args, **kwargs)
-            if isinstance(ret, asyncio.Future) or asyncio.iscoroutine(ret):
-                try:
-                    ret = await ret
-                finally:
-                    metric.labels(name=name).observe(time.monotonic() - start)
-            return ret
-
-        @wraps(func)
-        def sync_wrapper(*args, **kwargs):
-            if not enable_metrics:
-                return func(*args, **kwargs)
-
-            metric = FUNC_LATENCY
-            start = time.monotonic()
-            try:
-                ret = func(*args, **kwargs)
-            finally:
-                metric.labels(name=name).observe(time.monotonic() - start)
-            return ret
-
-        if asyncio.iscoroutinefunction(func):
-            return async_wrapper
-        return sync_wrapper
-
-    if func:
-        return measure(func)
-    else:
-        return measure

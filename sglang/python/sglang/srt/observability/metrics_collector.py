@@ -161,11 +161,7 @@ ROUTING_KEY_REQ_COUNT_BUCKET_BOUNDS = [1, 2, 3, 5, 7, 10, 20, 50, 100, 200]
 
 
 def compute_routing_key_stats(routing_keys: List[Optional[str]]) -> tuple:
-    """Returns (num_unique_keys, per_key_counts)."""
-    from collections import Counter
-
-    key_counts = Counter(k for k in routing_keys if k is not None)
-    return len(key_counts), list(key_counts.values())
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @dataclass
@@ -1147,17 +1143,14 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         total_mb: float,
         speed_gb_s: float,
     ) -> None:
-        self._log_histogram(self.kv_transfer_latency_ms, latency_ms)
-        self._log_histogram(self.kv_transfer_total_mb, total_mb)
-        self._log_histogram(self.kv_transfer_speed_gb_s, speed_gb_s)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def observe_kv_transfer_bootstrap(
         self,
         bootstrap_ms: float,
         alloc_ms: float,
     ) -> None:
-        self._log_histogram(self.kv_transfer_bootstrap_ms, bootstrap_ms)
-        self._log_histogram(self.kv_transfer_alloc_ms, alloc_ms)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def observe_per_stage_req_latency(self, stage: str, latency: float) -> None:
         labels_with_stage = {**self.labels, "stage": stage}
@@ -1167,35 +1160,8 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         self._log_histogram(self.queue_time, latency)
 
     def observe_weight_load(self, duration_seconds: float, source: str) -> None:
-        # Edge-triggered: engine is paused during the update, so log_stats
-        # won't fire — write the gauge inline at end of update_weights_from_*.
-        # `source` is "disk" | "distributed" | "tensor" | "ipc".
-        self.weight_load_duration_seconds.labels(**self.labels, source=source).set(
-            duration_seconds
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-    def observe_prefill_delayer_outcome(
-        self,
-        forward_passes: int,
-        wait_seconds: float,
-        input_estimation: str,
-        output_allow: bool,
-        output_reason: str,
-        actual_execution: bool,
-    ) -> None:
-        if output_allow and actual_execution:
-            self._log_histogram(
-                self.prefill_delayer_wait_forward_passes, forward_passes
-            )
-            self._log_histogram(self.prefill_delayer_wait_seconds, wait_seconds)
-
-        self.prefill_delayer_outcomes_total.labels(
-            **self.labels,
-            input_estimation=input_estimation,
-            output_allow=str(output_allow).lower(),
-            output_reason=output_reason,
-            actual_execution=str(actual_execution).lower(),
-        ).inc(1)
 
     def increment_retracted_reqs(
         self,
@@ -1203,13 +1169,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_retracted_input_tokens: int,
         num_retracted_output_tokens: int,
     ) -> None:
-        self.num_retracted_reqs_total.labels(**self.labels).inc(num_retracted_reqs)
-        self.num_retracted_input_tokens_total.labels(**self.labels).inc(
-            num_retracted_input_tokens
-        )
-        self.num_retracted_output_tokens_total.labels(**self.labels).inc(
-            num_retracted_output_tokens
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def increment_decode_cuda_graph_pass(self, value: bool) -> None:
         mode = "decode_cuda_graph" if value else "decode_none"
@@ -1222,9 +1182,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
     def increment_eplb_balancedness(
         self, forward_mode: str, balancedness: float
     ) -> None:
-        self.eplb_balancedness.labels(**self.labels, forward_mode=forward_mode).observe(
-            balancedness
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def increment_realtime_tokens(
         self,
@@ -1254,15 +1212,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         t: float,
         dp_cooperation_info: Optional[DPCooperationInfo] = None,
     ):
-        self.forward_execution_seconds_total.labels(
-            **self.labels, category=category
-        ).inc(t)
-        if dp_cooperation_info is not None:
-            self.dp_cooperation_forward_execution_seconds_total.labels(
-                **self.labels,
-                category=category,
-                **dp_cooperation_info.to_labels(),
-            ).inc(t)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def increment_estimated_perf(
         self,
@@ -1270,18 +1220,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_read_bytes_per_gpu: float = 0.0,
         num_write_bytes_per_gpu: float = 0.0,
     ) -> None:
-        if num_flops_per_gpu > 0:
-            self.estimated_flops_per_gpu_total.labels(**self.labels).inc(
-                num_flops_per_gpu
-            )
-        if num_read_bytes_per_gpu > 0:
-            self.estimated_read_bytes_per_gpu_total.labels(**self.labels).inc(
-                num_read_bytes_per_gpu
-            )
-        if num_write_bytes_per_gpu > 0:
-            self.estimated_write_bytes_per_gpu_total.labels(**self.labels).inc(
-                num_write_bytes_per_gpu
-            )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def log_stats(self, stats: SchedulerStats) -> None:
         # Basics
@@ -1385,30 +1324,6 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
 
         self.last_log_time = time.perf_counter()
 
-    def log_grammar_stats(self, grammar_stats) -> None:
-        if grammar_stats.compilation_time is not None:
-            self._log_histogram(
-                self.grammar_compilation_time, grammar_stats.compilation_time
-            )
-        if grammar_stats.schema_count is not None:
-            self._log_histogram(self.grammar_schema_count, grammar_stats.schema_count)
-        if grammar_stats.ebnf_size is not None:
-            self._log_histogram(self.grammar_ebnf_size, grammar_stats.ebnf_size)
-        tree_times = grammar_stats.tree_traversal_time
-        if tree_times:
-            max_time = max(tree_times)
-            avg_time = sum(tree_times) / len(tree_times)
-            self._log_histogram(self.grammar_tree_traversal_time_max, max_time)
-            self._log_histogram(self.grammar_tree_traversal_time_avg, avg_time)
-        if grammar_stats.is_cache_hit:
-            self.num_grammar_cache_hit.labels(**self.labels).inc(1)
-        if grammar_stats.is_grammar_aborted:
-            self.num_grammar_aborted.labels(**self.labels).inc(1)
-        if grammar_stats.num_timeout > 0:
-            self.num_grammar_timeout.labels(**self.labels).inc(
-                grammar_stats.num_timeout
-            )
-        self.num_grammar_total.labels(**self.labels).inc(1)
 
     def emit_constants(
         self,
@@ -1772,20 +1687,6 @@ class TokenizerMetricsCollector(_StatLoggerDIMixin):
             **labels, is_streaming="true" if stream else "false"
         ).observe(value)
 
-    def check_time_to_first_token_straggler(self, value: float) -> bool:
-        his = self.histogram_time_to_first_token.labels(
-            **self.labels, is_streaming="true"
-        )
-        total_observations = sum(bucket._value for bucket in his._buckets)
-        if total_observations < 100:
-            return False
-        p99_threshold = total_observations * 0.99
-        cumulative_count = 0
-        for i, bucket in enumerate(his._buckets):
-            cumulative_count += bucket._value
-            if cumulative_count > p99_threshold:
-                return value >= his._upper_bounds[i]
-        return False
 
     def observe_inter_token_latency(
         self, labels: Dict[str, str], internval: float, num_new_tokens: int
@@ -1885,31 +1786,11 @@ class StorageMetricsCollector(_StatLoggerDIMixin):
             buckets=bucket_bandwidth,
         )
 
-    def log_prefetched_tokens(self, prefetched_tokens: int):
-        if prefetched_tokens > 0:
-            self.prefetched_tokens_total.labels(**self.labels).inc(prefetched_tokens)
 
-    def log_backuped_tokens(self, backuped_tokens: int):
-        if backuped_tokens > 0:
-            self.backuped_tokens_total.labels(**self.labels).inc(backuped_tokens)
 
     def _log_histogram(self, histogram, data: Union[int, float]):
         histogram.labels(**self.labels).observe(data)
 
-    def log_storage_metrics(self, storage_metrics: Optional[StorageMetrics] = None):
-        if storage_metrics is None:
-            return
-
-        assert isinstance(storage_metrics, StorageMetrics)
-
-        for v in storage_metrics.prefetch_pgs:
-            self._log_histogram(self.histogram_prefetch_pgs, v)
-        for v in storage_metrics.backup_pgs:
-            self._log_histogram(self.histogram_backup_pgs, v)
-        for v in storage_metrics.prefetch_bandwidth:
-            self._log_histogram(self.histogram_prefetch_bandwidth, v)
-        for v in storage_metrics.backup_bandwidth:
-            self._log_histogram(self.histogram_backup_bandwidth, v)
 
 
 class ExpertDispatchCollector(_StatLoggerDIMixin):
@@ -2015,14 +1896,10 @@ class RadixCacheMetricsCollector(_StatLoggerDIMixin):
             labelnames=labels.keys(),
         )
 
-    def increment_eviction_num_tokens(self, num_tokens: int) -> None:
-        self.eviction_num_tokens.labels(**self.labels).inc(num_tokens)
 
     def increment_load_back_num_tokens(self, num_tokens: int) -> None:
         self.load_back_num_tokens.labels(**self.labels).inc(num_tokens)
 
-    def observe_eviction_duration(self, duration_seconds: float) -> None:
-        self.eviction_duration_seconds.labels(**self.labels).observe(duration_seconds)
 
     def observe_load_back_duration(self, duration_seconds: float) -> None:
         self.load_back_duration_seconds.labels(**self.labels).observe(duration_seconds)
@@ -2174,90 +2051,23 @@ class EncoderMetricsCollector(_StatLoggerDIMixin):
             buckets=[0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1, 2],
         )
 
-    def _inc_cache_counter(self, counter, modality: str, count: int = 1) -> None:
-        counter.labels(**self.labels, modality=modality).inc(count)
 
-    def inc_cache_evictions(self, modality: str = "image", count: int = 1) -> None:
-        self._inc_cache_counter(self.cache_evictions_total, modality, count)
 
-    def record_cache_tokens(
-        self, hit_tokens: int, total_tokens: int, modality: str = "image"
-    ) -> None:
-        self._inc_cache_counter(self.cache_total_tokens_total, modality, total_tokens)
-        if hit_tokens > 0:
-            self._inc_cache_counter(self.cache_hit_tokens_total, modality, hit_tokens)
 
-    def record_cache_files(
-        self, hit_files: int, total_files: int, modality: str = "image"
-    ) -> None:
-        self._inc_cache_counter(self.cache_total_files_total, modality, total_files)
-        if hit_files > 0:
-            self._inc_cache_counter(self.cache_hit_files_total, modality, hit_files)
 
-    def set_cache_state(self, current_size: int, num_entries: int) -> None:
-        self.cache_size_mb.labels(**self.labels).set(current_size / (1024 * 1024))
-        self.cache_entries.labels(**self.labels).set(num_entries)
 
-    def observe_queue_wait(
-        self, latency_seconds: float, modality: str = "image"
-    ) -> None:
-        """Record time spent waiting in the scheduler queue."""
-        self.queue_wait_seconds.labels(**self.labels, modality=modality).observe(
-            latency_seconds
-        )
 
-    def observe_preprocess(
-        self, latency_seconds: float, modality: str = "image"
-    ) -> None:
-        """Record data loading and preprocessing latency."""
-        self.preprocess_seconds.labels(**self.labels, modality=modality).observe(
-            latency_seconds
-        )
 
-    def observe_model_forward(
-        self, latency_seconds: float, modality: str = "image"
-    ) -> None:
-        """Record model forward pass latency."""
-        self.model_forward_seconds.labels(**self.labels, modality=modality).observe(
-            latency_seconds
-        )
 
-    def observe_transfer(self, latency_seconds: float, backend: str = "zmq") -> None:
-        """Record embedding transfer latency."""
-        self.transfer_seconds.labels(**self.labels, backend=backend).observe(
-            latency_seconds
-        )
 
-    def observe_mm_items_per_batch(self, count: int, modality: str = "image") -> None:
-        """Record the number of multimodal items processed in a batch."""
-        self.mm_items_per_batch.labels(**self.labels, modality=modality).observe(count)
 
-    def observe_mm_items_per_request(self, count: int, modality: str = "image") -> None:
-        """Record the number of multimodal items in a single request."""
-        self.mm_items_per_request.labels(**self.labels, modality=modality).observe(
-            count
-        )
 
-    def inc_requests_total(self, modality: str, status: str) -> None:
-        """Increment encoder request counter. status: 'success' | 'error'."""
-        self.requests_total.labels(
-            **self.labels, modality=modality, status=status
-        ).inc()
 
-    def inc_requests_received(self, modality: str = "image") -> None:
-        """Increment the received-requests counter at request-arrival time.
-
-        dp_rank is supplied via self.labels (set per process at construction).
-        """
-        self.requests_received_total.labels(**self.labels, modality=modality).inc()
 
     def observe_request_e2e_latency(
         self, latency_seconds: float, modality: str = "image"
     ) -> None:
-        """Record per-request end-to-end encoder latency in seconds."""
-        self.encoder_request_e2e_latency_seconds.labels(
-            **self.labels, modality=modality
-        ).observe(latency_seconds)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def get_histogram_conf_from_env(env_var_name: str) -> Optional[List[float]]:

@@ -1177,37 +1177,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         return f"{convert_time_to_realtime(perf_counter_time):.3f}"
 
 
-@dataclass
-class EncoderReqTimeStats(ReqTimeStatsBase):
-    mm_encode_start_time: float = 0.0
-    mm_encode_end_time: float = 0.0
-    modality: str = "image"
-
-    def set_mm_encode_start_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.mm_encode_start_time = ts
-        if self.trace_ctx.tracing_enable:
-            self.trace_ctx.rebuild_thread_context()
-            self.trace_ctx.trace_slice_start(
-                RequestStage.MM_ENCODE.stage_name,
-                RequestStage.MM_ENCODE.level,
-                convert_time_to_realtime_ns(ts),
-            )
-
-    def set_mm_encode_end_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.mm_encode_end_time = ts
-        if self.trace_ctx.tracing_enable:
-            self.trace_ctx.trace_slice_end(
-                RequestStage.MM_ENCODE.stage_name,
-                RequestStage.MM_ENCODE.level,
-                convert_time_to_realtime_ns(ts),
-                thread_finish_flag=True,
-            )
-        if self.enable_metrics:
-            self.metrics_collector.observe_request_e2e_latency(
-                ts - self.mm_encode_start_time, modality=self.modality
-            )
 
 
 def set_schedule_time_batch(batch: ScheduleBatch):

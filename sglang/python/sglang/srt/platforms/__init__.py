@@ -12,7 +12,6 @@ Usage:
 
 import logging
 import os
-import pkgutil
 from importlib.metadata import entry_points
 
 import torch
@@ -151,13 +150,7 @@ def _resolve_platform() -> SRTPlatform:
 
 
 def _load_platform_class(qualname: str) -> type:
-    """Load an SRTPlatform subclass from its fully-qualified class name."""
-    cls = pkgutil.resolve_name(qualname)
-    if not isinstance(cls, type) or not issubclass(cls, SRTPlatform):
-        raise TypeError(
-            f"Expected an SRTPlatform subclass, got {type(cls)}: {qualname}"
-        )
-    return cls
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 current_platform: SRTPlatform

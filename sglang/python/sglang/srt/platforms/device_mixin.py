@@ -26,10 +26,8 @@ Method status annotations:
 """
 
 import enum
-import random
 from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 
 from sglang.srt.environ import envs
@@ -111,8 +109,6 @@ class DeviceMixin:
     def is_cuda(self) -> bool:
         return self._enum == PlatformEnum.CUDA
 
-    def is_rocm(self) -> bool:
-        return self._enum == PlatformEnum.ROCM
 
     def is_cpu(self) -> bool:
         return self._enum == PlatformEnum.CPU
@@ -126,19 +122,12 @@ class DeviceMixin:
     def is_npu(self) -> bool:
         return self._enum == PlatformEnum.NPU
 
-    def is_tpu(self) -> bool:
-        return self._enum == PlatformEnum.TPU
 
     def is_mps(self) -> bool:
         return self._enum == PlatformEnum.MPS
 
     def is_cuda_alike(self) -> bool:
-        """True for CUDA, ROCm, or MUSA (all expose CUDA-like APIs)."""
-        return self._enum in (
-            PlatformEnum.CUDA,
-            PlatformEnum.ROCM,
-            PlatformEnum.MUSA,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def is_out_of_tree(self) -> bool:
         """True for externally-registered OOT platforms."""
@@ -216,24 +205,16 @@ class DeviceMixin:
         """
         return _DEVICE_TO_DISTRIBUTED_BACKEND.get(self.device_type, "gloo")
 
-    def get_communicator_class(self) -> type | None:
-        """[Planned] Return platform-specific communicator class, or None for default."""
-        return None
 
     # ---- Misc ----
 
     @classmethod
     def inference_mode(cls):
-        """[Planned] Return inference mode context manager."""
-        return torch.inference_mode(mode=True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @classmethod
     def seed_everything(cls, seed: int | None = None) -> None:
-        """[Planned] Set random seeds for reproducibility across all libraries."""
-        if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed)
-            torch.manual_seed(seed)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def verify_quantization(self, quant: str) -> None:
         """[Planned] Validate that a quantization method is supported. No-op by default."""
@@ -241,15 +222,7 @@ class DeviceMixin:
 
     @classmethod
     def get_cpu_architecture(cls) -> "CpuArchEnum":
-        """[Planned] Detect CPU architecture."""
-        import platform as _platform
-
-        machine = _platform.machine().lower()
-        if machine in ("x86_64", "amd64", "i386", "i686"):
-            return CpuArchEnum.X86
-        elif machine in ("arm64", "aarch64"):
-            return CpuArchEnum.ARM
-        return CpuArchEnum.UNSPECIFIED
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_torch_profiler_activity_str(self) -> str:
         """[Planned] Return the torch profiler activity string."""

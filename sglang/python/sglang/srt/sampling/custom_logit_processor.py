@@ -1,24 +1,15 @@
 import json
 from abc import ABC, abstractmethod
 from array import array
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set
 
 import dill
-import orjson
 import torch
 
 if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req
 
 
-@lru_cache(maxsize=None)
-def _cache_from_str(json_str: str):
-    """Deserialize a json string to a Callable object.
-    This function is cached to avoid redundant deserialization.
-    """
-    data = orjson.loads(json_str)
-    return dill.loads(bytes.fromhex(data["callable"]))
 
 
 class CustomLogitProcessor(ABC):
@@ -40,22 +31,9 @@ class CustomLogitProcessor(ABC):
 
     @classmethod
     def from_str(cls, json_str: str):
-        """Deserialize a callable function from a JSON string."""
-        return _cache_from_str(json_str)()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
-class DisallowedTokensLogitsProcessor(CustomLogitProcessor):
-    def __call__(
-        self,
-        logits: torch.Tensor,
-        custom_param_list: Optional[List[Dict[str, Any]]] = None,
-    ) -> torch.Tensor:
-        disallowed_token_ids = custom_param_list[0]["token_ids"]
-        assert all(
-            disallowed_token_ids == c["token_ids"] for c in custom_param_list
-        ), f"{custom_param_list=}"
-        logits[..., disallowed_token_ids] = -float("inf")
-        return logits
 
 
 class ThinkingBudgetLogitProcessor(CustomLogitProcessor):
@@ -113,28 +91,10 @@ class ThinkingBudgetLogitProcessor(CustomLogitProcessor):
         return logits
 
 
-class Glm4MoeThinkingBudgetLogitProcessor(ThinkingBudgetLogitProcessor):
-    """A logit processor that controls the length of thinking for GLM-4.5 / GLM-4.6 / GLM-4.5V / GLM-4.6V models."""
-
-    THINKING_START_TOKEN_ID: int = 151350
-    THINKING_END_TOKEN_ID: int = 151351
-    NEW_LINE_TOKEN_ID: int = 198
 
 
-class Qwen3ThinkingBudgetLogitProcessor(ThinkingBudgetLogitProcessor):
-    """A logit processor that controls the length of thinking for Qwen3 models."""
-
-    THINKING_START_TOKEN_ID: int = 151667
-    THINKING_END_TOKEN_ID: int = 151668
-    NEW_LINE_TOKEN_ID: int = 198
 
 
-class DeepSeekR1ThinkingBudgetLogitProcessor(ThinkingBudgetLogitProcessor):
-    """A logit processor that controls the length of thinking for DeepSeek-R1 models."""
-
-    THINKING_START_TOKEN_ID: int = 128798
-    THINKING_END_TOKEN_ID: int = 128799
-    NEW_LINE_TOKEN_ID: int = 201
 
 
 # Adapted from DeepSeek's implementation: https://github.com/deepseek-ai/DeepSeek-OCR/blob/main/DeepSeek-OCR-master/DeepSeek-OCR-vllm/process/ngram_norepeat.py

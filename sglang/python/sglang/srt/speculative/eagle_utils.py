@@ -46,15 +46,10 @@ _is_cpu = is_cpu()
 
 logger = logging.getLogger(__name__)
 
-if _is_cuda or _is_hip or _is_musa:
+if _is_cuda:
     from sgl_kernel import (
         build_tree_kernel_efficient as sgl_build_tree_kernel_efficient,
     )
-elif _is_cpu:
-    from sgl_kernel import (
-        build_tree_kernel_efficient_cpu as sgl_build_tree_kernel_efficient_cpu,
-    )
-    from sgl_kernel import verify_tree_greedy_cpu as sgl_verify_tree_greedy_cpu
 
 
 def per_step_draft_out_cache_loc(
@@ -103,30 +98,7 @@ def organize_draft_results(
     parents_list: List[torch.Tensor],
     num_draft_token: int,
 ):
-    # b, n, topk; n = 1 + (num_steps-1) * topk
-    score_list = torch.cat(score_list, dim=1).flatten(1)
-    # b, (topk + (num_steps-1) * topk)
-    ss_token_list = torch.cat(token_list, dim=1)
-    top_scores = torch.topk(score_list, num_draft_token - 1, dim=-1)
-    top_scores_index = top_scores.indices
-    top_scores_index = torch.sort(top_scores_index).values
-    maybe_detect_oob(
-        top_scores_index,
-        0,
-        ss_token_list.shape[1],
-        "organize_draft_results: top_scores_index OOB for gather on ss_token_list",
-    )
-    draft_tokens = torch.gather(ss_token_list, index=top_scores_index, dim=1)
-
-    if len(parents_list) > 1:
-        parent_list = torch.cat(parents_list[:-1], dim=1)
-    else:
-        batch_size = parents_list[0].shape[0]
-        parent_list = torch.empty(
-            batch_size, 0, dtype=torch.long, device=parents_list[0].device
-        )
-
-    return parent_list, top_scores_index, draft_tokens
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class TreeMaskMode(IntEnum):
@@ -138,7 +110,7 @@ class TreeMaskMode(IntEnum):
 def default_tree_mask_mode() -> TreeMaskMode:
     # The CPU verify attention kernel (intel_amx) consumes the qlen x qlen
     # QLEN_ONLY tree mask directly; FULL_MASK is for the GPU kernels.
-    return TreeMaskMode.QLEN_ONLY if _is_cpu else TreeMaskMode.FULL_MASK
+    return TreeMaskMode.FULL_MASK
 
 
 def build_tree_kernel_efficient(
@@ -216,66 +188,20 @@ def build_tree_kernel_efficient(
     # then, positions = [7, 8, 8, 9]
     positions = torch.empty((bs * num_verify_tokens,), device=device, dtype=torch.long)
 
-    if _is_npu:
-        torch.ops.npu.build_tree_kernel_efficient(
-            parent_list.to(dtype=torch.int64),
-            top_scores_index,
-            seq_lens,
-            tree_mask,
-            positions,
-            retrieve_index,
-            retrieve_next_token,
-            retrieve_next_sibling,
-            topk,
-            spec_steps,
-            num_verify_tokens,
-            tree_mask_mode,
-        )
-    elif _is_xpu:
-        sgl_build_tree_kernel_triton(
-            parent_list,
-            top_scores_index,
-            seq_lens,
-            tree_mask,
-            positions,
-            retrieve_index,
-            retrieve_next_token,
-            retrieve_next_sibling,
-            topk,
-            spec_steps,
-            num_verify_tokens,
-            tree_mask_mode,
-        )
-    elif _is_cpu:
-        sgl_build_tree_kernel_efficient_cpu(
-            parent_list,
-            top_scores_index,
-            seq_lens,
-            tree_mask,
-            positions,
-            retrieve_index,
-            retrieve_next_token,
-            retrieve_next_sibling,
-            topk,
-            spec_steps,
-            num_verify_tokens,
-            tree_mask_mode,
-        )
-    else:
-        sgl_build_tree_kernel_efficient(
-            parent_list,
-            top_scores_index,
-            seq_lens,
-            tree_mask,
-            positions,
-            retrieve_index,
-            retrieve_next_token,
-            retrieve_next_sibling,
-            topk,
-            spec_steps,
-            num_verify_tokens,
-            tree_mask_mode,
-        )
+    sgl_build_tree_kernel_efficient(
+        parent_list,
+        top_scores_index,
+        seq_lens,
+        tree_mask,
+        positions,
+        retrieve_index,
+        retrieve_next_token,
+        retrieve_next_sibling,
+        topk,
+        spec_steps,
+        num_verify_tokens,
+        tree_mask_mode,
+    )
     return (
         tree_mask,
         positions,
@@ -300,39 +226,7 @@ def sgl_build_tree_kernel_triton(
     draft_token_num: int,
     tree_mask_mode: TreeMaskMode = TreeMaskMode.FULL_MASK,
 ):
-    """Triton-based implementation."""
-    # TODO: Add support for QLEN_ONLY_BITPACKING mode
-    if tree_mask_mode == TreeMaskMode.QLEN_ONLY_BITPACKING:
-        raise NotImplementedError(
-            "QLEN_ONLY_BITPACKING is not supported in Triton implementation"
-        )
-
-    batch_size = verified_seq_len.shape[0]
-    seq_len_prefix_sum = torch.cumsum(verified_seq_len, dim=0) - verified_seq_len
-
-    # Launch kernel with one program per batch item
-    grid = (batch_size,)
-
-    sgl_build_tree_kernel_efficient_triton[grid](
-        parent_list,
-        selected_index,
-        verified_seq_len,
-        seq_len_prefix_sum,
-        tree_mask,
-        positions,
-        retrieve_index,
-        retrieve_next_token,
-        retrieve_next_sibling,
-        topk=topk,
-        depth=depth,
-        draft_token_num=draft_token_num,
-        tree_mask_mode=int(tree_mask_mode),
-        batch_size=batch_size,
-        parent_list_stride=(
-            parent_list.stride(0) if parent_list.dim() > 1 else parent_list.shape[0]
-        ),
-        selected_index_stride=selected_index.stride(0),
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def verify_tree_greedy_triton(
@@ -345,27 +239,7 @@ def verify_tree_greedy_triton(
     retrieve_next_sibling: torch.Tensor,
     target_predict: torch.Tensor,
 ):
-    """Triton-based implementation."""
-    batch_size = candidates.shape[0]
-    num_speculative_tokens = accept_index.shape[1]
-    num_draft_tokens = candidates.shape[1]
-
-    # Launch kernel with one program per batch item
-    grid = (batch_size,)
-
-    verify_tree_greedy_kernel_triton[grid](
-        predicts,
-        accept_index,
-        accept_token_num,
-        candidates,
-        retrieve_index,
-        retrieve_next_token,
-        retrieve_next_sibling,
-        target_predict,
-        batch_size=batch_size,
-        num_speculative_tokens=num_speculative_tokens,
-        num_draft_tokens=num_draft_tokens,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def verify_tree_greedy_func(
@@ -379,7 +253,7 @@ def verify_tree_greedy_func(
     target_predict: torch.Tensor,
     topk: int = -1,
 ):
-    if _is_cuda or _is_hip or _is_musa:
+    if _is_cuda:
         from sgl_kernel import verify_tree_greedy
 
         verify_tree_greedy(
@@ -391,46 +265,6 @@ def verify_tree_greedy_func(
             retrive_index=retrieve_index,
             retrive_next_token=retrieve_next_token,
             retrive_next_sibling=retrieve_next_sibling,
-            target_predict=target_predict,
-        )
-
-    elif _is_cpu:
-        sgl_verify_tree_greedy_cpu(
-            predicts=predicts,  # mutable
-            accept_index=accept_index,  # mutable
-            accept_token_num=accept_token_num,  # mutable
-            candidates=candidates,
-            # kwarg LHS retained as `retrive_*` to match the CUDA op schema, so
-            # the CPU/CUDA call sites stay grep-symmetric.
-            retrive_index=retrieve_index,
-            retrive_next_token=retrieve_next_token,
-            retrive_next_sibling=retrieve_next_sibling,
-            target_predict=target_predict,
-        )
-
-    elif _is_npu:
-        from sgl_kernel_npu.sample.verify_tree_greedy import verify_tree_greedy
-
-        verify_tree_greedy(
-            predicts=predicts,
-            accept_index=accept_index,
-            accept_token_num=accept_token_num,
-            candidates=candidates,
-            # kwarg LHS retained as `retrive_*` to match sgl_kernel op schema.
-            retrive_index=retrieve_index,
-            retrive_next_token=retrieve_next_token,
-            retrive_next_sibling=retrieve_next_sibling,
-            target_predict=target_predict,
-        )
-    elif _is_xpu:
-        verify_tree_greedy_triton(
-            predicts=predicts,
-            accept_index=accept_index,
-            accept_token_num=accept_token_num,
-            candidates=candidates,
-            retrieve_index=retrieve_index,
-            retrieve_next_token=retrieve_next_token,
-            retrieve_next_sibling=retrieve_next_sibling,
             target_predict=target_predict,
         )
     return predicts, accept_index, accept_token_num
@@ -580,39 +414,7 @@ def _seeded_verify_coins(
     draft_token_num: int,
     device,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Derive deterministic verify-side coins from per-request sampling seeds.
-
-    Mirrors the main seeded-sampling path: murmur_hash32(seed, seq_lens,
-    column) mapped to [0, 1). Columns [0, draft_token_num) drive the
-    per-draft rejection coins; column draft_token_num drives the final
-    fallback-sampling coin.
-
-    Scope: this seeds only the verify-side RNG. With rejection sampling the
-    draft workers still pick candidates via unseeded multinomial
-    (fast_sample in eagle_worker_v2), so that mode stays non-deterministic
-    until the draft RNG is seeded in a follow-up; top-k/greedy draft
-    selection is already deterministic.
-    """
-    from sglang.kernels.ops.sampling.murmur_hash import murmur_hash32
-
-    cols = torch.arange(draft_token_num + 1, device=device, dtype=torch.int64)
-    hashed = murmur_hash32(
-        sampling_seed.to(torch.uint64), seq_lens.to(torch.uint64), cols
-    )
-    uniforms = hashed.to(torch.float64) / torch.iinfo(torch.uint32).max
-    # The float32 cast rounds the top 129 uint32 hashes to exactly 1.0, but
-    # the sampling kernels expect half-open [0, 1) coins: a 1.0 coin walks
-    # past the last CDF bucket and can return a zero-probability token.
-    # Clamp to the largest float32 below one; every other coin value is
-    # untouched, so previously verified bitwise baselines stay intact.
-    max_coin = 1.0 - 2**-24
-    coins = (
-        uniforms[:, :draft_token_num].to(torch.float32).clamp_(max=max_coin)
-    ).contiguous()
-    coins_for_final_sampling = (
-        uniforms[:, draft_token_num].to(torch.float32).clamp_(max=max_coin)
-    ).contiguous()
-    return coins, coins_for_final_sampling
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _verify_coins(
@@ -720,7 +522,7 @@ def eagle_sample(
 
     # Sample tokens
     target_predict = None
-    if sampling_info.is_all_greedy or _is_cpu or _is_npu or _is_hip or _is_xpu:
+    if sampling_info.is_all_greedy:
         target_predict = torch.argmax(next_token_logits, dim=-1)
         target_predict = target_predict.reshape(bs, verify_input.draft_token_num)
         predict, accept_index, num_correct_drafts = verify_tree_greedy_func(

@@ -40,23 +40,5 @@ class FrozenKVMTPContext:
         return self.physical_layer_ids[idx]
 
 
-@dataclass
-class FrozenKVMTPDraftInput(EagleDraftInput):
-    """Draft input for Frozen-KV MTP.
-
-    Frozen-KV MTP currently reuses the EAGLE scheduler/attention contract, but
-    has a dedicated type so algorithm-specific behavior can move here over time.
-    """
-
-    def __post_init__(self):
-        SpecInput.__init__(self, SpecInputType.FROZEN_KV_MTP_DRAFT)
 
 
-@dataclass
-class FrozenKVMTPVerifyInput(EagleVerifyInput):
-    """Verify input for Frozen-KV MTP."""
-
-    def __post_init__(self):
-        # Run EagleVerifyInput's width auto-fill, then correct the type tag.
-        super().__post_init__()
-        self.spec_input_type = SpecInputType.FROZEN_KV_MTP_VERIFY

@@ -1,8 +1,6 @@
 import logging
 from typing import Optional
 
-import numpy as np
-import pybase64
 import torch
 
 from sglang.srt.configs.model_config import ModelConfig, get_num_indexer_layers
@@ -59,27 +57,9 @@ def set_global_indexer_capturer(capturer: Optional[IndexerTopkCapturer]):
 def maybe_capture_indexer_topk(
     layer_id: int, topk_indices: Optional[torch.Tensor]
 ) -> Optional[torch.Tensor]:
-    """Capture topk for layer_id if a capturer is set; pass through unchanged.
-
-    Works in both expression context (`return maybe_capture_indexer_topk(...)`)
-    and statement context (call for side-effect, ignore return).
-    """
-    if topk_indices is None:
-        return None
-    if (cap := get_global_indexer_capturer()) is not None:
-        cap.capture(layer_id=layer_id, topk_indices=topk_indices)
-    return topk_indices
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-def extract_indexer_topk_from_meta_info(data):
-    # Mirrors extract_routed_experts_from_meta_info: indices are returned as
-    # base64-encoded int32 bytes. Caller reshapes to (seqlen-1, num_indexer_layers,
-    # index_topk).
-    indexer_topk_base64 = data["meta_info"].get("indexer_topk", None)
-    indexer_topk = np.frombuffer(
-        pybase64.b64decode(indexer_topk_base64.encode("utf-8")), dtype=np.int32
-    )
-    return indexer_topk
 
 
 def create_indexer_capturer(

@@ -1,7 +1,5 @@
 from typing import Any, Optional
 
-import numpy as np
-import pybase64
 import torch
 
 from sglang.srt.configs.model_config import ModelConfig
@@ -107,13 +105,7 @@ class RoutedExpertsCapturer(BaseTopkCapturer):
             )
 
     def capture(self, layer_id: int, topk_indices: torch.Tensor):
-        if get_moe_a2a_backend().is_deepep():
-            local_topk = topk_indices
-            topk_indices = self.gather_buffer[
-                : local_topk.size(0) * get_parallel().attn_tp_size
-            ]
-            attn_tp_all_gather_into_tensor(topk_indices, local_topk)
-        super().capture(layer_id, topk_indices)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _get_local_slice(
         self,
@@ -121,20 +113,7 @@ class RoutedExpertsCapturer(BaseTopkCapturer):
         can_run_graph: bool,
         cuda_graph_batch: Optional[int],
     ) -> torch.Tensor:
-        # Under DeepEP, capture() already attn_tp_all_gathered into the head of
-        # the per-rank buffer, so the local DP rank's data lives at [0:N_local]
-        # rather than at the global [start_pos:end_pos] offset.
-        if is_dp_attention_enabled() and not get_moe_a2a_backend().is_deepep():
-            # GPU->CPU sync would break overlap; operate on CPU directly.
-            local_start_pos, local_num_tokens = get_dp_local_slice_cpu(
-                forward_batch, can_run_graph, cuda_graph_batch
-            )
-            local_end_pos = local_start_pos + local_num_tokens
-        else:
-            local_start_pos, local_end_pos = 0, forward_batch.out_cache_loc.shape[0]
-        return self.device_cache.buffer[
-            local_start_pos:local_end_pos, :, : self.topk_size
-        ]
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def get_global_experts_capturer() -> Optional[RoutedExpertsCapturer]:
@@ -149,15 +128,6 @@ def set_global_experts_capturer(capturer: Optional[RoutedExpertsCapturer]):
     get_resources().experts_capturer = capturer
 
 
-def extract_routed_experts_from_meta_info(data):
-    # To solve the performance issue, we return the experts_ids in base64
-    # We left this function for user to change it back to normal int32
-    # See detokenizer_manager::_extract_routed_experts
-    routed_experts_base64 = data["meta_info"].get("routed_experts", None)
-    routed_experts = np.frombuffer(
-        pybase64.b64decode(routed_experts_base64.encode("utf-8")), dtype=np.int32
-    )
-    return routed_experts
 
 
 def disable_routed_experts_capture_for_draft(model: Any) -> None:

@@ -26,41 +26,14 @@ class _AsyncNanWarner:
         self._warned = False
 
     def check(self, tensor: torch.Tensor, msg: str):
-        if self._warned or not tensor.is_cuda:
-            return
-        if self._dev is None:
-            self._dev = torch.zeros(1, dtype=torch.int32, device=tensor.device)
-            self._host = torch.zeros(1, dtype=torch.int32, pin_memory=True)
-
-        # Report a hit enqueued on an earlier step (pinned read, no sync).
-        if int(self._host[0]):
-            logger.warning(
-                "NaN detected in %s; values were sanitized before sampling. "
-                "This usually indicates numerical overflow (e.g. fp16 "
-                "activations) or an upstream bug producing NaN. "
-                "Logged once; further occurrences are silent.",
-                msg,
-            )
-            self._warned = True
-            return
-
-        # Enqueue this step's detection (async, no sync).
-        self._dev.add_(torch.isnan(tensor).any().to(torch.int32))
-        self._host.copy_(self._dev, non_blocking=True)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 _nan_warner = _AsyncNanWarner()
 
 
 def maybe_warn_nan(tensor: Optional[torch.Tensor], msg: str = ""):
-    """Non-fatal counterpart of maybe_detect_nan: throttled sync-free warning
-    instead of crashing. Callers sanitize the tensor themselves."""
-    if envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
-        # The hard assert path already covers detection.
-        return
-    if tensor is None:
-        return
-    _nan_warner.check(tensor, msg)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def sanitize_nan_logits(logits: torch.Tensor, msg: str = ""):
@@ -76,10 +49,6 @@ def sanitize_nan_logits(logits: torch.Tensor, msg: str = ""):
     torch.nan_to_num_(logits, nan=-1e30, posinf=1e30, neginf=-1e30)
 
 
-def maybe_assert_async(cond: torch.Tensor, msg: str = ""):
-    if not envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
-        return
-    torch._assert_async(cond, msg)
 
 
 def maybe_detect_nan(tensor: Optional[torch.Tensor], msg: str = ""):
@@ -102,17 +71,6 @@ def maybe_detect_inf(tensor: Optional[torch.Tensor], msg: str = ""):
     torch._assert_async(~torch.any(torch.isinf(tensor)), f"Inf detected! {msg}")
 
 
-def maybe_detect_in_closed_range(
-    tensor: Optional[torch.Tensor], low: float, high: float, msg: str = ""
-):
-    if not envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
-        return
-    if tensor is None or tensor.numel() == 0:
-        return
-    torch._assert_async(
-        ((tensor >= low) & (tensor <= high)).all(),
-        f"value outside [{low}, {high}]: {msg}",
-    )
 
 
 def maybe_detect_oob(indices: Optional[torch.Tensor], low: int, high: int, msg: str):
@@ -135,15 +93,3 @@ def maybe_detect_oob(indices: Optional[torch.Tensor], low: int, high: int, msg: 
     )
 
 
-def maybe_detect_page_aligned(
-    indices: Optional[torch.Tensor], page_size: int, msg: str
-):
-    """Async page-alignment check on slot ids."""
-    if not envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
-        return
-    if indices is None or indices.numel() == 0 or page_size <= 1:
-        return
-    torch._assert_async(
-        (indices % page_size == 0).all(),
-        f"page-misaligned indices (page_size={page_size}): {msg}",
-    )

@@ -19,18 +19,7 @@ _cuda_backend_enabled: bool | None = None
 
 
 def _try_cuda_backend() -> bool:
-    """Try to enable torchcodec CUDA backend. Caches result after first call."""
-    global _cuda_backend_enabled
-    if _cuda_backend_enabled is not None:
-        return _cuda_backend_enabled
-    try:
-        from torchcodec.decoders import set_cuda_backend
-
-        set_cuda_backend("beta")
-        _cuda_backend_enabled = True
-    except Exception:
-        _cuda_backend_enabled = False
-    return _cuda_backend_enabled
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class VideoDecoderWrapper:
@@ -101,62 +90,8 @@ class VideoDecoderWrapper:
         else:
             return self._decoder.get_avg_fps()
 
-    def get_frames_at(self, indices: list) -> np.ndarray:
-        """Return frames at given indices as numpy array with shape (N, H, W, C)."""
-        if _BACKEND == "torchcodec":
-            batch = self._decoder.get_frames_at(indices)
-            return batch.data.numpy()
-        else:
-            return self._decoder.get_batch(indices).asnumpy()
 
-    def get_frames_as_tensor(self, indices: list):
-        """Return frames at given indices as a torch tensor (NHWC, uint8, pinned memory)."""
-        import torch
 
-        if (
-            _BACKEND == "torchcodec"
-            and self._num_decode_threads != 1
-            and len(indices) > 1
-        ):
-            num_threads = self._num_decode_threads
-            if num_threads <= 0:
-                num_threads = min(os.cpu_count() or 8, 16)
-            num_threads = min(num_threads, len(indices))
-            if num_threads > 1:
-                return self._parallel_decode(indices, num_threads)
-
-        if _BACKEND == "torchcodec":
-            batch = self._decoder.get_frames_at(indices)
-            return batch.data.pin_memory()
-        else:
-            arr = self._decoder.get_batch(indices).asnumpy()
-            return torch.from_numpy(arr).pin_memory()
-
-    def _parallel_decode(self, indices, num_threads):
-        """Decode frames using multiple VideoDecoder instances in parallel threads."""
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        import torch
-
-        chunks = [list(c) for c in np.array_split(indices, num_threads) if len(c) > 0]
-        source = self._source
-        kwargs = self._tc_kwargs
-
-        def _decode_chunk(chunk):
-            d = VideoDecoder(source, **kwargs)
-            return d.get_frames_at(chunk).data
-
-        with ThreadPoolExecutor(max_workers=len(chunks)) as executor:
-            future_to_idx = {
-                executor.submit(_decode_chunk, chunk): idx
-                for idx, chunk in enumerate(chunks)
-            }
-            results = [None] * len(chunks)
-            for future in as_completed(future_to_idx):
-                idx = future_to_idx[future]
-                results[idx] = future.result()
-
-        return torch.cat(results, dim=0).pin_memory()
 
     @property
     def source_bytes(self) -> bytes | None:
@@ -171,11 +106,7 @@ class VideoDecoderWrapper:
         return None
 
     def close(self):
-        """Explicitly clean up temporary files."""
-        if self._tmp_path is not None:
-            if os.path.exists(self._tmp_path):
-                os.unlink(self._tmp_path)
-            self._tmp_path = None
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def __del__(self):
         self.close()

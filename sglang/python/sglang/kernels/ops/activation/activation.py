@@ -76,26 +76,8 @@ def _run_activation_inplace(
     module.run_activation(input_2d, out_2d, op_name)
 
 
-@register_custom_op(mutates_args=["out"])
-def _run_activation_with_rounding_inplace(
-    op_name: str, input: torch.Tensor, out: torch.Tensor
-) -> None:
-    hidden_size = input.shape[-1] // 2
-    # Fast-math changes FP16 SiLU at eager rounding boundaries on SM90.
-    module = activation_module(input.dtype, fast_math=False)
-    input_2d = input.view(-1, hidden_size * 2)
-    out_2d = out.view(-1, hidden_size)
-    module.run_activation_with_rounding(input_2d, out_2d, op_name)
 
 
-@register_custom_op(mutates_args=["input"])
-def _run_silu_and_mul_with_rounding_inplace(input: torch.Tensor) -> None:
-    hidden_size = input.shape[-1] // 2
-    module = activation_module(input.dtype, fast_math=False)
-    input_2d = input.view(-1, hidden_size * 2)
-    module.run_activation_with_rounding_input_inplace(
-        input_2d, input_2d[:, :hidden_size], "silu"
-    )
 
 
 @register_custom_op(mutates_args=["out"])
@@ -106,11 +88,7 @@ def _run_activation_filtered_inplace(
     expert_ids: torch.Tensor,
     expert_step: int,
 ) -> None:
-    hidden_size = input.shape[-1] // 2
-    module = activation_module(input.dtype)
-    input_2d = input.view(-1, hidden_size * 2)
-    out_2d = out.view(-1, hidden_size)
-    module.run_activation_filtered(input_2d, out_2d, expert_ids, expert_step, op_name)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def run_activation(
@@ -138,13 +116,6 @@ def run_activation(
     return out
 
 
-@register_custom_op(mutates_args=["out"])
-def _run_unary_activation_inplace(
-    op_name: str, input: torch.Tensor, out: torch.Tensor
-) -> None:
-    last = input.shape[-1]
-    module = activation_module(input.dtype)
-    module.run_unary_activation(input.view(-1, last), out.view(-1, last), op_name)
 
 
 def run_unary_activation(
@@ -152,26 +123,14 @@ def run_unary_activation(
     input: torch.Tensor,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Apply a standalone (non-gated) element-wise activation: ``out = act(input)``.
-
-    Unlike :func:`run_activation`, there is no gate/up split — ``input`` and
-    ``out`` share the same shape.
-    """
-    assert (
-        op_name in SUPPORTED_UNARY_ACTIVATIONS
-    ), f"Unsupported unary activation: {op_name}"
-    if out is None:
-        out = torch.empty_like(input)
-    _run_unary_activation_inplace(op_name, input, out)
-    return out
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def relu2(
     input: torch.Tensor,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Squared ReLU: ``out = max(0, input) ** 2`` (element-wise)."""
-    return run_unary_activation("relu2", input, out)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def silu_and_mul(
@@ -183,21 +142,8 @@ def silu_and_mul(
     return run_activation("silu", input, out, expert_ids, expert_step)
 
 
-def silu_and_mul_with_activation_rounding(
-    input: torch.Tensor,
-    out: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    hidden_size = input.shape[-1] // 2
-    if out is None:
-        out = input.new_empty(*input.shape[:-1], hidden_size)
-    _run_activation_with_rounding_inplace("silu", input, out)
-    return out
 
 
-def silu_and_mul_with_activation_rounding_(input: torch.Tensor) -> torch.Tensor:
-    hidden_size = input.shape[-1] // 2
-    _run_silu_and_mul_with_rounding_inplace(input)
-    return input[..., :hidden_size]
 
 
 def gelu_and_mul(
@@ -206,7 +152,7 @@ def gelu_and_mul(
     expert_ids: Optional[torch.Tensor] = None,
     expert_step: int = 1,
 ) -> torch.Tensor:
-    return run_activation("gelu", input, out, expert_ids, expert_step)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def gelu_tanh_and_mul(
@@ -215,4 +161,4 @@ def gelu_tanh_and_mul(
     expert_ids: Optional[torch.Tensor] = None,
     expert_step: int = 1,
 ) -> torch.Tensor:
-    return run_activation("gelu_tanh", input, out, expert_ids, expert_step)
+    raise NotImplementedError("removed by slim: never run in any recording")

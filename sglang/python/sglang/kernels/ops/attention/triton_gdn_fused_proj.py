@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
@@ -109,40 +108,7 @@ def fused_qkvzba_split_reshape_cat(
     head_qk,
     head_v,
 ):
-    batch, seq_len = mixed_qkvz.shape[0], 1
-    qkv_dim_t = num_heads_qk * head_qk * 2 + num_heads_v * head_v
-    mixed_qkv = torch.empty(
-        [batch * seq_len, qkv_dim_t],
-        dtype=mixed_qkvz.dtype,
-        device=mixed_qkvz.device,
-    )
-    z = torch.empty(
-        [batch * seq_len, num_heads_v, head_v],
-        dtype=mixed_qkvz.dtype,
-        device=mixed_qkvz.device,
-    )
-    b = torch.empty(
-        [batch * seq_len, num_heads_v],
-        dtype=mixed_ba.dtype,
-        device=mixed_ba.device,
-    )
-    a = torch.empty_like(b)
-    grid = (batch * seq_len, num_heads_qk)
-    fused_qkvzba_split_reshape_cat_kernel[grid](
-        mixed_qkv,
-        z,
-        b,
-        a,
-        mixed_qkvz,
-        mixed_ba,
-        num_heads_qk,
-        num_heads_v,
-        head_qk,
-        head_v,
-        num_warps=1,
-        num_stages=3,
-    )
-    return mixed_qkv, z, b, a
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # =============================================================================
@@ -262,52 +228,7 @@ def fused_qkvzba_split_reshape_cat_contiguous(
     head_qk,
     head_v,
 ):
-    """Fused split/reshape/cat for CONTIGUOUS input format (Qwen3.5).
-
-    Input layout:
-        mixed_qkvz: [all_q | all_k | all_v | all_z]
-        mixed_ba:   [all_b | all_a]
-
-    Output layout (same as fused_qkvzba_split_reshape_cat):
-        mixed_qkv: [all_q | all_k | all_v]  (z stripped)
-        z: [num_v_heads, head_v]
-        b: [num_v_heads]
-        a: [num_v_heads]
-    """
-    batch, seq_len = mixed_qkvz.shape[0], 1
-    qkv_dim_t = num_heads_qk * head_qk * 2 + num_heads_v * head_v
-    mixed_qkv = torch.empty(
-        [batch * seq_len, qkv_dim_t],
-        dtype=mixed_qkvz.dtype,
-        device=mixed_qkvz.device,
-    )
-    z = torch.empty(
-        [batch * seq_len, num_heads_v, head_v],
-        dtype=mixed_qkvz.dtype,
-        device=mixed_qkvz.device,
-    )
-    b = torch.empty(
-        [batch * seq_len, num_heads_v],
-        dtype=mixed_ba.dtype,
-        device=mixed_ba.device,
-    )
-    a = torch.empty_like(b)
-    grid = (batch * seq_len, num_heads_qk)
-    fused_qkvzba_split_reshape_cat_contiguous_kernel[grid](
-        mixed_qkv,
-        z,
-        b,
-        a,
-        mixed_qkvz,
-        mixed_ba,
-        num_heads_qk,
-        num_heads_v,
-        head_qk,
-        head_v,
-        num_warps=1,
-        num_stages=3,
-    )
-    return mixed_qkv, z, b, a
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @triton.jit
@@ -353,55 +274,3 @@ def fused_qkv_split_gdn_prefill_kernel(
     tl.store(v + i_t * v_dim + v_offsets, values, mask=v_mask)
 
 
-def fused_qkv_split_gdn_prefill(
-    mixed_qkv: torch.Tensor,
-    num_q_heads: int,
-    num_k_heads: int,
-    num_v_heads: int,
-    head_q: int,
-    head_k: int,
-    head_v: int,
-):
-    """Split packed post-conv GDN QKV into contiguous FLA prefill tensors.
-
-    `mixed_qkv` is laid out per token as `[all_q | all_k | all_v]`. The FLA
-    chunk kernels consume separate contiguous `[1, T, H, D]` tensors, so this
-    fused split replaces three independent `aten::copy_` kernels from the
-    generic FLA input guard. `mixed_qkv` may be a strided `[T, qkv_dim]` view.
-    """
-    seq_len = mixed_qkv.shape[0]
-    q = torch.empty(
-        (1, seq_len, num_q_heads, head_q),
-        dtype=mixed_qkv.dtype,
-        device=mixed_qkv.device,
-    )
-    k = torch.empty(
-        (1, seq_len, num_k_heads, head_k),
-        dtype=mixed_qkv.dtype,
-        device=mixed_qkv.device,
-    )
-    v = torch.empty(
-        (1, seq_len, num_v_heads, head_v),
-        dtype=mixed_qkv.dtype,
-        device=mixed_qkv.device,
-    )
-
-    qkv_dim = num_q_heads * head_q + num_k_heads * head_k + num_v_heads * head_v
-    fused_qkv_split_gdn_prefill_kernel[(seq_len,)](
-        q,
-        k,
-        v,
-        mixed_qkv,
-        mixed_qkv.stride(0),
-        mixed_qkv.stride(1),
-        num_q_heads,
-        num_k_heads,
-        num_v_heads,
-        head_q,
-        head_k,
-        head_v,
-        BLOCK_SIZE=triton.next_power_of_2(qkv_dim),
-        num_warps=8,
-        num_stages=3,
-    )
-    return q, k, v

@@ -58,14 +58,6 @@ _U64_MASK: int = (1 << 64) - 1
 
 
 def splitmix64(value: int) -> int:
-    x = value & _U64_MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _U64_MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _U64_MASK
-    return (x ^ (x >> 31)) & _U64_MASK
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-def splitmix64_mix3(a: int, b: int, c: int) -> int:
-    h = splitmix64(a & _U64_MASK)
-    h = splitmix64(h ^ (b & _U64_MASK))
-    h = splitmix64(h ^ (c & _U64_MASK))
-    return h

@@ -1,5 +1,4 @@
 import logging
-from typing import Optional, Tuple
 
 import torch
 import triton
@@ -13,7 +12,7 @@ logger = logging.getLogger(__name__)
 _is_cuda = is_cuda()
 _is_musa = is_musa()
 
-if _is_cuda or _is_musa:
+if _is_cuda:
     from sglang.kernels.ops.quantization.fp8_kernel import (
         sglang_per_token_group_quant_fp8 as per_token_group_quant_fp8,
     )
@@ -21,58 +20,8 @@ if _is_cuda or _is_musa:
 import triton.language as tl
 
 
-def _get_launch_config_1d(device, numel):
-    MAX_THREADS_PER_BLOCK = 1024
-    MIN_THREADS_PER_BLOCK = 512
-    MAX_WAVES = 8  # empirical numbers
-
-    props = torch.cuda.get_device_properties(device)
-    sm_count = props.multi_processor_count
-    max_threads_per_sm = props.max_threads_per_multi_processor
-    max_num_blocks = sm_count * max_threads_per_sm // MAX_THREADS_PER_BLOCK
-
-    block_dim = MAX_THREADS_PER_BLOCK
-
-    def get_num_blocks(block_dim):
-        return triton.cdiv(numel, block_dim)
-
-    while (
-        block_dim > MIN_THREADS_PER_BLOCK
-        and get_num_blocks(block_dim // 2) <= max_num_blocks
-    ):
-        block_dim = block_dim // 2
-
-    num_blocks = get_num_blocks(block_dim)
-    grid_dim = min(num_blocks, max_num_blocks * MAX_WAVES)
-
-    return (grid_dim,), block_dim
 
 
-def _get_launch_config_2d(device, m, n):
-    MAX_THREADS_PER_BLOCK = 1024
-    MIN_THREADS_PER_BLOCK = 512
-    MAX_WAVES = 8  # empirical numbers
-
-    props = torch.cuda.get_device_properties(device)
-    sm_count = props.multi_processor_count
-    max_threads_per_sm = props.max_threads_per_multi_processor
-    max_num_blocks = sm_count * max_threads_per_sm // MAX_THREADS_PER_BLOCK
-
-    block_dim = MAX_THREADS_PER_BLOCK
-
-    def get_num_blocks(block_dim):
-        return m * triton.cdiv(n, block_dim)
-
-    while (
-        block_dim > MIN_THREADS_PER_BLOCK
-        and get_num_blocks(block_dim // 2) <= max_num_blocks
-    ):
-        block_dim = block_dim // 2
-
-    grid_dim_x = triton.cdiv(n, block_dim)
-    grid_dim_y = max(min(m, max_num_blocks * MAX_WAVES // grid_dim_x), 1)
-
-    return (grid_dim_y, grid_dim_x), block_dim
 
 
 @triton.jit
@@ -166,38 +115,9 @@ def deepep_compute_src2dst_triton_kernel(
 
 
 def deepep_run_moe_deep_preprocess(topk_ids: torch.Tensor, num_experts: int):
-    reorder_topk_ids, reorder_ids = torch.sort(topk_ids.view(-1), stable=True)
-    seg_indptr = torch.empty(num_experts + 1, device=topk_ids.device, dtype=torch.int64)
-    src2dst = torch.empty(topk_ids.numel(), device=topk_ids.device, dtype=torch.int64)
-
-    # Find offset
-    expert_ids = torch.arange(
-        num_experts + 1, device=topk_ids.device, dtype=reorder_topk_ids.dtype
-    )
-    torch.searchsorted(reorder_topk_ids, expert_ids, out=seg_indptr)
-    num_minus_one = seg_indptr[0]
-    seg_indptr = seg_indptr - num_minus_one
-
-    BLOCK_SIZE = 512
-    grid = (triton.cdiv(topk_ids.numel(), BLOCK_SIZE),)
-    deepep_compute_src2dst_triton_kernel[grid](
-        reorder_ids, src2dst, topk_ids.numel(), num_minus_one, BLOCK_SIZE
-    )
-    reorder_topk_ids = reorder_topk_ids[num_minus_one:]
-    return reorder_topk_ids, src2dst, seg_indptr
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-def cutlass_w4_run_moe_ep_preproess(topk_ids: torch.Tensor):
-    _, reorder_ids = torch.sort(topk_ids.view(-1), stable=True)
-
-    BLOCK_SIZE = 512
-    grid = (triton.cdiv(topk_ids.numel(), BLOCK_SIZE),)
-    src2dst = torch.empty(topk_ids.numel(), device=topk_ids.device, dtype=torch.int32)
-    compute_src2dst_triton_kernel[grid](
-        reorder_ids, src2dst, topk_ids.numel(), BLOCK_SIZE
-    )
-
-    return src2dst
 
 
 @triton.jit
@@ -245,32 +165,6 @@ def pre_reorder_triton_kernel_for_cutlass_moe(
                 tl.store(dst_ptr_offs + dst_idx * hidden_size, out_data, mask=mask)
 
 
-def pre_reorder_for_cutlass_moe(
-    input,
-    gateup_input,
-    src2dst,
-    topk_ids,
-    a1_scales,
-    num_local_experts,
-    topk,
-    num_tokens,
-    hidden_size,
-):
-    grid, block_dim = _get_launch_config_2d(input.device, num_tokens, hidden_size)
-
-    pre_reorder_triton_kernel_for_cutlass_moe[grid](
-        input_ptr=input,
-        gateup_input_ptr=gateup_input,
-        src2dst_ptr=src2dst,
-        topk_ids_ptr=topk_ids,
-        a1_scales_ptr=a1_scales,
-        num_local_experts=num_local_experts,
-        topk=topk,
-        num_tokens=num_tokens,
-        hidden_size=hidden_size,
-        BLOCK_SIZE=block_dim,
-        NUM_STAGES=3,
-    )
 
 
 # copy from https://github.com/ModelTC/lightllm/blob/a000ab69098654df4731f5b12587dd4e7f0a4f41/lightllm/common/fused_moe/moe_silu_and_mul_mix_quant_ep.py
@@ -369,135 +263,6 @@ def _silu_and_mul_post_quant_kernel(
         )
 
 
-def silu_and_mul_masked_post_quant_fwd(
-    input: torch.Tensor,
-    output: torch.Tensor,
-    output_scale: torch.Tensor,
-    quant_group_size: int,
-    masked_m: torch.Tensor,
-    scale_ue8m0: bool = False,
-    gemm1_alpha: float = 0.0,
-    gemm1_clamp_limit: float = 0.0,
-    num_real_tokens: Optional[int] = None,
-    topk: Optional[int] = None,
-):
-    """Masked (EP-MoE) fused silu_and_mul + per-token-group fp8 quant.
-
-    input  [expert_num, token_num_padded, hidden_dim * 2]
-    output [expert_num, token_num_padded, hidden_dim], dtype fp8
-    masked_m [expert_num]
-
-    ``output_scale``'s dtype selects the scale format and kernel schedule:
-      float32 [E, token_num_padded, G]: row-major scales (rounded to powers of
-        two when ``scale_ue8m0``); token axis grid-strides over the padded dim.
-      int32 [E, G // 4, token_num_padded]: packed UE8M0, 4 exponent bytes per
-        int32 (deep_gemm's MN-major packed layout, no separate transform
-        needed). Requires ``scale_ue8m0``, ``G % 4 == 0``, and
-        ``num_real_tokens``/``topk`` to size the dense flat-work grid.
-
-    ``gemm1_alpha > 0`` switches the activation to the gpt-oss swiglu
-    ``min(gate, limit) * sigmoid(alpha * gate) * (clamp(up, +-limit) + 1)``.
-    """
-
-    assert input.is_contiguous()
-    assert output.dtype == torch.float8_e4m3fn
-    assert output.is_contiguous()
-    assert len(input.shape) == 3
-    assert input.shape[0] == masked_m.shape[0]
-    assert input.shape[-1] % 2 == 0
-
-    size_n = input.shape[-1] // 2
-    assert size_n % quant_group_size == 0
-
-    finfo = torch.finfo(torch.float8_e4m3fn)
-    fp8_max = finfo.max
-    fp8_min = -fp8_max
-    gemm1_alpha = gemm1_alpha if gemm1_alpha is not None else 0.0
-    gemm1_clamp_limit = gemm1_clamp_limit if gemm1_clamp_limit is not None else 0.0
-
-    if output_scale.dtype == torch.int32:
-        assert scale_ue8m0, "packed int32 scales are UE8M0 by definition"
-        assert (
-            num_real_tokens is not None and topk is not None
-        ), "the packed schedule sizes its grid from num_real_tokens * topk"
-        E, m_max, _ = input.shape
-        G = size_n // quant_group_size
-        assert G % 4 == 0, "packed UE8M0 path requires num_groups % 4 == 0"
-        BLOCK_N = quant_group_size * 4
-        assert (
-            size_n % BLOCK_N == 0
-        ), "packed UE8M0 path requires size_n % (4*group) == 0"
-        hidden_dim_split = size_n // BLOCK_N
-        assert tuple(output_scale.shape) == (E, hidden_dim_split, m_max)
-
-        grid = (num_real_tokens * topk, hidden_dim_split)
-        _silu_and_mul_post_quant_packed_kernel[grid](
-            input,
-            *input.stride(),
-            output,
-            *output.stride(),
-            output_scale,
-            *output_scale.stride(),
-            masked_m,
-            E,
-            size_n,
-            fp8_max,
-            fp8_min,
-            QUANT_GROUP_SIZE=quant_group_size,
-            BLOCK_N=BLOCK_N,
-            GEMM1_ALPHA=gemm1_alpha,
-            GEMM1_CLAMP_LIMIT=gemm1_clamp_limit,
-            E_PADDED=triton.next_power_of_2(E),
-            num_warps=1,
-        )
-        return
-
-    expert_num = len(masked_m)
-
-    if expert_num < 4:
-        BLOCK_NUM_PER_EXPERT = 64
-    else:
-        BLOCK_NUM_PER_EXPERT = 32
-
-    groups_total = size_n // quant_group_size
-    gpb = 4
-    while gpb > 1:
-        block_n = quant_group_size * gpb
-        if (block_n & (block_n - 1) == 0) and (groups_total % gpb == 0):
-            break
-        gpb //= 2
-    BLOCK_N = quant_group_size * gpb
-
-    num_warps = 1
-    NUM_STAGES = 6
-    hidden_dim_split_block_num = triton.cdiv(size_n, BLOCK_N)
-
-    grid = (
-        hidden_dim_split_block_num,
-        BLOCK_NUM_PER_EXPERT,
-        expert_num,
-    )
-
-    _silu_and_mul_post_quant_kernel[grid](
-        input,
-        *input.stride(),
-        output,
-        *output.stride(),
-        output_scale,
-        *output_scale.stride(),
-        masked_m,
-        size_n,
-        fp8_max,
-        fp8_min,
-        QUANT_GROUP_SIZE=quant_group_size,
-        BLOCK_N=BLOCK_N,
-        NUM_STAGE=NUM_STAGES,
-        num_warps=num_warps,
-        SCALE_UE8M0=scale_ue8m0,
-        GEMM1_ALPHA=gemm1_alpha,
-        GEMM1_CLAMP_LIMIT=gemm1_clamp_limit,
-    )
-    return
 
 
 @triton.jit
@@ -651,52 +416,7 @@ def silu_and_mul_masked_fwd(
     output: torch.Tensor,
     masked_m: torch.Tensor,
 ):
-    """
-    input shape [expert_num, token_num_padded, hidden_dim], dtype bf16
-    output shape [expert_num, token_num_padded, hidden_dim // 2], dtype bf16
-    masked_m shape [expert_num]
-    """
-
-    assert input.is_contiguous()
-    assert output.dtype == torch.bfloat16
-    assert input.dtype == torch.bfloat16
-    assert output.is_contiguous()
-    assert len(input.shape) == 3
-    assert input.shape[0] == masked_m.shape[0]
-    assert input.shape[-1] % 2 == 0
-
-    size_n = input.shape[-1] // 2
-    expert_num = len(masked_m)
-
-    if expert_num < 4:
-        BLOCK_NUM_PER_EXPERT = 64
-    else:
-        BLOCK_NUM_PER_EXPERT = 32
-
-    BLOCK_N = 128
-    num_warps = 4
-    NUM_STAGES = 4
-
-    hidden_dim_split_block_num = triton.cdiv(size_n, BLOCK_N)
-
-    grid = (
-        hidden_dim_split_block_num,
-        BLOCK_NUM_PER_EXPERT,
-        expert_num,
-    )
-
-    _silu_and_mul_kernel[grid](
-        input,
-        *input.stride(),
-        output,
-        *output.stride(),
-        masked_m,
-        size_n,
-        BLOCK_N=BLOCK_N,
-        NUM_STAGE=NUM_STAGES,
-        num_warps=num_warps,
-    )
-    return output
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @triton.jit
@@ -733,32 +453,6 @@ def silu_mul_dynamic_scale_triton_kernel_for_cutlass_moe(
     tl.atomic_max(scale_ptr, absmax / fp8_max)
 
 
-def silu_mul_dynamic_tensorwise_quant_for_cutlass_moe(
-    input: torch.Tensor,
-    output: torch.Tensor,
-    scale: torch.Tensor,
-    num_tokens_tensor: torch.Tensor,
-    expected_num_tokens: int,
-    intermediate_size: int,
-):
-    grid, block_dim = _get_launch_config_1d(
-        input.device, expected_num_tokens * intermediate_size
-    )
-    scale.zero_()
-    fp8_max = torch.finfo(torch.float8_e4m3fn).max
-
-    silu_mul_dynamic_scale_triton_kernel_for_cutlass_moe[grid](
-        input_ptr=input,
-        scale_ptr=scale,
-        num_tokens_tensor_ptr=num_tokens_tensor,
-        intermediate_size=intermediate_size,
-        fp8_max=fp8_max,
-        BLOCK_SIZE=block_dim,
-        NUM_STAGES=3,
-    )
-    silu_mul_static_tensorwise_quant_for_cutlass_moe(
-        input, output, scale, num_tokens_tensor, expected_num_tokens, intermediate_size
-    )
 
 
 @triton.jit
@@ -794,27 +488,6 @@ def silu_mul_static_tensorwise_quant_triton_kernel_for_cutlass_moe(
         tl.store(output_ptr + ids, output.to(OutDtype), mask=mask)
 
 
-def silu_mul_static_tensorwise_quant_for_cutlass_moe(
-    input: torch.Tensor,
-    output: torch.Tensor,
-    scale: torch.Tensor,
-    num_tokens_tensor: torch.Tensor,
-    expected_num_tokens: int,
-    intermediate_size: int,
-):
-    grid, block_dim = _get_launch_config_1d(
-        input.device, expected_num_tokens * intermediate_size
-    )
-
-    silu_mul_static_tensorwise_quant_triton_kernel_for_cutlass_moe[grid](
-        input_ptr=input,
-        output_ptr=output,
-        scale_ptr=scale,
-        num_tokens_tensor_ptr=num_tokens_tensor,
-        intermediate_size=intermediate_size,
-        BLOCK_SIZE=block_dim,
-        NUM_STAGES=3,
-    )
 
 
 @triton.jit
@@ -867,34 +540,6 @@ def post_reorder_triton_kernel_for_cutlass_moe(
         tl.store(store_ptr_offs, sum_vec.to(OutDtype), mask=mask)
 
 
-def post_reorder_for_cutlass_moe(
-    down_output,
-    output,
-    src2dst,
-    topk_ids,
-    topk_weights,
-    num_local_experts,
-    topk,
-    num_tokens,
-    hidden_size,
-    routed_scaling_factor: float,
-):
-    grid, block_dim = _get_launch_config_2d(down_output.device, num_tokens, hidden_size)
-
-    post_reorder_triton_kernel_for_cutlass_moe[grid](
-        down_output_ptr=down_output,
-        output_ptr=output,
-        src2dst_ptr=src2dst,
-        topk_ids_ptr=topk_ids,
-        topk_weights_ptr=topk_weights,
-        num_local_experts=num_local_experts,
-        topk=topk,
-        num_tokens=num_tokens,
-        hidden_size=hidden_size,
-        routed_scaling_factor=routed_scaling_factor,
-        BLOCK_SIZE=block_dim,
-        NUM_STAGES=3,
-    )
 
 
 @triton.jit
@@ -947,31 +592,6 @@ def post_reorder_deepgemm_triton_kernel(
         tl.store(store_ptr_offs, sum_vec.to(OutDtype), mask=mask)
 
 
-def post_reorder_deepgemm(
-    down_output,
-    output,
-    src2dst,
-    topk_ids,
-    topk_weights,
-    topk,
-    num_tokens,
-    hidden_size,
-    routed_scaling_factor: float,
-):
-    grid, block_dim = _get_launch_config_2d(down_output.device, num_tokens, hidden_size)
-    post_reorder_deepgemm_triton_kernel[grid](
-        down_output,
-        output,
-        src2dst,
-        topk_ids,
-        topk_weights,
-        topk,
-        num_tokens,
-        hidden_size,
-        float(routed_scaling_factor),
-        BLOCK_SIZE=block_dim,
-        NUM_STAGES=3,
-    )
 
 
 @triton.jit
@@ -1134,91 +754,6 @@ def _fwd_kernel_ep_scatter_2(
 
 
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/fused_moe/deepep_scatter_gather.py
-@torch.no_grad()
-def ep_scatter(
-    recv_x: torch.Tensor,
-    recv_x_scale: torch.Tensor,
-    recv_topk: torch.Tensor,
-    num_recv_tokens_per_expert: torch.Tensor,
-    num_valid_tokens_per_expert: torch.Tensor,
-    expert_start_loc: torch.Tensor,
-    output_tensor: torch.Tensor,
-    output_tensor_scale: torch.Tensor,
-    m_indices: torch.Tensor,
-    output_index: torch.Tensor,
-    scale_ue8m0: bool = False,
-    quant_block_size: int = 128,
-):
-    BLOCK_E = 128  # token num of per expert is aligned to 128
-    BLOCK_D = quant_block_size  # block size of quantization
-    num_warps = 8
-    num_experts = num_recv_tokens_per_expert.shape[0]
-    hidden_size = recv_x.shape[1]
-    # grid = (triton.cdiv(hidden_size, BLOCK_D), num_experts)
-    grid = num_experts
-
-    scale_hidden_size = hidden_size // BLOCK_D
-    if scale_ue8m0:
-        # ue8m0 scales are packed here (4 scales per int32),
-        # hence the effective size of this dimension is divided by 4.
-        scale_hidden_size = ceil_div(scale_hidden_size, 4)
-
-    assert m_indices.shape[0] % BLOCK_E == 0
-
-    is_fp8 = recv_x_scale is not None and recv_x.dtype != torch.bfloat16
-    if is_fp8:
-        assert (
-            recv_x_scale.dtype == output_tensor_scale.dtype
-        ), f"recv_x_scale.dtype: {recv_x_scale.dtype}, output_tensor_scale.dtype: {output_tensor_scale.dtype}"
-        assert (
-            recv_x_scale.shape[1] == output_tensor_scale.shape[1] == scale_hidden_size
-        )
-
-    _fwd_kernel_ep_scatter_1[(grid,)](
-        num_recv_tokens_per_expert,
-        num_valid_tokens_per_expert,
-        expert_start_loc,
-        m_indices,
-        num_experts=num_experts,
-        num_warps=num_warps,
-        BLOCK_E=BLOCK_E,
-        BLOCK_EXPERT_NUM=triton.next_power_of_2(num_experts),
-    )
-
-    grid = min(recv_topk.shape[0], 1024 * 8)
-
-    _fwd_kernel_ep_scatter_2[(grid,)](
-        recv_topk.shape[0],
-        expert_start_loc,
-        recv_x,
-        recv_x.stride(0),
-        recv_x.stride(1),
-        recv_x_scale,
-        recv_x_scale.stride(0) if is_fp8 else 0,
-        recv_x_scale.stride(1) if is_fp8 else 0,
-        recv_topk,
-        recv_topk.stride(0),
-        recv_topk.stride(1),
-        output_tensor,
-        output_tensor.stride(0),
-        output_tensor.stride(1),
-        output_tensor_scale,
-        output_tensor_scale.stride(0) if is_fp8 else 0,
-        output_tensor_scale.stride(1) if is_fp8 else 0,
-        output_index,
-        output_index.stride(0),
-        output_index.stride(1),
-        topk_num=recv_topk.shape[1],
-        num_warps=num_warps,
-        HIDDEN_SIZE=hidden_size,
-        HIDDEN_SIZE_PAD=triton.next_power_of_2(hidden_size),
-        SCALE_HIDDEN_SIZE=scale_hidden_size,
-        SCALE_HIDDEN_SIZE_PAD=triton.next_power_of_2(scale_hidden_size),
-        # XXX (MUSA): Atomic add with "relaxed" semaphore on musa backend for better performance
-        ATOMIC_ADD_SEM=None if not _is_musa else "relaxed",
-        IS_FP8=is_fp8,
-    )
-    return
 
 
 @triton.jit
@@ -1287,63 +822,10 @@ def _fwd_kernel_ep_gather(
         )
 
 
-@torch.no_grad()
-def ep_gather(
-    input_tensor: torch.Tensor,
-    recv_topk_ids: torch.Tensor,
-    recv_topk_weight: torch.Tensor,
-    input_index: torch.Tensor,
-    output_tensor: torch.Tensor,
-):
-    num_warps = 2
-    num_tokens = output_tensor.shape[0]
-    hidden_size = input_tensor.shape[1]
-    BLOCK_D = 128 if hidden_size % 1024 != 0 else 1024  # block size of quantization
-    assert hidden_size % BLOCK_D == 0
-    grid = (triton.cdiv(hidden_size, BLOCK_D), min(num_tokens, 1024))
-    _fwd_kernel_ep_gather[grid](
-        num_tokens,
-        input_tensor,
-        input_tensor.stride(0),
-        input_tensor.stride(1),
-        recv_topk_ids,
-        recv_topk_ids.stride(0),
-        recv_topk_ids.stride(1),
-        recv_topk_weight,
-        recv_topk_weight.stride(0),
-        recv_topk_weight.stride(1),
-        input_index,
-        input_index.stride(0),
-        input_index.stride(1),
-        output_tensor,
-        output_tensor.stride(0),
-        output_tensor.stride(1),
-        topk_num=recv_topk_ids.shape[1],
-        num_warps=num_warps,
-        BLOCK_D=BLOCK_D,
-    )
-    return
 
 
 # copy from
 # https://github.com/deepseek-ai/DeepGEMM/blob/bd2a77552886b98c205af12f8d7d2d61247c4b27/deep_gemm/jit_kernels/utils.py#L58
-def get_tma_aligned_size(x: int, element_size: int) -> int:
-    """
-    Global memory address of TMA must be 16-byte aligned.
-    Since we use column-major layout for the LHS scaling tensor,
-        the M-axis of the LHS scaling tensor needs to be padded to a multiple of 16 bytes.
-
-    Arguments:
-        x: original M-axis shape of the LHS scaling tensor.
-        element_size: element size of the LHS scaling tensor.
-
-    Returns:
-        M-axis shape of the LHS scaling tensor after padding.
-    """
-    tma_alignment_bytes = 16
-    assert tma_alignment_bytes % element_size == 0
-    alignment = tma_alignment_bytes // element_size
-    return ceil_div(x, alignment) * alignment
 
 
 @triton.jit
@@ -1378,28 +860,7 @@ def _tma_align_input_scale_kernel(
 
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/quantization/triton_quant/fp8/fp8act_quant_kernel.py
 def tma_align_input_scale(input_scale: torch.Tensor):
-    assert input_scale.dim() == 2
-    m, k_div_block_size = input_scale.shape
-    padd_m = get_tma_aligned_size(m, input_scale.element_size())
-    output = torch.empty(
-        (k_div_block_size, padd_m), dtype=input_scale.dtype, device=input_scale.device
-    )
-
-    grid_m = min(m, 8192)
-    BLOCK_SIZE_K = triton.next_power_of_2(k_div_block_size)
-
-    _tma_align_input_scale_kernel[(grid_m,)](
-        input_scale_ptr=input_scale,
-        output_ptr=output,
-        m=m,
-        k_div_block_size=k_div_block_size,
-        input_scale_stride_m=input_scale.stride(0),
-        input_scale_stride_k=input_scale.stride(1),
-        output_stride_m=output.stride(1),  # Note: these are swapped
-        output_stride_k=output.stride(0),  # for column-major
-        BLOCK_SIZE_K=BLOCK_SIZE_K,
-    )
-    return output.t()[:m]
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @triton.jit
@@ -1436,38 +897,6 @@ def fused_moe_dispatch_index_triton_kernel(
     tl.store(src2dst_ptr + offs, dst, mask=valid)
 
 
-def fused_moe_dispatch_index(
-    topk_ids: torch.Tensor,
-    num_local_experts: int,
-    m_max: int,
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    num_toks = topk_ids.numel()
-    src2dst = torch.empty(num_toks, device=topk_ids.device, dtype=torch.int32)
-    # masked_m doubles as the atomic cursor and the final per-expert count; must be zeroed before any atomic_add.
-    single_block = max(num_toks, num_local_experts) <= 1024
-    if single_block:
-        BLOCK_SIZE = triton.next_power_of_2(max(num_toks, num_local_experts))
-        masked_m = torch.empty(
-            num_local_experts, device=topk_ids.device, dtype=torch.int32
-        )
-        grid = (1,)
-    else:
-        BLOCK_SIZE = 256
-        masked_m = torch.zeros(
-            num_local_experts, device=topk_ids.device, dtype=torch.int32
-        )
-        grid = (triton.cdiv(num_toks, BLOCK_SIZE),)
-    fused_moe_dispatch_index_triton_kernel[grid](
-        topk_ids.view(-1),
-        src2dst,
-        masked_m,
-        m_max,
-        num_toks,
-        num_local_experts,
-        BLOCK_SIZE=BLOCK_SIZE,
-        ZERO_INIT=single_block,
-    )
-    return masked_m, src2dst
 
 
 @triton.jit
@@ -1535,129 +964,6 @@ def fill_gateup_input_triton_kernel(
                         tl.store(scale_dst_ptr + offset, in_scale, mask=mask)
 
 
-def moe_ep_deepgemm_preprocess(
-    topk_ids: torch.Tensor,
-    num_local_experts: int,
-    hidden_states: torch.Tensor,
-    top_k: int,
-    block_shape,
-    output_dtype: torch.dtype = torch.float8_e4m3fn,
-    use_mxfp8: bool = False,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    # For masked grouped GEMM, shape M should be multiple of the block M (current block M: {block_m}) https://github.com/deepseek-ai/DeepGEMM/blob/main/deep_gemm/jit_kernels/m_grouped_gemm.py#L165
-    m_max = (hidden_states.size(0) // 256 + 1) * 256
-    if (
-        envs.SGLANG_OPT_DG_MASKED_M_CAP.get()
-        and not torch.cuda.is_current_stream_capturing()
-    ):
-        # (capture guard: decode CUDA-graph capture also routes through this
-        # preprocess; the D2H sync is illegal mid-capture, and decode batches
-        # are small enough that the uncapped m_max is harmless there.)
-        # m_max reserves capacity for ALL rank tokens in EVERY local expert:
-        # the [num_local_experts, m_max, *] masked-GEMM intermediates reach
-        # 7+ GiB per 32k-token chunk and OOM saturated serving.  The hottest
-        # expert only ever holds max(masked_m) rows, so cap the padded
-        # capacity there (rounded up to the DeepGEMM block-M).  Costs one
-        # probe dispatch-index launch + one D2H sync per MoE layer;
-        # correctness is unconditional (m_cap >= max(masked_m) by
-        # construction, and the final src2dst below is built with the same
-        # capped stride).
-        masked_m_probe, _ = fused_moe_dispatch_index(topk_ids, num_local_experts, m_max)
-        m_cap = (int(masked_m_probe.max().item()) + 255) // 256 * 256
-        m_max = min(m_max, max(m_cap, 256))
-    expected_m = (topk_ids.numel() - 1) // num_local_experts + 1
-
-    masked_m, src2dst = fused_moe_dispatch_index(topk_ids, num_local_experts, m_max)
-
-    gateup_input = torch.empty(
-        (num_local_experts, m_max, hidden_states.size(1)),
-        device=hidden_states.device,
-        dtype=output_dtype,
-    )
-
-    if block_shape is None:
-        block_shape = [128, 128]
-    assert len(block_shape) == 2
-    block_n, block_k = block_shape[0], block_shape[1]
-    is_fp8 = output_dtype == torch.float8_e4m3fn
-    # Quantize FP8 values with the UE8M0 scale directly. Rounding only the
-    # scale afterward can change the represented activation by up to 2x.
-    from sglang.srt.layers import deep_gemm_wrapper
-
-    if is_fp8 and (use_mxfp8 or deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0):
-        from sglang.kernels.ops.quantization.minimax_quant_ue8m0 import (
-            per_token_quant_fp8_ue8m0_scatter,
-        )
-
-        num_groups = hidden_states.size(1) // block_k
-        gateup_input_scale = torch.empty(
-            (gateup_input.size(0), num_groups // 4, m_max),
-            device=hidden_states.device,
-            dtype=torch.int32,
-        )
-        per_token_quant_fp8_ue8m0_scatter(
-            hidden_states,
-            gateup_input,
-            gateup_input_scale,
-            src2dst,
-            topk_ids,
-            top_k,
-            m_max,
-            group_size=block_k,
-        )
-        gateup_input_scale = gateup_input_scale.transpose(1, 2)
-    elif is_fp8:
-        hidden_states, scale = per_token_group_quant_fp8(hidden_states, block_k)
-        gateup_input_scale = torch.empty(
-            (gateup_input.size(0), gateup_input.size(1), scale.size(1)),
-            device=hidden_states.device,
-            dtype=scale.dtype,
-        )
-        fill_gateup_input_triton_kernel[(hidden_states.shape[0],)](
-            hidden_states,
-            scale,
-            gateup_input,
-            gateup_input_scale,
-            src2dst,
-            topk_ids,
-            top_k,
-            hidden_states.size(1),
-            scale.size(1),
-            m_max,
-            scale.stride(0),
-            scale.stride(1),
-            BLOCK_SIZE=1024,
-            IS_FP8=True,
-            SCALE_MN_MAJOR=False,
-        )
-    else:
-        scale = None
-        gateup_input_scale = None
-        fill_gateup_input_triton_kernel[(hidden_states.shape[0],)](
-            hidden_states,
-            scale,
-            gateup_input,
-            gateup_input_scale,
-            src2dst,
-            topk_ids,
-            top_k,
-            hidden_states.size(1),
-            0,
-            m_max,
-            0,
-            0,
-            BLOCK_SIZE=1024,
-            IS_FP8=False,
-            SCALE_MN_MAJOR=False,
-        )
-
-    return (
-        masked_m,
-        expected_m,
-        src2dst,
-        gateup_input,
-        gateup_input_scale,
-    )
 
 
 @triton.jit
@@ -1702,38 +1008,7 @@ def compute_identity_kernel(
 def zero_experts_compute_triton(
     expert_indices, expert_scales, num_experts, zero_expert_type, hidden_states
 ):
-    N = expert_indices.numel()
-    top_k = expert_indices.size(-1)
-    grid = lambda meta: (triton.cdiv(N, meta["BLOCK_SIZE"]),)
-
-    if zero_expert_type == "identity":
-        zero_expert_mask = expert_indices < num_experts
-        zero_expert_scales = expert_scales.clone()
-        zero_expert_scales[zero_expert_mask] = 0.0
-
-    normal_expert_mask = expert_indices >= num_experts
-    # Keep a valid routed-expert id for MoE kernels that do not accept negative
-    # ids. The zero scale below still removes the routed-expert contribution.
-    expert_indices[normal_expert_mask] = 0
-    expert_scales[normal_expert_mask] = 0.0
-
-    output = torch.zeros_like(hidden_states).to(hidden_states.device)
-    hidden_dim = hidden_states.size(-1)
-    num_tokens = hidden_states.size(0)
-
-    grid = lambda meta: (num_tokens * (hidden_dim // meta["BLOCK_SIZE"]),)
-    compute_identity_kernel[grid](
-        top_k,
-        hidden_states,
-        zero_expert_scales,
-        num_tokens,
-        output,
-        hidden_dim,
-        zero_expert_scales.stride(0),
-        BLOCK_SIZE=256,
-    )
-
-    return output
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @triton.jit
@@ -1774,38 +1049,8 @@ def compute_problem_sizes_w4a8_kernel(
     tl.store(problem_sizes2_ptr + ps2_idx_2, n, mask=ps2_mask_2)
 
 
-def compute_problem_sizes_w4a8(
-    masked_m, problem_sizes1, problem_sizes2, n, k, num_experts
-):
-    BLOCK_SIZE = 256
-    grid = lambda meta: (triton.cdiv(num_experts, meta["BLOCK_SIZE"]),)
-    compute_problem_sizes_w4a8_kernel[grid](
-        masked_m,
-        problem_sizes1,
-        problem_sizes2,
-        n,
-        k,
-        num_experts,
-        BLOCK_SIZE=BLOCK_SIZE,
-    )
-    return problem_sizes1, problem_sizes2
 
 
-def deepep_ll_get_cutlass_w4a8_moe_mm_data(
-    masked_m,
-    problem_sizes1,
-    problem_sizes2,
-    num_experts,
-    n,
-    k,
-):
-    problem_sizes1, problem_sizes2 = compute_problem_sizes_w4a8(
-        masked_m, problem_sizes1, problem_sizes2, n, k, num_experts
-    )
-    return (
-        problem_sizes1.to(torch.int32),
-        problem_sizes2.to(torch.int32),
-    )
 
 
 @triton.jit
@@ -1874,60 +1119,6 @@ def _silu_and_mul_post_per_tensor_quant_kernel(
         tl.store(out_ptr, output_q, mask=mask_d)
 
 
-def silu_and_mul_masked_post_per_tensor_quant_fwd(
-    input: torch.Tensor,
-    output: torch.Tensor,
-    masked_m: torch.Tensor,
-    scale: torch.Tensor,
-) -> torch.Tensor:
-    """
-    Fused SiLU + Mul + Per-Tensor Quantization to FP8.
-
-    Args:
-        input: [expert_num, token_num_padded, 2 * inner_dim]
-        output: [expert_num, token_num_padded, inner_dim], dtype=torch.float8_e4m3fn
-        masked_m: [expert_num], actual token count for each expert
-        scale: [1] or [expert_num], quantization scale (per-tensor or per-expert)
-
-    Returns:
-        output tensor
-    """
-    assert input.is_contiguous()
-    assert output.is_contiguous()
-    assert output.dtype == torch.float8_e4m3fn
-    assert input.ndim == 3
-    assert input.shape[0] == masked_m.shape[0]
-    assert input.shape[-1] % 2 == 0
-    assert scale.numel() == 1 or scale.shape[0] == input.shape[0]
-
-    expert_num = input.shape[0]
-    #  3584
-    inner_dim = input.shape[-1] // 2
-
-    BLOCK_N = 256
-    BLOCK_M = 64 if expert_num < 4 else 32
-    NUM_STAGES = 3
-    hidden_dim_split_block_num = triton.cdiv(inner_dim, BLOCK_N)
-
-    grid = (hidden_dim_split_block_num, BLOCK_M, expert_num)
-    finfo = torch.finfo(torch.float8_e4m3fn)
-    fp8_max = finfo.max
-    fp8_min = -fp8_max
-
-    _silu_and_mul_post_per_tensor_quant_kernel[grid](
-        input,
-        *input.stride(),
-        output,
-        *output.stride(),
-        scale,
-        masked_m,
-        inner_dim,
-        fp8_max,
-        fp8_min,
-        BLOCK_N=BLOCK_N,
-        NUM_STAGE=NUM_STAGES,
-    )
-    return output
 
 
 @triton.jit
@@ -1972,103 +1163,7 @@ def _fp8_per_token_quant_to_per_tensor_quant_kernel(
         tl.store(output_ptrs + tok_idx * k, hidden.to(output_ptr.dtype.element_ty))
 
 
-def fp8_per_token_to_per_tensor_quant_triton(
-    x: torch.Tensor,
-    x_scale: torch.Tensor,
-    masked_m: torch.Tensor,
-    output_scale: torch.Tensor,
-    output: torch.Tensor,
-):
-    K_SCALE_BLOCK_SIZE = 128
-    assert len(x.shape) == 3 and x.size(2) % K_SCALE_BLOCK_SIZE == 0
-    assert x.is_contiguous()
-    assert x_scale.size(2) == x.size(2) // K_SCALE_BLOCK_SIZE
-    assert output_scale.numel() == 1
-
-    K_BLOCK_SIZE = 1024
-    assert x.size(2) % K_BLOCK_SIZE == 0
-    grid = (x.size(2) // K_BLOCK_SIZE, 32, x.size(0))
-    _fp8_per_token_quant_to_per_tensor_quant_kernel[grid](
-        x,
-        x_scale,
-        *x_scale.stride(),
-        masked_m,
-        output_scale,
-        output,
-        x.size(1),
-        x.size(2),
-        K_SCALE_BLOCK_SIZE=K_SCALE_BLOCK_SIZE,
-        K_BLOCK_SIZE=K_BLOCK_SIZE,
-        num_warps=8,
-    )
 
 
-def moe_permute(
-    inputs: torch.Tensor,
-    topk_ids: torch.Tensor,
-    num_experts: int,
-    use_int64_offset: bool = False,
-    is_ep: bool = False,
-    outputs: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from sglang.kernels.ops.moe.moe_permute_prepare import moe_permute_prepare
-
-    expert_offsets, src2dst = moe_permute_prepare(
-        topk_ids=topk_ids,
-        num_experts=num_experts,
-        use_int64_offset=use_int64_offset,
-        is_ep=is_ep,
-    )
-    output_shape = (topk_ids.nelement(), inputs.size(-1))
-    if outputs is None:
-        outputs = torch.empty(output_shape, dtype=inputs.dtype, device=inputs.device)
-
-    assert outputs.shape == output_shape
-    assert outputs.dtype == inputs.dtype
-    assert outputs.device == inputs.device
-
-    deepep_permute_triton_kernel[(inputs.shape[0],)](
-        inputs,
-        outputs,
-        src2dst,
-        topk_ids,
-        None,
-        topk_ids.size(1),
-        inputs.size(1),
-        BLOCK_SIZE=512,
-    )
-
-    return outputs, src2dst, expert_offsets
 
 
-def moe_unpermute(
-    inputs: torch.Tensor,
-    src2dst: torch.Tensor,
-    topk_ids: torch.Tensor,
-    topk_weights: torch.Tensor,
-    routed_scaling_factor: float | None = None,
-    outputs: torch.Tensor | None = None,
-) -> torch.Tensor:
-    num_tokens = topk_ids.size(0)
-    output_shape = (num_tokens, inputs.size(1))
-    if outputs is None:
-        outputs = torch.empty(output_shape, dtype=inputs.dtype, device=inputs.device)
-
-    assert outputs.shape == output_shape
-    assert outputs.dtype == inputs.dtype
-    assert outputs.device == inputs.device
-
-    deepep_post_reorder_triton_kernel[(num_tokens,)](
-        inputs,
-        outputs,
-        src2dst,
-        topk_ids,
-        topk_weights,
-        topk_ids.size(1),
-        inputs.size(1),
-        1.0 if routed_scaling_factor is None else routed_scaling_factor,
-        BLOCK_SIZE=512,
-    )
-
-    assert outputs is not None
-    return outputs

@@ -1,4 +1,3 @@
-import torch
 import triton
 import triton.language as tl
 
@@ -113,57 +112,3 @@ def _streaming_topk_kernel(
     tl.store(indices_ptr + offs_mk, y_indices, mask=mask_mk)
 
 
-def gate_topk(
-    x: torch.Tensor,
-    k: int,
-    *,
-    return_values: bool = True,
-    _impl: str = "streaming",
-):
-    """
-    Stable implementation of torch.topk(..., dim=-1) that is most efficient
-    for small values of k.
-    """
-    assert x.is_contiguous(), f"{x.shape=} {x.stride()=}"
-    assert x.ndim == 2, f"{x.shape=}"
-    assert x.numel() <= 2**31, f"assumes int32 indexing: {x.shape=}"
-    n_rows, n_cols = x.shape
-    if return_values:
-        values = torch.empty((n_rows, k), dtype=x.dtype, device=x.device)
-    else:
-        values = None
-    # int32 indices: column ids fit int32 (numel <= 2**31, asserted above) and the
-    # sole caller (Inkling gate) feeds the SRT MoeRunner topk-packing, which requires
-    # int32. The kernel store casts to the buffer dtype, so this emits int32
-    # directly — no separate .to(int32) downstream.
-    indices = torch.empty((n_rows, k), dtype=torch.int32, device=x.device)
-    if k > 32:
-        # For larger topk, we need to reevaluate the kernel strategy
-        raise NotImplementedError(f"topk kernels only support k <= 32: {k=}")
-
-    if _impl == "streaming":
-        BLOCK_SIZE_N = 32
-        BLOCK_SIZE_M = 32
-        grid = (triton.cdiv(n_rows, BLOCK_SIZE_M),)
-        _streaming_topk_kernel[grid](
-            x_ptr=x,
-            stride_xm=x.stride(0),
-            values_ptr=values,
-            indices_ptr=indices,
-            M=n_rows,
-            N=n_cols,
-            N_PAD=triton.cdiv(n_cols, BLOCK_SIZE_N) * BLOCK_SIZE_N,
-            K=k,
-            K_POW2=triton.next_power_of_2(k),
-            BLOCK_SIZE_M=BLOCK_SIZE_M,
-            BLOCK_SIZE_N=BLOCK_SIZE_N,
-            RETURN_VALUES=return_values,
-        )
-    else:
-        raise NotImplementedError(
-            f"topk kernels only support streaming implementation: {_impl=}"
-        )
-
-    if return_values:
-        return values, indices
-    return indices

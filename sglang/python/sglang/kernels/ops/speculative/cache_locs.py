@@ -21,8 +21,6 @@ _is_npu = is_npu()
 _is_musa = is_musa()
 _is_xpu = is_xpu()
 
-if _is_cpu:
-    from sgl_kernel import assign_extend_cache_locs_cpu
 
 
 @triton.jit
@@ -301,29 +299,6 @@ def rebuild_compact_draft_req_to_token(
         tl.store(dst_row + col, val, mask=in_prefix | in_block)
 
 
-def rebuild_compact_draft_req_to_token_func(
-    *,
-    draft_req_to_token: torch.Tensor,
-    target_req_to_token: torch.Tensor,
-    req_pool_indices: torch.Tensor,
-    suffix_start: torch.Tensor,
-    draft_prefix_lens: torch.Tensor,
-    verify_out_cache_loc_2d: torch.Tensor,
-    batch_size: int,
-    block_size: int,
-) -> None:
-    rebuild_compact_draft_req_to_token[(batch_size,)](
-        draft_req_to_token,
-        target_req_to_token,
-        req_pool_indices,
-        suffix_start,
-        draft_prefix_lens,
-        verify_out_cache_loc_2d,
-        verify_out_cache_loc_2d.stride(0),
-        draft_req_to_token.shape[1],
-        target_req_to_token.shape[1],
-        block_size,
-    )
 
 
 @triton.jit
@@ -401,7 +376,7 @@ def assign_extend_cache_locs_uniform_func(
     draft_token_num tokens, e.g. spec target-verify prep). Computes end
     offsets inside the kernel, removing the eager `seq_lens + draft_token_num`
     add from the host critical path."""
-    if _is_cuda or _is_hip or _is_musa or _is_xpu:
+    if _is_cuda:
         out_cache_loc = torch.empty(
             (batch_size * draft_token_num,),
             dtype=torch.int64,
@@ -438,53 +413,4 @@ def assign_extend_cache_locs_func(
     draft_token_num: int,
     device,
 ) -> torch.Tensor:
-    if _is_cuda or _is_hip or _is_musa or _is_xpu:
-        out_cache_loc = torch.empty(
-            (batch_size * draft_token_num,),
-            dtype=torch.int64,
-            device=device,
-        )
-        assign_extend_cache_locs[(batch_size,)](
-            req_pool_indices,
-            req_to_token,
-            start_offset,
-            end_offset,
-            out_cache_loc,
-            req_to_token.shape[1],
-            next_power_of_2(batch_size),
-        )
-
-        return out_cache_loc
-
-    elif _is_npu:
-        out_cache_loc = torch.empty(
-            (batch_size * draft_token_num,),
-            dtype=torch.int32,
-            device=device,
-        )
-        torch.ops.npu.cache_loc_update(
-            req_pool_indices,
-            req_to_token,
-            start_offset,
-            end_offset,
-            out_cache_loc,
-        )
-
-        return out_cache_loc
-
-    elif _is_cpu:
-        out_cache_loc = torch.empty(
-            (batch_size * draft_token_num,),
-            dtype=torch.int64,
-            device=device,
-        )
-        assign_extend_cache_locs_cpu(
-            req_pool_indices,
-            req_to_token,
-            start_offset,
-            end_offset,
-            out_cache_loc,
-            req_to_token.shape[1],
-        )
-
-        return out_cache_loc
+    raise NotImplementedError("removed by slim: never run in any recording")

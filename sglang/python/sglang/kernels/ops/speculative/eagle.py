@@ -6,8 +6,6 @@ from sglang.srt.utils import is_cpu, next_power_of_2
 
 _is_cpu = is_cpu()
 
-if _is_cpu:
-    from sgl_kernel import fill_accept_out_cache_loc_cpu, fill_bonus_tokens_cpu
 
 
 @triton.jit
@@ -36,14 +34,6 @@ def fill_bonus_tokens_func(
     accept_stride: int,
     batch_size: int,
 ):
-    if _is_cpu:
-        fill_bonus_tokens_cpu(
-            accept_tokens,
-            accept_lens,
-            bonus_tokens,
-            accept_stride,
-        )
-        return
     fill_bonus_tokens[(batch_size,)](
         accept_tokens,
         accept_lens,
@@ -76,16 +66,4 @@ def fill_accept_out_cache_loc_func(
     accept_out_cache_loc: torch.Tensor,  # mutable
     size: int,
 ):
-    if _is_cpu:
-        fill_accept_out_cache_loc_cpu(
-            accept_index,
-            out_cache_loc,
-            accept_out_cache_loc,
-        )
-        return
-    fill_accept_out_cache_loc[(size,)](
-        accept_index,
-        out_cache_loc,
-        accept_out_cache_loc,
-        next_power_of_2(size),
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")

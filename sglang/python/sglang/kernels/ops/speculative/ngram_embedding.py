@@ -12,22 +12,7 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_ngram_embedding_module() -> Module:
-    return load_jit(
-        "ngram_embedding",
-        cuda_files=["ngram_embedding.cuh"],
-        cuda_wrappers=[
-            ("compute_n_gram_ids", "&NgramEmbeddingKernel::compute_n_gram_ids"),
-            (
-                "compute_n_gram_ids_decode",
-                "&NgramEmbeddingKernel::compute_n_gram_ids_decode",
-            ),
-            ("update_token_table", "&NgramEmbeddingKernel::update_token_table"),
-            (
-                "update_token_table_decode",
-                "&NgramEmbeddingKernel::update_token_table_decode",
-            ),
-        ],
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @debug_kernel_api

@@ -40,12 +40,6 @@ logger = logging.getLogger(__name__)
 class CustomAllreduce:
     _SUPPORTED_WORLD_SIZES = [2, 4, 6, 8]
     _MAX_CAR_SIZE = 8192 * 1024
-    if _is_hip:
-        # crossover is at 16MB buffer size for ROCm
-        _MAX_CAR_SIZE = 2 * 8192 * 1024
-    if _is_musa:
-        # crossover is at 128MB buffer size for MUSA
-        _MAX_CAR_SIZE = 16 * 8196 * 1024
 
     # max_size: max supported allreduce size
     def __init__(
@@ -99,45 +93,27 @@ class CustomAllreduce:
         self.world_size = world_size
         self.full_nvlink = full_nvlink
 
-        if not _is_hip:
-            # Buffers memory are owned by this Python class and passed to C++.
-            # Meta data composes of two parts: meta data for synchronization and a
-            # temporary buffer for storing intermediate allreduce results.
-            self.meta_ptrs = self.create_shared_buffer(
-                ops.meta_size() + max_size, group=group
-            )
-            # This is a pre-registered IPC buffer. In eager mode, input tensors
-            # are first copied into this buffer before allreduce is performed
-            self.buffer_ptrs = self.create_shared_buffer(max_size, group=group)
-            # This is a buffer for storing the tuples of pointers pointing to
-            # IPC buffers from all ranks. Each registered tuple has size of
-            # 8*world_size bytes where world_size is at most 8. Allocating 8MB
-            # is enough for 131072 such tuples. The largest model I've seen only
-            # needs less than 10000 of registered tuples.
-            self.rank_data = torch.empty(
-                max_size, dtype=torch.uint8, device=self.device
-            )
-            self._ptr = ops.init_custom_ar(
-                self.meta_ptrs, self.rank_data, rank, self.full_nvlink
-            )
-            ops.register_buffer(self._ptr, self.buffer_ptrs)
-        else:
-            # meta data buffers need to be "uncached" for signal on MI200
-            self.meta = ops.allocate_meta_buffer(ops.meta_size() + max_size)
-            self.buffer = torch.empty(max_size, dtype=torch.uint8, device=self.device)
-            handle = ops.get_meta_buffer_ipc_handle(self.meta)
-            shard_data = (
-                bytes(handle),  # ipc handle to base ptr
-                0,  # offset of base ptr
-            )
-            handles, offsets = self._gather_ipc_meta(shard_data)
-            self.rank_data = torch.empty(
-                max_size, dtype=torch.uint8, device=self.device
-            )
-            self._ptr = ops.init_custom_ar(
-                self.meta, self.rank_data, handles, offsets, rank, self.full_nvlink
-            )
-            self.register_buffer(self.buffer)
+        # Buffers memory are owned by this Python class and passed to C++.
+        # Meta data composes of two parts: meta data for synchronization and a
+        # temporary buffer for storing intermediate allreduce results.
+        self.meta_ptrs = self.create_shared_buffer(
+            ops.meta_size() + max_size, group=group
+        )
+        # This is a pre-registered IPC buffer. In eager mode, input tensors
+        # are first copied into this buffer before allreduce is performed
+        self.buffer_ptrs = self.create_shared_buffer(max_size, group=group)
+        # This is a buffer for storing the tuples of pointers pointing to
+        # IPC buffers from all ranks. Each registered tuple has size of
+        # 8*world_size bytes where world_size is at most 8. Allocating 8MB
+        # is enough for 131072 such tuples. The largest model I've seen only
+        # needs less than 10000 of registered tuples.
+        self.rank_data = torch.empty(
+            max_size, dtype=torch.uint8, device=self.device
+        )
+        self._ptr = ops.init_custom_ar(
+            self.meta_ptrs, self.rank_data, rank, self.full_nvlink
+        )
+        ops.register_buffer(self._ptr, self.buffer_ptrs)
 
         self.disabled = False
         self.original_disabled = False  # Ensure original_disabled == disabled
@@ -153,8 +129,6 @@ class CustomAllreduce:
         """
         lib = CudaRTLibrary()
         pointer = lib.cudaMalloc(size_in_bytes)
-        if _is_musa:
-            lib.cudaMemset(pointer, 0, size_in_bytes)
         handle = lib.cudaIpcGetMemHandle(pointer)
         world_size = dist.get_world_size(group=group)
         rank = dist.get_rank(group=group)
@@ -232,30 +206,24 @@ class CustomAllreduce:
         ops.register_buffer(self._ptr, inp, handles, offsets)
 
     def register_graph_buffers(self):
-        if _is_hip:
-            handle, offset = ops.get_graph_buffer_ipc_meta(self._ptr)
-            handles, offsets = self._gather_ipc_meta((bytes(handle), offset))
-            log_info_on_rank0(logger, f"Registering {len(offset)} cuda graph addresses")
-            ops.register_graph_buffers(self._ptr, handles, offsets)
-        else:
-            handle, offset = ops.get_graph_buffer_ipc_meta(self._ptr)
-            log_info_on_rank0(logger, f"Registering {len(offset)} cuda graph addresses")
-            # We cannot directly use `dist.all_gather_object` here
-            # because it is incompatible with `gloo` backend under inference mode.
-            # see https://github.com/pytorch/pytorch/issues/126032 for details.
-            all_data = [
-                [None, None] for _ in range(dist.get_world_size(group=self.group))
-            ]
-            all_data[self.rank] = [handle, offset]
-            ranks = sorted(dist.get_process_group_ranks(group=self.group))
-            for i, rank in enumerate(ranks):
-                dist.broadcast_object_list(
-                    all_data[i], src=rank, group=self.group, device="cpu"
-                )
-            # Unpack list of tuples to tuple of lists.
-            handles = [d[0] for d in all_data]  # type: ignore
-            offsets = [d[1] for d in all_data]  # type: ignore
-            ops.register_graph_buffers(self._ptr, handles, offsets)
+        handle, offset = ops.get_graph_buffer_ipc_meta(self._ptr)
+        log_info_on_rank0(logger, f"Registering {len(offset)} cuda graph addresses")
+        # We cannot directly use `dist.all_gather_object` here
+        # because it is incompatible with `gloo` backend under inference mode.
+        # see https://github.com/pytorch/pytorch/issues/126032 for details.
+        all_data = [
+            [None, None] for _ in range(dist.get_world_size(group=self.group))
+        ]
+        all_data[self.rank] = [handle, offset]
+        ranks = sorted(dist.get_process_group_ranks(group=self.group))
+        for i, rank in enumerate(ranks):
+            dist.broadcast_object_list(
+                all_data[i], src=rank, group=self.group, device="cpu"
+            )
+        # Unpack list of tuples to tuple of lists.
+        handles = [d[0] for d in all_data]  # type: ignore
+        offsets = [d[1] for d in all_data]  # type: ignore
+        ops.register_graph_buffers(self._ptr, handles, offsets)
 
     def should_custom_ar(self, inp: torch.Tensor):
         if self.disabled:
@@ -268,42 +236,21 @@ class CustomAllreduce:
             return False
         # for 4 or more non NVLink-capable GPUs, custom allreduce provides
         # little performance improvement over NCCL.
-        if not _is_hip:
-            if self.world_size == 2 or self.full_nvlink:
-                return inp_size <= self.max_size
-            return False
+        if self.world_size == 2 or self.full_nvlink:
+            return inp_size <= self.max_size
+        return False
 
-        if _is_hip:
-            if self.use_amd_deterministic_impl:
-                return True
-            if self.full_nvlink:
-                return inp_size <= self.max_size
-            return False
 
         return False
 
     def _all_reduce_impl(self, inp: torch.Tensor, registered: bool):
         out = torch.empty_like(inp)
-        if not _is_hip:  # CUDA-like
-            if registered:
-                ops.all_reduce(self._ptr, inp, out, 0, 0)
-            else:
+        if registered:
+            ops.all_reduce(self._ptr, inp, out, 0, 0)
+        else:
                 ops.all_reduce(
                     self._ptr, inp, out, self.buffer_ptrs[self.rank], self.max_size
                 )
-        elif self.use_amd_deterministic_impl:
-            inp_size = inp.numel() * inp.element_size()
-            if inp_size < self.max_size:
-                reg_buffer = self.buffer.view(inp.dtype)[: inp.numel()]
-                ops.deterministic_all_reduce_unreg(self._ptr, inp, reg_buffer, out)
-            else:
-                self.register_buffer(inp)
-                ops.deterministic_all_reduce_reg(self._ptr, inp, out)
-        else:  # normal AMD ROCm path
-            if registered:
-                ops.all_reduce_reg(self._ptr, inp, out)
-            else:
-                ops.all_reduce_unreg(self._ptr, inp, self.buffer, out)
         return out
 
     def custom_all_reduce(self, input: torch.Tensor) -> Optional[torch.Tensor]:
@@ -365,7 +312,7 @@ def dispatch_custom_allreduce(
             logger.debug("[AR] Using CustomAllReduceV2 (JIT-compiled)")
             return CustomAllReduceV2
 
-    if _is_cuda or _is_musa:
+    if _is_cuda:
         return CustomAllreduce
 
     assert _is_hip
@@ -413,8 +360,7 @@ def dispatch_custom_allreduce(
 
 
 def _use_amd_deterministic_impl() -> bool:
-    if not _is_hip:  # CUDA is always deterministic
-        return False
+    return False
     if envs.SGLANG_USE_1STAGE_ALLREDUCE.is_set():
         return envs.SGLANG_USE_1STAGE_ALLREDUCE.get()
     else:

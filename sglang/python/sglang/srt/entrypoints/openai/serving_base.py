@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
 
@@ -137,16 +136,6 @@ class OpenAIServingBase(ABC):
         """Generate request ID based on request type"""
         pass
 
-    def _generate_request_id_base(self, request: OpenAIServingRequest) -> Optional[str]:
-        """Generate request ID based on request type"""
-        return None
-
-        # TODO(chang): the rid is used in io_strcut check and often violates `The rid should be a list` AssertionError
-        # Temporarily return None in this function until the rid logic is clear.
-        if rid := getattr(request, "rid", None):
-            return rid
-
-        return f"{self._request_id_prefix()}{uuid.uuid4().hex}"
 
     def _compute_extra_key(self, request: OpenAIServingRequest) -> Optional[str]:
         """Compute the final extra_key by concatenating cache_salt and extra_key if both are provided."""
@@ -213,16 +202,7 @@ class OpenAIServingBase(ABC):
         status_code: int = 400,
         param: Optional[str] = None,
     ) -> ORJSONResponse:
-        """Create an error response"""
-        # TODO: remove fastapi dependency in openai and move response handling to the entrypoint
-        error = ErrorResponse(
-            object="error",
-            message=message,
-            type=err_type,
-            param=param,
-            code=status_code,
-        )
-        return ORJSONResponse(content=error.model_dump(), status_code=status_code)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def create_streaming_error_response(
         self,
@@ -230,15 +210,7 @@ class OpenAIServingBase(ABC):
         err_type: str = "BadRequestError",
         status_code: int = 400,
     ) -> str:
-        """Create a streaming error response"""
-        error = ErrorResponse(
-            object="error",
-            message=message,
-            type=err_type,
-            param=None,
-            code=status_code,
-        )
-        return json.dumps({"error": error.model_dump()})
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def extract_custom_labels(self, raw_request):
         if (

@@ -18,12 +18,7 @@ if TYPE_CHECKING:
 
 
 def install_oracle_sampler(*, oracle: TokenOracle) -> TokenOracleManager:
-    manager = TokenOracleManager(oracle=oracle)
-    register_sampler_backend(
-        "token_oracle",
-        lambda: _OracleSampler(token_oracle_manager=manager),
-    )
-    return manager
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class _OracleSampler(Sampler):

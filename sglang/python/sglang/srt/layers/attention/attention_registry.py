@@ -1,5 +1,4 @@
 import logging
-import warnings
 from typing import TYPE_CHECKING
 
 from sglang.srt.configs.hybrid_arch import (
@@ -66,112 +65,22 @@ def create_flashinfer_backend(runner):
         return FlashInferMLAAttnBackend(runner)
 
 
-@register_attention_backend("trtllm_mla")
-def create_trtllm_mla_backend(runner):
-    if not runner.use_mla_backend:
-        raise ValueError("trtllm_mla backend can only be used with MLA models.")
-    if (
-        runner.server_args.dcp_size > 1
-        and runner.server_args.speculative_algorithm is not None
-    ):
-        _, decode_backend = runner.server_args.get_attention_backends()
-        if decode_backend == "trtllm_mla":
-            raise ValueError(
-                "trtllm_mla cannot serve decode context parallelism with speculative "
-                "decoding: it does not forward the cyclic DCP metadata to its decode "
-                "kernel and returns no rank-local LSE for the cross-rank merge. "
-                "Select cutedsl_mla or tokenspeed_mla."
-            )
-    from sglang.srt.layers.attention.trtllm_mla_backend import TRTLLMMLABackend
-
-    return TRTLLMMLABackend(runner)
 
 
-@register_attention_backend("tokenspeed_mla")
-def create_tokenspeed_mla_backend(runner):
-    if not runner.use_mla_backend:
-        raise ValueError("tokenspeed_mla backend can only be used with MLA models.")
-    from sglang.srt.layers.attention.tokenspeed_mla_backend import (
-        TokenspeedMLABackend,
-    )
-
-    return TokenspeedMLABackend(runner)
 
 
-@register_attention_backend("cutedsl_mla")
-def create_cutedsl_mla_backend(runner):
-    if not runner.use_mla_backend:
-        raise ValueError("cutedsl_mla backend can only be used with MLA models.")
-    from sglang.srt.layers.attention.cutedsl_mla_backend import CuteDslMLABackend
-
-    return CuteDslMLABackend(runner)
 
 
-@register_attention_backend("aiter")
-def create_aiter_backend(runner):
-    from sglang.srt.layers.attention.aiter_backend import AiterAttnBackend
-
-    return AiterAttnBackend(runner)
 
 
-@register_attention_backend("wave")
-def create_wave_backend(runner):
-    from sglang.srt.layers.attention.wave_backend import WaveAttnBackend
-
-    return WaveAttnBackend(runner)
 
 
-@register_attention_backend("ascend")
-def create_ascend_backend(runner):
-    from sglang.srt.hardware_backend.npu.attention.ascend_backend import (
-        AscendAttnBackend,
-    )
-
-    return AscendAttnBackend(runner)
 
 
-@register_attention_backend("dsa")
-def create_dsa_backend(runner):
-    from sglang.srt.layers.attention.dsa_backend import DeepseekSparseAttnBackend
-
-    return DeepseekSparseAttnBackend(runner)
 
 
-@register_attention_backend("nsa")
-def _create_nsa_compat(runner):
-    warnings.warn(
-        "attention-backend='nsa' is deprecated; use 'dsa' instead. "
-        "The alias will be removed in a future release.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return create_dsa_backend(runner)
 
 
-@register_attention_backend("dsv4")
-def create_dsv4_backend(runner):
-    if _is_npu:
-        from sglang.srt.hardware_backend.npu.attention.ascend_dsv4_backend import (
-            DeepseekV4AscendAttnBackend,
-        )
-
-        return DeepseekV4AscendAttnBackend(runner)
-    elif _is_hip:
-        from sglang.srt.layers.attention.deepseek_v4_backend_hip_radix import (
-            DeepseekV4HipRadixBackend,
-        )
-
-        logger.info(
-            "Using DeepseekV4HipRadixBackend for compressed attention backend (HIP)."
-        )
-        return DeepseekV4HipRadixBackend(runner)
-    else:
-        from sglang.srt.layers.attention.deepseek_v4_backend import (
-            DeepseekV4AttnBackend,
-        )
-
-        logger.info("Using DeepseekV4AttnBackend for dsv4 attention backend (CUDA).")
-        return DeepseekV4AttnBackend(runner)
 
 
 @register_attention_backend("triton")
@@ -185,18 +94,8 @@ def create_triton_backend(runner):
     return TritonAttnBackend(runner)
 
 
-@register_attention_backend("torch_native")
-def create_torch_native_backend(runner):
-    from sglang.srt.layers.attention.torch_native_backend import TorchNativeAttnBackend
-
-    return TorchNativeAttnBackend(runner)
 
 
-@register_attention_backend("flex_attention")
-def create_flex_attention_backend(runner):
-    from sglang.srt.layers.attention.torch_flex_backend import TorchFlexAttnBackend
-
-    return TorchFlexAttnBackend(runner)
 
 
 @register_attention_backend("flashmla")
@@ -206,88 +105,18 @@ def create_flashmla_backend(runner):
     return FlashMLABackend(runner)
 
 
-@register_attention_backend("fa3")
-def create_flashattention_v3_backend(runner):
-
-    major, minor = get_device_capability()
-    if not _is_musa:
-        assert (major == 8 and not runner.use_mla_backend) or major == 9, (
-            "FlashAttention v3 Backend requires SM>=80 and SM<=90. "
-            "Please use `--attention-backend flashinfer`."
-        )
-        from sglang.srt.layers.attention.flashattention_backend import (
-            FlashAttentionBackend,
-        )
-
-        return FlashAttentionBackend(runner)
-    else:
-        assert major == 3 and minor >= 1, (
-            "FlashAttention v3 Backend requires MP>=31. "
-            "Please use `--attention-backend triton`."
-        )
-        from sglang.srt.hardware_backend.musa.attention import (
-            MusaFlashAttentionBackend,
-        )
-
-        return MusaFlashAttentionBackend(runner)
 
 
-@register_attention_backend("fa4")
-def create_flashattention_v4_backend(runner):
-    from sglang.srt.layers.attention.flashattention_backend import (
-        FlashAttentionBackend,
-    )
-
-    return FlashAttentionBackend(runner, fa_impl_ver=4)
 
 
-@register_attention_backend("cutlass_mla")
-def create_cutlass_mla_backend(runner):
-    from sglang.srt.layers.attention.cutlass_mla_backend import CutlassMLABackend
-
-    return CutlassMLABackend(runner)
 
 
-@register_attention_backend("trtllm_mha")
-def create_trtllm_mha_backend(runner):
-    if runner.use_mla_backend:
-        raise ValueError("trtllm_mha backend can only be used with non-MLA models.")
-    from sglang.srt.layers.attention.trtllm_mha_backend import TRTLLMHAAttnBackend
-
-    return TRTLLMHAAttnBackend(runner)
 
 
-@register_attention_backend("hpc_ops")
-def create_hpc_ops_backend(runner):
-    if runner.use_mla_backend:
-        raise ValueError("hpc_ops backend can only be used with non-MLA models.")
-    if runner.model_config.is_encoder_decoder:
-        raise ValueError(
-            "Cross attention is not supported in the hpc_ops attention backend."
-        )
-    if runner.server_args.speculative_algorithm is not None:
-        raise ValueError(
-            "hpc_ops backend does not support speculative decoding for now."
-        )
-    from sglang.srt.layers.attention.hpc_ops_backend import HPCOpsAttnBackend
-
-    return HPCOpsAttnBackend(runner)
 
 
-@register_attention_backend("intel_amx")
-def create_intel_amx_backend(runner):
-    from sglang.srt.layers.attention.intel_amx_backend import IntelAMXAttnBackend
-
-    return IntelAMXAttnBackend(runner)
 
 
-@register_attention_backend("dual_chunk_flash_attn")
-def create_dual_chunk_flash_attn_backend(runner):
-    from sglang.srt.layers.attention.dual_chunk_flashattention_backend import (
-        DualChunkFlashAttentionBackend,
-    )
-
-    return DualChunkFlashAttentionBackend(runner)
 
 
 def attn_backend_wrapper_for_draft_extend(
@@ -487,8 +316,3 @@ def attn_backend_wrapper(runner: "ModelRunner", full_attn_backend: "AttentionBac
     return full_attn_backend
 
 
-@register_attention_backend("intel_xpu")
-def create_intel_xpu_backend(runner):
-    from sglang.srt.layers.attention.xpu_backend import XPUAttentionBackend
-
-    return XPUAttentionBackend(runner)

@@ -91,12 +91,6 @@ class AttentionBackend(ABC):
         Default: no-op.
         """
 
-    def draft_extend_metadata_captured_in_graph(self) -> bool:
-        """True when :py:meth:`init_forward_metadata_in_graph` fully rebuilds
-        this backend's DRAFT_EXTEND_V2 replay metadata inside the captured
-        graph, so a replaying runner may skip the eager
-        :py:meth:`init_forward_metadata_out_graph` call."""
-        return False
 
     # Opt out only when this backend never reads seq_lens_cpu / seq_lens_sum.
     needs_cpu_seq_lens: bool = True
@@ -209,26 +203,16 @@ class AttentionBackend(ABC):
                 save_kv_cache=save_kv_cache,
                 **kwargs,
             )
-        elif forward_batch.forward_mode.is_mixed() and is_npu():
-            return self.forward_mixed(
-                q,
-                k,
-                v,
-                layer,
-                forward_batch,
-                save_kv_cache=save_kv_cache,
-                **kwargs,
-            )
         else:
-            return self.forward_extend(
-                q,
-                k,
-                v,
-                layer,
-                forward_batch,
-                save_kv_cache=save_kv_cache,
-                **kwargs,
-            )
+                return self.forward_extend(
+                    q,
+                    k,
+                    v,
+                    layer,
+                    forward_batch,
+                    save_kv_cache=save_kv_cache,
+                    **kwargs,
+                )
 
     def forward_decode(
         self,
@@ -277,5 +261,4 @@ class AttentionBackend(ABC):
         layer_id: int,
         forward_batch: ForwardBatch,
     ) -> Optional[BaseIndexerMetadata]:
-        """Get the indexer metadata. None means don't support indexer."""
-        return None
+        raise NotImplementedError("removed by slim: never run in any recording")

@@ -175,22 +175,6 @@ class ContextParallelStrategy(ABC):
             f"{self.name} strategy does not support DSA trtllm FP8 KV gather"
         )
 
-    def split_before_forward(
-        self,
-        forward_batch: ForwardBatch,
-        input_ids: Optional[Any],
-        positions: Any,
-        input_embeds: Optional[Any] = None,
-    ) -> Optional[Any]:
-        """Shard model inputs before model.forward in CP-v2 paths."""
-        if input_ids is not None:
-            forward_batch.cp_v2_input_ids = self.shard_hidden_states(
-                input_ids, forward_batch
-            )
-        forward_batch.positions = self.shard_position_ids(positions, forward_batch)
-        if input_embeds is not None:
-            return self.shard_hidden_states(input_embeds, forward_batch)
-        return None
 
     @abstractmethod
     def run_attention(
@@ -224,19 +208,10 @@ class ContextParallelStrategy(ABC):
     ) -> Any:
         """Materialize full-layout MLA K/V for the strategy."""
 
-    def reindex_attn_metadata(self, core_attn_metadata: Any) -> None:
-        """Optional attention metadata rewrite for strategies that need it."""
-        return None
 
 
 def _is_dsa_active() -> bool:
-    from sglang.srt.runtime_context import get_server_args
-
-    sa = get_server_args()
-    return bool(
-        getattr(sa, "enable_prefill_cp", False)
-        and getattr(sa, "_is_dsa_model_arch", False)
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 _STRATEGY: Optional[ContextParallelStrategy] = None
@@ -294,10 +269,7 @@ def get_cp_strategy() -> Optional[ContextParallelStrategy]:
 
 
 def get_cp_strategy_kind() -> ContextParallelStrategyKind:
-    strategy = get_cp_strategy()
-    if strategy is None:
-        return ContextParallelStrategyKind.NONE
-    return strategy.kind
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def is_cp_enabled() -> bool:

@@ -16,12 +16,12 @@ _is_musa = is_musa()
 
 def _compute_enable_deep_gemm():
     sm_version = get_device_sm()
-    if (_is_cuda and sm_version < 90) or (_is_musa and sm_version < 31):
+    if (_is_cuda and sm_version < 90):
         return False
     # DeepGEMM requires TMEM/tcgen05 (SM100+datacenter), not available on SM120
     if sm_version == 120:
         return False
-    if not (_is_cuda or _is_musa):
+    if not _is_cuda:
         return False
 
     try:

@@ -77,105 +77,22 @@ class HashTopK(nn.Module):
             )
 
     def _init_default_tid2eid(self) -> None:
-        topk = self.tid2eid.shape[1]
-        if topk == 0:
-            return
-
-        # DummyModelLoader only initializes floating tensors, so keep this int
-        # lookup table valid until real checkpoints overwrite it.
-        token_ids = torch.arange(
-            self.tid2eid.shape[0], dtype=self.tid2eid.dtype, device=self.tid2eid.device
-        ).unsqueeze(1)
-        expert_offsets = torch.arange(
-            topk, dtype=self.tid2eid.dtype, device=self.tid2eid.device
-        ).unsqueeze(0)
-        tid2eid = (token_ids + expert_offsets) % self.num_experts
-        with torch.no_grad():
-            self.tid2eid.copy_(tid2eid.to(self.tid2eid.dtype))
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def empty_topk_output(
         self, device: torch.device, *, layer_id: Optional[int] = None
     ):
-        topk = self.topk - self.num_fused_shared_experts
-        if layer_id is not None:
-            from sglang.srt.eplb.lplb_solver import get_global_lplb_solver
-
-            lplb_solver = get_global_lplb_solver(layer_id)
-            if lplb_solver is not None:
-                lplb_solver.solve(
-                    torch.empty((0, topk), dtype=torch.int32, device=device)
-                )
-        topk_weights = torch.empty((0, topk), dtype=torch.float32, device=device)
-        topk_ids = torch.full((0, topk), -1, dtype=torch.int32, device=device)
-        router_logits = torch.empty((0, topk), dtype=torch.float32, device=device)
-        topk_output = StandardTopKOutput(topk_weights, topk_ids, router_logits)
-        if has_per_rank_fused_shared_slots(self.num_fused_shared_experts):
-            n = self.num_fused_shared_experts
-            topk_output = topk_output._replace(
-                topk_ids=topk_output.topk_ids.new_empty(
-                    (0, topk_output.topk_ids.shape[-1] + n)
-                ),
-                topk_weights=topk_output.topk_weights.new_empty(
-                    (0, topk_output.topk_weights.shape[-1] + n)
-                ),
-            )
-        return self._apply_waterfill(topk_output, num_tokens=0)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _apply_waterfill(
         self, topk_output: StandardTopKOutput, num_tokens: int
     ) -> StandardTopKOutput:
-        if self.enable_waterfill and self.waterfill_balancer is None:
-            raise RuntimeError(
-                "Waterfill HashTopK must be prepared by ModelRunner before forward."
-            )
-        if self.waterfill_balancer is None:
-            return topk_output
-        return self.waterfill_balancer.expand_topk(topk_output, num_tokens)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _forward_torch(
         self, router_logits: torch.Tensor, input_ids: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.score_func == "softmax":
-            scores = router_logits.softmax(dim=-1)
-        elif self.score_func == "sigmoid":
-            scores = router_logits.sigmoid()
-        else:
-            scores = torch.nn.functional.softplus(router_logits).sqrt()
-
-        num_token = scores.shape[0]
-
-        topk_ids = torch.zeros(
-            (num_token, self.topk), dtype=torch.int32, device=scores.device
-        )
-        topk_weights = torch.zeros(
-            (num_token, self.topk), dtype=scores.dtype, device=scores.device
-        )
-
-        if self.num_fused_shared_experts == 1:
-            topk_ids[:, :-1] = self.tid2eid[input_ids]
-            topk_weights[:, :-1] = scores.gather(1, topk_ids[:, :-1])
-
-            if self.score_func != "softmax":
-                topk_weights[:, :-1] /= topk_weights[:, :-1].sum(dim=-1, keepdim=True)
-
-            topk_ids[:, -1] = torch.randint(
-                low=self.num_experts,
-                high=self.num_experts + self.num_fused_shared_experts,
-                size=(num_token,),
-                dtype=topk_ids.dtype,
-                device=topk_ids.device,
-            )
-
-            topk_weights[:, -1] = (
-                topk_weights[:, :-1].sum(dim=-1) / self.routed_scaling_factor
-            )
-        else:
-            topk_ids[:, :] = self.tid2eid[input_ids]
-            topk_weights[:, :] = scores.gather(1, topk_ids[:, :])
-            if self.score_func != "softmax":
-                topk_weights[:, :] /= topk_weights[:, :].sum(dim=-1, keepdim=True)
-
-        return topk_weights, topk_ids
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward(
         self,
@@ -202,8 +119,6 @@ class HashTopK(nn.Module):
             )
         else:
             topk_weights, topk_ids = self._forward_torch(router_logits, input_ids)
-        if _is_hip or _is_npu:
-            topk_weights = topk_weights.to(torch.float32)
 
         if self.apply_routed_scaling_factor_on_output:
             topk_weights = topk_weights * self.routed_scaling_factor
@@ -253,12 +168,9 @@ class HashTopK(nn.Module):
             topk_ids = topk_ids_logical_to_physical(
                 topk_ids, expert_location_dispatch_info, log2phy_prob
             )
-        if is_hip():
-            _zero_topk_weights_padded_region(topk_weights, num_token_non_padded)
-        else:
-            _mask_topk_ids_padded_region(topk_ids, num_token_non_padded)
-            if recorder_topk_ids is not None:
-                _mask_topk_ids_padded_region(recorder_topk_ids, num_token_non_padded)
+        _mask_topk_ids_padded_region(topk_ids, num_token_non_padded)
+        if recorder_topk_ids is not None:
+            _mask_topk_ids_padded_region(recorder_topk_ids, num_token_non_padded)
         if recorder_topk_ids is None:
             recorder_topk_ids = topk_ids
         get_global_expert_distribution_recorder().on_select_experts(
@@ -268,8 +180,4 @@ class HashTopK(nn.Module):
             topk_weights=topk_weights, topk_ids=topk_ids, router_logits=router_logits
         )
         topk_output = self._apply_waterfill(topk_output, hidden_states.shape[0])
-        if is_hip():
-            _zero_topk_weights_padded_region(
-                topk_output.topk_weights, num_token_non_padded
-            )
         return topk_output

@@ -36,8 +36,6 @@ from sglang.srt.runtime_context import get_exec, get_lora, get_parallel
 
 try:
     from triton_kernels.matmul_ogs import GatherIndx, RoutingData, ScatterIndx
-    from triton_kernels.tensor import make_ragged_tensor_metadata
-    from triton_kernels.topk import topk as triton_kernels_topk
 
     def routing(
         logits,
@@ -47,37 +45,7 @@ try:
         simulated_ep=1,
         n_rows=None,
     ):
-        if simulated_ep != 1:
-            raise NotImplementedError(
-                "simulated_ep routing is not supported with triton_kernels 3.6.0"
-            )
-
-        if sm_first:
-            logits = torch.softmax(logits, dim=-1)
-
-        sparse_logits = triton_kernels_topk(
-            logits,
-            n_expts_act,
-            apply_softmax=not sm_first,
-            y_indx=expt_indx,
-            n_rows=n_rows,
-        )
-        dispatch_indx = sparse_logits.mask_metadata.row_sorted_indx
-        combine_indx = sparse_logits.mask_metadata.col_sorted_indx
-        ragged_metadata = make_ragged_tensor_metadata(
-            sparse_logits.mask_metadata.col_sum, dispatch_indx.shape[0]
-        )
-        gate_scal = sparse_logits.vals.flatten()[combine_indx]
-        routing_data = RoutingData(
-            gate_scal,
-            ragged_metadata.slice_sizes,
-            logits.shape[-1],
-            n_expts_act,
-            ragged_metadata,
-        )
-        gather_indx = GatherIndx(combine_indx, dispatch_indx)
-        scatter_indx = ScatterIndx(dispatch_indx, combine_indx)
-        return routing_data, gather_indx, scatter_indx
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 except ImportError:
     pass
@@ -186,32 +154,13 @@ if _is_cuda:
     except ImportError:
         fused_topk_deepseek = None
 
-if _is_cuda or _is_hip or _is_xpu:
-    if _is_xpu:
-        # XPU has no tvm_ffi, so the CUDA JIT topk_sigmoid isn't reachable;
-        # use the AOT symbols from sgl_kernel directly. topk_sigmoid was aligned
-        # with the post-#28715 CUDA signature in sgl-kernel-xpu#285.
-        from sgl_kernel import topk_sigmoid, topk_softmax
-    else:
-        from sglang.kernels.ops.moe import topk_softmax
+if _is_cuda:
+    from sglang.kernels.ops.moe import topk_softmax
 
-        try:
-            from sglang.kernels.ops.moe.moe_topk_sigmoid import topk_sigmoid
-        except ImportError:
-            pass
-if _use_aiter:
     try:
-        from aiter import biased_grouped_topk as aiter_biased_grouped_topk
-        from aiter.fused_moe import fused_topk as aiter_fused_topk
+        from sglang.kernels.ops.moe.moe_topk_sigmoid import topk_sigmoid
     except ImportError:
-        raise ImportError("aiter is required when SGLANG_USE_AITER is set to True")
-if _is_musa:
-    try:
-        from mate import moe_fused_gate
-    except ImportError:
-        raise ImportError("mate is required for the biased grouped topk.")
-
-    from sglang.srt.hardware_backend.musa.kernels.topk import topk_sigmoid, topk_softmax
+        pass
 
 # -------------------------------- TopKConfig ---------------------------------------
 
@@ -244,28 +193,18 @@ class TopKOutputChecker:
 
     @staticmethod
     def format_is_standard(topk_output: TopKOutput) -> TypeGuard[StandardTopKOutput]:
-        # ===== TO BE REFACTORED ====
-        # The experimental fused topk+pack carrier only exists under the master switch.
-        if _SGLANG_EXPERIMENTAL_LORA_OPTI:
-            return isinstance(
-                topk_output, (StandardTopKOutput, StandardTopKOutputPacked)
-            )
-        # ===== END TO BE REFACTORED ====
-        return isinstance(topk_output, StandardTopKOutput)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def format_is_triton_kernels(
         topk_output: TopKOutput,
     ) -> TypeGuard[TritonKernelTopKOutput]:
-        return isinstance(topk_output, TritonKernelTopKOutput)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @staticmethod
     def format_is_bypassed(topk_output: TopKOutput) -> TypeGuard[BypassedTopKOutput]:
         return isinstance(topk_output, BypassedTopKOutput)
 
-    @staticmethod
-    def format_is_packed(topk_output: TopKOutput) -> TypeGuard[PackedTopKOutput]:
-        return isinstance(topk_output, PackedTopKOutput)
 
 
 class TopKOutputFormat(IntEnum):
@@ -379,14 +318,7 @@ def _make_round_robin_expert_ids(
     dtype: torch.dtype,
     layer_id: Optional[int] = None,
 ) -> torch.Tensor:
-    if topk == 0:
-        return torch.empty((num_tokens, 0), device=device, dtype=dtype)
-
-    step = max(num_experts // topk, 1)
-    layer_offset = 0 if layer_id is None else layer_id
-    offsets = torch.arange(num_tokens, device=device, dtype=dtype).unsqueeze(1)
-    steps = torch.arange(topk, device=device, dtype=dtype).unsqueeze(0) * step
-    return (offsets + layer_offset + steps) % num_experts
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # -------------------------------- TopK ---------------------------------------
@@ -480,16 +412,7 @@ class TopK(MultiPlatformOp):
         num_token_non_padded: Optional[torch.Tensor] = None,
         expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
     ) -> TopKOutput:
-        self.topk_config.torch_native = True
-        topk_output = select_experts(
-            hidden_states=hidden_states,
-            layer_id=self.layer_id,
-            router_logits=router_logits,
-            topk_config=self.topk_config,
-            num_token_non_padded=num_token_non_padded,
-            expert_location_dispatch_info=expert_location_dispatch_info,
-        )
-        return self._apply_waterfill(topk_output, hidden_states.shape[0])
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cuda(
         self,
@@ -562,15 +485,7 @@ class TopK(MultiPlatformOp):
         num_token_non_padded: Optional[torch.Tensor] = None,
         expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
     ) -> TopKOutput:
-        topk_output = select_experts(
-            hidden_states=hidden_states,
-            layer_id=self.layer_id,
-            router_logits=router_logits,
-            topk_config=self.topk_config,
-            num_token_non_padded=num_token_non_padded,
-            expert_location_dispatch_info=expert_location_dispatch_info,
-        )
-        return self._apply_waterfill(topk_output, hidden_states.shape[0])
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(
         self,
@@ -580,62 +495,12 @@ class TopK(MultiPlatformOp):
         num_token_non_padded: Optional[torch.Tensor] = None,
         expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
     ) -> TopKOutput:
-
-        from sglang.srt.hardware_backend.npu.moe.topk import fused_topk_npu
-
-        return fused_topk_npu(
-            hidden_states=hidden_states,
-            router_logits=router_logits,
-            topk_config=self.topk_config,
-            num_token_non_padded=num_token_non_padded,
-            expert_location_dispatch_info=expert_location_dispatch_info,
-            layer_id=self.layer_id,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def empty_topk_output(
         self, device: torch.device, *, layer_id: Optional[int] = None
     ) -> TopKOutput:
-        """Return an empty topk output for a rank with zero tokens this forward.
-
-        When ``layer_id`` is provided and the active dispatch algorithm is LP,
-        also calls ``LPLBSolver.solve(empty)`` so that this rank participates
-        in the EP all-reduce. Without this, an empty rank would skip the
-        collective and deadlock under DP-attention.
-        """
-        if layer_id is not None:
-            # Skip the full ExpertLocationDispatchInfo allocation — we only
-            # need the per-layer solver to participate in the EP all-reduce.
-            from sglang.srt.eplb.lplb_solver import get_global_lplb_solver
-
-            lplb_solver = get_global_lplb_solver(layer_id)
-            if lplb_solver is not None:
-                lplb_solver.solve(
-                    torch.empty(
-                        (0, self.topk_config.top_k),
-                        dtype=torch.int32,
-                        device=device,
-                    )
-                )
-        topk = self.topk_config.top_k - self.topk_config.num_fused_shared_experts
-        with use_symmetric_memory(
-            get_tp_group(), disabled=not is_allocation_symmetric()
-        ):
-            topk_weights = torch.empty((0, topk), dtype=torch.float32, device=device)
-            topk_ids = torch.full((0, topk), -1, dtype=torch.int32, device=device)
-        # FIXME: router_logits should be of size (0, num_experts)
-        router_logits = torch.empty((0, topk), dtype=torch.float32, device=device)
-        topk_output = StandardTopKOutput(topk_weights, topk_ids, router_logits)
-        if has_per_rank_fused_shared_slots(self.topk_config.num_fused_shared_experts):
-            n = self.topk_config.num_fused_shared_experts
-            topk_output = topk_output._replace(
-                topk_ids=topk_output.topk_ids.new_empty(
-                    (0, topk_output.topk_ids.shape[-1] + n)
-                ),
-                topk_weights=topk_output.topk_weights.new_empty(
-                    (0, topk_output.topk_weights.shape[-1] + n)
-                ),
-            )
-        return self._apply_waterfill(topk_output, 0)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_xpu(
         self,
@@ -645,22 +510,7 @@ class TopK(MultiPlatformOp):
         num_token_non_padded: Optional[torch.Tensor] = None,
         expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
     ) -> TopKOutput:
-        self.topk_config.torch_native = True
-        # [NOTE] XPU device support for topk kernels
-        #   - support 'topk_softmax' and 'topk_sigmoid'
-        #   - support up to 8 top-k and 256 experts
-        self.topk_config.torch_native = not (
-            self.topk_config.top_k <= 8 and router_logits.shape[1] <= 256
-        )
-
-        return select_experts(
-            hidden_states=hidden_states,
-            layer_id=self.layer_id,
-            router_logits=router_logits,
-            topk_config=self.topk_config,
-            num_token_non_padded=num_token_non_padded,
-            expert_location_dispatch_info=expert_location_dispatch_info,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # ------------------------------- TopK implementation -------------------------------------
@@ -674,45 +524,7 @@ def fused_topk_torch_native(
     correction_bias: torch.Tensor = None,
     scoring_func: str = "softmax",
 ):
-    def scoring_func_impl(gating_output: torch.Tensor) -> torch.Tensor:
-        if scoring_func == "softmax":
-            return gating_output.softmax(dim=-1)
-        elif scoring_func == "sigmoid":
-            return gating_output.sigmoid()
-        elif scoring_func == "sqrtsoftplus":
-            return F.softplus(gating_output).sqrt()
-        else:
-            raise ValueError(f"Invalid scoring function: {scoring_func}")
-
-    if correction_bias is not None:
-        n_routed_experts = gating_output.shape[-1]
-        scores = scoring_func_impl(gating_output)
-        scores_for_choice = scores.view(
-            -1, n_routed_experts
-        ) + correction_bias.unsqueeze(0)
-        topk_ids = torch.topk(scores_for_choice, k=topk, dim=-1, sorted=False)[1]
-        topk_weights = scores.gather(1, topk_ids)
-    else:
-        assert (
-            hidden_states.shape[0] == gating_output.shape[0]
-        ), f"Number of tokens mismatch, {hidden_states.shape=} vs {gating_output.shape=}"
-        M, _ = hidden_states.shape
-        topk_weights = torch.empty(
-            M, topk, dtype=torch.float32, device=hidden_states.device
-        )
-        topk_ids = torch.empty(M, topk, dtype=torch.int32, device=hidden_states.device)
-        topk_weights = scoring_func_impl(gating_output.float())
-        topk_weights, topk_ids = torch.topk(topk_weights, topk, dim=-1)
-
-    if renormalize:
-        # fp32 like the reference gate (the epsilon is not representable in
-        # fp16); the sum dtype and the division's type promotion upcast inside
-        # the existing kernels, so no extra cast launch is needed
-        topk_weights = topk_weights / (
-            topk_weights.sum(dim=-1, keepdim=True, dtype=torch.float32)
-            + _RENORMALIZE_SUM_EPSILON
-        )
-    return topk_weights, topk_ids
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def fused_topk_softmax_torch_raw_logits(
@@ -721,17 +533,7 @@ def fused_topk_softmax_torch_raw_logits(
     topk: int,
     renormalize: bool,
 ):
-    assert (
-        hidden_states.shape[0] == gating_output.shape[0]
-    ), f"Number of tokens mismatch, {hidden_states.shape=} vs {gating_output.shape=}"
-
-    _, topk_ids = torch.topk(gating_output, k=topk, dim=-1, sorted=False)
-    logits = gating_output.float()
-    topk_weights = logits.gather(1, topk_ids)
-    if renormalize:
-        topk_weights = F.softmax(topk_weights, dim=-1, dtype=torch.float32)
-
-    return topk_weights.to(torch.float32), topk_ids.to(torch.int32)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def fused_topk_cpu(
@@ -747,53 +549,11 @@ def fused_topk_cpu(
     packed_out: Optional[torch.Tensor] = None,
     num_token_non_padded: Optional[torch.Tensor] = None,
 ):
-    if num_fused_shared_experts != 0:
-        raise ValueError(
-            f"num_fused_shared_experts must be 0 for CPU fused topk, got: {num_fused_shared_experts}"
-        )
-    if apply_routed_scaling_factor_on_output:
-        raise ValueError(
-            "apply_routed_scaling_factor_on_output is not supported for CPU fused topk"
-        )
-    if packed_out is not None:
-        raise ValueError("packed_out is not supported for CPU fused topk")
-    if num_token_non_padded is not None:
-        raise ValueError("num_token_non_padded is not supported for CPU fused topk")
-
-    # TODO: add c++ kernel for cpu
-    # The topk_softmax_cpu kernel only handles vanilla softmax scoring with no
-    # correction bias. Fall back to the torch-native impl for the rest
-    # (e.g. MiniMax sets both correction_bias and scoring_func).
-    if correction_bias is not None or scoring_func != "softmax":
-        return fused_topk_torch_native(
-            hidden_states,
-            gating_output,
-            topk,
-            renormalize,
-            correction_bias=correction_bias,
-            scoring_func=scoring_func,
-        )
-
-    topk_weights, topk_ids = torch.ops.sgl_kernel.topk_softmax_cpu(
-        hidden_states=hidden_states,
-        gating_output=gating_output,
-        topk=topk,
-        renormalize=renormalize,
-    )
-    return topk_weights, topk_ids
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def apply_topk_weights_cpu(need_apply, topk_weights, inputs):
-    if not need_apply:
-        return inputs, topk_weights
-
-    # TODO: fuse below processing in fused_experts_cpu kernel
-    inputs = inputs * topk_weights.to(inputs.dtype)
-    topk_weights = torch.ones_like(
-        topk_weights, dtype=torch.float32
-    )  # clear topk_weights as already applied
-
-    return inputs, topk_weights
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def fused_topk(
@@ -809,134 +569,7 @@ def fused_topk(
     packed_out: Optional[torch.Tensor] = None,
     num_token_non_padded: Optional[torch.Tensor] = None,
 ):
-    assert hidden_states.shape[0] == gating_output.shape[0], "Number of tokens mismatch"
-
-    M, _ = hidden_states.shape
-
-    topk_weights = torch.empty(
-        M, topk, dtype=torch.float32, device=hidden_states.device
-    )
-    topk_ids = torch.empty(M, topk, dtype=torch.int32, device=hidden_states.device)
-
-    if scoring_func == "softmax":
-        if _use_aiter:
-
-            # Use fused_topk instead of topk_softmax to auto dispatch to the correct kernel
-            topk_weights, topk_ids = aiter_fused_topk(
-                hidden_states,
-                gating_output,
-                topk,
-                renormalize,
-                topk_ids=topk_ids,
-                topk_weights=topk_weights,
-            )
-        # ===== TO BE REFACTORED ====
-        elif packed_out is not None:
-            # Fused gating + routed pack (SGLANG_OPT_LORA_FUSED_TOPK_PACK): one JIT kernel
-            # writes topk_weights/topk_ids AND the FlashInfer packed topk in one launch.
-            from sglang.kernels.ops.moe.trtllm_lora_temp.topk_softmax_pack import (
-                topk_softmax_pack,
-            )
-
-            topk_softmax_pack(
-                topk_weights,
-                topk_ids,
-                packed_out,
-                gating_output,
-                renormalize,
-                num_token_non_padded=num_token_non_padded,
-            )
-        # ===== END TO BE REFACTORED ====
-        elif _is_cuda and envs.SGLANG_OPT_USE_JIT_KERNEL_FUSED_TOPK.get():
-            # Unified Triton router (subsumes the AOT topk_softmax CUDA kernel).
-            from sglang.kernels.ops.moe.moe_fused_gate import (
-                moe_fused_gate as _jit_moe_fused_gate,
-            )
-
-            zero_bias = torch.zeros(
-                gating_output.shape[1],
-                dtype=torch.float32,
-                device=gating_output.device,
-            )
-            topk_weights, topk_ids = _jit_moe_fused_gate(
-                gating_output,
-                zero_bias,
-                topk,
-                scoring_func="softmax",
-                renormalize=renormalize,
-            )
-        else:
-            topk_softmax(
-                topk_weights,
-                topk_ids,
-                gating_output,
-                renormalize,
-            )
-    elif scoring_func == "sigmoid":
-        if _use_aiter and correction_bias is not None:
-            aiter_biased_grouped_topk(
-                gating_output,
-                correction_bias.to(dtype=gating_output.dtype),
-                topk_weights,
-                topk_ids,
-                num_expert_group=1,
-                topk_group=1,
-                need_renorm=renormalize,
-            )
-            if apply_routed_scaling_factor_on_output:
-                topk_weights *= (
-                    routed_scaling_factor if routed_scaling_factor is not None else 1.0
-                )
-        elif _is_cuda and envs.SGLANG_OPT_USE_JIT_KERNEL_FUSED_TOPK.get():
-            # Unified Triton router (subsumes the AOT topk_sigmoid CUDA kernel).
-            from sglang.kernels.ops.moe.moe_fused_gate import (
-                moe_fused_gate as _jit_moe_fused_gate,
-            )
-
-            bias_fp32 = (
-                correction_bias.to(torch.float32)
-                if correction_bias is not None
-                else torch.zeros(
-                    gating_output.shape[1],
-                    dtype=torch.float32,
-                    device=gating_output.device,
-                )
-            )
-            topk_weights, topk_ids = _jit_moe_fused_gate(
-                gating_output,
-                bias_fp32,
-                topk,
-                scoring_func="sigmoid",
-                renormalize=renormalize,
-                routed_scaling_factor=routed_scaling_factor,
-                apply_routed_scaling_factor_on_output=apply_routed_scaling_factor_on_output,
-            )
-        else:
-            if num_fused_shared_experts > 1:
-                raise ValueError(
-                    "sigmoid topk supports at most one fused shared expert"
-                )
-            scale = (
-                routed_scaling_factor
-                if (
-                    apply_routed_scaling_factor_on_output
-                    and routed_scaling_factor is not None
-                )
-                else 1.0
-            )
-            topk_sigmoid(
-                topk_weights,
-                topk_ids,
-                gating_output,
-                renormalize,
-                correction_bias,
-                scale,
-                num_fused_shared_experts,
-            )
-    else:
-        raise ValueError(f"Invalid scoring function: {scoring_func}")
-
-    return topk_weights, topk_ids
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # This is used by the Deepseek V2/V3/R1 series models
@@ -1027,22 +660,7 @@ def grouped_topk_cpu(
     apply_routed_scaling_factor_on_output: Optional[bool] = False,
     scoring_func: str = "softmax",
 ):
-    assert not apply_routed_scaling_factor_on_output
-    if scoring_func != "softmax":
-        raise ValueError(f"Unsupported scoring function: {scoring_func}")
-
-    return torch.ops.sgl_kernel.grouped_topk_cpu(
-        hidden_states,
-        gating_output,
-        topk,
-        renormalize,
-        num_expert_group,
-        topk_group,
-        num_fused_shared_experts,
-        routed_scaling_factor,
-        # num_token_non_padded must be None since it is not supported in kernel
-        num_token_non_padded=None,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def grouped_topk_xpu(
@@ -1057,45 +675,7 @@ def grouped_topk_xpu(
     apply_routed_scaling_factor_on_output: Optional[bool] = False,
     scoring_func: str = "softmax",
 ):
-    num_experts = gating_output.shape[1]
-    experts_per_group = (
-        num_experts // num_expert_group if num_expert_group else num_experts
-    )
-
-    # moe_fused_gate kernel ensures that num_experts/num_expert_group does not exceed MAX_VPT=32 now.
-    if experts_per_group <= 32 and is_power_of_two(num_experts):
-        from sgl_kernel import moe_fused_gate
-
-        return moe_fused_gate(
-            gating_output.to(torch.float32),
-            None,  # without bias
-            num_expert_group,
-            topk_group,
-            topk,
-            renormalize=renormalize,
-            scoring_func=scoring_func,
-            num_fused_shared_experts=num_fused_shared_experts,
-            routed_scaling_factor=(
-                routed_scaling_factor if routed_scaling_factor is not None else 1.0
-            ),
-            apply_routed_scaling_factor_on_output=bool(
-                apply_routed_scaling_factor_on_output
-            ),
-        )
-
-    # use default implementation
-    return grouped_topk_gpu(
-        hidden_states,
-        gating_output,
-        topk,
-        renormalize,
-        num_expert_group,
-        topk_group,
-        num_fused_shared_experts,
-        routed_scaling_factor,
-        apply_routed_scaling_factor_on_output,
-        scoring_func,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend(), disable=_is_npu)
@@ -1215,48 +795,7 @@ def biased_topk_jit_kernel_impl(
     expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
     apply_routed_scaling_factor_on_output: Optional[bool] = False,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    assert hidden_states.shape[0] == gating_output.shape[0], "Number of tokens mismatch"
-
-    if _use_aiter and scoring_func == "sqrtsoftplus" and num_fused_shared_experts == 0:
-        from aiter import topk_gating
-
-        num_tokens = gating_output.shape[0]
-        topk_weights = torch.empty(
-            (num_tokens, topk), dtype=torch.float32, device=gating_output.device
-        )
-        topk_ids = torch.empty(
-            (num_tokens, topk), dtype=torch.int32, device=gating_output.device
-        )
-
-        topk_gating(
-            topk_weights,
-            topk_ids,
-            gating_output,
-            correction_bias,
-            renormalize,
-            routed_scaling_factor,
-            score_func="sqrtsoftplus",
-        )
-
-        return topk_weights, topk_ids
-
-    else:
-        from sglang.kernels.ops.moe.moe_fused_gate import moe_fused_gate
-
-        topk_weights, topk_ids = moe_fused_gate(
-            gating_output,
-            correction_bias,
-            topk=topk,
-            scoring_func=scoring_func,
-            num_fused_shared_experts=num_fused_shared_experts,
-            renormalize=renormalize,
-            routed_scaling_factor=routed_scaling_factor,
-            apply_routed_scaling_factor_on_output=apply_routed_scaling_factor_on_output,
-        )
-        topk_weights, topk_ids = topk_weights.to(torch.float32), topk_ids.to(
-            torch.int32
-        )
-        return topk_weights, topk_ids
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend(), disable=_is_npu)
@@ -1346,24 +885,7 @@ def is_power_of_two(n):
 
 
 def _eplb_remap_enabled() -> bool:
-    # A real logical->physical mapping only exists when EPLB is enabled, the
-    # initial expert placement is non-trivial, or there are redundant physical
-    # experts. Otherwise the map is identity and the remap must be skipped (it is
-    # both unnecessary and not well-defined over the padded region of topk_ids).
-    from sglang.srt.runtime_context import get_server_args
-
-    try:
-        server_args = get_server_args()
-    except ValueError:
-        # Global server args are not initialized outside the server runtime
-        # (e.g. in unit tests that call select_experts directly). In that case
-        # there is no EPLB mapping, so the remap must be skipped.
-        return False
-    return (
-        get_exec().moe.enable_eplb
-        or get_exec().moe.init_expert_location != "trivial"
-        or get_exec().moe.ep_num_redundant_experts > 0
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _mask_topk_ids_padded_region(
@@ -1376,8 +898,6 @@ def _mask_topk_ids_padded_region(
     # TODO: let the kernel support other dtypes
     if _is_cuda and topk_ids.dtype == torch.int32 and fill_value == -1:
         mask_topk_ids(topk_ids, num_token_non_padded)
-    elif _is_npu:
-        return
     elif _can_fuse_padded_region(topk_ids):
         _fill_padded_rows(topk_ids, num_token_non_padded, fill_value)
     else:
@@ -1389,13 +909,7 @@ def _zero_topk_weights_padded_region(
     topk_weights: torch.Tensor,
     num_token_non_padded: Optional[torch.Tensor] = None,
 ):
-    if num_token_non_padded is None:
-        return
-    if _can_fuse_padded_region(topk_weights):
-        _fill_padded_rows(topk_weights, num_token_non_padded, 0.0)
-        return
-    indices = torch.arange(0, topk_weights.shape[0], device=topk_weights.device)
-    topk_weights[indices >= num_token_non_padded, :] = 0.0
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend())
@@ -1535,43 +1049,6 @@ def biased_grouped_topk_gpu(
             num_expert_group=num_expert_group,
             topk_group=topk_group,
         )
-
-    elif _use_aiter:
-        assert not apply_routed_scaling_factor_on_output, "Not implemented"
-        token = gating_output.shape[0]
-        device = gating_output.device
-        assert (
-            hidden_states.shape[0] == gating_output.shape[0]
-        ), f"Number of tokens mismatch: hidden_states.shape[0] = {hidden_states.shape[0]}, gating_output.shape[0] = {gating_output.shape[0]}"
-        topk_weights = torch.empty((token, topk), dtype=torch.float32, device=device)
-        topk_ids = torch.empty((token, topk), dtype=torch.int32, device=device)
-        aiter_biased_grouped_topk(
-            gating_output,
-            correction_bias.to(dtype=gating_output.dtype),
-            topk_weights,
-            topk_ids,
-            num_expert_group,
-            topk_group,
-            renormalize,
-            routed_scaling_factor if routed_scaling_factor is not None else 1.0,
-        )
-        return topk_weights, topk_ids
-    elif _is_musa and (
-        gating_output.shape[1] // num_expert_group <= 32
-        or (num_expert_group == 1 and gating_output.shape[1] in {160, 256, 384})
-    ):
-        topk_weights, topk_ids = moe_fused_gate(
-            gating_output.to(dtype=torch.float32),
-            correction_bias,
-            num_expert_group,
-            topk_group,
-            topk,
-            num_fused_shared_experts,
-            routed_scaling_factor if routed_scaling_factor is not None else 1.0,
-            True,
-            apply_routed_scaling_factor_on_output,
-        )
-        return topk_weights, topk_ids
     else:
         num_experts = gating_output.shape[1]
         # The JIT triton router (single fused kernel: scoring + bias + topk +
@@ -1678,71 +1155,6 @@ def biased_grouped_topk_gpu(
                 ),
                 apply_routed_scaling_factor_on_output=apply_routed_scaling_factor_on_output,
             )
-        elif (
-            _is_xpu
-            and num_expert_group == 1
-            and topk_group == 1
-            and num_fused_shared_experts == 0
-            and num_experts <= 256
-            and topk <= 8
-        ):
-
-            scale = (
-                routed_scaling_factor
-                if (
-                    apply_routed_scaling_factor_on_output
-                    and routed_scaling_factor is not None
-                )
-                else 1.0
-            )
-
-            num_tokens = gating_output.shape[0]
-
-            topk_values = torch.empty(
-                (num_tokens, topk), dtype=torch.float32, device=gating_output.device
-            )
-            topk_indices = torch.empty(
-                (num_tokens, topk), dtype=torch.int32, device=gating_output.device
-            )
-
-            if num_tokens == 0:
-                return topk_values, topk_indices
-
-            topk_sigmoid(
-                topk_values,
-                topk_indices,
-                gating_output,
-                renormalize,
-                correction_bias,
-                scale,
-            )
-
-            return topk_values, topk_indices
-        elif (
-            _is_xpu
-            # moe_fused_gate kernel ensures that num_experts/num_expert_group does not exceed MAX_VPT=32 now.
-            and experts_per_group <= 32
-            and is_power_of_two(num_experts)
-        ):
-            from sgl_kernel import moe_fused_gate
-
-            return moe_fused_gate(
-                gating_output.to(torch.float32),
-                correction_bias.to(torch.float32),
-                num_expert_group,
-                topk_group,
-                topk,
-                renormalize=renormalize,
-                scoring_func="sigmoid",
-                num_fused_shared_experts=num_fused_shared_experts,
-                routed_scaling_factor=(
-                    routed_scaling_factor if routed_scaling_factor is not None else 1.0
-                ),
-                apply_routed_scaling_factor_on_output=bool(
-                    apply_routed_scaling_factor_on_output
-                ),
-            )
-
         else:
             return biased_grouped_topk_impl(
                 hidden_states,
@@ -1771,30 +1183,12 @@ def biased_grouped_topk_cpu(
     routed_scaling_factor: Optional[float] = None,
     apply_routed_scaling_factor_on_output: Optional[bool] = False,
 ):
-    return torch.ops.sgl_kernel.biased_grouped_topk_cpu(
-        hidden_states,
-        gating_output,
-        correction_bias,
-        topk,
-        renormalize,
-        num_expert_group,
-        topk_group,
-        num_fused_shared_experts,
-        routed_scaling_factor if apply_routed_scaling_factor_on_output else None,
-        # num_token_non_padded must be None since it is not supported in kernel
-        num_token_non_padded=None,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-if _is_cpu and _is_cpu_amx_available:
-    biased_grouped_topk = biased_grouped_topk_cpu
-    grouped_topk = grouped_topk_cpu
-    fused_topk_native = fused_topk_cpu
-    fused_topk = fused_topk_cpu
-else:
-    biased_grouped_topk = biased_grouped_topk_gpu
-    grouped_topk = grouped_topk_xpu if _is_xpu else grouped_topk_gpu
-    fused_topk_native = fused_topk_torch_native
+biased_grouped_topk = biased_grouped_topk_gpu
+grouped_topk = grouped_topk_gpu
+fused_topk_native = fused_topk_torch_native
 
 
 def remap_topk_for_per_rank_shared_slots(
@@ -1804,68 +1198,7 @@ def remap_topk_for_per_rank_shared_slots(
     num_physical_routed_experts: int,
     topk_config: TopKConfig,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Remap TopK IDs to a per-rank shared-slot layout.
-
-    DeepEP and MegaMoE dispatch need each rank's shared expert at a unique ID
-    so tokens route to the correct rank. The layout is ordered by rank:
-    [rank0 routed..., rank0 shared, rank1 routed..., rank1 shared, ...].
-
-    Routed IDs:  e -> e + e // num_local_routed
-    Shared IDs:  ep_rank * num_local_experts + num_local_routed
-    Shared weight: 1.0 on the aiter path, else 1/routed_scaling_factor (see below).
-    """
-    if topk_ids.shape[0] == 0:
-        return topk_ids, topk_weights
-
-    ep_size = get_parallel().moe_ep_size
-    ep_rank = get_parallel().moe_ep_rank
-    # Static EPLB may add redundant physical experts. At this point routed
-    # topk_ids have already been remapped from logical to physical ids, so the
-    # per-rank shared-slot layout must use the physical routed count.
-    num_local_routed = num_physical_routed_experts // ep_size
-    num_local_experts = num_local_routed + num_fused_shared_experts
-
-    # Remap routed IDs: insert gaps for shared expert slots (single fused op)
-    routed = topk_ids[:, :-num_fused_shared_experts]
-    topk_ids[:, :-num_fused_shared_experts] = routed + routed // num_local_routed
-
-    # Set shared expert IDs to route to home rank (vectorized)
-    topk_ids[:, -num_fused_shared_experts:] = (
-        ep_rank * num_local_experts
-        + num_local_routed
-        + torch.arange(num_fused_shared_experts, device=topk_ids.device)
-    )
-
-    # Override the fused shared expert's weight so its net contribution is 1.0x.
-    #
-    # The correct value depends on whether routed_scaling_factor is applied to
-    # the MoE output AFTER the experts run, or already folded into the routed
-    # topk weights BEFORE dispatch:
-    #
-    #   * Post-MoE scaling path (default): DeepseekV2MoE.forward_deepep later
-    #     multiplies the whole MoE output by routed_scaling_factor, so the shared
-    #     weight must be 1/routed_scaling_factor for (1/rsf) * rsf = 1.0.
-    #   * aiter (HIP) path: aiter_biased_grouped_topk folds routed_scaling_factor
-    #     into each routed topk weight, and forward_deepep SKIPS the post-MoE
-    #     multiply for _use_aiter (see its `not (... or _use_aiter)` guard). The
-    #     shared weight must therefore be 1.0 -- applying 1/rsf here would
-    #     under-weight the always-on shared expert by routed_scaling_factor and
-    #     corrupt every MoE layer.
-    #
-    # NOTE: forward_deepep also skips the post-MoE multiply for the non-aiter
-    # families where routed_scaling_factor is pre-folded in topk
-    # (should_fuse_routed_scaling_factor_in_topk / apply_routed_scaling_factor_on_output:
-    # ModelOpt NVFP4, cutlass/trtllm-routed fp8), so those would likewise need a
-    # 1.0 shared weight. This fix is deliberately scoped to the aiter path (the
-    # one validated on AMD MI355X); those other backends are left at their
-    # existing behavior and can be addressed by their maintainers.
-    routed_scaling_factor = topk_config.routed_scaling_factor
-    if _use_aiter:
-        topk_weights[:, -num_fused_shared_experts:] = 1.0
-    elif routed_scaling_factor is not None and routed_scaling_factor != 0:
-        topk_weights[:, -num_fused_shared_experts:] = 1.0 / routed_scaling_factor
-
-    return topk_ids, topk_weights
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def capture_routed_experts_if_allowed(
@@ -1942,22 +1275,6 @@ def _post_process_topk_ids(
         else:
             topk_ids = _biased_grouped_topk_postprocess(
                 topk_ids, expert_location_dispatch_info, num_token_non_padded
-            )
-    elif _is_hip:
-        # On AMD HIP the aiter MoE kernels do not handle topk_ids=-1 safely
-        # (negative indices cause illegal memory access). Always fill the padded
-        # region with 0 so every kernel sees a valid in-range expert id.
-        # Routing weights for padded tokens are zeroed below so their
-        # contribution to the hidden state is still zero regardless of the id.
-        # Regression: skipping this mask when EPLB is disabled caused garbage
-        # MoE routing for models like DeepSeek-R1-MXFP4 (accuracy ~0.09 vs 0.94+).
-        _mask_topk_ids_padded_region(topk_ids, num_token_non_padded, fill_value=0)
-        # The logical->physical remap is only meaningful when a real
-        # expert-location mapping exists. With a trivial placement and EPLB off
-        # the map is identity so the remap can be skipped safely.
-        if _eplb_remap_enabled():
-            topk_ids = topk_ids_logical_to_physical(
-                topk_ids, expert_location_dispatch_info
             )
         # NOTE (HIP): padded-token routing-weight zeroing is deferred to the
         # single pass at the end of this function (gated by SGLANG_MORI_NO_PAD_MASK).
@@ -2044,11 +1361,6 @@ def _post_process_topk_ids(
             topk_config,
         )
 
-    if _is_hip and not _skip_hip_pad_mask:
-        # Shared-expert append/remap can introduce non-zero weights after the
-        # initial HIP padding mask above. Ensure padded tokens leave this helper
-        # with all expert weights zeroed.
-        _zero_topk_weights_padded_region(topk_weights, num_token_non_padded)
 
     return topk_ids, topk_weights, recorder_topk_ids
 
@@ -2100,7 +1412,7 @@ def select_experts(
             topk_weights, topk_ids = grouped_topk(
                 hidden_states=hidden_states,
                 gating_output=router_logits,
-                topk=num_routed_topk if _use_aiter else top_k,
+                topk=top_k,
                 renormalize=renormalize,
                 num_expert_group=num_expert_group,
                 topk_group=topk_group,
@@ -2114,7 +1426,7 @@ def select_experts(
                 hidden_states=hidden_states,
                 gating_output=router_logits,
                 correction_bias=correction_bias,
-                topk=num_routed_topk if _use_aiter else top_k,
+                topk=top_k,
                 renormalize=renormalize,
                 num_expert_group=num_expert_group,
                 topk_group=topk_group,
@@ -2131,7 +1443,7 @@ def select_experts(
         topk_weights, topk_ids = fused_topk_native(
             hidden_states=hidden_states,
             gating_output=router_logits,
-            topk=num_routed_topk if _use_aiter else top_k,
+            topk=top_k,
             renormalize=renormalize,
             correction_bias=correction_bias,
             scoring_func=scoring_func,
@@ -2153,7 +1465,7 @@ def select_experts(
                 hidden_states=hidden_states,
                 gating_output=router_logits,
                 correction_bias=correction_bias,
-                topk=num_routed_topk if _use_aiter else top_k,
+                topk=top_k,
                 renormalize=renormalize,
                 scoring_func=scoring_func,
                 num_fused_shared_experts=num_fused_shared_experts,
@@ -2171,7 +1483,7 @@ def select_experts(
             topk_weights, topk_ids = fused_topk_softmax_torch_raw_logits(
                 hidden_states=hidden_states,
                 gating_output=router_logits,
-                topk=num_routed_topk if _use_aiter else top_k,
+                topk=top_k,
                 renormalize=renormalize,
             )
         else:
@@ -2185,7 +1497,6 @@ def select_experts(
             if (
                 _fused_topk_pack
                 and _is_cuda
-                and not _use_aiter
                 and scoring_func == "softmax"
                 and correction_bias is None
                 and expert_location_dispatch_info is None
@@ -2215,7 +1526,7 @@ def select_experts(
             topk_weights, topk_ids = fused_topk(
                 hidden_states=hidden_states,
                 gating_output=router_logits,
-                topk=num_routed_topk if _use_aiter else top_k,
+                topk=top_k,
                 renormalize=renormalize,
                 correction_bias=correction_bias,
                 scoring_func=scoring_func,
@@ -2233,7 +1544,7 @@ def select_experts(
         topk_weights, topk_ids = custom_routing_function(
             hidden_states=hidden_states,
             gating_output=router_logits,
-            topk=num_routed_topk if _use_aiter else top_k,
+            topk=top_k,
             renormalize=renormalize,
         )
 
@@ -2302,24 +1613,7 @@ def precomputed_topk_postprocess_is_noop(
     num_token_non_padded: Optional[torch.Tensor] = None,
     expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
 ) -> bool:
-    """Whether :func:`build_precomputed_topk_output` can stand in for
-    :func:`select_experts`' post-processing.
-
-    A router that produces (weights, ids) itself -- e.g. K3's fused gate+top-k
-    kernel -- skips select_experts entirely, so it must not skip the work
-    select_experts does *after* the top-k: the EPLB logical->physical remap, the
-    padded-region mask, and the shared-expert append.  This returns True only
-    when all of those reduce to no-ops, leaving just the capture hook and the
-    distribution recorder (which the builder below still runs).
-    """
-    return (
-        _is_cuda
-        and topk_config.num_fused_shared_experts == 0
-        and num_token_non_padded is None
-        and expert_location_dispatch_info is None
-        and not envs.SGLANG_SIMULATE_UNIFORM_EXPERTS.get()
-        and not envs.SGLANG_SIMULATE_ROUND_ROBIN_EXPERTS.get()
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def build_precomputed_topk_output(
@@ -2328,16 +1622,7 @@ def build_precomputed_topk_output(
     topk_config: TopKConfig,
     layer_id: int,
 ) -> StandardTopKOutput:
-    """Wrap a router's own (weights, ids) as a STANDARD top-k output, running the
-    capture hook and the expert-distribution recorder that select_experts would.
-
-    Only valid when :func:`precomputed_topk_postprocess_is_noop` holds.
-    """
-    capture_routed_experts_if_allowed(topk_config, layer_id, topk_ids)
-    get_global_expert_distribution_recorder().on_select_experts(topk_ids=topk_ids)
-    # router_logits is only read by the BYPASSED formats and by the
-    # shared-expert append (excluded above); STANDARD consumers take ids/weights.
-    return StandardTopKOutput(topk_weights, topk_ids, None)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # NOTE: the AOT sgl_kernel::moe_fused_gate and sgl_kernel::kimi_k2_moe_fused_gate

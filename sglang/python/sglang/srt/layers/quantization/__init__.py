@@ -102,7 +102,7 @@ BASE_QUANTIZATION_METHODS: Dict[str, Type[QuantizationConfig]] = {
 }
 
 
-if is_cpu() or is_cuda() or (_is_mxfp_supported and is_hip()):
+if is_cpu() or is_cuda():
     BASE_QUANTIZATION_METHODS.update(
         {
             "mxfp4": Mxfp4Config,
@@ -110,16 +110,6 @@ if is_cpu() or is_cuda() or (_is_mxfp_supported and is_hip()):
     )
 
 
-if is_npu():
-    BASE_QUANTIZATION_METHODS.update(
-        {
-            "gptq": GPTQAscendConfig,
-            # On NPU, `mxfp4` means single-level W4A4 MXFP4 for dense LLM (the
-            # upstream `Mxfp4Config` OCP-MoE path is only registered on
-            # cpu/cuda/hip above, so there is no collision here).
-            "mxfp4": Mxfp4W4A4Config,
-        }
-    )
 
 
 if is_mps():

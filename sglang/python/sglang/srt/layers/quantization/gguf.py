@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import gguf
 import torch
@@ -41,32 +41,10 @@ _is_musa = is_musa()
 _is_npu = is_npu()
 
 if _is_cuda:
-    from sgl_kernel import moe_align_block_size, moe_sum
-    from sgl_kernel.quantization import (
-        ggml_dequantize,
-        ggml_moe_a8,
-        ggml_moe_a8_vec,
-        ggml_moe_get_block_size,
-        ggml_mul_mat_a8,
-        ggml_mul_mat_vec_a8,
-    )
 
     from sglang.kernels.ops.activation.activation import gelu_and_mul, silu_and_mul
-elif _is_musa:
-    from sgl_kernel import gelu_and_mul, moe_align_block_size, moe_sum, silu_and_mul
-    from sgl_kernel.quantization import (
-        ggml_dequantize,
-        ggml_moe_a8,
-        ggml_moe_a8_vec,
-        ggml_moe_get_block_size,
-        ggml_mul_mat_a8,
-        ggml_mul_mat_vec_a8,
-    )
-elif _is_npu:
-    from gguf import dequantize as gguf_dequantize
 else:
-    if not _is_hip:
-        warnings.warn(f"Only CUDA, MUSA and NPU support GGUF quantization currently.")
+    warnings.warn(f"Only CUDA, MUSA and NPU support GGUF quantization currently.")
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +54,11 @@ class GGUFConfig(QuantizationConfig):
 
     def __init__(self, modules_to_not_convert: list[str] | None = None) -> None:
         super().__init__()
-        if _is_hip:
-            warnings.warn(f"Only CUDA and MUSA support GGUF quantization currently.")
         self.modules_to_not_convert = modules_to_not_convert or []
 
     def __repr__(self) -> str:
         return "GGUFConfig()"
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []
 
     def get_name(self) -> str:
         return "gguf"
@@ -94,7 +68,7 @@ class GGUFConfig(QuantizationConfig):
 
     @classmethod
     def get_min_capability(cls) -> int:
-        return 60 if not _is_musa else 21
+        return 60
 
     @classmethod
     def get_config_filenames(cls) -> list[str]:
@@ -116,16 +90,10 @@ class GGUFConfig(QuantizationConfig):
         if isinstance(layer, LinearBase):
             if is_layer_skipped_gguf(prefix, self.modules_to_not_convert):
                 return UnquantizedLinearMethod()
-            if _is_npu:
-                return GGUFLinearAscendMethod(self)
             return GGUFLinearMethod(self)
         elif isinstance(layer, VocabParallelEmbedding):
-            if _is_npu:
-                return GGUFEmbeddingAscendMethod(self)
             return GGUFEmbeddingMethod(self)
         elif isinstance(layer, FusedMoE):
-            if _is_npu:
-                return GGUFMoEAscendMethod(self)
             return GGUFMoEMethod(self)
         return None
 
@@ -172,36 +140,7 @@ MMQ_QUANT_TYPES = STANDARD_QUANT_TYPES | KQUANT_TYPES
 def fused_mul_mat_gguf(
     x: torch.Tensor, qweight: torch.Tensor, qweight_type: int
 ) -> torch.Tensor:
-    if qweight_type in IMATRIX_QUANT_TYPES:
-        mmvq_safe = 8 if qweight.shape[0] > 5120 else 16
-    else:
-        mmvq_safe = 2 if qweight.shape[0] > 5120 else 6
-    # HACK: when doing chunked prefill we don't generate output tokens
-    # so input to logits generator is empty which causes invalid parameter
-    if x.shape[0] == 0:
-        return torch.empty(x.shape[0], qweight.shape[0], dtype=x.dtype, device=x.device)
-    # there is no need to call any kernel for fp16/bf16
-    if qweight_type in UNQUANTIZED_TYPES:
-        return x @ qweight.T
-    # enable MMVQ in contiguous batching with batch_size=1
-    if x.shape[0] <= mmvq_safe and qweight_type in MMVQ_QUANT_TYPES:
-        y = ggml_mul_mat_vec_a8(qweight, x, qweight_type, qweight.shape[0])
-    # Use MMQ Kernel if it's available (standard + k-quants)
-    elif qweight_type in MMQ_QUANT_TYPES:
-        y = ggml_mul_mat_a8(qweight, x, qweight_type, qweight.shape[0])
-    # If there is no available MMQ kernel, fallback to dequantize
-    elif qweight_type in DEQUANT_TYPES:
-        block_size, type_size = gguf.GGML_QUANT_SIZES[qweight_type]
-        shape = (qweight.shape[0], qweight.shape[1] // type_size * block_size)
-        weight = ggml_dequantize(qweight, qweight_type, *shape, x.dtype)
-        y = x @ weight.T
-    else:
-        # Raise an error if the quantization type is not supported.
-        # Might be useful if llama.cpp adds a new quantization type.
-        # Wrap to GGMLQuantizationType IntEnum to make sure it's a valid type.
-        qweight_type = WeightType(qweight_type)
-        raise NotImplementedError(f"Unsupported GGUF quantization type: {qweight_type}")
-    return y
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def fused_moe_gguf(
@@ -214,96 +153,7 @@ def fused_moe_gguf(
     qweight_type2: int,
     activation: str,
 ) -> torch.Tensor:
-    def act(x: torch.Tensor):
-        if activation == "silu":
-            return silu_and_mul(x)
-        elif activation == "gelu":
-            return gelu_and_mul(x)
-        raise ValueError(f"Unsupported activation: {activation}")
-
-    out_hidden_states = torch.empty_like(x)
-    # unless we decent expert reuse we are better off running moe_vec kernel
-    if (
-        qweight_type2 in MMQ_QUANT_TYPES
-        and qweight_type in MMQ_QUANT_TYPES
-        and x.shape[0] > 64
-    ):
-        num_tokens, _ = x.shape
-        E, N, _ = w1.shape
-        top_k = topk_ids.shape[1]
-        BLOCK_SIZE = ggml_moe_get_block_size(qweight_type)
-
-        sorted_token_ids, expert_ids, num_tokens_post_padded = moe_align_block_size(
-            topk_ids, BLOCK_SIZE, E
-        )
-        out = ggml_moe_a8(
-            x,
-            w1,
-            sorted_token_ids,
-            expert_ids,
-            num_tokens_post_padded,
-            qweight_type,
-            N,
-            top_k,
-            num_tokens,
-        )
-        out = act(out)
-        out = ggml_moe_a8(
-            out,
-            w2,
-            sorted_token_ids,
-            expert_ids,
-            num_tokens_post_padded,
-            qweight_type2,
-            w2.shape[1],
-            1,
-            num_tokens * top_k,
-        )
-        out = out.reshape(num_tokens, top_k, w2.shape[1]).mul_(
-            topk_weights.view(num_tokens, top_k, 1)
-        )
-        # TODO(FlamingoPg): maybe we can use moe_sum_reduce here?
-        moe_sum(out, out_hidden_states)
-    elif qweight_type2 in MMVQ_QUANT_TYPES and qweight_type in MMVQ_QUANT_TYPES:
-        num_tokens, _ = x.shape
-        E, N, _ = w1.shape
-        top_k = topk_ids.shape[1]
-
-        out = ggml_moe_a8_vec(x, w1, topk_ids, top_k, qweight_type, N, num_tokens)
-        out = act(out)
-
-        out = ggml_moe_a8_vec(
-            out, w2, topk_ids, 1, qweight_type2, w2.shape[1], num_tokens * top_k
-        )
-        out = out.reshape(num_tokens, top_k, w2.shape[1]).mul_(
-            topk_weights.view(num_tokens, top_k, 1)
-        )
-        moe_sum(out, out_hidden_states)
-    else:
-        logger.warning_once(
-            "There is no support for fast MoE kernel "
-            "for current quantization method. "
-            "Falling back to slow implementation. "
-        )
-        for tok, (w, idx) in enumerate(zip(topk_weights, topk_ids)):
-            inp = x[tok].reshape((1,) + x.shape[1:])
-            current_hidden_state = None
-            for ww, ii in zip(w, idx):
-                expert_up = w1[ii]
-
-                out = fused_mul_mat_gguf(inp, expert_up, qweight_type)
-                out = act(out)
-
-                expert_down = w2[ii]
-                current_state = fused_mul_mat_gguf(
-                    out, expert_down, qweight_type2
-                ).mul_(ww)
-                if current_hidden_state is None:
-                    current_hidden_state = current_state
-                else:
-                    current_hidden_state.add_(current_state)
-            out_hidden_states[tok] = current_hidden_state
-    return out_hidden_states
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def apply_gguf_embedding(
@@ -313,20 +163,7 @@ def apply_gguf_embedding(
     hidden_size: int,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    if qweight_type in UNQUANTIZED_TYPES:
-        return torch.embedding(qweight, x)
-    elif qweight_type in DEQUANT_TYPES:
-        block_size, type_size = gguf.GGML_QUANT_SIZES[qweight_type]
-        x_flat = x.flatten()
-        assert hidden_size == qweight.shape[1] // type_size * block_size
-        quant = torch.index_select(qweight, dim=0, index=x_flat)
-        dequant = ggml_dequantize(
-            quant, qweight_type, hidden_size, x_flat.shape[0], dtype
-        )
-        return dequant.view(*x.shape, hidden_size)
-    else:
-        qweight_type = WeightType(qweight_type)
-        raise NotImplementedError(f"Unsupported GGUF quantization type: {qweight_type}")
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class GGUFLinearMethod(LinearMethodBase):
@@ -397,38 +234,7 @@ class GGUFLinearMethod(LinearMethodBase):
         self._create_padded_weight_param(layer)
 
     def _create_padded_weight_param(self, layer: torch.nn.Module):
-        """Create padded weight parameter for GGUF MergedLinear layer."""
-        qweight = layer.qweight
-        shard_id_map = qweight.shard_id_map
-        shard_id = qweight.shard_id
-        if len(data_container := qweight.data_container) > 1:
-            dtype = {data.dtype for data in data_container}
-            assert len(dtype) == 1, ValueError(
-                f"Data container has mixed dtypes: {dtype}"
-            )
-            dtype = next(iter(dtype))
-            # concat dim0 and pad dim1
-            padded_side = max(x.size(1) for x in data_container)
-            concat_side = sum(x.size(0) for x in data_container)
-            # Pad the quantized weights to dense tensor, and create a map
-            # with the location of each shard in the padded tensor.
-            padded_data = torch.zeros(
-                (concat_side, padded_side), dtype=dtype, device=qweight.device
-            )
-            # (dim0_start, dim0_end, dim1_size)
-            shard_offset_map = dict[str, tuple[int, int, int]]()
-            for idx in shard_id:
-                id_in_container = shard_id_map[idx]
-                start = sum(x.size(0) for x in data_container[:id_in_container])
-                end = start + data_container[id_in_container].size(0)
-                size = data_container[id_in_container].size(1)
-                padded_data[start:end, :size] = data_container[id_in_container]
-                shard_offset_map[idx] = (start, end, size)
-            qweight.data_container.clear()
-            padded_param = Parameter(padded_data, requires_grad=False)
-            set_weight_attrs(padded_param, vars(qweight))
-            set_weight_attrs(padded_param, {"shard_offset_map": shard_offset_map})
-            layer.register_parameter("qweight", padded_param)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def apply(
         self,
@@ -602,24 +408,7 @@ def ggml_dequantize_ascend(
     cols: int,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    """Dequantize GGML quantized weights for NPU.
-
-    Uses gguf library's reference implementation which supports all GGML formats
-    and is guaranteed to be correct. The dequantization runs on CPU during model
-    loading, then the dequantized weights are transferred to NPU for inference.
-    """
-
-    # Move to CPU for dequantization using gguf library
-    qweight_cpu = qweight.cpu().numpy()
-
-    # Use gguf library's dequantize (supports all GGML formats)
-    dequant_np = gguf_dequantize(qweight_cpu, qweight_type)
-
-    # Convert to torch and move to target device
-    result = torch.from_numpy(dequant_np).to(dtype=dtype, device=qweight.device)
-    result = result.reshape(rows, cols)
-
-    return result
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class GGUFLinearAscendMethod(LinearMethodBase):
@@ -685,86 +474,10 @@ class GGUFLinearAscendMethod(LinearMethodBase):
         self._pre_dequantize_weights(layer)
 
     def _create_padded_weight_param(self, layer: torch.nn.Module):
-        """Create padded weight parameter for GGUF MergedLinear layer."""
-        qweight = layer.qweight
-        shard_id_map = qweight.shard_id_map
-        shard_id = qweight.shard_id
-        if len(data_container := qweight.data_container) > 1:
-            dtype = {data.dtype for data in data_container}
-            assert len(dtype) == 1
-            dtype = next(iter(dtype))
-            padded_side = max(x.size(1) for x in data_container)
-            concat_side = sum(x.size(0) for x in data_container)
-            padded_data = torch.zeros(
-                (concat_side, padded_side), dtype=dtype, device=qweight.device
-            )
-            shard_offset_map = dict[str, tuple[int, int, int]]()
-            for idx in shard_id:
-                id_in_container = shard_id_map[idx]
-                start = sum(x.size(0) for x in data_container[:id_in_container])
-                end = start + data_container[id_in_container].size(0)
-                size = data_container[id_in_container].size(1)
-                padded_data[start:end, :size] = data_container[id_in_container]
-                shard_offset_map[idx] = (start, end, size)
-            qweight.data_container.clear()
-            padded_param = Parameter(padded_data, requires_grad=False)
-            set_weight_attrs(padded_param, vars(qweight))
-            set_weight_attrs(padded_param, {"shard_offset_map": shard_offset_map})
-            layer.register_parameter("qweight", padded_param)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _pre_dequantize_weights(self, layer: torch.nn.Module):
-        """Pre-dequantize GGML weights to FP16 for faster inference.
-
-        This eliminates runtime dequantization overhead at the cost of more memory.
-        """
-        qweight = layer.qweight
-        qweight_type = layer.qweight_type.weight_type
-
-        if qweight_type in UNQUANTIZED_TYPES and qweight.dtype in (
-            torch.float16,
-            torch.bfloat16,
-            torch.float32,
-        ):
-            layer.dequantized_weight = qweight
-            return
-
-        shard_id = getattr(qweight, "shard_id", None)
-        has_shard_offset = hasattr(qweight, "shard_offset_map")
-
-        if shard_id and has_shard_offset:
-            # Handle sharded weights (QKV merged)
-            shard_id = ["q", "k", "v"] if "q" in shard_id else shard_id
-            dequant_shards = []
-            for idx in shard_id:
-                start, end, offset = qweight.shard_offset_map[idx]
-                shard_qtype = layer.qweight_type.shard_weight_type[idx]
-                shard_data = qweight[start:end, :offset].contiguous()
-
-                block_size, type_size = gguf.GGML_QUANT_SIZES[shard_qtype]
-                shape = (
-                    shard_data.shape[0],
-                    shard_data.shape[1] // type_size * block_size,
-                )
-                dequant = ggml_dequantize_ascend(
-                    shard_data, shard_qtype, *shape, self.params_dtype
-                )
-                dequant_shards.append(dequant)
-
-            dequant_weight = torch.cat(dequant_shards, dim=0)
-        else:
-            # Handle single weight
-            block_size, type_size = gguf.GGML_QUANT_SIZES[qweight_type]
-            shape = (qweight.shape[0], qweight.shape[1] // type_size * block_size)
-            dequant_weight = ggml_dequantize_ascend(
-                qweight, qweight_type, *shape, self.params_dtype
-            )
-
-        layer.dequantized_weight = dequant_weight
-
-        if hasattr(layer, "qweight"):
-            del layer.qweight
-        if hasattr(layer, "qweight_type"):
-            del layer.qweight_type
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def apply(
         self,

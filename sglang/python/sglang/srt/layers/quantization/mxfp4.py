@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch.nn.parameter import Parameter
@@ -80,9 +80,6 @@ if is_flashinfer_available():
         nvfp4_block_scale_interleave,
         trtllm_fp4_block_scale_moe,
     )
-    from flashinfer.fused_moe.core import (
-        get_w2_permute_indices_with_cache,
-    )
 
     # SM90 mixed-input helpers landed in FlashInfer #3084 (post-0.6.10). Older
     # versions don't ship them; gate at import so unrelated code paths still load.
@@ -111,33 +108,7 @@ def _get_flashinfer_mxfp4_device_permute_indices(
     epilogue_tile_m: int,
     num_elts_per_sf: Optional[int] = None,
 ) -> torch.Tensor:
-    extra_args = {} if num_elts_per_sf is None else {"num_elts_per_sf": num_elts_per_sf}
-    permute_indices = get_w2_permute_indices_with_cache(
-        _flashinfer_mxfp4_permute_indices_cache,
-        x,
-        epilogue_tile_m,
-        **extra_args,
-    )
-
-    device_index = -1 if x.device.index is None else x.device.index
-    num_elts_per_sf_key = -1 if num_elts_per_sf is None else num_elts_per_sf
-    cache_key = (
-        tuple(x.shape),
-        epilogue_tile_m,
-        num_elts_per_sf_key,
-        x.device.type,
-        device_index,
-    )
-    cached_device_indices = _flashinfer_mxfp4_permute_indices_device_cache.get(
-        cache_key
-    )
-    if cached_device_indices is None:
-        cached_device_indices = permute_indices.to(x.device)
-        _flashinfer_mxfp4_permute_indices_device_cache[cache_key] = (
-            cached_device_indices
-        )
-
-    return cached_device_indices
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 if TYPE_CHECKING:
@@ -153,93 +124,25 @@ _aiter_k3_opt = _use_aiter and get_bool_env_var("SGLANG_AITER_K3_OPT")
 _is_shuffle_moe_mxfp4 = is_gfx95_supported()
 _is_cpu_amx_available = cpu_has_amx_support()
 
-if _is_hip:
-    # import aiter
-    try:
-        from aiter.ops.shuffle import (
-            shuffle_scale,
-            shuffle_scale_a16w4,
-            shuffle_weight,
-            shuffle_weight_a16w4,
-        )
-        from aiter.ops.triton.quant import dynamic_mxfp4_quant
-        from aiter.utility.fp4_utils import e8m0_shuffle
-    except ImportError as err:
-        dynamic_mxfp4_quant = e8m0_shuffle = err
 
 
 def _swizzle_mxfp4(quant_tensor, scale, num_warps):
-    """weight swizzle for mxfp4 moe, used for OAI mxfp4 kernel"""
-    import triton_kernels.matmul_ogs_details.opt_flags as opt_flags
-    from triton_kernels.numerics import InFlexData
-    from triton_kernels.tensor import FP4, convert_layout, wrap_torch_tensor
-    from triton_kernels.tensor_details import layout
-
-    value_layout, value_layout_opts = layout.make_default_matmul_mxfp4_w_layout(
-        mx_axis=1
-    )
-    scale_layout, scale_layout_opts = layout.make_default_matmul_mxfp4_w_scale_layout(
-        mx_axis=1, num_warps=num_warps
-    )
-    if is_sm100_supported():
-        constraints = {
-            "is_persistent": True,
-            "epilogue_subtile": 1,
-        }
-        opt_flags.update_opt_flags_constraints(constraints)
-    elif is_sm90_supported():
-        constraints = {
-            "split_k": 1,
-        }
-        opt_flags.update_opt_flags_constraints(constraints)
-    # transpose the tensor so that the quantization axis is on dim1
-    quant_tensor = quant_tensor.transpose(-2, -1)
-    scale = scale.transpose(-2, -1)
-    quant_tensor = convert_layout(
-        wrap_torch_tensor(quant_tensor, dtype=FP4), value_layout, **value_layout_opts
-    )
-    scale = convert_layout(wrap_torch_tensor(scale), scale_layout, **scale_layout_opts)
-    return quant_tensor, InFlexData(), scale
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _dequant_mxfp4_fake(
     x: torch.Tensor, scale: torch.Tensor, float_dtype: torch.dtype
 ) -> torch.Tensor:
-    return torch.empty(
-        (*x.shape[:-1], x.shape[-1] * 2), dtype=float_dtype, device=x.device
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @register_custom_op(fake_impl=_dequant_mxfp4_fake)
 def dequant_mxfp4(
     x: torch.Tensor, scale: torch.Tensor, float_dtype: torch.dtype
 ) -> torch.Tensor:
-    try:
-        from quark.torch.kernel import mx
-    except ImportError as err:
-        raise ImportError(
-            "The package `amd-quark` is required to use "
-            "MX-FP4 models. Please install it with `pip install "
-            "amd-quark`."
-        ) from err
-
-    return mx.dq_mxfp4(x, scale, float_dtype)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
-@register_custom_op(out_shape="x")
-def quant_dequant_mxfp4(
-    x: torch.Tensor, scale_calculation_mode: str = "even"
-) -> torch.Tensor:
-    try:
-        from quark.torch.kernel import mx
-    except ImportError as err:
-        raise ImportError(
-            "The package `amd-quark` is required to use "
-            "MX-FP4 models. Please install it with `pip install "
-            "amd-quark`."
-        ) from err
-
-    return mx.qdq_mxfp4(x, scale_calculation_mode)
 
 
 class Mxfp4Config(QuantizationConfig):
@@ -259,17 +162,6 @@ class Mxfp4Config(QuantizationConfig):
         quant_method = cls.get_from_keys(config, ["quant_method"])
         is_checkpoint_mxfp4_serialized = "mxfp4" in quant_method
 
-        if _is_hip:
-            if mxfp_supported():
-                return cls(
-                    is_checkpoint_mxfp4_serialized=is_checkpoint_mxfp4_serialized
-                )
-            else:
-
-                platform = torch.cuda.get_device_properties(0).gcnArchName
-                raise ValueError(
-                    f"Current platform {platform} not support mxfp4 computation"
-                )
 
         return cls(is_checkpoint_mxfp4_serialized=is_checkpoint_mxfp4_serialized)
 
@@ -307,20 +199,16 @@ class Mxfp4Config(QuantizationConfig):
                 fused_mapping=self.packed_modules_mapping,
             ):
                 return UnquantizedLinearMethod()
-            elif _is_hip:
-                return UnquantizedLinearMethod()
         elif isinstance(layer, FusedMoE):
             if self.is_checkpoint_mxfp4_serialized:
                 return Mxfp4MoEMethod(prefix=prefix)
             else:
-                return Mxfp4DynamicQuantMoEMethod()
+                    return Mxfp4DynamicQuantMoEMethod()
         else:
-            if self.is_checkpoint_mxfp4_serialized:
-                raise NotImplementedError("Mxfp4 attention layer is not implemented")
+                if self.is_checkpoint_mxfp4_serialized:
+                    raise NotImplementedError("Mxfp4 attention layer is not implemented")
         return None
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []
 
 
 class Mxfp4MoEMethod(FusedMoEMethodBase):
@@ -417,9 +305,9 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
                 )
                 hidden_size = round_up(hidden_size, 128)
             else:
-                intermediate_size_per_partition_after_pad = round_up(
-                    intermediate_size_per_partition, triton_kernels_padding_alignment
-                )
+                    intermediate_size_per_partition_after_pad = round_up(
+                        intermediate_size_per_partition, triton_kernels_padding_alignment
+                    )
         elif self._fi_kernel in ("cutlass_sm90", "cutlass_sm120"):
             # CUTLASS mixed-input GEMM dimensions must be % 128 == 0. The
             # kernels also expect ``fc1_expert_weights`` in halved
@@ -439,22 +327,6 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
             # create_weights below uses the *unpadded* sizes so the loader's
             # naive-copy fast path is correct.
             intermediate_size_per_partition_after_pad = intermediate_size_per_partition
-        elif _use_aiter:
-            # Expert intermediate is padded to 128 or 256. On K3 (TP8) the 256
-            # default costs +33% mem (3072/8=384 -> 512). K3 FlyDSL MoE works with
-            # 128 padding, so relaxing to 128 saves that memory and lets the TP8
-            # decode CUDA graph range grow from 20 to 120.
-            _inter_align = 128 if _aiter_k3_opt else 256
-            intermediate_size_per_partition_after_pad = round_up(
-                intermediate_size_per_partition, _inter_align
-            )
-
-            hidden_size = round_up(hidden_size, 256)
-            self.hidden_pad = hidden_size - layer.hidden_size
-            self.intermediate_pad = (
-                intermediate_size_per_partition_after_pad
-                - layer.intermediate_size_per_partition
-            )
         elif has_triton_kernels:
             intermediate_size_per_partition_after_pad = round_up(
                 intermediate_size_per_partition, triton_kernels_padding_alignment
@@ -838,97 +710,6 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
                 requires_grad=False,
             )
             return
-        if _use_aiter:
-            if getattr(layer, "w13_weight_bias", None) is not None:
-                layer.w13_weight_bias.data = layer.w13_weight_bias.data.to(
-                    torch.float32
-                )
-            if getattr(layer, "w2_weight_bias", None) is not None:
-                layer.w2_weight_bias.data = layer.w2_weight_bias.data.to(torch.float32)
-
-            e, n, k = layer.w13_weight.shape
-            gate_up_interleaved = getattr(
-                layer.moe_runner_config, "gate_up_interleaved", True
-            )
-
-            if gate_up_interleaved:
-                layer.w13_weight.view(torch.uint8).copy_(
-                    layer.w13_weight.data.view(torch.uint8)
-                    .view(e, n // 2, 2, k)
-                    .permute(0, 2, 1, 3)
-                    .contiguous()
-                    .view(e, n, k)
-                )
-                layer.w13_weight_scale.data = (
-                    layer.w13_weight_scale.data.view(e, n // 2, 2, -1)
-                    .permute(0, 2, 1, 3)
-                    .contiguous()
-                    .view(e, n, -1)
-                )
-                if getattr(layer, "w13_weight_bias", None) is not None:
-                    layer.w13_weight_bias.data = (
-                        layer.w13_weight_bias.data.view(-1, n // 2, 2)
-                        .permute(0, 2, 1)
-                        .contiguous()
-                        .view(-1, n)
-                    )
-
-            k3_situ_a8w4 = (
-                os.environ.get("AITER_SITUV2_A8W4", "0") == "1"
-                and getattr(layer.moe_runner_config, "activation", None) == "situ"
-            )
-            use_aiter_gu_interleave = k3_situ_a8w4 or (
-                envs.SGLANG_USE_AITER_MOE_GU_ITLV.get() and gate_up_interleaved
-            )
-            if use_aiter_gu_interleave:
-                layer.w13_weight.data = shuffle_weight_a16w4(layer.w13_weight, 16, True)
-                shuffled_w13_scale = shuffle_scale_a16w4(
-                    layer.w13_weight_scale.view(-1, layer.w13_weight_scale.shape[-1]),
-                    self.num_experts,
-                    True,
-                )
-
-                layer.w2_weight.data = shuffle_weight_a16w4(layer.w2_weight, 16, False)
-                shuffled_w2_scale = shuffle_scale_a16w4(
-                    layer.w2_weight_scale.view(-1, layer.w2_weight_scale.shape[-1]),
-                    self.num_experts,
-                    False,
-                )
-            else:
-                layer.w13_weight.data = shuffle_weight(
-                    layer.w13_weight, is_guinterleave=False, gate_up=True
-                )
-                shuffled_w13_scale = shuffle_scale(
-                    layer.w13_weight_scale.view(-1, layer.w13_weight_scale.shape[-1]),
-                    experts_cnt=self.num_experts,
-                    is_guinterleave=False,
-                    gate_up=True,
-                )
-                layer.w2_weight.data = shuffle_weight(
-                    layer.w2_weight, is_guinterleave=False, gate_up=False
-                )
-                shuffled_w2_scale = shuffle_scale(
-                    layer.w2_weight_scale.view(-1, layer.w2_weight_scale.shape[-1]),
-                    experts_cnt=self.num_experts,
-                    is_guinterleave=False,
-                    gate_up=False,
-                )
-
-            # shuffle_weight_a16w4(gate_up=True) above preshuffles w13 into aiter's
-            # preshuffle + gate/up-interleaved layout. Tag the Parameter so apply()
-            # can carry the metadata across .view(float4_e2m1fn_x2) and aiter's
-            # fused_moe selects the preshuffle_on kernel family.
-            layer.w13_weight.is_shuffled = True
-            layer.w2_weight.is_shuffled = True
-
-            layer.w13_weight_scale = torch.nn.Parameter(
-                shuffled_w13_scale, requires_grad=False
-            )
-            layer.w2_weight_scale = torch.nn.Parameter(
-                shuffled_w2_scale, requires_grad=False
-            )
-
-            return
 
         if self.use_triton_kernels:
 
@@ -960,285 +741,34 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
             self.w2_weight_triton_tensor = w2_weight
             del layer.w13_weight
             del layer.w2_weight
-        elif _is_cpu and _is_cpu_amx_available:
-            _amx_process_weight_after_loading(layer, ["w13_weight", "w2_weight"])
-            if use_intel_amx_backend(layer):
-                packed_w13_weight_scale = torch.ops.sgl_kernel.convert_scale_packed(
-                    layer.w13_weight_scale
-                )
-                packed_w2_weight_scale = torch.ops.sgl_kernel.convert_scale_packed(
-                    layer.w2_weight_scale
-                )
-                layer.w13_weight_scale = Parameter(
-                    packed_w13_weight_scale, requires_grad=False
-                )
-                layer.w2_weight_scale = Parameter(
-                    packed_w2_weight_scale, requires_grad=False
-                )
-                if hasattr(layer, "w13_weight_bias"):
-                    layer.w13_weight_bias = Parameter(
-                        layer.w13_weight_bias.float(), requires_grad=False
-                    )
-                if hasattr(layer, "w2_weight_bias"):
-                    layer.w2_weight_bias = Parameter(
-                        layer.w2_weight_bias.float(), requires_grad=False
-                    )
-            return
         else:
-            from triton_kernels.numerics_details.mxfp import upcast_from_mxfp
+                from triton_kernels.numerics_details.mxfp import upcast_from_mxfp
 
-            w13_weight = upcast_from_mxfp(
-                layer.w13_weight,
-                layer.w13_weight_scale,
-                target_dtype=torch.bfloat16,
-                axis=-1,
-            )
-            w2_weight = upcast_from_mxfp(
-                layer.w2_weight,
-                layer.w2_weight_scale,
-                target_dtype=torch.bfloat16,
-                axis=-1,
-            )
-            del layer.w13_weight
-            del layer.w2_weight
-            del layer.w13_weight_scale
-            del layer.w2_weight_scale
-            layer.w13_weight = Parameter(w13_weight.data, requires_grad=False)
-            layer.w2_weight = Parameter(w2_weight.data, requires_grad=False)
+                w13_weight = upcast_from_mxfp(
+                    layer.w13_weight,
+                    layer.w13_weight_scale,
+                    target_dtype=torch.bfloat16,
+                    axis=-1,
+                )
+                w2_weight = upcast_from_mxfp(
+                    layer.w2_weight,
+                    layer.w2_weight_scale,
+                    target_dtype=torch.bfloat16,
+                    axis=-1,
+                )
+                del layer.w13_weight
+                del layer.w2_weight
+                del layer.w13_weight_scale
+                del layer.w2_weight_scale
+                layer.w13_weight = Parameter(w13_weight.data, requires_grad=False)
+                layer.w2_weight = Parameter(w2_weight.data, requires_grad=False)
         torch.cuda.empty_cache()
 
     def _process_weights_for_sm90_cutlass(self, layer):
-        """De-interleave + pad + halving-swap + byte-interleave MXFP4 weights
-        for FlashInfer's SM90 ``cutlass_fused_moe(use_w4_group_scaling=True)``
-        path (PR #3084).
-
-        The cutlass kernel needs (a) K (contraction dim) % 128 == 0, and (b)
-        ``fc1_expert_weights`` in halved ``[up; gate]`` order -- the
-        ``compute_with_experts`` reference in FlashInfer's
-        ``test_trtllm_cutlass_fused_moe.py`` splits
-        ``w3, w1 = chunk(W, 2, dim=0)`` and uses w3 as up, w1 as gate.
-
-        GPT-OSS's HF layout is *interleaved* ``[g_0, u_0, g_1, u_1, ..., g_{N-1}, u_{N-1}]``
-        (each pair occupies two adjacent rows). The mxfp4 weight loader does
-        a naive copy, so our unpadded buffer is interleaved post-load. We
-        de-interleave (even rows -> gate, odd rows -> up), pad each half from
-        N_un to N_pad, concatenate as halved ``[up; gate]``, and then run
-        FlashInfer's byte / scale interleave helpers.
-        """
-        sf_block_size = 32  # MXFP4 group size
-
-        # Sizes from the unpadded loaded buffers.
-        N_un = layer.w13_weight.shape[1] // 2  # intermediate (unpadded)
-        K_un = (
-            layer.w13_weight.shape[2] * 2
-        )  # hidden (unpadded, *2 because packed 4-bit)
-        N_pad = self._padded_intermediate
-        K_pad = self._padded_hidden
-        # Use the local expert count (matches the existing buffer allocation in
-        # create_weights) so the SM90 cutlass path remains correct under
-        # Expert Parallelism. `self.num_experts` is the *global* count.
-        E = layer.num_local_experts
-        device = layer.w13_weight.device
-        bias_dtype = layer.w13_weight_bias.dtype
-
-        # ---- De-interleave + pad w13 weight/scale/bias to halved [up; gate]
-        # Even rows of HF = gate, odd rows = up. After splitting we pad each
-        # half along its row dim (N) from N_un to N_pad with zeros, and along
-        # its last dim (K) from K_un (or K_un / sf_block_size) to K_pad.
-
-        _interleaved = getattr(layer.moe_runner_config, "gate_up_interleaved", True)
-
-        def _stack_up_gate_w13(unpadded_w13, last_pad, last_un):
-            # unpadded_w13: [E, 2*N_un, last_un]
-            # Returns: [E, 2*N_pad, last_pad] in [up_padded; gate_padded] order.
-            if _interleaved:
-                gate_rows = unpadded_w13[:, 0::2, :]  # [E, N_un, last_un]
-                up_rows = unpadded_w13[:, 1::2, :]  # [E, N_un, last_un]
-            else:
-                # Non-interleaved: first half=gate, second half=up
-                gate_rows = unpadded_w13[:, :N_un, :]
-                up_rows = unpadded_w13[:, N_un:, :]
-            out = torch.zeros(
-                E, 2 * N_pad, last_pad, dtype=unpadded_w13.dtype, device=device
-            )
-            # First half: up (with row + col padding zeros).
-            out[:, :N_un, :last_un] = up_rows
-            # Second half: gate.
-            out[:, N_pad : N_pad + N_un, :last_un] = gate_rows
-            return out
-
-        w13_padded = _stack_up_gate_w13(
-            layer.w13_weight.data.view(torch.uint8), K_pad // 2, K_un // 2
-        )
-        w13_scale_padded = _stack_up_gate_w13(
-            layer.w13_weight_scale.data,
-            K_pad // sf_block_size,
-            K_un // sf_block_size,
-        )
-        # Bias: same de-interleave on dim=-1.
-        if _interleaved:
-            w13_bias_gate = layer.w13_weight_bias.data[:, 0::2]  # [E, N_un]
-            w13_bias_up = layer.w13_weight_bias.data[:, 1::2]  # [E, N_un]
-        else:
-            w13_bias_gate = layer.w13_weight_bias.data[:, :N_un]
-            w13_bias_up = layer.w13_weight_bias.data[:, N_un:]
-        w13_bias_padded = torch.zeros(E, 2 * N_pad, dtype=bias_dtype, device=device)
-        w13_bias_padded[:, :N_un] = w13_bias_up
-        w13_bias_padded[:, N_pad : N_pad + N_un] = w13_bias_gate
-
-        def _pad_w2_3d(unpadded, last_pad, last_un):
-            out = torch.zeros(E, K_pad, last_pad, dtype=unpadded.dtype, device=device)
-            out[:, :K_un, :last_un] = unpadded[:, :K_un, :]
-            return out
-
-        # ---- w2 (no halving, just pad to [E, K_pad, N_pad/2]) ----------------
-        w2_padded = _pad_w2_3d(
-            layer.w2_weight.data.view(torch.uint8), N_pad // 2, N_un // 2
-        )
-        w2_scale_padded = _pad_w2_3d(
-            layer.w2_weight_scale.data,
-            N_pad // sf_block_size,
-            N_un // sf_block_size,
-        )
-        w2_bias_padded = torch.zeros(E, K_pad, dtype=bias_dtype, device=device)
-        w2_bias_padded[:, :K_un] = layer.w2_weight_bias.data
-
-        # ---- Per-expert SwiGLU scalars (read from runner config, fallback to GPT-OSS defaults)
-        _sm90_alpha = getattr(layer.moe_runner_config, "gemm1_alpha", None) or 1.702
-        _sm90_limit = getattr(layer.moe_runner_config, "gemm1_clamp_limit", None) or 7.0
-        layer.swiglu_alpha = Parameter(
-            torch.full((E,), _sm90_alpha, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_beta = Parameter(
-            torch.full((E,), 1.0, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_limit = Parameter(
-            torch.full((E,), _sm90_limit, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-
-        # ---- FlashInfer SM90 byte / scale interleave -----------------------
-        # The padded buffers above are contiguous by construction (allocated
-        # via torch.zeros + slice assignment), so we feed them straight in.
-        layer.w13_weight = Parameter(
-            interleave_moe_weights_for_sm90_mixed_gemm(w13_padded, "fp4"),
-            requires_grad=False,
-        )
-        layer.w2_weight = Parameter(
-            interleave_moe_weights_for_sm90_mixed_gemm(w2_padded, "fp4"),
-            requires_grad=False,
-        )
-        layer.w13_weight_scale = Parameter(
-            interleave_moe_scales_for_sm90_mixed_gemm(
-                w13_scale_padded, group_size=sf_block_size
-            ),
-            requires_grad=False,
-        )
-        layer.w2_weight_scale = Parameter(
-            interleave_moe_scales_for_sm90_mixed_gemm(
-                w2_scale_padded, group_size=sf_block_size
-            ),
-            requires_grad=False,
-        )
-        layer.w13_weight_bias = Parameter(w13_bias_padded, requires_grad=False)
-        layer.w2_weight_bias = Parameter(w2_bias_padded, requires_grad=False)
-
-        torch.cuda.empty_cache()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _process_weights_for_sm120_cutlass(self, layer):
-        """Prepare GPT-OSS MXFP4 experts for FlashInfer CUTLASS on SM120.
-
-        GPT-OSS stores gate/up rows pair-wise as
-        ``[gate_0, up_0, gate_1, up_1, ...]``. FlashInfer's fused MoE consumes
-        two contiguous halves in ``[up; gate]`` order. Build that layout after
-        checkpoint loading so padding cannot move the split, pad both GEMMs to
-        CUTLASS's 128-element alignment, and swizzle the native E8M0 scales for
-        the SM120 MXFP8-by-MXFP4 kernels. Packed FP4 weight bytes themselves do
-        not need an SM120 permutation.
-        """
-        from flashinfer import block_scale_interleave
-
-        sf_block_size = 32
-        N_un = layer.w13_weight.shape[1] // 2
-        K_un = layer.w13_weight.shape[2] * 2
-        N_pad = self._padded_intermediate
-        K_pad = self._padded_hidden
-        E = layer.num_local_experts
-        device = layer.w13_weight.device
-
-        def _stack_up_gate_w13(unpadded, last_pad, last_un):
-            gate_rows = unpadded[:, 0::2, :]
-            up_rows = unpadded[:, 1::2, :]
-            out = torch.zeros(
-                E, 2 * N_pad, last_pad, dtype=unpadded.dtype, device=device
-            )
-            out[:, :N_un, :last_un] = up_rows
-            out[:, N_pad : N_pad + N_un, :last_un] = gate_rows
-            return out
-
-        w13_padded = _stack_up_gate_w13(layer.w13_weight.data, K_pad // 2, K_un // 2)
-        w13_scale_padded = _stack_up_gate_w13(
-            layer.w13_weight_scale.data,
-            K_pad // sf_block_size,
-            K_un // sf_block_size,
-        )
-
-        bias_dtype = layer.w13_weight_bias.dtype
-        w13_bias_padded = torch.zeros(E, 2 * N_pad, dtype=bias_dtype, device=device)
-        w13_bias_padded[:, :N_un] = layer.w13_weight_bias.data[:, 1::2]
-        w13_bias_padded[:, N_pad : N_pad + N_un] = layer.w13_weight_bias.data[:, 0::2]
-
-        def _pad_w2_3d(unpadded, last_pad, last_un):
-            out = torch.zeros(E, K_pad, last_pad, dtype=unpadded.dtype, device=device)
-            out[:, :K_un, :last_un] = unpadded[:, :K_un, :]
-            return out
-
-        w2_padded = _pad_w2_3d(layer.w2_weight.data, N_pad // 2, N_un // 2)
-        w2_scale_padded = _pad_w2_3d(
-            layer.w2_weight_scale.data,
-            N_pad // sf_block_size,
-            N_un // sf_block_size,
-        )
-        w2_bias_padded = torch.zeros(E, K_pad, dtype=bias_dtype, device=device)
-        w2_bias_padded[:, :K_un] = layer.w2_weight_bias.data
-
-        w13_scale_interleaved = block_scale_interleave(w13_scale_padded)
-        w2_scale_interleaved = block_scale_interleave(w2_scale_padded)
-
-        layer.w13_weight = Parameter(w13_padded, requires_grad=False)
-        layer.w2_weight = Parameter(w2_padded, requires_grad=False)
-        layer.w13_weight_scale = Parameter(
-            w13_scale_interleaved.reshape_as(w13_scale_padded),
-            requires_grad=False,
-        )
-        layer.w2_weight_scale = Parameter(
-            w2_scale_interleaved.reshape_as(w2_scale_padded),
-            requires_grad=False,
-        )
-        layer.w13_weight_bias = Parameter(w13_bias_padded, requires_grad=False)
-        layer.w2_weight_bias = Parameter(w2_bias_padded, requires_grad=False)
-
-        layer.swiglu_alpha = Parameter(
-            torch.full((E,), 1.702, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_beta = Parameter(
-            torch.ones(E, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_limit = Parameter(
-            torch.full((E,), 7.0, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        # The MXFP4 ABI uses a neutral global weight scale for each GEMM.
-        layer.mxfp4_weight_global_scale = Parameter(
-            torch.ones(E, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer._mxfp4_backend = "flashinfer_cutlass_sm120"
-        torch.cuda.empty_cache()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
@@ -1247,12 +777,10 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
         moe_runner_backend = get_moe_runner_backend()
         if moe_runner_backend.is_auto():
             # Must match apply() priority: _use_aiter before use_triton_kernels.
-            if _use_aiter and get_moe_a2a_backend().supports_aiter():
-                moe_runner_backend = MoeRunnerBackend.AITER
-            elif self.use_triton_kernels:
+            if self.use_triton_kernels:
                 moe_runner_backend = MoeRunnerBackend.TRITON_KERNELS
             else:
-                moe_runner_backend = MoeRunnerBackend.TRITON
+                    moe_runner_backend = MoeRunnerBackend.TRITON
 
         if moe_runner_backend.is_aiter():
             # MXFP4 hard-codes Swiglu in the AITER kernel path, so the
@@ -1284,78 +812,13 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
             pass
 
     def _apply_sm90_cutlass(self, layer, dispatch_output):
-        """SM90 (Hopper) MXFP4 x BF16 MoE via FlashInfer's cutlass mixed-input
-        path (PR #3084). Routed through the unified ``MoeRunner`` -- this
-        helper only builds the quant_info; the actual kernel call lives in
-        :mod:`sglang.srt.layers.moe.moe_runner.flashinfer_cutlass`."""
-        from sglang.srt.layers.moe.moe_runner.flashinfer_cutlass import (
-            FlashInferCutlassMxfp4MoeQuantInfo,
-        )
-
-        quant_info = FlashInferCutlassMxfp4MoeQuantInfo(
-            w13_weight=layer.w13_weight,
-            w2_weight=layer.w2_weight,
-            w13_weight_scale=layer.w13_weight_scale,
-            w2_weight_scale=layer.w2_weight_scale,
-            w13_bias=layer.w13_weight_bias,
-            w2_bias=layer.w2_weight_bias,
-            swiglu_alpha=layer.swiglu_alpha,
-            swiglu_beta=layer.swiglu_beta,
-            swiglu_limit=layer.swiglu_limit,
-            moe_tp_size=layer.moe_tp_size,
-            moe_tp_rank=layer.moe_tp_rank,
-            moe_ep_size=layer.moe_ep_size,
-            moe_ep_rank=layer.moe_ep_rank,
-            padded_hidden=self._padded_hidden,
-        )
-        return self.runner.run(dispatch_output, quant_info)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _apply_marlin(self, layer, dispatch_output):
-        """MXFP4 x BF16 MoE via the Marlin runner. The quant_info (incl. the
-        dispatcher's EP mapping) is shared with
-        :class:`~sglang.srt.layers.quantization.mxfp4_marlin_moe.Mxfp4MarlinMoEMethod`;
-        only the input padding is local (``hidden_size`` is pre-rounded to the
-        Marlin-padded width at create_weights)."""
-        from sglang.srt.layers.quantization.mxfp4_marlin_moe import (
-            build_marlin_moe_quant_info,
-        )
-
-        x = dispatch_output.hidden_states
-        if x.shape[-1] == self.hidden_size:
-            x_padded = x
-        else:
-            x_padded = torch.nn.functional.pad(
-                x, (0, self.hidden_pad), mode="constant", value=0.0
-            )
-        quant_info = build_marlin_moe_quant_info(layer)
-        return self.runner.run(
-            dispatch_output._replace(hidden_states=x_padded), quant_info
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _apply_sm120_cutlass(self, layer, dispatch_output):
-        """SM120 GPT-OSS MXFP8 x MXFP4 MoE via FlashInfer CUTLASS."""
-        from sglang.srt.layers.moe.moe_runner.flashinfer_cutlass import (
-            FlashInferCutlassMxfp4MoeQuantInfo,
-        )
-
-        quant_info = FlashInferCutlassMxfp4MoeQuantInfo(
-            w13_weight=layer.w13_weight,
-            w2_weight=layer.w2_weight,
-            w13_weight_scale=layer.w13_weight_scale,
-            w2_weight_scale=layer.w2_weight_scale,
-            mxfp4_weight_global_scale=layer.mxfp4_weight_global_scale,
-            w13_bias=layer.w13_weight_bias,
-            w2_bias=layer.w2_weight_bias,
-            swiglu_alpha=layer.swiglu_alpha,
-            swiglu_beta=layer.swiglu_beta,
-            swiglu_limit=layer.swiglu_limit,
-            moe_tp_size=layer.moe_tp_size,
-            moe_tp_rank=layer.moe_tp_rank,
-            moe_ep_size=layer.moe_ep_size,
-            moe_ep_rank=layer.moe_ep_rank,
-            padded_hidden=self._padded_hidden,
-        )
-        return self.runner.run(dispatch_output, quant_info)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def apply(
         self,
@@ -1386,43 +849,6 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
 
         x = dispatch_output.hidden_states
         topk_output = dispatch_output.topk_output
-        if _is_cpu:
-            if use_intel_amx_backend(layer):
-                from sglang.srt.layers.moe.topk import apply_topk_weights_cpu
-
-                topk_weights, topk_ids, _ = dispatch_output.topk_output
-                x, topk_weights = apply_topk_weights_cpu(
-                    self.moe_runner_config.apply_router_weight_on_input, topk_weights, x
-                )
-                output = torch.ops.sgl_kernel.fused_experts_cpu(
-                    x,
-                    layer.w13_weight,
-                    layer.w2_weight,
-                    topk_weights,
-                    topk_ids,
-                    False,  # inplace See [Note] inplace should be False in fused_experts.
-                    CPUQuantMethod.MXFP4,
-                    layer.w13_weight_scale,  # w1_scale
-                    layer.w2_weight_scale,  # w2_scale
-                    None,  # w1_zp
-                    None,  # w2_zp
-                    None,  # block_size
-                    getattr(layer, "w13_weight_bias", None),
-                    getattr(layer, "w2_weight_bias", None),
-                    layer.moe_runner_config.gemm1_alpha,
-                    layer.moe_runner_config.gemm1_clamp_limit,
-                    True,  # is_vnni
-                )
-            else:
-                from sglang.srt.layers.moe.fused_moe_native import moe_forward_native
-
-                output = moe_forward_native(
-                    layer,
-                    x,
-                    topk_output,
-                    self.moe_runner_config,
-                )
-            return StandardCombineInput(hidden_states=output)
 
         if self.use_marlin:
             assert TopKOutputChecker.format_is_standard(topk_output)
@@ -1679,64 +1105,6 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
                 output=symm_output,
             )[0]
             return StandardCombineInput(hidden_states=trtllm_gen_output)
-        if _use_aiter:
-            from sglang.srt.layers.moe.moe_runner.aiter import (
-                AiterMoeQuantInfo,
-                AiterQuantType,
-            )
-
-            if hasattr(torch, "float4_e2m1fn_x2"):
-                w13_weight = layer.w13_weight.view(torch.float4_e2m1fn_x2)
-                w2_weight = layer.w2_weight.view(torch.float4_e2m1fn_x2)
-            else:
-                w13_weight = layer.w13_weight
-                w2_weight = layer.w2_weight
-
-            # `.view()` creates a fresh tensor that drops the `is_shuffled`
-            # marker we set in process_weights_after_loading. Re-tag it so the
-            # downstream aiter.fused_moe selects preshuffle_on kernels.
-            if getattr(layer.w13_weight, "is_shuffled", False):
-                w13_weight.is_shuffled = True
-                w2_weight.is_shuffled = True
-
-            # Skip the explicit pad if x already arrives at the padded
-            # hidden_size (the upstream RMSNorm fused the pad into its
-            # output — see RMSNorm.x_pad_to_multiple). Saves a separate
-            # zero-pad kernel launch per layer.
-            if x.shape[-1] == self.hidden_size:
-                x_padded = x
-            else:
-                x_padded = torch.nn.functional.pad(
-                    x, (0, self.hidden_pad), mode="constant", value=0.0
-                )
-            quant_info = AiterMoeQuantInfo(
-                w13_weight=w13_weight,
-                w2_weight=w2_weight,
-                quant_type=AiterQuantType.PER_1X32,
-                w13_scale=layer.w13_weight_scale,
-                w2_scale=layer.w2_weight_scale,
-                b13=layer.w13_weight_bias if self.with_bias else None,
-                b2=layer.w2_weight_bias if self.with_bias else None,
-                expert_mask=layer.dispatcher.expert_mask_gpu,
-                doweight_stage1=self.moe_runner_config.apply_router_weight_on_input,
-                hidden_pad=self.hidden_pad,
-                intermediate_pad=self.intermediate_pad,
-                # Applies swiglu clamp for GPT-OSS-style activations. K3 SiTU
-                # uses gemm1_clamp_limit as linear_beta, which is forwarded by
-                # the AITER runner and must not be treated as swiglu_limit.
-                swiglu_limit=(
-                    0.0
-                    if self.moe_runner_config.activation == "situ"
-                    else (
-                        self.moe_runner_config.gemm1_clamp_limit
-                        or self.moe_runner_config.swiglu_limit
-                        or 0.0
-                    )
-                ),
-            )
-            return self.runner.run(
-                dispatch_output._replace(hidden_states=x_padded), quant_info
-            )
 
         backend = self.runner.runner_backend
         if backend.is_triton_kernels():
@@ -1832,22 +1200,7 @@ class Mxfp4DynamicQuantMoEMethod(FusedMoEMethodBase):
         layer.w2_input_scale = None
 
     def mxfp4_quantize(self, w):
-        w_shape = w.shape
-        w_need_reshape = True if w.dim() != 2 else False
-
-        if w_need_reshape:
-            w_last_dim_size = w_shape[-1]
-            w = w.view(-1, w_last_dim_size)
-
-        w, mx_scales = dynamic_mxfp4_quant(w)
-
-        if w_need_reshape:
-            w_new_shape = w_shape[:-1] + (w.shape[-1],)
-            w = w.view(w_new_shape)
-
-        mx_scales = e8m0_shuffle(mx_scales)
-
-        return w, mx_scales
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
         w13, w13_mx_scales = self.mxfp4_quantize(layer.w13_weight.data)

@@ -99,12 +99,6 @@ class Mxfp4W4A8Config(QuantizationConfig):
                 fused_mapping=self.packed_modules_mapping,
             ):
                 return UnquantizedLinearMethod()
-            if is_npu():
-                from sglang.srt.hardware_backend.npu.quantization.linear_method_npu import (
-                    NPUMXFP4W4A8LinearMethod,
-                )
-
-                return NPUMXFP4W4A8LinearMethod(self)
             raise NotImplementedError(
                 "mxfp_w4a8 (MXFP4 weights + MXFP8 activations, W4A8) is currently "
                 "only implemented for the Ascend NPU backend; no CUDA/other-device "
@@ -123,5 +117,3 @@ class Mxfp4W4A8Config(QuantizationConfig):
             )
         return None
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []

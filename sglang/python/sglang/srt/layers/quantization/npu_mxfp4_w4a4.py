@@ -108,16 +108,6 @@ class Mxfp4W4A4Config(QuantizationConfig):
                 fused_mapping=self.packed_modules_mapping,
             ):
                 return UnquantizedLinearMethod()
-            if is_npu():
-                from sglang.srt.hardware_backend.npu.quantization.linear_method_npu import (
-                    NPUDualLevelMXFP4LinearMethod,
-                )
-
-                # Online W4A4 always uses dual-level MXFP4 (finer FP8 L0 scales):
-                # single-level RTN was too lossy and degenerated under greedy
-                # decoding. Requires Ascend 950 (A5). The single-level kernel is
-                # retained only for the offline msmodelslim path.
-                return NPUDualLevelMXFP4LinearMethod(self)
             raise NotImplementedError(
                 "mxfp4 W4A4 (single-level MXFP4 weights + activations) is currently "
                 "only implemented for the Ascend NPU backend; no CUDA/other-device "
@@ -136,5 +126,3 @@ class Mxfp4W4A4Config(QuantizationConfig):
             )
         return None
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []

@@ -6,7 +6,6 @@
 import logging
 from typing import Any, Dict, List, Optional
 
-import regex as re
 import torch
 from torch.nn.parameter import Parameter
 
@@ -113,11 +112,7 @@ class PetitNvFp4Config(QuantizationConfig):
         return _is_hip and quant_method == "modelopt"
 
     def is_layer_excluded(self, prefix: str, exclude_modules: list):
-        for pattern in exclude_modules:
-            regex_str = pattern.replace(".", r"\.").replace("*", r".*")
-            if re.fullmatch(regex_str, prefix):
-                return True
-        return False
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
@@ -130,8 +125,6 @@ class PetitNvFp4Config(QuantizationConfig):
             return PetitNvFp4LinearMethod(self)
         return None
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []
 
 
 class PetitNvFp4LinearMethod(LinearMethodBase):

@@ -59,9 +59,6 @@ _is_cpu = is_cpu()
 _is_npu = is_npu()
 _use_aiter = get_bool_env_var("SGLANG_USE_AITER") and _is_hip
 
-if _use_aiter:
-    from aiter.ops.shuffle import shuffle_weight
-    from aiter.tuned_gemm import tgemm
 
 
 class Bf16GemmBackend(Enum):
@@ -112,20 +109,14 @@ def initialize_bf16_gemm_config(server_args: ServerArgs) -> None:
 def _bf16_gemm_dispatch_fake(
     x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
 ) -> torch.Tensor:
-    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @register_custom_op(fake_impl=_bf16_gemm_dispatch_fake)
 def bf16_gemm_dispatch(
     x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
 ) -> torch.Tensor:
-    if _use_cutedsl_bf16_gemm is not None and _use_cutedsl_bf16_gemm(
-        x.numel() // x.shape[-1], weight.shape[0], weight.shape[1]
-    ):
-        return _cutedsl_bf16_gemm(x.view(-1, x.shape[-1]), weight, bias).view(
-            *x.shape[:-1], -1
-        )
-    return F.linear(x, weight, bias)
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def get_bf16_gemm_backend() -> Bf16GemmBackend:
@@ -199,8 +190,7 @@ class UnquantizedLinearMethod(LinearMethodBase):
         set_weight_attrs(weight, extra_weight_attrs)
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        if _is_cpu and _is_cpu_amx_available:
-            _amx_process_weight_after_loading(layer, ["weight"])
+        pass
 
     def apply(
         self,
@@ -221,9 +211,6 @@ class UnquantizedLinearMethod(LinearMethodBase):
             if len(x_shapes) == 3:
                 output = output.view(x_shapes[0], x_shapes[1], -1)
             return output
-
-        elif _use_aiter and type(layer.weight.data) is torch.Tensor:
-            return tgemm.mm(x, layer.weight, bias, otype=x.dtype)
 
         elif (
             get_bf16_gemm_backend().is_cutedsl()
@@ -261,40 +248,7 @@ class UnquantizedLinearMethod(LinearMethodBase):
         output: torch.Tensor,
         bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Run an inference-only BF16 linear into caller-owned storage."""
-        if (
-            get_bf16_gemm_backend().is_cutedsl()
-            and x.is_cuda
-            and x.ndim == 2
-            and x.dtype == torch.bfloat16
-            and layer.weight.dtype == torch.bfloat16
-            and output.dtype == torch.bfloat16
-            and output.is_contiguous()
-            and output.shape == (x.shape[0], layer.weight.shape[0])
-            and (bias is None or bias.dtype == torch.bfloat16)
-            and not layer.weight.requires_grad
-            and (bias is None or not bias.requires_grad)
-            and _use_cutedsl_bf16_gemm(
-                x.shape[0], layer.weight.shape[0], layer.weight.shape[1]
-            )
-        ):
-            from sglang.kernels.ops.gemm.cutedsl_bf16_gemm import (
-                cutedsl_bf16_gemm_out,
-            )
-
-            return cutedsl_bf16_gemm_out(x, layer.weight, output, bias)
-
-        if x.ndim != 2:
-            raise ValueError("caller-owned linear output currently requires a 2D input")
-        if output.shape != (x.shape[0], layer.weight.shape[0]):
-            raise ValueError(
-                f"linear output has shape {output.shape}, expected "
-                f"{(x.shape[0], layer.weight.shape[0])}"
-            )
-        torch.mm(x, layer.weight.t(), out=output)
-        if bias is not None:
-            output.add_(bias)
-        return output
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
@@ -393,23 +347,11 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
             torch.cuda.empty_cache()
 
         # Pack weight for get better performance on CPU
-        if _is_cpu and _is_cpu_amx_available:
-            _amx_process_weight_after_loading(layer, ["w13_weight", "w2_weight"])
-            if hasattr(layer, "w13_weight_bias"):
-                layer.w13_weight_bias = Parameter(
-                    layer.w13_weight_bias.float(), requires_grad=False
-                )
-            if hasattr(layer, "w2_weight_bias"):
-                layer.w2_weight_bias = Parameter(
-                    layer.w2_weight_bias.float(), requires_grad=False
-                )
 
         if (
             self.use_deep_gemm
             and layer.w13_weight.dtype == torch.bfloat16
             and (get_moe_a2a_backend().is_deepep() or get_moe_a2a_backend().is_pplx())
-            and not _is_npu
-            and not _is_hip
             and hasattr(layer, "dispatcher")
         ):
             layer.dispatcher.set_quant_config({"dispatcher_output_dtype": "bf16"})
@@ -484,13 +426,6 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
             layer.w2_weight.data = layer.w2_weight.data.reshape(
                 layer.num_local_experts, *new_shape_w2
             )
-        if _is_npu:
-            # The kernels set the dispatcher output dtype themselves -- they are
-            # the ones that know what their gmms expect. NPUUnquantMoEMethod
-            # already sets bf16 here, and hardcoding it a second time would
-            # clobber a subclass that attached a quantized kernel instead.
-            layer.w13_kernel.process_weights_after_loading(layer, "w13")
-            layer.w2_kernel.process_weights_after_loading(layer, "w2")
 
         return
 
@@ -537,9 +472,7 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
         param.data = param.data.reshape(expected_shape)
 
     def _aiter_ck_moe_supported(self, layer) -> bool:
-        # aiter CK fused-MoE requires intermediate_size_per_partition to be 128-aligned
-        # (GemmSpec=Default; otherwise CK raises "not support this GEMM problem").
-        return layer.intermediate_size_per_partition % 128 == 0
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
@@ -559,41 +492,12 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
             backend = MoeRunnerBackend.DEEP_GEMM
         elif self.use_triton_kernels:
             backend = MoeRunnerBackend.TRITON_KERNELS
-        elif _is_npu:
-            layer.w13_kernel = NPUUnquantMoEMethod()
-            layer.w2_kernel = NPUUnquantMoEMethod()
-            moe_runner_config.layer = layer
-            backend = MoeRunnerBackend.ASCEND
         else:
-            backend = MoeRunnerBackend.TRITON
+                backend = MoeRunnerBackend.TRITON
         self.runner = MoeRunner(backend, moe_runner_config)
 
         # aiter CK fused-MoE only supports 128-aligned shapes; otherwise use triton.
         self._aiter_runner: Optional[MoeRunner] = None
-        if (
-            _use_aiter
-            and (
-                get_moe_runner_backend().is_auto()
-                or get_moe_runner_backend().is_aiter()
-            )
-            and get_moe_a2a_backend().supports_aiter()
-        ):
-            if self._aiter_ck_moe_supported(layer):
-                self._aiter_runner = MoeRunner(
-                    MoeRunnerBackend.AITER, moe_runner_config
-                )
-            elif get_moe_runner_backend().is_aiter():
-                raise ValueError(
-                    "moe_runner_backend=aiter is not supported for "
-                    f"intermediate_size_per_partition={layer.intermediate_size_per_partition}; "
-                    "use --moe-runner-backend triton."
-                )
-            else:
-                logger.warning_once(
-                    "aiter CK fused-MoE does not support "
-                    f"intermediate_size_per_partition={layer.intermediate_size_per_partition}; "
-                    "using triton MoE runner."
-                )
 
     @property
     def load_up_proj_weight_first(self) -> bool:
@@ -699,54 +603,7 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
         layer: torch.nn.Module,
         dispatch_output: StandardDispatchOutput,
     ) -> CombineInput:
-        from sglang.srt.layers.moe.token_dispatcher import StandardCombineInput
-
-        x = dispatch_output.hidden_states
-        topk_output = dispatch_output.topk_output
-
-        moe_runner_config = self.moe_runner_config
-
-        assert (
-            moe_runner_config.activation == "silu"
-        ), f"activation = {moe_runner_config.activation} is not supported."
-
-        if use_intel_amx_backend(layer):
-            from sglang.srt.layers.moe.topk import apply_topk_weights_cpu
-
-            topk_weights, topk_ids, _ = topk_output
-            x, topk_weights = apply_topk_weights_cpu(
-                moe_runner_config.apply_router_weight_on_input, topk_weights, x
-            )
-            output = torch.ops.sgl_kernel.fused_experts_cpu(
-                x,
-                layer.w13_weight,
-                layer.w2_weight,
-                topk_weights,
-                topk_ids,
-                False,  # inplace # See [Note] inplace should be False in fused_experts.
-                CPUQuantMethod.UNQUANT,
-                None,  # w1_scale
-                None,  # w2_scale
-                None,  # w1_zp
-                None,  # w2_zp
-                None,  # block_size
-                getattr(layer, "w13_weight_bias", None),
-                getattr(layer, "w2_weight_bias", None),
-                layer.moe_runner_config.gemm1_alpha,
-                layer.moe_runner_config.gemm1_clamp_limit,
-                True,  # is_vnni
-            )
-            return StandardCombineInput(hidden_states=output)
-        else:
-            from sglang.srt.layers.moe.fused_moe_native import moe_forward_native
-
-            output = moe_forward_native(
-                layer,
-                x,
-                topk_output,
-                moe_runner_config,
-            )
-            return StandardCombineInput(hidden_states=output)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_triton_quant_info(self, layer: torch.nn.Module) -> TritonMoeQuantInfo:
         return TritonMoeQuantInfo(
@@ -761,57 +618,14 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
         layer: torch.nn.Module,
         dispatch_output: StandardDispatchOutput,
     ) -> CombineInput:
-        from sglang.srt.layers.moe.token_dispatcher import StandardCombineInput
-
-        x = dispatch_output.hidden_states
-        topk_output = dispatch_output.topk_output
-
-        moe_runner_config = self.moe_runner_config
-        assert moe_runner_config.activation in [
-            "silu",
-            "gelu",
-            "relu2",  # Nemotron-H (NemotronHForCausalLM) uses squared-ReLU.
-        ], f"activation = {moe_runner_config.activation} is not supported."
-
-        backend = self.runner.runner_backend
-        if use_intel_xpu_backend():
-            # sgl-kernel-xpu path
-            from sgl_kernel import fused_experts
-
-            topk_weights, topk_ids, _ = topk_output
-            if moe_runner_config.apply_router_weight_on_input:
-                x = x * topk_weights.to(x.dtype)
-                topk_weights = torch.ones_like(topk_weights)
-            output = fused_experts(
-                x,
-                layer.w13_weight,
-                layer.w2_weight,
-                topk_weights,
-                topk_ids,
-                b1=getattr(layer, "w13_weight_bias", None),
-                b2=getattr(layer, "w2_weight_bias", None),
-                activation=moe_runner_config.activation,
-                gemm1_alpha=moe_runner_config.gemm1_alpha,
-                gemm1_limit=moe_runner_config.gemm1_clamp_limit,
-            )
-            return StandardCombineInput(hidden_states=output)
-        else:
-            assert backend.is_triton()
-            assert (
-                moe_runner_config.activation == "silu"
-            ), f"activation = {moe_runner_config.activation} is not supported \
-            for Triton PATH, please set ENV SGLANG_USE_SGL_XPU=1."
-
-            quant_info = self.get_triton_quant_info(layer)
-            return self.runner.run(dispatch_output, quant_info)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(
         self,
         layer: torch.nn.Module,
         dispatch_output: DispatchOutput,
     ) -> CombineInput:
-
-        return self.runner.run(dispatch_output, layer)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_tpu(self, *args, **kwargs) -> CombineInput:
         raise NotImplementedError("The TPU backend currently does not support MoE.")

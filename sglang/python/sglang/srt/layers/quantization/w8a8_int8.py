@@ -45,18 +45,6 @@ _is_cpu_arm64 = is_host_cpu_arm64()
 if _is_cuda:
     from sgl_kernel import int8_scaled_mm
 
-    @register_fake_if_exists("sgl_kernel::int8_scaled_mm")
-    def _int8_scaled_mm_abstract(
-        mat_a,
-        mat_b,
-        scales_a,
-        scales_b,
-        out_dtype,
-        bias=None,
-    ):
-        M = mat_a.shape[-2]
-        N = mat_b.shape[-1]
-        return mat_a.new_empty((M, N), dtype=out_dtype)
 
 
 logger = logging.getLogger(__name__)
@@ -94,8 +82,7 @@ class W8A8Int8Config(QuantizationConfig):
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        filenames = []
-        return filenames
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> W8A8Int8Config:
@@ -122,36 +109,8 @@ class W8A8Int8Config(QuantizationConfig):
     def is_layer_skipped(
         self, prefix: str, fused_mapping: Mapping[str, List[str]] = MappingProxyType({})
     ):
-        # adapted from vllm.model_executor.layers.quantization.utils.quant_utils.is_layer_skipped
-        proj_name = prefix.split(".")[-1]
-        if proj_name in fused_mapping:
-            shard_prefixes = [
-                prefix.replace(proj_name, shard_proj_name)
-                for shard_proj_name in fused_mapping[proj_name]
-            ]
+        raise NotImplementedError("removed by slim: never run in any recording")
 
-            is_skipped = None
-            for shard_prefix in shard_prefixes:
-                is_shard_skipped = (
-                    self.quant_description[shard_prefix + ".weight"] == "FLOAT"
-                )
-
-                if is_skipped is None:
-                    is_skipped = is_shard_skipped
-                elif is_shard_skipped != is_skipped:
-                    raise ValueError(
-                        f"Detected some but not all shards of {prefix} "
-                        "are quantized. All shards of fused layers "
-                        "to have the same precision."
-                    )
-        else:
-            is_skipped = self.quant_description[prefix + ".weight"] == "FLOAT"
-
-        assert is_skipped is not None
-        return is_skipped
-
-    def get_scaled_act_names(self) -> List[str]:
-        return []
 
 
 class W8A8Int8LinearMethod(LinearMethodBase):
@@ -160,15 +119,7 @@ class W8A8Int8LinearMethod(LinearMethodBase):
         self.quantization_config = quantization_config
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        if _is_cpu:
-            if _is_cpu_amx_available:
-                _amx_process_weight_after_loading(layer, ["weight"])
-            elif _is_cpu_arm64:
-                layer.weight = Parameter(layer.weight.data, requires_grad=False)
-            else:
-                assert False, "W8A8Int8LinearMethod on CPU only works on AMX or Arm64"
-        else:
-            layer.weight = Parameter(layer.weight.t(), requires_grad=False)
+        layer.weight = Parameter(layer.weight.t(), requires_grad=False)
         layer.weight_scale = Parameter(layer.weight_scale.data, requires_grad=False)
 
     def create_weights(

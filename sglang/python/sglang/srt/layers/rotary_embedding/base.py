@@ -44,35 +44,8 @@ _is_mps = is_mps()
 if _is_cuda:
     from sglang.kernels.ops.attention.rope import apply_rope_with_cos_sin_cache_inplace
 
-if _is_npu:
-    import torch_npu
 
-    # `fused_rope_qk_mqa` is an optional fast-path kernel shipped with
-    # `sgl_kernel_npu`. Older NPU CANN / sgl_kernel_npu builds may not include
-    # it. If we let the ImportError propagate, importing this module fails,
-    # which in turn causes `ModelRegistry` to silently skip every model that
-    # depends on it (and fall back to HF Transformers without quantisation
-    # awareness — see PR #22352). We tolerate the missing kernel so model
-    # loading still works; call sites must check for `None` and use the
-    # generic rope path. A warning is emitted so the missing kernel is
-    # visible in logs instead of being silently swallowed.
-    try:
-        from sgl_kernel_npu.norm.fused_rope_qk_mqa import fused_rope_qk_mqa
-    except ImportError:
-        fused_rope_qk_mqa = None
-        logger.warning(
-            "sgl_kernel_npu.norm.fused_rope_qk_mqa is unavailable; "
-            "falling back to the generic rope implementation. Upgrade "
-            "sgl_kernel_npu to enable the fused kernel."
-        )
 
-if _is_hip:
-    from sglang.kernels.ops.attention.utils import (
-        fused_qk_rope_reshape_and_cache,
-    )
-
-if _is_xpu:
-    from sgl_kernel import fused_qk_rope_with_cos_sin_cache_inplace
 
 
 class RotaryEmbedding(MultiPlatformOp):
@@ -97,15 +70,11 @@ class RotaryEmbedding(MultiPlatformOp):
 
         cache = self._compute_cos_sin_cache()
         # NOTE(ByronHsu): cache needs to be in FP32 for numerical stability.
-        if not (_is_cuda or _is_xpu or envs.SGLANG_ROPE_CACHE_FP32.get()):
+        if not (_is_cuda or envs.SGLANG_ROPE_CACHE_FP32.get()):
             cache = cache.to(dtype)
 
         if (
             (not (_is_cuda) or self.head_size not in [64, 128, 256, 512])
-            and not (_is_cpu)
-            and not (_is_xpu)
-            and not (_is_npu)
-            and not (_is_musa)
             and not (_is_mps)
             and not (current_platform.is_out_of_tree())
         ):
@@ -113,15 +82,13 @@ class RotaryEmbedding(MultiPlatformOp):
             # TODO: Test on different devices and remove this conditional.
             if _is_cuda:
                 from sglang.kernels.ops.attention.rope import rotary_embedding
-            elif _is_hip:
-                from sgl_kernel import rotary_embedding
             else:
-                from vllm._custom_ops import rotary_embedding
+                    from vllm._custom_ops import rotary_embedding
 
             self.use_fallback_kernel = True
             self.fallback_rotary_embedding = rotary_embedding
         else:
-            self.use_fallback_kernel = False
+                self.use_fallback_kernel = False
 
         self.cos_sin_cache: torch.Tensor
         self.register_buffer("cos_sin_cache", cache, persistent=False)
@@ -129,7 +96,7 @@ class RotaryEmbedding(MultiPlatformOp):
         self._apply_rotary_emb_wrapped = apply_rotary_emb
 
         # XXX (MUSA): Implement sgl_kernel.rotary_embedding support for MUSA backend
-        if get_exec().deterministic.rl_on_policy_target is not None or _is_musa:
+        if get_exec().deterministic.rl_on_policy_target is not None:
             self._forward_method = self.forward_native
             self._apply_rotary_emb_wrapped = torch.compile(
                 dynamic=True,
@@ -138,13 +105,7 @@ class RotaryEmbedding(MultiPlatformOp):
         self.position_cos, self.position_sin = None, None
 
     def _match_cos_sin_cache_dtype(self, query: torch.Tensor) -> None:
-        # __setattr__ in nn.Module (called by `self.cos_sin_cache = ...`)
-        # is expensive, so avoid calling it if possible
-        if (
-            self.cos_sin_cache.device != query.device
-            or self.cos_sin_cache.dtype != query.dtype
-        ):
-            self.cos_sin_cache = self.cos_sin_cache.to(query.device, dtype=query.dtype)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _compute_inv_freq(self, base: Union[int, float]) -> torch.Tensor:
         """Compute the inverse frequency."""
@@ -211,25 +172,10 @@ class RotaryEmbedding(MultiPlatformOp):
         )
 
     def get_cos_sin_with_position(self, positions):
-        assert positions.ndim == 1, (
-            "2D positions (multimodal RoPE) are not supported by the base "
-            "RotaryEmbedding. Override this method in a subclass (e.g. MRotaryEmbedding)."
-        )
-        cos_sin = self.cos_sin_cache.index_select(0, positions.flatten())
-        last_dim = cos_sin.size()[-1]
-        cos, sin = (
-            cos_sin.reshape(-1, 2, last_dim // 2).repeat(1, 1, 2).chunk(2, dim=-2)
-        )
-        # BSNH
-        self.position_cos, self.position_sin = (
-            cos.view(-1, 1, 1, last_dim).contiguous(),
-            sin.view(-1, 1, 1, last_dim).contiguous(),
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_cos_sin(self, seqlen: int) -> tuple[torch.Tensor, torch.Tensor]:
-        cos_sin = self.cos_sin_cache[:seqlen]
-        cos, sin = cos_sin.chunk(2, dim=-1)
-        return cos, sin
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_native(
         self,
@@ -239,39 +185,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """A PyTorch-native implementation of forward()."""
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for native implementation"
-
-        if offsets is not None:
-            positions = positions + offsets
-
-        positions = positions.flatten()
-        num_tokens = positions.shape[0]
-
-        if hasattr(self, "sin_cos_cache"):
-            cos_sin = self.sin_cos_cache
-        else:
-            cos_sin = self.cos_sin_cache.index_select(0, positions)
-        cos, sin = cos_sin.chunk(2, dim=-1)
-
-        query_shape = query.shape
-        query = query.view(num_tokens, -1, self.head_size)
-        query_rot = query[..., : self.rotary_dim]
-        query_pass = query[..., self.rotary_dim :]
-        query_rot = self._apply_rotary_emb_wrapped(
-            query_rot, cos, sin, self.is_neox_style
-        )
-        query = torch.cat((query_rot, query_pass), dim=-1).reshape(query_shape)
-
-        key_shape = key.shape
-        key = key.view(num_tokens, -1, self.head_size)
-        key_rot = key[..., : self.rotary_dim]
-        key_pass = key[..., self.rotary_dim :]
-        key_rot = self._apply_rotary_emb_wrapped(key_rot, cos, sin, self.is_neox_style)
-        key = torch.cat((key_rot, key_pass), dim=-1).reshape(key_shape)
-        return query, key
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(
         self,
@@ -281,57 +195,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """A PyTorch-npu implementation of forward()."""
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for npu implementation"
-        if (
-            query.dtype == torch.bfloat16
-            and self.cos_sin_cache.dtype == torch.float
-            or key.ndim == 3
-        ):
-            if hasattr(self, "sin_cos_cache"):
-                cos_sin = self.sin_cos_cache
-            else:
-                cos_sin = self.cos_sin_cache.index_select(0, positions)
-
-            if fused_rope_qk_mqa is not None and query.shape[0] < 65535:
-                return fused_rope_qk_mqa(
-                    query,
-                    key,
-                    cos_sin,
-                    self.rotary_dim,
-                    self.is_neox_style,
-                )
-            else:
-                return self.forward_native(positions, query, key, offsets)
-        if self.is_neox_style:
-            rotary_mode = "half"
-        else:
-            rotary_mode = "interleave"
-
-        mrope_section = [0, 0, 0]
-        # The npu_mrope kernel only supports 1D or 2D tensors for query and key.
-        # Therefore, when their dimensions exceed 2D, we flatten query and key to 2D tensors before computation
-        # and reshape their original shapes afterward.
-        query_shape = query.shape
-        key_shape = key.shape
-        query = query.reshape(query.shape[0], -1)
-        key = key.reshape(key.shape[0], -1)
-
-        query_out, key_out = torch_npu.npu_mrope(
-            positions,
-            query,
-            key,
-            self.cos_sin_cache,
-            self.head_size,
-            mrope_section=mrope_section,
-            rotary_mode=rotary_mode,
-        )
-
-        query_out = query_out.reshape(query_shape)
-        key_out = key_out.reshape(key_shape)
-        return query_out, key_out
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(
         self,
@@ -341,24 +205,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for cpu implementation"
-
-        positions = torch.add(positions, offsets) if offsets is not None else positions
-        if _is_cpu_amx_available:
-            return torch.ops.sgl_kernel.rotary_embedding_cpu(
-                positions,
-                query,
-                key,
-                self.head_size,
-                self.cos_sin_cache,
-                self.is_neox_style,
-            )
-        else:
-            return self.forward_native(
-                positions, query, key, offsets, fused_set_kv_buffer_arg
-            )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cuda(
         self,
@@ -384,39 +231,6 @@ class RotaryEmbedding(MultiPlatformOp):
                 fused_args=fused_set_kv_buffer_arg,
             )
         else:
-
-            if fused_set_kv_buffer_arg is not None and _is_hip:
-                extra_args = fused_set_kv_buffer_arg
-                k_cache = fused_set_kv_buffer_arg["key_cache"]
-                # 5D SHUFFLE pool feeds raw (N, H, D/x, page, x) K cache;
-                # NHD 3D pool feeds the legacy 4D paged view. Auto-detect.
-                is_shuffle_5d = k_cache.ndim == 5
-                if is_shuffle_5d:
-                    # K shape (num_blocks, H_kv, D//x, page, x): D = D//x * x
-                    qk_head_dim = k_cache.shape[2] * k_cache.shape[4]
-                    tp_k_head_num = k_cache.shape[1]
-                else:
-                    qk_head_dim = k_cache.shape[-1]
-                    tp_k_head_num = k_cache.shape[-2]
-
-                key = key.view(-1, tp_k_head_num, qk_head_dim)
-                tokens = key.shape[0]
-                query = query.view(tokens, -1, qk_head_dim)
-
-                query, key, k_cache, v_cache = fused_qk_rope_reshape_and_cache(
-                    q=query,
-                    k=key,
-                    pos=positions,
-                    cos_sin=self.cos_sin_cache,
-                    is_neox=self.is_neox_style,
-                    flash_layout=not is_shuffle_5d,
-                    offs=None,
-                    q_out=query,
-                    k_out=key,
-                    output_zeros=False,
-                    **extra_args,
-                )
-            else:
                 assert (
                     fused_set_kv_buffer_arg is None
                 ), "save kv cache is not supported for fallback_rotary_embedding."
@@ -447,40 +261,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for xpu implementation"
-        positions = torch.add(positions, offsets) if offsets is not None else positions
-
-        self._match_cos_sin_cache_dtype(query)
-
-        # Fused_qk_rope only supports aligned head_size
-        if self.head_size in [128, 256, 512]:
-            num_tokens = positions.size(0)
-            q_rope = query.view(num_tokens, -1, self.head_size)
-            k_rope = key.view(num_tokens, -1, self.head_size)
-            if self.head_size != self.rotary_dim:
-                q_rope = q_rope[..., : self.rotary_dim]
-                k_rope = k_rope[..., : self.rotary_dim]
-            fused_qk_rope_with_cos_sin_cache_inplace(
-                q_rope,
-                k_rope,
-                self.cos_sin_cache,
-                positions,
-                self.rotary_dim,
-                self.is_neox_style,
-            )
-            return query, key
-        else:
-            # Use fallback kernel of 'rotary_embedding'
-            return torch.ops.sgl_kernel.rotary_embedding(
-                positions,
-                query,
-                key,
-                self.head_size,
-                self.cos_sin_cache,
-                self.is_neox_style,
-            )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class LinearScalingRotaryEmbedding(RotaryEmbedding):

@@ -51,9 +51,7 @@ def yarn_linear_ramp_mask(
 
 
 def yarn_get_mscale_simple(scale: float = 1) -> float:
-    if scale <= 1:
-        return 1.0
-    return 0.1 * math.log(scale) + 1.0
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def yarn_get_mscale(scale: float = 1, mscale: float = 1) -> float:

@@ -30,16 +30,7 @@ if TYPE_CHECKING:
 
 _is_npu = is_npu()
 _is_mps = is_mps()
-if _is_npu:
-    import torch_npu
-
-    patches = [
-        ["profiler.profile", torch_npu.profiler.profile],
-        ["profiler.ProfilerActivity.CUDA", torch_npu.profiler.ProfilerActivity.NPU],
-        ["profiler.ProfilerActivity.CPU", torch_npu.profiler.ProfilerActivity.CPU],
-    ]
-    apply_torch_npu_patches(torch_npu, patches)
-elif _is_mps:
+if _is_mps:
     from sglang.srt.hardware_backend.mlx.profiler import apply_metal_profiler_patches
 
     apply_metal_profiler_patches()
@@ -220,28 +211,8 @@ class SchedulerProfilerManager:
                 activities=torchprof_activities,
                 with_stack=with_stack if with_stack is not None else True,
                 record_shapes=record_shapes if record_shapes is not None else False,
-                on_trace_ready=(
-                    None
-                    if not _is_npu
-                    else torch_npu.profiler.tensorboard_trace_handler(
-                        str(self.torch_profiler_output_dir)
-                    )
-                ),
-                experimental_config=(
-                    None
-                    if not _is_npu
-                    else torch_npu.profiler._ExperimentalConfig(
-                        export_type=torch_npu.profiler.ExportType.Text,
-                        profiler_level=torch_npu.profiler.ProfilerLevel.Level1,
-                        msprof_tx=False,
-                        aic_metrics=torch_npu.profiler.AiCMetrics.PipeUtilization,
-                        l2_cache=False,
-                        op_attr=False,
-                        data_simplification=False,
-                        record_op_args=False,
-                        gc_detect_threshold=None,
-                    )
-                ),
+                on_trace_ready=None,
+                experimental_config=None,
             )
             try:
                 self.torch_profiler.start()
@@ -318,28 +289,27 @@ class SchedulerProfilerManager:
         logger.info("Stop profiling" + stage_suffix + "...")
         if self.torch_profiler is not None:
             self.torch_profiler.stop()
-            if not _is_npu:
-                # Build filename with only non-zero ranks to maintain backward compatibility
-                filename_parts = [self.profile_id, f"TP-{self.ps.tp_rank}"]
+            # Build filename with only non-zero ranks to maintain backward compatibility
+            filename_parts = [self.profile_id, f"TP-{self.ps.tp_rank}"]
 
-                # Only add other ranks if parallelism is enabled (size > 1)
-                if self.ps.dp_size > 1:
-                    filename_parts.append(f"DP-{self.ps.dp_rank}")
-                if self.ps.pp_size > 1:
-                    filename_parts.append(f"PP-{self.ps.pp_rank}")
-                if self.ps.moe_ep_size > 1:
-                    filename_parts.append(f"EP-{self.ps.moe_ep_rank}")
+            # Only add other ranks if parallelism is enabled (size > 1)
+            if self.ps.dp_size > 1:
+                filename_parts.append(f"DP-{self.ps.dp_rank}")
+            if self.ps.pp_size > 1:
+                filename_parts.append(f"PP-{self.ps.pp_rank}")
+            if self.ps.moe_ep_size > 1:
+                filename_parts.append(f"EP-{self.ps.moe_ep_rank}")
 
-                filename = (
-                    stage_prefix
-                    + "-".join(filename_parts)
-                    + stage_suffix
-                    + ".trace.json.gz"
-                )
+            filename = (
+                stage_prefix
+                + "-".join(filename_parts)
+                + stage_suffix
+                + ".trace.json.gz"
+            )
 
-                self.torch_profiler.export_chrome_trace(
-                    os.path.join(self.torch_profiler_output_dir, filename)
-                )
+            self.torch_profiler.export_chrome_trace(
+                os.path.join(self.torch_profiler_output_dir, filename)
+            )
             torch.distributed.barrier(self.dp_tp_cpu_group)
 
         if self.rpd_profiler is not None:

@@ -301,8 +301,6 @@ def load_model_with_memory_saver(
             )
     # Cache needs to be cleared after loading model weights (in the loader.load_model function).
     # To avoid conflict with memory_saver_adapter.region, empty_cache operation is now moved here.
-    if _is_npu:
-        torch.npu.empty_cache()
     monkey_patch_vllm_parallel_state(reverse=True)
 
     return LoadedModel(

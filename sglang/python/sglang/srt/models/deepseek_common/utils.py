@@ -12,7 +12,6 @@
 # limitations under the License.
 # ==============================================================================
 import logging
-import math
 from typing import Optional
 
 import torch
@@ -73,33 +72,7 @@ FORWARD_ABSORB_CORE_ATTENTION_BACKENDS = [
 
 
 def awq_dequantize_func():
-    """
-    Get the AWQ dequantize function for the current device
-
-    Return:
-        - The AWQ dequantize function for the current device.
-        - None if the current device is not supported.
-    """
-    if _is_cuda:
-        from sgl_kernel import awq_dequantize
-
-        return awq_dequantize
-    elif _is_hip:
-        from sglang.kernel_api_logging import debug_kernel_api
-        from sglang.kernels.ops.quantization.awq_triton import (
-            awq_dequantize_triton as awq_dequantize,
-        )
-
-        return debug_kernel_api(awq_dequantize, op_name="DeepseekCommon.awq_dequantize")
-    elif _is_npu:
-        from sglang.kernel_api_logging import debug_kernel_api
-        from sglang.kernels.ops.quantization.awq_triton import (
-            awq_dequantize_decomposition as awq_dequantize,
-        )
-
-        return debug_kernel_api(awq_dequantize, op_name="DeepseekCommon.awq_dequantize")
-    else:
-        return None
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def enable_nextn_moe_bf16_cast_to_fp8(
@@ -136,15 +109,10 @@ def is_wint4afp8_or_wint4a16_config(
 
 
 def yarn_get_mscale(scale: float = 1, mscale: float = 1) -> float:
-    if scale <= 1:
-        return 1.0
-    return 0.1 * mscale * math.log(scale) + 1.0
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def _get_llama_4_scaling(
     original_max_position_embeddings: int, scaling_beta: float, positions: torch.Tensor
 ) -> torch.Tensor:
-    scaling = 1 + scaling_beta * torch.log(
-        1 + torch.floor(positions / original_max_position_embeddings)
-    )
-    return scaling[..., None, None]
+    raise NotImplementedError("removed by slim: never run in any recording")

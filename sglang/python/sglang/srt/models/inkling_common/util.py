@@ -17,68 +17,14 @@ def lora_compatible_layout_enabled() -> bool:
     return get_lora().enable_lora
 
 
-def use_inkling_shared_fused_moe(
-    *,
-    inference_moe_w13_interleaved: bool = True,
-    shared_sink_serves_fp4: bool = False,
-) -> bool:
-    """Return whether shared experts should use the fused MoE sink."""
-    from sglang.srt.environ import envs
-
-    if not inference_moe_w13_interleaved or shared_sink_serves_fp4:
-        return True
-    if lora_compatible_layout_enabled():
-        return False
-    if envs.SGLANG_OPT_USE_INKLING_SHARED_FUSED_MOE.is_set():
-        return envs.SGLANG_OPT_USE_INKLING_SHARED_FUSED_MOE.get()
-    return False
 
 
-def bf16_routed_uses_stock_fused_moe(
-    quant_config: QuantizationConfig | None,
-) -> bool:
-    """Use the stock TRT-LLM runner for unquantized BF16 routed experts."""
-    if quant_config is not None:
-        return False
-    from sglang.srt.layers.moe import get_moe_runner_backend
-
-    return get_moe_runner_backend().is_flashinfer_trtllm_routed()
 
 
-def shared_sink_uses_trtllm_bf16() -> bool:
-    """Use TRT-LLM's BF16 path for the fused shared-expert sink."""
-    from sglang.srt.layers.moe import get_moe_runner_backend
-
-    backend = get_moe_runner_backend()
-    if lora_compatible_layout_enabled():
-        return False
-    return backend.is_flashinfer_trtllm_routed()
 
 
-def trtllm_bf16_weight_prep_enabled() -> bool:
-    """Return whether BF16 weights require TRT-LLM's ``[up || gate]`` layout."""
-    from sglang.srt.layers.moe import get_moe_runner_backend
-
-    backend = get_moe_runner_backend()
-    return backend.is_flashinfer_trtllm() or backend.is_flashinfer_trtllm_routed()
 
 
-def deinterleave_gate_up(weight: torch.Tensor, dim: int) -> torch.Tensor:
-    """Convert Inkling [gate0, up0, ...] interleaved layout to stock [gate..., up...]."""
-    dim = dim % weight.dim()
-    if weight.shape[dim] % 2 != 0:
-        raise ValueError(
-            f"Cannot deinterleave odd gate/up dimension {dim}: {tuple(weight.shape)}"
-        )
-    shape = list(weight.shape)
-    half = shape[dim] // 2
-    view_shape = shape[:dim] + [half, 2] + shape[dim + 1 :]
-    return (
-        weight.reshape(view_shape)
-        .transpose(dim, dim + 1)
-        .reshape_as(weight)
-        .contiguous()
-    )
 
 
 class FusedMoELoadingMixin(abc.ABC):
@@ -112,6 +58,4 @@ class FusedMoELoadingMixin(abc.ABC):
         weight_name: str,
         shard_id: str,
     ) -> None:
-        return self.helper.weight_loader_fused(
-            param, loaded_weight, weight_name, shard_id
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")

@@ -31,18 +31,7 @@ def _non_evs_data_items(
     video_offsets: list[tuple[int, int]],
     input_ids_list: list[int],
 ):
-    items: list[MultimodalDataItem] = []
-    if image is not None:
-        item = MultimodalDataItem(
-            modality=Modality.IMAGE, feature=image, offsets=image_offsets
-        )
-        items.append(item)
-    if video is not None:
-        item = MultimodalDataItem(
-            modality=Modality.VIDEO, feature=video, offsets=video_offsets
-        )
-        items.append(item)
-    return items
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class EVSProcessor:
@@ -77,56 +66,3 @@ class EVSProcessor:
         if evs_config.video_pruning_rate > 0.0:
             self.evs_config = evs_config
 
-    def static_size_data_items(
-        self, *, frames_per_video: list[int], num_images: int, rows: int, cols: int
-    ):
-        """helper function to create data items for models with static image and video tokens per frame"""
-
-        frame_num_tokens = rows * cols
-
-        if self.evs_config is None:
-            tpf = [[frame_num_tokens] * num_frames for num_frames in frames_per_video]
-            return _non_evs_data_items, tpf
-
-        def create_evs_data_items(
-            *,
-            input_ids_list: list[int],
-            image: torch.Tensor | None,
-            image_offsets: list[tuple[int, int]],
-            video: torch.Tensor | None,
-            video_offsets: list[tuple[int, int]],
-        ) -> list[MultimodalDataItem]:
-            items = []
-            if image is not None:
-                image_thw_grids = [(1, rows, cols)] * num_images
-                item = EVSDataItem(
-                    modality=Modality.IMAGE,
-                    feature=image,
-                    offsets=image_offsets,
-                    thw_grids=image_thw_grids,
-                )
-                items.append(item)
-            if video is not None:
-                video_thw_grids = [
-                    (num_frames, rows, cols) for num_frames in frames_per_video
-                ]
-                item = VideoEVSDataItem(
-                    modality=Modality.VIDEO,
-                    feature=video,
-                    offsets=video_offsets,
-                    thw_grids=video_thw_grids,
-                    pre_chunked_input_ids=input_ids_list,
-                )
-                items.append(item)
-            return items
-
-        tpf = [
-            tokens_per_frame(
-                q=self.evs_config.video_pruning_rate,
-                num_frames=num_frames,
-                frame_num_tokens=frame_num_tokens,
-            )
-            for num_frames in frames_per_video
-        ]
-
-        return create_evs_data_items, tpf

@@ -1,4 +1,3 @@
-import asyncio
 import concurrent.futures
 import copy
 import threading
@@ -26,10 +25,7 @@ class MultimodalProcessorExecutor:
         self._clone_lock = threading.Lock()
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._run, function, args, kwargs
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _run(
         self,
@@ -37,16 +33,7 @@ class MultimodalProcessorExecutor:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> T:
-        processor = self._worker_state.processor
-        if processor is None:
-            with self._clone_lock:
-                processor = (
-                    self._processor_clones.pop()
-                    if self._processor_clones
-                    else copy.deepcopy(self._processor)
-                )
-            self._worker_state.processor = processor
-        return function(*args, processor=processor, **kwargs)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def shutdown(self) -> None:
         self._executor.shutdown()

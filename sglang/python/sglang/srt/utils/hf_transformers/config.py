@@ -47,9 +47,7 @@ def _set_architectures(config, arch_name):
 
 
 def _apply_deepseek_ocr_overrides(config, model):
-    _override_v_head_dim_if_zero(config)
-    _set_architectures(config, "DeepseekOCRForCausalLM")
-    config._name_or_path = model
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 _LONGCAT_ARCHS = {
@@ -199,19 +197,6 @@ class HfModelConfigParser(ModelConfigParserBase):
         return config
 
 
-@register_model_config_parser("mistral")
-class MistralModelConfigParser(ModelConfigParserBase):
-    def parse(
-        self,
-        model,
-        trust_remote_code: bool,
-        revision: Optional[str] = None,
-        **kwargs,
-    ):
-        del kwargs
-        return load_mistral_config(
-            model, trust_remote_code=trust_remote_code, revision=revision
-        )
 
 
 @lru_cache_frozenset(maxsize=32)

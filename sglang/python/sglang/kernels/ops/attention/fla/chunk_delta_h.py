@@ -3,9 +3,7 @@
 # Copyright (c) 2023-2025, Songlin Yang, Yu Zhang
 
 import os
-from typing import Optional, Tuple
 
-import torch
 import triton
 import triton.language as tl
 
@@ -313,74 +311,3 @@ def chunk_gated_delta_rule_fwd_kernel_h_blockdim64(
             tl.store(p_ht, b_h4.to(p_ht.dtype.element_ty), boundary_check=(0, 1))
 
 
-def chunk_gated_delta_rule_fwd_h(
-    k: torch.Tensor,
-    w: torch.Tensor,
-    u: torch.Tensor,
-    g: Optional[torch.Tensor] = None,
-    gk: Optional[torch.Tensor] = None,
-    initial_state: Optional[torch.Tensor] = None,
-    initial_state_indices: Optional[torch.Tensor] = None,
-    save_new_value: bool = True,
-    cu_seqlens: Optional[torch.LongTensor] = None,
-    chunk_indices: Optional[torch.LongTensor] = None,
-    use_exp2: bool = False,
-) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    assert not (
-        use_exp2 and g is not None
-    ), "use_exp2 covers only the per-channel gk path; scalar g stays natural-exp"
-    B, T, Hg, K, V = *k.shape, u.shape[-1]
-    H = u.shape[-2]
-    BT = CHUNK_SIZE
-
-    if chunk_indices is None and cu_seqlens is not None:
-        chunk_indices = prepare_chunk_indices(cu_seqlens, CHUNK_SIZE)
-    # N: the actual number of sequences in the batch with either equal or variable lengths
-    if cu_seqlens is None:
-        N, NT, chunk_offsets = B, triton.cdiv(T, BT), None
-    else:
-        N, NT, chunk_offsets = (
-            len(cu_seqlens) - 1,
-            len(chunk_indices),
-            prepare_chunk_offsets(cu_seqlens, BT),
-        )
-    assert K <= 256, "current kernel does not support head dimension larger than 256."
-
-    h = k.new_empty(B, NT, H, V, K)
-
-    v_new = torch.empty_like(u) if save_new_value else None
-
-    def grid(meta):
-        return (triton.cdiv(V, meta["BV"]), N * H)
-
-    chunk_gated_delta_rule_fwd_kernel_h_blockdim64[grid](
-        k=k,
-        v=u,
-        w=w,
-        v_new=v_new,
-        g=g,
-        gk=gk,
-        h=h,
-        initial_state=initial_state,
-        initial_state_indices=initial_state_indices,
-        # Envelope-strided state pools (page-major / unified memory) have a
-        # per-slot pitch != H*V*K; contiguous pools pass exactly H*V*K.
-        stride_init_state=(initial_state.stride(0) if initial_state is not None else 0),
-        cu_seqlens=cu_seqlens,
-        chunk_offsets=chunk_offsets,
-        T=T,
-        H=H,
-        Hg=Hg,
-        K=K,
-        V=V,
-        BT=BT,
-        USE_G=g is not None,
-        USE_GK=gk is not None,
-        USE_INITIAL_STATE=initial_state is not None,
-        INPLACE_UPDATE=True,
-        SAVE_NEW_VALUE=v_new is not None,
-        IS_VARLEN=cu_seqlens is not None,
-        NT_BUCKET=(0 if NT <= 32 else (1 if NT <= 128 else 2)),
-        USE_EXP2=use_exp2,
-    )
-    return h, v_new

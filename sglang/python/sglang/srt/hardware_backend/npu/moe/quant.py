@@ -50,34 +50,3 @@ class HiddenStatesDynamicQuant(BaseHiddenStatesQuant):
         return quantized, scale
 
 
-class HiddenStatesStaticQuant(BaseHiddenStatesQuant):
-    """
-    Static quantisation using pre‑computed layer‑specific scales and offsets.
-
-    The ``layer`` argument must expose ``aclnn_input_scale_reciprocal`` and
-    ``aclnn_input_offset``. Returns ``(quantized_hidden_states, None)``.
-    """
-
-    def __call__(
-        self,
-        hidden_states: torch.Tensor,
-        layer: torch.nn.Module,
-    ) -> Tuple[torch.Tensor, None]:
-        # Optional defensive check (as suggested in the review)
-        if not hasattr(layer, "aclnn_input_scale_reciprocal") or not hasattr(
-            layer, "aclnn_input_offset"
-        ):
-            raise AttributeError(
-                "Static quantisation requires layer attributes "
-                "'aclnn_input_scale_reciprocal' and 'aclnn_input_offset'."
-            )
-
-        quantized = torch.ops.npu.npu_quantize(
-            hidden_states,
-            layer.aclnn_input_scale_reciprocal,
-            layer.aclnn_input_offset,
-            self.quant_dtype,
-            -1,
-            False,
-        )
-        return quantized, None

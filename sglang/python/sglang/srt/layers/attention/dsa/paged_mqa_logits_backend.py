@@ -21,13 +21,6 @@ class DSAPagedMQALogitsBackend(Enum):
 
     @staticmethod
     def resolve(value: str) -> DSAPagedMQALogitsBackend:
-        if is_hip():
-            if value not in ("auto", "aiter"):
-                raise ValueError(
-                    f"dsa_paged_mqa_logits_backend={value!r} is not supported on "
-                    "ROCm; only 'aiter' is implemented."
-                )
-            return DSAPagedMQALogitsBackend.AITER
 
         if value == "auto" or value == "deepgemm":
             return DSAPagedMQALogitsBackend.DEEPGEMM

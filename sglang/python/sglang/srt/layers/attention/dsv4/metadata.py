@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, List, Optional
 
 import torch
@@ -59,40 +58,7 @@ def copy_metadata(
     copy_fields: List[str],
     assign_fields: Optional[List[str]] = None,
 ):
-    assign_fields = assign_fields or []
-
-    for field_name in check_eq_fields:
-        src_val = getattr(src, field_name)
-        dst_val = getattr(dst, field_name)
-        assert src_val == dst_val, f"{field_name=} {src_val=} {dst_val=}"
-
-    for field_name in copy_fields:
-        src_val = getattr(src, field_name)
-        dst_val = getattr(dst, field_name)
-        if src_val is None and dst_val is None:
-            continue
-        assert dst_val is not None, f"{field_name=} {src_val=} {dst_val=}"
-        if hasattr(dst_val, "copy_"):
-            dst_val.copy_(src_val)
-        else:
-            warnings.warn(
-                f"{field_name=} {type(dst_val)=} does not have copy_, use setattr"
-            )
-            setattr(dst, field_name, src_val)
-
-    for field_name in assign_fields:
-        setattr(dst, field_name, getattr(src, field_name))
-
-    provided_fields = check_eq_fields + copy_fields + assign_fields
-    provided_fields_unique = set(provided_fields)
-    assert len(provided_fields) == len(
-        provided_fields_unique
-    ), f"{provided_fields=} has dup"
-    all_fields = {f.name for f in fields(src)}
-    provided_fields = set(provided_fields)
-    assert (
-        provided_fields == all_fields
-    ), f"{provided_fields - all_fields=}, {all_fields - provided_fields=}"
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @dataclass
@@ -123,34 +89,33 @@ class PagedIndexerMetadata:
     def __post_init__(self):
         if (
             envs.SGLANG_FP8_PAGED_MQA_LOGITS_TORCH.get()
-            or is_xpu()
             or envs.SGLANG_OPT_USE_AITER_INDEXER.get()
         ) and not self.force_deep_gemm_metadata:
             self.deep_gemm_metadata = None
         else:
-            import deep_gemm
+                import deep_gemm
 
-            use_jit_indexer = not self.force_deep_gemm_metadata and (
-                envs.SGLANG_OPT_USE_JIT_INDEXER_METADATA.get()
-                or self.c4_seq_lens.numel() > _LARGE_INDEXER_QUERY_THRESHOLD
-            )
-            if use_jit_indexer:
-                from sglang.kernels.ops.attention.dsv4 import (
-                    get_paged_mqa_logits_metadata,
+                use_jit_indexer = not self.force_deep_gemm_metadata and (
+                    envs.SGLANG_OPT_USE_JIT_INDEXER_METADATA.get()
+                    or self.c4_seq_lens.numel() > _LARGE_INDEXER_QUERY_THRESHOLD
                 )
-            else:
-                from deep_gemm import get_paged_mqa_logits_metadata
+                if use_jit_indexer:
+                    from sglang.kernels.ops.attention.dsv4 import (
+                        get_paged_mqa_logits_metadata,
+                    )
+                else:
+                        from deep_gemm import get_paged_mqa_logits_metadata
 
-            _c4 = self.c4_seq_lens.to(torch.int32)
-            if _c4.dim() == 1:
-                _c4 = _c4.unsqueeze(-1)
-            self.deep_gemm_metadata = get_paged_mqa_logits_metadata(
-                _c4,
-                self.c4_page_size,
-                deep_gemm.get_num_sms(),
-            )
+                _c4 = self.c4_seq_lens.to(torch.int32)
+                if _c4.dim() == 1:
+                    _c4 = _c4.unsqueeze(-1)
+                self.deep_gemm_metadata = get_paged_mqa_logits_metadata(
+                    _c4,
+                    self.c4_page_size,
+                    deep_gemm.get_num_sms(),
+                )
 
-            assert isinstance(self.deep_gemm_metadata, torch.Tensor)
+                assert isinstance(self.deep_gemm_metadata, torch.Tensor)
 
         from sglang.kernels.ops.attention.dsv4 import plan_topk_v2
 
@@ -174,12 +139,8 @@ class PagedIndexerMetadata:
         return self.page_table.shape[1] * self.c4_page_size
 
     def copy_(self, other: PagedIndexerMetadata):
-        if is_hip():
-            copy_fields = ["page_table", "c4_seq_lens"]
-            assign_fields = ["deep_gemm_metadata", "nonpaged_plan"]
-        else:
-            copy_fields = ["page_table", "c4_seq_lens", "deep_gemm_metadata"]
-            assign_fields = ["nonpaged_plan"]
+        copy_fields = ["page_table", "c4_seq_lens", "deep_gemm_metadata"]
+        assign_fields = ["nonpaged_plan"]
         copy_fields += ["topk_metadata"]
         copy_metadata(
             src=other,
@@ -196,6 +157,4 @@ class PagedIndexerMetadata:
 
 
 def maybe_copy_inplace(dst, *, src) -> None:
-    assert type(src) == type(dst)
-    if dst is not None:
-        dst.copy_(src)
+    raise NotImplementedError("removed by slim: never run in any recording")

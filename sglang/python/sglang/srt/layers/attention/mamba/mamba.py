@@ -51,29 +51,6 @@ if is_cuda():
         causal_conv1d_fn,
         causal_conv1d_update,
     )
-elif is_npu():
-    from sgl_kernel_npu.mamba.causal_conv1d import (
-        causal_conv1d_fn_npu as causal_conv1d_fn,
-    )
-    from sgl_kernel_npu.mamba.causal_conv1d import (
-        causal_conv1d_update_npu as causal_conv1d_update,
-    )
-elif is_xpu():
-    # XPU has no native causal_conv1d kernel yet; use the portable Triton
-    # implementation for both the "native" and the "_triton" entry points so
-    # `causal_conv1d_fn` / `causal_conv1d_fn_triton` are always bound on XPU.
-    from sglang.kernels.ops.mamba.causal_conv1d_triton import (
-        causal_conv1d_fn as causal_conv1d_fn,
-    )
-    from sglang.kernels.ops.mamba.causal_conv1d_triton import (
-        causal_conv1d_fn as causal_conv1d_fn_triton,
-    )
-    from sglang.kernels.ops.mamba.causal_conv1d_triton import (
-        causal_conv1d_update as causal_conv1d_update,
-    )
-    from sglang.kernels.ops.mamba.causal_conv1d_triton import (
-        causal_conv1d_update as causal_conv1d_update_triton,
-    )
 
 LoaderFunction = Callable[[torch.Tensor, torch.Tensor], None]
 
@@ -85,106 +62,7 @@ def mamba_v2_sharded_weight_loader(
     tp_size: int,
     tp_rank: int,
 ) -> LoaderFunction:
-    """Create a weight loader for mamba v2. This ensures that the projections
-    are correctly sharded so that they can be split into x, B, C. It also
-    ensures that all the groups corresponding to a head shard is placed
-    together with it.
-    """
-
-    def loader(param: torch.Tensor, loaded_weight: torch.Tensor) -> None:
-
-        # - track boundary of (sharded) param, and loaded_weight, respectively
-        boundary, loaded_boundary = 0, 0
-
-        # Calculate padding size for CPU when TP odd size
-        if is_cpu():
-            full_dim_sum = 0
-            full_dim_list = []
-            weight_full_dim_list = []
-            for full_dim, _, _ in shard_spec:
-                full_dim_sum = full_dim_sum + full_dim
-                full_dim_list.append(full_dim)
-            for full_dim in full_dim_list:
-                weight_full_dim_list.append(
-                    int(full_dim / full_dim_sum * loaded_weight.size(0))
-                )
-            assert sum(weight_full_dim_list) == loaded_weight.size(
-                0
-            ), f"Padding the loaded weight failed due to sizes are not divisible cleanly from {weight_full_dim_list} to {loaded_weight.size(0)}"
-            if loaded_weight.size(0) < full_dim_sum and tp_rank == 0:
-                logger.warning(
-                    f"[ZERO-PADDING] Loaded_weight.dim(0) size:{loaded_weight.size(0)} is padding to {full_dim_sum}"
-                    f", where original sizes of {weight_full_dim_list} will be updated to {full_dim_list}",
-                )
-
-        # - iterate over the shard specs
-        for full_dim, extra, duplicate_groups in shard_spec:
-            # - full dim is the model dim (before TP).
-            # - extra > 0, means there is expected overall increase
-            #   of dimensions. This is so because of replication.
-            # - ratio is used map the tp_rank to the actual shard
-            #   rank. This is useful when there is replication of
-            #   groups to accompany head shards.
-
-            # - size of the loaded shard
-            shard_size = full_dim // tp_size
-
-            # - compute the rank into the loaded shard.
-            # - if there is replication, different TP shards will
-            #   take from the same rank.
-            # NOTE: currently we only support duplication
-            # in the case where num_groups == 1
-            rank = 0 if duplicate_groups else tp_rank
-
-            # - leftmost boundary index into loaded weight.
-            loaded_skip = rank * shard_size
-            loaded_start_idx = loaded_boundary + loaded_skip
-
-            # - take these many dims from the loaded weight.
-            take = min(shard_size, full_dim - extra - loaded_skip)
-
-            # CPU logic of padding size for qwen3-next
-            # TODO : make this common for all mamba.
-            if is_cpu() and (loaded_weight.size(0) < full_dim_sum):
-                import copy
-
-                loaded_weight_ = copy.deepcopy(loaded_weight)
-                q, k, v = torch.split(
-                    loaded_weight_,
-                    weight_full_dim_list,
-                    dim=0,
-                )
-                pad_qk = torch.zeros(
-                    full_dim_list[0] - weight_full_dim_list[0],
-                    loaded_weight.size(1),
-                    loaded_weight.size(2),
-                ).to(loaded_weight.dtype)
-                pad_v = torch.zeros(
-                    full_dim_list[2] - weight_full_dim_list[2],
-                    loaded_weight.size(1),
-                    loaded_weight.size(2),
-                ).to(loaded_weight.dtype)
-                q = torch.cat((q, pad_qk), dim=0)
-                k = torch.cat((k, pad_qk), dim=0)
-                v = torch.cat((v, pad_v), dim=0)
-                loaded_weight_qk = torch.cat((q, k), dim=0)
-                loaded_weight = torch.cat((loaded_weight_qk, v), dim=0)
-
-            # - always shard on dim 0
-            # - the ignore is for a mundane mypy error as it does not
-            #   seem to handle slices well.
-            # https://github.com/python/mypy/issues/2410
-            param.data[
-                boundary : (boundary + take), ...  # type: ignore[misc]
-            ] = loaded_weight[
-                loaded_start_idx : (loaded_start_idx + take)  # type: ignore[misc]
-            ]  # type: ignore[misc]
-
-            # move indexing boundaries
-            boundary += shard_size
-            loaded_boundary += full_dim - extra
-
-    return loader
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class MambaMixer2(torch.nn.Module):

@@ -105,10 +105,6 @@ class DeepEPMoE(FusedMoE):
         )
         if is_humming:
             self.deprecate_flag = True
-        elif _use_aiter:
-            self.deprecate_flag = True
-        elif _is_npu:
-            self.deprecate_flag = True
         elif deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM and isinstance(
             quant_config, Fp8Config
         ):
@@ -139,15 +135,13 @@ class DeepEPMoE(FusedMoE):
             and self.w13_weight.dtype == torch.bfloat16
             and get_moe_runner_backend().is_deep_gemm()
             and (get_moe_a2a_backend().is_deepep() or get_moe_a2a_backend().is_pplx())
-            and not _is_npu
-            and not _is_hip
         ):
             assert (
                 deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM
             ), "Unquantized DeepEP MoE requires DeepGEMM BF16"
             self.deprecate_flag = True
         else:
-            self.deprecate_flag = False
+                self.deprecate_flag = False
 
         if self.deprecate_flag:
             return
@@ -169,8 +163,6 @@ class DeepEPMoE(FusedMoE):
         self.deepep_mode = get_deepep_mode()
         if (
             self.deepep_mode.enable_low_latency()
-            and not _is_npu
-            and not _is_hip
             and quant_config is not None
         ):
             # AMD HIP and NPU support low_latency DeepEP without DeepGEMM.
@@ -186,18 +178,7 @@ class DeepEPMoE(FusedMoE):
         router_logits: torch.Tensor,
         output: torch.Tensor,
     ) -> None:
-        # eager run under breakable cuda graph
-        saved_is_extend_in_batch = get_is_extend_in_batch()
-        set_is_extend_in_batch(True)
-        try:
-            output.copy_(
-                self.forward_impl(
-                    hidden_states,
-                    StandardTopKOutput(topk_weights, topk_ids, router_logits),
-                )
-            )
-        finally:
-            set_is_extend_in_batch(saved_is_extend_in_batch)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def _a2a_forward_capture_stub(
         self,
@@ -207,9 +188,7 @@ class DeepEPMoE(FusedMoE):
         router_logits: torch.Tensor,
         output: torch.Tensor,
     ) -> None:
-        # Capture pass only: record the buffer address, skip the
-        # rank-coupled a2a. Warmup and replay run the real body.
-        output.zero_()
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     a2a_forward_with_output = eager_on_graph(
         True, capture_stub=_a2a_forward_capture_stub
@@ -271,10 +250,7 @@ class DeepEPMoE(FusedMoE):
         hidden_states: torch.Tensor,
         topk_output: TopKOutput,
     ):
-        return self.dispatcher.dispatch(
-            hidden_states=hidden_states,
-            topk_output=topk_output,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def run_moe_core(
         self,
@@ -320,34 +296,19 @@ class DeepEPMoE(FusedMoE):
         topk_weights: torch.Tensor,
         overlap_args: Optional[Dict[str, Any]] = None,
     ):
-        return self.dispatcher.combine(
-            hidden_states=hidden_states,
-            topk_ids=topk_ids,
-            topk_weights=topk_weights,
-            overlap_args=overlap_args,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cutlass_w4afp8(
         self,
         dispatch_output: DeepEPNormalDispatchOutput,
     ):
-        assert self.moe_runner_config.activation in ("silu", "situ")
-        assert isinstance(self.quant_method, W4AFp8MoEMethod)
-        return self.quant_method.apply_deepep_normal(
-            layer=self,
-            dispatch_output=dispatch_output,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cutlass_w4afp8_masked(
         self,
         dispatch_output: DeepEPLLDispatchOutput,
     ):
-        assert self.moe_runner_config.activation in ("silu", "situ")
-        assert isinstance(self.quant_method, W4AFp8MoEMethod)
-        return self.quant_method.apply_deepep_ll(
-            layer=self,
-            dispatch_output=dispatch_output,
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def get_moe_impl_class(quant_config: Optional[QuantizationConfig]):

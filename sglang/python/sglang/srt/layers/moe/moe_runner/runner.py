@@ -211,8 +211,7 @@ class MoeRunner:
     def set_overlap_args(
         self, down_gemm_overlap_args: DownGemmOverlapArgs, meta_overlap_args: dict
     ):
-        self.down_gemm_overlap_args = down_gemm_overlap_args
-        self.meta_overlap_args = meta_overlap_args
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def clear_overlap_args(self) -> None:
         self.down_gemm_overlap_args = None

@@ -44,16 +44,10 @@ if TYPE_CHECKING:
     from sglang.srt.batch_overlap.single_batch_overlap import CombineOverlapArgs
 
 try:
-    if _use_zbal:
-        from zbal.zbal.deepep_adaptor import Config
-        from zbal.zbal_buffer import Buffer
-    else:
-        from deep_ep import Buffer, Config
-
-    if not _is_npu:
-        from sglang.kernels.ops.quantization.fp8_kernel import (
-            sglang_per_token_group_quant_fp8,
-        )
+    from deep_ep import Buffer, Config
+    from sglang.kernels.ops.quantization.fp8_kernel import (
+        sglang_per_token_group_quant_fp8,
+    )
 
     use_deepep = True
 except ImportError:
@@ -246,20 +240,19 @@ class DeepEPBuffer:
         else:
             raise NotImplementedError
 
-        if not _is_npu:
-            total_num_sms = torch.cuda.get_device_properties(
-                device="cuda"
-            ).multi_processor_count
-            if (
-                (deepep_mode != DeepEPMode.LOW_LATENCY)
-                and not is_tbo_enabled()
-                and (DeepEPConfig.get_instance().num_sms < total_num_sms // 2)
-            ):
-                logger.warning(
-                    f"Only use {DeepEPConfig.get_instance().num_sms} SMs for DeepEP communication. "
-                    f"This may result in highly suboptimal performance. "
-                    f"Consider using --deepep-config to change the behavior."
-                )
+        total_num_sms = torch.cuda.get_device_properties(
+            device="cuda"
+        ).multi_processor_count
+        if (
+            (deepep_mode != DeepEPMode.LOW_LATENCY)
+            and not is_tbo_enabled()
+            and (DeepEPConfig.get_instance().num_sms < total_num_sms // 2)
+        ):
+            logger.warning(
+                f"Only use {DeepEPConfig.get_instance().num_sms} SMs for DeepEP communication. "
+                f"This may result in highly suboptimal performance. "
+                f"Consider using --deepep-config to change the behavior."
+            )
 
         use_mnnvl_fabric = _is_mnnvl_fabric_supported()
         buffer_kwargs = dict(
@@ -453,29 +446,15 @@ class _DeepEPDispatcherImplBase:
         self.use_nvfp4 = config["use_nvfp4"]
 
         # Handle environment variables
-        if _is_npu:
-            self._update_int8_quant_env()
 
     def _validate_and_adjust_dtype(self) -> None:
         """Validate dtype against hardware and adjust if necessary."""
-        if _is_npu:
-            if self.deepep_output_dtype == DispatcherOutputDtype.FP8:
-                logger.warning_once(
-                    "Ascend A2/A3 NPU does not support fp8 "
-                    "deepep_dispatcher_output_dtype, switching to int8..."
-                )
-                self.deepep_output_dtype = DispatcherOutputDtype.INT8
-            elif self.deepep_output_dtype == DispatcherOutputDtype.NVFP4:
-                raise RuntimeError(
-                    "Ascend A2/A3 NPU does not support nvfp4 deepep_dispatcher_output_dtype."
-                )
-        else:
-            if self.deepep_output_dtype == DispatcherOutputDtype.INT8:
-                logger.warning_once(
-                    "GPU does not support int8 "
-                    "deepep_dispatcher_output_dtype, switching to fp8..."
-                )
-                self.deepep_output_dtype = DispatcherOutputDtype.FP8
+        if self.deepep_output_dtype == DispatcherOutputDtype.INT8:
+            logger.warning_once(
+                "GPU does not support int8 "
+                "deepep_dispatcher_output_dtype, switching to fp8..."
+            )
+            self.deepep_output_dtype = DispatcherOutputDtype.FP8
             # NVFP4 is supported on GPU, no adjustment needed
 
     def _update_int8_quant_env(self) -> None:
@@ -612,10 +591,10 @@ class _DeepEPDispatcherImplNormal(_DeepEPDispatcherImplBase):
         topk_weights: torch.Tensor,
     ):
 
-        if deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM or _use_aiter or _is_npu:
+        if deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM:
             output = hidden_states
         else:
-            raise NotImplementedError()  # triton runner was supported but it's temporarily disabled
+                raise NotImplementedError()  # triton runner was supported but it's temporarily disabled
 
         previous_event = Buffer.capture() if self.async_finish else None
         return output, previous_event
@@ -754,11 +733,7 @@ class _DeepEPDispatcherImplLowLatency(_DeepEPDispatcherImplBase):
                 self.num_max_dispatch_tokens_per_rank,
                 self.num_experts,
                 use_fp8=self.use_fp8,
-                **(
-                    dict(topk_weights=topk_weights)
-                    if _is_npu and not _use_zbal
-                    else dict()
-                ),
+                **dict(),
                 **(dict(use_nvfp4=True) if self.use_nvfp4 else dict()),
                 **(
                     dict(x_global_scale=input_global_scale)
@@ -912,14 +887,6 @@ class DeepEPDispatcher(BaseDispatcher):
         # pre_permute reroutes them to a sink slot at index num_local_experts,
         # which is masked off here.
         self.expert_mask_gpu = None
-        if _use_aiter and num_local_experts is not None:
-            expert_mask = torch.zeros(
-                num_local_experts + 1,
-                device=torch.cuda.current_device(),
-                dtype=torch.int,
-            )
-            expert_mask[:-1] = 1
-            self.expert_mask_gpu = expert_mask
 
     def dispatch(
         self,

@@ -48,7 +48,7 @@ _is_hip = is_hip()
 _is_xpu = is_xpu()
 _is_npu = is_npu()
 
-if not (_is_cuda or _is_hip or _is_xpu or _is_npu):
+if not _is_cuda:
     warnings.warn(f"Only CUDA, HIP and XPU support AWQ currently.")
 
 logger = logging.getLogger(__name__)
@@ -95,32 +95,21 @@ class AWQConfig(QuantizationConfig):
             f"modules_to_not_convert={self.modules_to_not_convert})"
         )
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []
 
     def get_name(self) -> str:
         return "awq"
 
     def get_supported_act_dtypes(self) -> List[torch.dtype]:
-        return [torch.float16] if not _is_npu else [torch.float16, torch.bfloat16]
+        return [torch.float16]
 
     @classmethod
     def get_min_capability(cls) -> int:
         # The AWQ kernel only supports Turing or newer GPUs.
-        if _is_npu:
-            raise NotImplementedError(
-                'NPU hardware does not support "get_min_capability" feature.'
-            )
-        else:
-            return 75
+        return 75
 
     @staticmethod
     def get_config_filenames() -> List[str]:
-        return [
-            "quant_config.json",  # E.g., casperhansen/vicuna-7b-v1.5-awq
-            # E.g., abhinavkulkarni/mosaicml-mpt-7b-instruct-w4-g128-awq
-            "quantize_config.json",
-        ]
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> AWQConfig:
@@ -138,18 +127,6 @@ class AWQConfig(QuantizationConfig):
         from sglang.srt.layers.linear import LinearBase
         from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
 
-        if _is_npu:
-            if isinstance(layer, LinearBase):
-                if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
-                    return UnquantizedLinearMethod()
-                layer.scheme = self.get_linear_scheme(layer)
-                return AWQLinearMethod(self)
-            elif isinstance(layer, FusedMoE):
-                if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
-                    return None
-                layer.scheme = self.get_moe_scheme(layer)
-                return AWQMoEMethod(self)
-            return None
 
         if isinstance(layer, LinearBase):
             if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
@@ -159,21 +136,10 @@ class AWQConfig(QuantizationConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        assert isinstance(layer, LinearBase)
-        # TODO: move platform-specific AWQ scheme selection into the platform
-        # plugin factory once quantization hooks are available there.
-        if _is_npu:
-            return AWQAscendLinearScheme(self)
-        return AWQLinearScheme(self)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        # This is currently only reached by the NPU path in get_quant_method.
-        if _is_npu:
-            return AWQAscendMoEScheme(self)
-        raise NotImplementedError("AWQConfig only supports MoE scheme on NPU.")
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class AWQCPUConfig(AWQConfig):
@@ -201,16 +167,10 @@ class AWQCPUConfig(AWQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.linear import LinearBase
-
-        assert isinstance(layer, LinearBase)
-        return AWQIntelAMXLinearScheme(self)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        return AWQIntelAMXMoEScheme(self)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class AWQMarlinConfig(QuantizationConfig):
@@ -232,8 +192,6 @@ class AWQMarlinConfig(QuantizationConfig):
         full_config: dict[str, Any],
     ) -> None:
         super().__init__()
-        if _is_hip:
-            warnings.warn(f"HIP does not support fused_marlin_moe currently.")
         self.pack_factor = 32 // weight_bits  # packed into int32
         self.group_size = group_size
         self.zero_point = zero_point
@@ -263,8 +221,6 @@ class AWQMarlinConfig(QuantizationConfig):
             f"modules_to_not_convert={self.modules_to_not_convert})"
         )
 
-    def get_scaled_act_names(self) -> List[str]:
-        return []
 
     @classmethod
     def get_name(cls) -> str:
@@ -485,6 +441,4 @@ if _is_cuda:
 
     @register_fake_if_exists("sgl_kernel::awq_marlin_repack")
     def _(b_q_weight, size_k, size_n, num_bits):
-        return b_q_weight.new_empty(
-            (size_k // 16, size_n * (num_bits // 2)), dtype=b_q_weight.dtype
-        )
+        raise NotImplementedError("removed by slim: never run in any recording")

@@ -184,10 +184,7 @@ class GPTQConfig(QuantizationConfig):
         return GPTQLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        raise NotImplementedError("GPTQConfig does not support MoE.")
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class GPTQAscendConfig(GPTQConfig):
@@ -221,10 +218,7 @@ class GPTQAscendConfig(GPTQConfig):
         return GPTQAscendLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        return GPTQMoEAscendScheme(self)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class CPUGPTQConfig(GPTQConfig):
@@ -249,16 +243,10 @@ class CPUGPTQConfig(GPTQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.linear import LinearBase
-
-        assert isinstance(layer, LinearBase)
-        return GPTQIntelAMXLinearScheme(self)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        return GPTQIntelAMXMoEScheme(self)
+        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class GPTQMarlinConfig(QuantizationConfig):
@@ -639,9 +627,7 @@ def _(a, b_q_weight, b_gptq_qzeros, b_gptq_scales, b_g_idx, use_shuffle, bit):
 
 @register_fake_if_exists("sgl_kernel::gptq_marlin_repack")
 def _(b_q_weight, perm, size_k, size_n, num_bits):
-    return b_q_weight.new_empty(
-        (size_k // 16, size_n * (num_bits // 2)), dtype=b_q_weight.dtype
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 @register_fake_if_exists("sgl_kernel::gptq_shuffle")

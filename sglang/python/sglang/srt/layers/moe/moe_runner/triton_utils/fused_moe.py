@@ -61,28 +61,10 @@ if _is_cuda:
     from sgl_kernel import moe_sum_reduce
 
     from sglang.kernels.ops.activation.activation import gelu_and_mul, silu_and_mul
-elif _is_cpu and _is_cpu_amx_available:
-    pass
-elif _is_hip:
-    from sgl_kernel import gelu_and_mul, silu_and_mul
-
-    if _use_aiter:
-        try:
-            from aiter import moe_sum
-        except ImportError:
-            raise ImportError("aiter is required when SGLANG_USE_AITER is set to True")
-    # Note: vllm_ops is not needed for HIP when _use_aiter=False
-    # because the code uses moe_sum_reduce_triton as fallback (line 619)
-elif _is_xpu:
-    from sgl_kernel import moe_sum_reduce, silu_and_mul
-elif _is_musa:
-    from sgl_kernel import moe_sum_reduce
-
-    _silu_and_mul_musa = torch.nn.SwishGLU()
 
 # Try to import vllm_ops for non-CUDA/HIP/XPU platforms
 _has_vllm_ops = False
-if not _is_cuda and not _is_hip and not _is_xpu:
+if not _is_cuda:
     try:
         from vllm import _custom_ops as vllm_ops
 
@@ -198,39 +180,7 @@ def outplace_fused_experts(
     gate_up_interleaved: bool = True,
     a1_q: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    return fused_experts_impl(
-        hidden_states,
-        w1,
-        w2,
-        topk_weights,
-        topk_ids,
-        b1,
-        b2,
-        False,
-        activation,
-        is_gated,
-        apply_router_weight_on_input,
-        use_fp8_w8a8,
-        use_int8_w8a8,
-        use_int8_w8a16,
-        use_int4_w4a16,
-        per_channel_quant,
-        w1_scale,
-        w2_scale,
-        w1_zp,
-        w2_zp,
-        a1_scale,
-        a2_scale,
-        block_shape,
-        no_combine=no_combine,
-        routed_scaling_factor=routed_scaling_factor,
-        gemm1_alpha=gemm1_alpha,
-        gemm1_limit=gemm1_limit,
-        filter_expert=filter_expert,
-        swiglu_limit=swiglu_limit,
-        gate_up_interleaved=gate_up_interleaved,
-        a1_q=a1_q,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 def fused_experts(
@@ -386,7 +336,7 @@ def _prepare_fused_moe_run(
     both paths compute alignment from the same source.
     """
     padded_size = padding_size
-    if not (use_fp8_w8a8 or use_int8_w8a8) or block_shape is not None or _use_aiter:
+    if not (use_fp8_w8a8 or use_int8_w8a8) or block_shape is not None:
         padded_size = 0
 
     num_tokens = hidden_states.shape[0]
@@ -661,7 +611,7 @@ def _fused_moe_kernel_sequence(
                     activation,
                     swiglu_limit=swiglu_limit_for_triton,
                 )
-        elif _is_cuda or _is_hip or _is_xpu:
+        elif _is_cuda:
             if filter_expert and _is_cuda:
                 # HIP/XPU fall through to the unfiltered path: the down kernel
                 # zeros filtered rows without reading their input.
@@ -673,8 +623,6 @@ def _fused_moe_kernel_sequence(
                 )
             else:
                 silu_and_mul(intermediate_cache1.view(-1, N), intermediate_cache2)
-        elif _is_musa:
-            intermediate_cache2 = _silu_and_mul_musa(intermediate_cache1.view(-1, N))
         else:
             if _has_vllm_ops:
                 vllm_ops.silu_and_mul(
@@ -699,7 +647,7 @@ def _fused_moe_kernel_sequence(
     elif activation == "gelu" and is_gated:
         assert gemm1_alpha is None, "gemm1_alpha is not supported for gelu"
         assert gemm1_limit is None, "gemm1_limit is not supported for gelu"
-        if _is_cuda or _is_hip:
+        if _is_cuda:
             if filter_expert and _is_cuda:
                 gelu_and_mul(
                     intermediate_cache1.view(-1, N),
@@ -796,7 +744,7 @@ def _fused_moe_kernel_sequence(
 
     if no_combine:
         pass
-    elif _is_cuda or _is_musa:
+    elif _is_cuda:
         if use_fused_moe_sum_all_reduce:
             if routed_scaling_factor != 1.0:
                 assert out_slice is not None
@@ -823,35 +771,6 @@ def _fused_moe_kernel_sequence(
                     out_hidden_states,
                     routed_scaling_factor,
                 )
-    elif _is_hip:
-        if _use_aiter:
-            moe_sum(
-                intermediate_cache3.view(*intermediate_cache3.shape),
-                out_hidden_states,
-            )
-        else:
-            # According to micro benchmark results, torch.compile can get better performance for small token.
-            if _use_moe_sum_reduce_torch_compile(num_tokens):
-                moe_sum_reduce_torch_compile(
-                    intermediate_cache3.view(*intermediate_cache3.shape),
-                    out_hidden_states,
-                    routed_scaling_factor,
-                )
-            else:
-                moe_sum_reduce_triton(
-                    intermediate_cache3.view(*intermediate_cache3.shape),
-                    out_hidden_states,
-                    routed_scaling_factor,
-                )
-    elif _is_xpu:
-        if topk == 1 and routed_scaling_factor == 1.0 and not _use_intermediate:
-            pass  # we wrote directly into out_hidden_states
-        else:
-            moe_sum_reduce(
-                intermediate_cache3.view(*intermediate_cache3.shape),
-                out_hidden_states,
-                routed_scaling_factor,
-            )
     else:
         if _has_vllm_ops:
             vllm_ops.moe_sum(
@@ -905,7 +824,7 @@ def fused_experts_impl(
     a1_q: Optional[torch.Tensor] = None,
 ):
     padded_size = padding_size
-    if not (use_fp8_w8a8 or use_int8_w8a8) or block_shape is not None or _use_aiter:
+    if not (use_fp8_w8a8 or use_int8_w8a8) or block_shape is not None:
         padded_size = 0
 
     # Check constraints.
@@ -1004,85 +923,4 @@ def fused_moe(
     a2_scale: Optional[torch.Tensor] = None,
     block_shape: Optional[List[int]] = None,
 ) -> torch.Tensor:
-    """
-    This function computes a Mixture of Experts (MoE) layer using two sets of
-    weights, w1 and w2, and top-k gating mechanism.
-
-    Parameters:
-    - hidden_states (torch.Tensor): The input tensor to the MoE layer.
-    - w1 (torch.Tensor): The first set of expert weights.
-    - w2 (torch.Tensor): The second set of expert weights.
-    - topk_output (StandardTopKOutput): The top-k output of the experts.
-    - moe_runner_config (MoeRunnerConfig): The configuration for the MoE runner.
-    - b1 (Optional[torch.Tensor]): Optional bias for w1.
-    - b2 (Optional[torch.Tensor]): Optional bias for w2.
-    - use_fp8_w8a8 (bool): If True, use fp8 arithmetic to compute the inner
-        products for w1 and w2. Defaults to False.
-    - use_int8_w8a8 (bool): If True, use int8 arithmetic to compute the inner
-        products for w1 and w2. Defaults to False.
-    - use_int8_w8a16 (bool): If True, use fp8 arithmetic to compute the inner
-        products for w1 and w2. Defaults to False.
-    - use_int4_w4a16 (bool): If True, use matmul of int4 weight and bf16/fp16
-        activation to compute the inner products for w1 and w2.
-        Defaults to False.
-    - w1_scale (Optional[torch.Tensor]): Optional scale to be used for
-        w1.
-    - w2_scale (Optional[torch.Tensor]): Optional scale to be used for
-        w2.
-    - a1_scale (Optional[torch.Tensor]): Optional scale to be used for
-        a1.
-    - a2_scale (Optional[torch.Tensor]): Optional scale to be used for
-        a2.
-    - block_shape: (Optional[List[int]]): Optional block size for block-wise
-        quantization.
-    - gemm1_alpha (Optional[float]): Optional gemm1_alpha for the activation
-        function.
-    - gemm1_limit (Optional[float]): Optional gemm1_limit for the swiglu activation
-        function.
-
-    Returns:
-    - torch.Tensor: The output tensor after applying the MoE layer.
-    """
-    if _use_sgl_xpu:
-        topk_weight, topk_ids, _ = topk_output
-        from sgl_kernel import fused_experts as sgl_fused_experts
-
-        return sgl_fused_experts(
-            hidden_states,
-            w1,
-            w2,
-            topk_weight,
-            topk_ids,
-            b1=b1,
-            b2=b2,
-            use_fp8_w8a8=use_fp8_w8a8,
-            w1_scale=w1_scale,
-            w2_scale=w2_scale,
-            w1_zp=w1_zp,
-            w2_zp=w2_zp,
-            a1_scale=a1_scale,
-            a2_scale=a2_scale,
-            block_shape=block_shape,
-        )
-
-    return fused_experts(
-        hidden_states,
-        w1,
-        w2,
-        topk_output,
-        moe_runner_config=moe_runner_config,
-        b1=b1,
-        b2=b2,
-        use_fp8_w8a8=use_fp8_w8a8,
-        use_int8_w8a8=use_int8_w8a8,
-        use_int8_w8a16=use_int8_w8a16,
-        use_int4_w4a16=use_int4_w4a16,
-        per_channel_quant=per_channel_quant,
-        w1_scale=w1_scale,
-        w2_scale=w2_scale,
-        w1_zp=w1_zp,
-        w2_zp=w2_zp,
-        a1_scale=a1_scale,
-        a2_scale=a2_scale,
-        block_shape=block_shape,
-    )
+    raise NotImplementedError("removed by slim: never run in any recording")

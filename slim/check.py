@@ -1,0 +1,284 @@
+"""`slim check`: static integrity of a slimmed tree (no GPU, no imports of sglang).
+
+- every file compiles;
+- no undefined names (ruff F821/F822/F823) beyond upstream's own, except names upstream binds
+  only on other platforms (under a folded `if _is_hip:`; undefined on NVIDIA upstream too);
+- every import resolves: in the tree, the stdlib, or a declared dependency. Inside `try:` or
+  `if TYPE_CHECKING:` a module may be missing; inside a function, an sglang module that no
+  recording imported may be missing (a lazy import on a path the recordings never took);
+- no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slim.defs import module_name, platform_names, resolve_relative
+from slim.deps import distribution, is_stdlib, normalize, requirement_name
+
+PACKAGE = "sglang"
+
+
+@dataclass
+class Report:
+    errors: list[str] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def note(self, what: str) -> None:
+        self.notes[what] = self.notes.get(what, 0) + 1
+
+
+def _bindings(tree: ast.Module) -> set[str]:
+    """Names a module binds at top level (compound statements included)."""
+    names: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+            if any(a.name == "*" for a in node.names):
+                names.add("*")
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)):
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            targets += [i.optional_vars for i in getattr(node, "items", [])]
+            names.update(n.id for t in targets if t for n in ast.walk(t) if isinstance(n, ast.Name))
+        if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            todo += node.body + getattr(node, "orelse", []) + getattr(node, "finalbody", [])
+            todo += [s for h in getattr(node, "handlers", []) for s in h.body]
+    return names
+
+
+class Modules:
+    """The modules of one tree (its package folder's parent), parsed on demand."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files = {module_name(p.relative_to(root).as_posix()): p
+                      for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts}
+        self._trees: dict[str, ast.Module] = {}
+
+    def tree(self, module: str) -> ast.Module | None:
+        if module not in self._trees and module in self.files:
+            self._trees[module] = ast.parse(self.files[module].read_bytes())
+        return self._trees.get(module)
+
+    def platform_only(self, module: str) -> set[str]:
+        tree = self.tree(module)
+        return _platform_only(tree, self.files[module].relative_to(self.root).as_posix()) if tree else set()
+
+    def exists(self, module: str) -> bool:
+        return module in self.files or (self.root / module.replace(".", "/")).is_dir()
+
+    def binds(self, module: str, name: str) -> bool:
+        tree = self.tree(module)
+        names = _bindings(tree) if tree else set()
+        return name in names or "*" in names or "__getattr__" in names or self.exists(f"{module}.{name}")
+
+
+class ImportChecker(ast.NodeVisitor):
+    def __init__(self, rel: str, slim: Modules, upstream: Modules | None, declared: set[str],
+                 upstream_declared: set[str], report: Report) -> None:
+        self.rel, self.here = rel, module_name(rel)
+        self.slim, self.upstream, self.report = slim, upstream, report
+        self.declared, self.upstream_declared = declared, upstream_declared
+        self.guarded = 0  # inside try: or if TYPE_CHECKING:
+        self.in_function = 0
+        self.conditional = 0  # inside an if
+        self.module_aliases: dict[str, str] = {}  # local name -> sglang module
+
+    def error(self, node: ast.AST, message: str) -> None:
+        self.report.errors.append(f"{self.rel}:{node.lineno}: {message}")
+
+    def visit_Try(self, node: ast.Try) -> None:
+        self.guarded += 1
+        for stmt in node.body:
+            self.visit(stmt)
+        self.guarded -= 1
+        for stmt in [*node.handlers, *node.orelse, *node.finalbody]:
+            self.visit(stmt)
+
+    def visit_If(self, node: ast.If) -> None:
+        guarded = "TYPE_CHECKING" in ast.dump(node.test)
+        self.guarded += guarded
+        self.conditional += 1
+        for stmt in node.body:
+            self.visit(stmt)
+        self.guarded -= guarded
+        for stmt in node.orelse:
+            self.visit(stmt)
+        self.conditional -= 1
+
+    def visit_FunctionDef(self, node) -> None:
+        self.in_function += 1
+        self.generic_visit(node)
+        self.in_function -= 1
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.check_module(node, alias.name)
+            if alias.name.startswith(PACKAGE + ".") and alias.asname:
+                self.module_aliases[alias.asname] = alias.name
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = resolve_relative(node.module, node.level, self.rel)
+        if not self.check_module(node, module) or not module.split(".")[0] == PACKAGE:
+            return
+        for alias in node.names:
+            if alias.name == "*" or self.slim.binds(module, alias.name):
+                if self.slim.exists(f"{module}.{alias.name}"):
+                    self.module_aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+                continue
+            if self.guarded:
+                continue
+            if self.upstream and self.upstream.exists(f"{module}.{alias.name}"):
+                self.check_module(node, f"{module}.{alias.name}")  # a submodule: as `import m.name`
+            elif self.upstream and alias.name in self.upstream.platform_only(module):
+                self.report.note("names upstream binds only on other platforms (folded away)")
+            elif self.upstream and self.upstream.binds(module, alias.name):
+                self.error(node, f"`from {module} import {alias.name}`: {alias.name} was deleted by slim")
+            else:
+                self.report.note("names upstream does not define either")
+
+    def check_module(self, node: ast.AST, module: str) -> bool:
+        """True when the module is there (or need not be)."""
+        top = module.split(".")[0]
+        if top == PACKAGE:
+            if self.slim.exists(module):
+                return True
+            if self.guarded:
+                self.report.note("guarded imports of removed sglang modules")
+            elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
+                # The module body ran and the module is not recorded: this import never ran.
+                self.report.note("conditional or lazy imports of sglang modules no recording imported")
+            else:
+                self.error(node, f"import of {module}: not in the slimmed tree")
+            return False
+        if is_stdlib(top) or distribution(top) in self.declared or self.guarded:
+            return True
+        if distribution(top) in self.upstream_declared:
+            self.error(node, f"import of {top}: its distribution {distribution(top)} was pruned from pyproject")
+        else:
+            self.report.note("imports of packages upstream does not declare either (optional)")
+        return True
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id in self.module_aliases:
+            module = self.module_aliases[node.value.id]
+            if (self.upstream and not self.slim.binds(module, node.attr)
+                    and self.upstream.binds(module, node.attr)
+                    and node.attr not in self.upstream.platform_only(module)):
+                self.error(node, f"{node.value.id}.{node.attr}: {module}.{node.attr} was deleted by slim")
+        self.generic_visit(node)
+
+
+def _ruff(root: Path, files: list[str]) -> list[dict]:
+    cmd = [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", "F821,F822,F823",
+           "--output-format", "json", "--exit-zero", *files]
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"ruff failed: {result.stderr.strip()[-300:]}")
+    return json.loads(result.stdout or "[]")
+
+
+def _bound_here(node: ast.AST) -> set[str]:
+    """Names one statement binds itself (not in nested statements)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {a.asname or a.name.split(".")[0] for a in node.names}
+    targets = [getattr(node, "target", None), *getattr(node, "targets", []),
+               *[i.optional_vars for i in getattr(node, "items", [])]]
+    return {n.id for t in targets if t for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _platform_only(tree: ast.Module, rel: str) -> set[str]:
+    """Names upstream binds (anywhere in the file) only in `if`/`elif` branches whose test is a
+    platform probe (`if _is_hip:`): unbound on NVIDIA upstream too."""
+    helpers, constants = platform_names(tree, rel)
+    probes = helpers | constants
+    inside: set[str] = set()
+    outside: set[str] = set()
+
+    def walk(stmts: list[ast.stmt], probed: bool) -> None:
+        for stmt in stmts:
+            (inside if probed else outside).update(_bound_here(stmt))
+            if isinstance(stmt, ast.If):
+                tested = bool({n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)} & probes)
+                walk(stmt.body, probed or tested)
+                walk(stmt.orelse, probed)  # `else:` (and elif chains) is the NVIDIA side
+                continue
+            for name in ("body", "orelse", "finalbody"):
+                walk(getattr(stmt, name, []) or [], probed)
+            for handler in getattr(stmt, "handlers", []):
+                walk(handler.body, probed)
+
+    walk(tree.body, False)
+    return inside - outside
+
+
+def undefined_names(tree_root: Path, upstream_root: Path | None, rels: list[str], report: Report) -> None:
+    slim_hits = _ruff(tree_root, rels)
+    baseline = set()
+    if upstream_root:
+        baseline = {(Path(h["filename"]).relative_to(upstream_root).as_posix(), h["code"], h["message"])
+                    for h in _ruff(upstream_root, [r for r in rels if (upstream_root / r).is_file()])}
+    platform_cache: dict[str, set[str]] = {}
+    for hit in slim_hits:
+        rel = Path(hit["filename"]).relative_to(tree_root).as_posix()
+        if (rel, hit["code"], hit["message"]) in baseline:
+            report.note("undefined names upstream has too")
+            continue
+        name = hit["message"].split("`")[1] if "`" in hit["message"] else ""
+        if upstream_root and rel not in platform_cache:
+            source = upstream_root / rel
+            platform_cache[rel] = _platform_only(ast.parse(source.read_bytes()), rel) if source.is_file() else set()
+        if name in platform_cache.get(rel, set()):
+            report.note("names upstream binds only on other platforms (folded away)")
+            continue
+        report.errors.append(f"{rel}:{hit['location']['row']}: {hit['code']} {hit['message']}")
+
+
+def check_tree(tree: Path, upstream: Path | None) -> Report:
+    """`tree` holds python/sglang and python/pyproject.toml; `upstream` the unpacked wheel."""
+    report = Report()
+    tree = tree.resolve()  # ruff reports absolute paths; compare like with like
+    root = tree / "python"
+    if not (root / PACKAGE).is_dir():
+        report.errors.append(f"{tree}: no python/{PACKAGE} (not a slimmed tree)")
+        return report
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = {requirement_name(r) for r in project.get("dependencies", [])}
+    upstream_declared = set(declared)
+    if upstream:
+        from email.parser import Parser
+
+        meta = next(upstream.glob(f"{PACKAGE}-*.dist-info"), None)
+        if meta:
+            text = (meta / "METADATA").read_text()
+            # Only base requirements: what an extra provides is optional upstream as well.
+            upstream_declared |= {requirement_name(r) for r in Parser().parsestr(text).get_all("Requires-Dist") or []
+                                  if "extra ==" not in r}
+    slim_modules = Modules(root)
+    upstream_modules = Modules(upstream) if upstream else None
+    rels = sorted(p.relative_to(root).as_posix() for p in slim_modules.files.values())
+    for rel in rels:
+        source = (root / rel).read_bytes()
+        try:
+            compile(source, rel, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            report.errors.append(f"{rel}: does not compile: {exc}")
+            continue
+        ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared},
+                      upstream_declared, report).visit(slim_modules.tree(module_name(rel)))
+    undefined_names(root, upstream, rels, report)
+    return report

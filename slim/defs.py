@@ -1,0 +1,275 @@
+"""Static index of one upstream module, with the stdlib `ast` (fast; libcst only rewrites).
+
+For every function, method and class reachable without entering a function body it records
+the qualname and first line exactly as CPython's code object has them (co_qualname,
+co_firstlineno: on 3.12 the line of the first decorator), so recordings match by
+(qualname, line). It also counts the identifiers each def uses, so the plan can tell
+whether anything kept still names a def, and finds the platform probes to fold.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+
+PLATFORM_HELPERS = frozenset({"is_hip", "is_npu", "is_cpu", "is_xpu", "is_musa", "is_hpu"})
+PLATFORM_MODULES = frozenset({"sglang.srt.utils", "sglang.srt.utils.common"})
+# Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
+# numba): the Python code object never runs, so "never run" says nothing about them.
+COMPILED_DECORATOR = re.compile(r"jit|compile|kernel|autotune|heuristics")
+IMPLICIT_DECORATORS = {"property", "cached_property", "abstractmethod", "overload", "setter",
+                       "getter", "deleter", "validator", "field_validator", "model_validator",
+                       "root_validator", "field_serializer", "model_serializer", "computed_field"}
+# Methods torch / C code call by protocol rather than by name in Python source.
+PROTOCOL_METHODS = {"forward", "extra_repr", "_load_from_state_dict", "_save_to_state_dict", "backward",
+                    "setup_context", "jvp", "vjp", "symbolic", "_apply", "load_state_dict", "state_dict"}
+# Class bodies that are declarations (fields, validators, members): never touched.
+DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag",
+                     "Protocol", "Structure", "Union", "BaseSettings", "Struct"}
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
+
+
+def dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        return dotted(node.func)
+    if isinstance(node, ast.Attribute):
+        return f"{dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def identifier_lines(node: ast.AST | None) -> list[tuple[int, str]]:
+    """(line, identifier) for every identifier a subtree uses: names, attributes, imported names,
+    words in strings (getattr, string annotations); sorted by line."""
+    found: list[tuple[int, str]] = []
+    if node is None:
+        return found
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            found.append((sub.lineno, sub.id))
+        elif isinstance(sub, ast.Attribute):
+            found.append((sub.end_lineno, sub.attr))
+        elif isinstance(sub, ast.alias):
+            found.extend((sub.lineno, part) for part in sub.name.split("."))
+            if sub.asname:
+                found.append((sub.lineno, sub.asname))
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and len(sub.value) < 2000:
+            found.extend((sub.lineno, word) for word in IDENT.findall(sub.value))
+    found.sort()
+    return found
+
+
+def identifiers(node: ast.AST | None) -> Counter:
+    return Counter(name for _, name in identifier_lines(node))
+
+
+def signature_identifiers(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Counter:
+    """What a stub keeps using: decorators, argument annotations and defaults, return annotation."""
+    found: Counter = Counter()
+    for part in (*node.decorator_list, node.args, node.returns):
+        found += identifiers(part)
+    return found
+
+
+def first_line(node: ast.AST) -> int:
+    return min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
+
+
+def is_trivial(body: list[ast.stmt]) -> bool:
+    """Docstring / pass / ... / raise NotImplementedError only: an interface, nothing to save."""
+    for stmt in body:
+        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            continue
+        if isinstance(stmt, ast.Raise) and "NotImplementedError" in dotted(stmt.exc or ast.Pass()):
+            continue
+        return False
+    return True
+
+
+@dataclass
+class Def:
+    qualname: str
+    line: int  # co_firstlineno
+    end: int
+    kind: str  # "function" | "method" | "class"
+    name: str
+    implicit: str | None  # why it is kept whatever the recordings say
+    refs: Counter  # identifiers used by the whole def (decorators and body included)
+    signature: Counter  # identifiers a stub still uses
+    parent: str | None = None  # enclosing class qualname
+    bases: list[str] = field(default_factory=list)
+
+    @property
+    def lines(self) -> int:
+        return self.end - self.line + 1
+
+
+def _compound_bodies(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    """Bodies of if/try/with/for/while in source order (libcst visits them in the same order)."""
+    bodies = [getattr(stmt, name, []) for name in ("body",)]
+    bodies += [h.body for h in getattr(stmt, "handlers", [])]
+    bodies += [getattr(stmt, name, []) for name in ("orelse", "finalbody")]
+    return bodies
+
+
+def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str | None:
+    if class_implicit:
+        return class_implicit
+    name = node.name
+    if name.startswith("__") and name.endswith("__"):
+        return "implicit (dunder)"
+    decorators = [dotted(d) for d in node.decorator_list]
+    for d in decorators:
+        if d.rsplit(".", 1)[-1] in IMPLICIT_DECORATORS:
+            return f"implicit (@{d})"
+        if COMPILED_DECORATOR.search(d.lower()):
+            return f"implicit (@{d}: compiled from source, never run as Python)"
+    if in_class and name in PROTOCOL_METHODS:
+        return "implicit (called by torch)"
+    if not isinstance(node, ast.ClassDef) and is_trivial(node.body):
+        return "implicit (interface: trivial body)"
+    return None
+
+
+def _class_implicit(node: ast.ClassDef) -> str | None:
+    for d in node.decorator_list:
+        if "dataclass" in dotted(d) or "define" in dotted(d):
+            return "implicit (dataclass body)"
+    for base in node.bases:
+        if dotted(base).rsplit(".", 1)[-1] in DECLARATIVE_BASES:
+            return f"implicit ({dotted(base)} body)"
+    return None
+
+
+def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None,
+                 ran: set[tuple[str, int]] | frozenset = frozenset()) -> list[Def]:
+    """Functions, classes and methods in source order, not entering function bodies.
+    Identifier counts are filled in only for defs that did not run (the ones the plan weighs)."""
+    out: list[Def] = []
+    idents = identifier_lines(tree) if idents is None else idents
+    lines = [line for line, _ in idents]
+
+    def refs_of(node) -> tuple[Counter, Counter]:
+        lo, hi = bisect_left(lines, first_line(node)), bisect_right(lines, node.end_lineno)
+        sig = Counter() if isinstance(node, ast.ClassDef) else signature_identifiers(node)
+        return Counter(name for _, name in idents[lo:hi]), sig
+
+    def walk(body, prefix: str, in_class: str | None, class_implicit: str | None):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qualname = prefix + node.name
+                is_class = isinstance(node, ast.ClassDef)
+                kind = "class" if is_class else ("method" if in_class else "function")
+                own_implicit = _class_implicit(node) if is_class else None
+                implicit = _def_implicit(node, in_class, class_implicit) if not is_class else class_implicit
+                refs, sig = refs_of(node) if (qualname, first_line(node)) not in ran else (Counter(), Counter())
+                out.append(Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit,
+                               refs, sig, in_class, [dotted(b) for b in node.bases] if is_class else []))
+                if is_class:
+                    walk(node.body, qualname + ".", qualname, own_implicit or class_implicit)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
+                for sub in _compound_bodies(node):
+                    walk(sub, prefix, in_class, class_implicit)
+
+    walk(tree.body, "", None, None)
+    return out
+
+
+def registry_names(tree: ast.Module) -> Counter:
+    """Bare names listed as elements of module-level list/tuple/set/dict literals (registries)."""
+    found: Counter = Counter()
+    for stmt in tree.body:
+        value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+            found.update(e.id for e in value.elts if isinstance(e, ast.Name))
+        elif isinstance(value, ast.Dict):
+            found.update(e.id for e in value.values if isinstance(e, ast.Name))
+    return found
+
+
+def resolve_relative(module: str | None, level: int, path: str) -> str:
+    """The absolute module of `from <level dots><module> import ...` in file `path`
+    ('sglang/srt/x/__init__.py': one dot is sglang.srt.x itself)."""
+    if not level:
+        return module or ""
+    package = module_name(path).split(".")
+    if not path.endswith("__init__.py"):
+        package = package[:-1]
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([module] if module else []))
+
+
+def module_name(path: str) -> str:
+    """'sglang/srt/utils/__init__.py' -> 'sglang.srt.utils'."""
+    parts = path.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _bindings(tree: ast.Module) -> Counter:
+    """How often each name is bound anywhere in the file (assignments, args, defs, imports, global)."""
+    bound: Counter = Counter()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound[node.id] += 1
+        elif isinstance(node, ast.arg):
+            bound[node.arg] += 1
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound[node.name] += 1
+        elif isinstance(node, ast.alias):
+            bound[node.asname or node.name.split(".")[0]] += 1
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names * 2)  # rebound elsewhere: never fold
+    return bound
+
+
+def _folds_false(node: ast.expr, helpers: set[str], constants: set[str]) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id in helpers and not node.args and not node.keywords
+    if isinstance(node, ast.Name):
+        return node.id in constants
+    if isinstance(node, ast.BoolOp):
+        falses = [_folds_false(v, helpers, constants) for v in node.values]
+        return any(falses) if isinstance(node.op, ast.And) else all(falses)
+    return False
+
+
+def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
+    """(helpers, constants) provably False on NVIDIA: is_hip() & co. imported from sglang's utils,
+    and module-level names assigned once from them (`_is_hip = is_hip()`)."""
+    bound = _bindings(tree)
+    helpers = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and resolve_relative(stmt.module, stmt.level, path) in PLATFORM_MODULES:
+            for alias in stmt.names:
+                local = alias.asname or alias.name
+                if alias.name in PLATFORM_HELPERS and bound[local] == 1:
+                    helpers.add(local)
+    if path.startswith("sglang/srt/utils/common"):
+        helpers |= {name for name in PLATFORM_HELPERS if bound[name] == 1}  # defined here
+    constants: set[str] = set()
+    for stmt in tree.body:
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and bound[stmt.targets[0].id] == 1 and _folds_false(stmt.value, helpers, constants)):
+            constants.add(stmt.targets[0].id)
+    return helpers, constants
+
+
+@dataclass
+class ModuleIndex:
+    path: str
+    defs: list[Def]
+    refs: Counter  # identifiers used anywhere in the file
+    registry: Counter  # names used only as registry literal elements
+    helpers: set[str]
+    constants: set[str]
+
+
+def index_module(path: str, source: bytes, ran: set[tuple[str, int]] | frozenset = frozenset()) -> ModuleIndex:
+    """Index one module; `ran`: its (qualname, line) pairs some recording ran."""
+    tree = ast.parse(source)
+    helpers, constants = platform_names(tree, path)
+    idents = identifier_lines(tree)
+    return ModuleIndex(path, collect_defs(tree, idents, ran), Counter(name for _, name in idents),
+                       registry_names(tree), helpers, constants)

@@ -1,0 +1,118 @@
+"""Function-level plan on the fixture package, with a recording of known run functions."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from slim.apply import apply_plan, tree_digest
+from slim.check import check_tree
+from slim.defs import collect_defs
+from slim.deps import keep_requirements
+from slim.plan import make_function_plan, package_files
+from slim.policy import Keep, Policy, load_policy
+from slim.recording import Recording
+
+PATTERNS = "sglang/srt/layers/patterns.py"
+RAN = ["Base.run", "Triton.apply", "dispatch"]
+
+
+def recording_of(root: Path, ran: dict[str, list[str]]) -> Recording:
+    """A recording that imported the given files and ran the given qualnames in them."""
+    modules, functions = [], []
+    for rel, qualnames in ran.items():
+        modules.append([rel.removesuffix(".py").replace("/", "."), rel, 1])
+        lines = {d.qualname: d.line for d in collect_defs(ast.parse((root / rel).read_bytes()))}
+        functions += [[rel, "<module>", 1, 1]] + [[rel, q, lines[q], 1] for q in qualnames]
+    for init in ("sglang/__init__.py", "sglang/srt/__init__.py", "sglang/srt/layers/__init__.py"):
+        modules.append([init.removesuffix("/__init__.py").replace("/", "."), init, 1])
+    return Recording(Path("20261123T000000Z-fixture.json.gz"), {"scenario": "fixture", "modules": modules,
+                                                                "functions": functions})
+
+
+@pytest.fixture
+def planned(wheel_tree):
+    root, pin = wheel_tree
+    recording = recording_of(root, {PATTERNS: RAN, "sglang/srt/utils.py": ["is_hip"]})
+    return make_function_plan(root, package_files(root), [recording], Policy()), root, pin
+
+
+def decisions(plan, file=PATTERNS):
+    return {d.qualname: (d.action, d.reason) for d in plan.defs if d.file == file}
+
+
+def test_decisions_and_reasons(planned):
+    plan, _, _ = planned
+    got = decisions(plan)
+    assert got["Triton.apply"] == ("keep", "run in 20261123T000000Z-fixture")
+    assert got["Base.apply"] == ("keep", "implicit (@abc.abstractmethod)")
+    assert got["Triton.unused_helper"] == ("delete", "never run in any recording")
+    assert got["called_by_name"][0] == "stub"  # dispatch (kept) names it
+    assert got["Aiter"] == ("delete", "never run in any recording")  # only BACKENDS names it
+    assert got["Aiter.apply"][0] == "delete"
+    assert got["Config"][0] == "delete"  # a dataclass nobody uses
+    assert plan.edits[PATTERNS].registry == ["Aiter"]
+    assert plan.edits[PATTERNS].constants == ["_is_hip"]
+
+
+def test_overriding_method_is_kept_when_the_name_ran_in_the_hierarchy(wheel_tree):
+    root, _ = wheel_tree
+    recording = recording_of(root, {PATTERNS: ["Base.run", "Aiter.apply", "Triton.unused_helper", "dispatch"]})
+    plan = make_function_plan(root, package_files(root), [recording], Policy())
+    assert decisions(plan)["Aiter"][0] == "keep"
+    assert decisions(plan)["Triton.apply"] == ("keep", "implicit (a method of this name ran in its class hierarchy)")
+
+
+def test_policy_keeps_a_def_and_reports_it(wheel_tree):
+    root, _ = wheel_tree
+    policy = Policy((Keep(PATTERNS, "Aiter", "ROCm-only backend", "rocm_mi300"),))
+    plan = make_function_plan(root, package_files(root), [recording_of(root, {PATTERNS: RAN})], policy)
+    assert decisions(plan)["Aiter.apply"] == ("keep", "kept by policy: ROCm-only backend (scenario rocm_mi300)")
+    assert json.loads(plan.to_json())["policy"][0]["scenario"] == "rocm_mi300"
+
+
+def test_apply_writes_the_slimmed_module_and_check_passes(planned, tmp_path):
+    plan, root, pin = planned
+    out = tmp_path / "sglang"
+    assert apply_plan(plan, root, pin, out) == []
+    text = (out / "python" / PATTERNS).read_text()
+    assert "class Aiter" not in text and "unused_helper" not in text and "_is_hip:" not in text
+    assert 'BACKENDS = {"triton": Triton}' in text
+    assert 'raise NotImplementedError("removed by slim' in text
+    assert "import json" not in text  # only the deleted helper used it
+    assert "class Base(abc.ABC)" in text and "def run" in text
+    report = (out / "REMOVED.md").read_text()
+    assert "## Inside kept modules" in report and "Kept by slim/policy.toml" in report
+    assert check_tree(out, root).errors == []
+
+
+def test_apply_is_deterministic(planned, tmp_path):
+    plan, root, pin = planned
+    apply_plan(plan, root, pin, tmp_path / "a")
+    apply_plan(plan, root, pin, tmp_path / "b")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+
+
+def test_check_flags_a_reference_to_a_deleted_symbol(planned, tmp_path):
+    plan, root, pin = planned
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    (out / "python/sglang/srt/user.py").write_text(
+        "from sglang.srt.layers.patterns import Aiter\nimport sglang.srt.layers.patterns as p\np.Config\n"
+        "import nothere_pkg\n")
+    errors = check_tree(out, root).errors
+    assert any("Aiter was deleted by slim" in e for e in errors)
+    assert any("patterns.Config was deleted by slim" in e for e in errors)
+    (out / "python/sglang/srt/user.py").write_text("def f(:\n")
+    assert any("does not compile" in e for e in check_tree(out, root).errors)
+
+
+def test_requirements_follow_imports():
+    requires = ["torch==2.11.0", "pyzmq>=25", "Pillow", "diffusers", "ninja"]
+    assert keep_requirements(requires, {"zmq", "os", "PIL"}) == ["torch==2.11.0", "pyzmq>=25", "Pillow", "ninja"]
+
+
+def test_committed_policy_is_valid():
+    policy = load_policy()
+    assert policy.keeps and all(k.reason and k.scenario for k in policy.keeps)

@@ -1,0 +1,89 @@
+"""Drop module-level imports that only deleted or folded code used."""
+
+from __future__ import annotations
+
+import ast
+
+import libcst as cst
+
+from slim.defs import IDENT
+
+
+def used_names(tree: ast.Module) -> set[str]:
+    """Names a module reads (and words in its strings: __all__, string annotations)."""
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 2000:
+            used.update(IDENT.findall(node.value))
+    return used
+
+
+def import_bindings(tree: ast.Module) -> list[tuple[str, str]]:
+    """(bound name, module) for module-level imports, compound statements included."""
+    out = []
+    todo = list(tree.body)
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, ast.Import):
+            out += [(a.asname or a.name.split(".")[0], a.name) for a in stmt.names]
+        elif isinstance(stmt, ast.ImportFrom):
+            out += [(a.asname or a.name, "." * stmt.level + (stmt.module or "")) for a in stmt.names]
+        elif isinstance(stmt, (ast.If, ast.Try)):
+            todo += stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+            todo += [s for h in getattr(stmt, "handlers", []) for s in h.body]
+    return out
+
+
+def newly_unused(before: ast.Module, after: ast.Module) -> set[str]:
+    """Imported names that upstream used and the rewritten module no longer does. Only imports of
+    third-party or stdlib modules: an sglang import can register things as a side effect, and an
+    import upstream never used is a re-export we keep."""
+    used_before, used_after = used_names(before), used_names(after)
+    return {name for name, module in import_bindings(after)
+            if name in used_before and name not in used_after and module != "__future__"
+            and not module.startswith((".", "sglang"))}
+
+
+class ImportPruner(cst.CSTTransformer):
+    """Remove the given bound names from module-level import statements."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__()
+        self.names = names
+        self.depth = 0
+
+    def visit_FunctionDef(self, node) -> bool:
+        self.depth += 1
+        return True
+
+    def leave_FunctionDef(self, original_node, updated_node):
+        self.depth -= 1
+        return updated_node
+
+    visit_ClassDef = visit_FunctionDef
+    leave_ClassDef = leave_FunctionDef
+
+    def _bound(self, alias: cst.ImportAlias) -> str:
+        if alias.asname:
+            return alias.asname.name.value
+        return cst.helpers.get_full_name_for_node(alias.name).split(".")[0]
+
+    def _prune(self, node, names):
+        kept = [a for a in names if self._bound(a) not in self.names]
+        if len(kept) == len(names):
+            return node
+        if not kept:
+            return cst.RemovalSentinel.REMOVE
+        if not getattr(node, "lpar", None):  # no dangling comma without parentheses
+            kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return node.with_changes(names=kept)
+
+    def leave_Import(self, original_node, updated_node):
+        return updated_node if self.depth else self._prune(updated_node, updated_node.names)
+
+    def leave_ImportFrom(self, original_node, updated_node):
+        if self.depth or isinstance(updated_node.names, cst.ImportStar):
+            return updated_node
+        return self._prune(updated_node, updated_node.names)
