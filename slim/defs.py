@@ -235,6 +235,43 @@ def _folds_false(node: ast.expr, helpers: set[str], constants: set[str]) -> bool
     return False
 
 
+def _truth(node: ast.expr, helpers: set[str], constants: set[str]) -> bool | None:
+    """What a test is on NVIDIA: False/True when platform probes decide it, None otherwise
+    (the same three-valued logic as slim.transforms.platform.PlatformFolder, which folds it)."""
+    if isinstance(node, ast.Name):
+        return False if node.id in constants else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return False if node.func.id in helpers and not node.args and not node.keywords else None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        value = _truth(node.operand, helpers, constants)
+        return None if value is None else not value
+    if isinstance(node, ast.BoolOp):
+        values = [_truth(v, helpers, constants) for v in node.values]
+        absorbing = not isinstance(node.op, ast.And)  # False absorbs `and`, True absorbs `or`
+        if absorbing in values:
+            return absorbing
+        return None if None in values else not absorbing
+    return None
+
+
+class _PlatformPruner(ast.NodeTransformer):
+    """Drops the branches PlatformFolder will fold away, so names used only on HIP/NPU/CPU/XPU
+    paths do not count as references that keep a def alive."""
+
+    def __init__(self, helpers: set[str], constants: set[str]) -> None:
+        self.helpers, self.constants = helpers, constants
+
+    def visit_If(self, node: ast.If):
+        self.generic_visit(node)
+        value = _truth(node.test, self.helpers, self.constants)
+        return node if value is None else (node.body if value else node.orelse)
+
+    def visit_IfExp(self, node: ast.IfExp):
+        self.generic_visit(node)
+        value = _truth(node.test, self.helpers, self.constants)
+        return node if value is None else (node.body if value else node.orelse)
+
+
 def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
     """(helpers, constants) provably False on NVIDIA: is_hip() & co. imported from sglang's utils,
     and module-level names assigned once from them (`_is_hip = is_hip()`)."""
@@ -270,6 +307,8 @@ def index_module(path: str, source: bytes, ran: set[tuple[str, int]] | frozenset
     """Index one module; `ran`: its (qualname, line) pairs some recording ran."""
     tree = ast.parse(source)
     helpers, constants = platform_names(tree, path)
+    if helpers or constants:
+        tree = _PlatformPruner(helpers, constants).visit(tree)
     idents = identifier_lines(tree)
     return ModuleIndex(path, collect_defs(tree, idents, ran), Counter(name for _, name in idents),
                        registry_names(tree), helpers, constants)

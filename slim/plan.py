@@ -245,6 +245,17 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
                 fixed[key] = ("keep", "implicit (a method of this name ran in its class hierarchy)")
             else:
                 candidates.append((index, d))
+    # A method named like a kept method (an abstract declaration, an override that ran) stays:
+    # deleting an implementation leaves its class abstract or changes what a call dispatches to.
+    kept_method_names = {d.name for index in indexes for d in index.defs if d.kind == "method"
+                         and fixed.get((index.path, d.qualname, d.line), ("",))[0] == "keep"}
+    still = []
+    for index, d in candidates:
+        if d.kind == "method" and d.name in kept_method_names:
+            fixed[(index.path, d.qualname, d.line)] = ("keep", "implicit (a kept method elsewhere has this name)")
+        else:
+            still.append((index, d))
+    candidates = still
     # A class with anything kept inside stays (its other members are decided one by one).
     pinned: set[tuple[str, str]] = set()
     for (path, qualname, _), (_, reason) in fixed.items():
@@ -268,12 +279,10 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
             if any((index.path, d.qualname[:i]) in removed_classes for i in _prefixes(d.qualname)):
                 actions[key] = ("delete", f"{NEVER_RUN} (its class is deleted)")
                 continue
-            if key in stubs and (d.kind == "class" or d.end - d.line < 3):
-                actions[key] = ("keep", REFERENCED)  # a class cannot be stubbed; a tiny body saves nothing
-            elif key in stubs:
-                actions[key] = ("stub", f"{NEVER_RUN}; {REFERENCED}, body replaced")
-                refs.subtract(d.refs)
-                refs.update(d.signature)
+            if key in stubs:
+                # Named by kept code but never run: error paths, fallbacks, options no scenario
+                # used. Kept whole: a stub would turn the first unseen call into a crash.
+                actions[key] = ("keep", REFERENCED)
             else:
                 actions[key] = ("delete", NEVER_RUN)
                 refs.subtract(d.refs)

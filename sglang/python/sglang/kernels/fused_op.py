@@ -106,11 +106,24 @@ _forced_backend: Any = _UNRESOLVED
 
 
 def get_fused_op_backend() -> Optional[KernelBackend]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """The process-wide forced backend, or ``None`` for auto-selection.
+
+    Resolved once from ``SGLANG_FORCE_FUSED_OP_BACKEND`` on first use; tests
+    and tools flip it afterwards via :func:`set_fused_op_backend`.
+    """
+    global _forced_backend
+    if _forced_backend is _UNRESOLVED:
+        from sglang.srt.environ import envs
+
+        value = envs.SGLANG_FORCE_FUSED_OP_BACKEND.get()
+        _forced_backend = KernelBackend(value) if value is not None else None
+    return _forced_backend
 
 
 def set_fused_op_backend(backend: Optional[KernelBackend]) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Force every :class:`BaseFusedOp` onto ``backend`` (``None`` = auto)."""
+    global _forced_backend
+    _forced_backend = backend
 
 
 # --- optional call tracing ----------------------------------------------------
@@ -130,7 +143,13 @@ _trace_records: List[FusedOpTraceRecord] = []
 
 
 def enable_fused_op_trace() -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Record every fused-op call (op, backend, tensor shapes/dtypes).
+
+    Gives an accurate inventory of which kernels a model actually exercises
+    and at what shapes — the raw material for representative-shape test sets.
+    """
+    global _trace_enabled
+    _trace_enabled = True
 
 
 def disable_fused_op_trace() -> None:
@@ -147,7 +166,13 @@ def clear_fused_op_trace() -> None:
 
 
 def _describe_tensors(args: tuple, kwargs: dict) -> Tuple[str, ...]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    import torch
+
+    described = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            described.append(f"{value.dtype}[{', '.join(map(str, value.shape))}]")
+    return tuple(described)
 
 
 # --- the per-operator contract ------------------------------------------------
@@ -219,7 +244,11 @@ class BaseFusedOp(ABC):
         """Pure-``torch`` reference implementation (correctness ground truth)."""
 
     def forward_torch_compile(self, *args, **kwargs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._compiled_native is None:
+            import torch
+
+            self._compiled_native = torch.compile(self.forward_native)
+        return self._compiled_native(*args, **kwargs)
 
     def forward_triton(self, *args, **kwargs):
         raise NotImplementedError(f"{self.op}: no triton backend")
@@ -252,10 +281,25 @@ class BaseFusedOp(ABC):
         return list(self._available)
 
     def backend_eligible(self, backend: KernelBackend, *args, **kwargs) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Whether ``backend`` may run *this* call.
+
+        The base implementation checks the backend's
+        :class:`CapabilityRequirement` set (OR semantics) against the detected
+        platform. Subclasses may extend it with per-call shape/dtype gates so
+        auto-selection bounces to the next backend instead of raising.
+        """
+        return capabilities_satisfied(
+            self.capabilities.get(backend, frozenset()), _platform()
+        )
 
     def _resolve_backend(self, *args, **kwargs) -> KernelBackend:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        forced = get_fused_op_backend()
+        if forced is not None:
+            return forced
+        for backend in self._ordered:
+            if self.backend_eligible(backend, *args, **kwargs):
+                return backend
+        return KernelBackend.TORCH
 
     # --- dispatch ---
 

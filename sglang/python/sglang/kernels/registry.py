@@ -46,7 +46,14 @@ class KernelRegistry:
         return list(self._by_op.get(op, ()))
 
     def get_backend(self, op: str, backend: KernelBackend) -> KernelSpec:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """The spec for ``op`` provided by ``backend``.
+
+        Raises ``KeyError`` if no such implementation is registered.
+        """
+        for spec in self._by_op.get(op, ()):
+            if spec.backend == backend:
+                return spec
+        raise KeyError(f"No '{backend.value}' backend registered for op {op!r}")
 
     def has(self, op: str) -> bool:
         return bool(self._by_op.get(op))

@@ -178,7 +178,14 @@ def capabilities_satisfied(
     ],
     platform: PlatformInfo,
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """OR over ``capabilities`` (empty = unrestricted).
+
+    Accepts a set/tuple of requirements, or tolerates a single
+    :class:`CapabilityRequirement` (the pre-decouple API used one) by wrapping it.
+    """
+    if isinstance(capabilities, CapabilityRequirement):
+        capabilities = (capabilities,)
+    return (not capabilities) or any(c.is_satisfied_by(platform) for c in capabilities)
 
 
 class FormatSignature(msgspec.Struct, frozen=True):

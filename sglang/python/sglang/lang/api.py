@@ -1,5 +1,6 @@
 """Public APIs of the language."""
 
+import re
 from typing import Callable, List, Optional, Union
 
 from sglang.global_config import global_config
@@ -22,15 +23,27 @@ from sglang.lang.ir import (
 def function(
     func: Optional[Callable] = None, num_api_spec_tokens: Optional[int] = None
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if func:
+        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
+
+    def decorator(func):
+        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
+
+    return decorator
 
 
 def Runtime(*args, **kwargs):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # Avoid importing unnecessary dependency
+    from sglang.lang.backend.runtime_endpoint import Runtime
+
+    return Runtime(*args, **kwargs)
 
 
 def Engine(*args, **kwargs):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # Avoid importing unnecessary dependency
+    from sglang.srt.entrypoints.engine import Engine
+
+    return Engine(*args, **kwargs)
 
 
 def set_default_backend(backend: BaseBackend):
@@ -38,11 +51,25 @@ def set_default_backend(backend: BaseBackend):
 
 
 def flush_cache(backend: Optional[BaseBackend] = None):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    backend = backend or global_config.default_backend
+    if backend is None:
+        return False
+
+    # If backend is Runtime
+    if hasattr(backend, "endpoint"):
+        backend = backend.endpoint
+    return backend.flush_cache()
 
 
 def get_server_info(backend: Optional[BaseBackend] = None):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    backend = backend or global_config.default_backend
+    if backend is None:
+        return None
+
+    # If backend is Runtime
+    if hasattr(backend, "endpoint"):
+        backend = backend.endpoint
+    return backend.get_server_info()
 
 
 def gen(
@@ -70,7 +97,46 @@ def gen(
     regex: Optional[str] = None,
     json_schema: Optional[str] = None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Call the model to generate. See the meaning of the arguments in docs/docs/basic_usage/sampling_params.mdx"""
+
+    if choices:
+        return SglSelect(
+            name,
+            choices,
+            0.0 if temperature is None else temperature,
+            token_length_normalized if choices_method is None else choices_method,
+        )
+
+    # check regex is valid
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise e
+
+    return SglGen(
+        name,
+        max_tokens,
+        min_tokens,
+        n,
+        stop,
+        stop_token_ids,
+        stop_regex,
+        temperature,
+        top_p,
+        top_k,
+        min_p,
+        frequency_penalty,
+        presence_penalty,
+        ignore_eos,
+        return_logprob,
+        logprob_start_len,
+        top_logprobs_num,
+        return_text_in_logprobs,
+        dtype,
+        regex,
+        json_schema,
+    )
 
 
 def gen_int(
@@ -92,7 +158,28 @@ def gen_int(
     top_logprobs_num: Optional[int] = None,
     return_text_in_logprobs: Optional[bool] = None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return SglGen(
+        name,
+        max_tokens,
+        None,
+        n,
+        stop,
+        stop_token_ids,
+        stop_regex,
+        temperature,
+        top_p,
+        top_k,
+        min_p,
+        frequency_penalty,
+        presence_penalty,
+        ignore_eos,
+        return_logprob,
+        logprob_start_len,
+        top_logprobs_num,
+        return_text_in_logprobs,
+        int,
+        None,
+    )
 
 
 def gen_string(
@@ -114,7 +201,28 @@ def gen_string(
     top_logprobs_num: Optional[int] = None,
     return_text_in_logprobs: Optional[bool] = None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return SglGen(
+        name,
+        max_tokens,
+        None,
+        n,
+        stop,
+        stop_token_ids,
+        stop_regex,
+        temperature,
+        top_p,
+        top_k,
+        min_p,
+        frequency_penalty,
+        presence_penalty,
+        ignore_eos,
+        return_logprob,
+        logprob_start_len,
+        top_logprobs_num,
+        return_text_in_logprobs,
+        str,
+        None,
+    )
 
 
 def image(expr: SglExpr):
@@ -131,11 +239,15 @@ def select(
     temperature: float = 0.0,
     choices_method: ChoicesSamplingMethod = token_length_normalized,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert choices is not None
+    return SglSelect(name, choices, temperature, choices_method)
 
 
 def _role_common(name: str, expr: Optional[SglExpr] = None):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if expr is None:
+        return SglExprList([SglRoleBegin(name), SglRoleEnd(name)])
+    else:
+        return SglExprList([SglRoleBegin(name), expr, SglRoleEnd(name)])
 
 
 def system(expr: Optional[SglExpr] = None):
@@ -177,4 +289,4 @@ def assistant_end():
 def separate_reasoning(
     expr: Optional[SglExpr] = None, model_type: Optional[str] = None
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return SglExprList([expr, SglSeparateReasoning(model_type, expr=expr)])

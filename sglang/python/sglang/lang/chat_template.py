@@ -70,7 +70,11 @@ def get_chat_template(name):
 
 
 def get_chat_template_by_model_path(model_path):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for matching_func in matching_function_registry:
+        template_name = matching_func(model_path)
+        if template_name is not None:
+            return get_chat_template(template_name)
+    return get_chat_template("default")
 
 
 register_chat_template(

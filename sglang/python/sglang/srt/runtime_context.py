@@ -154,7 +154,17 @@ class ParallelContext:
 
     @contextmanager
     def override(self, **kwargs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Temporarily force parallel values, restoring on exit. Validates keys and
+        supports nesting."""
+        unknown = set(kwargs) - _PARALLEL_FIELDS
+        if unknown:
+            raise ValueError(f"unknown parallel field(s): {sorted(unknown)}")
+        saved = dict(self._overrides)
+        self._overrides.update(kwargs)
+        try:
+            yield self
+        finally:
+            self._overrides = saved
 
     @property
     def world_size(self) -> int:
@@ -312,7 +322,23 @@ class _FlagGroupBase:
 
     @contextmanager
     def override(self, **kwargs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Temporarily force flag values, restoring on exit. Transactional
+        (keys validated before any write) — the test-only injection
+        primitive."""
+        fields = type(self).__dataclass_fields__
+        unknown = set(kwargs) - set(fields)
+        if unknown:
+            raise ValueError(
+                f"unknown flag(s) for {type(self).__name__}: {sorted(unknown)}"
+            )
+        saved = {name: getattr(self, name) for name in kwargs}
+        for name, value in kwargs.items():
+            object.__setattr__(self, name, value)
+        try:
+            yield self
+        finally:
+            for name, value in saved.items():
+                object.__setattr__(self, name, value)
 
 
 @dataclasses.dataclass
@@ -610,7 +636,21 @@ class _ConfigBag:
 
     @contextmanager
     def override(self, **kwargs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Scoped, transactional test-only override of this bag's own leaves
+        (keys validated before any write; restored on exit)."""
+        fields = object.__getattribute__(self, "_fields")
+        unknown = set(kwargs) - set(fields)
+        if unknown:
+            path = object.__getattribute__(self, "_path")
+            raise ValueError(f"unknown config leaf for {path!r}: {sorted(unknown)}")
+        saved = {name: fields[name] for name in kwargs}
+        for name, value in kwargs.items():
+            self._set(name, value)
+        try:
+            yield self
+        finally:
+            for name, value in saved.items():
+                self._set(name, value)
 
 
 def _build_config_bags(server_args: Any) -> dict:
@@ -716,7 +756,17 @@ class RuntimeContext:
         self.forward = ForwardFlags()
 
     def get_stream(self, name: str) -> Any:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Named process-level CUDA side stream: get-or-create, shared by
+        name (the keyed-lazy pattern of the persistent buffers). Creation is
+        a driver call that must stay outside cuda-graph capture — call sites
+        lease their stream at init/warmup time."""
+        stream = self.resources.streams.get(name)
+        if stream is None:
+            import torch
+
+            stream = torch.cuda.Stream()
+            self.resources.streams[name] = stream
+        return stream
 
 
     def get_buffer(self, name: str, factory: Any) -> Any:
@@ -778,7 +828,28 @@ class RuntimeContext:
         return bags[name]
 
     def _check_role_namespace(self, name: str) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Out of line so the mode gate above stays one dead-branch-prunable
+        # check under dynamo in the default "off" mode (config_bag runs inside
+        # compiled model forwards).
+        role = self._publish_role
+        if _ROLE_NS_MODE == "record":
+            if not _is_compiling():
+                _record_namespace_read(role, name)
+        elif _ROLE_NS_MODE == "enforce" and role is not None:
+            if role not in ROLE_NAMESPACE_SETS:
+                raise ValueError(
+                    f"publish role {role!r} has no ROLE_NAMESPACE_SETS entry; "
+                    "declare its namespace set (None for the full tree)."
+                )
+            allowed = ROLE_NAMESPACE_SETS[role]
+            if allowed is not None and name not in allowed:
+                raise ValueError(
+                    f"config namespace {name!r} is outside the declared set "
+                    f"for publish role {role!r} ({sorted(allowed)}). If this "
+                    "read is legitimate for the process type, extend "
+                    "ROLE_NAMESPACE_SETS; if not, the read belongs in a "
+                    "different process or behind a per-instance boundary."
+                )
 
     def override(self, source: str, **fields) -> None:
         """The business mutation entry: write resolved config
@@ -860,7 +931,23 @@ class RuntimeContext:
         return d
 
     def override_server_args(self, **fields) -> _ServerArgsOverride:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Test-only scoped override for the config tier — the sibling of
+        ``get_parallel().override()`` and the flag groups' ``override()``:
+        tests force execution paths by overriding the context instead of
+        hand-building config objects.
+
+        ``install()`` (or entering it as a context manager) publishes a fresh
+        dummy-boundary ``ServerArgs`` carrying ``fields`` and returns it;
+        ``restore()`` (or exiting) reinstates whatever the slot held before.
+
+        Transitional — to be deprecated: it exists because production code
+        still branches on raw ``server_args`` fields at runtime, so forcing a
+        path needs a full config in the slot. As those readers migrate onto
+        the named runtime tiers (flags / resources / forward), prefer the
+        finer-grained overrides; once they cover the branching surface this
+        override loses its clients and goes away.
+        """
+        return _ServerArgsOverride(self, fields)
 
     @contextmanager
     def preserve_config(self):
@@ -918,10 +1005,47 @@ class _ServerArgsOverride:
         self._installed = False
 
     def install(self) -> ServerArgs:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Publish a fresh dummy-boundary ``ServerArgs`` carrying the
+        overrides (written through ``ServerArgs.override`` for provenance);
+        returns the published instance."""
+        from sglang.srt.server_args import ServerArgs
+
+        assert not self._installed, "override_server_args already installed"
+        ctx = self._context
+        self._prev_server_args = ctx._server_args
+        self._prev_bags = ctx._config_bags
+        self._prev_overrides_log = ctx._overrides_log
+        self._prev_publish_role = ctx._publish_role
+        self._prev_parallel_config = ctx.parallel._config
+        self._prev_capture = ctx.flags.capture.enable_torch_compile
+        server_args = ServerArgs(model_path="dummy")
+        if self._fields:
+            server_args.override(source="test-override", **self._fields)
+        # The dummy boundary skips materialization, which would leave the
+        # strict mutation guard unarmed on the published object — mark it
+        # materialized so bare post-publish writes raise like they do on a
+        # fully resolved config.
+        object.__setattr__(server_args, "_declarations_materialized", True)
+        ctx.set_server_args(server_args)
+        self._installed = True
+        return server_args
 
     def restore(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Reinstate the exact pre-install lifecycle state (or the empty slot)."""
+        if not self._installed:
+            return
+        self._installed = False
+        ctx = self._context
+        ctx._server_args = self._prev_server_args
+        ctx._config_bags = self._prev_bags
+        ctx._overrides_log = self._prev_overrides_log
+        ctx._publish_role = self._prev_publish_role
+        ctx.parallel._config = self._prev_parallel_config
+        ctx.flags.capture.enable_torch_compile = self._prev_capture
+        self._prev_server_args = None
+        self._prev_bags = None
+        self._prev_overrides_log = None
+        self._prev_parallel_config = None
 
     def __enter__(self) -> ServerArgs:
         return self.install()
@@ -1070,17 +1194,73 @@ _RECORD_DUMP_REGISTERED = False
 
 
 def _is_compiling() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # Recording has Python side effects (set mutation, file I/O, atexit) that
+    # must never run under tracing; torch.compiler.is_compiling() is dynamo's
+    # sanctioned probe. The lazy lookup keeps this module import-light.
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
+def _ensure_record_dump_registered() -> None:
+    global _RECORD_DUMP_REGISTERED
+    if not _RECORD_DUMP_REGISTERED:
+        _RECORD_DUMP_REGISTERED = True
+        import atexit
+
+        atexit.register(_dump_recorded_namespace_reads)
 
 
+def _append_role_ns_out(role: str | None, name: str) -> None:
+    # Persist immediately: worker processes are routinely torn down with
+    # signals that skip atexit, and the audit must survive that.
+    from sglang.srt.environ import envs
+
+    out = envs.SGLANG_ROLE_NAMESPACES_OUT.get()
+    if not out:
+        return
+    try:
+        with open(out, "a") as f:
+            f.write(f"{role} {name}\n")
+    except OSError as e:
+        # The entry stays in the in-memory set; the exit summary still covers it.
+        print(
+            f"[role-namespaces] pid={os.getpid()} failed to append "
+            f"({role}, {name}) to {out!r}: {e}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _record_namespace_read(role: str | None, name: str) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if (role, name) in _RECORDED_NS_READS:
+        return
+    _RECORDED_NS_READS.add((role, name))
+    _append_role_ns_out(role, name)
+    _ensure_record_dump_registered()
 
 
+def _dump_recorded_namespace_reads() -> None:
+    """Emit the record-mode audit: one line per role with the namespaces its
+    process actually read (multi-process runs dump once per process). The
+    process's own publish role is always included, so a zero-read role emits
+    an (empty) line rather than being indistinguishable from a process where
+    recording never ran."""
+    by_role: dict = {}
+    own_role = _CONTEXT._publish_role
+    if own_role is not None:
+        by_role.setdefault(own_role, set())
+    for role, name in _RECORDED_NS_READS:
+        if name == "-":  # publish-time marker, not a namespace read
+            by_role.setdefault(role, set())
+            continue
+        by_role.setdefault(role, set()).add(name)
+    for role in sorted(by_role, key=str):
+        print(
+            f"[role-namespaces] pid={os.getpid()} role={role} "
+            f"read={','.join(sorted(by_role[role]))}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def publish(server_args, *, role: str, hf_config: Any = None) -> RuntimeContext:

@@ -24,12 +24,23 @@ _pcg_capture_stream: torch.cuda.Stream | None = None
 
 
 def is_in_torch_compile_warmup() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """True while inside the tc_piecewise warmup-compile pass. Strict subset of
+    ``torch.compiler.is_compiling()``.
+    """
+    return _in_torch_compile_warmup
 
 
 @contextmanager
 def enable_torch_compile_warmup():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Mark the enclosed scope as the tc_piecewise warmup-compile pass. The FX
+    piecewise backend uses this to skip CUDA graph capture during warmup.
+    """
+    global _in_torch_compile_warmup
+    _in_torch_compile_warmup = True
+    try:
+        yield
+    finally:
+        _in_torch_compile_warmup = False
 
 
 def get_pcg_capture_stream() -> torch.cuda.Stream | None:
@@ -38,4 +49,9 @@ def get_pcg_capture_stream() -> torch.cuda.Stream | None:
 
 @contextmanager
 def set_pcg_capture_stream(stream: torch.cuda.Stream):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global _pcg_capture_stream
+    _pcg_capture_stream = stream
+    try:
+        yield
+    finally:
+        _pcg_capture_stream = None

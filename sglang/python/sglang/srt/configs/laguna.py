@@ -24,11 +24,51 @@ def _first_not_none(*candidates: Any) -> Any:
 
 
 def normalize_gating(value: Any) -> Literal["per-head", "per-element", "disabled"]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if value in (True, "per-head"):
+        return "per-head"
+    if value == "per-element":
+        return "per-element"
+    if value in (False, None, "disabled"):
+        return "disabled"
+    raise ValueError(
+        "gating must be one of True, False, None, "
+        '"per-head", "per-element", or "disabled"; '
+        f"got {value!r}."
+    )
 
 
 def _to_sglang_rope_scaling(rope_params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """HF per-layer rope dict → SGLang `get_rope` `rope_scaling`. None means plain RoPE."""
+    if not rope_params:
+        return None
+    rope_type = rope_params.get("rope_type") or rope_params.get("type")
+    if rope_type in (None, "default"):
+        return None
+
+    out: Dict[str, Any] = {"rope_type": rope_type}
+    pass_through = (
+        "factor",
+        "original_max_position_embeddings",
+        "beta_fast",
+        "beta_slow",
+        "extrapolation_factor",
+        "truncate",
+        "low_freq_factor",
+        "high_freq_factor",
+        "mscale",
+        "mscale_all_dim",
+        "short_factor",
+        "long_factor",
+        "short_mscale",
+        "long_mscale",
+    )
+    for key in pass_through:
+        if key in rope_params:
+            out[key] = rope_params[key]
+    if "attention_factor" in rope_params:
+        # HF spells it attention_factor; SGLang's factory reads attn_factor.
+        out["attn_factor"] = rope_params["attention_factor"]
+    return out
 
 
 class LagunaConfig(PretrainedConfig):

@@ -17,6 +17,7 @@ External models can register themselves without modifying SGLang core files:
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -41,7 +42,13 @@ _LINEAR_ATTN_MODEL_REGISTRY: list[LinearAttnModelSpec] = []
 
 
 def register_linear_attn_model(spec: LinearAttnModelSpec) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    _LINEAR_ATTN_MODEL_REGISTRY.append(spec)
+    logger.info(
+        "Registered linear attn model: config=%s, backend=%s, archs=%s",
+        spec.config_class.__name__,
+        spec.backend_class_name.rsplit(".", 1)[-1],
+        spec.arch_names,
+    )
 
 
 def get_linear_attn_config(hf_config: Any) -> Optional[tuple[LinearAttnModelSpec, Any]]:
@@ -60,4 +67,6 @@ def get_linear_attn_spec_by_arch(arch_name: str) -> Optional[LinearAttnModelSpec
 
 
 def import_backend_class(dotted_name: str) -> type:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    module_path, class_name = dotted_name.rsplit(".", 1)
+    module = importlib.import_module(module_path)
+    return getattr(module, class_name)

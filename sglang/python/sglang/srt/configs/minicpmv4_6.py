@@ -15,6 +15,7 @@ yet shipped native ``MiniCPMV4_6Config`` (lands 5.7+).
 from typing import Any, Dict, Optional, Union
 
 from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto import CONFIG_MAPPING
 
 from sglang.srt.configs.qwen3_5 import Qwen3_5TextConfig
 
@@ -52,12 +53,42 @@ class MiniCPMV4_6VisionConfig(PretrainedConfig):
         self.insert_layer_id = insert_layer_id
 
 
+def _resolve_text_config_class(model_type: Optional[str]) -> type:
+    """``model_type`` -> registered config class. sglang's ``Qwen3_5TextConfig``
+    wins over the stock entry when both exist (it carries ``layers_block_type``
+    etc. that the model code reads); ``AutoConfig.register`` doesn't replace
+    existing entries so we have to short-circuit here. Note that
+    ``CONFIG_MAPPING.get`` returns ``None`` even on hit — go through
+    ``__getitem__`` to trigger the lazy class import.
+    """
+    if model_type == Qwen3_5TextConfig.model_type:
+        return Qwen3_5TextConfig
+    if model_type and model_type in CONFIG_MAPPING:
+        return CONFIG_MAPPING[model_type]
+    raise KeyError(f"Unknown text_config model_type: {model_type!r}")
 
 
 def _build_text_config(
     text_config: Union[None, dict, PretrainedConfig],
 ) -> PretrainedConfig:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Coerce ``text_config`` into the right registered backbone class.
+
+    ``AutoConfig.from_pretrained`` resolves the ``"text_config"`` entry of
+    ``sub_configs`` and hands us a pre-built ``PretrainedConfig``; manual
+    construction in tests / examples passes a dict or ``None``.
+    """
+    if text_config is None:
+        return _resolve_text_config_class(Qwen3_5TextConfig.model_type)()
+    if isinstance(text_config, PretrainedConfig):
+        cls = _resolve_text_config_class(getattr(text_config, "model_type", None))
+        if isinstance(text_config, cls):
+            return text_config
+        return cls(**text_config.to_dict())
+    if isinstance(text_config, dict):
+        cfg = dict(text_config)
+        cls = _resolve_text_config_class(cfg.pop("model_type", None))
+        return cls(**cfg)
+    raise TypeError(f"Unsupported text_config type: {type(text_config)}")
 
 
 class MiniCPMV4_6Config(PretrainedConfig):

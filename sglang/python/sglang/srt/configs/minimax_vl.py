@@ -3,12 +3,23 @@
 from typing import Optional
 
 from transformers.configuration_utils import PretrainedConfig
+from transformers.models.auto import CONFIG_MAPPING
 
 
 def _coerce_sub_config(
     sub_config: Optional[dict], default_model_type: str
 ) -> Optional[PretrainedConfig]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Convert a config dict to a ``PretrainedConfig``.
+
+    Unknown ``model_type`` (e.g. M3's ``minimax_m2``, absent from
+    ``CONFIG_MAPPING``) falls back to ``PretrainedConfig`` so dict keys
+    still become real attributes.
+    """
+    if not isinstance(sub_config, dict):
+        return sub_config
+    model_type = sub_config.get("model_type", default_model_type)
+    cls = CONFIG_MAPPING.get(model_type, PretrainedConfig)
+    return cls(**sub_config)
 
 
 class MiniMaxVLBaseConfig(PretrainedConfig):

@@ -41,7 +41,14 @@ class ParakeetConfig(ParakeetEncoderConfig):
     def from_hf_config(
         config: PretrainedConfig, *, llm_hidden_size: int, max_model_len: int
     ) -> "ParakeetConfig":
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert isinstance(config, PretrainedConfig)
+        return ParakeetConfig(
+            **config.to_dict(),
+            scale_input=False,
+            attention_bias=False,
+            llm_hidden_size=llm_hidden_size,
+            max_position_embeddings=max_model_len + 1,
+        )
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -1,6 +1,7 @@
 import torch
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoTokenizer,
     PretrainedConfig,
     ProcessorMixin,
@@ -29,10 +30,23 @@ class Qwen3ASRProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        trust_remote_code = kwargs.pop("trust_remote_code", True)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(
+            pretrained_model_name_or_path,
+            trust_remote_code=trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            pretrained_model_name_or_path,
+            trust_remote_code=trust_remote_code,
+        )
+        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
     def _get_feat_extract_output_lengths(self, input_lengths):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not isinstance(input_lengths, torch.Tensor):
+            input_lengths = torch.tensor(input_lengths)
+        input_lengths_leave = input_lengths % 100
+        feat_lengths = (input_lengths_leave - 1) // 2 + 1
+        return ((feat_lengths - 1) // 2 + 1 - 1) // 2 + 1 + (input_lengths // 100) * 13
 
     def __call__(self, text=None, audio=None, audio_kwargs=None, **kwargs):
         inputs = {}

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 
 import logging
-from typing import List, Optional
+from typing import Generator, List, Optional, Tuple
 from urllib.parse import urlparse
 
 import torch
@@ -26,24 +26,59 @@ class RedisConnector(BaseKVConnector):
         self.s, self.d = create_serde("safe")
 
     def get(self, key: str) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        val = self.connection.get(key)
 
+        if val is None:
+            logger.error("Key %s not found", key)
+            return None
+
+        return self.d.from_bytes(val)
+
+    def getstr(self, key: str) -> Optional[str]:
+        val = self.connection.get(key)
+        if val is None:
+            logger.error("Key %s not found", key)
+            return None
+
+        return val.decode("utf-8")
 
     def set(self, key: str, tensor: torch.Tensor) -> None:
         assert tensor is not None
         self.connection.set(key, self.s.to_bytes(tensor))
 
+    def setstr(self, key: str, obj: str) -> None:
+        self.connection.set(key, obj)
 
     def list(self, prefix: str) -> List[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        cursor = 0
+        all_keys: List[bytes] = []
 
+        while True:
+            ret: Tuple[int, List[bytes]] = self.connection.scan(
+                cursor=cursor, match=f"{prefix}*"
+            )  # type: ignore
+            cursor, keys = ret
+            all_keys.extend(keys)
+            if cursor == 0:
+                break
+
+        return [key.decode("utf-8") for key in all_keys]
+
+    def weight_iterator(
+        self, rank: int = 0
+    ) -> Generator[Tuple[str, bytes], None, None]:
+        keys = self.list(f"{self.model_name}/keys/rank_{rank}/")
+        for key in keys:
+            val = self.get(key)
+            key = key.removeprefix(f"{self.model_name}/keys/rank_{rank}/")
+            yield key, val
 
     def pull_files(
         self,
         allow_pattern: Optional[List[str]] = None,
         ignore_pattern: Optional[List[str]] = None,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pull_files_from_db(self, self.model_name, allow_pattern, ignore_pattern)
 
     def close(self):
         self.connection.close()

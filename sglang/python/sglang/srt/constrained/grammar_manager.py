@@ -70,7 +70,9 @@ class GrammarManager:
         return len(self.grammar_queue) > 0
 
     def _drain_pp_sync_work(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for p2p_work in self.grammar_pp_sync_work_list:
+            p2p_work.work.wait()
+        self.grammar_pp_sync_work_list.clear()
 
     def _pp_sync_ready_failed(
         self,

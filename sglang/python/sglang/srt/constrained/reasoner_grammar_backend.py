@@ -137,7 +137,11 @@ class ReasonerGrammarObject(BaseGrammarObject):
             self.rollback_state()
 
     def _can_think_more(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return (
+            self.max_think_tokens < 0
+            or self.tokens_in_think + self._matched_think_end_tokens
+            < self.max_think_tokens
+        )
 
     def _do_token_filter(self, vocab_mask, token_ids, idx, is_allowed=True):
         if self.token_filter_fn is not None:
@@ -219,12 +223,21 @@ class ReasonerGrammarObject(BaseGrammarObject):
         else:
             self._finished = finished
 
+    def try_jump_forward(self, tokenizer):
+        if self._is_generation() and self.grammar is not None:
+            return self.grammar.try_jump_forward(tokenizer)
+        return None
 
     def jump_forward_str_state(self, helper):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._is_generation() and self.grammar is not None:
+            return self.grammar.jump_forward_str_state(helper)
+        return None
 
     def jump_and_retokenize(self, old_output_ids, new_output_ids, next_state):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._is_generation() and self.grammar is not None:
+            return self.grammar.jump_and_retokenize(
+                old_output_ids, new_output_ids, next_state
+            )
 
 
 class ReasonerGrammarBackend(BaseGrammarBackend):
@@ -308,7 +321,10 @@ class ReasonerGrammarBackend(BaseGrammarBackend):
     def init_strict_reasoning_grammar(
         self, reasoning: bool
     ) -> Optional[BaseGrammarObject]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create a grammar object for strict token filtering only (no inner grammar)."""
+        if not self.enable_strict_thinking:
+            return None
+        return self._make_grammar_object(None, reasoning)
 
     def _init_value_dispatch(
         self, key: Tuple[str, str], reasoning: bool

@@ -16,13 +16,15 @@
 import dataclasses
 import json
 import logging
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from xgrammar import (
     CompiledGrammar,
     GrammarCompiler,
     GrammarMatcher,
+    StructuralTag,
+    StructuralTagItem,
     TokenizerInfo,
     bitmask_dtype,
     get_bitmask_shape,
@@ -146,6 +148,11 @@ class XGrammarGrammar(BaseGrammarObject):
             grammar_stats,
         )
 
+    def try_jump_forward(self, tokenizer) -> Optional[Tuple[List[int], str]]:
+        s = self.matcher.find_jump_forward_string()
+        if s:
+            return [], s
+        return None
 
     def jump_forward_str_state(self, helper: Tuple[List[int], str]) -> Tuple[str, int]:
         _, data = helper
@@ -154,7 +161,26 @@ class XGrammarGrammar(BaseGrammarObject):
     def jump_and_retokenize(
         self, old_output_ids: List[int], new_output_ids: List[int], next_state: int
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        k = 0
+        for i, old_id in enumerate(old_output_ids):
+            if old_id == new_output_ids[i]:
+                k = i + 1
+            else:
+                break
+
+        # rollback to the last token that is the same
+        if k < len(old_output_ids):
+            self.matcher.rollback(len(old_output_ids) - k)
+
+        for i in range(k, len(new_output_ids)):
+            if not self.matcher.accept_token(new_output_ids[i]):
+                raise ValueError(
+                    f"Token not accepted during retokenization: {new_output_ids[i]} "
+                    f"at position {i}\n"
+                    f"Old output IDs: {old_output_ids}\n"
+                    f"New output IDs: {new_output_ids}\n"
+                    f"Key string: {self.key_string}"
+                )
 
     def __repr__(self):
         return f"XGrammarGrammar({self.key_string=}, {self.accepted_tokens=}, {self.current_token=})"
@@ -217,7 +243,10 @@ class XGrammarGrammarBackend(BaseGrammarBackend):
 
     @staticmethod
     def apply_vocab_mask(logits: torch.Tensor, vocab_mask: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if logits.device.type in {"cuda", "npu", "xpu", "musa"}:
+            apply_token_bitmask_inplace_triton(logits, vocab_mask)
+        else:
+                raise RuntimeError(f"Unsupported device: {logits.device.type}")
 
     @staticmethod
     def set_token_filter(
@@ -227,9 +256,50 @@ class XGrammarGrammarBackend(BaseGrammarBackend):
         is_allowed: bool = True,
         reset_vocab_mask: bool = True,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if (vocab_mask.device.type != "cuda"):
+            set_token_filter_torch(
+                vocab_mask,
+                token_ids,
+                batch_idx,
+                is_allowed=is_allowed,
+                reset_vocab_mask=reset_vocab_mask,
+            )
+        else:
+                set_token_filter_triton(
+                    vocab_mask,
+                    token_ids,
+                    batch_idx,
+                    is_allowed=is_allowed,
+                    reset_vocab_mask=reset_vocab_mask,
+                )
 
+    @staticmethod
+    def _sanitize_structural_format(structural_format):
+        """Recursively replace missing json_schema fields with an empty schema."""
+        if not isinstance(structural_format, dict):
+            return
 
+        fmt_type = structural_format.get("type")
+        if fmt_type in {"json_schema", "qwen_xml_parameter"}:
+            if structural_format.get("json_schema") is None:
+                structural_format["json_schema"] = {}
+
+        if fmt_type == "tag":
+            XGrammarGrammarBackend._sanitize_structural_format(
+                structural_format.get("content")
+            )
+        elif fmt_type in {"sequence", "or"}:
+            for element in structural_format.get("elements", []):
+                XGrammarGrammarBackend._sanitize_structural_format(element)
+        elif fmt_type in {"triggered_tags", "tags_with_separator"}:
+            for tag in structural_format.get("tags", []):
+                XGrammarGrammarBackend._sanitize_structural_format(tag)
+
+    @staticmethod
+    def _sanitize_structural_tag_structures(structural_tag: Dict) -> None:
+        for structure in structural_tag.get("structures", []):
+            if structure.get("schema") is None:
+                structure["schema"] = {}
 
     def _from_context(
         self, ctx: CompiledGrammar, key_string: str, grammar_stats: GrammarStats
@@ -264,7 +334,12 @@ class XGrammarGrammarBackend(BaseGrammarBackend):
         return self._from_context(ctx, key_string, GrammarStats(dispatch_type="json"))
 
     def dispatch_ebnf(self, key_string: str) -> BaseGrammarObject:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        try:
+            ctx = self.grammar_compiler.compile_grammar(key_string)
+        except RuntimeError as e:
+            logger.error(f"Hit invalid ebnf: {key_string=}, {e=}")
+            return InvalidGrammarObject(str(e))
+        return self._from_context(ctx, key_string, GrammarStats(dispatch_type="ebnf"))
 
     def dispatch_regex(self, key_string: str) -> BaseGrammarObject:
         try:
@@ -275,7 +350,37 @@ class XGrammarGrammarBackend(BaseGrammarBackend):
         return self._from_context(ctx, key_string, GrammarStats(dispatch_type="regex"))
 
     def dispatch_structural_tag(self, key_string: str) -> BaseGrammarObject:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        try:
+            # TODO(dark): it's REALLY stupid to construct object from string and decode it again
+            structural_tag = json.loads(key_string)
+            if is_legacy_structural_tag(structural_tag):
+                self._sanitize_structural_tag_structures(structural_tag)
+                tags = [
+                    StructuralTagItem(
+                        begin=structure["begin"],
+                        schema=json.dumps(structure["schema"]),
+                        end=structure["end"],
+                    )
+                    for structure in structural_tag["structures"]
+                ]
+                new_tag = StructuralTag.from_legacy_structural_tag(
+                    tags, structural_tag["triggers"]
+                )
+                new_tag.format.at_least_one = structural_tag.get("at_least_one", False)
+                ctx = self.grammar_compiler.compile_structural_tag(new_tag)
+            else:
+                format_dict = structural_tag.get("format")
+                if isinstance(format_dict, dict):
+                    self._sanitize_structural_format(format_dict)
+                    structural_tag["format"] = format_dict
+                    key_string = json.dumps(structural_tag)
+                ctx = self.grammar_compiler.compile_structural_tag(key_string)
+        except (RuntimeError, json.decoder.JSONDecodeError) as e:
+            logger.error(f"Hit invalid structural_tag: {key_string=}, {e=}")
+            return InvalidGrammarObject(str(e))
+        return self._from_context(
+            ctx, key_string, GrammarStats(dispatch_type="structural_tag")
+        )
 
     def reset(self):
         super().reset()
@@ -283,7 +388,35 @@ class XGrammarGrammarBackend(BaseGrammarBackend):
 
 
 def demo_test():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from transformers import AutoConfig, AutoTokenizer
+
+    from sglang.test.test_utils import DEFAULT_MODEL_NAME_FOR_TEST
+
+    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL_NAME_FOR_TEST)
+    hf_config = AutoConfig.from_pretrained(DEFAULT_MODEL_NAME_FOR_TEST)
+
+    # Should use vocab size from model config
+    vocab_size = hf_config.vocab_size
+    eos_token_id = tokenizer.eos_token_id
+
+    backend = XGrammarGrammarBackend(
+        tokenizer, vocab_size=vocab_size, model_eos_token_ids=[eos_token_id]
+    )
+    regex = r"hello (world|there)"
+    grammar = backend.dispatch_regex(regex)
+    tokens = [
+        tokenizer.encode(t, add_special_tokens=False)[0] for t in ["hello", " world"]
+    ]
+
+    # Test termination
+    grammar.accept_token(tokens[0])  # accept "hello"
+    grammar.accept_token(tokens[1])  # accept " world"
+    grammar.accept_token(eos_token_id)  # accept EOS
+    assert grammar.is_terminated()
+
+    # Test rollback the terminated state
+    grammar.rollback(1)
+    assert not grammar.is_terminated()
 
 
 if __name__ == "__main__":

@@ -125,4 +125,9 @@ def maybe_revert_pr_fix() -> None:
 
 
 def _revert_pr_fix(pr_num: int) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if pr_num not in _PR_FIX_REVERT_YAML:
+        raise NotImplementedError(
+            f"PR #{pr_num} revert is not registered; "
+            f"available: {sorted(_PR_FIX_REVERT_YAML.keys())}"
+        )
+    apply_patches_from_config(_PR_FIX_REVERT_YAML[pr_num])

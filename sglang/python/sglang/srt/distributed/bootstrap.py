@@ -1,9 +1,11 @@
 import logging
+import os
 import time
 from typing import List, Optional
 
 import msgspec
 import torch
+import torch.distributed as dist
 
 from sglang.srt.configs.model_config import ModelConfig
 from sglang.srt.distributed import (
@@ -167,7 +169,18 @@ def _set_all_reduce_flags(*, server_args: ServerArgs) -> None:
 def _init_cpu_threads_env(
     *, tp_size: int, tp_rank: int, local_omp_cpuid: Optional[List[int]]
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if _is_cpu_amx_available or _is_cpu_arm64:
+        # Bind OpenMP threads to CPU cores
+        torch.ops.sgl_kernel.init_cpu_threads_env(local_omp_cpuid)
+
+        # Set local size to hint SGLang to use shared memory based AllReduce
+        os.environ["LOCAL_SIZE"] = str(tp_size)
+        torch.ops.sgl_kernel.initialize(tp_size, tp_rank)
+
+    else:
+        logger.warning(
+            "init_cpu_threads_env and shared memory based AllReduce is disabled, only intel amx backend and arm64 are supported"
+        )
 
 
 def _init_parallel_groups(
@@ -227,10 +240,30 @@ def _init_parallel_groups(
 
 
 def _prewarm_nccl(*, tp_size: int, pp_size: int, moe_ep_size: int) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    warmup_start = time.perf_counter()
+    tp_group_handle = get_tp_group().device_group
+
+    # Single warmup all_reduce to initialize NCCL/RCCL/HCCL communicator
+    warmup_tensor = torch.zeros(1, device=torch.cuda.current_device())
+    dist.all_reduce(warmup_tensor, group=tp_group_handle)
+    current_platform.synchronize()
+
+    warmup_elapsed = time.perf_counter() - warmup_start
+    logger.info(
+        f"NCCL/RCCL/HCCL warmup completed in {warmup_elapsed:.3f}s "
+        f"(tp_size={tp_size}, pp_size={pp_size}, ep_size={moe_ep_size})"
+    )
 
 
 def _check_tp_memory_balance(
     *, pre_model_load_memory: float, local_gpu_memory: float
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if pre_model_load_memory < local_gpu_memory * 0.9:
+        msg = "The memory capacity is unbalanced. Some GPUs may be occupied by other processes. "
+        msg += (
+            f"{pre_model_load_memory=}, {local_gpu_memory=}, {local_gpu_memory * 0.9=}"
+        )
+        if envs.SGLANG_ENABLE_TP_MEMORY_INBALANCE_CHECK.get():
+            raise RuntimeError(msg)
+        else:
+            logger.warning(msg)

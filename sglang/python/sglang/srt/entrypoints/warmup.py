@@ -28,7 +28,12 @@ async def execute_warmups(
     warmup_names: List[str],
     tokenizer_manager: TokenizerManager,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for warmup_name in warmup_names:
+        if warmup_name not in _warmup_registry:
+            logger.warning(f"Could not find custom warmup {warmup_name}")
+            continue
+        logger.info(f"Running warmup {warmup_name}")
+        await _warmup_registry[warmup_name](disaggregation_mode, tokenizer_manager)
 
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, List, Optional
@@ -32,7 +33,12 @@ logger = logging.getLogger(__name__)
 
 
 def _prefer_same_node_experts() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.elastic_ep.elastic_ep import elastic_expanded_world_enabled
+    from sglang.srt.runtime_context import get_exec
+
+    return (
+        get_exec().moe.ep_join_mode != "scale" and not elastic_expanded_world_enabled()
+    )
 
 
 def _compute_elastic_expert_layout(
@@ -40,7 +46,12 @@ def _compute_elastic_expert_layout(
     initial_ep_size: int,
     effective_ep_size: int,
 ) -> tuple[int, int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert base_num_physical_experts % initial_ep_size == 0
+    num_local_physical_experts = base_num_physical_experts // initial_ep_size
+    return (
+        num_local_physical_experts * effective_ep_size,
+        num_local_physical_experts,
+    )
 
 
 @dataclass
@@ -371,7 +382,14 @@ def format_expert_location_layout(
     metadata: Optional[ExpertLocationMetadata],
     layer_ids: Optional[Iterable[int]] = None,
 ) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if metadata is None:
+        return "<none>"
+
+    return format_physical_to_logical_map(
+        metadata.physical_to_logical_map_cpu,
+        ep_size=metadata.ep_size,
+        layer_ids=layer_ids,
+    )
 
 
 def format_expert_location_layout_diff(
@@ -379,11 +397,88 @@ def format_expert_location_layout_diff(
     new_metadata: Optional[ExpertLocationMetadata],
     layer_ids: Optional[Iterable[int]] = None,
 ) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if old_metadata is None or new_metadata is None:
+        return "<none>"
+
+    old_map = old_metadata.physical_to_logical_map_cpu
+    new_map = new_metadata.physical_to_logical_map_cpu
+    if old_map.shape != new_map.shape:
+        return f"shape_changed old_shape={tuple(old_map.shape)} new_shape={tuple(new_map.shape)}"
+
+    layer_ids = _normalize_layer_ids(layer_ids, num_layers=old_map.shape[0])
+    num_physical_experts = old_map.shape[1]
+
+    changed_by_layer = []
+    for layer_id in layer_ids:
+        num_changed = torch.count_nonzero(old_map[layer_id] != new_map[layer_id]).item()
+        if num_changed > 0:
+            changed_by_layer.append((layer_id, num_changed))
+
+    total_changed = sum(num_changed for _, num_changed in changed_by_layer)
+    total_slots = len(layer_ids) * num_physical_experts
+    lines = [f"changed_physical_slots={total_changed}/{total_slots}"]
+    if not changed_by_layer:
+        lines.append("changed_layers=[]")
+        return "\n".join(lines)
+
+    for layer_id, num_changed in changed_by_layer:
+        lines.append(f"layer={layer_id}: changed={num_changed}/{num_physical_experts}")
+    return "\n".join(lines)
 
 
+def format_physical_to_logical_map(
+    physical_to_logical_map: torch.Tensor,
+    ep_size: int,
+    layer_ids: Optional[Iterable[int]] = None,
+) -> str:
+    physical_to_logical_map = physical_to_logical_map.cpu()
+    if physical_to_logical_map.numel() == 0:
+        return "<empty>"
+
+    layer_ids = _normalize_layer_ids(
+        layer_ids, num_layers=physical_to_logical_map.shape[0]
+    )
+    num_physical_experts = physical_to_logical_map.shape[1]
+    num_local_physical_experts, remainder = divmod(num_physical_experts, ep_size)
+
+    lines = [
+        "physical_to_logical_map "
+        f"num_layers={physical_to_logical_map.shape[0]} "
+        f"num_physical_experts={num_physical_experts} "
+        f"ep_size={ep_size}"
+    ]
+    for layer_id in layer_ids:
+        row = physical_to_logical_map[layer_id].tolist()
+        if remainder != 0:
+            lines.append(
+                f"layer={layer_id}: "
+                f"physical={json.dumps(row, separators=(',', ':'))}"
+            )
+            continue
+
+        rank_chunks = []
+        for ep_rank in range(ep_size):
+            start = ep_rank * num_local_physical_experts
+            end = start + num_local_physical_experts
+            rank_chunks.append(
+                f"ep{ep_rank}={json.dumps(row[start:end], separators=(',', ':'))}"
+            )
+        lines.append(f"layer={layer_id}: " + " ".join(rank_chunks))
+
+    return "\n".join(lines)
 
 
+def _normalize_layer_ids(
+    layer_ids: Optional[Iterable[int]],
+    num_layers: int,
+) -> List[int]:
+    if layer_ids is None:
+        return list(range(num_layers))
+
+    normalized_layer_ids = [int(layer_id) for layer_id in layer_ids]
+    for layer_id in normalized_layer_ids:
+        assert 0 <= layer_id < num_layers, f"{layer_id=} {num_layers=}"
+    return normalized_layer_ids
 
 
 def get_global_expert_location_metadata():
@@ -425,7 +520,24 @@ def broadcast_global_expert_location_metadata(
     src_rank: int = 0,
     group: Optional[torch.distributed.ProcessGroup] = None,
 ) -> ExpertLocationMetadata:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_server_args
+
+    server_args = get_server_args()
+    metadata = get_global_expert_location_metadata()
+    assert metadata is not None
+
+    metadata.physical_to_logical_map = metadata.physical_to_logical_map.contiguous()
+    torch.distributed.broadcast(
+        metadata.physical_to_logical_map, src=src_rank, group=group
+    )
+    metadata = ExpertLocationMetadata.init_by_mapping(
+        server_args,
+        model_config,
+        metadata.physical_to_logical_map,
+        moe_ep_rank=moe_ep_rank,
+    )
+    set_global_expert_location_metadata(metadata, allow_overwrite=True)
+    return metadata
 
 
 def _compute_logical_to_all_physical_map(
@@ -516,13 +628,85 @@ def compute_logical_to_rank_dispatch_physical_map(
     ep_rank: int,
     seed: int = 42,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_parallel
+
+    r = random.Random(seed)
+
+    device = logical_to_all_physical_map.device
+    logical_to_all_physical_map = logical_to_all_physical_map.cpu()
+
+    num_local_gpu_physical_experts = num_physical_experts // ep_size
+    prefer_same_node = _prefer_same_node_experts()
+    num_gpus_per_node = (
+        get_parallel().ep_size // get_parallel().nnodes if prefer_same_node else None
+    )
+    num_local_node_physical_experts = (
+        num_local_gpu_physical_experts * num_gpus_per_node
+        if num_gpus_per_node is not None
+        else None
+    )
+    num_layers, num_logical_experts, _ = logical_to_all_physical_map.shape
+    dtype = logical_to_all_physical_map.dtype
+
+    result_list = [
+        [[-1] * num_logical_experts for _ in range(num_layers)] for _ in range(ep_size)
+    ]
+
+    for layer_id in range(num_layers):
+        for logical_expert_id in range(num_logical_experts):
+            candidate_physical_expert_ids = _logical_to_all_physical_raw(
+                logical_to_all_physical_map, layer_id, logical_expert_id
+            )
+
+            remaining_ranks = []
+            for moe_ep_rank in range(ep_size):
+                val = _find_nearest_expert(
+                    candidate_physical_expert_ids=candidate_physical_expert_ids,
+                    num_local_gpu_physical_experts=num_local_gpu_physical_experts,
+                    moe_ep_rank=moe_ep_rank,
+                    num_gpus_per_node=num_gpus_per_node,
+                    num_local_node_physical_experts=num_local_node_physical_experts,
+                )
+
+                result_list[moe_ep_rank][layer_id][logical_expert_id] = val
+                if val == -1:
+                    remaining_ranks.append(moe_ep_rank)
+
+            if remaining_ranks:
+                choices = _fair_choices(
+                    candidate_physical_expert_ids, k=len(remaining_ranks), r=r
+                )
+                for moe_ep_rank, choice in zip(remaining_ranks, choices, strict=True):
+                    result_list[moe_ep_rank][layer_id][logical_expert_id] = choice
+
+    logical_to_rank_dispatch_physical_map = torch.tensor(result_list, dtype=dtype)
+    assert torch.all(logical_to_rank_dispatch_physical_map != -1)
+
+    return logical_to_rank_dispatch_physical_map[ep_rank, :, :].to(device)
 
 
+def _logical_to_all_physical_raw(
+    logical_to_all_physical_map, layer_id: int, logical_expert_id: int
+) -> List[int]:
+    return [
+        physical_expert_id
+        for physical_expert_id in logical_to_all_physical_map[
+            layer_id, logical_expert_id
+        ].tolist()
+        if physical_expert_id != -1
+    ]
 
 
+def _compute_gpu_id_of_physical_expert(
+    physical_expert_id: int, num_local_gpu_physical_experts: int
+) -> int:
+    return physical_expert_id // num_local_gpu_physical_experts
 
 
+def _compute_node_id_of_physical_expert(
+    physical_expert_id: int, num_local_host_physical_experts: int
+) -> int:
+    return physical_expert_id // num_local_host_physical_experts
 
 
 def _find_nearest_expert(
@@ -532,9 +716,45 @@ def _find_nearest_expert(
     num_gpus_per_node: Optional[int],
     num_local_node_physical_experts: Optional[int],
 ) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # 1. If only one candidate, return it directly
+    if len(candidate_physical_expert_ids) == 1:
+        return candidate_physical_expert_ids[0]
+
+    # 2. Prefer same-GPU experts
+    same_gpu_physical_expert_ids = [
+        physical_expert_id
+        for physical_expert_id in candidate_physical_expert_ids
+        if _compute_gpu_id_of_physical_expert(
+            physical_expert_id, num_local_gpu_physical_experts
+        )
+        == moe_ep_rank
+    ]
+    if len(same_gpu_physical_expert_ids) > 0:
+        return same_gpu_physical_expert_ids[0]
+
+    # Prefer same-node experts only when it narrows the candidate set.
+    if num_gpus_per_node is not None and num_local_node_physical_experts is not None:
+        node_rank = moe_ep_rank // num_gpus_per_node
+        same_node_physical_expert_ids = [
+            physical_expert_id
+            for physical_expert_id in candidate_physical_expert_ids
+            if _compute_node_id_of_physical_expert(
+                physical_expert_id, num_local_node_physical_experts
+            )
+            == node_rank
+        ]
+        if 0 < len(same_node_physical_expert_ids) < len(candidate_physical_expert_ids):
+            return same_node_physical_expert_ids[0]
+
+    # 4. At last, leave it as -1 to indicate not found.
+    return -1
 
 
+def _fair_choices(arr: List, k: int, r: random.Random) -> List:
+    quotient, remainder = divmod(k, len(arr))
+    ans = arr * quotient + r.sample(arr, k=remainder)
+    r.shuffle(ans)
+    return ans
 
 
 @dataclass

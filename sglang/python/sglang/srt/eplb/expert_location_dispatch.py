@@ -105,13 +105,52 @@ def topk_ids_logical_to_physical(
 def _topk_ids_logical_to_physical_static(
     topk_ids: torch.Tensor, info: Optional[ExpertLocationDispatchInfo]
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    physical_topk_ids = info.partial_logical_to_rank_dispatch_physical_map[topk_ids]
+    if physical_topk_ids.dtype != topk_ids.dtype:
+        physical_topk_ids = physical_topk_ids.to(topk_ids.dtype)
+    return physical_topk_ids
 
 
 def _topk_ids_logical_to_physical_dynamic(
     topk_ids: torch.Tensor, info: Optional[ExpertLocationDispatchInfo]
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Spread each (token, logical expert) over that logical expert's replicas.
+
+    Under ``rank_invariant`` the replica is picked by token row rather than at
+    random: ``torch.randint`` reads the default CUDA generator, so agreement
+    across ranks would rest on their philox offsets staying aligned, which
+    nothing asserts, and it would make greedy requests non-reproducible. Both
+    pick evenly, which is the load split EPLB's placement solver assumes.
+
+    Row indexing leaves replicas unused for a single-row batch, where there is no
+    imbalance to fix anyway.
+    """
+    topk_ids_original_shape = topk_ids.shape
+    original_dtype = topk_ids.dtype
+    device = topk_ids.device
+    topk_ids = topk_ids.flatten()
+
+    num_valid = info.partial_logical_to_all_physical_map_num_valid[topk_ids]
+    if info.rank_invariant:
+        slots_per_token = (
+            topk_ids_original_shape[-1] if len(topk_ids_original_shape) > 1 else 1
+        )
+        row_index = (
+            torch.arange(topk_ids.shape[0], dtype=num_valid.dtype, device=device)
+            // slots_per_token
+        )
+        chosen_dispatch_index = row_index % num_valid
+    else:
+        chosen_dispatch_index = (
+            torch.randint(0, 65536, topk_ids.shape, dtype=torch.int32, device=device)
+            % num_valid
+        )
+    topk_ids = info.partial_logical_to_all_physical_map[topk_ids, chosen_dispatch_index]
+    if topk_ids.dtype != original_dtype:
+        topk_ids = topk_ids.to(original_dtype)
+
+    topk_ids = topk_ids.view(topk_ids_original_shape)
+    return topk_ids
 
 
 def _topk_ids_logical_to_physical_probability(
@@ -119,4 +158,17 @@ def _topk_ids_logical_to_physical_probability(
     info: ExpertLocationDispatchInfo,
     log2phy_prob: torch.Tensor,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Select physical experts via the JIT-compiled CUDA dispatch kernel.
+
+    Raises if ``topk_ids`` isn't on CUDA — the LP path requires the fused
+    kernel and there is no torch reference fallback at runtime.
+    """
+    if not topk_ids.is_cuda:
+        raise RuntimeError(
+            "LP dispatch requires CUDA tensors; got topk_ids on " f"{topk_ids.device}."
+        )
+    from sglang.kernels.ops.lplb import cuda_solver
+
+    return cuda_solver.dispatch_probability(
+        topk_ids, log2phy_prob, info.partial_logical_to_all_physical_map
+    )

@@ -46,19 +46,33 @@ _LPLB_SUPPORTED_MODEL_ARCHS: frozenset[str] = frozenset(
 
 
 def assert_lplb_supported_model(architecture: str) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if architecture not in _LPLB_SUPPORTED_MODEL_ARCHS:
+        supported = ", ".join(sorted(_LPLB_SUPPORTED_MODEL_ARCHS))
+        raise NotImplementedError(
+            f"{architecture} does not support --ep-dispatch-algorithm lp. "
+            f"Validated targets: {supported}. Other MoE families have "
+            "empty-token early returns that don't participate in the EP "
+            "all-reduce inside LPLBSolver.solve(), which would deadlock "
+            "under DP-attention."
+        )
 
 
 def get_global_lplb_solver(layer_id: int) -> Optional[LPLBSolver]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_resources
+
+    return get_resources().lplb_solvers.get(layer_id)
 
 
 def set_global_lplb_solver(layer_id: int, solver: LPLBSolver):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_resources
+
+    get_resources().lplb_solvers[layer_id] = solver
 
 
 def clear_global_lplb_solvers():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_resources
+
+    get_resources().lplb_solvers.clear()
 
 
 class LPLBSolver:
@@ -193,5 +207,79 @@ class LPLBSolver:
         )
 
     def solve(self, topk_ids: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Full LPLB pipeline: count -> all-reduce -> LP solve -> return log2phy_prob.
 
+        All EP ranks must call this method every MoE layer forward pass,
+        including empty-token ranks (which pass an empty topk_ids tensor).
+        This ensures the all-reduce collective does not deadlock under
+        DP-attention where different ranks may have different token counts.
+
+        Args:
+            topk_ids: (num_tokens, topk) int32 tensor of logical expert IDs.
+                      Can be empty (shape (0, topk)) for idle ranks.
+
+        Returns:
+            log2phy_prob: (num_logical, max_copies) float32 probability tensor.
+        """
+        device = topk_ids.device
+
+        # Step 1: Count local tokens per logical expert.
+        # topk_ids comes from the router and is by construction in
+        # [0, num_logical), so we can scatter_add directly without filtering.
+        # Boolean masking + numel() (the previous defensive form) forced a
+        # GPU->host sync on every forward pass via aten::nonzero and a
+        # tensor-shape read; scatter_add on the flattened tensor is async
+        # and a no-op when topk_ids is empty (DP-attention idle rank case).
+        local_counts = torch.zeros(self.num_logical, dtype=torch.int32, device=device)
+        flat_ids = topk_ids.flatten()
+        local_counts.scatter_add_(
+            0,
+            flat_ids.long(),
+            torch.ones_like(flat_ids, dtype=torch.int32),
+        )
+
+        # Step 2: All-reduce to get global counts across all EP ranks.
+        # All EP ranks must participate — empty-token ranks contribute zeros.
+        # After all-reduce, every rank has identical global_counts and solves
+        # the same LP independently, so no broadcast is needed.
+        # GroupCoordinator.all_reduce may be in-place (pynccl) or out-of-place
+        # (ca_comm / pymscclpp / ...) depending on tensor size; small tensors
+        # like ours (~num_logical * 4 B) typically take the out-of-place path,
+        # so we must capture the return value.
+        global_counts = local_counts.float()
+        if self.ep_group is not None:
+            global_counts = self.ep_group.all_reduce(global_counts)
+
+        # Step 3: Run LP solver
+        return self._solve(global_counts)
+
+    def _solve(self, global_counts: torch.Tensor) -> torch.Tensor:
+        """Three CUDA kernel launches replace ~14 torch ops.
+
+        Pipeline (all writes go into pre-allocated buffers from __init__):
+            prep_lp_inputs → solve_ipm → extract_log2phy_prob
+        Raises if the JIT CUDA backend is unavailable.
+        """
+        from sglang.kernels.ops.lplb import cuda_solver
+
+        cuda_solver.prep_lp_inputs(
+            self._A_full,
+            self._b,
+            self._t1,
+            global_counts,
+            self.log_single,
+            self.log_replicated,
+            self.B1,
+            self._A_base_row_sum,
+        )
+        cuda_solver.solve_ipm(self._A_full, self._b, self.c_vec, result=self._x)
+        cuda_solver.extract_log2phy_prob(
+            self._log2phy_prob,
+            self._x,
+            self._t1,
+            self.phy_single,
+            self.phy_replicated,
+            self.log2phy,
+        )
+        return self._log2phy_prob

@@ -37,7 +37,10 @@ class JsonArrayParser(BaseFormatDetector):
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]
     ) -> StreamingParseResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Streaming incremental parsing with tool validation.
+        """
+        return super().parse_streaming_increment(new_text, tools)
 
     def structure_info(self) -> callable:
         """

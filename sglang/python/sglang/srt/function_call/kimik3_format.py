@@ -25,12 +25,31 @@ _PARTIAL_MARKER_SUFFIXES = (
 
 
 def partial_suffix_len(text: str, markers: List[str]) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    best = 0
+    for marker in markers:
+        for length in range(min(len(marker) - 1, len(text)), best, -1):
+            if text.endswith(marker[:length]):
+                best = length
+                break
+    return best
 
 
 def strip_partial_marker_suffix(text: str) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for suffix in _PARTIAL_MARKER_SUFFIXES:
+        if text.endswith(suffix):
+            return text[: -len(suffix)]
+    return text
 
 
 def strip_response_wrappers(text: str) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    open_idx = text.find(RESPONSE_OPEN)
+    if open_idx != -1:
+        close_idx = text.find(RESPONSE_CLOSE, open_idx + len(RESPONSE_OPEN))
+        if close_idx != -1:
+            text = text[open_idx + len(RESPONSE_OPEN) : close_idx]
+        else:
+            text = text[open_idx + len(RESPONSE_OPEN) :]
+    else:
+        text = text.replace(RESPONSE_CLOSE, "")
+    text = text.replace(MESSAGE_CLOSE, "")
+    return strip_partial_marker_suffix(text)

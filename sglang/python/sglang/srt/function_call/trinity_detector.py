@@ -27,9 +27,17 @@ class TrinityDetector(Qwen25Detector):
         return super().has_tool_call(self._strip_think_tags(text))
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        One-time parsing: Detects and parses tool calls in the provided text.
+        """
+        return super().detect_and_parse(self._strip_think_tags(text), tools)
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]
     ) -> StreamingParseResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Streaming incremental parsing for tool calls.
+        """
+        return super().parse_streaming_increment(
+            self._strip_think_tags(new_text), tools
+        )

@@ -130,11 +130,37 @@ class CanaryEndpoint:
 
 
 def _is_sweep_tag(tag: CanaryLaunchTag) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return tag in (
+        CanaryLaunchTag.SWEEP_K_FULL,
+        CanaryLaunchTag.SWEEP_V_FULL,
+        CanaryLaunchTag.SWEEP_K_SWA,
+        CanaryLaunchTag.SWEEP_V_SWA,
+    )
 
 
+def _resolve_canary_buf(
+    *,
+    slot: str,
+    half: str,
+    group: CanaryBufferGroup,
+) -> torch.Tensor:
+    if half == "K":
+        if slot == "HEAD":
+            return group.k_head
+        return group.k_tail
+    if slot == "HEAD":
+        return group.v_head
+    return group.v_tail
 
 
+def _resolve_real_kv_sources(
+    *,
+    half: str,
+    group: CanaryBufferGroup,
+) -> tuple[RealKvSource, ...]:
+    if half == "K":
+        return group.real_kv_sources_k
+    return group.real_kv_sources_v
 
 
 _FULL_LAYOUT: tuple[tuple[CanaryLaunchTag, str, str], ...] = (
@@ -162,4 +188,33 @@ def build_endpoints_from_group(
     group: CanaryBufferGroup,
     device_state: CanaryDeviceState,
 ) -> tuple[CanaryEndpoint, ...]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Enumerate (slot × half) endpoints for one CanaryBufferGroup."""
+    pool_kind = group.kind
+    layout = _FULL_LAYOUT if pool_kind is PoolKind.FULL else _SWA_LAYOUT
+
+    endpoints: list[CanaryEndpoint] = []
+    for tag, slot, half in layout:
+        if half == "V" and not group.has_v_half:
+            continue
+
+        buf_slot = "TAIL" if slot == "SWEEP" else slot
+        canary_buf = _resolve_canary_buf(slot=buf_slot, half=half, group=group)
+        real_kv_sources = (
+            () if slot == "HEAD" else _resolve_real_kv_sources(half=half, group=group)
+        )
+        lut = group.swa_index_lut if pool_kind is PoolKind.SWA else None
+        slot_view = device_state.slot_run_counters[tag.value : tag.value + 1]
+        kernel_view = device_state.kernel_run_counters[tag.value : tag.value + 1]
+        endpoints.append(
+            CanaryEndpoint(
+                kernel_kind=tag,
+                canary_buf=canary_buf,
+                full_to_swa_index_mapping=lut,
+                real_kv_sources=real_kv_sources,
+                slot_run_counter_view=slot_view,
+                kernel_run_counter_view=kernel_view,
+                enable_chain_position_assert=device_state.enable_chain_position_assert,
+            )
+        )
+
+    return tuple(endpoints)

@@ -34,11 +34,25 @@ _HIP_SHAPE_GATE = None
 
 
 def _use_fast(hidden_size: int) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """The TMA kernel needs SM100+ (tcgen05, cp.async.bulk) and its H=7168
+    template instantiation; everything else takes the triton pipeline."""
+    global _FAST_SUPPORTED
+    if _FAST_SUPPORTED is None:
+        major, _ = torch.cuda.get_device_capability()
+        _FAST_SUPPORTED = major >= 10
+    return _FAST_SUPPORTED and hidden_size == 7168
 
 
 def _use_hip_fused(hidden_size: int, nvb: int) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """This gate picks the single-kernel ROCm Triton kernel instead of the
+    2-kernel pipeline."""
+    return False
+    global _HIP_SHAPE_GATE
+    if _HIP_SHAPE_GATE is None:
+        from sglang.kernels.ops.kimi_k3.attn_res_hip import supports_attn_res_hip
+
+        _HIP_SHAPE_GATE = supports_attn_res_hip
+    return _HIP_SHAPE_GATE(hidden_size, nvb)
 
 
 def get_cw(
@@ -46,9 +60,53 @@ def get_cw(
     norm: RMSNorm,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Cached product norm_weight ⊙ proj_weight (both [H]) in `dtype`.
+
+    Cached per dtype: the fast kernel consumes bf16 while the triton path
+    consumes fp32, and a shared slot would hand one path the other's dtype."""
+    cache = getattr(proj, "_attn_res_cw_cache", None)
+    if cache is None:
+        cache = {}
+        proj._attn_res_cw_cache = cache
+    cw = cache.get(dtype)
+    if cw is None:
+        cw = (norm.weight.float() * proj.weight.squeeze().float()).contiguous()
+        cw = cache[dtype] = cw.to(dtype)
+    return cw
 
 
+def _aggregate_fast(
+    prefix_sum: torch.Tensor,
+    bank: torch.Tensor,
+    nvb: int,
+    score_proj: ReplicatedLinear,
+    score_norm: RMSNorm,
+    out_norm: RMSNorm,
+    write_bank_row: bool = False,
+) -> torch.Tensor:
+    """Warp-specialized TMA kernel: online softmax over row chunks with the
+    output RMSNorm fused, one persistent CTA per SM, per-nvb tuned launch
+    config (GB300 benchmark winner across nvb). With write_bank_row the kernel
+    also snapshots the prefix row into bank[:, nvb, :] (bit-exact, zero extra
+    reads — the row streams through the score pass anyway)."""
+    from sglang.kernels.ops.kimi_k3.attn_res import attn_res_fused_tma
+
+    # The kernel applies one eps to both the score norm and the output norm.
+    assert score_norm.variance_epsilon == out_norm.variance_epsilon
+
+    cw = get_cw(score_proj, score_norm, dtype=torch.bfloat16)
+    out = torch.empty_like(prefix_sum)
+    attn_res_fused_tma(
+        prefix_sum,
+        bank,
+        cw,
+        out_norm.weight,
+        out,
+        nvb,
+        score_norm.variance_epsilon,
+        write_prefix=write_bank_row,
+    )
+    return out
 
 
 @triton.jit
@@ -140,12 +198,122 @@ def _combine_kernel(
     )
 
 
+def _mix_fused(
+    prefix_sum: torch.Tensor,
+    bank: torch.Tensor,
+    nvb: int,
+    score_proj: ReplicatedLinear,
+    score_norm: RMSNorm,
+) -> torch.Tensor:
+    """Triton score + combine pair: returns the pre-norm mixture."""
+    T, H = prefix_sum.shape
+    cw = get_cw(score_proj, score_norm)
+    n_h_blocks = H // _BLOCK_H
+
+    # Step 1: score each row (2D grid, full row-parallelism)
+    scores = torch.empty((T, _MAX_ROWS), dtype=torch.float32, device=prefix_sum.device)
+    _score_kernel[(T, nvb + 1)](
+        prefix_sum,
+        bank,
+        cw,
+        scores,
+        nvb,
+        score_norm.variance_epsilon,
+        prefix_sum.stride(0),
+        bank.stride(0),
+        bank.stride(1),
+        scores.stride(0),
+        H=H,
+        BLOCK_H=_BLOCK_H,
+        num_warps=8,
+    )
+
+    # Step 2: softmax + weighted sum (2D grid, full H-parallelism)
+    out = torch.empty_like(prefix_sum)
+    _combine_kernel[(T, n_h_blocks)](
+        prefix_sum,
+        bank,
+        scores,
+        out,
+        nvb,
+        prefix_sum.stride(0),
+        bank.stride(0),
+        bank.stride(1),
+        scores.stride(0),
+        out.stride(0),
+        BLOCK_H=_BLOCK_H,
+        MAX_ROWS=_MAX_ROWS,
+        num_warps=4,
+    )
+    return out
 
 
+def _aggregate_fused(
+    prefix_sum: torch.Tensor,
+    bank: torch.Tensor,
+    nvb: int,
+    score_proj: ReplicatedLinear,
+    score_norm: RMSNorm,
+    out_norm: RMSNorm,
+) -> torch.Tensor:
+    # Step 3: standard RMSNorm (sglang's optimized kernel)
+    return out_norm(_mix_fused(prefix_sum, bank, nvb, score_proj, score_norm))
 
 
+def _aggregate_hip(
+    prefix_sum: torch.Tensor,
+    addend: Optional[torch.Tensor],
+    bank: torch.Tensor,
+    nvb: int,
+    score_proj: ReplicatedLinear,
+    score_norm: RMSNorm,
+    out_norm: Optional[RMSNorm],
+    write_bank_row: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Single ROCm Triton kernel: the bank stays in registers so scoring and
+    mixing share one read, and the pending residual add, the bank snapshot and
+    the output RMSNorm all fold into the same launch. out_norm None returns the
+    pre-norm mixture instead. Returns (result, prefix)."""
+    from sglang.kernels.ops.kimi_k3.attn_res_hip import attn_res_hip
+
+    cw = get_cw(score_proj, score_norm)
+    prefix = prefix_sum if addend is None else torch.empty_like(prefix_sum)
+    out = torch.empty_like(prefix_sum)
+    attn_res_hip(
+        prefix_sum,
+        bank,
+        cw,
+        out_norm.weight if out_norm is not None else None,
+        out,
+        nvb,
+        score_norm.variance_epsilon,
+        out_norm.variance_epsilon if out_norm is not None else 0.0,
+        addend=addend,
+        prefix_out=prefix,
+        write_prefix=write_bank_row,
+    )
+    return out, prefix
 
 
+def aggregate_stream_torch(
+    prefix_sum: torch.Tensor,
+    bank: torch.Tensor,
+    nvb: int,
+    score_proj: ReplicatedLinear,
+    score_norm: RMSNorm,
+) -> torch.Tensor:
+    """Eager reference for aggregate_stream (materializes [T, R, H])."""
+    if nvb == 0:
+        return prefix_sum
+    T, H = prefix_sum.shape
+    # rows = [bank[0..nvb-1], prefix_sum]  shape [T, nvb+1, H]
+    rows = torch.cat([bank[:, :nvb, :], prefix_sum.unsqueeze(1)], dim=1)
+    R = nvb + 1
+    normed = score_norm(rows.reshape(T * R, H))
+    scores = score_proj(normed)[0].reshape(T, R)
+    probs = torch.softmax(scores.float(), dim=-1)
+    mixed = (probs.unsqueeze(-1) * rows.float()).sum(dim=1)
+    return mixed.to(prefix_sum.dtype)
 
 
 def aggregate_stream(
@@ -155,7 +323,18 @@ def aggregate_stream(
     score_proj: ReplicatedLinear,
     score_norm: RMSNorm,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Pre-norm aggregated stream value (softmax mixture, no output norm):
+    the K3 analogue of the residual stream, for dspark aux capture -- the
+    raw wire only carries the current block's running prefix."""
+    if nvb == 0:
+        return prefix_sum
+    if _use_hip_fused(prefix_sum.shape[1], nvb):
+        return _aggregate_hip(
+            prefix_sum, None, bank, nvb, score_proj, score_norm, None
+        )[0]
+    if prefix_sum.shape[1] % _BLOCK_H != 0:
+        return aggregate_stream_torch(prefix_sum, bank, nvb, score_proj, score_norm)
+    return _mix_fused(prefix_sum, bank, nvb, score_proj, score_norm)
 
 
 def _aggregate_fused_add(
@@ -168,7 +347,34 @@ def _aggregate_fused_add(
     out_norm: RMSNorm,
     write_bank_row: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Aggregation point with a pending upstream residual add: materialize
+    prefix = prefix_a + prefix_b, then aggregate. Returns (normed, prefix).
+    write_bank_row rides _aggregate (fast path only)."""
+    if _use_hip_fused(prefix_a.shape[1], nvb):
+        # The hip kernel reads the prefix row anyway, so the add folds into it.
+        return _aggregate_hip(
+            prefix_a,
+            prefix_b,
+            bank,
+            nvb,
+            score_proj,
+            score_norm,
+            out_norm,
+            write_bank_row=write_bank_row,
+        )
+    prefix = prefix_a + prefix_b
+    return (
+        _aggregate(
+            prefix,
+            bank,
+            nvb,
+            score_proj,
+            score_norm,
+            out_norm,
+            write_bank_row=write_bank_row,
+        ),
+        prefix,
+    )
 
 
 def _aggregate(
@@ -180,7 +386,36 @@ def _aggregate(
     out_norm: RMSNorm,
     write_bank_row: bool = False,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Single aggregation point: score → softmax → mix → norm.
+
+    Caller handles nvb == 0 (layer 0 attn side: just out_norm(prefix_sum)).
+    write_bank_row is fast-path only (in-kernel snapshot of the prefix row
+    into bank[:, nvb, :]); the triton path keeps the standalone .write() copy —
+    the caller (AttnResidual.forward) owns that fallback.
+    """
+    if _use_fast(prefix_sum.shape[1]):
+        return _aggregate_fast(
+            prefix_sum,
+            bank,
+            nvb,
+            score_proj,
+            score_norm,
+            out_norm,
+            write_bank_row=write_bank_row,
+        )
+    if _use_hip_fused(prefix_sum.shape[1], nvb):
+        return _aggregate_hip(
+            prefix_sum,
+            None,
+            bank,
+            nvb,
+            score_proj,
+            score_norm,
+            out_norm,
+            write_bank_row=write_bank_row,
+        )[0]
+    assert not write_bank_row, "fused bank write is fast-path only"
+    return _aggregate_fused(prefix_sum, bank, nvb, score_proj, score_norm, out_norm)
 
 
 class AttnResidual:
@@ -208,7 +443,14 @@ class AttnResidual:
             self.block_residual[:, : self.num_valid_blocks, :].copy_(block_residual)
 
     def write(self, prefix_sum: torch.Tensor, rows: Optional[slice] = None) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Snapshot the pre-attention prefix into the next bank row.
+
+        Under SP attention-residual carry each rank owns a disjoint token
+        slice, so only that slice is written and subsequently read locally.
+        """
+        bank = self.block_residual if rows is None else self.block_residual[rows]
+        bank[:, self.num_valid_blocks, :].copy_(prefix_sum)
+        self.num_valid_blocks += 1
 
     def forward(
         self,
@@ -284,5 +526,61 @@ class AttnResidual:
         rows: slice,
         write: bool = False,
     ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Fuse a local aggregation point and the following row all-gather."""
+        nvb = self.num_valid_blocks
+        if nvb == 0:
+            return None
+        if prefix_sum is not None and prefix_sum.shape != hidden_states.shape:
+            prefix_sum = prefix_sum[rows]
+        prefix = hidden_states if prefix_sum is None else prefix_sum.add(hidden_states)
+        bank = self.block_residual[rows]
+        cw = get_cw(score_proj, score_norm, dtype=torch.bfloat16)
+        assert score_norm.variance_epsilon == out_norm.variance_epsilon
+        from sglang.srt.layers import k3_sp_collective
 
+        normed = k3_sp_collective.attn_res_all_gather(
+            prefix,
+            bank,
+            cw,
+            out_norm.weight,
+            nvb,
+            score_norm.variance_epsilon,
+            write_prefix=write,
+        )
+        if normed is None:
+            return None
+        if write:
+            self.num_valid_blocks += 1
+        return normed, prefix
+
+    def forward_sp_reduce_scatter(
+        self,
+        hidden_states: torch.Tensor,
+        prefix_sum: Optional[torch.Tensor],
+        score_proj: ReplicatedLinear,
+        score_norm: RMSNorm,
+        out_norm: RMSNorm,
+        rows: slice,
+    ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """Fuse o_proj RS, the pending local prefix add, and aggregation."""
+        nvb = self.num_valid_blocks
+        if nvb == 0:
+            return None
+        local_tokens = rows.stop - rows.start
+        residual = prefix_sum
+        if residual is not None and residual.shape[0] != local_tokens:
+            residual = residual[rows]
+        bank = self.block_residual[rows]
+        cw = get_cw(score_proj, score_norm, dtype=torch.bfloat16)
+        assert score_norm.variance_epsilon == out_norm.variance_epsilon
+        from sglang.srt.layers import k3_sp_collective
+
+        return k3_sp_collective.reduce_scatter_attn_res(
+            hidden_states,
+            residual,
+            bank,
+            cw,
+            out_norm.weight,
+            nvb,
+            score_norm.variance_epsilon,
+        )

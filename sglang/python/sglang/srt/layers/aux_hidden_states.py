@@ -27,13 +27,25 @@ class AuxHiddenStatePacker:
         self._idx = 0
 
     def append(self, hidden: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        feature_size = int(hidden.shape[-1])
+        if self._buffer is None:
+            self._feature_size = feature_size
+            self._buffer = hidden.new_empty(
+                (*hidden.shape[:-1], feature_size * self._num_captures)
+            )
+        start = self._idx * self._feature_size
+        self._buffer[..., start : start + self._feature_size].copy_(hidden)
+        self._idx += 1
 
     def __len__(self) -> int:
         return self._idx
 
     def finalize(self) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return the packed buffer; callers guard the empty case on ``len()``."""
+        assert (
+            self._buffer is not None and self._idx == self._num_captures
+        ), f"captured {self._idx} of {self._num_captures} aux hidden states"
+        return self._buffer
 
 
 # What a model hands down the capture path: a plain list, or a packer writing in place.
@@ -41,4 +53,6 @@ AuxHiddenStateAccumulator = Union[List[torch.Tensor], AuxHiddenStatePacker]
 
 
 def pack_aux_hidden_states(aux_hidden_states: AuxHiddenStates) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(aux_hidden_states, torch.Tensor):
+        return aux_hidden_states
+    return torch.cat(aux_hidden_states, dim=-1)

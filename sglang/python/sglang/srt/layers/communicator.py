@@ -97,13 +97,6 @@ _use_ag_after_qlora = envs.SGLANG_USE_AG_AFTER_QLORA.get()
 
 
 
-def _fused_rmsnorm_fp8_per_token_quant(
-    hidden_states: torch.Tensor,
-    weight: torch.Tensor,
-    epsilon: float,
-    residual: Optional[torch.Tensor] = None,
-):
-    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 # TODO: According to the discussion in https://github.com/flashinfer-ai/flashinfer/issues/1223#issuecomment-3047256465
@@ -129,7 +122,18 @@ def apply_flashinfer_allreduce_fusion(batch_size: int):
 
 
 def apply_aiter_all_reduce_fusion(input_tensor: torch.Tensor):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    n = input_tensor.shape[-1]
+    total_bytes = input_tensor.numel() * input_tensor.element_size()
+    # Aiter's should_custom_ar uses <= max_size/2 (64 MB); match that boundary.
+    return (
+        _use_aiter
+        and total_bytes > 0
+        and n <= 16384
+        and total_bytes <= 8 * 1024 * 8192
+        and get_parallel().tp_size != 6
+        and not is_dp_attention_enabled()
+        and get_exec().comm.enable_aiter_allreduce_fusion
+    )
 
 
 class ScatterMode(Enum):
@@ -170,7 +174,10 @@ class AttentionInputs:
         self.qkv_latent_ = None
 
     def tp_all_gather_hidden_states(self, hidden_states, forward_batch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        total_tokens = forward_batch.input_ids.shape[0]
+        output = hidden_states.new_empty((total_tokens, hidden_states.shape[-1]))
+        get_tp_group().all_gather_into_tensor(output, hidden_states)
+        return output
 
     def fetch_qkv_latent(self):
         if self.qkv_latent_ is not None:
@@ -457,7 +464,29 @@ class LayerCommunicator:
         return hidden_states, residual
 
     def _post_attn_residual_is_read_only(self, residual: torch.Tensor) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """True if ``prepare_mlp``'s post-attention RMSNorm leaves ``residual``
+        untouched, so Eagle3 aux capture can keep its reference and skip the clone.
+
+        Only the flashinfer all-reduce-fusion path writes a fresh ``residual_out``
+        (see ``flashinfer_allreduce_residual_rmsnorm``); the aiter fused kernel and
+        every plain norm fold into ``residual`` in place. That path is reachable
+        only from the ``_gather_*`` communicate-fns, and only when they fall past
+        their input-scattered branch.
+        """
+        norm_fn = getattr(
+            self._communicate_with_all_reduce_and_layer_norm_fn,
+            "func",
+            self._communicate_with_all_reduce_and_layer_norm_fn,
+        )
+        uses_gather_norm = norm_fn in (
+            CommunicateWithAllReduceAndLayerNormFn._gather_hidden_states_and_residual,
+            CommunicateWithAllReduceAndLayerNormFn._gather_hidden_states_and_residual_moe,
+        )
+        return (
+            uses_gather_norm
+            and not get_attn_tp_context().input_scattered
+            and apply_flashinfer_allreduce_fusion(residual.shape[0])
+        )
 
     def prepare_attn(
         self,
@@ -526,7 +555,19 @@ class LayerCommunicator:
         hidden_states: torch.Tensor,
         residual: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if hidden_states.shape[0] == 0:
+            return hidden_states, hidden_states
+        assert (
+            hidden_states.shape[0] % self._context.tp_size == 0
+        ), f"Expected total tokens {hidden_states.shape[0]} % tp_size {self._context.tp_size} to be 0"
+        local_tokens = hidden_states.shape[0] // self._context.tp_size
+        output = hidden_states.new_empty(local_tokens, *hidden_states.shape[1:])
+        get_tp_group().reduce_scatter_tensor(output, hidden_states)
+        if residual is not None:
+            residual = residual.tensor_split(self._context.tp_size)[
+                self._context.tp_rank
+            ]
+        return output, residual
 
     def prepare_mlp(
         self,
@@ -706,7 +747,37 @@ class CommunicateSimpleFn:
         forward_batch: ForwardBatch,
         context: CommunicateContext,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if isinstance(hidden_states, tuple):
+            gathered_hidden_states = []
+            for local_hidden_states in hidden_states:
+                with use_symmetric_memory(
+                    get_tp_group(),
+                    disabled=not is_allocation_symmetric(),
+                ):
+                    output = torch.empty(
+                        (
+                            local_hidden_states.shape[0] * context.attn_tp_size,
+                            *local_hidden_states.shape[1:],
+                        ),
+                        dtype=local_hidden_states.dtype,
+                        device=local_hidden_states.device,
+                    )
+                attn_tp_all_gather_into_tensor(
+                    output,
+                    local_hidden_states,
+                )
+                gathered_hidden_states.append(output)
+            return tuple(gathered_hidden_states)
+
+        hidden_states, local_hidden_states = (
+            get_local_dp_buffer(get_parallel().attn_tp_group),
+            hidden_states,
+        )
+        attn_tp_all_gather_into_tensor(
+            hidden_states,
+            local_hidden_states,
+        )
+        return hidden_states
 
 
 class CommunicateWithAllReduceAndLayerNormFn:
@@ -814,7 +885,16 @@ class CommunicateWithAllReduceAndLayerNormFn:
         layernorm: torch.nn.Module,
         context: CommunicateContext,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """All-reduce hidden states inside the attention TP group, then layernorm.
+
+        Used when the dense MLP shares the attention TP group
+        (``moe_dense_tp_size > 1``): both hidden states and residual stay in
+        ``TP_ATTN_FULL`` across the boundary.
+        """
+        hidden_states = get_parallel().attn_tp_group.all_reduce(hidden_states)
+        if hidden_states.shape[0] != 0:
+            hidden_states, residual = layernorm(hidden_states, residual)
+        return hidden_states, residual
 
     @staticmethod
     def _gather_hidden_states_and_residual(
@@ -826,7 +906,76 @@ class CommunicateWithAllReduceAndLayerNormFn:
         *,
         residual_input_mode,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if get_attn_tp_context().input_scattered:
+            return CommunicateWithAllReduceAndLayerNormFn._tp_all_reduce_with_scattered_residual(
+                hidden_states,
+                residual,
+                layernorm,
+                context,
+            )
+
+        if residual_input_mode == ScatterMode.SCATTERED and context.attn_tp_size > 1:
+            residual, local_residual = (
+                get_local_dp_buffer(get_parallel().attn_tp_group),
+                residual,
+            )
+            attn_tp_all_gather_into_tensor(residual, local_residual)
+        if context.attn_dp_size != 1:
+            use_layer_norm_before_gather = (
+                context.force_layernorm_before_dp_gather or context.attn_tp_size == 1
+            )
+            if use_layer_norm_before_gather and hidden_states.shape[0] != 0:
+                if context.attn_tp_size > 1:
+                    hidden_states = attention_tensor_model_parallel_all_reduce(
+                        hidden_states
+                    )
+                with use_symmetric_memory(
+                    get_tp_group(),
+                    disabled=not is_allocation_symmetric(),
+                ):
+                    hidden_states, residual = layernorm(hidden_states, residual)
+            elif context.attn_tp_rank == 0:
+                hidden_states += residual
+
+            hidden_states, local_hidden_states = (
+                get_global_dp_buffer(get_tp_group()),
+                hidden_states,
+            )
+            if use_layer_norm_before_gather:
+                dp_gather_replicate(hidden_states, local_hidden_states, forward_batch)
+            else:
+                    dp_gather_partial(hidden_states, local_hidden_states, forward_batch)
+
+            if not use_layer_norm_before_gather:
+                dp_scatter(residual, hidden_states, forward_batch)
+                if hidden_states.shape[0] != 0:
+                    hidden_states = layernorm(hidden_states)
+        else:
+                handled = False
+                if (
+                    apply_aiter_all_reduce_fusion(hidden_states)
+                    or apply_flashinfer_allreduce_fusion(hidden_states.shape[0])
+                ) and hasattr(layernorm, "forward_with_allreduce_fusion"):
+                    hidden_states, residual = layernorm.forward_with_allreduce_fusion(
+                        hidden_states, residual, use_attn_tp_group=True
+                    )
+                    handled = True
+
+                if not handled:
+                    quantize_communications = (
+                        not forward_batch.forward_mode.is_decode_or_idle()
+                        and get_exec().comm.enable_quant_communications
+                    )
+                    if quantize_communications:
+                        hidden_states = attention_tensor_model_parallel_quant_all_reduce(
+                            hidden_states
+                        )
+                    else:
+                            hidden_states = attention_tensor_model_parallel_all_reduce(
+                                hidden_states
+                            )
+                    hidden_states, residual = layernorm(hidden_states, residual)
+        return hidden_states, residual
 
     @staticmethod
     def _scatter_hidden_states_and_residual(
@@ -838,8 +987,32 @@ class CommunicateWithAllReduceAndLayerNormFn:
         *,
         residual_input_mode,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        input_hidden_states = hidden_states
+        hidden_states = hidden_states.tensor_split(context.attn_tp_size)[
+            context.attn_tp_rank
+        ]
+        attn_tp_reduce_scatter_tensor(hidden_states, input_hidden_states)
+        if residual_input_mode == ScatterMode.TP_ATTN_FULL:
+            residual = residual.tensor_split(context.attn_tp_size)[context.attn_tp_rank]
+        if hidden_states.shape[0] != 0:
+            hidden_states, residual = layernorm(hidden_states, residual)
+        return hidden_states, residual
 
+    @staticmethod
+    def _tp_all_reduce_with_scattered_residual(
+        hidden_states: torch.Tensor,
+        residual: torch.Tensor,
+        layernorm: torch.nn.Module,
+        context: CommunicateContext,
+    ):
+        if hidden_states.shape[0] == 0:
+            return hidden_states, hidden_states
+
+        scattered_states = hidden_states.tensor_split(context.tp_size)[context.tp_rank]
+        scattered_states += residual
+        residual = tensor_model_parallel_all_reduce(hidden_states)
+        hidden_states = layernorm(residual)
+        return hidden_states, residual
 
     @staticmethod
     def _gather_hidden_states_and_residual_moe(
@@ -851,7 +1024,66 @@ class CommunicateWithAllReduceAndLayerNormFn:
         *,
         residual_input_mode,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Allgather tokens for MoE when moe_dp_size < attn_cp_size.
+
+        Steps:
+          1. Standard attn-TP all-reduce + optional DP allgather + layernorm (same as
+             _gather_hidden_states_and_residual for the dp>1 case, or simple all-reduce
+             + layernorm for dp==1).
+          2. moe_cp allgather: gather tokens from cp_per_moe CP ranks so each rank holds
+             all tokens for its MoE group.
+
+        Residual is left at TP_ATTN_FULL throughout.
+        """
+        # Early return on empty tensor is safe for MOE_CP because:
+        # - During CP extend: zigzag split guarantees all CP ranks have non-zero tokens,
+        #   so no rank hits this path while others proceed to the allgather.
+        # - During decode: moe_cp allgather is skipped (guarded by is_context_parallel_extend).
+        # - CUDA graph warmup: not applicable when --disable-piecewise-cuda-graph is used.
+        if hidden_states.shape[0] == 0:
+            return hidden_states, residual
+
+        # Step 1: Standard all-reduce/DP-allgather + layernorm (reuse existing logic).
+        hidden_states, residual = (
+            CommunicateWithAllReduceAndLayerNormFn._gather_hidden_states_and_residual(
+                hidden_states=hidden_states,
+                residual=residual,
+                forward_batch=forward_batch,
+                layernorm=layernorm,
+                context=context,
+                residual_input_mode=residual_input_mode,
+            )
+        )
+
+        # Step 2: moe_cp allgather — gather across cp_per_moe CP ranks.
+        # Only active during prefill (context-parallel extend); decode keeps existing path.
+        moe_cp_size = get_moe_cp_size()
+        if (
+            moe_cp_size > 1
+            and hidden_states.shape[0] > 0
+            and forward_batch.forward_mode.is_context_parallel_extend()
+            and forward_batch.attn_cp_metadata is not None
+        ):
+            # Zigzag split can produce unequal token counts across CP ranks
+            # (when seq_len % (cp_size * 2) != 0). NCCL allgather requires
+            # equal input sizes, so pad to the max per-rank token count.
+            per_rank_tokens = forward_batch.attn_cp_metadata.per_rank_actual_token
+            max_tokens = max(per_rank_tokens)
+            pad_size = max_tokens - hidden_states.shape[0]
+            if pad_size > 0:
+                hidden_states = torch.nn.functional.pad(
+                    hidden_states, [0, 0, 0, pad_size]
+                )
+
+            output = torch.empty(
+                (max_tokens * moe_cp_size, hidden_states.shape[1]),
+                dtype=hidden_states.dtype,
+                device=hidden_states.device,
+            )
+            moe_cp_all_gather_into_tensor(output, hidden_states)
+            hidden_states = output
+
+        return hidden_states, residual
 
 
 class CommunicateSummableTensorPairFn:
@@ -866,7 +1098,12 @@ class CommunicateSummableTensorPairFn:
         context,
         **kwargs,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return cls.get_fn(
+            hidden_states_input_mode=hidden_states_input_mode,
+            residual_input_mode=residual_input_mode,
+            output_mode=output_mode,
+            context=context,
+        )(context=context, **kwargs)
 
     @staticmethod
     def get_fn(
@@ -930,7 +1167,25 @@ class CommunicateSummableTensorPairFn:
         context: CommunicateContext,
         allow_reduce_scatter: bool = False,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if get_parallel().tp_size == get_parallel().attn_dp_size:
+            group = get_tp_group()
+        else:
+            group = get_parallel().attn_tp_group
+        hidden_states, global_hidden_states = (
+            get_local_dp_buffer(group),
+            hidden_states,
+        )
+        if should_use_dp_reduce_scatterv():
+            get_tp_group().reduce_scatterv(
+                global_hidden_states,
+                output=hidden_states,
+                sizes=get_dp_global_num_tokens(),
+            )
+        elif allow_reduce_scatter and forward_batch.dp_padding_mode.is_max_len():
+            dp_reduce_scatter_tensor(hidden_states, global_hidden_states)
+        else:
+            dp_scatter(hidden_states, global_hidden_states, forward_batch)
+        return hidden_states, residual
 
     @staticmethod
     def _gather(
@@ -940,7 +1195,17 @@ class CommunicateSummableTensorPairFn:
         context: CommunicateContext,
         **kwargs,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        hidden_states += residual
+        residual = None
+        hidden_states, local_hidden_states = (
+            get_local_dp_buffer(get_parallel().attn_tp_group),
+            hidden_states,
+        )
+        attn_tp_all_gather_into_tensor(
+            hidden_states,
+            local_hidden_states,
+        )
+        return hidden_states, residual
 
     @staticmethod
     def _scatter(
@@ -949,7 +1214,10 @@ class CommunicateSummableTensorPairFn:
         forward_batch: ForwardBatch,
         context: CommunicateContext,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert residual is None, "not yet handled residual!=None"
+        tensor_list = list(hidden_states.tensor_split(context.attn_tp_size))
+        hidden_states = tensor_list[context.attn_tp_rank]
+        return hidden_states, residual
 
     @staticmethod
     def _scatter_hidden_states_moe(
@@ -959,4 +1227,45 @@ class CommunicateSummableTensorPairFn:
         context: CommunicateContext,
         **kwargs,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Scatter MoE output back to TP_ATTN_FULL after MOE_FULL computation.
+
+        After moe_tensor_model_parallel_all_reduce (which runs unconditionally since
+        mlp_reduce_scatter=False for this path), all ranks in the moe_cp group hold the
+        full MoE result for all cp_per_moe token chunks. We simply slice out this rank's
+        CP-local portion.
+
+        If DP>1, further scatter back to the local DP slice.
+        """
+        # Only scatter back during prefill; decode was never allgathered so no-op.
+        # Safe w.r.t. empty tensors: same reasoning as _gather_hidden_states_and_residual_moe
+        # — CP extend always has non-zero tokens per rank, and decode skips this path.
+        moe_cp_size = get_moe_cp_size()
+        if (
+            moe_cp_size > 1
+            and forward_batch.forward_mode.is_context_parallel_extend()
+            and forward_batch.attn_cp_metadata is not None
+        ):
+            moe_cp_rank = get_moe_cp_rank()
+            # The allgather was padded to max_tokens_per_rank (equal chunks).
+            # Extract this rank's actual (non-padded) tokens from its chunk.
+            per_rank_tokens = forward_batch.attn_cp_metadata.per_rank_actual_token
+            max_tokens_per_rank = max(per_rank_tokens)
+            actual_local_tokens = per_rank_tokens[moe_cp_rank]
+            hidden_states = hidden_states.narrow(
+                0, moe_cp_rank * max_tokens_per_rank, actual_local_tokens
+            ).contiguous()
+
+        # DP scatter (if DP attention is enabled)
+        if context.attn_dp_size > 1:
+            if get_parallel().tp_size == get_parallel().attn_dp_size:
+                group = get_tp_group()
+            else:
+                group = get_parallel().attn_tp_group
+            hidden_states_output, global_hidden_states = (
+                get_local_dp_buffer(group),
+                hidden_states,
+            )
+            dp_scatter(hidden_states_output, global_hidden_states, forward_batch)
+            hidden_states = hidden_states_output
+
+        return hidden_states, residual

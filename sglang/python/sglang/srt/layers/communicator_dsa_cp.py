@@ -43,7 +43,10 @@ from sglang.srt.runtime_context import get_parallel
 
 
 def dsa_enable_prefill_cp():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # After using cp, the communication mode of this part changes.
+    # The three parts of prepare_attn, prepare_mlp, and postprocess_layer
+    # no longer require additional communication for reduce, scatter, etc.
+    return is_dsa_enable_prefill_cp()
 
 
 def maybe_prefetch_next_full_attention_kv(
@@ -66,11 +69,27 @@ def maybe_prefetch_next_full_attention_kv(
 
 
 def dsa_cp_gather_hidden_states(hidden_states: torch.Tensor):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    attn_dp_size = get_parallel().attn_dp_size
+    attn_tp_size = get_parallel().attn_tp_size
+    assert attn_dp_size == 1 and attn_tp_size == 1
+    hidden_states, local_hidden_states = (
+        get_local_dp_buffer(get_parallel().attn_cp_group),
+        hidden_states,
+    )
+    attn_cp_all_gather_into_tensor(hidden_states, local_hidden_states)
+    return hidden_states
 
 
 def dsa_cp_reduce_scatter_hidden_states(hidden_states: torch.Tensor):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    attn_dp_size = get_parallel().attn_dp_size
+    attn_tp_size = get_parallel().attn_tp_size
+    assert attn_dp_size == 1 and attn_tp_size == 1
+    cp_size = get_parallel().attn_cp_size
+    cp_rank = get_parallel().attn_cp_rank
+    input_hidden_states = hidden_states
+    hidden_states = hidden_states.tensor_split(cp_size)[cp_rank]
+    attn_cp_reduce_scatter_tensor(hidden_states, input_hidden_states)
+    return hidden_states
 
 
 class DSACPLayerCommunicator(LayerCommunicator):
@@ -174,7 +193,13 @@ class DSACPCommunicateWithAllReduceAndLayerNormFn(
         *,
         residual_input_mode,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if hidden_states.shape[0] != 0:
+            hidden_states, residual = layernorm(hidden_states, residual)
+        # for prefill: attn tp scattered -> full
+        # for decode: attn tp full -> full
+        if dsa_use_prefill_cp(forward_batch) or mla_use_prefill_cp(forward_batch):
+            hidden_states = dsa_cp_gather_hidden_states(hidden_states)
+        return hidden_states, residual
 
 
 class DSACPCommunicateSummableTensorPairFn(CommunicateSummableTensorPairFn):
@@ -215,4 +240,8 @@ class DSACPCommunicateSummableTensorPairFn(CommunicateSummableTensorPairFn):
         context: CommunicateContext,
         allow_reduce_scatter: bool = False,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # for prefill: full -> attn tp scattered
+        # for decode: full -> attn tp full
+        if dsa_use_prefill_cp(forward_batch) or mla_use_prefill_cp(forward_batch):
+            hidden_states = dsa_cp_reduce_scatter_hidden_states(hidden_states)
+        return hidden_states, residual

@@ -7,6 +7,7 @@ also avoids the PyTorch 2.9.1 + CuDNN < 9.15 Conv3d bug
 (https://github.com/pytorch/pytorch/issues/168167).
 """
 
+import math
 from typing import Tuple, Union
 
 import torch
@@ -25,7 +26,10 @@ _VALID_PADDING_MODES = {"zeros", "reflect", "replicate", "circular"}
 
 
 def _tuplify(val, n: int) -> tuple:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(val, (list, tuple)):
+        assert len(val) == n
+        return tuple(val)
+    return (val,) * n
 
 
 def _check_enable_linear(
@@ -35,7 +39,13 @@ def _check_enable_linear(
     dilation: tuple,
     groups: int,
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Check if conv can be replaced with unfold + F.linear."""
+    return (
+        kernel_size == stride
+        and all(p == 0 for p in padding)
+        and all(d == 1 for d in dilation)
+        and groups == 1
+    )
 
 
 def _reverse_repeat_tuple(t: tuple) -> tuple:
@@ -44,7 +54,17 @@ def _reverse_repeat_tuple(t: tuple) -> tuple:
 
 
 def _compute_same_padding_for_pad(kernel_size: tuple, dilation: tuple) -> tuple:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Compute _reversed_padding_repeated_twice for padding='same'.
+
+    This mirrors PyTorch's nn.Conv*d behavior: pre-compute the exact pad
+    amounts so that F.pad can be called before F.conv*d(padding=0).
+    """
+    pad = []
+    for k, d in zip(reversed(kernel_size), reversed(dilation)):
+        total = d * (k - 1)
+        pad.append(total // 2)
+        pad.append(total - total // 2)
+    return tuple(pad)
 
 
 def _validate_conv_args(
@@ -55,7 +75,25 @@ def _validate_conv_args(
     padding_mode: str,
     stride: tuple,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if in_channels % groups != 0:
+        raise ValueError(
+            f"in_channels ({in_channels}) must be divisible by groups ({groups})"
+        )
+    if out_channels % groups != 0:
+        raise ValueError(
+            f"out_channels ({out_channels}) must be divisible by groups ({groups})"
+        )
+    if padding_mode not in _VALID_PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {_VALID_PADDING_MODES}, got '{padding_mode}'"
+        )
+    if isinstance(padding, str):
+        if padding not in _VALID_PADDING_STRINGS:
+            raise ValueError(
+                f"padding must be one of {_VALID_PADDING_STRINGS}, got '{padding}'"
+            )
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError("padding='same' is not supported for strided convolutions")
 
 
 class Conv2dLayer(MultiPlatformOp):
@@ -118,16 +156,45 @@ class Conv2dLayer(MultiPlatformOp):
         self._reset_parameters()
 
     def _reset_parameters(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = nn.init._calculate_correct_fan(self.weight, "fan_in")
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
 
     def _forward_mulmat(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        K1, K2 = self.kernel_size
+        x = x.unfold(2, K1, K1).unfold(3, K2, K2)
+        N, _, Hp, Wp = x.shape[:4]
+        x = x.permute(0, 2, 3, 1, 4, 5).reshape(N, Hp, Wp, -1)
+        x = F.linear(x, self.weight.reshape(self.out_channels, -1), self.bias)
+        return x.permute(0, 3, 1, 2)
 
     def _forward_conv(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.padding_mode != "zeros":
+            return F.conv2d(
+                F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
+                self.weight,
+                self.bias,
+                self.stride,
+                (0, 0),
+                self.dilation,
+                self.groups,
+            )
+        return F.conv2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
 
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.enable_linear:
+            return self._forward_mulmat(x)
+        return self._forward_conv(x)
 
     def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
         if self.enable_linear:
@@ -192,19 +259,55 @@ class Conv3dLayer(MultiPlatformOp):
         self._reset_parameters()
 
     def _reset_parameters(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = nn.init._calculate_correct_fan(self.weight, "fan_in")
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
 
     def _forward_mulmat(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        K1, K2, K3 = self.kernel_size
+        x = x.unfold(2, K1, K1).unfold(3, K2, K2).unfold(4, K3, K3)
+        N, Dp, Hp, Wp = x.shape[0], x.shape[2], x.shape[3], x.shape[4]
+        x = x.permute(0, 2, 3, 4, 1, 5, 6, 7).reshape(N, Dp, Hp, Wp, -1)
+        x = F.linear(x, self.weight.reshape(self.out_channels, -1), self.bias)
+        return x.permute(0, 4, 1, 2, 3)
 
     def _forward_conv(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.padding_mode != "zeros":
+            return F.conv3d(
+                F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
+                self.weight,
+                self.bias,
+                self.stride,
+                (0, 0, 0),
+                self.dilation,
+                self.groups,
+            )
+        return F.conv3d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
 
     def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if use_intel_amx_backend(self):
+            return conv3d_embed(
+                x,
+                self.weight,
+                self.bias,
+                is_vnni=True,
+            )
+        return self.forward_native(x)
 
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.enable_linear:
+            return self._forward_mulmat(x)
+        return self._forward_conv(x)
 
     def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
         if self.enable_linear:

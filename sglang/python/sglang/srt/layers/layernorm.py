@@ -14,10 +14,12 @@
 """Fused operators for normalization layers."""
 
 import logging
+from functools import lru_cache
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from sglang.srt.batch_invariant_ops import (
     is_batch_invariant_mode_enabled,
@@ -57,6 +59,7 @@ _flashinfer_layernorm_available = False
 if _is_cuda:
     if _is_flashinfer_available:
         try:
+            import flashinfer.norm
 
             from sglang.srt.utils.custom_op import register_custom_op
 
@@ -66,7 +69,7 @@ if _is_cuda:
                 beta: torch.Tensor,
                 eps: float = 1e-6,
             ) -> torch.Tensor:
-                        raise NotImplementedError("removed by slim: never run in any recording")
+                return torch.empty_like(input)
 
             @register_custom_op(fake_impl=_layernorm_fake_impl)
             def layernorm(
@@ -75,7 +78,7 @@ if _is_cuda:
                 beta: torch.Tensor,
                 eps: float = 1e-6,
             ) -> torch.Tensor:
-                        raise NotImplementedError("removed by slim: never run in any recording")
+                return flashinfer.norm.layernorm(input, gamma, beta, eps)
 
             _flashinfer_layernorm_available = True
         except (ImportError, AttributeError):
@@ -128,6 +131,15 @@ logger = logging.getLogger(__name__)
 
 
 
+@lru_cache(maxsize=1)
+def _get_aiter_per_group_quant():
+    """Resolve aiter's per-1x128 HIP quant functor + FP8 dtype on first use.
+
+    Memoized locally (rather than cached as module-level globals) so this
+    aiter-specific state stays out of layernorm.py's shared namespace and is
+    handed to callers as explicit values instead of being read implicitly.
+    """
+    return _aiter.get_hip_quant(_aiter.QuantType.per_1x128), _aiter.dtypes.fp8
 
 
 def _forward_with_allreduce_fusion(
@@ -138,7 +150,39 @@ def _forward_with_allreduce_fusion(
     weight: torch.Tensor,
     use_attn_tp_group: bool = True,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Shared allreduce-fused RMSNorm logic usable by any norm."""
+    if residual is not None:
+        from sglang.srt.distributed import (
+            tensor_model_parallel_all_reduce,
+            tensor_model_parallel_fused_allreduce_rmsnorm,
+        )
+        from sglang.srt.layers.flashinfer_comm_fusion import (
+            flashinfer_allreduce_residual_rmsnorm,
+        )
+
+        if use_attn_tp_group:
+            world_size = get_parallel().attn_tp_size
+        else:
+            if get_parallel().moe_ep_size > 1:
+                world_size = get_parallel().moe_ep_size
+            else:
+                world_size = get_parallel().moe_tp_size
+
+        if world_size > 1:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_result = flashinfer_allreduce_residual_rmsnorm(
+                input_tensor=x,
+                residual=residual,
+                weight=weight,
+                eps=norm_module.variance_epsilon,
+                max_token_num=max(x.shape[0], 2048),
+                use_attn_tp_group=use_attn_tp_group,
+            )
+            if fused_result[0] is not None:
+                return fused_result
+
+    return norm_module.forward(x, residual, post_residual_addition)
 
 
 def _forward_with_allreduce_fusion_quant_per_group(
@@ -150,7 +194,118 @@ def _forward_with_allreduce_fusion_quant_per_group(
     use_attn_tp_group: bool = True,
     keep_bf16: bool = False,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused AR + RMSNorm + per-group FP8 quant with graceful staged fallback.
+
+    The single-kernel quantized backend dispatch is ROCm + aiter + gfx95-only.
+    Other HIP/aiter runs can still use the 2-kernel fallback below to preserve
+    the existing tuple handoff behavior.
+
+    The helper returns one of:
+
+    * ``((fp8, scale), residual)``                       when keep_bf16=False
+    * ``((bf16, fp8, scale), residual)``                 when keep_bf16=True
+    * ``None``                                           when no fusion is possible
+
+    Fallback chain (best → worst):
+
+    1. Fully-fused AR+RMSNorm+per-group-quant  (aiter single kernel).
+    2. Fused AR+RMSNorm followed by a separate per-1x128 quant
+       (two kernels, still saves the 3-kernel unfused baseline path).
+    3. ``None`` so the caller can run the generic unfused path.
+
+    ``keep_bf16`` is required for GDN-style layers that have one FP8 projection
+    (``in_proj_qkvz``) **and** one bf16 projection (``in_proj_ba``) on the
+    same normed output; without the bf16 we would have to dequantize which is
+    lossy. Standard attention layers (single FP8 ``qkv_proj``) use
+    ``keep_bf16=False``.
+    """
+    return None
+
+    from sglang.srt.distributed import (
+        tensor_model_parallel_fused_allreduce_rmsnorm,
+        tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group,
+    )
+    from sglang.srt.layers.quantization.fp8_utils import (
+        _use_aiter_bpreshuffle_gfx95 as use_bpreshuffle,
+    )
+    from sglang.srt.layers.quantization.fp8_utils import (
+        materialize_bpreshuffle_fp8_scale,
+    )
+
+    if use_attn_tp_group:
+        world_size = get_parallel().attn_tp_size
+    else:
+        if get_parallel().moe_ep_size > 1:
+            world_size = get_parallel().moe_ep_size
+        else:
+            world_size = get_parallel().moe_tp_size
+    if world_size <= 1:
+        return None
+
+    # TODO: When ROCm/aiter#3652 is available in our bundled aiter, plumb
+    # transpose_scale=use_bpreshuffle into the fused AR+RMSNorm+quant kernel
+    # and drop this explicit post-kernel scale materialization.
+    if not keep_bf16:
+        result = tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group(
+            x, residual, weight, norm_module.variance_epsilon, group_size
+        )
+        if result is not None:
+            fp8_out, residual_out, scale_out = result
+            if use_bpreshuffle:
+                scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
+            return (fp8_out, scale_out), residual_out
+
+        # Fallback: fused AR+RMSNorm then separate per-group quant.
+        fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
+            x, residual, weight, norm_module.variance_epsilon
+        )
+        if fused_result is None:
+            return None
+        bf16_out, residual_out = fused_result
+        per_1x128_quant, fp8_dtype = _get_aiter_per_group_quant()
+        fp8_out, scale_out = per_1x128_quant(
+            bf16_out,
+            quant_dtype=fp8_dtype,
+            transpose_scale=False,
+        )
+        if use_bpreshuffle:
+            scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
+        return (fp8_out, scale_out), residual_out
+
+    # keep_bf16=True: GDN path — need both an unquantized bf16 normed output
+    # (for in_proj_ba) AND (fp8, scale) (for in_proj_qkvz). Preferred path:
+    # use the fully-fused AR+RMSNorm+per-group-quant kernel with the optional
+    # bf16 side-output, so we avoid the separate per-group quant launch
+    # entirely. Fallback: fused AR+RMSNorm + separate per-group quant.
+    result = tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group(
+        x,
+        residual,
+        weight,
+        norm_module.variance_epsilon,
+        group_size,
+        emit_bf16=True,
+    )
+    if result is not None and len(result) == 4:
+        fp8_out, residual_out, scale_out, bf16_out = result
+        if use_bpreshuffle:
+            scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
+        return (bf16_out, fp8_out, scale_out), residual_out
+
+    fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
+        x, residual, weight, norm_module.variance_epsilon
+    )
+    if fused_result is None:
+        return None
+    bf16_out, residual_out = fused_result
+    per_1x128_quant, fp8_dtype = _get_aiter_per_group_quant()
+    fp8_out, scale_out = per_1x128_quant(
+        bf16_out,
+        quant_dtype=fp8_dtype,
+        transpose_scale=False,
+    )
+    if use_bpreshuffle:
+        scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
+    return (bf16_out, fp8_out, scale_out), residual_out
 
 
 class RMSNorm(MultiPlatformOp):
@@ -279,7 +434,14 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            out, _, residual_out = torch_npu.npu_add_rms_norm(
+                residual, x, self.weight.data, self.variance_epsilon
+            )
+            return out, residual_out
+        return torch_npu.npu_rms_norm(x, self.weight.data, self.variance_epsilon)[0]
 
     def forward_aiter(
         self,
@@ -287,23 +449,77 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Fix dsv4 dp attenton issue
+        # the symptom is torch.AcceleratorError: HIP error: invalid configuration argument
+        if x.shape[0] == 0:
+            if residual is not None:
+                return x, residual
+            return x
+        if self.weight.data.dtype != x.dtype:
+            # AITER's ROCm rmsnorm2d_fwd requires weight/activation dtypes to match;
+            # FP32 weight + BF16 activation yields finite-but-corrupted output on gfx950.
+            return self.forward_native(x, residual, post_residual_addition)
+        # Aiter's RMSNorm kernels expect 2D contiguous inputs. Keep the
+        # already-safe layout as a zero-copy path, and only normalize strided or
+        # higher-rank views such as Q/K slices from packed QKV projections.
+        needs_reshape = x.dim() != 2 and residual is None
+        if needs_reshape:
+            original_shape = x.shape
+            x = x.contiguous().reshape(-1, original_shape[-1])
+        elif not x.is_contiguous():
+            x = x.contiguous()
+        if is_batch_invariant_mode_enabled():
+            if (
+                residual is not None
+                or self.cast_x_before_out_mul
+                or get_exec().deterministic.rl_on_policy_target == "fsdp"
+                or (self._fused_pad_kernel is not None and self.x_pad_to_multiple > 0)
+            ):
+                return self.forward_native(x, residual, post_residual_addition)
+            out = rms_norm_batch_invariant(
+                x,
+                self.weight.data,
+                self.variance_epsilon,
+            )
+            if needs_reshape:
+                out = out.reshape(original_shape)
+            return out
+        # Fused (add +) rmsnorm + zero-pad path. Triggered when caller
+        # constructed RMSNorm with x_pad_to_multiple > 0. Output last
+        # dim is padded up; residual_out stays at original width. Used
+        # by callers (e.g. GPT-OSS MXFP4 MoE) whose immediate consumer
+        # needs a padded hidden_size — folding the pad in here removes a
+        # separate launch.
+        if self._fused_pad_kernel is not None and self.x_pad_to_multiple > 0:
+            if post_residual_addition is not None and residual is not None:
+                residual = residual + post_residual_addition
+            return self._fused_pad_kernel(
+                x,
+                self.weight.data,
+                self.variance_epsilon,
+                residual,
+                self.x_pad_to_multiple,
+            )
+        if residual is not None:
+            residual_out = torch.empty_like(x)
+            output = torch.empty_like(x)
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rms_norm(
+                output,
+                x,
+                residual,
+                residual_out,
+                self.weight.data,
+                self.variance_epsilon,
+            )
+            return output, residual_out
+        output = rms_norm(x, self.weight.data, self.variance_epsilon)
+        if needs_reshape:
+            output = output.reshape(original_shape)
+        return output
 
-    def forward_hip(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        post_residual_addition: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
-    def forward_musa(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        post_residual_addition: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_native(
         self,
@@ -311,7 +527,49 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not x.is_contiguous():
+            x = x.contiguous()
+        orig_dtype = self.override_orig_dtype or x.dtype
+        x = x.to(torch.float32)
+        if residual is not None:
+            x = x + residual.to(torch.float32)
+            if post_residual_addition is not None:
+                x = x + post_residual_addition.to(torch.float32)
+            if self.fp32_residual:
+                residual = x.clone()
+            else:
+                residual = x.to(orig_dtype)
+
+        hidden_size = x.shape[-1]
+        if hidden_size != self.hidden_size:
+            raise ValueError(
+                "Expected hidden_size to be "
+                f"{self.hidden_size}, but found: {hidden_size}"
+            )
+
+        if self.variance_size_override is None:
+            x_var = x
+        else:
+            if hidden_size < self.variance_size_override:
+                raise ValueError(
+                    "Expected hidden_size to be at least "
+                    f"{self.variance_size_override}, but found: {hidden_size}"
+                )
+
+            x_var = x[..., : self.variance_size_override]
+
+        variance = x_var.pow(2).mean(dim=-1, keepdim=True)
+        x = x * torch.rsqrt(variance + self.variance_epsilon)
+
+        if self.cast_x_before_out_mul:
+            x = self.weight * x.to(orig_dtype)
+        else:
+            x = (x * self.weight).to(orig_dtype)
+
+        if residual is None:
+            return x
+        else:
+            return x, residual
 
     def forward_cpu(
         self,
@@ -319,15 +577,20 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _is_cpu_amx_available:
+            if residual is not None:
+                if post_residual_addition is not None:
+                    residual = residual + post_residual_addition
+                torch.ops.sgl_kernel.fused_add_rmsnorm_cpu(
+                    x, residual, self.weight.data, self.variance_epsilon
+                )
+                return x, residual
+            return torch.ops.sgl_kernel.rmsnorm_cpu(
+                x, self.weight.data, self.variance_epsilon
+            )
+        else:
+            return self.forward_native(x, residual, post_residual_addition)
 
-    def forward_xpu(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        post_residual_addition: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_with_allreduce_fusion(
         self,
@@ -336,17 +599,11 @@ class RMSNorm(MultiPlatformOp):
         post_residual_addition: Optional[torch.Tensor] = None,
         use_attn_tp_group: bool = True,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Forward with allreduce fusion, prioritizing flashinfer fused operations."""
+        return _forward_with_allreduce_fusion(
+            self, x, residual, post_residual_addition, self.weight, use_attn_tp_group
+        )
 
-    def forward_with_allreduce_fusion_quant_per_group(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        group_size: int = 128,
-        use_attn_tp_group: bool = True,
-        keep_bf16: bool = False,
-    ):
-        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class LayerNorm(MultiPlatformOp):
@@ -385,25 +642,36 @@ class LayerNorm(MultiPlatformOp):
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        weight = self.weight if self.elementwise_affine else None
+        bias = self.bias if self.use_bias else None
+        orig_dtype = x.dtype
+        x = x.to(self.dtype)
+        return F.layer_norm(
+            x,
+            (self.hidden_size,),
+            weight=weight,
+            bias=bias,
+            eps=self.variance_epsilon,
+        ).to(orig_dtype)
 
-    def forward_hip(
-        self,
-        x: torch.Tensor,
-    ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.forward_native(x)
 
     def forward_cpu(
         self,
         x: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _is_cpu_amx_available:
+            bias_data = self.bias.data if self.use_bias else None
+            return torch.ops.sgl_kernel.layernorm_cpu(
+                x, self.weight.data, bias_data, self.variance_epsilon
+            )
+        else:
+            return self.forward_native(x)
 
 
 class GemmaRMSNorm(MultiPlatformOp):
@@ -424,7 +692,10 @@ class GemmaRMSNorm(MultiPlatformOp):
         self.weight.weight_loader = self._weight_loader
 
     def _weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert param.size() == loaded_weight.size()
+        param.data.copy_(loaded_weight)
+        # Keep storage stable for CUDA graphs or fused paths that capture this buffer.
+        torch.add(param.data, 1.0, out=self.gemma_weight)
 
     def _forward_impl(
         self,
@@ -432,7 +703,21 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        needs_reshape = x.dim() != 2 and residual is None
+        if needs_reshape:
+            original_shape = x.shape
+            x = x.contiguous().reshape(-1, original_shape[-1])
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            gemma_fused_add_rmsnorm(
+                x, residual, self.weight.data, self.variance_epsilon
+            )
+            return x, residual
+        out = gemma_rmsnorm(x, self.weight.data, self.variance_epsilon)
+        if needs_reshape:
+            out = out.reshape(original_shape)
+        return out
 
     def forward_native(
         self,
@@ -440,7 +725,19 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        orig_dtype = x.dtype
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            x = x + residual
+            residual = x
+
+        x = x.float()
+        variance = x.pow(2).mean(dim=-1, keepdim=True)
+        x = x * torch.rsqrt(variance + self.variance_epsilon)
+        x = x * (1.0 + self.weight.float())
+        x = x.to(orig_dtype)
+        return x if residual is None else (x, residual)
 
     def forward_cuda(
         self,
@@ -450,13 +747,6 @@ class GemmaRMSNorm(MultiPlatformOp):
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         return self._forward_impl(x, residual, post_residual_addition)
 
-    def forward_hip(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        post_residual_addition: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_cpu(
         self,
@@ -464,7 +754,18 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _is_cpu_amx_available:
+            if residual is not None:
+                if post_residual_addition is not None:
+                    residual = residual + post_residual_addition
+                torch.ops.sgl_kernel.gemma_fused_add_rmsnorm_cpu(
+                    x, residual, self.weight.data, self.variance_epsilon
+                )
+                return x, residual
+            return torch.ops.sgl_kernel.gemma_rmsnorm_cpu(
+                x, self.weight.data, self.variance_epsilon
+            )
+        return self.forward_native(x, residual, post_residual_addition)
 
     def forward_npu(
         self,
@@ -472,15 +773,19 @@ class GemmaRMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if envs.SGLANG_NPU_FORWARD_NATIVE_GEMMA_RMS_NORM.get():
+            return self.forward_native(x, residual)
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            norm_out, residual = add_gemma_rms_norm(
+                x, self.weight, residual, self.variance_epsilon
+            )
+            return norm_out, residual
 
-    def forward_xpu(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        post_residual_addition: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        x, _ = torch_npu.npu_gemma_rms_norm(x, self.weight, self.variance_epsilon)
+        return x
+
 
     def forward_with_allreduce_fusion(
         self,
@@ -489,17 +794,16 @@ class GemmaRMSNorm(MultiPlatformOp):
         post_residual_addition: Optional[torch.Tensor] = None,
         use_attn_tp_group: bool = True,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Forward with allreduce fusion; uses 1 + weight for fused kernels."""
+        return _forward_with_allreduce_fusion(
+            self,
+            x,
+            residual,
+            post_residual_addition,
+            self.gemma_weight,
+            use_attn_tp_group=True,
+        )
 
-    def forward_with_allreduce_fusion_quant_per_group(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        group_size: int = 128,
-        use_attn_tp_group: bool = True,
-        keep_bf16: bool = False,
-    ):
-        raise NotImplementedError("removed by slim: never run in any recording")
 
 
 class Gemma3RMSNorm(MultiPlatformOp):
@@ -513,10 +817,22 @@ class Gemma3RMSNorm(MultiPlatformOp):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 
     def forward_native(self, x, residual: Optional[torch.Tensor] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if residual is not None:
+            residual = x + residual
+            x = residual
+        output = self._norm(x.float())
+        # Llama does x.to(float16) * w whilst Gemma3 is (x * w).to(float16)
+        # See https://github.com/huggingface/transformers/pull/29402
+        output = output * (1.0 + self.weight.float())
+        output = output.type_as(x)
+        return output if residual is None else (output, residual)
 
     def forward_cpu(self, x, residual: Optional[torch.Tensor] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if residual is not None:
+            return self.forward_native(x, residual)
+        if _is_cpu_amx_available and x.stride(-1) == 1:
+            return torch.ops.sgl_kernel.gemma3_rmsnorm_cpu(x, self.weight, self.eps)
+        return self.forward_native(x)
 
     def forward_cuda(self, x, residual: Optional[torch.Tensor] = None):
         if residual is not None:
@@ -529,11 +845,12 @@ class Gemma3RMSNorm(MultiPlatformOp):
             return gemma_rmsnorm(x, self.weight.data, self.eps)
         return self.forward_native(x)
 
-    def forward_hip(self, x, residual: Optional[torch.Tensor] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
 
     def forward_npu(self, x, residual: Optional[torch.Tensor] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if residual is not None:
+            return self.forward_native(x, residual)
+        output, _ = torch_npu.npu_gemma_rms_norm(x, self.weight, self.eps)
+        return output
 
     def extra_repr(self):
         return f"{tuple(self.weight.shape)}, eps={self.eps}"
@@ -570,10 +887,17 @@ class Gemma4RMSNorm(MultiPlatformOp):
         return x * torch.pow(mean_squared, -0.5)
 
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        normed_output = self._norm(x.float())
+        if self.with_scale:
+            normed_output = normed_output * (self.weight.float() + self.scale_shift)
+        return normed_output.type_as(x)
 
     def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _is_cpu_amx_available:
+            return torch.ops.sgl_kernel.gemma4_rmsnorm_cpu(
+                x, self.weight.data, self.eps, self.scale_shift, self.with_scale
+            )
+        return self.forward_native(x)
 
     def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
@@ -595,10 +919,6 @@ class Gemma4RMSNorm(MultiPlatformOp):
             out = out.reshape(original_shape)
         return out
 
-    def forward_xpu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
-    def forward_hip(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
 
 

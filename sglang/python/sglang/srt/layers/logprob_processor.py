@@ -116,11 +116,51 @@ def get_token_ids_logprobs_raw(
     extend_logprob_pruned_lens_cpu: Optional[List[int]] = None,
     no_copy_to_cpu: bool = False,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    vals, idxs = [], []
+    if stage == LogprobStage.DECODE:
+        for i, token_ids in enumerate(token_ids_logprobs_list):
+            if token_ids is None:
+                vals.append([])
+                idxs.append([])
+            else:
+                token_ids_tensor = torch.tensor(token_ids, dtype=torch.long).to(
+                    logprobs.device, non_blocking=True
+                )
+                row = logprobs[i, token_ids_tensor]
+                vals.append(row if no_copy_to_cpu else row.tolist())
+                idxs.append(token_ids)
+    else:  # prefill
+        pt = 0
+        for i, (token_ids, pruned_len) in enumerate(
+            zip(token_ids_logprobs_list, extend_logprob_pruned_lens_cpu)
+        ):
+            if pruned_len <= 0:
+                vals.append([])
+                idxs.append([])
+                continue
+            if token_ids is None:
+                # The sequence's rows still occupy logprobs; step over them.
+                vals.append([])
+                idxs.append([])
+                pt += pruned_len
+                continue
+            token_ids_tensor = torch.tensor(token_ids, dtype=torch.long).to(
+                logprobs.device, non_blocking=True
+            )
+            pos_logprobs = logprobs[pt : pt + pruned_len, token_ids_tensor]
+            vals.append(pos_logprobs if no_copy_to_cpu else pos_logprobs.tolist())
+            idxs.append([token_ids for _ in range(pruned_len)])
+            pt += pruned_len
+    return vals, idxs
 
 
 def get_token_ids_logprobs(logprobs, token_ids_logprobs, no_copy_to_cpu=False):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return get_token_ids_logprobs_raw(
+        logprobs,
+        token_ids_logprobs,
+        stage=LogprobStage.DECODE,
+        no_copy_to_cpu=no_copy_to_cpu,
+    )
 
 
 def get_top_logprobs_chunk(
@@ -201,7 +241,64 @@ def get_token_ids_logprobs_chunk(
     token_ids_logprobs_idx: List,
     split_pruned_len: int = 0,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Get token_ids logprobs for each sequence in the chunk.
+
+    Args:
+        logprobs: Log probabilities tensor of shape [seq_len, vocab_size]
+        token_ids_logprobs: List of token IDs for each sequence
+        pruned_lens: List of pruned lengths for each sequence
+        token_ids_logprobs_val: List to store token logprob values
+        token_ids_logprobs_idx: List to store token indices
+        split_pruned_len: Length of pruned tokens from previous chunk
+
+    Returns:
+        int: Number of remaining tokens to process in next chunk
+    """
+    # Empty chunks still walk the slice to emit placeholder entries.
+    pt = 0
+    next_split_pruned_len = 0
+    for n, (token_ids, pruned_len) in enumerate(
+        zip(
+            token_ids_logprobs,
+            pruned_lens,
+        )
+    ):
+        # Adjust pruned length for first sequence
+        if n == 0:
+            pruned_len -= split_pruned_len
+        else:
+            split_pruned_len = 0
+
+        if pruned_len <= 0:
+            # if pruned length is less than or equal to 0,
+            # there is no token ids logprobs to process
+            token_ids_logprobs_val.append([])
+            token_ids_logprobs_idx.append([])
+            continue
+
+        # Get the token ids logprobs
+        val = []
+        idx = []
+        for j in range(pruned_len):
+            # Handle remaining tokens in next chunk if any
+            if pt + j >= logprobs.shape[0]:
+                next_split_pruned_len = split_pruned_len + j
+                break
+            if token_ids is not None:
+                val.append(logprobs[pt + j, token_ids].tolist())
+                idx.append(token_ids)
+
+        # Split-sequence continuations extend; everyone else owns a fresh
+        # (possibly empty) entry.
+        if split_pruned_len > 0:
+            token_ids_logprobs_val[-1].extend(val)
+            token_ids_logprobs_idx[-1].extend(idx)
+        else:
+            token_ids_logprobs_val.append(val)
+            token_ids_logprobs_idx.append(idx)
+
+        pt += pruned_len
+    return next_split_pruned_len
 
 
 def compute_spec_v2_logprobs(
@@ -477,7 +574,88 @@ def get_token_ids_logprobs_batch_optimized(
     logprobs: torch.Tensor,
     token_ids_logprobs: List[List[int]],
 ) -> Tuple[List, List]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Vectorized batch processing for token ID logprobs extraction.
+
+    Uses a single GPU kernel call for the entire batch instead of multiple
+    separate calls, significantly improving performance for large batches.
+
+    Args:
+        logprobs: Log probabilities tensor [batch_size, vocab_size]
+        token_ids_logprobs: List of token IDs to extract logprobs for
+
+    Example:
+        # Input: batch_size=3, vocab_size=5
+        logprobs = torch.tensor([
+            [-1.2, -2.1, -0.8, -3.0, -1.5],  # batch 0
+            [-0.5, -1.8, -2.2, -1.1, -2.7],  # batch 1
+            [-2.0, -0.9, -1.4, -2.8, -1.6],  # batch 2
+        ])
+        token_ids_logprobs = [[1, 3], [2], [0, 2, 4]]
+
+        # Output:
+        # values = [tensor([-2.1, -3.0]), tensor([-2.2]), tensor([-2.0, -1.4, -1.6])]
+        # indices = [[1, 3], [2], [0, 2, 4]]
+    """
+    batch_size = len(token_ids_logprobs)
+    device = logprobs.device
+
+    # Step 1: Calculate lengths for each request, treating None as empty list
+    # Example: [[1, 3], [2], [0, 2, 4]] -> token_lengths = tensor([2, 1, 3])
+    token_lengths = torch.tensor(
+        [len(token_ids or []) for token_ids in token_ids_logprobs], device=device
+    )
+    total_tokens = int(token_lengths.sum().item())  # 2 + 1 + 3 = 6
+
+    # Handle edge case where no tokens are requested
+    if total_tokens == 0:
+        return [logprobs.new_empty(0) for _ in token_ids_logprobs], [
+            [] for _ in token_ids_logprobs
+        ]
+
+    # Step 2: Build flattened indices using torch operations
+    # Example: row_indices = [0, 0, 1, 2, 2, 2] (batch indices repeated by their lengths)
+    row_indices = torch.repeat_interleave(
+        torch.arange(batch_size, device=device), token_lengths
+    )
+    # Example: col_indices = [1, 3, 2, 0, 2, 4] (flattened token IDs from all requests)
+    col_indices = torch.tensor(
+        [
+            token_id
+            for token_ids in token_ids_logprobs
+            for token_id in (token_ids or [])
+        ],
+        device=device,
+        dtype=torch.long,
+    )
+
+    # Step 3: Single vectorized gather operation
+    # Example: logprobs[row_indices, col_indices] -> [-2.1, -3.0, -2.2, -2.0, -1.4, -1.6]
+    gathered_logprobs = logprobs[row_indices, col_indices]
+
+    # Step 4: Split results back per request using torch operations
+    # Example: split tensor [6] into chunks of sizes [2, 1, 3] -> [tensor(2), tensor(1), tensor(3)]
+    split_logprobs = torch.split_with_sizes(
+        gathered_logprobs, token_lengths.tolist(), dim=0
+    )
+
+    # Step 5: Format output to match expected return structure
+    # Example: Convert split tensors back to list format with proper empty handling
+    # i=0: [1,3] -> append split_logprobs[0] and [1,3]
+    # i=1: [2] -> append split_logprobs[1] and [2]
+    # i=2: [0,2,4] -> append split_logprobs[2] and [0,2,4]
+    output_token_ids_logprobs_val = []
+    output_token_ids_logprobs_idx = []
+
+    for i, token_ids in enumerate(token_ids_logprobs):
+        if token_ids is not None and len(token_ids) > 0:
+            output_token_ids_logprobs_val.append(split_logprobs[i])
+            output_token_ids_logprobs_idx.append(token_ids)
+        else:
+            output_token_ids_logprobs_val.append(logprobs.new_empty(0))
+            output_token_ids_logprobs_idx.append([])
+
+    return output_token_ids_logprobs_val, output_token_ids_logprobs_idx
 
 
 class OutputLogprobProcessor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import torch
 import torch.nn as nn
@@ -49,9 +49,69 @@ def pool_hidden_states(
     hidden_states: torch.Tensor,
     forward_batch: ForwardBatch,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Pool hidden_states by PoolingType (LAST/CLS/MEAN).
+
+    Raw pooling only — no normalize, no dim truncation.
+    Returns shape (batch_size, hidden_size).
+    """
+    if pooling_type == PoolingType.LAST:
+        last_token_indices = torch.cumsum(forward_batch.extend_seq_lens, dim=0) - 1
+        return hidden_states[last_token_indices]
+    elif pooling_type == PoolingType.CLS:
+        prompt_lens = forward_batch.extend_seq_lens
+        first_token_flat_indices = torch.zeros_like(prompt_lens)
+        first_token_flat_indices[1:] += torch.cumsum(prompt_lens, dim=0)[:-1]
+        return hidden_states[first_token_flat_indices]
+    elif pooling_type == PoolingType.MEAN:
+        prompt_lens = forward_batch.extend_seq_lens
+        end_indices = torch.cumsum(prompt_lens, dim=0) - 1
+        cumulative_hidden_states = torch.cumsum(hidden_states, dim=0)
+        sums = cumulative_hidden_states[end_indices]
+        preceding_sums = torch.zeros_like(sums)
+        preceding_sums[1:] = cumulative_hidden_states[end_indices[:-1]]
+        return (sums - preceding_sums) / prompt_lens.unsqueeze(-1)
+    else:
+        raise ValueError(f"Unsupported pooling type: {pooling_type}")
 
 
+def pool_at_delimiter_positions(
+    data: torch.Tensor,
+    forward_batch: ForwardBatch,
+    device: torch.device,
+) -> List[torch.Tensor]:
+    """Pool a tensor at the position before each MIS delimiter for every request.
+
+    Uses pre-computed delimiter indices from ForwardBatch (CPU tensors),
+    moves to GPU with non_blocking=True to avoid CUDA syncs.
+
+    Args:
+        data: 2-D tensor [total_tokens, dim] — hidden states or logits.
+        forward_batch: Forward batch with extend_seq_lens_cpu and
+                       multi_item_delimiter_indices populated.
+        device: Device for the index tensor.
+
+    Returns:
+        One tensor per request, shaped [num_delimiters, dim].
+    """
+    all_index_tensors: List[torch.Tensor] = []
+    delim_counts: List[int] = []
+    offset = 0
+    for req_idx, req_seq_len in enumerate(forward_batch.extend_seq_lens_cpu):
+        indices_tensor = forward_batch.multi_item_delimiter_indices[req_idx]
+        n = len(indices_tensor)
+        if n > 0:
+            # Note: if the first delimiter is at position 0 (empty query),
+            # indices - 1 wraps to -1. This is harmless — the first delimiter
+            # entry is always discarded by _process_multi_item_scoring_results.
+            all_index_tensors.append(indices_tensor + (offset - 1))
+        delim_counts.append(n)
+        offset += req_seq_len
+
+    if all_index_tensors:
+        index_tensor = torch.cat(all_index_tensors).to(device, non_blocking=True)
+    else:
+        index_tensor = torch.tensor([], dtype=torch.long, device=device)
+    return list(data[index_tensor].split(delim_counts))
 
 
 def score_and_pool(
@@ -61,7 +121,48 @@ def score_and_pool(
     forward_batch: ForwardBatch,
     input_ids: torch.Tensor,
 ) -> EmbeddingPoolerOutput:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Apply a classification/score head with MIS and pooled-hidden-states support.
+
+    MIS path (pre-computed delimiter indices on forward_batch): extract hidden
+    states at positions just before each delimiter, apply the score head, then
+    split per-request.
+
+    Standard path: pool hidden states, then apply the score head.
+
+    When ``forward_batch.return_pooled_hidden_states`` is True, the raw pooled
+    hidden states (before the score head) are included in the output.
+    """
+    if (
+        forward_batch.multi_item_delimiter_indices is not None
+        and forward_batch.is_prefill_only
+    ):
+        # Pool hidden states at pre-delimiter positions, score only those —
+        # avoids wasting compute on tokens that never contribute to the output.
+        # pool_at_delimiter_positions returns one tensor per request; we concat
+        # to call score_head once, then split back per request.
+        per_request_phs = pool_at_delimiter_positions(
+            hidden_states, forward_batch, input_ids.device
+        )
+        phs_flat = torch.cat(per_request_phs, dim=0)
+        scores_flat = score_head(phs_flat)
+        delim_counts = [t.shape[0] for t in per_request_phs]
+        per_request_scores = list(scores_flat.split(delim_counts))
+        return EmbeddingPoolerOutput(
+            embeddings=per_request_scores,
+            pooled_hidden_states=(
+                per_request_phs if forward_batch.return_pooled_hidden_states else None
+            ),
+        )
+
+    # Standard classification path: pool hidden states, then score.
+    pooled_hs = pool_hidden_states(pooler.pooling_type, hidden_states, forward_batch)
+    scores = score_head(pooled_hs)
+    return EmbeddingPoolerOutput(
+        embeddings=scores,
+        pooled_hidden_states=(
+            pooled_hs if forward_batch.return_pooled_hidden_states else None
+        ),
+    )
 
 
 class Pooler(nn.Module):

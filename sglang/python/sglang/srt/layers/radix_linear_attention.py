@@ -130,7 +130,31 @@ def unified_linear_attention_with_output(
     output: torch.Tensor,
     layer_id: int,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Custom op wrapper for linear attention computation only.
+    """
+    context = get_tc_piecewise_forward_context()
+    forward_batch = context.forward_batch
+    attention_layers = context.attention_layers
+    attention_layer = attention_layers[layer_id]
+    real_num_tokens = forward_batch.num_token_non_padded_cpu
+
+    original_out_cache_loc = forward_batch.out_cache_loc
+    # Keep the original ForwardBatch object and only narrow cache locations for
+    # this backend call so model/backend state is still written to the same batch.
+    forward_batch.out_cache_loc = original_out_cache_loc[:real_num_tokens]
+
+    ret = get_attn_backend().forward(
+        layer=attention_layer,
+        forward_batch=forward_batch,
+        mixed_qkv=mixed_qkv[:real_num_tokens],
+        a=a[:real_num_tokens],
+        b=b[:real_num_tokens],
+    )
+    forward_batch.out_cache_loc = original_out_cache_loc
+
+    output[:, :real_num_tokens].copy_(ret)
+    return
 
 
 bcg_unified_linear_attention_with_output = eager_on_graph(True)(

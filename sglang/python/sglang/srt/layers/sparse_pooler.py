@@ -93,4 +93,6 @@ class SparsePooler(nn.Module):
         return SparseEmbeddingOutput(embeddings=sparse_embedding)
 
     def load_weights(self, state_dict: dict):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Load weights from state dict (called by the model)."""
+        self.sparse_linear.load_state_dict(state_dict)
+        self._weights_loaded = True

@@ -14,7 +14,8 @@ def proj_filter(
     module: torch.nn.Module,
     fqn: str,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Filter function for quantizing projection layers."""
+    return "proj" in fqn
 
 
 # TODO: implement a more general filter function
@@ -22,7 +23,10 @@ def proj_filter_conv3d(
     module: torch.nn.Module,
     fqn: str,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(module, torch.nn.Conv3d):
+        logger.warning(f"Quantize: skipping {fqn} because it's a Conv3d")
+        return False
+    return "proj" in fqn
 
 
 def apply_torchao_config_to_model(

@@ -14,7 +14,13 @@ ctx = ZeroCopyContext()
 
 @contextlib.contextmanager
 def set_moe_output(out: torch.Tensor) -> Iterator[None]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Publish `out` as the MoE runner's output destination for the block."""
+    old_output = ctx.moe_output
+    msgspec.structs.force_setattr(ctx, "moe_output", out)
+    try:
+        yield
+    finally:
+        msgspec.structs.force_setattr(ctx, "moe_output", old_output)
 
 
 def get_moe_output(ref: torch.Tensor) -> Optional[torch.Tensor]:
@@ -25,7 +31,20 @@ def get_moe_output(ref: torch.Tensor) -> Optional[torch.Tensor]:
 def get_moe_output_spec(
     shape: torch.Size, dtype: torch.dtype, device: torch.device
 ) -> Optional[torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Spec form of get_moe_output for callers that would otherwise have to
+    materialize a reference tensor just for the match (e.g. the trtllm-gen
+    runner, whose activation input is fp4-packed and shaped differently
+    from its output)."""
+    out = ctx.moe_output
+    if (
+        out is not None
+        and out.shape == shape
+        and out.dtype == dtype
+        and out.device == device
+        and out.is_contiguous()
+    ):
+        return out
+    return None
 
 
 __all__ = [

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from typing import Callable, Generic, List, Optional, TypeVar
 
@@ -56,7 +57,26 @@ class FanOutCommunicator(Generic[T]):
             return result_values
 
     async def watching_call(self, obj):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._result_event is None:
+            assert self._result_values is None
+            self._result_values = []
+            self._result_event = asyncio.Event()
+            self._result_fan_out = self._fan_out
+
+            if obj is not None:
+                self._send(obj)
+
+        # Capture local refs before await -- after event fires, the first
+        # awakened coroutine clears shared state; later awaiters use local refs.
+        values = self._result_values
+        event = self._result_event
+        await event.wait()
+
+        result_values = copy.deepcopy(values)
+        if self._result_event is event:
+            self._result_event = self._result_values = None
+            self._result_fan_out = None
+        return result_values
 
     async def __call__(self, obj):
         if self._mode == "queueing":
@@ -64,6 +84,8 @@ class FanOutCommunicator(Generic[T]):
         else:
             return await self.watching_call(obj)
 
+    def set_fan_out(self, fan_out: int):
+        self._fan_out = fan_out
 
     def handle_recv(self, recv_obj: T):
         if (
@@ -80,3 +102,9 @@ class FanOutCommunicator(Generic[T]):
         if len(self._result_values) == self._result_fan_out:
             self._result_event.set()
 
+    @staticmethod
+    def merge_results(results):
+        all_success = all([r.success for r in results])
+        all_message = [r.message for r in results]
+        all_message = " | ".join(all_message)
+        return all_success, all_message

@@ -1274,7 +1274,32 @@ def build_flat_input_top_logprobs_arrays(
     input_top_logprobs_idx: List[Optional[List[int]]],
     top_logprobs_num: int,
 ) -> Tuple[np.ndarray, np.ndarray, int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Convert nested per-position prompt top logprob rows into the flat
+    arrays of the `return_flat_raw_top_logprobs` response format.
+
+    Returns (float32 values [rows, k], int32 token ids [rows, k],
+    null_prefix). The leading null rows are counted into null_prefix and
+    excluded from the arrays. Raises ValueError when the rows are not
+    representable by (shape, null_prefix): interior nulls or ragged k,
+    e.g. multi-item scoring.
+    """
+    num_rows = len(input_top_logprobs_val)
+    null_prefix = 0
+    while null_prefix < num_rows and not input_top_logprobs_val[null_prefix]:
+        null_prefix += 1
+    val_rows = input_top_logprobs_val[null_prefix:]
+    idx_rows = input_top_logprobs_idx[null_prefix:]
+    k = len(val_rows[0]) if val_rows else top_logprobs_num
+    for offset, row in enumerate(val_rows):
+        if row is None or len(row) != k:
+            raise ValueError(
+                "return_flat_raw_top_logprobs requires rectangular top logprob "
+                f"rows with nulls only in the leading prefix; row {null_prefix + offset} "
+                f"has {None if row is None else len(row)} entries (expected {k})."
+            )
+    val_arr = np.asarray(val_rows, dtype=np.float32).reshape(len(val_rows), k)
+    idx_arr = np.asarray(idx_rows, dtype=np.int32).reshape(len(idx_rows), k)
+    return val_arr, idx_arr, null_prefix
 
 
 class BatchTokenIDOutput(BaseBatchReq, kw_only=True):
@@ -2096,7 +2121,12 @@ class LoadLoRAAdapterReqInput(BaseReq, kw_only=True):
     lora_id: Optional[str] = None
 
     def to_ref(self) -> LoRARef:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return LoRARef(
+            lora_id=self.lora_id,
+            lora_name=self.lora_name,
+            lora_path=self.lora_path,
+            pinned=self.pinned,
+        )
 
 
 class UnloadLoRAAdapterReqInput(BaseReq, kw_only=True):
@@ -2106,7 +2136,10 @@ class UnloadLoRAAdapterReqInput(BaseReq, kw_only=True):
     lora_id: Optional[str] = None
 
     def to_ref(self) -> LoRARef:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return LoRARef(
+            lora_id=self.lora_id,
+            lora_name=self.lora_name,
+        )
 
 
 class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
@@ -2125,7 +2158,12 @@ class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
     expected_checksums: Optional[Dict[str, str]] = None
 
     def to_ref(self) -> LoRARef:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return LoRARef(
+            lora_id=self.lora_id,
+            lora_name=self.lora_name,
+            lora_path="__tensor__",
+            pinned=self.pinned,
+        )
 
 
 class LoRAUpdateOutput(BaseReq, kw_only=True):
@@ -2221,11 +2259,50 @@ def unwrap_from_pickle(obj: Optional[object]) -> Optional[object]:
 
 
 def enc_hook(obj: Any) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(obj, array):
+        return (obj.typecode, obj.tobytes())
+    elif isinstance(obj, torch.Tensor):
+        tensor_dtype = str(obj.dtype).removeprefix("torch.")
+        raw_data = (
+            obj.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+        return (obj.shape, tensor_dtype, raw_data)
+    elif isinstance(obj, np.ndarray):
+        raw_data = np.ascontiguousarray(obj).reshape(-1).view(np.uint8).data
+        return (obj.shape, obj.dtype.str, raw_data)
+    elif isinstance(obj, np.floating):
+        return float(obj)
+    else:
+        raise TypeError(
+            f"Cannot msgpack encode object of type {type(obj)} with enc_hook. "
+            "Use an explicit PickleWrapper field via wrap_as_pickle(...) for "
+            "arbitrary payloads, or add a dedicated enc_hook/dec_hook branch "
+            "for this transport type."
+        )
 
 
 def dec_hook(tp: Type, obj: Any) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if tp is array:
+        typecode, raw_data = obj
+        res = array(typecode)
+        res.frombytes(raw_data)
+        return res
+    elif tp is torch.Tensor:
+        shape, dtype, data = obj
+        tensor_dtype = getattr(torch, dtype)
+        if len(data) == 0:
+            return torch.empty(shape, dtype=tensor_dtype)
+        return torch.frombuffer(bytearray(data), dtype=tensor_dtype).reshape(shape)
+    elif tp is np.ndarray:
+        shape, dtype, data = obj
+        return np.frombuffer(data, dtype=np.dtype(dtype)).copy().reshape(shape)
+    else:
+        raise TypeError(
+            f"Cannot msgpack decode object of type {type(obj)} as {tp} with "
+            "dec_hook. Use an explicit PickleWrapper field via wrap_as_pickle(...) "
+            "and unwrap_from_pickle(...) for arbitrary payloads, or add a "
+            "dedicated enc_hook/dec_hook branch for this transport type."
+        )
 
 
 _struct_types = tuple(
@@ -2253,11 +2330,24 @@ def hook_custom_types(*new_types: Type):
 
 
 def _maybe_wrap_pickle(obj: Any) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(obj, (msgspec.Struct, *_primitive_types)):
+        return obj
+
+    raise TypeError(
+        f"Cannot serialize object of type {type(obj)} over msgpack IPC. "
+        "Add a precise msgspec-compatible type, or use an explicit PickleWrapper "
+        "field via wrap_as_pickle(...) for the opaque payload."
+    )
 
 
 def _maybe_unwrap_pickle(obj: Any) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(obj, PickleWrapper):
+        obj = pickle.loads(obj.data)
+        if envs.SGLANG_LOG_PICKLE_IPC_OBJECTS.get():
+            logger.info(f"Object of type {type(obj)} is unwrapped from PickleWrapper.")
+        return obj
+
+    return obj
 
 
 def msgpack_encode(obj: Any) -> bytes:
@@ -2285,7 +2375,11 @@ def sock_recv(socket: zmq.Socket, flags: int = 0) -> Any:
 
 
 async def async_sock_send(socket: zmq.asyncio.Socket, obj: Any, flags: int = 0) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if _USE_PICKLE_IPC:
+        await socket.send_pyobj(obj, flags=flags, protocol=pickle.HIGHEST_PROTOCOL)
+        return
+
+    await socket.send(msgpack_encode(obj), flags=flags)
 
 
 async def async_sock_recv(socket: zmq.asyncio.Socket, flags: int = 0) -> Any:

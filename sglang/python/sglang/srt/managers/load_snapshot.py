@@ -78,7 +78,16 @@ _LOAD_AWARE_METHODS = frozenset({"total_requests", "total_tokens"})
 
 
 def _tokenizer_load_snapshot_owner_caller(server_args) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """The caller that plays the tokenizer-side zmq owner role.
+
+    In multi-tokenizer mode (``tokenizer_worker_num > 1``) there are N
+    independent ``TokenizerWorker`` processes that would all try to bind the
+    same zmq PULL endpoint.  Instead, the single ``MultiTokenizerRouter``
+    process owns the socket (polls zmq -> SHM) and every worker reads SHM.
+    """
+    if server_args.tokenizer_worker_num > 1:
+        return "MultiTokenizerRouter"
+    return "TokenizerManager"
 
 
 def zmq_reader_owner(server_args, caller: str) -> bool:
@@ -386,7 +395,15 @@ class ZmqLoadSnapshotWriter:
         self._socket.connect(endpoint)
 
     def write(self, snapshot: LoadSnapshot) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if snapshot.dp_rank != self.dp_rank:
+            raise ValueError(
+                f"snapshot dp_rank={snapshot.dp_rank} does not match "
+                f"writer dp_rank={self.dp_rank}"
+            )
+        try:
+            self._socket.send(snapshot_encoder.encode(snapshot), self._zmq.NOBLOCK)
+        except self._zmq.Again:
+            pass
 
     def close(self) -> None:
         self._socket.close()
@@ -451,14 +468,51 @@ class ShmLoadSnapshotReader:
         return True
 
     def read(self, dp_rank: int) -> Optional[LoadSnapshot]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if dp_rank < 0 or dp_rank >= self.dp_size:
+            return None
+        if not self._attach():
+            return None
 
+        assert self.fd is not None
+        with file_lock(self.fd, fcntl.LOCK_SH):
+            return self._read_slot(dp_rank)
+
+    def _read_slot(self, dp_rank: int) -> Optional[LoadSnapshot]:
+        assert self.mmap is not None
+        offset = slot_offset(dp_rank, self.slot_size)
+        (payload_len,) = SLOT_LEN_STRUCT.unpack_from(self.mmap, offset)
+        max_payload_size = self.slot_size - SLOT_LEN_STRUCT.size
+        if payload_len == 0 or payload_len > max_payload_size:
+            return None
+
+        payload_start = offset + SLOT_LEN_STRUCT.size
+        payload_end = payload_start + payload_len
+        try:
+            return snapshot_decoder.decode(self.mmap[payload_start:payload_end])
+        except Exception as e:
+            logger.debug("load snapshot decode failed for rank %s: %s", dp_rank, e)
+            return None
 
     def read_all(self) -> list[LoadSnapshot]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._attach():
+            return []
+
+        assert self.fd is not None
+        with file_lock(self.fd, fcntl.LOCK_SH):
+            loads = []
+            for r in range(self.dp_size):
+                load = self._read_slot(r)
+                if load is not None:
+                    loads.append(load)
+            return loads
 
     def close(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.mmap is not None:
+            self.mmap.close()
+            self.mmap = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class ZmqShmLoadSnapshotReader:
@@ -487,11 +541,47 @@ class ZmqShmLoadSnapshotReader:
         self._shm_writers: dict[int, ShmLoadSnapshotWriter] = {}
 
     def _poll(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Drain zmq messages and write latest per dp_rank to SHM."""
+        latest: dict[int, LoadSnapshot] = {}
+        while True:
+            try:
+                data = self._socket.recv(self._zmq.NOBLOCK)
+            except self._zmq.Again:
+                break
+            try:
+                snapshot = snapshot_decoder.decode(data)
+                if 0 <= snapshot.dp_rank < self.dp_size:
+                    latest[snapshot.dp_rank] = snapshot
+            except Exception as e:
+                logger.warning("load snapshot zmq decode failed: %s", e)
 
+        for dp_rank, snapshot in latest.items():
+            if dp_rank not in self._shm_writers:
+                self._shm_writers[dp_rank] = ShmLoadSnapshotWriter(
+                    self._shm_path, self.dp_size, dp_rank
+                )
+            try:
+                self._shm_writers[dp_rank].write(snapshot)
+            except Exception as e:
+                logger.warning(
+                    "load snapshot shm write failed for rank %d: %s", dp_rank, e
+                )
+
+    def fileno(self) -> int:
+        """Edge-triggered fd that becomes readable when zmq messages arrive.
+
+        Lets an owner process register the reader with an event loop and drain
+        it via ``poll()`` instead of polling on a timer.
+        """
+        return self._socket.getsockopt(self._zmq.FD)
 
     def poll(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Drain the zmq PULL socket into SHM.
+
+        Public entry point so an owner process (e.g. MultiTokenizerRouter) can
+        keep SHM fresh without touching internals.
+        """
+        self._poll()
 
     def read(self, dp_rank: int) -> Optional[LoadSnapshot]:
         self._poll()
@@ -502,7 +592,16 @@ class ZmqShmLoadSnapshotReader:
         return self._shm_reader.read_all()
 
     def close(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for w in self._shm_writers.values():
+            w.close()
+        self._shm_writers.clear()
+        self._shm_reader.close()
+        self._socket.close()
+        if self._endpoint.startswith("ipc://"):
+            try:
+                os.unlink(self._endpoint[len("ipc://") :])
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------------------
@@ -511,7 +610,20 @@ class ZmqShmLoadSnapshotReader:
 
 
 def _zmq_addr_for(port_args) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return the zmq PUSH/PULL address from PortArgs.
+
+    For dp_attention (TCP mode), uses the ``load_collector_ipc_name`` field
+    stored in PortArgs.  For single-node IPC (env-var override), derives
+    a deterministic IPC path from ``instance_id``.
+    """
+    ipc_name = getattr(port_args, "load_collector_ipc_name", "")
+    if ipc_name:
+        return ipc_name
+    safe = "".join(
+        c if c.isalnum() or c in "._-" else "_" for c in port_args.instance_id
+    )
+    digest = hashlib.blake2s(port_args.instance_id.encode(), digest_size=4).hexdigest()
+    return f"ipc:///tmp/sglang_load_collector_{safe}_{digest}.sock"
 
 
 def create_load_snapshot_writer(

@@ -96,7 +96,10 @@ class BaseTpWorker(ABC):
         return self.model_runner.is_hybrid_swa
 
     def get_tokens_per_layer_info(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return (
+            self.model_runner.full_max_total_num_tokens,
+            self.model_runner.swa_max_total_num_tokens,
+        )
 
     @property
     def graph_memory_usage(self) -> dict[str, float]:
@@ -125,38 +128,101 @@ class BaseTpWorker(ABC):
         )
 
     def update_weights_from_disk(self, recv_req: UpdateWeightFromDiskReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = self.model_runner.weight_updater.update_weights_from_disk(
+            recv_req.model_path,
+            recv_req.load_format,
+            recapture_cuda_graph=recv_req.recapture_cuda_graph,
+        )
+        return success, message
 
     def init_weights_update_group(self, recv_req: InitWeightsUpdateGroupReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = self.model_runner.weight_updater.init_weights_update_group(
+            recv_req.master_address,
+            recv_req.master_port,
+            recv_req.rank_offset,
+            recv_req.world_size,
+            recv_req.group_name,
+            recv_req.backend,
+        )
+        return success, message
 
     def destroy_weights_update_group(self, recv_req: DestroyWeightsUpdateGroupReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = (
+            self.model_runner.weight_updater.destroy_weights_update_group(
+                recv_req.group_name,
+            )
+        )
+        return success, message
 
     def init_weights_send_group_for_remote_instance(
         self, recv_req: InitWeightsSendGroupForRemoteInstanceReqInput
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = (
+            self.model_runner.weight_exporter.init_weights_send_group_for_remote_instance(
+                recv_req.master_address,
+                recv_req.ports,
+                recv_req.group_rank,
+                recv_req.world_size,
+                recv_req.group_name,
+                recv_req.backend,
+            )
+        )
+        return success, message
 
     def send_weights_to_remote_instance(
         self, recv_req: SendWeightsToRemoteInstanceReqInput
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = (
+            self.model_runner.weight_exporter.send_weights_to_remote_instance(
+                recv_req.master_address,
+                recv_req.ports,
+                recv_req.group_name,
+            )
+        )
+        return success, message
 
     def update_weights_from_distributed(
         self, recv_req: UpdateWeightsFromDistributedReqInput
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = (
+            self.model_runner.weight_updater.update_weights_from_distributed(
+                recv_req.names,
+                recv_req.dtypes,
+                recv_req.shapes,
+                recv_req.group_name,
+                recv_req.load_format,
+            )
+        )
+        return success, message
 
+    def _deserialize_own_rank(self, serialized_named_tensors):
+        """Each rank deserializes only its own payload (index ps.tp_rank);
+        deserializing another rank's copy would break producer-side CUDA-IPC
+        refcounting."""
+        monkey_patch_torch_reductions()
+        return MultiprocessingSerializer.deserialize(
+            serialized_named_tensors[self.ps.tp_rank]
+        )
 
     def update_weights_from_tensor(self, recv_req: UpdateWeightsFromTensorReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        success, message = self.model_runner.weight_updater.update_weights_from_tensor(
+            named_tensors=self._deserialize_own_rank(recv_req.serialized_named_tensors),
+            load_format=recv_req.load_format,
+        )
+        return success, message
 
     def update_weights_from_ipc(self, recv_req: UpdateWeightsFromIPCReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Update weights from IPC for checkpoint-engine integration."""
+        success, message = self.model_runner.weight_updater.update_weights_from_ipc(
+            recv_req
+        )
+        return success, message
 
     def get_weights_by_name(self, recv_req: GetWeightsByNameReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        parameter = self.model_runner.weight_exporter.get_weights_by_name(
+            recv_req.name, recv_req.truncate_size
+        )
+        return parameter
 
     def load_lora_adapter(self, recv_req: LoadLoRAAdapterReqInput):
         result = self.model_runner.load_lora_adapter(recv_req.to_ref())
@@ -169,10 +235,64 @@ class BaseTpWorker(ABC):
     def load_lora_adapter_from_tensors(
         self, recv_req: LoadLoRAAdapterFromTensorsReqInput
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # The LoRA code handles TP sharding internally using slice_lora_a_weights
+        # and slice_lora_b_weights methods (see lora/layers.py and mem_pool.py).
+        data = self._deserialize_own_rank(recv_req.serialized_named_tensors)
+        if recv_req.load_format == "flattened_bucket":
+            bucket = FlattenedTensorBucket(
+                flattened_tensor=data["flattened_tensor"],
+                metadata=data["metadata"],
+            )
+            tensors = dict(bucket.reconstruct_tensors())
+        else:
+            tensors = data
+        if recv_req.expected_checksums is not None:
+            import hashlib
+
+            exp = recv_req.expected_checksums
+            mismatch, missing = [], []
+            for name, want in exp.items():
+                if name not in tensors:
+                    missing.append(name)
+                    continue
+                got = hashlib.sha256(
+                    tensors[name]
+                    .detach()
+                    .cpu()
+                    .contiguous()
+                    .flatten()
+                    .view(torch.uint8)
+                    .numpy()
+                    .tobytes()
+                ).hexdigest()
+                if got != want:
+                    mismatch.append(name)
+            extra = [n for n in tensors if n not in exp]
+            if mismatch or missing or extra:
+                raise RuntimeError(
+                    f"[LORA-CHECK] rank{self.ps.tp_rank} adapter sync MISMATCH of {len(exp)} expected: "
+                    f"{len(mismatch)} value-diff {mismatch[:5]}, {len(missing)} missing {missing[:5]}, "
+                    f"{len(extra)} extra {extra[:5]}"
+                )
+            logger.info(
+                f"[LORA-CHECK] rank{self.ps.tp_rank} adapter sync OK: {len(exp)}/{len(exp)} tensors match (sha256)"
+            )
+        result = self.model_runner.load_lora_adapter_from_tensors(
+            recv_req.to_ref(),
+            tensors,
+            recv_req.config_dict,
+            recv_req.added_tokens_config,
+        )
+        return result
 
     def forward_batch_embedding(self, batch: ScheduleBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        forward_batch = ForwardBatch.init_new(
+            batch,
+            self.model_runner,
+            return_hidden_states_before_norm=False,
+        )
+        output = self.model_runner.forward(forward_batch)
+        return output.logits_output, output.can_run_graph
 
 
 class TpModelWorker(BaseTpWorker):
@@ -343,7 +463,25 @@ class TpModelWorker(BaseTpWorker):
         )
 
     def _init_multi_layer_eagle_model_runners(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.model_executor.model_runner import ModelRunner
+
+        self.model_runner_list.append(self.model_runner)
+        for i in range(1, get_spec().speculative_num_steps):
+            self.model_runner_list.append(
+                ModelRunner(
+                    model_config=self.model_config,
+                    mem_fraction_static=get_schedule().mem_fraction_static,
+                    gpu_id=self.gpu_id,
+                    ps=self.ps,
+                    nccl_port=self.nccl_port,
+                    server_args=self.server_args,
+                    is_draft_worker=self.is_draft_worker,
+                    req_to_token_pool=self.req_to_token_pool,
+                    token_to_kv_pool_allocator=self.token_to_kv_pool_allocator,
+                    memory_pool_config=self.memory_pool_config,
+                    draft_model_idx=i,
+                )
+            )
 
     def _init_dllm_algorithm(self):
         from sglang.srt.dllm.algorithm.base import DllmAlgorithm
@@ -395,7 +533,25 @@ class TpModelWorker(BaseTpWorker):
         forward_batch: ForwardBatch,
         batch: Optional[ScheduleBatch] = None,
     ) -> GenerationBatchResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        algo_states = None
+        if self.dllm_algorithm.fdfo and batch is not None:
+            algo_states = [req.dllm_algo_state for req in batch.reqs]
+
+        (
+            logits_output,
+            next_token_ids,
+            accept_length_per_req_cpu,
+            dllm_algo_state,
+            can_run_cuda_graph,
+        ) = self.dllm_algorithm.run(self.model_runner, forward_batch, algo_states)
+
+        return GenerationBatchResult(
+            logits_output=logits_output,
+            next_token_ids=next_token_ids,
+            accept_length_per_req_cpu=accept_length_per_req_cpu,
+            dllm_algo_state=dllm_algo_state,
+            can_run_cuda_graph=can_run_cuda_graph,
+        )
 
     def forward_batch_generation(
         self,
@@ -500,4 +656,28 @@ class TpModelWorker(BaseTpWorker):
             )
 
     def forward_batch_split_prefill(self, batch: ScheduleBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if batch.split_index == 0:
+            forward_batch = ForwardBatch.init_new(
+                batch,
+                self.model_runner,
+                return_hidden_states_before_norm=False,
+            )
+            batch.split_forward_batch = forward_batch
+
+        out = self.model_runner.forward(
+            batch.split_forward_batch, split_forward_count=batch.split_forward_count
+        )
+        logits_output, can_run_cuda_graph = out.logits_output, out.can_run_graph
+        if logits_output:
+            next_token_ids = self.model_runner.sample(
+                logits_output, batch.split_forward_batch
+            )
+        else:
+            next_token_ids = None
+        batch_result = GenerationBatchResult(
+            logits_output=logits_output,
+            can_run_cuda_graph=can_run_cuda_graph,
+            expert_distribution_metrics=out.expert_distribution_metrics,
+        )
+        batch_result.next_token_ids = next_token_ids
+        return batch_result

@@ -104,9 +104,28 @@ def get_last_loc(
     req_pool_indices_tensor: torch.Tensor,
     prefix_lens_tensor: torch.Tensor,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    attn_backend = get_exec().kernel.attention_backend
+    uses_triton_dispatch = attn_backend not in ("ascend", "torch_native")
 
 
+    if uses_triton_dispatch:
+        impl = get_last_loc_triton
+    else:
+        impl = get_last_loc_torch
+
+    return impl(req_to_token, req_pool_indices_tensor, prefix_lens_tensor)
+
+
+def get_last_loc_torch(
+    req_to_token: torch.Tensor,
+    req_pool_indices_tensor: torch.Tensor,
+    prefix_lens_tensor: torch.Tensor,
+) -> torch.Tensor:
+    return torch.where(
+        prefix_lens_tensor > 0,
+        req_to_token[req_pool_indices_tensor, prefix_lens_tensor - 1],
+        torch.full_like(prefix_lens_tensor, -1),
+    )
 
 
 def alloc_token_slots(
@@ -371,7 +390,76 @@ def _alloc_extend_loc_with_kv_reuse(
     req_pool_indices_device: torch.Tensor,
     alloc_page_size: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    device = batch.device
+    req_to_token = batch.req_to_token_pool.req_to_token
+
+    for i, req in enumerate(batch.reqs):
+        if not reuse_kv[i]:
+            continue
+        prefix_len = int(prefix_lens_cpu[i])
+        extend_len = int(extend_lens_cpu[i])
+        retained_len = len(req.dllm_incomplete_ids)
+        if extend_len != retained_len:
+            raise RuntimeError("dLLM FDFO retained KV must be reused as a full block.")
+        if req.kv is None or prefix_len + extend_len > req.kv.kv_allocated_len:
+            raise RuntimeError("dLLM FDFO retained KV is missing.")
+
+    alloc_extend_lens = [
+        0 if reuse_kv[i] else int(extend_lens_cpu[i]) for i in range(len(reuse_kv))
+    ]
+    alloc_extend_num_tokens = sum(alloc_extend_lens)
+
+    fresh_slots = None
+    if alloc_extend_num_tokens > 0:
+        if alloc_page_size == 1:
+            fresh_slots = alloc_token_slots(batch.tree_cache, alloc_extend_num_tokens)
+        else:
+            alloc_seq_lens_cpu = torch.tensor(
+                [
+                    (
+                        int(prefix_lens_cpu[i])
+                        if reuse_kv[i]
+                        else int(batch.seq_lens_cpu[i])
+                    )
+                    for i in range(len(reuse_kv))
+                ],
+                dtype=torch.int64,
+            )
+            last_loc = [
+                (t[-1:] if len(t) > 0 else torch.tensor([-1], device=device))
+                for t in (r.prefix_indices for r in batch.reqs)
+            ]
+            fresh_slots = alloc_paged_token_slots_extend(
+                tree_cache=batch.tree_cache,
+                prefix_lens=prefix_lens_cpu.to(device, non_blocking=True),
+                prefix_lens_cpu=prefix_lens_cpu,
+                seq_lens=alloc_seq_lens_cpu.to(device, non_blocking=True),
+                seq_lens_cpu=alloc_seq_lens_cpu,
+                last_loc=torch.cat(last_loc),
+                extend_num_tokens=alloc_extend_num_tokens,
+                req_pool_indices=req_pool_indices_device,
+                dsv4_state_lens=_compute_dsv4_state_lens(batch, is_decode=False),
+                batch=batch,
+            )
+
+    reuse_dtype = fresh_slots.dtype if fresh_slots is not None else torch.int64
+    parts: list[torch.Tensor] = []
+    fresh_ptr = 0
+    for i in range(len(reuse_kv)):
+        prefix_len = int(prefix_lens_cpu[i])
+        extend_len = int(extend_lens_cpu[i])
+        if reuse_kv[i]:
+            req_idx = int(req_pool_indices_cpu[i])
+            parts.append(
+                req_to_token[req_idx, prefix_len : prefix_len + extend_len].to(
+                    reuse_dtype
+                )
+            )
+        else:
+            parts.append(fresh_slots[fresh_ptr : fresh_ptr + extend_len])
+            fresh_ptr += extend_len
+
+    return torch.cat(parts)
 
 
 def alloc_paged_token_slots_decode(
@@ -532,7 +620,11 @@ def assign_req_to_token_pool_func(
 
 
 def _alloc_paged_token_slots_extend_npu(*args, **kwargs):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.hardware_backend.npu.dsv4.dsv4_allocator import (
+        alloc_paged_token_slots_extend_npu,
+    )
+
+    return alloc_paged_token_slots_extend_npu(*args, **kwargs)
 
 
 ALLOC_EXTEND_FUNCS = defaultdict(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from abc import ABC, abstractmethod
 from typing import (
     TYPE_CHECKING,
@@ -208,7 +209,22 @@ class MatchResult(NamedTuple):
 def zero_match_result(
     tree_cache, match_result: MatchResult, extra_key: Optional[str] = None
 ) -> MatchResult:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if tree_cache.is_chunk_cache():
+        # Chunk caches' match_prefix already returns a miss; no root_node to walk back to.
+        return match_result
+    root = tree_cache.root_node_handle(extra_key=extra_key)
+    return match_result._replace(
+        # [:0] keeps dtype and device of the original tensor (e.g. CUDA int64)
+        # without allocating a fresh empty tensor.
+        device_indices=match_result.device_indices[:0],
+        last_device_node=root,
+        last_host_node=root,
+        best_match_node=root,
+        host_hit_length=0,
+        swa_host_hit_length=0,
+        mamba_host_hit_length=0,
+        full_kv_hit_length=0,
+    )
 
 
 class BasePrefixCache(ABC, PrefixCacheTrait):
@@ -233,7 +249,11 @@ class BasePrefixCache(ABC, PrefixCacheTrait):
         self.metrics_collector = radix_cache_cls(labels=labels)
 
     def update_eviction_metrics(self, num_evicted: int, start_time: float):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.metrics_collector is not None and num_evicted > 0:
+            self.metrics_collector.observe_eviction_duration(
+                time.perf_counter() - start_time
+            )
+            self.metrics_collector.increment_eviction_num_tokens(num_evicted)
 
     def release_host_resources(self) -> None:
         """Release pinned host buffers in userspace on graceful shutdown.
@@ -254,8 +274,19 @@ class BasePrefixCache(ABC, PrefixCacheTrait):
         return False
 
     def resolve_node_handle(self, node_handle: Any) -> Any:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Map a node handle to its node -- e.g. UnifiedRadixCache looks up the
+        node object from its NodeId. Temporary API for the Unified Radix Cache
+        split migration.
 
+        TODO(Jialin): Remove after the Unified Radix Cache split.
+        """
+        return node_handle
+
+    def root_node_handle(self, extra_key: Optional[str] = None) -> Any:
+        """The root handle as match results carry it -- the raw node by default,
+        the root's NodeId for UnifiedRadixCache. extra_key scopes the root for
+        implementations that shard trees per cache namespace."""
+        return self.root_node
 
     def is_backuped(self, node: Any) -> bool:
         """Whether the node's Full KV is present on host."""
@@ -386,4 +417,6 @@ class BasePrefixCache(ABC, PrefixCacheTrait):
         return not self.is_chunk_cache()
 
     def available_and_evictable_str(self) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        available_size = self.token_to_kv_pool_allocator.available_size()
+        evictable_size = self.evictable_size()
+        return f"Available tokens: {available_size + evictable_size} ({available_size=} + {evictable_size=})\n"

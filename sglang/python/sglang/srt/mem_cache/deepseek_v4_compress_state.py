@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
-from math import gcd
+from contextlib import nullcontext
 
 import torch
 
@@ -14,8 +14,6 @@ _is_hip = is_hip()
 _is_npu = is_npu()
 
 
-def _lcm(a: int, b: int) -> int:
-    return a // gcd(a, b) * b
 
 
 @dataclasses.dataclass
@@ -131,7 +129,35 @@ class CompressStatePool:
     def _alloc_kv_score_buffer(
         self, *, dtype: torch.dtype, device: str, enable_memory_saver: bool
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Allocate the flat ``(self._size, self.last_dim)`` kv+score buffer
+        under the memory-saver / custom-mem-pool context and wrap it in
+        :class:`KVAndScore`. Sets ``self.memory_saver_adapter``,
+        ``self.custom_mem_pool`` and ``self.kv_score_buffer``.
+
+        Subclasses (e.g. :class:`NPUCompressStatePool`) that compute a
+        different ``self._size`` reuse this instead of duplicating the
+        allocation boilerplate. Requires ``self._size`` and ``self.last_dim``
+        to be set already.
+        """
+        self.memory_saver_adapter = TorchMemorySaverAdapter.create(
+            enable=enable_memory_saver
+        )
+        self.enable_custom_mem_pool, self.custom_mem_pool, _ = (
+            maybe_init_custom_mem_pool(device=device)
+        )
+        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
+            with (
+                torch.cuda.use_mem_pool(self.custom_mem_pool)
+                if self.custom_mem_pool
+                else nullcontext()
+            ):
+                self.kv_score_buffer = KVAndScore(
+                    torch.empty(
+                        (self._size, self.last_dim),
+                        dtype=dtype,
+                        device=device,
+                    )
+                )
 
     @property
     def state_cache_3d(self) -> torch.Tensor:

@@ -84,11 +84,45 @@ class KVCacheEventMixin:
                 page_index += 1
 
     def _record_remove_event(self, node: Any, medium=None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # One BlockRemoved per radix node.
+        # ``medium`` defaults to StorageMedium.GPU but callers may override for
+        # lower-tier removals (e.g. StorageMedium.CPU when evicting from host).
+        if self.enable_kv_cache_events:
+            if medium is None:
+                medium = StorageMedium.GPU
+
+            # Compute hash_value lazily if not already set (must match what was stored)
+            if node.hash_value is None:
+                node.hash_value = compute_node_hash_values(node, self.page_size)
+
+            block_hashes = []
+            logical_len = len(node.key)
+            page_index = 0
+            for start in range(0, logical_len, self.page_size):
+                end = min(start + self.page_size, logical_len)
+                if end <= start:
+                    continue
+
+                block_hashes.append(hash_str_to_int64(node.hash_value[page_index]))
+                page_index += 1
+
+            if block_hashes:
+                self.kv_event_queue.append(
+                    BlockRemoved(block_hashes=block_hashes, medium=medium)
+                )
 
     def _record_all_cleared_event(self):
         if self.enable_kv_cache_events:
             self.kv_event_queue.append(AllBlocksCleared())
 
     def take_events(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Atomically takes all events and clears the queue.
+
+        Returns:
+            A list of KV cache events.
+        """
+        if not self.enable_kv_cache_events:
+            return []
+        events = self.kv_event_queue
+        self.kv_event_queue = []
+        return events

@@ -19,7 +19,10 @@ if _is_cuda:
 else:
 
     def transfer_kv_all_layer_mla(*args, **kwargs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        raise RuntimeError(
+            "HiSparse device KV transfer requires sgl_kernel.kvcacheio (CUDA/ROCm). "
+            "It is not available on this backend."
+        )
 
 
 class HiSparseDSATokenToKVPool(DSATokenToKVPool):
@@ -57,7 +60,9 @@ class HiSparseDSATokenToKVPool(DSATokenToKVPool):
         self.bytes_per_token = self.kv_cache_dim * self.dtype.itemsize
 
     def register_mapping(self, full_to_hisparse_device_index_mapping: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.full_to_hisparse_device_index_mapping = (
+            full_to_hisparse_device_index_mapping
+        )
 
     def translate_loc_to_hisparse_device(self, compressed_indices: torch.Tensor):
         return self.full_to_hisparse_device_index_mapping[compressed_indices]
@@ -65,6 +70,8 @@ class HiSparseDSATokenToKVPool(DSATokenToKVPool):
     def _translate_loc_to_hisparse_device(self, compressed_indices: torch.Tensor):
         return self.full_to_hisparse_device_index_mapping[compressed_indices]
 
+    def translate_loc_from_full_to_hisparse_device(self, full_indices: torch.Tensor):
+        return self._translate_loc_to_hisparse_device(full_indices)
 
     def translate_loc_from_full_to_compressed(self, full_indices: torch.Tensor):
         return full_indices

@@ -29,7 +29,15 @@ _is_npu = is_npu()
 _is_xpu = is_xpu()
 _is_mps = is_mps()
 if _is_cuda:
-    pass
+    from sgl_kernel.kvcacheio import (
+        transfer_kv_all_layer_direct_lf_pf,
+        transfer_kv_all_layer_mla,
+        transfer_kv_all_layer_mla_lf_pf,
+        transfer_kv_direct,
+        transfer_kv_per_layer_direct_pf_lf,
+        transfer_kv_per_layer_mla,
+        transfer_kv_per_layer_mla_pf_lf,
+    )
 if _is_cuda:
     from sglang.kernels.ops.mamba.transfer_mamba import (
         transfer_kv_mamba_lf_pf,
@@ -150,41 +158,392 @@ class MambaPoolHost(HostKVCache):
         self.clear()
 
     def init_kv_buffer(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        _host_alloc = ALLOC_MEMORY_FUNCS[self.device_pool.device]
+
+        def alloc_func(dims, *, dtype, device, pin_memory, allocator):
+            # conv-only linear attention has no ssm state: mmap can't map the
+            # 0-element temporal buffer, so hand back a plain empty tensor.
+            if np.prod(dims) == 0:
+                return torch.empty(dims, dtype=dtype, device=device)
+            return _host_alloc(
+                dims,
+                dtype=dtype,
+                device=device,
+                pin_memory=pin_memory,
+                allocator=allocator,
+            )
+
+        if self.layout in ["page_first", "page_first_direct"]:
+            # page-first: (page_num, num_layers, 1, *shape) — per-page data is contiguous
+            temporal_dims = (
+                self.size,
+                self.num_mamba_layers,
+                1,
+            ) + self.temporal_state_shape
+            self.temporal_buffer = alloc_func(
+                temporal_dims,
+                dtype=self.temporal_dtype,
+                device=self.device,
+                pin_memory=self.pin_memory,
+                allocator=self.allocator,
+            )
+            self.conv_buffer = []
+            for conv_shape in self.conv_state_shapes:
+                conv_dims = (self.size, self.num_mamba_layers, 1) + conv_shape
+                self.conv_buffer.append(
+                    alloc_func(
+                        conv_dims,
+                        dtype=self.conv_dtype,
+                        device=self.device,
+                        pin_memory=self.pin_memory,
+                        allocator=self.allocator,
+                    )
+                )
+        else:
+            # layer-first: (num_layers, size, *shape)
+            temporal_dims = (
+                self.num_mamba_layers,
+                self.size,
+            ) + self.temporal_state_shape
+            self.temporal_buffer = alloc_func(
+                temporal_dims,
+                dtype=self.temporal_dtype,
+                device=self.device,
+                pin_memory=self.pin_memory,
+                allocator=self.allocator,
+            )
+            self.conv_buffer = []
+            for conv_shape in self.conv_state_shapes:
+                conv_dims = (self.num_mamba_layers, self.size) + conv_shape
+                self.conv_buffer.append(
+                    alloc_func(
+                        conv_dims,
+                        dtype=self.conv_dtype,
+                        device=self.device,
+                        pin_memory=self.pin_memory,
+                        allocator=self.allocator,
+                    )
+                )
 
     def _init_write_back_staging_buffers(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.temporal_staging_buffer = None
+        self.conv_staging_buffers = [None] * len(self.conv_buffer)
+        # Must be True: HostPoolGroup computes can_use_write_back_jit as AND of
+        # all pools. When True, start_writing() keeps indices on CPU, which MLA's
+        # staged write-back kernel requires. MambaPoolHost's own backup path does
+        # not check this flag — it routes by layout + io_backend instead.
+        self.can_use_write_back_jit = True
+        self._temporal_can_use_jit = False
+        self._conv_can_use_jit = [False] * len(self.conv_buffer)
 
 
+    def _iter_page_tensors(self, index: int):
+        if self.layout in ["page_first", "page_first_direct"]:
+            yield self.temporal_buffer[index]
+            for conv_buf in self.conv_buffer:
+                yield conv_buf[index]
+        else:
+            yield self.temporal_buffer[:, index : index + self.page_size]
+            for conv_buf in self.conv_buffer:
+                yield conv_buf[:, index : index + self.page_size]
 
+    @staticmethod
+    def _flatten_tensor_bytes(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.contiguous().view(torch.uint8).reshape(-1)
 
     @synchronized
     def clear(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.mem_state = torch.zeros(
+            (self.size,), dtype=torch.uint8, device=self.device
+        )
+        self.free_slots = torch.arange(self.size, dtype=torch.int64)
+        self.release_slots = []
+        self.num_release_slots = 0
 
     def available_size(self):
         return len(self.free_slots) + self.num_release_slots
 
     @synchronized
     def alloc(self, need_size: int) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert (
+            need_size % self.page_size == 0
+        ), "The requested size should be a multiple of the page size."
+        if need_size > self.available_size():
+            return None
+
+        if need_size > len(self.free_slots):
+            self._merge_release_slots()
+
+        select_index = self.free_slots[:need_size]
+        self.free_slots = self.free_slots[need_size:]
+        return select_index
 
     @synchronized
     def free(self, indices: torch.Tensor) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        indices_cpu = indices.cpu()
+        if indices_cpu.numel() == 0:
+            return 0
+
+        self.release_slots.append(indices_cpu)
+        self.num_release_slots += len(indices_cpu)
+        return len(indices)
 
     def get_size_per_token(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        conv_total_size = sum(
+            conv_elem_size * self.conv_dtype.itemsize
+            for conv_elem_size in self.conv_state_elem_sizes
+        )
+        temporal_size = self.temporal_state_elem_size * self.temporal_dtype.itemsize
+        return (conv_total_size + temporal_size) * self.num_mamba_layers
 
+    def get_ksize_per_token(self):
+        return self.get_size_per_token()
 
+    @staticmethod
+    def _item_size_per_index(tensor: torch.Tensor) -> int:
+        if tensor.shape[0] == 0:
+            return 0
+        return int(tensor[0].numel() * tensor.element_size())
 
+    @staticmethod
+    def _copy_tensor(
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        src_indices: torch.Tensor,
+        dst_indices: torch.Tensor,
+        io_backend: str,
+    ) -> None:
+        if src_indices.numel() == 0:
+            return
+        if io_backend == "kernel":
+            # TODO: Rename the interface for clarity.
+            # Here, transfer_kv_per_layer_mla is reused to transfer the Mamba state.
+            # This has nothing to do with MLA; it's only reused because this interface happens to transfer a single Pool.
+            transfer_kv_per_layer_mla(
+                src=src,
+                dst=dst,
+                src_indices=src_indices,
+                dst_indices=dst_indices,
+                item_size=MambaPoolHost._item_size_per_index(src),
+            )
+        elif io_backend == "direct":
+            transfer_kv_direct(
+                src_layers=[src],
+                dst_layers=[dst],
+                src_indices=src_indices,
+                dst_indices=dst_indices,
+                page_size=1,
+            )
+        else:
+            raise ValueError(f"Unsupported io_backend: {io_backend}")
 
+    @staticmethod
+    def _copy_tensor_pf_lf(
+        src: torch.Tensor,
+        dst: torch.Tensor,
+        src_indices: torch.Tensor,
+        dst_indices: torch.Tensor,
+        layer_id: int,
+        num_layers: int,
+        io_backend: str,
+    ) -> None:
+        if src_indices.numel() == 0:
+            return
+        if io_backend == "kernel":
+            item_size = MambaPoolHost._item_size_per_index(dst)
+            # Mamba JIT kernel expects all index tensors on CUDA.
+            # host_indices may be on CPU (kept there by start_writing when
+            # can_use_write_back_jit is True on the HostPoolGroup).
+            if src_indices.device.type != "cuda":
+                src_indices = src_indices.to(dst_indices.device, non_blocking=True)
+            transfer_kv_mamba_pf_lf(
+                src=src,
+                dst=dst,
+                src_indices=src_indices,
+                dst_indices=dst_indices,
+                layer_id=layer_id,
+                item_size=item_size,
+                src_layout_dim=item_size * num_layers,
+            )
+        elif io_backend == "direct":
+            transfer_kv_per_layer_direct_pf_lf(
+                src_ptrs=[src],
+                dst_ptrs=[dst],
+                src_indices=src_indices,
+                dst_indices=dst_indices,
+                layer_id=layer_id,
+                page_size=1,
+            )
+        else:
+            raise ValueError(f"Unsupported io_backend: {io_backend}")
 
+    @staticmethod
+    def _copy_tensor_all_layers_lf_pf(
+        src_layers: torch.Tensor,
+        dst: torch.Tensor,
+        src_indices: torch.Tensor,
+        dst_indices: torch.Tensor,
+        num_layers: int,
+        io_backend: str,
+        src_ptrs: torch.Tensor,
+        staging: Optional[torch.Tensor] = None,
+        can_use_jit: bool = False,
+    ) -> None:
+        if src_indices.numel() == 0:
+            return
+        if io_backend == "kernel":
+            item_size = MambaPoolHost._item_size_per_index(src_layers[0])
+            # Mamba JIT kernel expects all index tensors on CUDA.
+            # When can_use_write_back_jit is True on the HostPoolGroup,
+            # start_writing() keeps host_indices on CPU (for MLA staged kernel).
+            # Move dst_indices to CUDA here to satisfy the kernel's requirement.
+            if dst_indices.device.type != "cuda":
+                dst_indices = dst_indices.to(src_indices.device, non_blocking=True)
+            transfer_kv_mamba_lf_pf(
+                src_ptrs=src_ptrs,
+                dst=dst,
+                src_indices=src_indices,
+                dst_indices=dst_indices,
+                item_size=item_size,
+                dst_layout_dim=item_size * num_layers,
+                num_layers=num_layers,
+            )
+        elif io_backend == "direct":
+            src_ptrs = [src_layers[i] for i in range(num_layers)]
+            transfer_kv_all_layer_direct_lf_pf(
+                src_ptrs=src_ptrs,
+                dst_ptrs=[dst],
+                src_indices=src_indices,
+                dst_indices=dst_indices,
+                page_size=1,
+            )
+        else:
+            raise ValueError(f"Unsupported io_backend: {io_backend}")
 
+    def load_to_device_per_layer(
+        self,
+        device_pool,
+        host_indices,
+        device_indices,
+        layer_id,
+        io_backend="kernel",
+    ):
+        if self.layout in ["page_first", "page_first_direct"]:
+            # no ssm state on conv-only models: nothing to transfer
+            if self.temporal_state_elem_size > 0:
+                self._copy_tensor_pf_lf(
+                    src=self.temporal_buffer,
+                    dst=device_pool.mamba_cache.temporal[layer_id],
+                    src_indices=host_indices,
+                    dst_indices=device_indices,
+                    layer_id=layer_id,
+                    num_layers=self.num_mamba_layers,
+                    io_backend=io_backend,
+                )
+            for conv_idx in range(len(self.conv_state_shapes)):
+                self._copy_tensor_pf_lf(
+                    src=self.conv_buffer[conv_idx],
+                    dst=device_pool.mamba_cache.conv[conv_idx][layer_id],
+                    src_indices=host_indices,
+                    dst_indices=device_indices,
+                    layer_id=layer_id,
+                    num_layers=self.num_mamba_layers,
+                    io_backend=io_backend,
+                )
+        else:
+            self._copy_tensor(
+                self.temporal_buffer[layer_id],
+                device_pool.mamba_cache.temporal[layer_id],
+                host_indices,
+                device_indices,
+                io_backend,
+            )
+            for conv_idx in range(len(self.conv_state_shapes)):
+                self._copy_tensor(
+                    self.conv_buffer[conv_idx][layer_id],
+                    device_pool.mamba_cache.conv[conv_idx][layer_id],
+                    host_indices,
+                    device_indices,
+                    io_backend,
+                )
 
+    def backup_from_device_all_layer(
+        self, device_pool, host_indices, device_indices, io_backend="kernel"
+    ):
+        if self.layout in ["page_first", "page_first_direct"]:
+            # no ssm state on conv-only models: a 0-size batched memcpy errors
+            if self.temporal_state_elem_size > 0:
+                self._copy_tensor_all_layers_lf_pf(
+                    src_layers=device_pool.mamba_cache.temporal,
+                    dst=self.temporal_buffer,
+                    src_indices=device_indices,
+                    dst_indices=host_indices,
+                    num_layers=self.num_mamba_layers,
+                    io_backend=io_backend,
+                    staging=self.temporal_staging_buffer,
+                    can_use_jit=self._temporal_can_use_jit,
+                    src_ptrs=self.temporal_device_ptrs,
+                )
+            for conv_idx in range(len(self.conv_state_shapes)):
+                self._copy_tensor_all_layers_lf_pf(
+                    src_layers=device_pool.mamba_cache.conv[conv_idx],
+                    dst=self.conv_buffer[conv_idx],
+                    src_indices=device_indices,
+                    dst_indices=host_indices,
+                    num_layers=self.num_mamba_layers,
+                    io_backend=io_backend,
+                    staging=self.conv_staging_buffers[conv_idx],
+                    can_use_jit=self._conv_can_use_jit[conv_idx],
+                    src_ptrs=self.conv_device_ptrs[conv_idx],
+                )
+        else:
+            for layer_id in range(self.num_mamba_layers):
+                self._copy_tensor(
+                    device_pool.mamba_cache.temporal[layer_id],
+                    self.temporal_buffer[layer_id],
+                    device_indices,
+                    host_indices,
+                    io_backend,
+                )
+                for conv_idx in range(len(self.conv_state_shapes)):
+                    self._copy_tensor(
+                        device_pool.mamba_cache.conv[conv_idx][layer_id],
+                        self.conv_buffer[conv_idx][layer_id],
+                        device_indices,
+                        host_indices,
+                        io_backend,
+                    )
 
+    def get_data_page(self, index, flat: bool = True) -> torch.Tensor:
+        data_page = torch.cat(
+            [
+                self._flatten_tensor_bytes(tensor)
+                for tensor in self._iter_page_tensors(index)
+            ]
+        )
+        return data_page.flatten() if flat else data_page
 
+    def get_dummy_flat_data_page(self) -> torch.Tensor:
+        return torch.zeros(
+            self.page_size * self.size_per_token,
+            dtype=torch.uint8,
+            device=self.device,
+            pin_memory=self.pin_memory,
+        )
 
+    def set_from_flat_data_page(
+        self,
+        index: int,
+        data_page: torch.Tensor,
+    ) -> None:
+        flat_bytes = data_page.contiguous().view(torch.uint8).reshape(-1)
+        start = 0
+        for tensor in self._iter_page_tensors(index):
+            num_bytes = tensor.numel() * tensor.element_size()
+            tensor_bytes = flat_bytes[start : start + num_bytes]
+            start += num_bytes
+            restored = tensor_bytes.view(dtype=tensor.dtype).reshape(tensor.shape)
+            tensor.copy_(restored)
 
 
 
@@ -231,11 +590,28 @@ class LogicalHostPool:
 
     @synchronized
     def alloc(self, need_size: int) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if need_size % self.page_size != 0:
+            raise ValueError(
+                "LogicalHostPool allocation must be page-aligned, "
+                f"got need_size={need_size}, page_size={self.page_size}"
+            )
+        if need_size > self.available_size():
+            return None
+        select_index = self.free_slots[:need_size]
+        self.free_slots = self.free_slots[need_size:]
+        return select_index
 
     @synchronized
     def free(self, indices: torch.Tensor) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if len(indices) % self.page_size != 0:
+            raise ValueError(
+                "LogicalHostPool free must be page-aligned, "
+                f"got len(indices)={len(indices)}, page_size={self.page_size}"
+            )
+        self.free_slots = torch.cat(
+            [self.free_slots, indices.to(dtype=torch.int64, device="cpu").flatten()]
+        )
+        return len(indices)
 
     def backup_from_device_all_layer(
         self, device_pool, host_indices, device_indices, io_backend
@@ -247,12 +623,18 @@ class LogicalHostPool:
     ):
         pass
 
+    def get_data_page(self, index, flat=True):
+        return torch.empty(0, dtype=torch.uint8)
 
+    def get_dummy_flat_data_page(self):
+        return torch.empty(0, dtype=torch.uint8)
 
     def set_from_flat_data_page(self, index, data_page):
         pass
 
 
+    def get_ksize_per_token(self):
+        return 0
 
 
 class DeepSeekV4PagedHostPool(HiSparseHostPoolMixin, HostKVCache):
@@ -364,39 +746,255 @@ class DeepSeekV4PagedHostPool(HiSparseHostPoolMixin, HostKVCache):
         self.clear()
 
     def _init_write_back_staging_buffers(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.staging_buffer = None
+        if self.layout != "page_first" or _is_mps:
+            return
 
+        self.can_use_write_back_jit = _is_cuda and can_use_write_back_jit_kernel(
+            element_size=self.item_bytes * self.dtype.itemsize,
+        )
+        staging_page_capacity = min(self.num_host_pages, _WRITE_BACK_STAGING_PAGE_CHUNK)
+        self.staging_buffer = torch.empty(
+            (staging_page_capacity, self.layer_num, self.item_bytes),
+            dtype=self.dtype,
+            device=self.gpu_device,
+        )
+
+    def get_contiguous_buf_infos(self):
+        """Return per-layer page-row buffers for PD direct-to-host transfer."""
+        data_ptrs = [int(self.data_ptrs[i].item()) for i in range(self.layer_num)]
+        data_lens = [self.kv_buffer[i].nbytes for i in range(self.layer_num)]
+        item_lens = [self.item_bytes * self.dtype.itemsize] * self.layer_num
+        return data_ptrs, data_lens, item_lens
 
     def _to_page_indices(self, indices: torch.Tensor) -> torch.Tensor:
         return indices.reshape(-1, self.slot_page_size)[:, 0] // self.slot_page_size
 
+    def _has_transfer_indices(
+        self, host_indices: torch.Tensor | None, device_indices: torch.Tensor | None
+    ) -> bool:
+        if host_indices is None or device_indices is None:
+            return False
+        if host_indices.numel() != device_indices.numel():
+            raise ValueError(
+                f"{self.pool_name} transfer index size mismatch: "
+                f"host={host_indices.numel()}, device={device_indices.numel()}"
+            )
+        return host_indices.numel() > 0
 
     def get_size_per_token(self):
         return self.item_bytes
 
+    def get_ksize_per_token(self):
+        return self.item_bytes
 
     def init_kv_buffer(self):
         return self.kv_buffer
 
 
     def clear(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.free_slots = torch.arange(self.size, dtype=torch.int64)
+        self.release_slots = []
+        self.num_release_slots = 0
 
     def available_size(self):
         return len(self.free_slots) + self.num_release_slots
 
     @synchronized
     def alloc(self, need_size: int) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        need_size = (
+            (need_size + self.slot_page_size - 1) // self.slot_page_size
+        ) * self.slot_page_size
+        if need_size > self.available_size():
+            return None
+
+        if need_size > len(self.free_slots):
+            self._merge_release_slots()
+
+        select_index = self.free_slots[:need_size]
+        self.free_slots = self.free_slots[need_size:]
+        return select_index
 
     @synchronized
     def free(self, indices: torch.Tensor) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        indices_cpu = indices.cpu()
+        if indices_cpu.numel() == 0:
+            return 0
 
+        self.release_slots.append(indices_cpu)
+        self.num_release_slots += len(indices_cpu)
+        return len(indices)
 
+    def backup_from_device_all_layer(
+        self, device_pool, host_indices, device_indices, io_backend
+    ):
+        if not self._has_transfer_indices(host_indices, device_indices):
+            return
+        if (
+            host_indices.numel() % self.slot_page_size != 0
+            or device_indices.numel() % self.slot_page_size != 0
+        ):
+            # Whole C4 pages can use the normal HiCache page-row copy below.
+            # Token-granular DSV4 C4 copy needs this helper because a token is
+            # not one contiguous byte range in the paged row:
+            # [value0..value63][scale0..scale63].
+            transfer_cache_dsv4_mla(
+                src_ptrs=self.device_ptrs,
+                dst_ptrs=self.data_ptrs,
+                src_indices=device_indices.to(dtype=torch.int64),
+                dst_indices=host_indices.to(dtype=torch.int64),
+            )
+            return
+        host_rows = self._to_page_indices(host_indices)
+        device_rows = self._to_page_indices(device_indices)
+        if io_backend == "kernel" and self.layout == "layer_first":
+            transfer_kv_all_layer_mla(
+                src_layers=self.device_ptrs,
+                dst_layers=self.data_ptrs,
+                src_indices=device_rows,
+                dst_indices=host_rows,
+                item_size=self.item_bytes,
+                num_layers=self.layer_num,
+            )
+        elif io_backend == "kernel" and self.layout == "page_first":
+            if self.can_use_write_back_jit:
+                jit_transfer_hicache_all_layer_mla_staged_lf_pf(
+                    ptr_src=self.device_ptrs,
+                    src_indices=device_rows,
+                    dst_indices=host_rows,
+                    staging=self.staging_buffer,
+                    dst=self.kv_buffer,
+                    page_size=1,
+                    element_size=self.item_bytes,
+                )
+            else:
+                transfer_kv_all_layer_mla_lf_pf(
+                    src_layers=self.device_ptrs,
+                    dst=self.kv_buffer,
+                    src_indices=device_rows,
+                    dst_indices=host_rows,
+                    item_size=self.item_bytes,
+                    dst_layout_dim=self.layer_num * self.item_bytes,
+                    num_layers=self.layer_num,
+                )
+        elif io_backend == "direct" and self.layout == "layer_first":
+            transfer_kv_direct(
+                src_layers=self.device_buffers,
+                dst_layers=self.data_refs,
+                src_indices=device_rows,
+                dst_indices=host_rows,
+                page_size=1,
+            )
+        elif io_backend == "direct" and self.layout == "page_first_direct":
+            transfer_kv_all_layer_direct_lf_pf(
+                src_ptrs=self.device_buffers,
+                dst_ptrs=[self.kv_buffer],
+                src_indices=device_rows,
+                dst_indices=host_rows,
+                page_size=1,
+            )
+        else:
+            raise ValueError(
+                f"Unsupported V4 paged host layout/backend: {self.layout}/{io_backend}"
+            )
 
+    def load_to_device_per_layer(
+        self, device_pool, host_indices, device_indices, layer_id, io_backend
+    ):
+        if not self._has_transfer_indices(host_indices, device_indices):
+            return
+        if (
+            host_indices.numel() % self.slot_page_size != 0
+            or device_indices.numel() % self.slot_page_size != 0
+        ):
+            # Same DSV4 C4 layout issue as backup: this is token-granular
+            # preload, so it cannot use the normal HiCache page-row copy.
+            transfer_cache_dsv4_mla(
+                src_ptrs=self.data_ptrs[layer_id : layer_id + 1],
+                dst_ptrs=self.device_ptrs[layer_id : layer_id + 1],
+                src_indices=host_indices.to(dtype=torch.int64),
+                dst_indices=device_indices.to(dtype=torch.int64),
+            )
+            return
+        host_rows = self._to_page_indices(host_indices)
+        device_rows = self._to_page_indices(device_indices)
 
+        if io_backend == "kernel" and self.layout == "layer_first":
+            transfer_kv_per_layer_mla(
+                src=self.data_refs[layer_id],
+                dst=self.device_buffers[layer_id],
+                src_indices=host_rows,
+                dst_indices=device_rows,
+                item_size=self.item_bytes,
+            )
+        elif io_backend == "kernel" and self.layout == "page_first":
+            transfer_kv_per_layer_mla_pf_lf(
+                src=self.kv_buffer,
+                dst=self.device_buffers[layer_id],
+                src_indices=host_rows,
+                dst_indices=device_rows,
+                layer_id=layer_id,
+                item_size=self.item_bytes,
+                src_layout_dim=self.layer_num * self.item_bytes,
+            )
+        elif io_backend == "direct" and self.layout == "layer_first":
+            transfer_kv_direct(
+                src_layers=[self.data_refs[layer_id]],
+                dst_layers=[self.device_buffers[layer_id]],
+                src_indices=host_rows,
+                dst_indices=device_rows,
+                page_size=1,
+            )
+        elif io_backend == "direct" and self.layout == "page_first_direct":
+            transfer_kv_per_layer_direct_pf_lf(
+                src_ptrs=[self.kv_buffer],
+                dst_ptrs=[self.device_buffers[layer_id]],
+                src_indices=host_rows,
+                dst_indices=device_rows,
+                layer_id=layer_id,
+                page_size=1,
+            )
+        else:
+            raise ValueError(
+                f"Unsupported V4 paged host layout/backend: {self.layout}/{io_backend}"
+            )
 
+    def get_data_page(self, index, flat=True):
+        index = int(index) // self.slot_page_size
+        if self.layout == "layer_first":
+            data_page = torch.stack(
+                [self.kv_buffer[i][index] for i in range(self.layer_num)]
+            )
+        elif self.layout in ["page_first", "page_first_direct"]:
+            data_page = self.kv_buffer[index]
+        else:
+            raise ValueError(f"Unsupported layout: {self.layout}")
+        return data_page.flatten() if flat else data_page
+
+    def get_dummy_flat_data_page(self):
+        return torch.zeros(
+            (self.layer_num, self.item_bytes),
+            dtype=self.dtype,
+            device=self.device,
+            pin_memory=self.pin_memory,
+        ).flatten()
+
+    def set_from_flat_data_page(self, index, data_page):
+        index = int(index) // self.slot_page_size
+        if self.layout == "layer_first":
+            data = data_page.view(self.dtype).reshape(self.layer_num, self.item_bytes)
+            for i in range(self.layer_num):
+                self.kv_buffer[i][index].copy_(data[i])
+        elif self.layout == "page_first":
+            self.kv_buffer[index].copy_(
+                data_page.view(self.dtype).reshape(self.layer_num, self.item_bytes)
+            )
+        elif self.layout == "page_first_direct":
+            self.kv_buffer[index].copy_(
+                data_page.view(self.dtype).reshape(self.layer_num, 1, self.item_bytes)
+            )
+        else:
+            raise ValueError(f"Unsupported layout: {self.layout}")
 
 
 
@@ -471,6 +1069,8 @@ class HostPoolGroup:
     def end_layer(self):
         return self.anchor_entry.host_pool.end_layer
 
+    def get_ksize_per_token(self):
+        return self.anchor_entry.host_pool.get_ksize_per_token()
 
 
 
@@ -492,12 +1092,121 @@ class HostPoolGroup:
     def free(self, indices: torch.Tensor) -> int:
         return self.anchor_entry.host_pool.free(indices)
 
+    def get_data_page(self, index, flat: bool = True):
+        return self.anchor_entry.host_pool.get_data_page(index, flat)
 
+    def get_dummy_flat_data_page(self):
+        return self.anchor_entry.host_pool.get_dummy_flat_data_page()
 
+    def set_from_flat_data_page(self, index: int, data_page) -> None:
+        return self.anchor_entry.host_pool.set_from_flat_data_page(index, data_page)
 
+    def load_to_device_per_layer(
+        self,
+        device_pool,
+        host_indices,
+        device_indices,
+        layer_id,
+        io_backend,
+        pool_transfers: Optional[list] = None,
+    ) -> None:
+        # 1. Anchor (KV) transfer
+        anchor = self.anchor_entry
+        local_layer_id = anchor.layer_mapper(layer_id)
+        if local_layer_id is not None and host_indices.numel() > 0:
+            anchor.host_pool.load_to_device_per_layer(
+                anchor.device_pool,
+                host_indices,
+                device_indices,
+                local_layer_id,
+                io_backend,
+            )
 
+        # 2. Extra pool transfers
+        for transfer in pool_transfers or []:
+            entry = self.entry_map.get(transfer.name)
+            if entry is None or transfer.host_indices is None:
+                continue
+            local_layer_id = entry.layer_mapper(layer_id)
+            if local_layer_id is None:
+                continue
+            entry.host_pool.load_to_device_per_layer(
+                entry.device_pool,
+                transfer.host_indices,
+                transfer.device_indices,
+                local_layer_id,
+                io_backend,
+            )
 
+    def _backup_uses_cpu_host_indices(self, host_pool, io_backend) -> bool:
+        return (
+            io_backend == "kernel"
+            and getattr(host_pool, "layout", None) == "page_first"
+            and getattr(host_pool, "can_use_write_back_jit", False)
+        )
 
+    def _kernel_index_device(self, entry, device_indices):
+        if device_indices is not None and device_indices.is_cuda:
+            return device_indices.device
+        return getattr(entry.device_pool, "device", None)
 
+    def _normalize_backup_indices(
+        self, entry, host_indices, device_indices, io_backend
+    ):
+        if io_backend != "kernel":
+            return host_indices, device_indices
+
+        if self._backup_uses_cpu_host_indices(entry.host_pool, io_backend):
+            if host_indices.is_cuda:
+                host_indices = host_indices.cpu()
+            return host_indices, device_indices
+
+        if not host_indices.is_cuda:
+            target_device = self._kernel_index_device(entry, device_indices)
+            if target_device is not None:
+                host_indices = host_indices.to(target_device, non_blocking=True)
+                if host_indices.is_cuda:
+                    host_indices.record_stream(
+                        torch.cuda.current_stream(host_indices.device)
+                    )
+        return host_indices, device_indices
+
+    def backup_from_device_all_layer(
+        self,
+        device_pool,
+        host_indices,
+        device_indices,
+        io_backend,
+        pool_transfers: Optional[list] = None,
+    ) -> None:
+        # 1. Anchor (KV) backup
+        anchor_host_indices, anchor_device_indices = self._normalize_backup_indices(
+            self.anchor_entry, host_indices, device_indices, io_backend
+        )
+        self.anchor_entry.host_pool.backup_from_device_all_layer(
+            self.anchor_entry.device_pool,
+            anchor_host_indices,
+            anchor_device_indices,
+            io_backend,
+        )
+        # 2. Extra pool backup
+        for transfer in pool_transfers or []:
+            entry = self.entry_map.get(transfer.name)
+            if entry is None or transfer.host_indices is None:
+                continue
+            transfer_host_indices, transfer_device_indices = (
+                self._normalize_backup_indices(
+                    entry,
+                    transfer.host_indices,
+                    transfer.device_indices,
+                    io_backend,
+                )
+            )
+            entry.host_pool.backup_from_device_all_layer(
+                entry.device_pool,
+                transfer_host_indices,
+                transfer_device_indices,
+                io_backend,
+            )
 
 

@@ -14,6 +14,14 @@ class MultimodalCache(abc.ABC):
         self,
     ): ...
 
+    @staticmethod
+    def combine_hashes(mm_hashes: List[int]) -> Optional[int]:
+        """
+        Get a combined hash from individual mm item hashes
+        """
+        if not mm_hashes:
+            return None
+        return hash(tuple(mm_hashes))
 
     @abc.abstractmethod
     def get(
@@ -56,6 +64,8 @@ class MultimodalCache(abc.ABC):
         raise NotImplementedError()
 
 
+def _get_tensor_size(embedding: torch.Tensor):
+    return embedding.element_size() * embedding.numel()
 
 
 @dataclass(kw_only=True)
@@ -81,7 +91,13 @@ class MultiModalStaticCache(MultimodalCache):
     def get(
         self, mm_hashes: List[int], combined_hash: Optional[int] = None
     ) -> Optional[EmbeddingResult]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        combined_hash = self.combine_hashes(mm_hashes)
+        # MultiModalStaticCache does not fallback to individual item lookup
+
+        embedding = self.mm_cache.get(combined_hash)
+        if embedding is not None:
+            self.mm_cache.move_to_end(combined_hash)
+        return embedding
 
     def set(
         self,
@@ -89,8 +105,27 @@ class MultiModalStaticCache(MultimodalCache):
         embedding: EmbeddingResult,
         loc: Optional[torch.Tensor] = None,
     ) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert isinstance(embedding, EmbeddingResult), embedding
+        if mm_hash in self.mm_cache:
+            self.mm_cache.move_to_end(mm_hash)
+            return True
+        data_size = _get_tensor_size(embedding.embedding)
+        while self.current_size + data_size > self.max_size:
+            if not self.mm_cache:
+                return False
+            lru_hash, lru_embedding = self.mm_cache.popitem(last=False)
+            self.current_size -= _get_tensor_size(lru_embedding.embedding)
 
+        self.mm_cache[mm_hash] = embedding
+        self.current_size += data_size
+        return True
+
+    def get_single(self, mm_hash: int) -> Optional[EmbeddingResult]:
+        """Get a single cached embedding by its hash (no combine_hashes)."""
+        embedding = self.mm_cache.get(mm_hash)
+        if embedding is not None:
+            self.mm_cache.move_to_end(mm_hash)
+        return embedding
 
     def has(self, mm_hash: int) -> bool:
         return mm_hash in self.mm_cache
@@ -98,7 +133,11 @@ class MultiModalStaticCache(MultimodalCache):
     def free(
         self, mm_hash: int, mm_embedding_allocator: BaseTokenToKVPoolAllocator
     ) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if mm_hash not in self.mm_cache:
+            return False
+        old_embedding = self.mm_cache.pop(mm_hash)
+        self.current_size -= _get_tensor_size(old_embedding.embedding)
+        return True
 
     def clear(self):
         self.mm_cache.clear()

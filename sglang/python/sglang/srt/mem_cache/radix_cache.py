@@ -21,6 +21,7 @@ limitations under the License.
 The radix tree data structure for managing the KV cache.
 """
 
+import heapq
 import logging
 import sys
 import time
@@ -83,6 +84,11 @@ class RadixKey:
             return self.limit
         return n
 
+    def raw_token_ids(self) -> array:
+        """token_ids honoring `limit` (copies only when capped)."""
+        n = self._raw_len()
+        t = self.token_ids
+        return t if n == len(t) else t[:n]
 
     def __len__(self) -> int:
         n = self._raw_len()
@@ -241,10 +247,16 @@ class TreeNode:
 
 
     def get_last_hash_value(self) -> Optional[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Returns the hash value of the last page in this node."""
+        if self.hash_value is None or len(self.hash_value) == 0:
+            return None
+        return self.hash_value[-1]
 
     def get_prefix_hash_values(self, node: TreeNode) -> List[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if node is None or node.hash_value is None:
+            return []
+
+        return node.get_prefix_hash_values(node.parent) + node.hash_value
 
     def __lt__(self, other: TreeNode):
         return self.last_access_time < other.last_access_time
@@ -534,7 +546,34 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
         return self._total_size_helper()
 
     def evict(self, params: EvictParams) -> EvictResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.disable:
+            return EvictResult()
+
+        start_time = time.perf_counter()
+        num_tokens = params.num_tokens
+        leaves = list(self.evictable_leaves)
+        eviction_heap = [
+            (self.eviction_strategy.get_priority(node), node) for node in leaves
+        ]
+        heapq.heapify(eviction_heap)
+
+        num_evicted = 0
+        while num_evicted < num_tokens and len(eviction_heap):
+            _priority, x = heapq.heappop(eviction_heap)
+
+            # Tree values are page-aligned copies of a kv row: page-exact segment.
+            self.token_to_kv_pool_allocator.free_segment(x.value, start_pos=0)
+            num_evicted += len(x.value)
+            self._delete_leaf(x)
+
+            if len(x.parent.children) == 0 and x.parent.lock_ref == 0:
+                new_priority = self.eviction_strategy.get_priority(x.parent)
+                heapq.heappush(eviction_heap, (new_priority, x.parent))
+
+            self._record_remove_event(x)
+
+        self.update_eviction_metrics(num_evicted, start_time)
+        return EvictResult(num_tokens_evicted=num_evicted)
 
     def inc_lock_ref(self, node: TreeNode) -> IncLockRefResult:
         if self.disable:
@@ -580,7 +619,15 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
         return self.protected_size_
 
     def all_values_flatten(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        values = []
+
+        def _dfs_helper(node: TreeNode):
+            for _, child in node.children.items():
+                values.append(child.value)
+                _dfs_helper(child)
+
+        _dfs_helper(self.root_node)
+        return torch.cat(values)
 
     ##### Internal Helper Functions #####
 
@@ -696,10 +743,32 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
         return total_prefix_length, node
 
     def _print_helper(self, node: TreeNode, indent: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Prints the radix tree in a human-readable format."""
+        stack = [(node, indent)]
+        while stack:
+            current_node, current_indent = stack.pop()
+            print(
+                " " * current_indent,
+                len(current_node.key),
+                current_node.key.token_ids[:10],
+                f"r={current_node.lock_ref}",
+            )
+            for key, child in current_node.children.items():
+                stack.append((child, current_indent + 2))
+
+                assert key == child.key.child_key(
+                    self.page_size
+                ), f"{key=}, {child.key.child_key(self.page_size)=}"
 
     def _delete_leaf(self, node):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        key = node.key.child_key(self.page_size)
+        v = node.parent.children.pop(key, None)
+        assert v == node, f"parent does not have child key, {key}"
+
+        self.evictable_size_ -= len(node.key)
+        if node in self.evictable_leaves:
+            self.evictable_leaves.remove(node)
+        self._update_leaf_status(node.parent)
 
     def _update_leaf_status(self, node: TreeNode):
         if node.evicted or node.lock_ref > 0:
@@ -717,7 +786,16 @@ class RadixCache(KVCacheEventMixin, BasePrefixCache):
             self.evictable_leaves.add(node)
 
     def _total_size_helper(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        total_size = 0
+        stack = [self.root_node]
+        while stack:
+            current_node = stack.pop()
+            total_size += len(current_node.value)
+            for child in current_node.children.values():
+                if child.evicted:
+                    continue
+                stack.append(child)
+        return total_size
 
 
 if __name__ == "__main__":

@@ -52,7 +52,20 @@ _RADIX_CACHE_REGISTRY: dict[str, RadixCacheFactory] = {}
 
 
 def register_radix_cache_backend(name: str, factory: RadixCacheFactory) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Register a radix-cache factory under `name`.
+
+    Raises ValueError if `name` is empty/whitespace-only or already
+    registered.
+    """
+    if not name.strip():
+        raise ValueError(
+            f"register_radix_cache_backend: name must be non-empty, got {name!r}"
+        )
+    if name in _RADIX_CACHE_REGISTRY:
+        raise ValueError(
+            f"register_radix_cache_backend: {name!r} is already registered"
+        )
+    _RADIX_CACHE_REGISTRY[name] = factory
 
 
 def get_radix_cache_factory(name: str) -> Optional[RadixCacheFactory]:
@@ -152,7 +165,32 @@ def _create_unified_radix_cache(
     server_args: ServerArgs,
     params: CacheInitParams,
 ) -> BasePrefixCache:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Initialize a UnifiedRadixCache with proper components and optional HiCache."""
+    from sglang.srt.mem_cache.unified_cache.components import ComponentType
+    from sglang.srt.mem_cache.unified_radix_cache import UnifiedRadixCache
+
+    tree_components = [ComponentType.FULL]
+    if ctx.is_hybrid_swa:
+        tree_components.append(ComponentType.SWA)
+    if ctx.is_hybrid_ssm:
+        tree_components.append(ComponentType.MAMBA)
+
+    params.tree_components = tuple(tree_components)
+    if use_mlx() and ctx.is_hybrid_ssm:
+        from sglang.srt.hardware_backend.mlx.kv_cache.auxiliary_state import (
+            MlxAuxiliaryStateComponent,
+        )
+
+        params.component_registry_override = {
+            ComponentType.MAMBA: MlxAuxiliaryStateComponent,
+        }
+    cache = UnifiedRadixCache(params)
+    if ctx.enable_hierarchical_cache:
+        cache.init_hicache(server_args, params)
+        ctx.tp_worker.register_hicache_layer_transfer_counter(
+            cache.cache_controller.layer_done_counter
+        )
+    return cache
 
 
 def create_tree_cache(ctx: TreeCacheBuildContext) -> BasePrefixCache:

@@ -56,11 +56,16 @@ GB = 1024 * 1024 * 1024
 
 
 def _prod(iterable) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    out = 1
+    for x in iterable:
+        out *= int(x)
+    return out
 
 
 def _store_dtype_for(kv_cache_dtype: torch.dtype) -> torch.dtype:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if kv_cache_dtype in (torch.float8_e5m2, torch.float8_e4m3fn):
+        return torch.uint8
+    return kv_cache_dtype
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,13 +346,25 @@ class UnifiedKVPool:
         return self._specs_by_name[name]
 
     def mha_spec(self, name: str) -> MHASubPoolSpec:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        s = self._specs_by_name[name]
+        assert isinstance(
+            s, MHASubPoolSpec
+        ), f"sub-pool {name!r} is {type(s).__name__}, expected MHASubPoolSpec"
+        return s
 
     def mla_spec(self, name: str) -> MLASubPoolSpec:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        s = self._specs_by_name[name]
+        assert isinstance(
+            s, MLASubPoolSpec
+        ), f"sub-pool {name!r} is {type(s).__name__}, expected MLASubPoolSpec"
+        return s
 
     def mamba_spec(self, name: str) -> MambaSubPoolSpec:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        s = self._specs_by_name[name]
+        assert isinstance(
+            s, MambaSubPoolSpec
+        ), f"sub-pool {name!r} is {type(s).__name__}, expected MambaSubPoolSpec"
+        return s
 
     def max_slots(self, name: str) -> int:
         return self._max_slots[name]
@@ -356,7 +373,9 @@ class UnifiedKVPool:
         return self._min_slot_index[name]
 
     def anchor_bytes(self, name: str) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        anchor = self._anchor_bytes[name]
+        assert anchor == 0, f"current design assumes all anchors are 0; got {anchor}"
+        return anchor
 
     def mha_views_for(self, name: str) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         return self._mha_views[name]
@@ -374,7 +393,17 @@ class UnifiedKVPool:
         max_slots: int,
         page_size: int,
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_page_major_mha_views(
+            self._raw,
+            layer_num=spec.layer_num,
+            head_num=spec.head_num,
+            head_dim=spec.head_dim,
+            v_head_dim=spec.v_head_dim,
+            store_dtype=spec.store_dtype,
+            page_size=page_size,
+            num_pages=max_slots // page_size,
+            anchor_bytes=anchor_bytes,
+        )
 
     def _build_mla_views(
         self,
@@ -383,12 +412,29 @@ class UnifiedKVPool:
         max_slots: int,
         page_size: int,
     ) -> List[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_dense_mla_views(
+            self._raw,
+            layer_num=spec.layer_num,
+            kv_cache_dim=spec.kv_cache_dim,
+            store_dtype=spec.store_dtype,
+            page_size=page_size,
+            num_pages=max_slots // page_size,
+            anchor_bytes=anchor_bytes,
+        )
 
     def _build_mamba_views(
         self, spec: MambaSubPoolSpec, anchor_bytes: int, max_slots: int
     ) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_page_major_mamba_views(
+            self._raw,
+            layer_num=spec.layer_num,
+            conv_state_shapes=spec.conv_state_shapes,
+            conv_dtype=spec.conv_dtype,
+            temporal_state_shape=spec.temporal_state_shape,
+            temporal_dtype=spec.temporal_dtype,
+            max_slots=max_slots,
+            anchor_bytes=anchor_bytes,
+        )
 
 
 class UnifiedMHATokenToKVPool(MHATokenToKVPool):
@@ -459,7 +505,17 @@ class UnifiedMHATokenToKVPool(MHATokenToKVPool):
         pass
 
     def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # tgt_loc/src_loc are PHYSICAL slot ids; native move only (strided views).
+        if tgt_loc.numel() == 0:
+            return
+        with record_function("UnifiedMHA.move_kv_cache"):
+            move_kv_cache_native(
+                self.k_buffer,
+                self.v_buffer,
+                tgt_loc,
+                src_loc,
+                page_size=self._page_size,
+            )
 
     def get_kv_size_bytes(self):
         return 0, 0  # UnifiedKVPool logs the total; per-sub-pool would double-count
@@ -531,6 +587,89 @@ class UnifiedMHATokenToKVPool(MHATokenToKVPool):
             )
 
 
+class UnifiedMLATokenToKVPool(MLATokenToKVPool):
+    """MLA KV pool whose per-layer `kv_buffer` entries are DENSE views into a
+    `UnifiedKVPool` (see `build_dense_mla_views`).
+
+    Loc-space contract: every loc this pool receives through the KVCache API
+    (`set_kv_buffer` / `set_mla_kv_buffer` / `get_mla_kv_buffer`, and the
+    kv_indices consumed by attention kernels reading `get_key_buffer` /
+    `get_value_buffer`) is a DENSE id — the `translate_kv_loc_dense` output
+
+        dense(t) = (t // ps) * (ps * layer_num) + t % ps
+
+    which is layer-independent (the layer offset is folded into each view's
+    storage_offset), so the stock `MLATokenToKVPool` read/write methods work on
+    the views unmodified. The ONE exception is `move_kv_cache`: the allocator's
+    compaction calls it with REAL physical token ids, and it is overridden to
+    relocate whole page envelopes on the raw buffer.
+    """
+
+    def __init__(
+        self,
+        *,
+        unified_buffer: UnifiedKVPool,
+        sub_pool_name: str,
+        kv_cache_dtype: torch.dtype,
+        page_size: int = 1,
+    ):
+        spec = unified_buffer.mla_spec(sub_pool_name)
+        store_dtype = _store_dtype_for(kv_cache_dtype)
+        assert spec.store_dtype == store_dtype, (
+            f"sub-pool {sub_pool_name!r} store dtype {spec.store_dtype} does not "
+            f"match kv cache dtype {kv_cache_dtype} (store {store_dtype})"
+        )
+
+        self._unified_buffer = unified_buffer
+        self._sub_pool_name = sub_pool_name
+        self._kv_views = unified_buffer.mla_views_for(sub_pool_name)
+        max_slots = unified_buffer.max_slots(sub_pool_name)
+        self._num_pages = max_slots // page_size
+        self._page_bytes = page_size * spec.entry_bytes()
+        # Dense row count per view; also the OOB bound for dense locs.
+        self._dense_size = self._num_pages * spec.layer_num * page_size
+
+        super().__init__(
+            # OOB checks bound locs by `size + page_size`; dense ids run to
+            # `_dense_size` (page 0 is the reserved padding sink).
+            size=self._dense_size - page_size,
+            page_size=page_size,
+            dtype=kv_cache_dtype,
+            kv_lora_rank=spec.kv_lora_rank,
+            qk_rope_head_dim=spec.qk_rope_head_dim,
+            layer_num=spec.layer_num,
+            device=unified_buffer.device,
+            enable_memory_saver=False,  # buffer owned by UnifiedKVPool
+        )
+
+    def _create_buffers(self):
+        self.kv_buffer = self._kv_views
+
+    def _clear_buffers(self):
+        # Lifetime owned by UnifiedKVPool; do not delete the views.
+        pass
+
+    def get_kv_size_bytes(self):
+        return 0  # UnifiedKVPool logs the total; per-sub-pool would double-count
+
+    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
+        """Relocate whole page envelopes.
+
+        `tgt_loc`/`src_loc` are REAL physical token ids (NOT dense ids): both
+        compaction paths expand page ids into page-major-ordered token runs
+        (`pages[:, None] * ps + offsets`), relied on here to recover the page
+        lists. One contiguous envelope copy replaces the per-layer strided moves.
+        """
+        if tgt_loc.numel() == 0:
+            return
+        ps = self.page_size
+        tgt_pages = tgt_loc.view(-1, ps)[:, 0] // ps
+        src_pages = src_loc.view(-1, ps)[:, 0] // ps
+        with record_function("UnifiedMLA.move_kv_cache"):
+            env = self._unified_buffer._raw[: self._num_pages * self._page_bytes].view(
+                self._num_pages, self._page_bytes
+            )
+            env[tgt_pages] = env[src_pages]
 
 
 class UnifiedMambaPool(MambaPool):
@@ -648,6 +787,9 @@ class UnifiedMambaPool(MambaPool):
     # Inherited MambaPool state ops (copy_from/clear_slots/get_cpu_copy/load_cpu_copy)
     # take PHYSICAL slot ids; callers translate via the slot allocator first.
 
+    def _copy_from_physical(self, src_index: torch.Tensor, dst_index: torch.Tensor):
+        # Physical-slot copy used by the allocator's `_compact_pending`.
+        MambaPool.copy_from(self, src_index, dst_index)
 
 
 class UnifiedMambaSlotAllocator:
@@ -681,10 +823,14 @@ class UnifiedMambaSlotAllocator:
         return self._max_size
 
     def available_size(self) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Slot-conservation count (max - allocated): the leak-check view, NOT the
+        # planner value (use schedulable_available_size for that).
+        return self._max_size - self._multi_ended_allocator.allocated_count()
 
     def schedulable_available_size(self) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Byte-coordinated count (>= N => alloc(N) succeeds); credits the peer's
+        # drainable holes since alloc flushes the peer before extending.
+        return self._multi_ended_allocator.schedulable_available_size()
 
     @property
     def free_slots(self) -> torch.Tensor:
@@ -705,7 +851,12 @@ class UnifiedMambaSlotAllocator:
     # -- slot management (delegates to the MultiEndedAllocator) --
 
     def alloc(self, need_size: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # alloc_group fast path: single-slot draws from the prefetched batch.
+        if self._alloc_iter is not None and need_size == 1:
+            slot = next(self._alloc_iter, None)
+            if slot is not None:
+                return slot
+        return self._multi_ended_allocator.alloc(need_size)  # VIRTUAL ids
 
     def free(self, free_index: torch.Tensor):
         return self._multi_ended_allocator.free(free_index)
@@ -715,12 +866,24 @@ class UnifiedMambaSlotAllocator:
         return self._multi_ended_allocator.clear()
 
     def alloc_group_begin(self, num_reqs: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Pre-allocate a batch that ``alloc(1)`` then draws from."""
+        self._alloc_iter = None
+        if num_reqs > 0:
+            result = self._multi_ended_allocator.alloc(num_reqs)
+            if result is not None:
+                self._alloc_iter = iter(result.split(1))
 
     def alloc_group_end(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return any unused pre-allocated slots from the current group."""
+        if self._alloc_iter is not None:
+            remaining = list(self._alloc_iter)
+            if remaining:
+                self._multi_ended_allocator.free(torch.cat(remaining))
+        self._alloc_iter = None
 
 
+    def allocator_state_str(self) -> str:
+        return self._multi_ended_allocator.allocator_state_str()
 
 
 class UnifiedHybridReqToTokenPool(HybridReqToTokenPool):
@@ -779,7 +942,48 @@ class UnifiedHybridReqToTokenPool(HybridReqToTokenPool):
         linear_replayssm_cache_len: int = 16,
         enable_linear_replayssm_spec: bool = False,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # mamba_envelope_layout / speculative_eagle_topk / enable_linear_replayssm /
+        # linear_replayssm_cache_len / enable_linear_replayssm_spec: accepted to match
+        # the parent signature but NOT forwarded — the shared pool's conv/temporal
+        # state are fixed-shape views (replayssm/spec are gated off under unified).
+        assert mamba_size == self._shared_mamba_size, (
+            f"UnifiedHybridReqToTokenPool._init_mamba_pool: mamba_size={mamba_size} "
+            f"!= unified_buffer.max_slots({self._mamba_sub_pool_name!r}) - 1 "
+            f"= {self._shared_mamba_size}"
+        )
+        assert len(cache_params.layers) >= len(mamba_layer_ids), (
+            f"cache_params.layers ({len(cache_params.layers)}) cannot supply "
+            f"{len(mamba_layer_ids)} mamba layer ids"
+        )
+        self.mamba_pool = UnifiedMambaPool(
+            unified_buffer=self._unified_buffer,
+            sub_pool_name=self._mamba_sub_pool_name,
+            spec_state_size=mamba_spec_state_size,
+            mamba_layer_ids=mamba_layer_ids,
+            enable_memory_saver=self.enable_memory_saver,
+            speculative_num_draft_tokens=speculative_num_draft_tokens,
+        )
+        # Wired in by init_unified_mamba_pools once the mamba allocator exists.
+        self.mamba_allocator = None
+        self.mamba_map = {layer_id: i for i, layer_id in enumerate(mamba_layer_ids)}
+        self.mamba_ckpt_pool = None  # int8 ckpt pool unused; None = feature off
+        self.device = device
+        # Sized by req_to_token's first dim (size + 1; row 0 is padding); self.size
+        # would under-size by one row.
+        req_pool_size = self.req_to_token.shape[0]
+        self.req_index_to_mamba_index_mapping: torch.Tensor = torch.zeros(
+            req_pool_size, dtype=torch.int32, device=self.device
+        )
+        if enable_mamba_extra_buffer:
+            self.req_index_to_mamba_ping_pong_track_buffer_mapping: torch.Tensor = (
+                torch.zeros(
+                    (req_pool_size, self.mamba_ping_pong_track_buffer_size),
+                    # int64 to match the parent's uncast index_put source (int32 dest
+                    # would dtype-mismatch on the first radix prefill).
+                    dtype=torch.int64,
+                    device=self.device,
+                )
+            )
 
     def translate_mamba_indices(self, virtual_ids: torch.Tensor) -> torch.Tensor:
         """Virtual mamba ids -> physical slot ids."""
@@ -828,7 +1032,201 @@ def init_unified_mamba_pools(
     forward_stream: Optional[torch.cuda.Stream] = None,
     lazy_compaction: bool = False,
 ) -> UnifiedPoolBundle:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Build the Mamba-hybrid unified-memory-pool stack."""
+    from sglang.srt.mem_cache.memory_pool import HybridLinearKVPool
+    from sglang.srt.mem_cache.multi_ended_allocator import (
+        UnifiedMambaTokenToKVPoolAllocator,
+    )
+
+    # Full sub-pool is page-aware; mamba stays page=1 (state is per-request).
+    assert page_size >= 1, f"page_size must be >= 1, got {page_size}"
+
+    store_dtype = _store_dtype_for(kv_cache_dtype)
+    # full-attn at the high-byte end (grow-down), mamba at the low-byte end (grow-up).
+    if use_mla_backend:
+        assert kv_lora_rank and qk_rope_head_dim, (
+            "init_unified_mamba_pools: MLA-hybrid-Mamba needs kv_lora_rank and "
+            f"qk_rope_head_dim; got {kv_lora_rank} / {qk_rope_head_dim}"
+        )
+        assert not is_draft_worker, (
+            "init_unified_mamba_pools: draft workers (speculative decoding) are "
+            "not supported with the MLA unified pool"
+        )
+        full_spec = MLASubPoolSpec(
+            name="full",
+            layer_num=len(full_attention_layer_ids),
+            kv_lora_rank=kv_lora_rank,
+            qk_rope_head_dim=qk_rope_head_dim,
+            store_dtype=store_dtype,
+            grow_direction="down",
+        )
+    else:
+        full_spec = MHASubPoolSpec(
+            name="full",
+            layer_num=len(full_attention_layer_ids),
+            head_num=head_num,
+            head_dim=head_dim,
+            store_dtype=store_dtype,
+            grow_direction="down",
+        )
+    cp = mamba2_cache_params
+    mamba_spec = MambaSubPoolSpec(
+        name="mamba",
+        layer_num=len(mamba_layer_ids),
+        conv_state_shapes=tuple(tuple(int(x) for x in s) for s in cp.shape.conv),
+        conv_dtype=cp.dtype.conv,
+        temporal_state_shape=tuple(int(x) for x in cp.shape.temporal),
+        temporal_dtype=cp.dtype.temporal,
+        conv_slice_axis=getattr(cp.shape, "conv_slice_axis", 0),
+        grow_direction="up",
+    )
+    total_bytes = (
+        max_total_num_tokens * full_spec.entry_bytes()
+        + max_mamba_cache_size * mamba_spec.entry_bytes()
+    )
+    # Dense MLA views are per-layer shifted, so the last layer's view reaches one
+    # page envelope past the final page — allocation-only tail pad (~page bytes).
+    view_tail_pad_bytes = page_size * full_spec.entry_bytes() if use_mla_backend else 0
+    shared_pool = UnifiedKVPool(
+        total_bytes=total_bytes,
+        sub_pool_specs=[full_spec, mamba_spec],
+        device=device,
+        enable_memory_saver=enable_memory_saver,
+        page_size=page_size,
+        view_tail_pad_bytes=view_tail_pad_bytes,
+    )
+    req_to_token_pool = UnifiedHybridReqToTokenPool(
+        unified_buffer=shared_pool,
+        mamba_sub_pool_name="mamba",
+        size=max_num_reqs,
+        mamba_spec_state_size=max_num_reqs,  # outer dim of spec-decode intermediates
+        max_context_len=model_context_len + extra_max_context_len,
+        device=device,
+        enable_memory_saver=enable_memory_saver,
+        cache_params=mamba2_cache_params,
+        mamba_layer_ids=mamba_layer_ids,
+        enable_mamba_extra_buffer=enable_mamba_extra_buffer,
+        speculative_num_draft_tokens=speculative_num_draft_tokens,
+        enable_overlap_schedule=not disable_overlap_schedule,
+        start_layer=start_layer,
+    )
+    if use_mla_backend:
+        # start_layer stays 0: HybridLinearKVPool patches layer ids to the dense
+        # 0..N-1 index via _transfer_id_context before every MLA pool call.
+        unified_full_kv_pool = UnifiedMLATokenToKVPool(
+            unified_buffer=shared_pool,
+            sub_pool_name="full",
+            kv_cache_dtype=kv_cache_dtype,
+            page_size=page_size,
+        )
+    else:
+        unified_full_kv_pool = UnifiedMHATokenToKVPool(
+            unified_buffer=shared_pool,
+            sub_pool_name="full",
+            page_size=page_size,
+            start_layer=start_layer,
+            end_layer=end_layer,
+        )
+    full_attn_layer_ids_for_pool = (
+        [0] if is_draft_worker else list(full_attention_layer_ids)
+    )
+    token_to_kv_pool = HybridLinearKVPool(
+        page_size=page_size,
+        size=max_total_num_tokens,
+        dtype=kv_cache_dtype,
+        head_num=head_num,
+        head_dim=head_dim,
+        full_attention_layer_ids=full_attn_layer_ids_for_pool,
+        device=device,
+        mamba_pool=req_to_token_pool.mamba_pool,
+        enable_memory_saver=enable_memory_saver,
+        use_mla=use_mla_backend,
+        start_layer=start_layer,
+        full_kv_pool=unified_full_kv_pool,
+    )
+    allocator = UnifiedMambaTokenToKVPoolAllocator(
+        unified_buffer=shared_pool,
+        kvcache=token_to_kv_pool,
+        device=device,
+        page_size=page_size,
+        need_sort=need_sort,
+        forward_stream=forward_stream,
+        lazy_compaction=lazy_compaction,
+        full_kernel_page_multiplier=(
+            len(full_attention_layer_ids) if use_mla_backend else 1
+        ),
+    )
+
+    # Wrap the composite's mamba MultiEndedAllocator in a slot allocator (PHYSICAL view).
+    mamba_slot_allocator = UnifiedMambaSlotAllocator(
+        allocator.mamba_allocator,
+        max_size=req_to_token_pool._shared_mamba_size,
+        device=device,
+    )
+    # `_mamba_translate` feeds the HiCache offload path, GATED OFF here — wired but inert.
+    req_to_token_pool.mamba_allocator = mamba_slot_allocator
+    token_to_kv_pool._mamba_translate = mamba_slot_allocator.translate
+    if use_mla_backend:
+        # Model-level MLA entry points (`set_mla_kv_buffer` / `get_mla_kv_buffer`)
+        # receive VIRTUAL locs and translate to the dense space internally
+        # (eager-prefill-only paths; never captured in a cuda graph).
+        token_to_kv_pool._full_translate = allocator.translate_kv_loc_dense
+
+    logger.info(
+        "[unified-memory-pool] ============================================================"
+    )
+    logger.info(
+        "[unified-memory-pool] UNIFIED MEMORY POOL ENABLED -- path=Mamba hybrid (%s full side)",
+        "MLA" if use_mla_backend else "MHA",
+    )
+    if use_mla_backend:
+        logger.info(
+            "[unified-memory-pool]   full_layers=%d, mamba_layers=%d, kv_lora_rank=%d, "
+            "qk_rope_head_dim=%d, page_size=%d (dense views, kernel_page_multiplier=%d, "
+            "view_tail_pad=%d B)",
+            len(full_attention_layer_ids),
+            len(mamba_layer_ids),
+            kv_lora_rank,
+            qk_rope_head_dim,
+            page_size,
+            len(full_attention_layer_ids),
+            view_tail_pad_bytes,
+        )
+    else:
+        logger.info(
+            "[unified-memory-pool]   full_layers=%d, mamba_layers=%d, head_num=%d, head_dim=%d, "
+            "page_size=%d, is_draft_worker=%s",
+            len(full_attention_layer_ids),
+            len(mamba_layer_ids),
+            head_num,
+            head_dim,
+            page_size,
+            is_draft_worker,
+        )
+    logger.info(
+        "[unified-memory-pool]   total_bytes=%d, max_total_num_tokens=%d, max_mamba_cache_size=%d, "
+        "max_num_reqs=%d, speculative_num_draft_tokens=%s",
+        total_bytes,
+        max_total_num_tokens,
+        max_mamba_cache_size,
+        max_num_reqs,
+        speculative_num_draft_tokens,
+    )
+    if mamba_full_memory_ratio is not None:
+        logger.info(
+            "[unified-memory-pool]   mamba_full_memory_ratio=%s governs the total budget only, "
+            "not the runtime split.",
+            mamba_full_memory_ratio,
+        )
+    logger.info(
+        "[unified-memory-pool] ============================================================"
+    )
+    return UnifiedPoolBundle(
+        unified_memory_pool=shared_pool,
+        token_to_kv_pool=token_to_kv_pool,
+        token_to_kv_pool_allocator=allocator,
+        req_to_token_pool=req_to_token_pool,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -929,7 +1327,9 @@ class UnifiedSWAKVPool(SWAKVPool):
     # -- allocator wiring --
 
     def attach_allocators(self, *, full_allocator, swa_allocator) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Wire the two `MultiEndedAllocator`s whose v2p tables translate slot ids."""
+        self._full_allocator = full_allocator
+        self._swa_allocator = swa_allocator
 
     # -- BaseSWAKVPool ABC surface --
 
@@ -937,14 +1337,29 @@ class UnifiedSWAKVPool(SWAKVPool):
         return  # no-op in shared mode (the swa-side v2p IS the mapping)
 
     def translate_loc_from_full_to_swa(self, kv_indices: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Virtual token ids -> swa-physical token ids (int32)."""
+        assert self._swa_allocator is not None, (
+            "UnifiedSWAKVPool.translate_loc_from_full_to_swa called before "
+            "attach_allocators"
+        )
+        ps = self._swa_allocator.page_size
+        if ps == 1:
+            return self._swa_allocator.virtual_to_physical[kv_indices].to(torch.int32)
+        virt_pages = kv_indices // ps
+        offsets = kv_indices % ps
+        swa_phys_pages = self._swa_allocator.virtual_to_physical[virt_pages]
+        return (swa_phys_pages * ps + offsets).to(torch.int32)
 
+    def get_state_buf_infos(self):
+        return self.swa_kv_pool.get_contiguous_buf_infos()
 
     # -- size/info --
 
     def get_kv_size_bytes(self):
         return 0, 0  # UnifiedKVPool logs the total; per-side would double-count
 
+    def get_contiguous_buf_infos(self):
+        return self.full_kv_pool.get_contiguous_buf_infos()
 
     # -- buffer accessors --
 
@@ -961,7 +1376,10 @@ class UnifiedSWAKVPool(SWAKVPool):
         return pool.get_value_buffer(pool_layer_id)
 
     def get_kv_buffer(self, layer_id: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._wait_for_layer(layer_id)
+        pool_layer_id, is_swa = self.layers_mapping[layer_id]
+        pool = self.swa_kv_pool if is_swa else self.full_kv_pool
+        return pool.get_kv_buffer(pool_layer_id)
 
     # -- kv writing --
 
@@ -1023,12 +1441,41 @@ class UnifiedSWAKVPool(SWAKVPool):
 
     # -- HiCache shims (translate virtual->physical, then delegate) --
 
+    @staticmethod
+    def _virt_tokens_to_phys_tokens(
+        virt_tokens: torch.Tensor, allocator
+    ) -> torch.Tensor:
+        """Virtual TOKEN ids -> physical TOKEN ids (page-aware). Unbound pages yield
+        negatives; callers filter via `swa_phys >= 0`."""
+        ps = allocator.page_size
+        if ps == 1:
+            return allocator.virtual_to_physical[virt_tokens]
+        virt_pages = virt_tokens // ps
+        offsets = virt_tokens % ps
+        phys_pages = allocator.virtual_to_physical[virt_pages]
+        return phys_pages * ps + offsets
 
     def get_cpu_copy(self, indices, mamba_indices=None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert self._full_allocator is not None
+        assert self._swa_allocator is not None
+        # `indices` are virtual TOKEN ids; translate per sub-pool.
+        full_phys = self._virt_tokens_to_phys_tokens(indices, self._full_allocator)
+        swa_phys = self._virt_tokens_to_phys_tokens(indices, self._swa_allocator)
+        full_cpu = self.full_kv_pool.get_cpu_copy(full_phys)
+        valid = swa_phys >= 0
+        swa_cpu = None
+        if bool(valid.any().item()):
+            swa_cpu = self.swa_kv_pool.get_cpu_copy(swa_phys[valid])
+        return {"full": full_cpu, "swa": swa_cpu}
 
     def load_cpu_copy(self, kv_cache_cpu, indices, mamba_indices=None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert self._full_allocator is not None
+        full_phys = self._virt_tokens_to_phys_tokens(indices, self._full_allocator)
+        self.full_kv_pool.load_cpu_copy(kv_cache_cpu["full"], full_phys)
+        if kv_cache_cpu.get("swa") is not None:
+            assert self._swa_allocator is not None
+            swa_phys = self._virt_tokens_to_phys_tokens(indices, self._swa_allocator)
+            self.swa_kv_pool.load_cpu_copy(kv_cache_cpu["swa"], swa_phys)
 
 
 class UnifiedSWAPoolBundle(NamedTuple):
@@ -1059,4 +1506,105 @@ def init_unified_swa_pools(
     forward_stream: Optional[torch.cuda.Stream] = None,
     lazy_compaction: bool = False,
 ) -> UnifiedSWAPoolBundle:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Build the SWA-hybrid unified-memory-pool stack."""
+    from sglang.srt.mem_cache.multi_ended_allocator import (
+        UnifiedSWATokenToKVPoolAllocator,
+    )
+
+    # Both sub-allocators are page-aware: one virtual ID space at PAGE granularity,
+    # two physical sub-pools compacting pages independently.
+    assert page_size >= 1, f"page_size must be >= 1, got {page_size}"
+    assert (
+        len(full_attention_layer_ids) > 0
+    ), "SWA-hybrid with zero full-attention layers is degenerate"
+    assert (
+        len(swa_attention_layer_ids) > 0
+    ), "SWA-hybrid with zero SWA-attention layers is degenerate"
+
+    store_dtype = _store_dtype_for(kv_cache_dtype)
+    # full-attn at the high-byte end (grow-down), swa at the low-byte end (grow-up).
+    full_spec = MHASubPoolSpec(
+        name="full",
+        layer_num=len(full_attention_layer_ids),
+        head_num=head_num,
+        head_dim=head_dim,
+        v_head_dim=v_head_dim,
+        store_dtype=store_dtype,
+        grow_direction="down",
+    )
+    swa_spec = MHASubPoolSpec(
+        name="swa",
+        layer_num=len(swa_attention_layer_ids),
+        head_num=swa_head_num,
+        head_dim=swa_head_dim,
+        v_head_dim=swa_v_head_dim,
+        store_dtype=store_dtype,
+        grow_direction="up",
+    )
+    total_bytes = (
+        full_max_total_num_tokens * full_spec.entry_bytes()
+        + swa_max_total_num_tokens * swa_spec.entry_bytes()
+    )
+    shared_pool = UnifiedKVPool(
+        total_bytes=total_bytes,
+        sub_pool_specs=[full_spec, swa_spec],
+        device=device,
+        enable_memory_saver=enable_memory_saver,
+        page_size=page_size,
+    )
+    token_to_kv_pool = UnifiedSWAKVPool(
+        unified_buffer=shared_pool,
+        swa_attention_layer_ids=swa_attention_layer_ids,
+        full_attention_layer_ids=full_attention_layer_ids,
+        page_size=page_size,
+        start_layer=start_layer,
+        end_layer=end_layer,
+        enable_memory_saver=enable_memory_saver,
+    )
+    allocator = UnifiedSWATokenToKVPoolAllocator(
+        unified_buffer=shared_pool,
+        kvcache=token_to_kv_pool,
+        device=device,
+        full_max_total_num_tokens=full_max_total_num_tokens,
+        swa_max_total_num_tokens=swa_max_total_num_tokens,
+        page_size=page_size,
+        need_sort=need_sort,
+        forward_stream=forward_stream,
+        lazy_compaction=lazy_compaction,
+    )
+
+    logger.info(
+        "[unified-memory-pool] ============================================================"
+    )
+    logger.info("[unified-memory-pool] UNIFIED MEMORY POOL ENABLED -- path=SWA hybrid")
+    logger.info(
+        "[unified-memory-pool]   full_layers=%d, swa_layers=%d, head_num=%d, head_dim=%d, "
+        "v_head_dim=%d, swa_head_num=%d, swa_head_dim=%d, swa_v_head_dim=%d, "
+        "page_size=%d",
+        len(full_attention_layer_ids),
+        len(swa_attention_layer_ids),
+        head_num,
+        head_dim,
+        v_head_dim,
+        swa_head_num,
+        swa_head_dim,
+        swa_v_head_dim,
+        page_size,
+    )
+    logger.info(
+        "[unified-memory-pool]   total_bytes=%d (=%.2f GB), full_max_total_num_tokens=%d, "
+        "swa_max_total_num_tokens=%d, joint_available=%d slots",
+        total_bytes,
+        total_bytes / GB,
+        full_max_total_num_tokens,
+        swa_max_total_num_tokens,
+        allocator.available_size(),
+    )
+    logger.info(
+        "[unified-memory-pool] ============================================================"
+    )
+    return UnifiedSWAPoolBundle(
+        unified_memory_pool=shared_pool,
+        token_to_kv_pool=token_to_kv_pool,
+        token_to_kv_pool_allocator=allocator,
+    )

@@ -26,7 +26,11 @@ def get_model(
     load_config: LoadConfig,
     device_config: DeviceConfig,
 ) -> nn.Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    loader = get_model_loader(load_config, model_config)
+    return loader.load_model(
+        model_config=model_config,
+        device_config=device_config,
+    )
 
 
 __all__ = [

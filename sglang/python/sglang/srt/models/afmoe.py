@@ -27,6 +27,7 @@ import functools
 from typing import Iterable, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
@@ -63,7 +64,13 @@ _is_npu = is_npu()
 
 
 def get_attention_sliding_window_size(config: PretrainedConfig) -> Optional[int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    sliding_window = getattr(config, "sliding_window", None)
+    if sliding_window is None:
+        return None
+    if sliding_window <= 0:
+        return None
+    # Align with other local attention implementations (see gpt_oss).
+    return sliding_window - 1
 
 
 class AfmoeMLP(nn.Module):
@@ -118,7 +125,27 @@ class AfmoeMoE(nn.Module):
         score_func: str,
         expert_bias: Optional[torch.Tensor],
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        logits = gating_output.to(torch.float32)
+        if score_func == "sigmoid":
+            scores = torch.sigmoid(logits)
+            if expert_bias is not None:
+                bias = expert_bias.to(scores.device, dtype=scores.dtype)
+                scores_for_choice = scores + bias
+                topk_ids = torch.topk(scores_for_choice, k=topk, dim=-1)[1]
+                topk_weights = scores.gather(dim=-1, index=topk_ids)
+            else:
+                topk_weights, topk_ids = torch.topk(scores, k=topk, dim=-1)
+        else:
+            if expert_bias is not None:
+                logits = logits + expert_bias.to(logits.device, dtype=logits.dtype)
+            probs = F.softmax(logits, dim=-1)
+            topk_weights, topk_ids = torch.topk(probs, k=topk, dim=-1)
+
+        if renormalize:
+            denom = topk_weights.sum(dim=-1, keepdim=True).clamp(min=1e-20)
+            topk_weights = topk_weights / denom
+
+        return topk_weights.to(torch.float32), topk_ids.to(torch.int32)
 
     def __init__(
         self,
@@ -218,7 +245,22 @@ class AfmoeMoE(nn.Module):
         )
 
     def pack_params(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        w1: list[torch.Tensor] = []
+        w2: list[torch.Tensor] = []
+        for expert in self.experts:
+            w1.append(expert.gate_up_proj.weight)
+            w2.append(expert.down_proj.weight)
+        self.w1 = torch._utils._flatten_dense_tensors(w1)
+        w1s = torch._utils._unflatten_dense_tensors(self.w1, w1)
+        for data, param in zip(w1s, w1):
+            param.data = data
+        self.w1 = self.w1.view(len(w1), *w1s[0].shape)
+
+        self.w2 = torch._utils._flatten_dense_tensors(w2)
+        w2s = torch._utils._unflatten_dense_tensors(self.w2, w2)
+        for data, param in zip(w2s, w2):
+            param.data = data
+        self.w2 = self.w2.view(len(w2), *w2s[0].shape)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         num_tokens, hidden_dim = hidden_states.shape
@@ -343,7 +385,11 @@ class AfmoeAttention(nn.Module):
     def _apply_qk_norm(
         self, q: torch.Tensor, k: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        q_heads = self.q_norm(q.reshape(-1, self.head_dim))
+        k_heads = self.k_norm(k.reshape(-1, self.head_dim))
+        q = q_heads.view(q.shape)
+        k = k_heads.view(k.shape)
+        return q, k
 
     def forward(
         self,
@@ -540,7 +586,54 @@ class AfmoeForCausalLM(nn.Module):
         return get_attention_sliding_window_size(self.config)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, weight_name, shard_id)
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+
+        params_dict = dict(self.named_parameters())
+        for name, loaded_weight in weights:
+            # Skip rotary embedding inverse frequencies
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            # Remap router gate weights: HF uses .mlp.router.gate., SGLang uses .mlp.gate.
+            if ".mlp.router.gate." in name:
+                name = name.replace(".mlp.router.gate.", ".mlp.gate.")
+
+            # Handle stacked params (qkv_proj, gate_up_proj)
+            handled = False
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                # Skip gate_proj/up_proj stacking for self_attn (attention uses separate gate_proj)
+                if ".self_attn." in name and weight_name in {"gate_proj", "up_proj"}:
+                    continue
+
+                new_name = name.replace(weight_name, param_name)
+                # Skip if parameter doesn't exist (e.g., bias for layers without bias)
+                if new_name not in params_dict:
+                    handled = True
+                    break
+
+                param = params_dict[new_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight, shard_id)
+                handled = True
+                break
+
+            if handled:
+                continue
+
+            # Load remaining weights directly
+            if name in params_dict:
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
 
 
 EntryClass = AfmoeForCausalLM

@@ -64,7 +64,12 @@ def cohere2_sigmoid_topk(
     topk: int,
     renormalize: bool,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Sigmoid -> top-k (-> renormalize) routing."""
+    scores = gating_output.float().sigmoid()
+    topk_weights, topk_ids = torch.topk(scores, k=topk, dim=-1, sorted=False)
+    if renormalize:
+        topk_weights = topk_weights / topk_weights.sum(dim=-1, keepdim=True)
+    return topk_weights.to(torch.float32), topk_ids.to(torch.int32)
 
 
 class Cohere2MoeMLP(nn.Module):
@@ -452,7 +457,11 @@ class Cohere2MoeModel(nn.Module):
         self.norm = Cohere2MoeLayerNorm(config.hidden_size, eps=norm_eps)
 
     def get_input_embeddings(self, input_ids: Optional[torch.Tensor] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return the embedding module, or the embedded tensor if ``input_ids``
+        is given (SGLang's mm utils call this with no args)."""
+        if input_ids is None:
+            return self.embed_tokens
+        return self.embed_tokens(input_ids)
 
     def forward(
         self,
@@ -495,7 +504,9 @@ class Cohere2MoeForCausalLM(nn.Module):
         )
 
     def get_input_embeddings(self, input_ids: Optional[torch.Tensor] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if input_ids is None:
+            return self.model.embed_tokens
+        return self.model.get_input_embeddings(input_ids)
 
     @torch.no_grad()
     def forward(
@@ -514,7 +525,94 @@ class Cohere2MoeForCausalLM(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="gate_proj",
+            ckpt_down_proj_name="down_proj",
+            ckpt_up_proj_name="up_proj",
+            num_experts=self.config.num_experts,
+        )
+
+        params_dict = dict(self.named_parameters())
+        loaded_params = set()
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            # Skip all-zero bias tensors that the checkpoint carries for
+            # bias-free Cohere layers (input_layernorm.bias, norm.bias,
+            # o_proj.bias, mlp.gate.bias, experts.*.[gate|up|down]_proj.bias).
+            if (name.endswith(".bias") or name.endswith("_bias")) and (
+                name not in params_dict
+                and name.replace("q_proj", "qkv_proj") not in params_dict
+                and name.replace("gate_proj", "gate_up_proj") not in params_dict
+            ):
+                continue
+
+            # Stacked attention / MLP weights.
+            matched = False
+            for param_name, shard_name, shard_id in stacked_params_mapping:
+                if shard_name not in name:
+                    continue
+                if "mlp.experts" in name:
+                    continue
+                new_name = name.replace(shard_name, param_name)
+                if new_name.endswith(".bias") and new_name not in params_dict:
+                    matched = True
+                    break
+                if new_name not in params_dict:
+                    matched = True
+                    break
+                param = params_dict[new_name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                loaded_params.add(new_name)
+                matched = True
+                break
+            if matched:
+                continue
+
+            # Expert weights.
+            for mapping in expert_params_mapping:
+                param_name, weight_name, expert_id, shard_id = mapping
+                if weight_name not in name:
+                    continue
+                new_name = name.replace(weight_name, param_name)
+                if new_name not in params_dict:
+                    continue
+                param = params_dict[new_name]
+                weight_loader = param.weight_loader
+                weight_loader(
+                    param,
+                    loaded_weight,
+                    new_name,
+                    shard_id=shard_id,
+                    expert_id=expert_id,
+                )
+                loaded_params.add(new_name)
+                matched = True
+                break
+            if matched:
+                continue
+
+            # lm_head is tied with embed_tokens; skip if missing.
+            if "lm_head.weight" in name:
+                continue
+            if name not in params_dict:
+                continue
+            param = params_dict[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
+            loaded_params.add(name)
+
+        return loaded_params
 
 
 EntryClass = Cohere2MoeForCausalLM

@@ -5,6 +5,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import msgspec
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sglang.kernels.ops.attention.dsv4 import fused_q_norm_rope, fused_rope_inplace
@@ -63,7 +64,17 @@ _CONFIDENCE = Invariant(
 def apply_rotary_emb(
     x: torch.Tensor, freqs_cis: torch.Tensor, inverse: bool = False
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    y = x
+    x = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    if inverse:
+        freqs_cis = freqs_cis.conj()
+    if x.ndim == 3:
+        freqs_cis = freqs_cis.view(x.size(0), 1, x.size(-1))
+    else:
+        freqs_cis = freqs_cis.view(1, x.size(1), 1, x.size(-1))
+    x = torch.view_as_real(x * freqs_cis).flatten(-2)
+    y.copy_(x)
+    return y
 
 
 class DSparkAttention(MqaAttentionBase):
@@ -124,7 +135,15 @@ class DSparkAttention(MqaAttentionBase):
         attn_backend,
         pool: DeepSeekV4TokenToKVPool,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pool.set_swa_key_buffer_radix_fused_norm_rope(
+            layer_id=self.layer_id,
+            swa_loc=attn_backend.get_swa_out_cache_loc(forward_batch),
+            kv=kv,
+            kv_weight=self.kv_norm.weight.data,
+            eps=self.eps,
+            freqs_cis=self.freqs_cis,
+            positions=positions,
+        )
 
     def _compute_q(
         self,
@@ -132,7 +151,24 @@ class DSparkAttention(MqaAttentionBase):
         positions: torch.Tensor,
         q_out: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        q, _ = self.wq_a(x)
+        q = self.q_norm(q)
+        q, _ = self.wq_b(q)
+        q = q.view(-1, self.n_local_heads, self.head_dim)
+        if self._use_fast_kernel:
+            if q_out is None:
+                q_out = torch.empty_like(q)
+            fused_q_norm_rope(q, q_out, self.eps, self.freqs_cis, positions)
+            return q_out
+        else:
+            q = q * torch.rsqrt(
+                q.float().square().mean(-1, keepdim=True) + self.eps
+            ).to(q.dtype)
+            apply_rotary_emb(q[..., -self.rope_head_dim :], self.freqs_cis[positions])
+            if q_out is not None:
+                q_out.copy_(q)
+                return q_out
+            return q
 
     def forward(
         self,
@@ -225,7 +261,12 @@ class DSparkAttention(MqaAttentionBase):
 
 
 def _resolve_dspark_pool() -> DeepSeekV4TokenToKVPool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    pool = get_token_to_kv_pool()
+    assert isinstance(pool, DeepSeekV4TokenToKVPool), (
+        "DSpark draft attention requires a DeepSeekV4TokenToKVPool, "
+        f"got {type(pool).__name__}."
+    )
+    return pool
 
 
 class MarkovW2ShardGeometry(msgspec.Struct, frozen=True):
@@ -260,6 +301,41 @@ class DSparkV4MarkovHead(nn.Module):
         )
         self._tp_shard: Optional[MarkovW2ShardGeometry] = None
 
+    def configure_tp_shard(self, *, lm_head: nn.Module) -> None:
+        if not self._opt_markov_w2_tp_shard:
+            return
+        if int(lm_head.org_vocab_size) != self.vocab_size:
+            raise ValueError(
+                "DSpark markov_w2 TP-shard requires lm_head.org_vocab_size == "
+                f"markov vocab_size, got {int(lm_head.org_vocab_size)} vs "
+                f"{self.vocab_size}."
+            )
+        tp_size = int(lm_head.tp_size)
+        per_partition = int(lm_head.num_embeddings_per_partition)
+        num_padded = int(lm_head.num_embeddings_padded)
+        if per_partition * tp_size != num_padded:
+            raise ValueError(
+                "DSpark markov_w2 TP-shard could not align to the lm_head partition: "
+                f"num_embeddings_per_partition({per_partition}) * tp_size({tp_size}) != "
+                f"num_embeddings_padded({num_padded})."
+            )
+        attn_tp_size = get_parallel().attn_tp_group.world_size
+        if attn_tp_size != tp_size:
+            raise ValueError(
+                "DSpark markov_w2 TP-shard needs the attn-TP group (used for the per-step "
+                f"all-gather) to equal the lm_head shard group, got attn_tp_size="
+                f"{attn_tp_size} vs lm_head tp_size={tp_size}. This config (e.g. DP "
+                "attention without --enable-dp-lm-head, where lm_head shards over the "
+                "global TP group) is unsupported; disable "
+                "SGLANG_DSPARK_OPT_MARKOV_W2_TP_SHARD."
+            )
+        self._tp_shard = MarkovW2ShardGeometry(
+            tp_size=tp_size,
+            org_vocab_start=int(lm_head.shard_indices.org_vocab_start_index),
+            org_vocab_end=int(lm_head.shard_indices.org_vocab_end_index),
+            num_embeddings_per_partition=per_partition,
+            num_embeddings_padded=num_padded,
+        )
 
     def get_prev_embeddings(self, token_ids: torch.Tensor) -> torch.Tensor:
         return self.markov_w1(token_ids.long())
@@ -267,10 +343,48 @@ class DSparkV4MarkovHead(nn.Module):
     def project_bias(
         self, latent_states: torch.Tensor, *, weight: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        weight = self.markov_w2.weight if weight is None else weight
+        if self._opt_markov_w2_bf16:
+            return F.linear(latent_states.to(weight.dtype), weight).float()
+        return F.linear(latent_states.float(), weight)
 
+    def compute_step_bias(
+        self, token_ids: torch.Tensor, hidden_states: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        del hidden_states
+        return self.project_bias(self.get_prev_embeddings(token_ids))
 
+    def apply_step_logits(
+        self,
+        logits: torch.Tensor,
+        *,
+        token_ids: torch.Tensor,
+        hidden_states: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        if self._tp_shard is not None:
+            return self._apply_step_logits_sharded(
+                base_local=logits, token_ids=token_ids
+            )
+        return logits + self.compute_step_bias(token_ids, hidden_states)
 
+    def _apply_step_logits_sharded(
+        self, *, base_local: torch.Tensor, token_ids: torch.Tensor
+    ) -> torch.Tensor:
+        shard = self._tp_shard
+        latent = self.get_prev_embeddings(token_ids)
+        weight_local = self.markov_w2.weight[
+            shard.org_vocab_start : shard.org_vocab_end
+        ]
+        if self._opt_markov_w2_bf16:
+            bias = F.linear(latent.to(weight_local.dtype), weight_local)
+        else:
+            bias = F.linear(latent.float(), weight_local)
+        step_local = BuildStepLocal.execute(bias=bias, base_local=base_local)
+        if shard.tp_size > 1:
+            full = get_parallel().attn_tp_group.all_gather(step_local, dim=-1)
+        else:
+            full = step_local
+        return full[..., : self.vocab_size]
 
     def forward(self, token_ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         embed = self.get_prev_embeddings(token_ids)
@@ -282,7 +396,28 @@ class DSparkV4MarkovHead(nn.Module):
 def build_dspark_v4_confidence_head(
     *, config: DeepSeekV4Config, markov_rank: int
 ) -> Optional[DSparkConfidenceHead]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if read_ragged_verify_mode() is RaggedVerifyMode.STATIC:
+        return None
+    if not hasattr(config, "enable_confidence_head"):
+        logger.warning(
+            "DSpark draft config has no enable_confidence_head field; treating the "
+            "confidence head as enabled."
+        )
+    with_markov_cfg = getattr(config, "confidence_head_with_markov", None)
+    with_markov = (
+        (markov_rank > 0) if with_markov_cfg is None else bool(with_markov_cfg)
+    )
+    if with_markov and markov_rank <= 0:
+        raise ValueError(
+            "DSpark V4 confidence_head_with_markov requires markov_rank > 0, "
+            f"got markov_rank={markov_rank}."
+        )
+    return DSparkConfidenceHead(
+        hidden_size=int(config.hidden_size),
+        markov_rank=int(markov_rank),
+        with_markov=with_markov,
+        bias=False,
+    )
 
 
 class DSparkV4Stage(DeepseekV4DecoderLayer):
@@ -341,7 +476,14 @@ class DSparkV4Stage(DeepseekV4DecoderLayer):
         alt_streams: Optional[List[torch.cuda.Stream]],
         compress_ratio_override: Optional[int],
     ) -> nn.Module:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del compress_ratio_override
+        return DSparkAttention(
+            config=config,
+            layer_id=layer_id,
+            quant_config=quant_config,
+            prefix=prefix,
+            alt_streams=alt_streams,
+        )
 
     def _hc_pre_block(
         self,
@@ -350,7 +492,8 @@ class DSparkV4Stage(DeepseekV4DecoderLayer):
         hc_scale: torch.Tensor,
         hc_base: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        y, post, comb, _ = self.hc_pre(x, hc_fn, hc_scale, hc_base)
+        return y, post, comb
 
     def _hc_post_block(
         self,
@@ -359,7 +502,7 @@ class DSparkV4Stage(DeepseekV4DecoderLayer):
         post: torch.Tensor,
         comb: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.hc_post(x, residual, post, comb)
 
     def forward(
         self,
@@ -386,7 +529,12 @@ class DSparkV4Stage(DeepseekV4DecoderLayer):
         return x
 
     def _run_ffn(self, x: torch.Tensor, forward_batch: ForwardBatch) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        shape = x.shape
+        x = x.reshape(-1, self.dim)
+        y = self._run_moe_ffn_dp_sync(
+            x, forward_batch, input_ids=None, input_ids_global=None
+        )
+        return y.view(shape)
 
 
 class DeepseekV4ForCausalLMDSpark(nn.Module):
@@ -471,11 +619,24 @@ class DeepseekV4ForCausalLMDSpark(nn.Module):
     def enable_confidence_head(self) -> bool:
         return self.confidence_head is not None
 
+    def attach_shared_modules(
+        self, *, embed_tokens: nn.Module, lm_head: nn.Module
+    ) -> None:
+        self.embed_tokens = embed_tokens
+        self.lm_head = lm_head
+        self.markov_head.configure_tp_shard(lm_head=lm_head)
 
 
 
     def forward_embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.embed_tokens is None:
+            raise ValueError(
+                "DeepseekV4ForCausalLMDSpark requires the target embed_tokens "
+                "(call attach_shared_modules first)."
+            )
+        x = self.embed_tokens(input_ids)
+        x = x.unsqueeze(1).repeat(1, self.hc_mult, 1)
+        return x
 
     def forward(
         self,
@@ -500,9 +661,126 @@ class DeepseekV4ForCausalLMDSpark(nn.Module):
 
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        params_dict = dict(self.named_parameters())
+        loaded_params = set()
 
+        weights = _dequant_fp8_wo_a_streaming(weights)
 
+        stacked_params_mapping = DEEPSEEK_V4_STACKED_PARAMS_MAPPING
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="gate_proj",
+            ckpt_down_proj_name="down_proj",
+            ckpt_up_proj_name="up_proj",
+            num_experts=self.config.n_routed_experts,
+        )
+
+        for name, loaded_weight in weights:
+            mapped = self._remap_dspark_weight_name(name)
+            if mapped is None:
+                continue
+
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in mapped:
+                    continue
+                candidate = mapped.replace(weight_name, param_name)
+                if candidate not in params_dict:
+                    continue
+                param = params_dict[candidate]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                loaded_params.add(candidate)
+                break
+            else:
+                for (
+                    param_name,
+                    weight_name,
+                    expert_id,
+                    shard_id,
+                ) in expert_params_mapping:
+                    if weight_name not in mapped:
+                        continue
+                    candidate = mapped.replace(weight_name, param_name)
+                    if candidate not in params_dict:
+                        continue
+                    param = params_dict[candidate]
+                    weight_loader = param.weight_loader
+                    weight_loader(
+                        param,
+                        loaded_weight,
+                        candidate,
+                        shard_id=shard_id,
+                        expert_id=expert_id,
+                    )
+                    loaded_params.add(candidate)
+                    break
+                else:
+                    if mapped not in params_dict:
+                        logger.warning(
+                            "DSpark V4 draft: unexpected weight %r -> %r", name, mapped
+                        )
+                        continue
+                    param = params_dict[mapped]
+                    weight_loader = getattr(
+                        param, "weight_loader", default_weight_loader
+                    )
+                    weight_loader(param, loaded_weight)
+                    loaded_params.add(mapped)
+
+        self._assert_confidence_head_loaded(
+            params_dict=params_dict, loaded_params=loaded_params
+        )
+
+    def _assert_confidence_head_loaded(
+        self, *, params_dict: dict, loaded_params: set
+    ) -> None:
+        if self.confidence_head is None:
+            return
+        confidence_param_names = {
+            name for name in params_dict if name.startswith("confidence_head.")
+        }
+        missing = confidence_param_names - loaded_params
+        if missing:
+            raise ValueError(
+                f"DSpark V4 confidence head is enabled but the checkpoint is missing "
+                f"{sorted(missing)}. Provide a checkpoint with trained confidence weights, "
+                f"or disable the confidence head (enable_confidence_head=False)."
+            )
+
+    def _remap_dspark_weight_name(self, name: str) -> Optional[str]:
+        if name.startswith(("embed.", "embed_tokens.", "head.", "lm_head.")):
+            return None
+        if "rotary_emb.inv_freq" in name:
+            return None
+
+        if not name.startswith("mtp."):
+            return None
+        parts = name.split(".", 2)
+        if len(parts) < 3:
+            return None
+        stage_id, rest = parts[1], parts[2]
+
+        if rest.startswith("markov_head."):
+            return f"markov_head.{rest[len('markov_head.'):]}"
+
+        if rest.startswith("confidence_head."):
+            if self.confidence_head is None:
+                return None
+            return f"confidence_head.{rest[len('confidence_head.'):]}"
+
+        mapped_rest = rest
+        mapped_rest = mapped_rest.replace("attn.", "self_attn.", 1)
+        mapped_rest = mapped_rest.replace("ffn.", "mlp.", 1)
+        mapped_rest = mapped_rest.replace("attn_norm.", "input_layernorm.", 1)
+        mapped_rest = mapped_rest.replace("ffn_norm.", "post_attention_layernorm.", 1)
+        mapped_rest = mapped_rest.replace(".w1.", ".gate_proj.")
+        mapped_rest = mapped_rest.replace(".w2.", ".down_proj.")
+        mapped_rest = mapped_rest.replace(".w3.", ".up_proj.")
+        mapped_rest = mapped_rest.replace(".gate.tid2eid", ".topk.tid2eid")
+        mapped_rest = mapped_rest.replace(".gate.bias", ".gate.e_score_correction_bias")
+        mapped_rest = mapped_rest.replace(".scale", ".weight_scale_inv")
+        return f"stages.{stage_id}.{mapped_rest}"
 
 
 EntryClass = [DeepseekV4ForCausalLMDSpark]

@@ -100,7 +100,7 @@ class ExaoneMoEForCausalLMMTP(ExaoneMoEForCausalLM):
     def load_weights(
         self, weights: Iterable[Tuple[str, torch.Tensor]], is_mtp: bool = False
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        super().load_weights(weights, is_mtp=True)
 
 
 EntryClass = ExaoneMoEForCausalLMMTP

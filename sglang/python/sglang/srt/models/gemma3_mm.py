@@ -20,7 +20,7 @@
 import logging
 import re
 from functools import lru_cache
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Set, Tuple
 
 import torch
 from torch import nn
@@ -201,7 +201,15 @@ class Gemma3ForConditionalGeneration(PreTrainedModel):
     def pad_input_ids(
         self, input_ids: List[int], image_inputs: MultimodalInputs
     ) -> List[int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Pad input IDs with image tokens."""
+        # Get special token IDs
+        im_start_id: int = image_inputs.im_start_id
+        im_end_id: int = image_inputs.im_end_id
+
+        media_token_pairs = [(im_start_id, im_end_id)]
+        pattern = MultiModalityDataPaddingPatternTokenPairs(media_token_pairs)
+        ids = pattern.pad_input_tokens(input_ids, image_inputs)
+        return ids
 
     def prepare_attn_masks(
         self,
@@ -209,16 +217,124 @@ class Gemma3ForConditionalGeneration(PreTrainedModel):
         input_ids: torch.Tensor,
         mask_dtype: torch.dtype,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Prepare attention masks for multimodal inputs."""
+        if isinstance(get_attn_backend(), TritonAttnBackend):
+            assert forward_batch.forward_mode == ForwardMode.EXTEND
+            bidirectional_attn_masks_list = []
+            bidirectional_attn_mask_indptr = torch.zeros(
+                forward_batch.batch_size + 1, dtype=torch.int32, device=input_ids.device
+            )
+
+            for i in range(forward_batch.batch_size):
+                bidirectional_attn_mask = torch.empty(
+                    forward_batch.extend_seq_lens[i],
+                    forward_batch.extend_seq_lens[i]
+                    + forward_batch.extend_prefix_lens[i],
+                    dtype=mask_dtype,
+                    device=input_ids.device,
+                )
+                bidirectional_attn_mask.fill_(1)
+                bidirectional_attn_mask = bidirectional_attn_mask.tril(
+                    diagonal=forward_batch.extend_prefix_lens[i]
+                )
+
+                # Consider bidirectional attention between image tokens
+                mm_inputs = forward_batch.mm_inputs[i]
+                for mm_item in mm_inputs.mm_items:
+                    if mm_item.is_image():
+                        for im_begin, im_end in mm_item.offsets:
+                            if (
+                                im_begin >= forward_batch.extend_prefix_lens[i]
+                            ):  # compatible with radix cache
+                                bidirectional_attn_mask[
+                                    im_begin
+                                    - forward_batch.extend_prefix_lens[i] : im_end
+                                    + 1
+                                    - forward_batch.extend_prefix_lens[i],
+                                    im_begin : im_end + 1,
+                                ] = 1
+                bidirectional_attn_masks_list.append(bidirectional_attn_mask.flatten())
+                bidirectional_attn_mask_indptr[i + 1] = (
+                    bidirectional_attn_mask_indptr[i]
+                    + bidirectional_attn_mask.nelement()
+                )
+
+            if bidirectional_attn_masks_list:
+                bidirectional_attn_masks = torch.cat(
+                    bidirectional_attn_masks_list, dim=0
+                )
+                get_attn_backend().forward_metadata.mask_indptr = (
+                    bidirectional_attn_mask_indptr
+                )
+                get_attn_backend().forward_metadata.custom_mask = (
+                    bidirectional_attn_masks
+                )
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.language_model.get_input_embeddings()
 
     def get_attention_sliding_window_size(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        This value is used to initialize attention backends in `ForwardBatch`.
+        """
+        return self.language_model.get_attention_sliding_window_size()
 
     def get_image_feature(self, items: List[MultimodalDataItem]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Projects the last hidden state from the vision model into language model space.
+        Supports both raw image pixel values and precomputed embeddings.
+
+        Returns:
+            image_features (`torch.Tensor`): Image feature tensor of shape `(num_images, image_length, embed_dim)`).
+        """
+        # Process images one by one to handle flatten_batch=True constraint in vision_tower
+        all_pixel_values = flatten_nested_list([item.feature for item in items])
+
+        final_features_list = []
+
+        for pixel_values_batch in all_pixel_values:
+            if (
+                pixel_values_batch.dim() == 3
+                and pixel_values_batch.shape[-1] == self.config.text_config.hidden_size
+            ):
+                final_features_list.append(
+                    pixel_values_batch.to(self.language_model.device)
+                )
+                continue
+
+            # Normalize input shape to [batch_size, channels, height, width]
+            if pixel_values_batch.dim() == 5:
+                pixel_values_batch = pixel_values_batch.squeeze(0)
+            elif pixel_values_batch.dim() == 3:
+                pixel_values_batch = pixel_values_batch.unsqueeze(0)
+            elif pixel_values_batch.dim() != 4:
+                raise ValueError(
+                    f"Unexpected pixel_values shape: {pixel_values_batch.shape}"
+                )
+
+            # Process each image in the batch through Vision Tower
+            batch_vision_outputs = []
+            batch_size = pixel_values_batch.shape[0]
+
+            for i in range(batch_size):
+                pixel_value = pixel_values_batch[i : i + 1]  # Keep batch dimension as 1
+                pixel_value = pixel_value.to(
+                    device=self.vision_tower.device, dtype=self.language_model.dtype()
+                )
+                vision_output = self.vision_tower(pixel_values=pixel_value)
+                batch_vision_outputs.append(vision_output)
+
+            if batch_vision_outputs:
+                vision_outputs_cat = torch.cat(batch_vision_outputs, dim=0)
+
+                projected_features = self.multi_modal_projector(vision_outputs_cat)
+                final_features_list.append(projected_features)
+
+        # Concatenate all features (all are now in text space)
+        if final_features_list:
+            return torch.cat(final_features_list, dim=0)
+        else:
+            return torch.tensor([], device=self.language_model.device)
 
     @torch.no_grad()
     def forward(
@@ -305,10 +421,73 @@ class Gemma3ForConditionalGeneration(PreTrainedModel):
         return self.language_model.tie_weights(**kwargs)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            ("gate_up_proj", "up_proj", 1),
+            ("gate_up_proj", "gate_proj", 0),
+        ]
+        """Load weights for the model."""
+        params_dict = dict(self.named_parameters())
+        loaded_params: Set[str] = set()
+
+        for name, loaded_weight in weights:
+            if "language_model" in name:
+                # Gemma3ForCausalLM.load_weights(self, [(name.replace("language_model.", ""), loaded_weight)])
+                causal_loaded_params = Gemma3ForCausalLM.load_weights(
+                    self, [(name, loaded_weight)]
+                )
+                loaded_params.update(causal_loaded_params)
+                continue
+            else:
+                for param_name, weight_name, shard_id in stacked_params_mapping:
+                    if weight_name not in name:
+                        continue
+                    name = name.replace(weight_name, param_name)
+                    # Skip loading extra bias for GPTQ models.
+                    if name.endswith(".bias") and name not in params_dict:
+                        continue
+                    param = params_dict[name]
+                    weight_loader = param.weight_loader
+                    weight_loader(param, loaded_weight, shard_id)
+                    break
+                else:
+                    if "vision_model" in name:
+                        # adapt to VisionAttention
+                        name = name.replace(".self_attn.out_proj", ".self_attn.proj")
+                    # Skip loading extra bias for GPTQ models
+                    if name.endswith(".bias") and name not in params_dict:
+                        continue
+                    # Remapping the name of FP8 kv-scale
+                    name = maybe_remap_kv_scale_name(name, params_dict)
+                    if name is None:
+                        continue
+                    param = params_dict[name]
+                    weight_loader = getattr(
+                        param, "weight_loader", default_weight_loader
+                    )
+                    weight_loader(param, loaded_weight)
+                loaded_params.add(name)
+        unloaded_params = params_dict.keys() - loaded_params
+        if unloaded_params:
+            pass
+            # raise RuntimeError(
+            #     f"Some weights are not initialized from checkpoints: {unloaded_params}")
+        return loaded_params
 
     def get_embed_and_head(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # For EAGLE3, we delegate to the language model which should have this method
+        # If the language model doesn't have lm_head (like EAGLE3), we return None for head
+        embed = self.language_model.get_embed()
+        if hasattr(self.language_model, "get_embed_and_head"):
+            return self.language_model.get_embed_and_head()
+        elif hasattr(self.language_model, "lm_head"):
+            return embed, self.language_model.lm_head.weight
+        else:
+            # For EAGLE3, head might not be needed
+            return embed, None
 
     def set_eagle3_layers_to_capture(self, layer_ids: Optional[List[int]] = None):
         if hasattr(self.language_model, "set_eagle3_layers_to_capture"):

@@ -1,4 +1,4 @@
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional, Set, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -121,7 +121,13 @@ class Gemma3nTextMLP(nn.Module):
         return x
 
     def _gaussian_topk(self, inputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        normal_dist = torch.distributions.normal.Normal(0, 1)
+        std_multiplier = normal_dist.icdf(self.target_sparsity_tensor)
+        std_multiplier = std_multiplier.type(inputs.dtype)
+        inputs_mean = torch.mean(inputs, dim=-1, keepdim=True)
+        inputs_std = torch.std(inputs, dim=-1, keepdim=True, unbiased=False)
+        cutoff_x = inputs_mean + inputs_std * std_multiplier
+        return F.relu(inputs - cutoff_x)
 
 
 class Gemma3nLaurelBlock(nn.Module):
@@ -211,14 +217,79 @@ class Gemma3nAltUp(nn.Module):
             persistent=False,
         )
 
+    def compute_router_modalities(self, x: torch.Tensor) -> torch.Tensor:
+        # x  : [num_tokens, hidden_size]
+        router_inputs = self.router_norm(x) * self.router_input_scale.to(
+            self.router_norm.weight.dtype
+        )
+        # router_inputs : [num_tokens, hidden_size]
+        routed, _ = self.modality_router(router_inputs)
+
+        # routed : [num_tokens, altup_num_inputs]
+        return torch.tanh(routed.float()).type_as(routed)
 
     def predict(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Predicts the output of a layer using a trainable map.
+        hidden_states: [num_altup_inputs, num_tokens, hidden_size]
+        """
+        modalities = self.compute_router_modalities(
+            hidden_states[self.config.altup_active_idx]
+        )  # (n_tokens, altup_num_inputs)
+        # TODO: CHECK DO WE NEED THIS: self.prediction_coefs.float()  # Force computation in float32, in-place operation
+
+        if self.config.altup_coef_clip is not None:
+            self.prediction_coefs.weight.data.clamp_(
+                -self.config.altup_coef_clip, self.config.altup_coef_clip
+            )
+
+        all_coefs, _ = self.prediction_coefs(
+            modalities
+        )  # (n_tokens, altup_num_inputs) -> (n_tokens, altup_num_inputs**2)
+
+        all_coefs = all_coefs.reshape(
+            *modalities.shape[:-1],
+            self.config.altup_num_inputs,
+            self.config.altup_num_inputs,
+        ).permute(0, 2, 1)
+
+        # permute hidden_states from [num_altup_inputs, num_tokens, hidden_size] to [num_tokens, hidden_size, altup_num_inputs]
+        predictions = torch.matmul(hidden_states.permute(1, 2, 0), all_coefs)
+        predictions = predictions.permute(2, 0, 1)  # undo the permute
+        predictions += hidden_states  # add the original input
+        return predictions.contiguous().type_as(
+            hidden_states
+        )  # [num_altup_inputs, num_tokens, hidden_size]
 
     def correct(
         self, predictions: torch.Tensor, activated: torch.Tensor
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Corrects the predictions relative to the activated inputs."""
+        # prediction : [num_altup_inputs, num_tokens, hidden_size]
+        # activated  : [num_tokens, hidden_size]
+        modalities = self.compute_router_modalities(
+            activated
+        )  # [num_tokens, altup_num_inputs]
+        innovation = (
+            activated - predictions[self.config.altup_active_idx]
+        )  # [num_tokens, hidden_size]
+        innovation = innovation.repeat(
+            self.config.altup_num_inputs, 1, 1
+        )  # (self.config.altup_num_inputs, num_tokens, hidden_size)
+
+        if self.config.altup_coef_clip is not None:
+            self.correction_coefs.weight.data.clamp_(
+                -self.config.altup_coef_clip, self.config.altup_coef_clip
+            )
+
+        all_coefs, _ = self.correction_coefs(
+            modalities
+        )  # [num_tokens, altup_num_inputs]
+        all_coefs = (all_coefs + 1.0).permute(1, 0).unsqueeze(-1)
+        # # [num_tokens, altup_num_inputs, 1]
+
+        corrected = torch.mul(innovation, all_coefs)
+        corrected += predictions
+        return corrected.contiguous().type_as(activated)
 
     def scale_corrected_output(self, corrected: torch.Tensor) -> torch.Tensor:
         """Scales the provided 3D tensor."""
@@ -666,14 +737,39 @@ class Gemma3nTextModel(PreTrainedModel):
         return next(self.parameters()).dtype
 
     def get_per_layer_inputs(self, input_ids: torch.LongTensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        embeddings = self.embed_tokens_per_layer(input_ids)
+        return embeddings.reshape(
+            *input_ids.shape,
+            self.config.num_hidden_layers,
+            self.hidden_size_per_layer_input,
+        )
 
     def project_per_layer_inputs(
         self,
         inputs_embeds: torch.Tensor,
         per_layer_inputs: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        per_layer_projection, _ = self.per_layer_model_projection(inputs_embeds)
+        per_layer_projection *= self.per_layer_projection_scale.type(
+            inputs_embeds.dtype
+        )
+        per_layer_projection = per_layer_projection.reshape(
+            *inputs_embeds.shape[:-1],
+            self.config.num_hidden_layers,
+            self.hidden_size_per_layer_input,
+        )
+        per_layer_projection = self.per_layer_projection_norm(per_layer_projection)
+
+        if per_layer_inputs is None:
+            return per_layer_projection
+
+        if per_layer_projection.shape != per_layer_inputs.shape:
+            # per-layer inputs are sometimes padded with zeros, slice the relevant embeddings
+            per_layer_inputs = per_layer_inputs[..., : self.config.num_hidden_layers, :]
+
+        return (
+            per_layer_projection + per_layer_inputs
+        ) * self.per_layer_input_scale.type(inputs_embeds.dtype)
 
     def forward(
         self,
@@ -867,7 +963,53 @@ class Gemma3nForCausalLM(PreTrainedModel):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+        params_dict = dict(self.named_parameters())
+        loaded_params: Set[str] = set()
+
+        for name, loaded_weight in weights:
+            name = name.replace("model.language_model.", "model.")
+            for param_name, shard_name, shard_id in stacked_params_mapping:
+                if shard_name not in name:
+                    continue
+                name = name.replace(shard_name, param_name)
+                # Skip loading extra bias for GPTQ models
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    # Skip loading weights that are not in the model
+                    continue
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                # lm_head is not used in vllm as it is tied with embed_token
+                if "lm_head.weight" in name:
+                    continue
+                # Skip loading extra bias for GPTQ models
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                # Remapping the name of FP8 kv-scale
+                name = maybe_remap_kv_scale_name(name, params_dict)
+                if name is None:
+                    continue
+                if name not in params_dict:
+                    # Skip loading weights that are not in the model
+                    continue
+
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+            loaded_params.add(name)
+        return loaded_params
 
 
 EntryClass = Gemma3nForCausalLM

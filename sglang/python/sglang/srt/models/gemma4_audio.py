@@ -100,7 +100,15 @@ class Gemma4AudioRelativePositionEmbedding(nn.Module):
     def _get_timing_signal_1d_pos(
         self, position: torch.Tensor, dtype: torch.dtype
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert position.ndim == 2
+        position = position.float().unsqueeze(-1)
+        scaled_time = position * self.inv_timescales.to(
+            device=position.device, dtype=torch.float32
+        )
+        timing_signal = torch.cat(
+            [torch.sin(scaled_time), torch.cos(scaled_time)], dim=-1
+        )
+        return timing_signal.type(dtype)
 
     def _relative_shift(
         self,
@@ -112,7 +120,31 @@ class Gemma4AudioRelativePositionEmbedding(nn.Module):
         key_context_size: int,
         max_span_plus_1: int,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pad_amount_last_dim = (key_context_size + 1) - max_span_plus_1
+        padding_tuple = (0, pad_amount_last_dim)
+
+        term_bd_padded = F.pad(term_bd_before_shift, padding_tuple)
+        term_bd_reshaped = term_bd_padded.reshape(
+            (
+                batch_size,
+                num_heads,
+                num_query_blocks,
+                query_block_size * (key_context_size + 1),
+            )
+        )
+        term_bd_sliced = term_bd_reshaped[
+            :, :, :, : query_block_size * key_context_size
+        ]
+        term_bd_shifted = term_bd_sliced.reshape(
+            (
+                batch_size,
+                num_heads,
+                num_query_blocks,
+                query_block_size,
+                key_context_size,
+            )
+        )
+        return term_bd_shifted
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         batch_size, num_query_blocks, query_block_size, num_heads, head_dim = (
@@ -226,12 +258,35 @@ class Gemma4AudioAttention(nn.Module):
 
     # ------ block / context helpers (identical to Gemma3n) ------------------
 
+    def _pad_dim1(
+        self, x: torch.Tensor, dim10_val: int, dim11_val: int
+    ) -> torch.Tensor:
+        padding_tuple = [0] * x.ndim * 2
+        dim_idx_from_end = x.ndim - 2
+        start_idx_for_dim = 2 * dim_idx_from_end
+        padding_tuple[start_idx_for_dim] = dim10_val
+        padding_tuple[start_idx_for_dim + 1] = dim11_val
+        return F.pad(x, tuple(padding_tuple))
 
     def _convert_to_block(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        shape = x.shape
+        b, t = shape[:2]
+        num_blocks = (t + self.chunk_size - 1) // self.chunk_size
+        if (padding_len := num_blocks * self.chunk_size - t) > 0:
+            x = self._pad_dim1(x, 0, padding_len)
+        permute_dims = (b, num_blocks, self.chunk_size) + shape[2:]
+        return x.reshape(permute_dims).contiguous()
 
     def _extract_block_context(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pad_left = self.max_past_horizon
+        pad_right = self.max_future_horizon + self.chunk_size - 1
+        x = self._pad_dim1(x, pad_left, pad_right)
+        frame_len = self.context_size
+        frame_step = self.chunk_size
+        x_unfolded = x.unfold(dimension=1, size=frame_len, step=frame_step)
+        if x.ndim > 2 and x_unfolded.ndim > 3:
+            x_unfolded = torch.movedim(x_unfolded, source=-1, destination=2)
+        return x_unfolded.contiguous()
 
     # ------ forward ---------------------------------------------------------
 

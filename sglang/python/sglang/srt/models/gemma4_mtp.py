@@ -39,11 +39,21 @@ logger = logging.getLogger(__name__)
 
 
 def _get_text_config(model_or_config) -> PretrainedConfig:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Normalize either a model or a (possibly wrapped) config to ``Gemma4TextConfig``."""
+    cfg = getattr(model_or_config, "config", model_or_config)
+    return getattr(cfg, "text_config", cfg)
 
 
 def _resolve_target_text_model(target_model):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for attr in ("language_model", "model"):
+        candidate = getattr(target_model, attr, None)
+        if candidate is not None and hasattr(candidate, "layers"):
+            return candidate
+    raise AttributeError(
+        f"Frozen-KV MTP cannot locate the target trunk on "
+        f"{type(target_model).__name__}; expected ``.language_model`` "
+        "(multimodal) or ``.model`` (text-only) with a ``.layers`` attribute."
+    )
 
 
 class Gemma4AssistantForCausalLM(Gemma4ForCausalLM):
@@ -130,13 +140,23 @@ class Gemma4AssistantForCausalLM(Gemma4ForCausalLM):
 
 
     def get_embed_and_head(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.target_embed_weight is None:
+            raise RuntimeError(
+                "Gemma4AssistantForCausalLM target embedding is not bound yet."
+            )
+        return self.target_embed_weight, self.lm_head.weight
 
     def set_embed_and_head(self, embed: torch.Tensor, head: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Rebind target embedding; ``head`` ignored (assistant keeps ``lm_head``)."""
+        del head
+        self.target_embed_weight = embed
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def get_attention_sliding_window_size(self) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Gemma 4 config treats the bound as inclusive; SGLang attention metadata
+        # uses an exclusive window size, matching the target Gemma 4 models.
+        return self.config.sliding_window - 1
 
     @torch.no_grad()
     def forward(
@@ -200,6 +220,51 @@ class Gemma4AssistantForCausalLM(Gemma4ForCausalLM):
             hidden_states_before_norm=projected_states,
         )
 
+    def _apply_centroid_masking(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Centroid-masked logits for E2B/E4B assistant heads."""
+        if self.centroids is None or self.token_ordering is None:
+            raise RuntimeError(
+                "Frozen-KV MTP centroid head invoked but centroid weights "
+                "are not initialized."
+            )
+        prefix_shape = hidden_states.shape[:-1]
+        flat_hidden = hidden_states.reshape(-1, hidden_states.shape[-1])
+        num_tokens = flat_hidden.shape[0]
+
+        _, top_k_indices = torch.topk(
+            self.centroids(flat_hidden),
+            k=self.centroid_intermediate_top_k,
+            dim=-1,
+        )
+
+        # Contiguous gather: [C, vpc, H] indexed by centroid IDs.
+        num_selected = self.centroid_intermediate_top_k * self.vocab_size_per_centroid
+        selected_embeddings = self.lm_head.weight.view(
+            self.num_centroids,
+            self.vocab_size_per_centroid,
+            self.hidden_size,
+        )[top_k_indices].reshape(num_tokens, num_selected, self.hidden_size)
+
+        selected_logits = torch.bmm(
+            flat_hidden.unsqueeze(1),
+            selected_embeddings.transpose(1, 2),
+        ).squeeze(1)
+
+        # Scatter to real vocab positions via token_ordering.
+        centroid_vocab_indices = (
+            self.token_ordering.long()
+            .view(self.num_centroids, self.vocab_size_per_centroid)[top_k_indices]
+            .view(num_tokens, -1)
+        )
+        mask_value = torch.finfo(selected_logits.dtype).min / 2
+        output = torch.full(
+            (num_tokens, self.vocab_size),
+            mask_value,
+            dtype=selected_logits.dtype,
+            device=selected_logits.device,
+        )
+        output.scatter_(dim=-1, index=centroid_vocab_indices, src=selected_logits)
+        return output.view(*prefix_shape, self.vocab_size)
 
     def _centroid_logits_processor(
         self,
@@ -208,11 +273,69 @@ class Gemma4AssistantForCausalLM(Gemma4ForCausalLM):
         projected_states: torch.Tensor,
         forward_batch: ForwardBatch,
     ) -> LogitsProcessorOutput:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        logits_metadata = LogitsMetadata.from_forward_batch(forward_batch)
+        if logits_metadata.extend_return_logprob:
+            raise NotImplementedError(
+                "Frozen-KV MTP centroid head does not support input logprobs yet."
+            )
+
+        (
+            pruned_states,
+            pruned_states_before_norm,
+            aux_pruned_states,
+            sample_indices,
+            *_,
+        ) = self.logits_processor._get_pruned_states(
+            hidden_states, projected_states, None, logits_metadata
+        )
+        hidden_states_to_store = self.logits_processor._get_hidden_states_to_store(
+            hidden_states,
+            projected_states,
+            None,
+            pruned_states,
+            pruned_states_before_norm,
+            aux_pruned_states,
+            sample_indices,
+            logits_metadata,
+        )
+        del input_ids, hidden_states, projected_states
+
+        logits = self._apply_centroid_masking(pruned_states)
+        sampled_logits = (
+            logits[sample_indices] if sample_indices is not None else logits
+        )
+        return LogitsProcessorOutput(
+            next_token_logits=sampled_logits,
+            hidden_states=hidden_states_to_store,
+            mm_input_embeds=logits_metadata.mm_input_embeds,
+        )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        def remap_assistant_weights():
+            for name, weight in weights:
+                if name.startswith("masked_embedding."):
+                    name = name.removeprefix("masked_embedding.")
+                yield name, weight
 
+        result = super().load_weights(remap_assistant_weights())
+        if self.use_ordered_embeddings:
+            self._reorder_embedding_to_centroid_order()
+        return result
+
+    @torch.no_grad()
+    def _reorder_embedding_to_centroid_order(self) -> None:
+        """Reorder lm_head.weight from natural vocab order to centroid order."""
+        if self.token_ordering is None:
+            return
+        ordering = self.token_ordering.long()
+        lm_head_w = self.lm_head.weight
+        reordered = lm_head_w.data[ordering]
+        lm_head_w.data.copy_(reordered)
+        logger.info(
+            "Reordered lm_head/embed_tokens (%s) to centroid order "
+            "for contiguous centroid masking.",
+            list(lm_head_w.shape),
+        )
 
 
 class Gemma4UnifiedAssistantForCausalLM(Gemma4AssistantForCausalLM):

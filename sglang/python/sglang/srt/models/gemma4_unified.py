@@ -33,6 +33,7 @@ only construction, per-modality feature extraction and weight loading.
 """
 
 import logging
+import re
 from typing import Iterable, List, Optional, Set, Tuple
 
 import torch
@@ -244,11 +245,61 @@ class Gemma4UnifiedForConditionalGeneration(Gemma4ForConditionalGeneration):
     # ------------------------------------------------------------------
     # Per-modality feature extraction (encoder-free)
     # ------------------------------------------------------------------
+    def _empty_embeds(self) -> torch.Tensor:
+        return torch.empty(
+            0,
+            self.language_model.config.hidden_size,
+            device=next(self.parameters()).device,
+            dtype=self.language_model.dtype(),
+        )
 
     def _embed_patches(
         self, items: List[MultimodalDataItem], position_attr: str
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        all_embeds = []
+        for item in items:
+            all_pixel_values = flatten_nested_list([item.feature])
+            all_position_ids = flatten_nested_list([getattr(item, position_attr, None)])
+            for pv_idx, pv in enumerate(all_pixel_values):
+                # Pre-embedded passthrough (already at text hidden size).
+                if (
+                    pv.dim() in (2, 3)
+                    and pv.shape[-1] == self.config.text_config.hidden_size
+                ):
+                    all_embeds.append(pv.to(self.language_model.device))
+                    continue
+
+                if pv_idx >= len(all_position_ids) or all_position_ids[pv_idx] is None:
+                    raise ValueError(
+                        f"pixel_values[{pv_idx}] has no matching {position_attr}. "
+                        "The HF image/video processor likely renamed this output — "
+                        "update ATTR_NAME_TO_MODALITY in the Gemma4Unified processor."
+                    )
+                pp = all_position_ids[pv_idx]
+
+                # Collapse video (num_videos, num_frames, P, ...) -> (frames, P, ...)
+                if pv.dim() == 4:
+                    pv = pv.reshape(-1, pv.shape[-2], pv.shape[-1])
+                if pp.dim() == 4:
+                    pp = pp.reshape(-1, pp.shape[-2], pp.shape[-1])
+                if pv.dim() == 2:
+                    pv = pv.unsqueeze(0)
+                if pp.dim() == 2:
+                    pp = pp.unsqueeze(0)
+
+                pv = pv.to(
+                    device=self.language_model.device, dtype=self.language_model.dtype()
+                )
+                pp = pp.to(device=self.language_model.device)
+
+                embedded = self.vision_embedder(pv, pp)  # (B, P, mm_embed_dim)
+                projected = self.embed_vision(embedded)  # (B, P, hidden)
+
+                # Drop padding patches (position_ids == -1 on both axes).
+                padding_mask = (pp == -1).all(dim=-1)  # (B, P)
+                all_embeds.append(projected[~padding_mask])
+
+        return torch.cat(all_embeds, dim=0) if all_embeds else self._empty_embeds()
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
         return self._embed_patches(items, "image_position_ids")
@@ -257,13 +308,131 @@ class Gemma4UnifiedForConditionalGeneration(Gemma4ForConditionalGeneration):
         return self._embed_patches(items, "video_position_ids")
 
     def get_audio_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.embed_audio is None:
+            raise ValueError(
+                "Audio inputs provided but the model was built without an audio_config."
+            )
+        all_input_features = flatten_nested_list([item.feature for item in items])
+        # input_features_mask convention: True = valid token.
+        all_masks = flatten_nested_list([item.input_features_mask for item in items])
+
+        all_embeds = []
+        for input_features, mask in zip(all_input_features, all_masks):
+            if input_features.dim() == 2:
+                input_features = input_features.unsqueeze(0)
+            if mask.dim() == 1:
+                mask = mask.unsqueeze(0)
+            input_features = input_features.to(
+                device=self.language_model.device, dtype=self.language_model.dtype()
+            )
+            mask = mask.to(device=input_features.device)
+
+            # Raw waveform frames -> RMSNorm -> Linear (no conformer/mel).
+            projected = self.embed_audio(inputs_embeds=input_features)  # (B, T, hidden)
+            for enc, m in zip(projected, mask):
+                all_embeds.append(enc[m])  # keep valid frames only
+
+        return torch.cat(all_embeds, dim=0) if all_embeds else self._empty_embeds()
 
     # ------------------------------------------------------------------
     # Weight loading
     # ------------------------------------------------------------------
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> Set[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        k_eq_v_layers = self._get_k_eq_v_layers()
+
+        params_dict = dict(self.named_parameters())
+        params_dict.update(dict(self.named_buffers()))
+        non_persistent_buffers: Set[str] = set()
+        for mod_name, mod in self.named_modules():
+            for buf_name in getattr(mod, "_non_persistent_buffers_set", set()):
+                full = f"{mod_name}.{buf_name}" if mod_name else buf_name
+                non_persistent_buffers.add(full)
+
+        text_tie = getattr(self.config.text_config, "tie_word_embeddings", True)
+        start_layer = self.language_model.start_layer
+        end_layer = self.language_model.end_layer
+
+        loaded_params: Set[str] = set()
+
+        for name, loaded_weight in weights:
+            name = re.sub(r"^model\.", "", name)
+
+            if pp_filter_load_weight(
+                name,
+                loaded_weight,
+                pp_group=self.pp_group,
+                start_layer=start_layer,
+                end_layer=end_layer,
+                params_dict=params_dict,
+                loaded_params=loaded_params,
+                tie_word_embeddings=text_tie,
+                embed_weight_name="language_model.embed_tokens.weight",
+                first_rank_only_patterns=(
+                    "language_model.embed_tokens",
+                    "language_model.per_layer_model_projection",
+                    "language_model.per_layer_projection_norm",
+                    "vision_embedder.",
+                    "embed_vision.",
+                    "embed_audio.",
+                ),
+                last_rank_only_prefixes=("language_model.norm.", "lm_head."),
+            ):
+                continue
+
+            # attention_k_eq_v: full-attention layers ship only k_proj (V == K).
+            # Load k_proj into both the "k" and "v" shards of the fused QKV.
+            should_dup_k_to_v = (
+                ".k_proj." in name
+                and k_eq_v_layers
+                and "language_model." in name
+                and (m := re.search(r"layers\.(\d+)\.", name)) is not None
+                and int(m.group(1)) in k_eq_v_layers
+            )
+
+            for param_name, weight_name, shard_id in self.stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                mapped = name.replace(weight_name, param_name)
+                if mapped not in params_dict:
+                    continue
+                param = params_dict[mapped]
+                param.weight_loader(param, loaded_weight, shard_id)
+                if should_dup_k_to_v:
+                    param.weight_loader(param, loaded_weight, "v")
+                loaded_params.add(mapped)
+                break
+            else:
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    continue
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+                loaded_params.add(name)
+
+        unloaded_params = params_dict.keys() - loaded_params
+        if unloaded_params:
+            param_names = set(dict(self.named_parameters()).keys())
+            buckets = {
+                logging.WARNING: (
+                    "Some weights are not initialized from checkpoints",
+                    lambda p: p in param_names,
+                ),
+                logging.INFO: (
+                    "Persistent buffers not in checkpoint (using default init)",
+                    lambda p: p not in param_names and p not in non_persistent_buffers,
+                ),
+                logging.DEBUG: (
+                    "Non-persistent buffers not in checkpoint (expected)",
+                    lambda p: p in non_persistent_buffers,
+                ),
+            }
+            for level, (msg, pred) in buckets.items():
+                names = sorted(p for p in unloaded_params if pred(p))
+                if names:
+                    logger.log(level, "%s: %s", msg, names)
+        return loaded_params
 
 
 EntryClass = Gemma4UnifiedForConditionalGeneration

@@ -258,7 +258,29 @@ class GlmImageVisionModel(nn.Module):
         return self.patch_embed.proj.weight.device
 
     def rot_pos_emb(self, grid_thw):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Compute position coordinate IDs for position embedding interpolation."""
+        pos_ids = []
+        for t, h, w in grid_thw:
+            hpos_ids = torch.arange(h).unsqueeze(1).expand(-1, w)
+            hpos_ids = hpos_ids.reshape(
+                h // self.spatial_merge_size,
+                self.spatial_merge_size,
+                w // self.spatial_merge_size,
+                self.spatial_merge_size,
+            )
+            hpos_ids = hpos_ids.permute(0, 2, 1, 3).flatten()
+
+            wpos_ids = torch.arange(w).unsqueeze(0).expand(h, -1)
+            wpos_ids = wpos_ids.reshape(
+                h // self.spatial_merge_size,
+                self.spatial_merge_size,
+                w // self.spatial_merge_size,
+                self.spatial_merge_size,
+            )
+            wpos_ids = wpos_ids.permute(0, 2, 1, 3).flatten()
+            pos_ids.append(torch.stack([hpos_ids, wpos_ids], dim=-1).repeat(t, 1))
+        pos_ids = torch.cat(pos_ids, dim=0)
+        return pos_ids
 
     def forward(
         self, pixel_values: torch.Tensor, grid_thw: torch.Tensor
@@ -333,7 +355,30 @@ class GlmImageVQVAE(nn.Module):
         self.eval()  # frozen
 
     def encode(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Encode spatial features to discrete codebook indices.
+
+        Args:
+            hidden_states: [B, latent_channels, H, W] spatial feature maps
+        Returns:
+            indices: [B*H*W] discrete codebook indices
+        """
+        conv_hidden = self.quant_conv(hidden_states)
+        # Permute to [B, H, W, embed_dim] then flatten for distance computation
+        z = conv_hidden.permute(0, 2, 3, 1).contiguous()
+        z_flat = z.view(-1, self.embedding_dim)
+
+        # L2 normalize
+        z_flat = F.normalize(z_flat, p=2, dim=-1)
+        codebook = F.normalize(self.embedding.weight, p=2, dim=-1)
+
+        # Compute distances: (z - e)^2 = z^2 + e^2 - 2*z*e
+        distances = (
+            torch.sum(z_flat**2, dim=1, keepdim=True)
+            + torch.sum(codebook**2, dim=1)
+            - 2 * torch.matmul(z_flat, codebook.t())
+        )
+        indices = torch.argmin(distances, dim=1)
+        return indices
 
 
 # --------------------------------------------------------------------------- #
@@ -347,7 +392,32 @@ def apply_glm_image_rotary_pos_emb(
     cos: torch.Tensor,
     sin: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Apply GLM-Image rotary position embedding to query and key tensors.
+
+    Args:
+        q: Query tensor [num_tokens, num_heads, head_dim]
+        k: Key tensor [num_tokens, num_kv_heads, head_dim]
+        cos: Cosine values [num_tokens, rotary_dim]
+        sin: Sine values [num_tokens, rotary_dim]
+
+    Returns:
+        Tuple of (rotated_q, rotated_k) with same shapes as input
+    """
+    rotary_dim = cos.shape[-1]
+
+    # Split into rotary and pass-through parts
+    q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]
+    k_rot, k_pass = k[..., :rotary_dim], k[..., rotary_dim:]
+
+    # Apply rotary embeddings
+    q_embed, k_embed = apply_rotary_pos_emb(q_rot, k_rot, cos, sin)
+
+    # Concatenate back
+    q_embed = torch.cat([q_embed, q_pass], dim=-1)
+    k_embed = torch.cat([k_embed, k_pass], dim=-1)
+
+    return q_embed, k_embed
 
 
 class GlmImageRotaryEmbedding(nn.Module):
@@ -402,7 +472,30 @@ class GlmImageRotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def _apply_mrope(self, freqs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Apply M-RoPE section interleaving.
+
+        For mrope_section = [8, 12, 12]:
+        - Split freqs into chunks of size [8, 12, 12, 8, 12, 12, ...]
+        - Take chunk[i % 3] from each split (alternating T, H, W dimensions)
+        - Concatenate back
+
+        Args:
+            freqs: Frequency tensor [3, num_tokens, rotary_dim // 2]
+
+        Returns:
+            Interleaved frequencies [num_tokens, rotary_dim // 2]
+        """
+        # freqs shape: [3, num_tokens, rotary_dim // 2]
+        # Split along last dimension according to mrope_section
+        chunks = freqs.split(self.mrope_section, dim=-1)
+
+        # Take chunk[i % 3] from each split
+        # chunks[i] has shape [3, num_tokens, section_size]
+        # We select dimension 0 (T), 1 (H), or 2 (W) based on i % 3
+        result = torch.cat([chunk[i % 3] for i, chunk in enumerate(chunks)], dim=-1)
+
+        return result
 
     def forward(
         self,
@@ -814,7 +907,45 @@ class GlmImageForConditionalGeneration(nn.Module):
         return pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Run vision encoder -> VQ-VAE encode -> embed_tokens on discrete indices."""
+        pixel_values = torch.cat([item.feature for item in items], dim=0).type(
+            self.visual.dtype
+        )
+        image_grid_thw = torch.concat([item.image_grid_thw for item in items], dim=0)
+        assert pixel_values.dim() == 2, pixel_values.dim()
+        assert image_grid_thw.dim() == 2, image_grid_thw.dim()
+
+        # Vision encoder forward (with optional DP sharding)
+        if self.use_data_parallel:
+            vision_hidden = run_dp_sharded_mrope_vision_model(
+                self.visual,
+                pixel_values,
+                image_grid_thw.tolist(),
+                rope_type="rope_3d",
+            )
+        else:
+            vision_hidden = self.visual(pixel_values, grid_thw=image_grid_thw)
+
+        # Split by image, reshape to spatial, run VQ-VAE encode, then embed
+        hidden_size = vision_hidden.shape[-1]
+        split_sizes = (image_grid_thw.prod(dim=-1)).tolist()
+        hidden_list = torch.split(vision_hidden, split_sizes, dim=0)
+
+        embed_tokens = self.model.get_input_embeddings()
+        all_embeds = []
+        for idx, hs in enumerate(hidden_list):
+            grid_t, grid_h, grid_w = image_grid_thw[idx].tolist()
+            grid_t, grid_h, grid_w = int(grid_t), int(grid_h), int(grid_w)
+            # Reshape to spatial: [t, h, w, hidden] -> [t, hidden, h, w]
+            hs = hs.view(grid_t, grid_h, grid_w, hidden_size)
+            hs = hs.permute(0, 3, 1, 2).contiguous()
+            # VQ-VAE encode: get discrete codebook indices
+            indices = self.vqvae.encode(hs)
+            # Embed via LLM embedding table
+            embeds = embed_tokens(indices)
+            all_embeds.append(embeds)
+
+        return torch.cat(all_embeds, dim=0)
 
     @torch.no_grad()
     def forward(
@@ -852,7 +983,58 @@ class GlmImageForConditionalGeneration(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            (".gate_up_proj", ".up_proj", 1),
+            (".gate_up_proj", ".gate_proj", 0),
+        ]
+        params_dict = dict(self.named_parameters(remove_duplicate=False))
+
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            # Weight name mapping from HF checkpoint
+            if "language_model" in name:
+                name = name.replace("model.language_model.", "model.")
+            if "model.visual." in name:
+                name = name.replace("model.visual.", "visual.")
+            if "model.vqmodel." in name:
+                name = name.replace("model.vqmodel.", "vqvae.")
+            if "vqvae.quantize.embedding" in name:
+                name = name.replace("vqvae.quantize.embedding", "vqvae.embedding")
+
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                # Vision uses fused QKV, skip stacked mapping
+                if "visual" in name:
+                    continue
+                name = name.replace(weight_name, param_name)
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    continue
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                if "visual" in name:
+                    # Map fused attn.qkv -> attn.qkv_proj for QKVParallelLinear
+                    name = name.replace("attn.qkv.", "attn.qkv_proj.")
+
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    continue
+
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
 
 
 EntryClass = [GlmImageForConditionalGeneration]

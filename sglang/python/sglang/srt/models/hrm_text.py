@@ -63,11 +63,33 @@ logger = logging.getLogger(__name__)
 
 
 def _num_layers_per_stack(config: PretrainedConfig) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Layers in one (H or L) stack.
+
+    Native configs store this in ``num_layers_per_stack`` after ``__post_init__``
+    rewrites ``num_hidden_layers`` to the inflated total; fall back to deriving
+    it for non-native configs.
+    """
+    nlps = getattr(config, "num_layers_per_stack", None)
+    if nlps is not None:
+        return int(nlps)
+    return config.num_hidden_layers // (config.H_cycles * (config.L_cycles + 1))
 
 
 def _steps_used(config: PretrainedConfig, stack_kind: str) -> list[int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Recurrence steps at which a stack runs.
+
+    L runs at ``h*(L+1)+l`` (``0<=h<H, 0<=l<L``); H runs at the trailing
+    ``h*(L+1)+L``. Disjoint, so each ``(step, layer)`` maps to a unique KV index.
+    """
+    H_cycles = config.H_cycles
+    L_cycles = config.L_cycles
+    if stack_kind == "L":
+        return [
+            h * (L_cycles + 1) + low_idx
+            for h in range(H_cycles)
+            for low_idx in range(L_cycles)
+        ]
+    return [h * (L_cycles + 1) + L_cycles for h in range(H_cycles)]
 
 
 class HrmTextMLP(nn.Module):
@@ -438,7 +460,18 @@ class HrmTextForCausalLM(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Disk keys use `.attn.`; rename to our `.self_attn.`. The per-step
+        # RadixAttention modules hold no params, and disk tensors are already
+        # fused so no stacked_params_mapping is needed.
+        params_dict = dict(self.named_parameters())
+        for name, loaded_weight in weights:
+            if ".attn." in name:
+                name = name.replace(".attn.", ".self_attn.", 1)
+            if name not in params_dict:
+                continue
+            param = params_dict[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
 
 
 EntryClass = HrmTextForCausalLM

@@ -160,7 +160,8 @@ class HYV3MoEFused(nn.Module):
 
     @staticmethod
     def ebias_weight_loader(param: nn.Parameter, loaded_weight: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert param.size() == loaded_weight.size()
+        param.data.copy_(loaded_weight.to(torch.float32))
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if (
@@ -173,10 +174,71 @@ class HYV3MoEFused(nn.Module):
         return self._forward_single_stream(hidden_states)
 
     def _forward_single_stream(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        orig_shape = hidden_states.shape
+        hidden_dim = hidden_states.shape[-1]
+        hidden_states = hidden_states.view(-1, hidden_dim)
+
+        router_logits, _ = self.gate(hidden_states.to(dtype=torch.float32))
+        topk_output = self.topk(hidden_states, router_logits)
+        if self.shared_mlp is not None:
+            shared_output = self.shared_mlp(hidden_states)
+            final_hidden_states = self.experts(
+                hidden_states=hidden_states, topk_output=topk_output
+            )
+            final_hidden_states = final_hidden_states + shared_output
+        else:
+            final_hidden_states = self.experts(
+                hidden_states=hidden_states, topk_output=topk_output
+            )
+
+        if self.ep_size > 1 and not should_skip_post_experts_all_reduce(
+            is_tp_path=False,
+        ):
+            final_hidden_states = moe_expert_parallel_all_reduce(final_hidden_states)
+
+        if self.tp_size > 1 and not should_skip_post_experts_all_reduce(
+            is_tp_path=True,
+        ):
+            final_hidden_states = moe_tensor_model_parallel_all_reduce(
+                final_hidden_states
+            )
+
+        return final_hidden_states.view(orig_shape)
 
     def _forward_dual_stream(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Shared experts on main stream, routed experts on alt stream."""
+        orig_shape = hidden_states.shape
+        hidden_dim = hidden_states.shape[-1]
+        hidden_states = hidden_states.view(-1, hidden_dim)
+
+        current_stream = torch.cuda.current_stream()
+        self.alt_stream.wait_stream(current_stream)
+
+        shared_output = self.shared_mlp(hidden_states)
+
+        with torch.cuda.stream(self.alt_stream):
+            router_logits, _ = self.gate(hidden_states.to(dtype=torch.float32))
+            topk_output = self.topk(hidden_states, router_logits)
+            final_hidden_states = self.experts(
+                hidden_states=hidden_states, topk_output=topk_output
+            )
+
+        current_stream.wait_stream(self.alt_stream)
+        final_hidden_states = final_hidden_states + shared_output
+
+        if self.ep_size > 1 and not should_skip_post_experts_all_reduce(
+            is_tp_path=False,
+        ):
+            final_hidden_states = moe_expert_parallel_all_reduce(final_hidden_states)
+
+        if self.tp_size > 1 and not should_skip_post_experts_all_reduce(
+            is_tp_path=True,
+        ):
+            final_hidden_states = moe_tensor_model_parallel_all_reduce(
+                final_hidden_states
+            )
+
+        return final_hidden_states.view(orig_shape)
 
 
 class HYV3Attention(nn.Module):
@@ -269,7 +331,17 @@ class HYV3Attention(nn.Module):
         self._hpc_k_norm_w_fp32: Optional[torch.Tensor] = None
 
     def _resolve_hpc_ops_fp8_attn(self) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.hpc_ops_backend import HPCOpsAttnBackend
+
+        backend = get_attn_backend()
+        use_fp8_path = isinstance(backend, HPCOpsAttnBackend) and backend.use_fp8
+        if use_fp8_path:
+            # The fused kernel wants a fp32 cos/sin table and fp32 norm weights.
+            self._hpc_cos_sin_fp32 = self.rotary_emb.cos_sin_cache.float()
+            if self.use_qk_norm:
+                self._hpc_q_norm_w_fp32 = self.q_norm.weight.detach().float()
+                self._hpc_k_norm_w_fp32 = self.k_norm.weight.detach().float()
+        return use_fp8_path
 
     def forward(
         self,
@@ -484,10 +556,95 @@ class HYV3ForCausalLM(nn.Module):
         return self.model.embed_tokens.weight, self.lm_head.weight
 
     def set_embed_and_head(self, embed, head):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del self.model.embed_tokens.weight
+        del self.lm_head.weight
+        self.model.embed_tokens.weight = embed
+        self.lm_head.weight = head
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+
+        # Params for weights, fp8 weight scales, fp8 activation scales
+        # (param_name, weight_name, expert_id, shard_id)
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="gate_proj",
+            ckpt_down_proj_name="down_proj",
+            ckpt_up_proj_name="up_proj",
+            num_experts=self.config.num_experts,
+        )
+
+        params_dict = dict(self.named_parameters())
+        num_nextn_layers = getattr(self.config, "num_nextn_predict_layers", 0)
+
+        for name, loaded_weight in weights:
+            if "lm_head.weight" in name and getattr(
+                self.config, "tie_word_embeddings", False
+            ):
+                continue
+
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            if num_nextn_layers > 0 and name.startswith("model.layers."):
+                parts = name.split(".")
+                if len(parts) >= 3 and int(parts[2]) >= self.config.num_hidden_layers:
+                    continue
+
+            is_found = False
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                if "mlp.experts" in name:
+                    continue
+                name = name.replace(weight_name, param_name)
+                if name not in params_dict:
+                    continue
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                is_found = True
+                break
+            if is_found:
+                continue
+
+            # Handle expert weights (including fp8 weight_scale, input_scale)
+            is_expert_weight = False
+            for mapping in expert_params_mapping:
+                param_name, weight_name, expert_id, shard_id = mapping
+                if weight_name not in name:
+                    continue
+                is_expert_weight = True
+                name_mapped = name.replace(weight_name, param_name)
+                if name_mapped not in params_dict:
+                    continue
+                param = params_dict[name_mapped]
+                weight_loader = param.weight_loader
+                weight_loader(
+                    param,
+                    loaded_weight,
+                    name_mapped,
+                    shard_id=shard_id,
+                    expert_id=expert_id,
+                )
+                break
+            if is_expert_weight:
+                continue
+
+            if "router.gate." in name:
+                name = name.replace("router.", "")
+            if name not in params_dict:
+                continue
+            param = params_dict[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
 
 
 EntryClass = [HYV3ForCausalLM]

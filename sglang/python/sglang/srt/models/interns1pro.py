@@ -1,3 +1,4 @@
+import functools
 import logging
 from typing import Any, Dict, Iterable, Optional, Tuple
 
@@ -125,6 +126,15 @@ class InternS1ProTextDecoderLayer(Qwen3MoeDecoderLayer):
                 custom_routing_function=self._custom_routing_function,
             )
 
+    @staticmethod
+    @functools.lru_cache
+    def get_group_offsets(router_n_groups: int, group_size: int, device: str):
+        group_offsets = (
+            torch.arange(router_n_groups, device=device) * group_size
+        ).view(
+            1, -1, 1
+        )  # [1, n_groups, 1]
+        return group_offsets
 
     def _custom_routing_function(
         self,
@@ -133,7 +143,32 @@ class InternS1ProTextDecoderLayer(Qwen3MoeDecoderLayer):
         topk: int,
         renormalize: bool,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Group router"""
+        routing_weights = torch.softmax(gating_output, dim=-1, dtype=torch.float32)
+        if self.router_n_groups > 0:
+            assert (
+                routing_weights.shape[-1] % self.router_n_groups == 0
+            ), f"{routing_weights.shape[-1]} cannot be divided by {self.router_n_groups}"
+            per_group_top_k = topk // self.router_n_groups
+            group_size = routing_weights.shape[-1] // self.router_n_groups
+            group_offsets = self.get_group_offsets(
+                self.router_n_groups, group_size, routing_weights.device
+            )
+            routing_weights = routing_weights.unflatten(
+                -1, (self.router_n_groups, group_size)
+            )
+            topk_weights, topk_ids = torch.topk(
+                routing_weights, per_group_top_k, dim=-1
+            )
+            topk_ids = (topk_ids + group_offsets).flatten(-2, -1)
+            topk_weights = topk_weights.flatten(-2, -1)
+        else:
+            topk_weights, topk_ids = torch.topk(routing_weights, topk, dim=-1)
+
+        if renormalize:
+            topk_weights = topk_weights / topk_weights.sum(dim=-1, keepdim=True)
+
+        return topk_weights, topk_ids
 
 
 class InternS1ProTextModel(Qwen3MoeLLMModel):
@@ -177,9 +212,41 @@ class InternS1ProForConditionalGeneration(Qwen3VLMoeForConditionalGeneration):
         if len(config.vision_config.deepstack_visual_indexes) == 0:
             self.use_deepstack = {}
 
+    def _load_fope_weights(self, name: str, loaded_weight: torch.Tensor, params_dict):
+        """load fope weights"""
+        attn_tp_size = get_parallel().attn_tp_size
+        attn_tp_rank = get_parallel().attn_tp_rank
+
+        num_key_value_heads = loaded_weight.size(0)
+        # replicate head if necessary
+        if num_key_value_heads < attn_tp_size:
+            n_replicate = attn_tp_size // num_key_value_heads
+            attn_tp_size = num_key_value_heads
+            attn_tp_rank = attn_tp_rank // n_replicate
+        loaded_weight = loaded_weight.chunk(attn_tp_size, dim=0)[attn_tp_rank]
+
+        # rotary_emb is shared cross layers
+        param_name = name.replace(".rotary_emb.", ".layers.0.self_attn.rotary_emb.")
+        assert param_name in params_dict
+        param = params_dict[param_name]
+        weight_loader = getattr(param, "weight_loader", default_weight_loader)
+        weight_loader(param, loaded_weight)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """load weights"""
+        # Cache params_dict to avoid repeated expensive traversal of model parameters
+        if not hasattr(self, "_cached_params_dict"):
+            self._cached_params_dict = dict(self.named_parameters())
+        params_dict = self._cached_params_dict
+        other_weights = dict()
+        for name, loaded_weight in weights:
+            if "sin_coef" in name or "cos_coef" in name:
+                name = name.replace(r"model.language_model.", r"model.")
+                self._load_fope_weights(name, loaded_weight, params_dict)
+            else:
+                other_weights[name] = loaded_weight
+
+        super().load_weights(other_weights.items())
 
 
 EntryClass = InternS1ProForConditionalGeneration

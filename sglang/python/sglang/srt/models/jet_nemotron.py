@@ -162,7 +162,7 @@ class DynamicShortConvolution(nn.Module):
         *,
         seq_lens: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return torch.cat([x[i, -seq_lens[i] :] for i in range(seq_lens.size(0))])
 
     def _continuous_to_seqs(
         self,
@@ -170,13 +170,20 @@ class DynamicShortConvolution(nn.Module):
         *,
         seq_lens: torch.Tensor,
     ) -> list[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return [
+            x[(seq_lens[:i].sum()) : (seq_lens[: i + 1].sum())]
+            for i in range(seq_lens.size(0))
+        ]
 
     def _seqs_to_batch(
         self,
         seqs: list[torch.Tensor],
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return nn.utils.rnn.pad_sequence(
+            seqs,
+            batch_first=True,
+            padding_side="left",
+        )
 
 
 class JetBlock(nn.Module):
@@ -541,7 +548,51 @@ class JetNemotronForCausalLM(nn.Module):
         return self.model.embed_tokens
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping: list[tuple[str, str, str | int]] = [
+            # (param_name, shard_weight_name, shard_id)
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+            ("qkvabz_proj", "q_proj", 0),
+            ("qkvabz_proj", "k_proj", 1),
+            ("qkvabz_proj", "v_proj", 2),
+            ("qkvabz_proj", "a_proj", 3),
+            ("qkvabz_proj", "b_proj", 4),
+            ("qkvabz_proj", "g_proj", 5),
+        ]
+
+        params_dict = dict(self.named_parameters())
+        for weight_name, loaded_weight in weights:
+            # Handle stacked parameters first.
+            for (
+                param_name_part,
+                shard_weight_name_part,
+                shard_id,
+            ) in stacked_params_mapping:
+                if shard_weight_name_part not in weight_name.split("."):
+                    continue
+
+                param_name = weight_name.replace(
+                    shard_weight_name_part, param_name_part
+                )
+
+                if param_name not in params_dict:
+                    # Fall back to direct match if no such stacked parameter.
+                    continue
+
+                param = params_dict[param_name]
+                weight_loader = getattr(param, "weight_loader")
+                weight_loader(param, loaded_weight, shard_id)
+                break
+
+            else:
+                param_name = weight_name
+
+                param = params_dict[param_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
 
 
 EntryClass = JetNemotronForCausalLM

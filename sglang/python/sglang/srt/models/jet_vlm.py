@@ -2,9 +2,11 @@ import math
 from collections.abc import Iterable
 
 import einops
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.siglip import SiglipVisionModel
 
 import sglang.srt.managers.mm_utils as mm_utils
@@ -102,15 +104,40 @@ class JetVLMForConditionalGeneration(nn.Module):
         return output
 
     def get_image_feature(self, mm_input: list[MultimodalDataItem]) -> Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pixel_values = torch.cat([torch.tensor(x.feature) for x in mm_input], dim=0)
+
+        vision_tower_output: BaseModelOutputWithPooling = self.vision_tower(
+            pixel_values,
+            output_hidden_states=True,
+        )
+        assert vision_tower_output.hidden_states is not None
+
+        vision_features = vision_tower_output.hidden_states[-2]
+
+        vision_features = self.mm_projector(vision_features)
+
+        vision_features = einops.rearrange(vision_features, "n p d -> (n p) d")
+
+        return vision_features
 
     def load_weights(self, weights: Iterable[tuple[str, Tensor]]) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        params_dict = dict(self.named_parameters())
+
+        for name, loaded_weight in weights:
+            if name.startswith("llm."):
+                self.llm.load_weights([(name[len("llm.") :], loaded_weight)])
+            else:
+                param = params_dict[name]
+                weight_loader = getattr(
+                    param, "weight_loader", weight_utils.default_weight_loader
+                )
+                weight_loader(param, loaded_weight)
 
     def pad_input_ids(
         self, input_ids: list[int], mm_inputs: MultimodalInputs
     ) -> list[int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pattern = MultiModalityDataPaddingPatternMultimodalTokens()
+        return pattern.pad_input_tokens(input_ids, mm_inputs)
 
 
 EntryClass = [JetVLMForConditionalGeneration]

@@ -17,6 +17,7 @@ config flags on top of the same layout:
 
 import copy
 import logging
+import re
 from typing import Iterable, List, Optional, Tuple
 
 import torch
@@ -44,7 +45,17 @@ logger = logging.getLogger(__name__)
 
 
 def _get_eagle_aux_layer_count(config: PretrainedConfig) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Number of target layers whose hidden states get concatenated into fc."""
+    eagle_config = getattr(config, "eagle_config", None)
+    if isinstance(eagle_config, dict):
+        layer_ids = eagle_config.get("eagle_aux_hidden_state_layer_ids")
+    else:
+        layer_ids = getattr(eagle_config, "eagle_aux_hidden_state_layer_ids", None)
+    if layer_ids is None:
+        layer_ids = getattr(config, "eagle_aux_hidden_state_layer_ids", None)
+    if layer_ids is None:
+        return 3
+    return len(layer_ids)
 
 
 class Eagle3MLADecoderLayer(nn.Module):
@@ -388,17 +399,120 @@ class Eagle3DeepseekV2ForCausalLM(nn.Module):
         return self.model.embed_tokens.weight, self.lm_head.weight
 
     def set_embed(self, embed: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # If draft hidden size != target hidden size, embeddings can't be shared.
+        if (
+            hasattr(self.config, "target_hidden_size")
+            and self.config.target_hidden_size is not None
+            and self.config.target_hidden_size != self.config.hidden_size
+        ):
+            return
+        del self.model.embed_tokens.weight
+        self.model.embed_tokens.weight = embed
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
 
     def set_embed_and_head(self, embed: torch.Tensor, head: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del self.model.embed_tokens.weight
+        del self.lm_head.weight
+        self.model.embed_tokens.weight = embed
+        self.lm_head.weight = head
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
 
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        params_dict = dict(self.named_parameters())
+        stacked_params_mapping = [
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+        cached_a_proj: dict[str, torch.Tensor] = {}
+
+        for name, loaded_weight in weights:
+            if name == "d2t" or name.endswith(".d2t"):
+                # d2t stores diffs between draft id and target id; absent in
+                # checkpoints whose draft_vocab_size equals vocab_size.
+                self.hot_token_id = loaded_weight + torch.arange(loaded_weight.shape[0])
+                continue
+            if name == "t2d" or name.endswith(".t2d"):
+                continue
+
+            # Map checkpoint layout (layers.0.X, embed_tokens.X, fc, norm) to the
+            # internal layout (model.midlayer.X, model.embed_tokens.X, model.fc,
+            # model.norm). lm_head stays at the top level.
+            mapped_name = re.sub(r"^layers\.0\.", "midlayer.", name)
+            if not mapped_name.startswith("lm_head."):
+                mapped_name = f"model.{mapped_name}"
+
+            handled = False
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in mapped_name:
+                    continue
+                target_name = mapped_name.replace(weight_name, param_name)
+                if target_name not in params_dict:
+                    continue
+                param = params_dict[target_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight, shard_id)
+                handled = True
+                break
+            if handled:
+                continue
+
+            if "q_a_proj" in mapped_name or "kv_a_proj_with_mqa" in mapped_name:
+                cached_a_proj[mapped_name] = loaded_weight
+                q_name = (
+                    mapped_name
+                    if "q_a_proj" in mapped_name
+                    else mapped_name.replace("kv_a_proj_with_mqa", "q_a_proj")
+                )
+                kv_name = (
+                    mapped_name
+                    if "kv_a_proj_with_mqa" in mapped_name
+                    else mapped_name.replace("q_a_proj", "kv_a_proj_with_mqa")
+                )
+                if q_name in cached_a_proj and kv_name in cached_a_proj:
+                    fused_weight = torch.cat(
+                        [cached_a_proj[q_name], cached_a_proj[kv_name]], dim=0
+                    )
+                    fused_name = q_name.replace("q_a_proj", "fused_qkv_a_proj_with_mqa")
+                    if fused_name in params_dict:
+                        param = params_dict[fused_name]
+                        weight_loader = getattr(
+                            param, "weight_loader", default_weight_loader
+                        )
+                        weight_loader(param, fused_weight)
+                    cached_a_proj.pop(q_name)
+                    cached_a_proj.pop(kv_name)
+                continue
+
+            if mapped_name not in params_dict:
+                logger.warning("Eagle3 MLA: skipping unexpected weight %s", name)
+                continue
+            param = params_dict[mapped_name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
+
+        self.post_load_weights()
 
     def post_load_weights(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Split kv_b_proj into w_kc / w_vc tensors used by MLA absorb_core.
+
+        DeepseekV2 normally does this in DeepseekV2WeightLoaderMixin.post_load_weights;
+        we re-implement the bf16 fast-path directly here to keep the eagle3 draft
+        path independent of the full DeepseekV2 weight loader.
+        """
+        self_attn = self.model.midlayer.self_attn
+        w = self_attn.kv_b_proj.weight
+        if w.dtype not in (torch.bfloat16, torch.float16, torch.float32):
+            raise NotImplementedError(
+                f"Eagle3 MLA draft post_load_weights only supports float dtypes, got {w.dtype}"
+            )
+        w_kc, w_vc = w.unflatten(
+            0, (-1, self_attn.qk_nope_head_dim + self_attn.v_head_dim)
+        ).split([self_attn.qk_nope_head_dim, self_attn.v_head_dim], dim=1)
+        self_attn.w_kc = w_kc.transpose(1, 2).contiguous().transpose(1, 2)
+        self_attn.w_vc = w_vc.contiguous().transpose(1, 2)
 
 
 EntryClass = [Eagle3DeepseekV2ForCausalLM]

@@ -138,7 +138,33 @@ def _k3_bf16_gemm(
     weight: torch.Tensor,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """F.linear / torch.mm with the same TGV dispatch module-level GEMMs get
+    through UnquantizedLinearMethod. The fused MoE front and the deferred
+    shared down GEMM call torch directly on raw merged weights, so the
+    --bf16-gemm-backend cutedsl selection would silently skip them."""
+    if x.dtype == torch.bfloat16 and weight.dtype == torch.bfloat16:
+        from sglang.srt.layers.quantization.unquant import get_bf16_gemm_backend
+
+        if get_bf16_gemm_backend().is_cutedsl():
+            from sglang.kernels.ops.gemm.cutedsl_bf16_gemm import (
+                cutedsl_bf16_gemm,
+                cutedsl_bf16_gemm_out,
+                use_cutedsl_bf16_gemm,
+            )
+
+            if use_cutedsl_bf16_gemm(x.shape[0], weight.shape[0], weight.shape[1]):
+                if out is None:
+                    return cutedsl_bf16_gemm(x, weight)
+                if out.is_contiguous():
+                    # TGV stores straight into caller memory (same entry the
+                    # UnquantizedLinearMethod out-buffer path uses); no
+                    # staging tensor + copy.
+                    return cutedsl_bf16_gemm_out(x, weight, out)
+                out.copy_(cutedsl_bf16_gemm(x, weight))
+                return out
+    if out is None:
+        return torch.nn.functional.linear(x, weight)
+    return torch.mm(x, weight.t(), out=out)
 
 
 # Fully fused KDA decode step (conv1d + delta rule + gated RMSNorm in one
@@ -150,7 +176,23 @@ def _k3_bf16_gemm(
 def _merge_weights_as_views(
     mods: list, pad_rows_to: int = 1
 ) -> tuple[torch.Tensor, list[int]]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Cat module weights along dim 0; re-point each module's weight to a view
+    of the merged buffer so the original storage is freed (net extra memory ~0).
+
+    With pad_rows_to > 1 the merged buffer gets zero rows appended up to the
+    next multiple, so every row of the fused GEMM output stays 16-byte aligned
+    for vectorized consumers."""
+    ws = [m.weight.data for m in mods]
+    sizes = [w.shape[0] for w in ws]
+    pad = (-sum(sizes)) % pad_rows_to
+    if pad:
+        ws = ws + [ws[0].new_zeros((pad, ws[0].shape[1]))]
+    merged = torch.cat(ws, dim=0).contiguous()
+    off = 0
+    for m, n in zip(mods, sizes):
+        m.weight.data = merged[off : off + n]
+        off += n
+    return merged, sizes
 
 
 # DP attention helpers.
@@ -166,15 +208,34 @@ def _merge_weights_as_views(
 
 
 def _dp_local_buffer_group():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Symmetric-memory group for the local DP buffer (mirrors
+    CommunicateSummableTensorPairFn._scatter_hidden_states)."""
+    parallel = get_parallel()
+    if parallel.tp_size == parallel.attn_dp_size:
+        return get_tp_group()
+    return parallel.attn_tp_group
 
 
 def _sp_all_gather_rows(hidden_states: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Reassemble contiguous token shards, using the tuned K3 AG when covered."""
+    group = get_parallel().attn_tp_group
+    hidden_states = hidden_states.contiguous()
+    full = k3_sp_collective.all_gather(hidden_states)
+    if full is None:
+        full = torch.empty(
+            (hidden_states.shape[0] * group.world_size, hidden_states.shape[1]),
+            dtype=hidden_states.dtype,
+            device=hidden_states.device,
+        )
+        group.all_gather_into_tensor(full, hidden_states)
+    return full
 
 
 def _sp_local_rows(hidden_states: torch.Tensor) -> slice:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Full-batch row interval owned by this rank's contiguous token shard."""
+    group = get_parallel().attn_tp_group
+    lo = group.rank_in_group * hidden_states.shape[0]
+    return slice(lo, lo + hidden_states.shape[0])
 
 
 class KimiK3MLP(nn.Module):
@@ -260,7 +321,16 @@ def _add3(
     *,
     prefetch_bc: bool = False,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """bf16(a + b) [+ c]. A pending c (the attn-res delayed +prefix_sum)
+    collapses the two elementwise adds into the 3-way JIT kernel — one
+    launch and one memory pass; its double rounding matches the unfused
+    pair bit-for-bit. prefetch_bc loads b/c before the PDL wait: only pass
+    True when their producers are at least two kernels back."""
+    if c is None:
+        return a + b
+    from sglang.kernels.ops.elementwise import add3
+
+    return add3.add3(a, b, c, prefetch_bc=prefetch_bc)
 
 
 # One-shot log guard: proves the merged front is live (see _ep_front).
@@ -268,11 +338,17 @@ _EP_FRONT_LOGGED = False
 
 
 def _o_proj_takes_output(o_proj: RowParallelLinear) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Whether o_proj can write into caller-owned storage. ``apply_into`` is an
+    optional quant-method capability; only the unquantized method has it."""
+    return getattr(o_proj.quant_method, "apply_into", None) is not None
 
 
 def _k3_symm_o_proj_out(o_proj: RowParallelLinear, x: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Symmetric storage for o_proj's TP-partial output; the fused attention
+    all-reduce reduces it in place."""
+    return k3_ar_fusion.symm_buffer(
+        k3_ar_fusion.ATTN_O_PROJ, x.shape[0], o_proj.weight.shape[0], x.dtype
+    )
 
 
 class KimiK3MoE(nn.Module):
@@ -515,7 +591,47 @@ class KimiK3MoE(nn.Module):
         )
 
     def _merge_front_weights(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Merge shared gate_up + router gate + latent down_proj weights.
+
+        All three GEMMs consume the same hidden_states; at decode each one is a
+        skinny memory-bound GEMV with its own splitK epilogue. One merged
+        [H, gu+E+latent] GEMM reads the input once and drops 2 GEMM launches
+        plus their splitK-reduce tails per MoE layer.
+
+        Called once from load_weights (after all weights are loaded, before
+        cuda graph capture); only plain bf16/fp16 dense weights are merged —
+        quantized or mixed-dtype checkpoints keep the unfused path.
+        """
+        if not self.use_latent_moe:
+            return
+        if self.shared_experts is not None and get_moe_a2a_backend().is_none():
+            mods = [
+                self.shared_experts.gate_up_proj,
+                self.gate,
+                self.routed_expert_down_proj,
+            ]
+        elif envs.SGLANG_K3_FUSED_FRONT.get():
+            # EP a2a: the shared experts are tp1-replicated and run on the side
+            # stream, so they stay out of the merge -- but the router gate and the
+            # latent down-proj still read the same hidden_states, and merging just
+            # those two is what lets one GEMM read the activations once. The gate
+            # GEMM alone is only 896 rows, which is too few to use the machine
+            # well; folded into the 3584-row down-proj it comes almost free.
+            mods = [self.gate, self.routed_expert_down_proj]
+        else:
+            return
+        dtypes = {m.weight.dtype for m in mods}
+        if len(dtypes) != 1 or dtypes.pop() not in (torch.bfloat16, torch.float16):
+            return
+        self._front_w, self._front_sizes = _merge_weights_as_views(mods)
+        self._front_is_ep_pair = len(mods) == 2
+        # Invalidate the cached properties.
+        for prop in (
+            "_eligible_for_fused_front",
+            "_routing_contract_ok",
+            "_ep_front_eligible",
+        ):
+            self.__dict__.pop(prop, None)
 
     @cached_property
     def _routed_needs_reduce(self):
@@ -538,7 +654,97 @@ class KimiK3MoE(nn.Module):
             in (torch.bfloat16, torch.float16)
         )
 
+    def _forward_mega_experts(
+        self, routed_input: torch.Tensor, topk_output
+    ) -> torch.Tensor:
+        """Routed experts via deep_gemm MegaMoE: fused a2a dispatch + grouped
+        GEMMs + SiTU + combine over the EP-group symmetric buffer. Semantically
+        equivalent to `self.experts(routed_input, topk_output)` on an a2a
+        backend (combine returns fully-summed rows; `_reduce_latent` then only
+        applies the norm)."""
+        import deep_gemm
 
+        from sglang.kernels.ops.attention.dsv4 import mega_moe_pre_dispatch
+        from sglang.srt.distributed.parallel_state import get_moe_ep_group
+        from sglang.srt.environ import envs
+        from sglang.srt.layers.moe.mega_moe import _get_mega_moe_symm_buffer
+
+        # In SP-MoE mode (KimiK3DecoderLayer reduce-scatters the o_proj
+        # output) the incoming rows are already this rank's token shard, so
+        # the fused a2a below dispatches each token exactly once. On the
+        # non-scattered fallback path the rows are the full batch (redundant
+        # across ranks but correct).
+        num_tokens = routed_input.shape[0]
+        num_max_tokens_per_rank = (
+            envs.SGLANG_OPT_DEEPGEMM_MEGA_MOE_NUM_MAX_TOKENS_PER_RANK.get()
+        )
+        assert num_tokens <= num_max_tokens_per_rank, (
+            f"mega MoE: num_tokens={num_tokens} exceeds "
+            f"SGLANG_OPT_DEEPGEMM_MEGA_MOE_NUM_MAX_TOKENS_PER_RANK="
+            f"{num_max_tokens_per_rank}; K3 has no non-mega fallback — raise "
+            f"the env var to cover the per-rank rows"
+        )
+        buf = _get_mega_moe_symm_buffer(
+            get_moe_ep_group().device_group,
+            num_experts=self.experts.num_experts,
+            num_max_tokens_per_rank=num_max_tokens_per_rank,
+            num_topk=self._mega_top_k,
+            hidden=self.moe_hidden_size,
+            intermediate_hidden=self._mega_intermediate_size,
+        )
+
+        if num_tokens > 0:
+            topk_ids_in = topk_output.topk_ids.to(torch.int32)
+            topk_weights_in = topk_output.topk_weights.to(torch.float32)
+        else:
+            topk_ids_in = routed_input.new_empty(
+                (0, self._mega_top_k), dtype=torch.int32
+            )
+            topk_weights_in = routed_input.new_empty(
+                (0, self._mega_top_k), dtype=torch.float32
+            )
+
+        mega_moe_pre_dispatch(
+            routed_input,
+            topk_ids_in,
+            topk_weights_in,
+            buf.x,
+            buf.x_sf,
+            buf.topk_idx,
+            buf.topk_weights,
+            quant_group_size=32,
+        )
+        # At least one row so the tvm-ffi binding sees a non-null data_ptr.
+        y = torch.empty(
+            (max(num_tokens, 1), self.moe_hidden_size),
+            dtype=torch.bfloat16,
+            device=routed_input.device,
+        )
+        deep_gemm.fp8_fp4_mega_moe(
+            y,
+            self.experts.mega_l1_weights,
+            self.experts.mega_l2_weights,
+            buf,
+            recipe=(1, 1, 32),
+            activation="swiglu",
+            # Sentinel: selects the K3 SiTU branch in the DeepGEMM mega kernel
+            # (beta=4.0 / linear_beta=25.0 baked in).
+            activation_clamp=_K3_MEGA_SITU_SENTINEL_CLAMP,
+            fast_math=True,
+        )
+        y = y[:num_tokens]
+        if not self.experts.should_fuse_routed_scaling_factor_in_topk:
+            if (
+                self.routed_scaling_factor is not None
+                and self.routed_scaling_factor != 1.0
+            ):
+                y.mul_(self.routed_scaling_factor)
+        return y
+
+    def _latent_norm(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.routed_expert_norm is None:
+            return latent
+        return self.routed_expert_norm(latent)
 
     @cached_property
     def _routing_contract_ok(self) -> bool:
@@ -592,13 +798,178 @@ class KimiK3MoE(nn.Module):
             and self._routing_contract_ok
         )
 
+    def _ep_front(self, hidden_states: torch.Tensor):
+        """Merged front: returns ``(topk_output, routed_input)``, or None when the
+        shape is not covered and the caller should run the unmerged path."""
+        if not self._ep_front_eligible:
+            return None
+        from sglang.kernels.ops.moe import moe_front
 
+        cfg = self.topk.topk_config
+        bias = self.gate.e_score_correction_bias
+        if (
+            moe_front.get_front_strategy(hidden_states.shape[0], hidden_states.device)
+            != "merged_fp32"
+        ):
+            return None
+        if not moe_front.fused_front_covered(
+            hidden_states, self._front_w, bias, cfg.top_k, self.moe_hidden_size
+        ):
+            return None
 
+        w, i, routed = moe_front.fused_front(
+            hidden_states,
+            self._front_w,
+            bias,
+            latent=self.moe_hidden_size,
+            topk=cfg.top_k,
+            renormalize=cfg.renormalize,
+            routed_scaling_factor=cfg.routed_scaling_factor,
+            apply_routed_scaling_factor_on_output=cfg.apply_routed_scaling_factor_on_output,
+        )
+
+        global _EP_FRONT_LOGGED
+        if not _EP_FRONT_LOGGED:
+            # An absence of fallback warnings does not prove a fast path ran.
+            _EP_FRONT_LOGGED = True
+            logger.info(
+                "K3 merged MoE front active (layer %d, %d tokens)",
+                self.layer_idx,
+                hidden_states.shape[0],
+            )
+        return build_precomputed_topk_output(w, i, cfg, self.layer_idx), routed
+
+    def _ep_front_overlap(self, hidden_states: torch.Tensor):
+        """Overlap the exact fp32 gate+top-k with the latent down projection.
+
+        The side stream is joined before returning. It is then free for the
+        existing shared-expert overlap, which is deliberately issued later.
+        """
+        if (
+            not self._ep_front_eligible
+            or self.alt_stream is None
+            or hidden_states.shape[0] == 0
+        ):
+            return None
+        from sglang.kernels.ops.moe import moe_front
+
+        if (
+            moe_front.get_front_strategy(hidden_states.shape[0], hidden_states.device)
+            != "overlap"
+        ):
+            return None
+
+        current_stream = torch.cuda.current_stream()
+        self.alt_stream.wait_stream(current_stream)
+        with torch.cuda.stream(self.alt_stream):
+            router_logits = self.gate(hidden_states)
+            topk_output = self.topk(hidden_states, router_logits)
+
+        routed_input, _ = self.routed_expert_down_proj(hidden_states)
+        current_stream.wait_stream(self.alt_stream)
+        # Top-k tensors were allocated on alt_stream but are consumed by the
+        # routed experts on current_stream. Tell the caching allocator about
+        # that lifetime before alt_stream is reused for the shared experts.
+        for value in topk_output:
+            if isinstance(value, torch.Tensor):
+                value.record_stream(current_stream)
+        return topk_output, routed_input
+
+    def _reduce_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """Unfused-front latent tail: TP-partial routed sums must be reduced
+        in latent space BEFORE the RMSNorm (sum(norm(x_i)) != norm(sum(x_i)))."""
+        if not self._routed_needs_reduce:
+            return self._latent_norm(latent)
+        return self._latent_norm(tensor_model_parallel_all_reduce(latent))
 
     def _forward_unfused(
         self, hidden_states: torch.Tensor, *, prefix_sum: Optional[torch.Tensor]
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Front section with three separate GEMMs, each reading
+        hidden_states: shared-expert MLP, router gate, latent down-proj."""
+        # Shared experts on original hidden_states. Under SBO they go to the
+        # side stream and are joined at the tail (see _sbo_shared_overlap).
+        #
+        # Issued *after* the front, deliberately: alt_stream.wait_stream() makes
+        # the side stream wait for whatever the main stream has enqueued so far,
+        # so issuing here means the shared experts overlap the routed a2a rather
+        # than the front GEMMs. The shared branch is the shorter of the two and
+        # does not need a head start; running it against the front only takes
+        # bandwidth away from the critical path.
+        shared_output = None
+        shared_event = None
+
+        def issue_shared():
+            nonlocal shared_output, shared_event
+            if self.shared_experts is None or hidden_states.shape[0] == 0:
+                return
+            if self._sbo_shared_overlap:
+                self.alt_stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self.alt_stream):
+                    shared_output = self.shared_experts(hidden_states)
+                    shared_event = self.alt_stream.record_event()
+            else:
+                shared_output = self.shared_experts(hidden_states)
+
+        # Front: gate + TopK (+ latent down-proj when the merged front covers it).
+        # The gate and the latent down-proj read the same hidden_states, so the
+        # merged-weight strategies compute both in one GEMM; see
+        # kernels/ops/moe/moe_front.py for the strategy table.
+        routed_input = self._ep_front(hidden_states)
+        if routed_input is None:
+            routed_input = self._ep_front_overlap(hidden_states)
+        topk_output = None
+        if routed_input is not None:
+            topk_output, routed_input = routed_input
+        else:
+            # MoEGate produces fp32 router logits on CUDA (via linear_bf16_fp32
+            # or dsv3_router_gemm); non-CUDA falls back to F.linear (bf16). The
+            # fp32 logits reach the radix router from moe_fused_gate.
+            router_logits = self.gate(hidden_states)
+            topk_output = self.topk(hidden_states, router_logits)
+
+        issue_shared()
+
+        if not self.use_latent_moe:
+            expert_output = self.experts(hidden_states, topk_output)
+            if shared_event is not None:
+                torch.cuda.current_stream().wait_event(shared_event)
+            if shared_output is not None:
+                expert_output = expert_output + shared_output
+            if self.tp_size > 1:
+                expert_output = tensor_model_parallel_all_reduce(expert_output)
+            if prefix_sum is not None:
+                expert_output = expert_output + prefix_sum
+            return expert_output
+
+        # Latent MoE: compress after routing, before experts
+        if TYPE_CHECKING:
+            assert (
+                self.routed_expert_down_proj is not None
+                and self.routed_expert_up_proj is not None
+            )
+
+        if routed_input is None:
+            routed_input, _ = self.routed_expert_down_proj(hidden_states)
+        expert_output = (
+            self._forward_mega_experts(routed_input, topk_output)
+            if self._use_mega_moe
+            else self.experts(routed_input, topk_output)
+        )
+        latent = self._reduce_latent(expert_output)
+        # up_proj is replicated, so the routed output is now fully reduced.
+        out, _ = self.routed_expert_up_proj(latent)
+        if shared_event is not None:
+            # SBO join: as late as possible, so the side-stream shared experts
+            # get the whole routed a2a + latent tail to hide under.
+            torch.cuda.current_stream().wait_event(shared_event)
+        if shared_output is not None:
+            # tp1 shared experts (SP-MoE) are complete per-rank; TP-sharded
+            # ones need the partial-sum reduction.
+            if self.tp_size > 1 and not self._shared_experts_tp1:
+                shared_output = tensor_model_parallel_all_reduce(shared_output)
+            return _add3(out, shared_output, prefix_sum)
+        return out if prefix_sum is None else out + prefix_sum
 
     @cached_property
     def _route_quant_fuse_eligible(self) -> bool:
@@ -617,15 +988,176 @@ class KimiK3MoE(nn.Module):
         )
 
     def _forward_routed(self, hidden_states, router_logits, routed_input, latent):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._route_quant_fuse_eligible:
+            route_quant_handoff.stage(routed_input)
+        try:
+            topk_output = self.topk(hidden_states, router_logits)
+            with zero_copy_context.set_moe_output(latent):
+                expert_output = self.experts(routed_input, topk_output)
+        finally:
+            route_quant_handoff.clear()
+        if expert_output.data_ptr() != latent.data_ptr():
+            latent.copy_(expert_output)
 
+    def _forward_routed_deferred(self, hidden_states, router_logits, routed_input):
+        """Routed experts with the in-op finalize skipped: returns the
+        FlashInferTrtllmDeferredFinalizeOutput triple (permuted gemm2 output,
+        expanded_idx_to_permuted_idx, expert_weights) for the finalize-fused
+        all-reduce."""
+        if self._route_quant_fuse_eligible:
+            route_quant_handoff.stage(routed_input)
+        try:
+            topk_output = self.topk(hidden_states, router_logits)
+            return self.experts.forward_deferred_finalize(routed_input, topk_output)
+        finally:
+            route_quant_handoff.clear()
 
+    def _forward_shared(self, gate_up, shared_output):
+        shared = self.shared_experts
+        if TYPE_CHECKING:
+            assert shared is not None and isinstance(
+                shared.down_proj.weight, torch.Tensor
+            )
+        assert shared is not None
+        _k3_bf16_gemm(
+            shared.act_fn(gate_up),
+            shared.down_proj.weight,
+            out=shared_output,
+        )
 
+    def _get_fused_norm_params(self) -> tuple[torch.Tensor, float]:
+        norm = self.routed_expert_norm
+        assert self.fuse_ar_norm and norm is not None
+        return norm.weight, norm.variance_epsilon
 
     def _forward_fused(
         self, hidden_states: torch.Tensor, *, prefix_sum: Optional[torch.Tensor]
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Fused-front pipeline: read hidden_states once through the merged
+        [H, gate_up + E + latent] weight, then land both TP-partial sums in
+        one flat symmetric [latent | shared] buffer with zero copies — the
+        shared down GEMM writes its slice via out=, the MoE runner writes
+        its top-k sum via the zero-copy context — and all-reduce the pair
+        in a single collective (the symmetric mempool keeps the one-shot
+        allreduce path; same trick as RowParallelLinear)."""
+        if TYPE_CHECKING:  # NOTE: precondition for this case
+            assert (
+                self._front_w is not None
+                and self._front_sizes is not None
+                and self.moe_hidden_size is not None
+                and self.shared_experts is not None
+                and isinstance(self.shared_experts.down_proj.weight, torch.Tensor)
+                and self.routed_expert_up_proj is not None
+            )
+
+        num_tokens, hidden_size = hidden_states.shape
+        fused = _k3_bf16_gemm(hidden_states, self._front_w)
+        gate_up, router_logits, routed_input = torch.split(
+            fused, self._front_sizes, dim=-1
+        )
+        if num_tokens > 1 and self._moe_front_needs_contiguous:
+            routed_input = routed_input.contiguous()
+        latent_numel = num_tokens * self.moe_hidden_size
+        if k3_ar_fusion.enabled():
+            # the shared-expert AR is pull-only, so its input must be a
+            # symm_buffer slice for every rank to resolve the same offset
+            buf = k3_ar_fusion.symm_buffer(
+                k3_ar_fusion.MOE_LATENT_SHARED,
+                num_tokens,
+                self.moe_hidden_size + hidden_size,
+                hidden_states.dtype,
+            ).view(-1)
+        else:
+            with use_symmetric_memory(
+                get_tp_group(), disabled=not is_allocation_symmetric()
+            ):
+                buf = hidden_states.new_empty(latent_numel + num_tokens * hidden_size)
+
+        latent = buf[:latent_numel].view(num_tokens, self.moe_hidden_size)
+        shared_output = buf[latent_numel:].view(num_tokens, hidden_size)
+        fused_norm = False
+        if self.alt_stream is not None and k3_ar_fusion.enabled():
+            defer_finalize = (
+                self._defer_moe_finalize
+                and self.fuse_ar_norm
+                and k3_ar_fusion.finalize_push_fits(num_tokens)
+            )
+            current_stream = torch.cuda.current_stream()
+            self.alt_stream.wait_stream(current_stream)
+            if defer_finalize:
+                deferred = self._forward_routed_deferred(
+                    hidden_states, router_logits, routed_input
+                )
+            else:
+                self._forward_routed(hidden_states, router_logits, routed_input, latent)
+            with torch.cuda.stream(self.alt_stream):
+                self._forward_shared(gate_up, shared_output)
+                # low-SM pull so the side-stream AR leaves the SMs to the
+                # routed GEMMs it overlaps (K3 dims are fixed; tuned here)
+                k3_ar_fusion.all_reduce_low_sm(shared_output, num_blocks=4, unroll=8)
+            current_stream.wait_stream(self.alt_stream)
+            # NOTE: the latent AR must stay serialized after the shared AR
+            # (both reuse the v2 pull semaphores; concurrent calls would
+            # corrupt each other's barrier windows) — the join above does it.
+            if defer_finalize:
+                # finalize folded into the push AR's staging pass; the norm
+                # covers every latent row
+                fused_norm = True
+                k3_ar_fusion.finalize_all_reduce_push_norm(
+                    latent,
+                    deferred.gemm2_out,
+                    deferred.expanded_idx_to_permuted_idx,
+                    deferred.expert_weights,
+                    *self._get_fused_norm_params(),
+                )
+            elif self.fuse_ar_norm:
+                fused_norm = True
+                k3_ar_fusion.all_reduce_norm(
+                    latent.view(-1, self.moe_hidden_size),
+                    *self._get_fused_norm_params(),
+                    num_tokens=num_tokens,
+                )
+            else:
+                k3_ar_fusion.all_reduce(latent)
+            # the gemm_ag tail wants the normed latent straight out of the
+            # fused-norm AR (its GEMV chains on it via PDL)
+            if (
+                fused_norm
+                and self._gemm_ag_up_eligible
+                and k3_ar_fusion.gemm_ag_up_fits(num_tokens)
+            ):
+                return k3_ar_fusion.gemm_ag_up_proj(
+                    latent,
+                    self.routed_expert_up_proj.weight,  # type: ignore
+                    shared_output,
+                    prefix_sum,
+                )
+        else:  # single collective over the flat [latent | shared] pair
+            self._forward_shared(gate_up, shared_output)
+            self._forward_routed(hidden_states, router_logits, routed_input, latent)
+            if self.fuse_ar_norm and k3_ar_fusion.enabled():
+                fused_norm = True
+                k3_ar_fusion.all_reduce_norm(
+                    buf.view(-1, k3_ar_fusion.NORM_DIM),
+                    *self._get_fused_norm_params(),
+                    num_tokens=num_tokens,
+                )
+            elif k3_ar_fusion.enabled():
+                k3_ar_fusion.all_reduce(buf)
+            else:
+                buf = tensor_model_parallel_all_reduce(buf)
+
+        latent = buf[:latent_numel].view(num_tokens, self.moe_hidden_size)
+        shared_output = buf[latent_numel:].view(num_tokens, hidden_size)
+        if not fused_norm:
+            latent = self._latent_norm(latent)
+        out, _ = self.routed_expert_up_proj(latent)
+
+        # prefetch_bc: b (shared_output) was produced by the all-reduce and
+        # c (prefix_sum) even earlier; the AR is a plain launch (full
+        # barrier), so both are complete once the norm / up_proj GEMM chain
+        # starts — only `a`'s producer can still be in flight at PDL entry.
+        return _add3(out, shared_output, prefix_sum, prefetch_bc=True)
 
     def forward(
         self,
@@ -979,12 +1511,130 @@ class KimiK3DeltaAttention(nn.Module):
         self._kda_fused_decode_ready = False
 
     def forward_qkvbfg(self, hidden_states: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        qkv, _ = self.qkv_proj(hidden_states)
+        beta = self.b_proj(hidden_states)[0]
+        forget_gate = self.f_b_proj(self.f_a_proj(hidden_states)[0])[0]
+        if self.use_full_rank_gate:
+            g_proj_states = self.g_proj(hidden_states)[0]
+        else:
+            g_proj_states = self.g_b_proj(self.g_a_proj(hidden_states)[0])[0]
+        return qkv, beta, forget_gate, g_proj_states
 
+    def _merge_bfa_weights(self) -> None:
+        """Merge f_a_proj (head_dim outputs) + b_proj (heads/tp outputs).
 
+        Both are skinny same-input GEMVs at decode: b lands in a cublas dot
+        kernel pair, f_a in a splitK GEMM. One [H, head_dim + heads/tp (+pad)]
+        GEMV replaces both. f_a leads so its output slice starts at offset 0,
+        and the width is padded to a multiple of 8 so every fused-output row
+        stays 16-byte aligned for vectorized consumers (tiny-GEMM on f_b).
+
+        Called once from load_weights (after all weights are loaded, before
+        cuda graph capture)."""
+        if not self.use_full_rank_gate:
+            return
+        self._bfa_w, sizes = _merge_weights_as_views(
+            [self.f_a_proj, self.b_proj], pad_rows_to=8
+        )
+        self._bfa_fa_size, self._bfa_b_size = sizes
+
+    def _prepare_fused_decode(self) -> None:
+        """Static inputs for the fused KDA decode kernel
+        (kernels/ops/attention/kda_fused_decode): per-segment transposed fp32 conv
+        weights [4, seg], dense fp32 conv bias, fp32 output-norm weight. Stashed on the
+        attention layer for the KDA backend; when the shapes do not match
+        the compiled kernel the stash stays unset and decode keeps the
+        unfused chain. Called once from load_weights (after all weights are
+        loaded, before cuda graph capture)."""
+        layer = self.attn
+        w = layer.conv_weights
+        seg = 12 * 128  # compiled for H = HV = 12 heads of 128 (TP8)
+        if (
+            w is None
+            or w.ndim != 2
+            or w.shape != (3 * seg, 4)
+            or w.dtype != torch.float32
+            or layer.A_log is None
+            or layer.A_log.numel() != 12
+            or layer.A_log.dtype != torch.float32
+            or layer.dt_bias is None
+            or tuple(layer.dt_bias.shape) != (seg,)
+            or layer.dt_bias.dtype != torch.float32
+        ):
+            rank0_log(
+                "K3 fused KDA decode disabled: unexpected conv/A_log/dt_bias "
+                f"layout (conv {None if w is None else tuple(w.shape)}, "
+                f"A_log {None if layer.A_log is None else tuple(layer.A_log.shape)}, "
+                f"dt_bias {None if layer.dt_bias is None else tuple(layer.dt_bias.shape)})"
+            )
+            return
+        # Conv weights/bias stay fp32 (checkpoint dtype; the kernel loads
+        # them as fp32, matching the triton chain's precision exactly).
+        wt = w.t().contiguous()  # [4, 3*seg]
+        bias = layer.bias
+        conv_bias = (
+            bias.float().contiguous()
+            if bias is not None
+            else torch.zeros(3 * seg, dtype=torch.float32, device=w.device)
+        )
+        layer._k3_fused_decode_args = (
+            wt[:, :seg].contiguous(),
+            wt[:, seg : 2 * seg].contiguous(),
+            wt[:, 2 * seg :].contiguous(),
+            conv_bias,
+            layer.A_log.detach().reshape(-1),  # view; kernel wants [12]
+            self.o_norm.weight.data.float().contiguous(),
+            float(self.o_norm.eps),
+        )
+        self._kda_fused_decode_ready = True
 
     def forward_qkvbfg_fused(self, hidden_states: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.use_full_rank_gate:
+            if self._bfa_w is not None:
+                w = self._bfa_w
+                n_fa, n_b = self._bfa_fa_size, self._bfa_b_size
+                from sglang.kernels.ops.kimi_k3 import kimi_k3_tiny_gemm as gemm
+
+                if (
+                    self._bfa_alt_stream is not None
+                    and get_is_capture_mode()
+                    and 0 < hidden_states.shape[0] <= self._bfa_bs_limit
+                ):
+                    # Issue the tiny [f_a|b] + f_b GEMVs on the side stream,
+                    # then the wide [q,k,v,g] GEMM on the main stream; both
+                    # read only hidden_states. Join before the split's
+                    # consumers touch beta/forget_gate.
+                    alt = self._bfa_alt_stream
+                    cur = torch.cuda.current_stream()
+                    alt.wait_stream(cur)
+                    with torch.cuda.stream(alt):
+                        bfa = gemm(hidden_states, w)
+                        forget_gate = gemm(bfa[..., :n_fa], self.f_b_proj.weight)
+                        beta = bfa[..., n_fa : n_fa + n_b]
+                    fused_states, _ = self.fused_qkvg_proj(hidden_states)
+                    qkv, g_proj_states = torch.split(
+                        fused_states, self.split_sizes, dim=-1
+                    )
+                    cur.wait_stream(alt)
+                    return qkv, beta, forget_gate, g_proj_states
+
+                fused_states, _ = self.fused_qkvg_proj(hidden_states)
+                qkv, g_proj_states = torch.split(fused_states, self.split_sizes, dim=-1)
+                bfa = gemm(hidden_states, w)
+                forget_gate = gemm(bfa[..., :n_fa], self.f_b_proj.weight)
+                beta = bfa[..., n_fa : n_fa + n_b]
+            else:
+                fused_states, _ = self.fused_qkvg_proj(hidden_states)
+                qkv, g_proj_states = torch.split(fused_states, self.split_sizes, dim=-1)
+                beta = self.b_proj(hidden_states)[0]
+                forget_gate = self.f_b_proj(self.f_a_proj(hidden_states)[0])[0]
+        else:
+            fused_states = self.fused_qkvbfg_a_proj(hidden_states)
+            qkv, beta, fg_a_states = torch.split(fused_states, self.split_sizes, dim=-1)
+            forget_gate, g_proj_states = self.fused_fg_b_proj(
+                fg_a_states.view(-1, 2, self.head_dim).transpose(0, 1)
+            )
+        return qkv, beta, forget_gate, g_proj_states
 
     def forward(
         self,
@@ -1181,7 +1831,26 @@ class KimiK3MLAAttention(DeepseekV2AttentionMLA):
             self.o_proj.forward = _gated_o_proj_forward
 
     def _precompute_output_gate(self, hidden_states: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Issue the output-gate GEMM on the alt stream so it overlaps the
+        attention core; the lazy path in the o_proj wrap otherwise computes
+        it on the critical path right before the gate multiply. The gate
+        tensor stays referenced via _gate_precomputed until the wrap joins,
+        so its memory cannot be reused while the alt stream still writes."""
+        self._gate_precomputed = None
+        if (
+            self._gate_alt_stream is not None
+            and get_is_capture_mode()
+            # The attention-core break ends the segment between the alt-stream
+            # event record and the o_proj-side wait, so under breakable capture
+            # the wait would cross graph segments; use the lazy path instead.
+            and not is_in_breakable_cuda_graph()
+            and (0 < hidden_states.shape[0] <= self._gate_bs_limit)
+        ):
+            alt = self._gate_alt_stream
+            alt.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(alt):
+                gate, _ = self.g_proj(hidden_states)
+            self._gate_precomputed = (gate, alt)
 
     def forward(
         self,
@@ -1378,7 +2047,32 @@ class KimiK3DecoderLayer(nn.Module):
         allow_scatter: bool,
         residual: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, int, bool]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Complete o_proj's deferred TP reduction under SP-MoE.
+
+        Returns (reduced tensor, shard row offset, residual_fused); offset is
+        -1 when the result covers the full batch (non-SP mode, or fallback
+        all-reduce for row counts not divisible by attn_tp)."""
+        if not self._sp_moe:
+            return attn_out, -1, False
+        group = get_parallel().attn_tp_group
+        num_tokens = attn_out.shape[0]
+        if allow_scatter and num_tokens > 0 and num_tokens % group.world_size == 0:
+            shard = num_tokens // group.world_size
+            custom_out = k3_sp_collective.reduce_scatter_res(attn_out, residual)
+            if custom_out is not None:
+                return (
+                    custom_out,
+                    group.rank_in_group * shard,
+                    residual is not None,
+                )
+            out = torch.empty(
+                (shard, attn_out.shape[1]),
+                dtype=attn_out.dtype,
+                device=attn_out.device,
+            )
+            group.reduce_scatter_tensor(out, attn_out)
+            return out, group.rank_in_group * shard, False
+        return group.all_reduce(attn_out), -1, False
 
     def _run_self_attn(
         self,
@@ -1387,8 +2081,77 @@ class KimiK3DecoderLayer(nn.Module):
         forward_batch: ForwardBatch,
         zero_allocator: BumpAllocator,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # DP attention: idle ranks (padded to the global shape) have no
+        # attention metadata; pass hidden_states through shape-preserving
+        # (same as the LayerCommunicator models' is_idle skip).
+        if forward_batch.forward_mode.is_idle():
+            return hidden_states
 
+        # mlp-sync (DP attention OR MoE a2a/EP — require_mlp_sync) pads
+        # extend batches to a multiple of attn_tp_size
+        # (prepare_mlp_sync_batch ceil_align), but the attention metadata
+        # (qo_indptr / query_start_loc) covers only the real tokens — the
+        # flashinfer ragged prefill rejects the row mismatch, and silent
+        # paths write the padded rows' garbage KV through the zero-padded
+        # out_cache_loc entries (clobbering pool slot 0 → cross-request
+        # corruption). Run attention on the real rows and zero-pad the
+        # output back; padded rows are discarded downstream.
+        num_padded = hidden_states.shape[0]
+        num_real = num_padded
+        if self._trim_padded_attn and forward_batch.forward_mode.is_extend():
+            extend_lens = forward_batch.extend_seq_lens_cpu
+            if extend_lens is not None:
+                num_real = min(int(sum(extend_lens)), num_padded)
+        if num_real != num_padded:
+            with k3_sp_collective.o_proj_output_rows(num_padded):
+                attn_out = self._run_self_attn_inner(
+                    hidden_states[:num_real],
+                    positions[:num_real],
+                    forward_batch,
+                    zero_allocator,
+                )
+            padded_o_proj = k3_sp_collective.finish_padded_o_proj_output(
+                attn_out, num_padded
+            )
+            if padded_o_proj is not None:
+                return padded_o_proj
+            out = hidden_states.new_zeros(num_padded, attn_out.shape[-1])
+            out[:num_real] = attn_out
+            return out
+        return self._run_self_attn_inner(
+            hidden_states, positions, forward_batch, zero_allocator
+        )
+
+    def _run_self_attn_inner(
+        self,
+        hidden_states: torch.Tensor,
+        positions: torch.Tensor,
+        forward_batch: ForwardBatch,
+        zero_allocator: BumpAllocator,
+    ) -> torch.Tensor:
+        # For MLA layers with q_lora_rank, set up communicator attn_inputs
+        # before the forward call (normally done by LayerCommunicator).
+        from sglang.srt.layers.communicator import (
+            AttentionInputs,
+            get_attn_tp_context,
+        )
+
+        qkv_latent_func = getattr(self.self_attn, "prepare_qkv_latent", None)
+        if qkv_latent_func is not None:
+            attn_inputs = AttentionInputs(hidden_states, forward_batch, qkv_latent_func)
+            get_attn_tp_context().set_attn_inputs(attn_inputs)
+
+        result = self.self_attn(
+            hidden_states=hidden_states,
+            positions=positions,
+            forward_batch=forward_batch,
+            zero_allocator=zero_allocator,
+        )
+
+        if qkv_latent_func is not None:
+            get_attn_tp_context().clear_attn_inputs()
+
+        return result
 
     def forward(
         self,
@@ -1445,7 +2208,132 @@ class KimiK3DecoderLayer(nn.Module):
         input_sharded: bool,
         keep_sharded: bool,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], bool]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Between attn-res layers hidden_states carries the previous layer's
+        # un-added MLP delta and prefix_sum the prefix it extends (None at
+        # stream start / PP entry, where hidden_states already is the head).
+
+        # ---- Aggregation 1: attention side. Write layers snapshot the
+        # pre-attention prefix into the bank in the same call (fused into
+        # the fast kernel; standalone copy on other paths). ----
+        if input_sharded:
+            assert self._sp_moe
+            input_rows = _sp_local_rows(hidden_states)
+            fused_ag = attn_res.forward_sp_all_gather(
+                hidden_states,
+                prefix_sum,
+                self.self_attention_res_proj,
+                self.self_attention_res_norm,
+                self.input_layernorm,
+                rows=input_rows,
+                write=self.is_block_write_layer,
+            )
+            if fused_ag is not None:
+                hidden_states, prefix_sum = fused_ag
+            else:
+                hidden_states, prefix_sum = attn_res.forward(
+                    hidden_states,
+                    prefix_sum,
+                    self.self_attention_res_proj,
+                    self.self_attention_res_norm,
+                    self.input_layernorm,
+                    rows=input_rows,
+                    write=self.is_block_write_layer,
+                )
+                # Aggregate/norm and snapshot only this rank's rows, then
+                # gather the normalized tensor consumed by attention.
+                hidden_states = _sp_all_gather_rows(hidden_states)
+        else:
+            hidden_states, prefix_sum = attn_res.forward(
+                hidden_states,
+                prefix_sum,
+                self.self_attention_res_proj,
+                self.self_attention_res_norm,
+                self.input_layernorm,
+                write=self.is_block_write_layer,
+            )
+        if self.is_block_write_layer:
+            prefix_sum = None
+
+        # ---- Attention ----
+        hidden_states = self._run_self_attn(
+            hidden_states, positions, forward_batch, zero_allocator
+        )
+
+        # ---- Complete o_proj's deferred reduction ----
+        # SP-MoE takes precedence (reduce-scatter to this rank's token shard);
+        # otherwise the fused all-reduce when enabled; otherwise o_proj already
+        # reduced itself (use_dp_attention_reduce, on when neither is active).
+        rows = None
+        shard_lo = -1
+        agg2_fused = False
+        if self._sp_moe:
+            group = get_parallel().attn_tp_group
+            if (
+                hidden_states.shape[0] > 0
+                and hidden_states.shape[0] % group.world_size == 0
+            ):
+                shard = hidden_states.shape[0] // group.world_size
+                fused_rows = slice(
+                    group.rank_in_group * shard,
+                    (group.rank_in_group + 1) * shard,
+                )
+                fused_rs = attn_res.forward_sp_reduce_scatter(
+                    hidden_states,
+                    prefix_sum,
+                    self.mlp_res_proj,
+                    self.mlp_res_norm,
+                    self.post_attention_layernorm,
+                    rows=fused_rows,
+                )
+            else:
+                fused_rs = None
+            if fused_rs is not None:
+                hidden_states, prefix_sum = fused_rs
+                rows = fused_rows
+                shard_lo = fused_rows.start
+                agg2_fused = True
+            else:
+                hidden_states, shard_lo, residual_fused = self._finish_attn_reduce(
+                    hidden_states, allow_scatter=True, residual=prefix_sum
+                )
+                if shard_lo >= 0:
+                    rows = slice(shard_lo, shard_lo + hidden_states.shape[0])
+                    if residual_fused:
+                        prefix_sum = None
+                    elif prefix_sum is not None:
+                        # Shard carry already holds the destination-local prefix;
+                        # the first sharded layer still holds a full-batch prefix.
+                        if prefix_sum.shape[0] != hidden_states.shape[0]:
+                            prefix_sum = prefix_sum[rows]
+        elif self.all_reduce_fusion:
+            # Complete the o_proj reduce here, folding the pending prefix add
+            # into the fused all-reduce; attn_res then takes the pre-added
+            # tensor through its prefix_sum=None branch (same semantics:
+            # (normed, new_prefix) with new_prefix = prefix + attn_out).
+            hidden_states = k3_ar_fusion.all_reduce(hidden_states, prefix_sum)
+            prefix_sum = None
+
+        # ---- Aggregation 2: MLP side (on the shard under SP-MoE) ----
+        if not agg2_fused:
+            hidden_states, prefix_sum = attn_res.forward(
+                hidden_states,
+                prefix_sum,
+                self.mlp_res_proj,
+                self.mlp_res_norm,
+                self.post_attention_layernorm,
+                rows=rows,
+            )
+
+        # ---- MLP (consumes +prefix_sum: MoE folds it into the 3-way tail
+        # add, dense adds it after down_proj) ----
+        out = self.mlp(
+            hidden_states, prefix_sum=prefix_sum, forward_batch=forward_batch
+        )
+        if shard_lo >= 0:
+            if keep_sharded:
+                return out, None, True
+            out = _sp_all_gather_rows(out)
+        return out, None, False
 
 
 class KimiK3LinearModel(nn.Module):
@@ -1668,7 +2556,27 @@ class KimiK3LinearModel(nn.Module):
         residual: Optional[torch.Tensor],
         attn_res: Optional[AttnResidual],
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Stream value after `layer_idx`: the pre-norm mixture its next
+        consumer would compute (next layer's attention side; output side
+        for the last layer)."""
+        if attn_res is None:
+            return hidden_states if residual is None else hidden_states + residual
+        if residual is not None:
+            # Materialize a delayed MLP add (mirrors the PP-wire fold).
+            hidden_states = residual + hidden_states
+        if layer_idx + 1 < self.end_layer:
+            next_layer = self.layers[layer_idx + 1]
+            score_proj = next_layer.self_attention_res_proj
+            score_norm = next_layer.self_attention_res_norm
+            nvb = next_layer.prev_valid_blocks
+        else:
+            # Last layer: the model's own output-side aggregation weights.
+            score_proj = self.output_attn_res_proj
+            score_norm = self.output_attn_res_norm
+            nvb = _cdiv(self.end_layer, self.config.attn_res_block_size)
+        return aggregate_stream(
+            hidden_states, attn_res.block_residual, nvb, score_proj, score_norm
+        )
 
 
 class KimiK3LinearForCausalLM(nn.Module):
@@ -1705,7 +2613,18 @@ class KimiK3LinearForCausalLM(nn.Module):
         return self.model.embed_tokens
 
     def set_dspark_layers_to_capture(self, layer_ids: list[int]) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.pp_group.world_size > 1:
+            # Capture layers living on non-last PP ranks would be silently
+            # skipped (the flag is only set on the last rank).
+            raise NotImplementedError("DSPARK aux hidden capture requires PP=1.")
+        if not self.pp_group.is_last_rank:
+            return
+        if layer_ids is None:
+            raise ValueError(
+                "DSPARK requires explicit layer_ids for aux hidden capture."
+            )
+        self.capture_aux_hidden_states = True
+        self.model.dspark_layers_to_capture = list(layer_ids)
 
     @torch.no_grad()
     def forward(
@@ -1748,13 +2667,262 @@ class KimiK3LinearForCausalLM(nn.Module):
         kv_cache_device,
         create_chunked_prefix_cache_kv_indices_fn,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return prepare_decode_context_parallel_metadata(
+            seq_lens=seq_lens,
+            extend_prefix_lens=extend_prefix_lens,
+            extend_prefix_lens_cpu=extend_prefix_lens_cpu,
+            extend_seq_lens=extend_seq_lens,
+            req_pool_indices=req_pool_indices,
+            req_to_token=req_to_token,
+            seq_lens_sum=seq_lens_sum,
+            kv_buffer_shape=kv_buffer_shape,
+            kv_cache_dtype=kv_cache_dtype,
+            kv_cache_device=kv_cache_device,
+            create_chunked_prefix_cache_kv_indices_fn=create_chunked_prefix_cache_kv_indices_fn,
+        )
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        use_full_rank_gate = bool(
+            (self.config.linear_attn_config or {}).get("use_full_rank_gate", False)
+        )
+        if use_full_rank_gate:
+            # Fused layout (K3): [q, k, v, g] column-parallel; b / f_a / f_b
+            # are standalone modules loaded by name.
+            fused_qkvbfg_mapping = [
+                (".fused_qkvg_proj", ".q_proj", 0),
+                (".fused_qkvg_proj", ".k_proj", 1),
+                (".fused_qkvg_proj", ".v_proj", 2),
+                (".fused_qkvg_proj", ".g_proj", 3),
+            ]
+        else:
+            # Fused layout (low-rank gate): [q, k, v, b] + [f_a, g_a]
+            fused_qkvbfg_mapping = [
+                (".fused_qkvbfg_a_proj", ".q_proj", 0),
+                (".fused_qkvbfg_a_proj", ".k_proj", 1),
+                (".fused_qkvbfg_a_proj", ".v_proj", 2),
+                (".fused_qkvbfg_a_proj", ".b_proj", 3),
+                (".fused_qkvbfg_a_proj", ".f_a_proj", 4),
+                (".fused_qkvbfg_a_proj", ".g_a_proj", 5),
+                (".fused_fg_b_proj", ".f_b_proj", 0),
+                (".fused_fg_b_proj", ".g_b_proj", 1),
+            ]
+
+        stacked_params_mapping = [
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+            *fused_qkvbfg_mapping,
+            # Unfused QKV path
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            # Conv1d fusion
+            (".qkv_conv1d", ".q_conv1d", 0),
+            (".qkv_conv1d", ".k_conv1d", 1),
+            (".qkv_conv1d", ".v_conv1d", 2),
+        ]
+
+        if self.config.is_moe:
+            expert_params_mapping = FusedMoE.make_expert_params_mapping(
+                ckpt_gate_proj_name="w1",
+                ckpt_down_proj_name="w2",
+                ckpt_up_proj_name="w3",
+                num_experts=self.config.num_experts,
+            )
+        else:
+            expert_params_mapping = []
+
+        params_dict = dict(self.named_parameters())
+        loaded_params: set[str] = set()
+
+        num_hidden_layers = self.config.num_hidden_layers
+        for args in weights:
+            name, loaded_weight = args[:2]
+            kwargs = args[2] if len(args) > 2 else {}
+
+            layer_id = get_layer_id(name)
+            if layer_id is not None and (
+                layer_id < self.model.start_layer or layer_id >= self.model.end_layer
+            ):
+                continue
+
+            # Skip weights of layers outside a truncated config (e.g.
+            # num_hidden_layers override for fast testing); the checkpoint may
+            # carry more layers than the instantiated model.
+            if ".layers." in name:
+                _lid = name.split(".layers.")[1].split(".")[0]
+                if _lid.isdigit() and int(_lid) >= num_hidden_layers:
+                    continue
+
+            # compressed-tensors MXFP4 stores as weight_packed; Mxfp4MoEMethod uses weight
+            if "weight_packed" in name:
+                name = name.replace("weight_packed", "weight")
+
+            # MLA: fuse q_a_proj + kv_a_proj_with_mqa → fused_qkv_a_proj_with_mqa
+            if ".q_a_proj." in name or ".kv_a_proj_with_mqa." in name:
+                fused_name = name.replace(".q_a_proj.", ".fused_qkv_a_proj_with_mqa.")
+                fused_name = fused_name.replace(
+                    ".kv_a_proj_with_mqa.", ".fused_qkv_a_proj_with_mqa."
+                )
+                if fused_name in params_dict:
+                    param = params_dict[fused_name]
+                    if ".q_a_proj." in name:
+                        param.data[: loaded_weight.shape[0]].copy_(loaded_weight)
+                    else:
+                        q_lora_rank = self.config.q_lora_rank or 0
+                        param.data[q_lora_rank:].copy_(loaded_weight)
+                    loaded_params.add(fused_name)
+                    continue
+
+            if "rotary_emb.inv_freq" in name:
+                continue
+            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
+                continue
+
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                if ("mlp.experts." in name) and name not in params_dict:
+                    continue
+                # Fused projections only apply to KDA layers
+                if param_name in {
+                    ".fused_qkvbfg_a_proj",
+                    ".fused_fg_b_proj",
+                    ".fused_qkvg_proj",
+                }:
+                    layer_id = int(name.split(".")[2])
+                    if not self.config.is_kda_layer(layer_id):
+                        continue
+                    layer = self.model.layers[layer_id].self_attn
+                    if not getattr(layer, "do_fuse_qkvbfg", False):
+                        continue
+                if weight_name in {".q_proj", ".k_proj", ".v_proj"}:
+                    layer_id = int(name.split(".")[2])
+                    if not self.config.is_kda_layer(layer_id):
+                        continue
+                name = name.replace(weight_name, param_name)
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                for idx, (param_name, weight_name, expert_id, shard_id) in enumerate(
+                    expert_params_mapping
+                ):
+                    if weight_name not in name:
+                        continue
+                    name = name.replace(weight_name, param_name)
+                    # Skip experts of layers outside a truncated config (e.g.
+                    # num_hidden_layers override), mirroring the non-expert
+                    # `name not in params_dict` guard below.
+                    if name not in params_dict:
+                        break
+                    param = params_dict[name]
+                    weight_loader = param.weight_loader
+                    weight_loader(
+                        param,
+                        loaded_weight,
+                        name,
+                        expert_id=expert_id,
+                        shard_id=shard_id,
+                    )
+                    break
+                else:
+                    if (
+                        name.endswith(".bias")
+                        and name not in params_dict
+                        and not self.config.is_linear_attn
+                    ):
+                        continue
+                    name = maybe_remap_kv_scale_name(name, params_dict)
+                    if name is None:
+                        continue
+                    if name not in params_dict:
+                        continue
+                    param = params_dict[name]
+                    weight_loader = getattr(
+                        param, "weight_loader", default_weight_loader
+                    )
+                    weight_loader(param, loaded_weight, **kwargs)
+            loaded_params.add(name)
+
+        self.post_load_weights()
 
     def post_load_weights(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Also invoked by loader post-load hooks (DummyModelLoader,
+        # ShardedStateLoader, remote-instance flows -- none of which call
+        # load_weights), so e.g. dummy-weight benchmarks get w_kc/w_vc and
+        # the fused buffers too. Same pattern as deepseek_v4.
+        # Post-load: absorb kv_b_proj into w_kc and w_vc for MLA layers
+        for layer_id in self.config.full_attention_layer_ids:
+            if layer_id >= len(self.model.layers):
+                continue  # truncated config (e.g. num_hidden_layers override)
+            layer = self.model.layers[layer_id]
+            if isinstance(layer, PPMissingLayer):
+                continue
+            self_attn = layer.self_attn
+            w_kc, w_vc = self_attn.kv_b_proj.weight.unflatten(
+                0, (-1, self_attn.qk_nope_head_dim + self_attn.v_head_dim)
+            ).split([self_attn.qk_nope_head_dim, self_attn.v_head_dim], dim=1)
+            self_attn.w_kc = w_kc.transpose(1, 2).contiguous().transpose(1, 2)
+            self_attn.w_vc = w_vc.contiguous().transpose(1, 2)
+            if hasattr(self_attn.kv_b_proj, "weight_scale"):
+                self_attn.w_scale = self_attn.kv_b_proj.weight_scale
+
+        # Post-load: precompute the attn-res combined score weights BEFORE
+        # cuda graph capture (a lazy first call inside get_cw would bake the
+        # multiply into every captured graph replay otherwise). Warm both
+        # dtypes: the fast kernel consumes bf16, the triton fallback fp32.
+        def _warm_cw(proj, norm):
+            get_cw(proj, norm, dtype=torch.bfloat16)
+            get_cw(proj, norm)
+
+        for layer in self.model.layers:
+            if isinstance(layer, PPMissingLayer):
+                continue
+            if layer.use_attn_residuals:
+                _warm_cw(layer.self_attention_res_proj, layer.self_attention_res_norm)
+                _warm_cw(layer.mlp_res_proj, layer.mlp_res_norm)
+        if hasattr(self.model, "output_attn_res_proj"):
+            _warm_cw(self.model.output_attn_res_proj, self.model.output_attn_res_norm)
+
+        # Post-load: merge the horizontally-fused decode weights. Module
+        # weights are re-pointed to views of the merged buffers (net extra
+        # memory ~0), so this must run after all weights are loaded and
+        # before cuda graph capture.
+        for layer in self.model.layers:
+            if isinstance(layer, PPMissingLayer):
+                continue
+            if isinstance(layer.mlp, KimiK3MoE):
+                layer.mlp._merge_front_weights()
+                # The router consumes the correction bias in fp32; convert the
+                # bf16 checkpoint values once (exact) so the per-call
+                # .to(float32) in topk becomes a no-op instead of one upcast
+                # kernel per MoE layer per step.
+                bias = layer.mlp.gate.e_score_correction_bias
+                if bias.dtype != torch.float32:
+                    bias.data = bias.data.to(torch.float32)
+            if isinstance(layer.self_attn, KimiK3DeltaAttention):
+                layer.self_attn._merge_bfa_weights()
+                layer.self_attn._prepare_fused_decode()
+
+        for layer in self.model.layers:
+            if isinstance(layer, PPMissingLayer) or not isinstance(
+                layer.self_attn, KimiK3DeltaAttention
+            ):
+                continue
+            from sglang.kernels.ops.attention.fla.kda import (
+                precompile_k3_recompute_w_u_kernel,
+            )
+
+            if precompile_k3_recompute_w_u_kernel(
+                num_heads=layer.self_attn.local_num_heads,
+                dtype=layer.self_attn.o_proj.weight.dtype,
+                device=layer.self_attn.dt_bias.device,
+            ):
+                rank0_log("Precompiled the Kimi-K3 KDA prefill kernel.")
+            break
 
 
 class KimiK3ForConditionalGeneration(nn.Module):
@@ -1811,13 +2979,24 @@ class KimiK3ForConditionalGeneration(nn.Module):
         super().__setattr__(name, value)
 
     def post_load_weights(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Delegate so DummyModelLoader's post-load hook reaches the LM tower.
+        if self.language_model is not None:
+            self.language_model.post_load_weights()
 
     def precompile_kernels_after_loading(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.config.language_only:
+            return
+        if self.vision_tower.precompile_fused_rope():
+            logger.info("Precompiled dynamic-token fused K3 vision RoPE kernel")
+        if self.vision_tower.precompile_attention_backend():
+            logger.info("Precompiled Kimi-K3 vision FA4 kernel")
 
     def get_input_embeddings(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.language_model is None:
+            raise AttributeError(
+                "get_input_embeddings() is not available in encoder-only mode"
+            )
+        return self.language_model.model.embed_tokens
 
     @property
     def lm_head(self):
@@ -1826,10 +3005,94 @@ class KimiK3ForConditionalGeneration(nn.Module):
         return self.language_model.lm_head
 
     def set_dspark_layers_to_capture(self, layer_ids: list[int]) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.language_model is None:
+            raise AttributeError(
+                "DSPARK layer capture is not available in encoder-only mode"
+            )
+        self.language_model.set_dspark_layers_to_capture(layer_ids)
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        device = self.vision_tower.device
+        target_dtype = self.vision_tower.patch_embed.proj.weight.dtype
+        image_grid_thws = []
+        for item in items:
+            grid_thw = item.model_specific_data.get("image_grid_thw")
+            if grid_thw is None:
+                grid_thw = item.model_specific_data["grid_thws"]
+            if grid_thw.shape[0] != 1:
+                # One item must carry exactly one logical image so the DP
+                # owner assignment and the bounded CUDA-IPC lease accounting
+                # stay per-item; aggregated encoder inputs are split upstream
+                # (EPD encode server) before reaching this point.
+                raise ValueError(
+                    "Kimi-K3 expects one vision grid per MultimodalDataItem; "
+                    "split aggregated encoder inputs before get_image_feature()"
+                )
+            image_grid_thws.append(grid_thw)
+        grid_thws_host = torch.concat(image_grid_thws, dim=0).cpu()
+        grid_thw_list = grid_thws_host.tolist()
+
+        def materialize_item_features(image_indices: List[int]) -> torch.Tensor:
+            """Materialize features for the images assigned to this rank.
+
+            K3 vision is image-wise data-parallel, so each image is consumed
+            by exactly one TP rank. Deferred CUDA-IPC proxies are
+            reconstructed here, after the assignment is known, so an image
+            crosses the tokenizer/scheduler boundary once instead of once
+            per rank; CPU-transport features likewise only pay their H2D
+            copy on the owner rank. The consumer count matches
+            MmItemMemoryPool.try_to_recycle(), which waits for the server TP
+            size rather than the attention subgroup size.
+            """
+            parallel = get_parallel()
+            server_args = get_server_args()
+            ipc_consumer_count = max(
+                getattr(server_args, "tp_size", parallel.attn_tp_size), 1
+            )
+            device_index = device.index
+            if device.type == "cuda" and device_index is None:
+                device_index = torch.cuda.current_device()
+
+            features = []
+            for image_index in image_indices:
+                item = items[image_index]
+                if device.type == "cuda":
+                    item.reconstruct(
+                        device_index, ipc_consumer_count=ipc_consumer_count
+                    )
+                feature = item.feature
+                if not isinstance(feature, torch.Tensor):
+                    raise TypeError(
+                        "Kimi-K3 image feature must be a torch.Tensor, "
+                        f"got {type(feature)}"
+                    )
+                features.append(feature)
+            return materialize_multimodal_features(
+                features, device=device, dtype=target_dtype
+            )
+
+        if self.use_data_parallel:
+            from sglang.srt.multimodal.mm_utils import run_dp_sharded_mrope_vision_model
+
+            image_embeds = run_dp_sharded_mrope_vision_model(
+                self.vision_tower,
+                None,
+                grid_thw_list,
+                rope_type="rope_2d",
+                # K3's tower pools the temporal dimension away: a t>1 grid
+                # still yields h*w/merge_area output embeddings, so the DP
+                # gather length must ignore t.
+                pool_temporal_dimension=True,
+                pass_grid_thw_list=True,
+                load_local_pixel_values=materialize_item_features,
+                pixel_values_device=device,
+                pixel_values_dtype=target_dtype,
+            )
+            return self.mm_projector(image_embeds)
+
+        pixel_values = materialize_item_features(list(range(len(items))))
+        image_embeds = self.vision_tower(pixel_values, grid_thws_host.to(device))
+        return self.mm_projector(image_embeds)
 
     def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
         pattern = MultiModalityDataPaddingPatternMultimodalTokens()
@@ -1861,7 +3124,19 @@ class KimiK3ForConditionalGeneration(nn.Module):
         kv_cache_device,
         create_chunked_prefix_cache_kv_indices_fn,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.language_model.prepare_context_parallel_metadata_for_dcp(
+            seq_lens=seq_lens,
+            extend_prefix_lens=extend_prefix_lens,
+            extend_prefix_lens_cpu=extend_prefix_lens_cpu,
+            extend_seq_lens=extend_seq_lens,
+            req_pool_indices=req_pool_indices,
+            req_to_token=req_to_token,
+            seq_lens_sum=seq_lens_sum,
+            kv_buffer_shape=kv_buffer_shape,
+            kv_cache_dtype=kv_cache_dtype,
+            kv_cache_device=kv_cache_device,
+            create_chunked_prefix_cache_kv_indices_fn=create_chunked_prefix_cache_kv_indices_fn,
+        )
 
     def forward(
         self,
@@ -1884,7 +3159,40 @@ class KimiK3ForConditionalGeneration(nn.Module):
         return hidden_states
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        mapper = getattr(self, "hf_to_sglang_mapper", None)
+        if mapper is not None:
+            weights = mapper.apply(weights)
+
+        vision_params = (
+            None
+            if self.config.language_only
+            else dict(self.named_parameters(remove_duplicate=False))
+        )
+
+        def stream_language_weights():
+            for name, loaded_weight in weights:
+                if "vision_tower" in name or "mm_projector" in name:
+                    if vision_params is None:
+                        continue
+                    if name not in vision_params:
+                        logger.warning("Unmapped vision weight: %s", name)
+                        continue
+                    param = vision_params[name]
+                    weight_loader = getattr(
+                        param, "weight_loader", default_weight_loader
+                    )
+                    weight_loader(param, loaded_weight)
+                    continue
+                yield name.replace("language_model.", ""), loaded_weight
+
+        if self.language_model is not None:
+            self.language_model.load_weights(stream_language_weights())
+        else:
+            # The vision weights are loaded as a side effect of advancing this
+            # streaming iterator.  Encoder-only mode must therefore drain it
+            # even though it discards every language-model tensor.
+            for _ in stream_language_weights():
+                pass
 
 
 EntryClass = [KimiK3ForConditionalGeneration]

@@ -51,15 +51,26 @@ SegmentBounds = Tuple[Tuple[int, int], ...]
 def _resolve_grid_thw_list(
     grid_thws: torch.Tensor, grid_thw_list: Optional[Sequence[Sequence[int]]] = None
 ) -> Tuple[GridTHW, ...]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    values = grid_thws.tolist() if grid_thw_list is None else grid_thw_list
+    return tuple((int(t), int(h), int(w)) for t, h, w in values)
 
 
 def _get_mm_attention_backend() -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    try:
+        server_args = get_server_args()
+    except ValueError:
+        return "auto"
+    return server_args.mm_attention_backend or "auto"
 
 
 def _is_fa4_available() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    try:
+        from sglang.kernels.ops.attention.flash_attention_v4 import (
+            is_flash_attention_v4_available,
+        )
+    except ImportError:
+        return False
+    return is_flash_attention_v4_available()
 
 
 def _resolve_mm_attention_backend(
@@ -70,17 +81,41 @@ def _resolve_mm_attention_backend(
     device: torch.device,
     fa4_available: Optional[bool] = None,
 ) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if configured_backend != "auto":
+        return configured_backend
+    if device.type != "cuda":
+        return "sdpa"
+    if torch.cuda.get_device_capability(device) != (10, 3):
+        return "sdpa"
+
+    use_fa4 = (
+        max_seqlen > _SM103_TRITON_MAX_SEQLEN
+        or max_seqlen * total_tokens >= _SM103_FA4_MIN_ATTENTION_WORK
+    )
+    if use_fa4:
+        if fa4_available is None:
+            fa4_available = _is_fa4_available()
+        return "fa4" if fa4_available else "sdpa"
+    return "triton_attn"
 
 
 def apply_rope(
     xq: torch.Tensor, xk: torch.Tensor, freqs_cis: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    freqs_cis = freqs_cis.unsqueeze(-2)
+    xq_ = torch.view_as_complex(xq.float().view(*xq.shape[:-1], -1, 2))
+    xk_ = torch.view_as_complex(xk.float().view(*xk.shape[:-1], -1, 2))
+    xq_out = torch.view_as_real(xq_ * freqs_cis).flatten(-2)
+    xk_out = torch.view_as_real(xk_ * freqs_cis).flatten(-2)
+    return xq_out.type_as(xq), xk_out.type_as(xk)
 
 
 def _can_use_fused_rope(hidden_states: torch.Tensor, freqs_cis: torch.Tensor) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return _can_use_fused_rope_for_shape(
+        dtype=hidden_states.dtype,
+        device=hidden_states.device,
+        freqs_cis=freqs_cis,
+    )
 
 
 def _can_use_fused_rope_for_shape(
@@ -89,7 +124,16 @@ def _can_use_fused_rope_for_shape(
     device: torch.device,
     freqs_cis: torch.Tensor,
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if not (
+        device.type == "cuda"
+        and freqs_cis.is_cuda
+        and device == freqs_cis.device
+        and dtype in (torch.bfloat16, torch.float16)
+        and freqs_cis.dtype == torch.complex64
+    ):
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 9
 
 
 def sdpa_varlen_attention(
@@ -100,11 +144,43 @@ def sdpa_varlen_attention(
     *,
     segment_bounds: Optional[SegmentBounds] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    is_single_segment = (
+        len(segment_bounds) == 1
+        if segment_bounds is not None
+        else cu_seqlens.numel() == 2
+    )
+    if is_single_segment:
+        out = F.scaled_dot_product_attention(
+            q.transpose(0, 1).unsqueeze(0),
+            k.transpose(0, 1).unsqueeze(0),
+            v.transpose(0, 1).unsqueeze(0),
+        )
+        return out.squeeze(0).transpose(0, 1).flatten(start_dim=-2)
+    outputs = []
+    if segment_bounds is None:
+        bounds = cu_seqlens.tolist()
+        segment_bounds = tuple(zip(bounds[:-1], bounds[1:]))
+    for start, end in segment_bounds:
+        seg_q = q[start:end].transpose(0, 1).unsqueeze(0)
+        seg_k = k[start:end].transpose(0, 1).unsqueeze(0)
+        seg_v = v[start:end].transpose(0, 1).unsqueeze(0)
+        out = F.scaled_dot_product_attention(seg_q, seg_k, seg_v)
+        outputs.append(out.squeeze(0).transpose(0, 1))
+    return torch.cat(outputs).flatten(start_dim=-2)
 
 
 def get_1d_sincos_pos_embed_from_grid(embed_dim: int, pos: np.ndarray) -> np.ndarray:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert embed_dim % 2 == 0
+    omega = np.arange(embed_dim // 2, dtype=np.float32)
+    omega /= embed_dim / 2.0
+    omega = 1.0 / 10000**omega
+
+    pos = pos.reshape(-1)
+    out = np.einsum("m,d->md", pos, omega)
+
+    emb_sin = np.sin(out)
+    emb_cos = np.cos(out)
+    return np.concatenate([emb_sin, emb_cos], axis=1)
 
 
 def get_1d_sincos_pos_embed(embed_dim: int, t_size: int) -> np.ndarray:
@@ -115,7 +191,16 @@ def get_1d_sincos_pos_embed(embed_dim: int, t_size: int) -> np.ndarray:
 def interpolate_pos_emb(
     weight: torch.Tensor, interpolation_mode: str, shape: Tuple[int, int]
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return (
+        F.interpolate(
+            weight.permute((2, 0, 1)).contiguous().unsqueeze(0),
+            size=shape,
+            mode=interpolation_mode,
+        )
+        .squeeze(0)
+        .permute((1, 2, 0))
+        .flatten(end_dim=1)
+    )
 
 
 class Learnable2DInterpPosEmbDividedFixed(nn.Module):
@@ -148,7 +233,26 @@ class Learnable2DInterpPosEmbDividedFixed(nn.Module):
         *,
         grid_thw_list: Optional[Sequence[Sequence[int]]] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pos_embs = []
+        for t, h, w in _resolve_grid_thw_list(grid_thws, grid_thw_list):
+            assert t <= self.num_frames, f"t:{t} > num_frames:{self.num_frames}"
+            if (h, w) == self.weight.shape[:-1]:
+                pos_emb_2d = self.weight.flatten(end_dim=1)
+            else:
+                pos_emb_2d = interpolate_pos_emb(
+                    self.weight, self.interpolation_mode, (h, w)
+                )
+
+            if t == 1:
+                pos_emb_3d = pos_emb_2d
+            else:
+                pos_emb_3d = pos_emb_2d.unsqueeze(0).repeat(t, 1, 1) + self.time_weight[
+                    0:t
+                ].to(pos_emb_2d.dtype)
+
+            pos_embs.append(pos_emb_3d.reshape(-1, pos_emb_3d.shape[-1]))
+
+        return torch.cat(pos_embs)
 
     def forward(
         self,
@@ -231,6 +335,21 @@ class Rope2DPosEmbRepeated(nn.Module):
         self.max_width = max_width
         self.theta_base = theta_base
 
+    def _precompute_freqs_cis(self, device: torch.device) -> torch.Tensor:
+        N = self.max_height * self.max_width
+        flat_pos = torch.arange(0, N).float().to(device)
+        x_pos = flat_pos % self.max_width
+        y_pos = flat_pos // self.max_width
+        dim_range = torch.arange(0, self.dim, 4)[: (self.dim // 4)].float().to(device)
+        freqs = 1.0 / (self.theta_base ** (dim_range / self.dim))
+        x_freqs = torch.outer(x_pos, freqs).float()
+        y_freqs = torch.outer(y_pos, freqs).float()
+        x_cis = torch.polar(torch.ones_like(x_freqs), x_freqs)
+        y_cis = torch.polar(torch.ones_like(y_freqs), y_freqs)
+        freqs_cis = torch.cat(
+            [x_cis.unsqueeze(dim=-1), y_cis.unsqueeze(dim=-1)], dim=-1
+        )
+        return freqs_cis.reshape(self.max_height, self.max_width, -1)
 
     def get_freqs_cis(
         self,
@@ -239,7 +358,22 @@ class Rope2DPosEmbRepeated(nn.Module):
         *,
         grid_thw_list: Optional[Sequence[Sequence[int]]] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not hasattr(self, "freqs_cis"):
+            self.register_buffer(
+                "freqs_cis", self._precompute_freqs_cis(device), persistent=False
+            )
+
+        shapes = _resolve_grid_thw_list(grid_thws, grid_thw_list)
+        assert all(
+            1 <= h <= self.max_height and 1 <= w <= self.max_width for t, h, w in shapes
+        ), (shapes, self.max_height, self.max_width)
+        return torch.cat(
+            [
+                self.freqs_cis[:h, :w].reshape(-1, self.dim // 2).repeat(t, 1)
+                for t, h, w in shapes
+            ],
+            dim=0,
+        )
 
 
 class MLP2(nn.Module):
@@ -255,7 +389,11 @@ class MLP2(nn.Module):
 
 
 def _make_norm(norm_type: str, dim: int) -> nn.Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if norm_type == "layernorm":
+        return nn.LayerNorm(dim)
+    if norm_type == "rmsnorm":
+        return nn.RMSNorm(dim)
+    raise NotImplementedError(f"Not support norm_type: {norm_type}")
 
 
 class MoonViTEncoderLayer(nn.Module):
@@ -316,7 +454,41 @@ class MoonViTEncoderLayer(nn.Module):
         use_fused_rope: bool,
         selected_attention_backend: str,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        xqkv = self.wqkv(x)
+        qkv_shape = xqkv.size()[:-1] + (
+            3,
+            self.num_heads,
+            self.hidden_size_per_attention_head,
+        )
+        xqkv = xqkv.view(*qkv_shape)
+        xq, xk, xv = torch.unbind(xqkv, dim=-3)
+
+        if use_fused_rope:
+            xq, xk = apply_fused_qk_complex_rope(xq, xk, rope_freqs_cis)
+        else:
+            xq, xk = apply_rope(xq, xk, rope_freqs_cis)
+
+        if selected_attention_backend == "sdpa":
+            attn_out = sdpa_varlen_attention(
+                xq,
+                xk,
+                xv,
+                cu_seqlens,
+                segment_bounds=segment_bounds,
+            )
+        else:
+            if selected_attention_backend == "flashinfer_cudnn":
+                xv = xv.contiguous()
+            attn_out = self.attention_backend_impls[selected_attention_backend](
+                xq,
+                xk,
+                xv,
+                cu_seqlens=cu_seqlens,
+                bsz=1,
+                seq_len=xq.shape[0],
+                forward_metadata=forward_metadata,
+            ).flatten(start_dim=-2)
+        return self.wo(attn_out)
 
     def forward(
         self,
@@ -398,7 +570,60 @@ class MoonViT3dEncoder(nn.Module):
             block_cfg.get("norm_type", "layernorm"), hidden_dim
         )
 
+    def precompile_fused_rope(self, dtype: torch.dtype, device: torch.device) -> bool:
+        if not self.blocks:
+            return False
+        return precompile_fused_qk_complex_rope(
+            num_heads=self.blocks[0].num_heads,
+            head_dim=self.blocks[0].hidden_size_per_attention_head,
+            dtype=dtype,
+            device=device,
+        )
 
+    def precompile_attention_backend(
+        self, dtype: torch.dtype, device: torch.device
+    ) -> bool:
+        if (
+            self.attention_backend != "auto"
+            or not self.blocks
+            or device.type != "cuda"
+            or torch.cuda.get_device_capability(device) != (10, 3)
+            or not _is_fa4_available()
+        ):
+            return False
+
+        block = self.blocks[0]
+        if "fa4" not in block.attention_backend_impls:
+            return False
+
+        num_tokens = 256
+        packed_qkv = torch.zeros(
+            (
+                num_tokens,
+                3,
+                block.num_heads,
+                block.hidden_size_per_attention_head,
+            ),
+            dtype=dtype,
+            device=device,
+        )
+        q = packed_qkv[:, 0].contiguous()
+        k = packed_qkv[:, 1].contiguous()
+        v = packed_qkv[:, 2]
+        cu_seqlens = torch.tensor([0, num_tokens], dtype=torch.int32, device=device)
+        metadata = prepare_vision_attention_metadata(cu_seqlens, device=device)
+        with torch.inference_mode():
+            block.attention_backend_impls["fa4"](
+                q,
+                k,
+                v,
+                cu_seqlens=cu_seqlens,
+                bsz=1,
+                seq_len=num_tokens,
+                forward_metadata=metadata,
+            )
+        torch.cuda.synchronize(device)
+        return True
 
     def prepare_forward_metadata(
         self,
@@ -409,7 +634,44 @@ class MoonViT3dEncoder(nn.Module):
         device: torch.device,
         grid_thw_list: Optional[Sequence[Sequence[int]]] = None,
     ) -> KimiK3VisionForwardMetadata:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        shapes = _resolve_grid_thw_list(grid_thws, grid_thw_list)
+        rope_freqs_cis = self.rope_2d.get_freqs_cis(
+            grid_thws=grid_thws,
+            device=device,
+            grid_thw_list=shapes,
+        )
+        cumulative_lengths = [0]
+        for t, h, w in shapes:
+            cumulative_lengths.append(cumulative_lengths[-1] + t * h * w)
+        cu_seqlens = torch.tensor(cumulative_lengths, dtype=torch.int32, device=device)
+
+        if self.attention_backend == "flashinfer_cudnn":
+            attention = prepare_flashinfer_cudnn_vision_attention_metadata(
+                cu_seqlens,
+                device=device,
+                elem_per_token=self.attention_width,
+            )
+        else:
+            attention = prepare_vision_attention_metadata(cu_seqlens, device=device)
+
+        selected_attention_backend = _resolve_mm_attention_backend(
+            self.attention_backend,
+            max_seqlen=attention.max_seqlen,
+            total_tokens=total_tokens,
+            device=device,
+        )
+        return KimiK3VisionForwardMetadata(
+            grid_thw_list=shapes,
+            segment_bounds=tuple(zip(cumulative_lengths[:-1], cumulative_lengths[1:])),
+            rope_freqs_cis=rope_freqs_cis,
+            attention=attention,
+            use_fused_rope=_can_use_fused_rope_for_shape(
+                dtype=dtype,
+                device=device,
+                freqs_cis=rope_freqs_cis,
+            ),
+            selected_attention_backend=selected_attention_backend,
+        )
 
     def forward(
         self,
@@ -517,7 +779,11 @@ class KimiK3VisionTower(nn.Module):
     def device(self) -> torch.device:
         return self.patch_embed.proj.weight.device
 
+    def precompile_fused_rope(self) -> bool:
+        return self.encoder.precompile_fused_rope(self.dtype, self.device)
 
+    def precompile_attention_backend(self) -> bool:
+        return self.encoder.precompile_attention_backend(self.dtype, self.device)
 
     def prepare_forward_metadata(
         self,
@@ -527,7 +793,19 @@ class KimiK3VisionTower(nn.Module):
         total_tokens: int,
         dtype: Optional[torch.dtype] = None,
     ) -> KimiK3VisionForwardMetadata:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        metadata = self.encoder.prepare_forward_metadata(
+            grid_thws=grid_thws,
+            total_tokens=total_tokens,
+            dtype=self.dtype if dtype is None else dtype,
+            device=self.device,
+            grid_thw_list=grid_thw_list,
+        )
+        return replace(
+            metadata,
+            position_embeddings=self.patch_embed.pos_emb.position_embeddings(
+                grid_thws, grid_thw_list=metadata.grid_thw_list
+            ),
+        )
 
     def forward(
         self,
@@ -581,7 +859,30 @@ class KimiK3VisionTower(nn.Module):
         grid_thw_list: Optional[Sequence[Sequence[int]]] = None,
         forward_metadata: Optional[KimiK3VisionForwardMetadata] = None,
     ) -> List[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if forward_metadata is not None:
+            grid_thw_list = forward_metadata.grid_thw_list
+        hidden_states = self.patch_embed(
+            pixel_values,
+            grid_thws,
+            grid_thw_list=grid_thw_list,
+            position_embeddings=(
+                None
+                if forward_metadata is None
+                else forward_metadata.position_embeddings
+            ),
+        )
+        hidden_states = self.encoder(
+            hidden_states,
+            grid_thws,
+            forward_metadata=forward_metadata,
+            grid_thw_list=grid_thw_list,
+        )
+        return tpool_patch_merger(
+            hidden_states,
+            grid_thws,
+            merge_kernel_size=self.merge_kernel_size,
+            grid_thw_list=grid_thw_list,
+        )
 
 
 class KimiK3MultiModalProjector(nn.Module):

@@ -697,16 +697,151 @@ class LagunaForCausalLM(nn.Module):
         return self.model.embed_tokens
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="gate_proj",
+            ckpt_down_proj_name="down_proj",
+            ckpt_up_proj_name="up_proj",
+            num_experts=self.config.num_experts,
+        )
+
+        params_dict = dict(self.named_parameters())
+
+        # (layer, expert, shard) tuples that hit the per-expert loader,
+        # cross-checked against `expected` below to fail on dropped weights.
+        loaded_expert_shards: set[Tuple[int, int, str]] = set()
+        moe_layer_ids = [
+            i
+            for i, mt in enumerate(self.config.mlp_layer_types)
+            if mt == "sparse" and self.start_layer <= i < self.end_layer
+        ]
+
+        for name, loaded_weight in weights:
+            layer_id = get_layer_id(name)
+            if layer_id is not None and (
+                layer_id < self.start_layer or layer_id >= self.end_layer
+            ):
+                continue
+
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            if self.config.tie_word_embeddings and "lm_head.weight" in name:
+                continue
+
+            # HF stores the router correction bias under the experts namespace;
+            # our parameter lives on the gate. Remap before dispatch.
+            if name.endswith("mlp.experts.e_score_correction_bias"):
+                name = name.replace(
+                    "mlp.experts.e_score_correction_bias",
+                    "mlp.gate.e_score_correction_bias",
+                )
+
+            # Stacked dense (QKV / gate_up). The `mlp.experts.` guard stops
+            # `up_proj` substring from false-matching `experts.{i}.up_proj.weight`.
+            matched_stacked = False
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                if "mlp.experts." in name:
+                    continue
+                name_mapped = name.replace(weight_name, param_name)
+                if name_mapped.endswith(".bias") and name_mapped not in params_dict:
+                    continue
+                if name_mapped not in params_dict:
+                    continue
+                param = params_dict[name_mapped]
+                param.weight_loader(param, loaded_weight, shard_id)
+                matched_stacked = True
+                break
+            if matched_stacked:
+                continue
+
+            matched_expert = False
+            for param_name, weight_name, expert_id, shard_id in expert_params_mapping:
+                if weight_name not in name:
+                    continue
+                name_mapped = name.replace(weight_name, param_name)
+                if name_mapped not in params_dict:
+                    continue
+                param = params_dict[name_mapped]
+                param.weight_loader(
+                    param,
+                    loaded_weight,
+                    name,
+                    shard_id=shard_id,
+                    expert_id=expert_id,
+                )
+                if layer_id is not None:
+                    loaded_expert_shards.add((layer_id, expert_id, shard_id))
+                matched_expert = True
+                break
+            if matched_expert:
+                continue
+
+            if name.endswith(".bias") and name not in params_dict:
+                continue
+            if name not in params_dict:
+                if ".g_proj." in name:
+                    raise RuntimeError(
+                        f"Checkpoint provides gate weight {name!r} but the model built no "
+                        "g_proj (gating is disabled in the config). Set gating to True, "
+                        '"per-head", or "per-element" to load this checkpoint.'
+                    )
+                logger.warning("Parameter %s not found in params_dict", name)
+                continue
+            param = params_dict[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
+
+        # If any routed-expert tensor was silently dropped (e.g. a future
+        # checkpoint renaming `gate_proj`, or a ckpt-vs-mapping shape mismatch),
+        # fail loud here instead of generating garbage.
+        expected = {
+            (layer_id, expert_id, shard_id)
+            for layer_id in moe_layer_ids
+            for expert_id in range(self.config.num_experts)
+            for shard_id in ("w1", "w2", "w3")
+        }
+        missing = expected - loaded_expert_shards
+        if missing:
+            sample = sorted(missing)[:5]
+            raise RuntimeError(
+                f"{len(missing)} routed-expert tensors were not loaded "
+                f"(sample: {sample}). Expected {len(expected)} (layers={moe_layer_ids}, "
+                f"num_experts={self.config.num_experts}, shards=3)."
+            )
 
     def get_embed_and_head(self):
         return self.model.embed_tokens.weight, self.lm_head.weight
 
     def set_embed_and_head(self, embed, head):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del self.model.embed_tokens.weight
+        del self.lm_head.weight
+        self.model.embed_tokens.weight = embed
+        self.lm_head.weight = head
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
 
     def set_dflash_layers_to_capture(self, layer_ids: List[int]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.pp_group.is_last_rank:
+            return
+        if layer_ids is None:
+            raise ValueError(
+                "DFLASH requires explicit layer_ids for aux hidden capture."
+            )
+
+        self.capture_aux_hidden_states = True
+        # SGLang captures "before layer i". To capture the hidden state after
+        # target layer `k` (HF-style), capture before layer `k + 1`.
+        self.model.layers_to_capture = [val + 1 for val in layer_ids]
 
 
 EntryClass = LagunaForCausalLM

@@ -22,6 +22,7 @@ LFM2-VL is a vision-language model that combines:
 import logging
 from typing import Iterable, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 from transformers.activations import ACT2FN
@@ -172,13 +173,106 @@ class Lfm2VlForConditionalGeneration(nn.Module):
     def pad_input_ids(
         self, input_ids: List[int], mm_inputs: MultimodalInputs
     ) -> List[int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pattern = MultiModalityDataPaddingPatternMultimodalTokens()
+        result = pattern.pad_input_tokens(input_ids, mm_inputs)
+        return result
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.language_model.model.embed_tokens
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Process images through vision tower and projector.
+
+        Handles SigLip2's NaFlex variable-resolution output.
+        Pixel values arrive padded from the base processor; we pack them
+        using the attention mask before feeding into the vision tower.
+        """
+        # Collect data from all items
+        all_pixel_values = []
+        all_attention_masks = []
+        all_spatial_shapes = []
+
+        for item in items:
+            pv = item.feature
+            am = item.pixel_attention_mask
+            ss = item.spatial_shapes
+
+            if isinstance(pv, np.ndarray):
+                pv = torch.from_numpy(pv)
+            if isinstance(am, np.ndarray):
+                am = torch.from_numpy(am)
+            if isinstance(ss, np.ndarray):
+                ss = torch.from_numpy(ss)
+
+            all_pixel_values.append(pv)
+            all_attention_masks.append(am)
+            all_spatial_shapes.append(ss)
+
+        pixel_values = torch.cat(all_pixel_values, dim=0)
+        attention_mask = torch.cat(all_attention_masks, dim=0)
+        spatial_shapes = torch.cat(all_spatial_shapes, dim=0)
+
+        pixel_values = pixel_values.to(
+            device=self.vision_tower.device,
+            dtype=self.vision_tower.dtype,
+        )
+        spatial_shapes_cpu = spatial_shapes.cpu()
+
+        # Pack padded pixel values using attention mask
+        packed_list = []
+        for i in range(pixel_values.shape[0]):
+            mask = attention_mask[i].bool()
+            packed_list.append(pixel_values[i][mask])
+
+        if not packed_list:
+            return torch.tensor(
+                [], device=self.vision_tower.device, dtype=self.vision_tower.dtype
+            )
+
+        pixel_values_packed = torch.cat(packed_list, dim=0)
+
+        # Compute cu_seqlens and max_seqlen for packed attention
+        spatial_shapes_list = spatial_shapes_cpu.tolist()
+        lengths_list = [int(h * w) for h, w in spatial_shapes_list]
+        total_tokens = sum(lengths_list)
+
+        if total_tokens == 0:
+            return torch.tensor(
+                [], device=self.vision_tower.device, dtype=self.vision_tower.dtype
+            )
+
+        lengths = torch.tensor(
+            lengths_list, dtype=torch.int32, device=pixel_values_packed.device
+        )
+        cu_seqlens = torch.zeros(
+            len(lengths_list) + 1,
+            dtype=torch.int32,
+            device=pixel_values_packed.device,
+        )
+        cu_seqlens[1:] = torch.cumsum(lengths, dim=0)
+        max_seqlen = lengths.max()
+
+        # Forward through vision tower
+        vision_outputs = self.vision_tower(
+            pixel_values_packed=pixel_values_packed,
+            spatial_shapes=spatial_shapes_cpu,
+            cu_seqlens=cu_seqlens,
+            max_seqlen=max_seqlen,
+        )
+
+        # Get the packed features (remove batch dim if present)
+        if vision_outputs.dim() == 3:
+            vision_features_packed = vision_outputs[0]
+        else:
+            vision_features_packed = vision_outputs
+
+        # Project through multimodal projector
+        projected_packed = self.multi_modal_projector(
+            vision_features_packed=vision_features_packed,
+            spatial_shapes=spatial_shapes_cpu,
+        )
+
+        return projected_packed
 
     @torch.no_grad()
     def forward(
@@ -196,7 +290,59 @@ class Lfm2VlForConditionalGeneration(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Load weights from HuggingFace format."""
+        # Collect weights by destination
+        vision_weights = []
+        projector_weights = []
+        lm_weights = []
+
+        for name, loaded_weight in weights:
+            if name.startswith("model.vision_tower."):
+                # model.vision_tower.* → * (strip model.vision_tower. prefix)
+                # siglip2.py expects names like "vision_model.embeddings.patch_embedding.weight"
+                new_name = name.replace("model.vision_tower.", "", 1)
+                vision_weights.append((new_name, loaded_weight))
+            elif name.startswith("model.multi_modal_projector."):
+                # model.multi_modal_projector.* → multi_modal_projector.*
+                new_name = name.replace(
+                    "model.multi_modal_projector.", "multi_modal_projector.", 1
+                )
+                projector_weights.append((new_name, loaded_weight))
+            elif name.startswith("model.language_model."):
+                # model.language_model.* → language_model.model.*
+                new_name = name.replace(
+                    "model.language_model.", "language_model.model.", 1
+                )
+                lm_weights.append((new_name, loaded_weight))
+            elif name.startswith("lm_head."):
+                # lm_head.* → language_model.lm_head.*
+                new_name = name.replace("lm_head.", "language_model.lm_head.", 1)
+                lm_weights.append((new_name, loaded_weight))
+            else:
+                # Try direct mapping
+                lm_weights.append((name, loaded_weight))
+
+        # Load vision tower weights using its own load_weights method
+        self.vision_tower.load_weights(vision_weights)
+
+        # Load projector weights
+        params_dict = dict(self.named_parameters())
+        for name, loaded_weight in projector_weights:
+            if name not in params_dict:
+                continue
+            param = params_dict[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
+
+        # Load language model weights via Lfm2ForCausalLM.load_weights
+        # Strip the "language_model." prefix since Lfm2ForCausalLM expects
+        # names like "model.layers.0..." and "lm_head.weight"
+        lm_weights_stripped = []
+        for name, loaded_weight in lm_weights:
+            if name.startswith("language_model."):
+                name = name[len("language_model.") :]
+            lm_weights_stripped.append((name, loaded_weight))
+        self.language_model.load_weights(lm_weights_stripped)
 
 
 EntryClass = Lfm2VlForConditionalGeneration

@@ -125,7 +125,45 @@ class LightOnOCRForConditionalGeneration(nn.Module):
         return pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Process images through vision encoder and projection pipeline."""
+        images = [item.feature for item in items]
+
+        # Extract image sizes from model-specific data or infer from tensor shape
+        image_sizes_list = []
+        for item in items:
+            if item.model_specific_data and "image_sizes" in item.model_specific_data:
+                sizes_tensor = item.model_specific_data["image_sizes"]
+                for size in sizes_tensor:
+                    image_sizes_list.append((int(size[0]), int(size[1])))
+            else:
+                img = item.feature
+                for _ in range(img.shape[0]):
+                    image_sizes_list.append((img.shape[-2], img.shape[-1]))
+
+        # Stack pixel values
+        if len(images) > 1:
+            pixel_values = torch.cat(images, dim=0)
+        else:
+            pixel_values = images[0]
+
+        # Vision encoder forward
+        image_features = self.vision_encoder(pixel_values, image_sizes=image_sizes_list)
+        image_features = image_features.view(-1, image_features.shape[-1])
+
+        # Norm before patch merge (matches HF Mistral3MultiModalProjector order)
+        image_features = self.vision_projection_norm(image_features)
+
+        # Spatial merge via patch merger — use actual image sizes (not padded tensor
+        # shape) because PixtralHFVisionModel crops embeddings to real dimensions.
+        patch_size = self.vision_args.patch_size
+        img_patch_dims = [
+            (h // patch_size, w // patch_size) for (h, w) in image_sizes_list
+        ]
+        image_features = self.patch_merger(image_features, image_sizes=img_patch_dims)
+
+        # Project to language model dimension
+        image_embeds = self.vision_language_adapter(image_features)
+        return image_embeds
 
 
     def forward(
@@ -147,7 +185,103 @@ class LightOnOCRForConditionalGeneration(nn.Module):
         return self.language_model.get_embed_and_head()
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Load weights from HuggingFace checkpoint.
+
+        HF checkpoint weight layout (after stripping ``model.`` prefix):
+        - ``vision_encoder.*`` -> self.vision_encoder
+        - ``vision_projection.norm.*`` -> self.vision_projection_norm
+        - ``vision_projection.patch_merger.*`` -> self.patch_merger
+        - ``vision_projection.linear_1.*`` -> self.vision_language_adapter.w_in
+        - ``vision_projection.linear_2.*`` -> self.vision_language_adapter.w_out
+        - ``language_model.*`` -> self.language_model (Qwen3ForCausalLM)
+        """
+        vision_encoder_dict = dict(self.vision_encoder.named_parameters())
+        patch_merger_dict = dict(self.patch_merger.named_parameters())
+        norm_dict = dict(self.vision_projection_norm.named_parameters())
+        adapter_dict = dict(self.vision_language_adapter.named_parameters())
+
+        # PixtralHFVisionModel uses SGLang parallel layers with stacked params
+        stacked_params_mapping = [
+            (".attention.qkv_proj", ".attention.q_proj", "q"),
+            (".attention.qkv_proj", ".attention.k_proj", "k"),
+            (".attention.qkv_proj", ".attention.v_proj", "v"),
+            (".feed_forward.gate_up_proj", ".feed_forward.gate_proj", 0),
+            (".feed_forward.gate_up_proj", ".feed_forward.up_proj", 1),
+        ]
+
+        def llm_weights_generator():
+            for name, w in weights:
+                # HF checkpoint prefixes all weights with model.
+                if name.startswith("model."):
+                    name = name[len("model.") :]
+
+                if name.startswith("vision_encoder."):
+                    trimmed = name[len("vision_encoder.") :]
+
+                    # Handle stacked params (QKV, gate/up)
+                    loaded = False
+                    for param_name, weight_name, shard_id in stacked_params_mapping:
+                        if weight_name in trimmed:
+                            transformed = trimmed.replace(weight_name, param_name)
+                            if transformed in vision_encoder_dict:
+                                param = vision_encoder_dict[transformed]
+                                weight_loader = getattr(
+                                    param, "weight_loader", default_weight_loader
+                                )
+                                with torch.no_grad():
+                                    weight_loader(param, w, shard_id)
+                                loaded = True
+                                break
+
+                    if not loaded:
+                        # Handle o_proj -> proj rename
+                        if ".attention.o_proj" in trimmed:
+                            trimmed = trimmed.replace(
+                                ".attention.o_proj", ".attention.proj"
+                            )
+                        if trimmed in vision_encoder_dict:
+                            param = vision_encoder_dict[trimmed]
+                            weight_loader = getattr(
+                                param, "weight_loader", default_weight_loader
+                            )
+                            with torch.no_grad():
+                                weight_loader(param, w)
+
+                elif name.startswith("vision_projection."):
+                    remaining = name[len("vision_projection.") :]
+
+                    if remaining.startswith("patch_merger."):
+                        trimmed = remaining[len("patch_merger.") :]
+                        if trimmed in patch_merger_dict:
+                            param = patch_merger_dict[trimmed]
+                            with torch.no_grad():
+                                default_weight_loader(param, w)
+
+                    elif remaining.startswith("norm."):
+                        trimmed = remaining[len("norm.") :]
+                        if trimmed in norm_dict:
+                            param = norm_dict[trimmed]
+                            with torch.no_grad():
+                                default_weight_loader(param, w)
+
+                    else:
+                        # linear_1 -> w_in, linear_2 -> w_out
+                        trimmed = remaining.replace("linear_1.", "w_in.").replace(
+                            "linear_2.", "w_out."
+                        )
+                        if trimmed in adapter_dict:
+                            param = adapter_dict[trimmed]
+                            with torch.no_grad():
+                                default_weight_loader(param, w)
+
+                else:
+                    # Language model weights and any other weights
+                    if name.startswith("language_model."):
+                        # Qwen3ForCausalLM expects model.* prefix
+                        name = "model." + name[len("language_model.") :]
+                    yield (name, w)
+
+        self.language_model.load_weights(llm_weights_generator())
 
 
 EntryClass = LightOnOCRForConditionalGeneration

@@ -154,16 +154,44 @@ class Llama4MoE(nn.Module):
         return out_aD
 
     def _forward_core(self, hidden_states, forward_mode: ForwardMode):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _is_cuda:
+            return self._forward_core_shared_routed_overlap(hidden_states)
+        else:
+            return self._forward_core_normal(hidden_states)
 
+    def _forward_core_normal(self, hidden_states):
+        # router_scores: [num_tokens, num_experts]
+        router_logits, _ = self.router(hidden_states)
+        shared_out = self.shared_expert(hidden_states)
+        topk_output = self.topk(hidden_states, router_logits)
+        routed_out = self.experts(hidden_states, topk_output)
+        return shared_out, routed_out
 
+    def _forward_core_shared_routed_overlap(self, hidden_states):
+        alt_stream = _get_or_create_alt_stream(self.device_module)
+
+        alt_stream.wait_stream(get_current_device_stream_fast())
+
+        shared_out = self.shared_expert(hidden_states)
+
+        with self.device_module.stream(alt_stream):
+            # router_scores: [num_tokens, num_experts]
+            router_logits, _ = self.router(hidden_states)
+            topk_output = self.topk(hidden_states, router_logits)
+            routed_out = self.experts(hidden_states, topk_output)
+        get_current_device_stream_fast().wait_stream(alt_stream)
+
+        return shared_out, routed_out
 
 
 _alt_stream = None
 
 
 def _get_or_create_alt_stream(device_module):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global _alt_stream
+    if _alt_stream is None:
+        _alt_stream = device_module.Stream()
+    return _alt_stream
 
 
 class Llama4Attention(nn.Module):
@@ -284,7 +312,9 @@ class Llama4Attention(nn.Module):
         )
 
     def _get_attn_scale(self, positions: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        floor = torch.floor((positions + 1.0) / self.floor_scale)
+        attn_scale = torch.log(floor + 1.0) * self.attn_scale + 1.0
+        return attn_scale.unsqueeze(-1)
 
     @torch.compile(dynamic=True, backend=get_compiler_backend())
     def _mul_attn_scale(self, positions, q):
@@ -412,8 +442,15 @@ class Llama4DecoderLayer(nn.Module):
         )
 
     def _is_moe_layer(self, layer_id: int) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.config.interleave_moe_layer_step == 0:
+            return self.config.num_local_experts > 0
+        return (layer_id + 1) % self.config.interleave_moe_layer_step == 0
 
+    def get_intermediate_size(self) -> int:
+        if isinstance(self.feed_forward, Llama4MoE):
+            return self.config.intermediate_size
+        else:
+            return self.config.intermediate_size_mlp
 
     def forward(
         self,
@@ -531,6 +568,8 @@ class Llama4ForCausalLM(LlamaForCausalLM):
     def get_input_embeddings(self):
         return self.model.embed_tokens
 
+    def get_layers(self):
+        return self.model.layers
 
     def _init_model(
         self,
@@ -538,7 +577,7 @@ class Llama4ForCausalLM(LlamaForCausalLM):
         quant_config: Optional[QuantizationConfig] = None,
         prefix: str = "",
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return Llama4Model(config, quant_config=quant_config, prefix=prefix)
 
 
 EntryClass = [Llama4ForCausalLM]

@@ -110,7 +110,27 @@ class LocateAnythingForConditionalGeneration(nn.Module):
         )
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pixel_values = (
+            torch.cat([item.feature for item in items], dim=0)
+            .type(self.vision_tower.dtype)
+            .to(self.vision_tower.device)
+        )
+
+        # Already-projected embeddings (e.g. precomputed) pass through.
+        if (
+            pixel_values.dim() == 2
+            and pixel_values.shape[-1] == self.config.text_config.hidden_size
+        ):
+            return pixel_values
+
+        # image_grid_hws may arrive as numpy arrays from the HF image processor;
+        # coerce each to a tensor before concatenating.
+        image_grid_hws = torch.cat(
+            [torch.as_tensor(item.image_grid_hws) for item in items], dim=0
+        ).to(self.vision_tower.device)
+        image_features = self.vision_tower(pixel_values, image_grid_hws)
+        assert isinstance(image_features, list)
+        return self.multi_modal_projector(torch.cat(image_features))
 
     def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
         pattern = MultiModalityDataPaddingPatternMultimodalTokens()
@@ -135,7 +155,101 @@ class LocateAnythingForConditionalGeneration(nn.Module):
         return hidden_states
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> Set[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Remap HF checkpoint prefixes onto SGLang submodule names.
+        prefix_mapping = {
+            "vision_model.": "vision_tower.",
+            "mlp1.0.": "multi_modal_projector.pre_norm.",
+            "mlp1.1.": "multi_modal_projector.linear_1.",
+            "mlp1.3.": "multi_modal_projector.linear_2.",
+        }
+
+        # Qwen2 packs qkv / gate-up; apply the same shard mapping for the LM part.
+        stacked_params_mapping = [
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+
+        tie_word_embeddings = getattr(
+            self.config.text_config, "tie_word_embeddings", False
+        )
+
+        params_dict = dict(self.named_parameters())
+        loaded_params: Set[str] = set()
+
+        for name, loaded_weight in weights:
+            for src, dst in prefix_mapping.items():
+                if name.startswith(src):
+                    name = dst + name[len(src) :]
+                    break
+
+            if "rotary_emb.inv_freq" in name:
+                continue
+            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
+                continue
+            # Under tied embeddings the checkpoint's lm_head duplicates the input
+            # embedding and has no separate destination.
+            if tie_word_embeddings and name.startswith("language_model.lm_head."):
+                continue
+
+            is_vision_weight = name.startswith("vision_tower.") or name.startswith(
+                "multi_modal_projector."
+            )
+
+            if is_vision_weight:
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    logger.warning(f"Parameter {name} not found in params_dict")
+                    continue
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+                loaded_params.add(name)
+                continue
+
+            # Language-model weights: apply Qwen2 stacked shard mapping.
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                mapped = name.replace(weight_name, param_name)
+                if mapped.endswith(".bias") and mapped not in params_dict:
+                    continue
+                if mapped not in params_dict:
+                    continue
+                param = params_dict[mapped]
+                param.weight_loader(param, loaded_weight, shard_id)
+                loaded_params.add(mapped)
+                break
+            else:
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    logger.warning(f"Parameter {name} not found in params_dict")
+                    continue
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+                loaded_params.add(name)
+
+        # Reconcile: warn about any model parameter that never received a weight,
+        # so a partial/mismatched checkpoint is visible in the logs rather than
+        # silently serving garbage. Tied lm_head shares embed_tokens' storage and
+        # is loaded via it, so it is expected to be absent here.
+        missing = set(params_dict.keys()) - loaded_params
+        if tie_word_embeddings:
+            missing = {
+                n for n in missing if not n.startswith("language_model.lm_head.")
+            }
+        if missing:
+            logger.warning(
+                f"LocateAnything: {len(missing)} parameters did not receive "
+                f"weights, e.g. {sorted(missing)[:10]}"
+            )
+
+        return loaded_params
 
 
 class LocateAnythingBoxGrammarLogitProcessor(CustomLogitProcessor):
@@ -193,7 +307,26 @@ class LocateAnythingBoxGrammarLogitProcessor(CustomLogitProcessor):
 
     @classmethod
     def build_sampling_params(cls, config: "LocateAnythingConfig") -> Dict[str, Any]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Build the two request fields needed to enable constrained decoding.
+
+        Returns a dict with ``custom_logit_processor`` (the serialized
+        processor) and ``custom_params`` (the box/coord/none token ids read from
+        ``config``). These go to **different** request fields — put
+        ``custom_params`` inside ``sampling_params`` and pass
+        ``custom_logit_processor`` as a top-level ``GenerateReqInput`` field
+        (see the class docstring). The server also needs
+        ``--enable-custom-logit-processor``.
+        """
+        return {
+            "custom_logit_processor": cls.to_str(),
+            "custom_params": {
+                "box_start_token_id": config.box_start_token_id,
+                "box_end_token_id": config.box_end_token_id,
+                "coord_start_token_id": config.coord_start_token_id,
+                "coord_end_token_id": config.coord_end_token_id,
+                "none_token_id": config.none_token_id,
+            },
+        }
 
     def __call__(
         self,

@@ -30,6 +30,7 @@
 # OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 # SOFTWARE.
 
+import concurrent.futures
 import logging
 from typing import Iterable, List, Optional, Tuple
 
@@ -111,7 +112,7 @@ _is_cpu = is_cpu()
 _device_sm = get_device_sm()
 
 if _is_cuda:
-    pass
+    from sgl_kernel import awq_dequantize
 else:
     pass
 
@@ -128,7 +129,21 @@ _LONGCAT_FLASH_ROUTER_HPC_GEMM_MIN_M = {
 
 
 def _scmoe_align_rows(t, target):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Align a [rows,H] tensor to `target` rows across the attn-tp group:
+    all_gather when target>rows (target==rows*attn_tp_size), or take this rank's
+    contiguous segment when target<rows."""
+    if t is None or t.shape[0] == target:
+        return t
+    from sglang.srt.layers.dp_attention import attn_tp_all_gather_into_tensor as _ag
+    from sglang.srt.runtime_context import get_parallel as _gp
+
+    cur = t.shape[0]
+    if target > cur:
+        out = t.new_empty((target, *t.shape[1:]))
+        _ag(out, t.contiguous())
+        return out
+    r = _gp().attn_tp_rank
+    return t[r * target : r * target + target].contiguous()
 
 
 class LongcatFlashMLP(nn.Module):
@@ -322,7 +337,14 @@ class LongcatFlashMoE(nn.Module):
         return final_hidden_states.view(num_tokens, hidden_dim)
 
     def get_moe_weights(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return [
+            x.data
+            for name, x in self.experts.named_parameters()
+            if name not in ["correction_bias"]
+            and filter_moe_weight_param_global_expert(
+                name, x, self.experts.num_local_experts
+            )
+        ]
 
 
 class LongcatFlashDecoderLayer(nn.Module):
@@ -505,7 +527,56 @@ class LongcatFlashDecoderLayer(nn.Module):
         zero_allocator,
         prev_topk_indices,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # SCMOE_ATTN1_GATHER: gather the dense-branch hidden(+residual) to full
+        # tokens before mlps[0] so its all_reduce is valid; slice back at the merge.
+        from sglang.srt.layers.moe.utils import get_moe_a2a_backend as _scmoe_gab
+
+        _scmoe_ats = self.attn_tp_size
+        _scmoe_do = (
+            not _scmoe_gab().is_none()
+            and _scmoe_ats > 1
+            and hidden_states.shape[0] != 0
+            and hidden_states.shape[0] * _scmoe_ats == positions.shape[0]
+        )
+        if _scmoe_do:
+            hidden_states = _scmoe_align_rows(hidden_states, positions.shape[0])
+            residual = _scmoe_align_rows(residual, positions.shape[0])
+
+        # first_mlp
+        hidden_states = self.mlps[0](hidden_states)
+        # TP all_reduce
+        hidden_states = tensor_model_parallel_all_reduce(hidden_states)
+
+        # second_attn
+        hidden_states, residual = self.mlp_layer_communicator[1].prepare_attn(
+            hidden_states, residual, forward_batch
+        )
+        if hidden_states.shape[0] != 0:
+            attn_out = self.self_attn[1](
+                positions=positions,
+                hidden_states=hidden_states,
+                forward_batch=forward_batch,
+                zero_allocator=zero_allocator,
+                prev_topk_indices=prev_topk_indices,
+            )
+            if isinstance(attn_out, tuple):
+                hidden_states, prev_topk_indices = attn_out
+            else:
+                hidden_states = attn_out
+
+        # second_mlp
+        hidden_states, residual = self.mlp_layer_communicator[1].prepare_mlp(
+            hidden_states, residual, forward_batch
+        )
+        hidden_states = self.mlps[1](hidden_states)
+        # TP all_reduce
+        hidden_states = tensor_model_parallel_all_reduce(hidden_states)
+
+        hidden_states, residual = self.mlp_layer_communicator[1].postprocess_layer(
+            hidden_states, residual, forward_batch
+        )
+
+        return hidden_states, residual, prev_topk_indices
 
 
 class LongcatFlashModel(nn.Module):
@@ -671,24 +742,421 @@ class LongcatFlashForCausalLM(nn.Module):
         )
 
     def post_load_weights(self, weight_names=None):
-        raise NotImplementedError("removed by slim: never run in any recording")
 
+        # Perform post-processing after loading weights
+        if weight_names is None:
+            layer_ids = range(self.config.num_hidden_layers)
+        else:
+            layer_ids = set()
+            for name in weight_names:
+                if "kv_b_proj" in name:
+                    layer_id = int(name.split(".")[2])
+                    if layer_id < self.config.num_hidden_layers:
+                        layer_ids.add(layer_id)
+
+        for layer_id in layer_ids:
+            for i in range(2):
+                self_attn = self.model.layers[layer_id].self_attn[i]
+                if hasattr(self_attn.kv_b_proj, "qweight"):
+                    # AWQ compatible
+                    if _is_cuda:
+                        w = awq_dequantize(
+                            self_attn.kv_b_proj.qweight,
+                            self_attn.kv_b_proj.scales,
+                            self_attn.kv_b_proj.qzeros,
+                        ).T
+                    else:
+                            w = awq_dequantize(
+                                self_attn.kv_b_proj.qweight,
+                                self_attn.kv_b_proj.scales,
+                                self_attn.kv_b_proj.qzeros,
+                                0,
+                                0,
+                                0,
+                            ).T
+                else:
+                        w = self_attn.kv_b_proj.weight
+                use_deep_gemm_bmm = False
+
+                if w.dtype in (
+                    torch.float8_e4m3fn,
+                    torch.float8_e4m3fnuz,
+                ):
+                    if (
+                        hasattr(self.quant_config, "weight_block_size")
+                        and self.quant_config.weight_block_size is not None
+                    ):
+                        weight_block_size = self.quant_config.weight_block_size
+                        assert hasattr(self_attn.kv_b_proj, "weight_scale_inv")
+                        if _is_fp8_fnuz:
+                            weight, weight_scale, _ = normalize_e4m3fn_to_e4m3fnuz(
+                                weight=w,
+                                weight_scale=self_attn.kv_b_proj.weight_scale_inv,
+                                input_scale=None,
+                            )
+                        else:
+                                weight = w
+                                weight_scale = self_attn.kv_b_proj.weight_scale_inv
+
+                        if (
+                            _is_cuda
+                            and weight_block_size[0] == 128
+                            and weight_block_size[1] == 128
+                        ):
+                            if (
+                                deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM
+                                and not deep_gemm_wrapper.DEEPGEMM_BLACKWELL
+                                and get_bool_env_var("SGL_USE_DEEPGEMM_BMM", "false")
+                            ):
+                                block_scale = weight_scale
+                                use_deep_gemm_bmm = True
+                            else:
+                                    w = block_quant_dequant(
+                                        weight,
+                                        weight_scale,
+                                        weight_block_size,
+                                        torch.bfloat16,
+                                    )
+                        else:
+                                w, scale = block_quant_to_tensor_quant(
+                                    weight, weight_scale, weight_block_size
+                                )
+                                self_attn.w_scale = scale
+                    else:
+                            if _is_fp8_fnuz:
+                                weight, weight_scale, _ = normalize_e4m3fn_to_e4m3fnuz(
+                                    weight=w,
+                                    weight_scale=self_attn.kv_b_proj.weight_scale,
+                                    input_scale=None,
+                                )
+                            else:
+                                    weight = w
+                                    weight_scale = self_attn.kv_b_proj.weight_scale
+
+                            w, scale = channel_quant_to_tensor_quant(weight, weight_scale)
+                            self_attn.w_scale = scale
+
+                if w.dtype == torch.int8:
+                    if hasattr(self.quant_config, "weight_block_size"):
+                        # block-wise int8 need it
+                        weight_block_size = self.quant_config.weight_block_size
+                        if weight_block_size is not None:
+                            assert hasattr(self_attn.kv_b_proj, "weight_scale_inv")
+                            weight = w
+                            weight_scale = self_attn.kv_b_proj.weight_scale_inv
+                            w = int8_block_dequant(
+                                weight, weight_scale, weight_block_size
+                            ).to(torch.bfloat16)
+                    else:
+                            # channel-wise int8 need it
+                            w = w.to(torch.bfloat16) * self_attn.kv_b_proj.weight_scale.to(
+                                torch.bfloat16
+                            )
+
+                w_kc, w_vc = w.unflatten(
+                    0, (-1, self_attn.qk_nope_head_dim + self_attn.v_head_dim)
+                ).split([self_attn.qk_nope_head_dim, self_attn.v_head_dim], dim=1)
+                if not use_deep_gemm_bmm:
+                    self_attn.w_kc = bind_or_assign(
+                        self_attn.w_kc,
+                        w_kc.transpose(1, 2).contiguous().transpose(1, 2),
+                    )
+                    self_attn.w_vc = bind_or_assign(
+                        self_attn.w_vc, w_vc.contiguous().transpose(1, 2)
+                    )
+                    if (
+                        hasattr(self_attn.kv_b_proj, "weight_scale")
+                        and self_attn.w_scale is None
+                    ):
+                        self_attn.w_scale = bind_or_assign(
+                            self_attn.w_scale, self_attn.kv_b_proj.weight_scale
+                        )
+                else:
+                        num_tiles_k = self_attn.qk_nope_head_dim // weight_block_size[1]
+                        num_tiles_n = self_attn.v_head_dim // weight_block_size[0]
+                        ws_kc, ws_vc = block_scale.unflatten(
+                            0, (-1, (num_tiles_k + num_tiles_n))
+                        ).split([num_tiles_k, num_tiles_n], dim=1)
+                        self_attn.w_scale_k = bind_or_assign(
+                            self_attn.w_scale_k, ws_kc.transpose(1, 2).contiguous()
+                        )
+                        self_attn.w_scale_v = bind_or_assign(
+                            self_attn.w_scale_v, ws_vc.contiguous()
+                        )
+                        self_attn.w_kc = bind_or_assign(
+                            self_attn.w_kc, w_kc.transpose(1, 2).contiguous()
+                        )
+                        self_attn.w_vc = bind_or_assign(self_attn.w_vc, w_vc.contiguous())
+                        self_attn.use_deep_gemm_bmm = True
+
+                if self.config.mla_scale_q_lora:
+                    self_attn.q_a_layernorm.weight.data *= (
+                        self.config.hidden_size / self.config.q_lora_rank
+                    ) ** 0.5
+                if self.config.mla_scale_kv_lora:
+                    self_attn.kv_a_layernorm.weight.data *= (
+                        self.config.hidden_size / self.config.kv_lora_rank
+                    ) ** 0.5
+
+        # TODO(linguoyuan) EPMoE not support DEEPGEMM_BLACKWELL, DeepEP needs to be supported in the future
+        deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0 = False
+
+        if should_deepgemm_weight_requant_ue8m0(
+            weight_block_size=getattr(self.quant_config, "weight_block_size", None)
+        ):
+            self._weight_requant_ue8m0()
+
+    def _weight_requant_ue8m0(self):
+        weight_block_size = self.quant_config.weight_block_size
+
+        for layer_id in range(self.config.num_hidden_layers):
+            layer = self.model.layers[layer_id]
+            for i in range(2):
+                self_attn = layer.self_attn[i]
+                module_list = [
+                    self_attn.kv_b_proj,
+                    self_attn.o_proj,
+                ]
+
+                if self.config.q_lora_rank is not None:
+                    module_list.append(self_attn.fused_qkv_a_proj_with_mqa)
+                    module_list.append(self_attn.q_b_proj)
+                else:
+                    module_list.append(self_attn.kv_a_proj_with_mqa)
+                    module_list.append(self_attn.q_proj)
+
+                for module in module_list:
+                    if hasattr(module, "weight_scale_inv"):
+                        requant_weight_ue8m0_inplace(
+                            module.weight, module.weight_scale_inv, weight_block_size
+                        )
+
+                mlp = layer.mlps[i]
+                assert isinstance(mlp, LongcatFlashMLP)
+                for module in [
+                    mlp.gate_up_proj,
+                    mlp.down_proj,
+                ]:
+                    if hasattr(module, "weight_scale_inv"):
+                        requant_weight_ue8m0_inplace(
+                            module.weight, module.weight_scale_inv, weight_block_size
+                        )
+
+        for layer_id in range(self.config.num_hidden_layers):
+            experts = layer.mlp.experts
+            if isinstance(experts, DeepEPMoE):
+                for w in [
+                    (experts.w13_weight, experts.w13_weight_scale_inv),
+                    (experts.w2_weight, experts.w2_weight_scale_inv),
+                ]:
+                    requant_weight_ue8m0_inplace(w[0], w[1], weight_block_size)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+
+        # Params for weights, fp8 weight scales, fp8 activation scales
+        # (param_name, weight_name, expert_id, shard_id)
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="gate_proj",
+            ckpt_down_proj_name="down_proj",
+            ckpt_up_proj_name="up_proj",
+            num_experts=self.config.n_routed_experts,
+        )
+
+        # Fuse q_a_proj and kv_a_proj_with_mqa along output dimension when q_lora_rank is not None
+        fuse_qkv_a_proj = hasattr(self.config, "q_lora_rank") and (
+            self.config.q_lora_rank is not None
+        )
+        cached_a_proj = {} if fuse_qkv_a_proj else None
+        with concurrent.futures.ThreadPoolExecutor() as executor:
+            futures = []
+            params_dict = dict(self.named_parameters())
+            weight_names = []
+            for name, loaded_weight in weights:
+                use_async_loading = should_async_load(loaded_weight)
+                if "mtp" in name:
+                    continue
+                if self.use_ngram_embedding:
+                    if ".embed_tokens." in name:
+                        name = "model.embed_tokens.word_embeder.weight"
+                    if ".ngram_embeddings" in name:
+                        self.model.embed_tokens.load_weight(None, name, loaded_weight)
+                        continue
+                weight_names.append(name)
+                if "rotary_emb.inv_freq" in name:
+                    continue
+                for param_name, weight_name, shard_id in stacked_params_mapping:
+                    # Skip non-stacked layers and experts (experts handled below).
+                    if weight_name not in name:
+                        continue
+                    # We have mlp.experts[0].gate_proj in the checkpoint.
+                    # Since we handle the experts below in expert_params_mapping,
+                    # we need to skip here BEFORE we update the name, otherwise
+                    # name will be updated to mlp.experts[0].gate_up_proj, which
+                    # will then be updated below in expert_params_mapping
+                    # for mlp.experts[0].gate_gate_up_proj, which breaks load.
+                    if ("mlp.experts." in name) and name not in params_dict:
+                        continue
+                    name = name.replace(weight_name, param_name)
+                    # Skip loading extra bias for GPTQ models.
+                    if name.endswith(".bias") and name not in params_dict:
+                        continue
+                    param = params_dict[name]
+                    weight_loader = param.weight_loader
+                    maybe_executor_submit(
+                        executor=executor,
+                        futures=futures,
+                        use_async=use_async_loading,
+                        func=weight_loader,
+                        func_args=(param, loaded_weight, shard_id),
+                    )
+                    break
+                else:
+                    for mapping in expert_params_mapping:
+                        param_name, weight_name, expert_id, shard_id = mapping
+                        if weight_name not in name:
+                            continue
+                        name = name.replace(weight_name, param_name)
+                        param = params_dict[name]
+                        weight_loader = param.weight_loader
+                        maybe_executor_submit(
+                            executor=executor,
+                            futures=futures,
+                            use_async=use_async_loading,
+                            func=weight_loader,
+                            func_args=(param, loaded_weight, name),
+                            func_kwargs={
+                                "shard_id": shard_id,
+                                "expert_id": expert_id,
+                            },
+                        )
+                        break
+                    else:
+                        # Skip loading extra bias for GPTQ models.
+                        if name.endswith(".bias") and name not in params_dict:
+                            continue
+                        if fuse_qkv_a_proj and (
+                            "q_a_proj" in name or "kv_a_proj_with_mqa" in name
+                        ):
+                            cached_a_proj[name] = loaded_weight
+                            q_a_proj_name = (
+                                name
+                                if "q_a_proj" in name
+                                else name.replace("kv_a_proj_with_mqa", "q_a_proj")
+                            )
+                            kv_a_proj_name = (
+                                name
+                                if "kv_a_proj_with_mqa" in name
+                                else name.replace("q_a_proj", "kv_a_proj_with_mqa")
+                            )
+
+                            # When both q_a_proj and kv_a_proj_with_mqa has been cached, load the fused weight to parameter
+                            if (
+                                q_a_proj_name in cached_a_proj
+                                and kv_a_proj_name in cached_a_proj
+                            ):
+                                q_a_proj_weight = cached_a_proj[q_a_proj_name]
+                                kv_a_proj_weight = cached_a_proj[kv_a_proj_name]
+                                cat_dim = 0
+                                if self.quant_config is not None and (
+                                    self.quant_config.get_name() == "awq"
+                                    or self.quant_config.get_name() == "awq_marlin"
+                                    or self.quant_config.get_name() == "moe_wna16"
+                                ):
+                                    cat_dim = 1
+                                fused_weight = torch.cat(
+                                    [q_a_proj_weight, kv_a_proj_weight], dim=cat_dim
+                                )
+                                param_name = (
+                                    name.replace(
+                                        "q_a_proj", "fused_qkv_a_proj_with_mqa"
+                                    )
+                                    if "q_a_proj" in name
+                                    else name.replace(
+                                        "kv_a_proj_with_mqa",
+                                        "fused_qkv_a_proj_with_mqa",
+                                    )
+                                )
+                                param = params_dict[param_name]
+
+                                weight_loader = getattr(
+                                    param, "weight_loader", default_weight_loader
+                                )
+                                maybe_executor_submit(
+                                    executor=executor,
+                                    futures=futures,
+                                    use_async=use_async_loading,
+                                    func=weight_loader,
+                                    func_args=(param, fused_weight),
+                                )
+                                cached_a_proj.pop(q_a_proj_name)
+                                cached_a_proj.pop(kv_a_proj_name)
+                        else:
+                            if (
+                                "k_scale" in name or "v_scale" in name
+                            ) and name not in params_dict:
+                                # modelopt attn kv scale is named differently
+                                for scale in ["k_scale", "v_scale"]:
+                                    if scale in name:
+                                        name = name.replace(
+                                            f"{scale[0]}_proj", "attn_mqa"
+                                        )
+                                        break
+                            if name not in params_dict:
+                                # modelopt ckpt contains not needed weights for MTP module:
+                                # model.decoder.self_attn.attn_mqa.v_scale and
+                                # model.decoder.self_attn.attn_mqa.k_scale
+                                logger.warning(f"{name} not found in params_dict.")
+                                continue
+                            param = params_dict[name]
+                            weight_loader = getattr(
+                                param, "weight_loader", default_weight_loader
+                            )
+                            maybe_executor_submit(
+                                executor=executor,
+                                futures=futures,
+                                use_async=use_async_loading,
+                                func=weight_loader,
+                                func_args=(param, loaded_weight),
+                            )
+
+            # Wait for all tasks to complete and raise any exceptions.
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+
+        self.post_load_weights(weight_names=weight_names)
 
     def get_embed_and_head(self):
         return self.model.embed_tokens.weight, self.lm_head.weight
 
     def set_embed_and_head(self, embed, head):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del self.model.embed_tokens.weight
+        del self.lm_head.weight
+        self.model.embed_tokens.weight = embed
+        self.lm_head.weight = head
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return ModelConfigForExpertLocation(
+            num_layers=config.num_hidden_layers,
+            num_logical_experts=config.n_routed_experts,
+        )
 
     def set_eagle3_layers_to_capture(self, layer_ids: Optional[List[int]] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if layer_ids is None:
+            self.capture_aux_hidden_states = True
+            num_layers = self.config.num_hidden_layers
+            self.model.layers_to_capture = [2, num_layers // 2, num_layers - 3]
+        else:
+            self.capture_aux_hidden_states = True
+            self.model.layers_to_capture = [val + 1 for val in layer_ids]
 
 
 EntryClass = [LongcatFlashForCausalLM]

@@ -74,11 +74,55 @@ def _compute_yarn_from_rope_params(
     head_dim: int,
     max_position_embeddings: int,
 ) -> Dict[str, float]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    _default = {"factor": 1.0, "low": 0, "high": 0, "attention_factor": 1.0}
+    if rope_params is None:
+        return _default
+
+    if _get_rope_type(rope_params) == "default":
+        return _default
+
+    base = rope_params.get("rope_theta", 10000)
+    dim = head_dim
+    factor = rope_params.get("factor", 1.0)
+    attention_factor = rope_params.get("attention_factor")
+    mscale = rope_params.get("mscale")
+    mscale_all_dim = rope_params.get("mscale_all_dim")
+
+    original_max_position_embeddings = rope_params.get(
+        "original_max_position_embeddings", max_position_embeddings
+    )
+    if "original_max_position_embeddings" in rope_params:
+        factor = max_position_embeddings / original_max_position_embeddings
+
+    if attention_factor is None:
+        if mscale and mscale_all_dim:
+            attention_factor = float(
+                yarn_get_mscale(factor, mscale)
+                / yarn_get_mscale(factor, mscale_all_dim)
+            )
+        else:
+            attention_factor = yarn_get_mscale(factor)
+
+    beta_fast = rope_params.get("beta_fast") or 32
+    beta_slow = rope_params.get("beta_slow") or 1
+
+    truncate = rope_params.get("truncate", True)
+    low, high = yarn_find_correction_range(
+        beta_fast, beta_slow, dim, base, original_max_position_embeddings, truncate
+    )
+    return {
+        "factor": factor,
+        "low": low,
+        "high": high,
+        "attention_factor": attention_factor,
+    }
 
 
 def get_attention_sliding_window_size(config: PretrainedConfig) -> Optional[int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    sw = getattr(config, "sliding_window", None)
+    if sw is not None:
+        return sw - 1
+    return None
 
 
 class MellumMLP(Qwen3MoeMLP):
@@ -219,6 +263,57 @@ class MellumAttention(Qwen3MoeAttention):
             "cos/sin priming in Qwen3MoeAttention.forward_prepare_npu"
         )
 
+    def apply_qk_norm_rope(self, qkv, positions, forward_batch):
+        # Overridden to use pre-computed per-layer YaRN params.
+        use_fused = self.use_fused_qk_norm_rope and qkv.dtype == torch.bfloat16
+        if use_fused:
+            theta = self.rope_theta
+            fused_qk_norm_rope(
+                qkv,
+                self.num_heads,
+                self.num_kv_heads,
+                self.num_kv_heads,
+                self.head_dim,
+                self.q_norm.variance_epsilon,
+                self.q_norm.weight,
+                self.k_norm.weight,
+                theta,
+                self.rotary_emb.is_neox_style,
+                positions,
+                self._yarn_params["factor"],
+                self._yarn_params["low"],
+                self._yarn_params["high"],
+                self._yarn_params["attention_factor"],
+            )
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            self._used_fused_qk_norm_rope_last_call = True
+        else:
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            q, k = apply_qk_norm(
+                q=q,
+                k=k,
+                q_norm=self.q_norm,
+                k_norm=self.k_norm,
+                head_dim=self.head_dim,
+                alt_stream=self.alt_stream,
+            )
+            q, k = self.rotary_emb(
+                positions,
+                q,
+                k,
+                fused_set_kv_buffer_arg=(
+                    create_fused_set_kv_buffer_arg(
+                        value=v,
+                        layer=self.attn,
+                        forward_batch=forward_batch,
+                    )
+                    if enable_fused_set_kv_buffer(forward_batch)
+                    and self.compatible_with_fused_kv_buffer
+                    else None
+                ),
+            )
+            self._used_fused_qk_norm_rope_last_call = False
+        return q, k, v
 
 
 class MellumDecoderLayer(Qwen3MoeDecoderLayer):
@@ -444,7 +539,9 @@ class MellumForCausalLM(Qwen3MoeForCausalLM):
         positions: torch.Tensor,
         device: torch.device,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.use_fused_qk_norm_rope:
+            return positions.view(-1).to(dtype=torch.int32, device=device).contiguous()
+        return positions
 
     @torch.no_grad()
     def forward(
@@ -479,7 +576,17 @@ class MellumForCausalLM(Qwen3MoeForCausalLM):
         split_interval: Tuple[int, int],
         input_embeds: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        positions_device = (
+            input_embeds.device if input_embeds is not None else input_ids.device
+        )
+        positions = self._prepare_positions(positions, positions_device)
+        return super().forward_split_prefill(
+            input_ids,
+            positions,
+            forward_batch,
+            split_interval,
+            input_embeds,
+        )
 
     def get_attention_sliding_window_size(self) -> Optional[int]:
         return get_attention_sliding_window_size(self.config)

@@ -1,6 +1,8 @@
+import collections
+import collections.abc
 import logging
 from collections.abc import Callable, Sequence
-from typing import Iterable, List, Optional, Tuple, TypeAlias
+from typing import Iterable, List, Optional, Tuple, TypeAlias, cast
 
 import torch
 import torch.nn as nn
@@ -30,7 +32,12 @@ _Tuple2: TypeAlias = int | tuple[int, int] | Sequence[int]
 
 
 def _resolve_tuple2(x: _Tuple2) -> tuple[int, int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(x, collections.abc.Sequence):
+        assert (
+            len(x) == 2
+        ), f"Expected a sequence of length 2, got {x} with length {len(x)}"
+        return cast(tuple[int, int], tuple(x))
+    return (x, x)
 
 
 
@@ -313,10 +320,21 @@ class DashengAudioTransformer(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        t = x.shape[-1]
+        x = x + self.time_pos_embed[:, :, :, :t]
+        x = x + self.freq_pos_embed[:, :, :, :]
+        x = torch.permute(torch.flatten(x, 2, 3), (0, 2, 1))
+        for block in self.blocks:
+            x = block(x, mask)
+        x = self.norm(x)
+        return x
 
     def _to_mask(self, lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        batch_size = len(lengths)
+        idx = torch.arange(max_length, device=lengths.device)
+        idx = idx.repeat(batch_size).view(batch_size, max_length)
+        mask = (idx < lengths.unsqueeze(-1)).bool()
+        return mask
 
     def forward(
         self,
@@ -468,10 +486,59 @@ class MiDashengLMModel(nn.Module):
         self.quant_config = quant_config
 
     def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Pad input IDs with multimodal tokens."""
+        pattern = MultiModalityDataPaddingPatternMultimodalTokens()
+        return pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_audio_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Process audio inputs and return embeddings.
+
+        Args:
+            items: List of multimodal data items containing audio features
+
+        Returns:
+            audio_embeddings: Concatenated audio embeddings
+        """
+        logger.debug("=" * 80)
+        logger.debug(f"get_audio_feature called with {len(items)} items")
+        logger.debug("=" * 80)
+        for i, item in enumerate(items):
+            logger.debug(f"Item {i} feature shape: {item.feature.shape}")
+            logger.debug(
+                f"Item {i} audio_length: {getattr(item, 'audio_length', 'NOT SET')}"
+            )
+            logger.debug(f"Item {i} pad_value: {getattr(item, 'pad_value', 'NOT SET')}")
+            logger.debug(f"Item {i} hash: {getattr(item, 'hash', 'NOT SET')}")
+        input_values = torch.cat([item.feature for item in items], dim=0)
+        logger.debug(f"Concatenated input_values shape: {input_values.shape}")
+        audio_lengths = []
+        for item in items:
+            if hasattr(item, "audio_length") and item.audio_length is not None:
+                audio_lengths.append(item.audio_length)
+            else:
+                audio_lengths.append(item.feature.shape[-1])
+        audio_length = torch.tensor(audio_lengths, device=input_values.device)
+        logger.debug(f"audio_length: {audio_length}")
+        encoder_out, encoder_atts = self.audio_encoder(input_values, audio_length)
+        logger.debug(f"Encoder output shape: {encoder_out.shape}")
+        audio_embeddings, _ = self.audio_projector(encoder_out, encoder_atts)
+        audio_embeddings = audio_embeddings.to(input_values.dtype)
+        logger.debug(f"Projector output shape: {audio_embeddings.shape}")
+        batch_size, max_audio_tokens, embed_dim = audio_embeddings.shape
+        logger.debug(f"Using all {max_audio_tokens} audio tokens from projector output")
+        masked_audio_features = audio_embeddings.reshape(-1, embed_dim)
+        logger.debug(f"Final output shape: {masked_audio_features.shape}")
+        logger.debug(
+            f"Stats: min={masked_audio_features.min().item():.4f}, max={masked_audio_features.max().item():.4f}"
+        )
+        logger.debug(
+            f"Audio embeddings dtype: {masked_audio_features.dtype}, device: {masked_audio_features.device}"
+        )
+        logger.debug(
+            f"First 5 values of first audio token: {masked_audio_features[0, :5].tolist()}"
+        )
+        logger.debug("=" * 80)
+        return masked_audio_features
 
     def get_input_embeddings(self):
         return self.language_model.model.embed_tokens
@@ -522,10 +589,94 @@ class MiDashengLMModel(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Load model weights."""
+        params_dict = dict(self.named_parameters(remove_duplicate=False))
+        buffers_dict = dict(self.named_buffers())
+        audio_encoder_loaded = []
+        audio_projector_loaded = []
+        skipped_weights = []
+        decoder_weights = []
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
+                continue
+            if name.startswith("decoder"):
+                decoder_weights.append((name, loaded_weight))
+                continue
+            original_name = name
+            if "audio_encoder.front_end" in name:
+                if ".mel_scale.fb" in name:
+                    name = name.replace(".mel_scale.fb", ".melscale_fbanks")
+                elif ".spectrogram.window" in name:
+                    name = name.replace(".spectrogram.window", ".spectrogram_window")
+            if "audio_encoder" in name and ".attn.qkv." in name:
+                name = name.replace(".attn.qkv.", ".attn.attn.qkv_proj.")
+            if "audio_encoder" in name and ".attn.proj." in name:
+                name = name.replace(".attn.proj.", ".attn.attn.proj.")
+            if "audio_projector" in name:
+                name = name.replace(".net.0.", ".fc1.")
+                name = name.replace(".net.2.", ".fc2.")
+            if (
+                name.endswith(".bias")
+                and name not in params_dict
+                and name not in buffers_dict
+            ):
+                skipped_weights.append(f"{original_name} (bias not in params/buffers)")
+                continue
+            if name in params_dict:
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+            elif name in buffers_dict:
+                buffers_dict[name].copy_(loaded_weight)
+            else:
+                if "audio_projector" in original_name:
+                    skipped_weights.append(f"{original_name} -> {name} (NOT IN MODEL)")
+                else:
+                    skipped_weights.append(f"{original_name} (not in model)")
+                continue
+
+            if "audio_encoder" in original_name:
+                audio_encoder_loaded.append(original_name)
+            elif "audio_projector" in original_name:
+                audio_projector_loaded.append(original_name)
+        if decoder_weights:
+            logger.debug(
+                f"Passing {len(decoder_weights)} decoder weights to language_model.load_weights()"
+            )
+            decoder_weights_stripped = [
+                (name.replace("decoder.", "", 1), weight)
+                for name, weight in decoder_weights
+            ]
+            self.language_model.load_weights(decoder_weights_stripped)
+        logger.debug("=" * 80)
+        logger.debug(f"Audio encoder weights loaded: {len(audio_encoder_loaded)}")
+        logger.debug(f"Audio projector weights loaded: {len(audio_projector_loaded)}")
+        logger.debug(
+            f"Decoder weights passed to language_model: {len(decoder_weights)}"
+        )
+        logger.debug(f"Skipped weights: {len(skipped_weights)}")
+        encoder_skipped = [s for s in skipped_weights if "audio_encoder" in s]
+        projector_skipped = [s for s in skipped_weights if "audio_projector" in s]
+        if projector_skipped:
+            logger.debug("Skipped audio_projector weights:")
+            for s in projector_skipped:
+                logger.debug(f"  {s}")
+        if encoder_skipped:
+            logger.debug(f"Skipped audio_encoder weights: {len(encoder_skipped)}")
+            non_bias_skipped = [s for s in encoder_skipped if "bias" not in s]
+            if non_bias_skipped:
+                logger.debug("  First 10 non-bias skipped:")
+                for s in non_bias_skipped[:10]:
+                    logger.debug(f"    {s}")
+        logger.debug("=" * 80)
 
     def get_embed_and_head(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return (
+            self.language_model.model.embed_tokens.weight,
+            self.language_model.lm_head.weight,
+        )
 
 
 EntryClass = [MiDashengLMModel]

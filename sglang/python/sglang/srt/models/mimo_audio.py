@@ -4,6 +4,7 @@
 
 import logging
 import math
+import os
 import typing as tp
 from dataclasses import dataclass
 from functools import wraps
@@ -16,6 +17,8 @@ from einops import rearrange
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PretrainedConfig
 from transformers.modeling_utils import PreTrainedModel
+from transformers.models.qwen2.configuration_qwen2 import Qwen2Config
+from transformers.models.qwen2.modeling_qwen2 import Qwen2Model
 
 from sglang.srt.layers.attention.vision import VisionAttention
 from sglang.srt.layers.quantization.base_config import QuantizationConfig
@@ -132,15 +135,28 @@ class EuclideanCodebook(nn.Module):
         return x
 
     def quantize(self, x):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        embed = self.embed.t()
+        dist_val = -(
+            x.pow(2).sum(1, keepdim=True)
+            - 2 * x @ embed
+            + embed.pow(2).sum(0, keepdim=True)
+        )
+        embed_ind = dist_val.max(dim=-1).indices
+        return embed_ind
 
+    def postprocess_emb(self, embed_ind, shape):
+        return embed_ind.view(*shape[:-1])
 
     def dequantize(self, embed_ind):
         quantize = F.embedding(embed_ind, self.embed)
         return quantize
 
     def encode(self, x):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        shape = x.shape
+        x = self.preprocess(x)
+        embed_ind = self.quantize(x)
+        embed_ind = self.postprocess_emb(embed_ind, shape)
+        return embed_ind
 
     def decode(self, embed_ind):
         quantize = self.dequantize(embed_ind)
@@ -148,7 +164,9 @@ class EuclideanCodebook(nn.Module):
 
     @staticmethod
     def _uniform_init(*shape: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        t = torch.empty(shape)
+        nn.init.kaiming_uniform_(t)
+        return t
 
 
 class VectorQuantization(nn.Module):
@@ -185,10 +203,14 @@ class VectorQuantization(nn.Module):
         return self._codebook.embed
 
     def encode(self, x):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        x = self.project_in(x)
+        embed_in = self._codebook.encode(x)
+        return embed_in
 
     def decode(self, embed_ind):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        quantize = self._codebook.decode(embed_ind)
+        quantize = self.project_out(quantize)
+        return quantize
 
 
 class ResidualVectorQuantization(nn.Module):
@@ -212,10 +234,25 @@ class ResidualVectorQuantization(nn.Module):
     def encode(
         self, x: torch.Tensor, n_q: tp.Optional[int] = None, st: tp.Optional[int] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        residual = x
+        all_indices = []
+        n_q = len(self.layers) if n_q is None else n_q
+        st = 0 if st is None else st
+        for layer in self.layers[st:n_q]:
+            indices = layer.encode(residual)
+            quantized = layer.decode(indices)
+            residual = residual - quantized
+            all_indices.append(indices)
+        out_indices = torch.stack(all_indices)
+        return out_indices
 
     def decode(self, q_indices: torch.Tensor, st: int = 0) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        quantized_out = self.layers[st].decode(q_indices[0])
+        for i in range(1, len(q_indices)):
+            layer = self.layers[st + i]
+            quantized = layer.decode(q_indices[i])
+            quantized_out = quantized_out + quantized
+        return quantized_out
 
 
 class ResidualVectorQuantizer(nn.Module):
@@ -241,7 +278,10 @@ class ResidualVectorQuantizer(nn.Module):
     def encode(
         self, x: torch.Tensor, n_q: tp.Optional[int] = None, st: tp.Optional[int] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        n_q = n_q if n_q else self.n_q
+        st = st or 0
+        codes = self.vq.encode(x, n_q=n_q, st=st)
+        return codes
 
     def decode(self, codes: torch.Tensor, st: int = 0) -> torch.Tensor:
         quantized = self.vq.decode(codes, st=st)
@@ -359,17 +399,35 @@ class MiMoAudioTokenizerConfig(PretrainedConfig):
 
 
 def get_sequence_mask(inputs, inputs_length):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if inputs.dim() == 3:
+        bsz, tgt_len, _ = inputs.size()
+    else:
+        bsz, tgt_len = inputs_length.shape[0], torch.max(inputs_length)
+    sequence_mask = torch.arange(0, tgt_len).to(inputs.device)
+    sequence_mask = torch.lt(sequence_mask, inputs_length.reshape(bsz, 1)).view(
+        bsz, tgt_len, 1
+    )
+    unpacking_index = torch.cumsum(sequence_mask.to(torch.int64).view(-1), dim=0) - 1
+    return sequence_mask, unpacking_index
 
 
 def unpack_hidden_states(
     hidden_states, lengths, sequence_mask=None, unpacking_index=None
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    bsz = lengths.shape[0]
+    if sequence_mask is None or unpacking_index is None:
+        sequence_mask, unpacking_index = get_sequence_mask(hidden_states, lengths)
+    hidden_states = torch.index_select(hidden_states, 0, unpacking_index).view(
+        bsz, torch.max(lengths), hidden_states.shape[-1]
+    )
+    return torch.where(sequence_mask, hidden_states, 0)
 
 
 def get_position_ids(lengths):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    total_len = lengths.sum()
+    offset = torch.cat([torch.zeros(1).to(lengths), lengths[:-1].cumsum(dim=0)])
+    offset = torch.repeat_interleave(offset, lengths)
+    return torch.arange(0, total_len).to(offset) - offset
 
 
 LAYER_NORM = {"LayerNorm": nn.LayerNorm}
@@ -381,7 +439,14 @@ def _audio_rope_applier(
     position_embeddings: Tuple[torch.Tensor, torch.Tensor],
     x_shape,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    cos, sin = position_embeddings
+    cos = cos.unsqueeze(1)
+    sin = sin.unsqueeze(1)
+    x1_q, x2_q = q[..., : q.shape[-1] // 2], q[..., q.shape[-1] // 2 :]
+    x1_k, x2_k = k[..., : k.shape[-1] // 2], k[..., k.shape[-1] // 2 :]
+    q_embed = q * cos + torch.cat((-x2_q, x1_q), dim=-1) * sin
+    k_embed = k * cos + torch.cat((-x2_k, x1_k), dim=-1) * sin
+    return q_embed, k_embed
 
 
 class AudioEncoderAttention(nn.Module):
@@ -561,7 +626,83 @@ class AudioEncoder(nn.Module):
         else:
             self.quantizer = None
 
+    def get_features(self, input_features, output_length):
+        input_features = input_features.to(self.conv1.weight)
+        inputs_embeds = nn.functional.gelu(self.conv1(input_features))
+        inputs_embeds = nn.functional.gelu(self.conv2(inputs_embeds))
+        inputs_embeds = inputs_embeds.permute(0, 2, 1)
+        bsz, tgt_len, _ = inputs_embeds.size()
+        hidden_states = inputs_embeds
 
+        position_ids = get_position_ids(output_length).long().to(input_features.device)
+        rope_position_embeddings = self.position_embedding(input_features, position_ids)
+
+        attention_mask, unpacking_index = get_sequence_mask(
+            hidden_states, output_length
+        )
+        hidden_states = torch.masked_select(hidden_states, attention_mask).view(
+            torch.sum(output_length), self.config.d_model
+        )
+
+        cu_seqlens = F.pad(
+            torch.cumsum(output_length, dim=0), (1, 0), "constant", 0
+        ).to(device=hidden_states.device, dtype=torch.int32)
+        max_seqlen = torch.max(output_length).to(torch.int32).item()
+
+        skip_connect_hidden_states = 0.0
+        for idx, encoder_layer in enumerate(self.layers):
+            hidden_states = encoder_layer(
+                hidden_states,
+                cu_seqlens,
+                max_seqlen,
+                rope_position_embeddings=rope_position_embeddings,
+            )
+            if (self.skip_layer_idx is not None) and idx == self.skip_layer_idx - 1:
+                skip_connect_hidden_states = hidden_states.clone()
+
+        hidden_states += skip_connect_hidden_states
+        hidden_states = self.layer_norm(hidden_states)
+
+        if self.down_sample_layer is not None:
+            hidden_states = torch.index_select(hidden_states, 0, unpacking_index).view(
+                bsz, tgt_len, self.config.d_model
+            )
+            if hidden_states.size(1) % self.config.avg_pooler:
+                pad_len = (
+                    self.config.avg_pooler
+                    - hidden_states.size(1) % self.config.avg_pooler
+                )
+                hidden_states = torch.nn.functional.pad(
+                    hidden_states, (0, 0, 0, pad_len), mode="constant", value=0.0
+                )
+                tgt_len += pad_len
+            tgt_len = tgt_len // self.config.avg_pooler
+            hidden_states = self.down_sample_layer(hidden_states.transpose(1, 2))
+            output_length = (
+                output_length // self.config.avg_pooler
+                + (output_length % self.config.avg_pooler != 0).int()
+            )
+            hidden_states = hidden_states.transpose(1, 2)
+            attention_mask, unpacking_index = get_sequence_mask(
+                hidden_states, output_length
+            )
+            hidden_states = torch.masked_select(hidden_states, attention_mask).view(
+                torch.sum(output_length), self.config.d_model
+            )
+            hidden_states = self.down_sample_norm(hidden_states)
+
+        return (
+            hidden_states,
+            output_length,
+            attention_mask,
+            unpacking_index,
+            tgt_len,
+            bsz,
+        )
+
+    def get_output_length(self, mel_len):
+        tgt_len = mel_len + 3 - self.config.kernel_size
+        return (tgt_len + 2 - self.config.kernel_size) // self.config.stride_size + 1
 
     @torch.no_grad()
     def encode(
@@ -573,7 +714,33 @@ class AudioEncoder(nn.Module):
         n_q=None,
         use_quantizer=True,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if output_length is None:
+            output_length = self.get_output_length(input_lens)
+        input_features = unpack_hidden_states(input_features, input_lens)
+        hidden_states, output_length, attention_mask, unpacking_index, tgt_len, bsz = (
+            self.get_features(
+                input_features=input_features.transpose(1, 2),
+                output_length=output_length,
+            )
+        )
+
+        dtype = hidden_states.dtype
+        if use_quantizer and self.quantizer is not None:
+            self.quantizer.float()
+            codes = self.quantizer.encode(hidden_states.float(), n_q=n_q)
+            if return_codes_only:
+                return codes, output_length
+            hidden_states = self.quantizer.decode(codes)
+            hidden_states = hidden_states.to(dtype)
+        else:
+            codes = None
+
+        hidden_states_packed = hidden_states.clone()
+        hidden_states = torch.index_select(hidden_states, 0, unpacking_index).view(
+            bsz, tgt_len, self.config.d_model
+        )
+        hidden_states = torch.where(attention_mask, hidden_states, 0)
+        return hidden_states, hidden_states_packed, output_length, codes
 
 
 
@@ -587,21 +754,115 @@ class MiMoAudioTokenizer(PreTrainedModel):
         self.encoder = AudioEncoder(config=config)
         self.downsample_rate = int(config.hop_length * 2 * config.avg_pooler)
 
+    def get_output_length(self, mel_len):
+        tgt_len = mel_len + 3 - self.config.kernel_size
+        return (tgt_len + 2 - self.config.kernel_size) // self.config.stride_size + 1
 
     @torch.no_grad()
     def encode(self, mels, input_lens, use_quantizer=True):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        input_features = mels
+        encoder_output_length = self.get_output_length(input_lens)
+        hidden_states, hidden_states_packed, encoder_output_length, codes = (
+            self.encoder.encode(
+                input_features, input_lens=input_lens, use_quantizer=use_quantizer
+            )
+        )
+        return hidden_states, hidden_states_packed, encoder_output_length, codes
 
 
+def group_by_length(features: torch.Tensor, lengths: torch.Tensor, max_length: int):
+    if features.size(0) != lengths.sum().item():
+        raise ValueError(
+            f"Feature size mismatch: {features.size(0)} vs {lengths.sum().item()}"
+        )
+
+    split_points = []
+    current_sum = 0
+
+    for i, seq_len in enumerate(lengths):
+        if current_sum + seq_len > max_length and current_sum > 0:
+            split_points.append(i)
+            current_sum = seq_len.item()
+        else:
+            current_sum += seq_len.item()
+
+    # Convert split points to group sizes
+    group_sizes = []
+    prev = 0
+    for point in split_points:
+        group_sizes.append(point - prev)
+        prev = point
+    if prev < len(lengths):
+        group_sizes.append(len(lengths) - prev)
+
+    len_groups = torch.split(lengths, group_sizes)
+    feature_sizes = [group.sum().item() for group in len_groups]
+    feature_groups = torch.split(features, feature_sizes)
+
+    return feature_groups, len_groups
 
 
+@torch.no_grad()
+def encode_batch(
+    audio_tokenizer_encoder,
+    input_features: torch.Tensor,
+    input_lens: torch.Tensor,
+    max_length: int = 256000,
+):
+    feature_groups, len_groups = group_by_length(input_features, input_lens, max_length)
+
+    encoded_parts = []
+    for features, lengths in zip(feature_groups, len_groups):
+        codes, _ = audio_tokenizer_encoder.encode(  # codes are also packed
+            input_features=features, input_lens=lengths, return_codes_only=True
+        )
+        encoded_parts.append(codes)
+
+    return torch.cat(encoded_parts, dim=-1)
 
 
+def _segment_lengths_for_mel(mel: torch.Tensor, segment_size: int):
+    """Split mel into segments of segment_size with a possible shorter remainder."""
+    input_len = mel.size(0)
+    segs = [segment_size] * (input_len // segment_size)
+    if input_len % segment_size > 0:
+        segs.append(input_len % segment_size)
+    return segs
 
 
 @torch.no_grad()
 def tokenize_audio_batch(mels, audio_tokenizer_encoder, segment_size=6000, device=None):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Tokenize multiple mels in one encode_batch call.
+    Returns list of code tensors, each [T_i, C] for that mel.
+    """
+    if not mels:
+        return []
+    if device is None:
+        device = next(audio_tokenizer_encoder.parameters()).device
+    # Build segment lengths per mel
+    input_len_seg_per_mel = [_segment_lengths_for_mel(m, segment_size) for m in mels]
+    input_lens_flat = [s for segs in input_len_seg_per_mel for s in segs]
+    input_features = torch.cat([m.to(device) for m in mels], dim=0)
+    input_lens_t = torch.tensor(input_lens_flat, dtype=torch.long, device=device)
+    codes_packed = encode_batch(
+        audio_tokenizer_encoder,
+        input_features=input_features,
+        input_lens=input_lens_t,
+    )
+    codes = codes_packed.transpose(0, 1).detach()  # [total_code_T, C]
+    # Code length per mel: must match encoder's actual output (get_output_length + optional avg_pooler downsampling)
+    code_lengths = []
+    for segs in input_len_seg_per_mel:
+        out_len = audio_tokenizer_encoder.get_output_length(
+            torch.tensor(segs, dtype=torch.long, device=device)
+        )
+        if getattr(audio_tokenizer_encoder, "down_sample_layer", None) is not None:
+            avg = audio_tokenizer_encoder.config.avg_pooler
+            out_len = out_len // avg + (out_len % avg != 0).long()
+        code_lengths.append(out_len.sum().item())
+    code_list = torch.split(codes, code_lengths)
+    return list(code_list)
 
 
 @dataclass
@@ -711,18 +972,139 @@ class MiMoV2AudioConfig:
         self._attn_implementation_internal = "sdpa"
 
     def _load_from_audio_config(self, audio_config: dict):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Load audio parameters from audio_config dict in checkpoint.
+
+        Uses naming that matches megatron2hf conversion output to minimize manual mapping.
+        """
+        self.group_size = audio_config.get("group_size", 4)
+        self.audio_channels = audio_config.get("audio_channels", 20)
+        self.speech_vocab_size = audio_config.get("speech_vocab_size", "1280")
+        self.speech_lm_head_sizes = audio_config.get(
+            "speech_lm_head_sizes", self.speech_vocab_size
+        )
+        self.speech_zeroemb_idx = audio_config.get("speech_zeroemb_idx", "1280")
+        # Per-channel decode delays; len must equal audio_channels.
+        self.delay_pattern = audio_config.get(
+            "audio_output_delay_pattern", "0-1-2-3-4-5-6-7-7-7-7-7-7-7-7-7-7-7-7-7"
+        )
+
+        self.input_local_dim = audio_config.get("input_local_dim", 1024)
+        self.input_local_layers = audio_config.get("input_local_layers", 6)
+        self.input_local_attn_heads = audio_config.get("input_local_attn_heads", 16)
+        self.input_local_intermediate_size = audio_config.get(
+            "input_local_intermediate_size", 4096
+        )
+        self.input_local_rope_theta = audio_config.get(
+            "input_local_rope_theta", 640000.0
+        )
+        self.input_local_partial_rotary_factor = audio_config.get(
+            "input_local_partial_rotary_factor", 1.0
+        )
+
+        self.output_local_dim = audio_config.get("output_local_dim", 1024)
+        self.output_local_layers = audio_config.get("output_local_layers", 6)
+        self.output_local_attn_heads = audio_config.get("output_local_attn_heads", 16)
+        self.output_local_intermediate_size = audio_config.get(
+            "output_local_intermediate_size", 4096
+        )
+        self.output_local_rope_theta = audio_config.get(
+            "output_local_rope_theta", 640000.0
+        )
+        self.output_local_partial_rotary_factor = audio_config.get(
+            "output_local_partial_rotary_factor", 1.0
+        )
+
+        self.input_projection_layers = audio_config.get("input_projection_layers", 2)
+        self.output_projection_layers = audio_config.get("output_projection_layers", 2)
+
+        self.add_encoder_post_norm = audio_config.get("add_encoder_post_norm", True)
+
+    def _parse_maybe_list(self, value: str | int, length: int) -> list[int]:
+        if isinstance(value, str) and "-" in value:
+            return [int(s) for s in value.split("-")]
+        return [int(value)] * length
 
 
 
 
 
+    def input_local_config(self):
+        """Create config for input local transformer."""
+        config = Qwen2Config()
+        for attr in dir(self):
+            if not attr.startswith("_") and hasattr(config, attr):
+                setattr(config, attr, getattr(self, attr))
 
+        config.hidden_size = self.input_local_dim
+        config.num_hidden_layers = self.input_local_layers
+        config.num_attention_heads = self.input_local_attn_heads
+        config.num_key_value_heads = self.input_local_attn_heads
+        config.head_dim = getattr(
+            self,
+            "input_local_head_dim",
+            self.input_local_dim // self.input_local_attn_heads,
+        )
+        config.intermediate_size = self.input_local_intermediate_size
+        config.rope_theta = self.input_local_rope_theta
+        config.partial_rotary_factor = self.input_local_partial_rotary_factor
+        config._attn_implementation_internal = "sdpa"
+
+        return config
 
 
 
 def _remap_audio_tokenizer_state_dict(state_dict: dict) -> dict:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_parallel
+
+    tp_size = get_parallel().attn_tp_size
+    tp_rank = get_parallel().attn_tp_rank
+
+    remapped = {}
+    qkv_parts: dict[str, dict] = {}
+    for key, value in state_dict.items():
+        if "self_attn.out_proj" in key:
+            new_key = key.replace("self_attn.out_proj", "self_attn.attn.proj")
+            if tp_size > 1 and key.endswith(".weight"):
+                chunk_size = value.shape[-1] // tp_size
+                value = value[..., tp_rank * chunk_size : (tp_rank + 1) * chunk_size]
+            remapped[new_key] = value
+        elif (
+            "self_attn.q_proj" in key
+            or "self_attn.k_proj" in key
+            or "self_attn.v_proj" in key
+        ):
+            suffix = ".weight" if key.endswith(".weight") else ".bias"
+            base = key.rsplit(".", 1)[0]
+            qkv_key = (
+                base.replace("self_attn.q_proj", "self_attn.attn.qkv_proj")
+                .replace("self_attn.k_proj", "self_attn.attn.qkv_proj")
+                .replace("self_attn.v_proj", "self_attn.attn.qkv_proj")
+                + suffix
+            )
+            if qkv_key not in qkv_parts:
+                qkv_parts[qkv_key] = {}
+            if "q_proj" in key:
+                qkv_parts[qkv_key]["q"] = value
+            elif "k_proj" in key:
+                qkv_parts[qkv_key]["k"] = value
+            elif "v_proj" in key:
+                qkv_parts[qkv_key]["v"] = value
+        else:
+            remapped[key] = value
+    for qkv_key, parts in qkv_parts.items():
+        q = parts.get("q")
+        k = parts.get("k")
+        v = parts.get("v")
+        if q is not None and v is not None:
+            if k is None:
+                k = torch.zeros_like(q)
+            if tp_size > 1:
+                chunk_size = q.shape[0] // tp_size
+                q = q[tp_rank * chunk_size : (tp_rank + 1) * chunk_size]
+                k = k[tp_rank * chunk_size : (tp_rank + 1) * chunk_size]
+                v = v[tp_rank * chunk_size : (tp_rank + 1) * chunk_size]
+            remapped[qkv_key] = torch.cat([q, k, v], dim=0)
+    return remapped
 
 
 class AudioEncoderMixin:
@@ -748,12 +1130,193 @@ class AudioEncoderMixin:
     )
 
     def build_audio_encoder(self, config) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not isinstance(config, MiMoV2AudioConfig):
+            cfg_dict = vars(config) if hasattr(config, "__dict__") else config.__dict__
+            config = MiMoV2AudioConfig(**cfg_dict)
 
+        self.audio_channels = config.audio_channels
+        self.audio_group_size = config.group_size
+        self.audio_segment_size = config.audio_segment_size
+        self.audio_input_local_dim = config.input_local_dim
+        self.audio_input_full_attention = config.input_full_attention
+        self.audio_out_hidden_size = config.out_hidden_size
 
+        speech_vocab_size = config._parse_maybe_list(
+            config.speech_vocab_size, self.audio_channels
+        )
+        speech_empty_ids = config._parse_maybe_list(
+            config.speech_zeroemb_idx, self.audio_channels
+        )
 
+        input_local_config = Qwen2Config(
+            hidden_size=self.audio_input_local_dim,
+            num_hidden_layers=config.input_local_layers,
+            num_attention_heads=config.input_local_attn_heads,
+            num_key_value_heads=config.input_local_attn_heads,
+            intermediate_size=config.input_local_intermediate_size,
+            attention_dropout=config.input_local_hidden_dropout,
+            rope_theta=config.rope_theta,
+            partial_rotary_factor=config.partial_rotary_factor,
+        )
+        input_local_config.head_dim = config.input_local_head_dim
+        self.input_local_transformer = Qwen2Model(input_local_config)
+        if not config.add_post_norm:
+            self.input_local_transformer.norm = nn.Identity()
 
+        self.speech_embeddings = nn.ModuleList(
+            [
+                nn.Embedding(
+                    speech_vocab_size[i],
+                    self.audio_input_local_dim,
+                    padding_idx=speech_empty_ids[i],
+                )
+                for i in range(self.audio_channels)
+            ]
+        )
+
+        if config.projection_layers == 1:
+            self.projection = nn.Linear(
+                self.audio_input_local_dim * self.audio_group_size,
+                self.audio_out_hidden_size,
+                bias=False,
+            )
+        elif config.projection_layers == 2:
+            self.projection = AudioProjection(
+                self.audio_input_local_dim * self.audio_group_size,
+                self.audio_input_local_dim * self.audio_group_size * 4,
+                self.audio_out_hidden_size,
+            )
+        else:
+            raise ValueError(f"Invalid projection layers: {config.projection_layers}")
+
+        model_path = get_model().model_path
+        if not os.path.isdir(model_path):
+            from huggingface_hub import snapshot_download
+
+            model_path = snapshot_download(
+                model_path,
+                allow_patterns=["audio_tokenizer/*"],
+            )
+        audio_tokenizer_path = os.path.join(model_path, "audio_tokenizer")
+        dev = torch.device(f"cuda:{torch.cuda.current_device()}")
+        self.audio_tokenizer = self._load_mimo_audio_tokenizer(
+            audio_tokenizer_path, dev
+        )
+
+    @staticmethod
+    def _load_mimo_audio_tokenizer(
+        path: str, device: torch.device
+    ) -> MiMoAudioTokenizer:
+        """Load MiMoAudioTokenizer manually to avoid new-transformers compat issues."""
+        import json
+
+        from safetensors.torch import load_file
+
+        config_path = os.path.join(path, "config.json")
+        with open(config_path) as f:
+            config_dict = json.load(f)
+        config = MiMoAudioTokenizer.config_class(**config_dict)
+        model = MiMoAudioTokenizer(config)
+        safetensors_path = os.path.join(path, "model.safetensors")
+        bin_path = os.path.join(path, "pytorch_model.bin")
+        if os.path.exists(safetensors_path):
+            state_dict = load_file(safetensors_path, device="cpu")
+        elif os.path.exists(bin_path):
+            state_dict = torch.load(bin_path, map_location="cpu", weights_only=True)
+        else:
+            raise FileNotFoundError(
+                f"No model weights found in {path} "
+                "(expected model.safetensors or pytorch_model.bin)"
+            )
+        state_dict = _remap_audio_tokenizer_state_dict(state_dict)
+        model.load_state_dict(state_dict, strict=False)
+        model = model.to(device=device, dtype=torch.bfloat16)
+        model.eval()
+        model.requires_grad_(False)
+        return model
+
+    def apply_input_local_transformer(
+        self, speech_embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        return self.input_local_transformer(
+            inputs_embeds=speech_embeddings,
+            return_dict=True,
+            is_causal=not self.audio_input_full_attention,  # for SDPA
+        ).last_hidden_state  # [T//group_size, group_size, input_local_dim]
+
+    def apply_speech_embeddings(self, audio_codes: torch.Tensor) -> torch.Tensor:
+        embeds = torch.zeros(
+            (audio_codes.shape[0], self.audio_group_size, self.audio_input_local_dim),
+            dtype=next(self.speech_embeddings[0].parameters()).dtype,
+            device=audio_codes.device,
+        )
+        for i in range(self.audio_channels):
+            embeds.add_(self.speech_embeddings[i](audio_codes[:, :, i]))
+        return embeds
+
+    def pad_audio_codes(self, audio: torch.Tensor) -> torch.Tensor:
+        T = audio.shape[0]
+        audio = audio[:, : self.audio_channels]
+        padded_T = (
+            (T + self.audio_group_size - 1)
+            // self.audio_group_size
+            * self.audio_group_size
+        )
+        padded_audio = torch.cat(
+            [
+                audio,
+                torch.zeros(
+                    padded_T - T,
+                    self.audio_channels,
+                    dtype=torch.int32,
+                    device=audio.device,
+                )
+                + audio[-1, :],
+            ],
+            dim=0,
+        )
+        return padded_audio.reshape(
+            padded_T // self.audio_group_size,
+            self.audio_group_size,
+            self.audio_channels,
+        )
 
     def get_audio_feature(self, items) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Compute audio features for a list of audio MultimodalDataItem.
 
+        Each item.feature is either a mel tensor or a list of mel tensors
+        (long audio split into chunks).
+        """
+        all_mels = []
+        for item in items:
+            f = item.feature
+            if isinstance(f, (list, tuple)):
+                all_mels.extend(f)
+            else:
+                all_mels.append(f)
+        if not all_mels:
+            device = next(self.projection.parameters()).device
+            dtype = next(self.projection.parameters()).dtype
+            return torch.empty(
+                0, self.audio_out_hidden_size, device=device, dtype=dtype
+            )
+        device = next(self.audio_tokenizer.encoder.parameters()).device
+        code_list = tokenize_audio_batch(
+            all_mels,
+            self.audio_tokenizer.encoder,
+            segment_size=self.audio_segment_size,
+            device=device,
+        )
+        audio_codes = torch.cat([self.pad_audio_codes(c) for c in code_list], dim=0)
+        embeds = self.apply_input_local_transformer(
+            self.apply_speech_embeddings(audio_codes)
+        )
+        return self.projection(embeds.reshape(embeds.shape[0], -1))
+
+    @classmethod
+    def remap_audio_weight_name(cls, name: str) -> str:
+        """Normalize inner audio weight name variations to canonical form."""
+        for src, dst in cls.AUDIO_WEIGHT_REMAP:
+            if src in name:
+                return name.replace(src, dst)
+        return name

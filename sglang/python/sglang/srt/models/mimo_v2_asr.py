@@ -61,7 +61,9 @@ class MiMoV2ASRForCausalLM(MiMoForCausalLM, AudioEncoderMixin):
         return pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_input_embeddings(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if getattr(self.config, "encoder_only", False):
+            return None
+        return self.model.embed_tokens
 
     @torch.no_grad()
     def forward(
@@ -95,7 +97,34 @@ class MiMoV2ASRForCausalLM(MiMoForCausalLM, AudioEncoderMixin):
         return self.pooler(hidden_states, forward_batch)
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        params_dict = dict(self.named_parameters())
+        deferred: List[Tuple[str, torch.Tensor]] = []
+
+        for name, loaded_weight in weights:
+            if name.startswith("audio_encoder."):
+                name = name[len("audio_encoder.") :]
+            name = self.remap_audio_weight_name(name)
+
+            if name.startswith(_AUDIO_NAME_PREFIXES):
+                if name not in params_dict:
+                    logger.warning(
+                        f"Audio param {name} not found in params_dict, skipping"
+                    )
+                    continue
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                if name.startswith("speech_embeddings."):
+                    weight_loader(param, loaded_weight[: param.shape[0], :])
+                else:
+                    weight_loader(param, loaded_weight)
+                continue
+
+            if any(s in name for s in _SKIP_NAME_SUBSTRINGS):
+                continue
+
+            deferred.append((name, loaded_weight))
+
+        super().load_weights(iter(deferred))
 
 
 EntryClass = MiMoV2ASRForCausalLM

@@ -104,6 +104,9 @@ class MiMoVisionPatchEmbed(nn.Module):
         )
         self.proj_weight_linear_format = None
 
+    @torch.no_grad()
+    def sync_proj_weight_linear_format(self):
+        self.proj_weight_linear_format = self.proj.weight.view(self.embed_dim, -1)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         target_dtype = self.proj.weight.dtype
@@ -316,10 +319,39 @@ class MiMoVisionTransformer(nn.Module):
         )
         self._post_init()
 
+    def apply_index(self, tensor: torch.Tensor, index: torch.Tensor):
+        tensor = tensor.unflatten(0, (-1, self.spatial_merge_unit))
+        tensor = tensor[index]
+        tensor = tensor.flatten(0, 1)
+        return tensor
 
     def _post_init(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for name, param in self.named_parameters():
+            if "bias" in name:
+                param.data.zero_()
 
+    def get_window_index_1d(self, grid_thw, col=True):
+        window_index: list = []
+        window_index_id = 0
+        for grid_t, grid_h, grid_w in grid_thw:
+            llm_grid_h, llm_grid_w = (
+                grid_h // self.spatial_merge_size,
+                grid_w // self.spatial_merge_size,
+            )
+            index = torch.arange(grid_t * llm_grid_h * llm_grid_w).reshape(
+                grid_t, llm_grid_h, llm_grid_w
+            )
+            if col:
+                index_new = index.transpose(1, 2).reshape(-1)
+            else:
+                index_new = index.reshape(-1)
+            window_index.append(index_new + window_index_id)
+            window_index_id += (grid_t * llm_grid_h * llm_grid_w).item()
+        window_index = torch.cat(
+            window_index,
+            dim=0,
+        )
+        return window_index
 
     @property
     def dtype(self) -> torch.dtype:
@@ -330,14 +362,101 @@ class MiMoVisionTransformer(nn.Module):
         return self.blocks[0].mlp.gate_up_proj.weight.device
 
     def rot_pos_emb(self, grid_thw: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pos_ids = []
+        for i in range(grid_thw.size(0)):
+            t, h, w = grid_thw[i].tolist()
+            hpos_ids = torch.arange(h).unsqueeze(1).expand(-1, w)
+
+            hpos_ids = hpos_ids.reshape(
+                h // self.spatial_merge_size,
+                self.spatial_merge_size,
+                w // self.spatial_merge_size,
+                self.spatial_merge_size,
+            )
+            hpos_ids = hpos_ids.permute(0, 2, 1, 3)
+            hpos_ids = hpos_ids.flatten()
+
+            wpos_ids = torch.arange(w).unsqueeze(0).expand(h, -1)
+            wpos_ids = wpos_ids.reshape(
+                h // self.spatial_merge_size,
+                self.spatial_merge_size,
+                w // self.spatial_merge_size,
+                self.spatial_merge_size,
+            )
+            wpos_ids = wpos_ids.permute(0, 2, 1, 3)
+            wpos_ids = wpos_ids.flatten()
+
+            pos_ids.append(torch.stack([hpos_ids, wpos_ids], dim=-1).repeat(t, 1))
+        pos_ids = torch.cat(pos_ids, dim=0)
+        max_grid_size = int(grid_thw[:, 1:].max())
+        # transformers 5.12's rotary forward takes 1-D position_ids on the input device (grid_thw is CPU).
+        rotary_pos_emb_full = self.rotary_pos_emb(
+            torch.arange(max_grid_size, device=self.device)
+        )
+        rotary_pos_emb = rotary_pos_emb_full[pos_ids].flatten(1)
+        return rotary_pos_emb
 
     def _prepare_forward(
         self,
         x: torch.Tensor,
         grid_thw: torch.Tensor,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # patchify
+        x = x.to(device=self.device, dtype=self.dtype)
+        x = self.patch_embed(x)
+        # compute position embedding
+        rotary_pos_emb = self.rot_pos_emb(grid_thw)
+
+        window_index_1d_col = self.get_window_index_1d(grid_thw, col=True).to(
+            device=x.device
+        )
+        reverse_window_index_1d_col = torch.argsort(window_index_1d_col).to(
+            device=x.device
+        )
+
+        rotary_pos_emb = rotary_pos_emb.to(device=x.device)
+        emb = torch.cat((rotary_pos_emb, rotary_pos_emb), dim=-1)
+
+        def get_position_embeddings(emb, x):
+            position_embeddings = (emb.cos(), emb.sin())
+            position_embeddings = (
+                position_embeddings[0].to(x.device),
+                position_embeddings[1].to(x.device),
+            )
+            return position_embeddings
+
+        seqlens = torch.repeat_interleave(
+            grid_thw[:, 1] * grid_thw[:, 2], grid_thw[:, 0]
+        )
+        cu_seqlens = torch.cat(
+            [
+                torch.tensor([0], device=x.device, dtype=torch.int32),
+                seqlens.cumsum(dim=0).to(device=x.device, dtype=torch.int32),
+            ]
+        )
+        max_seqlen = seqlens.max().item()
+        forward_metadata = prepare_vision_attention_metadata(
+            cu_seqlens, device=x.device
+        )
+
+        row_based_embeddings = get_position_embeddings(emb, x)
+        col_based_embeddings = get_position_embeddings(
+            self.apply_index(emb, window_index_1d_col), x
+        )
+
+        # transformers
+        x = x.unsqueeze(1)  # [S, 1, H]
+
+        return (
+            x,
+            row_based_embeddings,
+            col_based_embeddings,
+            window_index_1d_col,
+            reverse_window_index_1d_col,
+            cu_seqlens,
+            max_seqlen,
+            forward_metadata,
+        )
 
     def run_blocks(
         self,
@@ -350,7 +469,37 @@ class MiMoVisionTransformer(nn.Module):
         max_seqlen: int,
         forward_metadata: VisionAttentionMetadata,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for layer_num, blk in enumerate(self.blocks):
+            window_attn_type = self.vit_window_attn_types[layer_num]
+
+            # window_attn_type = 1: col-based SWA
+            if window_attn_type == 1 and (
+                layer_num == 0 or self.vit_window_attn_types[layer_num - 1] != 1
+            ):
+                x = self.apply_index(x, window_index_1d_col)
+
+            if (
+                layer_num > 0
+                and window_attn_type != 1
+                and self.vit_window_attn_types[layer_num - 1] == 1
+            ):
+                x = self.apply_index(x, reverse_window_index_1d_col)
+
+            position_embeddings = (
+                col_based_embeddings if window_attn_type == 1 else row_based_embeddings
+            )
+            full_attn = layer_num in self.fullatt_block_indexes
+
+            x = blk(
+                x,
+                cu_seqlens=cu_seqlens,
+                max_seqlen=max_seqlen,
+                position_embeddings=position_embeddings,
+                full_attn=full_attn,
+                forward_metadata=forward_metadata,
+            )
+        x = self.merger(x)
+        return x
 
     def forward(
         self,

@@ -23,7 +23,7 @@ Class structure mirrors the HF ref one-to-one to make weight loading and
 upstream tracking easy.
 """
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -112,7 +112,46 @@ class MiniCPMV_ViTWindowAttentionMerger(nn.Module):
     def get_window_index(
         self, target_sizes: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return ``(permutation, per-window cu_seqlens, max_seqlens=4)``.
+
+        Kept on CPU because mixing device-bound offsets with CPU arange trips
+        strict dtype checks in PyTorch 2.10+.
+        """
+        window_h, window_w = self.window_kernel_size
+        max_seqlens = window_h * window_w  # 4
+
+        window_index_list: List[torch.Tensor] = []
+        cu_seqlens: List[int] = [0]
+        token_offset = 0
+
+        for height, width in target_sizes:
+            height, width = int(height), int(width)
+            if height % window_h != 0 or width % window_w != 0:
+                raise ValueError(
+                    f"height={height}, width={width} must be divisible by "
+                    f"window size ({window_h}, {window_w})"
+                )
+            index = torch.arange(height * width).reshape(height, width)
+            num_windows_h = height // window_h
+            num_windows_w = width // window_w
+            num_windows = num_windows_h * num_windows_w
+
+            index = index.reshape(num_windows_h, window_h, num_windows_w, window_w)
+            index = index.permute(0, 2, 1, 3).reshape(num_windows, window_h * window_w)
+
+            window_index_list.append(index.reshape(-1) + token_offset)
+
+            cu_this = (
+                torch.arange(1, num_windows + 1) * (window_h * window_w)
+                + cu_seqlens[-1]
+            )
+            cu_seqlens.extend(cu_this.tolist())
+
+            token_offset += height * width
+
+        window_index = torch.cat(window_index_list)
+        cu_seqlens_t = torch.tensor(cu_seqlens, dtype=torch.int32)
+        return window_index, cu_seqlens_t, max_seqlens
 
     def forward(
         self,
@@ -426,11 +465,30 @@ class MiniCPMV_VisionTransformer(nn.Module):
 
     @staticmethod
     def compute_cu_seqlens(target_sizes: torch.Tensor) -> Tuple[torch.Tensor, int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        seqlen = (target_sizes[:, 0] * target_sizes[:, 1]).to(torch.int32)
+        cu_seqlens = torch.cat(
+            [
+                torch.tensor([0], device=seqlen.device, dtype=torch.int32),
+                torch.cumsum(seqlen, dim=0, dtype=torch.int32),
+            ],
+            dim=0,
+        )
+        max_seqlens = int(seqlen.max().item())
+        return cu_seqlens, max_seqlens
 
     @staticmethod
     def _pad_to_pack(padded: torch.Tensor, target_sizes: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """``(B, max_patches, D) -> (1, sum_patches, D)``.
+
+        ``Idefics2VisionEmbeddings`` emits padded shape with valid tokens at
+        ``[0, h_b * w_b)`` of each batch row. Strip the padding so the rest
+        of the ViT runs in flat NaViT form.
+        """
+        seqlens = (target_sizes[:, 0] * target_sizes[:, 1]).to(torch.long)
+        if padded.shape[0] == 1:
+            return padded[:, : int(seqlens[0].item()), :]
+        parts = [padded[b, : int(seqlens[b].item()), :] for b in range(padded.shape[0])]
+        return torch.cat(parts, dim=0).unsqueeze(0)
 
     def forward(
         self,

@@ -17,7 +17,7 @@
 
 import logging
 from contextlib import nullcontext
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Set, Tuple, Union
 
 import torch
 from torch import nn
@@ -136,7 +136,12 @@ class MultiHeadRMSNorm(nn.Module):
         param: nn.Parameter,
         loaded_weight: torch.Tensor,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        tp_world = get_parallel().attn_tp_size
+        tp_rank = get_parallel().attn_tp_rank
+
+        shard_size = loaded_weight.shape[0] // tp_world
+        shard = slice(tp_rank * shard_size, (tp_rank + 1) * shard_size)
+        param.data.copy_(loaded_weight[shard].reshape_as(param))
 
     def forward(
         self,
@@ -188,7 +193,9 @@ class _FusedQKVIndexProj(nn.Module):
 
 
 def build_minimax_fused_qkv_index(model: nn.Module) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for module in model.modules():
+        if isinstance(module, MiniMaxM3Attention):
+            module.maybe_build_fused_qkv_index()
 
 
 class MiniMaxM3MLP(nn.Module):
@@ -353,7 +360,8 @@ class MiniMaxM3MoE(nn.Module):
 
     @staticmethod
     def ebias_weight_loader(param: nn.Parameter, loaded_weight: torch.Tensor) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert param.size() == loaded_weight.size()
+        param.data.copy_(loaded_weight.to(torch.float32))
 
     def forward(
         self,
@@ -375,16 +383,63 @@ class MiniMaxM3MoE(nn.Module):
         should_allreduce_fusion: bool = False,
         use_reduce_scatter: bool = False,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if hidden_states.shape[0] > 0:
+            shared_output = self._forward_shared_experts(hidden_states)
+            router_logits = self._compute_router_logits(hidden_states)
+            topk_output = self.topk(hidden_states, router_logits)
+        else:
+            shared_output = None
+            topk_output = self.topk.empty_topk_output(hidden_states.device)
+
+        final_hidden_states = self.experts(hidden_states, topk_output)
+
+        if shared_output is not None:
+            final_hidden_states = final_hidden_states + shared_output
+        if self.tp_size > 1 and not should_allreduce_fusion and not use_reduce_scatter:
+            final_hidden_states = tensor_model_parallel_all_reduce(final_hidden_states)
+
+        return final_hidden_states
 
     def forward_deepep(
         self, hidden_states: torch.Tensor, forward_batch: ForwardBatch
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        shared_output = None
+        if hidden_states.shape[0] > 0:
+            shared_output = self._forward_shared_experts(hidden_states)
+            router_logits = self._compute_router_logits(hidden_states)
+            topk_output = self.topk(
+                hidden_states,
+                router_logits,
+                num_token_non_padded=forward_batch.num_token_non_padded,
+                expert_location_dispatch_info=ExpertLocationDispatchInfo.init_new(
+                    layer_id=self.layer_id,
+                ),
+            )
+        else:
+            topk_output = self.topk.empty_topk_output(hidden_states.device)
 
+        # DeepEP returns the complete per-token routed result (no TP all-reduce here);
+        # shared experts are replicated (tp_size=1), so both add directly.
+        final_hidden_states = self.experts(hidden_states, topk_output)
+
+        if shared_output is not None:
+            final_hidden_states = final_hidden_states + shared_output
+
+        return final_hidden_states
+
+    def _compute_router_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.bf16_router_gemm:
+            return torch.mm(
+                hidden_states, self.gate.weight.t(), out_dtype=torch.float32
+            )
+        router_logits, _ = self.gate(hidden_states.to(torch.float32))
+        return router_logits
 
     def _forward_shared_experts(self, hidden_states: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if (hidden_states.shape[0] > 0) and (self.num_fused_shared_experts == 0):
+            return self.shared_experts(hidden_states)
+        else:
+            return None
 
 
 class MiniMaxM3Attention(nn.Module):
@@ -638,18 +693,293 @@ class MiniMaxM3Attention(nn.Module):
             and self.index_rotary_emb is self.rotary_emb
         )
 
+    def _can_use_rocm_qk_norm_rope(
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
+    ) -> bool:
+        return (
+            self._can_use_rocm_qk_norm_rope_static
+            and positions.dim() == 1
+            and q.dim() == 2
+            and k.dim() == 2
+            and q.dtype in (torch.bfloat16, torch.float16)
+            and k.dtype == q.dtype
+        )
 
+    def _qk_norm_rope(
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self._can_use_rocm_qk_norm_rope(positions, q, k):
+            return qk_gemma_rmsnorm_rope(
+                q,
+                k,
+                self.q_norm.weight.data,
+                self.k_norm.weight.data,
+                positions,
+                self.rotary_emb.cos_sin_cache,
+                self.q_norm.variance_epsilon,
+                self.head_dim,
+                self.rotary_dim,
+                self.rotary_emb.is_neox_style,
+            )
+        q, k = self._qk_norm(q, k)
+        return self.rotary_emb(positions, q, k)
 
+    def _qk_norm(
+        self, q: torch.Tensor, k: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if self.qk_norm_type == "per_layer":
+            if self.attn_tp_size > 1:
+                q, k = MiniMaxM2RMSNormTP.forward_qk(
+                    self.q_norm, self.k_norm, q.contiguous(), k.contiguous()
+                )
+            else:
+                q = self.q_norm(q.contiguous())
+                k = self.k_norm(k.contiguous())
+        elif self.qk_norm_type == "per_head":
+            q_shape = q.shape
+            k_shape = k.shape
+            q = q.reshape(-1, self.head_dim).contiguous()
+            k = k.reshape(-1, self.head_dim).contiguous()
+            q = self.q_norm(q).reshape(q_shape)
+            k = self.k_norm(k).reshape(k_shape)
+        elif self.qk_norm_type == "multi_head":
+            q = self.q_norm(q.contiguous())
+            k = self.k_norm(k.contiguous())
+        else:
+            raise ValueError(f"Invalid qk_norm_type: {self.qk_norm_type}")
+        return q, k
 
+    def _index_qk_norm_rope(
+        self, positions: torch.Tensor, idx_q: torch.Tensor, idx_k: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if (
+            self._can_use_rocm_index_qk_norm_rope_static
+            and positions.dim() == 1
+            and idx_q.dim() == 2
+            and idx_k.dim() == 2
+            and idx_q.dtype in (torch.bfloat16, torch.float16)
+            and idx_k.dtype == idx_q.dtype
+        ):
+            return qk_gemma_rmsnorm_rope(
+                idx_q,
+                idx_k,
+                self.index_q_norm.weight.data,
+                self.index_k_norm.weight.data,
+                positions,
+                self.index_rotary_emb.cos_sin_cache,
+                self.index_q_norm.variance_epsilon,
+                self.idx_head_dim,
+                self.rotary_dim,
+                self.index_rotary_emb.is_neox_style,
+            )
+        idx_q, idx_k = self._index_qk_norm(idx_q, idx_k)
+        return self.index_rotary_emb(positions, idx_q, idx_k)
 
+    def _index_qk_norm(
+        self, idx_q: torch.Tensor, idx_k: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        idx_q_shape = idx_q.shape
+        idx_k_shape = idx_k.shape
+        idx_q = idx_q.reshape(-1, self.idx_head_dim)
+        idx_k = idx_k.reshape(-1, self.idx_head_dim)
+        idx_q = self.index_q_norm(idx_q).reshape(idx_q_shape)
+        idx_k = self.index_k_norm(idx_k).reshape(idx_k_shape)
+        return idx_q, idx_k
 
+    def _split_index_qkv(
+        self, idx_qkv: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        q_size = self.num_idx_heads * self.idx_head_dim
+        if self.disable_index_value:
+            idx_q, idx_k = idx_qkv.split([q_size, self.idx_head_dim], dim=-1)
+            idx_v = None
+        else:
+            idx_q, idx_k, idx_v = idx_qkv.split(
+                [q_size, self.idx_head_dim, self.idx_head_dim], dim=-1
+            )
+        return idx_q, idx_k, idx_v
 
+    def maybe_build_fused_qkv_index(self) -> None:
+        if not self._fuse_qkv_index_enabled or self._fused_qkv_index is not None:
+            return
+        from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
 
+        qp, ip = self.qkv_proj, self.index_qkv_proj
+        qm = qp.quant_method
+        if type(ip.quant_method) is not type(qm):
+            return
 
+        # gfx942 converts MXFP8->block-fp8 in process_weights_after_loading; the
+        # fused module skips that pass, so keep two separate (converted) GEMMs.
+        if getattr(qm, "convert_mxfp8_to_block", False):
+            return
 
+        is_unquant = isinstance(qm, UnquantizedLinearMethod)
+        use_mxfp8 = getattr(qm, "use_mxfp8", False) and hasattr(qp, "weight_scale_inv")
+        if not (is_unquant or use_mxfp8):
+            return
 
+        weight = torch.cat([qp.weight.data, ip.weight.data], dim=0).contiguous()
+        if is_unquant:
+            scale = None
+        else:
+            scale = torch.cat(
+                [qp.weight_scale_inv.data, ip.weight_scale_inv.data], dim=0
+            ).contiguous()
 
+        holder = _FusedQKVIndexProj(
+            qm,
+            weight,
+            scale,
+            getattr(qp, "input_size_per_partition", qp.input_size),
+            [qp.output_size_per_partition, ip.output_size_per_partition],
+            getattr(qp, "orig_dtype", qp.params_dtype),
+        )
+        self.add_module("fused_qkv_index_proj", holder)
+        self._fused_qkv_index = holder
 
+        # Free the dead originals and drop their quant_method so the loader's
+        # post-process loop ignores them (see ``_qm``).
+        for m in (qp, ip):
+            m.quant_method = None
+            for attr in ("weight", "weight_scale_inv"):
+                p = getattr(m, attr, None)
+                if isinstance(p, nn.Parameter):
+                    p.data = torch.empty(0, dtype=p.dtype, device=p.data.device)
+
+    def _qknorm_groups(self):
+        weights = (
+            self.q_norm.weight,
+            self.k_norm.weight,
+            self.index_q_norm.weight,
+            self.index_k_norm.weight,
+        )
+        return [
+            (w, off, cnt) for w, (off, cnt) in zip(weights, self._qknorm_group_meta)
+        ]
+
+    def _can_use_rocm_sparse_qk_index_norm_rope(
+        self,
+        positions: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        idx_q: torch.Tensor,
+        idx_k: torch.Tensor,
+    ) -> bool:
+        return (
+            self._can_use_rocm_sparse_qk_index_norm_rope_static
+            and positions.dim() == 1
+            and q.dim() == 2
+            and k.dim() == 2
+            and idx_q.dim() == 2
+            and idx_k.dim() == 2
+            and q.dtype in (torch.bfloat16, torch.float16)
+            and k.dtype == q.dtype
+            and idx_q.dtype == q.dtype
+            and idx_k.dtype == q.dtype
+        )
+
+    def _sparse_qk_index_norm_rope(
+        self,
+        positions: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        idx_q: torch.Tensor,
+        idx_k: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._can_use_rocm_sparse_qk_index_norm_rope(positions, q, k, idx_q, idx_k):
+            return sparse_qk_index_gemma_rmsnorm_rope(
+                q,
+                k,
+                idx_q,
+                idx_k,
+                self.q_norm.weight.data,
+                self.k_norm.weight.data,
+                self.index_q_norm.weight.data,
+                self.index_k_norm.weight.data,
+                positions,
+                self.rotary_emb.cos_sin_cache,
+                self.q_norm.variance_epsilon,
+                self.head_dim,
+                self.rotary_dim,
+                self.rotary_emb.is_neox_style,
+            )
+        q, k = self._qk_norm_rope(positions, q, k)
+        idx_q, idx_k = self._index_qk_norm_rope(positions, idx_q, idx_k)
+        return q, k, idx_q, idx_k
+
+    @staticmethod
+    def _mark_sparse_kv_cached_by_fusion(
+        forward_batch: ForwardBatch, layer_id: int
+    ) -> None:
+        layer_ids = forward_batch.minimax_m3_precached_sparse_layers
+        if layer_ids is None:
+            layer_ids = set()
+            forward_batch.minimax_m3_precached_sparse_layers = layer_ids
+        layer_ids.add(layer_id)
+
+    @staticmethod
+    def _get_sparse_kv_pool():
+        if not has_forward_context():
+            return None
+        attn_backend = get_forward_context().attn_backend
+        sparse_backend = getattr(attn_backend, "sparse", None)
+        return getattr(sparse_backend, "kv_pool", None)
+
+    def _sparse_qk_index_norm_rope_cache(
+        self,
+        positions: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        idx_q: torch.Tensor,
+        idx_k: torch.Tensor,
+        idx_v: Optional[torch.Tensor],
+        forward_batch: ForwardBatch,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        kv_pool = self._get_sparse_kv_pool()
+        # The fused kernel writes normed bf16 K/V straight into the paged cache, so an
+        # fp8 main K/V cache (--kv-cache-dtype fp8_*) can't use it; fall back to norm+rope.
+        main_kv_is_fp8 = kv_pool is not None and kv_pool.dtype in _FP8_KV_DTYPES
+        can_use_cache_fusion = (
+            not main_kv_is_fp8
+            and idx_v is None
+            and self._can_use_rocm_sparse_qk_index_norm_rope(
+                positions, q, k, idx_q, idx_k
+            )
+            and getattr(forward_batch, "out_cache_loc", None) is not None
+            and v.dim() == 2
+            and v.dtype == q.dtype
+            and v.shape == k.shape
+        )
+        if can_use_cache_fusion and kv_pool is not None:
+            layer_id = self.attn.layer_id
+            k_cache, v_cache = kv_pool.get_kv_buffer(layer_id)
+            idx_k_cache = kv_pool.get_index_k_buffer(layer_id)
+            q, k, idx_q, idx_k = sparse_qk_index_gemma_rmsnorm_rope_cache(
+                q,
+                k,
+                v,
+                idx_q,
+                idx_k,
+                k_cache,
+                v_cache,
+                idx_k_cache,
+                forward_batch.out_cache_loc,
+                self.q_norm.weight.data,
+                self.k_norm.weight.data,
+                self.index_q_norm.weight.data,
+                self.index_k_norm.weight.data,
+                positions,
+                self.rotary_emb.cos_sin_cache,
+                self.q_norm.variance_epsilon,
+                self.head_dim,
+                self.rotary_dim,
+                self.rotary_emb.is_neox_style,
+            )
+            self._mark_sparse_kv_cached_by_fusion(forward_batch, layer_id)
+            return q, k, idx_q, idx_k
+        return self._sparse_qk_index_norm_rope(positions, q, k, idx_q, idx_k)
 
     def forward_prepare(
         self,
@@ -657,10 +987,127 @@ class MiniMaxM3Attention(nn.Module):
         hidden_states: torch.Tensor,
         forward_batch: ForwardBatch,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        fused_out = None
+        if self._fused_qkv_index is not None:
+            fused_out = self.fused_qkv_index_proj(hidden_states)
+            qkv = fused_out[:, : self._fused_main_size]
+
+            if self._combined_qknorm_ok:
+                from sglang.kernels.ops.attention.minimax_qknorm_rope import (
+                    minimax_qknorm_rope_grouped,
+                )
+
+                minimax_qknorm_rope_grouped(
+                    fused_out,
+                    self._qknorm_groups(),
+                    self.rotary_emb.cos_sin_cache,
+                    positions,
+                    self.q_norm.variance_epsilon,
+                )
+                q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+                idx_qkv = fused_out[:, self._fused_main_size :]
+                idx_q, idx_k, idx_v = self._split_index_qkv(idx_qkv)
+                inner_state = (q, k, v, idx_q, idx_k, idx_v, forward_batch)
+                return None, forward_batch, inner_state
+        else:
+            qkv, _ = self.qkv_proj(hidden_states)
+
+        if self._use_fused_qknorm_rope:
+            from sglang.kernels.ops.attention.minimax_qknorm_rope import (
+                minimax_qknorm_rope,
+            )
+
+            minimax_qknorm_rope(
+                qkv,
+                self.q_norm.weight,
+                self.k_norm.weight,
+                self.rotary_emb.cos_sin_cache,
+                positions,
+                self.num_heads,
+                self.num_kv_heads,
+                self.num_kv_heads,
+                self.q_norm.variance_epsilon,
+            )
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            main_qk_already_normed = True
+        else:
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            main_qk_already_normed = False
+
+        if self.is_sparse_attention_layer:
+            if fused_out is not None:
+                idx_qkv = fused_out[:, self._fused_main_size :]
+            else:
+                idx_qkv, _ = self.index_qkv_proj(hidden_states)
+
+            if main_qk_already_normed:
+                use_fused_index_norm_rope = (
+                    self._use_fused_qknorm_rope
+                    and self.idx_head_dim == 128
+                    and self.index_rotary_emb.cos_sin_cache.dtype == torch.float32
+                )
+                if use_fused_index_norm_rope:
+                    from sglang.kernels.ops.attention.minimax_qknorm_rope import (
+                        minimax_qknorm_rope,
+                    )
+
+                    minimax_qknorm_rope(
+                        idx_qkv,
+                        self.index_q_norm.weight,
+                        self.index_k_norm.weight,
+                        self.index_rotary_emb.cos_sin_cache,
+                        positions,
+                        self.num_idx_heads,
+                        1,
+                        0 if self.disable_index_value else 1,
+                        self.index_q_norm.variance_epsilon,
+                    )
+                    idx_q, idx_k, idx_v = self._split_index_qkv(idx_qkv)
+                else:
+                    idx_q, idx_k, idx_v = self._split_index_qkv(idx_qkv)
+                    idx_q, idx_k = self._index_qk_norm_rope(positions, idx_q, idx_k)
+            else:
+                idx_q, idx_k, idx_v = self._split_index_qkv(idx_qkv)
+                q, k, idx_q, idx_k = self._sparse_qk_index_norm_rope_cache(
+                    positions, q, k, v, idx_q, idx_k, idx_v, forward_batch
+                )
+
+            inner_state = (q, k, v, idx_q, idx_k, idx_v, forward_batch)
+        else:
+            if not main_qk_already_normed:
+                q, k = self._qk_norm_rope(positions, q, k)
+            inner_state = (q, k, v, forward_batch)
+        return None, forward_batch, inner_state
 
     def forward_core(self, intermediate_state):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        _, _, inner_state = intermediate_state
+
+        if self.is_sparse_attention_layer:
+            q, k, v, idx_q, idx_k, idx_v, forward_batch = inner_state
+            q = q.view(q.shape[0], self.num_heads, self.head_dim)
+            k = k.view(k.shape[0], self.num_kv_heads, self.head_dim)
+            v = v.view(v.shape[0], self.num_kv_heads, self.head_dim)
+            idx_q = idx_q.reshape(idx_q.shape[0], self.num_idx_heads, self.idx_head_dim)
+            idx_k = idx_k.reshape(idx_k.shape[0], 1, self.idx_head_dim)
+            if idx_v is not None:
+                idx_v = idx_v.reshape(idx_v.shape[0], 1, self.idx_head_dim)
+            idx_o, attn_output = self.attn(
+                q, k, v, forward_batch, idx_q=idx_q, idx_k=idx_k, idx_v=idx_v
+            )
+            output, _ = self.o_proj(attn_output)
+            if self.disable_index_value:
+                return output
+            # idx_replica_size ranks produce identical idx_o; pre-divide idx_o (not the
+            # o_proj weight) so the TP all-reduce sums right and stays FP8-quant-safe.
+            if self.idx_replica_size > 1:
+                idx_o = idx_o / self.idx_replica_size
+            idx_output, _ = self.index_o_proj(idx_o)
+            return output + idx_output
+
+        q, k, v, forward_batch = inner_state
+        attn_output = self.attn(q, k, v, forward_batch)
+        output, _ = self.o_proj(attn_output)
+        return output
 
     def forward(
         self,
@@ -1008,10 +1455,62 @@ class MiniMaxM3SparseForCausalLM(nn.Module):
         return self.model.get_input_embeddings()
 
     def determine_num_fused_shared_experts(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if get_exec().moe.disable_shared_experts_fusion:
+            return
+
+        disable_reason = None
+        if not getattr(self.config, "n_shared_experts", None):
+            disable_reason = "No shared experts are defined in the config."
+        elif (
+            self.quant_config is not None
+            and self.quant_config.get_name() == "modelopt_mixed"
+        ):
+            disable_reason = (
+                "Shared and routed experts may use different quantization formats "
+                "in ModelOpt mixed-precision checkpoints."
+            )
+        elif not _is_cuda:
+            disable_reason = "Shared experts fusion currently requires CUDA devices."
+        elif _is_cuda and (_device_sm is not None) and (_device_sm < 80):
+            disable_reason = "Shared experts fusion requires SM80 or newer GPUs."
+        elif get_parallel().moe_ep_size > 1:
+            disable_reason = "Shared experts fusion is not supported together with expert parallelism yet."
+        elif get_moe_a2a_backend().is_deepep():
+            disable_reason = "Shared experts fusion is not supported when Deepep MoE backend is enabled."
+
+        if disable_reason is not None:
+            from sglang.srt.arg_groups.overrides import declare_load_time_override
+
+            declare_load_time_override(
+                "MiniMaxM3ForCausalLM.determine_num_fused_shared_experts",
+                {"disable_shared_experts_fusion": True},
+            )
+            log_info_on_rank0(
+                logger,
+                f"{disable_reason} Shared experts fusion optimization is disabled.",
+            )
+            return
+
+        self.num_fused_shared_experts = self.config.n_shared_experts
+        assert (
+            self.num_fused_shared_experts == 1
+        ), "Only 1 fused shared expert is supported for MiniMax-M3"
+        log_info_on_rank0(logger, "Shared experts fusion optimization enabled.")
 
     def set_eagle3_layers_to_capture(self, layer_ids: Optional[list[int]] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.pp_group.is_last_rank:
+            return
+
+        self.capture_aux_hidden_states = True
+        if layer_ids is None:
+            num_layers = self.config.num_hidden_layers
+            self.model.layers_to_capture = [
+                2,
+                num_layers // 2,
+                num_layers - 3,
+            ]
+        else:
+            self.model.layers_to_capture = [val + 1 for val in layer_ids]
 
     def get_embed_and_head(self):
         return self.model.embed_tokens.weight, self.lm_head.weight
@@ -1049,17 +1548,152 @@ class MiniMaxM3SparseForCausalLM(nn.Module):
         return self.model.end_layer
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Load model weights with proper mapping for MiniMax architecture."""
+
+        stacked_params_mapping = [
+            # Leading "." on ".qkv_proj" prevents it from falsely matching the sparse
+            # index_q/k/v_proj weights (remapped separately below).
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+
+        # Value-disabled layers have no ".index_v_proj" weight, so that entry never matches.
+        if getattr(self.config, "sparse_attention_config", None) is not None:
+            stacked_params_mapping += [
+                (".index_qkv_proj", ".index_q_proj", "q"),
+                (".index_qkv_proj", ".index_k_proj", "k"),
+                (".index_qkv_proj", ".index_v_proj", "v"),
+            ]
+
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="w1",
+            ckpt_down_proj_name="w2",
+            ckpt_up_proj_name="w3",
+            num_experts=self.config.num_local_experts + self.num_fused_shared_experts,
+        )
+
+        params_dict = dict(self.named_parameters())
+        loaded_params: Set[str] = set()
+        for name, loaded_weight in weights:
+            layer_id = get_layer_id(name)
+            if layer_id is not None and (
+                layer_id < self.model.start_layer or layer_id >= self.model.end_layer
+            ):
+                continue
+
+            name = name.replace(".block_sparse_moe", ".mlp")
+
+            if self.num_fused_shared_experts > 0 and "mlp.shared_experts" in name:
+                name = name.replace(
+                    "mlp.shared_experts",
+                    f"mlp.experts.{self.config.num_local_experts}",
+                )
+                name = name.replace("gate_proj", "w1")
+                name = name.replace("down_proj", "w2")
+                name = name.replace("up_proj", "w3")
+
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            spec_layer = get_spec_layer_idx_from_weight_name(self.config, name)
+            if spec_layer is not None:
+                continue
+
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                # Must skip experts before the name.replace below, else gate_proj ->
+                # gate_up_proj -> gate_gate_up_proj double-remap breaks load.
+                if "mlp.experts." in name:
+                    continue
+                name = name.replace(weight_name, param_name)
+                if name.endswith(".bias") and name not in params_dict:
+                    continue
+                if name not in params_dict:
+                    continue
+
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                is_expert_weight = False
+
+                for mapping in expert_params_mapping:
+                    param_name, weight_name, expert_id, shard_id = mapping
+                    if weight_name not in name:
+                        continue
+
+                    is_expert_weight = True
+
+                    name = name.replace(weight_name, param_name)
+                    if name not in params_dict:
+                        continue
+
+                    param = params_dict[name]
+                    weight_loader = param.weight_loader
+                    weight_loader(
+                        param,
+                        loaded_weight,
+                        name,
+                        shard_id=shard_id,
+                        expert_id=expert_id,
+                    )
+                    break
+                else:
+                    if is_expert_weight:
+                        continue
+
+                    if name.endswith(".bias") and name not in params_dict:
+                        continue
+
+                    name = maybe_remap_kv_scale_name(name, params_dict)
+                    if name is None:
+                        continue
+
+                    if name in params_dict:
+                        param = params_dict[name]
+                        weight_loader = getattr(
+                            param, "weight_loader", default_weight_loader
+                        )
+                        try:
+                            weight_loader(param, loaded_weight)
+                        except Exception as e:
+                            logger.warning(f"Error loading weight {name}: {e}")
+                            continue
+                    else:
+                        logger.warning(f"Parameter {name} not found in params_dict")
+            loaded_params.add(name)
+
+        # Run before the loader's process pass: the raw fp8 weight + uint8 scale are
+        # final here (mxfp8 post-process only derives the packed scale, not these).
+        build_minimax_fused_qkv_index(self)
+        return loaded_params
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.eplb.expert_location import ModelConfigForExpertLocation
+
+        return ModelConfigForExpertLocation(
+            num_layers=config.num_hidden_layers,
+            num_logical_experts=config.num_local_experts,
+            num_groups=None,
+        )
 
 
 def get_spec_layer_idx_from_weight_name(
     config: PretrainedConfig, weight_name: str
 ) -> Optional[int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # M3 checkpoints emit MTP weights as model.mtp.layers.{i}.*; skip them here
+    # (no NextN module is built for the main model).
+    if hasattr(config, "num_mtp_modules") and (config.num_mtp_modules > 0):
+        for i in range(config.num_mtp_modules):
+            if weight_name.startswith(f"model.mtp.layers.{i}."):
+                return config.num_hidden_layers + i
+    return None
 
 
 EntryClass = [MiniMaxM3SparseForCausalLM]

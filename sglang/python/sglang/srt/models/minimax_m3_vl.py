@@ -133,14 +133,69 @@ class MiniMaxM3SparseForConditionalGeneration(nn.Module):
         self.logits_processor = LogitsProcessor(text_config)
 
     def _determine_num_fused_shared_experts(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        text_config = self.config.text_config
+        server_args = get_server_args()
+        if get_exec().moe.disable_shared_experts_fusion:
+            return
+
+        disable_reason = None
+        if not getattr(text_config, "n_shared_experts", None):
+            disable_reason = "No shared experts are defined in the config."
+        elif (
+            self.quant_config is not None
+            and self.quant_config.get_name() == "modelopt_mixed"
+        ):
+            disable_reason = (
+                "Shared and routed experts may use different quantization formats "
+                "in ModelOpt mixed-precision checkpoints."
+            )
+        elif not _is_cuda:
+            disable_reason = "Shared experts fusion currently requires CUDA devices."
+        elif (_device_sm is not None) and (_device_sm < 80):
+            disable_reason = "Shared experts fusion requires SM80 or newer GPUs."
+        elif get_parallel().moe_ep_size > 1:
+            disable_reason = (
+                "Shared experts fusion is not supported together with expert "
+                "parallelism yet."
+            )
+        elif get_moe_a2a_backend().is_deepep():
+            disable_reason = (
+                "Shared experts fusion is not supported when Deepep MoE backend "
+                "is enabled."
+            )
+
+        if disable_reason is not None:
+            from sglang.srt.arg_groups.overrides import declare_load_time_override
+
+            declare_load_time_override(
+                "MiniMaxM3VLForCausalLM._determine_num_fused_shared_experts",
+                {"disable_shared_experts_fusion": True},
+            )
+            log_info_on_rank0(
+                logger,
+                f"{disable_reason} Shared experts fusion optimization is disabled.",
+            )
+            return
+
+        self.num_fused_shared_experts = text_config.n_shared_experts
+        assert (
+            self.num_fused_shared_experts == 1
+        ), "Only 1 fused shared expert is supported"
+        log_info_on_rank0(logger, "Shared experts fusion optimization enabled.")
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # EP asserts if this hook is absent on the top-level arch; VL nests the
+        # LM config under text_config, so delegate there (fall back to config).
+        text_config = getattr(config, "text_config", None) or config
+        return MiniMaxM3SparseForCausalLM.get_model_config_for_expert_location(
+            text_config
+        )
 
     def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return MultiModalityDataPaddingPatternMultimodalTokens().pad_input_tokens(
+            input_ids, mm_inputs
+        )
 
     def get_image_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
         return get_image_feature(self.vision_tower, items, self.use_data_parallel)
@@ -189,8 +244,147 @@ class MiniMaxM3SparseForConditionalGeneration(nn.Module):
         return self.model.end_layer
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton.layer import FusedMoE
 
+        # ``.qkv_proj`` (with the leading dot) prevents matching e.g.
+        # ``index_q_proj`` in the sparse-attention branch.
+        llm_stacked_params_mapping = [
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+
+        if (
+            getattr(self.config.text_config, "sparse_attention_config", None)
+            is not None
+        ):
+            llm_stacked_params_mapping += [
+                (".index_qkv_proj", ".index_q_proj", "q"),
+                (".index_qkv_proj", ".index_k_proj", "k"),
+                (".index_qkv_proj", ".index_v_proj", "v"),
+            ]
+
+        num_experts = getattr(self.config.text_config, "num_local_experts", 0)
+        expert_params_mapping = (
+            FusedMoE.make_expert_params_mapping(
+                ckpt_gate_proj_name="w1",
+                ckpt_down_proj_name="w2",
+                ckpt_up_proj_name="w3",
+                num_experts=num_experts + self.num_fused_shared_experts,
+            )
+            if num_experts > 0
+            else []
+        )
+
+        params_dict = dict(self.named_parameters())
+        vit_qkv_weights: dict = {}
+        vit_qkv_biases: dict = {}
+
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            if name.startswith("language_model."):
+                self._load_llm_weight(
+                    name[len("language_model.") :],
+                    loaded_weight,
+                    params_dict,
+                    llm_stacked_params_mapping,
+                    expert_params_mapping,
+                )
+                continue
+
+            load_vision_weight(
+                name, loaded_weight, params_dict, vit_qkv_weights, vit_qkv_biases
+            )
+
+        merge_vit_qkv_weights(vit_qkv_weights, vit_qkv_biases, params_dict)
+
+        build_minimax_fused_qkv_index(self)
+
+    def _load_llm_weight(
+        self,
+        name: str,
+        loaded_weight: torch.Tensor,
+        params_dict: dict,
+        llm_stacked_params_mapping: list,
+        expert_params_mapping: list,
+    ) -> None:
+        if "block_sparse_moe" in name:
+            name = name.replace("block_sparse_moe", "mlp")
+
+        layer_id = get_layer_id(name)
+        if layer_id is not None and (
+            layer_id < self.model.start_layer or layer_id >= self.model.end_layer
+        ):
+            return
+
+        if self.num_fused_shared_experts > 0 and "mlp.shared_experts" in name:
+            name = name.replace(
+                "mlp.shared_experts",
+                f"mlp.experts.{self.config.text_config.num_local_experts}",
+            )
+            name = name.replace("gate_proj", "w1")
+            name = name.replace("down_proj", "w2")
+            name = name.replace("up_proj", "w3")
+
+        if (
+            get_spec_layer_idx_from_weight_name(self.config.text_config, name)
+            is not None
+        ):
+            return
+
+        for param_name, weight_name, shard_id in llm_stacked_params_mapping:
+            if weight_name not in name:
+                continue
+            if "mlp.experts." in name:
+                continue
+            new_name = name.replace(weight_name, param_name)
+            if new_name.endswith(".bias") and new_name not in params_dict:
+                continue
+            if new_name not in params_dict:
+                continue
+            param = params_dict[new_name]
+            param.weight_loader(param, loaded_weight, shard_id)
+            return
+
+        is_expert_weight = False
+        for mapping in expert_params_mapping:
+            param_name, weight_name, expert_id, shard_id = mapping
+            if weight_name not in name:
+                continue
+            is_expert_weight = True
+            new_name = name.replace(weight_name, param_name)
+            if new_name not in params_dict:
+                continue
+            param = params_dict[new_name]
+            param.weight_loader(
+                param,
+                loaded_weight,
+                new_name,
+                shard_id=shard_id,
+                expert_id=expert_id,
+            )
+            return
+        if is_expert_weight:
+            return
+
+        if name.endswith(".bias") and name not in params_dict:
+            return
+        remapped = maybe_remap_kv_scale_name(name, params_dict)
+        if remapped is None:
+            return
+        if remapped not in params_dict:
+            logger.warning(f"Parameter {remapped} not found in params_dict")
+            return
+        param = params_dict[remapped]
+        weight_loader = getattr(param, "weight_loader", default_weight_loader)
+        try:
+            weight_loader(param, loaded_weight)
+        except Exception as e:
+            logger.warning(f"Error loading weight {remapped}: {e}")
 
 
 EntryClass = [MiniMaxM3SparseForConditionalGeneration]

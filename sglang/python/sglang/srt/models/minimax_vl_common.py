@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass, fields
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -175,7 +176,9 @@ class MiniMaxVLPatchMerger(nn.Module):
 def _prepare_rotary_cos_sin(
     freqs: torch.Tensor,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    cos = freqs.cos().repeat(1, 2).unsqueeze(-2).float()
+    sin = freqs.sin().repeat(1, 2).unsqueeze(-2).float()
+    return cos, sin
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend())
@@ -474,31 +477,182 @@ class MiniMaxVLVisionTransformer(nn.Module):
             else None
         )
 
+    def _get_3d_rope_embed(
+        self, grid_t: int, grid_h: int, grid_w: int, spatial_merge_size: int
+    ) -> torch.Tensor:
+        tokens_per_frame = grid_h * grid_w
+
+        tpos_ids = (
+            torch.arange(grid_t, device=self.inv_freq_t.device)
+            .unsqueeze(1)
+            .expand(-1, tokens_per_frame)
+            .flatten()
+        )
+
+        hpos_ids = (
+            torch.arange(grid_h, device=self.inv_freq_h.device)
+            .unsqueeze(1)
+            .expand(-1, grid_w)
+        )
+        hpos_ids = hpos_ids.reshape(
+            grid_h // spatial_merge_size,
+            spatial_merge_size,
+            grid_w // spatial_merge_size,
+            spatial_merge_size,
+        )
+        hpos_ids = hpos_ids.permute(0, 2, 1, 3)
+        hpos_ids = hpos_ids.unsqueeze(0).expand(grid_t, -1, -1, -1, -1).flatten()
+
+        wpos_ids = (
+            torch.arange(grid_w, device=self.inv_freq_w.device)
+            .unsqueeze(0)
+            .expand(grid_h, -1)
+        )
+        wpos_ids = wpos_ids.reshape(
+            grid_h // spatial_merge_size,
+            spatial_merge_size,
+            grid_w // spatial_merge_size,
+            spatial_merge_size,
+        )
+        wpos_ids = wpos_ids.permute(0, 2, 1, 3)
+        wpos_ids = wpos_ids.unsqueeze(0).expand(grid_t, -1, -1, -1, -1).flatten()
+
+        max_t = max(grid_t, 1)
+        max_hw = max(grid_h, grid_w)
+
+        seq_t = torch.arange(
+            max_t, device=self.inv_freq_t.device, dtype=self.inv_freq_t.dtype
+        )
+        seq_hw = torch.arange(
+            max_hw, device=self.inv_freq_h.device, dtype=self.inv_freq_h.dtype
+        )
+
+        freqs_t = torch.outer(seq_t, self.inv_freq_t)
+        freqs_h = torch.outer(seq_hw, self.inv_freq_h)
+        freqs_w = torch.outer(seq_hw, self.inv_freq_w)
+
+        emb_t = freqs_t[tpos_ids]
+        emb_h = freqs_h[hpos_ids]
+        emb_w = freqs_w[wpos_ids]
+
+        return torch.cat([emb_t, emb_h, emb_w], dim=-1)
 
     def _get_rope_embed_3d(self, grid_thw, spatial_merge_size: int) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        all_rope_embeds = [
+            self._get_3d_rope_embed(grid_t, grid_h, grid_w, spatial_merge_size)
+            for grid_t, grid_h, grid_w in grid_thw
+        ]
+        return torch.cat(all_rope_embeds, dim=0)
 
     def _apply_max_frames_limit(
         self, origin_grid_thw: list[list[int]]
     ) -> List[List[int]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.vision_segment_max_frames is None:
+            return origin_grid_thw
+        max_frames = self.vision_segment_max_frames
+        ret_grid_thw = []
+        for grid_t, grid_h, grid_w in origin_grid_thw:
+            if grid_t <= max_frames:
+                ret_grid_thw.append([grid_t, grid_h, grid_w])
+            else:
+                for i in range(0, grid_t, max_frames):
+                    sub_grid_t = min(max_frames, grid_t - i)
+                    ret_grid_thw.append([sub_grid_t, grid_h, grid_w])
+        return ret_grid_thw
 
     def _compute_cu_seq_len(
         self,
         grid_thw: list[list[int]],
         device: torch.device,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        grid_thw = self._apply_max_frames_limit(grid_thw)
+        cu_seq_len = [0]
+        for grid_t, grid_h, grid_w in grid_thw:
+            cu_seq_len.append(grid_t * grid_h * grid_w)
+        cu_seq_len = torch.tensor(cu_seq_len, device=device).to(torch.int32)
+        cu_seq_len = torch.cumsum(cu_seq_len, dim=0).to(torch.int32)
+        return cu_seq_len
 
+    @staticmethod
+    def _bucket_flashinfer_batch_size(batch_size: int) -> int:
+        return next(
+            (b for b in BATCH_BUCKETS if b >= batch_size),
+            round_up(batch_size, BATCH_BUCKETS[0]),
+        )
 
+    @staticmethod
+    def _bucket_flashinfer_max_seqlen(real_max_seqlen: int) -> int:
+        if real_max_seqlen <= 0:
+            return FLASHINFER_MAX_SEQLEN_BUCKETS[0]
+        return next(
+            (s for s in FLASHINFER_MAX_SEQLEN_BUCKETS if s >= real_max_seqlen),
+            round_up(real_max_seqlen, FLASHINFER_MAX_SEQLEN_BUCKETS[-1]),
+        )
 
+    @classmethod
+    def _compute_flashinfer_sequence_lengths_padded(
+        cls,
+        token_cu_seqlens: np.ndarray,
+    ) -> np.ndarray:
+        assert token_cu_seqlens.ndim == 1 and token_cu_seqlens.size >= 2
+        B = int(token_cu_seqlens.size - 1)
+        seq_lens = (token_cu_seqlens[1:] - token_cu_seqlens[:-1]).astype(np.int32)
+        B_padded = cls._bucket_flashinfer_batch_size(B)
+        if B_padded != B:
+            pad = np.zeros((B_padded - B,), dtype=np.int32)
+            seq_lens = np.concatenate([seq_lens, pad], axis=0)
+        return seq_lens
 
+    @classmethod
+    def _compute_flashinfer_batch_offsets_packed(
+        cls,
+        token_cu_seqlens: np.ndarray,
+        *,
+        elem_per_token: int,
+    ) -> np.ndarray:
+        assert token_cu_seqlens.ndim == 1 and token_cu_seqlens.size >= 2
+        B = int(token_cu_seqlens.size - 1)
+        B_padded = cls._bucket_flashinfer_batch_size(B)
+        token_indptr = token_cu_seqlens.astype(np.int64, copy=False)
+        if B_padded != B:
+            pad = np.full((B_padded - B,), token_indptr[-1], dtype=token_indptr.dtype)
+            token_indptr = np.concatenate([token_indptr, pad], axis=0)
+        elem_indptr = (token_indptr * int(elem_per_token)).astype(np.int32)
+        return np.concatenate([elem_indptr, elem_indptr, elem_indptr], axis=0)
 
     def _build_flashinfer_cudnn_inputs(
         self,
         cu_seq_len: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        device = cu_seq_len.device
+        token_cu_seqlens_np = cu_seq_len.detach().cpu().numpy().astype(np.int32)
+
+        real_seq_lens = token_cu_seqlens_np[1:] - token_cu_seqlens_np[:-1]
+        max_seqlen = self._bucket_flashinfer_max_seqlen(
+            int(real_seq_lens.max()) if real_seq_lens.size > 0 else 0
+        )
+
+        seq_lens_padded = self._compute_flashinfer_sequence_lengths_padded(
+            token_cu_seqlens_np
+        )
+
+        attn_tp_size = 1 if self.use_data_parallel else get_parallel().attn_tp_size
+        elem_per_token = self.config.hidden_size // attn_tp_size
+
+        offsets_packed = self._compute_flashinfer_batch_offsets_packed(
+            token_cu_seqlens_np,
+            elem_per_token=elem_per_token,
+        )
+
+        sequence_lengths = (
+            torch.from_numpy(seq_lens_padded)
+            .to(device=device, dtype=torch.int32, non_blocking=True)
+            .view(-1, 1, 1, 1)
+        )
+        cu_seqlens_packed = torch.from_numpy(offsets_packed).to(
+            device=device, dtype=torch.int32, non_blocking=True
+        )
+        return cu_seqlens_packed, sequence_lengths, int(max_seqlen)
 
     def forward(
         self,
@@ -621,6 +775,20 @@ class MiniMaxVLVisionModel(nn.Module):
         return hidden_states
 
 
+def _run_vision_tower(
+    vision_tower: MiniMaxVLVisionModel,
+    pixel_values: torch.Tensor,
+    grid_thw: list[list[int]],
+    use_data_parallel: bool,
+) -> torch.Tensor:
+    if use_data_parallel:
+        return run_dp_sharded_mrope_vision_model(
+            vision_tower,
+            pixel_values,
+            grid_thw,
+            rope_type="rope_3d",
+        )
+    return vision_tower(pixel_values, grid_thw=grid_thw)
 
 
 def get_image_feature(
@@ -628,7 +796,15 @@ def get_image_feature(
     items: List[MultimodalDataItem],
     use_data_parallel: bool,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    pixel_values = torch.cat([item.feature for item in items], dim=0).type(
+        vision_tower.dtype
+    )
+    image_grid_thw: list[list[int]] = []
+    for item in items:
+        image_grid_thw.extend(item.image_grid_thw.tolist())
+    return _run_vision_tower(
+        vision_tower, pixel_values, image_grid_thw, use_data_parallel
+    )
 
 
 def get_video_feature(
@@ -636,9 +812,24 @@ def get_video_feature(
     items: List[MultimodalDataItem],
     use_data_parallel: bool,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    pixel_values = torch.cat([item.feature for item in items], dim=0).type(
+        vision_tower.dtype
+    )
+    video_grid_thw: list[list[int]] = []
+    for item in items:
+        video_grid_thw.extend(item.video_grid_thw.tolist())
+    assert pixel_values.dim() == 2, pixel_values.dim()
+    return _run_vision_tower(
+        vision_tower, pixel_values, video_grid_thw, use_data_parallel
+    )
 
 
+def _parse_vit_layer_idx(name: str) -> Optional[int]:
+    parts = name.split(".")
+    for i, p in enumerate(parts):
+        if p == "layers" and i + 1 < len(parts):
+            return int(parts[i + 1])
+    return None
 
 
 def load_vision_weight(
@@ -648,7 +839,36 @@ def load_vision_weight(
     vit_qkv_weights: dict,
     vit_qkv_biases: dict,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if (
+        "self_attn.q_proj" in name
+        or "self_attn.k_proj" in name
+        or "self_attn.v_proj" in name
+    ):
+        if name.endswith(".weight"):
+            target = vit_qkv_weights
+        elif name.endswith(".bias"):
+            target = vit_qkv_biases
+        else:
+            return
+        layer_idx = _parse_vit_layer_idx(name)
+        if layer_idx is None:
+            return
+        qkv_type = "q" if "q_proj" in name else ("k" if "k_proj" in name else "v")
+        target.setdefault(layer_idx, {})[qkv_type] = loaded_weight
+        return
+
+    param_name = name
+    if "vision_tower.vision_model." in param_name:
+        param_name = param_name.replace(".mlp.fc1.", ".fc1.")
+        param_name = param_name.replace(".mlp.fc2.", ".fc2.")
+        param_name = param_name.replace(".self_attn.out_proj.", ".self_attn.proj.")
+    if name.startswith("patch_merge_mlp.") or name.startswith("multi_modal_projector."):
+        param_name = "vision_tower." + param_name
+
+    if param_name in params_dict:
+        param = params_dict[param_name]
+        weight_loader = getattr(param, "weight_loader", default_weight_loader)
+        weight_loader(param, loaded_weight)
 
 
 def merge_vit_qkv_weights(
@@ -656,4 +876,26 @@ def merge_vit_qkv_weights(
     vit_qkv_biases: dict,
     params_dict: dict,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for layer_idx, qkv_dict in vit_qkv_weights.items():
+        if {"q", "k", "v"} <= qkv_dict.keys():
+            merged = torch.cat([qkv_dict["q"], qkv_dict["k"], qkv_dict["v"]], dim=0)
+            param_name = (
+                f"vision_tower.vision_model.encoder.layers.{layer_idx}"
+                ".self_attn.qkv_proj.weight"
+            )
+            if param_name in params_dict:
+                param = params_dict[param_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, merged)
+
+    for layer_idx, qkv_dict in vit_qkv_biases.items():
+        if {"q", "k", "v"} <= qkv_dict.keys():
+            merged = torch.cat([qkv_dict["q"], qkv_dict["k"], qkv_dict["v"]], dim=0)
+            param_name = (
+                f"vision_tower.vision_model.encoder.layers.{layer_idx}"
+                ".self_attn.qkv_proj.bias"
+            )
+            if param_name in params_dict:
+                param = params_dict[param_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, merged)

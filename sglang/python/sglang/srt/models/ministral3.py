@@ -17,7 +17,10 @@ from sglang.srt.utils import add_prefix, make_layers
 def _get_llama_4_attn_scale(
     positions_ids: torch.Tensor, beta: float, max_position_embeddings: int
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    scaling = 1 + beta * torch.log(
+        1 + torch.floor(positions_ids / max_position_embeddings)
+    )
+    return scaling.unsqueeze(-1)
 
 
 class Ministral3Attention(LlamaAttention):

@@ -35,6 +35,7 @@ import logging
 from collections.abc import Iterable
 from typing import Optional, Tuple
 
+import regex as re
 import torch
 from torch import nn
 from transformers import PretrainedConfig
@@ -176,12 +177,32 @@ class MistralForCausalLMEagle(LlamaForCausalLMEagle):
         )
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Bypass LlamaForCausalLMEagle.load_weights' "prepend model." behaviour
+        # because our remap already emits fully-qualified target names.
+        return LlamaForCausalLM.load_weights(
+            self, self._remap_mistral_to_llama(weights)
+        )
 
     def _remap_mistral_to_llama(
         self, weights: Iterable[Tuple[str, torch.Tensor]]
     ) -> Iterable[Tuple[str, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for name, loaded_weight in weights:
+            if name.startswith("model.") or name.startswith("lm_head."):
+                yield name, loaded_weight
+                continue
+            for k, v in self.remapping.items():
+                match = re.fullmatch(k, name)
+                if match:
+                    name = match.expand(v)
+                    break
+            else:
+                logger.warning(f"Unrecognized weight: {name}. Skipping.")
+                continue
+            if name.endswith(".qscale_act"):
+                name = re.sub(r"\.qscale_act$", ".input_scale", name)
+            elif name.endswith(".qscale_weight"):
+                name = re.sub(r"\.qscale_weight$", ".weight_scale", name)
+            yield name, loaded_weight
 
 
 EntryClass = [MistralForCausalLMEagle]

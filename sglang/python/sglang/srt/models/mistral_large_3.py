@@ -3,6 +3,7 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 from collections.abc import Iterable
 
+import regex as re
 import torch
 
 from sglang.srt.models.deepseek_v2 import DeepseekV3ForCausalLM
@@ -48,7 +49,31 @@ class MistralLarge3ForCausalLM(DeepseekV3ForCausalLM):
     def _iterable_remap_mistral_to_ds(
         self, weights: Iterable[tuple[str, torch.Tensor]]
     ) -> Iterable[tuple[str, torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Remap Mistral parameters to DeepseekV2 parameters."""
+        for name, loaded_weight in weights:
+            for k, v in self.remapping.items():
+                match = re.fullmatch(k, name)
+                if match:
+                    name = re.sub(k, v, name)
+                    break
+            else:
+                import logging
+
+                logging.warning(f"Unrecognized weight: {name}. Skipping.")
+                continue
+
+            # Note(Andy): Unlike Llama, this implementation uses
+            # is_neox_style=False for RoPE, which matches Mistral's implementation.
+            # Thus we don't need to permute the q/k weights (unlike Llama)
+
+            # Remapping scale names. We could do this in the regex above but it
+            # would triple the number of lines for most layers.
+            if name.endswith(".qscale_act"):
+                name = re.sub(r"\.qscale_act$", ".input_scale", name)
+            elif name.endswith(".qscale_weight"):
+                name = re.sub(r"\.qscale_weight$", ".weight_scale", name)
+
+            yield name, loaded_weight
 
 
 EntryClass = MistralLarge3ForCausalLM

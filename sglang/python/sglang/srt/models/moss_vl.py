@@ -305,15 +305,218 @@ class MossVLVisionModel(nn.Module):
         return self.patch_embed.proj.weight.device
 
     def rot_pos_emb(self, grid_thw: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        pos_ids = []
+        for t, h, w in grid_thw:
+            hpos_ids = torch.arange(h).unsqueeze(1).expand(-1, w)
+            hpos_ids = hpos_ids.reshape(
+                h // self.spatial_merge_size,
+                self.spatial_merge_size,
+                w // self.spatial_merge_size,
+                self.spatial_merge_size,
+            )
+            hpos_ids = hpos_ids.permute(0, 2, 1, 3).flatten()
+
+            wpos_ids = torch.arange(w).unsqueeze(0).expand(h, -1)
+            wpos_ids = wpos_ids.reshape(
+                h // self.spatial_merge_size,
+                self.spatial_merge_size,
+                w // self.spatial_merge_size,
+                self.spatial_merge_size,
+            )
+            wpos_ids = wpos_ids.permute(0, 2, 1, 3).flatten()
+            pos_ids.append(torch.stack([hpos_ids, wpos_ids], dim=-1).repeat(t, 1))
+        pos_ids = torch.cat(pos_ids, dim=0)
+        max_grid_size = int(grid_thw[:, 1:].max())
+        # transformers 5.12's rotary forward takes 1-D position_ids on the input device (grid_thw is CPU).
+        rotary_pos_emb_full = self.rotary_pos_emb(
+            torch.arange(max_grid_size, device=self.device)
+        )
+        rotary_pos_emb = rotary_pos_emb_full[pos_ids].flatten(1)
+        return rotary_pos_emb
 
     def fast_pos_embed_interpolate(self, grid_thw: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        num_grid_per_side = int(self.num_position_embeddings**0.5)
+        grid_ts, grid_hs, grid_ws = grid_thw[:, 0], grid_thw[:, 1], grid_thw[:, 2]
+        device = self.pos_embed.weight.device
+        dtype = self.pos_embed.weight.dtype
+
+        idx_parts = [[] for _ in range(4)]
+        weight_parts = [[] for _ in range(4)]
+
+        for _, h, w in zip(grid_ts, grid_hs, grid_ws):
+            h_int, w_int = int(h.item()), int(w.item())
+            h_idxs = torch.linspace(0, num_grid_per_side - 1, h_int, device=device)
+            w_idxs = torch.linspace(0, num_grid_per_side - 1, w_int, device=device)
+
+            h_idxs_floor = h_idxs.int()
+            w_idxs_floor = w_idxs.int()
+            h_idxs_ceil = (h_idxs.int() + 1).clip(max=num_grid_per_side - 1)
+            w_idxs_ceil = (w_idxs.int() + 1).clip(max=num_grid_per_side - 1)
+
+            dh = h_idxs - h_idxs_floor
+            dw = w_idxs - w_idxs_floor
+
+            base_h = h_idxs_floor * num_grid_per_side
+            base_h_ceil = h_idxs_ceil * num_grid_per_side
+
+            indices = [
+                (base_h[None].T + w_idxs_floor[None]).flatten(),
+                (base_h[None].T + w_idxs_ceil[None]).flatten(),
+                (base_h_ceil[None].T + w_idxs_floor[None]).flatten(),
+                (base_h_ceil[None].T + w_idxs_ceil[None]).flatten(),
+            ]
+
+            weights = [
+                ((1 - dh)[None].T * (1 - dw)[None]).flatten(),
+                ((1 - dh)[None].T * dw[None]).flatten(),
+                (dh[None].T * (1 - dw)[None]).flatten(),
+                (dh[None].T * dw[None]).flatten(),
+            ]
+
+            for i in range(4):
+                idx_parts[i].append(indices[i])
+                weight_parts[i].append(weights[i])
+
+        idx_tensor = torch.stack([torch.cat(parts) for parts in idx_parts]).to(
+            dtype=torch.long
+        )
+        weight_tensor = torch.stack([torch.cat(parts) for parts in weight_parts]).to(
+            dtype=dtype
+        )
+        pos_embeds = self.pos_embed(idx_tensor) * weight_tensor[:, :, None]
+        patch_pos_embeds = pos_embeds[0] + pos_embeds[1] + pos_embeds[2] + pos_embeds[3]
+
+        patch_pos_embeds = patch_pos_embeds.split(
+            [int((h * w).item()) for h, w in zip(grid_hs, grid_ws)]
+        )
+
+        m_size = self.spatial_merge_size
+        patch_pos_embeds_permute = []
+        for pos_embed, t, h, w in zip(patch_pos_embeds, grid_ts, grid_hs, grid_ws):
+            t, h, w = int(t.item()), int(h.item()), int(w.item())
+            pos_embed = (
+                pos_embed.repeat(t, 1)
+                .view(t, h // m_size, m_size, w // m_size, m_size, -1)
+                .permute(0, 1, 3, 2, 4, 5)
+                .flatten(0, 4)
+            )
+            patch_pos_embeds_permute.append(pos_embed)
+
+        return torch.cat(patch_pos_embeds_permute)
 
     def fast_pos_embed_interpolate_vectorized(
         self, grid_thw: torch.Tensor
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Vectorized fast_pos_embed_interpolate (no per-image loop).
+
+        Same result as the loop version; the cost no longer scales with the number
+        of images.
+        """
+        num_grid_per_side = int(self.num_position_embeddings**0.5)
+        m = self.spatial_merge_size
+        device = self.pos_embed.weight.device
+        dtype = self.pos_embed.weight.dtype
+
+        grid_list = grid_thw if isinstance(grid_thw, list) else grid_thw.tolist()
+        ts = [int(g[0]) for g in grid_list]
+        hs = [int(g[1]) for g in grid_list]
+        ws = [int(g[2]) for g in grid_list]
+        num_images = len(grid_list)
+
+        hw_list = [h * w for h, w in zip(hs, ws)]
+        thw_list = [t * s for t, s in zip(ts, hw_list)]
+        total_hw = sum(hw_list)
+        total_out = sum(thw_list)
+
+        def _exclusive_prefix(sizes):
+            out, acc = [], 0
+            for s in sizes:
+                out.append(acc)
+                acc += s
+            return torch.tensor(out, device=device, dtype=torch.long)
+
+        hw_off = _exclusive_prefix(hw_list)
+        thw_off = _exclusive_prefix(thw_list)
+        image_arange = torch.arange(num_images, device=device)
+
+        base_image_id = torch.repeat_interleave(
+            image_arange, torch.tensor(hw_list, device=device)
+        )
+        base_local = torch.arange(total_hw, device=device) - hw_off[base_image_id]
+        w_of = torch.tensor(ws, device=device)[base_image_id]
+        row = base_local // w_of
+        col = base_local % w_of
+
+        uniq_h, inv_h = torch.unique(
+            torch.tensor(hs, device=device), return_inverse=True
+        )
+        uniq_w, inv_w = torch.unique(
+            torch.tensor(ws, device=device), return_inverse=True
+        )
+        h_luts = [
+            torch.linspace(0, num_grid_per_side - 1, int(h), device=device)
+            for h in uniq_h.tolist()
+        ]
+        w_luts = [
+            torch.linspace(0, num_grid_per_side - 1, int(w), device=device)
+            for w in uniq_w.tolist()
+        ]
+        h_lut_off = _exclusive_prefix([len(x) for x in h_luts])
+        w_lut_off = _exclusive_prefix([len(x) for x in w_luts])
+        h_idxs = torch.cat(h_luts)[h_lut_off[inv_h[base_image_id]] + row]
+        w_idxs = torch.cat(w_luts)[w_lut_off[inv_w[base_image_id]] + col]
+
+        h_floor = h_idxs.int()
+        w_floor = w_idxs.int()
+        h_ceil = (h_idxs.int() + 1).clip(max=num_grid_per_side - 1)
+        w_ceil = (w_idxs.int() + 1).clip(max=num_grid_per_side - 1)
+        dh = h_idxs - h_floor
+        dw = w_idxs - w_floor
+
+        base_h = h_floor * num_grid_per_side
+        base_h_ceil = h_ceil * num_grid_per_side
+        indices = torch.stack(
+            [
+                base_h + w_floor,
+                base_h + w_ceil,
+                base_h_ceil + w_floor,
+                base_h_ceil + w_ceil,
+            ],
+            dim=0,
+        ).to(dtype=torch.long)
+        weights = torch.stack(
+            [
+                (1 - dh) * (1 - dw),
+                (1 - dh) * dw,
+                dh * (1 - dw),
+                dh * dw,
+            ],
+            dim=0,
+        ).to(dtype=dtype)
+        pe = self.pos_embed(indices) * weights[:, :, None]
+        base_embeds = pe[0] + pe[1] + pe[2] + pe[3]  # [total_hw, C]
+
+        out_image_id = torch.repeat_interleave(
+            image_arange, torch.tensor(thw_list, device=device)
+        )
+        pos_in_image = torch.arange(total_out, device=device) - thw_off[out_image_id]
+        hw_of_out = torch.tensor(hw_list, device=device)[out_image_id]
+        frame_idx = pos_in_image // hw_of_out
+        local_idx = pos_in_image % hw_of_out
+        patch = base_embeds[hw_off[out_image_id] + local_idx]
+
+        all_w = torch.tensor(ws, device=device)[out_image_id]
+        rows = local_idx // all_w
+        cols = local_idx % all_w
+        out_within = (
+            frame_idx * hw_of_out
+            + ((rows // m) * (all_w // m) + (cols // m)) * m * m
+            + (rows % m) * m
+            + (cols % m)
+        )
+        merged = torch.empty_like(patch)
+        merged[out_within + thw_off[out_image_id]] = patch
+        return merged
 
     def forward(
         self,
@@ -370,7 +573,29 @@ class MossVLVisionModel(nn.Module):
         return x
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> set:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            ("attn.qkv.", "attn.q.", "q"),
+            ("attn.qkv.", "attn.k.", "k"),
+            ("attn.qkv.", "attn.v.", "v"),
+        ]
+        params_dict = dict(self.named_parameters(remove_duplicate=False))
+        loaded_params: set = set()
+
+        for name, loaded_weight in weights:
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                name = name.replace(weight_name, param_name)
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+            loaded_params.add(name)
+        return loaded_params
 
 
 # ==================== Cross-Attention Components ====================
@@ -470,7 +695,48 @@ class MossVLTextCrossAttention(nn.Module):
     def _apply_cross_attn_rotary(
         self, positions: torch.Tensor, states: torch.Tensor
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Apply MRoPE to a single tensor (q or k) for cross-attention.
+
+        Since q and k have different sequence lengths in cross-attention,
+        we cannot use rotary_emb(positions, q, k) which assumes matching lengths.
+        """
+        rotary_emb = self.rotary_emb
+        num_tokens = positions.shape[-1]
+        cos_sin = rotary_emb.cos_sin_cache[positions]
+        cos, sin = cos_sin.chunk(2, dim=-1)
+
+        if positions.ndim == 2 and isinstance(rotary_emb, MRotaryEmbedding):
+            if rotary_emb.mrope_section:
+                if rotary_emb.mrope_interleaved:
+                    cos = apply_interleaved_rope(cos, rotary_emb.mrope_section)
+                    sin = apply_interleaved_rope(sin, rotary_emb.mrope_section)
+                else:
+                    cos = torch.cat(
+                        [
+                            m[i]
+                            for i, m in enumerate(
+                                cos.split(rotary_emb.mrope_section, dim=-1)
+                            )
+                        ],
+                        dim=-1,
+                    )
+                    sin = torch.cat(
+                        [
+                            m[i]
+                            for i, m in enumerate(
+                                sin.split(rotary_emb.mrope_section, dim=-1)
+                            )
+                        ],
+                        dim=-1,
+                    )
+
+        states_shape = states.shape
+        states = states.view(num_tokens, -1, rotary_emb.head_size)
+        states_rot = states[..., : rotary_emb.rotary_dim]
+        states_pass = states[..., rotary_emb.rotary_dim :]
+        states_rot = apply_rotary_emb(states_rot, cos, sin, rotary_emb.is_neox_style)
+        states = torch.cat((states_rot, states_pass), dim=-1).reshape(states_shape)
+        return states
 
     def forward(
         self,
@@ -969,44 +1235,360 @@ class MossVLForConditionalGeneration(nn.Module):
 
     # ---- pad_input_ids (called at request scheduling time) ----
 
+    def _get_encoder_len(self, mm_inputs: MultimodalInputs) -> int:
+        if not mm_inputs.mm_items:
+            return 0
 
+        grid_thw = getattr(mm_inputs.mm_items[0], "grid_thw", None)
+        if grid_thw is None:
+            return 0
+
+        grid_thw = torch.as_tensor(grid_thw, dtype=torch.int64)
+        if grid_thw.ndim == 1:
+            grid_thw = grid_thw.unsqueeze(0)
+        if grid_thw.numel() == 0:
+            return 0
+
+        merge_square = self.spatial_merge_size**2
+        tokens_per_media = torch.prod(grid_thw, dim=1) // merge_square
+        num_frames_per_media = grid_thw[:, 0]
+        # Each frame contributes tokens_per_frame vision tokens + 1 separator
+        total_len = int((tokens_per_media + num_frames_per_media).sum().item())
+
+        pad_multiple = self.vision_seq_pad_multiple
+        if total_len % pad_multiple != 0:
+            total_len = ((total_len + pad_multiple - 1) // pad_multiple) * pad_multiple
+
+        return total_len
+
+    def _build_encoder_prefix_pad_ids(self, mm_inputs: MultimodalInputs) -> array[int]:
+        encoder_len = self._get_encoder_len(mm_inputs)
+        if encoder_len == 0 or not mm_inputs.mm_items:
+            return array("q")
+
+        pad_value = mm_inputs.mm_items[0].pad_value
+        return array("q", [pad_value]) * encoder_len
 
     def pad_input_ids(
         self, input_ids: array[int], mm_inputs: MultimodalInputs
     ) -> array[int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        encoder_len = self._get_encoder_len(mm_inputs)
+        mm_inputs.num_image_tokens = encoder_len
+        if encoder_len == 0:
+            return input_ids
+
+        return self._build_encoder_prefix_pad_ids(mm_inputs) + input_ids
 
     # ---- Collect and encode vision inputs ----
 
     def _collect_mm_data(self, forward_batch: ForwardBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Collect pixel_values, grid_thw, and vision_position_ids from uncached requests."""
+        if forward_batch.forward_mode.is_decode() or all(forward_batch.encoder_cached):
+            return None, None, None
+
+        pixel_values_list = []
+        grid_thw_list = []
+        vision_pos_ids_list = []
+
+        for i, mm_input in enumerate(forward_batch.mm_inputs):
+            if forward_batch.encoder_cached[i] or mm_input is None:
+                continue
+            if not mm_input.mm_items:
+                continue
+
+            item = mm_input.mm_items[0]
+            pixel_values_list.append(item.feature)
+            grid_thw = getattr(item, "grid_thw", None)
+            if grid_thw is not None:
+                grid_thw_list.append(torch.as_tensor(grid_thw, dtype=torch.long))
+            encoder_len = forward_batch.encoder_lens_cpu[i]
+
+            vp = mm_input.vision_position_ids
+            if vp is not None:
+                vision_pos_ids_list.append(vp[:, :encoder_len])
+
+        if not pixel_values_list:
+            return None, None, None
+
+        pixel_values = torch.cat(pixel_values_list, dim=0)
+        grid_thw = torch.cat(grid_thw_list, dim=0) if grid_thw_list else None
+        packed_vision_pos_ids = (
+            torch.cat(vision_pos_ids_list, dim=1) if vision_pos_ids_list else None
+        )
+
+        return pixel_values, grid_thw, packed_vision_pos_ids
 
     def _get_vision_features(
         self,
         pixel_values: torch.Tensor,
         grid_thw: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Run ViT encoder and insert separator tokens."""
+        hidden_states = self.visual(pixel_values, grid_thw=grid_thw)
+        # hidden_states is packed: (total_vision_tokens, hidden_size)
+        return hidden_states
 
     def _insert_separator_tokens(
         self,
         hidden_states: torch.Tensor,
         grid_thw: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Insert separator token after each frame's vision tokens.
+
+        Input: packed vision tokens from ViT (no separators)
+        Output: packed vision tokens with separator tokens inserted after each frame
+        """
+        merge_square = self.spatial_merge_size**2
+        tokens_per_media = (
+            grid_thw[:, 0] * grid_thw[:, 1] * grid_thw[:, 2]
+        ) // merge_square
+
+        hidden_size = hidden_states.shape[-1]
+        separator = self.separator_token.to(hidden_states.dtype)
+
+        output_parts = []
+        src_offset = 0
+        for i in range(grid_thw.shape[0]):
+            num_tokens = tokens_per_media[i].item()
+            num_frames = grid_thw[i, 0].item()
+            tokens_per_frame = num_tokens // num_frames
+            media_hidden_states = hidden_states[
+                src_offset : src_offset + num_tokens
+            ].view(num_frames, tokens_per_frame, hidden_size)
+            separators = separator.view(1, 1, hidden_size).expand(
+                num_frames, 1, hidden_size
+            )
+            output_parts.append(
+                torch.cat([media_hidden_states, separators], dim=1).flatten(0, 1)
+            )
+            src_offset += num_tokens
+
+        return torch.cat(output_parts, dim=0)
 
     # ---- prepare_forward_batch (called before attn backend init) ----
 
     def prepare_forward_batch(self, forward_batch: ForwardBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Build cross-attention custom mask before attn backend init.
 
+        This hook is called by model_runner before init_forward_metadata so
+        that the packed 1D mask is ready when FlashInfer plans cross-attention.
+        Decode does not use a custom mask: newly generated tokens can attend
+        to all encoder vision tokens.
+        """
+        forward_batch.cross_attention_custom_mask = None
+        if forward_batch.forward_mode.is_decode():
+            return
+        if forward_batch.encoder_lens is None or forward_batch.encoder_lens.max() == 0:
+            return
+
+        custom_mask = self._build_cross_attention_custom_mask(forward_batch)
+        if custom_mask is not None:
+            forward_batch.cross_attention_custom_mask = custom_mask
+
+    def _build_cross_attention_custom_mask(
+        self, forward_batch: ForwardBatch
+    ) -> Optional[torch.Tensor]:
+        """Build packed 1D extend-stage cross-attention custom mask.
+
+        The mask controls frame-level causal visibility: which vision frames
+        each extend-stage text token can attend to during cross-attention.
+
+        IMPORTANT: by the time ForwardBatch reaches the model,
+        prepare_encoder_info_extend() has already stripped the encoder prefix
+        from input_ids / seq_lens / extend_lens / prefix_lens.  So the extend
+        segment is purely decoder text — no encoder-prefix placeholder tokens.
+        extend_prefix_len is the number of *cached text tokens*, and
+        extend_seq_len is the number of *new text tokens* in this extend.
+
+        Returns:
+            1D uint8 tensor of shape (sum_i(q_len_i * kv_len_i),) in
+            FlashInfer packed row-major format, or None when no frame-level
+            mask is needed.
+        """
+        merge_square = self.spatial_merge_size**2
+        device = forward_batch.seq_lens.device
+
+        mask_parts = []
+        need_mask = False
+
+        for i in range(forward_batch.batch_size):
+            encoder_len = forward_batch.encoder_lens_cpu[i]
+            extend_seq_len = forward_batch.extend_seq_lens_cpu[i]
+            extend_prefix_len = forward_batch.extend_prefix_lens_cpu[i]
+
+            q_len = extend_seq_len
+            kv_len = encoder_len
+
+            if kv_len == 0 or q_len == 0:
+                continue
+
+            mm_input = forward_batch.mm_inputs[i] if forward_batch.mm_inputs else None
+            if mm_input is None:
+                mask_parts.append(
+                    torch.ones(q_len * kv_len, dtype=torch.uint8, device=device)
+                )
+                continue
+
+            visible_frame_counts = mm_input.visible_frame_counts
+            if visible_frame_counts is None:
+                mask_parts.append(
+                    torch.ones(q_len * kv_len, dtype=torch.uint8, device=device)
+                )
+                continue
+
+            item = mm_input.mm_items[0] if mm_input.mm_items else None
+            grid_thw = getattr(item, "grid_thw", None) if item else None
+            if grid_thw is None:
+                mask_parts.append(
+                    torch.ones(q_len * kv_len, dtype=torch.uint8, device=device)
+                )
+                continue
+
+            need_mask = True
+            grid_thw_t = torch.as_tensor(grid_thw, dtype=torch.long)
+            if grid_thw_t.ndim == 1:
+                grid_thw_t = grid_thw_t.unsqueeze(0)
+
+            # Build frame_ranges: each frame's [start, end) in the encoder
+            # token sequence (vision tokens + separator per frame).
+            frame_ranges: List[Tuple[int, int]] = []
+            cursor = 0
+            for row_idx in range(grid_thw_t.shape[0]):
+                t = grid_thw_t[row_idx, 0].item()
+                h = grid_thw_t[row_idx, 1].item()
+                w = grid_thw_t[row_idx, 2].item()
+                span = (h * w) // merge_square + 1
+                for _ in range(t):
+                    frame_ranges.append((cursor, cursor + span))
+                    cursor += span
+
+            # The extend segment is purely text (encoder prefix already
+            # stripped by prepare_encoder_info_extend).  extend_prefix_len
+            # is the cached-text offset into the full text sequence.
+            text_offset = extend_prefix_len
+
+            vis_counts = visible_frame_counts[text_offset : text_offset + q_len].to(
+                device
+            )
+
+            mask = torch.zeros(q_len, kv_len, dtype=torch.uint8, device=device)
+
+            for f, (start, end) in enumerate(frame_ranges):
+                clamped_end = min(end, kv_len)
+                if start >= kv_len:
+                    break
+                visible_rows = vis_counts > f
+                if visible_rows.any():
+                    mask[visible_rows, start:clamped_end] = 1
+
+            mask_parts.append(mask.flatten())
+
+        if not need_mask or not mask_parts:
+            return None
+
+        return torch.cat(mask_parts)
 
     # ---- full_text_row_masked_out_mask ----
 
     def get_full_text_row_masked_out_mask(
         self, forward_batch: ForwardBatch
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create per-token mask that zeros cross-attn output for tokens
+        that cannot see any vision token.
+
+        HF semantics: a text token's cross-attn + cross-attn-MLP residuals
+        are zeroed when that token has zero visible vision tokens.  This is
+        derived from the token-level cross_attention_mask, not just from
+        whether the request has vision.
+
+        For decode, HF copies the previous token's cross_attention_mask row to
+        the new token. Since the processor's frame-level mask is prefix-causal,
+        this reduces to copying the last prefill token's visibility.
+
+        NOTE: prepare_encoder_info_extend() already strips encoder prefix
+        tokens, so extend_seq_len / extend_prefix_len are purely text.
+        extend_prefix_len is the cached-text offset into visible_frame_counts.
+        """
+        encoder_lens_cpu = forward_batch.encoder_lens_cpu
+
+        if forward_batch.forward_mode.is_decode():
+            device = forward_batch.encoder_lens.device
+            full_text_row_masked_out_mask = forward_batch.encoder_lens != 0
+
+            if not forward_batch.mm_inputs:
+                return full_text_row_masked_out_mask.reshape(-1, 1)
+
+            bs = forward_batch.batch_size
+            for i in range(bs):
+                if not full_text_row_masked_out_mask[i]:
+                    continue
+
+                mm_input = forward_batch.mm_inputs[i]
+                visible_frame_counts = (
+                    mm_input.visible_frame_counts if mm_input else None
+                )
+                if visible_frame_counts is None:
+                    # Fall back to request-level gating only when frame-level
+                    # visibility metadata is unavailable. The request-level
+                    # encoder_lens signal already marks this row as visible.
+                    continue
+
+                full_text_row_masked_out_mask[i] = visible_frame_counts[-1] > 0
+        else:
+            device = forward_batch.seq_lens.device
+            total_extend_len = int(forward_batch.extend_seq_lens.sum().item())
+            full_text_row_masked_out_mask = torch.zeros(
+                total_extend_len, dtype=torch.bool, device=device
+            )
+
+            offset = 0
+            for i in range(forward_batch.batch_size):
+                encoder_len = encoder_lens_cpu[i]
+                extend_seq_len = forward_batch.extend_seq_lens_cpu[i]
+                extend_prefix_len = forward_batch.extend_prefix_lens_cpu[i]
+
+                if extend_seq_len == 0:
+                    continue
+
+                if encoder_len == 0:
+                    offset += extend_seq_len
+                    continue
+
+                mm_input = (
+                    forward_batch.mm_inputs[i] if forward_batch.mm_inputs else None
+                )
+                visible_frame_counts = (
+                    mm_input.visible_frame_counts if mm_input else None
+                )
+
+                if visible_frame_counts is None:
+                    full_text_row_masked_out_mask[offset : offset + extend_seq_len] = (
+                        True
+                    )
+                    offset += extend_seq_len
+                    continue
+
+                # The extend is purely text; extend_prefix_len is the
+                # cached-text offset into the full text sequence.
+                text_offset = extend_prefix_len
+
+                vis_counts = visible_frame_counts[
+                    text_offset : text_offset + extend_seq_len
+                ].to(device)
+                full_text_row_masked_out_mask[offset : offset + extend_seq_len] = (
+                    vis_counts > 0
+                )
+
+                # Last prefill chunk for this request: decode will only need
+                # visible_frame_counts[-1], so shrink the tensor to that single
+                # element and drop the rest. .clone() detaches the view from
+                # the original storage so the large tensor can be freed.
+                if text_offset + extend_seq_len >= visible_frame_counts.shape[0]:
+                    mm_input.visible_frame_counts = visible_frame_counts[-1:].clone()
+
+                offset += extend_seq_len
+
+        return full_text_row_masked_out_mask.reshape(-1, 1)
 
     # ---- Forward ----
 
@@ -1091,7 +1673,64 @@ class MossVLForConditionalGeneration(nn.Module):
     # ---- Weight Loading ----
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            (".qkv_proj", ".q_proj", "q"),
+            (".qkv_proj", ".k_proj", "k"),
+            (".qkv_proj", ".v_proj", "v"),
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+
+        params_dict = dict(self.named_parameters())
+
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            original_name = name
+
+            # Map HF names to local module names.
+            if name == "lm_head.weight":
+                name = "language_model.lm_head.weight"
+            elif name.startswith("model.language_model."):
+                name = "language_model.model." + name[len("model.language_model.") :]
+            elif name.startswith("model.visual."):
+                name = name[len("model.") :]
+            elif name.startswith("model.separator_token"):
+                name = name[len("model.") :]
+
+            # VisionAttention stores fused QKV weights under qkv_proj in SGLang.
+            if "visual." in name:
+                name = name.replace("attn.qkv.", "attn.qkv_proj.")
+
+            handled = False
+            if "visual." not in name and ".cross_attn." not in name:
+                for param_name, weight_name, shard_id in stacked_params_mapping:
+                    if weight_name not in name:
+                        continue
+                    mapped_name = name.replace(weight_name, param_name)
+                    if mapped_name.endswith(".bias") and mapped_name not in params_dict:
+                        handled = True
+                        break
+                    if mapped_name in params_dict:
+                        param = params_dict[mapped_name]
+                        param.weight_loader(param, loaded_weight, shard_id)
+                        handled = True
+                    break
+
+            if handled:
+                continue
+
+            if name.endswith(".bias") and name not in params_dict:
+                continue
+
+            if name in params_dict:
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+            else:
+                logger.debug(f"Skipping weight: {original_name} -> {name}")
 
 
 EntryClass = MossVLForConditionalGeneration

@@ -280,7 +280,10 @@ class NemotronHMultiTokenPredictor(nn.Module):
                 )
 
     def get_input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert (
+            self.embed_tokens is not None
+        ), "embed_tokens not initialized - must be shared from target model"
+        return self.embed_tokens(input_ids)
 
     def forward(
         self,
@@ -363,10 +366,12 @@ class NemotronHForCausalLMMTP(NemotronHForCausalLM):
     def load_weights(
         self, weights: Iterable[tuple[str, torch.Tensor]], is_mtp: bool = False
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        super().load_weights(weights, is_mtp=True)
 
     def set_lm_head_from_target(self, target_lm_head: nn.Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.config.tie_word_embeddings:
+            return
+        self.lm_head = target_lm_head
 
 
 EntryClass = [NemotronHForCausalLMMTP]

@@ -45,9 +45,16 @@ from sglang.utils import logger
 
 
 def _ffn_mult_to_intermediate_size(ffn_mult: float, n_embd: int) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # DeciLM-specific code
+    intermediate_size = int(2 * ffn_mult * n_embd / 3)
+    return _find_multiple(intermediate_size, 256)
 
 
+def _find_multiple(n: int, k: int) -> int:
+    # DeciLM-specific code
+    if n % k == 0:
+        return n
+    return n + k - (n % k)
 
 
 class DeciLMDecoderLayer(nn.Module):

@@ -280,7 +280,45 @@ class PhiForCausalLM(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        params_dict = dict(self.named_parameters())
+        weights = dict(weights)
+        loaded_keys = set()
+
+        for name, param in params_dict.items():
+            if name in loaded_keys:
+                continue
+
+            # Handle packed weights
+            is_packed = False
+            for packed_name, src_names in self.packed_modules_mapping.items():
+                if packed_name not in name:
+                    continue
+
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                for src_name in src_names:
+                    full_src_name = name.replace(packed_name, src_name)
+                    if full_src_name in weights:
+                        loaded_weight = weights[full_src_name]
+                        # The shard_id for QKVParallelLinear is 'q', 'k', 'v'.
+                        shard_id = src_name.split("_")[0]
+                        weight_loader(param, loaded_weight, shard_id)
+                        loaded_keys.add(full_src_name)
+
+                loaded_keys.add(name)
+                is_packed = True
+                break
+            if is_packed:
+                continue
+
+            # Handle non-packed weights
+            if name not in weights:
+                # Redundant with the check in the loop, but good for safety
+                continue
+
+            loaded_weight = weights[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
+            loaded_keys.add(name)
 
 
 EntryClass = PhiForCausalLM

@@ -104,7 +104,20 @@ class Qwen2AudioForConditionalGeneration(nn.Module):
         return self.pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_audio_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Extract audio features from input items
+        input_features = torch.cat([item.feature for item in items], dim=0).type(
+            self.audio_tower.dtype
+        )
+
+        audio_embeds = self.audio_tower(input_features).last_hidden_state
+        audio_embeds = self.multi_modal_projector(audio_embeds)
+
+        audio_feature_lens = torch.cat([item.audio_feature_lens for item in items])
+        new_embeds = []
+        for i, d in zip(audio_feature_lens, audio_embeds):
+            new_embeds.append(d[: i.item()])
+
+        return torch.cat(new_embeds, dim=0)
 
     def forward(
         self,
@@ -126,7 +139,51 @@ class Qwen2AudioForConditionalGeneration(nn.Module):
         return hidden_states
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+        params_dict = dict(self.named_parameters(remove_duplicate=False))
+
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
+                # Models trained using ColossalAI may include these tensors in
+                # the checkpoint. Skip them.
+                continue
+
+            if self.config.text_config.tie_word_embeddings and "lm_head.weight" in name:
+                continue
+
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name or "audio_tower" in name:
+                    continue
+                name_tmp = name.replace(weight_name, param_name)
+
+                # Skip loading extra bias for GPTQ models.
+                if name_tmp.endswith(".bias") and name_tmp not in params_dict:
+                    continue
+                param = params_dict[name_tmp]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                try:
+                    # Skip loading extra bias for GPTQ models.
+                    if name.endswith(".bias") and name not in params_dict:
+                        continue
+                    param = params_dict[name]
+                except KeyError:
+                    print(params_dict.keys())
+                    raise
+
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
 
 
 EntryClass = Qwen2AudioForConditionalGeneration

@@ -116,16 +116,31 @@ class Qwen3_5ForCausalLMMTP(nn.Module):
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        text_config = getattr(config, "text_config", config)
+        return ModelConfigForExpertLocation(
+            num_layers=text_config.num_hidden_layers,
+            num_logical_experts=text_config.num_experts,
+            num_groups=None,
+        )
 
     def get_embed_and_head(self):
         return self.model.embed_tokens.weight, self.lm_head.weight
 
     def set_embed_and_head(self, embed, head):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del self.model.embed_tokens.weight
+        if not self.config.tie_word_embeddings:
+            del self.lm_head.weight
+
+        self.model.embed_tokens.weight = embed
+        self.lm_head.weight = head
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
 
     def set_lm_head_from_target(self, target_lm_head):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.config.tie_word_embeddings:
+            return
+
+        self.lm_head = target_lm_head
 
     @torch.no_grad()
     def forward(
@@ -183,7 +198,204 @@ class Qwen3_5ForCausalLMMTP(nn.Module):
     def load_weights(
         self, weights: Iterable[Tuple[str, torch.Tensor]], is_mtp: bool = False
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+            ("gate_up_proj", "gate_proj", 0),
+            ("gate_up_proj", "up_proj", 1),
+        ]
+
+        # Params for MoE experts (non-fused/fused)
+        num_experts = getattr(self.config, "num_experts", None)
+        if num_experts is not None:
+            expert_params_mapping = FusedMoE.make_expert_params_mapping(
+                ckpt_gate_proj_name="gate_proj",
+                ckpt_down_proj_name="down_proj",
+                ckpt_up_proj_name="up_proj",
+                num_experts=num_experts,
+            )
+        else:
+            expert_params_mapping = []
+
+        # Skip loading extra parameters for GPTQ/modelopt models.
+        ignore_suffixes = (
+            ".bias",
+            "_bias",
+            ".k_scale",
+            "_k_scale",
+            ".v_scale",
+            "_v_scale",
+            ".weight_scale",
+            "_weight_scale",
+            ".input_scale",
+            "_input_scale",
+        )
+
+        # fused experts: experts.w13_weight / experts.w2_weight
+        is_fused_expert = False
+        fused_expert_params_mapping = [
+            ("experts.w13_weight", "experts.gate_up_proj", 0, "w1"),
+            ("experts.w2_weight", "experts.down_proj", 0, "w2"),
+        ]
+
+        def load_fused_expert_weights(
+            name: str,
+            params_dict: dict,
+            loaded_weight: torch.Tensor,
+            shard_id: str,
+            num_experts: int,
+        ):
+            param = params_dict[name]
+            weight_loader = param.weight_loader
+            # Let EP MoE layer handle expert_ids that do not belong to local moe rank
+            for expert_id in range(num_experts):
+                curr_expert_weight = loaded_weight[expert_id]
+                weight_loader(
+                    param,
+                    curr_expert_weight,
+                    name,
+                    shard_id,
+                    expert_id,
+                )
+            return True
+
+        params_dict = dict(self.named_parameters())
+        loaded_params: set[str] = set()
+
+        for name, loaded_weight in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            # Only process MTP branch weights
+            if "mtp" not in name:
+                continue
+
+            if name.startswith("mtp."):
+                # Remove the mtp. prefix for processing
+                name = name.replace("mtp.", "model.")
+
+                name = name.replace("model.fc", "fc")
+                name = name.replace("model.pre_fc", "pre_fc")
+
+            if ".self_attn." in name:
+                name = name.replace(".self_attn", "")
+
+            # 1) Process stacked parameters (q_proj/k_proj/v_proj & gate_proj/up_proj)
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                # Check if this is a fused expert weight
+                if "experts.gate_up_proj" in name or "experts.down_proj" in name:
+                    is_fused_expert = True
+                    expert_params_mapping = fused_expert_params_mapping
+
+                # Skip non-matching weights
+                if weight_name not in name:
+                    continue
+
+                # Skip MoE experts.* here, handled separately below
+                if "mlp.experts" in name:
+                    continue
+
+                name_mapped = name.replace(weight_name, param_name)
+
+                # Skip loading extra parameters for GPTQ/modelopt models.
+                if (
+                    name_mapped.endswith(ignore_suffixes)
+                    and name_mapped not in params_dict
+                ):
+                    continue
+
+                if name_mapped not in params_dict:
+                    continue
+
+                param = params_dict[name_mapped]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight, shard_id)
+                name = name_mapped
+                break
+            else:
+                # 2) Process MoE expert weights (including fused experts)
+                is_expert_weight = False
+
+                for mapping in expert_params_mapping:
+                    param_name, weight_name, expert_id, shard_id = mapping
+                    if weight_name not in name:
+                        continue
+
+                    is_expert_weight = True
+                    name_mapped = name.replace(weight_name, param_name)
+
+                    # Fused experts: single checkpoint weight contains multiple experts
+                    if is_fused_expert and num_experts is not None:
+                        if "experts.gate_up_proj" in name:
+                            # gate_up_proj fused: split into w1 / w3
+                            loaded_w1, loaded_w3 = loaded_weight.chunk(2, dim=-2)
+                            load_fused_expert_weights(
+                                name_mapped,
+                                params_dict,
+                                loaded_w1,
+                                "w1",
+                                num_experts,
+                            )
+                            load_fused_expert_weights(
+                                name_mapped,
+                                params_dict,
+                                loaded_w3,
+                                "w3",
+                                num_experts,
+                            )
+                        else:
+                            # down_proj fused: distribute entire weight
+                            load_fused_expert_weights(
+                                name_mapped,
+                                params_dict,
+                                loaded_weight,
+                                shard_id,
+                                num_experts,
+                            )
+                    else:
+                        # Non-fused expert, load by expert_id/shard
+                        if (
+                            name_mapped.endswith(ignore_suffixes)
+                            and name_mapped not in params_dict
+                        ):
+                            continue
+                        if name_mapped not in params_dict:
+                            break
+                        param = params_dict[name_mapped]
+                        weight_loader = param.weight_loader
+                        weight_loader(
+                            param,
+                            loaded_weight,
+                            name_mapped,
+                            shard_id=shard_id,
+                            expert_id=expert_id,
+                        )
+                    name = name_mapped
+                    break
+                else:
+                    # Skip expert weight if not handled by current rank
+                    if is_expert_weight:
+                        continue
+
+                    # 3) Regular non-stacked / non-expert parameters, use default loader
+                    if name.endswith(ignore_suffixes) and name not in params_dict:
+                        continue
+
+                    if name in params_dict:
+                        param = params_dict[name]
+                        weight_loader = getattr(
+                            param, "weight_loader", default_weight_loader
+                        )
+                        weight_loader(param, loaded_weight)
+                    else:
+                        logger.warning_once(
+                            f"Parameter {name} not found in params_dict, skip loading"
+                        )
+
+            loaded_params.add(name)
+        return loaded_params
 
 
 EntryClass = [Qwen3_5ForCausalLMMTP]

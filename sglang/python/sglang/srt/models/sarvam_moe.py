@@ -3,10 +3,12 @@
 - SarvamMoEForCausalLM (30B)
 """
 
+import math
 from enum import IntEnum, auto
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
@@ -133,6 +135,12 @@ class AttentionBackendRegistry:
     def _default_handler(cls, attn, forward_batch) -> AttnForwardMethod:
         return AttnForwardMethod.MLA_CONCAT_ROPE
 
+    @classmethod
+    def get_forward_method(
+        cls, backend_name: str, attn, forward_batch
+    ) -> AttnForwardMethod:
+        handler = cls.get_handler(backend_name)
+        return handler(attn, forward_batch)
 
 
 def _handle_separate_rope_backend(attn, forward_batch) -> AttnForwardMethod:
@@ -150,7 +158,17 @@ for backend in CONCAT_ROPE_BACKENDS:
 
 
 def get_attn_forward_method(server_args, forward_batch) -> AttnForwardMethod:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    is_decode = forward_batch.forward_mode.is_decode_or_idle()
+    if is_decode:
+        backend = server_args.decode_attention_backend or server_args.attention_backend
+    else:
+        backend = server_args.prefill_attention_backend or server_args.attention_backend
+        if (
+            forward_batch.forward_mode.is_extend_without_speculative()
+            and backend == "fa3"
+        ):
+            return AttnForwardMethod.MHA_PREFILL
+    return AttentionBackendRegistry.get_forward_method(backend, None, forward_batch)
 
 
 class SarvamMoEMLP(nn.Module):
@@ -316,25 +334,84 @@ class SarvamMoESparseMoeBlock(nn.Module):
             return self.forward_normal(hidden_states)
 
     def get_moe_weights(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return [
+            x.data
+            for name, x in self.experts.named_parameters()
+            if name not in ["correction_bias"]
+        ]
 
     def _forward_shared_experts(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.shared_experts(hidden_states)
 
     def _forward_router_experts(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.router_dtype is not None:
+            router_logits = F.linear(
+                hidden_states.to(self.router_dtype),
+                self.gate.weight.to(self.router_dtype),
+            )
+        else:
+            router_logits, _ = self.gate(hidden_states)
+        topk_output = self.topk(hidden_states, router_logits)
+        return self.experts(hidden_states, topk_output)
 
     def forward_normal_dual_stream(
         self,
         hidden_states: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        num_tokens, hidden_dim = hidden_states.shape
+        current_stream = torch.cuda.current_stream()
+        self.alt_stream.wait_stream(current_stream)
+        shared_out = self._forward_shared_experts(hidden_states)
+        with torch.cuda.stream(self.alt_stream):
+            final_hidden_states = self._forward_router_experts(hidden_states)
+            if self.routed_scaling_factor != 1.0:
+                final_hidden_states = final_hidden_states * self.routed_scaling_factor
+        current_stream.wait_stream(self.alt_stream)
+        final_hidden_states = final_hidden_states + shared_out
+        if self.tp_size > 1 and not should_skip_post_experts_all_reduce(
+            is_tp_path=True,
+        ):
+            final_hidden_states = tensor_model_parallel_all_reduce(final_hidden_states)
+        return final_hidden_states.view(num_tokens, hidden_dim)
 
     def forward_normal(
         self,
         hidden_states: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if hidden_states.shape[0] == 0:
+            return hidden_states
+
+        num_tokens, hidden_dim = hidden_states.shape
+        identity = (
+            hidden_states.clone() if self.shared_experts is not None else hidden_states
+        )
+
+        if self.router_dtype is not None:
+            router_logits = F.linear(
+                hidden_states.to(self.router_dtype),
+                self.gate.weight.to(self.router_dtype),
+            )
+        else:
+            router_logits, _ = self.gate(hidden_states)
+        topk_output = self.topk(hidden_states, router_logits)
+        final_hidden_states = self.experts(hidden_states, topk_output)
+
+        if self.shared_experts is not None:
+            shared_out = self.shared_experts(identity)
+            if self.routed_scaling_factor != 1.0:
+                shared_out.add_(final_hidden_states, alpha=self.routed_scaling_factor)
+            else:
+                shared_out.add_(final_hidden_states)
+            final_hidden_states = shared_out
+        elif self.routed_scaling_factor != 1.0:
+            final_hidden_states = final_hidden_states * self.routed_scaling_factor
+
+        if self.tp_size > 1 and not should_skip_post_experts_all_reduce(
+            is_tp_path=True,
+        ):
+            final_hidden_states = tensor_model_parallel_all_reduce(final_hidden_states)
+
+        return final_hidden_states.view(num_tokens, hidden_dim)
 
 
 class SarvamMoEMLAAttention(nn.Module):
@@ -486,7 +563,9 @@ class SarvamMoEMLAAttention(nn.Module):
         self.w_scale = None
 
     def yarn_get_mscale(self, scale: float = 1, mscale: float = 1) -> float:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if scale <= 1:
+            return 1.0
+        return 0.1 * mscale * math.log(scale) + 1.0
 
     def _concat_and_cast_mha_k(
         self,
@@ -494,10 +573,54 @@ class SarvamMoEMLAAttention(nn.Module):
         k_pe: torch.Tensor,
         forward_batch: ForwardBatch,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        k_shape = (k_nope.shape[0], self.num_local_heads, self.qk_head_dim)
+
+        if (
+            _is_cuda
+            and _has_concat_mla_k
+            and (self.num_local_heads == 128)
+            and (self.qk_nope_head_dim == 128)
+            and (self.qk_rope_head_dim == 64)
+        ):
+            k = k_nope.new_empty(*k_shape)
+            concat_mla_k(k=k, k_nope=k_nope, k_rope=k_pe)
+            return k
+
+        if (
+            _is_cuda
+            and next_power_of_2(self.num_local_heads) == self.num_local_heads
+            and next_power_of_2(self.qk_nope_head_dim) == self.qk_nope_head_dim
+            and next_power_of_2(self.qk_rope_head_dim) == self.qk_rope_head_dim
+        ):
+            if (
+                self.current_attention_backend == "fa3"
+                and self.kv_cache_dtype != "auto"
+            ):
+                attn_dtype = get_token_to_kv_pool().dtype
+            else:
+                attn_dtype = k_nope.dtype
+            k = k_nope.new_empty(*k_shape, dtype=attn_dtype)
+            concat_and_cast_mha_k_triton(k, k_nope, k_pe)
+            return k
+
+        k = k_nope.new_empty(*k_shape)
+        k[..., : self.qk_nope_head_dim] = k_nope
+        k[..., self.qk_nope_head_dim :] = k_pe
+        return k
 
     def _set_current_attention_backend(self, forward_batch: ForwardBatch) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._server_args is None:
+            self._server_args = get_server_args()
+        if forward_batch.forward_mode.is_decode_or_idle():
+            self.current_attention_backend = (
+                self._server_args.decode_attention_backend
+                or self._server_args.attention_backend
+            )
+        else:
+            self.current_attention_backend = (
+                self._server_args.prefill_attention_backend
+                or self._server_args.attention_backend
+            )
 
     def _maybe_fp8_bmm(
         self,
@@ -505,7 +628,27 @@ class SarvamMoEMLAAttention(nn.Module):
         w_bkn: torch.Tensor,
         zero_allocator: Optional[BumpAllocator] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if (
+            _has_fp8_support
+            and w_bkn is not None
+            and w_bkn.dtype == torch.float8_e4m3fn
+        ):
+            x_val, x_scale = per_tensor_quant_mla_fp8(
+                x_bmk,
+                (
+                    torch.zeros((1,), dtype=torch.float32, device=x_bmk.device)
+                    if _is_cublas_ge_129
+                    else (
+                        zero_allocator.allocate(1)
+                        if zero_allocator
+                        else torch.zeros((1,), dtype=torch.float32, device=x_bmk.device)
+                    )
+                ),
+            )
+            w_scale = self.w_scale if self.w_scale is not None else 1.0
+            return bmm_fp8(x_val, w_bkn, x_scale, w_scale, torch.bfloat16)
+
+        return torch.bmm(x_bmk, w_bkn)
 
     def _run_mha_prefill(
         self,
@@ -516,8 +659,72 @@ class SarvamMoEMLAAttention(nn.Module):
         k_pe: torch.Tensor,
         forward_batch: ForwardBatch,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        q_pe, k_pe = self.rotary_emb(positions, q_pe, k_pe)
+        q[..., self.qk_nope_head_dim :] = q_pe
 
+        get_token_to_kv_pool().set_mla_kv_buffer(
+            self.attn_mha,
+            forward_batch.out_cache_loc,
+            k_nope,
+            k_pe,
+        )
+
+        kv_a = k_nope.squeeze(1)
+        kv_expanded, _ = self.kv_b_proj(kv_a)
+        kv_expanded = kv_expanded.view(
+            -1, self.num_local_heads, self.qk_nope_head_dim + self.v_head_dim
+        )
+        k_nope_expanded = kv_expanded[..., : self.qk_nope_head_dim]
+        v = kv_expanded[..., self.qk_nope_head_dim :]
+
+        k = self._concat_and_cast_mha_k(k_nope_expanded, k_pe, forward_batch)
+
+        has_extend_prefix = forward_batch.extend_prefix_lens_cpu is not None and any(
+            forward_batch.extend_prefix_lens_cpu
+        )
+
+        self._set_current_attention_backend(forward_batch)
+        can_use_prefix_cache = not self._server_args.disable_radix_cache
+        do_prefix_merge = has_extend_prefix and can_use_prefix_cache
+
+        if do_prefix_merge and forward_batch.num_prefix_chunks is None:
+            if hasattr(forward_batch, "prepare_chunked_prefix_cache_info"):
+                forward_batch.prepare_chunked_prefix_cache_info(q.device)
+            else:
+                forward_batch.num_prefix_chunks = 0
+            if hasattr(get_attn_backend(), "init_mha_chunk_metadata"):
+                get_attn_backend().init_mha_chunk_metadata(forward_batch)
+
+        forward_batch.set_attn_attend_prefix_cache(False)
+        forward_batch.mha_return_lse = do_prefix_merge
+        attn_output = self.attn_mha(q, k, v, forward_batch, save_kv_cache=False)
+
+        if do_prefix_merge and merge_state_v2 is not None:
+            attn_output, lse = attn_output
+            forward_batch.set_attn_attend_prefix_cache(True)
+            attn_output = self._chunked_prefix_attn_mha(
+                q=q,
+                accum_output=attn_output,
+                accum_lse=lse,
+                forward_batch=forward_batch,
+            )
+
+        forward_batch.set_attn_attend_prefix_cache(None)
+
+        attn_output = attn_output.reshape(-1, self.num_local_heads * self.v_head_dim)
+        output, _ = self.o_proj(attn_output)
+        return output
+
+    def _chunked_prefix_attn_mha(
+        self,
+        q: torch.Tensor,
+        accum_output: torch.Tensor,
+        accum_lse: torch.Tensor,
+        forward_batch: ForwardBatch,
+    ) -> torch.Tensor:
+        return DeepseekMHAForwardMixin._chunked_prefix_attn_mha(
+            self, q, accum_output, accum_lse, forward_batch
+        )
 
     def _get_mla_kv_buffer(
         self,
@@ -525,7 +732,9 @@ class SarvamMoEMLAAttention(nn.Module):
         dst_dtype: torch.dtype,
         forward_batch: ForwardBatch,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return DeepseekMHAForwardMixin._get_mla_kv_buffer(
+            self, kv_indices, dst_dtype, forward_batch
+        )
 
     def forward(
         self,
@@ -631,7 +840,89 @@ class SarvamMoEMLAAttention(nn.Module):
         zero_allocator: Optional[BumpAllocator] = None,
         llama_4_scaling: Optional[torch.Tensor] = None,
     ) -> Tuple[Optional[torch.Tensor], ForwardBatch, Optional[Tuple]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del llama_4_scaling
+        if hidden_states.shape[0] == 0:
+            return hidden_states, forward_batch, None
+
+        if self.q_lora_rank is None:
+            # Dual-stream parallel Q and KV projections
+            if self.alt_stream is not None and get_is_capture_mode():
+                current_stream = torch.cuda.current_stream()
+                self.alt_stream.wait_stream(current_stream)
+                with torch.cuda.stream(self.alt_stream):
+                    latent_cache, _ = self.kv_a_proj_with_mqa(hidden_states)
+                q, _ = self.q_proj(hidden_states)
+                current_stream.wait_stream(self.alt_stream)
+            else:
+                q, _ = self.q_proj(hidden_states)
+                latent_cache, _ = self.kv_a_proj_with_mqa(hidden_states)
+            k_nope = latent_cache[..., : self.kv_lora_rank]
+            k_nope = self.kv_a_layernorm(k_nope).unsqueeze(1)
+        else:
+            # For q_lora_rank path, overlap q_a_proj with kv_a_proj
+            if self.alt_stream is not None and get_is_capture_mode():
+                current_stream = torch.cuda.current_stream()
+                self.alt_stream.wait_stream(current_stream)
+                with torch.cuda.stream(self.alt_stream):
+                    latent_cache, _ = self.kv_a_proj_with_mqa(hidden_states)
+                q_a, _ = self.q_a_proj(hidden_states)
+                current_stream.wait_stream(self.alt_stream)
+            else:
+                q_a, _ = self.q_a_proj(hidden_states)
+                latent_cache, _ = self.kv_a_proj_with_mqa(hidden_states)
+            q_a = self.q_a_layernorm(q_a)
+            q, _ = self.q_b_proj(q_a)
+            k_nope = latent_cache[..., : self.kv_lora_rank]
+            k_nope = self.kv_a_layernorm(k_nope).unsqueeze(1)
+
+        q = q.view(-1, self.num_local_heads, self.qk_head_dim)
+        q_nope, q_pe = q.split([self.qk_nope_head_dim, self.qk_rope_head_dim], dim=-1)
+        k_pe = latent_cache[..., self.kv_lora_rank :].unsqueeze(1)
+
+        if self._server_args is None:
+            self._server_args = get_server_args()
+        self._set_current_attention_backend(forward_batch)
+        forward_method = get_attn_forward_method(self._server_args, forward_batch)
+
+        if forward_method == AttnForwardMethod.MHA_PREFILL:
+            output = self._run_mha_prefill(
+                positions=positions,
+                q=q,
+                q_pe=q_pe,
+                k_nope=k_nope,
+                k_pe=k_pe,
+                forward_batch=forward_batch,
+            )
+            return output, forward_batch, None
+
+        # Parallel Absorption + RoPE on separate streams
+        # - Stream 1 (main): Absorption (q_nope @ w_kc)
+        # - Stream 2 (alt): RoPE (q_pe, k_pe)
+        if self.alt_stream is not None and get_is_capture_mode():
+            current_stream = torch.cuda.current_stream()
+            self.alt_stream.wait_stream(current_stream)
+
+            # RoPE on alt stream
+            with torch.cuda.stream(self.alt_stream):
+                q_pe, k_pe = self.rotary_emb(positions, q_pe, k_pe)
+
+            # Absorption on main stream (runs in parallel with RoPE)
+            q_nope_out = self._maybe_fp8_bmm(
+                q_nope.transpose(0, 1), self.w_kc, zero_allocator
+            )
+            q_nope_out = q_nope_out.transpose(0, 1)
+
+            current_stream.wait_stream(self.alt_stream)
+        else:
+            q_nope_out = self._maybe_fp8_bmm(
+                q_nope.transpose(0, 1), self.w_kc, zero_allocator
+            )
+            q_nope_out = q_nope_out.transpose(0, 1)
+
+            q_pe, k_pe = self.rotary_emb(positions, q_pe, k_pe)
+
+        inner_state = (q_nope_out, k_nope, q_pe, k_pe, forward_batch, zero_allocator)
+        return None, forward_batch, inner_state
 
     def forward_core(
         self,
@@ -639,12 +930,53 @@ class SarvamMoEMLAAttention(nn.Module):
             Optional[torch.Tensor], ForwardBatch, Optional[Tuple]
         ],
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        hidden_states, forward_batch, inner_state = intermediate_state
+
+        if inner_state is None:
+            return hidden_states
+
+        q_nope_out, k_nope, q_pe, k_pe, forward_batch, zero_allocator = inner_state
+
+        if self._server_args is None:
+            self._server_args = get_server_args()
+        self._set_current_attention_backend(forward_batch)
+
+        forward_method = get_attn_forward_method(self._server_args, forward_batch)
+
+        if forward_method == AttnForwardMethod.MLA_SEPARATE_ROPE:
+            attn_output = self.attn_mqa(
+                q_nope_out,
+                k_nope,
+                k_nope,
+                forward_batch,
+                q_rope=q_pe,
+                k_rope=k_pe,
+            )
+        else:
+            q = torch.cat([q_nope_out, q_pe], dim=-1)
+            k = torch.cat([k_nope, k_pe], dim=-1)
+            attn_output = self.attn_mqa(
+                q,
+                k,
+                k_nope,
+                forward_batch,
+            )
+        attn_output = attn_output.view(-1, self.num_local_heads, self.kv_lora_rank)
+
+        attn_bmm_output = self._maybe_fp8_bmm(
+            attn_output.transpose(0, 1), self.w_vc, zero_allocator
+        )
+        attn_bmm_output = attn_bmm_output.transpose(0, 1).flatten(1, 2)
+
+        output, _ = self.o_proj(attn_bmm_output)
+        return output
 
     def prepare_qkv_latent(
         self, hidden_states: torch.Tensor, forward_batch: ForwardBatch
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del forward_batch
+        latent_cache, _ = self.kv_a_proj_with_mqa(hidden_states)
+        return latent_cache
 
 
 class SarvamMoEMLADecoderLayer(nn.Module):
@@ -905,7 +1237,22 @@ class SarvamMLAForCausalLM(nn.Module):
 
     @staticmethod
     def _remap_config(config: PretrainedConfig) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        defaults = {
+            "first_k_dense_replace": 1,
+            "moe_layer_freq": 1,
+            "hidden_act": "silu",
+            "tie_word_embeddings": False,
+            "n_group": 1,
+            "topk_group": 1,
+            "router_dtype": "fp32",
+            "routed_scaling_factor": 2.5,
+            "score_function": "sigmoid",
+            "norm_topk_prob": True,
+            "topk_method": "noaux_tc",
+        }
+        for attr, default in defaults.items():
+            if not hasattr(config, attr):
+                setattr(config, attr, default)
 
     @property
     def start_layer(self):
@@ -945,19 +1292,176 @@ class SarvamMLAForCausalLM(nn.Module):
         split_interval: Tuple[int, int],
         input_embeds: torch.Tensor = None,
     ) -> Optional[LogitsProcessorOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        start, end = split_interval
+        if start == 0:
+            if input_embeds is None:
+                forward_batch.hidden_states = self.model.embed_tokens(input_ids)
+            else:
+                forward_batch.hidden_states = input_embeds
+            forward_batch.residual = None
+
+        for i in range(start, end):
+            with get_global_expert_distribution_recorder().with_current_layer(i):
+                layer = self.model.layers[i]
+                forward_batch.hidden_states, forward_batch.residual = layer(
+                    positions,
+                    forward_batch.hidden_states,
+                    forward_batch,
+                    forward_batch.residual,
+                )
+
+        if end == self.model.config.num_hidden_layers:
+            if forward_batch.residual is None:
+                hidden_states = self.model.norm(forward_batch.hidden_states)
+            else:
+                hidden_states, _ = self.model.norm(
+                    forward_batch.hidden_states, forward_batch.residual
+                )
+            forward_batch.hidden_states = hidden_states
+            return self.logits_processor(
+                input_ids, forward_batch.hidden_states, self.lm_head, forward_batch
+            )
+        return None
 
     @classmethod
     def get_model_config_for_expert_location(cls, config):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return ModelConfigForExpertLocation(
+            num_layers=config.num_hidden_layers,
+            num_logical_experts=config.num_experts,
+            num_groups=getattr(config, "n_group", None),
+        )
 
     def load_weights(
         self,
         weights: Iterable[Tuple[str, torch.Tensor]],
         is_nextn: bool = False,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        del is_nextn
+        stacked_params_mapping = [
+            (".gate_up_proj", ".gate_proj", 0),
+            (".gate_up_proj", ".up_proj", 1),
+        ]
+        expert_params_mapping = FusedMoE.make_expert_params_mapping(
+            ckpt_gate_proj_name="gate_proj",
+            ckpt_down_proj_name="down_proj",
+            ckpt_up_proj_name="up_proj",
+            num_experts=self.config.num_experts,
+        )
+        params_dict = dict(self.named_parameters())
 
+        for name, loaded_weight in weights:
+            layer_id = get_layer_id(name)
+            if layer_id is not None and (
+                layer_id < self.start_layer or layer_id >= self.end_layer
+            ):
+                continue
+
+            if "rotary_emb.inv_freq" in name:
+                continue
+
+            if ".mlp.gate.e_score_correction_bias" in name:
+                name = name.replace(
+                    ".mlp.gate.e_score_correction_bias", ".mlp.e_score_correction_bias"
+                )
+
+            is_stacked = False
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name or "mlp.experts" in name:
+                    continue
+                mapped_name = name.replace(weight_name, param_name)
+                if mapped_name.endswith(".bias") and mapped_name not in params_dict:
+                    continue
+                if mapped_name not in params_dict:
+                    continue
+                param = params_dict[mapped_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight, shard_id)
+                is_stacked = True
+                break
+            if is_stacked:
+                continue
+
+            is_expert = False
+            for param_name, weight_name, expert_id, shard_id in expert_params_mapping:
+                if weight_name not in name:
+                    continue
+                mapped_name = name.replace(weight_name, param_name)
+                if mapped_name not in params_dict:
+                    continue
+                param = params_dict[mapped_name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(
+                    param,
+                    loaded_weight,
+                    mapped_name,
+                    shard_id=shard_id,
+                    expert_id=expert_id,
+                )
+                is_expert = True
+                break
+            if is_expert:
+                continue
+
+            if name.endswith(".bias") and name not in params_dict:
+                continue
+            if name not in params_dict:
+                continue
+            param = params_dict[name]
+            weight_loader = getattr(param, "weight_loader", default_weight_loader)
+            weight_loader(param, loaded_weight)
+
+        self._set_mla_wkc_wvc()
+        if not hasattr(self, "routed_experts_weights_of_layer"):
+            self.routed_experts_weights_of_layer = {
+                layer_id: self.model.layers[layer_id].mlp.get_moe_weights()
+                for layer_id in range(self.start_layer, self.end_layer)
+                if isinstance(self.model.layers[layer_id].mlp, SarvamMoESparseMoeBlock)
+            }
+
+    def _set_mla_wkc_wvc(self) -> None:
+        for layer_id in range(self.start_layer, self.end_layer):
+            layer = self.model.layers[layer_id]
+            self_attn = layer.self_attn
+            if not hasattr(self_attn, "kv_b_proj") or self_attn.kv_b_proj is None:
+                continue
+
+            w = self_attn.kv_b_proj.weight.data
+            weight_scale = None
+            if w.dtype in (torch.float8_e4m3fn, torch.float8_e4m3fnuz):
+                if (
+                    hasattr(self_attn.kv_b_proj, "weight_scale")
+                    and self_attn.kv_b_proj.weight_scale is not None
+                ):
+                    weight_scale = self_attn.kv_b_proj.weight_scale
+                elif (
+                    hasattr(self_attn.kv_b_proj, "weight_scale_inv")
+                    and self_attn.kv_b_proj.weight_scale_inv is not None
+                ):
+                    weight_scale = self_attn.kv_b_proj.weight_scale_inv
+                elif (
+                    hasattr(self_attn.kv_b_proj, "scale")
+                    and self_attn.kv_b_proj.scale is not None
+                ):
+                    weight_scale = self_attn.kv_b_proj.scale
+
+            w_reshaped = w.unflatten(
+                0,
+                (
+                    self_attn.num_local_heads,
+                    self_attn.qk_nope_head_dim + self_attn.v_head_dim,
+                ),
+            )
+            w_kc, w_vc = w_reshaped.split(
+                [self_attn.qk_nope_head_dim, self_attn.v_head_dim], dim=1
+            )
+            self_attn.w_kc = bind_or_assign(
+                self_attn.w_kc, w_kc.transpose(1, 2).contiguous().transpose(1, 2)
+            )
+            self_attn.w_vc = bind_or_assign(
+                self_attn.w_vc, w_vc.contiguous().transpose(1, 2)
+            )
+            if weight_scale is not None:
+                self_attn.w_scale = weight_scale
 
 
 class SarvamMoEForCausalLM(BailingMoEForCausalLM):
@@ -970,7 +1474,39 @@ class SarvamMoEForCausalLM(BailingMoEForCausalLM):
         split_interval: Tuple[int, int],
         input_embeds: torch.Tensor = None,
     ) -> Optional[LogitsProcessorOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        start, end = split_interval
+
+        if start == 0:
+            if input_embeds is None:
+                forward_batch.hidden_states = self.model.word_embeddings(input_ids)
+            else:
+                forward_batch.hidden_states = input_embeds
+            forward_batch.residual = None
+
+        for i in range(start, end):
+            with get_global_expert_distribution_recorder().with_current_layer(i):
+                layer = self.model.layers[i]
+                forward_batch.hidden_states, forward_batch.residual = layer(
+                    positions,
+                    forward_batch.hidden_states,
+                    forward_batch,
+                    forward_batch.residual,
+                )
+
+        if end == self.model.config.num_hidden_layers:
+            if forward_batch.residual is None:
+                hidden_states = self.model.norm(forward_batch.hidden_states)
+            else:
+                hidden_states, _ = self.model.norm(
+                    forward_batch.hidden_states, forward_batch.residual
+                )
+            forward_batch.hidden_states = hidden_states
+
+            return self.logits_processor(
+                input_ids, forward_batch.hidden_states, self.lm_head, forward_batch
+            )
+
+        return None
 
 
 EntryClass = [SarvamMLAForCausalLM, SarvamMoEForCausalLM]

@@ -26,6 +26,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from transformers import Siglip2VisionConfig
 
 from sglang.srt.layers.activation import get_act_fn
@@ -117,7 +118,54 @@ class Siglip2VisionEmbeddings(nn.Module):
         spatial_shapes: torch.LongTensor,
         lengths_list: list[int],
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Resize positional embeddings per image and return a packed tensor.
+
+        Args:
+            positional_embeddings: (height, width, embed_dim) base grid.
+            spatial_shapes: (batch_size, 2) on CPU, (height, width) per image.
+            lengths_list: flattened token length per image (height * width).
+
+        Returns:
+            (total_tokens, embed_dim) packed positional embeddings.
+        """
+        assert spatial_shapes.device.type == "cpu"
+
+        embed_dim = positional_embeddings.shape[-1]
+        source_dtype = positional_embeddings.dtype
+
+        total_tokens = int(sum(lengths_list))
+        packed_pos_embeds = torch.empty(
+            (total_tokens, embed_dim),
+            device=positional_embeddings.device,
+            dtype=source_dtype,
+        )
+
+        # (height, width, embed_dim) -> (1, embed_dim, height, width)
+        pos_4d = positional_embeddings.permute(2, 0, 1).unsqueeze(0)
+
+        # Upcast to float32 on CPU because antialias is not supported for
+        # bfloat16/float16 on CPU.
+        if pos_4d.device.type == "cpu":
+            pos_4d = pos_4d.to(torch.float32)
+
+        offset = 0
+        for i, length in enumerate(lengths_list):
+            if length <= 0:
+                continue
+            height, width = spatial_shapes[i].tolist()
+            resized = F.interpolate(
+                pos_4d,
+                size=(height, width),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+            resized = resized.reshape(embed_dim, height * width).transpose(0, 1)
+            resized = resized.to(source_dtype)
+            packed_pos_embeds[offset : offset + length] = resized
+            offset += length
+
+        return packed_pos_embeds
 
 
 class Siglip2Attention(nn.Module):
@@ -331,7 +379,41 @@ def resolve_visual_encoder_outputs(
     select_layers: Optional[list[int]] = None,
     max_possible_layers: Optional[int] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Resolve outputs from visual encoder based on select_layers."""
+    if select_layers is None:
+        if isinstance(encoder_outputs, list):
+            encoder_outputs = encoder_outputs[-1]
+        if post_layer_norm is not None:
+            encoder_outputs = post_layer_norm(encoder_outputs)
+        return encoder_outputs
+
+    if max_possible_layers is None:
+        raise ValueError(
+            "`max_possible_layers` must be provided alongside `select_layers`"
+        )
+
+    if not isinstance(encoder_outputs, list):
+        raise ValueError(
+            "Expected encoder_outputs to be a list when select_layers is provided"
+        )
+
+    # Get the hidden states corresponding to the layer indices
+    num_loaded_layers = len(encoder_outputs) - 1
+    offset = max_possible_layers - num_loaded_layers
+    hs_pool = [
+        (
+            encoder_outputs[layer_idx]
+            if layer_idx >= 0
+            else encoder_outputs[layer_idx + offset]
+        )
+        for layer_idx in select_layers
+    ]
+
+    uses_last_layer = select_layers[-1] in (max_possible_layers - 1, -1)
+    if post_layer_norm is not None and uses_last_layer:
+        hs_pool[-1] = post_layer_norm(hs_pool[-1])
+
+    return torch.cat(hs_pool, dim=-1)
 
 
 class Siglip2VisionTransformer(nn.Module):
@@ -468,4 +550,58 @@ class Siglip2Model(nn.Module):
         )
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stacked_params_mapping = [
+            # (param_name, shard_name, shard_id)
+            # VisionAttention uses attn.qkv_proj for fused Q/K/V
+            ("attn.qkv_proj", "q_proj", "q"),
+            ("attn.qkv_proj", "k_proj", "k"),
+            ("attn.qkv_proj", "v_proj", "v"),
+        ]
+        # VisionAttention uses attn.proj instead of out_proj
+        params_rename_mapping = {
+            "out_proj": "attn.proj",
+        }
+        params_dict = dict(self.named_parameters())
+        loaded_params: set[str] = set()
+        layer_count = len(self.vision_model.encoder.layers)
+
+        for name, loaded_weight in weights:
+            # post_layernorm is optional in Siglip2Model
+            if (
+                name.startswith("vision_model.post_layernorm")
+                and self.vision_model.post_layernorm is None
+            ):
+                continue
+
+            # omit layers when num_hidden_layers_override is set
+            if name.startswith("vision_model.encoder.layers"):
+                layer_idx = int(name.split(".")[3])
+                if layer_idx >= layer_count:
+                    continue
+
+            for param_name, weight_name, shard_id in stacked_params_mapping:
+                if weight_name not in name:
+                    continue
+                name = name.replace(weight_name, param_name)
+
+                if name not in params_dict:
+                    continue
+
+                param = params_dict[name]
+                weight_loader = param.weight_loader
+                weight_loader(param, loaded_weight, shard_id)
+                break
+            else:
+                # Apply rename mappings (e.g., out_proj -> attn.proj)
+                for old_name, new_name in params_rename_mapping.items():
+                    if old_name in name:
+                        name = name.replace(old_name, new_name)
+                        break
+
+                if name not in params_dict:
+                    continue
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
+            loaded_params.add(name)
+        return loaded_params

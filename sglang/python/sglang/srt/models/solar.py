@@ -363,7 +363,25 @@ class SolarModel(nn.Module):
         return hidden_states
 
     def load_kv_cache_scales(self, quantization_param_path: str) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        tp_size = get_parallel().tp_size
+        tp_rank = get_parallel().tp_rank
+        for layer_idx, scaling_factor in kv_cache_scales_loader(
+            quantization_param_path,
+            tp_rank,
+            tp_size,
+            self.config.num_hidden_layers,
+            self.config.__class__.model_type,
+        ):
+            if not isinstance(self.layers[layer_idx], nn.Identity):
+                layer_self_attn = self.layers[layer_idx].self_attn
+
+            if hasattr(layer_self_attn.attn, "k_scale"):
+                layer_self_attn.attn.k_scale = scaling_factor
+                layer_self_attn.attn.v_scale = scaling_factor
+            else:
+                raise RuntimeError(
+                    "Self attention has no KV cache scaling " "factor attribute!"
+                )
 
 
 class SolarForCausalLM(nn.Module):
@@ -454,7 +472,35 @@ class SolarForCausalLM(nn.Module):
         return hidden_states
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        params_dict = dict(self.named_parameters())
+        for name, loaded_weight in weights:
+
+            is_packed = False
+            for packed_name, sources in self.packed_modules_mapping.items():
+                for src_name, shard_id in sources:
+                    if src_name in name:
+
+                        model_param_name = name.replace(src_name, packed_name)
+
+                        if model_param_name in params_dict:
+                            param = params_dict[model_param_name]
+                            weight_loader = getattr(
+                                param, "weight_loader", default_weight_loader
+                            )
+                            weight_loader(param, loaded_weight, shard_id)
+                            is_packed = True
+                            break
+                if is_packed:
+                    break
+
+            if is_packed:
+                continue
+
+            if name in params_dict:
+                param = params_dict[name]
+                weight_loader = getattr(param, "weight_loader", default_weight_loader)
+                weight_loader(param, loaded_weight)
 
 
 EntryClass = SolarForCausalLM

@@ -98,7 +98,7 @@ class TeleFLMForCausalLM(LlamaForCausalLM):
         quant_config: Optional[QuantizationConfig] = None,
         prefix: str = "",
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return TeleFLMModel(config, quant_config=quant_config, prefix=prefix)
 
 
 EntryClass = TeleFLMForCausalLM

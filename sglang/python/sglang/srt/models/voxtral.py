@@ -8,6 +8,7 @@
 # Licensed under the Apache License, Version 2.0.
 """Inference-only Voxtral (speech-to-text) model."""
 
+import math
 from typing import Any, Iterable, List, Optional, Tuple
 
 import torch
@@ -244,7 +245,29 @@ class VoxtralForConditionalGeneration(nn.Module):
         self.pattern = MultiModalityDataPaddingPatternMultimodalTokens()
 
     def _init_mel_filters(self, audio_config: PretrainedConfig):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Initialize mel filter bank for mel spectrogram computation."""
+        self._window_size = getattr(audio_config, "window_size", 400)
+        self._hop_length = getattr(audio_config, "hop_length", 160)
+        self._sampling_rate = getattr(audio_config, "sampling_rate", 16000)
+
+        try:
+            from mistral_common.audio import mel_filter_bank
+        except ImportError:
+            raise ImportError(
+                "mistral_common is required for Voxtral. "
+                "Install it with: pip install mistral_common"
+            )
+
+        mel_filters = mel_filter_bank(
+            num_frequency_bins=1 + self._window_size // 2,
+            num_mel_bins=audio_config.num_mel_bins,
+            min_frequency=0.0,
+            max_frequency=8000.0,
+            sampling_rate=self._sampling_rate,
+        )
+        self.register_buffer(
+            "mel_filters", torch.tensor(mel_filters, dtype=torch.float32)
+        )
 
     @property
     def _conv_downsample_factor(self) -> int:
@@ -256,13 +279,85 @@ class VoxtralForConditionalGeneration(nn.Module):
             self.config.audio_config.max_source_positions * self._conv_downsample_factor
         )
 
+    def _compute_mel_spectrogram(self, audio_waveform: torch.Tensor) -> torch.Tensor:
+        """Compute log-mel spectrogram from raw waveform using STFT."""
+        window = torch.hann_window(self._window_size, device=audio_waveform.device)
+        stft = torch.stft(
+            audio_waveform,
+            self._window_size,
+            self._hop_length,
+            window=window,
+            return_complex=True,
+        )
+        magnitudes = stft[..., :-1].abs() ** 2
+        mel_spec = self.mel_filters.T @ magnitudes
+        log_spec = torch.clamp(mel_spec, min=1e-10).log10()
+        log_spec_max = log_spec.max()
+        log_spec = torch.maximum(log_spec, log_spec_max - 8.0)
+        log_spec = (log_spec + 4.0) / 4.0
+        return log_spec
 
+    def _encode_audio(self, audio_waveforms: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Encode raw audio waveforms through mel spectrogram + whisper encoder."""
+        dtype = self.audio_tower.conv1.weight.dtype
+        device = self.audio_tower.conv1.weight.device
+
+        chunked_features: List[torch.Tensor] = []
+        chunks_per_example: List[int] = []
+        chunk_size = self._chunk_size
+        # Pad raw audio to a multiple of chunk_samples so that silence is
+        # properly converted to mel features (matching HF VoxtralProcessor).
+        chunk_samples = chunk_size * self._hop_length
+
+        for waveform in audio_waveforms:
+            waveform = waveform.to(device=device, dtype=torch.float32)
+            n_samples = waveform.shape[-1]
+            target_samples = chunk_samples * math.ceil(n_samples / chunk_samples)
+            if target_samples > n_samples:
+                waveform = torch.nn.functional.pad(
+                    waveform, (0, target_samples - n_samples)
+                )
+            mel = self._compute_mel_spectrogram(waveform)
+            chunks = mel.split(chunk_size, dim=-1)
+            chunked_features.extend(chunks)
+            chunks_per_example.append(len(chunks))
+
+        if not chunked_features:
+            return []
+
+        input_embeds = torch.stack(chunked_features).to(dtype)
+        encoder_out = self.audio_tower(input_embeds)
+
+        results = []
+        chunk_idx = 0
+        for n_chunks in chunks_per_example:
+            result = encoder_out[chunk_idx : chunk_idx + n_chunks].flatten(0, 1)
+            results.append(result)
+            chunk_idx += n_chunks
+
+        return results
 
     def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
         return self.pattern.pad_input_tokens(input_ids, mm_inputs)
 
     def get_audio_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Encode audio waveforms -> downsample -> project."""
+        audio_waveforms = [item.feature for item in items]
+        audio_embeddings = self._encode_audio(audio_waveforms)
+
+        # Downsample: reshape to merge adjacent frames
+        for i, emb in enumerate(audio_embeddings):
+            seq_len, dim = emb.shape
+            audio_embeddings[i] = emb.reshape(
+                seq_len // self.downsample_factor,
+                dim * self.downsample_factor,
+            )
+
+        # Project through adapter
+        packed = torch.cat(audio_embeddings, dim=0)
+        packed = self.multi_modal_projector(packed)
+
+        return packed
 
     def forward(
         self,
@@ -284,7 +379,66 @@ class VoxtralForConditionalGeneration(nn.Module):
 
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        encoder_stacked = [
+            ("qkv_proj", "q_proj", "q"),
+            ("qkv_proj", "k_proj", "k"),
+            ("qkv_proj", "v_proj", "v"),
+        ]
+
+        encoder_dict = dict(self.audio_tower.named_parameters())
+        projector_dict = dict(self.multi_modal_projector.named_parameters())
+
+        # Collect all weights; synthesise missing k_proj bias as zeros.
+        weights_list = list(weights)
+        extra_weights = []
+        for name, w in weights_list:
+            if name.startswith("audio_tower.") and ".self_attn.k_proj.weight" in name:
+                bias_name = name.replace(".weight", ".bias")
+                if not any(n == bias_name for n, _ in weights_list):
+                    extra_weights.append(
+                        (bias_name, torch.zeros(w.shape[0], dtype=w.dtype))
+                    )
+        weights_list.extend(extra_weights)
+
+        def llm_weights_generator():
+            for name, w in weights_list:
+                # Encoder weights
+                if name.startswith("audio_tower."):
+                    trimmed = name[len("audio_tower.") :]
+                    loaded = False
+                    for param_name, weight_name, shard_id in encoder_stacked:
+                        if f".{weight_name}." in trimmed:
+                            stacked_name = trimmed.replace(weight_name, param_name)
+                            if stacked_name in encoder_dict:
+                                param = encoder_dict[stacked_name]
+                                param.weight_loader(param, w, shard_id)
+                                loaded = True
+                                break
+                    if not loaded and trimmed in encoder_dict:
+                        param = encoder_dict[trimmed]
+                        weight_loader = getattr(
+                            param, "weight_loader", default_weight_loader
+                        )
+                        weight_loader(param, w)
+                    continue
+
+                # Projector weights
+                if name.startswith("multi_modal_projector."):
+                    trimmed = name[len("multi_modal_projector.") :]
+                    trimmed = trimmed.replace("linear_1.", "w_in.").replace(
+                        "linear_2.", "w_out."
+                    )
+                    if trimmed in projector_dict:
+                        param = projector_dict[trimmed]
+                        default_weight_loader(param, w)
+                    continue
+
+                # LLM weights
+                if name.startswith("language_model."):
+                    name = name[len("language_model.") :]
+                yield (name, w)
+
+        self.language_model.load_weights(llm_weights_generator())
 
 
 EntryClass = [VoxtralForConditionalGeneration]

@@ -161,7 +161,11 @@ ROUTING_KEY_REQ_COUNT_BUCKET_BOUNDS = [1, 2, 3, 5, 7, 10, 20, 50, 100, 200]
 
 
 def compute_routing_key_stats(routing_keys: List[Optional[str]]) -> tuple:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Returns (num_unique_keys, per_key_counts)."""
+    from collections import Counter
+
+    key_counts = Counter(k for k in routing_keys if k is not None)
+    return len(key_counts), list(key_counts.values())
 
 
 @dataclass
@@ -1143,14 +1147,17 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         total_mb: float,
         speed_gb_s: float,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._log_histogram(self.kv_transfer_latency_ms, latency_ms)
+        self._log_histogram(self.kv_transfer_total_mb, total_mb)
+        self._log_histogram(self.kv_transfer_speed_gb_s, speed_gb_s)
 
     def observe_kv_transfer_bootstrap(
         self,
         bootstrap_ms: float,
         alloc_ms: float,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._log_histogram(self.kv_transfer_bootstrap_ms, bootstrap_ms)
+        self._log_histogram(self.kv_transfer_alloc_ms, alloc_ms)
 
     def observe_per_stage_req_latency(self, stage: str, latency: float) -> None:
         labels_with_stage = {**self.labels, "stage": stage}
@@ -1160,8 +1167,35 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         self._log_histogram(self.queue_time, latency)
 
     def observe_weight_load(self, duration_seconds: float, source: str) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Edge-triggered: engine is paused during the update, so log_stats
+        # won't fire — write the gauge inline at end of update_weights_from_*.
+        # `source` is "disk" | "distributed" | "tensor" | "ipc".
+        self.weight_load_duration_seconds.labels(**self.labels, source=source).set(
+            duration_seconds
+        )
 
+    def observe_prefill_delayer_outcome(
+        self,
+        forward_passes: int,
+        wait_seconds: float,
+        input_estimation: str,
+        output_allow: bool,
+        output_reason: str,
+        actual_execution: bool,
+    ) -> None:
+        if output_allow and actual_execution:
+            self._log_histogram(
+                self.prefill_delayer_wait_forward_passes, forward_passes
+            )
+            self._log_histogram(self.prefill_delayer_wait_seconds, wait_seconds)
+
+        self.prefill_delayer_outcomes_total.labels(
+            **self.labels,
+            input_estimation=input_estimation,
+            output_allow=str(output_allow).lower(),
+            output_reason=output_reason,
+            actual_execution=str(actual_execution).lower(),
+        ).inc(1)
 
     def increment_retracted_reqs(
         self,
@@ -1169,7 +1203,13 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_retracted_input_tokens: int,
         num_retracted_output_tokens: int,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.num_retracted_reqs_total.labels(**self.labels).inc(num_retracted_reqs)
+        self.num_retracted_input_tokens_total.labels(**self.labels).inc(
+            num_retracted_input_tokens
+        )
+        self.num_retracted_output_tokens_total.labels(**self.labels).inc(
+            num_retracted_output_tokens
+        )
 
     def increment_decode_cuda_graph_pass(self, value: bool) -> None:
         mode = "decode_cuda_graph" if value else "decode_none"
@@ -1182,7 +1222,9 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
     def increment_eplb_balancedness(
         self, forward_mode: str, balancedness: float
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.eplb_balancedness.labels(**self.labels, forward_mode=forward_mode).observe(
+            balancedness
+        )
 
     def increment_realtime_tokens(
         self,
@@ -1212,7 +1254,15 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         t: float,
         dp_cooperation_info: Optional[DPCooperationInfo] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.forward_execution_seconds_total.labels(
+            **self.labels, category=category
+        ).inc(t)
+        if dp_cooperation_info is not None:
+            self.dp_cooperation_forward_execution_seconds_total.labels(
+                **self.labels,
+                category=category,
+                **dp_cooperation_info.to_labels(),
+            ).inc(t)
 
     def increment_estimated_perf(
         self,
@@ -1220,7 +1270,18 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_read_bytes_per_gpu: float = 0.0,
         num_write_bytes_per_gpu: float = 0.0,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if num_flops_per_gpu > 0:
+            self.estimated_flops_per_gpu_total.labels(**self.labels).inc(
+                num_flops_per_gpu
+            )
+        if num_read_bytes_per_gpu > 0:
+            self.estimated_read_bytes_per_gpu_total.labels(**self.labels).inc(
+                num_read_bytes_per_gpu
+            )
+        if num_write_bytes_per_gpu > 0:
+            self.estimated_write_bytes_per_gpu_total.labels(**self.labels).inc(
+                num_write_bytes_per_gpu
+            )
 
     def log_stats(self, stats: SchedulerStats) -> None:
         # Basics
@@ -1786,11 +1847,31 @@ class StorageMetricsCollector(_StatLoggerDIMixin):
             buckets=bucket_bandwidth,
         )
 
+    def log_prefetched_tokens(self, prefetched_tokens: int):
+        if prefetched_tokens > 0:
+            self.prefetched_tokens_total.labels(**self.labels).inc(prefetched_tokens)
 
+    def log_backuped_tokens(self, backuped_tokens: int):
+        if backuped_tokens > 0:
+            self.backuped_tokens_total.labels(**self.labels).inc(backuped_tokens)
 
     def _log_histogram(self, histogram, data: Union[int, float]):
         histogram.labels(**self.labels).observe(data)
 
+    def log_storage_metrics(self, storage_metrics: Optional[StorageMetrics] = None):
+        if storage_metrics is None:
+            return
+
+        assert isinstance(storage_metrics, StorageMetrics)
+
+        for v in storage_metrics.prefetch_pgs:
+            self._log_histogram(self.histogram_prefetch_pgs, v)
+        for v in storage_metrics.backup_pgs:
+            self._log_histogram(self.histogram_backup_pgs, v)
+        for v in storage_metrics.prefetch_bandwidth:
+            self._log_histogram(self.histogram_prefetch_bandwidth, v)
+        for v in storage_metrics.backup_bandwidth:
+            self._log_histogram(self.histogram_backup_bandwidth, v)
 
 
 class ExpertDispatchCollector(_StatLoggerDIMixin):
@@ -1896,10 +1977,14 @@ class RadixCacheMetricsCollector(_StatLoggerDIMixin):
             labelnames=labels.keys(),
         )
 
+    def increment_eviction_num_tokens(self, num_tokens: int) -> None:
+        self.eviction_num_tokens.labels(**self.labels).inc(num_tokens)
 
     def increment_load_back_num_tokens(self, num_tokens: int) -> None:
         self.load_back_num_tokens.labels(**self.labels).inc(num_tokens)
 
+    def observe_eviction_duration(self, duration_seconds: float) -> None:
+        self.eviction_duration_seconds.labels(**self.labels).observe(duration_seconds)
 
     def observe_load_back_duration(self, duration_seconds: float) -> None:
         self.load_back_duration_seconds.labels(**self.labels).observe(duration_seconds)
@@ -2067,7 +2152,10 @@ class EncoderMetricsCollector(_StatLoggerDIMixin):
     def observe_request_e2e_latency(
         self, latency_seconds: float, modality: str = "image"
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Record per-request end-to-end encoder latency in seconds."""
+        self.encoder_request_e2e_latency_seconds.labels(
+            **self.labels, modality=modality
+        ).observe(latency_seconds)
 
 
 def get_histogram_conf_from_env(env_var_name: str) -> Optional[List[float]]:

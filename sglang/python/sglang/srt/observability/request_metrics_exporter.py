@@ -1,7 +1,10 @@
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import List, Optional, Union
 
 from sglang.srt.constants import HEALTH_CHECK_RID_PREFIX
@@ -28,6 +31,35 @@ class RequestMetricsExporter(ABC):
         self.obj_skip_names = obj_skip_names or set()
         self.out_skip_names = out_skip_names or set()
 
+    def _format_output_data(
+        self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict
+    ) -> dict:
+        """Format request-level output data containing performance metrics. This method
+        should be called prior to writing the data record with `self.write_record()`."""
+
+        request_params = {}
+        for field in dataclasses.fields(obj):
+            field_name = field.name
+            # Skip fields in obj_skip_names or fields that are always excluded (not JSON serializable)
+            if (
+                field_name not in self.obj_skip_names
+                and field_name not in ALWAYS_EXCLUDE_FIELDS
+            ):
+                value = getattr(obj, field_name)
+                # Convert to serializable format
+                if value is not None:
+                    request_params[field_name] = value
+
+        meta_info = out_dict.get("meta_info", {})
+        filtered_out_meta_info = {
+            k: v for k, v in meta_info.items() if k not in self.out_skip_names
+        }
+
+        request_output_data = {
+            "request_parameters": json.dumps(request_params),
+            **filtered_out_meta_info,
+        }
+        return request_output_data
 
     @abstractmethod
     async def write_record(
@@ -59,14 +91,69 @@ class FileRequestMetricsExporter(RequestMetricsExporter):
         self._current_file_lock = asyncio.Lock()
         self._current_hour_suffix = None
 
+    def _ensure_file_handler(self, hour_suffix: str):
+        """Ensure the file handler is open for the current hour suffix."""
+        if self._current_hour_suffix != hour_suffix:
+            # Close previous file handler if it exists
+            if self._current_file_handler is not None:
+                try:
+                    self._current_file_handler.close()
+                except Exception as e:
+                    logger.warning(f"Failed to close previous file handler: {e}")
+
+            # Open new file handler
+            log_filename = f"sglang-request-metrics-{hour_suffix}.log"
+            log_filepath = os.path.join(self.export_dir, log_filename)
+
+            try:
+                self._current_file_handler = open(log_filepath, "a", encoding="utf-8")
+                self._current_hour_suffix = hour_suffix
+            except Exception as e:
+                logger.error(f"Failed to open log file {log_filepath}: {e}")
+                self._current_file_handler = None
+                self._current_hour_suffix = None
+                raise
 
     def close(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Close the current file handler."""
+        if self._current_file_handler is not None:
+            try:
+                self._current_file_handler.close()
+            except Exception as e:
+                logger.warning(f"Failed to close file handler: {e}")
+            finally:
+                self._current_file_handler = None
+                self._current_hour_suffix = None
 
     async def write_record(
         self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Do not log health check requests, since they don't represent real user requests.
+        if isinstance(obj.rid, str) and HEALTH_CHECK_RID_PREFIX in obj.rid:
+            return
+
+        try:
+            # Get the log file path for the current time.
+            current_time = datetime.now()
+            hour_suffix = current_time.strftime("%Y%m%d_%H")
+
+            async with self._current_file_lock:
+                # Ensure correct file handler is open for current hour
+                self._ensure_file_handler(hour_suffix)
+
+                if self._current_file_handler is None:
+                    return
+
+                metrics_data = self._format_output_data(obj, out_dict)
+
+                def write_file():
+                    json.dump(metrics_data, self._current_file_handler)
+                    self._current_file_handler.write("\n")
+                    self._current_file_handler.flush()
+
+                await asyncio.to_thread(write_file)
+        except Exception as e:
+            logger.exception(f"Failed to write perf metrics to file: {e}")
 
 
 class RequestMetricsExporterManager:
@@ -112,7 +199,9 @@ class RequestMetricsExporterManager:
         return len(self._exporters) > 0
 
     async def write_record(self, obj, out_dict: dict) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Write a record using all configured exporters."""
+        for exporter in self._exporters:
+            await exporter.write_record(obj, out_dict)
 
 
 def create_request_metrics_exporters(

@@ -70,15 +70,37 @@ def completion_template_exists(template_name: str) -> bool:
 
 
 def set_completion_template(template_name: str) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global completion_template_name
+    if completion_template_name is None:
+        completion_template_name = template_name
 
 
 
 
 def generate_completion_prompt_from_request(request: CompletionRequest) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global completion_template_name
+    if request.suffix == "":
+        return request.prompt
+
+    return generate_completion_prompt(
+        request.prompt, request.suffix, completion_template_name
+    )
 
 
+def generate_completion_prompt(prompt: str, suffix: str, template_name: str) -> str:
+
+    completion_template = completion_templates[template_name]
+    fim_begin_token = completion_template.fim_begin_token
+    fim_middle_token = completion_template.fim_middle_token
+    fim_end_token = completion_template.fim_end_token
+    fim_position = completion_template.fim_position
+
+    if fim_position == FimPosition.MIDDLE:
+        prompt = f"{fim_begin_token}{prompt}{fim_middle_token}{suffix}{fim_end_token}"
+    elif fim_position == FimPosition.END:
+        prompt = f"{fim_begin_token}{prompt}{fim_end_token}{suffix}{fim_middle_token}"
+
+    return prompt
 
 
 register_completion_template(

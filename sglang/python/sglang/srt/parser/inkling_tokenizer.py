@@ -71,7 +71,13 @@ ROLE_MESSAGE_TOKENS: dict[str, str] = {
 
 
 def normalize_special_token(token: str) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Accept either message_user or <|message_user|> spellings."""
+    if token in INKLING_SPECIAL_TOKENS:
+        return token
+    try:
+        return INKLING_SPECIAL_TOKEN_NAMES[token]
+    except KeyError as exc:
+        raise KeyError(f"unknown Inkling special token: {token!r}") from exc
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ parser from chat templates and tokenizer vocabularies.
 """
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -79,7 +80,9 @@ class _GenerationTagExtension(jinja2.ext.Extension):
     tags = {"generation"}
 
     def parse(self, parser):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.Scope(body).set_lineno(lineno)
 
 
 def _has_toggle_default_assignment(
@@ -294,11 +297,19 @@ def _is_glm45(ctx):
 
 
 def _is_glm47(ctx):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return _is_glm45(ctx) and ctx.has_pattern(
+        r"\{\{[-\s]*['\"]<tool_call>['\"]\s*\+\s*tc\.name"
+    )
 
 
 def _is_xml_kv_tool_call(ctx):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # Structural signature for the GLM-4.5 / GLM-4.6 style tool-call format
+    # (`<tool_call>name<arg_key>k</arg_key>\n<arg_value>v</arg_value>...</tool_call>`).
+    # Matches any model whose tokenizer carries `<arg_key>` and `<arg_value>` as
+    # added tokens — e.g., inclusionAI/Ring-2.6, which borrows GLM's tool-call
+    # format but doesn't share the `[gMASK]<sop>` / `enable_thinking` family
+    # signature checked by `_is_glm45`.
+    return ctx.has_vocab("<arg_key>") and ctx.has_vocab("<arg_value>")
 
 
 def _is_deepseek_v31(ctx):
@@ -364,7 +375,9 @@ def _is_minimax_m3(ctx):
 
 
 def _is_minicpm5(ctx):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if ctx.has_vocab("<function") and ctx.has_vocab("<param"):
+        return True
+    return ctx.has_pattern(r"<function\s+name=") and ctx.has_pattern(r"<param\s+name=")
 
 
 def _is_lfm2(ctx):
@@ -586,13 +599,163 @@ def detect_inline_system_support(chat_template: Optional[str]) -> bool:
         return False
 
 
+def _resolve_auto_parser(
+    server_args,
+    attr: str,
+    ctx: TemplateDetectionContext,
+    rules: Tuple[DetectionRule, ...],
+    label: str,
+) -> None:
+    """Resolve a single auto parser, updating server_args in place."""
+    detected = match_rules(ctx, rules, label)
+    if detected:
+        server_args.override(source="template-detection", **{attr: detected})
+        logger.info(
+            f"Auto-detected --{attr.replace('_', '-')} as '{detected}' from chat template"
+        )
+    else:
+        logger.warning(
+            f"--{attr.replace('_', '-')}=auto specified but could not detect "
+            f"{label} from chat template. Disabling {label}."
+        )
+        server_args.override(source="template-detection", **{attr: None})
 
 
+def _load_explicit_jinja_template(chat_template_arg: Optional[str]) -> Optional[str]:
+    if not chat_template_arg or not isinstance(chat_template_arg, str):
+        return None
+    if not chat_template_arg.endswith(".jinja") or not os.path.exists(
+        chat_template_arg
+    ):
+        return None
+    with open(chat_template_arg, encoding="utf-8") as f:
+        return f.read().replace("\\n", "\n")
 
 
+def _disable_auto_parser(server_args, attr: str, label: str) -> None:
+    logger.warning(
+        f"--{attr.replace('_', '-')}=auto specified but could not detect "
+        f"{label} from chat template. Disabling {label}."
+    )
+    server_args.override(source="template-detection", **{attr: None})
 
 
+def _resolve_architecture_auto_parsers(server_args) -> None:
+    from sglang.srt.utils.hf_transformers_utils import get_config
+
+    config = get_config(
+        server_args.model_path,
+        trust_remote_code=server_args.trust_remote_code,
+        revision=getattr(server_args, "revision", None),
+        model_config_parser=getattr(server_args, "model_config_parser", "auto"),
+    )
+    architectures = getattr(config, "architectures", None) or []
+    arch = architectures[0] if architectures else ""
+    model_type = getattr(config, "model_type", "")
+
+    if "KimiK3" in arch or model_type == "kimi_k3":
+        reasoning_parser, tool_call_parser = "kimi_k3", "kimi_k3"
+    elif "DeepseekV4" in arch:
+        reasoning_parser, tool_call_parser = "deepseek-v4", "deepseekv4"
+    elif "DeepseekV3" in arch:
+        reasoning_parser, tool_call_parser = "deepseek-v3", "deepseekv32"
+    else:
+        return
+
+    for attr, detected in (
+        ("reasoning_parser", reasoning_parser),
+        ("tool_call_parser", tool_call_parser),
+    ):
+        if getattr(server_args, attr) == "auto":
+            server_args.override(source="template-detection", **{attr: detected})
+            logger.info(
+                f"Auto-detected --{attr.replace('_', '-')} as '{detected}' "
+                f"from model architecture '{arch}'"
+            )
 
 
 def resolve_auto_parsers(server_args) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Resolve --reasoning-parser=auto and --tool-call-parser=auto before scheduler.
+
+    This performs a lightweight tokenizer load to detect parsers from the chat
+    template. Called early in engine init before scheduler subprocesses are spawned.
+    """
+    needs_reasoning = server_args.reasoning_parser == "auto"
+    needs_tool_call = server_args.tool_call_parser == "auto"
+
+    if not needs_reasoning and not needs_tool_call:
+        return
+
+    from sglang.srt.utils.hf_transformers_utils import get_tokenizer
+
+    chat_template_arg = getattr(server_args, "chat_template", None)
+    try:
+        explicit_jinja_template = _load_explicit_jinja_template(chat_template_arg)
+    except Exception as e:
+        logger.warning("Failed to load explicit Jinja chat template: %s", e)
+        explicit_jinja_template = None
+    has_explicit_template_without_detection = (
+        chat_template_arg is not None and explicit_jinja_template is None
+    )
+
+    tokenizer = None
+    try:
+        tokenizer = get_tokenizer(
+            server_args.model_path,
+            trust_remote_code=server_args.trust_remote_code,
+        )
+    except Exception as e:
+        logger.warning(f"Failed to load tokenizer for auto-detection: {e}")
+
+    template = explicit_jinja_template
+    if template is None and tokenizer is not None:
+        template = getattr(tokenizer, "chat_template", None)
+
+    force_reasoning, reasoning_config = detect_reasoning_pattern(template)
+    ctx = build_detection_context(
+        template, tokenizer, reasoning_config, force_reasoning
+    )
+    if ctx is None:
+        if has_explicit_template_without_detection:
+            logger.warning(
+                "--chat-template=%s is explicit but is not a readable Jinja template, so "
+                "parser auto-detection from chat template is not available.",
+                chat_template_arg,
+            )
+        else:
+            try:
+                _resolve_architecture_auto_parsers(server_args)
+            except Exception as e:
+                logger.warning(
+                    "Failed to load model config for architecture-based auto-detection: %s",
+                    e,
+                )
+        if needs_reasoning:
+            if server_args.reasoning_parser == "auto":
+                _disable_auto_parser(
+                    server_args, "reasoning_parser", "reasoning parser"
+                )
+        if needs_tool_call:
+            if server_args.tool_call_parser == "auto":
+                _disable_auto_parser(
+                    server_args, "tool_call_parser", "tool-call parser"
+                )
+        return
+
+    if needs_reasoning:
+        _resolve_auto_parser(
+            server_args,
+            "reasoning_parser",
+            ctx,
+            REASONING_PARSER_RULES,
+            "reasoning parser",
+        )
+
+    if needs_tool_call:
+        _resolve_auto_parser(
+            server_args,
+            "tool_call_parser",
+            ctx,
+            TOOL_CALL_PARSER_RULES,
+            "tool-call parser",
+        )

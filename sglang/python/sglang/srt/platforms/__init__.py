@@ -12,6 +12,7 @@ Usage:
 
 import logging
 import os
+import pkgutil
 from importlib.metadata import entry_points
 
 import torch
@@ -150,7 +151,13 @@ def _resolve_platform() -> SRTPlatform:
 
 
 def _load_platform_class(qualname: str) -> type:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Load an SRTPlatform subclass from its fully-qualified class name."""
+    cls = pkgutil.resolve_name(qualname)
+    if not isinstance(cls, type) or not issubclass(cls, SRTPlatform):
+        raise TypeError(
+            f"Expected an SRTPlatform subclass, got {type(cls)}: {qualname}"
+        )
+    return cls
 
 
 current_platform: SRTPlatform

@@ -25,7 +25,7 @@ class CudaDeviceMixin(DeviceMixin):
     def get_current_memory_usage(
         self, device: Optional["torch.device"] = None
     ) -> float:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return float(torch.cuda.max_memory_allocated(device))
 
     def get_device(self, local_rank: int) -> "torch.device":
         return torch.device("cuda", local_rank)
@@ -36,6 +36,8 @@ class CudaDeviceMixin(DeviceMixin):
     def get_device_name(self, device_id: int = 0) -> str:
         return str(torch.cuda.get_device_name(device_id))
 
+    def get_device_uuid(self, device_id: int = 0) -> str:
+        return str(torch.cuda.get_device_properties(device_id).uuid)
 
     def get_device_capability(self, device_id: int = 0) -> DeviceCapability:
         major, minor = torch.cuda.get_device_capability(device_id)
@@ -47,6 +49,8 @@ class CudaDeviceMixin(DeviceMixin):
     def synchronize(self) -> None:
         torch.cuda.synchronize()
 
+    def get_available_memory(self, device_id: int = 0) -> tuple[int, int]:
+        return torch.cuda.mem_get_info(device_id)
 
     def is_pin_memory_available(self, device=None) -> bool:
         if device is not None and str(device) == "cpu":
@@ -58,7 +62,9 @@ class CudaDeviceMixin(DeviceMixin):
 
     @classmethod
     def seed_everything(cls, seed: int | None = None) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if seed is not None:
+            super().seed_everything(seed)
+            torch.cuda.manual_seed_all(seed)
 
 
 class CudaSRTPlatform(CudaDeviceMixin, SRTPlatform):

@@ -26,8 +26,10 @@ Method status annotations:
 """
 
 import enum
+import random
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from sglang.srt.environ import envs
@@ -127,7 +129,12 @@ class DeviceMixin:
         return self._enum == PlatformEnum.MPS
 
     def is_cuda_alike(self) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """True for CUDA, ROCm, or MUSA (all expose CUDA-like APIs)."""
+        return self._enum in (
+            PlatformEnum.CUDA,
+            PlatformEnum.ROCM,
+            PlatformEnum.MUSA,
+        )
 
     def is_out_of_tree(self) -> bool:
         """True for externally-registered OOT platforms."""
@@ -210,11 +217,16 @@ class DeviceMixin:
 
     @classmethod
     def inference_mode(cls):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """[Planned] Return inference mode context manager."""
+        return torch.inference_mode(mode=True)
 
     @classmethod
     def seed_everything(cls, seed: int | None = None) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """[Planned] Set random seeds for reproducibility across all libraries."""
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
 
     def verify_quantization(self, quant: str) -> None:
         """[Planned] Validate that a quantization method is supported. No-op by default."""
@@ -222,7 +234,15 @@ class DeviceMixin:
 
     @classmethod
     def get_cpu_architecture(cls) -> "CpuArchEnum":
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """[Planned] Detect CPU architecture."""
+        import platform as _platform
+
+        machine = _platform.machine().lower()
+        if machine in ("x86_64", "amd64", "i386", "i686"):
+            return CpuArchEnum.X86
+        elif machine in ("arm64", "aarch64"):
+            return CpuArchEnum.ARM
+        return CpuArchEnum.UNSPECIFIED
 
     def get_torch_profiler_activity_str(self) -> str:
         """[Planned] Return the torch profiler activity string."""

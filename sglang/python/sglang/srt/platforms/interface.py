@@ -77,7 +77,11 @@ class SRTPlatform(DeviceMixin):
         raise NotImplementedError
 
     def get_compile_backend(self, mode: str | None = None) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return the compilation backend identifier.
+
+        ``mode`` is an optional hint for the platform (e.g. "npugraph_ex").
+        """
+        return "inductor"
 
     def get_piecewise_backend_cls(self) -> type:
         """Return the piecewise compilation backend class for this platform."""
@@ -86,7 +90,10 @@ class SRTPlatform(DeviceMixin):
     def get_quantization_config(
         self, quantization: str
     ) -> Optional[Type[QuantizationConfig]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return hardware-specific quantization config for the specific
+        quantization scheme, raise an error if not supported or return None
+        to use the default config."""
+        return None
 
     # ------------------------------------------------------------------
     # Capability flags (safe conservative defaults)
@@ -97,10 +104,19 @@ class SRTPlatform(DeviceMixin):
         return False
 
     def support_cuda_graph(self) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Whether this platform supports device graph capture and replay.
+        Controls CUDA graph (CudaGraphRunner) for the decode path.
+        OOT platforms that support graph-style capture should return True.
+        """
+        return False
 
     def support_piecewise_cuda_graph(self) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Whether this platform supports piecewise CUDA graph.
+
+        Controls PiecewiseCudaGraphRunner for the prefill/extend path
+        (torch.compile backend).
+        """
+        return False
 
     # ------------------------------------------------------------------
     # Initialization
@@ -115,4 +131,9 @@ class SRTPlatform(DeviceMixin):
     # ------------------------------------------------------------------
 
     def get_dispatch_key_name(self) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return the dispatch key name for MultiPlatformOp.
+
+        Determines which ``forward_<key>()`` method is selected.
+        E.g. "cuda", "npu", "hip", "xpu", "cpu".
+        """
+        return "native"

@@ -84,18 +84,51 @@ class AdaptiveController:
         return self.params.candidate_steps
 
     def register(self, state: SpecRuntimeState, steps: int | None = None) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Register a pre-built runtime state.
+
+        *steps* defaults to state.speculative_num_steps when not given.
+        """
+        key = steps if steps is not None else state.speculative_num_steps
+        self._states[key] = state
 
     def init_states(self, cuda_graph_bs: list[int] | None = None) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Build and register runtime states for all candidate steps."""
+        self.params.set_cuda_graph_bs(cuda_graph_bs)
+
+        for steps in self.candidate_steps:
+            if steps in self._states:
+                continue
+
+            pruned_bs = self.params.cuda_graph_bs_for_step(steps)
+            state = self.worker.build_adaptive_runtime_state(
+                speculative_num_steps=steps,
+                speculative_num_draft_tokens=steps + 1,
+                cuda_graph_bs=pruned_bs,
+            )
+            self._states[steps] = state
+
+        # Start on the initial step.
+        self._activate(self.worker.speculative_num_steps)
 
     def activate_step_by_batch(self, batch_size: int) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        target = self.params.get_steps_for_batch(batch_size)
+        if target != self.worker.speculative_num_steps:
+            self._activate(target)
 
     def on_verify_complete(
         self, num_correct_drafts_per_req: list[int], batch_size: int
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Feed verify results; switch runtime state if EMA warrants it."""
+        new_step = self.params.on_verify_complete(
+            num_correct_drafts_per_req, batch_size
+        )
+        if new_step is not None:
+            self._activate(new_step)
 
     def _activate(self, speculative_num_steps: int) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        state = self._states.get(speculative_num_steps)
+        if state is None:
+            raise ValueError(
+                f"Missing adaptive runtime state for steps={speculative_num_steps}"
+            )
+        self.worker.apply_runtime_state(state)

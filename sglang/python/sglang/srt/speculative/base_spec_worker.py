@@ -197,10 +197,22 @@ class BaseSpecWorker(ABC):
             self.draft_worker.init_cuda_graphs()
 
     def update_weights_from_disk(self, recv_req: UpdateWeightFromDiskReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for runner in self.draft_worker.draft_runners:
+            success, message = runner.weight_updater.update_weights_from_disk(
+                recv_req.model_path,
+                recv_req.load_format,
+                recapture_cuda_graph=recv_req.recapture_cuda_graph,
+            )
+            if not success:
+                return success, message
+        return True, "Succeeded to update model weights."
 
     def update_weights_from_ipc(self, recv_req: UpdateWeightsFromIPCReqInput):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for runner in self.draft_worker.draft_runners:
+            success, message = runner.weight_updater.update_weights_from_ipc(recv_req)
+            if not success:
+                return success, message
+        return True, "Succeeded to update model weights."
 
     def on_verify_complete_cpu(
         self, num_correct_drafts_per_req: list[int], batch_size: int = 0

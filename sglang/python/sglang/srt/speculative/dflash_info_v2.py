@@ -19,7 +19,16 @@ _OVERLAP_PLAN_STREAMS: dict[str, torch.cuda.Stream] = {}
 def _get_overlap_plan_stream(
     device: torch.device | str,
 ) -> tuple[Optional[torch.cuda.Stream], contextlib.AbstractContextManager]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return an optional plan stream/context for overlap scheduling prep kernels."""
+    if not envs.SGLANG_ENABLE_OVERLAP_PLAN_STREAM.get():
+        return None, contextlib.nullcontext()
+
+    device_str = str(device)
+    stream = _OVERLAP_PLAN_STREAMS.get(device_str)
+    if stream is None:
+        stream = torch.get_device_module(device_str).Stream()
+        _OVERLAP_PLAN_STREAMS[device_str] = stream
+    return stream, torch.get_device_module(device_str).stream(stream)
 
 
 @dataclass

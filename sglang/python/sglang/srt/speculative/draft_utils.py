@@ -129,13 +129,43 @@ class DraftBackendFactory:
         return attn_backend_wrapper_for_draft_extend(self.draft_model_runner, backend)
 
     def _create_dsa_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.dsa_backend import (
+            DeepseekSparseAttnMultiStepBackend,
+        )
+
+        return DeepseekSparseAttnMultiStepBackend(
+            self.draft_model_runner,
+            self.topk,
+            self.speculative_num_steps,
+            seed_dsa_topk_from_draft_extend=self.seed_dsa_topk_from_draft_extend,
+        )
 
     def _create_dsa_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.dsa_backend import DeepseekSparseAttnBackend
+
+        return DeepseekSparseAttnBackend(
+            self.draft_model_runner,
+            skip_prefill=False,
+            seed_dsa_topk_from_draft_extend=self.seed_dsa_topk_from_draft_extend,
+        )
 
     def _create_flashinfer_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            from sglang.srt.layers.attention.flashinfer_backend import (
+                FlashInferMultiStepDraftBackend,
+            )
+
+            return FlashInferMultiStepDraftBackend(
+                self.draft_model_runner, self.topk, self.speculative_num_steps
+            )
+        else:
+            from sglang.srt.layers.attention.flashinfer_mla_backend import (
+                FlashInferMLAMultiStepDraftBackend,
+            )
+
+            return FlashInferMLAMultiStepDraftBackend(
+                self.draft_model_runner, self.topk, self.speculative_num_steps
+            )
 
     def _create_triton_decode_backend(self):
         from sglang.srt.layers.attention.triton_backend import (
@@ -147,19 +177,42 @@ class DraftBackendFactory:
         )
 
     def _create_intel_amx_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.intel_amx_backend import (
+            IntelAMXMultiStepDraftBackend,
+        )
+
+        return IntelAMXMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_hybrid_linear_attn_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if is_blackwell():
+            return self._create_triton_decode_backend()
+        return self._create_fa3_decode_backend()
 
     def _create_hybrid_linear_attn_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if is_blackwell():
+            return self._create_triton_prefill_backend()
+        return self._create_fa3_prefill_backend()
 
     def _create_aiter_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.aiter_backend import AiterMultiStepDraftBackend
+
+        return AiterMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_fa_decode_backend(self, fa_impl_ver: int = 3):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.flashattention_backend import (
+            FlashAttentionMultiStepBackend,
+        )
+
+        return FlashAttentionMultiStepBackend(
+            self.draft_model_runner,
+            self.topk,
+            self.speculative_num_steps,
+            fa_impl_ver=fa_impl_ver,
+        )
 
     def _create_fa3_decode_backend(self):
         return self._create_fa_decode_backend(fa_impl_ver=3)
@@ -168,28 +221,100 @@ class DraftBackendFactory:
         return self._create_fa_decode_backend(fa_impl_ver=4)
 
     def _create_flashmla_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.flashmla_backend import (
+            FlashMLAMultiStepDraftBackend,
+        )
+
+        return FlashMLAMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_trtllm_mha_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.trtllm_mha_backend import (
+            TRTLLMHAAttnMultiStepDraftBackend,
+        )
+
+        return TRTLLMHAAttnMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_trtllm_mla_decode_backend(self, backend: str = "trtllm-gen"):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            raise ValueError(
+                "trtllm_mla backend requires MLA model (use_mla_backend=True)."
+            )
+
+        from sglang.srt.layers.attention.trtllm_mla_backend import (
+            TRTLLMMLAMultiStepDraftBackend,
+        )
+
+        return TRTLLMMLAMultiStepDraftBackend(
+            self.draft_model_runner,
+            self.topk,
+            self.speculative_num_steps,
+            backend=backend,
+        )
 
     def _create_cutedsl_mla_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            raise ValueError(
+                "cutedsl_mla backend requires MLA model (use_mla_backend=True)."
+            )
+
+        from sglang.srt.layers.attention.cutedsl_mla_backend import (
+            CuteDslMLAMultiStepDraftBackend,
+        )
+
+        return CuteDslMLAMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_tokenspeed_mla_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            raise ValueError(
+                "tokenspeed_mla backend requires MLA model (use_mla_backend=True)."
+            )
+
+        from sglang.srt.layers.attention.tokenspeed_mla_backend import (
+            TokenspeedMLAMultiStepDraftBackend,
+        )
+
+        return TokenspeedMLAMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_ascend_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.hardware_backend.npu.attention.ascend_backend import (
+            AscendAttnMultiStepDraftBackend,
+        )
+
+        return AscendAttnMultiStepDraftBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_dsv4_decode_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Decode here is the EAGLE multi-step draft decode path.
+        from sglang.srt.layers.attention.deepseek_v4_backend import (
+            DeepseekV4MultiStepBackend,
+        )
+
+        return DeepseekV4MultiStepBackend(
+            self.draft_model_runner, self.topk, self.speculative_num_steps
+        )
 
     def _create_flashinfer_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            from sglang.srt.layers.attention.flashinfer_backend import (
+                FlashInferAttnBackend,
+            )
+
+            return FlashInferAttnBackend(self.draft_model_runner, skip_prefill=False)
+        else:
+            from sglang.srt.layers.attention.flashinfer_mla_backend import (
+                FlashInferMLAAttnBackend,
+            )
+
+            return FlashInferMLAAttnBackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_triton_prefill_backend(self):
         from sglang.srt.layers.attention.triton_backend import TritonAttnBackend
@@ -197,13 +322,22 @@ class DraftBackendFactory:
         return TritonAttnBackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_intel_amx_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.intel_amx_backend import IntelAMXAttnBackend
+
+        return IntelAMXAttnBackend(self.draft_model_runner)
 
     def _create_aiter_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.aiter_backend import AiterAttnBackend
+
+        return AiterAttnBackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_fa_prefill_backend(self, fa_impl_ver: int = 3):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.flashattention_backend import (
+            FlashAttentionBackend,
+        )
+        return FlashAttentionBackend(
+            self.draft_model_runner, skip_prefill=False, fa_impl_ver=fa_impl_ver
+        )
 
     def _create_fa3_prefill_backend(self):
         return self._create_fa_prefill_backend(fa_impl_ver=3)
@@ -212,19 +346,49 @@ class DraftBackendFactory:
         return self._create_fa_prefill_backend(fa_impl_ver=4)
 
     def _create_trtllm_mha_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.trtllm_mha_backend import TRTLLMHAAttnBackend
+
+        return TRTLLMHAAttnBackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_trtllm_mla_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            raise ValueError(
+                "trtllm_mla backend requires MLA model (use_mla_backend=True)."
+            )
+
+        from sglang.srt.layers.attention.trtllm_mla_backend import TRTLLMMLABackend
+
+        return TRTLLMMLABackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_tokenspeed_mla_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.draft_model_runner.use_mla_backend:
+            raise ValueError(
+                "tokenspeed_mla backend requires MLA model (use_mla_backend=True)."
+            )
+
+        from sglang.srt.layers.attention.tokenspeed_mla_backend import (
+            TokenspeedMLABackend,
+        )
+
+        return TokenspeedMLABackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_ascend_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.hardware_backend.npu.attention.ascend_backend import (
+            AscendAttnBackend,
+        )
+
+        return AscendAttnBackend(self.draft_model_runner)
 
     def _create_flashmla_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.attention.flashmla_backend import FlashMLABackend
+
+        return FlashMLABackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_dsv4_prefill_backend(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # On NPU the "dsv4" backend resolves to the Ascend V4 subclass; its
+        # draft-extend path uses the registered DSV4 prefill backend.
+        from sglang.srt.layers.attention.deepseek_v4_backend import (
+            DeepseekV4AttnBackend,
+        )
+
+        return DeepseekV4AttnBackend(self.draft_model_runner, skip_prefill=False)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import bisect
 from enum import Enum
 from typing import List, Optional, Sequence, Tuple
 
@@ -31,7 +32,15 @@ def ragged_verify_compact_enabled() -> bool:
 
 
 def round_up_grid(total: int, grid: Sequence[int]) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if not grid:
+        raise ValueError("round_up_grid requires a non-empty grid")
+    if total > grid[-1]:
+        raise ValueError(
+            f"total {total} exceeds max grid tier {grid[-1]}; "
+            "the caller must reject this batch before selecting a graph tier"
+        )
+    index = bisect.bisect_left(grid, total)
+    return grid[index]
 
 
 class RaggedVerifyLayout(msgspec.Struct, frozen=True):
@@ -186,10 +195,34 @@ class RaggedVerifyLayout(msgspec.Struct, frozen=True):
         )
 
 
+def build_capture_verify_lens(
+    *,
+    num_tokens: int,
+    num_slots: int,
+    num_draft_tokens: int,
+) -> list[int]:
+    if num_slots < 1 or num_tokens < num_slots:
+        raise ValueError(
+            f"capture layout needs 1 <= num_slots <= num_tokens, got "
+            f"num_slots={num_slots}, num_tokens={num_tokens}"
+        )
+    if num_tokens > num_slots * num_draft_tokens:
+        raise ValueError(
+            f"capture layout cannot pack num_tokens={num_tokens} into "
+            f"{num_slots} rows of at most {num_draft_tokens} tokens"
+        )
+    base = num_tokens // num_slots
+    rem = num_tokens - base * num_slots
+    return [base + 1] * rem + [base] * (num_slots - rem)
 
 
 def resolve_ragged_verify_layout(forward_batch) -> Optional[RaggedVerifyLayout]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Layout riding the batch's spec input, or None. Tolerates the runner's
+    ad-hoc replay batch views, which may not carry spec_info at all."""
+    spec_info = getattr(forward_batch, "spec_info", None)
+    if spec_info is None:
+        return None
+    return spec_info.ragged_verify_layout
 
 
 class RaggedTargetVerifyGeometry(msgspec.Struct):
@@ -204,7 +237,20 @@ def build_ragged_target_verify_geometry(
     seq_lens: torch.Tensor,
     layout: RaggedVerifyLayout,
 ) -> RaggedTargetVerifyGeometry:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    cache_seqlens_int32 = (seq_lens + layout.verify_lens).to(torch.int32)
+    cu_seqlens_q = layout.qo_indptr_device.to(torch.int32)
+    cu_seqlens_k = torch.nn.functional.pad(
+        torch.cumsum(cache_seqlens_int32, dim=0, dtype=torch.int32), (1, 0)
+    )
+    max_seq_len_q = (
+        max(layout.verify_lens_cpu) if layout.verify_lens_cpu is not None else None
+    )
+    return RaggedTargetVerifyGeometry(
+        cache_seqlens_int32=cache_seqlens_int32,
+        cu_seqlens_q=cu_seqlens_q,
+        cu_seqlens_k=cu_seqlens_k,
+        max_seq_len_q=max_seq_len_q,
+    )
 
 
 def compute_target_verify_graph_key(
@@ -213,7 +259,21 @@ def compute_target_verify_graph_key(
     num_draft_tokens: int,
     ragged_layout: Optional[RaggedVerifyLayout],
 ) -> Tuple[int, int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    num_tokens_full_block = num_draft_tokens * bs
+    if ragged_layout is None:
+        return bs, num_tokens_full_block
+    graph_num_tokens = ragged_layout.graph_num_tokens
+    assert graph_num_tokens <= num_tokens_full_block, (
+        f"ragged verify graph_num_tokens={graph_num_tokens} exceeds full block "
+        f"num_draft*bs={num_tokens_full_block}"
+    )
+    total_verify_tokens = ragged_layout.total_verify_tokens
+    if total_verify_tokens is not None:
+        assert total_verify_tokens <= graph_num_tokens, (
+            f"ragged verify total_verify_tokens={total_verify_tokens} exceeds the "
+            f"round-up bucket graph_num_tokens={graph_num_tokens}"
+        )
+    return graph_num_tokens, graph_num_tokens
 
 
 class VerifyExtendLengths(msgspec.Struct, frozen=True):
@@ -230,7 +290,18 @@ def compute_uniform_extend_lengths(
     seq_lens_cpu: List[int],
     extend_len: int,
 ) -> VerifyExtendLengths:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    batch_size = len(seq_lens_cpu)
+    seq_lens_extended = seq_lens + extend_len
+    seq_lens_cpu_extended = [x + extend_len for x in seq_lens_cpu]
+    extend_seq_lens_cpu = [extend_len] * batch_size
+    num_tokens = extend_len * batch_size
+    return VerifyExtendLengths(
+        seq_lens_extended=seq_lens_extended,
+        seq_lens_cpu_extended=seq_lens_cpu_extended,
+        extend_seq_lens_cpu=extend_seq_lens_cpu,
+        num_tokens=num_tokens,
+        extend_start_loc=None,
+    )
 
 
 def compute_ragged_extend_lengths(
@@ -239,4 +310,17 @@ def compute_ragged_extend_lengths(
     seq_lens_cpu: List[int],
     ragged_layout: RaggedVerifyLayout,
 ) -> VerifyExtendLengths:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    extend_seq_lens_cpu = list(ragged_layout.verify_lens_cpu)
+    seq_lens_extended = seq_lens + ragged_layout.verify_lens
+    seq_lens_cpu_extended = [
+        raw + length for raw, length in zip(seq_lens_cpu, extend_seq_lens_cpu)
+    ]
+    num_tokens = ragged_layout.total_verify_tokens
+    extend_start_loc = ragged_layout.extend_start_loc
+    return VerifyExtendLengths(
+        seq_lens_extended=seq_lens_extended,
+        seq_lens_cpu_extended=seq_lens_cpu_extended,
+        extend_seq_lens_cpu=extend_seq_lens_cpu,
+        num_tokens=num_tokens,
+        extend_start_loc=extend_start_loc,
+    )

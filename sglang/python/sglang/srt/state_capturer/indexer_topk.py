@@ -57,7 +57,16 @@ def set_global_indexer_capturer(capturer: Optional[IndexerTopkCapturer]):
 def maybe_capture_indexer_topk(
     layer_id: int, topk_indices: Optional[torch.Tensor]
 ) -> Optional[torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Capture topk for layer_id if a capturer is set; pass through unchanged.
+
+    Works in both expression context (`return maybe_capture_indexer_topk(...)`)
+    and statement context (call for side-effect, ignore return).
+    """
+    if topk_indices is None:
+        return None
+    if (cap := get_global_indexer_capturer()) is not None:
+        cap.capture(layer_id=layer_id, topk_indices=topk_indices)
+    return topk_indices
 
 
 

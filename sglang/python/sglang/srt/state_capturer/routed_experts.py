@@ -105,7 +105,13 @@ class RoutedExpertsCapturer(BaseTopkCapturer):
             )
 
     def capture(self, layer_id: int, topk_indices: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if get_moe_a2a_backend().is_deepep():
+            local_topk = topk_indices
+            topk_indices = self.gather_buffer[
+                : local_topk.size(0) * get_parallel().attn_tp_size
+            ]
+            attn_tp_all_gather_into_tensor(topk_indices, local_topk)
+        super().capture(layer_id, topk_indices)
 
     def _get_local_slice(
         self,
@@ -113,7 +119,20 @@ class RoutedExpertsCapturer(BaseTopkCapturer):
         can_run_graph: bool,
         cuda_graph_batch: Optional[int],
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Under DeepEP, capture() already attn_tp_all_gathered into the head of
+        # the per-rank buffer, so the local DP rank's data lives at [0:N_local]
+        # rather than at the global [start_pos:end_pos] offset.
+        if is_dp_attention_enabled() and not get_moe_a2a_backend().is_deepep():
+            # GPU->CPU sync would break overlap; operate on CPU directly.
+            local_start_pos, local_num_tokens = get_dp_local_slice_cpu(
+                forward_batch, can_run_graph, cuda_graph_batch
+            )
+            local_end_pos = local_start_pos + local_num_tokens
+        else:
+            local_start_pos, local_end_pos = 0, forward_batch.out_cache_loc.shape[0]
+        return self.device_cache.buffer[
+            local_start_pos:local_end_pos, :, : self.topk_size
+        ]
 
 
 def get_global_experts_capturer() -> Optional[RoutedExpertsCapturer]:

@@ -57,10 +57,23 @@ class RWLock:
                 self._cond.notify_all()
 
     async def acquire_writer(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        async with self._lock:
+            # Increment the count of writers waiting
+            self._waiting_writers += 1
+            try:
+                # Wait while either a writer is active or readers are present
+                while self._writer_active or self._readers > 0:
+                    await self._cond.wait()
+                self._writer_active = True
+            finally:
+                # Decrement waiting writers only after we've acquired the writer lock
+                self._waiting_writers -= 1
 
     async def release_writer(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        async with self._lock:
+            self._writer_active = False
+            # Wake up anyone waiting (readers or writers)
+            self._cond.notify_all()
 
     async def is_locked(self):
         async with self._lock:

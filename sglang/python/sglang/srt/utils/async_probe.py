@@ -26,14 +26,41 @@ class _AsyncNanWarner:
         self._warned = False
 
     def check(self, tensor: torch.Tensor, msg: str):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._warned or not tensor.is_cuda:
+            return
+        if self._dev is None:
+            self._dev = torch.zeros(1, dtype=torch.int32, device=tensor.device)
+            self._host = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+
+        # Report a hit enqueued on an earlier step (pinned read, no sync).
+        if int(self._host[0]):
+            logger.warning(
+                "NaN detected in %s; values were sanitized before sampling. "
+                "This usually indicates numerical overflow (e.g. fp16 "
+                "activations) or an upstream bug producing NaN. "
+                "Logged once; further occurrences are silent.",
+                msg,
+            )
+            self._warned = True
+            return
+
+        # Enqueue this step's detection (async, no sync).
+        self._dev.add_(torch.isnan(tensor).any().to(torch.int32))
+        self._host.copy_(self._dev, non_blocking=True)
 
 
 _nan_warner = _AsyncNanWarner()
 
 
 def maybe_warn_nan(tensor: Optional[torch.Tensor], msg: str = ""):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Non-fatal counterpart of maybe_detect_nan: throttled sync-free warning
+    instead of crashing. Callers sanitize the tensor themselves."""
+    if envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
+        # The hard assert path already covers detection.
+        return
+    if tensor is None:
+        return
+    _nan_warner.check(tensor, msg)
 
 
 def sanitize_nan_logits(logits: torch.Tensor, msg: str = ""):

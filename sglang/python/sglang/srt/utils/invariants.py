@@ -33,6 +33,14 @@ class Bucket(enum.Enum):
     FATAL_UNCONTAINABLE = "fatal_uncontainable"  # no containment; global corruption
 
 
+def resolve_level() -> InvariantCheckLevel:
+    """Current signal level; an unset SGLANG_INVARIANT_CHECK falls back to the
+    legacy SGLANG_ENABLE_ASYNC_ASSERT=true as STRICT so CI keeps failing loud."""
+    if envs.SGLANG_INVARIANT_CHECK.is_set():
+        return InvariantCheckLevel(envs.SGLANG_INVARIANT_CHECK.get())
+    if envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
+        return InvariantCheckLevel.STRICT
+    return InvariantCheckLevel.OFF
 
 
 class Property:
@@ -99,7 +107,9 @@ class Invariant:
 
 
 def _get_rank() -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
 
 
 # Per-(rank, name) checks between aggregated log flushes.
@@ -118,14 +128,55 @@ class _CheckReporter:
         self._logged_total: dict[str, int] = {}
 
     def record(self, key: str, bucket: Bucket, hit_count: torch.Tensor, msg: str):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        dev = self._dev.get(key)
+        if dev is None:
+            dev = torch.zeros(1, dtype=torch.int64, device=hit_count.device)
+            self._dev[key] = dev
+            self._host[key] = torch.zeros(
+                1, dtype=torch.int64, pin_memory=hit_count.is_cuda
+            )
+            self._calls[key] = 0
+            self._logged_total[key] = 0
+
+        dev.add_(hit_count.reshape(1).to(torch.int64))
+        self._host[key].copy_(dev, non_blocking=True)  # async, no sync
+        self._calls[key] += 1
+
+        total = int(self._host[key][0])  # stale host read, no sync
+        last = self._logged_total[key]
+        first_hit = last == 0 and total > 0
+        cadence = self._calls[key] % _FLUSH_EVERY == 0
+        if total > last and (first_hit or cadence):
+            level = logging.INFO if bucket is Bucket.SOFTEN else logging.WARNING
+            logger.log(
+                level,
+                "invariant-check [%s]: +%d hit(s), %d total. %s",
+                key,
+                total - last,
+                total,
+                msg,
+            )
+            self._logged_total[key] = total
 
 
 _reporter = _CheckReporter()
 
 
+def _crashes(bucket: Bucket, level: InvariantCheckLevel) -> bool:
+    """The (bucket x level) crash decision, pure and total."""
+    if bucket is Bucket.SOFTEN:
+        return False
+    if bucket is Bucket.FATAL_UNCONTAINABLE:
+        return level >= InvariantCheckLevel.WARN
+    return level == InvariantCheckLevel.STRICT  # GUARD, FATAL_CONTAINABLE
 
 
+def _signal(ok: torch.Tensor, *, inv: Invariant, level: InvariantCheckLevel, msg: str):
+    if _crashes(inv.bucket, level):
+        # Loud: async assert surfaces at the next sync point (no CPU sync).
+        torch._assert_async(ok.all(), f"invariant-check FAILED [{inv.name}]: {msg}")
+        return
+    _reporter.record(f"{inv.name}@rank{_get_rank()}", inv.bucket, (~ok).sum(), msg)
 
 
 def expect(
@@ -134,4 +185,14 @@ def expect(
     *,
     msg: str = "",
 ) -> Optional[torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Check `inv` over `value` per the (bucket x level) matrix. The data layer
+    (`inv.recover`) is applied unconditionally; only detection is gated. Returns
+    the recovered value."""
+    level = resolve_level()
+    if level >= InvariantCheckLevel.WARN and value is not None and value.numel() > 0:
+        detail = f"{inv.prop.name}: {msg}" if msg else inv.prop.name
+        _signal(inv.prop.ok(value), inv=inv, level=level, msg=detail)
+
+    if inv.recover is not None and value is not None:
+        value = inv.recover(value)
+    return value

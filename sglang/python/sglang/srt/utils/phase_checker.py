@@ -10,7 +10,9 @@ from sglang.srt.environ import envs
 
 
 def _phase_repr(phase: int | IntEnum) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(phase, IntEnum):
+        return f"{phase.name}({int(phase)})"
+    return str(int(phase))
 
 
 def _host_debug(msg: str) -> None:
@@ -61,7 +63,10 @@ class SimplePhaseChecker:
         )
 
     def enable_assert(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Reset phase to initial_phase, then enable the device-side assert."""
+        self._reset_to_idle()
+        self._enable_assert_device.fill_(1)
+        _host_debug(f"[SimplePhaseChecker.enable_assert] assert ENABLED")
 
     def update(
         self,
@@ -70,6 +75,35 @@ class SimplePhaseChecker:
         next_phase: int | IntEnum,
         caller_name: str = "",
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        caller_tag = self._resolve_caller_tag(caller_name)
+        _host_debug(
+            f"[SimplePhaseChecker.update] caller={caller_name!r} "
+            f"caller_tag={caller_tag} "
+            f"expect={_phase_repr(expect_phase)} "
+            f"next={_phase_repr(next_phase)} "
+            f"capturing={torch.cuda.is_current_stream_capturing()}"
+        )
+        _phase_check_kernel[(1,)](
+            self._phase,
+            self._enable_assert_device,
+            EXPECT_PHASE=int(expect_phase),
+            NEXT_PHASE=int(next_phase),
+            CALLER_TAG=caller_tag,
+        )
 
+    def _reset_to_idle(self) -> None:
+        self._phase.fill_(self._initial_phase)
+        _host_debug(
+            f"[SimplePhaseChecker._reset_to_idle] phase reset to "
+            f"{self._initial_phase}"
+        )
 
+    def _resolve_caller_tag(self, caller_name: str) -> int:
+        registry = self._caller_tag_registry
+        if caller_name not in registry:
+            registry[caller_name] = len(registry) + 1
+            _host_debug(
+                f"[SimplePhaseChecker] registered caller_tag "
+                f"{registry[caller_name]} <- {caller_name!r}"
+            )
+        return registry[caller_name]

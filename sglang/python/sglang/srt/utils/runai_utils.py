@@ -2,7 +2,9 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 # Adapted from https://github.com/vllm-project/vllm/blob/v0.6.4.post1/vllm/model_executor/model_loader/runai_utils.py
 
+import hashlib
 import logging
+import os
 from pathlib import Path
 
 from sglang.srt.environ import envs
@@ -29,7 +31,18 @@ SUPPORTED_SCHEMES = ["s3://", "gs://", "az://"]
 
 
 def list_safetensors(path: str = "") -> list[str]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    List full file names from object path and filter by allow pattern.
+
+    Args:
+        path: The object storage path to list from.
+
+    Returns:
+        list[str]: List of full object storage paths allowed by the pattern
+    """
+    from runai_model_streamer import list_safetensors as runai_list_safetensors
+
+    return runai_list_safetensors(path)
 
 
 def is_runai_obj_uri(model_or_path: str | Path) -> bool:
@@ -73,12 +86,47 @@ class ObjectStorageModel:
         allow_pattern: list[str] | None = None,
         ignore_pattern: list[str] | None = None,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Pull files from object storage into the local cache directory.
+
+        Args:
+            allow_pattern: File patterns to include (e.g. ["*.json"]).
+            ignore_pattern: File patterns to exclude.
+        """
+        self._runai_obj.pull_files(allow_pattern, ignore_pattern)
 
     @classmethod
     def download_and_get_path(cls, model_path: str) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Downloads the model metadata (excluding heavy weights) and returns
+        the local directory path. Safe for concurrent usage by multiple processes
+        """
+        with cls(url=model_path) as downloader:
+            downloader.pull_files(
+                ignore_pattern=[
+                    "*.pt",
+                    "*.safetensors",
+                    "*.bin",
+                    "*.tensors",
+                    "*.pth",
+                ],
+            )
+            cache_dir = downloader.dir
+            logger.info(f"Runai Model : {cache_dir}, metadata ready.")
+        return cache_dir
 
     @classmethod
     def get_path(cls, model_path: str) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Returns the local directory path.
+        """
+        model_hash = hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
+        base_dir = envs.SGLANG_CACHE_DIR.get()
+
+        # Ensure base cache dir exists
+        os.makedirs(os.path.join(base_dir, "model_streamer"), exist_ok=True)
+
+        return os.path.join(
+            base_dir,
+            "model_streamer",
+            model_hash,
+        )

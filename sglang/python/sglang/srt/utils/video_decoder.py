@@ -19,7 +19,18 @@ _cuda_backend_enabled: bool | None = None
 
 
 def _try_cuda_backend() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Try to enable torchcodec CUDA backend. Caches result after first call."""
+    global _cuda_backend_enabled
+    if _cuda_backend_enabled is not None:
+        return _cuda_backend_enabled
+    try:
+        from torchcodec.decoders import set_cuda_backend
+
+        set_cuda_backend("beta")
+        _cuda_backend_enabled = True
+    except Exception:
+        _cuda_backend_enabled = False
+    return _cuda_backend_enabled
 
 
 class VideoDecoderWrapper:
@@ -106,7 +117,11 @@ class VideoDecoderWrapper:
         return None
 
     def close(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Explicitly clean up temporary files."""
+        if self._tmp_path is not None:
+            if os.path.exists(self._tmp_path):
+                os.unlink(self._tmp_path)
+            self._tmp_path = None
 
     def __del__(self):
         self.close()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
+import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import List
@@ -35,7 +39,34 @@ class ArchInfo:
 
 @cache_once
 def _jit_cuda_version() -> tuple[int, ...]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """CUDA version of the nvcc that JIT builds actually run.
+
+    The target has to match the compiler, not the toolkit PyTorch was built
+    against: a cu129 wheel on a CUDA 12.8 toolkit would otherwise select
+    `sm_120f`, which nvcc 12.8 rejects. Resolve nvcc the way tvm-ffi does
+    (`CUDA_HOME` / `CUDA_PATH`, then `$PATH`, then `/usr/local/cuda`) and fall
+    back to `torch.version.cuda` when it cannot be probed.
+    """
+    cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if cuda_home is None:
+        nvcc_path = shutil.which("nvcc")
+        cuda_home = (
+            os.path.dirname(os.path.dirname(nvcc_path))
+            if nvcc_path is not None
+            else "/usr/local/cuda"
+        )
+    nvcc = os.path.join(cuda_home, "bin", "nvcc")
+    try:
+        output = subprocess.check_output([nvcc, "--version"], text=True)
+        match = re.search(r"release (\d+)\.(\d+)", output)
+        if match is not None:
+            return int(match.group(1)), int(match.group(2))
+        logger.warning("Cannot parse `%s --version` output: %s", nvcc, output)
+    except (OSError, subprocess.SubprocessError) as error:
+        logger.warning("Cannot run `%s --version`: %s", nvcc, error)
+    from sglang.srt.utils.common import get_cuda_version
+
+    return get_cuda_version()
 
 
 def _cuda_arch_suffix(major: int, minor: int) -> str:
@@ -106,11 +137,35 @@ def get_default_target_flags(arch: ArchInfo | None = None) -> List[str]:
         ]
 
 
+def make_jit_cuda_arch(major: int, minor: int) -> ArchInfo:
+    """Build the JIT target for an explicitly requested capability."""
+    return ArchInfo(major, minor, _cuda_arch_suffix(major, minor))
 
 
 @contextmanager
 def override_jit_cuda_arch(major: int, minor: int, suffix: str | None = None):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """A context manager to temporarily override CUDA architecture.
+
+    `suffix` defaults to the arch-specific target detection would pick for that
+    capability; pass it explicitly only to force a different one (an unsuffixed
+    target loses the arch-only instructions CUTLASS needs, see
+    `_cuda_arch_suffix`).
+
+    Kernels do not need this to reach an arch-specific target: `get_jit_cuda_arch`
+    already resolves the local GPU to its a/f target. Reach for it only to compile
+    for an arch the local GPU is not.
+    """
+    global _CUDA_ARCH
+    old_value = get_jit_cuda_arch()
+    _CUDA_ARCH = (
+        make_jit_cuda_arch(major, minor)
+        if suffix is None
+        else ArchInfo(major, minor, suffix)
+    )
+    try:
+        yield
+    finally:
+        _CUDA_ARCH = old_value
 
 
 def get_jit_cuda_arch() -> ArchInfo:

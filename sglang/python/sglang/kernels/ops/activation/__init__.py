@@ -61,12 +61,19 @@ class _GatedActivationOp(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        d = input.shape[-1] // 2
+        result = self._act(input[..., :d]) * input[..., d:]
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
     def forward_aot(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import sgl_kernel
+
+        return getattr(sgl_kernel, self.kernel_attr)(input, out)
 
     def forward_jit(
         self,
@@ -75,7 +82,11 @@ class _GatedActivationOp(BaseFusedOp):
         expert_ids: Optional[torch.Tensor] = None,
         expert_step: int = 1,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import sglang.kernels.ops.activation.activation as jit_activation
+
+        return getattr(jit_activation, self.kernel_attr)(
+            input, out, expert_ids, expert_step
+        )
 
 
 class SiluAndMulOp(_GatedActivationOp):
@@ -113,11 +124,26 @@ class SiluAndMulOp(_GatedActivationOp):
         KernelBackend.TORCH: "silu_and_mul (pure-torch reference).",
     }
 
+    def _act(self, gate: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        return F.silu(gate)
 
     def forward_aiter(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import torch
+        from aiter import silu_and_mul as _aiter_silu_and_mul
+
+        d = input.shape[-1] // 2
+        if out is None:
+            out = torch.empty(
+                (*input.shape[:-1], d), dtype=input.dtype, device=input.device
+            )
+        # aiter's ROCm silu_and_mul: (out, input, limit); limit=0.0 = no clamp,
+        # matching the standard (unclamped) gated-SiLU used elsewhere.
+        _aiter_silu_and_mul(out, input, 0.0)
+        return out
 
 
 class GeluAndMulOp(_GatedActivationOp):
@@ -131,6 +157,10 @@ class GeluAndMulOp(_GatedActivationOp):
         KernelBackend.TORCH: "gelu_and_mul (pure-torch reference).",
     }
 
+    def _act(self, gate: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        return F.gelu(gate, approximate="none")
 
 
 class GeluTanhAndMulOp(_GatedActivationOp):
@@ -144,6 +174,10 @@ class GeluTanhAndMulOp(_GatedActivationOp):
         KernelBackend.TORCH: "gelu_tanh_and_mul (pure-torch reference).",
     }
 
+    def _act(self, gate: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        return F.gelu(gate, approximate="tanh")
 
 
 class ReLU2Op(BaseFusedOp):
@@ -168,12 +202,25 @@ class ReLU2Op(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import torch.nn.functional as F
+
+        x = F.relu(input)
+        result = x * x
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
     def forward_jit(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.kernels.ops.activation.activation import relu2
+
+        result = relu2(input)
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
 
 class QuickGELUOp(BaseFusedOp):
@@ -198,12 +245,24 @@ class QuickGELUOp(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import torch
+
+        result = input * torch.sigmoid(1.702 * input)
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
     def forward_aot(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import torch
+        from sgl_kernel import gelu_quick
+
+        if out is None:
+            out = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+        gelu_quick(input, out)
+        return out
 
 
 _SILU_AND_MUL = register_fused_op(SiluAndMulOp(), __name__, "_SILU_AND_MUL")
@@ -218,19 +277,22 @@ _GELU_QUICK = register_fused_op(QuickGELUOp(), __name__, "_GELU_QUICK")
 def silu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """``out = silu(input[..., :d]) * input[..., d:]`` with ``d = input.shape[-1] // 2``."""
+    return _SILU_AND_MUL(input, out)
 
 
 def gelu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """``out = gelu(input[..., :d]) * input[..., d:]``."""
+    return _GELU_AND_MUL(input, out)
 
 
 def gelu_tanh_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """``out = gelu_tanh(input[..., :d]) * input[..., d:]``."""
+    return _GELU_TANH_AND_MUL(input, out)
 
 
 def relu2(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -88,7 +88,11 @@ def _run_activation_filtered_inplace(
     expert_ids: torch.Tensor,
     expert_step: int,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    hidden_size = input.shape[-1] // 2
+    module = activation_module(input.dtype)
+    input_2d = input.view(-1, hidden_size * 2)
+    out_2d = out.view(-1, hidden_size)
+    module.run_activation_filtered(input_2d, out_2d, expert_ids, expert_step, op_name)
 
 
 def run_activation(
@@ -116,6 +120,13 @@ def run_activation(
     return out
 
 
+@register_custom_op(mutates_args=["out"])
+def _run_unary_activation_inplace(
+    op_name: str, input: torch.Tensor, out: torch.Tensor
+) -> None:
+    last = input.shape[-1]
+    module = activation_module(input.dtype)
+    module.run_unary_activation(input.view(-1, last), out.view(-1, last), op_name)
 
 
 def run_unary_activation(
@@ -123,14 +134,26 @@ def run_unary_activation(
     input: torch.Tensor,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Apply a standalone (non-gated) element-wise activation: ``out = act(input)``.
+
+    Unlike :func:`run_activation`, there is no gate/up split — ``input`` and
+    ``out`` share the same shape.
+    """
+    assert (
+        op_name in SUPPORTED_UNARY_ACTIVATIONS
+    ), f"Unsupported unary activation: {op_name}"
+    if out is None:
+        out = torch.empty_like(input)
+    _run_unary_activation_inplace(op_name, input, out)
+    return out
 
 
 def relu2(
     input: torch.Tensor,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Squared ReLU: ``out = max(0, input) ** 2`` (element-wise)."""
+    return run_unary_activation("relu2", input, out)
 
 
 def silu_and_mul(
@@ -152,7 +175,7 @@ def gelu_and_mul(
     expert_ids: Optional[torch.Tensor] = None,
     expert_step: int = 1,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return run_activation("gelu", input, out, expert_ids, expert_step)
 
 
 def gelu_tanh_and_mul(
@@ -161,4 +184,4 @@ def gelu_tanh_and_mul(
     expert_ids: Optional[torch.Tensor] = None,
     expert_step: int = 1,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return run_activation("gelu_tanh", input, out, expert_ids, expert_step)

@@ -286,6 +286,11 @@ class CPTritonContext:
     def __init__(self):
         self.inner_kernel = None
 
+    def call_kernel(self, kernel, grid, *regular_args, **const_args):
+        if self.inner_kernel is None:
+            self.inner_kernel = kernel[grid](*regular_args, **const_args)
+        else:
+            self.inner_kernel[grid](*regular_args)
 
 
 def correct_attn_out(
@@ -296,7 +301,76 @@ def correct_attn_out(
     new_output: torch.Tensor = None,
     is_lse_base_on_e: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Correct the attention output using the all-gathered lses.
+
+    Args:
+        out: Tensor of shape [ B, H, D ]
+        lses: Tensor of shape [ N, B, H ]
+        cp_rank: Current rank in the context-parallel group
+        ctx: Triton context to avoid recompilation
+
+    Returns:
+        Tuple of (out, lse) with corrected attention and final log-sum-exp.
+    """
+    if ctx is None:
+        ctx = CPTritonContext()
+
+    # --- Normalize to 3D views ---
+    if out.ndim == 4 and out.shape[1] == 1:
+        out = out.squeeze(1)
+    assert out.ndim == 3, f"expected out [B,H,D] or [B,1,H,D], got {tuple(out.shape)}"
+
+    if lses.ndim == 4 and lses.shape[-1] == 1:
+        lses = lses.squeeze(-1)
+    if lses.ndim == 4 and lses.shape[1] == 1:
+        lses = lses.squeeze(1)
+    assert lses.ndim == 3, (
+        f"expected lses [N,B,H] (optionally with a 1-sized extra dim), "
+        f"got {tuple(lses.shape)}"
+    )
+
+    B, H, D = out.shape
+    N = lses.shape[0]
+
+    # Strides after we normalized shapes to 3-D views.  The kernel computes
+    # offsets for `vlse_ptr` using lses_stride_B/H, so the output buffer must
+    # have the same B/H stride layout as a slice of `lses`.
+    o_sB, o_sH, o_sD = out.stride()
+    l_sN, l_sB, l_sH = lses.stride()
+    no_sH, no_sB, no_sD = new_output.stride()
+    # Allocate LSE with the same B/H strides as `lses` so writes land correctly
+    # even when `lses` is a non-contiguous view (e.g., 4-D to 3-D squeeze).
+    lse = torch.empty_strided(
+        (B, H), (l_sB, l_sH), device=lses.device, dtype=lses.dtype
+    )
+
+    # Kernel launch config
+    grid = (B, H, 1)
+
+    regular_args = (
+        out,
+        new_output,
+        lses,
+        lse,
+        o_sB,
+        o_sH,
+        o_sD,
+        l_sN,
+        l_sB,
+        l_sH,
+        no_sH,
+        no_sB,
+        no_sD,
+        cp_rank,
+    )
+    const_args = {
+        "HEAD_DIM": D,
+        "N_ROUNDED": N,
+        "IS_LSE_BASE_ON_E": is_lse_base_on_e,
+    }
+
+    ctx.call_kernel(_correct_attn_cp_out_kernel, grid, *regular_args, **const_args)
+    return new_output, lse
 
 
 # A2A DCP reduce: LSE-weighted combine of N partial attention outputs
@@ -405,6 +479,49 @@ def dcp_lse_combine_triton(
     is_lse_base_on_e: bool = True,
     return_lse: bool = False,
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Launch the Triton LSE-combine kernel.
+
+    Args:
+        recv_output: [N, B, H_local, D] partial outputs from each DCP rank.
+        recv_lse:    [N, B, H_local]    log-sum-exp from each DCP rank.
+        is_lse_base_on_e: True if LSE uses base-e (FlashAttention),
+                          False if base-2 (FlashInfer).
+        return_lse: If True, also return the combined global LSE.
+
+    Returns:
+        (combined_output [B, H_local, D], combined_lse [B, H_local] or None)
+    """
+    N, B, H_local, D = recv_output.shape
+    out = torch.empty(
+        (B, H_local, D), device=recv_output.device, dtype=recv_output.dtype
+    )
+    out_lse = (
+        torch.empty((B, H_local), device=recv_lse.device, dtype=recv_lse.dtype)
+        if return_lse
+        else recv_lse.new_empty(0)
+    )
+
+    grid = (B, H_local)
+    _dcp_lse_combine_kernel[grid](
+        recv_output,
+        recv_lse,
+        out,
+        out_lse,
+        recv_output.stride(0),
+        recv_output.stride(1),
+        recv_output.stride(2),
+        recv_output.stride(3),
+        recv_lse.stride(0),
+        recv_lse.stride(1),
+        recv_lse.stride(2),
+        out.stride(0),
+        out.stride(1),
+        out.stride(2),
+        N=N,
+        HEAD_DIM=D,
+        IS_BASE_E=is_lse_base_on_e,
+        RETURN_LSE=return_lse,
+    )
+    return out, (out_lse if return_lse else None)
 
 

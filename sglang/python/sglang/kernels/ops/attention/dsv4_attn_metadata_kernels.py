@@ -9,7 +9,14 @@ import triton.language as tl
 
 
 def _inputs_on_cuda(*args, **kwargs) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Route kernel dispatch by input placement: the first tensor argument
+    decides. CUDA inputs take the fused triton kernel; CPU inputs take the
+    torch reference implementation (triton is CUDA-only, and CPU-side callers
+    such as unit tests exercise the reference path)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return value.is_cuda
+    raise AssertionError("kernel dispatch requires at least one tensor argument")
 
 
 class ExpandPrefillCausallyResult(msgspec.Struct):
@@ -20,7 +27,9 @@ class ExpandPrefillCausallyResult(msgspec.Struct):
 class ExpandPrefillCausally:
     @classmethod
     def execute(cls, *args, **kwargs) -> ExpandPrefillCausallyResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _inputs_on_cuda(*args, **kwargs):
+            return cls.triton(*args, **kwargs)
+        return cls.torch(*args, **kwargs)
 
     @classmethod
     def torch(
@@ -35,7 +44,16 @@ class ExpandPrefillCausally:
         num_tokens: int,
         padded_num_tokens: Optional[int],
     ) -> ExpandPrefillCausallyResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return expand_prefill_causally(
+            req_pool_indices=req_pool_indices,
+            seq_lens=seq_lens,
+            extend_seq_lens=extend_seq_lens,
+            extend_start_loc=extend_start_loc,
+            seq_lens_cpu=seq_lens_cpu,
+            extend_seq_lens_cpu=extend_seq_lens_cpu,
+            num_tokens=num_tokens,
+            padded_num_tokens=padded_num_tokens,
+        )
 
     @classmethod
     def triton(
@@ -50,7 +68,13 @@ class ExpandPrefillCausally:
         num_tokens: int,
         padded_num_tokens: Optional[int],
     ) -> ExpandPrefillCausallyResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return expand_prefill_causally_triton(
+            req_pool_indices=req_pool_indices,
+            seq_lens=seq_lens,
+            extend_seq_lens=extend_seq_lens,
+            num_tokens=num_tokens,
+            padded_num_tokens=padded_num_tokens,
+        )
 
 
 def expand_prefill_causally(
@@ -64,7 +88,69 @@ def expand_prefill_causally(
     num_tokens: int,
     padded_num_tokens: Optional[int],
 ) -> ExpandPrefillCausallyResult:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    device = req_pool_indices.device
+    cuda_int32_kwargs = {"dtype": torch.int32, "device": device}
+
+    if extend_start_loc is not None:
+        repeats = extend_seq_lens.to(torch.int64)
+        req_pool_indices_repeated = torch.repeat_interleave(
+            req_pool_indices, repeats, output_size=num_tokens
+        )
+        start_positions = seq_lens.to(torch.int32) - extend_seq_lens.to(torch.int32) + 1
+        start_positions_repeated = torch.repeat_interleave(
+            start_positions, repeats, output_size=num_tokens
+        )
+        start_locs_repeated = torch.repeat_interleave(
+            extend_start_loc.to(torch.int32), repeats, output_size=num_tokens
+        )
+        token_offsets = (
+            torch.arange(num_tokens, **cuda_int32_kwargs) - start_locs_repeated
+        )
+        seq_lens_casual = start_positions_repeated + token_offsets
+
+        if padded_num_tokens is not None and padded_num_tokens > num_tokens:
+            pad_size = padded_num_tokens - num_tokens
+            seq_lens_casual = torch.nn.functional.pad(
+                seq_lens_casual, (0, pad_size), value=1
+            )
+            req_pool_indices_repeated = torch.cat(
+                (
+                    req_pool_indices_repeated,
+                    req_pool_indices_repeated[-1:].expand(pad_size),
+                )
+            )
+        return ExpandPrefillCausallyResult(
+            seq_lens_casual=seq_lens_casual,
+            req_pool_indices_repeated=req_pool_indices_repeated,
+        )
+
+    assert seq_lens_cpu is not None and extend_seq_lens_cpu is not None
+    seq_lens_casual = torch.empty(num_tokens, **cuda_int32_kwargs)
+    idx_to_req_repeated = torch.empty(num_tokens, **cuda_int32_kwargs)
+    offset = 0
+    for i, (kv_len, qo_len) in enumerate(zip(seq_lens_cpu, extend_seq_lens_cpu)):
+        out = seq_lens_casual[offset : offset + qo_len]
+        offset += qo_len
+        torch.arange(kv_len - qo_len + 1, kv_len + 1, out=out)
+        idx_to_req_repeated[offset - qo_len : offset].fill_(i)
+
+    assert offset == num_tokens
+    req_pool_indices_repeated = req_pool_indices[idx_to_req_repeated]
+
+    if padded_num_tokens is not None and padded_num_tokens > num_tokens:
+        pad_size = padded_num_tokens - num_tokens
+        seq_lens_casual = torch.nn.functional.pad(
+            seq_lens_casual, (0, pad_size), value=1
+        )
+        req_pool_indices_repeated = torch.nn.functional.pad(
+            req_pool_indices_repeated,
+            (0, pad_size),
+            value=req_pool_indices_repeated[-1].item(),
+        )
+    return ExpandPrefillCausallyResult(
+        seq_lens_casual=seq_lens_casual,
+        req_pool_indices_repeated=req_pool_indices_repeated,
+    )
 
 
 @triton.jit
@@ -113,7 +199,35 @@ def expand_prefill_causally_triton(
     num_tokens: int,
     padded_num_tokens: Optional[int],
 ) -> ExpandPrefillCausallyResult:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    bs = req_pool_indices.shape[0]
+    device = req_pool_indices.device
+    total_tokens = (
+        padded_num_tokens
+        if padded_num_tokens is not None and padded_num_tokens > num_tokens
+        else num_tokens
+    )
+
+    seq_lens_casual = torch.empty(total_tokens, dtype=torch.int32, device=device)
+    req_pool_indices_repeated = torch.empty(
+        total_tokens, dtype=req_pool_indices.dtype, device=device
+    )
+    BLOCK = 256
+    _expand_prefill_causally_kernel[(triton.cdiv(total_tokens, BLOCK),)](
+        req_pool_indices,
+        seq_lens,
+        extend_seq_lens,
+        seq_lens_casual,
+        req_pool_indices_repeated,
+        bs,
+        num_tokens,
+        total_tokens,
+        BLOCK=BLOCK,
+        BS_P2=triton.next_power_of_2(max(bs, 1)),
+    )
+    return ExpandPrefillCausallyResult(
+        seq_lens_casual=seq_lens_casual,
+        req_pool_indices_repeated=req_pool_indices_repeated,
+    )
 
 
 class PageTablePositionsResult(msgspec.Struct):
@@ -126,7 +240,9 @@ class PageTablePositionsResult(msgspec.Struct):
 class BuildPageTablePositions:
     @classmethod
     def execute(cls, *args, **kwargs) -> PageTablePositionsResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _inputs_on_cuda(*args, **kwargs):
+            return cls.triton(*args, **kwargs)
+        return cls.torch(*args, **kwargs)
 
     @classmethod
     def torch(
@@ -139,7 +255,14 @@ class BuildPageTablePositions:
         page_size: int,
         swa_window: int,
     ) -> PageTablePositionsResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_page_table_positions(
+            req_to_token=req_to_token,
+            req_pool_indices_repeated=req_pool_indices_repeated,
+            seq_lens_casual=seq_lens_casual,
+            max_seq_len=max_seq_len,
+            page_size=page_size,
+            swa_window=swa_window,
+        )
 
     @classmethod
     def triton(
@@ -152,7 +275,14 @@ class BuildPageTablePositions:
         page_size: int,
         swa_window: int,
     ) -> PageTablePositionsResult:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_page_table_positions_triton(
+            req_to_token=req_to_token,
+            req_pool_indices_repeated=req_pool_indices_repeated,
+            seq_lens_casual=seq_lens_casual,
+            max_seq_len=max_seq_len,
+            page_size=page_size,
+            swa_window=swa_window,
+        )
 
 
 def build_page_table_positions(
@@ -164,7 +294,19 @@ def build_page_table_positions(
     page_size: int,
     swa_window: int,
 ) -> PageTablePositionsResult:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    seq_lens_casual = seq_lens_casual.to(torch.int32)
+    positions_casual = seq_lens_casual - 1
+    page_table = req_to_token[
+        req_pool_indices_repeated.to(torch.int64), :max_seq_len:page_size
+    ]
+    page_table = (page_table // page_size).to(torch.int32)
+    swa_topk_lengths = torch.clamp(seq_lens_casual, max=swa_window)
+    return PageTablePositionsResult(
+        seq_lens_casual=seq_lens_casual,
+        positions_casual=positions_casual,
+        page_table=page_table,
+        swa_topk_lengths=swa_topk_lengths,
+    )
 
 
 @triton.jit
@@ -209,13 +351,43 @@ def build_page_table_positions_triton(
     page_size: int,
     swa_window: int,
 ) -> PageTablePositionsResult:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    num_q = seq_lens_casual.shape[0]
+    num_pages = (max_seq_len + page_size - 1) // page_size
+    device = seq_lens_casual.device
+
+    seq_lens_out = torch.empty(num_q, dtype=torch.int32, device=device)
+    positions_out = torch.empty(num_q, dtype=torch.int32, device=device)
+    page_table = torch.empty((num_q, num_pages), dtype=torch.int32, device=device)
+    topk_out = torch.empty(num_q, dtype=torch.int32, device=device)
+    BLOCK_P = 256
+    _page_table_positions_kernel[(num_q,)](
+        req_to_token,
+        req_pool_indices_repeated,
+        seq_lens_casual,
+        seq_lens_out,
+        positions_out,
+        page_table,
+        topk_out,
+        req_to_token.stride(0),
+        num_pages,
+        page_size,
+        swa_window,
+        BLOCK_P=BLOCK_P,
+    )
+    return PageTablePositionsResult(
+        seq_lens_casual=seq_lens_out,
+        positions_casual=positions_out,
+        page_table=page_table,
+        swa_topk_lengths=topk_out,
+    )
 
 
 class BuildCausalSwaPageIndices:
     @classmethod
     def execute(cls, *args, **kwargs) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if _inputs_on_cuda(*args, **kwargs):
+            return cls.triton(*args, **kwargs)
+        return cls.torch(*args, **kwargs)
 
     @classmethod
     def torch(
@@ -228,7 +400,14 @@ class BuildCausalSwaPageIndices:
         swa_window: int,
         page_index_aligned_size: int,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_causal_swa_page_indices(
+            req_to_token=req_to_token,
+            full_to_swa_mapping=full_to_swa_mapping,
+            req_pool_indices_repeated=req_pool_indices_repeated,
+            seq_lens_casual=seq_lens_casual,
+            swa_window=swa_window,
+            page_index_aligned_size=page_index_aligned_size,
+        )
 
     @classmethod
     def triton(
@@ -241,7 +420,14 @@ class BuildCausalSwaPageIndices:
         swa_window: int,
         page_index_aligned_size: int,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return build_causal_swa_page_indices_triton(
+            req_to_token=req_to_token,
+            full_to_swa_mapping=full_to_swa_mapping,
+            req_pool_indices_repeated=req_pool_indices_repeated,
+            seq_lens_casual=seq_lens_casual,
+            swa_window=swa_window,
+            page_index_aligned_size=page_index_aligned_size,
+        )
 
 
 def build_causal_swa_page_indices(
@@ -253,7 +439,28 @@ def build_causal_swa_page_indices(
     swa_window: int,
     page_index_aligned_size: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    device = seq_lens_casual.device
+    pos_causal = seq_lens_casual - 1
+    num_qo_tokens = seq_lens_casual.size(0)
+    offsets = pos_causal.unsqueeze(1) - torch.arange(
+        swa_window, dtype=torch.int32, device=device
+    ).unsqueeze(0)
+    invalid_offset_mask = offsets < 0
+    offsets.masked_fill_(invalid_offset_mask, 0)
+    raw_indices = req_to_token[req_pool_indices_repeated[:, None], offsets]
+    assert raw_indices.shape == (num_qo_tokens, swa_window)
+    raw_indices.masked_fill_(invalid_offset_mask, -1)
+    swa_indices = full_to_swa_mapping[raw_indices]
+    swa_indices = swa_indices.to(torch.int32)
+
+    padded_width = (
+        (swa_window + page_index_aligned_size - 1) // page_index_aligned_size
+    ) * page_index_aligned_size
+    if padded_width == swa_window:
+        return swa_indices
+    return torch.nn.functional.pad(
+        swa_indices, (0, padded_width - swa_window), value=-1
+    )
 
 
 @triton.jit
@@ -295,4 +502,25 @@ def build_causal_swa_page_indices_triton(
     swa_window: int,
     page_index_aligned_size: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    num_qo_tokens = seq_lens_casual.size(0)
+    padded_width = (
+        (swa_window + page_index_aligned_size - 1) // page_index_aligned_size
+    ) * page_index_aligned_size
+    out = torch.empty(
+        (num_qo_tokens, padded_width),
+        dtype=torch.int32,
+        device=seq_lens_casual.device,
+    )
+    BLOCK_K = 256
+    _causal_swa_page_indices_kernel[(num_qo_tokens,)](
+        req_to_token,
+        full_to_swa_mapping,
+        req_pool_indices_repeated,
+        seq_lens_casual,
+        out,
+        req_to_token.stride(0),
+        swa_window,
+        padded_width,
+        BLOCK_K=BLOCK_K,
+    )
+    return out

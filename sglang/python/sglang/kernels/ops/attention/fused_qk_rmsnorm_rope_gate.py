@@ -142,4 +142,60 @@ def fused_qk_gemma_rmsnorm_rope_gate(
     rotary_dim: int,
     has_gate: bool = True,
 ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused QK GemmaRMSNorm + NeoX RoPE + gate deinterleave.
+
+    Args:
+        q_gate: [T, num_q_heads * (1 + has_gate) * head_dim] — interleaved Q+Gate if has_gate
+        k: [T, num_kv_heads * head_dim]
+        q_weight, k_weight: [head_dim] — raw GemmaRMSNorm weights (kernel adds +1.0)
+        cos_sin_cache: [max_seq_len, rotary_dim] — [cos..., sin...]
+        positions: [T] — token positions
+    """
+    T = q_gate.shape[0]
+    q_size = num_q_heads * head_dim
+    kv_size = num_kv_heads * head_dim
+
+    q_out = torch.empty(T, q_size, dtype=q_gate.dtype, device=q_gate.device)
+    k_out = torch.empty(T, kv_size, dtype=k.dtype, device=k.device)
+    gate_out = (
+        torch.empty(T, num_q_heads, head_dim, dtype=q_gate.dtype, device=q_gate.device)
+        if has_gate
+        else q_out
+    )
+
+    half_rotary = rotary_dim // 2
+    head_block = triton.next_power_of_2(head_dim)
+    rot_half_block = triton.next_power_of_2(half_rotary)
+
+    grid = (T, num_q_heads + num_kv_heads)
+    _fused_qk_rmsnorm_rope_gate_kernel[grid](
+        q_gate,
+        k,
+        q_out,
+        k_out,
+        gate_out,
+        q_weight,
+        k_weight,
+        cos_sin_cache,
+        positions,
+        q_gate.stride(0),
+        k.stride(0),
+        q_out.stride(0),
+        k_out.stride(0),
+        gate_out.stride(0),
+        cos_sin_cache.stride(0),
+        NUM_Q_HEADS=num_q_heads,
+        NUM_KV_HEADS=num_kv_heads,
+        HEAD_DIM=head_dim,
+        ROTARY_DIM=rotary_dim,
+        HALF_ROTARY=half_rotary,
+        HEAD_BLOCK=head_block,
+        ROT_HALF_BLOCK=rot_half_block,
+        EPS=eps,
+        FP16=q_gate.dtype == torch.float16,
+        HAS_PASS=rotary_dim < head_dim,
+        HAS_GATE=has_gate,
+        ENABLE_PDL=_ENABLE_PDL,
+    )
+
+    return q_out, k_out, gate_out if has_gate else None

@@ -31,14 +31,38 @@ logger = logging.getLogger(__name__)
 def _jit_dsa_fused_store_module(
     key_dtype: torch.dtype, indices_dtype: torch.dtype, page_size: int
 ) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Build a JIT module that exposes:
+      module.fused_store_index_k_cache(input_bf16, index_k_with_scale_u8, loc_i64)
+    """
+    args = make_cpp_args(key_dtype, indices_dtype, page_size, is_arch_support_pdl())
+    return load_jit(
+        "fused_store_index_k_cache",
+        *args,
+        cuda_files=["dsa/fused_store_index_cache.cuh"],
+        cuda_wrappers=[
+            (
+                "fused_store_index_k_cache",
+                # - Float  = bf16_t (sgl_kernel/type.cuh)
+                # - IndicesT = int64_t (out_cache_loc is int64 in SGLang SetKAndS)
+                # - kPageSize = 64 (CUDA DSA)
+                f"FusedStoreCacheIndexerKernel<{args}>::run",
+            )
+        ],
+    )
 
 
 @cache_once
 def can_use_dsa_fused_store(
     key_dtype: torch.dtype, indices_dtype: torch.dtype, page_size: int
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    logger = logging.getLogger(__name__)
+    try:
+        _jit_dsa_fused_store_module(key_dtype, indices_dtype, page_size)
+        return True
+    except Exception as e:
+        logger.warning(f"Failed to load dsa fused store JIT kernel: {e}")
+        return False
 
 
 @debug_kernel_api

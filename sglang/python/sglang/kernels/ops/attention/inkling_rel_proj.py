@@ -19,9 +19,18 @@ from sglang.kernels.jit.utils import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from tvm_ffi.module import Module
 
 
+@cache_once
+def _jit_rel_proj_module(d_rel: int, use_pdl: bool) -> Module:
+    args = make_cpp_args(d_rel, use_pdl)
+    return load_jit(
+        "inkling_rel_proj",
+        *args,
+        cuda_files=["inkling/inkling_rel_proj.cuh"],
+        cuda_wrappers=[("run", f"rel_proj_small_t<{args}>")],
+    )
 
 
 def rel_proj_small_t(
@@ -30,4 +39,15 @@ def rel_proj_small_t(
     tau: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """``r``: [t, h, d_rel] bf16, token rows possibly strided ((h*d_rel)-
+    contiguous inner, 16B-aligned); ``proj``: [d_rel, e] bf16 contiguous;
+    ``tau``: optional fp32 [t] prescale (rounds r*tau to bf16 before the dot,
+    the shipped prescale semantics). Returns contiguous [t, h, e]."""
+    if out is None:
+        out = torch.empty(
+            (r.shape[0], r.shape[1], proj.shape[1]), dtype=r.dtype, device=r.device
+        )
+    module = _jit_rel_proj_module(r.shape[2], is_arch_support_pdl())
+    sh = tau if tau is not None else empty_sentinel(r.device, torch.float32)
+    module.run(r, sh, proj, out)
+    return out

@@ -25,4 +25,46 @@ def _apply_log_scaling_tau_kernel(
 
 
 def apply_log_scaling_tau(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """out = (x.float() * tau).to(x.dtype) with tau broadcast per leading row,
+    fused into one launch. x may carry a leading-dim stride (the q slice of the
+    fused qkvr output); its trailing dims must be contiguous. No dynamo: the
+    torch.compile'd predecessor's call sites spanned enough rank /
+    dispatch-key / 0-1 specialization variants (target + de-tied MTP heads) to
+    exceed the recompile limit, which crashed (fullgraph) or wedged capture
+    (raised limit)."""
+    rows = x.shape[0]
+    inner = x.numel() // rows if rows else 0
+    inner_contiguous = x.stride(-1) == 1 and (
+        x.dim() == 2 or x.stride(-2) == x.shape[-1] * x.stride(-1)
+    )
+    if rows == 0 or inner == 0 or not inner_contiguous:
+        return (x.float() * tau).to(x.dtype)
+
+    if (
+        x.is_cuda
+        and x.dtype == torch.bfloat16
+        and inner % 8 == 0
+        and x.data_ptr() % 16 == 0
+        and (x.stride(0) * 2) % 16 == 0
+    ):
+        # Vectorized JIT kernel (16B loads, one row divide per vector) --
+        # bit-identical output (same fp32-mul + bf16-round), ~2-3x the
+        # scalar triton kernel below at every size.
+        from sglang.kernels.ops.attention.inkling_row_scale import row_scale_bf16
+
+        x2d = torch.as_strided(x, (rows, inner), (x.stride(0), 1))
+        return row_scale_bf16(x2d, tau.reshape(rows).float()).view(x.shape)
+
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    total = rows * inner
+    BLOCK = 1024
+    _apply_log_scaling_tau_kernel[(triton.cdiv(total, BLOCK),)](
+        x,
+        tau.reshape(rows).to(torch.float32),
+        out,
+        x.stride(0),
+        inner,
+        total,
+        BLOCK=BLOCK,
+    )
+    return out

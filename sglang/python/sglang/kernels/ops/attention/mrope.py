@@ -60,4 +60,30 @@ def apply_interleaved_rope_kernel(
 
 
 def apply_interleaved_rope_triton(x: torch.Tensor, mrope_section: list) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    x = x.contiguous()
+    M, S, D = x.shape
+
+    out = torch.empty((S, D), dtype=x.dtype, device=x.device)
+
+    BLOCK_S = 64
+    BLOCK_SIZE = 128
+
+    grid = (triton.cdiv(S, BLOCK_S), triton.cdiv(D, BLOCK_SIZE))
+
+    section_1_end = mrope_section[1]
+    section_2_end = mrope_section[2]
+
+    apply_interleaved_rope_kernel[grid](
+        x,
+        out,
+        S,
+        D,
+        x.stride(0),
+        x.stride(1),
+        out.stride(0),
+        section_1_end,
+        section_2_end,
+        BLOCK_S=BLOCK_S,
+        BLOCK_SIZE=BLOCK_SIZE,
+    )
+    return out

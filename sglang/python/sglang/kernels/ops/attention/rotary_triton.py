@@ -121,7 +121,36 @@ def triton_mrope_fused(
     is_neox_style: bool,
     axis_map: torch.Tensor,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    num_tokens, n_q_dim = q.shape
+    n_k_dim = k.shape[1]
+    n_qh = n_q_dim // head_size
+    n_kh = n_k_dim // head_size
+    pad_n_qh = triton.next_power_of_2(n_qh)
+    pad_n_kh = triton.next_power_of_2(n_kh)
+    pad_hd = triton.next_power_of_2(head_size)
+    _triton_mrope_forward_fused[(num_tokens,)](
+        q,
+        k,
+        cos_sin_cache,
+        positions,
+        q.stride(0),
+        k.stride(0),
+        positions.stride(0),
+        n_qh,
+        n_kh,
+        head_size,
+        rotary_dim,
+        pad_n_qh,
+        pad_n_kh,
+        pad_hd,
+        mrope_section[0],
+        mrope_section[1],
+        mrope_section[2],
+        mrope_interleaved,
+        mrope_interleaved_glm,
+        is_neox_style,
+        axis_map,
+    )
 
 
 @triton.jit
@@ -209,4 +238,35 @@ def triton_ernie45_rope_fused_inplace(
     rotary_dim: int,
     is_neox_style: bool,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    num_tokens = q.shape[0]
+    n_qh = q.shape[1] // head_size
+    n_kh = k.shape[1] // head_size
+    rd = rotary_dim
+    section_h, section_w, section_t = mrope_section
+    assert section_h == section_w, "Ernie4.5 layout assumes section_h == section_w"
+    assert section_h + section_w + section_t == rd // 2
+    if cos_sin_cache.dtype != q.dtype or cos_sin_cache.device != q.device:
+        cos_sin_cache = cos_sin_cache.to(device=q.device, dtype=q.dtype)
+    pad_n_qh = triton.next_power_of_2(n_qh)
+    pad_n_kh = triton.next_power_of_2(n_kh)
+    pad_hd = triton.next_power_of_2(head_size)
+    num_warps = 4 if (pad_n_qh * pad_hd) <= 8192 else 8
+    _triton_ernie45_rope_qk_fused[(num_tokens,)](
+        q,
+        k,
+        cos_sin_cache,
+        positions,
+        q.stride(0),
+        k.stride(0),
+        positions.stride(0),
+        n_qh=n_qh,
+        n_kh=n_kh,
+        hd=head_size,
+        rd=rd,
+        pad_n_qh=pad_n_qh,
+        pad_n_kh=pad_n_kh,
+        pad_hd=pad_hd,
+        section_hw=section_h + section_w,
+        is_neox_style=is_neox_style,
+        num_warps=num_warps,
+    )

@@ -67,7 +67,31 @@ if _is_cuda:
 #
 # See: https://github.com/flashinfer-ai/flashinfer/issues/2232
 def canonicalize_stride(tensor: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Adjust degenerate strides for a tensor, make it canonical.
+    """
+    sizes = tensor.size()
+    strides = tensor.stride()
+    ndim = tensor.dim()
+
+    need_fix = any(
+        sizes[i] == 1 and strides[i] == strides[i + 1] for i in range(ndim - 1)
+    )
+
+    if not need_fix:
+        return tensor
+
+    # canonicalize the stride
+    # Example:
+    # - shape: [num_pages, 1, 64, 128]
+    # - stride: [8192, 128, 128, 1] (wrong!)
+    # Gives new stride: [8192, 8192, 128 ,1] (correct!)
+    new_strides = [0] * ndim
+    new_strides[-1] = 1
+    for i in range(ndim - 2, -1, -1):
+        new_strides[i] = new_strides[i + 1] * sizes[i + 1]
+
+    return tensor.as_strided(sizes, new_strides)
 
 
 def mla_quantize_and_rope_for_fp8(
@@ -81,7 +105,79 @@ def mla_quantize_and_rope_for_fp8(
     kv_lora_rank: int,
     qk_rope_head_dim: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    import flashinfer.rope
+
+    """Quantize and apply RoPE for FP8 attention path.
+
+        This function handles the FP8 quantization and RoPE application for MLA attention.
+        It takes separate query/key nope and rope components, applies RoPE to the rope parts,
+        quantizes all components to FP8, and merges the query components into a single tensor.
+
+        Args:
+            q_nope: Query no-position-encoding component [seq_len, num_heads, kv_lora_rank]
+                - expected dtype: torch.bfloat16
+            q_rope: Query RoPE component [seq_len, num_heads, qk_rope_head_dim]
+                - expected dtype: torch.bfloat16
+            k_nope: Key no-position-encoding component [seq_len, num_heads, kv_lora_rank]
+                - expected dtype: torch.bfloat16
+            k_rope: Key RoPE component [seq_len, num_heads, qk_rope_head_dim]
+                - expected dtype: torch.bfloat16
+            pos_ids: Position indices for each token
+                - expected dtype: torch.int64 or torch.int32
+            cos_sin_cache: Precomputed cosine/sine cache for RoPE
+                - expected dtype: matches q_/k_ input dtype (torch.bfloat16)
+            is_neox: Whether to use NeoX-style RoPE (interleaved) or GPT-style (half rotation)
+            kv_lora_rank: Dimension of the no-position-encoding component
+            qk_rope_head_dim: Dimension of the RoPE component
+
+        Returns:
+            tuple: (merged_q_out, k_nope_out, k_rope_out) quantized to FP8
+                - merged_q_out: [seq_len, num_heads, kv_lora_rank + qk_rope_head_dim], dtype=torch.float8_e4m3fn
+                - k_nope_out:   [seq_len, num_heads, kv_lora_rank], dtype=torch.float8_e4m3fn
+                - k_rope_out:   [seq_len, num_heads, qk_rope_head_dim], dtype=torch.float8_e4m3fn
+        """
+    attn_dtype = torch.float8_e4m3fn
+    q_len, num_heads = q_rope.shape[0], q_rope.shape[1]
+
+    # Allocate output tensors with FP8 dtype
+    # Query output will contain merged nope + rope components
+    q_out = q_rope.new_empty(
+        q_len,
+        num_heads,
+        kv_lora_rank + qk_rope_head_dim,
+        dtype=attn_dtype,
+    )
+
+    # Key outputs maintain original shapes but with FP8 dtype
+    k_rope_out = k_rope.new_empty(k_rope.shape, dtype=attn_dtype)
+    k_nope_out = k_nope.new_empty(k_nope.shape, dtype=attn_dtype)
+
+    # Apply RoPE and quantize all components in a single fused kernel call
+    # This kernel handles:
+    # 1. RoPE application to q_rope and k_rope using cos_sin_cache and positions
+    # 2. Quantization of all components to FP8 format
+    # 3. Output placement into pre-allocated tensors
+    flashinfer.rope.mla_rope_quantize_fp8(
+        q_rope=q_rope,
+        k_rope=k_rope,
+        q_nope=q_nope,
+        k_nope=k_nope,
+        cos_sin_cache=cos_sin_cache,
+        pos_ids=pos_ids,
+        is_neox=is_neox,
+        quantize_dtype=attn_dtype,
+        # Output tensor slicing: q_out contains [nope_part, rope_part]
+        q_rope_out=q_out[..., kv_lora_rank:],  # RoPE part goes to end
+        k_rope_out=k_rope_out,
+        q_nope_out=q_out[..., :kv_lora_rank],  # Nope part goes to beginning
+        k_nope_out=k_nope_out,
+        # Quantization scales (set to 1.0 for no additional scaling)
+        quant_scale_q=1.0,
+        quant_scale_kv=1.0,
+        enable_pdl=is_arch_support_pdl(),
+    )
+
+    return q_out, k_nope_out, k_rope_out
 
 
 def mla_quantize_without_rope_for_fp8(
@@ -90,11 +186,17 @@ def mla_quantize_without_rope_for_fp8(
     k_nope: torch.Tensor,
     k_rope: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Quantize MLA components to FP8 without applying rotary embeddings."""
+    attn_dtype = torch.float8_e4m3fn
+    q = concat_mla_absorb_q_general(q_nope, q_rope).to(attn_dtype)
+    return q, k_nope.to(attn_dtype), k_rope.to(attn_dtype)
 
 
 def concat_mla_absorb_q_general(q_nope, q_rope):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if _is_cuda and q_nope.shape[-1] == 512 and q_rope.shape[-1] == 64:
+        return concat_mla_absorb_q(q_nope, q_rope)
+    else:
+        return torch.cat([q_nope, q_rope], dim=-1)
 
 
 @triton.jit
@@ -185,7 +287,49 @@ def launch_reshape_and_cache_shuffle_5d(
     slot_mapping: torch.Tensor,
     swa_slot_mapping=None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Launcher for reshape_and_cache_shuffle_5d.
+
+    Args:
+        key/value: (num_tokens, num_heads, head_size) source tensors
+        key_cache: (num_blocks, num_heads, head_size//X, block_size, X)
+        value_cache: (num_blocks, num_heads, block_size//X, head_size, X)
+        slot_mapping: per-token destination slot in [0, num_blocks*block_size)
+    """
+    num_tokens, num_heads, head_size = key.shape
+    assert value.shape == key.shape, "K/V must share token-major shape"
+    assert key_cache.dim() == 5 and value_cache.dim() == 5
+    num_blocks, kc_H, kc_D_over_X, block_size, X = key_cache.shape
+    assert kc_H == num_heads and kc_D_over_X * X == head_size
+    vb_blocks, vc_H, vc_page_over_X, vc_D, vc_X = value_cache.shape
+    assert (
+        vc_H == num_heads
+        and vc_page_over_X * X == block_size
+        and vc_D == head_size
+        and vc_X == X
+    )
+    assert block_size % X == 0 and head_size % X == 0
+
+    HEAD_BLOCK = min(4, triton.next_power_of_2(num_heads))
+    BLOCK_D = triton.next_power_of_2(head_size)
+    grid = (num_tokens, triton.cdiv(num_heads, HEAD_BLOCK))
+
+    reshape_and_cache_shuffle_5d[grid](
+        key,
+        value,
+        key_cache,
+        value_cache,
+        slot_mapping,
+        swa_slot_mapping if swa_slot_mapping is not None else slot_mapping,
+        key.stride(0),
+        value.stride(0),
+        num_heads,
+        head_size,
+        block_size,
+        X=X,
+        HEAD_BLOCK=HEAD_BLOCK,
+        BLOCK_D=BLOCK_D,
+        HAS_SWA=(swa_slot_mapping is not None),
+    )
 
 
 @triton.jit
@@ -262,4 +406,13 @@ def gather_shuffle_5d_to_linear(
 
 
 def assert_buffer_fits(used: int, capacity: int, what: str, **context) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Safety guard: a preallocated cuda-graph buffer must hold the runtime write.
+
+    The kv_indices / page_table scatter kernels bound writes only per-row, not
+    against the destination buffer, so an undersized buffer silently overflows
+    into the adjacent row. Fail fast on the host-known extent instead. All args
+    are host ints, so this is always-on (no device sync, unlike async probes).
+    """
+    assert used <= capacity, f"{what}: used {used} > capacity {capacity}" + (
+        f" ({', '.join(f'{k}={v}' for k, v in context.items())})" if context else ""
+    )

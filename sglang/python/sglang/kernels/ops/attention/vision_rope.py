@@ -73,6 +73,30 @@ def _fused_qk_complex_rope_kernel(
     )
 
 
+def can_use_fused_qk_complex_rope(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    freqs_cis: torch.Tensor,
+) -> bool:
+    """Whether the NVIDIA fused path supports these vision RoPE tensors."""
+
+    if not (
+        q.is_cuda
+        and k.is_cuda
+        and freqs_cis.is_cuda
+        and q.device == k.device == freqs_cis.device
+    ):
+        return False
+    if q.dtype != k.dtype or q.dtype not in (torch.bfloat16, torch.float16):
+        return False
+    if freqs_cis.dtype != torch.complex64 or q.shape != k.shape or q.ndim < 3:
+        return False
+    if q.shape[-1] % 2 != 0:
+        return False
+    if freqs_cis.shape != q.shape[:-2] + (q.shape[-1] // 2,):
+        return False
+    major, _ = torch.cuda.get_device_capability(q.device)
+    return major >= 9
 
 
 def apply_fused_qk_complex_rope(
@@ -80,13 +104,76 @@ def apply_fused_qk_complex_rope(
     k: torch.Tensor,
     freqs_cis: torch.Tensor,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Rotate interleaved Q/K pairs with one kernel.
+
+    ``q`` and ``k`` may be strided views of an interleaved QKV projection. The
+    output is contiguous, matching the native complex-multiply implementation.
+    The token count remains a runtime kernel argument so random image sizes do
+    not create new Triton specializations.
+    """
+
+    if not can_use_fused_qk_complex_rope(q, k, freqs_cis):
+        raise ValueError(
+            "Unsupported fused vision RoPE inputs: "
+            f"q={q.shape}/{q.dtype}/{q.device}, "
+            f"k={k.shape}/{k.dtype}/{k.device}, "
+            f"freqs={freqs_cis.shape}/{freqs_cis.dtype}/{freqs_cis.device}"
+        )
+
+    original_shape = q.shape
+    # Preserve the interleaved QKV token stride when the token dimension is 1.
+    # ``view(-1, ...)`` is otherwise free to collapse that singleton stride,
+    # producing a different Triton specialization from real image requests.
+    q_flat = q if q.ndim == 3 else q.view(-1, q.shape[-2], q.shape[-1])
+    k_flat = k if k.ndim == 3 else k.view(-1, k.shape[-2], k.shape[-1])
+    freqs = torch.view_as_real(freqs_cis).view(-1, q.shape[-1] // 2, 2)
+    q_out = torch.empty(q_flat.shape, dtype=q.dtype, device=q.device)
+    k_out = torch.empty(k_flat.shape, dtype=k.dtype, device=k.device)
+
+    block = 128
+    n_pairs = q_flat.numel() // 2
+    _fused_qk_complex_rope_kernel[(triton.cdiv(n_pairs, block),)](
+        q_flat,
+        k_flat,
+        freqs,
+        q_out,
+        k_out,
+        n_pairs,
+        q_flat.shape[1],
+        q_flat.shape[2],
+        q_flat.stride(0),
+        q_flat.stride(1),
+        q_flat.stride(2),
+        k_flat.stride(0),
+        k_flat.stride(1),
+        k_flat.stride(2),
+        freqs.stride(0),
+        freqs.stride(1),
+        freqs.stride(2),
+        BLOCK=block,
+        num_warps=4,
+    )
+    return q_out.view(original_shape), k_out.view(original_shape)
 
 
 def prepare_fused_qk_complex_rope_inplace(
     freqs_cis: torch.Tensor,
 ) -> PreparedInplaceComplexRoPE:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Prepare the cache and positions used by the contiguous in-place kernel."""
+
+    if freqs_cis.dtype != torch.complex64:
+        raise ValueError(
+            "In-place vision RoPE requires complex64 frequencies, got "
+            f"{freqs_cis.dtype}/{freqs_cis.device}"
+        )
+    return (
+        torch.cat((freqs_cis.real, freqs_cis.imag), dim=-1),
+        torch.arange(
+            freqs_cis.size(0),
+            dtype=torch.long,
+            device=freqs_cis.device,
+        ),
+    )
 
 
 def apply_fused_qk_complex_rope_inplace(
@@ -94,7 +181,20 @@ def apply_fused_qk_complex_rope_inplace(
     k: torch.Tensor,
     prepared_rope: PreparedInplaceComplexRoPE,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Rotate contiguous Q/K tensors in place with the shared JIT kernel."""
+
+    from sglang.kernels.ops.attention.rope import apply_rope_inplace
+
+    cos_sin_cache, positions = prepared_rope
+    apply_rope_inplace(
+        q,
+        k,
+        cos_sin_cache,
+        positions,
+        is_neox=False,
+        rope_dim=cos_sin_cache.size(-1),
+    )
+    return q, k
 
 
 def precompile_fused_qk_complex_rope(
@@ -104,4 +204,14 @@ def precompile_fused_qk_complex_rope(
     dtype: torch.dtype,
     device: torch.device,
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Compile the dynamic-token QKV-view specialization before serving."""
+
+    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
+        return False
+    qkv = torch.empty((1, 3, num_heads, head_dim), dtype=dtype, device=device)
+    q, k, _ = torch.unbind(qkv, dim=1)
+    freqs = torch.ones((1, head_dim // 2), dtype=torch.complex64, device=device)
+    if not can_use_fused_qk_complex_rope(q, k, freqs):
+        return False
+    apply_fused_qk_complex_rope(q, k, freqs)
+    return True

@@ -46,7 +46,12 @@ if TYPE_CHECKING:
 
 
 def _init_communicator() -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    module = load_jit(
+        "communicator",
+        cuda_files=["distributed/communicator.cuh"],
+        cuda_wrappers=[("register_once", "register_communicator")],
+    )
+    module.register_once()
 
 
 @lazy_register_class("sgl.Communicator", _init_communicator)
@@ -100,11 +105,23 @@ class Communicator(tvm_ffi.Object):
         num_pull_blocks: int | None = None,
         num_multicast_blocks: int | None = None,
     ) -> Communicator:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        kwargs = {}
+        if num_pull_blocks is not None:
+            kwargs["num_pull_blocks"] = num_pull_blocks
+        if num_multicast_blocks is not None:
+            kwargs["num_multicast_blocks"] = num_multicast_blocks
+        self._config(kwargs)
+        return self
 
 
 def _init_ipc_manager() -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    module = load_jit(
+        "cuda_ipc",
+        extra_ldflags=["-lcuda"],
+        cuda_files=["distributed/ipc.cuh"],
+        cuda_wrappers=[("register_once", "register_ipc_manager")],
+    )
+    module.register_once()
 
 
 @lazy_register_class("sgl.IPCManager", _init_ipc_manager)
@@ -123,7 +140,13 @@ class IPCManager(tvm_ffi.Object):
 
 @cache_once
 def get_all_reduce_module(dtype: torch.dtype, world_size: int) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(dtype, world_size, is_arch_support_pdl())
+    return load_jit(
+        "custom_all_reduce",
+        *args,
+        cuda_files=["distributed/custom_all_reduce.cuh"],
+        cuda_wrappers=[("all_reduce", f"custom_all_reduce<{args}>")],
+    )
 
 
 @debug_kernel_api
@@ -137,12 +160,28 @@ def custom_all_reduce(
     return module.all_reduce(comm, input, algo.algo_name, pull_arg)
 
 
+@cache_once
+def get_fused_parallel_qknorm_module(
+    dtype: torch.dtype, world_size: int, q_dim: int, k_dim: int
+) -> Module:
+    args = make_cpp_args(dtype, world_size, q_dim, k_dim, is_arch_support_pdl())
+    cls_name = f"FusedParallelQKNormAcrossHead<{args}>"
+    return load_jit(
+        "tp_qknorm",
+        *args,
+        cuda_files=["distributed/tp_qknorm.cuh"],
+        cuda_wrappers=[
+            ("fused_parallel_qknorm", f"{cls_name}::run"),
+            ("get_max_occupancy", f"{cls_name}::get_max_occupancy"),
+        ],
+    )
 
 
 def get_fused_parallel_qknorm_max_occupancy(
     dtype: torch.dtype, world_size: int, q_dim: int, k_dim: int
 ) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    module = get_fused_parallel_qknorm_module(dtype, world_size, q_dim, k_dim)
+    return module.get_max_occupancy()
 
 
 def fused_parallel_qknorm(
@@ -153,4 +192,8 @@ def fused_parallel_qknorm(
     k_weight: torch.Tensor,
     eps: float = 1e-6,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    world_size = comm.world_size
+    q_dim = q.shape[-1] * world_size
+    k_dim = k.shape[-1] * world_size
+    module = get_fused_parallel_qknorm_module(q.dtype, world_size, q_dim, k_dim)
+    module.fused_parallel_qknorm(comm, q, k, q_weight, k_weight, eps)

@@ -102,7 +102,38 @@ fused_dual_residual_rmsnorm_kernel_autotune = rmsnorm_autotune(
 
 
 def fused_dual_residual_rmsnorm(x, residual, weight1, weight2, eps, autotune=False):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert len(x.shape) == 2
+    assert (
+        x.shape == residual.shape and x.dtype == residual.dtype
+    ), f"{x.shape=} {residual.shape=} {x.dtype=} {residual.dtype=}"
+    output, mid = torch.empty_like(x), torch.empty_like(x)
+    bs, hidden_dim = x.shape
+    if autotune:
+        fused_dual_residual_rmsnorm_kernel_autotune[(bs,)](
+            output, mid, x, residual, weight1, weight2, eps=eps, hidden_dim=hidden_dim
+        )
+    else:
+        max_warps = 32
+        config = {
+            "BLOCK_SIZE": triton.next_power_of_2(hidden_dim),
+            "num_warps": max(
+                min(triton.next_power_of_2(triton.cdiv(hidden_dim, 256)), max_warps), 4
+            ),
+        }
+
+        fused_dual_residual_rmsnorm_kernel[(bs,)](
+            output,
+            mid,
+            x,
+            residual,
+            weight1,
+            weight2,
+            eps=eps,
+            hidden_dim=hidden_dim,
+            **config,
+        )
+
+    return output, mid
 
 
 @triton.jit
@@ -137,7 +168,24 @@ def fused_rmsnorm_kernel(
 
 
 def fused_rmsnorm(x, weight, eps, autotune=False, inplace=False):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert len(x.shape) == 2
+    if inplace:
+        output = x
+    else:
+        output = torch.empty_like(x)
+    bs, hidden_dim = x.shape
+    max_warps = 32
+    config = {
+        "BLOCK_SIZE": triton.next_power_of_2(hidden_dim),
+        "num_warps": max(
+            min(triton.next_power_of_2(triton.cdiv(hidden_dim, 256)), max_warps), 4
+        ),
+    }
+
+    fused_rmsnorm_kernel[(bs,)](
+        output, x, weight, eps=eps, hidden_dim=hidden_dim, **config
+    )
+    return output
 
 
 # gelu on first half of vector
@@ -185,7 +233,53 @@ def gelu_and_mul_triton(
     quantize=None,  # dtype to quantize to
     out=None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    bs, in_hidden_dim = hidden_states.shape
+    hidden_dim = in_hidden_dim // 2
+
+    if out is None:
+        out_hidden_states = torch.empty(
+            (bs, hidden_dim),
+            dtype=quantize or hidden_states.dtype,
+            device=hidden_states.device,
+        )
+    else:
+        assert out.shape == (bs, hidden_dim)
+        assert out.dtype == (quantize or hidden_states.dtype)
+        out_hidden_states = out
+    out_scales = None
+    static_scale = False
+    if quantize is not None:
+        if scales is None:
+            out_scales = torch.empty(
+                (bs,), dtype=torch.float32, device=hidden_states.device
+            )
+        else:
+            out_scales = scales
+            static_scale = True
+
+    max_warps = 32
+    config = {
+        # 8 ele per thread (not tuned)
+        "num_warps": max(
+            min(triton.next_power_of_2(triton.cdiv(hidden_dim, 8 * 32)), max_warps), 4
+        ),
+    }
+
+    gelu_and_mul_kernel[(bs,)](
+        out_hidden_states,
+        out_scales,
+        hidden_states,
+        quant_max=torch.finfo(quantize).max if quantize is not None else None,
+        static_scale=static_scale,
+        hidden_dim=hidden_dim,
+        BLOCK_SIZE=triton.next_power_of_2(hidden_dim),
+        **config,
+    )
+
+    if quantize is not None:
+        return out_hidden_states, out_scales
+    else:
+        return out_hidden_states, None
 
 
 # silu on first half of vector
@@ -233,7 +327,53 @@ def silu_and_mul_triton(
     quantize=None,  # dtype to quantize to
     out=None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    bs, in_hidden_dim = hidden_states.shape
+    hidden_dim = in_hidden_dim // 2
+
+    if out is None:
+        out_hidden_states = torch.empty(
+            (bs, hidden_dim),
+            dtype=quantize or hidden_states.dtype,
+            device=hidden_states.device,
+        )
+    else:
+        assert out.shape == (bs, hidden_dim)
+        assert out.dtype == (quantize or hidden_states.dtype)
+        out_hidden_states = out
+    out_scales = None
+    static_scale = False
+    if quantize is not None:
+        if scales is None:
+            out_scales = torch.empty(
+                (bs,), dtype=torch.float32, device=hidden_states.device
+            )
+        else:
+            out_scales = scales
+            static_scale = True
+
+    max_warps = 32
+    config = {
+        # 8 ele per thread (not tuned)
+        "num_warps": max(
+            min(triton.next_power_of_2(triton.cdiv(hidden_dim, 8 * 32)), max_warps), 4
+        ),
+    }
+
+    silu_and_mul_kernel[(bs,)](
+        out_hidden_states,
+        out_scales,
+        hidden_states,
+        quant_max=torch.finfo(quantize).max if quantize is not None else None,
+        static_scale=static_scale,
+        hidden_dim=hidden_dim,
+        BLOCK_SIZE=triton.next_power_of_2(hidden_dim),
+        **config,
+    )
+
+    if quantize is not None:
+        return out_hidden_states, out_scales
+    else:
+        return out_hidden_states, None
 
 
 @triton.jit
@@ -271,7 +411,53 @@ def fused_sigmoid_mul(
     gate: torch.Tensor,
     inplace: bool = False,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Fused sigmoid-mul for attention output gating.
+
+    Equivalent to: attn_output * sigmoid(gate)
+
+    The production Qwen3.5 path passes a 3D strided gate. A single hidden-block
+    Triton kernel handles both that path and flat contiguous inputs.
+
+    When inplace=True, writes result back to attn_output and returns it.
+
+    Supports strided gate: if gate is 3D (num_tokens, num_heads, head_dim)
+    and attn_output is 2D (num_tokens, hidden_dim), the kernel reads gate
+    via explicit strides without requiring a contiguous copy.
+    """
+    if gate.ndim == 3 and attn_output.ndim == 2:
+        # Strided gate path: gate is 3D (num_tokens, num_heads, head_dim)
+        num_tokens, num_heads, head_dim = gate.shape
+        hidden_dim = num_heads * head_dim
+        assert attn_output.shape == (num_tokens, hidden_dim)
+        gate_stride_row = gate.stride(0)
+        gate_stride_head = gate.stride(1)
+    else:
+        # Flat path: both tensors have the same shape
+        assert (
+            attn_output.shape == gate.shape
+        ), "attn_output and gate must have the same shape"
+        hidden_dim = attn_output.shape[-1]
+        num_tokens = attn_output.numel() // hidden_dim
+        head_dim = hidden_dim
+        gate_stride_row = hidden_dim
+        gate_stride_head = hidden_dim
+
+    out = attn_output if inplace else torch.empty_like(attn_output)
+    block_h = 1024 if num_tokens < 1024 else 2048
+    grid = (num_tokens, triton.cdiv(hidden_dim, block_h))
+    _fused_sigmoid_mul_kernel[grid](
+        out,
+        attn_output,
+        gate,
+        gate_stride_row,
+        gate_stride_head,
+        hidden_dim,
+        HEAD_DIM=head_dim,
+        BLOCK_H=block_h,
+        num_warps=4,
+    )
+    return out
 
 
 @triton.jit
@@ -320,4 +506,42 @@ def fused_gate_sigmoid_mul_add(
     shared_output: torch.Tensor,
     final_hidden_states: torch.Tensor,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Fused gate-sigmoid-mul-add for MoE shared expert gating.
+
+    Equivalent to:
+        gate = hidden_states @ gate_weight
+        final_hidden_states += sigmoid(gate).unsqueeze(1) * shared_output
+    """
+    assert hidden_states.is_contiguous(), "hidden_states must be contiguous"
+    assert gate_weight.is_contiguous(), "gate_weight must be contiguous"
+    assert shared_output.is_contiguous(), "shared_output must be contiguous"
+    assert final_hidden_states.is_contiguous(), "final_hidden_states must be contiguous"
+
+    num_tokens, hidden_dim = hidden_states.shape
+    assert gate_weight.shape == (hidden_dim,)
+    assert shared_output.shape == (num_tokens, hidden_dim)
+    assert final_hidden_states.shape == (num_tokens, hidden_dim)
+
+    max_warps = 32
+    config = {
+        "BLOCK_SIZE": triton.next_power_of_2(hidden_dim),
+        "num_warps": max(
+            min(triton.next_power_of_2(triton.cdiv(hidden_dim, 256)), max_warps), 4
+        ),
+    }
+
+    if num_tokens >= 1024:
+        config["num_warps"] = min(config["num_warps"], 8)
+
+    pdl_kwargs = {"USE_PDL": True, "launch_pdl": True} if is_arch_support_pdl() else {}
+
+    _fused_gate_sigmoid_mul_add_kernel[(num_tokens,)](
+        hidden_states,
+        gate_weight,
+        shared_output,
+        final_hidden_states,
+        hidden_dim=hidden_dim,
+        **config,
+        **pdl_kwargs,
+    )

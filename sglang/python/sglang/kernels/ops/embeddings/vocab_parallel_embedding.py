@@ -62,4 +62,35 @@ def vocab_parallel_embedding(
     added_vocab_start_index: int,
     added_vocab_end_index: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert input_.is_cuda
+    assert input_.is_contiguous()
+    assert input_.dtype in (torch.int32, torch.int64)
+    assert weight.is_cuda
+    assert weight.ndim == 2
+    assert weight.stride(1) == 1
+
+    hidden_dim = weight.shape[1]
+    output = torch.empty(
+        (*input_.shape, hidden_dim), dtype=weight.dtype, device=weight.device
+    )
+    n_tokens = input_.numel()
+    if n_tokens == 0:
+        return output
+
+    block_h = min(1024, triton.next_power_of_2(hidden_dim))
+    grid = (n_tokens, triton.cdiv(hidden_dim, block_h))
+    _vocab_parallel_embedding_kernel[grid](
+        input_,
+        weight,
+        output,
+        hidden_dim,
+        weight.stride(0),
+        org_vocab_start_index,
+        org_vocab_end_index,
+        num_org_vocab_padding,
+        added_vocab_start_index,
+        added_vocab_end_index,
+        BLOCK_H=block_h,
+        num_warps=8,
+    )
+    return output

@@ -48,7 +48,14 @@ def linear_with_fused_a_gemm(
     *,
     backend: "FusedAGemmBackend | str" = FusedAGemmBackend.AUTO,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # LoRA reads weight.T directly, bypassing the adapter, so fall back when active.
+    if (
+        not isinstance(hidden_states, tuple)
+        and 1 <= hidden_states.shape[0] <= 16
+        and not getattr(layer, "set_lora", False)
+    ):
+        return dsv3_fused_a_gemm(hidden_states, layer.weight.T, backend=backend)
+    return layer(hidden_states)[0]
 
 
 def dsv3_fused_a_gemm(
@@ -57,4 +64,14 @@ def dsv3_fused_a_gemm(
     output: torch.Tensor | None = None,
     backend: FusedAGemmBackend | str = FusedAGemmBackend.AUTO,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    backend = FusedAGemmBackend(backend)
+    if backend == FusedAGemmBackend.AUTO:
+        backend = _AUTO_BACKEND
+
+    if backend == FusedAGemmBackend.JIT:
+        from sglang.kernels.ops.gemm.dsv3_fused_a_gemm import dsv3_fused_a_gemm as impl
+    else:
+        from sglang.kernels.ops.gemm.cutedsl_dsv3_fused_a_gemm import (
+            dsv3_fused_a_gemm as impl,
+        )
+    return impl(mat_a, mat_b, output)

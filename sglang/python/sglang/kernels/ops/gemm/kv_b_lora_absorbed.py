@@ -77,10 +77,24 @@ _STEP_B_BLOCK_K = 16  # contraction is rank
 _STEP_B_BLOCK_N = 64  # output is kv_lora_rank (~512) or v_head_dim (~128)
 
 
+def _num_segments(batch_info: LoRABatchInfo) -> int:
+    return batch_info.num_segments or batch_info.bs
 
 
+def _max_segment_len(batch_info: LoRABatchInfo) -> int:
+    if batch_info.max_len is not None:
+        return batch_info.max_len
+    if batch_info.seg_lens is not None:
+        return int(batch_info.seg_lens.max().item())
+    raise ValueError("LoRA batch_info must provide max_len or seg_lens.")
 
 
+def _segment_grid_size(batch_info: LoRABatchInfo, num_segments: int) -> int:
+    return (
+        batch_info.weight_indices.shape[0]
+        if batch_info.use_cuda_graph
+        else num_segments
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +231,60 @@ def step_a_q_fwd(
     batch_info: LoRABatchInfo,
     full_K_per_head: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Step A of the q-side correction.
+
+    Args:
+        q_nope: ``(S, H, qk_nope)``, the absorbed-MLA q intermediate.
+        B_buf: ``(num_lora, H*full_K_per_head, rank)`` from the LoRA pool.
+        batch_info: standard ``LoRABatchInfo``.
+        full_K_per_head: ``qk_nope + v_head_dim``, the row stride per head in B.
+
+    Returns:
+        ``(S, H, rank)`` -- per-token, per-head low-rank intermediate, ready for step B_q.
+    """
+    S, H, qk_nope_dim = q_nope.shape
+    rank = B_buf.shape[-1]
+    out = torch.empty((S, H, rank), device=q_nope.device, dtype=q_nope.dtype)
+    num_segments = _num_segments(batch_info)
+    max_segment_len = _max_segment_len(batch_info)
+    segment_grid = _segment_grid_size(batch_info, num_segments)
+
+    grid = (
+        triton.cdiv(max_segment_len, _BLOCK_S) * triton.cdiv(rank, _STEP_A_BLOCK_N),
+        H,
+        segment_grid,
+    )
+    sorted_by_adapter = batch_info.permutation is not None
+
+    _step_a_q_kernel[grid](
+        q_nope,
+        B_buf,
+        out,
+        S,
+        H * full_K_per_head,
+        qk_nope_dim,
+        rank,
+        q_nope.stride(0),
+        q_nope.stride(1),
+        q_nope.stride(2),
+        B_buf.stride(0),
+        B_buf.stride(1),
+        B_buf.stride(2),
+        out.stride(0),
+        out.stride(1),
+        out.stride(2),
+        batch_info.seg_indptr,
+        batch_info.weight_indices,
+        batch_info.lora_ranks,
+        batch_info.permutation,
+        segment_grid,
+        FULL_K=full_K_per_head,
+        SORTED_BY_ADAPTER=sorted_by_adapter,
+        BLOCK_S=_BLOCK_S,
+        BLOCK_N=_STEP_A_BLOCK_N,
+        BLOCK_K=_STEP_A_BLOCK_K,
+    )
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -352,7 +419,60 @@ def step_b_q_fwd(
     batch_info: LoRABatchInfo,
     base_output: torch.Tensor,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Step B of the q-side correction, accumulating into ``base_output``.
+
+    Args:
+        q_lora_a: ``(S, H, rank)`` from step A_q.
+        A_buf: ``(num_lora, rank, kv_lora_rank)`` from the LoRA pool.
+        batch_info: standard ``LoRABatchInfo``.
+        base_output: ``(S, H, kv_lora_rank)``, modified in-place
+            (the absorbed ``q_nope @ w_kc`` result).
+
+    Returns:
+        ``base_output`` (same object, mutated).
+    """
+    S, H, rank = q_lora_a.shape
+    kv_lora_rank = A_buf.shape[-1]
+    num_segments = _num_segments(batch_info)
+    max_segment_len = _max_segment_len(batch_info)
+    segment_grid = _segment_grid_size(batch_info, num_segments)
+
+    grid = (
+        triton.cdiv(max_segment_len, _BLOCK_S)
+        * triton.cdiv(kv_lora_rank, _STEP_B_BLOCK_N),
+        H,
+        segment_grid,
+    )
+    sorted_by_adapter = batch_info.permutation is not None
+
+    _step_b_q_kernel[grid](
+        q_lora_a,
+        A_buf,
+        base_output,
+        S,
+        rank,
+        kv_lora_rank,
+        q_lora_a.stride(0),
+        q_lora_a.stride(1),
+        q_lora_a.stride(2),
+        A_buf.stride(0),
+        A_buf.stride(1),
+        A_buf.stride(2),
+        base_output.stride(0),
+        base_output.stride(1),
+        base_output.stride(2),
+        batch_info.seg_indptr,
+        batch_info.weight_indices,
+        batch_info.lora_ranks,
+        batch_info.permutation,
+        batch_info.scalings,
+        segment_grid,
+        SORTED_BY_ADAPTER=sorted_by_adapter,
+        BLOCK_S=_BLOCK_S,
+        BLOCK_N=_STEP_B_BLOCK_N,
+        BLOCK_K=_STEP_B_BLOCK_K,
+    )
+    return base_output
 
 
 # ---------------------------------------------------------------------------
@@ -481,7 +601,57 @@ def step_a_v_fwd(
     A_buf: torch.Tensor,
     batch_info: LoRABatchInfo,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Step A of the v-side correction.
+
+    Args:
+        attn_output: ``(S, H, kv_lora_rank)``, the post-attention intermediate.
+        A_buf: ``(num_lora, rank, kv_lora_rank)``.
+        batch_info: standard ``LoRABatchInfo``.
+
+    Returns:
+        ``(S, H, rank)`` -- per-token, per-head low-rank intermediate for step B_v.
+    """
+    S, H, kv_lora_rank = attn_output.shape
+    rank = A_buf.shape[1]
+    out = torch.empty((S, H, rank), device=attn_output.device, dtype=attn_output.dtype)
+    num_segments = _num_segments(batch_info)
+    max_segment_len = _max_segment_len(batch_info)
+    segment_grid = _segment_grid_size(batch_info, num_segments)
+
+    grid = (
+        triton.cdiv(max_segment_len, _BLOCK_S) * triton.cdiv(rank, _STEP_A_BLOCK_N),
+        H,
+        segment_grid,
+    )
+    sorted_by_adapter = batch_info.permutation is not None
+
+    _step_a_v_kernel[grid](
+        attn_output,
+        A_buf,
+        out,
+        S,
+        kv_lora_rank,
+        rank,
+        attn_output.stride(0),
+        attn_output.stride(1),
+        attn_output.stride(2),
+        A_buf.stride(0),
+        A_buf.stride(1),
+        A_buf.stride(2),
+        out.stride(0),
+        out.stride(1),
+        out.stride(2),
+        batch_info.seg_indptr,
+        batch_info.weight_indices,
+        batch_info.lora_ranks,
+        batch_info.permutation,
+        segment_grid,
+        SORTED_BY_ADAPTER=sorted_by_adapter,
+        BLOCK_S=_BLOCK_S,
+        BLOCK_N=_STEP_A_BLOCK_N,
+        BLOCK_K=_STEP_A_BLOCK_K,
+    )
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -623,4 +793,61 @@ def step_b_v_fwd(
     qk_nope_head_dim: int,
     v_head_dim: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Step B of the v-side correction, accumulating into ``base_output``.
+
+    Args:
+        attn_lora_a: ``(S, H, rank)`` from step A_v.
+        B_buf: ``(num_lora, H*(qk_nope+v_head_dim), rank)``.
+        batch_info: standard ``LoRABatchInfo``.
+        base_output: ``(S, H, v_head_dim)``, modified in-place
+            (the absorbed ``attn_output @ w_vc`` result).
+        qk_nope_head_dim: offset of V-half within each head's row block of B.
+        v_head_dim: output feature dim per head.
+
+    Returns:
+        ``base_output`` (same object, mutated).
+    """
+    S, H, rank = attn_lora_a.shape
+    full_K_per_head = qk_nope_head_dim + v_head_dim
+    num_segments = _num_segments(batch_info)
+    max_segment_len = _max_segment_len(batch_info)
+    segment_grid = _segment_grid_size(batch_info, num_segments)
+
+    grid = (
+        triton.cdiv(max_segment_len, _BLOCK_S)
+        * triton.cdiv(v_head_dim, _STEP_B_BLOCK_N),
+        H,
+        segment_grid,
+    )
+    sorted_by_adapter = batch_info.permutation is not None
+
+    _step_b_v_kernel[grid](
+        attn_lora_a,
+        B_buf,
+        base_output,
+        S,
+        rank,
+        v_head_dim,
+        attn_lora_a.stride(0),
+        attn_lora_a.stride(1),
+        attn_lora_a.stride(2),
+        B_buf.stride(0),
+        B_buf.stride(1),
+        B_buf.stride(2),
+        base_output.stride(0),
+        base_output.stride(1),
+        base_output.stride(2),
+        batch_info.seg_indptr,
+        batch_info.weight_indices,
+        batch_info.lora_ranks,
+        batch_info.permutation,
+        batch_info.scalings,
+        segment_grid,
+        FULL_K=full_K_per_head,
+        QK_NOPE_OFFSET=qk_nope_head_dim,
+        SORTED_BY_ADAPTER=sorted_by_adapter,
+        BLOCK_S=_BLOCK_S,
+        BLOCK_N=_STEP_B_BLOCK_N,
+        BLOCK_K=_STEP_B_BLOCK_K,
+    )
+    return base_output

@@ -20,7 +20,9 @@ def situ_and_mul(
     beta: float,
     linear_beta: Optional[float],
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from .activation import situ_and_mul as impl
+
+    return impl(input, out, beta, linear_beta)
 
 
 def situ_and_mul_masked_post_quant(
@@ -36,14 +38,40 @@ def situ_and_mul_masked_post_quant(
     transposed: bool = False,
     swizzle: bool = False,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from .moe import situ_and_mul_masked_post_quant as impl
+
+    return impl(
+        input,
+        output,
+        output_scale,
+        quant_group_size,
+        masked_m,
+        beta,
+        linear_beta,
+        scale_ue8m0,
+        topk,
+        transposed,
+        swizzle,
+    )
 
 
 def kimi_k3_tiny_gemm(
     x: torch.Tensor,
     w: torch.Tensor,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    import torch
+
+    from ..gemm.tiny_gemm import tiny_k_gemm_bf16, tiny_n_gemm_bf16
+
+    m, k = x.shape
+    n, _ = w.shape
+    if max_num_tokens := _K3_N_GEMM_DISPATCH_MAP.get((n, k)):
+        if 0 < m <= max_num_tokens:
+            return tiny_n_gemm_bf16(x, w)
+    if max_num_tokens := _K3_K_GEMM_DISPATCH_MAP.get((n, k)):
+        if 0 < m <= max_num_tokens:
+            return tiny_k_gemm_bf16(x, w)
+    return torch.nn.functional.linear(x, w)
 
 
 __all__ = [

@@ -58,6 +58,9 @@ _U64_MASK: int = (1 << 64) - 1
 
 
 def splitmix64(value: int) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    x = value & _U64_MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _U64_MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _U64_MASK
+    return (x ^ (x >> 31)) & _U64_MASK
 
 

@@ -19,7 +19,102 @@ def launch_scatter_req_token_ids_kernel(
     req_pool_indices: torch.Tensor,
     pool_out: torch.Tensor,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Scatter a flat per-req int64 object sequence into a 2-D int32 pool.
+
+    For each global object index ``t`` in ``[0, total_tokens)``:
+
+    - find ``r`` = largest req index s.t. ``offsets[r] <= t``
+    - ``pos = t - offsets[r]``
+    - ``rp = req_pool_indices[r]``
+    - if ``pos < pool_max_context_len``:
+      ``pool_out[rp, pos] = flat_in[t].to(int32)``
+
+    Args:
+        flat_in: ``[total_tokens]`` int64 device tensor of objects, flattened
+            per-req in req order.
+        offsets: ``[bs + 1]`` int64 device tensor (host-computed cumsum of per-req
+            lengths). ``offsets[bs] == total_tokens``.
+        req_pool_indices: ``[bs]`` int64 device tensor of pool row indices.
+        pool_out: ``[max_reqs, max_context_len]`` int32 device tensor of objects.
+            Mutated in-place; rows not addressed by ``req_pool_indices`` are untouched.
+
+    Implementation notes:
+        - Linear scan over ``offsets`` (``BATCH_BLOCK >= bs + 1``); fits easily in
+          registers for the workloads kv-canary handles (``bs <= a few thousand``).
+    """
+    if flat_in.dim() != 1:
+        raise ValueError(
+            f"kv-canary: scatter_req_token_ids flat_in must be 1-D, got shape "
+            f"{tuple(flat_in.shape)}"
+        )
+    if offsets.dim() != 1:
+        raise ValueError(
+            f"kv-canary: scatter_req_token_ids offsets must be 1-D, got shape "
+            f"{tuple(offsets.shape)}"
+        )
+    if req_pool_indices.dim() != 1:
+        raise ValueError(
+            f"kv-canary: scatter_req_token_ids req_pool_indices must be 1-D, got shape "
+            f"{tuple(req_pool_indices.shape)}"
+        )
+    if pool_out.dim() != 2:
+        raise ValueError(
+            f"kv-canary: scatter_req_token_ids pool_out must be 2-D, got shape "
+            f"{tuple(pool_out.shape)}"
+        )
+    if flat_in.dtype != torch.int64:
+        raise TypeError(
+            f"kv-canary: scatter_req_token_ids flat_in must be int64, got "
+            f"{flat_in.dtype}"
+        )
+    if offsets.dtype != torch.int64:
+        raise TypeError(
+            f"kv-canary: scatter_req_token_ids offsets must be int64, got "
+            f"{offsets.dtype}"
+        )
+    if req_pool_indices.dtype != torch.int64:
+        raise TypeError(
+            f"kv-canary: scatter_req_token_ids req_pool_indices must be int64, got "
+            f"{req_pool_indices.dtype}"
+        )
+    if pool_out.dtype != torch.int32:
+        raise TypeError(
+            f"kv-canary: scatter_req_token_ids pool_out must be int32, got "
+            f"{pool_out.dtype}"
+        )
+
+    bs = int(req_pool_indices.shape[0])
+    if int(offsets.shape[0]) != bs + 1:
+        raise ValueError(
+            f"kv-canary: scatter_req_token_ids offsets length {offsets.shape[0]} != "
+            f"bs+1 ({bs + 1})"
+        )
+    if bs + 1 > _SCATTER_BATCH_BLOCK:
+        raise ValueError(
+            f"kv-canary: scatter_req_token_ids bs+1={bs + 1} exceeds BATCH_BLOCK="
+            f"{_SCATTER_BATCH_BLOCK}; bump _SCATTER_BATCH_BLOCK if real workloads need this"
+        )
+
+    num_tokens = int(flat_in.shape[0])
+    if num_tokens == 0:
+        return
+
+    pool_stride0 = int(pool_out.stride(0))
+    pool_max_context_len = int(pool_out.shape[1])
+
+    grid = (triton.cdiv(num_tokens, _SCATTER_TOKEN_BLOCK),)
+    _scatter_req_token_ids_kernel[grid](
+        flat_in,
+        offsets,
+        req_pool_indices,
+        pool_out,
+        num_tokens=num_tokens,
+        num_batch=bs,
+        pool_stride0=pool_stride0,
+        pool_max_context_len=pool_max_context_len,
+        TOKEN_BLOCK=_SCATTER_TOKEN_BLOCK,
+        BATCH_BLOCK=_SCATTER_BATCH_BLOCK,
+    )
 
 
 @triton.jit

@@ -214,7 +214,56 @@ def launch_reshape_and_cache_flash(
     k_scale=None,
     v_scale=None,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Launch wrapper for reshape_and_cache_flash Triton kernel.
+
+    This wrapper prepares launch configuration and dispatches the Triton kernel
+    that writes token-major K/V tensors into paged KV cache layout.
+
+    Args:
+        key: Source key tensor [num_tokens, num_heads, head_size]
+        value: Source value tensor [num_tokens, num_heads, head_size]
+        key_cache: Destination key cache [num_blocks, block_size, num_heads, head_size]
+        value_cache: Destination value cache [num_blocks, block_size, num_heads, head_size]
+        slot_mapping: Token-to-cache slot mapping
+        swa_slot_mapping: Optional SWA remapping table
+        k_scale: Optional key scaling factor
+        v_scale: Optional value scaling factor
+    """
+
+    num_tokens = key.shape[0]
+    num_heads = key.shape[1]
+    head_size = key.shape[2]
+
+    HEAD_BLOCK = 4
+
+    BLOCK_D = triton.next_power_of_2(head_size)
+
+    grid = (
+        num_tokens,
+        triton.cdiv(num_heads, HEAD_BLOCK),
+    )
+
+    reshape_and_cache_flash[grid](
+        key,
+        value,
+        key_cache,
+        value_cache,
+        slot_mapping,
+        swa_slot_mapping,
+        k_scale if k_scale is not None else key,
+        v_scale if v_scale is not None else key,
+        key_cache.stride(0),
+        key.stride(0),
+        value.stride(0),
+        num_heads,
+        head_size,
+        key_cache.shape[1],
+        HEAD_BLOCK=HEAD_BLOCK,
+        BLOCK_D=BLOCK_D,
+        HAS_SWA=(swa_slot_mapping is not None),
+        USE_SCALE=(k_scale is not None),
+    )
 
 
 @triton.jit
@@ -249,7 +298,28 @@ def concat_and_cast_q_fp8_pad_kernel(
 
 
 def concat_and_cast_q_fp8_pad(q_fp8_pad, q_nope, q_rope, num_heads):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """fused bf16->fp8 concat-cast of q_nope/q_rope into the active
+    [:, :num_heads, :] slice of the padded fp8 q buffer.  Bit-exact replacement for the
+    two strided converting copy_() in the Q8KV8 prefill q-prep, ~3.7x faster.  Requires
+    num_heads / nope_dim / rope_dim to be powers of two (always true for DeepSeek: 128
+    heads / any TP, 512 nope, 64 rope)."""
+    num_tokens = q_nope.shape[0]
+    nope_dim = q_nope.shape[-1]
+    rope_dim = q_rope.shape[-1]
+    concat_and_cast_q_fp8_pad_kernel[(num_tokens,)](
+        q_fp8_pad,
+        q_nope,
+        q_rope,
+        q_fp8_pad.stride(0),
+        q_fp8_pad.stride(1),
+        q_nope.stride(0),
+        q_nope.stride(1),
+        q_rope.stride(0),
+        q_rope.stride(1),
+        H=num_heads,
+        NOPE=nope_dim,
+        ROPE=rope_dim,
+    )
 
 
 @triton.jit
@@ -420,6 +490,10 @@ def absorbed_bmm_concat_cast_q_fp8_kernel(
 _AUTO_NONPOW2_VARIANT = "two_dot"
 
 
+def _qprep_env_variant():
+    from sglang.srt.environ import envs
+
+    return envs.SGLANG_OPT_Q8KV8_QPREP_VARIANT.get()
 
 
 # Resolved once at import (matches the module-constant style above).  "auto"
@@ -441,7 +515,153 @@ def absorbed_bmm_concat_cast_q_fp8(
     num_warps: int = 8,
     num_stages: int = 0,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused absorbed-q bmm + nope/rope concat + bf16->fp8 cast ("born fp8" q).
+
+    Replaces ``torch.bmm(q_nope.transpose(0, 1), w_kc).transpose(0, 1)``
+    followed by ``concat_and_cast_q_fp8_pad`` on the Q8KV8 sparse-prefill
+    path, writing the active ``[:, :num_heads, :]`` slice of the padded fp8 q
+    buffer directly.  Inputs:
+
+    * ``q_fp8_pad``: [num_tokens, pad_heads, N + ROPE] fp8_e4m3 destination.
+    * ``q_nope``: [num_tokens, H, K] bf16 pre-absorb q (strided views OK).
+    * ``w_kc``: [H, K, N] bf16 absorbed weight (any strides).
+    * ``q_rope``: [num_tokens, H, ROPE] bf16 post-rope q (strided views OK).
+
+    The rope half is bit-exact vs ``concat_and_cast_q_fp8_pad``.  The nope
+    half keeps the same rounding stages (fp32 accum -> bf16 -> fp8) but a
+    different fp32 accumulation order than cublas, so it is near- but not
+    guaranteed bit-exact; keep this path behind
+    ``SGLANG_ENABLE_DSA_Q8KV8_BORN_FP8_Q``.
+
+    K (``qk_nope_head_dim``) supports any multiple of 16 in [16, 256].
+    Power-of-2 K (DeepSeek 128) always takes the preload-once
+    single-``tl.dot`` path.  For other K (GLM 192), ``variant`` selects the
+    K-dimension codegen (every variant keeps the identical fp32 -> bf16 ->
+    fp8 epilogue):
+
+    * ``"auto"``: the current production choice (see
+      ``_AUTO_NONPOW2_VARIANT``).
+    * ``"loop"``: split-K accumulator loop, ``BLOCK_K`` = ``block_k`` or the
+      largest power-of-2 divisor of K capped at 128 (192 -> 64 x 3).
+    * ``"two_dot"``: preload a as two power-of-2 tiles (192 = 128 + 64), two
+      chained ``tl.dot`` per N-block, no K-loop.
+    * ``"three_dot"``: preload a as three K/3 tiles (192 = 3 x 64), three
+      chained ``tl.dot`` per N-block; same fp32 add order as ``"loop"``.
+    * ``"pad"``: single ``tl.dot`` with ``BLOCK_K`` = next_pow2(K) (192 ->
+      256) and zero-masked k tails.
+    * ``"single_k"``: single ``tl.dot`` with ``BLOCK_K`` == K.  Only
+      compiles if the Triton build supports non-power-of-2 ``tl.arange``
+      (Triton <= 3.5.x raises "arange's range must be a power of 2").
+    ``block_m`` / ``block_n`` / ``num_warps`` / ``num_stages`` are tuning
+    knobs for the microbench sweep (0 = Triton default for ``num_stages``).
+    """
+    num_tokens, _, k_dim = q_nope.shape
+    n_dim = w_kc.shape[-1]
+    rope_dim = q_rope.shape[-1]
+    assert q_fp8_pad.dtype == torch.float8_e4m3fn
+    assert q_nope.dtype == torch.bfloat16 and w_kc.dtype == torch.bfloat16
+    assert q_rope.dtype == torch.bfloat16
+    assert q_nope.shape[1] == num_heads and q_rope.shape[1] == num_heads
+    assert w_kc.shape[0] == num_heads and w_kc.shape[1] == k_dim
+    assert q_fp8_pad.shape[0] >= num_tokens and q_fp8_pad.shape[1] >= num_heads
+    assert q_fp8_pad.shape[2] == n_dim + rope_dim
+    # tl.arange / tl.dot constraints
+    assert (
+        k_dim % 16 == 0 and 16 <= k_dim <= 256
+    ), "K must be a multiple of 16 in [16, 256]"
+    assert (rope_dim & (rope_dim - 1)) == 0, "ROPE must be a power of two"
+    assert n_dim % block_n == 0, "N must be a multiple of block_n"
+    assert q_nope.stride(2) == 1 and q_rope.stride(2) == 1
+    assert q_fp8_pad.stride(2) == 1
+    # Env override for production dispatch (SGLANG_OPT_Q8KV8_QPREP_VARIANT):
+    # "auto" (default) keeps the per-K Triton dispatch; "cuda" routes every
+    # shape to the WGMMA kernel below.
+    global _ENV_QPREP_VARIANT
+    if _ENV_QPREP_VARIANT is None:
+        _ENV_QPREP_VARIANT = _qprep_env_variant()
+    if variant == "auto" and _ENV_QPREP_VARIANT != "auto":
+        variant = _ENV_QPREP_VARIANT
+    # Hand-written SM90 WGMMA kernel (opt-in only; "auto" never routes here).
+    # Same fp32 -> bf16 -> fp8 epilogue; bitwise identical to "two_dot" on
+    # SM90.  Requires K in {128, 192} and the production N-major w_kc layout
+    # (see the wrapper's asserts); the Triton variants remain the
+    # general-strides fallback.
+    _valid = ("auto", "cuda", "loop", "two_dot", "three_dot", "pad", "single_k")
+    if variant not in _valid:
+        raise ValueError(
+            f"unknown q-prep variant {variant!r} "
+            f"(SGLANG_OPT_Q8KV8_QPREP_VARIANT); valid: {_valid}"
+        )
+    if variant == "cuda":
+        from sglang.kernels.ops.attention.qprep_bf16_fp8_sm90 import q8kv8_qprep_fwd
+
+        q8kv8_qprep_fwd(q_fp8_pad, q_nope, w_kc, q_rope, num_heads)
+        return
+    # Resolve (K_MODE, BLOCK_K) from the variant; see the kernel's K-handling
+    # comment for what each mode compiles to.
+    if k_dim & (k_dim - 1) == 0:
+        # power-of-2 K: every variant collapses to the single-dot fast path.
+        k_mode, blk_k = 0, k_dim
+    else:
+        v = _AUTO_NONPOW2_VARIANT if variant == "auto" else variant
+        if v == "loop":
+            # Largest power-of-2 divisor of K, capped at 128 (K % 16 == 0
+            # makes this >= 16), unless the caller pinned block_k.
+            blk_k = block_k or min(k_dim & -k_dim, 128)
+            assert (
+                k_dim % blk_k == 0 and blk_k & (blk_k - 1) == 0 and blk_k >= 16
+            ), "loop needs BLOCK_K a power-of-2 divisor of K >= 16"
+            k_mode = 1
+        elif v == "two_dot":
+            blk_k = 1 << (k_dim.bit_length() - 1)  # largest power of 2 < K
+            k1 = k_dim - blk_k
+            assert (
+                k1 & (k1 - 1) == 0 and k1 >= 16
+            ), "two_dot needs K = pow2 + pow2 with both halves >= 16"
+            k_mode = 2
+        elif v == "three_dot":
+            blk_k = k_dim // 3
+            assert (
+                k_dim % 3 == 0 and blk_k & (blk_k - 1) == 0 and blk_k >= 16
+            ), "three_dot needs K = 3 * pow2 with pow2 >= 16"
+            k_mode = 3
+        elif v == "pad":
+            blk_k = 1 << k_dim.bit_length()  # next power of 2 above K
+            k_mode = 4
+        elif v == "single_k":
+            # Non-power-of-2 BLOCK_K == K: compiles only on Triton builds
+            # that allow non-power-of-2 tl.arange (not 3.5.x).
+            blk_k = k_dim
+            k_mode = 0
+        else:
+            raise ValueError(f"unknown absorbed-bmm K variant: {variant!r}")
+    extra = {"num_stages": num_stages} if num_stages else {}
+    grid = (triton.cdiv(num_tokens, block_m), num_heads)
+    absorbed_bmm_concat_cast_q_fp8_kernel[grid](
+        q_fp8_pad,
+        q_nope,
+        w_kc,
+        q_rope,
+        num_tokens,
+        q_fp8_pad.stride(0),
+        q_fp8_pad.stride(1),
+        q_nope.stride(0),
+        q_nope.stride(1),
+        w_kc.stride(0),
+        w_kc.stride(1),
+        w_kc.stride(2),
+        q_rope.stride(0),
+        q_rope.stride(1),
+        K=k_dim,
+        N=n_dim,
+        ROPE=rope_dim,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        BLOCK_K=blk_k,
+        K_MODE=k_mode,
+        num_warps=num_warps,
+        **extra,
+    )
 
 
 @triton.jit
@@ -468,7 +688,28 @@ def q8kv8_topk_length_backscan_kernel(
 
 
 def q8kv8_topk_length_from_indices(indices: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Per-row valid-topk count = last non-negative position + 1 (min 1).
+
+    ``indices``: [s_q, topk] int32 topk output whose pad slots are -1.
+    Backward block scan per row: the loop exits at the first block holding a
+    valid entry, so the cost is proportional to the trailing pad run — one
+    block (~topk/4 elements) for rows with a full topk, which dominate long
+    contexts. Semantics match the unfused ``(indices >= 0) * ramp).amax``
+    derivation exactly, including all-pad rows (length 1: one pad-only block
+    keeps the kernel on its clamp+mask path, contributing zero).
+    """
+    s_q, topk = indices.shape
+    assert indices.dtype == torch.int32 and indices.stride(1) == 1
+    out = torch.empty(s_q, dtype=torch.int32, device=indices.device)
+    block = 512 if topk % 512 == 0 else (256 if topk % 256 == 0 else 128)
+    q8kv8_topk_length_backscan_kernel[(s_q,)](
+        indices,
+        out,
+        indices.stride(0),
+        topk,
+        BLOCK=block,
+    )
+    return out
 
 
 # ---------------------------------------------------------------------------

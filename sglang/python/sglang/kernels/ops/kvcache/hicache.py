@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from sglang.kernel_api_logging import debug_kernel_api
@@ -14,14 +15,54 @@ DEFAULT_BLOCK_QUOTA = 2
 
 @cache_once
 def _jit_hicache_module(*, element_size: int, unroll: int, block_quota: int) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(
+        element_size,
+        unroll,
+        block_quota,
+        1024,  # num_threads, can be tuned for performance
+    )
+    return load_jit(
+        "hicache",
+        *args,
+        cuda_files=[
+            "kvcacheio/hicache.cuh",
+        ],
+        cuda_wrappers=[
+            ("launch_one", f"&HiCacheKernel<{args}>::run_one"),
+            ("launch_all", f"&HiCacheKernel<{args}>::run_all"),
+            ("launch_one_mla", f"&HiCacheKernel<{args}>::run_one_mla"),
+            ("launch_all_mla", f"&HiCacheKernel<{args}>::run_all_mla"),
+        ],
+    )
 
 
 @cache_once
 def _jit_hicache_staged_module(
     *, element_size: int, unroll: int, block_quota: int
 ) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(
+        element_size,
+        unroll,
+        block_quota,
+        1024,  # num_threads, kept for template compatibility
+    )
+    return load_jit(
+        "hicache_staged",
+        *args,
+        cuda_files=[
+            "kvcacheio/staged_write_back.cuh",
+        ],
+        cuda_wrappers=[
+            (
+                "launch_all_lf_pf_staged",
+                f"&HiCacheStagedWriteBackKernel<{args}>::run_all_lf_pf_staged",
+            ),
+            (
+                "launch_all_mla_lf_pf_staged",
+                f"&HiCacheStagedWriteBackKernel<{args}>::run_all_mla_lf_pf_staged",
+            ),
+        ],
+    )
 
 
 def can_use_hicache_jit_kernel(
@@ -30,7 +71,22 @@ def can_use_hicache_jit_kernel(
     unroll: int | None = None,  # can be tuned for performance
     block_quota: int | None = None,  # can be tuned for less interference
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    logger = logging.getLogger(__name__)
+    if element_size % 128 != 0:
+        logger.warning(f"Unsupported {element_size = } for JIT HiCache kernel")
+        return False
+    try:
+        unroll = unroll or _default_unroll(element_size)
+        block_quota = block_quota or DEFAULT_BLOCK_QUOTA
+        _jit_hicache_module(
+            element_size=element_size,
+            unroll=unroll,
+            block_quota=block_quota,
+        )
+        return True
+    except Exception as e:
+        logger.warning(f"Failed to load JIT HiCache kernel: {e}")
+        return False
 
 
 def can_use_write_back_jit_kernel(
@@ -39,11 +95,33 @@ def can_use_write_back_jit_kernel(
     unroll: int | None = None,  # can be tuned for performance
     block_quota: int | None = None,  # can be tuned for less interference
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    logger = logging.getLogger(__name__)
+    if element_size % 16 != 0:
+        logger.warning(f"Unsupported {element_size = } for staged JIT HiCache kernel")
+        return False
+    try:
+        unroll = unroll or _default_unroll(element_size)
+        block_quota = block_quota or DEFAULT_BLOCK_QUOTA
+        _jit_hicache_staged_module(
+            element_size=element_size,
+            unroll=unroll,
+            block_quota=block_quota,
+        )
+        return True
+    except Exception as e:
+        logger.warning(f"Failed to load staged JIT HiCache kernel: {e}")
+        return False
 
 
 def _default_unroll(element_size: int) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if element_size <= 512:
+        return 4
+
+    if element_size <= 1024:
+        return 2
+
+    # fallback: no unroll
+    return 1
 
 
 @debug_kernel_api
@@ -130,7 +208,23 @@ def transfer_hicache_one_layer_mla(
     unroll: int | None = None,
     block_quota: int | None = None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    element_dim = element_dim or cache_dst.size(-1)
+    cache_src = cache_src.view(-1, element_dim)
+    cache_dst = cache_dst.view(-1, element_dim)
+    element_size = element_dim * cache_dst.element_size()
+    block_quota = block_quota or DEFAULT_BLOCK_QUOTA
+    unroll = unroll or _default_unroll(element_size)
+    module = _jit_hicache_module(
+        element_size=element_size,
+        unroll=unroll,
+        block_quota=block_quota,
+    )
+    module.launch_one_mla(
+        cache_dst,
+        indices_dst,
+        cache_src,
+        indices_src,
+    )
 
 
 def transfer_hicache_all_layer_mla(
@@ -145,7 +239,25 @@ def transfer_hicache_all_layer_mla(
     unroll: int | None = None,
     block_quota: int | None = None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if element_size is None:
+        assert cache_dst_stride_bytes == cache_src_stride_bytes
+        element_size = cache_dst_stride_bytes
+
+    block_quota = block_quota or DEFAULT_BLOCK_QUOTA
+    unroll = unroll or _default_unroll(element_size)
+    module = _jit_hicache_module(
+        element_size=element_size,
+        unroll=unroll,
+        block_quota=block_quota,
+    )
+    module.launch_all_mla(
+        ptr_dst,
+        indices_dst,
+        ptr_src,
+        indices_src,
+        cache_src_stride_bytes,
+        cache_dst_stride_bytes,
+    )
 
 
 @debug_kernel_api

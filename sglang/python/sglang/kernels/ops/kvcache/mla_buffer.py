@@ -233,7 +233,31 @@ def set_mla_kv_buffer_triton_fp8_quant(
     cache_k_rope: torch.Tensor,
     fp8_dtype: torch.dtype,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fuse BF16/FP16 MLA K quantization with paged KV write."""
+    kv_buffer_fp8 = kv_buffer.view(fp8_dtype)
+
+    nope_dim = cache_k_nope.shape[-1]
+    rope_dim = cache_k_rope.shape[-1]
+    total_dim = nope_dim + rope_dim
+    BLOCK = 128
+    n_loc = loc.numel()
+    grid = (n_loc, triton.cdiv(total_dim, BLOCK))
+
+    pdl_kwargs = {"USE_GDC": True, "launch_pdl": True} if is_arch_support_pdl() else {}
+
+    set_mla_kv_buffer_fp8_quant_kernel[grid](
+        kv_buffer_fp8,
+        cache_k_nope,
+        cache_k_rope,
+        loc,
+        kv_buffer_fp8.stride(0),
+        cache_k_nope.stride(0),
+        cache_k_rope.stride(0),
+        nope_dim,
+        rope_dim,
+        BLOCK=BLOCK,
+        **pdl_kwargs,
+    )
 
 
 @triton.jit
@@ -282,7 +306,25 @@ def set_mla_kv_scale_buffer_triton(
     cache_k_nope: torch.Tensor,
     cache_k_rope: torch.Tensor,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    nope_dim = cache_k_nope.shape[-1]
+    rope_dim = cache_k_rope.shape[-1]
+    total_dim = nope_dim + rope_dim
+    BLOCK = 128  # Keep origin, works for smaller total_dim as well.
+    n_loc = loc.numel()
+    grid = (n_loc, triton.cdiv(total_dim, BLOCK))
+
+    set_mla_kv_scale_buffer_kernel[grid](
+        kv_buffer,
+        cache_k_nope,
+        cache_k_rope,
+        loc,
+        kv_buffer.stride(0),
+        cache_k_nope.stride(0),
+        cache_k_rope.stride(0),
+        nope_dim,
+        rope_dim,
+        BLOCK=BLOCK,
+    )
 
 
 @triton.jit

@@ -146,4 +146,61 @@ def update_trtllm_mha_graph_metadata(
     q_stride: int = 0,
     q_mode: int = Q_MODE_NONE,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Launch the fused metadata update (one kernel for the whole replay init).
+
+    Contract: only the live prefix (cdiv(cache_seqlens, page_size) pages) of each
+    page_table / swa_page_table row is (re)written; the tail keeps stale values
+    across replays, so consumers must bound reads by cache_seqlens.
+    """
+    if bs == 0:
+        return
+
+    # Launch-block width: page-table columns each program writes per iteration
+    # (also the swa_out_cache_loc tile width). 512 keeps the per-program working
+    # set small enough to stay off the register-pressure / occupancy cliff while
+    # being wide enough to cover the static page-table width in few iterations.
+    PAGE_BLOCK = 512
+    has_swa = swa_page_table is not None
+    has_swa_out = swa_out_cache_loc is not None
+
+    swa_out_len = swa_out_cache_loc.shape[0] if has_swa_out else 0
+    if has_swa_out and out_cache_loc is not None:
+        num_out_tokens = min(swa_out_len, out_cache_loc.shape[0])
+    else:
+        num_out_tokens = 0
+    if num_out_tokens == 0:
+        # All loads are masked out; pass a valid dummy pointer for codegen.
+        out_cache_loc = swa_out_cache_loc
+
+    grid_extra = triton.cdiv(swa_out_len, PAGE_BLOCK) if has_swa_out else 0
+    grid = (bs + 1 + grid_extra,)
+
+    update_trtllm_mha_graph_metadata_kernel[grid](
+        req_pool_indices,
+        seq_lens,
+        req_to_token,
+        swa_mapping,
+        out_cache_loc,
+        qlens,
+        cache_seqlens,
+        cu_seqlens_k,
+        cu_seqlens_q,
+        page_table,
+        swa_page_table,
+        swa_out_cache_loc,
+        bs,
+        seqlen_offset,
+        max_seq_pages,
+        q_stride,
+        num_out_tokens,
+        swa_out_len,
+        req_to_token.stride(0),
+        page_table.stride(0),
+        swa_page_table.stride(0) if has_swa else 0,
+        PAGE_SIZE=page_size,
+        HAS_SWA=has_swa,
+        HAS_SWA_OUT=has_swa_out,
+        Q_MODE=q_mode,
+        PAGE_BLOCK=PAGE_BLOCK,
+        BS_BLOCK=triton.next_power_of_2(bs),
+    )

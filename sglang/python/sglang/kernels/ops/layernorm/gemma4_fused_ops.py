@@ -58,7 +58,27 @@ def gemma_rmsnorm_residual_scalar(
     scalar: torch.Tensor,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused (rmsnorm(x) + residual) * scalar."""
+    assert x.dim() == 2 and x.stride(-1) == 1, "Expected contiguous 2D input"
+    M, N = x.shape
+    BLOCK_SIZE = triton.next_power_of_2(N)
+    out = torch.empty_like(x)
+
+    _gemma_rmsnorm_residual_kernel[(M,)](
+        x,
+        weight,
+        residual,
+        scalar,
+        out,
+        x.stride(0),
+        residual.stride(0),
+        out.stride(0),
+        N,
+        eps,
+        HAS_SCALAR=True,
+        BLOCK_SIZE=BLOCK_SIZE,
+    )
+    return out
 
 
 @triton.jit
@@ -232,7 +252,69 @@ def gemma_qkv_rmsnorm(
     head_dim: int,
     eps: float = 1e-6,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """In-place fused RMSNorm on Q, K, V for Gemma4 attention.
+
+    All three norms compute `x * rsqrt(mean(x^2) + eps)` independently per head.
+    Q is scaled by `q_weight`, K by `k_weight`, V by 1 (Gemma4's V-norm has
+    `with_scale=False`).
+
+    Inputs may be 2D `(M, num_heads * head_dim)` or strided views of a larger
+    buffer (such as q/k/v slices from `qkv.split`). The kernel uses the actual
+    `stride(0)` so no `.contiguous()` copy is required. Within a token, the
+    last dim must be contiguous so heads pack as `h * head_dim` offsets.
+
+    If k and v are both None (KV-shared layer), only Q is normalized.
+    """
+    assert q.is_cuda or q.is_xpu
+    assert q.stride(-1) == 1, "Q's last dim must be contiguous"
+    assert q_weight.shape[-1] == head_dim
+    M = q.shape[0] if q.dim() >= 2 else 1
+    BLOCK = triton.next_power_of_2(head_dim)
+
+    has_kv = k is not None and v is not None
+    if has_kv:
+        assert (k.is_cuda and v.is_cuda) or (k.is_xpu and v.is_xpu)
+        assert k.stride(-1) == 1 and v.stride(-1) == 1
+        assert k_weight is not None and k_weight.shape[-1] == head_dim
+
+    if M <= 256:
+        total_heads = num_q_heads + (2 * num_kv_heads if has_kv else 0)
+        _gemma_qkv_rmsnorm_kernel[(M, total_heads)](
+            q,
+            k if has_kv else q,
+            v if has_kv else q,
+            q_weight,
+            k_weight if has_kv else q_weight,
+            q.stride(0),
+            k.stride(0) if has_kv else 0,
+            v.stride(0) if has_kv else 0,
+            NUM_Q_HEADS=num_q_heads,
+            NUM_KV_HEADS=num_kv_heads if has_kv else 0,
+            HEAD_DIM=head_dim,
+            eps=eps,
+            HAS_KV=has_kv,
+            BY_HEAD=True,
+            BLOCK=BLOCK,
+        )
+        return
+
+    _gemma_qkv_rmsnorm_kernel[(M,)](
+        q,
+        k if has_kv else q,
+        v if has_kv else q,
+        q_weight,
+        k_weight if has_kv else q_weight,
+        q.stride(0),
+        k.stride(0) if has_kv else 0,
+        v.stride(0) if has_kv else 0,
+        NUM_Q_HEADS=num_q_heads,
+        NUM_KV_HEADS=num_kv_heads if has_kv else 0,
+        HEAD_DIM=head_dim,
+        eps=eps,
+        HAS_KV=has_kv,
+        BY_HEAD=False,
+        BLOCK=BLOCK,
+    )
 
 
 @triton.jit
@@ -280,7 +362,28 @@ def gemma_routing_post_topk(
     topk_ids: torch.Tensor,
     per_expert_scale: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused softmax + scale-gather + casts for Gemma4 routing.
+
+    Replaces: softmax(topk_logits) * per_expert_scale[topk_ids] → (f32, i32).
+    """
+    B, K = topk_logits.shape
+    BLOCK_K = triton.next_power_of_2(K)
+    out_weights = torch.empty((B, K), dtype=torch.float32, device=topk_logits.device)
+    out_ids = torch.empty((B, K), dtype=torch.int32, device=topk_logits.device)
+
+    _gemma_routing_post_topk_kernel[(B,)](
+        topk_logits,
+        topk_ids,
+        per_expert_scale,
+        out_weights,
+        out_ids,
+        topk_logits.stride(0),
+        out_weights.stride(0),
+        out_ids.stride(0),
+        K=K,
+        BLOCK_K=BLOCK_K,
+    )
+    return out_weights, out_ids
 
 
 def gemma_dual_rmsnorm_residual_scalar(
@@ -295,7 +398,32 @@ def gemma_dual_rmsnorm_residual_scalar(
     eps2: float = 1e-6,
     eps3: float = 1e-6,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused (rmsnorm(rmsnorm(x1,w1) + rmsnorm(x2,w2), w3) + residual) * scalar."""
+    assert x1.dim() == 2 and x1.stride(-1) == 1
+    M, N = x1.shape
+    BLOCK_SIZE = triton.next_power_of_2(N)
+    out = torch.empty_like(x1)
+
+    _gemma_dual_rmsnorm_residual_kernel[(M,)](
+        x1,
+        weight1,
+        x2,
+        weight2,
+        weight3,
+        residual,
+        scalar,
+        out,
+        x1.stride(0),
+        x2.stride(0),
+        residual.stride(0),
+        out.stride(0),
+        N,
+        eps1,
+        eps2,
+        eps3,
+        BLOCK_SIZE=BLOCK_SIZE,
+    )
+    return out
 
 
 @triton.jit
@@ -367,4 +495,46 @@ def gemma4_fused_routing(
     per_expert_scale: torch.Tensor,
     topk: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """One-launch Gemma4 router.
+
+    Args:
+        gating_output: [T, E] router logits in any floating dtype; will be
+            cast to fp32 inside the kernel.
+        per_expert_scale: [E] per-expert scale, any floating dtype.
+        topk: number of experts to keep per token.
+
+    Returns:
+        topk_weights: [T, topk] fp32 (matches SGLang TopK contract).
+        topk_ids: [T, topk] int32 (matches SGLang TopK contract).
+    """
+    assert gating_output.dim() == 2, "expected [T, E] router logits"
+    assert per_expert_scale.dim() == 1
+    assert per_expert_scale.shape[0] == gating_output.shape[1]
+    T, E = gating_output.shape
+    assert topk <= E, f"topk ({topk}) must be <= E ({E})"
+    assert E <= 1024, f"gemma4_fused_routing only supports E<=1024, got E={E}"
+
+    gating_output = gating_output.contiguous()
+    per_expert_scale = per_expert_scale.contiguous()
+
+    BLOCK_E = triton.next_power_of_2(E)
+    topk_weights = torch.empty(
+        (T, topk), dtype=torch.float32, device=gating_output.device
+    )
+    topk_ids = torch.empty((T, topk), dtype=torch.int32, device=gating_output.device)
+
+    if T == 0:
+        return topk_weights, topk_ids
+
+    _gemma4_routing_kernel[(T,)](
+        gating_output,
+        per_expert_scale,
+        topk_weights,
+        topk_ids,
+        gating_output.stride(0),
+        E,
+        topk,
+        BLOCK_E,
+        num_warps=1,
+    )
+    return topk_weights, topk_ids

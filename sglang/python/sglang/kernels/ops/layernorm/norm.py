@@ -22,7 +22,13 @@ logger = logging.getLogger(__name__)
 
 @cache_once
 def _jit_qknorm_module(head_dim: int, dtype: torch.dtype) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(head_dim, is_arch_support_pdl(), dtype)
+    return load_jit(
+        "qknorm",
+        *args,
+        cuda_files=["elementwise/qknorm.cuh"],
+        cuda_wrappers=[("qknorm", f"QKNormKernel<{args}>::run")],
+    )
 
 
 _RMSNORM_WARP_SIZES = frozenset({64, 128, 256})
@@ -31,14 +37,33 @@ _RMSNORM_HALF_BLOCK_MIN_SIZE = 2048
 
 
 def _is_supported_rmsnorm_hidden_size(d: int) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return d in _RMSNORM_WARP_SIZES or (
+        (d > 256 and d % 256 == 0 and d <= 8192)
+        or (d >= 8192 and d % 512 == 0 and d <= 16384)
+    )
 
 
+def _rmsnorm_kernel_class(hidden_size: int) -> str:
+    if hidden_size in _RMSNORM_WARP_SIZES:
+        return "RMSNormWarpKernel"
+    if hidden_size == 512:
+        return "RMSNormHalfKernel"
+    if hidden_size >= _RMSNORM_HALF_BLOCK_MIN_SIZE:
+        if hidden_size % 512 == 0:
+            return "RMSNormHalfKernel"
+    return "RMSNormKernel"
 
 
 @cache_once
 def _jit_rmsnorm_module(hidden_size: int, dtype: torch.dtype) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(hidden_size, is_arch_support_pdl(), dtype)
+    kernel_class = f"{_rmsnorm_kernel_class(hidden_size)}<{args}>"
+    return load_jit(
+        "rmsnorm",
+        *args,
+        cuda_files=["elementwise/rmsnorm.cuh"],
+        cuda_wrappers=[("rmsnorm", f"{kernel_class}::run")],
+    )
 
 
 def is_supported_jit_fused_add_rmsnorm_hidden_size(hidden_size: int) -> bool:
@@ -49,12 +74,26 @@ def is_supported_jit_fused_add_rmsnorm_hidden_size(hidden_size: int) -> bool:
 def _jit_fused_add_rmsnorm_module(
     dtype: torch.dtype, cast_x_before_out_mul: bool
 ) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(cast_x_before_out_mul, dtype)
+    return load_jit(
+        "fused_add_rmsnorm",
+        *args,
+        cuda_files=["elementwise/fused_add_rmsnorm.cuh"],
+        cuda_wrappers=[("fused_add_rmsnorm", f"FusedAddRMSNormKernel<{args}>::run")],
+    )
 
 
 @cache_once
 def _jit_qknorm_across_heads_module(dtype: torch.dtype) -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    args = make_cpp_args(dtype)
+    return load_jit(
+        "qknorm_across_heads",
+        *args,
+        cuda_files=["elementwise/qknorm_across_heads.cuh"],
+        cuda_wrappers=[
+            ("qknorm_across_heads", f"QKNormAcrossHeadsKernel<{args}>::run")
+        ],
+    )
 
 
 @torch.compiler.assume_constant_result

@@ -50,4 +50,26 @@ def fused_replay_state_indices(
     valid_bs: int,
     total_bs: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fill the captured replay state-indices buffer in one launch.
+
+    Mapping gather + padding sentinel + store into ``out_state_indices``, plus
+    the reference chain's side effect of zeroing the padded rows of
+    ``req_pool_indices``. Rows ``[valid_bs, total_bs)`` are padding: they get
+    the ``-1`` sentinel (mamba kernels skip ``state_idx < 0``) and their
+    ``req_pool_indices`` entries are zeroed.
+
+    Callers must supply an identity virtual->physical mapping (the static
+    hybrid pool); the unified pool's allocator translate is not a flat table
+    gather and has to take the reference chain.
+
+    Returns the filled ``out_state_indices[:total_bs]`` view.
+    """
+    _fused_replay_state_indices_kernel[(1,)](
+        req_pool_indices,
+        mamba_index_mapping,
+        out_state_indices,
+        valid_bs,
+        total_bs,
+        BS_UPPER=triton.next_power_of_2(total_bs),
+    )
+    return out_state_indices[:total_bs]

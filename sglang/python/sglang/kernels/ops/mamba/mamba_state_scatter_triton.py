@@ -91,7 +91,38 @@ def track_mamba_states_if_needed(
     batch_size: int,
     check_freed_slots: bool = False,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Track mamba states using Triton kernel for better performance.
+
+    Args:
+        conv_states: Convolution states tensor [pool_size, ...]
+        ssm_states: SSM states tensor [pool_size, ...]
+        cache_indices: Source indices for each batch element [batch_size]
+        mamba_track_mask: Boolean mask indicating which elements to track [batch_size]
+        mamba_track_indices: Indices to track for each batch element [batch_size]
+        batch_size: Number of batch elements
+    """
+    conv_state_numel_per_row = conv_states[0].numel()
+    ssm_state_numel_per_row = ssm_states[0].numel()
+
+    # Choose BLOCK_SIZE based on the size of the data
+    BLOCK_SIZE = 1024
+
+    # Launch kernel with batch_size blocks
+    grid = (batch_size,)
+    track_mamba_state_if_needed_kernel[grid](
+        conv_states,
+        ssm_states,
+        cache_indices,
+        mamba_track_mask,
+        mamba_track_indices,
+        conv_states.stride(0),
+        ssm_states.stride(0),
+        conv_state_numel_per_row,
+        ssm_state_numel_per_row,
+        BLOCK_SIZE,
+        check_freed_slots,
+    )
 
 
 @triton.jit
@@ -174,7 +205,100 @@ def fused_mamba_state_scatter_with_mask(
     dst_indices_raw: torch.Tensor,  # [total_requests] - raw indices (e.g., state_indices_tensor)
     step_indices_raw: torch.Tensor,  # [total_requests] - raw step indices (step >= 0 means valid)
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Fully fused gather-scatter with built-in masking for mamba state updates.
+
+    This function fuses the following operations into a single kernel:
+    1. valid_mask = step_indices_raw >= 0
+    2. valid_indices = valid_mask.nonzero()
+    3. dst_indices = dst_indices_raw[valid_indices]  (index_select)
+    4. step_indices = step_indices_raw[valid_indices]  (index_select)
+    5. for each valid i: dst[:, dst_indices[i], :] = src[:, i, step_indices[i], :]
+
+    Args:
+        dst: Destination tensor [num_layers, cache_size, *state_shape]
+        src: Source tensor [num_layers, spec_size, draft_tokens, *state_shape]
+        dst_indices_raw: Raw destination indices for all requests [total_requests]
+        step_indices_raw: Raw step indices; entry >= 0 means valid [total_requests]
+    """
+    total_requests = step_indices_raw.shape[0]
+    if total_requests == 0:
+        return
+
+    if dst.device != src.device:
+        raise ValueError(
+            f"dst and src must be on the same device. {dst.device=} {src.device=}"
+        )
+    if not dst.is_cuda or not src.is_cuda:
+        raise ValueError(
+            "fused_mamba_state_scatter_with_mask only supports CUDA tensors."
+        )
+    if dst.ndim < 2 or src.ndim < 3:
+        raise ValueError(f"Unexpected tensor ranks: {dst.ndim=} {src.ndim=}")
+    if dst.shape[0] != src.shape[0]:
+        raise ValueError(
+            f"Layer dimension mismatch: {dst.shape[0]=} vs {src.shape[0]=}"
+        )
+    if dst.shape[2:] != src.shape[3:]:
+        raise ValueError(
+            f"Trailing dims mismatch: {dst.shape[2:]=} vs {src.shape[3:]=}"
+        )
+    if dst_indices_raw.ndim != 1 or step_indices_raw.ndim != 1:
+        raise ValueError(
+            f"indices must be 1D: {dst_indices_raw.shape=} {step_indices_raw.shape=}"
+        )
+    if dst_indices_raw.shape[0] != step_indices_raw.shape[0]:
+        raise ValueError(
+            f"indices length mismatch: {dst_indices_raw.shape[0]=} vs {step_indices_raw.shape[0]=}"
+        )
+
+    num_layers = dst.shape[0]
+    src_req_size = src.shape[1]
+    src_step_size = src.shape[2]
+    dst_req_size = dst.shape[1]
+
+    # Flatten trailing dimensions: number of elements per (layer, cache_line) entry.
+    elem_per_entry = dst.numel() // (dst.shape[0] * dst.shape[1])
+
+    # Get strides (in elements, not bytes)
+    src_layer_stride = src.stride(0)
+    src_req_stride = src.stride(1)
+    src_step_stride = src.stride(2)
+    dst_layer_stride = dst.stride(0)
+    dst_req_stride = dst.stride(1)
+
+    # Ensure indices are int32 and contiguous
+    dst_indices_raw = dst_indices_raw.to(torch.int32).contiguous()
+    step_indices_raw = step_indices_raw.to(torch.int32).contiguous()
+
+    # Ensure tensors are contiguous
+    if not dst.is_contiguous():
+        raise ValueError("dst tensor must be contiguous")
+    if not src.is_contiguous():
+        raise ValueError("src tensor must be contiguous")
+
+    # Block size for copying elements
+    BLOCK_SIZE = 1024
+
+    # Grid over all requests - invalid ones will early-exit in the kernel
+    grid = (total_requests, num_layers, triton.cdiv(elem_per_entry, BLOCK_SIZE))
+
+    _fused_mamba_state_scatter_with_mask_kernel[grid](
+        src,
+        dst,
+        dst_indices_raw,
+        step_indices_raw,
+        elem_per_entry,
+        src_layer_stride,
+        src_req_stride,
+        src_step_stride,
+        dst_layer_stride,
+        dst_req_stride,
+        src_req_size,
+        src_step_size,
+        dst_req_size,
+        BLOCK_SIZE=BLOCK_SIZE,
+    )
 
 
 @triton.jit
@@ -254,7 +378,80 @@ def fused_conv_window_scatter_with_mask(
     dst_indices_raw: torch.Tensor,  # [total_requests]
     step_indices_raw: torch.Tensor,  # [total_requests], entry >= 0 means valid
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Conv-window variant of :func:`fused_mamba_state_scatter_with_mask`.
+
+    ``src`` is the deduplicated sliding-window conv-intermediate cache: an
+    overlapping ``as_strided`` view over a shared ``[..., dim, D+K-2]`` buffer,
+    so its per-step windows are intentionally non-contiguous. This kernel indexes
+    ``(dim, win)`` elements through the view's strides instead of flat-copying.
+    ``dst`` (the real conv-state pool) is the usual contiguous
+    ``[layers, cache, dim, K-1]``.
+    """
+    total_requests = step_indices_raw.shape[0]
+    if total_requests == 0:
+        return
+
+    if not (dst.is_cuda and src.is_cuda and dst.device == src.device):
+        raise ValueError(
+            "fused_conv_window_scatter_with_mask requires dst and src to be CUDA "
+            f"tensors on the same device ({dst.device=}, {src.device=})."
+        )
+    if dst.ndim != 4 or src.ndim != 5:
+        raise ValueError(f"Unexpected ranks: {dst.ndim=} (want 4) {src.ndim=} (want 5)")
+    if dst.shape[0] != src.shape[0]:
+        raise ValueError(f"Layer dim mismatch: {dst.shape[0]=} vs {src.shape[0]=}")
+    if dst.shape[2:] != src.shape[3:]:
+        raise ValueError(f"Window dims mismatch: {dst.shape[2:]=} vs {src.shape[3:]=}")
+    if dst_indices_raw.ndim != 1 or step_indices_raw.ndim != 1:
+        raise ValueError(
+            f"indices must be 1D: {dst_indices_raw.shape=} {step_indices_raw.shape=}"
+        )
+    if dst_indices_raw.shape[0] != step_indices_raw.shape[0]:
+        raise ValueError(
+            f"indices length mismatch: {dst_indices_raw.shape[0]=} vs {step_indices_raw.shape[0]=}"
+        )
+
+    num_layers = dst.shape[0]
+    dim = dst.shape[2]
+    km1 = dst.shape[3]
+    elem_per_entry = dim * km1
+
+    src_req_size = src.shape[1]
+    src_step_size = src.shape[2]
+    dst_req_size = dst.shape[1]
+
+    # `dst` stays contiguous; `src` is an intentionally non-contiguous (overlapping)
+    # view, so we do NOT assert src contiguity here (unlike the dense scatter).
+    if not dst.is_contiguous():
+        raise ValueError(
+            "dst tensor in fused_conv_window_scatter_with_mask must be contiguous"
+        )
+
+    dst_indices_raw = dst_indices_raw.to(torch.int32).contiguous()
+    step_indices_raw = step_indices_raw.to(torch.int32).contiguous()
+
+    BLOCK_SIZE = 1024
+    grid = (total_requests, num_layers, triton.cdiv(elem_per_entry, BLOCK_SIZE))
+
+    _fused_conv_window_scatter_with_mask_kernel[grid](
+        src,
+        dst,
+        dst_indices_raw,
+        step_indices_raw,
+        elem_per_entry,
+        km1,
+        src.stride(0),
+        src.stride(1),
+        src.stride(2),
+        src.stride(3),
+        src.stride(4),
+        dst.stride(0),
+        dst.stride(1),
+        src_req_size,
+        src_step_size,
+        dst_req_size,
+        BLOCK_SIZE=BLOCK_SIZE,
+    )
 
 
 def scatter_mamba_states_after_mtp_verify(
@@ -264,7 +461,46 @@ def scatter_mamba_states_after_mtp_verify(
     mamba_track_indices: torch.Tensor | None,
     mamba_steps_to_track: torch.Tensor | None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Scatter per-step verify states (ssm + all conv types) into the
+    persistent caches, plus the interval-crossing track slots."""
+    ssm_states = mamba_caches.temporal
+    intermediate_state_cache = mamba_caches.intermediate_ssm
+
+    if ssm_states.numel() > 0:
+        fused_mamba_state_scatter_with_mask(
+            ssm_states,
+            intermediate_state_cache,
+            state_indices_tensor,
+            last_correct_step_indices,
+        )
+    for conv_states, intermediate_conv_window_cache in zip(
+        mamba_caches.conv, mamba_caches.intermediate_conv_window
+    ):
+        fused_conv_window_scatter_with_mask(
+            conv_states,
+            intermediate_conv_window_cache,
+            state_indices_tensor,
+            last_correct_step_indices,
+        )
+
+    if mamba_track_indices is not None:
+        assert mamba_steps_to_track is not None
+        if ssm_states.numel() > 0:
+            fused_mamba_state_scatter_with_mask(
+                ssm_states,
+                intermediate_state_cache,
+                mamba_track_indices,
+                mamba_steps_to_track,
+            )
+        for conv_states, intermediate_conv_window_cache in zip(
+            mamba_caches.conv, mamba_caches.intermediate_conv_window
+        ):
+            fused_conv_window_scatter_with_mask(
+                conv_states,
+                intermediate_conv_window_cache,
+                mamba_track_indices,
+                mamba_steps_to_track,
+            )
 
 
 @triton.jit
@@ -335,4 +571,31 @@ def track_mamba_states_all_layers(
     batch_size: int,
     check_freed_slots: bool = False,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Track conv/ssm states for ALL mamba layers in one launch.
+
+    conv_states_pool / ssm_states_pool are the full [num_layers, pool_size,
+    ...] pools; per-row copy semantics are identical to
+    track_mamba_states_if_needed applied per layer.
+    """
+    num_layers = conv_states_pool.shape[0]
+    conv_state_numel_per_row = conv_states_pool[0, 0].numel()
+    ssm_state_numel_per_row = ssm_states_pool[0, 0].numel()
+
+    BLOCK_SIZE = 1024
+    grid = (num_layers * batch_size,)
+    track_mamba_states_all_layers_kernel[grid](
+        conv_states_pool,
+        ssm_states_pool,
+        cache_indices,
+        mamba_track_mask,
+        mamba_track_indices,
+        conv_states_pool.stride(0),
+        conv_states_pool.stride(1),
+        ssm_states_pool.stride(0),
+        ssm_states_pool.stride(1),
+        batch_size,
+        conv_state_numel_per_row,
+        ssm_state_numel_per_row,
+        BLOCK_SIZE,
+        check_freed_slots,
+    )

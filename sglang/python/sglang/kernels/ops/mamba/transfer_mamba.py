@@ -27,7 +27,14 @@ logger = logging.getLogger(__name__)
 
 @cache_once
 def _jit_transfer_mamba_module() -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return load_jit(
+        "transfer_mamba",
+        cuda_files=["kvcacheio/transfer_mamba.cuh"],
+        cuda_wrappers=[
+            ("transfer_kv_mamba_pf_lf", "&TransferMambaKernel::run_pf_lf"),
+            ("transfer_kv_mamba_lf_pf", "&TransferMambaKernel::run_lf_pf"),
+        ],
+    )
 
 
 @debug_kernel_api

@@ -65,4 +65,32 @@ def alloc_bind_inplace(
     p2v: torch.Tensor,
     start_phys: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Allocate N ascending physical pages from `start_phys` and bind to `v_pages`.
+
+    Caller must advance `watermark_physical` by N and verify overflow BEFORE
+    calling; this launcher does neither.
+    """
+    N = int(v_pages.numel())
+    if N == 0:
+        return torch.empty(0, dtype=torch.int64, device=v_pages.device)
+    if not v_pages.is_cuda:
+        # Pure-torch CPU reference for the CUDA-only kernel.
+        phys_pages = torch.arange(
+            start_phys, start_phys + N, dtype=torch.int64, device=v_pages.device
+        )
+        v = v_pages.to(torch.int64)
+        v2p[v] = phys_pages
+        p2v[phys_pages] = v
+        return phys_pages
+    phys_pages = torch.empty(N, dtype=torch.int64, device=v_pages.device)
+    grid = (triton.cdiv(N, ALLOC_BIND_BLOCK),)
+    alloc_bind_inplace_kernel[grid](
+        v_pages,
+        v2p,
+        p2v,
+        phys_pages,
+        N,
+        start_phys,
+        BLOCK=ALLOC_BIND_BLOCK,
+    )
+    return phys_pages

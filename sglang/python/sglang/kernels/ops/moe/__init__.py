@@ -102,7 +102,15 @@ def topk_softmax(
     moe_softcapping: float = 0.0,
     correction_bias: Optional[torch.Tensor] = None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Compute top-k softmax routing weights/ids for MoE."""
+    return get_kernel("moe.topk_softmax", KernelBackend.AOT)(
+        topk_weights,
+        topk_ids,
+        gating_output,
+        renormalize,
+        moe_softcapping,
+        correction_bias,
+    )
 
 
 __all__ = ["moe_align_block_size", "topk_softmax"]

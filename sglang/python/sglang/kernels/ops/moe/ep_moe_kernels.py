@@ -1,4 +1,5 @@
 import logging
+from typing import Optional
 
 import torch
 import triton
@@ -115,7 +116,25 @@ def deepep_compute_src2dst_triton_kernel(
 
 
 def deepep_run_moe_deep_preprocess(topk_ids: torch.Tensor, num_experts: int):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    reorder_topk_ids, reorder_ids = torch.sort(topk_ids.view(-1), stable=True)
+    seg_indptr = torch.empty(num_experts + 1, device=topk_ids.device, dtype=torch.int64)
+    src2dst = torch.empty(topk_ids.numel(), device=topk_ids.device, dtype=torch.int64)
+
+    # Find offset
+    expert_ids = torch.arange(
+        num_experts + 1, device=topk_ids.device, dtype=reorder_topk_ids.dtype
+    )
+    torch.searchsorted(reorder_topk_ids, expert_ids, out=seg_indptr)
+    num_minus_one = seg_indptr[0]
+    seg_indptr = seg_indptr - num_minus_one
+
+    BLOCK_SIZE = 512
+    grid = (triton.cdiv(topk_ids.numel(), BLOCK_SIZE),)
+    deepep_compute_src2dst_triton_kernel[grid](
+        reorder_ids, src2dst, topk_ids.numel(), num_minus_one, BLOCK_SIZE
+    )
+    reorder_topk_ids = reorder_topk_ids[num_minus_one:]
+    return reorder_topk_ids, src2dst, seg_indptr
 
 
 
@@ -263,6 +282,135 @@ def _silu_and_mul_post_quant_kernel(
         )
 
 
+def silu_and_mul_masked_post_quant_fwd(
+    input: torch.Tensor,
+    output: torch.Tensor,
+    output_scale: torch.Tensor,
+    quant_group_size: int,
+    masked_m: torch.Tensor,
+    scale_ue8m0: bool = False,
+    gemm1_alpha: float = 0.0,
+    gemm1_clamp_limit: float = 0.0,
+    num_real_tokens: Optional[int] = None,
+    topk: Optional[int] = None,
+):
+    """Masked (EP-MoE) fused silu_and_mul + per-token-group fp8 quant.
+
+    input  [expert_num, token_num_padded, hidden_dim * 2]
+    output [expert_num, token_num_padded, hidden_dim], dtype fp8
+    masked_m [expert_num]
+
+    ``output_scale``'s dtype selects the scale format and kernel schedule:
+      float32 [E, token_num_padded, G]: row-major scales (rounded to powers of
+        two when ``scale_ue8m0``); token axis grid-strides over the padded dim.
+      int32 [E, G // 4, token_num_padded]: packed UE8M0, 4 exponent bytes per
+        int32 (deep_gemm's MN-major packed layout, no separate transform
+        needed). Requires ``scale_ue8m0``, ``G % 4 == 0``, and
+        ``num_real_tokens``/``topk`` to size the dense flat-work grid.
+
+    ``gemm1_alpha > 0`` switches the activation to the gpt-oss swiglu
+    ``min(gate, limit) * sigmoid(alpha * gate) * (clamp(up, +-limit) + 1)``.
+    """
+
+    assert input.is_contiguous()
+    assert output.dtype == torch.float8_e4m3fn
+    assert output.is_contiguous()
+    assert len(input.shape) == 3
+    assert input.shape[0] == masked_m.shape[0]
+    assert input.shape[-1] % 2 == 0
+
+    size_n = input.shape[-1] // 2
+    assert size_n % quant_group_size == 0
+
+    finfo = torch.finfo(torch.float8_e4m3fn)
+    fp8_max = finfo.max
+    fp8_min = -fp8_max
+    gemm1_alpha = gemm1_alpha if gemm1_alpha is not None else 0.0
+    gemm1_clamp_limit = gemm1_clamp_limit if gemm1_clamp_limit is not None else 0.0
+
+    if output_scale.dtype == torch.int32:
+        assert scale_ue8m0, "packed int32 scales are UE8M0 by definition"
+        assert (
+            num_real_tokens is not None and topk is not None
+        ), "the packed schedule sizes its grid from num_real_tokens * topk"
+        E, m_max, _ = input.shape
+        G = size_n // quant_group_size
+        assert G % 4 == 0, "packed UE8M0 path requires num_groups % 4 == 0"
+        BLOCK_N = quant_group_size * 4
+        assert (
+            size_n % BLOCK_N == 0
+        ), "packed UE8M0 path requires size_n % (4*group) == 0"
+        hidden_dim_split = size_n // BLOCK_N
+        assert tuple(output_scale.shape) == (E, hidden_dim_split, m_max)
+
+        grid = (num_real_tokens * topk, hidden_dim_split)
+        _silu_and_mul_post_quant_packed_kernel[grid](
+            input,
+            *input.stride(),
+            output,
+            *output.stride(),
+            output_scale,
+            *output_scale.stride(),
+            masked_m,
+            E,
+            size_n,
+            fp8_max,
+            fp8_min,
+            QUANT_GROUP_SIZE=quant_group_size,
+            BLOCK_N=BLOCK_N,
+            GEMM1_ALPHA=gemm1_alpha,
+            GEMM1_CLAMP_LIMIT=gemm1_clamp_limit,
+            E_PADDED=triton.next_power_of_2(E),
+            num_warps=1,
+        )
+        return
+
+    expert_num = len(masked_m)
+
+    if expert_num < 4:
+        BLOCK_NUM_PER_EXPERT = 64
+    else:
+        BLOCK_NUM_PER_EXPERT = 32
+
+    groups_total = size_n // quant_group_size
+    gpb = 4
+    while gpb > 1:
+        block_n = quant_group_size * gpb
+        if (block_n & (block_n - 1) == 0) and (groups_total % gpb == 0):
+            break
+        gpb //= 2
+    BLOCK_N = quant_group_size * gpb
+
+    num_warps = 1
+    NUM_STAGES = 6
+    hidden_dim_split_block_num = triton.cdiv(size_n, BLOCK_N)
+
+    grid = (
+        hidden_dim_split_block_num,
+        BLOCK_NUM_PER_EXPERT,
+        expert_num,
+    )
+
+    _silu_and_mul_post_quant_kernel[grid](
+        input,
+        *input.stride(),
+        output,
+        *output.stride(),
+        output_scale,
+        *output_scale.stride(),
+        masked_m,
+        size_n,
+        fp8_max,
+        fp8_min,
+        QUANT_GROUP_SIZE=quant_group_size,
+        BLOCK_N=BLOCK_N,
+        NUM_STAGE=NUM_STAGES,
+        num_warps=num_warps,
+        SCALE_UE8M0=scale_ue8m0,
+        GEMM1_ALPHA=gemm1_alpha,
+        GEMM1_CLAMP_LIMIT=gemm1_clamp_limit,
+    )
+    return
 
 
 @triton.jit
@@ -416,7 +564,52 @@ def silu_and_mul_masked_fwd(
     output: torch.Tensor,
     masked_m: torch.Tensor,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    input shape [expert_num, token_num_padded, hidden_dim], dtype bf16
+    output shape [expert_num, token_num_padded, hidden_dim // 2], dtype bf16
+    masked_m shape [expert_num]
+    """
+
+    assert input.is_contiguous()
+    assert output.dtype == torch.bfloat16
+    assert input.dtype == torch.bfloat16
+    assert output.is_contiguous()
+    assert len(input.shape) == 3
+    assert input.shape[0] == masked_m.shape[0]
+    assert input.shape[-1] % 2 == 0
+
+    size_n = input.shape[-1] // 2
+    expert_num = len(masked_m)
+
+    if expert_num < 4:
+        BLOCK_NUM_PER_EXPERT = 64
+    else:
+        BLOCK_NUM_PER_EXPERT = 32
+
+    BLOCK_N = 128
+    num_warps = 4
+    NUM_STAGES = 4
+
+    hidden_dim_split_block_num = triton.cdiv(size_n, BLOCK_N)
+
+    grid = (
+        hidden_dim_split_block_num,
+        BLOCK_NUM_PER_EXPERT,
+        expert_num,
+    )
+
+    _silu_and_mul_kernel[grid](
+        input,
+        *input.stride(),
+        output,
+        *output.stride(),
+        masked_m,
+        size_n,
+        BLOCK_N=BLOCK_N,
+        NUM_STAGE=NUM_STAGES,
+        num_warps=num_warps,
+    )
+    return output
 
 
 @triton.jit
@@ -826,6 +1019,23 @@ def _fwd_kernel_ep_gather(
 
 # copy from
 # https://github.com/deepseek-ai/DeepGEMM/blob/bd2a77552886b98c205af12f8d7d2d61247c4b27/deep_gemm/jit_kernels/utils.py#L58
+def get_tma_aligned_size(x: int, element_size: int) -> int:
+    """
+    Global memory address of TMA must be 16-byte aligned.
+    Since we use column-major layout for the LHS scaling tensor,
+        the M-axis of the LHS scaling tensor needs to be padded to a multiple of 16 bytes.
+
+    Arguments:
+        x: original M-axis shape of the LHS scaling tensor.
+        element_size: element size of the LHS scaling tensor.
+
+    Returns:
+        M-axis shape of the LHS scaling tensor after padding.
+    """
+    tma_alignment_bytes = 16
+    assert tma_alignment_bytes % element_size == 0
+    alignment = tma_alignment_bytes // element_size
+    return ceil_div(x, alignment) * alignment
 
 
 @triton.jit
@@ -860,7 +1070,28 @@ def _tma_align_input_scale_kernel(
 
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/quantization/triton_quant/fp8/fp8act_quant_kernel.py
 def tma_align_input_scale(input_scale: torch.Tensor):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert input_scale.dim() == 2
+    m, k_div_block_size = input_scale.shape
+    padd_m = get_tma_aligned_size(m, input_scale.element_size())
+    output = torch.empty(
+        (k_div_block_size, padd_m), dtype=input_scale.dtype, device=input_scale.device
+    )
+
+    grid_m = min(m, 8192)
+    BLOCK_SIZE_K = triton.next_power_of_2(k_div_block_size)
+
+    _tma_align_input_scale_kernel[(grid_m,)](
+        input_scale_ptr=input_scale,
+        output_ptr=output,
+        m=m,
+        k_div_block_size=k_div_block_size,
+        input_scale_stride_m=input_scale.stride(0),
+        input_scale_stride_k=input_scale.stride(1),
+        output_stride_m=output.stride(1),  # Note: these are swapped
+        output_stride_k=output.stride(0),  # for column-major
+        BLOCK_SIZE_K=BLOCK_SIZE_K,
+    )
+    return output.t()[:m]
 
 
 @triton.jit
@@ -1008,7 +1239,38 @@ def compute_identity_kernel(
 def zero_experts_compute_triton(
     expert_indices, expert_scales, num_experts, zero_expert_type, hidden_states
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    N = expert_indices.numel()
+    top_k = expert_indices.size(-1)
+    grid = lambda meta: (triton.cdiv(N, meta["BLOCK_SIZE"]),)
+
+    if zero_expert_type == "identity":
+        zero_expert_mask = expert_indices < num_experts
+        zero_expert_scales = expert_scales.clone()
+        zero_expert_scales[zero_expert_mask] = 0.0
+
+    normal_expert_mask = expert_indices >= num_experts
+    # Keep a valid routed-expert id for MoE kernels that do not accept negative
+    # ids. The zero scale below still removes the routed-expert contribution.
+    expert_indices[normal_expert_mask] = 0
+    expert_scales[normal_expert_mask] = 0.0
+
+    output = torch.zeros_like(hidden_states).to(hidden_states.device)
+    hidden_dim = hidden_states.size(-1)
+    num_tokens = hidden_states.size(0)
+
+    grid = lambda meta: (num_tokens * (hidden_dim // meta["BLOCK_SIZE"]),)
+    compute_identity_kernel[grid](
+        top_k,
+        hidden_states,
+        zero_expert_scales,
+        num_tokens,
+        output,
+        hidden_dim,
+        zero_expert_scales.stride(0),
+        BLOCK_SIZE=256,
+    )
+
+    return output
 
 
 @triton.jit

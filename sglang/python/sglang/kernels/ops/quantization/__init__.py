@@ -77,7 +77,10 @@ def sgl_per_token_quant_fp8(
     output_q: torch.Tensor,
     output_s: torch.Tensor,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Per-token FP8 quantization, writing into ``output_q`` / ``output_s``."""
+    return get_kernel("quantization.sgl_per_token_quant_fp8", KernelBackend.AOT)(
+        input, output_q, output_s
+    )
 
 
 def sgl_per_token_group_quant_8bit(
@@ -93,7 +96,20 @@ def sgl_per_token_group_quant_8bit(
     masked_m: Optional[torch.Tensor] = None,
     enable_v2: Optional[bool] = None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Per-token-group 8-bit quantization, writing into ``output_q`` / ``output_s``."""
+    return get_kernel("quantization.sgl_per_token_group_quant_8bit", KernelBackend.AOT)(
+        input,
+        output_q,
+        output_s,
+        group_size,
+        eps,
+        fp8_min,
+        fp8_max,
+        scale_ue8m0,
+        fuse_silu_and_mul,
+        masked_m,
+        enable_v2,
+    )
 
 
 # Legacy aliases kept for source compatibility with existing call sites.

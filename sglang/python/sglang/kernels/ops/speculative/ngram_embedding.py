@@ -12,7 +12,22 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_ngram_embedding_module() -> Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return load_jit(
+        "ngram_embedding",
+        cuda_files=["ngram_embedding.cuh"],
+        cuda_wrappers=[
+            ("compute_n_gram_ids", "&NgramEmbeddingKernel::compute_n_gram_ids"),
+            (
+                "compute_n_gram_ids_decode",
+                "&NgramEmbeddingKernel::compute_n_gram_ids_decode",
+            ),
+            ("update_token_table", "&NgramEmbeddingKernel::update_token_table"),
+            (
+                "update_token_table_decode",
+                "&NgramEmbeddingKernel::update_token_table_decode",
+            ),
+        ],
+    )
 
 
 @debug_kernel_api

@@ -9,6 +9,7 @@ convenient for use when we just need to call a few functions.
 
 import ctypes
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -41,7 +42,36 @@ class Function:
 
 
 def find_loaded_library(lib_name) -> Optional[str]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    According to according to https://man7.org/linux/man-pages/man5/proc_pid_maps.5.html,
+    the file `/proc/self/maps` contains the memory maps of the process, which includes the
+    shared libraries loaded by the process. We can use this file to find the path of the
+    a loaded library.
+    """  # noqa
+    candidates = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if lib_name not in line or "/" not in line:
+                continue
+            path = line[line.index("/") :].strip()
+            if path.endswith(" (deleted)"):
+                path = path[: -len(" (deleted)")]
+            filename = os.path.basename(path)
+            if filename.rpartition(".so")[0].startswith(lib_name):
+                candidates.append(path)
+
+    if not candidates:
+        # the library is not loaded in the current process
+        return None
+
+    # TileLang ships a ``libcudart_stub.so`` that is only sufficient for its
+    # JIT loader.  It can precede the actual CUDA runtime in /proc/self/maps;
+    # choosing it makes CUDA IPC and FlashInfer all-reduce fail when resolving
+    # symbols such as cudaDeviceReset.
+    for path in candidates:
+        if "stub" not in os.path.basename(path):
+            return path
+    return candidates[0]
 
 
 class CudaRTLibrary:
@@ -114,7 +144,9 @@ class CudaRTLibrary:
         self.funcs = CudaRTLibrary.path_to_dict_mapping[so_file]
 
     def CUDART_CHECK(self, result: cudaError_t) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if result != 0:
+            error_str = self.cudaGetErrorString(result)
+            raise RuntimeError(f"CUDART error: {error_str}")
 
     def cudaGetErrorString(self, error: cudaError_t) -> str:
         return self.funcs["cudaGetErrorString"](error).decode("utf-8")
@@ -129,7 +161,9 @@ class CudaRTLibrary:
         self.CUDART_CHECK(self.funcs["cudaDeviceReset"]())
 
     def cudaMalloc(self, size: int) -> ctypes.c_void_p:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        devPtr = ctypes.c_void_p()
+        self.CUDART_CHECK(self.funcs["cudaMalloc"](ctypes.byref(devPtr), size))
+        return devPtr
 
     def cudaFree(self, devPtr: ctypes.c_void_p) -> None:
         self.CUDART_CHECK(self.funcs["cudaFree"](devPtr))
@@ -140,10 +174,23 @@ class CudaRTLibrary:
     def cudaMemcpy(
         self, dst: ctypes.c_void_p, src: ctypes.c_void_p, count: int
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        cudaMemcpyDefault = 4
+        kind = cudaMemcpyDefault
+        self.CUDART_CHECK(self.funcs["cudaMemcpy"](dst, src, count, kind))
 
     def cudaIpcGetMemHandle(self, devPtr: ctypes.c_void_p) -> cudaIpcMemHandle_t:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        handle = cudaIpcMemHandle_t()
+        self.CUDART_CHECK(
+            self.funcs["cudaIpcGetMemHandle"](ctypes.byref(handle), devPtr)
+        )
+        return handle
 
     def cudaIpcOpenMemHandle(self, handle: cudaIpcMemHandle_t) -> ctypes.c_void_p:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        cudaIpcMemLazyEnablePeerAccess = 1
+        devPtr = ctypes.c_void_p()
+        self.CUDART_CHECK(
+            self.funcs["cudaIpcOpenMemHandle"](
+                ctypes.byref(devPtr), handle, cudaIpcMemLazyEnablePeerAccess
+            )
+        )
+        return devPtr

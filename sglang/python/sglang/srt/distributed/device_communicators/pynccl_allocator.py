@@ -1,8 +1,13 @@
+import ctypes
 import logging
+import os
+import tempfile
+import traceback
 from contextlib import nullcontext
 
 import torch
 from torch.cuda.memory import (
+    CUDAPluggableAllocator,
     _cuda_beginAllocateCurrentThreadToPool,
     _cuda_endAllocateToPool,
     _cuda_releasePool,
@@ -165,7 +170,11 @@ def set_graph_pool_id(graph_pool_id):
 
 
 def disable_symmetric_memory_context():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if _active_symmetric_memory_context is None:
+        return None
+    saved_context = _active_symmetric_memory_context
+    saved_context.__exit__(None, None, None)
+    return saved_context
 
 
 def restore_symmetric_memory_context(saved_context):
@@ -174,7 +183,52 @@ def restore_symmetric_memory_context(saved_context):
 
 
 def get_nccl_mem_pool() -> torch.cuda.MemPool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Get the shared MemPool for all groups.
+
+    All groups share the same pool to avoid memory fragmentation.
+    Comm registration is handled at context exit time.
+    """
+    global _allocator, _mem_pool, _cur_device, _register_func
+    if _allocator is None:
+        import torch.utils.cpp_extension
+
+        out_dir = os.path.join(tempfile.gettempdir(), "symm_allocator")
+        os.makedirs(out_dir, exist_ok=True)
+        # Make sure to clean up leftover pytorch lock files
+        # from previous runs and synchronize across processes
+        # right after
+        try:
+            os.remove(os.path.join(out_dir, "lock"))
+        except FileNotFoundError:
+            pass
+        torch.distributed.barrier()
+
+        nccl_allocator_libname = "nccl_allocator"
+        lib_path = torch.utils.cpp_extension.load_inline(
+            name=nccl_allocator_libname,
+            cpp_sources=nccl_allocator_source,
+            with_cuda=True,
+            extra_ldflags=["-lnccl"],
+            verbose=True,
+            is_python_module=False,
+            build_directory=out_dir,
+        )
+        nccl_allocator_lib = ctypes.CDLL(lib_path)
+        _allocator = CUDAPluggableAllocator(
+            f"{out_dir}/{nccl_allocator_libname}.so",
+            "nccl_alloc_plug",
+            "nccl_free_plug",
+        ).allocator()
+        _mem_pool = torch.cuda.MemPool(_allocator)
+        _cur_device = torch.cuda.current_device()
+
+        # Setup the C function for registration with correct arg types
+        _register_func = nccl_allocator_lib.nccl_allocator_register_segments_with_comm
+        _register_func.restype = ctypes.c_int
+        _register_func.argtypes = [ctypes.c_uint64]
+
+    return _mem_pool
 
 
 class SymmetricMemoryContext:
@@ -251,7 +305,21 @@ class SymmetricMemoryContext:
         _active_symmetric_memory_context = None
 
     def _register_segments_for_comm(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Register all tracked segments with the current comm.
+
+        Delegates to C++ layer which handles:
+        1. Tracking which segments have been registered with each comm
+        2. Only registering new segments (avoiding re-registration)
+        3. Thread-safe access to the segment registry
+        """
+
+        # Call C++ API to register all segments with this comm
+        # C++ layer tracks per-comm registration state internally
+        result = _register_func(self._comm_ptr)
+        assert (
+            result == 0
+        ), f"nccl_allocator_register_segments_with_comm failed with return code: {result}"
 
 
 def use_symmetric_memory(group_coordinator: GroupCoordinator, disabled: bool = False):
@@ -271,7 +339,18 @@ _debug_seen_traces: set = set()
 
 
 def is_tensor_in_symmetric_mempool(tensor: torch.Tensor) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Check if a tensor's storage is allocated in the NCCL symmetric memory pool."""
+
+    if _mem_pool is None:
+        return False  # Pool not initialized
+
+    data_ptr = tensor.untyped_storage().data_ptr()
+
+    for segment in _mem_pool.snapshot():
+        for block in segment["blocks"]:
+            if block["address"] == data_ptr:
+                return True
+    return False
 
 
 def debug_check_symmetric_mempool(
@@ -279,7 +358,53 @@ def debug_check_symmetric_mempool(
     tensors: dict,
     op_name: str,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Debug check: verify that tensors passed to communication ops are allocated
+    in the NCCL symmetric memory pool.
+
+    Enabled by setting SGLANG_DEBUG_SYMM_MEM=1.
+    Only prints warnings on rank 0 and deduplicates identical stack traces.
+
+    Args:
+        tensors: dict mapping argument name to tensor
+                 (e.g. {"input": t1, "output": t2})
+        op_name: name of the communication operation being checked
+    """
+    if not envs.SGLANG_DEBUG_SYMM_MEM.get() or not is_symmetric_memory_enabled():
+        return
+
+    # Only print on rank 0
+    if not group_coordinator.is_first_rank:
+        return
+
+    bad_names = []
+    bad_details = []
+    for name, tensor in tensors.items():
+        if not is_tensor_in_symmetric_mempool(tensor):
+            bad_names.append(name)
+            bad_details.append(
+                f"  - '{name}' (data_ptr=0x{tensor.storage().data_ptr():x}, "
+                f"shape={list(tensor.shape)}, dtype={tensor.dtype})"
+            )
+
+    if bad_names:
+        traces = traceback.format_stack()
+        # Skip autotune stack traces
+        if any("_flashinfer_autotune" in trace for trace in traces):
+            return
+        stack = "".join(traces[:-1])
+        trace_key = f"{op_name}:{','.join(bad_names)}:{stack}"
+        if trace_key not in _debug_seen_traces:
+            _debug_seen_traces.add(trace_key)
+            _symm_mem_logger.warning(
+                "[SymmMem Debug] %s: %d tensor(s) are NOT in the "
+                "NCCL symmetric memory pool:\n%s\n"
+                "Stack trace:\n%s",
+                op_name,
+                len(bad_names),
+                "\n".join(bad_details),
+                stack,
+            )
 
 
 def prealloc_symmetric_memory_pool(

@@ -25,6 +25,7 @@
 
 import ctypes
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -36,7 +37,32 @@ logger = logging.getLogger(__name__)
 
 
 def find_nccl_library() -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    We either use the library file specified by the `SGLANG_NCCL_SO_PATH`
+    environment variable, or we find the library file brought by PyTorch.
+    After importing `torch`, `libnccl.so.2`, `librccl.so.1` or `libmccl.so.2`
+    can be found by `ctypes` automatically.
+    """
+
+    # so_file can be set to None in sglang
+    so_file = os.environ.get("SGLANG_NCCL_SO_PATH", None)
+
+    # manually load the nccl library
+    if so_file:
+        logger.info(
+            "Found nccl from environment variable SGLANG_NCCL_SO_PATH=%s", so_file
+        )
+    else:
+        if torch.version.cuda is not None:
+            so_file = "libnccl.so.2"
+        elif torch.version.hip is not None:
+            so_file = "librccl.so.1"
+        elif hasattr(torch.version, "musa") and torch.version.musa is not None:
+            so_file = "libmccl.so.2"
+        else:
+            raise ValueError("NCCL only supports CUDA, ROCm and MUSA backends.")
+        logger.debug("Found nccl from library %s", so_file)
+    return so_file
 
 
 # === export types and functions from nccl to Python ===
@@ -147,7 +173,23 @@ class ncclDataTypeEnum:
 
     @classmethod
     def from_torch(cls, dtype: torch.dtype) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if dtype == torch.int8:
+            return cls.ncclInt8
+        if dtype == torch.uint8:
+            return cls.ncclUint8
+        if dtype == torch.int32:
+            return cls.ncclInt32
+        if dtype == torch.int64:
+            return cls.ncclInt64
+        if dtype == torch.float16:
+            return cls.ncclFloat16
+        if dtype == torch.float32:
+            return cls.ncclFloat32
+        if dtype == torch.float64:
+            return cls.ncclFloat64
+        if dtype == torch.bfloat16:
+            return cls.ncclBfloat16
+        raise ValueError(f"Unsupported dtype: {dtype}")
 
 
 ncclRedOp_t = ctypes.c_int
@@ -163,7 +205,17 @@ class ncclRedOpTypeEnum:
 
     @classmethod
     def from_torch(cls, op: ReduceOp) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if op == ReduceOp.SUM:
+            return cls.ncclSum
+        if op == ReduceOp.PRODUCT:
+            return cls.ncclProd
+        if op == ReduceOp.MAX:
+            return cls.ncclMax
+        if op == ReduceOp.MIN:
+            return cls.ncclMin
+        if op == ReduceOp.AVG:
+            return cls.ncclAvg
+        raise ValueError(f"Unsupported op: {op}")
 
 
 @dataclass
@@ -404,16 +456,28 @@ class NCCLLibrary:
         return self._funcs["ncclGetErrorString"](result).decode("utf-8")
 
     def NCCL_CHECK(self, result: ncclResult_t) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if result != 0:
+            error_str = self.ncclGetErrorString(result)
+            raise RuntimeError(f"NCCL error: {error_str}")
 
     def ncclGetRawVersion(self) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        version = ctypes.c_int()
+        self.NCCL_CHECK(self._funcs["ncclGetVersion"](ctypes.byref(version)))
+        # something like 21903
+        return version.value
 
     def ncclGetVersion(self) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        version_str = str(self.ncclGetRawVersion())
+        # something like 21903 --> "2.19.3"
+        major = version_str[0].lstrip("0")
+        minor = version_str[1:3].lstrip("0")
+        patch = version_str[3:].lstrip("0")
+        return f"{major}.{minor}.{patch}"
 
     def ncclGetUniqueId(self) -> ncclUniqueId:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        unique_id = ncclUniqueId()
+        self.NCCL_CHECK(self._funcs["ncclGetUniqueId"](ctypes.byref(unique_id)))
+        return unique_id
 
     def ncclCommInitRankConfig(
         self,
@@ -422,12 +486,27 @@ class NCCLLibrary:
         rank: int,
         config: Optional[ncclConfig_t] = None,
     ) -> ncclComm_t:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        comm = ncclComm_t()
+        if config is None:
+            # Equivalent to NCCL_CONFIG_INITIALIZER (header-layout version).
+            config = ncclConfig_t.create()
+        self.NCCL_CHECK(
+            self._funcs["ncclCommInitRankConfig"](
+                ctypes.byref(comm), world_size, unique_id, rank, ctypes.byref(config)
+            )
+        )
+        return comm
 
     def ncclCommInitRank(
         self, world_size: int, unique_id: ncclUniqueId, rank: int
     ) -> ncclComm_t:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        comm = ncclComm_t()
+        self.NCCL_CHECK(
+            self._funcs["ncclCommInitRank"](
+                ctypes.byref(comm), world_size, unique_id, rank
+            )
+        )
+        return comm
 
     def ncclAllReduce(
         self,
@@ -439,7 +518,16 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # `datatype` actually should be `ncclDataType_t`
+        # and `op` should be `ncclRedOp_t`
+        # both are aliases of `ctypes.c_int`
+        # when we pass int to a function, it will be converted to `ctypes.c_int`
+        # by ctypes automatically
+        self.NCCL_CHECK(
+            self._funcs["ncclAllReduce"](
+                sendbuff, recvbuff, count, datatype, op, comm, stream
+            )
+        )
 
     def ncclReduce(
         self,
@@ -452,7 +540,16 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # `datatype` actually should be `ncclDataType_t`
+        # and `op` should be `ncclRedOp_t`
+        # both are aliases of `ctypes.c_int`
+        # when we pass int to a function, it will be converted to `ctypes.c_int`
+        # by ctypes automatically
+        self.NCCL_CHECK(
+            self._funcs["ncclReduce"](
+                sendbuff, recvbuff, count, datatype, op, root, comm, stream
+            )
+        )
 
     def ncclReduceScatter(
         self,
@@ -464,7 +561,16 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # `datatype` actually should be `ncclDataType_t`
+        # and `op` should be `ncclRedOp_t`
+        # both are aliases of `ctypes.c_int`
+        # when we pass int to a function, it will be converted to `ctypes.c_int`
+        # by ctypes automatically
+        self.NCCL_CHECK(
+            self._funcs["ncclReduceScatter"](
+                sendbuff, recvbuff, count, datatype, op, comm, stream
+            )
+        )
 
     def ncclAllGather(
         self,
@@ -475,7 +581,15 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # `datatype` actually should be `ncclDataType_t`
+        # which is an aliases of `ctypes.c_int`
+        # when we pass int to a function, it will be converted to `ctypes.c_int`
+        # by ctypes automatically
+        self.NCCL_CHECK(
+            self._funcs["ncclAllGather"](
+                sendbuff, recvbuff, count, datatype, comm, stream
+            )
+        )
 
     def ncclSend(
         self,
@@ -486,7 +600,9 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.NCCL_CHECK(
+            self._funcs["ncclSend"](sendbuff, count, datatype, dest, comm, stream)
+        )
 
     def ncclRecv(
         self,
@@ -497,7 +613,9 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.NCCL_CHECK(
+            self._funcs["ncclRecv"](recvbuff, count, datatype, src, comm, stream)
+        )
 
     def ncclBroadcast(
         self,
@@ -509,7 +627,11 @@ class NCCLLibrary:
         comm: ncclComm_t,
         stream: cudaStream_t,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.NCCL_CHECK(
+            self._funcs["ncclBroadcast"](
+                sendbuff, recvbuff, count, datatype, root, comm, stream
+            )
+        )
 
     def ncclCommDestroy(self, comm: ncclComm_t) -> None:
         self.NCCL_CHECK(self._funcs["ncclCommDestroy"](comm))
@@ -517,7 +639,13 @@ class NCCLLibrary:
     def ncclCommWindowRegister(
         self, comm: ncclComm_t, buff: buffer_type, size: int, win_flags: int
     ) -> ncclWindow_t:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        window = ncclWindow_t()
+        self.NCCL_CHECK(
+            self._funcs["ncclCommWindowRegister"](
+                comm, buff, size, ctypes.byref(window), win_flags
+            )
+        )
+        return window
 
     def ncclCommWindowDeregister(self, comm: ncclComm_t, window: ncclWindow_t) -> None:
         self.NCCL_CHECK(self._funcs["ncclCommWindowDeregister"](comm, window))

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.distributed._symmetric_memory as symm_mem
 import triton
 import triton.language as tl
 
@@ -311,9 +312,42 @@ def create_state(
     hidden_size: int,
     device: torch.device | None = None,
 ) -> MultimemAllGatherState:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Allocate and rendezvous the symmetric-memory buffer. Collective: call
+    once outside CUDA-graph capture with identical args on every rank."""
+    assert type(group) is dist.ProcessGroup, f"Expected ProcessGroup, got {type(group)}"
+    assert hidden_size % _NUMEL_PER_THREAD == 0, (
+        f"hidden_size={hidden_size} must be a multiple of {_NUMEL_PER_THREAD} "
+        f"bf16 for 16-byte multimem.st row alignment"
+    )
+    device = device or torch.device(f"cuda:{torch.cuda.current_device()}")
+
+    # Pad holds _MAX_BLOCKS * world_size uint32 slots; max() never shrinks it.
+    pad_bytes = _MAX_BLOCKS * group.size() * 4
+    symm_mem.set_signal_pad_size(max(symm_mem.get_signal_pad_size(), pad_bytes))
+    with torch.inference_mode(False), torch.no_grad():
+        comm_buff = symm_mem.empty(
+            (max_tokens, hidden_size), dtype=torch.bfloat16, device=device
+        )
+    hdl = symm_mem.rendezvous(comm_buff, group=group)
+    assert hdl.rank == rank_in_group, (
+        f"symm_mem handle rank {hdl.rank} != rank_in_group {rank_in_group}; the "
+        f"hidden-shard offset would be wrong"
+    )
+    return MultimemAllGatherState(
+        group=group,
+        rank_in_group=rank_in_group,
+        world_size=group.size(),
+        device=device,
+        max_token_num=max_tokens,
+        hidden_dim=hidden_size,
+        comm_buff=comm_buff,
+        symm_mem_hdl=hdl,
+    )
 
 
+def _launch_config(local_numel: int):
+    assert local_numel % _NUMEL_PER_THREAD == 0
+    return _MIN_BLOCKS, _BLOCK_THREADS, _BLOCK_THREADS // 32, _NUMEL_PER_THREAD
 
 
 def all_gather_inner(
@@ -323,7 +357,60 @@ def all_gather_inner(
     skip_entry_sync: bool = False,
     safe: bool = True,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Gather ``[T, H/TP]`` shards into ``[T, H]`` along the hidden dim.
+
+    ``tp_hidden_dim`` is the gathered width ``H``. Returns a clone when ``safe``,
+    else a view into the symmetric buffer (valid until the next collective)."""
+    world_size = state.world_size
+    assert hidden_states.dtype == torch.bfloat16, "Only bfloat16 is supported"
+    assert hidden_states.is_contiguous(), "hidden_states must be contiguous"
+    assert hidden_states.data_ptr() % 16 == 0, (
+        f"hidden_states.data_ptr()={hex(hidden_states.data_ptr())} must be "
+        f"16-byte aligned for 128-bit multimem.st"
+    )
+    assert (
+        tp_hidden_dim % world_size == 0
+    ), f"tp_hidden_dim={tp_hidden_dim} must be divisible by world_size={world_size}"
+    local_hidden = tp_hidden_dim // world_size
+    assert local_hidden % _NUMEL_PER_THREAD == 0, (
+        f"per-rank hidden shard ({local_hidden}) must be a multiple of "
+        f"{_NUMEL_PER_THREAD} bf16"
+    )
+    assert tp_hidden_dim <= state.hidden_dim, (
+        f"comm buffer too narrow: tp_hidden_dim={tp_hidden_dim} > "
+        f"state.hidden_dim={state.hidden_dim}"
+    )
+    total_tokens, in_hidden = hidden_states.shape
+    assert (
+        in_hidden == local_hidden
+    ), f"input hidden ({in_hidden}) != this rank's shard ({local_hidden})"
+    assert (
+        total_tokens <= state.max_token_num
+    ), f"total_tokens={total_tokens} exceeds max_token_num={state.max_token_num}"
+
+    hidden_offset = local_hidden * state.rank_in_group
+    symm_mem_hdl = state.symm_mem_hdl
+    num_blocks, block_size, num_warps, numel_per_thread = _launch_config(
+        total_tokens * local_hidden
+    )
+    grid = (num_blocks, 1, 1)
+    _all_gather_kernel_inner[grid](
+        input_ptr=hidden_states,
+        multicast_ptr=symm_mem_hdl.multicast_ptr,
+        signal_pad_ptr=symm_mem_hdl.signal_pad_ptrs_dev,
+        total_tokens=total_tokens,
+        hidden_offset=hidden_offset,
+        LOCAL_HIDDEN=local_hidden,
+        TOTAL_HIDDEN=state.hidden_dim,
+        BLOCK_SIZE=block_size,
+        NUMEL_PER_THREAD=numel_per_thread,
+        RANK=symm_mem_hdl.rank,
+        WORLD_SIZE=symm_mem_hdl.world_size,
+        SKIP_ENTRY_SYNC=1 if skip_entry_sync else 0,
+        num_warps=num_warps,
+    )
+    output = state.comm_buff[:total_tokens, :tp_hidden_dim]
+    return output.clone() if safe else output
 
 
 # ------------------------------------------------------------------------------
@@ -428,4 +515,34 @@ class MultimemAllGatherer:
         return tensor_model_parallel_all_gather(x, dim=-1)
 
     def _build(self, x: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if x.dim() != 2 or x.dtype != torch.bfloat16:
+            return None
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            # Can't allocate under capture; retry later.
+            return self._UNINIT
+        if x.shape[-1] % _NUMEL_PER_THREAD != 0:
+            return None
+        try:
+            from sglang.srt.distributed import get_tp_group
+
+            tp_group = get_tp_group()
+            if tp_group.world_size <= 1:
+                return None
+            state = create_state(
+                group=tp_group.device_group,
+                rank_in_group=tp_group.rank_in_group,
+                max_tokens=self._max_tokens,
+                hidden_size=x.shape[-1] * tp_group.world_size,
+            )
+            if state.symm_mem_hdl.multicast_ptr == 0:
+                # No multicast for this world size / arch; multimem.st would
+                # write nowhere. Fall back to NCCL.
+                logger.warning(
+                    "multimem all-gather disabled (no multicast for world_size=%d)",
+                    tp_group.world_size,
+                )
+                return None
+            return state
+        except Exception as e:
+            logger.warning("multimem all-gather disabled (%s)", e)
+            return None

@@ -29,7 +29,11 @@ def import_algorithms():
 
 
 def get_algorithm(config: DllmConfig):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    try:
+        name = config.algorithm
+        return algo_name_to_cls[name](config)
+    except:
+        raise RuntimeError(f"Unknown diffusion LLM algorithm: {name}")
 
 
 algo_name_to_cls = import_algorithms()

@@ -197,7 +197,27 @@ class AnthropicTextEditorTool(BaseModel):
 
 
 def _tool_discriminator(v) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Pick the right tool variant from a dict or model instance.
+
+    Pydantic discriminators don't accept ``None`` as a tag, and custom
+    tools allow ``type`` to be absent. Map missing/``custom`` to
+    ``"custom"`` and prefix-match server-tool families.
+    """
+    if isinstance(v, dict):
+        t = v.get("type")
+    else:
+        t = getattr(v, "type", None)
+    if not t or t == "custom":
+        return "custom"
+    if t.startswith("web_search_"):
+        return "web_search"
+    if t.startswith("computer_"):
+        return "computer"
+    if t.startswith("bash_"):
+        return "bash"
+    if t.startswith("text_editor_"):
+        return "text_editor"
+    return "custom"
 
 
 AnthropicTool = Annotated[
@@ -213,7 +233,16 @@ AnthropicTool = Annotated[
 
 
 def is_server_tool(tool) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return True for Anthropic built-in server-side tools."""
+    return isinstance(
+        tool,
+        (
+            AnthropicWebSearchTool,
+            AnthropicComputerTool,
+            AnthropicBashTool,
+            AnthropicTextEditorTool,
+        ),
+    )
 
 
 class AnthropicToolChoice(BaseModel):

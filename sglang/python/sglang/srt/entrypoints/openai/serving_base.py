@@ -202,7 +202,16 @@ class OpenAIServingBase(ABC):
         status_code: int = 400,
         param: Optional[str] = None,
     ) -> ORJSONResponse:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create an error response"""
+        # TODO: remove fastapi dependency in openai and move response handling to the entrypoint
+        error = ErrorResponse(
+            object="error",
+            message=message,
+            type=err_type,
+            param=param,
+            code=status_code,
+        )
+        return ORJSONResponse(content=error.model_dump(), status_code=status_code)
 
     def create_streaming_error_response(
         self,
@@ -210,7 +219,15 @@ class OpenAIServingBase(ABC):
         err_type: str = "BadRequestError",
         status_code: int = 400,
     ) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create a streaming error response"""
+        error = ErrorResponse(
+            object="error",
+            message=message,
+            type=err_type,
+            param=None,
+            code=status_code,
+        )
+        return json.dumps({"error": error.model_dump()})
 
     def extract_custom_labels(self, raw_request):
         if (

@@ -52,6 +52,8 @@ class OpenAIServingCompletion(OpenAIServingBase):
         super().__init__(tokenizer_manager)
         self.template_manager = template_manager
 
+    def _request_id_prefix(self) -> str:
+        return "cmpl-"
 
     def _validate_request(self, request: CompletionRequest) -> Optional[str]:
         """Validate that the input is valid."""
@@ -594,7 +596,50 @@ class OpenAIServingCompletion(OpenAIServingBase):
         )
 
     def _get_echo_text(self, request: CompletionRequest, index: int) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Get echo text for streaming response"""
+        if isinstance(request.prompt, str):
+            # for the case of single str prompts
+            return request.prompt
+        elif isinstance(request.prompt, list):
+            if isinstance(request.prompt[0], str):
+                # for the case of multiple str prompts
+                return request.prompt[index // request.n]
+            elif isinstance(request.prompt[0], int):
+                # for the case of single token ids prompt
+                return self.tokenizer_manager.tokenizer.decode(
+                    request.prompt, skip_special_tokens=True
+                )
+            elif isinstance(request.prompt[0], list) and isinstance(
+                request.prompt[0][0], int
+            ):
+                # for the case of multiple token ids prompts
+                return self.tokenizer_manager.tokenizer.decode(
+                    request.prompt[index // request.n],
+                    skip_special_tokens=True,
+                )
+        return ""
 
     def _prepare_echo_prompts(self, request: CompletionRequest) -> List[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Prepare echo prompts for non-streaming response"""
+        # TODO: handle the case prompt is token ids
+        if isinstance(request.prompt, list) and isinstance(request.prompt[0], str):
+            # for the case of multiple str prompts
+            return request.prompt
+        elif isinstance(request.prompt, list) and isinstance(request.prompt[0], list):
+            # for the case of multiple token ids prompts
+            return [
+                self.tokenizer_manager.tokenizer.decode(
+                    prompt, skip_special_tokens=True
+                )
+                for prompt in request.prompt
+            ]
+        elif isinstance(request.prompt, list) and isinstance(request.prompt[0], int):
+            # for the case of single token ids prompt
+            return [
+                self.tokenizer_manager.tokenizer.decode(
+                    request.prompt, skip_special_tokens=True
+                )
+            ]
+        else:
+            # for the case of single str prompt
+            return [request.prompt]

@@ -22,6 +22,8 @@ class OpenAIServingScore(OpenAIServingBase):
     # NOTE: /v1/rerank is not an official OpenAI endpoint. This module may be moved
     # to another module in the future.
 
+    def _request_id_prefix(self) -> str:
+        return "score-"
 
     def _convert_to_internal_request(
         self,

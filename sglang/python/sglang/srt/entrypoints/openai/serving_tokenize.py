@@ -28,6 +28,8 @@ class OpenAIServingTokenize(OpenAIServingBase):
             else None
         )
 
+    def _request_id_prefix(self) -> str:
+        return "tok-"
 
     def _convert_to_internal_request(
         self, request: TokenizeRequest, raw_request: Request
@@ -83,12 +85,41 @@ class OpenAIServingTokenize(OpenAIServingBase):
             )
 
     def _tokenize_chat_request(self, request: TokenizeRequest) -> List[int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.chat_serving is None:
+            raise ValueError("Chat template tokenization requires a template manager.")
+
+        chat_request = request.to_chat_completion_request()
+        validation_error = self.chat_serving._validate_request(chat_request)
+        if validation_error:
+            raise ValueError(validation_error)
+
+        is_multimodal = self.tokenizer_manager.model_config.is_multimodal
+        processed_messages = self.chat_serving._process_messages(
+            chat_request, is_multimodal
+        )
+
+        prompt_ids = processed_messages.prompt_ids
+        if isinstance(prompt_ids, list) and (
+            prompt_ids or not processed_messages.prompt
+        ):
+            return prompt_ids
+        if isinstance(prompt_ids, str):
+            return self.tokenizer_manager.tokenizer.encode(
+                prompt_ids, add_special_tokens=False
+            )
+        if processed_messages.prompt:
+            return self.tokenizer_manager.tokenizer.encode(
+                processed_messages.prompt, add_special_tokens=False
+            )
+
+        raise ValueError("Failed to render chat messages into token ids.")
 
 
 class OpenAIServingDetokenize(OpenAIServingBase):
     """Handler for /v1/detokenize requests"""
 
+    def _request_id_prefix(self) -> str:
+        return "detok-"
 
     def _convert_to_internal_request(
         self, request: DetokenizeRequest, raw_request: Request

@@ -11,7 +11,8 @@ class UsageProcessor:
 
     @staticmethod
     def _details_if_cached(count: int) -> Optional[PromptTokensDetails]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return PromptTokensDetails only when count > 0 (keeps JSON slim)."""
+        return PromptTokensDetails(cached_tokens=count) if count > 0 else None
 
     @staticmethod
     def calculate_response_usage(
@@ -65,7 +66,30 @@ class UsageProcessor:
         audio_tokens: int = 0,
         video_tokens: int = 0,
     ) -> UsageInfo:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # index % n_choices == 0 marks the first choice of a prompt
+        total_prompt_tokens = sum(
+            tok for idx, tok in prompt_tokens.items() if idx % n_choices == 0
+        )
+        total_reasoning_tokens = sum(reasoning_tokens.values())
+        total_completion_tokens = sum(completion_tokens.values())
+
+        cached_details = (
+            UsageProcessor._details_if_cached(
+                sum(tok for idx, tok in cached_tokens.items() if idx % n_choices == 0)
+            )
+            if enable_cache_report
+            else None
+        )
+
+        return UsageProcessor.calculate_token_usage(
+            prompt_tokens=total_prompt_tokens,
+            reasoning_tokens=total_reasoning_tokens,
+            completion_tokens=total_completion_tokens,
+            cached_tokens=cached_details,
+            image_tokens=image_tokens,
+            audio_tokens=audio_tokens,
+            video_tokens=video_tokens,
+        )
 
     @staticmethod
     def calculate_token_usage(

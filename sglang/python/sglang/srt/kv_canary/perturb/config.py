@@ -55,12 +55,40 @@ def _parse_target_group_kind_from_env(
     real_kv_unused_cache_prob: float,
     real_kv_post_forward_prob: float,
 ) -> TargetGroupKind | None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if raw is not None and raw.strip():
+        return _parse_target_group_kind(raw)
+    if (
+        real_kv_used_prob > 0.0
+        or real_kv_unused_cache_prob > 0.0
+        or real_kv_post_forward_prob > 0.0
+    ):
+        return _parse_target_group_kind(raw)
+    return None
 
 
 def require_target_group_kind(
     *, target_group_kind: TargetGroupKind | None, perturb_name: str
 ) -> TargetGroupKind:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if target_group_kind is None:
+        raise ValueError(
+            "SGLANG_KV_CANARY_PERTURB_TARGET_GROUP must be explicitly set to "
+            f"'full' or 'swa' when {perturb_name} perturbation is enabled"
+        )
+    return target_group_kind
 
 
+def _parse_target_group_kind(raw: str | None) -> TargetGroupKind:
+    if raw is None or not raw.strip():
+        raise ValueError(
+            "SGLANG_KV_CANARY_PERTURB_TARGET_GROUP must be explicitly set to "
+            "'full' or 'swa'"
+        )
+
+    value = raw.strip().lower()
+    try:
+        return TargetGroupKind[value.upper()]
+    except KeyError:
+        raise ValueError(
+            "SGLANG_KV_CANARY_PERTURB_TARGET_GROUP must be one of 'full' / "
+            f"'swa', got {raw!r}"
+        ) from None

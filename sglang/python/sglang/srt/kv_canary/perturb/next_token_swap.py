@@ -8,6 +8,7 @@ validates that the input-check link is genuinely active.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from typing import Optional
 
@@ -35,9 +36,48 @@ _config: Optional[NextTokenSwapConfig] = None
 _step_counter: int = 0
 
 
+def _get_config() -> NextTokenSwapConfig:
+    global _config
+    if _config is None:
+        _config = NextTokenSwapConfig.from_env()
+    return _config
 
 
 def maybe_perturb_swap_next_tokens(
     batch_next_token_ids: torch.Tensor,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global _step_counter
+
+    config = _get_config()
+    step = _step_counter
+    _step_counter += 1
+
+    if config.prob <= 0.0:
+        return batch_next_token_ids
+    if step < config.warmup_steps:
+        return batch_next_token_ids
+    if batch_next_token_ids.shape[0] < 2:
+        return batch_next_token_ids
+
+    if random.random() >= config.prob:
+        return batch_next_token_ids
+
+    batch_size = batch_next_token_ids.shape[0]
+    i = random.randrange(batch_size)
+    j = random.randrange(batch_size)
+    while j == i:
+        j = random.randrange(batch_size)
+
+    swapped = batch_next_token_ids.clone()
+    swapped[i], swapped[j] = (
+        batch_next_token_ids[j].clone(),
+        batch_next_token_ids[i].clone(),
+    )
+
+    logger.info(
+        "kv_canary perturb next_token_swap: swapped i=%d j=%d step=%d",
+        i,
+        j,
+        step,
+    )
+    return swapped

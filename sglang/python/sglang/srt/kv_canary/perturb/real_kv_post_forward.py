@@ -39,4 +39,40 @@ def run(
     buffer_groups: tuple[CanaryBufferGroup, ...],
     warmup_gate: WarmupGate,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if not should_run_perturbation(
+        perturb_name="real_kv_post_forward",
+        probability=config.real_kv_post_forward_prob,
+        warmup_gate=warmup_gate,
+        maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch,
+    ):
+        return
+
+    slot = pick_out_cache_loc_slot(
+        maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch
+    )
+    if slot is None:
+        logger.info(
+            "kv_canary perturb real_kv_post_forward: skipped because maybe_inaccurate_forward_batch.out_cache_loc "
+            "had no valid slot"
+        )
+        return
+    group = pick_target_group(
+        buffer_groups=buffer_groups,
+        target_kind=require_target_group_kind(
+            target_group_kind=config.target_group_kind,
+            perturb_name="real_kv_post_forward",
+        ),
+    )
+    if group is None:
+        logger.info(
+            "kv_canary perturb real_kv_post_forward: skipped because no target group matched "
+            "target_group_kind=%s slot=%d",
+            config.target_group_kind,
+            slot,
+        )
+        return
+    flip_random_source_byte_and_log(
+        perturb_name="real_kv_post_forward",
+        group=group,
+        slot_idx=slot,
+    )

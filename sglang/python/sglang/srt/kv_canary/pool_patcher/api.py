@@ -40,4 +40,33 @@ def attach_canary_buffers(
     device: torch.device,
     kv_token_id_vs_position_offset: int,
 ) -> tuple[CanaryBufferGroup, ...]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Install canary buffers on a KV pool and return the resulting CanaryBufferGroup tuple.
+
+    ``kv_token_id_vs_position_offset`` is propagated into every produced :class:`CanaryBufferGroup` (0 for target
+    pools; 1 for draft pools where the input-ids rotation shifts the slot-to-token mapping by one).
+    """
+    attacher = _POOL_ATTACHERS.get(type(pool))
+    if attacher is None:
+        raise NotImplementedError(
+            f"kv-canary: no attacher registered for pool class {type(pool).__name__}; "
+            f"supported: {sorted(cls.__name__ for cls in _POOL_ATTACHERS)}"
+        )
+
+    read_bytes = resolve_real_kv_read_bytes(config)
+    groups = attacher(
+        pool=pool,
+        device=device,
+        read_bytes=read_bytes,
+        kv_token_id_vs_position_offset=kv_token_id_vs_position_offset,
+    )
+    logger.info(
+        "attach_canary_buffers: pool=%s attacher=%s read_bytes=%d n_groups=%d kinds=%s "
+        "kv_token_id_vs_position_offset=%d",
+        type(pool).__name__,
+        attacher.__name__,
+        read_bytes,
+        len(groups),
+        [g.kind.name for g in groups],
+        kv_token_id_vs_position_offset,
+    )
+    return groups

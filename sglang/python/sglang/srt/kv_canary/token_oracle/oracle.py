@@ -33,10 +33,18 @@ _C2: int = -7723592293110705685  # 0x94D049BB133111EB as signed int64
 
 
 def _splitmix64_tensor(x: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    x = (x ^ _logical_shr(x, 30)) * _C1
+    x = (x ^ _logical_shr(x, 27)) * _C2
+    x = x ^ _logical_shr(x, 31)
+    return x
 
 
+def _logical_shr(x: torch.Tensor, n: int) -> torch.Tensor:
+    return (x >> n) & ((1 << (64 - n)) - 1)
 
 
 def _uint64_mod(x: torch.Tensor, mod: int) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    offset = (1 << 64) % mod
+    base = x % mod
+    correction = (x < 0).to(x.dtype) * offset
+    return (base + correction) % mod

@@ -100,7 +100,17 @@ def _all_gather_dsa_trtllm_fp8_kv(
     k: torch.Tensor,
     k_rope: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    kv_lora_rank = k.shape[-1]
+    qk_rope_head_dim = k_rope.shape[-1]
+    kv_dtype = k.dtype
+    kv = torch.cat((k, k_rope), dim=-1).view(torch.uint8)
+    kv = cp_all_gather_rerange_output(
+        kv,
+        get_parallel().attn_cp_size,
+        forward_batch,
+        torch.cuda.current_stream(),
+    ).view(kv_dtype)
+    return kv.split((kv_lora_rank, qk_rope_head_dim), dim=-1)
 
 
 def materialize_full_kv_cp(
@@ -110,7 +120,14 @@ def materialize_full_kv_cp(
     k_nope: torch.Tensor,
     k_pe: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if is_cp_v2_active(forward_batch):
+        return get_cp_strategy().materialize_full_mla_kv(
+            forward_batch,
+            attn_mla.attn_mqa,
+            k_nope,
+            k_pe,
+        )
+    return attn_mla.rebuild_cp_kv_cache(latent_cache, forward_batch, k_nope, k_pe)
 
 
 _is_hip = is_hip()
@@ -122,7 +139,14 @@ from sglang.kernels.ops.attention.flash_attention import (
 
 
 def _to_2d_context_lens(seqlens_32: torch.Tensor, batch_size: int) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # Always normalize to (N_total, 1) layout, to avoid deadlock at deep_gemm.fp8_paged_mqa_logits
+    if seqlens_32.dim() == 2:
+        if seqlens_32.size(1) == 1:
+            return seqlens_32
+        # Fall through and re-flatten if the caller already gave us a (bs, next_n)
+        # view — we want (N_total, 1) regardless.
+        seqlens_32 = seqlens_32.reshape(-1)
+    return seqlens_32.contiguous().view(-1, 1)
 
 
 @dataclass(frozen=True)
@@ -214,7 +238,19 @@ def _compiled_cat(tensors: list[torch.Tensor], dim: int = -1) -> torch.Tensor:
 
 
 def _cat(tensors: list[torch.Tensor], dim: int = -1) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Concatenate two tensors along the last dimension.
+    Use this function to concatenate q_nope and q_rope or k_nope and k_rope.
+    """
+    assert len(tensors) == 2
+
+    qk_nope, qk_rope = tensors
+    assert qk_nope.ndim == 3 and qk_rope.ndim == 3
+
+    torch._dynamo.mark_dynamic(qk_nope, 0)
+    torch._dynamo.mark_dynamic(qk_rope, 0)
+
+    return _compiled_cat([qk_nope, qk_rope], dim=dim)
 
 
 _DSA_IMPL_T: TypeAlias = Literal[
@@ -422,6 +458,52 @@ class DeepseekSparseAttnBackend(
             self.workspace_buffer = None
             self._multi_ctas_kv_counter_buffer = None
 
+    def _make_aiter_dsa_decode_metadata_buffer(
+        self,
+        max_seqlen_q: int,
+        batch_size: int,
+        q_dtype: torch.dtype,
+        kv_dtype: torch.dtype,
+    ):
+        (
+            (work_metadata_size, work_metadata_type),
+            (work_indptr_size, work_indptr_type),
+            (work_info_set_size, work_info_set_type),
+            (reduce_indptr_size, reduce_indptr_type),
+            (reduce_final_map_size, reduce_final_map_type),
+            (reduce_partial_map_size, reduce_partial_map_type),
+        ) = get_mla_metadata_info_v1(
+            batch_size,
+            max_seqlen_q,
+            self.num_head_padded,
+            q_dtype,
+            kv_dtype,
+            is_sparse=True,
+            fast_mode=False,
+            num_kv_splits=self.aiter_dsa_max_split_per_batch,
+            intra_batch_mode=True,
+        )
+
+        return (
+            torch.empty(
+                work_metadata_size, dtype=work_metadata_type, device=self.device
+            ),
+            torch.empty(work_indptr_size, dtype=work_indptr_type, device=self.device),
+            torch.empty(
+                work_info_set_size, dtype=work_info_set_type, device=self.device
+            ),
+            torch.empty(
+                reduce_indptr_size, dtype=reduce_indptr_type, device=self.device
+            ),
+            torch.empty(
+                reduce_final_map_size, dtype=reduce_final_map_type, device=self.device
+            ),
+            torch.empty(
+                reduce_partial_map_size,
+                dtype=reduce_partial_map_type,
+                device=self.device,
+            ),
+        )
 
     def _ensure_aiter_dsa_decode_metadata_buffer(
         self,
@@ -430,8 +512,90 @@ class DeepseekSparseAttnBackend(
         q_dtype: torch.dtype,
         kv_dtype: torch.dtype,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if (
+            self.aiter_dsa_work_metadata is not None
+            and self.aiter_dsa_metadata_capacity >= batch_size
+            and self.aiter_dsa_metadata_max_seqlen_q == max_seqlen_q
+            and self.aiter_dsa_metadata_q_dtype == q_dtype
+            and self.aiter_dsa_metadata_kv_dtype == kv_dtype
+        ):
+            return
 
+        (
+            self.aiter_dsa_work_metadata,
+            self.aiter_dsa_work_indptr,
+            self.aiter_dsa_work_info_set,
+            self.aiter_dsa_reduce_indptr,
+            self.aiter_dsa_reduce_final_map,
+            self.aiter_dsa_reduce_partial_map,
+        ) = self._make_aiter_dsa_decode_metadata_buffer(
+            max_seqlen_q=max_seqlen_q,
+            batch_size=batch_size,
+            q_dtype=q_dtype,
+            kv_dtype=kv_dtype,
+        )
+        self.aiter_dsa_kv_last_page_lens = torch.ones(
+            (batch_size,), dtype=torch.int32, device=self.device
+        )
+        self.aiter_dsa_metadata_capacity = batch_size
+        self.aiter_dsa_metadata_max_seqlen_q = max_seqlen_q
+        self.aiter_dsa_metadata_q_dtype = q_dtype
+        self.aiter_dsa_metadata_kv_dtype = kv_dtype
+
+    def _prepare_aiter_dsa_decode_metadata(
+        self,
+        qo_indptr: torch.Tensor,
+        kv_indptr: torch.Tensor,
+        bs: int,
+        max_seqlen_q: int,
+        q_dtype: torch.dtype,
+        kv_dtype: torch.dtype,
+    ) -> dict:
+        self._ensure_aiter_dsa_decode_metadata_buffer(
+            max_seqlen_q=max_seqlen_q,
+            batch_size=bs,
+            q_dtype=q_dtype,
+            kv_dtype=kv_dtype,
+        )
+        self.aiter_dsa_kv_last_page_lens[:bs].fill_(1)
+        kv_last_page_lens = self.aiter_dsa_kv_last_page_lens[:bs]
+
+        get_mla_metadata_v1(
+            qo_indptr,
+            kv_indptr,
+            kv_last_page_lens,
+            self.num_head_padded,
+            1,
+            False,
+            self.aiter_dsa_work_metadata,
+            self.aiter_dsa_work_info_set,
+            self.aiter_dsa_work_indptr,
+            self.aiter_dsa_reduce_indptr,
+            self.aiter_dsa_reduce_final_map,
+            self.aiter_dsa_reduce_partial_map,
+            page_size=1,
+            kv_granularity=16,
+            max_seqlen_qo=max_seqlen_q,
+            uni_seqlen_qo=max_seqlen_q,
+            fast_mode=False,
+            topk=self.dsa_index_topk,
+            max_split_per_batch=self.aiter_dsa_max_split_per_batch,
+            intra_batch_mode=True,
+            dtype_q=q_dtype,
+            dtype_kv=kv_dtype,
+        )
+
+        return {
+            "kv_last_page_lens": kv_last_page_lens,
+            "work_meta_data": self.aiter_dsa_work_metadata,
+            "work_indptr": self.aiter_dsa_work_indptr,
+            "work_info_set": self.aiter_dsa_work_info_set,
+            "reduce_indptr": self.aiter_dsa_reduce_indptr,
+            "reduce_final_map": self.aiter_dsa_reduce_final_map,
+            "reduce_partial_map": self.aiter_dsa_reduce_partial_map,
+            "intra_batch_mode": True,
+            "num_kv_splits": self.aiter_dsa_max_split_per_batch,
+        }
 
     def _build_paged_mqa_schedule_2d_ctx_lens(
         self,
@@ -440,34 +604,99 @@ class DeepseekSparseAttnBackend(
         seqlens_expanded: torch.Tensor,
         batch_size: int,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # target_verify with next_n>=2 uses DG-native q=[B,next_n,H,D] which
+        # needs a [B, next_n] schedule; everything else stays per-token.
+        # TODO: SM90 supports DG-native next_n in {1,2} too — enable once
+        # validated; for now DG-native is SM100+ only.
+        next_n = self.speculative_num_draft_tokens
+        if (
+            forward_mode.is_target_verify()
+            and next_n
+            and next_n >= 2
+            and is_sm100_supported()
+        ):
+            return cache_seqlens_int32.view(-1, 1).expand(-1, next_n).contiguous()
+        if forward_mode.is_target_verify() or forward_mode.is_draft_extend_v2():
+            return _to_2d_context_lens(seqlens_expanded, batch_size)
+        return _to_2d_context_lens(cache_seqlens_int32, batch_size)
 
     def _refresh_paged_mqa_schedule_metadata(
         self,
         metadata: DSAMetadata,
         seqlens_32_2d: torch.Tensor,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        new_schedule = deep_gemm.get_paged_mqa_logits_metadata(
+            seqlens_32_2d, 64, deep_gemm.get_num_sms()
+        )
+        if metadata.paged_mqa_schedule_metadata is None:
+            object.__setattr__(metadata, "paged_mqa_schedule_metadata", new_schedule)
+        else:
+            metadata.paged_mqa_schedule_metadata.copy_(new_schedule)
 
     def _build_topk_v2_plan(
         self, seqlens_expanded: torch.Tensor
     ) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Preprocess the folded top-k v2 plan once per forward (shared across
+        # layers), at metadata-build time, from the same seqlens the transform
+        # receives as `lengths` (dsa_seqlens_expanded). This must cover EVERY shape
+        # that dispatches to `_topk_transform_v2_paged` -- decode AND MTP
+        # target-verify / draft-extend, whose expanded row count is exactly what v2
+        # sees -- otherwise the helper's plan-present assertion fires. None only
+        # when the SGL v2 path is disabled; such metadata is never dispatched to v2.
+        if not self.dsa_topk_backend.should_use_topk_v2():
+            return None
+        from sglang.kernels.ops.attention.dsv4.topk import plan_topk_v2
+
+        return plan_topk_v2(seqlens_expanded)
 
     def _refresh_topk_v2_plan(self, metadata: DSAMetadata) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Refresh the plan in-place under CUDA graph replay so the captured
+        # read sees fresh cluster metadata for the replay's decode seq lengths.
+        # `copy_` preserves the buffer's data_ptr captured by the graph. None
+        # means it was not built (fold disabled / non-decode shape), and such a
+        # metadata object is never dispatched to the v2 helper, so there is
+        # nothing to refresh.
+        if metadata.topk_v2_plan is None:
+            return
+        from sglang.kernels.ops.attention.dsv4.topk import plan_topk_v2
+
+        metadata.topk_v2_plan.copy_(plan_topk_v2(metadata.dsa_seqlens_expanded))
 
     def _get_fused_topk_page_table(self, topk_indices: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if (
+            self.dsa_topk_backend.is_sgl_kernel()
+            or self.dsa_topk_backend.is_flashinfer()
+        ):
+            return topk_indices
+        raise RuntimeError(
+            f"Unsupported {self.dsa_topk_backend = } for SGLANG_DSA_FUSE_TOPK."
+        )
 
     def get_device_int32_arange(self, length: int) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if length > len(self._arange_buf):
+            next_pow_of_2 = 1 << (length - 1).bit_length()
+            self._arange_buf = torch.arange(
+                next_pow_of_2, device=self.device, dtype=torch.int32
+            )
+        return self._arange_buf[:length]
 
     def _graph_page_table_width(self, metadata: DSAMetadata) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Column count to scan req_to_token during graph replay. Reads the wide
+        page_table_1 width when present, else req_to_token's width (the wide table
+        is dropped for fused decode graphs, see `dsa_drop_wide_page_table`)."""
+        if metadata.page_table_1 is not None:
+            return metadata.page_table_1.shape[1]
+        return self.req_to_token.shape[1]
 
     def _transform_table_1_to_real(self, page_table: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        page_size = self.real_page_size
+        if page_size == 1:
+            return page_table
+        max_seqlen_k = page_table.shape[1]
+        strided_indices = torch.arange(
+            0, max_seqlen_k, page_size, device=page_table.device, dtype=torch.int32
+        )
+        return page_table[:, strided_indices] // page_size
 
     def init_forward_metadata_out_graph(
         self,
@@ -793,7 +1022,81 @@ class DeepseekSparseAttnBackend(
         forward_batch: ForwardBatch,
         bs_idx: Optional[List[int]] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not forward_batch.forward_mode.is_extend_without_speculative():
+            return None, None
+        if forward_batch.batch_size == 0 or (bs_idx is not None and len(bs_idx) == 0):
+            empty_t = torch.empty(0, dtype=torch.int32, device=self.device)
+            return (empty_t, empty_t), empty_t
+
+        # Suppose there are two requests, with extend_seq_len = [3, 2]
+        # and seq_lens = [10, 4]
+        # The logits matrix looks like this, with * representing the valid logits
+        # and - representing the invalid logits:
+        #
+        #  ********--|----
+        #  *********-|----
+        #  **********|----
+        #  ----------|***-
+        #  ----------|****
+        #
+        # ks = [0, 0, 0, 10, 10]
+        # ke = [8, 9, 10, 13, 14]
+        ks_list = []
+        ke_list = []
+        token_to_batch_idx = []
+
+        q_offset = 0
+        k_offset = 0
+
+        assert (
+            forward_batch.seq_lens_cpu is not None
+            and forward_batch.extend_seq_lens_cpu is not None
+        )
+        for i in range(forward_batch.batch_size):
+            seq_len = forward_batch.seq_lens_cpu[i].item()
+            assert isinstance(seq_len, int)
+            extend_seq_len = forward_batch.extend_seq_lens_cpu[i]
+            ks = torch.full(
+                (extend_seq_len,), k_offset, dtype=torch.int32, device=self.device
+            )
+            kv_len = seq_len
+            if forward_batch.forward_mode.is_target_verify():
+                kv_len += self.speculative_num_draft_tokens
+            seq_lens_expanded = torch.arange(
+                kv_len - extend_seq_len + 1,
+                kv_len + 1,
+                dtype=torch.int32,
+                device=self.device,
+            )
+            ke = ks + seq_lens_expanded
+            ks_list.append(ks)
+            ke_list.append(ke)
+
+            # bi: The index within the selected batch bs_idx. Entries that were not selected are ignored.
+            bi = bs_idx.index(i) if (bs_idx is not None and i in bs_idx) else i
+            tb = torch.full(
+                (extend_seq_len,), bi, dtype=torch.int32, device=self.device
+            )
+            token_to_batch_idx.append(tb)
+
+            if bs_idx is None or i in bs_idx:  # skip batch not included in bs_idx
+                q_offset += extend_seq_len
+                k_offset += seq_len
+
+        ks = torch.cat(ks_list, dim=0)
+        ke = torch.cat(ke_list, dim=0)
+        token_to_batch_idx = torch.cat(token_to_batch_idx, dim=0)
+        if bs_idx is not None:
+            assert can_dsa_prefill_cp_round_robin_split(forward_batch)
+            split_per_token = (
+                get_cp_strategy().shard_local_tokens
+                if is_cp_v2_active(forward_batch)
+                else dsa_cp_round_robin_split_data
+            )
+            ks = split_per_token(ks)
+            ke = split_per_token(ke)
+            token_to_batch_idx = split_per_token(token_to_batch_idx)
+        return (ks, ke), token_to_batch_idx
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
         """Initialize CUDA graph state for the attention backend.
@@ -890,7 +1193,158 @@ class DeepseekSparseAttnBackend(
         out_cache_loc: Optional[torch.Tensor] = None,
         actual_forward_mode: Optional[ForwardMode] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create and store DSAMetadata for a new batch size during CUDA graph capture."""
+        self.set_dsa_prefill_impl(forward_batch=None)
+
+        if forward_mode.is_decode_or_idle():
+            # Normal Decode
+            # Get sequence information
+            cache_seqlens_int32 = seq_lens.to(torch.int32)
+            cu_seqlens_k = compute_cu_seqlens(cache_seqlens_int32)
+
+            # Use max context length for seq_len_k
+            real_rows = bs
+            if self.dsa_drop_wide_page_table:
+                page_table_1 = None
+                max_seqlen_k = self.req_to_token.shape[1]
+            else:
+                page_table_1 = self.decode_cuda_graph_metadata["page_table"][:bs, :]
+                max_seqlen_k = page_table_1.shape[1]
+            max_seqlen_q = 1
+
+            # Precompute page table
+            # Precompute cumulative sequence lengths
+
+            # NOTE(dark): this is always arange, since we are decoding
+            cu_seqlens_q = self.decode_cuda_graph_metadata["cu_seqlens_q"][: bs + 1]
+            dsa_cache_seqlens_int32 = compute_dsa_seqlens(
+                cache_seqlens_int32, dsa_index_topk=self.dsa_index_topk
+            )
+
+            seqlens_expanded = cache_seqlens_int32
+            dsa_extend_seq_lens_list = [1] * bs
+            if self.dsa_decode_impl == "flashmla_kv":
+                flashmla_metadata = self.decode_cuda_graph_metadata[
+                    "flashmla_metadata"
+                ].slice(slice(0, bs + 1))
+                flashmla_metadata.copy_(
+                    self._compute_flashmla_metadata(
+                        cache_seqlens=dsa_cache_seqlens_int32,
+                        seq_len_q=1,
+                    )
+                )
+            else:
+                flashmla_metadata = None
+        elif forward_mode.is_target_verify() or forward_mode.is_draft_extend_v2():
+            cache_seqlens_int32 = (seq_lens + self.speculative_num_draft_tokens).to(
+                torch.int32
+            )
+            cu_seqlens_k = compute_cu_seqlens(cache_seqlens_int32)
+            max_seqlen_q = 1
+            real_rows = bs * self.speculative_num_draft_tokens
+            if self.dsa_drop_wide_page_table:
+                page_table_1 = None
+                max_seqlen_k = self.req_to_token.shape[1]
+            else:
+                page_table_1 = self.decode_cuda_graph_metadata["page_table"][
+                    :real_rows, :
+                ]
+                max_seqlen_k = page_table_1.shape[1]
+
+            cu_seqlens_q = torch.arange(
+                0,
+                bs * self.speculative_num_draft_tokens + 1,
+                1,
+                dtype=torch.int32,
+                device=self.device,
+            )
+
+            extend_seq_lens_cpu = [self.speculative_num_draft_tokens] * bs
+
+            seqlens_int32_cpu = [
+                self.speculative_num_draft_tokens + kv_len
+                for kv_len in seq_lens.tolist()
+            ]
+            seqlens_expanded = torch.cat(
+                [
+                    torch.arange(
+                        kv_len - qo_len + 1,
+                        kv_len + 1,
+                        dtype=torch.int32,
+                        device=self.device,
+                    )
+                    for qo_len, kv_len in zip(
+                        extend_seq_lens_cpu,
+                        seqlens_int32_cpu,
+                        strict=True,
+                    )
+                ]
+            )
+            dsa_cache_seqlens_int32 = compute_dsa_seqlens(
+                seqlens_expanded, dsa_index_topk=self.dsa_index_topk
+            )
+            dsa_extend_seq_lens_list = [1] * bs * self.speculative_num_draft_tokens
+
+            if self.dsa_decode_impl == "flashmla_kv":
+                flashmla_metadata = self.decode_cuda_graph_metadata[
+                    "flashmla_metadata"
+                ].slice(slice(0, bs * self.speculative_num_draft_tokens + 1))
+
+                flashmla_metadata.copy_(
+                    self._compute_flashmla_metadata(
+                        cache_seqlens=dsa_cache_seqlens_int32,
+                        seq_len_q=1,
+                    )
+                )
+            else:
+                flashmla_metadata = None
+
+        dsa_cu_seqlens_k = compute_cu_seqlens(dsa_cache_seqlens_int32)
+        dsa_cu_seqlens_q = self.get_device_int32_arange(len(dsa_cu_seqlens_k))
+        if self.dsa_drop_wide_page_table:
+            # Compact page_size=64 static buffer; filled per-replay by the fused
+            # metadata kernel straight from req_to_token (no wide table needed).
+            real_page_table = self.decode_cuda_graph_metadata["real_page_table"][
+                :real_rows, :
+            ]
+        else:
+            real_page_table = self._transform_table_1_to_real(page_table_1)
+
+        paged_mqa_schedule_metadata = None
+        paged_mqa_ctx_lens_2d = None
+        if is_cuda() and (
+            forward_mode.is_decode_or_idle()
+            or forward_mode.is_target_verify()
+            or forward_mode.is_draft_extend_v2()
+        ):
+            paged_mqa_ctx_lens_2d = self._build_paged_mqa_schedule_2d_ctx_lens(
+                forward_mode, cache_seqlens_int32, seqlens_expanded, bs
+            )
+            paged_mqa_schedule_metadata = deep_gemm.get_paged_mqa_logits_metadata(
+                paged_mqa_ctx_lens_2d, 64, deep_gemm.get_num_sms()
+            )
+
+        metadata = DSAMetadata(
+            page_size=self.real_page_size,
+            cache_seqlens_int32=cache_seqlens_int32,
+            max_seq_len_q=max_seqlen_q,
+            max_seq_len_k=max_seqlen_k,
+            cu_seqlens_q=cu_seqlens_q,
+            cu_seqlens_k=cu_seqlens_k,
+            page_table_1=page_table_1,
+            flashmla_metadata=flashmla_metadata,
+            paged_mqa_schedule_metadata=paged_mqa_schedule_metadata,
+            paged_mqa_ctx_lens_2d=paged_mqa_ctx_lens_2d,
+            dsa_cache_seqlens_int32=dsa_cache_seqlens_int32,
+            dsa_cu_seqlens_q=dsa_cu_seqlens_q,
+            dsa_cu_seqlens_k=dsa_cu_seqlens_k,
+            dsa_seqlens_expanded=seqlens_expanded,
+            real_page_table=real_page_table,
+            dsa_extend_seq_lens_list=dsa_extend_seq_lens_list,
+            topk_v2_plan=self._build_topk_v2_plan(seqlens_expanded),
+        )
+        self.decode_cuda_graph_metadata[bs] = metadata
+        self.forward_metadata = metadata
 
     def _apply_cuda_graph_metadata(
         self,
@@ -1198,6 +1652,166 @@ class DeepseekSparseAttnBackend(
 
         self.forward_metadata = metadata
 
+    def init_forward_metadata_replay_cuda_graph_from_precomputed(
+        self,
+        bs: int,
+        precomputed: PrecomputedMetadata,
+        forward_mode: ForwardMode,
+    ):
+        """Fast path: copy precomputed metadata to this backend's metadata.
+
+        This function only performs copy operations, no computation.
+
+        Args:
+            bs: Batch size
+            precomputed: Precomputed metadata to copy from
+            forward_mode: Forward mode
+        """
+        self.set_dsa_prefill_impl(forward_batch=None)
+
+        metadata = self.decode_cuda_graph_metadata[bs]
+
+        # Track whether fused kernel succeeded
+        fused_kernel_succeeded = False
+
+        # Use fused CUDA kernel for all copy operations
+        try:
+            from sglang.kernels.ops.attention.fused_metadata_copy import (
+                fused_metadata_copy_cuda,
+            )
+
+            # Map forward_mode to integer enum
+            if forward_mode.is_decode_or_idle():
+                mode_int = 0  # DECODE
+            elif forward_mode.is_target_verify():
+                mode_int = 1  # TARGET_VERIFY
+            else:
+                    raise ValueError(f"Unsupported forward_mode: {forward_mode}")
+
+            # Prepare FlashMLA tensors if needed
+            flashmla_num_splits_src = None
+            flashmla_num_splits_dst = None
+            flashmla_metadata_src = None
+            flashmla_metadata_dst = None
+            if precomputed.flashmla_metadata is not None:
+                flashmla_num_splits_src = precomputed.flashmla_metadata.num_splits
+                flashmla_num_splits_dst = metadata.flashmla_metadata.num_splits
+                flashmla_metadata_src = (
+                    precomputed.flashmla_metadata.flashmla_metadata
+                )
+                flashmla_metadata_dst = metadata.flashmla_metadata.flashmla_metadata
+
+            # Call fused kernel
+            fused_metadata_copy_cuda(
+                # Source tensors
+                precomputed.cache_seqlens,
+                precomputed.cu_seqlens_k,
+                precomputed.page_indices,
+                precomputed.dsa_cache_seqlens,
+                precomputed.seqlens_expanded,
+                precomputed.dsa_cu_seqlens_k,
+                precomputed.real_page_table,
+                flashmla_num_splits_src,
+                flashmla_metadata_src,
+                # Destination tensors
+                metadata.cache_seqlens_int32,
+                metadata.cu_seqlens_k,
+                metadata.page_table_1,
+                metadata.dsa_cache_seqlens_int32,
+                metadata.dsa_seqlens_expanded,
+                metadata.dsa_cu_seqlens_k,
+                (
+                    metadata.real_page_table
+                    if precomputed.real_page_table is not None
+                    else None
+                ),
+                flashmla_num_splits_dst,
+                flashmla_metadata_dst,
+                # Parameters
+                mode_int,
+                bs,
+                precomputed.max_len,
+                precomputed.max_seqlen_k,
+                precomputed.seqlens_expanded_size,
+            )
+
+            # Successfully used fused kernel
+            fused_kernel_succeeded = True
+
+        except ImportError:
+            print(
+                "Warning: Fused metadata copy kernel not available, falling back to individual copies."
+            )
+        except Exception as e:
+            print(
+                f"Warning: Fused metadata copy kernel failed with error: {e}, falling back to individual copies."
+            )
+
+        # Fallback to individual copy operations if the fused kernel is unavailable
+        # or fails at runtime.
+        if not fused_kernel_succeeded:
+            # Copy basic seqlens
+            metadata.cache_seqlens_int32.copy_(precomputed.cache_seqlens)
+            metadata.cu_seqlens_k[1:].copy_(precomputed.cu_seqlens_k[1:])
+
+            # Mode-specific copy logic
+            if forward_mode.is_decode_or_idle():
+                # Decode mode
+                metadata.page_table_1[:, : precomputed.max_len].copy_(
+                    precomputed.page_indices
+                )
+                metadata.dsa_cache_seqlens_int32.copy_(precomputed.dsa_cache_seqlens)
+                # seqlens_expanded is same as cache_seqlens (already copied)
+
+            elif forward_mode.is_target_verify():
+                # Target verify mode
+                metadata.page_table_1[:, : precomputed.max_seqlen_k].copy_(
+                    precomputed.page_indices
+                )
+                metadata.dsa_seqlens_expanded.copy_(precomputed.seqlens_expanded)
+                metadata.dsa_cache_seqlens_int32.copy_(precomputed.dsa_cache_seqlens)
+
+            # Copy DSA cu_seqlens
+            size = precomputed.seqlens_expanded_size
+            metadata.dsa_cu_seqlens_k[1 : 1 + size].copy_(
+                precomputed.dsa_cu_seqlens_k[1 : 1 + size]
+            )
+
+            # Copy real page table
+            if precomputed.real_page_table is not None:
+                rows, cols = precomputed.real_page_table.shape
+                metadata.real_page_table[:rows, :cols].copy_(
+                    precomputed.real_page_table
+                )
+
+            # Copy FlashMLA metadata in fallback path
+            if precomputed.flashmla_metadata is not None:
+                size = precomputed.seqlens_expanded_size
+                flashmla_metadata = metadata.flashmla_metadata.slice(slice(0, size + 1))
+                flashmla_metadata.copy_(precomputed.flashmla_metadata)
+
+        # Refresh DeepGEMM paged MQA schedule metadata for the actual seqlens of
+        # this replay (the captured graph holds stale data otherwise, which can
+        # deadlock the kernel when the runtime work decomposition diverges from
+        # the captured one).
+        if is_cuda():
+            if forward_mode.is_decode_or_idle():
+                seqlens_32_2d = _to_2d_context_lens(metadata.cache_seqlens_int32, bs)
+            else:
+                seqlens_32_2d = self._build_paged_mqa_schedule_2d_ctx_lens(
+                    forward_mode,
+                    metadata.cache_seqlens_int32,
+                    metadata.dsa_seqlens_expanded,
+                    bs,
+                )
+            self._refresh_paged_mqa_schedule_metadata(metadata, seqlens_32_2d)
+            self._refresh_topk_v2_plan(metadata)
+            if metadata.paged_mqa_ctx_lens_2d is None:
+                object.__setattr__(metadata, "paged_mqa_ctx_lens_2d", seqlens_32_2d)
+            else:
+                metadata.paged_mqa_ctx_lens_2d.copy_(seqlens_32_2d)
+
+        self.forward_metadata = metadata
 
     def forward_extend(
         self,
@@ -1687,7 +2301,28 @@ class DeepseekSparseAttnBackend(
         logit_cap: float,
         page_size: int,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        k_rope_cache = kv_cache[:, :, v_head_dim:]
+        c_kv_cache = kv_cache[:, :, :v_head_dim]
+        qk_rope_dim = k_rope_cache.shape[-1]
+        k_rope_cache = k_rope_cache.view(-1, page_size, 1, qk_rope_dim)
+        c_kv_cache = c_kv_cache.view(-1, page_size, 1, v_head_dim)
+        o = flash_attn_with_kvcache(
+            q=q_rope,
+            k_cache=k_rope_cache,
+            v_cache=c_kv_cache,
+            qv=q_nope,
+            page_table=page_table,
+            cache_seqlens=cache_seqlens,
+            cu_seqlens_q=cu_seqlens_q,
+            cu_seqlens_k_new=cu_seqlens_k,
+            max_seqlen_q=max_seqlen_q,
+            softmax_scale=sm_scale,
+            causal=True,
+            softcap=logit_cap,
+            return_softmax_lse=False,
+            num_splits=self.num_splits,
+        )
+        return o  # type: ignore
 
     def _forward_flashmla_sparse(
         self,
@@ -1698,21 +2333,150 @@ class DeepseekSparseAttnBackend(
         sm_scale: float,
         topk_length: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sgl_kernel.flash_mla import flash_mla_sparse_fwd
 
+        # FlashMLA sparse kernel requires num_heads to be a multiple of 64 (Hopper) or 128 (Blackwell)
+        # When using TP, num_heads might be smaller (e.g., 256//8=32)
+        num_tokens, num_heads, head_dim = q_all.shape
+
+        # Determine required padding based on GPU architecture (use cached value)
+        required_padding = 128 if self.device_sm_major >= 10 else 64
+
+        need_padding = num_heads % required_padding != 0
+
+        if need_padding:
+            assert required_padding % num_heads == 0, (
+                f"num_heads {num_heads} cannot be padded to {required_padding}. "
+                f"TP size may be too large for this model."
+            )
+
+            # Pad q to required size
+            q_padded = q_all.new_zeros((num_tokens, required_padding, head_dim))
+            q_padded[:, :num_heads, :] = q_all
+            q_input = q_padded
+        else:
+            q_input = q_all
+
+        # indices shape must be (s_q, h_kv=1, topk), keep h_kv=1 unchanged
+        indices_input = page_table_1.unsqueeze(1)
+
+        # topk_length is the per-row count of valid indices
+        # (`dsa_cache_seqlens_int32` = seqlens clipped to `index_topk`). Rows
+        # whose context is shorter than `index_topk` have their indices
+        # tail-padded with -1; passing the valid length lets the kernel skip
+        # the padded tail instead of scanning the full topk width. The output
+        # is unchanged: the kernel masks -1 indices either way.
+        if topk_length is not None and topk_length.shape[0] != num_tokens:
+            # Metadata rows are expected to match q rows (the DP/CP padding
+            # helpers keep them aligned); fall back to full-width compute if
+            # they ever diverge.
+            topk_length = None
+
+        o, _, _ = flash_mla_sparse_fwd(
+            q=q_input,
+            kv=kv_cache,
+            indices=indices_input,
+            sm_scale=sm_scale,
+            d_v=v_head_dim,
+            topk_length=topk_length,
+        )
+
+        # Trim output back to original num_heads if we padded
+        if need_padding:
+            o = o[:, :num_heads, :]
+
+        return o
+
+    def q8kv8_born_fp8_q_eligible(
+        self, forward_batch: ForwardBatch, num_heads: int
+    ) -> bool:
+        """True iff this batch's forward_extend is guaranteed to consume q via
+        ``_forward_flashmla_sparse_q8kv8`` (born-fp8 q handshake precondition).
+
+        Must stay in lockstep with the forward_extend dispatch: a True here
+        while dispatch takes any other branch would leak the NaN sentinel into
+        a real attention kernel (loud NaNs, not silent corruption, but still a
+        failed forward).
+        """
+        if self.dsa_prefill_impl != "flashmla_sparse_q8":
+            return False
+        # RAGGED routing requires exactly EXTEND (excludes decode/idle, MIXED,
+        # target-verify and draft-extend, which use dsa_decode_impl anyway).
+        if forward_batch.forward_mode != ForwardMode.EXTEND:
+            return False
+        # Per-batch dense fallback (il <= threshold) reads bf16 q directly.
+        if self.use_mha:
+            return False
+        if self.hisparse_coordinator is not None:
+            return False
+        # TBO interleaves two micro-batches through one backend instance; the
+        # single-slot stash handshake is not safe there.
+        if self._q8kv8_born_q_tbo:
+            return False
+        if is_dsa_enable_prefill_cp():
+            return False
+        if (
+            self.get_topk_transform_method(forward_batch.forward_mode)
+            != TopkTransformMethod.RAGGED
+        ):
+            return False
+        # Mirror the helper's head-padding compatibility check.
+        if num_heads % 64 != 0 and 64 % num_heads != 0:
+            return False
+        return True
 
     def q8kv8_acquire_born_q_buffer(
         self, num_tokens: int, num_heads: int, head_dim: int, device: torch.device
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Padded fp8 q destination for the born-fp8 kernel (grow-only).
+
+        Pad rows [num_heads:pad_heads] are zeroed at allocation and never
+        written afterwards (the fused kernel only writes the active heads),
+        matching the _q8kv8_qpad_buf invariant the SM90 kernel relies on.
+        """
+        pad = 64
+        padded_heads = num_heads if num_heads % pad == 0 else pad
+        buf = self._q8kv8_born_q_buf
+        if (
+            buf is None
+            or buf.shape[0] < num_tokens
+            or buf.shape[1] != padded_heads
+            or buf.shape[2] != head_dim
+        ):
+            buf = torch.zeros(
+                (num_tokens, padded_heads, head_dim),
+                dtype=torch.float8_e4m3fn,
+                device=device,
+            )
+            self._q8kv8_born_q_buf = buf
+        return buf[:num_tokens]
 
     def q8kv8_stash_born_q(self, num_tokens: int, layer_id: int) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._q8kv8_born_q_stash is not None:
+            raise RuntimeError(
+                "q8kv8 born-fp8 q stash was never consumed (previous stash "
+                f"{self._q8kv8_born_q_stash}, new ({num_tokens}, {layer_id})): "
+                "the eligibility predicate fired but forward_extend dispatched "
+                "away from _forward_flashmla_sparse_q8kv8."
+            )
+        self._q8kv8_born_q_stash = (num_tokens, layer_id)
 
     def q8kv8_born_q_sentinel(
         self, num_tokens: int, num_heads: int, v_head_dim: int, device: torch.device
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """NaN-poisoned bf16 stand-in for q_nope_out in born-fp8 mode.
+
+        Only its shape/dtype/device are ever legitimately used downstream; a
+        NaN payload turns any accidental read into loud NaN output.
+        """
+        numel = num_tokens * num_heads * v_head_dim
+        buf = self._q8kv8_born_q_sentinel
+        if buf is None or buf.numel() < numel:
+            buf = torch.full(
+                (numel,), float("nan"), dtype=torch.bfloat16, device=device
+            )
+            self._q8kv8_born_q_sentinel = buf
+        return buf[:numel].view(num_tokens, num_heads, v_head_dim)
 
     def _forward_flashmla_sparse_q8kv8(
         self,
@@ -1728,7 +2492,211 @@ class DeepseekSparseAttnBackend(
         kv_k: Optional[torch.Tensor] = None,
         kv_k_rope: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Native FP8 (q8 x kv8) sparse-prefill attention (SM90 JIT kernel).
+
+        Same contract as ``_forward_flashmla_sparse`` but executed through the
+        FP8 ``sparse_mla_q8kv8_prefill_fwd`` kernel.  Identity per-tensor
+        scales (scalar 1.0) are used: a raw bf16->fp8 cast of q/kv is accurate
+        on real DeepSeek-V3 magnitudes, so no dynamic rescaling is applied.
+        The kernel runs via its fixed full-topk entry (``attn_sink`` /
+        ``topk_length`` left None), keeping control flow identical across DP
+        ranks; -1 topk sentinels are clamped to distinct zero pad rows inside
+        the kernel.
+
+        Two KV paths:
+          * non-prefix extend: ``kv_bf16`` (the gathered bf16 KV) is cast into
+            a zero-padded fp8 buffer.
+          * prefix extend: ``paged_kv_cache`` (fp8, 656 B/token: nope_fp8 +
+            per-group scales + rope_bf16) is gathered, dequantized per group,
+            and requantized to per-tensor fp8 in one fused Triton kernel
+            (``gather_dequant_requant_fp8_paged``) — no intermediate bf16
+            materialization.
+        """
+        from sglang.kernels.ops.attention.sparse_mla_q8kv8_prefill_sm90 import (
+            sparse_mla_q8kv8_prefill_fwd,
+        )
+
+        num_tokens, num_heads, d_nope = q_nope.shape
+        head_dim = d_nope + q_rope.shape[-1]
+        dev = q_nope.device
+
+        # The SM90 kernel requires num_heads % 64 == 0; smaller head counts
+        # (high-TP splits) are zero-padded up to 64.
+        required_padding = 64
+        need_padding = num_heads % required_padding != 0
+
+        # Born-fp8 fast path (SGLANG_ENABLE_DSA_Q8KV8_BORN_FP8_Q): the model's
+        # q-prep already wrote the padded fp8 q (fused absorbed-bmm + concat +
+        # cast); consume the stash instead of rebuilding it.  q_nope here is
+        # the NaN sentinel (shape-only); q_rope's bf16 content is valid but
+        # unused.
+        born = self._q8kv8_born_q_stash
+        if born is not None:
+            self._q8kv8_born_q_stash = None
+            born_tokens, born_layer_id = born
+            if born_tokens != num_tokens or (
+                layer_id is not None and born_layer_id != layer_id
+            ):
+                raise RuntimeError(
+                    "q8kv8 born-fp8 q stash mismatch: stashed "
+                    f"(num_tokens={born_tokens}, layer_id={born_layer_id}) but "
+                    f"consuming (num_tokens={num_tokens}, layer_id={layer_id})."
+                )
+            q_fp8 = self._q8kv8_born_q_buf[:num_tokens]
+            expected_heads = required_padding if need_padding else num_heads
+            if q_fp8.shape[1] != expected_heads or q_fp8.shape[2] != head_dim:
+                raise RuntimeError(
+                    "q8kv8 born-fp8 q buffer shape mismatch: got "
+                    f"{tuple(q_fp8.shape)}, expected (*, {expected_heads}, "
+                    f"{head_dim})."
+                )
+        # Build the fp8 q.  concat_and_cast_q_fp8_pad fuses the nope/rope
+        # concat with the bf16->fp8 cast in one Triton kernel (bit-exact vs
+        # concat + .to(fp8)); it requires power-of-two head/dim counts (a
+        # tl.arange constraint), so non-power-of-two head counts fall back to
+        # the generic concat + cast.
+        elif need_padding:
+            if required_padding % num_heads != 0:
+                raise ValueError(
+                    f"num_heads={num_heads} cannot be padded to {required_padding}; "
+                    "this TP size is incompatible with flashmla_sparse_q8."
+                )
+            # Cached zero-padded fp8 q buffer: the pad rows [num_heads:64] are
+            # zero on first alloc and only ever read by the kernel; the active
+            # slice is overwritten each forward.  Eager-mode DSA runs layers
+            # sequentially on one stream, so single-buffer reuse is safe.
+            # Grown on demand.
+            buf = self._q8kv8_qpad_buf
+            if buf is None or buf.shape[0] < num_tokens:
+                buf = torch.zeros(
+                    (num_tokens, required_padding, head_dim),
+                    dtype=torch.float8_e4m3fn,
+                    device=dev,
+                )
+                self._q8kv8_qpad_buf = buf
+            q_fp8 = buf[:num_tokens]
+            # head counts that divide 64 are powers of two, so the fused
+            # concat-cast is always applicable here.
+            concat_and_cast_q_fp8_pad(q_fp8, q_nope, q_rope, num_heads)
+        elif (num_heads & (num_heads - 1)) == 0:
+            q_fp8 = q_nope.new_empty(
+                (num_tokens, num_heads, head_dim), dtype=torch.float8_e4m3fn
+            )
+            concat_and_cast_q_fp8_pad(q_fp8, q_nope, q_rope, num_heads)
+        else:
+            # Generic fallback for non-power-of-two head counts.
+            q_fp8 = concat_mla_absorb_q_general(q_nope, q_rope).to(torch.float8_e4m3fn)
+
+        # Identity per-tensor scale, cached: creating it per call is a
+        # host->device copy that synchronizes the stream.
+        identity_scale = self._q8kv8_identity_scale
+        if identity_scale is None:
+            identity_scale = torch.tensor([1.0], dtype=torch.float32, device=dev)
+            self._q8kv8_identity_scale = identity_scale
+
+        # KV: append `topk` trailing zero rows so the kernel's -1-sentinel
+        # clamp can map every padded topk slot to a DISTINCT zero row.
+        # Mapping many slots onto one shared row would serialize the kernel's
+        # KV gather; distinct zero rows are value-identical (zero KV
+        # contributes nothing to the softmax-weighted sum) at full speed.
+        #
+        # The destination is a persistent grow-only buffer instead of a fresh
+        # torch.zeros: rows [0, num_kv_tokens) are fully overwritten every
+        # call (gather kernel / cast-copy), so only the pad rows
+        # [num_kv_tokens, num_kv_tokens + topk) - exactly the rows the SM90
+        # kernel's -1 clamp (pad_base + slot) can read - need zeroing, and
+        # they need it EVERY call because a previous, larger call may have
+        # left real KV data there.  The gather kernel fuses the pad-row
+        # zeroing; the bf16 path zeroes the tail explicitly.
+        topk = page_table_1.shape[-1]
+        if paged_kv_cache is not None:
+            num_kv_tokens = page_table_1_flattened.shape[0]
+        elif kv_k is not None:
+            num_kv_tokens = kv_k.shape[0]
+        else:
+            num_kv_tokens = kv_bf16.shape[0]
+        total_kv_rows = num_kv_tokens + topk
+        kv_buf = self._q8kv8_kv_buf
+        if kv_buf is None or kv_buf.shape[0] < total_kv_rows:
+            kv_buf = torch.empty(
+                (total_kv_rows, head_dim),
+                dtype=torch.float8_e4m3fn,
+                device=dev,
+            )
+            self._q8kv8_kv_buf = kv_buf
+        if paged_kv_cache is not None:
+            kv_padded = gather_dequant_requant_fp8_paged(
+                paged_kv_cache,
+                page_table_1_flattened,
+                extra_rows=topk,
+                out=kv_buf[:total_kv_rows],
+            ).view(-1, 1, head_dim)
+        elif kv_k is not None:
+            # Fused non-prefix KV prep (SGLANG_ENABLE_DSA_Q8KV8_KV_CAT_FUSION):
+            # cast-concat k/k_rope straight into the fp8 buffer + zero the pad
+            # band in ONE kernel — the bf16 _cat materialization, the copy_
+            # cast and the zero_ tail all disappear.  Same store-cast as the
+            # gather kernel (bit-identical bytes).
+            kv_padded = concat_cast_kv_fp8_pad(
+                kv_buf[:total_kv_rows], kv_k, kv_k_rope, num_kv_tokens
+            ).view(-1, 1, head_dim)
+        else:
+            kv_padded = kv_buf[:total_kv_rows]
+            # bf16 -> fp8 cast copy, same op as the previous fresh-buffer
+            # path (bit-identical bytes).
+            kv_padded[:num_kv_tokens].copy_(kv_bf16.view(num_kv_tokens, head_dim))
+            kv_padded[num_kv_tokens:].zero_()
+            kv_padded = kv_padded.view(-1, 1, head_dim)
+
+        # Per-row valid-topk count = last non-pad position + 1.  Bit-exact
+        # vs topk_length=None: the skipped tail blocks contain only -1 pads
+        # (masked to zero contribution today), and -1 entries inside the
+        # consumed range still take the kernel's clamp+mask path.  The
+        # backscan's cost is proportional to the trailing pad run, so rows
+        # with a full topk (all rows at long context) pay ~one block read.
+        topk_length = None
+        if self._q8kv8_topk_length_enabled:
+            topk_length = q8kv8_topk_length_from_indices(page_table_1)
+
+        # Persistent kernel-output buffers (out / max_logits / lse): the
+        # wrapper otherwise torch.empty's all three per layer-call.  The
+        # kernel fully overwrites the active [:s_q] rows and everything runs
+        # on one stream, so reuse is safe — same argument as _q8kv8_qpad_buf.
+        s_q, pad_heads = q_fp8.shape[0], q_fp8.shape[1]
+        out_bufs = self._q8kv8_out_bufs
+        if (
+            out_bufs is None
+            or out_bufs[0].shape[0] < s_q
+            or out_bufs[0].shape[1] != pad_heads
+        ):
+            out_bufs = (
+                torch.empty(
+                    s_q, pad_heads, v_head_dim, dtype=torch.bfloat16, device=dev
+                ),
+                torch.empty(s_q, pad_heads, dtype=torch.float32, device=dev),
+                torch.empty(s_q, pad_heads, dtype=torch.float32, device=dev),
+            )
+            self._q8kv8_out_bufs = out_bufs
+
+        o, _, _ = sparse_mla_q8kv8_prefill_fwd(
+            q=q_fp8,
+            kv=kv_padded,
+            indices=page_table_1.unsqueeze(1),
+            sm_scale=sm_scale,
+            q_scale=identity_scale,
+            kv_scale=identity_scale,
+            d_v=v_head_dim,
+            attn_sink=None,
+            topk_length=topk_length,
+            out=out_bufs[0][:s_q],
+            max_logits=out_bufs[1][:s_q],
+            lse=out_bufs[2][:s_q],
+        )
+
+        # Trim the output back to the original head count if we padded.
+        if need_padding:
+            o = o[:, :num_heads, :]
+        return o
 
     def _forward_flashinfer_sparse_mla(
         self,
@@ -1739,7 +2707,25 @@ class DeepseekSparseAttnBackend(
         sm_scale: float,
         skip_softmax_threshold_scale_factor: float | None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.kernels.ops.attention.flash_mla_sm120 import (
+            flashinfer_sparse_mla_forward,
+        )
+
+        assert self.workspace_buffer is not None
+        return flashinfer_sparse_mla_forward(
+            q=q_all,
+            kv_cache=kv_cache,
+            indices=page_table_1,
+            seq_lens=seq_lens,
+            workspace_buffer=self.workspace_buffer,
+            page_size=self.real_page_size,
+            kv_cache_dim=self.kv_cache_dim,
+            qk_nope_head_dim=self.qk_nope_head_dim,
+            kv_lora_rank=self.kv_lora_rank,
+            qk_rope_head_dim=self.qk_rope_head_dim,
+            sm_scale=sm_scale,
+            skip_softmax_threshold_scale_factor=skip_softmax_threshold_scale_factor,
+        )
 
     def _forward_flashmla_kv(
         self,
@@ -1751,7 +2737,56 @@ class DeepseekSparseAttnBackend(
         metadata: DSAMetadata,
         page_table_1,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sgl_kernel.flash_mla import flash_mla_with_kvcache
+
+        cache_seqlens = metadata.dsa_cache_seqlens_int32
+        assert metadata.flashmla_metadata is not None
+
+        # TODO the 2nd dim is seq_len_q, need to be >1 when MTP
+        q_all = q_all.view(-1, 1, layer.tp_q_head_num, layer.head_dim)
+        num_q_heads = q_all.shape[2]
+        target_q_heads = self.flashmla_kv_num_q_heads
+        if target_q_heads != num_q_heads:
+            # Pad q heads to match FlashMLA decode supported head-count variants.
+            q_input = q_all.new_zeros(
+                q_all.shape[0], q_all.shape[1], target_q_heads, q_all.shape[3]
+            )
+            q_input[:, :, :num_q_heads, :] = q_all
+        else:
+            q_input = q_all
+
+        kv_cache = kv_cache.view(-1, self.real_page_size, 1, self.kv_cache_dim)
+        assert self.real_page_size == 64, "only page size 64 is supported"
+
+        if not self.dsa_kv_cache_store_fp8:
+            # inefficiently quantize the whole cache
+            kv_cache = quantize_k_cache(kv_cache)
+
+        indices = page_table_1.unsqueeze(1)
+        assert (
+            indices.shape[-1] == self.dsa_index_topk
+        )  # requirement of FlashMLA decode kernel
+
+        o, _ = flash_mla_with_kvcache(
+            q=q_input,
+            k_cache=kv_cache,
+            cache_seqlens=cache_seqlens,
+            head_dim_v=v_head_dim,
+            tile_scheduler_metadata=metadata.flashmla_metadata.flashmla_metadata,
+            num_splits=metadata.flashmla_metadata.num_splits,
+            softmax_scale=sm_scale,
+            indices=indices,
+            # doc says it is not used, but if pass in None then error
+            block_table=torch.empty(
+                (q_all.shape[0], 0), dtype=torch.int32, device=q_all.device
+            ),
+            is_fp8_kvcache=True,
+        )
+
+        if target_q_heads != num_q_heads:
+            o = o[:, :, :num_q_heads, :]
+
+        return o
 
     def _forward_standard_mha(
         self,
@@ -1762,7 +2797,61 @@ class DeepseekSparseAttnBackend(
         forward_batch: ForwardBatch,
         metadata: DSAMetadata,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Standard MHA using FlashAttention varlen for MHA_ONE_SHOT mode."""
+        q = q.view(-1, layer.tp_q_head_num, layer.head_dim)
+        k = k.view(-1, layer.tp_k_head_num, layer.head_dim)
+        v = v.view(-1, layer.tp_v_head_num, layer.v_head_dim)
+
+        # MHA_ONE_SHOT: k/v include all tokens (prefix + current)
+        cu_seqlens_q = metadata.cu_seqlens_q
+        cu_seqlens_k = metadata.cu_seqlens_k
+        max_seqlen_k = metadata.max_seq_len_k
+        causal = True
+
+        # Verify batch sizes match (length of cu_seqlens should be batch_size + 1)
+        assert len(cu_seqlens_q) == len(cu_seqlens_k), (
+            f"batch_size mismatch: cu_seqlens_q has {len(cu_seqlens_q)-1} requests, "
+            f"cu_seqlens_k has {len(cu_seqlens_k)-1} requests"
+        )
+
+        # Use TRTLLm ragged attention for SM100 (Blackwell/B200) to avoid FA4 accuracy issues
+        if self.device_sm_major >= 10:
+            import flashinfer
+
+            seq_lens = metadata.cache_seqlens_int32
+            return flashinfer.prefill.trtllm_ragged_attention_deepseek(
+                query=q,
+                key=k,
+                value=v,
+                workspace_buffer=self.workspace_buffer,
+                seq_lens=seq_lens,
+                max_q_len=metadata.max_seq_len_q,
+                max_kv_len=max_seqlen_k,
+                bmm1_scale=layer.scaling,
+                bmm2_scale=1.0,
+                o_sf_scale=1.0,
+                batch_size=forward_batch.batch_size,
+                window_left=-1,
+                cum_seq_lens_q=cu_seqlens_q,
+                cum_seq_lens_kv=cu_seqlens_k,
+                enable_pdl=False,
+                is_causal=causal,
+                return_lse=False,
+                skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_PREFILL_THRESHOLD_SCALE_FACTOR.get(),
+            )
+
+        # Use FA3 for SM90 (Hopper/H200)
+        return flash_attn_varlen_func(
+            q=q,
+            k=k,
+            v=v,
+            cu_seqlens_q=cu_seqlens_q,
+            cu_seqlens_k=cu_seqlens_k,
+            max_seqlen_q=metadata.max_seq_len_q,
+            max_seqlen_k=max_seqlen_k,
+            softmax_scale=layer.scaling,
+            causal=causal,
+        )
 
     def _forward_tilelang(
         self,
@@ -1772,7 +2861,15 @@ class DeepseekSparseAttnBackend(
         page_table_1: torch.Tensor,
         sm_scale: float,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.kernels.ops.attention.dsa.tilelang_kernel import tilelang_sparse_fwd
+
+        return tilelang_sparse_fwd(
+            q=q_all,
+            kv=kv_cache,
+            indices=page_table_1.unsqueeze(1),
+            sm_scale=sm_scale,
+            d_v=v_head_dim,
+        )
 
     def _forward_aiter(
         self,
@@ -1783,7 +2880,75 @@ class DeepseekSparseAttnBackend(
         metadata: DSAMetadata,
         bs: int,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        q = q_all.reshape(-1, layer.tp_q_head_num * layer.head_dim)
+
+        if layer.head_dim != layer.v_head_dim:
+            o = q.new_empty((q.shape[0], layer.tp_q_head_num * layer.v_head_dim))
+        else:
+            o = torch.empty_like(q)
+
+        if self.need_pad_heads:
+            q_kernel = q.view(
+                -1, layer.tp_q_head_num, layer.head_dim
+            ).repeat_interleave(self.head_repeat_factor, dim=1)
+            o_kernel = q.new_empty(
+                (
+                    q.shape[0],
+                    layer.tp_q_head_num * self.head_repeat_factor,
+                    layer.v_head_dim,
+                )
+            )
+        else:
+            q_kernel = q.view(-1, layer.tp_q_head_num, layer.head_dim)
+            o_kernel = o.view(-1, layer.tp_q_head_num, layer.v_head_dim)
+
+        q_scale = None
+        kv_scale = None
+        aiter_persistent_kwargs = {}
+        if kv_cache.dtype == fp8_dtype:
+            kv_scale = torch.ones((), dtype=torch.float32, device=q_kernel.device)
+
+        kv_indptr = self.kv_indptr
+
+        non_minus1_mask = page_table_1 != -1
+        non_minus1_counts = non_minus1_mask.sum(dim=1)
+        kv_indptr[1 : bs + 1] = torch.cumsum(non_minus1_counts, dim=0)
+
+        kv_indices = self.kv_indices
+        get_valid_kv_indices(page_table_1, kv_indptr, kv_indices, bs)
+
+        kv_last_page_lens = metadata.cu_seqlens_q
+        if kv_cache.dtype == fp8_dtype:
+            aiter_persistent_kwargs = self._prepare_aiter_dsa_decode_metadata(
+                metadata.cu_seqlens_q,
+                kv_indptr,
+                bs,
+                metadata.max_seq_len_q,
+                q_kernel.dtype,
+                kv_cache.dtype,
+            )
+            kv_last_page_lens = aiter_persistent_kwargs.pop("kv_last_page_lens")
+
+        mla_decode_fwd(
+            q_kernel,
+            kv_cache.view(-1, 1, 1, layer.head_dim),
+            o_kernel,
+            metadata.cu_seqlens_q,
+            kv_indptr,
+            kv_indices,
+            kv_last_page_lens,
+            metadata.max_seq_len_q,
+            sm_scale=layer.scaling,
+            logit_cap=layer.logit_cap,
+            q_scale=q_scale,
+            kv_scale=kv_scale,
+            **aiter_persistent_kwargs,
+        )
+
+        if self.need_pad_heads:
+            o = o_kernel[:, :: self.head_repeat_factor, :]
+
+        return o
 
     def _forward_aiter_extend(
         self,
@@ -1792,7 +2957,87 @@ class DeepseekSparseAttnBackend(
         page_table_1: torch.Tensor,
         layer: RadixAttention,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        num_tokens = q_all.shape[0]
+        q = q_all.reshape(-1, layer.tp_q_head_num * layer.head_dim)
+
+        if layer.head_dim != layer.v_head_dim:
+            o = q.new_empty((num_tokens, layer.tp_q_head_num * layer.v_head_dim))
+        else:
+            o = torch.empty_like(q)
+
+        if self.need_pad_heads:
+            q_kernel = q.view(
+                -1, layer.tp_q_head_num, layer.head_dim
+            ).repeat_interleave(self.head_repeat_factor, dim=1)
+            o_kernel = q.new_empty(
+                (
+                    num_tokens,
+                    layer.tp_q_head_num * self.head_repeat_factor,
+                    layer.v_head_dim,
+                )
+            )
+        else:
+            q_kernel = q.view(-1, layer.tp_q_head_num, layer.head_dim)
+            o_kernel = o.view(-1, layer.tp_q_head_num, layer.v_head_dim)
+
+        q_scale = None
+        kv_scale = None
+        aiter_persistent_kwargs = {}
+        if kv_cache.dtype == fp8_dtype:
+            kv_scale = torch.ones((), dtype=torch.float32, device=q_kernel.device)
+
+        non_minus1_mask = page_table_1 != -1
+        non_minus1_counts = non_minus1_mask.sum(dim=1)
+
+        kv_indptr = torch.zeros(num_tokens + 1, dtype=torch.int32, device=self.device)
+        kv_indptr[1:] = torch.cumsum(non_minus1_counts, dim=0)
+
+        # Allocate kv_indices with upper-bound size (num_tokens * topk)
+        topk = page_table_1.shape[1]
+        kv_indices = torch.zeros(
+            num_tokens * topk, dtype=torch.int32, device=self.device
+        )
+
+        # Use get_valid_kv_indices kernel to extract valid indices
+        get_valid_kv_indices(page_table_1, kv_indptr, kv_indices, num_tokens)
+
+        # Build cu_seqlens_q for extend: each token is treated as seq_len_q=1
+        cu_seqlens_q = torch.arange(
+            0, num_tokens + 1, dtype=torch.int32, device=self.device
+        )
+        kv_last_page_lens = cu_seqlens_q
+        if kv_cache.dtype == fp8_dtype:
+            aiter_persistent_kwargs = self._prepare_aiter_dsa_decode_metadata(
+                cu_seqlens_q,
+                kv_indptr,
+                num_tokens,
+                1,
+                q_kernel.dtype,
+                kv_cache.dtype,
+            )
+            kv_last_page_lens = aiter_persistent_kwargs.pop("kv_last_page_lens")
+
+        # TODO support more forward_mode
+        mla_decode_fwd(
+            q_kernel,
+            kv_cache.view(-1, 1, 1, layer.head_dim),
+            o_kernel,
+            cu_seqlens_q,
+            kv_indptr,
+            kv_indices,
+            kv_last_page_lens,
+            1,  # max_seq_len_q = 1 for per-token attention
+            sm_scale=layer.scaling,
+            logit_cap=layer.logit_cap,
+            q_scale=q_scale,
+            kv_scale=kv_scale,
+            **aiter_persistent_kwargs,
+        )
+
+        if self.need_pad_heads:
+            o = o_kernel[:, :: self.head_repeat_factor, :]
+
+        return o
 
     def _forward_trtllm(
         self,
@@ -1812,32 +3057,301 @@ class DeepseekSparseAttnBackend(
         llama_4_scaling: Optional[torch.Tensor] = None,
         is_prefill: bool = False,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Forward using TRT-LLM sparse MLA kernel."""
+        import flashinfer.decode
+
+        metadata = self.forward_metadata
+
+        merge_query = q_rope is not None
+        if self.kv_cache_dtype == torch.float8_e4m3fn:
+            # For FP8 path, we quantize the query and rope parts and merge them into a single tensor
+            # Note: rope application in deepseek_v2.py:forward_absorb_prepare is skipped for FP8 decode path of this trtllm_mla backend
+            assert q_rope is not None, "For FP8 path q_rope should not be None."
+            assert k_rope is not None, "For FP8 path k_rope should not be None."
+            assert (
+                cos_sin_cache is not None
+            ), "For FP8 path cos_sin_cache should not be None."
+
+            rope_positions = forward_batch.positions
+            if dsa_use_prefill_cp(forward_batch):
+                if is_cp_v2_active(forward_batch):
+                    rope_positions = get_cp_strategy().shard_position_ids(
+                        rope_positions, forward_batch
+                    )
+                else:
+                    rope_positions = cp_split_and_rebuild_position(
+                        forward_batch, rope_positions
+                    )
+
+            q, k, k_rope = mla_quantize_and_rope_for_fp8(
+                q,
+                q_rope,
+                k.squeeze(1),
+                k_rope.squeeze(1),
+                rope_positions,
+                cos_sin_cache,
+                is_neox,
+                self.kv_lora_rank,
+                self.qk_rope_head_dim,
+            )
+            if save_kv_cache and dsa_use_prefill_cp(forward_batch):
+                if is_cp_v2_active(forward_batch):
+                    k, k_rope = get_cp_strategy().all_gather_dsa_trtllm_fp8_kv(
+                        forward_batch, k, k_rope
+                    )
+                else:
+                    k, k_rope = _all_gather_dsa_trtllm_fp8_kv(forward_batch, k, k_rope)
+            merge_query = False
+
+            # Save KV cache if requested
+        if save_kv_cache:
+            assert (
+                k is not None and k_rope is not None
+            ), "For populating trtllm_mla kv cache, both k_nope and k_rope should be not None."
+            cache_loc = (
+                forward_batch.out_cache_loc
+                if not layer.is_cross_attention
+                else forward_batch.encoder_out_cache_loc
+            )
+            self.token_to_kv_pool.set_mla_kv_buffer(layer, cache_loc, k, k_rope)
+
+        k_cache = self.token_to_kv_pool.get_key_buffer(layer.layer_id)
+        kv_cache = k_cache.view(-1, self.real_page_size, self.kv_cache_dim).unsqueeze(1)
+
+        if merge_query:
+            q_nope = q.view(-1, layer.tp_q_head_num, layer.v_head_dim)
+            q_rope_reshaped = q_rope.view(
+                -1, layer.tp_q_head_num, layer.head_dim - layer.v_head_dim
+            )
+            q_all = concat_mla_absorb_q_general(q_nope, q_rope_reshaped)
+        else:
+            q_all = q.view(-1, layer.tp_q_head_num, layer.head_dim)
+
+        if self.use_fused_topk:
+            if topk_indices is not None:
+                topk_indices = self._pad_topk_indices(topk_indices, q.shape[0])
+            page_table_1 = self._get_fused_topk_page_table(topk_indices)
+        elif is_prefill:
+            page_table_1 = transform_index_page_table_prefill(
+                page_table=metadata.page_table_1,
+                topk_indices=topk_indices,
+                extend_lens_cpu=metadata.dsa_extend_seq_lens_list,
+                page_size=1,
+                output_num_tokens=q.shape[0],
+                page_table_is_expanded=(
+                    forward_batch.forward_mode.is_target_verify()
+                    or forward_batch.forward_mode.is_draft_extend_v2()
+                ),
+                cu_seqlens_q=metadata.cu_seqlens_q,
+            )
+        else:
+            if topk_indices is not None:
+                topk_indices = self._pad_topk_indices(topk_indices, q.shape[0])
+            page_table_1 = transform_index_page_table_decode(
+                page_table=metadata.page_table_1,
+                topk_indices=topk_indices,
+                page_size=1,
+            )
+
+        q_scale = 1.0
+        k_scale = (
+            layer.k_scale_float
+            if getattr(layer, "k_scale_float", None) is not None
+            else 1.0
+        )
+        bmm1_scale = q_scale * k_scale * layer.scaling
+
+        batch_size = page_table_1.shape[0]
+        _, num_heads, head_dim = q_all.shape
+
+        self._multi_ctas_kv_counter_buffer = (
+            grow_multi_ctas_kv_counter_buffer_if_needed(
+                self._multi_ctas_kv_counter_buffer,
+                torch.device(self.device),
+                self.num_q_heads,
+                batch_size,
+            )
+        )
+
+        q = q_all.view(batch_size, 1, num_heads, head_dim)
+        kv = kv_cache.view(-1, 1, self.real_page_size, self.kv_cache_dim)
+        block_tables = page_table_1.unsqueeze(1)
+        seq_lens = metadata.cache_seqlens_int32 if seq_lens is None else seq_lens
+
+        if (
+            dsa_use_prefill_cp(forward_batch)
+            and is_dsa_prefill_cp_in_seq_split()
+            and forward_batch.attn_cp_metadata is not None
+        ):
+            cp_meta = forward_batch.attn_cp_metadata
+            seq_chunks = list(torch.split(seq_lens, cp_meta.split_list, dim=0))
+            seq_lens = torch.cat([seq_chunks[i] for i in cp_meta.zigzag_index], dim=0)
+
+        out = flashinfer.decode.trtllm_batch_decode_with_kv_cache_mla(
+            query=q,
+            kv_cache=kv,
+            workspace_buffer=self.workspace_buffer,
+            qk_nope_head_dim=self.qk_nope_head_dim,
+            kv_lora_rank=self.kv_lora_rank,
+            qk_rope_head_dim=self.qk_rope_head_dim,
+            block_tables=block_tables,
+            seq_lens=seq_lens,
+            max_seq_len=metadata.max_seq_len_k,
+            sparse_mla_top_k=self.dsa_index_topk,
+            bmm1_scale=bmm1_scale,
+            backend="trtllm-gen",
+            skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_DECODE_THRESHOLD_SCALE_FACTOR.get(),
+            multi_ctas_kv_counter_buffer=self._multi_ctas_kv_counter_buffer,
+        )
+
+        return out
 
     def _pad_topk_indices(
         self, topk_indices: torch.Tensor, num_tokens: int
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        current_tokens = topk_indices.shape[0]
+        if current_tokens == num_tokens:
+            return topk_indices
+
+        assert current_tokens <= num_tokens, (
+            f"topk_indices rows ({current_tokens}) > num_tokens ({num_tokens}); "
+            "this indicates a mismatch between indexer output and q layout."
+        )
+
+        pad_size = num_tokens - current_tokens
+        padding = torch.full(
+            (pad_size, topk_indices.shape[1]),
+            -1,
+            dtype=topk_indices.dtype,
+            device=topk_indices.device,
+        )
+        return torch.cat([topk_indices, padding], dim=0)
 
     def get_cuda_graph_seq_len_fill_value(self):
         """Get the fill value for sequence length in CUDA graph."""
         return 1
 
     def set_dsa_prefill_impl(self, forward_batch: Optional[ForwardBatch] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Decide all attention prefill dispatch strategies for this batch.
+        """
+        from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.context import (
+            is_in_breakable_cuda_graph,
+        )
+        from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
+            is_in_tc_piecewise_cuda_graph,
+        )
+        from sglang.srt.utils import get_device_sm, is_blackwell
+
+        # Decide MHA vs MLA
+        if is_in_tc_piecewise_cuda_graph() or is_in_breakable_cuda_graph():
+            # Can't branch on seq_lens_cpu in graph replay, force MHA off to
+            # guarantee correctness.
+            self.use_mha = False
+        elif (
+            forward_batch and forward_batch.forward_mode.is_extend_without_speculative()
+        ):
+            # Check if sequence meets criteria for MHA_ONE_SHOT
+            assert forward_batch.seq_lens_cpu is not None
+            max_kv_len = forward_batch.seq_lens_cpu.max().item()
+            sum_seq_lens = sum(forward_batch.seq_lens_cpu)
+            device_sm = get_device_sm()
+
+            # Requirements: H200/B200, short sequences, supported dtype, fits in chunk
+            self.use_mha = (
+                (
+                    device_sm == 90 or (device_sm >= 100 and device_sm < 110)
+                )  # SM90/SM100 only
+                and max_kv_len
+                <= envs.SGLANG_DSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD.get()  # Short enough for MHA
+                and self.token_to_kv_pool.dtype in [torch.bfloat16, torch.float8_e4m3fn]
+                and sum_seq_lens
+                <= forward_batch.get_max_chunk_capacity()  # Fits in chunk
+                and (not is_dsa_enable_prefill_cp())  # CP not enabled
+                and (self.hisparse_coordinator is None)
+            )
+        else:
+            self.use_mha = False  # Decode/verify always use MLA
+
+        # Set MLA implementation only if not using MHA
+        if not self.use_mha and self.enable_auto_select_prefill_impl:
+            if self.dsa_kv_cache_store_fp8:
+                if (
+                    is_blackwell()
+                    and forward_batch is not None
+                    and forward_batch.forward_mode == ForwardMode.EXTEND
+                ):
+                    total_kv_tokens = forward_batch.seq_lens_sum
+                    total_q_tokens = forward_batch.extend_num_tokens
+                    # Heuristic based on benchmarking flashmla_kv vs flashmla_sparse + dequantize_k_cache_paged
+                    if total_kv_tokens < total_q_tokens * 512:
+                        self.dsa_prefill_impl = "flashmla_sparse"
+                        return
+                self.dsa_prefill_impl = "flashmla_kv"
+            else:
+                # bf16 kv cache
+                self.dsa_prefill_impl = "flashmla_sparse"
 
     def get_topk_transform_method(
         self, forward_mode: Optional[ForwardMode] = None
     ) -> TopkTransformMethod:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        SGLANG_DSA_FUSE_TOPK controls whether to fuse the topk transform into the topk kernel.
+        This method is used to select the topk transform method which can be fused or unfused.
+        """
+        if (
+            # disable for MTP
+            self.dsa_kv_cache_store_fp8
+            # flashmla_sparse_q8 shares flashmla_sparse's RAGGED prefill routing — the q8
+            # dispatch lives inside the RAGGED branch of forward_extend; without this the
+            # transform is PAGED, the q8 path is skipped, and the bf16 kernel crashes on
+            # fp8 KV ("kv must have dtype kBFloat16").
+            and self.dsa_prefill_impl in ("flashmla_sparse", "flashmla_sparse_q8")
+            and forward_mode == ForwardMode.EXTEND
+        ):
+            topk_transform_method = TopkTransformMethod.RAGGED
+        else:
+            topk_transform_method = TopkTransformMethod.PAGED
+        return topk_transform_method
 
     def get_indexer_metadata(
         self, layer_id: int, forward_batch: ForwardBatch
     ) -> DSAIndexerMetadata:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        force_unfused = not self.use_fused_topk or (
+            self.hisparse_coordinator is not None
+            and forward_batch.forward_mode.is_decode_or_idle()
+        )
+        return DSAIndexerMetadata(
+            attn_metadata=self.forward_metadata,
+            topk_transform_method=self.get_topk_transform_method(
+                forward_batch.forward_mode
+            ),
+            topk_backend=self.dsa_topk_backend,
+            paged_mqa_schedule_metadata=self.forward_metadata.paged_mqa_schedule_metadata,
+            paged_mqa_ctx_lens_2d=self.forward_metadata.paged_mqa_ctx_lens_2d,
+            force_unfused_topk=force_unfused,
+        )
 
     def _compute_flashmla_metadata(self, cache_seqlens: torch.Tensor, seq_len_q: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sgl_kernel.flash_mla import get_mla_metadata
+
+        num_heads_q = self.flashmla_kv_num_q_heads
+
+        flashmla_metadata, num_splits = get_mla_metadata(
+            cache_seqlens=cache_seqlens,
+            # TODO doc says `num_q_tokens_per_q_seq * num_heads_q // num_heads_k`
+            #      but the name looks like need seq_len_q?
+            num_q_tokens_per_head_k=seq_len_q * num_heads_q // 1,
+            num_heads_k=1,
+            num_heads_q=num_heads_q,
+            is_fp8_kvcache=True,
+            topk=self.dsa_index_topk,
+        )
+
+        return DSAFlashMLAMetadata(
+            flashmla_metadata=flashmla_metadata,
+            num_splits=num_splits,
+        )
 
 
 class DeepseekSparseAttnMultiStepBackend:
@@ -1880,7 +3394,167 @@ class DeepseekSparseAttnMultiStepBackend:
         forward_batch: ForwardBatch,
         in_capture: bool = False,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.model_executor.forward_batch_info import build_inner_fb_view
+
+        if in_capture:
+            inner_fb = build_inner_fb_view(
+                forward_batch,
+                bs=forward_batch.batch_size,
+                forward_mode=ForwardMode.DECODE,
+            )
+            for i in range(self.speculative_num_steps - 1):
+                self.attn_backends[i].init_forward_metadata_out_graph(
+                    inner_fb, in_capture=True
+                )
+            return
+
+        bs = forward_batch.batch_size
+        # Precompute metadata once (shared across all backends)
+        precomputed = self.attn_backends[0]._precompute_replay_metadata(
+            bs=bs,
+            req_pool_indices=forward_batch.req_pool_indices,
+            seq_lens=forward_batch.seq_lens,
+            seq_lens_cpu=forward_batch.seq_lens_cpu,
+            forward_mode=ForwardMode.DECODE,
+        )
+
+        # Use multi-backend fused copy when we have 3 or more backends
+        # This is 3x faster than calling the single-backend copy 3 times
+        if self.speculative_num_steps > 3:
+            try:
+                from sglang.kernels.ops.attention.fused_metadata_copy import (
+                    fused_metadata_copy_multi_cuda,
+                )
+
+                metadata0 = self.attn_backends[0].decode_cuda_graph_metadata[bs]
+                metadata1 = self.attn_backends[1].decode_cuda_graph_metadata[bs]
+                metadata2 = self.attn_backends[2].decode_cuda_graph_metadata[bs]
+
+                # Set dsa_prefill_impl for first 3 backends (required by the method)
+                for i in range(3):
+                    self.attn_backends[i].set_dsa_prefill_impl(forward_batch=None)
+
+                # Prepare FlashMLA tensors if needed
+                flashmla_num_splits_src = None
+                flashmla_metadata_src = None
+                flashmla_num_splits_dst0 = None
+                flashmla_num_splits_dst1 = None
+                flashmla_num_splits_dst2 = None
+                flashmla_metadata_dst0 = None
+                flashmla_metadata_dst1 = None
+                flashmla_metadata_dst2 = None
+
+                if precomputed.flashmla_metadata is not None:
+                    flashmla_num_splits_src = precomputed.flashmla_metadata.num_splits
+                    flashmla_metadata_src = (
+                        precomputed.flashmla_metadata.flashmla_metadata
+                    )
+                    flashmla_num_splits_dst0 = metadata0.flashmla_metadata.num_splits
+                    flashmla_num_splits_dst1 = metadata1.flashmla_metadata.num_splits
+                    flashmla_num_splits_dst2 = metadata2.flashmla_metadata.num_splits
+                    flashmla_metadata_dst0 = (
+                        metadata0.flashmla_metadata.flashmla_metadata
+                    )
+                    flashmla_metadata_dst1 = (
+                        metadata1.flashmla_metadata.flashmla_metadata
+                    )
+                    flashmla_metadata_dst2 = (
+                        metadata2.flashmla_metadata.flashmla_metadata
+                    )
+
+                # Call the multi-backend fused kernel for first 3 backends
+                fused_metadata_copy_multi_cuda(
+                    # Source tensors
+                    precomputed.cache_seqlens,
+                    precomputed.cu_seqlens_k,
+                    precomputed.page_indices,
+                    precomputed.dsa_cache_seqlens,
+                    precomputed.dsa_cu_seqlens_k,
+                    precomputed.real_page_table,
+                    flashmla_num_splits_src,
+                    flashmla_metadata_src,
+                    # Destination tensors for backend 0
+                    metadata0.cache_seqlens_int32,
+                    metadata0.cu_seqlens_k,
+                    metadata0.page_table_1,
+                    metadata0.dsa_cache_seqlens_int32,
+                    metadata0.dsa_cu_seqlens_k,
+                    (
+                        metadata0.real_page_table
+                        if precomputed.real_page_table is not None
+                        else None
+                    ),
+                    flashmla_num_splits_dst0,
+                    flashmla_metadata_dst0,
+                    # Destination tensors for backend 1
+                    metadata1.cache_seqlens_int32,
+                    metadata1.cu_seqlens_k,
+                    metadata1.page_table_1,
+                    metadata1.dsa_cache_seqlens_int32,
+                    metadata1.dsa_cu_seqlens_k,
+                    (
+                        metadata1.real_page_table
+                        if precomputed.real_page_table is not None
+                        else None
+                    ),
+                    flashmla_num_splits_dst1,
+                    flashmla_metadata_dst1,
+                    # Destination tensors for backend 2
+                    metadata2.cache_seqlens_int32,
+                    metadata2.cu_seqlens_k,
+                    metadata2.page_table_1,
+                    metadata2.dsa_cache_seqlens_int32,
+                    metadata2.dsa_cu_seqlens_k,
+                    (
+                        metadata2.real_page_table
+                        if precomputed.real_page_table is not None
+                        else None
+                    ),
+                    flashmla_num_splits_dst2,
+                    flashmla_metadata_dst2,
+                    # Parameters
+                    bs,
+                    precomputed.max_len,
+                    precomputed.seqlens_expanded_size,
+                )
+
+                # Copy remaining backends one by one (if > 3 backends)
+                for i in range(3, self.speculative_num_steps - 1):
+                    self.attn_backends[
+                        i
+                    ].init_forward_metadata_replay_cuda_graph_from_precomputed(
+                        bs=bs,
+                        precomputed=precomputed,
+                        forward_mode=ForwardMode.DECODE,
+                    )
+            except (ImportError, Exception) as e:
+                # Fallback to loop if multi-backend kernel not available or fails
+                if isinstance(e, ImportError):
+                    print(
+                        "Warning: Multi-backend fused metadata copy kernel not available, falling back to loop."
+                    )
+                else:
+                    print(
+                        f"Warning: Multi-backend fused metadata copy kernel failed with error: {e}, falling back to loop."
+                    )
+                for i in range(self.speculative_num_steps - 1):
+                    self.attn_backends[
+                        i
+                    ].init_forward_metadata_replay_cuda_graph_from_precomputed(
+                        bs=bs,
+                        precomputed=precomputed,
+                        forward_mode=ForwardMode.DECODE,
+                    )
+        else:
+            # Less than 3 backends: copy to each backend individually
+            for i in range(self.speculative_num_steps - 1):
+                self.attn_backends[
+                    i
+                ].init_forward_metadata_replay_cuda_graph_from_precomputed(
+                    bs=bs,
+                    precomputed=precomputed,
+                    forward_mode=ForwardMode.DECODE,
+                )
 
     def init_forward_metadata_in_graph(self, forward_batch: ForwardBatch) -> None:
         for i in range(self.speculative_num_steps - 1):

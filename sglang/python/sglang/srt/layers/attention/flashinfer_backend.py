@@ -10,6 +10,7 @@ Each backend supports two operators: extend (i.e. prefill with cached prefix) an
 """
 
 import logging
+import os
 from dataclasses import dataclass
 from enum import Enum, auto
 from functools import partial
@@ -74,6 +75,7 @@ if is_flashinfer_available():
         BatchPrefillWithRaggedKVCacheWrapper,
         fast_decode_plan,
     )
+    from flashinfer.cascade import merge_state
 
     from sglang.kernels.ops.attention.merge_state import merge_state_triton
 
@@ -84,6 +86,13 @@ if is_flashinfer_available():
     # which uses (token, head) as the launch grid and is therefore unaffected.
     _MERGE_STATE_CUDA_MAX_THREADS_PER_BLOCK = 1024
 
+    def _merge_state_max_safe_num_heads(head_dim: int, element_size: int) -> int:
+        # Mirrors flashinfer's vec_size selection in include/flashinfer/attention/cascade.cuh.
+        vec_size = max(16 // element_size, head_dim // 32)
+        bdx = head_dim // vec_size
+        if bdx <= 0:
+            return _MERGE_STATE_CUDA_MAX_THREADS_PER_BLOCK
+        return _MERGE_STATE_CUDA_MAX_THREADS_PER_BLOCK // bdx
 
     def _safe_merge_state(
         v_a: torch.Tensor,
@@ -91,7 +100,12 @@ if is_flashinfer_available():
         v_b: torch.Tensor,
         s_b: torch.Tensor,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        num_heads = v_a.shape[1]
+        head_dim = v_a.shape[2]
+        max_heads = _merge_state_max_safe_num_heads(head_dim, v_a.element_size())
+        if num_heads <= max_heads:
+            return merge_state(v_a, s_a, v_b, s_b)
+        return merge_state_triton(v_a, s_a, v_b, s_b)
 
 
 class WrapperDispatch(Enum):
@@ -192,7 +206,83 @@ def fast_prefill_plan(
     max_q_len: int,
     max_kv_len: int,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Sync-free ``BatchPrefillWithPagedKVCacheWrapper.plan`` for the EAGLE
+    draft-extend CUDA graph (FlashInfer fa2, cuda-graph mode only).
+
+    Upstream plan() always does qo/paged_kv/last_page_len ``.to("cpu")`` to build
+    its host scheduling metadata, a blocking D2H that drains the GPU queue every
+    replay. The caller passes host-known qo/kv layout in, so we call the underlying
+    ``_cached_module.plan`` directly with no readback; the ``_plan_info`` produced
+    is identical to plan()'s.
+    """
+    assert self.is_cuda_graph_enabled, "fast_prefill_plan is cuda-graph only"
+    assert (
+        getattr(self, "_backend", None) == "fa2"
+    ), "fast_prefill_plan supports the fa2 backend only"
+    assert (
+        getattr(self, "_cached_module", None) is not None
+    ), "fast_prefill_plan requires _cached_module from a prior real plan() (capture)"
+
+    if head_dim_vo is None:
+        head_dim_vo = head_dim_qk
+    batch_size = len(paged_kv_last_page_len)
+
+    total_num_rows = int(qo_indptr_host[-1])
+    self._qo_indptr_last = total_num_rows
+    self._max_q_len = max_q_len
+    self._max_kv_len = max_kv_len
+
+    if self._max_total_num_rows is None:
+        self._max_total_num_rows = total_num_rows
+
+    self._batch_size = batch_size
+    self._num_qo_heads = num_qo_heads
+    self._num_kv_heads = num_kv_heads
+    self._prefix_len_ptr = prefix_len_ptr
+    self._token_pos_in_items_ptr = token_pos_in_items_ptr
+    self._token_pos_in_items_len = token_pos_in_items_len
+    self._max_item_len_ptr = max_item_len_ptr
+
+    # Refresh the cuda-graph input buffers (device-to-device, non-blocking).
+    self._qo_indptr_buf.copy_(qo_indptr, non_blocking=non_blocking)
+    self._paged_kv_indptr_buf.copy_(paged_kv_indptr, non_blocking=non_blocking)
+    self._paged_kv_last_page_len_buf.copy_(
+        paged_kv_last_page_len, non_blocking=non_blocking
+    )
+    self._paged_kv_indices_buf[: len(paged_kv_indices)].copy_(
+        paged_kv_indices,
+        non_blocking=(paged_kv_indices.device == self.device) and non_blocking,
+    )
+
+    self._cached_q_data_type = q_data_type
+    self._cached_kv_data_type = (
+        kv_data_type if kv_data_type is not None else q_data_type
+    )
+    self._cached_o_data_type = o_data_type
+    self._block_tables = None
+
+    args = [
+        self._float_workspace_buffer,
+        self._int_workspace_buffer,
+        self._pin_memory_int_workspace_buffer,
+        qo_indptr_host,
+        kv_indptr_host,
+        kv_lens_host,
+        self._max_total_num_rows or total_num_rows,
+        batch_size,
+        num_qo_heads,
+        num_kv_heads,
+        page_size,
+        self.is_cuda_graph_enabled,
+        head_dim_qk,
+        head_dim_vo,
+        causal,
+        window_left,
+        fixed_split_size if fixed_split_size is not None else -1,
+        False,  # disable_split_kv
+        0,  # num_colocated_ctas
+    ]
+    self._plan_info = self._cached_module.plan(*args)
 
 
 class FlashInferAttnBackend(AttentionBackend):
@@ -436,16 +526,167 @@ class FlashInferAttnBackend(AttentionBackend):
         ] = None
 
     def _check_kv_attention_access(self, phase: str, access) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if access is not None:
+            return
+        method_name = getattr(self.kv_cache_quant_method, "name", "unknown")
+        available = self.kv_cache_quant_method.describe_attention_accesses(phase)
+        raise ValueError(
+            f"KV cache method {method_name!r} does not support {phase} with "
+            f"flashinfer attention backend. Available {phase} accesses: {available}."
+        )
 
     @staticmethod
     def _resolve_swa_kv_pool(model_runner: ModelRunner) -> Optional[BaseSWAKVPool]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return the SWA KV pool to translate against, or None for non-SWA models.
+
+        EAGLE-like draft workers share the target allocator for token bookkeeping,
+        but own a separate draft KV pool. Do not use the target allocator's SWA
+        mapping for that draft pool. FROZEN_KV MTP is the exception: its draft
+        path reads target KV directly, so it still needs the allocator pool when
+        the active pool is not SWA.
+        """
+        active_pool = model_runner.token_to_kv_pool
+        if isinstance(active_pool, BaseSWAKVPool):
+            return active_pool
+
+        if model_runner.is_draft_worker:
+            if not model_runner.spec_algorithm.is_frozen_kv_mtp():
+                return None
+
+        kvcache = model_runner.token_to_kv_pool_allocator.get_kvcache()
+        return kvcache if isinstance(kvcache, BaseSWAKVPool) else None
 
     def _process_multi_item_scoring(
         self, forward_batch: ForwardBatch
     ) -> MultiItemScoringParams:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Process multi-item scoring tensors for FlashInfer attention.
+
+        This method handles sequences containing multiple "items" separated by delimiter tokens,
+        where each item needs specific attention patterns that respect item boundaries.
+
+        The method produces four key tensors for FlashInfer:
+        - prefix_len_ptr: uint32 tensor with prefix length for each prompt in batch
+        - token_pos_in_items_ptr: uint16 tensor with token positions starting from 0 at delimiters
+        - token_pos_in_items_len: padding length for batch processing
+        - max_item_len_ptr: uint16 tensor with max item length for each prompt
+
+        Args:
+            forward_batch: The forward batch containing input sequences and delimiter info
+
+        Returns:
+            MultiItemScoringParams: The processed multi-item scoring parameters
+
+        Examples:
+            Following FlashInfer definition: for 3 items of length 3, 2, 4 respectively:
+            token_pos_in_items_ptr = [0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 4, 0]
+
+            Case 1: Single sequence
+            Text: "What is the capital of France? <delim> London <delim> Paris <delim> Berlin <delim>"
+            Tokens: [What, is, the, capital, of, France, ?, <delim>, London, <delim>, Paris, <delim>, Berlin, <delim>]
+            Indices: [ 0,   1,  2,   3,      4,  5,     6,   7,     8,      9,     10,    11,    12,     13]
+            - prefix_len_ptr: [7] (query length before first delimiter)
+            - token_pos_in_items_ptr: [0, 1, 0, 1, 0, 1, 0] (delim=0, London=1, delim=0, Paris=1, delim=0, Berlin=1, delim=0)
+            - token_pos_in_items_len: 7 (actual length)
+            - max_item_len_ptr: [1] (max item length is 1 token - all options are single tokens)
+
+            Case 2: Batch processing (batch_size=2)
+            Sequence 1: 2 items of length 2, 1 → [0, 1, 2, 0, 1, 0] (6 elements)
+            Sequence 2: 3 items of length 1, 3, 2 → [0, 1, 0, 1, 2, 3, 0, 1, 2, 0] (10 elements)
+            After padding both to length 10:
+            - token_pos_in_items_ptr: [0, 1, 2, 0, 1, 0, 0, 0, 0, 0,    0, 1, 0, 1, 2, 3, 0, 1, 2, 0]
+            - token_pos_in_items_len: 10 (padded length for batch processing)
+            - max_item_len_ptr: [2, 3] (max lengths per sequence)
+        """
+
+        if not self.enable_mis or forward_batch.forward_mode == ForwardMode.DECODE:
+            return MultiItemScoringParams()
+
+        precomputed_indices = forward_batch.multi_item_delimiter_indices
+        if precomputed_indices is None:
+            return MultiItemScoringParams()
+
+        prefix_cache_lens = getattr(forward_batch, "extend_prefix_lens_cpu", None)
+        extend_seq_lens = getattr(forward_batch, "extend_seq_lens_cpu", None)
+        prefix_len_ptr, token_pos_in_items_ptr = [], []
+        token_pos_in_items_len = 0
+        device = forward_batch.input_ids.device
+
+        # If no extend_seq_lens, treat whole batch as one sequence
+        if extend_seq_lens is None or len(extend_seq_lens) <= 1:
+            extend_seq_lens = [forward_batch.input_ids.size(0)]
+
+        seq_start = 0
+        for i, seq_len in enumerate(extend_seq_lens):
+            seq_end = seq_start + seq_len
+            delimiter_indices_cpu = precomputed_indices[i]
+            if len(delimiter_indices_cpu) == 0:
+                seq_start = seq_end
+                continue
+
+            first_delim = delimiter_indices_cpu[0].item()  # CPU .item(), no GPU sync
+            delimiter_indices = delimiter_indices_cpu.to(device, non_blocking=True)
+            prefix_len = first_delim + (
+                prefix_cache_lens[i] if prefix_cache_lens is not None else 0
+            )
+            prefix_len_ptr.append(prefix_len)
+
+            # Compute relative positions within items using searchsorted (no GPU sync).
+            #   suffix_range      = [0, 1, 2, 3, 4, ...]
+            #   searchsorted      = bucket index for each position
+            #   last_delim        = delimiter offset at start of current bucket
+            #   pos_within_item   = suffix_range - last_delim
+            suffix_len = seq_len - first_delim
+            relative_positions = delimiter_indices - first_delim
+
+            suffix_range = torch.arange(suffix_len, dtype=torch.int64, device=device)
+            bucket_idx = torch.searchsorted(
+                relative_positions, suffix_range, right=True
+            )
+            last_delim = relative_positions[torch.clamp(bucket_idx - 1, min=0)]
+            pos_within_item = suffix_range - last_delim
+
+            token_pos_in_items_ptr.append(pos_within_item.to(torch.uint16))
+
+            forward_batch.positions[seq_start + first_delim : seq_end] = (
+                prefix_len + pos_within_item - 1
+            )
+
+            seq_start = seq_end
+
+        # Pad token_pos_in_items_ptr for batch processing
+        if token_pos_in_items_ptr:
+            token_pos_in_items_len = max(t.numel() for t in token_pos_in_items_ptr)
+            token_pos_in_items_ptr = [
+                torch.cat(
+                    [
+                        t,
+                        torch.zeros(
+                            token_pos_in_items_len - t.numel(),
+                            dtype=torch.uint16,
+                            device=device,
+                        ),
+                    ]
+                )
+                for t in token_pos_in_items_ptr
+            ]
+
+        if not prefix_len_ptr or not token_pos_in_items_ptr:
+            return MultiItemScoringParams()
+
+        return MultiItemScoringParams(
+            prefix_len_ptr=torch.tensor(
+                prefix_len_ptr, dtype=torch.uint32, device=device
+            ),
+            token_pos_in_items_ptr=torch.cat(token_pos_in_items_ptr, dim=0),
+            token_pos_in_items_len=token_pos_in_items_len & 0xFFFFFFFF,
+            max_item_len_ptr=torch.stack(
+                [
+                    t.to(torch.int32).max().to(torch.uint16)
+                    for t in token_pos_in_items_ptr
+                ],
+                dim=0,
+            ),
+        )
 
     def init_forward_metadata_out_graph(
         self,
@@ -583,10 +824,82 @@ class FlashInferAttnBackend(AttentionBackend):
     def _prepare_dequant_workspace_metadata_for_extend(
         self, forward_batch: ForwardBatch, use_ragged: bool = False
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Prepare FlashInfer metadata for an FP4 dequant workspace.
+
+        Some FP4 recipes store packed KV but expose an FP8 workspace to
+        FlashInfer prefill. This builds the workspace page table, exact paged
+        lengths, and CPU request ids needed to populate that workspace before
+        the prefill kernel runs.
+        """
+        self.dq_page_table = None
+        self.dq_paged_kernel_lens = None
+        self.cpu_req_pool_indices = None
+        if not (
+            self.prefill_uses_dequant_workspace
+            and forward_batch.forward_mode.is_extend_without_speculative()
+        ):
+            return
+
+        # Ragged prefill handles current-chunk K/V with raw tensors, so the
+        # paged side only contains cached prefix lengths. Non-ragged prefill
+        # uses the dequant workspace for prefix + current chunk, so it needs
+        # full sequence lengths. These CPU length containers may arrive as
+        # Python lists or CPU tensors depending on the metadata builder.
+        paged_seq_lens_cpu = (
+            forward_batch.extend_prefix_lens_cpu
+            if use_ragged
+            else forward_batch.seq_lens_cpu
+        )
+        raw_paged_seq_lens = (
+            paged_seq_lens_cpu
+            if isinstance(paged_seq_lens_cpu, list)
+            else paged_seq_lens_cpu.tolist()
+        )
+        paged_seq_lens = [
+            int(seq_len.item()) if isinstance(seq_len, torch.Tensor) else int(seq_len)
+            for seq_len in raw_paged_seq_lens
+        ]
+        if sum(paged_seq_lens) <= 0:
+            self.cpu_req_pool_indices = forward_batch.req_pool_indices.to(
+                "cpu", non_blocking=True
+            )
+            return
+
+        # dq_buffer layout is page-aligned: each request occupies
+        # ceil(seq_len/page_size)*page_size slots, starting after a page_size
+        # dummy prefix. dq_page_table maps only actual token positions and skips
+        # padding gaps; dq_paged_kernel_lens stores real lengths so FlashInfer
+        # causal offsets use seq_len - q_len, not page_align(seq_len) - q_len.
+        seq_lens_with_scratch = paged_seq_lens + [256]
+        starts = []
+        next_start = self.page_size
+        for seq_len in seq_lens_with_scratch:
+            starts.append(next_start)
+            padded_len = (
+                (seq_len + self.page_size - 1) // self.page_size
+            ) * self.page_size
+            next_start += padded_len
+
+        device = forward_batch.req_pool_indices.device
+        indices = [
+            torch.arange(start, start + seq_len, device=device, dtype=torch.int32)
+            for start, seq_len in zip(starts, seq_lens_with_scratch)
+            if seq_len > 0
+        ]
+        self.dq_page_table = torch.cat(indices) if indices else None
+        self.dq_paged_kernel_lens = torch.tensor(
+            paged_seq_lens,
+            dtype=torch.int32,
+            device=device,
+        )
+        self.cpu_req_pool_indices = forward_batch.req_pool_indices.to(
+            "cpu", non_blocking=True
+        )
 
     def _kv_write_scales(self, layer: RadixAttention):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.kv_cache_quant_method.needs_global_scale():
+            return None, None
+        return layer.k_scale, layer.v_scale
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
         swa_out_cache_loc = None
@@ -726,9 +1039,161 @@ class FlashInferAttnBackend(AttentionBackend):
             self.cuda_graph_qk_indptr = [x.clone() for x in self.kv_indptr]
             self.cuda_graph_qo_indptr = [x.clone() for x in self.kv_indptr]
 
+    def _create_decode_wrappers(self, bs: int, num_tokens: int) -> list:
+        return [
+            BatchDecodeWithPagedKVCacheWrapper(
+                self.workspace_buffer,
+                "NHD",
+                backend=self.decode_backend,
+                use_cuda_graph=True,
+                use_tensor_cores=self.decode_use_tensor_cores,
+                paged_kv_indptr_buffer=self.kv_indptr[i][: num_tokens + 1],
+                paged_kv_indices_buffer=self.cuda_graph_kv_indices[i],
+                paged_kv_last_page_len_buffer=self.kv_last_page_len[:num_tokens],
+            )
+            for i in range(self.num_wrappers)
+        ]
 
+    def _create_prefill_wrappers(self, bs: int, use_custom_mask: bool = False) -> list:
+        # FlashInfer's prefill wrapper decides mask mode based on whether
+        # `custom_mask_buf` is initialized (not whether a custom mask is provided).
+        # For cases like DFLASH draft (ENCODER_ONLY / non-causal) we do NOT use a
+        # custom mask, so we must avoid initializing `custom_mask_buf`, otherwise
+        # FlashInfer will treat the (zero) buffer as a real mask and block attention.
+        wrappers = []
+        for i in range(self.num_wrappers):
+            extra = (
+                {
+                    "custom_mask_buf": self.cuda_graph_custom_mask,
+                    "mask_indptr_buf": self.cuda_graph_qk_indptr[i][: bs + 1],
+                }
+                if use_custom_mask
+                else {}
+            )
+            wrappers.append(
+                BatchPrefillWithPagedKVCacheWrapper(
+                    self.workspace_buffer,
+                    "NHD",
+                    use_cuda_graph=True,
+                    backend=self.prefill_backend,
+                    qo_indptr_buf=self.cuda_graph_qo_indptr[i][: bs + 1],
+                    paged_kv_indptr_buf=self.kv_indptr[i][: bs + 1],
+                    paged_kv_indices_buf=self.cuda_graph_kv_indices[i],
+                    paged_kv_last_page_len_buf=self.kv_last_page_len[:bs],
+                    **extra,
+                )
+            )
+        return wrappers
 
+    @staticmethod
+    def _full_cg_prefill_workspace_bytes(
+        num_slots: int,
+        max_num_tokens: int,
+        *,
+        num_qo_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        device: torch.device,
+    ) -> int:
+        """Split-kv worst-case float-workspace demand for the plain-EXTEND
+        cudagraph wrappers, mirroring flashinfer's PrefillPlan sizing
+        (scheduler.cuh, enable_cuda_graph=True) for the largest captured
+        bucket:
 
+          cta_tile_q = FA2DetermineCtaTileQ(max packed qo len, head_dim)
+          tiles      = ceil(max_rows * gqa / cta_tile_q) + batch_size - 1
+          padded     = max(2 * num_SMs / num_kv_heads, tiles)
+          tmp_v      = num_qo_heads * padded * cta_tile_q * head_dim * fp32
+          tmp_s      = num_qo_heads * padded * cta_tile_q * fp32
+
+        Split-kv must stay enabled for these wrappers — its
+        block_valid_mask is what lets the padded/stale tiles of the fixed
+        captured grid exit early at replay; without it every replay
+        re-runs capture-sized attention (measured ~6.5 ms/layer). If a
+        future flashinfer outgrows the margin, plan() fails loudly at
+        startup ("Increase the workspace buffer size").
+        """
+        gqa_group_size = num_qo_heads // num_kv_heads
+        max_qo_len = (max_num_tokens - num_slots + 1) * gqa_group_size
+        if max_qo_len > 64 and head_dim < 256:
+            cta_tile_q = 128
+        elif max_qo_len > 16:
+            cta_tile_q = 64
+        else:
+            cta_tile_q = 16
+        tiles = -(-max_num_tokens * gqa_group_size // cta_tile_q) + num_slots - 1
+        num_sm = torch.cuda.get_device_properties(device).multi_processor_count
+        padded_batch_size = max((2 * num_sm) // num_kv_heads, tiles)
+        per_row = num_qo_heads * padded_batch_size * cta_tile_q * 4
+        tmp_v = per_row * head_dim
+        tmp_s = per_row
+        return int((tmp_v + tmp_s) * FULL_CG_PREFILL_WORKSPACE_MARGIN)
+
+    def _create_full_cg_prefill_wrappers(
+        self, num_slots: int, max_num_tokens: int
+    ) -> list:
+        """Wrappers for plain EXTEND captured under a full prefill CUDA
+        graph. plan() must keep its internal state at capture-stable
+        addresses (use_cuda_graph=True); the decode-side cuda-graph
+        wrappers permanently pin the shared workspace via their own
+        plans, so these get a dedicated workspace sized from the largest
+        captured bucket. The request-slot count is fixed at capture (the
+        runner pads real batches up to it with zero-length sentinel
+        requests); kv indices cover up to num_slots sequences of
+        max_context_len.
+        """
+        device = self.workspace_buffer.device
+        self.full_cg_prefill_req_slots = num_slots
+        upd = self.indices_updater_prefill
+        workspace_bytes = self._full_cg_prefill_workspace_bytes(
+            num_slots,
+            max_num_tokens,
+            num_qo_heads=upd.num_qo_heads,
+            num_kv_heads=upd.num_kv_heads,
+            head_dim=upd.head_dim,
+            device=device,
+        )
+        logger.info(
+            "Full-CG prefill workspace: %.0f MB (max bucket %d tokens, "
+            "%d request slots)",
+            workspace_bytes / (1024 * 1024),
+            max_num_tokens,
+            num_slots,
+        )
+        self.full_cg_prefill_workspace_buffer = torch.empty(
+            workspace_bytes, dtype=torch.uint8, device=device
+        )
+        self.full_cg_prefill_qo_indptr = [
+            torch.zeros((num_slots + 1,), dtype=torch.int32, device=device)
+            for _ in range(self.num_wrappers)
+        ]
+        self.full_cg_prefill_kv_indptr = [
+            torch.zeros((num_slots + 1,), dtype=torch.int32, device=device)
+            for _ in range(self.num_wrappers)
+        ]
+        # call_begin_forward materializes paged_kernel_lens_sum + 256
+        # indices; size the fixed buffer for the worst case.
+        self.full_cg_prefill_kv_indices = [
+            torch.zeros(
+                (num_slots * self.max_context_len + 256,),
+                dtype=torch.int32,
+                device=device,
+            )
+            for _ in range(self.num_wrappers)
+        ]
+        return [
+            BatchPrefillWithPagedKVCacheWrapper(
+                self.full_cg_prefill_workspace_buffer,
+                "NHD",
+                use_cuda_graph=True,
+                backend=self.prefill_backend,
+                qo_indptr_buf=self.full_cg_prefill_qo_indptr[i],
+                paged_kv_indptr_buf=self.full_cg_prefill_kv_indptr[i],
+                paged_kv_indices_buf=self.full_cg_prefill_kv_indices[i],
+                paged_kv_last_page_len_buf=self.kv_last_page_len[:num_slots],
+            )
+            for i in range(self.num_wrappers)
+        ]
 
     def _prepare_cuda_graph_metadata(
         self,
@@ -737,7 +1202,36 @@ class FlashInferAttnBackend(AttentionBackend):
         forward_mode: ForwardMode,
         spec_info: Optional[SpecInput],
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if forward_mode.is_decode_or_idle():
+            decode_wrappers = self._create_decode_wrappers(bs, num_tokens)
+            self.decode_cuda_graph_metadata[bs] = decode_wrappers
+            self.forward_metadata = DecodeMetadata(decode_wrappers)
+        elif forward_mode.is_target_verify() or forward_mode.is_dllm_extend():
+            use_custom_mask = (
+                forward_mode.is_target_verify()
+                and spec_info is not None
+                and getattr(spec_info, "custom_mask", None) is not None
+            )
+            prefill_wrappers = self._create_prefill_wrappers(bs, use_custom_mask)
+            self.prefill_cuda_graph_metadata[bs] = prefill_wrappers
+            self.forward_metadata = PrefillMetadata(
+                prefill_wrappers, forward_mode.is_dllm_extend(), False
+            )
+        elif forward_mode.is_draft_extend_v2():
+            # Draft-extend: causal paged prefill over the full sequence (no mask).
+            prefill_wrappers = self._create_prefill_wrappers(bs, use_custom_mask=False)
+            self.draft_extend_cuda_graph_metadata[bs] = prefill_wrappers
+            self.forward_metadata = PrefillMetadata(prefill_wrappers, False, False)
+        elif forward_mode.is_extend():
+            if self.full_cg_prefill_wrappers is None:
+                self.full_cg_prefill_wrappers = self._create_full_cg_prefill_wrappers(
+                    bs, num_tokens
+                )
+            self.forward_metadata = PrefillMetadata(
+                self.full_cg_prefill_wrappers, False, False
+            )
+        else:
+            raise ValueError(f"Invalid mode: {forward_mode=}")
 
     def get_cuda_graph_seq_len_fill_value(self):
         return 1
@@ -960,7 +1454,15 @@ class FlashInferAttnBackend(AttentionBackend):
         return o.view(-1, layer.tp_q_head_num * layer.head_dim)
 
     def _get_wrapper_idx(self, layer: RadixAttention):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.num_wrappers == 1:
+            return 0
+
+        if self.dispatch_reason == WrapperDispatch.SLIDING_WINDOW:
+            return layer.sliding_window_size == -1
+        if self.dispatch_reason == WrapperDispatch.CROSS_ATTENTION:
+            return layer.is_cross_attention
+
+        raise ValueError(f"Unknown dispatch reason: {self.dispatch_reason}")
 
 
 class FlashInferIndicesUpdaterDecode:
@@ -1024,7 +1526,19 @@ class FlashInferIndicesUpdaterDecode:
         fixed_split_size: Optional[int] = None,
         disable_split_kv: Optional[bool] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        decode_wrappers = decode_wrappers or self.decode_wrappers
+        self.call_begin_forward(
+            decode_wrappers[0],
+            req_pool_indices,
+            seq_lens,
+            seq_lens_sum,
+            self.kv_indptr[0],
+            None,
+            spec_info,
+            seq_lens_cpu,
+            fixed_split_size=fixed_split_size,
+            disable_split_kv=disable_split_kv,
+        )
 
     def update_sliding_window(
         self,
@@ -1038,7 +1552,45 @@ class FlashInferIndicesUpdaterDecode:
         fixed_split_size: Optional[int] = None,
         disable_split_kv: Optional[bool] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert self.sliding_window_size is not None
+        for wrapper_id in range(2):
+            if wrapper_id == 0:
+                # Sliding window attention
+                paged_kernel_lens_tmp = torch.clamp(
+                    seq_lens, max=self.sliding_window_size + 1
+                )
+                if seq_lens_cpu is not None:
+                    seq_lens_cpu_tmp = torch.clamp(
+                        seq_lens_cpu, max=self.sliding_window_size + 1
+                    )
+                    paged_kernel_lens_sum_tmp = seq_lens_cpu_tmp.sum().item()
+                else:
+                    paged_kernel_lens_sum_tmp = paged_kernel_lens_tmp.sum().item()
+                kv_start_idx_tmp = seq_lens - paged_kernel_lens_tmp
+            else:
+                # Full attention
+                paged_kernel_lens_tmp = seq_lens
+                paged_kernel_lens_sum_tmp = seq_lens_sum
+                seq_lens_cpu_tmp = seq_lens_cpu
+                kv_start_idx_tmp = None
+
+            use_sliding_window_kv_pool = (
+                wrapper_id == 0 and self._swa_kv_pool is not None
+            )
+
+            self.call_begin_forward(
+                decode_wrappers[wrapper_id],
+                req_pool_indices,
+                paged_kernel_lens_tmp,
+                paged_kernel_lens_sum_tmp,
+                self.kv_indptr[wrapper_id],
+                kv_start_idx_tmp,
+                spec_info,
+                seq_lens_cpu=seq_lens_cpu_tmp,
+                use_sliding_window_kv_pool=use_sliding_window_kv_pool,
+                fixed_split_size=fixed_split_size,
+                disable_split_kv=disable_split_kv,
+            )
 
     def update_cross_attention(
         self,
@@ -1052,7 +1604,32 @@ class FlashInferIndicesUpdaterDecode:
         fixed_split_size: Optional[int] = None,
         disable_split_kv: Optional[bool] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Cache encoder_lens on CPU to avoid GPU→CPU transfer per call
+        encoder_lens_cpu = encoder_lens.cpu() if encoder_lens is not None else None
+        for wrapper_id in range(2):
+            if wrapper_id == 0:
+                paged_kernel_lens = seq_lens
+                kv_start_idx = encoder_lens
+                kv_lens_cpu = seq_lens_cpu
+            else:
+                # Cross-attention: attend to encoder tokens only
+                paged_kernel_lens = encoder_lens
+                kv_start_idx = torch.zeros_like(encoder_lens)
+                seq_lens_sum = encoder_lens.sum().item()
+                kv_lens_cpu = encoder_lens_cpu
+
+            self.call_begin_forward(
+                decode_wrappers[wrapper_id],
+                req_pool_indices,
+                paged_kernel_lens,
+                seq_lens_sum,
+                self.kv_indptr[wrapper_id],
+                kv_start_idx,
+                spec_info,
+                seq_lens_cpu=kv_lens_cpu,
+                fixed_split_size=fixed_split_size,
+                disable_split_kv=disable_split_kv,
+            )
 
     def call_begin_forward(
         self,
@@ -1068,7 +1645,96 @@ class FlashInferIndicesUpdaterDecode:
         fixed_split_size: Optional[int] = None,
         disable_split_kv: Optional[bool] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if spec_info is None or getattr(spec_info, "kv_indptr", None) is None:
+            bs = len(req_pool_indices)
+            kv_indptr[1 : bs + 1] = torch.cumsum(paged_kernel_lens, dim=0)
+            kv_indptr = kv_indptr[: bs + 1]
+
+            if wrapper.is_cuda_graph_enabled:
+                # Directly write to the cuda graph input buffer
+                kv_indices = wrapper._paged_kv_indices_buf
+            else:
+                kv_indices = torch.empty(
+                    paged_kernel_lens_sum, dtype=torch.int32, device="cuda"
+                )
+
+            create_flashinfer_kv_indices_triton[(bs,)](
+                self.req_to_token,
+                req_pool_indices,
+                paged_kernel_lens,
+                kv_indptr,
+                kv_start_idx,
+                kv_indices,
+                self.req_to_token.shape[1],
+            )
+        else:
+            kv_indptr, kv_indices = spec_info.kv_indptr, spec_info.kv_indices
+            bs = kv_indptr.shape[0] - 1
+
+        if use_sliding_window_kv_pool:
+            assert self._swa_kv_pool is not None
+            kv_last_index = kv_indptr[-1]
+            kv_indices[:kv_last_index] = (
+                self._swa_kv_pool.translate_loc_from_full_to_swa(
+                    kv_indices[:kv_last_index]
+                )
+            )
+
+        global global_override_indptr_cpu
+        locally_override = False
+        if seq_lens_cpu is not None and global_override_indptr_cpu is None:
+            locally_override = True
+            global_override_indptr_cpu = torch.empty_like(kv_indptr, device="cpu")
+            global_override_indptr_cpu[0] = 0
+            global_override_indptr_cpu[1 : bs + 1] = torch.cumsum(seq_lens_cpu, dim=0)
+
+        # Check if this specific wrapper's begin_forward has been replaced with fast_decode_plan
+        # by checking if it's a partial function with fast_decode_plan as the func
+        wrapper_uses_fast_decode_plan = (
+            hasattr(wrapper.begin_forward, "func")
+            and wrapper.begin_forward.func == fast_decode_plan
+        )
+
+        if wrapper_uses_fast_decode_plan:
+            # When begin_forward is replaced with fast_decode_plan, pass global_override_indptr_cpu
+            wrapper.begin_forward(
+                kv_indptr,
+                kv_indices,
+                self.kv_last_page_len[:bs],
+                self.num_qo_heads,
+                self.num_kv_heads,
+                self.head_dim,
+                1,
+                data_type=self.data_type,
+                q_data_type=self.q_data_type,
+                non_blocking=True,
+                fixed_split_size=fixed_split_size,
+                disable_split_kv=(
+                    disable_split_kv if disable_split_kv is not None else False
+                ),
+                global_override_indptr_cpu=global_override_indptr_cpu,
+            )
+        else:
+            # When using original begin_forward, don't pass global_override_indptr_cpu
+            wrapper.begin_forward(
+                kv_indptr,
+                kv_indices,
+                self.kv_last_page_len[:bs],
+                self.num_qo_heads,
+                self.num_kv_heads,
+                self.head_dim,
+                1,
+                data_type=self.data_type,
+                q_data_type=self.q_data_type,
+                non_blocking=True,
+                fixed_split_size=fixed_split_size,
+                disable_split_kv=(
+                    disable_split_kv if disable_split_kv is not None else False
+                ),
+            )
+
+        if locally_override:
+            global_override_indptr_cpu = None
 
 
 class FlashInferIndicesUpdaterPrefill:
@@ -1143,7 +1809,36 @@ class FlashInferIndicesUpdaterPrefill:
         extend_prefix_lens_cpu: Optional[List[int]] = None,
         custom_kv_indices: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if use_ragged:
+            assert prefix_lens is not None
+            paged_kernel_lens = prefix_lens
+            if extend_prefix_lens_cpu is not None:
+                # Host-known prefix lens; avoids a per-step D2H sync.
+                paged_kernel_lens_sum = sum(extend_prefix_lens_cpu)
+            else:
+                paged_kernel_lens_sum = paged_kernel_lens.sum().item()
+        else:
+            paged_kernel_lens = seq_lens
+            paged_kernel_lens_sum = seq_lens_sum
+
+        self.call_begin_forward(
+            self.prefill_wrapper_ragged,
+            prefill_wrappers[0],
+            req_pool_indices,
+            paged_kernel_lens,
+            paged_kernel_lens_sum,
+            seq_lens,
+            prefix_lens,
+            None,
+            self.kv_indptr[0],
+            self.qo_indptr[0],
+            use_ragged,
+            spec_info,
+            fixed_split_size=fixed_split_size,
+            multi_item_params=multi_item_params,
+            seq_lens_cpu=seq_lens_cpu,
+            custom_kv_indices=custom_kv_indices,
+        )
 
     def update_sliding_window(
         self,
@@ -1162,8 +1857,122 @@ class FlashInferIndicesUpdaterPrefill:
         extend_prefix_lens_cpu: Optional[List[int]] = None,
         custom_kv_indices: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if custom_kv_indices is not None:
+            raise RuntimeError(
+                "NVFP4 custom KV indices are only supported by the single-wrapper FlashInfer path."
+            )
+        if prefix_lens is None:
+            num_accept_tokens = getattr(spec_info, "num_accept_tokens", None)
+            prefix_lens = (
+                seq_lens
+                if num_accept_tokens is None
+                else seq_lens
+                - num_accept_tokens[: seq_lens.shape[0]].to(
+                    device=seq_lens.device, dtype=seq_lens.dtype
+                )
+            )
+        sliding_window_size = self.sliding_window_size
+        assert sliding_window_size is not None
+        for wrapper_id in range(2):
+            swa_paged_custom_mask = None
+            if wrapper_id == 0:
+                if use_ragged:
+                    # K for extend tokens is written after the paged wrapper runs, so
+                    # the paged wrapper sees prefix-only. Trim to the last `window` tokens
+                    # (required for SWATokenToKVPoolAllocator; also keeps mask O(window)).
+                    effective_start = torch.clamp(
+                        prefix_lens - sliding_window_size, min=0
+                    )
+                    paged_kernel_lens = prefix_lens - effective_start
+                    paged_kernel_lens_sum = paged_kernel_lens.sum().item()
+                    kv_start_idx = effective_start
+                    swa_paged_custom_mask = self._build_swa_prefix_custom_mask(
+                        prefix_lens, seq_lens, effective_start
+                    )
+                else:
+                    # window attention use paged only; the trim below is
+                    # request-granular, exactness comes from plan-time window_left
+                    paged_kernel_lens = torch.minimum(
+                        seq_lens,
+                        sliding_window_size + seq_lens - prefix_lens,
+                    )
+                    paged_kernel_lens_sum = paged_kernel_lens.sum().item()
+                    kv_start_idx = seq_lens - paged_kernel_lens
+            else:
+                # full attention
+                paged_kernel_lens = seq_lens
+                paged_kernel_lens_sum = seq_lens_sum
+                kv_start_idx = seq_lens - paged_kernel_lens
+            use_sliding_window_kv_pool = (
+                wrapper_id == 0 and self._swa_kv_pool is not None
+            )
 
+            self.call_begin_forward(
+                self.prefill_wrapper_ragged,
+                prefill_wrappers[wrapper_id],
+                req_pool_indices,
+                paged_kernel_lens,
+                paged_kernel_lens_sum,
+                seq_lens,
+                prefix_lens,
+                kv_start_idx,
+                self.kv_indptr[wrapper_id],
+                self.qo_indptr[wrapper_id],
+                use_ragged,
+                spec_info,
+                use_sliding_window_kv_pool=use_sliding_window_kv_pool,
+                fixed_split_size=fixed_split_size,
+                multi_item_params=multi_item_params,
+                cross_attention_custom_mask=swa_paged_custom_mask,
+                # paged-only SWA path only; ragged keeps its custom prefix
+                # mask, spec-verify keeps its tree mask
+                window_left=(
+                    sliding_window_size
+                    if (wrapper_id == 0 and not use_ragged and spec_info is None)
+                    else -1
+                ),
+            )
+
+    def _build_swa_prefix_custom_mask(
+        self,
+        prefix_lens: torch.Tensor,
+        seq_lens: torch.Tensor,
+        kv_start_idx: torch.Tensor,
+    ) -> Optional[torch.Tensor]:
+        """Custom SWA mask for the paged wrapper in the ragged merge_state EXTEND path.
+
+        Paged KV covers absolute positions [kv_start_idx[i], prefix_lens[i]).
+        Returns None when every key is in-window for every extend query.
+        """
+        window = self.sliding_window_size
+        if window is None or window < 0:
+            return None
+
+        prefix_lens_cpu = prefix_lens.detach().cpu().tolist()
+        extend_lens_cpu = (seq_lens - prefix_lens).detach().cpu().tolist()
+        kv_start_cpu = kv_start_idx.detach().cpu().tolist()
+        if all(p == 0 for p in prefix_lens_cpu):
+            return None
+
+        device = prefix_lens.device
+        mask_parts: List[torch.Tensor] = []
+        need_mask = False
+        for prefix_len, extend_len, kv_start in zip(
+            prefix_lens_cpu, extend_lens_cpu, kv_start_cpu
+        ):
+            paged_len = int(prefix_len - kv_start)  # = min(prefix_len, window)
+            if paged_len == 0 or extend_len == 0:
+                continue
+            q_abs = torch.arange(extend_len, device=device).view(-1, 1) + prefix_len
+            k_abs = torch.arange(paged_len, device=device).view(1, -1) + kv_start
+            block = (k_abs >= (q_abs - window)).to(torch.uint8)
+            if not bool(block.all()):
+                need_mask = True
+            mask_parts.append(block.view(-1))
+
+        if not need_mask or not mask_parts:
+            return None
+        return torch.cat(mask_parts)
 
     def update_cross_attention(
         self,
@@ -1182,7 +1991,41 @@ class FlashInferIndicesUpdaterPrefill:
         extend_prefix_lens_cpu: Optional[List[int]] = None,
         custom_kv_indices: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if custom_kv_indices is not None:
+            raise RuntimeError(
+                "NVFP4 custom KV indices are not supported for cross-attention."
+            )
+        for wrapper_id in range(2):
+            if wrapper_id == 0:
+                # normal attention
+                paged_kernel_lens = seq_lens
+                kv_start_idx = encoder_lens
+                paged_kernel_lens_sum = seq_lens_sum
+            else:
+                # cross attention
+                paged_kernel_lens = encoder_lens
+                kv_start_idx = torch.zeros_like(encoder_lens)
+                paged_kernel_lens_sum = paged_kernel_lens.sum().item()
+
+            self.call_begin_forward(
+                self.prefill_wrapper_ragged,
+                prefill_wrappers[wrapper_id],
+                req_pool_indices,
+                paged_kernel_lens,
+                paged_kernel_lens_sum,
+                seq_lens,
+                prefix_lens,
+                kv_start_idx,
+                self.kv_indptr[wrapper_id],
+                self.qo_indptr[wrapper_id],
+                use_ragged,
+                spec_info,
+                fixed_split_size=fixed_split_size,
+                multi_item_params=multi_item_params,
+                cross_attention_custom_mask=(
+                    cross_attention_custom_mask if wrapper_id == 1 else None
+                ),
+            )
 
     def call_begin_forward(
         self,
@@ -1206,7 +2049,164 @@ class FlashInferIndicesUpdaterPrefill:
         custom_kv_indices: Optional[torch.Tensor] = None,
         window_left: int = -1,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        bs = len(seq_lens)
+        if spec_info is None:
+            assert prefix_lens is not None
+            assert len(seq_lens) == len(req_pool_indices)
+            # Normal extend
+            # custom_kv_indices uses exact dq_paged_kernel_lens so FlashInfer causal
+            # offsets are based on real token counts, not page-aligned padding.
+            if (
+                custom_kv_indices is not None
+                and self.attn_backend.dq_paged_kernel_lens is not None
+            ):
+                kv_indptr[1 : bs + 1] = torch.cumsum(
+                    self.attn_backend.dq_paged_kernel_lens, dim=0
+                )
+            else:
+                kv_indptr[1 : bs + 1] = torch.cumsum(paged_kernel_lens, dim=0)
+            kv_indptr = kv_indptr[: bs + 1]
+
+            if custom_kv_indices is not None:
+                kv_indices = custom_kv_indices
+            else:
+                kv_indices = torch.empty(
+                    paged_kernel_lens_sum + 256,
+                    dtype=torch.int32,
+                    device=req_pool_indices.device,
+                )
+                create_flashinfer_kv_indices_triton[(bs,)](
+                    self.req_to_token,
+                    req_pool_indices,
+                    paged_kernel_lens,
+                    kv_indptr,
+                    kv_start_idx,
+                    kv_indices,
+                    self.req_to_token.shape[1],
+                )
+            qo_indptr[1 : bs + 1] = torch.cumsum(seq_lens - prefix_lens, dim=0)
+            qo_indptr = qo_indptr[: bs + 1]
+
+            custom_mask = cross_attention_custom_mask
+        else:
+            assert isinstance(spec_info, SpecInput)
+            if spec_info.spec_input_type == SpecInputType.DFLASH_VERIFY:
+                kv_indices, kv_indptr, qo_indptr, custom_mask = (
+                    spec_info.generate_attn_arg_prefill(
+                        req_pool_indices,
+                        paged_kernel_lens,
+                        paged_kernel_lens_sum,
+                        self.req_to_token,
+                        kv_start_idx=kv_start_idx,
+                    )
+                )
+            else:
+                kv_indices, kv_indptr, qo_indptr, custom_mask = (
+                    spec_info.generate_attn_arg_prefill(
+                        req_pool_indices,
+                        paged_kernel_lens,
+                        paged_kernel_lens_sum,
+                        self.req_to_token,
+                    )
+                )
+
+        # extend part
+        if use_ragged:
+            wrapper_ragged.begin_forward(
+                qo_indptr,
+                qo_indptr,
+                self.num_qo_heads,
+                self.num_kv_heads,
+                self.head_dim,
+                q_data_type=self.q_data_type,
+            )
+
+        if use_sliding_window_kv_pool:
+            assert self._swa_kv_pool is not None
+            kv_last_index = kv_indptr[-1]
+            kv_indices[:kv_last_index] = (
+                self._swa_kv_pool.translate_loc_from_full_to_swa(
+                    kv_indices[:kv_last_index]
+                )
+            )
+
+        # cached part
+        # Conditionally set multi-item parameters
+        if multi_item_params is not None and multi_item_params.is_enabled():
+            # Multi-item scoring is active - use specialized parameters and disable generic custom_mask
+            use_custom_mask = None
+            prefix_len_ptr = multi_item_params.prefix_len_ptr
+            token_pos_in_items_ptr = multi_item_params.token_pos_in_items_ptr
+            token_pos_in_items_len = multi_item_params.token_pos_in_items_len
+            max_item_len_ptr = multi_item_params.max_item_len_ptr
+        else:
+            # No multi-item scoring - use standard parameters
+            use_custom_mask = custom_mask
+            prefix_len_ptr = None
+            token_pos_in_items_ptr = None
+            token_pos_in_items_len = 0
+            max_item_len_ptr = None
+
+        # fast_prefill_plan (installed at capture) is sync-free: it needs the
+        # host-known qo/kv layout from the caller. Assert rather than silently
+        # fall back to plan()'s blocking D2H on the replay hot-path.
+        paged_plan_kwargs = {}
+        num_tokens_per_req = (
+            spec_info.num_tokens_per_req if spec_info is not None else None
+        )
+        uses_fast_prefill = (
+            hasattr(wrapper_paged.begin_forward, "func")
+            and wrapper_paged.begin_forward.func is fast_prefill_plan
+        )
+        if uses_fast_prefill:
+            assert (
+                seq_lens_cpu is not None
+            ), "fast_prefill_plan replay requires host-known seq_lens_cpu (got None)"
+            assert (
+                num_tokens_per_req is not None and num_tokens_per_req > 0
+            ), f"fast_prefill_plan replay requires num_tokens_per_req > 0 (got {num_tokens_per_req})"
+            seq_lens_cpu_i32 = seq_lens_cpu.to(torch.int32)
+            qo_indptr_host = torch.arange(
+                0,
+                (bs + 1) * num_tokens_per_req,
+                step=num_tokens_per_req,
+                dtype=torch.int32,
+                device="cpu",
+            )
+            kv_indptr_host = torch.zeros(bs + 1, dtype=torch.int32, device="cpu")
+            kv_indptr_host[1:] = torch.cumsum(seq_lens_cpu_i32, dim=0)
+            paged_plan_kwargs = dict(
+                qo_indptr_host=qo_indptr_host,
+                kv_indptr_host=kv_indptr_host,
+                kv_lens_host=seq_lens_cpu_i32,
+                max_q_len=num_tokens_per_req,
+                max_kv_len=int(seq_lens_cpu_i32.max()),
+            )
+
+        if window_left >= 0:
+            # selects the module with the per-element window mask compiled in
+            paged_plan_kwargs["window_left"] = window_left
+
+        wrapper_paged.begin_forward(
+            qo_indptr,
+            kv_indptr,
+            kv_indices,
+            self.kv_last_page_len[:bs],
+            self.num_qo_heads,
+            self.num_kv_heads,
+            self.head_dim,
+            1,
+            q_data_type=self.q_data_type,
+            kv_data_type=self.data_type,
+            custom_mask=use_custom_mask,
+            non_blocking=True,
+            fixed_split_size=fixed_split_size,
+            prefix_len_ptr=prefix_len_ptr,
+            token_pos_in_items_ptr=token_pos_in_items_ptr,
+            token_pos_in_items_len=token_pos_in_items_len,
+            max_item_len_ptr=max_item_len_ptr,
+            **paged_plan_kwargs,
+        )
 
 
 class FlashInferMultiStepDraftBackend:
@@ -1263,20 +2263,111 @@ class FlashInferMultiStepDraftBackend:
         kv_indices_buffer: torch.Tensor,
         call_fn: Callable,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        num_seqs = forward_batch.batch_size
+        bs = self.topk * num_seqs
+        seq_lens_sum = forward_batch.seq_lens_sum
+
+        required_kv_indices_len = draft_kv_indices_used_len(
+            seq_lens_sum, self.topk, bs, self.speculative_num_steps
+        )
+        assert_buffer_fits(
+            required_kv_indices_len,
+            kv_indices_buffer.shape[1],
+            "EAGLE draft kv_indices row (size max_bs * topk * max_context_len)",
+            bs=bs,
+            seq_lens_sum=seq_lens_sum,
+        )
+
+        self.generate_draft_decode_kv_indices[
+            (self.speculative_num_steps, num_seqs, self.topk)
+        ](
+            forward_batch.req_pool_indices,
+            self.req_to_token_pool.req_to_token,
+            forward_batch.seq_lens,
+            kv_indices_buffer,
+            self.kv_indptr,
+            forward_batch.positions,
+            self.pool_len,
+            kv_indices_buffer.shape[1],
+            self.kv_indptr.shape[1],
+            next_power_of_2(num_seqs),
+            next_power_of_2(self.speculative_num_steps),
+            next_power_of_2(bs),
+            self.page_size,
+        )
+
+        assert forward_batch.spec_info is not None
+        assert forward_batch.spec_info.is_draft_input()
+
+        # Copy the kv_indptr once to avoid multiple device-to-host copies in flashinfer's plan.
+        indptr_cpu_whole = self.kv_indptr[:, : bs + 1].cpu()
+        global global_override_indptr_cpu
+
+        for i in range(self.speculative_num_steps - 1):
+            forward_batch.spec_info.kv_indptr = self.kv_indptr[i, : bs + 1]
+            forward_batch.spec_info.kv_indices = kv_indices_buffer[i][
+                : draft_kv_indices_used_len(seq_lens_sum, self.topk, bs, i + 1)
+            ]
+            global_override_indptr_cpu = indptr_cpu_whole[i]
+            call_fn(i, forward_batch)
+
+        global_override_indptr_cpu = None
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        kv_indices_width = draft_kv_indices_buffer_width(
+            forward_batch.batch_size, self.topk, self.max_context_len
+        )
+        kv_indices = torch.empty(
+            (self.speculative_num_steps, kv_indices_width),
+            dtype=torch.int32,
+            device="cuda",
+        )
+
+        def call_fn(i, forward_batch):
+            forward_batch.spec_info.kv_indptr = (
+                forward_batch.spec_info.kv_indptr.clone()
+            )
+            forward_batch.spec_info.kv_indices = (
+                forward_batch.spec_info.kv_indices.clone()
+            )
+            self.attn_backends[i].init_forward_metadata(forward_batch)
+
+        self.common_template(forward_batch, kv_indices, call_fn)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # generate_draft_decode_kv_indices packs topk per-branch sequences per row,
+        # so the row needs the topk factor -- same as the eager init_forward_metadata
+        # (batch_size * topk * max_context_len). Dropping it overflows the buffer.
+        kv_indices_width = draft_kv_indices_buffer_width(
+            max_bs, self.topk, self.max_context_len
+        )
+        self.cuda_graph_kv_indices = torch.zeros(
+            (self.speculative_num_steps, kv_indices_width),
+            dtype=torch.int32,
+            device="cuda",
+        )
+
+        for i in range(self.speculative_num_steps - 1):
+            self.attn_backends[i].init_cuda_graph_state(
+                max_bs, max_num_tokens, kv_indices_buf=self.cuda_graph_kv_indices[i]
+            )
 
     def init_forward_metadata_out_graph(
         self,
         forward_batch: ForwardBatch,
         in_capture: bool = False,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.model_executor.forward_batch_info import build_inner_fb_view
+
+        bs = forward_batch.batch_size
+
+        def call_fn(i, fb):
+            inner_fb = build_inner_fb_view(fb, bs=bs, forward_mode=ForwardMode.DECODE)
+            self.attn_backends[i].init_forward_metadata_out_graph(
+                inner_fb, in_capture=in_capture
+            )
+
+        self.common_template(forward_batch, self.cuda_graph_kv_indices, call_fn)
 
     def init_forward_metadata_in_graph(self, forward_batch: ForwardBatch) -> None:
         for attn_backend in self.attn_backends:
@@ -1288,4 +2379,45 @@ def should_use_tensor_core(
     num_attention_heads: int,
     num_kv_heads: int,
 ) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Determine whether to use tensor cores for attention computation.
+
+    Args:
+        kv_cache_dtype: Data type of the KV cache
+        num_attention_heads: Number of attention heads
+        num_kv_heads: Number of key/value heads
+
+    Returns:
+        bool: Whether to use tensor cores
+    """
+    # Try to use environment variable first
+    env_override = os.environ.get("SGLANG_FLASHINFER_USE_TENSOR_CORE")
+    if env_override is not None:
+        return env_override.lower() == "true"
+
+    # Try to use _grouped_size_compiled_for_decode_kernels if available
+    # This is for flashinfer <=0.1.6. Otherwise, there is an accuracy bug
+    try:
+        from flashinfer.decode import _grouped_size_compiled_for_decode_kernels
+
+        if not _grouped_size_compiled_for_decode_kernels(
+            num_attention_heads,
+            num_kv_heads,
+        ):
+            return True
+        else:
+            return False
+    except (ImportError, AttributeError):
+        pass
+
+    # Calculate GQA group size
+    gqa_group_size = num_attention_heads // num_kv_heads
+
+    # For Flashinfer, a GQA group size of at least 4 is needed to efficiently
+    # use Tensor Cores, as it fuses the head group with the token dimension in MMA.
+    if kv_cache_dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        return True
+    elif kv_cache_dtype in (torch.float16, torch.half, torch.bfloat16):
+        return gqa_group_size >= 4
+    else:
+        return False

@@ -60,7 +60,7 @@ from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import is_flashinfer_available, is_tokenspeed_mla_available
 
 if is_flashinfer_available():
-    pass
+    import flashinfer.rope as _flashinfer_rope
 
 if is_tokenspeed_mla_available():
     import tokenspeed_mla
@@ -87,7 +87,25 @@ def _get_tokenspeed_workspace(
     kv_lora_rank: int,
     max_q_len: int = _TOKENSPEED_MAX_Q_LEN,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_resources
+
+    # DCP target verification gathers Q to the full head count before launching
+    # TokenSpeed; size for that launch shape, not the rank-local head count.
+    num_heads *= get_parallel().attn_dcp_size
+    max_q_len = max(max_q_len, _TOKENSPEED_MAX_Q_LEN)
+    needed = (
+        tokenspeed_mla.get_num_sm(device)
+        * num_heads
+        * max_q_len
+        * (kv_lora_rank + 1)
+        * 4
+    )
+    buffers = get_resources().buffers
+    key = f"tokenspeed_mla_workspace:{device}"
+    existing = buffers.get(key)
+    if existing is None or existing.numel() < needed:
+        buffers[key] = torch.empty(needed, dtype=torch.int8, device=device)
+    return buffers[key]
 
 
 # TODO(Qiaolin-Yu): Merge this attention backend into trtllm_mla_backend.py
@@ -168,6 +186,62 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
                         enable_ex2_emulation=enable_ex2_emulation,
                     )
 
+    def _fused_rope_fp8_quantize(
+        self,
+        q_nope: torch.Tensor,
+        q_pe: torch.Tensor,
+        k_nope: torch.Tensor,
+        k_pe: torch.Tensor,
+        cos_sin_cache: torch.Tensor,
+        positions: torch.Tensor,
+        is_neox: bool,
+        qk_nope_head_dim: int,
+        qk_rope_head_dim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused RoPE + FP8 quantize that also packs nope+pe along the last
+        dim, so FMHA consumes contig FP8 Q/K without an extra concat or cast.
+        """
+        num_heads = q_nope.shape[1]
+        seq_len = q_nope.shape[0]
+        q_fp8 = torch.empty(
+            (seq_len, num_heads, qk_nope_head_dim + qk_rope_head_dim),
+            dtype=torch.float8_e4m3fn,
+            device=q_nope.device,
+        )
+        k_fp8 = torch.empty(
+            (seq_len, num_heads, qk_nope_head_dim + qk_rope_head_dim),
+            dtype=torch.float8_e4m3fn,
+            device=k_nope.device,
+        )
+        if seq_len == 0:
+            return q_fp8, k_fp8
+
+        # Broadcast the shared latent k_pe across heads — RoPE is position-only
+        # so per-head outputs are identical, and the cache write below reuses
+        # head 0.
+        if k_pe.dim() == 3 and k_pe.shape[1] == 1:
+            k_pe_expanded = k_pe.expand(-1, num_heads, -1)
+        else:
+            k_pe_expanded = k_pe
+
+        _flashinfer_rope.mla_rope_quantize_fp8(
+            q_rope=q_pe,
+            k_rope=k_pe_expanded,
+            q_nope=q_nope,
+            k_nope=k_nope,
+            cos_sin_cache=cos_sin_cache,
+            pos_ids=positions,
+            is_neox=is_neox,
+            quantize_dtype=torch.float8_e4m3fn,
+            q_rope_out=q_fp8[..., qk_nope_head_dim:],
+            k_rope_out=k_fp8[..., qk_nope_head_dim:],
+            q_nope_out=q_fp8[..., :qk_nope_head_dim],
+            k_nope_out=k_fp8[..., :qk_nope_head_dim],
+            quant_scale_q=1.0,
+            quant_scale_kv=1.0,
+            enable_pdl=is_arch_support_pdl(),
+        )
+        return q_fp8, k_fp8
 
     def prepare_prefill_qkv(
         self,
@@ -180,14 +254,71 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         layer: DeepseekV2AttentionMLA,
         forward_batch: ForwardBatch,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Build FP8 (Q, K, V) for the FMHA kernel and write FP8 KV cache."""
+        kv = layer.kv_b_proj(kv_a)[0]
+        kv = kv.view(
+            -1, layer.num_local_heads, layer.qk_nope_head_dim + layer.v_head_dim
+        )
+        k_nope = kv[..., : layer.qk_nope_head_dim]
+        v_bf16 = kv[..., layer.qk_nope_head_dim :]
+        q_nope = q[..., : layer.qk_nope_head_dim]
 
+        q_fp8, k_fp8 = self._fused_rope_fp8_quantize(
+            q_nope=q_nope,
+            q_pe=q_pe,
+            k_nope=k_nope,
+            k_pe=k_pe,
+            cos_sin_cache=layer.rotary_emb.cos_sin_cache,
+            positions=positions,
+            is_neox=getattr(layer.rotary_emb, "is_neox_style", True),
+            qk_nope_head_dim=layer.qk_nope_head_dim,
+            qk_rope_head_dim=layer.qk_rope_head_dim,
+        )
+        v_fp8 = fp8_quantize(v_bf16, enable_pdl=is_arch_support_pdl())
+
+        # k_pe is shared across heads (RoPE is position-only), so head 0
+        # reproduces the original [tokens, 1, qk_rope] latent layout.
+        kv_a_fp8 = fp8_quantize(kv_a, enable_pdl=is_arch_support_pdl())
+        k_pe_fp8 = k_fp8[:, 0:1, layer.qk_nope_head_dim :]
+        self.token_to_kv_pool.set_mla_kv_buffer(
+            layer.attn_mha,
+            forward_batch.out_cache_loc,
+            kv_a_fp8.unsqueeze(1),
+            k_pe_fp8,
+        )
+        return q_fp8, k_fp8, v_fp8
+
+    def pack_prefix_chunk_kv(
+        self,
+        k_nope: torch.Tensor,
+        k_pe: torch.Tensor,
+        v: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pack strided ``k_nope``+``k_pe`` into contig FP8 K and quantize
+        strided ``v`` into contig FP8 V in a single kernel.
+        """
+        return mla_kv_pack_quantize_fp8(
+            k_nope, k_pe, v, enable_pdl=is_arch_support_pdl()
+        )
 
     def _get_dcp_local_seq_lens(self, seq_lens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        parallel = get_parallel()
+        if not parallel.dcp_enabled:
+            return seq_lens
+        return get_dcp_lens(seq_lens, parallel.dcp_size, parallel.dcp_rank).to(
+            torch.int32
+        )
 
     def _get_dcp_local_max_seq_len(self, max_seq_len: int) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        parallel = get_parallel()
+        if not parallel.dcp_enabled:
+            return max_seq_len
+        local_max = max_seq_len // parallel.dcp_size + int(
+            parallel.dcp_rank < max_seq_len % parallel.dcp_size
+        )
+        # TokenSpeed requires a positive scheduling bound even when every
+        # sequence in a padded graph row is empty on this rank.
+        return max(local_max, 1)
 
     def _fill_dcp_block_kv_indices(
         self,
@@ -195,7 +326,27 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         req_pool_indices: torch.Tensor,
         local_seq_lens: torch.Tensor,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        parallel = get_parallel()
+        pages_per_block = get_num_page_per_block_flashmla(self.page_size)
+        create_mla_kv_page_table_for_dcp[
+            (
+                block_kv_indices.shape[0],
+                get_num_kv_index_blocks_flashmla(
+                    block_kv_indices.shape[1], self.page_size
+                ),
+            )
+        ](
+            self.req_to_token,
+            req_pool_indices,
+            local_seq_lens,
+            block_kv_indices,
+            self.req_to_token.stride(0),
+            block_kv_indices.stride(0),
+            PHYSICAL_PAGE_SIZE=self.page_size,
+            DCP_SIZE=parallel.dcp_size,
+            DCP_RANK=parallel.dcp_rank,
+            PAGES_PER_BLOCK=pages_per_block,
+        )
 
     def _create_block_kv_indices(
         self,
@@ -205,7 +356,24 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         seq_lens: torch.Tensor,
         device: torch.device,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not get_parallel().dcp_enabled:
+            return super()._create_block_kv_indices(
+                batch_size,
+                max_blocks,
+                req_pool_indices,
+                seq_lens,
+                device,
+            )
+
+        block_kv_indices = torch.full(
+            (batch_size, max_blocks), -1, dtype=torch.int32, device=device
+        )
+        self._fill_dcp_block_kv_indices(
+            block_kv_indices,
+            req_pool_indices,
+            self._get_dcp_local_seq_lens(seq_lens),
+        )
+        return block_kv_indices
 
     def _init_cuda_graph_metadata(
         self,
@@ -215,7 +383,16 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         seq_lens: torch.Tensor,
         device: torch.device,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        super()._init_cuda_graph_metadata(
+            bs, num_tokens, forward_mode, seq_lens, device
+        )
+        if get_parallel().dcp_enabled:
+            self.forward_decode_metadata.max_seq_len_k = (
+                self._get_dcp_local_max_seq_len(
+                    self.max_context_len
+                    + (self.num_draft_tokens if forward_mode.is_target_verify() else 0)
+                )
+            )
 
     def _apply_cuda_graph_metadata(
         self,
@@ -297,7 +474,32 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         cp_rank: int = 0,
         return_lse: bool = False,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        k_scale = getattr(layer, "k_scale_float", None)
+        if k_scale is None:
+            k_scale = 1.0
+        softmax_scale = float(layer.scaling) * float(k_scale)
+        output_scale = float(k_scale)
+
+        seq_lens_i32 = (
+            seq_lens if seq_lens.dtype == torch.int32 else seq_lens.to(torch.int32)
+        )
+        return tokenspeed_mla.tokenspeed_mla_decode(
+            query=query,
+            kv_cache=kv_cache,
+            workspace_buffer=self._tokenspeed_workspace,
+            kv_lora_rank=self.kv_lora_rank,
+            qk_rope_head_dim=self.qk_rope_head_dim,
+            block_tables=block_tables,
+            seq_lens=seq_lens_i32,
+            max_seq_len=int(max_seq_len),
+            softmax_scale=softmax_scale,
+            output_scale=output_scale,
+            enable_pdl=is_arch_support_pdl(),
+            return_lse=return_lse,
+            causal_seqs=causal_seqs,
+            cp_world=cp_world,
+            cp_rank=cp_rank,
+        )
 
     def forward_decode(
         self,
@@ -433,7 +635,46 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         return_lse: bool,
         out_buffer: torch.Tensor,
         o_sf_scale: float = 1.0,
+    ):  # Q/K/V arrive already in FP8 via the model-side fused path
+        # (prepare_prefill_qkv / pack_prefix_chunk_kv); no quantize here.
+        # Hybrid MLA models resolve the model-side hook through the outer
+        # HybridLinearAttnBackend, so their fallback MHA path can pass V as a
+        # last-dimension slice of kv_b_proj (stride(-2) > size(-1)).  The
+        # TokenSpeed prefill kernel requires dense Q/K/V layouts even though
+        # the public wrapper accepts arbitrary torch tensors.
+        q = q.contiguous()
+        k = k.contiguous()
+        v = v.contiguous()
+        return tokenspeed_mla.tokenspeed_mla_prefill(
+            query=q,
+            key=k,
+            value=v,
+            seq_lens=seq_lens_kv,
+            cum_seq_lens=cum_seq_lens_kv,
+            max_seq_len=int(max_kv_len),
+            batch_size=int(batch_size),
+            softmax_scale=float(layer.scaling),
+            is_causal=is_causal,
+            return_lse=return_lse,
+            cum_seq_lens_q=cum_seq_lens_q,
+            max_seq_len_q=int(max_q_len),
+            enable_pdl=is_arch_support_pdl(),
+        )
+
+
+class TokenspeedMLAMultiStepDraftBackend(TRTLLMMLAMultiStepDraftBackend):
+    """Multi-step draft backend for tokenspeed_mla used by EAGLE."""
+
+    def __init__(
+        self, model_runner: ModelRunner, topk: int, speculative_num_steps: int
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
-
-
+        super().__init__(model_runner, topk, speculative_num_steps)
+        # Parent populates self.attn_backends with TRT-LLM instances; replace
+        # them with tokenspeed instances sharing the parent's index buffers.
+        for i in range(self.speculative_num_steps - 1):
+            self.attn_backends[i] = TokenspeedMLABackend(
+                model_runner,
+                skip_prefill=True,
+                kv_indptr_buf=self.kv_indptr[i],
+                q_indptr_decode_buf=self.q_indptr_decode,
+            )

@@ -211,7 +211,13 @@ class ContextParallelStrategy(ABC):
 
 
 def _is_dsa_active() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    from sglang.srt.runtime_context import get_server_args
+
+    sa = get_server_args()
+    return bool(
+        getattr(sa, "enable_prefill_cp", False)
+        and getattr(sa, "_is_dsa_model_arch", False)
+    )
 
 
 _STRATEGY: Optional[ContextParallelStrategy] = None
@@ -269,7 +275,10 @@ def get_cp_strategy() -> Optional[ContextParallelStrategy]:
 
 
 def get_cp_strategy_kind() -> ContextParallelStrategyKind:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    strategy = get_cp_strategy()
+    if strategy is None:
+        return ContextParallelStrategyKind.NONE
+    return strategy.kind
 
 
 def is_cp_enabled() -> bool:

@@ -38,7 +38,15 @@ if TYPE_CHECKING:
 
 
 def supports_prefill_cp_bcg(server_args: ServerArgs) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return whether the selected prefill-CP configuration supports BCG."""
+    resolved = server_args._resolved()
+    prefill_attention_backend, _ = server_args._resolved_attention_backends()
+    return (
+        server_args.enable_prefill_cp
+        and resolved.attn_cp_size == server_args.tp_size
+        and server_args.cp_strategy == "zigzag"
+        and prefill_attention_backend == "trtllm_mha"
+    )
 
 
 def enable_cp_v2_bcg_capture(server_args: ServerArgs) -> bool:
@@ -49,11 +57,27 @@ def enable_cp_v2_bcg_capture(server_args: ServerArgs) -> bool:
 def filter_prefill_cp_bcg_capture_num_tokens(
     capture_num_tokens: list[int], server_args: ServerArgs
 ) -> list[int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Keep only token buckets where the zigzag CP strategy can run."""
+    min_num_tokens = server_args._resolved().attn_cp_size * 2
+    filtered = [size for size in capture_num_tokens if size >= min_num_tokens]
+    if not filtered:
+        raise ValueError(
+            "Prefill CP breakable CUDA graph requires at least one token bucket "
+            f">= {min_num_tokens}, but got {capture_num_tokens}."
+        )
+    return filtered
 
 
 def _slice_output_rows(output: Any, num_tokens: int) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if output is None:
+        return None
+    if torch.is_tensor(output) or isinstance(output, PPProxyTensors):
+        return output[:num_tokens]
+    if isinstance(output, tuple):
+        return tuple(_slice_output_rows(item, num_tokens) for item in output)
+    if isinstance(output, list):
+        return [_slice_output_rows(item, num_tokens) for item in output]
+    raise TypeError(f"Unsupported prefill CP BCG output: {type(output)}")
 
 
 @dataclass
@@ -171,4 +195,51 @@ def execute_prefill_cp_bcg(
     raw_num_tokens: int,
     **kwargs,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Replay a CP-local body and run the global gather/logits tail eagerly."""
+    # Importing a runner submodule while server arguments are being resolved
+    # executes runner/__init__.py, which imports this module through the prefill
+    # runner. Defer the runtime-only dependency until runner initialization has
+    # completed to keep the server-argument compatibility check acyclic.
+    from sglang.srt.model_executor.runner.shape_key import ShapeKey
+
+    cp_input = runner.prefill_cp_bcg_input
+    assert cp_input is not None
+    model = runner.model_runner.model
+    with runner._prefill_forward_context(
+        static_forward_batch,
+        num_tokens=static_num_tokens,
+        raw_num_tokens=raw_num_tokens,
+    ):
+        local_output = runner.backend.replay(
+            ShapeKey(size=static_num_tokens),
+            static_forward_batch,
+            **kwargs,
+        )
+        local_output = _slice_output_rows(local_output, cp_input.live_local_tokens)
+
+        capture_aux_hidden_states = getattr(model, "capture_aux_hidden_states", False)
+        aux_hidden_states = None
+        if capture_aux_hidden_states:
+            hidden_states, aux_hidden_states = local_output
+        else:
+            hidden_states = local_output
+
+        if not model.pp_group.is_last_rank:
+            return (
+                (hidden_states, aux_hidden_states)
+                if capture_aux_hidden_states
+                else hidden_states
+            )
+
+        hidden_states = cp_gather_after_forward(
+            hidden_states,
+            static_forward_batch,
+            torch.cuda.current_stream(),
+        )
+        return model.logits_processor(
+            forward_batch.input_ids,
+            hidden_states,
+            model.lm_head,
+            forward_batch,
+            aux_hidden_states,
+        )

@@ -71,7 +71,16 @@ def is_glm_dsa_cache_layer_split_enabled(model_runner: "ModelRunner") -> bool:
 def get_glm_dsa_cp_layer_shard_info(
     model_runner: "ModelRunner",
 ) -> Tuple[Optional[int], int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return ``(layer_shard_rank, layer_shard_size)`` for the DSA KV pool.
+
+    ``(None, 1)`` disables sharding (feature off or only one CP rank).
+    """
+    if not is_glm_dsa_cache_layer_split_enabled(model_runner):
+        return None, 1
+    shard_size = get_parallel().attn_cp_size
+    if shard_size <= 1:
+        return None, 1
+    return get_parallel().attn_cp_rank, shard_size
 
 
 def get_glm_dsa_layer_split_effective_num_layers(
@@ -95,11 +104,28 @@ def get_glm_dsa_layer_split_effective_num_layers(
 def get_layer_shard_range(
     rank: int, shard_size: int, total_layers: int
 ) -> Tuple[int, int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Contiguous ``[start, end)`` local-layer range owned by ``rank``.
+
+    Layers are split as evenly as possible; the first ``total_layers %
+    shard_size`` ranks own one extra layer.
+    """
+    base = total_layers // shard_size
+    rem = total_layers % shard_size
+    start = rank * base + min(rank, rem)
+    end = start + base + (1 if rank < rem else 0)
+    return start, end
 
 
 def get_layer_owner(local_layer_idx: int, shard_size: int, total_layers: int) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """CP rank that owns ``local_layer_idx`` under the contiguous split."""
+    for rank in range(shard_size):
+        start, end = get_layer_shard_range(rank, shard_size, total_layers)
+        if start <= local_layer_idx < end:
+            return rank
+    raise ValueError(
+        f"Invalid local_layer_idx={local_layer_idx} for "
+        f"shard_size={shard_size}, total_layers={total_layers}"
+    )
 
 
 def enable_cp_v2() -> bool:
@@ -129,7 +155,35 @@ def is_cp_v2_active(forward_batch) -> bool:
 
 
 def prepare_cp_forward(forward_batch) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Build CP-v2 metadata for an active context-parallel prefill batch."""
+    assert is_cp_v2_active(forward_batch)
+    strategy = get_cp_strategy()
+    assert strategy is not None
+
+    seq_lens_cpu = _to_int_list(getattr(forward_batch, "seq_lens_cpu", None))
+    extend_lens_cpu = _to_int_list(getattr(forward_batch, "extend_seq_lens_cpu", None))
+    num_tokens = (
+        sum(extend_lens_cpu)
+        if extend_lens_cpu is not None
+        else len(forward_batch.input_ids)
+    )
+    if forward_batch.attn_cp_metadata is None:
+        forward_batch.attn_cp_metadata = strategy.build_metadata(
+            num_tokens=num_tokens,
+            seqs_len=seq_lens_cpu,
+            extend_seqs_len=extend_lens_cpu,
+        )
+        pad_logical_token_to_physical(forward_batch.attn_cp_metadata)
+
+    if getattr(forward_batch, "global_num_tokens_cpu", None) is not None:
+        from sglang.srt.layers.dp_attention import set_local_dp_buffer_len
+
+        set_local_dp_buffer_len(
+            sum(forward_batch.attn_cp_metadata.per_rank_actual_token)
+        )
+
+    if getattr(forward_batch, "out_cache_loc", None) is not None:
+        forward_batch.out_cache_loc = forward_batch.out_cache_loc[:num_tokens]
 
 
 def cp_split_before_forward(
@@ -137,19 +191,51 @@ def cp_split_before_forward(
     complete_position_ids: Any,
     forward_batch,
 ) -> Tuple[Optional[Any], Optional[Any]]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Shard embeddings and positions for CP-v2 model-runner forwarding."""
+    assert is_cp_v2_active(forward_batch)
+    assert complete_hidden_states is not None
+    assert getattr(forward_batch, "attn_cp_metadata", None) is not None
+    return (
+        cp_shard_hidden_states(complete_hidden_states, forward_batch),
+        cp_shard_position_ids(complete_position_ids, forward_batch),
+    )
 
 
 def cp_shard_hidden_states(complete_hidden_states: Any, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert is_cp_v2_active(forward_batch)
+    strategy = get_cp_strategy()
+    assert strategy is not None
+    assert complete_hidden_states is not None
+    assert getattr(forward_batch, "attn_cp_metadata", None) is not None
+    return strategy.shard_hidden_states(complete_hidden_states, forward_batch)
 
 
 def cp_shard_position_ids(complete_position_ids: Any, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert is_cp_v2_active(forward_batch)
+    strategy = get_cp_strategy()
+    assert strategy is not None
+    assert complete_position_ids is not None
+    assert getattr(forward_batch, "attn_cp_metadata", None) is not None
+    return strategy.shard_position_ids(complete_position_ids, forward_batch)
 
 
 def cp_gather_after_forward(x: Any, forward_batch, stream: Optional[Any] = None):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Gather CP-v2 hidden states at the model boundary when this batch is active."""
+    assert is_cp_v2_active(forward_batch)
+    strategy = get_cp_strategy()
+    assert strategy is not None
+
+    if isinstance(x, tuple):
+        hidden_states, *rest = x
+        hidden_states = strategy.gather_hidden_states(
+            hidden_states, forward_batch, stream
+        )
+        # MiMo's text-only body returns (hidden_states, None); logits expects a tensor.
+        if len(rest) == 1 and rest[0] is None:
+            return hidden_states
+        return (hidden_states, *rest)
+
+    return strategy.gather_hidden_states(x, forward_batch, stream)
 
 
 @contextmanager
@@ -158,9 +244,38 @@ def cp_shard_model_inputs(
     complete_position_ids: Any,
     forward_batch,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Restore the shared batch so logits processing keeps full-batch metadata."""
+    assert is_cp_v2_active(forward_batch)
+    sharded_hidden_states = cp_shard_hidden_states(
+        complete_hidden_states, forward_batch
+    )
+    sharded_positions = cp_shard_position_ids(complete_position_ids, forward_batch)
+
+    spec_info = getattr(forward_batch, "spec_info", None)
+    spec_hidden_states = getattr(spec_info, "hidden_states", None)
+    spec_hidden_states_backup = None
+    if (
+        spec_hidden_states is not None
+        and spec_hidden_states.shape[0] == complete_hidden_states.shape[0]
+    ):
+        spec_hidden_states_backup = spec_hidden_states
+        spec_info.hidden_states = cp_shard_hidden_states(
+            spec_hidden_states, forward_batch
+        )
+
+    try:
+        yield sharded_hidden_states, sharded_positions
+    finally:
+        if spec_hidden_states_backup is not None:
+            spec_info.hidden_states = spec_hidden_states_backup
 
 
+def _to_int_list(values) -> Optional[list[int]]:
+    if values is None:
+        return None
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    return [int(x) for x in values]
 
 
 __all__ = [

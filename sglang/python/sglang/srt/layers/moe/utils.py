@@ -224,11 +224,73 @@ class DispatcherOutputDtype(Enum):
 
 
 def get_deepep_output_dtype(self) -> DispatcherOutputDtype:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Automatically choose the dispatch output dtype for DeepEP.
+
+    The decision follows several checks in priority order:
+    0. Parse server argument.
+    1. Parse deprecated environment variables.
+    2. If quant_config contains input_global_scale → NVFP4 path.
+    3. Parse quant config
+    4. If flashinfer_cutedsl or is_cutlass backend is active → BF16 (it quantizes hidden_states internally).
+    5. Otherwise default for NPU → BF16 (the default for NPU).
+    6. Otherwise → FP8 (the default for most models like DeepSeek-V3).
+    """
+
+    # 0. Parse server argument.
+    server_args = get_server_args()
+    if server_args and get_exec().moe.deepep_dispatcher_output_dtype != "auto":
+        return DispatcherOutputDtype(get_exec().moe.deepep_dispatcher_output_dtype)
+
+    # 1. Parse deprecated environment variables.
+    if envs.SGLANG_DEEPEP_BF16_DISPATCH.get():
+        logger.warning_once(
+            "Warning: The env variable SGLANG_DEEPEP_BF16_DISPATCH deprecated "
+            "and will be removed in future releases. Please use a new "
+            "`--deepep-dispatcher-output-dtype bf16` argument instead."
+        )
+        return DispatcherOutputDtype.BF16
+
+    # 2. NVFP4 is detected inside dispatch_a / _dispatch_core via quant_config; no need to infer here.
+    if self.quant_config is not None:
+        input_global_scale = self.quant_config.get("input_global_scale", None)
+        if input_global_scale is not None:
+            return DispatcherOutputDtype.NVFP4
+
+        # 3. Parse quant config to determine the output dtype of dispatcher
+        dispatcher_output_dtype = self.quant_config.get("dispatcher_output_dtype", None)
+        if dispatcher_output_dtype is not None:
+            return DispatcherOutputDtype(dispatcher_output_dtype)
+
+    # 4. flashinfer_cutedsl / cutlass / humming expects BF16 dispatch
+    if (
+        get_moe_runner_backend().is_flashinfer_cutedsl()
+        or get_moe_runner_backend().is_cutlass()
+        or get_moe_runner_backend().is_humming()
+    ):
+        return DispatcherOutputDtype.BF16
+
+    # 5. Default on NPU → BF16
+
+    # 6. Default → FP8
+    return DispatcherOutputDtype.FP8
 
 
 def get_ascend_dispatcher_output_dtype(dispatcher):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Automatically choose the dispatch output dtype for Ascend.
+    """
+
+    # 1. Parse quant config to determine the output dtype of dispatcher
+    if dispatcher.quant_config is not None:
+        dispatcher_output_dtype = dispatcher.quant_config.get(
+            "dispatcher_output_dtype", None
+        )
+        if dispatcher_output_dtype is not None:
+            return DispatcherOutputDtype(dispatcher_output_dtype)
+
+    # 2. Ascend dispatch defaults to BF16
+    return DispatcherOutputDtype.BF16
 
 
 def initialize_moe_config(server_args: ServerArgs):
@@ -294,11 +356,19 @@ def get_speculative_moe_a2a_backend() -> MoeA2ABackend:
 
 
 def get_deepep_mode() -> DeepEPMode:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    moe = get_flags().moe
+    if moe.deepep_mode is None:
+        logger.warning("DEEPEP_MODE is not initialized, using auto mode")
+        moe.deepep_mode = DeepEPMode.AUTO
+    return moe.deepep_mode
 
 
 def get_deepep_config() -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    moe = get_flags().moe
+    if moe.deepep_config is None:
+        logger.warning("DEEPEP_CONFIG is not initialized, using default config")
+        moe.deepep_config = ""
+    return moe.deepep_config
 
 
 def is_tbo_enabled() -> bool:
@@ -332,15 +402,32 @@ def has_per_rank_fused_shared_slots(num_fused_shared_experts: int) -> bool:
 
 
 def is_flashinfer_cutedsl_v1_path() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """CuteDSL v1 + DeepEP low-latency path (no MoeRunner, no autotune)."""
+    return (
+        get_moe_runner_backend().is_flashinfer_cutedsl()
+        and get_moe_a2a_backend().is_deepep()
+    )
 
 
 def get_tbo_token_distribution_threshold() -> float:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    moe = get_flags().moe
+    if moe.tbo_token_distribution_threshold is None:
+        logger.warning(
+            "TBO_TOKEN_DISTRIBUTION_THRESHOLD is not initialized, using 0.48"
+        )
+        moe.tbo_token_distribution_threshold = 0.48
+    return moe.tbo_token_distribution_threshold
 
 
 def filter_moe_weight_param_global_expert(name, x, num_local_experts):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Filter out for MoE expert parameters that requires global expert.
+    """
+    return (
+        not getattr(x, "_sglang_require_global_experts", False)
+        and x.data.ndim > 0
+        and x.data.shape[0] == num_local_experts
+    )
 
 
 def should_use_flashinfer_cutlass_moe_fp4_allgather():
@@ -358,15 +445,78 @@ def should_use_flashinfer_cutlass_moe_fp4_allgather():
 
 
 def should_use_dp_reduce_scatterv():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Use reduce_scatterv in the standard dispatcher's combine() for DP attention
+    with EP, replacing the default all-reduce + dp_scatter path.
+    Only changes the combine (post-kernel) communication; dispatch is unchanged.
+
+    The reduce_scatterv group is the global TP group, while its variable split
+    sizes are one entry per attention-DP rank. Therefore this optimization is
+    valid only when each attention-DP shard has a single rank (attention TP=1).
+    Configurations with partial attention TP fall back to all-reduce + dp_scatter.
+    """
+    return (
+        not should_use_flashinfer_cutlass_moe_fp4_allgather()
+        and get_moe_a2a_backend().is_none()
+        and is_dp_attention_enabled()
+        and get_parallel().attn_dp_size > 1
+        and get_parallel().tp_size == get_parallel().attn_dp_size
+        and get_parallel().moe_ep_size == get_parallel().attn_dp_size
+    )
 
 
 def should_skip_mlp_all_reduce() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Whether dense MLP / row-parallel projections should skip their all-reduce.
+
+    True when the decoder published ``fuse_mlp_allreduce`` (next residual+LN
+    absorbs the AR) or ``mlp_reduce_scatter`` (postprocess will reduce-scatter)
+    on ``get_forward()``.
+    """
+    f = get_forward()
+    return f.fuse_mlp_allreduce or f.mlp_reduce_scatter
 
 
 def should_skip_post_experts_all_reduce(*, is_tp_path: bool) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Whether to skip the post-experts all-reduce (EP or TP) because a
+    downstream component will fuse, replace, or absorb it.
+
+    Skip reasons, in order:
+      - ``get_forward().fuse_mlp_allreduce``: LayerCommunicator will fuse the
+        all-reduce with the next layer's residual all-reduce.
+      - ``get_forward().mlp_reduce_scatter``: LayerCommunicator's post-attention
+        scatter will do reduce-scatter, which would double-reduce on top of
+        an all-reduce.
+      - ``should_use_dp_reduce_scatterv()``: the standard dispatcher's combine
+        path replaces the all-reduce with a reduce-scatterv.
+      - ``should_use_flashinfer_cutlass_moe_fp4_allgather()`` (TP path only):
+        the flashinfer cutlass FP4 kernel performs an all-gather that absorbs
+        the post-experts TP all-reduce. Not relevant to the EP all-reduce.
+      - ``get_moe_a2a_backend().is_flashinfer()``: the flashinfer A2A
+        dispatcher's ``MoeAlltoAll.combine`` already alltoall-reduces partial
+        MoE outputs back to the source rank, so any further EP/TP all-reduce
+        would double-count and overflow BF16. Mirrors TRTLLM's
+        ``not enable_alltoall`` gate
+        (``tensorrt_llm/_torch/modules/fused_moe/interface.py:879``).
+
+    The first two reasons come from per-layer ``ForwardFlags`` published by
+    the decoder via ``get_forward().scoped(...)``. Pass ``is_tp_path=True``
+    for the post-experts TP all-reduce, ``False`` for the EP all-reduce.
+    """
+    if should_skip_mlp_all_reduce():
+        return True
+    if get_parallel().dwdp_size > 1:
+        return True
+    if should_use_dp_reduce_scatterv():
+        return True
+    if is_tp_path and should_use_flashinfer_cutlass_moe_fp4_allgather():
+        return True
+    if get_moe_a2a_backend().is_flashinfer():
+        return True
+    if get_moe_a2a_backend().is_pplx():
+        # pplx's AllToAll.combine already sums each token's expert outputs back
+        # to the source rank
+        return True
+    return False
 
 
 @contextmanager

@@ -115,6 +115,8 @@ class BlockInt8Config(QuantizationConfig):
             return BlockInt8MoEMethod(self)
         return None
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
 
 class BlockInt8LinearMethod(LinearMethodBase):

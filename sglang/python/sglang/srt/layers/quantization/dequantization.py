@@ -12,7 +12,13 @@ from sglang.srt.utils import set_weight_attrs
 
 
 def copy_missing_attrs(old: torch.Tensor, new: torch.Tensor) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Copies any attrs present in `old` but not in `new` to `new`"""
+    new_attrs = set(dir(new))
+    attrs_to_set = {}
+    for attr in dir(old):
+        if attr not in new_attrs:
+            attrs_to_set[attr] = getattr(old, attr)
+    set_weight_attrs(new, attrs_to_set)
 
 
 def dequantize_fp8(
@@ -21,4 +27,18 @@ def dequantize_fp8(
     block_size: list[int],
     format_ue8m0: bool = False,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Dequantizes `w_q` to bfloat16.
+    """
+    if format_ue8m0:
+        # TODO this is only needed for Blackwell
+        w_s = inverse_transform_scale_ue8m0(w_s, mn=w_q.shape[-2])
+
+    w_dequant = block_quant_dequant(
+        w_q,
+        w_s,
+        block_size=block_size,
+        dtype=torch.bfloat16,
+    )
+
+    return w_dequant

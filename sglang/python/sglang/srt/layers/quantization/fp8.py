@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch.nn import Module
 from torch.nn.parameter import Parameter
 
@@ -128,8 +129,6 @@ _use_aiter = envs.SGLANG_USE_AITER.get() and _is_hip
 _is_shuffle_moe_mxfp4 = is_gfx95_supported()
 
 
-def _require_fp4_dtype():
-    raise NotImplementedError("removed by slim: never run in any recording")
 
 
 
@@ -165,7 +164,46 @@ DSV4_DEQUANT_FP4_TABLE = torch.tensor(
 def cast_e2m1fn_to_e4m3fn(
     x: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Casts a tensor from e2m1fn to e4m3fn losslessly.
+    """
+    assert x.dtype == torch.int8
+    assert x.ndim == 2
+    out_dim, in_dim = x.size()
+    in_dim *= 2
+    fp8_block_size = 128
+    fp4_block_size = 32
+    assert in_dim % fp8_block_size == 0 and out_dim % fp8_block_size == 0
+    assert scale.size(0) == out_dim and scale.size(1) == in_dim // fp4_block_size
+
+    x = x.view(torch.uint8)
+    low = x & 0x0F
+    high = (x >> 4) & 0x0F
+    table = DSV4_DEQUANT_FP4_TABLE.to(x.device)
+    x = torch.stack([table[low.long()], table[high.long()]], dim=-1).flatten(2)
+
+    # max_fp4 (6.0) * MAX_OFFSET must fit in e4m3fn (max 448)
+    # 6.0 * 2^6 = 384 < 448; 6.0 * 2^7 = 768 > 448; so MAX_OFFSET_BITS = 6
+    MAX_OFFSET_BITS = 6
+
+    bOut = out_dim // fp8_block_size
+    bIn = in_dim // fp8_block_size
+    # bOut, bIn, 128, 128
+    x = x.view(bOut, fp8_block_size, bIn, fp8_block_size).transpose(1, 2)
+    # bOut, bIn, 128*4
+    scale = scale.float().view(bOut, fp8_block_size, bIn, -1).transpose(1, 2).flatten(2)
+    ## bOut, bIn, 1
+    scale_max_offset_bits = scale.amax(dim=-1, keepdim=True) / (2**MAX_OFFSET_BITS)
+    # bOut, bIn, 128*4
+    offset = scale / scale_max_offset_bits
+    # bOut, bIn, 128, 128
+    offset = offset.unflatten(-1, (fp8_block_size, -1)).repeat_interleave(
+        fp4_block_size, dim=-1
+    )
+    x = (x * offset).transpose(1, 2).reshape(out_dim, in_dim)
+    return x.to(torch.float8_e4m3fn), scale_max_offset_bits.squeeze(-1).to(
+        torch.float8_e8m0fnu
+    )
 
 
 class Fp8Config(QuantizationConfig):
@@ -340,6 +378,8 @@ class Fp8Config(QuantizationConfig):
             return Fp8KVCacheMethod(self)
         return None
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
     def apply_weight_name_mapper(self, hf_to_sglang_mapper: WeightsMapper):
         if self.ignored_layers:
@@ -636,10 +676,107 @@ class Fp8LinearMethod(LinearMethodBase):
                 del t
 
     def _process_mxfp8_linear_weight_scale(self, layer: Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.use_mxfp8:
+            return
+
+        backend = get_fp8_gemm_runner_backend()
+        if backend.is_flashinfer_trtllm():
+            from flashinfer import shuffle_matrix_a, shuffle_matrix_sf_a
+
+            weight = layer.weight.data
+            scale_u8 = layer.weight_scale_inv.data
+            n, k = weight.shape
+            epilogue_tile_m = 128
+            sf_cols = k // 32
+
+            scale_u8 = scale_u8.contiguous().view(torch.uint8).reshape(n, sf_cols)
+            padded_n = ((n + epilogue_tile_m - 1) // epilogue_tile_m) * (
+                epilogue_tile_m
+            )
+            pad_rows = padded_n - n
+
+            if pad_rows:
+                scale_u8 = F.pad(
+                    scale_u8,
+                    (0, 0, 0, pad_rows),
+                    mode="constant",
+                    value=0,
+                )
+
+            copy_or_rebind_param(
+                layer,
+                "weight",
+                shuffle_matrix_a(
+                    weight.contiguous().view(torch.uint8), epilogue_tile_m
+                ).view(torch.float8_e4m3fn),
+            )
+            copy_or_rebind_param(
+                layer,
+                "weight_scale_inv_shuffled",
+                shuffle_matrix_sf_a(
+                    scale_u8,
+                    epilogue_tile_m,
+                    num_elts_per_sf=32,
+                )
+                .reshape_as(scale_u8)
+                .contiguous(),
+            )
+        elif backend.is_flashinfer_cutlass():
+            from flashinfer import block_scale_interleave
+
+            scale_u8 = layer.weight_scale_inv.data
+            # block_scale_interleave may pad and/or reshape scales,
+            # so store swizzled scales separately to keep weight update working
+            copy_or_rebind_param(
+                layer,
+                "weight_scale_inv_swizzled",
+                block_scale_interleave(scale_u8.contiguous()).contiguous(),
+            )
+        elif get_fp8_gemm_runner_backend().is_deep_gemm():
+            from sglang.srt.layers.deep_gemm_wrapper.configurer import (
+                DEEPGEMM_SCALE_UE8M0,
+            )
+
+            n, k = layer.weight.shape
+            scale_u8 = layer.weight_scale_inv.data
+            scale_fp32 = (
+                (scale_u8.contiguous().view(-1).to(torch.int32) << 23)
+                .view(torch.float32)
+                .view(n, k // 32)
+            )
+            if DEEPGEMM_SCALE_UE8M0:
+                # Pre-packed; GEMM must be called with disable_ue8m0_cast=True.
+                import deep_gemm.utils.layout
+
+                scale_packed = (
+                    deep_gemm.utils.layout.get_mn_major_tma_aligned_packed_ue8m0_tensor(
+                        scale_fp32
+                    )
+                )
+            else:
+                scale_packed = scale_fp32
+            copy_or_rebind_param(layer, "weight_scale_inv_deepgemm", scale_packed)
+        else:
+            # Triton path consumes canonical 2D UE8M0 uint8 scales directly.
+            return
 
     def _quantize_mxfp8_weights(self, layer: Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        weight = layer.weight.data
+        qweight, weight_scale = mxfp8_group_quantize(weight)
+        # Keep parameter objects to preserve weight_loader attrs for hot reload.
+        layer.weight.data = qweight
+        layer.weight.requires_grad_(False)
+        if hasattr(layer, "weight_scale_inv") and layer.weight_scale_inv is not None:
+            layer.weight_scale_inv.data = weight_scale
+            layer.weight_scale_inv.requires_grad_(False)
+        else:
+            # First-time online MXFP8 quantization (no serialized scales).
+            layer.register_parameter(
+                "weight_scale_inv", Parameter(weight_scale, requires_grad=False)
+            )
+        layer.weight_scale_inv.format_ue8m0 = True
+        self._process_mxfp8_linear_weight_scale(layer)
+        layer.input_scale = None
 
     def process_weights_after_loading(self, layer: Module) -> None:
         if self.block_quant:
@@ -1310,10 +1447,267 @@ class Fp8MoEMethod(FusedMoEMethodBase):
                         )
 
     def _convert_mxfp8_moe_to_block_fp8(self, layer: Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.quantization.mxfp8_block_convert import (
+            convert_mxfp8_weight_to_block_fp8,
+        )
+
+        def convert(w, s):
+            E, N, K = w.shape
+            qw = torch.empty_like(w)
+            sn = (N + 127) // 128
+            sk = (K + 127) // 128
+            scale = torch.empty((E, sn, sk), dtype=torch.float32, device=w.device)
+            for e in range(E):
+                qe, se = convert_mxfp8_weight_to_block_fp8(w[e], s[e], block=128)
+                qw[e] = qe
+                scale[e] = se
+            return qw, scale
+
+        w13_q, w13_s = convert(layer.w13_weight.data, layer.w13_weight_scale_inv.data)
+        w2_q, w2_s = convert(layer.w2_weight.data, layer.w2_weight_scale_inv.data)
+        layer.w13_weight = Parameter(w13_q, requires_grad=False)
+        layer.w2_weight = Parameter(w2_q, requires_grad=False)
+        layer.w13_weight_scale_inv = Parameter(w13_s, requires_grad=False)
+        layer.w2_weight_scale_inv = Parameter(w2_s, requires_grad=False)
+        layer.w13_input_scale = None
+        layer.w2_input_scale = None
 
     def _process_mxfp8_moe_weights(self, layer: Module, quantize: bool = True) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        if not (_is_cuda and is_sm100_supported()):
+            raise RuntimeError(
+                "MXFP8 MoE quantization requires SM100 or ROCm gfx95 "
+                "(gfx942 converts MXFP8 to block-fp8 at load instead)."
+            )
+
+        def _quantize_and_swizzle_with_cutlass_es_kernel(weight: torch.Tensor):
+            from sgl_kernel import es_sm100_mxfp8_blockscaled_grouped_quant
+
+            weight = weight.contiguous()
+            num_experts, m, k = weight.shape
+            assert k % 32 == 0, f"{k=} must be divisible by 32 for MXFP8"
+
+            weight_flat = weight.view(-1, k).contiguous()
+            problem_sizes = torch.empty(
+                (num_experts, 3), dtype=torch.int32, device=weight.device
+            )
+            problem_sizes[:, 0] = m
+            problem_sizes[:, 1] = 0
+            problem_sizes[:, 2] = k
+            expert_offsets = torch.arange(
+                0, num_experts * m, m, dtype=torch.int32, device=weight.device
+            )
+            aligned_m = ((m + 127) // 128) * 128
+            blockscale_offsets = torch.arange(
+                0,
+                num_experts * aligned_m,
+                aligned_m,
+                dtype=torch.int32,
+                device=weight.device,
+            )
+            qweight = torch.empty_like(weight_flat, dtype=torch.float8_e4m3fn)
+            scale = torch.empty(
+                (num_experts * aligned_m, k // 32),
+                dtype=torch.uint8,
+                device=weight.device,
+            )
+            es_sm100_mxfp8_blockscaled_grouped_quant(
+                weight_flat,
+                problem_sizes,
+                expert_offsets,
+                blockscale_offsets,
+                qweight,
+                scale,
+            )
+            qweight = qweight.view_as(weight)
+            scale = scale.view(num_experts, aligned_m, k // 32)
+            if aligned_m != m:
+                scale = scale[:, :m, :]
+            return qweight, scale
+
+        def _swizzle_mxfp8_sf(scale, num_warps):
+            from triton_kernels.tensor import convert_layout, wrap_torch_tensor
+            from triton_kernels.tensor_details import layout
+
+            scale_layout, scale_layout_opts = (
+                layout.make_default_matmul_mxfp4_w_scale_layout(
+                    mx_axis=1, num_warps=num_warps
+                )
+            )
+            scale = scale.transpose(-2, -1)
+            scale = convert_layout(
+                wrap_torch_tensor(scale), scale_layout, **scale_layout_opts
+            )
+            return scale
+
+        def _swizzle_with_triton_kernel(
+            weight_shape: tuple[int, int, int], scale: torch.Tensor
+        ):
+            num_experts, m, k = weight_shape
+            aligned_m = ((m + 127) // 128) * 128
+            scale = scale.view(num_experts, aligned_m, k // 32)
+            num_warps = 8
+            scale = _swizzle_mxfp8_sf(scale, num_warps)
+            # convert_layout may pad for alignment; we can't view back to the
+            # unpadded shape, so return the (possibly padded) swizzled tensor.
+            return scale.data
+
+        def _quantize_and_swizzle_with_triton_kernel(weight: torch.Tensor):
+
+            weight = weight.contiguous()
+            _, _, k = weight.shape
+            assert k % 32 == 0, f"{k=} must be divisible by 32 for MXFP8"
+
+            weight_flat = weight.view(-1, k).contiguous()
+            qweight, scale = mxfp8_group_quantize(weight_flat)
+            qweight = qweight.view_as(weight)
+            scale = _swizzle_with_triton_kernel(weight.shape, scale)
+            return qweight, scale
+
+        def _quantize_with_flashinfer_trtllm(weight: torch.Tensor):
+            weight = weight.contiguous()
+            num_experts, m, k = weight.shape
+            assert k % 32 == 0, f"{k=} must be divisible by 32 for MXFP8"
+            from sglang.srt.layers.quantization.fp8_utils import (
+                flashinfer_mxfp8_quantize,
+            )
+
+            weight_flat = weight.view(-1, k).contiguous()
+            qweight, scale = flashinfer_mxfp8_quantize(weight_flat, False)
+            scale_u8 = (
+                scale.view(torch.uint8).contiguous().view(num_experts, m, k // 32)
+            )
+            return qweight.view_as(weight), scale_u8
+
+        from sglang.srt.layers.quantization.mxfp8_block_convert import (
+            _ue8m0_to_fp32,
+        )
+
+        def _quantize_for_deepgemm(weight: torch.Tensor):
+            weight = weight.contiguous()
+            num_experts, m, k = weight.shape
+            assert k % 32 == 0, f"{k=} must be divisible by 32 for MXFP8"
+
+            weight_flat = weight.view(-1, k).contiguous()
+            qweight, scale_u8 = mxfp8_group_quantize(weight_flat)
+            qweight = qweight.view_as(weight)
+            scale_fp32 = _ue8m0_to_fp32(scale_u8).view(num_experts, m, k // 32)
+            scale_packed = _pack_moe_scale_for_deepgemm(scale_fp32)
+            return qweight, scale_packed
+
+        def _pack_moe_scale_for_deepgemm(scale_fp32: torch.Tensor) -> torch.Tensor:
+            """Blackwell: int32 MN-major TMA-packed. Hopper returns fp32 (FP4 API converts)."""
+            from sglang.srt.layers.deep_gemm_wrapper.configurer import (
+                DEEPGEMM_SCALE_UE8M0,
+            )
+
+            if DEEPGEMM_SCALE_UE8M0:
+                import deep_gemm.utils.layout
+
+                return (
+                    deep_gemm.utils.layout.get_mn_major_tma_aligned_packed_ue8m0_tensor(
+                        scale_fp32
+                    )
+                )
+            return scale_fp32
+
+        def _convert_ue8m0_scales_for_deepgemm(
+            scale_u8: torch.Tensor, shape: tuple
+        ) -> torch.Tensor:
+            num_experts, m, k_groups = shape[0], shape[1], scale_u8.shape[-1]
+            scale_fp32 = _ue8m0_to_fp32(scale_u8.contiguous().view(-1)).view(
+                num_experts, m, k_groups
+            )
+            return _pack_moe_scale_for_deepgemm(scale_fp32)
+
+        if quantize:
+            if get_moe_runner_backend().is_cutlass():
+                w13_q, w13_s = _quantize_and_swizzle_with_cutlass_es_kernel(
+                    layer.w13_weight.data
+                )
+                w2_q, w2_s = _quantize_and_swizzle_with_cutlass_es_kernel(
+                    layer.w2_weight.data
+                )
+            elif get_moe_runner_backend().is_deep_gemm():
+                w13_q, w13_s = _quantize_for_deepgemm(layer.w13_weight.data)
+                w2_q, w2_s = _quantize_for_deepgemm(layer.w2_weight.data)
+            elif (
+                get_moe_runner_backend().is_flashinfer_trtllm()
+                or get_moe_runner_backend().is_flashinfer_trtllm_routed()
+            ):
+                # Match FlashInfer TRT-LLM MoE test contracts:
+                # 1) quantize in canonical (non-swizzled) scale layout, and
+                # 2) do row/layout shuffling in align_mxfp8_moe_weights_for_flashinfer_trtllm.
+                w13_q, w13_s = _quantize_with_flashinfer_trtllm(layer.w13_weight.data)
+                w2_q, w2_s = _quantize_with_flashinfer_trtllm(layer.w2_weight.data)
+            else:
+                    w13_q, w13_s = _quantize_and_swizzle_with_triton_kernel(
+                        layer.w13_weight.data
+                    )
+                    w2_q, w2_s = _quantize_and_swizzle_with_triton_kernel(
+                        layer.w2_weight.data
+                    )
+        else:
+                if (
+                    get_moe_runner_backend().is_flashinfer_trtllm()
+                    or get_moe_runner_backend().is_flashinfer_trtllm_routed()
+                ):
+                    w13_q = layer.w13_weight.data
+                    w2_q = layer.w2_weight.data
+                    w13_s = layer.w13_weight_scale_inv.data
+                    w2_s = layer.w2_weight_scale_inv.data
+                elif get_moe_runner_backend().is_deep_gemm():
+                    w13_q = layer.w13_weight.data
+                    w2_q = layer.w2_weight.data
+                    w13_s = _convert_ue8m0_scales_for_deepgemm(
+                        layer.w13_weight_scale_inv.data, layer.w13_weight.data.shape
+                    )
+                    w2_s = _convert_ue8m0_scales_for_deepgemm(
+                        layer.w2_weight_scale_inv.data, layer.w2_weight.data.shape
+                    )
+                else:
+                        w13_q = layer.w13_weight.data
+                        w2_q = layer.w2_weight.data
+                        w13_s = _swizzle_with_triton_kernel(
+                            layer.w13_weight.data.shape, layer.w13_weight_scale_inv.data
+                        )
+                        w2_s = _swizzle_with_triton_kernel(
+                            layer.w2_weight.data.shape, layer.w2_weight_scale_inv.data
+                        )
+
+        # Keep parameter objects to preserve weight_loader attrs for hot reload.
+        # Prefer in-place copy; rebind only when shape/dtype changes (online quantize).
+        def _copy_or_rebind(param: Parameter, new_value: torch.Tensor) -> None:
+            if (
+                param.data.shape == new_value.shape
+                and param.data.dtype == new_value.dtype
+            ):
+                param.data.copy_(new_value)
+            else:
+                param.data = new_value
+
+        _copy_or_rebind(layer.w13_weight, w13_q)
+        _copy_or_rebind(layer.w2_weight, w2_q)
+        _copy_or_rebind(layer.w13_weight_scale_inv, w13_s)
+        _copy_or_rebind(layer.w2_weight_scale_inv, w2_s)
+        layer.w13_weight.requires_grad_(False)
+        layer.w2_weight.requires_grad_(False)
+        layer.w13_weight_scale_inv.requires_grad_(False)
+        layer.w2_weight_scale_inv.requires_grad_(False)
+        layer.w13_weight_scale_inv.format_ue8m0 = True
+        layer.w2_weight_scale_inv.format_ue8m0 = True
+        layer.w13_input_scale = None
+        layer.w2_input_scale = None
+
+        if (
+            get_moe_runner_backend().is_flashinfer_trtllm()
+            or get_moe_runner_backend().is_flashinfer_trtllm_routed()
+        ):
+            from sglang.srt.layers.moe.moe_runner.flashinfer_trtllm import (
+                align_mxfp8_moe_weights_for_flashinfer_trtllm,
+            )
+
+            align_mxfp8_moe_weights_for_flashinfer_trtllm(layer)
 
     def process_weights_after_loading(self, layer: Module) -> None:
         if self.block_quant:
@@ -1439,16 +1833,77 @@ class Fp8MoEMethod(FusedMoEMethodBase):
             layer.dispatcher.set_quant_config({"weight_dtype": layer.w13_weight.dtype})
 
     def _prepare_hpc_ops_weights(self, layer: Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Precompute the scale layouts consumed by the HPC-Ops fused MoE kernels.
+
+        - Blockwise FP8: the kernel wants [E, N/128, K/128] float32 dequant
+          scales with the K dim padded to a multiple of 4.
+        - Per-tensor FP8: the kernel wants per-expert dequant alphas
+          (weight_scale * input_scale) and a static w2 input scale; this
+          requires the static activation scheme.
+        """
+        from sglang.srt.layers.moe.moe_runner.hpc_ops import pad_hpc_ops_block_scale
+
+        if self.block_quant:
+            layer.hpc_ops_w13_weight_scale = pad_hpc_ops_block_scale(
+                layer.w13_weight_scale_inv.data.float()
+            )
+            layer.hpc_ops_w2_weight_scale = pad_hpc_ops_block_scale(
+                layer.w2_weight_scale_inv.data.float()
+            )
+        else:
+            if layer.w13_input_scale is None or layer.w2_input_scale is None:
+                raise ValueError(
+                    "The hpc_ops MoE runner backend requires static activation "
+                    "scales for per-tensor FP8 models (activation_scheme="
+                    "'static' in the checkpoint quantization config)."
+                )
+            layer.hpc_ops_gate_up_alphas = (
+                layer.w13_weight_scale.data.float() * layer.w13_input_scale.data.float()
+            )
+            layer.hpc_ops_down_alphas = (
+                layer.w2_weight_scale.data.float() * layer.w2_input_scale.data.float()
+            )
 
     def _get_hpc_ops_quant_info(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.moe_runner.hpc_ops import HpcOpsMoeQuantInfo
 
-    def process_weights_hip_int4(self, layer: Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # The HPC-Ops fused kernels take no per-expert GEMM bias; refuse
+        # instead of silently dropping it.
+        if (
+            getattr(layer, "w13_weight_bias", None) is not None
+            or getattr(layer, "w2_weight_bias", None) is not None
+        ):
+            raise ValueError(
+                "The hpc_ops MoE runner backend does not support MoE GEMM "
+                "biases (w13_weight_bias / w2_weight_bias); use another "
+                "--moe-runner-backend for this model."
+            )
 
-    def process_weights_hip_scale_padding(self, layer: Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.block_quant:
+            return HpcOpsMoeQuantInfo(
+                w13_weight=layer.w13_weight,
+                w2_weight=layer.w2_weight,
+                block_quant=True,
+                global_num_experts=int(layer.num_experts),
+                moe_ep_rank=int(layer.moe_ep_rank),
+                w13_weight_scale_inv=layer.hpc_ops_w13_weight_scale,
+                w2_weight_scale_inv=layer.hpc_ops_w2_weight_scale,
+                block_shape=self.quant_config.weight_block_size,
+            )
+        else:
+            return HpcOpsMoeQuantInfo(
+                w13_weight=layer.w13_weight,
+                w2_weight=layer.w2_weight,
+                block_quant=False,
+                global_num_experts=int(layer.num_experts),
+                moe_ep_rank=int(layer.moe_ep_rank),
+                gate_up_alphas=layer.hpc_ops_gate_up_alphas,
+                down_alphas=layer.hpc_ops_down_alphas,
+                w13_input_scale=layer.w13_input_scale,
+                w2_input_scale=layer.w2_input_scale,
+            )
+
+
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
@@ -1727,14 +2182,50 @@ class Fp8MoEMethod(FusedMoEMethodBase):
         return self.runner.run(dispatch_output, quant_info)
 
     def _ensure_cutlass_buffers_initialized(self, layer: Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if getattr(self, "_cutlass_buffers_ready", False):
+            return
 
-    def maybe_get_hip_aiter_quant_info(
-        self,
-        layer: torch.nn.Module,
-        no_combine: bool = False,
-    ) -> Optional[AiterMoeQuantInfo]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        device = layer.w13_weight.device
+        num_experts = layer.w13_weight.shape[0]
+        hidden_size = layer.w2_weight.shape[1]
+        intermediate_size_per_partition = layer.intermediate_size_per_partition
+
+        self.ab_strides1 = torch.full(
+            (num_experts,), hidden_size, device=device, dtype=torch.int64
+        )
+        self.c_strides1 = torch.full(
+            (num_experts,),
+            2 * intermediate_size_per_partition,
+            device=device,
+            dtype=torch.int64,
+        )
+        self.ab_strides2 = torch.full(
+            (num_experts,),
+            intermediate_size_per_partition,
+            device=device,
+            dtype=torch.int64,
+        )
+        self.c_strides2 = torch.full(
+            (num_experts,), hidden_size, device=device, dtype=torch.int64
+        )
+        self.workspace = torch.empty(90000, device=device, dtype=torch.uint8)
+        self.a_ptr = torch.empty(num_experts, device=device, dtype=torch.int64)
+        self.b_ptr = torch.empty(num_experts, device=device, dtype=torch.int64)
+        self.out_ptr = torch.empty(num_experts, device=device, dtype=torch.int64)
+        self.a_scales_ptr = torch.empty(num_experts, device=device, dtype=torch.int64)
+        self.b_scales_ptr = torch.empty(num_experts, device=device, dtype=torch.int64)
+        self.expert_offsets = torch.empty(
+            num_experts + 1, device=device, dtype=torch.int32
+        )
+        self.problem_sizes1 = torch.empty(
+            num_experts, 3, device=device, dtype=torch.int32
+        )
+        self.problem_sizes2 = torch.empty(
+            num_experts, 3, device=device, dtype=torch.int32
+        )
+
+        self._cutlass_buffers_ready = True
+
 
 
 class Fp8KVCacheMethod(BaseKVCacheMethod):

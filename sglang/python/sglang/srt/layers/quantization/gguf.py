@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import gguf
 import torch
@@ -41,6 +41,15 @@ _is_musa = is_musa()
 _is_npu = is_npu()
 
 if _is_cuda:
+    from sgl_kernel import moe_align_block_size, moe_sum
+    from sgl_kernel.quantization import (
+        ggml_dequantize,
+        ggml_moe_a8,
+        ggml_moe_a8_vec,
+        ggml_moe_get_block_size,
+        ggml_mul_mat_a8,
+        ggml_mul_mat_vec_a8,
+    )
 
     from sglang.kernels.ops.activation.activation import gelu_and_mul, silu_and_mul
 else:
@@ -59,6 +68,8 @@ class GGUFConfig(QuantizationConfig):
     def __repr__(self) -> str:
         return "GGUFConfig()"
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
     def get_name(self) -> str:
         return "gguf"
@@ -140,7 +151,36 @@ MMQ_QUANT_TYPES = STANDARD_QUANT_TYPES | KQUANT_TYPES
 def fused_mul_mat_gguf(
     x: torch.Tensor, qweight: torch.Tensor, qweight_type: int
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if qweight_type in IMATRIX_QUANT_TYPES:
+        mmvq_safe = 8 if qweight.shape[0] > 5120 else 16
+    else:
+        mmvq_safe = 2 if qweight.shape[0] > 5120 else 6
+    # HACK: when doing chunked prefill we don't generate output tokens
+    # so input to logits generator is empty which causes invalid parameter
+    if x.shape[0] == 0:
+        return torch.empty(x.shape[0], qweight.shape[0], dtype=x.dtype, device=x.device)
+    # there is no need to call any kernel for fp16/bf16
+    if qweight_type in UNQUANTIZED_TYPES:
+        return x @ qweight.T
+    # enable MMVQ in contiguous batching with batch_size=1
+    if x.shape[0] <= mmvq_safe and qweight_type in MMVQ_QUANT_TYPES:
+        y = ggml_mul_mat_vec_a8(qweight, x, qweight_type, qweight.shape[0])
+    # Use MMQ Kernel if it's available (standard + k-quants)
+    elif qweight_type in MMQ_QUANT_TYPES:
+        y = ggml_mul_mat_a8(qweight, x, qweight_type, qweight.shape[0])
+    # If there is no available MMQ kernel, fallback to dequantize
+    elif qweight_type in DEQUANT_TYPES:
+        block_size, type_size = gguf.GGML_QUANT_SIZES[qweight_type]
+        shape = (qweight.shape[0], qweight.shape[1] // type_size * block_size)
+        weight = ggml_dequantize(qweight, qweight_type, *shape, x.dtype)
+        y = x @ weight.T
+    else:
+        # Raise an error if the quantization type is not supported.
+        # Might be useful if llama.cpp adds a new quantization type.
+        # Wrap to GGMLQuantizationType IntEnum to make sure it's a valid type.
+        qweight_type = WeightType(qweight_type)
+        raise NotImplementedError(f"Unsupported GGUF quantization type: {qweight_type}")
+    return y
 
 
 def fused_moe_gguf(
@@ -153,7 +193,96 @@ def fused_moe_gguf(
     qweight_type2: int,
     activation: str,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    def act(x: torch.Tensor):
+        if activation == "silu":
+            return silu_and_mul(x)
+        elif activation == "gelu":
+            return gelu_and_mul(x)
+        raise ValueError(f"Unsupported activation: {activation}")
+
+    out_hidden_states = torch.empty_like(x)
+    # unless we decent expert reuse we are better off running moe_vec kernel
+    if (
+        qweight_type2 in MMQ_QUANT_TYPES
+        and qweight_type in MMQ_QUANT_TYPES
+        and x.shape[0] > 64
+    ):
+        num_tokens, _ = x.shape
+        E, N, _ = w1.shape
+        top_k = topk_ids.shape[1]
+        BLOCK_SIZE = ggml_moe_get_block_size(qweight_type)
+
+        sorted_token_ids, expert_ids, num_tokens_post_padded = moe_align_block_size(
+            topk_ids, BLOCK_SIZE, E
+        )
+        out = ggml_moe_a8(
+            x,
+            w1,
+            sorted_token_ids,
+            expert_ids,
+            num_tokens_post_padded,
+            qweight_type,
+            N,
+            top_k,
+            num_tokens,
+        )
+        out = act(out)
+        out = ggml_moe_a8(
+            out,
+            w2,
+            sorted_token_ids,
+            expert_ids,
+            num_tokens_post_padded,
+            qweight_type2,
+            w2.shape[1],
+            1,
+            num_tokens * top_k,
+        )
+        out = out.reshape(num_tokens, top_k, w2.shape[1]).mul_(
+            topk_weights.view(num_tokens, top_k, 1)
+        )
+        # TODO(FlamingoPg): maybe we can use moe_sum_reduce here?
+        moe_sum(out, out_hidden_states)
+    elif qweight_type2 in MMVQ_QUANT_TYPES and qweight_type in MMVQ_QUANT_TYPES:
+        num_tokens, _ = x.shape
+        E, N, _ = w1.shape
+        top_k = topk_ids.shape[1]
+
+        out = ggml_moe_a8_vec(x, w1, topk_ids, top_k, qweight_type, N, num_tokens)
+        out = act(out)
+
+        out = ggml_moe_a8_vec(
+            out, w2, topk_ids, 1, qweight_type2, w2.shape[1], num_tokens * top_k
+        )
+        out = out.reshape(num_tokens, top_k, w2.shape[1]).mul_(
+            topk_weights.view(num_tokens, top_k, 1)
+        )
+        moe_sum(out, out_hidden_states)
+    else:
+        logger.warning_once(
+            "There is no support for fast MoE kernel "
+            "for current quantization method. "
+            "Falling back to slow implementation. "
+        )
+        for tok, (w, idx) in enumerate(zip(topk_weights, topk_ids)):
+            inp = x[tok].reshape((1,) + x.shape[1:])
+            current_hidden_state = None
+            for ww, ii in zip(w, idx):
+                expert_up = w1[ii]
+
+                out = fused_mul_mat_gguf(inp, expert_up, qweight_type)
+                out = act(out)
+
+                expert_down = w2[ii]
+                current_state = fused_mul_mat_gguf(
+                    out, expert_down, qweight_type2
+                ).mul_(ww)
+                if current_hidden_state is None:
+                    current_hidden_state = current_state
+                else:
+                    current_hidden_state.add_(current_state)
+            out_hidden_states[tok] = current_hidden_state
+    return out_hidden_states
 
 
 def apply_gguf_embedding(
@@ -163,7 +292,20 @@ def apply_gguf_embedding(
     hidden_size: int,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if qweight_type in UNQUANTIZED_TYPES:
+        return torch.embedding(qweight, x)
+    elif qweight_type in DEQUANT_TYPES:
+        block_size, type_size = gguf.GGML_QUANT_SIZES[qweight_type]
+        x_flat = x.flatten()
+        assert hidden_size == qweight.shape[1] // type_size * block_size
+        quant = torch.index_select(qweight, dim=0, index=x_flat)
+        dequant = ggml_dequantize(
+            quant, qweight_type, hidden_size, x_flat.shape[0], dtype
+        )
+        return dequant.view(*x.shape, hidden_size)
+    else:
+        qweight_type = WeightType(qweight_type)
+        raise NotImplementedError(f"Unsupported GGUF quantization type: {qweight_type}")
 
 
 class GGUFLinearMethod(LinearMethodBase):
@@ -234,7 +376,38 @@ class GGUFLinearMethod(LinearMethodBase):
         self._create_padded_weight_param(layer)
 
     def _create_padded_weight_param(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create padded weight parameter for GGUF MergedLinear layer."""
+        qweight = layer.qweight
+        shard_id_map = qweight.shard_id_map
+        shard_id = qweight.shard_id
+        if len(data_container := qweight.data_container) > 1:
+            dtype = {data.dtype for data in data_container}
+            assert len(dtype) == 1, ValueError(
+                f"Data container has mixed dtypes: {dtype}"
+            )
+            dtype = next(iter(dtype))
+            # concat dim0 and pad dim1
+            padded_side = max(x.size(1) for x in data_container)
+            concat_side = sum(x.size(0) for x in data_container)
+            # Pad the quantized weights to dense tensor, and create a map
+            # with the location of each shard in the padded tensor.
+            padded_data = torch.zeros(
+                (concat_side, padded_side), dtype=dtype, device=qweight.device
+            )
+            # (dim0_start, dim0_end, dim1_size)
+            shard_offset_map = dict[str, tuple[int, int, int]]()
+            for idx in shard_id:
+                id_in_container = shard_id_map[idx]
+                start = sum(x.size(0) for x in data_container[:id_in_container])
+                end = start + data_container[id_in_container].size(0)
+                size = data_container[id_in_container].size(1)
+                padded_data[start:end, :size] = data_container[id_in_container]
+                shard_offset_map[idx] = (start, end, size)
+            qweight.data_container.clear()
+            padded_param = Parameter(padded_data, requires_grad=False)
+            set_weight_attrs(padded_param, vars(qweight))
+            set_weight_attrs(padded_param, {"shard_offset_map": shard_offset_map})
+            layer.register_parameter("qweight", padded_param)
 
     def apply(
         self,
@@ -408,7 +581,24 @@ def ggml_dequantize_ascend(
     cols: int,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Dequantize GGML quantized weights for NPU.
+
+    Uses gguf library's reference implementation which supports all GGML formats
+    and is guaranteed to be correct. The dequantization runs on CPU during model
+    loading, then the dequantized weights are transferred to NPU for inference.
+    """
+
+    # Move to CPU for dequantization using gguf library
+    qweight_cpu = qweight.cpu().numpy()
+
+    # Use gguf library's dequantize (supports all GGML formats)
+    dequant_np = gguf_dequantize(qweight_cpu, qweight_type)
+
+    # Convert to torch and move to target device
+    result = torch.from_numpy(dequant_np).to(dtype=dtype, device=qweight.device)
+    result = result.reshape(rows, cols)
+
+    return result
 
 
 class GGUFLinearAscendMethod(LinearMethodBase):
@@ -474,10 +664,86 @@ class GGUFLinearAscendMethod(LinearMethodBase):
         self._pre_dequantize_weights(layer)
 
     def _create_padded_weight_param(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Create padded weight parameter for GGUF MergedLinear layer."""
+        qweight = layer.qweight
+        shard_id_map = qweight.shard_id_map
+        shard_id = qweight.shard_id
+        if len(data_container := qweight.data_container) > 1:
+            dtype = {data.dtype for data in data_container}
+            assert len(dtype) == 1
+            dtype = next(iter(dtype))
+            padded_side = max(x.size(1) for x in data_container)
+            concat_side = sum(x.size(0) for x in data_container)
+            padded_data = torch.zeros(
+                (concat_side, padded_side), dtype=dtype, device=qweight.device
+            )
+            shard_offset_map = dict[str, tuple[int, int, int]]()
+            for idx in shard_id:
+                id_in_container = shard_id_map[idx]
+                start = sum(x.size(0) for x in data_container[:id_in_container])
+                end = start + data_container[id_in_container].size(0)
+                size = data_container[id_in_container].size(1)
+                padded_data[start:end, :size] = data_container[id_in_container]
+                shard_offset_map[idx] = (start, end, size)
+            qweight.data_container.clear()
+            padded_param = Parameter(padded_data, requires_grad=False)
+            set_weight_attrs(padded_param, vars(qweight))
+            set_weight_attrs(padded_param, {"shard_offset_map": shard_offset_map})
+            layer.register_parameter("qweight", padded_param)
 
     def _pre_dequantize_weights(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Pre-dequantize GGML weights to FP16 for faster inference.
+
+        This eliminates runtime dequantization overhead at the cost of more memory.
+        """
+        qweight = layer.qweight
+        qweight_type = layer.qweight_type.weight_type
+
+        if qweight_type in UNQUANTIZED_TYPES and qweight.dtype in (
+            torch.float16,
+            torch.bfloat16,
+            torch.float32,
+        ):
+            layer.dequantized_weight = qweight
+            return
+
+        shard_id = getattr(qweight, "shard_id", None)
+        has_shard_offset = hasattr(qweight, "shard_offset_map")
+
+        if shard_id and has_shard_offset:
+            # Handle sharded weights (QKV merged)
+            shard_id = ["q", "k", "v"] if "q" in shard_id else shard_id
+            dequant_shards = []
+            for idx in shard_id:
+                start, end, offset = qweight.shard_offset_map[idx]
+                shard_qtype = layer.qweight_type.shard_weight_type[idx]
+                shard_data = qweight[start:end, :offset].contiguous()
+
+                block_size, type_size = gguf.GGML_QUANT_SIZES[shard_qtype]
+                shape = (
+                    shard_data.shape[0],
+                    shard_data.shape[1] // type_size * block_size,
+                )
+                dequant = ggml_dequantize_ascend(
+                    shard_data, shard_qtype, *shape, self.params_dtype
+                )
+                dequant_shards.append(dequant)
+
+            dequant_weight = torch.cat(dequant_shards, dim=0)
+        else:
+            # Handle single weight
+            block_size, type_size = gguf.GGML_QUANT_SIZES[qweight_type]
+            shape = (qweight.shape[0], qweight.shape[1] // type_size * block_size)
+            dequant_weight = ggml_dequantize_ascend(
+                qweight, qweight_type, *shape, self.params_dtype
+            )
+
+        layer.dequantized_weight = dequant_weight
+
+        if hasattr(layer, "qweight"):
+            del layer.qweight
+        if hasattr(layer, "qweight_type"):
+            del layer.qweight_type
 
     def apply(
         self,
@@ -493,191 +759,5 @@ class GGUFLinearAscendMethod(LinearMethodBase):
         return out
 
 
-class GGUFMoEAscendMethod(FusedMoEMethodBase):
-    """MoE method for GGUF on Ascend NPU."""
-
-    def __init__(self, quant_config: GGUFConfig):
-        self.quant_config = quant_config
-        self.w13_kernel = NPUUnquantMoEMethod()
-        self.w2_kernel = NPUUnquantMoEMethod()
-
-    def create_weights(
-        self,
-        layer: torch.nn.Module,
-        num_experts: int,
-        hidden_size: int,
-        intermediate_size_per_partition: int,
-        params_dtype: torch.dtype,
-        **extra_weight_attrs,
-    ):
-        tensor_shape = (num_experts, 2 * intermediate_size_per_partition, hidden_size)
-        w13_qweight = GGUFUninitializedParameter(requires_grad=False)
-        set_weight_attrs(
-            w13_qweight,
-            {
-                "input_dim": 1,
-                "output_dim": 0,
-                "tensor_shape": tensor_shape,
-                "is_gguf_weight": True,
-                "data_container": [],
-            },
-        )
-        set_weight_attrs(w13_qweight, extra_weight_attrs)
-        layer.register_parameter("w13_qweight", w13_qweight)
-
-        w13_qweight_type = Parameter(
-            torch.empty(1, dtype=torch.uint8), requires_grad=False
-        )
-        set_weight_attrs(
-            w13_qweight_type,
-            {"is_gguf_weight_type": True, "weight_type": 0, "ignore_warning": True},
-        )
-        set_weight_attrs(w13_qweight_type, extra_weight_attrs)
-        layer.register_parameter("w13_qweight_type", w13_qweight_type)
-
-        tensor_shape = (num_experts, intermediate_size_per_partition, hidden_size)
-        w2_qweight = GGUFUninitializedParameter(requires_grad=False)
-        set_weight_attrs(
-            w2_qweight,
-            {
-                "input_dim": 1,
-                "output_dim": 0,
-                "tensor_shape": tensor_shape,
-                "is_gguf_weight": True,
-                "data_container": [],
-            },
-        )
-        set_weight_attrs(w2_qweight, extra_weight_attrs)
-        layer.register_parameter("w2_qweight", w2_qweight)
-
-        w2_qweight_type = Parameter(
-            torch.empty(1, dtype=torch.uint8), requires_grad=False
-        )
-        set_weight_attrs(
-            w2_qweight_type,
-            {"is_gguf_weight_type": True, "weight_type": 0, "ignore_warning": True},
-        )
-        set_weight_attrs(w2_qweight_type, extra_weight_attrs)
-        layer.register_parameter("w2_qweight_type", w2_qweight_type)
-
-        # Store params_dtype for pre-dequantization
-        self.params_dtype = params_dtype
-
-    def process_weights_after_loading(self, layer: torch.nn.Module):
-        """Pre-dequantize MoE weights to FP16 for faster inference."""
-
-        if hasattr(layer, "materialize_gguf_weights"):
-            layer.materialize_gguf_weights()
-
-        # Check if weights are actually loaded (not still UninitializedParameter/empty)
-        w13_qweight = layer.w13_qweight
-        w13_qtype = layer.w13_qweight_type.weight_type
-
-        # Pre-dequantize w13 weights (gate+up projections)
-        if w13_qtype not in UNQUANTIZED_TYPES:
-            num_experts = w13_qweight.shape[0]
-            w13_dequant_list = []
-
-            block_size, type_size = gguf.GGML_QUANT_SIZES[w13_qtype]
-
-            for e in range(num_experts):
-                qweight_cpu = w13_qweight[e].cpu().numpy()
-                rows = w13_qweight[e].shape[0]
-                cols = w13_qweight[e].shape[1] // type_size * block_size
-
-                dequant_np = gguf_dequantize(qweight_cpu.flatten(), w13_qtype)
-                dequant = (
-                    torch.from_numpy(dequant_np)
-                    .to(dtype=self.params_dtype, device=w13_qweight.device)
-                    .reshape(rows, cols)
-                    .contiguous()
-                )
-                w13_dequant_list.append(dequant)
-
-            w13_full = torch.stack(w13_dequant_list, dim=0)
-            layer.register_buffer(
-                "w13_dequant", npu_format_cast(w13_full), persistent=False
-            )
-        else:
-            layer.register_buffer(
-                "w13_dequant", npu_format_cast(w13_qweight.data), persistent=False
-            )
-
-        # Pre-dequantize w2 weights (down projection)
-        w2_qweight = layer.w2_qweight
-        w2_qtype = layer.w2_qweight_type.weight_type
-
-        if w2_qtype not in UNQUANTIZED_TYPES:
-            num_experts = w2_qweight.shape[0]
-            w2_dequant_list = []
-
-            block_size, type_size = gguf.GGML_QUANT_SIZES[w2_qtype]
-
-            for e in range(num_experts):
-                qweight_cpu = w2_qweight[e].cpu().numpy()
-                rows = w2_qweight[e].shape[0]
-                cols = w2_qweight[e].shape[1] // type_size * block_size
-
-                dequant_np = gguf_dequantize(qweight_cpu.flatten(), w2_qtype)
-                dequant = (
-                    torch.from_numpy(dequant_np)
-                    .to(dtype=self.params_dtype, device=w2_qweight.device)
-                    .reshape(rows, cols)
-                    .contiguous()
-                )
-                w2_dequant_list.append(dequant)
-
-            w2_full = torch.stack(w2_dequant_list, dim=0)
-
-            layer.register_buffer(
-                "w2_dequant", npu_format_cast(w2_full), persistent=False
-            )
-        else:
-            layer.register_buffer(
-                "w2_dequant", npu_format_cast(w2_qweight.data), persistent=False
-            )
-
-        if hasattr(layer, "w2_qweight"):
-            del layer.w2_qweight
-        if hasattr(layer, "w13_qweight"):
-            del layer.w13_qweight
-
-        if hasattr(layer, "dispatcher"):
-            layer.dispatcher.set_quant_config({"quant_type": "gguf"})
-
-    def create_moe_runner(
-        self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
-    ):
-        layer.w13_kernel = self.w13_kernel
-        layer.w2_kernel = self.w2_kernel
-        moe_runner_config.layer = layer
-        moe_runner_config.use_tp_all_gather_activation = True
-        self.moe_runner_config = moe_runner_config
-        backend = get_moe_runner_backend()
-        if backend.is_auto():
-            backend = MoeRunnerBackend.ASCEND
-        self.runner = MoeRunner(backend, moe_runner_config)
-
-    def apply(
-        self,
-        layer: torch.nn.Module,
-        dispatch_output: StandardDispatchOutput,
-    ) -> CombineInput:
-        from sglang.srt.layers.moe.moe_runner.ascend import AscendQuantInfo
-
-        quant_info = AscendQuantInfo(
-            w13_weight=layer.w13_dequant,
-            w2_weight=layer.w2_dequant,
-            w13_weight_bias=getattr(layer, "w13_weight_bias", None),
-            w2_weight_bias=getattr(layer, "w2_weight_bias", None),
-            w13_scale_bias=getattr(layer, "w13_scale_bias", None),
-            w2_scale_bias=getattr(layer, "w2_scale_bias", None),
-        )
-        return self.runner.run(dispatch_output, quant_info)
 
 
-class GGUFEmbeddingAscendMethod(GGUFLinearAscendMethod):
-    """Embedding method for GGUF on Ascend NPU."""
-
-    def embedding(self, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return torch.embedding(layer.dequantized_weight, x)

@@ -117,3 +117,5 @@ class Mxfp4W4A8Config(QuantizationConfig):
             )
         return None
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []

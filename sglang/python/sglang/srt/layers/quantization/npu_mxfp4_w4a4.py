@@ -126,3 +126,5 @@ class Mxfp4W4A4Config(QuantizationConfig):
             )
         return None
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []

@@ -6,6 +6,7 @@
 import logging
 from typing import Any, Dict, List, Optional
 
+import regex as re
 import torch
 from torch.nn.parameter import Parameter
 
@@ -112,7 +113,11 @@ class PetitNvFp4Config(QuantizationConfig):
         return _is_hip and quant_method == "modelopt"
 
     def is_layer_excluded(self, prefix: str, exclude_modules: list):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        for pattern in exclude_modules:
+            regex_str = pattern.replace(".", r"\.").replace("*", r".*")
+            if re.fullmatch(regex_str, prefix):
+                return True
+        return False
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
@@ -125,6 +130,8 @@ class PetitNvFp4Config(QuantizationConfig):
             return PetitNvFp4LinearMethod(self)
         return None
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
 
 class PetitNvFp4LinearMethod(LinearMethodBase):

@@ -96,6 +96,8 @@ class W8A8Fp8Config(QuantizationConfig):
             return W8A8FP8MoEMethod(self)
         return None
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
 
 class W8A8Fp8LinearMethod(LinearMethodBase):

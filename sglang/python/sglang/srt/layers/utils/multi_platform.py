@@ -37,7 +37,41 @@ class MultiPlatformOp(nn.Module):
         self._original_forward_method = None
         self.is_torch_compile = False
 
+    def enter_torch_compile(self, num_tokens: int):
+        # Skip if Op is already entered compile mode.
+        # NOTE(alcanderian): Some Ops(for example RotaryEmbedding) will be reused
+        # among layers and `enter_torch_compile` will be called many times.
+        # We should prevent `self._original_forward_method` from being overridden when
+        # it is not the first time `enter_torch_compile` called.
+        if self.is_torch_compile:
+            return
 
+        self._original_forward_method = self._forward_method
+        # NOTE: Temporarily workaround MoE
+        # The performance of torch.compile on this layer is not always good when bs > 1,
+        # so we decide to only use torch.compile when bs=1
+        if "FusedMoE" in self.__class__.__name__:
+            if num_tokens == 1:
+                from sglang.srt.layers.moe.fused_moe_native import (
+                    fused_moe_forward_native,
+                )
+
+                self._forward_method = fused_moe_forward_native
+        elif "TopK" in self.__class__.__name__:
+            if num_tokens == 1:
+                self._forward_method = self.forward_native
+        else:
+            self._forward_method = self.forward_native
+        self.is_torch_compile = True
+
+    def leave_torch_compile(self):
+        # Skip if Op is already exited compile mode.
+        if not self.is_torch_compile:
+            return
+
+        self._forward_method = self._original_forward_method
+        self._original_forward_method = None
+        self.is_torch_compile = False
 
     # Please do not override this method, because `self._forward_method` can change when in torch compile mode
     @debug_kernel_api
@@ -53,14 +87,8 @@ class MultiPlatformOp(nn.Module):
     def forward_npu(self, *args, **kwargs):
         return self.forward_native(*args, **kwargs)
 
-    def forward_hip(self, *args, **kwargs):
-        return self.forward_cuda(*args, **kwargs)
 
-    def forward_xpu(self, *args, **kwargs):
-        return self.forward_native(*args, **kwargs)
 
-    def forward_musa(self, *args, **kwargs):
-        return self.forward_cuda(*args, **kwargs)
 
 
     def forward_cpu(self, *args, **kwargs):

@@ -27,4 +27,10 @@ def register_lora_backend(name):
 
 
 def get_backend_from_name(name: str) -> Type[BaseLoRABackend]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Get corresponding backend class from backend's name
+    """
+    if name not in LORA_SUPPORTED_BACKENDS:
+        raise ValueError(f"Invalid backend: {name}")
+    lora_backend = LORA_SUPPORTED_BACKENDS[name]()
+    return lora_backend

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import traceback
@@ -45,11 +46,30 @@ logger = logging.getLogger(__name__)
 
 
 def _get_draft_model_runner(draft_worker):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # DFlash / FrozenKVMTP workers expose draft_model_runner directly
+    runner = getattr(draft_worker, "draft_model_runner", None)
+    if runner is not None:
+        return runner
+    # EAGLEWorkerV2: _draft_worker.draft_runner
+    inner = getattr(draft_worker, "_draft_worker", None)
+    if inner is not None:
+        runner = getattr(inner, "draft_runner", None)
+        if runner is not None:
+            return runner
+    return None
 
 
 def _merge_checksum_payloads(target: Dict, draft: Dict) -> Dict:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    merged_checksums = dict(target["checksums"])
+    for name, chk in draft["checksums"].items():
+        merged_checksums[f"draft.{name}"] = chk
+    h = hashlib.sha256()
+    for name in sorted(merged_checksums):
+        h.update(name.encode())
+        h.update(merged_checksums[name].encode())
+    target["checksums"] = merged_checksums
+    target["per_gpu_checksum"] = h.hexdigest()
+    return target
 
 
 @dataclass(kw_only=True, slots=True)
@@ -323,8 +343,15 @@ class SchedulerWeightUpdaterManager:
 
 
 def _export_static_state(model):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return dict(
+        buffers=[
+            (name, buffer.detach().clone()) for name, buffer in model.named_buffers()
+        ]
+    )
 
 
 def _import_static_state(model, static_params):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    with torch.inference_mode():
+        self_named_buffers = dict(model.named_buffers())
+        for name, tensor in static_params["buffers"]:
+            self_named_buffers[name][...] = tensor

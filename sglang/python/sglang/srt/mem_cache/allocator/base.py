@@ -70,7 +70,12 @@ class BaseTokenToKVPoolAllocator(abc.ABC):
             self.free(torch.cat(self.free_group))
 
     def merge_and_sort_free(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if len(self.release_pages) > 0:
+            self.free_pages = torch.cat((self.free_pages, self.release_pages))
+            self.free_pages, _ = torch.sort(self.free_pages)
+            self.release_pages = torch.empty(
+                (0,), dtype=self.release_pages.dtype, device=self.device
+            )
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         # FIXME: reuse the get_cpu_copy after paged allocator is implemented
@@ -87,7 +92,10 @@ class BaseTokenToKVPoolAllocator(abc.ABC):
         raise NotImplementedError("alloc_decode is only for paged allocator")
 
     def resize(self, config) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.size = config.max_total_num_tokens
+        if self.page_size > 1:
+            self.num_pages = config.max_total_num_tokens // self.page_size
+        self.clear()
 
     @abc.abstractmethod
     def clear(self):

@@ -33,7 +33,22 @@ logger = logging.getLogger(__name__)
 
 
 def _unsupported_derived_weight_cache_error() -> Optional[str]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Reject online weight updates that derived-weight caches cannot survive.
+
+    The HPC-Ops bf16xfp32 GEMM caches the fp32 weight split; in-place loader
+    writes are invisible to it, so an update would silently keep serving the
+    old weights. The check is startup-determined and rank-uniform, so an
+    update never proceeds on some workers while rejected on others.
+    """
+    from sglang.kernels.ops.attention.dsv4.gemm import hpc_bf16xfp32_gemm_enabled
+
+    if hpc_bf16xfp32_gemm_enabled():
+        return (
+            "Online weight updates are not supported while the HPC-Ops "
+            "bf16xfp32 GEMM optimization is enabled: the cached weight "
+            "split would keep serving the old weights."
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -393,11 +408,15 @@ class WeightUpdater:
 
 
 def _model_load_weights_direct(model, named_tensors: List[Tuple[str, torch.Tensor]]):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    params_dict = dict(model.named_parameters())
+    for name, tensor in named_tensors:
+        default_weight_loader(params_dict[name], tensor)
 
 
 def _unwrap_tensor(tensor, tp_rank, device):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if isinstance(tensor, LocalSerializedTensor):
+        tensor = tensor.get(tp_rank)
+    return tensor.to(device)
 
 
 @dataclass

@@ -37,8 +37,10 @@ Backend selection comes from cuda_graph_config.prefill:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
@@ -146,11 +148,45 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 def _resolve_transformer_layer_model(model: torch.nn.Module) -> torch.nn.Module:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Find the module that owns decoder layers behind language/model wrappers."""
+    try:
+        layer_model = resolve_language_model(model)
+    except AttributeError:
+        layer_model = getattr(model, "language_model", model)
+
+    seen = set()
+    while not hasattr(layer_model, "layers") and hasattr(layer_model, "model"):
+        obj_id = id(layer_model)
+        if obj_id in seen:
+            break
+        seen.add(obj_id)
+        layer_model = layer_model.model
+
+    if not hasattr(layer_model, "layers"):
+        raise RuntimeError(
+            f"could not resolve inner layer_model on {type(model).__name__}; "
+            f"resolved to {type(layer_model).__name__} without layers."
+        )
+    return layer_model
 
 
 def _slice_output_rows(output: Any, num_tokens: int) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Slice every tensor leaf in a transformer-body output by token rows.
+
+    Full prefill graphs replay at a padded token bucket. Most models return a
+    single hidden-state tensor, while auxiliary-hidden-state models (for
+    example DFLASH targets) return nested tuple/list structures. Slicing the
+    outer sequence would change its structure instead of removing padded rows.
+    """
+    if output is None:
+        return None
+    if torch.is_tensor(output) or isinstance(output, PPProxyTensors):
+        return output[:num_tokens]
+    if isinstance(output, tuple):
+        return tuple(_slice_output_rows(item, num_tokens) for item in output)
+    if isinstance(output, list):
+        return [_slice_output_rows(item, num_tokens) for item in output]
+    raise TypeError(f"Unsupported full prefill CUDA graph output: {type(output)}")
 
 
 @dataclass(frozen=True)
@@ -170,7 +206,23 @@ class _ChunkedPrefixCaptureBuffers:
 
 
 def prefill_failure_msg(backend_name: str) -> str:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Render PREFILL_CUDA_GRAPH_CAPTURE_FAILED_MSG with a backend-specific
+    numbered suggestion list. The runner is only constructed for BREAKABLE
+    or TC_PIECEWISE; other values fall back to a generic OOM-style list."""
+    if backend_name == Backend.BREAKABLE:
+        hint = BCG_FAILURE_HINT
+    elif backend_name == Backend.TC_PIECEWISE:
+        hint = TCPCG_FAILURE_HINT
+    else:
+        hint = (
+            "1. disable the prefill CUDA graph by --cuda-graph-backend-prefill=disabled\n"
+            "2. if it is an OOM problem, set --mem-fraction-static to a smaller value "
+            "(e.g., 0.8 or 0.7) or set --cuda-graph-max-bs-prefill to a smaller value "
+            "(e.g., 2048)\n"
+        )
+    return PREFILL_CUDA_GRAPH_CAPTURE_FAILED_MSG.format(
+        backend=backend_name, suggestions=hint
+    )
 
 
 # Static prefill input tensors owned by captured-body backends (Breakable and
@@ -483,58 +535,320 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         self.raw_bs = 0
 
     def _is_mamba_track_enabled(self) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return (
+            self.model_runner.server_args.enable_mamba_extra_buffer()
+            and not self.model_runner.server_args.disable_radix_cache
+            and self.model_runner.spec_algorithm.is_none()
+        )
 
     def _cache_loc_dtype(self):
         return torch.int64
 
     def _next_token_logits_buffer(self, rows: int) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.model_runner.pp_group.is_last_rank:
+            return None
+        graph_shared_output = self.model_runner.graph_shared_output
+        # Fall back to eager logits when the shared buffer can't hold prefill rows.
+        if graph_shared_output is None or rows > graph_shared_output.max_rows:
+            return None
+        return graph_shared_output.get_logits_buffer(
+            self.model_runner.model_config.vocab_size, rows=rows
+        )
 
     def _uses_eager_prefill_tail(self) -> bool:
         return self.prefill_backend_name in (Backend.BREAKABLE, Backend.FULL)
 
     def _prefill_logits_buffer_rows(self, forward_batch: ForwardBatch) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not forward_batch.return_logprob:
+            return forward_batch.batch_size
+        assert (
+            self._uses_eager_prefill_tail()
+        ), "Prefill return_logprob requires an eager logits tail."
+
+        global_num_tokens = forward_batch.global_num_tokens_for_logprob_cpu
+        if global_num_tokens is not None:
+            dp_rank = get_parallel().attn_dp_rank
+            return int(global_num_tokens[dp_rank if len(global_num_tokens) > 1 else 0])
+
+        return sum(
+            max(int(seq_len) - int(start_len), 1)
+            for start_len, seq_len in zip(
+                forward_batch.extend_logprob_start_lens_cpu,
+                forward_batch.extend_seq_lens_cpu,
+            )
+        )
 
     def _capture_num_token_non_padded(self, num_tokens: int) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self.buffer_registry.has_slot("num_token_non_padded"):
+            return None
 
+        buf = self.buffer_registry.get_slot("num_token_non_padded").buffer
+        buf.fill_(num_tokens)
+        if require_gathered_buffer(self.model_runner.server_args):
+            local = compute_local_num_token_non_padded(
+                global_num_token_non_padded=buf,
+                num_tokens_per_dp=num_tokens,
+            )
+            buf.copy_(local)
+        return buf
 
+    def _get_layer_model_positions(self, forward_batch: ForwardBatch) -> torch.Tensor:
+        """Mirror outer multimodal wrappers when BCG captures layer_model directly."""
+        if forward_batch.mrope_positions is None:
+            return forward_batch.positions
+
+        model = self.model_runner.model
+        if getattr(model, "is_mrope_enabled", False):
+            return forward_batch.mrope_positions
+
+        language_model = getattr(model, "language_model", None)
+        if getattr(language_model, "is_mrope_enabled", False):
+            return forward_batch.mrope_positions
+
+        return forward_batch.positions
+
+    @contextmanager
+    def _prefill_forward_context(
+        self,
+        forward_batch: ForwardBatch,
+        *,
+        num_tokens: Optional[int] = None,
+        raw_num_tokens: Optional[int] = None,
+    ):
+        with (
+            forward_context(
+                ForwardContext(attn_backend=self.model_runner.attn_backend)
+            ),
+            set_tc_piecewise_forward_context(
+                forward_batch,
+                self.attention_layers,
+                self.quant_config,
+                self.moe_layers,
+                self.moe_fusions,
+                dsa_indexers=self.dsa_indexers,
+                mha_companion_layers=self.mha_companion_layers,
+                num_tokens=num_tokens,
+                raw_num_tokens=raw_num_tokens,
+                full_graph=self._is_full_backend,
+            ),
+        ):
+            yield
 
     @torch.no_grad()
     def _run_forward(self, forward_batch: ForwardBatch, num_tokens: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Run forward inside the prefill set_tc_piecewise_forward_context.
 
+        BCG path: captures only the inner layer_model.forward (transformer
+        stack), excluding the outer model.forward tail (logits_processor /
+        pooler). The captured output is bs=1 hidden states; replay then runs
+        the outer tail eagerly with live multi-req metadata.
 
+        TC_PIECEWISE path: captures the outer model.forward; torch.compile
+        FX-traces produce bs-invariant kernels.
+
+        ``@torch.no_grad`` mirrors the decorator on the outer
+        ``*ForCausalLM.forward``. For BCG, calling ``layer_model.forward``
+        directly skips that decorator, so we apply it here — without it
+        some MoE ``@torch.compile`` kernels (``torch.sum(out=...)``) fail
+        dynamo with "out= doesn't support autograd", and mamba state ops
+        can spuriously track gradients.
+        """
+        forward_batch.dp_local_start_pos = forward_batch.dp_local_num_tokens = None
+        set_dp_buffer_len(
+            forward_batch.global_dp_buffer_len,
+            num_tokens,
+            forward_batch.dp_padding_mode.is_max_len(),
+            forward_batch.global_num_tokens_cpu,
+        )
+        set_is_extend_in_batch(False)
+
+        with self._prefill_forward_context(forward_batch):
+            if self._uses_eager_prefill_tail():
+                # BCG / Full: capture the transformer body only.
+                positions = self._get_layer_model_positions(forward_batch)
+                return self.layer_model.forward(
+                    forward_batch.input_ids,
+                    positions,
+                    forward_batch,
+                    forward_batch.input_embeds,
+                )
+            # tc_piecewise: compile/capture the outer model.forward path.
+            return self.model_runner.model.forward(
+                forward_batch.input_ids,
+                forward_batch.positions,
+                forward_batch,
+            )
+
+    def _run_dummy_forward(self, num_tokens: int) -> None:
+        """Build a dummy ForwardBatch at this shape, init attn metadata,
+        run forward once. Used by TcPiecewiseCudaGraphBackend.prepare
+        for both the JIT-activate forward (single shape, before
+        torch.compile install) and the compile-loop pass (every shape,
+        inside enable_torch_compile_warmup).
+        """
+        fb, attn_backend = self.capture_prepare(num_tokens)
+        attn_backend.init_forward_metadata(fb)
+        self._run_forward(fb, num_tokens)
+
+    def run_dummy_multimodal_deepstack_forward(
+        self, language_model: torch.nn.Module, num_tokens: int
+    ) -> bool:
+        """Warm the tensor-valued deepstack branch before serving requests.
+
+        The regular PCG dummy is text-only. Qwen3-VL only provides
+        ``input_deepstack_embeds`` after visual encoding, so leaving this
+        branch cold makes the first image request synchronously recompile the
+        language model. The model/signature checks keep this a no-op for
+        non-deepstack architectures.
+        """
+        if (
+            "input_deepstack_embeds"
+            not in inspect.signature(language_model.forward).parameters
+        ):
+            return False
+
+        num_deepstack = getattr(self.model_runner.model, "num_deepstack_embeddings", 0)
+        if num_deepstack <= 0:
+            return False
+
+        hidden_size = (
+            getattr(getattr(language_model, "config", None), "hidden_size", None)
+            or self.model_runner.model_config.hidden_size
+        )
+        fb, attn_backend = self.capture_prepare(num_tokens)
+        attn_backend.init_forward_metadata(fb)
+        deepstack_embeds = torch.zeros(
+            (num_tokens, hidden_size * num_deepstack),
+            dtype=self.model_runner.dtype,
+            device=self.device,
+        )
+        torch._dynamo.maybe_mark_dynamic(deepstack_embeds, 0)
+
+        fb.dp_local_start_pos = fb.dp_local_num_tokens = None
+        set_dp_buffer_len(
+            fb.global_dp_buffer_len,
+            num_tokens,
+            fb.dp_padding_mode.is_max_len(),
+            fb.global_num_tokens_cpu,
+        )
+        set_is_extend_in_batch(False)
+
+        with (
+            forward_context(
+                ForwardContext(attn_backend=self.model_runner.attn_backend)
+            ),
+            set_tc_piecewise_forward_context(
+                fb,
+                self.attention_layers,
+                self.quant_config,
+                self.moe_layers,
+                self.moe_fusions,
+                dsa_indexers=self.dsa_indexers,
+            ),
+        ):
+            language_model.forward(
+                fb.input_ids,
+                self._get_layer_model_positions(fb),
+                fb,
+                input_embeds=fb.input_embeds,
+                input_deepstack_embeds=deepstack_embeds,
+            )
+        return True
 
     def _has_inactive_dp_rank(self, forward_batch: ForwardBatch) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # DSV4 DP attention / DeepEP collectives need every DP rank to enter
+        # the same replay path. Sparse-DP batches (one or more ranks with
+        # zero local tokens) fall back to eager to avoid hanging ranks.
+        global_num_tokens = forward_batch.global_num_tokens_cpu
+        if global_num_tokens is None:
+            return False
+        return len(global_num_tokens) > 1 and any(
+            int(num_tokens) == 0 for num_tokens in global_num_tokens
+        )
 
     @staticmethod
     def _has_prefix_hit(forward_batch: ForwardBatch) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        prefix_lens = forward_batch.extend_prefix_lens_cpu
+        return prefix_lens is not None and any(
+            int(length) > 0 for length in prefix_lens
+        )
 
     @staticmethod
     def _max_addressable_prefix_len(model_runner) -> int:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        table_width = model_runner.req_to_token_pool.req_to_token.shape[1]
+        configured_context = model_runner.server_args.context_length
+        return (
+            min(table_width, configured_context)
+            if configured_context is not None and configured_context > 0
+            else table_width
+        )
 
     @staticmethod
     def _resolve_prefix_chunk_shape(
         model_runner, capture_req_slots: int
     ) -> tuple[int, int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Resolve per-request length and aggregate capacity of one chunk."""
+        prefix_config = model_runner.server_args.cuda_graph_config.prefill
+        requested_capacity = prefix_config.full_prefill_prefix_chunk_tokens
+        if requested_capacity is None:
+            requested_capacity = model_runner.server_args.chunked_prefill_size
+            if requested_capacity is None or requested_capacity <= 0:
+                requested_capacity = prefix_config.max_bs
+        if requested_capacity is None or requested_capacity <= 0:
+            raise ValueError("full_prefill_prefix_chunk_tokens must be positive")
+        max_addressable_prefix_tokens = (
+            PrefillCudaGraphRunner._max_addressable_prefix_len(model_runner)
+            * capture_req_slots
+        )
+        requested_capacity = min(requested_capacity, max_addressable_prefix_tokens)
+        # Divide before allocating so increasing the number of request slots
+        # does not multiply the aggregate workspace represented by one chunk.
+        prefix_chunk_len = max(requested_capacity // capture_req_slots, 1)
+        return prefix_chunk_len, prefix_chunk_len * capture_req_slots
 
     def _select_prefix_capture_chunks(
         self, forward_batch: ForwardBatch
     ) -> Optional[int]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Smallest captured variant covering the batch's max prefix, or None."""
+        max_prefix_len = max(
+            int(length) for length in forward_batch.extend_prefix_lens_cpu
+        )
+        real_n = _ceil_div(max_prefix_len, self._prefix_chunk_len)
+        return next((n for n in self._prefix_capture_variants if n >= real_n), None)
 
     def _shape_key(self, num_tokens: int, forward_batch: ForwardBatch) -> ShapeKey:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        variant = None
+        if self._capture_chunked_prefix and self._has_prefix_hit(forward_batch):
+            captured_n = self._select_prefix_capture_chunks(forward_batch)
+            assert captured_n is not None, "prefix batch has no captured FullCG variant"
+            variant = _chunked_prefix_variant(captured_n)
+        return ShapeKey(size=num_tokens, variant_label=variant)
 
     def _create_chunked_prefix_buffers(self) -> _ChunkedPrefixCaptureBuffers:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Allocate the stable chunk-metadata tensors shared by all variants."""
+        max_chunks = max(self._prefix_capture_variants)
+        bs = self._capture_req_slots
+        starts_cpu = (
+            (torch.arange(max_chunks, dtype=torch.int32) * self._prefix_chunk_len)
+            .unsqueeze(1)
+            .repeat(1, bs)
+        )
+        return _ChunkedPrefixCaptureBuffers(
+            starts=starts_cpu.to(self.device, copy=True),
+            seq_lens=torch.zeros(
+                (max_chunks, bs), dtype=torch.int32, device=self.device
+            ),
+            cu_seq_lens=torch.zeros(
+                (max_chunks, bs + 1), dtype=torch.int32, device=self.device
+            ),
+            starts_cpu=starts_cpu,
+            seq_lens_cpu=torch.zeros((max_chunks, bs), dtype=torch.int32),
+            kv_indices=torch.zeros(
+                (max_chunks, self._prefix_chunk_capacity),
+                dtype=torch.int32,
+                device=self.device,
+            ),
+        )
 
     def _prepare_chunked_prefix_capture(
         self,
@@ -542,18 +856,123 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         shape_key: ShapeKey,
         captured_n: int,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Attach fixed-capacity, runner-owned prefix buffers for capture."""
+        assert self._prefill_static_buffers is not None
+        buffers = self._prefix_capture_buffers
+        assert buffers is not None
+        bs = self._capture_req_slots
+        prefix_len = min(self._prefix_chunk_len * captured_n, self._prefix_max_len)
+        prefix_lens_cpu = [prefix_len] * bs
+        self._prefill_static_buffers["extend_prefix_lens"][:bs].fill_(prefix_len)
 
+        self._populate_chunked_prefix_buffers(
+            captured_n=captured_n, prefix_lens_cpu=prefix_lens_cpu
+        )
+
+        forward_batch.extend_prefix_lens_cpu = prefix_lens_cpu
+        forward_batch.prefix_chunk_len = self._prefix_chunk_len
+        forward_batch.num_prefix_chunks = captured_n
+        forward_batch.prefix_chunk_idx = -1
+        forward_batch.prefix_chunk_starts = buffers.starts
+        forward_batch.prefix_chunk_starts_cpu = buffers.starts_cpu
+        forward_batch.prefix_chunk_seq_lens = buffers.seq_lens
+        forward_batch.prefix_chunk_seq_lens_cpu = buffers.seq_lens_cpu
+        forward_batch.prefix_chunk_cu_seq_lens = buffers.cu_seq_lens
+        forward_batch.prefix_chunk_max_seq_lens = [self._prefix_chunk_len] * captured_n
+        # Replay may pad request slots with zero-length prefixes. Capture the
+        # conservative branch needed by backends that fix up zero-KV rows.
+        forward_batch.prefix_chunk_has_zero_kv = [True] * captured_n
+        forward_batch.prefix_chunk_num_tokens = [
+            self._prefix_chunk_capacity
+        ] * captured_n
+        forward_batch.prefix_chunk_kv_indices = list(
+            buffers.kv_indices[:captured_n].unbind(0)
+        )
+        self._prefix_capture_batches[shape_key] = forward_batch
+        self.model_runner.attn_backend.prepare_full_cuda_graph_chunked_prefix(
+            forward_batch, in_capture=True
+        )
+
+    def _populate_chunked_prefix_buffers(
+        self,
+        *,
+        captured_n: int,
+        prefix_lens_cpu: list[int],
+    ) -> None:
+        """Refresh shared metadata/KV indices and zero rounded-up chunks."""
+        assert self._prefill_static_buffers is not None
+        buffers = self._prefix_capture_buffers
+        assert buffers is not None
+        bs = self._capture_req_slots
+        assert len(prefix_lens_cpu) == bs
+        real_n = _ceil_div(max(prefix_lens_cpu), self._prefix_chunk_len)
+        assert real_n <= captured_n
+
+        # Chunk starts are constant; only the lengths change. Compute once on
+        # CPU and copy into the stable CPU/GPU buffers the graph reads.
+        prefix_lens = torch.tensor(prefix_lens_cpu, dtype=torch.int32)
+        seq_lens = (prefix_lens - buffers.starts_cpu[:captured_n]).clamp(
+            min=0, max=self._prefix_chunk_len
+        )
+        cu_seq_lens = torch.zeros((captured_n, bs + 1), dtype=torch.int32)
+        cu_seq_lens[:, 1:] = seq_lens.cumsum(dim=1)
+        buffers.seq_lens_cpu[:captured_n].copy_(seq_lens)
+        buffers.seq_lens[:captured_n].copy_(seq_lens)
+        buffers.cu_seq_lens[:captured_n].copy_(cu_seq_lens)
+
+        req_to_token = self.model_runner.req_to_token_pool.req_to_token
+        # The kernel reads all request slots, so use the slot-padded static
+        # buffer (arange at capture, live indices + zeroed tail at replay).
+        req_pool_indices = self._prefill_static_buffers["req_pool_indices"][:bs]
+        buffers.kv_indices[:captured_n].zero_()
+        for chunk_idx in range(real_n):
+            create_chunked_prefix_cache_kv_indices[(bs,)](
+                req_to_token,
+                req_pool_indices,
+                buffers.starts[chunk_idx],
+                buffers.seq_lens[chunk_idx],
+                buffers.cu_seq_lens[chunk_idx],
+                buffers.kv_indices[chunk_idx],
+                req_to_token.shape[1],
+            )
 
     def _prepare_chunked_prefix_replay(
         self, shape_key: ShapeKey, forward_batch: ForwardBatch
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Refresh stable buffers for the selected rounded-up chunk variant."""
+        capture_batch = self._prefix_capture_batches[shape_key]
+        raw_bs = forward_batch.batch_size
+        prefix_lens_cpu = [
+            int(length) for length in forward_batch.extend_prefix_lens_cpu[:raw_bs]
+        ] + [0] * (self._capture_req_slots - raw_bs)
+
+        self._populate_chunked_prefix_buffers(
+            captured_n=capture_batch.num_prefix_chunks,
+            prefix_lens_cpu=prefix_lens_cpu,
+        )
+        # Kept in sync for backend diagnostics; replay kernels read the stable
+        # GPU/CPU chunk tensors above, not this Python list.
+        capture_batch.extend_prefix_lens_cpu = prefix_lens_cpu
+        self.model_runner.attn_backend.prepare_full_cuda_graph_chunked_prefix(
+            capture_batch, in_capture=False
+        )
 
     def _init_forward_metadata_for_capture(
         self, forward_batch: ForwardBatch, num_tokens: int
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Capture-time metadata init for the BCG-with-captured-metadata
+        contract. For opt-in backends (DSV4), call the BCG-specific entry
+        and stash the returned per-bucket metadata object; otherwise fall
+        back to the generic eager init that BCG/TC_PIECEWISE use today."""
+        attn_backend = self.model_runner.attn_backend
+        if not self.use_captured_attn_metadata:
+            attn_backend.init_forward_metadata(forward_batch)
+            return
+        metadata = attn_backend.init_forward_metadata_for_breakable_cuda_graph_capture(
+            forward_batch
+        )
+        assert self.attn_metadata_buffers is not None
+        self.attn_metadata_buffers[num_tokens] = metadata
 
     def _prepare_forward_metadata_for_replay(
         self,
@@ -561,11 +980,49 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         static_forward_batch: ForwardBatch,
         num_tokens: int,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Replay-time metadata refresh for the BCG-with-captured-metadata
+        contract. For opt-in backends, refresh the stashed per-bucket
+        metadata in place against the current batch; otherwise fall back
+        to the generic eager init. Full CG instead refreshes the
+        capture-stable wrapper state planned at capture time with the
+        real seq_lens / prefix_lens; the captured kernels read the
+        updated state at replay."""
+        attn_backend = self.model_runner.attn_backend
+        if self._is_full_backend:
+            # Slot-padded shallow view: plan() must see exactly req_slots
+            # entries (real values in [:bs], sentinels in [bs:req_slots]
+            # already populated by replay_prepare).
+            r = self._capture_req_slots
+            bs = forward_batch.batch_size
+            s = self._prefill_static_buffers
+            self._full_cg_seq_lens_cpu.zero_()
+            self._full_cg_seq_lens_cpu[:bs].copy_(forward_batch.seq_lens_cpu)
+            padded_view = copy.copy(forward_batch)
+            padded_view.batch_size = r
+            padded_view.seq_lens = s["seq_lens"][:r]
+            padded_view.seq_lens_cpu = self._full_cg_seq_lens_cpu
+            padded_view.req_pool_indices = s["req_pool_indices"][:r]
+            padded_view.extend_seq_lens = s["extend_seq_lens"][:r]
+            padded_view.extend_prefix_lens = s["extend_prefix_lens"][:r]
+            attn_backend.init_forward_metadata_out_graph(padded_view)
+            return
+        if not self.use_captured_attn_metadata:
+            attn_backend.init_forward_metadata(forward_batch)
+            return
+        assert self.attn_metadata_buffers is not None
+        metadata = self.attn_metadata_buffers[num_tokens]
+        attn_backend.prepare_forward_metadata_for_breakable_cuda_graph_replay(
+            metadata,
+            forward_batch,
+            static_forward_batch=static_forward_batch,
+        )
 
     @staticmethod
     def _restore_mha_capture_state(forward_batch: ForwardBatch) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Restore Python state omitted from breakable graph segments."""
+        forward_batch.mha_one_shot = True
+        forward_batch.mha_return_lse = False
+        forward_batch.set_attn_attend_prefix_cache(False)
 
     def can_replay_locally(
         self,
@@ -581,7 +1038,63 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         lora_ineligible: bool = False,
         chunked_prefix_uncapturable: bool = False,
     ) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Rank-local replay eligibility: the single source of truth for
+        ``can_run_graph`` (ForwardBatch, forward time) and the dp mlp-sync
+        vote (ScheduleBatch, schedule time) — all dp ranks must reach the
+        same replay-vs-eager decision or their collectives mismatch. Pass
+        ``capture_hidden_mode=None`` when unknown at the call site (it is
+        rank-uniform; forward-time-only checking cannot split the group).
+        """
+        if self._is_full_backend and batch_size > self._capture_req_slots:
+            return False
+        # LoRA replays need prepare_lora_batch's static metadata. lora_manager
+        # keeps LoRA prefill eager on every rank under dp attention, so the
+        # schedule-time vote derives this from enable_lora alone.
+        if lora_ineligible:
+            return False
+        if input_embeds is not None:
+            return False
+        if replace_embeds is not None:
+            return False
+        # A prefix forces the MHA companion path, whose captured state is
+        # frozen prefix-free; DSA models are exempt (capture/replay force
+        # the sparse path, which takes any prefix via device metadata), as
+        # are archs on the MLA-BCG allowlist (they pin the absorbed MLA path
+        # inside capture/replay, so the MHA companion is never captured).
+        if (
+            self.prefill_backend_name == Backend.BREAKABLE
+            and self.has_mha_companion_layers
+            and not self.dsa_sparse_prefill_forced
+            and not self.mla_pinned_under_bcg
+            and prefix_lens is not None
+            and any(prefix_lens)
+        ):
+            return False
+        # FullCG's chunked-prefix topology covers a bounded prefix. The flag
+        # gating it is FULL-backend-only, so this is inert for the breakable
+        # vote path.
+        if chunked_prefix_uncapturable:
+            return False
+        # tc_piecewise captures with ForwardMode.EXTEND and spec_info=None.
+        if is_target_verify:
+            return False
+        if (
+            capture_hidden_mode is not None
+            and self.capture_hidden_mode < capture_hidden_mode
+        ):
+            return False
+        if return_logprob and not self._uses_eager_prefill_tail():
+            return False
+        if num_tokens is None:
+            return True
+        if num_tokens > self.max_num_tokens:
+            return False
+        # No exact-shape check: load_batch bucket-pads; only reject
+        # disproportionate padding waste.
+        padded_num_tokens = self._pad_to_bucket(num_tokens, self.capture_num_tokens)
+        if padded_num_tokens > num_tokens * _MAX_PREFILL_CUDA_GRAPH_PADDING_FACTOR:
+            return False
+        return True
 
     def can_run_graph(self, forward_batch: ForwardBatch) -> bool:
         # DP check: group verdict from the schedule-time all-gather
@@ -628,7 +1141,13 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         return True
 
     def _build_capture_spec_info(self, num_tokens: int):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.static_draft_hidden_states is None:
+            return None
+        from sglang.srt.speculative.eagle_info import EagleDraftInput
+
+        return EagleDraftInput(
+            hidden_states=self.static_draft_hidden_states[:num_tokens],
+        )
 
     def capture_prepare(self, num_tokens: int) -> tuple[ForwardBatch, AttentionBackend]:
         """Build a dummy prefill ForwardBatch for capture/warmup at this shape.
@@ -1093,7 +1612,51 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         shape_key: ShapeKey,
         **kwargs,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # BCG / Full: replay the captured body, run the LM head +
+        # logits_processor eagerly.
+        full_path = self._is_full_backend
+        ie_idx = self._input_embeds_arg_idx
+
+        def replay_layer_forward(*args, **layer_kwargs):
+            # The captured body graph reads activations from the static
+            # input_embeds slot. The outer model.forward (run eagerly)
+            # passes the live embeddings into layer_model.forward as the
+            # 4th positional arg (or input_embeds kwarg): for multimodal
+            # batches these are the composed text+vision embeds, for
+            # text-only batches they are get_input_embeddings()(input_ids).
+            # Copy them into the slot before replay so the graph sees the
+            # current request's embeddings (mirrors main's BCG closure).
+            if self.buffer_registry.has_slot("input_embeds"):
+                ie = layer_kwargs.get("input_embeds")
+                if ie is None and ie_idx is not None and len(args) > ie_idx:
+                    ie = args[ie_idx]
+                if ie is not None:
+                    self.buffer_registry.get_slot("input_embeds").slice_for(
+                        1, static_num_tokens
+                    )[: ie.shape[0]].copy_(ie)
+            hs = self.backend.replay(shape_key, static_forward_batch, **kwargs)
+            return _slice_output_rows(hs, raw_num_tokens) if full_path else hs
+
+        original_layer_forward = self.layer_model.forward
+        self.layer_model.forward = replay_layer_forward
+        # For Full, run the eager tail against the raw user-facing batch so it
+        # uses real request metadata instead of padded slots. BCG has no
+        # request-slot padding, so static_forward_batch is already the serving batch.
+        tail_batch = forward_batch if full_path else static_forward_batch
+        try:
+            with self._prefill_forward_context(
+                static_forward_batch,
+                num_tokens=static_num_tokens,
+                raw_num_tokens=raw_num_tokens,
+            ):
+                return self.model_runner.model.forward(
+                    tail_batch.input_ids,
+                    tail_batch.positions,
+                    tail_batch,
+                    **kwargs,
+                )
+        finally:
+            self.layer_model.forward = original_layer_forward
 
     def _execute_tc_piecewise(
         self,
@@ -1102,13 +1665,58 @@ class PrefillCudaGraphRunner(BaseCudaGraphRunner):
         raw_num_tokens: int,
         **kwargs,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        with self._prefill_forward_context(
+            static_forward_batch,
+            num_tokens=static_num_tokens,
+            raw_num_tokens=raw_num_tokens,
+        ):
+            return self.backend.replay(
+                ShapeKey(size=static_num_tokens),
+                static_forward_batch,
+                **kwargs,
+            )
 
+    def _trim_logits_output(
+        self, output: LogitsProcessorOutput
+    ) -> LogitsProcessorOutput:
+        # Preserve mm_input_embeds for speculative decoding.
+        mm_input_embeds = None
+        if (
+            self.model_runner.spec_algorithm.is_speculative()
+            and output.mm_input_embeds is not None
+        ):
+            mm_input_embeds = output.mm_input_embeds[: self.raw_num_tokens]
+        logits_rows = self.raw_bs if self._is_full_backend else self.raw_num_tokens
+        return LogitsProcessorOutput(
+            next_token_logits=(
+                output.next_token_logits[:logits_rows]
+                if output.next_token_logits is not None
+                else None
+            ),
+            hidden_states=(
+                output.hidden_states[: self.raw_num_tokens]
+                if output.hidden_states is not None
+                else None
+            ),
+            input_token_logprobs=output.input_token_logprobs,
+            input_top_logprobs_val=output.input_top_logprobs_val,
+            input_top_logprobs_idx=output.input_top_logprobs_idx,
+            input_token_ids_logprobs_val=output.input_token_ids_logprobs_val,
+            input_token_ids_logprobs_idx=output.input_token_ids_logprobs_idx,
+            mm_input_embeds=mm_input_embeds,
+        )
 
     def _finalize_execute_output(
         self, output
     ) -> Union[LogitsProcessorOutput, PPProxyTensors, EmbeddingPoolerOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if isinstance(output, LogitsProcessorOutput):
+            return self._trim_logits_output(output)
+        if isinstance(output, EmbeddingPoolerOutput):
+            return output
+        assert isinstance(output, PPProxyTensors)
+        raise NotImplementedError(
+            "PPProxyTensors is not supported in PrefillCudaGraphRunner yet."
+        )
 
     def _validate_capture_hidden_mode(self, forward_batch: ForwardBatch) -> None:
         if self.capture_hidden_mode < forward_batch.capture_hidden_mode:

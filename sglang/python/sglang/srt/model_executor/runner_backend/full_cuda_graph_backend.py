@@ -130,4 +130,6 @@ class FullCudaGraphBackend(BaseCudaGraphBackend):
         return self._outputs[shape_key]
 
     def cleanup(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._graphs.clear()
+        self._outputs.clear()
+        self._pool = None

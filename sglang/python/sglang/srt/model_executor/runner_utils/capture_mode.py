@@ -22,6 +22,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Optional
 
+import torch
 
 from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.context import (
     is_in_breakable_cuda_graph,
@@ -40,7 +41,16 @@ def get_is_capture_mode() -> bool:
 
 
 def compile_in_capture_mode(func):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Decorator: wrap func with torch.compile only when defined
+    inside model capture mode; passthrough otherwise.
+
+    Used by model code (e.g. DeepSeek-V4) to opt nested helpers into
+    torch.compile during cuda-graph capture without paying the
+    compilation cost in the eager forward path.
+    """
+    if is_capture_mode:
+        return torch.compile(func)
+    return func
 
 
 def get_capture_lora_variant() -> Optional[str]:

@@ -47,7 +47,20 @@ def _dispatch_mla_subtype(attn, forward_batch):
 
 
 def handle_attention_ascend(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if (
+        forward_batch.forward_mode.is_extend()
+        and not forward_batch.forward_mode.is_target_verify()
+        and not forward_batch.forward_mode.is_draft_extend_v2()
+    ):
+        if hasattr(attn, "use_dsa") and attn.use_dsa:
+            return AttnForwardMethod.DSA_NPU
+        else:
+            return AttnForwardMethod.MHA_NPU
+    else:
+        if hasattr(attn, "use_dsa") and attn.use_dsa:
+            return AttnForwardMethod.DSA_NPU
+        else:
+            return AttnForwardMethod.MLA_NPU
 
 
 def _get_sum_extend_prefix_lens(forward_batch):
@@ -107,7 +120,11 @@ def handle_attention_flashinfer(attn, forward_batch):
 
 
 def handle_attention_fa3(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # when deterministic inference is enabled, use MLA
+    if get_exec().deterministic.enable_deterministic_inference:
+        return _dispatch_mla_subtype(attn, forward_batch)
+    else:
+        return _handle_attention_backend(attn, forward_batch, "fa3")
 
 
 def handle_attention_flashmla(attn, forward_batch):
@@ -119,23 +136,60 @@ def handle_attention_cutlass_mla(attn, forward_batch):
 
 
 def handle_attention_fa4(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # FA4 absorbed MLA feeds q_nope through the qv argument, which
+    # flash_attn.cute only implements on SM100/SM110 (not SM120); keep the
+    # pre-existing MHA chunked-KV path elsewhere. Deterministic inference
+    # requires MLA and rejects fa4 on other archs at startup (server_args).
+    if not is_sm100_or_sm110_supported():
+        return AttnForwardMethod.MHA_CHUNKED_KV
+    if get_exec().deterministic.enable_deterministic_inference:
+        return _dispatch_mla_subtype(attn, forward_batch)
+    return _handle_attention_backend(attn, forward_batch, "fa4")
 
 
 def handle_attention_trtllm_mla(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if is_in_tc_piecewise_cuda_graph() or is_in_breakable_cuda_graph():
+        return AttnForwardMethod.MLA
+
+    sum_extend_prefix_lens = _get_sum_extend_prefix_lens(forward_batch)
+    if forward_batch.forward_mode.is_extend_without_speculative() and (
+        not attn.disable_chunked_prefix_cache or sum_extend_prefix_lens == 0
+    ):
+        return AttnForwardMethod.MHA_CHUNKED_KV
+    else:
+        return _dispatch_mla_subtype(attn, forward_batch)
 
 
 def handle_attention_tokenspeed_mla(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # tokenspeed_mla shares the trtllm_mla dispatch pattern: pure prefill goes
+    # via MHA chunked KV (TRT-LLM ragged), spec decode / decode goes via MLA.
+    return handle_attention_trtllm_mla(attn, forward_batch)
 
 
 def handle_attention_aiter(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # During PCG/BCG capture on ROCm, aiter fp8 MLA prefill has no capture
+    # kernels; route through the MHA path (radix_attention swaps attn_mqa for
+    # its attn_mha companion) so capture/replay use valid head/dim metadata.
+    if is_in_tc_piecewise_cuda_graph() or is_in_breakable_cuda_graph():
+        return AttnForwardMethod.MHA
+    if forward_batch.forward_mode.is_extend_without_speculative():
+        return AttnForwardMethod.MHA
+    else:
+        return AttnForwardMethod.MLA
 
 
 def handle_attention_dsa(attn, forward_batch):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Dispatch logic is centralized in DeepseekSparseAttnBackend.set_dsa_prefill_impl and executed
+    in init_forward_metadata. Read the decision from backend.use_mha.
+    """
+
+    backend = get_attn_backend()
+    if isinstance(backend, TboAttnBackend):  # if enable tbo, get primary backend
+        backend = backend.primary
+    if hasattr(backend, "use_mha") and backend.use_mha:
+        return AttnForwardMethod.MHA_ONE_SHOT
+    return AttnForwardMethod.MLA
 
 
 def handle_attention_triton(attn, forward_batch):

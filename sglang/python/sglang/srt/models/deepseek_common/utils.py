@@ -12,6 +12,7 @@
 # limitations under the License.
 # ==============================================================================
 import logging
+import math
 from typing import Optional
 
 import torch
@@ -72,7 +73,19 @@ FORWARD_ABSORB_CORE_ATTENTION_BACKENDS = [
 
 
 def awq_dequantize_func():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Get the AWQ dequantize function for the current device
+
+    Return:
+        - The AWQ dequantize function for the current device.
+        - None if the current device is not supported.
+    """
+    if _is_cuda:
+        from sgl_kernel import awq_dequantize
+
+        return awq_dequantize
+    else:
+        return None
 
 
 def enable_nextn_moe_bf16_cast_to_fp8(
@@ -109,10 +122,15 @@ def is_wint4afp8_or_wint4a16_config(
 
 
 def yarn_get_mscale(scale: float = 1, mscale: float = 1) -> float:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if scale <= 1:
+        return 1.0
+    return 0.1 * mscale * math.log(scale) + 1.0
 
 
 def _get_llama_4_scaling(
     original_max_position_embeddings: int, scaling_beta: float, positions: torch.Tensor
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    scaling = 1 + scaling_beta * torch.log(
+        1 + torch.floor(positions / original_max_position_embeddings)
+    )
+    return scaling[..., None, None]

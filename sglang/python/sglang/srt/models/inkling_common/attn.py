@@ -48,7 +48,36 @@ else:
 
 @cache
 def get_inkling_relative_attention_score_mod(rel_extent: int) -> Callable:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if cute is None or Float32 is None or SeqlenInfoQK is None:
+        raise ImportError(
+            "Inkling relative attention requires the vendored FA4 CUTE interface."
+        ) from _cute_import_error
+
+    @cute.jit
+    def score_mod_rel_bias(
+        scores: cute.TensorSSA,
+        b_idx: cute.TensorSSA,
+        h_idx: cute.TensorSSA,
+        q_idx: cute.TensorSSA,
+        kv_idx: cute.TensorSSA,
+        seqlen_info: SeqlenInfoQK,
+        aux_tensors: list[cute.Tensor],
+    ) -> cute.TensorSSA:
+        rel_logits = aux_tensors[0]
+
+        seqlen_local_offset = seqlen_info.seqlen_k - seqlen_info.seqlen_q
+        rel_dist = (q_idx + seqlen_local_offset) - kv_idx
+        global_q_idx = seqlen_info.offset_q + q_idx
+
+        rel_dist_0 = rel_dist[0]
+        rel_idx = rel_dist_0 if rel_dist_0 >= 0 else 0
+        rel_idx = rel_idx if rel_idx < rel_extent else (rel_extent - 1)
+
+        rel_bias = rel_logits[global_q_idx[0], h_idx[0], rel_idx]
+        rel_bias = Float32(rel_bias) if rel_dist_0 == rel_idx else Float32(0.0)
+        return scores + rel_bias
+
+    return score_mod_rel_bias
 
 
 
@@ -68,7 +97,18 @@ _REL_PROJ_TAU_KERNEL_MAX_T = 32
 
 
 def _rel_proj_kernel_eligible(r: torch.Tensor) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """rel_proj_small_t input contract: bf16 CUDA, [t, h, d_rel] with a
+    contiguous (h*d_rel) inner block (token rows may be strided), d_rel a
+    vector multiple, 16B-aligned base and token stride."""
+    return (
+        r.is_cuda
+        and r.dtype == torch.bfloat16
+        and r.stride(-1) == 1
+        and r.stride(-2) == r.shape[-1]
+        and r.shape[2] % 8 == 0
+        and r.data_ptr() % 16 == 0
+        and (r.stride(0) * 2) % 16 == 0
+    )
 
 
 class RelLogitsProj(nn.Module):
@@ -88,7 +128,28 @@ class RelLogitsProj(nn.Module):
         self._proj_dispatch = envs.SGLANG_OPT_USE_INKLING_REL_PROJ_DISPATCH.get()
 
     def _project(self, r: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """``einsum("thd,de->the", r, proj)`` -- but dispatched: in production
+        ``r`` is a strided view into the packed qkvr projection output, and
+        einsum's reshape then hides a slow TensorIterator compaction copy.
+        Both replacements are bit-identical to the einsum (same GEMM reduction
+        order; asserted in test_inkling_attn_prologue_tau.py)."""
+        if not self._proj_dispatch or r.is_contiguous():
+            return torch.einsum("thd,de->the", r, self.proj)
+        if r.shape[0] <= _REL_PROJ_MATMUL_MAX_T:
+            return r @ self.proj  # zero-copy strided-batched GEMM over t
+        rows, inner = r.shape[0], r.shape[1] * r.shape[2]
+        if (
+            r.is_cuda
+            and r.dtype == torch.bfloat16
+            and r.stride(-1) == 1
+            and r.stride(-2) == r.shape[-1]
+            and inner % 8 == 0
+            and r.data_ptr() % 16 == 0
+            and (r.stride(0) * 2) % 16 == 0
+        ):
+            r2d = torch.as_strided(r, (rows, inner), (r.stride(0), 1))
+            r = row_compact_bf16(r2d).view(r.shape)
+        return torch.einsum("thd,de->the", r, self.proj)
 
     def forward(
         self, r_out: torch.Tensor, log_scaling_tau: torch.Tensor | None = None

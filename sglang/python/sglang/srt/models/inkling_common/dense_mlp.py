@@ -194,19 +194,68 @@ class InklingBatchDenseMLP(nn.Module, FusedMoELoadingMixin):
         weight_name: str,
         shard_id: str,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        FusedMoELoadingMixin.weight_loader_fused(
+            self, param, loaded_weight, weight_name, shard_id
+        )
+        if (
+            getattr(self, "_linearized_bf16_enabled", False)
+            and hasattr(self, "w2_weight")
+            and param is self.w2_weight
+        ):
+            self._refresh_bf16_linearized()
 
     def get_bf16_linearized_weights(
         self,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._linearized_bf16_enabled:
+            return None
+        if not self._bf16_linearized_ready:
+            self._refresh_bf16_linearized()
+        n, two_f, d = self.w13_weight.shape
+        assert self._w2_lin is not None
+        return self.w13_weight.view(n * two_f, d), self._w2_lin
 
+    def _refresh_bf16_linearized(self) -> None:
+        assert self._linearized_bf16_enabled
+        assert self._w2_lin is not None
+        first_refresh = not self._bf16_linearized_ready
+        n = self.n_shared_experts
+        two_f, d = self.w13_weight.shape[1], self.w13_weight.shape[2]
+        if first_refresh:
+            logger.info_once(
+                "Linearized bf16 shared sink: stacking %d experts "
+                "(w13 [%d, %d], fused-sum down)",
+                n,
+                n * two_f,
+                d,
+            )
+        with torch.no_grad():
+            self._w2_lin.view(
+                n, self.w2_weight.shape[2], self.w2_weight.shape[1]
+            ).copy_(self.w2_weight.data.transpose(1, 2))
+        self._bf16_linearized_ready = True
 
     @staticmethod
     def _resolve_fp4_strategy(
         quant_config: QuantizationConfig | None, prefix: str
     ) -> SharedExpertFp4Strategy:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.models.inkling_common.quantization.config import (
+            InklingModelOptNvfp4Config,
+        )
+
+        S = SharedExpertFp4Strategy
+        # Plain bf16 models, and EP-replicated shared experts (no TP), serve bf16.
+        if not isinstance(quant_config, InklingModelOptNvfp4Config):
+            return S.BF16
+        ckpt_prefix = prefix.replace(".experts.shared_experts", ".shared_experts")
+        shared_excluded = quant_config.exclude_layer(
+            f"{ckpt_prefix}.shared_w13_weight"
+        ) or quant_config.exclude_layer(f"{ckpt_prefix}.shared_w2_weight")
+        if shared_excluded:
+            return S.BF16
+        # Backend (marlin / flashinfer-trtllm / cutlass) is chosen and validated by
+        # the OSS ModelOptFp4LinearMethod at process_weights_after_loading time.
+        return S.FP4
 
     def forward(
         self, x: torch.Tensor, gammas: torch.Tensor, use_reduce_scatter: bool = False
@@ -262,20 +311,151 @@ class InklingBatchDenseMLP(nn.Module, FusedMoELoadingMixin):
         linearized_weights: tuple[torch.Tensor, torch.Tensor],
         use_reduce_scatter: bool,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        w13_lin, w2_lin = linearized_weights
+        t = x_td.shape[0]
+        y = torch.mm(x_td, w13_lin.T).view(t, self.n_shared_experts, -1)
+        act = self._swiglu(y, gammas_ts)
+        out_td = torch.mm(act.reshape(t, -1), w2_lin)
+        if not use_reduce_scatter and self.tp_group is not None:
+            out_td = symm_mem_all_reduce(out_td, self.tp_group)
+        return out_td
 
     def _swiglu(self, y_st2f: torch.Tensor, gammas_st: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Helion's kernel can produce NaNs for small shared-expert batches.
+        from sglang.kernels.ops.moe.inkling_moe import (
+            silu_and_mul_triton,
+        )
+
+        assert (
+            self.inference_moe_w13_interleaved
+        ), "silu_and_mul_triton requires interleaved w13"
+        y_st_2f = y_st2f.view(-1, y_st2f.size(-1))
+        y_st_f = silu_and_mul_triton(y_st_2f, gammas_st.reshape(-1))
+        return y_st_f.view(*y_st2f.shape[:-1], y_st2f.size(-1) // 2)
 
     # NVFP4 shared-expert serving uses the generic ModelOpt FP4 linears.
 
     def process_weights_after_loading(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._fp4_strategy is SharedExpertFp4Strategy.FP4:
+            if self._fp4_shared_processed:
+                return
+            self._fp4_shared_processed = True
+            self._build_fp4_linears()
+        elif self._linearized_bf16_enabled:
+            self._refresh_bf16_linearized()
 
+    def _build_fp4_linears(self) -> None:
+        n = self.n_shared_experts
+        # w13: stack experts on output rows [n, 2*inter, K/2] -> [n*2*inter, K/2].
+        two_inter, k_half = self.w13_weight.shape[1], self.w13_weight.shape[2]
+        self._w13_linear = self._make_fp4_linear(
+            self.w13_weight.data.reshape(n * two_inter, k_half),
+            self.w13_scale.data.reshape(n * two_inter, self.w13_scale.shape[2]),
+            self.w13_scale2.data,
+            self.w13_input_amax.data,
+            in_features=k_half * 2,
+            out_features=n * two_inter,
+        )
+        # w2: concat experts on K [n, d_model, inter/2] -> [d_model, n*inter/2].
+        d_model, inter_half = self.w2_weight.shape[1], self.w2_weight.shape[2]
+        self._fp4_shared_intermediate = inter_half * 2
+        self._w2_linear = self._make_fp4_linear(
+            self.w2_weight.data.permute(1, 0, 2).reshape(d_model, n * inter_half),
+            self.w2_scale.data.permute(1, 0, 2).reshape(
+                d_model, n * self.w2_scale.shape[2]
+            ),
+            self.w2_scale2.data,
+            self.w2_input_amax.data,
+            in_features=n * inter_half * 2,
+            out_features=d_model,
+        )
+        for nm in (
+            "w13_weight",
+            "w2_weight",
+            "w13_scale",
+            "w2_scale",
+            "w13_scale2",
+            "w2_scale2",
+            "w13_original_shape",
+            "w2_original_shape",
+            "w13_input_amax",
+            "w2_input_amax",
+        ):
+            self._parameters.pop(nm, None)
 
+    def _make_fp4_linear(
+        self,
+        packed: torch.Tensor,
+        block_scale: torch.Tensor,
+        scale2: torch.Tensor,
+        input_amax: torch.Tensor,
+        in_features: int,
+        out_features: int,
+    ) -> nn.Module:
+        from sglang.srt.layers.quantization.modelopt_quant import (
+            ModelOptFp4LinearMethod,
+        )
 
+        method = ModelOptFp4LinearMethod(self.quant_config)
+        layer = nn.Module()
+        method.create_weights(
+            layer,
+            input_size_per_partition=in_features,
+            output_partition_sizes=[out_features],
+            input_size=in_features,
+            output_size=out_features,
+            params_dtype=torch.get_default_dtype(),
+            weight_loader=lambda *a, **k: None,
+        )
+        # Weight creation starts on CPU; move the holder before Marlin setup.
+        layer.to(packed.device)
+        global_scale, input_scale = self._shared_scales(scale2, input_amax)
+        layer.weight.data.copy_(packed.contiguous())
+        layer.weight_scale.data.copy_(block_scale.contiguous())
+        layer.weight_scale_2.data.copy_(global_scale.reshape(1))
+        layer.input_scale.data.copy_(input_scale.reshape(1))
+        method.process_weights_after_loading(layer)
+        layer._fp4_method = method
+        return layer
+
+    def _shared_scales(
+        self, scale2: torch.Tensor, input_amax: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # All shared experts must share one global weight scale (reshard with
+        # single_global_scale=True). ModelOpt's input_scale = amax / (6 * 448).
+        flat2 = scale2.reshape(-1).float()
+        if get_model().load_format == "dummy" and not bool(
+            torch.all(flat2 == flat2[0])
+        ):
+            # Dummy loading uses per-element noise; replace it with a valid scale.
+            flat2 = torch.ones_like(flat2)
+        assert bool(torch.all(flat2 == flat2[0])), (
+            f"shared-expert scale2 not constant across experts ({flat2.tolist()}); "
+            "reshard with single_global_scale=True"
+        )
+        global_scale = flat2[0]
+        input_scale = input_amax.float().reshape(()) / (6.0 * 448.0)
+        if input_scale.item() <= 0.0:
+            # Use a neutral scale for an uncalibrated input quantizer.
+            input_scale = torch.ones_like(input_scale)
+        return global_scale, input_scale
 
     def _forward_fp4(
         self, x: torch.Tensor, gammas: torch.Tensor, use_reduce_scatter: bool = False
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        x_td = x.view(-1, x.size(-1)) if x.ndim != 2 else x
+        gammas_ts = gammas.view(-1, gammas.size(-1)) if gammas.ndim != 2 else gammas
+        gammas_st = gammas_ts.transpose(0, 1)
+
+        y_t_s2f = self._w13_linear._fp4_method.apply(self._w13_linear, x_td)
+        y_st2f = y_t_s2f.view(
+            x_td.shape[0], self.n_shared_experts, 2 * self._fp4_shared_intermediate
+        )
+        y_st2f = y_st2f.transpose(0, 1).contiguous()
+        y_stf = self._swiglu(y_st2f, gammas_st)
+        y_t_sf = y_stf.transpose(0, 1).reshape(x_td.shape[0], -1).contiguous()
+        out_td = self._w2_linear._fp4_method.apply(self._w2_linear, y_t_sf)
+
+        if not use_reduce_scatter and self.tp_group is not None:
+            out_td = symm_mem_all_reduce(out_td, self.tp_group)
+        return out_td.view_as(x) if x.ndim == 2 else out_td

@@ -96,15 +96,46 @@ class ShortConvolution(nn.Module):
             self.activation = activation
 
     def weight_loader(self, param: Parameter, loaded_weight: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        For TP-sharded sconv layers (e.g., k_sconv and v_sconv in attention blocks),
+        the parameter size is the sharded size while the checkpoint contains the
+        full unsharded weight. This method narrows the loaded weight to the correct
+        shard based on the current TP rank.
+
+        Non-TP-sharded sconv layers (e.g., attn_sconv and mlp_sconv) already have
+        parameter shapes matching the checkpoint, so the narrowing branch is skipped.
+        """
+        param_data = param.data
+
+        if loaded_weight.shape[0] != param_data.shape[0]:
+            # This weight is TP-sharded, need to narrow to the correct shard
+            shard_size = param_data.shape[0]
+            start_idx = self.tp_rank * shard_size
+
+            # Narrow the loaded weight to the correct shard on dim 0
+            loaded_weight = loaded_weight.narrow(0, start_idx, shard_size)
+
+        assert param_data.shape == loaded_weight.shape, (
+            f"Shape mismatch after narrowing: param {param_data.shape} vs "
+            f"loaded {loaded_weight.shape}"
+        )
+        param_data.copy_(loaded_weight)
 
     def _conv_state(self, forward_batch: ForwardBatch):
         """The step's conv-state metadata, resolved once by the attention backend."""
         return get_attn_backend().conv_state_metadata(self.layer_id, forward_batch)
 
     def _sconv_cache(self) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """This module's own conv-state stream for this layer."""
+        return get_attn_backend().sconv_state(
+            layer_id=self.layer_id, stream=self.sconv_type.value
+        )
 
+    def _intermediate_window(self) -> torch.Tensor:
+        """This module's per-draft-token conv windows. TARGET_VERIFY only."""
+        return get_attn_backend().sconv_intermediate_window(
+            layer_id=self.layer_id, stream=self.sconv_type.value
+        )
 
     def _weight_2d(self) -> torch.Tensor:
         return rearrange(self.weight, "d 1 w -> d w")
@@ -120,7 +151,23 @@ class ShortConvolution(nn.Module):
         precomputed: SconvDecodeMetadata | SconvExtendMetadata,
         is_decode: bool = False,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        y = causal_conv1d(
+            x=hidden_states,
+            weight=weight,
+            sconv_cache=sconv_cache,
+            activation=self.activation,
+            use_residual=self.use_residual,
+            is_decode=is_decode,
+            **precomputed,
+        )
+        update_sconv_cache(
+            x=hidden_states,
+            sconv_cache=sconv_cache,
+            cache_indices=cache_indices,
+            has_initial_state=has_initial_state,
+            query_start_loc=query_start_loc,
+        )
+        return y
 
     def _prepare_extend_sconv_cache(
         self,
@@ -129,7 +176,16 @@ class ShortConvolution(nn.Module):
         hidden_states: torch.Tensor,
         track_conv_indices: torch.Tensor | None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if track_conv_indices is not None:
+            # Fused gather->scatter straight into sconv_cache, with no intermediate
+            # [B, W-1, D] buffer.
+            fused_gather_scatter_to_sconv_cache(
+                hidden_states=hidden_states,
+                sconv_cache=sconv_cache,
+                track_conv_indices=track_conv_indices,
+                mask=forward_batch.mamba_track_mask,
+                dst_indices=forward_batch.mamba_track_indices,
+            )
 
     def _save_intermediate_conv_windows(
         self,
@@ -138,7 +194,22 @@ class ShortConvolution(nn.Module):
         cache_indices: torch.Tensor,
         hidden_states: torch.Tensor,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Save intermediate conv windows per draft token for speculative decoding.
+
+        Builds a padded sequence [initial_conv_state | draft_tokens] and extracts
+        sliding windows of size (kernel_size - 1) after each draft token position.
+        These intermediate states are consumed by
+        InklingShortConvAttnBackend.commit_conv_state_after_mtp_verify to restore
+        the correct conv state for the number of accepted tokens.
+        """
+        save_intermediate_conv_windows(
+            sconv_cache=sconv_cache,
+            hidden_states=hidden_states,
+            cache_indices=cache_indices,
+            intermediate_out=self._intermediate_window(),
+            batch_size=forward_batch.batch_size,
+            draft_token_num=forward_batch.spec_info.draft_token_num,
+        )
 
     def _update_sconv_cache_for_draft_extend(
         self,
@@ -147,16 +218,125 @@ class ShortConvolution(nn.Module):
         cache_indices: torch.Tensor,
         hidden_states: torch.Tensor,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Write the correct conv state based on how many tokens were accepted.
+
+        During DRAFT_EXTEND_V2 the draft model processes all num_draft_tokens
+        through its sconv layers, but only num_accept_tokens of them should be
+        reflected in the final conv state.  We reconstruct the sliding-window
+        state after exactly num_accept_tokens and write it to the cache,
+        replacing the normal update_sconv_cache call.
+
+        If mamba persistent caching is enabled and the accepted range crosses a
+        mamba_track_interval boundary, also writes the conv state at that boundary
+        to the persistent ping-pong cache (mamba_track_indices).
+        """
+        num_accept_tokens = forward_batch.spec_info.num_accept_tokens
+        batch_size = forward_batch.batch_size
+        if len(hidden_states.shape) == 2:
+            draft_token_num = hidden_states.shape[0] // batch_size
+        else:
+            draft_token_num = hidden_states.shape[1]
+
+        mamba_track_indices = getattr(forward_batch, "mamba_track_indices", None)
+        do_tracking = (
+            mamba_track_indices is not None
+            and get_server_args().enable_mamba_extra_buffer()
+        )
+
+        crossed = track_step = None
+        if do_tracking:
+            mamba_track_interval = get_exec().mamba.mamba_track_interval
+            pre_seqlen = forward_batch.seq_lens[:batch_size] - draft_token_num
+            post_seqlen = pre_seqlen + num_accept_tokens
+            crossed = (pre_seqlen // mamba_track_interval) != (
+                post_seqlen // mamba_track_interval
+            )
+            tracking_boundary = (
+                post_seqlen // mamba_track_interval
+            ) * mamba_track_interval
+            track_step = (tracking_boundary - pre_seqlen - 1).clamp(0, draft_token_num)
+
+        fused_draft_extend_sconv_cache(
+            hidden_states=hidden_states,
+            sconv_cache=sconv_cache,
+            cache_indices=cache_indices[:batch_size],
+            num_accept_tokens=num_accept_tokens,
+            draft_token_num=draft_token_num,
+            do_tracking=do_tracking,
+            crossed=crossed,
+            track_step=track_step,
+            mamba_track_indices=(
+                mamba_track_indices[:batch_size] if do_tracking else None
+            ),
+        )
 
     def decode_fused_ar_inputs(self, forward_batch: ForwardBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return inputs for fused decode all-reduce, convolution, and norm.
+
+        These match the fused decode branch of ``forward``. Returns
+        ``(sconv_cache, cache_indices, cache_mask, weight_2d)``."""
+        meta = self._conv_state(forward_batch)
+        return (
+            self._sconv_cache(),
+            meta.cache_indices,
+            meta.precomputed["cache_mask"],
+            self._weight_2d(),
+        )
 
     def verify_fused_ar_inputs(self, forward_batch: ForwardBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return inputs for fused target-verify convolution and norm.
+
+        These mirror the target-verify branch of ``forward``. Returns ``(sconv_cache,
+        cache_indices[B], has_initial_state[B], weight_2d, inter_out)``."""
+        meta = self._conv_state(forward_batch)
+        b = forward_batch.batch_size
+        return (
+            self._sconv_cache(),
+            meta.cache_indices[:b],
+            meta.has_initial_state,
+            self._weight_2d(),
+            self._intermediate_window(),
+        )
 
     def extend_fused_ar_inputs(self, forward_batch: ForwardBatch):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return inputs for fused extend all-reduce and scattered convolution.
+
+        These mirror the extend branch of ``forward`` with convolution fused.
+        Returns ``(sconv_cache, safe_idx[B], cache_mask[B], cu[B+1], si[T],
+        weight_2d, query_start_loc, cache_indices, has_initial_state,
+        track_rows, track_mask, track_dst)``. ``query_start_loc`` is unused by
+        the fused-AR caller (kept for symmetry with the unfused metadata
+        prep); ``cache_indices``/``has_initial_state`` feed the in-kernel
+        cache update, and ``track_rows``/``track_mask``/``track_dst`` feed the
+        in-kernel prefix-cache track."""
+        meta = self._conv_state(forward_batch)
+        precomputed = meta.precomputed
+        # The backend resolves track rows only for the extend modes that snapshot
+        # windows -- never decode or target-verify.
+        dev = meta.cache_indices.device
+        if meta.track_conv_indices is not None:
+            track_rows = meta.track_conv_indices
+            track_mask = forward_batch.mamba_track_mask
+            track_dst = forward_batch.mamba_track_indices
+        else:
+            w1 = self.kernel_size[0] - 1
+            track_rows = torch.empty((0, w1), dtype=torch.int64, device=dev)
+            track_mask = torch.empty((0,), dtype=torch.bool, device=dev)
+            track_dst = torch.empty((0,), dtype=torch.int64, device=dev)
+        return (
+            self._sconv_cache(),
+            precomputed["safe_idx"],
+            precomputed["cache_mask"].view(-1),
+            precomputed["cu"],
+            precomputed["si"],
+            self._weight_2d(),
+            meta.query_start_loc,
+            meta.cache_indices,
+            meta.has_initial_state,
+            track_rows,
+            track_mask,
+            track_dst,
+        )
 
 
     def forward(
@@ -314,7 +494,58 @@ def fused_gather_scatter_to_sconv_cache(
     mask: torch.Tensor,  # [B] bool
     dst_indices: torch.Tensor,  # [B] int (any int dtype/strides)
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused replacement for: hidden_states[track_conv_indices].contiguous() + copy_if_needed.
+
+    Writes masked rows from hidden_states directly into sconv_cache without
+    allocating the intermediate [B, W-1, D] gather buffer.
+
+    The index-tensor dtype casts (`.to(int32/int64)`) and `.contiguous()` are
+    folded INTO the kernel: it reads track_conv_indices / dst_indices at their
+    native dtype and strides and casts to int64 internally, eliminating the
+    separate cast/contiguous kernel launches.
+    """
+    D = hidden_states.shape[-1]
+    W_minus_1 = sconv_cache.shape[1]
+    BLOCK_D = min(triton.next_power_of_2(D), 1024)
+    B = mask.shape[0]
+
+    if (
+        is_cuda()
+        and hidden_states.dtype == torch.bfloat16
+        and D % 2 == 0
+        and hidden_states.stride(-1) == 1
+        and sconv_cache.stride(2) == 1
+    ):
+        from sglang.kernels.ops.mamba.inkling_sconv import (
+            fused_gather_scatter_to_sconv_cache as _cuda_gs,
+        )
+
+        _cuda_gs(
+            hidden_states,
+            sconv_cache,
+            track_conv_indices.to(torch.int32),
+            mask,
+            dst_indices.to(torch.int64),
+        )
+        return
+
+    grid = (B, triton.cdiv(D, BLOCK_D))
+    _fused_gather_scatter_to_sconv_cache_kernel[grid](
+        hidden_states,
+        sconv_cache,
+        track_conv_indices,
+        mask,
+        dst_indices,
+        hidden_states.stride(0),
+        sconv_cache.stride(0),
+        sconv_cache.stride(1),
+        track_conv_indices.stride(0),
+        track_conv_indices.stride(1),
+        dst_indices.stride(0),
+        D,
+        W_MINUS_1=W_minus_1,
+        BLOCK_D=BLOCK_D,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -441,4 +672,78 @@ def fused_draft_extend_sconv_cache(
     track_step: torch.Tensor | None = None,  # [B] int32
     mamba_track_indices: torch.Tensor | None = None,  # [B] int64
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused replacement for _update_sconv_cache_for_draft_extend.
+
+    Eliminates: initial_state gather, padded cat, windows unfold,
+    track_selected gather/transpose/contiguous/copy_if_needed,
+    selected gather/transpose/contiguous/scatter — all in one kernel.
+    """
+    B = cache_indices.shape[0]
+    D = sconv_cache.shape[2]
+    W_minus_1 = sconv_cache.shape[1]
+
+    if (
+        is_cuda()
+        and hidden_states.ndim == 2
+        and hidden_states.dtype == torch.bfloat16
+        and D % 2 == 0
+        and hidden_states.stride(-1) == 1
+        and sconv_cache.stride(2) == 1
+    ):
+        from sglang.kernels.ops.mamba.inkling_sconv import (
+            fused_draft_extend_sconv_cache as _cuda_de,
+        )
+
+        _cuda_de(
+            hidden_states,
+            sconv_cache,
+            cache_indices.to(torch.int32),
+            num_accept_tokens.to(torch.int32),
+            draft_token_num,
+            do_tracking,
+            crossed,
+            track_step.to(torch.int32) if track_step is not None else None,
+            (
+                mamba_track_indices.to(torch.int64)
+                if mamba_track_indices is not None
+                else None
+            ),
+        )
+        return
+
+    BLOCK_D = min(triton.next_power_of_2(D), 1024)
+
+    if hidden_states.ndim == 2:
+        stride_hs_b = hidden_states.stride(0) * draft_token_num
+        stride_hs_t = hidden_states.stride(0)
+    else:
+        stride_hs_b = hidden_states.stride(0)
+        stride_hs_t = hidden_states.stride(1)
+
+    # Sentinel tensors for the no-tracking path (never dereferenced).
+    _dummy_bool = torch.zeros(1, dtype=torch.bool, device=sconv_cache.device)
+    _dummy_int = torch.zeros(1, dtype=torch.int32, device=sconv_cache.device)
+    _dummy_int64 = torch.zeros(1, dtype=torch.int64, device=sconv_cache.device)
+
+    grid = (B, triton.cdiv(D, BLOCK_D))
+    _fused_draft_extend_sconv_cache_kernel[grid](
+        hidden_states,
+        sconv_cache,
+        cache_indices.to(torch.int32).contiguous(),
+        num_accept_tokens.to(torch.int32).contiguous(),
+        crossed if do_tracking else _dummy_bool,
+        track_step.to(torch.int32).contiguous() if do_tracking else _dummy_int,
+        (
+            mamba_track_indices.to(torch.int64).contiguous()
+            if do_tracking
+            else _dummy_int64
+        ),
+        stride_hs_b,
+        stride_hs_t,
+        sconv_cache.stride(0),
+        sconv_cache.stride(1),
+        D,
+        W_MINUS_1=W_minus_1,
+        BLOCK_D=BLOCK_D,
+        DO_TRACKING=do_tracking,
+    )

@@ -31,7 +31,18 @@ def _non_evs_data_items(
     video_offsets: list[tuple[int, int]],
     input_ids_list: list[int],
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    items: list[MultimodalDataItem] = []
+    if image is not None:
+        item = MultimodalDataItem(
+            modality=Modality.IMAGE, feature=image, offsets=image_offsets
+        )
+        items.append(item)
+    if video is not None:
+        item = MultimodalDataItem(
+            modality=Modality.VIDEO, feature=video, offsets=video_offsets
+        )
+        items.append(item)
+    return items
 
 
 class EVSProcessor:

@@ -1,3 +1,4 @@
+import asyncio
 import concurrent.futures
 import copy
 import threading
@@ -25,7 +26,10 @@ class MultimodalProcessorExecutor:
         self._clone_lock = threading.Lock()
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._run, function, args, kwargs
+        )
 
     def _run(
         self,
@@ -33,7 +37,16 @@ class MultimodalProcessorExecutor:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> T:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        processor = self._worker_state.processor
+        if processor is None:
+            with self._clone_lock:
+                processor = (
+                    self._processor_clones.pop()
+                    if self._processor_clones
+                    else copy.deepcopy(self._processor)
+                )
+            self._worker_state.processor = processor
+        return function(*args, processor=processor, **kwargs)
 
     def shutdown(self) -> None:
         self._executor.shutdown()

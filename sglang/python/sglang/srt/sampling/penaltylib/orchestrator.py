@@ -43,23 +43,100 @@ class BatchedPenalizerOrchestrator:
         return self.batch.reqs
 
     def cumulate_output_tokens(self, output_ids: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Feed the output tokens to the penalizers.
+
+        Args:
+            output_ids (torch.Tensor): The output tokens.
+        """
+        for penalizer in self.penalizers.values():
+            penalizer.cumulate_output_tokens(output_ids=output_ids)
 
     def apply(self, logits: torch.Tensor, repeat: Optional[int] = None):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Apply all penalizers to the logits in-place.
+
+        Args:
+            logits: The logits tensor to apply penalties to.
+            repeat: If set (speculative decoding), per-request penalties are
+                expanded via repeat_interleave to match the draft token layout.
+                Additive penalties are captured into a zeros tensor, expanded,
+                then added; scaling penalties are accumulated, expanded, then
+                applied directly.
+        """
+        if repeat is None:
+            for penalizer in self.penalizers.values():
+                penalizer.apply(logits)
+        else:
+            # Additive: capture into zeros, expand, add
+            bs = logits.shape[0] // repeat
+            additive = torch.zeros(
+                (bs, logits.shape[1]), dtype=torch.float32, device=logits.device
+            )
+            self.accumulate_additive_penalties(additive)
+            logits.add_(torch.repeat_interleave(additive, repeat, dim=0))
+            # Scaling: accumulate, expand, apply
+            accumulated = self.accumulate_scaling_penalties()
+            if accumulated is not None:
+                from sglang.srt.sampling.penaltylib.repetition_penalty import (
+                    apply_scaling_penalties,
+                )
+
+                expanded = torch.repeat_interleave(accumulated, repeat, dim=0)
+                apply_scaling_penalties(logits, expanded)
 
     def accumulate_additive_penalties(self, logits: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Apply only additive (non-multiplicative) penalizers."""
+        for penalizer in self.penalizers.values():
+            if not penalizer.is_multiplicative:
+                penalizer.apply(logits)
 
     def accumulate_scaling_penalties(self) -> Optional[torch.Tensor]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Accumulate all multiplicative penalty tensors into one, or None if none active."""
+        result = None
+        for penalizer in self.penalizers.values():
+            if not penalizer._is_prepared or not penalizer.is_multiplicative:
+                continue
+            if result is None:
+                result = penalizer.get_scaling_penalties().clone()
+            else:
+                result *= penalizer.get_scaling_penalties()
+        return result
 
     def filter(self, keep_indices: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Filter the penalizers based on the indices to keep in the batch.
+
+        Args:
+            keep_indices (torch.Tensor): Tensor of indices to keep in the batch.
+        """
+        if not self.is_required:
+            return
+
+        if len(keep_indices) == 0:
+            # No requests left in the batch, fully release orchestrator resources
+            self.release()
+            return
+
+        is_required = False
+        for penalizer in self.penalizers.values():
+            tmp_is_required = penalizer.is_required()
+            is_required |= tmp_is_required
+            if tmp_is_required:
+                penalizer.filter(keep_indices=keep_indices)
+            else:
+                penalizer.teardown()
+        self.is_required = is_required
 
     # Resource management helpers
     def release(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Release all penalizers and break references so GC can reclaim promptly."""
+        for penalizer in self.penalizers.values():
+            penalizer.teardown()
+        self.penalizers.clear()
+        # Break reference to ScheduleBatch
+        self._batch_ref = None
+        self.is_required = False
 
     # Context manager support
     def __enter__(self) -> BatchedPenalizerOrchestrator:
@@ -115,7 +192,9 @@ class _BatchedPenalizer(abc.ABC):
         return self._is_required()
 
     def prepare(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._is_prepared:
+            self._prepare()
+            self._is_prepared = True
 
     def prepare_if_required(self):
         if self._is_required():
@@ -129,16 +208,30 @@ class _BatchedPenalizer(abc.ABC):
         self._is_prepared = False
 
     def cumulate_output_tokens(self, output_ids: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._is_prepared:
+            return
+
+        self._cumulate_output_tokens(output_ids=output_ids)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._is_prepared:
+            return
+
+        self._apply(logits=logits)
 
     def filter(self, keep_indices: torch.Tensor):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._is_prepared:
+            return
+
+        self._filter(keep_indices=keep_indices)
 
     def merge(self, their: _BatchedPenalizer):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if not self._is_prepared and not their._is_prepared:
+            return
+
+        self.prepare()
+        their.prepare()
+        self._merge(their)
 
     @abc.abstractmethod
     def _is_required(self) -> bool:

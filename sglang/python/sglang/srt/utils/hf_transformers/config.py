@@ -47,7 +47,9 @@ def _set_architectures(config, arch_name):
 
 
 def _apply_deepseek_ocr_overrides(config, model):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    _override_v_head_dim_if_zero(config)
+    _set_architectures(config, "DeepseekOCRForCausalLM")
+    config._name_or_path = model
 
 
 _LONGCAT_ARCHS = {

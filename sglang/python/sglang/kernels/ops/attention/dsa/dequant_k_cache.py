@@ -14,9 +14,66 @@ def _dequantize_k_cache_fast_wrapped(
     dv: int = 512,
     tile_size: int = 128,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    original_ndim = quant_k_cache.ndim
+    if original_ndim == 3:
+        # set block_size = 1
+        quant_k_cache = quant_k_cache.unsqueeze(1)
+    num_blocks, block_size, _, dim_quant = quant_k_cache.shape
+    assert dv == 512
+    assert dim_quant == 656
+    assert tile_size == 128
+    quant_k_cache = quant_k_cache.view((-1, dim_quant))
+
+    output = _dequantize_k_cache_fast(quant_k_cache)
+
+    if original_ndim == 3:
+        return output.view(num_blocks, 1, -1)
+    else:
+        return output.view(num_blocks, block_size, 1, -1)
 
 
+def _dequantize_k_cache_fast(quant_k_cache, group_size: int = 128):
+    num_tokens, dim_quant = quant_k_cache.shape
+
+    assert quant_k_cache.dtype == torch.float8_e4m3fn
+    dim_nope = 512
+    dim_rope = 64
+    num_tiles = dim_nope // group_size
+    assert dim_quant == 656
+
+    output = torch.empty(
+        (num_tokens, dim_nope + dim_rope),
+        dtype=torch.bfloat16,
+        device=quant_k_cache.device,
+    )
+
+    num_blocks_per_token = triton.cdiv(dim_nope + dim_rope, group_size)
+    assert num_blocks_per_token == 5
+
+    assert dim_nope % group_size == 0
+
+    input_nope_q = quant_k_cache[:, :dim_nope]
+    input_nope_s = quant_k_cache[:, dim_nope : dim_nope + num_tiles * 4].view(
+        torch.float32
+    )
+    input_rope = quant_k_cache[:, dim_nope + num_tiles * 4 :].view(torch.bfloat16)
+
+    _dequantize_k_cache_fast_kernel[(num_tokens, num_blocks_per_token)](
+        output,
+        input_nope_q,
+        input_nope_s,
+        input_rope,
+        output.stride(0),
+        input_nope_q.stride(0),
+        input_nope_s.stride(0),
+        input_rope.stride(0),
+        NUM_NOPE_BLOCKS=num_tiles,
+        GROUP_SIZE=group_size,
+        DIM_NOPE=dim_nope,
+        DIM_ROPE=dim_rope,
+    )
+
+    return output
 
 
 @triton.jit
@@ -72,7 +129,65 @@ def dequantize_k_cache_paged(
     page_table_1_flattened: torch.Tensor,
     group_size: int = 128,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    De-quantize the k-cache with paged layout
+    Args:
+        quant_k_cache: [total_num_tokens, 1, dim_quant] or [num_blocks, block_size, 1, dim_quant], the quantized k-cache in paged layout
+        page_table_1_flattened: [num_tokens], the flattened page_table_1 with the page indices in each requests concatenated together
+    Returns:
+        output: [num_tokens, 1, dim_nope + dim_rope], the de-quantized k-cache
+    """
+    dim_quant = quant_k_cache.shape[-1]
+    assert (
+        dim_quant == 656
+    ), f"dim_quant: {dim_quant} != 656 detected in dequantize_k_cache_paged"
+    quant_k_cache = quant_k_cache.view((-1, dim_quant))
+
+    # num_tokens can exceed kv_cache_size due to prefix sharing (multiple seqs share same KV slots)
+    # Index bounds validated in dsa_backend.init_forward_metadata
+    num_tokens = page_table_1_flattened.shape[0]
+    assert quant_k_cache.dtype == torch.float8_e4m3fn
+    dim_nope = 512
+    dim_rope = 64
+    num_tiles = dim_nope // group_size  # 512 // 128 = 4
+
+    output = torch.empty(
+        (num_tokens, 1, dim_nope + dim_rope),
+        dtype=torch.bfloat16,
+        device=quant_k_cache.device,
+    )
+
+    # cdiv(512 + 64, 128) = 5
+    num_blocks_per_token = triton.cdiv(dim_nope + dim_rope, group_size)
+    assert num_blocks_per_token == 5
+
+    assert dim_nope % group_size == 0
+
+    input_nope_q = quant_k_cache[:, :dim_nope]
+    # [:, 512:512+4*4] = [:, 512:528]
+    input_nope_s = quant_k_cache[:, dim_nope : dim_nope + num_tiles * 4].view(
+        torch.float32
+    )
+    # [:, 528:]
+    input_rope = quant_k_cache[:, dim_nope + num_tiles * 4 :].view(torch.bfloat16)
+
+    _dequantize_k_cache_paged_kernel[(num_tokens, num_blocks_per_token)](
+        output,
+        input_nope_q,
+        input_nope_s,
+        input_rope,
+        page_table_1_flattened,
+        output.stride(0),
+        input_nope_q.stride(0),
+        input_nope_s.stride(0),
+        input_rope.stride(0),
+        NUM_NOPE_BLOCKS=num_tiles,
+        GROUP_SIZE=group_size,
+        DIM_NOPE=dim_nope,
+        DIM_ROPE=dim_rope,
+    )
+
+    return output
 
 
 @triton.jit
@@ -143,7 +258,98 @@ def gather_dequant_requant_fp8_paged(
     extra_rows: int = 0,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Gather paged fp8 KV tokens and re-pack into flat [576] fp8 layout.
+
+    The paged KV cache stores 656 bytes per token:
+        [512 nope_fp8 | 16 scales_f32 (4 groups) | 128 rope_bf16_bytes]
+    This kernel gathers the requested tokens, de-quantises nope with the
+    per-group scales, and re-quantises to per-tensor fp8 (scale=1.0).
+    Rope is cast bf16->fp8.  The whole operation is fused into a single
+    Triton kernel to avoid allocating an intermediate bf16 buffer.
+
+    The kernel writes EVERY byte of rows [0, num_tokens) and zero-fills
+    rows [num_tokens, num_tokens + extra_rows) (the -1-sentinel landing
+    pad required by the SM90 sparse MLA Q8KV8 kernel, which clamps each
+    -1 topk slot ``offs`` to distinct row ``num_tokens + offs``).  The
+    destination therefore needs no pre-zeroing, which allows passing a
+    persistent (dirty) buffer via ``out``.
+
+    Args:
+        quant_k_cache: [total_num_tokens, 1, 656] fp8_e4m3fn
+        page_table_1_flattened: [num_tokens] int32
+        group_size: per-group dequant tile size (default 128)
+        extra_rows: number of zero-filled landing-pad rows to append at
+            the end of the output (used by the SM90 sparse MLA Q8KV8
+            kernel which over-reads past end-of-buffer for masked
+            indices)
+        out: optional pre-allocated destination of shape
+            [num_tokens + extra_rows, 1, 576] (or [.., 576]) fp8_e4m3fn,
+            contiguous.  Contents may be arbitrary (fully overwritten).
+    Returns:
+        output: [num_tokens + extra_rows, 1, 576] fp8_e4m3fn
+    """
+    dim_quant = quant_k_cache.shape[-1]
+    assert dim_quant == 656
+    quant_k_cache = quant_k_cache.view((-1, dim_quant))
+
+    num_tokens = page_table_1_flattened.shape[0]
+    assert quant_k_cache.dtype == torch.float8_e4m3fn
+    dim_nope = 512
+    dim_rope = 64
+    num_tiles = dim_nope // group_size  # 4
+    out_dim = dim_nope + dim_rope  # 576
+    assert num_tiles * group_size == dim_nope
+
+    total_rows = num_tokens + extra_rows
+    if out is None:
+        # No zero-fill needed: the kernel overwrites every byte of the
+        # data rows and zero-fills the pad rows itself.
+        output = torch.empty(
+            (total_rows, 1, out_dim),
+            dtype=torch.float8_e4m3fn,
+            device=quant_k_cache.device,
+        )
+    else:
+        assert out.dtype == torch.float8_e4m3fn
+        assert out.device == quant_k_cache.device
+        assert out.is_contiguous()
+        assert out.numel() == total_rows * out_dim, (
+            f"out buffer has {out.numel()} elements, expected "
+            f"{total_rows} x {out_dim} = {total_rows * out_dim}"
+        )
+        output = out.view(total_rows, 1, out_dim)
+
+    if total_rows == 0:
+        return output
+
+    input_nope_q = quant_k_cache[:, :dim_nope]
+    input_nope_s = quant_k_cache[:, dim_nope : dim_nope + num_tiles * 4].view(
+        torch.float32
+    )
+    input_rope = quant_k_cache[:, dim_nope + num_tiles * 4 :].view(torch.bfloat16)
+
+    grid = (triton.cdiv(total_rows, _GATHER_TOKENS_PER_PROG),)
+    _gather_dequant_requant_fp8_paged_vec_kernel[grid](
+        output,
+        input_nope_q,
+        input_nope_s,
+        input_rope,
+        page_table_1_flattened,
+        num_tokens,
+        total_rows,
+        output.stride(0),
+        input_nope_q.stride(0),
+        input_nope_s.stride(0),
+        input_rope.stride(0),
+        NUM_NOPE_BLOCKS=num_tiles,
+        GROUP_SIZE=group_size,
+        DIM_NOPE=dim_nope,
+        DIM_ROPE=dim_rope,
+        TOKENS_PER_PROG=_GATHER_TOKENS_PER_PROG,
+        num_warps=4,
+    )
+
+    return output
 
 
 @triton.jit
@@ -316,4 +522,30 @@ def concat_cast_kv_fp8_pad(
     k_rope: torch.Tensor,
     num_tokens: int,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused non-prefix Q8KV8 KV prep: cast-concat k (nope latent) and k_rope
+    directly into the persistent fp8 kv_buf and zero the trailing pad band —
+    replaces the bf16 `_cat` materialization + `.copy_` cast + `.zero_()`
+    tail (3 kernels + one [tokens, 576] bf16 alloc).  Same bf16->fp8
+    store-cast the gather kernel uses (bit-identical bytes).
+
+    ``out``: [total_rows, 576] fp8 slice (total_rows = num_tokens + pad band);
+    ``k``: [num_tokens, NOPE] bf16 view; ``k_rope``: [num_tokens, ROPE] bf16.
+    """
+    total_rows, head = out.shape
+    nope = k.shape[-1]
+    rope = k_rope.shape[-1]
+    assert head == nope + rope and out.dtype == torch.float8_e4m3fn
+    k2 = k.view(num_tokens, nope)
+    kr2 = k_rope.view(num_tokens, rope)
+    assert k2.stride(-1) == 1 and kr2.stride(-1) == 1
+    _concat_cast_kv_fp8_pad_kernel[(total_rows,)](
+        out,
+        k2,
+        kr2,
+        num_tokens,
+        k2.stride(0),
+        kr2.stride(0),
+        NOPE=nope,
+        ROPE=rope,
+    )
+    return out

@@ -1,3 +1,4 @@
+from itertools import accumulate
 from typing import List, Optional
 
 import torch
@@ -13,6 +14,32 @@ def transform_index_page_table_decode(**kwargs):
     return transform_index_page_table_decode_fast(**kwargs)
 
 
+def _allocate_prefill_result(
+    topk_indices: torch.Tensor,
+    real_num_tokens: int,
+    output_num_tokens: Optional[int],
+) -> torch.Tensor:
+    topk_num_tokens = topk_indices.shape[0]
+    if output_num_tokens is None:
+        output_num_tokens = topk_num_tokens
+
+    assert real_num_tokens <= topk_num_tokens, (
+        f"sum(extend_lens_cpu) ({real_num_tokens}) exceeds "
+        f"topk_indices rows ({topk_num_tokens})"
+    )
+    assert topk_num_tokens <= output_num_tokens, (
+        f"topk_indices rows ({topk_num_tokens}) exceeds "
+        f"output_num_tokens ({output_num_tokens})"
+    )
+
+    result = torch.empty(
+        (output_num_tokens, topk_indices.shape[1]),
+        dtype=torch.int32,
+        device=topk_indices.device,
+    )
+    if real_num_tokens < output_num_tokens:
+        result[real_num_tokens:].fill_(-1)
+    return result
 
 
 @triton.jit
@@ -101,7 +128,31 @@ def transform_index_page_table_decode_fast(
     result: Optional[torch.Tensor] = None,
     page_size: int = 1,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """
+    Transform the page table according to topk indices for sparse topk attention.
+    Args:
+        page_table: [qo_len, max_seqlen_k], the original page table
+        topk_indices: [qo_len, topk], the topk indices for each query position
+    Returns:
+        transformed_page_table: [qo_len, topk], the transformed page table
+        For out-of-bound indices in topk_indices, this should be filled with -1.
+    """
+    assert page_size == 1
+    assert page_table.shape[0] == topk_indices.shape[0]
+    assert topk_indices.shape[1] == 2048
+    qo_len = topk_indices.shape[0]
+    if result is None:
+        result = torch.empty_like(topk_indices, dtype=torch.int32)
+    # Launch triton kernel
+    grid = (qo_len,)
+    transform_index_page_table_decode_kernel[grid](
+        page_table,
+        topk_indices,
+        result,
+        page_size,
+        page_table_row_stride=page_table.stride(0),
+    )
+    return result
 
 
 def transform_index_page_table_prefill_fast(
@@ -113,7 +164,45 @@ def transform_index_page_table_prefill_fast(
     page_table_is_expanded: bool = False,
     cu_seqlens_q: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert page_size == 1
+    assert topk_indices.shape[1] == 2048
+    real_num_tokens = sum(extend_lens_cpu)
+    result = _allocate_prefill_result(topk_indices, real_num_tokens, output_num_tokens)
+    if real_num_tokens == 0:
+        return result
+
+    max_extend_len = max(extend_lens_cpu)
+    block_q = 1 if max_extend_len == 1 else 2 if max_extend_len == 2 else 4
+    block_topk = 256
+    if cu_seqlens_q is None:
+        cu_seqlens_q = torch.tensor(
+            [0, *accumulate(extend_lens_cpu)],
+            dtype=torch.int32,
+            device=topk_indices.device,
+        )
+    grid = (
+        cu_seqlens_q.shape[0] - 1,
+        triton.cdiv(max_extend_len, block_q),
+        triton.cdiv(topk_indices.shape[1], block_topk),
+    )
+    transform_index_page_table_prefill_kernel[grid](
+        page_table,
+        topk_indices,
+        cu_seqlens_q,
+        result,
+        page_table.stride(0),
+        page_table.stride(1),
+        topk_indices.stride(0),
+        topk_indices.stride(1),
+        result.stride(0),
+        result.stride(1),
+        PAGE_TABLE_IS_EXPANDED=page_table_is_expanded,
+        TOPK=topk_indices.shape[1],
+        BLOCK_Q=block_q,
+        BLOCK_TOPK=block_topk,
+        num_warps=4,
+    )
+    return result
 
 
 def transform_index_page_table_decode_ref(
@@ -122,7 +211,19 @@ def transform_index_page_table_decode_ref(
     result: Optional[torch.Tensor] = None,
     page_size: int = 1,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    assert page_size == 1
+    assert page_table.shape[0] == topk_indices.shape[0]
+    if result is None:
+        result = torch.empty_like(topk_indices, dtype=torch.int32)
+    assert result.shape == topk_indices.shape
+    torch.gather(
+        page_table.to(result.dtype),
+        dim=1,
+        index=topk_indices.clamp(min=0),
+        out=result,
+    )
+    result[topk_indices < 0] = -1
+    return result
 
 
 

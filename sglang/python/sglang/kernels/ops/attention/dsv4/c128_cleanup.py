@@ -43,4 +43,16 @@ def clear_unaccepted_c128_draft_states(
     ring_size: int,
     num_draft_tokens: int,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    half = state.shape[-1] // 2
+    _clear_unaccepted_c128_draft_states_kernel[
+        (req_pool_indices.numel(), num_draft_tokens, triton.cdiv(half, 256))
+    ](
+        state,
+        req_pool_indices,
+        seq_lens,
+        accept_lens,
+        ring_size,
+        half,
+        num_draft_tokens,
+        BLOCK_D=256,
+    )

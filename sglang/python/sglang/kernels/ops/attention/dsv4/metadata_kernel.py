@@ -85,6 +85,98 @@ def _init_compressed_attn_metadata_kernel(
             )
 
 
+def _init_compressed_attn_metadata_triton(
+    seq_lens: torch.Tensor,
+    positions: torch.Tensor,
+    raw_out_loc: torch.Tensor,
+    page_table: Optional[torch.Tensor] = None,
+    page_size: int = 0,
+    compute_page_indices: bool = True,
+) -> Tuple[
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    Optional[torch.Tensor],
+]:
+    bs = seq_lens.shape[0]
+    device = seq_lens.device
+
+    c4_out_loc = torch.empty(bs, dtype=torch.int64, device=device)
+    c4_positions = torch.empty(bs, dtype=torch.int32, device=device)
+    c4_seq_lens_raw = torch.empty(bs, dtype=torch.int32, device=device)
+    c4_seq_lens_clamp1 = torch.empty(bs, dtype=torch.int32, device=device)
+
+    c128_out_loc = torch.empty(bs, dtype=torch.int64, device=device)
+    c128_positions = torch.empty(bs, dtype=torch.int32, device=device)
+    c128_seq_lens_raw = torch.empty(bs, dtype=torch.int32, device=device)
+    c128_seq_lens_clamp1 = torch.empty(bs, dtype=torch.int32, device=device)
+
+    if compute_page_indices:
+        assert (
+            page_table is not None
+        ), "page_table required when compute_page_indices=True"
+        assert (
+            page_size >= 128 and page_size % 128 == 0
+        ), "page_size must be a multiple of 128 when compute_page_indices=True"
+        max_pages = page_table.shape[1]
+        c128_page_size = page_size // 128
+        c128_cur_max_seq_len = c128_page_size * max_pages
+        c128_page_indices = torch.empty(
+            bs, c128_cur_max_seq_len, dtype=torch.int32, device=device
+        )
+        BLOCK_SIZE = triton.next_power_of_2(max(c128_page_size, 64))
+    else:
+        max_pages = 0
+        c128_page_size = 1
+        c128_cur_max_seq_len = 0
+        c128_page_indices = None
+        BLOCK_SIZE = 64
+        if page_table is None:
+            page_table = torch.empty(0, dtype=torch.int32, device=device)
+
+    grid = (bs,)
+    _init_compressed_attn_metadata_kernel[grid](
+        seq_lens,
+        positions,
+        raw_out_loc,
+        page_table,
+        c4_out_loc,
+        c4_positions,
+        c4_seq_lens_raw,
+        c4_seq_lens_clamp1,
+        c128_out_loc,
+        c128_positions,
+        c128_seq_lens_raw,
+        c128_seq_lens_clamp1,
+        (
+            c128_page_indices
+            if c128_page_indices is not None
+            else torch.empty(0, dtype=torch.int32, device=device)
+        ),
+        bs,
+        max_pages,
+        c128_cur_max_seq_len,
+        c128_page_size,
+        BLOCK_SIZE,
+        compute_page_indices,
+    )
+
+    return (
+        c4_out_loc,
+        c4_positions,
+        c4_seq_lens_raw,
+        c4_seq_lens_clamp1,
+        c128_out_loc,
+        c128_positions,
+        c128_seq_lens_raw,
+        c128_seq_lens_clamp1,
+        c128_page_indices,
+    )
 
 
 def init_compression_metadata(
@@ -105,4 +197,11 @@ def init_compression_metadata(
     torch.Tensor,
     Optional[torch.Tensor],
 ]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return _init_compressed_attn_metadata_triton(
+        seq_lens,
+        positions,
+        raw_out_loc,
+        page_table,
+        page_size,
+        compute_page_indices,
+    )

@@ -45,9 +45,193 @@ def launch_plan_offsets_kernel(
     swa_window_size: int,
     verify_capacity: int,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    bs = int(req_pool_indices.shape[0])
+    lut_tensor, lut_len, has_swa_lut = _resolve_swa_lut(
+        full_to_swa_index_mapping, out_verify_offsets_scratch.device
+    )
+    req_to_token_stride0 = int(req_to_token.stride(0))
+    write_offsets_len = int(out_write_offsets.shape[0])
+    write_req_capacity = int(out_write_seed_slot_indices.shape[0])
+
+    _validate_offsets_kernel_inputs(
+        req_pool_indices=req_pool_indices,
+        prefix_lens=prefix_lens,
+        extend_seq_lens=extend_seq_lens,
+        req_to_token=req_to_token,
+        lut_tensor=lut_tensor,
+        out_verify_offsets_scratch=out_verify_offsets_scratch,
+        out_write_offsets=out_write_offsets,
+        out_write_seed_slot_indices=out_write_seed_slot_indices,
+        out_verify_num_valid=out_verify_num_valid,
+        out_verify_enable=out_verify_enable,
+        out_write_num_valid_reqs=out_write_num_valid_reqs,
+        bs=bs,
+        req_to_token_stride0=req_to_token_stride0,
+        lut_len=lut_len,
+        has_swa_lut=has_swa_lut,
+        write_offsets_len=write_offsets_len,
+        write_req_capacity=write_req_capacity,
+        verify_capacity=verify_capacity,
+    )
+
+    _plan_offsets_kernel[(1,)](
+        req_pool_indices,
+        prefix_lens,
+        extend_seq_lens,
+        req_to_token,
+        lut_tensor,
+        out_verify_offsets_scratch,
+        out_write_offsets,
+        out_write_seed_slot_indices,
+        out_verify_num_valid,
+        out_verify_enable,
+        out_write_num_valid_reqs,
+        bs,
+        req_to_token_stride0,
+        lut_len,
+        BS_BLOCK=_PLAN_BS_BLOCK_SIZE,
+        SWA_WINDOW=int(swa_window_size),
+        HAS_SWA_LUT=has_swa_lut,
+        WRITE_OFFSETS_LEN=write_offsets_len,
+        WRITE_REQ_CAPACITY=write_req_capacity,
+        VERIFY_CAPACITY=verify_capacity,
+        REQ_POOL_IDX_PADDING=REQ_POOL_IDX_PADDING,
+        TOKEN_TO_KV_SLOT_PADDING=TOKEN_TO_KV_SLOT_PADDING,
+    )
 
 
+def _validate_offsets_kernel_inputs(
+    *,
+    req_pool_indices: torch.Tensor,
+    prefix_lens: torch.Tensor,
+    extend_seq_lens: torch.Tensor,
+    req_to_token: torch.Tensor,
+    lut_tensor: torch.Tensor,
+    out_verify_offsets_scratch: torch.Tensor,
+    out_write_offsets: torch.Tensor,
+    out_write_seed_slot_indices: torch.Tensor,
+    out_verify_num_valid: torch.Tensor,
+    out_verify_enable: torch.Tensor,
+    out_write_num_valid_reqs: torch.Tensor,
+    bs: int,
+    req_to_token_stride0: int,
+    lut_len: int,
+    has_swa_lut: bool,
+    write_offsets_len: int,
+    write_req_capacity: int,
+    verify_capacity: int,
+) -> None:
+    _assert_contiguous(req_pool_indices, "req_pool_indices")
+    _assert_contiguous(prefix_lens, "prefix_lens")
+    _assert_contiguous(extend_seq_lens, "extend_seq_lens")
+    _assert_contiguous(req_to_token, "req_to_token")
+    _assert_contiguous(lut_tensor, "lut_tensor")
+    _assert_contiguous(out_verify_offsets_scratch, "out_verify_offsets_scratch")
+    _assert_contiguous(out_write_offsets, "out_write_offsets")
+    _assert_contiguous(out_write_seed_slot_indices, "out_write_seed_slot_indices")
+    _assert_contiguous(out_verify_num_valid, "out_verify_num_valid")
+    _assert_contiguous(out_verify_enable, "out_verify_enable")
+    _assert_contiguous(out_write_num_valid_reqs, "out_write_num_valid_reqs")
+
+    _require_dtype(req_pool_indices, "req_pool_indices", torch.int64)
+    _require_dtype(prefix_lens, "prefix_lens", torch.int64)
+    _require_dtype(extend_seq_lens, "extend_seq_lens", torch.int64)
+    _require_dtype(req_to_token, "req_to_token", torch.int32)
+    _require_dtype(lut_tensor, "lut_tensor", torch.int64)
+    _require_dtype(
+        out_verify_offsets_scratch, "out_verify_offsets_scratch", torch.int64
+    )
+    _require_dtype(out_write_offsets, "out_write_offsets", torch.int64)
+    _require_dtype(
+        out_write_seed_slot_indices, "out_write_seed_slot_indices", torch.int64
+    )
+    _require_dtype(out_verify_num_valid, "out_verify_num_valid", torch.int32)
+    _require_dtype(out_verify_enable, "out_verify_enable", torch.int32)
+    _require_dtype(out_write_num_valid_reqs, "out_write_num_valid_reqs", torch.int32)
+
+    if bs < 0 or bs > _PLAN_BS_BLOCK_SIZE:
+        raise ValueError(
+            f"kv-canary: offsets kernel bs must be in [0, {_PLAN_BS_BLOCK_SIZE}], got {bs}"
+        )
+    if write_offsets_len <= 0:
+        raise ValueError(
+            f"kv-canary: write_offsets_len must be positive, got {write_offsets_len}"
+        )
+    if write_req_capacity < 0:
+        raise ValueError(
+            f"kv-canary: write_req_capacity must be non-negative, got {write_req_capacity}"
+        )
+    if verify_capacity < 0:
+        raise ValueError(
+            f"kv-canary: verify_capacity must be non-negative, got {verify_capacity}"
+        )
+    if req_to_token_stride0 <= 0:
+        raise ValueError(
+            f"kv-canary: req_to_token_stride0 must be positive, got {req_to_token_stride0}"
+        )
+    if lut_len < 0:
+        raise ValueError(f"kv-canary: lut_len must be non-negative, got {lut_len}")
+    if not isinstance(has_swa_lut, bool):
+        raise ValueError(
+            f"kv-canary: has_swa_lut must be bool, got {type(has_swa_lut).__name__}"
+        )
+    if has_swa_lut and lut_len <= 0:
+        raise ValueError("kv-canary: lut_len must be positive when has_swa_lut is True")
+    if not has_swa_lut and lut_len != 0:
+        raise ValueError("kv-canary: lut_len must be 0 when has_swa_lut is False")
+
+    _require_len(req_pool_indices, "req_pool_indices", bs)
+    _require_len(prefix_lens, "prefix_lens", bs)
+    _require_len(extend_seq_lens, "extend_seq_lens", bs)
+    _require_2d(req_to_token, "req_to_token")
+    _require_min_len(lut_tensor, "lut_tensor", max(lut_len, 1))
+    _require_min_len(
+        out_verify_offsets_scratch,
+        "out_verify_offsets_scratch",
+        _PLAN_BS_BLOCK_SIZE + 1,
+    )
+    _require_len(out_write_offsets, "out_write_offsets", write_offsets_len)
+    _require_len(
+        out_write_seed_slot_indices,
+        "out_write_seed_slot_indices",
+        write_req_capacity,
+    )
+    _require_len(out_verify_num_valid, "out_verify_num_valid", 1)
+    _require_len(out_verify_enable, "out_verify_enable", 1)
+    _require_len(out_write_num_valid_reqs, "out_write_num_valid_reqs", 1)
+    _require_1d(lut_tensor, "lut_tensor")
+
+    if write_offsets_len != write_req_capacity + 1:
+        raise ValueError(
+            f"kv-canary: write_offsets_len must equal write_req_capacity + 1, got "
+            f"{write_offsets_len} and {write_req_capacity}"
+        )
+    if bs > write_req_capacity:
+        raise ValueError(
+            f"kv-canary: bs={bs} exceeds write_req_capacity={write_req_capacity}"
+        )
+    if req_to_token_stride0 != int(req_to_token.stride(0)):
+        raise ValueError(
+            f"kv-canary: req_to_token_stride0={req_to_token_stride0} does not match "
+            f"req_to_token.stride(0)={int(req_to_token.stride(0))}"
+        )
+
+    _require_same_device(
+        out_verify_offsets_scratch,
+        "out_verify_offsets_scratch",
+        (
+            (req_pool_indices, "req_pool_indices"),
+            (prefix_lens, "prefix_lens"),
+            (extend_seq_lens, "extend_seq_lens"),
+            (req_to_token, "req_to_token"),
+            (lut_tensor, "lut_tensor"),
+            (out_write_offsets, "out_write_offsets"),
+            (out_write_seed_slot_indices, "out_write_seed_slot_indices"),
+            (out_verify_num_valid, "out_verify_num_valid"),
+            (out_verify_enable, "out_verify_enable"),
+            (out_write_num_valid_reqs, "out_write_num_valid_reqs"),
+        ),
+    )
 
 
 @triton.jit

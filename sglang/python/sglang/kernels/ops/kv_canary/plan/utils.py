@@ -10,27 +10,51 @@ import triton.language as tl
 def _resolve_swa_lut(
     lut: Optional[torch.Tensor], device: torch.device
 ) -> tuple[torch.Tensor, int, bool]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return the (tensor, length, has_lut) triple to launch the plan kernel with.
+
+    Triton requires a valid tensor pointer at every kernel-arg slot even when ``HAS_SWA_LUT`` is False, so
+    when the caller passes ``None`` we substitute a one-element sentinel tensor and set ``lut_len=0``;
+    the kernel's constexpr branch guarantees no dereference happens. Dtype matches the production LUT
+    (int64) so Triton ``tl.load`` element typing stays consistent.
+    """
+    if lut is not None:
+        return lut, int(lut.shape[0]), True
+    return torch.zeros(1, dtype=torch.int64, device=device), 0, False
 
 
 def _require_dtype(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if tensor.dtype != dtype:
+        raise ValueError(
+            f"kv-canary: {name} must have dtype {dtype}, got {tensor.dtype}"
+        )
 
 
 def _require_1d(tensor: torch.Tensor, name: str) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if tensor.ndim != 1:
+        raise ValueError(
+            f"kv-canary: {name} must be 1-D, got shape {tuple(tensor.shape)}"
+        )
 
 
 def _require_2d(tensor: torch.Tensor, name: str) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if tensor.ndim != 2:
+        raise ValueError(
+            f"kv-canary: {name} must be 2-D, got shape {tuple(tensor.shape)}"
+        )
 
 
 def _require_len(tensor: torch.Tensor, name: str, expected: int) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    _require_1d(tensor=tensor, name=name)
+    actual = int(tensor.shape[0])
+    if actual != expected:
+        raise ValueError(f"kv-canary: {name} length must be {expected}, got {actual}")
 
 
 def _require_min_len(tensor: torch.Tensor, name: str, minimum: int) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    _require_1d(tensor=tensor, name=name)
+    actual = int(tensor.shape[0])
+    if actual < minimum:
+        raise ValueError(f"kv-canary: {name} length must be >= {minimum}, got {actual}")
 
 
 def _require_same_device(
@@ -38,7 +62,12 @@ def _require_same_device(
     reference_name: str,
     tensors: tuple[tuple[torch.Tensor, str], ...],
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    for tensor, name in tensors:
+        if tensor.device != reference.device:
+            raise ValueError(
+                f"kv-canary: {name} must be on {reference_name}'s device "
+                f"{reference.device}, got {tensor.device}"
+            )
 
 
 @triton.jit

@@ -179,4 +179,54 @@ def selective_state_update(
     retrieve_parent_token: torch.Tensor | None = None,
     intermediate_state_indices: torch.Tensor | None = None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Dispatch selective-state-update to the configured backend.
+
+    This function provides a unified interface regardless of the underlying
+    backend. Backend-specific argument adaptation is handled inside each
+    :class:`MambaSSUBackend` subclass.
+
+    Args:
+        state: SSM state tensor (batch, nheads, dim, dstate)
+        x: Input tensor
+        dt: Delta time tensor
+        A: A matrix
+        B: B matrix
+        C: C matrix
+        D: Optional D vector
+        z: Optional z tensor for gating
+        dt_bias: Optional dt bias
+        dt_softplus: Whether to apply softplus to dt
+        state_batch_indices: Optional batch indices for state
+        out: Preallocated output tensor (in-place updated)
+        disable_state_update: If True, don't write back to state (for speculative verify)
+        intermediate_states_buffer: Buffer to cache intermediate states
+        cache_steps: Total number of steps in the buffer
+        retrieve_parent_token: (batch, T) tensor of parent token indices for EAGLE tree attention
+        intermediate_state_indices: (batch,) tensor of indices for intermediate_states_buffer operations.
+            If provided, uses these indices instead of state_batch_indices for the buffer.
+    """
+    assert _mamba_ssu_backend is not None, (
+        "Mamba selective_state_update backend not initialized. "
+        "Call initialize_mamba_selective_state_update_backend() first."
+    )
+
+    _mamba_ssu_backend(
+        state,
+        x,
+        dt,
+        A,
+        B,
+        C,
+        D=D,
+        z=z,
+        dt_bias=dt_bias,
+        dt_softplus=dt_softplus,
+        state_batch_indices=state_batch_indices,
+        pad_slot_id=pad_slot_id,
+        out=out,
+        disable_state_update=disable_state_update,
+        intermediate_states_buffer=intermediate_states_buffer,
+        cache_steps=cache_steps,
+        retrieve_parent_token=retrieve_parent_token,
+        intermediate_state_indices=intermediate_state_indices,
+    )

@@ -22,7 +22,10 @@ class MiMoV2ASRAdapter(TranscriptionAdapter):
     """
 
     def build_sampling_params(self, request: TranscriptionRequest) -> dict:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return {
+            "temperature": request.temperature,
+            "max_new_tokens": 448,
+        }
 
     def build_verbose_response(
         self,
@@ -32,4 +35,12 @@ class MiMoV2ASRAdapter(TranscriptionAdapter):
         tokenizer,
         usage: TranscriptionUsage,
     ) -> TranscriptionVerboseResponse:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # MiMo-V2-ASR does not emit timestamp tokens; segments stay empty
+        # until a forced-aligner path is added.
+        return TranscriptionVerboseResponse(
+            language=request.language or "auto",
+            duration=round(request.audio_duration_s, 2),
+            text=text,
+            segments=[],
+            usage=usage,
+        )

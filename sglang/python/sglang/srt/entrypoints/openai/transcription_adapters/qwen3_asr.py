@@ -36,10 +36,20 @@ class Qwen3ASRAdapter(TranscriptionAdapter):
         return DEFAULT_ASR_PROMPT
 
     def build_sampling_params(self, request: TranscriptionRequest) -> dict:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        temperature = request.temperature
+        if temperature == 0.0:
+            temperature = 0.01  # Qwen3-ASR recommended near-greedy temperature
+        return {
+            "temperature": temperature,
+            "max_new_tokens": 256,  # Qwen3-ASR default
+        }
 
     def postprocess_text(self, text: str) -> str:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Qwen3-ASR outputs "language <lang><asr_text>transcription" format;
+        # strip the prefix to return clean transcription text.
+        if self.ASR_TEXT_TAG in text:
+            return text.split(self.ASR_TEXT_TAG, 1)[-1]
+        return text
 
     def build_verbose_response(
         self,
@@ -49,4 +59,11 @@ class Qwen3ASRAdapter(TranscriptionAdapter):
         tokenizer,
         usage: TranscriptionUsage,
     ) -> TranscriptionVerboseResponse:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # TODO: Qwen3-ASR needs ForcedAligner to produce timestamps
+        return TranscriptionVerboseResponse(
+            language=request.language or "auto",
+            duration=round(request.audio_duration_s, 2),
+            text=text,
+            segments=[],
+            usage=usage,
+        )

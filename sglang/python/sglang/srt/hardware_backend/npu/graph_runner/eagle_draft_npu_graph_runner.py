@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Dict, Union
 
 import torch
 
@@ -38,7 +38,14 @@ class EAGLEDraftNpuGraphRunner(EAGLEDraftCudaGraphRunner):
         super().__init__(eagle_worker)
 
     def _init_arch_map(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.attr_name: Dict[str, str] = {
+            AttentionArch.MLA: "actual_seq_lengths_kv",
+            AttentionArch.MHA: "context_lens",
+        }
+        self.attr_type: Dict[str, Union[list, torch.Tensor]] = {
+            AttentionArch.MLA: [],
+            AttentionArch.MHA: torch.Tensor(),
+        }
 
     def _cache_loc_dtype(self):
         return torch.int32

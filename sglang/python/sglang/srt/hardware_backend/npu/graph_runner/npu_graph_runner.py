@@ -27,8 +27,10 @@ capture/replay mechanics live in the backend. This class adds:
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Optional, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
 import torch
 
@@ -50,7 +52,8 @@ from sglang.srt.utils import (
 is_npu = is_npu()
 
 if is_npu:
-    pass
+    import torch_npu
+    from torch_npu.profiler import ProfilerActivity, profile
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,16 @@ def patch_model_npu(
     num_tokens: int,
     tp_group: GroupCoordinator,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if enable_compile:
+        backend = get_compiler_backend("npugraph_ex")
+        yield torch.compile(
+            torch.no_grad()(model.forward),
+            fullgraph=True,
+            dynamic=False,
+            backend=backend,
+        )
+    else:
+        yield model.forward
 
 
 class NPUGraphRunner(DecodeCudaGraphRunner):
@@ -105,22 +117,80 @@ class NPUGraphRunner(DecodeCudaGraphRunner):
         )
 
     def _init_arch_map(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.is_dllm:
+            self.attr_name: Dict[str, str] = {
+                AttentionArch.MLA: "actual_seq_lengths_kv",
+                AttentionArch.MHA: "actual_seq_lengths_kv",
+                "TARGET_VERIFY": "actual_seq_kvlen",
+            }
+        else:
+            self.attr_name: Dict[str, str] = {
+                AttentionArch.MLA: "actual_seq_lengths_kv",
+                AttentionArch.MHA: "context_lens",
+                "TARGET_VERIFY": "actual_seq_kvlen",
+            }
+        self.attr_type: Dict[str, Union[list, torch.Tensor]] = {
+            AttentionArch.MLA: [],
+            AttentionArch.MHA: torch.Tensor(),
+            "TARGET_VERIFY": [],
+        }
 
 
+    def _capture_graph(self, graph, pool, stream, run_once_fn):
+        if self.enable_torch_compile:
+            skip_guard_context = torch.compiler.set_stance(skip_guard_eval_unsafe=True)
+        else:
+            skip_guard_context = empty_context()
+
+        with (
+            skip_guard_context,
+            torch.npu.graph(
+                graph,
+                pool=pool,
+                stream=stream,
+                auto_dispatch_capture=True,
+            ),
+        ):
+            out = run_once_fn()
+        return out
 
     def _get_update_attr_name(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.if_use_v2:
+            return self.attr_name["TARGET_VERIFY"]
+        return self.attr_name[AttentionArch.MLA]
 
     def _get_update_attr_type(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self.if_use_v2:
+            return self.attr_type["TARGET_VERIFY"]
+        return self.attr_type[AttentionArch.MLA]
 
 
     def _cache_loc_dtype(self):
         return torch.int32
 
     def _init_profile_context_and_memory_record(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        output_dir = os.path.join(
+            os.getenv("SGLANG_TORCH_PROFILER_DIR", "/tmp"), "graph_capture_profile"
+        )
+        if not Path(output_dir).exists():
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+        logger.info(
+            f"Profiling starts for graph capture for NPU. Traces will be saved to: {output_dir}"
+        )
+        experimental_config = torch_npu.profiler._ExperimentalConfig(
+            export_type=[torch_npu.profiler.ExportType.Text],
+            profiler_level=torch_npu.profiler.ProfilerLevel.Level1,
+        )
+        profile_context = profile(
+            activities=[ProfilerActivity.CPU, ProfilerActivity.NPU],
+            record_shapes=True,
+            profile_memory=True,
+            on_trace_ready=torch_npu.profiler.tensorboard_trace_handler(
+                output_dir, async_mode=True
+            ),
+            experimental_config=experimental_config,
+        )
+        return profile_context
 
     def _post_process_after_profile(self, prof_context):
         # for NPU, profile data will be saved to disk for further analysis.

@@ -42,7 +42,16 @@ class NPUFinalizeRouting(BaseFinalizeRouting):
         expanded_row_idx: torch.Tensor,
         topk_ids: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return torch.ops.npu.npu_moe_finalize_routing(
+            hidden_states,
+            skip1=None,
+            skip2=None,
+            bias=None,
+            scales=topk_weights,
+            expanded_src_to_dst_row=expanded_row_idx,
+            export_for_source_row=topk_ids,
+            drop_pad_mode=self.drop_pad_mode,
+        )
 
 
 
@@ -69,4 +78,9 @@ class AllGatherFinalizeRoutingWrapper(BaseFinalizeRouting):
         expanded_row_idx: torch.Tensor,
         topk_ids: torch.Tensor,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        out = self.inner._finalize_routing(
+            hidden_states, topk_weights, expanded_row_idx, topk_ids
+        )
+        if get_parallel().tp_size > 1:
+            out = tensor_model_parallel_all_gather(out, dim=self.dim)
+        return out

@@ -18,7 +18,16 @@ MXFP8_QUANT_MODE = 3
 
 
 def _normalize_mxfp_scale(scale: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Reshape a flat 2D e8m0 block scale ``[N, M]`` into pair-split ``[N, M//2, 2]``.
+
+    ``npu_moe_init_routing_v2(quant_mode=3)`` emits the scale flat, while the
+    grouped matmul wants the pair-split view. Already-3D scales (what
+    ``npu_dynamic_mx_quant`` returns) pass through untouched. Mirrors
+    vllm-ascend's ``maybe_normalize_mxfp_scale_layout``.
+    """
+    if scale is None or scale.ndim != 2:
+        return scale
+    return scale.reshape(scale.shape[0], scale.shape[1] // 2, 2)
 
 
 class BaseInitRouting(ABC):
@@ -53,6 +62,24 @@ class NPUMoEInitRouting_v2(BaseInitRouting):
         num_experts: int,
         top_k: int,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        num_tokens = hidden_states.shape[0]
+        hidden_states, expanded_row_idx, expert_tokens, pertoken_scale = (
+            torch.ops.npu.npu_moe_init_routing_v2(
+                hidden_states,
+                topk_ids,
+                active_num=num_tokens * top_k,
+                expert_num=num_experts,
+                expert_tokens_num_type=1,
+                expert_tokens_num_flag=True,
+                active_expert_range=[0, num_experts],
+                quant_mode=self.quant_mode,
+            )
+        )
+        if self.quant_mode == -1:
+            pertoken_scale = None
+        elif self.quant_mode == MXFP8_QUANT_MODE:
+            pertoken_scale = _normalize_mxfp_scale(pertoken_scale)
+        expert_tokens = expert_tokens.to(torch.int64)
+        return hidden_states, expanded_row_idx, expert_tokens, pertoken_scale
 
 

@@ -23,11 +23,34 @@ MXFP4_BLOCK_SIZE = 32
 # by the runtime), so this module needs no top-level `import torch_npu` and stays
 # importable on CUDA/CPU/AMD/XPU CI.
 def _get_float8_e8m0fnu_dtype():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # Resolve lazily rather than as a module-level constant: this module is
+    # imported early (during quant-scheme registration), so reading the dtype at
+    # call time keeps it correct regardless of import order / platform.
+    return getattr(torch, "float8_e8m0fnu", None)
 
 
 def _get_float4_e2m1fn_x2_dtype():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # The packed-FP4 dtype MUST come from torch_npu (an int enum, e.g. 296), not
+    # from torch. The NPU ops that consume it -- npu_dynamic_mx_quant(dst_type=),
+    # npu_quant_matmul(x2_dtype=), npu_format_cast(input_dtype=) -- REJECT the
+    # torch dtype object torch.float4_e2m1fn_x2 in op-plugin on recent torch_npu
+    # builds (it raises, or with None gives "output y must be same shape as input
+    # x"), even though torch.float4_e2m1fn_x2 exists. This is fp4-specific: fp8 /
+    # float8_e8m0fnu is accepted from torch either way. Verified on A5 /
+    # torch_npu 2.10.0.post2.dev20260704 (see llm/probe_fp4_w4a8_chain.py: dst=296
+    # passes the full quant->format_cast->matmul chain, dst=torch dtype fails).
+    #
+    # Lazy import so this NPU-only path keeps the module importable on
+    # CUDA/CPU/AMD/XPU CI (no top-level torch_npu; see AGENTS.md known pitfalls).
+    from sglang.srt.utils import is_npu
+
+    if is_npu():
+        import torch_npu
+
+        npu_dtype = getattr(torch_npu, "float4_e2m1fn_x2", None)
+        if npu_dtype is not None:
+            return npu_dtype
+    return getattr(torch, "float4_e2m1fn_x2", None)
 
 
 class _NPULinearMethodBase(LinearMethodBase):
@@ -320,174 +343,6 @@ class NPU_W4A4DynamicLinearMethod(_NPULinearMethodBase):
         )
 
 
-class NPUMXFP4W4A8LinearMethod(_NPULinearMethodBase):
-    """Ascend NPU W4A8 online quantization: MXFP4 weights + MXFP8 activations.
-
-    This is a *true* W4(weight) A8(activation) path: it mirrors the offline
-    ``W4A8_MXFP`` kernel (``NPUMXFP4W4A8OfflineLinearMethod``) exactly — the only
-    difference is that the FP4 weights are produced online from BF16/FP16
-    (round-to-nearest, no calibration) instead of being loaded from a msmodelslim
-    checkpoint. An earlier version of this method ran a *dual-level* scheme that
-    also compressed the activation to FP4 (W4A4 compute via
-    ``npu_dual_level_quant_matmul``); that was a large accuracy regression — 4-bit
-    activations — so it was replaced with the single-level FP8-activation path
-    below, aligned with the offline W4A8 implementation.
-
-    Weight quantization (process_weights_after_loading):
-        BF16/FP16 weight → npu_dynamic_mx_quant(dst=float4_e2m1fn_x2) → packed FP4
-        + UE8M0 block scale → npu_format_cast to FRACTAL_NZ → transpose [in//2, out]
-
-    Inference (apply):
-        BF16/FP16 activation → npu_dynamic_mx_quant(dst=float8_e4m3fn)  (A8, FP8)
-        → npu_quant_matmul(x2_dtype=float4_e2m1fn_x2, group_sizes=[0, 0, block])
-
-    Hardware: Ascend 950 (A5) + a recent torch_npu with the FP4 npu_quant_matmul
-    (same requirement as the offline W4A8 path — see that class's docstring).
-    """
-
-    def create_weights(
-        self,
-        layer: torch.nn.Module,
-        input_size_per_partition: int,
-        output_partition_sizes,
-        input_size: int,
-        output_size: int,
-        params_dtype: torch.dtype,
-        **extra_weight_attrs,
-    ):
-        """Register an unquantized (``params_dtype``) weight placeholder.
-
-        Online quantization needs its own ``create_weights`` because the
-        checkpoint still holds full-precision BF16/FP16 weights: the loader
-        fills this buffer, then ``process_weights_after_loading`` quantizes it to
-        MXFP4 in place. This differs from the offline/int8 methods, whose weights
-        are created by the scheme's own ``create_weights`` to match the
-        already-quantized (FP8 / uint8-packed) layout the checkpoint provides.
-        """
-        from sglang.srt.layers.parameter import ModelWeightParameter
-
-        output_size_per_partition = sum(output_partition_sizes)
-        weight_loader = extra_weight_attrs.get("weight_loader")
-
-        layer.logical_widths = output_partition_sizes
-        layer.input_size_per_partition = input_size_per_partition
-        layer.output_size_per_partition = output_size_per_partition
-        layer.orig_dtype = params_dtype
-
-        # Load weights in original dtype; quantise to MXFP4 in
-        # process_weights_after_loading.
-        weight = ModelWeightParameter(
-            data=torch.empty(
-                output_size_per_partition,
-                input_size_per_partition,
-                dtype=params_dtype,
-            ),
-            input_dim=1,
-            output_dim=0,
-            weight_loader=weight_loader,
-        )
-        layer.register_parameter("weight", weight)
-
-    def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        # Online single-level MXFP4 weight quant, then lay the weight out exactly
-        # like the offline W4A8 path so the same npu_quant_matmul(x2_dtype=fp4)
-        # kernel accepts it. All NPU ops go through torch.ops.npu.* (no torch_npu).
-        fp4_dtype = _get_float4_e2m1fn_x2_dtype()
-
-        weight_fp = layer.weight.data
-        if weight_fp.dtype not in (torch.float16, torch.bfloat16):
-            weight_fp = weight_fp.to(torch.bfloat16)
-        # Move to NPU if needed (cpu offload may have put it on CPU).
-        if not weight_fp.is_npu:
-            weight_fp = weight_fp.to(f"npu:{torch.npu.current_device()}")
-
-        # BF16 -> packed FP4 (float4_e2m1fn_x2, [out, in//2]) + UE8M0 block scale.
-        # npu_dynamic_mx_quant returns the scale as [out, in//64, 2] (3D); older
-        # builds may return [out, in//32] (2D) — handle both before the transpose.
-        qw, w_scale = torch.ops.npu.npu_dynamic_mx_quant(
-            weight_fp, dst_type=fp4_dtype, round_mode="round"
-        )
-
-        # weight: packed FP4 -> FRACTAL_NZ (float8_e4m3fn view) -> transpose
-        # [in//2, out]. Mirror the offline path (no .contiguous() on the NZ view);
-        # view as uint8 first because npu_format_cast only accepts int-dtype tensors.
-        qw_nz = npu_format_cast(
-            qw.view(torch.uint8),
-            NPUACLFormat.ACL_FORMAT_FRACTAL_NZ,
-            customize_dtype=torch.float8_e4m3fn,
-            input_dtype=fp4_dtype,
-        )
-        layer.weight = Parameter(qw_nz.transpose(-1, -2), requires_grad=False)
-
-        # weight_scale -> [in//64, out, 2] to match npu_quant_matmul.
-        if w_scale.dim() == 2:
-            n, k = w_scale.shape
-            w_scale = w_scale.reshape(n, k // 2, 2)
-        layer.weight_scale = Parameter(w_scale.transpose(-3, -2), requires_grad=False)
-
-        # Cache FP32 bias once to avoid a per-forward dtype conversion + alloc.
-        if (
-            getattr(layer, "bias", None) is not None
-            and layer.bias.dtype != torch.float32
-        ):
-            layer.bias_fp32 = Parameter(
-                layer.bias.data.to(torch.float32), requires_grad=False
-            )
-        else:
-            layer.bias_fp32 = None
-
-    def apply(
-        self,
-        layer: torch.nn.Module,
-        x: torch.Tensor,
-        bias: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        e8m0_dtype = _get_float8_e8m0fnu_dtype()
-        fp4_dtype = _get_float4_e2m1fn_x2_dtype()
-
-        original_dtype = x.dtype
-        if original_dtype not in (torch.float16, torch.bfloat16):
-            x = x.to(torch.bfloat16)
-            original_dtype = torch.bfloat16
-
-        # Flatten to 2D [tokens, hidden] for npu_dynamic_mx_quant.
-        input_shape = x.shape
-        x_2d = x.reshape(-1, x.shape[-1])
-
-        # Dynamic MXFP8 activation quantisation (A8 — FP8, not FP4).
-        quantized_x, dynamic_scale = torch.ops.npu.npu_dynamic_mx_quant(
-            x_2d, dst_type=torch.float8_e4m3fn
-        )
-
-        # Use the cached FP32 bias from process_weights_after_loading; fall back
-        # to per-call conversion if the cache was bypassed (e.g. dynamic bias).
-        if bias is None:
-            quant_bias = None
-        elif (
-            bias is getattr(layer, "bias", None)
-            and getattr(layer, "bias_fp32", None) is not None
-        ):
-            quant_bias = layer.bias_fp32
-        else:
-            quant_bias = bias.to(torch.float32)
-
-        # True W4(weight)A8(activation) matmul, identical to the offline path.
-        output = torch.ops.npu.npu_quant_matmul(
-            quantized_x,
-            layer.weight,
-            layer.weight_scale,
-            scale_dtype=e8m0_dtype,
-            pertoken_scale=dynamic_scale,
-            pertoken_scale_dtype=e8m0_dtype,
-            bias=quant_bias,
-            output_dtype=original_dtype,
-            x2_dtype=fp4_dtype,
-            group_sizes=[0, 0, MXFP4_BLOCK_SIZE],
-        )
-
-        # Restore original shape (replace last dim with output features).
-        output_shape = list(input_shape[:-1]) + [output.shape[-1]]
-        return output.reshape(output_shape)
 
 
 class NPUMXFP4W4A8OfflineLinearMethod(_NPULinearMethodBase):

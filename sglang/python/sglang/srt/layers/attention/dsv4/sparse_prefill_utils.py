@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+import triton
 
 from sglang.kernels.ops.attention.dsv4.dequant_k_cache import DIM_NOPE, DIM_ROPE
 from sglang.srt.utils import ceil_align
@@ -68,11 +69,21 @@ class SparsePrefillWorkspace:
         self._buffer: Optional[torch.Tensor] = None
 
     def get(self, num_tokens: int) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert num_tokens > 0
+        current_capacity = self._buffer.shape[0] if self._buffer is not None else 0
+        if num_tokens > current_capacity:
+            self._buffer = torch.empty(
+                (num_tokens, 1, WORKSPACE_DIM),
+                dtype=torch.bfloat16,
+                device=self.device,
+            )
+        return self._buffer[:num_tokens]
 
 
 def combined_topk_width(topk: int, window_size: int) -> int:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Width of the padded combined_indices last dim that
+    ``combine_topk_swa_indices`` would produce for these args."""
+    return ceil_align(topk + window_size, SPARSE_PREFILL_TOPK_ALIGNMENT)
 
 
 def combine_topk_swa_indices(
@@ -88,7 +99,93 @@ def combine_topk_swa_indices(
     out_indices: Optional[torch.Tensor] = None,
     out_lens: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Combine topk + SWA indices into a single ``flash_mla_sparse_fwd`` row.
+
+    Args:
+        topk_indices: (num_tokens, K) int32. Per-query indices into the
+            compressed-cache region, **already in request-local space** —
+            i.e. in ``[0, compressed_gather_len[r])`` for the request that
+            owns each token. Pad entries can be any value; they are ignored
+            beyond ``topk_len``.
+        query_start_loc: (num_reqs+1,) int32. Cumulative query lengths; may
+            be in global (cross-chunk) space — kernel rebases by subtracting
+            ``query_start_loc[0]``.
+        seq_lens: (num_reqs,) int32. Each request's full sequence length.
+        gather_lens: (num_reqs,) int32. Trailing tokens dequanted into the
+            SWA region for that request.
+        compressed_base: (num_reqs,) int32. Flat workspace offset where
+            request r's compressed region begins. Pass all-zeros (or any
+            value) for SWA-only layers since topk=0 disables this branch.
+        swa_base: (num_reqs,) int32. Flat workspace offset where request
+            r's SWA region begins.
+        window_size: SWA window size.
+        compress_ratio: must be ``>= 1`` even when topk==0.
+        topk: configured topk; pass 0 for SWA-only layers.
+        out_indices: optional preallocated ``(num_tokens, combined_topk)``
+            int32 buffer. If provided, the kernel writes the per-query prefix
+            ``[0, topk_len + swa_len)``; positions beyond are not touched.
+            Caller must pre-fill with ``-1`` sentinels (and the chunk-invariant
+            valid-prefix length must hold across reuses).
+        out_lens: optional preallocated ``(num_tokens,)`` int32 buffer; the
+            kernel fully overwrites it, so any dtype-correct buffer works.
+
+    Returns:
+        combined_indices: (num_tokens, padded_topk_swa) int32, padded to a
+            multiple of 128 with -1 sentinels.
+        combined_lens: (num_tokens,) int32, valid prefix length per token.
+    """
+    assert topk_indices.dtype == torch.int32
+    assert query_start_loc.dtype == torch.int32
+    assert seq_lens.dtype == torch.int32
+    assert gather_lens.dtype == torch.int32
+    assert compressed_base.dtype == torch.int32
+    assert swa_base.dtype == torch.int32
+    assert compress_ratio >= 1, "compress_ratio must be >= 1 (use topk=0 for SWA-only)"
+    assert (
+        topk_indices.shape[-1] >= topk
+    ), f"topk_indices width {topk_indices.shape[-1]} must be >= topk {topk}"
+
+    num_tokens = topk_indices.shape[0]
+    num_reqs = seq_lens.shape[0]
+    combined_topk = combined_topk_width(topk, window_size)
+    if out_indices is None:
+        combined_indices = torch.full(
+            (num_tokens, combined_topk),
+            -1,
+            dtype=torch.int32,
+            device=topk_indices.device,
+        )
+    else:
+        assert out_indices.shape == (num_tokens, combined_topk)
+        assert out_indices.dtype == torch.int32
+        combined_indices = out_indices
+    if out_lens is None:
+        combined_lens = torch.zeros(
+            num_tokens, dtype=torch.int32, device=topk_indices.device
+        )
+    else:
+        assert out_lens.shape == (num_tokens,)
+        assert out_lens.dtype == torch.int32
+        combined_lens = out_lens
+
+    NUM_WORKERS = 128
+    _combine_topk_swa_indices_kernel[(num_reqs, NUM_WORKERS)](
+        combined_indices,
+        combined_indices.stride(0),
+        combined_lens,
+        topk_indices,
+        topk_indices.stride(0),
+        query_start_loc,
+        seq_lens,
+        gather_lens,
+        compressed_base,
+        swa_base,
+        top_k=topk,
+        COMPRESS_RATIO=compress_ratio,
+        WINDOW_SIZE=window_size,
+        PADDED_TOP_K=triton.next_power_of_2(topk_indices.shape[-1]),
+    )
+    return combined_indices, combined_lens
 
 
 def build_swa_token_ids(
@@ -99,7 +196,66 @@ def build_swa_token_ids(
     full_to_swa: torch.Tensor,
     swa_window: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Build a flat list of physical SWA-cache token IDs covering each
+    request's positional union of every query's SWA window.
+
+    Per request, the union spans seq positions
+    ``[max(0, seq_len - extend - W + 1), seq_len)``, of length
+    ``min(seq_len, extend + W - 1)``. Each position is translated through
+    ``req_to_token`` (full kv-cache id) and then ``full_to_swa`` (SWA
+    cache id) to land in the SWA-cache token-id space that
+    ``dequantize_k_cache_paged`` consumes.
+
+    Args:
+        seq_lens: (num_reqs,) int32, per-request total sequence length.
+        extend_seq_lens: (num_reqs,) int32, per-request query length.
+        req_pool_indices: (num_reqs,) int32, per-request row in
+            ``req_to_token``.
+        req_to_token: (num_reqs_max, max_seq_len) int32. Full kv-cache id
+            per (request, seq position).
+        full_to_swa: (full_pool_size + extra,) int64. Maps full kv id to
+            SWA-cache id.
+        swa_window: int. SWA window size.
+
+    Returns:
+        swa_token_ids: (total_swa,) int32, flat physical SWA-cache token IDs.
+        swa_first_pos: (num_reqs,) int32, first seq position covered per req.
+        swa_gather_lens: (num_reqs,) int32, gather length per request.
+        swa_offsets: (num_reqs+1,) int32, exclusive cumsum of swa_gather_lens.
+    """
+    assert seq_lens.dtype == torch.int32
+    assert extend_seq_lens.dtype == torch.int32
+    assert req_pool_indices.dtype == torch.int32
+    assert req_to_token.dtype == torch.int32
+    assert full_to_swa.dtype == torch.int64
+
+    num_reqs = seq_lens.shape[0]
+    device = seq_lens.device
+
+    swa_gather_lens = torch.minimum(seq_lens, extend_seq_lens + (swa_window - 1)).to(
+        torch.int32
+    )
+    swa_first_pos = (seq_lens - swa_gather_lens).to(torch.int32)
+    swa_offsets = torch.zeros(num_reqs + 1, dtype=torch.int32, device=device)
+    swa_offsets[1:] = torch.cumsum(swa_gather_lens, dim=0).to(torch.int32)
+    total_swa = int(swa_offsets[-1].item())  # one CPU sync per chunk
+
+    swa_token_ids = torch.empty(total_swa, dtype=torch.int32, device=device)
+    if total_swa == 0:
+        return swa_token_ids, swa_first_pos, swa_gather_lens, swa_offsets
+
+    NUM_WORKERS = 128
+    _build_swa_token_ids_kernel[(num_reqs, NUM_WORKERS)](
+        swa_token_ids,
+        swa_first_pos,
+        swa_gather_lens,
+        swa_offsets,
+        req_pool_indices,
+        req_to_token,
+        req_to_token.stride(0),
+        full_to_swa,
+    )
+    return swa_token_ids, swa_first_pos, swa_gather_lens, swa_offsets
 
 
 @dataclass

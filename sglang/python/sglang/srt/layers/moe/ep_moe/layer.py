@@ -178,7 +178,18 @@ class DeepEPMoE(FusedMoE):
         router_logits: torch.Tensor,
         output: torch.Tensor,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # eager run under breakable cuda graph
+        saved_is_extend_in_batch = get_is_extend_in_batch()
+        set_is_extend_in_batch(True)
+        try:
+            output.copy_(
+                self.forward_impl(
+                    hidden_states,
+                    StandardTopKOutput(topk_weights, topk_ids, router_logits),
+                )
+            )
+        finally:
+            set_is_extend_in_batch(saved_is_extend_in_batch)
 
     def _a2a_forward_capture_stub(
         self,
@@ -188,7 +199,9 @@ class DeepEPMoE(FusedMoE):
         router_logits: torch.Tensor,
         output: torch.Tensor,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Capture pass only: record the buffer address, skip the
+        # rank-coupled a2a. Warmup and replay run the real body.
+        output.zero_()
 
     a2a_forward_with_output = eager_on_graph(
         True, capture_stub=_a2a_forward_capture_stub
@@ -250,7 +263,10 @@ class DeepEPMoE(FusedMoE):
         hidden_states: torch.Tensor,
         topk_output: TopKOutput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.dispatcher.dispatch(
+            hidden_states=hidden_states,
+            topk_output=topk_output,
+        )
 
     def run_moe_core(
         self,
@@ -296,19 +312,34 @@ class DeepEPMoE(FusedMoE):
         topk_weights: torch.Tensor,
         overlap_args: Optional[Dict[str, Any]] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.dispatcher.combine(
+            hidden_states=hidden_states,
+            topk_ids=topk_ids,
+            topk_weights=topk_weights,
+            overlap_args=overlap_args,
+        )
 
     def forward_cutlass_w4afp8(
         self,
         dispatch_output: DeepEPNormalDispatchOutput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert self.moe_runner_config.activation in ("silu", "situ")
+        assert isinstance(self.quant_method, W4AFp8MoEMethod)
+        return self.quant_method.apply_deepep_normal(
+            layer=self,
+            dispatch_output=dispatch_output,
+        )
 
     def forward_cutlass_w4afp8_masked(
         self,
         dispatch_output: DeepEPLLDispatchOutput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert self.moe_runner_config.activation in ("silu", "situ")
+        assert isinstance(self.quant_method, W4AFp8MoEMethod)
+        return self.quant_method.apply_deepep_ll(
+            layer=self,
+            dispatch_output=dispatch_output,
+        )
 
 
 def get_moe_impl_class(quant_config: Optional[QuantizationConfig]):

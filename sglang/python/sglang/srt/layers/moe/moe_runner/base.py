@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 
 def moe_output_buffer_ctx(buf: torch.Tensor):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Provide the MoE output buffer for the current forward scope."""
+    from sglang.srt.runtime_context import get_forward
+
+    return get_forward().scoped(moe_output_buffer=buf)
 
 
 @dataclass
@@ -76,6 +79,8 @@ class RunnerOutput(ABC):
     @abstractmethod
     def runner_backend(self) -> MoeRunnerBackend: ...
 
+    def runner_backend_is_triton(self) -> TypeGuard[TritonRunnerOutput]:
+        return self.runner_backend == MoeRunnerBackend.TRITON
 
 
 @dataclass
@@ -103,6 +108,8 @@ class MoeRunnerCore(ABC):
     @abstractmethod
     def runner_backend(self) -> MoeRunnerBackend: ...
 
+    def runner_backend_is_triton(self) -> TypeGuard[TritonRunnerCore]:
+        return self.runner_backend == MoeRunnerBackend.TRITON
 
 
 class FusedOpPool:
@@ -190,7 +197,19 @@ class PermuteMethodPool:
         dispatch_output_format: DispatchOutputFormat,
         runner_input_format: MoeRunnerBackend,
     ) -> Callable:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Retrieve the pre-permute function for the given DispatchOutputFormat and MoeRunnerBackend.
+
+        :param dispatch_output_format: The DispatchOutputFormat type.
+        :param runner_input_format: The MoeRunnerBackend type.
+        :return: The registered permute function or None if not found.
+        """
+        key = (dispatch_output_format, runner_input_format)
+        pre_permute_func = cls._pre_permute_methods.get(key)
+        assert (
+            pre_permute_func is not None
+        ), f"Pre-permute function for {dispatch_output_format} to {runner_input_format} is not registered"
+        return pre_permute_func
 
     @classmethod
     def get_post_permute(
@@ -198,7 +217,19 @@ class PermuteMethodPool:
         runner_output_format: MoeRunnerBackend,
         combine_input_format: CombineInputFormat,
     ) -> Callable:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Retrieve the post-permute function for the given MoeRunnerBackend and CombineInputFormat.
+
+        :param runner_output_format: The MoeRunnerBackend type.
+        :param combine_input_format: The CombineInputFormat type.
+        :return: The registered permute function or None if not found.
+        """
+        key = (runner_output_format, combine_input_format)
+        post_permute_func = cls._post_permute_methods.get(key)
+        assert (
+            post_permute_func is not None
+        ), f"Post-permute function for {runner_output_format} to {combine_input_format} is not registered"
+        return post_permute_func
 
 
 def register_fused_func(

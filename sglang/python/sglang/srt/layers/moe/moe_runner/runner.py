@@ -211,7 +211,8 @@ class MoeRunner:
     def set_overlap_args(
         self, down_gemm_overlap_args: DownGemmOverlapArgs, meta_overlap_args: dict
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.down_gemm_overlap_args = down_gemm_overlap_args
+        self.meta_overlap_args = meta_overlap_args
 
     def clear_overlap_args(self) -> None:
         self.down_gemm_overlap_args = None

@@ -74,7 +74,25 @@ class AscendTPDispatcher(BaseDispatcher):
             self.finalize = AllGatherFinalizeRoutingWrapper(self.finalize, dim=-1)
 
     def set_ascend_dispatcher_output_dtype(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Choose init & finalize routing kernels based on quant config."""
+        self.ascend_dispatcher_output_dtype = get_ascend_dispatcher_output_dtype(self)
+
+        if self.ascend_dispatcher_output_dtype == DispatcherOutputDtype.BF16:
+            self.init = NPUMoEInitRouting_v2(quant_mode=-1)
+            self.finalize = NPUFinalizeRouting(drop_pad_mode=2)
+            self.group_list_type = 1
+        elif self.ascend_dispatcher_output_dtype == DispatcherOutputDtype.INT8:
+            self.init = NPUMoEInitRouting_v2(quant_mode=1)
+            self.finalize = NPUFinalizeRouting(drop_pad_mode=2)
+            self.group_list_type = 1
+        elif self.ascend_dispatcher_output_dtype == DispatcherOutputDtype.MXFP8:
+            self.init = NPUMoEInitRouting_v2(quant_mode=MXFP8_QUANT_MODE)
+            self.finalize = NPUFinalizeRouting(drop_pad_mode=2)
+            self.group_list_type = 1
+        else:
+            raise ValueError(
+                f"Unsupported ascend_dispatcher_output_dtype: {self.ascend_dispatcher_output_dtype}"
+            )
 
     def dispatch(
         self, hidden_states: torch.Tensor, topk_output: TopKOutput

@@ -47,7 +47,9 @@ class _RemovableDispatcherHandle:
         self.weak_hooks_dict = weakref.ref(hooks_dict)
 
     def remove(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        hooks_dict = self.weak_hooks_dict()
+        if hooks_dict is not None and self.id in hooks_dict:
+            del hooks_dict[self.id]
 
 
 class DispatcherBaseHooks:
@@ -56,7 +58,9 @@ class DispatcherBaseHooks:
         self.hook_dict = OrderedDict[int, Callable]()
 
     def register_hook(self, hook_fun: Callable) -> _RemovableDispatcherHandle:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        handle = _RemovableDispatcherHandle(self.hook_dict)
+        self.hook_dict[handle.id] = hook_fun
+        return handle
 
     def __call__(self, *args, **kwargs) -> Optional[Any]:
         raise NotImplementedError("This method should be overridden by subclasses")
@@ -122,26 +126,26 @@ class DispatchOutputChecker:
     def format_is_standard(
         dispatch_output: DispatchOutput,
     ) -> TypeGuard[StandardDispatchOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return dispatch_output.format.is_standard()
 
     @staticmethod
     def format_is_triton_kernels(
         dispatch_output: DispatchOutput,
     ) -> TypeGuard[StandardDispatchOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return dispatch_output.format.is_standard()
 
 
     @staticmethod
     def format_is_deepep_normal(
         dispatch_output: DispatchOutput,
     ) -> TypeGuard[DeepEPNormalDispatchOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return dispatch_output.format.is_deepep_normal()
 
     @staticmethod
     def format_is_deepep_ll(
         dispatch_output: DispatchOutput,
     ) -> TypeGuard[DeepEPLLDispatchOutput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return dispatch_output.format.is_deepep_ll()
 
 
 
@@ -194,20 +198,20 @@ class CombineInputChecker:
     def format_is_standard(
         combine_input: CombineInput,
     ) -> TypeGuard[StandardCombineInput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return combine_input.format == CombineInputFormat.STANDARD
 
 
     @staticmethod
     def format_is_deepep_normal(
         combine_input: CombineInput,
     ) -> TypeGuard[DeepEPNormalCombineInput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return combine_input.format == CombineInputFormat.DEEPEP_NORMAL
 
     @staticmethod
     def format_is_deepep_ll(
         combine_input: CombineInput,
     ) -> TypeGuard[DeepEPLLCombineInput]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return combine_input.format == CombineInputFormat.DEEPEP_LL
 
 
 
@@ -263,25 +267,69 @@ class BaseDispatcher(ABC):
     ) -> DispatchOutput:
         pass
 
+    def _dispatch_with_hook(
+        self, hidden_states: torch.Tensor, topk_output: TopKOutput
+    ) -> DispatchOutput:
+        if self._pre_dispatch_hooks is not None:
+            hidden_states, topk_output = self._pre_dispatch_hooks(
+                self, hidden_states, topk_output
+            )
+        dispatch_output = self._original_dispatch_func(
+            hidden_states=hidden_states, topk_output=topk_output
+        )
+        if self._post_dispatch_hooks is not None:
+            dispatch_output = self._post_dispatch_hooks(self, dispatch_output)
+        return dispatch_output
 
+    def _override_dispatch_func(self) -> None:
+        if self._original_dispatch_func is None:
+            self._original_dispatch_func = self.dispatch
+            self.dispatch = self._dispatch_with_hook
 
     @abstractmethod
     def combine(self, combine_input: CombineInput) -> torch.Tensor:
         pass
 
+    def _combine_with_hook(self, combine_input: CombineInput) -> torch.Tensor:
+        if self._pre_combine_hooks is not None:
+            combine_input = self._pre_combine_hooks(self, combine_input)
+        hidden_states = self._original_combine_func(combine_input=combine_input)
+        if self._post_combine_hooks is not None:
+            hidden_states = self._post_combine_hooks(self, hidden_states)
+        return hidden_states
+
+    def _override_combine_func(self) -> None:
+        if self._original_combine_func is None:
+            self._original_combine_func = self.combine
+            self.combine = self._combine_with_hook
 
 
-
+    def register_post_dispatch_hook(
+        self, hook: Callable[[BaseDispatcher, DispatchOutput], Optional[DispatchOutput]]
+    ) -> _RemovableDispatcherHandle:
+        if self._post_dispatch_hooks is None:
+            self._post_dispatch_hooks = _PostDispatchHooks()
+            self._override_dispatch_func()
+        handle = self._post_dispatch_hooks.register_hook(hook)
+        return handle
 
     def register_pre_combine_hook(
         self, hook: Callable[[BaseDispatcher, CombineInput], Optional[CombineInput]]
     ) -> _RemovableDispatcherHandle:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._pre_combine_hooks is None:
+            self._pre_combine_hooks = _PreCombineHooks()
+            self._override_combine_func()
+        handle = self._pre_combine_hooks.register_hook(hook)
+        return handle
 
     def register_post_combine_hook(
         self, hook: Callable[[BaseDispatcher, torch.Tensor], Optional[torch.Tensor]]
     ) -> _RemovableDispatcherHandle:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        if self._post_combine_hooks is None:
+            self._post_combine_hooks = _PostCombineHooks()
+            self._override_combine_func()
+        handle = self._post_combine_hooks.register_hook(hook)
+        return handle
 
     def set_quant_config(self, quant_config: dict) -> None:
         self.quant_config = quant_config
@@ -289,7 +337,8 @@ class BaseDispatcher(ABC):
     def set_overlap_args(
         self, combine_overlap_args: CombineOverlapArgs, meta_overlap_args: dict
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.overlap_args = combine_overlap_args
+        self.meta_overlap_args = meta_overlap_args
 
     def clear_overlap_args(self) -> None:
         self.overlap_args = None

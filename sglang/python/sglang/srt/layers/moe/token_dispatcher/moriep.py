@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
@@ -31,6 +32,7 @@ from sglang.srt.utils import (
 
 if TYPE_CHECKING:
     from sglang.srt.single_batch_overlap import CombineOverlapArgs
+    import mori
 
 from enum import Enum, auto
 from functools import lru_cache
@@ -51,7 +53,16 @@ logger = logging.getLogger(__name__)
 
 
 def _should_record_expert_distribution() -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    recorder = get_global_expert_distribution_recorder()
+    if recorder.recording:
+        return True
+    # While capturing, only bake in the count kernel if a recorder is actually
+    # configured (non-Noop); otherwise it would replay as dead work every decode
+    # step. Configured recorders still bake it in, so start_record() works after
+    # capture.
+    if torch.get_device_module().is_current_stream_capturing():
+        return not isinstance(recorder, _ExpertDistributionRecorderNoop)
+    return False
 
 
 class MoriEPPDispatchHooks(DeepEPPDispatchHooks):
@@ -127,6 +138,10 @@ assert isinstance(MoriEPNormalCombineInput, CombineInput)
 assert isinstance(MoriEPLLCombineInput, CombineInput)
 
 
+class EpMode(Enum):
+    INTRA_NODE = "intra_node"
+    INTER_NODE = "inter_node"
+    LOW_LATENCY = "low_latency"
 
 
 class DispatchDtype(Enum):
@@ -142,8 +157,51 @@ class CombineDtype(Enum):
     fp4 = "fp4_blockwise"  # packed E2M1, blockwise-scaled; ~half the combine transport of fp8
 
 
+@dataclass(frozen=True)
+class EpDispatchConfig:
+    kernel_type: mori.ops.EpDispatchCombineKernelType
+    warp_num_per_block: int
+    block_num: int
+    rdma_block_num: int
 
 
+def get_ep_dispatch_configs(num_max_dispatch_tokens_per_rank: int = 4096):
+    import mori
+
+    # Selects the inter-node kernel. `InterNodeV1LL` is used if `num_max_dispatch_tokens_per_rank`
+    # is less than or equal to the threshold, otherwise `InterNodeV1` is used. The threshold defaults to 256.
+    inter_kernel_switch_threshold = get_int_env_var(
+        "SGLANG_MORI_DISPATCH_INTER_KERNEL_SWITCH_THRESHOLD", 256
+    )
+
+    inter_kernel_type = (
+        mori.ops.EpDispatchCombineKernelType.InterNodeV1LL
+        if num_max_dispatch_tokens_per_rank <= inter_kernel_switch_threshold
+        else mori.ops.EpDispatchCombineKernelType.InterNodeV1
+    )
+
+    return {
+        # TODO(billishyahao): need to tune different configs for intra node async
+        # Also could be tuned for different AMD platform
+        EpMode.INTRA_NODE: EpDispatchConfig(
+            kernel_type=mori.ops.EpDispatchCombineKernelType.IntraNode,
+            warp_num_per_block=16,
+            block_num=80,
+            rdma_block_num=0,
+        ),
+        EpMode.INTER_NODE: EpDispatchConfig(
+            kernel_type=inter_kernel_type,
+            warp_num_per_block=8,
+            block_num=64,
+            rdma_block_num=32,
+        ),
+        EpMode.LOW_LATENCY: EpDispatchConfig(
+            kernel_type=mori.ops.EpDispatchCombineKernelType.AsyncLL,
+            warp_num_per_block=8,
+            block_num=64,
+            rdma_block_num=32,
+        ),
+    }
 
 
 # init_mori_op only needs do once in model initial stage
@@ -164,16 +222,149 @@ def init_mori_op(
     enable_sdma=False,
     use_external_inp_buf=True,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+
+    import mori
+
+    world_size = get_parallel().moe_ep_size
+    rank = get_parallel().moe_ep_rank
+
+    gpu_per_node = 8 if world_size >= 8 else world_size
+
+    group_name = f"mori"
+    cpu_group = group.cpu_group
+    try:
+        torch._C._distributed_c10d._register_process_group(group_name, cpu_group)
+    except Exception as e:
+        if "already registered" in str(e):
+            logger.info(
+                f"[MORI init] The same process group is already "
+                f"registered. Ignoring [{str(e)}]"
+            )
+        else:
+            raise
+    else:
+        # If new group is newly registered then need to init mori shmem. However
+        # if the group is registered already then need to skip init mori shmem
+        # and reuse the previous one.
+        mori.shmem.shmem_torch_process_group_init(group_name)
+
+    mode = EpMode.INTRA_NODE if world_size <= 8 else EpMode.INTER_NODE
+    async_mode = deepep_mode.enable_low_latency() or enable_sdma
+    if async_mode:
+        mode = EpMode.LOW_LATENCY
+
+    cfg = get_ep_dispatch_configs(num_max_dispatch_tokens_per_rank)[mode]
+
+    kernel_type = cfg.kernel_type
+    warp_num_per_block = cfg.warp_num_per_block
+    block_num = cfg.block_num
+    rdma_block_num = cfg.rdma_block_num
+
+    hidden_dim = hidden_size
+    scale_dim = 1
+    data_type = fp8_dtype
+    scale_type_size = torch.float32.itemsize
+
+    if dispatch_dtype == DispatchDtype.bf16:
+        data_type = params_dtype
+        scale_dim = 0
+    elif dispatch_dtype == DispatchDtype.fp8:
+        scale_dim = hidden_size // FP8_BLOCK_SIZE
+    elif dispatch_dtype == DispatchDtype.fp4:
+        # FP4 kernel still takes the original hidden size and do quantization
+        # internally, so hidden_dim is not reduced. The reason is that for FP4
+        # quantization, we need to keep the original hidden size to calculate
+        # the quantization scale correctly. Don't use packed hidden size for FP4 kernel.
+        hidden_dim = hidden_size
+        scale_dim = hidden_size // MXFP4_BLOCK_SIZE
+        data_type = torch.float4_e2m1fn_x2
+        scale_type_size = torch.float8_e8m0fnu.itemsize
+
+        if mode == EpMode.INTRA_NODE:
+            if num_max_dispatch_tokens_per_rank < 128:
+                block_num = 225
+                warp_num_per_block = 5
+            else:
+                block_num = 256
+                warp_num_per_block = 16
+
+    # Fp8 blockwise combine uses its own internal scale_dim driven which can be
+    # overridden by env ``MORI_FP8_COMBINE_SCALE_DIM`` (default 56)
+    # See https://github.com/ROCm/mori/blob/96ffa169710f214e76e07abe5008d686fe54522b/python/mori/ops/dispatch_combine.py#L81-L84
+    combine_quant_type = "none"
+    if combine_dtype == CombineDtype.fp8:
+        combine_quant_type = "fp8_blockwise"
+    elif combine_dtype == CombineDtype.fp8_direct_cast:
+        combine_quant_type = "fp8_direct_cast"
+    elif combine_dtype == CombineDtype.fp4:
+        combine_quant_type = "fp4_blockwise"
+
+    logger.info(
+        f"[MORI init] {world_size=} {rank=} {hidden_size=} {params_dtype=} "
+        f"{num_max_dispatch_tokens_per_rank=} {num_local_experts=} "
+        f"{router_topk=} {mode=} {dispatch_dtype=} {combine_dtype=} "
+        f"{use_external_inp_buf=} "
+    )
+
+    def check_mori_compatibility(kwargs: dict) -> None:
+        """Remove kwargs not accepted by the installed mori's EpDispatchCombineConfig."""
+        import dataclasses
+
+        config_cls = mori.ops.EpDispatchCombineConfig
+        valid_kwargs = {f.name for f in dataclasses.fields(config_cls)}
+
+        invalid_kwargs = set(kwargs.keys()) - valid_kwargs
+        for arg in invalid_kwargs:
+            logger.warning(f"[MORI compat] Removing incompatible argument {arg} ")
+            del kwargs[arg]
+
+    # Definition refer to https://github.com/ROCm/mori/blob/f9be5ee2e5ac87256b9523399ae9d4d0e8a54f53/python/mori/ops/dispatch_combine.py#L66-L121
+    common_kwargs = dict(
+        data_type=data_type,
+        rank=rank,
+        world_size=world_size,
+        hidden_dim=hidden_dim,
+        scale_dim=scale_dim,
+        scale_type_size=scale_type_size,
+        max_token_type_size=params_dtype.itemsize,
+        max_num_inp_token_per_rank=num_max_dispatch_tokens_per_rank,
+        num_experts_per_rank=num_local_experts,
+        num_experts_per_token=router_topk,
+        warp_num_per_block=warp_num_per_block,
+        block_num=block_num,
+        max_total_recv_tokens=get_int_env_var(
+            "SGLANG_MORI_PREALLOC_MAX_RECV_TOKENS", 0
+        ),
+        use_external_inp_buf=use_external_inp_buf,
+        kernel_type=kernel_type,
+        gpu_per_node=gpu_per_node,
+        rdma_block_num=rdma_block_num,
+        num_qp_per_pe=2,  # Number of queue pairs per processing element
+        quant_type=combine_quant_type,
+    )
+
+    check_mori_compatibility(common_kwargs)
+
+    mori_config = mori.ops.EpDispatchCombineConfig(**common_kwargs)
+    mori_op = mori.ops.EpDispatchCombineOp(mori_config)
+    return mori_op
 
 
 class CommStreamPool:
     _streams = {}  # key -> torch.cuda.Stream
 
+    @classmethod
+    def _make_key(cls, group):
+        return (torch.cuda.current_device(), id(group))
 
     @classmethod
     def get_stream_from_pool(cls, group) -> torch.cuda.Stream:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        key = cls._make_key(group)
+        stream = cls._streams.get(key)
+        if stream is None:
+            stream = torch.cuda.Stream(priority=0)
+            cls._streams[key] = stream
+        return stream
 
 
 
@@ -191,7 +382,7 @@ class _MoriEPDispatcherImplBase:
         instance_id: int = 0,
     ):
         try:
-            pass
+            import mori  # noqa: F401
         except ImportError:
             raise ImportError("Mori EP is not installed. Please install.")
         self.group = group
@@ -244,7 +435,50 @@ class _MoriEPDispatcherImplBase:
         return self._mori_op
 
     def _apply_dispatch_dtype_override(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Apply env var override to fp8_dispatch/fp4_dispatch/fp8_combine flags."""
+        if "SGLANG_MORI_DISPATCH_DTYPE" in os.environ:
+            dispatch_dtype = os.environ["SGLANG_MORI_DISPATCH_DTYPE"].lower()
+            if dispatch_dtype != "auto":
+                if dispatch_dtype == "bf16":
+                    self.dispatch_dtype = DispatchDtype.bf16
+                elif dispatch_dtype == "fp8":
+                    self.dispatch_dtype = DispatchDtype.fp8
+                elif dispatch_dtype == "fp4":
+                    self.dispatch_dtype = DispatchDtype.fp4
+        elif (
+            "SGLANG_MORI_FP8_DISP" in os.environ or "SGLANG_MORI_FP4_DISP" in os.environ
+        ):
+            # Deprecated: will be removed in a future release
+            logger.warning_once(
+                "SGLANG_MORI_FP8_DISP and SGLANG_MORI_FP4_DISP are deprecated "
+                "and will be removed in a future release. "
+                "Use SGLANG_MORI_DISPATCH_DTYPE=auto|bf16|fp8|fp4 instead."
+            )
+            if get_bool_env_var("SGLANG_MORI_FP8_DISP", "False"):
+                self.dispatch_dtype = DispatchDtype.fp8
+            if get_bool_env_var("SGLANG_MORI_FP4_DISP", "False"):
+                self.dispatch_dtype = DispatchDtype.fp4
+
+        if "SGLANG_MORI_COMBINE_DTYPE" in os.environ:
+            combine_dtype = os.environ["SGLANG_MORI_COMBINE_DTYPE"].lower()
+            if combine_dtype != "auto":
+                if combine_dtype == "fp8":
+                    self.combine_dtype = CombineDtype.fp8
+                elif combine_dtype == "bf16":
+                    self.combine_dtype = CombineDtype.bf16
+                elif combine_dtype == "fp8_direct_cast":
+                    self.combine_dtype = CombineDtype.fp8_direct_cast
+                elif combine_dtype == "fp4":
+                    self.combine_dtype = CombineDtype.fp4
+        elif "SGLANG_MORI_FP8_COMB" in os.environ:
+            # Deprecated: will be removed in a future release
+            logger.warning_once(
+                "SGLANG_MORI_FP8_COMB is deprecated "
+                "and will be removed in a future release. "
+                "Use SGLANG_MORI_COMBINE_DTYPE=auto|bf16|fp8|fp4|fp8_direct_cast instead."
+            )
+            if get_bool_env_var("SGLANG_MORI_FP8_COMB", "False"):
+                self.combine_dtype = CombineDtype.fp8
 
     def dispatch_a(
         self,
@@ -268,17 +502,33 @@ class _MoriEPDispatcherImplBase:
         raise NotImplementedError
 
     def set_quant_config(self, quant_config: dict) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.quant_config = quant_config
+        # Auto-detect dispatch quantization from weight dtype
+        weight_dtype = quant_config.get("weight_dtype", None)
+        if weight_dtype in (torch.float8_e4m3fn, torch.float8_e4m3fnuz):
+            self.dispatch_dtype = DispatchDtype.fp8
+            self.combine_dtype = CombineDtype.bf16
+        elif weight_dtype == torch.float4_e2m1fn_x2:
+            self.dispatch_dtype = DispatchDtype.fp4
+            self.combine_dtype = CombineDtype.fp8
+        else:
+            self.dispatch_dtype = DispatchDtype.bf16
+            self.combine_dtype = CombineDtype.bf16
+        # Apply env var override immediately so dispatch_a sees correct flags
+        self._apply_dispatch_dtype_override()
 
     def set_overlap_args(
         self, combine_overlap_args: CombineOverlapArgs, meta_overlap_args: dict
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.overlap_args = combine_overlap_args
+        self.meta_overlap_args = meta_overlap_args
 
     def clear_overlap_args(self) -> None:
         self.overlap_args = None
         self.meta_overlap_args = None
 
+    def _combine_kwargs(self, hidden_states: torch.Tensor) -> dict:
+        return {}
 
 
 class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
@@ -294,13 +544,69 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
         if self.enable_dual_stream:
             self._comm_stream = CommStreamPool.get_stream_from_pool(self.group)
 
+    def _capture_event_if_async(self) -> Optional[torch.cuda.Event]:
+        assert self.enable_dual_stream, "dual stream must be enabled"
+        if not self.async_finish:
+            return None
+        ev = torch.cuda.Event(blocking=False, interprocess=False)
+        ev.record(torch.cuda.current_stream())
+        return ev
 
     def dispatch_a(
         self,
         hidden_states: torch.Tensor,
         topk_output: TopKOutput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        topk_weights, topk_ids = topk_output.topk_weights, topk_output.topk_ids
+
+        num_token = hidden_states.shape[0]
+        output_dtype = hidden_states.dtype
+        scale = None
+
+        if self.dispatch_dtype == DispatchDtype.fp8:
+            # FP8 quant
+            if num_token > 0:
+                # NOTE: aiter is able to handle token=0 case in UT. But for some
+                # reason it failed at e2e case. Root cause TBD.
+                hidden_states, scale = self.fp8_quant_func(
+                    hidden_states, quant_dtype=fp8_dtype
+                )
+            else:
+                hidden_states = torch.empty(
+                    hidden_states.shape, dtype=fp8_dtype, device=hidden_states.device
+                )
+                scale = torch.empty(
+                    (0, self.hidden_size // FP8_BLOCK_SIZE),
+                    dtype=torch.float32,
+                    device=hidden_states.device,
+                )
+
+        elif self.dispatch_dtype == DispatchDtype.fp4:
+            # FP4 quant
+            if num_token > 0:
+                hidden_states, scale = self.fp4_quant_func(hidden_states, shuffle=False)
+            else:
+                hidden_states = torch.empty(
+                    (0, self.hidden_size // 2),
+                    dtype=torch.float4_e2m1fn_x2,
+                    device=hidden_states.device,
+                )
+                scale = torch.empty(
+                    (0, self.hidden_size // MXFP4_BLOCK_SIZE),
+                    dtype=torch.float8_e8m0fnu,
+                    device=hidden_states.device,
+                )
+
+        previous_event = self._capture_event_if_async() if self._comm_stream else None
+
+        return (
+            hidden_states,
+            topk_weights,
+            topk_ids,
+            scale,
+            output_dtype,
+            previous_event,
+        )
 
     def dispatch_b(
         self,
@@ -311,7 +617,35 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
         output_dtype,
         previous_event,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        (
+            packed_recv_hidden,
+            recv_topk_weights,
+            recv_scales,
+            recv_topk_ids,
+            packed_recv_count,
+            done_event,
+        ) = self._dispatch_core(
+            hidden_states,
+            topk_weights,
+            topk_ids,
+            scale=scale,
+            previous_event=previous_event,
+        )
+
+        if self._comm_stream and self.async_finish and done_event is not None:
+            torch.cuda.current_stream().wait_event(done_event)
+
+        return MoriEPNormalDispatchOutput(
+            hidden_states=packed_recv_hidden,
+            hidden_states_scale=recv_scales,
+            topk_ids=recv_topk_ids,
+            topk_weights=recv_topk_weights,
+            num_recv_tokens_per_expert=packed_recv_count,
+            origin_topk_ids=topk_ids,
+            origin_topk_weights=topk_weights,
+            out_dtype=output_dtype,
+        )
 
     def _dispatch_core(
         self,
@@ -321,7 +655,94 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
         scale: Optional[torch.Tensor] = None,
         previous_event: Optional[torch.cuda.Event] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        done_event: Optional[torch.cuda.Event] = None
+
+        record = _should_record_expert_distribution()
+
+        if self._comm_stream:
+            compute_stream = torch.cuda.current_stream()
+            comm_stream = self._comm_stream  # comm stream
+
+            for t in (hidden_states, topk_weights, topk_ids):
+                t.record_stream(comm_stream)
+            if scale is not None:
+                scale.record_stream(comm_stream)
+
+            with torch.cuda.stream(comm_stream):
+                # if (previous_event) stream_wait(comm_stream, previous_event)
+                # else stream_wait(comm_stream, compute_stream)
+
+                if previous_event is not None:
+                    comm_stream.wait_event(previous_event)
+                else:
+                    comm_stream.wait_stream(compute_stream)
+
+                dispatch_fn = (
+                    self.mori_op.dispatch_send
+                    if self.enable_sdma
+                    else self.mori_op.dispatch
+                )
+                (
+                    packed_recv_hidden,
+                    recv_topk_weights,
+                    recv_scales,
+                    recv_topk_ids,
+                    packed_recv_count,
+                ) = dispatch_fn(
+                    hidden_states,
+                    topk_weights,
+                    scale,
+                    topk_ids,
+                    call_local_expert_count=record,
+                )
+                if self.enable_sdma:
+                    self.mori_op.dispatch_recv()
+
+                if self.async_finish:
+                    done_event = torch.cuda.Event(blocking=False, interprocess=False)
+                    done_event.record(comm_stream)
+                else:
+                    compute_stream.wait_stream(comm_stream)
+
+            for t in (
+                packed_recv_hidden,
+                recv_topk_weights,
+                recv_scales,
+                recv_topk_ids,
+            ):
+                if t is not None:
+                    t.record_stream(comm_stream)
+        else:
+
+            (
+                packed_recv_hidden,
+                recv_topk_weights,
+                recv_scales,
+                recv_topk_ids,
+                packed_recv_count,
+            ) = self.mori_op.dispatch(
+                hidden_states,
+                topk_weights,
+                scale,
+                topk_ids,
+                call_local_expert_count=record,
+            )
+
+        # mori local_expert_count is a GPU tensor; route it through the
+        # low_latency hook only when the recorder is actually active.
+        if record:
+            get_global_expert_distribution_recorder().on_deepep_dispatch_low_latency(
+                self.mori_op.local_expert_count
+            )
+
+        return (
+            packed_recv_hidden,
+            recv_topk_weights,
+            recv_scales,
+            recv_topk_ids,
+            packed_recv_count,
+            done_event,
+        )
 
     def combine_a(
         self,
@@ -329,10 +750,19 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
         topk_ids: torch.Tensor,
         topk_weights: torch.Tensor,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        previous_event = self._capture_event_if_async() if self._comm_stream else None
+        return hidden_states, topk_ids, topk_weights, previous_event
 
     def combine_b(self, hidden_states, topk_ids, topk_weights, previous_event):
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        hidden_states, done_event = self._combine_core(
+            hidden_states, topk_ids, topk_weights, previous_event
+        )
+
+        if self._comm_stream and self.async_finish and done_event is not None:
+            torch.cuda.current_stream().wait_event(done_event)
+
+        return hidden_states
 
     def _combine_core(
         self,
@@ -341,7 +771,48 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
         topk_weights: torch.Tensor,
         previous_event: Optional[torch.cuda.Event],
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        done_event: Optional[torch.cuda.Event] = None
+
+        if self._comm_stream:
+            compute_stream = torch.cuda.current_stream()
+            comm_stream = self._comm_stream
+
+            for t in (hidden_states, topk_ids, topk_weights):
+                t.record_stream(comm_stream)
+
+            with torch.cuda.stream(comm_stream):
+                if previous_event is not None:
+                    comm_stream.wait_event(previous_event)
+                else:
+                    comm_stream.wait_stream(compute_stream)
+
+                combine_fn = (
+                    self.mori_op.combine_send
+                    if self.enable_sdma
+                    else self.mori_op.combine
+                )
+                combine_kwargs = self._combine_kwargs(hidden_states)
+                combined_hidden_states = combine_fn(
+                    hidden_states, None, topk_ids, **combine_kwargs
+                )[0]
+                if self.enable_sdma:
+                    self.mori_op.combine_recv()
+
+                if self.async_finish:
+                    done_event = torch.cuda.Event(blocking=False, interprocess=False)
+                    done_event.record(comm_stream)
+                else:
+                    compute_stream.wait_stream(comm_stream)
+
+            combined_hidden_states.record_stream(comm_stream)
+
+        else:
+            combine_kwargs = self._combine_kwargs(hidden_states)
+            combined_hidden_states = self.mori_op.combine(
+                hidden_states, None, topk_ids, **combine_kwargs
+            )[0]
+
+        return combined_hidden_states, done_event
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -359,7 +830,71 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
         hidden_states: torch.Tensor,
         topk_output: TopKOutput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        import mori
+
+        assert (
+            self.mori_op.config.kernel_type
+            is mori.ops.EpDispatchCombineKernelType.AsyncLL
+        ), "mori asyncll mismatch"
+
+        num_tokens = hidden_states.shape[0]
+        output_dtype = hidden_states.dtype
+        scale = None
+
+        if self.dispatch_dtype == DispatchDtype.fp8:
+            # FP8 quant
+            if num_tokens > 0:
+                # NOTE: aiter is able to handle token=0 case in UT. But for some
+                # reason it failed at e2e case. Root cause TBD.
+                hidden_states, scale = self.fp8_quant_func(
+                    hidden_states, quant_dtype=fp8_dtype
+                )
+            else:
+                hidden_states = torch.empty(
+                    hidden_states.shape, dtype=fp8_dtype, device=hidden_states.device
+                )
+                scale = torch.empty(
+                    (0, self.hidden_size // FP8_BLOCK_SIZE),
+                    dtype=torch.float32,
+                    device=hidden_states.device,
+                )
+
+        elif self.dispatch_dtype == DispatchDtype.fp4:
+            # FP4 quant
+            if num_tokens > 0:
+                hidden_states, scale = self.fp4_quant_func(hidden_states, shuffle=False)
+            else:
+                hidden_states = torch.empty(
+                    (0, self.hidden_size // 2),
+                    dtype=torch.float4_e2m1fn_x2,
+                    device=hidden_states.device,
+                )
+                scale = torch.empty(
+                    (0, self.hidden_size // MXFP4_BLOCK_SIZE),
+                    dtype=torch.float8_e8m0fnu,
+                    device=hidden_states.device,
+                )
+
+        topk_weights, topk_ids = topk_output.topk_weights, topk_output.topk_ids
+
+        (
+            packed_recv_hidden,
+            recv_topk_weights,
+            recv_scales,
+            recv_topk_ids,
+            packed_recv_count,
+        ) = self._dispatch_core(hidden_states, topk_weights, topk_ids, scale=scale)
+
+        return (
+            packed_recv_hidden,
+            recv_topk_weights,
+            recv_topk_ids,
+            recv_scales,
+            packed_recv_count,
+            topk_weights,
+            topk_ids,
+            output_dtype,
+        )
 
     def dispatch_b(
         self,
@@ -372,7 +907,33 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
         topk_ids,
         output_dtype,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        ##TODO(billishyahao): add assertion here to check async
+        import mori
+
+        assert (
+            self.mori_op.config.kernel_type
+            is mori.ops.EpDispatchCombineKernelType.AsyncLL
+        ), "mori asyncll mismatch"
+
+        record = _should_record_expert_distribution()
+        self.mori_op.dispatch_recv(call_local_expert_count=record)
+
+        if record:
+            get_global_expert_distribution_recorder().on_deepep_dispatch_low_latency(
+                self.mori_op.local_expert_count
+            )
+
+        return MoriEPLLDispatchOutput(
+            hidden_states=hidden_states,
+            hidden_states_scale=recv_scales,
+            topk_ids=recv_topk_ids,
+            topk_weights=recv_topk_weights,
+            num_recv_tokens_per_expert=packed_recv_count,
+            origin_topk_ids=topk_ids,
+            origin_topk_weights=topk_weights,
+            out_dtype=output_dtype,
+        )
 
     def _dispatch_core(
         self,
@@ -381,7 +942,23 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
         topk_ids: torch.Tensor,
         scale: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        ##TODO(billishyahao): add assertion here to check async
+
+        (
+            packed_recv_hidden,
+            recv_topk_weights,
+            recv_scales,
+            recv_topk_ids,
+            packed_recv_count,
+        ) = self.mori_op.dispatch_send(hidden_states, topk_weights, scale, topk_ids)
+
+        return (
+            packed_recv_hidden,
+            recv_topk_weights,
+            recv_scales,
+            recv_topk_ids,
+            packed_recv_count,
+        )
 
     def combine_a(
         self,
@@ -390,10 +967,19 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
         topk_weights: torch.Tensor,
         overlap_args: Optional[CombineOverlapArgs] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        hidden_states = self._combine_core(
+            hidden_states,
+            topk_ids,
+            topk_weights,
+            overlap_args=overlap_args,
+        )
+        return hidden_states, topk_ids, topk_weights, overlap_args
 
     def combine_b(self, hidden_states, topk_ids, topk_weights, previous_event):
-        raise NotImplementedError("removed by slim: never run in any recording")
+
+        self.mori_op.combine_recv()
+
+        return hidden_states[0]
 
     def _combine_core(
         self,
@@ -402,7 +988,11 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
         topk_weights: torch.Tensor,
         overlap_args: Optional[CombineOverlapArgs] = None,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        combined_hidden_states = self.mori_op.combine_send(
+            hidden_states, None, topk_ids
+        )
+
+        return combined_hidden_states
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -494,10 +1084,18 @@ class MoriEPDispatcher(BaseDispatcher):
         hidden_states: torch.Tensor,
         topk_output: TopKOutput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._update_stage(_Stage.INITIAL, _Stage.AFTER_DISPATCH_A)
+        inner_state = self._get_impl().dispatch_a(
+            hidden_states=hidden_states,
+            topk_output=topk_output,
+        )
+        self._dispatch_intermediate_state = inner_state
 
     def dispatch_b(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._update_stage(_Stage.AFTER_DISPATCH_A, _Stage.AFTER_DISPATCH_B)
+        inner_state = self._dispatch_intermediate_state
+        del self._dispatch_intermediate_state
+        return self._get_impl().dispatch_b(*inner_state)
 
     def combine(
         self,
@@ -511,13 +1109,30 @@ class MoriEPDispatcher(BaseDispatcher):
         self,
         combine_input: CombineInput,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        hidden_states, topk_ids, topk_weights = combine_input
+        self._update_stage(_Stage.AFTER_DISPATCH_B, _Stage.AFTER_COMBINE_A)
+        inner_state = self._get_impl().combine_a(
+            hidden_states=hidden_states,
+            topk_ids=topk_ids,
+            topk_weights=topk_weights,
+        )
+        self._combine_intermediate_state = inner_state
 
     def combine_b(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self._update_stage(_Stage.AFTER_COMBINE_A, _Stage.INITIAL)
+        inner_state = self._combine_intermediate_state
+        del self._combine_intermediate_state
+        return self._get_impl().combine_b(*inner_state)
 
     def _get_impl(self) -> _MoriEPDispatcherImplBase:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        is_extend_in_batch = get_is_extend_in_batch()
+        resolved_deepep_mode = self.deepep_mode.resolve(is_extend_in_batch)
+        if resolved_deepep_mode == DeepEPMode.NORMAL:
+            return self._normal_dispatcher
+        elif resolved_deepep_mode == DeepEPMode.LOW_LATENCY:
+            return self._low_latency_dispatcher
+        else:
+            raise ValueError(f"Invalid deepep_mode: {self.deepep_mode}")
 
     def _update_stage(self, old_stage, new_stage):
         assert self._stage == old_stage
@@ -533,8 +1148,22 @@ class MoriEPDispatcher(BaseDispatcher):
     def set_overlap_args(
         self, combine_overlap_args: CombineOverlapArgs, meta_overlap_args: dict
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        super().set_overlap_args(combine_overlap_args, meta_overlap_args)
+        if self.deepep_mode.enable_low_latency():
+            self._low_latency_dispatcher.set_overlap_args(
+                combine_overlap_args, meta_overlap_args
+            )
+        if self.deepep_mode.enable_normal():
+            self._normal_dispatcher.set_overlap_args(
+                combine_overlap_args, meta_overlap_args
+            )
 
     def clear_overlap_args(self):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        super().clear_overlap_args()
+        if self.deepep_mode.enable_low_latency():
+            self._low_latency_dispatcher.clear_overlap_args()
+        if self.deepep_mode.enable_normal():
+            self._normal_dispatcher.clear_overlap_args()
 
+    def register_deepep_dispatch_hook(self, hook):
+        return self._deepep_dispatch_hooks.register_hook(hook)

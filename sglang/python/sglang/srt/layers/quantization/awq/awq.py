@@ -95,6 +95,8 @@ class AWQConfig(QuantizationConfig):
             f"modules_to_not_convert={self.modules_to_not_convert})"
         )
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
     def get_name(self) -> str:
         return "awq"
@@ -109,7 +111,11 @@ class AWQConfig(QuantizationConfig):
 
     @staticmethod
     def get_config_filenames() -> List[str]:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return [
+            "quant_config.json",  # E.g., casperhansen/vicuna-7b-v1.5-awq
+            # E.g., abhinavkulkarni/mosaicml-mpt-7b-instruct-w4-g128-awq
+            "quantize_config.json",
+        ]
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> AWQConfig:
@@ -136,10 +142,17 @@ class AWQConfig(QuantizationConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        assert isinstance(layer, LinearBase)
+        # TODO: move platform-specific AWQ scheme selection into the platform
+        # plugin factory once quantization hooks are available there.
+        return AWQLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        # This is currently only reached by the NPU path in get_quant_method.
+        raise NotImplementedError("AWQConfig only supports MoE scheme on NPU.")
 
 
 class AWQCPUConfig(AWQConfig):
@@ -167,10 +180,16 @@ class AWQCPUConfig(AWQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.linear import LinearBase
+
+        assert isinstance(layer, LinearBase)
+        return AWQIntelAMXLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        return AWQIntelAMXMoEScheme(self)
 
 
 class AWQMarlinConfig(QuantizationConfig):
@@ -221,6 +240,8 @@ class AWQMarlinConfig(QuantizationConfig):
             f"modules_to_not_convert={self.modules_to_not_convert})"
         )
 
+    def get_scaled_act_names(self) -> List[str]:
+        return []
 
     @classmethod
     def get_name(cls) -> str:
@@ -441,4 +462,6 @@ if _is_cuda:
 
     @register_fake_if_exists("sgl_kernel::awq_marlin_repack")
     def _(b_q_weight, size_k, size_n, num_bits):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return b_q_weight.new_empty(
+            (size_k // 16, size_n * (num_bits // 2)), dtype=b_q_weight.dtype
+        )

@@ -184,7 +184,10 @@ class GPTQConfig(QuantizationConfig):
         return GPTQLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        raise NotImplementedError("GPTQConfig does not support MoE.")
 
 
 class GPTQAscendConfig(GPTQConfig):
@@ -218,7 +221,10 @@ class GPTQAscendConfig(GPTQConfig):
         return GPTQAscendLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        return GPTQMoEAscendScheme(self)
 
 
 class CPUGPTQConfig(GPTQConfig):
@@ -243,10 +249,16 @@ class CPUGPTQConfig(GPTQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.linear import LinearBase
+
+        assert isinstance(layer, LinearBase)
+        return GPTQIntelAMXLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        return GPTQIntelAMXMoEScheme(self)
 
 
 class GPTQMarlinConfig(QuantizationConfig):
@@ -627,7 +639,9 @@ def _(a, b_q_weight, b_gptq_qzeros, b_gptq_scales, b_g_idx, use_shuffle, bit):
 
 @register_fake_if_exists("sgl_kernel::gptq_marlin_repack")
 def _(b_q_weight, perm, size_k, size_n, num_bits):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    return b_q_weight.new_empty(
+        (size_k // 16, size_n * (num_bits // 2)), dtype=b_q_weight.dtype
+    )
 
 
 @register_fake_if_exists("sgl_kernel::gptq_shuffle")

@@ -51,6 +51,12 @@ __all__ = [
 ]
 
 
+def _check_cuda_bindings():
+    if rt is None:
+        raise ImportError(
+            "Breakable CUDA graph on NVIDIA requires the 'cuda-python' package. "
+            "Install it with: pip install cuda-python"
+        )
 
 
 # Active BreakableCUDAGraphCapture context for the currently-capturing thread.
@@ -68,13 +74,27 @@ _forked_streams_var: ContextVar[set[torch.Stream] | None] = ContextVar(
 
 
 def get_current_stream(device: torch.device | None = None) -> torch.Stream:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    stream = _current_stream_var.get()
+    if stream is None:
+        return get_device_module().current_stream(device)
+    return stream
 
 
+def _capture_status(stream_ptr: int) -> "rt.cudaStreamCaptureStatus":
+    _check_cuda_bindings()
+    status, *_ = checkCudaErrors(rt.cudaStreamGetCaptureInfo(stream_ptr))
+    return status
 
 
 def _is_stream_capturing(stream: torch.Stream) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # On ROCm/HIP and XPU, cuda-python is unavailable, so use the portable torch
+    # API (which maps to the HIP / XPU runtime). On NVIDIA, keep querying the
+    # CUDA runtime directly via cuda-python: torch.cuda.is_current_stream_capturing()
+    # has proven unreliable there, so we preserve the original behavior.
+    return (
+        _capture_status(stream.cuda_stream)
+        == rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusActive
+    )
 
 
 # Hook torch.cuda.Stream.wait_stream to track side-stream forks/joins that happen
@@ -86,22 +106,111 @@ _hook_lock = threading.Lock()
 _hook_refcount = 0
 
 
+def _hooked_wait_stream(self: torch.Stream, other: torch.Stream):
+    assert _original_wait_stream is not None
+    forked = _forked_streams_var.get()
+    if forked is None:
+        _original_wait_stream(self, other)
+        return
+    capturing = _current_stream_var.get()
+    if capturing is None:
+        _original_wait_stream(self, other)
+        return
+
+    cap_id = capturing.stream_id
+    is_self_cap = self is capturing or self.stream_id == cap_id
+    is_other_cap = other is capturing or other.stream_id == cap_id
+
+    if is_self_cap and not is_other_cap:
+        if not _is_stream_capturing(other):
+            return
+        _original_wait_stream(self, other)
+        forked.discard(other)
+    elif is_other_cap and not is_self_cap:
+        _original_wait_stream(self, other)
+        forked.add(self)
+    else:
+        _original_wait_stream(self, other)
 
 
 def _install_wait_stream_hook():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global _original_wait_stream, _hook_refcount
+    with _hook_lock:
+        if _hook_refcount == 0:
+            _original_wait_stream = get_device_module().Stream.wait_stream
+            get_device_module().Stream.wait_stream = _hooked_wait_stream  # type: ignore[assignment]
+        _hook_refcount += 1
 
 
 def _uninstall_wait_stream_hook():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global _original_wait_stream, _hook_refcount
+    with _hook_lock:
+        _hook_refcount -= 1
+        if _hook_refcount == 0:
+            assert _original_wait_stream is not None, "wait_stream hook not installed"
+            get_device_module().Stream.wait_stream = _original_wait_stream  # type: ignore[assignment]
+            _original_wait_stream = None
 
 
 def _weak_ref_if_tensor(x):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Return a weak-ref tensor view (shared storage, no refcount) for tensors;
+    recurse into tuples/lists; pass-through for non-tensors. Weak-ref'ing
+    captured args lets the shared mempool reclaim per-layer intermediates
+    between segments — storage stays alive for each segment CUDAGraph's
+    lifetime via its pool use_count.
+
+    weak_ref_tensors is imported lazily because it hard-raises on
+    platforms without a CUDA/HIP/NPU backend; we only reach this code during
+    an active Breakable capture, which runs only on those backends."""
+    if torch.is_tensor(x):
+        from sglang.srt.compilation.weak_ref_tensor import weak_ref_tensors
+
+        return weak_ref_tensors(x)
+    if isinstance(x, tuple):
+        return tuple(_weak_ref_if_tensor(e) for e in x)
+    if isinstance(x, list):
+        return [_weak_ref_if_tensor(e) for e in x]
+    return x
 
 
 def _copy_output(dst: Any, src: Any) -> Any:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Copy src output into dst in-place where possible.
+
+    Handles plain tensors, tuples/lists of tensors, dataclass/object with
+    tensor attributes, and dicts of tensors. Returns dst if in-place copy
+    succeeded, otherwise returns src.
+    """
+    if torch.is_tensor(dst) and torch.is_tensor(src):
+        dst.copy_(src)
+        return dst
+
+    if (
+        isinstance(dst, (tuple, list))
+        and isinstance(src, (tuple, list))
+        and len(dst) == len(src)
+    ):
+        copied = [_copy_output(d, s) for d, s in zip(dst, src)]
+        return tuple(copied) if isinstance(dst, tuple) else copied
+
+    if hasattr(dst, "__dict__") and hasattr(src, "__dict__"):
+        for key, src_val in src.__dict__.items():
+            dst_val = getattr(dst, key, None)
+            if torch.is_tensor(dst_val) and torch.is_tensor(src_val):
+                dst_val.copy_(src_val)
+            else:
+                setattr(dst, key, src_val)
+        return dst
+
+    if isinstance(dst, dict) and isinstance(src, dict):
+        for key, src_val in src.items():
+            dst_val = dst.get(key)
+            if torch.is_tensor(dst_val) and torch.is_tensor(src_val):
+                dst_val.copy_(src_val)
+            else:
+                dst[key] = src_val
+        return dst
+
+    return src
 
 
 def eager_on_graph(enable: bool, capture_stub: Optional[Callable] = None):
@@ -172,8 +281,23 @@ class BreakableCUDAGraph:
         self._deduped_cuda_graph = deduped_cuda_graph
 
     def replay(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        stream = get_device_module().current_stream()
+        token = _current_stream_var.set(stream)
+        try:
+            for i, seg in enumerate(self._segments):
+                seg.replay()
+                if i < len(self._break_fns):
+                    self._break_fns[i]()
+        finally:
+            _current_stream_var.reset(token)
 
+    def _append_segment(self, graph, needs_instantiate: bool) -> None:
+        if self._deduped_cuda_graph is not None:
+            self._segments.append(self._deduped_cuda_graph.register(graph))
+            return
+        if needs_instantiate:
+            graph.instantiate()
+        self._segments.append(graph)
 
 
 class BreakableCUDAGraphCapture:
@@ -237,10 +361,41 @@ class BreakableCUDAGraphCapture:
         return False
 
     def _begin_new_segment(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        graph_cls = torch.cuda.CUDAGraph
+        # keep_graph retains the raw graph for dedup; skip it on the plain path.
+        # Dedup is CUDA-only (it introspects the raw graph via cuda-python), so
+        # XPU always takes the plain path below.
+        if self.cuda_graph._deduped_cuda_graph is not None:
+            try:
+                graph = graph_cls(keep_graph=True)
+                self._current_graph_needs_instantiate = True
+            except TypeError:
+                graph = graph_cls()
+                self._current_graph_needs_instantiate = False
+        else:
+            graph = graph_cls()
+            self._current_graph_needs_instantiate = False
+        graph.capture_begin(
+            pool=self._pool, capture_error_mode=self._capture_error_mode
+        )
+        self._current_graph = graph
 
     def _end_current_segment(self) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        # Auto-join any side streams forked during this segment but not joined.
+        main_stream = get_current_stream()
+        forked = _forked_streams_var.get()
+        if forked:
+            assert _original_wait_stream is not None
+            for side in list(forked):
+                if _is_stream_capturing(side):
+                    _original_wait_stream(main_stream, side)
+            forked.clear()
+        graph = self._current_graph
+        assert graph is not None
+        graph.capture_end()
+        self.cuda_graph._append_segment(graph, self._current_graph_needs_instantiate)
+        self._current_graph = None
+        self._current_graph_needs_instantiate = False
 
 
 @eager_on_graph(True)

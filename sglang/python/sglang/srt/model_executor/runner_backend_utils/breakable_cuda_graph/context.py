@@ -34,7 +34,21 @@ def is_in_breakable_cuda_graph() -> bool:
 
 @contextmanager
 def enable_breakable_cuda_graph():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Mark the enclosed scope as inside a BCG capture/replay. Any exception
+    raised inside is logged with the BCG-specific failure hint, then re-raised
+    for the caller to handle."""
+    global _in_breakable_cuda_graph
+    _in_breakable_cuda_graph = True
+    try:
+        yield
+    except Exception as exc:
+        msg = PREFILL_CUDA_GRAPH_CAPTURE_FAILED_MSG.format(
+            backend=Backend.BREAKABLE, suggestions=BCG_FAILURE_HINT
+        )
+        logger.error(f"{type(exc).__name__}: {exc}\n{msg}")
+        raise
+    finally:
+        _in_breakable_cuda_graph = False
 
 
 BCG_FAILURE_HINT = (

@@ -47,7 +47,22 @@ def is_in_tc_piecewise_cuda_graph() -> bool:
 
 @contextmanager
 def enable_tc_piecewise_cuda_graph():
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Mark the enclosed scope as inside a tc_piecewise CUDA graph
+    capture/replay. Any exception raised inside is logged with the
+    PCG-specific failure hint, then re-raised for the caller to handle.
+    """
+    global _in_tc_piecewise_cuda_graph
+    _in_tc_piecewise_cuda_graph = True
+    try:
+        yield
+    except Exception as exc:
+        msg = PREFILL_CUDA_GRAPH_CAPTURE_FAILED_MSG.format(
+            backend=Backend.TC_PIECEWISE, suggestions=TCPCG_FAILURE_HINT
+        )
+        logger.error(f"{type(exc).__name__}: {exc}\n{msg}")
+        raise
+    finally:
+        _in_tc_piecewise_cuda_graph = False
 
 
 @dataclass
@@ -88,7 +103,23 @@ def set_tc_piecewise_forward_context(
     raw_num_tokens: Optional[int] = None,
     full_graph: bool = False,
 ):
-    raise NotImplementedError("removed by slim: never run in any recording")
+    global _tc_piecewise_forward_context
+    _tc_piecewise_forward_context = TcPiecewiseForwardContext(
+        forward_batch=forward_batch,
+        attention_layers=attention_layers,
+        mha_companion_layers=mha_companion_layers,
+        quant_config=quant_config,
+        moe_layers=moe_layers,
+        moe_fusions=moe_fusions,
+        dsa_indexers=dsa_indexers,
+        num_tokens=num_tokens,
+        raw_num_tokens=raw_num_tokens,
+        full_graph=full_graph,
+    )
+    try:
+        yield
+    finally:
+        _tc_piecewise_forward_context = None
 
 
 TCPCG_FAILURE_HINT = (

@@ -96,11 +96,15 @@ class MlaBmmFusionPlan:
 def _select_local_dcp_heads_for_autotune(
     attn_output: torch.Tensor, num_local_heads: int
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Select this rank's head shard without communicating dummy outputs."""
+    rank = get_parallel().attn_dcp_rank
+    return attn_output.narrow(1, rank * num_local_heads, num_local_heads)
 
 
 def _is_mla_dcp_lse_base_on_e(attention_backend: Optional[str]) -> bool:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    # FlashMLA exposes natural-log softmax LSE. FlashInfer MLA and the other
+    # currently supported MLA DCP decode backends expose base-2 LSE.
+    return attention_backend == "flashmla"
 
 
 if _is_cuda:
@@ -115,9 +119,26 @@ if _use_aiter:
     # new symbol first so SGLang works with both pre- and post-#2958 aiter without
     # requiring the docker pin to be bumped atomically.
     try:
+        from aiter.ops.enum import QuantType as _AiterQuantType
+        from aiter.ops.fused_qk_rmsnorm_group_quant import (
+            fused_qk_rmsnorm as _aiter_fused_qk_rmsnorm_unified,
+        )
 
         def fused_qk_rmsnorm_bf16(q, q_weight, q_eps, k, k_weight, k_eps):
-                raise NotImplementedError("removed by slim: never run in any recording")
+            q_out = torch.empty_like(q)
+            k_out = torch.empty_like(k)
+            _aiter_fused_qk_rmsnorm_unified(
+                q_out_quantized=q_out,
+                k_out=k_out,
+                q=q,
+                q_weight=q_weight,
+                q_epsilon=q_eps,
+                k=k,
+                k_weight=k_weight,
+                k_epsilon=k_eps,
+                quant_type=_AiterQuantType.No,
+            )
+            return q_out, k_out
 
     except ImportError:
         from aiter.ops.fused_qk_norm_rope_cache_quant import (
@@ -159,7 +180,22 @@ class DeepseekMLAForwardMixin:
         self: DeepseekV2AttentionMLA,
         prev_topk_indices: Optional[torch.Tensor] = None,
     ) -> bool:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Whether this layer runs its own indexer vs reusing carried topk.
+
+        skip_topk (shared) layers carry no indexer weights in the checkpoint,
+        so they must reuse the carried topk and never run the indexer. Do NOT
+        widen this to `or prev_topk_indices is None` (the upstream gate): that
+        recomputes with an uninitialized indexer whenever cross-layer
+        propagation is unavailable (e.g. the TBO op path drops topk_indices),
+        reintroducing the >index_topk garbling. The is_nextn clause is the
+        sole intentional fallback (the NextN layer has its own weights).
+
+        Eager-MHA prefill calls this with no argument: it needs no topk for
+        the current forward, but producer layers must still fill their indexer
+        K cache for later MLA/decode; shared layers' cache is never read, so
+        filling it is dead work.
+        """
+        return not self.skip_topk or (self.is_nextn and prev_topk_indices is None)
 
     def _can_fuse_bmm_into_attention(
         self: DeepseekV2AttentionMLA, forward_batch: ForwardBatch
@@ -197,14 +233,104 @@ class DeepseekMLAForwardMixin:
         q: torch.Tensor,
         q_nope: torch.Tensor,
     ) -> MlaBmmFusionPlan:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        q_nope_out_buf = q.new_empty(
+            (
+                self.num_local_heads,
+                q.shape[0],
+                self.kv_lora_rank,
+            )
+        )
+        q_nope_out_view = q_nope_out_buf.transpose(0, 1)
+        attn_output_buf = q.new_empty(
+            (
+                q.shape[0],
+                self.num_local_heads * self.kv_lora_rank,
+            )
+        )
+        return MlaBmmFusionPlan(
+            q_nope_t=q_nope.transpose(0, 1),
+            q_nope_out_buf=q_nope_out_buf,
+            q_nope_out_view=q_nope_out_view,
+            attn_output_buf=attn_output_buf,
+        )
 
     def _q8kv8_born_fp8_q_backend(
         self: DeepseekV2AttentionMLA,
         forward_batch: ForwardBatch,
         llama_4_scaling: Optional[torch.Tensor],
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """Return the DSA backend iff the born-fp8 q fast path can run.
+
+        Gated by SGLANG_ENABLE_DSA_Q8KV8_BORN_FP8_Q (checked by the caller).
+        When this returns a backend, the bf16 absorbed bmm + the standalone
+        concat_and_cast_q_fp8_pad are replaced by one fused kernel that writes
+        the fp8 q directly into the backend's q8kv8 buffer; q_nope_out becomes
+        a NaN sentinel.  Every condition here must therefore guarantee that
+        forward_extend consumes q via _forward_flashmla_sparse_q8kv8 and that
+        nothing else reads q_nope_out's payload.
+        """
+        from sglang.srt.model_executor.runner import get_is_capture_mode
+
+        if llama_4_scaling is not None:
+            return None
+        if _is_hip or _is_cpu:
+            return None
+        if self.current_attention_backend not in FORWARD_ABSORB_CORE_ATTENTION_BACKENDS:
+            return None
+        if self.use_deep_gemm_bmm:
+            return None
+        w_kc = self.w_kc
+        if w_kc is None or w_kc.dtype != torch.bfloat16:
+            return None
+        if is_kv_b_lora_active(self) or _SGLANG_EXPERIMENTAL_LORA_OPTI:
+            return None
+        # The fused kernel consumes the post-rope q_pe, so the eager rope
+        # apply below must run (mirror of its condition).
+        if self.rotary_emb is None:
+            return None
+        if self._fuse_rope_for_trtllm_mla(forward_batch):
+            return None
+        if self._skip_rope_for_dsa_tilelang_fused():
+            return None
+        if self._skip_rope_for_aiter_fused_mla():
+            return None
+        if _use_aiter and _is_gfx95_supported and not self.use_dsa:
+            return None
+        # Graph/compile surfaces run their own dispatch; the python-side
+        # stash handshake is eager-only.
+        if is_graph_dsa_split_op_surface(forward_batch):
+            return None
+        if get_tc_piecewise_forward_context() is not None:
+            return None
+        if is_in_breakable_cuda_graph():
+            return None
+        if get_is_capture_mode():
+            return None
+        if get_parallel().dcp_enabled:
+            return None
+        # Context-parallel prefill reshuffles the KV side; keep the handshake
+        # out of those paths.
+        if dsa_use_prefill_cp(forward_batch) or mla_use_prefill_cp(forward_batch):
+            return None
+        # Kernel shape constraints (tl.arange / tl.dot / block tiling).  K
+        # (qk_nope_head_dim) needs only K % 16 == 0 and K <= 256: power-of-2
+        # K (DeepSeek 128) takes the kernel's preload-once path, other K
+        # (GLM-5 192) its split-K loop.
+        k_dim = self.qk_nope_head_dim
+        rope_dim = self.qk_rope_head_dim
+        if k_dim < 16 or k_dim > 256 or k_dim % 16 != 0:
+            return None
+        if rope_dim <= 0 or (rope_dim & (rope_dim - 1)) != 0:
+            return None
+        if self.kv_lora_rank % 128 != 0:
+            return None
+        if tuple(w_kc.shape) != (self.num_local_heads, k_dim, self.kv_lora_rank):
+            return None
+        backend = get_attn_backend()
+        eligible = getattr(backend, "q8kv8_born_fp8_q_eligible", None)
+        if eligible is None or not eligible(forward_batch, self.num_local_heads):
+            return None
+        return backend
 
     def forward_absorb_prepare(
         self: DeepseekV2AttentionMLA,
@@ -1202,7 +1328,21 @@ def mla_bmm_then_unified_attention(
     llama_4_scaling: Optional[torch.Tensor] = None,
     topk_indices: Optional[torch.Tensor] = None,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    torch.bmm(q_nope_t, w_kc, out=q_nope_out_buf)
+    unified_attention_with_output(
+        q_nope_out_view,
+        k_nope,
+        k_nope,
+        attn_output_buf,
+        save_kv_cache,
+        layer_id,
+        q_rope=q_pe,
+        k_rope=k_pe,
+        cos_sin_cache=cos_sin_cache,
+        is_neox=is_neox,
+        llama_4_scaling=llama_4_scaling,
+        topk_indices=topk_indices,
+    )
 
 
 bcg_mla_bmm_then_unified_attention = eager_on_graph(True)(

@@ -39,6 +39,31 @@ class SconvMetadataOut(TypedDict):
     si: torch.Tensor  # [T] int32
 
 
+def _metadata_out(
+    out: "SconvMetadataOut | None", *, B: int, T: int, device: torch.device
+) -> SconvMetadataOut:
+    """Metadata destinations: freshly allocated, or ``out`` shape-checked."""
+    spec = (
+        ("query_start_loc", (B + 1,), torch.int32),
+        ("has_initial_state", (B,), torch.bool),
+        ("cache_mask", (B, 1, 1), torch.bool),
+        ("safe_idx", (B,), torch.int64),
+        ("cu", (B + 1,), torch.int64),
+        ("si", (T,), torch.int32),
+    )
+    if out is None:
+        return SconvMetadataOut(
+            **{
+                name: torch.empty(shape, dtype=dtype, device=device)
+                for name, shape, dtype in spec
+            }
+        )
+    for name, shape, dtype in spec:
+        t = out[name]
+        assert (
+            tuple(t.shape) == shape and t.dtype == dtype and t.is_contiguous()
+        ), f"{name}: got {tuple(t.shape)}/{t.dtype}, want {shape}/{dtype} contiguous"
+    return out
 
 
 CHUNK_SIZE = 64
@@ -233,6 +258,17 @@ def _causal_conv1d_fwd_with_prefix_kernel(
 
 
 # todo(horace): Shift this to be precomputed data
+def _seq_idx_from_cu_seqlens(cu_seqlens: torch.Tensor, T: int) -> torch.Tensor:
+    """Compute seq_idx from cu_seqlens: for each position, which sequence it belongs to."""
+    t = torch.arange(T, dtype=torch.int64, device=cu_seqlens.device)
+    # Clamp to [0, num_seqs-1] to prevent OOB when cu_seqlens doesn't span all T
+    # tokens (e.g. during CUDA graph capture warmup with dummy zero-length sequences).
+    num_seqs = cu_seqlens.shape[0] - 1
+    return (
+        (torch.searchsorted(cu_seqlens, t, side="right") - 1)
+        .clamp(max=num_seqs - 1)
+        .to(torch.int32)
+    )
 
 
 @triton.jit
@@ -269,9 +305,62 @@ def _fused_decode_metadata_kernel(
 def fused_decode_sconv_metadata(
     B: int, cache_indices: torch.Tensor, out: SconvMetadataOut | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, SconvDecodeMetadata]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Single-launch replacement for the decode metadata prep: the two arange calls,
+    ones, `!= PAD`, `&`, `clamp` and `.long()` that
+    ``precompute_helion_decode_metadata`` (+ its callers) issued as ~7 tiny
+    elementwise kernels. Returns
+    ``(query_start_loc, has_initial_state, SconvDecodeMetadata)`` with tensors
+    bit-identical to the unfused path. Pass ``out`` to write into preallocated
+    (e.g. cuda-graph-static) destinations instead of fresh allocations.
+    """
+    assert cache_indices.shape[0] == B and cache_indices.stride(0) == 1
+    device = cache_indices.device
+    dst = _metadata_out(out, B=B, T=B, device=device)
+    query_start_loc = dst["query_start_loc"]
+    has_initial_state = dst["has_initial_state"]
+    cache_mask = dst["cache_mask"]
+    safe_idx = dst["safe_idx"]
+    cu = dst["cu"]
+    si = dst["si"]
+    BLOCK = 1024
+    _fused_decode_metadata_kernel[(triton.cdiv(B + 1, BLOCK),)](
+        cache_indices,
+        query_start_loc,
+        has_initial_state,
+        cache_mask,
+        safe_idx,
+        cu,
+        si,
+        B,
+        BLOCK=BLOCK,
+    )
+    return (
+        query_start_loc,
+        has_initial_state,
+        SconvDecodeMetadata(cache_mask=cache_mask, safe_idx=safe_idx, cu=cu, si=si),
+    )
 
 
+def precompute_helion_decode_metadata(
+    B: int,
+    W: int,
+    cache_indices: torch.Tensor,
+    has_initial_state: torch.Tensor,
+) -> SconvDecodeMetadata:
+    """Precompute metadata for the helion decode path. Call once, reuse across layers."""
+    device = cache_indices.device
+    valid = cache_indices != PAD_SLOT_ID
+    cache_mask = (has_initial_state & valid)[:, None, None]  # [B, 1, 1]
+    safe_idx = cache_indices.clamp(min=0).long()
+    # Each sequence has exactly 1 token in the packed [1, B, D] layout
+    cu = torch.arange(B + 1, dtype=torch.int64, device=device)
+    si = torch.arange(B, dtype=torch.int32, device=device)
+    return SconvDecodeMetadata(
+        cache_mask=cache_mask,
+        safe_idx=safe_idx,
+        cu=cu,
+        si=si,
+    )
 
 
 # has_initial_state variants for the fused extend metadata kernel.
@@ -377,9 +466,90 @@ def fused_extend_sconv_metadata(
     draft_token_num: int | None = None,
     out: SconvMetadataOut | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, SconvExtendMetadata] | None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Single-launch replacement for the extend metadata prep: the
+    zeros + cumsum(+scan-init) + slice-copy + compare chain the unfused
+    ``query_start_loc`` / ``has_initial_state`` build issues, plus the != PAD, &,
+    clamp, long, to, arange, searchsorted, clamp, int32 chain of
+    ``precompute_helion_extend_metadata`` (~10-14 tiny kernels, and before the
+    conv-state backend owned this prep, re-issued once per conv module of the
+    owning layer).
+    Returns ``(query_start_loc, has_initial_state, SconvExtendMetadata)`` with
+    tensors bit-identical to the unfused path, or None when the shape falls
+    outside the fused kernel's single-tile bound (caller runs unfused).
+
+    ``his_mode`` selects the has_initial_state source: HIS_ZEROS (boundary-KV
+    draft extend), HIS_PREFIX (``his_src`` = extend_prefix_lens), HIS_SEQ_MINUS_EXT
+    (``his_src`` = seq_lens), HIS_ONES (target_verify; ``draft_token_num`` set,
+    ``extend_seq_lens`` unused). Pass ``out`` to write into preallocated (e.g.
+    cuda-graph-static) destinations instead of fresh allocations.
+    """
+    if B > _FUSED_EXTEND_MAX_B or not cache_indices.is_cuda:
+        return None
+    assert cache_indices.shape[0] >= B and cache_indices.stride(0) == 1
+    is_verify = his_mode == HIS_ONES
+    if is_verify:
+        assert draft_token_num is not None
+    else:
+        assert extend_seq_lens is not None and extend_seq_lens.stride(0) == 1
+    device = cache_indices.device
+    dst = _metadata_out(out, B=B, T=T, device=device)
+    query_start_loc = dst["query_start_loc"]
+    has_initial_state = dst["has_initial_state"]
+    cache_mask = dst["cache_mask"]
+    safe_idx = dst["safe_idx"]
+    cu = dst["cu"]
+    si = dst["si"]
+    BLOCK_T = 256
+    dummy = cache_indices  # never dereferenced thanks to masks/constexpr
+    _fused_extend_metadata_kernel[(1 + triton.cdiv(T, BLOCK_T),)](
+        cache_indices,
+        extend_seq_lens if extend_seq_lens is not None else dummy,
+        his_src if his_src is not None else dummy,
+        query_start_loc,
+        has_initial_state,
+        cache_mask,
+        safe_idx,
+        cu,
+        si,
+        B,
+        T,
+        draft_token_num if draft_token_num is not None else 1,
+        IS_VERIFY=is_verify,
+        HIS_MODE=his_mode,
+        BLOCK_B=triton.next_power_of_2(B + 1),
+        BLOCK_T=BLOCK_T,
+    )
+    return (
+        query_start_loc,
+        has_initial_state,
+        SconvExtendMetadata(cache_mask=cache_mask, safe_idx=safe_idx, cu=cu, si=si),
+    )
 
 
+def precompute_helion_extend_metadata(
+    B: int,
+    T: int,
+    W: int,
+    cache_indices: torch.Tensor,
+    has_initial_state: torch.Tensor,
+    query_start_loc: torch.Tensor,
+) -> SconvExtendMetadata:
+    """Precompute metadata for the helion extend path. Call once, reuse across layers."""
+    device = cache_indices.device
+
+    valid = cache_indices != PAD_SLOT_ID
+    cache_mask = (has_initial_state & valid)[:, None, None]  # [B, 1, 1]
+    safe_idx = cache_indices.clamp(min=0).long()
+
+    cu = query_start_loc.to(torch.int64)
+    si = _seq_idx_from_cu_seqlens(cu, T)
+
+    return SconvExtendMetadata(
+        cache_mask=cache_mask,
+        safe_idx=safe_idx,
+        cu=cu,
+        si=si,
+    )
 
 
 def causal_conv1d(
@@ -394,7 +564,105 @@ def causal_conv1d(
     use_residual: bool = True,
     is_decode: bool = False,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Inference sconv with prefix loaded directly from cache.
+
+    Metadata args (cache_mask, safe_idx, cu, si) should be precomputed once
+    per forward pass via precompute_helion_{decode,extend}_metadata and reused
+    across layers.
+    """
+    if activation == "swish":
+        activation = "silu"
+
+    T = x.shape[0]
+
+    if T == 0:
+        return torch.empty_like(x)
+
+    D = x.shape[1]
+    W = weight.shape[1]
+    use_silu = activation in ("silu", "swish")
+
+    if (
+        is_cuda()
+        and not is_decode
+        and x.dtype == torch.bfloat16
+        and D % 2 == 0
+        and x.stride(1) == 1
+    ):
+        from sglang.kernels.ops.mamba.inkling_sconv import (
+            causal_conv1d as _cuda_causal_conv1d,
+        )
+
+        return _cuda_causal_conv1d(
+            x,
+            weight,
+            sconv_cache,
+            cache_mask,
+            safe_idx,
+            cu,
+            si,
+            activation=activation,
+            use_residual=use_residual,
+            is_decode=is_decode,
+        )
+
+    # The heavy prefix gather (sconv_cache[safe_idx], a [B, W-1, D] op) is folded INTO
+    # the Triton kernel, which reads sconv_cache + safe_idx directly — no intermediate
+    # [B, W-1, D] prefix tensor is materialised.
+    #
+    # The cache-mask multiply is handled per-path via the IS_DECODE constexpr, reading
+    # the RAW [B,1,1] bool `cache_mask` metadata directly (no host-side `.to(x.dtype)`
+    # cast launch, no placeholder):
+    #   - extend (is_decode=False): the kernel loads cache_mask[si] and casts bool->x
+    #     dtype in-kernel (0/1), multiplying the prefix tap by it — reproducing
+    #     `prefix = sconv_cache[safe_idx] * cache_mask` (incl. has_initial_state=False /
+    #     PAD slots whose mask is 0 => zeroed prefix).
+    #   - decode (is_decode=True): the mask load+multiply is constexpr-pruned at JIT
+    #     compile time; cache_mask is passed but never read.
+
+    # Contiguous [T, D] output (strides (D, 1)) regardless of x's layout.
+    y = torch.empty(T, D, dtype=x.dtype, device=x.device)
+
+    # Coarse token-count regime for the autotune key.  D and W are CONSTANT across all
+    # model calls, so keying autotune on (D, W) alone tunes the kernel exactly ONCE at
+    # whatever shape the first call (warmup) happens to have, then reuses that single
+    # config for every T — a small-T warmup config is poison at large T.  A coarse
+    # t_bucket in the key gives each token-count regime its own tuned config:
+    # small (<=8192), medium (<=65536), large (>65536).
+    t_bucket = 0 if T <= 8192 else (1 if T <= 65536 else 2)
+
+    grid = lambda meta: (
+        triton.cdiv(T, meta["BLOCK_T"]),
+        triton.cdiv(D, meta["BLOCK_D"]),
+    )
+    _causal_conv1d_fwd_with_prefix_kernel[grid](
+        x,
+        sconv_cache,
+        safe_idx,
+        cache_mask,
+        weight,
+        cu,
+        si,
+        y,
+        t_bucket,
+        x.stride(0),
+        x.stride(1),
+        sconv_cache.stride(0),
+        sconv_cache.stride(1),  # stride_cache_w
+        sconv_cache.stride(2),  # stride_cache_d
+        cache_mask.stride(0),
+        weight.stride(0),
+        weight.stride(1),
+        y.stride(0),
+        y.stride(1),
+        T,
+        D,
+        USE_SILU=use_silu,
+        USE_RESIDUAL=use_residual,
+        IS_DECODE=is_decode,
+        W=W,
+    )
+    return y
 
 
 @triton.jit
@@ -487,7 +755,52 @@ def update_sconv_cache(
     has_initial_state: torch.Tensor,
     query_start_loc: torch.Tensor,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    B = cache_indices.shape[0]
+    D = x.shape[-1]
+    W_minus_1 = sconv_cache.shape[1]
+
+    if (
+        is_cuda()
+        and x.dtype == torch.bfloat16
+        and D % 2 == 0
+        and x.stride(-1) == 1
+        and sconv_cache.stride(2) == 1
+    ):
+        from sglang.kernels.ops.mamba.inkling_sconv import (
+            update_sconv_cache as _cuda_update_sconv_cache,
+        )
+
+        _cuda_update_sconv_cache(
+            x,
+            sconv_cache,
+            cache_indices.to(torch.int32),
+            has_initial_state,
+            query_start_loc.to(torch.int32),
+        )
+        return
+
+    BLOCK_D = min(triton.next_power_of_2(D), 1024)
+    BLOCK_B = 1  # B is the (small) sequence count; one program per sequence
+    num_warps = 4 if BLOCK_D >= 512 else (2 if BLOCK_D >= 128 else 1)
+    grid = (triton.cdiv(B, BLOCK_B), triton.cdiv(D, BLOCK_D))
+    _update_sconv_cache_kernel[grid](
+        x,
+        sconv_cache,
+        cache_indices,
+        has_initial_state,
+        query_start_loc,
+        x.stride(0),
+        x.stride(1),
+        sconv_cache.stride(0),
+        sconv_cache.stride(1),  # stride_cache_w
+        sconv_cache.stride(2),  # stride_cache_d
+        B,
+        D,
+        W_MINUS_1=W_minus_1,
+        BLOCK_B=BLOCK_B,
+        BLOCK_D=BLOCK_D,
+        num_warps=num_warps,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -644,6 +957,34 @@ def _fused_causal_conv1d_update_decode_kernel(
         tl.store(track_base + (W - 2) * stride_cache_w, xv, mask=track_write_mask)
 
 
+def _select_fused_decode_config(T: int, D: int) -> tuple[int, int, int, int]:
+    """Select (BLOCK_T, BLOCK_D, num_warps, num_stages) for the fused decode kernel.
+
+    Heuristic: keep BLOCK_T small (1-2) for decode since T=B is moderate.
+    Scale BLOCK_D so that grid has enough blocks to fill the GPU.
+    """
+    if T <= 2048:
+        block_t = 2
+    else:
+        # Round down to power of 2; Triton requires tl.arange size to be power of 2.
+        raw = min(T // 1024, 8)
+        block_t = 1 << (raw.bit_length() - 1)
+
+    target_blocks = 1024
+    t_blocks = max(T // block_t, 1)
+    needed_d_blocks = max(target_blocks // t_blocks, 1)
+    block_d = max(D // needed_d_blocks, 64)
+    block_d = 1 << max(min((block_d).bit_length() - 1, 9), 6)
+
+    tile_elems = block_t * block_d
+    if tile_elems <= 128:
+        num_warps = 1
+    elif tile_elems <= 512:
+        num_warps = 2
+    else:
+        num_warps = 4
+
+    return block_t, block_d, num_warps, 3
 
 
 def fused_causal_conv1d_update_decode(
@@ -657,7 +998,96 @@ def fused_causal_conv1d_update_decode(
     track_mask: torch.Tensor | None = None,
     track_indices: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused causal_conv1d + update_sconv_cache (+ optional prefix-cache track) for decode.
+
+    Replaces the sequence: prefix construction -> conv -> cache update
+    (-> copy_if_needed) with a single kernel launch.
+
+    When track_mask / track_indices are provided (prefix caching with the mamba
+    extra buffer), the post-update conv window is also snapshotted into the
+    persistent ping-pong slot track_indices[b] wherever track_mask[b] is set —
+    folding in the former separate `copy_if_needed` (`_track_conv_state_decode`)
+    launch. This is race-free: working slots and ping-pong track slots are
+    independent allocations from the same mamba pool and therefore pairwise
+    distinct across the batch (see kernel docstring).
+    """
+    T, D = x.shape
+    W = weight.shape[1]
+
+    if (
+        is_cuda()
+        and x.dtype == torch.bfloat16
+        and D % 2 == 0
+        and x.stride(1) == 1
+        and sconv_cache.stride(2) == 1
+    ):
+        from sglang.kernels.ops.mamba.inkling_sconv import (
+            fused_causal_conv1d_update_decode as _cuda_fused_decode,
+        )
+
+        _ti = track_indices.to(torch.int64) if track_indices is not None else None
+        return _cuda_fused_decode(
+            x,
+            weight,
+            sconv_cache,
+            cache_indices.to(torch.int32),
+            cache_mask,
+            activation=activation,
+            use_residual=use_residual,
+            track_mask=track_mask,
+            track_indices=_ti,
+        )
+    # Always allocate contiguous output so callers receive a [T, D] tensor
+    # with strides (D, 1) regardless of whether x is a non-contiguous view.
+    y = torch.empty(T, D, dtype=x.dtype, device=x.device)
+    cm = cache_mask.view(-1)
+    use_silu = activation in ("silu", "swish")
+
+    do_track = track_mask is not None
+    if do_track:
+        track_mask = track_mask.view(-1)
+        # Sentinel never dereferenced for the no-track path.
+        stride_track_idx = track_indices.stride(0)
+    else:
+        # Dummy tensors satisfy the kernel signature; never dereferenced (DO_TRACK=False).
+        track_mask = torch.empty(0, dtype=torch.bool, device=x.device)
+        track_indices = torch.empty(0, dtype=torch.int64, device=x.device)
+        stride_track_idx = 1
+
+    bt, bd, nw, ns = _select_fused_decode_config(T, D)
+
+    grid = (triton.cdiv(T, bt), triton.cdiv(D, bd))
+    _fused_causal_conv1d_update_decode_kernel[grid](
+        x,
+        sconv_cache,
+        cache_indices,
+        cm,
+        weight,
+        y,
+        track_mask,
+        track_indices,
+        x.stride(0),
+        x.stride(1),
+        y.stride(0),
+        y.stride(1),
+        sconv_cache.stride(0),
+        sconv_cache.stride(2),  # stride_cache_d
+        sconv_cache.stride(1),  # stride_cache_w
+        weight.stride(0),
+        weight.stride(1),
+        stride_track_idx,
+        T,
+        D,
+        USE_SILU=use_silu,
+        USE_RESIDUAL=use_residual,
+        BLOCK_T=bt,
+        BLOCK_D=bd,
+        W=W,
+        DO_TRACK=do_track,
+        num_warps=nw,
+        num_stages=ns,
+    )
+    return y
 
 
 @triton.jit
@@ -726,4 +1156,56 @@ def save_intermediate_conv_windows(
     batch_size: int,
     draft_token_num: int,
 ) -> None:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    """Fused unfold-and-write into intermediate_out[:batch_size].
+
+    Equivalent to:
+        initial = sconv_cache[cache_indices[:batch_size]]
+        padded  = torch.cat([initial, hidden_states[:batch_size, :draft_token_num]], dim=1)
+        windows = padded.unfold(1, W-1, 1)[:, 1:draft_token_num+1].transpose(-2,-1).contiguous()
+        intermediate_out[:batch_size] = windows
+    """
+    if batch_size == 0 or draft_token_num == 0:
+        return
+
+    W_minus_1, D = sconv_cache.shape[1], sconv_cache.shape[2]
+    if W_minus_1 == 0:
+        return
+
+    if hidden_states.dim() == 2:
+        hidden_states = hidden_states.view(batch_size, -1, hidden_states.shape[-1])
+    assert (
+        hidden_states.dim() == 3
+    ), f"unexpected hidden_states shape {hidden_states.shape}"
+    assert hidden_states.shape[0] == batch_size
+    assert hidden_states.shape[2] == D
+    assert intermediate_out.shape[1] == draft_token_num
+    assert intermediate_out.shape[2] == W_minus_1
+    assert intermediate_out.shape[3] == D
+
+    # kernel assumption
+    assert sconv_cache.stride(-1) == 1, "sconv_cache must be D-contiguous"
+    assert hidden_states.stride(-1) == 1, "hidden_states must be D-contiguous"
+    assert intermediate_out.stride(-1) == 1, "intermediate_out must be D-contiguous"
+
+    cache_indices = cache_indices[:batch_size].to(torch.int32).contiguous()
+
+    BLOCK_D = min(triton.next_power_of_2(D), 1024)
+    grid = (batch_size, draft_token_num, triton.cdiv(D, BLOCK_D))
+
+    _save_intermediate_conv_windows_kernel[grid](
+        sconv_cache,
+        hidden_states,
+        cache_indices,
+        intermediate_out,
+        sconv_cache.stride(0),
+        sconv_cache.stride(1),
+        hidden_states.stride(0),
+        hidden_states.stride(1),
+        intermediate_out.stride(0),
+        intermediate_out.stride(1),
+        intermediate_out.stride(2),
+        D,
+        W_MINUS_1=W_minus_1,
+        BLOCK_D=BLOCK_D,
+        PAD_SLOT_ID=PAD_SLOT_ID,
+    )

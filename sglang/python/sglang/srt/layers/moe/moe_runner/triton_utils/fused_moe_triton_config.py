@@ -19,7 +19,13 @@ _LOW_SMEM_FP8_DEFAULT_CUTOFF_BYTES = 128 * 1024
 
 @functools.lru_cache(maxsize=None)
 def _get_cuda_shared_memory_per_block_optin() -> Optional[int]:
-    raise NotImplementedError("removed by slim: never run in any recording")
+    if not torch.cuda.is_available():
+        return None
+    try:
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    except (AssertionError, RuntimeError):
+        return None
+    return getattr(props, "shared_memory_per_block_optin", None)
 
 
 def _use_low_smem_fp8_default() -> bool:

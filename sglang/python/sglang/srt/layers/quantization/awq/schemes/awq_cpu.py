@@ -36,4 +36,5 @@ class AWQIntelAMXMoEScheme(AWQMoEScheme):
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        self.moe_runner_config = moe_runner_config
+        self.kernel.create_moe_runner(layer, moe_runner_config)

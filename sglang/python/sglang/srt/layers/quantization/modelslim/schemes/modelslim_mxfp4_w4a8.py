@@ -58,7 +58,42 @@ class ModelSlimMXFP4W4A8Scheme(ModelSlimLinearScheme):
         params_dtype: torch.dtype,
         **extra_weight_attrs,
     ):
-        raise NotImplementedError("removed by slim: never run in any recording")
+        weight_loader = extra_weight_attrs.get("weight_loader")
+        output_size_per_partition = sum(output_partition_sizes)
+
+        # Packed-FP4 weight: uint8, shape [out, in//2] (two FP4 nibbles per byte
+        # along the input dim). input_dim=1 is the packed dim; TP row-parallel
+        # sharding narrows by self.data.shape[input_dim] (already halved), so a
+        # plain ModelWeightParameter shards correctly without packing metadata
+        # (FP4 packs the reduction dim only; the output dim stays unpacked).
+        weight = ModelWeightParameter(
+            data=torch.empty(
+                (
+                    output_size_per_partition,
+                    input_size_per_partition // MXFP4_W4A8_PACK_FACTOR,
+                ),
+                dtype=torch.uint8,
+            ),
+            input_dim=1,
+            output_dim=0,
+            weight_loader=weight_loader,
+        )
+        layer.register_parameter("weight", weight)
+
+        # UE8M0 block scales: uint8, shape [out, in//32]. Named "weight_scale" to
+        # match the checkpoint key; the kernel re-layouts it into weight_scale_inv
+        # during process_weights_after_loading.
+        scale_dim = input_size_per_partition // MXFP4_W4A8_BLOCK_SIZE
+        weight_scale = GroupQuantScaleParameter(
+            data=torch.empty(
+                (output_size_per_partition, scale_dim),
+                dtype=torch.uint8,
+            ),
+            input_dim=1,
+            output_dim=0,
+            weight_loader=weight_loader,
+        )
+        layer.register_parameter("weight_scale", weight_scale)
 
     def process_weights_after_loading(self, layer: torch.nn.Module):
         self.kernel.process_weights_after_loading(layer)
@@ -69,4 +104,4 @@ class ModelSlimMXFP4W4A8Scheme(ModelSlimLinearScheme):
         x: torch.Tensor,
         bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.kernel.apply(layer, x, bias)

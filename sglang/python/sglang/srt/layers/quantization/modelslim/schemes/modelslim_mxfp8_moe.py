@@ -61,7 +61,54 @@ class ModelSlimMXFP8MoEScheme(ModelSlimMoEScheme):
         intermediate_size_per_partition: int,
         **extra_weight_attrs,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoeWeightScaleSupported
+
+        self.num_experts = num_experts
+        extra_weight_attrs.update(
+            {"quant_method": FusedMoeWeightScaleSupported.BLOCK.value}
+        )
+
+        # Determine shape based on weight group
+        if self.weight_prefix == "w13":
+            a_dim = 2 * intermediate_size_per_partition
+            b_dim = hidden_size
+        else:  # w2
+            a_dim = hidden_size
+            b_dim = intermediate_size_per_partition
+
+        prefix = self.weight_prefix
+
+        # Create and register weight: [E, N, K] float8_e4m3fn
+        weight_name = f"{prefix}_weight"
+        weight = torch.nn.Parameter(
+            torch.empty(num_experts, a_dim, b_dim, dtype=torch.float8_e4m3fn),
+            requires_grad=False,
+        )
+        layer.register_parameter(weight_name, weight)
+        set_weight_attrs(weight, extra_weight_attrs)
+
+        # Create and register block scale: [E, N, K // 32] uint8 (e8m0)
+        scale_name = f"{prefix}_weight_scale"
+        scale = torch.nn.Parameter(
+            torch.empty(
+                num_experts, a_dim, b_dim // MXFP8_BLOCK_SIZE, dtype=torch.uint8
+            ),
+            requires_grad=False,
+        )
+        layer.register_parameter(scale_name, scale)
+        set_weight_attrs(scale, extra_weight_attrs)
+
+        # MXFP8 is a pure scale format: the e8m0 block exponent above carries
+        # everything, there is no zero point. The int8/int4 schemes do have one,
+        # so ModelSlimMoEMethod.apply reads layer.{w13,w2}_weight_offset
+        # unconditionally when it builds AscendQuantInfo (where the field is
+        # Optional). Register it as None so the attribute exists and resolves to
+        # "no offset" rather than raising AttributeError. A None parameter is
+        # skipped by named_parameters(), so no weight loader looks for it.
+        layer.register_parameter(f"{prefix}_weight_offset", None)
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Delegate weight processing to the NPU kernel for the fixed weight group.
+        """
+        self.kernel.process_weights_after_loading(layer, self.weight_prefix)

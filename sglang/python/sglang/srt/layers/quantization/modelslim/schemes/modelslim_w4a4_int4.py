@@ -38,7 +38,51 @@ class ModelSlimW4A4Int4(ModelSlimLinearScheme):
         params_dtype: torch.dtype,
         **extra_weight_attrs,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        output_size_per_partition = sum(output_partition_sizes)
+        weight_loader = extra_weight_attrs.get("weight_loader")
+        if envs.SGLANG_NPU_W4A4_NEW_PACKING.get():
+            weight_output_size_per_partition = output_size_per_partition // 2
+        else:
+            weight_output_size_per_partition = output_size_per_partition
+        weight_dict = {
+            "weight": torch.empty(
+                weight_output_size_per_partition,
+                input_size_per_partition,
+                dtype=torch.int8,
+            )
+        }
+        for weight_name, weight_param in weight_dict.items():
+            param = torch.nn.Parameter(weight_param, requires_grad=False)
+            if envs.SGLANG_NPU_W4A4_NEW_PACKING.get():
+                set_weight_attrs(
+                    param, {"input_dim": 1, "output_dim": 0, "pack_factor": 2}
+                )
+            else:
+                set_weight_attrs(param, {"input_dim": 1, "output_dim": 0})
+            layer.register_parameter(weight_name, param)
+            set_weight_attrs(param, extra_weight_attrs)
+
+        pertensor_dict = {}
+        for pertensor_name, pertensor_param in pertensor_dict.items():
+            param = PerTensorScaleParameter(
+                data=pertensor_param, weight_loader=weight_loader
+            )
+            # disable warning
+            param.ignore_warning = True
+            layer.register_parameter(pertensor_name, param)
+
+        perchannel_dict = {}
+        perchannel_dict["weight_scale"] = torch.empty(
+            output_size_per_partition, 1, dtype=params_dtype
+        )
+        perchannel_dict["weight_offset"] = torch.empty(
+            output_size_per_partition, 1, dtype=params_dtype
+        )
+        for perchannel_name, perchannel_param in perchannel_dict.items():
+            param = torch.nn.Parameter(perchannel_param, requires_grad=False)
+            set_weight_attrs(param, {"output_dim": 0})
+            layer.register_parameter(perchannel_name, param)
+            set_weight_attrs(param, extra_weight_attrs)
 
     def process_weights_after_loading(self, layer):
         self.kernel.process_weights_after_loading(layer)
@@ -49,4 +93,4 @@ class ModelSlimW4A4Int4(ModelSlimLinearScheme):
         x: torch.Tensor,
         bias: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        return self.kernel.apply(layer, x, bias)

@@ -49,7 +49,52 @@ class ModelSlimW8A8Int8MoE(ModelSlimMoEScheme):
         intermediate_size_per_partition: int,
         **extra_weight_attrs,
     ) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoeWeightScaleSupported
+
+        self.num_experts = num_experts
+        extra_weight_attrs.update(
+            {"quant_method": FusedMoeWeightScaleSupported.CHANNEL.value}
+        )
+
+        # Determine shape based on weight group
+        if self.weight_prefix == "w13":
+            a_dim = 2 * intermediate_size_per_partition
+            b_dim = hidden_size
+        else:  # w2
+            a_dim = hidden_size
+            b_dim = intermediate_size_per_partition
+
+        prefix = self.weight_prefix
+
+        # Create and register weight
+        weight_name = f"{prefix}_weight"
+        weight = torch.nn.Parameter(
+            torch.empty(num_experts, a_dim, b_dim, dtype=torch.int8),
+            requires_grad=False,
+        )
+        layer.register_parameter(weight_name, weight)
+        set_weight_attrs(weight, extra_weight_attrs)
+
+        # Create and register scale
+        scale_name = f"{prefix}_weight_scale"
+        scale = torch.nn.Parameter(
+            torch.empty(num_experts, a_dim, 1, dtype=torch.float32),
+            requires_grad=False,
+        )
+        layer.register_parameter(scale_name, scale)
+        set_weight_attrs(scale, extra_weight_attrs)
+
+        # Create and register offset
+        offset_name = f"{prefix}_weight_offset"
+        offset = torch.nn.Parameter(
+            torch.empty(num_experts, a_dim, 1, dtype=torch.float32),
+            requires_grad=False,
+        )
+        layer.register_parameter(offset_name, offset)
+        set_weight_attrs(offset, extra_weight_attrs)
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        raise NotImplementedError("removed by slim: never run in any recording")
+        """
+        Delegate weight processing to the NPU kernel for the fixed weight group.
+        """
+        self.kernel.process_weights_after_loading(layer, self.weight_prefix)
