@@ -1,7 +1,7 @@
 """Execute a Plan: write the slimmed tree (upstream layout) atomically, or check it.
 
 Output layout, mirroring upstream's repository:
-    sglang/python/sglang/...     kept files: upstream's, with the plan's def deletions/stubs,
+    sglang/python/sglang/...     kept files: upstream's, with the plan's def deletions,
                                   NVIDIA platform folding and the cleanup they imply (slim/transforms)
     sglang/python/pyproject.toml  built from the wheel's METADATA
     sglang/REMOVED.md             what was removed, why, from which recordings
@@ -94,6 +94,8 @@ def function_section(plan: Plan, tree: Path, upstream_kept: int, kept: int) -> l
         counts[d.action][1] += d.lines
         if d.action != "keep":
             per_file[d.file][0 if d.action == "delete" else 1] += 1
+    # The "stubbed" column and sentence stay as in the tree verified on GPU (its digest covers
+    # REMOVED.md); the plan no longer stubs, so the column is all zeros. Reword at the next verify.
     by_policy = policy_lines(plan, tree)
     return [
         "## Inside kept modules",

@@ -61,18 +61,6 @@ def identifier_lines(node: ast.AST | None) -> list[tuple[int, str]]:
     return found
 
 
-def identifiers(node: ast.AST | None) -> Counter:
-    return Counter(name for _, name in identifier_lines(node))
-
-
-def signature_identifiers(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Counter:
-    """What a stub keeps using: decorators, argument annotations and defaults, return annotation."""
-    found: Counter = Counter()
-    for part in (*node.decorator_list, node.args, node.returns):
-        found += identifiers(part)
-    return found
-
-
 def first_line(node: ast.AST) -> int:
     return min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
 
@@ -97,7 +85,6 @@ class Def:
     name: str
     implicit: str | None  # why it is kept whatever the recordings say
     refs: Counter  # identifiers used by the whole def (decorators and body included)
-    signature: Counter  # identifiers a stub still uses
     parent: str | None = None  # enclosing class qualname
     bases: list[str] = field(default_factory=list)
 
@@ -151,10 +138,9 @@ def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None,
     idents = identifier_lines(tree) if idents is None else idents
     lines = [line for line, _ in idents]
 
-    def refs_of(node) -> tuple[Counter, Counter]:
+    def refs_of(node) -> Counter:
         lo, hi = bisect_left(lines, first_line(node)), bisect_right(lines, node.end_lineno)
-        sig = Counter() if isinstance(node, ast.ClassDef) else signature_identifiers(node)
-        return Counter(name for _, name in idents[lo:hi]), sig
+        return Counter(name for _, name in idents[lo:hi])
 
     def walk(body, prefix: str, in_class: str | None, class_implicit: str | None):
         for node in body:
@@ -164,9 +150,9 @@ def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None,
                 kind = "class" if is_class else ("method" if in_class else "function")
                 own_implicit = _class_implicit(node) if is_class else None
                 implicit = _def_implicit(node, in_class, class_implicit) if not is_class else class_implicit
-                refs, sig = refs_of(node) if (qualname, first_line(node)) not in ran else (Counter(), Counter())
+                refs = refs_of(node) if (qualname, first_line(node)) not in ran else Counter()
                 out.append(Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit,
-                               refs, sig, in_class, [dotted(b) for b in node.bases] if is_class else []))
+                               refs, in_class, [dotted(b) for b in node.bases] if is_class else []))
                 if is_class:
                     walk(node.body, qualname + ".", qualname, own_implicit or class_implicit)
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):

@@ -34,14 +34,14 @@ class DefDecision:
     qualname: str
     line: int  # co_firstlineno (first decorator line)
     kind: str  # function | method | class
-    action: str  # keep | delete | stub
+    action: str  # keep | delete
     reason: str
     lines: int
 
 
 @dataclass
 class FileEdits:
-    """What `slim apply` does to one kept module (besides deleting/stubbing its defs)."""
+    """What `slim apply` does to one kept module (besides deleting its defs)."""
     helpers: list[str] = field(default_factory=list)  # platform probes folded to False: is_hip()
     constants: list[str] = field(default_factory=list)  # module constants folded to False: _is_hip
     registry: list[str] = field(default_factory=list)  # names dropped from registry literals
@@ -219,13 +219,13 @@ def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:
 
 
 def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[str, FileEdits]]:
-    """Keep/delete/stub for every def of the kept modules; then the registry entries to drop.
+    """Keep/delete for every def of the kept modules; then the registry entries to drop.
 
     A never-run def is deleted when no kept code names it (identifiers, attributes, imports and
-    words in strings count, over the whole kept tree); otherwise a function or method keeps its
-    signature and decorators with a `raise NotImplementedError` body (a stub), so every name that
-    kept code binds still exists; a class that is named stays. Deleting removes the names its body
-    used, so this repeats until nothing changes (stubs only ever grow)."""
+    words in strings count, over the whole kept tree, platform branches folded away on NVIDIA
+    left out); a def that kept code names is kept whole (error paths, fallbacks, options no
+    scenario used: anything less turns the first unseen call into a crash). Deleting removes the
+    names its body used, so this repeats until nothing changes (the kept set only ever grows)."""
     ran_keys = set(ran)
     family_runs = _hierarchy_runs(indexes, ran_keys)
     fixed: dict[tuple[str, str, int], tuple[str, str]] = {}  # not a candidate: (action, reason)
@@ -267,7 +267,7 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
     for index in indexes:
         base.update(index.refs)
         base.subtract(index.registry)
-    stubs: set[tuple[str, str, int]] = set()
+    referenced: set[tuple[str, str, int]] = set()
     while True:
         actions = {}
         removed_classes: set[tuple[str, str]] = set()
@@ -279,9 +279,9 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
             if any((index.path, d.qualname[:i]) in removed_classes for i in _prefixes(d.qualname)):
                 actions[key] = ("delete", f"{NEVER_RUN} (its class is deleted)")
                 continue
-            if key in stubs:
+            if key in referenced:
                 # Named by kept code but never run: error paths, fallbacks, options no scenario
-                # used. Kept whole: a stub would turn the first unseen call into a crash.
+                # used. Kept whole, so the first unseen call still works.
                 actions[key] = ("keep", REFERENCED)
             else:
                 actions[key] = ("delete", NEVER_RUN)
@@ -293,7 +293,7 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
                 and "its class" not in actions[key][1] and refs[d.name] > 0}
         if not grew:
             break
-        stubs |= grew
+        referenced |= grew
     decisions, edits = [], {}
     for index in indexes:
         for d in index.defs:

@@ -2,19 +2,24 @@
 
 import ast
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from slim.apply import apply_plan, tree_digest
 from slim.check import check_tree
-from slim.defs import collect_defs
+from slim.defs import collect_defs, index_module
 from slim.deps import keep_requirements
-from slim.plan import make_function_plan, package_files
+from slim.plan import NEVER_RUN, REFERENCED, make_function_plan, package_files
 from slim.policy import Keep, Policy, load_policy
 from slim.recording import Recording
 
 PATTERNS = "sglang/srt/layers/patterns.py"
+PLUGINS = "sglang/srt/layers/plugins.py"
 RAN = ["Base.run", "Triton.apply", "dispatch"]
 
 
@@ -48,7 +53,7 @@ def test_decisions_and_reasons(planned):
     assert got["Triton.apply"] == ("keep", "run in 20261123T000000Z-fixture")
     assert got["Base.apply"] == ("keep", "implicit (@abc.abstractmethod)")
     assert got["Triton.unused_helper"] == ("delete", "never run in any recording")
-    assert got["called_by_name"][0] == "stub"  # dispatch (kept) names it
+    assert got["called_by_name"] == ("keep", REFERENCED)  # never run, but dispatch (kept) names it
     assert got["Aiter"] == ("delete", "never run in any recording")  # only BACKENDS names it
     assert got["Aiter.apply"][0] == "delete"
     assert got["Config"][0] == "delete"  # a dataclass nobody uses
@@ -79,12 +84,66 @@ def test_apply_writes_the_slimmed_module_and_check_passes(planned, tmp_path):
     text = (out / "python" / PATTERNS).read_text()
     assert "class Aiter" not in text and "unused_helper" not in text and "_is_hip:" not in text
     assert 'BACKENDS = {"triton": Triton}' in text
-    assert 'raise NotImplementedError("removed by slim' in text
+    assert "def called_by_name(x):\n    a = x\n    b = a + 1\n    return b\n" in text  # kept whole
     assert "import json" not in text  # only the deleted helper used it
     assert "class Base(abc.ABC)" in text and "def run" in text
     report = (out / "REMOVED.md").read_text()
     assert "## Inside kept modules" in report and "Kept by slim/policy.toml" in report
     assert check_tree(out, root).errors == []
+
+
+@pytest.fixture
+def plugins_planned(wheel_tree):
+    root, pin = wheel_tree
+    recording = recording_of(root, {PLUGINS: ["make_plugin", "convert"], "sglang/srt/utils.py": ["is_hip"]})
+    return make_function_plan(root, package_files(root), [recording], Policy()), root, pin
+
+
+def test_never_run_implementations_of_abstract_methods_stay(plugins_planned, tmp_path):
+    """The GPU failure (dumper.py's _SGLangPlugin): dump() never ran and was the only caller of
+    SGLangPlugin's implementations of Plugin's abstract methods; deleting them with it left
+    SGLangPlugin abstract, so make_plugin() raised TypeError."""
+    plan, root, pin = plugins_planned
+    got = decisions(plan, PLUGINS)
+    assert got["dump"] == ("delete", NEVER_RUN)
+    for name in ("collect_parallel_info", "convert_value"):
+        assert got[f"SGLangPlugin.{name}"] == ("keep", "implicit (a kept method elsewhere has this name)")
+    assert got["SGLangPlugin.unused_extra"] == ("delete", NEVER_RUN)  # no kept method has its name
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    assert check_tree(out, root).errors == []
+    run = subprocess.run([sys.executable, "-c", "from sglang.srt.layers.plugins import make_plugin; make_plugin()"],
+                         env={**os.environ, "PYTHONPATH": str(out / "python")}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_names_used_only_on_folded_platform_branches_keep_nothing(plugins_planned, tmp_path):
+    plan, root, pin = plugins_planned
+    got = decisions(plan, PLUGINS)
+    assert got["hip_convert"] == ("delete", NEVER_RUN)  # named only under `if _is_hip:`, folded away
+    assert got["strict_convert"] == ("keep", REFERENCED)  # named under `if not _is_hip:`, which stays
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    text = (out / "python" / PLUGINS).read_text()
+    assert "hip_convert" not in text and "_is_hip:" not in text and "def strict_convert" in text
+    assert check_tree(out, root).errors == []
+
+
+def test_index_leaves_out_references_on_folded_platform_branches():
+    source = textwrap.dedent("""\
+        from sglang.srt.utils import is_hip
+        _is_hip = is_hip()
+        f = hip_a if _is_hip else cuda_a
+        if _is_hip:
+            g = hip_b
+        elif not is_hip():
+            g = cuda_b
+        if other:
+            h = kept_c
+        """).encode()
+    refs = index_module("sglang/srt/x.py", source).refs
+    assert refs["hip_a"] == refs["hip_b"] == 0
+    assert refs["cuda_a"] == refs["cuda_b"] == refs["kept_c"] == 1
 
 
 def test_apply_is_deterministic(planned, tmp_path):

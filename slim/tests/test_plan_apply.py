@@ -22,6 +22,7 @@ def test_never_imported_modules_are_removed(plan_and_tree):
         "sglang/lang/__init__.py": "never imported in any recording",
         "sglang/lang/grammar.json": "data file of a removed package",
         "sglang/srt/layers/patterns.py": "never imported in any recording",
+        "sglang/srt/layers/plugins.py": "never imported in any recording",
     }
 
 

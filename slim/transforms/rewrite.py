@@ -4,8 +4,6 @@ Parsing a whole module with libcst costs ~0.15 ms a line (the kept tree: ~80 s o
 cores' worth), so `ast` (fast) locates what changes and libcst only sees small units:
 - a deleted def is its own whole lines (a def always starts and ends a line), so it is cut by
   the line span ast gives (decorators included); a body left empty gets `pass`;
-- a stubbed def: libcst parses only its header (decorators + signature) and writes it back
-  with the `raise NotImplementedError` body (slim.transforms.defs);
 - platform folding, registry entries and unused imports: libcst on the innermost statement
   that holds them (descending through def/class/with/for bodies); an indented unit is parsed
   under an `if True:` line that is dropped again.
@@ -21,12 +19,11 @@ import libcst as cst
 
 from slim.defs import first_line
 from slim.transforms.base import FillEmptyBlocks
-from slim.transforms.defs import stub_body
 from slim.transforms.imports import ImportPruner, newly_unused
 from slim.transforms.platform import PlatformFolder
 from slim.transforms.registry import RegistryPruner
 
-DefActions = dict[tuple[str, int], str]  # (qualname, co_firstlineno) -> "delete" | "stub"
+DefActions = dict[tuple[str, int], str]  # (qualname, co_firstlineno) -> "delete"
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WRAPPER = "if True:\n"
 
@@ -58,28 +55,6 @@ def _splice(lines: list[str], edits: list[tuple[int, int, str]]) -> str:
 
 
 # --- defs ----------------------------------------------------------------------------------
-def _stub(lines: list[str], node) -> str:
-    """The def with its body replaced, libcst parsing only its header (the whole def when the
-    body starts on the header's line: `def f(): return 1`)."""
-    first = node.body[0]
-    body_line = first_line(first)
-    start = first_line(node)
-    indented = node.col_offset > 0
-    if lines[body_line - 1][:first.col_offset].strip() == "" and body_line > node.lineno:
-        header = "".join(lines[start - 1:body_line - 1]) + _indent(lines[body_line - 1]) + "pass\n"
-    else:
-        header = "".join(lines[start - 1:node.end_lineno])
-    module = _parse_unit(header, indented)
-
-    class Stub(cst.CSTTransformer):
-        def leave_FunctionDef(self, original_node, updated_node):
-            return updated_node.with_changes(body=stub_body()) if original_node is target else updated_node
-
-    block = module.body[0].body.body if indented else module.body
-    target = block[0]
-    return _unit_code(module.visit(Stub()), indented)
-
-
 def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[tuple[int, int, str]]:
     edits: list[tuple[int, int, str]] = []
 
@@ -93,8 +68,6 @@ def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[
                     edits.append((first_line(node), node.end_lineno, ""))
                     gone += 1
                     continue
-                if action == "stub" and not isinstance(node, ast.ClassDef):
-                    edits.append((first_line(node), node.end_lineno, _stub(lines, node)))
                 if isinstance(node, ast.ClassDef):
                     walk(node.body, qualname + ".")
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
@@ -176,7 +149,7 @@ def _imports_in(names: set[str]) -> Callable[[ast.AST], bool]:
 
 def rewrite_module(source: bytes, actions: DefActions, helpers: set[str] = frozenset(),
                    constants: set[str] = frozenset(), registry: set[str] = frozenset()) -> bytes:
-    """The slimmed module: defs deleted/stubbed, platform branches folded, registry entries
+    """The slimmed module: defs deleted, platform branches folded, registry entries
     dropped; then the imports only the removed code used."""
     bom = source.startswith(b"\xef\xbb\xbf")
     text = source.decode("utf-8-sig")
