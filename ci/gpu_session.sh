@@ -4,6 +4,8 @@
 #   bash ci/gpu_session.sh verify SCENARIO...   verify each on the slimmed tree: .carry/slim-tree.tar.xz
 #                                               (`tar -C sglang -cJf .carry/slim-tree.tar.xz .`) or `slim apply` there
 #   bash ci/gpu_session.sh both SCENARIO...     record all, then slim from every recording and verify all
+#   bash ci/gpu_session.sh bench                import time + peak RSS of the entry point, upstream vs slim
+#   bash ci/gpu_session.sh serve-bench [SCEN]   serving throughput, RSS, GPU memory: upstream, +tracer, slim
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
@@ -49,11 +51,16 @@ slim_tree() {  # the committed tree itself when carried (verifies exactly those 
 case "$MODE" in
   record) run_scenarios record "$@" ;;
   verify) slim_tree; export SLIM_HEALTH_TIMEOUT=${SLIM_HEALTH_TIMEOUT:-300}  # warm caches: healthy in ~100 s
-    run_scenarios verify "$@"
-    if [ -d "$UP/sglang" ] && [ "$(left)" -gt 120 ]; then  # side-by-side import cost of the entry point
-      PYTHONPATH=/opt/rt/tools python3 benchmarks/import_time.py --upstream "$UP" --slim /tmp/slim-tree/python \
-        --deps "$DEPS" --out "$RES/db/benchmarks/import_time-$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_").json" || echo "FAILED import_time"
-    fi ;;
+    run_scenarios verify "$@" ;;
+  bench) slim_tree  # side-by-side import cost of the server entry point, upstream vs slim
+    GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
+    python3 benchmarks/import_time.py --upstream "$UP" --slim /tmp/slim-tree/python --deps "$DEPS" \
+      --repeats "${REPEATS:-3}" --out "$RES/db/benchmarks/import_time-$GPU.json" || echo "FAILED import_time" ;;
+  serve-bench) slim_tree  # throughput, RSS, GPU memory, start-up: upstream (+tracer) vs slim, one scenario
+    GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
+    timeout $(( $(left) - 20 )) python3 benchmarks/serving.py --scenario "${1:-dsv3_fp8_tp1}" --upstream "$UP" \
+      --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" \
+      --out "$RES/db/benchmarks/serving-$GPU.json" || echo "FAILED serving benchmark" ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
-  *) echo "usage: gpu_session.sh record|verify|both SCENARIO..." >&2; exit 2 ;;
+  *) echo "usage: gpu_session.sh record|verify|both|bench SCENARIO..." >&2; exit 2 ;;
 esac
