@@ -7,6 +7,7 @@ import ast
 import libcst as cst
 
 from slim.defs import IDENT
+from slim.transforms.base import ModuleLevelTransformer
 
 
 def used_names(tree: ast.Module) -> set[str]:
@@ -46,24 +47,12 @@ def newly_unused(before: ast.Module, after: ast.Module) -> set[str]:
             and not module.startswith((".", "sglang"))}
 
 
-class ImportPruner(cst.CSTTransformer):
+class ImportPruner(ModuleLevelTransformer):
     """Remove the given bound names from module-level import statements."""
 
     def __init__(self, names: set[str]) -> None:
         super().__init__()
         self.names = names
-        self.depth = 0
-
-    def visit_FunctionDef(self, node) -> bool:
-        self.depth += 1
-        return True
-
-    def leave_FunctionDef(self, original_node, updated_node):
-        self.depth -= 1
-        return updated_node
-
-    visit_ClassDef = visit_FunctionDef
-    leave_ClassDef = leave_FunctionDef
 
     def _bound(self, alias: cst.ImportAlias) -> str:
         if alias.asname:

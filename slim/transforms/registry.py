@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slim.transforms.base import ModuleLevelTransformer
 
-class RegistryPruner(cst.CSTTransformer):
+
+class RegistryPruner(ModuleLevelTransformer):
     """`EntryClass = [A, B]`, `MODELS = {"a": A}` at module level: remove the elements naming
     `names` (the plan only lists names whose sole uses are such literals)."""
 
     def __init__(self, names: set[str]) -> None:
         super().__init__()
         self.names = names
-        self.depth = 0
-
-    def visit_FunctionDef(self, node) -> bool:
-        self.depth += 1
-        return True
-
-    def leave_FunctionDef(self, original_node, updated_node):
-        self.depth -= 1
-        return updated_node
-
-    visit_ClassDef = visit_FunctionDef
-    leave_ClassDef = leave_FunctionDef
 
     def _named(self, node: cst.BaseExpression) -> bool:
         return isinstance(node, cst.Name) and node.value in self.names
