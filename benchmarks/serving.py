@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scenarios.model_cache import materialize  # noqa: E402
 from scenarios.server import Server, free_port  # noqa: E402
 from scenarios.spec import Request, load_scenario  # noqa: E402
-from scenarios.workload import _send  # noqa: E402
+from scenarios.workload import send  # noqa: E402
 from slim.record import BOOT_DIR  # noqa: E402
 from slim.upstream import cache_root  # noqa: E402
 
@@ -44,7 +44,7 @@ def fan_out(base_url: str, request: Request, n: int) -> tuple[float, list]:
     """n concurrent copies; wall seconds and the answers."""
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=n) as pool:
-        answers = list(pool.map(lambda i: _send(base_url, request, i)[1], range(n)))
+        answers = list(pool.map(lambda i: send(base_url, request, i)[1], range(n)))
     return time.perf_counter() - started, answers
 
 

@@ -33,7 +33,8 @@ def expand(value, i: int = 0):
     return value
 
 
-def _send(base_url: str, request: Request, i: int = 0) -> tuple[int, list[dict] | dict | str]:
+def send(base_url: str, request: Request, i: int = 0) -> tuple[int, list[dict] | dict | str]:
+    """Status and decoded answer of one request (copy `i` of a fan-out); streams as event lists."""
     if request.raw_body is not None:
         data = request.raw_body.encode()
     else:
@@ -62,17 +63,20 @@ def _read_events_then_hang_up(response, events: int) -> list[dict]:
         line = response.readline().decode()
         if not line:
             break
-        if line.startswith("data:") and line[5:].strip() != "[DONE]":
-            seen.append(json.loads(line[5:]))
+        if (event := _sse_event(line)) is not None:
+            seen.append(event)
     return seen
 
 
+def _sse_event(line: str) -> dict | None:
+    """The JSON of one `data:` line of a server-sent-event stream; None for anything else."""
+    if line.startswith("data:") and line[5:].strip() != "[DONE]":
+        return json.loads(line[5:])
+    return None
+
+
 def _sse_events(raw: str) -> list[dict]:
-    events = []
-    for line in raw.splitlines():
-        if line.startswith("data:") and line[5:].strip() != "[DONE]":
-            events.append(json.loads(line[5:]))
-    return events
+    return [event for line in raw.splitlines() if (event := _sse_event(line)) is not None]
 
 
 LOGPROB_KEYS = ("input_token_logprobs", "output_token_logprobs", "output_top_logprobs")
@@ -128,10 +132,10 @@ def comparable(request: Request, answer) -> object:
 def _answer(base_url: str, request: Request) -> tuple[int, object]:
     """Status and comparable answer; a fan-out gives the list of its copies' answers."""
     if not request.fan_out:
-        status, answer = _send(base_url, request)
+        status, answer = send(base_url, request)
         return status, comparable(request, answer) if status == 200 else answer
     with ThreadPoolExecutor(max_workers=request.fan_out) as pool:
-        results = list(pool.map(lambda i: _send(base_url, request, i), range(request.fan_out)))
+        results = list(pool.map(lambda i: send(base_url, request, i), range(request.fan_out)))
     status = max(s for s, _ in results)  # the worst status stands for the group
     return status, [comparable(request, a) if s == 200 else a for s, a in results]
 
