@@ -11,13 +11,13 @@ import gzip
 import json
 import os
 import tempfile
-import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from slim.datafile import read_gzip_json
 from slim.errors import SlimError
 from tracer.shards import Shard
 
@@ -178,17 +178,7 @@ class Recording:
 
 def load_recording(path: Path, upstream_version: str | None = None) -> Recording:
     """Read and validate one recording; any defect is a one-line SlimError naming the file."""
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SlimError(f"recording {path} is truncated or not gzip JSON ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("schema") != RECORDING_SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise SlimError(f"recording {path} has schema {found!r}, expected {RECORDING_SCHEMA!r}")
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        raise SlimError(f"recording {path} lacks {', '.join(missing)}")
+    data = read_gzip_json(path, "recording", "gzip JSON", RECORDING_SCHEMA, REQUIRED_KEYS)
     version = data["upstream"].get("version")
     if upstream_version is not None and version != upstream_version:
         raise SlimError(f"recording {path} was made on sglang {version}, slim is pinned to {upstream_version}")

@@ -7,12 +7,10 @@ name instead of silently dropping coverage.
 
 from __future__ import annotations
 
-import gzip
-import json
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from slim.datafile import read_gzip_json
 from slim.errors import SlimError
 from tracer.collector import SHARD_SCHEMA
 
@@ -36,17 +34,7 @@ class Shard:
 
 def read_shard(path: Path) -> Shard:
     """Load one shard or raise a one-line SlimError that names it."""
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SlimError(f"shard {path} is truncated or not a slim shard ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("schema") != SHARD_SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise SlimError(f"shard {path} has schema {found!r}, expected {SHARD_SCHEMA!r}")
-    missing = [key for key in SHARD_KEYS if key not in data]
-    if missing:
-        raise SlimError(f"shard {path} lacks {', '.join(missing)}")
+    data = read_gzip_json(path, "shard", "a slim shard", SHARD_SCHEMA, SHARD_KEYS)
     try:
         functions = [(str(f), str(q), int(line)) for f, q, line in data["functions"]]
         lines = None if data.get("lines") is None else tuple((str(f), int(n)) for f, n in data["lines"])
