@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from scenarios.spec import Request, load_scenario, scenario_names
-from scenarios.workload import LONG_TEXT, expand, first_mismatch, run_workload
+from scenarios.workload import LONG_TEXT, comparable, expand, first_mismatch, run_workload
 
 
 class FakeSglang(BaseHTTPRequestHandler):
@@ -106,3 +106,95 @@ def test_every_scenario_parses_and_shares_the_serving_workload():
         names = [r.name for r in scenario.requests]
         assert len(names) == len(set(names)), name
         assert "long_prompt_chunked_prefill" in names and "concurrent_32" in names
+
+
+CHAT_STREAM = Request("s", "/v1/chat/completions", body={"stream": True})
+
+
+def test_chat_stream_joins_reasoning_and_tool_call_deltas():
+    events = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "let me "}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Calling."}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_x", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '"Rome"}'}}]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    assert comparable(CHAT_STREAM, events) == [{
+        "text": "Calling.", "finish_reason": "tool_calls", "reasoning_content": "let me think",
+        "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}],
+    }]
+
+
+def test_plain_chat_stream_keeps_its_old_shape():
+    """No reasoning, tools, logprobs or usage in the stream: the same two keys as older recordings."""
+    events = [{"choices": [{"index": 0, "delta": {"content": "a"}}]},
+              {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "length"}]}]
+    assert comparable(CHAT_STREAM, events) == [{"text": "ab", "finish_reason": "length"}]
+
+
+def test_stream_usage_and_logprobs_are_captured():
+    events = [
+        {"choices": [{"index": 0, "delta": {"content": "a"},
+                      "logprobs": {"content": [{"token": "a", "logprob": -1.0}]}}], "usage": None},
+        {"choices": [{"index": 0, "delta": {"content": "b"}, "logprobs": {"content": [{"token": "b", "logprob": -2.0}]},
+                      "finish_reason": "length"}]},
+        {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+                                  "prompt_tokens_details": {"cached_tokens": 3}}},
+    ]
+    assert comparable(CHAT_STREAM, events) == {
+        "choices": [{"text": "ab", "finish_reason": "length",
+                     "logprobs": {"content": [{"token": "a", "logprob": -1.0}, {"token": "b", "logprob": -2.0}]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    completion = Request("c", "/v1/completions", body={"stream": True})
+    chunks = [{"choices": [{"index": 0, "text": t, "logprobs": {"tokens": [t], "token_logprobs": [-0.5],
+                                                                 "text_offset": [0]}}]} for t in "xy"]
+    assert comparable(completion, chunks) == [{"text": "xy", "finish_reason": None,
+                                               "logprobs": {"tokens": ["x", "y"], "token_logprobs": [-0.5, -0.5]}}]
+
+
+def test_non_choice_openai_answers_are_kept_without_random_ids():
+    tokenize = Request("t", "/v1/tokenize", body={"prompt": "hi"})
+    assert comparable(tokenize, {"tokens": [1, 2], "count": 2, "max_model_len": 64}) == {
+        "tokens": [1, 2], "count": 2, "max_model_len": 64}
+    messages = Request("m", "/v1/messages", body={"max_tokens": 4})
+    answer = {"id": "msg_1", "type": "message", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f"}],
+              "stop_reason": "max_tokens", "usage": {"input_tokens": 3, "output_tokens": 4}}
+    assert comparable(messages, answer) == {
+        "type": "message", "content": [{"type": "tool_use", "name": "f"}], "stop_reason": "max_tokens",
+        "usage": {"input_tokens": 3, "output_tokens": 4}}
+    chat = Request("c", "/v1/chat/completions", body={})
+    choice = {"index": 0, "message": {"content": "x", "reasoning_content": "r", "tool_calls": [
+        {"id": "call_1", "index": 0, "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        "finish_reason": "tool_calls", "logprobs": None}
+    assert comparable(chat, {"id": "chatcmpl-1", "choices": [choice]}) == [{
+        "text": "x", "reasoning_content": "r", "finish_reason": "tool_calls", "logprobs": None,
+        "tool_calls": [{"index": 0, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]
+
+
+def test_keys_a_reference_lacks_are_not_compared_but_its_own_keys_are():
+    reference = [{"name": "s", "status": 200, "compare": True, "output": [{"text": "", "finish_reason": "length"}]}]
+    newer = [{"name": "s", "status": 200, "compare": True,
+              "output": [{"text": "", "finish_reason": "length", "reasoning_content": "hmm"}]}]
+    assert first_mismatch(reference, newer) is None
+    assert first_mismatch(newer, reference) == "s: [0].reasoning_content: None != reference 'hmm'"
+
+
+def test_the_serving_workload_covers_the_wider_surface():
+    requests = {r.name: r for r in load_scenario("dsv3_fp8_tp1").requests}
+    for name in ("generate_penalties_greedy", "generate_ebnf", "generate_text_in_logprobs", "chat_stream_usage",
+                 "chat_tools_required", "chat_tools_named", "completions_list_prompts", "tokenize_chat_messages"):
+        assert requests[name].compare, name
+    for name, request in requests.items():
+        body = request.body or {}
+        if not (request.compare and ("temperature" in body or "sampling_params" in body)):
+            continue
+        params = request.body.get("sampling_params", [])
+        temperatures = [p.get("temperature", 1.0) for p in (params if isinstance(params, list) else [params])]
+        if "sampling_params" not in request.body:
+            temperatures.append(request.body["temperature"])
+        # Only greedy outputs are compared exactly (seeded sampling does not reproduce on upstream).
+        assert all(t == 0 for t in temperatures), name
