@@ -8,7 +8,11 @@ upstream SGLang loads with real weights (no `--load-format dummy`) and a real to
 * `config.json` (the committed base config with the tokenizer's vocabulary size);
 * `model.safetensors` with every tensor the DeepSeek-V3 HF checkpoint has, block-FP8
   (float8_e4m3fn + float32 `weight_scale_inv` per 128x128 block) where the real checkpoint is
-  FP8, bf16 elsewhere, float32 router correction bias; the NextN/MTP layer included.
+  FP8, bf16 elsewhere, float32 router correction bias; the NextN/MTP layer included;
+* with `"quant_method": "w4afp8"` (models/tiny-dsv3-w4afp8.json) the routed experts are int4
+  instead: two signed int4 values per int8 byte (even input column in the low nibble), a float32
+  `weight_scale_inv` per row and group of 128 input columns, and a static float32 `input_scale`
+  per projection (gate and up equal), the layout sglang's W4AFp8MoEMethod loads.
 
 Weights are random (PCG64, one stream per tensor name) but shaped so that greedy decoding is
 stable: the residual stream stays O(1) (each attention / MLP branch adds RMS ~0.3-0.5), and
@@ -320,7 +324,7 @@ def build_tokenizer(out_dir: Path, vocab_size: int = 4096) -> int:
 # Safetensors (written and read by hand: numpy cannot hold float8 in safetensors' numpy API)
 # ----------------------------------------------------------------------------------------
 
-_ST_DTYPES = {"F8_E4M3": FP8, "BF16": BF16, "F32": np.float32}
+_ST_DTYPES = {"F8_E4M3": FP8, "BF16": BF16, "F32": np.float32, "I8": np.int8}
 _ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
 
 
@@ -395,6 +399,34 @@ def dequantize_fp8_block(q: np.ndarray, scale_inv: np.ndarray, block: tuple[int,
     return q.astype(np.float32) * s
 
 
+INT4_GROUP = 128  # W4AFP8: one scale per row and 128 input columns (W4AFp8Config.group_size)
+# W4AFP8 static activation scales (per tensor): FP8 max / scale covers the expert inputs' range.
+W4_INPUT_SCALE = {"gate_proj": 0.05, "up_proj": 0.05, "down_proj": 0.02}
+
+
+def quantize_int4_group(w: np.ndarray, group: int = INT4_GROUP) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int4 per (row, group of input columns): scale = amax/7, q = round(w/scale) in
+    [-8, 7], packed two per int8 (column 2k in the low nibble, 2k+1 in the high one).
+
+    Returns (packed int8 [out, in/2], scale float32 [out, in/group])."""
+    rows, cols = w.shape
+    assert cols % group == 0 and group % 2 == 0, (w.shape, group)
+    groups = np.asarray(w, np.float32).reshape(rows, cols // group, group)
+    scale = np.maximum(np.abs(groups).max(axis=2), 1e-12).astype(np.float32) / np.float32(7.0)
+    q = np.clip(np.rint(groups / scale[:, :, None]), -8, 7).astype(np.int8).reshape(rows, cols)
+    packed = ((q[:, 1::2] << 4) | (q[:, 0::2] & 0xF)).astype(np.int8)
+    return packed, scale
+
+
+def dequantize_int4_group(packed: np.ndarray, scale: np.ndarray, group: int = INT4_GROUP) -> np.ndarray:
+    """Inverse of quantize_int4_group (float32)."""
+    low = (packed << 4).astype(np.int8) >> 4  # sign-extend the low nibble
+    high = packed >> 4  # arithmetic shift sign-extends the high nibble
+    q = np.empty((packed.shape[0], packed.shape[1] * 2), np.float32)
+    q[:, 0::2], q[:, 1::2] = low, high
+    return q * np.repeat(scale, group, axis=1)
+
+
 # ----------------------------------------------------------------------------------------
 # Checkpoint layout
 # ----------------------------------------------------------------------------------------
@@ -422,10 +454,12 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
     Follows the DeepSeek-V3 HF checkpoint: FP8 (+ float32 weight_scale_inv) for attention and
     MLP/expert projections; bf16 for embeddings, heads, norms, the router gate and the NextN
     eh_proj; float32 for the router's e_score_correction_bias. Without a quantization_config
-    (DeepSeek-V2 style) every projection is bf16; without q_lora_rank there is one q_proj."""
+    (DeepSeek-V2 style) every projection is bf16; without q_lora_rank there is one q_proj.
+    W4AFP8 (quant_method "w4afp8"): routed experts int4 (see quantize_int4_group), the rest FP8."""
     h, v = cfg["hidden_size"], cfg["vocab_size"]
     quant = cfg.get("quantization_config")
     bo, bi = quant["weight_block_size"] if quant else (0, 0)
+    int4_experts = bool(quant) and quant.get("quant_method") == "w4afp8"
     specs: list[tuple[str, str, tuple[int, ...]]] = []
 
     def fp8(name: str, out_in: tuple[int, int]) -> None:
@@ -439,10 +473,17 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
     def bf16(name: str, shape: tuple[int, ...]) -> None:
         specs.append((name, "BF16", shape))
 
+    def int4(name: str, out_in: tuple[int, int]) -> None:
+        o, i = out_in
+        specs.append((f"{name}.weight", "I8", (o, i // 2)))
+        specs.append((f"{name}.weight_scale_inv", "F32", (o, i // INT4_GROUP)))
+        specs.append((f"{name}.input_scale", "F32", ()))
+
     def mlp(prefix: str, inter: int) -> None:
-        fp8(f"{prefix}.gate_proj", (inter, h))
-        fp8(f"{prefix}.up_proj", (inter, h))
-        fp8(f"{prefix}.down_proj", (h, inter))
+        linear = int4 if int4_experts and ".mlp.experts." in prefix else fp8
+        linear(f"{prefix}.gate_proj", (inter, h))
+        linear(f"{prefix}.up_proj", (inter, h))
+        linear(f"{prefix}.down_proj", (h, inter))
 
     def decoder_layer(i: int, sparse: bool) -> None:
         p = f"model.layers.{i}"
@@ -538,7 +579,9 @@ class _Weights:
         self._quant_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._embed: np.ndarray | None = None
         self._head: np.ndarray | None = None
-        self._shapes = {n[: -len(".weight")]: s for n, d, s in checkpoint_layout(cfg) if d == "F8_E4M3"}
+        layout = checkpoint_layout(cfg)
+        self._shapes = {n[: -len(".weight")]: s for n, d, s in layout if d == "F8_E4M3"}
+        self._int4 = {n[: -len(".weight")]: (s[0], s[1] * 2) for n, d, s in layout if d == "I8"}
 
     def embed(self) -> np.ndarray:
         if self._embed is None:
@@ -580,10 +623,22 @@ class _Weights:
             self._quant_cache[lin] = quantize_fp8_block(w, self.block)
         return self._quant_cache[lin]
 
+    def int4(self, lin: str) -> tuple[np.ndarray, np.ndarray]:
+        if lin not in self._quant_cache:
+            self._quant_cache.clear()
+            out_in = self._int4[lin]
+            w = _gauss(self.seed, lin, out_in, _linear_std(lin, out_in, self.cfg))
+            self._quant_cache[lin] = quantize_int4_group(w)
+        return self._quant_cache[lin]
+
     def values(self, specs: list[tuple[str, str, tuple[int, ...]]]) -> Iterator[np.ndarray]:
         h = self.cfg["hidden_size"]
         for name, dtype, shape in specs:
-            if name.endswith(".weight_scale_inv"):
+            if name.endswith(".input_scale"):
+                yield np.array(W4_INPUT_SCALE[name.split(".")[-2]], np.float32)
+            elif dtype == "I8" or name[: -len(".weight_scale_inv")] in self._int4:
+                yield self.int4(name.rsplit(".", 1)[0])[name.endswith(".weight_scale_inv")]
+            elif name.endswith(".weight_scale_inv"):
                 yield self.fp8(name[: -len(".weight_scale_inv")])[1]
             elif dtype == "F8_E4M3":
                 yield self.fp8(name[: -len(".weight")])[0]

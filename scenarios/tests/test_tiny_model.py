@@ -313,3 +313,46 @@ def test_v2_style_layout_is_unquantised_without_q_lora():
     assert not any(n.endswith("weight_scale_inv") or n.endswith("e_score_correction_bias") for n in specs)
     assert {d for d, _ in specs.values()} == {"BF16"}
     assert "model.layers.3.eh_proj.weight" not in specs  # V2 has no NextN layer
+
+
+def test_int4_group_quantisation_packs_two_signed_nibbles():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((8, 256)).astype(np.float32) * 0.05
+    packed, scale = tm.quantize_int4_group(w)
+    assert packed.dtype == np.int8 and packed.shape == (8, 128) and scale.shape == (8, 2)
+    np.testing.assert_allclose(scale[3, 1], np.abs(w[3, 128:]).max() / 7, rtol=1e-6)
+    back = tm.dequantize_int4_group(packed, scale)
+    assert (np.abs(back - w) <= np.repeat(scale, 128, axis=1) / 2 + 1e-7).all()  # round to nearest
+    # Column 2k is the low nibble, 2k+1 the high one (sglang's int4 packing).
+    q = np.clip(np.rint(w / np.repeat(scale, 128, axis=1)), -8, 7).astype(np.int8)
+    np.testing.assert_array_equal(packed.view(np.uint8) & 0xF, q[:, 0::2].view(np.uint8) & 0xF)
+    np.testing.assert_array_equal(packed >> 4, q[:, 1::2])
+
+
+def test_w4afp8_layout_matches_the_w4afp8_moe_method():
+    """Routed experts int4 in the shapes W4AFp8MoEMethod.create_weights gives one expert's shard;
+    shared experts and attention stay block FP8."""
+    base = json.loads((Path(tm.__file__).parent / "models" / "tiny-dsv3-w4afp8.json").read_text())
+    assert base["quantization_config"]["quant_method"] == "w4afp8"
+    specs = {n: (d, s) for n, d, s in tm.checkpoint_layout({**base, "vocab_size": 4096})}
+    h, inter = base["hidden_size"], base["moe_intermediate_size"]
+    e = "model.layers.1.mlp.experts.7"
+    assert specs[f"{e}.gate_proj.weight"] == ("I8", (inter, h // 2))
+    assert specs[f"{e}.gate_proj.weight_scale_inv"] == ("F32", (inter, h // tm.INT4_GROUP))
+    assert specs[f"{e}.down_proj.weight"] == ("I8", (h, inter // 2))
+    assert specs[f"{e}.down_proj.weight_scale_inv"] == ("F32", (h, inter // tm.INT4_GROUP))
+    assert specs[f"{e}.up_proj.input_scale"] == ("F32", ())
+    assert specs["model.layers.1.mlp.shared_experts.gate_proj.weight"][0] == "F8_E4M3"
+    assert specs["model.layers.0.mlp.gate_proj.weight"][0] == "F8_E4M3"
+    assert tm.W4_INPUT_SCALE["gate_proj"] == tm.W4_INPUT_SCALE["up_proj"]  # the loader requires w1 == w3
+
+
+def test_w4afp8_checkpoint_writes_and_reads_back(tmp_path):
+    base = json.loads((Path(tm.__file__).parent / "models" / "tiny-dsv3-w4afp8.json").read_text())
+    tm.write_checkpoint(tmp_path, base, overrides={**SMALL, "n_routed_experts": 4, "n_group": 2, "topk_group": 1},
+                        tokenizer_vocab_size=600)
+    t = tm.read_safetensors(tmp_path / "model.safetensors")
+    name = "model.layers.1.mlp.experts.2.gate_proj"
+    w = tm.dequantize_int4_group(np.asarray(t[name + ".weight"]), np.asarray(t[name + ".weight_scale_inv"]))
+    assert abs(w.std() * math.sqrt(w.shape[1]) - 1.0) < 0.1
+    assert float(t[name + ".input_scale"]) == np.float32(tm.W4_INPUT_SCALE["gate_proj"])
