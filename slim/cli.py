@@ -120,10 +120,21 @@ def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
 def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
           out: Annotated[Path, typer.Option(help="Where the slimmed tree goes.")] = OUT,
           check: Annotated[bool, typer.Option("--check", help="Fail if --out differs; write nothing.")] = False,
+          keep: Annotated[str | None, typer.Option(help="First add FILE[::QUALNAME] to slim/policy.toml.")] = None,
+          reason: Annotated[str, typer.Option(help="Why --keep is needed (required with --keep).")] = "",
+          scenario: Annotated[str, typer.Option(help="The scenario that would record --keep's code.")] = "",
           ) -> None:
     """Write the slimmed tree from the recordings (or check the committed one)."""
     from slim.apply import apply_plan
 
+    if keep:  # before planning, so this apply already keeps it
+        from slim import upstream as up
+        from slim.policy import add_keep
+
+        if check:
+            raise SlimError("--keep changes slim/policy.toml; it cannot go with --check")
+        add_keep(keep, reason, scenario, up.resolve_tree(upstream))
+        console.print(f"kept {keep} in slim/policy.toml ({reason})", highlight=False)
     tree, pin, recordings, plan = _plan(upstream, db)
     diffs = apply_plan(plan, tree, pin, out, check=check)
     if diffs:
@@ -154,11 +165,18 @@ def check(tree: Annotated[Path, typer.Option(help="The slimmed tree (holds pytho
 @app.command()
 def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: DbOpt = DB,
            tree: Annotated[Path, typer.Option(help="The slimmed tree (holds python/sglang).")] = OUT,
-           logs: LogsOpt = Path("logs")) -> None:
+           logs: LogsOpt = Path("logs"), upstream: UpstreamOpt = None,
+           plan: Annotated[Path | None, typer.Option(help="`slim plan --json` output to map missing symbols to "
+                                                          "(default: computed from --db and upstream).")] = None,
+           ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
+    from slim.diagnose import compute_plan, load_plan_json
     from slim.verify import verify as run_verify
 
-    path, report = run_verify(scenario, db, tree, logs)
+    path, report = run_verify(scenario, db, tree, logs,
+                              (lambda: load_plan_json(plan)) if plan else (lambda: compute_plan(upstream, db)))
+    for line in report["diagnosis"]:
+        console.print(line, highlight=False, soft_wrap=True)
     if not report["passed"]:
         raise SlimError(f"{scenario}: slimmed tree differs from the reference: {report['first_mismatch']} "
                         f"(report: {path})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,3 +51,44 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
         file, _, qualname = entry["path"].partition("::")
         keeps.append(Keep(file, qualname or None, entry["reason"], entry["scenario"]))
     return Policy(tuple(keeps))
+
+
+def defined_qualnames(source: bytes) -> set[str]:
+    """Qualnames of every class and function in a module ('A', 'A.f', 'g', 'g.inner')."""
+    import ast
+
+    found: set[str] = set()
+
+    def walk(node, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                found.add(prefix + child.name)
+                walk(child, f"{prefix}{child.name}.")
+            else:
+                walk(child, prefix)
+
+    walk(ast.parse(source), "")
+    return found
+
+
+def add_keep(symbol: str, reason: str, scenario: str, tree: Path, path: Path = POLICY_FILE) -> Keep:
+    """Append a keep entry ("file" or "file::qualname", relative to the upstream root) to the policy.
+
+    The file must exist in the upstream tree and the qualname be defined in it: an entry that
+    matches nothing would silently keep nothing."""
+    file, _, qualname = symbol.partition("::")
+    if not reason.strip() or not scenario.strip():
+        raise SlimError(f"--keep {symbol}: give a --reason and the --scenario that would record it")
+    source = tree / file
+    if not file.startswith("sglang/") or not source.is_file():
+        raise SlimError(f"--keep {symbol}: no file {file} in the upstream tree {tree}")
+    if qualname and qualname not in defined_qualnames(source.read_bytes()):
+        raise SlimError(f"--keep {symbol}: {file} defines no {qualname}")
+    if any(k.file == file and k.qualname == (qualname or None) for k in load_policy(path).keeps):
+        raise SlimError(f"--keep {symbol}: already in {path}")
+    # JSON string literals are valid TOML basic strings.
+    entry = (f"\n[[keep]]\npath = {json.dumps(symbol)}\nreason = {json.dumps(reason.strip())}\n"
+             f"scenario = {json.dumps(scenario.strip())}\n")
+    with path.open("a") as out:
+        out.write(entry)
+    return Keep(file, qualname or None, reason.strip(), scenario.strip())

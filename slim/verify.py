@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from scenarios.hardware import detect_gpus, require
@@ -11,13 +12,14 @@ from scenarios.model_cache import materialize, model_digest
 from scenarios.spec import load_scenario
 from scenarios.workload import first_mismatch
 from slim.apply import PYTHON_DIR, tree_digest
+from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
 from slim.recording import load_recording, recording_paths
 from slim.runtime import host_facts, probe
 from slim.serve import serve_scenario, server_env
 from slim.upstream import cache_root, load_pin
 
-VERIFY_SCHEMA = "slim-verify/1"
+VERIFY_SCHEMA = "slim-verify/2"  # 2: a failed start is a report too; diagnosis lines
 
 
 def latest_recording(db: Path, scenario: str) -> Path:
@@ -27,8 +29,27 @@ def latest_recording(db: Path, scenario: str) -> Path:
     return paths[-1]
 
 
-def verify(scenario_name: str, db: Path, tree: Path, logs: Path) -> tuple[Path, dict]:
-    """Serve from `tree` (first on PYTHONPATH), compare to the latest recording, write a report beside it."""
+def diagnosis(logs: Path, scenario: str, plan_source: Callable[[], dict] | None) -> list[str]:
+    """One line per missing module/name/attribute/registry key in the server's logs, mapped to the plan."""
+    text = "\n".join(p.read_text(errors="replace") for p in sorted(logs.glob(f"{scenario}.slim*.log")))
+    if not parse_log(text):
+        return []
+    try:
+        plan = plan_source() if plan_source else None
+    except SlimError as error:
+        plan, why = None, str(error)
+    else:
+        why = "no plan given"
+    if plan is None:  # still name what was missing, only without the plan entry
+        return [f"{m.error} (not mapped to the plan: {why}; pass --plan FILE)" for m in parse_log(text)]
+    return [finding.line(scenario) for finding in diagnose(text, plan)]
+
+
+def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
+           plan_source: Callable[[], dict] | None = None) -> tuple[Path, dict]:
+    """Serve from `tree` (first on PYTHONPATH), compare to the latest recording, write a report beside it.
+
+    plan_source: called only on failure, for the plan the missing symbols are mapped back to."""
     scenario = load_scenario(scenario_name)
     gpus = detect_gpus()
     require(scenario, gpus)
@@ -43,8 +64,11 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path) -> tuple[Path, 
     if recorded_model and model_digest(model) != recorded_model:
         raise SlimError(f"{model} differs from the weights {recording.name} was recorded with; "
                         "the reference does not apply (re-record the scenario)")
-    run = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model)
-    mismatch = first_mismatch(recording.outputs, run.outputs)
+    try:
+        run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model), None
+    except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
+        run, start_failure = None, str(error)
+    mismatch = start_failure or first_mismatch(recording.outputs, run.outputs)
     report = {
         "schema": VERIFY_SCHEMA,
         "scenario": scenario.name,
@@ -53,12 +77,15 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path) -> tuple[Path, 
         "tree_digest": tree_digest(tree),
         "passed": mismatch is None,
         "first_mismatch": mismatch,
+        "start_failure": start_failure,
+        "diagnosis": [] if mismatch is None else diagnosis(logs, scenario.name, plan_source),
         "requests_compared": sum(o["compare"] for o in recording.outputs),
-        "requests_sent": len(run.outputs),
-        "command": run.command,
+        "requests_sent": len(run.outputs) if run else 0,
+        "command": run.command if run else None,
         "environment": {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]},
-        "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"), "slim": run.healthy_after_s},
-        "outputs": run.outputs,
+        "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),
+                            "slim": run.healthy_after_s if run else None},
+        "outputs": run.outputs if run else [],
     }
     path = recording.path.with_name(f"{recording.name}.verify.json")
     path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,159 @@
+"""Missing-symbol errors in a slimmed server's log, mapped back to the plan entries that removed them."""
+
+import json
+
+import pytest
+
+from slim.diagnose import diagnose, load_plan_json, parse_log, sglang_path
+from slim.errors import SlimError
+
+# A plan in `slim plan --json` form, entries taken from the real plan of upstream 0.5.17.
+PLAN = {
+    "recordings": ["dsv3_fp8_tp1/20261123T000000Z-h100"],
+    "files": [
+        {"path": "sglang/srt/layers/quantization/__init__.py", "keep": True, "reason": "imported by dsv3_fp8_tp1"},
+        {"path": "sglang/srt/layers/quantization/mxfp8_block_convert.py", "keep": False,
+         "reason": "never imported in any recording"},
+        {"path": "sglang/srt/layers/attention/nsa/__init__.py", "keep": False,
+         "reason": "never imported in any recording"},
+        {"path": "sglang/srt/layers/attention/nsa/utils.py", "keep": False,
+         "reason": "never imported in any recording"},
+        {"path": "sglang/srt/utils/common.py", "keep": True, "reason": "imported by dsv3_fp8_tp1"},
+    ],
+    "defs": [
+        {"file": "sglang/srt/utils/common.py", "qualname": "create_device_stream", "line": 557, "kind": "function",
+         "action": "delete", "reason": "never run in any recording", "lines": 5},
+        {"file": "sglang/srt/utils/common.py", "qualname": "get_bool_env_var", "line": 80, "kind": "function",
+         "action": "keep", "reason": "run in dsv3_fp8_tp1", "lines": 5},
+        {"file": "sglang/kernels/ops/attention/dsa/index_buf_accessor.py", "qualname": "GetK.torch_fast", "line": 58,
+         "kind": "method", "action": "delete", "reason": "never run in any recording", "lines": 29},
+        {"file": "sglang/srt/models/llama.py", "qualname": "Phi3ForCausalLM", "line": 700, "kind": "class",
+         "action": "delete", "reason": "never run in any recording", "lines": 12},
+    ],
+    "edits": {"sglang/srt/models/llama.py": {"helpers": [], "constants": [], "registry": ["Phi3ForCausalLM"]}},
+    "policy": [],
+}
+
+SITE = "/tmp/slim-tree/python/sglang"
+LOG = f"""[2026-11-23 10:01:02] server_args=ServerArgs(model_path='/root/.cache/slim/models/dsv3')
+Process SchedulerProcess-1:
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/multiprocessing/process.py", line 314, in _bootstrap
+    self.run()
+  File "{SITE}/srt/managers/scheduler.py", line 2901, in run_scheduler_process
+    scheduler = Scheduler(server_args, port_args, gpu_id, tp_rank)
+  File "{SITE}/srt/layers/quantization/__init__.py", line 40, in <module>
+    from sglang.srt.layers.quantization.mxfp8_block_convert import convert_to_mxfp8
+ModuleNotFoundError: No module named 'sglang.srt.layers.quantization.mxfp8_block_convert'
+[2026-11-23 10:01:03] Scheduler hit an exception: Traceback (most recent call last):
+  File "{SITE}/srt/model_executor/model_runner.py", line 512, in initialize
+    stream = create_device_stream(self.device)
+  File "{SITE}/srt/utils/common.py", line 901, in helper
+    return create_device_stream(device)
+NameError: name 'create_device_stream' is not defined. Did you mean: 'create_device_streams'?
+Traceback (most recent call last):
+  File "{SITE}/srt/entrypoints/http_server.py", line 88, in <module>
+    sglang.srt.utils.create_device_stream()
+AttributeError: module 'sglang.srt.utils' has no attribute 'create_device_stream'
+  File "{SITE}/srt/model_loader/utils.py", line 90, in get_model_architecture
+    return ModelRegistry.models['Phi3ForCausalLM']
+KeyError: 'Phi3ForCausalLM'
+  File "{SITE}/srt/layers/attention/flashattention_backend.py", line 12, in <module>
+    from sglang.srt.layers.attention.nsa.utils import is_nsa_enable_prefill_cp
+ModuleNotFoundError: No module named 'sglang.srt.layers.attention.nsa'
+  File "{SITE}/kernels/ops/attention/dsa/index_buf_accessor.py", line 40, in execute
+    return cls.torch_fast(pool, buf)
+AttributeError: type object 'GetK' has no attribute 'torch_fast'
+  File "/opt/rt/deps/site/transformers/utils/import_utils.py", line 20, in <module>
+ModuleNotFoundError: No module named 'vllm'
+"""
+
+
+def test_sglang_path_cuts_any_install_prefix():
+    assert sglang_path(f"{SITE}/srt/utils/common.py") == "sglang/srt/utils/common.py"
+    assert sglang_path("/opt/rt/up/site/sglang/srt/server_args.py") == "sglang/srt/server_args.py"
+    assert sglang_path("/usr/lib/python3.12/multiprocessing/process.py") is None
+
+
+def test_parse_log_finds_each_missing_symbol_with_its_innermost_sglang_frame():
+    missing = parse_log(LOG)
+    assert [(m.kind, m.name) for m in missing] == [
+        ("module", "sglang.srt.layers.quantization.mxfp8_block_convert"),
+        ("name", "create_device_stream"),
+        ("name", "create_device_stream"),
+        ("registry", "Phi3ForCausalLM"),
+        ("module", "sglang.srt.layers.attention.nsa"),
+        ("member", "torch_fast"),
+        ("module", "vllm"),
+    ]
+    assert missing[1].file == "sglang/srt/utils/common.py" and missing[1].module is None
+    assert missing[2].module == "sglang.srt.utils"
+    assert missing[5].owner == "GetK"
+
+
+def test_a_repeated_traceback_is_reported_once():
+    assert len(parse_log(LOG + LOG)) == len(parse_log(LOG))
+
+
+def test_each_finding_names_the_plan_entry_and_its_reason():
+    found = {(f.missing.kind, f.missing.name, f.missing.module): (f.entry, f.reason) for f in diagnose(LOG, PLAN)}
+    never = "never imported in any recording"
+    assert found[("module", "sglang.srt.layers.quantization.mxfp8_block_convert", None)] == (
+        "sglang/srt/layers/quantization/mxfp8_block_convert.py", never)
+    # a removed package: its __init__ is the entry, whatever submodule was asked for
+    assert found[("module", "sglang.srt.layers.attention.nsa", None)] == (
+        "sglang/srt/layers/attention/nsa/__init__.py", never)
+    deleted = ("sglang/srt/utils/common.py::create_device_stream", "never run in any recording")
+    assert found[("name", "create_device_stream", None)] == deleted
+    assert found[("name", "create_device_stream", "sglang.srt.utils")] == deleted  # re-exported by the package
+    assert found[("registry", "Phi3ForCausalLM", None)] == (
+        "sglang/srt/models/llama.py::Phi3ForCausalLM", "never run in any recording")
+    assert found[("member", "torch_fast", None)][0] == (
+        "sglang/kernels/ops/attention/dsa/index_buf_accessor.py::GetK.torch_fast")
+    assert found[("module", "vllm", None)] == (None, None)
+
+
+def test_a_kept_def_or_an_unrelated_key_is_not_blamed_on_the_plan():
+    log = ("NameError: name 'get_bool_env_var' is not defined\n"
+           "KeyError: 'create_device_stream'\n"
+           "AttributeError: 'NoneType' object has no attribute 'shape'\n")
+    assert [f.entry for f in diagnose(log, PLAN)] == [None, None, None]
+
+
+def test_finding_line_gives_the_keep_command_and_the_scenario():
+    finding = diagnose(LOG, PLAN)[0]
+    line = finding.line("dsv3_fp8_tp1")
+    assert line.startswith("ModuleNotFoundError: module sglang.srt.layers.quantization.mxfp8_block_convert: removed by "
+                           "plan entry sglang/srt/layers/quantization/mxfp8_block_convert.py")
+    assert "slim apply --keep sglang/srt/layers/quantization/mxfp8_block_convert.py --reason" in line
+    assert "slim record --scenario dsv3_fp8_tp1" in line
+    assert "\n" not in line
+    unrelated = diagnose("ModuleNotFoundError: No module named 'vllm'\n", PLAN)[0]
+    assert "no plan entry removed it" in unrelated.line("dsv3_fp8_tp1")
+
+
+def test_a_foreign_json_is_a_one_line_error(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"files": []}))
+    with pytest.raises(SlimError, match="not a `slim plan --json` plan"):
+        diagnose("", load_plan_json(path))
+    path.write_text("{")
+    with pytest.raises(SlimError, match="plan .*plan.json"):
+        load_plan_json(path)
+
+
+def test_verify_diagnosis_maps_the_logs_or_says_why_it_cannot(tmp_path):
+    from slim.verify import diagnosis
+
+    (tmp_path / "dsv3_fp8_tp1.slim.log").write_text(LOG)
+    (tmp_path / "other.slim.log").write_text("NameError: name 'unrelated' is not defined\n")
+    lines = diagnosis(tmp_path, "dsv3_fp8_tp1", lambda: PLAN)
+    assert len(lines) == 7 and "mxfp8_block_convert.py (never imported in any recording)" in lines[0]
+
+    def no_upstream():
+        raise SlimError("no upstream tree at /nowhere")
+    unmapped = diagnosis(tmp_path, "dsv3_fp8_tp1", no_upstream)
+    assert unmapped[0] == ("ModuleNotFoundError: No module named 'sglang.srt.layers.quantization.mxfp8_block_convert' "
+                           "(not mapped to the plan: no upstream tree at /nowhere; pass --plan FILE)")
+    (tmp_path / "dsv3_fp8_tp1.slim.log").write_text("server exited\n")
+    assert diagnosis(tmp_path, "dsv3_fp8_tp1", no_upstream) == []

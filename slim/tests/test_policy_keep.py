@@ -1,0 +1,62 @@
+"""`slim apply --keep`: a checked entry appended to the keep-policy."""
+
+import pytest
+
+from slim.errors import SlimError
+from slim.policy import add_keep, load_policy
+
+MODULE = '''
+class Backend:
+    def forward(self):
+        def inner():
+            pass
+
+def helper():
+    pass
+'''
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    path = tmp_path / "up" / "sglang" / "srt" / "layers" / "attention"
+    path.mkdir(parents=True)
+    (path / "nsa_backend.py").write_text(MODULE)
+    return tmp_path / "up"
+
+
+@pytest.fixture
+def policy(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[[keep]]\npath = "sglang/srt/x.py"\nreason = "r"\nscenario = "s"\n')
+    return path
+
+
+def test_added_entries_load_back_with_their_reason_and_scenario(upstream, policy):
+    add_keep("sglang/srt/layers/attention/nsa_backend.py::Backend.forward", 'DSA "sparse" path', "dsv32_tp1",
+             upstream, policy)
+    add_keep("sglang/srt/layers/attention/nsa_backend.py", "whole file", "dsv32_tp1", upstream, policy)
+    keeps = load_policy(policy).keeps
+    assert len(keeps) == 3
+    assert keeps[1].qualname == "Backend.forward" and keeps[1].reason == 'DSA "sparse" path'
+    assert keeps[1].covers("sglang/srt/layers/attention/nsa_backend.py", "Backend.forward.inner")
+    assert keeps[2].qualname is None and keeps[2].scenario == "dsv32_tp1"
+
+
+@pytest.mark.parametrize(("symbol", "reason", "scenario", "error"), [
+    ("sglang/srt/layers/attention/nsa_backend.py::helper", "", "s", "give a --reason"),
+    ("sglang/srt/layers/attention/nsa_backend.py::helper", "r", " ", "give a --reason"),
+    ("sglang/srt/layers/attention/missing.py", "r", "s", "no file sglang/srt/layers/attention/missing.py"),
+    ("sglang/srt/layers/attention/nsa_backend.py::Backend.backward", "r", "s", "defines no Backend.backward"),
+    ("sglang/srt/x.py", "r", "s", "no file"),
+])
+def test_bad_keeps_are_one_line_errors_and_write_nothing(upstream, policy, symbol, reason, scenario, error):
+    before = policy.read_text()
+    with pytest.raises(SlimError, match=error):
+        add_keep(symbol, reason, scenario, upstream, policy)
+    assert policy.read_text() == before
+
+
+def test_a_duplicate_keep_is_refused(upstream, policy):
+    add_keep("sglang/srt/layers/attention/nsa_backend.py::helper", "r", "s", upstream, policy)
+    with pytest.raises(SlimError, match="already in"):
+        add_keep("sglang/srt/layers/attention/nsa_backend.py::helper", "r", "s", upstream, policy)
