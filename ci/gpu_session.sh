@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call on a lent GPU host, run in the repo root with .carry/ (ci/build_gpu_runtime.sh):
-#   bash ci/gpu_session.sh record SCENARIO...   record each on pristine upstream (needs sglang-upstream.tar.xz)
+#   bash ci/gpu_session.sh record SCENARIO...   record each on pristine upstream (needs sglang-upstream.tar.xz);
+#                                               SLIM_TRACE_LINES=1 in front records executed lines too
 #   bash ci/gpu_session.sh verify SCENARIO...   verify each on the slimmed tree: .carry/slim-tree.tar.xz
 #                                               (`tar -C sglang -cJf .carry/slim-tree.tar.xz .`) or `slim apply` there
 #   bash ci/gpu_session.sh both SCENARIO...     record all, then slim from every recording and verify all
@@ -21,6 +22,8 @@ tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || exit 1
 [ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
 [ -d .carry/wheels ] && python3 -m pip install -q --no-index --no-deps --target /opt/rt/tools .carry/wheels/*.whl
 export PYTHONPATH=/opt/rt/tools
+# Line mode (SLIM_TRACE_LINES=1 on the call): lines of upstream sglang only, not of torch & co.
+[ "${SLIM_TRACE_LINES:-}" = 1 ] && export SLIM_TRACE_INCLUDE=${SLIM_TRACE_INCLUDE:-$UP/sglang/}
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
 cp -r coverage_db "$RES/db"
 finish() {
