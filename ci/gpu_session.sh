@@ -6,7 +6,11 @@
 #                                               (`tar -C sglang -cJf .carry/slim-tree.tar.xz .`) or `slim apply` there
 #   bash ci/gpu_session.sh both SCENARIO...     record all, then slim from every recording and verify all
 #   bash ci/gpu_session.sh bench                import time + peak RSS of the entry point, upstream vs slim
-#   bash ci/gpu_session.sh serve-bench [SCEN]   serving throughput, RSS, GPU memory: upstream, +tracer, slim
+#   bash ci/gpu_session.sh serve-bench [SCEN]   serving throughput, start-up, RSS, GPU memory, install size: upstream
+#                                               and slim interleaved, REPEATS starts each (CONFIGS=upstream,slim,
+#                                               upstream_traced adds the tracer), median and spread
+#   bash ci/gpu_session.sh faults [SCEN]        64 streams with seeded aborts/disconnects + malformed, unknown-model
+#                                               and oversize requests (SEED), on upstream then slim; compared
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
@@ -43,7 +47,7 @@ run_scenarios() {  # $1 = record|verify, rest = scenarios
         --db "$RES/db" --logs "$RES/logs" || echo "FAILED record $s"
     else
       PYTHONPATH=$DEPS:/opt/rt/tools timeout $(( $(left) - 20 )) python3 -m slim verify --scenario "$s" \
-        --db "$RES/db" --tree /tmp/slim-tree --logs "$RES/logs" || echo "FAILED verify $s"
+        --db "$RES/db" --tree /tmp/slim-tree --logs "$RES/logs" --upstream "$UP" || echo "FAILED verify $s"
     fi
   done
 }
@@ -59,11 +63,18 @@ case "$MODE" in
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
     python3 benchmarks/import_time.py --upstream "$UP" --slim /tmp/slim-tree/python --deps "$DEPS" \
       --repeats "${REPEATS:-3}" --out "$RES/db/benchmarks/import_time-$GPU.json" || echo "FAILED import_time" ;;
-  serve-bench) slim_tree  # throughput, RSS, GPU memory, start-up: upstream (+tracer) vs slim, one scenario
+  serve-bench) slim_tree  # throughput, RSS, GPU memory, start-up, install size: upstream vs slim, interleaved
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
     timeout $(( $(left) - 20 )) python3 benchmarks/serving.py --scenario "${1:-dsv3_fp8_tp1}" --upstream "$UP" \
-      --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" \
+      --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" --configs "${CONFIGS:-upstream,slim}" \
+      --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2}" --budget-s $(( $(left) - 40 )) \
       --out "$RES/db/benchmarks/serving-$GPU.json" || echo "FAILED serving benchmark" ;;
+  faults) slim_tree  # load and faults, the same seeded schedule on upstream then on slim
+    GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
+    timeout $(( $(left) - 20 )) python3 benchmarks/load_faults.py serve --scenario "${1:-dsv3_fp8_tp1}" \
+      --upstream "$UP" --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" --seed "${SEED:-7}" \
+      --budget-s $(( $(left) - 40 )) --out "$RES/db/benchmarks/faults-${1:-dsv3_fp8_tp1}-$GPU.json" \
+      || echo "FAILED faults (see PROBLEM lines)" ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
-  *) echo "usage: gpu_session.sh record|verify|both|bench SCENARIO..." >&2; exit 2 ;;
+  *) echo "usage: gpu_session.sh record|verify|both|bench|serve-bench|faults SCENARIO..." >&2; exit 2 ;;
 esac

@@ -6,9 +6,12 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +85,18 @@ class Server:
         except ProcessLookupError:
             pass
         self.process.wait()
+
+
+@contextmanager
+def started(command: list[str], env: dict[str, str], log_path: Path, port: int,
+            health_timeout_s: float = 600) -> Iterator[Server]:
+    """A healthy server for the `with` body (scratch cwd: no stray sglang folder shadows the tree),
+    stopped with all its children afterwards, also when it never got healthy."""
+    server = Server(command, env, log_path, port)
+    with tempfile.TemporaryDirectory(prefix="slim-serve-") as cwd:
+        server.start(Path(cwd))
+        try:
+            server.wait_healthy(health_timeout_s)
+            yield server
+        finally:
+            server.stop()
