@@ -21,7 +21,7 @@ BUDGET_S=${BUDGET_S:-570}; MIN_LEFT_S=${MIN_LEFT_S:-150}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 DEPS=/opt/rt/deps/site UP=/opt/rt/up/site
 mkdir -p /opt/rt/deps /opt/rt/up
-tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || exit 1
+. ci/bundle_runtime.sh || exit 1  # deps.tar.xz, or the slim bundle when carried
 [ -f .carry/sglang-upstream.tar.xz ] && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up
 [ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
 [ -d .carry/wheels ] && python3 -m pip install -q --no-index --no-deps --target /opt/rt/tools .carry/wheels/*.whl
@@ -52,7 +52,8 @@ run_scenarios() {  # $1 = record|verify, rest = scenarios
   done
 }
 slim_tree() {  # the committed tree itself when carried (verifies exactly those bytes), else regenerate it
-  if [ -f .carry/slim-tree.tar.xz ]; then mkdir -p /tmp/slim-tree && tar -xJf .carry/slim-tree.tar.xz -C /tmp/slim-tree
+  if [ -n "$BUNDLE" ]; then :  # the bundle's tree, unpacked by ci/bundle_runtime.sh
+  elif [ -f .carry/slim-tree.tar.xz ]; then mkdir -p /tmp/slim-tree && tar -xJf .carry/slim-tree.tar.xz -C /tmp/slim-tree
   else python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; fi
 }
 case "$MODE" in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -181,6 +182,37 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
         raise SlimError(f"{scenario}: slimmed tree differs from the reference: {report['first_mismatch']} "
                         f"(report: {path})")
     console.print(f"{scenario}: {report['requests_compared']} requests identical to the reference (report: {path})")
+
+
+@app.command()
+def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime.")] = REPO / ".rt/stage/deps/site",
+           tree: Annotated[Path, typer.Option(help="The slimmed tree (holds python/sglang).")] = OUT,
+           out: Annotated[Path, typer.Option(help="Where parts, manifest, unpack.sh go.")] = REPO / ".carry/bundle",
+           wheels: Annotated[Path | None, typer.Option(help="Pinned wheels (upstream sizes).")] = REPO / ".rt/wheels",
+           part_mib: Annotated[int, typer.Option(help="Largest part, MiB.")] = 60,
+           summary: Annotated[Path | None, typer.Option(help="Also write the small manifest summary here.")] = None,
+           db: DbOpt = DB) -> None:
+    """Pack the slimmed tree and its third-party runtime, pruned by what the recordings used, into parts."""
+    from slim.bundle import build_bundle
+    from slim.bundle import summary as make_summary
+    from slim.bundle_plan import usage_from_recordings
+    from slim.recording import load_all
+    from slim.upstream import load_pin
+
+    recordings = load_all(db, load_pin().version)
+    manifest = build_bundle(deps_site, tree, out, usage_from_recordings(recordings),
+                            wheels if wheels and wheels.is_dir() else None, part_mib << 20,
+                            sorted(r.name for r in recordings))
+    if summary:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps(make_summary(manifest), indent=1) + "\n")
+    table = Table("library", "upstream MiB", "kept MiB", "GPU code upstream MiB", "GPU code kept MiB")
+    for row in manifest["libraries"] + [{"library": "total", **manifest["totals"]}]:
+        table.add_row(row["library"], *(f"{row[k] / 2**20:,.1f}" for k in (
+            "upstream_bytes", "kept_bytes", "gpu_fatbin_upstream", "gpu_fatbin_kept")))
+    console.print(table)
+    size = sum(p["size"] for p in manifest["parts"])
+    console.print(f"{len(manifest['parts'])} part(s), {size / 2**20:.1f} MiB in {out}; unpack: sh {out}/unpack.sh DEST")
 
 
 def _exit_on_sigterm(signum, frame) -> None:

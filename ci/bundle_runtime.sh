@@ -1,0 +1,13 @@
+# Sourced by ci/gpu_session.sh (needs MODE, DEPS): puts the third-party runtime at $DEPS.
+# With .carry/bundle/ (`slim bundle`), verify/bench/serve-bench/faults run on the bundle: its pruned site
+# goes to $DEPS, where the recordings saw the runtime (same mapped paths, same JIT cache keys), and its
+# slimmed tree to /tmp/slim-tree; no deps.tar.xz is needed. record and both always use the full
+# .carry/deps.tar.xz: recording on a pruned runtime could not see what the pruning removed.
+BUNDLE=""
+case "$MODE" in record|both) ;; *) ls .carry/bundle/bundle.tar.xz.* >/dev/null 2>&1 && BUNDLE=/opt/rt/bundle ;; esac
+if [ -n "$BUNDLE" ]; then
+  sh .carry/bundle/unpack.sh "$BUNDLE" && mv "$BUNDLE/site" "$DEPS" && mv "$BUNDLE/tree" /tmp/slim-tree || return 1
+  echo "runtime: slim bundle, site $(du -sh "$DEPS" | cut -f1), tree /tmp/slim-tree"
+else
+  tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || return 1
+fi
