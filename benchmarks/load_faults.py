@@ -241,12 +241,13 @@ def serve_and_run(args) -> dict:
     from scenarios.model_cache import materialize
     from scenarios.server import free_port, started
     from scenarios.spec import load_scenario
+    from slim.errors import SlimError
     from slim.upstream import cache_root
 
     scenario = load_scenario(args.scenario)
     model = materialize(scenario.model, cache_root() / "models")
     deadline = time.monotonic() + args.budget_s
-    reports = {}
+    reports, failures = {}, {}
     for label, tree in (("upstream", args.upstream), ("slim", args.slim)):
         left = deadline - time.monotonic()
         if left < args.timeout_s + 60:
@@ -254,14 +255,19 @@ def serve_and_run(args) -> dict:
             break
         port = free_port()
         env = {**os.environ, "PYTHONPATH": f"{tree}:{args.deps}", **scenario.server_env}
-        with started(scenario.launch_command(sys.executable, str(model), port), env,
-                     args.logs / f"faults-{label}.log", port, health_timeout_s=left - args.timeout_s) as server:
-            reports[label] = run_faults(server.base_url, args.seed, args.streams, args.timeout_s, label)
-            reports[label]["healthy_s"] = server.healthy_after_s
-            reports[label]["server_alive"] = server.process.poll() is None
+        try:
+            with started(scenario.launch_command(sys.executable, str(model), port), env,
+                         args.logs / f"faults-{label}.log", port, health_timeout_s=left - args.timeout_s) as server:
+                reports[label] = run_faults(server.base_url, args.seed, args.streams, args.timeout_s, label)
+                reports[label]["healthy_s"] = server.healthy_after_s
+                reports[label]["server_alive"] = server.process.poll() is None
+        except SlimError as error:  # never healthy: recorded, and the other tree still runs
+            failures[label] = str(error)
+            print(f"FAILED {label}: {error}", flush=True)
+            continue
         print(label, json.dumps(status_table(reports[label])), flush=True)
     result = {"schema": SCHEMA, "benchmark": "load_faults", "scenario": scenario.name, "flags": scenario.server_args,
-              "seed": args.seed, "reports": reports,
+              "seed": args.seed, "reports": reports, "start_failures": failures,
               "status_tables": {label: status_table(r) for label, r in reports.items()},
               "own_problems": {label: own_problems(r) for label, r in reports.items()}}
     if len(reports) == 2:
@@ -307,7 +313,8 @@ def main() -> None:
     elif args.command == "serve":
         result = serve_and_run(args)
         _write(args.out, result)
-        problems = result.get("problems", ["not both configurations ran"])
+        problems = result.get("problems", [f"{label} never healthy: {why}" for label, why in
+                                           result["start_failures"].items()] or ["not both configurations ran"])
     else:
         try:
             problems = compare(*(json.loads(p.read_text()) for p in (args.upstream, args.slim)))
