@@ -181,7 +181,7 @@ def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]
             continue
         actions = {(d.qualname, d.line): d.action for d in by_file.get(rel, []) if d.action != "keep"}
         e = plan.edits.get(rel)
-        edits = (set(e.helpers), set(e.constants), set(e.registry)) if e else (set(), set(), set())
+        edits = (set(e.helpers), set(e.constants), set(e.registry), set(e.imports)) if e else (set(),) * 4
         jobs.append((str(tree), rel, actions, edits))
     # Biggest jobs first so the pool ends together; results are keyed, so order does not matter.
     jobs.sort(key=lambda j: -(tree / j[1]).stat().st_size)

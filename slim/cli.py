@@ -78,25 +78,36 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
     console.print(f"recorded {scenario} -> {path}")
 
 
-def _plan(upstream: Path | None, db: Path):
+ModeOpt = Annotated[str | None, typer.Option(help="Plan mode, names|reach (default: slim/policy.toml's [plan]).")]
+
+
+def _plan(upstream: Path | None, db: Path, mode: str | None = None):
+    import dataclasses
+
     from slim import upstream as up
     from slim.plan import make_function_plan, package_files
+    from slim.policy import PLAN_MODES, load_policy
     from slim.recording import load_all
 
+    if mode is not None and mode not in PLAN_MODES:
+        raise SlimError(f"--mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
     tree = up.resolve_tree(upstream)
     pin = up.load_pin()
     recordings = load_all(db, pin.version)
-    return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings)
+    policy = load_policy()
+    if mode is not None:
+        policy = dataclasses.replace(policy, mode=mode)
+    return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings, policy)
 
 
 @app.command()
 def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
          json_out: Annotated[Path | None, typer.Option("--json", help="Write the whole plan here as JSON.")] = None,
-         ) -> None:
+         mode: ModeOpt = None) -> None:
     """Compute the plan (files, then functions/methods/classes, with reasons); write nothing else."""
     from slim.apply import count_lines, policy_lines
 
-    tree, _, recordings, the_plan = _plan(upstream, db)
+    tree, _, recordings, the_plan = _plan(upstream, db, mode)
     table = Table("what", "action", "count", "upstream lines", title=f"plan from {len(recordings)} recording(s)")
     for keep in (True, False):
         files = [d for d in the_plan.files if d.keep == keep and d.path.endswith(".py")]
@@ -124,7 +135,7 @@ def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
           keep: Annotated[str | None, typer.Option(help="First add FILE[::QUALNAME] to slim/policy.toml.")] = None,
           reason: Annotated[str, typer.Option(help="Why --keep is needed (required with --keep).")] = "",
           scenario: Annotated[str, typer.Option(help="The scenario that would record --keep's code.")] = "",
-          ) -> None:
+          mode: ModeOpt = None) -> None:
     """Write the slimmed tree from the recordings (or check the committed one)."""
     from slim.apply import apply_plan
 
@@ -136,7 +147,7 @@ def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
             raise SlimError("--keep changes slim/policy.toml; it cannot go with --check")
         add_keep(keep, reason, scenario, up.resolve_tree(upstream))
         console.print(f"kept {keep} in slim/policy.toml ({reason})", highlight=False)
-    tree, pin, recordings, plan = _plan(upstream, db)
+    tree, pin, recordings, plan = _plan(upstream, db, mode)
     diffs = apply_plan(plan, tree, pin, out, check=check)
     if diffs:
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")

@@ -61,6 +61,30 @@ def identifier_lines(node: ast.AST | None) -> list[tuple[int, str]]:
     return found
 
 
+MODULE_STRING = re.compile(r"sglang(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def import_targets(stmt: ast.Import | ast.ImportFrom, path: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(bound name, modules it may load) per alias: `import a.b.c` binds a and loads a.b.c (and
+    its packages); `from m import x` loads m, and m.x when x is a submodule."""
+    if isinstance(stmt, ast.Import):
+        return [(a.asname or a.name.split(".")[0], (a.name,)) for a in stmt.names]
+    module = resolve_relative(stmt.module, stmt.level, path) if path else "." * stmt.level + (stmt.module or "")
+    return [(a.asname or a.name, (module, f"{module}.{a.name}")) for a in stmt.names]
+
+
+def imported_modules(node: ast.AST, path: str = "") -> set[str]:
+    """Every module an import statement inside `node` may load, plus dotted sglang module names
+    spelled out in strings (importlib.import_module("sglang.srt.x"), lazy-import tables)."""
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Import, ast.ImportFrom)):
+            found.update(t for _, targets in import_targets(sub, path) for t in targets)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and MODULE_STRING.fullmatch(sub.value):
+            found.add(sub.value)
+    return found
+
+
 def first_line(node: ast.AST) -> int:
     return min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
 
@@ -87,6 +111,8 @@ class Def:
     refs: Counter  # identifiers used by the whole def (decorators and body included)
     parent: str | None = None  # enclosing class qualname
     bases: list[str] = field(default_factory=list)
+    own_refs: Counter = field(default_factory=Counter)  # refs less those of the defs nested in it (classes)
+    imports: set[str] = field(default_factory=set)  # modules it imports (or names in a string) itself
 
     @property
     def lines(self) -> int:
@@ -130,10 +156,9 @@ def _class_implicit(node: ast.ClassDef) -> str | None:
     return None
 
 
-def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None,
-                 ran: set[tuple[str, int]] | frozenset = frozenset()) -> list[Def]:
-    """Functions, classes and methods in source order, not entering function bodies.
-    Identifier counts are filled in only for defs that did not run (the ones the plan weighs)."""
+def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None, path: str = "") -> list[Def]:
+    """Functions, classes and methods in source order, not entering function bodies, each with
+    the identifiers it uses and the modules it imports."""
     out: list[Def] = []
     idents = identifier_lines(tree) if idents is None else idents
     lines = [line for line, _ in idents]
@@ -150,11 +175,18 @@ def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None,
                 kind = "class" if is_class else ("method" if in_class else "function")
                 own_implicit = _class_implicit(node) if is_class else None
                 implicit = _def_implicit(node, in_class, class_implicit) if not is_class else class_implicit
-                refs = refs_of(node) if (qualname, first_line(node)) not in ran else Counter()
-                out.append(Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit,
-                               refs, in_class, [dotted(b) for b in node.bases] if is_class else []))
+                refs = refs_of(node)
+                bases = [dotted(b) for b in node.bases] if is_class else []
+                d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
+                        bases, Counter(refs), imported_modules(node, path))
+                out.append(d)
                 if is_class:
+                    start = len(out)
                     walk(node.body, qualname + ".", qualname, own_implicit or class_implicit)
+                    for inner in out[start:]:
+                        if inner.parent == qualname:
+                            d.own_refs.subtract(inner.refs)
+                            d.imports -= inner.imports
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
                 for sub in _compound_bodies(node):
                     walk(sub, prefix, in_class, class_implicit)
@@ -279,6 +311,14 @@ def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
     return helpers, constants
 
 
+@dataclass(frozen=True)
+class Binding:
+    """A name a module-level import binds, and the modules that import may load."""
+    name: str  # "*" for a star import
+    targets: tuple[str, ...]
+    attr: str | None = None  # `from m import attr as name`: the name m must still define
+
+
 @dataclass
 class ModuleIndex:
     path: str
@@ -287,14 +327,57 @@ class ModuleIndex:
     registry: Counter  # names used only as registry literal elements
     helpers: set[str]
     constants: set[str]
+    body_refs: Counter = field(default_factory=Counter)  # used by module-level code outside defs and imports
+    bindings: list[Binding] = field(default_factory=list)
+    exported: set[str] = field(default_factory=set)  # the names listed in __all__
+    body_modules: set[str] = field(default_factory=set)  # sglang modules named in module-level strings
 
 
-def index_module(path: str, source: bytes, ran: set[tuple[str, int]] | frozenset = frozenset()) -> ModuleIndex:
-    """Index one module; `ran`: its (qualname, line) pairs some recording ran."""
+def _module_statements(body: list[ast.stmt]):
+    """Module-level statements, descending into if/try/with/for bodies but not into defs."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
+            for sub in _compound_bodies(stmt):
+                yield from _module_statements(sub)
+
+
+def _is_all(stmt: ast.stmt) -> bool:
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+    return any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
+
+
+def module_level(tree: ast.Module, idents: list[tuple[int, str]], path: str):
+    """(body refs, import bindings, __all__ names, modules named in strings). Body refs leave out defs
+    (they are weighed one by one), imports (bindings, not uses), `__all__` and registry literal
+    elements (pruned when dead)."""
+    bindings, skip, exported, modules = [], set(), set(), set()
+    for stmt in _module_statements(tree.body):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) \
+                or (isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and _is_all(stmt)):
+            skip.update(range(first_line(stmt), stmt.end_lineno + 1))
+        if isinstance(stmt, ast.ImportFrom) and any(a.name == "*" for a in stmt.names):
+            bindings.append(Binding("*", import_targets(stmt, path)[0][1][:1]))
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            attrs = [a.name for a in stmt.names] if isinstance(stmt, ast.ImportFrom) else [None] * len(stmt.names)
+            bindings += [Binding(name, targets, attr)
+                         for (name, targets), attr in zip(import_targets(stmt, path), attrs, strict=True)]
+        elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and _is_all(stmt):
+            exported.update(c.value for c in ast.walk(stmt) if isinstance(c, ast.Constant) and isinstance(c.value, str))
+        elif not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not hasattr(stmt, "body"):
+            modules |= imported_modules(stmt, path)  # compound statements: their simple statements come next
+    refs = Counter(name for line, name in idents if line not in skip)
+    refs.subtract(registry_names(tree))
+    return +refs, bindings, exported, modules
+
+
+def index_module(path: str, source: bytes) -> ModuleIndex:
+    """Index one module: its defs, what its module-level code uses and imports, platform probes."""
     tree = ast.parse(source)
     helpers, constants = platform_names(tree, path)
     if helpers or constants:
         tree = _PlatformPruner(helpers, constants).visit(tree)
     idents = identifier_lines(tree)
-    return ModuleIndex(path, collect_defs(tree, idents, ran), Counter(name for _, name in idents),
-                       registry_names(tree), helpers, constants)
+    body_refs, bindings, exported, modules = module_level(tree, idents, path)
+    return ModuleIndex(path, collect_defs(tree, idents, path), Counter(name for _, name in idents),
+                       registry_names(tree), helpers, constants, body_refs, bindings, exported, modules)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from slim.policy import Policy, load_policy
+from slim.reach import HOLDS_KEPT, NEVER_RUN, REFERENCED, Liveness, reach
 from slim.recording import Recording
 from slim.upstream import OUT_OF_SCOPE, PACKAGE
 
@@ -44,7 +45,8 @@ class FileEdits:
     """What `slim apply` does to one kept module (besides deleting its defs)."""
     helpers: list[str] = field(default_factory=list)  # platform probes folded to False: is_hip()
     constants: list[str] = field(default_factory=list)  # module constants folded to False: _is_hip
-    registry: list[str] = field(default_factory=list)  # names dropped from registry literals
+    registry: list[str] = field(default_factory=list)  # names dropped from registry literals and __all__
+    imports: list[str] = field(default_factory=list)  # sglang import bindings nothing live uses
 
 
 
@@ -110,12 +112,17 @@ def _module_home(path: str, module_dirs: set[str]) -> str | None:
     return None
 
 
-def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, str] | None = None) -> Plan:
+UNREACHED = "imported, but no code that ran reaches it"
+
+
+def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, str] | None = None,
+              unreached: dict[str, str] | None = None) -> Plan:
     """Decide keep/remove for every upstream file from what the recordings imported
-    (`extra`: modules kept whatever the recordings say, with the reason)."""
+    (`extra`: modules kept whatever the recordings say, with the reason; `unreached`: imported
+    modules removed all the same, with the reason)."""
     imported = imported_files(recordings)
-    extra = extra or {}
-    kept_modules = {f for f in files if is_module(f) and (f in imported or f in extra)}
+    extra, unreached = extra or {}, unreached or {}
+    kept_modules = {f for f in files if is_module(f) and (f in imported or f in extra) and f not in unreached}
     needed_inits = {init for f in kept_modules for init in _ancestor_inits(f)}
     module_dirs = {PurePosixPath(f).parent.as_posix() for f in files if is_module(f)}
     live_dirs = {PurePosixPath(f).parent.as_posix() for f in kept_modules | needed_inits}
@@ -127,6 +134,8 @@ def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, st
             decision = FileDecision(path, True, f"imported by {', '.join(imported[path])}")
         elif path in needed_inits:
             decision = FileDecision(path, True, "package __init__ of kept modules")
+        elif path in unreached:
+            decision = FileDecision(path, False, unreached[path])
         elif is_module(path):
             decision = FileDecision(path, False, "never imported in any recording")
         elif _module_home(path, module_dirs) in live_dirs:
@@ -141,9 +150,6 @@ def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, st
 # Function level: inside kept modules, never-run functions, methods and classes go.
 
 
-NEVER_RUN = "never run in any recording"
-REFERENCED = "referenced by kept code"
-HOLDS_KEPT = "holds members that ran or are kept by policy"
 
 
 def run_functions(recordings: list[Recording]) -> dict[tuple[str, str, int], list[str]]:
@@ -156,12 +162,9 @@ def run_functions(recordings: list[Recording]) -> dict[tuple[str, str, int], lis
     return ran
 
 
-def _index_all(tree: Path, files: list[str], ran) -> list:
+def _index_all(tree: Path, files: list[str]) -> list:
     """Index the kept modules (in worker processes on a big tree: ast is CPU-bound)."""
-    by_file: dict[str, set[tuple[str, int]]] = {}
-    for file, qualname, line in ran:
-        by_file.setdefault(file, set()).add((qualname, line))
-    jobs = [(str(tree), f, by_file.get(f, set())) for f in files]
+    jobs = [(str(tree), f) for f in files]
     if len(files) < 50:
         return [_index_one(job) for job in jobs]
     from concurrent.futures import ProcessPoolExecutor
@@ -173,8 +176,8 @@ def _index_all(tree: Path, files: list[str], ran) -> list:
 def _index_one(job):
     from slim.defs import index_module
 
-    tree, path, ran = job
-    return index_module(path, (Path(tree) / path).read_bytes(), ran)
+    tree, path = job
+    return index_module(path, (Path(tree) / path).read_bytes())
 
 
 def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:
@@ -218,8 +221,18 @@ def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:
     return {cls: set().union(*(run_below(r) for r in closure(cls, up) | {cls})) for cls in bases}
 
 
-def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[str, FileEdits]]:
-    """Keep/delete for every def of the kept modules; then the registry entries to drop.
+def entry_modules(recordings: list[Recording]) -> set[str]:
+    """Files some recording ran as a script (`python -m sglang.launch_server`)."""
+    found: set[str] = set()
+    for recording in recordings:
+        frame = recording.modules
+        found |= set(frame.loc[frame["module"].isin(["__main__", "__mp_main__"]), "file"].dropna())
+    return found
+
+
+def decide_defs_by_names(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[str, FileEdits]]:
+    """The "names" mode: keep/delete for every def of the imported modules; then the registry
+    entries to drop.
 
     A never-run def is deleted when no kept code names it (identifiers, attributes, imports and
     words in strings count, over the whole kept tree, platform branches folded away on NVIDIA
@@ -285,7 +298,8 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
                 actions[key] = ("keep", REFERENCED)
             else:
                 actions[key] = ("delete", NEVER_RUN)
-                refs.subtract(d.refs)
+                if key not in ran_keys:  # a class body runs on import: its uses stay counted
+                    refs.subtract(d.refs)
                 if d.kind == "class":
                     removed_classes.add((index.path, d.qualname))
         grew = {key for (index, d) in candidates
@@ -314,6 +328,36 @@ def decide_defs(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[s
 def _prefixes(qualname: str) -> list[int]:
     """Lengths of the enclosing qualnames: 'A.B.f' -> [1, 3]."""
     return [i for i, ch in enumerate(qualname) if ch == "."]
+
+
+def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, FileEdits]]:
+    """Keep/delete for every def of the live modules (kept: what `reach` found live, with its
+    reason); and per module the edits that follow: dead import bindings of sglang modules and the
+    registry / `__all__` entries that name dead definitions or imports."""
+    decisions, edits = [], {}
+    for index in indexes:
+        dead_classes: set[str] = set()
+        for d in index.defs:
+            reason = live.defs.get((index.path, d.qualname, d.line))
+            if reason:
+                decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, "keep", reason, d.lines))
+                continue
+            inside_dead = d.parent is not None and d.parent in dead_classes
+            if d.kind == "class":
+                dead_classes.add(d.qualname)
+            why = f"{NEVER_RUN} (its class is deleted)" if inside_dead else NEVER_RUN
+            decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, "delete", why, d.lines))
+        live_names = {d.name for d in index.defs if d.parent is None
+                      and (index.path, d.qualname, d.line) in live.defs}
+        dead_imports = {b.name for b in index.bindings if b.name != "*" and b.name not in live.needed
+                        and b.targets[0].startswith(PACKAGE)}
+        live_names |= {b.name for b in index.bindings if b.name not in dead_imports}
+        bound = {d.name for d in index.defs if d.parent is None} | {b.name for b in index.bindings}
+        dropped = sorted((bound - live_names) & (set(+index.registry) | index.exported))
+        if index.helpers or index.constants or dropped or dead_imports:
+            edits[index.path] = FileEdits(sorted(index.helpers), sorted(index.constants), dropped,
+                                          sorted(dead_imports))
+    return decisions, edits
 
 
 def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]:
@@ -348,12 +392,20 @@ def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]
 
 def make_function_plan(tree: Path, files: list[str], recordings: list[Recording],
                        policy: Policy | None = None) -> Plan:
-    """The full plan: module level (make_plan) plus policy files and function-level decisions."""
+    """The full plan: the imported modules (make_plan) with a keep/delete decision for every def.
+    In the policy's "reach" mode the modules narrow to what the code that ran reaches (slim.reach)."""
     policy = policy if policy is not None else load_policy()
-    plan = make_plan(files, recordings, extra=policy_files(tree, files, policy))
-    kept_py = [p for p in plan.kept if p.endswith(".py")]
+    extra = policy_files(tree, files, policy)
+    imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
-    indexes = _index_all(tree, kept_py, ran)
-    plan.defs, plan.edits = decide_defs(indexes, ran, policy)
+    indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")])
+    if policy.mode == "names":
+        imported.defs, imported.edits = decide_defs_by_names(indexes, ran, policy)
+        imported.policy = policy
+        return imported
+    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings))
+    unreached = {i.path: UNREACHED for i in indexes if i.path not in live.modules}
+    plan = make_plan(files, recordings, extra=extra, unreached=unreached)
+    plan.defs, plan.edits = decide_defs([i for i in indexes if i.path in live.modules], live)
     plan.policy = policy
     return plan

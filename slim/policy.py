@@ -10,6 +10,7 @@ from pathlib import Path
 from slim.errors import SlimError
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
+PLAN_MODES = ("names", "reach")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Keep:
 @dataclass(frozen=True)
 class Policy:
     keeps: tuple[Keep, ...] = ()
+    # How the plan decides inside imported modules (slim.plan.make_function_plan): "names" keeps
+    # every def any imported module names; "reach" keeps what the code that ran reaches.
+    mode: str = "names"
 
     @property
     def files(self) -> dict[str, Keep]:
@@ -50,7 +54,10 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
             raise SlimError(f"policy {path}: keep entry {i + 1} lacks {', '.join(missing)}")
         file, _, qualname = entry["path"].partition("::")
         keeps.append(Keep(file, qualname or None, entry["reason"], entry["scenario"]))
-    return Policy(tuple(keeps))
+    mode = data.get("plan", {}).get("mode", "names")
+    if mode not in PLAN_MODES:
+        raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
+    return Policy(tuple(keeps), mode)
 
 
 def defined_qualnames(source: bytes) -> set[str]:

@@ -14,8 +14,9 @@ from slim.apply import apply_plan, tree_digest
 from slim.check import check_tree
 from slim.defs import collect_defs, index_module
 from slim.deps import keep_requirements
-from slim.plan import NEVER_RUN, REFERENCED, make_function_plan, package_files
+from slim.plan import make_function_plan, package_files
 from slim.policy import Keep, Policy, load_policy
+from slim.reach import NEVER_RUN, REFERENCED
 from slim.recording import Recording
 
 PATTERNS = "sglang/srt/layers/patterns.py"

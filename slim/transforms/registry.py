@@ -8,14 +8,16 @@ from slim.transforms.base import ModuleLevelTransformer
 
 
 class RegistryPruner(ModuleLevelTransformer):
-    """`EntryClass = [A, B]`, `MODELS = {"a": A}` at module level: remove the elements naming
-    `names` (the plan only lists names whose sole uses are such literals)."""
+    """`EntryClass = [A, B]`, `MODELS = {"a": A}`, `__all__ = ["A", "B"]` at module level: remove
+    the elements naming `names`, as a name or a whole string (the plan lists dead names only)."""
 
     def __init__(self, names: set[str]) -> None:
         super().__init__()
         self.names = names
 
     def _named(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.SimpleString):
+            return node.evaluated_value in self.names
         return isinstance(node, cst.Name) and node.value in self.names
 
     def _prune(self, value: cst.BaseExpression) -> cst.BaseExpression:

@@ -137,7 +137,10 @@ def _header_wanted(node: ast.stmt, wanted) -> bool:
 
 
 def _names_in(names: set[str]) -> Callable[[ast.AST], bool]:
-    return lambda node: any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+    """Statements that use one of `names`, as a name or as a whole string (`__all__` entries)."""
+    return lambda node: any((isinstance(n, ast.Name) and n.id in names) or
+                            (isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in names)
+                            for n in ast.walk(node))
 
 
 def _imports_in(names: set[str]) -> Callable[[ast.AST], bool]:
@@ -148,9 +151,11 @@ def _imports_in(names: set[str]) -> Callable[[ast.AST], bool]:
 
 
 def rewrite_module(source: bytes, actions: DefActions, helpers: set[str] = frozenset(),
-                   constants: set[str] = frozenset(), registry: set[str] = frozenset()) -> bytes:
+                   constants: set[str] = frozenset(), registry: set[str] = frozenset(),
+                   dead_imports: set[str] = frozenset()) -> bytes:
     """The slimmed module: defs deleted, platform branches folded, registry entries
-    dropped; then the imports only the removed code used."""
+    dropped; then the imports only the removed code used, and the sglang imports the plan
+    found dead (`dead_imports`: bound names)."""
     bom = source.startswith(b"\xef\xbb\xbf")
     text = source.decode("utf-8-sig")
     before = tree = ast.parse(text)
@@ -164,7 +169,7 @@ def rewrite_module(source: bytes, actions: DefActions, helpers: set[str] = froze
                     FillEmptyBlocks(wrapped)]
         text = _splice(_lines(text), _unit_edits(_lines(text), tree, _names_in(folded | set(registry)), transforms))
         tree = ast.parse(text)
-    unused = newly_unused(before, tree)
+    unused = newly_unused(before, tree) | set(dead_imports)
     if unused:
         text = _splice(_lines(text), _unit_edits(_lines(text), tree, _imports_in(unused),
                                                  lambda wrapped: [ImportPruner(unused), FillEmptyBlocks(wrapped)]))

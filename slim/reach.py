@@ -1,0 +1,226 @@
+"""What the code that ran can reach: a least fixpoint over the kept modules' static index.
+
+Roots are the functions and methods some recording ran, the keep-policy and the `__main__`
+modules. From there liveness spreads by name, conservatively (any def of a needed name counts,
+whatever object the name is looked up on):
+- a live def or live module body needs every identifier it uses (and words in its strings);
+- a needed name makes live the top-level defs of that name in live modules, the methods of that
+  name in live classes, and the modules that live module-level imports of that name load;
+- a live def's own imports (and sglang module names spelled in its strings) make those modules
+  live; a live module makes its packages live;
+- a live class keeps its implicit members (dunders, properties, abstract or trivial interfaces,
+  protocol methods torch calls), the methods whose name ran in its class hierarchy, and the
+  methods whose name is live in any class (an override or an abstract declaration elsewhere);
+- a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
+  reached through a registry) lives with its base.
+Everything else in a kept module goes, and so do imported modules nothing live reaches: the
+ones only a registry scan loaded (every model file), or only dead imports named.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from slim.defs import Binding, Def, ModuleIndex, module_name
+from slim.policy import Policy
+
+NEVER_RUN = "never run in any recording"
+REFERENCED = "referenced by kept code"
+HOLDS_KEPT = "holds members that ran or are kept by policy"
+SAME_NAME = "implicit (a kept method elsewhere has this name)"
+HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
+
+Key = tuple[str, str, int]  # (file, qualname, co_firstlineno)
+
+
+@dataclass
+class Liveness:
+    modules: dict[str, str] = field(default_factory=dict)  # live module file -> why
+    defs: dict[Key, str] = field(default_factory=dict)  # live def -> why
+    needed: set[str] = field(default_factory=set)  # every name live code uses
+
+
+def _key(path: str, d: Def) -> Key:
+    return (path, d.qualname, d.line)
+
+
+def _positive(refs) -> list[str]:
+    return [name for name, count in refs.items() if count > 0]
+
+
+class _Reach:
+    def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]]) -> None:
+        self.index = {i.path: i for i in indexes}
+        self.by_module = {module_name(p): p for p in self.index}
+        self.family_runs = family_runs
+        self.top: dict[str, list[tuple[str, Def]]] = defaultdict(list)
+        self.methods: dict[str, list[tuple[str, Def]]] = defaultdict(list)  # methods and nested classes
+        self.members: dict[tuple[str, str], list[Def]] = defaultdict(list)
+        self.bound: dict[str, list[tuple[str, Binding]]] = defaultdict(list)
+        self.bare_classes: dict[str, list[tuple[str, Def]]] = defaultdict(list)  # base name -> classes
+        self.defs: dict[tuple[str, str], Def] = {}
+        for index in indexes:
+            for d in index.defs:
+                self.defs[(index.path, d.qualname)] = d
+                if d.parent is None:
+                    self.top[d.name].append((index.path, d))
+                else:
+                    self.members[(index.path, d.parent)].append(d)
+                    self.methods[d.name].append((index.path, d))
+            for b in index.bindings:
+                self.bound[b.name].append((index.path, b))
+        for (path, qualname), d in self.defs.items():
+            if d.kind == "class" and not any(m.kind == "method" for m in self.members[(path, qualname)]):
+                for base in d.bases:
+                    self.bare_classes[base.rsplit(".", 1)[-1]].append((path, d))
+        self.out = Liveness()
+        self.live_methods: set[str] = set()
+        self.live_classes: set[str] = set()
+        self.todo: deque = deque()
+        self.fixed: dict[Key, str] = {}  # ran / policy / implicit reasons, decided up front
+
+    # -- marking --------------------------------------------------------------------------
+    def need(self, names) -> None:
+        for name in names:
+            if name not in self.out.needed:
+                self.out.needed.add(name)
+                self.todo.append(("name", name))
+
+    def module(self, path: str, reason: str) -> None:
+        if path in self.out.modules or path not in self.index:
+            return
+        self.out.modules[path] = reason
+        self.todo.append(("module", path))
+
+    def module_named(self, name: str, reason: str) -> None:
+        path = self.by_module.get(name)
+        if path:
+            self.module(path, reason)
+
+    def binding(self, path: str, b: Binding) -> None:
+        """A live import: the modules it loads, and the name it takes from them (`as` renames)."""
+        for target in b.targets:
+            self.module_named(target, f"imported by {path}")
+        if b.attr:
+            self.need([b.attr])
+
+    def define(self, path: str, d: Def, reason: str) -> None:
+        key = _key(path, d)
+        if key not in self.out.defs:
+            self.out.defs[key] = reason
+            self.todo.append(("def", path, d))
+
+    # -- spreading ------------------------------------------------------------------------
+    def _on_module(self, path: str) -> None:
+        index = self.index[path]
+        for parent in PurePosixPath(path).parents:
+            init = f"{parent.as_posix()}/__init__.py"
+            if init != path and init in self.index:
+                self.module(init, f"package of {path}")
+        self.need(_positive(index.body_refs))
+        for name in sorted(index.body_modules):
+            self.module_named(name, f"named in {path}")
+        for b in index.bindings:
+            if b.name == "*" or b.name in self.out.needed:
+                self.binding(path, b)
+        for d in index.defs:
+            if d.parent is None and (d.name in self.out.needed or (d.implicit == "implicit (dunder)")):
+                self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
+            elif d.parent is None and d.kind == "class" and any(
+                    b.rsplit(".", 1)[-1] in self.live_classes for b in d.bases) and \
+                    not any(m.kind == "method" for m in self.members[(path, d.qualname)]):
+                self.define(path, d, self._bare_reason(d))
+
+    def _bare_reason(self, d: Def) -> str:
+        base = next(b for b in d.bases if b.rsplit(".", 1)[-1] in self.live_classes)
+        return f"implicit (no methods of its own: lives with its base {base})"
+
+    def _on_def(self, path: str, d: Def) -> None:
+        self.module(path, f"holds {d.qualname}, which is kept")
+        if d.parent is not None:
+            parent = self.defs[(path, d.parent)]
+            if _key(path, parent) not in self.out.defs:
+                self.define(path, parent, HOLDS_KEPT)
+        self.need(_positive(d.own_refs))
+        for name in sorted(d.imports):
+            self.module_named(name, f"imported by {path}::{d.qualname}")
+        if d.kind == "class":
+            self.live_classes.add(d.name)
+            for member in self.members[(path, d.qualname)]:
+                reason = self._member_reason(path, member)
+                if reason:
+                    self.define(path, member, reason)
+            for sub_path, sub in self.bare_classes.get(d.name, []):
+                if sub_path in self.out.modules:
+                    self.define(sub_path, sub, self._bare_reason(sub))
+        elif d.kind == "method" and d.name not in self.live_methods:
+            self.live_methods.add(d.name)
+            for other_path, other in self.methods[d.name]:
+                if other.kind == "method" and self._class_live(other_path, other):
+                    self.define(other_path, other, self._member_reason(other_path, other) or SAME_NAME)
+
+    def _member_reason(self, path: str, member: Def) -> str | None:
+        """Why a member of a live class stays, strongest reason first; None: it goes (so far)."""
+        key = _key(path, member)
+        if key in self.fixed:
+            return self.fixed[key]
+        if member.kind != "class" and member.implicit:
+            return member.implicit
+        if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
+            return HIERARCHY
+        if member.name in self.out.needed:
+            return REFERENCED
+        if member.kind == "method" and member.name in self.live_methods:
+            return SAME_NAME
+        return None
+
+    def _class_live(self, path: str, d: Def) -> bool:
+        parent = self.defs.get((path, d.parent)) if d.parent else None
+        return parent is not None and _key(path, parent) in self.out.defs
+
+    def _on_name(self, name: str) -> None:
+        for path, d in self.top.get(name, []):
+            if path in self.out.modules:
+                self.define(path, d, REFERENCED)
+        for path, d in self.methods.get(name, []):
+            if self._class_live(path, d):
+                self.define(path, d, self._member_reason(path, d) or REFERENCED)
+        for path, b in self.bound.get(name, []):
+            if path in self.out.modules:
+                self.binding(path, b)
+
+    def run(self) -> Liveness:
+        while self.todo:
+            event = self.todo.popleft()
+            if event[0] == "name":
+                self._on_name(event[1])
+            elif event[0] == "module":
+                self._on_module(event[1])
+            else:
+                self._on_def(event[1], event[2])
+        return self.out
+
+
+def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
+          family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str]) -> Liveness:
+    """Live modules and defs, each with the reason it is kept (see the module docstring)."""
+    walker = _Reach(indexes, family_runs)
+    for index in indexes:
+        whole = policy.files.get(index.path)
+        if whole:
+            walker.module(index.path, f"kept by policy: {whole.reason} (scenario {whole.scenario})")
+        if index.path in entry_modules:
+            walker.module(index.path, "run as __main__")
+        for d in index.defs:
+            key = _key(index.path, d)
+            keep = whole or policy.keep_for(index.path, d.qualname)
+            if key in ran and d.kind != "class":  # a class body runs on import: says nothing
+                walker.fixed[key] = f"run in {', '.join(ran[key])}"
+            elif keep:
+                walker.fixed[key] = f"kept by policy: {keep.reason} (scenario {keep.scenario})"
+            else:
+                continue
+            walker.define(index.path, d, walker.fixed[key])
+    return walker.run()

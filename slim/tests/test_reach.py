@@ -1,0 +1,72 @@
+"""The "reach" plan mode on the fixture package: imported modules and defs that nothing that
+ran reaches go; registries, re-exports and __all__ follow."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from slim.apply import apply_plan
+from slim.check import check_tree
+from slim.plan import UNREACHED, make_function_plan, package_files
+from slim.policy import Policy
+from slim.reach import NEVER_RUN
+from slim.tests.test_function_plan import decisions, recording_of
+
+REACH = "sglang/srt/reach"
+RAN = {f"{REACH}/scan.py": ["load_all"], f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
+       f"{REACH}/plugins/alpha.py": ["Alpha.run"], f"{REACH}/plugins/beta.py": [], f"{REACH}/dead.py": [],
+       f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": []}
+
+
+@pytest.fixture
+def reach_planned(wheel_tree):
+    root, pin = wheel_tree
+    policy = dataclasses.replace(Policy(), mode="reach")
+    return make_function_plan(root, package_files(root), [recording_of(root, RAN)], policy), root, pin
+
+
+def files(plan):
+    return {d.path: (d.keep, d.reason) for d in plan.files}
+
+
+def test_imported_modules_nothing_reaches_are_removed(reach_planned):
+    plan, _, _ = reach_planned
+    got = files(plan)
+    assert got[f"{REACH}/plugins/beta.py"] == (False, UNREACHED)  # only the registry scan imported it
+    assert got[f"{REACH}/dead.py"] == (False, UNREACHED)  # only a re-export nothing uses named it
+    assert got[f"{REACH}/plugins/alpha.py"][0] and got[f"{REACH}/used.py"][0]
+
+
+def test_defs_follow_what_ran(reach_planned):
+    plan, _, _ = reach_planned
+    assert decisions(plan, f"{REACH}/used.py")["helper_unused"] == ("delete", NEVER_RUN)
+    base = decisions(plan, f"{REACH}/base.py")
+    assert base["Child"] == ("keep", "implicit (no methods of its own: lives with its base Base)")
+    assert base["Other"] == ("delete", NEVER_RUN)
+    assert plan.edits[f"{REACH}/base.py"].registry == ["Other"]
+    init = plan.edits[f"{REACH}/__init__.py"]
+    assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
+
+
+def test_reach_tree_checks_and_the_registry_scan_still_runs(reach_planned, tmp_path):
+    plan, root, pin = reach_planned
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    assert check_tree(out, root).errors == []
+    init = (out / "python" / REACH / "__init__.py").read_text()
+    assert "DeadThing" not in init and '__all__ = ["used_helper"]' in init
+    assert "KINDS = [Base, Child]" in (out / "python" / REACH / "base.py").read_text()
+    code = "from sglang.srt.reach.scan import load_all; found, one, runs = load_all(); print(sorted(found), one, runs)"
+    run = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(out / "python")},
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child']"
+
+
+def test_names_mode_keeps_every_imported_module(wheel_tree):
+    root, _ = wheel_tree
+    plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy())
+    assert files(plan)[f"{REACH}/plugins/beta.py"][0] and files(plan)[f"{REACH}/dead.py"][0]

@@ -1,0 +1,3 @@
+class DeadThing:
+    def go(self):
+        return "never"

@@ -1,0 +1,6 @@
+from sglang.srt.reach.base import Base
+
+
+class Alpha(Base):
+    def run(self):
+        return "alpha"

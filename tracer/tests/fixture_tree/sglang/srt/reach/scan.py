@@ -1,0 +1,14 @@
+"""A registry that imports every plugin module it finds, like upstream's ModelRegistry."""
+import importlib
+import pkgutil
+
+from sglang.srt.reach import plugins, used_helper
+from sglang.srt.reach.base import KINDS
+
+
+def load_all():
+    found = {}
+    for info in pkgutil.iter_modules(plugins.__path__):
+        module = importlib.import_module(f"{plugins.__name__}.{info.name}")
+        found.update({k: v for k, v in vars(module).items() if isinstance(v, type)})
+    return found, used_helper(), [kind().run() for kind in KINDS[:2]]
