@@ -9,8 +9,10 @@ whatever object the name is looked up on):
 - a live def's own imports (and sglang module names spelled in its strings) make those modules
   live; a live module makes its packages live;
 - a live class keeps its implicit members (dunders, properties, abstract or trivial interfaces,
-  protocol methods torch calls), the methods whose name ran in its class hierarchy, and the
-  methods whose name is live in any class (an override or an abstract declaration elsewhere);
+  protocol methods torch calls); if any method of its own ran it also keeps the methods whose
+  name ran in its class hierarchy, is needed, or is live in any class (an override or an
+  abstract declaration elsewhere). A class none of whose own methods ran was never put to work:
+  it stays for the code that names it, with its implicit members only;
 - a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
   reached through a registry) lives with its base.
 Everything else in a kept module goes, and so do imported modules nothing live reaches: the
@@ -79,7 +81,8 @@ class _Reach:
         self.live_methods: set[str] = set()
         self.live_classes: set[str] = set()
         self.todo: deque = deque()
-        self.fixed: dict[Key, str] = {}  # ran / policy / implicit reasons, decided up front
+        self.fixed: dict[Key, str] = {}  # ran / policy reasons, decided up front
+        self.untouched: dict[tuple[str, str], bool] = {}
 
     # -- marking --------------------------------------------------------------------------
     def need(self, names) -> None:
@@ -159,7 +162,9 @@ class _Reach:
             self.live_methods.add(d.name)
             for other_path, other in self.methods[d.name]:
                 if other.kind == "method" and self._class_live(other_path, other):
-                    self.define(other_path, other, self._member_reason(other_path, other) or SAME_NAME)
+                    reason = self._member_reason(other_path, other)
+                    if reason:
+                        self.define(other_path, other, reason)
 
     def _member_reason(self, path: str, member: Def) -> str | None:
         """Why a member of a live class stays, strongest reason first; None: it goes (so far)."""
@@ -168,6 +173,9 @@ class _Reach:
             return self.fixed[key]
         if member.kind != "class" and member.implicit:
             return member.implicit
+        if member.kind == "method" and self._untouched(path, member.parent) and \
+                self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
+            return None
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
             return HIERARCHY
         if member.name in self.out.needed:
@@ -175,6 +183,15 @@ class _Reach:
         if member.kind == "method" and member.name in self.live_methods:
             return SAME_NAME
         return None
+
+    def _untouched(self, path: str, qualname: str) -> bool:
+        """A class with methods of its own none of which ran (nor is kept by policy) was never
+        put to work: kept code may name it (isinstance, a dispatch table, a subclass), but its
+        methods beyond the implicit ones cannot be what a scenario calls."""
+        if (path, qualname) not in self.untouched:
+            own = [m for m in self.members[(path, qualname)] if m.kind == "method"]
+            self.untouched[(path, qualname)] = bool(own) and not any(_key(path, m) in self.fixed for m in own)
+        return self.untouched[(path, qualname)]
 
     def _class_live(self, path: str, d: Def) -> bool:
         parent = self.defs.get((path, d.parent)) if d.parent else None
@@ -185,8 +202,9 @@ class _Reach:
             if path in self.out.modules:
                 self.define(path, d, REFERENCED)
         for path, d in self.methods.get(name, []):
-            if self._class_live(path, d):
-                self.define(path, d, self._member_reason(path, d) or REFERENCED)
+            reason = self._class_live(path, d) and self._member_reason(path, d)
+            if reason:
+                self.define(path, d, reason)
         for path, b in self.bound.get(name, []):
             if path in self.out.modules:
                 self.binding(path, b)

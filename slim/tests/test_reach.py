@@ -12,7 +12,7 @@ from slim.apply import apply_plan
 from slim.check import check_tree
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Policy
-from slim.reach import NEVER_RUN
+from slim.reach import NEVER_RUN, REFERENCED
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
@@ -46,6 +46,8 @@ def test_defs_follow_what_ran(reach_planned):
     base = decisions(plan, f"{REACH}/base.py")
     assert base["Child"] == ("keep", "implicit (no methods of its own: lives with its base Base)")
     assert base["Other"] == ("delete", NEVER_RUN)
+    assert base["Shell"] == ("keep", REFERENCED) and base["Shell.__repr__"] == ("keep", "implicit (dunder)")
+    assert base["Shell.run"] == ("delete", NEVER_RUN)  # `run` ran in the hierarchy, but not in Shell
     assert plan.edits[f"{REACH}/base.py"].registry == ["Other"]
     init = plan.edits[f"{REACH}/__init__.py"]
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]

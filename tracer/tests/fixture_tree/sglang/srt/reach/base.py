@@ -13,3 +13,13 @@ class Other(Base):
 
 
 KINDS = [Base, Child, Other]
+
+
+class Shell(Base):
+    """Named by kept code (an isinstance check) but never put to work: only implicit members stay."""
+
+    def __repr__(self):
+        return "Shell()"
+
+    def run(self):
+        return "never"

@@ -3,7 +3,7 @@ import importlib
 import pkgutil
 
 from sglang.srt.reach import plugins, used_helper
-from sglang.srt.reach.base import KINDS
+from sglang.srt.reach.base import KINDS, Shell
 
 
 def load_all():
@@ -11,4 +11,5 @@ def load_all():
     for info in pkgutil.iter_modules(plugins.__path__):
         module = importlib.import_module(f"{plugins.__name__}.{info.name}")
         found.update({k: v for k, v in vars(module).items() if isinstance(v, type)})
-    return found, used_helper(), [kind().run() for kind in KINDS[:2]]
+    runs = [kind().run() for kind in KINDS[:2] if not isinstance(kind, Shell)]
+    return found, used_helper(), runs
