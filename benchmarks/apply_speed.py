@@ -1,10 +1,12 @@
 """Time `slim plan` + `slim apply` on the real upstream tree with the committed recordings.
 
-    .venv/bin/python benchmarks/apply_speed.py [OUT]    (OUT defaults to a temporary folder)
+    .venv/bin/python benchmarks/apply_speed.py [OUT] [MODE]
+OUT defaults to a temporary folder; MODE (names|reach) to slim/policy.toml's [plan] mode.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -16,21 +18,26 @@ sys.path.insert(0, str(REPO))
 from slim import upstream as up  # noqa: E402
 from slim.apply import apply_plan, count_lines  # noqa: E402
 from slim.plan import make_function_plan, package_files  # noqa: E402
+from slim.policy import load_policy  # noqa: E402
 from slim.recording import load_all  # noqa: E402
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp()) / "sglang"
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "-" else Path(tempfile.mkdtemp()) / "sglang"
+    policy = load_policy()
+    if len(sys.argv) > 2:
+        policy = dataclasses.replace(policy, mode=sys.argv[2])
     pin = up.load_pin()
     tree = up.resolve_tree(None)
     start = time.perf_counter()
-    plan = make_function_plan(tree, package_files(tree), load_all(REPO / "coverage_db", pin.version))
+    plan = make_function_plan(tree, package_files(tree), load_all(REPO / "coverage_db", pin.version), policy)
     planned = time.perf_counter()
     apply_plan(plan, tree, pin, out)
     done = time.perf_counter()
     upstream = sum(count_lines(tree / d.path) for d in plan.files)
     kept = sum(count_lines(p) for p in (out / "python").rglob("*.py"))
-    print(f"plan {planned - start:.1f} s, apply {done - planned:.1f} s, total {done - start:.1f} s; "
+    print(f"{policy.mode} mode: plan {planned - start:.1f} s, apply {done - planned:.1f} s, "
+          f"total {done - start:.1f} s; "
           f"kept {kept} of {upstream} upstream .py lines ({100 * kept / upstream:.1f}%) -> {out}")
 
 

@@ -61,7 +61,9 @@ def identifier_lines(node: ast.AST | None) -> list[tuple[int, str]]:
     return found
 
 
-MODULE_STRING = re.compile(r"sglang(\.[A-Za-z_][A-Za-z0-9_]*)+")
+# "sglang.a.b", "sglang.a.b.Class", "sglang.a.b:attr" (KernelSpec targets, lazy-import tables).
+MODULE_STRING = re.compile(r"(sglang(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?")
+DYNAMIC_IMPORTS = {"import_module", "__import__"}
 
 
 def import_targets(stmt: ast.Import | ast.ImportFrom, path: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -74,15 +76,24 @@ def import_targets(stmt: ast.Import | ast.ImportFrom, path: str) -> list[tuple[s
 
 
 def imported_modules(node: ast.AST, path: str = "") -> set[str]:
-    """Every module an import statement inside `node` may load, plus dotted sglang module names
-    spelled out in strings (importlib.import_module("sglang.srt.x"), lazy-import tables)."""
+    """Every module an import statement inside `node` may load, plus sglang modules spelled out
+    in strings (importlib.import_module("sglang.srt.x"), "sglang.srt.x.Class", "sglang.srt.x:fn"):
+    each dotted prefix, since which of them is the module only the tree knows."""
     found: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, (ast.Import, ast.ImportFrom)):
             found.update(t for _, targets in import_targets(sub, path) for t in targets)
-        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and MODULE_STRING.fullmatch(sub.value):
-            found.add(sub.value)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and \
+                (match := MODULE_STRING.fullmatch(sub.value)):
+            parts = match.group(1).split(".")
+            found.update(".".join(parts[:n]) for n in range(2, len(parts) + 1))
     return found
+
+
+def imports_by_computed_name(tree: ast.AST) -> bool:
+    """Does the module call import_module/__import__ with a name it computes (f-string, variable)?"""
+    return any(isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] in DYNAMIC_IMPORTS
+               and n.args and not isinstance(n.args[0], ast.Constant) for n in ast.walk(tree))
 
 
 def first_line(node: ast.AST) -> int:
@@ -331,6 +342,7 @@ class ModuleIndex:
     bindings: list[Binding] = field(default_factory=list)
     exported: set[str] = field(default_factory=set)  # the names listed in __all__
     body_modules: set[str] = field(default_factory=set)  # sglang modules named in module-level strings
+    computed_imports: bool = False  # imports modules by names it computes
 
 
 def _module_statements(body: list[ast.stmt]):
@@ -380,4 +392,5 @@ def index_module(path: str, source: bytes) -> ModuleIndex:
     idents = identifier_lines(tree)
     body_refs, bindings, exported, modules = module_level(tree, idents, path)
     return ModuleIndex(path, collect_defs(tree, idents, path), Counter(name for _, name in idents),
-                       registry_names(tree), helpers, constants, body_refs, bindings, exported, modules)
+                       registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
+                       imports_by_computed_name(tree))

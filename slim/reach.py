@@ -7,7 +7,9 @@ whatever object the name is looked up on):
 - a needed name makes live the top-level defs of that name in live modules, the methods of that
   name in live classes, and the modules that live module-level imports of that name load;
 - a live def's own imports (and sglang module names spelled in its strings) make those modules
-  live; a live module makes its packages live;
+  live; a live module makes its packages live; a live module that imports by computed names
+  (`import_module(f"{__name__}.{group}")`) makes live the modules of its package that any of
+  its words name;
 - a live class keeps its implicit members (dunders, properties, abstract or trivial interfaces,
   protocol methods torch calls); if any method of its own ran it also keeps the methods whose
   name ran in its class hierarchy, is needed, or is live in any class (an override or an
@@ -125,6 +127,10 @@ class _Reach:
         self.need(_positive(index.body_refs))
         for name in sorted(index.body_modules):
             self.module_named(name, f"named in {path}")
+        if index.computed_imports:  # `import_module(f"{__name__}.{group}")`: its words may be module names
+            package = module_name(path) if path.endswith("__init__.py") else module_name(path).rpartition(".")[0]
+            for name in sorted(index.refs):
+                self.module_named(f"{package}.{name}", f"{path} imports modules by computed names")
         for b in index.bindings:
             if b.name == "*" or b.name in self.out.needed:
                 self.binding(path, b)

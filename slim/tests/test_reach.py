@@ -18,7 +18,8 @@ from slim.tests.test_function_plan import decisions, recording_of
 REACH = "sglang/srt/reach"
 RAN = {f"{REACH}/scan.py": ["load_all"], f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
        f"{REACH}/plugins/alpha.py": ["Alpha.run"], f"{REACH}/plugins/beta.py": [], f"{REACH}/dead.py": [],
-       f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": []}
+       f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": [], f"{REACH}/groups/__init__.py": [],
+       f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": []}
 
 
 @pytest.fixture
@@ -38,6 +39,8 @@ def test_imported_modules_nothing_reaches_are_removed(reach_planned):
     assert got[f"{REACH}/plugins/beta.py"] == (False, UNREACHED)  # only the registry scan imported it
     assert got[f"{REACH}/dead.py"] == (False, UNREACHED)  # only a re-export nothing uses named it
     assert got[f"{REACH}/plugins/alpha.py"][0] and got[f"{REACH}/used.py"][0]
+    assert got[f"{REACH}/groups/one.py"][0]  # imported by a computed name its package spells out
+    assert got[f"{REACH}/lazy.py"][0]  # named "module:attr" in a string of kept code
 
 
 def test_defs_follow_what_ran(reach_planned):

@@ -5,11 +5,15 @@ import pkgutil
 from sglang.srt.reach import plugins, used_helper
 from sglang.srt.reach.base import KINDS, Shell
 
+LAZY = "sglang.srt.reach.lazy:fn"  # loaded on demand, like a KernelSpec target
+
 
 def load_all():
     found = {}
     for info in pkgutil.iter_modules(plugins.__path__):
         module = importlib.import_module(f"{plugins.__name__}.{info.name}")
         found.update({k: v for k, v in vars(module).items() if isinstance(v, type)})
+    import sglang.srt.reach.groups  # noqa: F401
+
     runs = [kind().run() for kind in KINDS[:2] if not isinstance(kind, Shell)]
     return found, used_helper(), runs

@@ -1,0 +1,2 @@
+def fn():
+    return "lazy"
