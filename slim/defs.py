@@ -43,22 +43,46 @@ def dotted(node: ast.AST) -> str:
 def identifier_lines(node: ast.AST | None) -> list[tuple[int, str]]:
     """(line, identifier) for every identifier a subtree uses: names, attributes, imported names,
     words in strings (getattr, string annotations); sorted by line."""
-    found: list[tuple[int, str]] = []
-    if node is None:
-        return found
-    for sub in ast.walk(node):
+    return scan(node).idents if node is not None else []
+
+
+@dataclass
+class Scan:
+    """One walk over a module: what every line uses and which modules it loads."""
+    idents: list[tuple[int, str]]  # (line, identifier), sorted
+    modules: list[tuple[int, str]]  # (line, module) an import there may load or a string there names, sorted
+    computed_imports: bool  # import_module/__import__ called with a name it computes
+
+
+def scan(tree: ast.AST, path: str = "") -> Scan:
+    idents: list[tuple[int, str]] = []
+    modules: list[tuple[int, str]] = []
+    computed = False
+    for sub in ast.walk(tree):
         if isinstance(sub, ast.Name):
-            found.append((sub.lineno, sub.id))
+            idents.append((sub.lineno, sub.id))
         elif isinstance(sub, ast.Attribute):
-            found.append((sub.end_lineno, sub.attr))
+            idents.append((sub.end_lineno, sub.attr))
         elif isinstance(sub, ast.alias):
-            found.extend((sub.lineno, part) for part in sub.name.split("."))
+            idents.extend((sub.lineno, part) for part in sub.name.split("."))
             if sub.asname:
-                found.append((sub.lineno, sub.asname))
+                idents.append((sub.lineno, sub.asname))
         elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and len(sub.value) < 2000:
-            found.extend((sub.lineno, word) for word in IDENT.findall(sub.value))
-    found.sort()
-    return found
+            idents.extend((sub.lineno, word) for word in IDENT.findall(sub.value))
+            modules.extend((sub.lineno, m) for m in string_modules(sub.value))
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+            modules.extend((sub.lineno, t) for _, targets in import_targets(sub, path) for t in targets)
+        elif isinstance(sub, ast.Call) and sub.args and not isinstance(sub.args[0], ast.Constant) and \
+                dotted(sub.func).rsplit(".", 1)[-1] in DYNAMIC_IMPORTS:
+            computed = True
+    idents.sort()
+    modules.sort()
+    return Scan(idents, modules, computed)
+
+
+def in_span(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[str]:
+    """The values of (line, value) pairs (sorted; `lines` their lines) with first <= line <= last."""
+    return [value for _, value in items[bisect_left(lines, first):bisect_right(lines, last)]]
 
 
 # "sglang.a.b", "sglang.a.b.Class", "sglang.a.b:attr" (KernelSpec targets, lazy-import tables).
@@ -75,25 +99,14 @@ def import_targets(stmt: ast.Import | ast.ImportFrom, path: str) -> list[tuple[s
     return [(a.asname or a.name, (module, f"{module}.{a.name}")) for a in stmt.names]
 
 
-def imported_modules(node: ast.AST, path: str = "") -> set[str]:
-    """Every module an import statement inside `node` may load, plus sglang modules spelled out
-    in strings (importlib.import_module("sglang.srt.x"), "sglang.srt.x.Class", "sglang.srt.x:fn"):
-    each dotted prefix, since which of them is the module only the tree knows."""
-    found: set[str] = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, (ast.Import, ast.ImportFrom)):
-            found.update(t for _, targets in import_targets(sub, path) for t in targets)
-        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and \
-                (match := MODULE_STRING.fullmatch(sub.value)):
-            parts = match.group(1).split(".")
-            found.update(".".join(parts[:n]) for n in range(2, len(parts) + 1))
-    return found
-
-
-def imports_by_computed_name(tree: ast.AST) -> bool:
-    """Does the module call import_module/__import__ with a name it computes (f-string, variable)?"""
-    return any(isinstance(n, ast.Call) and dotted(n.func).rsplit(".", 1)[-1] in DYNAMIC_IMPORTS
-               and n.args and not isinstance(n.args[0], ast.Constant) for n in ast.walk(tree))
+def string_modules(text: str) -> list[str]:
+    """sglang modules a string may name ("sglang.srt.x", "sglang.srt.x.Class", "sglang.srt.x:fn"
+    for importlib): each dotted prefix, since which of them is the module only the tree knows."""
+    match = MODULE_STRING.fullmatch(text)
+    if not match:
+        return []
+    parts = match.group(1).split(".")
+    return [".".join(parts[:n]) for n in range(2, len(parts) + 1)]
 
 
 def first_line(node: ast.AST) -> int:
@@ -167,16 +180,19 @@ def _class_implicit(node: ast.ClassDef) -> str | None:
     return None
 
 
-def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None, path: str = "") -> list[Def]:
+def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") -> list[Def]:
     """Functions, classes and methods in source order, not entering function bodies, each with
     the identifiers it uses and the modules it imports."""
     out: list[Def] = []
-    idents = identifier_lines(tree) if idents is None else idents
-    lines = [line for line, _ in idents]
+    scanned = scanned or scan(tree, path)
+    ident_lines = [line for line, _ in scanned.idents]
+    module_lines = [line for line, _ in scanned.modules]
 
     def refs_of(node) -> Counter:
-        lo, hi = bisect_left(lines, first_line(node)), bisect_right(lines, node.end_lineno)
-        return Counter(name for _, name in idents[lo:hi])
+        return Counter(in_span(scanned.idents, ident_lines, first_line(node), node.end_lineno))
+
+    def imports_of(node) -> set[str]:
+        return set(in_span(scanned.modules, module_lines, first_line(node), node.end_lineno))
 
     def walk(body, prefix: str, in_class: str | None, class_implicit: str | None):
         for node in body:
@@ -189,7 +205,7 @@ def collect_defs(tree: ast.Module, idents: list[tuple[int, str]] | None = None, 
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
-                        bases, Counter(refs), imported_modules(node, path))
+                        bases, Counter(refs), imports_of(node))
                 out.append(d)
                 if is_class:
                     start = len(out)
@@ -304,15 +320,16 @@ class _PlatformPruner(ast.NodeTransformer):
 def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
     """(helpers, constants) provably False on NVIDIA: is_hip() & co. imported from sglang's utils,
     and module-level names assigned once from them (`_is_hip = is_hip()`)."""
+    platform_imports = [stmt for stmt in tree.body if isinstance(stmt, ast.ImportFrom)
+                        and resolve_relative(stmt.module, stmt.level, path) in PLATFORM_MODULES]
+    imported = {alias.asname or alias.name for stmt in platform_imports for alias in stmt.names
+                if alias.name in PLATFORM_HELPERS}
+    defines = path.startswith("sglang/srt/utils/common")
+    if not imported and not defines:
+        return set(), set()  # nothing to fold: skip the walk over every binding in the file
     bound = _bindings(tree)
-    helpers = set()
-    for stmt in tree.body:
-        if isinstance(stmt, ast.ImportFrom) and resolve_relative(stmt.module, stmt.level, path) in PLATFORM_MODULES:
-            for alias in stmt.names:
-                local = alias.asname or alias.name
-                if alias.name in PLATFORM_HELPERS and bound[local] == 1:
-                    helpers.add(local)
-    if path.startswith("sglang/srt/utils/common"):
+    helpers = {local for local in imported if bound[local] == 1}
+    if defines:
         helpers |= {name for name in PLATFORM_HELPERS if bound[name] == 1}  # defined here
     constants: set[str] = set()
     for stmt in tree.body:
@@ -359,11 +376,11 @@ def _is_all(stmt: ast.stmt) -> bool:
     return any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
 
 
-def module_level(tree: ast.Module, idents: list[tuple[int, str]], path: str):
+def module_level(tree: ast.Module, scanned: Scan, path: str):
     """(body refs, import bindings, __all__ names, modules named in strings). Body refs leave out defs
     (they are weighed one by one), imports (bindings, not uses), `__all__` and registry literal
     elements (pruned when dead)."""
-    bindings, skip, exported, modules = [], set(), set(), set()
+    bindings, skip, exported = [], set(), set()
     for stmt in _module_statements(tree.body):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) \
                 or (isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and _is_all(stmt)):
@@ -376,9 +393,8 @@ def module_level(tree: ast.Module, idents: list[tuple[int, str]], path: str):
                          for (name, targets), attr in zip(import_targets(stmt, path), attrs, strict=True)]
         elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and _is_all(stmt):
             exported.update(c.value for c in ast.walk(stmt) if isinstance(c, ast.Constant) and isinstance(c.value, str))
-        elif not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not hasattr(stmt, "body"):
-            modules |= imported_modules(stmt, path)  # compound statements: their simple statements come next
-    refs = Counter(name for line, name in idents if line not in skip)
+    modules = {module for line, module in scanned.modules if line not in skip}
+    refs = Counter(name for line, name in scanned.idents if line not in skip)
     refs.subtract(registry_names(tree))
     return +refs, bindings, exported, modules
 
@@ -389,8 +405,8 @@ def index_module(path: str, source: bytes) -> ModuleIndex:
     helpers, constants = platform_names(tree, path)
     if helpers or constants:
         tree = _PlatformPruner(helpers, constants).visit(tree)
-    idents = identifier_lines(tree)
-    body_refs, bindings, exported, modules = module_level(tree, idents, path)
-    return ModuleIndex(path, collect_defs(tree, idents, path), Counter(name for _, name in idents),
+    scanned = scan(tree, path)
+    body_refs, bindings, exported, modules = module_level(tree, scanned, path)
+    return ModuleIndex(path, collect_defs(tree, scanned, path), Counter(name for _, name in scanned.idents),
                        registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
-                       imports_by_computed_name(tree))
+                       scanned.computed_imports)
