@@ -5,9 +5,11 @@ What the recordings know about the third-party site (tracer/collector.py, slim/r
   are in the list too: keeping every mapped .so keeps everything a kept .so needs to load);
 - third-party imports per process, by top-level name only (`processes[].third_party`): the
   per-module files are not merged into recordings, so "imported" is decided per top-level package;
-- opened files, but only inside site-packages/dist-packages, the sglang root, the model and JIT
-  caches: the gpu_session.sh layout (/opt/rt/deps/site on PYTHONPATH) falls outside those, so
-  current recordings show no opens of JIT sources in flashinfer/deep_gemm/sgl_kernel.
+- opened files, but until 2026-11-23 only inside site-packages/dist-packages, the sglang root, the
+  model and JIT caches: the gpu_session.sh layout (/opt/rt/deps/site on PYTHONPATH) fell outside
+  those, so the recordings of that day show no opens of JIT sources in flashinfer/deep_gemm/
+  sgl_kernel. `slim record` now names the runtime site's files "<site>/..." (opens, and the
+  third-party module files imported: `third_party_modules`), so later recordings will.
 Hence the rules are conservative: drop whole never-imported packages and never-mapped shared
 libraries; drop a never-opened data file only in a package where the recordings show opens (i.e.
 opens there were being recorded); keep every other file of an imported package.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from slim.recording import SITE
 
 # Where the third-party site sits on the GPU hosts that recorded or verify (ci/gpu_session.sh).
 DEPS_SITE_ROOTS = ("/opt/rt/deps/site/", "/opt/rt/bundle/site/")
@@ -55,9 +59,12 @@ class Decision:
 
 
 def site_relative(path: str, roots: tuple[str, ...] = DEPS_SITE_ROOTS) -> str | None:
-    """A recorded absolute path as a path inside the third-party site; None elsewhere. Relative
-    recorded paths are the image's site-packages, a different copy from ours (ours is first on
-    PYTHONPATH), so they say nothing about our files."""
+    """A recorded path as a path inside the third-party site; None elsewhere. Recordings name our
+    site's files "<site>/..." (slim.recording.SITE); older ones kept them absolute under `roots`.
+    Other relative recorded paths are the image's site-packages, a different copy from ours (ours
+    is first on PYTHONPATH), so they say nothing about our files."""
+    if path.startswith(SITE):
+        return path[len(SITE):]
     for root in roots:
         if path.startswith(root):
             return path[len(root):]

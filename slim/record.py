@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import tempfile
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def record(scenario_name: str, db: Path, logs: Path, model_path: Path | None = N
         model = model_path or materialize(scenario.model, cache_root() / "models")
         run = serve_scenario(scenario, env, logs / f"{scenario.name}.upstream.log", model,
                              settle_s=DEFAULT_INTERVAL + 2, profile_dir=Path(profile_dir))
-        coverage = merge_shards(read_shards(Path(trace_dir)), str(root), str(model))
+        sites = tuple(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                      if p and Path(p) not in (BOOT_DIR, root))  # the third-party runtime folders
+        coverage = merge_shards(read_shards(Path(trace_dir)), str(root), str(model), sites)
         kernels = kernel_map(run.traces, root)
     if not coverage["modules"]:
         raise SlimError(f"the tracer saw no sglang module under {root}")

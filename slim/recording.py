@@ -24,7 +24,7 @@ from tracer.shards import Shard
 RECORDING_SCHEMA = "slim-recording/1"
 REQUIRED_KEYS = ("scenario", "upstream", "environment", "command", "processes", "modules", "functions", "outputs")
 # Added later by the tracer; a recording without them is still valid (see the Recording properties).
-OPTIONAL_KEYS = ("shared_libs", "opened_files", "lines")
+OPTIONAL_KEYS = ("shared_libs", "opened_files", "lines", "third_party_modules")
 PACKAGE_PREFIX = "sglang"
 
 
@@ -41,9 +41,14 @@ JIT_CACHE_MARKERS = ("/.cache/flashinfer/", "/.triton/", "/.cache/deep_gemm/", "
 DIST_FOLDERS = ("/site-packages/", "/dist-packages/")
 
 
-def dist_relative(path: str, package_root: str, model_dir: str | None = None) -> str | None:
+SITE = "<site>/"  # prefix of files in the third-party runtime the server ran from (PYTHONPATH)
+
+
+def dist_relative(path: str, package_root: str, model_dir: str | None = None,
+                  site_roots: tuple[str, ...] = ()) -> str | None:
     """A file's name independent of the host: relative to package_root or its site-packages folder,
-    '<model>/...' inside the model, '~/.cache/flashinfer/...' in a JIT cache; None otherwise."""
+    '<model>/...' inside the model, '<site>/...' inside a third-party runtime folder on PYTHONPATH
+    (site_roots), '~/.cache/flashinfer/...' in a JIT cache; None otherwise."""
     root = package_root.rstrip("/") + "/"
     if path.startswith(root):
         return path[len(root):]
@@ -51,6 +56,10 @@ def dist_relative(path: str, package_root: str, model_dir: str | None = None) ->
         model = model_dir.rstrip("/") + "/"
         if path.startswith(model):
             return "<model>/" + path[len(model):]
+    for site in site_roots:
+        site = site.rstrip("/") + "/"
+        if path.startswith(site):
+            return SITE + path[len(site):]
     for folder in DIST_FOLDERS:
         at = path.rfind(folder)
         if at >= 0:
@@ -62,14 +71,20 @@ def dist_relative(path: str, package_root: str, model_dir: str | None = None) ->
     return None
 
 
-def merge_shards(shards: list[Shard], package_root: str, model_dir: str | None = None) -> dict:
+def merge_shards(shards: list[Shard], package_root: str, model_dir: str | None = None,
+                 site_roots: tuple[str, ...] = ()) -> dict:
     """Union of all processes: sglang modules and functions with how many processes ran each,
-    shared libraries mapped and files opened (all processes), executed lines in line mode."""
+    shared libraries mapped, files opened and third-party module files imported (all processes;
+    `site_roots`: the third-party runtime folders on PYTHONPATH), executed lines in line mode."""
+    def named(path: str) -> str | None:
+        return dist_relative(path, package_root, model_dir, site_roots)
+
     module_hits: Counter = Counter()
     function_hits: Counter = Counter()
     lib_hits: Counter = Counter()
     file_hits: Counter = Counter()
     line_hits: Counter = Counter()
+    third_party_hits: Counter = Counter()
     line_mode = False
     processes = []
     for shard in shards:
@@ -88,20 +103,24 @@ def merge_shards(shards: list[Shard], package_root: str, model_dir: str | None =
         module_hits.update(modules)
         function_hits.update(functions)
         # Libraries outside any site-packages (libc, libcuda) keep their absolute path.
-        lib_hits.update({dist_relative(lib, package_root, model_dir) or lib for lib in shard.shared_libs})
+        lib_hits.update({named(lib) or lib for lib in shard.shared_libs})
         # Imported sources and bytecode are the modules table already; keep data files, sources read
         # as text (inspect, triton), model files and JIT caches.
         imported = {file for file in shard.modules.values() if file}
         file_hits.update({
-            rel for path in shard.opened_files
-            if not path.endswith(".pyc") and path not in imported
-            and (rel := dist_relative(path, package_root, model_dir)) is not None
+            name for path in shard.opened_files
+            if not path.endswith(".pyc") and path not in imported and (name := named(path)) is not None
+        })
+        # Which files of the third-party packages were imported (the bundle prunes by it).
+        third_party_hits.update({
+            name for module, file in shard.modules.items()
+            if file and package_relative(file, package_root) is None and (name := named(file)) is not None
         })
         if shard.lines is not None:
             line_mode = True
             line_hits.update({
-                (rel, line) for file, line in shard.lines
-                if (rel := package_relative(file, package_root)) is not None
+                (name, line) for file, line in shard.lines
+                if (name := package_relative(file, package_root)) is not None
             })
         processes.append({
             "pid": shard.pid, "ppid": shard.ppid, "host": shard.host, "argv": shard.argv[:4],
@@ -114,6 +133,7 @@ def merge_shards(shards: list[Shard], package_root: str, model_dir: str | None =
         "functions": sorted([rel, qualname, line, n] for (rel, qualname, line), n in function_hits.items()),
         "shared_libs": sorted([lib, n] for lib, n in lib_hits.items()),
         "opened_files": sorted([path, n] for path, n in file_hits.items()),
+        "third_party_modules": sorted([path, n] for path, n in third_party_hits.items()),
     }
     if line_mode:
         merged["lines"] = sorted([rel, line, n] for (rel, line), n in line_hits.items())
@@ -165,6 +185,11 @@ class Recording:
     @property
     def opened_files(self) -> pd.DataFrame:
         return pd.DataFrame(self.data.get("opened_files", []), columns=["path", "processes"])
+
+    @property
+    def third_party_modules(self) -> pd.DataFrame:
+        """Files of third-party modules imported (recordings since they were recorded)."""
+        return pd.DataFrame(self.data.get("third_party_modules", []), columns=["path", "processes"])
 
     @property
     def has_lines(self) -> bool:

@@ -73,6 +73,7 @@ def test_usage_comes_from_every_process_of_every_recording():
     assert usage.mapped == {"orjson/o.so"}  # libc and the image's torch are not our files
     assert usage.opened == {"flashinfer/data/a.cuh"}
     assert site_relative("/opt/rt/bundle/site/a/b.py") == "a/b.py"
+    assert site_relative("<site>/flashinfer/data/x.cuh") == "flashinfer/data/x.cuh"  # newer recordings
 
 
 # --- GPU code ----------------------------------------------------------------------------------

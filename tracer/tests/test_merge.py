@@ -1,4 +1,6 @@
 """merge_shards' new tables: shared libraries, opened files, lines; old recordings still read."""
+import sysconfig
+
 from slim.recording import dist_relative, load_recording, merge_shards, write_recording
 from tracer.shards import read_shards
 from tracer.tests.conftest import FIXTURE_TREE
@@ -15,6 +17,8 @@ def test_dist_relative():
     assert dist_relative("/home/u/.triton/cache/k/kernel.cubin", site) == "~/.triton/cache/k/kernel.cubin"
     assert dist_relative("/root/.cache/huggingface/x", site) is None
     assert dist_relative("/tmp/x.json", site) is None
+    assert dist_relative("/opt/rt/deps/site/flashinfer/data/x.cuh", site, site_roots=("/opt/rt/deps/site",)) == \
+        "<site>/flashinfer/data/x.cuh"
 
 
 def test_merge_keeps_package_files_and_drops_the_rest(traced_run):
@@ -26,6 +30,15 @@ def test_merge_keeps_package_files_and_drops_the_rest(traced_run):
     libs = {path: n for path, n in merged["shared_libs"]}
     assert any("libc.so" in path and n == len(merged["processes"]) for path, n in libs.items())
     assert "lines" not in merged
+
+
+def test_merge_names_runtime_site_files_and_third_party_modules(traced_run):
+    stdlib = sysconfig.get_paths()["stdlib"]  # the fixture server's "third-party" runtime: the stdlib
+    merged = merge_shards(read_shards(traced_run), str(FIXTURE_TREE), site_roots=(stdlib,))
+    modules = {path: n for path, n in merged["third_party_modules"]}
+    assert modules["<site>/json/__init__.py"] == len(merged["processes"])  # every process imported json
+    assert not any(p.startswith("sglang/") for p in modules)  # sglang has its own tables
+    assert any(p.startswith("<site>/lib-dynload/") for p, _ in merged["shared_libs"])  # _json & co.
 
 
 def test_merge_of_line_mode_shards_has_lines(traced_extra_run):
