@@ -9,14 +9,16 @@ from slim.upstream import default_tree, load_pin
 
 PATHS = notebooks.notebook_paths()
 # Figures a notebook must write (kernels.py and diff.py draw only when the data has something to show).
-FIGURES = {"overview": {"overview_lines.png", "overview_treemap.png"}, "scenario_matrix": {"scenario_matrix.png"}}
+FIGURES = {"overview": {"overview_lines.png", "overview_treemap.png"}, "scenario_matrix": {"scenario_matrix.png"},
+           "plan_modes": {"plan_modes.png"}}
+NEEDS_UPSTREAM = {"overview", "plan_modes"}
 SYNTHETIC_FIGURES = {"scenario_matrix": {"scenario_matrix.png"}, "kernels": {"kernels_by_library.png"},
                      "diff": {"diff.png"}}
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_notebook_runs_on_committed_data(path, tmp_path):
-    if path.stem == "overview" and not default_tree(load_pin()).is_dir():
+    if path.stem in NEEDS_UPSTREAM and not default_tree(load_pin()).is_dir():
         pytest.skip("upstream not fetched: run `slim fetch` (ci/setup.sh does)")
     notebooks.execute(path, figures=tmp_path)
     assert FIGURES.get(path.stem, set()) <= {p.name for p in tmp_path.glob("*.png")}

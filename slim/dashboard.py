@@ -7,6 +7,7 @@ The notebooks only plot; every count they show is computed here, so it is tested
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +51,26 @@ def lines_by_subsystem(tree: Path, plan: Plan, depth: int = 3) -> pd.DataFrame:
         "removed_lines": removed.groupby("subsystem")["lines"].sum(),
     })
     return table.fillna(0).astype("int64").sort_index().rename_axis("subsystem").reset_index()
+
+
+def planned_lines_by_subsystem(tree: Path, plans: dict[str, Plan], depth: int = 3) -> pd.DataFrame:
+    """Per subsystem: upstream lines, and per plan (by label) the lines it keeps: its kept files
+    less their outermost deleted defs (platform folding and import pruning come on top in the
+    written tree, so these are upper bounds of `slim apply`'s count)."""
+    files = {d.path: count_lines(tree / d.path) for d in next(iter(plans.values())).files if d.path.endswith(".py")}
+    table = {"upstream_lines": Counter()}
+    for path, lines in files.items():
+        table["upstream_lines"][subsystem(path, depth)] += lines
+    for label, plan in plans.items():
+        kept = table[label] = Counter()
+        for d in plan.files:
+            if d.keep and d.path in files:
+                kept[subsystem(d.path, depth)] += files[d.path]
+        for d in plan.defs:  # outermost deletions only: a method of a deleted class is inside its class
+            if d.action == "delete" and not d.reason.endswith("(its class is deleted)"):
+                kept[subsystem(d.file, depth)] -= d.lines
+    frame = pd.DataFrame(table).fillna(0).astype("int64")
+    return frame.sort_index().rename_axis("subsystem").reset_index()
 
 
 def _functions_run(recording: Recording) -> pd.DataFrame:

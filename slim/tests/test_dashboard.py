@@ -6,11 +6,12 @@ from slim.dashboard import (
     diff_recordings,
     kernels,
     lines_by_subsystem,
+    planned_lines_by_subsystem,
     scenario_matrix,
     scenario_summary,
     single_scenario_files,
 )
-from slim.plan import FileDecision, Plan
+from slim.plan import DefDecision, FileDecision, Plan
 from slim.recording import load_all
 from slim.tests.dashboard_data import MODEL, MOE, write_two_scenarios
 
@@ -34,6 +35,22 @@ def test_lines_by_subsystem(tmp_path):
         "removed_files": [1, 1], "removed_lines": [2, 1],
     })
     assert_frame_equal(lines_by_subsystem(tmp_path, plan), expected)
+
+
+def test_planned_lines_by_subsystem(tmp_path):
+    files = {MODEL: "a\nb\nc\nd\n", MOE: "a\nb\n"}
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    names = Plan(["r"], [FileDecision(MODEL, True, ""), FileDecision(MOE, True, "")],
+                 [DefDecision(MOE, "f", 1, "function", "delete", "never run in any recording", 1)])
+    reach = Plan(["r"], [FileDecision(MODEL, True, ""), FileDecision(MOE, False, "")],
+                 [DefDecision(MODEL, "A", 1, "class", "delete", "never run in any recording", 3),
+                  DefDecision(MODEL, "A.f", 2, "method", "delete", "never run in any recording (its class is deleted)",
+                              2)])
+    expected = pd.DataFrame({"subsystem": ["sglang/srt/layers", "sglang/srt/models"], "upstream_lines": [2, 4],
+                             "names": [1, 4], "reach": [0, 1]})
+    assert_frame_equal(planned_lines_by_subsystem(tmp_path, {"names": names, "reach": reach}), expected)
 
 
 def test_scenario_summary(recordings):

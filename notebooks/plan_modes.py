@@ -1,0 +1,47 @@
+# %% [markdown]
+# # Plan modes: what `names` (the committed, GPU-verified tree) and `reach` keep
+#
+# Both plans are built from all committed recordings on the pinned upstream. `names` keeps every
+# module a recording imported and every def kept code names; `reach` keeps what the code that ran
+# reaches (see `slim/reach.py`). Lines are planned: kept files less their deleted defs.
+
+# %%
+import dataclasses
+
+import matplotlib.pyplot as plt
+
+from slim.dashboard import db_dir, figures_dir, planned_lines_by_subsystem
+from slim.plan import make_function_plan, package_files
+from slim.policy import PLAN_MODES, load_policy
+from slim.recording import load_all
+from slim.upstream import load_pin, resolve_tree
+
+tree = resolve_tree(None)
+recordings = load_all(db_dir(), load_pin().version)
+files = package_files(tree)
+plans = {mode: make_function_plan(tree, files, recordings, dataclasses.replace(load_policy(), mode=mode))
+         for mode in PLAN_MODES}
+lines = planned_lines_by_subsystem(tree, plans)
+totals = lines.sum(numeric_only=True)
+for mode in PLAN_MODES:
+    share = totals[mode] / totals.upstream_lines
+    print(f"{mode}: {totals[mode]:,} of {totals.upstream_lines:,} upstream lines ({share:.1%})")
+lines.sort_values("upstream_lines", ascending=False).head(30)
+
+# %% [markdown]
+# ## The 20 largest subsystems
+
+# %%
+top = lines.nlargest(20, "upstream_lines").iloc[::-1]
+fig, ax = plt.subplots(figsize=(9, 8))
+rows = range(len(top))
+ax.barh([r + 0.27 for r in rows], top["upstream_lines"], height=0.27, color="#d9d9d9", label="upstream")
+ax.barh(list(rows), top["names"], height=0.27, color="#9ecae1", label="names (committed)")
+ax.barh([r - 0.27 for r in rows], top["reach"], height=0.27, color="#2b8cbe", label="reach")
+ax.set_yticks(list(rows), top["subsystem"])
+ax.set_xlabel("lines of Python (planned)")
+ax.set_title(f"names {totals['names'] / totals.upstream_lines:.0%} vs reach "
+             f"{totals['reach'] / totals.upstream_lines:.0%} of upstream lines")
+ax.legend(loc="lower right")
+fig.tight_layout()
+fig.savefig(figures_dir() / "plan_modes.png", dpi=100, metadata={"Software": None})
