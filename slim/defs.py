@@ -137,6 +137,7 @@ class Def:
     bases: list[str] = field(default_factory=list)
     own_refs: Counter = field(default_factory=Counter)  # refs less those of the defs nested in it (classes)
     imports: set[str] = field(default_factory=set)  # modules it imports (or names in a string) itself
+    decorators: list[str] = field(default_factory=list)  # dotted names: "app.exception_handler"
 
     @property
     def lines(self) -> int:
@@ -205,7 +206,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
-                        bases, Counter(refs), imports_of(node))
+                        bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list])
                 out.append(d)
                 if is_class:
                     start = len(out)

@@ -11,12 +11,15 @@ whatever object the name is looked up on):
   (`import_module(f"{__name__}.{group}")`) makes live the modules of its package that any of
   its words name;
 - a live class keeps its implicit members (dunders, properties, abstract or trivial interfaces,
-  protocol methods torch calls); if any method of its own ran it also keeps the methods whose
-  name ran in its class hierarchy, is needed, or is live in any class (an override or an
+  protocol methods torch calls) and the methods whose name ran in its class hierarchy (the
+  protocol of a family in use: what another flag would call on a sibling); if any method of its
+  own ran it also keeps the methods whose name is needed or live in any class (an override or an
   abstract declaration elsewhere). A class none of whose own methods ran was never put to work:
-  it stays for the code that names it, with its implicit members only;
+  it stays for the code that names it without its other methods;
 - a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
-  reached through a registry) lives with its base.
+  reached through a registry) lives with its base;
+- a function a live module registers as an error handler (`@app.exception_handler(...)`) stays:
+  no healthy run raises every error, but the error paths belong to the surface.
 Everything else in a kept module goes, and so do imported modules nothing live reaches: the
 ones only a registry scan loaded (every model file), or only dead imports named.
 """
@@ -35,6 +38,9 @@ REFERENCED = "referenced by kept code"
 HOLDS_KEPT = "holds members that ran or are kept by policy"
 SAME_NAME = "implicit (a kept method elsewhere has this name)"
 HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
+ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
+# Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
+ERROR_HANDLER_DECORATORS = {"exception_handler"}
 
 Key = tuple[str, str, int]  # (file, qualname, co_firstlineno)
 
@@ -137,6 +143,8 @@ class _Reach:
         for d in index.defs:
             if d.parent is None and (d.name in self.out.needed or (d.implicit == "implicit (dunder)")):
                 self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
+            elif d.parent is None and any(x.rsplit(".", 1)[-1] in ERROR_HANDLER_DECORATORS for x in d.decorators):
+                self.define(path, d, ERROR_HANDLER)
             elif d.parent is None and d.kind == "class" and any(
                     b.rsplit(".", 1)[-1] in self.live_classes for b in d.bases) and \
                     not any(m.kind == "method" for m in self.members[(path, d.qualname)]):
@@ -179,6 +187,8 @@ class _Reach:
             return self.fixed[key]
         if member.kind != "class" and member.implicit:
             return member.implicit
+        if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
+            return HIERARCHY
         if member.kind == "method" and self._untouched(path, member.parent) and \
                 self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
             return None
@@ -193,7 +203,7 @@ class _Reach:
     def _untouched(self, path: str, qualname: str) -> bool:
         """A class with methods of its own none of which ran (nor is kept by policy) was never
         put to work: kept code may name it (isinstance, a dispatch table, a subclass), but its
-        methods beyond the implicit ones cannot be what a scenario calls."""
+        methods beyond the implicit ones and its family's protocol are not what a scenario calls."""
         if (path, qualname) not in self.untouched:
             own = [m for m in self.members[(path, qualname)] if m.kind == "method"]
             self.untouched[(path, qualname)] = bool(own) and not any(_key(path, m) in self.fixed for m in own)

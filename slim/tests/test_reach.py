@@ -12,11 +12,12 @@ from slim.apply import apply_plan
 from slim.check import check_tree
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Policy
-from slim.reach import NEVER_RUN, REFERENCED
+from slim.reach import ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
-RAN = {f"{REACH}/scan.py": ["load_all"], f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
+RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler"],
+       f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
        f"{REACH}/plugins/alpha.py": ["Alpha.run"], f"{REACH}/plugins/beta.py": [], f"{REACH}/dead.py": [],
        f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": [], f"{REACH}/groups/__init__.py": [],
        f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": []}
@@ -50,8 +51,10 @@ def test_defs_follow_what_ran(reach_planned):
     assert base["Child"] == ("keep", "implicit (no methods of its own: lives with its base Base)")
     assert base["Other"] == ("delete", NEVER_RUN)
     assert base["Shell"] == ("keep", REFERENCED) and base["Shell.__repr__"] == ("keep", "implicit (dunder)")
-    assert base["Shell.run"] == ("delete", NEVER_RUN)  # `run` ran in the hierarchy, but not in Shell
+    assert base["Shell.run"] == ("keep", HIERARCHY)  # the family's protocol, should Shell be put to work
+    assert base["Shell.describe"] == ("delete", NEVER_RUN)
     assert plan.edits[f"{REACH}/base.py"].registry == ["Other"]
+    assert decisions(plan, f"{REACH}/scan.py")["key_error_handler"] == ("keep", ERROR_HANDLER)  # never raised
     init = plan.edits[f"{REACH}/__init__.py"]
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
 

@@ -23,3 +23,6 @@ class Shell(Base):
 
     def run(self):
         return "never"
+
+    def describe(self):
+        return "never"

@@ -1,0 +1,53 @@
+"""Leave-one-out over the committed recordings, in every plan mode (CPU only, ~2 min on 2 cores):
+
+    .venv/bin/python benchmarks/holdout.py [--out coverage_db/benchmarks/holdout.json]
+
+For each recording, the plan is made from the others (slim.holdout) and what it would have cut
+from the held-out run is counted: how far the recorded surface carries to a scenario not recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from slim import upstream as up  # noqa: E402
+from slim.holdout import class_bodies, missed_by  # noqa: E402
+from slim.plan import make_function_plan, package_files  # noqa: E402
+from slim.policy import PLAN_MODES, load_policy  # noqa: E402
+from slim.recording import load_all  # noqa: E402
+
+SCHEMA = "slim-holdout/1"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "coverage_db" / "benchmarks" / "holdout.json")
+    args = parser.parse_args()
+    pin = up.load_pin()
+    tree = up.resolve_tree(None)
+    files = package_files(tree)
+    recordings = load_all(REPO / "coverage_db", pin.version)
+    classes = class_bodies(tree, sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")}))
+    rows = []
+    for mode in PLAN_MODES:
+        policy = dataclasses.replace(load_policy(), mode=mode)
+        for held_out in recordings:
+            others = [r for r in recordings if r is not held_out]
+            missed = missed_by(make_function_plan(tree, files, others, policy), held_out, classes)
+            rows.append({"mode": mode, "held_out": held_out.name, **dataclasses.asdict(missed)})
+            print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
+                  f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"schema": SCHEMA, "upstream": pin.version, "rows": rows}, indent=1) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

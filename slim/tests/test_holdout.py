@@ -1,0 +1,24 @@
+"""Leave-one-out on the fixture package: what a plan made without a run would have cut from it."""
+
+import dataclasses
+
+from slim.holdout import class_bodies, missed_by
+from slim.plan import make_function_plan, package_files
+from slim.policy import Policy
+from slim.tests.test_function_plan import recording_of
+from slim.tests.test_reach import RAN, REACH
+
+OTHER = {**RAN, f"{REACH}/used.py": ["helper", "helper_unused"], f"{REACH}/plugins/beta.py": ["Beta.run"]}
+
+
+def test_a_plan_without_the_run_misses_what_only_it_ran(wheel_tree):
+    root, _ = wheel_tree
+    held_out = recording_of(root, OTHER)
+    plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)],
+                              dataclasses.replace(Policy(), mode="reach"))
+    classes = class_bodies(root, sorted(OTHER))
+    missed = missed_by(plan, held_out, classes)
+    assert missed.functions == [f"{REACH}/plugins/beta.py::Beta.run", f"{REACH}/used.py::helper_unused"]
+    assert missed.modules == [f"{REACH}/plugins/beta.py"]
+    assert missed.functions_run == 8 and missed.modules_used == 5  # class bodies and <module> left out
+    assert missed_by(plan, recording_of(root, RAN), classes).functions == []  # a run the plan saw
