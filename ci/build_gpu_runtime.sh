@@ -3,6 +3,7 @@
 # triton 3.6.0) to serve sglang 0.5.17, packed small enough to carry to the device:
 #   .carry/deps.tar.xz             third-party runtime, unpacks to site/
 #   .carry/sglang-upstream.tar.xz  the pristine pinned sglang (from `slim fetch`), unpacks to site/
+#   .carry/wheels/                 slim's own tools the image lacks (installed to /opt/rt/tools)
 # Adapted from the team's shared reference recipe (shared/gpu-runtime/build.sh); `slim bundle`
 # will replace the third-party half with a coverage-pruned one.
 set -euo pipefail
@@ -51,4 +52,8 @@ UP=$(.venv/bin/python -c 'from slim.upstream import fetch; print(fetch())')
 tar -C "$UP" -cf - --exclude=sglang/multimodal_gen --exclude=sglang/test --exclude=__pycache__ \
   --transform 's,^,site/,' sglang sglang-0.5.17.dist-info | xz -9 -T0 > "$OUT/sglang-upstream.tar.xz"
 tar -C "$ST/deps" -cf - site | xz -9 -T0 > "$OUT/deps.tar.xz"
-ls -la "$OUT"
+# slim's own tools on the device (gpu_session.sh installs these into /opt/rt/tools): libcst for
+# `slim apply` there, and annotated-doc, which newer typer needs and a pruned bundle may lack.
+mkdir -p "$OUT/wheels"
+python3 -m pip download -q --no-deps --only-binary=:all: $PLAT -d "$OUT/wheels" "libcst==1.9.0" "annotated-doc==0.0.7"
+ls -la "$OUT" "$OUT/wheels"
