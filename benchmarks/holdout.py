@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from slim import upstream as up  # noqa: E402
-from slim.holdout import class_bodies, missed_by  # noqa: E402
+from slim.holdout import class_bodies, import_time, missed_by  # noqa: E402
 from slim.plan import make_function_plan, package_files  # noqa: E402
 from slim.policy import PLAN_MODES, load_policy  # noqa: E402
 from slim.recording import load_all  # noqa: E402
@@ -34,13 +34,14 @@ def main() -> None:
     tree = up.resolve_tree(None)
     files = package_files(tree)
     recordings = load_all(REPO / "coverage_db", pin.version)
-    classes = class_bodies(tree, sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")}))
+    ran_in = sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")})
+    classes, at_import = class_bodies(tree, ran_in), import_time(tree, ran_in)
     rows = []
     for mode in PLAN_MODES:
         policy = dataclasses.replace(load_policy(), mode=mode)
         for held_out in recordings:
             others = [r for r in recordings if r is not held_out]
-            missed = missed_by(make_function_plan(tree, files, others, policy), held_out, classes)
+            missed = missed_by(make_function_plan(tree, files, others, policy), held_out, classes, at_import)
             rows.append({"mode": mode, "held_out": held_out.name, **dataclasses.asdict(missed)})
             print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
                   f"modules, {len(missed.functions):4} of {missed.functions_run} functions")

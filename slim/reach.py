@@ -19,7 +19,10 @@ whatever object the name is looked up on):
 - a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
   reached through a registry) lives with its base;
 - a function a live module registers as an error handler (`@app.exception_handler(...)`) stays:
-  no healthy run raises every error, but the error paths belong to the surface.
+  no healthy run raises every error, but the error paths belong to the surface;
+- a module no kept code imports (only a registry scan loaded it) whose runs are all its own
+  import-time code (a function its body calls, a decorator it applies, a class it instantiates
+  or subclasses) was loaded and never used: those runs keep nothing.
 Everything else in a kept module goes, and so do imported modules nothing live reaches: the
 ones only a registry scan loaded (every model file), or only dead imports named.
 """
@@ -43,6 +46,7 @@ ERROR_HANDLER = "implicit (registered error handler: the error paths of the surf
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
 
 Key = tuple[str, str, int]  # (file, qualname, co_firstlineno)
+HOLDS = "holds "  # the start of the reason of a module kept only because a def in it is
 
 
 @dataclass
@@ -91,6 +95,7 @@ class _Reach:
         self.todo: deque = deque()
         self.fixed: dict[Key, str] = {}  # ran / policy reasons, decided up front
         self.untouched: dict[tuple[str, str], bool] = {}
+        self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
 
     # -- marking --------------------------------------------------------------------------
     def need(self, names) -> None:
@@ -100,6 +105,8 @@ class _Reach:
                 self.todo.append(("name", name))
 
     def module(self, path: str, reason: str) -> None:
+        if not reason.startswith(HOLDS):
+            self.loaded.add(path)  # reached by an import, a name in a string, the policy, __main__
         if path in self.out.modules or path not in self.index:
             return
         self.out.modules[path] = reason
@@ -155,7 +162,7 @@ class _Reach:
         return f"implicit (no methods of its own: lives with its base {base})"
 
     def _on_def(self, path: str, d: Def) -> None:
-        self.module(path, f"holds {d.qualname}, which is kept")
+        self.module(path, f"{HOLDS}{d.qualname}, which is kept")
         if d.parent is not None:
             parent = self.defs[(path, d.parent)]
             if _key(path, parent) not in self.out.defs:
@@ -240,6 +247,16 @@ class _Reach:
 def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str]) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
+    ignored: set[Key] = set()
+    while True:
+        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored)
+        more = _import_time_roots(walker, ignored)
+        if not more:
+            return walker.out
+        ignored |= more
+
+
+def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key]) -> _Reach:
     walker = _Reach(indexes, family_runs)
     for index in indexes:
         whole = policy.files.get(index.path)
@@ -250,11 +267,42 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
         for d in index.defs:
             key = _key(index.path, d)
             keep = whole or policy.keep_for(index.path, d.qualname)
-            if key in ran and d.kind != "class":  # a class body runs on import: says nothing
+            if key in ran and d.kind != "class" and key not in ignored:  # a class body runs on import
                 walker.fixed[key] = f"run in {', '.join(ran[key])}"
             elif keep:
                 walker.fixed[key] = f"kept by policy: {keep.reason} (scenario {keep.scenario})"
             else:
                 continue
             walker.define(index.path, d, walker.fixed[key])
-    return walker.run()
+    walker.run()
+    return walker
+
+
+def import_time_names(index: ModuleIndex) -> set[str]:
+    """Names a module's own import runs: what its body uses, the decorators it applies, the bases
+    of its classes (`__init_subclass__`)."""
+    names = set(_positive(index.body_refs))
+    for d in index.defs:
+        names.update(x.split(".")[0] for x in d.decorators)
+        names.update(b.rsplit(".", 1)[-1] for b in d.bases)
+    return names
+
+
+def _import_time_roots(walker: _Reach, ignored: set[Key]) -> set[Key]:
+    """The runs of modules no kept code imports (a registry scan loaded them) that are only their
+    own import-time code: a function the module body calls, a decorator it applies, a class it
+    instantiates or subclasses (`to_2tuple = _ntuple(2)`). Such a module was loaded and never
+    used; dropping these runs as roots lets it go. A run nothing at import time explains (the
+    forward of the model class the registry picked) keeps it."""
+    found: set[Key] = set()
+    for path in walker.out.modules:
+        if path in walker.loaded or path.endswith("__init__.py"):
+            continue
+        index = walker.index[path]
+        at_import = import_time_names(index)
+        roots = {_key(path, d): d for d in index.defs if _key(path, d) in walker.fixed
+                 and walker.fixed[_key(path, d)].startswith("run in") and _key(path, d) not in ignored}
+        top = {(d.qualname.split(".")[0]) for d in roots.values()}
+        if roots and top <= at_import:
+            found |= set(roots)
+    return found

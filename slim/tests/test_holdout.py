@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from slim.holdout import class_bodies, missed_by
+from slim.holdout import class_bodies, import_time, missed_by
 from slim.plan import make_function_plan, package_files
 from slim.policy import Policy
 from slim.tests.test_function_plan import recording_of
@@ -16,9 +16,11 @@ def test_a_plan_without_the_run_misses_what_only_it_ran(wheel_tree):
     held_out = recording_of(root, OTHER)
     plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)],
                               dataclasses.replace(Policy(), mode="reach"))
-    classes = class_bodies(root, sorted(OTHER))
-    missed = missed_by(plan, held_out, classes)
+    classes, at_import = class_bodies(root, sorted(OTHER)), import_time(root, sorted(OTHER))
+    missed = missed_by(plan, held_out, classes, at_import)
     assert missed.functions == [f"{REACH}/plugins/beta.py::Beta.run", f"{REACH}/used.py::helper_unused"]
     assert missed.modules == [f"{REACH}/plugins/beta.py"]
-    assert missed.functions_run == 8 and missed.modules_used == 5  # class bodies and <module> left out
-    assert missed_by(plan, recording_of(root, RAN), classes).functions == []  # a run the plan saw
+    # Class bodies, <module> and gamma's import-time _make (gamma is deleted) are left out.
+    assert missed.functions_run == 8 and missed.modules_used == 5
+    assert len(missed_by(plan, held_out, classes).functions) == 3  # without import_time, _make counts
+    assert missed_by(plan, recording_of(root, RAN), classes, at_import).functions == []  # a run the plan saw

@@ -20,7 +20,7 @@ RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler
        f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
        f"{REACH}/plugins/alpha.py": ["Alpha.run"], f"{REACH}/plugins/beta.py": [], f"{REACH}/dead.py": [],
        f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": [], f"{REACH}/groups/__init__.py": [],
-       f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": []}
+       f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": [], f"{REACH}/plugins/gamma.py": ["_make"]}
 
 
 @pytest.fixture
@@ -39,6 +39,7 @@ def test_imported_modules_nothing_reaches_are_removed(reach_planned):
     got = files(plan)
     assert got[f"{REACH}/plugins/beta.py"] == (False, UNREACHED)  # only the registry scan imported it
     assert got[f"{REACH}/dead.py"] == (False, UNREACHED)  # only a re-export nothing uses named it
+    assert got[f"{REACH}/plugins/gamma.py"] == (False, UNREACHED)  # what ran in it ran at its import
     assert got[f"{REACH}/plugins/alpha.py"][0] and got[f"{REACH}/used.py"][0]
     assert got[f"{REACH}/groups/one.py"][0]  # imported by a computed name its package spells out
     assert got[f"{REACH}/lazy.py"][0]  # named "module:attr" in a string of kept code
@@ -71,7 +72,7 @@ def test_reach_tree_checks_and_the_registry_scan_still_runs(reach_planned, tmp_p
     run = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(out / "python")},
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child']"
+    assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child']"  # beta and gamma are gone
 
 
 def test_names_mode_keeps_every_imported_module(wheel_tree):
