@@ -41,6 +41,7 @@ REFERENCED = "referenced by kept code"
 HOLDS_KEPT = "holds members that ran or are kept by policy"
 SAME_NAME = "implicit (a kept method elsewhere has this name)"
 HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
+OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementations, backend probes)"
 ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
@@ -85,6 +86,10 @@ class _Reach:
                     self.methods[d.name].append((index.path, d))
             for b in index.bindings:
                 self.bound[b.name].append((index.path, b))
+        self.class_defs: dict[str, list] = defaultdict(list)  # class name -> [((file, qualname), def)]
+        for (path, qualname), d in self.defs.items():
+            if d.kind == "class":
+                self.class_defs[d.name].append(((path, qualname), d))
         for (path, qualname), d in self.defs.items():
             if d.kind == "class" and not any(m.kind == "method" for m in self.members[(path, qualname)]):
                 for base in d.bases:
@@ -196,6 +201,8 @@ class _Reach:
             return member.implicit
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
             return HIERARCHY
+        if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
+            return OVERRIDE
         if member.kind == "method" and self._untouched(path, member.parent) and \
                 self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
             return None
@@ -206,6 +213,19 @@ class _Reach:
         if member.kind == "method" and member.name in self.live_methods:
             return SAME_NAME
         return None
+
+    def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
+        """Method names the in-tree ancestors of a class define (bases matched by name)."""
+        seen, todo, names = set(), list(self.defs[(path, qualname)].bases), set()
+        while todo:
+            base = todo.pop().rsplit(".", 1)[-1]
+            if base in seen:
+                continue
+            seen.add(base)
+            for (other_path, other), d in self.class_defs.get(base, []):
+                names.update(m.name for m in self.members[(other_path, other)] if m.kind == "method")
+                todo.extend(d.bases)
+        return names
 
     def _untouched(self, path: str, qualname: str) -> bool:
         """A class with methods of its own none of which ran (nor is kept by policy) was never
