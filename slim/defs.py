@@ -379,8 +379,7 @@ def _is_all(stmt: ast.stmt) -> bool:
 
 def module_level(tree: ast.Module, scanned: Scan, path: str):
     """(body refs, import bindings, __all__ names, modules named in strings). Body refs leave out defs
-    (they are weighed one by one), imports (bindings, not uses), `__all__` and registry literal
-    elements (pruned when dead)."""
+    (they are weighed one by one), imports (bindings, not uses) and `__all__` (pruned when dead)."""
     bindings, skip, exported = [], set(), set()
     for stmt in _module_statements(tree.body):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) \
@@ -395,8 +394,9 @@ def module_level(tree: ast.Module, scanned: Scan, path: str):
         elif isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and _is_all(stmt):
             exported.update(c.value for c in ast.walk(stmt) if isinstance(c, ast.Constant) and isinstance(c.value, str))
     modules = {module for line, module in scanned.modules if line not in skip}
+    # Registry literal elements count: which entry a lookup picks is not recorded (a class can be
+    # instantiated through `{"lru": LRUStrategy}` without a method of its own running).
     refs = Counter(name for line, name in scanned.idents if line not in skip)
-    refs.subtract(registry_names(tree))
     return +refs, bindings, exported, modules
 
 

@@ -173,6 +173,8 @@ class _Reach:
             if _key(path, parent) not in self.out.defs:
                 self.define(path, parent, HOLDS_KEPT)
         self.need(_positive(d.own_refs))
+        if d.parent is None:  # bindings of a live def's name elsewhere (registry entries) stay live too
+            self.need([d.name])
         for name in sorted(d.imports):
             self.module_named(name, f"imported by {path}::{d.qualname}")
         if d.kind == "class":
