@@ -5,9 +5,11 @@
 # .carry/deps.tar.xz: recording on a pruned runtime could not see what the pruning removed.
 BUNDLE=""
 case "$MODE" in record|both) ;; *) ls .carry/bundle/bundle.tar.xz.* >/dev/null 2>&1 && BUNDLE=/opt/rt/bundle ;; esac
-if [ -n "$BUNDLE" ]; then
+if [ "${AGAIN:-}" = 1 ] && [ -d "$DEPS" ]; then :  # a second gpu_session.sh mode in this device call
+elif [ -n "$BUNDLE" ]; then
+  rm -rf "$DEPS" /tmp/slim-tree "$BUNDLE"  # a machine still warm from the previous call
   sh .carry/bundle/unpack.sh "$BUNDLE" && mv "$BUNDLE/site" "$DEPS" && mv "$BUNDLE/tree" /tmp/slim-tree || return 1
   echo "runtime: slim bundle, site $(du -sh "$DEPS" | cut -f1), tree /tmp/slim-tree"
 else
-  tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || return 1
+  rm -rf "$DEPS" && tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || return 1
 fi

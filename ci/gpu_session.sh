@@ -8,28 +8,35 @@
 #   bash ci/gpu_session.sh bench                import time + peak RSS of the entry point, upstream vs slim
 #   bash ci/gpu_session.sh serve-bench [SCEN]   serving throughput, start-up, RSS, GPU memory, install size: upstream
 #                                               and slim interleaved, REPEATS starts each (CONFIGS=upstream,slim,
-#                                               upstream_traced adds the tracer), median and spread
+#                                               upstream_traced adds the tracer; NO_WARMUP=1 skips the unmeasured
+#                                               first start), median and spread
 #   bash ci/gpu_session.sh faults [SCEN]        64 streams with seeded aborts/disconnects + malformed, unknown-model
-#                                               and oversize requests (SEED), on upstream then slim; compared
+#                                               and oversize requests (SEED), on upstream then slim; compared;
+#                                               FAULTS_TIMEOUT_S (120): a request slower than that counts as hung
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
 set -uo pipefail
 MODE=$1; shift
-OUT=${OUT:-/tmp/slim-out}; RES=/tmp/slim-results; mkdir -p "$OUT" "$RES/logs"
+OUT=${OUT:-/tmp/slim-out}; RES=/tmp/slim-results
+# AGAIN=1 in front of a second mode in the same device call: it reuses the unpacked runtime and
+# tree and adds to the results. Otherwise start clean: a machine still warm from the previous call
+# keeps its files.
+[ "${AGAIN:-}" = 1 ] || rm -rf "$RES"
+mkdir -p "$OUT" "$RES/logs"
 BUDGET_S=${BUDGET_S:-570}; MIN_LEFT_S=${MIN_LEFT_S:-150}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 DEPS=/opt/rt/deps/site UP=/opt/rt/up/site
 mkdir -p /opt/rt/deps /opt/rt/up
 . ci/bundle_runtime.sh || exit 1  # deps.tar.xz, or the slim bundle when carried
-[ -f .carry/sglang-upstream.tar.xz ] && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up
+[ -f .carry/sglang-upstream.tar.xz ] && [ ! -d "$UP" ] && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up
 [ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
 [ -d .carry/wheels ] && python3 -m pip install -q --no-index --no-deps --target /opt/rt/tools .carry/wheels/*.whl
 export PYTHONPATH=/opt/rt/tools
 # Line mode (SLIM_TRACE_LINES=1 on the call): lines of upstream sglang only, not of torch & co.
 [ "${SLIM_TRACE_LINES:-}" = 1 ] && export SLIM_TRACE_INCLUDE=${SLIM_TRACE_INCLUDE:-$UP/sglang/}
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
-cp -r coverage_db "$RES/db"
+[ -d "$RES/db" ] || cp -r coverage_db "$RES/db"
 finish() {
   pkill -9 -f sglang.launch_server 2>/dev/null
   (cd "$HOME" && tar -cf - --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null | xz -6 -T0 > "$OUT/jit-cache.tar.xz")
@@ -56,8 +63,9 @@ run_scenarios() {  # $1 = record|verify, rest = scenarios
 }
 slim_tree() {  # the committed tree itself when carried (verifies exactly those bytes), else regenerate it
   if [ -n "$BUNDLE" ]; then :  # the bundle's tree, unpacked by ci/bundle_runtime.sh
-  elif [ -f .carry/slim-tree.tar.xz ]; then mkdir -p /tmp/slim-tree && tar -xJf .carry/slim-tree.tar.xz -C /tmp/slim-tree
-  else python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; fi
+  elif [ "${AGAIN:-}" = 1 ] && [ -d /tmp/slim-tree ]; then :
+  elif [ -f .carry/slim-tree.tar.xz ]; then rm -rf /tmp/slim-tree && mkdir -p /tmp/slim-tree && tar -xJf .carry/slim-tree.tar.xz -C /tmp/slim-tree
+  else rm -rf /tmp/slim-tree; python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; fi
 }
 case "$MODE" in
   record) run_scenarios record "$@" ;;
@@ -71,13 +79,14 @@ case "$MODE" in
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
     timeout $(( $(left) - 20 )) python3 benchmarks/serving.py --scenario "${1:-dsv3_fp8_tp1}" --upstream "$UP" \
       --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" --configs "${CONFIGS:-upstream,slim}" \
-      --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2}" --budget-s $(( $(left) - 40 )) \
+      --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2}" --budget-s $(( $(left) - 40 )) ${NO_WARMUP:+--no-warmup} \
       --out "$RES/db/benchmarks/serving-$GPU.json" || echo "FAILED serving benchmark" ;;
   faults) slim_tree  # load and faults, the same seeded schedule on upstream then on slim
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
     timeout $(( $(left) - 20 )) python3 benchmarks/load_faults.py serve --scenario "${1:-dsv3_fp8_tp1}" \
       --upstream "$UP" --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" --seed "${SEED:-7}" \
-      --budget-s $(( $(left) - 40 )) --out "$RES/db/benchmarks/faults-${1:-dsv3_fp8_tp1}-$GPU.json" \
+      --budget-s $(( $(left) - 40 )) --timeout-s "${FAULTS_TIMEOUT_S:-120}" \
+      --out "$RES/db/benchmarks/faults-${1:-dsv3_fp8_tp1}-$GPU.json" \
       || echo "FAILED faults (see PROBLEM lines)" ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
   *) echo "usage: gpu_session.sh record|verify|both|bench|serve-bench|faults SCENARIO..." >&2; exit 2 ;;

@@ -18,6 +18,9 @@ whatever object the name is looked up on):
   it stays for the code that names it without its other methods;
 - a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
   reached through a registry) lives with its base;
+- a module kept code imports only for its side effect (`from .whisper import WhisperAdapter  #
+  noqa: F401`, the bound name never used) stays with the defs it registers when the imported
+  name is one of them (`@register_transcription_adapter("Whisper")`): a lookup may take any entry;
 - a function a live module registers as an error handler (`@app.exception_handler(...)`) stays:
   no healthy run raises every error, but the error paths belong to the surface;
 - a module no kept code imports (only a registry scan loaded it) whose runs are all its own
@@ -43,6 +46,7 @@ SAME_NAME = "implicit (a kept method elsewhere has this name)"
 HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
 OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementations, backend probes)"
 ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
+REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
 
@@ -59,6 +63,12 @@ class Liveness:
 
 def _key(path: str, d: Def) -> Key:
     return (path, d.qualname, d.line)
+
+
+def _registers(decorator: str) -> bool:
+    """`@register_x(...)`: upstream's registration decorators say so in their name (a caching or
+    debugging wrapper like `@cache_once` does not make its module's import matter)."""
+    return decorator.split(".")[0].startswith("register")
 
 
 def _positive(refs) -> list[str]:
@@ -101,6 +111,8 @@ class _Reach:
         self.fixed: dict[Key, str] = {}  # ran / policy reasons, decided up front
         self.untouched: dict[tuple[str, str], bool] = {}
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
+        self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
+        self.registered: dict[str, list[Def]] = {}
 
     # -- marking --------------------------------------------------------------------------
     def need(self, names) -> None:
@@ -152,6 +164,13 @@ class _Reach:
         for b in index.bindings:
             if b.name == "*" or b.name in self.out.needed:
                 self.binding(path, b)
+            else:  # `from .whisper import WhisperAdapter  # noqa: F401`: imported for its registration
+                for target in b.targets:
+                    registered = self._registrations(self.by_module.get(target))
+                    if any(d.name == (b.attr or b.name) for d in registered):
+                        self.need([b.name])
+                        for d in registered:
+                            self.define(self.by_module[target], d, REGISTERS)
         for d in index.defs:
             if d.parent is None and (d.name in self.out.needed or (d.implicit == "implicit (dunder)")):
                 self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
@@ -161,6 +180,18 @@ class _Reach:
                     b.rsplit(".", 1)[-1] in self.live_classes for b in d.bases) and \
                     not any(m.kind == "method" for m in self.members[(path, d.qualname)]):
                 self.define(path, d, self._bare_reason(d))
+
+    def _registrations(self, path: str | None) -> list[Def]:
+        """The top-level defs a module registers when imported: decorated by a function of the
+        tree that ran (`@register_transcription_adapter("Whisper")`). Which entry a lookup takes
+        is not recorded (the class may be instantiated without a method of its own running)."""
+        if path is None or path not in self.index:
+            return []
+        if path not in self.registered:
+            self.registered[path] = [d for d in self.index[path].defs if d.parent is None
+                                     and any(_registers(x) and x.split(".")[0] in self.ran_names
+                                             for x in d.decorators)]
+        return self.registered[path]
 
     def _bare_reason(self, d: Def) -> str:
         base = next(b for b in d.bases if b.rsplit(".", 1)[-1] in self.live_classes)
@@ -255,6 +286,7 @@ class _Reach:
                 self.binding(path, b)
 
     def run(self) -> Liveness:
+        self.ran_names = {key[1] for key, why in self.fixed.items() if why.startswith("run in") and "." not in key[1]}
         while self.todo:
             event = self.todo.popleft()
             if event[0] == "name":

@@ -12,7 +12,7 @@ from slim.apply import apply_plan
 from slim.check import check_tree
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Policy
-from slim.reach import ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED
+from slim.reach import ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
@@ -20,7 +20,9 @@ RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler
        f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
        f"{REACH}/plugins/alpha.py": ["Alpha.run"], f"{REACH}/plugins/beta.py": [], f"{REACH}/dead.py": [],
        f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": [], f"{REACH}/groups/__init__.py": [],
-       f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": [], f"{REACH}/plugins/gamma.py": ["_make"]}
+       f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": [], f"{REACH}/plugins/gamma.py": ["_make"],
+       f"{REACH}/adapters/__init__.py": [], f"{REACH}/adapters/base.py": ["register", "resolve"],
+       f"{REACH}/adapters/default.py": [], f"{REACH}/adapters/other.py": []}
 
 
 @pytest.fixture
@@ -60,6 +62,15 @@ def test_defs_follow_what_ran(reach_planned):
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
 
 
+def test_modules_imported_for_their_registrations_stay(reach_planned):
+    plan, _, _ = reach_planned
+    got = files(plan)
+    assert got[f"{REACH}/adapters/default.py"][0] and got[f"{REACH}/adapters/other.py"][0]
+    assert decisions(plan, f"{REACH}/adapters/default.py")["DefaultAdapter"] == ("keep", REGISTERS)
+    assert decisions(plan, f"{REACH}/adapters/other.py")["unrelated"] == ("delete", NEVER_RUN)
+    assert f"{REACH}/adapters/__init__.py" not in plan.edits  # its side-effect imports stay
+
+
 def test_reach_tree_checks_and_the_registry_scan_still_runs(reach_planned, tmp_path):
     plan, root, pin = reach_planned
     out = tmp_path / "sglang"
@@ -68,11 +79,12 @@ def test_reach_tree_checks_and_the_registry_scan_still_runs(reach_planned, tmp_p
     init = (out / "python" / REACH / "__init__.py").read_text()
     assert "DeadThing" not in init and '__all__ = ["used_helper"]' in init
     assert "KINDS = [Base, Child, Other]" in (out / "python" / REACH / "base.py").read_text()
-    code = "from sglang.srt.reach.scan import load_all; found, one, runs = load_all(); print(sorted(found), one, runs)"
+    code = ("from sglang.srt.reach.scan import load_all; found, one, runs, adapter = load_all(); "
+            "print(sorted(found), one, runs, adapter)")
     run = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(out / "python")},
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child']"  # beta and gamma are gone
+    assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child'] DefaultAdapter"  # beta and gamma are gone
 
 
 def test_names_mode_keeps_every_imported_module(wheel_tree):

@@ -9,14 +9,10 @@ import traceback
 import urllib.request
 import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, wraps
-from io import BytesIO
 from json import dumps
 from typing import Any, Callable, List, Optional, Tuple, Type, Union
 
-import numpy as np
-import pybase64
 import requests
 from pydantic import BaseModel
 
@@ -99,8 +95,6 @@ class HttpResponse:
     def _body(self):
         return self.resp.read()
 
-    def json(self):
-        return json.loads(self._body)
 
     @property
     def text(self):
@@ -150,98 +144,10 @@ def http_request(
             return HttpResponse(e)
 
 
-def encode_image_base64(image_path: Union[str, bytes]):
-    """Encode an image in base64."""
-    if isinstance(image_path, str):
-        with open(image_path, "rb") as image_file:
-            data = image_file.read()
-            return pybase64.b64encode(data).decode("utf-8")
-    elif isinstance(image_path, bytes):
-        return pybase64.b64encode(image_path).decode("utf-8")
-    else:
-        import torch
-
-        if isinstance(image_path, torch.Tensor):
-            # Convert GPU-decoded image tensor (C, H, W) uint8 to PIL Image
-            from PIL import Image
-
-            tensor = image_path.cpu() if image_path.device.type != "cpu" else image_path
-            image_path = Image.fromarray(tensor.permute(1, 2, 0).numpy())
-
-        # image_path is a PIL Image
-        image = image_path
-        buffered = BytesIO()
-        image.save(buffered, format="PNG")
-        return pybase64.b64encode(buffered.getvalue()).decode("utf-8")
 
 
-def encode_frame(frame):
-    import cv2  # pip install opencv-python-headless
-    from PIL import Image
-
-    # Convert the frame to RGB (OpenCV uses BGR by default)
-    frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-    # Convert the frame to PIL Image to easily convert to bytes
-    im_pil = Image.fromarray(frame)
-
-    # Convert to bytes
-    buffered = BytesIO()
-
-    # frame_format = str(os.getenv('FRAME_FORMAT', "JPEG"))
-
-    im_pil.save(buffered, format="PNG")
-
-    frame_bytes = buffered.getvalue()
-
-    # Return the bytes of the frame
-    return frame_bytes
 
 
-def encode_video_base64(video_path: str, num_frames: int = 16):
-    import cv2  # pip install opencv-python-headless
-
-    cap = cv2.VideoCapture(video_path)
-    if not cap.isOpened():
-        raise IOError(f"Could not open video file:{video_path}")
-
-    total_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    print(f"target_frames: {num_frames}")
-
-    frame_indices = np.linspace(0, total_frames - 1, num_frames, dtype=int)
-
-    frames = []
-    for _ in range(total_frames):
-        ret, frame = cap.read()
-        if ret:
-            frames.append(frame)
-        else:
-            # Handle the case where the frame could not be read
-            # print(f"Warning: Could not read frame at index {i}.")
-            pass
-
-    cap.release()
-
-    # Safely select frames based on frame_indices, avoiding IndexError
-    frames = [frames[i] for i in frame_indices if i < len(frames)]
-
-    # If there are not enough frames, duplicate the last frame until we reach the target
-    while len(frames) < num_frames:
-        frames.append(frames[-1])
-
-    # Use ThreadPoolExecutor to process and encode frames in parallel
-    with ThreadPoolExecutor() as executor:
-        encoded_frames = list(executor.map(encode_frame, frames))
-
-    # encoded_frames = list(map(encode_frame, frames))
-
-    # Concatenate all frames bytes
-    video_bytes = b"".join(encoded_frames)
-
-    # Encode the concatenated bytes to base64
-    video_base64 = "video:" + pybase64.b64encode(video_bytes).decode("utf-8")
-
-    return video_base64
 
 
 def _is_chinese_char(cp: int):
@@ -349,8 +255,6 @@ class TypeBasedDispatcher:
         self._mro_cache = {}
         self._fallback_fn = None
 
-    def add_fallback_fn(self, fallback_fn: Callable):
-        self._fallback_fn = fallback_fn
 
     def __iadd__(self, other: "TypeBasedDispatcher"):
         for ty, fn in other._mapping.items():
@@ -392,10 +296,3 @@ class TypeBasedDispatcher:
 
 
 
-def resolve_obj_by_qualname(qualname: str) -> Any:
-    """
-    Resolve an object by its fully qualified name.
-    """
-    module_name, obj_name = qualname.rsplit(".", 1)
-    module = importlib.import_module(module_name)
-    return getattr(module, obj_name)

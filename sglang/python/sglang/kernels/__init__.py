@@ -26,11 +26,7 @@ This keeps the namespace usable for inventory tooling on a CPU-only box.
 from sglang.kernels.fused_op import (
     BaseFusedOp,
     FusedOpTraceRecord,
-    clear_fused_op_trace,
-    disable_fused_op_trace,
-    enable_fused_op_trace,
     get_fused_op_backend,
-    get_fused_op_trace,
     register_fused_op,
     set_fused_op_backend,
 )
@@ -63,11 +59,7 @@ __all__ = [
     "KernelRegistry",
     "KernelSpec",
     "PlatformInfo",
-    "clear_fused_op_trace",
-    "disable_fused_op_trace",
-    "enable_fused_op_trace",
     "get_fused_op_backend",
-    "get_fused_op_trace",
     "get_kernel",
     "register_fused_op",
     "register_kernel",

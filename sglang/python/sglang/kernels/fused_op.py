@@ -142,27 +142,12 @@ _trace_enabled: bool = False
 _trace_records: List[FusedOpTraceRecord] = []
 
 
-def enable_fused_op_trace() -> None:
-    """Record every fused-op call (op, backend, tensor shapes/dtypes).
-
-    Gives an accurate inventory of which kernels a model actually exercises
-    and at what shapes — the raw material for representative-shape test sets.
-    """
-    global _trace_enabled
-    _trace_enabled = True
 
 
-def disable_fused_op_trace() -> None:
-    global _trace_enabled
-    _trace_enabled = False
 
 
-def get_fused_op_trace() -> List[FusedOpTraceRecord]:
-    return list(_trace_records)
 
 
-def clear_fused_op_trace() -> None:
-    _trace_records.clear()
 
 
 def _describe_tensors(args: tuple, kwargs: dict) -> Tuple[str, ...]:

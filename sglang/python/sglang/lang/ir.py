@@ -151,167 +151,10 @@ class SglFunction:
         self.arg_names = argspec.args[1:]
         self.arg_defaults = argspec.defaults if argspec.defaults is not None else []
 
-    def bind(self, **kwargs):
-        assert all(key in self.arg_names for key in kwargs)
 
-        new_bind_dict = {**self.bind_arguments, **kwargs}
-        return SglFunction(self.func, bind_arguments=new_bind_dict)
 
-    def run(
-        self,
-        *args,
-        max_new_tokens: int = 128,
-        n: int = 1,
-        stop: Optional[Union[str, List[str]]] = None,
-        stop_token_ids: Optional[List[int]] = None,
-        stop_regex: Optional[Union[str, List[str]]] = None,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = -1,
-        min_p: float = 0.0,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        ignore_eos: bool = False,
-        return_logprob: Optional[bool] = None,
-        logprob_start_len: Optional[int] = None,
-        top_logprobs_num: Optional[int] = None,
-        return_text_in_logprobs: Optional[bool] = None,
-        stream: bool = False,
-        backend=None,
-        use_thread: bool = True,
-        **kwargs,
-    ):
-        from sglang.lang.interpreter import run_program
 
-        # avoid using [] as the default arg: https://nikos7am.com/posts/mutable-default-arguments/
-        if stop is None:
-            stop = []
-        if stop_token_ids is None:
-            stop_token_ids = []
-        if stop_regex is None:
-            stop_regex = []
 
-        default_sampling_para = SglSamplingParams(
-            max_new_tokens=max_new_tokens,
-            n=n,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            stop_regex=stop_regex,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            min_p=min_p,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            ignore_eos=ignore_eos,
-            return_logprob=return_logprob,
-            logprob_start_len=logprob_start_len,
-            top_logprobs_num=top_logprobs_num,
-            return_text_in_logprobs=return_text_in_logprobs,
-        )
-        backend = backend or global_config.default_backend
-        return run_program(
-            self,
-            backend,
-            args,
-            kwargs,
-            default_sampling_para,
-            stream,
-            use_thread=use_thread,
-        )
-
-    def run_batch(
-        self,
-        batch_kwargs,
-        *,
-        max_new_tokens: int = 128,
-        n: int = 1,
-        stop: Optional[Union[str, List[str]]] = None,
-        stop_token_ids: Optional[List[int]] = None,
-        stop_regex: Optional[Union[str, List[str]]] = None,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = -1,
-        min_p: float = 0.0,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        ignore_eos: bool = False,
-        return_logprob: Optional[bool] = None,
-        logprob_start_len: Optional[int] = None,
-        top_logprobs_num: Optional[int] = None,
-        return_text_in_logprobs: Optional[bool] = None,
-        backend=None,
-        num_threads: Union[str, int] = "auto",
-        progress_bar: bool = False,
-        generator_style: bool = False,
-    ):
-        from sglang.lang.interpreter import run_program_batch
-
-        if stop is None:
-            stop = []
-        if stop_token_ids is None:
-            stop_token_ids = []
-        if stop_regex is None:
-            stop_regex = []
-
-        assert isinstance(batch_kwargs, (list, tuple))
-        if len(batch_kwargs) == 0:
-            return []
-        if not isinstance(batch_kwargs[0], dict):
-            num_programs = len(batch_kwargs)
-            # change the list of argument values to dict of arg_name -> arg_value
-            batch_kwargs = [
-                {self.arg_names[i]: v for i, v in enumerate(arg_values)}
-                for arg_values in batch_kwargs
-                if isinstance(arg_values, (list, tuple))
-                and len(self.arg_names) - len(self.arg_defaults)
-                <= len(arg_values)
-                <= len(self.arg_names)
-            ]
-            # Ensure to raise an exception if the number of arguments mismatch
-            if len(batch_kwargs) != num_programs:
-                raise Exception("Given arguments mismatch the SGL function signature")
-
-        default_sampling_para = SglSamplingParams(
-            max_new_tokens=max_new_tokens,
-            n=n,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            stop_regex=stop_regex,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            min_p=min_p,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            ignore_eos=ignore_eos,
-            return_logprob=return_logprob,
-            logprob_start_len=logprob_start_len,
-            top_logprobs_num=top_logprobs_num,
-            return_text_in_logprobs=return_text_in_logprobs,
-        )
-        backend = backend or global_config.default_backend
-        return run_program_batch(
-            self,
-            backend,
-            batch_kwargs,
-            default_sampling_para,
-            num_threads,
-            progress_bar,
-            generator_style=generator_style,
-        )
-
-    def trace(self, *, backend=None, **kwargs):
-        from sglang.lang.tracer import trace_program
-
-        backend = backend or global_config.default_backend
-        return trace_program(self, kwargs, backend)
-
-    def cache(self, backend=None):
-        from sglang.lang.interpreter import cache_program
-
-        backend = backend or global_config.default_backend
-        return cache_program(self, backend)
 
     def __call__(self, *args, **kwargs):
         from sglang.lang.tracer import TracingScope
@@ -347,16 +190,6 @@ class SglExpr:
 
         return self.concatenate_ir(other, self)
 
-    def concatenate_ir(self, a, b):
-        if isinstance(a, SglExprList):
-            if isinstance(b, SglExprList):
-                return SglExprList(a.expr_list + b.expr_list)
-            else:
-                return SglExprList(a.expr_list + [b])
-        elif isinstance(b, SglExprList):
-            return SglExprList([a] + b.expr_list)
-
-        return SglExprList([a, b])
 
 
 
@@ -489,71 +322,18 @@ class SglSelect(SglExpr):
         return f"Select({self.name}, choices={self.choices}, choices_method={self.choices_method})"
 
 
-class SglFork(SglExpr):
-    def __init__(self, number: int, position_ids_offset=None):
-        super().__init__()
-        self.number = number
-        self.position_ids_offset = position_ids_offset
-
-    def __repr__(self):
-        return (
-            f"Fork(%{self.prev_node.node_id}, number={self.number}, "
-            f"position_ids_offset={self.position_ids_offset})"
-        )
 
 
-class SglGetForkItem(SglExpr):
-    def __init__(self, index: int):
-        super().__init__()
-        self.index = index
-
-    def __repr__(self):
-        return f"GetForkItem(%{self.prev_node.node_id}, index={self.index})"
 
 
-class SglVariable(SglExpr):
-    def __init__(self, name: str, source):
-        super().__init__()
-        self.name = name
-        self.source = source
-
-    def __repr__(self):
-        return f"Variable('{self.name}', source=%{self.source.node_id})"
 
 
-class SglVarScopeBegin(SglExpr):
-    def __init__(self, name: str):
-        super().__init__()
-        self.name = name
-
-    def __repr__(self):
-        return f"VarScopeBegin('{self.name}')"
 
 
-class SglVarScopeEnd(SglExpr):
-    def __init__(self, name: str):
-        super().__init__()
-        self.name = name
-
-    def __repr__(self):
-        return f"VarScopeEnd('{self.name}')"
 
 
-class SglConcateAndAppend(SglExpr):
-    def __init__(self, states):
-        super().__init__()
-        self.states = states
-
-    def __repr__(self):
-        return f"ConcatenateAndAppend('{self.states}')"
 
 
-class SglCommitLazy(SglExpr):
-    def __init__(self):
-        super().__init__()
-
-    def __repr__(self):
-        return "CommitLazy()"
 
 
 class SglSeparateReasoning(SglExpr):
@@ -565,19 +345,7 @@ class SglSeparateReasoning(SglExpr):
         self.name = None
         self._process_expr(expr)
 
-    def process_name_for_reasoning(self, name):
-        if not name:
-            raise ValueError("name must be provided")
-        return f"{name}_reasoning_content"
 
-    def _process_expr(self, expr):
-        if isinstance(expr, SglGen):
-            self.name = self.process_name_for_reasoning(expr.name)
-        elif isinstance(expr, SglSelect):
-            self.name = self.process_name_for_reasoning(expr.name)
-        elif isinstance(expr, SglExprList):
-            for x in expr.expr_list:
-                self._process_expr(x)
 
     def __repr__(self):
         return f"SeparateReasoning(model_type={self.model_type}, name={self.name})"

@@ -930,24 +930,6 @@ class RuntimeContext:
             d.update(fields)
         return d
 
-    def override_server_args(self, **fields) -> _ServerArgsOverride:
-        """Test-only scoped override for the config tier — the sibling of
-        ``get_parallel().override()`` and the flag groups' ``override()``:
-        tests force execution paths by overriding the context instead of
-        hand-building config objects.
-
-        ``install()`` (or entering it as a context manager) publishes a fresh
-        dummy-boundary ``ServerArgs`` carrying ``fields`` and returns it;
-        ``restore()`` (or exiting) reinstates whatever the slot held before.
-
-        Transitional — to be deprecated: it exists because production code
-        still branches on raw ``server_args`` fields at runtime, so forcing a
-        path needs a full config in the slot. As those readers migrate onto
-        the named runtime tiers (flags / resources / forward), prefer the
-        finer-grained overrides; once they cover the branching surface this
-        override loses its clients and goes away.
-        """
-        return _ServerArgsOverride(self, fields)
 
     @contextmanager
     def preserve_config(self):
@@ -977,81 +959,6 @@ class RuntimeContext:
             self.flags.capture.enable_torch_compile = prev_capture
 
 
-class _ServerArgsOverride:
-    """Scoped config override (see ``RuntimeContext.override_server_args``).
-
-    Deliberately a plain class rather than a generator context manager:
-    fixtures that live for a whole test case install the override without a
-    ``with`` block, and a suspended generator would run its restore whenever
-    the garbage collector closes it — un-publishing the active config at a
-    nondeterministic point.
-    """
-
-    __slots__ = (
-        "_context",
-        "_fields",
-        "_prev_server_args",
-        "_prev_bags",
-        "_prev_overrides_log",
-        "_prev_publish_role",
-        "_prev_parallel_config",
-        "_prev_capture",
-        "_installed",
-    )
-
-    def __init__(self, context: RuntimeContext, fields: dict):
-        self._context = context
-        self._fields = fields
-        self._installed = False
-
-    def install(self) -> ServerArgs:
-        """Publish a fresh dummy-boundary ``ServerArgs`` carrying the
-        overrides (written through ``ServerArgs.override`` for provenance);
-        returns the published instance."""
-        from sglang.srt.server_args import ServerArgs
-
-        assert not self._installed, "override_server_args already installed"
-        ctx = self._context
-        self._prev_server_args = ctx._server_args
-        self._prev_bags = ctx._config_bags
-        self._prev_overrides_log = ctx._overrides_log
-        self._prev_publish_role = ctx._publish_role
-        self._prev_parallel_config = ctx.parallel._config
-        self._prev_capture = ctx.flags.capture.enable_torch_compile
-        server_args = ServerArgs(model_path="dummy")
-        if self._fields:
-            server_args.override(source="test-override", **self._fields)
-        # The dummy boundary skips materialization, which would leave the
-        # strict mutation guard unarmed on the published object — mark it
-        # materialized so bare post-publish writes raise like they do on a
-        # fully resolved config.
-        object.__setattr__(server_args, "_declarations_materialized", True)
-        ctx.set_server_args(server_args)
-        self._installed = True
-        return server_args
-
-    def restore(self) -> None:
-        """Reinstate the exact pre-install lifecycle state (or the empty slot)."""
-        if not self._installed:
-            return
-        self._installed = False
-        ctx = self._context
-        ctx._server_args = self._prev_server_args
-        ctx._config_bags = self._prev_bags
-        ctx._overrides_log = self._prev_overrides_log
-        ctx._publish_role = self._prev_publish_role
-        ctx.parallel._config = self._prev_parallel_config
-        ctx.flags.capture.enable_torch_compile = self._prev_capture
-        self._prev_server_args = None
-        self._prev_bags = None
-        self._prev_overrides_log = None
-        self._prev_parallel_config = None
-
-    def __enter__(self) -> ServerArgs:
-        return self.install()
-
-    def __exit__(self, *exc) -> None:
-        self.restore()
 
 
 _PARALLEL = ParallelContext()

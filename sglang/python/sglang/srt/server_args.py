@@ -381,8 +381,6 @@ LINEAR_ATTN_KERNEL_BACKEND_CHOICES = [
 
 
 
-def add_chunked_prefix_cache_attention_backend(backend_name):
-    CHUNKED_PREFIX_CACHE_SUPPORTED_ATTENTION_BACKENDS.append(backend_name)
 
 
 

@@ -14,8 +14,6 @@ class BaseBackend:
     def get_model_name(self):
         raise NotImplementedError()
 
-    def get_chat_template(self):
-        return self.chat_template
 
     def cache_prefix(self, prefix_str: str):
         pass

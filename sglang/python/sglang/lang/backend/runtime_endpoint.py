@@ -2,8 +2,7 @@ import atexit
 import json
 import multiprocessing
 import time
-import warnings
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import aiohttp
 import requests
@@ -86,21 +85,7 @@ class RuntimeEndpoint(BaseBackend):
         )
         self._assert_success(res)
 
-    def start_profile(self):
-        res = http_request(
-            self.base_url + "/start_profile",
-            api_key=self.api_key,
-            verify=self.verify,
-        )
-        self._assert_success(res)
 
-    def stop_profile(self):
-        res = http_request(
-            self.base_url + "/stop_profile",
-            api_key=self.api_key,
-            verify=self.verify,
-        )
-        self._assert_success(res)
 
     def commit_lazy_operations(self, s: StreamExecutor):
         data = {"text": s.text_, "sampling_params": {"max_new_tokens": 0}}
@@ -124,37 +109,6 @@ class RuntimeEndpoint(BaseBackend):
         )
         self._assert_success(res)
 
-    def _handle_dtype_to_regex(self, sampling_params: SglSamplingParams):
-        if sampling_params.dtype is None:
-            return
-
-        if sampling_params.stop == ():
-            sampling_params.stop = []
-
-        dtype_regex = None
-        if sampling_params.dtype in ["int", int]:
-
-            dtype_regex = REGEX_INT
-            sampling_params.stop.extend([" ", "\n"])
-        elif sampling_params.dtype in ["float", float]:
-
-            dtype_regex = REGEX_FLOAT
-            sampling_params.stop.extend([" ", "\n"])
-        elif sampling_params.dtype in ["str", str]:
-
-            dtype_regex = REGEX_STR
-        elif sampling_params.dtype in ["bool", bool]:
-
-            dtype_regex = REGEX_BOOL
-        else:
-            raise RuntimeError(f"Invalid dtype: {sampling_params.dtype}")
-
-        if dtype_regex is not None and sampling_params.regex is not None:
-            warnings.warn(
-                f"Both dtype and regex are set. Only dtype will be used. dtype: {sampling_params.dtype}, regex: {sampling_params.regex}"
-            )
-
-        sampling_params.regex = dtype_regex
 
     def generate(
         self,
@@ -323,29 +277,8 @@ class RuntimeEndpoint(BaseBackend):
         )
         self._assert_success(res)
 
-    def _generate_http_request(self, s: StreamExecutor, data):
-        self._add_images(s, data)
-        res = http_request(
-            self.base_url + "/generate",
-            json=data,
-            api_key=self.api_key,
-            verify=self.verify,
-        )
-        self._assert_success(res)
-        return res.json()
 
-    def _add_images(self, s: StreamExecutor, data):
-        if s.images_:
-            assert len(s.images_) == 1, "Only support one image."
-            data["image_data"] = s.images_[0][1]
 
-    def _assert_success(self, res):
-        if res.status_code != 200:
-            try:
-                content = res.json()
-            except json.JSONDecodeError:
-                content = res.text
-            raise RuntimeError(content)
 
 
 def compute_normalized_prompt_logprobs(input_logprobs):
@@ -433,31 +366,10 @@ class Runtime:
 
         self.endpoint = RuntimeEndpoint(self.url)
 
-    def shutdown(self):
-        from sglang.srt.utils import kill_process_tree
 
-        if self.pid is not None:
-            kill_process_tree(self.pid)
-            self.pid = None
 
-    def start_profile(self):
-        self.endpoint.start_profile()
 
-    def stop_profile(self):
-        self.endpoint.stop_profile()
 
-    def cache_prefix(self, prefix: str):
-        self.endpoint.cache_prefix(prefix)
-
-    def get_tokenizer(self):
-        from sglang.srt.utils.hf_transformers_utils import get_tokenizer
-
-        return get_tokenizer(
-            self.server_args.tokenizer_path,
-            tokenizer_mode=self.server_args.tokenizer_mode,
-            trust_remote_code=self.server_args.trust_remote_code,
-            revision=self.server_args.revision,
-        )
 
     async def async_generate(
         self,
@@ -500,50 +412,8 @@ class Runtime:
 
     add_request = async_generate
 
-    def generate(
-        self,
-        prompt: Union[str, List[str]],
-        sampling_params: Optional[Dict] = None,
-        return_logprob: Optional[Union[List[bool], bool]] = False,
-        logprob_start_len: Optional[Union[List[int], int]] = None,
-        top_logprobs_num: Optional[Union[List[int], int]] = None,
-        lora_path: Optional[List[Optional[str]]] = None,
-        session_id: Optional[str] = None,
-    ):
-        json_data = {
-            "text": prompt,
-            "sampling_params": sampling_params,
-            "return_logprob": return_logprob,
-            "logprob_start_len": logprob_start_len,
-            "top_logprobs_num": top_logprobs_num,
-            "lora_path": lora_path,
-            "session_id": session_id,
-        }
-        assert not isinstance(lora_path, list) or len(lora_path) == len(prompt)
-        response = requests.post(
-            self.url + "/generate",
-            json=json_data,
-        )
-        return json.dumps(response.json())
 
-    def encode(
-        self,
-        prompt: Union[str, List[str], List[Dict], List[List[Dict]]],
-    ):
-        json_data = {"text": prompt}
-        response = requests.post(self.url + "/encode", json=json_data)
-        return json.dumps(response.json())
 
-    async def get_server_info(self):
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{self.url}/server_info") as response:
-                if response.status == 200:
-                    return await response.json()
-                else:
-                    error_data = await response.json()
-                    raise RuntimeError(
-                        f"Failed to get server info. {error_data['error']['message']}"
-                    )
 
     def __del__(self):
         self.shutdown()

@@ -41,7 +41,6 @@ from sglang.srt.utils.common import (
     get_device_capability,
     get_device_name,
     get_device_sm,
-    get_nvidia_driver_version,
     get_quantization_config,
     is_blackwell_supported,
     is_cpu,

@@ -30,21 +30,8 @@ def is_in_torch_compile_warmup() -> bool:
     return _in_torch_compile_warmup
 
 
-@contextmanager
-def enable_torch_compile_warmup():
-    """Mark the enclosed scope as the tc_piecewise warmup-compile pass. The FX
-    piecewise backend uses this to skip CUDA graph capture during warmup.
-    """
-    global _in_torch_compile_warmup
-    _in_torch_compile_warmup = True
-    try:
-        yield
-    finally:
-        _in_torch_compile_warmup = False
 
 
-def get_pcg_capture_stream() -> torch.cuda.Stream | None:
-    return _pcg_capture_stream
 
 
 @contextmanager

@@ -1,9 +1,6 @@
-import math
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from transformers import (
     AutoProcessor,
     LlamaTokenizerFast,
@@ -12,63 +9,10 @@ from transformers import (
 )
 
 
-def select_best_resolution(image_size, candidate_resolutions):
-    # used for cropping
-    original_width, original_height = image_size
-    best_fit = None
-    max_effective_resolution = 0
-    min_wasted_resolution = float("inf")
-
-    for width, height in candidate_resolutions:
-        scale = min(width / original_width, height / original_height)
-        downscaled_width, downscaled_height = int(original_width * scale), int(
-            original_height * scale
-        )
-        effective_resolution = min(
-            downscaled_width * downscaled_height, original_width * original_height
-        )
-        wasted_resolution = (width * height) - effective_resolution
-
-        if effective_resolution > max_effective_resolution or (
-            effective_resolution == max_effective_resolution
-            and wasted_resolution < min_wasted_resolution
-        ):
-            max_effective_resolution = effective_resolution
-            min_wasted_resolution = wasted_resolution
-            best_fit = (width, height)
-
-    return best_fit
 
 
-class DictOutput(object):
-    def items(self):
-        return self.__dict__.items()
-
-    def keys(self):
-        return self.__dict__.keys()
-
-    def __getitem__(self, item):
-        return self.__dict__[item]
-
-    def __contains__(self, key):
-        return key in self.__dict__
-
-    def __setitem__(self, key, value):
-        self.__dict__[key] = value
 
 
-@dataclass
-class VLChatProcessorOutput(DictOutput):
-    input_ids: torch.LongTensor
-    target_ids: torch.LongTensor
-    pixel_values: (
-        torch.Tensor
-    )  # rename from "images" to "pixel_values" for compatibility
-    images_seq_mask: torch.BoolTensor
-    images_spatial_crop: torch.LongTensor
-
-    def __len__(self):
-        return len(self.input_ids)
 
 
 class ImageTransform(object):
@@ -176,46 +120,6 @@ class DeepseekVLV2Processor(ProcessorMixin):
             **kwargs,
         )
 
-    def format_messages_v2(self, messages, pil_images, max_req_input_len=-1):
-        """play the role of format_messages_v2 and get_images_info in the last version"""
-        tokenized_data = []
-        masked_tokenized_data = []  # labels
-        images_list = []
-        images_seq_mask = []
-        images_spatial_crop = []
-
-        image_index = 0
-        image_token_cnt = messages.count(self.image_token)
-        tokenized_str, images, seq_mask, spatial_crop = self.tokenize_with_images(
-            messages,
-            pil_images[image_index : image_index + image_token_cnt],
-            bos=True,
-            eos=True,
-            cropping=len(pil_images) <= 2,
-            max_req_input_len=max_req_input_len,
-        )
-
-        image_index = image_token_cnt
-        tokenized_data += tokenized_str
-        if self.mask_prompt:
-            masked_tokenized_data += [self.ignore_id] * len(tokenized_str)
-        else:
-            masked_tokenized_data += tokenized_str
-        images_list += images
-        images_seq_mask += seq_mask
-        images_spatial_crop += spatial_crop
-
-        assert len(tokenized_data) == len(
-            images_seq_mask
-        ), f"format_messages_v2: tokenized_str's length {len(tokenized_str)} is not equal to imags_seq_mask's length {len(images_seq_mask)}"
-
-        return (
-            tokenized_data,
-            masked_tokenized_data,
-            images_list,
-            images_seq_mask,
-            images_spatial_crop,
-        )
 
     @property
     def bos_id(self):
@@ -229,106 +133,8 @@ class DeepseekVLV2Processor(ProcessorMixin):
     def pad_id(self):
         return self.tokenizer.pad_token_id
 
-    def encode(self, text: str, bos: bool = True, eos: bool = False):
-        t = self.tokenizer.encode(text, add_special_tokens=False)
 
-        if bos:
-            t = [self.bos_id] + t
-        if eos:
-            t = t + [self.eos_id]
 
-        return t
-
-    def decode(self, t: List[int], **kwargs) -> str:
-        return self.tokenizer.decode(t, **kwargs)
-
-    def process_one(
-        self,
-        prompt: str = None,
-        conversations: List[Dict[str, str]] = None,
-        images: List[Image.Image] = None,
-        apply_sft_format: bool = False,
-        inference_mode: bool = True,
-        system_prompt: str = "",
-        max_req_input_len: int = -1,
-        **kwargs,
-    ):
-        """
-
-        Args:
-            prompt (str): the formatted prompt;
-            conversations (List[Dict]): conversations with a list of messages;
-            images (List[ImageType]): the list of images;
-            apply_sft_format (bool): if prompt is not None, then apply the SFT format to prompt;
-                if conversations is not None, then it will always apply the SFT format to conversations;
-            inference_mode (bool): if True, then remove the last eos token;
-            system_prompt (str): the system prompt;
-            **kwargs:
-
-        Returns:
-            outputs (BaseProcessorOutput): the output of the processor,
-                - input_ids (torch.LongTensor): [N + image tokens]
-                - target_ids (torch.LongTensor): [N + image tokens]
-                - images (torch.FloatTensor): [n_images, 3, H, W]
-                - image_id (int): the id of the image token
-                - num_image_tokens (List[int]): the number of image tokens
-        """
-
-        assert (
-            prompt is None or conversations is None
-        ), "prompt and conversations cannot be used at the same time."
-
-        (
-            tokenized_str,
-            masked_tokenized_str,
-            images_list,
-            images_seq_mask,
-            images_spatial_crop,
-        ) = self.format_messages_v2(conversations, images, max_req_input_len)
-
-        assert (
-            len(tokenized_str) == len(images_seq_mask) == len(masked_tokenized_str)
-        ), (
-            f"tokenized_str's length {len(tokenized_str)}, input_ids' length {len(masked_tokenized_str)}, "
-            f"imags_seq_mask's length {len(images_seq_mask)}, are not equal"
-        )
-
-        input_ids = torch.LongTensor(tokenized_str)
-        target_ids = torch.LongTensor(masked_tokenized_str)
-        images_seq_mask = torch.tensor(images_seq_mask, dtype=torch.bool)
-
-        # set input_ids < 0 | input_ids == self.image_token_id as ignore_id
-        target_ids[(input_ids < 0) | (input_ids == self.image_token_id)] = (
-            self.ignore_id
-        )
-        input_ids[input_ids < 0] = self.pad_id
-
-        if inference_mode:
-            assert input_ids[-1] == self.eos_id
-            input_ids = input_ids[:-1]
-            target_ids = target_ids[:-1]
-            images_seq_mask = images_seq_mask[:-1]
-
-        if len(images_list) == 0:
-            images = torch.zeros((1, 3, self.image_size, self.image_size))
-            images_spatial_crop = torch.zeros((1, 2), dtype=torch.long)
-        else:
-            images = torch.stack(images_list, dim=0)
-            images_spatial_crop = torch.tensor(images_spatial_crop, dtype=torch.long)
-
-        images_spatial_crop = torch.stack(
-            [images_spatial_crop], dim=0
-        )  # stack the tensor to make it a batch of 1
-
-        prepare = VLChatProcessorOutput(
-            input_ids=input_ids,
-            target_ids=target_ids,
-            pixel_values=images,
-            images_seq_mask=images_seq_mask,
-            images_spatial_crop=images_spatial_crop,
-        )
-
-        return prepare
 
     def __call__(
         self,
@@ -355,108 +161,6 @@ class DeepseekVLV2Processor(ProcessorMixin):
         return prepare
 
 
-    def tokenize_with_images(
-        self,
-        conversation: str,
-        images: List[Image.Image],
-        bos: bool = True,
-        eos: bool = True,
-        cropping: bool = True,
-        max_req_input_len: int = -1,
-    ):
-        """Tokenize text with <image> tags."""
-        images_list, images_seq_mask, images_spatial_crop = [], [], []
-        text_splits = conversation.split(self.image_token)
-        tokenized_str = []
-        for text_sep, image in zip(text_splits, images):
-            """encode text_sep"""
-            tokenized_sep = self.encode(text_sep, bos=False, eos=False)
-            tokenized_str += tokenized_sep
-            images_seq_mask += [False] * len(tokenized_sep)
-
-            """select best resolution for anyres"""
-            if cropping:
-                best_width, best_height = select_best_resolution(
-                    image.size, self.candidate_resolutions
-                )
-            else:
-                best_width, best_height = self.image_size, self.image_size
-            # print(image.size, (best_width, best_height)) # check the select_best_resolutions func
-
-            """process the global view"""
-            global_view = ImageOps.pad(
-                image,
-                (self.image_size, self.image_size),
-                color=tuple(int(x * 255) for x in self.image_transform.mean),
-            )
-            images_list.append(self.image_transform(global_view))
-
-            """process the local views"""
-            local_view = ImageOps.pad(
-                image,
-                (best_width, best_height),
-                color=tuple(int(x * 255) for x in self.image_transform.mean),
-            )
-            for i in range(0, best_height, self.image_size):
-                for j in range(0, best_width, self.image_size):
-                    images_list.append(
-                        self.image_transform(
-                            local_view.crop(
-                                (j, i, j + self.image_size, i + self.image_size)
-                            )
-                        )
-                    )
-
-            """record height / width crop num"""
-            num_width_tiles, num_height_tiles = (
-                best_width // self.image_size,
-                best_height // self.image_size,
-            )
-            images_spatial_crop.append([num_width_tiles, num_height_tiles])
-
-            """add image tokens"""
-            h = w = math.ceil(
-                (self.image_size // self.patch_size) / self.downsample_ratio
-            )
-            # global views tokens h * (w + 1), 1 is for line separator
-            tokenized_image = [self.image_token_id] * h * (w + 1)
-            # add a separator between global and local views
-            tokenized_image += [self.image_token_id]
-            # local views tokens, (num_height_tiles * h) * (num_width_tiles * w + 1)
-            tokenized_image += (
-                [self.image_token_id]
-                * (num_height_tiles * h)
-                * (num_width_tiles * w + 1)
-            )
-
-            tokenized_str += tokenized_image
-            images_seq_mask += [True] * len(tokenized_image)
-            # print(width_crop_num, height_crop_num, len(tokenized_image)) # test the correctness of the number of image-related tokens
-
-        """process the last text split"""
-        tokenized_sep = self.encode(text_splits[-1], bos=False, eos=False)
-        # deal with video, limit with request len
-        if max_req_input_len > -1:
-            if max_req_input_len < len(tokenized_sep) + len(tokenized_str) - 1:
-                rest = max_req_input_len - len(tokenized_sep) - 1 - 1024
-                tokenized_str = tokenized_str[:rest]
-                images_seq_mask = images_seq_mask[:rest]
-        tokenized_str += tokenized_sep
-        images_seq_mask += [False] * len(tokenized_sep)
-
-        """add the bos and eos tokens"""
-        if bos:
-            tokenized_str = [self.bos_id] + tokenized_str
-            images_seq_mask = [False] + images_seq_mask
-        if eos:
-            tokenized_str = tokenized_str + [self.eos_id]
-            images_seq_mask = images_seq_mask + [False]
-
-        assert len(tokenized_str) == len(
-            images_seq_mask
-        ), f"tokenize_with_images func: tokenized_str's length {len(tokenized_str)} is not equal to imags_seq_mask's length {len(images_seq_mask)}"
-
-        return tokenized_str, images_list, images_seq_mask, images_spatial_crop
 
 
 class DeepseekVL2VisionEncoderConfig(PretrainedConfig):

@@ -23,9 +23,6 @@ class DotsOCRConfig(Qwen2Config):
         self.video_token_id = video_token_id
         self.vision_config = DotsVisionConfig(**(vision_config or {}))
 
-    def save_pretrained(self, save_directory, **kwargs):
-        self._auto_class = None
-        super().save_pretrained(save_directory, **kwargs)
 
 
 class DummyVideoProcessor(BaseImageProcessor):

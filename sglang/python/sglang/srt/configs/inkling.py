@@ -349,8 +349,6 @@ class InklingMMConfig(PretrainedConfig):
             **kwargs,
         )
 
-    def get_text_config(self, *args: Any, **kwargs: Any) -> InklingModelConfig:
-        return self.text_config
 
     @property
     def vocab_size(self) -> int:

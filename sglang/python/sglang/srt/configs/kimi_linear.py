@@ -153,11 +153,6 @@ class KimiLinearConfig(PretrainedConfig):
             )
         )
 
-    def is_kda_layer(self, layer_idx: int):
-        return (
-            self.linear_attn_config is not None
-            and (layer_idx + 1) in self.linear_attn_config["kda_layers"]
-        )
 
     @property
     def linear_layer_ids(self):

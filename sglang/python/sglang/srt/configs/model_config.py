@@ -1934,8 +1934,6 @@ _cross_encoding_pooler_archs = [
 ]
 
 
-def is_cross_encoding_pooler_model(model_architectures: List[str]) -> bool:
-    return any(arch in _cross_encoding_pooler_archs for arch in model_architectures)
 
 
 def yarn_get_mscale(scale: float = 1, mscale: float = 1) -> float:

@@ -18,7 +18,6 @@ from typing import Any
 from transformers.configuration_utils import PretrainedConfig
 
 from sglang.srt.configs.nemotron_h import NemotronHConfig
-from sglang.srt.configs.radio import RadioConfig
 from sglang.srt.multimodal.internvl_utils import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -137,26 +136,6 @@ class NemotronH_Nano_VL_V2_Config(PretrainedConfig):
             "video_maintain_aspect_ratio", True
         )
 
-    def create_radio_config(self):
-        config = self.raw_vision_config
-        model_name = config["args"]["model"]
-        reg_tokens = config["args"].get("register_multiple")
-        image_size = config.get("preferred_resolution", [224])[0]
-        radio_config = RadioConfig(
-            patch_size=self.patch_size,
-            norm_mean=self.norm_mean,
-            norm_std=self.norm_std,
-            model_name=model_name,
-            reg_tokens=reg_tokens,
-            image_size=image_size,
-            min_num_patches=self.min_num_patches,
-            max_num_patches=self.max_num_patches,
-            video_temporal_patch_size=self.video_temporal_patch_size,
-            separate_video_embedder=self.separate_video_embedder,
-            video_target_num_patches=self.video_target_num_patches,
-            video_maintain_aspect_ratio=self.video_maintain_aspect_ratio,
-        )
-        return radio_config
 
 
 class NemotronH_Nano_Omni_Reasoning_V3_Config(NemotronH_Nano_VL_V2_Config):

@@ -163,84 +163,9 @@ class NemotronHConfig(PretrainedConfig):
     model_type = "nemotron_h"
     keys_to_ignore_at_inference = ["past_key_values"]
 
-    @staticmethod
-    def _validate_layers_block_type(
-        layers_block_type, expected_length=None, param_name="layers_block_type"
-    ):
-        """
-        Validate layers_block_type list.
-        Args:
-            layers_block_type: List of layer types to validate.
-            expected_length: If provided, validate the list has this length.
-            param_name: Parameter name for error messages.
-        Raises:
-            ValueError: If validation fails.
-        """
-        if not isinstance(layers_block_type, list):
-            raise ValueError(
-                f"{param_name} must be a list of strings. Got type: {type(layers_block_type)}"
-            )
-        if expected_length is not None and len(layers_block_type) != expected_length:
-            raise ValueError(
-                f"{param_name} must have length {expected_length}. Got length {len(layers_block_type)}."
-            )
-        valid_types = {"mamba", "attention", "mlp", "moe"}
-        if not all(block_type in valid_types for block_type in layers_block_type):
-            invalid = set(layers_block_type) - valid_types
-            raise ValueError(
-                f"{param_name} contains invalid types: {invalid}. Must be one of: {valid_types}"
-            )
 
-    @staticmethod
-    def _resolve_layers_block_type(
-        layers_block_type, hybrid_override_pattern, kwargs
-    ) -> list[str]:
-        """Resolve canonical layers_block_type from new and legacy config fields."""
-        # Prefer explicit kwargs override first (legacy HF path), otherwise use
-        # the function argument value from config fields.
-        pattern = kwargs.pop("hybrid_override_pattern", hybrid_override_pattern)
-        if layers_block_type is None:
-            if pattern is not None:
-                layers_block_type = NemotronHConfig._pattern_to_list(pattern)
-            else:
-                # Last-resort fallback to preserve compatibility when neither
-                # canonical nor legacy pattern fields are provided.
-                layers_block_type = DEFAULT_LAYERS_BLOCK_TYPE
-        return layers_block_type
 
-    @staticmethod
-    def _resolve_mtp_layers_block_type(mtp_layers_block_type, kwargs) -> list[str]:
-        """Resolve canonical mtp_layers_block_type from new and legacy config fields."""
-        if "mtp_hybrid_override_pattern" in kwargs:
-            pattern = kwargs.pop("mtp_hybrid_override_pattern")
-            if mtp_layers_block_type is None or mtp_layers_block_type == [
-                "attention",
-                "moe",
-            ]:
-                mtp_layers_block_type = NemotronHConfig._pattern_to_list(pattern)
-        return mtp_layers_block_type
 
-    @staticmethod
-    def _resolve_mamba_chunk_size(mamba_chunk_size, kwargs) -> int:
-        """Resolve canonical mamba_chunk_size from new and legacy config fields."""
-        chunk_size = kwargs.pop("chunk_size", None)
-        if (
-            mamba_chunk_size is not None
-            and chunk_size is not None
-            and mamba_chunk_size != chunk_size
-        ):
-            logger.warning(
-                "Both chunk_size=%s and mamba_chunk_size=%s were provided. "
-                "Using mamba_chunk_size.",
-                chunk_size,
-                mamba_chunk_size,
-            )
-
-        if mamba_chunk_size is None:
-            mamba_chunk_size = chunk_size
-        if mamba_chunk_size is None:
-            mamba_chunk_size = DEFAULT_MAMBA_CHUNK_SIZE
-        return mamba_chunk_size
 
     def __init__(
         self,
@@ -482,38 +407,9 @@ class NemotronHConfig(PretrainedConfig):
         """Setter for backward compatibility when loading configs."""
         self.mtp_layers_block_type = self._pattern_to_list(value)
 
-    @staticmethod
-    def _list_to_pattern(layers_list: list[str]) -> str:
-        """Convert list of layer types back to pattern string (for backward compatibility)."""
-        reverse_mapping = {
-            "mamba": MAMBA,
-            "moe": MOE,
-            "attention": ATTENTION,
-            "mlp": MLP,
-        }
-        return "".join(reverse_mapping[layer_type] for layer_type in layers_list)
 
-    @staticmethod
-    def _pattern_to_list(pattern: str) -> list[str]:
-        """Convert pattern string to list of layer types (for backward compatibility)."""
-        if any(char not in {MAMBA, MOE, ATTENTION, MLP} for char in pattern):
-            raise ValueError(
-                "Pattern must only contain characters 'M', '*', '-' or 'E'. "
-                f"Got: {pattern}"
-            )
-        pattern_mapping = {
-            MAMBA: "mamba",
-            MOE: "moe",
-            ATTENTION: "attention",
-            MLP: "mlp",
-        }
-        return [pattern_mapping[char] for char in pattern]
 
-    def get_nemotron_h_config_for_layer(self, layer_idx: int) -> "NemotronHConfig":
-        return self
 
-    def get_mtp_config(self) -> "NemotronHConfig":
-        return self
 
     @property
     def max_n_routed_experts(self) -> int:

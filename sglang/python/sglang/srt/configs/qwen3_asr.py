@@ -41,12 +41,6 @@ class Qwen3ASRProcessor(ProcessorMixin):
         )
         return cls(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
-    def _get_feat_extract_output_lengths(self, input_lengths):
-        if not isinstance(input_lengths, torch.Tensor):
-            input_lengths = torch.tensor(input_lengths)
-        input_lengths_leave = input_lengths % 100
-        feat_lengths = (input_lengths_leave - 1) // 2 + 1
-        return ((feat_lengths - 1) // 2 + 1 - 1) // 2 + 1 + (input_lengths // 100) * 13
 
     def __call__(self, text=None, audio=None, audio_kwargs=None, **kwargs):
         inputs = {}
@@ -160,8 +154,6 @@ class Qwen3ASRConfig(PretrainedConfig):
             self.thinker_config = thinker_config
         super().__init__(**kwargs)
 
-    def get_text_config(self, decoder=False) -> PretrainedConfig:
-        return self.thinker_config.text_config
 
 
 AutoConfig.register("qwen3_asr", Qwen3ASRConfig)

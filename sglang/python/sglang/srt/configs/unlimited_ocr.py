@@ -1,10 +1,8 @@
 """Standalone UNLIMITED-OCR configuration and HF processor."""
 
-import math
 from typing import Any, Dict, List, Tuple
 
-import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from transformers import (
     AutoConfig,
     AutoProcessor,
@@ -17,54 +15,12 @@ from sglang.srt.configs.deepseek_ocr import (
     ImageTransform,
     MlpProjectorConfig,
     VisionEncoderConfig,
-    VLChatProcessorOutput,
-    find_closest_aspect_ratio,
-)
+    )
 from sglang.srt.multimodal.customized_mm_processor_utils import (
     register_customized_processor,
 )
 
 
-def dynamic_preprocess(
-    image, min_num=2, max_num=32, image_size=640, use_thumbnail=False
-):
-    """Split an image into tiles based on the best-matching aspect ratio."""
-    orig_width, orig_height = image.size
-    aspect_ratio = orig_width / orig_height
-
-    target_ratios = set(
-        (i, j)
-        for n in range(min_num, max_num + 1)
-        for i in range(1, n + 1)
-        for j in range(1, n + 1)
-        if i * j <= max_num and i * j >= min_num
-    )
-    target_ratios = sorted(target_ratios, key=lambda x: x[0] * x[1])
-
-    target_aspect_ratio = find_closest_aspect_ratio(
-        aspect_ratio, target_ratios, orig_width, orig_height, image_size
-    )
-
-    target_width = image_size * target_aspect_ratio[0]
-    target_height = image_size * target_aspect_ratio[1]
-    blocks = target_aspect_ratio[0] * target_aspect_ratio[1]
-
-    resized_img = image.resize((target_width, target_height))
-    processed_images = []
-    for i in range(blocks):
-        box = (
-            (i % (target_width // image_size)) * image_size,
-            (i // (target_width // image_size)) * image_size,
-            ((i % (target_width // image_size)) + 1) * image_size,
-            ((i // (target_width // image_size)) + 1) * image_size,
-        )
-        split_img = resized_img.crop(box)
-        processed_images.append(split_img)
-    assert len(processed_images) == blocks
-    if use_thumbnail and len(processed_images) != 1:
-        thumbnail_img = image.resize((image_size, image_size))
-        processed_images.append(thumbnail_img)
-    return processed_images, target_aspect_ratio
 
 
 class UnlimitedOCRHFProcessor(ProcessorMixin):
@@ -138,59 +94,6 @@ class UnlimitedOCRHFProcessor(ProcessorMixin):
 
         super().__init__(tokenizer, **kwargs)
 
-    def format_messages_v2(
-        self,
-        messages: str,
-        pil_images,
-        max_req_input_len=-1,
-        base_size: int = None,
-        image_size: int = None,
-        crop_mode: bool = None,
-    ):
-        """Tokenize messages with embedded images and return processed tensors."""
-        base_size = base_size or self.base_size
-        image_size = image_size or self.image_size
-        crop_mode = crop_mode if crop_mode is not None else self.crop_mode
-
-        tokenized_data = []
-        masked_tokenized_data = []
-        images_list = []
-        images_seq_mask = []
-        images_spatial_crop = []
-
-        image_index = 0
-        image_token_cnt = messages.count(self.image_token)
-        (
-            input_ids,
-            images,
-            images_crop,
-            seq_mask,
-            spatial_crop,
-            num_image_tokens,
-            image_shapes,
-        ) = self.tokenize_with_images(
-            messages,
-            pil_images[image_index : image_index + image_token_cnt],
-            bos=True,
-            eos=True,
-            cropping=crop_mode,
-            base_size=base_size,
-            image_size=image_size,
-        )
-
-        image_index = image_token_cnt
-        images_list += images
-        images_seq_mask += seq_mask
-        images_spatial_crop = spatial_crop
-
-        return (
-            input_ids,
-            masked_tokenized_data,
-            images_list,
-            images_seq_mask,
-            images_spatial_crop,
-            images_crop,
-        )
 
     @property
     def bos_id(self):
@@ -207,83 +110,8 @@ class UnlimitedOCRHFProcessor(ProcessorMixin):
         """Return the padding token ID."""
         return self.tokenizer.pad_token_id
 
-    def encode(self, text: str, bos: bool = True, eos: bool = False):
-        """Encode text into token IDs with optional BOS/EOS."""
-        t = self.tokenizer.encode(text, add_special_tokens=False)
-        if bos:
-            t = [self.bos_id] + t
-        if eos:
-            t = t + [self.eos_id]
-        return t
 
-    def decode(self, t: List[int], **kwargs) -> str:
-        """Decode token IDs back into a string."""
-        return self.tokenizer.decode(t, **kwargs)
 
-    def process_one(
-        self,
-        prompt: str = None,
-        conversations: List[Dict[str, str]] = None,
-        images: List[Image.Image] = None,
-        apply_sft_format: bool = False,
-        inference_mode: bool = True,
-        system_prompt: str = "",
-        max_req_input_len: int = -1,
-        base_size: int = None,
-        image_size: int = None,
-        crop_mode: bool = None,
-        **kwargs,
-    ):
-        """Process a single prompt with images into model-ready tensors."""
-        base_size = base_size or self.base_size
-        image_size = image_size or self.image_size
-        crop_mode = crop_mode if crop_mode is not None else self.crop_mode
-
-        prompt = conversations or prompt
-        (
-            input_ids,
-            masked_tokenized_str,
-            images_list,
-            images_seq_mask,
-            images_spatial_crop,
-            images_crop,
-        ) = self.format_messages_v2(
-            prompt,
-            images,
-            max_req_input_len,
-            base_size=base_size,
-            image_size=image_size,
-            crop_mode=crop_mode,
-        )
-
-        target_ids = torch.LongTensor(masked_tokenized_str)
-
-        has_images = len(images_list) > 0
-        has_local_crops = []
-        if len(images_spatial_crop) > 0:
-            has_local_crops = [
-                (crop[0] > 1 or crop[1] > 1).item() for crop in images_spatial_crop
-            ]
-
-        if len(images_list) == 0:
-            images = torch.zeros((1, 3, image_size, image_size))
-        else:
-            images = torch.stack(images_list, dim=0)
-
-        images_spatial_crop = torch.stack([images_spatial_crop], dim=0)
-
-        prepare = VLChatProcessorOutput(
-            input_ids=input_ids,
-            target_ids=target_ids,
-            images_crop=images_crop,
-            pixel_values=images,
-            images_seq_mask=images_seq_mask,
-            images_spatial_crop=images_spatial_crop,
-        )
-        prepare.has_images = has_images
-        prepare.has_local_crops = has_local_crops
-
-        return prepare
 
     def __call__(
         self,
@@ -321,157 +149,6 @@ class UnlimitedOCRHFProcessor(ProcessorMixin):
         return prepare
 
 
-    def tokenize_with_images(
-        self,
-        conversation: str,
-        images: List[Image.Image],
-        bos: bool = True,
-        eos: bool = True,
-        cropping: bool = True,
-        base_size: int = None,
-        image_size: int = None,
-    ):
-        """Tokenize text with <image> tags (OCR mode)."""
-        base_size = base_size or self.base_size
-        image_size = image_size or self.image_size
-
-        assert conversation.count(self.image_token) == len(images)
-        text_splits: list[str] = conversation.split(self.image_token)
-        images_list, images_crop_list, images_seq_mask, images_spatial_crop = (
-            [],
-            [],
-            [],
-            [],
-        )
-        image_shapes = []
-        num_image_tokens = []
-        tokenized_str = []
-
-        for text_sep, image in zip(text_splits, images):
-            tokenized_sep = self.encode(text_sep, bos=False, eos=False)
-            tokenized_str += tokenized_sep
-            images_seq_mask += [False] * len(tokenized_sep)
-            image_shapes.append(image.size)
-
-            if image.size[0] <= 640 and image.size[1] <= 640:
-                crop_ratio = [1, 1]
-            else:
-                if cropping:
-                    images_crop_raw, crop_ratio = dynamic_preprocess(
-                        image, image_size=image_size
-                    )
-                else:
-                    crop_ratio = [1, 1]
-
-            if image_size <= 640 and not cropping:
-                image = image.resize((image_size, image_size))
-            if cropping:
-                pad_size = base_size
-            else:
-                pad_size = image_size
-
-            global_view = ImageOps.pad(
-                image,
-                (pad_size, pad_size),
-                color=tuple(int(x * 255) for x in self.image_transform.mean),
-            )
-            images_list.append(self.image_transform(global_view))
-
-            num_width_tiles, num_height_tiles = crop_ratio
-            images_spatial_crop.append([num_width_tiles, num_height_tiles])
-
-            if num_width_tiles > 1 or num_height_tiles > 1:
-                for i in range(len(images_crop_raw)):
-                    images_crop_list.append(self.image_transform(images_crop_raw[i]))
-
-            num_queries = math.ceil(
-                (image_size // self.patch_size) / self.downsample_ratio
-            )
-            num_queries_base = math.ceil(
-                (base_size // self.patch_size) / self.downsample_ratio
-            )
-            if cropping:
-                tokenized_image = (
-                    [self.image_token_id] * num_queries_base + [self.image_token_id]
-                ) * num_queries_base
-                tokenized_image += [self.image_token_id]
-                if num_width_tiles > 1 or num_height_tiles > 1:
-                    tokenized_image += (
-                        [self.image_token_id] * (num_queries * num_width_tiles)
-                        + [self.image_token_id]
-                    ) * (num_queries * num_height_tiles)
-            else:
-                tokenized_image = (
-                    [self.image_token_id] * num_queries + [self.image_token_id]
-                ) * num_queries
-                tokenized_image += [self.image_token_id]
-
-            tokenized_str += tokenized_image
-            images_seq_mask += [True] * len(tokenized_image)
-            num_image_tokens.append(len(tokenized_image))
-
-        tokenized_sep = self.encode(text_splits[-1], bos=False, eos=False)
-        tokenized_str += tokenized_sep
-        images_seq_mask += [False] * len(tokenized_sep)
-
-        if bos:
-            tokenized_str = [self.bos_id] + tokenized_str
-            images_seq_mask = [False] + images_seq_mask
-        if eos:
-            tokenized_str = tokenized_str + [self.eos_id]
-            images_seq_mask = images_seq_mask + [False]
-
-        assert len(tokenized_str) == len(images_seq_mask)
-
-        masked_tokenized_str = []
-        for token_index in tokenized_str:
-            if token_index != self.image_token_id:
-                masked_tokenized_str.append(token_index)
-            else:
-                masked_tokenized_str.append(self.ignore_id)
-
-        assert len(tokenized_str) == len(images_seq_mask) == len(masked_tokenized_str)
-
-        input_ids = torch.LongTensor(tokenized_str)
-        target_ids = torch.LongTensor(masked_tokenized_str)
-        images_seq_mask = torch.tensor(images_seq_mask, dtype=torch.bool)
-
-        target_ids[(input_ids < 0) | (input_ids == self.image_token_id)] = (
-            self.ignore_id
-        )
-        input_ids[input_ids < 0] = self.pad_id
-
-        inference_mode = True
-        if inference_mode:
-            assert input_ids[-1] == self.eos_id
-            input_ids = input_ids[:-1]
-            target_ids = target_ids[:-1]
-            images_seq_mask = images_seq_mask[:-1]
-
-        if len(images_list) == 0:
-            pixel_values = torch.zeros((1, 3, base_size, base_size))
-            images_spatial_crop = torch.zeros((1, 1), dtype=torch.long)
-            images_crop = torch.zeros((1, 3, image_size, image_size)).unsqueeze(0)
-        else:
-            pixel_values = torch.stack(images_list, dim=0)
-            images_spatial_crop = torch.tensor(images_spatial_crop, dtype=torch.long)
-            if images_crop_list:
-                images_crop = torch.stack(images_crop_list, dim=0).unsqueeze(0)
-            else:
-                images_crop = torch.zeros(
-                    (len(images_list), 3, image_size, image_size)
-                ).unsqueeze(1)
-
-        input_ids = input_ids.unsqueeze(0)
-        return (
-            input_ids,
-            pixel_values,
-            images_crop,
-            images_seq_mask,
-            images_spatial_crop,
-            num_image_tokens,
-            image_shapes,
-        )
 
 
 class UnlimitedLanguageConfig(PretrainedConfig):

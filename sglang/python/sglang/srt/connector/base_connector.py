@@ -1,7 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
 
-import os
-import shutil
 import signal
 import tempfile
 from abc import ABC, abstractmethod
@@ -28,8 +26,6 @@ class BaseConnector(ABC):
             existing_handler = signal.getsignal(sig)
             signal.signal(sig, self._close_by_signal(existing_handler))
 
-    def get_local_dir(self):
-        return self.local_dir
 
     @abstractmethod
     def weight_iterator(
@@ -45,13 +41,6 @@ class BaseConnector(ABC):
     ) -> None:
         raise NotImplementedError()
 
-    def close(self):
-        if self.closed:
-            return
-
-        self.closed = True
-        if os.path.exists(self.local_dir):
-            shutil.rmtree(self.local_dir)
 
     def __enter__(self):
         return self
@@ -62,14 +51,6 @@ class BaseConnector(ABC):
     def __del__(self):
         self.close()
 
-    def _close_by_signal(self, existing_handler=None):
-
-        def new_handler(signum, frame):
-            self.close()
-            if existing_handler:
-                existing_handler(signum, frame)
-
-        return new_handler
 
 
 class BaseKVConnector(BaseConnector):

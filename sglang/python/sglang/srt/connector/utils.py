@@ -3,18 +3,10 @@
 import os
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlparse
 
 from sglang.srt.connector import BaseConnector
 
 
-def parse_model_name(url: str) -> str:
-    """
-    Parse the model name from the url.
-    Only used for db connector
-    """
-    parsed_url = urlparse(url)
-    return parsed_url.path.lstrip("/")
 
 
 def pull_files_from_db(

@@ -11,7 +11,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from copy import deepcopy
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -310,33 +310,6 @@ class _Dumper:
             grafter_extras=grafter_extras,
         )
 
-    def dump_model(
-        self,
-        model: "torch.nn.Module",
-        name_prefix: str = "param",
-        save: bool = True,
-        get_grad: Optional[Callable] = None,
-        step: Optional[int] = None,
-        **kwargs,
-    ) -> None:
-        for param_name, param in model.named_parameters():
-            for plugin in _plugins:
-                param_name = (
-                    plugin.transform_model_param_name(model, param_name) or param_name
-                )
-            self._dump_inner(
-                name=f"{name_prefix}__{param_name}",
-                value=param,
-                extra_kwargs=kwargs,
-                save=save,
-                enable_value=self._config.enable_model_value,
-                enable_curr_grad=self._config.enable_model_grad,
-                enable_future_grad=False,
-                value_tag="Dumper.ParamValue",
-                grad_tag="Dumper.ParamGrad",
-                get_grad=get_grad,
-                step=step,
-            )
 
 
     def set_ctx(self, **kwargs):
@@ -431,12 +404,6 @@ class _Dumper:
         self._state = _DumperState()
 
 
-    def get_state(self) -> dict:
-        return {
-            "config": asdict(self._config),
-            "dump_index": self._state.dump_index,
-            "step": self._state.step,
-        }
 
     @cached_property
     def _http_manager(self) -> Optional["_DumperHttpManager"]:
@@ -668,92 +635,12 @@ class _NonIntrusiveDumper:
                 mode="replace_fn" if is_root else "hook",
             )
 
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
 
-    @classmethod
-    def _detect_module_ctx(
-        cls, module_name: str, module: "torch.nn.Module"
-    ) -> Optional[dict]:
-        match = cls._LAYER_NAME_RE.fullmatch(module_name)
-        if match:
-            for plugin in _plugins:
-                layer_id = plugin.detect_layer_id(module)
-                if layer_id is not None:
-                    return {"layer_id": layer_id}
-            return {"layer_id": int(match.group(1))}
-        return None
 
-    def _register_ctx_hooks(self, module: "torch.nn.Module", *, ctx: dict) -> None:
-        clear_ctx = {k: None for k in ctx}
-        self._handles.append(
-            module.register_forward_pre_hook(
-                lambda _mod, _input, _ctx=ctx: self._dumper.set_ctx(**_ctx)
-            )
-        )
-        self._handles.append(
-            module.register_forward_hook(
-                lambda _mod, _input, _output, _clear=clear_ctx: self._dumper.set_ctx(
-                    **_clear
-                )
-            )
-        )
 
-    def _make_forward_pre_hook(self, *, module_name: str, is_root: bool):
-        def _hook(_module, args, kwargs):
-            for i, item in enumerate(args):
-                self._dump_value(
-                    module_name, item, sub_name=f"inputs.{i}", is_root=is_root
-                )
-            for name, value in kwargs.items():
-                self._dump_value(
-                    module_name,
-                    value,
-                    sub_name=f"inputs.{name}",
-                    is_root=is_root,
-                )
 
-        return _hook
 
-    def _make_forward_hook(self, *, module_name: str, is_root: bool):
-        def _hook(_module, input, output):
-            if output is not None:
-                self._dump_value(module_name, output, sub_name="output", is_root=False)
 
-        return _hook
-
-    def _dump_value(
-        self, module_name: str, value: Any, sub_name: str, *, is_root: bool
-    ) -> None:
-        for key, item in self._convert_value(
-            value, skip_forward_batch=(not is_root)
-        ).items():
-            effective_key = key or sub_name.rsplit(".", 1)[-1]
-            if effective_key in self._core_fields:
-                self._dumper.dump(effective_key, item)
-            elif self._mode == "all":
-                parts = [p for p in (module_name, sub_name, key) if p]
-                self._dumper.dump(self._NAME_PREFIX + ".".join(parts), item)
-
-    @staticmethod
-    def _convert_value(value, *, skip_forward_batch: bool = False) -> dict[str, Any]:
-        if isinstance(value, torch.Tensor):
-            return {"": value}
-
-        if isinstance(value, (tuple, list)):
-            tensors = [t for t in value if isinstance(t, torch.Tensor)]
-            if len(tensors) == 1:
-                return {"": tensors[0]}
-            return {str(i): t for i, t in enumerate(tensors)}
-
-        for plugin in _plugins:
-            result = plugin.convert_value(value, skip_forward_batch=skip_forward_batch)
-            if result is not None:
-                return result
-
-        return {}
 
 
 def _register_forward_hook_or_replace_fn(
@@ -1340,22 +1227,9 @@ class _DumperHttpManager:
 
     # ------------------------------- public ---------------------------------
 
-    def handle_request(self, *, method: str, body: dict[str, Any]) -> list[dict]:
-        return self._rpc_broadcast._handle_request_inner(method=method, body=body)
 
     # ------------------------------- private ---------------------------------
 
-    def _handle_request_inner(self, *, method: str, body: dict[str, Any]) -> dict:
-        if method == "get_state":
-            return self._dumper.get_state()
-        elif method == "configure":
-            self._dumper.configure(**body)
-            return {}
-        elif method == "reset":
-            self._dumper.reset()
-            return {}
-        else:
-            raise ValueError(f"Unknown dumper control method: {method!r}")
 
 
 # -------------------------------------- http control server ------------------------------------------
@@ -1651,24 +1525,9 @@ class _FrameworkPlugin(ABC):
         """Return 0-indexed layer_id, or None if not detectable."""
         ...
 
-    def core_fields(self) -> frozenset[str]:
-        return frozenset()
 
-    def get_tokenizer_path(self) -> Optional[str]:
-        return None
 
-    def detect_recompute_status(self) -> _RecomputeStatus:
-        return _RecomputeStatus.DISABLED
 
-    def transform_model_param_name(
-        self, model: "torch.nn.Module", param_name: str
-    ) -> Optional[str]:
-        """Return a rewritten parameter name, or None to keep the original.
-
-        Used by ``dump_model`` to canonicalize parameter names across parallel
-        layouts (e.g. mapping pipeline-local layer indices to global ones).
-        """
-        return None
 
 
 class _SGLangPlugin(_FrameworkPlugin):
@@ -1909,30 +1768,7 @@ class _MegatronPlugin(_FrameworkPlugin):
 
         return re.sub(r"layers\.(\d+)", _add_offset, param_name)
 
-    @staticmethod
-    def _get_transformer_layer_offset(config) -> int:
-        """Return the PP-stage layer offset for ``config``, or 0 if unavailable."""
-        try:
-            from megatron.core.transformer.transformer_layer import (
-                get_transformer_layer_offset,
-            )
 
-            return get_transformer_layer_offset(config)
-        except (ImportError, AttributeError, AssertionError):
-            return 0
-
-    @staticmethod
-    def _get_model_config(model: "torch.nn.Module"):
-        """Unwrap nested ``.module`` wrappers to reach the Megatron model config."""
-        inner = model
-        for _ in range(10):
-            if hasattr(inner, "config"):
-                return inner.config
-            if hasattr(inner, "module"):
-                inner = inner.module
-            else:
-                break
-        return None
 
 
 _plugins: list[_FrameworkPlugin] = [_SGLangPlugin(), _MegatronPlugin()]

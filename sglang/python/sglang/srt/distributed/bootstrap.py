@@ -33,7 +33,6 @@ from sglang.srt.utils import (
     monkey_patch_p2p_access_check,
 )
 from sglang.srt.utils.network import NetworkAddress
-from sglang.srt.utils.patch_torch import register_sgl_tp_rank
 
 logger = logging.getLogger(__name__)
 

@@ -113,30 +113,6 @@ class P2PWork:
     payload: Optional[torch.Tensor]
 
 
-def _split_tensor_dict(
-    tensor_dict: Dict[str, Union[torch.Tensor, Any]],
-) -> Tuple[List[Tuple[str, Any]], List[torch.Tensor]]:
-    """Split the tensor dictionary into two parts:
-    1. A list of (key, value) pairs. If the value is a tensor, it is replaced
-         by its metadata.
-    2. A list of tensors.
-    """
-    metadata_list: List[Tuple[str, Any]] = []
-    tensor_list: List[torch.Tensor] = []
-    for key, value in tensor_dict.items():
-        if isinstance(value, torch.Tensor):
-            # Note: we cannot use `value.device` here,
-            # because it contains not only the device type but also the device
-            # index (e.g. "cuda:0"). We only need the device type.
-            # receiving side will set the device index.
-            device = value.device.type
-            metadata_list.append(
-                (key, TensorMetadata(device, value.dtype, value.size()))
-            )
-            tensor_list.append(value)
-        else:
-            metadata_list.append((key, value))
-    return metadata_list, tensor_list
 
 
 _group_name_counter: Dict[str, int] = {}
@@ -778,75 +754,6 @@ class GroupCoordinator:
         )
         return fused_outputs
 
-    def fused_allreduce_rmsnorm_quant_per_group(
-        self,
-        input_: torch.Tensor,
-        residual_inp_: torch.Tensor,
-        weight_: torch.Tensor,
-        eps: float,
-        group_size: int = 128,
-        emit_bf16: bool = False,
-    ) -> Optional[Tuple[torch.Tensor, ...]]:
-        """Attempt fused all-reduce + RMSNorm + per-group FP8 quant.
-
-        ROCm/aiter/gfx95-only entry point. Returns ``None`` on any other
-        platform or when the aiter custom-all-reduce communicator cannot
-        service the request, letting the caller fall back to the existing
-        ``fused_allreduce_rmsnorm`` + separate per-group quant path.
-
-        When ``emit_bf16=True`` the fused kernel also writes the
-        pre-quantization bf16/fp16 normed output and returns
-        ``(fp8, residual_out, scale, bf16)`` — used by GDN-style layers that
-        need both an FP8 projection and a bf16 gating projection without
-        launching a separate per-group quant kernel.
-        """
-        return None
-
-        ca_comm = self.ca_comm
-        if ca_comm is None or getattr(ca_comm, "disabled", True):
-            return None
-        if not hasattr(ca_comm, "custom_fused_ar_rms_per_group_quant"):
-            return None
-
-        # Shape / size eligibility mirrors aiter's internal gate so we fail
-        # fast without entering the HIP kernel dispatch.
-        K = input_.shape[-1]
-        if K % group_size != 0 or K > 16384:
-            return None
-        total_bytes = input_.numel() * input_.element_size()
-        if total_bytes == 0 or total_bytes > 8 * 1024 * 8192:
-            return None
-        if self.world_size == 6:
-            return None
-
-        if envs.SGLANG_USE_1STAGE_ALLREDUCE.is_set():
-            use_1stage_ar = envs.SGLANG_USE_1STAGE_ALLREDUCE.get()
-        else:
-            token_num = input_.numel() // K
-            use_1stage_ar = total_bytes <= 128 * 1024
-            if (
-                # Keep the default 128 KiB cutoff except for the measured TP=8
-                # K=7168 graph-replay crossover. K=4096 remains on the default
-                # rule because token_num=8/16 still favored 1-stage there.
-                self.world_size == 8
-                and 4096 < K <= 7168
-                and token_num >= 8
-                and use_1stage_ar
-            ):
-                use_1stage_ar = False
-
-        try:
-            return ca_comm.custom_fused_ar_rms_per_group_quant(
-                input_,
-                residual_inp_,
-                weight_,
-                eps,
-                group_size,
-                use_1stage_ar,
-                emit_bf16=emit_bf16,
-            )
-        except Exception:
-            return None
 
     def _resolve_outplace_all_reduce_method(
         self,
@@ -1321,29 +1228,6 @@ class GroupCoordinator:
         )
         return input_
 
-    def broadcast_object(self, obj: Optional[Any] = None, src: int = 0):
-        """Broadcast the input object.
-        NOTE: `src` is the local rank of the source rank.
-        """
-        assert src < self.world_size, f"Invalid src rank ({src})"
-
-        # Bypass the function if we are using only 1 GPU.
-        if self.world_size == 1:
-            return obj
-        if self.mq_broadcaster is not None:
-            assert src == 0, "Message queue broadcaster only supports src=0"
-            return self.mq_broadcaster.broadcast_object(obj)
-        if self.rank_in_group == src:
-            torch.distributed.broadcast_object_list(
-                [obj], src=self.ranks[src], group=self.cpu_group
-            )
-            return obj
-        else:
-            recv = [None]
-            torch.distributed.broadcast_object_list(
-                recv, src=self.ranks[src], group=self.cpu_group
-            )
-            return recv[0]
 
     def broadcast_object_list(
         self, obj_list: List[Any], src: int = 0, group: Optional[ProcessGroup] = None
@@ -1457,120 +1341,7 @@ class GroupCoordinator:
         return obj
 
 
-    def send_tensor_dict(
-        self,
-        tensor_dict: Dict[str, Union[torch.Tensor, Any]],
-        dst: Optional[int] = None,
-        all_gather_group: Optional["GroupCoordinator"] = None,
-        async_send: bool = False,
-    ) -> Optional[List[P2PWork]]:
-        """Send the input tensor dictionary.
-        NOTE: `dst` is the local rank of the source rank.
-        """
-        # Bypass the function if we are using only 1 GPU.
-        if self.world_size == 1:
-            return tensor_dict
 
-        all_gather_size = 1 if all_gather_group is None else all_gather_group.world_size
-        all_gather_rank = (
-            0 if all_gather_group is None else all_gather_group.rank_in_group
-        )
-
-        group = self.device_group
-        metadata_group = self.cpu_group
-
-        if dst is None:
-            dst = (self.rank_in_group + 1) % self.world_size
-        assert dst < self.world_size, f"Invalid dst rank ({dst})"
-
-        assert isinstance(
-            tensor_dict, dict
-        ), f"Expecting a dictionary, got {type(tensor_dict)}"
-        metadata_list, tensor_list = _split_tensor_dict(tensor_dict)
-        # Note: While switching to Device-to-Device (D2D) would introduce an extra
-        # Device-to-Host (D2H) memory copy overhead for serialization, our benchmarks
-        # show better overall transmission performance with D2D due to:
-        # 1. Superior D2D transfer bandwidth
-        # 2. Ability to overlap send and recv operations
-        # Thus the net performance gain justifies this approach.
-
-        send_func = torch.distributed.isend if async_send else torch.distributed.send
-        p2p_works = self.send_object(metadata_list, dst=dst, async_send=async_send)
-
-        for tensor in tensor_list:
-            if tensor.numel() == 0:
-                # Skip sending empty tensors.
-                continue
-
-            # send-allgather: send only a slice, then do allgather.
-            if all_gather_group is not None and tensor.numel() % all_gather_size == 0:
-                tensor = tensor.reshape(all_gather_size, -1)[all_gather_rank]
-
-            comm_group = metadata_group if tensor.is_cpu else group
-            work = send_func(tensor, self.ranks[dst], group=comm_group)
-            if async_send:
-                p2p_works.append(P2PWork(work, tensor))
-        return p2p_works
-
-    def recv_tensor_dict(
-        self,
-        src: Optional[int] = None,
-        all_gather_group: Optional["GroupCoordinator"] = None,
-    ) -> Optional[Dict[str, Union[torch.Tensor, Any]]]:
-        """Recv the input tensor dictionary.
-        NOTE: `src` is the local rank of the source rank.
-        """
-        # Bypass the function if we are using only 1 GPU.
-        if not torch.distributed.is_initialized() or self.world_size == 1:
-            return None
-
-        all_gather_size = 1 if all_gather_group is None else all_gather_group.world_size
-        all_gather_rank = (
-            0 if all_gather_group is None else all_gather_group.rank_in_group
-        )
-
-        group = self.device_group
-        metadata_group = self.cpu_group
-
-        if src is None:
-            src = (self.rank_in_group - 1) % self.world_size
-        assert src < self.world_size, f"Invalid src rank ({src})"
-
-        recv_metadata_list = self.recv_object(src=src)
-        tensor_dict: Dict[str, Any] = {}
-        for key, value in recv_metadata_list:
-            if isinstance(value, TensorMetadata):
-                tensor = torch.empty(value.size, dtype=value.dtype, device=value.device)
-                if tensor.numel() == 0:
-                    # Skip broadcasting empty tensors.
-                    tensor_dict[key] = tensor
-                    continue
-
-                # send-allgather: send only a slice, then do allgather.
-                use_all_gather = (
-                    all_gather_group is not None
-                    and tensor.numel() % all_gather_size == 0
-                )
-
-                if use_all_gather:
-                    orig_shape = tensor.shape
-                    tensor = tensor.reshape(all_gather_size, -1)[all_gather_rank]
-
-                # We have to use irecv here to make it work for both isend and send.
-                comm_group = metadata_group if tensor.is_cpu else group
-                work = torch.distributed.irecv(
-                    tensor, src=self.ranks[src], group=comm_group
-                )
-                work.wait()
-
-                if use_all_gather:
-                    tensor = all_gather_group.all_gather(tensor, dim=0)
-                    tensor = tensor.reshape(orig_shape)
-
-                tensor_dict[key] = tensor
-            else:
-                tensor_dict[key] = value
-        return tensor_dict
 
     def barrier(self):
         """Barrier synchronization among the group.
@@ -2374,53 +2145,6 @@ def initialize_model_parallel(
     )
 
 
-def create_custom_parallel_group(
-    group_ranks: List[int], backend: str = "gloo"
-) -> Optional[torch.distributed.ProcessGroup]:
-    """
-    Create a custom parallel group based on the provided ranks.
-
-    Args:
-        group_ranks: The list of ranks that the CURRENT process wants to join.
-                     (e.g., Rank 0 passes [0...7], Rank 8 passes [8...15])
-        backend: The communication backend (default: "gloo").
-
-    Returns:
-        The ProcessGroup if the current rank is in group_ranks, else None.
-    """
-    assert torch.distributed.is_initialized()
-
-    world_size = torch.distributed.get_world_size()
-    rank = torch.distributed.get_rank()
-
-    local_config = sorted(list(set(group_ranks)))
-    gathered_configs = [None for _ in range(world_size)]
-
-    torch.distributed.all_gather_object(gathered_configs, local_config)
-
-    unique_groups = []
-    seen_signatures = set()
-
-    for config in gathered_configs:
-        config_tuple = tuple(config)
-        if config_tuple not in seen_signatures:
-            seen_signatures.add(config_tuple)
-            unique_groups.append(list(config_tuple))
-
-    unique_groups.sort(key=lambda x: x[0])
-
-    my_new_group = None
-
-    for g_ranks in unique_groups:
-        group = torch.distributed.new_group(ranks=g_ranks, backend=backend)
-
-        if set(g_ranks) == set(local_config):
-            my_new_group = group
-            logger.debug(
-                f"Rank {rank} successfully created/joined custom group: {g_ranks}"
-            )
-
-    return my_new_group
 
 
 def ensure_model_parallel_initialized(

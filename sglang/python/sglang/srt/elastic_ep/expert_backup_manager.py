@@ -1,9 +1,7 @@
 import logging
 import multiprocessing as mp
-import re
 import signal
 
-import torch
 import zmq
 
 from sglang.srt.configs.load_config import LoadConfig
@@ -28,12 +26,6 @@ PORT_BASE = envs.SGLANG_BACKUP_PORT_BASE.get()
 logger = logging.getLogger(__name__)
 
 
-def extract_expert_id(param_name):
-    pattern = r"\.experts\.(\d+)\."
-    match = re.search(pattern, param_name)
-    if match:
-        return int(match.group(1))
-    return -1
 
 
 class ExpertBackupManager:
@@ -82,77 +74,7 @@ class ExpertBackupManager:
         # Keep the manager subprocess alive until signals
         signal.pause()
 
-    def backup_weights_from_disk(self):
-        load_config = LoadConfig(load_format=self.load_format)
-        loader = get_model_loader(load_config, self.model_config)
 
-        with set_default_torch_dtype(self.model_config.dtype):
-            iter = loader._get_weights_iterator(
-                DefaultModelLoader.Source.init_new(self.model_config, None)
-            )
-
-            total_bytes = 0
-            weight_info_dict = {}
-
-            for name, weight in iter:
-                expert_id = extract_expert_id(name)
-                if expert_id < self.idmx and expert_id >= self.idmn:
-                    numel = weight.numel()
-                    element_size = weight.element_size()
-                    byte_size = numel * element_size
-                    weight_info_dict[name] = {
-                        "name": name,
-                        "weight": weight,
-                        "numel": numel,
-                        "shape": weight.shape,
-                        "dtype": weight.dtype,
-                        "element_size": element_size,
-                        "byte_size": byte_size,
-                    }
-                    total_bytes += byte_size
-
-            if total_bytes == 0:
-                self.continuous_buffer = None
-                self.weight_pointer_map = {}
-                return
-
-            self.continuous_buffer = torch.empty(
-                total_bytes, dtype=torch.uint8, device="cpu"
-            )
-            buffer_base_ptr = self.continuous_buffer.data_ptr()
-            self.weight_pointer_map = {}
-            current_byte_offset = 0
-
-            for name in sorted(weight_info_dict.keys()):
-                weight_info = weight_info_dict[name]
-                weight = weight_info["weight"]
-                byte_size = weight_info["byte_size"]
-                weight_flat = weight.flatten().contiguous()
-                weight_bytes = weight_flat.view(torch.uint8)
-                start_byte = current_byte_offset
-                end_byte = current_byte_offset + byte_size
-                weight_ptr = buffer_base_ptr + current_byte_offset
-                self.continuous_buffer[start_byte:end_byte].copy_(weight_bytes)
-                self.weight_pointer_map[name] = ExpertWeightPointer(
-                    weight_ptr=weight_ptr,
-                    byte_size=byte_size,
-                )
-
-                current_byte_offset = end_byte
-
-    def start_transfer_server(self):
-        from sglang.srt.distributed.parallel_state import get_mooncake_transfer_engine
-
-        self.transfer_engine = get_mooncake_transfer_engine()
-        self.session_id = self.transfer_engine.session_id
-        server_ptr = self.continuous_buffer.data_ptr()
-        server_len = (
-            self.continuous_buffer.numel() * self.continuous_buffer.element_size()
-        )
-
-        ret_value = self.transfer_engine.engine.register_memory(server_ptr, server_len)
-        if ret_value != 0:
-            raise RuntimeError("Mooncake memory registration failed.")
 
 
 def run_expert_backup_manager_process(

@@ -4,7 +4,6 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Union
 
-import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -13,7 +12,7 @@ try:
 except ImportError as e:
     mcp = e
 
-from openai_harmony import Author, Message, Role, TextContent
+from openai_harmony import Message
 
 from sglang.srt.entrypoints.harmony_utils import (
     get_encoding,
@@ -42,22 +41,6 @@ class ConversationContext(ABC):
         pass
 
 
-class SimpleContext(ConversationContext):
-
-    def __init__(self):
-        self.last_output = None
-
-    def append_output(self, output) -> None:
-        self.last_output = output
-
-    def need_builtin_tool_call(self) -> bool:
-        return False
-
-    async def call_tool(self) -> list[Message]:
-        raise NotImplementedError("Should not be called.")
-
-    def render_for_completion(self) -> list[int]:
-        raise NotImplementedError("Should not be called.")
 
 
 class HarmonyContext(ConversationContext):
@@ -135,111 +118,6 @@ class HarmonyContext(ConversationContext):
     def render_for_completion(self) -> list[int]:
         return render_for_completion(self.messages)
 
-    async def call_search_tool(
-        self, tool_session: Union["ClientSession", Tool], last_msg: Message
-    ) -> list[Message]:
-        if isinstance(tool_session, Tool):
-            return await tool_session.get_result(self)
-        tool_name = last_msg.recipient.split(".")[1]
-        args = orjson.loads(last_msg.content[0].text)
-        result = await tool_session.call_tool(tool_name, args)
-        result_str = result.content[0].text
-        content = TextContent(text=result_str)
-        author = Author(role=Role.TOOL, name=last_msg.recipient)
-        return [Message(author=author, content=[content], recipient=Role.ASSISTANT)]
-
-    async def call_python_tool(
-        self, tool_session: Union["ClientSession", Tool], last_msg: Message
-    ) -> list[Message]:
-        if isinstance(tool_session, Tool):
-            return await tool_session.get_result(self)
-        param = {
-            "code": last_msg.content[0].text,
-        }
-        result = await tool_session.call_tool("python", param)
-        result_str = result.content[0].text
-
-        content = TextContent(text=result_str)
-        author = Author(role=Role.TOOL, name="python")
-
-        return [
-            Message(
-                author=author,
-                content=[content],
-                channel=last_msg.channel,
-                recipient=Role.ASSISTANT,
-            )
-        ]
-
-
-class StreamingHarmonyContext(HarmonyContext):
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.last_output = None
-
-        self.parser = get_streamable_parser_for_assistant()
-        self.encoding = get_encoding()
-        self.last_tok = None
-        self.num_processed_tokens = 0
-
-    @property
-    def messages(self) -> list:
-        return self.parser.messages
-
-    def append_output(self, output) -> None:
-        if isinstance(output, dict) and "output_ids" in output:
-            # RequestOutput from SGLang with outputs
-            output_token_ids = output["output_ids"]
-
-            # Check if we need to handle cumulative tokens
-            meta_info = output.get("meta_info", {})
-            completion_tokens = meta_info.get("completion_tokens")
-            if (
-                completion_tokens is not None
-                and len(output_token_ids) == completion_tokens
-            ):
-                # Case 1: When --incremental-streaming-output is not set.
-                # The output_ids contains all tokens generated so far.
-                # We only need to process the new tokens.
-                new_token_ids = output_token_ids[self.num_processed_tokens :]
-                self.num_processed_tokens = len(output_token_ids)
-            else:
-                # Case 2: When --incremental-streaming-output is set.
-                # The output_ids contains only the new tokens.
-                new_token_ids = output_token_ids
-                self.num_processed_tokens += len(output_token_ids)
-
-            for token_id in new_token_ids:
-                self.parser.process(token_id)
-
-        else:
-            # Handle the case of tool output in direct message format
-            assert len(output) == 1, "Tool output should be a single message"
-            msg = output[0]
-            # Sometimes the recipient is not set for tool messages,
-            # so we set it to "assistant"
-            if msg.author.role == Role.TOOL and msg.recipient is None:
-                msg.recipient = "assistant"
-            toks = self.encoding.render(msg)
-            for tok in toks:
-                self.parser.process(tok)
-            self.last_tok = toks[-1]
 
 
 
-    def render_for_completion(self) -> list[int]:
-        # now this list of tokens as next turn's starting tokens
-        # `<|start|>assistant``,
-        # we need to process them in parser.
-        rendered_tokens = super().render_for_completion()
-
-        last_n = -1
-        to_process = []
-        while rendered_tokens[last_n] != self.last_tok:
-            to_process.append(rendered_tokens[last_n])
-            last_n -= 1
-        for tok in reversed(to_process):
-            self.parser.process(tok)
-
-        return rendered_tokens

@@ -1,6 +1,6 @@
 import json
 import logging
-from typing import Any, List, Optional, Tuple
+from typing import List
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.environ import envs
@@ -206,62 +206,5 @@ class Apertus2509Detector(BaseFormatDetector):
             trigger="<|tools_prefix|>",
         )
 
-    def _apertus_obj_to_call(self, obj: Any) -> Tuple[Optional[str], Optional[Any]]:
-        """
-        Convert a single Apertus tool-call object to (name, arguments).
 
-        Expected shape: {"tool_name": {...}}.
-        """
-        if not isinstance(obj, dict) or not obj:
-            return None, None
-        name = next(iter(obj.keys()))
-        return name, obj.get(name)
 
-    def _parse_apertus_call_list(
-        self, arr: Any, tools: List[Tool], tool_index_offset: int = 0
-    ) -> List[ToolCallItem]:
-
-        if not hasattr(self, "_tool_indices"):
-            self._tool_indices = self._get_tool_indices(tools)
-
-        calls: List[ToolCallItem] = []
-        for item in arr:
-            name, args = self._apertus_obj_to_call(item)
-            if name is None:
-                continue
-            if args is None:
-                args = {}
-
-            if (
-                name not in self._tool_indices
-                and not envs.SGLANG_FORWARD_UNKNOWN_TOOLS.get()
-            ):
-                logger.warning(f"Model attempted to call undefined function: {name}")
-                continue
-
-            calls.append(
-                ToolCallItem(
-                    tool_index=tool_index_offset + len(calls),
-                    name=name,
-                    parameters=json.dumps(args, ensure_ascii=False),
-                )
-            )
-
-        return calls
-
-    def _try_parse_json_array(self, text: str) -> Tuple[Optional[Any], int]:
-        """
-        Returns: (parsed_array_or_None, end_index_exclusive_in_text)
-        """
-        if (start_idx := text.find(self.bot)) == -1:
-            return None, 0
-
-        json_start = start_idx + len(self.bot) - 1  # points to '['
-        try:
-            parsed, end_idx = json.JSONDecoder().raw_decode(text, json_start)
-        except json.JSONDecodeError:
-            return None, 0
-
-        if isinstance(parsed, list):
-            return parsed, end_idx
-        return [parsed], end_idx

@@ -32,26 +32,6 @@ class CohereCommand4Detector(BaseFormatDetector):
     def has_tool_call(self, text: str) -> bool:
         return self.bot_token in text
 
-    @staticmethod
-    def _normalize_calls(arr) -> List[dict]:
-        """Translate Cohere's per-item shape ``{tool_call_id, tool_name,
-        parameters}`` into the shape ``parse_base_json`` expects (``name`` /
-        ``parameters``). Drops ``tool_call_id`` since the OpenAI Chat
-        Completions schema assigns its own id."""
-        if isinstance(arr, dict):
-            arr = [arr]
-        if not isinstance(arr, list):
-            return []
-        out: List[dict] = []
-        for act in arr:
-            if not isinstance(act, dict):
-                continue
-            normalized = dict(act)
-            if "name" not in normalized and "tool_name" in normalized:
-                normalized["name"] = normalized.pop("tool_name")
-            normalized.pop("tool_call_id", None)
-            out.append(normalized)
-        return out
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
         """Non-streaming parse."""

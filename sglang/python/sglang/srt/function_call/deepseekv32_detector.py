@@ -2,7 +2,6 @@ import json
 import logging
 import re
 
-from partial_json_parser.core.options import Allow
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
@@ -97,92 +96,7 @@ class DeepSeekV32Detector(BaseFormatDetector):
         """Check if the text contains a deepseek v32 format tool call."""
         return self.bot_token in text or "<｜DSML｜invoke" in text
 
-    @staticmethod
-    def _unpack_invoke_match(m: "re.Match[str]") -> tuple[str, str, bool]:
-        """Returns (name, body, is_complete) for an invoke_regex match.
 
-        Self-closing invokes have empty body and are always complete.
-        Long-form bodies are always strings (possibly empty); they're
-        incomplete when matched against `$` because the closing tag
-        hasn't streamed in yet.
-        """
-        name = m.group("name").strip()
-        if m.group("self_close"):
-            return name, "", True
-        return name, m.group("body"), bool(m.group("end"))
-
-    def _parse_parameters_from_xml(
-        self, invoke_content: str, allow_partial: bool = False
-    ) -> str:
-        """
-        Parse parameters from either XML-like format or JSON format to str.
-
-        Supports two formats:
-        1. XML parameter tags: <｜DSML｜parameter name="..." string="...">value</｜DSML｜parameter>
-        2. Direct JSON: { "key": "value" }
-        """
-        # First, try to parse as direct JSON (new format)
-        invoke_content_stripped = invoke_content.strip()
-        if invoke_content_stripped.startswith("{"):
-            if allow_partial:
-                # Remove incomplete invoke end call prefix in case they are captured by param
-                for token in reversed(self.prefix_invoke_end_call):
-                    invoke_content_stripped = invoke_content_stripped.rstrip(token)
-                return invoke_content_stripped
-            elif invoke_content_stripped.endswith("}"):
-                return invoke_content_stripped
-
-        # Fall back to XML parameter tag parsing (original format)
-        parameters = {}
-        # Find all complete parameter matches
-        param_matches = list(
-            re.finditer(self.parameter_regex, invoke_content, re.DOTALL)
-        )
-
-        last_match_end = 0
-        for match in param_matches:
-            param_name = match.group(1)
-            param_type = match.group(2)
-            param_value = match.group(3)
-            last_match_end = match.end()
-
-            # Convert value based on type
-            if param_type == "true":  # string type
-                parameters[param_name] = param_value.strip()
-            else:
-                # Try to parse as JSON for other types
-                try:
-                    parameters[param_name] = json.loads(param_value.strip())
-                except (json.JSONDecodeError, ValueError):
-                    parameters[param_name] = param_value.strip()
-
-        # If allowed, try to parse a partial parameter at the end
-        if allow_partial:
-            remaining_content = invoke_content[last_match_end:]
-
-            # Remove incomplete parameter_end_call prefix in case they are captured by param
-            for token in reversed(self.prefix_parameter_end_call):
-                remaining_content = remaining_content.rstrip(token)
-
-            # Match start of a parameter tag + value (potentially incomplete)
-            # Regex: <tag name="..." string="...">VALUE... (no end tag)
-            partial_match = re.search(
-                self.partial_parameter_regex, remaining_content, re.DOTALL
-            )
-
-            if partial_match and (param_value := partial_match.group(3)):
-                param_name = partial_match.group(1)
-                if partial_match.group(2) == "true":
-                    parameters[param_name] = param_value.strip()
-                else:
-                    try:
-                        parameters[param_name] = _partial_json_loads(
-                            param_value, Allow.ALL
-                        )[0]
-                    except json.JSONDecodeError:
-                        parameters[param_name] = param_value.strip()
-
-        return json.dumps(parameters, ensure_ascii=False)
 
     def detect_and_parse(self, text: str, tools: list[Tool]) -> StreamingParseResult:
         """

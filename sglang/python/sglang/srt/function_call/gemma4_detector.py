@@ -246,31 +246,6 @@ class Gemma4Detector(BaseFormatDetector):
         self.current_func_name: Optional[str] = None
         self._tool_indices: Optional[dict] = None
 
-    @staticmethod
-    def _extract_tool_calls(text: str) -> list:
-        """Extract (func_name, args_str) pairs using brace-balanced parsing."""
-        results = []
-        search_from = 0
-        while True:
-            start = text.find(TOOL_CALL_START, search_from)
-            if start == -1:
-                break
-            end = text.find(TOOL_CALL_END, start)
-            if end == -1:
-                break
-            inner = text[start + len(TOOL_CALL_START) : end]
-            if inner.startswith("call:"):
-                brace = inner.find("{")
-                if brace != -1:
-                    func_name = inner[5:brace]
-                    args_content = inner[brace + 1 :]
-                    match_idx = _find_matching_brace(args_content)
-                    args_str = (
-                        args_content[:match_idx] if match_idx != -1 else args_content
-                    )
-                    results.append((func_name, args_str))
-            search_from = end + len(TOOL_CALL_END)
-        return results
 
     def has_tool_call(self, text: str) -> bool:
         return self.tool_call_start_token in text

@@ -1,8 +1,7 @@
 import json
 import logging
 import re
-from enum import Enum
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
@@ -19,14 +18,6 @@ from sglang.srt.function_call.utils import (
 logger = logging.getLogger(__name__)
 
 
-class StreamState(str, Enum):
-    """State machine states for XML to JSON streaming conversion."""
-
-    INIT = "INIT"
-    BETWEEN = "BETWEEN"
-    IN_KEY = "IN_KEY"
-    WAITING_VALUE = "WAITING_VALUE"
-    IN_VALUE = "IN_VALUE"
 
 
 def get_argument_type(
@@ -180,17 +171,6 @@ class Glm4MoeDetector(BaseFormatDetector):
         self._streamed_raw_length = 0
         self._reset_streaming_state()
 
-    def _reset_streaming_state(self) -> None:
-        """Reset the streaming state machine for a new tool call."""
-        self._stream_state = StreamState.INIT
-        self._current_key = ""
-        self._current_value = ""
-        self._xml_tag_buffer = ""
-        self._is_first_param = True
-        self._value_started = False
-        self._cached_value_type: Optional[str] = (
-            None  # Cache the value type for consistency
-        )
 
     def has_tool_call(self, text: str) -> bool:
         """Check if the text contains a glm-4.5 / glm-4.6 format tool call."""
@@ -232,205 +212,8 @@ class Glm4MoeDetector(BaseFormatDetector):
             # return the normal text if parsing fails
             return StreamingParseResult(normal_text=text)
 
-    def _get_value_type(self, func_name: str, key: str, tools: List[Tool]) -> str:
-        """Get parameter type from tool definition, with fallback to auto-detection.
 
-        Args:
-            func_name: Name of the function
-            key: Parameter name
-            tools: List of available tools
 
-        Returns:
-            Type string: 'string', 'number', 'object', 'array', or 'boolean'
-        """
-        arg_type = get_argument_type(func_name, key, tools)
-        if arg_type:
-            return arg_type
-
-        # Improved auto-detection type from value (best effort)
-        value_content = self._current_value.strip() if self._current_value else ""
-
-        if not value_content:
-            return "string"
-
-        # Try to parse as valid JSON first
-        try:
-            parsed = json.loads(value_content)
-            if isinstance(parsed, dict):
-                return "object"
-            elif isinstance(parsed, list):
-                return "array"
-            elif isinstance(parsed, bool):
-                return "boolean"
-            elif isinstance(parsed, (int, float)):
-                return "number"
-            # For string values, check if they look like numbers
-            elif isinstance(parsed, str):
-                if parsed.isdigit() or (
-                    parsed.startswith("-") and parsed[1:].isdigit()
-                ):
-                    return "number"
-                return "string"
-        except json.JSONDecodeError:
-            # Not valid JSON, try heuristic detection
-            first_char = value_content[0] if value_content else ""
-
-            if first_char.isdigit() or first_char in ["-", "."]:
-                return "number"
-            elif first_char in ["{", "["]:
-                return "object"
-            elif first_char in ['"', "'"]:
-                return "string"
-
-        # Default to string (safest fallback)
-        return "string"
-
-    def _format_value_complete(self, value: str, value_type: str) -> str:
-        """Format complete value based on type.
-
-        Args:
-            value: Raw value string
-            value_type: Expected type ('string', 'number', 'object')
-
-        Returns:
-            Properly formatted JSON value string
-        """
-        if value_type == "string":
-            # Ensure proper JSON string formatting with quotes
-            return json.dumps(value, ensure_ascii=False)
-        elif value_type == "number":
-            try:
-                num = _convert_to_number(value.strip())
-                return str(num)
-            except (ValueError, AttributeError):
-                # Fallback to string if not a valid number
-                logger.warning(
-                    f"Failed to parse '{value}' as number, treating as string"
-                )
-                return json.dumps(str(value), ensure_ascii=False)
-        else:
-            # For object/array types, return as-is (should already be valid JSON)
-            return value
-
-    def _process_xml_to_json_streaming(
-        self, raw_increment: str, func_name: str, tools: List[Tool]
-    ) -> str:
-        """Convert XML increment to JSON streaming output using state machine.
-
-        This method processes XML fragments character by character and converts them
-        to JSON format incrementally. It maintains state across calls to handle
-        partial XML tags and values.
-
-        Args:
-            raw_increment: New XML content to process
-            func_name: Name of the function being called
-            tools: List of available tools for type inference
-
-        Returns:
-            JSON string increment to append to the output
-        """
-        json_output = ""
-
-        for char in raw_increment:
-            self._xml_tag_buffer += char
-
-            if self._stream_state in [StreamState.INIT, StreamState.BETWEEN]:
-                if self._xml_tag_buffer.endswith("<arg_key>"):
-                    self._stream_state = StreamState.IN_KEY
-                    self._current_key = ""
-                    self._xml_tag_buffer = ""
-                    json_output += "{" if self._is_first_param else ", "
-                    self._is_first_param = False
-
-            elif self._stream_state == StreamState.IN_KEY:
-                if self._xml_tag_buffer.endswith("</arg_key>"):
-                    self._current_key = self._xml_tag_buffer[:-10].strip()
-                    self._xml_tag_buffer = ""
-                    self._stream_state = StreamState.WAITING_VALUE
-                    json_output += (
-                        json.dumps(self._current_key, ensure_ascii=False) + ": "
-                    )
-
-            elif self._stream_state == StreamState.WAITING_VALUE:
-                if self._xml_tag_buffer.endswith("<arg_value>"):
-                    self._stream_state = StreamState.IN_VALUE
-                    self._current_value = ""
-                    self._xml_tag_buffer = ""
-                    self._value_started = False
-                    # Determine and cache the value type at the start
-                    self._cached_value_type = self._get_value_type(
-                        func_name, self._current_key, tools
-                    )
-
-            elif self._stream_state == StreamState.IN_VALUE:
-                if self._xml_tag_buffer.endswith("</arg_value>"):
-                    final_value = self._xml_tag_buffer[:-12]
-                    self._current_value += final_value
-
-                    # Use cached value type for consistency
-                    value_type = self._cached_value_type or "string"
-
-                    if self._value_started:
-                        # Output any remaining content
-                        if final_value:
-                            if value_type == "string":
-                                json_output += json.dumps(
-                                    final_value, ensure_ascii=False
-                                )[1:-1]
-                            else:
-                                json_output += final_value
-                        # Always output closing quote for string type when value was started
-                        if value_type == "string":
-                            json_output += '"'
-                    else:
-                        # Value was never started (empty or complete in one chunk)
-                        json_output += self._format_value_complete(
-                            self._current_value, value_type
-                        )
-
-                    self._xml_tag_buffer = ""
-                    self._stream_state = StreamState.BETWEEN
-                    self._current_value = ""
-                    self._value_started = False
-                    self._cached_value_type = None  # Reset cached type
-                else:
-                    closing_tag = "</arg_value>"
-                    is_potential_closing = len(self._xml_tag_buffer) <= len(
-                        closing_tag
-                    ) and closing_tag.startswith(self._xml_tag_buffer)
-
-                    if not is_potential_closing:
-                        content = self._xml_tag_buffer
-                        # Use cached value type for consistency
-                        value_type = self._cached_value_type or "string"
-
-                        if value_type == "string":
-                            if not self._value_started:
-                                json_output += '"'
-                                self._value_started = True
-                            if content:
-                                json_output += json.dumps(content, ensure_ascii=False)[
-                                    1:-1
-                                ]
-                                self._current_value += content
-                                self._xml_tag_buffer = ""
-                        elif value_type == "number":
-                            if content:
-                                if not self._value_started:
-                                    self._value_started = True
-                                json_output += content
-                                self._current_value += content
-                                self._xml_tag_buffer = ""
-                        else:
-                            # For object/array types, output as-is
-                            if content:
-                                if not self._value_started:
-                                    self._value_started = True
-                                json_output += content
-                                self._current_value += content
-                                self._xml_tag_buffer = ""
-
-        return json_output
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]
@@ -611,42 +394,6 @@ class Glm4MoeDetector(BaseFormatDetector):
             logger.error(f"Error in parse_streaming_increment: {e}", exc_info=True)
             return StreamingParseResult(normal_text=current_text)
 
-    def _parse_argument_pairs(
-        self, pairs: List[Tuple[str, str]], func_name: str, tools: List[Tool]
-    ) -> Dict[str, Any]:
-        """Parse argument key-value pairs with type coercion.
-
-        Args:
-            pairs: List of (key, value) tuples from regex matching
-            func_name: Name of the function
-            tools: List of available tools
-
-        Returns:
-            Dictionary of parsed arguments
-        """
-        arguments = {}
-        for arg_key, arg_value in pairs:
-            arg_key = arg_key.strip()
-            arg_type = get_argument_type(func_name, arg_key, tools)
-            parsed_value, is_good_json = parse_arguments(arg_value, arg_type)
-
-            if arg_type == "string":
-                # Only convert to string if explicitly defined as string type
-                if isinstance(parsed_value, str):
-                    arguments[arg_key] = parsed_value
-                elif isinstance(parsed_value, (dict, list)):
-                    # If parsed as dict/list but schema says string, convert to JSON string
-                    arguments[arg_key] = json.dumps(parsed_value, ensure_ascii=False)
-                else:
-                    arguments[arg_key] = str(parsed_value)
-            elif arg_type is None:
-                # If type is not defined, keep the parsed value as-is
-                arguments[arg_key] = parsed_value if is_good_json else arg_value
-            else:
-                # For other types (number, object, array, etc.), use parsed value
-                arguments[arg_key] = parsed_value if is_good_json else arg_value
-
-        return arguments
 
     def supports_structural_tag(self) -> bool:
         return False

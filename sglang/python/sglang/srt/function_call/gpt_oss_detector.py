@@ -1,7 +1,7 @@
 import json
 import logging
 import re
-from typing import List, Optional
+from typing import List
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.environ import envs
@@ -194,48 +194,6 @@ class GptOssDetector(BaseFormatDetector):
 
         return StreamingParseResult(normal_text=normal_text, calls=calls)
 
-    def _extract_tool_call_from_event(
-        self, content: str, tool_indices: dict, tool_index: int
-    ) -> Optional[ToolCallItem]:
-        """
-        Extract tool call information from HarmonyParser event content.
-
-        Content format: "commentary to=functions.get_weather<|constrain|>json<|message|>{...}"
-        """
-        match = self.tool_extract_pattern.search(content)
-
-        if not match:
-            logger.debug(f"Could not extract tool call from: {content[:100]}")
-            return None
-
-        full_function_name = match.group(1)
-        json_content = match.group(2)
-
-        # Extract function name (last part after .)
-        function_name = (
-            full_function_name.split(".")[-1]
-            if "." in full_function_name
-            else full_function_name
-        )
-
-        # Check if tool exists
-        if function_name not in tool_indices:
-            logger.debug(f"Function {function_name} not in available tools")
-            if not envs.SGLANG_FORWARD_UNKNOWN_TOOLS.get():
-                return None  # Skip unknown tools (default legacy behavior)
-
-        # Parse JSON arguments
-        try:
-            arguments = json.loads(json_content) if json_content.strip() else {}
-        except json.JSONDecodeError as e:
-            logger.debug(f"Failed to parse JSON arguments: {e}")
-            return None
-
-        return ToolCallItem(
-            tool_index=tool_index,
-            name=function_name,
-            parameters=json.dumps(arguments, ensure_ascii=False),
-        )
 
     def structure_info(self) -> _GetInfoFunc:
         raise NotImplementedError("structure_info not used with HarmonyParser")

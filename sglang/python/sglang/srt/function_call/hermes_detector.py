@@ -59,28 +59,6 @@ class HermesDetector(BaseFormatDetector):
             logger.error(f"Error in detect_and_parse: {e}")
             return StreamingParseResult(normal_text=text)
 
-    def _clean_normal_text(self, text: str) -> str:
-        if not text:
-            return text
-
-        self._normal_text_buffer += text
-
-        if self.eot_token in self._normal_text_buffer:
-            cleaned = self._normal_text_buffer.replace(self.eot_token, "")
-            self._normal_text_buffer = ""
-            return cleaned
-
-        partial_len = self._ends_with_partial_token(
-            self._normal_text_buffer, self.eot_token
-        )
-        if partial_len:
-            safe_text = self._normal_text_buffer[:-partial_len]
-            self._normal_text_buffer = self._normal_text_buffer[-partial_len:]
-            return safe_text
-
-        cleaned = self._normal_text_buffer
-        self._normal_text_buffer = ""
-        return cleaned
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]

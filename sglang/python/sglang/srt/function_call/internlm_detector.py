@@ -56,13 +56,6 @@ class InternlmDetector(BaseFormatDetector):
         has_call = self.bot_token in text
         return has_call
 
-    def get_arguments(self, obj):
-        """Extract arguments from object, supporting both 'parameters' and 'arguments' keys."""
-        if "parameters" in obj:
-            return obj.get("parameters")
-        elif "arguments" in obj:
-            return obj.get("arguments")
-        return None
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
         """

@@ -1,4 +1,3 @@
-import json
 import logging
 import re
 from typing import List, Literal, Optional, Union
@@ -87,74 +86,7 @@ class KimiK2Detector(BaseFormatDetector):
         # Bare call counter: "0", "3" (model uses auto-incrementing counter)
         self.tool_call_id_counter_regex = re.compile(r"^\d+$")
 
-    def _parse_tool_call_id(
-        self, function_id: str, tools: List[Tool], function_args: str = None
-    ):
-        """Parse a tool call ID into (function_name, call_index).
 
-        Standard format: "functions.ReadFile:0" → ("ReadFile", 0)
-        Bare counter:    "3" → call_index=3, infer name from arguments.
-
-        The bare counter is a conversation-level auto-increment, NOT an index
-        into the tools list. The function name is inferred by matching argument
-        keys against tool parameter schemas.
-        """
-        m = self.tool_call_id_regex.match(function_id)
-        if m:
-            return m.group("name"), int(m.group("index"))
-
-        if self.tool_call_id_counter_regex.match(function_id):
-            call_index = int(function_id)
-            name = self._infer_tool_name(tools, function_args)
-            if name:
-                return name, call_index
-            return None, call_index
-
-        logger.warning("Unexpected tool_call_id format: %s", function_id)
-        return None, 0
-
-    def _infer_tool_name(self, tools: List[Tool], function_args: str = None):
-        """Infer function name when the model omits it (bare counter ID).
-
-        Matches argument keys against tool parameter schemas, preferring the
-        tool whose declared properties best match the actual arguments.
-        """
-        if not tools:
-            return None
-        if len(tools) == 1:
-            return tools[0].function.name
-
-        if not function_args:
-            logger.debug(
-                "No function_args for tool name inference with %d tools", len(tools)
-            )
-            return None
-
-        try:
-            arg_keys = set(json.loads(function_args).keys())
-        except (json.JSONDecodeError, TypeError):
-            logger.debug(
-                "Could not parse function_args for tool name inference "
-                "(may be partial JSON in streaming)"
-            )
-            return None
-
-        # Pick the tool whose properties best match the argument keys.
-        best_name = None
-        best_score = -1
-        for tool in tools:
-            params = tool.function.parameters or {}
-            props = set(params.get("properties", {}).keys())
-            if not props:
-                continue
-            overlap = len(arg_keys & props)
-            extra = len(arg_keys - props)
-            score = overlap - extra
-            if score > best_score:
-                best_score = score
-                best_name = tool.function.name
-
-        return best_name
 
     def has_tool_call(self, text: str) -> bool:
         """Check if the text contains a KimiK2 format tool call."""
@@ -358,60 +290,9 @@ class KimiK2Detector(BaseFormatDetector):
                 normal_text="".join(normal_text_parts), calls=calls
             )
 
-    def _reset_inflight_call_state(self) -> None:
-        """Reset per-section streaming state after finalize/discard."""
-        self._last_arguments = ""
-        self.current_tool_name_sent = False
-        self._current_stream_function_name = None
 
-    def _locate_tool_call_start(
-        self, buffer: str, normal_text_parts: list
-    ) -> int | None:
-        """Find the next <|tool_call_begin|>; drain any prefix as normal text.
 
-        Returns 0 on success, or ``None`` when no start token is present yet.
-        """
-        begin_idx = buffer.find(self.tool_call_start_token)
-        if begin_idx == -1:
-            emit, hold = self._split_pending_start(buffer)
-            if emit:
-                normal_text_parts.append(_strip_special_tokens(emit))
-            self._buffer = hold
-            return None
 
-        if begin_idx > 0:
-            normal_text_parts.append(_strip_special_tokens(buffer[:begin_idx]))
-            self._buffer = buffer[begin_idx:]
-        return 0
-
-    def _split_pending_start(self, text: str) -> tuple[str, str]:
-        """Hold back a trailing fragment that could be the start of
-        <|tool_calls_section_begin|> or <|tool_call_begin|>. Everything
-        before it is safe to emit as normal text.
-        """
-        candidates = (self.bot_token, self.tool_call_start_token)
-        max_tail = max(len(t) for t in candidates) - 1
-        for n in range(min(len(text), max_tail), 1, -1):
-            tail = text[-n:]
-            if any(t.startswith(tail) for t in candidates):
-                return text[:-n], tail
-        return text, ""
-
-    def _resolve_function_name(
-        self, function_id: str, tools: List[Tool], function_args: str
-    ) -> Optional[str]:
-        """Map a Kimi-K2 tool_call_id to a tool name, or ``None`` if unknown."""
-        if not function_id:
-            return self._infer_tool_name(tools, function_args)
-
-        m = self.tool_call_id_regex.match(function_id)
-        if m:
-            return m.group("name")
-
-        if self.tool_call_id_counter_regex.match(function_id):
-            return self._infer_tool_name(tools, function_args)
-
-        return None
 
     def structure_info(self) -> _GetInfoFunc:
         """Return function that creates StructureInfo for guided generation."""

@@ -41,12 +41,8 @@ _ARG_RE = re.compile(
 _ATTR_RE = re.compile(r'(?P<k>\w+)="(?P<v>[^"]*)"')
 
 
-def _unescape_attr(value: str) -> str:
-    return value.replace("&quot;", '"').replace("&amp;", "&")
 
 
-def _parse_attrs(attrs: str) -> dict:
-    return {m["k"]: _unescape_attr(m["v"]) for m in _ATTR_RE.finditer(attrs)}
 
 
 class KimiK3Detector(BaseFormatDetector):
@@ -115,35 +111,7 @@ class KimiK3Detector(BaseFormatDetector):
             parallel_tool_calls=parallel_tool_calls,
         )
 
-    def _decode_call(self, attrs: str, body: str) -> dict | None:
-        call_attrs = _parse_attrs(attrs)
-        tool_name = call_attrs.get("tool", "")
-        if not tool_name:
-            return None
-        arguments = {}
-        for arg in _ARG_RE.finditer(body):
-            arg_attrs = _parse_attrs(arg["attrs"])
-            key = arg_attrs.get("key", "")
-            arg_type = arg_attrs.get("type", "string")
-            raw_value = arg["val"]
-            if arg_type == "string":
-                arguments[key] = raw_value
-            else:
-                try:
-                    arguments[key] = json.loads(raw_value)
-                except json.JSONDecodeError:
-                    arguments[key] = raw_value
-        return {
-            "name": tool_name,
-            "arguments": json.dumps(arguments, ensure_ascii=False),
-        }
 
-    def _parse_calls(self, section: str) -> List[dict]:
-        return [
-            call
-            for m in _CALL_RE.finditer(section)
-            if (call := self._decode_call(m["attrs"], m["body"])) is not None
-        ]
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
         open_idx = text.find(self.bot_token)
@@ -217,18 +185,3 @@ class KimiK3Detector(BaseFormatDetector):
             self._sent_normal_idx = 0
             return StreamingParseResult()
 
-    def _emit_normal_text(self, limit: int | None = None) -> str:
-        if limit is None:
-            holdback = partial_suffix_len(
-                self._buffer,
-                [self.bot_token, RESPONSE_OPEN, RESPONSE_CLOSE, MESSAGE_CLOSE],
-            )
-            limit = len(self._buffer) - holdback
-        if limit <= self._sent_normal_idx:
-            return ""
-        pending = self._buffer[self._sent_normal_idx : limit]
-        for marker in (RESPONSE_OPEN, RESPONSE_CLOSE, MESSAGE_CLOSE):
-            if marker in pending:
-                pending = pending.replace(marker, "")
-        self._sent_normal_idx = limit
-        return pending

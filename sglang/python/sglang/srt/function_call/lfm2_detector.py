@@ -17,11 +17,9 @@ Also supports JSON format:
 ```
 """
 
-import ast
-import json
 import logging
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.environ import envs
@@ -77,211 +75,11 @@ class Lfm2Detector(BaseFormatDetector):
         """Check if the text contains an LFM2 format tool call."""
         return self.bot_token in text
 
-    def _get_parameter_value(self, val: ast.AST) -> Any:
-        """
-        Extract Python literal value from AST node.
 
-        Handles constants, dicts, and lists recursively.
-        Reuses pattern from PythonicDetector.
-        """
-        if isinstance(val, ast.Constant):
-            return val.value
-        elif isinstance(val, ast.Dict):
-            return {
-                self._get_parameter_value(k): self._get_parameter_value(v)
-                for k, v in zip(val.keys, val.values)
-                if k is not None  # Handle {**kwargs} case where key is None
-            }
-        elif isinstance(val, ast.List):
-            return [self._get_parameter_value(v) for v in val.elts]
-        elif isinstance(val, ast.Tuple):
-            return tuple(self._get_parameter_value(v) for v in val.elts)
-        elif isinstance(val, ast.Name):
-            # Python True/False/None are ast.Constant on modern Python, but
-            # accept their legacy node shape plus LFM2's JSON-literal spellings.
-            try:
-                return _PYTHONIC_NAME_LITERALS[val.id]
-            except KeyError:
-                raise ValueError(f"Unsupported name reference: {val.id}") from None
-        elif isinstance(val, ast.UnaryOp) and isinstance(val.op, ast.USub):
-            # Handle negative numbers like -5
-            inner = self._get_parameter_value(val.operand)
-            if isinstance(inner, (int, float)):
-                return -inner
-            raise ValueError(f"Cannot negate non-numeric value: {inner}")
-        else:
-            raise ValueError(
-                f"Tool call arguments must be literals, got: {type(val).__name__}"
-            )
 
-    def _get_function_name(self, func: ast.AST) -> Optional[str]:
-        """Extract a flat or dotted function name from a Pythonic call node."""
-        parts: List[str] = []
-        while isinstance(func, ast.Attribute):
-            parts.append(func.attr)
-            func = func.value
 
-        if not isinstance(func, ast.Name):
-            return None
 
-        parts.append(func.id)
-        return ".".join(reversed(parts))
 
-    def _parse_pythonic_call(
-        self, call: ast.Call, call_index: int, tool_indices: Dict[str, int]
-    ) -> Optional[ToolCallItem]:
-        """
-        Parse a single AST Call node into a ToolCallItem.
-
-        Args:
-            call: AST Call node representing a function call
-            call_index: Index of this call in the list of calls
-            tool_indices: Mapping of tool names to their indices
-
-        Returns:
-            ToolCallItem if successful, None if the call should be skipped
-        """
-        function_name = self._get_function_name(call.func)
-        if function_name is None:
-            logger.warning(
-                f"Tool call function must be a name or dotted name, got: {type(call.func).__name__}"
-            )
-            return None
-
-        # Validate that the function exists in the tools
-        if function_name not in tool_indices:
-            logger.warning(
-                f"Model attempted to call undefined function: {function_name}"
-            )
-            if not envs.SGLANG_FORWARD_UNKNOWN_TOOLS.get():
-                return None  # Skip unknown tools (default legacy behavior)
-
-        # Parse arguments
-        arguments = {}
-        for keyword in call.keywords:
-            if keyword.arg is None:
-                # **kwargs unpacking - skip for now
-                logger.warning("Tool call with **kwargs unpacking is not supported")
-                continue
-            try:
-                arguments[keyword.arg] = self._get_parameter_value(keyword.value)
-            except ValueError as e:
-                logger.warning(f"Failed to parse argument {keyword.arg}: {e}")
-                return None
-
-        return ToolCallItem(
-            tool_index=call_index,  # Use the call index in the response, not tool position
-            name=function_name,
-            parameters=json.dumps(arguments, ensure_ascii=False),
-        )
-
-    def _parse_pythonic_content(
-        self, content: str, tools: List[Tool]
-    ) -> Tuple[List[ToolCallItem], str]:
-        """
-        Parse Pythonic format tool calls using AST.
-
-        Args:
-            content: The content between tool call tags (without the tags)
-            tools: List of available tools
-
-        Returns:
-            Tuple of (list of parsed calls, error message if any)
-        """
-        content = content.strip()
-        tool_indices = self._get_tool_indices(tools)
-
-        try:
-            module = safe_ast_parse(content)
-            parsed = getattr(module.body[0], "value", None) if module.body else None
-
-            if parsed is None:
-                return [], "Empty or invalid Python expression"
-
-            # Handle both single call and list of calls
-            if isinstance(parsed, ast.List):
-                call_nodes = parsed.elts
-            elif isinstance(parsed, ast.Call):
-                call_nodes = [parsed]
-            else:
-                return (
-                    [],
-                    f"Expected function call or list, got: {type(parsed).__name__}",
-                )
-
-            # Validate all elements are calls
-            if not all(isinstance(e, ast.Call) for e in call_nodes):
-                return [], "Not all elements in list are function calls"
-
-            calls = []
-            for call_index, call in enumerate(call_nodes):
-                item = self._parse_pythonic_call(call, call_index, tool_indices)
-                if item is not None:
-                    calls.append(item)
-
-            return calls, ""
-
-        except SyntaxError as e:
-            return [], f"Python syntax error: {e}"
-        except Exception as e:
-            logger.exception("Unexpected error in pythonic tool call parsing")
-            return [], f"Unexpected error: {e}"
-
-    def _parse_json_content(
-        self, content: str, tools: List[Tool]
-    ) -> Tuple[List[ToolCallItem], str]:
-        """
-        Parse JSON format tool calls.
-
-        Uses parse_base_json from BaseFormatDetector for consistent handling
-        of SGLANG_FORWARD_UNKNOWN_TOOLS and tool validation.
-
-        Args:
-            content: The content between tool call tags (without the tags)
-            tools: List of available tools
-
-        Returns:
-            Tuple of (list of parsed calls, error message if any)
-        """
-        content = content.strip()
-
-        try:
-            parsed = json.loads(content)
-            # parse_base_json handles list/dict normalization, tool validation,
-            # and SGLANG_FORWARD_UNKNOWN_TOOLS consistently with other detectors
-            calls = self.parse_base_json(parsed, tools)
-            return calls, ""
-
-        except json.JSONDecodeError as e:
-            return [], f"JSON parse error: {e}"
-
-    def _parse_tool_calls_content(
-        self, content: str, tools: List[Tool]
-    ) -> List[ToolCallItem]:
-        """
-        Parse the content between tool call tags.
-        Handles both JSON and Pythonic formats.
-        """
-        content = content.strip()
-
-        # First, try JSON format (faster check)
-        if content.startswith("[{") or content.startswith("{"):
-            calls, error = self._parse_json_content(content, tools)
-            if calls:
-                return calls
-            # If JSON parsing failed but it looked like JSON, log the error
-            if error:
-                logger.debug(f"JSON parsing failed: {error}, trying Pythonic format")
-
-        # Try Pythonic format
-        calls, error = self._parse_pythonic_content(content, tools)
-        if calls:
-            return calls
-
-        if error:
-            logger.warning(f"Failed to parse tool calls: {error}")
-
-        return []
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
         """
@@ -304,9 +102,6 @@ class Lfm2Detector(BaseFormatDetector):
 
         return StreamingParseResult(normal_text=normal_text, calls=calls)
 
-    def _strip_special_tokens(self, text: str) -> str:
-        """Remove special tokens from text."""
-        return text.replace(self.bot_token, "").replace(self.eot_token, "")
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]

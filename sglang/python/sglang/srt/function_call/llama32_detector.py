@@ -34,15 +34,6 @@ class Llama32Detector(BaseFormatDetector):
         # if users define to use a different separator in their prompt
         self.tool_call_separator = ";"
 
-    def _convert_python_dict_to_json(self, text: str) -> str:
-        """Convert Python dict strings to JSON format."""
-        try:
-            parsed = safe_literal_eval(text.strip())
-            if isinstance(parsed, dict):
-                return json.dumps(parsed, ensure_ascii=False)
-        except:
-            pass
-        return text
 
     def has_tool_call(self, text: str) -> bool:
         """Check if the text contains a Llama 3.2 format tool call."""

@@ -16,7 +16,7 @@ import html
 import json
 import logging
 import re
-from typing import Any, Dict, List
+from typing import Any, List
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.environ import envs
@@ -247,32 +247,6 @@ class MiMoDetector(BaseFormatDetector):
         self._buffer = current_text[end + len(self.eot_token) :]
         return result
 
-    def _parse_tool_call(
-        self, tool_call_body: str, tools: List[Tool]
-    ) -> Dict[str, Any]:
-        """
-        Parse content inside <tool_call>...</tool_call>.
-
-        Structure:
-            tool_call_body contains: <function=name>...params...</function>
-        """
-        # Match complete <function=name>body</function> block
-        func_match = self.func_regex.search(tool_call_body)
-        if not func_match:
-            return None
-
-        func_name = func_match.group(1).strip()
-        func_body = func_match.group(2)
-
-        params = {}
-        for param_match in self.param_regex.finditer(func_body):
-            param_name = param_match.group(1).strip()
-            param_value = param_match.group(2)
-            params[param_name] = _convert_param_value(
-                param_value, param_name, func_name, tools
-            )
-
-        return {"name": func_name, "parameters": params}
 
     def supports_structural_tag(self) -> bool:
         return False

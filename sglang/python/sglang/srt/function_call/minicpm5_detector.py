@@ -237,25 +237,6 @@ class MiniCPM5Detector(BaseFormatDetector):
             logger.error(f"Error in detect_and_parse: {e}")
             return StreamingParseResult(normal_text=text)
 
-    def _append_tool_call(self, call, all_calls: List) -> None:
-        if self.current_tool_id == -1:
-            self.current_tool_id = 0
-            self.prev_tool_call_arr = []
-            self.streamed_args_for_tool = [""]
-
-        while len(self.prev_tool_call_arr) <= self.current_tool_id:
-            self.prev_tool_call_arr.append({})
-        while len(self.streamed_args_for_tool) <= self.current_tool_id:
-            self.streamed_args_for_tool.append("")
-
-        self.prev_tool_call_arr[self.current_tool_id] = {
-            "name": call.name,
-            "arguments": json.loads(call.parameters),
-        }
-        self.streamed_args_for_tool[self.current_tool_id] = call.parameters
-        call.tool_index = self.current_tool_id
-        self.current_tool_id += 1
-        all_calls.append(call)
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]

@@ -1,6 +1,6 @@
 import json
 import logging
-from typing import Any, List, Optional, Tuple
+from typing import List
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
@@ -195,145 +195,8 @@ class MistralDetector(BaseFormatDetector):
         # Otherwise, keep buffering.
         return StreamingParseResult()
 
-    def _try_parse_compact_args_format(
-        self, text: str
-    ) -> Optional[Tuple[str, Any, int]]:
-        """
-        Parse the compact tool call format:
-            `[TOOL_CALLS]tool_name[ARGS]{...}`
 
-        Tolerates common streaming variants where delimiters are missing:
-            `[TOOL_CALLStool_name[ARGS{...}`
 
-        Returns:
-            (tool_name, arguments_obj, consumed_end_index) if a complete JSON arguments
-            payload is present; otherwise None.
-        """
-        start = text.find(self._tool_calls_marker)
-        if start == -1:
-            return None
-
-        i = start + len(self._tool_calls_marker)  # position after "[TOOL_CALLS"
-        if i < len(text) and text[i] == "]":
-            i += 1
-        while i < len(text) and text[i].isspace():
-            i += 1
-
-        args_marker = "[ARGS"
-        args_pos = text.find(args_marker, i)
-        if args_pos == -1:
-            return None
-
-        func_name = text[i:args_pos].strip()
-        if not func_name:
-            return None
-
-        j = args_pos + len(args_marker)
-        if j < len(text) and text[j] == "]":
-            j += 1
-        while j < len(text) and text[j].isspace():
-            j += 1
-
-        if j >= len(text) or text[j] not in "{[":
-            return None
-
-        json_str, end_idx = self._extract_json_value(text, j)
-        if not json_str:
-            return None
-        if not _is_complete_json(json_str):
-            return None
-
-        try:
-            args_obj = json.loads(json_str)
-        except json.JSONDecodeError:
-            return None
-
-        return func_name, args_obj, end_idx
-
-    def _extract_json_value(
-        self, text: str, json_start: int
-    ) -> Tuple[Optional[str], int]:
-        """
-        Extract a JSON value (object or array) starting at json_start using bracket counting,
-        robust to nested braces/brackets inside strings.
-
-        Returns:
-            (json_str_or_None, end_index_exclusive)
-        """
-        if json_start >= len(text) or text[json_start] not in "{[":
-            return None, json_start
-
-        opening = text[json_start]
-        closing = "}" if opening == "{" else "]"
-        depth = 0
-        in_string = False
-        escape_next = False
-
-        for k in range(json_start, len(text)):
-            ch = text[k]
-            if escape_next:
-                escape_next = False
-                continue
-            if ch == "\\":
-                escape_next = True
-                continue
-            if ch == '"' and not escape_next:
-                in_string = not in_string
-                continue
-            if in_string:
-                continue
-            if ch == opening:
-                depth += 1
-            elif ch == closing:
-                depth -= 1
-                if depth == 0:
-                    return text[json_start : k + 1], k + 1
-
-        return None, json_start
-
-    def _extract_json_array(self, text: str) -> str:
-        """
-        Extract the JSON array part using bracket counting to handle nested brackets.
-
-        :param text: The complete text containing [TOOL_CALLS] [...]
-        :return: The JSON array string or None if not found
-        """
-        start_idx = text.find(self.bot_token)
-        if start_idx == -1:
-            return None
-
-        # Start from the opening bracket after [TOOL_CALLS]
-        json_start = (
-            start_idx + len(self.bot_token) - 1
-        )  # -1 to include the opening bracket
-        bracket_count = 0
-        in_string = False
-        escape_next = False
-
-        for i in range(json_start, len(text)):
-            char = text[i]
-
-            if escape_next:
-                escape_next = False
-                continue
-
-            if char == "\\":
-                escape_next = True
-                continue
-
-            if char == '"' and not escape_next:
-                in_string = not in_string
-                continue
-
-            if not in_string:
-                if char == "[":
-                    bracket_count += 1
-                elif char == "]":
-                    bracket_count -= 1
-                    if bracket_count == 0:
-                        return text[json_start : i + 1]
-
-        return None
 
     def structure_info(self) -> _GetInfoFunc:
         return lambda name: StructureInfo(

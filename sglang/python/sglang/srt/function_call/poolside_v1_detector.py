@@ -1,7 +1,7 @@
 import json
 import re
 from enum import Enum, auto
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
@@ -94,121 +94,17 @@ class PoolsideV1Detector(BaseFormatDetector):
 
     # ---------- Helpers ----------
 
-    def _reset_call_state(self) -> None:
-        """Reset per-call FSM scratch fields. Called when entering a new
-        <tool_call> and on </tool_call> close."""
-        self.current_func_name = None
-        self.current_pending_key = None
-        self.json_started = False
 
-    def _consume_arg_key(self, slice_: str) -> bool:
-        """Consume `<arg_key>K</arg_key>`, set `current_pending_key` to K.
-        Returns True if consumed, False if `</arg_key>` hasn't arrived yet
-        (caller should break to wait for more bytes). Shared by READING_KEY
-        (well-formed: transitions to READING_VALUE) and READING_VALUE
-        (orphan-key-replace: stays in READING_VALUE)."""
-        end = slice_.find(self.arg_key_end)
-        if end == -1:
-            return False
-        self.current_pending_key = slice_[len(self.arg_key_start) : end].strip()
-        self.parsed_pos += end + len(self.arg_key_end)
-        return True
 
-    def _close_current_call(self, calls: List[ToolCallItem]) -> None:
-        """Emit the closing `}` (or `{}` for zero-arg) for the active call,
-        advance past `</tool_call>`, return to OUTSIDE, and reset per-call
-        state. Called from both READING_KEY (the well-formed close path) and
-        READING_VALUE (malformed close: `<arg_key>...</arg_key></tool_call>`
-        with no value — orphan key is discarded, matching the regex
-        non-streaming path which drops unmatched <arg_key>...</arg_key>
-        pairs)."""
-        fragment = "}" if self.json_started else "{}"
-        calls.append(
-            ToolCallItem(
-                tool_index=self.current_tool_id,
-                parameters=fragment,
-            )
-        )
-        self.streamed_args_for_tool[self.current_tool_id] += fragment
-        self.parsed_pos += len(self.tool_call_end_token)
-        self._state = _ParseState.OUTSIDE
-        self._reset_call_state()
 
     def has_tool_call(self, text: str) -> bool:
         return self.tool_call_start_token in text
 
-    @staticmethod
-    def _get_param_schema(
-        func_name: Optional[str], tools: Optional[List[Tool]]
-    ) -> dict:
-        if not tools or not func_name:
-            return {}
-        for tool in tools:
-            try:
-                if (
-                    tool.type == "function"
-                    and tool.function.name == func_name
-                    and isinstance(tool.function.parameters, dict)
-                ):
-                    return tool.function.parameters.get("properties", {})
-            except AttributeError:
-                continue
-        return {}
 
     _STRING_TYPES = frozenset({"string", "str", "text", "enum"})
 
-    @staticmethod
-    def _convert_param_value(raw: str, schema: dict, key: str) -> Any:
-        """Coerce a raw arg_value string per schema; fall back to raw on failure.
 
-        Decoder selection by schema type:
-          - string-like types         → identity (raw text)
-          - no schema entry           → json.loads only (conservative; don't
-                                        ast-eval untyped values)
-          - everything else (int,
-            number, bool, object, …)  → json.loads, then safe_literal_eval
 
-        Each decoder result is round-tripped through `json.dumps` before being
-        returned; non-JSON-serializable values (sets / complex / bytes from
-        `ast.literal_eval`) are rejected to the next decoder, ultimately
-        falling through to the raw-string fallback rather than crashing the
-        streaming JSON emission downstream.
-        """
-        spec = schema.get(key) if isinstance(schema, dict) else None
-        param_type = str(spec.get("type", "")).lower() if isinstance(spec, dict) else ""
-        if param_type in PoolsideV1Detector._STRING_TYPES:
-            return raw
-
-        decoders = (json.loads,) if not param_type else (json.loads, safe_literal_eval)
-        for decoder in decoders:
-            try:
-                result = decoder(raw)
-                # ast.literal_eval can return non-JSON-serializable values
-                # (sets, complex numbers); reject so json.dumps downstream
-                # doesn't choke.
-                json.dumps(result)
-                return result
-            except (ValueError, SyntaxError, TypeError):
-                continue
-        return raw
-
-    def _find_name_boundary(self, text: str) -> int:
-        """Earliest of `\\n`, `<arg_key>`, `</tool_call>`. -1 if none."""
-        hits = (
-            text.find("\n"),
-            text.find(self.arg_key_start),
-            text.find(self.tool_call_end_token),
-        )
-        positive = [h for h in hits if h != -1]
-        return min(positive) if positive else -1
-
-    def _is_partial_tag(self, slice_: str) -> bool:
-        """True if slice_ is a strict prefix of any known tag — i.e. more
-        bytes might complete it into a real tag."""
-        return any(
-            tag.startswith(slice_) and tag != slice_
-            for tag in self._partial_tag_prefixes
-        )
 
     # ---------- Non-streaming ----------
 

@@ -39,13 +39,6 @@ class PythonicDetector(BaseFormatDetector):
             re.DOTALL,
         )
 
-    @staticmethod
-    def _text_strip(text: str) -> str:
-        # Llama 4 model sometime will output <|python_start|> and <|python_end|> tokens
-        # remove those tokens
-        text = text.replace("<|python_start|>", "")
-        text = text.replace("<|python_end|>", "")
-        return text
 
     def has_tool_call(self, text: str) -> bool:
         return bool(self.tool_call_regex.search(self._text_strip(text.strip())))
@@ -111,51 +104,7 @@ class PythonicDetector(BaseFormatDetector):
             logger.exception("Error in pythonic tool call parsing.")
             return StreamingParseResult(normal_text=normal_text, calls=[])
 
-    def _find_matching_bracket(self, buffer: str, start: int) -> int:
-        """
-        Find the matching closing bracket for the opening bracket at start position.
-        Properly handles nested brackets.
 
-        Args:
-            buffer: The text buffer to search in
-            start: Position of the opening bracket '['
-
-        Returns:
-            Position of the matching closing bracket ']', or -1 if not found
-        """
-        bracket_count = 0
-        for i in range(start, len(buffer)):
-            if buffer[i] == "[":
-                bracket_count += 1
-            elif buffer[i] == "]":
-                bracket_count -= 1
-                if bracket_count == 0:
-                    return i
-        return -1  # No matching bracket found
-
-    def _strip_and_split_buffer(self, buffer: str) -> tuple[str, str]:
-        """
-        Strip special tokens from buffer and split into safe_text and held_back_text.
-
-        Returns:
-            tuple of (safe_text_to_output, text_to_hold_in_buffer)
-        """
-        # Check if original buffer ends with a partial token at the end
-        special_tokens = ["<|python_start|>", "<|python_end|>"]
-
-        for token in special_tokens:
-            partial_length = self._ends_with_partial_token(buffer, token)
-            if partial_length > 0:
-                # Split buffer: safe part + held back partial token
-                safe_text = buffer[:-partial_length]
-                held_back = buffer[-partial_length:]
-                # Strip complete special tokens from safe part only
-                safe_text = self._text_strip(safe_text)
-                return safe_text, held_back
-
-        # No partial tokens found, strip complete tokens from entire buffer
-        safe_text = self._text_strip(buffer)
-        return safe_text, ""
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]
@@ -205,18 +154,6 @@ class PythonicDetector(BaseFormatDetector):
         # Otherwise, we're still accumulating a potential tool call
         return StreamingParseResult(normal_text="")
 
-    def _get_parameter_value(self, val):
-        if isinstance(val, ast.Constant):
-            return val.value
-        elif isinstance(val, ast.Dict):
-            return {
-                k.value: self._get_parameter_value(v)
-                for k, v in zip(val.keys, val.values)
-            }
-        elif isinstance(val, ast.List):
-            return [self._get_parameter_value(v) for v in val.elts]
-        else:
-            raise ValueError("Tool call arguments must be literals")
 
     def supports_structural_tag(self) -> bool:
         return False

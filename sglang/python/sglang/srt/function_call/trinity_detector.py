@@ -18,9 +18,6 @@ class TrinityDetector(Qwen25Detector):
     Reference: https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct?chat_template=default
     """
 
-    def _strip_think_tags(self, text: str) -> str:
-        """Remove <think> and </think> tags, keeping the content inside."""
-        return text.replace("<think>", "").replace("</think>", "")
 
     def has_tool_call(self, text: str) -> bool:
         """Check if the text contains a tool call."""

@@ -20,7 +20,6 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import PretrainedConfig
 
 from sglang.srt.distributed import (
     divide,
@@ -45,7 +44,6 @@ from sglang.srt.utils import (
     is_xpu,
     set_weight_attrs,
 )
-from sglang.utils import resolve_obj_by_qualname
 
 _is_cuda = is_cuda()
 _is_musa = is_musa()
@@ -145,83 +143,25 @@ class SiluAndMul(MultiPlatformOp):
         out = torch_npu.npu_swiglu(x)
         return out
 
-
-
-
-class SituAndMul(MultiPlatformOp):
-    """SituGLU activation used by Kimi K3.
-
-    Computes beta * tanh(gate / beta) * sigmoid(gate) * up.
-    When linear_beta is set, up is softly clipped:
-        up = linear_beta * tanh(up / linear_beta).
-    """
-
-    def __init__(self, beta: float = 1.0, linear_beta: float | None = None):
-        super().__init__()
-        self.beta = float(beta)
-        self.linear_beta = None if linear_beta is None else float(linear_beta)
-
-    def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        d = x.shape[-1] // 2
-        gate = x[..., :d].float()
-        up = x[..., d:].float()
-        gate = self.beta * torch.tanh(gate / self.beta) * torch.sigmoid(gate)
-        if self.linear_beta is not None:
-            up = self.linear_beta * torch.tanh(up / self.linear_beta)
-        return (gate * up).to(x.dtype)
-
-    def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
-        from sglang.kernels.ops.kimi_k3.activation import situ_and_mul
-
-        return situ_and_mul(x, None, self.beta, self.linear_beta)
-
-    def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_native(x)
-
-
-class GeluAndMul(MultiPlatformOp):
-    def __init__(self, approximate="tanh"):
-        super().__init__()
-        self.approximate = approximate
-
-    def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_xpu(self, x: torch.Tensor) -> torch.Tensor:
         d = x.shape[-1] // 2
         output_shape = x.shape[:-1] + (d,)
         out = torch.empty(output_shape, dtype=x.dtype, device=x.device)
-        if self.approximate == "tanh":
-            gelu_tanh_and_mul(x, out)
-        elif self.approximate == "none":
-            gelu_and_mul(x, out)
-        else:
-            raise RuntimeError("GeluAndMul only support tanh or none")
+        silu_and_mul(x, out)
         return out
 
-    def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        d = x.shape[-1] // 2
-        return F.gelu(x[..., :d], approximate=self.approximate) * x[..., d:]
-
-    def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        if _is_cpu_amx_available and self.approximate == "tanh":
-            return torch.ops.sgl_kernel.gelu_tanh_and_mul_cpu(x)
-        elif _is_cpu_amx_available and self.approximate == "none":
-            return torch.ops.sgl_kernel.gelu_and_mul_cpu(x)
-        else:
+    def forward_musa(self, x: torch.Tensor) -> torch.Tensor:
+        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
             return self.forward_native(x)
 
-    def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward_impl(x)
+        if not hasattr(self, "_musa_swish_glu"):
+            # XXX (MUSA): nn.SwishGLU seems to have better performance than silu_and_mul on MUSA, we can switch to it for now. We can consider implementing a silu_and_mul kernel for MUSA in the future if needed.
+            self._musa_swish_glu = nn.SwishGLU()
+        return self._musa_swish_glu(x)
 
 
-    def forward_npu(self, x: torch.Tensor) -> torch.Tensor:
-        if envs.SGLANG_NPU_FORWARD_NATIVE_GELUTANH.get():
-            return self.forward_native(x)
-        y_npu, gelu_npu = torch_npu.npu_geglu(
-            x,
-            dim=-1,
-            approximate=1 if self.approximate == "tanh" else 0,
-            activate_left=True,
-        )
-        return y_npu
+
+
 
 
 class NewGELU(MultiPlatformOp):
@@ -248,16 +188,6 @@ class ReLU2(MultiPlatformOp):
         return relu2(x)
 
 
-class QuickGELU(MultiPlatformOp):
-    def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-    def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_native(x)
-
-
-    def forward_npu(self, x: torch.Tensor) -> torch.Tensor:
-        return torch_npu.npu_fast_gelu(x)
 
 
 class XIELU(MultiPlatformOp):
@@ -364,46 +294,6 @@ class XIELU(MultiPlatformOp):
         return self._xielu_python(input)
 
 
-class ScaledActivation(nn.Module):
-    """An activation function with post-scale parameters.
-
-    This is used for some quantization methods like AWQ.
-    """
-
-    def __init__(
-        self,
-        act_module: nn.Module,
-        intermediate_size: int,
-        input_is_parallel: bool = True,
-        params_dtype: Optional[torch.dtype] = None,
-    ):
-        super().__init__()
-        self.act = act_module
-        self.input_is_parallel = input_is_parallel
-        if input_is_parallel:
-            tp_size = get_parallel().tp_size
-            intermediate_size_per_partition = divide(intermediate_size, tp_size)
-        else:
-            intermediate_size_per_partition = intermediate_size
-        if params_dtype is None:
-            params_dtype = torch.get_default_dtype()
-        self.scales = nn.Parameter(
-            torch.empty(intermediate_size_per_partition, dtype=params_dtype)
-        )
-        set_weight_attrs(self.scales, {"weight_loader": self.weight_loader})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(x) / self.scales
-
-    def weight_loader(self, param: nn.Parameter, loaded_weight: torch.Tensor):
-        param_data = param.data
-        if self.input_is_parallel:
-            tp_rank = get_parallel().tp_rank
-            shard_size = param_data.shape[0]
-            start_idx = tp_rank * shard_size
-            loaded_weight = loaded_weight.narrow(0, start_idx, shard_size)
-        assert param_data.shape == loaded_weight.shape
-        param_data.copy_(loaded_weight)
 
 
 _ACTIVATION_REGISTRY = {
@@ -415,43 +305,5 @@ _ACTIVATION_REGISTRY = {
 }
 
 
-def get_act_fn(
-    act_fn_name: str,
-    quant_config: Optional[QuantizationConfig] = None,
-    intermediate_size: Optional[int] = None,
-    input_is_parallel: bool = True,
-    params_dtype: Optional[torch.dtype] = None,
-) -> nn.Module:
-    """Get an activation function by name."""
-    act_fn_name = act_fn_name.lower()
-    if act_fn_name not in _ACTIVATION_REGISTRY:
-        raise ValueError(f"Activation function {act_fn_name!r} is not supported.")
-
-    act_fn = _ACTIVATION_REGISTRY[act_fn_name]
-    if quant_config is not None and act_fn_name in quant_config.get_scaled_act_names():
-        if intermediate_size is None:
-            raise ValueError(
-                "intermediate_size must be specified for scaled "
-                "activation functions."
-            )
-        return ScaledActivation(
-            act_fn, intermediate_size, input_is_parallel, params_dtype
-        )
-    return act_fn
 
 
-def get_cross_encoder_activation_function(config: PretrainedConfig):
-    if (
-        hasattr(config, "sbert_ce_default_activation_function")
-        and config.sbert_ce_default_activation_function is not None
-    ):
-
-        function_name = config.sbert_ce_default_activation_function
-        assert function_name.startswith("torch.nn.modules."), (
-            "Loading of activation functions is restricted to "
-            "torch.nn.modules for security reasons"
-        )
-        return resolve_obj_by_qualname(function_name)()
-    else:
-        # adapt bge-reranker
-        return nn.Identity()

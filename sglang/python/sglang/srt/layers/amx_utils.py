@@ -177,7 +177,3 @@ class PackWeightMethod:
         self.weight_names = weight_names
         self.transpose_dims = transpose_dims
 
-    def process_weights_after_loading(self, module) -> None:
-        _amx_process_weight_after_loading(
-            module, self.weight_names, self.transpose_dims
-        )

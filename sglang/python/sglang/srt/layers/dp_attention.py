@@ -832,10 +832,6 @@ def dp_reduce_scatter_tensor(output: torch.Tensor, input: torch.Tensor):
 # stream -> their collectives serialize in-order (no concurrent-collective
 # deadlock on the RCCL communicator), each overlapping the other's compute.
 # ---------------------------------------------------------------------------
-def get_dp_tbo_comm_stream() -> torch.cuda.Stream:
-    from sglang.srt.runtime_context import get_stream
-
-    return get_stream("dp_tbo_comm")
 
 
 # Persistent reusable CUDA events for non-EP DP TBO, keyed by (kind, subbatch).
@@ -844,15 +840,6 @@ def get_dp_tbo_comm_stream() -> torch.cuda.Stream:
 # pool is exhausted after a few hundred forwards -> HSA_STATUS_ERROR_OUT_OF_RESOURCES
 # ("...create internal OS-specific events"). Reuse one event per (kind, subbatch)
 # and just re-record it (mirrors the mori CommStreamPool event reuse).
-def _tbo_event(key) -> torch.cuda.Event:
-    from sglang.srt.runtime_context import get_resources
-
-    pool = get_resources().tbo_event_pool
-    ev = pool.get(key)
-    if ev is None:
-        ev = torch.cuda.Event()
-        pool[key] = ev
-    return ev
 
 
 
@@ -867,38 +854,8 @@ def _tbo_event(key) -> torch.cuda.Event:
 _TBO_PERSIST_BUF: dict = {}
 
 
-def get_tbo_persistent_buffer(
-    key, rows: int, hidden: int, dtype: torch.dtype, device
-) -> torch.Tensor:
-    """Return a [rows, hidden] view of a grow-only persistent buffer for `key`.
-    Reallocates only when the request exceeds the cached capacity / changes
-    dtype|hidden. Caller must treat the returned view as scratch (overwritten)."""
-    buf = _TBO_PERSIST_BUF.get(key)
-    cap = 0 if buf is None else buf.shape[0]
-    if buf is None or rows > cap or buf.shape[1] != hidden or buf.dtype != dtype:
-        new_rows = max(rows, cap)
-        buf = torch.empty((new_rows, hidden), dtype=dtype, device=device)
-        _TBO_PERSIST_BUF[key] = buf
-    return buf[:rows]
 
 
-def dp_reduce_scatterv_async(
-    output_local: torch.Tensor,
-    global_tokens: torch.Tensor,
-    sizes: List[int],
-    event_key=("combine", 0),
-) -> torch.cuda.Event:
-    """Launch the variable-length reduce_scatterv (combine) on the shared DP TBO
-    comm stream; re-record + return a PERSISTENT event (keyed by `event_key`).
-    Matches the gatherv (SUM_LEN) path."""
-    comm = get_dp_tbo_comm_stream()
-    compute = torch.cuda.current_stream()
-    ev = _tbo_event(event_key)
-    with torch.cuda.stream(comm):
-        comm.wait_stream(compute)
-        get_tp_group().reduce_scatterv(global_tokens, output=output_local, sizes=sizes)
-        ev.record(comm)
-    return ev
 
 
 def attn_tp_reduce_scatter_tensor(output: torch.Tensor, input: torch.Tensor):

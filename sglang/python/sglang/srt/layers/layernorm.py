@@ -14,7 +14,6 @@
 """Fused operators for normalization layers."""
 
 import logging
-from functools import lru_cache
 from typing import Optional, Tuple, Union
 
 import torch
@@ -88,8 +87,6 @@ if _is_cuda:
 
     from sgl_kernel import (
         fused_add_rmsnorm,
-        gemma_fused_add_rmsnorm,
-        gemma_rmsnorm,
         rmsnorm,
     )
 _has_aiter_layer_norm = False
@@ -131,15 +128,6 @@ logger = logging.getLogger(__name__)
 
 
 
-@lru_cache(maxsize=1)
-def _get_aiter_per_group_quant():
-    """Resolve aiter's per-1x128 HIP quant functor + FP8 dtype on first use.
-
-    Memoized locally (rather than cached as module-level globals) so this
-    aiter-specific state stays out of layernorm.py's shared namespace and is
-    handed to callers as explicit values instead of being read implicitly.
-    """
-    return _aiter.get_hip_quant(_aiter.QuantType.per_1x128), _aiter.dtypes.fp8
 
 
 def _forward_with_allreduce_fusion(
@@ -185,127 +173,6 @@ def _forward_with_allreduce_fusion(
     return norm_module.forward(x, residual, post_residual_addition)
 
 
-def _forward_with_allreduce_fusion_quant_per_group(
-    norm_module,
-    x: torch.Tensor,
-    residual: Optional[torch.Tensor],
-    weight: torch.Tensor,
-    group_size: int = 128,
-    use_attn_tp_group: bool = True,
-    keep_bf16: bool = False,
-):
-    """Fused AR + RMSNorm + per-group FP8 quant with graceful staged fallback.
-
-    The single-kernel quantized backend dispatch is ROCm + aiter + gfx95-only.
-    Other HIP/aiter runs can still use the 2-kernel fallback below to preserve
-    the existing tuple handoff behavior.
-
-    The helper returns one of:
-
-    * ``((fp8, scale), residual)``                       when keep_bf16=False
-    * ``((bf16, fp8, scale), residual)``                 when keep_bf16=True
-    * ``None``                                           when no fusion is possible
-
-    Fallback chain (best → worst):
-
-    1. Fully-fused AR+RMSNorm+per-group-quant  (aiter single kernel).
-    2. Fused AR+RMSNorm followed by a separate per-1x128 quant
-       (two kernels, still saves the 3-kernel unfused baseline path).
-    3. ``None`` so the caller can run the generic unfused path.
-
-    ``keep_bf16`` is required for GDN-style layers that have one FP8 projection
-    (``in_proj_qkvz``) **and** one bf16 projection (``in_proj_ba``) on the
-    same normed output; without the bf16 we would have to dequantize which is
-    lossy. Standard attention layers (single FP8 ``qkv_proj``) use
-    ``keep_bf16=False``.
-    """
-    return None
-
-    from sglang.srt.distributed import (
-        tensor_model_parallel_fused_allreduce_rmsnorm,
-        tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group,
-    )
-    from sglang.srt.layers.quantization.fp8_utils import (
-        _use_aiter_bpreshuffle_gfx95 as use_bpreshuffle,
-    )
-    from sglang.srt.layers.quantization.fp8_utils import (
-        materialize_bpreshuffle_fp8_scale,
-    )
-
-    if use_attn_tp_group:
-        world_size = get_parallel().attn_tp_size
-    else:
-        if get_parallel().moe_ep_size > 1:
-            world_size = get_parallel().moe_ep_size
-        else:
-            world_size = get_parallel().moe_tp_size
-    if world_size <= 1:
-        return None
-
-    # TODO: When ROCm/aiter#3652 is available in our bundled aiter, plumb
-    # transpose_scale=use_bpreshuffle into the fused AR+RMSNorm+quant kernel
-    # and drop this explicit post-kernel scale materialization.
-    if not keep_bf16:
-        result = tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group(
-            x, residual, weight, norm_module.variance_epsilon, group_size
-        )
-        if result is not None:
-            fp8_out, residual_out, scale_out = result
-            if use_bpreshuffle:
-                scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-            return (fp8_out, scale_out), residual_out
-
-        # Fallback: fused AR+RMSNorm then separate per-group quant.
-        fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
-            x, residual, weight, norm_module.variance_epsilon
-        )
-        if fused_result is None:
-            return None
-        bf16_out, residual_out = fused_result
-        per_1x128_quant, fp8_dtype = _get_aiter_per_group_quant()
-        fp8_out, scale_out = per_1x128_quant(
-            bf16_out,
-            quant_dtype=fp8_dtype,
-            transpose_scale=False,
-        )
-        if use_bpreshuffle:
-            scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-        return (fp8_out, scale_out), residual_out
-
-    # keep_bf16=True: GDN path — need both an unquantized bf16 normed output
-    # (for in_proj_ba) AND (fp8, scale) (for in_proj_qkvz). Preferred path:
-    # use the fully-fused AR+RMSNorm+per-group-quant kernel with the optional
-    # bf16 side-output, so we avoid the separate per-group quant launch
-    # entirely. Fallback: fused AR+RMSNorm + separate per-group quant.
-    result = tensor_model_parallel_fused_allreduce_rmsnorm_quant_per_group(
-        x,
-        residual,
-        weight,
-        norm_module.variance_epsilon,
-        group_size,
-        emit_bf16=True,
-    )
-    if result is not None and len(result) == 4:
-        fp8_out, residual_out, scale_out, bf16_out = result
-        if use_bpreshuffle:
-            scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-        return (bf16_out, fp8_out, scale_out), residual_out
-
-    fused_result = tensor_model_parallel_fused_allreduce_rmsnorm(
-        x, residual, weight, norm_module.variance_epsilon
-    )
-    if fused_result is None:
-        return None
-    bf16_out, residual_out = fused_result
-    per_1x128_quant, fp8_dtype = _get_aiter_per_group_quant()
-    fp8_out, scale_out = per_1x128_quant(
-        bf16_out,
-        quant_dtype=fp8_dtype,
-        transpose_scale=False,
-    )
-    if use_bpreshuffle:
-        scale_out = materialize_bpreshuffle_fp8_scale(scale_out)
-    return (bf16_out, fp8_out, scale_out), residual_out
 
 
 class RMSNorm(MultiPlatformOp):
@@ -519,7 +386,67 @@ class RMSNorm(MultiPlatformOp):
             output = output.reshape(original_shape)
         return output
 
+    def forward_hip(
+        self,
+        x: torch.Tensor,
+        residual: Optional[torch.Tensor] = None,
+        post_residual_addition: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        # Fallback to native implementation if vllm is not available
+        if not _has_vllm_rms_norm:
+            return self.forward_native(x, residual, post_residual_addition)
 
+        if is_batch_invariant_mode_enabled():
+            if (
+                residual is not None
+                or self.cast_x_before_out_mul
+                or get_exec().deterministic.rl_on_policy_target == "fsdp"
+            ):
+                return self.forward_native(x, residual, post_residual_addition)
+            return rms_norm_batch_invariant(
+                x,
+                self.weight.data,
+                self.variance_epsilon,
+            )
+
+        if not x.is_contiguous():
+            # NOTE: Remove this if aiter kernel supports discontinuous input
+            x = x.contiguous()
+        if residual is not None:
+            out = torch.empty_like(x)
+            residual_out = torch.empty_like(x)
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rms_norm(
+                out, x, residual_out, residual, self.weight.data, self.variance_epsilon
+            )
+            return out, residual_out
+        out = torch.empty_like(x)
+        rms_norm(out, x, self.weight.data, self.variance_epsilon)
+        return out
+
+    def forward_musa(
+        self,
+        x: torch.Tensor,
+        residual: Optional[torch.Tensor] = None,
+        post_residual_addition: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
+            return self.forward_native(x, residual, post_residual_addition)
+
+        if not x.is_contiguous():
+            x = x.contiguous()
+
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
+            return x, residual
+
+        out = nn.functional.rms_norm(
+            x, (self.hidden_size,), self.weight.data, self.variance_epsilon
+        )
+        return out
 
     def forward_native(
         self,
@@ -591,6 +518,32 @@ class RMSNorm(MultiPlatformOp):
         else:
             return self.forward_native(x, residual, post_residual_addition)
 
+    def forward_xpu(
+        self,
+        x: torch.Tensor,
+        residual: Optional[torch.Tensor] = None,
+        post_residual_addition: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        if self.variance_size_override is not None:
+            return self.forward_native(x, residual, post_residual_addition)
+        if is_batch_invariant_mode_enabled():
+            if (
+                residual is not None
+                or get_exec().deterministic.rl_on_policy_target == "fsdp"
+            ):
+                return self.forward_native(x, residual, post_residual_addition)
+            return rms_norm_batch_invariant(
+                x,
+                self.weight.data,
+                self.variance_epsilon,
+            )
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
+            return x, residual
+        out = rmsnorm(x, self.weight.data, self.variance_epsilon)
+        return out
 
     def forward_with_allreduce_fusion(
         self,
@@ -654,6 +607,22 @@ class LayerNorm(MultiPlatformOp):
             eps=self.variance_epsilon,
         ).to(orig_dtype)
 
+    def forward_hip(
+        self,
+        x: torch.Tensor,
+    ) -> torch.Tensor:
+        if (
+            _has_aiter_layer_norm
+            and x.dtype in (torch.bfloat16, torch.float16)
+            and x.dtype == self.dtype
+        ):
+            orig_shape = x.shape
+            x = x.reshape(-1, self.hidden_size)
+            return layer_norm(x, self.weight, self.bias, self.variance_epsilon).view(
+                orig_shape
+            )
+        else:
+            return self.forward_native(x)
 
     def forward_npu(
         self,
@@ -691,33 +660,7 @@ class GemmaRMSNorm(MultiPlatformOp):
         # natively, this can be removed.
         self.weight.weight_loader = self._weight_loader
 
-    def _weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor) -> None:
-        assert param.size() == loaded_weight.size()
-        param.data.copy_(loaded_weight)
-        # Keep storage stable for CUDA graphs or fused paths that capture this buffer.
-        torch.add(param.data, 1.0, out=self.gemma_weight)
 
-    def _forward_impl(
-        self,
-        x: torch.Tensor,
-        residual: Optional[torch.Tensor] = None,
-        post_residual_addition: Optional[torch.Tensor] = None,
-    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        needs_reshape = x.dim() != 2 and residual is None
-        if needs_reshape:
-            original_shape = x.shape
-            x = x.contiguous().reshape(-1, original_shape[-1])
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            gemma_fused_add_rmsnorm(
-                x, residual, self.weight.data, self.variance_epsilon
-            )
-            return x, residual
-        out = gemma_rmsnorm(x, self.weight.data, self.variance_epsilon)
-        if needs_reshape:
-            out = out.reshape(original_shape)
-        return out
 
     def forward_native(
         self,
@@ -747,6 +690,33 @@ class GemmaRMSNorm(MultiPlatformOp):
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         return self._forward_impl(x, residual, post_residual_addition)
 
+    def forward_hip(
+        self,
+        x: torch.Tensor,
+        residual: Optional[torch.Tensor] = None,
+        post_residual_addition: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+
+        if not _has_vllm_rms_norm:
+            return self.forward_native(x, residual, post_residual_addition)
+
+        w = self.gemma_weight
+        # vllm API: rms_norm(out, input, weight, eps) -> None (in-place)
+        #           fused_add_rms_norm(out, input, residual_out, residual, weight, eps)
+        if not x.is_contiguous():
+            x = x.contiguous()
+        if residual is not None:
+            out = torch.empty_like(x)
+            residual_out = torch.empty_like(x)
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rms_norm(
+                out, x, residual_out, residual, w, self.variance_epsilon
+            )
+            return out, residual_out
+        out = torch.empty_like(x)
+        rms_norm(out, x, w, self.variance_epsilon)
+        return out
 
     def forward_cpu(
         self,
@@ -786,138 +756,17 @@ class GemmaRMSNorm(MultiPlatformOp):
         x, _ = torch_npu.npu_gemma_rms_norm(x, self.weight, self.variance_epsilon)
         return x
 
-
-    def forward_with_allreduce_fusion(
+    def forward_xpu(
         self,
         x: torch.Tensor,
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
-        use_attn_tp_group: bool = True,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Forward with allreduce fusion; uses 1 + weight for fused kernels."""
-        return _forward_with_allreduce_fusion(
-            self,
-            x,
-            residual,
-            post_residual_addition,
-            self.gemma_weight,
-            use_attn_tp_group=True,
-        )
+        return self._forward_impl(x, residual, post_residual_addition)
 
 
 
-class Gemma3RMSNorm(MultiPlatformOp):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.zeros(dim))
-        # Re-dispatch
 
-    def _norm(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-    def forward_native(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            residual = x + residual
-            x = residual
-        output = self._norm(x.float())
-        # Llama does x.to(float16) * w whilst Gemma3 is (x * w).to(float16)
-        # See https://github.com/huggingface/transformers/pull/29402
-        output = output * (1.0 + self.weight.float())
-        output = output.type_as(x)
-        return output if residual is None else (output, residual)
-
-    def forward_cpu(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            return self.forward_native(x, residual)
-        if _is_cpu_amx_available and x.stride(-1) == 1:
-            return torch.ops.sgl_kernel.gemma3_rmsnorm_cpu(x, self.weight, self.eps)
-        return self.forward_native(x)
-
-    def forward_cuda(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            # The decoder residual is token-major and contiguous. The fused
-            # kernel updates both tensors in place: x becomes the normalized
-            # output and residual becomes x + residual for the next layer.
-            gemma_fused_add_rmsnorm(x, residual, self.weight.data, self.eps)
-            return x, residual
-        if x.dim() == 2:
-            return gemma_rmsnorm(x, self.weight.data, self.eps)
-        return self.forward_native(x)
-
-
-    def forward_npu(self, x, residual: Optional[torch.Tensor] = None):
-        if residual is not None:
-            return self.forward_native(x, residual)
-        output, _ = torch_npu.npu_gemma_rms_norm(x, self.weight, self.eps)
-        return output
-
-    def extra_repr(self):
-        return f"{tuple(self.weight.shape)}, eps={self.eps}"
-
-
-class Gemma4RMSNorm(MultiPlatformOp):
-    def __init__(
-        self,
-        dim: int,
-        eps: float = 1e-6,
-        scale_shift: float = 0.0,
-        with_scale: bool = True,
-    ):
-        super().__init__()
-        self.with_scale = with_scale
-
-        if self.with_scale:
-            self.weight = nn.Parameter(torch.ones(dim))
-        else:
-            self.register_buffer("weight", torch.ones(dim), persistent=False)
-
-        self.eps = eps
-        self.scale_shift = scale_shift
-
-    def __repr__(self):
-        dim = self.weight.shape[0]
-        return (
-            f"{self.__class__.__name__}(dim={dim}, eps={self.eps}, "
-            f"with_scale={self.with_scale}, scale_shift={self.scale_shift})"
-        )
-
-    def _norm(self, x):
-        mean_squared = x.pow(2).mean(-1, keepdim=True) + self.eps
-        return x * torch.pow(mean_squared, -0.5)
-
-    def forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        normed_output = self._norm(x.float())
-        if self.with_scale:
-            normed_output = normed_output * (self.weight.float() + self.scale_shift)
-        return normed_output.type_as(x)
-
-    def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        if _is_cpu_amx_available:
-            return torch.ops.sgl_kernel.gemma4_rmsnorm_cpu(
-                x, self.weight.data, self.eps, self.scale_shift, self.with_scale
-            )
-        return self.forward_native(x)
-
-    def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() == 0:
-            return x
-        needs_reshape = x.dim() != 2
-        if needs_reshape:
-            original_shape = x.shape
-            x = x.contiguous().reshape(-1, original_shape[-1])
-        if self.with_scale and self.scale_shift == 1.0:
-            # gemma_rmsnorm: norm(x) * (1 + weight)
-            out = gemma_rmsnorm(x, self.weight.data, self.eps)
-        else:
-            # rmsnorm: norm(x) * weight
-            # with_scale=False → weight is ones → norm(x) * 1 = norm(x)
-            # scale_shift=0.0 → standard RMSNorm without +1 shift
-            out = rmsnorm(x, self.weight.data, self.eps)
-
-        if needs_reshape:
-            out = out.reshape(original_shape)
-        return out
 
 
 

@@ -9,7 +9,6 @@ import logging
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import torch
-from torch import nn
 from torch.nn.parameter import Parameter, UninitializedParameter
 
 from sglang.kernel_api_logging import wrap_method_with_debug_kernel_once
@@ -938,97 +937,9 @@ class QKVParallelLinear(ColumnParallelLinear):
             skip_block_quant_check=skip_block_quant_check,
         )
 
-    def _get_shard_offset_mapping(self, loaded_shard_id: str):
-        shard_offset_mapping = {
-            "q": 0,
-            "k": self.num_heads * self.head_size,
-            "v": (self.num_heads + self.num_kv_heads) * self.head_size,
-            "total": (self.num_heads + self.num_kv_heads) * self.head_size
-            + self.num_kv_heads * self.v_head_size,
-        }
-        return shard_offset_mapping.get(loaded_shard_id)
 
-    def _get_shard_size_mapping(self, loaded_shard_id: str):
-        shard_size_mapping = {
-            "q": self.num_heads * self.head_size,
-            "k": self.num_kv_heads * self.head_size,
-            "v": self.num_kv_heads * self.v_head_size,
-        }
-        return shard_size_mapping.get(loaded_shard_id)
 
-    def _load_fused_module_from_checkpoint(
-        self, param: BasevLLMParameter, loaded_weight: torch.Tensor
-    ):
-        """
-        Handle special case for models where QKV layers are already
-        fused-in-checkpoint. In this case, we have no shard id. This function
-        determines the shard id by splitting these layers and then calls
-        the weight loader using the shard id.
 
-        An example of a model with these fused layers:
-        https://huggingface.co/microsoft/Phi-3-mini-4k-instruct
-        """
-        shard_offsets = [
-            # (shard_id, shard_offset, shard_size)
-            ("q", 0, self.total_num_heads * self.head_size),
-            (
-                "k",
-                self.total_num_heads * self.head_size,
-                self.total_num_kv_heads * self.head_size,
-            ),
-            (
-                "v",
-                (self.total_num_heads + self.total_num_kv_heads) * self.head_size,
-                self.total_num_kv_heads * self.v_head_size,
-            ),
-        ]
-
-        for shard_id, shard_offset, shard_size in shard_offsets:
-            # Special case for Quantization.
-            # If quantized, we need to adjust the offset and size to account
-            # for the packing.
-            if (
-                isinstance(param, (PackedColumnParameter, PackedvLLMParameter))
-                and param.packed_dim == param.output_dim
-            ):
-                shard_size, shard_offset = param.adjust_shard_indexes_for_packing(
-                    shard_size=shard_size, shard_offset=shard_offset
-                )
-
-            if not self.use_presharded_weights:
-                loaded_weight_shard = loaded_weight.narrow(
-                    param.output_dim, shard_offset, shard_size
-                )
-            self.weight_loader_v2(param, loaded_weight_shard, shard_id)
-
-    def _load_qkv_block_scale(
-        self, param: BasevLLMParameter, loaded_weight: torch.Tensor
-    ):
-        block_n, _ = self.quant_method.quant_config.weight_block_size
-        q_size = self.total_num_heads * self.head_size // block_n
-        k_size = self.total_num_kv_heads * self.head_size // block_n
-        v_size = self.total_num_kv_heads * self.v_head_size // block_n
-        shard_offsets = [
-            # (shard_id, shard_offset, shard_size)
-            ("q", 0, q_size),
-            ("k", q_size, k_size),
-            ("v", q_size + k_size, v_size),
-        ]
-        for shard_id, shard_offset, shard_size in shard_offsets:
-            loaded_weight_shard = loaded_weight.narrow(
-                param.output_dim, shard_offset, shard_size
-            )
-            rank_shard_offset = self._get_shard_offset_mapping(shard_id) // block_n
-            rank_shard_size = self._get_shard_size_mapping(shard_id) // block_n
-            param.load_qkv_weight(
-                loaded_weight=loaded_weight_shard,
-                num_heads=self.num_kv_head_replicas,
-                shard_id=shard_id,
-                shard_offset=rank_shard_offset,
-                shard_size=rank_shard_size,
-                tp_rank=self.tp_rank,
-                use_presharded_weights=self.use_presharded_weights,
-            )
 
     def weight_loader_v2(
         self,
@@ -1530,106 +1441,5 @@ class RowParallelLinear(LinearBase):
         return s
 
 
-class MergedColumnParallelRepeatedLinear(LinearBase):
-    """Merged column parallel linear and repeated linear layer.
-
-    TODO: quantization is not supported yet.
-    Args:
-        input_size: input dimension of the linear layer.
-        column_output_sizes: output dimension of the column linear layers.
-        repeated_output_sizes: output dimension of the repeated linear layers.
-        skip_bias_add: If true, skip adding bias but instead return it.
-        params_dtype: Data type for the parameters.
-        quant_config: Quantization configure.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        column_output_sizes: List[int],
-        repeated_output_sizes: List[int],
-        skip_bias_add: bool = False,
-        params_dtype: Optional[torch.dtype] = None,
-        quant_config: Optional[QuantizationConfig] = None,
-        prefix: str = "",
-    ):
-        output_size = sum(column_output_sizes) + sum(repeated_output_sizes)
-        super().__init__(
-            input_size=input_size,
-            output_size=output_size,
-            skip_bias_add=skip_bias_add,
-            params_dtype=params_dtype,
-            quant_config=quant_config,
-            prefix=prefix,
-        )
-        self.num_column_parallel = len(column_output_sizes)
-        self.tp_rank = get_parallel().tp_rank
-        self.tp_size = get_parallel().tp_size
-
-        self.output_partition_sizes = [
-            divide(x, self.tp_size) for x in column_output_sizes
-        ] + repeated_output_sizes
-        self.quant_method.create_weights(
-            layer=self,
-            input_size_per_partition=self.input_size,
-            output_partition_sizes=self.output_partition_sizes,
-            input_size=self.input_size,
-            output_size=self.output_size,
-            params_dtype=self.params_dtype,
-            skip_block_quant_check=True,
-            weight_loader=self.weight_loader,
-        )
-
-        self.prefix = prefix
-
-    def forward(self, input_: torch.Tensor) -> torch.Tensor:
-        return self.quant_method.apply(self, input_)
-
-    def weight_loader(
-        self, param: Parameter, loaded_weight: torch.Tensor, loaded_shard_id: int
-    ) -> torch.Tensor:
-        output_dim = param.output_dim
-        shard_offset = sum(self.output_partition_sizes[:loaded_shard_id])
-        shard_size = self.output_partition_sizes[loaded_shard_id]
-        param_data = param.data.narrow(output_dim, shard_offset, shard_size)
-
-        if loaded_shard_id < self.num_column_parallel:
-            start_idx = self.tp_rank * shard_size
-            loaded_weight = loaded_weight.narrow(output_dim, start_idx, shard_size)
-
-        param_data.copy_(loaded_weight)
 
 
-class ColumnParallelBatchedLinear(nn.Module):
-    """Column parallel batched linear layer.
-
-    TODO: quantization is not supported yet.
-    Args:
-        batch: batch dimension of the linear layer.
-        input_size: input dimension of the linear layer.
-        output_size: output dimension of the linear layer.
-        dtype: Data type for the parameters.
-    """
-
-    def __init__(
-        self, batch: int, input_size: int, output_size: int, dtype: torch.dtype
-    ):
-        super().__init__()
-        self.tp_rank = get_parallel().tp_rank
-        self.tp_size = get_parallel().tp_size
-        self.weight = nn.Parameter(
-            torch.empty(batch, output_size // self.tp_size, input_size, dtype=dtype),
-            requires_grad=False,
-        )
-        setattr(self.weight, "weight_loader", self.weight_loader)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(input, self.weight.transpose(-1, -2))
-
-    def weight_loader(
-        self, param: Parameter, loaded_weight: torch.Tensor, loaded_shard_id: int
-    ) -> torch.Tensor:
-        shard_size = self.weight.shape[-2]
-        start_idx = self.tp_rank * shard_size
-        loaded_weight = loaded_weight.narrow(0, start_idx, shard_size)
-        param.data[loaded_shard_id].copy_(loaded_weight)

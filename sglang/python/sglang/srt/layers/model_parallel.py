@@ -3,7 +3,7 @@ Common utilities for torch model parallelism.
 """
 
 import logging
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -12,10 +12,9 @@ from torch.distributed.device_mesh import DeviceMesh
 logger = logging.getLogger(__name__)
 
 try:
-    import torch.distributed.tensor as dt
+    pass
 except ImportError:
-    # torch 2.4 or older
-    import torch.distributed._tensor as dt
+    pass
 
 from torch.distributed.tensor.parallel import (
     ColwiseParallel,
@@ -24,48 +23,6 @@ from torch.distributed.tensor.parallel import (
 )
 
 
-def _shard_tensor(
-    full_tensor: torch.Tensor,
-    device_mesh: DeviceMesh,
-    placements: Sequence[dt.Shard],
-) -> "dt.DTensor":
-    """
-    Locally shards a full tensor based on indicated sharding arrangement, and
-    returns a DTensor containing the local shard.
-
-    .. warning:: This is a private API that is subject to change. It skips the
-        communication otherwise required by `distribute_tensor`. It is only
-        applicable to cases where all ranks have the same `full_tensor`. For
-        example, in distributed inference all ranks load from the same
-        checkpoint. This API will not check for data equality between ranks, it
-        is thus user's responsibility to ensure the `full_tensor` is the same
-        across ranks.
-
-    Args:
-        full_tensor (torch.Tensor): the full tensor to be sharded.
-        device_mesh (:class:`DeviceMesh`): DeviceMesh to place the
-            DTensor.  Must have same dimension as the number of placements.
-        placements (Sequence[:class:`Shard`]): the placements that
-            describes how to place the local tensor on DeviceMesh.
-
-    Returns:
-        A :class:`DTensor` object with the shard as its local tensor.
-
-    Examples:
-        >>> # xdoctest: +SKIP("need world_size and rank")
-        >>> device_mesh = dist.init_device_mesh("cuda", (world_size,))
-        >>> full_tensor = torch.arange(world_size, device=f"cuda:{rank}")
-        >>> dtensor = _shard_tensor(full_tensor, device_mesh, [Shard(1)])
-    """
-    shape, offset = dt._utils.compute_local_shape_and_global_offset(
-        full_tensor.shape, device_mesh, placements
-    )
-    slices = [
-        slice(cur_offset, cur_offset + cur_shape)
-        for cur_shape, cur_offset in zip(shape, offset)
-    ]
-    local_tensor = full_tensor[slices]
-    return dt.DTensor.from_local(local_tensor, device_mesh, placements)
 
 
 class ColwiseParallelSharded(ColwiseParallel):

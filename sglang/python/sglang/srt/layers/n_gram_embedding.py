@@ -1,6 +1,5 @@
 import torch
 from torch import nn
-from torch.nn import Parameter
 
 from sglang.kernels.ops.speculative.ngram_embedding import compute_n_gram_ids
 from sglang.srt.layers.dp_attention import is_dp_attention_enabled
@@ -79,58 +78,7 @@ class NgramEmbedding(torch.nn.Module):
                 for delta in range(self.over_embedding_n):
                     self.oe_weights[n - 2][k][delta] = pow(num_embeddings, delta, mod)
 
-    def init_buffers(
-        self, max_running_requests: int, chunked_prefill_size: int, device: str
-    ):
-        max_tokens = max(chunked_prefill_size, max_running_requests)
-        self.oe_n_gram_ids = torch.zeros(
-            [max_tokens, self.n_grams],
-            dtype=torch.int32,
-            device=device,
-        )
-        self.exclusive_req_len_sums = torch.zeros(
-            max_running_requests + 1, dtype=torch.int32, device=device
-        )
 
-    def load_weight(
-        self, param: Parameter, weight_name: str, loaded_weight: torch.Tensor
-    ):
-        if ".embed_tokens." in weight_name:
-            param.weight_loader(param, loaded_weight)
-        elif "model.ngram_embeddings.embedders." in weight_name:
-            index = int(
-                weight_name.replace("model.ngram_embeddings.embedders.", "").replace(
-                    ".weight", ""
-                )
-            )
-            oe_weight_start = self.exclusive_oe_embedder_size_sums[index]
-            oe_weight_end = self.exclusive_oe_embedder_size_sums[index + 1]
-            assert (
-                oe_weight_end - oe_weight_start == loaded_weight.shape[0]
-            ), f"{oe_weight_end - oe_weight_start=} {loaded_weight.shape[0]=}"
-            tp_start = self.oe_embeder.shard_indices.org_vocab_start_index
-            tp_end = self.oe_embeder.shard_indices.org_vocab_end_index
-            to_load_start = max(oe_weight_start, tp_start)
-            to_load_end = min(oe_weight_end, tp_end)
-            if to_load_start < to_load_end:
-                src_start = to_load_start - oe_weight_start
-                src_end = to_load_end - oe_weight_start
-                dest_start = to_load_start - tp_start
-                dest_end = to_load_end - tp_start
-                self.oe_embeder.weight.data[dest_start:dest_end] = loaded_weight[
-                    src_start:src_end
-                ]
-            else:
-                return
-        elif "model.ngram_embeddings.post_projs." in weight_name:
-            index = int(
-                weight_name.replace("model.ngram_embeddings.post_projs.", "").replace(
-                    ".weight", ""
-                )
-            )
-            self.oe_projection[index].copy_(loaded_weight.data.t())
-        else:
-            assert False, f"Unknown ngram embedding weight name: {weight_name}"
 
     def forward(self, input_ids: torch.Tensor, forward_batch: ForwardBatch):
         if (

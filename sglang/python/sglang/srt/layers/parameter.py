@@ -335,15 +335,6 @@ class PerTensorScaleParameter(BasevLLMParameter):
         self.qkv_idxs = {"q": 0, "k": 1, "v": 2}
         super().__init__(**kwargs)
 
-    def _shard_id_as_int(self, shard_id: Union[str, int]) -> int:
-        if isinstance(shard_id, int):
-            return shard_id
-
-        # if not int, assume shard_id for qkv
-        # map to int and return
-        assert isinstance(shard_id, str)
-        assert shard_id in self.qkv_idxs
-        return self.qkv_idxs[shard_id]
 
     # For row parallel layers, no sharding needed
     # load weight into parameter as is
@@ -363,26 +354,6 @@ class PerTensorScaleParameter(BasevLLMParameter):
         kwargs.pop("use_presharded_weights", None)
         super().load_row_parallel_weight(*args, **kwargs)
 
-    def _load_into_shard_id(
-        self, loaded_weight: torch.Tensor, shard_id: Union[str, int], **kwargs
-    ):
-        """
-        Slice the parameter data based on the shard id for
-        loading.
-        """
-
-        param_data = self.data
-        shard_id = self._shard_id_as_int(shard_id)
-
-        # AutoFP8 scales do not have a shape
-        # compressed-tensors scales do have a shape
-        if len(loaded_weight.shape) != 0:
-            assert loaded_weight.shape[0] == 1
-            loaded_weight = loaded_weight[0]
-
-        param_data = param_data[shard_id]
-        assert param_data.shape == loaded_weight.shape
-        param_data.copy_(loaded_weight)
 
 
 class PackedColumnParameter(_ColumnvLLMParameter):
@@ -416,13 +387,6 @@ class PackedColumnParameter(_ColumnvLLMParameter):
     def marlin_tile_size(self):
         return self._marlin_tile_size
 
-    def adjust_shard_indexes_for_packing(self, shard_size, shard_offset):
-        return _adjust_shard_indexes_for_packing(
-            shard_size=shard_size,
-            shard_offset=shard_offset,
-            packed_factor=self.packed_factor,
-            marlin_tile_size=self.marlin_tile_size,
-        )
 
 
 class PackedvLLMParameter(ModelWeightParameter):
@@ -460,86 +424,9 @@ class PackedvLLMParameter(ModelWeightParameter):
     def marlin_tile_size(self):
         return self._marlin_tile_size
 
-    def adjust_shard_indexes_for_packing(self, shard_size, shard_offset):
-        return _adjust_shard_indexes_for_packing(
-            shard_size=shard_size,
-            shard_offset=shard_offset,
-            packed_factor=self.packed_factor,
-            marlin_tile_size=self.marlin_tile_size,
-        )
 
 
-def permute_param_layout_(
-    param: BasevLLMParameter, input_dim: int, output_dim: int, **kwargs
-) -> BasevLLMParameter:
-    """
-    Permute a parameter's layout to the specified input and output dimensions,
-    useful for forcing the parameter into a known layout, for example, if I need
-    a packed (quantized) weight matrix to be in the layout
-        {input_dim = 0, output_dim = 1, packed_dim = 0}
-    then I can call:
-        permute_param_layout_(x, input_dim=0, output_dim=1, packed_dim=0)
-    to ensure x is in the correct layout (permuting it to the correct layout if
-    required, asserting if it cannot get it to the correct layout)
-    """
-
-    curr_input_dim = getattr(param, "input_dim", None)
-    curr_output_dim = getattr(param, "output_dim", None)
-
-    if curr_input_dim is None or curr_output_dim is None:
-        assert param.data.dim() == 2, (
-            "permute_param_layout_ only supports 2D parameters when either "
-            "input_dim or output_dim is not set"
-        )
-
-    # if one of the dimensions is not set, set it to the opposite of the other
-    #  we can only do this since we asserted the parameter is 2D above
-    if curr_input_dim is None:
-        assert curr_output_dim is not None, "either input or output dim must be set"
-        curr_input_dim = (curr_output_dim + 1) % 2
-    if curr_output_dim is None:
-        assert curr_input_dim is not None, "either input or output dim must be set"
-        curr_output_dim = (curr_input_dim + 1) % 2
-
-    # create permutation from the current layout to the layout with
-    # self.input_dim at input_dim and self.output_dim at output_dim preserving
-    # other dimensions
-    perm = [
-        i for i in range(param.data.dim()) if i not in [curr_input_dim, curr_output_dim]
-    ]
-    perm.insert(input_dim, curr_input_dim)
-    perm.insert(output_dim, curr_output_dim)
-
-    if "packed_dim" in kwargs:
-        assert (
-            hasattr(param, "packed_dim")
-            and param.packed_dim == perm[kwargs["packed_dim"]]
-        ), "permute_param_layout_ currently doesn't support repacking"
-
-    param.data = param.data.permute(*perm)
-    if hasattr(param, "_input_dim"):
-        param._input_dim = input_dim
-    if hasattr(param, "_output_dim"):
-        param._output_dim = output_dim
-    if "packed_dim" in kwargs and hasattr(param, "_packed_dim"):
-        param._packed_dim = kwargs["packed_dim"]
-
-    return param
 
 
-def _adjust_shard_indexes_for_marlin(shard_size, shard_offset, marlin_tile_size):
-    return shard_size * marlin_tile_size, shard_offset * marlin_tile_size
 
 
-def _adjust_shard_indexes_for_packing(
-    shard_size, shard_offset, packed_factor, marlin_tile_size
-):
-    shard_size = round(shard_size // packed_factor)
-    shard_offset = round(shard_offset // packed_factor)
-    if marlin_tile_size is not None:
-        return _adjust_shard_indexes_for_marlin(
-            shard_size=shard_size,
-            shard_offset=shard_offset,
-            marlin_tile_size=marlin_tile_size,
-        )
-    return shard_size, shard_offset

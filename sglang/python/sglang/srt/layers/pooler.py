@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import torch
 import torch.nn as nn
-from transformers import PretrainedConfig
 
-from sglang.srt.layers.activation import get_cross_encoder_activation_function
 
 if TYPE_CHECKING:
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
@@ -210,54 +208,3 @@ class Pooler(nn.Module):
         return EmbeddingPoolerOutput(embeddings=pooled_data)
 
 
-class CrossEncodingPooler(nn.Module):
-    """A layer that pools specific information from hidden states.
-
-    This layer does the following:
-    1. Extracts specific tokens or aggregates data based on pooling method.
-    2. Normalizes output if specified.
-    3. Returns structured results as `EmbeddingPoolerOutput`.
-    """
-
-    def __init__(
-        self,
-        config: PretrainedConfig,
-        classifier: nn.Module,
-        pooler: Optional[nn.Module] = None,
-    ):
-        super().__init__()
-        self.classifier = classifier
-        self.pooler = pooler
-        self.default_activation_function = get_cross_encoder_activation_function(config)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        forward_batch: ForwardBatch,
-    ) -> EmbeddingPoolerOutput:
-        """Pools sentence pair scores from the hidden_states."""
-
-        prompt_lens = forward_batch.extend_seq_lens
-
-        offset = 0
-        pooled_data_lst = []
-        for prompt_len in prompt_lens:
-            pooled_data_i = hidden_states[offset : offset + prompt_len]
-
-            if self.pooler is not None:
-                final_shape_tensor = self.pooler(pooled_data_i, forward_batch)
-            else:
-                final_shape_tensor = self.classifier(pooled_data_i)
-
-            pooled_data_lst.append(final_shape_tensor)
-            offset += prompt_len
-
-        pooled_output = torch.stack(pooled_data_lst)
-
-        if self.pooler is not None:
-            # apply classifier once on the full batch if possible
-            pooled_output = self.classifier(pooled_output)
-
-        scores = self.default_activation_function(pooled_output).squeeze(-1)
-
-        return EmbeddingPoolerOutput(embeddings=scores)

@@ -1,5 +1,4 @@
-import contextlib
-from typing import Iterator, Optional
+from typing import Optional
 
 import msgspec
 import torch
@@ -12,15 +11,6 @@ class ZeroCopyContext(msgspec.Struct, frozen=True):
 ctx = ZeroCopyContext()
 
 
-@contextlib.contextmanager
-def set_moe_output(out: torch.Tensor) -> Iterator[None]:
-    """Publish `out` as the MoE runner's output destination for the block."""
-    old_output = ctx.moe_output
-    msgspec.structs.force_setattr(ctx, "moe_output", out)
-    try:
-        yield
-    finally:
-        msgspec.structs.force_setattr(ctx, "moe_output", old_output)
 
 
 def get_moe_output(ref: torch.Tensor) -> Optional[torch.Tensor]:
@@ -50,7 +40,6 @@ def get_moe_output_spec(
 __all__ = [
     "ZeroCopyContext",
     "ctx",
-    "set_moe_output",
     "get_moe_output",
     "get_moe_output_spec",
 ]

@@ -2120,13 +2120,6 @@ class LoadLoRAAdapterReqInput(BaseReq, kw_only=True):
     # The unique identifier for the LoRA adapter, which automatically generated in the `TokenizerManager`.
     lora_id: Optional[str] = None
 
-    def to_ref(self) -> LoRARef:
-        return LoRARef(
-            lora_id=self.lora_id,
-            lora_name=self.lora_name,
-            lora_path=self.lora_path,
-            pinned=self.pinned,
-        )
 
 
 class UnloadLoRAAdapterReqInput(BaseReq, kw_only=True):
@@ -2135,11 +2128,6 @@ class UnloadLoRAAdapterReqInput(BaseReq, kw_only=True):
     # The unique identifier for the LoRA adapter, which automatically generated in the `TokenizerManager`.
     lora_id: Optional[str] = None
 
-    def to_ref(self) -> LoRARef:
-        return LoRARef(
-            lora_id=self.lora_id,
-            lora_name=self.lora_name,
-        )
 
 
 class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
@@ -2157,13 +2145,6 @@ class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
     load_format: Optional[str] = None
     expected_checksums: Optional[Dict[str, str]] = None
 
-    def to_ref(self) -> LoRARef:
-        return LoRARef(
-            lora_id=self.lora_id,
-            lora_name=self.lora_name,
-            lora_path="__tensor__",
-            pinned=self.pinned,
-        )
 
 
 class LoRAUpdateOutput(BaseReq, kw_only=True):
@@ -2186,10 +2167,16 @@ class BlockReqInput(BaseReq, kw_only=True):
     req_type: BlockReqType
 
 
+class SetInjectDumpMetadataReqOutput(BaseReq, kw_only=True):
+    success: bool
 
 
+class LazyDumpTensorsReqInput(BaseReq, kw_only=True):
+    pass
 
 
+class LazyDumpTensorsReqOutput(BaseReq, kw_only=True):
+    success: bool
 
 
 class DumperControlReqInput(BaseReq, kw_only=True):

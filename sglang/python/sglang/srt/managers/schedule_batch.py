@@ -1650,63 +1650,7 @@ class Req(ReqDllmMixin):
             token_indices, mamba_indices=self.mamba_pool_idx
         )
 
-    def load_kv_cache(self, req_to_token_pool, token_to_kv_pool_allocator):
-        token_indices = req_to_token_pool.req_to_token[
-            self.req_pool_idx, : self.seqlen - 1
-        ]
-        # Loads both the kv cache and mamba state if exists
-        token_to_kv_pool_allocator.load_cpu_copy(
-            self.kv_cache_cpu, token_indices, mamba_indices=self.mamba_pool_idx
-        )
-        del self.kv_cache_cpu
 
-    def build_rebootstrap_payload(self) -> dict:
-        """Build the prefill ``/generate`` payload that asks the original prefill
-        worker to recompute this request's prefix KV under the current weights
-        (PD true-retraction rebootstrap).
-
-        ``input_ids`` are coerced to plain ``int`` so the payload is always
-        JSON-serializable even when ``origin_input_ids``/``output_ids`` hold
-        numpy scalars. The sampling-param allow-list forces ``max_new_tokens=1``
-        and drops stop/grammar/min_new_tokens so the recompute only re-derives
-        the prefix KV and samples a single handoff token. The already-emitted
-        boundary token is replayed on the *decode* side (the transfer commit
-        overrides the sampled handoff with it), so it is intentionally not sent
-        to the prefill here.
-        """
-        # TODO: multi-modal requests are not supported here. The payload only
-        # carries token ``input_ids`` and drops any image/audio/video inputs, so
-        # the rebootstrap recompute would not reproduce the original prefix KV
-        # for multi-modal requests. Add multi-modal support before enabling it.
-        sp = self.sampling_params
-        return {
-            "input_ids": [int(x) for x in self.origin_input_ids]
-            + [int(x) for x in self.output_ids],
-            "sampling_params": {
-                "max_new_tokens": 1,
-                "temperature": sp.temperature,
-                "top_p": sp.top_p,
-                "top_k": sp.top_k,
-                "min_p": sp.min_p,
-                "frequency_penalty": sp.frequency_penalty,
-                "presence_penalty": sp.presence_penalty,
-                "repetition_penalty": sp.repetition_penalty,
-                "ignore_eos": sp.ignore_eos,
-                "skip_special_tokens": sp.skip_special_tokens,
-                "spaces_between_special_tokens": sp.spaces_between_special_tokens,
-                "no_stop_trim": sp.no_stop_trim,
-            },
-            "return_logprob": False,
-            "stream": False,
-            "rid": self.rid,
-            "bootstrap_host": self.bootstrap_host,
-            "bootstrap_port": self.bootstrap_port,
-            "bootstrap_room": self.bootstrap_room,
-            "priority": self.priority,
-            "extra_key": self.extra_key,
-            "routing_key": self.routing_key,
-            "disagg_prefill_dp_rank": self.disagg_prefill_dp_rank,
-        }
 
     def log_time_stats(self):
         # If overlap schedule, we schedule one decode batch ahead so this gets called twice.

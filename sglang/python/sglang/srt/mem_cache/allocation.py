@@ -13,10 +13,6 @@ from sglang.kernels.ops.memory.common import (
     get_last_loc_triton_safe,
     write_req_to_token_pool_triton,
 )
-from sglang.srt.hardware_backend.npu.dsv4.dsv4_common_hooks import (
-    maybe_write_dsv4_decode,
-    maybe_write_dsv4_extend,
-)
 from sglang.srt.mem_cache.base_prefix_cache import BasePrefixCache, EvictParams
 from sglang.srt.mem_cache.common import (
     MAMBA_STATE_PER_REQ_NO_CACHE,

@@ -3,8 +3,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
 
 from sglang.kernels.ops.memory.common import (
     _get_last_loc_safe_kernel as _get_last_loc_safe_kernel,
@@ -32,16 +30,10 @@ MAMBA_STATE_PER_REQ_NO_CACHE = 1
 logger = logging.getLogger(__name__)
 
 
-def kv_to_page_indices(kv_indices: torch.Tensor, page_size: int) -> np.ndarray:
-    return (kv_indices[::page_size] // page_size).cpu().numpy()
 
 
-def kv_to_page_num(num_kv_indices: int, page_size: int):
-    return (num_kv_indices + page_size - 1) // page_size
 
 
-def page_align_floor(length: int, page_size: int) -> int:
-    return (length // page_size) * page_size
 
 
 def free_swa_out_of_window_slots(

@@ -3,12 +3,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, List, Optional, Set
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import torch
 
@@ -145,13 +144,7 @@ class HiCacheStorage(ABC):
     """
 
     # todo, the page size of storage backend does not have to be the same as the same as host memory pool
-    def register_mem_pool_host(self, mem_pool_host: HostKVCache):
-        self.mem_pool_host = mem_pool_host
 
-    def register_mem_host_pool_v2(self, host_pool: HostKVCache, host_pool_name):
-        if not hasattr(self, "registered_pools"):
-            self.registered_pools = {}
-        self.registered_pools[host_pool_name] = host_pool
 
     def batch_exists_v2(
         self,
@@ -297,24 +290,10 @@ class HiCacheStorage(ABC):
         pass
 
     # TODO: Use a finer-grained return type (e.g., List[bool])
-    def batch_exists(
-        self, keys: List[str], extra_info: Optional[HiCacheStorageExtraInfo] = None
-    ) -> int:
-        """
-        Check if the keys exist in the storage.
-        return the number of consecutive existing keys from the start.
-        Can be overridden by subclasses for more efficient implementation.
-        """
-        for i in range(len(keys)):
-            if not self.exists(keys[i]):
-                return i
-        return len(keys)
 
     def clear(self) -> None:
         pass
 
-    def get_stats(self):
-        return None
 
 
 class MetadataCache:
@@ -324,29 +303,9 @@ class MetadataCache:
         self.cache: dict[str, float] = {}
         self.lock = threading.Lock()
 
-    def add(self, key: str):
-        with self.lock:
-            if key not in self.cache:
-                self.cache[key] = time.monotonic()
 
-    def remove(self, key: str):
-        with self.lock:
-            self.cache.pop(key, None)
 
-    def contains(self, key: str) -> bool:
-        with self.lock:
-            if key not in self.cache:
-                return False
-            if self.ttl_seconds == -1.0:
-                return True
-            if time.monotonic() - self.cache[key] > self.ttl_seconds:
-                del self.cache[key]
-                return False
-            return True
 
-    def clear(self):
-        with self.lock:
-            self.cache.clear()
 
 
 class HiCacheFile(HiCacheStorage):
@@ -423,27 +382,9 @@ class HiCacheFile(HiCacheStorage):
             ),
         )
 
-    def _get_suffixed_key(self, key: str) -> str:
-        return key + self.config_suffix
-
-    def _get_component_key(self, key: str, component_name: Optional[str] = None) -> str:
-        if component_name is None or component_name in ("__default__", PoolName.KV):
-            return self._get_suffixed_key(key)
-        return self._get_suffixed_key(f"{key}.{component_name}")
 
 
-    def _scan_existing_files_to_metadata_cache(self) -> None:
-        try:
-            names = os.listdir(self.file_path)
-        except FileNotFoundError:
-            return
-        for fn in names:
-            if not fn.endswith(".bin"):
-                continue
-            stem = fn[:-4]
-            # Only files belonging to this rank/model.
-            if stem.endswith(self.config_suffix):
-                self.metadata_cache.add(stem)
+
 
     def get(
         self,
@@ -554,35 +495,6 @@ class HiCacheFile(HiCacheStorage):
             return True
         return False
 
-    def _collect_existing_component_keys(
-        self,
-        keys: List[str],
-        pool_transfers: Optional[List[PoolTransfer]] = None,
-    ) -> Set[str]:
-        target_files = {f"{self._get_component_key(key)}.bin" for key in keys}
-        for transfer in pool_transfers or []:
-            for key in keys:
-                target_files.add(f"{self._get_component_key(key, transfer.name)}.bin")
-
-        if self.metadata_cache is None:
-            existing_files = set()
-            with os.scandir(self.file_path) as entries:
-                for entry in entries:
-                    if entry.is_file() and entry.name in target_files:
-                        existing_files.add(entry.name)
-            return existing_files
-
-        existing_files = set()
-        for filename in target_files:
-            stem = filename[:-4]
-            if self.metadata_cache.contains(stem):
-                existing_files.add(filename)
-            else:
-                path = os.path.join(self.file_path, filename)
-                if os.path.exists(path):
-                    self.metadata_cache.add(stem)
-                    existing_files.add(filename)
-        return existing_files
 
     def batch_exists_v2(
         self,
@@ -634,51 +546,9 @@ class HiCacheFile(HiCacheStorage):
 
         return PoolTransferResult(final_pages, hit_count)
 
-    def _log_key(self, pool_name: str, key: str) -> str:
-        return key if pool_name == PoolName.KV else f"{key}.{pool_name}"
 
-    def _read_page(self, pool_name: str, key: str, host_pool, page_offset: int) -> bool:
-        """Read one page from storage into host_pool at page_offset."""
-        storage_key = self._log_key(pool_name, key)
-        data_page = self.get(storage_key, host_pool.get_dummy_flat_data_page())
-        if data_page is None:
-            return False
-        host_pool.set_from_flat_data_page(page_offset, data_page)
-        return True
 
-    def _write_page(
-        self, pool_name: str, key: str, host_pool, page_offset: int
-    ) -> bool:
-        """Write one page from host_pool at page_offset to storage as raw bytes."""
-        storage_key = self._log_key(pool_name, key)
-        data_page = host_pool.get_data_page(page_offset, flat=True)
-        return self.set(storage_key, data_page)
 
-    def _batch_io_v2(self, transfers: List[PoolTransfer], op_fn):
-        results: dict[str, List[bool]] = {}
-        for transfer in transfers:
-            host_pool = self.registered_pools[transfer.name]
-            keys = transfer.keys or []
-            page_size = getattr(host_pool, "page_size", 1) or 1
-            expected = len(keys) * page_size
-            host_indices = transfer.host_indices
-
-            if host_indices is None or host_indices.numel() != expected:
-                logger.error(
-                    "%s indices length mismatch for %s: expected %s, got %s",
-                    op_fn.__name__,
-                    transfer.name,
-                    expected,
-                    host_indices.numel() if host_indices is not None else 0,
-                )
-                results[transfer.name] = [False] * len(keys)
-                continue
-
-            results[transfer.name] = [
-                op_fn(transfer.name, key, host_pool, host_indices[i * page_size].item())
-                for i, key in enumerate(keys)
-            ]
-        return results
 
     def batch_get_v2(
         self,

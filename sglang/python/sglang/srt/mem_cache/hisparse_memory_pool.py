@@ -59,22 +59,10 @@ class HiSparseDSATokenToKVPool(DSATokenToKVPool):
         )
         self.bytes_per_token = self.kv_cache_dim * self.dtype.itemsize
 
-    def register_mapping(self, full_to_hisparse_device_index_mapping: torch.Tensor):
-        self.full_to_hisparse_device_index_mapping = (
-            full_to_hisparse_device_index_mapping
-        )
 
-    def translate_loc_to_hisparse_device(self, compressed_indices: torch.Tensor):
-        return self.full_to_hisparse_device_index_mapping[compressed_indices]
 
-    def _translate_loc_to_hisparse_device(self, compressed_indices: torch.Tensor):
-        return self.full_to_hisparse_device_index_mapping[compressed_indices]
 
-    def translate_loc_from_full_to_hisparse_device(self, full_indices: torch.Tensor):
-        return self._translate_loc_to_hisparse_device(full_indices)
 
-    def translate_loc_from_full_to_compressed(self, full_indices: torch.Tensor):
-        return full_indices
 
     def set_kv_buffer(
         self,

@@ -26,9 +26,8 @@ import abc
 import copy
 import dataclasses
 import logging
-import math
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
@@ -38,17 +37,15 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang.kernels.ops.attention.dsa import index_buf_accessor
 from sglang.kernels.ops.attention.dsa.quant_k_cache import (
     quantize_k_cache,
     quantize_k_cache_separate,
 )
 from sglang.kernels.ops.kvcache.cache_move import (
-    copy_all_layer_kv_cache_func,
     set_kv_buffer_prefix_valid_tiled,
     store_cache_4d,
 )
-from sglang.kernels.ops.kvcache.kvcache import can_use_store_cache, store_cache
+from sglang.kernels.ops.kvcache.kvcache import store_cache
 from sglang.kernels.ops.quantization.fp8_kernel import fp8_dtype, is_fp8_fnuz
 from sglang.srt.configs.mamba_utils import BaseLinearStateParams
 from sglang.srt.constants import GPU_MEMORY_TYPE_KV_CACHE
@@ -59,7 +56,6 @@ from sglang.srt.layers.quantization.fp4_kv_cache_quant_method import (
 )
 from sglang.srt.layers.radix_attention import RadixAttention
 from sglang.srt.mem_cache.allocator.mamba import MambaSlotAllocator
-from sglang.srt.mem_cache.kv_vmm_backing import KvVmmBufferOwner
 from sglang.srt.mem_cache.layout.page_major import (
     build_page_major_mamba_views,
     build_page_major_mha_views,
@@ -70,7 +66,6 @@ from sglang.srt.mem_cache.utils import (
     get_mla_kv_buffer_triton,
     maybe_init_custom_mem_pool,
     set_mla_kv_buffer_triton,
-    set_mla_kv_buffer_triton_fp8_quant,
     set_mla_kv_scale_buffer_triton,
 )
 from sglang.srt.platforms import current_platform
@@ -138,58 +133,6 @@ def get_tensor_size_bytes(t: Union[torch.Tensor, List[torch.Tensor]]):
     return np.prod(t.shape) * t.dtype.itemsize
 
 
-def _set_kv_buffer_impl(
-    k: torch.Tensor,
-    v: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    indices: torch.Tensor,
-    row_dim: int,  # head_num * head_dim
-    store_dtype: torch.dtype,
-    device_module: Any,
-    size_limit: int,
-    alt_stream: Optional[torch.cuda.Stream] = None,
-    v_row_dim: Optional[int] = None,  # head_num * v_head_dim; defaults to row_dim
-) -> None:
-    v_row_dim = row_dim if v_row_dim is None else v_row_dim
-    row_bytes = row_dim * store_dtype.itemsize
-    v_row_bytes = v_row_dim * store_dtype.itemsize
-    if _is_cuda and can_use_store_cache(row_bytes, v_row_bytes):
-        return store_cache(
-            k.view(-1, row_dim),
-            v.view(-1, v_row_dim),
-            k_cache.view(-1, row_dim),
-            v_cache.view(-1, v_row_dim),
-            indices,
-            row_bytes=row_bytes,
-            v_row_bytes=v_row_bytes,
-            size_limit=size_limit,
-        )
-
-    # store_cache_cpu takes a single row_dim for both K and V, so it only serves
-    # equal-width rows; asymmetric KV falls through to the naive path below.
-    if _is_cpu and _cpu_has_amx_support and v_row_dim == row_dim:
-        return torch.ops.sgl_kernel.store_cache_cpu(
-            k,
-            v,
-            k_cache,
-            v_cache,
-            indices,
-            row_dim,
-        )
-
-    from sglang.srt.model_executor.runner import get_is_capture_mode
-
-    if get_is_capture_mode() and alt_stream is not None:
-        current_stream = device_module.current_stream()
-        alt_stream.wait_stream(current_stream)
-        k_cache[indices] = k
-        with device_module.stream(alt_stream):
-            v_cache[indices] = v
-        current_stream.wait_stream(alt_stream)
-    else:  # fallback to naive implementation
-        k_cache[indices] = k
-        v_cache[indices] = v
 
 
 def _set_kv_buffer_prefix_valid_impl(
@@ -386,73 +329,7 @@ class MambaPool:
         intermediate_ssm: Optional[torch.Tensor]
         intermediate_conv_window: List[torch.Tensor]
 
-    def _detect_conv_window_axis(
-        self, conv_state_shape: List[Tuple[int, int]], win_len: int
-    ) -> int:
-        """Prefer GDN's trailing axis when both match; mixed layer layouts cannot
-        share one overlapping conv-window buffer.
-        """
-        axis = None
-        for conv_shape in conv_state_shape:
-            if conv_shape[-1] == win_len:
-                shape_axis = len(conv_shape) - 1
-            elif conv_shape[0] == win_len:
-                shape_axis = 0
-            else:
-                raise ValueError(
-                    f"conv_state shape {conv_shape} has no axis of length "
-                    f"conv_kernel-1={win_len}; cannot build the deduplicated "
-                    "sliding-window conv-intermediate view."
-                )
-            if axis is None:
-                axis = shape_axis
-            elif axis != shape_axis:
-                raise ValueError(
-                    "inconsistent conv-window axis across conv shapes "
-                    f"{conv_state_shape}; a single conv_window_axis cannot serve "
-                    "mixed layouts."
-                )
-        return axis
 
-    def _allocate_deduplicated_conv_window(
-        self,
-        *,
-        conv_shape: Tuple[int, int],
-        num_mamba_layers: int,
-        spec_state_size: int,
-        speculative_num_draft_tokens: int,
-        conv_dtype: torch.dtype,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        window_axis = self.conv_window_axis % len(conv_shape)
-        win = conv_shape[window_axis]
-        physical_conv_shape = list(conv_shape)
-        physical_conv_shape[window_axis] = speculative_num_draft_tokens + win - 1
-        phys = torch.zeros(
-            (
-                num_mamba_layers,
-                spec_state_size + 1,
-                *physical_conv_shape,
-            ),
-            dtype=conv_dtype,
-            device="cuda",
-        )
-        physical_conv_strides = phys.stride()[2:]
-        window_stride = physical_conv_strides[window_axis]
-        view = phys.as_strided(
-            (
-                phys.shape[0],
-                phys.shape[1],
-                speculative_num_draft_tokens,
-                *conv_shape,
-            ),
-            (
-                phys.stride(0),
-                phys.stride(1),
-                window_stride,
-                *physical_conv_strides,
-            ),
-        )
-        return phys, view
 
     def __init__(
         self,
@@ -873,12 +750,7 @@ class MambaPool:
         self.conv_shard_groups = getattr(cache_params.shape, "conv_shard_groups", None)
         self.conv_slice_axis = getattr(cache_params.shape, "conv_slice_axis", 0)
 
-    def get_speculative_mamba2_params_all_layers(self) -> SpeculativeState:
-        assert isinstance(self.mamba_cache, self.SpeculativeState)
-        return self.mamba_cache
 
-    def mamba2_layer_cache(self, layer_id: int):
-        return self.mamba_cache.at_layer_idx(layer_id)
 
     # Pool-stable (conv tensors don't move after allocation) so cached per instance
     # on first use. A cached_property rather than set in __init__ because
@@ -903,138 +775,10 @@ class MambaPool:
 
         return build_conv_slot_descriptor(self.mamba_cache.conv)
 
-    def _should_fuse_slot_ops(self) -> bool:
-        return self._conv_fuse_ok and not envs.SGLANG_DISABLE_FUSED_MAMBA_SLOT_OPS.get()
 
-    def clear_slots(self, indices: torch.Tensor):
-        """Zero out mamba state at the given pool indices. Must run on forward stream."""
-        if self._should_fuse_slot_ops():
-            from sglang.srt.mem_cache.mamba_slot_fused import fused_clear_conv_slots
 
-            fused_clear_conv_slots(self._conv_slot_desc, indices)
-            temporal = self.mamba_cache.temporal
-            if temporal.numel() > 0:
-                temporal[:, indices] = 0
-            return
-        if not _is_npu:
-            need_size = len(indices)
-            for i in range(len(self.mamba_cache.conv)):
-                t = self.mamba_cache.conv[i]
-                z = torch.zeros(1, dtype=t.dtype, device=t.device).expand(
-                    t.shape[0], need_size, *t.shape[2:]
-                )
-                t[:, indices] = z
-            t = self.mamba_cache.temporal
-            z = torch.zeros(1, dtype=t.dtype, device=t.device).expand(
-                t.shape[0], need_size, *t.shape[2:]
-            )
-            t[:, indices] = z
-        else:
-            for i in range(len(self.mamba_cache.conv)):
-                t = self.mamba_cache.conv[i]
-                t[:, indices] = 0
-            t = self.mamba_cache.temporal
-            t[:, indices] = 0
 
-    def copy_from(self, src_indices: torch.Tensor, dst_indices: torch.Tensor):
-        """Clone mamba state (conv + temporal) from src slots into dst slots.
 
-        ReplaySSM invariant: the SOURCE must be a fully-flushed checkpoint
-        (``write_pos[src] == 0``). Only ``temporal`` is copied, not the ring, so
-        an un-flushed source would drop its last ``write_pos`` updates. Callers
-        comply: COW copies radix checkpoints; ``cache_unfinished_req`` copies an
-        active slot only during prefill (ring empty); ``cache_finished_req``
-        caps the donate to the last flush boundary. The dst cursor is reset to 0
-        (the copied checkpoint has no pending ring entries).
-        """
-        if self.replayssm_write_pos is not None and self.debug_memory_pool:
-            # Debug-only (syncs): catch any copy of an active, un-flushed slot.
-            src_wp = self.replayssm_write_pos[src_indices]
-            assert bool((src_wp == 0).all().item()), (
-                "copy_from requires a fully-flushed ReplaySSM source "
-                f"(write_pos==0), got {src_wp.tolist()} for src "
-                f"{src_indices.tolist()}"
-            )
-        if self._should_fuse_slot_ops():
-            from sglang.srt.mem_cache.mamba_slot_fused import fused_copy_conv_slots
-
-            if envs.SGLANG_DEBUG_MEMORY_POOL.get():
-                overlap = set(src_indices.tolist()) & set(dst_indices.tolist())
-                assert not overlap, (
-                    "fused copy_from requires disjoint src/dst slots; "
-                    f"overlap={sorted(overlap)}"
-                )
-            fused_copy_conv_slots(self._conv_slot_desc, src_indices, dst_indices)
-            temporal = self.mamba_cache.temporal
-            if temporal.numel() > 0:
-                temporal[:, dst_indices] = temporal[:, src_indices]
-        else:
-            for i in range(len(self.mamba_cache.conv)):
-                self.mamba_cache.conv[i][:, dst_indices] = self.mamba_cache.conv[i][
-                    :, src_indices
-                ]
-            self.mamba_cache.temporal[:, dst_indices] = self.mamba_cache.temporal[
-                :, src_indices
-            ]
-        if self.replayssm_write_pos is not None:
-            self.replayssm_write_pos[dst_indices] = 0
-        # ReplaySSM spec-verify ring: a copied checkpoint has no pending ring
-        # entries, so its rolling origin + flush flag reset alongside write_pos.
-        if self.replayssm_cache_base is not None:
-            self.replayssm_cache_base[dst_indices] = 0
-        if self.replayssm_is_flush is not None:
-            self.replayssm_is_flush[dst_indices] = 0
-
-    def get_cpu_copy(self, indices):
-        current_platform.synchronize()
-        conv_cpu = [
-            conv[:, indices].to("cpu", non_blocking=True)
-            for conv in self.mamba_cache.conv
-        ]
-        temporal_cpu = self.mamba_cache.temporal[:, indices].to(
-            "cpu", non_blocking=True
-        )
-        # ReplaySSM spec-verify ring: round-trip the per-slot cursors with the
-        # checkpoint so a restored slot reconstructs exactly. Only the spec ring
-        # adds the 3rd tuple element; every other config keeps the legacy 2-tuple
-        # so those paths stay byte-identical.
-        if self.replayssm_cache_base is not None:
-            cursors_cpu = (
-                self.replayssm_write_pos[indices].to("cpu", non_blocking=True),
-                self.replayssm_cache_base[indices].to("cpu", non_blocking=True),
-                self.replayssm_is_flush[indices].to("cpu", non_blocking=True),
-            )
-            current_platform.synchronize()
-            return conv_cpu, temporal_cpu, cursors_cpu
-        current_platform.synchronize()
-        return conv_cpu, temporal_cpu
-
-    def load_cpu_copy(self, mamba_cache_cpu, indices):
-        # Accept both the legacy 2-tuple (conv, temporal) and the 3-tuple that also
-        # carries the ReplaySSM spec-verify cursors.
-        if len(mamba_cache_cpu) == 3:
-            conv_cpu, temporal_cpu, cursors_cpu = mamba_cache_cpu
-        else:
-            conv_cpu, temporal_cpu = mamba_cache_cpu
-            cursors_cpu = None
-        current_platform.synchronize()
-        for i, conv in enumerate(self.mamba_cache.conv):
-            conv[:, indices] = conv_cpu[i].to(conv.device, non_blocking=True)
-        self.mamba_cache.temporal[:, indices] = temporal_cpu.to(
-            self.mamba_cache.temporal.device, non_blocking=True
-        )
-        if cursors_cpu is not None and self.replayssm_cache_base is not None:
-            wp_cpu, cb_cpu, fl_cpu = cursors_cpu
-            self.replayssm_write_pos[indices] = wp_cpu.to(
-                self.replayssm_write_pos.device, non_blocking=True
-            )
-            self.replayssm_cache_base[indices] = cb_cpu.to(
-                self.replayssm_cache_base.device, non_blocking=True
-            )
-            self.replayssm_is_flush[indices] = fl_cpu.to(
-                self.replayssm_is_flush.device, non_blocking=True
-            )
-        current_platform.synchronize()
 
     _NON_TRANSFER_STATE_FIELDS = frozenset(
         {
@@ -1049,88 +793,12 @@ class MambaPool:
         }
     )
 
-    def _iter_transfer_state_tensors(self):
-        """Yield transferable state tensors with their per-slot slice axis."""
-        for field, value in vars(self.mamba_cache).items():
-            if field in self._NON_TRANSFER_STATE_FIELDS or value is None:
-                continue
-            tensors = value if isinstance(value, list) else [value]
-            slice_axis = self.conv_slice_axis if field == "conv" else 0
-            for state_tensor in tensors:
-                yield field, state_tensor, slice_axis
 
-    def get_contiguous_buf_infos(self):
-        """Get transferable state buffer information for RDMA registration."""
-        data_ptrs, data_lens, item_lens = [], [], []
 
-        for _, state_tensor, _ in self._iter_transfer_state_tensors():
-            data_ptrs += [
-                state_tensor[i].data_ptr() for i in range(self.num_mamba_layers)
-            ]
-            data_lens += [state_tensor[i].nbytes for i in range(self.num_mamba_layers)]
-            item_lens += [
-                state_tensor[i][0].nbytes for i in range(self.num_mamba_layers)
-            ]
-        return data_ptrs, data_lens, item_lens
 
-    def get_state_dim_per_tensor(self):
-        """Get the sliceable dimension size for each state tensor.
 
-        The slice axis is tensor-specific: normally the first per-slot axis,
-        while Kimi conv state uses the second per-slot axis.
-        """
-        dim_per_tensor = []
-        for _, state_tensor, slice_axis in self._iter_transfer_state_tensors():
-            # state_tensor shape: [num_layers, size+1, sliceable_dim, ...]
-            # Kimi conv state transposes the two per-slot axes to [K-1, dim].
-            axis = 2 + slice_axis
-            sliceable_dim = state_tensor.shape[axis]
-            # Repeat for each layer since we have per-layer data_ptrs
-            dim_per_tensor += [sliceable_dim] * self.num_mamba_layers
-        return dim_per_tensor
 
-    def get_state_layer_ids(self):
-        """Global model-layer id for each RDMA state entry.
 
-        Aligned element-wise with get_contiguous_buf_infos(), which flattens
-        the state list tensor-major x layer. Lets PD transfer match entries
-        by layer id when prefill (PP stage) holds a subset of the mamba layers.
-        """
-        state_tensor_count = sum(1 for _ in self._iter_transfer_state_tensors())
-        return list(self.mamba_layer_ids) * state_tensor_count
-
-    def get_state_slice_outer_counts(self):
-        """Get the number of rows preceding each tensor's TP slice axis."""
-        outer_counts = []
-        for _, state_tensor, slice_axis in self._iter_transfer_state_tensors():
-            outer_count = math.prod(state_tensor.shape[2 : 2 + slice_axis])
-            outer_counts += [outer_count] * self.num_mamba_layers
-        return outer_counts
-
-    def get_state_conv_shard_groups(self):
-        """Per-tensor conv sub-block dims, aligned element-wise with
-        get_state_dim_per_tensor().
-
-        For GDN, conv_state's sliceable axis is cat([query, key, value]) with
-        each sub-block head-sharded independently across attn-TP; the full
-        (unsharded) sub-block dims are returned so PD transfer across different
-        attn_tp_size can slice each sub-block. Returns None for temporal_state
-        (single head-sharded axis) and whenever no descriptor is available, so
-        those tensors keep the single contiguous slice.
-        """
-        subdims_per_tensor = []
-        for field, _, _ in self._iter_transfer_state_tensors():
-            # Only conv_state carries a q/k/v decomposition.
-            subdims = (
-                list(self.conv_shard_groups)
-                if field == "conv" and self.conv_shard_groups is not None
-                else None
-            )
-            subdims_per_tensor += [subdims] * self.num_mamba_layers
-        return subdims_per_tensor
-
-    def get_kv_size_bytes(self):
-        return self.mamba_cache.mem_usage_bytes()
 
 
 class HybridReqToTokenPool(ReqToTokenPool):
@@ -1188,106 +856,8 @@ class HybridReqToTokenPool(ReqToTokenPool):
             enable_linear_replayssm_spec=enable_linear_replayssm_spec,
         )
 
-    def _init_mamba_pool(
-        self,
-        mamba_size: int,
-        mamba_spec_state_size: int,
-        cache_params: BaseLinearStateParams,
-        mamba_layer_ids: List[int],
-        device: str,
-        enable_mamba_extra_buffer: bool,
-        speculative_num_draft_tokens: int = None,
-        speculative_eagle_topk: Optional[int] = None,
-        enable_linear_replayssm: bool = False,
-        linear_replayssm_cache_len: int = 16,
-        mamba_envelope_layout: bool = False,
-        enable_linear_replayssm_spec: bool = False,
-    ):
-        self.mamba_pool = self.mamba_pool_cls(
-            size=mamba_size,
-            spec_state_size=mamba_spec_state_size,
-            cache_params=cache_params,
-            mamba_layer_ids=mamba_layer_ids,
-            device=device,
-            enable_memory_saver=self.enable_memory_saver,
-            speculative_num_draft_tokens=speculative_num_draft_tokens,
-            speculative_eagle_topk=speculative_eagle_topk,
-            enable_linear_replayssm=enable_linear_replayssm,
-            linear_replayssm_cache_len=linear_replayssm_cache_len,
-            envelope_layout=mamba_envelope_layout,
-            enable_linear_replayssm_spec=enable_linear_replayssm_spec,
-        )
-        self.mamba_allocator = MambaSlotAllocator(
-            size=mamba_size,
-            device=device,
-        )
-        self.mamba_map = {layer_id: i for i, layer_id in enumerate(mamba_layer_ids)}
 
-        # Optional int8 checkpoint pool: the radix caches states here (int8) instead
-        # of holding them in the active bf16 pool -> ~2x cached-prefix capacity at
-        # fixed memory. Strategy-agnostic (no_buffer / extra_buffer / spec).
-        from sglang.srt.mem_cache.mamba_checkpoint_pool import (
-            maybe_init_int8_mamba_checkpoint_pool,
-        )
 
-        self.mamba_ckpt_pool = maybe_init_int8_mamba_checkpoint_pool(
-            mamba_size=mamba_size,
-            cache_params=cache_params,
-            mamba_layer_ids=mamba_layer_ids,
-            device=device,
-        )
-
-        self.device = device
-        req_pool_size = self.req_to_token.shape[0]
-        self.req_index_to_mamba_index_mapping: torch.Tensor = torch.zeros(
-            req_pool_size, dtype=torch.int32, device=self.device
-        )
-        if enable_mamba_extra_buffer:
-            self.req_index_to_mamba_ping_pong_track_buffer_mapping: torch.Tensor = (
-                torch.zeros(
-                    (req_pool_size, self.mamba_ping_pong_track_buffer_size),
-                    dtype=torch.int64,
-                    device=self.device,
-                )
-            )
-
-    def clone_with_new_mamba(
-        self,
-        *,
-        mamba_size: int,
-        mamba_spec_state_size: int,
-        cache_params: BaseLinearStateParams,
-        device: str,
-        enable_mamba_extra_buffer: bool,
-        draft_model_idx: int,
-        speculative_num_draft_tokens: int = None,
-        speculative_eagle_topk: Optional[int] = None,
-    ) -> HybridReqToTokenPool:
-        """Shallow copy that shares the req_to_token mapping but owns a fresh mamba
-        pool keyed on a single draft layer. Used by multi-layer EAGLE draft workers:
-        each draft head shares the target's request-to-token mapping but needs its
-        own sconv/mamba cache at layer_id=draft_model_idx.
-        """
-        clone = copy.copy(self)
-        clone._init_mamba_pool(
-            mamba_size=mamba_size,
-            mamba_spec_state_size=mamba_spec_state_size,
-            cache_params=cache_params,
-            mamba_layer_ids=[draft_model_idx],
-            device=device,
-            enable_mamba_extra_buffer=enable_mamba_extra_buffer,
-            speculative_num_draft_tokens=speculative_num_draft_tokens,
-            speculative_eagle_topk=speculative_eagle_topk,
-        )
-        clone.req_index_to_mamba_index_mapping = self.req_index_to_mamba_index_mapping
-        if enable_mamba_extra_buffer:
-            clone.req_index_to_mamba_ping_pong_track_buffer_mapping = (
-                self.req_index_to_mamba_ping_pong_track_buffer_mapping
-            )
-        return clone
-
-    def register_layer_transfer_counter(self, layer_transfer_counter: LayerDoneCounter):
-        self.layer_transfer_counter = layer_transfer_counter
 
     # For chunk prefill req, we do not need to allocate mamba cache,
     # We could use allocated mamba cache instead.
@@ -1341,177 +911,20 @@ class HybridReqToTokenPool(ReqToTokenPool):
             )
         return select_index
 
-    def get_mamba_indices(self, req_indices: torch.Tensor) -> torch.Tensor:
-        return self.req_index_to_mamba_index_mapping[req_indices]
 
-    def translate_mamba_indices(self, mamba_indices: torch.Tensor) -> torch.Tensor:
-        """Virtual->physical mamba-slot translate. Identity for a static pool
-        (slots are physical); UnifiedHybridReqToTokenPool overrides it for the
-        unified memory pool, where mamba slot ids are virtual. Callers translate
-        before calling the pool's physical-id state ops (copy_from / clear_slots
-        / get_cpu_copy / load_cpu_copy)."""
-        return mamba_indices
 
-    def mamba2_layer_index(self, layer_id: int) -> int:
-        """Pool-side index of ``layer_id``'s state, gated on its HiCache transfer.
 
-        For a caller that wants one specific state tensor: it indexes the pool
-        tensor itself instead of taking a ``State`` sliced over every field.
-        """
-        assert layer_id in self.mamba_map
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
-        return self.mamba_map[layer_id]
 
-    def mamba2_layer_cache(self, layer_id: int):
-        return self.mamba_pool.mamba2_layer_cache(self.mamba2_layer_index(layer_id))
 
-    def get_speculative_mamba2_params_all_layers(self) -> MambaPool.SpeculativeState:
-        return self.mamba_pool.get_speculative_mamba2_params_all_layers()
 
-    def get_state_buf_infos(self):
-        return self.mamba_pool.get_contiguous_buf_infos()
 
-    def get_state_dim_per_tensor(self):
-        return self.mamba_pool.get_state_dim_per_tensor()
 
-    def get_state_slice_outer_counts(self):
-        return self.mamba_pool.get_state_slice_outer_counts()
 
-    def get_state_conv_shard_groups(self):
-        return self.mamba_pool.get_state_conv_shard_groups()
 
-    def get_mamba_ping_pong_other_idx(self, mamba_next_track_idx: int) -> int:
-        if self.mamba_ping_pong_track_buffer_size == 2:
-            return 1 - mamba_next_track_idx
-        else:
-            return mamba_next_track_idx
 
-    def get_mamba_ping_pong_keep_idx(self, req: Req) -> int:
-        """Return the ping-pong index holding the most recent tracked state.
 
-        In lazy mode the valid state stays at next_track_idx (no eager swap).
-        In normal mode it is at the "other" index (swapped after each track).
-        """
-        if self.enable_mamba_extra_buffer_lazy:
-            return req.mamba_next_track_idx
-        return self.get_mamba_ping_pong_other_idx(req.mamba_next_track_idx)
 
-    def _alloc_ping_pong_buffer(self, req: Req):
-        """Allocate the ping-pong track buffer for a new request.
 
-        Lazy mode allocates 1 slot with the second set to -1 (allocated
-        on demand at track boundaries). Normal mode allocates all slots upfront.
-        """
-        n = (
-            1
-            if self.enable_mamba_extra_buffer_lazy
-            else self.mamba_ping_pong_track_buffer_size
-        )
-        slots = self.mamba_allocator.alloc(n)
-        assert slots is not None, (
-            "Not enough space for mamba ping pong idx, "
-            "try to increase --mamba-full-memory-ratio."
-        )
-        buf = torch.full(
-            (self.mamba_ping_pong_track_buffer_size,),
-            -1,
-            dtype=slots.dtype,
-            device=slots.device,
-        )
-        buf[:n] = slots
-        req.mamba_ping_pong_track_buffer = buf
-        req.mamba_next_track_idx = 0
-
-    def set_mamba_ping_pong_slot(self, req: Req, idx: int, value):
-        """Update a ping-pong slot value and sync the device-side mapping.
-
-        The req holds the authoritative buffer; this keeps the
-        req_index_to_mamba_ping_pong_track_buffer_mapping in sync so that
-        set_mamba_track_indices_from_reqs reads correct slot indices.
-        """
-        req.mamba_ping_pong_track_buffer[idx] = value
-        self.req_index_to_mamba_ping_pong_track_buffer_mapping[req.req_pool_idx] = (
-            req.mamba_ping_pong_track_buffer
-        )
-
-    def donate_mamba_ping_pong_slot(
-        self, req: Req, new_slot: torch.Tensor
-    ) -> torch.Tensor:
-        """Donate the tracked-state ping-pong slot to the radix cache.
-
-        Returns the old slot index (shape [1]) for cache insertion and
-        replaces it with new_slot so the request can continue tracking.
-        In lazy mode the valid state is at next_track_idx; in normal mode
-        it is at the "other" index.
-        """
-        donate_idx = self.get_mamba_ping_pong_keep_idx(req)
-        mamba_value_donated = (
-            req.mamba_ping_pong_track_buffer[donate_idx].unsqueeze(-1).clone()
-        )
-        if _MAMBA_DEBUG_ASSERTS:
-            # .item() forces a cudaStreamSynchronize; only pay it when debugging.
-            assert mamba_value_donated.item() != -1, (
-                f"Donated mamba slot is -1: donate_idx={donate_idx}, "
-                f"buf={req.mamba_ping_pong_track_buffer.tolist()}, "
-                f"next_track_idx={req.mamba_next_track_idx}, "
-                f"rid={req.rid}"
-            )
-        self.set_mamba_ping_pong_slot(req, donate_idx, new_slot[0])
-        return mamba_value_donated
-
-    def free_mamba_cache(
-        self, req: Req, mamba_ping_pong_track_buffer_to_keep: Optional[int] = None
-    ):
-        mamba_index = req.mamba_pool_idx
-        assert mamba_index is not None, "double free? mamba_index is None"
-        self.mamba_allocator.free(mamba_index.unsqueeze(0))
-        req.mamba_pool_idx = None
-
-        if self.enable_mamba_extra_buffer:
-            mamba_ping_pong_track_buffer_to_free = (
-                self.req_index_to_mamba_ping_pong_track_buffer_mapping[req.req_pool_idx]
-            )
-            if mamba_ping_pong_track_buffer_to_keep is not None:
-                assert mamba_ping_pong_track_buffer_to_keep in [
-                    0,
-                    1,
-                ], f"mamba_ping_pong_track_buffer_to_keep must be 0 or 1, {mamba_ping_pong_track_buffer_to_keep=}"
-                # Avoid Python-list advanced indexing on a device tensor.
-                # The ping-pong buffer size is either 2 (normal) or 1 (spec decode).
-                if self.mamba_ping_pong_track_buffer_size == 2:
-                    idx_to_free = 1 - mamba_ping_pong_track_buffer_to_keep
-                    mamba_ping_pong_track_buffer_to_free = (
-                        mamba_ping_pong_track_buffer_to_free[
-                            idx_to_free : idx_to_free + 1
-                        ]
-                    )
-                else:
-                    assert self.mamba_ping_pong_track_buffer_size == 1, (
-                        f"Unexpected mamba_ping_pong_track_buffer_size="
-                        f"{self.mamba_ping_pong_track_buffer_size}"
-                    )
-                    assert mamba_ping_pong_track_buffer_to_keep == 0, (
-                        "mamba_ping_pong_track_buffer_to_keep must be 0 when "
-                        "mamba_ping_pong_track_buffer_size is 1"
-                    )
-                    # Keep the only slot, so free nothing.
-                    mamba_ping_pong_track_buffer_to_free = (
-                        mamba_ping_pong_track_buffer_to_free[0:0]
-                    )
-            if self.enable_mamba_extra_buffer_lazy:
-                mamba_ping_pong_track_buffer_to_free = (
-                    mamba_ping_pong_track_buffer_to_free[
-                        mamba_ping_pong_track_buffer_to_free != -1
-                    ]
-                )
-            self.mamba_allocator.free(mamba_ping_pong_track_buffer_to_free)
-            # Match the req.mamba_pool_idx=None clear above so the next
-            # alloc() doesn't see a stale ping-pong reference on the req
-            # and skip allocation (which would silently reuse a freed
-            # tensor on the req side while the new pool slot leaks).
-            req.mamba_ping_pong_track_buffer = None
-            req.mamba_next_track_idx = None
 
     def clear(self):
         logger.info("Reset HybridReqToTokenPool")
@@ -1571,39 +984,6 @@ def unwrap_write_loc(loc_info):
     return loc_info, None, None
 
 
-class KvBufferDesc:
-    """Byte-span math for one KV buffer laid out as rows of ``row_bytes`` holding
-    ``tokens_per_row`` tokens each (a row = one token slot, or one whole page)."""
-
-    __slots__ = ("name", "shape", "row_bytes", "tokens_per_row")
-
-    def __init__(self, name: str, shape: tuple, *, row_bytes: int, tokens_per_row: int):
-        self.name = name
-        self.shape = tuple(shape)
-        self.row_bytes = int(row_bytes)
-        self.tokens_per_row = int(tokens_per_row)
-
-    def _rows(self, num_tokens: int) -> int:
-        n = max(int(num_tokens), 0)
-        return (n + self.tokens_per_row - 1) // self.tokens_per_row
-
-    def reserved_span_bytes(self, itemsize: int) -> int:
-        """Full upper-bound byte size of the buffer (its whole tensor)."""
-        return math.prod(self.shape) * itemsize
-
-    def prefix_span_bytes(self, num_tokens: int, page_size: int) -> int:
-        """Bytes to back to make the first ``num_tokens`` tokens usable."""
-        return self._rows(num_tokens) * self.row_bytes
-
-    def final_span_bytes(self, num_tokens: int, page_size: int) -> int:
-        """Bytes of the final advertised span (adds the padded page). CEIL, not floor:
-        an unaligned count must still cover its partial last page (e.g. n=17, page=16
-        -> 3 pages, not 2)."""
-        return self._rows(max(int(num_tokens), 0) + page_size) * self.row_bytes
-
-    def item_len_bytes(self, page_size: int) -> int:
-        """Per-page transfer chunk (one page's worth of this buffer)."""
-        return (page_size // self.tokens_per_row) * self.row_bytes
 
 
 class KVCache(abc.ABC):
@@ -1842,53 +1222,6 @@ class MHATokenToKVPool(KVCache):
         self.row_dim = self.head_num * self.head_dim
         self.v_row_dim = self.head_num * self.v_head_dim
 
-    def _init_kv_copy_and_warmup(self):
-        # Zero-layer pool (e.g. all-SWA model's full sub-pool) has no buffers.
-        if self.layer_num == 0:
-            self._kv_copy_config = None
-            return
-
-        # Heuristics for KV copy tiling
-        _KV_COPY_STRIDE_THRESHOLD_LARGE = 8192
-        _KV_COPY_STRIDE_THRESHOLD_MEDIUM = 4096
-        _KV_COPY_TILE_SIZE_LARGE = 512
-        _KV_COPY_TILE_SIZE_MEDIUM = 256
-        _KV_COPY_TILE_SIZE_SMALL = 128
-        _KV_COPY_NUM_WARPS_LARGE_TILE = 8
-        _KV_COPY_NUM_WARPS_SMALL_TILE = 4
-
-        stride_bytes = int(self.data_strides[0].item())
-        if stride_bytes >= _KV_COPY_STRIDE_THRESHOLD_LARGE:
-            bytes_per_tile = _KV_COPY_TILE_SIZE_LARGE
-        elif stride_bytes >= _KV_COPY_STRIDE_THRESHOLD_MEDIUM:
-            bytes_per_tile = _KV_COPY_TILE_SIZE_MEDIUM
-        else:
-            bytes_per_tile = _KV_COPY_TILE_SIZE_SMALL
-
-        # Calculate num_locs_upper to avoid large Triton specialization (e.g. 8192)
-        chunk_upper = 128 if bytes_per_tile >= _KV_COPY_TILE_SIZE_LARGE else 256
-
-        self._kv_copy_config = {
-            "bytes_per_tile": bytes_per_tile,
-            "byte_tiles": (stride_bytes + bytes_per_tile - 1) // bytes_per_tile,
-            "num_warps": (
-                _KV_COPY_NUM_WARPS_SMALL_TILE
-                if bytes_per_tile <= _KV_COPY_TILE_SIZE_MEDIUM
-                else _KV_COPY_NUM_WARPS_LARGE_TILE
-            ),
-            "num_locs_upper": chunk_upper,
-        }
-
-        dummy_loc = torch.zeros(chunk_upper, dtype=torch.int64, device=self.device)
-        copy_all_layer_kv_cache_func(
-            self.data_ptrs,
-            self.data_strides,
-            dummy_loc,
-            dummy_loc,
-            1,
-            chunk_upper,
-            self._kv_copy_config,
-        )
 
     @property
     def is_quantized_kv_cache(self) -> bool:
@@ -1913,249 +1246,23 @@ class MHATokenToKVPool(KVCache):
         self._kv_buffer_descs = self._build_kv_buffer_descs()
         self._init_data_ptrs_and_strides()
 
-    def _create_quantized_buffers(self):
-        # Quantized recipes own packed-data, scale, and workspace shapes.
-        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
-            with (
-                torch.cuda.use_mem_pool(self.custom_mem_pool)
-                if self.enable_custom_mem_pool
-                else nullcontext()
-            ):
-                buf = self.quant_method.create_buffers(
-                    self.size + self.page_size,
-                    self.head_num,
-                    self.head_dim,
-                    self.layer_num,
-                    self.device,
-                )
-        self.k_buffer = buf["k_buffer"]
-        self.v_buffer = buf["v_buffer"]
-        self.k_scale_buffer = buf.get("k_scale_buffer")
-        self.v_scale_buffer = buf.get("v_scale_buffer")
-        self.dq_k_buffer = buf.get("dq_k_buffer")
-        self.dq_v_buffer = buf.get("dq_v_buffer")
-        self.store_dtype = buf.get("store_dtype", torch.uint8)
-        self._check_quantized_buffer_access_requirements()
 
-    def _check_quantized_buffer_access_requirements(self):
-        expected_workspace_dtype = self.quant_method.dequant_workspace_dtype()
-        has_k_workspace = self.dq_k_buffer is not None
-        has_v_workspace = self.dq_v_buffer is not None
-        if has_k_workspace != has_v_workspace:
-            raise RuntimeError(
-                f"KV cache method {self.quant_method.name!r} created only one "
-                "dequant workspace buffer."
-            )
 
-        if expected_workspace_dtype is None:
-            if has_k_workspace:
-                raise RuntimeError(
-                    f"KV cache method {self.quant_method.name!r} does not declare "
-                    "DEQUANT_WORKSPACE access but created dequant buffers."
-                )
-            return
 
-        if not has_k_workspace:
-            raise RuntimeError(
-                f"KV cache method {self.quant_method.name!r} declares "
-                "DEQUANT_WORKSPACE access but did not create dequant buffers."
-            )
 
-        if (
-            self.dq_k_buffer.dtype != expected_workspace_dtype
-            or self.dq_v_buffer.dtype != expected_workspace_dtype
-        ):
-            raise RuntimeError(
-                f"KV cache method {self.quant_method.name!r} declares dequant "
-                f"workspace dtype {expected_workspace_dtype}, but created "
-                f"{self.dq_k_buffer.dtype}/{self.dq_v_buffer.dtype}."
-            )
 
-    def _slot_move_pointer_buffers(self):
-        """Buffers whose pointers/strides are used when KV slots are remapped.
-
-        FP4 KV cache stores data and per-block scales separately, so slot moves
-        must update both. This list feeds data_ptrs/data_strides; it does not
-        copy tensor contents by itself.
-        """
-        buffers = [*self.k_buffer, *self.v_buffer]
-        if getattr(self, "k_scale_buffer", None) is not None:
-            buffers.extend([*self.k_scale_buffer, *self.v_scale_buffer])
-        return buffers
-
-    def _init_data_ptrs_and_strides(self):
-        self.k_data_ptrs = torch.tensor(
-            [x.data_ptr() for x in self.k_buffer],
-            dtype=torch.uint64,
-            device=self.device,
-        )
-        self.v_data_ptrs = torch.tensor(
-            [x.data_ptr() for x in self.v_buffer],
-            dtype=torch.uint64,
-            device=self.device,
-        )
-        slot_move_pointer_buffers = self._slot_move_pointer_buffers()
-        self.data_ptrs = torch.tensor(
-            [x.data_ptr() for x in slot_move_pointer_buffers],
-            dtype=torch.uint64,
-            device=self.device,
-        )
-        self.data_strides = torch.tensor(
-            [
-                np.prod(x.shape[1:]) * x.dtype.itemsize
-                for x in slot_move_pointer_buffers
-            ],
-            device=self.device,
-        )
-
-    def _kv_buffer_shapes(self):
-        """(k_shape, v_shape)"""
-        if self.use_hnd:
-            return (
-                (self.num_pages, self.head_num, self.page_size, self.head_dim),
-                (self.num_pages, self.head_num, self.page_size, self.v_head_dim),
-            )
-        rows = self.size + self.page_size
-        return (
-            (rows, self.head_num, self.head_dim),
-            (rows, self.head_num, self.v_head_dim),
-        )
-
-    def _create_buffers_normal(self):
-        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
-            with (
-                torch.cuda.use_mem_pool(self.custom_mem_pool)
-                if self.enable_custom_mem_pool
-                else nullcontext()
-            ):
-                # The padded page (slot 0's page) absorbs dummy padded-token writes.
-                if self.kv_cache_layout == "vectorized_5d":
-                    total_slots = self.size + self.page_size
-                    num_blocks = total_slots // self.page_size
-                    x = self._kv_vector_x
-                    # K: (num_blocks, H, D_k // X, page, X)
-                    self.k_buffer = [
-                        torch.zeros(
-                            (
-                                num_blocks,
-                                self.head_num,
-                                self.head_dim // x,
-                                self.page_size,
-                                x,
-                            ),
-                            dtype=self.store_dtype,
-                            device=self.device,
-                        )
-                        for _ in range(self.layer_num)
-                    ]
-                    # V: (num_blocks, H, page // X, D_v, X)
-                    self.v_buffer = [
-                        torch.zeros(
-                            (
-                                num_blocks,
-                                self.head_num,
-                                self.page_size // x,
-                                self.v_head_dim,
-                                x,
-                            ),
-                            dtype=self.store_dtype,
-                            device=self.device,
-                        )
-                        for _ in range(self.layer_num)
-                    ]
-                else:
-                    k_shape, v_shape = self._kv_buffer_shapes()
-                    self.k_buffer = [
-                        torch.zeros(k_shape, dtype=self.store_dtype, device=self.device)
-                        for _ in range(self.layer_num)
-                    ]
-                    self.v_buffer = [
-                        torch.zeros(v_shape, dtype=self.store_dtype, device=self.device)
-                        for _ in range(self.layer_num)
-                    ]
 
     # -- post-capture VA backing (opt-in; overridable per layout) --------------
 
-    def _build_kv_buffer_descs(self):
-        """Per-buffer layout descriptors, k0..k(L-1) then v0..v(L-1). Drives both the
-        CUDA-VMM post-capture backing and PD-transfer registration
-        (get_contiguous_buf_infos). Override per layout."""
-        itemsize = self.store_dtype.itemsize
-        # Derive from the real buffers when they exist (covers arbitrary layouts,
-        # e.g. vectorized_5d); fall back to _kv_buffer_shapes for the pre-allocation
-        # post-capture call, which only runs for NHD/HND.
-        if self.k_buffer and self.v_buffer:
-            k_shape = tuple(self.k_buffer[0].shape)
-            v_shape = tuple(self.v_buffer[0].shape)
-        else:
-            k_shape, v_shape = self._kv_buffer_shapes()
-        # A row is a whole page when the leading dim is pages (hnd, vectorized_5d),
-        # a single token slot for the plain NHD [slots, ...] layout.
-        num_slots = self.size + self.page_size
-        tokens_per_row = (
-            self.page_size if k_shape[0] * self.page_size == num_slots else 1
-        )
-        descs = []
-        for prefix, shape in (("k", k_shape), ("v", v_shape)):
-            row_bytes = int(np.prod(shape[1:])) * itemsize
-            for layer in range(self.layer_num):
-                descs.append(
-                    KvBufferDesc(
-                        f"{prefix}{layer}",
-                        shape,
-                        row_bytes=row_bytes,
-                        tokens_per_row=tokens_per_row,
-                    )
-                )
-        return descs
 
-    def _assign_post_capture_tensors(self, tensors):
-        """Map owner tensors (in ``_build_kv_buffer_descs`` order) to k/v_buffer."""
-        self.k_buffer = tensors[: self.layer_num]
-        self.v_buffer = tensors[self.layer_num :]
 
-    def _alloc_post_capture_buffers(self):
-        dev = torch.device(self.device)
-        device_id = dev.index if dev.index is not None else torch.cuda.current_device()
-        self._post_capture_owner = KvVmmBufferOwner(
-            device=self.device,
-            device_id=device_id,
-            store_dtype=self.store_dtype,
-            page_size=self.page_size,
-            reserved_num_tokens=self.size,
-            buffer_descs=self._build_kv_buffer_descs(),
-        )
-        self._assign_post_capture_tensors(self._post_capture_owner.tensors)
 
-    def finalize_backing(self, config) -> None:
-        """After capture+sizing: back the final span and set serving capacity.
-        ``config`` is a MemoryPoolConfig (duck-typed); each pool family reads the
-        fields it needs, so the finalizer stays pool-agnostic."""
-        self._finalize_backing_tokens(config.max_total_num_tokens)
 
-    def _finalize_backing_tokens(self, final_num_tokens: int) -> None:
-        """Token-count primitive shared by composite pools (e.g. SWA sub-pools)."""
-        self._post_capture_owner.finalize(final_num_tokens)
-        self.size = int(final_num_tokens)
 
     @property
     def post_capture_backed_bytes(self) -> int:
         return self._post_capture_owner.backed_bytes if self._post_capture_owner else 0
 
-    def _clear_buffers(self):
-        del self.k_buffer
-        del self.v_buffer
-        if hasattr(self, "k_scale_buffer") and self.k_scale_buffer is not None:
-            del self.k_scale_buffer
-        if hasattr(self, "v_scale_buffer") and self.v_scale_buffer is not None:
-            del self.v_scale_buffer
-        if hasattr(self, "dq_k_buffer") and self.dq_k_buffer is not None:
-            del self.dq_k_buffer
-        if hasattr(self, "dq_v_buffer") and self.dq_v_buffer is not None:
-            del self.dq_v_buffer
-        if self._post_capture_owner is not None:
-            self._post_capture_owner.close()
-            self._post_capture_owner = None
 
     def get_kv_size_bytes(self):
         assert hasattr(self, "k_buffer")
@@ -2171,26 +1278,7 @@ class MHATokenToKVPool(KVCache):
         return k_size_bytes, v_size_bytes
 
     # for disagg
-    def _pd_registerable_tensors(self):
-        """Buffers to register for PD KV transfer, in ``_kv_buffer_descs`` order.
-        Override when the registerable storage differs from k/v_buffer."""
-        return self.k_buffer + self.v_buffer
 
-    def get_contiguous_buf_infos(self):
-        """(ptrs, lens, item_lens) for PD KV transfer, derived from the descriptors.
-        ``lens`` is the final span at the CURRENT serving size -- for a post-capture
-        pool that is the physically-backed span, not the reserved VA upper bound."""
-        assert not self.use_hnd, (
-            "PD-disaggregation KV transfer assumes NHD slot-row layout; "
-            "HND KV cache (SGLANG_USE_HND_KVCACHE) is not supported with disagg yet."
-        )
-        tensors = self._pd_registerable_tensors()
-        ptrs = [t.data_ptr() for t in tensors]
-        lens = [
-            d.final_span_bytes(self.size, self.page_size) for d in self._kv_buffer_descs
-        ]
-        item_lens = [d.item_len_bytes(self.page_size) for d in self._kv_buffer_descs]
-        return ptrs, lens, item_lens
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         assert not self.use_hnd, (
@@ -2235,21 +1323,6 @@ class MHATokenToKVPool(KVCache):
                 self.v_buffer[layer_id][chunk_indices] = v_chunk
         current_platform.synchronize()
 
-    def _get_key_buffer(self, layer_id: int):
-        # for internal use of referencing
-        local_layer_id = layer_id - self.start_layer
-        if (
-            self.is_quantized_kv_cache
-            and self.quant_method.needs_plain_kv_dequant_read()
-        ):
-            return self.quant_method.dequantize_kv_tensor(
-                self.k_buffer[local_layer_id],
-                self.k_scale_buffer[local_layer_id],
-                layer_id,
-            )
-        if self.store_dtype != self.dtype:
-            return self.k_buffer[local_layer_id].view(self.dtype)
-        return self.k_buffer[local_layer_id]
 
     def get_key_buffer(self, layer_id: int):
         # note: get_key_buffer is hooked with synchronization for layer-wise KV cache loading
@@ -2259,21 +1332,6 @@ class MHATokenToKVPool(KVCache):
             self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
         return self._get_key_buffer(layer_id)
 
-    def _get_value_buffer(self, layer_id: int):
-        # for internal use of referencing
-        local_layer_id = layer_id - self.start_layer
-        if (
-            self.is_quantized_kv_cache
-            and self.quant_method.needs_plain_kv_dequant_read()
-        ):
-            return self.quant_method.dequantize_kv_tensor(
-                self.v_buffer[local_layer_id],
-                self.v_scale_buffer[local_layer_id],
-                layer_id,
-            )
-        if self.store_dtype != self.dtype:
-            return self.v_buffer[local_layer_id].view(self.dtype)
-        return self.v_buffer[local_layer_id]
 
     def get_value_buffer(self, layer_id: int):
         if self.layer_transfer_counter is not None:
@@ -2361,466 +1419,18 @@ class MHATokenToKVPool(KVCache):
 
         self._store_kv_layer(layer_id - self.start_layer, loc, cache_k, cache_v)
 
-    def _store_kv_layer(
-        self,
-        layer_idx: int,
-        loc: torch.Tensor,
-        cache_k: torch.Tensor,
-        cache_v: torch.Tensor,
-    ):
-        # Per-layer physical write into K/V buffer ``layer_idx``. Override for
-        # layouts that change buffer identity (e.g. PageMajorMHATokenToKVPool's
-        # 4-D strided views). ``loc`` and the cache tensors are already dtype-cast
-        # and viewed as ``store_dtype`` by ``set_kv_buffer``.
-        if self.kv_cache_layout == "vectorized_5d":
-            # Late-import to keep the NHD path import-clean.
-            from sglang.kernels.ops.attention.utils import (
-                launch_reshape_and_cache_shuffle_5d,
-            )
 
-            # The writer kernel uses key.stride(0) directly as the source
-            # token stride; head/dim are assumed contiguous within each
-            # token (stride(1)=head_size, stride(2)=1). Both hold for K/V
-            # produced by QKV split + RoPE in upstream attention even when
-            # the outer per-token stride is non-canonical, so we skip the
-            # protective .contiguous() copies that would otherwise fire
-            # large per-layer elementwise kernels.
-            launch_reshape_and_cache_shuffle_5d(
-                cache_k,
-                cache_v,
-                self.k_buffer[layer_idx],
-                self.v_buffer[layer_idx],
-                loc,
-            )
-            return
 
-        _set_kv_buffer_impl(
-            cache_k,
-            cache_v,
-            self.k_buffer[layer_idx],
-            self.v_buffer[layer_idx],
-            loc,
-            row_dim=self.row_dim,
-            store_dtype=self.store_dtype,
-            device_module=self.device_module,
-            # size + page_size = real slots + the reserved padding slot (padded /
-            # dummy tokens write there); valid index range is [0, size + page_size).
-            size_limit=self.size + self.page_size,
-            alt_stream=self.alt_stream,
-            v_row_dim=self.v_row_dim,
-        )
 
-    def _quantized_scales(self, global_layer_id: int, k_scale, v_scale):
-        if k_scale is None and hasattr(self.quant_method, "k_scales_gpu"):
-            k_scale = self.quant_method.k_scales_gpu[
-                global_layer_id : global_layer_id + 1
-            ]
-            v_scale = self.quant_method.v_scales_gpu[
-                global_layer_id : global_layer_id + 1
-            ]
-        return k_scale, v_scale
 
-    def _set_quantized_kv_buffer(
-        self,
-        layer_id: int,
-        global_layer_id: int,
-        loc_info,
-        cache_k: torch.Tensor,
-        cache_v: torch.Tensor,
-        k_scale=None,
-        v_scale=None,
-    ) -> None:
-        loc, _, _ = unwrap_write_loc(loc_info)
-        local_layer_id = layer_id - self.start_layer
-        k_scale, v_scale = self._quantized_scales(global_layer_id, k_scale, v_scale)
-        self.quant_method.quantize_and_store(
-            self.k_buffer[local_layer_id],
-            self.v_buffer[local_layer_id],
-            (
-                self.k_scale_buffer[local_layer_id]
-                if self.k_scale_buffer is not None
-                else None
-            ),
-            (
-                self.v_scale_buffer[local_layer_id]
-                if self.v_scale_buffer is not None
-                else None
-            ),
-            loc,
-            cache_k,
-            cache_v,
-            k_scale,
-            v_scale,
-        )
 
-    def get_raw_kv_buffer(
-        self, layer_id: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        local_layer_id = layer_id - self.start_layer
-        if self.k_scale_buffer is None or self.v_scale_buffer is None:
-            raise RuntimeError("Raw FP4 KV cache requested from a non-FP4 KV pool.")
-        k_scale = self.k_scale_buffer[local_layer_id]
-        v_scale = self.v_scale_buffer[local_layer_id]
-        scale_view_dtype = self.quant_method.scale_buffer_view_dtype()
-        if scale_view_dtype is not None:
-            k_scale = k_scale.view(scale_view_dtype)
-            v_scale = v_scale.view(scale_view_dtype)
-        return (
-            self.k_buffer[local_layer_id],
-            self.v_buffer[local_layer_id],
-            k_scale,
-            v_scale,
-        )
 
-    def get_dequant_workspace(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.dq_k_buffer is None or self.dq_v_buffer is None:
-            raise RuntimeError(
-                "Dequant workspace requested from a KV pool without FP4 dequant buffers."
-            )
-        return self.dq_k_buffer, self.dq_v_buffer
 
-    def get_flashinfer_dequant_workspace_kv_buffer(
-        self,
-        layer: RadixAttention,
-        req_to_token: torch.Tensor,
-        req_pool_indices_cpu,
-        extend_prefix_lens_cpu,
-        extend_seq_lens_cpu,
-        page_size: int,
-        *,
-        prepare_workspace: bool,
-        use_ragged: bool,
-        k_cur: Optional[torch.Tensor] = None,
-        v_cur: Optional[torch.Tensor] = None,
-        layer_id_override: Optional[int] = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the FlashInfer FP8 KV view for a quantized KV cache.
 
-        FlashInfer prefill consumes FP8 KV. Quantized pools store packed FP4 plus
-        per-block scales, so the pool owns the dequant workspace and returns the
-        view shape expected by FlashInfer.
-        """
-        if not self.is_quantized_kv_cache:
-            raise RuntimeError(
-                "FlashInfer quantized KV buffer requested from a non-quantized KV pool."
-            )
 
-        if prepare_workspace:
-            transfer_cur_kv = not use_ragged
-            k_cur_fp8 = (
-                k_cur.to(torch.float8_e4m3fn)
-                if k_cur is not None and transfer_cur_kv
-                else None
-            )
-            v_cur_fp8 = (
-                v_cur.to(torch.float8_e4m3fn)
-                if v_cur is not None and transfer_cur_kv
-                else None
-            )
-            self._prepare_dequant_extend_workspace(
-                layer.layer_id if layer_id_override is None else layer_id_override,
-                layer.layer_id,
-                req_to_token,
-                req_pool_indices_cpu,
-                extend_prefix_lens_cpu,
-                extend_seq_lens_cpu,
-                page_size,
-                k_cur_fp8=k_cur_fp8,
-                v_cur_fp8=v_cur_fp8,
-            )
 
-        k_buffer_dq, v_buffer_dq = self.get_dequant_workspace()
-        return (
-            k_buffer_dq.view(-1, layer.tp_k_head_num, layer.head_dim),
-            v_buffer_dq.view(-1, layer.tp_v_head_num, layer.head_dim),
-        )
 
-    def get_flashinfer_decode_dequant_workspace_kv_buffer(
-        self,
-        layer: RadixAttention,
-        req_to_token: torch.Tensor,
-        req_pool_indices,
-        seq_lens,
-        *,
-        layer_id_override: Optional[int] = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.is_quantized_kv_cache:
-            raise RuntimeError(
-                "FlashInfer dequant workspace requested from a non-quantized KV pool."
-            )
 
-        self._prepare_dequant_decode_workspace(
-            layer.layer_id if layer_id_override is None else layer_id_override,
-            layer.layer_id,
-            req_to_token,
-            req_pool_indices,
-            seq_lens,
-        )
-        k_buffer_dq, v_buffer_dq = self.get_dequant_workspace()
-        return (
-            k_buffer_dq.view(-1, layer.tp_k_head_num, layer.head_dim),
-            v_buffer_dq.view(-1, layer.tp_v_head_num, layer.head_dim),
-        )
-
-    @staticmethod
-    def _to_cpu_int_list(values) -> list[int]:
-        if isinstance(values, list):
-            return [int(value) for value in values]
-        if isinstance(values, torch.Tensor):
-            return [int(value) for value in values.cpu().tolist()]
-        return [int(value) for value in values]
-
-    def _prepare_dequant_extend_workspace(
-        self,
-        layer_id: int,
-        global_layer_id: int,
-        req_to_token: torch.Tensor,
-        req_pool_indices_cpu,
-        extend_prefix_lens_cpu,
-        extend_seq_lens_cpu,
-        page_size: int,
-        k_cur_fp8: Optional[torch.Tensor] = None,
-        v_cur_fp8: Optional[torch.Tensor] = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Build the shared FP8 workspace used by FlashInfer extend attention.
-
-        Cached prefix tokens are stored as packed FP4 plus per-block scales, so
-        paged prefill dequantizes those prefix tokens into the FP8 workspace.
-        The current extend chunk can already be FP8 and is copied into the same
-        workspace after the prefix region.
-        """
-        k_fp4, v_fp4, k_scales, v_scales = self.get_raw_kv_buffer(layer_id)
-        dq_k, dq_v = self.get_dequant_workspace()
-
-        cur_batch_start_loc_cpu = 0
-        cur_token_idx_dq = page_size
-
-        for i in range(len(req_pool_indices_cpu)):
-            req_idx = int(req_pool_indices_cpu[i])
-            prev_len = int(extend_prefix_lens_cpu[i])
-            extend_len = int(extend_seq_lens_cpu[i])
-
-            if prev_len > 0:
-                prev_indices = req_to_token[req_idx, :prev_len]
-                k_prev_fp8, v_prev_fp8 = self.quant_method.dequantize_prev_kv(
-                    k_fp4[prev_indices],
-                    k_scales[prev_indices],
-                    v_fp4[prev_indices],
-                    v_scales[prev_indices],
-                    global_layer_id,
-                )
-                dq_k[cur_token_idx_dq : cur_token_idx_dq + prev_len] = k_prev_fp8
-                dq_v[cur_token_idx_dq : cur_token_idx_dq + prev_len] = v_prev_fp8
-
-            if k_cur_fp8 is not None:
-                cur_end = cur_batch_start_loc_cpu + extend_len
-                dst_start = cur_token_idx_dq + prev_len
-                dst_end = dst_start + extend_len
-                dq_k[dst_start:dst_end] = k_cur_fp8[cur_batch_start_loc_cpu:cur_end]
-                dq_v[dst_start:dst_end] = v_cur_fp8[cur_batch_start_loc_cpu:cur_end]
-                cur_batch_start_loc_cpu = cur_end
-
-            workspace_len = prev_len + (extend_len if k_cur_fp8 is not None else 0)
-            cur_token_idx_dq = (
-                (cur_token_idx_dq + workspace_len + page_size - 1)
-                // page_size
-                * page_size
-            )
-
-        return dq_k, dq_v
-
-    def _prepare_dequant_decode_workspace(
-        self,
-        layer_id: int,
-        global_layer_id: int,
-        req_to_token: torch.Tensor,
-        req_pool_indices,
-        seq_lens,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        k_fp4, v_fp4, k_scales, v_scales = self.get_raw_kv_buffer(layer_id)
-        dq_k, dq_v = self.get_dequant_workspace()
-
-        req_pool_indices_cpu = self._to_cpu_int_list(req_pool_indices)
-        seq_lens_cpu = self._to_cpu_int_list(seq_lens)
-
-        for req_idx, seq_len in zip(req_pool_indices_cpu, seq_lens_cpu):
-            if seq_len <= 0:
-                continue
-            kv_indices = req_to_token[req_idx, :seq_len]
-            k_prev_fp8, v_prev_fp8 = self.quant_method.dequantize_prev_kv(
-                k_fp4[kv_indices],
-                k_scales[kv_indices],
-                v_fp4[kv_indices],
-                v_scales[kv_indices],
-                global_layer_id,
-            )
-            dq_k[kv_indices] = k_prev_fp8
-            dq_v[kv_indices] = v_prev_fp8
-
-        return dq_k, dq_v
-
-    def set_kv_buffer_prefix_valid(
-        self,
-        layer: RadixAttention,
-        loc_2d: torch.Tensor,
-        commit_lens: torch.Tensor,
-        cache_k: torch.Tensor,
-        cache_v: torch.Tensor,
-        k_scale: Optional[float] = None,
-        v_scale: Optional[float] = None,
-        layer_id_override: Optional[int] = None,
-    ):
-        if layer_id_override is not None:
-            layer_id = layer_id_override
-        else:
-            layer_id = layer.layer_id
-
-        if loc_2d.ndim != 2:
-            raise ValueError(f"loc_2d must be rank-2, got shape={tuple(loc_2d.shape)}.")
-        if commit_lens.ndim != 1 or commit_lens.shape[0] != loc_2d.shape[0]:
-            raise ValueError(
-                "commit_lens must match loc_2d batch size: "
-                f"{tuple(commit_lens.shape)=} {tuple(loc_2d.shape)=}."
-            )
-
-        num_rows = int(loc_2d.numel())
-        if cache_k.shape[0] != num_rows or cache_v.shape[0] != num_rows:
-            raise ValueError(
-                "dense KV rows must match loc_2d size: "
-                f"{tuple(cache_k.shape)=} {tuple(cache_v.shape)=} {tuple(loc_2d.shape)=}."
-            )
-
-        if cache_k.dtype != self.dtype:
-            if k_scale is not None:
-                cache_k.div_(k_scale)
-            if v_scale is not None:
-                cache_v.div_(v_scale)
-            cache_k = cache_k.to(self.dtype)
-            cache_v = cache_v.to(self.dtype)
-
-        if self.store_dtype != self.dtype:
-            cache_k = cache_k.contiguous().view(self.store_dtype)
-            cache_v = cache_v.contiguous().view(self.store_dtype)
-        else:
-            cache_k = cache_k.contiguous()
-            cache_v = cache_v.contiguous()
-
-        if loc_2d.device != self.k_buffer[0].device:
-            loc_2d = loc_2d.to(device=self.k_buffer[0].device, non_blocking=True)
-        if commit_lens.device != self.k_buffer[0].device:
-            commit_lens = commit_lens.to(
-                device=self.k_buffer[0].device, non_blocking=True
-            )
-        if loc_2d.dtype != torch.int64:
-            loc_2d = loc_2d.to(torch.int64)
-        if commit_lens.dtype != torch.int32:
-            commit_lens = commit_lens.to(torch.int32)
-
-        if not _is_cuda:
-            row_offsets = torch.arange(loc_2d.shape[1], device=loc_2d.device)
-            valid_mask = row_offsets[None, :] < commit_lens.to(torch.int64)[:, None]
-            valid_idx = torch.nonzero(valid_mask.reshape(-1), as_tuple=False).flatten()
-            if valid_idx.numel() == 0:
-                return
-            self.set_kv_buffer(
-                layer,
-                loc_2d.reshape(-1).index_select(0, valid_idx),
-                cache_k.index_select(0, valid_idx),
-                cache_v.index_select(0, valid_idx),
-                k_scale,
-                v_scale,
-                layer_id_override=layer_id,
-            )
-            return
-
-        # The tiled kernel takes one ROW_BYTES for both tensors, so an asymmetric V
-        # row would be written at K's width and bleed into the next slot. Only this
-        # path needs the gate; the non-CUDA branch above handles both widths.
-        if self.v_row_dim != self.row_dim:
-            raise NotImplementedError(
-                "prefix-valid commit requires equal-width K/V rows, got "
-                f"head_dim={self.head_dim} v_head_dim={self.v_head_dim}."
-            )
-
-        _set_kv_buffer_prefix_valid_impl(
-            cache_k,
-            cache_v,
-            self.k_buffer[layer_id - self.start_layer],
-            self.v_buffer[layer_id - self.start_layer],
-            loc_2d,
-            commit_lens,
-            row_dim=self.row_dim,
-            store_dtype=self.store_dtype,
-        )
-
-    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
-        # Zero-layer pool (e.g. all-SWA model's full sub-pool) has no buffers.
-        if self.layer_num == 0:
-            return
-
-        # Catch stale indices here instead of as illegal-addr or silent KV corruption.
-        size_limit = self.size + self.page_size
-        maybe_detect_oob(tgt_loc, 0, size_limit, "move_kv_cache tgt_loc")
-        maybe_detect_oob(src_loc, 0, size_limit, "move_kv_cache src_loc")
-
-        if self.use_hnd:
-            pages_t, offs_t = tgt_loc // self.page_size, tgt_loc % self.page_size
-            pages_s, offs_s = src_loc // self.page_size, src_loc % self.page_size
-            for kb, vb in zip(self.k_buffer, self.v_buffer):
-                kb[pages_t, :, offs_t, :] = kb[pages_s, :, offs_s, :]
-                vb[pages_t, :, offs_t, :] = vb[pages_s, :, offs_s, :]
-            return
-
-        self._move_kv_cache_impl(tgt_loc, src_loc)
-
-    def _move_kv_cache_impl(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
-        # Physical move strategy. Override for layouts that change buffer identity
-        # (e.g. PageMajorMHATokenToKVPool always uses the native move). The 3-D
-        # per-layer buffers here ignore page_size in move_kv_cache_native.
-        if self.use_native_move_kv_cache:
-            move_kv_cache_native(self.k_buffer, self.v_buffer, tgt_loc, src_loc)
-            if getattr(self, "k_scale_buffer", None) is not None:
-                move_kv_cache_native(
-                    self.k_scale_buffer, self.v_scale_buffer, tgt_loc, src_loc
-                )
-            return
-
-        N = tgt_loc.numel()
-        if N == 0:
-            return
-
-        assert (
-            self._kv_copy_config is not None
-        ), "KV copy not initialized. Set enable_kv_cache_copy=True in __init__"
-
-        cfg = self._kv_copy_config
-        cap = int(cfg.get("num_locs_upper", 256))
-
-        if N <= cap:
-            copy_all_layer_kv_cache_func(
-                self.data_ptrs,
-                self.data_strides,
-                tgt_loc,
-                src_loc,
-                N,
-                next_power_of_2(N),
-                cfg,
-            )
-            return
-
-        # Huge N: chunk, but each chunk's upper is still pow2(<= cap)
-        for start in range(0, N, cap):
-            end = min(start + cap, N)
-            chunk_len = end - start
-            copy_all_layer_kv_cache_func(
-                self.data_ptrs,
-                self.data_strides,
-                tgt_loc[start:end],
-                src_loc[start:end],
-                chunk_len,
-                next_power_of_2(chunk_len),
-                cfg,
-            )
 
 
 class NoOpMHATokenToKVPool(MHATokenToKVPool):
@@ -3371,9 +1981,6 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
     def _get_value_buffer(self, layer_id: int):
         return self.v_buffer[layer_id - self.start_layer]
 
-    def get_kv_scale_buffer(self, layer_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        idx = layer_id - self.start_layer
-        return self.k_scale_buffer[idx], self.v_scale_buffer[idx]
 
     def set_kv_buffer(
         self,
@@ -3432,46 +2039,7 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
             self.v_buffer[idx][loc] = cache_v
             self._write_scales(idx, loc, k_scale, v_scale)
 
-    def _write_scales(self, idx, loc, k_scale, v_scale):
-        """Write per-token UE8M0 K/V scales — interleaved into the FA4
-        BlockScaledBasicChunk layout for page_size==128, flat otherwise."""
-        if self.mxfp8_sf_interleaved:
-            from sglang.kernels.ops.quantization.mxfp8_interleave_sf import (
-                store_sf_interleaved,
-            )
 
-            store_sf_interleaved(
-                k_scale, self.k_scale_buffer[idx], loc, page_size=self.page_size
-            )
-            store_sf_interleaved(
-                v_scale, self.v_scale_buffer[idx], loc, page_size=self.page_size
-            )
-        else:
-            self.k_scale_buffer[idx][loc] = k_scale
-            self.v_scale_buffer[idx][loc] = v_scale
-
-    def _read_sf_interleaved(self, sf_buf: torch.Tensor, loc: torch.Tensor):
-        """Inverse of store_sf_interleaved: gather per-slot (T, head, sf_dim)
-        UE8M0 scales out of the interleaved BlockScaledBasicChunk buffer."""
-        num_pages, n = sf_buf.shape[0], sf_buf.shape[1]
-        sf_dim = sf_buf.shape[-1]
-        # (num_pages, n, page_size) as u32: 4 packed scales per u32.
-        buf_u32 = sf_buf.reshape(num_pages, n, -1).view(torch.int32)
-        off = loc % self.page_size
-        page = (loc // self.page_size).long()
-        chunk = self.page_size // self.MXFP8_SCALE_BLOCK_SIZE
-        ipos = (
-            (off % self.MXFP8_SCALE_BLOCK_SIZE) * chunk
-            + (off // self.MXFP8_SCALE_BLOCK_SIZE)
-        ).long()
-        heads = torch.arange(n, device=loc.device)
-        gathered = buf_u32[page[:, None], heads[None, :], ipos[:, None]]  # (T, n) int32
-        return (
-            gathered.reshape(loc.shape[0], n, 1)
-            .view(torch.uint8)
-            .reshape(loc.shape[0], n, sf_dim)
-            .view(torch.float8_e8m0fnu)
-        )
 
     def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
         # The mamba extra_buffer allocator relocates KV rows during serving;
@@ -3662,10 +2230,6 @@ class HybridLinearKVPool(KVCache):
     def post_capture_backed_bytes(self) -> int:
         return self.full_kv_pool.post_capture_backed_bytes
 
-    def finalize_backing(self, config) -> None:
-        # Only the attention KV is resized; the mamba state cache is fixed pre-capture.
-        self.full_kv_pool._finalize_backing_tokens(config.max_total_num_tokens)
-        self.size = int(config.max_total_num_tokens)
 
     def get_kv_size_bytes(self):
         return self.full_kv_pool.get_kv_size_bytes()
@@ -3676,45 +2240,16 @@ class HybridLinearKVPool(KVCache):
         # need a global layer lookup, so delegate it to that backing pool.
         return self.full_kv_pool.get_kv_buffer_shape()
 
-    def get_contiguous_buf_infos(self):
-        return self.full_kv_pool.get_contiguous_buf_infos()
 
-    def get_kv_layer_ids(self):
-        """Global layer ids aligned with the full-attention KV buffers."""
-        layer_ids = list(self.full_attention_layer_id_mapping)
-        return layer_ids if self.use_mla else layer_ids * 2
 
-    def get_state_buf_infos(self):
-        mamba_data_ptrs, mamba_data_lens, mamba_item_lens = (
-            self.mamba_pool.get_contiguous_buf_infos()
-        )
-        return mamba_data_ptrs, mamba_data_lens, mamba_item_lens
 
-    def get_state_dim_per_tensor(self):
-        """Get the sliceable dimension size for each mamba state tensor."""
-        return self.mamba_pool.get_state_dim_per_tensor()
 
-    def get_state_layer_ids(self):
-        """Global layer id per mamba state entry, aligned with get_state_buf_infos()."""
-        return self.mamba_pool.get_state_layer_ids()
 
-    def get_state_slice_outer_counts(self):
-        """Get the row count preceding each mamba state slice axis."""
-        return self.mamba_pool.get_state_slice_outer_counts()
 
-    def get_state_conv_shard_groups(self):
-        """Per-tensor conv sub-block dims (GDN) aligned with the state list."""
-        return self.mamba_pool.get_state_conv_shard_groups()
 
     def maybe_get_custom_mem_pool(self):
         return self.full_kv_pool.maybe_get_custom_mem_pool()
 
-    def _transfer_full_attention_id(self, layer_id: int):
-        if layer_id not in self.full_attention_layer_id_mapping:
-            raise ValueError(
-                f"{layer_id=} not in full attention layers: {self.full_attention_layer_id_mapping.keys()}"
-            )
-        return self.full_attention_layer_id_mapping[layer_id]
 
     def register_layer_transfer_counter(self, layer_transfer_counter: LayerDoneCounter):
         self.layer_transfer_counter = layer_transfer_counter
@@ -3722,9 +2257,6 @@ class HybridLinearKVPool(KVCache):
         # no additional wait is needed in the full_kv_pool
         self.full_kv_pool.register_layer_transfer_counter(None)
 
-    def _wait_for_layer(self, layer_id: int):
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
 
     def get_key_buffer(self, layer_id: int, scale: Optional[float] = None):
         self._wait_for_layer(layer_id)
@@ -3745,49 +2277,11 @@ class HybridLinearKVPool(KVCache):
         layer_id = self._transfer_full_attention_id(layer_id)
         return self.full_kv_pool.get_kv_buffer(layer_id)
 
-    def get_raw_kv_buffer(
-        self, layer_id: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        self._wait_for_layer(layer_id)
-        layer_id = self._transfer_full_attention_id(layer_id)
-        return self.full_kv_pool.get_raw_kv_buffer(layer_id)
 
-    def get_dequant_workspace(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.full_kv_pool.get_dequant_workspace()
 
-    def get_flashinfer_dequant_workspace_kv_buffer(self, layer, *args, **kwargs):
-        self._wait_for_layer(layer.layer_id)
-        local_layer_id = self._transfer_full_attention_id(layer.layer_id)
-        return self.full_kv_pool.get_flashinfer_dequant_workspace_kv_buffer(
-            layer, *args, layer_id_override=local_layer_id, **kwargs
-        )
 
-    def get_flashinfer_decode_dequant_workspace_kv_buffer(self, layer, *args, **kwargs):
-        self._wait_for_layer(layer.layer_id)
-        local_layer_id = self._transfer_full_attention_id(layer.layer_id)
-        return self.full_kv_pool.get_flashinfer_decode_dequant_workspace_kv_buffer(
-            layer, *args, layer_id_override=local_layer_id, **kwargs
-        )
 
-    def get_kv_scale_buffer(self, layer_id: int):
-        # MXFP8 full_kv_pool exposes per-32 UE8M0 K/V scale buffers.
-        self._wait_for_layer(layer_id)
-        layer_id = self._transfer_full_attention_id(layer_id)
-        return self.full_kv_pool.get_kv_scale_buffer(layer_id)
 
-    @contextmanager
-    def _transfer_id_context(self, layer: RadixAttention):
-        @contextmanager
-        def _patch_layer_id(layer):
-            original_layer_id = layer.layer_id
-            layer.layer_id = self._transfer_full_attention_id(layer.layer_id)
-            try:
-                yield
-            finally:
-                layer.layer_id = original_layer_id
-
-        with _patch_layer_id(layer):
-            yield
 
     def set_kv_buffer(
         self,
@@ -3828,8 +2322,6 @@ class HybridLinearKVPool(KVCache):
                     cache_v,
                 )
 
-    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
-        self.full_kv_pool.move_kv_cache(tgt_loc, src_loc)
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         kv_cpu = self.full_kv_pool.get_cpu_copy(indices)
@@ -3849,8 +2341,6 @@ class HybridLinearKVPool(KVCache):
                 mamba_cpu, self._mamba_translate(mamba_indices)
             )
 
-    def get_v_head_dim(self):
-        return self.full_kv_pool.get_value_buffer(0).shape[-1]
 
     def set_mla_kv_buffer(
         self,
@@ -4342,34 +2832,7 @@ class DSATokenToKVPool(MLATokenToKVPool):
         self._create_index_buffers()
         self._finalize_allocation_log(size)
 
-    def _index_buffer_shape(self, num_pages: int) -> tuple[int, int]:
-        return (
-            num_pages,
-            self.page_size
-            * (self.index_head_dim + self.index_head_dim // self.quant_block_size * 4),
-        )
 
-    def _create_index_buffers(self):
-        num_pages = (self.index_buf_size + self.page_size + 1) // self.page_size
-        with (
-            torch.cuda.use_mem_pool(self.custom_mem_pool)
-            if self.custom_mem_pool
-            else nullcontext()
-        ):
-            self.index_k_with_scale_buffer = [
-                torch.zeros(
-                    # Layout:
-                    #     ref: test_attention.py :: kv_cache_cast_to_fp8
-                    #     shape: (num_pages, page_size 64 * head_dim 128 + page_size 64 * fp32_nbytes 4)
-                    #     data: for page i,
-                    #         * buf[i, :page_size * head_dim] for fp8 data
-                    #         * buf[i, page_size * head_dim:].view(float32) for scale
-                    self._index_buffer_shape(num_pages),
-                    dtype=self.index_k_with_scale_buffer_dtype,
-                    device=self.device,
-                )
-                for _ in range(self.layer_num)
-            ]
 
     def _clear_buffers(self):
         super()._clear_buffers()
@@ -4387,79 +2850,10 @@ class DSATokenToKVPool(MLATokenToKVPool):
         for index_k in self.index_k_with_scale_buffer:
             index_k[tgt_loc_flat] = index_k[src_loc_flat]
 
-    def get_index_k_with_scale_buffer(self, layer_id: int) -> torch.Tensor:
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
-        return self.index_k_with_scale_buffer[layer_id - self.start_layer]
 
-    def get_index_k_continuous(
-        self,
-        layer_id: int,
-        seq_len: int,
-        page_indices: torch.Tensor,
-    ):
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
-        buf = self.index_k_with_scale_buffer[layer_id - self.start_layer]
-        return index_buf_accessor.GetK.execute(
-            self, buf, seq_len=seq_len, page_indices=page_indices
-        )
 
-    def get_index_k_scale_continuous(
-        self,
-        layer_id: int,
-        seq_len: int,
-        page_indices: torch.Tensor,
-    ):
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
-        buf = self.index_k_with_scale_buffer[layer_id - self.start_layer]
-        return index_buf_accessor.GetS.execute(
-            self, buf, seq_len=seq_len, page_indices=page_indices
-        )
 
-    def get_index_k_scale_buffer(
-        self,
-        layer_id: int,
-        seq_len_tensor: torch.Tensor,
-        page_indices: torch.Tensor,
-        seq_len_sum: int,
-        max_seq_len: int,
-    ):
-        """
-        Fused method to get both index K and scale data in a single call using Triton.
-        More efficient than calling get_index_k_continuous and get_index_k_scale_continuous separately.
 
-        :param layer_id: Layer index
-        :param seq_len: Sequence length
-        :param page_indices: Page indices tensor
-        :return: tuple of (k_fp8, k_scale) where
-                 k_fp8: (seq_len, index_head_dim), uint8
-                 k_scale: (seq_len, 4), uint8
-        """
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
-        buf = self.index_k_with_scale_buffer[layer_id - self.start_layer]
-        return index_buf_accessor.GetKAndS.execute(
-            self,
-            buf,
-            page_indices=page_indices,
-            seq_len_tensor=seq_len_tensor,
-            seq_len_sum=seq_len_sum,
-            max_seq_len=max_seq_len,
-        )
-
-    def set_index_k_scale_buffer(
-        self,
-        layer_id: int,
-        loc: torch.Tensor,
-        index_k: torch.Tensor,
-        index_k_scale: torch.Tensor,
-    ) -> None:
-        buf = self.index_k_with_scale_buffer[layer_id - self.start_layer]
-        index_buf_accessor.SetKAndS.execute(
-            pool=self, buf=buf, loc=loc, index_k=index_k, index_k_scale=index_k_scale
-        )
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         # DSA keeps a page-indexed index_k_with_scale_buffer alongside kv_buffer.
@@ -4507,17 +2901,6 @@ class DSATokenToKVPool(MLATokenToKVPool):
                 self.index_k_with_scale_buffer[layer_id][chunk_page_indices] = idx_chunk
         torch.cuda.synchronize()
 
-    def get_state_buf_infos(self):
-        data_ptrs = [
-            self.index_k_with_scale_buffer[i].data_ptr() for i in range(self.layer_num)
-        ]
-        data_lens = [
-            self.index_k_with_scale_buffer[i].nbytes for i in range(self.layer_num)
-        ]
-        item_lens = [
-            self.index_k_with_scale_buffer[i][0].nbytes for i in range(self.layer_num)
-        ]
-        return data_ptrs, data_lens, item_lens
 
     def get_kv_size_bytes(self):
         kv_size_bytes = super().get_kv_size_bytes()
@@ -4654,10 +3037,6 @@ class MHATokenToKOnlyPool(KVCache):
                 ]
         self._finalize_allocation_log(size)
 
-    def _get_key_buffer(self, layer_id: int):
-        if self.store_dtype != self.dtype:
-            return self.k_buffer[layer_id - self.start_layer].view(self.dtype)
-        return self.k_buffer[layer_id - self.start_layer]
 
     def register_layer_transfer_counter(
         self, layer_transfer_counter: LayerDoneCounter
@@ -4822,9 +3201,6 @@ class MiniMaxSparseKVPool(KVCache):
         # KV (what attention backends quantize against) lives in main_pool here.
         return self.main_pool.get_kv_cache_quant_method()
 
-    def _wait_for_layer(self, layer_id: int) -> None:
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
 
     def get_key_buffer(self, layer_id: int) -> torch.Tensor:
         self._wait_for_layer(layer_id)
@@ -4839,20 +3215,6 @@ class MiniMaxSparseKVPool(KVCache):
         return self.main_pool.get_kv_buffer(layer_id)
 
 
-    def get_index_k_buffer(self, layer_id: int) -> torch.Tensor:
-        self._wait_for_layer(layer_id)
-        # First try the K-only pool; fall back to the index_kv pool's K side
-        # so callers that just need K work for both sparse subgroups.
-        mapped_id = self.index_k_layer_id_mapping.get(layer_id)
-        if mapped_id is not None:
-            return self.index_k_pool.get_key_buffer(mapped_id)
-        mapped_id = self.index_kv_layer_id_mapping.get(layer_id)
-        if mapped_id is not None:
-            return self.index_kv_pool.get_key_buffer(mapped_id)
-        raise ValueError(
-            f"layer_id={layer_id} is not a sparse attention layer; "
-            f"sparse layers: {list(self.sparse_layer_id_mapping.keys())}"
-        )
 
     def set_kv_buffer(
         self,
@@ -4878,28 +3240,6 @@ class MiniMaxSparseKVPool(KVCache):
         )
 
 
-    def set_index_k_buffer(
-        self,
-        layer: RadixAttention,
-        loc: torch.Tensor,
-        cache_idx_k: torch.Tensor,
-        k_scale: Optional[float] = None,
-    ) -> None:
-        mapped_id = self.index_k_layer_id_mapping.get(layer.layer_id)
-        if mapped_id is None:
-            raise ValueError(
-                f"layer.layer_id={layer.layer_id} is not in the K-only "
-                f"sparse group. K-only layers: "
-                f"{list(self.index_k_layer_id_mapping.keys())}"
-            )
-        sub_pool = self.index_k_pool
-        if cache_idx_k.dtype != sub_pool.dtype:
-            if k_scale is not None:
-                cache_idx_k = cache_idx_k / k_scale
-            cache_idx_k = cache_idx_k.to(sub_pool.dtype)
-        if sub_pool.store_dtype != sub_pool.dtype:
-            cache_idx_k = cache_idx_k.view(sub_pool.store_dtype)
-        sub_pool.k_buffer[mapped_id][loc] = cache_idx_k
 
 
 
@@ -4908,19 +3248,7 @@ class MiniMaxSparseKVPool(KVCache):
         sizes = [p.get_kv_size_bytes() for p in sub_pools if p is not None]
         return sum(k for k, _ in sizes), sum(v for _, v in sizes)
 
-    def get_contiguous_buf_infos(self):
-        # Main K/V only; index buffers ride the state-buffer channel.
-        return self.main_pool.get_contiguous_buf_infos()
 
-    def get_index_k_state_buf_infos(self):
-        # Per-page item_len (MHATokenToKVPool convention); index rows share the
-        # main-KV `loc`, so the transfer reuses the same page-ids.
-        pool = self.index_k_pool
-        n = pool.layer_num
-        data_ptrs = [pool.k_buffer[i].data_ptr() for i in range(n)]
-        data_lens = [pool.k_buffer[i].nbytes for i in range(n)]
-        item_lens = [pool.k_buffer[i][0].nbytes * pool.page_size for i in range(n)]
-        return data_ptrs, data_lens, item_lens
 
     def maybe_get_custom_mem_pool(self):
         return self.main_pool.maybe_get_custom_mem_pool()
@@ -4933,5 +3261,3 @@ class MiniMaxSparseKVPool(KVCache):
             "sub-pools must be built with enable_kv_cache_copy=True first."
         )
 
-    def get_v_head_dim(self):
-        return self.main_pool.get_value_buffer(0).shape[-1]

@@ -102,12 +102,6 @@ class SWAKVPool(BaseSWAKVPool):
             + self.swa_kv_pool.post_capture_backed_bytes
         )
 
-    def finalize_backing(self, config) -> None:
-        """Back both sub-pools to their post-capture final sizes and record them."""
-        self.full_kv_pool._finalize_backing_tokens(config.full_max_total_num_tokens)
-        self.swa_kv_pool._finalize_backing_tokens(config.swa_max_total_num_tokens)
-        self.size = int(config.full_max_total_num_tokens)
-        self.size_swa = int(config.swa_max_total_num_tokens)
 
     def register_mapping(self, full_to_swa_index_mapping: torch.Tensor):
         self.full_to_swa_index_mapping = full_to_swa_index_mapping
@@ -118,24 +112,12 @@ class SWAKVPool(BaseSWAKVPool):
         self.full_kv_pool.register_layer_transfer_counter(None)
         self.swa_kv_pool.register_layer_transfer_counter(None)
 
-    def _wait_for_layer(self, layer_id: int):
-        if self.layer_transfer_counter is not None:
-            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
 
     def get_kv_size_bytes(self):
         k_size, v_size = self.full_kv_pool.get_kv_size_bytes()
         k_size_swa, v_size_swa = self.swa_kv_pool.get_kv_size_bytes()
         return k_size + k_size_swa, v_size + v_size_swa
 
-    def get_contiguous_buf_infos(self):
-        full_kv_data_ptrs, full_kv_data_lens, full_kv_item_lens = (
-            self.full_kv_pool.get_contiguous_buf_infos()
-        )
-        return (
-            full_kv_data_ptrs,
-            full_kv_data_lens,
-            full_kv_item_lens,
-        )
 
     def get_state_buf_infos(self):
         swa_kv_data_ptrs, swa_kv_data_lens, swa_kv_item_lens = (
@@ -168,13 +150,6 @@ class SWAKVPool(BaseSWAKVPool):
         else:
             return self.full_kv_pool.get_kv_buffer(layer_id_pool)
 
-    def get_kv_scale_buffer(self, layer_id: int):
-        self._wait_for_layer(layer_id)
-        layer_id_pool, is_swa_layer = self.layers_mapping[layer_id]
-        if is_swa_layer:
-            return self.swa_kv_pool.get_kv_scale_buffer(layer_id_pool)
-        else:
-            return self.full_kv_pool.get_kv_scale_buffer(layer_id_pool)
 
     def translate_loc_from_full_to_swa(self, kv_indices: torch.Tensor) -> torch.Tensor:
         assert self.full_to_swa_index_mapping is not None
@@ -218,39 +193,7 @@ class SWAKVPool(BaseSWAKVPool):
                 layer_id_override=layer_id_pool,
             )
 
-    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
-        self.full_kv_pool.move_kv_cache(tgt_loc, src_loc)
-        tgt_loc_swa = self.translate_loc_from_full_to_swa(tgt_loc)
-        src_loc_swa = self.translate_loc_from_full_to_swa(src_loc)
-        self.swa_kv_pool.move_kv_cache(tgt_loc_swa, src_loc_swa)
 
-    def _filter_swa_cpu_copy(self, swa_kv_cpu, row_mask: torch.Tensor):
-        if swa_kv_cpu is None:
-            return None
-        if row_mask is None or bool(torch.all(row_mask).item()):
-            return swa_kv_cpu
-
-        chunk_size = getattr(
-            self.swa_kv_pool, "cpu_offloading_chunk_size", len(row_mask)
-        )
-        filtered = []
-        for layer_chunks in swa_kv_cpu:
-            if len(layer_chunks) == 0:
-                filtered.append([])
-                continue
-
-            k_cpu = torch.cat([chunk[0] for chunk in layer_chunks], dim=0)
-            v_cpu = torch.cat([chunk[1] for chunk in layer_chunks], dim=0)
-            k_cpu = k_cpu[row_mask]
-            v_cpu = v_cpu[row_mask]
-
-            filtered_layer = []
-            for i in range(0, len(k_cpu), chunk_size):
-                filtered_layer.append(
-                    [k_cpu[i : i + chunk_size], v_cpu[i : i + chunk_size]]
-                )
-            filtered.append(filtered_layer)
-        return filtered
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         # For SWA, we need to copy KV cache from both full and SWA pools

@@ -342,99 +342,18 @@ class UnifiedKVPool:
 
     # -- introspection --
 
-    def spec(self, name: str) -> SubPoolSpec:
-        return self._specs_by_name[name]
 
-    def mha_spec(self, name: str) -> MHASubPoolSpec:
-        s = self._specs_by_name[name]
-        assert isinstance(
-            s, MHASubPoolSpec
-        ), f"sub-pool {name!r} is {type(s).__name__}, expected MHASubPoolSpec"
-        return s
 
-    def mla_spec(self, name: str) -> MLASubPoolSpec:
-        s = self._specs_by_name[name]
-        assert isinstance(
-            s, MLASubPoolSpec
-        ), f"sub-pool {name!r} is {type(s).__name__}, expected MLASubPoolSpec"
-        return s
 
-    def mamba_spec(self, name: str) -> MambaSubPoolSpec:
-        s = self._specs_by_name[name]
-        assert isinstance(
-            s, MambaSubPoolSpec
-        ), f"sub-pool {name!r} is {type(s).__name__}, expected MambaSubPoolSpec"
-        return s
 
-    def max_slots(self, name: str) -> int:
-        return self._max_slots[name]
 
-    def min_slot_index(self, name: str) -> int:
-        return self._min_slot_index[name]
 
-    def anchor_bytes(self, name: str) -> int:
-        anchor = self._anchor_bytes[name]
-        assert anchor == 0, f"current design assumes all anchors are 0; got {anchor}"
-        return anchor
 
-    def mha_views_for(self, name: str) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        return self._mha_views[name]
 
-    def mla_views_for(self, name: str) -> List[torch.Tensor]:
-        return self._mla_views[name]
 
-    def mamba_views_for(self, name: str) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        return self._mamba_views[name]
 
-    def _build_mha_views(
-        self,
-        spec: MHASubPoolSpec,
-        anchor_bytes: int,
-        max_slots: int,
-        page_size: int,
-    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        return build_page_major_mha_views(
-            self._raw,
-            layer_num=spec.layer_num,
-            head_num=spec.head_num,
-            head_dim=spec.head_dim,
-            v_head_dim=spec.v_head_dim,
-            store_dtype=spec.store_dtype,
-            page_size=page_size,
-            num_pages=max_slots // page_size,
-            anchor_bytes=anchor_bytes,
-        )
 
-    def _build_mla_views(
-        self,
-        spec: MLASubPoolSpec,
-        anchor_bytes: int,
-        max_slots: int,
-        page_size: int,
-    ) -> List[torch.Tensor]:
-        return build_dense_mla_views(
-            self._raw,
-            layer_num=spec.layer_num,
-            kv_cache_dim=spec.kv_cache_dim,
-            store_dtype=spec.store_dtype,
-            page_size=page_size,
-            num_pages=max_slots // page_size,
-            anchor_bytes=anchor_bytes,
-        )
 
-    def _build_mamba_views(
-        self, spec: MambaSubPoolSpec, anchor_bytes: int, max_slots: int
-    ) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        return build_page_major_mamba_views(
-            self._raw,
-            layer_num=spec.layer_num,
-            conv_state_shapes=spec.conv_state_shapes,
-            conv_dtype=spec.conv_dtype,
-            temporal_state_shape=spec.temporal_state_shape,
-            temporal_dtype=spec.temporal_dtype,
-            max_slots=max_slots,
-            anchor_bytes=anchor_bytes,
-        )
 
 
 class UnifiedMHATokenToKVPool(MHATokenToKVPool):
@@ -787,9 +706,6 @@ class UnifiedMambaPool(MambaPool):
     # Inherited MambaPool state ops (copy_from/clear_slots/get_cpu_copy/load_cpu_copy)
     # take PHYSICAL slot ids; callers translate via the slot allocator first.
 
-    def _copy_from_physical(self, src_index: torch.Tensor, dst_index: torch.Tensor):
-        # Physical-slot copy used by the allocator's `_compact_pending`.
-        MambaPool.copy_from(self, src_index, dst_index)
 
 
 class UnifiedMambaSlotAllocator:
@@ -822,15 +738,7 @@ class UnifiedMambaSlotAllocator:
     def size(self) -> int:
         return self._max_size
 
-    def available_size(self) -> int:
-        # Slot-conservation count (max - allocated): the leak-check view, NOT the
-        # planner value (use schedulable_available_size for that).
-        return self._max_size - self._multi_ended_allocator.allocated_count()
 
-    def schedulable_available_size(self) -> int:
-        # Byte-coordinated count (>= N => alloc(N) succeeds); credits the peer's
-        # drainable holes since alloc flushes the peer before extending.
-        return self._multi_ended_allocator.schedulable_available_size()
 
     @property
     def free_slots(self) -> torch.Tensor:
@@ -865,25 +773,9 @@ class UnifiedMambaSlotAllocator:
         self._alloc_iter = None
         return self._multi_ended_allocator.clear()
 
-    def alloc_group_begin(self, num_reqs: int):
-        """Pre-allocate a batch that ``alloc(1)`` then draws from."""
-        self._alloc_iter = None
-        if num_reqs > 0:
-            result = self._multi_ended_allocator.alloc(num_reqs)
-            if result is not None:
-                self._alloc_iter = iter(result.split(1))
-
-    def alloc_group_end(self):
-        """Return any unused pre-allocated slots from the current group."""
-        if self._alloc_iter is not None:
-            remaining = list(self._alloc_iter)
-            if remaining:
-                self._multi_ended_allocator.free(torch.cat(remaining))
-        self._alloc_iter = None
 
 
-    def allocator_state_str(self) -> str:
-        return self._multi_ended_allocator.allocator_state_str()
+
 
 
 class UnifiedHybridReqToTokenPool(HybridReqToTokenPool):
@@ -1326,10 +1218,6 @@ class UnifiedSWAKVPool(SWAKVPool):
 
     # -- allocator wiring --
 
-    def attach_allocators(self, *, full_allocator, swa_allocator) -> None:
-        """Wire the two `MultiEndedAllocator`s whose v2p tables translate slot ids."""
-        self._full_allocator = full_allocator
-        self._swa_allocator = swa_allocator
 
     # -- BaseSWAKVPool ABC surface --
 
@@ -1441,19 +1329,6 @@ class UnifiedSWAKVPool(SWAKVPool):
 
     # -- HiCache shims (translate virtual->physical, then delegate) --
 
-    @staticmethod
-    def _virt_tokens_to_phys_tokens(
-        virt_tokens: torch.Tensor, allocator
-    ) -> torch.Tensor:
-        """Virtual TOKEN ids -> physical TOKEN ids (page-aware). Unbound pages yield
-        negatives; callers filter via `swa_phys >= 0`."""
-        ps = allocator.page_size
-        if ps == 1:
-            return allocator.virtual_to_physical[virt_tokens]
-        virt_pages = virt_tokens // ps
-        offsets = virt_tokens % ps
-        phys_pages = allocator.virtual_to_physical[virt_pages]
-        return phys_pages * ps + offsets
 
     def get_cpu_copy(self, indices, mamba_indices=None):
         assert self._full_allocator is not None

@@ -22,16 +22,10 @@ from sglang.kernels.ops.kvcache.mla_buffer import (
     get_mla_kv_buffer_triton as get_mla_kv_buffer_triton,
 )
 from sglang.kernels.ops.kvcache.mla_buffer import (
-    set_mla_kv_buffer_fp8_quant_kernel as set_mla_kv_buffer_fp8_quant_kernel,
-)
-from sglang.kernels.ops.kvcache.mla_buffer import (
     set_mla_kv_buffer_kernel as set_mla_kv_buffer_kernel,
 )
 from sglang.kernels.ops.kvcache.mla_buffer import (
     set_mla_kv_buffer_triton as set_mla_kv_buffer_triton,
-)
-from sglang.kernels.ops.kvcache.mla_buffer import (
-    set_mla_kv_buffer_triton_fp8_quant as set_mla_kv_buffer_triton_fp8_quant,
 )
 from sglang.kernels.ops.kvcache.mla_buffer import (
     set_mla_kv_scale_buffer_kernel as set_mla_kv_scale_buffer_kernel,

@@ -17,14 +17,11 @@
 
 from __future__ import annotations
 
-import bisect
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Optional
 
-import psutil
 import torch
-import tqdm
 
 from sglang.srt.distributed.parallel_state import GroupCoordinator
 from sglang.srt.layers.logits_processor import LogitsProcessorOutput
@@ -63,21 +60,8 @@ logger = logging.getLogger(__name__)
 _capture_skip_cross_attention: Optional[bool] = None
 
 
-def get_capture_skip_cross_attention() -> Optional[bool]:
-    """Return the active skip_cross_attention override, or None if not set."""
-    return _capture_skip_cross_attention
 
 
-@contextmanager
-def capture_with_skip_cross_attention(skip: bool):
-    """Pin skip_cross_attention to *skip* for the duration of the context."""
-    global _capture_skip_cross_attention
-    previous = _capture_skip_cross_attention
-    _capture_skip_cross_attention = skip
-    try:
-        yield
-    finally:
-        _capture_skip_cross_attention = previous
 
 
 if TYPE_CHECKING:
@@ -685,320 +669,14 @@ class CPUGraphRunner:
                 f"Capture CPU graph failed: {e}\n{CPU_GRAPH_CAPTURE_FAILED_MSG}"
             )
 
-    def _get_skip_cross_attention(self, forward_batch: ForwardBatch) -> bool:
-        """Return True when cross-attention layers should be skipped.
 
-        Non-encoder-decoder models have no cross-attention at all, so they
-        always use self.graphs (the skip=True / text-only graph dict).
-        For encoder-decoder models, skip when no request in the batch has
-        encoder output (i.e. no images).
-        """
-        if not self.is_encoder_decoder:
-            return True
-        return bool(forward_batch.encoder_lens.max() == 0)
 
-    def can_run_graph(self, forward_batch: ForwardBatch):
-        is_bs_supported = (
-            forward_batch.batch_size in self.graphs
-            if self.disable_padding
-            else forward_batch.batch_size <= self.max_bs
-        )
 
-        return is_bs_supported
 
-    def capture(self) -> None:
-        capture_range = (
-            tqdm.tqdm(list(reversed(self.capture_bs)))
-            if get_parallel().tp_rank == 0
-            else reversed(self.capture_bs)
-        )
-        for bs in capture_range:
-            if get_parallel().tp_rank == 0:
-                avail_mem = psutil.virtual_memory().available / (1 << 30)
-                capture_range.set_description(
-                    f"Capturing batches ({bs=} {avail_mem=:.2f} GB)"
-                )
 
-            with patch_model(
-                self.model_runner.model,
-                bs in self.capture_bs,
-                num_tokens=bs * self.captured_req_width,
-                tp_group=self.model_runner.tp_group,
-            ) as forward:
-                graph, output_buffers = self.capture_one_batch_size(
-                    bs, forward, skip_cross_attention=True
-                )
-                self.graphs[bs] = graph
-                self.output_buffers[bs] = output_buffers
-                if self.is_encoder_decoder:
-                    # Capture a second graph with cross-attention enabled
-                    # (used when the batch contains images).
-                    graph_cross, _ = self.capture_one_batch_size(
-                        bs, forward, skip_cross_attention=False
-                    )
-                    self.graphs_cross[bs] = graph_cross
 
-        # Re-init states for qwen3-next as
-        # torch.compile may change the states
-        self._reset_mamba_cache_if_needed()
 
-    def _reset_mamba_cache_if_needed(self) -> None:
 
-        mamba_pool = getattr(self.model_runner.req_to_token_pool, "mamba_pool", None)
-        if mamba_pool is None:
-            return
-        mamba_cache = getattr(mamba_pool, "mamba_cache", None)
-        if mamba_cache is None:
-            return
-
-        def _zero_nested(obj):
-            if isinstance(obj, torch.Tensor):
-                obj.zero_()
-            elif isinstance(obj, (list, tuple)):
-                for it in obj:
-                    _zero_nested(it)
-
-        for v in vars(mamba_cache).values():
-            _zero_nested(v)
-
-    def capture_one_batch_size(
-        self, bs: int, forward: Callable, skip_cross_attention: bool = False
-    ):
-        num_tokens = bs * self.captured_req_width
-
-        # Graph inputs
-        input_ids = self.input_ids[:num_tokens]
-        req_pool_indices = self.req_pool_indices[:bs]
-        seq_lens = self.seq_lens[:bs]
-        out_cache_loc = self.out_cache_loc[:num_tokens]
-        positions = self.positions[:num_tokens]
-        mrope_positions = self.mrope_positions[:, :num_tokens]
-        self.num_token_non_padded[...] = num_tokens
-        if self.is_encoder_decoder:
-            encoder_lens = self.encoder_lens[:bs]
-        else:
-            encoder_lens = None
-
-        spec_info = self.get_spec_info(num_tokens)
-        self.capture_hidden_mode = get_required_capture_hidden_mode(
-            self.capture_hidden_mode,
-            spec_info,
-        )
-
-        forward_batch = ForwardBatch(
-            forward_mode=self.capture_forward_mode,
-            batch_size=bs,
-            input_ids=input_ids,
-            req_pool_indices=req_pool_indices,
-            seq_lens=seq_lens,
-            out_cache_loc=out_cache_loc,
-            seq_lens_sum=seq_lens.sum().item(),
-            encoder_lens=encoder_lens,
-            encoder_lens_cpu=encoder_lens,
-            return_logprob=False,
-            positions=positions,
-            mrope_positions=mrope_positions,
-            spec_algorithm=self.model_runner.spec_algorithm,
-            spec_info=spec_info,
-            capture_hidden_mode=self.capture_hidden_mode,
-            num_token_non_padded=self.num_token_non_padded,
-            global_forward_mode=self.capture_forward_mode,
-        )
-        # Wrap all forward calls with capture_with_skip_cross_attention so that
-        # mllama (and any other encoder-decoder model) sees the correct compile-
-        # time constant for skip_cross_attention during tracing.
-        skip_ctx = (
-            capture_with_skip_cross_attention(skip_cross_attention)
-            if self.is_encoder_decoder
-            else empty_context()
-        )
-        with skip_ctx:
-            with forward_context(
-                ForwardContext(attn_backend=self.model_runner.attn_backend)
-            ):
-                self.model_runner.attn_backend.init_forward_metadata_capture_cpu_graph(
-                    bs,
-                    num_tokens,
-                    req_pool_indices,
-                    seq_lens,
-                    None,
-                    forward_batch.forward_mode,
-                    forward_batch.spec_info,
-                )
-                with torch.no_grad():
-                    self.model_runner.tp_group.barrier()
-                    self.model_runner.model.forward(
-                        forward_batch.input_ids,
-                        forward_batch.positions,
-                        forward_batch,
-                    )
-
-                # Run and capture
-                def run_once():
-                    # Clean intermediate result cache for DP attention
-                    forward_batch.dp_local_start_pos = (
-                        forward_batch.dp_local_num_tokens
-                    ) = None
-                    logits_output_or_pp_proxy_tensors = forward(
-                        forward_batch.input_ids,
-                        forward_batch.positions,
-                        forward_batch,
-                    )
-                    return logits_output_or_pp_proxy_tensors
-
-                with torch.no_grad():
-                    for _ in range(2):
-                        self.model_runner.tp_group.barrier()
-                        out = run_once()
-                    # Save the captured forward_batch in the appropriate dict
-                    if skip_cross_attention:
-                        self.captured_forward_batches[bs] = forward_batch
-                    else:
-                        self.captured_forward_batches_cross[bs] = forward_batch
-                    return forward, out
-
-    def _validate_capture_hidden_mode(self, forward_batch: ForwardBatch) -> None:
-        if self.capture_hidden_mode < forward_batch.capture_hidden_mode:
-            raise RuntimeError(
-                "The runtime hidden-state mode exceeds the fixed CPU graph "
-                f"capture mode ({self.capture_hidden_mode.name})."
-            )
-
-    def prepare_replay(
-        self,
-        forward_batch: ForwardBatch,
-        skip: bool = False,
-    ):
-        self._validate_capture_hidden_mode(forward_batch)
-
-        graphs = self.graphs_cross if not skip else self.graphs
-        cfbs = (
-            self.captured_forward_batches_cross
-            if not skip
-            else self.captured_forward_batches
-        )
-
-        raw_bs = forward_batch.batch_size
-        if raw_bs in graphs:
-            # Keep encoder_out_cache_loc consistent with the captured graph (None).
-            if self.is_encoder_decoder:
-                # encoder_out_cache_loc is never accessed during decode (k/v are
-                # None so the KV-write path is skipped in the kernel).  Use None
-                # consistently at both capture time and runtime.
-                forward_batch.encoder_out_cache_loc = None
-            self.model_runner.attn_backend.init_forward_metadata(forward_batch)
-            return forward_batch
-
-        raw_num_token = raw_bs * self.captured_req_width
-        index = bisect.bisect_left(self.capture_bs, raw_bs)
-        bs = self.capture_bs[index]
-        assert bs > raw_bs
-        self.raw_bs = raw_bs
-        self.raw_num_token = raw_num_token
-        self.bs = bs
-
-        captured_forward_batch = cfbs[bs]
-        assert captured_forward_batch is not None
-        captured_forward_batch.seq_lens.fill_(self.seq_len_fill_value)
-        captured_forward_batch.out_cache_loc.zero_()
-        # Pair with seq_lens fill: padded rows must point at reserved
-        # req_pool slot 0 (req_to_token[0, :] is all zeros from init).
-        captured_forward_batch.req_pool_indices.zero_()
-        captured_forward_batch.input_ids[:raw_num_token].copy_(forward_batch.input_ids)
-        captured_forward_batch.req_pool_indices[:raw_bs].copy_(
-            forward_batch.req_pool_indices
-        )
-        captured_forward_batch.seq_lens[:raw_bs].copy_(forward_batch.seq_lens)
-        captured_forward_batch.out_cache_loc[:raw_num_token].copy_(
-            forward_batch.out_cache_loc
-        )
-        captured_forward_batch.positions[:raw_num_token].copy_(forward_batch.positions)
-        if forward_batch.mrope_positions is not None:
-            self.mrope_positions[:, :raw_num_token].copy_(forward_batch.mrope_positions)
-
-        if self.is_encoder_decoder:
-            captured_forward_batch.encoder_lens[:raw_bs].copy_(
-                forward_batch.encoder_lens
-            )
-            captured_forward_batch.encoder_out_cache_loc = None
-        if enable_num_token_non_padded():
-            captured_forward_batch.num_token_non_padded.copy_(
-                forward_batch.num_token_non_padded
-            )
-
-        self.model_runner.attn_backend.init_forward_metadata(captured_forward_batch)
-        return captured_forward_batch
-
-    def execute(
-        self,
-        forward_batch: ForwardBatch,
-        pp_proxy_tensors: Optional[PPProxyTensors] = None,
-    ) -> Union[LogitsProcessorOutput, PPProxyTensors]:
-        assert (
-            pp_proxy_tensors is None
-        ), "PPProxyTensors is not supported in CPUGraphRunner yet."
-
-        replay_context = (
-            model_capture_mode if self.is_encoder_decoder else empty_context
-        )
-        # Determine which compiled graph to use and pin skip_cross_attention so
-        # that any torch.compile re-tracing sees the same compile-time constant.
-        skip = self._get_skip_cross_attention(forward_batch)
-        graphs = self.graphs_cross if not skip else self.graphs
-        skip_ctx = (
-            capture_with_skip_cross_attention(skip)
-            if self.is_encoder_decoder
-            else empty_context()
-        )
-        with replay_context():
-            with skip_ctx:
-                prepared_forward_batch = self.prepare_replay(forward_batch, skip=skip)
-                output = graphs[prepared_forward_batch.batch_size](
-                    prepared_forward_batch.input_ids,
-                    prepared_forward_batch.positions,
-                    prepared_forward_batch,
-                )
-        if forward_batch.batch_size in graphs:
-            return output
-
-        assert isinstance(output, LogitsProcessorOutput)
-        return LogitsProcessorOutput(
-            next_token_logits=output.next_token_logits[: self.raw_num_token],
-            hidden_states=(
-                output.hidden_states[: self.raw_num_token]
-                if output.hidden_states is not None
-                else None
-            ),
-        )
-
-    def get_spec_info(self, num_tokens: int):
-        spec_info = None
-        if (
-            self.model_runner.spec_algorithm.is_eagle()
-            or self.model_runner.spec_algorithm.is_standalone()
-        ):
-            from sglang.srt.speculative.eagle_info import EagleVerifyInput
-
-            if self.model_runner.is_draft_worker:
-                raise RuntimeError("This should not happen.")
-            else:
-                spec_info = EagleVerifyInput(
-                    draft_token=None,
-                    custom_mask=self.custom_mask,
-                    positions=None,
-                    retrieve_index=None,
-                    retrieve_next_token=None,
-                    retrieve_next_sibling=None,
-                    retrieve_cum_len=None,
-                    spec_steps=get_spec().speculative_num_steps,
-                    topk=self.model_runner.server_args.speculative_eagle_topk,
-                    draft_token_num=get_spec().speculative_num_draft_tokens,
-                    capture_hidden_mode=CaptureHiddenMode.FULL,
-                    seq_lens_sum=None,
-                    seq_lens_cpu=None,
-                )
-
-        return spec_info
 
 
 CPU_GRAPH_CAPTURE_FAILED_MSG = (

@@ -73,16 +73,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _get_dsv4_compress_state_dtype_sizes() -> tuple[int, int]:
-    dtype_name = envs.SGLANG_DSV4_COMPRESS_STATE_DTYPE.get().strip().lower()
-    if dtype_name in ("float32", "fp32"):
-        return 4, 4
-    if dtype_name in ("bfloat16", "bf16"):
-        return 2, 2
-    raise ValueError(
-        "Unsupported SGLANG_DSV4_COMPRESS_STATE_DTYPE="
-        f"{dtype_name!r}. Expected one of: float32, fp32, bfloat16, bf16."
-    )
 
 
 class MemoryPoolConfigurator:
@@ -433,53 +423,6 @@ class HybridSWAPoolConfigurator(MemoryPoolConfigurator):
                 * self._swa_layers_num
             )
 
-    def _solve_pool_sizes(
-        self, max_total_num_tokens: int, page_size: int
-    ) -> MemoryPoolConfig:
-        """Core computation: split max_total_num_tokens into full/swa pool sizes."""
-
-        def align_page_size(x: int) -> int:
-            return (x // page_size) * page_size
-
-        if self._full_layers_num == 0:
-            # All-SWA: no full pool, max_total = actual SWA pool size.
-            # Ratio is not applied -- see __init__ comment.
-            swa_tokens = align_page_size(max_total_num_tokens)
-            logger.info(
-                f"Use sliding window memory pool (all SWA). "
-                f"swa_layer_tokens={swa_tokens}"
-            )
-            return MemoryPoolConfig(
-                max_total_num_tokens=swa_tokens,
-                full_max_total_num_tokens=0,
-                swa_max_total_num_tokens=swa_tokens,
-            )
-
-        # Hybrid: full_tokens = max_total_num_tokens, swa_tokens = full_tokens * ratio
-        full_tokens = align_page_size(max_total_num_tokens)
-        swa_tokens = align_page_size(int(full_tokens * self._swa_full_tokens_ratio))
-
-        if (
-            self._sliding_window_size is not None
-            and self._sliding_window_size + self._page_size >= swa_tokens
-        ):
-            raise ValueError(
-                f"SWA pool ({swa_tokens} tokens) cannot hold even one request: "
-                f"the prefill admission floor is sliding_window_size "
-                f"({self._sliding_window_size}) + page_size ({self._page_size}). "
-                f"Increase --swa-full-tokens-ratio or the total KV budget."
-            )
-
-        logger.info(
-            f"Use sliding window memory pool. "
-            f"full_layer_tokens={full_tokens}, swa_layer_tokens={swa_tokens}"
-        )
-
-        return MemoryPoolConfig(
-            max_total_num_tokens=full_tokens,
-            full_max_total_num_tokens=full_tokens,
-            swa_max_total_num_tokens=swa_tokens,
-        )
 
     def calculate_pool_sizes(
         self, available_bytes: int, page_size: int
@@ -543,19 +486,6 @@ class SWAChunkCapPoolConfigurator(HybridSWAPoolConfigurator):
                 + page_size
             )
 
-    @staticmethod
-    def is_applicable(kvc: KVCacheConfigurator) -> bool:
-        """True when SWAChunkCache can be sized from explicit max requests."""
-        sa = kvc.server_args
-        if sa.max_running_requests is None:
-            return False
-        if not sa.disable_radix_cache:
-            return False
-        if sa.chunked_prefill_size is None:
-            return False
-        if kvc.sliding_window_size is None:
-            return False
-        return len(kvc.model_config.full_attention_layer_ids) > 0
 
     def calculate_pool_sizes(
         self, available_bytes: int, page_size: int
@@ -597,14 +527,6 @@ class SWAChunkCapPoolConfigurator(HybridSWAPoolConfigurator):
         )
 
 
-@dataclass
-class _DSV4PoolSizes:
-    full_max_total_num_tokens: int
-    swa_max_total_num_tokens: int
-    c4_max_total_num_tokens: int
-    c128_max_total_num_tokens: int
-    c4_state_pool_size: int
-    c128_state_pool_size: int
 
 
 class DSV4PoolConfigurator(MemoryPoolConfigurator):
@@ -706,119 +628,11 @@ class DSV4PoolConfigurator(MemoryPoolConfigurator):
                     "DSV4 compressed attention: online c128 enabled (ring_size=1)"
                 )
 
-    def _get_bytes_per_full_token(self) -> float:
-        kv_bytes = self.qk_nope_head_dim + self.qk_rope_head_dim * 2 + 8
 
-        quant_block_size = 128
-        indexer_bytes = (
-            self.indexer_head_dim + self.indexer_head_dim // quant_block_size * 4
-        )
 
-        attn_head_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
-        c4_state_dtype_size, c128_state_dtype_size = (
-            _get_dsv4_compress_state_dtype_sizes()
-        )
-        c4_state_bytes = 2 * 2 * attn_head_dim * c4_state_dtype_size
-        # Online c128 stores (max, sum, kv) per slot (3*head_dim) instead of
-        # raw (kv, score) (2*head_dim). Combined with ring_size=1 this still
-        # nets a large reduction (~3/256x) but the per-slot bytes go up.
-        c128_online = envs.SGLANG_OPT_USE_ONLINE_COMPRESS.get()
-        c128_state_bytes = (
-            (3 if c128_online else 2 * 1) * attn_head_dim * c128_state_dtype_size
-        )
-        c4_indexer_state_bytes = 2 * 2 * self.indexer_head_dim * c4_state_dtype_size
 
-        c4_state_ratio = self.c4_ring_size / self.swa_page_size
-        # C128 state is request-scoped and is finalized after
-        # max_running_requests is known, so it should not scale with
-        # full-token capacity here.
-        c128_state_ratio = 0
 
-        c4_frac = 1 / (4 * self.c4_shrink_factor)
-        return (
-            self.swa_ratio * kv_bytes * self.num_layers_total
-            + c4_frac * kv_bytes * self.num_layers_ca4
-            + 1 / 128 * kv_bytes * self.num_layers_ca128
-            + 1 / 4 * indexer_bytes * self.num_layers_ca4
-            + self.swa_ratio * c4_state_ratio * c4_state_bytes * self.num_layers_ca4
-            + c128_state_ratio * c128_state_bytes * self.num_layers_ca128
-            + self.swa_ratio
-            * c4_state_ratio
-            * c4_indexer_state_bytes
-            * self.num_layers_ca4
-        )
 
-    def _compute_dsv4_sizes(self, full_token: int, page_size: int) -> _DSV4PoolSizes:
-        full_token = full_token // page_size * page_size
-        swa_tokens = int(full_token * self.swa_ratio) // page_size * page_size
-        return _DSV4PoolSizes(
-            full_max_total_num_tokens=full_token,
-            swa_max_total_num_tokens=swa_tokens,
-            c4_max_total_num_tokens=full_token // (4 * self.c4_shrink_factor),
-            c128_max_total_num_tokens=full_token // 128,
-            c4_state_pool_size=swa_tokens // self.swa_page_size * self.c4_ring_size,
-            c128_state_pool_size=0,
-        )
-
-    def _get_num_req_slots(self, max_running_requests: int) -> int:
-        if self.disaggregation_mode == "decode":
-            return max_running_requests + self.disaggregation_decode_extra_slots + 1
-        return max_running_requests + 1
-
-    def _get_c128_state_fixed_bytes(self, max_running_requests: int) -> int:
-        if self.num_layers_ca128 == 0:
-            return 0
-
-        _, c128_state_dtype_size = _get_dsv4_compress_state_dtype_sizes()
-        attn_head_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
-        num_req_slots = self._get_num_req_slots(max_running_requests)
-
-        if envs.SGLANG_OPT_USE_ONLINE_COMPRESS.get():
-            state_rows = num_req_slots + self.c128_ring_size + 1
-            state_rows *= 1 + self.online_c128_mtp_max_draft_tokens
-            state_last_dim = 3 * attn_head_dim
-        else:
-            state_pool_size = num_req_slots * self.c128_ring_size
-            state_rows = state_pool_size + self.c128_ring_size + 1
-            state_rows = ceil_div(state_rows, 128) * 128
-            state_last_dim = 2 * attn_head_dim
-
-        return (
-            state_rows * state_last_dim * c128_state_dtype_size * self.num_layers_ca128
-        )
-
-    def _get_c128_state_fixed_bytes_for_token_capacity(
-        self, token_capacity: int
-    ) -> int:
-        if self.requested_max_running_requests_per_worker is not None:
-            return self._get_c128_state_fixed_bytes(
-                self.requested_max_running_requests_per_worker
-            )
-
-        estimated = int(token_capacity / self.context_len * 512)
-        estimated = max(min(estimated, 4096), 2048)
-        max_running_requests = min(estimated, token_capacity // 2)
-        return self._get_c128_state_fixed_bytes(max_running_requests)
-
-    def _to_config(self, sizes: _DSV4PoolSizes) -> MemoryPoolConfig:
-        full = sizes.full_max_total_num_tokens
-        swa = sizes.swa_max_total_num_tokens
-        logger.info(
-            f"DSV4 pool sizes: full={full}, swa={swa}, "
-            f"c4={sizes.c4_max_total_num_tokens}, "
-            f"c128={sizes.c128_max_total_num_tokens}, "
-            f"c4_state={sizes.c4_state_pool_size}, "
-            f"c128_state={sizes.c128_state_pool_size}"
-        )
-        return MemoryPoolConfig(
-            max_total_num_tokens=full,
-            full_max_total_num_tokens=full,
-            swa_max_total_num_tokens=swa,
-            c4_max_total_num_tokens=sizes.c4_max_total_num_tokens,
-            c128_max_total_num_tokens=sizes.c128_max_total_num_tokens,
-            c4_state_pool_size=sizes.c4_state_pool_size,
-            c128_state_pool_size=sizes.c128_state_pool_size,
-        )
 
     def finalize_with_max_running_requests(
         self, config: MemoryPoolConfig

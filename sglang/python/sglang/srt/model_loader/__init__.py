@@ -10,7 +10,6 @@ from torch import nn
 
 from sglang.srt.model_loader.loader import BaseModelLoader, get_model_loader
 from sglang.srt.model_loader.utils import (
-    get_architecture_class_name,
     get_model_architecture,
 )
 
@@ -37,6 +36,5 @@ __all__ = [
     "get_model",
     "get_model_loader",
     "BaseModelLoader",
-    "get_architecture_class_name",
     "get_model_architecture",
 ]

@@ -53,57 +53,8 @@ def trigger_init_weights_send_group_for_remote_instance_request(
         raise
 
 
-def trigger_transferring_weights_request(
-    remote_instance_weight_loader_seed_instance_ip: str,
-    remote_instance_weight_loader_seed_instance_service_port: int,
-    remote_instance_weight_loader_send_weights_group_ports: List[int],
-    remote_instance_weight_loader_client_id: str,
-):
-    seed_instance_service_url = f"http://{remote_instance_weight_loader_seed_instance_ip}:{remote_instance_weight_loader_seed_instance_service_port}"
-    try:
-        requests.post(
-            f"{seed_instance_service_url}/send_weights_to_remote_instance",
-            json={
-                "master_address": remote_instance_weight_loader_seed_instance_ip,
-                "ports": (
-                    ",".join(
-                        str(p)
-                        for p in remote_instance_weight_loader_send_weights_group_ports
-                    )
-                ),
-                "group_name": f"send_weights_{remote_instance_weight_loader_client_id}",
-            },
-        )
-    except Exception as e:
-        logger.error(f"Failed to trigger send weights to remote instance request: {e}")
-        raise
 
 
-def get_remote_instance_transfer_engine_info_per_rank(seed_url: str, rank: int):
-    try:
-        response = requests.get(
-            f"{seed_url}/get_remote_instance_transfer_engine_info",
-            params={
-                "rank": rank,
-            },
-        )
-
-        if response.status_code == 200:
-            data = response.json()
-
-            if "remote_instance_transfer_engine_info" in data:
-                return data["remote_instance_transfer_engine_info"]
-            else:
-                logger.error(
-                    "Failed to get `remote_instance_transfer_engine_info` in response."
-                )
-                return None, None
-        else:
-            logger.error(f"request.get failed: {response.status_code}")
-            return None, None
-    except Exception as e:
-        logger.error(f"Exception: {e}")
-        return None, None
 
 
 def register_memory_region(model, transfer_engine):

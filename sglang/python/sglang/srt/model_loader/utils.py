@@ -250,8 +250,6 @@ def get_resolved_model_impl(model_config: ModelConfig) -> ModelImpl:
     return resolved_model_impl
 
 
-def get_architecture_class_name(model_config: ModelConfig) -> str:
-    return get_model_architecture(model_config)[1]
 
 
 def should_deepgemm_weight_requant_ue8m0(

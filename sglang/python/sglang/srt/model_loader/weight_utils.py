@@ -21,7 +21,6 @@ from typing import (
     Callable,
     Dict,
     Generator,
-    Iterable,
     List,
     Optional,
     Tuple,
@@ -34,7 +33,6 @@ import numpy as np
 import safetensors.torch
 import torch
 from huggingface_hub import HfFileSystem, hf_hub_download, snapshot_download
-from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 from tqdm.auto import tqdm
 
 from sglang.srt.configs.load_config import LoadConfig
@@ -172,11 +170,6 @@ def replace_prefix(key: str, prefix_mapping: dict[str, str]) -> str:
     return key
 
 
-def replace_substrings(key: str, substring_mapping: dict[str, str]) -> str:
-    for substr, new_substr in substring_mapping.items():
-        if substr in key:
-            key = key.replace(substr, new_substr)
-    return key
 
 
 class DisabledTqdm(tqdm):
@@ -1410,203 +1403,13 @@ def initialize_dummy_weights(
                 param.uniform_(low, high, generator=generator)
 
 
-def maybe_remap_kv_scale_name(name: str, params_dict: dict) -> Optional[str]:
-    """Remap the name of FP8 k/v_scale parameters.
-
-    This function handles the remapping of FP8 k/v_scale parameter names.
-    It detects if the given name ends with a suffix and attempts to remap
-    it to the expected name format in the model. If the remapped name is not
-    found in the params_dict, a warning is printed and None is returned.
-
-    Args:
-        name (str): The original loaded checkpoint parameter name.
-        params_dict (dict): Dictionary containing the model's named parameters.
-
-    Returns:
-        str: The remapped parameter name if successful, or the original name
-             if no remapping is needed.
-        None: If the remapped name is not found in params_dict.
-    """
-    if name.endswith(".kv_scale"):
-        print_warning_once(
-            "DEPRECATED. Found kv_scale in the checkpoint. "
-            "This format is deprecated in favor of separate k_scale and "
-            "v_scale tensors and will be removed in a future release. "
-            "Functionally, we will remap kv_scale to k_scale and duplicate "
-            "k_scale to v_scale"
-        )
-        # NOTE: we remap the deprecated kv_scale to k_scale
-        remapped_name = name.replace(".kv_scale", ".attn.k_scale")
-        if remapped_name not in params_dict:
-            print_warning_once(
-                f"Found kv_scale in the checkpoint (e.g. {name}), "
-                "but not found the expected name in the model "
-                f"(e.g. {remapped_name}). kv_scale is "
-                "not loaded."
-            )
-            return None
-        return remapped_name
-
-    possible_scale_names = [".k_scale", ".v_scale"]
-    # Patterns where modelopt stores scales under k_proj/v_proj
-    # but the model expects them under attn (RadixAttention)
-    modelopt_attn_prefixes = [".self_attn.", ".mixer."]
-    for scale_name in possible_scale_names:
-        if name.endswith(scale_name):
-            # Check if this is a modelopt-style scale under k_proj/v_proj
-            matched_prefix = None
-            for attn_prefix in modelopt_attn_prefixes:
-                if f"{attn_prefix}{scale_name[1]}_proj{scale_name}" in name:
-                    matched_prefix = attn_prefix
-                    break
-
-            if matched_prefix is not None:
-                remapped_name = name.replace(
-                    f"{matched_prefix}{scale_name[1]}_proj{scale_name}",
-                    f"{matched_prefix}attn{scale_name}",
-                )
-            else:
-                remapped_name = name.replace(scale_name, f".attn{scale_name}")
-            if remapped_name not in params_dict:
-                print_warning_once(
-                    f"Found {scale_name} in the checkpoint (e.g. {name}), "
-                    "but not found the expected name in the model "
-                    f"(e.g. {remapped_name}). {scale_name} is "
-                    "not loaded."
-                )
-                return None
-            return remapped_name
-
-    quark_scale_names = {
-        ".q_proj.output_scale": ".attn.q_scale",
-        ".k_proj.output_scale": ".attn.k_scale",
-        ".v_proj.output_scale": ".attn.v_scale",
-        "self_attn.prob_output_scale": ".attn.prob_scale",
-    }
-    for quark_scale_name, sglang_scale_name in quark_scale_names.items():
-        if name.endswith(quark_scale_name):
-            return name.replace(quark_scale_name, sglang_scale_name)
-
-    # If there were no matches, return the untouched param name
-    return name
 
 
 # Adapted from https://github.com/vllm-project/vllm/blob/68ad4e3a8d8a66fb2a43be57471ee13a8bec4ec0/vllm/model_executor/layers/quantization/schema.py
-class KVCacheQuantSchema(BaseModel):
-    dtype: str
-    # Each key is a TP rank. Each value is a dictionary mapping a TP rank's
-    # layer indices to their per-tensor KV cache scaling factor.
-    # TODO: Consider pulling this and its validation methods out into its
-    # own schema class (tricky as its members are variable)
-    scaling_factor: Dict[int, Dict[int, float]]
-
-    @model_validator(mode="after")
-    def check_is_fp8(self) -> "KVCacheQuantSchema":
-        assert self.dtype == "float8_e4m3fn", (
-            "Loaded scaling factors intended for KV cache dtype = "
-            f"{self.dtype} rather than float8_e4m3fn!"
-        )
-        return self
-
-    @model_validator(mode="after")
-    def check_tp_ranks(self, info: ValidationInfo) -> "KVCacheQuantSchema":
-        context = info.context
-        if context:
-            tp_size = context["tp_size"]
-            num_hidden_layers = context["num_hidden_layers"]
-            assert len(self.scaling_factor) == tp_size, (
-                f"Loaded dictionary has TP size {len(self.scaling_factor)} "
-                f"but LLM engine is currently running with TP size {tp_size}."
-            )
-            for tp_rank, layer_maps in self.scaling_factor.items():
-                assert len(layer_maps) == num_hidden_layers, (
-                    f"KV cache scales map for TP rank {tp_rank} is malformed. "
-                    f"Expected {num_hidden_layers} layers, got "
-                    f"{len(layer_maps)}."
-                )
-            for i in range(tp_size):
-                assert (
-                    i in self.scaling_factor
-                ), f"KV cache scales map for TP rank {i} not found."
-        return self
-
-    @model_validator(mode="after")
-    def check_current_rank(self, info: ValidationInfo) -> "KVCacheQuantSchema":
-        context = info.context
-        if context:
-            tp_rank = context["tp_rank"]
-            num_hidden_layers = context["num_hidden_layers"]
-            layer_scales_map = self.scaling_factor[tp_rank]
-            for i in range(num_hidden_layers):
-                assert i in layer_scales_map, (
-                    f"Could not find KV cache scales for layer {i} in "
-                    f"TP rank {tp_rank}."
-                )
-        return self
 
 
-class QuantParamSchema(BaseModel):
-    # TODO: Generalize and extend with more fields
-    # (e.g. weights/activations params) once functionality is enabled
-    model_config = ConfigDict(protected_namespaces=())
-    model_type: Optional[str]
-    kv_cache: KVCacheQuantSchema
-
-    @model_validator(mode="after")
-    def check_model_type(self, info: ValidationInfo) -> "QuantParamSchema":
-        context = info.context
-        if context:
-            model_type = context.get("model_type", None)
-            if model_type is not None:
-                assert model_type == self.model_type, (
-                    f"Model type is {model_type} but loaded "
-                    f"scaling factors belonging to different "
-                    f"model type {self.model_type}!"
-                )
-        return self
 
 
-def kv_cache_scales_loader(
-    filename: str,
-    tp_rank: int,
-    tp_size: int,
-    num_hidden_layers: int,
-    model_type: Optional[str],
-) -> Iterable[Tuple[int, float]]:
-    """
-    A simple utility to read in KV cache scaling factors that have been
-    previously serialized to disk. Used by the model to populate the appropriate
-    KV cache scaling factors. The serialization should represent a dictionary
-    whose keys are the TP ranks and values are another dictionary mapping layers
-    to their KV cache scaling factors.
-    """
-    try:
-        with open(filename) as f:
-            context = {
-                "model_type": model_type,
-                "num_hidden_layers": num_hidden_layers,
-                "tp_rank": tp_rank,
-                "tp_size": tp_size,
-            }
-            schema_dct = json.load(f)
-            schema = QuantParamSchema.model_validate(schema_dct, context=context)
-            layer_scales_map = schema.kv_cache.scaling_factor[tp_rank]
-            return layer_scales_map.items()
-    except FileNotFoundError:
-        logger.error("File or directory '%s' not found.", filename)
-    except json.JSONDecodeError:
-        logger.error("Error decoding JSON in file '%s'.", filename)
-    except Exception:
-        logger.error("An error occurred while reading '%s'.", filename)
-    # This section is reached if and only if any of the excepts are hit
-    # Return an empty iterable (list) => no KV cache scales are loaded
-    # which ultimately defaults to 1.0 scales
-    logger.warning(
-        "Defaulting to KV cache scaling factors = 1.0 for all "
-        "layers in TP rank %d as an error occurred during loading.",
-        tp_rank,
-    )
-    return []
 
 
 def get_actual_shard_size(shard_size, weight_start, weight_end):

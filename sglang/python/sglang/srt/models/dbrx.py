@@ -18,7 +18,7 @@
 # Adapted from:
 # https://github.com/vllm-project/vllm/blob/c7f2cf2b7f67bce5842fedfdba508440fe257375/vllm/model_executor/models/dbrx.py#L1
 
-from typing import Iterable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,9 +26,6 @@ import torch.nn as nn
 from sglang.srt.configs import DbrxConfig
 from sglang.srt.distributed import (
     tensor_model_parallel_all_reduce,
-)
-from sglang.srt.hardware_backend.npu.quantization.moe_methods import (
-    fused_moe_npu,
 )
 from sglang.srt.layers.linear import (
     QKVParallelLinear,
@@ -50,8 +47,7 @@ from sglang.srt.layers.vocab_parallel_embedding import (
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_loader.weight_utils import (
     default_weight_loader,
-    maybe_remap_kv_scale_name,
-)
+    )
 from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import add_prefix, is_npu, set_weight_attrs
 
@@ -151,33 +147,6 @@ class DbrxExperts(nn.Module):
         )
         self.fused_moe_method = fused_moe
 
-    def weight_loader(
-        self, param: nn.Parameter, loaded_weight: torch.Tensor, weight_name: str
-    ):
-        tp_rank = get_parallel().tp_rank
-        param_data = param.data
-        shard_size = self.intermediate_size
-        shard = slice(tp_rank * shard_size, (tp_rank + 1) * shard_size)
-        # DBRX uses GLU for each experts.
-        # GLU has 3 linear layers: w1, v1 and w2.
-        if weight_name.endswith("w1"):
-            loaded_weight = torch.reshape(
-                loaded_weight,
-                [-1, self.intermediate_size * self.tp_size, self.d_model],
-            )
-            param_data[:, 0:shard_size, :] = loaded_weight[:, shard, :]
-        if weight_name.endswith("v1"):
-            loaded_weight = torch.reshape(
-                loaded_weight,
-                [-1, self.intermediate_size * self.tp_size, self.d_model],
-            )
-            param_data[:, shard_size : 2 * shard_size, :] = loaded_weight[:, shard, :]
-        if weight_name.endswith("w2"):
-            loaded_weight = torch.reshape(
-                loaded_weight,
-                [-1, self.intermediate_size * self.tp_size, self.d_model],
-            ).transpose(1, 2)
-            param_data[:] = loaded_weight[:, :, shard]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         num_tokens, hidden_size = hidden_states.shape
@@ -436,33 +405,6 @@ class DbrxForCausalLM(nn.Module):
             input_ids, hidden_states, self.lm_head, forward_batch
         )
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        expert_params_mapping = [
-            (
-                "ws" if weight_name in ["w1", "v1"] else "w2s",
-                f"experts.mlp.{weight_name}",
-            )
-            for weight_name in ["w1", "v1", "w2"]
-        ]
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-        for name, loaded_weight in weights:
-            for param_name, weight_name in expert_params_mapping:
-                if weight_name not in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, weight_name)
-                break
-            else:
-                # Remapping the name of FP8 kv-scale.
-                name = maybe_remap_kv_scale_name(name, params_dict)
-                if name is None:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
 
 
 EntryClass = DbrxForCausalLM

@@ -17,7 +17,7 @@
 """Inference-only Qwen2 model compatible with HuggingFace weights."""
 
 import logging
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -47,8 +47,7 @@ from sglang.srt.layers.vocab_parallel_embedding import (
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch, PPProxyTensors
 from sglang.srt.model_loader.weight_utils import (
     default_weight_loader,
-    kv_cache_scales_loader,
-)
+    )
 from sglang.srt.platforms import current_platform
 from sglang.srt.runtime_context import get_exec, get_parallel
 from sglang.srt.utils import add_prefix, make_layers
@@ -104,23 +103,6 @@ class Qwen2MLP(nn.Module):
         x, _ = self.down_proj(x, forward_batch=forward_batch)
         return x
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> set[str]:
-        """Load weights with centralized gate_up_proj stacked dispatch."""
-        from sglang.srt.model_loader.auto_loader import STANDARD_GATE_UP_MAPPING
-
-        loaded: set[str] = set()
-        params_dict = dict(self.named_parameters())
-        for name, tensor in weights:
-            target = STANDARD_GATE_UP_MAPPING.try_load(name, tensor, params_dict)
-            if target is not None:
-                loaded.add(target)
-                continue
-            # Direct params: down_proj, scales, etc.
-            if name in params_dict:
-                wl = getattr(params_dict[name], "weight_loader", default_weight_loader)
-                wl(params_dict[name], tensor)
-                loaded.add(name)
-        return loaded
 
 
 class Qwen2Attention(nn.Module):
@@ -212,26 +194,6 @@ class Qwen2Attention(nn.Module):
         output, _ = self.o_proj(attn_output)
         return output
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> set[str]:
-        """Load weights with centralized qkv_proj stacked dispatch."""
-        from sglang.srt.model_loader.auto_loader import STANDARD_QKV_MAPPING
-
-        loaded: set[str] = set()
-        params_dict = dict(self.named_parameters())
-        for name, tensor in weights:
-            target = STANDARD_QKV_MAPPING.try_load(name, tensor, params_dict)
-            if target is not None:
-                loaded.add(target)
-                continue
-            # Direct params: o_proj, scales, biases
-            if name in params_dict:
-                wl = getattr(params_dict[name], "weight_loader", default_weight_loader)
-                wl(params_dict[name], tensor)
-                loaded.add(name)
-            elif not (name.endswith(".bias") or name.endswith(".kv_scale")):
-                # Don't warn for optional bias or legacy kv_scale
-                pass
-        return loaded
 
 
 class Qwen2DecoderLayer(nn.Module):
@@ -378,14 +340,7 @@ class Qwen2Model(nn.Module):
         # For EAGLE3 support
         self.layers_to_capture = []
 
-    def get_input_embedding(self, input_ids: torch.Tensor) -> torch.Tensor:
-        if hasattr(self.config, "scale_emb"):
-            return self.get_input_embeddings()(input_ids) * self.config.scale_emb
-        else:
-            return self.get_input_embeddings()(input_ids)
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
 
     def forward(
         self,
@@ -442,25 +397,6 @@ class Qwen2Model(nn.Module):
     # If this function is called, it should always initialize KV cache scale
     # factors (or else raise an exception). Thus, handled exceptions should
     # make sure to leave KV cache scale factors in a known good (dummy) state
-    def load_kv_cache_scales(self, quantization_param_path: str) -> None:
-        tp_size = get_parallel().tp_size
-        tp_rank = get_parallel().tp_rank
-        for layer_idx, scaling_factor in kv_cache_scales_loader(
-            quantization_param_path,
-            tp_rank,
-            tp_size,
-            self.config.num_hidden_layers,
-            self.config.__class__.model_type,
-        ):
-            if not isinstance(self.layers[layer_idx], nn.Identity):
-                layer_self_attn = self.layers[layer_idx].self_attn
-            if hasattr(layer_self_attn.attn, "k_scale"):
-                layer_self_attn.attn.k_scale = scaling_factor
-                layer_self_attn.attn.v_scale = scaling_factor
-            else:
-                raise RuntimeError(
-                    "Self attention has no KV cache scaling " "factor attribute!"
-                )
 
 
 class Qwen2ForCausalLM(nn.Module):
@@ -517,11 +453,7 @@ class Qwen2ForCausalLM(nn.Module):
         # For EAGLE3 support
         self.capture_aux_hidden_states = False
 
-    def get_input_embedding(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model.get_input_embedding(input_ids)
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.embed_tokens
 
     @torch.no_grad()
     def forward(
@@ -558,46 +490,6 @@ class Qwen2ForCausalLM(nn.Module):
         else:
             return hidden_states
 
-    @torch.no_grad()
-    def forward_split_prefill(
-        self,
-        input_ids: torch.Tensor,
-        positions: torch.Tensor,
-        forward_batch: ForwardBatch,
-        split_interval: Tuple[int, int],  # [start, end) 0-based
-        input_embeds: torch.Tensor = None,
-    ):
-        start, end = split_interval
-        # embed
-        if start == 0:
-            if input_embeds is None:
-                forward_batch.hidden_states = self.model.embed_tokens(input_ids)
-            else:
-                forward_batch.hidden_states = input_embeds
-        # decoder layer
-        for i in range(start, end):
-            layer = self.model.layers[i]
-            forward_batch.hidden_states, forward_batch.residual = layer(
-                positions,
-                forward_batch.hidden_states,
-                forward_batch,
-                forward_batch.residual,
-            )
-
-        if end == self.model.config.num_hidden_layers:
-            # norm
-            hidden_states, _ = self.model.norm(
-                forward_batch.hidden_states, forward_batch.residual
-            )
-            forward_batch.hidden_states = hidden_states
-            # logits process
-            result = self.logits_processor(
-                input_ids, forward_batch.hidden_states, self.lm_head, forward_batch
-            )
-        else:
-            result = None
-
-        return result
 
     @property
     def start_layer(self):
@@ -607,157 +499,12 @@ class Qwen2ForCausalLM(nn.Module):
     def end_layer(self):
         return self.model.end_layer
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        from sglang.srt.environ import envs
 
-        if envs.SGLANG_ENABLE_WEIGHT_LOADER_V2.get():
-            return self._load_weights_v2(weights)
-        return self._legacy_load_weights(weights)
 
-    def _legacy_load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-        ]
 
-        params_dict = dict(self.named_parameters())
-        for name, loaded_weight in weights:
-            layer_id = get_layer_id(name)
-            if (
-                layer_id is not None
-                and hasattr(self.model, "start_layer")
-                and (
-                    layer_id < self.model.start_layer
-                    or layer_id >= self.model.end_layer
-                )
-            ):
-                continue
 
-            if name == "model.embed_tokens.weight":
-                if (
-                    not hasattr(self, "pp_group") or self.pp_group.is_last_rank
-                ) and self.config.tie_word_embeddings:
-                    if "lm_head.weight" in params_dict:
-                        param = params_dict["lm_head.weight"]
-                        weight_loader = getattr(
-                            param, "weight_loader", default_weight_loader
-                        )
-                        weight_loader(param, loaded_weight)
 
-            if "rotary_emb.inv_freq" in name or "projector" in name:
-                continue
-            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
-                # Models trained using ColossalAI may include these tensors in
-                # the checkpoint. Skip them.
-                continue
-            if name.startswith("model.vision_tower") and name not in params_dict:
-                continue
 
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if weight_name not in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-
-                if name in params_dict.keys():
-                    param = params_dict[name]
-                    weight_loader = getattr(
-                        param, "weight_loader", default_weight_loader
-                    )
-                    weight_loader(param, loaded_weight)
-                else:
-                    logger.warning(f"Parameter {name} not found in params_dict")
-
-    def _load_weights_v2(self, weights: Iterable[Tuple[str, torch.Tensor]]) -> set[str]:
-        """AutoWeightsLoader-based weight loading.
-
-        Stacked params (qkv_proj, gate_up_proj) are handled by module-local
-        load_weights on Qwen2Attention and Qwen2MLP via walker delegation.
-        Quantization is handled entirely inside param.weight_loader.
-        """
-        from sglang.srt.model_loader.auto_loader import (
-            AutoWeightsLoader,
-            filter_pp_weights,
-        )
-
-        # 1. PP layer filter — drop layers outside this rank's range.
-        if hasattr(self.model, "start_layer"):
-            weights = filter_pp_weights(
-                weights, self.model.start_layer, self.model.end_layer
-            )
-
-        # 2. Tied embeddings — skip lm_head from walker; we copy from
-        #    embed_tokens after loading completes.
-        skip_prefixes = []
-        if self.config.tie_word_embeddings:
-            skip_prefixes.append("lm_head.")
-
-        # 3. Walk the module tree.
-        loader = AutoWeightsLoader(
-            self,
-            skip_prefixes=skip_prefixes,
-            skip_substrs=["projector", "model.vision_tower"],
-            ignore_unexpected_suffixes=[".bias", ".kv_scale"],
-        )
-        loaded = loader.load_weights(weights)
-
-        # 4. Tied embedding post-copy: replicate embed_tokens → lm_head.
-        if self.config.tie_word_embeddings:
-            params_dict = dict(self.named_parameters())
-            if "lm_head.weight" in params_dict:
-                embed = dict(self.model.named_parameters()).get("embed_tokens.weight")
-                if embed is not None:
-                    lm_head = params_dict["lm_head.weight"]
-                    wl = getattr(lm_head, "weight_loader", default_weight_loader)
-                    wl(lm_head, embed.data)
-                    loaded.add("lm_head.weight")
-
-        return loaded
-
-    def get_embed_and_head(self):
-        return self.model.embed_tokens.weight, self.lm_head.weight
-
-    def set_embed_and_head(self, embed, head):
-        del self.model.embed_tokens.weight
-        del self.lm_head.weight
-        self.model.embed_tokens.weight = embed
-        self.lm_head.weight = head
-        current_platform.empty_cache()
-        current_platform.synchronize()
-
-    def load_kv_cache_scales(self, quantization_param_path: str) -> None:
-        self.model.load_kv_cache_scales(quantization_param_path)
-
-    def set_eagle3_layers_to_capture(self, layer_ids: Optional[List[int]] = None):
-        if not self.pp_group.is_last_rank:
-            return
-
-        self.capture_aux_hidden_states = True
-        if layer_ids is None:
-            num_layers = self.config.num_hidden_layers
-            self.model.layers_to_capture = [
-                2,
-                num_layers // 2,
-                num_layers - 3,
-            ]  # Specific layers for EAGLE3 support
-        else:
-            self.model.layers_to_capture = [val + 1 for val in layer_ids]
 
 
 EntryClass = Qwen2ForCausalLM

@@ -20,10 +20,9 @@
 
 import logging
 from contextlib import nullcontext
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
@@ -337,196 +336,12 @@ class Qwen2MoeSparseMoeBlock(nn.Module):
             self.top_k = config.num_experts_per_tok
         self.is_nextn = is_nextn
 
-    def get_moe_weights(self):
-        return [
-            x.data
-            for name, x in self.experts.named_parameters()
-            if name not in ["correction_bias"]
-            and filter_moe_weight_param_global_expert(
-                name, x, self.experts.num_local_experts
-            )
-        ]
 
-    def _get_shared_expert_weights(
-        self, hidden_states: torch.Tensor
-    ) -> Optional[Tuple[torch.Tensor, float]]:
-        """Return the shared_expert_gate weights and the 1/ep_size scale.
 
-        On the AMD AITER path the sigmoid activation and the scale are applied
-        (in fp32) inside the fused append kernel, so this returns the raw gate
-        logits to avoid a standalone activation kernel + cast. On the CUDA path
-        the legacy eager ``sigmoid(logits) * scale`` is returned unchanged.
-        """
-        if not self.enable_shared_expert_fusion or self.shared_expert_gate is None:
-            return None
-        shared_out = self.shared_expert_gate(hidden_states)
-        shared_logits = shared_out[0] if isinstance(shared_out, tuple) else shared_out
-        # Allreduce-EP path: the fused shared expert occupies a single global
-        # slot loaded onto every EP rank (see FusedMoE.__init__: num_shared_slots
-        # == num_fused_shared_experts when not is_deepep_class_backend()). Every
-        # rank therefore computes the same full shared output, and the
-        # post-experts all_reduce sums it ep_size times. Pre-scale the per-token
-        # routing weight by 1/ep_size to cancel this, mirroring DeepSeek-V2's
-        # fused_shared_experts_scaling_factor pattern.
-        scale = 1.0
-        moe_ep_size = get_parallel().moe_ep_size
-        if moe_ep_size > 1 and not is_deepep_class_backend():
-            scale = 1.0 / float(moe_ep_size)
-        # Only AITER fuses sigmoid + cast in-kernel; on CUDA keep the legacy
-        # eager activation so the NVIDIA path behavior is unchanged.
-        return F.sigmoid(shared_logits) * scale, 1.0
-        return shared_logits, scale
 
-    def _append_shared_to_topk_output(
-        self,
-        topk_output: StandardTopKOutput,
-        hidden_states: torch.Tensor,
-    ) -> StandardTopKOutput:
-        """Append shared expert ids and weights to topk output before fused MoE."""
-        if not self.enable_shared_expert_fusion:
-            return topk_output
-        shared = self._get_shared_expert_weights(hidden_states)
-        if shared is None:
-            return topk_output
-        shared_weights, shared_scale = shared
 
-        from sglang.kernels.ops.moe.fused_moe_triton_kernels import (
-            fused_append_shared_experts_with_weights,
-        )
 
-        # AITER returns raw logits + scale for in-kernel sigmoid fusion; CUDA
-        # returns pre-activated weights (scale already folded in) → no fusion.
-        fused_topk_ids, fused_topk_weights = fused_append_shared_experts_with_weights(
-            topk_output.topk_ids,
-            topk_output.topk_weights,
-            shared_weights,
-            self.num_fused_shared_experts,
-            N=self.num_experts,
-            apply_sigmoid=_use_aiter,
-            scale=shared_scale,
-        )
-        return StandardTopKOutput(
-            topk_weights=fused_topk_weights,
-            topk_ids=fused_topk_ids,
-            router_logits=topk_output.router_logits,
-        )
 
-    def _forward_shared_experts(
-        self, hidden_states: torch.Tensor, apply_gate: bool = True
-    ):
-        shared_output = None
-        if self.shared_expert is not None:
-            shared_output = self.shared_expert(hidden_states)
-            if self.shared_expert_gate is not None and apply_gate:
-                if use_intel_amx_backend(self.shared_expert_gate):
-                    shared_output = torch.ops.sgl_kernel.fused_linear_sigmoid_mul(
-                        hidden_states,
-                        self.shared_expert_gate.weight,
-                        self.shared_expert_gate.bias,
-                        True,
-                        shared_output,
-                    )
-                else:
-                        shared_output = (
-                            F.sigmoid(self.shared_expert_gate(hidden_states))
-                            * shared_output
-                        )
-
-        return shared_output
-
-    def _forward_deepep(self, hidden_states: torch.Tensor, forward_batch: ForwardBatch):
-        enable_dual_stream = (
-            is_npu()
-            and envs.SGLANG_NPU_USE_MULTI_STREAM.get()
-            and forward_batch.forward_mode.is_cuda_graph()
-        )
-        shared_output = None
-        if hidden_states.shape[0] > 0:
-            # router_logits: (num_tokens, n_experts)
-            router_logits, _ = self.gate(hidden_states)
-            if enable_dual_stream:
-                shared_output = shared_expert_on_independent_stream(
-                    hidden_states.clone(), self._forward_shared_experts
-                )
-            else:
-                shared_output = self._forward_shared_experts(hidden_states)
-            topk_output = self.topk(
-                hidden_states,
-                router_logits,
-                num_token_non_padded=forward_batch.num_token_non_padded,
-                expert_location_dispatch_info=(
-                    ExpertLocationDispatchInfo.init_new(
-                        layer_id=self.layer_id,
-                    )
-                    if not self.is_nextn
-                    else None
-                ),
-            )
-        else:
-            topk_output = self.topk.empty_topk_output(hidden_states.device)
-        final_hidden_states = self.experts(
-            hidden_states=hidden_states,
-            topk_output=topk_output,
-        )
-        if enable_dual_stream:
-            wait_share_stream()
-
-        if shared_output is not None:
-            final_hidden_states.add_(shared_output)
-
-        return final_hidden_states
-
-    def _forward_router_experts(self, hidden_states: torch.Tensor):
-        # router_logits: (num_tokens, n_experts)
-        router_logits, _ = self.gate(hidden_states)
-        topk_output = self.topk(hidden_states, router_logits)
-        if self.enable_shared_expert_fusion and TopKOutputChecker.format_is_standard(
-            topk_output
-        ):
-            topk_output = self._append_shared_to_topk_output(topk_output, hidden_states)
-        return self.experts(hidden_states, topk_output)
-
-    def forward_normal_dual_stream(
-        self,
-        hidden_states: torch.Tensor,
-        use_fused_gate: bool = False,
-    ) -> torch.Tensor:
-        current_stream = torch.cuda.current_stream()
-        self.alt_stream.wait_stream(current_stream)
-        shared_output = (
-            self._forward_shared_experts(
-                hidden_states.clone(), apply_gate=not use_fused_gate
-            )
-            if self.shared_expert is not None
-            else None
-        )
-
-        # ===== TO BE REFACTORED ====
-        # Shared-add overlap (SGLANG_OPT_LORA_SHARED_ADD_OVERLAP): hand the add to the LoRA
-        # MoE dispatch so it overlaps the down-LoRA shrink on the alt stream.
-        staged = False
-        if shared_output is not None and _SGLANG_EXPERIMENTAL_LORA_OPTI:
-            from sglang.srt.lora.trtllm_lora_temp.shared_add_overlap import (
-                shared_add_overlap_enabled,
-                stage_shared_expert_add,
-                unstage_shared_expert_add,
-            )
-
-            if shared_add_overlap_enabled():
-                stage_shared_expert_add(shared_output, current_stream)
-                staged = True
-        # ===== END TO BE REFACTORED ====
-
-        with torch.cuda.stream(self.alt_stream):
-            router_output = self._forward_router_experts(hidden_states)
-
-        current_stream.wait_stream(self.alt_stream)
-
-        if staged and unstage_shared_expert_add() is None:
-            # The dispatch consumed the staging (add already enqueued); skip the caller's add.
-            shared_output = None
-
-        return router_output, shared_output
 
     def forward(
         self,
@@ -864,10 +679,6 @@ class Qwen2MoeModel(nn.Module):
         # For EAGLE3 support
         self.layers_to_capture = []
 
-    def set_eagle3_layers_to_capture(self, layers_to_capture: List[int]):
-        self.layers_to_capture = layers_to_capture
-        for layer_id in self.layers_to_capture:
-            setattr(self.layers[layer_id], "_is_layer_to_capture", True)
 
     def forward(
         self,
@@ -1031,48 +842,6 @@ class Qwen2MoeForCausalLM(nn.Module):
         else:
             return hidden_states
 
-    @torch.no_grad()
-    def forward_split_prefill(
-        self,
-        input_ids: torch.Tensor,
-        positions: torch.Tensor,
-        forward_batch: ForwardBatch,
-        split_interval: Tuple[int, int],  # [start, end) 0-based
-        input_embeds: torch.Tensor = None,
-    ):
-        start, end = split_interval
-        # embed
-        if start == 0:
-            if input_embeds is None:
-                forward_batch.hidden_states = self.model.embed_tokens(input_ids)
-            else:
-                forward_batch.hidden_states = input_embeds
-
-        # decoder layer
-        for i in range(start, end):
-            with get_global_expert_distribution_recorder().with_current_layer(i):
-                layer = self.model.layers[i]
-                forward_batch.hidden_states, forward_batch.residual = layer(
-                    positions,
-                    forward_batch.hidden_states,
-                    forward_batch,
-                    forward_batch.residual,
-                )
-
-        if end == self.model.config.num_hidden_layers:
-            # norm
-            hidden_states, _ = self.model.norm(
-                forward_batch.hidden_states, forward_batch.residual
-            )
-            forward_batch.hidden_states = hidden_states
-            # logits process
-            result = self.logits_processor(
-                input_ids, forward_batch.hidden_states, self.lm_head, forward_batch
-            )
-        else:
-            result = None
-
-        return result
 
     @property
     def start_layer(self):
@@ -1082,116 +851,8 @@ class Qwen2MoeForCausalLM(nn.Module):
     def end_layer(self):
         return self.model.end_layer
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-        ]
 
-        expert_params_mapping = FusedMoE.make_expert_params_mapping(
-            ckpt_gate_proj_name="gate_proj",
-            ckpt_down_proj_name="down_proj",
-            ckpt_up_proj_name="up_proj",
-            num_experts=self.config.num_experts,
-        )
 
-        params_dict = dict(self.named_parameters())
-        for name, loaded_weight in weights:
-            layer_id = get_layer_id(name)
-            if (
-                layer_id is not None
-                and hasattr(self.model, "start_layer")
-                and (
-                    layer_id < self.model.start_layer
-                    or layer_id >= self.model.end_layer
-                )
-            ):
-                continue
-            if "rotary_emb.inv_freq" in name:
-                continue
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                # Skip non-stacked layers and experts (experts handled below).
-                if weight_name not in name:
-                    continue
-                # We have mlp.experts[0].gate_proj in the checkpoint.
-                # Since we handle the experts below in expert_params_mapping,
-                # we need to skip here BEFORE we update the name, otherwise
-                # name will be updated to mlp.experts[0].gate_up_proj, which
-                # will then be updated below in expert_params_mapping
-                # for mlp.experts[0].gate_gate_up_proj, which breaks load.
-                if "mlp.experts" in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra bias for GPTQ models.
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                for mapping in expert_params_mapping:
-                    param_name, weight_name, expert_id, shard_id = mapping
-                    if weight_name not in name:
-                        continue
-                    name = name.replace(weight_name, param_name)
-                    param = params_dict[name]
-                    weight_loader = param.weight_loader
-                    weight_loader(
-                        param,
-                        loaded_weight,
-                        name,
-                        shard_id=shard_id,
-                        expert_id=expert_id,
-                    )
-                    break
-                else:
-                    # Skip loading extra bias for GPTQ models.
-                    if name.endswith(".bias") and name not in params_dict:
-                        continue
-                    if name not in params_dict:
-                        continue
-
-                    if name in params_dict.keys():
-                        param = params_dict[name]
-                        weight_loader = getattr(
-                            param, "weight_loader", default_weight_loader
-                        )
-                        weight_loader(param, loaded_weight)
-                    else:
-                        logger.warning(f"Parameter {name} not found in params_dict")
-
-    @classmethod
-    def get_model_config_for_expert_location(cls, config):
-        return ModelConfigForExpertLocation(
-            num_layers=config.num_hidden_layers,
-            num_logical_experts=config.num_experts,
-            num_groups=None,
-        )
-
-    def set_eagle3_layers_to_capture(self, layer_ids: Optional[List[int]] = None):
-        if not self.pp_group.is_last_rank:
-            return
-
-        self.capture_aux_hidden_states = True
-        if layer_ids is None:
-            num_layers = self.config.num_hidden_layers
-            self.model.set_eagle3_layers_to_capture(
-                [
-                    2,
-                    num_layers // 2,
-                    num_layers - 3,
-                ]
-            )  # Specific layers for EAGLE3 support
-        else:
-            self.model.set_eagle3_layers_to_capture([val + 1 for val in layer_ids])
 
 
 EntryClass = Qwen2MoeForCausalLM

@@ -1,7 +1,7 @@
 """Qwen3-ASR model compatible with HuggingFace weights"""
 
 import logging
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
@@ -66,47 +66,7 @@ class Qwen3ASRForConditionalGeneration(nn.Module):
         )
         self.pattern = MultiModalityDataPaddingPatternMultimodalTokens()
 
-    def pad_input_ids(self, input_ids: List[int], mm_inputs: MultimodalInputs):
-        return self.pattern.pad_input_tokens(input_ids, mm_inputs)
 
-    def get_audio_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
-        device = next(self.audio_tower.parameters()).device
-
-        input_features = (
-            torch.cat([item.feature for item in items])
-            .type(self.audio_tower.dtype)
-            .to(device)
-        )
-
-        has_mask = all(
-            getattr(item, "feature_attention_mask", None) is not None for item in items
-        )
-
-        if has_mask:
-            feature_attention_mask = (
-                torch.cat([item.feature_attention_mask for item in items], dim=0)
-                .type(torch.long)
-                .to(device)
-            )
-            audio_feature_lengths = torch.sum(feature_attention_mask, dim=1)
-            input_features = input_features.permute(0, 2, 1)[
-                feature_attention_mask.bool()
-            ].permute(1, 0)
-        else:
-            audio_feature_lengths = torch.tensor(
-                [input_features.shape[-1]] * input_features.shape[0],
-                dtype=torch.long,
-                device=device,
-            )
-            input_features = input_features.permute(0, 2, 1).reshape(
-                -1, input_features.shape[1]
-            )
-
-        audio_outputs = self.audio_tower(
-            input_features,
-            feature_lens=audio_feature_lengths,
-        )
-        return audio_outputs.last_hidden_state
 
     def forward(
         self,
@@ -126,74 +86,6 @@ class Qwen3ASRForConditionalGeneration(nn.Module):
         )
         return hidden_states
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        llm_stacked_params = [
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-            ("gate_up_proj", "gate_proj", 0),
-            ("gate_up_proj", "up_proj", 1),
-        ]
-        # Audio tower has separate q/k/v in checkpoint → stack into qkv_proj
-        audio_stacked_params = [
-            ("qkv_proj", "q_proj", "q"),
-            ("qkv_proj", "k_proj", "k"),
-            ("qkv_proj", "v_proj", "v"),
-        ]
-        params_dict = dict(self.named_parameters(remove_duplicate=False))
-
-        for name, loaded_weight in weights:
-            if "rotary_emb.inv_freq" in name:
-                continue
-            if "rotary_emb.cos_cached" in name or "rotary_emb.sin_cached" in name:
-                continue
-
-            if (
-                getattr(
-                    self.config.thinker_config.text_config, "tie_word_embeddings", False
-                )
-                and "lm_head.weight" in name
-            ):
-                continue
-
-            if "talker" in name or "code2wav" in name:
-                continue
-
-            if name.startswith("thinker.audio_tower."):
-                name = name.replace("thinker.audio_tower.", "audio_tower.", 1)
-            elif name.startswith("thinker.lm_head."):
-                name = name.replace("thinker.lm_head.", "language_model.lm_head.", 1)
-            elif name.startswith("thinker.model."):
-                name = name.replace("thinker.model.", "language_model.model.", 1)
-
-            is_audio = "audio_tower" in name
-
-            # Audio tower: remap out_proj → proj for VisionAttention
-            if is_audio and "out_proj" in name:
-                name = name.replace("out_proj", "proj")
-
-            stacked_params = audio_stacked_params if is_audio else llm_stacked_params
-
-            for param_name, weight_name, shard_id in stacked_params:
-                if weight_name not in name:
-                    continue
-                name_tmp = name.replace(weight_name, param_name)
-                if name_tmp.endswith(".bias") and name_tmp not in params_dict:
-                    continue
-                if name_tmp not in params_dict:
-                    continue
-                param = params_dict[name_tmp]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                if name.endswith(".bias") and name not in params_dict:
-                    continue
-                if name not in params_dict:
-                    continue
-                param = params_dict[name]
-                weight_loader = getattr(param, "weight_loader", default_weight_loader)
-                weight_loader(param, loaded_weight)
 
 
 EntryClass = Qwen3ASRForConditionalGeneration

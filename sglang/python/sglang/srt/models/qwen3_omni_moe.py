@@ -15,7 +15,7 @@
 """Inference-only Qwen3-VL model compatible with HuggingFace weights."""
 
 import math
-from typing import Iterable, List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -254,11 +254,7 @@ class Qwen3OmniMoeAudioEncoder(PreTrainedModel):
         self.conv_chunksize = self.config.conv_chunksize
 
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.conv1
 
-    def set_input_embeddings(self, value: nn.Module):
-        self.conv1 = value
 
     def forward(
         self,
@@ -359,13 +355,6 @@ class Qwen3OmniMoeAudioEncoder(PreTrainedModel):
         return BaseModelOutput(last_hidden_state=hidden_states)
 
     # Ignore copy
-    def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor):
-        """
-        Computes the output length of the convolutional layers and the output length of the audio encoder
-        """
-        input_lengths = (input_lengths - 1) // 2 + 1
-        output_lengths = (input_lengths - 2) // 2 + 1
-        return input_lengths, output_lengths
 
 
 class Qwen3OmniMoeVisionPatchMerger(nn.Module):
@@ -498,38 +487,6 @@ class Qwen3OmniMoeThinkerForConditionalGeneration(Qwen3VLMoeForConditionalGenera
             self.config.pad_token_id if self.config.pad_token_id is not None else -1
         )
 
-    def get_audio_feature(self, items: List[MultimodalDataItem]):
-        device = next(self.audio_tower.parameters()).device
-        feature_attention_mask = (
-            torch.cat([item.feature_attention_mask for item in items], dim=0)
-            .type(torch.long)
-            .to(device)
-        )
-        input_features = (
-            torch.cat([item.feature for item in items])
-            .type(self.audio_tower.dtype)
-            .to(next(self.audio_tower.parameters()).device)
-        )
-        if feature_attention_mask is not None:
-            audio_feature_lengths = torch.sum(feature_attention_mask, dim=1)
-            input_features = input_features.permute(0, 2, 1)[
-                feature_attention_mask.bool()
-            ].permute(1, 0)
-        else:
-            audio_feature_lengths = None
-
-        feature_lens = (
-            audio_feature_lengths
-            if audio_feature_lengths is not None
-            else feature_attention_mask.sum(-1)
-        )
-        audio_outputs = self.audio_tower(
-            input_features,
-            feature_lens=feature_lens,
-        )
-        audio_features = audio_outputs.last_hidden_state
-
-        return audio_features
 
 
 class Qwen3OmniMoeForConditionalGeneration(PreTrainedModel):
@@ -549,178 +506,6 @@ class Qwen3OmniMoeForConditionalGeneration(PreTrainedModel):
         self.pad_input_ids = self.thinker.pad_input_ids
         self.forward = self.thinker.forward
 
-    def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
-        stacked_params_mapping = [
-            # (param_name, shard_name, shard_id)
-            (".qkv_proj", ".q_proj", "q"),
-            (".qkv_proj", ".k_proj", "k"),
-            (".qkv_proj", ".v_proj", "v"),
-            ("gate_up_proj", "up_proj", 1),
-            ("gate_up_proj", "gate_proj", 0),
-        ]
-
-        expert_params_mapping = FusedMoE.make_expert_params_mapping(
-            ckpt_gate_proj_name="gate_proj",
-            ckpt_down_proj_name="down_proj",
-            ckpt_up_proj_name="up_proj",
-            num_experts=self.config.num_experts,
-        )
-
-        # Skip loading extra parameters for GPTQ/modelopt models.
-        ignore_suffixes = (
-            ".bias",
-            "_bias",
-            ".k_scale",
-            "_k_scale",
-            ".v_scale",
-            "_v_scale",
-            ".weight_scale",
-            "_weight_scale",
-            ".input_scale",
-            "_input_scale",
-        )
-
-        is_fused_expert = False
-        fused_expert_params_mapping = [
-            ("experts.w13_weight", "experts.gate_up_proj", 0, "w1"),
-            ("experts.w2_weight", "experts.down_proj", 0, "w2"),
-        ]
-
-        num_experts = self.config.num_experts
-
-        # Pre-define `params_dict` to avoid repeated expensive traversal of model parameters.
-        params_dict = dict(self.named_parameters())
-
-        for name, loaded_weight in weights:
-            name = name.replace(r"model.language_model.", r"model.")
-
-            if ("talker" in name or "code2wav" in name) and not self.enable_talker:
-                continue
-
-            name = name.replace(".self_attn.out_proj", ".self_attn.proj")
-
-            for param_name, weight_name, shard_id in stacked_params_mapping:
-                if "experts.gate_up_proj" in name or "experts.down_proj" in name:
-                    is_fused_expert = True
-                    expert_params_mapping = fused_expert_params_mapping
-
-                # Skip non-stacked layers and experts (experts handled below).
-                if weight_name not in name:
-                    continue
-                if "visual" in name:
-                    continue
-
-                # We have mlp.experts[0].gate_proj in the checkpoint.
-                # Since we handle the experts below in expert_params_mapping,
-                # we need to skip here BEFORE we update the name, otherwise
-                # name will be updated to mlp.experts[0].gate_up_proj, which
-                # will then be updated below in expert_params_mapping
-                # for mlp.experts[0].gate_gate_up_proj, which breaks load.
-                if "mlp.experts" in name:
-                    continue
-                name = name.replace(weight_name, param_name)
-                # Skip loading extra parameters for GPTQ/modelopt models.
-                if name.endswith(ignore_suffixes) and name not in params_dict:
-                    continue
-                # [TODO] Skip layers that are on other devices (check if sglang has a similar function)
-                # if is_pp_missing_parameter(name, self):
-                #     continue
-
-                if name not in params_dict:
-                    continue
-
-                param = params_dict[name]
-                weight_loader = param.weight_loader
-                weight_loader(param, loaded_weight, shard_id)
-                break
-            else:
-                # Track if this is an expert weight to enable early skipping
-                is_expert_weight = False
-
-                for mapping in expert_params_mapping:
-                    param_name, weight_name, expert_id, shard_id = mapping
-                    if weight_name not in name:
-                        continue
-                    if "visual" in name or "audio_tower" in name:
-                        continue
-                    # Anyway, this is an expert weight and should not be
-                    # attempted to load as other weights later
-                    is_expert_weight = True
-                    name_mapped = name.replace(weight_name, param_name)
-                    if is_fused_expert:
-                        loaded_weight = loaded_weight.transpose(-1, -2)  # no bias
-                        if "experts.gate_up_proj" in name:
-                            loaded_weight = loaded_weight.chunk(2, dim=-2)
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight[0],
-                                "w1",
-                                num_experts,
-                            )
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight[1],
-                                "w3",
-                                num_experts,
-                            )
-                        else:
-                            load_fused_expert_weights(
-                                name_mapped,
-                                params_dict,
-                                loaded_weight,
-                                shard_id,
-                                num_experts,
-                            )
-                    else:
-                        # Skip loading extra parameters for GPTQ/modelopt models.
-                        if (
-                            name_mapped.endswith(ignore_suffixes)
-                            and name_mapped not in params_dict
-                        ):
-                            continue
-                        if name_mapped in params_dict.keys():
-                            param = params_dict[name_mapped]
-                        else:
-                            continue
-                        # We should ask the weight loader to return success or
-                        # not here since otherwise we may skip experts with
-                        # # other available replicas.
-                        weight_loader = param.weight_loader
-                        weight_loader(
-                            param,
-                            loaded_weight,
-                            name_mapped,
-                            shard_id=shard_id,
-                            expert_id=expert_id,
-                        )
-                    name = name_mapped
-                    break
-                else:
-                    if is_expert_weight:
-                        # This is an expert weight but not mapped to this rank, skip all remaining processing
-                        continue
-                    if "visual" in name or "audio_tower" in name:
-                        # adapt to VisionAttention
-                        name = name.replace(r"attn.qkv.", r"attn.qkv_proj.")
-                        name = name.replace(r"model.visual.", r"visual.")
-                        name = name.replace(r"attn.out_proj.", r"attn.proj.")
-
-                    # Skip loading extra parameters for GPTQ/modelopt models.
-                    if name.endswith(ignore_suffixes) and name not in params_dict:
-                        continue
-
-                    if name in params_dict.keys():
-                        param = params_dict[name]
-                        weight_loader = getattr(
-                            param, "weight_loader", default_weight_loader
-                        )
-                        weight_loader(param, loaded_weight)
-                    else:
-                        logger.warning(
-                            f"Loaded weight with {name=} not found in params_dict"
-                        )
 
 
 EntryClass = Qwen3OmniMoeForConditionalGeneration

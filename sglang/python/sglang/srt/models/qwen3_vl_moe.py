@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import Iterable, Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
 
 from sglang.srt.configs.qwen3_vl import Qwen3VLMoeConfig, Qwen3VLMoeTextConfig
 from sglang.srt.eplb.expert_location import ModelConfigForExpertLocation
@@ -59,20 +58,7 @@ class Qwen3MoeLLMModel(Qwen3MoeModel):
         # TODO: make config of type Qwen3VLMoeConfig, so that we can directly obtain deepstack_visual_indexes.
         self.deepstack_embed_to_decoder_layer = range(3)
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
 
-    def get_deepstack_embeds(
-        self, layer_idx: int, input_deepstack_embeds: Optional[torch.Tensor]
-    ) -> Optional[torch.Tensor]:
-        """Get deepstack embeddings for a given layer index, or None if not applicable."""
-        if (
-            input_deepstack_embeds is None
-            or layer_idx not in self.deepstack_embed_to_decoder_layer
-        ):
-            return None
-        sep = self.hidden_size * layer_idx
-        return input_deepstack_embeds[:, sep : sep + self.hidden_size]
 
     def forward(
         self,
@@ -184,6 +170,8 @@ class Qwen3VLMoeForConditionalGeneration(Qwen3VLForConditionalGeneration):
         r"^(?:model\.layers\.(\d+)\.(?:self_attn\.(?:qkv_proj|o_proj)|mlp\.experts)|lm_head|model\.embed_tokens)$"
     )
 
+    def should_apply_lora(self, module_name: str) -> bool:
+        return bool(self._lora_pattern_moe.match(module_name))
 
     def load_weights(self, weights: Iterable[Tuple[str, torch.Tensor]]):
         stacked_params_mapping = [
@@ -374,13 +362,6 @@ class Qwen3VLMoeForConditionalGeneration(Qwen3VLForConditionalGeneration):
         #         if isinstance(self.model.layers[layer_id].mlp, Qwen3MoeSparseMoeBlock)
         #     }
 
-    @classmethod
-    def get_model_config_for_expert_location(cls, config):
-        return ModelConfigForExpertLocation(
-            num_layers=config.text_config.num_hidden_layers,
-            num_logical_experts=config.text_config.num_experts,
-            num_groups=None,
-        )
 
 
 EntryClass = Qwen3VLMoeForConditionalGeneration

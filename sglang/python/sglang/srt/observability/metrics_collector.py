@@ -1131,15 +1131,8 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
     def _log_histogram(self, histogram, data: Union[int, float]) -> None:
         histogram.labels(**self.labels).observe(data)
 
-    def increment_bootstrap_failed_reqs(self) -> None:
-        self.num_bootstrap_failed_reqs.labels(**self.labels).inc(1)
 
-    def increment_transfer_failed_reqs(self) -> None:
-        self.num_transfer_failed_reqs.labels(**self.labels).inc(1)
 
-    def increment_prefill_retries(self, count: int) -> None:
-        if count > 0:
-            self.num_prefill_retries_total.labels(**self.labels).inc(count)
 
     def observe_kv_transfer_metrics(
         self,
@@ -1174,28 +1167,6 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
             duration_seconds
         )
 
-    def observe_prefill_delayer_outcome(
-        self,
-        forward_passes: int,
-        wait_seconds: float,
-        input_estimation: str,
-        output_allow: bool,
-        output_reason: str,
-        actual_execution: bool,
-    ) -> None:
-        if output_allow and actual_execution:
-            self._log_histogram(
-                self.prefill_delayer_wait_forward_passes, forward_passes
-            )
-            self._log_histogram(self.prefill_delayer_wait_seconds, wait_seconds)
-
-        self.prefill_delayer_outcomes_total.labels(
-            **self.labels,
-            input_estimation=input_estimation,
-            output_allow=str(output_allow).lower(),
-            output_reason=output_reason,
-            actual_execution=str(actual_execution).lower(),
-        ).inc(1)
 
     def increment_retracted_reqs(
         self,
@@ -1768,12 +1739,6 @@ class TokenizerMetricsCollector(_StatLoggerDIMixin):
         self.num_aborted_requests_total.labels(**labels).inc(1)
 
 
-@dataclass
-class StorageMetrics:
-    prefetch_pgs: List[int] = field(default_factory=list)
-    backup_pgs: List[int] = field(default_factory=list)
-    prefetch_bandwidth: List[float] = field(default_factory=list)
-    backup_bandwidth: List[float] = field(default_factory=list)
 
 
 class StorageMetricsCollector(_StatLoggerDIMixin):
@@ -1847,46 +1812,13 @@ class StorageMetricsCollector(_StatLoggerDIMixin):
             buckets=bucket_bandwidth,
         )
 
-    def log_prefetched_tokens(self, prefetched_tokens: int):
-        if prefetched_tokens > 0:
-            self.prefetched_tokens_total.labels(**self.labels).inc(prefetched_tokens)
 
-    def log_backuped_tokens(self, backuped_tokens: int):
-        if backuped_tokens > 0:
-            self.backuped_tokens_total.labels(**self.labels).inc(backuped_tokens)
 
     def _log_histogram(self, histogram, data: Union[int, float]):
         histogram.labels(**self.labels).observe(data)
 
-    def log_storage_metrics(self, storage_metrics: Optional[StorageMetrics] = None):
-        if storage_metrics is None:
-            return
-
-        assert isinstance(storage_metrics, StorageMetrics)
-
-        for v in storage_metrics.prefetch_pgs:
-            self._log_histogram(self.histogram_prefetch_pgs, v)
-        for v in storage_metrics.backup_pgs:
-            self._log_histogram(self.histogram_backup_pgs, v)
-        for v in storage_metrics.prefetch_bandwidth:
-            self._log_histogram(self.histogram_prefetch_bandwidth, v)
-        for v in storage_metrics.backup_bandwidth:
-            self._log_histogram(self.histogram_backup_bandwidth, v)
 
 
-class ExpertDispatchCollector(_StatLoggerDIMixin):
-    def __init__(self, ep_size: int) -> None:
-        from prometheus_client import Histogram as _PromHistogram
-
-        Histogram = self._histogram_cls or _PromHistogram
-
-        ep_size_buckets = [i for i in range(ep_size)]
-        self.eplb_gpu_physical_count = Histogram(
-            name="sglang:eplb_gpu_physical_count",
-            documentation="The selected count of physical experts on each layer and GPU rank.",
-            labelnames={"layer"},
-            buckets=ep_size_buckets,
-        )
 
 
 class RadixCacheMetricsCollector(_StatLoggerDIMixin):
@@ -1980,14 +1912,10 @@ class RadixCacheMetricsCollector(_StatLoggerDIMixin):
     def increment_eviction_num_tokens(self, num_tokens: int) -> None:
         self.eviction_num_tokens.labels(**self.labels).inc(num_tokens)
 
-    def increment_load_back_num_tokens(self, num_tokens: int) -> None:
-        self.load_back_num_tokens.labels(**self.labels).inc(num_tokens)
 
     def observe_eviction_duration(self, duration_seconds: float) -> None:
         self.eviction_duration_seconds.labels(**self.labels).observe(duration_seconds)
 
-    def observe_load_back_duration(self, duration_seconds: float) -> None:
-        self.load_back_duration_seconds.labels(**self.labels).observe(duration_seconds)
 
 
 class EncoderMetricsCollector(_StatLoggerDIMixin):
@@ -2149,13 +2077,6 @@ class EncoderMetricsCollector(_StatLoggerDIMixin):
 
 
 
-    def observe_request_e2e_latency(
-        self, latency_seconds: float, modality: str = "image"
-    ) -> None:
-        """Record per-request end-to-end encoder latency in seconds."""
-        self.encoder_request_e2e_latency_seconds.labels(
-            **self.labels, modality=modality
-        ).observe(latency_seconds)
 
 
 def get_histogram_conf_from_env(env_var_name: str) -> Optional[List[float]]:

@@ -1,5 +1,4 @@
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -31,35 +30,6 @@ class RequestMetricsExporter(ABC):
         self.obj_skip_names = obj_skip_names or set()
         self.out_skip_names = out_skip_names or set()
 
-    def _format_output_data(
-        self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict
-    ) -> dict:
-        """Format request-level output data containing performance metrics. This method
-        should be called prior to writing the data record with `self.write_record()`."""
-
-        request_params = {}
-        for field in dataclasses.fields(obj):
-            field_name = field.name
-            # Skip fields in obj_skip_names or fields that are always excluded (not JSON serializable)
-            if (
-                field_name not in self.obj_skip_names
-                and field_name not in ALWAYS_EXCLUDE_FIELDS
-            ):
-                value = getattr(obj, field_name)
-                # Convert to serializable format
-                if value is not None:
-                    request_params[field_name] = value
-
-        meta_info = out_dict.get("meta_info", {})
-        filtered_out_meta_info = {
-            k: v for k, v in meta_info.items() if k not in self.out_skip_names
-        }
-
-        request_output_data = {
-            "request_parameters": json.dumps(request_params),
-            **filtered_out_meta_info,
-        }
-        return request_output_data
 
     @abstractmethod
     async def write_record(
@@ -91,39 +61,7 @@ class FileRequestMetricsExporter(RequestMetricsExporter):
         self._current_file_lock = asyncio.Lock()
         self._current_hour_suffix = None
 
-    def _ensure_file_handler(self, hour_suffix: str):
-        """Ensure the file handler is open for the current hour suffix."""
-        if self._current_hour_suffix != hour_suffix:
-            # Close previous file handler if it exists
-            if self._current_file_handler is not None:
-                try:
-                    self._current_file_handler.close()
-                except Exception as e:
-                    logger.warning(f"Failed to close previous file handler: {e}")
 
-            # Open new file handler
-            log_filename = f"sglang-request-metrics-{hour_suffix}.log"
-            log_filepath = os.path.join(self.export_dir, log_filename)
-
-            try:
-                self._current_file_handler = open(log_filepath, "a", encoding="utf-8")
-                self._current_hour_suffix = hour_suffix
-            except Exception as e:
-                logger.error(f"Failed to open log file {log_filepath}: {e}")
-                self._current_file_handler = None
-                self._current_hour_suffix = None
-                raise
-
-    def close(self):
-        """Close the current file handler."""
-        if self._current_file_handler is not None:
-            try:
-                self._current_file_handler.close()
-            except Exception as e:
-                logger.warning(f"Failed to close file handler: {e}")
-            finally:
-                self._current_file_handler = None
-                self._current_hour_suffix = None
 
     async def write_record(
         self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict

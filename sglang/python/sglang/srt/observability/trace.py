@@ -52,7 +52,6 @@ try:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider, id_generator
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace import Status, StatusCode
     from opentelemetry.trace.propagation.tracecontext import (
         TraceContextTextMapPropagator,
     )
@@ -82,10 +81,6 @@ def get_global_trace_level() -> int:
     return resources.trace_level
 
 
-def set_global_trace_level(level: int):
-    from sglang.srt.runtime_context import get_resources
-
-    get_resources().trace_level = level
 
 
 @dataclass
@@ -308,49 +303,6 @@ class TraceReqContext:
         self.pid: int = threading.get_native_id()
 
 
-    def __create_thread_context(self, ts: int):
-        if self.pid not in threads_info:
-            trace_set_thread_info("unknown")
-
-        thread_info = threads_info[self.pid]
-        thread_context = TraceThreadContext(
-            thread_info=thread_info,
-            cur_slice_stack=[],
-        )
-
-        thread_name = f"{thread_info.thread_label}"
-        if thread_info.tp_rank is not None:
-            thread_name += f" [TP {thread_info.tp_rank}] "
-        if thread_info.pp_rank is not None:
-            thread_name += f" [PP {thread_info.pp_rank}] "
-        if thread_info.dp_rank is not None:
-            thread_name += f" [DP {thread_info.dp_rank}] "
-        thread_name += f"(host:{thread_info.host_id[:8]} | pid:{self.pid})"
-        thread_context.thread_span = tracer.start_span(
-            name=thread_name,
-            start_time=ts,
-            context=self.root_span_context,
-        )
-
-        rank_attrs = {}
-        if thread_info.tp_rank is not None:
-            rank_attrs["tp_rank"] = thread_info.tp_rank
-        if thread_info.pp_rank is not None:
-            rank_attrs["pp_rank"] = thread_info.pp_rank
-        if thread_info.dp_rank is not None:
-            rank_attrs["dp_rank"] = thread_info.dp_rank
-        if rank_attrs:
-            thread_context.thread_span.set_attributes(rank_attrs)
-
-        thread_context.thread_span.set_attributes(
-            {
-                "host_id": thread_info.host_id,
-                "pid": thread_info.pid,
-                "thread_label": thread_info.thread_label,
-            }
-        )
-
-        return thread_context
 
     def __getstate__(self) -> Optional[Dict[str, Any]]:
         if not self.tracing_enable:
@@ -411,293 +363,17 @@ class TraceReqContext:
         self.events_cache = []
 
 
-    def rebuild_thread_context(self, ts: Optional[int] = None):
-        if not self.tracing_enable:
-            return
 
-        ts = ts or get_cur_time_ns()
-        self.thread_context = self.__create_thread_context(ts)
 
-    def trace_req_start(
-        self,
-        ts: Optional[int] = None,
-    ):
-        if not self.tracing_enable:
-            return
 
-        ts = ts or get_cur_time_ns()
 
-        # create req context and root span
-        self.start_time_ns = ts
 
-        external_trace_context = _trace_context_propagator.extract(
-            self.external_trace_header or {}
-        )
 
-        # Drop the worker_id added by MultiTokenizer
-        orig_rid = self.rid.split("_")[-1]
-        role = "" if self.role == "unified" else self.role
-        attrs = {"rid": orig_rid, "module": f"sglang::{self.module_name}"}
-        if self.bootstrap_room:
-            attrs["bootstrap_room"] = str(hex(self.bootstrap_room))
-        root_span = tracer.start_span(
-            name=f"{role} Req {orig_rid[:8]}",
-            start_time=ts,
-            context=external_trace_context,
-            attributes=attrs,
-        )
-
-        self.root_span = root_span
-        self.root_span_context = trace.set_span_in_context(root_span)
-
-        # create thread context and thread span
-        self.thread_context = self.__create_thread_context(ts)
-
-    def trace_req_finish(
-        self, ts: Optional[int] = None, attrs: Optional[Dict[str, Any]] = None
-    ):
-        if not self.tracing_enable:
-            return
-
-        if not self.root_span:
-            return
-
-        ts = ts or get_cur_time_ns()
-
-        # End all unclosed thread spans.
-        self.abort()
-
-        if attrs:
-            self.root_span.set_attributes(attrs)
-
-        self.root_span.end(end_time=ts)
-        self.root_span = None
-
-    def __check_fast_return(self, level=None):
-        if not self.tracing_enable:
-            return True
-
-        if not self.thread_context:
-            return True
-
-        if level and level > self.trace_level:
-            return True
-
-        return False
-
-    def trace_slice_start(
-        self,
-        name: str,
-        level: int,
-        ts: Optional[int] = None,
-    ):
-        if self.__check_fast_return(level):
-            return
-
-        ts = ts or get_cur_time_ns()
-
-        cur_slice = TraceSliceContext(
-            slice_name=name,
-            start_time_ns=ts,
-            level=level,
-            attrs={},
-            events=[],
-        )
-
-        parent_span = self.thread_context.thread_span
-        prev_span_context = None
-        if not self.thread_context.cur_slice_stack:
-            if self.last_span_context:
-                prev_span_context = self.last_span_context
-        else:
-            parent_span = self.thread_context.cur_slice_stack[-1].span
-
-        parent_span_context = trace.set_span_in_context(parent_span)
-
-        span = tracer.start_span(
-            name=cur_slice.slice_name,
-            start_time=cur_slice.start_time_ns,
-            context=parent_span_context,
-        )
-        cur_slice.span = span
-
-        if prev_span_context:
-            span.add_link(prev_span_context)
-
-        self.thread_context.cur_slice_stack.append(cur_slice)
-
-    def trace_slice_end(
-        self,
-        name: str,
-        level: int,
-        ts: Optional[int] = None,
-        attrs: Optional[Dict[str, Any]] = None,
-        thread_finish_flag: bool = False,
-    ):
-        if self.__check_fast_return(level):
-            return
-
-        if not self.thread_context.cur_slice_stack:
-            logger.warning(
-                f"No matching with the SLICE_START event {name} is required."
-            )
-            return
-
-        cur_slice = self.thread_context.cur_slice_stack[-1]
-        ts = ts or get_cur_time_ns()
-
-        # check if slice_name matching and level matching
-        # unlikely path, excepting error API usage
-        if cur_slice.slice_name != name or cur_slice.level != level:
-            logger.warning(
-                f"Slice name mismatch: {name} != {cur_slice.slice_name} or level mismatch: {level} != {cur_slice.level}"
-            )
-            self.thread_context.cur_slice_stack.pop()
-            return
-
-        span = cur_slice.span
-
-        if attrs:
-            span.set_attributes(attrs)
-
-        if self.events_cache:
-            new_events_cache = []
-            for event in self.events_cache:
-                if event.ts >= cur_slice.start_time_ns and event.ts < ts:
-                    span.add_event(
-                        name=event.event_name,
-                        timestamp=event.ts,
-                        attributes=event.attrs,
-                    )
-                else:
-                    new_events_cache.append(event)
-            self.events_cache = new_events_cache
-
-        span.end(end_time=ts)
-
-        self.thread_context.cur_slice_stack.pop()
-        # only for first level slice
-        if not self.thread_context.cur_slice_stack:
-            self.last_span_context = span.get_span_context()
-
-        if thread_finish_flag:
-            self.abort(ts)
-
-    def trace_slice(
-        self,
-        slice: TraceSliceContext,
-        thread_finish_flag: bool = False,
-    ):
-        if self.__check_fast_return(slice.level):
-            return
-
-        parent_span = self.thread_context.thread_span
-        prev_span_context = None
-        if not self.thread_context.cur_slice_stack:
-            if self.last_span_context:
-                prev_span_context = self.last_span_context
-        else:
-            parent_span = self.thread_context.cur_slice_stack[-1].span
-
-        parent_span_context = trace.set_span_in_context(parent_span)
-
-        span = tracer.start_span(
-            name=slice.slice_name,
-            start_time=slice.start_time_ns,
-            context=parent_span_context,
-        )
-
-        if prev_span_context:
-            span.add_link(prev_span_context)
-
-        if slice.attrs:
-            span.set_attributes(slice.attrs)
-
-        if slice.events:
-            for event in slice.events:
-                span.add_event(
-                    name=event.event_name, timestamp=event.ts, attributes=event.attrs
-                )
-
-        if self.events_cache:
-            new_events_cache = []
-            for event in self.events_cache:
-                if event.ts >= slice.start_time_ns and event.ts < slice.end_time_ns:
-                    span.add_event(
-                        name=event.event_name,
-                        timestamp=event.ts,
-                        attributes=event.attrs,
-                    )
-                else:
-                    new_events_cache.append(event)
-            self.events_cache = new_events_cache
-
-        span.end(end_time=slice.end_time_ns)
-
-        # only for first level slice
-        if not self.thread_context.cur_slice_stack:
-            self.last_span_context = span.get_span_context()
-
-        if thread_finish_flag:
-            self.abort(slice.end_time_ns)
 
     # Add event to the current slice on the same thread with the same rid.
-    def trace_event(
-        self,
-        name: str,
-        level: int,
-        ts: Optional[int] = None,
-        attrs: Dict[str, Any] = None,
-    ):
-        if self.__check_fast_return(level):
-            return
-
-        ts = ts or get_cur_time_ns()
-
-        if attrs is None:
-            attrs = {}
-        self.events_cache.append(TraceEvent(name, ts, attrs))
-
-    def trace_set_root_attrs(self, attrs: Dict[str, Any]):
-        if not self.tracing_enable:
-            return
-
-        if self.root_span:
-            self.root_span.set_attributes(attrs)
 
 
-    def abort(self, ts=None, abort_info: Optional[Dict] = None):
-        if self.__check_fast_return():
-            return
 
-        # close all slice spans (unlikely, except error API usage)
-        ts = ts or get_cur_time_ns()
-        while len(self.thread_context.cur_slice_stack) > 0:
-            if self.thread_context.cur_slice_stack[-1].span:
-                self.thread_context.cur_slice_stack[-1].span.end(end_time=ts)
-            self.thread_context.cur_slice_stack.pop()
-
-        # set abort info into thread span
-        if self.thread_context.thread_span:
-            if abort_info:
-                from sglang.srt.managers.schedule_batch import BaseFinishReason
-
-                if isinstance(abort_info, BaseFinishReason):
-                    abort_info = abort_info.to_json()
-                self.thread_context.thread_span.set_status(Status(StatusCode.ERROR))
-                self.thread_context.thread_span.set_attributes(abort_info)
-
-            if self.events_cache:
-                for event in self.events_cache:
-                    self.thread_context.thread_span.add_event(
-                        name=event.event_name,
-                        timestamp=event.ts,
-                        attributes=event.attrs,
-                    )
-                self.events_cache = []
-
-            self.thread_context.thread_span.end(end_time=ts)
-        self.thread_context = None
 
     def __del__(self):
         self.abort(abort_info={"reason": "have unclosed span, auto closed"})

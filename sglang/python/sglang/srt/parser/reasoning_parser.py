@@ -479,19 +479,7 @@ class KimiK3Detector(BaseReasoningFormatDetector):
         self._reasoning_done = False
         self._tools_passthrough = False
 
-    def _clean_content(self, text: str) -> str:
-        tools_idx = text.find(TOOLS_OPEN)
-        if tools_idx != -1:
-            return strip_response_wrappers(text[:tools_idx]) + text[tools_idx:]
-        return strip_response_wrappers(text)
 
-    def _next_channel_idx(self, text: str, start: int = 0) -> int:
-        found = [
-            idx
-            for token in (RESPONSE_OPEN, self.tool_start_token)
-            if (idx := text.find(token, start)) != -1
-        ]
-        return min(found) if found else -1
 
     def detect_and_parse(self, text: str) -> StreamingParseResult:
         in_reasoning = self._in_reasoning or self.think_start_token in text
@@ -579,31 +567,6 @@ class KimiK3Detector(BaseReasoningFormatDetector):
 
         return StreamingParseResult(normal_text=self._drain_content())
 
-    def _drain_content(self) -> str:
-        buf = self._buffer
-        if not buf:
-            return ""
-        if self._tools_passthrough:
-            self._buffer = ""
-            return buf
-
-        tools_idx = buf.find(TOOLS_OPEN)
-        if tools_idx != -1:
-            head = buf[:tools_idx]
-            for marker in (RESPONSE_OPEN, RESPONSE_CLOSE, MESSAGE_CLOSE):
-                head = head.replace(marker, "")
-            self._tools_passthrough = True
-            self._buffer = ""
-            return head + buf[tools_idx:]
-
-        holdback = partial_suffix_len(
-            buf, [RESPONSE_OPEN, RESPONSE_CLOSE, MESSAGE_CLOSE, TOOLS_OPEN]
-        )
-        emit = buf[: len(buf) - holdback] if holdback else buf
-        self._buffer = buf[len(emit) :]
-        for marker in (RESPONSE_OPEN, RESPONSE_CLOSE, MESSAGE_CLOSE):
-            emit = emit.replace(marker, "")
-        return emit
 
 
 class Glm45Detector(BaseReasoningFormatDetector):
@@ -1002,97 +965,7 @@ class InklingDetector(BaseReasoningFormatDetector):
         self._kind = None
         return StreamingParseResult(reasoning_text=reasoning_text)
 
-    @staticmethod
-    def _partial_control_length(text: str) -> int:
-        max_token_len = max(map(len, _INKLING_CONTROL_TOKENS))
-        for length in range(min(len(text), max_token_len - 1), 0, -1):
-            suffix = text[-length:]
-            if any(
-                len(suffix) < len(token) and token.startswith(suffix)
-                for token in _INKLING_CONTROL_TOKENS
-            ):
-                return length
-        return 0
 
-    def _parse_blocks(self, text: str) -> StreamingParseResult:
-        reasoning: list[str] = []
-        content: list[str] = []
-        saw_control = False
-        pos = 0
-
-        def emit(text: str) -> None:
-            if self._kind == "reasoning":
-                if self.stream_reasoning:
-                    reasoning.append(text)
-                else:
-                    self._pending_reasoning += text
-            elif self._kind == "content":
-                content.append(text)
-            elif self._kind == "tool":
-                content.append(text)
-            elif self._kind == "header":
-                self._pending_header += text
-            elif text:
-                # No open block — e.g. a continue_final_message stream resuming
-                # mid text block. Route to visible content, matching the
-                # no-control-token path below.
-                content.append(text)
-
-        def flush_reasoning() -> None:
-            if self._kind == "reasoning" and not self.stream_reasoning:
-                reasoning.append(self._pending_reasoning)
-                self._pending_reasoning = ""
-
-        for match in _INKLING_CONTROL_RE.finditer(text):
-            saw_control = True
-            emit(text[pos : match.start()])
-
-            token = match.group(0)
-            pos = match.end()
-            if token == MESSAGE_MODEL:
-                if self._kind in (None, "header"):
-                    flush_reasoning()
-                    self._pending_header = ""
-                    self._kind = "header"
-                else:
-                    # Inside an open block a decoded <|message_model|> string
-                    # is payload the model wrote (e.g. quoting the protocol) —
-                    # a real header can only follow an end token. Preserve it
-                    # instead of rerouting the rest of the block into a header.
-                    emit(token)
-            elif token in (CONTENT_INVOKE_TOOL_JSON, CONTENT_INVOKE_TOOL_TEXT):
-                # Preserve the tool-invocation framing (json and headerless raw
-                # text) in content so the tool-call detector receives it.
-                flush_reasoning()
-                if self._kind == "header":
-                    content.extend((MESSAGE_MODEL, self._pending_header, token))
-                    self._pending_header = ""
-                else:
-                    content.append(token)
-                self._kind = "tool"
-            elif self._kind == "tool":
-                content.append(token)
-                if token in _INKLING_END_TOKENS:
-                    self._kind = None
-            elif token in _INKLING_CONTENT_KINDS:
-                flush_reasoning()
-                self._pending_header = ""
-                self._kind = _INKLING_CONTENT_KINDS[token]
-            elif token in _INKLING_END_TOKENS:
-                flush_reasoning()
-                self._pending_header = ""
-                self._kind = None
-
-        tail = text[pos:]
-        if saw_control or self._kind is not None:
-            emit(tail)
-        else:
-            content.append(text)
-
-        return StreamingParseResult(
-            normal_text="".join(content),
-            reasoning_text="".join(reasoning),
-        )
 
 
 class _DeepSeekV3Detector(Qwen3Detector):
@@ -1174,12 +1047,6 @@ class Apertus2509Detector(BaseReasoningFormatDetector):
         self._reasoning_acc: str = ""
         self._in_inner_tool: bool = False
 
-    @staticmethod
-    def _ends_with_partial_token(buffer: str, token: str) -> int:
-        for i in range(1, min(len(buffer) + 1, len(token))):
-            if token.startswith(buffer[-i:]):
-                return i
-        return 0
 
     def detect_and_parse(self, text: str) -> StreamingParseResult:
         blocks = self.detect_and_parse_block_sequence(text)
@@ -1191,74 +1058,7 @@ class Apertus2509Detector(BaseReasoningFormatDetector):
         )
         return self._maybe_apply_force_nonempty_content(ret)
 
-    def detect_and_parse_block_sequence(self, text: str) -> list[tuple[str, str]]:
-        """Return an ordered sequence of blocks: [("reasoning"|"text", content), ...]"""
-        start_tok = self.think_start_token
-        end_tok = self.think_end_token
-        blocks: list[tuple[str, str]] = []
-        cursor = 0
 
-        # continue_final_message can resume inside an existing inner
-        if self._in_reasoning:
-            if (e := text.find(end_tok, cursor)) == -1:
-                blocks.extend(self._split_inner_reasoning(text[cursor:]))
-                blocks.append(("text", ""))
-                return blocks
-            blocks.extend(self._split_inner_reasoning(text[cursor:e]))
-            cursor = e + len(end_tok)
-
-        while True:
-            if (s := text.find(start_tok, cursor)) == -1:
-                # Always include the trailing text block (may be empty)
-                blocks.append(("text", text[cursor:]))
-                break
-            if s > cursor:
-                blocks.append(("text", text[cursor:s]))
-
-            cursor = s + len(start_tok)
-            if (e := text.find(end_tok, cursor)) == -1:
-                blocks.extend(self._split_inner_reasoning(text[cursor:]))
-                blocks.append(("text", ""))
-                break
-            blocks.extend(self._split_inner_reasoning(text[cursor:e]))
-            cursor = e + len(end_tok)
-
-        last_idx = len(blocks) - 1
-        blocks = [
-            (k, t)
-            for i, (k, t) in enumerate(blocks)
-            if not (k == "text" and t == "" and i != last_idx)
-        ]
-
-        return blocks
-
-    def _split_inner_reasoning(self, inner_text: str) -> list[tuple[str, str]]:
-        """
-        Split content inside <|inner_prefix|>...<|inner_suffix|> into:
-          - ("reasoning", <thoughts text>)
-          - ("text", <|tools_prefix|>[...]<|tools_suffix|>) for any tool calls inside reasoning
-        """
-        tool_start = self._tool_start_token
-        tool_end = self._tool_end_token
-        out: list[tuple[str, str]] = []
-        cursor = 0
-
-        while True:
-            if (s := inner_text.find(tool_start, cursor)) == -1:
-                if (tail := inner_text[cursor:]) != "":
-                    out.append(("reasoning", tail))
-                break
-            if s > cursor:
-                out.append(("reasoning", inner_text[cursor:s]))
-
-            if (e := inner_text.find(tool_end, s)) == -1:
-                out.append(("text", inner_text[s:]))
-                break
-
-            out.append(("text", inner_text[s : e + len(tool_end)]))
-            cursor = e + len(tool_end)
-
-        return out
 
     def parse_streaming_increment(self, new_text: str) -> StreamingParseResult:
         self._buffer += new_text
@@ -1425,31 +1225,6 @@ class CohereCommand4Detector(BaseReasoningFormatDetector):
         self._saw_text_end = False
         self._in_action_mode = False
 
-    @classmethod
-    def _strip_text_markers(cls, raw: str) -> str:
-        """Extract the substring between ``<|START_TEXT|>`` and
-        ``<|END_TEXT|>``. If ``<|START_TEXT|>`` is absent but a
-        ``<|START_ACTION|>`` block is present, the model produced a tool
-        call instead of a text answer -- return the raw text untouched so
-        the downstream tool-call parser can pick up the action block. If
-        neither marker is present (ran out of tokens still inside
-        thinking) return ``""``. If ``<|END_TEXT|>`` is absent (stop token
-        or max_new_tokens cut the stream off inside the text block) return
-        everything after ``<|START_TEXT|>``.
-        """
-        if not raw:
-            return ""
-        s = raw.find(cls.TEXT_START_TOKEN)
-        if s == -1:
-            if cls.ACTION_START_TOKEN in raw:
-                return raw
-            return ""
-        s += len(cls.TEXT_START_TOKEN)
-        tail = raw[s:]
-        e = tail.find(cls.TEXT_END_TOKEN)
-        if e == -1:
-            return tail
-        return tail[:e]
 
     def detect_and_parse(self, text: str) -> StreamingParseResult:
         # Direct parse: split on the (single) ``<|END_THINKING|>`` token if

@@ -79,10 +79,6 @@ class _GenerationTagExtension(jinja2.ext.Extension):
 
     tags = {"generation"}
 
-    def parse(self, parser):
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-        return jinja2.nodes.Scope(body).set_lineno(lineno)
 
 
 def _has_toggle_default_assignment(

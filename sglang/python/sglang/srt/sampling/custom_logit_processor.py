@@ -46,59 +46,6 @@ class CustomLogitProcessor(ABC):
 
 
 
-class ThinkingBudgetLogitProcessor(CustomLogitProcessor):
-    """A logit processor that controls the length of thinking."""
-
-    THINKING_START_TOKEN_ID: int
-    THINKING_END_TOKEN_ID: int
-    NEW_LINE_TOKEN_ID: int
-
-    def __call__(self, logits, custom_param_list: list[dict[str, Any]]):
-        if custom_param_list is None or not custom_param_list:
-            return logits
-        for i, param_dict in enumerate(custom_param_list):
-            if param_dict is None:
-                continue
-
-            thinking_budget: int | None = param_dict.get("thinking_budget")
-
-            # Skip if thinking_budget is unset, or not an integer, or negative
-            if (
-                thinking_budget is None
-                or not isinstance(thinking_budget, int)
-                or thinking_budget < 0
-            ):
-                continue
-            req: Req = param_dict.get("__req__")
-            cur_ids: list[int] = [*req.origin_input_ids, *req.output_ids]
-
-            # Check if out of thinking stage
-            if (
-                self.THINKING_START_TOKEN_ID not in cur_ids
-                or self.THINKING_END_TOKEN_ID in cur_ids
-            ):
-                continue
-
-            # Find the index of the thinking start token
-            start_index = cur_ids.index(self.THINKING_START_TOKEN_ID)
-
-            # Count the number of tokens after the thinking start token
-            num_tokens_after_start = len(cur_ids) - start_index - 1
-
-            if num_tokens_after_start < thinking_budget:
-                continue
-
-            # Ensure new line token before thinking end token
-            if not req.output_ids or req.output_ids[-1] != self.NEW_LINE_TOKEN_ID:
-                logits[i, :] = -float("inf")
-                logits[i, self.NEW_LINE_TOKEN_ID] = 0.0
-                continue
-
-            # Assign highest probability to the thinking end token
-            logits[i, :] = -float("inf")
-            logits[i, self.THINKING_END_TOKEN_ID] = 0.0
-
-        return logits
 
 
 

@@ -5,7 +5,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-import torch
 
 from sglang.srt.mem_cache.base_prefix_cache import (
     BasePrefixCache,
@@ -188,24 +187,10 @@ class StreamingSession(BasePrefixCache):
     def has_slot(self, session_id: str) -> bool:
         return session_id in self.slots
 
-    def any_holding_kv(self) -> bool:
-        return any(s.is_holding_kv for s in self.slots.values())
 
     # -- Try-handle entries for composition (see class docstring) --
 
-    def try_inc_lock_ref(self, node: Any) -> Optional[IncLockRefResult]:
-        """No-op lock if ``node`` is a session-internal sentinel; returns
-        None to tell the caller to run its raw tree lock path."""
-        if isinstance(node, _VirtualNode):
-            return IncLockRefResult()
-        return None
 
-    def try_dec_lock_ref(
-        self, node: Any, params: Optional[DecLockRefParams] = None
-    ) -> Optional[DecLockRefResult]:
-        if isinstance(node, _VirtualNode):
-            return DecLockRefResult()
-        return None
 
     def find_active_slot(self, req: Req) -> Optional[SessionSlot]:
         """Returns an active slot for this req, or None.
@@ -236,140 +221,8 @@ class StreamingSession(BasePrefixCache):
     # executes the streaming body if applicable and signals whether the
     # caller still needs to run its raw path.
 
-    def try_match_prefix(self, params: MatchPrefixParams) -> Optional[MatchResult]:
-        """Returns a MatchResult iff the request hits an active session slot;
-        otherwise None (caller falls back to its raw match)."""
-        slot = self.find_active_slot(params.req)
-        if slot is None:
-            return None
 
-        req = params.req
-        slot.restore_to_req(req)
 
-        # token_ids = get_fill_ids()[:input_len-1] (1-token logit reserve
-        # already applied). min handles retract retry where committed_len
-        # can exceed len(token_ids) by 1.
-        prefix_len = min(req.kv_committed_len, len(params.key))
-
-        # Streaming sessions are append-only (session_controller rollback
-        # ensures req_nodes always points to the last successful req).
-        assert prefix_len >= slot.cache_protected_len, (
-            f"streaming session prefix shrank: {prefix_len=} < "
-            f"{slot.cache_protected_len=}"
-        )
-
-        # Free orphaned tail: alloc_for_extend will overwrite
-        # req_to_token[prefix_len:] with new indices. The range
-        # [prefix_len, kv_allocated_len) has stale indices from the
-        # previous turn's decode (e.g. alloc-commit gap on retract,
-        # or speculative draft tokens).
-        self._free_tail(slot, req, prefix_len)
-
-        device_indices = self.req_to_token_pool.req_to_token[
-            req.req_pool_idx, :prefix_len
-        ].to(dtype=torch.int64)
-
-        return MatchResult(
-            device_indices=device_indices,
-            last_device_node=slot.virtual_node,
-            last_host_node=slot.virtual_node,
-            best_match_node=slot.virtual_node,
-            cache_protected_len=slot.cache_protected_len,
-        )
-
-    def try_cache_finished_req(
-        self, req: Req, is_insert: bool = True, **kwargs
-    ) -> bool:
-        """Handles a streaming-session finish (save slot / mid-abort nuke).
-        Returns True if handled; False means caller runs its raw path."""
-        if not _is_streaming(req):
-            return False
-
-        from sglang.srt.managers.schedule_batch import FINISH_ABORT
-
-        session_id = req.session.session_id
-        slot = self.slots.get(session_id)
-        is_first = slot is None
-
-        # Mid-processing abort only. Pre-aborted reqs have session=None
-        # (set in find_active_slot) and never reach here.
-        # Nuke all KV via release_session, delete slot. Token IDs stay
-        # in req_nodes (finish_req was never called -> last successful
-        # req). Next request re-prefills from scratch.
-        if isinstance(req.finished_reason, FINISH_ABORT):
-            if slot is None:
-                # First-request mid-processing abort: create ephemeral
-                # slot from req state so release_session handles cleanup.
-                # Include last_node/cache_protected_len from the req so
-                # release_session calls dec_lock_ref on the tree lock.
-                # Also carry the mamba refs over so _free_slot_mamba can
-                # return the (possibly extra_buffer ping-pong) slots to
-                # the mamba pool; otherwise the abort orphans them.
-                slot = SessionSlot(
-                    req_pool_idx=req.req_pool_idx,
-                    kv=copy.copy(req.kv),
-                    last_node=req.last_node,
-                    cache_protected_len=req.cache_protected_len,
-                    swa_uuid_for_lock=req.swa_uuid_for_lock,
-                    skip_lock_node_ids=req.skip_lock_node_ids,
-                    mamba_pool_idx=req.mamba_pool_idx,
-                    mamba_ping_pong_track_buffer=req.mamba_ping_pong_track_buffer,
-                )
-                self.slots[session_id] = slot
-                # Slot now owns the mamba state — drop the req's refs so
-                # the abort fall-through doesn't double-free.
-                req.mamba_pool_idx = None
-                req.mamba_ping_pong_track_buffer = None
-            slot.kv.kv_allocated_len = max(
-                slot.kv.kv_allocated_len, req.kv.kv_allocated_len
-            )
-            self.release_session(session_id)
-            req.req_pool_idx = None
-            req.kv = None
-            req.session.abort_req()
-            return True
-
-        if is_first:
-            slot = SessionSlot()
-            self.slots[session_id] = slot
-
-        finished_len = (
-            req.finished_len if req.finished_len is not None else len(req.output_ids)
-        )
-        target = len(req.origin_input_ids) + finished_len
-        self._trim_overshoot(req, finished_len)
-
-        slot.save_from_req(req, is_first=is_first)
-        # Inherit the authoritative finished length on the slot, not the lagging
-        # req clock (under overlap + honest committed the clock lags the in-flight
-        # verify by ~1, which would short-change inheritance). Clamp to allocated
-        # to keep committed <= allocated for prepare_for_decode.
-        slot.kv_committed_len = min(target, slot.kv.kv_allocated_len)
-
-        # Update req_nodes to this successfully finished request.
-        req.session.finish_req(req)
-
-        return True
-
-    def try_cache_unfinished_req(
-        self, req: Req, chunked: bool = False, **kwargs
-    ) -> bool:
-        """Handles a streaming-session mid-flight cache op:
-          - chunked prefill: snapshot current KV as prefix, skip radix
-          - subsequent turn: skip radix (slot already holds KV)
-        Returns False for first-turn non-chunked (caller must run raw radix
-        insert to set up the initial tree lock)."""
-        if not _is_streaming(req):
-            return False
-        if chunked:
-            kv_indices = self.req_to_token_pool.req_to_token[
-                req.req_pool_idx, : req.extend_range.end
-            ]
-            req.prefix_indices = kv_indices.to(dtype=torch.int64, copy=True)
-            return True
-        if req.session.session_id in self.slots:
-            return True
-        return False
 
     # -- BasePrefixCache abstract methods: thin adapters over try_handle_* --
 
@@ -513,62 +366,11 @@ class StreamingSession(BasePrefixCache):
                 total += slot.mamba_ping_pong_track_buffer.numel()
         return total
 
-    def _free_slot_mamba(self, slot: SessionSlot) -> None:
-        """Return a session slot's mamba pool state to the allocator."""
-        mamba_allocator = getattr(self.req_to_token_pool, "mamba_allocator", None)
-        if mamba_allocator is None:
-            return
-        if slot.mamba_pool_idx is not None:
-            mamba_allocator.free(slot.mamba_pool_idx.unsqueeze(0))
-            slot.mamba_pool_idx = None
-        if slot.mamba_ping_pong_track_buffer is not None:
-            mamba_allocator.free(slot.mamba_ping_pong_track_buffer)
-            slot.mamba_ping_pong_track_buffer = None
 
     # -- Internal helpers (streaming body bits) --
 
-    def _free_tail(self, slot: SessionSlot, req: Req, prefix_len: int) -> None:
-        """match_prefix path: free orphaned KV in [prefix_len, kv_allocated_len)
-        before alloc_for_extend overwrites it. The gap appears when spec
-        decoding pushes allocated above committed, or when retract retry's
-        logit-reserve pulls prefix_len below committed.
-        """
-        self._free_kv_aligned(slot.req_pool_idx, prefix_len, slot.kv.kv_allocated_len)
-        slot.kv.kv_allocated_len = prefix_len
-        slot.kv_committed_len = min(slot.kv_committed_len, prefix_len)
-        slot.kv.swa_evicted_seqlen = min(slot.kv.swa_evicted_seqlen, prefix_len)
-        req.kv.kv_allocated_len = prefix_len
-        req.kv_committed_len = min(req.kv_committed_len, prefix_len)
-        req.kv.swa_evicted_seqlen = min(req.kv.swa_evicted_seqlen, prefix_len)
 
-    def _trim_overshoot(self, req: Req, finished_len: int) -> None:
-        """Trim slot KV to finished_len boundary. Spec v2 may overshoot
-        max_new_tokens (verify round commits M+1 at a time); next turn's
-        input is output_ids[:finished_len], so positions past that must
-        be released to avoid token/KV mismatch.
-        """
-        target = len(req.origin_input_ids) + finished_len
-        self._free_kv_aligned(req.req_pool_idx, target, req.kv.kv_allocated_len)
-        req.kv.kv_allocated_len = min(req.kv.kv_allocated_len, target)
-        req.kv_committed_len = min(req.kv_committed_len, target)
-        req.kv.swa_evicted_seqlen = min(req.kv.swa_evicted_seqlen, target)
-        req.output_ids = req.output_ids[:finished_len]
 
-    def _free_kv_aligned(self, pool_idx: int, target: int, end: int) -> None:
-        """Free req_to_token[pool_idx, ceil_align(target):end). Page-aligned
-        because PagedTokenToKVPoolAllocator.free returns whole pages
-        (free_index // page_size), so partial-page free would corrupt pages
-        still holding committed tokens. The range [target, ceil_align(target))
-        stays attached until release_session frees the whole page.
-        """
-        if end <= target:
-            return
-        start = target
-        if self.page_size > 1:
-            start = ceil_align(start, self.page_size)
-        if start < end:
-            tail = self.req_to_token_pool.req_to_token[pool_idx, start:end]
-            self.token_to_kv_pool_allocator.free(tail)
 
     # -- Pass-through methods --
 
@@ -629,12 +431,6 @@ class StreamingSession(BasePrefixCache):
     def init_metrics_collector(self):
         return self.inner.init_metrics_collector()
 
-    def sanity_check(self):
-        # Skip inner sanity check when sessions hold tree locks, because
-        # the check asserts all nodes are unlocked during idle.
-        if self.any_holding_kv():
-            return
-        self.inner.sanity_check()
 
     # Forward attribute access for cache-specific methods (e.g.
     # sliding_window_size, all_values_flatten, etc.)

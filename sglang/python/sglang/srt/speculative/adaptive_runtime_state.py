@@ -110,10 +110,6 @@ class AdaptiveController:
         # Start on the initial step.
         self._activate(self.worker.speculative_num_steps)
 
-    def activate_step_by_batch(self, batch_size: int) -> None:
-        target = self.params.get_steps_for_batch(batch_size)
-        if target != self.worker.speculative_num_steps:
-            self._activate(target)
 
     def on_verify_complete(
         self, num_correct_drafts_per_req: list[int], batch_size: int
@@ -125,10 +121,3 @@ class AdaptiveController:
         if new_step is not None:
             self._activate(new_step)
 
-    def _activate(self, speculative_num_steps: int) -> None:
-        state = self._states.get(speculative_num_steps)
-        if state is None:
-            raise ValueError(
-                f"Missing adaptive runtime state for steps={speculative_num_steps}"
-            )
-        self.worker.apply_runtime_state(state)

@@ -5,10 +5,8 @@ Adjusts speculative_num_steps at runtime based on observed acceptance lengths.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
-import math
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -171,92 +169,8 @@ class AdaptiveStepSlot:
         self.ema_accept_len = float(self.current_steps - 1)
         self._batch_count = 0
 
-    def update(self, num_correct_drafts_per_req: list[int]) -> bool:
-        """Update EMA with observed accept lengths. Returns True if params changed.
 
-        Args:
-            num_correct_drafts_per_req: Per-request accepted draft token counts from last verify.
-        """
-        if not num_correct_drafts_per_req:
-            return False
 
-        if self.current_steps > 0:
-            batch_avg = sum(num_correct_drafts_per_req) / len(
-                num_correct_drafts_per_req
-            )
-            self.ema_accept_len = (
-                1 - self.ema_alpha
-            ) * self.ema_accept_len + self.ema_alpha * batch_avg
-
-        self._batch_count += 1
-        if self._batch_count <= self.warmup_batches:
-            return False
-
-        if (self._batch_count - self.warmup_batches) % self.update_interval != 0:
-            return False
-
-        return self._recompute_params()
-
-    def _recompute_params(self) -> bool:
-        """Recompute steps from EMA. Returns True if params changed."""
-        old_steps = self.current_steps
-        current_idx = self.candidate_steps.index(old_steps)
-        old_idx = current_idx
-
-        # Probe the smallest positive step after a zero-step nospec interval.
-        if old_steps == 0:
-            current_idx = min(current_idx + 1, len(self.candidate_steps) - 1)
-            target = self.candidate_steps[current_idx]
-            if target > 0 and self.ema_accept_len < 0:
-                # A slot initialized at steps=0 has no draft acceptance history;
-                # start the first positive-step probe from that step's neutral EMA.
-                self.ema_accept_len = float(target - 1)
-            return self._apply_target_steps(old_steps, target)
-
-        # TODO: Consider limiting step changes to avoid overshooting.
-        while current_idx > 0:
-            prev_step = self.candidate_steps[current_idx - 1]
-            # A zero-step candidate disables drafting. Treat zero accepted drafts
-            # as low enough to reach it when it is the floor candidate.
-            drop_threshold = 0.5 if prev_step == 0 else prev_step - 0.5
-            drop_threshold += self.down_hysteresis
-            if self.ema_accept_len <= drop_threshold:
-                current_idx -= 1
-            else:
-                break
-
-        moved_down = current_idx < old_idx
-        if not moved_down:
-            while current_idx < len(self.candidate_steps) - 1:
-                current_step = self.candidate_steps[current_idx]
-                rise_threshold = current_step - 0.5 + self.up_hysteresis
-                if self.ema_accept_len > rise_threshold:
-                    current_idx += 1
-                else:
-                    break
-
-        target = self.candidate_steps[current_idx]
-        # EMA ceiling: only caps downward — never blocks step-ups, so the
-        # system can explore higher steps and let the EMA catch up.
-        if self.ceiling_coeff > 0:
-            ceiling = max(1, math.ceil(self.ema_accept_len * self.ceiling_coeff))
-            if target > ceiling and target <= old_steps:
-                while current_idx > 0 and self.candidate_steps[current_idx] > ceiling:
-                    current_idx -= 1
-                target = self.candidate_steps[current_idx]
-
-        return self._apply_target_steps(old_steps, target)
-
-    def _apply_target_steps(self, old_steps: int, target: int) -> bool:
-        if target != old_steps:
-            self.current_steps = target
-            log_info_on_rank0(
-                logger,
-                f"Adaptive spec params updated: steps {old_steps} -> {target} "
-                f"(ema_accept_len={self.ema_accept_len:.2f})",
-            )
-            return True
-        return False
 
 
 class AdaptiveSpeculativeParams:
@@ -294,52 +208,9 @@ class AdaptiveSpeculativeParams:
         """Union of all BS slots' candidate steps."""
         return sorted({s for p in self._slots.values() for s in p.candidate_steps})
 
-    def set_cuda_graph_bs(self, cuda_graph_bs: list[int] | None) -> None:
-        self._cuda_graph_bs = sorted(cuda_graph_bs) if cuda_graph_bs else None
 
-    def get_steps_for_batch(self, batch_size: int) -> int:
-        return self._route(batch_size).current_steps
 
-    def on_verify_complete(
-        self, num_correct_drafts_per_req: list[int], batch_size: int
-    ) -> int | None:
-        """Feed verify results to the matching BS slot's EMA.
 
-        Returns the new step if a switch is warranted, else ``None``.
-        """
-        params = self._route(batch_size)
-        if params.update(num_correct_drafts_per_req):
-            return params.current_steps
-        return None
 
-    def cuda_graph_bs_for_step(self, step: int) -> list[int] | None:
-        """Return cuda_graph_bs values that can reach *step* at runtime.
 
-        Returns ``None`` when CUDA graphs are disabled (``set_cuda_graph_bs``
-        was never called or was called with ``None``).
-        """
-        if self._cuda_graph_bs is None:
-            return None
-        return [
-            v
-            for v in self._cuda_graph_bs
-            if step in self._slots[self._find_closest_bs(v)].candidate_steps
-        ]
 
-    def _route(self, batch_size: int) -> AdaptiveStepSlot:
-        """Map *batch_size* → pad to CUDA-graph BS → closest slot."""
-        return self._slots[
-            self._find_closest_bs(self._pad_to_cuda_graph_bs(batch_size))
-        ]
-
-    def _pad_to_cuda_graph_bs(self, batch_size: int) -> int:
-        if self._cuda_graph_bs is None:
-            return batch_size
-        idx = bisect.bisect_left(self._cuda_graph_bs, batch_size)
-        return (
-            self._cuda_graph_bs[idx] if idx < len(self._cuda_graph_bs) else batch_size
-        )
-
-    def _find_closest_bs(self, target: int) -> int:
-        idx = bisect.bisect_right(self._bs_list, target) - 1
-        return self._bs_list[max(0, idx)]

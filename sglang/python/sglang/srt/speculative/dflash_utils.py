@@ -4,7 +4,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 
 from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
@@ -160,22 +160,6 @@ def get_dflash_layer_types(config: Any) -> Optional[Sequence[str]]:
     return layer_types
 
 
-def get_dflash_attention_sliding_window_size(config: Any) -> Optional[int]:
-    layer_types = get_dflash_layer_types(config)
-    if layer_types is None or "sliding_attention" not in layer_types:
-        return None
-
-    text_config = _get_text_config(config)
-    sliding_window = _cfg_get(
-        text_config, "sliding_window", _cfg_get(config, "sliding_window")
-    )
-    if sliding_window is None:
-        raise ValueError(
-            "DFLASH sliding_attention layers require config.sliding_window."
-        )
-
-    # HF sliding windows include the current token; SGLang stores window_left.
-    return int(sliding_window) - 1
 
 
 def _cfg_get(config: Any, key: str, default: Any = None) -> Any:
@@ -373,18 +357,6 @@ def parse_dflash_draft_config(*, draft_hf_config: Any) -> DFlashDraftConfig:
     )
 
 
-def can_dflash_slice_qkv_weight(qkv_proj: Any) -> Tuple[bool, str]:
-    """Validate whether DFlash can slice KV weights from a fused QKV linear layer."""
-    quant_method = getattr(qkv_proj, "quant_method", None)
-    if not isinstance(quant_method, UnquantizedLinearMethod):
-        return (
-            False,
-            "quantized qkv_proj is not supported for this path "
-            f"(quant_method={type(quant_method).__name__})",
-        )
-    if not hasattr(qkv_proj, "weight"):
-        return False, "qkv weight tensor is missing"
-    return True, ""
 
 
 

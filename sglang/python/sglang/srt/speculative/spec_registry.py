@@ -5,10 +5,8 @@ should use that classmethod API; do not import from this module directly.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Type
 
-import torch
 
 if TYPE_CHECKING:
     from sglang.srt.managers.overlap_utils import FutureMap
@@ -56,11 +54,7 @@ class CustomSpecAlgo:
     def __repr__(self) -> str:
         return f"CustomSpecAlgo({self.name!r})"
 
-    def is_some(self) -> bool:
-        return True
 
-    def is_none(self) -> bool:
-        return False
 
     def is_speculative(self) -> bool:
         return True
@@ -68,41 +62,16 @@ class CustomSpecAlgo:
     def is_eagle(self) -> bool:
         return False
 
-    def is_eagle3(self) -> bool:
-        return False
 
-    def is_frozen_kv_mtp(self) -> bool:
-        return False
 
-    def is_dflash(self) -> bool:
-        return False
 
-    def is_dspark(self) -> bool:
-        return False
 
-    def is_dflash_family(self) -> bool:
-        return False
 
-    def is_standalone(self) -> bool:
-        return False
 
-    def is_ngram(self) -> bool:
-        return False
 
-    def supports_target_verify_for_draft(self) -> bool:
-        return False
 
-    def supports_ragged_verify(self) -> bool:
-        return False
 
-    def supports_grammar_overlap(self) -> bool:
-        # Whether the worker advances the grammar FSM inside verify() (via the
-        # scheduler's grammar barrier), letting spec + grammar decode overlap.
-        return False
 
-    def has_draft_kv(self) -> bool:
-        # Conservative default: the larger KV reserve.
-        return True
 
     def handle_server_args(self, server_args: ServerArgs) -> None:
         pass
@@ -125,38 +94,8 @@ class CustomSpecAlgo:
             )
         return self.factory(server_args)
 
-    def get_num_tokens_per_req_for_target_verify(
-        self, num_draft_tokens: int, is_draft_worker: bool
-    ) -> int:
-        # FIXME: Remove this after the forward mode refactor. Target verify is
-        # essentially a fixed sequence length prefill/extend with full cuda
-        # graph support. We can use it for target verify, or we can use it for
-        # other cases which is not target verify but fixed length prefill.
-        # Here, we expose this interface to allow the other use cases.
-        return num_draft_tokens
 
-    def get_num_tokens_per_bs_for_target_verify(
-        self, num_draft_tokens: int, is_draft_worker: bool
-    ) -> int:
-        # Deprecated alias; remove together with the FIXME above.
-        warnings.warn(
-            "get_num_tokens_per_bs_for_target_verify is deprecated; use "
-            "get_num_tokens_per_req_for_target_verify instead.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.get_num_tokens_per_req_for_target_verify(
-            num_draft_tokens, is_draft_worker
-        )
 
-    def build_disagg_draft_input(
-        self,
-        batch: ScheduleBatch,
-        server_args: ServerArgs,
-        last_tokens_tensor: torch.Tensor,
-        future_map: FutureMap,
-    ) -> Optional[SpecInput]:
-        return None
 
 
 _REGISTRY: Dict[str, CustomSpecAlgo] = {}

@@ -11,22 +11,10 @@ import torch
 from huggingface_hub import snapshot_download
 
 from sglang.kernels.ops.speculative.cache_locs import (
-    align_evict_mask_to_page_size as align_evict_mask_to_page_size,
-)
-from sglang.kernels.ops.speculative.cache_locs import (
     assign_extend_cache_locs as assign_extend_cache_locs,
 )
 from sglang.kernels.ops.speculative.cache_locs import (
-    filter_finished_cache_loc_kernel as filter_finished_cache_loc_kernel,
-)
-from sglang.kernels.ops.speculative.cache_locs import (
     generate_draft_decode_kv_indices as generate_draft_decode_kv_indices,
-)
-from sglang.kernels.ops.speculative.cache_locs import (
-    get_src_tgt_cache_loc as get_src_tgt_cache_loc,
-)
-from sglang.kernels.ops.speculative.cache_locs import (
-    get_target_cache_loc as get_target_cache_loc,
 )
 from sglang.kernels.ops.speculative.eagle import (
     fill_accept_out_cache_loc_func as fill_accept_out_cache_loc_func,
@@ -258,18 +246,6 @@ def spec_need_hidden_states(server_args: Optional[ServerArgs] = None) -> bool:
     return not server_args.enable_multi_layer_eagle
 
 
-@torch.compile(dynamic=True, disable=_is_npu or _is_xpu)
-def create_num_accept_tokens_filter(
-    num_correct_drafts: torch.Tensor,
-    unfinished_index_device: torch.Tensor,
-    seq_lens: torch.Tensor,
-):
-    num_accept_tokens_filter = torch.zeros_like(num_correct_drafts)
-    num_accept_tokens_filter[unfinished_index_device] = (
-        num_correct_drafts[unfinished_index_device] + 1
-    )
-    seq_lens.add_(num_correct_drafts + 1)
-    return num_accept_tokens_filter
 
 
 def _select_top_k_tokens_first(

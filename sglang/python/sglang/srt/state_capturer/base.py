@@ -36,19 +36,8 @@ class BaseDeviceCache:
         self.name = name
         self._log_allocation()
 
-    def capture(self, layer_id: int, topk_indices: torch.Tensor):
-        batch = topk_indices.shape[0]
-        self.buffer[:batch, layer_id, :] = topk_indices
 
-    def get_buffer_size_bytes(self):
-        return get_tensor_size_bytes(self.buffer)
 
-    def _log_allocation(self):
-        size_mb = self.get_buffer_size_bytes() / _MB
-        logger.info(
-            f"DeviceCache[{self.name}] allocated: shape={tuple(self.buffer.shape)}, "
-            f"size={size_mb:.2f} MB"
-        )
 
 
 class BaseHostCache:
@@ -65,15 +54,7 @@ class BaseHostCache:
         self.name = name
         self._log_allocation()
 
-    def get_buffer_size_bytes(self):
-        return get_tensor_size_bytes(self.buffer)
 
-    def _log_allocation(self):
-        size_gb = self.get_buffer_size_bytes() / _GB
-        logger.info(
-            f"HostCache[{self.name}] allocated: shape={tuple(self.buffer.shape)}, "
-            f"size={size_gb:.2f} GB"
-        )
 
 
 @dataclasses.dataclass
@@ -124,63 +105,6 @@ class BaseTopkCapturer:
             name=name,
         )
 
-    def capture(self, layer_id: int, topk_indices: torch.Tensor):
-        self.device_cache.capture(layer_id, topk_indices)
 
-    def _get_local_slice(
-        self,
-        forward_batch: ForwardBatch,
-        can_run_graph: bool,
-        cuda_graph_batch: Optional[int],
-    ) -> torch.Tensor:
-        """Return the device_cache slice for this forward batch, GPU-resident.
 
-        Default assumes per-rank-local capture: each rank writes [:local_num_tokens)
-        to its own device_cache. Subclasses with global-tensor capture semantics
-        (e.g. shared cuda graph buffer indexed by dp_rank) should override and
-        consume can_run_graph / cuda_graph_batch.
-        """
-        del can_run_graph, cuda_graph_batch  # reserved for subclass override
-        num_tokens = forward_batch.out_cache_loc.shape[0]
-        return self.device_cache.buffer[:num_tokens, :, : self.topk_size]
 
-    def get_topk(
-        self,
-        req_pool_idx: int,
-        seqlen: int,
-        req_to_token_pool: ReqToTokenPool,
-        start_len: int = 0,
-    ) -> torch.Tensor:
-        if start_len < 0:
-            raise ValueError(f"{start_len=} must be non-negative")
-        start_len = min(start_len, seqlen - 1)
-        cache_pool_idx = (
-            req_to_token_pool.req_to_token[req_pool_idx][start_len : seqlen - 1]
-            .cpu()
-            .clone()
-        )
-        return self.host_cache.buffer[cache_pool_idx]
-
-    def on_forward_end(
-        self,
-        forward_batch: ForwardBatch,
-        can_run_graph: bool,
-        cuda_graph_batch: Optional[int],
-        no_copy_to_cpu: bool = False,
-    ) -> Optional[TopkCaptureOutput]:
-        """If no_copy_to_cpu is True, return a TopkCaptureOutput holding GPU tensors so
-        the overlap thread can do non-blocking D2H + finalize itself. Otherwise sync
-        D2H inline and return None (legacy non-overlap path).
-        """
-        slice_gpu = self._get_local_slice(
-            forward_batch, can_run_graph, cuda_graph_batch
-        )
-        if no_copy_to_cpu:
-            return TopkCaptureOutput(
-                out_cache_loc=forward_batch.out_cache_loc,
-                topk=slice_gpu,
-                host_cache=self.host_cache,
-            )
-        out_cache_loc_cpu = forward_batch.out_cache_loc.cpu()
-        self.host_cache.buffer[out_cache_loc_cpu] = slice_gpu.cpu()
-        return None

@@ -42,7 +42,6 @@ import threading
 import time
 import traceback
 import types
-import uuid
 import warnings
 from array import array
 from collections import OrderedDict, defaultdict
@@ -52,9 +51,7 @@ from decimal import Decimal
 from functools import lru_cache, partial
 from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
-from io import BytesIO
 from json import JSONDecodeError
-from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -73,7 +70,6 @@ from typing import (
 )
 from unittest import SkipTest
 from unittest.case import _ShouldStop
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import orjson
@@ -84,19 +80,17 @@ import torch
 import torch.distributed as dist
 import triton
 from packaging import version as pkg_version
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from starlette.routing import Mount
 from torch import nn
 from torch.library import Library
 from torch.utils._contextlib import _DecoratorContextManager
-from torchvision.io import decode_jpeg
 from typing_extensions import Literal
 
 from sglang.srt.environ import envs
 from sglang.srt.observability.func_timer import enable_func_timer
 from sglang.srt.platforms import current_platform
 from sglang.srt.runtime_context import get_parallel
-from sglang.srt.utils.video_decoder import _BACKEND, VideoDecoderWrapper
 
 if TYPE_CHECKING:
     from sglang.srt.server_args import ServerArgs
@@ -958,58 +952,12 @@ def get_hip_version():
     return (0, 0, 0)
 
 
-@lru_cache(maxsize=1)
-def get_nvidia_driver_version() -> tuple:
-    """Return the NVIDIA driver version as a tuple of ints, e.g. (595, 58, 3).
-    Returns (0,) on failure."""
-    version_str = get_nvidia_driver_version_str()
-    if version_str is None:
-        return (0,)
-    try:
-        return tuple(int(x) for x in version_str.split("."))
-    except ValueError:
-        return (0,)
 
 
-@lru_cache(maxsize=1)
-def get_nvidia_driver_version_str() -> str | None:
-    """Return the NVIDIA driver version string, e.g. '595.58.03'.
-    Returns None on failure."""
-    try:
-        result = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=driver_version",
-                "--format=csv,noheader,nounits",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-        version_str = result.stdout.strip().split("\n")[0].strip()
-        return version_str if version_str else None
-    except (subprocess.CalledProcessError, FileNotFoundError, ValueError):
-        return None
 
 
-def check_cuda_result(raw_output):
-    import cuda.bindings.runtime as cuda_rt
-
-    err, *results = raw_output
-    if err != cuda_rt.cudaError_t.cudaSuccess:
-        raise Exception(f"CUDA error: {err}")
-
-    return results
 
 
-def get_cuda_driver_bindings():
-    try:
-        from cuda.bindings import driver as cuda_driver
-    except ImportError:
-        from cuda import cuda as cuda_driver
-
-    return cuda_driver
 
 
 
@@ -1093,8 +1041,6 @@ def flatten_arrays_to_int64_tensor(
 BAR_FORMAT = "{desc}: {percentage:3.0f}% Completed | {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
 
 
-def random_uuid() -> str:
-    return str(uuid.uuid4().hex)
 
 
 _warned_bool_env_var_keys = set()
@@ -1295,17 +1241,6 @@ def set_random_seed(seed: int) -> None:
 _mm_http_session = threading.local()
 
 
-def get_mm_http_session() -> requests.Session:
-    """Per-thread HTTP session for multimodal downloads, to pool/reuse TCP
-    connections. Pid-checked so a forked worker rebuilds its own, not the parent's.
-    """
-    pid = os.getpid()
-    session = getattr(_mm_http_session, "session", None)
-    if session is None or getattr(_mm_http_session, "pid", None) != pid:
-        session = requests.Session()
-        _mm_http_session.session = session
-        _mm_http_session.pid = pid
-    return session
 
 
 # Raised by the loaders below when client-supplied media cannot be fetched or
@@ -1317,100 +1252,6 @@ CLIENT_MEDIA_EXCEPTIONS = (
 )
 
 
-def load_audio(
-    audio_file: str, sr: Optional[int] = None, mono: bool = True
-) -> np.ndarray:
-    if sr is None:
-        sr = 16000
-
-    # Normalize input: resolve URL / base64 / file:// to bytes or path
-    if isinstance(audio_file, bytes):
-        source = audio_file
-    elif isinstance(audio_file, str) and audio_file.startswith("data:"):
-        source = pybase64.b64decode(audio_file.split(",")[1], validate=True)
-    elif isinstance(audio_file, str) and (
-        audio_file.startswith("http://") or audio_file.startswith("https://")
-    ):
-        timeout = int(os.getenv("REQUEST_TIMEOUT", "5"))
-        with get_mm_http_session().get(audio_file, timeout=timeout) as response:
-            response.raise_for_status()
-            source = response.content
-    elif isinstance(audio_file, str) and audio_file.startswith("file://"):
-        source = unquote(urlparse(audio_file).path)
-    elif isinstance(audio_file, str):
-        source = audio_file
-    else:
-        raise ValueError(f"Invalid audio format: {audio_file}")
-
-    from sglang.srt.multimodal.audio_from_video import (
-        decode_audio_container,
-        is_audio_container,
-    )
-
-    if isinstance(source, bytes):
-        header = source[:16]
-    else:
-        with open(source, "rb") as audio_stream:
-            header = audio_stream.read(16)
-
-    if is_audio_container(header):
-        return decode_audio_container(
-            source,
-            target_sr=sr,
-            mono=mono,
-        )
-
-    if _BACKEND == "torchcodec":
-        from torchcodec.decoders import AudioDecoder
-
-        try:
-            decoder = AudioDecoder(
-                source,
-                sample_rate=sr,
-                num_channels=1 if mono else None,
-            )
-            samples = decoder.get_all_samples()
-            if mono:
-                return samples.data.squeeze(0).numpy()
-            return samples.data.T.numpy()
-        except Exception as e:
-            # torchcodec's bytes-buffer IO can fail on WAV files that carry
-            # large trailing metadata chunks. Fall back to soundfile, which reads the PCM payload directly.
-            logger.warning(
-                f"torchcodec AudioDecoder failed ({e}); falling back to soundfile + torchaudio."
-            )
-
-    # Fallback: soundfile + torchaudio (ARM / no FFmpeg / torchcodec failure)
-    import soundfile as sf
-    import torch
-    import torchaudio
-
-    try:
-        if isinstance(source, bytes):
-            audio, original_sr = sf.read(BytesIO(source))
-        else:
-            audio, original_sr = sf.read(source)
-    except sf.LibsndfileError as e:
-        raise ValueError(f"Could not decode audio: {e}") from e
-
-    if mono and len(audio.shape) > 1:
-        audio = np.mean(audio, axis=1)
-
-    if original_sr != sr:
-        audio_tensor = torch.from_numpy(audio).float()
-        if audio_tensor.dim() == 1:
-            audio_tensor = audio_tensor.unsqueeze(0)
-        else:
-            audio_tensor = audio_tensor.T
-        audio_tensor = torchaudio.functional.resample(
-            audio_tensor, orig_freq=original_sr, new_freq=sr
-        )
-        if audio_tensor.shape[0] == 1:
-            audio = audio_tensor.squeeze(0).numpy()
-        else:
-            audio = audio_tensor.T.numpy()
-
-    return audio
 
 
 @dataclass
@@ -1430,162 +1271,18 @@ class VideoData:
 image_extension_names = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
-def is_jpeg_with_cuda(image_bytes: bytes = b"", gpu_image_decode: bool = True) -> bool:
-    """
-    Check three conditions:
-    1. whether CUDA is available.
-    2. whether input is recognized as JPEG.
-    3. whether GPU image decode is enabled (some models such as CPM forcibly disable this).
-    """
-    if not is_cuda() or not gpu_image_decode:
-        return False
-    if image_bytes != b"":
-        return image_bytes.startswith(b"\xff\xd8") and image_bytes.endswith(b"\xff\xd9")
-    return False
-
-
-def _load_image(
-    image_bytes: bytes = b"",
-    image_file: str = "",
-    gpu_image_decode: bool = True,
-) -> Union[torch.Tensor, Image.Image]:
-    """
-    Try to decode JPEG with nvJPEG on GPU and return a torch device tensor,
-    otherwise fallback to decode with PIL on CPU and return a PIL Image.
-    Keep the fallback path since nvJPEG may fail on some JPEG images that are not strictly compliant with the standard, while PIL is more tolerant.
-    """
-    if image_file != "":
-        image_bytes = get_image_bytes(image_file)
-    if is_jpeg_with_cuda(image_bytes, gpu_image_decode):
-        try:
-            encoded_image = torch.frombuffer(image_bytes, dtype=torch.uint8)
-            image_tensor = decode_jpeg(encoded_image, device="cuda")
-            return image_tensor
-        except Exception as e:
-            logger.warning(
-                f"Failed to decode JPEG on GPU, falling back to CPU. Error: {e}"
-            )
-    return Image.open(BytesIO(image_bytes))
-
-
-def load_image(
-    image_file: Union[Image.Image, str, ImageData, bytes],
-    gpu_image_decode: bool = True,
-) -> tuple[Union[torch.Tensor, Image.Image], Optional[tuple[int, int]]]:
-    """
-    Load image from multiple input formats, including:
-    ImageData, PIL Image, bytes, URL, file path, or base64 string.
-    """
-    if isinstance(image_file, ImageData):
-        image_file = image_file.url
-
-    image = None
-    image_size: Optional[tuple[int, int]] = None
-    if isinstance(image_file, Image.Image):
-        image = image_file
-        image_size = (image.width, image.height)
-    elif isinstance(image_file, bytes):
-        image = _load_image(image_bytes=image_file, gpu_image_decode=gpu_image_decode)
-    elif isinstance(image_file, str) and image_file.startswith(("http://", "https://")):
-        image = _load_image(image_file=image_file, gpu_image_decode=gpu_image_decode)
-    elif isinstance(image_file, str) and image_file.startswith("file://"):
-        image = _load_image(
-            image_file=unquote(urlparse(image_file).path),
-            gpu_image_decode=gpu_image_decode,
-        )
-    elif isinstance(image_file, str) and image_file.lower().endswith(
-        image_extension_names
-    ):
-        image = _load_image(image_file=image_file, gpu_image_decode=gpu_image_decode)
-    elif isinstance(image_file, str) and image_file.startswith("data:"):
-        image = _load_image(image_file=image_file, gpu_image_decode=gpu_image_decode)
-    elif isinstance(
-        image_file, str
-    ):  # Other formats, try to decode as base64 by default
-        image = _load_image(image_file=image_file, gpu_image_decode=gpu_image_decode)
-    else:
-        raise ValueError(f"Invalid image: {image_file}")
-    return image, image_size
-
-
-def get_image_bytes(image_file: Union[str, bytes]) -> bytes:
-    """Normalize various image inputs into raw bytes."""
-    if isinstance(image_file, bytes):
-        return image_file
-    if image_file.startswith(("http://", "https://")):
-        timeout = int(os.getenv("REQUEST_TIMEOUT", "3"))
-        response = get_mm_http_session().get(image_file, timeout=timeout)
-        try:
-            response.raise_for_status()
-            result = response.content
-        finally:
-            response.close()
-        return result
-    if image_file.startswith(("file://", "/")):
-        with open(image_file, "rb") as f:
-            return f.read()
-    if isinstance(image_file, str) and image_file.startswith("data:"):
-        _, encoded = image_file.split(",", 1)
-        return pybase64.b64decode(encoded, validate=True)
-    if isinstance(image_file, str):
-        return pybase64.b64decode(image_file, validate=True)
-    raise NotImplementedError(f"Invalid image: {image_file}")
-
-
-def _normalize_video_input(
-    video_file: Union[str, bytes],
-) -> Union[str, bytes, None]:
-    """Normalize video input (URL, base64, file://, etc.) to a file path or bytes.
-
-    Returns a file path or bytes suitable for a decoder, or None on failure.
-    URLs and base64 are returned as bytes (no temp files needed since both
-    torchcodec and VideoDecoderWrapper accept bytes natively).
-    """
-    if isinstance(video_file, bytes):
-        return video_file
-    elif isinstance(video_file, str):
-        if video_file.startswith(("http://", "https://")):
-            timeout = int(os.getenv("REQUEST_TIMEOUT", "10"))
-            with get_mm_http_session().get(
-                video_file, stream=True, timeout=timeout
-            ) as response:
-                response.raise_for_status()
-                return response.content
-        elif video_file.startswith("data:"):
-            _, encoded = video_file.split(",", 1)
-            return pybase64.b64decode(encoded, validate=True)
-        elif video_file.startswith("file://"):
-            return unquote(urlparse(video_file).path)
-        elif os.path.isfile(unquote(urlparse(video_file).path)):
-            return video_file
-        else:
-            return pybase64.b64decode(video_file, validate=True)
-    else:
-        return None
 
 
 
 
-def load_video(video_file: Union[str, bytes, VideoData], use_gpu: bool = True):
-    if isinstance(video_file, VideoData):
-        # preprocess_kwargs is consumed by the multimodal processor, not here.
-        video_file = video_file.url
 
-    if isinstance(video_file, (list, tuple, torch.Tensor, np.ndarray)):
-        return video_file
 
-    source = _normalize_video_input(video_file)
-    if source is None:
-        raise ValueError(f"Unsupported video input type: {type(video_file)}")
 
-    device = "cuda" if use_gpu else "cpu"
-    try:
-        return VideoDecoderWrapper(source, device=device)
-    except (ImportError, MemoryError):
-        raise  # missing backend / OOM is not a bad payload
-    except Exception as e:
-        # Broad on purpose: torchcodec raises RuntimeError, decord its own type.
-        raise ValueError(f"Could not decode video: {e}") from e
+
+
+
+
+
 
 
 
@@ -1915,14 +1612,6 @@ def configure_logger(server_args, prefix: str = ""):
 
 
 # source: https://github.com/vllm-project/vllm/blob/93b38bea5dd03e1b140ca997dfaadef86f8f1855/vllm/lora/utils.py#L9
-def replace_submodule(
-    model: nn.Module, module_name: str, new_module: nn.Module
-) -> nn.Module:
-    """Replace a submodule in a model with a new module."""
-    parent = model.get_submodule(".".join(module_name.split(".")[:-1]))
-    target_name = module_name.split(".")[-1]
-    setattr(parent, target_name, new_module)
-    return new_module
 
 
 def set_weight_attrs(
@@ -2415,45 +2104,8 @@ def set_gpu_proc_affinity(
 
 
 class MultiprocessingSerializer:
-    @staticmethod
-    def serialize(obj, output_str: bool = False):
-        """
-        Serialize a Python object using ForkingPickler.
 
-        Args:
-            obj: The object to serialize.
-            output_str (bool): If True, return a base64-encoded string instead of raw bytes.
-
-        Returns:
-            bytes or str: The serialized object.
-        """
-        buf = io.BytesIO()
-        ForkingPickler(buf).dump(obj)
-        buf.seek(0)
-        output = buf.read()
-
-        if output_str:
-            # Convert bytes to base64-encoded string
-            output = pybase64.b64encode(output).decode("utf-8")
-
-        return output
-
-    @staticmethod
-    def deserialize(data):
-        """
-        Deserialize a previously serialized object.
-
-        Args:
-            data (bytes or str): The serialized data, optionally base64-encoded.
-
-        Returns:
-            The deserialized Python object.
-        """
-        if isinstance(data, str):
-            # Decode base64 string to bytes
-            data = pybase64.b64decode(data, validate=True)
-
-        return SafeUnpickler(io.BytesIO(data)).load()
+    pass
 
 
 SerializedTensorPayload = Union[str, bytes, bytearray, memoryview]
@@ -2638,47 +2290,6 @@ class UvicornAccessLogFilter(logging.Filter):
         # Normalize once: drop empty prefixes, stringify, keep as tuple (fast iteration, immutable).
         self.excluded_path_prefixes = tuple(str(p) for p in excluded_path_prefixes if p)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        path = None
-
-        request_line = getattr(record, "request_line", None)
-        if request_line:
-            parts = str(request_line).split()
-            if len(parts) >= 2:
-                path = parts[1]
-
-        if not path:
-            # Fallback for non-standard formatters/records
-            try:
-                msg = record.getMessage()
-            except Exception:
-                msg = None
-            if msg:
-                q1 = msg.find('"')
-                q2 = msg.find('"', q1 + 1) if q1 != -1 else -1
-                if q1 != -1 and q2 != -1:
-                    rl = msg[q1 + 1 : q2]
-                    parts = rl.split()
-                    if len(parts) >= 2:
-                        path = parts[1]
-
-        if not path:
-            return True
-
-        # Strip query string for matching
-        path = str(path)
-        # Some proxies/clients may emit absolute-form request-target in logs:
-        # e.g. "GET https://example.com/metrics HTTP/1.1" -> extract "/metrics".
-        if "://" in path:
-            try:
-                path = urlparse(path).path or path
-            except Exception:
-                # If parsing fails, fall back to the raw value.
-                pass
-        path = path.split("?", 1)[0]
-        return not any(
-            path.startswith(prefix) for prefix in self.excluded_path_prefixes
-        )
 
 
 def set_uvicorn_logging_configs(server_args=None):
@@ -3126,29 +2737,6 @@ def load_json_config(data: str):
         return orjson.loads(Path(data).read_text())
 
 
-def dispose_tensor(x: torch.Tensor):
-    """
-    Dispose a tensor by freeing its memory.
-    During piecewise CUDA graph capture/replay, we skip disposal to avoid
-    interfering with torch.compile's memory tracking and graph recording.
-    """
-
-    # Skip disposal during piecewise CUDA graph capture/replay: freeing the
-    # backing storage would invalidate addresses recorded in the graph.
-    # Local import avoids a circular dependency.
-    from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
-        is_in_tc_piecewise_cuda_graph,
-    )
-
-    if is_in_tc_piecewise_cuda_graph():
-        return
-
-    from sglang.srt.runtime_context import get_flags
-
-    if get_flags().capture.disable_dispose_tensor:
-        return
-
-    x.set_(torch.empty((0,), device=x.device, dtype=x.dtype))
 
 
 T = TypeVar("T")
@@ -3162,15 +2750,6 @@ class Withable(Generic[T]):
     def value(self) -> T:
         return self._value
 
-    @contextmanager
-    def with_value(self, new_value: T):
-        assert self._value is None
-        self._value = new_value
-        try:
-            yield
-        finally:
-            assert self._value is new_value
-            self._value = None
 
 
 def require_mlp_tp_gather(server_args: ServerArgs):
@@ -3327,13 +2906,6 @@ def read_system_prompt_from_file(model_name: str) -> str:
         return ""
 
 
-def prepack_weight_if_needed(weight):
-    if weight.device != torch.device("cpu"):
-        return weight
-    if not cpu_has_amx_support():
-        return weight
-
-    return torch.ops.sgl_kernel.convert_weight_packed(weight)
 
 
 # TODO: currently gemm kernel has the below requirements:
@@ -3343,50 +2915,6 @@ def dim_is_supported(weight):
     return weight.size(0) % 16 == 0 and weight.size(1) % 32 == 0
 
 
-def _process_weight_after_loading(module, weight_names, transpose_dims=None) -> None:
-    # Pack weight for get better performance on CPU
-    devices = {getattr(module, weight_name).device for weight_name in weight_names}
-    assert len(devices) == 1, f"Expects all weights to be on the same device"
-    device = devices.pop()
-
-    if transpose_dims:
-        assert len(weight_names) == len(
-            transpose_dims
-        ), "len(weight_names) should be equal to len(transpose_dims)"
-
-    for i, weight_name in enumerate(weight_names):
-        weight_tensor = getattr(module, weight_name)
-
-        # We don't pack weight or use intel amx backend if any weight of this module has unsupported dim.
-        if not dim_is_supported(weight_tensor):
-            logger.warning(
-                f"Expects weight.size(0) % 16 == 0 and weight.size(1) % 32 == 0 "
-                f"but {weight_tensor.size(0)=} and {weight_tensor.size(1)=} in {module}. "
-                f"{module} won't use intel amx backend."
-            )
-            module.use_intel_amx_backend = False
-            return
-
-        if transpose_dims and transpose_dims[i]:
-            weight_tensor = weight_tensor.transpose(*transpose_dims[i])
-
-        packed_weight = torch.nn.Parameter(
-            prepack_weight_if_needed(weight_tensor),
-            requires_grad=False,
-        )
-        packed_weight.__dict__ = weight_tensor.__dict__
-        setattr(module, weight_name, packed_weight)
-
-    module.use_intel_amx_backend = (
-        device == torch.device("cpu") and cpu_has_amx_support()
-    )
-
-    if (
-        module.use_intel_amx_backend
-        and hasattr(module, "bias")
-        and module.bias is not None
-    ):
-        module.bias = torch.nn.Parameter(module.bias.data.float(), requires_grad=False)
 
 
 class PackWeightMethod:
@@ -3394,8 +2922,6 @@ class PackWeightMethod:
         self.weight_names = weight_names
         self.transpose_dims = transpose_dims
 
-    def process_weights_after_loading(self, module) -> None:
-        _process_weight_after_loading(module, self.weight_names, self.transpose_dims)
 
 
 class LazyValue:
@@ -3818,71 +3344,14 @@ class ConcurrentCounter:
         self._count = initial
         self._condition = asyncio.Condition()
 
-    def value(self) -> int:
-        """
-        Return the current value of the counter.
-
-        Note:
-            This method is not synchronized. It may return a stale value
-            if other coroutines are concurrently modifying the counter.
-
-        Returns:
-            int: The current counter value.
-        """
-        return self._count
 
     def __repr__(self) -> str:
         """Return an informative string representation of the counter."""
         return f"<ConcurrentCounter value={self.value()}>"
 
-    async def increment(self, n: int = 1, notify_all: bool = True):
-        """
-        Atomically increment the counter by a given amount and notify all waiters.
 
-        Args:
-            n (int): The amount to increment the counter by. Default is 1.
-            notify_all (bool): Whether to notify all waiters after incrementing. Default is True.
-        """
-        async with self._condition:
-            self._count += n
-            if notify_all:
-                self._condition.notify_all()
 
-    async def decrement(self, n: int = 1, notify_all: bool = True):
-        """
-        Atomically decrement the counter by a given amount and notify all waiters.
 
-        Args:
-            n (int): The amount to decrement the counter by. Default is 1.
-            notify_all (bool): Whether to notify all waiters after decrementing. Default is True.
-        """
-        async with self._condition:
-            self._count -= n
-            if notify_all:
-                self._condition.notify_all()
-
-    async def wait_for(self, condition: Callable[[int], bool]):
-        """
-        Asynchronously wait until the counter satisfies a given condition.
-
-        This suspends the calling coroutine without blocking the thread, allowing
-        other tasks to run while waiting. When the condition is met, the coroutine resumes.
-
-        Args:
-            condition (Callable[[int], bool]): A function that takes the current counter value
-                and returns True when the condition is satisfied.
-        """
-        async with self._condition:
-            await self._condition.wait_for(lambda: condition(self._count))
-
-    async def wait_for_zero(self):
-        """
-        Asynchronously wait until the counter reaches zero.
-
-        This suspends the calling coroutine without blocking the thread, allowing
-        other tasks to run while waiting. When the counter becomes zero, the coroutine resumes.
-        """
-        await self.wait_for(lambda count: count == 0)
 
 
 @lru_cache(maxsize=1)

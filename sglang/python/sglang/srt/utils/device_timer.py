@@ -1,5 +1,5 @@
 from collections import deque
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Deque, Dict, List, Optional
 
@@ -23,63 +23,10 @@ class DeviceTimer:
         self._reporters: List[Callable] = [reporter]
         self._in_wrap = False
 
-    def add_reporter(self, reporter: Callable):
-        self._reporters.append(reporter)
-
-    @contextmanager
-    def wrap(self, metadata: Dict):
-        # Not re-entrant: a nested wrap would end the wrong interval and leave
-        # an un-ended one at the head of the queue for _report() to trip over.
-        assert not self._in_wrap, "DeviceTimer.wrap is not re-entrant"
-        interval = _TimingInterval.create()
-        self._intervals.append(interval)
-        self._in_wrap = True
-        try:
-            yield
-        finally:
-            self._in_wrap = False
-            interval.end(metadata=metadata)
-            self._report()
-
-    def _report(self):
-        while len(self._intervals) > 0:
-            interval = self._intervals[0]
-            if not interval.end_event.query():
-                break
-
-            self._intervals.popleft()
-            elapsed = interval.elapsed_time() / 1000.0
-            for reporter in self._reporters:
-                reporter(t=elapsed, **interval.metadata)
 
 
-class GapTimer(DeviceTimer):
-    """Measures GPU idle gaps between consecutive uses of a stream.
 
-    Where DeviceTimer.wrap() measures the duration *inside* a block,
-    GapTimer.wrap() measures the time *between* consecutive blocks
-    (gap = next_block_start - last_block_end).
-    """
 
-    def __init__(self, reporter: Callable):
-        super().__init__(reporter)
-        self._pending: Optional[_TimingInterval] = None
-
-    @contextmanager
-    def wrap(self, metadata: Dict):
-        if self._pending is not None:
-            self._pending.end(metadata=metadata)
-            self._intervals.append(self._pending)
-            self._pending = None
-            self._report()
-        try:
-            yield
-        finally:
-            self._pending = _TimingInterval.create()
-
-    def cancel(self):
-        """Discard a pending gap (e.g. server went idle)."""
-        self._pending = None
 
 
 @dataclass

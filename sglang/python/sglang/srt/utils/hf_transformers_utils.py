@@ -14,4 +14,3 @@
 """Backward-compatible shim — all code has moved to sglang.srt.utils.hf_transformers."""
 
 from sglang.srt.utils.hf_transformers import *  # noqa: F401, F403
-from sglang.srt.utils.hf_transformers import __all__  # noqa: F401

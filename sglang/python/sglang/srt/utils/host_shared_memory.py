@@ -7,8 +7,6 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from sglang.srt.distributed.naive_distributed import get_naive_distributed
-from sglang.srt.utils import check_cuda_result
 
 logger = logging.getLogger(__name__)
 
@@ -19,45 +17,7 @@ class HostSharedMemoryManager:
         self._operation_index = 0
         self._records: List[_Record] = []
 
-    def malloc(self, *, shape, dtype):
-        meta_tensor = torch.empty(size=shape, dtype=dtype, device="meta")
-        raw = self._malloc_raw(num_bytes=meta_tensor.nbytes)
-        return raw.view(dtype).view(*shape)
 
-    def _malloc_raw(self, *, num_bytes: int) -> torch.Tensor:
-        import cuda.bindings.runtime as cuda_rt
-
-        self._operation_index += 1
-        shm_name = f"{self._base_name}_op{self._operation_index}"
-
-        # TODO handle dispose
-        if get_naive_distributed().get_rank() == 0:
-            shm = shared_memory.SharedMemory(name=shm_name, create=True, size=num_bytes)
-
-        get_naive_distributed().barrier()
-
-        if get_naive_distributed().get_rank() != 0:
-            shm = shared_memory.SharedMemory(name=shm_name)
-
-        np_array = np.ndarray((num_bytes,), dtype=np.uint8, buffer=shm.buf)
-        tensor = torch.from_numpy(np_array)
-
-        check_cuda_result(
-            cuda_rt.cudaHostRegister(
-                tensor.data_ptr(), num_bytes, cuda_rt.cudaHostRegisterPortable
-            )
-        )
-
-        get_naive_distributed().barrier()
-
-        self._records.append(
-            _Record(
-                shm=shm,
-                np_array=np_array,
-                tensor=tensor,
-            )
-        )
-        return tensor
 
 
 @dataclass
@@ -71,9 +31,6 @@ class _Record:
 _instance: Optional[HostSharedMemoryManager] = None
 
 
-def get_host_shared_memory_manager():
-    assert _instance is not None
-    return _instance
 
 
 def set_host_shared_memory_manager(instance: HostSharedMemoryManager):

@@ -194,9 +194,6 @@ def get_free_port():
     return port
 
 
-def bind_port(port):
-    """Bind to a specific port, assuming it's available."""
-    return try_bind_socket(port=port, listen=True)
 
 
 def get_zmq_socket_on_host(

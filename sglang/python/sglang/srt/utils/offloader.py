@@ -8,7 +8,6 @@ from torch.func import functional_call
 
 from sglang.srt.distributed.naive_distributed import (
     NaiveDistributed,
-    get_naive_distributed,
     set_naive_distributed,
 )
 from sglang.srt.layers.parameter import ModelWeightParameter
@@ -17,7 +16,6 @@ from sglang.srt.server_args import ServerArgs
 from sglang.srt.utils import MultiprocessingSerializer, is_pin_memory_available
 from sglang.srt.utils.host_shared_memory import (
     HostSharedMemoryManager,
-    get_host_shared_memory_manager,
     set_host_shared_memory_manager,
 )
 
@@ -95,60 +93,6 @@ class OffloaderV1(BaseOffloader):
     ):
         return [self.maybe_offload_to_cpu(module) for module in all_modules_generator]
 
-    def maybe_offload_to_cpu(self, module: torch.nn.Module) -> torch.nn.Module:
-        if (params := next(module.parameters(), None)) is None:
-            return module
-
-        device = params.device
-
-        if device == torch.device("cpu"):
-            return module
-
-        if self._cpu_offload_bytes >= self._cpu_offload_max_bytes:
-            return module
-
-        pin_memory = is_pin_memory_available()
-        # offload parameters to CPU
-        # use pin_memory if possible, which helps cudagraph capture speed
-        offloaded_parameters = False
-        for p in module.parameters():
-            if self._cpu_offload_bytes >= self._cpu_offload_max_bytes:
-                # we use per-parameter offloading
-                # one module might have some parameters offloaded and some not
-                break
-
-            # `torch.empty_like` does not support `pin_memory` argument
-            cpu_data = torch.empty_strided(
-                size=p.data.size(),
-                stride=p.data.stride(),
-                dtype=p.data.dtype,
-                layout=p.data.layout,
-                device="cpu",
-                pin_memory=pin_memory,
-            )
-            cpu_data.copy_(p.data)
-            p.data = cpu_data
-            self._cpu_offload_bytes += p.data.numel() * p.data.element_size()
-            offloaded_parameters = True
-
-        if offloaded_parameters:
-            original_forward = module.forward
-
-            def forward(*args, **kwargs):
-                module.forward = original_forward
-                device_state = {
-                    # here we blindly call `to(device)`
-                    # if the parameter is already on the device, it will be a no-op
-                    k: v.to(device, non_blocking=True)
-                    for k, v in module.state_dict().items()
-                }
-                output = functional_call(module, device_state, args=args, kwargs=kwargs)
-                module.forward = forward
-                return output
-
-            module.forward = forward
-
-        return module
 
 
 class OffloaderV2(BaseOffloader):
@@ -302,49 +246,13 @@ class _ModuleOffloader(ABC):
             for name in whitelist_param_names
         }
 
-    def post_init(self):
-        for name, param_offloader in self._param_offloaders.items():
-            param_offloader.post_init()
 
-    def start_onload(self):
-        if torch.cuda.is_current_stream_capturing():
-            self._device_tensors = self._create_device_tensors()
-            self._load_event = None
-            return
-        self.alt_stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.alt_stream):
-            self._device_tensors = self._create_device_tensors()
-            self._load_event = torch.cuda.Event()
-            self._load_event.record()
 
-    def offload(self):
-        self._device_tensors = None
-        self._load_event = None
 
-    def wait_and_get_device_tensors(self):
-        assert self._device_tensors is not None
-        if torch.cuda.is_current_stream_capturing():
-            if self._load_event is not None:
-                self._device_tensors = self._create_device_tensors()
-                self._load_event = None
-            return self._device_tensors
-        if self._load_event is not None:
-            self._load_event.wait()
-        return self._device_tensors
 
-    def _create_device_tensors(self):
-        return {k: v.create_device_tensor() for k, v in self._param_offloaders.items()}
 
 
 class _BaseParamOffloader(ABC):
-    @staticmethod
-    def create(mode: str, **kwargs) -> "_BaseParamOffloader":
-        return {
-            "meta": _MetaParamOffloader,
-            "cpu": _CpuParamOffloader,
-            "shm_cpu": _ShmCpuParamOffloader,
-            "sharded_gpu": _ShardedGpuParamOffloader,
-        }[mode](**kwargs)
 
     def __init__(self, module, param_name):
         self._module = module
@@ -361,58 +269,10 @@ class _BaseParamOffloader(ABC):
         raise NotImplementedError
 
 
-class _MetaParamOffloader(_BaseParamOffloader):
-    """Usually used for debugging."""
-
-    def __init__(self, module, param_name):
-        super().__init__(module, param_name)
-        _move_param_to_meta(module, param_name)
-
-    def create_device_tensor(self):
-        return torch.empty_like(self._param.data, device="cuda")
 
 
-class _CpuParamOffloader(_BaseParamOffloader):
-    def __init__(self, module, param_name):
-        super().__init__(module, param_name)
-        _move_param_to_cpu(self._param, pin_memory=True)
-
-    def create_device_tensor(self):
-        return self._param.to("cuda", non_blocking=True)
 
 
-class _ShmCpuParamOffloader(_BaseParamOffloader):
-    def __init__(self, module, param_name):
-        super().__init__(module, param_name)
-        self._rank = get_naive_distributed().get_rank()
-        self._world_size = get_naive_distributed().get_world_size()
-
-        assert get_parallel().tp_size == 1, "not yet support tp_size!=1"
-        assert (
-            self._param.data.is_contiguous()
-        ), f"not yet support non-contiguous tensor {self._param.shape=} {self._param.stride()=}"
-
-        self.shm_cpu_data = get_host_shared_memory_manager().malloc(
-            shape=self._param.shape, dtype=self._param.dtype
-        )
-
-        if self._rank == 0:
-            self.shm_cpu_data.copy_(self._param.data.to("cpu"))
-            self._param.data = self.shm_cpu_data
-        else:
-            _move_param_to_meta(self._module, self._param_name)
-        get_naive_distributed().barrier()
-
-    def post_init(self):
-        if self._rank == 0:
-            assert (
-                self.shm_cpu_data.data_ptr() == self._param.data.data_ptr()
-            ), f"{self.shm_cpu_data.data_ptr()=} {self._param.data.data_ptr()=} {self.shm_cpu_data=} {self._param.data=}"
-
-        _move_param_to_meta(self._module, self._param_name)
-
-    def create_device_tensor(self):
-        return self.shm_cpu_data.to("cuda", non_blocking=True)
 
 
 def update_param(param, new_tensor):
@@ -427,8 +287,6 @@ def update_param(param, new_tensor):
         param.data = _create_cpu_data(new_tensor, pin_memory=True)
 
 
-def _move_param_to_cpu(param, pin_memory: bool):
-    param.data = _create_cpu_data(param.data, pin_memory=pin_memory)
 
 
 def _create_cpu_data(data, pin_memory: bool):
@@ -441,34 +299,6 @@ def _create_cpu_data(data, pin_memory: bool):
     return cpu_data
 
 
-def _move_param_to_meta(module, param_name):
-    old_param = getattr(module, param_name)
-    old_param_type = type(old_param)
-
-    new_data = old_param.data.to("meta")
-
-    if old_param_type == ModelWeightParameter:
-        # manually checked how `w13_weight` and `w2_weight` are constructed
-        new_param = ModelWeightParameter(
-            data=new_data,
-            **{
-                k: getattr(old_param, k)
-                for k in ["input_dim", "output_dim", "weight_loader"]
-            },
-        )
-    elif old_param_type == torch.nn.Parameter:
-        new_param = torch.nn.Parameter(
-            data=new_data,
-            requires_grad=False,
-        )
-        if hasattr(old_param, "weight_loader"):
-            new_param.weight_loader = old_param.weight_loader
-        else:
-            new_param.weight_loader = lambda *args, **kwargs: None
-    else:
-        raise ValueError(f"Unknown {old_param_type=} {old_param=}")
-
-    setattr(module, param_name, new_param)
 
 
 def _empty_strided_like(x: torch.Tensor, device, pin_memory=False):
@@ -486,98 +316,7 @@ def _empty_strided_like(x: torch.Tensor, device, pin_memory=False):
 
 
 # TODO unify with ShmCpu mode
-class _ShardedGpuParamOffloader(_BaseParamOffloader):
-    def __init__(self, module, param_name):
-        super().__init__(module, param_name)
-        self._rank = get_naive_distributed().get_rank()
-        self._world_size = get_naive_distributed().get_world_size()
-
-        assert get_parallel().tp_size == 1, "not yet support tp_size!=1"
-        assert (
-            self._param.data.is_contiguous()
-        ), f"not yet support non-contiguous tensor {self._param.shape=} {self._param.stride()=}"
-
-        if self._rank == 0:
-            _move_param_to_cpu(self._param, pin_memory=True)
-        else:
-            _move_param_to_meta(self._module, self._param_name)
-
-        self.sharded_param_handles = None
-
-    def post_init(self):
-        # check again since it may be changed
-        assert (
-            self._param.data.is_contiguous()
-        ), f"not yet support non-contiguous tensor {self._param.shape=} {self._param.stride()=}"
-
-        scatter_src = self._param.data
-
-        logger.info(
-            f"[offloader] post_init {scatter_src.nbytes=} {scatter_src.dtype=} {scatter_src.shape=} {torch.cuda.memory_allocated()=}"
-        )
-
-        if self._rank == 0:
-            scatter_src = scatter_src.to("cuda")
-        scatter_list = _even_chunk(scatter_src, self._world_size)
-
-        sharded_param = torch.empty(
-            scatter_list[0].shape, dtype=scatter_list[0].dtype, device="cuda"
-        )
-        self.sharded_param_handles = _create_shared_buffer_tensors(
-            local_tensor=sharded_param
-        )
-
-        get_naive_distributed().scatter(
-            sharded_param, scatter_list if self._rank == 0 else None
-        )
-
-        _move_param_to_meta(self._module, self._param_name)
-
-    def create_device_tensor(self):
-        output = _empty_strided_like(self._param, device="cuda")
-        output_chunks = output.chunk(self._world_size)
-
-        for index in range(self._world_size):
-            src_rank = (self._rank + index) % self._world_size
-            src_buf = self.sharded_param_handles[src_rank]
-            output_chunks[src_rank].copy_(src_buf)
-
-        return output
 
 
-def _even_chunk(x: torch.Tensor, chunks: int):
-    assert x.shape[0] % chunks == 0, f"{x.shape=} {chunks=}"
-    return list(x.chunk(chunks))
 
 
-def _create_shared_buffer_tensors(local_tensor: torch.Tensor) -> List[torch.Tensor]:
-    self_rank = get_naive_distributed().get_rank()
-    world_size = get_naive_distributed().get_world_size()
-
-    object_list = get_naive_distributed().all_gather_object(
-        dict(
-            dup_serialized_local_tensor=[
-                (
-                    None
-                    if interesting_rank == self_rank
-                    else MultiprocessingSerializer.serialize(local_tensor)
-                )
-                for interesting_rank in range(world_size)
-            ]
-        )
-    )
-
-    output_tensors = []
-    for output_rank in range(world_size):
-        remote_serialized_tensor = object_list[output_rank][
-            "dup_serialized_local_tensor"
-        ][self_rank]
-        if output_rank == self_rank:
-            assert remote_serialized_tensor is None
-            output_tensors.append(local_tensor)
-        else:
-            output_tensors.append(
-                MultiprocessingSerializer.deserialize(remote_serialized_tensor)
-            )
-
-    return output_tensors

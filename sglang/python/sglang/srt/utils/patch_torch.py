@@ -44,9 +44,6 @@ def monkey_patch_torch_reductions():
 _REDUCE_TENSOR_ARG_DEVICE_INDEX = 6
 
 
-def register_sgl_tp_rank(rank: int):
-    global SGLANG_TP_RANK
-    SGLANG_TP_RANK = rank
 
 
 def _reduce_tensor_modified(*args, **kwargs):

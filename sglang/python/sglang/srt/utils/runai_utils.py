@@ -2,9 +2,7 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 # Adapted from https://github.com/vllm-project/vllm/blob/v0.6.4.post1/vllm/model_executor/model_loader/runai_utils.py
 
-import hashlib
 import logging
-import os
 from pathlib import Path
 
 from sglang.srt.environ import envs
@@ -81,18 +79,6 @@ class ObjectStorageModel:
     def __exit__(self, exc_type, exc_val, exc_tb):
         return self._runai_obj.__exit__(exc_type, exc_val, exc_tb)
 
-    def pull_files(
-        self,
-        allow_pattern: list[str] | None = None,
-        ignore_pattern: list[str] | None = None,
-    ) -> None:
-        """Pull files from object storage into the local cache directory.
-
-        Args:
-            allow_pattern: File patterns to include (e.g. ["*.json"]).
-            ignore_pattern: File patterns to exclude.
-        """
-        self._runai_obj.pull_files(allow_pattern, ignore_pattern)
 
     @classmethod
     def download_and_get_path(cls, model_path: str) -> str:
@@ -114,19 +100,3 @@ class ObjectStorageModel:
             logger.info(f"Runai Model : {cache_dir}, metadata ready.")
         return cache_dir
 
-    @classmethod
-    def get_path(cls, model_path: str) -> str:
-        """
-        Returns the local directory path.
-        """
-        model_hash = hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
-        base_dir = envs.SGLANG_CACHE_DIR.get()
-
-        # Ensure base cache dir exists
-        os.makedirs(os.path.join(base_dir, "model_streamer"), exist_ok=True)
-
-        return os.path.join(
-            base_dir,
-            "model_streamer",
-            model_hash,
-        )

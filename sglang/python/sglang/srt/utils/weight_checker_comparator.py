@@ -26,17 +26,6 @@ class CompareResult(NamedTuple):
 class ComparableWeight:
     """Base comparable-weight class; one subclass per precision or raw tensor."""
 
-    @staticmethod
-    def _quant_ulp(w_q: torch.Tensor) -> torch.Tensor:
-        """Per-element ULP of w_q in its own dtype."""
-        finfo = torch.finfo(w_q.dtype)
-        x = w_q.to(torch.float32).abs()
-        # frexp: x = m * 2^e, m in [0.5, 1), so 2^(e-1) is x's binade base.
-        _, exponent = torch.frexp(x)
-        binade = torch.exp2((exponent - 1).to(torch.float32))
-        # Zeros and subnormals share the spacing of the smallest normal binade.
-        binade = binade.masked_fill(x < finfo.smallest_normal, finfo.smallest_normal)
-        return binade * finfo.eps
 
     def iter_chunks(self) -> Iterable[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
         raise NotImplementedError
@@ -55,36 +44,9 @@ class Fp8BlockComparable(ComparableWeight):
     def __repr__(self) -> str:
         return f"fp8_block(shape={tuple(self.w_q.shape)} dtype={self.w_q.dtype})"
 
-    @staticmethod
-    def _normalize_scale(w_q: torch.Tensor, w_s: torch.Tensor) -> torch.Tensor:
-        if w_s.dtype == torch.int32:
-            w_s = inverse_transform_scale_ue8m0(w_s, mn=w_q.shape[-2])
-            # ue8m0 packing aligns k to a multiple of 4; drop the padding blocks.
-            w_s = w_s[..., : -(-w_q.shape[-1] // 128)]
-        return w_s.to(torch.float32)
 
-    @staticmethod
-    def _infer_block_size(w_q: torch.Tensor, w_s: torch.Tensor) -> list:
-        k, s_k = w_q.shape[-1], w_s.shape[-1]
-        assert k % s_k == 0, f"cannot infer block size from {w_q.shape=} {w_s.shape=}"
-        block = k // s_k
-        return [block, block]
 
-    @staticmethod
-    def _iter_quant_chunks(w_q: torch.Tensor, w_s: torch.Tensor, block_n: int):
-        """Yields block-row-aligned (q_slice, s_slice) pairs of bounded size."""
-        q3 = w_q.reshape(-1, *w_q.shape[-2:])
-        s3 = w_s.reshape(-1, *w_s.shape[-2:])
-        n, k = q3.shape[-2:]
-        rows = max(block_n, CHUNK_NUMEL // k // block_n * block_n)
-        for b in range(q3.shape[0]):
-            for r0 in range(0, n, rows):
-                r1 = min(r0 + rows, n)
-                yield q3[b, r0:r1], s3[b, r0 // block_n : -(-r1 // block_n)]
 
-    def _scale_and_block_size(self):
-        s = self._normalize_scale(self.w_q, self.w_s)
-        return s, self._infer_block_size(self.w_q, s)
 
     def iter_chunks(self):
         s, block_size = self._scale_and_block_size()

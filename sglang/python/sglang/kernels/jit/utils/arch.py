@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import List
 
@@ -137,35 +136,8 @@ def get_default_target_flags(arch: ArchInfo | None = None) -> List[str]:
         ]
 
 
-def make_jit_cuda_arch(major: int, minor: int) -> ArchInfo:
-    """Build the JIT target for an explicitly requested capability."""
-    return ArchInfo(major, minor, _cuda_arch_suffix(major, minor))
 
 
-@contextmanager
-def override_jit_cuda_arch(major: int, minor: int, suffix: str | None = None):
-    """A context manager to temporarily override CUDA architecture.
-
-    `suffix` defaults to the arch-specific target detection would pick for that
-    capability; pass it explicitly only to force a different one (an unsuffixed
-    target loses the arch-only instructions CUTLASS needs, see
-    `_cuda_arch_suffix`).
-
-    Kernels do not need this to reach an arch-specific target: `get_jit_cuda_arch`
-    already resolves the local GPU to its a/f target. Reach for it only to compile
-    for an arch the local GPU is not.
-    """
-    global _CUDA_ARCH
-    old_value = get_jit_cuda_arch()
-    _CUDA_ARCH = (
-        make_jit_cuda_arch(major, minor)
-        if suffix is None
-        else ArchInfo(major, minor, suffix)
-    )
-    try:
-        yield
-    finally:
-        _CUDA_ARCH = old_value
 
 
 def get_jit_cuda_arch() -> ArchInfo:

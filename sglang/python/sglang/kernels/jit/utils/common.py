@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Dict, List, TypeVar
+from typing import Any, Callable, Dict, TypeVar
 
 import torch
 
@@ -14,14 +14,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-def should_run_full_tests() -> bool:
-    return envs.SGLANG_JIT_KERNEL_RUN_FULL_TESTS.get()
 
 
-def get_ci_test_range(full_range: List[Any], ci_range: List[Any]) -> List[Any]:
-    if should_run_full_tests():
-        return full_range
-    return ci_range if is_in_ci() else full_range
 
 
 def cache_once(fn: F) -> F:
@@ -41,13 +35,6 @@ def cache_once(fn: F) -> F:
     return wrapper  # type: ignore
 
 
-@functools.lru_cache(maxsize=None)
-def empty_sentinel(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Cached 0-element tensor for optional-tensor FFI slots (the numel-0
-    "not present" convention). Allocating a fresh empty per call costs
-    ~1.2us CPU on eager paths; the sentinel is never read, so one cached
-    instance per (device, dtype) is safe to share."""
-    return torch.empty(0, dtype=dtype, device=device)
 
 
 @cache_once

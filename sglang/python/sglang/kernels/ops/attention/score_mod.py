@@ -24,7 +24,6 @@ elementwise score_mod works at every call site. ``aux_tensors`` supports one
 """
 
 import triton
-import triton.language as tl
 
 
 def unpack_aux_tensors(score_mod, aux_tensors):
@@ -41,16 +40,3 @@ def unpack_aux_tensors(score_mod, aux_tensors):
     return aux0, aux0.stride(0), aux0.stride(1), aux0.shape[2]
 
 
-@triton.jit
-def relative_bias_score_mod(
-    qk, q_pos, kv_pos, q_idx, head, mask, Aux0, aux0_stride_t, aux0_stride_h, aux0_len
-):
-    """Add ``Aux0[q_idx, head, q_pos - kv_pos]`` when 0 <= q_pos - kv_pos < aux0_len."""
-    rel_dist = q_pos - kv_pos
-    rel_idx = tl.minimum(tl.maximum(rel_dist, 0), aux0_len - 1)
-    bias = tl.load(
-        Aux0 + q_idx * aux0_stride_t + head * aux0_stride_h + rel_idx,
-        mask=mask & (rel_dist >= 0) & (rel_dist < aux0_len),
-        other=0.0,
-    )
-    return qk + bias

@@ -31,9 +31,6 @@ from sglang.kernels.ops.kvcache.cache_ops import (
     launch_reshape_and_cache_flash as launch_reshape_and_cache_flash,
 )
 from sglang.kernels.ops.kvcache.cache_ops import (
-    q8kv8_topk_length_from_indices as q8kv8_topk_length_from_indices,
-)
-from sglang.kernels.ops.kvcache.cache_ops import (
     reshape_and_cache_flash as reshape_and_cache_flash,
 )
 from sglang.kernels.ops.kvcache.kv_indices import (
@@ -332,87 +329,7 @@ def launch_reshape_and_cache_shuffle_5d(
     )
 
 
-@triton.jit
-def gather_shuffle_5d_to_linear(
-    key_cache_ptr,
-    value_cache_ptr,
-    key_out_ptr,  # (T, num_heads, head_size), store dtype
-    value_out_ptr,  # (T, num_heads, head_size), store dtype
-    slot_mapping_ptr,  # (T,) absolute pool slot id per token
-    key_out_stride_token,
-    value_out_stride_token,
-    num_heads,
-    head_size,
-    block_size,
-    X: tl.constexpr,
-    HEAD_BLOCK: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-):
-    """Inverse of :func:`reshape_and_cache_shuffle_5d`.
-
-    Gather one token's K/V from the SHUFFLE 5D paged cache into the
-    canonical (T, H, D) layout that aiter's ``mha_batch_prefill_func``
-    expects in LINEAR mode. Source addressing is identical to the
-    writer kernel so any bit-exact round-trip is guaranteed.
-    """
-    token_idx = tl.program_id(0)
-    head_block_idx = tl.program_id(1)
-
-    slot_idx = tl.load(slot_mapping_ptr + token_idx)
-
-    block_idx = slot_idx // block_size
-    slot_in_page = slot_idx % block_size
-    page_outer = slot_in_page // X
-    page_inner = slot_in_page % X
-
-    head_idx = head_block_idx * HEAD_BLOCK + tl.arange(0, HEAD_BLOCK)
-    head_mask = head_idx < num_heads
-    d = tl.arange(0, BLOCK_D)
-    d_mask = d < head_size
-    d_outer = d // X
-    d_inner = d % X
-
-    layer_stride = num_heads * head_size * block_size
-    head_stride = head_size * block_size
-
-    src_mask = head_mask[:, None] & d_mask[None, :]
-    k_src = (
-        block_idx * layer_stride
-        + head_idx[:, None] * head_stride
-        + d_outer[None, :] * block_size * X
-        + slot_in_page * X
-        + d_inner[None, :]
-    )
-    k = tl.load(key_cache_ptr + k_src, mask=src_mask)
-    v_src = (
-        block_idx * layer_stride
-        + head_idx[:, None] * head_stride
-        + page_outer * head_size * X
-        + d[None, :] * X
-        + page_inner
-    )
-    v = tl.load(value_cache_ptr + v_src, mask=src_mask)
-
-    dst_k = (
-        token_idx * key_out_stride_token + head_idx[:, None] * head_size + d[None, :]
-    )
-    tl.store(key_out_ptr + dst_k, k, mask=src_mask)
-    dst_v = (
-        token_idx * value_out_stride_token + head_idx[:, None] * head_size + d[None, :]
-    )
-    tl.store(value_out_ptr + dst_v, v, mask=src_mask)
 
 
 
 
-def assert_buffer_fits(used: int, capacity: int, what: str, **context) -> None:
-    """Safety guard: a preallocated cuda-graph buffer must hold the runtime write.
-
-    The kv_indices / page_table scatter kernels bound writes only per-row, not
-    against the destination buffer, so an undersized buffer silently overflows
-    into the adjacent row. Fail fast on the host-known extent instead. All args
-    are host ints, so this is always-on (no device sync, unlike async probes).
-    """
-    assert used <= capacity, f"{what}: used {used} > capacity {capacity}" + (
-        f" ({', '.join(f'{k}={v}' for k, v in context.items())})" if context else ""
-    )

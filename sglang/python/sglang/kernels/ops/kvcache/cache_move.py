@@ -91,27 +91,6 @@ def copy_all_layer_kv_cache_tiled(
     tl.store(tgt_ptr, vals, mask=mask)
 
 
-def copy_all_layer_kv_cache_func(
-    data_ptrs: torch.Tensor,
-    strides: torch.Tensor,
-    tgt_loc: torch.Tensor,
-    src_loc: torch.Tensor,
-    num_locs: int,
-    num_locs_upper: int,
-    kv_copy_config: dict,
-):
-    grid = (data_ptrs.numel(), kv_copy_config["byte_tiles"])
-    copy_all_layer_kv_cache_tiled[grid](
-        data_ptrs,
-        strides,
-        tgt_loc,
-        src_loc,
-        num_locs,
-        num_locs_upper,
-        BYTES_PER_TILE=kv_copy_config["bytes_per_tile"],
-        num_warps=kv_copy_config["num_warps"],
-        num_stages=2,
-    )
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import torch
@@ -28,28 +27,6 @@ def _jit_kvcache_module(k_row_bytes: int, v_row_bytes: int) -> Module:
     )
 
 
-@cache_once
-def can_use_store_cache(k_row_bytes: int, v_row_bytes: int = 0) -> bool:
-    """Whether the JIT store_cache kernel can serve these row widths.
-    v_row_bytes=0 means symmetric, i.e. it defaults to k_row_bytes."""
-    logger = logging.getLogger(__name__)
-    v_row_bytes = v_row_bytes or k_row_bytes
-    for name, size in (("k_row_bytes", k_row_bytes), ("v_row_bytes", v_row_bytes)):
-        if size % 4 != 0:
-            logger.warning(
-                f"Unsupported {name}={size} for JIT KV-Cache kernel:"
-                " must be multiple of 4"
-            )
-            return False
-    try:
-        _jit_kvcache_module(k_row_bytes, v_row_bytes)
-        return True
-    except Exception as e:
-        logger.warning(
-            f"Failed to load JIT KV-Cache kernel with "
-            f"k_row_bytes={k_row_bytes} v_row_bytes={v_row_bytes}: {e}"
-        )
-        return False
 
 
 @register_custom_op(mutates_args=["k_cache", "v_cache"])

@@ -339,30 +339,3 @@ def awq_gemm_triton(
     return result
 
 
-def awq_dequantize_decomposition(
-    qweight: torch.Tensor,
-    scales: torch.Tensor,
-    zeros: torch.Tensor,
-) -> torch.Tensor:
-    qweight_tmp = qweight
-    qzeros_tmp = zeros
-    qweight_list = []
-    qzeros_list = []
-    shifts = [0, 4, 1, 5, 2, 6, 3, 7]
-    for i in range(0, 8):
-        shift_num = shifts[i] * 4
-        qzeros_list.append((qzeros_tmp.reshape(-1, 1) >> shift_num) & 0xF)
-        qweight_list.append((qweight_tmp.reshape(-1, 1) >> shift_num) & 0xF)
-    qzeros_tmp = (
-        torch.cat(qzeros_list, dim=-1).reshape(qzeros_tmp.shape[0], -1).to(scales.dtype)
-    )
-    qweight_tmp = (
-        torch.cat(qweight_list, dim=-1)
-        .reshape(qweight_tmp.shape[0], -1)
-        .to(scales.dtype)
-    )
-    res = (
-        qweight_tmp.reshape(qzeros_tmp.shape[0], -1, qzeros_tmp.shape[1])
-        - qzeros_tmp.unsqueeze(1)
-    ) * scales.unsqueeze(1)
-    return res.reshape(qweight_tmp.shape[0], -1)

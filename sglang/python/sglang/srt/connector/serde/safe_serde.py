@@ -3,7 +3,7 @@
 from typing import Union
 
 import torch
-from safetensors.torch import load, save
+from safetensors.torch import save
 
 from sglang.srt.connector.serde.serde import Deserializer, Serializer
 
@@ -23,8 +23,6 @@ class SafeDeserializer(Deserializer):
         # TODO: dtype options
         super().__init__(torch.float32)
 
-    def from_bytes_normal(self, b: Union[bytearray, bytes]) -> torch.Tensor:
-        return load(bytes(b))["tensor_bytes"]
 
     def from_bytes(self, b: Union[bytearray, bytes]) -> torch.Tensor:
         return self.from_bytes_normal(b)

@@ -1,5 +1,4 @@
 from sglang.srt.debug_utils.source_patcher.code_patcher import (
-    CodePatcher,
     apply_patches_from_config,
     patch_function,
 )

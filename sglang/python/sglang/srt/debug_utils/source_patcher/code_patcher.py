@@ -40,26 +40,6 @@ def apply_patches_from_config(
     return _apply_specs(config.patches)
 
 
-class CodePatcher:
-    """Context manager that patches functions on enter and restores on exit."""
-
-    def __init__(self, *, patches: list[PatchSpec]) -> None:
-        self._patches = patches
-        self._states: list[PatchState] = []
-
-    def __enter__(self) -> "CodePatcher":
-        self._states = _apply_specs(self._patches)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type],
-        exc_val: Optional[BaseException],
-        exc_tb: Optional[Any],
-    ) -> None:
-        for state in reversed(self._states):
-            state.restore()
-        self._states.clear()
 
 
 def patch_function(

@@ -59,5 +59,3 @@ class PatchState:
         self.target_fn = target_fn
         self.original_code = original_code
 
-    def restore(self) -> None:
-        self.target_fn.__code__ = self.original_code

@@ -143,11 +143,7 @@ class BaseKVSender(ABC):
         """
         ...
 
-    def pop_decode_prefix_len(self) -> int:
-        return 0
 
-    def should_send_kv_chunk(self, num_pages: int, last_chunk: bool) -> bool:
-        return num_pages > 0
 
     @abstractmethod
     def get_transfer_metric(self) -> KVTransferMetric:

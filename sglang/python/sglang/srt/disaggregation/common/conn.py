@@ -12,7 +12,6 @@ from typing import Dict, List, Optional, Set, Union
 import numpy as np
 import numpy.typing as npt
 import requests
-import torch.distributed as dist
 import zmq
 from aiohttp import web
 
@@ -28,8 +27,7 @@ from sglang.srt.disaggregation.base.conn import (
 )
 from sglang.srt.disaggregation.utils import (
     DisaggregationMode,
-    filter_kv_indices_for_cp_rank,
-)
+    )
 from sglang.srt.distributed import get_pp_group, get_world_group
 from sglang.srt.environ import envs
 from sglang.srt.layers.dp_attention import (
@@ -54,37 +52,8 @@ logger = logging.getLogger(__name__)
 _bootstrap_sessions = threading.local()
 
 
-def _get_bootstrap_session(bootstrap_addr: str) -> requests.Session:
-    sessions = getattr(_bootstrap_sessions, "by_addr", None)
-    if sessions is None:
-        sessions = {}
-        _bootstrap_sessions.by_addr = sessions
-    session = sessions.get(bootstrap_addr)
-    if session is None:
-        # Not evicted: the number of bootstrap_addr is bounded (one per prefill
-        # server). Bootstrap is http-only, so only http:// is mounted.
-        session = requests.Session()
-        session.mount(
-            "http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1)
-        )
-        sessions[bootstrap_addr] = session
-    return session
 
 
-class KVTransferError(Exception):
-    def __init__(
-        self,
-        bootstrap_room: int,
-        failure_reason: str,
-        is_from_another_rank: bool = False,
-    ):
-        super().__init__(failure_reason)
-        self.bootstrap_room = bootstrap_room
-        self.failure_reason = failure_reason
-        self.is_from_another_rank = is_from_another_rank
-
-    def __str__(self):
-        return f"KVTransferError(bootstrap_room={self.bootstrap_room}): {self.failure_reason}"
 
 
 @dataclasses.dataclass
@@ -276,368 +245,18 @@ class CommonKVManager(BaseKVManager):
 
 
 
-    def update_status(self, bootstrap_room: int, status: KVPoll):
-        if bootstrap_room not in self.request_status:
-            # Do not resurrect a cleared entry with Failed: once clear() has
-            # popped the room from request_status, any late update_status(Failed)
-            # (e.g. from abort()) must be a no-op. Otherwise a Failed entry could
-            # pollute a future request that reuses the same bootstrap_room.
-            if status == KVPoll.Failed:
-                return
-            self.request_status[bootstrap_room] = status
-        else:
-            if status == KVPoll.Failed:
-                self.request_status[bootstrap_room] = KVPoll.Failed
-            else:
-                self.request_status[bootstrap_room] = max(
-                    self.request_status[bootstrap_room], status
-                )
 
-    def record_failure(self, bootstrap_room: int, failure_reason: str):
-        with self.failure_lock:
-            self.failure_records[bootstrap_room] = failure_reason
 
-    def get_kv_replica_factor(self) -> int:
-        if self._kv_replica_factor is None:
-            logger.warning_once(
-                "get_kv_replica_factor called before resolve_kv_replica_factor; "
-                "assuming 1, but the metrics may be inaccurate."
-            )
-            return 1
-        return self._kv_replica_factor
 
-    def resolve_kv_replica_factor(self, transfer_infos: Dict) -> None:
-        if not self.is_mla_backend:
-            # Only MLA replicates its KV across decode ranks; non-MLA head slices are
-            # disjoint and stay pinned at the factor of 1 set in __init__.
-            return
 
-        info = next(iter(transfer_infos.values()), None)
-        if info is None or info.required_dst_info_num is None:
-            logger.warning_once(
-                "resolve_kv_replica_factor: no decode destinations available; "
-                "KV transfer metrics may be inaccurate."
-            )
-            return
-        self._kv_replica_factor = info.required_dst_info_num
 
-    def _ensure_prefill_recompute_executor(
-        self,
-    ) -> concurrent.futures.ThreadPoolExecutor:
-        """Lazily create the shared executor that drives PD-retract rebootstrap
-        ``/generate`` calls. One executor per (decode) kv manager, shared across
-        all receivers."""
-        executor = self._prefill_recompute_executor
-        if executor is not None:
-            return executor
-        with self._prefill_recompute_executor_lock:
-            if self._prefill_recompute_executor is None:
-                workers = envs.SGLANG_DISAGGREGATION_THREAD_POOL_SIZE.get()
-                if workers is None:
-                    workers = 16
-                self._prefill_recompute_executor = (
-                    concurrent.futures.ThreadPoolExecutor(
-                        max_workers=max(1, workers),
-                        thread_name_prefix="pd-rebootstrap-prefill",
-                    )
-                )
-            return self._prefill_recompute_executor
 
-    def _get_prefill_recompute_session(self) -> requests.Session:
-        """Per-thread ``requests.Session`` for the rebootstrap executor threads
-        (``requests.Session`` is not safe for concurrent cross-thread use)."""
-        session = getattr(self._prefill_recompute_sessions, "session", None)
-        if session is None:
-            session = requests.Session()
-            self._prefill_recompute_sessions.session = session
-        return session
 
-    def _resolve_rebootstrap_prefill_url(
-        self, kv_receiver: CommonKVReceiver
-    ) -> Optional[str]:
-        """Derive the prefill ``/generate`` base URL for a PD true-retraction
-        rebootstrap from bootstrap info.
 
-        The decode already knows the prefill host (the ``bootstrap_addr`` host,
-        which the router/client set to the prefill's HTTP host), and the prefill
-        self-registers its HTTP API port in ``PrefillServerInfo`` at bootstrap
-        registration. Combining them yields ``http://{host}:{prefill_http_port}``
-        with no router-injected ``pd_rebootstrap_prefill_url``.
-        """
-        prefill_info = self.prefill_info_table.get(kv_receiver.bootstrap_addr)
-        if prefill_info is None or prefill_info.prefill_http_port is None:
-            return None
-        host = NetworkAddress.parse(kv_receiver.bootstrap_addr).host
-        return NetworkAddress(host, prefill_info.prefill_http_port).to_url()
 
-    def submit_prefill_recompute(
-        self, kv_receiver: CommonKVReceiver, payload: dict
-    ) -> None:
-        """Dispatch a PD true-retraction rebootstrap ``/generate`` to the
-        original prefill worker so it recomputes the retracted request's prefix
-        KV under the current weights and transfers it back over the
-        already-bootstrapped channel.
 
-        The target prefill ``/generate`` URL is derived from bootstrap info (the
-        prefill self-registered its HTTP port), not from a router-injected field.
 
-        Non-blocking from the scheduler's perspective: the HTTP POST runs on the
-        shared executor. Any failure (unresolved URL, HTTP error, exception) is
-        surfaced through the standard ``KVPoll.Failed`` path via
-        ``kv_receiver.abort()`` so the scheduler's existing transfer-failure
-        handling streams the aborted request back to the client. ``payload`` is
-        prebuilt by the decode scheduler (``Req.build_rebootstrap_payload``) so
-        HTTP/sampling concerns stay on the kv manager.
 
-        The decode scheduler broadcasts each retracted request to every rank in
-        its attention TP/CP group and every PP stage, so all of them reach this
-        call and would each POST an identical ``/generate`` -- making the prefill
-        worker recompute the same request once per decode rank. The ``/generate``
-        is a server-level call: the prefill frontend fans it out to its own
-        workers and transfers the recomputed KV back to *all* decode ranks, so
-        exactly one decode rank must issue it. Elect the same leader the request
-        receiver uses (attn-tp/attn-cp group leader, first PP stage); the other
-        ranks still bootstrap and receive their KV shard as usual, and on failure
-        the leader-only abort matches the leader-only output streaming (other
-        ranks fall back to the per-request waiting-timeout safety net).
-        """
-        if self.attn_tp_rank != 0 or self.attn_cp_rank != 0 or self.pp_rank != 0:
-            return
-        prefill_url = self._resolve_rebootstrap_prefill_url(kv_receiver)
-        if not prefill_url:
-            logger.error(
-                "PD retract rebootstrap could not resolve the prefill /generate "
-                "URL from bootstrap info (rid=%s bootstrap_room=%s bootstrap_addr=%s).",
-                payload.get("rid"),
-                payload.get("bootstrap_room"),
-                kv_receiver.bootstrap_addr,
-            )
-            self._fail_prefill_recompute(
-                kv_receiver,
-                "PD retract rebootstrap could not resolve the prefill /generate "
-                "URL from bootstrap info.",
-            )
-            return
-        self._ensure_prefill_recompute_executor().submit(
-            self._run_prefill_recompute, kv_receiver, prefill_url, payload
-        )
-
-    def _fail_prefill_recompute(
-        self, kv_receiver: CommonKVReceiver, reason: str
-    ) -> None:
-        """Fail a rebootstrap request via the standard ``KVPoll.Failed`` path.
-
-        ``abort()`` transitions the receiver to Failed and notifies the prefill
-        worker to release its orphaned bootstrap entry, but records a generic
-        reason; we overwrite it with a descriptive one so the eventual
-        ``failure_exception`` (and the client-facing abort message) explains that
-        the rebootstrap ``/generate`` failed rather than reporting a spurious
-        ``AbortReq``.
-        """
-        kv_receiver.abort()
-        self.record_failure(kv_receiver.bootstrap_room, reason)
-
-    def _run_prefill_recompute(
-        self, kv_receiver: CommonKVReceiver, prefill_url: str, payload: dict
-    ) -> None:
-        rid = payload.get("rid")
-        try:
-            response = self._get_prefill_recompute_session().post(
-                prefill_url.rstrip("/") + "/generate",
-                json=payload,
-                timeout=self.waiting_timeout,
-            )
-            if response.status_code >= 400:
-                logger.error(
-                    "PD rebootstrap prefill failed for rid=%s status=%s body=%s",
-                    rid,
-                    response.status_code,
-                    response.text[:512],
-                )
-                self._fail_prefill_recompute(
-                    kv_receiver,
-                    f"PD retract rebootstrap /generate failed for rid={rid} "
-                    f"(status={response.status_code}).",
-                )
-        except Exception:
-            logger.exception("PD rebootstrap prefill request failed for rid=%s", rid)
-            self._fail_prefill_recompute(
-                kv_receiver,
-                f"PD retract rebootstrap /generate request errored for rid={rid}.",
-            )
-
-    def try_ensure_parallel_info(self, bootstrap_addr: str) -> bool:
-        """Single non-blocking attempt to fetch and cache prefill parallel info.
-        Returns True if info is available (cached or freshly fetched)."""
-        if bootstrap_addr in self.prefill_info_table:
-            return True
-
-        info: PrefillServerInfo = None
-        try:
-            url = (
-                f"http://{bootstrap_addr}/route?"
-                f"prefill_dp_rank={-1}&prefill_cp_rank={-1}&"
-                f"target_tp_rank={-1}&target_pp_rank={-1}"
-            )
-            response = requests.get(url, timeout=5)
-            if response.status_code == 200:
-                data = response.json()
-                info = PrefillServerInfo(**data)
-            else:
-                logger.error(
-                    f"Failed to get prefill server info: {response.status_code}, {response.text}"
-                )
-                return False
-        except Exception as e:
-            logger.error(f"Error fetching prefill server info from bootstrap: {e}")
-            return False
-
-        # Sanity checks
-        if info.page_size is not None and info.page_size != self.kv_args.page_size:
-            raise RuntimeError(
-                f"Page size mismatch: prefill server has page_size={info.page_size}, "
-                f"but decode server has page_size={self.kv_args.page_size}. "
-                f"Both servers must use the same --page-size value."
-            )
-
-        if (
-            info.kv_cache_dtype is not None
-            and info.kv_cache_dtype != self.kv_cache_dtype_str
-        ):
-            raise RuntimeError(
-                f"KV cache dtype mismatch: prefill server has kv_cache_dtype={info.kv_cache_dtype}, "
-                f"but decode server has kv_cache_dtype={self.kv_cache_dtype_str}. "
-                f"Both servers must use the same --kv-cache-dtype value."
-            )
-
-        if self.dcp_size > 1:
-            if not (self.is_mla_backend or self.is_hybrid_mla_backend):
-                raise RuntimeError(
-                    "PD decode DCP requires an MLA or hybrid-MLA KV pool."
-                )
-            if info.attn_cp_size != 1:
-                raise RuntimeError(
-                    "PD decode DCP currently requires prefill attention CP=1, "
-                    f"got {info.attn_cp_size}."
-                )
-
-        self._resolve_rank_mapping(info)
-        self.prefill_info_table[bootstrap_addr] = info
-        logger.debug(f"Prefill parallel info for [{bootstrap_addr}]: {info}")
-        return True
-
-    def _resolve_rank_mapping(self, info: PrefillServerInfo) -> None:
-        """Compute TP/CP/PP rank mapping and store on the PrefillServerInfo object.
-        Deterministic for a given (bootstrap_addr, decode engine) pair."""
-        # TP rank mapping
-        if self.attn_tp_size == info.attn_tp_size:
-            target_tp_rank = self.kv_args.engine_rank % self.attn_tp_size
-            required_dst_info_num = 1
-            required_prefill_response_num = 1
-            target_tp_ranks = [target_tp_rank]
-        elif self.attn_tp_size > info.attn_tp_size:
-            if not self.is_mla_backend and not self.is_hybrid_mla_backend:
-                logger.warning_once(
-                    "Performance is NOT guaranteed when using different TP sizes for non-MLA models. "
-                )
-            target_tp_rank = (self.kv_args.engine_rank % self.attn_tp_size) // (
-                self.attn_tp_size // info.attn_tp_size
-            )
-            required_dst_info_num = self.attn_tp_size // info.attn_tp_size
-            required_prefill_response_num = 1
-            target_tp_ranks = [target_tp_rank]
-        else:
-            if not self.is_mla_backend and not self.is_hybrid_mla_backend:
-                logger.warning_once(
-                    "Performance is NOT guaranteed when using different TP sizes for non-MLA models. "
-                )
-            # For non-MLA models, one decode rank needs to retrieve KVCache from multiple prefill ranks
-            target_tp_ranks = list(
-                range(
-                    (self.kv_args.engine_rank % self.attn_tp_size)
-                    * (info.attn_tp_size // self.attn_tp_size),
-                    (self.kv_args.engine_rank % self.attn_tp_size + 1)
-                    * (info.attn_tp_size // self.attn_tp_size),
-                )
-            )
-            # For MLA models, we can retrieve KVCache from only one prefill rank, but we still need to maintain
-            # multiple connections in the connection pool and have to send dummy requests to other prefill ranks,
-            # or the KVPoll will never be set correctly
-            target_tp_rank = target_tp_ranks[0]
-            required_dst_info_num = 1
-            if self.is_mla_backend:
-                required_prefill_response_num = 1
-            else:
-                required_prefill_response_num = info.attn_tp_size // self.attn_tp_size
-
-        # CP rank mapping — decode cp size should be equal to 1
-        assert self.attn_cp_size == 1, (
-            f"Decode cp size ({self.attn_cp_size}) should be equal to 1",
-        )
-        if self.attn_cp_size == info.attn_cp_size:
-            assert info.attn_cp_size == 1, (
-                f"When prefill cp size is 1, attn cp size should be 1, but got {self.attn_cp_size}",
-            )
-            target_cp_ranks = [self.attn_cp_rank]
-        else:
-            target_cp_ranks = list(range(info.attn_cp_size))
-            pull_from_all_cp_ranks = (
-                self.enable_all_cp_ranks_for_transfer
-                or info.enable_dsa_cache_layer_split
-            )
-            if not pull_from_all_cp_ranks:
-                # Only retrieve from prefill CP rank 0 when not using all ranks
-                target_cp_ranks = target_cp_ranks[:1]
-                required_prefill_response_num *= 1
-            else:
-                required_prefill_response_num *= info.attn_cp_size // self.attn_cp_size
-
-        # PP rank mapping — decode pp size should be equal to prefill pp size or 1
-        assert self.pp_size == info.pp_size or self.pp_size == 1, (
-            f"Decode pp size ({self.pp_size}) should be equal to prefill pp size ({info.pp_size}) or 1",
-        )
-        if info.pp_size == self.pp_size:
-            target_pp_ranks = [self.pp_rank]
-        else:
-            target_pp_ranks = list(range(info.pp_size))
-            required_prefill_response_num *= info.pp_size // self.pp_size
-
-        info.target_tp_rank = target_tp_rank
-        info.target_tp_ranks = target_tp_ranks
-        info.target_cp_ranks = target_cp_ranks
-        info.target_pp_ranks = target_pp_ranks
-        info.required_dst_info_num = required_dst_info_num
-        info.required_prefill_response_num = required_prefill_response_num
-
-    def _sync_bootstrap_port_across_nodes(self, local_port: int) -> int:
-        """Broadcast world-rank-0's bootstrap port to all prefill ranks.
-
-        Required for multi-node prefill when the launcher auto-reserves a
-        free port per host (e.g. Dynamo's
-        `_reserve_disaggregation_bootstrap_port`): without sync, non-leader
-        ranks register to `<leader_ip>:<their_local_port>`, hit
-        `Connection refused`, and the leader's `prefill_port_table` ends
-        up missing rows.
-        """
-        if not self.dist_init_addr or get_parallel().nnodes == 1:
-            return local_port
-
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError(
-                "torch.distributed must be initialised before "
-                "CommonKVManager registers to the bootstrap server in "
-                "multi-node prefill mode."
-            )
-
-        world_group = get_world_group()
-        synced_port = world_group.broadcast_object(local_port, src=0)
-        if synced_port != local_port:
-            logger.info(
-                f"Synced disaggregation bootstrap port from leader: "
-                f"local={local_port} -> leader={synced_port} "
-                f"(world_rank={world_group.rank_in_group})"
-            )
-        return synced_port
 
     def register_to_bootstrap(self):
         """Register prefill server info to bootstrap server via HTTP PUT."""
@@ -707,45 +326,6 @@ class CommonKVManager(BaseKVManager):
             f"Prefill instance failed to register to bootstrap server after {max_retries} retries"
         )
 
-    def _connect(self, endpoint: str, is_ipv6: bool = False):
-        with self._socket_lock:
-            sock = self._socket_cache.get(endpoint)
-            if sock is not None:
-                monitor = self._monitor_cache.get(endpoint)
-                disconnected = False
-                if monitor is not None:
-                    try:
-                        monitor.recv_multipart(zmq.NOBLOCK)
-                        disconnected = True
-                    except zmq.Again:
-                        pass
-                    except zmq.ZMQError:
-                        disconnected = True
-                if not disconnected:
-                    return sock
-                sock.close(linger=0)
-                if monitor is not None:
-                    monitor.close()
-                self._socket_cache.pop(endpoint, None)
-                self._monitor_cache.pop(endpoint, None)
-
-            sock = self._zmq_ctx.socket(zmq.PUSH)
-            if is_ipv6:
-                sock.setsockopt(zmq.IPV6, 1)
-            sock.setsockopt(zmq.RECONNECT_IVL, -1)
-            sock.setsockopt(zmq.SNDTIMEO, 30000)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-            sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
-            sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
-            sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
-            sock.connect(endpoint)
-            self._socket_cache[endpoint] = sock
-            self._monitor_cache[endpoint] = sock.get_monitor_socket(
-                zmq.EVENT_DISCONNECTED
-            )
-            self._socket_send_locks.setdefault(endpoint, threading.Lock())
-            return sock
 
 
 
@@ -807,21 +387,6 @@ class CommonKVSender(BaseKVSender):
                     self.kv_mgr.update_status(self.bootstrap_room, KVPoll.Failed)
                     return
 
-    def _register_prefill_dp_rank(self):
-        """Register this request's prefill dp_rank to the bootstrap server."""
-        url = f"http://{self.bootstrap_server_url}/register_dp_rank"
-        payload = {
-            "bootstrap_room": self.bootstrap_room,
-            "dp_rank": self.kv_mgr.attn_dp_rank,
-        }
-        try:
-            response = requests.post(url, json=payload, timeout=5)
-            if response.status_code != 200:
-                logger.error(
-                    f"Failed to register prefill dp_rank: {response.status_code}, {response.text}"
-                )
-        except Exception as e:
-            logger.error(f"Failed to register prefill dp_rank: {e}")
 
     def init(self, num_kv_indices: int, aux_index: Optional[int] = None):
         self.num_kv_indices = num_kv_indices
@@ -938,136 +503,12 @@ class CommonKVReceiver(BaseKVReceiver):
             return
         self.kv_mgr.update_status(self.bootstrap_room, KVPoll.WaitingForInput)
 
-    def _setup_bootstrap_infos(self):
-        all_bootstrap_infos = []
-        # NOTE: key distinguished by bootstrap_addr, prefill_dp_rank, prefill_cp_rank, and target_tp_rank
-        for target_cp_rank in self.target_cp_ranks:
-            bootstrap_key = f"{self.bootstrap_addr}_{self.prefill_dp_rank}_{target_cp_rank}_{self.target_tp_rank}"
-
-            if bootstrap_key not in self.kv_mgr.connection_pool:
-                bootstrap_infos = []
-                for target_tp_rank in self.target_tp_ranks:
-                    # Enable higher PP ranks to be bootstrapped earlier to make PP PD requests bootstrap more robust
-                    for target_pp_rank in reversed(self.target_pp_ranks):
-                        bootstrap_info = self._get_bootstrap_info_from_server(
-                            self.prefill_dp_rank,
-                            target_cp_rank,
-                            target_tp_rank,
-                            target_pp_rank,
-                        )
-                        if bootstrap_info is not None:
-                            if self.kv_mgr.is_mla_backend:
-                                # For MLA: target_tp_rank is the selected real rank, others are dummy ranks
-                                bootstrap_info["is_dummy"] = not bool(
-                                    target_tp_rank == self.target_tp_rank
-                                    or self.target_tp_rank is None
-                                )
-                            else:
-                                # For non-MLA: all target_tp_ranks are selected real ranks
-                                bootstrap_info["is_dummy"] = False
-                            logger.debug(
-                                f"Fetched bootstrap info: {bootstrap_info} for DP {self.prefill_dp_rank} CP {target_cp_rank} TP {target_tp_rank} PP {target_pp_rank}"
-                            )
-                            bootstrap_infos.append(bootstrap_info)
-                        else:
-                            self.kv_mgr.record_failure(
-                                self.bootstrap_room,
-                                f"Could not fetch bootstrap info for: prefill_dp_rank: {self.prefill_dp_rank} prefill_cp_rank: {target_cp_rank} target_tp_rank: {target_tp_rank} and target_pp_rank {target_pp_rank}",
-                            )
-                            self.conclude_state = KVPoll.Failed
-                            self.kv_mgr.update_status(
-                                self.bootstrap_room, KVPoll.Failed
-                            )
-                            self.bootstrap_infos = None
-                            return
-
-                self.bootstrap_infos = bootstrap_infos
-
-                # Register kv_args only once to prefill KVManager according to the info fetched
-                # from the bootstrap server. Do this before caching in connection_pool so a failed
-                # registration does not leave a stale entry that later requests would reuse.
-                if not self._register_kv_args():
-                    return
-                self.kv_mgr.connection_pool[bootstrap_key] = self.bootstrap_infos
-            else:
-                self.bootstrap_infos = self.kv_mgr.connection_pool[bootstrap_key]
-
-            assert len(self.bootstrap_infos) > 0
-            all_bootstrap_infos.extend(self.bootstrap_infos)
-
-        self.bootstrap_infos = all_bootstrap_infos
-
-    def _get_bootstrap_info_from_server(
-        self, prefill_dp_rank, prefill_cp_rank, target_tp_rank, target_pp_rank
-    ):
-        """Fetch the bootstrap info from the bootstrap server."""
-        try:
-            url = f"http://{self.bootstrap_addr}/route?prefill_dp_rank={prefill_dp_rank}&prefill_cp_rank={prefill_cp_rank}&target_tp_rank={target_tp_rank}&target_pp_rank={target_pp_rank}"
-            response = _get_bootstrap_session(self.bootstrap_addr).get(url, timeout=5)
-            if response.status_code == 200:
-                bootstrap_info = response.json()
-                return bootstrap_info
-            else:
-                logger.error(
-                    f"Failed to get prefill server info: {response.status_code}, {response.text}"
-                )
-                return None
-        except Exception as e:
-            logger.error(f"Error fetching prefill info from bootstrap: {e}")
-            return None
-
-    @staticmethod
-    def query_prefill_dp_ranks(
-        bootstrap_addr: str, bootstrap_rooms: List[int]
-    ) -> Dict[str, int]:
-        """Batch query prefill dp_ranks for given bootstrap_rooms."""
-        try:
-            url = f"http://{bootstrap_addr}/query_dp_ranks"
-            response = _get_bootstrap_session(bootstrap_addr).post(
-                url,
-                json={"bootstrap_rooms": bootstrap_rooms},
-                timeout=5,
-            )
-            if response.status_code == 200:
-                return response.json()
-            else:
-                logger.error(
-                    f"Failed to query dp_ranks: {response.status_code}, {response.text}"
-                )
-                return {}
-        except Exception as e:
-            logger.error(f"Error querying dp_ranks from bootstrap: {e}")
-            return {}
-
-    @classmethod
-    def _connect(cls, endpoint: str, is_ipv6: bool = False):
-        with cls._global_lock:
-            if endpoint not in cls._socket_cache:
-                sock = cls._ctx.socket(zmq.PUSH)
-                if is_ipv6:
-                    sock.setsockopt(zmq.IPV6, 1)
-                sock.setsockopt(zmq.LINGER, 0)
-                # Bound send so a dead peer cannot block the scheduler forever.
-                sock.setsockopt(
-                    zmq.SNDTIMEO,
-                    envs.SGLANG_DISAGGREGATION_ZMQ_SEND_TIMEOUT.get() * 1000,
-                )
-                sock.connect(endpoint)
-                cls._socket_cache[endpoint] = sock
-                cls._socket_locks[endpoint] = threading.Lock()
-            return cls._socket_cache[endpoint], cls._socket_locks[endpoint]
 
 
-    @classmethod
-    def _connect_to_bootstrap_server(cls, bootstrap_info: dict):
-        ip_address = bootstrap_info["rank_ip"]
-        port = bootstrap_info["rank_port"]
-        na = NetworkAddress(ip_address, port)
-        sock, lock = cls._connect(na.to_tcp(), is_ipv6=na.is_ipv6)
-        return sock, lock
 
-    def _register_kv_args(self) -> bool:
-        return True
+
+
+
 
     def send_metadata(
         self,
@@ -1102,28 +543,6 @@ class CommonKVReceiver(BaseKVReceiver):
             self._send_abort_notification()
             self.abort_notified = True
 
-    def _send_abort_notification(self):
-        for bootstrap_info in self.bootstrap_infos:
-            # Best-effort notification to prefill side that this request was aborted.
-            try:
-                sock, lock = self._connect_to_bootstrap_server(bootstrap_info)
-                with lock:
-                    sock.send_multipart(
-                        [
-                            b"ABORT",
-                            str(self.bootstrap_room).encode("ascii"),
-                            self.kv_mgr.local_ip.encode("ascii"),
-                            str(self.kv_mgr.rank_port).encode("ascii"),
-                        ]
-                    )
-                logger.debug(
-                    f"Sent abort notification for room {self.bootstrap_room} "
-                    f"to {bootstrap_info.get('rank_ip', 'unknown')}:{bootstrap_info.get('rank_port', 'unknown')}"
-                )
-            except Exception as e:
-                logger.debug(
-                    f"Failed to send abort notification for room {self.bootstrap_room}: {e}"
-                )
 
 
 class CommonKVBootstrapServer(BaseKVBootstrapServer):
@@ -1156,260 +575,16 @@ class CommonKVBootstrapServer(BaseKVBootstrapServer):
         self.thread = threading.Thread(target=self._run_server, daemon=True)
         self.run()
 
-    def run(self):
-        self.thread.start()
 
-    def _is_ready(self) -> bool:
-        if (
-            self.attn_tp_size is None
-            or self.attn_cp_size is None
-            or self.pp_size is None
-            or self.dp_size is None
-        ):
-            return False
-        expected = self.dp_size * self.attn_cp_size * self.attn_tp_size * self.pp_size
-        logger.debug(
-            f"Expected {expected} prefill servers to be registered, {self._registered_count} registered so far"
-        )
-        return self._registered_count >= expected
 
-    def _setup_routes(self):
-        self.app.router.add_route("*", "/route", self._handle_route)
-        self.app.router.add_post("/register_dp_rank", self._handle_register_dp_rank)
-        self.app.router.add_post("/query_dp_ranks", self._handle_query_dp_ranks)
-        self.app.router.add_get("/health", self._handle_health_check)
 
-    async def _handle_health_check(self, request):
-        return web.Response(text="OK", status=200)
 
-    async def _handle_route(self, request: web.Request):
-        method = request.method
-        if method == "PUT":
-            return await self._handle_route_put(request)
-        elif method == "GET":
-            return await self._handle_route_get(request)
-        else:
-            return web.Response(
-                text="Method not allowed", status=405, content_type="application/json"
-            )
 
-    async def _handle_route_put(self, request: web.Request):
-        data = await request.json()
-        attn_tp_size = data["attn_tp_size"]
-        attn_tp_rank = data["attn_tp_rank"]
-        attn_cp_size = data["attn_cp_size"]
-        attn_cp_rank = data["attn_cp_rank"]
-        attn_dp_size = data["attn_dp_size"]
-        attn_dp_rank = data["attn_dp_rank"]
-        pp_size = data["pp_size"]
-        pp_rank = data["pp_rank"]
-        system_dp_size = data["system_dp_size"]
-        system_dp_rank = data["system_dp_rank"]
-        rank_ip = data["rank_ip"]
-        rank_port = int(data["rank_port"])
-        page_size = int(data["page_size"])
-        kv_cache_dtype = data["kv_cache_dtype"]
-        prefill_http_port = data.get("prefill_http_port")
 
-        if self.attn_tp_size is None:
-            self.attn_tp_size = attn_tp_size
 
-        if self.attn_cp_size is None:
-            self.attn_cp_size = attn_cp_size
 
-        if self.dp_size is None:
-            self.dp_size = attn_dp_size if system_dp_size == 1 else system_dp_size
 
-        if self.pp_size is None:
-            self.pp_size = pp_size
 
-        if self.page_size is None and page_size is not None:
-            self.page_size = page_size
 
-        if self.kv_cache_dtype is None and kv_cache_dtype is not None:
-            self.kv_cache_dtype = kv_cache_dtype
-
-        if self.prefill_http_port is None and prefill_http_port is not None:
-            self.prefill_http_port = int(prefill_http_port)
-
-        if self.follow_bootstrap_room is None:
-            load_balance_method = data.get(
-                "load_balance_method", "follow_bootstrap_room"
-            )
-            self.follow_bootstrap_room = load_balance_method == "follow_bootstrap_room"
-
-        if self.enable_dsa_cache_layer_split is None:
-            self.enable_dsa_cache_layer_split = bool(
-                data.get("enable_dsa_cache_layer_split", False)
-            )
-
-        if system_dp_size == 1:
-            dp_group = attn_dp_rank
-        else:
-            dp_group = system_dp_rank
-
-        # Add lock to make sure thread-safe
-        async with self.lock:
-            dp_group_table = self.prefill_port_table.setdefault(dp_group, {})
-            cp_group_table = dp_group_table.setdefault(attn_cp_rank, {})
-            tp_group_table = cp_group_table.setdefault(attn_tp_rank, {})
-
-            tp_group_table[pp_rank] = PrefillRankInfo(
-                rank_ip=rank_ip,
-                rank_port=rank_port,
-            )
-
-            self._registered_count += 1
-
-        expected = self.dp_size * self.attn_cp_size * self.attn_tp_size * self.pp_size
-        logger.debug(
-            f"Register prefill bootstrap: DP{dp_group} CP{attn_cp_rank} TP{attn_tp_rank} PP{pp_rank} with rank_ip: {rank_ip} and rank_port: {rank_port}"
-            f" ({self._registered_count}/{expected} registered)"
-        )
-
-        return web.Response(text="OK", status=200)
-
-    async def _handle_route_get(self, request: web.Request):
-        prefill_dp_rank = request.query.get("prefill_dp_rank")
-        prefill_cp_rank = request.query.get("prefill_cp_rank")
-        target_tp_rank = request.query.get("target_tp_rank")
-        target_pp_rank = request.query.get("target_pp_rank")
-        if (
-            not prefill_dp_rank
-            or not prefill_cp_rank
-            or not target_tp_rank
-            or not target_pp_rank
-        ):
-            return web.Response(text="Missing inputs for bootstrap server.", status=400)
-
-        if (
-            int(prefill_dp_rank) == -1
-            and int(prefill_cp_rank) == -1
-            and int(target_tp_rank) == -1
-            and int(target_pp_rank) == -1
-        ):
-            if not self._is_ready():
-                return web.Response(
-                    text=f"Prefill server not fully registered yet"
-                    f" ({self._registered_count} workers registered).",
-                    status=503,
-                )
-            info = PrefillServerInfo(
-                attn_tp_size=self.attn_tp_size,
-                attn_cp_size=self.attn_cp_size,
-                dp_size=self.dp_size,
-                pp_size=self.pp_size,
-                page_size=self.page_size,
-                kv_cache_dtype=self.kv_cache_dtype,
-                follow_bootstrap_room=(
-                    self.follow_bootstrap_room
-                    if self.follow_bootstrap_room is not None
-                    else True
-                ),
-                enable_dsa_cache_layer_split=bool(self.enable_dsa_cache_layer_split),
-                prefill_http_port=self.prefill_http_port,
-            )
-            return web.json_response(dataclasses.asdict(info), status=200)
-
-        if not self._is_ready():
-            return web.Response(
-                text=f"Prefill server not fully registered yet"
-                f" ({self._registered_count} workers registered).",
-                status=503,
-            )
-
-        # Find corresponding prefill info
-        try:
-            async with self.lock:
-                bootstrap_info = self.prefill_port_table[int(prefill_dp_rank)][
-                    int(prefill_cp_rank)
-                ][int(target_tp_rank)][int(target_pp_rank)]
-        except KeyError:
-            return web.Response(
-                text=f"Bootstrap info not found for dp_rank={prefill_dp_rank} cp_rank={prefill_cp_rank} "
-                f"tp_rank={target_tp_rank} pp_rank={target_pp_rank}",
-                status=404,
-            )
-
-        return web.json_response(dataclasses.asdict(bootstrap_info), status=200)
-
-    async def _handle_register_dp_rank(self, request: web.Request):
-        data = await request.json()
-        bootstrap_room = int(data["bootstrap_room"])
-        dp_rank = int(data["dp_rank"])
-        async with self.lock:
-            self.room_to_dp_rank[bootstrap_room] = {
-                "dp_rank": dp_rank,
-                "timestamp": time.time(),
-            }
-        logger.debug(f"Registered dp_rank={dp_rank} for {bootstrap_room=}")
-        return web.Response(text="OK", status=200)
-
-    async def _handle_query_dp_ranks(self, request: web.Request):
-        data = await request.json()
-        bootstrap_rooms = data["bootstrap_rooms"]
-        result = {}
-        async with self.lock:
-            for room in bootstrap_rooms:
-                room_int = int(room)
-                if room_int in self.room_to_dp_rank:
-                    result[str(room_int)] = self.room_to_dp_rank[room_int]["dp_rank"]
-        return web.json_response(result, status=200)
-
-    async def _cleanup_expired_entries(self):
-        """Remove entries older than cleanup interval from room_to_dp_rank."""
-        while True:
-            await asyncio.sleep(self.entry_cleanup_interval)
-            current_time = time.time()
-            async with self.lock:
-                expired_keys = [
-                    key
-                    for key, value in self.room_to_dp_rank.items()
-                    if current_time - value["timestamp"] > self.entry_cleanup_interval
-                ]
-                for key in expired_keys:
-                    del self.room_to_dp_rank[key]
-            if expired_keys:
-                logger.debug(
-                    f"Cleaned up {len(expired_keys)} expired entries from room_to_dp_rank"
-                )
-
-    def _run_server(self):
-        try:
-            # Event Loop
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-
-            self._loop.create_task(self._cleanup_expired_entries())
-
-            access_log = None
-            if logging.getLogger(__name__).getEffectiveLevel() <= logging.DEBUG:
-                access_log = self.app.logger
-
-            self._runner = web.AppRunner(self.app, access_log=access_log)
-            self._loop.run_until_complete(self._runner.setup())
-
-            site = web.TCPSite(self._runner, host=self.host, port=self.port)
-            self._loop.run_until_complete(site.start())
-            logger.info(
-                f"CommonKVBootstrapServer started successfully on {self.host}:{self.port}"
-            )
-            self._loop.run_forever()
-        except Exception as e:
-            logger.error(f"Server error: {str(e)}", exc_info=True)
-        finally:
-            # Cleanup
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-    def close(self):
-        """Shutdown"""
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            logger.info("Stopping server loop...")
-
-        if self.thread.is_alive():
-            self.thread.join(timeout=2)
-            logger.info("Server thread stopped")
 
     def poll(self) -> KVPoll: ...

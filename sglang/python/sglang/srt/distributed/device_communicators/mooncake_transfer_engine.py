@@ -137,53 +137,10 @@ class MooncakeTransferEngine:
             self.hostname, self.engine.get_rpc_port()
         ).to_host_port_str()
 
-    def register(self, ptr, length):
-        try:
-            ret_value = self.engine.register_memory(ptr, length)
-        except Exception:
-            # Mark register as failed
-            ret_value = -1
-
-        if ret_value != 0:
-            logger.debug("Mooncake memory registration %s failed.", ptr)
-
-    def deregister(self, ptr):
-        try:
-            ret_value = self.engine.unregister_memory(ptr)
-        except Exception:
-            # Mark deregister as failed
-            ret_value = -1
-
-        if ret_value != 0:
-            logger.debug("Mooncake memory deregistration %s failed.", ptr)
 
 
 
-    def initialize(
-        self,
-        hostname: str,
-        device_name: Optional[str],
-    ) -> None:
-        """Initialize the mooncake instance."""
-        if envs.ENABLE_ASCEND_TRANSFER_WITH_MOONCAKE.get():
-            npu_phy_id = envs.ASCEND_NPU_PHY_ID.get()
-            suffix = self.gpu_id if npu_phy_id == -1 else npu_phy_id
-            hostname += f":{get_free_port()}:npu_{suffix}"
-            protocol = "ascend"
-        else:
-            # MOONCAKE_PROTOCOL selects the transport (rdma | efa | tcp | ...).
-            # Default is "rdma"; set MOONCAKE_PROTOCOL=efa on AWS EFA hardware.
-            protocol = envs.MOONCAKE_PROTOCOL.get()
 
-        ret_value = self.engine.initialize(
-            hostname,
-            "P2PHANDSHAKE",
-            protocol,
-            device_name if device_name is not None else "",
-        )
-        if ret_value != 0:
-            logger.error("Mooncake Transfer Engine initialization failed.")
-            raise RuntimeError("Mooncake Transfer Engine initialization failed.")
 
 
 

@@ -28,12 +28,6 @@ def import_algorithms():
     return mapping
 
 
-def get_algorithm(config: DllmConfig):
-    try:
-        name = config.algorithm
-        return algo_name_to_cls[name](config)
-    except:
-        raise RuntimeError(f"Unknown diffusion LLM algorithm: {name}")
 
 
 algo_name_to_cls = import_algorithms()

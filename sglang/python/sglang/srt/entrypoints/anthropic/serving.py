@@ -10,33 +10,6 @@ import logging
 from typing import TYPE_CHECKING, Optional
 
 
-from sglang.srt.entrypoints.anthropic.protocol import (
-    AnthropicContentBlock,
-    AnthropicCountTokensRequest,
-    AnthropicCountTokensResponse,
-    AnthropicError,
-    AnthropicErrorResponse,
-    AnthropicMessageEndDelta,
-    AnthropicMessagesRequest,
-    AnthropicMessagesResponse,
-    AnthropicStreamEvent,
-    AnthropicUsage,
-    ContentBlockDeltaEvent,
-    ContentBlockStartEvent,
-    ContentBlockStopEvent,
-    ErrorEvent,
-    InputJsonDelta,
-    MessageDeltaEvent,
-    MessageStartEvent,
-    MessageStopEvent,
-    SignatureDelta,
-    TextBlock,
-    TextDelta,
-    ThinkingBlock,
-    ThinkingDelta,
-    ToolUseBlock,
-    is_server_tool,
-)
 from sglang.srt.entrypoints.openai.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,

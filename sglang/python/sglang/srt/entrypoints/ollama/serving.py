@@ -7,18 +7,6 @@ internal format and return Ollama-compatible responses.
 
 
 
-from sglang.srt.entrypoints.ollama.protocol import (
-    OllamaChatRequest,
-    OllamaChatResponse,
-    OllamaChatStreamResponse,
-    OllamaGenerateRequest,
-    OllamaGenerateResponse,
-    OllamaGenerateStreamResponse,
-    OllamaMessage,
-    OllamaModelInfo,
-    OllamaShowResponse,
-    OllamaTagsResponse,
-)
 from sglang.srt.managers.io_struct import GenerateReqInput
 
 

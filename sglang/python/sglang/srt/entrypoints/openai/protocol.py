@@ -1626,10 +1626,6 @@ class ResponsesRequest(BaseModel):
         return params
 
 
-class PromptTokenUsageInfo(BaseModel):
-    """Prompt token usage details."""
-
-    cached_tokens: int = 0
 
 
 class ResponsesResponse(BaseModel):
@@ -1752,11 +1748,6 @@ class ResponsesResponse(BaseModel):
         )
 
 
-class RequestResponseMetadata(BaseModel):
-    """Metadata for request/response tracking."""
-
-    request_id: str
-    final_usage_info: Optional[UsageInfo] = None
 
 
 @dataclass
@@ -1782,9 +1773,6 @@ class ToolCallProcessingResult(NamedTuple):
     finish_reason: Dict[str, Any]  # Updated finish reason dictionary
 
 
-class ResponseReasoningTextContent(BaseModel):
-    text: str
-    type: Literal["reasoning_text"] = "reasoning_text"
 
 
 ResponseInputOutputItem: TypeAlias = Union[

@@ -15,17 +15,9 @@ from openai_harmony import Message as OpenAIMessage
 from sglang.srt.entrypoints.context import (
     ConversationContext,
     HarmonyContext,
-    SimpleContext,
-    StreamingHarmonyContext,
-)
+    )
 from sglang.srt.entrypoints.harmony_utils import (
-    get_developer_message,
     get_stop_tokens_for_assistant_actions,
-    get_system_message,
-    get_user_message,
-    parse_output_message,
-    parse_remaining_state,
-    parse_response_input,
     render_for_completion,
 )
 from sglang.srt.entrypoints.openai.protocol import (
@@ -33,8 +25,6 @@ from sglang.srt.entrypoints.openai.protocol import (
     ChatCompletionRequest,
     Function,
     MessageProcessingResult,
-    PromptTokenUsageInfo,
-    RequestResponseMetadata,
     ResponsesRequest,
     ResponsesResponse,
     Tool,
@@ -46,7 +36,6 @@ from sglang.srt.function_call.function_call_parser import FunctionCallParser
 from sglang.srt.function_call.json_array_parser import JsonArrayParser
 from sglang.srt.managers.io_struct import GenerateReqInput
 from sglang.srt.parser.reasoning_parser import ReasoningParser
-from sglang.srt.utils import random_uuid
 
 if TYPE_CHECKING:
     from sglang.srt.managers.tokenizer_manager import TokenizerManager

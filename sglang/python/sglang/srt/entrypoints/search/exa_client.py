@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 import asyncio
-from typing import Any, Optional
+from typing import Optional
 
 import aiohttp
 import msgspec
@@ -18,8 +18,6 @@ EXA_DEFAULT_HIGHLIGHTS = True
 _SEARCH_TYPES = {"instant", "fast", "auto", "deep-lite", "deep", "deep-reasoning"}
 
 
-class ExaClientError(RuntimeError):
-    """Raised when an Exa API request fails."""
 
 
 class ExaSearchConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,68 +69,10 @@ class ExaClient:
         self._session: Optional[aiohttp.ClientSession] = None
         self._session_lock = asyncio.Lock()
 
-    def _headers(self) -> dict[str, str]:
-        return {
-            "x-api-key": self.api_key,
-            "Content-Type": "application/json",
-            EXA_INTEGRATION_HEADER: EXA_INTEGRATION_NAME,
-        }
 
-    def _search_payload(self, query: str) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "query": query,
-            "numResults": self.config.num_results,
-            "type": self.config.search_type,
-        }
-        if self.config.include_highlights:
-            payload["contents"] = {"highlights": True}
-        return payload
 
-    def _contents_payload(self, urls: list[str]) -> dict[str, Any]:
-        payload: dict[str, Any] = {"urls": urls, "text": True}
-        if self.config.include_highlights:
-            payload["highlights"] = True
-        return payload
 
-    async def search(self, query: str) -> dict[str, Any]:
-        return await self._post("/search", self._search_payload(query))
 
-    async def contents(self, urls: list[str]) -> dict[str, Any]:
-        return await self._post("/contents", self._contents_payload(urls))
 
-    async def _get_session(self) -> aiohttp.ClientSession:
-        # Reuse a single session across requests so the connection pool and
-        # DNS cache survive; aiohttp.ClientSession is intended to be long-lived.
-        if self._session is None:
-            async with self._session_lock:
-                if self._session is None:
-                    self._session = aiohttp.ClientSession(
-                        timeout=aiohttp.ClientTimeout(total=self.timeout)
-                    )
-        return self._session
 
-    async def close(self):
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        session = await self._get_session()
-        url = f"{self.base_url}{path}"
-        async with session.post(
-            url,
-            json=payload,
-            headers=self._headers(),
-        ) as response:
-            response_text = await response.text()
-            if response.status >= 400:
-                raise ExaClientError(
-                    f"Exa API request failed with status {response.status}: "
-                    f"{response_text}"
-                )
-            try:
-                return await response.json()
-            except Exception as exc:
-                raise ExaClientError(
-                    f"Failed to decode Exa API response: {response_text}"
-                ) from exc

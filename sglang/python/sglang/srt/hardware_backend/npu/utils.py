@@ -1,10 +1,8 @@
 import functools
 import logging
 import sys
-from enum import IntEnum
 from typing import TYPE_CHECKING, Callable
 
-import torch
 
 from sglang.srt.environ import envs
 from sglang.srt.utils import get_npu_memory_capacity, is_npu
@@ -18,10 +16,6 @@ indexer_weight_stream = None
 gva_is_inited = False
 
 
-class NPUACLFormat(IntEnum):
-    ACL_FORMAT_UNDEFINED = -1
-    ACL_FORMAT_ND = 2
-    ACL_FORMAT_FRACTAL_NZ = 29
 
 
 def _call_once(fn: Callable):
@@ -88,107 +82,10 @@ def set_default_server_args(args: "ServerArgs"):
 
 
 
-def _is_nz_aligned(tensor: torch.Tensor) -> bool:
-    """Check whether the last two dims satisfy FRACTAL_NZ alignment rules.
-
-    A fractal tile is 16 rows by 32 bytes (the C0_32 in the op's error strings),
-    so the row rule is always k % 16 and the column rule is 32 // itemsize:
-
-      BF16 / FP16  : k % 16 == 0  and  n % 16 == 0
-      INT8 / FP8   : k % 16 == 0  and  n % 32 == 0
-      INT4         : k % 16 == 0  and  n % 64 == 0
-
-    Unlisted dtypes fall through to True: this is a cheap pre-filter for known
-    bad combinations, not an authority — the op itself is.
-    """
-    if tensor.dim() < 2:
-        return False
-    k, n = tensor.shape[-2], tensor.shape[-1]
-    if tensor.dtype in (torch.bfloat16, torch.float16):
-        return k % 16 == 0 and n % 16 == 0
-    if tensor.dtype in (torch.int8, torch.float8_e4m3fn):
-        # e4m3 is single-byte like int8, so it shares the column rule. Reached
-        # only by the MXFP8 MoE weights; the packed-FP4 callers pass
-        # customize_dtype and return before this check.
-        return k % 16 == 0 and n % 32 == 0
-    if tensor.dtype in (torch.uint8, torch.int32):
-        # INT4 is typically packed into uint8/int32; be conservative
-        return k % 16 == 0 and n % 64 == 0
-    return True
 
 
-def npu_format_cast(
-    tensor: torch.Tensor,
-    acl_format: NPUACLFormat = NPUACLFormat.ACL_FORMAT_FRACTAL_NZ,
-    *,
-    customize_dtype=None,
-    input_dtype=None,
-) -> torch.Tensor:
-    """
-    Cast a tensor to a specific NPU ACL format.
-
-    Args:
-        tensor (torch.Tensor): The input tensor.
-        acl_format (NPUACLFormat): The target NPU ACL format.
-        customize_dtype / input_dtype: packed-FP4 unpack kwargs (e.g.
-            ``customize_dtype=torch.float8_e4m3fn``,
-            ``input_dtype=torch.float4_e2m1fn_x2``). When either is set the unpack
-            kwargs are forwarded to the op and the ``_is_nz_aligned`` ND fallback
-            is skipped: the FP4 matmul strictly requires FRACTAL_NZ, so a silent
-            ND fallback would corrupt results.
-
-    Returns:
-        torch.Tensor: The tensor cast to the specified NPU ACL format.
-    """
-
-    return tensor
-
-    if envs.SGLANG_NPU_DISABLE_ACL_FORMAT_WEIGHT.get():
-        return tensor
-
-    if tensor.device == torch.device("cpu"):
-        logger.warning_once(
-            "Warning: The conversion from 'ND' to 'NZ' does not work on the CPU. "
-            "Please disable offloading, otherwise the performance will be "
-            "significantly reduced. --dit-cpu-offload false"
-        )
-        return tensor
-
-    # Skip format cast for meta tensors (used in offloader)
-    if tensor.device.type == "meta":
-        return tensor
-
-    # Packed-FP4 → FRACTAL_NZ: forward the unpack kwargs to the op, and skip the
-    # _is_nz_aligned ND fallback — the FP4 matmul strictly requires NZ, so a
-    # silent ND fallback would corrupt results.
-    if customize_dtype is not None or input_dtype is not None:
-        return torch.ops.npu.npu_format_cast(
-            tensor,
-            int(acl_format),
-            customize_dtype=customize_dtype,
-            input_dtype=input_dtype,
-        )
-
-    if acl_format == NPUACLFormat.ACL_FORMAT_FRACTAL_NZ and not _is_nz_aligned(tensor):
-        k, n = tensor.shape[-2], tensor.shape[-1]
-        logger.warning_once(
-            "Skipping FRACTAL_NZ format cast: tensor shape (%d, %d) dtype %s "
-            "is not aligned to NZ requirements. Falling back to 'ND' format, "
-            "which may reduce NPU performance.",
-            k,
-            n,
-            tensor.dtype,
-        )
-        return tensor
-
-    return torch.ops.npu.npu_format_cast(tensor, acl_format.value)
 
 
-def get_indexer_weight_stream():
-    global indexer_weight_stream
-    if indexer_weight_stream is None:
-        indexer_weight_stream = torch.npu.Stream()
-    return indexer_weight_stream
 
 
 
@@ -251,14 +148,8 @@ share_stream = None
 routed_stream = None
 
 
-def get_share_stream():
-    global share_stream
-    return share_stream
 
 
-def set_share_stream(stream):
-    global share_stream
-    share_stream = stream
     # TODO LKL: set stream limit has impact on precision
     # torch.npu.set_stream_limit(share_stream, 8, 16)
 
@@ -269,23 +160,9 @@ def set_share_stream(stream):
     # torch.npu.set_stream_limit(routed_stream, 16, 32)
 
 
-def wait_share_stream():
-    stream = get_share_stream()
-    if stream is not None:
-        cur_stream = torch.get_device_module().current_stream()
-        cur_stream.wait_stream(stream)
 
 
 
 
-def process_shared_expert(hidden_states, forward_func):
-    stream = get_share_stream()
-    if stream is None:
-        stream = torch.get_device_module().Stream()
-        set_share_stream(stream)
-    stream.wait_stream(torch.get_device_module().current_stream())
-    with torch.get_device_module().stream(stream):
-        shared_output = forward_func(hidden_states)
-    return shared_output
 
 

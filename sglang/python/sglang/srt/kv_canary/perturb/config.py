@@ -66,15 +66,6 @@ def _parse_target_group_kind_from_env(
     return None
 
 
-def require_target_group_kind(
-    *, target_group_kind: TargetGroupKind | None, perturb_name: str
-) -> TargetGroupKind:
-    if target_group_kind is None:
-        raise ValueError(
-            "SGLANG_KV_CANARY_PERTURB_TARGET_GROUP must be explicitly set to "
-            f"'full' or 'swa' when {perturb_name} perturbation is enabled"
-        )
-    return target_group_kind
 
 
 def _parse_target_group_kind(raw: str | None) -> TargetGroupKind:

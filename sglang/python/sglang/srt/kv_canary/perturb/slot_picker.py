@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -78,23 +77,3 @@ def collect_active_slots(
     return candidates
 
 
-def pick_out_cache_loc_slot(
-    *, maybe_inaccurate_forward_batch: ForwardBatch
-) -> Optional[int]:
-    out_cache_loc = maybe_inaccurate_forward_batch.out_cache_loc
-    if out_cache_loc is None:
-        return None
-    total = int(out_cache_loc.shape[0])
-    if total <= 0:
-        return None
-    valid_num_tokens = maybe_inaccurate_forward_batch.num_token_non_padded_cpu
-    if valid_num_tokens is None:
-        valid_num_tokens = total
-    valid_num_tokens = int(valid_num_tokens)
-    if valid_num_tokens <= 0:
-        return None
-    pick = random.randrange(valid_num_tokens)
-    slot = int(out_cache_loc[pick].item())
-    if slot < 0:
-        return None
-    return slot

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import contextlib
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
@@ -25,8 +24,7 @@ from sglang.srt.kv_canary.runner.sweep import SweepOrchestrator
 from sglang.srt.kv_canary.runner.violation_manager import ViolationManager
 from sglang.srt.kv_canary.single_forward_manager.manager import (
     SingleForwardManager,
-    _PreOpsMaybeInsideGraphOutput,
-)
+    )
 from sglang.srt.kv_canary.state import CanaryDeviceState
 from sglang.srt.kv_canary.token_oracle.oracle_manager import TokenOracleManager
 
@@ -167,126 +165,15 @@ class CanaryManager:
             for _ in range(num_sfms)
         )
 
-    @contextlib.contextmanager
-    def with_active_single_forward_manager(self, index: int) -> Iterator[None]:
-        assert (
-            self._active_single_forward_manager_index is None
-        ), "kv-canary: nested with_active_single_forward_manager is forbidden"
-        self._active_single_forward_manager_index = index
-        try:
-            yield
-        finally:
-            assert self._active_single_forward_manager_index == index, (
-                f"kv-canary: with_active_single_forward_manager({index}) exited with "
-                f"_active_single_forward_manager_index="
-                f"{self._active_single_forward_manager_index}; nested or mismatched bracket"
-            )
-            self._active_single_forward_manager_index = None
 
-    @contextlib.contextmanager
-    def model_forward_bracket_scope(self) -> Iterator[bool]:
-        """Return whether this is the outermost patched ``model.forward`` call.
 
-        Some model implementations enter another patched forward from inside the
-        top-level forward (for example, a vision-language model calling its inner
-        language model). Kv-canary owns one pre/post bracket per active
-        SingleForwardManager; nested brackets would run a second pre-op while the
-        phase checker is already in the first bracket.
-        """
-        self._model_forward_bracket_depth += 1
-        try:
-            yield self._model_forward_bracket_depth == 1
-        finally:
-            self._model_forward_bracket_depth -= 1
 
-    def pre_ops_maybe_inside_graph(
-        self, forward_batch: ForwardBatch
-    ) -> _PreOpsMaybeInsideGraphOutput:
-        assert self._active_single_forward_manager_index is not None, (
-            "kv-canary: pre_ops_maybe_inside_graph called without active SingleForwardManager; "
-            "caller must wrap in CanaryManager.with_active_single_forward_manager(i)"
-        )
-        sfm = self._single_forward_managers[self._active_single_forward_manager_index]
-        return sfm.pre_ops_maybe_inside_graph(forward_batch)
 
-    def post_ops_maybe_inside_graph(
-        self,
-        forward_batch: ForwardBatch,
-        pre_ops_output: _PreOpsMaybeInsideGraphOutput,
-    ) -> None:
-        assert self._active_single_forward_manager_index is not None, (
-            "kv-canary: post_ops_maybe_inside_graph called without active SingleForwardManager; "
-            "caller must wrap in CanaryManager.with_active_single_forward_manager(i)"
-        )
-        sfm = self._single_forward_managers[self._active_single_forward_manager_index]
-        sfm.post_ops_maybe_inside_graph(forward_batch, pre_ops_output)
 
-    @contextlib.contextmanager
-    def with_ops_outside_graph(
-        self,
-        *,
-        single_forward_indices: Sequence[int],
-        maybe_inaccurate_forward_batch: ForwardBatch,
-    ) -> Iterator[None]:
-        self._pre_ops_outside_graph(
-            single_forward_indices=single_forward_indices,
-            maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch,
-        )
-        try:
-            yield
-        finally:
-            self._post_ops_outside_graph(
-                single_forward_indices=single_forward_indices,
-                maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch,
-            )
 
-    def _pre_ops_outside_graph(
-        self,
-        *,
-        single_forward_indices: Sequence[int],
-        maybe_inaccurate_forward_batch: ForwardBatch,
-    ) -> None:
-        for idx in single_forward_indices:
-            self._single_forward_managers[idx].pre_ops_outside_graph(
-                maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch
-            )
-        self._perturb_manager.perturb(
-            maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch
-        )
 
-    def _post_ops_outside_graph(
-        self,
-        *,
-        single_forward_indices: Sequence[int],
-        maybe_inaccurate_forward_batch: ForwardBatch,
-    ) -> None:
-        for idx in single_forward_indices:
-            self._single_forward_managers[idx].post_ops_outside_graph()
-        self._perturb_manager.perturb_post_forward(
-            maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch
-        )
-        self._sweep_orchestrator.maybe_run_sweep()
-        self._outer_step_counter += 1
-        self._violation_manager.step()
-        self._health_checker.step()
-        self._stats_logger.step()
-        if self._swa_divergence_report is not None:
-            self._swa_divergence_report.step(
-                outer_step_counter=self._outer_step_counter,
-                maybe_inaccurate_forward_batch=maybe_inaccurate_forward_batch,
-            )
 
-    def mark_init_finished(self) -> None:
-        for single_forward_manager in self._single_forward_managers:
-            single_forward_manager.phase_checker.enable_assert()
-        self._device_state.enable_chain_position_assert.fill_(1)
 
-    def attach_radix_cache(self, radix_cache: BasePrefixCache) -> None:
-        self._sweep_orchestrator.attach_radix_cache(radix_cache)
-        self._perturb_manager.attach_radix_cache(radix_cache)
-
-    def _get_outer_step_counter(self) -> int:
-        return self._outer_step_counter
 
 
 @contextmanager

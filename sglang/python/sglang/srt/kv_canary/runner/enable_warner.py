@@ -18,18 +18,4 @@ class CanaryEnableWarner:
         self._overflow_count_total: int = 0
         self._handler = DelayedDeviceHostHandler(d2h_stream=d2h_stream)
 
-    def tick(self, enable_device: torch.Tensor) -> None:
-        self._handler.step(
-            compute_on_device=lambda: enable_device,
-            postprocess_on_host=self._postprocess_on_host,
-        )
 
-    def _postprocess_on_host(self, host_tensor: torch.Tensor) -> None:
-        if int(host_tensor.item()) == 0:
-            self._overflow_count_total += 1
-            logger.warning(
-                "kv-canary: per-forward verify skipped this step due to overflow "
-                "(total=%d, capacity=%d); check ServerArgs / pool sizing",
-                self._overflow_count_total,
-                self._verify_capacity,
-            )

@@ -4,7 +4,6 @@ import dataclasses
 import functools
 import math
 import warnings
-from functools import lru_cache, partial
 from typing import Any, Callable, Optional, Tuple
 
 import torch
@@ -31,10 +30,6 @@ from sglang.srt.utils import (
     is_xpu,
     print_info_once,
     use_intel_xpu_backend,
-)
-from sglang.srt.utils.multi_stream_utils import (
-    maybe_execute_in_parallel,
-    with_multi_stream,
 )
 
 _is_cpu = is_cpu()
@@ -161,41 +156,6 @@ def prepare_vision_attention_metadata(
     )
 
 
-def prepare_flashinfer_cudnn_vision_attention_metadata(
-    cu_seqlens: torch.Tensor,
-    device: torch.device,
-    *,
-    elem_per_token: int,
-) -> VisionAttentionMetadata:
-    cu_seqlens = cu_seqlens.to(device=device, dtype=torch.int32, non_blocking=True)
-    seq_lens = cu_seqlens[1:] - cu_seqlens[:-1]
-    batch_size = int(seq_lens.numel())
-    padded_batch_size = next(
-        (size for size in BATCH_BUCKETS if size >= batch_size),
-        math.ceil(batch_size / BATCH_BUCKETS[0]) * BATCH_BUCKETS[0],
-    )
-    if padded_batch_size != batch_size:
-        pad_size = padded_batch_size - batch_size
-        padded_indptrs = torch.cat([cu_seqlens, cu_seqlens[-1].expand(pad_size)])
-        padded_seq_lens = torch.cat([seq_lens, seq_lens.new_zeros(pad_size)])
-    else:
-        padded_indptrs = cu_seqlens
-        padded_seq_lens = seq_lens
-
-    elem_indptrs = padded_indptrs * elem_per_token
-    real_max_seqlen = int(seq_lens.max().item())
-    max_seqlen = next(
-        (size for size in FLASHINFER_MAX_SEQLEN_BUCKETS if size >= real_max_seqlen),
-        math.ceil(real_max_seqlen / FLASHINFER_MAX_SEQLEN_BUCKETS[-1])
-        * FLASHINFER_MAX_SEQLEN_BUCKETS[-1],
-    )
-    return prepare_vision_attention_metadata(
-        cu_seqlens,
-        device=device,
-        packed_indptrs=torch.cat([elem_indptrs] * 3),
-        sequence_lengths=padded_seq_lens.view(-1, 1, 1, 1),
-        flashinfer_max_seqlen=max_seqlen,
-    )
 
 
 # TODO: requires real seqlens from images
@@ -302,61 +262,7 @@ class VisionSdpaAttention(nn.Module):
             else 1.0 / math.sqrt(self.head_size)
         )
 
-    @staticmethod
-    @lru_cache(maxsize=128)
-    def _generate_mask_cache(
-        s: int, flatten_batch: bool, cu_seqlens: tuple
-    ) -> torch.BoolTensor:
-        """
-        Generate a boolean attention mask with caching mechanism.
-        Args:
-            s: sequence length
-            flatten_batch: whether to flatten batch dimension
-            cu_seqlens: tuple of cumulative sequence lengths
-        Returns:
-            attention mask tensor of shape [b, 1, s, s] or [1, s, s]
-        """
-        if flatten_batch:
-            mask = torch.zeros([1, s, s], dtype=torch.bool)
-            for i in range(1, len(cu_seqlens)):
-                start = cu_seqlens[i - 1]
-                end = cu_seqlens[i]
-                mask[..., start:end, start:end] = True
-        else:
-            # [1, 1, 1, s]
-            row_indices = torch.arange(s).view(1, 1, 1, s)
-            # [1, 1, s, 1]
-            col_indices = torch.arange(s).view(1, 1, s, 1)
-            # [b, 1, 1, 1]
-            seq_lens = torch.tensor(
-                [end - start for start, end in zip(cu_seqlens[:-1], cu_seqlens[1:])],
-            ).view(-1, 1, 1, 1)
 
-            mask = (row_indices < seq_lens) & (col_indices < seq_lens)
-
-        return mask
-
-    def generate_patch_attention_mask(
-        self,
-        s: int,
-        cu_seqlens: Optional[torch.Tensor],
-        flatten_batch: bool = False,
-    ) -> Optional[torch.Tensor]:
-        r"""
-        Creates a non-causal 4D mask of shape `(b, 1, s, s)` or `(1, 1, s, s)`.
-        Args:
-            s: sequence length
-            cu_seqlens: cumulative sequence lengths tensor. If not, returns an empty mask
-            flatten_batch: whether to flatten batch dimension
-        Returns:
-            attention mask tensor or None
-        """
-        if cu_seqlens is None:
-            return None
-
-        cu_seqlens_tuple = tuple(cu_seqlens.cpu().tolist())
-
-        return self._generate_mask_cache(s, flatten_batch, cu_seqlens_tuple)
 
     def forward(
         self,
@@ -431,6 +337,81 @@ class VisionSdpaAttention(nn.Module):
         return output
 
 
+class VisionTritonAttention(nn.Module):
+    """
+    Triton-implemented attention without a causal mask
+    """
+
+    def __init__(
+        self,
+        **kwargs,
+    ):
+        super().__init__()
+        use_data_parallel = (
+            kwargs["use_data_parallel"] if "use_data_parallel" in kwargs else False
+        )
+        self.tp_size = 1 if use_data_parallel else get_parallel().attn_tp_size
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cu_seqlens: torch.Tensor | SingletonCache | list | None,
+        bsz: int,
+        seq_len: int,
+        softmax_scale: Optional[float] = None,
+        forward_metadata: Optional[VisionAttentionMetadata] = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        r"""
+        Args:
+            cu_seqlens: [b]
+        Returns:
+             [b * s, h, head_size]
+        """
+        if forward_metadata is not None:
+            cu_seqlens_gpu = forward_metadata.cu_seqlens
+            seq_lens = forward_metadata.seq_lens
+            max_seqlen = forward_metadata.max_seqlen
+            output = torch.empty_like(q)
+        elif envs.SGLANG_VIT_ENABLE_CUDA_GRAPH.get():
+            if "output_ws" not in kwargs:
+                raise RuntimeError("output_ws should be prepared for cuda-graph mode")
+
+            if not isinstance(cu_seqlens, list):
+                raise RuntimeError("cuda-graph mode cu_seqlens should be a list")
+
+            output = kwargs["output_ws"]
+            cu_seqlens_gpu = cu_seqlens[0]
+            seq_lens = cu_seqlens[1]
+            max_seqlen = cu_seqlens[2]
+        else:
+            cu_seqlens_gpu = resolve_seqlens(cu_seqlens, bsz, seq_len, device=q.device)
+            seq_lens = kwargs.get("sequence_lengths")
+            if seq_lens is None:
+                seq_lens = cu_seqlens_gpu[1:] - cu_seqlens_gpu[:-1]
+            else:
+                seq_lens = seq_lens.to(device=q.device, dtype=torch.int32)
+            max_seqlen = resolve_precomputed_max_seqlen(
+                cu_seqlens_gpu, kwargs.get("max_seqlen")
+            )
+            # [b * s, head, head_size]
+            output = torch.empty_like(q)
+
+        context_attention_fwd(
+            q,
+            k,
+            v,
+            output,
+            cu_seqlens_gpu,
+            seq_lens,
+            max_seqlen,
+            is_causal=False,
+            sm_scale=softmax_scale,
+        )
+
+        return output
 
 
 class VisionFlash3Attention(nn.Module):
@@ -681,6 +662,53 @@ class VisionFlashInferAttention(nn.Module):
         return output
 
 
+class VisionAiterAttention(nn.Module):
+    def __init__(
+        self,
+        **kwargs,
+    ):
+        raise Exception("aiter_attn is only available for AMD")
+        try:
+            from aiter import flash_attn_varlen_func as aiter_flash_attn_varlen_func
+        except ImportError as e:
+            raise ImportError(
+                "aiter is AMD specific kernel library. Please make sure aiter is installed on your AMD device."
+            ) from e
+
+        self.flash_attn_varlen_func = aiter_flash_attn_varlen_func
+        super().__init__()
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cu_seqlens: torch.Tensor | SingletonCache | None,
+        bsz: int,
+        seq_len: int,
+        softmax_scale: Optional[float] = None,
+        forward_metadata: Optional[VisionAttentionMetadata] = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        if forward_metadata is not None:
+            cu_seqlens_gpu = forward_metadata.cu_seqlens
+            max_seqlen = forward_metadata.max_seqlen
+        else:
+            cu_seqlens_gpu = resolve_seqlens(cu_seqlens, bsz, seq_len, device=q.device)
+            cu_seqlens_gpu = cu_seqlens_gpu.to(dtype=torch.int32).to(q.device)
+            seq_lens = cu_seqlens_gpu[1:] - cu_seqlens_gpu[:-1]
+            max_seqlen = seq_lens.max().item()
+
+        return self.flash_attn_varlen_func(
+            q=q,
+            k=k,
+            v=v,
+            cu_seqlens_q=cu_seqlens_gpu,
+            cu_seqlens_k=cu_seqlens_gpu,
+            max_seqlen_q=max_seqlen,
+            max_seqlen_k=max_seqlen,
+            softmax_scale=softmax_scale,
+        )
 
 
 class VisionAscendAttention(nn.Module):
@@ -865,11 +893,13 @@ class VisionIntelXPUAttention(nn.Module):
 
 
 QKV_BACKEND_IMPL = {
+    "triton_attn": VisionTritonAttention,
     "sdpa": VisionSdpaAttention,
     "fa3": VisionFlash3Attention,
     "fa4": VisionFlash4Attention,
     "flashinfer_cudnn": VisionFlashInferAttention,
     "ascend_attn": VisionAscendAttention,
+    "aiter_attn": VisionAiterAttention,
     "amx_attn": VisionAMXAttention,
     "xpu_attn": VisionIntelXPUAttention,
 }
@@ -1039,110 +1069,9 @@ class VisionAttention(nn.Module):
         else:
             self.sinks = None
 
-    def _init_qk_norm(
-        self, norm_dim: int, eps: float, var_hidden_size: Optional[int] = None
-    ):
-        norm_kwargs = (
-            dict(
-                weight_dtype=torch.float32,
-                cast_x_before_out_mul=True,
-            )
-            if get_exec().deterministic.rl_on_policy_target is not None
-            else {}
-        )
-        q_norm = RMSNorm(
-            norm_dim,
-            eps=eps,
-            var_hidden_size=var_hidden_size,
-            **norm_kwargs,
-        )
-        k_norm = RMSNorm(
-            norm_dim,
-            eps=eps,
-            var_hidden_size=var_hidden_size,
-            **norm_kwargs,
-        )
-        return q_norm, k_norm
 
-    def _determine_attention_backend(self, passed_backend: Optional[str]) -> str:
-        """Decide the multimodal attention backend string.
 
-        Priority: server args override > constructor arg > platform default.
 
-        Platform defaults:
-        - CUDA (Hopper SM90): "fa3"
-        - CUDA (Blackwell SM100): "fa4"
-        - CUDA (other): "triton_attn"
-        - Ascend NPU: "ascend_attn"
-        - Other platforms: device-specific optimized backend or "sdpa"
-        """
-        override_backend = get_mm().mm_attention_backend
-        if override_backend is not None:
-            backend = override_backend
-        elif passed_backend is not None:
-            backend = passed_backend
-        elif is_cuda():
-            major, minor = get_device_capability()
-            if major == 9:
-                backend = "fa3"
-            elif major == 10 and minor != 3:
-                backend = "fa4"
-            else:
-                    backend = "triton_attn"
-        else:
-                backend = "sdpa"
-        if backend == "fa3" and is_blackwell_supported():
-            raise ValueError("The 'fa3' backend is not supported on Blackwell GPUs")
-
-        return backend
-
-    def _apply_qk_norm_head_size(self, q: torch.Tensor, k: torch.Tensor):
-        """apply qk norm for GLM-OCR vit attn"""
-        q_by_head = q.reshape(-1, self.head_size)
-        q_by_head = self.q_norm(q_by_head)
-        k_by_head = k.reshape(-1, self.head_size)
-        k_by_head = self.k_norm(k_by_head)
-        q = q_by_head.view(q.shape)
-        k = k_by_head.view(k.shape)
-        return q, k
-
-    def _apply_qk_norm(self, q: torch.Tensor, k: torch.Tensor):
-        """apply qk norm for internvl vit attn"""
-
-        def q_l2norm():
-            q_ = q.flatten(1, 2)
-            if self.tp_size > 1:
-                q_ = tensor_model_parallel_all_gather(q_.contiguous())
-            q_ = self.q_norm(q_)
-            if self.tp_size > 1:
-                splitter = partial(
-                    split_tensor_along_last_dim, num_partitions=self.tp_size
-                )
-                q_ = splitter(q_)[self.tp_rank]
-            q_ = q_.unflatten(-1, (-1, self.head_size))
-            return q_
-
-        def k_l2norm():
-            k_ = k.flatten(1, 2)
-            if self.tp_size > 1:
-                k_ = tensor_model_parallel_all_gather(k_.contiguous())
-            k_ = self.k_norm(k_)
-            if self.tp_size > 1:
-                splitter = partial(
-                    split_tensor_along_last_dim, num_partitions=self.tp_size
-                )
-                k_ = splitter(k_)[self.tp_rank]
-            k_ = k_.unflatten(-1, (-1, self.head_size))
-            return k_
-
-        with with_multi_stream(True):
-            q, k = maybe_execute_in_parallel(
-                q_l2norm,
-                k_l2norm,
-                self.ln_events,
-                self.aux_stream,
-            )
-        return q, k
 
     def forward(
         self,

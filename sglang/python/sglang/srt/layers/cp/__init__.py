@@ -20,12 +20,8 @@ from sglang.srt.layers.cp.base import (
     ContextParallelStrategyKind,
     CPAttentionBackendKind,
     get_cp_strategy,
-    get_cp_strategy_kind,
     init_cp_strategy,
-    is_cp_enabled,
-    is_interleave,
-    is_zigzag,
-)
+    )
 from sglang.srt.layers.cp.interleave import (
     InterleaveContextParallelMetadata,
     InterleaveCPStrategy,
@@ -47,9 +43,5 @@ __all__ = [
     "ZigzagCPStrategy",
     "ZigzagContextParallelMetadata",
     "get_cp_strategy",
-    "get_cp_strategy_kind",
     "init_cp_strategy",
-    "is_cp_enabled",
-    "is_interleave",
-    "is_zigzag",
 ]

@@ -274,20 +274,9 @@ def get_cp_strategy() -> Optional[ContextParallelStrategy]:
     return _STRATEGY
 
 
-def get_cp_strategy_kind() -> ContextParallelStrategyKind:
-    strategy = get_cp_strategy()
-    if strategy is None:
-        return ContextParallelStrategyKind.NONE
-    return strategy.kind
 
 
-def is_cp_enabled() -> bool:
-    return get_cp_strategy() is not None
 
 
-def is_zigzag() -> bool:
-    return get_cp_strategy_kind() == ContextParallelStrategyKind.ZIGZAG
 
 
-def is_interleave() -> bool:
-    return get_cp_strategy_kind() == ContextParallelStrategyKind.INTERLEAVE

@@ -105,22 +105,6 @@ class InterleaveCPStrategy(ContextParallelStrategy):
         local_positions = self._interleave_shard(positions[: metadata.total_seq_lens])
         return pad_local_rows(local_positions, metadata, dim=0)
 
-    def _interleave_shard(self, input_: Any) -> Any:
-        cp_size = self.cp_size
-        cp_rank = self.cp_rank
-        if isinstance(input_, (tuple, list)):
-            indices = range(cp_rank, len(input_), cp_size)
-            return input_[indices]
-
-        tokens = len(input_)
-        if tokens % cp_size != 0:
-            cur_len = tokens // cp_size + (tokens % cp_size > cp_rank)
-            if cur_len == 0:
-                return input_.new_empty(0, *input_.shape[1:])
-            indices = torch.arange(cp_rank, tokens, cp_size, device=input_.device)
-            return input_[indices]
-
-        return input_.view(-1, cp_size, *input_.shape[1:])[:, cp_rank].contiguous()
 
     def shard_local_tokens(self, input_: Any) -> Any:
         return self._interleave_shard(input_)
@@ -169,50 +153,7 @@ class InterleaveCPStrategy(ContextParallelStrategy):
     ) -> Any:
         return self._gather_interleaved_tensor(x, forward_batch)
 
-    def _gather_interleaved_tensor(self, x: Any, forward_batch) -> Any:
-        metadata = getattr(forward_batch, "attn_cp_metadata", None)
-        if metadata is None:
-            raise RuntimeError("Interleave CP gather requires attn_cp_metadata.")
 
-        total_tokens = int(metadata.total_seq_lens)
-        if total_tokens < 0:
-            raise RuntimeError(
-                f"Invalid interleave CP total_seq_lens={total_tokens}; expected >= 0."
-            )
-
-        logical_rank_lens = (
-            metadata.per_rank_logical_token or metadata.per_rank_actual_token
-        )
-        local_logical_len = logical_rank_lens[self.cp_rank]
-        if x.shape[0] < local_logical_len:
-            raise RuntimeError(
-                "Interleave CP gather received an unexpected local token count: "
-                f"rank={self.cp_rank}, got={x.shape[0]}, "
-                f"expected_at_least={local_logical_len}, "
-                f"total={total_tokens}, cp_size={self.cp_size}."
-            )
-
-        physical_rank_len = max(metadata.per_rank_actual_token)
-        if physical_rank_len == 0:
-            return x.new_empty((0, *x.shape[1:]))
-
-        padded_x = x.new_zeros((physical_rank_len, *x.shape[1:]))
-        padded_x[:local_logical_len] = x[:local_logical_len]
-
-        with use_symmetric_memory(
-            get_parallel().attn_cp_group, disabled=not is_allocation_symmetric()
-        ):
-            gathered = x.new_empty((self.cp_size * physical_rank_len, *x.shape[1:]))
-        attn_cp_all_gather_into_tensor(gathered, padded_x.contiguous())
-
-        flat_indices = torch.arange(total_tokens, device=x.device)
-        gather_indices = (
-            flat_indices % self.cp_size
-        ) * physical_rank_len + flat_indices // self.cp_size
-        return gathered.index_select(0, gather_indices)
-
-    def get_supported_attention_backend(self):
-        return [CPAttentionBackendKind.DSA]
 
     def materialize_full_indexer_k_cache(self, key: Any, forward_batch) -> Any:
         return self.gather_kv_cache(

@@ -101,31 +101,8 @@ def get_glm_dsa_layer_split_effective_num_layers(
     return max(1, owned_layers_upper_bound + 1)
 
 
-def get_layer_shard_range(
-    rank: int, shard_size: int, total_layers: int
-) -> Tuple[int, int]:
-    """Contiguous ``[start, end)`` local-layer range owned by ``rank``.
-
-    Layers are split as evenly as possible; the first ``total_layers %
-    shard_size`` ranks own one extra layer.
-    """
-    base = total_layers // shard_size
-    rem = total_layers % shard_size
-    start = rank * base + min(rank, rem)
-    end = start + base + (1 if rank < rem else 0)
-    return start, end
 
 
-def get_layer_owner(local_layer_idx: int, shard_size: int, total_layers: int) -> int:
-    """CP rank that owns ``local_layer_idx`` under the contiguous split."""
-    for rank in range(shard_size):
-        start, end = get_layer_shard_range(rank, shard_size, total_layers)
-        if start <= local_layer_idx < end:
-            return rank
-    raise ValueError(
-        f"Invalid local_layer_idx={local_layer_idx} for "
-        f"shard_size={shard_size}, total_layers={total_layers}"
-    )
 
 
 def enable_cp_v2() -> bool:
@@ -301,6 +278,4 @@ __all__ = [
     "is_glm_dsa_cache_layer_split_enabled",
     "get_glm_dsa_cp_layer_shard_info",
     "get_glm_dsa_layer_split_effective_num_layers",
-    "get_layer_shard_range",
-    "get_layer_owner",
 ]

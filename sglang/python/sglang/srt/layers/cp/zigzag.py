@@ -30,13 +30,11 @@ After all-gather, the blocks are reranged back to their original order:
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, List, Optional
 
 import torch
-import torch.nn.functional as F
 
 from sglang.srt.distributed.device_communicators.pynccl_allocator import (
     use_symmetric_memory,
@@ -334,11 +332,6 @@ class ZigzagCPStrategy(ContextParallelStrategy):
             [chunks[i] for i in forward_batch.attn_cp_metadata.cp_reverse_index], dim=0
         )
 
-    def get_supported_attention_backend(self):
-        return [
-            CPAttentionBackendKind.FLASH_ATTENTION,
-            CPAttentionBackendKind.TRTLLM_MHA,
-        ]
 
     def run_attention(
         self,
@@ -438,41 +431,3 @@ class ZigzagCPStrategy(ContextParallelStrategy):
             latent_full[..., kv_lora_rank:],
         )
 
-    def _all_gather_reorganized(self, x: torch.Tensor, forward_batch):
-        meta = forward_batch.attn_cp_metadata
-        per_rank_token = meta.per_rank_logical_token or meta.per_rank_actual_token
-        max_len = max(per_rank_token)
-        if per_rank_token == meta.per_rank_actual_token:
-            local_len = x.shape[0]
-        else:
-            local_len = per_rank_token[self.cp_rank]
-        assert x.shape[0] >= local_len
-        x = x[:local_len]
-        pad_size = max_len - x.shape[0]
-        if pad_size > 0:
-            padding = [0, 0] * (x.ndim - 1) + [0, pad_size]
-            x = F.pad(x, padding, mode="constant", value=0)
-
-        group = get_parallel().attn_cp_group
-        ctx = (
-            use_symmetric_memory(group, disabled=not is_allocation_symmetric())
-            if x.is_cuda
-            else nullcontext()
-        )
-        with ctx:
-            gathered = torch.empty(
-                max_len * self.cp_size,
-                *x.shape[1:],
-                device=x.device,
-                dtype=x.dtype,
-            )
-        group.all_gather_into_tensor(gathered, x)
-
-        chunks = torch.split(gathered, [max_len] * self.cp_size, dim=0)
-        return torch.cat(
-            [
-                chunks[rank][:per_rank_len]
-                for rank, per_rank_len in enumerate(per_rank_token)
-            ],
-            dim=0,
-        )

@@ -42,8 +42,6 @@ from sglang.srt.layers.dcp.comm import (
     cp_lse_ag_out_rs_mla,
     dcp_a2a_lse_reduce,
     dcp_enabled,
-    get_attention_dcp_rank,
-    get_attention_dcp_world_size,
     init_fi_a2a_workspace,
 )
 from sglang.srt.layers.dcp.layout import (
@@ -75,8 +73,6 @@ __all__ = [
     "create_triton_kv_indices_for_dcp_triton",
     "dcp_enabled",
     "filter_dcp_local_kv_indices",
-    "get_attention_dcp_rank",
-    "get_attention_dcp_world_size",
     "get_dcp_lens",
     "update_local_kv_lens_for_dcp",
 ]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import nn
@@ -18,7 +18,6 @@ from sglang.srt.layers.moe.topk import (
     StandardTopKOutput,
     TopKConfig,
     _mask_topk_ids_padded_region,
-    _zero_topk_weights_padded_region,
     remap_topk_for_per_rank_shared_slots,
 )
 from sglang.srt.layers.moe.utils import has_per_rank_fused_shared_slots
@@ -76,106 +75,9 @@ class HashTopK(nn.Module):
                 "with fused shared experts; pass --disable-shared-experts-fusion."
             )
 
-    def _init_default_tid2eid(self) -> None:
-        topk = self.tid2eid.shape[1]
-        if topk == 0:
-            return
 
-        # DummyModelLoader only initializes floating tensors, so keep this int
-        # lookup table valid until real checkpoints overwrite it.
-        token_ids = torch.arange(
-            self.tid2eid.shape[0], dtype=self.tid2eid.dtype, device=self.tid2eid.device
-        ).unsqueeze(1)
-        expert_offsets = torch.arange(
-            topk, dtype=self.tid2eid.dtype, device=self.tid2eid.device
-        ).unsqueeze(0)
-        tid2eid = (token_ids + expert_offsets) % self.num_experts
-        with torch.no_grad():
-            self.tid2eid.copy_(tid2eid.to(self.tid2eid.dtype))
 
-    def empty_topk_output(
-        self, device: torch.device, *, layer_id: Optional[int] = None
-    ):
-        topk = self.topk - self.num_fused_shared_experts
-        if layer_id is not None:
-            from sglang.srt.eplb.lplb_solver import get_global_lplb_solver
 
-            lplb_solver = get_global_lplb_solver(layer_id)
-            if lplb_solver is not None:
-                lplb_solver.solve(
-                    torch.empty((0, topk), dtype=torch.int32, device=device)
-                )
-        topk_weights = torch.empty((0, topk), dtype=torch.float32, device=device)
-        topk_ids = torch.full((0, topk), -1, dtype=torch.int32, device=device)
-        router_logits = torch.empty((0, topk), dtype=torch.float32, device=device)
-        topk_output = StandardTopKOutput(topk_weights, topk_ids, router_logits)
-        if has_per_rank_fused_shared_slots(self.num_fused_shared_experts):
-            n = self.num_fused_shared_experts
-            topk_output = topk_output._replace(
-                topk_ids=topk_output.topk_ids.new_empty(
-                    (0, topk_output.topk_ids.shape[-1] + n)
-                ),
-                topk_weights=topk_output.topk_weights.new_empty(
-                    (0, topk_output.topk_weights.shape[-1] + n)
-                ),
-            )
-        return self._apply_waterfill(topk_output, num_tokens=0)
-
-    def _apply_waterfill(
-        self, topk_output: StandardTopKOutput, num_tokens: int
-    ) -> StandardTopKOutput:
-        if self.enable_waterfill and self.waterfill_balancer is None:
-            raise RuntimeError(
-                "Waterfill HashTopK must be prepared by ModelRunner before forward."
-            )
-        if self.waterfill_balancer is None:
-            return topk_output
-        return self.waterfill_balancer.expand_topk(topk_output, num_tokens)
-
-    def _forward_torch(
-        self, router_logits: torch.Tensor, input_ids: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.score_func == "softmax":
-            scores = router_logits.softmax(dim=-1)
-        elif self.score_func == "sigmoid":
-            scores = router_logits.sigmoid()
-        else:
-            scores = torch.nn.functional.softplus(router_logits).sqrt()
-
-        num_token = scores.shape[0]
-
-        topk_ids = torch.zeros(
-            (num_token, self.topk), dtype=torch.int32, device=scores.device
-        )
-        topk_weights = torch.zeros(
-            (num_token, self.topk), dtype=scores.dtype, device=scores.device
-        )
-
-        if self.num_fused_shared_experts == 1:
-            topk_ids[:, :-1] = self.tid2eid[input_ids]
-            topk_weights[:, :-1] = scores.gather(1, topk_ids[:, :-1])
-
-            if self.score_func != "softmax":
-                topk_weights[:, :-1] /= topk_weights[:, :-1].sum(dim=-1, keepdim=True)
-
-            topk_ids[:, -1] = torch.randint(
-                low=self.num_experts,
-                high=self.num_experts + self.num_fused_shared_experts,
-                size=(num_token,),
-                dtype=topk_ids.dtype,
-                device=topk_ids.device,
-            )
-
-            topk_weights[:, -1] = (
-                topk_weights[:, :-1].sum(dim=-1) / self.routed_scaling_factor
-            )
-        else:
-            topk_ids[:, :] = self.tid2eid[input_ids]
-            topk_weights[:, :] = scores.gather(1, topk_ids[:, :])
-            if self.score_func != "softmax":
-                topk_weights[:, :] /= topk_weights[:, :].sum(dim=-1, keepdim=True)
-
-        return topk_weights, topk_ids
 
     def forward(
         self,

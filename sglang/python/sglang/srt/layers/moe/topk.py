@@ -25,7 +25,6 @@ from typing import (
     Optional,
     Protocol,
     Tuple,
-    TypeGuard,
     runtime_checkable,
 )
 
@@ -223,27 +222,10 @@ class TopKConfig:
 
 class TopKOutputChecker:
 
-    @staticmethod
-    def format_is_standard(topk_output: TopKOutput) -> TypeGuard[StandardTopKOutput]:
-        # ===== TO BE REFACTORED ====
-        # The experimental fused topk+pack carrier only exists under the master switch.
-        if _SGLANG_EXPERIMENTAL_LORA_OPTI:
-            return isinstance(
-                topk_output, (StandardTopKOutput, StandardTopKOutputPacked)
-            )
-        # ===== END TO BE REFACTORED ====
-        return isinstance(topk_output, StandardTopKOutput)
 
-    @staticmethod
-    def format_is_triton_kernels(
-        topk_output: TopKOutput,
-    ) -> TypeGuard[TritonKernelTopKOutput]:
-        return isinstance(topk_output, TritonKernelTopKOutput)
 
-    @staticmethod
-    def format_is_bypassed(topk_output: TopKOutput) -> TypeGuard[BypassedTopKOutput]:
-        return isinstance(topk_output, BypassedTopKOutput)
 
+    pass
 
 
 class TopKOutputFormat(IntEnum):
@@ -332,20 +314,6 @@ class BypassedTopKOutput(NamedTuple):
         )
 
 
-class PackedTopKOutput(NamedTuple):
-    """Packed top-k output format used by FlashInfer TRT-LLM routed MoE.
-
-    ``packed_topk_ids`` is an int32 tensor of shape (num_tokens, top_k) where each
-    element encodes the expert id in the upper 16 bits and the bf16 routing
-    weight bits in the lower 16 bits, matching FlashInfer's packed layout.
-    """
-
-    packed_topk_ids: torch.Tensor
-    router_logits: torch.Tensor
-
-    @property
-    def format(self) -> TopKOutputFormat:
-        return TopKOutputFormat.PACKED
 
 
 def _make_round_robin_expert_ids(
@@ -615,6 +583,30 @@ class TopK(MultiPlatformOp):
             )
         return self._apply_waterfill(topk_output, 0)
 
+    def forward_xpu(
+        self,
+        hidden_states: torch.Tensor,
+        router_logits: torch.Tensor,
+        *,
+        num_token_non_padded: Optional[torch.Tensor] = None,
+        expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
+    ) -> TopKOutput:
+        self.topk_config.torch_native = True
+        # [NOTE] XPU device support for topk kernels
+        #   - support 'topk_softmax' and 'topk_sigmoid'
+        #   - support up to 8 top-k and 256 experts
+        self.topk_config.torch_native = not (
+            self.topk_config.top_k <= 8 and router_logits.shape[1] <= 256
+        )
+
+        return select_experts(
+            hidden_states=hidden_states,
+            layer_id=self.layer_id,
+            router_logits=router_logits,
+            topk_config=self.topk_config,
+            num_token_non_padded=num_token_non_padded,
+            expert_location_dispatch_info=expert_location_dispatch_info,
+        )
 
 
 # ------------------------------- TopK implementation -------------------------------------
@@ -928,45 +920,6 @@ def grouped_topk_cpu(
 
 
 
-@torch.compile(dynamic=True, backend=get_compiler_backend(), disable=_is_npu)
-def kimi_k2_biased_topk_impl(
-    hidden_states: torch.Tensor,
-    gating_output: torch.Tensor,
-    correction_bias: torch.Tensor,
-    topk: int,
-    renormalize: bool,
-    routed_scaling_factor: Optional[float] = None,
-    apply_routed_scaling_factor_on_output: Optional[bool] = False,
-):
-    """
-    Optimized version for num_expert_group=1 case (e.g., Kimi K2 with 384 experts).
-    Simplifies the grouped topk logic by removing unnecessary group masking operations.
-    Note: This function assumes num_fused_shared_experts=0.
-    """
-    assert hidden_states.shape[0] == gating_output.shape[0], "Number of tokens mismatch"
-
-    scores = gating_output.sigmoid()
-    num_token = scores.shape[0]
-
-    # When num_expert_group=1, no need for group masking
-    # Directly compute scores with correction bias
-    tmp_scores = scores.view(num_token, -1) + correction_bias.unsqueeze(0)
-
-    # Directly select topk experts (no need to sort since num_fused_shared_experts=0)
-    _, topk_ids = torch.topk(tmp_scores, k=topk, dim=-1, sorted=False)
-    topk_weights = scores.gather(1, topk_ids)
-
-    if renormalize:
-        # fp32 like the reference gate (the epsilon is not representable in
-        # fp16); the sum dtype and the division's type promotion upcast inside
-        # the existing kernels, so no extra cast launch is needed
-        topk_weights_sum = topk_weights.sum(dim=-1, keepdim=True, dtype=torch.float32)
-        topk_weights = topk_weights / (topk_weights_sum + _RENORMALIZE_SUM_EPSILON)
-        if apply_routed_scaling_factor_on_output:
-            topk_weights *= routed_scaling_factor
-
-    topk_weights, topk_ids = topk_weights.to(torch.float32), topk_ids.to(torch.int32)
-    return topk_weights, topk_ids
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend(), disable=_is_npu)
@@ -1170,17 +1123,6 @@ def _mask_topk_ids_padded_region(
         topk_ids[indices >= num_token_non_padded, :] = fill_value
 
 
-def _zero_topk_weights_padded_region(
-    topk_weights: torch.Tensor,
-    num_token_non_padded: Optional[torch.Tensor] = None,
-):
-    if num_token_non_padded is None:
-        return
-    if _can_fuse_padded_region(topk_weights):
-        _fill_padded_rows(topk_weights, num_token_non_padded, 0.0)
-        return
-    indices = torch.arange(0, topk_weights.shape[0], device=topk_weights.device)
-    topk_weights[indices >= num_token_non_padded, :] = 0.0
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend())
@@ -1950,47 +1892,8 @@ def select_experts(
     return StandardTopKOutput(topk_weights, topk_ids, router_logits)
 
 
-def precomputed_topk_postprocess_is_noop(
-    topk_config: TopKConfig,
-    num_token_non_padded: Optional[torch.Tensor] = None,
-    expert_location_dispatch_info: Optional[ExpertLocationDispatchInfo] = None,
-) -> bool:
-    """Whether :func:`build_precomputed_topk_output` can stand in for
-    :func:`select_experts`' post-processing.
-
-    A router that produces (weights, ids) itself -- e.g. K3's fused gate+top-k
-    kernel -- skips select_experts entirely, so it must not skip the work
-    select_experts does *after* the top-k: the EPLB logical->physical remap, the
-    padded-region mask, and the shared-expert append.  This returns True only
-    when all of those reduce to no-ops, leaving just the capture hook and the
-    distribution recorder (which the builder below still runs).
-    """
-    return (
-        _is_cuda
-        and topk_config.num_fused_shared_experts == 0
-        and num_token_non_padded is None
-        and expert_location_dispatch_info is None
-        and not envs.SGLANG_SIMULATE_UNIFORM_EXPERTS.get()
-        and not envs.SGLANG_SIMULATE_ROUND_ROBIN_EXPERTS.get()
-    )
 
 
-def build_precomputed_topk_output(
-    topk_weights: torch.Tensor,
-    topk_ids: torch.Tensor,
-    topk_config: TopKConfig,
-    layer_id: int,
-) -> StandardTopKOutput:
-    """Wrap a router's own (weights, ids) as a STANDARD top-k output, running the
-    capture hook and the expert-distribution recorder that select_experts would.
-
-    Only valid when :func:`precomputed_topk_postprocess_is_noop` holds.
-    """
-    capture_routed_experts_if_allowed(topk_config, layer_id, topk_ids)
-    get_global_expert_distribution_recorder().on_select_experts(topk_ids=topk_ids)
-    # router_logits is only read by the BYPASSED formats and by the
-    # shared-expert append (excluded above); STANDARD consumers take ids/weights.
-    return StandardTopKOutput(topk_weights, topk_ids, None)
 
 
 # NOTE: the AOT sgl_kernel::moe_fused_gate and sgl_kernel::kimi_k2_moe_fused_gate

@@ -276,21 +276,6 @@ def get_deepep_output_dtype(self) -> DispatcherOutputDtype:
     return DispatcherOutputDtype.FP8
 
 
-def get_ascend_dispatcher_output_dtype(dispatcher):
-    """
-    Automatically choose the dispatch output dtype for Ascend.
-    """
-
-    # 1. Parse quant config to determine the output dtype of dispatcher
-    if dispatcher.quant_config is not None:
-        dispatcher_output_dtype = dispatcher.quant_config.get(
-            "dispatcher_output_dtype", None
-        )
-        if dispatcher_output_dtype is not None:
-            return DispatcherOutputDtype(dispatcher_output_dtype)
-
-    # 2. Ascend dispatch defaults to BF16
-    return DispatcherOutputDtype.BF16
 
 
 def initialize_moe_config(server_args: ServerArgs):

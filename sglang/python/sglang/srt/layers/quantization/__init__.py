@@ -12,8 +12,7 @@ import torch
 
 # Define empty classes as placeholders when vllm is not available
 class DummyConfig:
-    def override_quantization_method(self, *args, **kwargs):
-        return None
+    pass
 
 
 CompressedTensorsConfig = DummyConfig
@@ -30,7 +29,6 @@ from sglang.srt.layers.quantization.fp8 import Fp8Config
 from sglang.srt.layers.quantization.gguf import GGUFConfig
 from sglang.srt.layers.quantization.gptq import (
     CPUGPTQConfig,
-    GPTQAscendConfig,
     GPTQConfig,
     GPTQMarlinConfig,
 )
@@ -45,7 +43,6 @@ from sglang.srt.layers.quantization.modelslim.modelslim import ModelSlimConfig
 from sglang.srt.layers.quantization.moe_wna16 import MoeWNA16Config
 from sglang.srt.layers.quantization.mxfp4 import Mxfp4Config
 from sglang.srt.layers.quantization.npu_mxfp4 import Mxfp4W4A8Config
-from sglang.srt.layers.quantization.npu_mxfp4_w4a4 import Mxfp4W4A4Config
 from sglang.srt.layers.quantization.nvfp4_online import NvFp4OnlineConfig
 from sglang.srt.layers.quantization.petit import PetitNvFp4Config
 from sglang.srt.layers.quantization.quark.quark import QuarkConfig

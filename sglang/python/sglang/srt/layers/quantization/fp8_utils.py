@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import torch
 
@@ -25,7 +25,6 @@ from sglang.kernels.ops.quantization.fp8_kernel import (
     fp8_min,
     is_fp8_fnuz,
     mxfp8_block_scaled_matmul_triton,
-    pack_mxfp8_scales_triton,
     per_token_group_quant_fp8,
     scaled_fp8_quant,
     sglang_per_token_quant_fp8,
@@ -1315,31 +1314,6 @@ def flashinfer_mxfp8_blockscaled_linear(
     return output.to(dtype=output_dtype).view(*output_shape)
 
 
-def dequant_mxfp4(
-    w_block: torch.Tensor,
-    w_scale: torch.Tensor,
-    out_dtype,
-) -> torch.Tensor:
-    """
-    :param w_block: (batch, n, k, 16), uint8, pack two mxfp4 into one byte
-    :param w_scale: (batch, n, k), uint8
-    :return: (batch, n, k * 32), float32
-    """
-
-    assert w_block.dtype == torch.uint8
-    assert w_scale.dtype == torch.uint8
-
-    batch, n, k, pack_dim = w_block.shape
-    batch_, n_, k_ = w_scale.shape
-    assert pack_dim == 16
-    assert batch == batch_
-    assert n == n_
-    assert k == k_
-
-    out_raw = MXFP4QuantizeUtil.dequantize(
-        quantized_data=w_block, scale=w_scale, dtype=out_dtype, block_sizes=[32]
-    )
-    return out_raw.reshape(batch, n, k * 32)
 
 
 def input_to_float8(
@@ -1932,91 +1906,5 @@ def can_auto_enable_marlin_fp8() -> bool:
         return False
 
 
-def apply_fp8_ptpc_linear(
-    input: Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]],
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    input_scale: Optional[torch.Tensor] = None,
-    input_scale_ub: Optional[torch.Tensor] = None,
-    bias: Optional[torch.Tensor] = None,
-    cutlass_fp8_supported: bool = cutlass_fp8_supported(),
-    use_per_token_if_dynamic: bool = False,
-    pad_output: Optional[bool] = None,
-    compressed_tensor_quant: bool = False,
-) -> torch.Tensor:
-    """FP8 per-token per-channel linear. Only used with the aiter (ROCm) backend."""
-    # Handle pre-quantized (fp8_tensor, scale) tuple from fused RMSNorm+Quant
-    if isinstance(input, tuple):
-        q_input, x_scale = input
-        q_input = q_input.view(-1, q_input.shape[-1])
-        output_shape = [*q_input.shape[:-1], weight.shape[0]]
-        output = aiter.gemm_a8w8_bpreshuffle(
-            q_input, weight, x_scale, weight_scale, None, torch.bfloat16
-        )
-        if bias is not None:
-            output = output + bias
-        return output.view(*output_shape)
-
-    # View input as 2D matrix for fp8 methods
-    input_2d = input.view(-1, input.shape[-1])
-
-    # weight is transposed (K, N)
-    output_shape = [*input.shape[:-1], weight.shape[1]]
-
-    q_input, x_scale = aiter.per_token_quant_hip(input_2d, quant_dtype=aiter.dtypes.fp8)
-
-    per_tensor_weights = (weight_scale.numel() == 1) and weight_scale.dim() < 2
-    per_tensor_activations = (x_scale.numel() == 1) and x_scale.dim() < 2
-
-    if not (per_tensor_weights and per_tensor_activations):
-        # weight is in (N, K)
-        output_shape = [*input.shape[:-1], weight.shape[0]]
-
-    output = aiter.gemm_a8w8_bpreshuffle(
-        q_input, weight, x_scale, weight_scale, None, input.dtype
-    )
-    if bias is not None:
-        output = output + bias
-    return output.view(*output_shape)
 
 
-def validate_fp8_block_shape(
-    layer: torch.nn.Module,
-    input_size: int,
-    output_size: int,
-    input_size_per_partition: int,
-    output_partition_sizes: list[int],
-    block_size: list[int],
-) -> None:
-    """Validate block quantization shapes for tensor parallelism."""
-
-    tp_size = getattr(layer, "tp_size", get_parallel().tp_size)
-    block_n, block_k = block_size[0], block_size[1]
-
-    # Required by row parallel
-    if (
-        tp_size > 1
-        and input_size // input_size_per_partition == tp_size
-        and input_size_per_partition % block_k != 0
-    ):
-        raise ValueError(
-            f"Weight input_size_per_partition = {input_size_per_partition} "
-            f"is not divisible by weight quantization block_k = {block_k}."
-        )
-
-    # Required by column parallel or enabling merged weights
-    is_tp_split = tp_size > 1 and output_size // sum(output_partition_sizes) == tp_size
-    is_merged_gemm = len(output_partition_sizes) > 1
-    if is_tp_split or is_merged_gemm:
-        sizes_to_check = output_partition_sizes
-        if not is_tp_split and is_merged_gemm:
-            # In case of merged matrices, we allow the last
-            # matrix to not be a multiple of block size
-            sizes_to_check = output_partition_sizes[:-1]
-        for output_partition_size in sizes_to_check:
-            if output_partition_size % block_n != 0:
-                raise ValueError(
-                    f"Weight output_partition_size = "
-                    f"{output_partition_size} is not divisible by "
-                    f"weight quantization block_n = {block_n}."
-                )

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, List
 
 import regex as re
@@ -404,85 +403,6 @@ class HummingLinearMethod(LinearMethodBase):
         self.force_input_schema = quant_config.force_input_schema
         self.is_online_quant = self.quant_config.is_online_quant
 
-    def prepare_weight_loader(self, layer: torch.nn.Module, weight_loader: Callable):
-        def new_weight_loader(
-            param: torch.nn.Parameter,
-            loaded_weight: torch.Tensor,
-            shard_id: str | int | None = None,
-        ):
-            name = param.param_name
-            float_dtypes = [torch.float16, torch.bfloat16, torch.float32]
-            is_unquantized = name == "weight" and loaded_weight.dtype in float_dtypes
-            if is_unquantized and self.is_online_quant:
-                # online quant (fp16/bf16 -> quant_type)
-                assert isinstance(self.weight_schema, HummingWeightSchema)
-                f16_dtype = DataType.from_torch_dtype(layer.param_dtype)
-                has_global_scale = "TENSOR" in str(self.weight_schema.weight_scale_type)
-                tensor_list = quantize_weight(
-                    weight=loaded_weight,
-                    dtype=self.weight_schema.b_dtype,
-                    scale_dtype=self.weight_schema.bs_dtype or f16_dtype,
-                    group_size=self.weight_schema.weight_scale_group_size,
-                    has_zero_point=self.weight_schema.has_zero_point,
-                    has_global_scale=has_global_scale,
-                    is_fp_zero_point=self.weight_schema.is_fp_zero_point,
-                    pack=True,
-                )
-
-                key_list = ["weight", "weight_scale", "zero_point", "global_scale"]
-                for key, tensor in zip(key_list, tensor_list):
-                    if tensor is None or tensor.nelement() == 0:
-                        continue
-                    param = getattr(layer, key)
-                    param.weight_loader(param, tensor, shard_id)
-
-                return None
-            elif is_unquantized and not self.is_online_quant:
-                # fallback to unquantized linear
-                # some model skip some layer when quantizing model, but
-                # don't mark the layer as unquantized.
-                if not layer.is_fallback:
-                    layer.is_fallback = True
-                    for name, _ in list(layer.named_parameters()):
-                        if name != "bias":
-                            delattr(layer, name)
-                    delattr(layer, "locks")
-                    self.__class__ = UnquantizedLinearMethod  # type: ignore
-                    tensor = torch.empty(
-                        (
-                            layer.output_partition_sizes_sum,
-                            layer.input_size_per_partition,
-                        ),
-                        dtype=layer.param_dtype,
-                        device=param.device,
-                    )
-                    extra_weight_attrs = layer.extra_weight_attrs.copy()
-                    orig_weight_loader = extra_weight_attrs.pop("weight_loader")
-                    layer.weight = ModelWeightParameter(
-                        data=tensor,
-                        input_dim=1,
-                        output_dim=0,
-                        weight_loader=orig_weight_loader,
-                    )
-                    layer.weight.tp_size = layer.tp_size
-                    layer.weight.tp_rank = layer.tp_rank
-                    set_weight_attrs(layer.weight, extra_weight_attrs)
-
-                param = layer.weight
-                if shard_id is not None:
-                    return layer.weight.weight_loader(param, loaded_weight, shard_id)
-                return layer.weight.weight_loader(param, loaded_weight)
-
-            # weight processing logic for specific quantization schema
-            loaded_weight = self.weight_schema.process_loaded_weight(
-                tensor=loaded_weight,
-                name=name,
-            )
-            if shard_id is not None:
-                return weight_loader(param, loaded_weight, shard_id)
-            return weight_loader(param, loaded_weight)
-
-        return new_weight_loader
 
     def create_weights(
         self,
@@ -646,64 +566,6 @@ class HummingMoEMethod(FusedMoEMethodBase):
         self.force_weight_schema = quant_config.force_weight_schema
         self.force_input_schema = quant_config.force_input_schema
 
-    def prepare_weight_loader(self, layer, weight_loader):
-        def new_weight_loader(
-            param: torch.nn.Parameter,
-            loaded_weight: torch.Tensor,
-            weight_name: str,
-            shard_id: str,
-            expert_id: int | None = None,
-        ):
-            name = param.param_name
-            float_dtypes = [torch.float16, torch.bfloat16, torch.float32]
-            is_unquantized = name == "weight" and loaded_weight.dtype in float_dtypes
-            # online quant (fp16/bf16 -> quant_type)
-            if is_unquantized:
-                assert isinstance(self.weight_schema, HummingWeightSchema)
-                f16_dtype = DataType.from_torch_dtype(layer.param_dtype)
-                has_global_scale = "TENSOR" in str(self.weight_schema.weight_scale_type)
-                tensor_list = quantize_weight(
-                    weight=loaded_weight,
-                    dtype=self.weight_schema.b_dtype,
-                    scale_dtype=self.weight_schema.bs_dtype or f16_dtype,
-                    group_size=self.weight_schema.weight_scale_group_size,
-                    has_zero_point=self.weight_schema.has_zero_point,
-                    has_global_scale=has_global_scale,
-                    is_fp_zero_point=self.weight_schema.is_fp_zero_point,
-                    pack=True,
-                )
-
-                key_list = ["weight", "weight_scale", "zero_point", "global_scale"]
-                for key, tensor in zip(key_list, tensor_list):
-                    if tensor is None or tensor.nelement() == 0:
-                        continue
-                    sublayer_name = "w2" if shard_id == "w2" else "w13"
-
-                    param = getattr(layer, sublayer_name + "_" + key)
-                    param.weight_loader(
-                        param=param,
-                        loaded_weight=tensor.cpu(),
-                        weight_name=shard_id + "_" + key,
-                        shard_id=shard_id,
-                        expert_id=expert_id,
-                    )
-
-                return None
-
-            # weight processing logic for specific quantization schema
-            loaded_weight = self.weight_schema.process_loaded_weight(
-                tensor=loaded_weight,
-                name=name,
-            )
-            return weight_loader(
-                param,
-                loaded_weight,
-                weight_name,
-                shard_id=shard_id,
-                expert_id=expert_id,
-            )
-
-        return new_weight_loader
 
     def create_weights(
         self,

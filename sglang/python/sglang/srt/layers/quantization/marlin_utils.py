@@ -292,8 +292,6 @@ def marlin_make_workspace(
     )
 
 
-def marlin_is_k_full(act_order: bool, is_row_parallel: bool) -> bool:
-    return (not act_order) or (act_order and not is_row_parallel)
 
 
 def marlin_repeat_scales_on_all_ranks(
@@ -305,17 +303,10 @@ def marlin_repeat_scales_on_all_ranks(
     return act_order or (is_channelwise and is_row_parallel)
 
 
-def marlin_make_empty_g_idx(device: torch.device) -> torch.Tensor:
-    return torch.nn.Parameter(
-        torch.empty(0, dtype=torch.int, device=device), requires_grad=False
-    )
 
 
 
 
-def marlin_sort_g_idx(g_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    g_idx_sort_indices = torch.argsort(g_idx).to(torch.int)
-    return g_idx[g_idx_sort_indices], g_idx_sort_indices
 
 
 def get_scale_perms():
@@ -481,75 +472,6 @@ def should_use_atomic_add_reduce(
     return True
 
 
-def apply_gptq_marlin_linear(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    weight_zp: torch.Tensor,
-    g_idx: torch.Tensor,
-    g_idx_sort_indices: torch.Tensor,
-    workspace: torch.Tensor,
-    wtype: ScalarType,
-    output_size_per_partition: int,
-    input_size_per_partition: int,
-    is_k_full: bool,
-    bias: Optional[torch.Tensor] = None,
-    use_fp32_reduce: bool = USE_FP32_REDUCE_DEFAULT,
-) -> torch.Tensor:
-    reshaped_x = input.reshape(-1, input.shape[-1])
-    out_shape = input.shape[:-1] + (output_size_per_partition,)
-
-    use_atomic_add = should_use_atomic_add_reduce(
-        m=reshaped_x.size(0),
-        n=output_size_per_partition,
-        k=reshaped_x.size(1),
-        device=input.device,
-        dtype=input.dtype,
-    )
-
-    forward_context = get_tc_piecewise_forward_context()
-    if forward_context is None:
-        output = gptq_marlin_gemm(
-            reshaped_x,
-            None,
-            weight,
-            weight_scale,
-            None,
-            weight_zp,
-            g_idx,
-            g_idx_sort_indices,
-            workspace,
-            wtype,
-            size_m=reshaped_x.shape[0],
-            size_n=output_size_per_partition,
-            size_k=input_size_per_partition,
-            is_k_full=is_k_full,
-            use_atomic_add=use_atomic_add,
-            use_fp32_reduce=use_fp32_reduce,
-            is_zp_float=False,
-        )
-    else:
-        output = unified_apply_gptq_marlin_gemm_with_wtype(
-            input=reshaped_x,
-            weight=weight,
-            weight_scale=weight_scale,
-            weight_zp=weight_zp,
-            g_idx=g_idx,
-            g_idx_sort_indices=g_idx_sort_indices,
-            workspace=workspace,
-            wtype_id=wtype.id,
-            output_size_per_partition=output_size_per_partition,
-            input_size_per_partition=input_size_per_partition,
-            is_k_full=is_k_full,
-            use_atomic_add=use_atomic_add,
-            use_fp32_reduce=use_fp32_reduce,
-            is_zp_float=False,
-        )
-
-    if bias is not None:
-        output.add_(bias)  # In-place add
-
-    return output.reshape(out_shape)
 
 
 
@@ -819,68 +741,5 @@ class MarlinLinearMethod(LinearMethodBase):
 
 
 
-def fake_unified_apply_gptq_marlin_gemm_with_wtype(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    weight_zp: torch.Tensor,
-    g_idx: torch.Tensor,
-    g_idx_sort_indices: torch.Tensor,
-    workspace: torch.Tensor,
-    wtype_id: int,
-    output_size_per_partition: int,
-    input_size_per_partition: int,
-    is_k_full: bool,
-    use_atomic_add: bool,
-    use_fp32_reduce: bool,
-    is_zp_float: bool,
-) -> torch.Tensor:
-    return input.new_empty(
-        (input.shape[0], output_size_per_partition), dtype=input.dtype
-    )
 
 
-@register_custom_op(fake_impl=fake_unified_apply_gptq_marlin_gemm_with_wtype)
-def unified_apply_gptq_marlin_gemm_with_wtype(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    weight_zp: torch.Tensor,
-    g_idx: torch.Tensor,
-    g_idx_sort_indices: torch.Tensor,
-    workspace: torch.Tensor,
-    wtype_id: int,
-    output_size_per_partition: int,
-    input_size_per_partition: int,
-    is_k_full: bool,
-    use_atomic_add: bool,
-    use_fp32_reduce: bool,
-    is_zp_float: bool,
-) -> torch.Tensor:
-    # Reconstruct ScalarType from id
-    wtype = None
-    for attr_name in dir(scalar_types):
-        if not attr_name.startswith("_"):
-            st = getattr(scalar_types, attr_name)
-            if hasattr(st, "id") and st.id == wtype_id:
-                wtype = st
-                break
-    return gptq_marlin_gemm(
-        input,
-        None,
-        weight,
-        weight_scale,
-        None,
-        weight_zp,
-        g_idx,
-        g_idx_sort_indices,
-        workspace,
-        wtype,
-        size_m=input.shape[0],
-        size_n=output_size_per_partition,
-        size_k=input_size_per_partition,
-        is_k_full=is_k_full,
-        use_atomic_add=use_atomic_add,
-        use_fp32_reduce=use_fp32_reduce,
-        is_zp_float=is_zp_float,
-    )

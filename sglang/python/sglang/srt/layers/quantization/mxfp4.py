@@ -189,28 +189,8 @@ def _swizzle_mxfp4(quant_tensor, scale, num_warps):
     return quant_tensor, InFlexData(), scale
 
 
-def _dequant_mxfp4_fake(
-    x: torch.Tensor, scale: torch.Tensor, float_dtype: torch.dtype
-) -> torch.Tensor:
-    return torch.empty(
-        (*x.shape[:-1], x.shape[-1] * 2), dtype=float_dtype, device=x.device
-    )
 
 
-@register_custom_op(fake_impl=_dequant_mxfp4_fake)
-def dequant_mxfp4(
-    x: torch.Tensor, scale: torch.Tensor, float_dtype: torch.dtype
-) -> torch.Tensor:
-    try:
-        from quark.torch.kernel import mx
-    except ImportError as err:
-        raise ImportError(
-            "The package `amd-quark` is required to use "
-            "MX-FP4 models. Please install it with `pip install "
-            "amd-quark`."
-        ) from err
-
-    return mx.dq_mxfp4(x, scale, float_dtype)
 
 
 
@@ -251,8 +231,6 @@ class Mxfp4Config(QuantizationConfig):
     def get_config_filenames(cls) -> list[str]:
         return []
 
-    def is_static_cfg(self):
-        return self.is_checkpoint_mxfp4_serialized
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
@@ -836,238 +814,7 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
                 layer.w2_weight = Parameter(w2_weight.data, requires_grad=False)
         torch.cuda.empty_cache()
 
-    def _process_weights_for_sm90_cutlass(self, layer):
-        """De-interleave + pad + halving-swap + byte-interleave MXFP4 weights
-        for FlashInfer's SM90 ``cutlass_fused_moe(use_w4_group_scaling=True)``
-        path (PR #3084).
 
-        The cutlass kernel needs (a) K (contraction dim) % 128 == 0, and (b)
-        ``fc1_expert_weights`` in halved ``[up; gate]`` order -- the
-        ``compute_with_experts`` reference in FlashInfer's
-        ``test_trtllm_cutlass_fused_moe.py`` splits
-        ``w3, w1 = chunk(W, 2, dim=0)`` and uses w3 as up, w1 as gate.
-
-        GPT-OSS's HF layout is *interleaved* ``[g_0, u_0, g_1, u_1, ..., g_{N-1}, u_{N-1}]``
-        (each pair occupies two adjacent rows). The mxfp4 weight loader does
-        a naive copy, so our unpadded buffer is interleaved post-load. We
-        de-interleave (even rows -> gate, odd rows -> up), pad each half from
-        N_un to N_pad, concatenate as halved ``[up; gate]``, and then run
-        FlashInfer's byte / scale interleave helpers.
-        """
-        sf_block_size = 32  # MXFP4 group size
-
-        # Sizes from the unpadded loaded buffers.
-        N_un = layer.w13_weight.shape[1] // 2  # intermediate (unpadded)
-        K_un = (
-            layer.w13_weight.shape[2] * 2
-        )  # hidden (unpadded, *2 because packed 4-bit)
-        N_pad = self._padded_intermediate
-        K_pad = self._padded_hidden
-        # Use the local expert count (matches the existing buffer allocation in
-        # create_weights) so the SM90 cutlass path remains correct under
-        # Expert Parallelism. `self.num_experts` is the *global* count.
-        E = layer.num_local_experts
-        device = layer.w13_weight.device
-        bias_dtype = layer.w13_weight_bias.dtype
-
-        # ---- De-interleave + pad w13 weight/scale/bias to halved [up; gate]
-        # Even rows of HF = gate, odd rows = up. After splitting we pad each
-        # half along its row dim (N) from N_un to N_pad with zeros, and along
-        # its last dim (K) from K_un (or K_un / sf_block_size) to K_pad.
-
-        _interleaved = getattr(layer.moe_runner_config, "gate_up_interleaved", True)
-
-        def _stack_up_gate_w13(unpadded_w13, last_pad, last_un):
-            # unpadded_w13: [E, 2*N_un, last_un]
-            # Returns: [E, 2*N_pad, last_pad] in [up_padded; gate_padded] order.
-            if _interleaved:
-                gate_rows = unpadded_w13[:, 0::2, :]  # [E, N_un, last_un]
-                up_rows = unpadded_w13[:, 1::2, :]  # [E, N_un, last_un]
-            else:
-                # Non-interleaved: first half=gate, second half=up
-                gate_rows = unpadded_w13[:, :N_un, :]
-                up_rows = unpadded_w13[:, N_un:, :]
-            out = torch.zeros(
-                E, 2 * N_pad, last_pad, dtype=unpadded_w13.dtype, device=device
-            )
-            # First half: up (with row + col padding zeros).
-            out[:, :N_un, :last_un] = up_rows
-            # Second half: gate.
-            out[:, N_pad : N_pad + N_un, :last_un] = gate_rows
-            return out
-
-        w13_padded = _stack_up_gate_w13(
-            layer.w13_weight.data.view(torch.uint8), K_pad // 2, K_un // 2
-        )
-        w13_scale_padded = _stack_up_gate_w13(
-            layer.w13_weight_scale.data,
-            K_pad // sf_block_size,
-            K_un // sf_block_size,
-        )
-        # Bias: same de-interleave on dim=-1.
-        if _interleaved:
-            w13_bias_gate = layer.w13_weight_bias.data[:, 0::2]  # [E, N_un]
-            w13_bias_up = layer.w13_weight_bias.data[:, 1::2]  # [E, N_un]
-        else:
-            w13_bias_gate = layer.w13_weight_bias.data[:, :N_un]
-            w13_bias_up = layer.w13_weight_bias.data[:, N_un:]
-        w13_bias_padded = torch.zeros(E, 2 * N_pad, dtype=bias_dtype, device=device)
-        w13_bias_padded[:, :N_un] = w13_bias_up
-        w13_bias_padded[:, N_pad : N_pad + N_un] = w13_bias_gate
-
-        def _pad_w2_3d(unpadded, last_pad, last_un):
-            out = torch.zeros(E, K_pad, last_pad, dtype=unpadded.dtype, device=device)
-            out[:, :K_un, :last_un] = unpadded[:, :K_un, :]
-            return out
-
-        # ---- w2 (no halving, just pad to [E, K_pad, N_pad/2]) ----------------
-        w2_padded = _pad_w2_3d(
-            layer.w2_weight.data.view(torch.uint8), N_pad // 2, N_un // 2
-        )
-        w2_scale_padded = _pad_w2_3d(
-            layer.w2_weight_scale.data,
-            N_pad // sf_block_size,
-            N_un // sf_block_size,
-        )
-        w2_bias_padded = torch.zeros(E, K_pad, dtype=bias_dtype, device=device)
-        w2_bias_padded[:, :K_un] = layer.w2_weight_bias.data
-
-        # ---- Per-expert SwiGLU scalars (read from runner config, fallback to GPT-OSS defaults)
-        _sm90_alpha = getattr(layer.moe_runner_config, "gemm1_alpha", None) or 1.702
-        _sm90_limit = getattr(layer.moe_runner_config, "gemm1_clamp_limit", None) or 7.0
-        layer.swiglu_alpha = Parameter(
-            torch.full((E,), _sm90_alpha, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_beta = Parameter(
-            torch.full((E,), 1.0, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_limit = Parameter(
-            torch.full((E,), _sm90_limit, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-
-        # ---- FlashInfer SM90 byte / scale interleave -----------------------
-        # The padded buffers above are contiguous by construction (allocated
-        # via torch.zeros + slice assignment), so we feed them straight in.
-        layer.w13_weight = Parameter(
-            interleave_moe_weights_for_sm90_mixed_gemm(w13_padded, "fp4"),
-            requires_grad=False,
-        )
-        layer.w2_weight = Parameter(
-            interleave_moe_weights_for_sm90_mixed_gemm(w2_padded, "fp4"),
-            requires_grad=False,
-        )
-        layer.w13_weight_scale = Parameter(
-            interleave_moe_scales_for_sm90_mixed_gemm(
-                w13_scale_padded, group_size=sf_block_size
-            ),
-            requires_grad=False,
-        )
-        layer.w2_weight_scale = Parameter(
-            interleave_moe_scales_for_sm90_mixed_gemm(
-                w2_scale_padded, group_size=sf_block_size
-            ),
-            requires_grad=False,
-        )
-        layer.w13_weight_bias = Parameter(w13_bias_padded, requires_grad=False)
-        layer.w2_weight_bias = Parameter(w2_bias_padded, requires_grad=False)
-
-        torch.cuda.empty_cache()
-
-    def _process_weights_for_sm120_cutlass(self, layer):
-        """Prepare GPT-OSS MXFP4 experts for FlashInfer CUTLASS on SM120.
-
-        GPT-OSS stores gate/up rows pair-wise as
-        ``[gate_0, up_0, gate_1, up_1, ...]``. FlashInfer's fused MoE consumes
-        two contiguous halves in ``[up; gate]`` order. Build that layout after
-        checkpoint loading so padding cannot move the split, pad both GEMMs to
-        CUTLASS's 128-element alignment, and swizzle the native E8M0 scales for
-        the SM120 MXFP8-by-MXFP4 kernels. Packed FP4 weight bytes themselves do
-        not need an SM120 permutation.
-        """
-        from flashinfer import block_scale_interleave
-
-        sf_block_size = 32
-        N_un = layer.w13_weight.shape[1] // 2
-        K_un = layer.w13_weight.shape[2] * 2
-        N_pad = self._padded_intermediate
-        K_pad = self._padded_hidden
-        E = layer.num_local_experts
-        device = layer.w13_weight.device
-
-        def _stack_up_gate_w13(unpadded, last_pad, last_un):
-            gate_rows = unpadded[:, 0::2, :]
-            up_rows = unpadded[:, 1::2, :]
-            out = torch.zeros(
-                E, 2 * N_pad, last_pad, dtype=unpadded.dtype, device=device
-            )
-            out[:, :N_un, :last_un] = up_rows
-            out[:, N_pad : N_pad + N_un, :last_un] = gate_rows
-            return out
-
-        w13_padded = _stack_up_gate_w13(layer.w13_weight.data, K_pad // 2, K_un // 2)
-        w13_scale_padded = _stack_up_gate_w13(
-            layer.w13_weight_scale.data,
-            K_pad // sf_block_size,
-            K_un // sf_block_size,
-        )
-
-        bias_dtype = layer.w13_weight_bias.dtype
-        w13_bias_padded = torch.zeros(E, 2 * N_pad, dtype=bias_dtype, device=device)
-        w13_bias_padded[:, :N_un] = layer.w13_weight_bias.data[:, 1::2]
-        w13_bias_padded[:, N_pad : N_pad + N_un] = layer.w13_weight_bias.data[:, 0::2]
-
-        def _pad_w2_3d(unpadded, last_pad, last_un):
-            out = torch.zeros(E, K_pad, last_pad, dtype=unpadded.dtype, device=device)
-            out[:, :K_un, :last_un] = unpadded[:, :K_un, :]
-            return out
-
-        w2_padded = _pad_w2_3d(layer.w2_weight.data, N_pad // 2, N_un // 2)
-        w2_scale_padded = _pad_w2_3d(
-            layer.w2_weight_scale.data,
-            N_pad // sf_block_size,
-            N_un // sf_block_size,
-        )
-        w2_bias_padded = torch.zeros(E, K_pad, dtype=bias_dtype, device=device)
-        w2_bias_padded[:, :K_un] = layer.w2_weight_bias.data
-
-        w13_scale_interleaved = block_scale_interleave(w13_scale_padded)
-        w2_scale_interleaved = block_scale_interleave(w2_scale_padded)
-
-        layer.w13_weight = Parameter(w13_padded, requires_grad=False)
-        layer.w2_weight = Parameter(w2_padded, requires_grad=False)
-        layer.w13_weight_scale = Parameter(
-            w13_scale_interleaved.reshape_as(w13_scale_padded),
-            requires_grad=False,
-        )
-        layer.w2_weight_scale = Parameter(
-            w2_scale_interleaved.reshape_as(w2_scale_padded),
-            requires_grad=False,
-        )
-        layer.w13_weight_bias = Parameter(w13_bias_padded, requires_grad=False)
-        layer.w2_weight_bias = Parameter(w2_bias_padded, requires_grad=False)
-
-        layer.swiglu_alpha = Parameter(
-            torch.full((E,), 1.702, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_beta = Parameter(
-            torch.ones(E, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer.swiglu_limit = Parameter(
-            torch.full((E,), 7.0, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        # The MXFP4 ABI uses a neutral global weight scale for each GEMM.
-        layer.mxfp4_weight_global_scale = Parameter(
-            torch.ones(E, dtype=torch.float32, device=device),
-            requires_grad=False,
-        )
-        layer._mxfp4_backend = "flashinfer_cutlass_sm120"
-        torch.cuda.empty_cache()
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
@@ -1110,79 +857,8 @@ class Mxfp4MoEMethod(FusedMoEMethodBase):
             # routes through `apply` without a MoeRunner. TODO(cwan): migrate.
             pass
 
-    def _apply_sm90_cutlass(self, layer, dispatch_output):
-        """SM90 (Hopper) MXFP4 x BF16 MoE via FlashInfer's cutlass mixed-input
-        path (PR #3084). Routed through the unified ``MoeRunner`` -- this
-        helper only builds the quant_info; the actual kernel call lives in
-        :mod:`sglang.srt.layers.moe.moe_runner.flashinfer_cutlass`."""
-        from sglang.srt.layers.moe.moe_runner.flashinfer_cutlass import (
-            FlashInferCutlassMxfp4MoeQuantInfo,
-        )
 
-        quant_info = FlashInferCutlassMxfp4MoeQuantInfo(
-            w13_weight=layer.w13_weight,
-            w2_weight=layer.w2_weight,
-            w13_weight_scale=layer.w13_weight_scale,
-            w2_weight_scale=layer.w2_weight_scale,
-            w13_bias=layer.w13_weight_bias,
-            w2_bias=layer.w2_weight_bias,
-            swiglu_alpha=layer.swiglu_alpha,
-            swiglu_beta=layer.swiglu_beta,
-            swiglu_limit=layer.swiglu_limit,
-            moe_tp_size=layer.moe_tp_size,
-            moe_tp_rank=layer.moe_tp_rank,
-            moe_ep_size=layer.moe_ep_size,
-            moe_ep_rank=layer.moe_ep_rank,
-            padded_hidden=self._padded_hidden,
-        )
-        return self.runner.run(dispatch_output, quant_info)
 
-    def _apply_marlin(self, layer, dispatch_output):
-        """MXFP4 x BF16 MoE via the Marlin runner. The quant_info (incl. the
-        dispatcher's EP mapping) is shared with
-        :class:`~sglang.srt.layers.quantization.mxfp4_marlin_moe.Mxfp4MarlinMoEMethod`;
-        only the input padding is local (``hidden_size`` is pre-rounded to the
-        Marlin-padded width at create_weights)."""
-        from sglang.srt.layers.quantization.mxfp4_marlin_moe import (
-            build_marlin_moe_quant_info,
-        )
-
-        x = dispatch_output.hidden_states
-        if x.shape[-1] == self.hidden_size:
-            x_padded = x
-        else:
-            x_padded = torch.nn.functional.pad(
-                x, (0, self.hidden_pad), mode="constant", value=0.0
-            )
-        quant_info = build_marlin_moe_quant_info(layer)
-        return self.runner.run(
-            dispatch_output._replace(hidden_states=x_padded), quant_info
-        )
-
-    def _apply_sm120_cutlass(self, layer, dispatch_output):
-        """SM120 GPT-OSS MXFP8 x MXFP4 MoE via FlashInfer CUTLASS."""
-        from sglang.srt.layers.moe.moe_runner.flashinfer_cutlass import (
-            FlashInferCutlassMxfp4MoeQuantInfo,
-        )
-
-        quant_info = FlashInferCutlassMxfp4MoeQuantInfo(
-            w13_weight=layer.w13_weight,
-            w2_weight=layer.w2_weight,
-            w13_weight_scale=layer.w13_weight_scale,
-            w2_weight_scale=layer.w2_weight_scale,
-            mxfp4_weight_global_scale=layer.mxfp4_weight_global_scale,
-            w13_bias=layer.w13_weight_bias,
-            w2_bias=layer.w2_weight_bias,
-            swiglu_alpha=layer.swiglu_alpha,
-            swiglu_beta=layer.swiglu_beta,
-            swiglu_limit=layer.swiglu_limit,
-            moe_tp_size=layer.moe_tp_size,
-            moe_tp_rank=layer.moe_tp_rank,
-            moe_ep_size=layer.moe_ep_size,
-            moe_ep_rank=layer.moe_ep_rank,
-            padded_hidden=self._padded_hidden,
-        )
-        return self.runner.run(dispatch_output, quant_info)
 
     def apply(
         self,
@@ -1563,23 +1239,6 @@ class Mxfp4DynamicQuantMoEMethod(FusedMoEMethodBase):
         layer.w13_input_scale = None
         layer.w2_input_scale = None
 
-    def mxfp4_quantize(self, w):
-        w_shape = w.shape
-        w_need_reshape = True if w.dim() != 2 else False
-
-        if w_need_reshape:
-            w_last_dim_size = w_shape[-1]
-            w = w.view(-1, w_last_dim_size)
-
-        w, mx_scales = dynamic_mxfp4_quant(w)
-
-        if w_need_reshape:
-            w_new_shape = w_shape[:-1] + (w.shape[-1],)
-            w = w.view(w_new_shape)
-
-        mx_scales = e8m0_shuffle(mx_scales)
-
-        return w, mx_scales
 
     def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
         w13, w13_mx_scales = self.mxfp4_quantize(layer.w13_weight.data)

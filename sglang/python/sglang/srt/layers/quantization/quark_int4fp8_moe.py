@@ -5,11 +5,6 @@ import torch
 from tqdm import tqdm
 from tqdm.std import EMA
 
-from sglang.srt.layers.int4fp8_utils import (
-    pack_int4_to_int32,
-    quantize_fp8_scale_tensorwise,
-    quantize_int4_scale_columnwise,
-)
 from sglang.srt.layers.moe import MoeRunner, MoeRunnerBackend, MoeRunnerConfig
 from sglang.srt.layers.quantization.base_config import (
     FusedMoEMethodBase,
@@ -140,102 +135,6 @@ class QuarkInt4Fp8MoEMethod(FusedMoEMethodBase):
             "The quark_int4fp8_moe online quantization scheme is only supported on AMD GPUs."
         )
 
-    def get_weight_loader(self, layer, original_weight_loader):
-        def online_int4_fp8_weight_loader(
-            param: torch.nn.Parameter,
-            loaded_weight: torch.Tensor,
-            weight_name: str,
-            shard_id: str,
-            expert_id: int,
-        ):
-            if shard_id in ["w1", "w3"]:
-                shard_size = self.w13_shard_size
-            else:
-                shard_size = self.w2_shard_size
-
-            original_use_presharded_weights = layer.use_presharded_weights
-
-            if not layer.use_presharded_weights:
-                # In case the model is not pre-sharded (most checkpoints on HF Hub),
-                # we shard the model here in order to run online quantization on
-                # already sharded weights.
-                # Some models as `lmzheng/grok-1` are already be sharded.
-                layer.use_presharded_weights = True
-
-                if shard_id in ["w1", "w3"]:
-                    shard_dim = 0
-                    loaded_weight = loaded_weight.narrow(
-                        shard_dim, shard_size * self.tp_rank, shard_size
-                    )
-                else:
-                    shard_dim = 1
-                    loaded_weight = loaded_weight.narrow(
-                        shard_dim, shard_size * self.tp_rank, shard_size
-                    )
-
-            # We want to run online quantization on-device for speed purposes.
-            loaded_weight = loaded_weight.to(param.device)
-
-            _, fp8_scale = quantize_fp8_scale_tensorwise(loaded_weight)
-
-            int4_w, int4_scale = quantize_int4_scale_columnwise(loaded_weight)
-
-            int4_w = pack_int4_to_int32(int4_w)
-            int4_scale /= fp8_scale
-
-            if shard_id in ["w1", "w3"]:
-                if shard_id == "w1":
-                    shard_slice = slice(0, shard_size)
-                    idx = 0
-                else:
-                    shard_slice = slice(shard_size, 2 * shard_size)
-                    idx = 1
-
-                assert param[expert_id][shard_slice].dtype == int4_w.dtype
-
-                assert (
-                    layer.w13_int4_scale[expert_id][shard_slice].shape
-                    == int4_scale.shape
-                )
-                assert (
-                    layer.w13_int4_scale[expert_id][shard_slice].dtype
-                    == int4_scale.dtype
-                )
-
-                layer.w13_int4_scale[expert_id][shard_slice].copy_(int4_scale)
-
-                assert layer.w13_fp8_scale[expert_id][idx].shape == fp8_scale.shape
-                assert layer.w13_fp8_scale[expert_id][idx].dtype == fp8_scale.dtype
-
-                layer.w13_fp8_scale[expert_id][idx].copy_(fp8_scale)
-            else:
-                assert param[expert_id].dtype == int4_w.dtype
-                assert param[expert_id].shape == int4_w.shape
-
-                assert layer.w2_int4_scale[expert_id].shape == int4_scale.shape
-                assert layer.w2_int4_scale[expert_id].dtype == int4_scale.dtype
-
-                layer.w2_int4_scale[expert_id].copy_(int4_scale)
-
-                assert layer.w2_fp8_scale[expert_id].shape == fp8_scale.shape
-                assert layer.w2_fp8_scale[expert_id].dtype == fp8_scale.dtype
-
-                layer.w2_fp8_scale[expert_id].copy_(fp8_scale)
-
-            original_weight_loader(
-                param,
-                int4_w,
-                shard_id=shard_id,
-                weight_name=weight_name,
-                expert_id=expert_id,
-            )
-
-            # Reset `use_presharded_weights` as the same layer may load several different weights.
-            layer.use_presharded_weights = original_use_presharded_weights
-
-            self.online_quant_progress_bar.update(1)
-
-        return online_int4_fp8_weight_loader
 
     def create_weights(
         self,

@@ -416,27 +416,8 @@ def swizzle_blockscale(scale: torch.Tensor):
     )
 
 
-def swap_w13_to_w31(x: torch.Tensor) -> torch.Tensor:
-    return (
-        x.reshape(-1, 2, x.shape[-2] // 2, x.shape[-1]).flip(dims=[1]).reshape(x.shape)
-    )
 
 
-def reorder_w1w3_to_w3w1(
-    weight: torch.Tensor, scale: torch.Tensor, dim: int = -2
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Re-order the concatenated `[w1, w3]` tensors to `[w3, w1]`"""
-    size = weight.size(dim)
-    assert size % 2 == 0, f"Expected even size in dim {dim}, got {size}"
-    half = size // 2
-
-    w1, w3 = weight.split(half, dim=dim)
-    s1, s3 = scale.split(half, dim=dim)
-
-    return (
-        torch.cat([w3, w1], dim=dim).contiguous(),
-        torch.cat([s3, s1], dim=dim).contiguous(),
-    )
 
 
 def prepare_static_weights_for_trtllm_fp4_moe(

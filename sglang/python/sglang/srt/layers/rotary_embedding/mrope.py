@@ -243,28 +243,6 @@ class MRotaryEmbedding(RotaryEmbedding):
             return self.forward_triton(positions, query, key)
         return self.forward_native(positions, query, key, fused_set_kv_buffer_arg)
 
-    def forward_triton(
-        self,
-        positions: torch.Tensor,
-        query: torch.Tensor,
-        key: torch.Tensor,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        assert self.mrope_section
-        self._match_cos_sin_cache_dtype(query)
-        triton_mrope_fused(
-            query,
-            key,
-            self.cos_sin_cache,
-            positions,
-            self.mrope_section,
-            self.head_size,
-            self.rotary_dim,
-            self.mrope_interleaved,
-            self.mrope_interleaved_glm,
-            self.is_neox_style,
-            self.axis_map,
-        )
-        return query, key
 
     def forward_npu(
         self,
@@ -291,6 +269,31 @@ class MRotaryEmbedding(RotaryEmbedding):
         )
         return query_out, key_out
 
+    def forward_xpu(
+        self,
+        positions: torch.Tensor,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        fused_set_kv_buffer_arg=None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        assert positions.ndim in (1, 2)
+        self._match_cos_sin_cache_dtype(query)
+        if positions.ndim == 2 and self.mrope_section:
+            multimodal_rotary_embedding(
+                query,
+                key,
+                self.cos_sin_cache,
+                positions,
+                self.mrope_section,
+                self.head_size,
+                self.rotary_dim,
+                self.mrope_interleaved,
+                self.mrope_interleaved_glm,
+                self.is_neox_style,
+                self.axis_map,
+            )
+            return query, key
+        return self.forward_native(positions, query, key, fused_set_kv_buffer_arg)
 
 
 

@@ -8,7 +8,6 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from sglang.srt.layers.rotary_embedding.base import RotaryEmbedding
 from sglang.srt.layers.rotary_embedding.utils import (
@@ -97,33 +96,7 @@ class Phi3LongRoPEScaledRotaryEmbedding(nn.Module):
             "long_short_cos_sin_cache", long_short_cache, persistent=False
         )
 
-    def _compute_inv_freq(self, rescale_factors: List[float]) -> torch.Tensor:
-        rescale_factors = torch.tensor(rescale_factors, dtype=torch.float32)
-        inv_freq = 1.0 / (
-            rescale_factors
-            * (
-                self.base
-                ** (
-                    torch.arange(0, self.rotary_dim, 2, dtype=torch.float)
-                    / self.rotary_dim
-                )
-            )
-        )
-        return inv_freq
 
-    def _compute_cos_sin_cache(
-        self,
-        max_position_embeddings: int,
-        rescale_factors: List[float],
-        mscale: float,
-    ) -> torch.Tensor:
-        inv_freq = self._compute_inv_freq(rescale_factors)
-        t = torch.arange(max_position_embeddings, dtype=torch.float)
-        freqs = torch.einsum("i,j -> ij", t, inv_freq)
-        cos = freqs.cos() * mscale
-        sin = freqs.sin() * mscale
-        cache = torch.cat((cos, sin), dim=-1)
-        return cache
 
     def forward(
         self,
@@ -223,62 +196,7 @@ class FourierRotaryEmbedding(nn.Module):
         )
         self.update_buffer = False
 
-    def _compute_inv_freq(self, base: Union[int, float]) -> torch.Tensor:
-        inv_freq = 1.0 / (
-            base
-            ** (
-                torch.arange(0, self.rotary_dim, 2, dtype=torch.int64).to(
-                    device=self.device, dtype=torch.float
-                )
-                / self.rotary_dim
-            )
-        )
-        assert (
-            inv_freq[:-1] > inv_freq[1:]
-        ).all(), "Expected inv_freq to be in decreasing order"
-        inv_freq_idx_selected = torch.ones_like(inv_freq, dtype=torch.bool)
-        if self.num_inv_freq is not None:
-            inv_freq_idx_selected[self.num_inv_freq :] = False
-        else:
-            inv_freq_idx_selected = inv_freq > (
-                2.0 * torch.pi / self.max_position_embeddings
-            )
-        inv_freq = inv_freq[inv_freq_idx_selected]
-        return inv_freq
 
-    def _compute_cos_sin_cache(self) -> torch.Tensor:
-        t = torch.arange(
-            self.max_position_embeddings, dtype=torch.float, device=self.device
-        )
-        freqs = torch.einsum("i,j -> ij", t, self.inv_freq)
-        if self.fope_sep_head:
-            pos_cos = freqs.cos().unsqueeze(0).expand(self.num_kv_heads, -1, -1)
-            pos_sin = freqs.sin().unsqueeze(0).expand(self.num_kv_heads, -1, -1)
-        else:
-            pos_cos = freqs.cos()
-            pos_sin = freqs.sin()
-        if self.fope_sep_head:
-            sin = torch.einsum("htD, hDd -> thd", pos_sin, self.sin_coef.float())
-            cos = torch.einsum("htD, hDd -> thd", pos_cos, self.cos_coef.float())
-        else:
-            sin = torch.einsum("tD, Dd -> td", pos_sin, self.sin_coef.float())
-            cos = torch.einsum("tD, Dd -> td", pos_cos, self.cos_coef.float())
-        sin = F.pad(
-            input=sin,
-            pad=(0, self.head_size // 2 - sin.size(-1)),
-            mode="constant",
-            value=1,
-        )
-        cos = F.pad(
-            input=cos,
-            pad=(0, self.head_size // 2 - cos.size(-1)),
-            mode="constant",
-            value=1,
-        )
-        sin = torch.cat((sin, sin), dim=-1)
-        cos = torch.cat((cos, cos), dim=-1)
-        cache = torch.cat((cos, sin), dim=-1)
-        return cache
 
     def forward(
         self,
@@ -568,64 +486,6 @@ class Llama3RotaryEmbedding(RotaryEmbedding):
         return new_freqs
 
 
-class Llama4VisionRotaryEmbedding(RotaryEmbedding):
-
-    def __init__(
-        self,
-        head_size: int,
-        rotary_dim: int,
-        max_position_embeddings: int,
-        base: int,
-        is_neox_style: bool,
-        dtype: torch.dtype,
-    ):
-        super().__init__(
-            head_size, rotary_dim, max_position_embeddings, base, is_neox_style, dtype
-        )
-
-    def _compute_inv_freq(self, base: Union[int, float]) -> torch.Tensor:
-        inv_freqs = super()._compute_inv_freq(base)
-        inv_freqs = inv_freqs[: (self.rotary_dim // 2)]
-        return inv_freqs
-
-    def _compute_cos_sin_cache(self) -> torch.Tensor:
-        inv_freq = self._compute_inv_freq(self.base)
-        num_patches = self.max_position_embeddings
-        img_idx = torch.arange(num_patches, dtype=torch.int32).reshape(num_patches, 1)
-        img_idx = torch.cat([img_idx, img_idx[:1]], dim=0)
-        img_idx[-1, -1] = -2  # set to ID_CLS_TOKEN
-        num_patches_single_dim = int(math.sqrt(num_patches))
-        frequencies_x = img_idx % num_patches_single_dim
-        frequencies_y = img_idx // num_patches_single_dim
-        freqs_x = (
-            (frequencies_x + 1)[..., None] * inv_freq[None, None, :]
-        ).repeat_interleave(2, dim=-1)
-        freqs_y = (
-            (frequencies_y + 1)[..., None] * inv_freq[None, None, :]
-        ).repeat_interleave(2, dim=-1)
-        freqs = torch.cat([freqs_x, freqs_y], dim=-1).float().contiguous()[..., ::2]
-        freqs = freqs.masked_fill(img_idx.reshape(-1, 1, 1) < 0, 0)
-        cache = torch.view_as_complex(
-            torch.stack([torch.cos(freqs), torch.sin(freqs)], dim=-1)
-        )
-        return cache
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        self.cos_sin_cache: torch.Tensor = self.cos_sin_cache.to(query.device)
-        query_ = torch.view_as_complex(query.float().reshape(*query.shape[:-1], -1, 2))
-        key_ = torch.view_as_complex(key.float().reshape(*key.shape[:-1], -1, 2))
-        broadcast_shape = [
-            d if i == 1 or i == (query_.ndim - 1) else 1
-            for i, d in enumerate(query_.shape)
-        ]
-        freqs_ci = self.cos_sin_cache.view(*broadcast_shape)
-        query_out = torch.view_as_real(query_ * freqs_ci).flatten(3)
-        key_out = torch.view_as_real(key_ * freqs_ci).flatten(3)
-        return query_out.type_as(query), key_out.type_as(key)
 
 
 class DynamicNTKAlphaRotaryEmbedding(RotaryEmbedding):
@@ -797,21 +657,6 @@ class DualChunkRotaryEmbedding(MultiPlatformOp):
         )
         return query, key
 
-    def _apply_rotary_embedding(self, cos_sin, hidden_rot, hidden_pass):
-        cos, sin = cos_sin.chunk(2, dim=-1)
-        if self.is_neox_style:
-            cos = cos.repeat(1, 1, 2).unsqueeze(-2)
-            sin = sin.repeat(1, 1, 2).unsqueeze(-2)
-        else:
-            cos = cos.repeat_interleave(2, dim=-1).unsqueeze(-2)
-            sin = sin.repeat_interleave(2, dim=-1).unsqueeze(-2)
-        rotate_fn = rotate_neox if self.is_neox_style else rotate_gptj
-        hidden_rot = hidden_rot * cos + rotate_fn(hidden_rot) * sin
-        if self.rotary_dim < self.head_size:
-            hidden = torch.cat((hidden_rot, hidden_pass), dim=-1)
-        else:
-            hidden = hidden_rot
-        return hidden.flatten(-2).squeeze(0)
 
     def extra_repr(self) -> str:
         s = f"head_size={self.head_size}, rotary_dim={self.rotary_dim}"

@@ -1,20 +1,11 @@
 from typing import List, Optional, Tuple
 
 from sglang.srt.environ import envs
-from sglang.srt.lora.utils import LoRABatchInfo, build_lm_head_pass_segments
+from sglang.srt.lora.utils import LoRABatchInfo
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
 
 class LoRABackendLmHeadMixing:
-    def init_lm_head_config(self):
-        self.lm_head_batch_info = None
-        # Precomputed per-pass lm_head batch_infos.  When the logits processor
-        # calls lm_head in multiple passes (chunked logprobs), each pass gets
-        # its own batch_info from this list.
-        self.lm_head_pass_batch_infos = None
-        # Current pass index.  When set, apply_lora uses
-        # lm_head_pass_batch_infos[idx] instead of lm_head_batch_info.
-        self._lm_head_pass_idx = None
 
 
     def _prepare_lm_head_batch_info(

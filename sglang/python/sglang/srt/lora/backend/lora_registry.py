@@ -16,6 +16,11 @@ def register_lora_backend(name):
     return decorator
 
 
+@register_lora_backend("triton")
+def create_triton_backend():
+    from sglang.srt.lora.backend.triton_backend import TritonLoRABackend
+
+    return TritonLoRABackend
 
 
 
@@ -24,6 +29,11 @@ def register_lora_backend(name):
 
 
 
+@register_lora_backend("flashinfer")
+def create_flashinfer_backend():
+    raise ValueError(
+        "FlashInfer LoRA backend has been deprecated, please use `triton` instead."
+    )
 
 
 def get_backend_from_name(name: str) -> Type[BaseLoRABackend]:

@@ -45,53 +45,14 @@ class MambaSlotAllocator:
         self._alloc_iter: Optional[Iterator] = None
         self.clear()
 
-    def available_size(self) -> int:
-        return len(self.free_slots)
 
-    def schedulable_available_size(self) -> int:
-        """Planner-facing free count. Identity to ``available_size`` for the
-        static pool (slot-count and byte-coordinated views coincide); the shared
-        ``UnifiedMambaSlotAllocator`` overrides it with the byte-coordinated view.
-        Lets ``alloc_req_slots`` call it uniformly without a getattr fallback."""
-        return self.available_size()
 
-    def alloc_group_begin(self, num_reqs: int):
-        """Pre-allocate a batch of slots for match_prefix to amortize overhead."""
-        self._alloc_iter = None
-        if num_reqs > 0:
-            result = self._do_alloc(num_reqs)
-            if result is not None:
-                self._alloc_iter = iter(result.split(1))
 
-    def alloc_group_end(self):
-        """Return any unused pre-allocated slots from the current group."""
-        if self._alloc_iter is not None:
-            remaining = list(self._alloc_iter)
-            if remaining:
-                self.free(torch.cat(remaining))
-        self._alloc_iter = None
 
-    def alloc(self, need_size: int) -> Optional[torch.Tensor]:
-        if self._alloc_iter is not None and need_size == 1:
-            slot = next(self._alloc_iter, None)
-            if slot is not None:
-                return slot
-        return self._do_alloc(need_size)
 
-    def _do_alloc(self, need_size: int) -> Optional[torch.Tensor]:
-        if need_size > len(self.free_slots):
-            return None
-        select_index = self.free_slots[:need_size]
-        self.free_slots = self.free_slots[need_size:]
-        return select_index
 
     def free(self, free_index: torch.Tensor):
         if free_index.numel() == 0:
             return
         self.free_slots = torch.cat((self.free_slots, free_index))
 
-    def clear(self):
-        # Slot 0 is reserved as a dummy write target for padded tokens.
-        self.free_slots = torch.arange(
-            1, self.size + 1, dtype=torch.int64, device=self.device
-        )

@@ -97,20 +97,12 @@ class SWATokenToKVPoolAllocator(BaseTokenToKVPoolAllocator):
             self.swa_attn_allocator.available_size(),
         )
 
-    def full_available_size(self):
-        return self.full_attn_allocator.available_size()
 
-    def swa_available_size(self):
-        return self.swa_attn_allocator.available_size()
 
     # Slot-conservation views for the leak invariant. On the non-shared allocator
     # the static budget IS physical (conserve == physical); the shared composite
     # overrides these with the static-cap view.
-    def _conserve_full_available_size(self):
-        return self.full_available_size()
 
-    def _conserve_swa_available_size(self):
-        return self.swa_available_size()
 
     @property
     def size(self):
@@ -124,13 +116,17 @@ class SWATokenToKVPoolAllocator(BaseTokenToKVPoolAllocator):
     def size_full(self):
         return self._size_full
 
+    def debug_print(self) -> str:
+        msg = ""
+        msg += f"#swa-available-size: {self.swa_attn_allocator.available_size()}, "
+        msg += (
+            f"#full-attn-available-size: {self.full_attn_allocator.available_size()}, "
+        )
+        return msg
 
     def get_kvcache(self):
         return self._kvcache
 
-    def translate_loc_from_full_to_swa(self, kv_indices: torch.Tensor):
-        assert self._kvcache.full_to_swa_index_mapping is not None
-        return self._kvcache.translate_loc_from_full_to_swa(kv_indices)
 
     def alloc(self, need_size: int):
         assert self.page_size == 1
@@ -147,13 +143,6 @@ class SWATokenToKVPoolAllocator(BaseTokenToKVPoolAllocator):
         self.set_full_to_swa_mapping(alloc_full_indices, alloc_swa_indices)
         return alloc_full_indices
 
-    def new_pages_available(self, num_full_pages: int, num_swa_pages: int) -> bool:
-        return (
-            num_full_pages
-            <= self.full_attn_allocator.available_size() // self.page_size
-            and num_swa_pages
-            <= self.swa_attn_allocator.available_size() // self.page_size
-        )
 
     def alloc_extend(
         self,
@@ -199,74 +188,6 @@ class SWATokenToKVPoolAllocator(BaseTokenToKVPoolAllocator):
 
         return alloc_full_indices
 
-    def alloc_extend_swa_tail(
-        self,
-        prefix_lens: torch.Tensor,
-        prefix_lens_cpu: torch.Tensor,
-        seq_lens: torch.Tensor,
-        seq_lens_cpu: torch.Tensor,
-        last_loc: torch.Tensor,  # last_loc for full layers
-        extend_num_tokens: int,
-        swa_tail_len: int,
-    ):
-        """Allocate full KV for the whole extend and SWA KV only for the tail.
-
-        This is used by disaggregated decode preallocation: decode receives full
-        prompt KV for full-attention layers, but only the sliding-window state is
-        transferred for SWA layers.
-        """
-        assert self.page_size > 1
-        assert len(seq_lens_cpu) == 1, "SWA tail allocation currently supports bs=1"
-        assert len(prefix_lens_cpu) == 1
-        assert 0 <= swa_tail_len <= extend_num_tokens
-
-        num_full_pages = get_num_new_pages(
-            seq_lens=seq_lens_cpu, page_size=self.page_size, prefix_lens=prefix_lens_cpu
-        )
-        num_swa_pages = (swa_tail_len + self.page_size - 1) // self.page_size
-        if not self.new_pages_available(num_full_pages, num_swa_pages):
-            return None
-
-        alloc_full_indices = self.full_attn_allocator.alloc_extend(
-            prefix_lens,
-            prefix_lens_cpu,
-            seq_lens,
-            seq_lens_cpu,
-            last_loc,
-            extend_num_tokens,
-            num_new_pages=num_full_pages,
-        )
-        assert alloc_full_indices is not None
-
-        if swa_tail_len == 0:
-            return alloc_full_indices
-
-        device = self.device
-        swa_prefix_lens = torch.zeros((1,), dtype=torch.int64, device=device)
-        swa_prefix_lens_cpu = torch.zeros((1,), dtype=torch.int64)
-        swa_seq_lens = torch.tensor([swa_tail_len], dtype=torch.int64, device=device)
-        swa_seq_lens_cpu = torch.tensor([swa_tail_len], dtype=torch.int64)
-        swa_last_loc = torch.tensor([-1], dtype=torch.int64, device=device)
-
-        alloc_swa_indices = self.swa_attn_allocator.alloc_extend(
-            swa_prefix_lens,
-            swa_prefix_lens_cpu,
-            swa_seq_lens,
-            swa_seq_lens_cpu,
-            swa_last_loc,
-            swa_tail_len,
-            num_new_pages=num_swa_pages,
-        )
-        assert alloc_swa_indices is not None
-
-        self.set_full_to_swa_mapping(
-            alloc_full_indices[-swa_tail_len:], alloc_swa_indices
-        )
-        if swa_tail_len < extend_num_tokens:
-            self.full_to_swa_index_mapping[
-                alloc_full_indices[:-swa_tail_len].to(torch.int64)
-            ] = 0
-        return alloc_full_indices
 
     def alloc_decode(
         self,
@@ -306,40 +227,8 @@ class SWATokenToKVPoolAllocator(BaseTokenToKVPoolAllocator):
         )
         assert self.swa_attn_allocator.available_size() <= self.swa_attn_allocator.size
 
-    def set_full_to_swa_mapping(
-        self, full_indices: torch.Tensor, swa_indices: torch.Tensor
-    ) -> None:
-        """Write full_to_swa_index_mapping[full_indices[i]] = swa_indices[i].
 
-        Used by HiCache load-back path to rebuild the mapping after FULL and SWA device alloc.
-        """
-        if full_indices.numel() == 0:
-            return
-        assert full_indices.numel() == swa_indices.numel()
-        full_indices = full_indices.to(torch.int64)
-        swa_indices = swa_indices.to(self.full_to_swa_index_mapping.dtype)
-        self.full_to_swa_index_mapping[full_indices] = swa_indices
 
-    def free_swa(self, free_index: torch.Tensor):
-        if free_index.numel() == 0:
-            return
-
-        if self.page_size == 1:
-            mapping_indices = free_index
-        else:
-            mapping_indices = self._expand_to_full_pages(free_index)
-
-        swa_indices = self.full_to_swa_index_mapping[mapping_indices]
-        swa_indices = swa_indices[swa_indices > 0]
-        self.swa_attn_allocator.free(swa_indices)
-        self.full_to_swa_index_mapping[mapping_indices] = 0
-
-    def _expand_to_full_pages(self, indices: torch.Tensor) -> torch.Tensor:
-        pages = torch.unique(indices // self.page_size)
-        page_offsets = torch.arange(
-            self.page_size, dtype=indices.dtype, device=indices.device
-        )
-        return (pages[:, None] * self.page_size + page_offsets[None, :]).reshape(-1)
 
     def resize(self, config) -> None:
         size_full = int(config.full_max_total_num_tokens)

@@ -7,7 +7,6 @@ from collections import defaultdict
 
 import torch
 
-from sglang.srt.mem_cache.storage.mmap import alloc_mmap
 
 logger = logging.getLogger(__name__)
 
@@ -18,13 +17,6 @@ class HostTensorAllocator:
         self.dtype = None
         self.dims = None
 
-    def allocate(self, dims: tuple, dtype: torch.dtype, device: str) -> torch.Tensor:
-        assert (
-            device == "cpu"
-        ), f"HostTensorAllocator only supports CPU allocations; got device={device!r}"
-        self.dtype = dtype
-        self.dims = dims
-        return alloc_mmap(dims, dtype)
 
 
 class ShmHostTensorAllocator(HostTensorAllocator):
@@ -130,17 +122,6 @@ def _cuda_host_register(buffer: torch.Tensor) -> None:
         )
 
 
-def _cuda_host_unregister(buffer: torch.Tensor) -> None:
-    cudart = torch.cuda.cudart()
-    rc = cudart.cudaHostUnregister(buffer.data_ptr())
-    if int(rc) != 0:
-        # Best-effort on shutdown: warn, don't raise -- a leak is reclaimed at exit.
-        logger.warning(
-            "cudaHostUnregister failed (rc=%d, %s) for ptr=%#x",
-            int(rc),
-            cudart.cudaGetErrorString(rc),
-            buffer.data_ptr(),
-        )
 
 
 def alloc_with_host_register(

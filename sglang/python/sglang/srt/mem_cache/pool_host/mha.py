@@ -125,8 +125,6 @@ class MHATokenToKVPoolHost(HostKVCache):
         self.layer_num = self.device_pool.layer_num
         return self.head_dim * self.head_num * self.layer_num * self.dtype.itemsize * 2
 
-    def get_ksize_per_token(self):
-        return self.get_size_per_token() // 2
 
     def init_kv_buffer(self):
         if self.layout == "layer_first":
@@ -166,38 +164,6 @@ class MHATokenToKVPoolHost(HostKVCache):
         )
         return buffer
 
-    def _init_write_back_staging_buffers(self):
-        self.staging_page_capacity = 0
-        self.staging_token_capacity = 0
-        self.staging_k_buffer = None
-        self.staging_v_buffer = None
-        self.can_use_write_back_jit = False
-        if self.layout != "page_first" or _is_mps:
-            return
-
-        # The staged write-back JIT kernel builds with hipcc and has a ROCm
-        # path, so enable it on HIP too (consistent with the CUDA path).
-        self.can_use_write_back_jit = (
-            _is_cuda or _is_hip
-        ) and can_use_write_back_jit_kernel(
-            element_size=self.element_dim * self.dtype.itemsize,
-        )
-        if not self.can_use_write_back_jit:
-            return
-
-        self.staging_page_capacity = min(self.page_num, _WRITE_BACK_STAGING_PAGE_CHUNK)
-        self.staging_token_capacity = self.staging_page_capacity * self.page_size
-        self.staging_k_buffer = torch.empty(
-            (
-                self.staging_token_capacity,
-                self.layer_num,
-                self.head_num,
-                self.head_dim,
-            ),
-            dtype=self.dtype,
-            device=self.device_pool.device,
-        )
-        self.staging_v_buffer = torch.empty_like(self.staging_k_buffer)
 
     @property
     def k_buffer(self):
@@ -485,55 +451,31 @@ class MHATokenToKVPoolHost(HostKVCache):
         else:
             raise ValueError(f"Unsupported layout: {self.layout}")
 
-    def get_split_heads_page_buffer_meta(
-        self, indices: torch.Tensor, split_factor: int
-    ):
+
+
+    def is_stride_page_aligned(self, page_size_bytes: int = 4096) -> bool:
+        """Return True if per-page strides are multiples of *page_size_bytes*.
+
+        When O_DIRECT is used with any file-based NIXL backend, every data pointer
+        passed to the kernel must be page-aligned.  In zero-copy mode the
+        pointer for KV page ``p`` is:
+
+            base_ptr + p * page_size * layer_num * head_num * head_dim * itemsize
+
+        For this to be page-aligned (given a page-aligned ``base_ptr``) the per-page
+        stride must itself be a multiple of the OS page size.
         """
-        get meta data for zero copy of heterogeneous ranks' KVCache
-        """
-        assert self.layout == "page_head"
-        assert len(indices) % self.page_size == 0
-        assert self.head_num % split_factor == 0
-        ptr_list = []
-        kv_buffer_data_ptr = self.kv_buffer.data_ptr()
-        indices = indices.tolist()
-        v_offset = (
-            self.layer_num
-            * self.size
+        if self.layout not in ("page_first", "page_first_direct", "page_head"):
+            return False
+        stride = (
+            self.page_size
+            * self.layer_num
             * self.head_num
             * self.head_dim
             * self.dtype.itemsize
         )
-        for index in range(0, len(indices), self.page_size):
-            for head_id in range(0, self.head_num, self.head_num // split_factor):
-                k_ptr = (
-                    kv_buffer_data_ptr
-                    + indices[index]
-                    * self.layer_num
-                    * self.head_num
-                    * self.head_dim
-                    * self.dtype.itemsize
-                    + head_id
-                    * self.page_size
-                    * self.layer_num
-                    * self.head_dim
-                    * self.dtype.itemsize
-                )
-                v_ptr = k_ptr + v_offset
-                ptr_list.append(k_ptr)
-                ptr_list.append(v_ptr)
-        element_size = (
-            self.layer_num
-            * self.dtype.itemsize
-            * self.page_size
-            * self.head_num
-            * self.head_dim
-            // split_factor
-        )
-        element_size_list = [element_size] * len(ptr_list)
-        return ptr_list, element_size_list
-
-
+        base_aligned = self.kv_buffer.data_ptr() % page_size_bytes == 0
+        return base_aligned and stride % page_size_bytes == 0
 
 
 
@@ -657,24 +599,10 @@ class AsymmetricMHATokenToKVPoolHost(MHATokenToKVPoolHost):
         )
         return (k_buffer, v_buffer)
 
-    def _k_token_stride_size(self) -> int:
-        return self.head_num * self.head_dim * self.dtype.itemsize
 
-    def _v_token_stride_size(self) -> int:
-        return self.head_num * self.v_head_dim * self.dtype.itemsize
 
-    def _k_layout_dim(self) -> int:
-        return self._k_token_stride_size() * self.layer_num
 
-    def _v_layout_dim(self) -> int:
-        return self._v_token_stride_size() * self.layer_num
 
-    def _flat_page_unsupported(self) -> NotImplementedError:
-        return NotImplementedError(
-            "Models with head_dim != v_head_dim do not support the flat-page "
-            "interface used by HiCache L3 storage backends {hf3fs, eic, nixl}. "
-            "Use a backend that does not use this interface (e.g. mooncake, simm)."
-        )
 
     def load_to_device_per_layer(
         self,
@@ -826,7 +754,80 @@ class AsymmetricMHATokenToKVPoolHost(MHATokenToKVPoolHost):
             "which is not supported for models with head_dim != v_head_dim."
         )
 
+    def get_page_buffer_meta(self, indices):
+        assert len(indices) % self.page_size == 0
+        if self.layout not in ("page_first", "page_first_direct"):
+            raise ValueError(
+                f"Unsupported layout for models with head_dim != v_head_dim: "
+                f"{self.layout}"
+            )
+        indices = indices.tolist()
+        k_base_ptr = self.k_buffer.data_ptr()
+        v_base_ptr = self.v_buffer.data_ptr()
+        k_element_size = (
+            self.layer_num
+            * self.dtype.itemsize
+            * self.page_size
+            * self.head_num
+            * self.head_dim
+        )
+        v_element_size = (
+            self.layer_num
+            * self.dtype.itemsize
+            * self.page_size
+            * self.head_num
+            * self.v_head_dim
+        )
+        ptr_list = []
+        element_size_list = []
+        if self.layout == "page_first_direct":
+            k_index_stride = (
+                self.layer_num * self.page_size * self.head_num * self.head_dim
+            )
+            v_index_stride = (
+                self.layer_num * self.page_size * self.head_num * self.v_head_dim
+            )
+        else:
+            k_index_stride = self.layer_num * self.head_num * self.head_dim
+            v_index_stride = self.layer_num * self.head_num * self.v_head_dim
+        for index in range(0, len(indices), self.page_size):
+            buffer_index = (
+                indices[index] // self.page_size
+                if self.layout == "page_first_direct"
+                else indices[index]
+            )
+            k_ptr = k_base_ptr + buffer_index * k_index_stride * self.dtype.itemsize
+            v_ptr = v_base_ptr + buffer_index * v_index_stride * self.dtype.itemsize
+            ptr_list.extend([k_ptr, v_ptr])
+            element_size_list.extend([k_element_size, v_element_size])
+        return ptr_list, element_size_list
 
+    def is_stride_page_aligned(self, page_size_bytes: int = 4096) -> bool:
+        if self.layout not in ("page_first", "page_first_direct"):
+            return False
+        k_stride = (
+            self.page_size
+            * self.layer_num
+            * self.head_num
+            * self.head_dim
+            * self.dtype.itemsize
+        )
+        v_stride = (
+            self.page_size
+            * self.layer_num
+            * self.head_num
+            * self.v_head_dim
+            * self.dtype.itemsize
+        )
+        base_aligned = (
+            self.k_buffer.data_ptr() % page_size_bytes == 0
+            and self.v_buffer.data_ptr() % page_size_bytes == 0
+        )
+        return (
+            base_aligned
+            and k_stride % page_size_bytes == 0
+            and v_stride % page_size_bytes == 0
+        )
 
 
 def get_mha_host_pool_cls(device_pool: MHATokenToKVPool) -> type:

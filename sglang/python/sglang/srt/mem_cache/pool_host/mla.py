@@ -101,13 +101,6 @@ class MLATokenToKVPoolHost(HiSparseHostPoolMixin, HostKVCache):
         )
         self._init_write_back_staging_buffers()
 
-    def get_contiguous_buf_infos(self):
-        """Return (data_ptrs, data_lens, item_lens) in the same format as device pool,
-        for registering host memory with the disaggregation transfer engine."""
-        data_ptrs = [int(self.data_ptrs[i].item()) for i in range(self.layer_num)]
-        data_lens = [self.kv_buffer[i].nbytes for i in range(self.layer_num)]
-        item_lens = [self.token_stride_size * self.page_size] * self.layer_num
-        return data_ptrs, data_lens, item_lens
 
     def get_size_per_token(self):
         self.kv_lora_rank = self.device_pool.kv_lora_rank
@@ -118,8 +111,6 @@ class MLATokenToKVPoolHost(HiSparseHostPoolMixin, HostKVCache):
         )
         return self.kv_cache_dim * self.dtype.itemsize * self.layer_num
 
-    def get_ksize_per_token(self):
-        return self.get_size_per_token()
 
     def init_kv_buffer(self):
         if self.layout == "layer_first":
@@ -195,36 +186,6 @@ class MLATokenToKVPoolHost(HiSparseHostPoolMixin, HostKVCache):
         )
         return buffer
 
-    def _init_write_back_staging_buffers(self):
-        self.staging_page_capacity = 0
-        self.staging_token_capacity = 0
-        self.staging_buffer = None
-        self.can_use_write_back_jit = False
-        if self.layout != "page_first" or _is_mps:
-            return
-
-        # The staged write-back JIT kernel builds with hipcc and has a ROCm
-        # path, so enable it on HIP too (consistent with the CUDA path).
-        self.can_use_write_back_jit = (
-            _is_cuda or _is_hip
-        ) and can_use_write_back_jit_kernel(
-            element_size=self.kv_cache_dim * self.dtype.itemsize,
-        )
-        if not self.can_use_write_back_jit:
-            return
-
-        self.staging_page_capacity = min(self.page_num, _WRITE_BACK_STAGING_PAGE_CHUNK)
-        self.staging_token_capacity = self.staging_page_capacity * self.page_size
-        self.staging_buffer = torch.empty(
-            (
-                self.staging_token_capacity,
-                self.layer_num,
-                1,
-                self.kv_cache_dim,
-            ),
-            dtype=self.dtype,
-            device=self.device_pool.device,
-        )
 
     def load_to_device_per_layer(
         self, device_pool, host_indices, device_indices, layer_id, io_backend
@@ -315,65 +276,6 @@ class MLATokenToKVPoolHost(HiSparseHostPoolMixin, HostKVCache):
         else:
             raise ValueError(f"Unsupported IO backend: {io_backend}")
 
-    def _backup_from_device_per_layer(
-        self, device_pool, host_indices, device_indices, layer_id, io_backend
-    ):
-        # Indices arrive already translated by backup_from_device_all_layer.
-        host_layer = self._host_layer_index(layer_id)
-        if io_backend == "kernel":
-            if self.layout == "layer_first":
-                if self.can_use_jit:
-                    jit_transfer_hicache_one_layer_mla(
-                        cache_dst=self.kv_buffer[host_layer],
-                        cache_src=device_pool.kv_buffer[layer_id],
-                        indices_dst=host_indices,
-                        indices_src=device_indices,
-                        element_dim=self.kv_cache_dim,
-                    )
-                else:
-                    transfer_kv_per_layer_mla(
-                        src=device_pool.kv_buffer[layer_id],
-                        dst=self.kv_buffer[host_layer],
-                        src_indices=device_indices,
-                        dst_indices=host_indices,
-                        item_size=self.token_stride_size,
-                    )
-            elif self.layout == "page_first":
-                if self.can_use_jit:
-                    jit_transfer_hicache_one_layer_mla(
-                        cache_dst=self.data_refs[host_layer],
-                        cache_src=device_pool.kv_buffer[layer_id],
-                        indices_dst=host_indices,
-                        indices_src=device_indices,
-                        element_dim=self.kv_cache_dim,
-                    )
-                else:
-                    raise ValueError(
-                        "Layer-sharded MLA HiCache backup with page_first layout "
-                        "requires the JIT one-layer kernel."
-                    )
-            else:
-                raise ValueError(
-                    f"Layer-sharded HiCache backup does not support layout: {self.layout}"
-                )
-        elif io_backend == "direct":
-            if self.layout == "layer_first":
-                transfer_kv_direct(
-                    src_layers=[device_pool.kv_buffer[layer_id]],
-                    dst_layers=[self.kv_buffer[host_layer]],
-                    src_indices=device_indices,
-                    dst_indices=host_indices,
-                    page_size=self.page_size,
-                )
-            else:
-                raise ValueError(
-                    "Layer-sharded direct HiCache backup only supports "
-                    f"layer_first layout, got {self.layout}"
-                )
-        else:
-            raise ValueError(
-                f"Layer-sharded HiCache backup does not support IO backend: {io_backend}"
-            )
 
     def backup_from_device_all_layer(
         self, device_pool, host_indices, device_indices, io_backend
@@ -528,3 +430,22 @@ class MLATokenToKVPoolHost(HiSparseHostPoolMixin, HostKVCache):
             raise ValueError(f"Unsupported layout: {self.layout}")
 
 
+    def is_stride_page_aligned(self, page_size_bytes: int = 4096) -> bool:
+        """Return True if per-page strides are multiples of *page_size_bytes*.
+
+        When O_DIRECT is used with any file-based NIXL backend, every data pointer
+        passed to the kernel must be page-aligned.  In zero-copy mode the
+        pointer for KV page ``p`` is:
+
+            base_ptr + p * page_size * layer_num * kv_cache_dim * itemsize
+
+        For this to be page-aligned (given a page-aligned ``base_ptr``) the per-page
+        stride must itself be a multiple of the OS page size.
+        """
+        if self.layout not in ("page_first", "page_first_direct"):
+            return False
+        stride = (
+            self.page_size * self.layer_num * self.kv_cache_dim * self.dtype.itemsize
+        )
+        base_aligned = self.kv_buffer.data_ptr() % page_size_bytes == 0
+        return base_aligned and stride % page_size_bytes == 0

@@ -124,8 +124,6 @@ class UnifiedTreeNode:
         UnifiedTreeNode.counter += 1
         self.write_through_pending_id: Optional[int] = None
 
-    def component(self, component_type: ComponentType) -> ComponentData:
-        return self.component_data[component_type]
 
     @property
     def backuped(self) -> bool:
@@ -143,16 +141,7 @@ class UnifiedTreeNode:
     def __lt__(self, other: UnifiedTreeNode):
         return self.last_access_time < other.last_access_time
 
-    def get_last_hash_value(self) -> Optional[str]:
-        if self.hash_value is None or len(self.hash_value) == 0:
-            return None
-        return self.hash_value[-1]
 
-    def get_prefix_hash_values(self, node: UnifiedTreeNode) -> list[str]:
-        if node is None or node.hash_value is None:
-            return []
-
-        return node.get_prefix_hash_values(node.parent) + node.hash_value
 
 
 class UnifiedLRUList:
@@ -186,161 +175,23 @@ class UnifiedLRUList:
                     node.component_data[ct].host_lock_ref = 1
             self._add_node_after(self.head, self.mid)
 
-    def _add_node_after(self, prev_node: UnifiedTreeNode, new_node: UnifiedTreeNode):
-        pt = self._pt
-        new_node.lru_prev[pt] = prev_node
-        new_node.lru_next[pt] = prev_node.lru_next[pt]
-        prev_node.lru_next[pt].lru_prev[pt] = new_node
-        prev_node.lru_next[pt] = new_node
 
-    def _add_node(self, node: UnifiedTreeNode):
-        if self._is_referenced is None or self._is_referenced(node):
-            self._add_node_after(self.head, node)
-        else:
-            self._add_node_after(self.mid, node)
 
-    def _remove_node(self, node: UnifiedTreeNode):
-        pt = self._pt
-        node.lru_prev[pt].lru_next[pt] = node.lru_next[pt]
-        node.lru_next[pt].lru_prev[pt] = node.lru_prev[pt]
-        # Clear self pointers to break reference cycles among evicted nodes.
-        node.lru_prev[pt] = None
-        node.lru_next[pt] = None
 
-    def insert_mru(self, node: UnifiedTreeNode):
-        assert node.id not in self.cache
-        self.cache[node.id] = node
-        self._add_node(node)
 
-    def remove_node(self, node: UnifiedTreeNode):
-        assert node.id in self.cache
-        del self.cache[node.id]
-        self._remove_node(node)
 
-    def reset_node_mru(self, node: UnifiedTreeNode):
-        assert node.id in self.cache
-        self._remove_node(node)
-        self._add_node(node)
 
-    def cursor_begin(self):
-        if self.cursor.lru_prev[self._pt] is not None:
-            self._remove_node(self.cursor)
-        self._add_node_after(self.tail.lru_prev[self._pt], self.cursor)
 
-    def cursor_next(self, *, host_lock: bool = False):
-        pt = self._pt
-        ct = self.component_type
-        x = self.cursor.lru_prev[pt]
-        while x is not self.head:
-            cd = x.component_data[ct]
-            if (cd.host_lock_ref if host_lock else cd.lock_ref) == 0:
-                break
-            x = x.lru_prev[pt]
-        if x is self.head:
-            return None
-        self._remove_node(self.cursor)
-        self._add_node_after(x.lru_prev[pt], self.cursor)
-        return x
 
-    def cursor_end(self):
-        """Unlink the walk-cursor sentinel after a walk."""
-        self._remove_node(self.cursor)
 
-    def reset_node_and_parents_mru(
-        self,
-        node: UnifiedTreeNode,
-        root_node: UnifiedTreeNode,
-        should_include,
-    ):
-        is_referenced = self._is_referenced
-        prev_ref = self.head
-        prev_unref = self.head if self.mid is None else self.mid
-        while node != root_node:
-            if should_include(node):
-                assert node.id in self.cache
-                part = is_referenced is None or is_referenced(node)
-                self._remove_node(node)
-                if part:
-                    self._add_node_after(prev_ref, node)
-                    prev_ref = node
-                else:
-                    self._add_node_after(prev_unref, node)
-                    prev_unref = node
-            node = node.parent
 
-    def reset_node_and_window_ancestors_mru(
-        self,
-        node: UnifiedTreeNode,
-        root_node: UnifiedTreeNode,
-        window_size: int,
-        should_include,
-    ):
-        is_referenced = self._is_referenced
-        prev_ref = self.head
-        prev_unref = self.head if self.mid is None else self.mid
-        accumulated = 0
-        while node != root_node and accumulated < window_size:
-            if should_include(node):
-                assert node.id in self.cache
-                part = is_referenced is None or is_referenced(node)
-                self._remove_node(node)
-                if part:
-                    self._add_node_after(prev_ref, node)
-                    prev_ref = node
-                else:
-                    self._add_node_after(prev_unref, node)
-                    prev_unref = node
-            accumulated += len(node.key)
-            node = node.parent
 
-    def in_list(self, node: Optional[UnifiedTreeNode]):
-        return node is not None and node.id in self.cache
 
-    def get_prev_no_lock(self, node: UnifiedTreeNode, check_id: bool = True):
-        if check_id:
-            assert node.id in self.cache
-        pt = self._pt
-        ct = self.component_type
-        x = node.lru_prev[pt]
-        while x.component_data[ct].lock_ref > 0:
-            x = x.lru_prev[pt]
-        if x == self.head:
-            return None
-        return x
 
-    def get_prev_leaf_no_lock(self, node: UnifiedTreeNode, check_id: bool = True):
-        if check_id:
-            assert node.id in self.cache
-        pt = self._pt
-        ct = self.component_type
-        x = node.lru_prev[pt]
-        while x.component_data[ct].lock_ref > 0 or len(x.children) > 0:
-            x = x.lru_prev[pt]
-        if x == self.head:
-            return None
-        return x
 
-    def get_prev_no_host_lock(self, node: UnifiedTreeNode, check_id: bool = True):
-        """Host-LRU walker: skip nodes whose component host_lock_ref > 0."""
-        if check_id:
-            assert node.id in self.cache
-        pt = self._pt
-        ct = self.component_type
-        x = node.lru_prev[pt]
-        while x.component_data[ct].host_lock_ref > 0:
-            x = x.lru_prev[pt]
-        if x == self.head:
-            return None
-        return x
 
-    def get_lru_no_lock(self):
-        return self.get_prev_no_lock(self.tail, check_id=False)
 
-    def get_leaf_lru_no_lock(self):
-        return self.get_prev_leaf_no_lock(self.tail, check_id=False)
 
-    def get_lru_no_host_lock(self):
-        return self.get_prev_no_host_lock(self.tail, check_id=False)
 
 
 # WALK (one node per step) -> COMMIT (leaf + commit hooks) -> TAIL (refresh + backup).
@@ -417,10 +268,6 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
 
     # ==== Tree API ====
 
-    def _session_lru_predicate(self, ct: ComponentType):
-        if not self.enable_session_radix_cache or ct is ComponentType.FULL:
-            return None
-        return lambda node: node.component_data[ct].session_ref > 0
 
     def reset(self) -> None:
         """Rebuild the root, LRUs, sizes, evictable-leaf sets, and the empty
@@ -497,19 +344,8 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         node = self.node_by_id(node_id)
         return node.get_prefix_hash_values(node.parent)
 
-    def _new_node(self, priority: int = 0) -> UnifiedTreeNode:
-        """Create and register a tree node in the arena."""
-        node = UnifiedTreeNode(self.component_types, priority=priority)
-        self._register_node(node)
-        return node
 
-    def _register_node(self, node: UnifiedTreeNode) -> None:
-        """Register a tree node in the arena."""
-        self._node_arena[node.id] = node
 
-    def _unregister_node(self, node: UnifiedTreeNode) -> None:
-        """Drop a tree node from the arena."""
-        self._node_arena.pop(node.id, None)
 
     def inc_lock_ref(
         self, node_id: NodeId, skip_lock_components: Sequence[ComponentType] = ()
@@ -708,63 +544,6 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
             action,
         )
 
-    def _match_post_processor(
-        self,
-        params: MatchPrefixParams,
-        value: list[torch.Tensor],
-        best_match_node: UnifiedTreeNode,
-        best_match_device_node: UnifiedTreeNode,
-        best_match_device_value_len: int,
-        full_kv_hit_length: int,
-        action: Optional[CacheAction | ComponentAction],
-    ) -> MatchResult:
-        node_update = best_match_node
-        for comp in self.components:
-            if comp.component_type == BASE_COMPONENT_TYPE:
-                continue  # Full uses last_access_time, not LRU
-            comp.refresh_lru(LRURefreshPhase.MATCH_END, node_update, self.root_node)
-
-        cur_time = get_and_increase_time_counter()
-        while node_update:
-            node_update.last_access_time = cur_time
-            cur_time -= 0.00001
-            node_update = node_update.parent
-
-        # last_host_node will be used as the starting node for the subsequent
-        # `prefetch_from_storage` flow. We directly use best_match_node here,
-        # because best_match_node represents the node where all components
-        # have reached consensus on both device & host availability.
-        last_host_node = (
-            best_match_node if self.enable_hicache else best_match_device_node
-        )
-
-        if best_match_device_value_len > 0:
-            device_indices = torch.cat(value[:best_match_device_value_len])
-        else:
-            device_indices = self._empty_match_result.device_indices
-        result = MatchResult(
-            device_indices=device_indices,
-            last_device_node=best_match_device_node,
-            last_host_node=last_host_node,
-            best_match_node=best_match_node,
-            host_hit_length=0,
-            full_kv_hit_length=full_kv_hit_length,
-        )
-
-        for component in self.components:
-            result = component.finalize_match_result_in_tree_core(
-                result=result,
-                params=params,
-                value_chunks=value,
-                best_value_len=best_match_device_value_len,
-            )
-        # Expose only NodeIds outside TreeCore.
-        return result._replace(
-            last_device_node=result.last_device_node.id,
-            last_host_node=result.last_host_node.id,
-            best_match_node=result.best_match_node.id,
-            cache_actions=[action] if action is not None else [],
-        )
 
     @property
     def empty_match_result(self) -> MatchResult:
@@ -793,28 +572,7 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         prefix_chunks.reverse()
         return torch.cat(prefix_chunks)
 
-    def _touch_node(self, node: UnifiedTreeNode):
-        node.last_access_time = get_and_increase_time_counter()
-        if node != self.root_node:
-            for comp in self.components:
-                if comp.component_type == BASE_COMPONENT_TYPE:
-                    continue
-                comp.refresh_lru(LRURefreshPhase.WALKDOWN, node, self.root_node)
 
-    def _inc_hit_count_and_check(
-        self, node: UnifiedTreeNode, chunked: bool = False
-    ) -> bool:
-        """Increment hit count; check whether a write backup should be fired."""
-        if node.evicted or chunked:
-            return False
-        if self.is_write_back:
-            return False
-        node.hit_count += 1
-        return (
-            self.enable_hicache
-            and not node.backuped
-            and node.hit_count >= self.write_through_threshold
-        )
 
     def begin_insert(self, params: InsertParams) -> InsertStepResult:
         """Start the insert, running to its first barrier or completion."""
@@ -869,143 +627,10 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         self._ongoing_insert_walk_state = None
         return state.pending_actions if state is not None else []
 
-    def _advance_insert(self) -> InsertStepResult:
-        """Run the in-flight insert to its next barrier or to completion."""
-        state = self._ongoing_insert_walk_state
-        while True:
-            flushed_len = len(state.pending_actions)
-            if state.phase is _InsertPhase.WALK:
-                self._insert_walk_step(state)
-            elif state.phase is _InsertPhase.COMMIT:
-                self._insert_commit_step(state)
-            elif state.phase is _InsertPhase.TAIL:
-                self._insert_tail_step(state)
-                self._ongoing_insert_walk_state = None
-                return InsertStepResult(
-                    actions=state.pending_actions, result=state.result
-                )
-            else:
-                raise AssertionError(f"unsupported insert phase: {state.phase}")
-            new_actions = state.pending_actions[flushed_len:]
-            # Suspend only when a step emitted a non-deferrable action.
-            if new_actions and not all(map(self._is_deferrable_action, new_actions)):
-                flushed = state.pending_actions
-                state.pending_actions = []
-                return InsertStepResult(actions=flushed)
 
-    @staticmethod
-    def _is_deferrable_action(action: CacheAction | ComponentAction) -> bool:
-        """Fire-and-forget actions safe to batch until the next barrier."""
-        return isinstance(action, (FreeDeviceKV, ReplaceWriteThroughOnNodeSplit))
 
-    def _insert_walk_step(self, state: _InsertWalkState) -> None:
-        """Process one walked node, appending its barrier actions to the state."""
-        key = state.key
-        child_key = key.child_key(self.page_size) if len(key) else None
-        if child_key not in state.node.children:
-            state.phase = _InsertPhase.COMMIT
-            return
-        step_actions = state.pending_actions
-        node = state.node.children[child_key]
-        self._touch_node(node)
-        prefix_len = node.key.match(key, page_size=self.page_size)
-        if prefix_len < len(node.key):
-            node, action = self._split_node(node.key, node, prefix_len)
-            if action is not None:
-                step_actions.append(action)
-        node.priority = max(node.priority, state.priority)
 
-        if node.evicted:
-            self._unevict_node_on_insert(node, state.value[:prefix_len])
-            # FULL was restored from the request's fresh KV. Aux
-            # components (e.g. SWA) may still hold tombstones and need
-            # to rebuild their value from the same slice.
-            for component in self.components:
-                if component.component_type == BASE_COMPONENT_TYPE:
-                    continue
-                component.recover_after_unevict(
-                    node=node,
-                    prefix_len=prefix_len,
-                    total_prefix_len=state.total_prefix_length,
-                    params=state.params,
-                    cache_actions=step_actions,
-                )
-        else:
-            value_slice = state.value[:prefix_len]
-            consumed_from = prefix_len
-            # Let each component claim ownership of overlapping KV slots
-            for component in self.components:
-                comp_consumed_from = component.update_component_on_insert_overlap(
-                    node=node,
-                    prefix_len=prefix_len,
-                    total_prefix_len=state.total_prefix_length,
-                    value_slice=value_slice,
-                    params=state.params,
-                    cache_actions=step_actions,
-                )
-                consumed_from = min(consumed_from, comp_consumed_from)
 
-            dup_start = max(0, state.params.prev_prefix_len - state.total_prefix_length)
-            if dup_start < consumed_from:
-                step_actions.append(
-                    FreeDeviceKV([value_slice[dup_start:consumed_from]])
-                )
-
-        if self._inc_hit_count_and_check(node, state.params.chunked):
-            step_actions.append(self._build_backup_kv_action(node))
-        state.node = node
-        state.total_prefix_length += prefix_len
-        state.key = key[prefix_len:]
-        state.value = state.value[prefix_len:]
-
-    def _insert_commit_step(self, state: _InsertWalkState) -> None:
-        """Create the tail leaf and run the component commit hooks."""
-        # Create new leaf for remaining suffix. A leaf survives on its Full
-        # value alone; auxiliary components (SWA, Mamba) may legitimately hold
-        # only a tombstone for this span (e.g. the whole leaf is outside the SWA
-        # window). Materialize it anyway so the Full KV stays cacheable.
-        if len(state.key):
-            state.target_node = self._add_new_node(
-                state.node, state.key, state.value, priority=state.priority
-            )
-            state.is_new_leaf = True
-        else:
-            state.target_node = state.node
-
-        # Finalize: let each component attach its data to the target node.
-        # e.g. Mamba attaches mamba_value to the leaf node
-        # All hooks run before their emitted actions execute; an action failure
-        # fail-stops the process, so partial-commit state is never observed.
-        state.result = InsertResult(
-            prefix_len=state.total_prefix_length,
-            last_device_node=state.target_node.id,
-        )
-        for component in self.components:
-            component.commit_insert_component_data(
-                node=state.target_node,
-                is_new_leaf=state.is_new_leaf,
-                params=state.params,
-                result=state.result,
-                cache_actions=state.pending_actions,
-            )
-        state.phase = _InsertPhase.TAIL
-
-    def _insert_tail_step(self, state: _InsertWalkState) -> None:
-        """Refresh the LRUs and append the terminal new-leaf backup."""
-        if state.target_node is not self.root_node:
-            for component in self.components:
-                if component.component_type == BASE_COMPONENT_TYPE:
-                    continue
-                component.refresh_lru(
-                    LRURefreshPhase.INSERT_END, state.target_node, self.root_node
-                )
-
-        if state.is_new_leaf and self._inc_hit_count_and_check(
-            state.target_node, state.params.chunked
-        ):
-            state.pending_actions.append(
-                self._build_backup_kv_action(state.target_node)
-            )
 
     def _split_node(
         self, key: RadixKey, child: UnifiedTreeNode, split_len: int
@@ -1053,74 +678,9 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         self._update_evictable_leaf_sets(child)
         return new_node, action
 
-    def _add_new_node(
-        self,
-        parent: UnifiedTreeNode,
-        key: RadixKey,
-        value: torch.Tensor,
-        priority: int = 0,
-    ) -> UnifiedTreeNode:
-        new_node = self._new_node(priority=priority)
-        new_node.parent = parent
-        new_node.key = key
-        new_node.component_data[BASE_COMPONENT_TYPE].value = value.clone()
-        parent.children[key.child_key(self.page_size)] = new_node
-        self.component_evictable_size_[BASE_COMPONENT_TYPE] += len(value)
-        if self.enable_storage:
-            new_node.hash_value = compute_node_hash_values(new_node, self.page_size)
 
-        self._update_evictable_leaf_sets(new_node)
-        self._update_evictable_leaf_sets(parent)
-        self._record_store_event(new_node)
-        return new_node
 
-    def _unevict_node_on_insert(
-        self, node: UnifiedTreeNode, fresh_value: torch.Tensor
-    ) -> None:
-        """Restore an evicted node's Full device value from fresh KV indices
-        during insert."""
-        ct = BASE_COMPONENT_TYPE
-        cd = node.component_data[ct]
-        assert cd.value is None
-        n = len(fresh_value)
-        cd.value = fresh_value.clone()
-        self.component_evictable_size_[ct] += n
-        self._update_evictable_leaf_sets(node)
-        if node.parent is not None:
-            self._update_evictable_leaf_sets(node.parent)
-        self._record_store_event(node, medium=StorageMedium.GPU)
 
-    def _update_evictable_leaf_sets(self, node: UnifiedTreeNode) -> None:
-        """Update both device and host leaf sets for a node."""
-        if self._is_device_leaf(node):
-            self.evictable_device_leaves.add(node)
-        else:
-            self.evictable_device_leaves.discard(node)
-
-        if self._is_host_leaf(node):
-            self.evictable_host_leaves.add(node)
-        else:
-            self.evictable_host_leaves.discard(node)
-
-    def _for_each_component_lru(
-        self,
-        node: UnifiedTreeNode,
-        lru_op,
-        target: EvictLayer = EvictLayer.DEVICE,
-        skip_existing: bool = False,
-    ):
-        """Apply lru_op to each aux component's LRU that has data on this node.
-        If skip_existing=True, skip components already in the target LRU list."""
-        lru_dict = self.host_lru_lists if target is EvictLayer.HOST else self.lru_lists
-        for ct in self.component_types:
-            if ct == BASE_COMPONENT_TYPE:
-                continue  # Full uses leaf sets, not LRU
-            cd = node.component_data[ct]
-            if (cd.host_value if target is EvictLayer.HOST else cd.value) is not None:
-                lru = lru_dict[ct]
-                if skip_existing and lru.in_list(node):
-                    continue
-                lru_op(lru, node)
 
     def evict_device_start(
         self, component_type: ComponentType, request_cnt: int
@@ -1223,46 +783,7 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         result.is_dropped = True
         return result
 
-    def _release_all_component_layers(
-        self,
-        node: UnifiedTreeNode,
-        medium: StorageMedium,
-        tracker: dict[ComponentType, int],
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-    ) -> None:
-        """Free every component layer on the node and detach it from the LRU
-        lists and evictable leaf sets."""
-        self._record_remove_event(node, medium=medium)
-        for comp in self.components:
-            self._evict_component_and_detach_lru(
-                node,
-                comp,
-                target=EvictLayer.ALL,
-                tracker=tracker,
-                device_frees=device_frees,
-                host_frees=host_frees,
-            )
-        self.evictable_device_leaves.discard(node)
-        self.evictable_host_leaves.discard(node)
 
-    def _delete_unbacked_device_leaf(
-        self,
-        node: UnifiedTreeNode,
-        tracker: dict[ComponentType, int],
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-    ) -> None:
-        """Delete a device leaf that has no host backup, freeing all layers."""
-        self._release_all_component_layers(
-            node, StorageMedium.GPU, tracker, device_frees, host_frees
-        )
-        parent = node.parent
-        self._remove_leaf_from_parent(node)
-        self._update_evictable_leaf_sets(parent)
-        self._iteratively_delete_tombstone_leaf(
-            node, tracker, device_frees=device_frees, host_frees=host_frees
-        )
 
     def drive_host_eviction(
         self, component_type: ComponentType, num_tokens: int
@@ -1279,32 +800,6 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
             )
         return result
 
-    def _evict_host_leaf(
-        self,
-        node: UnifiedTreeNode,
-        tracker: dict[ComponentType, int],
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-    ) -> None:
-        """Atomically evict all components on a host leaf.
-
-        All freed tokens are accumulated into *tracker*."""
-        assert self._is_host_leaf(node), f"node {node.id} is not an H-leaf"
-
-        self._record_remove_event(node, medium=StorageMedium.CPU)
-        for comp in self.components:
-            _, hf = self._evict_component_and_detach_lru(
-                node,
-                comp,
-                target=EvictLayer.ALL,
-                tracker=None,
-                device_frees=device_frees,
-                host_frees=host_frees,
-            )
-            tracker[comp.component_type] += hf
-        self.evictable_host_leaves.discard(node)
-        self._remove_leaf_from_parent(node)
-        self._iteratively_delete_tombstone_leaf(node, tracker, device_frees, host_frees)
 
     def demote(self, node_id: NodeId) -> DemoteResult:
         """Release a node's device KV once its host copy exists; the node stays in the
@@ -1318,235 +813,12 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         )
         return result
 
-    def _demote(
-        self,
-        node: UnifiedTreeNode,
-        tracker: dict[ComponentType, int],
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-    ) -> None:
-        assert not node.evicted and node.backuped
-        trigger = self.components_by_type[BASE_COMPONENT_TYPE]
-        self._evict_component_and_detach_lru(
-            node,
-            trigger,
-            target=EvictLayer.DEVICE,
-            tracker=tracker,
-            device_frees=device_frees,
-            host_frees=host_frees,
-        )
-        self._cascade_evict(
-            node, trigger, tracker, device_frees=device_frees, host_frees=host_frees
-        )
-        self._record_remove_event(node, medium=StorageMedium.GPU)
 
-        # after device eviction, insert aux components into host LRU.
-        self._for_each_component_lru(
-            node, UnifiedLRUList.insert_mru, target=EvictLayer.HOST, skip_existing=True
-        )
-        self._update_evictable_leaf_sets(node.parent)
 
-    def _cascade_evict(
-        self,
-        node: UnifiedTreeNode,
-        trigger: TreeComponent,
-        tracker: dict[ComponentType, int],
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-        target: EvictLayer = EvictLayer.DEVICE,
-    ):
-        """Cascade eviction from trigger to lower-or-equal priority components."""
 
-        is_leaf = False
-        if target == EvictLayer.DEVICE:
-            is_leaf = node in self.evictable_device_leaves
-        elif target == EvictLayer.HOST:
-            is_leaf = node in self.evictable_host_leaves
 
-        trigger_priority = trigger.eviction_priority(is_leaf)
-        base_evicted = False
 
-        for comp in self.components:
-            if comp.eviction_priority(is_leaf) <= trigger_priority:
-                if comp is not trigger and comp.node_has_component_data(node, target):
-                    cd = node.component_data[comp.component_type]
-                    # A comp whose TRUE internal priority outranks the trigger
-                    # is only in this loop because leaf-collapse flattened
-                    # priorities; a lock on it is a legit pin and must be
-                    # spared. A lock on a strictly-lower-priority tier is a
-                    # real strand — fall through to the assert below.
-                    if comp.eviction_priority(
-                        is_leaf=False
-                    ) >= trigger.eviction_priority(is_leaf=False):
-                        if EvictLayer.DEVICE in target and cd.lock_ref != 0:
-                            continue
-                        if EvictLayer.HOST in target and cd.host_lock_ref != 0:
-                            continue
-                        if cd.session_ref > 0 and trigger.session_ref(node) == 0:
-                            continue
-                    if EvictLayer.DEVICE in target:
-                        assert cd.lock_ref == 0
-                    if EvictLayer.HOST in target:
-                        assert cd.host_lock_ref == 0
-                    self._evict_component_and_detach_lru(
-                        node,
-                        comp,
-                        target=target,
-                        tracker=tracker,
-                        device_frees=device_frees,
-                        host_frees=host_frees,
-                    )
-                    if comp.component_type == BASE_COMPONENT_TYPE:
-                        base_evicted = True
 
-        # Now that all components (including SWA which depends on Full.value)
-        # have been freed, we can safely tombstone Full.value.
-        # This is deferred from evict_component because free_swa needs it.
-        if (
-            target is EvictLayer.DEVICE
-            and trigger.component_type == BASE_COMPONENT_TYPE
-        ):
-            node.component_data[trigger.component_type].value = None
-
-        if EvictLayer.DEVICE in target and base_evicted:
-            node.component_data[BASE_COMPONENT_TYPE].value = None
-
-        self._update_evictable_leaf_sets(node)
-
-    def _remove_leaf_from_parent(self, node: UnifiedTreeNode):
-        for component in self.components:
-            component.discard_deleted_session_leaf(node)
-
-        key = node.key.child_key(self.page_size)
-        v = node.parent.children.pop(key, None)
-        assert v == node
-        self._unregister_node(node)
-
-    def _evict_component_and_detach_lru(
-        self,
-        node: UnifiedTreeNode,
-        comp: TreeComponent,
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-        target: EvictLayer = EvictLayer.DEVICE,
-        tracker: Optional[dict[ComponentType, int]] = None,
-    ) -> tuple[int, int]:
-        device_freed, host_freed = comp.evict_component(
-            node, target=target, device_frees=device_frees, host_frees=host_frees
-        )
-        if tracker is not None:
-            if EvictLayer.DEVICE in target:
-                tracker[comp.component_type] += device_freed
-            elif EvictLayer.HOST in target:
-                tracker[comp.component_type] += host_freed
-
-        # Detach from the appropriate LRU list(s)
-        ct = comp.component_type
-        for layer, lru_lists in (
-            (EvictLayer.DEVICE, self.lru_lists),
-            (EvictLayer.HOST, self.host_lru_lists),
-        ):
-            if layer in target:
-                lru = lru_lists[ct]
-                if lru.in_list(node):
-                    lru.remove_node(node)
-        return device_freed, host_freed
-
-    def _iteratively_delete_tombstone_leaf(
-        self,
-        deleted_node: UnifiedTreeNode,
-        tracker: dict[ComponentType, int],
-        device_frees: dict[ComponentType, list[torch.Tensor]],
-        host_frees: dict[ComponentType, list[torch.Tensor]],
-    ):
-        """Walk up from *deleted_node* and cascade-delete childless ancestors.
-
-        Only the Full (base) component decides whether a node survives:
-          - Full device present  → keep as D-leaf
-          - Full host present    → keep as H-leaf
-          - neither              → evict all remaining data, delete, continue up
-        """
-        ct = BASE_COMPONENT_TYPE
-        cur = deleted_node.parent
-        while cur != self.root_node and len(cur.children) == 0:
-            if any(
-                cd.lock_ref > 0 or cd.host_lock_ref > 0 for cd in cur.component_data
-            ):
-                break
-
-            has_device = cur.component_data[ct].value is not None
-            has_host = cur.component_data[ct].host_value is not None
-
-            if has_device:
-                self._update_evictable_leaf_sets(cur)
-                break
-
-            # Full device absent — clean up orphaned aux device data.
-            for comp in self.components_by_type.values():
-                if comp.node_has_component_data(cur):
-                    self._evict_component_and_detach_lru(
-                        cur,
-                        comp,
-                        target=EvictLayer.DEVICE,
-                        tracker=tracker,
-                        device_frees=device_frees,
-                        host_frees=host_frees,
-                    )
-
-            if has_host:
-                self._update_evictable_leaf_sets(cur)
-                break
-
-            # Full absent on both layers — evict remaining host data, delete.
-            for comp in self.components_by_type.values():
-                if comp.node_has_component_data(cur, target=EvictLayer.HOST):
-                    self._evict_component_and_detach_lru(
-                        cur,
-                        comp,
-                        target=EvictLayer.HOST,
-                        tracker=tracker,
-                        device_frees=device_frees,
-                        host_frees=host_frees,
-                    )
-
-            self.evictable_host_leaves.discard(cur)
-            self._remove_leaf_from_parent(cur)
-            parent = cur.parent
-            self._update_evictable_leaf_sets(parent)
-            cur = parent
-
-    def _is_device_leaf(self, node: UnifiedTreeNode) -> bool:
-        """D-leaf: Full device value present, no child with Full KV on device,
-        unlocked, not root.
-
-        Only the Full (base) component is required; auxiliary components
-        (Mamba, SWA) are not mandatory for D-leaf membership."""
-        ct = BASE_COMPONENT_TYPE
-        if node is self.root_node or node.evicted:
-            return False
-        if any(cd.lock_ref > 0 for cd in node.component_data):
-            return False
-        if any(
-            child.component_data[ct].value is not None
-            for child in node.children.values()
-        ):
-            return False
-        return True
-
-    def _is_host_leaf(self, node: UnifiedTreeNode) -> bool:
-        """H-leaf: evicted, Full host value present, no children, unlocked, not root.
-
-        Only the Full (base) component host_value is required; auxiliary
-        components are not mandatory for H-leaf membership."""
-        if node is self.root_node or not node.evicted:
-            return False
-        if not node.backuped:
-            return False
-        if any(cd.host_lock_ref > 0 for cd in node.component_data):
-            return False
-        if len(node.children) > 0:
-            return False
-        return True
 
     # ==== HiCache ====
 
@@ -1626,17 +898,6 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         """Read a node's device->host backup spec (device value + component transfers) now."""
         return self._build_backup_spec(self.node_by_id(node_id))
 
-    def _build_backup_spec(self, node: UnifiedTreeNode):
-        """Gather device value backup spec."""
-        device_value = node.component_data[BASE_COMPONENT_TYPE].value
-        comp_xfers: dict[ComponentType, list] = {}
-        for comp in self.components:
-            if comp.component_type == BASE_COMPONENT_TYPE:
-                continue
-            t = comp.build_hicache_transfers(node, CacheTransferPhase.BACKUP_HOST)
-            if t:
-                comp_xfers[comp.component_type] = t
-        return device_value, comp_xfers
 
     def build_storage_backup_spec(
         self, node_id: NodeId, pass_prefix_keys: bool
@@ -1712,23 +973,6 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
         node = self.node_by_id(node_id)
         return node.key.extra_key if node.key else None
 
-    def _build_backup_kv_action(
-        self, node: UnifiedTreeNode, write_back: bool = False
-    ) -> BackupKV:
-        """Build the backup action for a node and its unbacked ancestors."""
-        chain = [node]
-        if not write_back:
-            ancestor = node.parent
-            while (
-                ancestor is not None
-                and ancestor is not self.root_node
-                and not ancestor.backuped
-            ):
-                chain.append(ancestor)
-                ancestor = ancestor.parent
-            # write_through: Ancestors first to preserve backup invariant
-            chain.reverse()
-        return BackupKV([target.id for target in chain])
 
     def commit_hicache_transfers(
         self,
@@ -2079,51 +1323,7 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
             self.pretty_print()
             raise AssertionError(msg)
 
-    def _collect_all_nodes(self) -> list[UnifiedTreeNode]:
-        nodes = []
-        stack = [self.root_node]
-        while stack:
-            node = stack.pop()
-            nodes.append(node)
-            stack.extend(node.children.values())
-        return nodes
 
-    def _check_lru_linked_list(
-        self,
-        lru: UnifiedLRUList,
-        ct: ComponentType,
-        label: str,
-        errors: list[str],
-    ) -> None:
-        """Walk a LRU doubly-linked list, collect integrity errors."""
-        pt = lru._pt  # use LRU's own pointer slot
-        visited: set[int] = set()
-        x = lru.head.lru_next[pt]
-        prev = lru.head
-        while x is not None and x != lru.tail:
-            if x.lru_prev[pt] != prev:
-                errors.append(f"[{label}][{ct}] broken prev at node {x.id}")
-            if x is lru.mid or x is lru.cursor:
-                prev = x
-                x = x.lru_next[pt]
-                continue
-            if x.id not in lru.cache:
-                errors.append(f"[{label}][{ct}] node {x.id} in list not cache")
-            if x.id in visited:
-                errors.append(f"[{label}][{ct}] cycle at node {x.id}")
-                break
-            visited.add(x.id)
-            prev = x
-            x = x.lru_next[pt]
-        if x is None:
-            errors.append(
-                f"[{label}][{ct}] broken chain: lru_next is None "
-                f"after node {prev.id if hasattr(prev, 'id') else 'head'}"
-            )
-        if len(visited) != len(lru.cache):
-            errors.append(
-                f"[{label}][{ct}] list={len(visited)} != cache={len(lru.cache)}"
-            )
 
     def pretty_print(self) -> None:
         stack = [(self.root_node, 0)]
@@ -2251,25 +1451,6 @@ class UnifiedTreeCore(UnifiedTreeCoreInterface):
             return torch.cat(values)
         return torch.tensor([], dtype=torch.int64, device=self.device)
 
-    def _all_component_values_flatten(
-        self, component_type: ComponentType
-    ) -> torch.Tensor:
-        if component_type not in self.components_by_type:
-            return torch.tensor([], dtype=torch.int64, device=self.device)
-
-        values = []
-
-        def _dfs(node: UnifiedTreeNode):
-            value = node.component_data[component_type].value
-            if value is not None:
-                values.append(value)
-            for child in node.children.values():
-                _dfs(child)
-
-        _dfs(self.root_node)
-        if values:
-            return torch.cat(values)
-        return torch.tensor([], dtype=torch.int64, device=self.device)
 
     def all_mamba_values_flatten(self) -> torch.Tensor:
         return self._all_component_values_flatten(ComponentType.MAMBA)

@@ -142,94 +142,9 @@ class BreakableCudaGraphBackend(DedupedCudaGraphMixin, BaseCudaGraphBackend):
         # CUDA graphs retain tensor addresses, not Python tensor lifetimes.
         self._capture_inputs[shape_key] = capture_inputs
 
-    def _output_rows(self, output: Any, cap: int) -> int:
-        """Leading-dim row count actually produced by the body, clamped to ``cap``.
 
-        A body that shards or prunes its output along dim 0 returns fewer than
-        ``cap`` rows; everything else returns exactly ``cap``.
-        """
-        if torch.is_tensor(output):
-            return min(cap, output.shape[0])
-        if isinstance(output, PPProxyTensors):
-            rows = [t.shape[0] for t in output.tensors.values()]
-            return min([cap, *rows])
-        if isinstance(output, (list, tuple)) and output:
-            return min(self._output_rows(o, cap) for o in output if o is not None)
-        return cap
 
-    def _alloc_full_buffer(self, output: Any, size: int) -> Any:
-        """A same-structure buffer as ``output`` but with ``size`` leading rows."""
-        if output is None:
-            return None
-        if torch.is_tensor(output):
-            return output.new_empty((size, *output.shape[1:]))
-        if isinstance(output, PPProxyTensors):
-            return PPProxyTensors(
-                {
-                    key: t.new_empty((size, *t.shape[1:]))
-                    for key, t in output.tensors.items()
-                }
-            )
-        if isinstance(output, tuple):
-            return tuple(self._alloc_full_buffer(o, size) for o in output)
-        if isinstance(output, list):
-            return [self._alloc_full_buffer(o, size) for o in output]
-        raise TypeError(f"Unsupported BCG output type: {type(output)}")
 
-    def _slice_output(self, output: Any, num_tokens: int) -> Any:
-        if output is None:
-            return None
-        if torch.is_tensor(output):
-            return output[:num_tokens]
-        if isinstance(output, PPProxyTensors):
-            return output[:num_tokens]
-        if isinstance(output, tuple):
-            return tuple(self._slice_output(item, num_tokens) for item in output)
-        if isinstance(output, list):
-            return [self._slice_output(item, num_tokens) for item in output]
-        raise TypeError(f"Unsupported BCG output type: {type(output)}")
-
-    def _copy_output_to_buffer(
-        self, output: Any, output_buffer: Any, num_tokens: int
-    ) -> None:
-        if output is None or output_buffer is None:
-            if output is None and output_buffer is None:
-                return
-            raise ValueError(
-                "BCG output structure changed between capture sizes: "
-                f"{type(output)} vs {type(output_buffer)}"
-            )
-        if torch.is_tensor(output) and torch.is_tensor(output_buffer):
-            output_buffer[:num_tokens].copy_(output[:num_tokens])
-            return
-        if isinstance(output, PPProxyTensors) and isinstance(
-            output_buffer, PPProxyTensors
-        ):
-            if output.tensors.keys() != output_buffer.tensors.keys():
-                raise ValueError(
-                    "BCG output proxy structure changed between capture sizes: "
-                    f"{output.tensors.keys()} != {output_buffer.tensors.keys()}"
-                )
-            for key, tensor in output.tensors.items():
-                self._copy_output_to_buffer(
-                    tensor, output_buffer.tensors[key], num_tokens
-                )
-            return
-        if isinstance(output, (list, tuple)) and isinstance(
-            output_buffer, type(output)
-        ):
-            if len(output) != len(output_buffer):
-                raise ValueError(
-                    "BCG output sequence structure changed between capture sizes: "
-                    f"{len(output)} != {len(output_buffer)}"
-                )
-            for item, buffer in zip(output, output_buffer):
-                self._copy_output_to_buffer(item, buffer, num_tokens)
-            return
-        raise TypeError(
-            "Unsupported BCG output buffer pair: "
-            f"{type(output)} vs {type(output_buffer)}"
-        )
 
     def can_run(self, forward_batch: ForwardBatch, shape_key: ShapeKey) -> bool:
         return shape_key in self._graphs

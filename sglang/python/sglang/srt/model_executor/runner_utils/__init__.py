@@ -14,15 +14,9 @@ from sglang.srt.model_executor.runner_utils.buffers import (  # noqa: F401
 )
 from sglang.srt.model_executor.runner_utils.capture_mode import (  # noqa: F401
     _set_capture_lora_variant,
-    compile_in_capture_mode,
-    get_capture_lora_variant,
     get_is_capture_mode,
     model_capture_mode,
 )
 from sglang.srt.model_executor.runner_utils.deepep_adapter import (  # noqa: F401
     DeepEPCudaGraphRunnerAdapter,
-)
-from sglang.srt.model_executor.runner_utils.pool import (  # noqa: F401
-    get_global_graph_memory_pool,
-    set_global_graph_memory_pool,
 )

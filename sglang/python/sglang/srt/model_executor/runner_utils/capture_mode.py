@@ -22,7 +22,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Optional
 
-import torch
 
 from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.context import (
     is_in_breakable_cuda_graph,
@@ -40,22 +39,8 @@ def get_is_capture_mode() -> bool:
     return is_capture_mode or is_in_breakable_cuda_graph()
 
 
-def compile_in_capture_mode(func):
-    """Decorator: wrap func with torch.compile only when defined
-    inside model capture mode; passthrough otherwise.
-
-    Used by model code (e.g. DeepSeek-V4) to opt nested helpers into
-    torch.compile during cuda-graph capture without paying the
-    compilation cost in the eager forward path.
-    """
-    if is_capture_mode:
-        return torch.compile(func)
-    return func
 
 
-def get_capture_lora_variant() -> Optional[str]:
-    """Return the lora variant being captured, or None if not in dual capture."""
-    return _capture_lora_variant
 
 
 def _set_capture_lora_variant(variant: Optional[str]) -> None:

@@ -18,17 +18,13 @@ sharing one pool reserves only the larger phase's capture footprint.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sglang.srt.runtime_context import get_resources
 
 
-def get_global_graph_memory_pool() -> Optional[Any]:
-    return get_resources().graph_memory_pool
 
 
-def set_global_graph_memory_pool(val: Any) -> None:
-    get_resources().graph_memory_pool = val
 
 
 def get_or_create_global_graph_memory_pool(device_module: Any) -> Any:

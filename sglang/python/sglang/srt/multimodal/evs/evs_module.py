@@ -26,7 +26,7 @@ from sglang.srt.mem_cache.multimodal_cache import EmbeddingResult
 from sglang.srt.multimodal.processors.base_processor import BaseMultimodalProcessor
 from sglang.utils import logger
 
-from .evs_core import compute_retention_mask, replace_offsets_with_tokens_per_frame
+from .evs_core import replace_offsets_with_tokens_per_frame
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -146,56 +146,3 @@ class EVS(torch.nn.Module, ABC):
                 f"[EVS] requested on model {model_name} but is disabled for pruning_rate == 0.0."
             )
 
-    def evs_video(self, items: list[MultimodalDataItem]) -> EVSEmbeddingResult:
-        """
-        Apply EVS pruning to video embeddings.
-
-        Args:
-            items: List containing a single VideoEVSDataItem with video features.
-
-        Returns:
-            EVSEmbeddingResult with pruned embeddings and actual token counts per frame.
-        """
-        logger.debug(
-            f"[EVS] beginning for model {self.__class__.__name__} [evs_config={self.evs_config=}]"
-        )
-        assert len(items) == 1, f"Expected 1 item, got {len(items)}"
-        item = items[0]
-        assert isinstance(
-            item, VideoEVSDataItem
-        ), f"Expected VideoEVSDataItem with modality VIDEO, got {item}"
-
-        q = self.evs_config.video_pruning_rate
-        merge = self.evs_config.spatial_merge_size
-        videos_features = self.original_get_video_feature([item])
-        if videos_features.ndim == 3:
-            videos_features = videos_features.flatten(0, 1)
-        assert videos_features.ndim == 2, videos_features.ndim
-
-        final_embeddings: list[torch.Tensor] = []
-        num_tokens_per_frame: list[int] = []
-
-        sizes = [(t * h * w // merge**2) for t, h, w in item.thw_grids]
-        for single_video, video_size_thw in zip(
-            videos_features.split(sizes),
-            item.thw_grids,
-            strict=True,
-        ):
-            retention_mask = compute_retention_mask(
-                single_video,
-                video_size_thw=video_size_thw,
-                spatial_merge_size=merge,
-                q=q,
-            )
-            preserved = single_video[retention_mask]
-            final_embeddings.append(preserved)
-            num_frames = video_size_thw[0]
-            tokens_per_frame = (
-                retention_mask.reshape(num_frames, -1).sum(dim=-1).tolist()
-            )
-            num_tokens_per_frame.extend(tokens_per_frame)
-        final_embeddings_tensor = torch.cat(final_embeddings)
-        return EVSEmbeddingResult(
-            embedding=final_embeddings_tensor,
-            num_tokens_per_frame=num_tokens_per_frame,
-        )

@@ -1,8 +1,7 @@
-import asyncio
 import concurrent.futures
 import copy
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -25,28 +24,5 @@ class MultimodalProcessorExecutor:
         self._worker_state = _WorkerState()
         self._clone_lock = threading.Lock()
 
-    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, self._run, function, args, kwargs
-        )
 
-    def _run(
-        self,
-        function: Callable[..., T],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> T:
-        processor = self._worker_state.processor
-        if processor is None:
-            with self._clone_lock:
-                processor = (
-                    self._processor_clones.pop()
-                    if self._processor_clones
-                    else copy.deepcopy(self._processor)
-                )
-            self._worker_state.processor = processor
-        return function(*args, processor=processor, **kwargs)
 
-    def shutdown(self) -> None:
-        self._executor.shutdown()

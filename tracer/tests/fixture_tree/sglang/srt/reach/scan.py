@@ -3,6 +3,7 @@ import importlib
 import pkgutil
 
 from sglang.srt.reach import plugins, used_helper
+from sglang.srt.reach.adapters import resolve
 from sglang.srt.reach.base import KINDS, Shell
 
 LAZY = "sglang.srt.reach.lazy:fn"  # loaded on demand, like a KernelSpec target
@@ -16,7 +17,7 @@ def load_all():
     import sglang.srt.reach.groups  # noqa: F401
 
     runs = [kind().run() for kind in KINDS[:2] if not isinstance(kind, Shell)]
-    return found, used_helper(), runs
+    return found, used_helper(), runs, resolve()
 
 
 class _App:

@@ -1,12 +1,6 @@
 """DeepSeek DSA kernels (RFC #29630, Phase 2.5)."""
 
 # --- merged from sglang.kernels.ops.attention.dsa (RFC #29630 Phase 4) ---
-from .paged_mqa_logits import (
-    aiter_paged_mqa_logits,
-    cutedsl_paged_mqa_logits,
-    deepgemm_paged_mqa_logits_native,
-    deepgemm_paged_mqa_logits_split,
-)
 
 
 def pick_dsl_expand(*args, **kwargs):
@@ -26,8 +20,4 @@ def __getattr__(name: str):
 __all__ = [
     "CuteDSLPagedMQALogitsRunner",
     "pick_dsl_expand",
-    "aiter_paged_mqa_logits",
-    "cutedsl_paged_mqa_logits",
-    "deepgemm_paged_mqa_logits_native",
-    "deepgemm_paged_mqa_logits_split",
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Literal, NamedTuple, Optional
 
 import torch
 
@@ -25,58 +25,8 @@ if TYPE_CHECKING:
     from tvm_ffi.module import Module
 
 
-@cache_once
-def _jit_compress_norm_rope_module(
-    dtype: torch.dtype,
-    head_dim: int,
-    rope_dim: int,
-    page_size: int,
-    bf16_store: bool = False,
-) -> Module:
-    args = make_cpp_args(
-        dtype,
-        head_dim,
-        rope_dim,
-        page_size,
-        is_arch_support_pdl(),
-        INDEXER_K_CACHE_PRESHUFFLE_TILE if aiter_can_use_preshuffle_paged_mqa() else 0,
-        bf16_store,
-    )
-    cuda_wrappers = [("forward", f"FusedNormRopeKernel<{args}>::forward")]
-    if head_dim == 128:
-        cuda_wrappers.append(
-            ("forward_fp4", f"FusedNormRopeKernel<{args}>::forward_fp4")
-        )
-    return load_jit(
-        make_name(f"fused_norm_rope_v2"),
-        *args,
-        cuda_files=[f"deepseek_v4/fused_norm_rope_v2.cuh"],
-        cuda_wrappers=cuda_wrappers,
-    )
 
 
-@cache_once
-def _jit_compress_module(
-    head_dim: int,
-    dtype_buffer: torch.dtype,
-    dtype_in: torch.dtype,
-    dtype_out: torch.dtype,
-    ratio: Literal[4, 128],
-) -> Module:
-    args = make_cpp_args(
-        head_dim, dtype_buffer, dtype_in, dtype_out, is_arch_support_pdl()
-    )
-    kernel_class = f"FlashCompress{ratio}Kernel<{args}>"
-    return load_jit(
-        make_name(f"compress_{ratio}_v2"),
-        *args,
-        cuda_files=[f"deepseek_v4/c{ratio}_v2.cuh"],
-        cuda_wrappers=[
-            ("decode", f"{kernel_class}::run_decode"),
-            ("prefill", f"{kernel_class}::run_prefill"),
-        ],
-        extra_cuda_cflags=["-use_fast_math"],
-    )
 
 
 @cache_once
@@ -340,64 +290,5 @@ class CompressorPrefillPlan(NamedTuple):
         return False
 
 
-def compress_forward(
-    kv_score_buffer: torch.Tensor,
-    kv_score_input: torch.Tensor,
-    ape: torch.Tensor,
-    plan: Union[CompressorDecodePlan, CompressorPrefillPlan],
-    *,
-    head_dim: int,
-    compress_ratio: Literal[4, 128],
-    out: Optional[torch.Tensor] = None,
-    is_online: bool = False,
-) -> torch.Tensor:
-    if out is None:
-        num_q_tokens = plan[1].shape[0]  # NOTE: decode = bs, prefill = dynamic
-        out = kv_score_input.new_empty((num_q_tokens, head_dim))
-    assert plan.compress_ratio == compress_ratio
-    if is_online:
-        assert compress_ratio == 128 and head_dim == 512
-        module = _jit_compress_128_online_module(512, kv_score_buffer.dtype)
-    else:
-        dtype_in, dtype_out = kv_score_input.dtype, out.dtype
-        module = _jit_compress_module(
-            head_dim, kv_score_buffer.dtype, dtype_in, dtype_out, compress_ratio
-        )
-
-    fn = module.decode if plan.is_decode else module.prefill
-
-    fn(kv_score_buffer, kv_score_input, out, ape, *plan[1:3])
-    return out
 
 
-def compress_norm_rope_store(
-    kv: torch.Tensor,
-    plan: Union[CompressorDecodePlan, CompressorPrefillPlan],
-    *,
-    norm_weight: torch.Tensor,
-    norm_eps: float,
-    freq_cis: torch.Tensor,
-    out_loc: torch.Tensor,
-    kvcache: torch.Tensor,
-    page_size: int,
-    use_fp4: bool = False,
-    bf16_store: bool = False,
-) -> None:
-    if use_fp4:
-        assert kv.shape[-1] == 128
-    freq_cis = torch.view_as_real(freq_cis).flatten(-2)
-    module = _jit_compress_norm_rope_module(
-        kv.dtype, kv.shape[-1], freq_cis.shape[-1], page_size, bf16_store
-    )
-    fn = module.forward_fp4 if use_fp4 else module.forward
-    fn(
-        kv,
-        plan[1],
-        norm_weight,
-        norm_eps,
-        freq_cis,
-        out_loc,
-        kvcache,
-        plan.is_decode,
-        plan.compress_ratio,
-    )

@@ -56,42 +56,8 @@ def _jit_compress_128_online_module(head_dim: int) -> Module:
     )
 
 
-@cache_once
-def norm_rope_module(
-    dtype: torch.dtype,
-    head_dim: int,
-    rope_dim: int,
-) -> Module:
-    args = make_cpp_args(dtype, head_dim, rope_dim, is_arch_support_pdl())
-    return load_jit(
-        make_name("fused_norm_rope"),
-        *args,
-        cuda_files=["deepseek_v4/fused_norm_rope.cuh"],
-        cuda_wrappers=[
-            ("forward", f"FusedNormRopeKernel<{args}>::forward"),
-        ],
-    )
 
 
-@cache_once
-def _jit_compress_module(
-    head_dim: int,
-    dtype_in: torch.dtype,
-    dtype_out: torch.dtype,
-    ratio: Literal[4, 128],
-) -> Module:
-    args = make_cpp_args(head_dim, dtype_in, dtype_out, is_arch_support_pdl())
-    kernel_class = f"FlashCompress{ratio}Kernel<{args}>"
-    return load_jit(
-        make_name(f"compress_{ratio}"),
-        *args,
-        cuda_files=[f"deepseek_v4/c{ratio}.cuh"],
-        cuda_wrappers=[
-            ("decode", f"{kernel_class}::run_decode"),
-            ("prefill", f"{kernel_class}::run_prefill"),
-        ],
-        extra_cuda_cflags=["-use_fast_math"],
-    )
 
 
 class CompressorPrefillPlan(NamedTuple):
@@ -223,86 +189,7 @@ def compress_plan(
         return CompressorDecodePlan(compress_ratio, seq_lens)
 
 
-def compress_forward(
-    kv_score_buffer: torch.Tensor,
-    kv_score_input: torch.Tensor,
-    ape: torch.Tensor,
-    indices: torch.Tensor,
-    plan: Union[CompressorDecodePlan, CompressorPrefillPlan, None] = None,
-    extra_data: Optional[torch.Tensor] = None,
-    *,
-    head_dim: int,
-    compress_ratio: Literal[4, 128],
-    out: Optional[torch.Tensor] = None,
-    seq_lens: Optional[torch.Tensor] = None,
-    extend_lens: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    assert head_dim % 128 == 0
-    num_q_tokens = kv_score_input.shape[0]
-    if out is None:
-        out = kv_score_input.new_empty((num_q_tokens, head_dim))
-    if plan is None:
-        assert seq_lens is not None
-        plan = compress_plan(
-            compress_ratio,
-            num_q_tokens,
-            seq_lens,
-            extend_lens,
-            kv_score_input.device,
-        )
-    assert plan.compress_ratio == compress_ratio, "Mismatched compress ratio in plan!"
-    # Online c128: separate JIT module, fp32 state, no compile-time dtypes.
-    if compress_ratio == 128 and envs.SGLANG_OPT_USE_ONLINE_COMPRESS.get():
-        online_module = _jit_compress_128_online_module(head_dim=head_dim)
-        F = online_module.decode if plan.is_decode else online_module.prefill
-        F(kv_score_buffer, kv_score_input, out, ape, indices, *plan[1:], extra_data)
-        return out
-    module = _jit_compress_module(
-        head_dim,
-        kv_score_input.dtype,
-        out.dtype,
-        compress_ratio,
-    )
-    F = module.decode if plan.is_decode else module.prefill
-    F(kv_score_buffer, kv_score_input, out, ape, indices, *plan[1:], extra_data)
-    return out
 
 
-def compress_fused_norm_rope_inplace(
-    kv: torch.Tensor,
-    weight: torch.Tensor,
-    eps: float,
-    freq_cis: torch.Tensor,
-    plan: Union[CompressorDecodePlan, CompressorPrefillPlan],
-) -> None:
-    freq_cis = torch.view_as_real(freq_cis).flatten(-2)
-    module = norm_rope_module(kv.dtype, kv.shape[-1], freq_cis.shape[-1])
-    module.forward(
-        kv,
-        weight,
-        plan[1],
-        freq_cis,
-        int(plan.is_decode),
-        eps,
-        plan.compress_ratio,
-    )
 
 
-def fused_norm_rope_inplace(
-    kv: torch.Tensor,
-    weight: torch.Tensor,
-    eps: float,
-    freq_cis: torch.Tensor,
-    positions: torch.Tensor,
-) -> None:
-    freq_cis = torch.view_as_real(freq_cis).flatten(-2)
-    module = norm_rope_module(kv.dtype, kv.shape[-1], freq_cis.shape[-1])
-    module.forward(
-        kv,
-        weight,
-        positions,
-        freq_cis,
-        2,
-        eps,
-        0,
-    )

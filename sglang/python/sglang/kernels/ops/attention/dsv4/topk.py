@@ -15,17 +15,6 @@ from sglang.kernels.jit.utils import (
 from .utils import make_name
 
 
-@cache_once
-def _jit_topk_v1_module(topk: int):
-    args = make_cpp_args(is_arch_support_pdl())
-    assert topk in (512, 1024), "Only support topk=512 or 1024"
-    return load_jit(
-        make_name(f"topk_v1_{topk}"),
-        *args,
-        cuda_files=["deepseek_v4/topk_v1.cuh"],
-        cuda_wrappers=[("topk_transform", f"TopKKernel<{args}>::transform")],
-        extra_cuda_cflags=[f"-DSGL_TOPK={topk}"],
-    )
 
 
 @cache_once
@@ -42,23 +31,6 @@ def _jit_topk_v2_module():
     )
 
 
-def topk_transform_512(
-    scores: torch.Tensor,
-    seq_lens: torch.Tensor,
-    page_tables: torch.Tensor,
-    out_page_indices: torch.Tensor,
-    page_size: int,
-    out_raw_indices: Optional[torch.Tensor] = None,
-) -> None:
-    if is_hip_runtime():
-        torch.ops.sgl_kernel.deepseek_v4_topk_transform_512(
-            scores, seq_lens, page_tables, out_page_indices, page_size, out_raw_indices
-        )
-    else:
-        module = _jit_topk_v1_module(out_page_indices.shape[1])
-        module.topk_transform(
-            scores, seq_lens, page_tables, out_page_indices, page_size, out_raw_indices
-        )
 
 
 # metadata is (batch+1, 2) int32: row 0 = {cluster_threshold, num_cluster_items};

@@ -375,9 +375,6 @@ class LayerNorm(torch.nn.Module):
         self.norm_before_gate = norm_before_gate
         self.reset_parameters()
 
-    def reset_parameters(self):
-        torch.nn.init.ones_(self.weight)
-        torch.nn.init.zeros_(self.bias)
 
     def forward(self, x, z=None):
         """If z is not None, we do norm(x) * silu(z) if norm_before_gate, else norm(x * silu(z))"""
@@ -418,8 +415,6 @@ class RMSNorm(torch.nn.Module):
         self.norm_before_gate = norm_before_gate
         self.reset_parameters()
 
-    def reset_parameters(self):
-        torch.nn.init.ones_(self.weight)
 
     def forward(self, x, z=None):
         """If z is not None, we do norm(x) * silu(z) if norm_before_gate, else norm(x * silu(z))"""

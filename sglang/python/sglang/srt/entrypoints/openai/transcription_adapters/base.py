@@ -65,16 +65,6 @@ class TranscriptionAdapter(ABC):
         """
         raise NotImplementedError
 
-    @staticmethod
-    def strip_special_tokens(text: str) -> str:
-        """Best-effort scrub of model-specific special-token strings.
-
-        Used as a fallback when ``parse_fused_output`` reports a parse
-        failure (e.g. FSM abort). Default is an identity pass-through;
-        adapters that request generation with ``skip_special_tokens=False``
-        should override to strip their special-token syntax.
-        """
-        return text
 
     @property
     def supports_chunked_streaming(self) -> bool:
@@ -107,12 +97,6 @@ class TranscriptionAdapter(ABC):
         """
         return {}
 
-    def postprocess_text(self, text: str) -> str:
-        """Strip model-specific markers from raw decoded text.
-
-        The default implementation is a no-op pass-through.
-        """
-        return text
 
     @abstractmethod
     def build_verbose_response(

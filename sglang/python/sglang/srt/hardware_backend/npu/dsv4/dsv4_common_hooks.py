@@ -28,78 +28,10 @@ if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req, ScheduleBatch
 
 
-def maybe_write_dsv4_extend(
-    batch: ScheduleBatch,
-    req_pool_indices_cpu: torch.Tensor,
-    prefix_lens_cpu: torch.Tensor,
-    seq_lens_cpu: torch.Tensor,
-    *,
-    c4_state_alloc_offsets: Sequence[int] | torch.Tensor | None = None,
-    c128_state_alloc_offsets: Sequence[int] | torch.Tensor | None = None,
-) -> None:
-    """Post-alloc_extend hook for DSV4. No-op when allocator/pool is not DSV4.
-
-    For each compressed pool (c4 / c128), spreads the flat
-    ``out_c{4,128}_loc`` tensor across requests using per-req extend
-    counts (``seq_lens[i] // ratio - prefix_lens[i] // ratio``) and writes
-    the resulting slot ids into ``req_to_token_c{4,128}[req, prefix:seq]``.
-
-    Also writes ``req_to_token_swa[req, prefix:seq]`` with the swa slots
-    derived from out_full_loc via the SWA index mapping.
-    """
-    # Bundle stashed on batch.out_cache_loc_dsv4 by mem_cache/common.py;
-    # None on CUDA / non-V4 paths → no-op.
-    bundle = batch.out_cache_loc_dsv4
-    if bundle is None:
-        return
-
-    req_to_token_pool = batch.req_to_token_pool
-    if not hasattr(req_to_token_pool, "write_c4"):
-        return  # non-DSV4 pool; skip defensively (shouldn't happen)
-
-    # c4_state / c128_state writes: tail-only. Bundle length is
-    # sum(c{N}_state_alloc_len_i), NOT total raw extend tokens. Normal extend
-    # uses the per-Req low-water marks; reserve callers can pass explicit raw
-    # offsets for the pre-reserved interval.
-    if c4_state_alloc_offsets is None:
-        c4_state_alloc_offsets = [
-            getattr(r, "c4_state_write_offset", getattr(r, "c4_state_alloc_offset", 0))
-            for r in batch.reqs
-        ]
-    if c128_state_alloc_offsets is None:
-        c128_state_alloc_offsets = [
-            getattr(
-                r, "c128_state_write_offset", getattr(r, "c128_state_alloc_offset", 0)
-            )
-            for r in batch.reqs
-        ]
-    _write_dsv4_tables(
-        req_to_token_pool,
-        req_pool_indices_cpu,
-        prefix_lens_cpu,
-        seq_lens_cpu,
-        bundle,
-        c4_state_offsets=c4_state_alloc_offsets,
-        c128_state_offsets=c128_state_alloc_offsets,
-    )
 
 
 
 
-def dsv4_prealloc_kwargs(allocator, req, fill_len, req_to_token_pool, *, device):
-    """Extra ``alloc_extend(_swa_tail)`` kwargs for the DSV4 allocator; ``{}`` for
-    non-DSV4 so callers can splat it unconditionally."""
-    if not hasattr(allocator, "c4_attn_allocator"):
-        return {}
-    return dict(
-        req_pool_indices=torch.tensor(
-            [req.req_pool_idx], dtype=torch.int64, device=device
-        ),
-        dsv4_state_lens=allocator.compute_dsv4_state_lens_extend(
-            [req], [fill_len], [0]
-        ),
-        req_to_token_pool=req_to_token_pool,
-    )
 
 
 def dsv4_unwrap_prealloc(kv_loc, req_to_token_pool, req, prefix_len, fill_len):
@@ -195,80 +127,6 @@ def _write_dsv4_tables(
         )
 
 
-def maybe_write_dsv4_decode(
-    batch: ScheduleBatch,
-    seq_lens_cpu: torch.Tensor,
-    token_per_req: int,
-) -> None:
-    """Post-alloc_decode hook for DSV4. Spreads the new token slot ids
-    (one per req for swa, gated by ratio boundary for c4/c128) into the
-    per-req tables on DSV4NPUReqToTokenPool.
-
-    ``seq_lens_cpu`` is the POST-decode seq len (already incremented by
-    ``token_per_req``); the new compressed tokens go at positions
-    ``[(old_seq) // ratio, (new_seq) // ratio)``.
-    """
-    # Bundle stashed on batch.out_cache_loc_dsv4 by mem_cache/common.py;
-    # None on CUDA / non-V4 paths → no-op.
-    bundle = batch.out_cache_loc_dsv4
-    if bundle is None:
-        return
-
-    req_to_token_pool = batch.req_to_token_pool
-    if not hasattr(req_to_token_pool, "write_c4"):
-        return
-
-    prefix_lens_cpu = (seq_lens_cpu - token_per_req).clamp(min=0)
-    req_pool_indices_cpu = batch.req_pool_indices.cpu()
-
-    _write_per_req_slice(
-        req_to_token_pool.write_swa,
-        req_pool_indices_cpu,
-        prefix_lens_cpu,
-        seq_lens_cpu,
-        bundle.out_swa_loc,
-        ratio=1,
-    )
-    _write_per_req_slice(
-        req_to_token_pool.write_c4,
-        req_pool_indices_cpu,
-        prefix_lens_cpu,
-        seq_lens_cpu,
-        bundle.out_c4_loc,
-        ratio=4,
-    )
-    _write_per_req_slice(
-        req_to_token_pool.write_c128,
-        req_pool_indices_cpu,
-        prefix_lens_cpu,
-        seq_lens_cpu,
-        bundle.out_c128_loc,
-        ratio=128,
-    )
-
-    # State table decode writes: one slot per raw decode token (ratio=1).
-    if bundle.out_c4_state_loc is not None and hasattr(
-        req_to_token_pool, "write_c4_state"
-    ):
-        _write_per_req_slice(
-            req_to_token_pool.write_c4_state,
-            req_pool_indices_cpu,
-            prefix_lens_cpu,
-            seq_lens_cpu,
-            bundle.out_c4_state_loc,
-            ratio=1,
-        )
-    if bundle.out_c128_state_loc is not None and hasattr(
-        req_to_token_pool, "write_c128_state"
-    ):
-        _write_per_req_slice(
-            req_to_token_pool.write_c128_state,
-            req_pool_indices_cpu,
-            prefix_lens_cpu,
-            seq_lens_cpu,
-            bundle.out_c128_state_loc,
-            ratio=1,
-        )
 
 
 def maybe_build_dsv4_verify_bundle(batch: ScheduleBatch, draft_token_num: int):

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Union
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -37,24 +37,11 @@ class EAGLEDraftNpuGraphRunner(EAGLEDraftCudaGraphRunner):
         self._init_arch_map()
         super().__init__(eagle_worker)
 
-    def _init_arch_map(self):
-        self.attr_name: Dict[str, str] = {
-            AttentionArch.MLA: "actual_seq_lengths_kv",
-            AttentionArch.MHA: "context_lens",
-        }
-        self.attr_type: Dict[str, Union[list, torch.Tensor]] = {
-            AttentionArch.MLA: [],
-            AttentionArch.MHA: torch.Tensor(),
-        }
 
     def _cache_loc_dtype(self):
         return torch.int32
 
-    def _get_update_attr_name(self):
-        return self.attr_name[AttentionArch.MLA]
 
-    def _get_update_attr_type(self):
-        return self.attr_type[AttentionArch.MLA]
 
     def can_run_graph(self, forward_batch: ForwardBatch):
         can_run_graph = super().can_run_graph(forward_batch)

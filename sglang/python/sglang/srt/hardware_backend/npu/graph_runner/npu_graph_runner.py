@@ -30,7 +30,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 
@@ -116,53 +116,10 @@ class NPUGraphRunner(DecodeCudaGraphRunner):
             for arch in (model_runner.model_config.hf_config.architectures or [])
         )
 
-    def _init_arch_map(self):
-        if self.is_dllm:
-            self.attr_name: Dict[str, str] = {
-                AttentionArch.MLA: "actual_seq_lengths_kv",
-                AttentionArch.MHA: "actual_seq_lengths_kv",
-                "TARGET_VERIFY": "actual_seq_kvlen",
-            }
-        else:
-            self.attr_name: Dict[str, str] = {
-                AttentionArch.MLA: "actual_seq_lengths_kv",
-                AttentionArch.MHA: "context_lens",
-                "TARGET_VERIFY": "actual_seq_kvlen",
-            }
-        self.attr_type: Dict[str, Union[list, torch.Tensor]] = {
-            AttentionArch.MLA: [],
-            AttentionArch.MHA: torch.Tensor(),
-            "TARGET_VERIFY": [],
-        }
 
 
-    def _capture_graph(self, graph, pool, stream, run_once_fn):
-        if self.enable_torch_compile:
-            skip_guard_context = torch.compiler.set_stance(skip_guard_eval_unsafe=True)
-        else:
-            skip_guard_context = empty_context()
 
-        with (
-            skip_guard_context,
-            torch.npu.graph(
-                graph,
-                pool=pool,
-                stream=stream,
-                auto_dispatch_capture=True,
-            ),
-        ):
-            out = run_once_fn()
-        return out
 
-    def _get_update_attr_name(self):
-        if self.if_use_v2:
-            return self.attr_name["TARGET_VERIFY"]
-        return self.attr_name[AttentionArch.MLA]
-
-    def _get_update_attr_type(self):
-        if self.if_use_v2:
-            return self.attr_type["TARGET_VERIFY"]
-        return self.attr_type[AttentionArch.MLA]
 
 
     def _cache_loc_dtype(self):

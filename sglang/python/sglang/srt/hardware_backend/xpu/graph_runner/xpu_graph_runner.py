@@ -107,20 +107,6 @@ def register_fake_ops():
 class XPUGraphRunner(DecodeCudaGraphRunner):
     """A XPUGraphRunner runs the forward pass of a model with xpu graph and torch.compile."""
 
-    @staticmethod
-    def _apply_xpu_compile_config() -> None:
-        """Apply XPU-specific torch.compile / dynamo settings.
-
-        Called unconditionally before super().__init__() so that the settings
-        are in place regardless of whether --enable-torch-compile is passed.
-        The critical flag is suppress_errors: when the Intel IGC compiler
-        crashes with SIGFPE on certain reduction kernels (ocloc -device bmg
-        returns exit code 245), dynamo falls back to eager for that subgraph
-        instead of propagating the crash.
-        """
-        import torch._dynamo.config
-
-        torch._dynamo.config.suppress_errors = True
 
     def __init__(self, model_runner: ModelRunner):
         assert (

@@ -68,16 +68,6 @@ class SparsePrefillWorkspace:
         self.device = device
         self._buffer: Optional[torch.Tensor] = None
 
-    def get(self, num_tokens: int) -> torch.Tensor:
-        assert num_tokens > 0
-        current_capacity = self._buffer.shape[0] if self._buffer is not None else 0
-        if num_tokens > current_capacity:
-            self._buffer = torch.empty(
-                (num_tokens, 1, WORKSPACE_DIM),
-                dtype=torch.bfloat16,
-                device=self.device,
-            )
-        return self._buffer[:num_tokens]
 
 
 def combined_topk_width(topk: int, window_size: int) -> int:

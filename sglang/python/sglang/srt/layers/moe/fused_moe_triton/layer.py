@@ -8,7 +8,6 @@ from functools import cached_property
 from typing import List, Optional, Tuple
 
 import torch
-from torch.nn.parameter import UninitializedParameter
 
 from sglang.srt.batch_overlap.single_batch_overlap import DownGemmOverlapArgs
 from sglang.srt.batch_overlap.two_batch_overlap import MaybeTboDeepEPDispatcher
@@ -34,9 +33,6 @@ from sglang.srt.layers.moe.kt_ep_wrapper import (
     create_kt_config_from_server_args,
 )
 from sglang.srt.layers.moe.token_dispatcher import CombineInput, DispatchOutput
-from sglang.srt.layers.moe.token_dispatcher.ascend_tp import (
-    AscendTPDispatcher,
-)
 from sglang.srt.layers.moe.token_dispatcher.base import BaseDispatcher
 from sglang.srt.layers.moe.token_dispatcher.flashinfer import FlashinferDispatcher
 from sglang.srt.layers.moe.token_dispatcher.standard import (
@@ -1474,24 +1470,6 @@ class FusedMoE(torch.nn.Module):
             ]
         ]
 
-    @classmethod
-    def make_expert_params_mapping_fused(
-        cls,
-        ckpt_gate_up_proj_name: str,
-        ckpt_down_proj_name: str,
-        ckpt_gate_up_proj_bias_name: str,
-        ckpt_down_proj_bias_name: str,
-    ):
-        return [
-            ("experts.w13_weight", f"experts.{ckpt_gate_up_proj_name}", "w13"),
-            (
-                "experts.w13_weight_bias",
-                f"experts.{ckpt_gate_up_proj_bias_name}",
-                "w13",
-            ),
-            ("experts.w2_weight", f"experts.{ckpt_down_proj_name}", "w2"),
-            ("experts.w2_weight_bias", f"experts.{ckpt_down_proj_bias_name}", "w2"),
-        ]
 
 
     @classmethod
@@ -1529,60 +1507,6 @@ class FusedMoE(torch.nn.Module):
             self.down_gemm_overlap_args = None
             self.meta_overlap_args = None
 
-    def materialize_gguf_weights(self) -> None:
-        """Process weights after loading, especially for GGUF quantization.
-
-        This materializes GGUF UninitializedParameters from their data_containers.
-        """
-
-        for name, param in list(self.named_parameters()):
-            is_gguf_weight = getattr(param, "is_gguf_weight", False)
-
-            if is_gguf_weight and isinstance(param, UninitializedParameter):
-                data_container = getattr(param, "data_container", [])
-                expert_data_map = getattr(param, "expert_data_map", {})
-                tensor_shape = getattr(param, "tensor_shape", None)
-
-                if data_container and tensor_shape:
-                    # Determine the structure from expert_data_map
-                    num_experts = tensor_shape[0]
-
-                    # Collect weights by expert
-                    expert_weights = {}
-                    for (expert_id, shard_id), weight in expert_data_map.items():
-                        if expert_id not in expert_weights:
-                            expert_weights[expert_id] = {}
-                        expert_weights[expert_id][shard_id] = weight
-
-                    # Build the full tensor
-                    if "w13" in name:
-                        # w13 is gate+up fused
-                        weight_list = []
-                        for e in range(num_experts):
-                            if e in expert_weights:
-                                w1 = expert_weights[e].get("w1")
-                                w3 = expert_weights[e].get("w3")
-
-                                if w1 is not None and w3 is not None:
-                                    fused = torch.cat([w1, w3], dim=0)
-                                    weight_list.append(fused)
-
-                        if weight_list:
-                            stacked = torch.stack(weight_list, dim=0)
-                            param.materialize(stacked.shape, dtype=stacked.dtype)
-                            param.data.copy_(stacked)
-                    elif "w2" in name:
-                        # w2 is down projection
-                        weight_list = []
-                        for e in range(num_experts):
-                            if e in expert_weights and "w2" in expert_weights[e]:
-                                w2_weight = expert_weights[e]["w2"]
-                                weight_list.append(w2_weight)
-
-                        if weight_list:
-                            stacked = torch.stack(weight_list, dim=0)
-                            param.materialize(stacked.shape, dtype=stacked.dtype)
-                            param.data.copy_(stacked)
 
 
 @register_custom_op(out_shape="hidden_states")

@@ -79,8 +79,6 @@ class RunnerOutput(ABC):
     @abstractmethod
     def runner_backend(self) -> MoeRunnerBackend: ...
 
-    def runner_backend_is_triton(self) -> TypeGuard[TritonRunnerOutput]:
-        return self.runner_backend == MoeRunnerBackend.TRITON
 
 
 @dataclass

@@ -4,8 +4,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import torch
-import triton
-import triton.language as tl
 
 from sglang.srt.layers.moe.moe_runner.base import (
     MoeQuantInfo,
@@ -23,19 +21,6 @@ if TYPE_CHECKING:
     )
 
 
-@triton.jit
-def _unpack_packed_topk_kernel(packed_ptr, ids_ptr, w_ptr, numel, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < numel
-    packed = tl.load(
-        packed_ptr + offs, mask=mask
-    )  # int32 (id << 16) | bf16-weight-bits
-    tl.store(ids_ptr + offs, packed >> 16, mask=mask)  # expert id (high 16 bits)
-    wbits = (packed & 0xFFFF).to(tl.int16)  # bf16 weight bits (low 16 bits)
-    tl.store(
-        w_ptr + offs, wbits.to(tl.bfloat16, bitcast=True).to(tl.float32), mask=mask
-    )
 
 
 
@@ -77,6 +62,5 @@ class MarlinMoeQuantInfo(MoeQuantInfo):
 
 
 # ===== TO BE REFACTORED ====
-from sglang.srt.lora.marlin_lora_temp import sgl_backend  # noqa: E402,F401
 
 # ===== END TO BE REFACTORED ====

@@ -1,13 +1,7 @@
-from sglang.srt.layers.moe.token_dispatcher.ascend_tp import (
-    AscendTPCombineInput,
-    AscendTPDispatcher,
-    AscendTPDispatchOutput,
-)
 from sglang.srt.layers.moe.token_dispatcher.base import (
     BaseDispatcher,
     BaseDispatcherConfig,
     CombineInput,
-    CombineInputChecker,
     CombineInputFormat,
     DispatchOutput,
     DispatchOutputChecker,
@@ -57,7 +51,6 @@ __all__ = [
     "BaseDispatcher",
     "BaseDispatcherConfig",
     "CombineInput",
-    "CombineInputChecker",
     "CombineInputFormat",
     "DispatchOutput",
     "DispatchOutputFormat",
@@ -87,7 +80,4 @@ __all__ = [
     "DeepEPLLDispatchOutput",
     "DeepEPLLCombineInput",
     "DeepEPNormalCombineInput",
-    "AscendTPDispatcher",
-    "AscendTPDispatchOutput",
-    "AscendTPCombineInput",
 ]

@@ -11,7 +11,6 @@ from typing import (
     OrderedDict,
     Protocol,
     Tuple,
-    TypeGuard,
     runtime_checkable,
 )
 
@@ -20,8 +19,6 @@ import torch
 if TYPE_CHECKING:
     from sglang.srt.batch_overlap.single_batch_overlap import CombineOverlapArgs
     from sglang.srt.layers.moe.token_dispatcher import (
-        AscendTPCombineInput,
-        AscendTPDispatchOutput,
         DeepEPLLCombineInput,
         DeepEPLLDispatchOutput,
         DeepEPNormalCombineInput,
@@ -46,10 +43,6 @@ class _RemovableDispatcherHandle:
         _RemovableDispatcherHandle.next_id += 1
         self.weak_hooks_dict = weakref.ref(hooks_dict)
 
-    def remove(self):
-        hooks_dict = self.weak_hooks_dict()
-        if hooks_dict is not None and self.id in hooks_dict:
-            del hooks_dict[self.id]
 
 
 class DispatcherBaseHooks:
@@ -57,10 +50,6 @@ class DispatcherBaseHooks:
     def __init__(self):
         self.hook_dict = OrderedDict[int, Callable]()
 
-    def register_hook(self, hook_fun: Callable) -> _RemovableDispatcherHandle:
-        handle = _RemovableDispatcherHandle(self.hook_dict)
-        self.hook_dict[handle.id] = hook_fun
-        return handle
 
     def __call__(self, *args, **kwargs) -> Optional[Any]:
         raise NotImplementedError("This method should be overridden by subclasses")
@@ -122,32 +111,13 @@ class _PostCombineHooks(DispatcherBaseHooks):
 
 class DispatchOutputChecker:
 
-    @staticmethod
-    def format_is_standard(
-        dispatch_output: DispatchOutput,
-    ) -> TypeGuard[StandardDispatchOutput]:
-        return dispatch_output.format.is_standard()
-
-    @staticmethod
-    def format_is_triton_kernels(
-        dispatch_output: DispatchOutput,
-    ) -> TypeGuard[StandardDispatchOutput]:
-        return dispatch_output.format.is_standard()
 
 
-    @staticmethod
-    def format_is_deepep_normal(
-        dispatch_output: DispatchOutput,
-    ) -> TypeGuard[DeepEPNormalDispatchOutput]:
-        return dispatch_output.format.is_deepep_normal()
-
-    @staticmethod
-    def format_is_deepep_ll(
-        dispatch_output: DispatchOutput,
-    ) -> TypeGuard[DeepEPLLDispatchOutput]:
-        return dispatch_output.format.is_deepep_ll()
 
 
+
+
+    pass
 
 
 class DispatchOutputFormat(Enum):
@@ -191,27 +161,6 @@ class DispatchOutput(Protocol):
 
 
 # ------------------------------ Combine Input -------------------------------------
-
-
-class CombineInputChecker:
-    @staticmethod
-    def format_is_standard(
-        combine_input: CombineInput,
-    ) -> TypeGuard[StandardCombineInput]:
-        return combine_input.format == CombineInputFormat.STANDARD
-
-
-    @staticmethod
-    def format_is_deepep_normal(
-        combine_input: CombineInput,
-    ) -> TypeGuard[DeepEPNormalCombineInput]:
-        return combine_input.format == CombineInputFormat.DEEPEP_NORMAL
-
-    @staticmethod
-    def format_is_deepep_ll(
-        combine_input: CombineInput,
-    ) -> TypeGuard[DeepEPLLCombineInput]:
-        return combine_input.format == CombineInputFormat.DEEPEP_LL
 
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
@@ -353,18 +352,7 @@ def init_mori_op(
 class CommStreamPool:
     _streams = {}  # key -> torch.cuda.Stream
 
-    @classmethod
-    def _make_key(cls, group):
-        return (torch.cuda.current_device(), id(group))
 
-    @classmethod
-    def get_stream_from_pool(cls, group) -> torch.cuda.Stream:
-        key = cls._make_key(group)
-        stream = cls._streams.get(key)
-        if stream is None:
-            stream = torch.cuda.Stream(priority=0)
-            cls._streams[key] = stream
-        return stream
 
 
 
@@ -434,51 +422,6 @@ class _MoriEPDispatcherImplBase:
             )
         return self._mori_op
 
-    def _apply_dispatch_dtype_override(self):
-        """Apply env var override to fp8_dispatch/fp4_dispatch/fp8_combine flags."""
-        if "SGLANG_MORI_DISPATCH_DTYPE" in os.environ:
-            dispatch_dtype = os.environ["SGLANG_MORI_DISPATCH_DTYPE"].lower()
-            if dispatch_dtype != "auto":
-                if dispatch_dtype == "bf16":
-                    self.dispatch_dtype = DispatchDtype.bf16
-                elif dispatch_dtype == "fp8":
-                    self.dispatch_dtype = DispatchDtype.fp8
-                elif dispatch_dtype == "fp4":
-                    self.dispatch_dtype = DispatchDtype.fp4
-        elif (
-            "SGLANG_MORI_FP8_DISP" in os.environ or "SGLANG_MORI_FP4_DISP" in os.environ
-        ):
-            # Deprecated: will be removed in a future release
-            logger.warning_once(
-                "SGLANG_MORI_FP8_DISP and SGLANG_MORI_FP4_DISP are deprecated "
-                "and will be removed in a future release. "
-                "Use SGLANG_MORI_DISPATCH_DTYPE=auto|bf16|fp8|fp4 instead."
-            )
-            if get_bool_env_var("SGLANG_MORI_FP8_DISP", "False"):
-                self.dispatch_dtype = DispatchDtype.fp8
-            if get_bool_env_var("SGLANG_MORI_FP4_DISP", "False"):
-                self.dispatch_dtype = DispatchDtype.fp4
-
-        if "SGLANG_MORI_COMBINE_DTYPE" in os.environ:
-            combine_dtype = os.environ["SGLANG_MORI_COMBINE_DTYPE"].lower()
-            if combine_dtype != "auto":
-                if combine_dtype == "fp8":
-                    self.combine_dtype = CombineDtype.fp8
-                elif combine_dtype == "bf16":
-                    self.combine_dtype = CombineDtype.bf16
-                elif combine_dtype == "fp8_direct_cast":
-                    self.combine_dtype = CombineDtype.fp8_direct_cast
-                elif combine_dtype == "fp4":
-                    self.combine_dtype = CombineDtype.fp4
-        elif "SGLANG_MORI_FP8_COMB" in os.environ:
-            # Deprecated: will be removed in a future release
-            logger.warning_once(
-                "SGLANG_MORI_FP8_COMB is deprecated "
-                "and will be removed in a future release. "
-                "Use SGLANG_MORI_COMBINE_DTYPE=auto|bf16|fp8|fp4|fp8_direct_cast instead."
-            )
-            if get_bool_env_var("SGLANG_MORI_FP8_COMB", "False"):
-                self.combine_dtype = CombineDtype.fp8
 
     def dispatch_a(
         self,
@@ -501,34 +444,9 @@ class _MoriEPDispatcherImplBase:
     def combine_b(self, *args, **kwargs):
         raise NotImplementedError
 
-    def set_quant_config(self, quant_config: dict) -> None:
-        self.quant_config = quant_config
-        # Auto-detect dispatch quantization from weight dtype
-        weight_dtype = quant_config.get("weight_dtype", None)
-        if weight_dtype in (torch.float8_e4m3fn, torch.float8_e4m3fnuz):
-            self.dispatch_dtype = DispatchDtype.fp8
-            self.combine_dtype = CombineDtype.bf16
-        elif weight_dtype == torch.float4_e2m1fn_x2:
-            self.dispatch_dtype = DispatchDtype.fp4
-            self.combine_dtype = CombineDtype.fp8
-        else:
-            self.dispatch_dtype = DispatchDtype.bf16
-            self.combine_dtype = CombineDtype.bf16
-        # Apply env var override immediately so dispatch_a sees correct flags
-        self._apply_dispatch_dtype_override()
 
-    def set_overlap_args(
-        self, combine_overlap_args: CombineOverlapArgs, meta_overlap_args: dict
-    ) -> None:
-        self.overlap_args = combine_overlap_args
-        self.meta_overlap_args = meta_overlap_args
 
-    def clear_overlap_args(self) -> None:
-        self.overlap_args = None
-        self.meta_overlap_args = None
 
-    def _combine_kwargs(self, hidden_states: torch.Tensor) -> dict:
-        return {}
 
 
 class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
@@ -544,13 +462,6 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
         if self.enable_dual_stream:
             self._comm_stream = CommStreamPool.get_stream_from_pool(self.group)
 
-    def _capture_event_if_async(self) -> Optional[torch.cuda.Event]:
-        assert self.enable_dual_stream, "dual stream must be enabled"
-        if not self.async_finish:
-            return None
-        ev = torch.cuda.Event(blocking=False, interprocess=False)
-        ev.record(torch.cuda.current_stream())
-        return ev
 
     def dispatch_a(
         self,
@@ -647,102 +558,6 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
             out_dtype=output_dtype,
         )
 
-    def _dispatch_core(
-        self,
-        hidden_states: torch.Tensor,
-        topk_weights: torch.Tensor,
-        topk_ids: torch.Tensor,
-        scale: Optional[torch.Tensor] = None,
-        previous_event: Optional[torch.cuda.Event] = None,
-    ):
-        done_event: Optional[torch.cuda.Event] = None
-
-        record = _should_record_expert_distribution()
-
-        if self._comm_stream:
-            compute_stream = torch.cuda.current_stream()
-            comm_stream = self._comm_stream  # comm stream
-
-            for t in (hidden_states, topk_weights, topk_ids):
-                t.record_stream(comm_stream)
-            if scale is not None:
-                scale.record_stream(comm_stream)
-
-            with torch.cuda.stream(comm_stream):
-                # if (previous_event) stream_wait(comm_stream, previous_event)
-                # else stream_wait(comm_stream, compute_stream)
-
-                if previous_event is not None:
-                    comm_stream.wait_event(previous_event)
-                else:
-                    comm_stream.wait_stream(compute_stream)
-
-                dispatch_fn = (
-                    self.mori_op.dispatch_send
-                    if self.enable_sdma
-                    else self.mori_op.dispatch
-                )
-                (
-                    packed_recv_hidden,
-                    recv_topk_weights,
-                    recv_scales,
-                    recv_topk_ids,
-                    packed_recv_count,
-                ) = dispatch_fn(
-                    hidden_states,
-                    topk_weights,
-                    scale,
-                    topk_ids,
-                    call_local_expert_count=record,
-                )
-                if self.enable_sdma:
-                    self.mori_op.dispatch_recv()
-
-                if self.async_finish:
-                    done_event = torch.cuda.Event(blocking=False, interprocess=False)
-                    done_event.record(comm_stream)
-                else:
-                    compute_stream.wait_stream(comm_stream)
-
-            for t in (
-                packed_recv_hidden,
-                recv_topk_weights,
-                recv_scales,
-                recv_topk_ids,
-            ):
-                if t is not None:
-                    t.record_stream(comm_stream)
-        else:
-
-            (
-                packed_recv_hidden,
-                recv_topk_weights,
-                recv_scales,
-                recv_topk_ids,
-                packed_recv_count,
-            ) = self.mori_op.dispatch(
-                hidden_states,
-                topk_weights,
-                scale,
-                topk_ids,
-                call_local_expert_count=record,
-            )
-
-        # mori local_expert_count is a GPU tensor; route it through the
-        # low_latency hook only when the recorder is actually active.
-        if record:
-            get_global_expert_distribution_recorder().on_deepep_dispatch_low_latency(
-                self.mori_op.local_expert_count
-            )
-
-        return (
-            packed_recv_hidden,
-            recv_topk_weights,
-            recv_scales,
-            recv_topk_ids,
-            packed_recv_count,
-            done_event,
-        )
 
     def combine_a(
         self,
@@ -764,55 +579,6 @@ class _MoriEPDispatcherImplNormal(_MoriEPDispatcherImplBase):
 
         return hidden_states
 
-    def _combine_core(
-        self,
-        hidden_states: torch.Tensor,
-        topk_ids: torch.Tensor,
-        topk_weights: torch.Tensor,
-        previous_event: Optional[torch.cuda.Event],
-    ):
-        done_event: Optional[torch.cuda.Event] = None
-
-        if self._comm_stream:
-            compute_stream = torch.cuda.current_stream()
-            comm_stream = self._comm_stream
-
-            for t in (hidden_states, topk_ids, topk_weights):
-                t.record_stream(comm_stream)
-
-            with torch.cuda.stream(comm_stream):
-                if previous_event is not None:
-                    comm_stream.wait_event(previous_event)
-                else:
-                    comm_stream.wait_stream(compute_stream)
-
-                combine_fn = (
-                    self.mori_op.combine_send
-                    if self.enable_sdma
-                    else self.mori_op.combine
-                )
-                combine_kwargs = self._combine_kwargs(hidden_states)
-                combined_hidden_states = combine_fn(
-                    hidden_states, None, topk_ids, **combine_kwargs
-                )[0]
-                if self.enable_sdma:
-                    self.mori_op.combine_recv()
-
-                if self.async_finish:
-                    done_event = torch.cuda.Event(blocking=False, interprocess=False)
-                    done_event.record(comm_stream)
-                else:
-                    compute_stream.wait_stream(comm_stream)
-
-            combined_hidden_states.record_stream(comm_stream)
-
-        else:
-            combine_kwargs = self._combine_kwargs(hidden_states)
-            combined_hidden_states = self.mori_op.combine(
-                hidden_states, None, topk_ids, **combine_kwargs
-            )[0]
-
-        return combined_hidden_states, done_event
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -935,30 +701,6 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
             out_dtype=output_dtype,
         )
 
-    def _dispatch_core(
-        self,
-        hidden_states: torch.Tensor,
-        topk_weights: torch.Tensor,
-        topk_ids: torch.Tensor,
-        scale: Optional[torch.Tensor] = None,
-    ):
-        ##TODO(billishyahao): add assertion here to check async
-
-        (
-            packed_recv_hidden,
-            recv_topk_weights,
-            recv_scales,
-            recv_topk_ids,
-            packed_recv_count,
-        ) = self.mori_op.dispatch_send(hidden_states, topk_weights, scale, topk_ids)
-
-        return (
-            packed_recv_hidden,
-            recv_topk_weights,
-            recv_scales,
-            recv_topk_ids,
-            packed_recv_count,
-        )
 
     def combine_a(
         self,
@@ -981,18 +723,6 @@ class _MoriEPDispatcherImplLowLatency(_MoriEPDispatcherImplBase):
 
         return hidden_states[0]
 
-    def _combine_core(
-        self,
-        hidden_states: torch.Tensor,
-        topk_ids: torch.Tensor,
-        topk_weights: torch.Tensor,
-        overlap_args: Optional[CombineOverlapArgs] = None,
-    ):
-        combined_hidden_states = self.mori_op.combine_send(
-            hidden_states, None, topk_ids
-        )
-
-        return combined_hidden_states
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -1079,23 +809,7 @@ class MoriEPDispatcher(BaseDispatcher):
         ret = self.dispatch_b()
         return ret
 
-    def dispatch_a(
-        self,
-        hidden_states: torch.Tensor,
-        topk_output: TopKOutput,
-    ):
-        self._update_stage(_Stage.INITIAL, _Stage.AFTER_DISPATCH_A)
-        inner_state = self._get_impl().dispatch_a(
-            hidden_states=hidden_states,
-            topk_output=topk_output,
-        )
-        self._dispatch_intermediate_state = inner_state
 
-    def dispatch_b(self):
-        self._update_stage(_Stage.AFTER_DISPATCH_A, _Stage.AFTER_DISPATCH_B)
-        inner_state = self._dispatch_intermediate_state
-        del self._dispatch_intermediate_state
-        return self._get_impl().dispatch_b(*inner_state)
 
     def combine(
         self,
@@ -1105,38 +819,9 @@ class MoriEPDispatcher(BaseDispatcher):
         hidden_states = self.combine_b()
         return hidden_states[: self._num_tokens]
 
-    def combine_a(
-        self,
-        combine_input: CombineInput,
-    ):
-        hidden_states, topk_ids, topk_weights = combine_input
-        self._update_stage(_Stage.AFTER_DISPATCH_B, _Stage.AFTER_COMBINE_A)
-        inner_state = self._get_impl().combine_a(
-            hidden_states=hidden_states,
-            topk_ids=topk_ids,
-            topk_weights=topk_weights,
-        )
-        self._combine_intermediate_state = inner_state
 
-    def combine_b(self):
-        self._update_stage(_Stage.AFTER_COMBINE_A, _Stage.INITIAL)
-        inner_state = self._combine_intermediate_state
-        del self._combine_intermediate_state
-        return self._get_impl().combine_b(*inner_state)
 
-    def _get_impl(self) -> _MoriEPDispatcherImplBase:
-        is_extend_in_batch = get_is_extend_in_batch()
-        resolved_deepep_mode = self.deepep_mode.resolve(is_extend_in_batch)
-        if resolved_deepep_mode == DeepEPMode.NORMAL:
-            return self._normal_dispatcher
-        elif resolved_deepep_mode == DeepEPMode.LOW_LATENCY:
-            return self._low_latency_dispatcher
-        else:
-            raise ValueError(f"Invalid deepep_mode: {self.deepep_mode}")
 
-    def _update_stage(self, old_stage, new_stage):
-        assert self._stage == old_stage
-        self._stage = new_stage
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -1165,5 +850,3 @@ class MoriEPDispatcher(BaseDispatcher):
         if self.deepep_mode.enable_normal():
             self._normal_dispatcher.clear_overlap_args()
 
-    def register_deepep_dispatch_hook(self, hook):
-        return self._deepep_dispatch_hooks.register_hook(hook)

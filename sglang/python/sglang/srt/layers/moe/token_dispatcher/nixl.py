@@ -26,7 +26,6 @@ from sglang.srt.layers.moe.utils import DeepEPMode
 from sglang.srt.runtime_context import get_parallel
 
 try:
-    from nixl_ep import Buffer
 
     use_nixl = True
 except ImportError:
@@ -42,149 +41,11 @@ class NixlEPBuffer:
     """Managing facade for the process-wide NIXL EP buffer; the state itself
     lives on ``ctx.resources``."""
 
-    @classmethod
-    def _state(cls):
-        from types import SimpleNamespace
 
-        from sglang.srt.runtime_context import get_resources
 
-        buffers = get_resources().buffers
-        state = buffers.get("nixl_ep_state")
-        if state is None:
-            state = SimpleNamespace(
-                buffer=None,
-                hidden_size=None,
-                num_max_dispatch_tokens_per_rank=None,
-                num_experts=None,
-                num_local_experts=None,
-                connected_ep_size=None,
-                scale_to=None,
-                dispatch_ep_size=None,
-            )
-            buffers["nixl_ep_state"] = state
-        return state
 
-    @classmethod
-    def on_scale(cls, from_ep_size: int, to_ep_size: int) -> None:
-        """Schedule connections for newly admitted ranks."""
-        state = cls._state()
-        state.scale_to = to_ep_size
-        state.dispatch_ep_size = to_ep_size
-        logger.debug(
-            "[Elastic EP][nixl] scheduling rank connections: old_ep_size=%d "
-            "new_ep_size=%d",
-            from_ep_size,
-            to_ep_size,
-        )
 
-    @classmethod
-    def _connect_ranks(cls, state, ranks: list, *, tag: str) -> None:
-        current_store = get_global_tcp_store()
-        if current_store is not None:
-            state.buffer.set_tcp_store_group(current_store)
 
-        state.buffer.connect_ranks(ranks)
-        logger.debug(
-            "[Elastic EP][nixl] connect (%s) ranks=%s group_size=%s",
-            tag,
-            ranks,
-            state.buffer.group_size,
-        )
-
-    @classmethod
-    def _update_connections(cls, state, scale_to: int) -> None:
-        new_ranks = list(range(state.connected_ep_size, scale_to))
-        cls._connect_ranks(state, new_ranks, tag="update")
-        state.connected_ep_size = scale_to
-
-    @classmethod
-    def get_nixl_buffer(
-        cls,
-        group: dist.ProcessGroup,
-        hidden_size: int,
-        deepep_mode: DeepEPMode,
-        num_max_dispatch_tokens_per_rank: int = -1,
-        num_experts: int = -1,
-        num_local_experts: int = -1,
-    ):
-        state = cls._state()
-        if state.buffer is not None:
-            if (
-                state.scale_to is not None
-                and state.connected_ep_size is not None
-                and state.scale_to > state.connected_ep_size
-            ):
-                cls._update_connections(state, state.scale_to)
-            return state.buffer
-
-        state.hidden_size = hidden_size
-        state.num_max_dispatch_tokens_per_rank = num_max_dispatch_tokens_per_rank
-        state.num_experts = num_experts
-        state.num_local_experts = num_local_experts
-
-        rank = dist.get_rank(group)
-        world_size = dist.get_world_size(group)
-        # Joiner-local ranks are offset into the expanded global rank space.
-        offset = ElasticEPStateManager.get_ep_join_rank_offset()
-        global_rank = rank + offset
-
-        max_ep_size = get_parallel().max_ep_size or world_size
-        nixl_max_ranks = max_ep_size
-
-        num_rdma_bytes = 0
-        if deepep_mode.enable_normal():
-            raise NotImplementedError("Normal mode is not supported for Nixl EP yet.")
-        if deepep_mode.enable_low_latency():
-            assert num_max_dispatch_tokens_per_rank != -1
-            assert num_experts > 0 and num_local_experts > 0
-            max_num_global_experts = nixl_max_ranks * num_local_experts
-            num_rdma_bytes = Buffer.get_rdma_size_hint(
-                num_max_dispatch_tokens_per_rank,
-                hidden_size,
-                nixl_max_ranks,
-                max_num_global_experts,
-            )
-
-        tcp_store = get_global_tcp_store()
-        if tcp_store is None:
-            raise RuntimeError(
-                "Global TCPStore is not initialized. "
-                "Make sure init_distributed_environment was called before using NIXL EP."
-            )
-
-        logger.info(
-            f"Using NIXL EP (world_size={world_size}, max_ep_size={max_ep_size}, "
-            f"rank={rank}, global_rank={global_rank}, offset={offset}, "
-            f"num_experts={state.num_experts}, "
-            f"num_experts_per_rank={state.num_local_experts}) "
-        )
-
-        state.buffer = Buffer(
-            rank=global_rank,
-            tcp_store_group=tcp_store,
-        )
-
-        state.buffer.update_memory_buffers(
-            num_ranks=nixl_max_ranks,
-            num_experts_per_rank=state.num_local_experts,
-            num_rdma_bytes=num_rdma_bytes,
-        )
-        initial_ep_size = offset + world_size
-        scale_to = max(initial_ep_size, state.scale_to or 0)
-        cls._connect_ranks(state, list(range(scale_to)), tag="initial")
-        state.connected_ep_size = scale_to
-        state.scale_to = scale_to
-        state.dispatch_ep_size = scale_to
-        return state.buffer
-
-    @classmethod
-    def clean_buffer(cls):
-        state = cls._state()
-        state.buffer.clean_buffer(
-            state.num_max_dispatch_tokens_per_rank,
-            state.hidden_size,
-            state.num_experts,
-        )
 
 
 class _NixlEPDispatcherImplBase:
@@ -238,12 +99,7 @@ class _NixlEPDispatcherImplBase:
         self.overlap_args = None
         self.meta_overlap_args = None
 
-    def set_quant_config(self, quant_config: dict) -> None:
-        self.quant_config = quant_config
 
-    def set_overlap_args(self, combine_overlap_args, meta_overlap_args) -> None:
-        self.overlap_args = combine_overlap_args
-        self.meta_overlap_args = meta_overlap_args
 
     def dispatch_a(
         self,
@@ -345,35 +201,6 @@ class _NixlEPDispatcherImpl(_NixlEPDispatcherImplBase):
         )
         return nixl_output
 
-    def _dispatch_core(
-        self,
-        hidden_states: torch.Tensor,
-        topk_idx: torch.Tensor,
-    ):
-        use_fp8 = not envs.SGLANG_NIXL_EP_BF16_DISPATCH.get()
-
-        buffer = self._get_buffer()
-        state = NixlEPBuffer._state()
-        dispatch_ep_size = state.dispatch_ep_size
-        num_local_experts = state.num_local_experts
-        assert dispatch_ep_size is not None and num_local_experts is not None
-        nixl_num_experts = num_local_experts * dispatch_ep_size
-        packed_recv_hidden, self.packed_recv_count, self.handle, event, hook = (
-            buffer.dispatch(
-                hidden_states,
-                topk_idx,
-                self.num_max_dispatch_tokens_per_rank,
-                nixl_num_experts,
-                use_fp8=use_fp8,
-                async_finish=not self.return_recv_hook,
-                return_recv_hook=self.return_recv_hook,
-                round_scale=deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM
-                and deep_gemm_wrapper.DEEPGEMM_BLACKWELL,
-                use_ue8m0=deep_gemm_wrapper.ENABLE_JIT_DEEPGEMM
-                and deep_gemm_wrapper.DEEPGEMM_BLACKWELL,
-            )
-        )
-        return packed_recv_hidden, self.packed_recv_count, event, hook
 
     def combine_a(
         self,
@@ -392,30 +219,6 @@ class _NixlEPDispatcherImpl(_NixlEPDispatcherImplBase):
         hook() if self.return_recv_hook else event.current_stream_wait()
         return hidden_states
 
-    def _combine_core(
-        self,
-        hidden_states: torch.Tensor,
-        topk_ids: torch.Tensor,
-        topk_weights: torch.Tensor,
-    ):
-        buffer = self._get_buffer()
-
-        combined_hidden_states, event, hook = buffer.combine(
-            x=hidden_states,
-            topk_idx=topk_ids,
-            topk_weights=topk_weights,
-            handle=self.handle,
-            async_finish=not self.return_recv_hook,
-            return_recv_hook=self.return_recv_hook,
-        )
-        if self._mask_buffer is not None:
-            buffer.query_mask_buffer(self._mask_buffer)
-
-            n = ElasticEPStateManager.get_effective_ep_size()
-            self.active_ranks[:n].copy_(1 - self._mask_buffer[:n])
-
-        self.packed_recv_count = self.handle = None
-        return combined_hidden_states, event, hook
 
     def _get_buffer(self):
         return NixlEPBuffer.get_nixl_buffer(
@@ -481,23 +284,7 @@ class NixlEPDispatcher(BaseDispatcher):
         ret = self.dispatch_b()
         return ret
 
-    def dispatch_a(
-        self,
-        hidden_states: torch.Tensor,
-        topk_output: TopKOutput,
-    ):
-        self._update_stage(_Stage.INITIAL, _Stage.AFTER_DISPATCH_A)
-        inner_state = self._get_impl().dispatch_a(
-            hidden_states=hidden_states,
-            topk_output=topk_output,
-        )
-        self._dispatch_intermediate_state = inner_state
 
-    def dispatch_b(self):
-        self._update_stage(_Stage.AFTER_DISPATCH_A, _Stage.AFTER_DISPATCH_B)
-        inner_state = self._dispatch_intermediate_state
-        del self._dispatch_intermediate_state
-        return self._get_impl().dispatch_b(*inner_state)
 
     def combine(
         self,
@@ -507,34 +294,8 @@ class NixlEPDispatcher(BaseDispatcher):
         ret = self.combine_b()
         return ret
 
-    def combine_a(
-        self,
-        combine_input: CombineInput,
-    ):
-        hidden_states, topk_ids, topk_weights = combine_input
-        self._update_stage(_Stage.AFTER_DISPATCH_B, _Stage.AFTER_COMBINE_A)
-        inner_state = self._get_impl().combine_a(
-            hidden_states=hidden_states,
-            topk_ids=topk_ids,
-            topk_weights=topk_weights,
-        )
-        self._combine_intermediate_state = inner_state
 
-    def combine_b(self):
-        self._update_stage(_Stage.AFTER_COMBINE_A, _Stage.INITIAL)
-        inner_state = self._combine_intermediate_state
-        del self._combine_intermediate_state
-        return self._get_impl().combine_b(*inner_state)
 
-    def _get_impl(self) -> _NixlEPDispatcherImplBase:
-        is_extend_in_batch = get_is_extend_in_batch()
-        resolved_deepep_mode = self.deepep_mode.resolve(is_extend_in_batch)
-        if resolved_deepep_mode == DeepEPMode.NORMAL:
-            raise NotImplementedError("Normal mode is not supported for Nixl EP yet.")
-        elif resolved_deepep_mode == DeepEPMode.LOW_LATENCY:
-            return self._low_latency_dispatcher
-        else:
-            raise ValueError(f"Invalid deepep_mode: {self.deepep_mode}")
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -548,6 +309,3 @@ class NixlEPDispatcher(BaseDispatcher):
                 combine_overlap_args, meta_overlap_args
             )
 
-    def _update_stage(self, old_stage, new_stage):
-        assert self._stage == old_stage
-        self._stage = new_stage

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 
 from sglang.kernels.ops.quantization.awq_triton import (
-    awq_dequantize_decomposition,
     awq_dequantize_triton,
 )
 
@@ -13,8 +12,6 @@ from .awq import (
     AWQMoEMethod,
 )
 from .schemes import (
-    AWQAscendLinearScheme,
-    AWQAscendMoEScheme,
     AWQLinearScheme,
     AWQMarlinLinearScheme,
     AWQMoEScheme,
@@ -28,9 +25,6 @@ __all__ = [
     "AWQMoEMethod",
     "AWQLinearScheme",
     "AWQMarlinLinearScheme",
-    "AWQAscendLinearScheme",
     "AWQMoEScheme",
-    "AWQAscendMoEScheme",
     "awq_dequantize_triton",
-    "awq_dequantize_decomposition",
 ]

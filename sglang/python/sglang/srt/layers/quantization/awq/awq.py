@@ -26,8 +26,6 @@ from sglang.srt.layers.quantization.utils import get_scalar_types
 from sglang.srt.utils.patch_torch import register_fake_if_exists
 
 from .schemes import (
-    AWQAscendLinearScheme,
-    AWQAscendMoEScheme,
     AWQIntelAMXLinearScheme,
     AWQIntelAMXMoEScheme,
     AWQLinearScheme,
@@ -141,18 +139,7 @@ class AWQConfig(QuantizationConfig):
             return AWQLinearMethod(self)
         return None
 
-    def get_linear_scheme(self, layer: torch.nn.Module):
-        assert isinstance(layer, LinearBase)
-        # TODO: move platform-specific AWQ scheme selection into the platform
-        # plugin factory once quantization hooks are available there.
-        return AWQLinearScheme(self)
 
-    def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        # This is currently only reached by the NPU path in get_quant_method.
-        raise NotImplementedError("AWQConfig only supports MoE scheme on NPU.")
 
 
 class AWQCPUConfig(AWQConfig):

@@ -2,7 +2,6 @@
 
 from .gptq import (
     CPUGPTQConfig,
-    GPTQAscendConfig,
     GPTQConfig,
     GPTQLinearMethod,
     GPTQMarlinConfig,
@@ -12,18 +11,15 @@ from .gptq import (
     check_marlin_format,
 )
 from .schemes import (
-    GPTQAscendLinearScheme,
     GPTQIntelAMXLinearScheme,
     GPTQIntelAMXMoEScheme,
     GPTQLinearScheme,
     GPTQMarlinLinearScheme,
     GPTQMarlinMoEScheme,
-    GPTQMoEAscendScheme,
-)
+    )
 
 __all__ = [
     "GPTQConfig",
-    "GPTQAscendConfig",
     "CPUGPTQConfig",
     "GPTQMarlinConfig",
     "GPTQLinearMethod",
@@ -31,11 +27,9 @@ __all__ = [
     "GPTQMarlinLinearMethod",
     "GPTQMarlinMoEMethod",
     "GPTQLinearScheme",
-    "GPTQAscendLinearScheme",
     "GPTQIntelAMXLinearScheme",
     "GPTQIntelAMXMoEScheme",
     "GPTQMarlinLinearScheme",
-    "GPTQMoEAscendScheme",
     "GPTQMarlinMoEScheme",
     "check_marlin_format",
 ]

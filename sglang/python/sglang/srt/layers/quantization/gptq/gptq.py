@@ -21,14 +21,12 @@ from sglang.srt.layers.quantization.utils import (
 from sglang.srt.utils.patch_torch import register_fake_if_exists
 
 from .schemes import (
-    GPTQAscendLinearScheme,
     GPTQIntelAMXLinearScheme,
     GPTQIntelAMXMoEScheme,
     GPTQLinearScheme,
     GPTQMarlinLinearScheme,
     GPTQMarlinMoEScheme,
-    GPTQMoEAscendScheme,
-)
+    )
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher import (
@@ -180,51 +178,9 @@ class GPTQConfig(QuantizationConfig):
             self, layer, prefix=prefix, linear_method_cls=GPTQLinearMethod
         )
 
-    def get_linear_scheme(self, layer: torch.nn.Module):
-        return GPTQLinearScheme(self)
-
-    def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        raise NotImplementedError("GPTQConfig does not support MoE.")
 
 
-class GPTQAscendConfig(GPTQConfig):
-    """Config class for GPTQ on Ascend NPU."""
 
-    @classmethod
-    def get_supported_act_dtypes(cls) -> List[torch.dtype]:
-        return [torch.half, torch.bfloat16]
-
-    @classmethod
-    def get_min_capability(cls) -> int:
-        raise NotImplementedError(
-            'NPU hardware does not support "get_min_capability" feature.'
-        )
-
-    def get_quant_method(
-        self, layer: torch.nn.Module, prefix: str
-    ) -> Optional[LinearMethodBase]:
-        from sglang.srt.layers.linear import LinearBase
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        if isinstance(layer, FusedMoE):
-            layer.scheme = self.get_moe_scheme(layer)
-            return GPTQMoEMethod(self)
-        if isinstance(layer, LinearBase):
-            layer.scheme = self.get_linear_scheme(layer)
-            return GPTQLinearMethod(self)
-        return None
-
-    def get_linear_scheme(self, layer: torch.nn.Module):
-        return GPTQAscendLinearScheme(self)
-
-    def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        return GPTQMoEAscendScheme(self)
 
 
 class CPUGPTQConfig(GPTQConfig):

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import logging
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union, cast
 
 import torch
 
@@ -14,17 +13,6 @@ from sglang.srt.layers.moe.utils import MoeRunnerBackend, get_moe_runner_backend
 from sglang.srt.layers.quantization.base_config import (
     FusedMoEMethodBase,
     QuantizationConfig,
-)
-from sglang.srt.layers.quantization.modelslim.schemes import (
-    ModelSlimMXFP4Scheme,
-    ModelSlimMXFP4W4A8Scheme,
-    ModelSlimMXFP8MoEScheme,
-    ModelSlimMXFP8Scheme,
-    ModelSlimW4A4Int4,
-    ModelSlimW4A4Int4MoE,
-    ModelSlimW4A8Int8MoE,
-    ModelSlimW8A8Int8,
-    ModelSlimW8A8Int8MoE,
 )
 from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
 from sglang.srt.utils import apply_module_patch
@@ -198,158 +186,8 @@ class ModelSlimConfig(QuantizationConfig):
             return ModelSlimFusedMoEMethod(self)
         return None
 
-    def get_linear_scheme(
-        self, layer: torch.nn.Module, prefix: Optional[str] = None
-    ) -> Optional[ModelSlimLinearScheme]:
-        """
-        get_scheme method adjusted for modelslim, taken from
-        python/sglang/srt/layers/quantization/compressed_tensors/compressed_tensors.py
-        """
 
-        linear_quant_schemes = [
-            ("W4A4_DYNAMIC", ModelSlimW4A4Int4),
-            ("W8A8", ModelSlimW8A8Int8),
-            ("W8A8_DYNAMIC", ModelSlimW8A8Int8),
-            ("W8A8_MXFP8", ModelSlimMXFP8Scheme),
-            ("W4A8_MXFP", ModelSlimMXFP4W4A8Scheme),
-            ("W4A4_MXFP4", ModelSlimMXFP4Scheme),
-        ]
 
-        quant_schemes = [self.quant_description.get(prefix + ".weight", "")]
-
-        for scheme_name, scheme_class in linear_quant_schemes:
-            if any(s == scheme_name for s in quant_schemes):
-                logger.info_once(f"Using {scheme_class.__name__}")
-                return scheme_class(quant_config=self.quant_description, prefix=prefix)
-
-        logger.warning(
-            f"Unsupported Linear modelslim scheme: "
-            f"{quant_schemes} in layer: {prefix}"
-        )
-        return None
-
-    def get_moe_scheme(
-        self,
-        layer: torch.nn.Module,
-        prefix: str,
-    ):
-        moe_quant_schemes = [
-            ("W4A4_DYNAMIC", ModelSlimW4A4Int4MoE),
-            ("W4A8_DYNAMIC", ModelSlimW4A8Int8MoE),
-            ("W8A8_DYNAMIC", ModelSlimW8A8Int8MoE),
-            ("W8A8_MXFP8", ModelSlimMXFP8MoEScheme),
-        ]
-
-        # Try multiple naming conventions:
-        #   (gate_proj, up_proj, down_proj) – standard compressed-tensors format
-        #   (w1, w3, w2)                      – MiniMax-M2.5 / some other models
-        naming_conventions = [
-            ("gate_proj", "up_proj", "down_proj"),
-            ("w1", "w3", "w2"),
-        ]
-
-        w13_scheme_name = None
-        w2_scheme_name = None
-        for gate_name, up_name, down_name in naming_conventions:
-            w13_keys = [
-                f"{prefix}.0.{gate_name}.weight",
-                f"{prefix}.0.{up_name}.weight",
-            ]
-            w2_key = f"{prefix}.0.{down_name}.weight"
-            w13_entries = {
-                key: self.quant_description[key]
-                for key in w13_keys
-                if key in self.quant_description
-            }
-            if w13_entries and w2_key in self.quant_description:
-                w13_names = list(w13_entries.values())
-                # For w13, both projections must agree on the scheme
-                unique_w13 = set(w13_names)
-                if len(unique_w13) > 1:
-                    raise ValueError(
-                        f"Mismatched ModelSlim quantization for W13 in layer {prefix}: "
-                        f"{w13_entries}"
-                    )
-                w13_scheme_name = w13_names[0]
-                w2_scheme_name = self.quant_description[w2_key]
-                break
-
-        if w13_scheme_name is None:
-            # Build a helpful error message listing all attempted key patterns
-            all_attempted = []
-            for gate_name, up_name, down_name in naming_conventions:
-                w13_keys = [
-                    f"{prefix}.0.{gate_name}.weight",
-                    f"{prefix}.0.{up_name}.weight",
-                ]
-                w2_key = f"{prefix}.0.{down_name}.weight"
-                w13_found = any(k in self.quant_description for k in w13_keys)
-                w2_found = w2_key in self.quant_description
-                status = (
-                    f"({gate_name}/{up_name}={'found' if w13_found else 'missing'}, "
-                    f"{down_name}={'found' if w2_found else 'missing'})"
-                )
-                all_attempted.append(status)
-            raise ValueError(
-                f"Missing ModelSlim MoE quantization description for layer {prefix}: "
-                + "; ".join(all_attempted)
-            )
-
-        # Map scheme names to classes
-        scheme_map = dict(
-            moe_quant_schemes
-        )  # dict: "W4A4_DYNAMIC" -> ModelSlimW4A4Int4MoE, etc.
-
-        # Instantiate the schemes
-        def instantiate(name, weight_group):
-            cls = scheme_map.get(name)
-            if cls is None:
-                logger.warning(f"Unsupported scheme '{name}' for layer {prefix}")
-                return None
-            return cls(self, weight_group)
-
-        w13_scheme = instantiate(w13_scheme_name, weight_group="w13")
-        w2_scheme = instantiate(w2_scheme_name, weight_group="w2")
-        if w13_scheme is None or w2_scheme is None:
-            raise ValueError(
-                f"Unsupported ModelSlim MoE schemes for layer {prefix}: "
-                f"W13='{w13_scheme_name}', W2='{w2_scheme_name}'"
-            )
-        logger.info_once(f"Using {type(w13_scheme).__name__} for W13")
-        logger.info_once(f"Using {type(w2_scheme).__name__} for W2")
-
-        return w13_scheme, w2_scheme
-
-    def is_layer_skipped(
-        self, prefix: str, fused_mapping: Mapping[str, List[str]] = MappingProxyType({})
-    ):
-        # adapted from vllm.model_executor.layers.quantization.utils.quant_utils.is_layer_skipped
-        proj_name = prefix.split(".")[-1]
-        if proj_name in fused_mapping:
-            shard_prefixes = [
-                prefix.replace(proj_name, shard_proj_name)
-                for shard_proj_name in fused_mapping[proj_name]
-            ]
-
-            is_skipped = None
-            for shard_prefix in shard_prefixes:
-                is_shard_skipped = (
-                    self.quant_description.get(shard_prefix + ".weight", "") == "FLOAT"
-                )
-
-                if is_skipped is None:
-                    is_skipped = is_shard_skipped
-                elif is_shard_skipped != is_skipped:
-                    raise ValueError(
-                        f"Detected some but not all shards of {prefix} "
-                        "are quantized. All shards of fused layers "
-                        "to have the same precision."
-                    )
-        else:
-            is_skipped = self.quant_description.get(prefix + ".weight", "") == "FLOAT"
-
-        assert is_skipped is not None
-        return is_skipped
 
     def get_scaled_act_names(self) -> List[str]:
         return []

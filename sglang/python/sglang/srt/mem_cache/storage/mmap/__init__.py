@@ -3,9 +3,8 @@
 
 """Mmap allocator storage backend helpers for SGLang HiCache."""
 
-from .mmap_allocator import alloc_mmap, alloc_shm
+from .mmap_allocator import alloc_shm
 
 __all__ = [
-    "alloc_mmap",
     "alloc_shm",
 ]

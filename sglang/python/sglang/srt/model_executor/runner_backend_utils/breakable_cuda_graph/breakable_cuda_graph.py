@@ -73,11 +73,6 @@ _forked_streams_var: ContextVar[set[torch.Stream] | None] = ContextVar(
 )
 
 
-def get_current_stream(device: torch.device | None = None) -> torch.Stream:
-    stream = _current_stream_var.get()
-    if stream is None:
-        return get_device_module().current_stream(device)
-    return stream
 
 
 def _capture_status(stream_ptr: int) -> "rt.cudaStreamCaptureStatus":
@@ -280,24 +275,7 @@ class BreakableCUDAGraph:
         self._break_fns: list[Callable[[], Any]] = []
         self._deduped_cuda_graph = deduped_cuda_graph
 
-    def replay(self) -> None:
-        stream = get_device_module().current_stream()
-        token = _current_stream_var.set(stream)
-        try:
-            for i, seg in enumerate(self._segments):
-                seg.replay()
-                if i < len(self._break_fns):
-                    self._break_fns[i]()
-        finally:
-            _current_stream_var.reset(token)
 
-    def _append_segment(self, graph, needs_instantiate: bool) -> None:
-        if self._deduped_cuda_graph is not None:
-            self._segments.append(self._deduped_cuda_graph.register(graph))
-            return
-        if needs_instantiate:
-            graph.instantiate()
-        self._segments.append(graph)
 
 
 class BreakableCUDAGraphCapture:
@@ -360,42 +338,7 @@ class BreakableCUDAGraphCapture:
             _uninstall_wait_stream_hook()
         return False
 
-    def _begin_new_segment(self) -> None:
-        graph_cls = torch.cuda.CUDAGraph
-        # keep_graph retains the raw graph for dedup; skip it on the plain path.
-        # Dedup is CUDA-only (it introspects the raw graph via cuda-python), so
-        # XPU always takes the plain path below.
-        if self.cuda_graph._deduped_cuda_graph is not None:
-            try:
-                graph = graph_cls(keep_graph=True)
-                self._current_graph_needs_instantiate = True
-            except TypeError:
-                graph = graph_cls()
-                self._current_graph_needs_instantiate = False
-        else:
-            graph = graph_cls()
-            self._current_graph_needs_instantiate = False
-        graph.capture_begin(
-            pool=self._pool, capture_error_mode=self._capture_error_mode
-        )
-        self._current_graph = graph
 
-    def _end_current_segment(self) -> None:
-        # Auto-join any side streams forked during this segment but not joined.
-        main_stream = get_current_stream()
-        forked = _forked_streams_var.get()
-        if forked:
-            assert _original_wait_stream is not None
-            for side in list(forked):
-                if _is_stream_capturing(side):
-                    _original_wait_stream(main_stream, side)
-            forked.clear()
-        graph = self._current_graph
-        assert graph is not None
-        graph.capture_end()
-        self.cuda_graph._append_segment(graph, self._current_graph_needs_instantiate)
-        self._current_graph = None
-        self._current_graph_needs_instantiate = False
 
 
 @eager_on_graph(True)

@@ -12,7 +12,7 @@ from .awq_scheme import AWQLinearSchemeBase
 if TYPE_CHECKING:
     from sglang.srt.layers.quantization.awq.awq import AWQConfig
 
-__all__ = ["AWQLinearScheme", "AWQAscendLinearScheme"]
+__all__ = ["AWQLinearScheme"]
 
 
 class AWQLinearScheme(AWQLinearSchemeBase):
@@ -20,12 +20,6 @@ class AWQLinearScheme(AWQLinearSchemeBase):
         self.quant_config = quant_config
         self.kernel = self._init_kernel(quant_config)
 
-    def _init_kernel(self, quant_config: AWQConfig):
-        from sglang.srt.hardware_backend.gpu.quantization.awq_kernels import (
-            AWQLinearKernel,
-        )
-
-        return AWQLinearKernel(quant_config)
 
     def create_weights(
         self,
@@ -101,10 +95,3 @@ class AWQLinearScheme(AWQLinearSchemeBase):
         return self.kernel.apply(layer, x, bias)
 
 
-class AWQAscendLinearScheme(AWQLinearScheme):
-    def _init_kernel(self, quant_config: AWQConfig):
-        from sglang.srt.hardware_backend.npu.quantization.awq_kernels import (
-            AWQAscendLinearKernel,
-        )
-
-        return AWQAscendLinearKernel(quant_config)

@@ -21,12 +21,6 @@ class AWQMarlinLinearScheme(AWQLinearSchemeBase):
         self.quant_config = quant_config
         self.kernel = self._init_kernel(quant_config)
 
-    def _init_kernel(self, quant_config: AWQMarlinConfig):
-        from sglang.srt.hardware_backend.gpu.quantization.awq_kernels import (
-            AWQMarlinLinearKernel,
-        )
-
-        return AWQMarlinLinearKernel(quant_config)
 
     def create_weights(
         self,

@@ -11,9 +11,6 @@ from compressed_tensors import CompressionFormat
 from sglang.srt.hardware_backend.gpu.quantization.gptq_kernels import (
     gptq_marlin_moe_repack,
 )
-from sglang.srt.hardware_backend.npu.quantization.moe_methods import (
-    NPUWNA16Int4MoEMethod,
-)
 from sglang.srt.layers.moe.moe_runner import MoeRunner, MoeRunnerConfig
 from sglang.srt.layers.moe.utils import MoeRunnerBackend, get_moe_runner_backend
 from sglang.srt.layers.quantization.compressed_tensors.schemes import (
@@ -42,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CompressedTensorsWNA16MoE",
     "CompressedTensorsWNA16TritonMoE",
-    "NPUCompressedTensorsW4A16Int4DynamicMoE",
 ]
 
 _is_hip = is_hip()
@@ -409,23 +405,6 @@ class CompressedTensorsWNA16MoE(CompressedTensorsMoEScheme):
         self.moe_runner_config = moe_runner_config
         self.runner = MoeRunner(MoeRunnerBackend.MARLIN, moe_runner_config)
 
-    def get_marlin_quant_info(self, layer):
-        from sglang.srt.layers.moe.moe_runner.marlin import MarlinMoeQuantInfo
-
-        return MarlinMoeQuantInfo(
-            w13_qweight=layer.w13_weight_packed,
-            w2_qweight=layer.w2_weight_packed,
-            w13_scales=layer.w13_weight_scale,
-            w2_scales=layer.w2_weight_scale,
-            w13_g_idx_sort_indices=getattr(layer, "w13_g_idx_sort_indices", None),
-            w2_g_idx_sort_indices=getattr(layer, "w2_g_idx_sort_indices", None),
-            weight_bits=self.num_bits,
-            w13_g_idx=getattr(layer, "w13_weight_g_idx", None),
-            w2_g_idx=getattr(layer, "w2_weight_g_idx", None),
-            is_k_full=self.is_k_full,
-            w13_qzeros=layer.w13_weight_zero_point if not self.sym else None,
-            w2_qzeros=layer.w2_weight_zero_point if not self.sym else None,
-        )
 
     def apply_weights(
         self,
@@ -524,17 +503,6 @@ class CompressedTensorsWNA16TritonMoE(CompressedTensorsWNA16MoE):
         self.moe_runner_config = moe_runner_config
         self.runner = MoeRunner(MoeRunnerBackend.TRITON, moe_runner_config)
 
-    def get_triton_quant_info(self, layer):
-        from sglang.srt.layers.moe.moe_runner.triton import TritonMoeQuantInfo
-
-        return TritonMoeQuantInfo(
-            w13_weight=layer.w13_weight_packed,
-            w2_weight=layer.w2_weight_packed,
-            use_int4_w4a16=True,
-            w13_scale=layer.w13_weight_scale,
-            w2_scale=layer.w2_weight_scale,
-            block_shape=[0, self.group_size],
-        )
 
     def apply_weights(
         self,
@@ -549,168 +517,3 @@ class CompressedTensorsWNA16TritonMoE(CompressedTensorsWNA16MoE):
         return self.runner.run(dispatch_output, quant_info)
 
 
-class NPUCompressedTensorsW4A16Int4DynamicMoE(CompressedTensorsMoEScheme):
-
-    def __init__(self, quantization_config) -> None:
-        self.pack_factor = 8  # weight dtype is int4,  but use int32 to create
-        target = (
-            "MoEGMM" if "MoEGMM" in quantization_config.target_scheme_map else "Linear"
-        )
-        if target in quantization_config.target_scheme_map:
-            self.group_size = quantization_config.target_scheme_map[target][
-                "weights"
-            ].group_size
-        else:
-            self.group_size = 128
-
-        self.w13_kernel = NPUWNA16Int4MoEMethod()
-        self.w2_kernel = NPUWNA16Int4MoEMethod()
-
-    # TODO: See if we can merge this method's logic
-    # with CompressedTensorsWNA16MoE. Need more models and tests.
-    # @OrangeRedeng @TamirBaydasov
-    def create_weights(
-        self,
-        layer: torch.nn.Module,
-        num_experts: int,
-        hidden_size: int,
-        intermediate_size_per_partition: int,
-        params_dtype: torch.dtype,
-        **extra_weight_attrs,
-    ) -> None:
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoeWeightScaleSupported
-
-        self.num_experts = num_experts
-        if (
-            extra_weight_attrs.get(
-                "moe_intermediate_size", intermediate_size_per_partition
-            )
-            // intermediate_size_per_partition
-            > 1
-        ):
-            quant_method = FusedMoeWeightScaleSupported.GROUP.value
-        else:
-            quant_method = FusedMoeWeightScaleSupported.CHANNEL.value
-        extra_weight_attrs.update({"quant_method": quant_method})
-        # weight
-        w13_weight = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                2 * intermediate_size_per_partition,
-                hidden_size // self.pack_factor,
-                dtype=torch.int32,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w13_weight", w13_weight)
-        set_weight_attrs(w13_weight, extra_weight_attrs)
-        w2_weight = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                hidden_size,
-                intermediate_size_per_partition // self.pack_factor,
-                dtype=torch.int32,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w2_weight", w2_weight)
-        set_weight_attrs(w2_weight, extra_weight_attrs)
-
-        # scale
-        weight_scale_dtype = torch.bfloat16
-        w13_weight_scale = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                2 * intermediate_size_per_partition,
-                hidden_size // self.group_size,
-                dtype=weight_scale_dtype,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w13_weight_scale", w13_weight_scale)
-        set_weight_attrs(w13_weight_scale, extra_weight_attrs)
-        w2_weight_scale = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                hidden_size,
-                intermediate_size_per_partition // self.group_size,
-                dtype=weight_scale_dtype,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w2_weight_scale", w2_weight_scale)
-        set_weight_attrs(w2_weight_scale, extra_weight_attrs)
-
-        # offset
-        w13_weight_offset = torch.nn.Parameter(
-            torch.zeros(
-                num_experts,
-                2 * intermediate_size_per_partition,
-                hidden_size // self.group_size,
-                dtype=weight_scale_dtype,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w13_weight_offset", w13_weight_offset)
-        set_weight_attrs(w13_weight_offset, extra_weight_attrs)
-
-        w2_weight_offset = torch.nn.Parameter(
-            torch.zeros(
-                num_experts,
-                hidden_size,
-                intermediate_size_per_partition // self.group_size,
-                dtype=weight_scale_dtype,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w2_weight_offset", w2_weight_offset)
-        set_weight_attrs(w2_weight_offset, extra_weight_attrs)
-
-        w13_weight_shape = torch.nn.Parameter(
-            torch.empty(num_experts, 2), requires_grad=False
-        )
-        layer.register_parameter("w13_weight_shape", w13_weight_shape)
-        set_weight_attrs(w13_weight_shape, extra_weight_attrs)
-
-        w2_weight_shape = torch.nn.Parameter(
-            torch.empty(num_experts, 2), requires_grad=False
-        )
-        layer.register_parameter("w2_weight_shape", w2_weight_shape)
-        set_weight_attrs(w2_weight_shape, extra_weight_attrs)
-
-    def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        self.w13_kernel.process_weights_after_loading(layer, "w13")
-        self.w2_kernel.process_weights_after_loading(layer, "w2")
-
-    def create_moe_runner(
-        self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
-    ):
-        layer.w13_kernel = self.w13_kernel
-        layer.w2_kernel = self.w2_kernel
-        moe_runner_config.layer = layer
-        self.moe_runner_config = moe_runner_config
-        backend = get_moe_runner_backend()
-        if backend.is_auto():
-            backend = MoeRunnerBackend.ASCEND
-        self.runner = MoeRunner(backend, moe_runner_config)
-
-    def apply_weights(
-        self,
-        layer: torch.nn.Module,
-        dispatch_output: StandardDispatchOutput,
-    ) -> CombineInput:
-        from sglang.srt.layers.moe.moe_runner.ascend import AscendQuantInfo
-
-        quant_info = AscendQuantInfo(
-            w13_weight=layer.w13_weight,
-            w2_weight=layer.w2_weight,
-            w13_weight_scale=layer.w13_weight_scale,
-            w2_weight_scale=layer.w2_weight_scale,
-            w13_weight_offset=layer.w13_weight_offset,
-            w2_weight_offset=layer.w2_weight_offset,
-            w13_weight_bias=getattr(layer, "w13_weight_bias", None),
-            w2_weight_bias=getattr(layer, "w2_weight_bias", None),
-            w13_scale_bias=getattr(layer, "w13_scale_bias", None),
-            w2_scale_bias=getattr(layer, "w2_scale_bias", None),
-        )
-        return self.runner.run(dispatch_output, quant_info)

@@ -19,7 +19,7 @@ from .gptq_scheme import GPTQLinearSchemeBase
 if TYPE_CHECKING:
     from sglang.srt.layers.quantization.gptq.gptq import GPTQConfig
 
-__all__ = ["GPTQLinearScheme", "GPTQAscendLinearScheme"]
+__all__ = ["GPTQLinearScheme"]
 
 
 class GPTQLinearScheme(GPTQLinearSchemeBase):
@@ -28,12 +28,6 @@ class GPTQLinearScheme(GPTQLinearSchemeBase):
         self.use_v2_format = quant_config.checkpoint_format == "gptq_v2"
         self.kernel = self._init_kernel(quant_config)
 
-    def _init_kernel(self, quant_config: GPTQConfig):
-        from sglang.srt.hardware_backend.gpu.quantization.gptq_kernels import (
-            GPTQLinearKernel,
-        )
-
-        return GPTQLinearKernel(quant_config)
 
     def create_weights(
         self,
@@ -151,21 +145,3 @@ class GPTQLinearScheme(GPTQLinearSchemeBase):
         return self.kernel.apply(layer, x, bias)
 
 
-class GPTQAscendLinearScheme(GPTQLinearScheme):
-    def _init_kernel(self, quant_config: GPTQConfig):
-        from sglang.srt.hardware_backend.npu.quantization.gptq_kernels import (
-            GPTQLinearAscendKernel,
-        )
-
-        return GPTQLinearAscendKernel(quant_config)
-
-    def create_weights(self, layer: torch.nn.Module, **kwargs):
-        if self.quant_config.desc_act:
-            raise ValueError(
-                "Currently, desc_act (True) is not supported by GPTQ "
-                "quantization on npu."
-            )
-
-        super().create_weights(layer=layer, **kwargs)
-        set_weight_attrs(layer.qzeros, {"pack_factor": self.quant_config.pack_factor})
-        set_weight_attrs(layer.qweight, {"pack_factor": self.quant_config.pack_factor})

@@ -36,12 +36,6 @@ class GPTQMarlinLinearScheme(GPTQLinearSchemeBase):
             group_size=self.quant_config.group_size,
         )
 
-    def _init_kernel(self, quant_config: GPTQMarlinConfig):
-        from sglang.srt.hardware_backend.gpu.quantization.gptq_kernels import (
-            GPTQMarlinLinearKernel,
-        )
-
-        return GPTQMarlinLinearKernel(quant_config)
 
     def create_weights(
         self,

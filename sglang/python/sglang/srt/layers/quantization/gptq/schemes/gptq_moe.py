@@ -5,9 +5,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sglang.srt.hardware_backend.npu.quantization.moe_methods import (
-    NPUWNA16Int4MoEMethod,
-)
 from sglang.srt.layers.linear import set_weight_attrs
 from sglang.srt.layers.moe.moe_runner import MoeRunner, MoeRunnerConfig
 from sglang.srt.layers.moe.utils import MoeRunnerBackend, get_moe_runner_backend
@@ -21,151 +18,9 @@ if TYPE_CHECKING:
     )
     from sglang.srt.layers.quantization.gptq.gptq import GPTQConfig, GPTQMarlinConfig
 
-__all__ = ["GPTQMoEAscendScheme", "GPTQMarlinMoEScheme"]
+__all__ = ["GPTQMarlinMoEScheme"]
 
 
-class GPTQMoEAscendScheme(GPTQMoESchemeBase):
-    def __init__(self, quant_config: GPTQConfig):
-        self.quant_config = quant_config
-        from sglang.srt.hardware_backend.npu.quantization.gptq_kernels import (
-            GPTQMoEAscendKernel,
-        )
-
-        self.kernel = GPTQMoEAscendKernel(quant_config)
-
-    def create_weights(
-        self,
-        layer: torch.nn.Module,
-        num_experts: int,
-        hidden_size: int,
-        intermediate_size_per_partition: int,
-        params_dtype: torch.dtype,
-        **extra_weight_attrs,
-    ):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoeWeightScaleSupported
-
-        pack_factor = self.quant_config.pack_factor
-
-        num_groups_w13 = hidden_size // self.quant_config.group_size
-        num_groups_w2 = intermediate_size_per_partition // self.quant_config.group_size
-
-        extra_weight_attrs.update(
-            {
-                "is_transposed": True,
-                "quant_method": FusedMoeWeightScaleSupported.GROUP.value,
-            }
-        )
-
-        w13_qweight = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                hidden_size // pack_factor,
-                2 * intermediate_size_per_partition,
-                dtype=torch.int32,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w13_qweight", w13_qweight)
-        set_weight_attrs(w13_qweight, extra_weight_attrs)
-
-        w2_qweight = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                intermediate_size_per_partition // pack_factor,
-                hidden_size,
-                dtype=torch.int32,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w2_qweight", w2_qweight)
-        set_weight_attrs(w2_qweight, extra_weight_attrs)
-
-        w13_scales = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                num_groups_w13,
-                2 * intermediate_size_per_partition,
-                dtype=params_dtype,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w13_scales", w13_scales)
-        set_weight_attrs(w13_scales, extra_weight_attrs)
-
-        w2_scales = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                num_groups_w2,
-                hidden_size,
-                dtype=params_dtype,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w2_scales", w2_scales)
-        set_weight_attrs(w2_scales, extra_weight_attrs)
-
-        w13_qzeros = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                num_groups_w13,
-                2 * intermediate_size_per_partition // pack_factor,
-                dtype=torch.int32,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w13_qzeros", w13_qzeros)
-        set_weight_attrs(w13_qzeros, extra_weight_attrs)
-
-        w2_qzeros = torch.nn.Parameter(
-            torch.empty(
-                num_experts,
-                num_groups_w2,
-                hidden_size // pack_factor,
-                dtype=torch.int32,
-            ),
-            requires_grad=False,
-        )
-        layer.register_parameter("w2_qzeros", w2_qzeros)
-        set_weight_attrs(w2_qzeros, extra_weight_attrs)
-
-    def create_moe_runner(
-        self,
-        layer: torch.nn.Module,
-        moe_runner_config: MoeRunnerConfig,
-        **extra_weight_attrs,
-    ):
-        self.moe_runner_config = moe_runner_config
-        layer.w13_kernel = NPUWNA16Int4MoEMethod()
-        layer.w2_kernel = NPUWNA16Int4MoEMethod()
-        moe_runner_config.layer = layer
-        backend = get_moe_runner_backend()
-        if backend.is_auto():
-            backend = MoeRunnerBackend.ASCEND
-        self.runner = MoeRunner(backend, moe_runner_config)
-
-    def process_weights_after_loading(self, layer: torch.nn.Module) -> None:
-        self.kernel.process_weights_after_loading(layer)
-
-    def apply_weights(
-        self,
-        layer: torch.nn.Module,
-        dispatch_output: StandardDispatchOutput,
-    ) -> CombineInput:
-        from sglang.srt.layers.moe.moe_runner.ascend import AscendQuantInfo
-
-        quant_info = AscendQuantInfo(
-            w13_weight=layer.w13_qweight,
-            w2_weight=layer.w2_qweight,
-            w13_weight_scale=layer.w13_scales,
-            w2_weight_scale=layer.w2_scales,
-            w13_weight_offset=layer.w13_qzeros,
-            w2_weight_offset=layer.w2_qzeros,
-            w13_weight_bias=getattr(layer, "w13_weight_bias", None),
-            w2_weight_bias=getattr(layer, "w2_weight_bias", None),
-            w13_scale_bias=getattr(layer, "w13_scale_bias", None),
-            w2_scale_bias=getattr(layer, "w2_scale_bias", None),
-        )
-        return self.runner.run(dispatch_output, quant_info)
 
 
 class GPTQMarlinMoEScheme(GPTQMoESchemeBase):

@@ -1,1 +1,0 @@
-"""Experimental Marlin LoRA implementation."""

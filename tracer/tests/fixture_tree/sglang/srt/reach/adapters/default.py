@@ -1,0 +1,7 @@
+from sglang.srt.reach.adapters.base import register
+
+
+@register("default")
+class DefaultAdapter:
+    def describe(self):
+        return "default"
