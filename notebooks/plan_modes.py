@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Plan modes: what `names` (the committed, GPU-verified tree) and `reach` keep
+# # Plan modes: what `names` and `reach` (the committed tree; both GPU-verified) keep
 #
 # Both plans are built from all committed recordings on the pinned upstream. `names` keeps every
 # module a recording imported and every def kept code names; `reach` keeps what the code that ran
@@ -36,8 +36,8 @@ top = lines.nlargest(20, "upstream_lines").iloc[::-1]
 fig, ax = plt.subplots(figsize=(9, 8))
 rows = range(len(top))
 ax.barh([r + 0.27 for r in rows], top["upstream_lines"], height=0.27, color="#d9d9d9", label="upstream")
-ax.barh(list(rows), top["names"], height=0.27, color="#9ecae1", label="names (committed)")
-ax.barh([r - 0.27 for r in rows], top["reach"], height=0.27, color="#2b8cbe", label="reach")
+ax.barh(list(rows), top["names"], height=0.27, color="#9ecae1", label="names")
+ax.barh([r - 0.27 for r in rows], top["reach"], height=0.27, color="#2b8cbe", label="reach (committed)")
 ax.set_yticks(list(rows), top["subsystem"])
 ax.set_xlabel("lines of Python (planned)")
 ax.set_title(f"names {totals['names'] / totals.upstream_lines:.0%} vs reach "
