@@ -13,3 +13,6 @@ elif [ -n "$BUNDLE" ]; then
 else
   rm -rf "$DEPS" && tar -xJf .carry/deps.tar.xz -C /opt/rt/deps || return 1
 fi
+# Named in every verify report: which third-party runtime served the slimmed tree.
+if [ -n "$BUNDLE" ]; then export SLIM_RUNTIME="slim bundle, SHA256SUMS $(sha256sum .carry/bundle/SHA256SUMS | cut -c1-16)"
+else export SLIM_RUNTIME="full third-party runtime, deps.tar.xz $(sha256sum .carry/deps.tar.xz | cut -c1-16)"; fi

@@ -201,12 +201,13 @@ def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime
            out: Annotated[Path, typer.Option(help="Where parts, manifest, unpack.sh go.")] = REPO / ".carry/bundle",
            wheels: Annotated[Path | None, typer.Option(help="Pinned wheels (upstream sizes).")] = REPO / ".rt/wheels",
            part_mib: Annotated[int, typer.Option(help="Largest part, MiB.")] = 60,
-           summary: Annotated[Path | None, typer.Option(help="Also write the small manifest summary here.")] = None,
+           summary: Annotated[Path | None, typer.Option(help="Summary JSON path (+ manifest.json.gz).")] = None,
            db: DbOpt = DB) -> None:
     """Pack the slimmed tree and its third-party runtime, pruned by what the recordings used, into parts."""
     from slim.bundle import build_bundle
     from slim.bundle import summary as make_summary
     from slim.bundle_plan import usage_from_recordings
+    from slim.datafile import write_gzip_json
     from slim.recording import load_all
     from slim.upstream import load_pin
 
@@ -214,9 +215,10 @@ def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime
     manifest = build_bundle(deps_site, tree, out, usage_from_recordings(recordings),
                             wheels if wheels and wheels.is_dir() else None, part_mib << 20,
                             sorted(r.name for r in recordings))
-    if summary:
+    if summary:  # the full manifest (3 MB of JSON) beside it, compressed: it names every kept file
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps(make_summary(manifest), indent=1) + "\n")
+        write_gzip_json(manifest, summary.with_name("manifest.json.gz"))
     table = Table("library", "upstream MiB", "kept MiB", "GPU code upstream MiB", "GPU code kept MiB")
     for row in manifest["libraries"] + [{"library": "total", **manifest["totals"]}]:
         table.add_row(row["library"], *(f"{row[k] / 2**20:,.1f}" for k in (

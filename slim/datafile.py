@@ -1,9 +1,12 @@
-"""Reading slim's own gzip JSON files (shards, recordings): one place for their defects' errors."""
+"""slim's own gzip JSON files (shards, recordings, bundle manifests): one writer, and one reader
+that turns their defects into one-line errors."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -25,3 +28,16 @@ def read_gzip_json(path: Path, kind: str, unreadable: str, schema: str, required
     if missing:
         raise SlimError(f"{kind} {path} lacks {', '.join(missing)}")
     return data
+
+
+def write_gzip_json(data: dict, path: Path) -> Path:
+    """Atomically write `data` as gzip JSON: stable key order and no timestamp in the gzip header,
+    so equal data gives equal bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(data, sort_keys=True, indent=0).encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        f.write(payload)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are shared data
+    os.replace(tmp, path)
+    return path

@@ -7,17 +7,13 @@ environment and launch command, and the reference outputs of its workload.
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from slim.datafile import read_gzip_json
+from slim.datafile import read_gzip_json, write_gzip_json
 from slim.errors import SlimError
 from tracer.shards import Shard
 
@@ -142,14 +138,7 @@ def merge_shards(shards: list[Shard], package_root: str, model_dir: str | None =
 
 def write_recording(recording: dict, path: Path) -> Path:
     """Atomically write a recording (gzip JSON, stable key order, no timestamp in the gzip header)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"schema": RECORDING_SCHEMA, **recording}, sort_keys=True, indent=0).encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-        f.write(payload)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; recordings are shared data
-    os.replace(tmp, path)
-    return path
+    return write_gzip_json({"schema": RECORDING_SCHEMA, **recording}, path)
 
 
 @dataclass(frozen=True)
@@ -210,9 +199,13 @@ def load_recording(path: Path, upstream_version: str | None = None) -> Recording
     return Recording(path, data)
 
 
+# Folders of coverage_db that hold slim's own results, not scenario runs.
+NOT_SCENARIOS = {"benchmarks", "bundle"}
+
+
 def recording_paths(db: Path) -> list[Path]:
     """Recordings in coverage_db: <scenario>/<run>.json.gz (verification reports beside them are .json)."""
-    return sorted(db.glob("*/*.json.gz"))
+    return sorted(p for p in db.glob("*/*.json.gz") if p.parent.name not in NOT_SCENARIOS)
 
 
 def load_all(db: Path, upstream_version: str) -> list[Recording]:

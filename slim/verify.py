@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,6 +84,8 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "requests_sent": len(run.outputs) if run else 0,
         "command": run.command if run else None,
         "environment": {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]},
+        # which third-party runtime served it (ci/bundle_runtime.sh names it: the full deps or a bundle)
+        "runtime": os.environ.get("SLIM_RUNTIME"),
         "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),
                             "slim": run.healthy_after_s if run else None},
         "outputs": run.outputs if run else [],

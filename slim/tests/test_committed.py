@@ -3,6 +3,7 @@
 They need the pinned upstream in the cache (`slim fetch`, done by ci/setup.sh) where they read it.
 """
 
+import gzip
 import json
 
 import pytest
@@ -51,6 +52,15 @@ def test_committed_tree_is_the_one_verified_on_gpu(recordings):
     reports = [json.loads(p.read_text()) for p in DB.glob("*/*.verify.json")]
     verified = {r["scenario"] for r in reports if r["passed"] and r["tree_digest"] == digest}
     assert verified == {r.scenario for r in recordings}
+
+
+def test_committed_bundle_manifest_is_of_the_committed_tree():
+    """The bundle the GPU verified packed exactly the committed tree; its summary is of that manifest."""
+    summary = json.loads((DB / "bundle" / "manifest-summary.json").read_text())
+    with gzip.open(DB / "bundle" / "manifest.json.gz", "rt") as f:
+        manifest = json.load(f)
+    assert summary["tree_digest"] == manifest["tree_digest"] == tree_digest(OUT)
+    assert summary["totals"] == manifest["totals"]
 
 
 def test_plan_on_real_upstream_keeps_the_serving_path(upstream_plan):
