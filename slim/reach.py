@@ -110,6 +110,7 @@ class _Reach:
         self.todo: deque = deque()
         self.fixed: dict[Key, str] = {}  # ran / policy reasons, decided up front
         self.untouched: dict[tuple[str, str], bool] = {}
+        self.ancestor_methods: dict[tuple[str, str], set[str]] = {}
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.registered: dict[str, list[Def]] = {}
@@ -164,7 +165,7 @@ class _Reach:
         for b in index.bindings:
             if b.name == "*" or b.name in self.out.needed:
                 self.binding(path, b)
-            else:  # `from .whisper import WhisperAdapter  # noqa: F401`: imported for its registration
+            else:  # `from .whisper import WhisperAdapter` (unused): imported for its registration
                 for target in b.targets:
                     registered = self._registrations(self.by_module.get(target))
                     if any(d.name == (b.attr or b.name) for d in registered):
@@ -239,8 +240,6 @@ class _Reach:
         if member.kind == "method" and self._untouched(path, member.parent) and \
                 self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
             return None
-        if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
-            return HIERARCHY
         if member.name in self.out.needed:
             return REFERENCED
         if member.kind == "method" and member.name in self.live_methods:
@@ -248,17 +247,20 @@ class _Reach:
         return None
 
     def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
-        """Method names the in-tree ancestors of a class define (bases matched by name)."""
-        seen, todo, names = set(), list(self.defs[(path, qualname)].bases), set()
-        while todo:
-            base = todo.pop().rsplit(".", 1)[-1]
-            if base in seen:
-                continue
-            seen.add(base)
-            for (other_path, other), d in self.class_defs.get(base, []):
-                names.update(m.name for m in self.members[(other_path, other)] if m.kind == "method")
-                todo.extend(d.bases)
-        return names
+        """Method names the in-tree ancestors of a class define (bases matched by name); asked once
+        per member of the class, walked once per class."""
+        if (path, qualname) not in self.ancestor_methods:
+            seen, todo, names = set(), list(self.defs[(path, qualname)].bases), set()
+            while todo:
+                base = todo.pop().rsplit(".", 1)[-1]
+                if base in seen:
+                    continue
+                seen.add(base)
+                for (other_path, other), d in self.class_defs.get(base, []):
+                    names.update(m.name for m in self.members[(other_path, other)] if m.kind == "method")
+                    todo.extend(d.bases)
+            self.ancestor_methods[(path, qualname)] = names
+        return self.ancestor_methods[(path, qualname)]
 
     def _untouched(self, path: str, qualname: str) -> bool:
         """A class with methods of its own none of which ran (nor is kept by policy) was never
