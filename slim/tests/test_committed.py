@@ -3,13 +3,14 @@
 They need the pinned upstream in the cache (`slim fetch`, done by ci/setup.sh) where they read it.
 """
 
-import gzip
 import json
 
 import pytest
 
 from slim.apply import tree_digest
+from slim.bundle import MANIFEST_SCHEMA
 from slim.cli import DB, OUT
+from slim.datafile import read_gzip_json
 from slim.plan import make_function_plan, package_files
 from slim.recording import load_all
 from slim.upstream import default_tree, load_pin, verify_tree
@@ -57,8 +58,8 @@ def test_committed_tree_is_the_one_verified_on_gpu(recordings):
 def test_committed_bundle_manifest_is_of_the_committed_tree():
     """The bundle the GPU verified packed exactly the committed tree; its summary is of that manifest."""
     summary = json.loads((DB / "bundle" / "manifest-summary.json").read_text())
-    with gzip.open(DB / "bundle" / "manifest.json.gz", "rt") as f:
-        manifest = json.load(f)
+    manifest = read_gzip_json(DB / "bundle" / "manifest.json.gz", "bundle manifest", "gzip JSON",
+                              MANIFEST_SCHEMA, ("tree_digest", "totals"))
     assert summary["tree_digest"] == manifest["tree_digest"] == tree_digest(OUT)
     assert summary["totals"] == manifest["totals"]
 
