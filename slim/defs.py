@@ -26,9 +26,14 @@ IMPLICIT_DECORATORS = {"property", "cached_property", "abstractmethod", "overloa
 # Methods torch / C code call by protocol rather than by name in Python source.
 PROTOCOL_METHODS = {"forward", "extra_repr", "_load_from_state_dict", "_save_to_state_dict", "backward",
                     "setup_context", "jvp", "vjp", "symbolic", "_apply", "load_state_dict", "state_dict"}
-# Class bodies that are declarations (fields, validators, members): never touched.
+# Class bodies that are declarations (fields, validators, members): instances are built by the
+# library, not by a `__init__` of their own.
 DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag",
                      "Protocol", "Structure", "Union", "BaseSettings", "Struct"}
+# Of those, the bodies whose methods the library itself calls by name (`_missing_`,
+# `_generate_next_value_`, ctypes `_fields_` hooks, protocol members): every member stays. A
+# dataclass's, pydantic model's or NamedTuple's own methods are plain methods.
+MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", "TypedDict", "Structure", "Union"}
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
 
 
@@ -172,11 +177,8 @@ def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str
 
 
 def _class_implicit(node: ast.ClassDef) -> str | None:
-    for d in node.decorator_list:
-        if "dataclass" in dotted(d) or "define" in dotted(d):
-            return "implicit (dataclass body)"
     for base in node.bases:
-        if dotted(base).rsplit(".", 1)[-1] in DECLARATIVE_BASES:
+        if dotted(base).rsplit(".", 1)[-1] in MACHINERY_BASES:
             return f"implicit ({dotted(base)} body)"
     return None
 

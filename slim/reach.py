@@ -16,6 +16,12 @@ whatever object the name is looked up on):
   own ran it also keeps the methods whose name is needed or live in any class (an override or an
   abstract declaration elsewhere). A class none of whose own methods ran was never put to work:
   it stays for the code that names it without its other methods;
+- a class that defines `__init__` (or `__new__`) that never ran, and no subclass of which ran
+  anything, was never instantiated: no object exists to call its methods on, so it keeps none of
+  them (no dunders, protocol or family methods either), only its statement, bases and class-level
+  assignments for the code that names it (`isinstance`, a dispatch table). Exceptions (raised on
+  error paths no healthy run takes) and declarative bodies (pydantic builds without `__init__`)
+  are not judged this way;
 - a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
   reached through a registry) lives with its base;
 - a module kept code imports only for its side effect (`from .whisper import WhisperAdapter  #
@@ -36,7 +42,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from slim.defs import Binding, Def, ModuleIndex, module_name
+from slim.defs import DECLARATIVE_BASES, Binding, Def, ModuleIndex, module_name
 from slim.policy import Policy
 
 NEVER_RUN = "never run in any recording"
@@ -49,6 +55,10 @@ ERROR_HANDLER = "implicit (registered error handler: the error paths of the surf
 REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
+CONSTRUCTORS = {"__init__", "__new__"}
+# Class-level hooks Python calls without an instance: they stay in a never-instantiated class.
+CLASS_HOOKS = {"__init_subclass__", "__class_getitem__"}
+EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt")
 
 Key = tuple[str, str, int]  # (file, qualname, co_firstlineno)
 HOLDS = "holds "  # the start of the reason of a module kept only because a def in it is
@@ -69,6 +79,12 @@ def _registers(decorator: str) -> bool:
     """`@register_x(...)`: upstream's registration decorators say so in their name (a caching or
     debugging wrapper like `@cache_once` does not make its module's import matter)."""
     return decorator.split(".")[0].startswith("register")
+
+
+def _declarative(d: Def) -> bool:
+    """A dataclass or a pydantic/enum/... body: instances are built without its `__init__`."""
+    return d.implicit is not None or any("dataclass" in x or "define" in x for x in d.decorators) or \
+        any(b.rsplit(".", 1)[-1] in DECLARATIVE_BASES for b in d.bases)
 
 
 def _positive(refs) -> list[str]:
@@ -111,6 +127,12 @@ class _Reach:
         self.fixed: dict[Key, str] = {}  # ran / policy reasons, decided up front
         self.untouched: dict[tuple[str, str], bool] = {}
         self.ancestor_methods: dict[tuple[str, str], set[str]] = {}
+        self.never_made: dict[tuple[str, str], bool] = {}
+        self.subclasses: dict[str, list[tuple[str, str]]] = defaultdict(list)  # base name -> classes
+        for (path, qualname), d in self.defs.items():
+            if d.kind == "class":
+                for base in d.bases:
+                    self.subclasses[base.rsplit(".", 1)[-1]].append((path, qualname))
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.registered: dict[str, list[Def]] = {}
@@ -231,6 +253,9 @@ class _Reach:
         key = _key(path, member)
         if key in self.fixed:
             return self.fixed[key]
+        if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
+                and self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
+            return None
         if member.kind != "class" and member.implicit:
             return member.implicit
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
@@ -270,6 +295,32 @@ class _Reach:
             own = [m for m in self.members[(path, qualname)] if m.kind == "method"]
             self.untouched[(path, qualname)] = bool(own) and not any(_key(path, m) in self.fixed for m in own)
         return self.untouched[(path, qualname)]
+
+    def _never_made(self, path: str, qualname: str) -> bool:
+        """The class defines a constructor that never ran, is no exception or declarative body, and
+        no class deriving from it (by base name, any depth) ran a method or is kept by policy."""
+        if (path, qualname) not in self.never_made:
+            d = self.defs[(path, qualname)]
+            own = self.members[(path, qualname)]
+            self.never_made[(path, qualname)] = (
+                any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
+                and self._untouched(path, qualname) and not _declarative(d)
+                and not d.name.endswith(EXCEPTION_SUFFIXES)
+                and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
+                and not self._descendant_touched(d.name))
+        return self.never_made[(path, qualname)]
+
+    def _descendant_touched(self, name: str) -> bool:
+        seen, todo = set(), [name]
+        while todo:
+            for path, qualname in self.subclasses.get(todo.pop(), []):
+                if (path, qualname) in seen:
+                    continue
+                seen.add((path, qualname))
+                if any(_key(path, m) in self.fixed for m in self.members[(path, qualname)]):
+                    return True
+                todo.append(self.defs[(path, qualname)].name)
+        return False
 
     def _class_live(self, path: str, d: Def) -> bool:
         parent = self.defs.get((path, d.parent)) if d.parent else None

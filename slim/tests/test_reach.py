@@ -17,7 +17,7 @@ from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
 RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler"],
-       f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run"],
+       f"{REACH}/used.py": ["helper"], f"{REACH}/base.py": ["Base.run", "BuiltChild.__init__", "Record.__post_init__"],
        f"{REACH}/plugins/alpha.py": ["Alpha.run"], f"{REACH}/plugins/beta.py": [], f"{REACH}/dead.py": [],
        f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": [], f"{REACH}/groups/__init__.py": [],
        f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": [], f"{REACH}/plugins/gamma.py": ["_make"],
@@ -60,6 +60,21 @@ def test_defs_follow_what_ran(reach_planned):
     assert decisions(plan, f"{REACH}/scan.py")["key_error_handler"] == ("keep", ERROR_HANDLER)  # never raised
     init = plan.edits[f"{REACH}/__init__.py"]
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
+
+
+def test_a_class_never_instantiated_keeps_no_methods(reach_planned):
+    plan, _, _ = reach_planned
+    base = decisions(plan, f"{REACH}/base.py")
+    assert base["Unbuilt"] == ("keep", REFERENCED)  # an isinstance check names it
+    for member in ("__init__", "__repr__", "run"):  # no dunder or family protocol without an instance
+        assert base[f"Unbuilt.{member}"] == ("delete", NEVER_RUN), member
+    assert base["Unbuilt._legacy"][0] == "keep"  # `legacy = _legacy` in its body
+    assert base["UnbuiltChild"][0] == "delete"  # nothing names it
+    assert base["Built.run"] == ("keep", HIERARCHY)  # BuiltChild ran: Built's protocol stays for it
+    assert base["Built.__init__"] == ("keep", "implicit (dunder)")
+    assert base["UnbuiltError.__init__"] == ("keep", "implicit (dunder)")  # exceptions are not judged so
+    assert base["Record.__post_init__"][0] == "keep"
+    assert base["Record.describe"] == ("delete", NEVER_RUN)  # a dataclass's own method, never run
 
 
 def test_modules_imported_for_their_registrations_stay(reach_planned):

@@ -4,7 +4,7 @@ import pkgutil
 
 from sglang.srt.reach import plugins, used_helper
 from sglang.srt.reach.adapters import resolve
-from sglang.srt.reach.base import KINDS, Shell
+from sglang.srt.reach.base import KINDS, BuiltChild, Record, Shell, Unbuilt, UnbuiltError
 
 LAZY = "sglang.srt.reach.lazy:fn"  # loaded on demand, like a KernelSpec target
 
@@ -16,7 +16,11 @@ def load_all():
         found.update({k: v for k, v in vars(module).items() if isinstance(v, type)})
     import sglang.srt.reach.groups  # noqa: F401
 
-    runs = [kind().run() for kind in KINDS[:2] if not isinstance(kind, Shell)]
+    runs = [kind().run() for kind in KINDS[:2] if not isinstance(kind, (Shell, Unbuilt))]
+    try:
+        BuiltChild(), Record(" r ")
+    except UnbuiltError:
+        raise
     return found, used_helper(), runs, resolve()
 
 
