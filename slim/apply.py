@@ -94,8 +94,6 @@ def function_section(plan: Plan, tree: Path, upstream_kept: int, kept: int) -> l
         counts[d.action][1] += d.lines
         if d.action != "keep":
             per_file[d.file][0 if d.action == "delete" else 1] += 1
-    # The "stubbed" column and sentence stay as in the tree verified on GPU (its digest covers
-    # REMOVED.md); the plan no longer stubs, so the column is all zeros. Reword at the next verify.
     by_policy = policy_lines(plan, tree)
     return [
         "## Inside kept modules",
@@ -109,9 +107,10 @@ def function_section(plan: Plan, tree: Path, upstream_kept: int, kept: int) -> l
         "|---|---:|---:|",
         *(f"| {action} | {n} | {lines} |" for action, (n, lines) in sorted(counts.items())),
         "",
-        "Deleted: never run in any recording and named by no kept code. Stubbed: never run but named",
-        "by kept code, so the body is `raise NotImplementedError(...)`. `slim plan --json` has every",
-        "def with its reason.",
+        "Deleted: never run in any recording and named by no kept code (or a method of a class no",
+        "recording instantiated). Stubbed: never run, named by kept code, in a module where nothing",
+        "ran: decorators and signature stay, the body is `raise NotImplementedError(...)`.",
+        "`slim plan --json` has every def with its reason.",
         "",
         "| file | defs deleted | defs stubbed |",
         "|---|---:|---:|",

@@ -143,6 +143,8 @@ class Def:
     own_refs: Counter = field(default_factory=Counter)  # refs less those of the defs nested in it (classes)
     imports: set[str] = field(default_factory=set)  # modules it imports (or names in a string) itself
     decorators: list[str] = field(default_factory=list)  # dotted names: "app.exception_handler"
+    body_line: int = 0  # first line of the body: a def whose body starts on a later line can be stubbed
+    header_refs: Counter = field(default_factory=Counter)  # refs of its decorators and signature
 
     @property
     def lines(self) -> int:
@@ -207,8 +209,11 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 implicit = _def_implicit(node, in_class, class_implicit) if not is_class else class_implicit
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
+                body_line = node.body[0].lineno if node.body else node.lineno  # folded empty: no stub
+                header = Counter(in_span(scanned.idents, ident_lines, first_line(node), max(node.lineno, body_line - 1)))
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
-                        bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list])
+                        bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
+                        body_line, header)
                 out.append(d)
                 if is_class:
                     start = len(out)

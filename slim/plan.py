@@ -35,7 +35,7 @@ class DefDecision:
     qualname: str
     line: int  # co_firstlineno (first decorator line)
     kind: str  # function | method | class
-    action: str  # keep | delete
+    action: str  # keep | delete | stub (the signature stays, the body raises)
     reason: str
     lines: int
 
@@ -63,7 +63,8 @@ class Plan:
         return json.dumps({"recordings": self.recordings, "files": [asdict(d) for d in self.files],
                            "defs": [asdict(d) for d in self.defs],
                            "edits": {k: asdict(v) for k, v in sorted(self.edits.items())},
-                           "policy": [asdict(k) for k in self.policy.keeps]}, indent=1, sort_keys=True)
+                           "policy": [asdict(k) for k in self.policy.keeps],
+                           "whole": [asdict(w) for w in self.policy.wholes]}, indent=1, sort_keys=True)
 
     def defs_by_file(self) -> dict[str, list[DefDecision]]:
         out: dict[str, list[DefDecision]] = {}
@@ -340,7 +341,8 @@ def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, F
         for d in index.defs:
             reason = live.defs.get((index.path, d.qualname, d.line))
             if reason:
-                decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, "keep", reason, d.lines))
+                action = "stub" if (index.path, d.qualname, d.line) in live.stubs else "keep"
+                decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, action, reason, d.lines))
                 continue
             inside_dead = d.parent is not None and d.parent in dead_classes
             if d.kind == "class":

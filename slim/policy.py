@@ -28,11 +28,26 @@ class Keep:
 
 
 @dataclass(frozen=True)
+class Whole:
+    """Under `prefix` (a file, or a folder ending in /), what kept code names stays whole: no
+    stubs, and classes no recording instantiated keep their methods. For a scenario of the matrix
+    whose hardware no recording host had: its code is reached by name, never run."""
+    prefix: str
+    reason: str
+    scenario: str
+
+
+@dataclass(frozen=True)
 class Policy:
     keeps: tuple[Keep, ...] = ()
     # How the plan decides inside imported modules (slim.plan.make_function_plan): "names" keeps
     # every def any imported module names; "reach" keeps what the code that ran reaches.
     mode: str = "names"
+    wholes: tuple[Whole, ...] = ()
+
+    def whole_for(self, file: str) -> Whole | None:
+        return next((w for w in self.wholes if file == w.prefix or (w.prefix.endswith("/") and
+                                                                    file.startswith(w.prefix))), None)
 
     @property
     def files(self) -> dict[str, Keep]:
@@ -54,10 +69,16 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
             raise SlimError(f"policy {path}: keep entry {i + 1} lacks {', '.join(missing)}")
         file, _, qualname = entry["path"].partition("::")
         keeps.append(Keep(file, qualname or None, entry["reason"], entry["scenario"]))
+    wholes = []
+    for i, entry in enumerate(data.get("whole", [])):
+        missing = [k for k in ("paths", "reason", "scenario") if not entry.get(k)]
+        if missing:
+            raise SlimError(f"policy {path}: whole entry {i + 1} lacks {', '.join(missing)}")
+        wholes += [Whole(prefix, entry["reason"], entry["scenario"]) for prefix in entry["paths"]]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
-    return Policy(tuple(keeps), mode)
+    return Policy(tuple(keeps), mode, tuple(wholes))
 
 
 def defined_qualnames(source: bytes) -> set[str]:

@@ -22,6 +22,14 @@ whatever object the name is looked up on):
   assignments for the code that names it (`isinstance`, a dispatch table). Exceptions (raised on
   error paths no healthy run takes) and declarative bodies (pydantic builds without `__init__`)
   are not judged this way;
+- a module none of whose defs ran in any recording (nor is kept by policy) implements a feature
+  no scenario used: a function or method there that kept code names keeps its decorators and
+  signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
+  stub), so what only that body named goes too. Compiled kernels (`@triton.jit`: launched, never run as Python), dunders, properties,
+  abstract and trivial interface methods stay whole;
+- the keep-policy's `[[whole]]` paths (code of matrix scenarios no host here could record: 2 GPUs)
+  and whatever policy-kept code reaches are judged by name only: no stubs, and their classes keep
+  their methods though no recording instantiated them;
 - a class with no methods of its own (`class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM): pass`,
   reached through a registry) lives with its base;
 - a module kept code imports only for its side effect (`from .whisper import WhisperAdapter  #
@@ -53,6 +61,8 @@ HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
 OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementations, backend probes)"
 ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
 REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
+STUB = "stub (named by kept code, never run, nothing in its module ran: the body raises)"
+STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
 CONSTRUCTORS = {"__init__", "__new__"}
@@ -69,6 +79,7 @@ class Liveness:
     modules: dict[str, str] = field(default_factory=dict)  # live module file -> why
     defs: dict[Key, str] = field(default_factory=dict)  # live def -> why
     needed: set[str] = field(default_factory=set)  # every name live code uses
+    stubs: set[Key] = field(default_factory=set)  # live defs kept as a signature whose body raises
 
 
 def _key(path: str, d: Def) -> Key:
@@ -92,7 +103,10 @@ def _positive(refs) -> list[str]:
 
 
 class _Reach:
-    def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]]) -> None:
+    def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]],
+                 policy: Policy, policy_live: set[Key] | None = None) -> None:
+        # policy_live None: the walk from the policy's own roots, which judges nothing by runs.
+        self.policy, self.judge, self.policy_live = policy, policy_live is not None, policy_live or set()
         self.index = {i.path: i for i in indexes}
         self.by_module = {module_name(p): p for p in self.index}
         self.family_runs = family_runs
@@ -136,6 +150,7 @@ class _Reach:
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.registered: dict[str, list[Def]] = {}
+        self.touched_files: set[str] = set()  # files with a def that ran or is kept by policy
 
     # -- marking --------------------------------------------------------------------------
     def need(self, names) -> None:
@@ -226,6 +241,13 @@ class _Reach:
             parent = self.defs[(path, d.parent)]
             if _key(path, parent) not in self.out.defs:
                 self.define(path, parent, HOLDS_KEPT)
+        if self._stub(path, d):
+            self.out.defs[_key(path, d)] = STUB
+            self.out.stubs.add(_key(path, d))
+            self.need(_positive(d.header_refs))
+            if d.parent is None:
+                self.need([d.name])
+            return
         self.need(_positive(d.own_refs))
         if d.parent is None:  # bindings of a live def's name elsewhere (registry entries) stay live too
             self.need([d.name])
@@ -271,6 +293,13 @@ class _Reach:
             return SAME_NAME
         return None
 
+    def _stub(self, path: str, d: Def) -> bool:
+        key = _key(path, d)
+        return (self.judge and d.kind != "class" and d.implicit is None and d.body_line > d.line
+                and path not in self.touched_files
+                and self.out.defs[key] in STUBBABLE and key not in self.policy_live
+                and self.policy.whole_for(path) is None)
+
     def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
         """Method names the in-tree ancestors of a class define (bases matched by name); asked once
         per member of the class, walked once per class."""
@@ -303,7 +332,8 @@ class _Reach:
             d = self.defs[(path, qualname)]
             own = self.members[(path, qualname)]
             self.never_made[(path, qualname)] = (
-                any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
+                self.judge and _key(path, d) not in self.policy_live and self.policy.whole_for(path) is None
+                and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
                 and self._untouched(path, qualname) and not _declarative(d)
                 and not d.name.endswith(EXCEPTION_SUFFIXES)
                 and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
@@ -354,17 +384,49 @@ class _Reach:
 def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str]) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
+    policy_live = _policy_reach(indexes, policy, {key[0] for key in ran})
     ignored: set[Key] = set()
     while True:
-        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored)
+        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live)
         more = _import_time_roots(walker, ignored)
         if not more:
             return walker.out
         ignored |= more
 
 
-def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key]) -> _Reach:
-    walker = _Reach(indexes, family_runs)
+def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran_files: set[str]) -> set[Key]:
+    """Defs the policy's code may call on its hardware, so no stub and no never-instantiated cut
+    may touch them: what policy-kept code names, by name, top-level functions and classes (a class
+    with its members); followed further only through modules nothing ran in (the only ones stubs
+    reach). Method names are not followed (every class has a `forward`)."""
+    top: dict[str, list[tuple[str, Def]]] = defaultdict(list)
+    members: dict[tuple[str, str], list[Def]] = defaultdict(list)
+    for index in indexes:
+        for d in index.defs:
+            if d.parent is None:
+                top[d.name].append((index.path, d))
+            else:
+                members[(index.path, d.qualname.split(".")[0])].append(d)
+    kept = [(index.path, d) for index in indexes for d in index.defs
+            if d.parent is None and policy.keep_for(index.path, d.qualname)]
+    names = {n for index in indexes if index.path in policy.files for n in _positive(index.body_refs)}
+    todo = kept + [(path, d) for name in names for path, d in top.get(name, [])]
+    live: set[Key] = set()
+    while todo:
+        path, d = todo.pop()
+        if _key(path, d) in live:
+            continue
+        group = [d, *members[(path, d.qualname)]]
+        live.update(_key(path, m) for m in group)
+        if path in ran_files and not policy.keep_for(path, d.qualname):
+            continue  # what a module that ran names is judged by the recordings
+        for name in {n for m in group for n in _positive(m.refs)}:
+            todo += [(p, t) for p, t in top.get(name, []) if _key(p, t) not in live]
+    return live
+
+
+def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live) -> _Reach:
+    walker = _Reach(indexes, family_runs, policy, policy_live)
     for index in indexes:
         whole = policy.files.get(index.path)
         if whole:
@@ -380,6 +442,7 @@ def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key]) -
                 walker.fixed[key] = f"kept by policy: {keep.reason} (scenario {keep.scenario})"
             else:
                 continue
+            walker.touched_files.add(index.path)
             walker.define(index.path, d, walker.fixed[key])
     walker.run()
     return walker

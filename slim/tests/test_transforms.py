@@ -165,7 +165,6 @@ def test_rewrite_module_deletes_folds_and_prunes_imports():
 
 
         class A:
-
             def named(self, x: int = 1) -> int:
                 """Doc."""
                 y = x

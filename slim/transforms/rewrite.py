@@ -3,7 +3,9 @@
 Parsing a whole module with libcst costs ~0.15 ms a line (the kept tree: ~80 s of CPU on two
 cores' worth), so `ast` (fast) locates what changes and libcst only sees small units:
 - a deleted def is its own whole lines (a def always starts and ends a line), so it is cut by
-  the line span ast gives (decorators included); a body left empty gets `pass`;
+  the line span ast gives (decorators included) and the blank lines after it (runs of blank
+  lines between survivors are not left behind); a body left empty gets `pass`; a stubbed def
+  keeps its decorator and signature lines, and its body lines become one `raise`;
 - platform folding, registry entries and unused imports: libcst on the innermost statement
   that holds them (descending through def/class/with/for bodies); an indented unit is parsed
   under an `if True:` line that is dropped again.
@@ -23,7 +25,7 @@ from slim.transforms.imports import ImportPruner, newly_unused
 from slim.transforms.platform import PlatformFolder
 from slim.transforms.registry import RegistryPruner
 
-DefActions = dict[tuple[str, int], str]  # (qualname, co_firstlineno) -> "delete"
+DefActions = dict[tuple[str, int], str]  # (qualname, co_firstlineno) -> "delete" | "stub"
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 WRAPPER = "if True:\n"
 
@@ -64,9 +66,15 @@ def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[
             if isinstance(node, DEFS):
                 qualname = prefix + node.name
                 action = actions.get((qualname, first_line(node)))
-                if action == "delete":
-                    edits.append((first_line(node), node.end_lineno, ""))
+                if action == "delete":  # with the blank lines that separated it from what follows
+                    end = node.end_lineno
+                    while end < len(lines) and not lines[end].strip():
+                        end += 1
+                    edits.append((first_line(node), end, ""))
                     gone += 1
+                    continue
+                if action == "stub":  # decorators and signature stay; the body is replaced
+                    edits.append((node.body[0].lineno, node.end_lineno, _stub_body(node, qualname, lines)))
                     continue
                 if isinstance(node, ast.ClassDef):
                     walk(node.body, qualname + ".")
@@ -76,11 +84,19 @@ def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[
                     if sub:
                         walk(sub, prefix)
         if gone and gone == len(body):  # Python needs a statement: the last deleted def leaves `pass`
-            start, end, _ = edits[-1]
-            edits[-1] = (start, end, _indent(lines[body[-1].lineno - 1]) + "pass\n")
+            start = edits[-1][0]  # the blank lines after it stay: they end the emptied block
+            edits[-1] = (start, body[-1].end_lineno, _indent(lines[body[-1].lineno - 1]) + "pass\n")
 
     walk(tree.body, "")
     return edits
+
+
+def _stub_body(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, lines: list[str]) -> str:
+    """The body of a def that keeps its decorators and signature for the code that names it (a
+    registration may read them); calling it says what happened."""
+    message = (f"slim removed the body of {qualname}: it never ran in any recording "
+               "(sglang/REMOVED.md, `slim plan --json`)")
+    return f"{_indent(lines[node.body[0].lineno - 1])}raise NotImplementedError({message!r})\n"
 
 
 # --- statement-level libcst transforms -----------------------------------------------------

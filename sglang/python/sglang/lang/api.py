@@ -8,66 +8,33 @@ from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.choices import ChoicesSamplingMethod, token_length_normalized
 from sglang.lang.ir import (
     SglExpr,
-    SglExprList,
-    SglFunction,
     SglGen,
-    SglImage,
-    SglRoleBegin,
-    SglRoleEnd,
     SglSelect,
-    SglSeparateReasoning,
-    SglVideo,
-)
+    )
 
 
 def function(
     func: Optional[Callable] = None, num_api_spec_tokens: Optional[int] = None
 ):
-    if func:
-        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
-
-    def decorator(func):
-        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
-
-    return decorator
+    raise NotImplementedError('slim removed the body of function: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def Runtime(*args, **kwargs):
     # Avoid importing unnecessary dependency
-    from sglang.lang.backend.runtime_endpoint import Runtime
-
-    return Runtime(*args, **kwargs)
+    raise NotImplementedError('slim removed the body of Runtime: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def Engine(*args, **kwargs):
     # Avoid importing unnecessary dependency
-    from sglang.srt.entrypoints.engine import Engine
-
-    return Engine(*args, **kwargs)
-
-
+    raise NotImplementedError('slim removed the body of Engine: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def flush_cache(backend: Optional[BaseBackend] = None):
-    backend = backend or global_config.default_backend
-    if backend is None:
-        return False
-
-    # If backend is Runtime
-    if hasattr(backend, "endpoint"):
-        backend = backend.endpoint
-    return backend.flush_cache()
+    raise NotImplementedError('slim removed the body of flush_cache: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def get_server_info(backend: Optional[BaseBackend] = None):
-    backend = backend or global_config.default_backend
-    if backend is None:
-        return None
-
-    # If backend is Runtime
-    if hasattr(backend, "endpoint"):
-        backend = backend.endpoint
-    return backend.get_server_info()
+    raise NotImplementedError('slim removed the body of get_server_info: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def gen(
@@ -137,16 +104,12 @@ def gen(
     )
 
 
-
-
-
-
 def image(expr: SglExpr):
-    return SglImage(expr)
+    raise NotImplementedError('slim removed the body of image: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def video(path: str, num_frames: int):
-    return SglVideo(path, num_frames)
+    raise NotImplementedError('slim removed the body of video: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def select(
@@ -160,14 +123,11 @@ def select(
 
 
 def _role_common(name: str, expr: Optional[SglExpr] = None):
-    if expr is None:
-        return SglExprList([SglRoleBegin(name), SglRoleEnd(name)])
-    else:
-        return SglExprList([SglRoleBegin(name), expr, SglRoleEnd(name)])
+    raise NotImplementedError('slim removed the body of _role_common: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def system(expr: Optional[SglExpr] = None):
-    return _role_common("system", expr)
+    raise NotImplementedError('slim removed the body of system: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def user(expr: Optional[SglExpr] = None):
@@ -175,22 +135,10 @@ def user(expr: Optional[SglExpr] = None):
 
 
 def assistant(expr: Optional[SglExpr] = None):
-    return _role_common("assistant", expr)
-
-
-
-
-
-
-
-
-
-
-
-
+    raise NotImplementedError('slim removed the body of assistant: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
 
 
 def separate_reasoning(
     expr: Optional[SglExpr] = None, model_type: Optional[str] = None
 ):
-    return SglExprList([expr, SglSeparateReasoning(model_type, expr=expr)])
+    raise NotImplementedError('slim removed the body of separate_reasoning: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
