@@ -1,7 +1,8 @@
 """Time `slim plan` + `slim apply` on the real upstream tree with the committed recordings.
 
-    .venv/bin/python benchmarks/apply_speed.py [OUT] [MODE]
-OUT defaults to a temporary folder; MODE (names|reach) to slim/policy.toml's [plan] mode.
+    .venv/bin/python benchmarks/apply_speed.py [OUT] [MODE] [DB]
+OUT defaults to a temporary folder ("-"), MODE (names|reach|lean) to slim/policy.toml's [plan]
+mode, DB (the recordings) to coverage_db.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main() -> None:
     pin = up.load_pin()
     tree = up.resolve_tree(None)
     start = time.perf_counter()
-    plan = make_function_plan(tree, package_files(tree), load_all(REPO / "coverage_db", pin.version), policy)
+    db = Path(sys.argv[3]) if len(sys.argv) > 3 else REPO / "coverage_db"
+    plan = make_function_plan(tree, package_files(tree), load_all(db, pin.version), policy)
     planned = time.perf_counter()
     apply_plan(plan, tree, pin, out)
     done = time.perf_counter()

@@ -1,6 +1,6 @@
 """Leave-one-out over the committed recordings, in every plan mode (CPU only, ~2 min on 2 cores):
 
-    .venv/bin/python benchmarks/holdout.py [--out coverage_db/benchmarks/holdout.json]
+    .venv/bin/python benchmarks/holdout.py [--db coverage_db] [--out coverage_db/benchmarks/holdout.json]
 
 For each recording, the plan is made from the others (slim.holdout) and what it would have cut
 from the held-out run is counted: how far the recorded surface carries to a scenario not recorded.
@@ -28,12 +28,13 @@ SCHEMA = "slim-holdout/1"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=REPO / "coverage_db", help="the recordings to hold out in turn")
     parser.add_argument("--out", type=Path, default=REPO / "coverage_db" / "benchmarks" / "holdout.json")
     args = parser.parse_args()
     pin = up.load_pin()
     tree = up.resolve_tree(None)
     files = package_files(tree)
-    recordings = load_all(REPO / "coverage_db", pin.version)
+    recordings = load_all(args.db, pin.version)
     ran_in = sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")})
     classes, at_import = class_bodies(tree, ran_in), import_time(tree, ran_in)
     rows = []
@@ -46,7 +47,7 @@ def main() -> None:
             print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
                   f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"schema": SCHEMA, "upstream": pin.version, "rows": rows}, indent=1) + "\n")
+    args.out.write_text(json.dumps({"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "rows": rows}, indent=1) + "\n")
     print(f"-> {args.out}")
 
 

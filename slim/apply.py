@@ -107,10 +107,9 @@ def function_section(plan: Plan, tree: Path, upstream_kept: int, kept: int) -> l
         "|---|---:|---:|",
         *(f"| {action} | {n} | {lines} |" for action, (n, lines) in sorted(counts.items())),
         "",
-        "Deleted: never run in any recording and named by no kept code (or a method of a class no",
-        "recording instantiated). Stubbed: never run, named by kept code, in a module where nothing",
-        "ran: decorators and signature stay, the body is `raise NotImplementedError(...)`.",
-        "`slim plan --json` has every def with its reason.",
+        "Deleted: never run in any recording and named by no kept code. Stubbed: never run but named",
+        "by kept code, so the body is `raise NotImplementedError(...)`. `slim plan --json` has every",
+        "def with its reason.",
         "",
         "| file | defs deleted | defs stubbed |",
         "|---|---:|---:|",
@@ -165,9 +164,9 @@ def _module_job(job) -> tuple[str, bytes | None, set[str]]:
 
     from slim.transforms.rewrite import rewrite_module
 
-    tree, path, actions, edits = job
+    tree, path, actions, edits, tidy = job
     source = (Path(tree) / path).read_bytes()
-    new = rewrite_module(source, actions, *edits) if actions or any(edits) else None
+    new = rewrite_module(source, actions, *edits, tidy=tidy) if actions or any(edits) else None
     return path, new if new != source else None, imported_tops(ast.parse(new or source))
 
 
@@ -181,7 +180,7 @@ def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]
         actions = {(d.qualname, d.line): d.action for d in by_file.get(rel, []) if d.action != "keep"}
         e = plan.edits.get(rel)
         edits = (set(e.helpers), set(e.constants), set(e.registry), set(e.imports)) if e else (set(),) * 4
-        jobs.append((str(tree), rel, actions, edits))
+        jobs.append((str(tree), rel, actions, edits, plan.policy.mode == "lean"))
     # Biggest jobs first so the pool ends together; results are keyed, so order does not matter.
     jobs.sort(key=lambda j: -(tree / j[1]).stat().st_size)
     if len(jobs) < 50:

@@ -12,7 +12,11 @@ What the recordings know about the third-party site (tracer/collector.py, slim/r
   third-party module files imported: `third_party_modules`), so later recordings will.
 Hence the rules are conservative: drop whole never-imported packages and never-mapped shared
 libraries; drop a never-opened data file only in a package where the recordings show opens (i.e.
-opens there were being recorded); keep every other file of an imported package.
+opens there were being recorded); keep every other file of an imported package. Packages that
+compile kernels at run time keep all their sources: a recording host with warm JIT caches opens
+only what it rebuilds, so opens say nothing about what a fresh host reads (a bundle that dropped
+the unopened flashinfer/cutlass headers failed on 2026-11-23: ninja rebuilt `norm` and found
+them gone).
 """
 
 from __future__ import annotations
@@ -25,12 +29,17 @@ from slim.recording import SITE
 # Where the third-party site sits on the GPU hosts that recorded or verify (ci/gpu_session.sh).
 DEPS_SITE_ROOTS = ("/opt/rt/deps/site/", "/opt/rt/bundle/site/")
 
+# Packages whose headers and sources are compiled on the serving host (flashinfer, DeepGEMM, the
+# TVM FFI headers they build against).
+JIT_SOURCE_PACKAGES = frozenset({"flashinfer", "deep_gemm", "tvm_ffi"})
+
 # rule -> whether it keeps the file
 RULES = {
     "metadata": True,          # *.dist-info: importlib.metadata must still find every distribution
     "mapped": True,            # a shared library some server process mapped
     "opened": True,            # a file some server process opened
     "imported-package": True,  # any other file of an imported package (no per-file import record)
+    "jit-sources": True,       # a non-Python file of a package that compiles kernels at run time
     "hand-dropped": False,     # in the wheels but left out of the site by ci/build_gpu_runtime.sh
     "never-mapped": False,     # a shared library no server process mapped
     "never-imported": False,   # a top-level package or module no server process imported
@@ -112,6 +121,8 @@ def decide(path: str, present: bool, usage: Usage, opens_recorded: frozenset[str
         return Decision(path, "never-imported", f"no recorded server process imported '{top}'")
     if path in usage.opened:
         return Decision(path, "opened", "opened by a recorded server process")
+    if top in JIT_SOURCE_PACKAGES and not path.endswith(".py"):
+        return Decision(path, "jit-sources", f"'{top}' compiles kernels at run time: warm caches hide what it reads")
     if top in opens_recorded and not path.endswith(".py"):
         return Decision(path, "never-opened", f"opens in '{top}' were recorded; this file was not opened")
     return Decision(path, "imported-package", f"'{top}' was imported; files are kept whole per package")

@@ -31,9 +31,10 @@ PROTOCOL_METHODS = {"forward", "extra_repr", "_load_from_state_dict", "_save_to_
 DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag",
                      "Protocol", "Structure", "Union", "BaseSettings", "Struct"}
 # Of those, the bodies whose methods the library itself calls by name (`_missing_`,
-# `_generate_next_value_`, ctypes `_fields_` hooks, protocol members): every member stays. A
-# dataclass's, pydantic model's or NamedTuple's own methods are plain methods.
+# `_generate_next_value_`, ctypes `_fields_` hooks, protocol members). The "lean" plan treats the
+# methods of the others (dataclass, pydantic, NamedTuple, msgspec) as plain methods.
 MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", "TypedDict", "Structure", "Union"}
+DATACLASS_BODY = "implicit (dataclass body)"
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
 
 
@@ -145,6 +146,7 @@ class Def:
     decorators: list[str] = field(default_factory=list)  # dotted names: "app.exception_handler"
     body_line: int = 0  # first line of the body: a def whose body starts on a later line can be stubbed
     header_refs: Counter = field(default_factory=Counter)  # refs of its decorators and signature
+    own_implicit: str | None = None  # `implicit` judged without its class's body (a dataclass's dunder)
 
     @property
     def lines(self) -> int:
@@ -179,10 +181,19 @@ def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str
 
 
 def _class_implicit(node: ast.ClassDef) -> str | None:
+    for d in node.decorator_list:
+        if "dataclass" in dotted(d) or "define" in dotted(d):
+            return DATACLASS_BODY
     for base in node.bases:
-        if dotted(base).rsplit(".", 1)[-1] in MACHINERY_BASES:
+        if dotted(base).rsplit(".", 1)[-1] in DECLARATIVE_BASES:
             return f"implicit ({dotted(base)} body)"
     return None
+
+
+def machinery_body(implicit: str | None) -> bool:
+    """An implicit reason that says the library calls the members by name (an Enum body)."""
+    return implicit is not None and implicit.startswith("implicit (") and implicit.endswith(" body)") and \
+        implicit != DATACLASS_BODY and implicit[len("implicit ("):-len(" body)")].rsplit(".", 1)[-1] in MACHINERY_BASES
 
 
 def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") -> list[Def]:
@@ -213,7 +224,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 header = Counter(in_span(scanned.idents, ident_lines, first_line(node), max(node.lineno, body_line - 1)))
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
                         bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
-                        body_line, header)
+                        body_line, header, _def_implicit(node, in_class, None) if not is_class else None)
                 out.append(d)
                 if is_class:
                     start = len(out)

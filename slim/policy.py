@@ -10,7 +10,7 @@ from pathlib import Path
 from slim.errors import SlimError
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
-PLAN_MODES = ("names", "reach")
+PLAN_MODES = ("names", "reach", "lean")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class Whole:
 class Policy:
     keeps: tuple[Keep, ...] = ()
     # How the plan decides inside imported modules (slim.plan.make_function_plan): "names" keeps
-    # every def any imported module names; "reach" keeps what the code that ran reaches.
+    # every def any imported module names; "reach" keeps what the code that ran reaches; "lean" is
+    # reach that also cuts the methods of classes never instantiated and stubs what only modules
+    # where nothing ran hold (slim/reach.py), and takes deleted defs' trailing blank lines.
     mode: str = "names"
     wholes: tuple[Whole, ...] = ()
 

@@ -50,7 +50,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from slim.defs import DECLARATIVE_BASES, Binding, Def, ModuleIndex, module_name
+from slim.defs import DECLARATIVE_BASES, Binding, Def, ModuleIndex, machinery_body, module_name
 from slim.policy import Policy
 
 NEVER_RUN = "never run in any recording"
@@ -105,8 +105,10 @@ def _positive(refs) -> list[str]:
 class _Reach:
     def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]],
                  policy: Policy, policy_live: set[Key] | None = None) -> None:
-        # policy_live None: the walk from the policy's own roots, which judges nothing by runs.
-        self.policy, self.judge, self.policy_live = policy, policy_live is not None, policy_live or set()
+        # The "lean" rules (never-instantiated classes, stubs, dataclass methods as plain methods)
+        # judge by what ran; policy_live: what policy-kept code may call, which they leave alone.
+        self.policy, self.policy_live = policy, policy_live or set()
+        self.judge = policy.mode == "lean"
         self.index = {i.path: i for i in indexes}
         self.by_module = {module_name(p): p for p in self.index}
         self.family_runs = family_runs
@@ -278,24 +280,33 @@ class _Reach:
         if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
                 and self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
             return None
-        if member.kind != "class" and member.implicit:
-            return member.implicit
+        if member.kind != "class" and self._implicit(member):
+            return self._implicit(member)
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
             return HIERARCHY
         if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
             return OVERRIDE
         if member.kind == "method" and self._untouched(path, member.parent) and \
+                not (self.judge and _declarative(self.defs[(path, member.parent)])) and \
                 self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
-            return None
+            return None  # (a dataclass is built without a method of its own running: not so judged)
         if member.name in self.out.needed:
             return REFERENCED
         if member.kind == "method" and member.name in self.live_methods:
             return SAME_NAME
         return None
 
+    def _implicit(self, d: Def) -> str | None:
+        """Why a def stays whatever ran; under "lean" a dataclass/pydantic/NamedTuple body no
+        longer keeps its methods (only bodies whose library calls members by name do): a member
+        of one stays for its own reasons (a dunder, a property, a validator)."""
+        if self.judge and d.implicit and d.implicit.endswith(" body)") and not machinery_body(d.implicit):
+            return d.own_implicit
+        return d.implicit
+
     def _stub(self, path: str, d: Def) -> bool:
         key = _key(path, d)
-        return (self.judge and d.kind != "class" and d.implicit is None and d.body_line > d.line
+        return (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
                 and path not in self.touched_files
                 and self.out.defs[key] in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path) is None)
@@ -384,7 +395,8 @@ class _Reach:
 def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str]) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
-    policy_live = _policy_reach(indexes, policy, {key[0] for key in ran})
+    ran_files = {i.path for i in indexes for d in i.defs if _key(i.path, d) in ran and d.kind != "class"}
+    policy_live = _policy_reach(indexes, policy, ran_files) if policy.mode == "lean" else set()
     ignored: set[Key] = set()
     while True:
         walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live)
@@ -396,21 +408,33 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
 
 def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran_files: set[str]) -> set[Key]:
     """Defs the policy's code may call on its hardware, so no stub and no never-instantiated cut
-    may touch them: what policy-kept code names, by name, top-level functions and classes (a class
-    with its members); followed further only through modules nothing ran in (the only ones stubs
+    may touch them: the top-level functions and classes (a class with its members) that
+    policy-kept code names in its own module or in a module it imports (through a package's
+    re-exports too); followed further only through modules where nothing ran (the only ones stubs
     reach). Method names are not followed (every class has a `forward`)."""
-    top: dict[str, list[tuple[str, Def]]] = defaultdict(list)
+    by_module = {module_name(i.path): i.path for i in indexes}
+    index = {i.path: i for i in indexes}
+    top: dict[tuple[str, str], list[Def]] = defaultdict(list)
     members: dict[tuple[str, str], list[Def]] = defaultdict(list)
-    for index in indexes:
-        for d in index.defs:
+    for i in indexes:
+        for d in i.defs:
             if d.parent is None:
-                top[d.name].append((index.path, d))
+                top[(i.path, d.name)].append(d)
             else:
-                members[(index.path, d.qualname.split(".")[0])].append(d)
-    kept = [(index.path, d) for index in indexes for d in index.defs
-            if d.parent is None and policy.keep_for(index.path, d.qualname)]
-    names = {n for index in indexes if index.path in policy.files for n in _positive(index.body_refs)}
-    todo = kept + [(path, d) for name in names for path, d in top.get(name, [])]
+                members[(i.path, d.qualname.split(".")[0])].append(d)
+
+    def imported(paths) -> set[str]:
+        return {by_module[t] for p in paths for b in index[p].bindings for t in b.targets if t in by_module}
+
+    def scope(path: str, group: list[Def]) -> set[str]:
+        direct = {path} | imported([path]) | {by_module[m] for d in group for m in d.imports if m in by_module}
+        return direct | imported([p for p in direct if p.endswith("__init__.py")])  # re-exports
+
+    todo = [(i.path, d) for i in indexes for d in i.defs if d.parent is None and policy.keep_for(i.path, d.qualname)]
+    for path in policy.files:  # a policy-kept module's own import-time code
+        if path in index:
+            todo += [(p, t) for p in scope(path, []) for n in _positive(index[path].body_refs)
+                     for t in top.get((p, n), [])]
     live: set[Key] = set()
     while todo:
         path, d = todo.pop()
@@ -420,8 +444,8 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran_files: set[str
         live.update(_key(path, m) for m in group)
         if path in ran_files and not policy.keep_for(path, d.qualname):
             continue  # what a module that ran names is judged by the recordings
-        for name in {n for m in group for n in _positive(m.refs)}:
-            todo += [(p, t) for p, t in top.get(name, []) if _key(p, t) not in live]
+        names = {n for m in group for n in _positive(m.refs)}
+        todo += [(p, t) for p in scope(path, group) for n in names for t in top.get((p, n), [])]
     return live
 
 

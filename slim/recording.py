@@ -200,7 +200,7 @@ def load_recording(path: Path, upstream_version: str | None = None) -> Recording
 
 
 # Folders of coverage_db that hold slim's own results, not scenario runs.
-NOT_SCENARIOS = {"benchmarks", "bundle"}
+NOT_SCENARIOS = {"benchmarks", "bundle", "pending"}
 
 
 def recording_paths(db: Path) -> list[Path]:

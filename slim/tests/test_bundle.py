@@ -21,13 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 # --- the rules -------------------------------------------------------------------------------
 
-USAGE = Usage(imported=frozenset({"used", "jit", "rootmod"}),
+USAGE = Usage(imported=frozenset({"used", "jit", "rootmod", "flashinfer"}),
               mapped=frozenset({"used/_core.so", "used.libs/libdep.so.1"}),
-              opened=frozenset({"jit/include/a.cuh"}))
+              opened=frozenset({"jit/include/a.cuh", "flashinfer/data/include/rebuilt.cuh"}))
 PRESENT = {"used/__init__.py", "used/_core.so", "used/_extra.so", "used/data.json", "used.libs/libdep.so.1",
            "used-1.0.dist-info/METADATA", "unused/__init__.py", "unused-2.0.dist-info/RECORD",
            "rootmod.cpython-312-x86_64-linux-gnu.so", "rootmod.py", "other.py", "used-1.0.data/scripts/x",
-           "jit/__init__.py", "jit/include/a.cuh", "jit/include/b.cuh"}
+           "jit/__init__.py", "jit/include/a.cuh", "jit/include/b.cuh", "flashinfer/data/include/norm.cuh"}
 
 
 def test_rules_keep_what_was_used_and_say_why():
@@ -49,6 +49,7 @@ def test_rules_keep_what_was_used_and_say_why():
         "jit/__init__.py": ("imported-package", True),  # Python files: imports are not per file
         "jit/include/a.cuh": ("opened", True),
         "jit/include/b.cuh": ("never-opened", False),  # opens in 'jit' were recorded
+        "flashinfer/data/include/norm.cuh": ("jit-sources", True),  # compiled on a fresh host
         "used/huge_dropped.so": ("hand-dropped", False),
     }
 

@@ -11,8 +11,8 @@ import pytest
 from slim.apply import apply_plan
 from slim.check import check_tree
 from slim.plan import UNREACHED, make_function_plan, package_files
-from slim.policy import Policy
-from slim.reach import ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS
+from slim.policy import Keep, Policy, Whole
+from slim.reach import ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS, STUB
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
@@ -22,14 +22,23 @@ RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler
        f"{REACH}/__init__.py": [], f"{REACH}/plugins/__init__.py": [], f"{REACH}/groups/__init__.py": [],
        f"{REACH}/groups/one.py": [], f"{REACH}/lazy.py": [], f"{REACH}/plugins/gamma.py": ["_make"],
        f"{REACH}/adapters/__init__.py": [], f"{REACH}/adapters/base.py": ["register", "resolve"],
-       f"{REACH}/adapters/default.py": [], f"{REACH}/adapters/other.py": []}
+       f"{REACH}/adapters/default.py": [], f"{REACH}/adapters/other.py": [], f"{REACH}/rare.py": []}
+
+
+def planned(wheel_tree, mode: str, **policy):
+    root, pin = wheel_tree
+    return make_function_plan(root, package_files(root), [recording_of(root, RAN)],
+                              Policy(mode=mode, **policy)), root, pin
 
 
 @pytest.fixture
 def reach_planned(wheel_tree):
-    root, pin = wheel_tree
-    policy = dataclasses.replace(Policy(), mode="reach")
-    return make_function_plan(root, package_files(root), [recording_of(root, RAN)], policy), root, pin
+    return planned(wheel_tree, "reach")
+
+
+@pytest.fixture
+def lean_planned(wheel_tree):
+    return planned(wheel_tree, "lean")
 
 
 def files(plan):
@@ -62,9 +71,8 @@ def test_defs_follow_what_ran(reach_planned):
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
 
 
-def test_a_class_never_instantiated_keeps_no_methods(reach_planned):
-    plan, _, _ = reach_planned
-    base = decisions(plan, f"{REACH}/base.py")
+def test_lean_a_class_never_instantiated_keeps_no_methods(lean_planned, reach_planned):
+    base = decisions(lean_planned[0], f"{REACH}/base.py")
     assert base["Unbuilt"] == ("keep", REFERENCED)  # an isinstance check names it
     for member in ("__init__", "__repr__", "run"):  # no dunder or family protocol without an instance
         assert base[f"Unbuilt.{member}"] == ("delete", NEVER_RUN), member
@@ -73,8 +81,41 @@ def test_a_class_never_instantiated_keeps_no_methods(reach_planned):
     assert base["Built.run"] == ("keep", HIERARCHY)  # BuiltChild ran: Built's protocol stays for it
     assert base["Built.__init__"] == ("keep", "implicit (dunder)")
     assert base["UnbuiltError.__init__"] == ("keep", "implicit (dunder)")  # exceptions are not judged so
-    assert base["Record.__post_init__"][0] == "keep"
+    assert base["Record.__post_init__"][1].startswith("run in")
     assert base["Record.describe"] == ("delete", NEVER_RUN)  # a dataclass's own method, never run
+    reach = decisions(reach_planned[0], f"{REACH}/base.py")  # reach keeps all of these
+    assert reach["Unbuilt.run"] == ("keep", HIERARCHY) and reach["Record.describe"][0] == "keep"
+
+
+def test_lean_stubs_what_only_a_module_where_nothing_ran_holds(lean_planned, reach_planned, tmp_path):
+    rare = decisions(lean_planned[0], f"{REACH}/rare.py")
+    assert rare["rare_path"] == ("stub", STUB)  # scan.py names it on a branch no recording took
+    assert rare["_format"] == ("delete", NEVER_RUN)  # only the stubbed body named it
+    assert rare["RareOptions.__init__"] == ("delete", NEVER_RUN)  # never instantiated
+    assert decisions(reach_planned[0], f"{REACH}/rare.py")["_format"] == ("keep", REFERENCED)
+    plan, root, pin = lean_planned
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    assert check_tree(out, root).errors == []
+    text = (out / "python" / REACH / "rare.py").read_text()
+    assert "def rare_path(data):\n    raise NotImplementedError(" in text and "import json" not in text
+    env = {**os.environ, "PYTHONPATH": str(out / "python")}
+    code = "from sglang.srt.reach.scan import load_all; print(load_all()[2])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "['Base', 'Child']", run.stderr  # what ran still runs
+    run = subprocess.run([sys.executable, "-c", code], env={**env, "SLIM_FIXTURE_RARE": "1"},
+                         capture_output=True, text=True)
+    assert "NotImplementedError: slim removed the body of rare_path" in run.stderr
+
+
+def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):
+    whole = Whole(f"{REACH}/rare.py", "needs 2 GPUs", "r1_fp8_tp2")
+    rare = decisions(planned(wheel_tree, "lean", wholes=(whole,))[0], f"{REACH}/rare.py")
+    assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
+    assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")
+    keep = Keep(f"{REACH}/lazy.py", None, "sm100 only", "dsv3_fp8_b200")  # lazy.py's fn calls rare_path
+    rare = decisions(planned(wheel_tree, "lean", keeps=(keep,))[0], f"{REACH}/rare.py")
+    assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
 
 
 def test_modules_imported_for_their_registrations_stay(reach_planned):

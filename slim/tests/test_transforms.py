@@ -165,6 +165,7 @@ def test_rewrite_module_deletes_folds_and_prunes_imports():
 
 
         class A:
+
             def named(self, x: int = 1) -> int:
                 """Doc."""
                 y = x
@@ -182,6 +183,42 @@ def test_rewrite_module_deletes_folds_and_prunes_imports():
         REG = [A]
         ''')
     compile(after, "after", "exec")
+
+
+def test_a_stub_keeps_decorators_and_signature_and_its_imports_follow_the_body():
+    before = textwrap.dedent('''\
+        import json
+        from typing import Any
+
+
+        @register_custom_op(mutates_args=["out"])
+        def rare(x: Any,
+                 out=None) -> str:
+            """Only a branch no recording took calls this."""
+            return json.dumps(x)
+
+
+        def never():
+            return 1
+
+
+        def kept():
+            return 2
+        ''').encode()
+    after = rewrite_module(before, {("rare", 5): "stub", ("never", 12): "delete"}, tidy=True).decode()
+    assert after == textwrap.dedent('''\
+        from typing import Any
+
+
+        @register_custom_op(mutates_args=["out"])
+        def rare(x: Any,
+                 out=None) -> str:
+            raise NotImplementedError('slim removed the body of rare: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+        def kept():
+            return 2
+        ''')  # tidy: the deleted def's trailing blank lines went with it; json went with rare's body
 
 
 def test_rewrite_keeps_a_bom_and_is_a_no_op_without_edits():

@@ -3,8 +3,8 @@
 Parsing a whole module with libcst costs ~0.15 ms a line (the kept tree: ~80 s of CPU on two
 cores' worth), so `ast` (fast) locates what changes and libcst only sees small units:
 - a deleted def is its own whole lines (a def always starts and ends a line), so it is cut by
-  the line span ast gives (decorators included) and the blank lines after it (runs of blank
-  lines between survivors are not left behind); a body left empty gets `pass`; a stubbed def
+  the line span ast gives (decorators included), with `tidy` ("lean" plans) also the blank
+  lines after it (no runs of blank lines left between survivors); a body left empty gets `pass`; a stubbed def
   keeps its decorator and signature lines, and its body lines become one `raise`;
 - platform folding, registry entries and unused imports: libcst on the innermost statement
   that holds them (descending through def/class/with/for bodies); an indented unit is parsed
@@ -57,7 +57,7 @@ def _splice(lines: list[str], edits: list[tuple[int, int, str]]) -> str:
 
 
 # --- defs ----------------------------------------------------------------------------------
-def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[tuple[int, int, str]]:
+def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions, tidy: bool) -> list[tuple[int, int, str]]:
     edits: list[tuple[int, int, str]] = []
 
     def walk(body: list[ast.stmt], prefix: str) -> None:
@@ -66,9 +66,9 @@ def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[
             if isinstance(node, DEFS):
                 qualname = prefix + node.name
                 action = actions.get((qualname, first_line(node)))
-                if action == "delete":  # with the blank lines that separated it from what follows
+                if action == "delete":  # tidy: with the blank lines that separated it from what follows
                     end = node.end_lineno
-                    while end < len(lines) and not lines[end].strip():
+                    while tidy and end < len(lines) and not lines[end].strip():
                         end += 1
                     edits.append((first_line(node), end, ""))
                     gone += 1
@@ -94,8 +94,8 @@ def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions) -> list[
 def _stub_body(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, lines: list[str]) -> str:
     """The body of a def that keeps its decorators and signature for the code that names it (a
     registration may read them); calling it says what happened."""
-    message = (f"slim removed the body of {qualname}: it never ran in any recording "
-               "(sglang/REMOVED.md, `slim plan --json`)")
+    # Words in strings count as uses of imported names: the message names nothing a module imports.
+    message = f"slim removed the body of {qualname}: it never ran in any recording (see sglang/REMOVED.md)"
     return f"{_indent(lines[node.body[0].lineno - 1])}raise NotImplementedError({message!r})\n"
 
 
@@ -168,7 +168,7 @@ def _imports_in(names: set[str]) -> Callable[[ast.AST], bool]:
 
 def rewrite_module(source: bytes, actions: DefActions, helpers: set[str] = frozenset(),
                    constants: set[str] = frozenset(), registry: set[str] = frozenset(),
-                   dead_imports: set[str] = frozenset()) -> bytes:
+                   dead_imports: set[str] = frozenset(), tidy: bool = False) -> bytes:
     """The slimmed module: defs deleted, platform branches folded, registry entries
     dropped; then the imports only the removed code used, and the sglang imports the plan
     found dead (`dead_imports`: bound names)."""
@@ -176,7 +176,7 @@ def rewrite_module(source: bytes, actions: DefActions, helpers: set[str] = froze
     text = source.decode("utf-8-sig")
     before = tree = ast.parse(text)
     if actions:
-        text = _splice(_lines(text), _def_edits(_lines(text), tree, actions))
+        text = _splice(_lines(text), _def_edits(_lines(text), tree, actions, tidy))
         tree = ast.parse(text)
     folded = set(helpers) | set(constants)
     if folded or registry:

@@ -8,33 +8,66 @@ from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.choices import ChoicesSamplingMethod, token_length_normalized
 from sglang.lang.ir import (
     SglExpr,
+    SglExprList,
+    SglFunction,
     SglGen,
+    SglImage,
+    SglRoleBegin,
+    SglRoleEnd,
     SglSelect,
-    )
+    SglSeparateReasoning,
+    SglVideo,
+)
 
 
 def function(
     func: Optional[Callable] = None, num_api_spec_tokens: Optional[int] = None
 ):
-    raise NotImplementedError('slim removed the body of function: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    if func:
+        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
+
+    def decorator(func):
+        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
+
+    return decorator
 
 
 def Runtime(*args, **kwargs):
     # Avoid importing unnecessary dependency
-    raise NotImplementedError('slim removed the body of Runtime: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    from sglang.lang.backend.runtime_endpoint import Runtime
+
+    return Runtime(*args, **kwargs)
 
 
 def Engine(*args, **kwargs):
     # Avoid importing unnecessary dependency
-    raise NotImplementedError('slim removed the body of Engine: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    from sglang.srt.entrypoints.engine import Engine
+
+    return Engine(*args, **kwargs)
+
+
 
 
 def flush_cache(backend: Optional[BaseBackend] = None):
-    raise NotImplementedError('slim removed the body of flush_cache: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    backend = backend or global_config.default_backend
+    if backend is None:
+        return False
+
+    # If backend is Runtime
+    if hasattr(backend, "endpoint"):
+        backend = backend.endpoint
+    return backend.flush_cache()
 
 
 def get_server_info(backend: Optional[BaseBackend] = None):
-    raise NotImplementedError('slim removed the body of get_server_info: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    backend = backend or global_config.default_backend
+    if backend is None:
+        return None
+
+    # If backend is Runtime
+    if hasattr(backend, "endpoint"):
+        backend = backend.endpoint
+    return backend.get_server_info()
 
 
 def gen(
@@ -104,12 +137,16 @@ def gen(
     )
 
 
+
+
+
+
 def image(expr: SglExpr):
-    raise NotImplementedError('slim removed the body of image: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return SglImage(expr)
 
 
 def video(path: str, num_frames: int):
-    raise NotImplementedError('slim removed the body of video: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return SglVideo(path, num_frames)
 
 
 def select(
@@ -123,11 +160,14 @@ def select(
 
 
 def _role_common(name: str, expr: Optional[SglExpr] = None):
-    raise NotImplementedError('slim removed the body of _role_common: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    if expr is None:
+        return SglExprList([SglRoleBegin(name), SglRoleEnd(name)])
+    else:
+        return SglExprList([SglRoleBegin(name), expr, SglRoleEnd(name)])
 
 
 def system(expr: Optional[SglExpr] = None):
-    raise NotImplementedError('slim removed the body of system: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return _role_common("system", expr)
 
 
 def user(expr: Optional[SglExpr] = None):
@@ -135,10 +175,22 @@ def user(expr: Optional[SglExpr] = None):
 
 
 def assistant(expr: Optional[SglExpr] = None):
-    raise NotImplementedError('slim removed the body of assistant: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return _role_common("assistant", expr)
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 def separate_reasoning(
     expr: Optional[SglExpr] = None, model_type: Optional[str] = None
 ):
-    raise NotImplementedError('slim removed the body of separate_reasoning: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return SglExprList([expr, SglSeparateReasoning(model_type, expr=expr)])

@@ -84,6 +84,9 @@ class GreedyTokenSelection(ChoicesSamplingMethod):
         }
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
 
+
+
+
 greedy_token_selection = GreedyTokenSelection()
 
 
@@ -126,5 +129,7 @@ class UnconditionalLikelihoodNormalized(ChoicesSamplingMethod):
             "normalized_unconditional_prompt_logprobs": normalized_unconditional_prompt_logprobs,
         }
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
+
+
 
 unconditional_likelihood_normalized = UnconditionalLikelihoodNormalized()

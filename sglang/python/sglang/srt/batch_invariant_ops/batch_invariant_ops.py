@@ -999,6 +999,10 @@ def enable_batch_invariant_mode(enable_bmm: bool = True):
         torch.bmm = bmm_batch_invariant
 
 
+
+
+
+
 AttentionBlockSize = namedtuple("AttentionBlockSize", ["block_m", "block_n"])
 
 

@@ -150,6 +150,8 @@ _CLASSIFICATION_ARCHITECTURES = {
 }
 
 
+
+
 def _embedding_gemma_spec() -> EmbeddingModelSpec:
     return EmbeddingModelSpec(
         family="embeddinggemma",

@@ -23,3 +23,27 @@ class ParallelState:
     dcp_size: int
     gpu_id: int
 
+    @staticmethod
+    def trivial(**overrides: Optional[int]) -> "ParallelState":
+        kwargs: dict[str, Optional[int]] = dict(
+            tp_rank=0,
+            tp_size=1,
+            pp_rank=0,
+            pp_size=1,
+            dp_rank=0,
+            dp_size=1,
+            attn_tp_rank=0,
+            attn_tp_size=1,
+            attn_cp_rank=0,
+            attn_cp_size=1,
+            attn_dp_rank=0,
+            attn_dp_size=1,
+            moe_ep_rank=0,
+            moe_ep_size=1,
+            moe_dp_rank=0,
+            moe_dp_size=1,
+            dcp_size=1,
+            gpu_id=0,
+        )
+        kwargs.update(overrides)
+        return ParallelState(**kwargs)

@@ -23,4 +23,5 @@ by TokenizerManagerScoreMixin.
 
 
 class EngineScoreMixin:
+
     pass

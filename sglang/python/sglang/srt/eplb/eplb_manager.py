@@ -68,4 +68,20 @@ class EPLBManager:
 
         self._main_generator = self._entrypoint()
 
+
+
+
+
     # can be more complex if needed
+
+
+
+
+
+
+
+
+
+
+
+

@@ -46,6 +46,12 @@ _OutputMode = Literal["file", "object"]
 class ExpertDistributionMetrics:
     eplb_balancedness: torch.Tensor
 
+    def map_device_tensors(self, fn):
+        # Device-tensor fields only; caller injects the copy+safety primitive
+        # (see GenerationBatchResult.copy_to_cpu).
+        self.eplb_balancedness = fn(self.eplb_balancedness)
+
+
 class ExpertDistributionRecorder(ABC):
     """Global expert distribution recording"""
 
@@ -178,6 +184,8 @@ class _ExpertDistributionRecorderReal(ExpertDistributionRecorder):
         finally:
             self._disable_all = previous_disable_all
 
+
+
     def on_select_experts(self, topk_ids: torch.Tensor):
         self._on_hook("on_select_experts", topk_ids=topk_ids)
 
@@ -203,6 +211,8 @@ class _ExpertDistributionRecorderReal(ExpertDistributionRecorder):
             "on_deepep_dispatch_low_latency",
             local_physical_count_of_layer=local_physical_count_of_layer,
         )
+
+
 
     def start_record(self):
         """Start recording the expert distribution."""
@@ -252,6 +262,7 @@ def set_global_expert_distribution_recorder(value):
 
 
 class _SinglePassGatherer(ABC):
+
     def __init__(self, expert_location_metadata: ExpertLocationMetadata, rank: int):
         self._expert_location_metadata = expert_location_metadata
         self._rank = rank
@@ -284,12 +295,32 @@ class _SinglePassGatherer(ABC):
         raise NotImplementedError
 
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 # --------------------------------------- Accumulator -----------------------------------------
 
 _SINGLE_PASS_GATHERER_KEY_PRIMARY = "primary"
 
 
 class _Accumulator(ABC):
+
+
     def __init__(
         self,
         server_args: ServerArgs,
@@ -299,6 +330,8 @@ class _Accumulator(ABC):
         self._server_args = server_args
         self._expert_location_metadata = expert_location_metadata
         self._rank = rank
+
+
 
     def append(
         self,
@@ -314,5 +347,25 @@ class _Accumulator(ABC):
 
     def dump(self, output_mode: _OutputMode):
         pass
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 

@@ -38,6 +38,36 @@ class ExpertLocationDispatchInfo:
     # tokens and is free to disagree.
     rank_invariant: bool = False
 
+    @classmethod
+    def init_new(cls, layer_id: int):
+        ep_dispatch_algorithm = get_exec().moe.ep_dispatch_algorithm
+        expert_location_metadata = get_global_expert_location_metadata()
+        assert expert_location_metadata is not None
+
+        if ep_dispatch_algorithm is None:
+            return None
+
+        return cls(
+            ep_dispatch_algorithm=ep_dispatch_algorithm,
+            rank_invariant=get_exec().moe.moe_a2a_backend == "none",
+            partial_logical_to_rank_dispatch_physical_map=(
+                expert_location_metadata.logical_to_rank_dispatch_physical_map[
+                    layer_id, :
+                ]
+                if expert_location_metadata.logical_to_rank_dispatch_physical_map
+                is not None
+                else None
+            ),
+            partial_logical_to_all_physical_map=expert_location_metadata.logical_to_all_physical_map[
+                layer_id, :
+            ],
+            partial_logical_to_all_physical_map_num_valid=expert_location_metadata.logical_to_all_physical_map_num_valid[
+                layer_id, :
+            ],
+            num_physical_experts=expert_location_metadata.num_physical_experts,
+        )
+
+
 def transform_select_experts_inputs(
     router_logits: torch.Tensor,
     correction_bias: Optional[torch.Tensor],

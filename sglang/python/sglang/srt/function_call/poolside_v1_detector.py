@@ -1,5 +1,7 @@
 import json
 import re
+from enum import Enum, auto
+from typing import List, Optional
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
@@ -10,6 +12,28 @@ from sglang.srt.function_call.core_types import (
     _GetInfoFunc,
 )
 from sglang.srt.function_call.utils import safe_literal_eval
+
+
+class _ParseState(Enum):
+    """5 FSM states for the streaming parser.
+
+    Entry guard: READING_VALUE is reachable only from READING_KEY, so the
+    "stray <arg_value> before <tool_call>" bug class is structurally
+    impossible.
+
+    Exit guard: both READING_KEY and READING_VALUE recover on `</tool_call>`
+    by closing the active call (orphan key dropped if any). READING_VALUE
+    additionally recovers on `<arg_key>` by replacing the orphan pending key
+    with the new one. Both guards match the (regex-tightened) non-streaming
+    path. Without them, malformed inputs would leave the FSM stuck in
+    READING_VALUE and mis-attribute subsequent values to stale state.
+    """
+
+    OUTSIDE = auto()
+    READING_NAME = auto()
+    READING_KEY = auto()
+    READING_VALUE = auto()
+    DRAINING = auto()
 
 
 class PoolsideV1Detector(BaseFormatDetector):
@@ -60,13 +84,265 @@ class PoolsideV1Detector(BaseFormatDetector):
         arg_value_end,
     )
 
+    def __init__(self):
+        super().__init__()
+        self.parsed_pos: int = 0
+        self._state: _ParseState = _ParseState.OUTSIDE
+        self.current_func_name: Optional[str] = None
+        self.current_pending_key: Optional[str] = None
+        self.json_started: bool = False
+
     # ---------- Helpers ----------
+
+
+
+
+    def has_tool_call(self, text: str) -> bool:
+        return self.tool_call_start_token in text
+
 
     _STRING_TYPES = frozenset({"string", "str", "text", "enum"})
 
+
+
+
     # ---------- Non-streaming ----------
+
+    def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
+        if self.tool_call_start_token not in text:
+            return StreamingParseResult(normal_text=text)
+
+        tool_indices = self._get_tool_indices(tools)
+        first_idx = text.find(self.tool_call_start_token)
+        normal_text = text[:first_idx] if first_idx > 0 else ""
+
+        calls: List[ToolCallItem] = []
+        for body in self.tool_call_regex.findall(text):
+            # _find_name_boundary searches for `\n` / `<arg_key>` /
+            # `</tool_call>`, but the regex already stripped `</tool_call>`,
+            # so a no-arg call without a trailing newline
+            # (`<tool_call>now</tool_call>`) gives boundary == -1. Treat
+            # that case as "name == entire body".
+            boundary = self._find_name_boundary(body)
+            name = (body if boundary == -1 else body[:boundary]).strip()
+            if not name or name not in tool_indices:
+                continue
+
+            schema = self._get_param_schema(name, tools)
+            args: dict = {}
+            for raw_key, raw_val in self.arg_pair_regex.findall(body):
+                key = raw_key.strip()
+                # Strip at most one wrapping `\n` on each side (template adds
+                # them around the value); preserve newlines that are part of
+                # the value itself.
+                val = raw_val.removeprefix("\n").removesuffix("\n")
+                args[key] = self._convert_param_value(val, schema, key)
+
+            calls.append(
+                ToolCallItem(
+                    tool_index=tool_indices[name],
+                    name=name,
+                    parameters=json.dumps(args, ensure_ascii=False),
+                )
+            )
+
+        return StreamingParseResult(normal_text=normal_text, calls=calls)
 
     # ---------- Streaming ----------
 
+    def parse_streaming_increment(
+        self, new_text: str, tools: List[Tool]
+    ) -> StreamingParseResult:
+        self._buffer += new_text
+        if not self._buffer:
+            return StreamingParseResult()
+
+        tool_indices = self._get_tool_indices(tools)
+        calls: List[ToolCallItem] = []
+        normal_text_chunks: List[str] = []
+
+        # No try/except: the FSM's invariants make the prior masked-IndexError
+        # class unreachable, and TypeError from json.dumps is prevented at the
+        # source (_convert_param_value round-trips its decoder output). If a
+        # real bug surfaces, let it surface.
+        while True:
+            slice_ = self._buffer[self.parsed_pos :]
+            if not slice_:
+                break
+            state = self._state
+
+            if state is _ParseState.OUTSIDE:
+                if slice_.startswith(self.tool_call_start_token):
+                    self.parsed_pos += len(self.tool_call_start_token)
+                    self._state = _ParseState.READING_NAME
+                    self._reset_call_state()
+                    continue
+                if slice_.startswith("<"):
+                    if self._is_partial_tag(slice_):
+                        break  # could be a partial <tool_call>
+                    normal_text_chunks.append("<")
+                    self.parsed_pos += 1
+                    continue
+                next_lt = slice_.find("<")
+                segment = slice_ if next_lt == -1 else slice_[:next_lt]
+                normal_text_chunks.append(segment)
+                self.parsed_pos += len(segment)
+                continue
+
+            if state is _ParseState.READING_NAME:
+                boundary = self._find_name_boundary(slice_)
+                if boundary == -1:
+                    break  # name still incoming
+                name = slice_[:boundary].strip()
+                # Consume the name and a single delimiting newline (if
+                # present). The other boundary types (<arg_key>,
+                # </tool_call>) are left for the next state. boundary may
+                # be 0 for a malformed `<tool_call><arg_key>...` (no
+                # name); the state transition below is the loop-progress
+                # guarantee.
+                consume = boundary
+                if boundary < len(slice_) and slice_[boundary : boundary + 1] == "\n":
+                    consume += 1
+                self.parsed_pos += consume
+
+                if name and name in tool_indices:
+                    self.current_tool_id += 1
+                    while len(self.streamed_args_for_tool) <= self.current_tool_id:
+                        self.streamed_args_for_tool.append("")
+                    self.current_func_name = name
+                    # Per-response sequential index — OpenAI clients group
+                    # chunks by tool_index, so the name event and later
+                    # parameter fragments must share this value.
+                    calls.append(
+                        ToolCallItem(
+                            tool_index=self.current_tool_id,
+                            name=name,
+                            parameters="",
+                        )
+                    )
+                    self._state = _ParseState.READING_KEY
+                else:
+                    # Unknown / empty name — drain to </tool_call> with no
+                    # client-visible emission.
+                    self._state = _ParseState.DRAINING
+                continue
+
+            if state is _ParseState.READING_KEY:
+                if slice_.startswith(self.tool_call_end_token):
+                    self._close_current_call(calls)
+                    continue
+                if slice_.startswith(self.arg_key_start):
+                    if not self._consume_arg_key(slice_):
+                        break  # incomplete <arg_key>
+                    self._state = _ParseState.READING_VALUE
+                    continue
+                if slice_.startswith("<"):
+                    if self._is_partial_tag(slice_):
+                        break
+                    # Bare '<' that's not any known tag — discard silently
+                    # (inside a tool call, this is not normal_text).
+                    self.parsed_pos += 1
+                    continue
+                # Inter-tag whitespace / newline — discard.
+                next_lt = slice_.find("<")
+                self.parsed_pos += len(slice_) if next_lt == -1 else next_lt
+                continue
+
+            if state is _ParseState.READING_VALUE:
+                # Recover from a malformed `<arg_key>K</arg_key></tool_call>`
+                # (no <arg_value>) by closing the call here. Without this
+                # branch the FSM would stay stuck in READING_VALUE and
+                # mis-attribute the next call's <arg_value> to the orphan
+                # `current_pending_key`, silently swallowing the next call's
+                # name. Matches the regex non-streaming path, which drops
+                # unmatched <arg_key>...</arg_key> pairs.
+                if slice_.startswith(self.tool_call_end_token):
+                    self._close_current_call(calls)
+                    continue
+                # Recover from a malformed `<arg_key>K1</arg_key><arg_key>K2`
+                # (no value for K1, model went straight to a new key) by
+                # replacing the orphan pending_key with the new one. Stays
+                # in READING_VALUE so the next <arg_value> binds to K2.
+                # Without this branch the FSM treats the second <arg_key>
+                # as bare-`<` garbage and the next <arg_value> binds to
+                # the stale K1 — wrong-argument corruption.
+                if slice_.startswith(self.arg_key_start):
+                    if not self._consume_arg_key(slice_):
+                        break  # incomplete <arg_key>
+                    continue  # stay in READING_VALUE: orphan replaced
+                if slice_.startswith(self.arg_value_start):
+                    end = slice_.find(self.arg_value_end)
+                    if end == -1:
+                        break  # incomplete <arg_value> — no partial emission
+                    raw = (
+                        slice_[len(self.arg_value_start) : end]
+                        .removeprefix("\n")
+                        .removesuffix("\n")
+                    )
+                    # READING_VALUE is reachable only via READING_KEY
+                    # consuming an <arg_key>...</arg_key>, so
+                    # current_pending_key is set by construction.
+                    schema = self._get_param_schema(self.current_func_name, tools)
+                    converted = self._convert_param_value(
+                        raw, schema, self.current_pending_key
+                    )
+                    kv = (
+                        f"{json.dumps(self.current_pending_key)}: "
+                        f"{json.dumps(converted, ensure_ascii=False)}"
+                    )
+                    fragment = "{" + kv if not self.json_started else ", " + kv
+                    self.json_started = True
+                    calls.append(
+                        ToolCallItem(
+                            tool_index=self.current_tool_id,
+                            parameters=fragment,
+                        )
+                    )
+                    self.streamed_args_for_tool[self.current_tool_id] += fragment
+                    self.current_pending_key = None
+                    self.parsed_pos += end + len(self.arg_value_end)
+                    self._state = _ParseState.READING_KEY
+                    continue
+                if slice_.startswith("<"):
+                    if self._is_partial_tag(slice_):
+                        break
+                    self.parsed_pos += 1
+                    continue
+                next_lt = slice_.find("<")
+                self.parsed_pos += len(slice_) if next_lt == -1 else next_lt
+                continue
+
+            if state is _ParseState.DRAINING:
+                end_idx = slice_.find(self.tool_call_end_token)
+                if end_idx != -1:
+                    self.parsed_pos += end_idx + len(self.tool_call_end_token)
+                    self._state = _ParseState.OUTSIDE
+                    continue
+                # Hold back trailing bytes that could be a prefix of
+                # </tool_call>; the next chunk extends the tail.
+                holdback = self._ends_with_partial_token(
+                    slice_, self.tool_call_end_token
+                )
+                self.parsed_pos += len(slice_) - holdback
+                break
+
+        if self.parsed_pos > 0:
+            self._buffer = self._buffer[self.parsed_pos :]
+            self.parsed_pos = 0
+
+        return StreamingParseResult(
+            calls=calls,
+            normal_text="".join(normal_text_chunks),
+        )
+
     # ---------- Constrained generation ----------
 
+    def supports_structural_tag(self) -> bool:
+        return False
+
+    def structure_info(self) -> _GetInfoFunc:
+        return lambda name: StructureInfo(
+            begin=f"<tool_call>{name}\n",
+            end="</tool_call>",
+            trigger="<tool_call>",
+        )

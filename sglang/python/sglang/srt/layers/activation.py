@@ -160,6 +160,10 @@ class SiluAndMul(MultiPlatformOp):
         return self._musa_swish_glu(x)
 
 
+
+
+
+
 class NewGELU(MultiPlatformOp):
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
         c = math.sqrt(2.0 / math.pi)
@@ -182,6 +186,8 @@ class ReLU2(MultiPlatformOp):
 
     def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
         return relu2(x)
+
+
 
 
 class XIELU(MultiPlatformOp):
@@ -288,6 +294,8 @@ class XIELU(MultiPlatformOp):
         return self._xielu_python(input)
 
 
+
+
 _ACTIVATION_REGISTRY = {
     "gelu": nn.GELU(),
     "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
@@ -295,5 +303,7 @@ _ACTIVATION_REGISTRY = {
     "relu2": ReLU2(),
     "xielu": XIELU(),
 }
+
+
 
 

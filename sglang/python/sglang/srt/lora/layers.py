@@ -30,14 +30,122 @@ _SGLANG_EXPERIMENTAL_LORA_OPTI = envs.SGLANG_EXPERIMENTAL_LORA_OPTI.get()
 
 
 class BaseLayerWithLoRA(nn.Module):
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        lora_backend: BaseLoRABackend,
+    ):
+        super().__init__()
+        self.base_layer: nn.Module = base_layer
+        self.set_lora: bool = False
+        self.lora_backend: BaseLoRABackend = lora_backend
+        if hasattr(self.base_layer, "weight"):
+            self.weight = self.base_layer.weight
+        if hasattr(self.base_layer, "bias") and self.base_layer.bias is not None:
+            self.bias = self.base_layer.bias
+        # Forward reduce_results so model code that inspects it on the module
+        # (e.g. DeepseekV2AttentionMLA's `assert not self.o_proj.reduce_results`
+        # on DP-attention idle forwards) keeps working when the layer is
+        # LoRA-wrapped.
+        if hasattr(self.base_layer, "reduce_results"):
+            self.reduce_results = self.base_layer.reduce_results
+
+    def forward(self, x: torch.Tensor):
+        return self.base_layer.forward(x)
+
+    @property
+    def lora_active(self) -> bool:
+        """True when this layer has LoRA buffers set AND the current forward
+        has LoRA batch metadata. batch_info is None on DP-attention idle
+        forwards (see LoRAManager.prepare_lora_batch), so idle forwards take
+        the base path."""
+        return self.set_lora and self.lora_backend.batch_info is not None
+
+    def set_lora_info(self, *args):
+        pass
+
     # Weight slicing derives the shard rank from the wrapped base layer
     # (base_layer.tp_rank): under DP attention, attention layers are built
     # on the attn-TP group, so the outer/global TP rank would overshoot.
-    pass
+    def slice_lora_a_weights(self, A: torch.Tensor):
+        pass
+
+    def slice_lora_b_weights(self, B: torch.Tensor):
+        pass
+
+
+
+
 
 
 class ColumnParallelLinearWithLoRA(BaseLayerWithLoRA):
-    pass
+    def __init__(
+        self,
+        base_layer: ColumnParallelLinear,
+        lora_backend: BaseLoRABackend,
+    ) -> None:
+        super().__init__(base_layer, lora_backend)
+        shard_size = self.base_layer.output_partition_sizes[0]
+        offsets = [0, shard_size]
+        self.output_offset = torch.tensor(
+            offsets,
+            dtype=torch.int32,
+            device=next(self.base_layer.parameters()).device,
+        )
+        self.output_offset_cpu = torch.tensor(
+            offsets,
+            dtype=torch.int32,
+            device="cpu",
+            pin_memory=True,
+        )
+
+    def set_lora_info(
+        self,
+        A_buffer: torch.Tensor,
+        B_buffer: torch.Tensor,
+    ):
+        self.set_lora = True
+        self.A_buffer = A_buffer
+        self.B_buffer = B_buffer
+
+
+    def forward(self, input_: torch.Tensor):
+        # duplicate the logic in ColumnParallelLinear
+        bias = self.base_layer.bias if not self.base_layer.skip_bias_add else None
+        output_parallel = self.base_layer.quant_method.apply(
+            self.base_layer, input_, bias
+        )
+
+        if self.lora_active:
+            output_parallel = self.apply_lora(output_parallel, input_)
+
+        if self.base_layer.gather_output:
+            output = tensor_model_parallel_all_gather(output_parallel)
+        else:
+            output = output_parallel
+        output_bias = self.base_layer.bias if self.base_layer.skip_bias_add else None
+        return output, output_bias
+
+    def slice_lora_a_weights(self, A: torch.Tensor):
+        return A
+
+    def slice_lora_b_weights(self, B: torch.Tensor):
+        local_tp_rank = self.base_layer.tp_rank
+        shard_size = self.base_layer.output_partition_sizes[0]
+        start_idx = local_tp_rank * shard_size
+        end_idx = (local_tp_rank + 1) * shard_size
+        B = B[start_idx:end_idx, :]
+        return B
+
+
+
+
+
+
+
+
+
+
 
 
 class FusedMoEWithLoRA(BaseLayerWithLoRA):
@@ -176,6 +284,7 @@ class FusedMoEWithLoRA(BaseLayerWithLoRA):
         self.down_lora_a_weights = down_lora_a_weights
         self.down_lora_b_weights = down_lora_b_weights
 
+
     def forward(self, hidden_states: torch.Tensor, topk_output: TopKOutput, **kwargs):
         """
         Forward pass with integrated LoRA computation.
@@ -194,11 +303,19 @@ class FusedMoEWithLoRA(BaseLayerWithLoRA):
         # run lora moe_runner
         return self._forward_with_lora(hidden_states, topk_output, lora_info, **kwargs)
 
+
     def slice_lora_a_weights(self, A: torch.Tensor):
         return A
 
     def slice_lora_b_weights(self, B: torch.Tensor):
         return B
+
+
+
+
+
+
+
 
 # ===== TO BE REFACTORED ====
 # Experimental two-stream LoRA overlap; installed only under the master switch, else no-op.

@@ -170,6 +170,24 @@ class GenerationBatchResult:
 
         self.copy_done.record()
 
+    @classmethod
+    def from_pp_proxy(
+        cls, logits_output, next_pp_outputs: PPProxyTensors, can_run_cuda_graph
+    ):
+        # TODO(lsyin): refactor PP and avoid using dict
+        proxy_dict = next_pp_outputs.tensors
+        return cls(
+            logits_output=logits_output,
+            pp_hidden_states_proxy_tensors=None,
+            next_token_ids=next_pp_outputs["next_token_ids"],
+            extend_input_len_per_req=proxy_dict.get("extend_input_len_per_req", None),
+            extend_logprob_start_len_per_req=proxy_dict.get(
+                "extend_logprob_start_len_per_req", None
+            ),
+            can_run_cuda_graph=can_run_cuda_graph,
+        )
+
+
 def validate_input_length(
     req: Req, max_req_input_len: int, allow_auto_truncate: bool
 ) -> Optional[str]:
@@ -203,6 +221,10 @@ def validate_input_length(
     return None
 
 
+
+
+
+
 @dataclass
 class EmbeddingBatchResult:
     """Result from an embedding/classification forward pass.
@@ -220,9 +242,38 @@ class EmbeddingBatchResult:
     copy_done: Optional[torch.cuda.Event] = None
     can_run_cuda_graph: bool = False
 
+    @torch.profiler.record_function("copy_embedding_to_cpu")
+    def copy_to_cpu(self):
+        """Copy embeddings and pooled hidden states to CPU for overlap scheduling."""
+        if isinstance(self.embeddings, torch.Tensor):
+            self.copy_done = torch.get_device_module(self.embeddings.device).Event()
+            self.embeddings = _async_d2h(self.embeddings)
+        else:
+            assert isinstance(self.embeddings, list)
+            if len(self.embeddings) == 0:
+                return
+
+            self.copy_done = torch.get_device_module(self.embeddings[0].device).Event()
+            self.embeddings = [_async_d2h(emb) for emb in self.embeddings]
+
+        if self.pooled_hidden_states is not None:
+            if isinstance(self.pooled_hidden_states, list):
+                self.pooled_hidden_states = [
+                    _async_d2h(t) for t in self.pooled_hidden_states
+                ]
+            else:
+                self.pooled_hidden_states = _async_d2h(self.pooled_hidden_states)
+
+        self.copy_done.record()
+
+
 def is_health_check_generate_req(recv_req):
     rid = getattr(recv_req, "rid", None)
     return rid is not None and rid.startswith(HEALTH_CHECK_RID_PREFIX)
+
+
+
+
 
 
 def compute_num_reserved_tokens(server_args: ServerArgs) -> int:

@@ -15,27 +15,27 @@ class EvictionStrategy(ABC):
 
 class LRUStrategy(EvictionStrategy):
     def get_priority(self, node: TreeNode) -> float:
-        raise NotImplementedError('slim removed the body of LRUStrategy.get_priority: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return node.last_access_time
 
 
 class LFUStrategy(EvictionStrategy):
     def get_priority(self, node: TreeNode) -> Tuple[int, float]:
-        raise NotImplementedError('slim removed the body of LFUStrategy.get_priority: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return (node.hit_count, node.last_access_time)
 
 
 class FIFOStrategy(EvictionStrategy):
     def get_priority(self, node: TreeNode) -> float:
-        raise NotImplementedError('slim removed the body of FIFOStrategy.get_priority: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return node.creation_time
 
 
 class MRUStrategy(EvictionStrategy):
     def get_priority(self, node: TreeNode) -> float:
-        raise NotImplementedError('slim removed the body of MRUStrategy.get_priority: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return -node.last_access_time
 
 
 class FILOStrategy(EvictionStrategy):
     def get_priority(self, node: TreeNode) -> float:
-        raise NotImplementedError('slim removed the body of FILOStrategy.get_priority: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return -node.creation_time
 
 
 class PriorityStrategy(EvictionStrategy):
@@ -43,8 +43,23 @@ class PriorityStrategy(EvictionStrategy):
 
     def get_priority(self, node: TreeNode) -> Tuple[int, float]:
         # Return (priority, last_access_time) so lower priority nodes are evicted first
-        raise NotImplementedError('slim removed the body of PriorityStrategy.get_priority: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return (node.priority, node.last_access_time)
 
 
 class SLRUStrategy(EvictionStrategy):
-    pass
+    def __init__(self, protected_threshold: int = 2):
+        self.protected_threshold = protected_threshold
+
+    def get_priority(self, node: TreeNode) -> Tuple[int, float]:
+        # Priority Logic:
+        # Smaller value = Evicted earlier.
+        #
+        # Segment 0 (Probationary): hit_count < threshold
+        # Segment 1 (Protected): hit_count >= threshold
+        #
+        # Tuple comparison: (segment, last_access_time)
+        # Nodes in segment 0 will always be evicted before segment 1.
+        # Inside the same segment, older nodes (smaller time) are evicted first.
+
+        is_protected = 1 if node.hit_count >= self.protected_threshold else 0
+        return (is_protected, node.last_access_time)

@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import abc
 import copy
+import dataclasses
 import logging
 import os
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import triton
+import triton.language as tl
 
 from sglang.kernels.ops.attention.dsa.quant_k_cache import (
     quantize_k_cache,
@@ -52,6 +56,12 @@ from sglang.srt.layers.quantization.fp4_kv_cache_quant_method import (
 )
 from sglang.srt.layers.radix_attention import RadixAttention
 from sglang.srt.mem_cache.allocator.mamba import MambaSlotAllocator
+from sglang.srt.mem_cache.layout.page_major import (
+    build_page_major_mamba_views,
+    build_page_major_mha_views,
+    mamba_entry_bytes,
+    mha_entry_bytes,
+)
 from sglang.srt.mem_cache.utils import (
     get_mla_kv_buffer_triton,
     maybe_init_custom_mem_pool,
@@ -99,10 +109,91 @@ _is_fp8_fnuz = is_fp8_fnuz()
 _use_aiter = bool(envs.SGLANG_USE_AITER.get()) and _is_hip
 
 
+def conv_window_dedup_enabled(
+    is_npu: bool, is_cpu: bool, speculative_eagle_topk: Optional[int], is_kda: bool
+) -> bool:
+    """Whether the deduplicated sliding-window conv-intermediate layout is safe.
+
+    It is safe for CUDA linear draft chains whose kernels consume the window raw.
+    Tree verify, NPU/CPU, and KDA keep dense windows: tree ancestors need independent
+    windows, platform kernels expect contiguous steps, and KDA transposes the window
+    before conv so the overlapping ``as_strided`` layout would corrupt stores.
+    """
+    return (
+        not is_npu
+        and not is_cpu
+        and not is_kda
+        and (speculative_eagle_topk is None or speculative_eagle_topk <= 1)
+    )
+
+
 def get_tensor_size_bytes(t: Union[torch.Tensor, List[torch.Tensor]]):
     if isinstance(t, list):
         return sum(get_tensor_size_bytes(x) for x in t)
     return np.prod(t.shape) * t.dtype.itemsize
+
+
+
+
+def _set_kv_buffer_prefix_valid_impl(
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    loc_2d: torch.Tensor,
+    commit_lens: torch.Tensor,
+    row_dim: int,
+    store_dtype: torch.dtype,
+) -> None:
+    if k.numel() == 0 or loc_2d.numel() == 0 or commit_lens.numel() == 0:
+        return
+
+    if not k.is_contiguous():
+        k = k.contiguous()
+    if not v.is_contiguous():
+        v = v.contiguous()
+    if not loc_2d.is_contiguous():
+        loc_2d = loc_2d.contiguous()
+    if not commit_lens.is_contiguous():
+        commit_lens = commit_lens.contiguous()
+
+    row_bytes = row_dim * store_dtype.itemsize
+    if row_bytes <= 0:
+        return
+
+    if row_bytes >= 8192:
+        bytes_per_tile = 512
+        num_warps = 8
+    elif row_bytes >= 4096:
+        bytes_per_tile = 256
+        num_warps = 4
+    else:
+        bytes_per_tile = 128
+        num_warps = 4
+
+    grid = (
+        int(loc_2d.shape[0]),
+        int(loc_2d.shape[1]),
+        triton.cdiv(row_bytes, bytes_per_tile),
+    )
+
+    set_kv_buffer_prefix_valid_tiled[grid](
+        k,
+        v,
+        k_cache,
+        v_cache,
+        loc_2d,
+        commit_lens,
+        int(k.stride(0) * k.element_size()),
+        int(v.stride(0) * v.element_size()),
+        int(k_cache.stride(0) * k_cache.element_size()),
+        int(v_cache.stride(0) * v_cache.element_size()),
+        int(loc_2d.shape[1]),
+        ROW_BYTES=row_bytes,
+        BYTES_PER_TILE=bytes_per_tile,
+        num_warps=num_warps,
+        num_stages=2,
+    )
 
 
 class ReqToTokenPool:
@@ -208,6 +299,28 @@ class MambaPool:
         replayssm_rawk: Optional[torch.Tensor] = None
         replayssm_beta: Optional[torch.Tensor] = None
 
+        def at_layer_idx(self, layer: int):
+            kwargs = {}
+            # Use fields instead of vars to avoid torch.compile graph break
+            for f in fields(self):
+                name = f.name
+                v = getattr(self, name)
+                if v is None:
+                    kwargs[name] = None
+                elif name in ("conv", "intermediate_conv_window"):
+                    kwargs[name] = [conv[layer] for conv in v]
+                else:
+                    kwargs[name] = v[layer]
+
+            return type(self)(**kwargs)
+
+        def mem_usage_bytes(self):
+            return sum(
+                get_tensor_size_bytes(getattr(self, f.name))
+                for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None
+            )
+
     @dataclass(frozen=True, kw_only=True)
     class SpeculativeState(State):
         # None under --enable-linear-replayssm-spec: the spec ring owns rollback
@@ -216,9 +329,457 @@ class MambaPool:
         intermediate_ssm: Optional[torch.Tensor]
         intermediate_conv_window: List[torch.Tensor]
 
+
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        spec_state_size: int,
+        cache_params: BaseLinearStateParams,
+        mamba_layer_ids: List[int],
+        device: str,
+        enable_memory_saver: bool = False,
+        speculative_num_draft_tokens: Optional[int] = None,
+        speculative_eagle_topk: Optional[int] = None,
+        enable_linear_replayssm: bool = False,
+        linear_replayssm_cache_len: int = 16,
+        envelope_layout: bool = False,
+        enable_linear_replayssm_spec: bool = False,
+    ):
+        conv_state_shape = cache_params.shape.conv
+        temporal_state_shape = cache_params.shape.temporal
+        conv_dtype = cache_params.dtype.conv
+        ssm_dtype = cache_params.dtype.temporal
+        self.memory_saver_adapter = TorchMemorySaverAdapter.create(
+            enable=enable_memory_saver
+        )
+        num_mamba_layers = len(mamba_layer_ids)
+        self.mamba_layer_ids = list(mamba_layer_ids)
+
+        self.size = size
+        self.device = device
+        self.debug_memory_pool = envs.SGLANG_DEBUG_MEMORY_POOL.get()
+        self.enable_linear_replayssm = enable_linear_replayssm
+        self.linear_replayssm_cache_len = linear_replayssm_cache_len
+        # ReplaySSM: the decode ring (--enable-linear-replayssm) allocates the
+        # chunked (d, k) records + write_pos; the spec-verify flag
+        # (--enable-linear-replayssm-spec) always uses fold-every-commit and
+        # allocates only the raw (v, k, g, beta) window -- no chunked records,
+        # no cursors (KDA additionally keeps d/k, see the allocation below).
+        # The shared g allocation gates on `_replayssm_on`.
+        self.enable_linear_replayssm_spec = enable_linear_replayssm_spec
+        self.replayssm_spec_fold = bool(enable_linear_replayssm_spec)
+        _replayssm_on = enable_linear_replayssm or enable_linear_replayssm_spec
+
+        # for disagg with nvlink
+        self.enable_custom_mem_pool, self.custom_mem_pool, _ = (
+            maybe_init_custom_mem_pool(device=self.device)
+        )
+
+        with (
+            self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE),
+            (
+                torch.cuda.use_mem_pool(self.custom_mem_pool)
+                if self.enable_custom_mem_pool
+                else nullcontext()
+            ),
+        ):
+            if envelope_layout:
+                # Page-granularity envelope layout (page_size==1 for state): all
+                # mamba layers/slots share one contiguous byte buffer; conv and
+                # temporal are strided views into it (see mem_cache/layout/
+                # page_major.py). Only the standard CUDA Triton path is supported.
+                assert not _is_npu and not (
+                    _is_cpu and _cpu_has_amx_support
+                ), "envelope_layout mamba is only supported on the CUDA path"
+                max_slots = size + 1
+                entry_bytes = mamba_entry_bytes(
+                    layer_num=num_mamba_layers,
+                    conv_state_shapes=conv_state_shape,
+                    conv_dtype=conv_dtype,
+                    temporal_state_shape=temporal_state_shape,
+                    temporal_dtype=ssm_dtype,
+                )
+                self._raw = torch.zeros(
+                    max_slots * entry_bytes, dtype=torch.uint8, device=device
+                )
+                conv_state, temporal_state = build_page_major_mamba_views(
+                    self._raw,
+                    layer_num=num_mamba_layers,
+                    conv_state_shapes=conv_state_shape,
+                    conv_dtype=conv_dtype,
+                    temporal_state_shape=temporal_state_shape,
+                    temporal_dtype=ssm_dtype,
+                    max_slots=max_slots,
+                )
+            else:
+                conv_state = [
+                    torch.zeros(
+                        size=(num_mamba_layers, size + 1) + conv_shape,
+                        dtype=conv_dtype,
+                        device=device,
+                    )
+                    for conv_shape in conv_state_shape
+                ]
+
+                if _is_npu:
+                    from sglang.srt.hardware_backend.npu.memory_pool_npu import (
+                        _init_npu_conv_state,
+                    )
+
+                    conv_state = _init_npu_conv_state(
+                        conv_state[0], conv_state_shape, speculative_num_draft_tokens
+                    )
+
+                if _is_cpu and _cpu_has_amx_support:
+                    from sglang.srt.layers.amx_utils import _init_amx_conv_state
+
+                    # CPU uses a different layout of conv_state for kernel optimization
+                    conv_state = _init_amx_conv_state(conv_state)
+
+                temporal_state = torch.zeros(
+                    size=(num_mamba_layers, size + 1) + temporal_state_shape,
+                    dtype=ssm_dtype,
+                    device=device,
+                )
+
+            # GDN ReplaySSM ring buffers (slice 1a). Allocated only when the
+            # flag is on; otherwise left as None so the legacy State is
+            # byte-identical. temporal_state_shape == (HV, V, K). Either the decode
+            # ring (--enable-linear-replayssm) or the spec-verify ring
+            # (--enable-linear-replayssm-spec) shares this allocation.
+            replayssm_d = replayssm_k = replayssm_g = None
+            replayssm_rawv = replayssm_rawk = replayssm_beta = None
+            if _replayssm_on:
+                hv, v_dim, k_dim = temporal_state_shape
+                h_k = getattr(cache_params.shape, "num_k_heads_per_tp", hv)
+                L = linear_replayssm_cache_len
+                num_slots = size + 1
+                # Ring dtype. DECODE ring (--enable-linear-replayssm): records
+                # follow the SSM dtype -- its flush folds `d` directly into the
+                # state. SPEC-verify ring (--enable-linear-replayssm-spec): d/k feed
+                # ONLY the one-shot output reconstruction (the closed-loop exact
+                # fold replays the raw rings for state instead), so their
+                # quantization noise stays below the bf16 output cast; keep them
+                # in the conv/activation dtype instead of the (fp32-enforced)
+                # SSM dtype to halve the ring traffic. g stays fp32 everywhere
+                # (exact-fold input). The two flags are mutually exclusive.
+                ring_dtype = conv_dtype if enable_linear_replayssm_spec else ssm_dtype
+                # Fold-every-commit: one verify window, no chunked (d, k)
+                # records. KDA is the exception on both counts: its window
+                # stays L-sized (the fused verify ring-write drops
+                # absorb-inflated rows past L), and d/k stay allocated --
+                # forward_decode routes on `replayssm_d is None` (fused vs
+                # decode-ring), so skipping them would flip KDA decode to the
+                # fused path, a behavior change needing its own validation
+                # (memory follow-up).
+                if self.replayssm_spec_fold and not cache_params.is_kda:
+                    record_len = (
+                        speculative_num_draft_tokens
+                        if speculative_num_draft_tokens is not None
+                        else L
+                    )
+                else:
+                    record_len = L
+                if not self.replayssm_spec_fold or cache_params.is_kda:
+                    replayssm_d = torch.zeros(
+                        size=(num_mamba_layers, num_slots, hv, L, v_dim),
+                        dtype=ring_dtype,
+                        device=device,
+                    )
+                    replayssm_k = torch.zeros(
+                        size=(num_mamba_layers, num_slots, h_k, L, k_dim),
+                        dtype=ring_dtype,
+                        device=device,
+                    )
+                # The log-decay gate ring (fp32): per-head SCALAR for the GDN
+                # gate -> [.., record_len]; per-K VECTOR for the KDA gate ->
+                # [.., record_len, K] (k_dim == temporal_state_shape[-1] for both).
+                g_shape = (
+                    (num_mamba_layers, num_slots, hv, record_len, k_dim)
+                    if cache_params.is_kda
+                    else (num_mamba_layers, num_slots, hv, record_len)
+                )
+                replayssm_g = torch.zeros(
+                    size=g_shape,
+                    dtype=torch.float32,
+                    device=device,
+                )
+                # Closed-loop exact-fold rings (spec-verify only). Raw v / raw
+                # pre-norm k live in the conv (activation) dtype -- they are born
+                # there, so storage round-trips losslessly -- beta in fp32. The
+                # flush replays these through the recurrent update sequentially
+                # (bit-identical to the recurrent baseline) instead of folding
+                # the chunked `d` records open-loop.
+                if enable_linear_replayssm_spec:
+                    if cache_params.is_kda:
+                        # Backstop for the KDA ring invariants; this pool is
+                        # sized with the final adaptive-aware draft maximum.
+                        if L & (L - 1) != 0:
+                            raise ValueError(
+                                f"spec-verify ring length must be a power of two, got {L}"
+                            )
+                        if (
+                            speculative_num_draft_tokens is not None
+                            and L < 2 * speculative_num_draft_tokens
+                        ):
+                            raise ValueError(
+                                f"spec-verify ring too small: {L} < "
+                                f"2 * {speculative_num_draft_tokens} (early-flush margin)"
+                            )
+                    replayssm_rawv = torch.zeros(
+                        size=(num_mamba_layers, num_slots, hv, record_len, v_dim),
+                        dtype=conv_dtype,
+                        device=device,
+                    )
+                    replayssm_rawk = torch.zeros(
+                        size=(num_mamba_layers, num_slots, h_k, record_len, k_dim),
+                        dtype=conv_dtype,
+                        device=device,
+                    )
+                    replayssm_beta = torch.zeros(
+                        size=(num_mamba_layers, num_slots, hv, record_len),
+                        dtype=torch.float32,
+                        device=device,
+                    )
+
+            if speculative_num_draft_tokens is not None:
+                if _is_npu:
+                    temporal_state = temporal_state.transpose(-1, -2)
+                    temporal_state_shape = (
+                        *temporal_state_shape[:-2],
+                        temporal_state_shape[-1],
+                        temporal_state_shape[-2],
+                    )
+                # Cache intermediate SSM states per draft token during target verify
+                # Shape: [num_layers, size + 1, speculative_num_draft_tokens, HV, K, V]
+                #
+                # ReplaySSM spec-verify owns rollback via the ring + cursors (the
+                # verify kernel never writes per-draft snapshots; the commit never
+                # reads them), so this buffer -- the dominant spec scratch, ~46x
+                # the conv state -- is dead weight there and is skipped. The conv
+                # intermediate windows below STAY (conv rollback consumes them).
+                # The recurrent-verify fallback cannot be reached under the flag
+                # (GDN + linear chain + triton enforced in server_args; the
+                # backend asserts loudly if it ever is).
+                # ReplaySSM skips this dominant scratch (~9GB @ K3 dspark γ=7): the
+                # KDA verify kernel takes intermediate_states_buffer=None (skips the
+                # per-step write, CACHE_INTERMEDIATE_STATES=False) and the commit
+                # replays the ring into the checkpoint instead. This is the memory win.
+                if enable_linear_replayssm_spec:
+                    intermediate_ssm_state_cache = None
+                else:
+                    intermediate_ssm_state_cache = torch.zeros(
+                        size=(
+                            num_mamba_layers,
+                            spec_state_size + 1,
+                            speculative_num_draft_tokens,
+                            temporal_state_shape[0],
+                            temporal_state_shape[1],
+                            temporal_state_shape[2],
+                        ),
+                        dtype=ssm_dtype,
+                        device="cuda",
+                    )
+                # Cache intermediate conv windows (last K-1 inputs) per draft token
+                # during target verify.
+                #
+                # On CUDA (Triton conv kernel + Triton scatter) we use a
+                # *deduplicated sliding-window* layout: consecutive draft tokens'
+                # (K-1)-wide windows overlap by (K-2), so instead of D separate
+                # [dim, K-1] windows we store one shared [dim, D+K-2] buffer per
+                # (layer, slot) and expose an overlapping `as_strided` view of
+                # logical shape [num_layers, size+1, draft_tokens, dim, K-1] where
+                # step `t`'s window is the slice shared[..., :, t:t+K-1]. This
+                # halves the conv-intermediate footprint (D*(K-1) -> D+K-2 columns)
+                # with no numerical change: both the conv kernel write (idempotent
+                # overlapping stores) and `fused_conv_window_scatter_with_mask`
+                # consume the view through its strides.
+                #
+                # Dedup the sliding-window conv-intermediate only when it is safe:
+                # CUDA + a linear draft chain (topk <= 1). NPU/CPU and EAGLE tree
+                # verify (topk > 1) keep the dense layout -- see
+                # `conv_window_dedup_enabled` for the full rationale. The
+                # `fused_conv_window_scatter_with_mask` scatter is layout-agnostic,
+                # so the dense fallback reads correctly through the same code path.
+                dedup_conv_window = (
+                    not cache_params.shape.disable_conv_window_dedup
+                    and conv_window_dedup_enabled(
+                        _is_npu, _is_cpu, speculative_eagle_topk, cache_params.is_kda
+                    )
+                )
+                self._intermediate_conv_window_phys = []
+                if dedup_conv_window:
+                    win_len = cache_params.shape.conv_kernel - 1
+                    self.conv_window_axis = self._detect_conv_window_axis(
+                        conv_state_shape, win_len
+                    )
+                    intermediate_conv_window_cache = []
+                    for conv_shape in conv_state_shape:
+                        phys, view = self._allocate_deduplicated_conv_window(
+                            conv_shape=conv_shape,
+                            num_mamba_layers=num_mamba_layers,
+                            spec_state_size=spec_state_size,
+                            speculative_num_draft_tokens=speculative_num_draft_tokens,
+                            conv_dtype=conv_dtype,
+                        )
+                        self._intermediate_conv_window_phys.append(phys)
+                        intermediate_conv_window_cache.append(view)
+                else:
+                    # Original dense layout (NPU/CPU, or EAGLE tree verify): one
+                    # [dim, K-1] window per draft token.
+                    # Shape: [num_layers, size+1, draft_tokens, dim, K-1]
+                    intermediate_conv_window_cache = [
+                        torch.zeros(
+                            size=(
+                                num_mamba_layers,
+                                spec_state_size + 1,
+                                speculative_num_draft_tokens,
+                                conv_shape[0],
+                                conv_shape[1],
+                            ),
+                            dtype=conv_dtype,
+                            device="cuda",
+                        )
+                        for conv_shape in conv_state_shape
+                    ]
+                    self._intermediate_conv_window_phys = intermediate_conv_window_cache
+                self.mamba_cache = self.SpeculativeState(
+                    conv=conv_state,
+                    temporal=temporal_state,
+                    intermediate_ssm=intermediate_ssm_state_cache,
+                    intermediate_conv_window=intermediate_conv_window_cache,
+                    replayssm_d=replayssm_d,
+                    replayssm_k=replayssm_k,
+                    replayssm_g=replayssm_g,
+                    replayssm_rawv=replayssm_rawv,
+                    replayssm_rawk=replayssm_rawk,
+                    replayssm_beta=replayssm_beta,
+                )
+                intermediate_ssm_gb = (
+                    get_tensor_size_bytes(intermediate_ssm_state_cache) / GB
+                    if intermediate_ssm_state_cache is not None
+                    else 0.0
+                )
+                logger.info(
+                    f"Mamba Cache is allocated. "
+                    f"max_mamba_cache_size: {size}, "
+                    f"conv_state size: {get_tensor_size_bytes(conv_state) / GB:.2f}GB, "
+                    f"ssm_state size: {get_tensor_size_bytes(temporal_state) / GB:.2f}GB "
+                    f"intermediate_ssm_state_cache size: {intermediate_ssm_gb:.2f}GB "
+                    # Report the deduplicated PHYSICAL conv-window buffers (the view
+                    # over-reports its logical, un-deduplicated size).
+                    f"intermediate_conv_window_cache size: {get_tensor_size_bytes(self._intermediate_conv_window_phys) / GB:.2f}GB "
+                )
+            else:
+                self.mamba_cache = self.State(
+                    conv=conv_state,
+                    temporal=temporal_state,
+                    replayssm_d=replayssm_d,
+                    replayssm_k=replayssm_k,
+                    replayssm_g=replayssm_g,
+                    replayssm_rawv=replayssm_rawv,
+                    replayssm_rawk=replayssm_rawk,
+                    replayssm_beta=replayssm_beta,
+                )
+                logger.info(
+                    f"Mamba Cache is allocated. "
+                    f"max_mamba_cache_size: {size}, "
+                    f"conv_state size: {get_tensor_size_bytes(conv_state) / GB:.2f}GB, "
+                    f"ssm_state size: {get_tensor_size_bytes(temporal_state) / GB:.2f}GB "
+                )
+            if _replayssm_on:
+                logger.info(
+                    f"GDN ReplaySSM ring buffers allocated "
+                    f"(record_len={record_len}, fold={self.replayssm_spec_fold}): "
+                    f"d={get_tensor_size_bytes(replayssm_d) / GB if replayssm_d is not None else 0.0:.3f}GB, "
+                    f"k={get_tensor_size_bytes(replayssm_k) / GB if replayssm_k is not None else 0.0:.3f}GB, "
+                    f"g={get_tensor_size_bytes(replayssm_g) / GB:.3f}GB "
+                    + (
+                        f"rawv={get_tensor_size_bytes(replayssm_rawv) / GB:.3f}GB, "
+                        f"rawk={get_tensor_size_bytes(replayssm_rawk) / GB:.3f}GB, "
+                        f"beta={get_tensor_size_bytes(replayssm_beta) / GB:.3f}GB "
+                        if enable_linear_replayssm_spec
+                        else ""
+                    )
+                )
+            # Gate granularity of the linear-attn layers (drives the kernel's
+            # IS_KDA path + the g_cache layout). Read by the backend metadata to
+            # decide the per-K (KDA) vs scalar (GDN) flush/advance handling.
+            self.replayssm_is_kda = bool(_replayssm_on and cache_params.is_kda)
+            # Persistent per-slot decode-position cursor for ReplaySSM. Shared
+            # across all linear-attn layers; advanced once per decode forward by
+            # the backend metadata build (decode ring) or once per verify step by
+            # the worker (spec-verify ring). Index 0..size; reset on slot (re)alloc.
+            self.replayssm_write_pos = (
+                torch.zeros((size + 1,), dtype=torch.int32, device=device)
+                if _replayssm_on and not self.replayssm_spec_fold
+                else None
+            )
+            # ReplaySSM spec-verify (Part B of #28511) extra per-slot cursors. The
+            # circular ring's rolling origin (cache_base) + the per-slot flush flag
+            # (is_flush). Block-keyed (indexed by the physical mamba slot), shared by
+            # all GDN layers of one verify step; advanced by commit_gdn_replayssm_spec.
+            self.replayssm_cache_base = (
+                torch.zeros((size + 1,), dtype=torch.int32, device=device)
+                if enable_linear_replayssm_spec and not self.replayssm_spec_fold
+                else None
+            )
+            self.replayssm_is_flush = (
+                torch.zeros((size + 1,), dtype=torch.int8, device=device)
+                if enable_linear_replayssm_spec and not self.replayssm_spec_fold
+                else None
+            )
+            mem_usage_bytes = self.mamba_cache.mem_usage_bytes()
+            if isinstance(self.mamba_cache, self.SpeculativeState):
+                # `intermediate_conv_window` is an as_strided view whose logical
+                # shape over-reports its real footprint; charge the physical buffers
+                # instead. No-op for the dense layout, where the view and the
+                # physical tensors coincide.
+                mem_usage_bytes -= get_tensor_size_bytes(
+                    self.mamba_cache.intermediate_conv_window
+                )
+                mem_usage_bytes += get_tensor_size_bytes(
+                    self._intermediate_conv_window_phys
+                )
+            self.mem_usage = mem_usage_bytes / GB
+            self.num_mamba_layers = num_mamba_layers
+        # Full (unsharded) conv sub-block dims for PD transfer across different
+        # attn_tp_size (GDN: [key_dim, key_dim, value_dim]); None otherwise.
+        self.conv_shard_groups = getattr(cache_params.shape, "conv_shard_groups", None)
+        self.conv_slice_axis = getattr(cache_params.shape, "conv_slice_axis", 0)
+
+
+
     # Pool-stable (conv tensors don't move after allocation) so cached per instance
     # on first use. A cached_property rather than set in __init__ because
     # UnifiedMambaPool skips super().__init__.
+    @cached_property
+    def _conv_fuse_ok(self) -> bool:
+        """Whether clear/copy may use the fused kernel: CUDA bf16 contiguous conv.
+        Strided (page-major / unified envelope) or non-bf16 conv fall back to the
+        per-tensor Python loop."""
+        convs = self.mamba_cache.conv
+        return (
+            not _is_npu
+            and len(convs) > 0
+            and convs[0].shape[0] > 0
+            and convs[0].is_cuda
+            and all(c.dtype == torch.bfloat16 and c.is_contiguous() for c in convs)
+        )
+
+    @cached_property
+    def _conv_slot_desc(self):
+        from sglang.srt.mem_cache.mamba_slot_fused import build_conv_slot_descriptor
+
+        return build_conv_slot_descriptor(self.mamba_cache.conv)
+
+
+
+
+
+
     _NON_TRANSFER_STATE_FIELDS = frozenset(
         {
             "intermediate_ssm",
@@ -232,13 +793,154 @@ class MambaPool:
         }
     )
 
+
+
+
+
+
+
+
+
 class HybridReqToTokenPool(ReqToTokenPool):
     """A memory pool that maps a request to its token locations."""
 
     mamba_pool_cls = MambaPool
 
+    def __init__(
+        self,
+        *,
+        size: int,
+        mamba_size: int,
+        mamba_spec_state_size: int,
+        max_context_len: int,
+        device: str,
+        enable_memory_saver: bool,
+        cache_params: BaseLinearStateParams,
+        mamba_layer_ids: List[int],
+        enable_mamba_extra_buffer: bool,
+        enable_mamba_extra_buffer_lazy: bool = False,
+        speculative_num_draft_tokens: int = None,
+        speculative_eagle_topk: Optional[int] = None,
+        enable_overlap_schedule: bool = True,
+        start_layer: Optional[int] = None,
+        enable_linear_replayssm: bool = False,
+        linear_replayssm_cache_len: int = 16,
+        mamba_envelope_layout: bool = False,
+        enable_linear_replayssm_spec: bool = False,
+    ):
+        super().__init__(
+            size=size,
+            max_context_len=max_context_len,
+            device=device,
+            enable_memory_saver=enable_memory_saver,
+        )
+
+        self.mamba_ping_pong_track_buffer_size = 2 if enable_overlap_schedule else 1
+        self.enable_mamba_extra_buffer = enable_mamba_extra_buffer
+        self.enable_mamba_extra_buffer_lazy = enable_mamba_extra_buffer_lazy
+        self.enable_memory_saver = enable_memory_saver
+        self.start_layer = start_layer if start_layer is not None else 0
+        self.layer_transfer_counter = None
+        self._init_mamba_pool(
+            mamba_size=mamba_size,
+            mamba_spec_state_size=mamba_spec_state_size,
+            cache_params=cache_params,
+            mamba_layer_ids=mamba_layer_ids,
+            device=device,
+            enable_mamba_extra_buffer=enable_mamba_extra_buffer,
+            speculative_num_draft_tokens=speculative_num_draft_tokens,
+            speculative_eagle_topk=speculative_eagle_topk,
+            enable_linear_replayssm=enable_linear_replayssm,
+            linear_replayssm_cache_len=linear_replayssm_cache_len,
+            mamba_envelope_layout=mamba_envelope_layout,
+            enable_linear_replayssm_spec=enable_linear_replayssm_spec,
+        )
+
+
+
+
     # For chunk prefill req, we do not need to allocate mamba cache,
     # We could use allocated mamba cache instead.
+    def alloc(self, reqs: List[Req]) -> Optional[List[int]]:
+        select_index = super().alloc(reqs)
+        if select_index is None:
+            return None
+
+        mamba_indices: list[torch.Tensor] = []
+        mamba_ping_pong_track_buffers: list[torch.Tensor] = []
+        for req in reqs:
+            if req.mamba_pool_idx is not None:  # for radix cache / continuing chunked
+                pass
+            else:
+                mid = self.mamba_allocator.alloc(1)
+                assert (
+                    mid is not None
+                ), f"Not enough space for mamba cache, try to increase --mamba-full-memory-ratio or --max-mamba-cache-size. {mid=}, {self.mamba_pool.size=}, {self.mamba_allocator.available_size()=}, {len(reqs)=}"
+                req.mamba_pool_idx = mid[0]
+                req.mamba_needs_clear = True
+                # GDN ReplaySSM: a freshly (re)assigned slot starts an empty
+                # ring. write_pos=0 means "ring empty", so the decode kernel
+                # ignores ring contents and reads only the checkpoint state
+                # (the post-prefill state that prefill wrote into this slot).
+                if self.mamba_pool.replayssm_write_pos is not None:
+                    self.mamba_pool.replayssm_write_pos[req.mamba_pool_idx] = 0
+                # ReplaySSM spec-verify ring: an empty ring also resets the
+                # circular origin + flush flag so the first verify step on this
+                # freshly-prefilled slot reconstructs from the checkpoint alone.
+                if self.mamba_pool.replayssm_cache_base is not None:
+                    self.mamba_pool.replayssm_cache_base[req.mamba_pool_idx] = 0
+                    self.mamba_pool.replayssm_is_flush[req.mamba_pool_idx] = 0
+            mamba_indices.append(req.mamba_pool_idx)
+            if self.enable_mamba_extra_buffer:
+                if req.mamba_ping_pong_track_buffer is None:
+                    self._alloc_ping_pong_buffer(req)
+                mamba_ping_pong_track_buffers.append(req.mamba_ping_pong_track_buffer)
+        assert len(select_index) == len(
+            mamba_indices
+        ), "Not enough space for mamba cache, try to increase --mamba-full-memory-ratio or --max-mamba-cache-size."
+        if self.enable_mamba_extra_buffer:
+            assert len(select_index) == len(
+                mamba_ping_pong_track_buffers
+            ), "Not enough space for mamba ping pong idx, try to increase --mamba-full-memory-ratio."
+        mamba_index_tensor = torch.stack(mamba_indices).to(dtype=torch.int32)
+        self.req_index_to_mamba_index_mapping[select_index] = mamba_index_tensor
+        if self.enable_mamba_extra_buffer:
+            ping_pong_tensor = torch.stack(mamba_ping_pong_track_buffers)
+            self.req_index_to_mamba_ping_pong_track_buffer_mapping[select_index] = (
+                ping_pong_tensor
+            )
+        return select_index
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+    def clear(self):
+        logger.info("Reset HybridReqToTokenPool")
+        super().clear()
+        self.mamba_allocator.clear()
+        # The int8 checkpoint pool holds radix-cached states in its own slots; a
+        # flush/reset drops the radix tree, so its slots must be released too,
+        # otherwise the (now unreferenced) slots leak and break the int8-pool
+        # invariant (int8_available + radix_cached != int8_total).
+        if self.mamba_ckpt_pool is not None:
+            self.mamba_ckpt_pool.clear()
+        self.req_index_to_mamba_index_mapping.zero_()
+        if self.enable_mamba_extra_buffer:
+            self.req_index_to_mamba_ping_pong_track_buffer_mapping.zero_()
+
+
 @dataclass
 class KVWriteLoc:
     """Write target(s) for ``KVCache.set_kv_buffer``.
@@ -280,6 +982,8 @@ def unwrap_write_loc(loc_info):
     if isinstance(loc_info, KVWriteLoc):
         return loc_info.loc, loc_info.swa_loc, loc_info.full_loc
     return loc_info, None, None
+
+
 
 
 class KVCache(abc.ABC):
@@ -382,6 +1086,9 @@ class KVCache(abc.ABC):
     ) -> None:
         raise NotImplementedError()
 
+    def register_layer_transfer_counter(self, layer_transfer_counter: LayerDoneCounter):
+        self.layer_transfer_counter = layer_transfer_counter
+
     def get_cpu_copy(self, indices, mamba_indices=None):
         raise NotImplementedError()
 
@@ -411,10 +1118,319 @@ class KVCache(abc.ABC):
 
 
 class MHATokenToKVPool(KVCache):
+    def __init__(
+        self,
+        size: int,
+        page_size: int,
+        dtype: torch.dtype,
+        head_num: int,
+        head_dim: int,
+        layer_num: int,
+        device: str,
+        enable_memory_saver: bool,
+        v_head_dim: Optional[int] = None,
+        swa_head_num: Optional[int] = None,
+        swa_head_dim: Optional[int] = None,
+        swa_v_head_dim: Optional[int] = None,
+        start_layer: Optional[int] = None,
+        end_layer: Optional[int] = None,
+        enable_alt_stream: bool = True,
+        enable_kv_cache_copy: bool = False,
+        kv_cache_layout: Optional[str] = None,
+        quant_method=None,
+        post_capture_active: bool = False,
+        allocation_label: Optional[str] = None,
+    ):
+        self.k_buffer = None
+        self.v_buffer = None
+        if post_capture_active:
+            # Reserved upper bound only (unbacked VA): page-align UP so
+            # (size + page_size) % page_size == 0 holds for paged layouts.
+            size = (size + page_size - 1) // page_size * page_size
+        super().__init__(
+            size,
+            page_size,
+            dtype,
+            layer_num,
+            device,
+            enable_memory_saver,
+            start_layer,
+            end_layer,
+            allocation_label,
+        )
+        self.post_capture_active = post_capture_active
+        self._post_capture_owner = None
+        self.head_num = swa_head_num if swa_head_num is not None else head_num
+        self.head_dim = swa_head_dim if swa_head_dim is not None else head_dim
+        self.v_head_dim = (
+            swa_v_head_dim
+            if swa_v_head_dim is not None
+            else v_head_dim if v_head_dim is not None else head_dim
+        )
+
+        # Layout: NHD (default) | HND (SGLANG_USE_HND_KVCACHE) | vectorized_5d (ROCm AITER).
+        # HND folds (page, head) into one paged index for per-kv-head sparse page tables
+        # (paged backends like trtllm_mha consume directly). vectorized_5d SHUFFLE 5D:
+        #   K: (num_blocks, H, D_k // X, page, X)  V: (num_blocks, H, page // X, D_v, X),
+        #   X = 16 / dtype_bytes — AITER-only (ignored elsewhere, no consumer kernel).
+        # HND and vectorized_5d are mutually exclusive; HND takes precedence.
+        self.use_hnd = envs.SGLANG_USE_HND_KVCACHE.get()
+        self.use_native_move_kv_cache = envs.SGLANG_NATIVE_MOVE_KV_CACHE.get()
+        if kv_cache_layout is not None:
+            # Explicit physical-layout selector wins over the platform default.
+            # This is a label only; layouts that change buffer identity (e.g. the
+            # page-granularity envelope) live in a dedicated pool subclass
+            # (PageMajorMHATokenToKVPool) rather than in branches here.
+            self.use_hnd = False
+            self.kv_cache_layout = kv_cache_layout
+        elif self.use_hnd:
+            total_slots = self.size + self.page_size
+            assert total_slots % self.page_size == 0, (
+                f"HND KV cache needs (size+page_size) divisible by page_size, got "
+                f"size={self.size}, page_size={self.page_size}"
+            )
+            self.num_pages = total_slots // self.page_size
+            self.kv_cache_layout = "hnd"
+        else:
+                self.kv_cache_layout = "nhd"
+
+        self.quant_method = (
+            quant_method if quant_method is not None else UnquantizedKVCacheMethod()
+        )
+
+        self._create_buffers()
+
+        self.device_module = torch.get_device_module(self.device)
+
+        _use_alt_stream = _is_cuda or current_platform.is_cuda_alike()
+        self.alt_stream = (
+            self.device_module.Stream()
+            if _use_alt_stream and enable_alt_stream
+            else None
+        )
+
+        if enable_kv_cache_copy and not self.use_hnd:
+            # The tiled byte copy assumes NHD slot-rows; HND uses a (page, off)
+            # gather in move_kv_cache instead, so skip the slot-row copy config.
+            self._init_kv_copy_and_warmup()
+        else:
+            self._kv_copy_config = None
+
+        self._finalize_allocation_log(size)
+
+        # for store_cache JIT kernel
+        self.row_dim = self.head_num * self.head_dim
+        self.v_row_dim = self.head_num * self.v_head_dim
+
+
+    @property
+    def is_quantized_kv_cache(self) -> bool:
+        return not isinstance(self.quant_method, UnquantizedKVCacheMethod)
+
+    def _create_buffers(self):
+        if self.is_quantized_kv_cache:
+            if self.post_capture_active:
+                raise NotImplementedError(
+                    "Post-capture KV backing is not supported for quantized KV cache."
+                )
+            self._create_quantized_buffers()
+        else:
+            self.k_scale_buffer = None
+            self.v_scale_buffer = None
+            self.dq_k_buffer = None
+            self.dq_v_buffer = None
+            if self.post_capture_active:
+                self._alloc_post_capture_buffers()
+            else:
+                self._create_buffers_normal()
+        self._kv_buffer_descs = self._build_kv_buffer_descs()
+        self._init_data_ptrs_and_strides()
+
+
+
+
+
+
+
     # -- post-capture VA backing (opt-in; overridable per layout) --------------
 
+
+
+
+
+
+    @property
+    def post_capture_backed_bytes(self) -> int:
+        return self._post_capture_owner.backed_bytes if self._post_capture_owner else 0
+
+
+    def get_kv_size_bytes(self):
+        assert hasattr(self, "k_buffer")
+        assert hasattr(self, "v_buffer")
+        k_size_bytes = get_tensor_size_bytes(self.k_buffer)
+        v_size_bytes = get_tensor_size_bytes(self.v_buffer)
+        if getattr(self, "k_scale_buffer", None) is not None:
+            k_size_bytes += get_tensor_size_bytes(self.k_scale_buffer)
+            v_size_bytes += get_tensor_size_bytes(self.v_scale_buffer)
+        if getattr(self, "dq_k_buffer", None) is not None:
+            k_size_bytes += get_tensor_size_bytes(self.dq_k_buffer)
+            v_size_bytes += get_tensor_size_bytes(self.dq_v_buffer)
+        return k_size_bytes, v_size_bytes
+
     # for disagg
-    pass
+
+
+    def get_cpu_copy(self, indices, mamba_indices=None):
+        assert not self.use_hnd, (
+            "CPU KV offload indexes by slot (NHD); HND KV cache "
+            "(SGLANG_USE_HND_KVCACHE) is not supported with CPU offload yet."
+        )
+        current_platform.synchronize()
+        kv_cache_cpu = []
+        chunk_size = self.cpu_offloading_chunk_size
+        for layer_id in range(self.layer_num):
+            kv_cache_cpu.append([])
+            for i in range(0, len(indices), chunk_size):
+                chunk_indices = indices[i : i + chunk_size]
+                k_cpu = self.k_buffer[layer_id][chunk_indices].to(
+                    "cpu", non_blocking=True
+                )
+                v_cpu = self.v_buffer[layer_id][chunk_indices].to(
+                    "cpu", non_blocking=True
+                )
+                kv_cache_cpu[-1].append([k_cpu, v_cpu])
+        current_platform.synchronize()
+        return kv_cache_cpu
+
+    def load_cpu_copy(self, kv_cache_cpu, indices, mamba_indices=None):
+        assert not self.use_hnd, (
+            "CPU KV offload indexes by slot (NHD); HND KV cache "
+            "(SGLANG_USE_HND_KVCACHE) is not supported with CPU offload yet."
+        )
+        current_platform.synchronize()
+        chunk_size = self.cpu_offloading_chunk_size
+        for layer_id in range(self.layer_num):
+            for i in range(0, len(indices), chunk_size):
+                chunk_indices = indices[i : i + chunk_size]
+                k_cpu, v_cpu = (
+                    kv_cache_cpu[layer_id][i // chunk_size][0],
+                    kv_cache_cpu[layer_id][i // chunk_size][1],
+                )
+                assert k_cpu.shape[0] == v_cpu.shape[0] == len(chunk_indices)
+                k_chunk = k_cpu.to(self.k_buffer[0].device, non_blocking=True)
+                v_chunk = v_cpu.to(self.v_buffer[0].device, non_blocking=True)
+                self.k_buffer[layer_id][chunk_indices] = k_chunk
+                self.v_buffer[layer_id][chunk_indices] = v_chunk
+        current_platform.synchronize()
+
+
+    def get_key_buffer(self, layer_id: int):
+        # note: get_key_buffer is hooked with synchronization for layer-wise KV cache loading
+        # it is supposed to be used only by attention backend not for information purpose
+        # same applies to get_value_buffer and get_kv_buffer
+        if self.layer_transfer_counter is not None:
+            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
+        return self._get_key_buffer(layer_id)
+
+
+    def get_value_buffer(self, layer_id: int):
+        if self.layer_transfer_counter is not None:
+            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
+        return self._get_value_buffer(layer_id)
+
+    def get_kv_buffer(self, layer_id: int):
+        return self.get_key_buffer(layer_id), self.get_value_buffer(layer_id)
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc_info,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        k_scale: Optional[float] = None,
+        v_scale: Optional[float] = None,
+        layer_id_override: Optional[int] = None,
+        dcp_kv_mask: Optional[torch.Tensor] = None,
+    ):
+        loc, _, _ = unwrap_write_loc(loc_info)
+        # Catch stale slot ids here instead of as illegal-addr / silent KV
+        # corruption in the store_kvcache write (gated on SGLANG_ENABLE_ASYNC_ASSERT).
+        maybe_detect_oob(loc, 0, self.size + self.page_size, "set_kv_buffer (MHA)")
+        layer_id = (
+            layer_id_override if layer_id_override is not None else layer.layer_id
+        )
+        global_layer_id = layer.layer_id if layer is not None else layer_id
+
+        if self.is_quantized_kv_cache:
+            if dcp_kv_mask is not None:
+                raise RuntimeError("dcp_kv_mask is not supported for FP4 KV cache.")
+            self._set_quantized_kv_buffer(
+                layer_id,
+                global_layer_id,
+                loc,
+                cache_k,
+                cache_v,
+                k_scale,
+                v_scale,
+            )
+            return
+
+        if cache_k.dtype != self.dtype:
+            if k_scale is not None:
+                cache_k.div_(k_scale)
+            if v_scale is not None:
+                cache_v.div_(v_scale)
+            cache_k = cache_k.to(self.dtype)
+            cache_v = cache_v.to(self.dtype)
+
+        if self.store_dtype != self.dtype:
+            cache_k = cache_k.view(self.store_dtype)
+            cache_v = cache_v.view(self.store_dtype)
+
+        if dcp_kv_mask is not None:
+            N, H, D = cache_k.shape
+            masked_set_kv_buffer_kernel[(N,)](
+                cache_k,
+                cache_v,
+                self.k_buffer[layer_id - self.start_layer],
+                self.v_buffer[layer_id - self.start_layer],
+                loc,
+                dcp_kv_mask,
+                N,
+                H,
+                D,
+                128,
+                cache_k.stride(0),
+                cache_k.stride(1),
+                cache_v.stride(0),
+                cache_v.stride(1),
+            )
+            return
+
+        if self.use_hnd:
+            # A slot is [page, :, off, :] (not a contiguous row), so scatter by (page, off).
+            k_buf = self.k_buffer[layer_id - self.start_layer]
+            v_buf = self.v_buffer[layer_id - self.start_layer]
+            pages = loc // self.page_size
+            offs = loc % self.page_size
+            k_buf[pages, :, offs, :] = cache_k
+            v_buf[pages, :, offs, :] = cache_v
+            return
+
+        self._store_kv_layer(layer_id - self.start_layer, loc, cache_k, cache_v)
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 class NoOpMHATokenToKVPool(MHATokenToKVPool):
@@ -700,10 +1716,144 @@ class PageMajorMHATokenToKVPool(MHATokenToKVPool):
     mis-indexing the strided views.
     """
 
+    def __init__(
+        self,
+        *args,
+        kv_cache_layout: Optional[str] = None,
+        enable_kv_cache_copy: bool = False,
+        **kwargs,
+    ):
+        assert kv_cache_layout in (
+            None,
+            "page_major_layer_major",
+        ), f"PageMajorMHATokenToKVPool fixes its layout; got {kv_cache_layout!r}"
+        # The tiled copy kernel assumes stride == row bytes, which the strided 4-D
+        # views violate, so the copy path is never available here regardless of
+        # what the caller requested (the spec-decode call sites pass
+        # enable_kv_cache_copy=True). Always fall back to the native move.
+        super().__init__(
+            *args,
+            kv_cache_layout="page_major_layer_major",
+            enable_kv_cache_copy=False,
+            **kwargs,
+        )
+
+    def _create_buffers(self):
+        # One contiguous byte buffer holds all layers/slots; per-layer K/V are
+        # 4-D strided views in the page-granularity envelope layout (see
+        # mem_cache/layout/page_major.py).
+        total_slots = self.size + self.page_size
+        assert total_slots % self.page_size == 0, (
+            f"page_major_layer_major needs (size + page_size) divisible by "
+            f"page_size; got size={self.size}, page_size={self.page_size}"
+        )
+        num_pages = total_slots // self.page_size
+        entry_bytes = mha_entry_bytes(
+            layer_num=self.layer_num,
+            head_num=self.head_num,
+            head_dim=self.head_dim,
+            v_head_dim=self.v_head_dim,
+            itemsize=self.store_dtype.itemsize,
+        )
+        total_bytes = num_pages * self.page_size * entry_bytes
+        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
+            with (
+                torch.cuda.use_mem_pool(self.custom_mem_pool)
+                if self.enable_custom_mem_pool
+                else nullcontext()
+            ):
+                # Unset slots read as zeros (matches the per-layer pool).
+                self._raw = torch.zeros(
+                    total_bytes, dtype=torch.uint8, device=self.device
+                )
+        self.k_buffer, self.v_buffer = build_page_major_mha_views(
+            self._raw,
+            layer_num=self.layer_num,
+            head_num=self.head_num,
+            head_dim=self.head_dim,
+            v_head_dim=self.v_head_dim,
+            store_dtype=self.store_dtype,
+            page_size=self.page_size,
+            num_pages=num_pages,
+        )
+        # stride(0) * itemsize is the per-page byte stride; for these strided
+        # views np.prod(shape[1:]) would not equal it, so compute it directly.
+        self.k_data_ptrs = torch.tensor(
+            [x.data_ptr() for x in self.k_buffer],
+            dtype=torch.uint64,
+            device=self.device,
+        )
+        self.v_data_ptrs = torch.tensor(
+            [x.data_ptr() for x in self.v_buffer],
+            dtype=torch.uint64,
+            device=self.device,
+        )
+        self.data_ptrs = torch.cat([self.k_data_ptrs, self.v_data_ptrs], dim=0)
+        self.data_strides = torch.tensor(
+            [x.stride(0) * x.dtype.itemsize for x in (self.k_buffer + self.v_buffer)],
+            device=self.device,
+        )
+
+    def _store_kv_layer(
+        self,
+        layer_idx: int,
+        loc: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+    ):
+        # Single-launch Triton write into the 4-D envelope view. The parent's
+        # view(-1, row_dim) path can't merge the strided 4-D dims.
+        store_cache_4d(
+            self.k_buffer[layer_idx],
+            self.v_buffer[layer_idx],
+            cache_k,
+            cache_v,
+            loc,
+            page_size=self.page_size,
+        )
+
+    def _move_kv_cache_impl(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
+        # Strided 4-D views: the tiled copy kernel assumes stride == row bytes, so
+        # always take the native move (it splits token ids into
+        # (page_id, slot_in_page) for the 4-D advanced index).
+        move_kv_cache_native(
+            self.k_buffer,
+            self.v_buffer,
+            tgt_loc,
+            src_loc,
+            page_size=self.page_size,
+        )
+
     # The methods below assume the per-layer contiguous 3-D layout. The 4-D
     # strided envelope views have no per-layer contiguous region (their bytes are
     # interleaved layer-major within each page) and index page-major, not
     # token-major. Inheriting them would silently mis-index; fail loudly instead.
+
+    def get_contiguous_buf_infos(self):
+        raise NotImplementedError(
+            "page-major layout has no per-layer contiguous regions; KV transfer / "
+            "disaggregation is unsupported (TODO: expose the single _raw buffer "
+            "with a page-aware transfer scheme)."
+        )
+
+    def get_cpu_copy(self, indices, mamba_indices=None):
+        raise NotImplementedError(
+            "CPU offloading is unsupported under the page-major layout "
+            "(TODO: split token ids into page/slot for the 4-D index)."
+        )
+
+    def load_cpu_copy(self, kv_cache_cpu, indices, mamba_indices=None):
+        raise NotImplementedError(
+            "CPU offloading is unsupported under the page-major layout "
+            "(TODO: split token ids into page/slot for the 4-D index)."
+        )
+
+    def set_kv_buffer_prefix_valid(self, *args, **kwargs):
+        raise NotImplementedError(
+            "prefix-valid commit is unsupported under the page-major layout "
+            "(_set_kv_buffer_prefix_valid_impl assumes 3-D contiguous + row_dim)."
+        )
+
 
 class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
     """MHA KV cache pool for MXFP8 block-scaled FP8.
@@ -831,6 +1981,7 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
     def _get_value_buffer(self, layer_id: int):
         return self.v_buffer[layer_id - self.start_layer]
 
+
     def set_kv_buffer(
         self,
         layer: RadixAttention,
@@ -887,6 +2038,8 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
             self.k_buffer[idx][loc] = cache_k
             self.v_buffer[idx][loc] = cache_v
             self._write_scales(idx, loc, k_scale, v_scale)
+
+
 
     def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
         # The mamba extra_buffer allocator relocates KV rows during serving;
@@ -950,6 +2103,276 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
 
 class HybridLinearKVPool(KVCache):
     """KV cache with separate pools for full and linear attention layers."""
+
+    def __init__(
+        self,
+        size: int,
+        dtype: torch.dtype,
+        page_size: int,
+        head_num: int,
+        head_dim: int,
+        full_attention_layer_ids: List[int],
+        device: str,
+        mamba_pool: MambaPool,
+        enable_memory_saver: bool = False,
+        enable_kv_cache_copy: bool = False,
+        # TODO: refactor mla related args
+        use_mla: bool = False,
+        kv_lora_rank: int = None,
+        qk_rope_head_dim: int = None,
+        start_layer: Optional[int] = None,
+        full_kv_pool_class: Optional[type] = None,
+        quant_method=None,
+        # When provided (shared-KV-pool path), use this pool for the
+        # full-attention layers instead of constructing one internally.
+        full_kv_pool: Optional[KVCache] = None,
+        post_capture_active: bool = False,
+    ):
+        self.size = size
+        self.dtype = dtype
+        self.device = device
+        self.full_layer_nums = len(full_attention_layer_ids)
+        self.page_size = page_size
+        self.start_layer = start_layer if start_layer is not None else 0
+        self.layer_transfer_counter = None
+        self.head_num = head_num
+        self.head_dim = head_dim
+        self.mamba_pool = mamba_pool
+        # virtual->physical mamba-slot translate for the HiCache offload path;
+        # identity for a static pool, the allocator's `translate` for the unified pool.
+        self._mamba_translate = lambda ids: ids
+        # virtual->dense full-KV translate for the model-level MLA entry points
+        # (`set_mla_kv_buffer` / `get_mla_kv_buffer` receive VIRTUAL locs);
+        # identity for a static pool, `translate_kv_loc_dense` for the unified pool.
+        self._full_translate = lambda ids: ids
+        self.use_mla = use_mla
+        if full_kv_pool is not None:
+            # Shared-KV-pool path: the caller built a UnifiedMHATokenToKVPool
+            # aliasing the shared byte buffer.
+            self.full_kv_pool = full_kv_pool
+        elif not use_mla:
+            TokenToKVPoolClass = MHATokenToKVPool
+            quant_method_kwarg = {"quant_method": quant_method}
+
+            if current_platform.is_out_of_tree():
+                TokenToKVPoolClass = current_platform.get_mha_kv_pool_cls()
+                quant_method_kwarg = {}
+            elif _is_npu:
+                assert not is_float4_e2m1fn_x2(
+                    dtype
+                ), "FP4 is not supported on NPU yet."
+                from sglang.srt.hardware_backend.npu.memory_pool_npu import (
+                    NPUMHATokenToKVPool,
+                )
+
+                TokenToKVPoolClass = NPUMHATokenToKVPool
+                quant_method_kwarg = {}
+            elif full_kv_pool_class is not None:
+                # Caller-selected MHA layout variant (e.g. the page-major
+                # PageMajorMHATokenToKVPool). NPU / out-of-tree classes keep
+                # priority since they don't understand alternate layouts.
+                TokenToKVPoolClass = full_kv_pool_class
+            else:
+                TokenToKVPoolClass = MHATokenToKVPool
+
+            post_capture_kwargs = (
+                {"post_capture_active": True} if post_capture_active else {}
+            )
+            self.full_kv_pool = TokenToKVPoolClass(
+                size=size,
+                page_size=self.page_size,
+                dtype=dtype,
+                head_num=head_num,
+                head_dim=head_dim,
+                layer_num=self.full_layer_nums,
+                device=device,
+                enable_memory_saver=enable_memory_saver,
+                enable_kv_cache_copy=enable_kv_cache_copy,
+                **quant_method_kwarg,
+                **post_capture_kwargs,
+            )
+        else:
+            TokenToKVPoolClass = MLATokenToKVPool
+
+            if current_platform.is_out_of_tree():
+                TokenToKVPoolClass = current_platform.get_mla_kv_pool_cls()
+            elif _is_npu:
+                from sglang.srt.hardware_backend.npu.memory_pool_npu import (
+                    NPUMLATokenToKVPool,
+                )
+
+                TokenToKVPoolClass = NPUMLATokenToKVPool
+
+            self.full_kv_pool = TokenToKVPoolClass(
+                size=size,
+                page_size=self.page_size,
+                dtype=dtype,
+                layer_num=self.full_layer_nums,
+                device=device,
+                kv_lora_rank=kv_lora_rank,
+                qk_rope_head_dim=qk_rope_head_dim,
+                enable_memory_saver=enable_memory_saver,
+            )
+        self.full_attention_layer_id_mapping = {
+            id: i for i, id in enumerate(full_attention_layer_ids)
+        }
+        if use_mla:
+            self.mem_usage = self.get_kv_size_bytes() / GB
+        else:
+            k_size, v_size = self.get_kv_size_bytes()
+            self.mem_usage = (k_size + v_size) / GB
+
+    @property
+    def post_capture_active(self) -> bool:
+        return self.full_kv_pool.post_capture_active
+
+    @property
+    def post_capture_backed_bytes(self) -> int:
+        return self.full_kv_pool.post_capture_backed_bytes
+
+
+    def get_kv_size_bytes(self):
+        return self.full_kv_pool.get_kv_size_bytes()
+
+    def get_kv_buffer_shape(self) -> Tuple[torch.Size, torch.Size]:
+        # Hybrid layer ids are global model-layer ids, while the backing pool
+        # is dense over only full-attention layers.  Shape discovery does not
+        # need a global layer lookup, so delegate it to that backing pool.
+        return self.full_kv_pool.get_kv_buffer_shape()
+
+
+
+
+
+
+
+
+    def maybe_get_custom_mem_pool(self):
+        return self.full_kv_pool.maybe_get_custom_mem_pool()
+
+
+    def register_layer_transfer_counter(self, layer_transfer_counter: LayerDoneCounter):
+        self.layer_transfer_counter = layer_transfer_counter
+        # The layer-wise wait logic is executed at the Hybrid LinearPool level;
+        # no additional wait is needed in the full_kv_pool
+        self.full_kv_pool.register_layer_transfer_counter(None)
+
+
+    def get_key_buffer(self, layer_id: int, scale: Optional[float] = None):
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        if scale is not None:
+            return self.full_kv_pool.get_key_buffer(layer_id, scale)
+        return self.full_kv_pool.get_key_buffer(layer_id)
+
+    def get_value_buffer(self, layer_id: int, scale: Optional[float] = None):
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        if scale is not None:
+            return self.full_kv_pool.get_value_buffer(layer_id, scale)
+        return self.full_kv_pool.get_value_buffer(layer_id)
+
+    def get_kv_buffer(self, layer_id: int):
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        return self.full_kv_pool.get_kv_buffer(layer_id)
+
+
+
+
+
+
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        k_scale: float = 1.0,
+        v_scale: float = 1.0,
+        dcp_kv_mask: Optional[torch.Tensor] = None,
+    ):
+        # Write-location info lives in the metadata (`KVWriteLoc`). `full_loc` is the
+        # unified pool's pre-translated PHYSICAL loc (None for a static pool, where
+        # `loc` is already physical) — either way the pool writes a PHYSICAL loc.
+        loc, _, full_loc = unwrap_write_loc(loc)
+        layer_id = self._transfer_full_attention_id(layer.layer_id)
+        if not self.use_mla:
+            write_loc = full_loc if full_loc is not None else loc
+            self.full_kv_pool.set_kv_buffer(
+                layer,
+                write_loc,
+                cache_k,
+                cache_v,
+                k_scale,
+                v_scale,
+                layer_id_override=layer_id,
+                dcp_kv_mask=dcp_kv_mask,
+            )
+        else:
+            # Mirror the MHA branch: `full_loc` is the unified pool's
+            # pre-translated (dense) loc; None for a static pool.
+            write_loc = full_loc if full_loc is not None else loc
+            with self._transfer_id_context(layer):
+                self.full_kv_pool.set_kv_buffer(
+                    layer,
+                    write_loc,
+                    cache_k,
+                    cache_v,
+                )
+
+
+    def get_cpu_copy(self, indices, mamba_indices=None):
+        kv_cpu = self.full_kv_pool.get_cpu_copy(indices)
+        # mamba_pool stores PHYSICAL ids; translate the (unified-pool virtual) ids first.
+        mamba_cpu = (
+            self.mamba_pool.get_cpu_copy(self._mamba_translate(mamba_indices))
+            if mamba_indices is not None
+            else None
+        )
+        return kv_cpu, mamba_cpu
+
+    def load_cpu_copy(self, cache_cpu, indices, mamba_indices=None):
+        kv_cpu, mamba_cpu = cache_cpu
+        self.full_kv_pool.load_cpu_copy(kv_cpu, indices)
+        if mamba_cpu is not None and mamba_indices is not None:
+            self.mamba_pool.load_cpu_copy(
+                mamba_cpu, self._mamba_translate(mamba_indices)
+            )
+
+
+    def set_mla_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k_nope: torch.Tensor,
+        cache_k_rope: torch.Tensor,
+        loc_is_dense: bool = False,
+    ):
+        assert self.use_mla, "set_mla_kv_buffer called when use_mla is False"
+        # Model-level MLA entry point: `loc` is a VIRTUAL loc under the unified
+        # pool, so translate to the dense id space here.
+        #
+        # `loc_is_dense`: the caller already translated `loc` (the unified-pool
+        # cuda-graph decode precomputes it out-of-graph into a capture-stable
+        # buffer, so the in-graph write does not capture a translate allocation).
+        if not loc_is_dense:
+            loc = self._full_translate(loc)
+        with self._transfer_id_context(layer):
+            self.full_kv_pool.set_mla_kv_buffer(layer, loc, cache_k_nope, cache_k_rope)
+
+    def get_mla_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        dst_dtype: Optional[torch.dtype] = None,
+    ):
+        assert self.use_mla, "get_mla_kv_buffer called when use_mla is False"
+        loc = self._full_translate(loc)
+        with self._transfer_id_context(layer):
+            return self.full_kv_pool.get_mla_kv_buffer(layer, loc, dst_dtype)
+
 
 class MLATokenToKVPool(KVCache):
     def __init__(
@@ -1362,5 +2785,479 @@ class DSATokenToKVPool(MLATokenToKVPool):
     index_k_with_scale_buffer_dtype = torch.uint8
     rope_storage_dtype = torch.bfloat16  # rope is always stored in bf16
 
+    def __init__(
+        self,
+        size: int,
+        page_size: int,
+        kv_lora_rank: int,
+        dtype: torch.dtype,
+        qk_rope_head_dim: int,
+        layer_num: int,
+        device: str,
+        index_head_dim: int,
+        enable_memory_saver: bool,
+        kv_cache_dim: int,
+        start_layer: Optional[int] = None,
+        end_layer: Optional[int] = None,
+        index_buf_size: Optional[int] = None,
+    ):
+        override_dim = (
+            kv_cache_dim if kv_cache_dim != kv_lora_rank + qk_rope_head_dim else None
+        )
+
+        super().__init__(
+            size,
+            page_size,
+            dtype,
+            kv_lora_rank,
+            qk_rope_head_dim,
+            layer_num,
+            device,
+            enable_memory_saver,
+            start_layer,
+            end_layer,
+            use_dsa=True,
+            override_kv_cache_dim=override_dim,
+        )
+        # self.index_k_dtype = torch.float8_e4m3fn
+        # self.index_k_scale_dtype = torch.float32
+        self.index_head_dim = index_head_dim
+        if index_buf_size is None:
+            index_buf_size = size
+        self.index_buf_size = index_buf_size
+        # num head == 1 and head dim == 128 for index_k in DSA
+        assert index_head_dim == 128
+
+        assert self.page_size == 64
+        self._create_index_buffers()
+        self._finalize_allocation_log(size)
+
+
+
+    def _clear_buffers(self):
+        super()._clear_buffers()
+        del self.index_k_with_scale_buffer
+
+    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
+        """Move latent KV and the DSA indexer cache (key + scale) in lockstep."""
+        super().move_kv_cache(tgt_loc, src_loc)
+
+        if tgt_loc.numel() == 0:
+            return
+
+        tgt_loc_flat = tgt_loc.view(-1).long()
+        src_loc_flat = src_loc.view(-1).long()
+        for index_k in self.index_k_with_scale_buffer:
+            index_k[tgt_loc_flat] = index_k[src_loc_flat]
+
+
+
+
+
+
+    def get_cpu_copy(self, indices, mamba_indices=None):
+        # DSA keeps a page-indexed index_k_with_scale_buffer alongside kv_buffer.
+        # Retract frees the slots/pages and they get reused by other reqs'
+        # set_index_k_scale_buffer, so we must offload it here too -- otherwise
+        # resume restores kv_buffer but leaves foreign index/scale in place and
+        # DSA attention reads garbage at those token positions.
+        kv_cache_cpu = super().get_cpu_copy(indices, mamba_indices=mamba_indices)
+
+        page_indices = indices[:: self.page_size] // self.page_size
+        torch.cuda.synchronize()
+        index_k_cpu = []
+        chunk_size = self.cpu_offloading_chunk_size
+        page_chunk_size = max(1, chunk_size // self.page_size)
+        for layer_id in range(self.layer_num):
+            index_k_cpu.append([])
+            for i in range(0, len(page_indices), page_chunk_size):
+                chunk_page_indices = page_indices[i : i + page_chunk_size]
+                idx_cpu = self.index_k_with_scale_buffer[layer_id][
+                    chunk_page_indices
+                ].to("cpu", non_blocking=True)
+                index_k_cpu[-1].append(idx_cpu)
+        torch.cuda.synchronize()
+
+        return {"kv": kv_cache_cpu, "index_k": index_k_cpu}
+
+    def load_cpu_copy(self, kv_cache_cpu_dict, indices, mamba_indices=None):
+        super().load_cpu_copy(
+            kv_cache_cpu_dict["kv"], indices, mamba_indices=mamba_indices
+        )
+
+        page_indices = indices[:: self.page_size] // self.page_size
+        index_k_cpu = kv_cache_cpu_dict["index_k"]
+        torch.cuda.synchronize()
+        chunk_size = self.cpu_offloading_chunk_size
+        page_chunk_size = max(1, chunk_size // self.page_size)
+        for layer_id in range(self.layer_num):
+            for i in range(0, len(page_indices), page_chunk_size):
+                chunk_page_indices = page_indices[i : i + page_chunk_size]
+                idx_cpu = index_k_cpu[layer_id][i // page_chunk_size]
+                assert idx_cpu.shape[0] == len(chunk_page_indices)
+                idx_chunk = idx_cpu.to(
+                    self.index_k_with_scale_buffer[0].device, non_blocking=True
+                )
+                self.index_k_with_scale_buffer[layer_id][chunk_page_indices] = idx_chunk
+        torch.cuda.synchronize()
+
+
+    def get_kv_size_bytes(self):
+        kv_size_bytes = super().get_kv_size_bytes()
+        for index_k_cache in self.index_k_with_scale_buffer:
+            kv_size_bytes += get_tensor_size_bytes(index_k_cache)
+        return kv_size_bytes
+
+
+def move_kv_cache_native(
+    k_buffer: List[torch.Tensor],
+    v_buffer: List[torch.Tensor],
+    tgt_loc: torch.Tensor,
+    src_loc: torch.Tensor,
+    page_size: int = 1,
+):
+    """Move token-granular K/V rows from ``src_loc`` to ``tgt_loc``.
+
+    Supports two buffer shapes:
+
+    - 3-D ``[max_slots, head_num, head_dim]`` (per-layer pool): direct advanced
+      indexing on dim 0; ``page_size`` is ignored.
+    - 4-D ``[num_pages, page_size, head_num, head_dim]`` (envelope layout): split
+      each token id into ``(page_id, slot_in_page)`` and use 2-D advanced
+      indexing. PyTorch resolves the strided byte address via the view's strides.
+    """
+    if tgt_loc.numel() == 0:
+        return
+
+    tgt_loc_flat = tgt_loc.view(-1).long()
+    src_loc_flat = src_loc.view(-1).long()
+    for k_cache, v_cache in zip(k_buffer, v_buffer):
+        if k_cache.ndim == 4:
+            if page_size == 1:
+                # Degenerate (num_pages, 1, head, dim): token id == page id.
+                k_cache[tgt_loc_flat, 0] = k_cache[src_loc_flat, 0]
+                v_cache[tgt_loc_flat, 0] = v_cache[src_loc_flat, 0]
+            else:
+                tgt_page = tgt_loc_flat // page_size
+                tgt_tok = tgt_loc_flat % page_size
+                src_page = src_loc_flat // page_size
+                src_tok = src_loc_flat % page_size
+                k_cache[tgt_page, tgt_tok] = k_cache[src_page, src_tok]
+                v_cache[tgt_page, tgt_tok] = v_cache[src_page, src_tok]
+        else:
+            k_cache[tgt_loc_flat] = k_cache[src_loc_flat]
+            v_cache[tgt_loc_flat] = v_cache[src_loc_flat]
+
+
+@triton.jit
+def masked_set_kv_buffer_kernel(
+    k_ptr,
+    v_ptr,
+    k_buffer_ptr,
+    v_buffer_ptr,
+    loc_ptr,
+    mask_ptr,
+    N: tl.constexpr,
+    H: tl.constexpr,
+    D: tl.constexpr,
+    CHUNK: tl.constexpr,
+    k_stride_B: tl.constexpr,
+    k_stride_H: tl.constexpr,
+    v_stride_B: tl.constexpr,
+    v_stride_H: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    if pid >= N:
+        return
+
+    do_write = tl.load(mask_ptr + pid) != 0
+    if not do_write:
+        return
+
+    loc = tl.load(loc_ptr + pid)
+    total = H * D
+    num_chunks = tl.cdiv(total, CHUNK)
+
+    for c in range(num_chunks):
+        offs = tl.arange(0, CHUNK)
+        idx = c * CHUNK + offs
+        mask = idx < total
+        row = idx // D
+        col = idx % D
+
+        key = tl.load(k_ptr + pid * k_stride_B + row * k_stride_H + col, mask=mask)
+        tl.store(k_buffer_ptr + loc * H * D + idx, key, mask=mask)
+
+        value = tl.load(v_ptr + pid * v_stride_B + row * v_stride_H + col, mask=mask)
+        tl.store(v_buffer_ptr + loc * H * D + idx, value, mask=mask)
+
+
+class MHATokenToKOnlyPool(KVCache):
+    """K-only pool for MiniMax sparse layers whose index branch never reads V
+    (``sparse_disable_index_value``); allocating V would waste memory."""
+
+    def __init__(
+        self,
+        size: int,
+        page_size: int,
+        dtype: torch.dtype,
+        head_num: int,
+        head_dim: int,
+        layer_num: int,
+        device: str,
+        enable_memory_saver: bool,
+        start_layer: Optional[int] = None,
+        end_layer: Optional[int] = None,
+    ):
+        super().__init__(
+            size,
+            page_size,
+            dtype,
+            layer_num,
+            device,
+            enable_memory_saver,
+            start_layer,
+            end_layer,
+        )
+        self.head_num = head_num
+        self.head_dim = head_dim
+        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
+            with (
+                torch.cuda.use_mem_pool(self.custom_mem_pool)
+                if self.enable_custom_mem_pool
+                else nullcontext()
+            ):
+                self.k_buffer = [
+                    torch.zeros(
+                        (size + page_size, head_num, head_dim),
+                        dtype=self.store_dtype,
+                        device=device,
+                    )
+                    for _ in range(layer_num)
+                ]
+        self._finalize_allocation_log(size)
+
+
+    def register_layer_transfer_counter(
+        self, layer_transfer_counter: LayerDoneCounter
+    ) -> None:
+        self.layer_transfer_counter = layer_transfer_counter
+
+    def get_key_buffer(self, layer_id: int):
+        if self.layer_transfer_counter is not None:
+            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
+        return self._get_key_buffer(layer_id)
+
+    def get_value_buffer(self, layer_id: int) -> torch.Tensor:
+        raise NotImplementedError("MHATokenToKOnlyPool does not allocate V")
+
+    def get_kv_buffer(self, layer_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError("MHATokenToKOnlyPool does not allocate V")
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        k_scale: Optional[float] = None,
+        v_scale: Optional[float] = None,
+        layer_id_override: Optional[int] = None,
+    ) -> None:
+        # Routed through MiniMaxSparseKVPool.set_index_k_buffer instead.
+        raise NotImplementedError(
+            "MHATokenToKOnlyPool: use set_index_k_buffer on the parent "
+            "MiniMaxSparseKVPool — this pool does not store V"
+        )
+
+    def get_kv_size_bytes(self):
+        k_size_bytes = sum(get_tensor_size_bytes(k) for k in self.k_buffer)
+        return k_size_bytes, 0
+
+
 class MiniMaxSparseKVPool(KVCache):
-    pass
+    def __init__(
+        self,
+        size: int,
+        page_size: int,
+        dtype: torch.dtype,
+        head_num: int,
+        head_dim: int,
+        idx_head_dim: int,
+        dense_layer_ids: List[int],
+        sparse_layer_ids: List[int],
+        device: str,
+        disable_value_sparse_layer_ids: Optional[List[int]] = None,
+        enable_memory_saver: bool = False,
+        index_dtype: Optional[torch.dtype] = None,
+        start_layer: Optional[int] = None,
+        end_layer: Optional[int] = None,
+    ):
+        # Do not call super().__init__() — delegate to sub-pools instead.
+        self.size = size
+        self.page_size = page_size
+        self.dtype = dtype
+        self.device = device
+        self.use_minimax_fused_kv_index_store = (
+            envs.SGLANG_OPT_USE_MINIMAX_FUSED_KV_INDEX_STORE.get()
+        )
+
+        local_dense_layer_ids = [
+            lid for lid in dense_layer_ids if start_layer <= lid < end_layer
+        ]
+        local_sparse_layer_ids = [
+            lid for lid in sparse_layer_ids if start_layer <= lid < end_layer
+        ]
+
+        index_dtype = index_dtype if index_dtype is not None else dtype
+
+        # Split sparse layers by V policy: kv_sparse (index_kv_pool holds K+V) vs
+        # k_only_sparse (index_k_pool holds only K; V is never read).
+        disable_set = set(disable_value_sparse_layer_ids or [])
+        local_kv_sparse_layer_ids = [
+            g for g in local_sparse_layer_ids if g not in disable_set
+        ]
+        local_k_only_sparse_layer_ids = [
+            g for g in local_sparse_layer_ids if g in disable_set
+        ]
+
+        # Membership check across all sparse layers, regardless of split.
+        self.sparse_layer_id_mapping: dict[int, int] = {
+            gid: i for i, gid in enumerate(local_sparse_layer_ids)
+        }
+        # Per-sub-pool local indices.
+        self.index_kv_layer_id_mapping: dict[int, int] = {
+            gid: i for i, gid in enumerate(local_kv_sparse_layer_ids)
+        }
+        self.index_k_layer_id_mapping: dict[int, int] = {
+            gid: i for i, gid in enumerate(local_k_only_sparse_layer_ids)
+        }
+
+        self.main_pool = MHATokenToKVPool(
+            size=size,
+            page_size=page_size,
+            dtype=dtype,
+            head_num=head_num,
+            head_dim=head_dim,
+            layer_num=len(local_dense_layer_ids) + len(local_sparse_layer_ids),
+            device=device,
+            enable_memory_saver=enable_memory_saver,
+            start_layer=start_layer,
+            end_layer=end_layer,
+        )
+
+        self.index_kv_pool: Optional[MHATokenToKVPool] = (
+            MHATokenToKVPool(
+                size=size,
+                page_size=page_size,
+                dtype=index_dtype,
+                head_num=1,
+                head_dim=idx_head_dim,
+                layer_num=len(local_kv_sparse_layer_ids),
+                device=device,
+                enable_memory_saver=enable_memory_saver,
+            )
+            if local_kv_sparse_layer_ids
+            else None
+        )
+
+        self.index_k_pool: Optional[MHATokenToKOnlyPool] = (
+            MHATokenToKOnlyPool(
+                size=size,
+                page_size=page_size,
+                dtype=index_dtype,
+                head_num=1,
+                head_dim=idx_head_dim,
+                layer_num=len(local_k_only_sparse_layer_ids),
+                device=device,
+                enable_memory_saver=enable_memory_saver,
+            )
+            if local_k_only_sparse_layer_ids
+            else None
+        )
+
+        self.mem_usage = self.main_pool.mem_usage
+        if self.index_kv_pool is not None:
+            self.mem_usage += self.index_kv_pool.mem_usage
+        if self.index_k_pool is not None:
+            self.mem_usage += self.index_k_pool.mem_usage
+
+        # HiCacheController reads these from the top-level KV pool wrapper.
+        self.layer_num = self.main_pool.layer_num
+        self.start_layer = self.main_pool.start_layer
+        self.end_layer = self.main_pool.end_layer
+        # PD disaggregation reads these directly (no fallback) off the wrapper.
+        self.head_num = self.main_pool.head_num
+        self.head_dim = self.main_pool.head_dim
+        self.layer_transfer_counter = None
+
+    def register_layer_transfer_counter(
+        self, layer_transfer_counter: LayerDoneCounter
+    ) -> None:
+        self.layer_transfer_counter = layer_transfer_counter
+
+    def get_kv_cache_quant_method(self) -> Any:
+        # The base unwrap chain only knows full_kv_pool/swa_kv_pool; the dense
+        # KV (what attention backends quantize against) lives in main_pool here.
+        return self.main_pool.get_kv_cache_quant_method()
+
+
+    def get_key_buffer(self, layer_id: int) -> torch.Tensor:
+        self._wait_for_layer(layer_id)
+        return self.main_pool.get_key_buffer(layer_id)
+
+    def get_value_buffer(self, layer_id: int) -> torch.Tensor:
+        self._wait_for_layer(layer_id)
+        return self.main_pool.get_value_buffer(layer_id)
+
+    def get_kv_buffer(self, layer_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        self._wait_for_layer(layer_id)
+        return self.main_pool.get_kv_buffer(layer_id)
+
+
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        k_scale: Optional[float] = None,
+        v_scale: Optional[float] = None,
+    ) -> None:
+        """Write main K/V at `loc`. Works for any layer (dense or sparse).
+
+        Scale semantics follow MHATokenToKVPool: None means unit scale;
+        a non-None scale is applied with an in-place div_ before the fp8 cast.
+        """
+        self.main_pool.set_kv_buffer(
+            layer,
+            loc,
+            cache_k,
+            cache_v,
+            k_scale,
+            v_scale,
+        )
+
+
+
+
+
+    def get_kv_size_bytes(self):
+        sub_pools = [self.main_pool, self.index_kv_pool, self.index_k_pool]
+        sizes = [p.get_kv_size_bytes() for p in sub_pools if p is not None]
+        return sum(k for k, _ in sizes), sum(v for _, v in sizes)
+
+
+
+    def maybe_get_custom_mem_pool(self):
+        return self.main_pool.maybe_get_custom_mem_pool()
+
+    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
+        # TODO: spec-decode needs sub-pools built with enable_kv_cache_copy=True,
+        # then delegate to main_pool/index_pool.move_kv_cache.
+        raise NotImplementedError(
+            "move_kv_cache is not yet supported for MiniMaxSparseKVPool: "
+            "sub-pools must be built with enable_kv_cache_copy=True first."
+        )
+

@@ -21,6 +21,7 @@ inside the function body to preserve that invariant.
 """
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -135,9 +136,46 @@ class CudaGraphConfig:
             raise KeyError(phase)
         return getattr(self, phase)
 
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        # Diff-only, not asdict: the parser locks every (phase, key) it sees,
+        # so emitting defaults would lock fields the caller never set.
+        baseline = default_cuda_graph_config()
+        return {
+            Phase.DECODE: _diff_phase(self.decode, baseline.decode),
+            Phase.PREFILL: _diff_phase(self.prefill, baseline.prefill),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Optional[Dict[str, Dict[str, Any]]]) -> "CudaGraphConfig":
+        """Build from a (partial) dict of overrides, defaults fill the rest.
+        Unknown phases / keys are silently dropped — the JSON-input
+        validator (parse_cuda_graph_config_arg) rejects them upstream."""
+        cfg = cls()
+        if not raw:
+            return cfg
+        for phase, phase_settings in raw.items():
+            if phase not in Phase.ALL or not isinstance(phase_settings, dict):
+                continue
+            phase_cfg = getattr(cfg, phase)
+            allowed = ALLOWED_KEYS_PER_PHASE[phase]
+            for key, value in phase_settings.items():
+                if key in allowed:
+                    setattr(phase_cfg, key, value)
+        return cfg
+
+
 def default_cuda_graph_config() -> CudaGraphConfig:
     """Fresh CudaGraphConfig populated with canonical defaults."""
     return CudaGraphConfig()
+
+
+def _diff_phase(actual: PhaseConfig, baseline: PhaseConfig) -> Dict[str, Any]:
+    """Return only fields whose value differs from the per-phase default."""
+    return {
+        f.name: getattr(actual, f.name)
+        for f in dataclasses.fields(actual)
+        if getattr(actual, f.name) != getattr(baseline, f.name)
+    }
 
 
 def check_cuda_graph_backend(phase: str, backend: str) -> bool:

@@ -25,5 +25,8 @@ logger = logging.getLogger(__name__)
 
 class SchedulerMultiplexMixin:
 
+
     # TODO(jason-fxz): This is a temporary demo
+
+
     pass

@@ -8,9 +8,25 @@ CURRENT_STREAM_IDX = 0
 CURRENT_STREAM_GROUP = None
 
 
+
+
+
+
+
+
+
+
+
+
+
+
 def get_stream_groups() -> list[tuple[torch.cuda.Stream, torch.cuda.Stream]]:
-    raise NotImplementedError('slim removed the body of get_stream_groups: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Get the stream groups."""
+    return STREAM_GROUPS
+
+
 
 
 def get_current_stream_idx() -> int:
-    raise NotImplementedError('slim removed the body of get_current_stream_idx: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Get the current stream index."""
+    return CURRENT_STREAM_IDX

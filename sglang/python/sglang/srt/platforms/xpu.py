@@ -23,55 +23,82 @@ class XpuDeviceMixin(DeviceMixin):
     device_type: str = "xpu"
 
     def get_device_total_memory(self, device_id: int = 0) -> int:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_device_total_memory: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return int(torch.xpu.get_device_properties(device_id).total_memory)
 
     def get_current_memory_usage(
         self, device: Optional["torch.device"] = None
     ) -> float:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_current_memory_usage: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return float(torch.xpu.max_memory_allocated(device))
 
     def get_device(self, local_rank: int) -> "torch.device":
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_device: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return torch.device("xpu", local_rank)
 
     def set_device(self, device: "torch.device") -> None:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.set_device: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        torch.xpu.set_device(device)
 
     def get_device_name(self, device_id: int = 0) -> str:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_device_name: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return str(torch.xpu.get_device_name(device_id))
 
     def get_device_uuid(self, device_id: int = 0) -> str:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_device_uuid: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return str(torch.xpu.get_device_properties(device_id).uuid)
 
     def get_device_capability(self, device_id: int = 0) -> DeviceCapability:
         # TODO: torch.xpu.get_device_capability
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_device_capability: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        device = torch.xpu.current_device()
+        major, minor = torch.ops.sgl_kernel.query_device.default(device)
+        return DeviceCapability(major, minor)
 
     def empty_cache(self) -> None:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.empty_cache: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        torch.xpu.empty_cache()
 
     def synchronize(self) -> None:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.synchronize: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        torch.xpu.synchronize()
 
     def get_available_memory(self, device_id: int = 0) -> tuple[int, int]:
         # TODO: simple return of torch.xpu.mem_get_info
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.get_available_memory: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        """Return the available and total device memory in Bytes."""
+
+        if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+            return 0, 0
+
+        num_gpus = torch.xpu.device_count()
+        if device_id < 0 or device_id >= num_gpus:
+            raise ValueError(f"Invalid XPU device_id={device_id}. num_gpus={num_gpus}")
+
+        current = torch.xpu.current_device()
+        if current != device_id:
+            logger.warning(
+                "current device is not %s, but %s; this may cause useless memory allocation for torch XPU context.",
+                device_id,
+                current,
+            )
+
+        used_memory = torch.xpu.memory_allocated(device_id)
+        total_gpu_memory = torch.xpu.get_device_properties(device_id).total_memory
+        free_gpu_memory = total_gpu_memory - used_memory
+
+        return free_gpu_memory, total_gpu_memory
 
     def is_pin_memory_available(self, device=None) -> bool:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.is_pin_memory_available: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        if device is not None and str(device) == "cpu":
+            return False
+        return True
 
     @classmethod
     def seed_everything(cls, seed: int | None = None) -> None:
-        raise NotImplementedError('slim removed the body of XpuDeviceMixin.seed_everything: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        if seed is not None:
+            super().seed_everything(seed)
+            torch.xpu.manual_seed_all(seed)
 
 
 class XpuSRTPlatform(XpuDeviceMixin, SRTPlatform):
     """Default in-tree XPU SRT platform."""
 
     def supports_fp8(self) -> bool:
-        raise NotImplementedError('slim removed the body of XpuSRTPlatform.supports_fp8: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return False
 
     def support_cuda_graph(self) -> bool:
-        raise NotImplementedError('slim removed the body of XpuSRTPlatform.support_cuda_graph: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return True
 
     def support_piecewise_cuda_graph(self) -> bool:
-        raise NotImplementedError('slim removed the body of XpuSRTPlatform.support_piecewise_cuda_graph: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return True

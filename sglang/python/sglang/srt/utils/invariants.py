@@ -52,6 +52,14 @@ class Property:
         raise NotImplementedError
 
 
+
+
+
+
+
+
+
+
 class InClosedRange(Property):
     """Closed [lo, hi] -- for value sanity (e.g. a probability / confidence)."""
 
@@ -62,6 +70,10 @@ class InClosedRange(Property):
 
     def ok(self, value: torch.Tensor) -> torch.Tensor:
         return (value >= self.lo) & (value <= self.hi)
+
+
+
+
 
 
 # name -> Invariant; enumerated by the CI meta-test to enforce injection coverage.
@@ -90,6 +102,8 @@ class Invariant:
         self.prop = prop
         self.recover = recover
         _REGISTRY[name] = self
+
+
 
 
 def _get_rank() -> int:

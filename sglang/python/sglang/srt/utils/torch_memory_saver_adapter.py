@@ -28,6 +28,7 @@ class TorchMemorySaverAdapter(ABC):
             _TorchMemorySaverAdapterReal() if enable else _TorchMemorySaverAdapterNoop()
         )
 
+
     def configure_subprocess(self):
         raise NotImplementedError
 

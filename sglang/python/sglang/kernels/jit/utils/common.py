@@ -14,6 +14,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
+
+
+
+
 def cache_once(fn: F) -> F:
     """
     NOTE: `functools.lru_cache` is not compatible with `torch.compile`
@@ -29,6 +33,8 @@ def cache_once(fn: F) -> F:
         return result_map[key]
 
     return wrapper  # type: ignore
+
+
 
 
 @cache_once

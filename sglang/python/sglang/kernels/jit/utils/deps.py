@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Callable, Dict, List
 
 
+
+
 REGISTERED_DEPENDENCIES: Dict[str, Callable[[], List[str]]] = {}
 
 
@@ -16,5 +18,11 @@ def register_dependency(name: str):
         return f
 
     return decorator
+
+
+
+
+
+
 
 

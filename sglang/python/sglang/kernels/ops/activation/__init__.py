@@ -61,12 +61,19 @@ class _GatedActivationOp(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of _GatedActivationOp.forward_native: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        d = input.shape[-1] // 2
+        result = self._act(input[..., :d]) * input[..., d:]
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
     def forward_aot(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of _GatedActivationOp.forward_aot: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import sgl_kernel
+
+        return getattr(sgl_kernel, self.kernel_attr)(input, out)
 
     def forward_jit(
         self,
@@ -75,7 +82,11 @@ class _GatedActivationOp(BaseFusedOp):
         expert_ids: Optional[torch.Tensor] = None,
         expert_step: int = 1,
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of _GatedActivationOp.forward_jit: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import sglang.kernels.ops.activation.activation as jit_activation
+
+        return getattr(jit_activation, self.kernel_attr)(
+            input, out, expert_ids, expert_step
+        )
 
 
 class SiluAndMulOp(_GatedActivationOp):
@@ -114,12 +125,25 @@ class SiluAndMulOp(_GatedActivationOp):
     }
 
     def _act(self, gate: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMulOp._act: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch.nn.functional as F
+
+        return F.silu(gate)
 
     def forward_aiter(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMulOp.forward_aiter: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch
+        from aiter import silu_and_mul as _aiter_silu_and_mul
+
+        d = input.shape[-1] // 2
+        if out is None:
+            out = torch.empty(
+                (*input.shape[:-1], d), dtype=input.dtype, device=input.device
+            )
+        # aiter's ROCm silu_and_mul: (out, input, limit); limit=0.0 = no clamp,
+        # matching the standard (unclamped) gated-SiLU used elsewhere.
+        _aiter_silu_and_mul(out, input, 0.0)
+        return out
 
 
 class GeluAndMulOp(_GatedActivationOp):
@@ -134,7 +158,9 @@ class GeluAndMulOp(_GatedActivationOp):
     }
 
     def _act(self, gate: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of GeluAndMulOp._act: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch.nn.functional as F
+
+        return F.gelu(gate, approximate="none")
 
 
 class GeluTanhAndMulOp(_GatedActivationOp):
@@ -149,7 +175,9 @@ class GeluTanhAndMulOp(_GatedActivationOp):
     }
 
     def _act(self, gate: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of GeluTanhAndMulOp._act: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch.nn.functional as F
+
+        return F.gelu(gate, approximate="tanh")
 
 
 class ReLU2Op(BaseFusedOp):
@@ -174,12 +202,25 @@ class ReLU2Op(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of ReLU2Op.forward_native: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch.nn.functional as F
+
+        x = F.relu(input)
+        result = x * x
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
     def forward_jit(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of ReLU2Op.forward_jit: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        from sglang.kernels.ops.activation.activation import relu2
+
+        result = relu2(input)
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
 
 class QuickGELUOp(BaseFusedOp):
@@ -204,12 +245,24 @@ class QuickGELUOp(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of QuickGELUOp.forward_native: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch
+
+        result = input * torch.sigmoid(1.702 * input)
+        if out is None:
+            return result
+        out.copy_(result)
+        return out
 
     def forward_aot(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of QuickGELUOp.forward_aot: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        import torch
+        from sgl_kernel import gelu_quick
+
+        if out is None:
+            out = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+        gelu_quick(input, out)
+        return out
 
 
 _SILU_AND_MUL = register_fused_op(SiluAndMulOp(), __name__, "_SILU_AND_MUL")
@@ -224,19 +277,22 @@ _GELU_QUICK = register_fused_op(QuickGELUOp(), __name__, "_GELU_QUICK")
 def silu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of silu_and_mul: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """``out = silu(input[..., :d]) * input[..., d:]`` with ``d = input.shape[-1] // 2``."""
+    return _SILU_AND_MUL(input, out)
 
 
 def gelu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of gelu_and_mul: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """``out = gelu(input[..., :d]) * input[..., d:]``."""
+    return _GELU_AND_MUL(input, out)
 
 
 def gelu_tanh_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of gelu_tanh_and_mul: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """``out = gelu_tanh(input[..., :d]) * input[..., d:]``."""
+    return _GELU_TANH_AND_MUL(input, out)
 
 
 def relu2(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -245,7 +301,8 @@ def relu2(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tens
 
 
 def gelu_quick(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of gelu_quick: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """``out = input * sigmoid(1.702 * input)``."""
+    return _GELU_QUICK(input, out)
 
 
 __all__ = [

@@ -797,6 +797,8 @@ def extend_attention_fwd(
     )
 
 
+
+
 @triton.jit
 def _fwd_kernel_unified(
     Q,

@@ -12,7 +12,13 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_fixup_module(dtype: torch.dtype) -> Module:
-    raise NotImplementedError('slim removed the body of _jit_fixup_module: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    args = make_cpp_args(dtype)
+    return load_jit(
+        "fixup_zero_kv",
+        *args,
+        cuda_files=["attention/fixup_zero_kv.cuh"],
+        cuda_wrappers=[("fixup_zero_kv_rows", f"fixup_zero_kv_rows<{args}>")],
+    )
 
 
 def fixup_zero_kv_rows(

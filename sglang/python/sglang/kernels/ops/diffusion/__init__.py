@@ -71,13 +71,19 @@ register_kernel(
 def apply_group_norm_silu(
     x: torch.Tensor, norm: nn.Module, activation: nn.Module
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of apply_group_norm_silu: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Fused GroupNorm + SiLU (falls back to eager when unsupported)."""
+    return get_kernel("diffusion.apply_group_norm_silu", KernelBackend.TRITON)(
+        x, norm, activation
+    )
 
 
 def residual_gate_add(
     residual: torch.Tensor, update: torch.Tensor, gate: torch.Tensor
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of residual_gate_add: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Fused ``residual + gate * update``."""
+    return get_kernel("diffusion.residual_gate_add", KernelBackend.JIT)(
+        residual, update, gate
+    )
 
 
 def fused_inplace_qknorm_rope(
@@ -93,7 +99,19 @@ def fused_inplace_qknorm_rope(
     head_dim: int = 0,
     rope_dim: int = 0,
 ) -> None:
-    raise NotImplementedError('slim removed the body of fused_inplace_qknorm_rope: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Fused in-place QK RMS-norm + RoPE."""
+    return get_kernel("diffusion.fused_inplace_qknorm_rope", KernelBackend.JIT)(
+        q,
+        k,
+        q_weight,
+        k_weight,
+        cos_sin_cache,
+        positions,
+        is_neox=is_neox,
+        eps=eps,
+        head_dim=head_dim,
+        rope_dim=rope_dim,
+    )
 
 
 __all__ = [

@@ -14,6 +14,12 @@ _K3_K_GEMM_DISPATCH_MAP = {
 }
 
 
+
+
+
+
+
+
 __all__ = [
     
 ]

@@ -10,7 +10,7 @@ from sglang.kernels.jit.utils import cache_once, load_jit, make_cpp_args
 from sglang.kernels.ops.kv_canary import consts
 
 if TYPE_CHECKING:
-    pass
+    from tvm_ffi.module import Module
 
 # Bytes per canary slot = CANARY_FIELDS_PER_SLOT * 8.
 CANARY_SLOT_BYTES: Final[int] = consts.CANARY_FIELDS_PER_SLOT * 8
@@ -31,6 +31,11 @@ class CanaryLaunchTag(IntEnum):
     TAIL_V_SWA = 9
     SWEEP_K_SWA = 10
     SWEEP_V_SWA = 11
+
+
+def _assert_contiguous(tensor: torch.Tensor, name: str) -> None:
+    if not tensor.is_contiguous():
+        raise ValueError(f"kv-canary: {name} must be contiguous")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,3 +197,206 @@ class VerifyPlan:
     verify_num_valid: torch.Tensor
     enable: torch.Tensor
 
+    @classmethod
+    def allocate(cls, *, verify_capacity: int, device: torch.device) -> VerifyPlan:
+        if verify_capacity <= 0:
+            raise ValueError(
+                f"kv-canary: VerifyPlan verify_capacity must be positive, got {verify_capacity}"
+            )
+        return cls(
+            verify_slot_indices=torch.empty(
+                verify_capacity, dtype=torch.int64, device=device
+            ),
+            verify_expected_tokens=torch.empty(
+                verify_capacity, dtype=torch.int64, device=device
+            ),
+            verify_expected_positions=torch.empty(
+                verify_capacity, dtype=torch.int64, device=device
+            ),
+            verify_prev_slot_indices=torch.empty(
+                verify_capacity, dtype=torch.int64, device=device
+            ),
+            verify_num_valid=torch.empty(1, dtype=torch.int32, device=device),
+            # enable defaults to 1 ("run verify") so test helpers that build a VerifyPlan
+            # directly (no plan kernel) don't have to remember to set it. Plan kernel always
+            # overwrites this so the default is observable only when no plan kernel runs.
+            enable=torch.ones(1, dtype=torch.int32, device=device),
+        )
+
+    def zero_for_testing_(self) -> VerifyPlan:
+        """WARN: ONLY use it when testing plan kernel. Do not use it when testing verify or
+        write kernel to avoid hiding bugs."""
+        self.verify_slot_indices.zero_()
+        # Test helpers expect the "skip token check" sentinel after zero-out, matching
+        # the verify-kernel contract.
+        self.verify_expected_tokens.fill_(-1)
+        self.verify_expected_positions.zero_()
+        self.verify_prev_slot_indices.zero_()
+        self.verify_num_valid.zero_()
+        self.enable.zero_()
+        return self
+
+
+def launch_canary_verify_kernel(
+    *,
+    context: VerifyOrWriteContext,
+    plan: VerifyPlan,
+    check_verify_expected_token: bool,
+) -> None:
+    """Verify one canary buffer against a VerifyPlan.
+
+    A fixed persistent grid of `kPersistentBlocks * kVerifyBlockSize` CUDA threads grid-strides over active
+    verify entries. Each thread reads the slot's 4 stored int64 fields (token_id, position, prev_hash,
+    real_kv_hash), recomputes the expected prev_hash from the predecessor slot (or from
+    splitmix64(CANARY_CHAIN_ANCHOR) for chain heads, signaled by prev_slot_idx == -1), and atomically appends
+    any mismatch (chain hash / position / real_kv_hash) to violation_ring. Read-only on canary_buf.
+
+    Canary slot layout: each slot is canary_buf.shape[1] bytes holding 4 int64 fields (token_id, position,
+    prev_hash, real_kv_hash). Chain link: next.prev_hash == splitmix64_mix3(this.prev_hash, this.token_id,
+    this.position), where splitmix64_mix3 folds each input into a running accumulator
+    via ``acc = splitmix64(acc ^ next)`` starting from ``splitmix64(prev_hash)``. ``real_kv_hash`` is NOT
+    folded into the chain (see ``compute_slot_hash`` rationale: keeps chain content-only and immune to
+    legitimate radix prefix folding). Chain head anchors on
+    splitmix64(CANARY_CHAIN_ANCHOR), where CANARY_CHAIN_ANCHOR is a hardcoded module-level constant (no
+    runtime seed parameter — the canary is for bug detection, not adversarial security, so a fixed anchor
+    is sufficient).
+
+    Args:
+        context: Shared verify/write launch context, including canary buffer, launch tag, violation sink,
+            health counters, and real KV fingerprint sources.
+        plan: Pre-allocated VerifyPlan; addresses baked into cuda-graph capture.
+
+    Token-to-KV slot 0 is unconditionally skipped by the verify kernel: SGLang's TokenToKVPoolAllocator
+    reserves it for padded-token dummy writes, and zero-initialized req_to_token entries therefore point to
+    a non-real KV slot. Canary-attached pools mirror that contract by reserving canary slot 0.
+
+    Implementation:
+        - CUDA __global__ `canary_verify_kernel`: fixed 1-D grid `(kPersistentBlocks=64, 1, 1)` blocks ×
+          `(kVerifyBlockSize=512, 1, 1)` threads (= 32768 threads total). Each thread grid-strides over
+          verify entries `entry_idx ∈ [tid, tid + grid_threads, ...)` until
+          `min(plan.verify_num_valid[0], verify_capacity)`.
+        - Per thread, gather:
+          (a) self_slot fields: 4 separate ``canary_load_field`` int64 loads from
+              canary_buf[plan.verify_slot_indices[tid]] for (token, position, prev_hash, real_kv_hash).
+          (b) expected_prev_hash = compute_slot_hash(canary_buf, slot_stride_bytes, prev_slot_idx), which
+              folds only (token, position, prev_hash) from canary_buf[plan.verify_prev_slot_indices[tid]];
+              prev_slot_idx == -1 anchors at splitmix64(CANARY_CHAIN_ANCHOR).
+          (c) For each src in real_kv_sources: read src.read_bytes leading bytes from src.tensor[...] (per the
+              RealKvSource access invariant) and splitmix64-fold into running_real_kv_hash.
+        - Compare expected vs stored (chain hash, position, real_kv_hash) and accumulate fail_reason bits; if
+          non-zero → record_violation().
+        - record_violation(): idx = atomicAdd(violation_write_index, 1); if idx < ring_capacity, atomic-write
+          the 8 int64 fields to violation_ring[idx] (kernel_kind, slot_idx, position, stored vs expected
+          fields, fail_reason).
+        - Counters: each thread maintains a local count of active entries it processed, warp-reduces via
+          ``__shfl_down_sync`` (offsets 16..1), then the warp leader (lane 0) does a single atomicAdd of the
+          warp's summed count into slot_run_counter. kernel_run_counter += 1: single thread (tid == 0) does an
+          atomicAdd once per launch.
+
+    Calling contract:
+        - Pure side-effect; never raises. Host polls violation_write_index[0] > 0 for is_errored and
+          violation_ring[0] for the first violation.
+        - kernel_run_counter is bumped every call (canary-ran health signal).
+        - Safe in cuda-graph capture; caller refills plan in-place before replay.
+
+    Pinned by torch reference
+    :func:`sglang.kernels.ops.kv_canary.verify_ref.launch_canary_verify_kernel_torch_reference`; CUDA must match
+    byte-for-byte.
+    """
+    canary_buf = context.canary_buf
+    real_kv_sources = context.real_kv_sources
+    if len(real_kv_sources) > consts.MAX_REAL_KV_SOURCES:
+        raise ValueError(
+            f"kv-canary: at most {consts.MAX_REAL_KV_SOURCES} RealKvSource entries supported by the CUDA ABI, "
+            f"got {len(real_kv_sources)}"
+        )
+
+    _assert_contiguous(canary_buf, "canary_buf")
+    _assert_contiguous(plan.verify_slot_indices, "plan.verify_slot_indices")
+    _assert_contiguous(plan.verify_expected_tokens, "plan.verify_expected_tokens")
+    _assert_contiguous(plan.verify_expected_positions, "plan.verify_expected_positions")
+    _assert_contiguous(plan.verify_prev_slot_indices, "plan.verify_prev_slot_indices")
+    _assert_contiguous(plan.verify_num_valid, "plan.verify_num_valid")
+    _assert_contiguous(plan.enable, "plan.enable")
+    _assert_contiguous(context.violation_ring, "violation_ring")
+    _assert_contiguous(context.violation_write_index, "violation_write_index")
+    _assert_contiguous(context.slot_run_counter, "slot_run_counter")
+    _assert_contiguous(context.kernel_run_counter, "kernel_run_counter")
+
+    padded_bufs, source_params = _build_real_kv_source_abi(
+        real_kv_sources=real_kv_sources, device=canary_buf.device
+    )
+
+    module = _jit_canary_verify_module(check_verify_expected_token)
+    module.canary_verify_step_cuda(
+        canary_buf,
+        plan.verify_slot_indices,
+        plan.verify_expected_tokens,
+        plan.verify_expected_positions,
+        plan.verify_prev_slot_indices,
+        plan.verify_num_valid,
+        plan.enable,
+        int(context.kernel_kind),
+        context.violation_ring,
+        context.violation_write_index,
+        context.slot_run_counter,
+        context.kernel_run_counter,
+        padded_bufs[0],
+        padded_bufs[1],
+        padded_bufs[2],
+        padded_bufs[3],
+        source_params,
+        len(real_kv_sources),
+        int(context.real_kv_hash_mode),
+    )
+
+
+@cache_once
+def _jit_canary_verify_module(check_verify_expected_token: bool) -> Module:
+    args = make_cpp_args(check_verify_expected_token)
+    return load_jit(
+        "kv_canary_verify",
+        *args,
+        cuda_files=["kv_canary/canary_verify.cuh"],
+        cuda_wrappers=[
+            (
+                "canary_verify_step_cuda",
+                f"canary::CanaryVerifyKernel<{args}>::run",
+            ),
+        ],
+    )
+
+
+def _build_real_kv_source_abi(
+    *,
+    real_kv_sources: tuple[RealKvSource, ...],
+    device: torch.device,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    padded_bufs: list[torch.Tensor] = []
+    params = torch.zeros(
+        (consts.MAX_REAL_KV_SOURCES, consts.REAL_KV_SOURCE_FIELDS_PER_ENTRY),
+        dtype=torch.int32,
+        device="cpu",
+    )
+
+    for i, source in enumerate(real_kv_sources):
+        _assert_contiguous(source.tensor, f"real_kv_sources[{i}].tensor")
+        source_u8 = source.tensor.view(torch.uint8)
+        if source_u8.dim() != 2:
+            raise ValueError(
+                f"kv-canary: real_kv_sources[{i}].tensor (viewed as uint8) must be 2-D, "
+                f"got {source_u8.dim()}-D"
+            )
+        padded_bufs.append(source_u8)
+        params[i, consts.REAL_KV_SOURCE_FIELD_PAGE_SIZE] = source.page_size
+        params[i, consts.REAL_KV_SOURCE_FIELD_NUM_BYTES_PER_TOKEN] = (
+            source.num_bytes_per_token
+        )
+        params[i, consts.REAL_KV_SOURCE_FIELD_READ_BYTES] = source.read_bytes
+
+    # Pad bufs (never read by the kernel — num_sources bounds the iteration); params already zero.
+    dummy = torch.empty((1, 1), dtype=torch.uint8, device=device)
+    for _ in range(len(real_kv_sources), consts.MAX_REAL_KV_SOURCES):
+        padded_bufs.append(dummy)
+
+    return padded_bufs, params

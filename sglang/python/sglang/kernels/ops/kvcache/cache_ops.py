@@ -664,6 +664,10 @@ def absorbed_bmm_concat_cast_q_fp8(
     )
 
 
+
+
+
+
 # ---------------------------------------------------------------------------
 # Decode Context Parallel (DCP) helpers.
 #

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_kvcache_module(k_row_bytes: int, v_row_bytes: int) -> Module:
-    raise NotImplementedError('slim removed the body of _jit_kvcache_module: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    args = make_cpp_args(k_row_bytes, v_row_bytes, is_arch_support_pdl())
+    return load_jit(
+        "kvcache",
+        *args,
+        cuda_files=["elementwise/kvcache.cuh"],
+        cuda_wrappers=[("store_cache", f"StoreKVCacheKernel<{args}>::run")],
+    )
+
+
 
 
 @register_custom_op(mutates_args=["k_cache", "v_cache"])

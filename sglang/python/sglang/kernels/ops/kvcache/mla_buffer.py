@@ -163,6 +163,10 @@ def set_mla_kv_buffer_triton(
     )
 
 
+
+
+
+
 @triton.jit
 def set_mla_kv_scale_buffer_kernel(
     kv_buffer_ptr,

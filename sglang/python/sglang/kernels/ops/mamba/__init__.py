@@ -46,7 +46,18 @@ def causal_conv1d_fwd(
     silu_activation: bool,
     pad_slot_id: int,
 ):
-    raise NotImplementedError('slim removed the body of causal_conv1d_fwd: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Causal depthwise conv1d forward (prefill)."""
+    return get_kernel("mamba.causal_conv1d_fwd", KernelBackend.AOT)(
+        x,
+        weight,
+        bias_,
+        conv_states,
+        query_start_loc,
+        cache_indices,
+        has_initial_state,
+        silu_activation,
+        pad_slot_id,
+    )
 
 
 def causal_conv1d_update(
@@ -59,7 +70,17 @@ def causal_conv1d_update(
     conv_state_indices: Optional[torch.Tensor],
     pad_slot_id: int,
 ):
-    raise NotImplementedError('slim removed the body of causal_conv1d_update: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Causal depthwise conv1d update (decode)."""
+    return get_kernel("mamba.causal_conv1d_update", KernelBackend.AOT)(
+        x,
+        conv_state,
+        weight,
+        bias_,
+        silu_activation,
+        cache_seqlens,
+        conv_state_indices,
+        pad_slot_id,
+    )
 
 
 __all__ = ["causal_conv1d_fwd", "causal_conv1d_update"]

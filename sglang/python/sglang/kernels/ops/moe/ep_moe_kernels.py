@@ -21,6 +21,10 @@ if _is_cuda:
 import triton.language as tl
 
 
+
+
+
+
 @triton.jit
 def deepep_permute_triton_kernel(
     input_ptr,
@@ -88,6 +92,8 @@ def deepep_post_reorder_triton_kernel(
         tl.store(store_ptr + offset, sum_vec, mask=mask)
 
 
+
+
 @triton.jit
 def deepep_compute_src2dst_triton_kernel(
     reorder_ids, src2dst, num_toks, num_minus_one, BLOCK_SIZE: tl.constexpr
@@ -120,6 +126,12 @@ def deepep_run_moe_deep_preprocess(topk_ids: torch.Tensor, num_experts: int):
     )
     reorder_topk_ids = reorder_topk_ids[num_minus_one:]
     return reorder_topk_ids, src2dst, seg_indptr
+
+
+
+
+
+
 
 
 # copy from https://github.com/ModelTC/lightllm/blob/a000ab69098654df4731f5b12587dd4e7f0a4f41/lightllm/common/fused_moe/moe_silu_and_mul_mix_quant_ep.py
@@ -438,7 +450,39 @@ def _silu_and_mul_post_quant_packed_kernel(
     tl.store(scale_ptr + scale_off, packed)
 
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/fused_moe/deepep_scatter_gather.py
+
+
+
+
+
+
 # copy from
 # https://github.com/deepseek-ai/DeepGEMM/blob/bd2a77552886b98c205af12f8d7d2d61247c4b27/deep_gemm/jit_kernels/utils.py#L58
 def get_tma_aligned_size(x: int, element_size: int) -> int:
@@ -460,4 +504,36 @@ def get_tma_aligned_size(x: int, element_size: int) -> int:
     return ceil_div(x, alignment) * alignment
 
 
+
+
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/quantization/triton_quant/fp8/fp8act_quant_kernel.py
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+

@@ -1331,3 +1331,5 @@ def fused_append_remap_shared_experts_deepep(
     return out_ids, out_weights
 
 
+
+

@@ -11,6 +11,8 @@ from sglang.kernels.jit.utils import is_arch_support_pdl
 
 class PackTopkIds:
 
+
+
     pass
 
 

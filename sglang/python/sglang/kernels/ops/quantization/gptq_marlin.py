@@ -17,13 +17,19 @@ _MAX_THREAD_N = 256
 
 @cache_once
 def _jit_gptq_marlin_module(dtype: torch.dtype) -> Module:
-    raise NotImplementedError('slim removed the body of _jit_gptq_marlin_module: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    args = make_cpp_args(dtype)
+    return load_jit(
+        "gptq_marlin",
+        *args,
+        cuda_files=["gemm/marlin/gptq_marlin.cuh"],
+        cuda_wrappers=[("gptq_marlin_gemm", f"gptq_marlin_gemm<{args}>")],
+    )
 
 
 def _or_empty(
     t: Optional[torch.Tensor], device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _or_empty: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return t if t is not None else torch.empty(0, device=device, dtype=dtype)
 
 
 @debug_kernel_api

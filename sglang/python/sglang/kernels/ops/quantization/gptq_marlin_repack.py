@@ -16,7 +16,11 @@ _TILE_SIZE = 16
 
 @cache_once
 def _jit_gptq_marlin_repack_module() -> Module:
-    raise NotImplementedError('slim removed the body of _jit_gptq_marlin_repack_module: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    return load_jit(
+        "gptq_marlin_repack",
+        cuda_files=["gemm/marlin/gptq_marlin_repack.cuh"],
+        cuda_wrappers=[("gptq_marlin_repack", "gptq_marlin_repack")],
+    )
 
 
 @debug_kernel_api

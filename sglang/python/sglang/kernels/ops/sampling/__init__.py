@@ -38,13 +38,15 @@ register_kernel(
 def top_k_renorm_probs(
     probs: torch.Tensor, top_k: Union[torch.Tensor, int]
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of top_k_renorm_probs: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Renormalize ``probs`` by top-k thresholding."""
+    return get_kernel("sampling.top_k_renorm_probs", KernelBackend.AOT)(probs, top_k)
 
 
 def top_p_renorm_probs(
     probs: torch.Tensor, top_p: Union[torch.Tensor, float]
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of top_p_renorm_probs: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """Renormalize ``probs`` by top-p thresholding."""
+    return get_kernel("sampling.top_p_renorm_probs", KernelBackend.AOT)(probs, top_p)
 
 
 __all__ = ["top_k_renorm_probs", "top_p_renorm_probs"]

@@ -18,3 +18,4 @@ class HpuCommunicator:
         self.group = group
         self.world_size = dist.get_world_size(self.group)
 
+

@@ -16,3 +16,5 @@ class NpuCommunicator:
         self.group = group
         self.world_size = dist.get_world_size(self.group)
 
+
+

@@ -21,6 +21,15 @@ class PyMscclppCommunicator:
     _SUPPORTED_WORLD_SIZES = [8, 16, 32]
     _SUPPORTED_DTYPE = [torch.float, torch.float16, torch.bfloat16]
 
+
+
+
+
+
+
+
+
+
     def __init__(
         self,
         group: ProcessGroup,
@@ -99,4 +108,8 @@ class PyMscclppCommunicator:
         self.symm_mem_enabled = self._is_symm_mem_enabled()
         self.best_configs = {}
         self._create_algorithms()
+
+
+
+
 

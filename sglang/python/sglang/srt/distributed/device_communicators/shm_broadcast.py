@@ -142,6 +142,9 @@ class ShmRingBuffer:
             if self.is_creator:
                 self.shared_memory.unlink()
 
+
+
+
 @dataclass
 class Handle:
     connect_ip: str
@@ -244,4 +247,12 @@ class MessageQueue:
         )
 
         logger.debug("Message queue communication handle: %s", self.handle)
+
+
+
+
+
+
+
+
 

@@ -123,6 +123,7 @@ class TorchSymmMemCommunicator:
             return
         self.disabled = False
 
+
     def all_reduce(
         self, inp: torch.Tensor, *, out: Optional[torch.Tensor] = None
     ) -> Optional[torch.Tensor]:

@@ -17,3 +17,4 @@ class XpuCommunicator:
         self.group = group
         self.world_size = dist.get_world_size(self.group)
 
+

@@ -28,4 +28,6 @@ def import_algorithms():
     return mapping
 
 
+
+
 algo_name_to_cls = import_algorithms()

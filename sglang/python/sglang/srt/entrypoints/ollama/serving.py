@@ -16,3 +16,12 @@ class OllamaServing:
     def __init__(self, tokenizer_manager):
         self.tokenizer_manager = tokenizer_manager
 
+
+
+
+
+
+
+
+
+

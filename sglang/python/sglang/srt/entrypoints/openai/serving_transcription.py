@@ -101,6 +101,8 @@ class OpenAIServingTranscription(OpenAIServingBase):
 
         return adapted_request, request
 
+
+
     async def _handle_non_streaming_request(
         self,
         adapted_request: GenerateReqInput,

@@ -228,11 +228,29 @@ def _compile_deep_gemm_one_type_all(
 
 
 class _BaseWarmupExecutor:
+
+
     def execute(self, m):
         raise NotImplementedError
 
 
+
+
+
+
 _BLOCK_SIZE = 128
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 def deep_gemm_execution_hook(

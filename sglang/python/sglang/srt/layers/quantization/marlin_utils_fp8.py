@@ -27,7 +27,17 @@ logger = logging.getLogger(__name__)
 
 
 def fp8_fused_exponent_bias_into_scales(scales):
-    raise NotImplementedError('slim removed the body of fp8_fused_exponent_bias_into_scales: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    fp8_exponent = 4
+    if scales.dtype == torch.half:
+        target_exponent = 5
+    elif scales.dtype == torch.bfloat16:
+        target_exponent = 8
+    # exponent_bias_fp16 = 2 ** 4 - 2 ** 3 = 8
+    # exponent_bias_bf16 = 2 ** 7 - 2 ** 3 = 120
+    exponent_bias = 2 ** (target_exponent - 1) - 2 ** (fp8_exponent - 1)
+    s = torch.ones_like(scales) * 2
+    s = s**exponent_bias
+    return scales * s
 
 
 def fake_apply_fp8_marlin_linear(
@@ -40,7 +50,9 @@ def fake_apply_fp8_marlin_linear(
     bias: Optional[torch.Tensor],
     use_fp32_reduce: bool = USE_FP32_REDUCE_DEFAULT,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of fake_apply_fp8_marlin_linear: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    out_shape = input.shape[:-1] + (size_n,)
+    fake_output = torch.empty(out_shape, dtype=input.dtype, device=input.device)
+    return fake_output
 
 
 @register_custom_op(fake_impl=fake_apply_fp8_marlin_linear)
@@ -180,9 +192,22 @@ def prepare_fp8_layer_for_marlin(
         layer.bias = torch.nn.Parameter(bias, requires_grad=False)
 
 
+
+
 def pack_fp8_to_int32(
     fp8_tensor: torch.Tensor, size_k_first: bool = True
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of pack_fp8_to_int32: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+    """
+    Repack FP8 weights to gptq format (packed int32 elements)
+    """
+    assert fp8_tensor.dtype == torch.float8_e4m3fn
+    assert fp8_tensor.ndim == 2
+
+    fp8_tensor = fp8_tensor.T if size_k_first else fp8_tensor
+    fp8_tensor = fp8_tensor.contiguous()
+    # fp8_tensor is contiguous and have shape (N, K) now
+    # with `.view(torch.int32)`, it become (N, K // 4)
+    int32_tensor = fp8_tensor.view(torch.int32)
+    return int32_tensor.T.contiguous() if size_k_first else int32_tensor
 
 

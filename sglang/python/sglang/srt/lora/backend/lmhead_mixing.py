@@ -6,6 +6,8 @@ from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
 
 class LoRABackendLmHeadMixing:
+
+
     def _prepare_lm_head_batch_info(
         self,
         forward_batch: ForwardBatch,

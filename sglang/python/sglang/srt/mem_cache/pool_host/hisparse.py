@@ -7,4 +7,7 @@ logger = logging.getLogger(__name__)
 
 
 class HiSparseHostPoolMixin:
+
+
+
     pass

@@ -5,7 +5,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any, Dict
 
-from sglang.srt.mem_cache.hicache_storage import HiCacheStorage
+from sglang.srt.mem_cache.hicache_storage import HiCacheStorage, HiCacheStorageConfig
 
 if TYPE_CHECKING:
     pass
@@ -61,6 +61,10 @@ class StorageBackendFactory:
             "module_path": module_path,
             "class_name": class_name,
         }
+
+
+
+
 
 # Register built-in storage backends
 StorageBackendFactory.register_backend(

@@ -394,3 +394,50 @@ class PrefillInputBuffers(ForwardInputBuffers):
             mrope_positions=mrope_positions,
         )
 
+    def populate_from_forward_batch(
+        self,
+        *,
+        forward_batch: ForwardBatch,
+        raw_num_tokens: int,
+        static_num_tokens: int,
+        is_multimodal: bool,
+    ) -> None:
+        """Copy serving-batch values into static buffers and zero out
+        the padding region between raw_num_tokens and
+        static_num_tokens.
+        """
+        if static_num_tokens != raw_num_tokens:
+            self.out_cache_loc.zero_()
+            self.input_ids[raw_num_tokens:static_num_tokens].zero_()
+            self.positions[raw_num_tokens:static_num_tokens].zero_()
+            if is_multimodal:
+                self.input_embeds[raw_num_tokens:static_num_tokens].zero_()
+            if forward_batch.mrope_positions is not None:
+                self.mrope_positions[:, raw_num_tokens:static_num_tokens].zero_()
+
+        bs = forward_batch.batch_size
+
+        self.input_ids[:raw_num_tokens].copy_(forward_batch.input_ids)
+        self.positions[:raw_num_tokens].copy_(forward_batch.positions)
+        self.out_cache_loc[:raw_num_tokens].copy_(forward_batch.out_cache_loc)
+
+        if (
+            self.mamba_track_indices is not None
+            and forward_batch.mamba_track_indices is not None
+        ):
+            self.mamba_track_indices[:bs].copy_(forward_batch.mamba_track_indices)
+        if (
+            self.mamba_track_mask is not None
+            and forward_batch.mamba_track_mask is not None
+        ):
+            self.mamba_track_mask[:bs].copy_(forward_batch.mamba_track_mask)
+        if (
+            self.mamba_track_seqlens is not None
+            and forward_batch.mamba_track_seqlens is not None
+        ):
+            self.mamba_track_seqlens[:bs].copy_(forward_batch.mamba_track_seqlens)
+
+        if forward_batch.mrope_positions is not None:
+            self.mrope_positions[:, :raw_num_tokens].copy_(
+                forward_batch.mrope_positions
+            )

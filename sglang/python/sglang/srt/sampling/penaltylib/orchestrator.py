@@ -187,6 +187,7 @@ class _BatchedPenalizer(abc.ABC):
             )
         return orch
 
+
     def is_required(self) -> bool:
         return self._is_required()
 

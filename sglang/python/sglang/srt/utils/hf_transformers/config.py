@@ -39,7 +39,7 @@ from .common import (
     get_hf_text_config,
     resolve_runai_obj_uri,
 )
-from .mistral_utils import is_mistral_model
+from .mistral_utils import is_mistral_model, load_mistral_config
 
 
 def _set_architectures(config, arch_name):
@@ -197,6 +197,8 @@ class HfModelConfigParser(ModelConfigParserBase):
             _set_architectures(config, "LongcatFlashForCausalLM")
 
         return config
+
+
 
 
 @lru_cache_frozenset(maxsize=32)

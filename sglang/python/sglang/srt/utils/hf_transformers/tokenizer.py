@@ -545,3 +545,68 @@ def get_tokenizer(
 # ---------------------------------------------------------------------------
 
 
+def _fix_added_tokens_encoding(tokenizer):
+    """Ensure special tokens encode as single tokens in transformers v5.
+
+    Some model tokenizers (e.g. MiniCPM-V-4) define special tokens like <image>,
+    <slice> as attributes on the tokenizer class with corresponding IDs in the
+    vocabulary (via tokenizer.json's added_tokens). In transformers v5, these
+    tokens may not appear in get_added_vocab() and encode() splits them into
+    subwords, breaking multimodal pipelines that rely on finding them in input_ids.
+
+    This function discovers such tokens by scanning tokenizer attributes, checks
+    if they encode correctly, and re-registers any that don't.
+    """
+
+    # Discover special token strings from tokenizer attributes.
+    # Model tokenizers (e.g. MiniCPMVTokenizerFast) store them as attributes
+    # like im_start="<image>", slice_start="<slice>", etc.
+    def _is_special_token_attr(val):
+        return (
+            isinstance(val, str)
+            and val.startswith("<")
+            and val.endswith(">")
+            and len(val) <= 20
+        )
+
+    candidates = {}
+    for attr in dir(tokenizer):
+        if attr.startswith("_"):
+            continue
+        try:
+            val = getattr(tokenizer, attr)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if not _is_special_token_attr(val):
+            continue
+        token_id = tokenizer.convert_tokens_to_ids(val)
+        if token_id is not None and token_id != tokenizer.unk_token_id:
+            candidates[val] = token_id
+
+    if not candidates:
+        return
+
+    def _encodes_correctly(token_str, expected_id):
+        try:
+            ids = tokenizer.encode(token_str, add_special_tokens=False)
+            return len(ids) == 1 and ids[0] == expected_id
+        except (ValueError, OverflowError, RuntimeError) as e:
+            logger.debug("Token %s encode check failed: %s", token_str, e)
+            return False
+
+    broken = [
+        tok for tok, eid in candidates.items() if not _encodes_correctly(tok, eid)
+    ]
+
+    if not broken:
+        return
+
+    from transformers import AddedToken
+
+    tokens_to_add = [AddedToken(tok, special=True, normalized=False) for tok in broken]
+    tokenizer.add_tokens(tokens_to_add, special_tokens=True)
+    logger.info(
+        "Re-registered %d special tokens for correct v5 encoding: %s",
+        len(broken),
+        broken[:10],
+    )

@@ -22,6 +22,8 @@ else:
     log2 = tl.log2
 
 
+
+
 if not is_gather_supported:
 
     @triton.jit

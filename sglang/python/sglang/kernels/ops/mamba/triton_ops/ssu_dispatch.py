@@ -111,6 +111,77 @@ class TritonSSUBackend(MambaSSUBackend):
 class FlashInferSSUBackend(MambaSSUBackend):
     """FlashInfer-based selective-state-update backend."""
 
+    def __init__(
+        self,
+        *,
+        enable_stochastic_rounding: bool = False,
+        cache_philox_rounds: int = 0,
+    ) -> None:
+        from flashinfer.mamba import selective_state_update
+
+        self._kernel = selective_state_update
+        self._enable_stochastic_rounding = enable_stochastic_rounding
+        self._cache_philox_rounds = cache_philox_rounds
+
+    @property
+    def name(self) -> str:
+        return "flashinfer"
+
+    def __call__(
+        self,
+        state: torch.Tensor,
+        x: torch.Tensor,
+        dt: torch.Tensor,
+        A: torch.Tensor,
+        B: torch.Tensor,
+        C: torch.Tensor,
+        D: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        dt_bias: torch.Tensor | None = None,
+        dt_softplus: bool = False,
+        state_batch_indices: torch.Tensor | None = None,
+        pad_slot_id: int = -1,
+        out: torch.Tensor | None = None,
+        disable_state_update: bool = False,
+        intermediate_states_buffer: torch.Tensor | None = None,
+        cache_steps: int | None = None,
+        retrieve_parent_token: torch.Tensor | None = None,
+        intermediate_state_indices: torch.Tensor | None = None,
+    ) -> None:
+        if retrieve_parent_token is not None:
+            raise ValueError(
+                "FlashInfer backend does not support retrieve_parent_token. "
+                "Use --mamba-backend triton for EAGLE tree attention."
+            )
+        rand_seed = (
+            torch.randint(0, 2**32, (1,), device=state.device)
+            if self._enable_stochastic_rounding
+            else None
+        )
+        # FlashInfer expects cache_steps as an int (0 when unused).
+        self._kernel(
+            state,
+            x,
+            dt,
+            A,
+            B,
+            C,
+            D=D,
+            z=z,
+            dt_bias=dt_bias,
+            dt_softplus=dt_softplus,
+            state_batch_indices=state_batch_indices,
+            pad_slot_id=pad_slot_id,
+            out=out,
+            disable_state_update=disable_state_update,
+            intermediate_states_buffer=intermediate_states_buffer,
+            cache_steps=0 if cache_steps is None else cache_steps,
+            intermediate_state_indices=intermediate_state_indices,
+            rand_seed=rand_seed,
+            philox_rounds=self._cache_philox_rounds or 10,
+        )
+
+
 _BACKEND_REGISTRY: dict[str, type[MambaSSUBackend]] = {
     "triton": TritonSSUBackend,
     "flashinfer": FlashInferSSUBackend,

@@ -65,6 +65,7 @@ class TranscriptionAdapter(ABC):
         """
         raise NotImplementedError
 
+
     @property
     def supports_chunked_streaming(self) -> bool:
         """Whether this model uses chunk-based streaming instead of token-level streaming."""
@@ -95,6 +96,7 @@ class TranscriptionAdapter(ABC):
         Keys: ``chunk_size_sec``, ``unfixed_chunk_num``, ``unfixed_token_num``.
         """
         return {}
+
 
     @abstractmethod
     def build_verbose_response(

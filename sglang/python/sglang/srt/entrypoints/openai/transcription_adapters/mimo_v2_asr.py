@@ -22,7 +22,10 @@ class MiMoV2ASRAdapter(TranscriptionAdapter):
     """
 
     def build_sampling_params(self, request: TranscriptionRequest) -> dict:
-        raise NotImplementedError('slim removed the body of MiMoV2ASRAdapter.build_sampling_params: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return {
+            "temperature": request.temperature,
+            "max_new_tokens": 448,
+        }
 
     def build_verbose_response(
         self,
@@ -34,4 +37,10 @@ class MiMoV2ASRAdapter(TranscriptionAdapter):
     ) -> TranscriptionVerboseResponse:
         # MiMo-V2-ASR does not emit timestamp tokens; segments stay empty
         # until a forced-aligner path is added.
-        raise NotImplementedError('slim removed the body of MiMoV2ASRAdapter.build_verbose_response: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return TranscriptionVerboseResponse(
+            language=request.language or "auto",
+            duration=round(request.audio_duration_s, 2),
+            text=text,
+            segments=[],
+            usage=usage,
+        )

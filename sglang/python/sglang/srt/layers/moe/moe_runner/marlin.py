@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     )
 
 
+
+
+
+
+
+
+
+
 @dataclass
 class MarlinMoeQuantInfo(MoeQuantInfo):
     """Quantization payload consumed by the Marlin backend."""
@@ -49,6 +57,8 @@ class MarlinMoeQuantInfo(MoeQuantInfo):
     w2_global_scale: Optional[torch.Tensor] = None
     w13_bias: Optional[torch.Tensor] = None
     w2_bias: Optional[torch.Tensor] = None
+
+
 
 
 # ===== TO BE REFACTORED ====

@@ -22,3 +22,8 @@ class TorchDistributedCommBackend(CommBackend):
     def __init__(self, group: dist.ProcessGroup):
         self._group = group
 
+
+
+
+
+

@@ -5,6 +5,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from sglang.srt.hardware_backend.cpu.quantization.awq_kernels import (
+    AWQIntelAMXLinearKernel,
+    AWQIntelAMXMoEKernel,
+)
 from sglang.srt.layers.moe import MoeRunnerConfig
 
 from .awq_linear import AWQLinearScheme
@@ -20,16 +24,17 @@ class AWQIntelAMXLinearScheme(AWQLinearScheme):
     """Linear scheme for AWQ on Intel CPU with AMX."""
 
     def _init_kernel(self, quant_config: AWQConfig):
-        raise NotImplementedError('slim removed the body of AWQIntelAMXLinearScheme._init_kernel: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return AWQIntelAMXLinearKernel(quant_config)
 
 
 class AWQIntelAMXMoEScheme(AWQMoEScheme):
     """MoE scheme for AWQ on Intel CPU with AMX."""
 
     def _init_kernel(self, quant_config: AWQConfig):
-        raise NotImplementedError('slim removed the body of AWQIntelAMXMoEScheme._init_kernel: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        return AWQIntelAMXMoEKernel(quant_config)
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
     ):
-        raise NotImplementedError('slim removed the body of AWQIntelAMXMoEScheme.create_moe_runner: it never ran in any recording (sglang/REMOVED.md, `slim plan --json`)')
+        self.moe_runner_config = moe_runner_config
+        self.kernel.create_moe_runner(layer, moe_runner_config)

@@ -1,0 +1,19 @@
+"""A feature no recording used: kept code names it on a branch that never ran, nothing here ran."""
+import json
+
+
+def rare_path(data):
+    return _format(data)
+
+
+def _format(data):  # only rare_path's body names it
+    return json.dumps(sorted(data))
+
+
+class RareOptions:
+    def __init__(self):
+        self.level = 1
+
+    @property
+    def label(self):
+        return f"level {self.level}"
