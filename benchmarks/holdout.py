@@ -47,7 +47,8 @@ def main() -> None:
             print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
                   f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "rows": rows}, indent=1) + "\n")
+    report = {"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "rows": rows}
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"-> {args.out}")
 
 

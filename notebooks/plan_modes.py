@@ -1,9 +1,11 @@
 # %% [markdown]
-# # Plan modes: what `names` and `reach` (the committed tree; both GPU-verified) keep
+# # Plan modes: what `names`, `reach` (the committed tree; both GPU-verified) and `lean` keep
 #
-# Both plans are built from all committed recordings on the pinned upstream. `names` keeps every
+# All plans are built from all committed recordings on the pinned upstream. `names` keeps every
 # module a recording imported and every def kept code names; `reach` keeps what the code that ran
-# reaches (see `slim/reach.py`). Lines are planned: kept files less their deleted defs.
+# reaches; `lean` also cuts the methods of classes never instantiated and stubs what only modules
+# where nothing ran hold (see `slim/reach.py`; not GPU-verified yet). Lines are planned: kept
+# files less their deleted defs (a stub counts whole, so `lean` is an upper bound here).
 
 # %%
 import dataclasses
@@ -35,13 +37,15 @@ lines.sort_values("upstream_lines", ascending=False).head(30)
 top = lines.nlargest(20, "upstream_lines").iloc[::-1]
 fig, ax = plt.subplots(figsize=(9, 8))
 rows = range(len(top))
-ax.barh([r + 0.27 for r in rows], top["upstream_lines"], height=0.27, color="#d9d9d9", label="upstream")
-ax.barh(list(rows), top["names"], height=0.27, color="#9ecae1", label="names")
-ax.barh([r - 0.27 for r in rows], top["reach"], height=0.27, color="#2b8cbe", label="reach (committed)")
+colors = {"names": "#9ecae1", "reach": "#2b8cbe", "lean": "#08519c"}
+labels = {"reach": "reach (committed)", "lean": "lean (not GPU-verified)"}
+ax.barh([r + 0.3 for r in rows], top["upstream_lines"], height=0.2, color="#d9d9d9", label="upstream")
+for i, mode in enumerate(PLAN_MODES):
+    ax.barh([r + 0.1 - 0.2 * i for r in rows], top[mode], height=0.2, color=colors[mode], label=labels.get(mode, mode))
 ax.set_yticks(list(rows), top["subsystem"])
 ax.set_xlabel("lines of Python (planned)")
-ax.set_title(f"names {totals['names'] / totals.upstream_lines:.0%} vs reach "
-             f"{totals['reach'] / totals.upstream_lines:.0%} of upstream lines")
+ax.set_title(" vs ".join(f"{mode} {totals[mode] / totals.upstream_lines:.0%}" for mode in PLAN_MODES)
+             + " of upstream lines")
 ax.legend(loc="lower right")
 fig.tight_layout()
 fig.savefig(figures_dir() / "plan_modes.png", dpi=100, metadata={"Software": None})

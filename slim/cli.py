@@ -41,7 +41,7 @@ def scenarios(db: DbOpt = DB,
               ) -> None:
     """List the scenarios: what each needs, and where/when it was last recorded."""
     from scenarios.spec import load_scenario, scenario_names
-    from slim.recording import last_recorded
+    from slim.recording import PENDING, last_recorded
 
     if plan is not None:
         scenario = load_scenario(plan)
@@ -51,7 +51,8 @@ def scenarios(db: DbOpt = DB,
             console.print(f"{env} {' '.join(launch.argv)}", highlight=False, soft_wrap=True)
         return
     recorded = last_recorded(db)
-    table = Table("scenario", "GPUs", "nodes", "sm", "last recorded", "state")
+    pending = last_recorded(db / PENDING) if (db / PENDING).is_dir() else {}
+    table = Table("scenario", "GPUs", "nodes", "sm", "last recorded", "pending recording", "state")
     not_runnable = []
     for name in scenario_names():
         s = load_scenario(name)
@@ -59,7 +60,8 @@ def scenarios(db: DbOpt = DB,
             not_runnable.append(f"{name}: {s.status}")
         state = "recorded" if name in recorded else "not runnable here" if s.status else "not recorded yet"
         table.add_row(name, str(s.hardware.gpus), str(s.hardware.nodes),
-                      f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"), state)
+                      f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"),
+                      pending.get(name, "-"), state)
     console.print(table)
     for line in not_runnable:
         console.print(f"- {line}", highlight=False)

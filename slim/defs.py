@@ -221,7 +221,8 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
                 body_line = node.body[0].lineno if node.body else node.lineno  # folded empty: no stub
-                header = Counter(in_span(scanned.idents, ident_lines, first_line(node), max(node.lineno, body_line - 1)))
+                header_end = max(node.lineno, body_line - 1)
+                header = Counter(in_span(scanned.idents, ident_lines, first_line(node), header_end))
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
                         bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
                         body_line, header, _def_implicit(node, in_class, None) if not is_class else None)

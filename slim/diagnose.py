@@ -26,12 +26,14 @@ ERRORS = [
     ("member", re.compile(r"AttributeError: (?:type object )?'(?P<owner>\w+)'(?: object)? "
                           r"has no attribute '(?P<name>\w+)'")),
     ("registry", re.compile(r"KeyError: '(?P<name>\w+)'")),
+    # A def the "lean" plan kept as a stub (slim.transforms.rewrite) was called after all.
+    ("stub", re.compile(r"NotImplementedError: slim removed the body of (?P<name>[\w.]+):")),
 ]
 
 
 @dataclass(frozen=True)
 class Missing:
-    kind: str  # module | name | member | registry
+    kind: str  # module | name | member | registry | stub
     name: str  # the missing module (dotted), name, attribute or key
     module: str | None  # the module it was looked up in, when the message names one
     owner: str | None  # the class, for a missing member
@@ -101,7 +103,8 @@ class PlanIndex:
     def __init__(self, plan: dict):
         try:
             self.removed = {f["path"]: f["reason"] for f in plan["files"] if not f["keep"]}
-            self.deleted = {(d["file"], d["qualname"]): d["reason"] for d in plan["defs"] if d["action"] == "delete"}
+            self.deleted = {(d["file"], d["qualname"]): d["reason"] for d in plan["defs"]
+                            if d["action"] in ("delete", "stub")}
             self.registry = {f: set(e.get("registry", [])) for f, e in plan.get("edits", {}).items()}
         except (KeyError, TypeError) as exc:
             raise SlimError(f"not a `slim plan --json` plan: missing {exc}") from None

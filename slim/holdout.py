@@ -3,7 +3,7 @@
 A stand-in for "unseen scenarios within the same feature surface" that needs no GPU: each
 committed recording is held out in turn, the plan is made from the others, and the functions
 the held-out run ran are looked up in it. A function in a module the plan deletes, or one it
-deletes (itself or an enclosing def), is code the unseen run would have missed. Class bodies
+deletes or stubs (itself or an enclosing def), is code the unseen run would have missed. Class bodies
 and module-level comprehensions run on import (a registry scan imports every model), so they
 say nothing and are left out; so are modules in which the run ran nothing, and, in a module
 the plan deletes, what that module's own import ran (slim.reach.import_time_names): without
@@ -36,7 +36,7 @@ def missed_by(plan: Plan, held_out: Recording, class_bodies: set[tuple[str, str]
     kept = set(plan.kept)
     deleted: dict[str, list[tuple[str, int]]] = {}
     for d in plan.defs:
-        if d.action == "delete":
+        if d.action in ("delete", "stub"):  # a stub raises: as missing as a deleted def
             deleted.setdefault(d.file, []).append((d.qualname, d.line))
     ran = sorted({(f, q, line) for f, q, line in run_functions([held_out])
                   if not q.startswith("<") and (f, q) not in class_bodies

@@ -25,8 +25,8 @@ whatever object the name is looked up on):
 - a module none of whose defs ran in any recording (nor is kept by policy) implements a feature
   no scenario used: a function or method there that kept code names keeps its decorators and
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
-  stub), so what only that body named goes too. Compiled kernels (`@triton.jit`: launched, never run as Python), dunders, properties,
-  abstract and trivial interface methods stay whole;
+  stub), so what only that body named goes too. Compiled kernels (`@triton.jit`: launched, never
+  run as Python), dunders, properties, abstract and trivial interface methods stay whole;
 - the keep-policy's `[[whole]]` paths (code of matrix scenarios no host here could record: 2 GPUs)
   and whatever policy-kept code reaches are judged by name only: no stubs, and their classes keep
   their methods though no recording instantiated them;

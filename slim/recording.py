@@ -199,8 +199,11 @@ def load_recording(path: Path, upstream_version: str | None = None) -> Recording
     return Recording(path, data)
 
 
-# Folders of coverage_db that hold slim's own results, not scenario runs.
-NOT_SCENARIOS = {"benchmarks", "bundle", "pending"}
+# Recordings made but not yet behind the committed tree (no tree planned from them has passed a
+# GPU verify): coverage_db/pending/<scenario>/<run>.json.gz, same layout, read with --db.
+PENDING = "pending"
+# Folders of coverage_db that hold slim's own results or pending runs, not the committed runs.
+NOT_SCENARIOS = {"benchmarks", "bundle", PENDING}
 
 
 def recording_paths(db: Path) -> list[Path]:

@@ -132,6 +132,19 @@ def test_finding_line_gives_the_keep_command_and_the_scenario():
     assert "no plan entry removed it" in unrelated.line("dsv3_fp8_tp1")
 
 
+def test_a_called_stub_is_mapped_to_its_plan_entry():
+    stub = {"file": "sglang/srt/mem_cache/evict_policy.py", "qualname": "LRUStrategy.get_priority", "line": 20,
+            "kind": "method", "action": "stub", "lines": 3,
+            "reason": "stub (named by kept code, never run, nothing in its module ran: the body raises)"}
+    log = (f'  File "{SITE}/srt/mem_cache/evict_policy.py", line 21, in get_priority\n'
+           "NotImplementedError: slim removed the body of LRUStrategy.get_priority: it never ran in any "
+           "recording (see sglang/REMOVED.md)\n")
+    [finding] = diagnose(log, {**PLAN, "defs": PLAN["defs"] + [stub]})
+    assert finding.missing.kind == "stub" and finding.missing.name == "LRUStrategy.get_priority"
+    assert finding.entry == "sglang/srt/mem_cache/evict_policy.py::LRUStrategy.get_priority"
+    assert finding.line("dsv3_fp8_tp1").startswith("NotImplementedError: LRUStrategy.get_priority (in ")
+
+
 def test_a_foreign_json_is_a_one_line_error(tmp_path):
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({"files": []}))

@@ -24,3 +24,12 @@ def test_a_plan_without_the_run_misses_what_only_it_ran(wheel_tree):
     assert missed.functions_run == 12 and missed.modules_used == 6
     assert len(missed_by(plan, held_out, classes).functions) == 3  # without import_time, _make counts
     assert missed_by(plan, recording_of(root, RAN), classes, at_import).functions == []  # a run the plan saw
+
+
+def test_a_stub_the_held_out_run_needed_is_a_miss(wheel_tree):
+    root, _ = wheel_tree
+    rare = {**RAN, f"{REACH}/rare.py": ["rare_path", "_format"]}  # a run that took the rare branch
+    plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(mode="lean"))
+    files = sorted(rare)
+    missed = missed_by(plan, recording_of(root, rare), class_bodies(root, files), import_time(root, files))
+    assert missed.functions == [f"{REACH}/rare.py::_format", f"{REACH}/rare.py::rare_path"]  # deleted, stubbed

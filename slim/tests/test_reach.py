@@ -1,7 +1,6 @@
 """The "reach" plan mode on the fixture package: imported modules and defs that nothing that
 ran reaches go; registries, re-exports and __all__ follow."""
 
-import dataclasses
 import os
 import subprocess
 import sys
