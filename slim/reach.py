@@ -16,12 +16,13 @@ whatever object the name is looked up on):
   own ran it also keeps the methods whose name is needed or live in any class (an override or an
   abstract declaration elsewhere). A class none of whose own methods ran was never put to work:
   it stays for the code that names it without its other methods;
-- a class that defines `__init__` (or `__new__`) that never ran, and no subclass of which ran
-  anything, was never instantiated: no object exists to call its methods on, so it keeps none of
-  them (no dunders, protocol or family methods either), only its statement, bases and class-level
-  assignments for the code that names it (`isinstance`, a dispatch table). Exceptions (raised on
-  error paths no healthy run takes) and declarative bodies (pydantic builds without `__init__`)
-  are not judged this way;
+- ("lean" mode only, this rule and the next two) a class that defines `__init__` (or `__new__`)
+  that never ran, and no subclass of which ran anything, was never instantiated: no object exists
+  to call its methods on, so it keeps none of them (no dunders, protocol or family methods
+  either), only its statement, bases and class-level assignments for the code that names it
+  (`isinstance`, a dispatch table). Exceptions (raised on error paths no healthy run takes) and
+  declarative bodies (pydantic builds without `__init__`) are not judged this way; the methods of
+  a dataclass, pydantic model or NamedTuple are plain methods (reach keeps them all);
 - a module none of whose defs ran in any recording (nor is kept by policy) implements a feature
   no scenario used: a function or method there that kept code names keeps its decorators and
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
@@ -278,7 +279,7 @@ class _Reach:
         if key in self.fixed:
             return self.fixed[key]
         if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
-                and self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
+                and not self._aliased(path, member):
             return None
         if member.kind != "class" and self._implicit(member):
             return self._implicit(member)
@@ -286,15 +287,18 @@ class _Reach:
             return HIERARCHY
         if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
             return OVERRIDE
-        if member.kind == "method" and self._untouched(path, member.parent) and \
-                not (self.judge and _declarative(self.defs[(path, member.parent)])) and \
-                self.defs[(path, member.parent)].own_refs[member.name] <= 0:  # `alias = method` in its body
+        if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
+                and not (self.judge and _declarative(self.defs[(path, member.parent)])):
             return None  # (a dataclass is built without a method of its own running: not so judged)
         if member.name in self.out.needed:
             return REFERENCED
         if member.kind == "method" and member.name in self.live_methods:
             return SAME_NAME
         return None
+
+    def _aliased(self, path: str, member: Def) -> bool:
+        """`alias = method` in its class body: the class statement itself uses the method."""
+        return self.defs[(path, member.parent)].own_refs[member.name] > 0
 
     def _implicit(self, d: Def) -> str | None:
         """Why a def stays whatever ran; under "lean" a dataclass/pydantic/NamedTuple body no
