@@ -180,7 +180,7 @@ def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]
         actions = {(d.qualname, d.line): d.action for d in by_file.get(rel, []) if d.action != "keep"}
         e = plan.edits.get(rel)
         edits = (set(e.helpers), set(e.constants), set(e.registry), set(e.imports)) if e else (set(),) * 4
-        jobs.append((str(tree), rel, actions, edits, plan.policy.mode == "lean"))
+        jobs.append((str(tree), rel, actions, edits, plan.policy.lean))
     # Biggest jobs first so the pool ends together; results are keyed, so order does not matter.
     jobs.sort(key=lambda j: -(tree / j[1]).stat().st_size)
     if len(jobs) < 50:

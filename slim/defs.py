@@ -34,7 +34,6 @@ DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", 
 # `_generate_next_value_`, ctypes `_fields_` hooks, protocol members). The "lean" plan treats the
 # methods of the others (dataclass, pydantic, NamedTuple, msgspec) as plain methods.
 MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", "TypedDict", "Structure", "Union"}
-DATACLASS_BODY = "implicit (dataclass body)"
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
 
 
@@ -146,7 +145,10 @@ class Def:
     decorators: list[str] = field(default_factory=list)  # dotted names: "app.exception_handler"
     body_line: int = 0  # first line of the body: a def whose body starts on a later line can be stubbed
     header_refs: Counter = field(default_factory=Counter)  # refs of its decorators and signature
-    own_implicit: str | None = None  # `implicit` judged without its class's body (a dataclass's dunder)
+    # `implicit` as the "lean" plan judges it: only a body whose library calls members by name
+    # (MACHINERY_BASES) keeps them all; a dataclass's method stays for its own reasons (a dunder).
+    lean_implicit: str | None = None
+    declarative: bool = False  # a class whose body is declarations (see DECLARATIVE_BASES)
 
     @property
     def lines(self) -> int:
@@ -183,17 +185,19 @@ def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str
 def _class_implicit(node: ast.ClassDef) -> str | None:
     for d in node.decorator_list:
         if "dataclass" in dotted(d) or "define" in dotted(d):
-            return DATACLASS_BODY
+            return "implicit (dataclass body)"
     for base in node.bases:
         if dotted(base).rsplit(".", 1)[-1] in DECLARATIVE_BASES:
             return f"implicit ({dotted(base)} body)"
     return None
 
 
-def machinery_body(implicit: str | None) -> bool:
-    """An implicit reason that says the library calls the members by name (an Enum body)."""
-    return implicit is not None and implicit.startswith("implicit (") and implicit.endswith(" body)") and \
-        implicit != DATACLASS_BODY and implicit[len("implicit ("):-len(" body)")].rsplit(".", 1)[-1] in MACHINERY_BASES
+def _machinery_implicit(node: ast.ClassDef, own: str | None, enclosing: str | None) -> str | None:
+    """The body reason that still holds under "lean" inside this class: its own when its library
+    calls members by name, none when it is another declarative body, else its enclosing one."""
+    if own is None:
+        return enclosing
+    return own if any(dotted(b).rsplit(".", 1)[-1] in MACHINERY_BASES for b in node.bases) else None
 
 
 def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") -> list[Def]:
@@ -210,7 +214,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
     def imports_of(node) -> set[str]:
         return set(in_span(scanned.modules, module_lines, first_line(node), node.end_lineno))
 
-    def walk(body, prefix: str, in_class: str | None, class_implicit: str | None):
+    def walk(body, prefix: str, in_class: str | None, class_implicit: str | None, machinery: str | None):
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 qualname = prefix + node.name
@@ -225,20 +229,22 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 header = Counter(in_span(scanned.idents, ident_lines, first_line(node), header_end))
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
                         bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
-                        body_line, header, _def_implicit(node, in_class, None) if not is_class else None)
+                        body_line, header, _def_implicit(node, in_class, machinery) if not is_class else machinery,
+                        own_implicit is not None)
                 out.append(d)
                 if is_class:
                     start = len(out)
-                    walk(node.body, qualname + ".", qualname, own_implicit or class_implicit)
+                    walk(node.body, qualname + ".", qualname, own_implicit or class_implicit,
+                         _machinery_implicit(node, own_implicit, machinery))
                     for inner in out[start:]:
                         if inner.parent == qualname:
                             d.own_refs.subtract(inner.refs)
                             d.imports -= inner.imports
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
                 for sub in _compound_bodies(node):
-                    walk(sub, prefix, in_class, class_implicit)
+                    walk(sub, prefix, in_class, class_implicit, machinery)
 
-    walk(tree.body, "", None, None)
+    walk(tree.body, "", None, None, None)
     return out
 
 

@@ -47,6 +47,10 @@ class Policy:
     mode: str = "names"
     wholes: tuple[Whole, ...] = ()
 
+    @property
+    def lean(self) -> bool:
+        return self.mode == "lean"
+
     def whole_for(self, file: str) -> Whole | None:
         return next((w for w in self.wholes if file == w.prefix or (w.prefix.endswith("/") and
                                                                     file.startswith(w.prefix))), None)

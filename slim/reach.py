@@ -51,7 +51,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from slim.defs import DECLARATIVE_BASES, Binding, Def, ModuleIndex, machinery_body, module_name
+from slim.defs import Binding, Def, ModuleIndex, module_name
 from slim.policy import Policy
 
 NEVER_RUN = "never run in any recording"
@@ -94,9 +94,8 @@ def _registers(decorator: str) -> bool:
 
 
 def _declarative(d: Def) -> bool:
-    """A dataclass or a pydantic/enum/... body: instances are built without its `__init__`."""
-    return d.implicit is not None or any("dataclass" in x or "define" in x for x in d.decorators) or \
-        any(b.rsplit(".", 1)[-1] in DECLARATIVE_BASES for b in d.bases)
+    """A dataclass or a pydantic/enum/... body (or inside one): built without an `__init__` of its own."""
+    return d.implicit is not None or d.declarative
 
 
 def _positive(refs) -> list[str]:
@@ -109,7 +108,7 @@ class _Reach:
         # The "lean" rules (never-instantiated classes, stubs, dataclass methods as plain methods)
         # judge by what ran; policy_live: what policy-kept code may call, which they leave alone.
         self.policy, self.policy_live = policy, policy_live or set()
-        self.judge = policy.mode == "lean"
+        self.judge = policy.lean
         self.index = {i.path: i for i in indexes}
         self.by_module = {module_name(p): p for p in self.index}
         self.family_runs = family_runs
@@ -130,13 +129,16 @@ class _Reach:
             for b in index.bindings:
                 self.bound[b.name].append((index.path, b))
         self.class_defs: dict[str, list] = defaultdict(list)  # class name -> [((file, qualname), def)]
+        self.subclasses: dict[str, list[tuple[str, str]]] = defaultdict(list)  # base name -> classes
         for (path, qualname), d in self.defs.items():
-            if d.kind == "class":
-                self.class_defs[d.name].append(((path, qualname), d))
-        for (path, qualname), d in self.defs.items():
-            if d.kind == "class" and not any(m.kind == "method" for m in self.members[(path, qualname)]):
-                for base in d.bases:
-                    self.bare_classes[base.rsplit(".", 1)[-1]].append((path, d))
+            if d.kind != "class":
+                continue
+            self.class_defs[d.name].append(((path, qualname), d))
+            bare = not any(m.kind == "method" for m in self.members[(path, qualname)])
+            for base in (b.rsplit(".", 1)[-1] for b in d.bases):
+                self.subclasses[base].append((path, qualname))
+                if bare:
+                    self.bare_classes[base].append((path, d))
         self.out = Liveness()
         self.live_methods: set[str] = set()
         self.live_classes: set[str] = set()
@@ -145,11 +147,6 @@ class _Reach:
         self.untouched: dict[tuple[str, str], bool] = {}
         self.ancestor_methods: dict[tuple[str, str], set[str]] = {}
         self.never_made: dict[tuple[str, str], bool] = {}
-        self.subclasses: dict[str, list[tuple[str, str]]] = defaultdict(list)  # base name -> classes
-        for (path, qualname), d in self.defs.items():
-            if d.kind == "class":
-                for base in d.bases:
-                    self.subclasses[base.rsplit(".", 1)[-1]].append((path, qualname))
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.registered: dict[str, list[Def]] = {}
@@ -281,8 +278,8 @@ class _Reach:
         if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
                 and not self._aliased(path, member):
             return None
-        if member.kind != "class" and self._implicit(member):
-            return self._implicit(member)
+        if member.kind != "class" and (implicit := self._implicit(member)):
+            return implicit
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
             return HIERARCHY
         if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
@@ -301,12 +298,8 @@ class _Reach:
         return self.defs[(path, member.parent)].own_refs[member.name] > 0
 
     def _implicit(self, d: Def) -> str | None:
-        """Why a def stays whatever ran; under "lean" a dataclass/pydantic/NamedTuple body no
-        longer keeps its methods (only bodies whose library calls members by name do): a member
-        of one stays for its own reasons (a dunder, a property, a validator)."""
-        if self.judge and d.implicit and d.implicit.endswith(" body)") and not machinery_body(d.implicit):
-            return d.own_implicit
-        return d.implicit
+        """Why a def stays whatever ran (under "lean", a dataclass body no longer says so)."""
+        return d.lean_implicit if self.judge else d.implicit
 
     def _stub(self, path: str, d: Def) -> bool:
         key = _key(path, d)
@@ -400,7 +393,7 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str]) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
     ran_files = {i.path for i in indexes for d in i.defs if _key(i.path, d) in ran and d.kind != "class"}
-    policy_live = _policy_reach(indexes, policy, ran_files) if policy.mode == "lean" else set()
+    policy_live = _policy_reach(indexes, policy, ran_files) if policy.lean else set()
     ignored: set[Key] = set()
     while True:
         walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live)
