@@ -58,7 +58,7 @@ def scenarios(db: DbOpt = DB,
         s = load_scenario(name)
         if s.status:
             not_runnable.append(f"{name}: {s.status}")
-        state = "recorded" if name in recorded else "not runnable here" if s.status else "not recorded yet"
+        state = "recorded" if name in recorded else "not recorded: see below" if s.status else "not recorded yet"
         table.add_row(name, str(s.hardware.gpus), str(s.hardware.nodes),
                       f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"),
                       pending.get(name, "-"), state)

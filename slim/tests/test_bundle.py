@@ -219,10 +219,12 @@ def test_real_plan_keeps_everything_the_recordings_used():
     mapped_here = usage.mapped & present
     assert "sgl_kernel/sm90/common_ops.abi3.so" in mapped_here and "deep_gemm/_C.so" in mapped_here
     assert all(decisions[p].keep for p in mapped_here)
-    imported = [d for d in decisions.values() if d.path.split("/")[0] in usage.imported and not d.keep]
-    assert all(d.rule == "never-mapped" for d in imported)  # only unmapped .so leave an imported package
+    # only unmapped .so files and never-opened data files (e.g. a py.typed marker) leave an imported package
+    def dropped_wrongly(d):
+        allowed = d.rule == "never-mapped" or (d.rule == "never-opened" and not d.path.endswith(".py"))
+        return not d.keep and not allowed
+    assert not any(dropped_wrongly(d) for d in decisions.values() if d.path.split("/")[0] in usage.imported)
     assert all(d.keep for p, d in decisions.items() if ".dist-info/" in p)
     for top in ("sglang", "transformers", "flashinfer", "xgrammar", "IPython"):
-        assert not any(d.path.startswith(top + "/") and not d.keep and d.rule != "never-mapped"
-                       for d in decisions.values())
+        assert not any(d.path.startswith(top + "/") and dropped_wrongly(d) for d in decisions.values())
     assert decisions["cffi/__init__.py"].rule == "never-imported"

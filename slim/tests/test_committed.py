@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from scenarios.workload import first_mismatch
 from slim.apply import tree_digest
 from slim.bundle import MANIFEST_SCHEMA
 from slim.cli import DB, OUT
@@ -47,12 +48,36 @@ def test_every_scenario_has_greedy_reference_tokens(recordings):
         assert greedy and all(o["output"] for o in greedy)
 
 
+def _gpu_model(environment: dict) -> tuple[str, ...]:
+    return tuple(gpu["name"] for gpu in environment["gpus"])
+
+
+def _without_logprobs(value):
+    if isinstance(value, dict):
+        return {k: _without_logprobs(v) for k, v in value.items() if "logprob" not in k}
+    if isinstance(value, list):
+        return [_without_logprobs(v) for v in value]
+    return value
+
+
 def test_committed_tree_is_the_one_verified_on_gpu(recordings):
-    """The tree in git is byte-for-byte a tree that served the reference outputs on a GPU."""
+    """The tree in git is byte-for-byte a tree that served the reference outputs on a GPU.
+
+    One exception, checked rather than trusted: a reference recorded on another GPU model (the
+    lent host is an H100 or, when none is free, an H200) may differ from the verify run in
+    logprob noise beyond the tolerance; then every status, token and text must still match."""
     digest = tree_digest(OUT)
     reports = [json.loads(p.read_text()) for p in DB.glob("*/*.verify.json")]
-    verified = {r["scenario"] for r in reports if r["passed"] and r["tree_digest"] == digest}
-    assert verified == {r.scenario for r in recordings}
+    on_tree = [r for r in reports if r["tree_digest"] == digest]
+    by_scenario = {r.scenario: r for r in recordings}
+    verified = {r["scenario"] for r in on_tree if r["passed"]}
+    cross_gpu = [r for r in on_tree if not r["passed"] and r["start_failure"] is None
+                 and _gpu_model(r["environment"]) != _gpu_model(by_scenario[r["scenario"]].data["environment"])]
+    for report in cross_gpu:
+        reference = by_scenario[report["scenario"]].outputs
+        assert "logprob" in report["first_mismatch"]
+        assert first_mismatch(_without_logprobs(reference), _without_logprobs(report["outputs"])) is None
+    assert verified | {r["scenario"] for r in cross_gpu} == set(by_scenario)
 
 
 def test_committed_bundle_manifest_is_of_the_committed_tree():

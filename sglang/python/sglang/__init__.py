@@ -48,7 +48,6 @@ from sglang.lang.api import (
     user,
     video,
 )
-from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 from sglang.lang.choices import (
     greedy_token_selection,
     token_length_normalized,
@@ -83,7 +82,6 @@ __all__ = [
     "system",
     "user",
     "video",
-    "RuntimeEndpoint",
     "greedy_token_selection",
     "token_length_normalized",
     "unconditional_likelihood_normalized",

@@ -3,26 +3,18 @@
 import importlib
 import json
 import logging
-import ssl
 import sys
 import traceback
-import urllib.request
 import weakref
 from collections import OrderedDict
-from functools import cached_property, wraps
-from json import dumps
-from typing import Any, Callable, List, Optional, Tuple, Type, Union
+from functools import wraps
+from typing import Any, Callable, List, Tuple, Type, Union
 
-import requests
 from pydantic import BaseModel
 
 from sglang.srt.environ import envs
 
 logger = logging.getLogger(__name__)
-
-
-
-
 
 
 def execute_once(func):
@@ -77,77 +69,6 @@ def get_exception_traceback():
     etype, value, tb = sys.exc_info()
     err_str = "".join(traceback.format_exception(etype, value, tb))
     return err_str
-
-
-
-
-
-
-
-
-
-
-class HttpResponse:
-    def __init__(self, resp):
-        self.resp = resp
-
-    @cached_property
-    def _body(self):
-        return self.resp.read()
-
-
-    @property
-    def text(self):
-        return self._body.decode("utf-8", errors="replace")
-
-    @property
-    def status_code(self):
-        return self.resp.status
-
-
-def http_request(
-    url,
-    json=None,
-    stream=False,
-    api_key=None,
-    verify=None,
-    method: Optional[str] = None,
-):
-    """A faster version of requests.post with low-level urllib API."""
-    headers = {"Content-Type": "application/json; charset=utf-8"}
-
-    # add the Authorization header if an api key is provided
-    if api_key is not None:
-        headers["Authorization"] = f"Bearer {api_key}"
-
-    if stream:
-        return requests.post(url, json=json, stream=True, headers=headers)
-    else:
-        req = urllib.request.Request(url, headers=headers, method=method)
-        if json is None:
-            data = None
-        else:
-            data = bytes(dumps(json), encoding="utf-8")
-
-        try:
-            if sys.version_info >= (3, 13):
-                # Python 3.13+: Use SSL context (cafile removed)
-                if verify and isinstance(verify, str):
-                    context = ssl.create_default_context(cafile=verify)
-                else:
-                    context = ssl.create_default_context()
-                resp = urllib.request.urlopen(req, data=data, context=context)
-            else:
-                resp = urllib.request.urlopen(req, data=data, cafile=verify)
-            return HttpResponse(resp)
-        except urllib.error.HTTPError as e:
-            return HttpResponse(e)
-
-
-
-
-
-
 
 
 def _is_chinese_char(cp: int):
@@ -217,33 +138,11 @@ class LazyImport:
         return module(*args, **kwargs)
 
 
-
-
 def is_in_ci() -> bool:
     return envs.SGLANG_IS_IN_CI.get()
 
 
-
-
 process_socket_map = weakref.WeakKeyDictionary()
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 class TypeBasedDispatcher:
@@ -254,7 +153,6 @@ class TypeBasedDispatcher:
         # MRO cache for inheritance-based matching
         self._mro_cache = {}
         self._fallback_fn = None
-
 
     def __iadd__(self, other: "TypeBasedDispatcher"):
         for ty, fn in other._mapping.items():
@@ -288,11 +186,5 @@ class TypeBasedDispatcher:
         if self._fallback_fn is not None:
             return self._fallback_fn(obj)
         raise ValueError(f"Invalid object: {obj}")
-
-
-
-
-
-
 
 

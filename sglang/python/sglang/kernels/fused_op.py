@@ -142,14 +142,6 @@ _trace_enabled: bool = False
 _trace_records: List[FusedOpTraceRecord] = []
 
 
-
-
-
-
-
-
-
-
 def _describe_tensors(args: tuple, kwargs: dict) -> Tuple[str, ...]:
     import torch
 

@@ -62,8 +62,6 @@ class KernelRegistry:
         """Sorted list of all registered operator ids."""
         return sorted(self._by_op.keys())
 
-
-
 # Process-wide registry. Group packages register into this instance on import.
 registry = KernelRegistry()
 

@@ -70,14 +70,6 @@ def get_chat_template(name):
     return chat_template_registry[name]
 
 
-def get_chat_template_by_model_path(model_path):
-    for matching_func in matching_function_registry:
-        template_name = matching_func(model_path)
-        if template_name is not None:
-            return get_chat_template(template_name)
-    return get_chat_template("default")
-
-
 register_chat_template(
     ChatTemplate(
         name="default",
@@ -537,44 +529,16 @@ register_chat_template(
 )
 
 
-
-
-
-
 @register_chat_template_matching_function
 def match_deepseek_janus_pro(model_path: str):
     if re.search(r"janus", model_path, re.IGNORECASE):
         return "janus-pro"
 
 
-
-
 @register_chat_template_matching_function
 def match_vicuna(model_path: str):
     if re.search(r"vicuna|llava-v1\.5|llava-next-video-7b", model_path, re.IGNORECASE):
         return "vicuna_v1.1"
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 if __name__ == "__main__":

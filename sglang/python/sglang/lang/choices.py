@@ -84,9 +84,6 @@ class GreedyTokenSelection(ChoicesSamplingMethod):
         }
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
 
-
-
-
 greedy_token_selection = GreedyTokenSelection()
 
 
@@ -129,7 +126,5 @@ class UnconditionalLikelihoodNormalized(ChoicesSamplingMethod):
             "normalized_unconditional_prompt_logprobs": normalized_unconditional_prompt_logprobs,
         }
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
-
-
 
 unconditional_likelihood_normalized = UnconditionalLikelihoodNormalized()

@@ -375,36 +375,6 @@ LINEAR_ATTN_KERNEL_BACKEND_CHOICES = [
 
 
 # Allow external code to add more choices
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @dataclasses.dataclass
 class ServerArgs:
     """Server-wide configuration for SGLang.
@@ -4996,16 +4966,6 @@ class ServerArgs:
 
         run_post_process_pass(self, _dsa_split_backend_resolution)
 
-    def _validate_hisparse_dsa_backend(self, attr: str, label: str):
-        from sglang.srt.arg_groups.hisparse_hook import validate_hisparse_dsa_backend
-
-        validate_hisparse_dsa_backend(self, attr, label)
-
-    def _validate_hisparse_kv_cache_dtype(self):
-        from sglang.srt.arg_groups.hisparse_hook import validate_hisparse_kv_cache_dtype
-
-        validate_hisparse_kv_cache_dtype(self)
-
     def _handle_model_specific_adjustments(self):
         from sglang.srt.configs.model_config import (
             get_mimo_v2_fused_qkv_expected_tp_size,
@@ -5486,11 +5446,6 @@ class ServerArgs:
 
         run_post_process_pass(self, _flashinfer_allreduce_fusion_auto_enable)
         run_post_process_pass(self, _enforce_disable_allreduce_fusion)
-
-    def _support_mamba_cache_extra_buffer(self, model_arch: str):
-        from sglang.srt.arg_groups.overrides import supports_mamba_cache_extra_buffer
-
-        return supports_mamba_cache_extra_buffer(self, model_arch)
 
     def _validate_mamba_no_buffer(self, view, model_arch: str):
         assert view.page_size in (1, None), "no_buffer only supports page_size=1."

@@ -316,21 +316,11 @@ def _register_for(*architectures: str):
     return decorator
 
 
-
-
 _KIMI_K3_DCP_PATCH_URL = (
     "https://github.com/sgl-project/sglang/blob/"
     "b701464720ca22aa1851d5dda7144e84a410f2c7/"
     "docker/kimi_k3/kimi_k3_cu13.Dockerfile#L116-L123"
 )
-
-
-
-
-
-
-
-
 
 
 @_register_for(
@@ -446,35 +436,7 @@ def _deepseek_family_overrides(server_args: Any, hf_config: Any) -> dict:
 
 
 # Keep in sync with MIMO_V2_MODEL_ARCHS (server_args.py / configs/hf_config.py).
-
-
-
-
-
-
-
-
-
-
-
-
 # Keep in sync with LLAMA4_MODEL_ARCHS (server_args.py).
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @_register_for(
     "InklingForConditionalGeneration",
     "InklingForConditionalGenerationMTP",
@@ -524,20 +486,6 @@ def _inkling_overrides(server_args: Any, hf_config: Any) -> dict:
         )
     envs.SGLANG_ENABLE_UNIFIED_RADIX_TREE.set(True)
     return overrides
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------
@@ -896,10 +844,6 @@ def _deepseek_moe_quant_resolution(view: Any) -> dict:
                 "checkpoint with non-ue8m0 scales"
             )
     return overrides
-
-
-
-
 
 
 @register_post_process

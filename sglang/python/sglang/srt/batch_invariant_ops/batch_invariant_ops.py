@@ -999,10 +999,6 @@ def enable_batch_invariant_mode(enable_bmm: bool = True):
         torch.bmm = bmm_batch_invariant
 
 
-
-
-
-
 AttentionBlockSize = namedtuple("AttentionBlockSize", ["block_m", "block_n"])
 
 

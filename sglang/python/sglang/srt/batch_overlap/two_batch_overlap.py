@@ -24,11 +24,7 @@ from sglang.srt.layers.moe import (
 )
 from sglang.srt.layers.moe.token_dispatcher import (
     DeepEPDispatcher,
-    MooncakeEPDispatcher,
-    MoriEPDispatcher,
-    NixlEPDispatcher,
-    PplxDispatcher,
-)
+    )
 from sglang.srt.layers.moe.token_dispatcher.base import BaseDispatcher
 from sglang.srt.managers.schedule_batch import ScheduleBatch
 from sglang.srt.model_executor.forward_batch_info import (
@@ -165,12 +161,6 @@ def _split_array_by_balanced_sum(arr: Sequence[int]) -> int:
     return best_index
 
 
-
-
-
-
-
-
 def compute_split_token_index(
     split_seq_index: int,
     forward_mode: ForwardMode,
@@ -279,23 +269,11 @@ class TboCudaGraphRunnerPlugin:
 
 
 class TboDPAttentionPreparer:
-
-
-
-
     pass
 
 
 class TboForwardBatchPreparer:
-
-
-
-
-
-
     pass
-
-
 
 
 # -------------------------------- Execution ---------------------------------------
@@ -503,60 +481,4 @@ def _model_forward_tbo_merge_outputs(output_a, output_b, original_len):
 
 
 class MaybeTboDeepEPDispatcher(BaseDispatcher):
-    def __init__(self, **kwargs):
-        super().__init__()
-        num_inner_dispatchers = 2 if is_tbo_enabled() else 1
-        if get_moe_a2a_backend().is_deepep():
-            self._inners = [
-                DeepEPDispatcher(**kwargs) for _ in range(num_inner_dispatchers)
-            ]
-        elif get_moe_a2a_backend().is_mooncake():
-            self._inners = [
-                MooncakeEPDispatcher(**kwargs) for _ in range(num_inner_dispatchers)
-            ]
-        elif get_moe_a2a_backend().is_mori():
-            self._inners = [
-                MoriEPDispatcher(instance_id=i, **kwargs)
-                for i in range(num_inner_dispatchers)
-            ]
-        elif get_moe_a2a_backend().is_nixl():
-            self._inners = [
-                NixlEPDispatcher(**kwargs) for _ in range(num_inner_dispatchers)
-            ]
-        elif get_moe_a2a_backend().is_pplx():
-            self._inners = [
-                PplxDispatcher(**kwargs) for _ in range(num_inner_dispatchers)
-            ]
-
-    @property
-    def expert_mask_gpu(self):
-        return self._inners[0].expert_mask_gpu
-
-
-    def dispatch(self, **kwargs) -> DispatchOutput:
-        return self._execute("dispatch", **kwargs)
-
-
-
-    def combine(self, **kwargs) -> torch.Tensor:
-        return self._execute("combine", **kwargs)
-
-
-
-
-    def set_quant_config(self, quant_config: dict):
-        super().set_quant_config(quant_config)
-        for inner in self._inners:
-            inner.set_quant_config(quant_config)
-
-    def set_overlap_args(
-        self, combine_overlap_args: CombineOverlapArgs, meta_overlap_args: dict
-    ):
-        super().set_overlap_args(combine_overlap_args, meta_overlap_args)
-        for inner in self._inners:
-            inner.set_overlap_args(combine_overlap_args, meta_overlap_args)
-
-    def clear_overlap_args(self):
-        super().clear_overlap_args()
-        for inner in self._inners:
-            inner.clear_overlap_args()
+    pass

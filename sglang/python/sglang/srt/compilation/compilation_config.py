@@ -2,7 +2,7 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 # Adapted from https://github.com/vllm-project/vllm/blob/v0.10.0/vllm/compilation/compilation_config.py
 
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 SPLIT_OPS = []
 
@@ -18,22 +18,4 @@ def register_split_op(op_name: Optional[str] = None):
 
 # TODO(Yuwei): support better compile config support
 class CompilationConfig:
-    def __init__(
-        self,
-        capture_sizes: List[int],
-        compiler: str = "eager",
-        enable_debug_mode: bool = False,
-    ):
-        self.traced_files = set()
-        self.capture_sizes = capture_sizes
-        self.compiler = compiler
-        self.enable_debug_mode = enable_debug_mode
-        self.split_ops = []
-        self.split_ops.extend(SPLIT_OPS)
-        self.configure_inductor()
-
-
-
-
-
-
+    pass

@@ -15,7 +15,6 @@ Two pieces of state, both private to the torch.compile path (the
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import torch
 
@@ -24,21 +23,6 @@ _pcg_capture_stream: torch.cuda.Stream | None = None
 
 
 def is_in_torch_compile_warmup() -> bool:
-    """True while inside the tc_piecewise warmup-compile pass. Strict subset of
-    ``torch.compiler.is_compiling()``.
-    """
-    return _in_torch_compile_warmup
+    raise NotImplementedError('slim removed the body of is_in_torch_compile_warmup: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-
-
-
-
-@contextmanager
-def set_pcg_capture_stream(stream: torch.cuda.Stream):
-    global _pcg_capture_stream
-    _pcg_capture_stream = stream
-    try:
-        yield
-    finally:
-        _pcg_capture_stream = None

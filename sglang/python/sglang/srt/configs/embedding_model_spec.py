@@ -150,8 +150,6 @@ _CLASSIFICATION_ARCHITECTURES = {
 }
 
 
-
-
 def _embedding_gemma_spec() -> EmbeddingModelSpec:
     return EmbeddingModelSpec(
         family="embeddinggemma",

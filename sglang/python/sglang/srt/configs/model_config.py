@@ -182,8 +182,6 @@ def get_minimax_sparse_disable_value_layer_ids(sparse_cfg: dict) -> list[int]:
     return [i for i, f in enumerate(flags) if f != 0]
 
 
-
-
 def get_dsa_index_topk(config: PretrainedConfig) -> int:
     assert is_deepseek_dsa(config)
     return config.index_topk
@@ -1032,7 +1030,6 @@ class ModelConfig:
         if _hf_arch(self.hf_config) == "GlmImageForConditionalGeneration":
             self.vocab_size = self.hf_text_config.vision_vocab_size
 
-
     def get_num_attention_heads(self, tensor_parallel_size) -> int:
         total_num_attention_heads = self.num_attention_heads
         return max(1, total_num_attention_heads // tensor_parallel_size)
@@ -1117,19 +1114,6 @@ class ModelConfig:
         # case where the number of KV heads is smaller than the tensor
         # parallel size so each GPU has at least one KV head.
         return max(1, total_num_kv_heads // tensor_parallel_size)
-
-    def get_swa_num_kv_heads(self, tensor_parallel_size) -> int:
-        """Similar to get_num_kv_heads(), but for SWA."""
-        if hasattr(self.hf_text_config, "swa_num_key_value_heads"):
-            total_num_kv_heads = self.hf_text_config.swa_num_key_value_heads
-            return max(1, total_num_kv_heads // tensor_parallel_size)
-        elif hasattr(self.hf_text_config, "attention_other_setting"):  # For step3p5
-            total_num_kv_heads = self.hf_text_config.attention_other_setting.get(
-                "num_attention_groups"
-            )
-            return max(1, total_num_kv_heads // tensor_parallel_size)
-        else:
-            return self.get_num_kv_heads(tensor_parallel_size)
 
     # adapted from https://github.com/vllm-project/vllm/blob/v0.6.4.post1/vllm/config.py
     def _parse_quant_hf_config(self):
@@ -1932,8 +1916,6 @@ _cross_encoding_pooler_archs = [
     "BertForSequenceClassification",
     "XLMRobertaForSequenceClassification",
 ]
-
-
 
 
 def yarn_get_mscale(scale: float = 1, mscale: float = 1) -> float:

@@ -156,21 +156,12 @@ class GrammarMask(NamedTuple):
 class InvalidGrammarObject(BaseGrammarObject):
     """Represents a grammar that failed to compile, carrying the original error message."""
 
-    def __init__(self, error_message: str = "Unknown grammar error"):
-        super().__init__()
-        self.error_message = error_message
-
-    def __repr__(self):
-        return f"InvalidGrammarObject(error_message={self.error_message!r})"
-
-
 class BaseGrammarBackend:
     _enable_strict_thinking: bool = False
 
     def __init__(self):
         self.executor = ThreadPoolExecutor()
         self.cache: Dict[Tuple[str, str], BaseGrammarObject] = {}
-
 
     def _not_supported(self, key_type: str, key_string: str) -> BaseGrammarObject:
         logger.warning(f"Skip unsupported {key_type=}, {key_string=}")
@@ -248,12 +239,6 @@ class BaseGrammarBackend:
 
     def reset(self):
         self.cache.clear()
-
-
-
-
-
-
 
 
 def create_grammar_backend(

@@ -72,8 +72,6 @@ def _inject_env():
             os.environ[key] = value
 
 
-
-
 def report():
     """Log any CUDA coredump files found after a test failure."""
     dump_dir = get_dump_dir()

@@ -1,10 +1,8 @@
 import enum
 import functools
-import json
 import os
 import random
 import re
-import socket
 import threading
 import time
 import traceback
@@ -13,13 +11,11 @@ from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, List, Literal, Optional, Union, get_args, get_type_hints
+from typing import Any, Literal, Optional, Union, get_args, get_type_hints
 
 import torch
 import torch.distributed as dist
-import zmq
 
 from sglang.srt.managers.io_struct import sock_recv, sock_send, wrap_as_pickle
 from sglang.srt.runtime_context import get_serving
@@ -92,37 +88,6 @@ class _BaseConfig(ABC):
         if isinstance(default, int):
             return int(raw)
         return raw
-
-    @classmethod
-    def from_kv_pairs(cls, pairs: Optional[List[str]]) -> "_BaseConfig":
-        return cls(**cls._kv_pairs_to_dict(pairs))
-
-    @classmethod
-    def _kv_pairs_to_dict(cls, pairs: Optional[List[str]]) -> dict:
-        if not pairs:
-            return {}
-
-        missing = object()
-        defaults = {f.name: f.default for f in fields(cls)}
-        result: dict = {}
-
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep:
-                raise ValueError(f"Invalid config pair (missing '='): {pair!r}")
-            default = defaults.get(key, missing)
-            if default is missing:
-                raise ValueError(
-                    f"Unknown config key {key!r}. Valid keys: {sorted(defaults)}"
-                )
-            try:
-                result[key] = cls._parse_env_value(value, default)
-            except (ValueError, TypeError) as exc:
-                field_type = type(default).__name__
-                raise TypeError(f"{key}: expected {field_type}, got {value!r}") from exc
-
-        return result
-
 
 _DEFAULT_EXP_NAME_PREFIX = "dump_"
 
@@ -310,8 +275,6 @@ class _Dumper:
             grafter_extras=grafter_extras,
         )
 
-
-
     def set_ctx(self, **kwargs):
         """
         Example:
@@ -402,8 +365,6 @@ class _Dumper:
             non_intrusive.remove()
         self._non_intrusives.clear()
         self._state = _DumperState()
-
-
 
     @cached_property
     def _http_manager(self) -> Optional["_DumperHttpManager"]:
@@ -605,88 +566,6 @@ class _Dumper:
 class _NonIntrusiveDumper:
     _NAME_PREFIX = "non_intrusive__"
     _LAYER_NAME_RE = re.compile(r"(?:.+\.)?layers\.(\d+)$")
-
-    def __init__(
-        self,
-        dumper: _Dumper,
-        model: "torch.nn.Module",
-        mode: str,
-    ):
-        self._dumper = dumper
-        self._mode = mode
-        self._handles: list = []
-        self._core_fields: frozenset[str] = frozenset().union(
-            *(p.core_fields() for p in _plugins)
-        )
-
-        for module_name, module in model.named_modules():
-            if ctx := self._detect_module_ctx(module_name, module):
-                self._register_ctx_hooks(module, ctx=ctx)
-
-            is_root = module_name == ""
-            pre_hook = self._make_forward_pre_hook(
-                module_name=module_name, is_root=is_root
-            )
-            hook = self._make_forward_hook(module_name=module_name, is_root=is_root)
-            self._handles += _register_forward_hook_or_replace_fn(
-                module,
-                pre_hook=pre_hook,
-                hook=hook,
-                mode="replace_fn" if is_root else "hook",
-            )
-
-
-
-
-
-
-
-
-
-def _register_forward_hook_or_replace_fn(
-    module: "torch.nn.Module",
-    *,
-    pre_hook,
-    hook,
-    mode: str,
-) -> list:
-    """Attach pre/post forward hooks to *module*.
-
-    mode="hook"       — standard ``register_forward_pre_hook`` / ``register_forward_hook``
-                        (fires only via ``__call__``).
-    mode="replace_fn" — monkey-patch ``module.forward`` so hooks fire even when
-                        callers invoke ``.forward()`` directly (as sglang does for the
-                        root model).
-
-    Returns a list of handle objects with a ``.remove()`` method that undoes
-    the registration.
-    """
-    if mode == "hook":
-        return [
-            module.register_forward_pre_hook(pre_hook, with_kwargs=True),
-            module.register_forward_hook(hook),
-        ]
-    elif mode == "replace_fn":
-        original_forward = module.forward
-
-        @functools.wraps(original_forward)
-        def _wrapped(*args, **kwargs):
-            pre_hook(module, args, kwargs)
-            output = original_forward(*args, **kwargs)
-            hook(module, args, output)
-            return output
-
-        module.forward = _wrapped
-
-        class _Handle:
-            def remove(self) -> None:
-                assert module.forward is _wrapped
-                module.forward = original_forward
-
-        return [_Handle()]
-    else:
-        raise ValueError(f"Unknown mode {mode!r}")
-
 
 # -------------------------------------- grafter ------------------------------------------
 
@@ -1121,8 +1000,6 @@ def _calc_rel_diff(x: "torch.Tensor", y: "torch.Tensor"):
     return 1 - sim
 
 
-
-
 def _materialize_value(value):
     if callable(value):
         value = value()
@@ -1206,212 +1083,20 @@ def _compute_static_meta():
 
 
 class _DumperHttpManager:
-    def __init__(self, dumper: "_Dumper"):
-        self._dumper = dumper
-        http_port = self._dumper._config.server_port_parsed
-
-        rpc_broadcast = _create_zmq_rpc_broadcast(
-            self,
-            timeout_seconds=self._dumper._config.collective_timeout,
-        )
-
-        if _get_rank() == 0:
-            assert rpc_broadcast is not None
-            self._rpc_broadcast = rpc_broadcast
-
-            if http_port == "reuse":
-                _log("Standalone HTTP server disabled, reusing existing ports")
-            else:
-                _start_http_server(prefix="/dumper/", target=self, http_port=http_port)
-                _log(f"HTTP server started on port {http_port}")
-
     # ------------------------------- public ---------------------------------
-
 
     # ------------------------------- private ---------------------------------
 
+    pass
 
 
 # -------------------------------------- http control server ------------------------------------------
 
 
-def _start_http_server(*, prefix: str, target: object, http_port: int):
-    handler_class = _make_http_handler(prefix=prefix, target=target)
-    server = HTTPServer(("0.0.0.0", http_port), handler_class)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-
-def _make_http_handler(*, prefix: str, target):
-    class _HTTPHandler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            if not self.path.startswith(prefix):
-                self.send_error(404)
-                return
-            method = self.path[len(prefix) :]
-            try:
-                req_body = self._get_request_body()
-                _log(f"HTTP {self.path} {req_body=}")
-                result = target.handle_request(method=method, body=req_body)
-                resp_body = json.dumps(result).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(resp_body)))
-                self.end_headers()
-                self.wfile.write(resp_body)
-            except Exception as e:
-                self.send_error(400, str(e))
-
-        def _get_request_body(self) -> dict:
-            content_length = int(self.headers.get("Content-Length", 0))
-            if content_length == 0:
-                return {}
-            return json.loads(self.rfile.read(content_length))
-
-    return _HTTPHandler
-
-
 # -------------------------------------- zmq rpc ------------------------------------------
 
 
-def _create_zmq_rpc_broadcast(
-    handler, timeout_seconds: int = 60
-) -> Optional["_ZmqRpcBroadcast"]:
-    """A general-purpose minimal RPC to support broadcasting executions to multi processes"""
-    rank = _get_rank()
-    world_size = dist.get_world_size() if dist.is_initialized() else 1
-
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.REP)
-    sock.bind("tcp://*:0")
-    bound_port = int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
-    local_addr = f"tcp://{_get_local_ip_by_remote()}:{bound_port}"
-
-    def serve_loop():
-        while True:
-            try:
-                req = sock_recv(sock)
-                result = getattr(handler, req["method"])(*req["args"], **req["kwargs"])
-                resp = {"result": result, "error": None}
-            except Exception as e:
-                _log(f"[ZmqRpc] error inside handler: {e}")
-                resp = {"result": None, "error": str(e)}
-            sock_send(sock, wrap_as_pickle(resp))
-
-    thread = threading.Thread(target=serve_loop, daemon=True)
-    thread.start()
-    _log(f"[ZmqRpc] server started at {local_addr}")
-
-    if dist.is_initialized():
-        all_addresses = [None] * world_size
-        _collective_with_timeout(
-            lambda: dist.all_gather_object(all_addresses, local_addr),
-            operation_name="all_gather_object in _create_zmq_rpc_broadcast",
-            timeout_seconds=timeout_seconds,
-        )
-    else:
-        all_addresses = [local_addr]
-    _log(f"[ZmqRpc] all_addresses={all_addresses}")
-
-    if rank == 0:
-        handles = []
-        for i, addr in enumerate(all_addresses):
-            req_socket = ctx.socket(zmq.REQ)
-            req_socket.connect(addr)
-            handles.append(_ZmqRpcHandle(req_socket, debug_name=f"rank-{i}"))
-        return _ZmqRpcBroadcast(handles)
-    else:
-        return None
-
-
-class _ZmqRpcHandle:
-    """Proxy object to call remote handler methods via ZMQ."""
-
-    def __init__(self, socket, debug_name: str):
-        self._socket = socket
-        self._debug_name = debug_name
-
-    def __getattr__(self, method_name: str):
-        def call(*args, **kwargs):
-            sock_send(
-                self._socket,
-                wrap_as_pickle(
-                    {
-                        "method": method_name,
-                        "args": args,
-                        "kwargs": kwargs,
-                    }
-                ),
-            )
-            response = sock_recv(self._socket)
-            if response["error"]:
-                raise RuntimeError(
-                    f"RPC error on {self._debug_name}: {response['error']}"
-                )
-            return response["result"]
-
-        return call
-
-
-class _RpcBroadcastBase:
-    """Base for broadcasting method calls to dumper instance(s)."""
-
-    def __getattr__(self, method_name: str):
-        raise NotImplementedError
-
-    def __init__(self, handles: List[_ZmqRpcHandle]):
-        self._handles = handles
-
-
-class _ZmqRpcBroadcast(_RpcBroadcastBase):
-    """Broadcasts method calls to all ZMQ RPC handles.
-
-    Returns a list of results, one per rank (ordered by rank).
-    """
-
-    def __init__(self, handles: List[_ZmqRpcHandle]):
-        self._handles = handles
-
-    def __getattr__(self, method_name: str):
-        def call(*args, **kwargs):
-            return [
-                getattr(handle, method_name)(*args, **kwargs)
-                for handle in self._handles
-            ]
-
-        return call
-
-
 # --------------------------------- copied code (avoid dependency) --------------------------------------
-
-
-def _get_local_ip_by_remote() -> Optional[str]:
-    # try ipv4
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.connect(("8.8.8.8", 80))  # Doesn't need to be reachable
-        return s.getsockname()[0]
-    except Exception:
-        pass
-
-    try:
-        hostname = socket.gethostname()
-        ip = socket.gethostbyname(hostname)
-        if ip and ip != "127.0.0.1" and ip != "0.0.0.0":
-            return ip
-    except Exception:
-        pass
-
-    # try ipv6
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        # Google's public DNS server, see
-        # https://developers.google.com/speed/public-dns/docs/using#addresses
-        s.connect(("2001:4860:4860::8888", 80))  # Doesn't need to be reachable
-        return s.getsockname()[0]
-    except Exception:
-        _log("Can not get local ip by remote")
-    return None
 
 
 def _load_function(path: str) -> Callable:
@@ -1524,11 +1209,6 @@ class _FrameworkPlugin(ABC):
     def detect_layer_id(self, module: "torch.nn.Module") -> Optional[int]:
         """Return 0-indexed layer_id, or None if not detectable."""
         ...
-
-
-
-
-
 
 class _SGLangPlugin(_FrameworkPlugin):
     _available = True
@@ -1767,9 +1447,6 @@ class _MegatronPlugin(_FrameworkPlugin):
             return f"layers.{int(match.group(1)) + offset}"
 
         return re.sub(r"layers\.(\d+)", _add_offset, param_name)
-
-
-
 
 _plugins: list[_FrameworkPlugin] = [_SGLangPlugin(), _MegatronPlugin()]
 

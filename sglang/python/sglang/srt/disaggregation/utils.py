@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections import deque
-from contextlib import nullcontext
 from enum import Enum
 from typing import (
     TYPE_CHECKING,
@@ -11,10 +9,8 @@ from typing import (
     overload,
 )
 
-import torch
 
 from sglang.srt.configs.model_config import get_dsa_index_topk
-from sglang.srt.disaggregation.base import KVPoll
 from sglang.srt.environ import envs
 from sglang.srt.utils import is_hip, is_npu
 
@@ -37,17 +33,11 @@ FAKE_BOOTSTRAP_HOST = "2.2.2.2"
 _IS_HIP = is_hip()
 
 
-
-
 def get_dsa_seed_metadata_dim(hf_config) -> int:
     """Return the model-defined PD seed width, independent of local spec mode."""
     if not getattr(hf_config, "index_share_for_mtp_iteration", False):
         return 0
     return get_dsa_index_topk(hf_config)
-
-
-
-
 
 
 class DisaggregationMode(Enum):
@@ -69,20 +59,6 @@ class DisaggregationMode(Enum):
 #########################
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 #########################
 # Metadata Buffers
 #########################
@@ -91,106 +67,8 @@ class DisaggregationMode(Enum):
 class ReqToMetadataIdxAllocator:
     """A memory pool that maps a request to its first output token location."""
 
-    def __init__(
-        self,
-        size: int,
-    ):
-        self.size = size
-        self.free_slots = deque(list(range(size)))
-
-
-
-
-
 class MetadataBuffers:
-    def __init__(
-        self,
-        size: int,
-        hidden_size: int,
-        hidden_states_dtype: torch.dtype,
-        max_top_logprobs_num: int = 128,
-        max_sampling_mask_tokens: Optional[int] = None,
-        custom_mem_pool: torch.cuda.MemPool = None,
-        output_dsa_topk_indices_dim: int = 0,
-    ):
-        self.custom_mem_pool = custom_mem_pool
-        self.output_dsa_topk_indices_dim = output_dsa_topk_indices_dim
-        if max_sampling_mask_tokens is None:
-            max_sampling_mask_tokens = (
-                envs.SGLANG_DISAGGREGATION_SAMPLING_MASK_MAX_TOKENS.get()
-            )
-        self.enable_sampling_mask = max_sampling_mask_tokens > 0
-        bootstrap_room_dtype = torch.uint64
-        device = "cpu"
-        if self.custom_mem_pool:
-            # TODO(shangming): Fix me (use 'cuda') when nvlink_transport of Mooncake is bug-free
-            device = "cpu"
-        elif envs.SGLANG_MOONCAKE_CUSTOM_MEM_POOL.get() == "INTRA_NODE_NVLINK":
-            device = "cuda"
-        with (
-            torch.cuda.use_mem_pool(self.custom_mem_pool)
-            if self.custom_mem_pool
-            else nullcontext()
-        ):
-            # TODO: abort top_logprobs_num > 128 in PD
-
-            # We transfer the metadata of first output token to decode
-            # The minimal size for RDMA is 64Bytes, so we pad it to > 64Bytes
-            self.output_ids = torch.zeros((size, 16), dtype=torch.int32, device=device)
-            self.cached_tokens = torch.zeros(
-                (size, 16), dtype=torch.int32, device=device
-            )
-            self.output_token_logprobs_val = torch.zeros(
-                (size, 16), dtype=torch.float32, device=device
-            )
-            self.output_token_logprobs_idx = torch.zeros(
-                (size, 16), dtype=torch.int32, device=device
-            )
-            self.output_top_logprobs_val = torch.zeros(
-                (size, max_top_logprobs_num), dtype=torch.float32, device=device
-            )
-            self.output_top_logprobs_idx = torch.zeros(
-                (size, max_top_logprobs_num), dtype=torch.int32, device=device
-            )
-            self.output_token_sampling_mask_len = None
-            self.output_token_sampling_mask_idx = None
-            self.output_token_sampling_logprobs = None
-            if self.enable_sampling_mask:
-                self.output_token_sampling_mask_len = torch.zeros(
-                    (size, 16), dtype=torch.int32, device=device
-                )
-                self.output_token_sampling_mask_idx = torch.zeros(
-                    (size, max_sampling_mask_tokens), dtype=torch.int32, device=device
-                )
-                self.output_token_sampling_logprobs = torch.zeros(
-                    (size, 16), dtype=torch.float32, device=device
-                )
-            # For PD + spec decode
-            self.output_topk_p = torch.zeros(
-                (size, 16), dtype=torch.float32, device=device
-            )
-            self.output_topk_index = torch.zeros(
-                (size, 16), dtype=torch.int64, device=device
-            )
-            self.output_hidden_states = torch.zeros(
-                (size, hidden_size), dtype=hidden_states_dtype, device=device
-            )
-            if self.output_dsa_topk_indices_dim > 0:
-                self.output_dsa_topk_indices = torch.full(
-                    (size, self.output_dsa_topk_indices_dim),
-                    -1,
-                    dtype=torch.int32,
-                    device=device,
-                )
-            else:
-                self.output_dsa_topk_indices = None
-            # Request validation: store bootstrap_room to detect metadata corruption
-            self.bootstrap_room = torch.zeros(
-                (size, 8), dtype=bootstrap_room_dtype, device=device
-            )
-
-
-
+    pass
 
 
 #########################
@@ -328,34 +206,9 @@ def get_kv_class(
     raise ValueError(f"Unsupported transfer backend: {transfer_backend}")
 
 
-
-
-
-
-
-
 #########################
 # Misc
 #########################
-
-
-def is_mla_backend(target_kv_pool) -> bool:
-    from sglang.srt.mem_cache.deepseek_v4_memory_pool import DeepSeekV4TokenToKVPool
-    from sglang.srt.mem_cache.memory_pool import MLATokenToKVPool
-
-    return isinstance(target_kv_pool, (MLATokenToKVPool, DeepSeekV4TokenToKVPool))
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def prepare_abort(req: Req, error_message: str, status_code=None):

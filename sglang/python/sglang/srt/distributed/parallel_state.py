@@ -113,8 +113,6 @@ class P2PWork:
     payload: Optional[torch.Tensor]
 
 
-
-
 _group_name_counter: Dict[str, int] = {}
 
 
@@ -754,7 +752,6 @@ class GroupCoordinator:
         )
         return fused_outputs
 
-
     def _resolve_outplace_all_reduce_method(
         self,
         input_: torch.Tensor,
@@ -850,43 +847,6 @@ class GroupCoordinator:
         else:
             torch.distributed.all_reduce(input_, group=self.device_group)
 
-    def reduce_scatter_along_dim(
-        self, input_: torch.Tensor, dim: int = -1
-    ) -> torch.Tensor:
-        world_size = self.world_size
-        # Bypass the function if we are using only 1 GPU.
-        if world_size == 1:
-            return input_
-        assert (
-            -input_.dim() <= dim < input_.dim()
-        ), f"Invalid dim ({dim}) for input tensor with shape {input_.size()}"
-
-        if dim < 0:
-            # Convert negative dim to positive.
-            dim += input_.dim()
-
-        with self.use_symmetric_memory(self):
-            # TODO: make sure whether tensor layout affects nccl reduce_scatter
-            # Note: This will produce an incorrect answer if we don't make
-            # the input_tensor contiguous. Possible bug in reduce_scatter_tensor?
-            input_tensor = input_.movedim(dim, 0).contiguous()
-
-        assert input_tensor.shape[0] % world_size == 0
-        chunk_size = input_tensor.shape[0] // world_size
-        output_shape = (chunk_size,) + input_tensor.shape[1:]
-
-        with self.use_symmetric_memory(self):
-            output_tensor = torch.empty(
-                output_shape,
-                dtype=input_tensor.dtype,
-                device=input_tensor.device,
-            )
-
-        self.reduce_scatter_tensor(output_tensor, input_tensor)
-
-        # Reshape before returning
-        return output_tensor.movedim(0, dim)
-
     def _reduce_scatter_tensor(
         self,
         output: torch.Tensor,
@@ -912,7 +872,6 @@ class GroupCoordinator:
             return
         else:
                 reg_reduce_scatter_tensor(output, input, group_name=self.unique_name)
-
 
     def _maybe_aiter_reduce_scatter(
         self, output: torch.Tensor, input: torch.Tensor
@@ -1023,8 +982,6 @@ class GroupCoordinator:
             torch.distributed.all_gather_into_tensor(
                 output, input, group=self.device_group
             )
-
-
 
     def all_gather_into_tensor(self, output: torch.Tensor, input: torch.Tensor):
         # XPU and CUDA both go through reg_all_gather_into_tensor (custom_op) to
@@ -1228,7 +1185,6 @@ class GroupCoordinator:
         )
         return input_
 
-
     def broadcast_object_list(
         self, obj_list: List[Any], src: int = 0, group: Optional[ProcessGroup] = None
     ):
@@ -1339,9 +1295,6 @@ class GroupCoordinator:
 
         obj = pickle.loads(object_tensor.numpy())
         return obj
-
-
-
 
     def barrier(self):
         """Barrier synchronization among the group.
@@ -1549,18 +1502,6 @@ def get_pp_group() -> GroupCoordinator:
 
 # kept for backward compatibility
 get_pipeline_model_parallel_group = get_pp_group
-
-
-def get_mooncake_transfer_engine():
-    """
-    Return the shared MooncakeTransferEngine if initialized in device_communicators,
-    else None. Used by disaggregation mooncake backend and mem_cache mooncake_store.
-    """
-    from sglang.srt.distributed.device_communicators.mooncake_transfer_engine import (
-        get_mooncake_transfer_engine as _get_engine,
-    )
-
-    return _get_engine()
 
 
 @contextmanager
@@ -2145,8 +2086,6 @@ def initialize_model_parallel(
     )
 
 
-
-
 def ensure_model_parallel_initialized(
     tensor_model_parallel_size: int,
     expert_model_parallel_size: int,
@@ -2375,8 +2314,6 @@ def destroy_distributed_environment():
     _MODEL_PARALLEL_GROUP_TIMEOUT = None
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-
-
 
 
 def in_the_same_node_as(pg: ProcessGroup, source_rank: int = 0) -> List[bool]:

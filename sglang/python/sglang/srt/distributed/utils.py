@@ -29,27 +29,6 @@ def set_global_tcp_store(store: TCPStore) -> None:
     logger.info("Global TCPStore has been set")
 
 
-def get_global_tcp_store() -> Optional[TCPStore]:
-    """Get the existing global TCPStore.
-
-    This function provides access to the shared TCPStore instance that was
-    created during distributed initialization. All components (like NIXL buffers)
-    should use this same store for coordination.
-
-    Returns:
-        The global TCPStore instance, or None if not initialized yet.
-    """
-    from sglang.srt.runtime_context import get_resources
-
-    store = get_resources().tcp_store
-    if store is None:
-        logger.warning(
-            "Global TCPStore not found. Make sure init_distributed_environment "
-            "was called with a tcp:// init method."
-        )
-    return store
-
-
 def ensure_divisibility(numerator, denominator):
     """Ensure that numerator is divisible by the denominator."""
     assert numerator % denominator == 0, "{} is not divisible by {}".format(
@@ -159,14 +138,6 @@ class StatelessProcessGroup:
         self.recv_src_counter = {i: 0 for i in range(self.world_size)}
         self.broadcast_recv_src_counter = {i: 0 for i in range(self.world_size)}
 
-    def send_obj(self, obj: Any, dst: int):
-        """Send an object to a destination rank."""
-        self.expire_data()
-        key = f"send_to/{dst}/{self.send_dst_counter[dst]}"
-        self.store.set(key, pickle.dumps(obj))
-        self.send_dst_counter[dst] += 1
-        self.entries.append((key, time.perf_counter()))
-
     def expire_data(self):
         """Expire data that is older than `data_expiration_seconds` seconds."""
         while self.entries:
@@ -203,18 +174,6 @@ class StatelessProcessGroup:
             recv_obj = pickle.loads(self.store.get(key))
             self.broadcast_recv_src_counter[src] += 1
             return recv_obj
-
-    def all_gather_obj(self, obj: Any) -> list[Any]:
-        """All gather an object from all ranks."""
-        gathered_objs = []
-        for i in range(self.world_size):
-            if i == self.rank:
-                gathered_objs.append(obj)
-                self.broadcast_obj(obj, src=self.rank)
-            else:
-                recv_obj = self.broadcast_obj(None, src=i)
-                gathered_objs.append(recv_obj)
-        return gathered_objs
 
     def barrier(self):
         """A barrier to synchronize all ranks."""

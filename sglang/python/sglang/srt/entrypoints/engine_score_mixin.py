@@ -23,5 +23,4 @@ by TokenizerManagerScoreMixin.
 
 
 class EngineScoreMixin:
-
     pass

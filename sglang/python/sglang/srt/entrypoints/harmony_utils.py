@@ -5,14 +5,8 @@
 import logging
 
 from openai_harmony import (
-    Conversation,
-    HarmonyEncodingName,
-    Message,
     ReasoningEffort,
-    Role,
-    StreamableParser,
-    load_harmony_encoding,
-)
+    )
 
 from sglang.srt.entrypoints.openai.protocol import ResponseInputOutputItem
 
@@ -27,42 +21,7 @@ REASONING_EFFORT = {
 _harmony_encoding = None
 
 
-def get_encoding():
-    global _harmony_encoding
-    if _harmony_encoding is None:
-        _harmony_encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
-    return _harmony_encoding
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-def render_for_completion(messages: list[Message]) -> list[int]:
-    conversation = Conversation.from_messages(messages)
-    token_ids = get_encoding().render_conversation_for_completion(
-        conversation, Role.ASSISTANT
-    )
-    return token_ids
-
-
 def get_stop_tokens_for_assistant_actions() -> list[int]:
-    return get_encoding().stop_tokens_for_assistant_actions()
-
-
-def get_streamable_parser_for_assistant() -> StreamableParser:
-    return StreamableParser(get_encoding(), role=Role.ASSISTANT)
-
-
-
-
+    raise NotImplementedError('slim removed the body of get_stop_tokens_for_assistant_actions: it never ran in any recording (see sglang/REMOVED.md)')
 
 

@@ -62,6 +62,9 @@ from fastapi.routing import APIRoute
 from sglang.srt.configs.embedding_model_spec import resolved_embedding_plan
 from sglang.srt.constants import HEALTH_CHECK_RID_PREFIX
 from sglang.srt.disaggregation.utils import FAKE_BOOTSTRAP_HOST, DisaggregationMode
+from sglang.srt.entrypoints.anthropic.protocol import (
+    AnthropicMessagesRequest,
+)
 from sglang.srt.entrypoints.anthropic.serving import AnthropicServing
 from sglang.srt.entrypoints.engine import (
     Engine,
@@ -79,7 +82,6 @@ from sglang.srt.entrypoints.openai.protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
-    ResponsesRequest,
     ScoringRequest,
     TokenizeRequest,
     V1RerankReqInput,
@@ -792,6 +794,31 @@ async def server_info():
     )
 
 
+@app.get("/get_load")
+async def get_load():
+    """Get load metrics (deprecated - use /v1/loads instead).
+
+    Legacy shim backed by /v1/loads. Projects the load snapshot down to the
+    historical field shape (dp_rank, num_reqs, num_waiting_reqs, num_tokens,
+    num_pending_tokens, ts_tic) so existing clients keep working.
+    """
+    logger.warning(
+        "Endpoint '/get_load' is deprecated and will be removed in a future version. "
+        "Please use '/v1/loads' instead."
+    )
+    load_results = await _global_state.tokenizer_manager.get_loads(include=["core"])
+    ts = time.perf_counter()
+    return [
+        {
+            "dp_rank": r.dp_rank,
+            "num_reqs": r.num_running_reqs + r.num_waiting_reqs,
+            "num_waiting_reqs": r.num_waiting_reqs,
+            "num_tokens": r.num_total_tokens,
+            "num_pending_tokens": r.num_total_tokens - r.num_used_tokens,
+            "ts_tic": ts,
+        }
+        for r in load_results
+    ]
 
 
 # example usage:
@@ -863,10 +890,6 @@ async def generate_request(obj: GenerateReqInput, request: Request):
         except ValueError as e:
             logger.error(f"[http_server] Error: {e}")
             return _create_error_response(e)
-
-
-
-
 
 
 @app.api_route("/flush_cache", methods=["GET", "POST"])
@@ -945,8 +968,6 @@ async def list_external_corpora():
     )
 
 
-
-
 # example usage:
 # curl -s -X POST http://127.0.0.1:30000/clear_hicache_storage_backend
 @app.api_route("/hicache/storage-backend/clear", methods=["POST"])
@@ -969,16 +990,10 @@ async def clear_hicache_storage_backend():
 #     "hicache_storage_prefetch_policy": "timeout",
 #     "hicache_write_policy": "write_through"
 #   }'
-
-
 # example usage:
 # curl -s -X DELETE http://127.0.0.1:30000/hicache/storage-backend
-
-
 # example usage:
 # curl -s http://127.0.0.1:30000/hicache/storage-backend
-
-
 @app.api_route("/start_profile", methods=["GET", "POST"])
 @auth_level(AuthLevel.ADMIN_OPTIONAL)
 async def start_profile_async(obj: Annotated[Optional[ProfileReq], Body()] = None):
@@ -999,16 +1014,6 @@ async def stop_profile_async():
         content="Stop profiling. This will take some time.\n",
         status_code=200,
     )
-
-
-
-
-
-
-
-
-
-
 
 
 @app.post("/update_weights_from_disk")
@@ -1075,35 +1080,6 @@ async def send_weights_to_remote_instance(
         return ORJSONResponse(content, status_code=200)
     else:
         return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
-
-
-
-
-@app.get("/remote_instance_transfer_engine_info")
-@auth_level(AuthLevel.ADMIN_OPTIONAL)
-async def remote_instance_transfer_engine_info(rank: int = None):
-    if rank is None or rank < 0:
-        return ORJSONResponse(
-            {"error": {"message": "Missing or invalid rank parameter"}},
-            status_code=HTTPStatus.BAD_REQUEST,
-        )
-
-    server_args = _global_state.tokenizer_manager.server_args
-    try:
-        resp = requests.get(
-            f"{server_args.engine_info_bootstrap_url}/get_transfer_engine_info",
-            params={"rank": rank},
-            timeout=5,
-        )
-        if resp.status_code == 200:
-            return resp.json()
-    except (requests.exceptions.RequestException, ValueError) as e:
-        logger.warning(f"Failed to get transfer engine info for rank {rank}: {e}")
-
-    return ORJSONResponse(
-        {"error": {"message": f"Failed to get transfer engine info for rank {rank}"}},
-        status_code=HTTPStatus.BAD_REQUEST,
-    )
 
 
 @app.post("/init_weights_update_group")
@@ -1197,8 +1173,6 @@ async def update_weights_from_ipc(
         return ORJSONResponse(content)
     else:
         return ORJSONResponse(content, status_code=HTTPStatus.BAD_REQUEST)
-
-
 
 
 @app.api_route("/get_weights_by_name", methods=["GET", "POST"])
@@ -1355,8 +1329,69 @@ async def abort_request(obj: Annotated[AbortReq, Body()], request: Request):
         return _create_error_response(e)
 
 
+@app.post("/parse_function_call")
+async def parse_function_call_request(
+    obj: Annotated[ParseFunctionCallReq, Body()], request: Request
+):
+    """
+    A native API endpoint to parse function calls from a text.
+    """
+    # 1) Initialize the parser based on the request body
+    parser = FunctionCallParser(
+        tools=obj.tools,
+        tool_call_parser=obj.tool_call_parser,
+        tokenizer=get_global_state().tokenizer_manager.tokenizer,
+    )
+
+    # 2) Call the non-stream parsing method (non-stream)
+    normal_text, calls = parser.parse_non_stream(obj.text)
+
+    # 3) Organize the response content
+    response_data = {
+        "normal_text": normal_text,
+        "calls": [
+            call.model_dump() for call in calls
+        ],  # Convert pydantic objects to dictionaries
+    }
+
+    return ORJSONResponse(content=response_data, status_code=200)
 
 
+@app.post("/separate_reasoning")
+async def separate_reasoning_request(
+    obj: Annotated[SeparateReasoningReqInput, Body()], request: Request
+):
+    """
+    A native API endpoint to separate reasoning from a text.
+    """
+    # 1) Initialize the parser based on the request body
+    parser = ReasoningParser(
+        model_type=obj.reasoning_parser,
+        request=request,
+        tokenizer=get_global_state().tokenizer_manager.tokenizer,
+    )
+
+    # 2) Call the non-stream parsing method (non-stream)
+    if obj.return_blocks:
+        blocks = parser.parse_non_stream_blocks(obj.text)
+        reasoning_blocks = [b["text"] for b in blocks if b["type"] == "reasoning"]
+        text_blocks = [b["text"] for b in blocks if b["type"] == "text"]
+        reasoning_text = "".join(reasoning_blocks)
+        normal_text = "".join(text_blocks)
+    else:
+        reasoning_text, normal_text = parser.parse_non_stream(obj.text)
+
+    # 3) Organize the response content
+    response_data = {
+        "reasoning_text": reasoning_text,
+        "text": normal_text,
+    }
+    if obj.return_blocks:
+        response_data["reasoning_blocks"] = reasoning_blocks
+        response_data["text_blocks"] = text_blocks
+        response_data["blocks"] = blocks
+
+    return ORJSONResponse(content=response_data, status_code=200)
 
 
 @app.post("/pause_generation")
@@ -1406,16 +1441,40 @@ async def openai_v1_chat_completions(
     )
 
 
+@app.post(
+    "/v1/tokenize",
+    response_class=ORJSONResponse,
+    dependencies=[Depends(validate_json_request)],
+)
+@app.post(
+    "/tokenize",
+    response_class=ORJSONResponse,
+    dependencies=[Depends(validate_json_request)],
+    include_in_schema=False,
+)
+async def openai_v1_tokenize(request: TokenizeRequest, raw_request: Request):
+    """OpenAI-compatible tokenization endpoint."""
+    return await raw_request.app.state.openai_serving_tokenize.handle_request(
+        request, raw_request
+    )
 
 
-
-
-
-
-
-
-
-
+@app.post(
+    "/v1/detokenize",
+    response_class=ORJSONResponse,
+    dependencies=[Depends(validate_json_request)],
+)
+@app.post(
+    "/detokenize",
+    response_class=ORJSONResponse,
+    dependencies=[Depends(validate_json_request)],
+    include_in_schema=False,
+)
+async def openai_v1_detokenize(request: DetokenizeRequest, raw_request: Request):
+    """OpenAI-compatible detokenization endpoint."""
+    return await raw_request.app.state.openai_serving_detokenize.handle_request(
+        request, raw_request
+    )
 
 
 @app.get("/v1/models", response_class=ORJSONResponse)
@@ -1450,18 +1509,6 @@ async def available_models():
     return ModelList(data=model_cards)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 ##### Ollama-compatible API endpoints #####
 
 _ollama_root_route = os.environ.get("SGLANG_OLLAMA_ROOT_ROUTE")
@@ -1474,29 +1521,21 @@ else:
     pass
 
 
-
-
-
-
-
-
-
-
 ##### Anthropic-compatible API endpoints #####
 
 
-
-
+@app.post("/v1/messages", dependencies=[Depends(validate_json_request)])
+async def anthropic_v1_messages(
+    request: AnthropicMessagesRequest, raw_request: Request
+):
+    """Anthropic-compatible Messages API endpoint."""
+    return await raw_request.app.state.anthropic_serving.handle_messages(
+        request, raw_request
+    )
 
 
 ## SageMaker API
-
-
-
-
 ## Vertex AI API
-
-
 def _create_error_response(e):
     return ORJSONResponse(
         {"error": {"message": str(e)}},
@@ -1511,8 +1550,6 @@ def _create_error_response(e):
 # For now, we simulate ADMIN_FORCE by explicitly checking the admin API key parameter.
 # Once the auth wiring is refactored so ADMIN_FORCE only affects the intended
 # admin endpoints, we should switch this logic to use ADMIN_FORCE directly.
-
-
 # Minimal 32x32 black PNG (base64, GLM4v requires at least 32x32 sized image)
 MINIMUM_PNG_PICTURE_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAYAAABzenr0AAAACXBIWXMAAA7EAAAOxAGVKw4bAAAAbUlEQVRYhe3VsQ2AMAxE0Y/lIgNQULD/OqyCMgCihCKSG4yRuKuiNH6JLsoEbMACOGBcua9HOR7Y6w6swBwMy0qLTpkeI77qdEBpBFAHBBDAGH8WrwJKI4AAegUCfAKgEgpQDvh3CR3oQCuav58qlAw73kKCSgAAAABJRU5ErkJggg=="
 

@@ -36,7 +36,3 @@ async def execute_warmups(
         await _warmup_registry[warmup_name](disaggregation_mode, tokenizer_manager)
 
 
-
-
-
-

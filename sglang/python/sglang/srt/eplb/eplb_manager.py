@@ -68,20 +68,4 @@ class EPLBManager:
 
         self._main_generator = self._entrypoint()
 
-
-
-
-
     # can be more complex if needed
-
-
-
-
-
-
-
-
-
-
-
-

@@ -184,8 +184,6 @@ class _ExpertDistributionRecorderReal(ExpertDistributionRecorder):
         finally:
             self._disable_all = previous_disable_all
 
-
-
     def on_select_experts(self, topk_ids: torch.Tensor):
         self._on_hook("on_select_experts", topk_ids=topk_ids)
 
@@ -211,8 +209,6 @@ class _ExpertDistributionRecorderReal(ExpertDistributionRecorder):
             "on_deepep_dispatch_low_latency",
             local_physical_count_of_layer=local_physical_count_of_layer,
         )
-
-
 
     def start_record(self):
         """Start recording the expert distribution."""
@@ -262,7 +258,6 @@ def set_global_expert_distribution_recorder(value):
 
 
 class _SinglePassGatherer(ABC):
-
     def __init__(self, expert_location_metadata: ExpertLocationMetadata, rank: int):
         self._expert_location_metadata = expert_location_metadata
         self._rank = rank
@@ -295,32 +290,12 @@ class _SinglePassGatherer(ABC):
         raise NotImplementedError
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------- Accumulator -----------------------------------------
 
 _SINGLE_PASS_GATHERER_KEY_PRIMARY = "primary"
 
 
 class _Accumulator(ABC):
-
-
     def __init__(
         self,
         server_args: ServerArgs,
@@ -330,8 +305,6 @@ class _Accumulator(ABC):
         self._server_args = server_args
         self._expert_location_metadata = expert_location_metadata
         self._rank = rank
-
-
 
     def append(
         self,
@@ -347,25 +320,5 @@ class _Accumulator(ABC):
 
     def dump(self, output_mode: _OutputMode):
         pass
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 

@@ -392,8 +392,6 @@ def format_expert_location_layout(
     )
 
 
-
-
 def format_physical_to_logical_map(
     physical_to_logical_map: torch.Tensor,
     ep_size: int,

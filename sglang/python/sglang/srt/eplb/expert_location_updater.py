@@ -535,11 +535,6 @@ class _ChunkUtils:
         self.chunk_values = chunk_values
         self.element_values = element_values
 
-
-
-
-
-
 def _deduplicate_ordered(arr: List[int]):
     output = []
     for item in arr:

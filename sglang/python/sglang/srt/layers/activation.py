@@ -160,10 +160,6 @@ class SiluAndMul(MultiPlatformOp):
         return self._musa_swish_glu(x)
 
 
-
-
-
-
 class NewGELU(MultiPlatformOp):
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
         c = math.sqrt(2.0 / math.pi)
@@ -186,8 +182,6 @@ class ReLU2(MultiPlatformOp):
 
     def forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
         return relu2(x)
-
-
 
 
 class XIELU(MultiPlatformOp):
@@ -294,8 +288,6 @@ class XIELU(MultiPlatformOp):
         return self._xielu_python(input)
 
 
-
-
 _ACTIVATION_REGISTRY = {
     "gelu": nn.GELU(),
     "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
@@ -303,7 +295,5 @@ _ACTIVATION_REGISTRY = {
     "relu2": ReLU2(),
     "xielu": XIELU(),
 }
-
-
 
 

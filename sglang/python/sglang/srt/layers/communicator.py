@@ -97,8 +97,6 @@ _use_ag_after_qlora = envs.SGLANG_USE_AG_AFTER_QLORA.get()
 
 
 
-
-
 # TODO: According to the discussion in https://github.com/flashinfer-ai/flashinfer/issues/1223#issuecomment-3047256465
 # We set the max token num to 128 for allreduce fusion with min-latency case(use_oneshot=True).
 FUSE_ALLREDUCE_MAX_BATCH_SIZE = 2048
@@ -192,8 +190,6 @@ class AttentionInputs:
             )
         return self.qkv_latent_
 
-
-
 class AttnTpContext:
     def __init__(self):
         self.allow_input_scattered = False
@@ -241,7 +237,6 @@ class AttnTpContext:
         attn_inputs = get_forward().attn_inputs
         assert attn_inputs is not None
         return attn_inputs.fetch_qkv_latent()
-
 
     def clear_attn_inputs(self) -> None:
         get_forward().set("attn_inputs", None)

@@ -197,10 +197,6 @@ class _DpGatheredBufferWrapper:
         return buffer
 
     @classmethod
-    def get_global_dp_buffer_len(cls) -> int:
-        return cls._global_dp_buffer_len
-
-    @classmethod
     def get_local_dp_buffer_len(cls) -> int:
         return cls._local_dp_buffer_len
 
@@ -261,10 +257,6 @@ def get_global_dp_buffer(group: GroupCoordinator) -> torch.Tensor:
 
 def get_local_dp_buffer(group: GroupCoordinator) -> torch.Tensor:
     return _DpGatheredBufferWrapper.get_local_dp_buffer(group=group)
-
-
-def get_global_dp_buffer_len() -> int:
-    return _DpGatheredBufferWrapper.get_global_dp_buffer_len()
 
 
 def get_local_dp_buffer_len() -> int:
@@ -378,8 +370,6 @@ def get_attention_dp_rank() -> int:
 def get_attention_dp_size() -> int:
     assert _ATTN_DP_SIZE is not None, "dp attention not initialized!"
     return _ATTN_DP_SIZE
-
-
 
 
 def get_dp_local_info(forward_batch: ForwardBatch) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -832,18 +822,12 @@ def dp_reduce_scatter_tensor(output: torch.Tensor, input: torch.Tensor):
 # stream -> their collectives serialize in-order (no concurrent-collective
 # deadlock on the RCCL communicator), each overlapping the other's compute.
 # ---------------------------------------------------------------------------
-
-
 # Persistent reusable CUDA events for non-EP DP TBO, keyed by (kind, subbatch).
 # CRITICAL: do NOT create a fresh event per gather/combine -- that is ~244 new
 # torch.cuda.Event per forward (61 layers x 2 ubatches x 2), and the HSA signal
 # pool is exhausted after a few hundred forwards -> HSA_STATUS_ERROR_OUT_OF_RESOURCES
 # ("...create internal OS-specific events"). Reuse one event per (kind, subbatch)
 # and just re-record it (mirrors the mori CommStreamPool event reuse).
-
-
-
-
 # Persistent grow-only buffers for non-EP DP TBO, keyed by (kind, tbo_subbatch).
 # Reused across ALL layers (and forwards) so the caching allocator does not churn
 # a fresh per-layer `torch.empty` for the 8x DP-gather / combine buffers. That
@@ -854,16 +838,8 @@ def dp_reduce_scatter_tensor(output: torch.Tensor, input: torch.Tensor):
 _TBO_PERSIST_BUF: dict = {}
 
 
-
-
-
-
 def attn_tp_reduce_scatter_tensor(output: torch.Tensor, input: torch.Tensor):
     return get_attn_tp_group().reduce_scatter_tensor(output, input)
-
-
-def attn_cp_reduce_scatter_tensor(output: torch.Tensor, input: torch.Tensor):
-    return get_attn_cp_group().reduce_scatter_tensor(output, input)
 
 
 def attn_tp_all_reduce(input: torch.Tensor):
@@ -876,8 +852,6 @@ def attn_tp_all_gather_into_tensor(output: torch.Tensor, input: torch.Tensor):
 
 def attn_cp_all_gather_into_tensor(output: torch.Tensor, input: torch.Tensor):
     return get_attn_cp_group().all_gather_into_tensor(output, input)
-
-
 
 
 def get_moe_cp_rank() -> int:

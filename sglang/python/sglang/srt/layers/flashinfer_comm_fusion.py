@@ -165,12 +165,6 @@ if is_flashinfer_available():
             def __init__(self, group: ProcessGroup):
                 self._group = group
 
-
-
-
-
-
-
         _mnnvl_comm_backend = TorchDistributedCommBackend
     except ImportError:
         _mnnvl_comm_backend = None
@@ -195,14 +189,6 @@ def is_flashinfer_allreduce_unavailable() -> bool:
     return _flashinfer_allreduce_unavailable
 
 
-
-
-
-
-
-
-
-
 class FlashInferWorkspaceManager:
     """
     Manages FlashInfer's unified allreduce workspace.
@@ -224,11 +210,6 @@ class FlashInferWorkspaceManager:
         self._logged_init = False
         self._workspace_size_check_kwarg = None
         self._workspace_size_check_strategy_type = None
-
-
-
-
-
 
 def _get_workspace_manager(use_attn_tp_group: bool) -> FlashInferWorkspaceManager:
     """The per-group fusion workspace manager; the instances live on

@@ -3,8 +3,7 @@
 """Adapted from https://github.com/vllm-project/vllm/blob/v0.6.4.post1/vllm/model_executor/parameter.py"""
 
 import logging
-from fractions import Fraction
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
 from torch.nn import Parameter
@@ -335,7 +334,6 @@ class PerTensorScaleParameter(BasevLLMParameter):
         self.qkv_idxs = {"q": 0, "k": 1, "v": 2}
         super().__init__(**kwargs)
 
-
     # For row parallel layers, no sharding needed
     # load weight into parameter as is
     def load_row_parallel_weight(self, *args, **kwargs):
@@ -354,40 +352,12 @@ class PerTensorScaleParameter(BasevLLMParameter):
         kwargs.pop("use_presharded_weights", None)
         super().load_row_parallel_weight(*args, **kwargs)
 
-
-
 class PackedColumnParameter(_ColumnvLLMParameter):
     """
     Parameter for model parameters which are packed on disk
     and support column parallelism only. See PackedvLLMParameter
     for more details on the packed properties.
     """
-
-    def __init__(
-        self,
-        packed_factor: Union[int, Fraction],
-        packed_dim: int,
-        marlin_tile_size: Optional[int] = None,
-        **kwargs,
-    ):
-        self._packed_factor = packed_factor
-        self._packed_dim = packed_dim
-        self._marlin_tile_size = marlin_tile_size
-        super().__init__(**kwargs)
-
-    @property
-    def packed_dim(self):
-        return self._packed_dim
-
-    @property
-    def packed_factor(self):
-        return self._packed_factor
-
-    @property
-    def marlin_tile_size(self):
-        return self._marlin_tile_size
-
-
 
 class PackedvLLMParameter(ModelWeightParameter):
     """
@@ -399,34 +369,4 @@ class PackedvLLMParameter(ModelWeightParameter):
     shard_offset for fused linear layers model weight loading
     by accounting for packing and optionally, marlin tile size.
     """
-
-    def __init__(
-        self,
-        packed_factor: Union[int, Fraction],
-        packed_dim: int,
-        marlin_tile_size: Optional[int] = None,
-        **kwargs,
-    ):
-        self._packed_factor = packed_factor
-        self._packed_dim = packed_dim
-        self._marlin_tile_size = marlin_tile_size
-        super().__init__(**kwargs)
-
-    @property
-    def packed_dim(self):
-        return self._packed_dim
-
-    @property
-    def packed_factor(self):
-        return self._packed_factor
-
-    @property
-    def marlin_tile_size(self):
-        return self._marlin_tile_size
-
-
-
-
-
-
 

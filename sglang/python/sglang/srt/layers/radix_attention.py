@@ -44,8 +44,6 @@ _is_hip = is_hip()
 _force_eager_attn: ContextVar[bool] = ContextVar("_force_eager_attn", default=False)
 
 
-
-
 def _zero_padded_pcg_tail(buf: torch.Tensor, context) -> None:
     """Zero the padded tail ``buf`` leaves as torch.empty garbage under PCG
     replay, so NaN/Inf cannot reach residual / MoE routing / allreduce."""

@@ -727,8 +727,6 @@ def sampling_from_probs_torch(
     return batch_next_token_ids
 
 
-
-
 def apply_custom_logit_processor(
     logits: torch.Tensor,
     sampling_batch_info: SamplingBatchInfo,

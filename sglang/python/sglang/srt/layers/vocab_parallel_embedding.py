@@ -374,7 +374,6 @@ class VocabParallelEmbedding(torch.nn.Module):
             added_vocab_end_index,
         )
 
-
     def weight_loader(self, param: Parameter, loaded_weight: torch.Tensor):
         output_dim = getattr(param, "output_dim", None)
         packed_dim = getattr(param, "packed_dim", None)
@@ -573,7 +572,6 @@ class ParallelLMHead(VocabParallelEmbedding):
             )
         else:
             self.register_parameter("bias", None)
-
 
     def forward(self, input_):
         del input_

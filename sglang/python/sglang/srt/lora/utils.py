@@ -77,18 +77,6 @@ class LoRABatchInfo:
     moe_lora_info: Optional[MoELoRABatchInfo] = None
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 EMBEDDING_NAMES = ["embed_tokens", "lm_head"]
 ROW_PARALLELISM_LINEAR_LORA_NAMES = [
     "o_proj",
@@ -150,15 +138,5 @@ _KNOWN_LORA_TARGET_MODULES = frozenset(
     }
     | DSA_INDEXER_LORA_NAMES
 )
-
-
-
-
-
-
-
-
-
-
 
 

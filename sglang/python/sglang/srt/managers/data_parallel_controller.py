@@ -62,8 +62,7 @@ from sglang.srt.utils.common import (
 from sglang.srt.utils.network import (
     NetworkAddress,
     get_zmq_socket,
-    get_zmq_socket_on_host,
-)
+    )
 from sglang.srt.utils.torch_memory_saver_adapter import TorchMemorySaverAdapter
 from sglang.srt.utils.watchdog import Watchdog
 from sglang.utils import TypeBasedDispatcher, get_exception_traceback
@@ -96,9 +95,6 @@ class DPBudget:
         self.total_requests = [0] * dp_size
         self.total_tokens = [0] * dp_size
         self.last_timestamp = [0.0] * dp_size
-
-
-
 
 class DataParallelController:
     """A controller that dispatches requests to multiple data parallel workers."""
@@ -191,33 +187,6 @@ class DataParallelController:
 
         if server_args.enable_metrics:
             start_cpu_monitor_thread("data_parallel_controller")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 def run_data_parallel_controller_process(
     server_args: ServerArgs,

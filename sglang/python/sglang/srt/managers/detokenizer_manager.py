@@ -495,8 +495,6 @@ class DetokenizerManager(MultiHttpWorkerDetokenizerMixin):
             logging.getLogger().setLevel(recv_req.log_level.upper())
 
 
-
-
 class LimitedCapacityDict(OrderedDict):
     def __init__(self, capacity: int, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -2120,15 +2120,11 @@ class LoadLoRAAdapterReqInput(BaseReq, kw_only=True):
     # The unique identifier for the LoRA adapter, which automatically generated in the `TokenizerManager`.
     lora_id: Optional[str] = None
 
-
-
 class UnloadLoRAAdapterReqInput(BaseReq, kw_only=True):
     # The name of lora module to unload.
     lora_name: str
     # The unique identifier for the LoRA adapter, which automatically generated in the `TokenizerManager`.
     lora_id: Optional[str] = None
-
-
 
 class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
     lora_name: str
@@ -2144,8 +2140,6 @@ class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
     lora_id: Optional[str] = None
     load_format: Optional[str] = None
     expected_checksums: Optional[Dict[str, str]] = None
-
-
 
 class LoRAUpdateOutput(BaseReq, kw_only=True):
     success: bool

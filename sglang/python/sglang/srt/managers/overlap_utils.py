@@ -349,7 +349,6 @@ class FutureMap:
             device=self.device,
         )
 
-
     def _resolve_spec_extras(self, batch: ScheduleBatch) -> None:
         if self.spec_algo.is_ngram():
             # FIXME: remove once precomputed draft is supported.

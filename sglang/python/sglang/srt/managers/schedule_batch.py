@@ -175,8 +175,6 @@ def get_batch_return_hidden_states_mode(reqs: List[Req]) -> CaptureHiddenMode:
     return mode
 
 
-
-
 @lru_cache(maxsize=1)
 def sanity_check_mm_pad_shift_value(vocab_size: int) -> None:
     if vocab_size > MM_PAD_SHIFT_VALUE:
@@ -222,15 +220,7 @@ class FINISH_MATCHED_STR(BaseFinishReason):
 
 
 class FINISHED_MATCHED_REGEX(BaseFinishReason):
-    def __init__(self, matched: str):
-        super().__init__()
-        self.matched = matched
-
-    def to_json(self):
-        return {
-            "type": "stop",  # to match OpenAI API's return value
-            "matched": self.matched,
-        }
+    pass
 
 
 class FINISH_LENGTH(BaseFinishReason):
@@ -337,12 +327,6 @@ class MultimodalDataItem:
         self.hash = hash_value
         self.pad_value = _compute_pad_value(hash_value)
 
-    @staticmethod
-    def is_empty_list(l):
-        if l is None:
-            return True
-        return len([item for item in flatten_nested_list(l) if item is not None]) == 0
-
     def set_pad_value(self):
         """
         Set the pad value after first hashing the data
@@ -367,9 +351,6 @@ class MultimodalDataItem:
         assert self.hash is not None
         self.pad_value = _compute_pad_value(self.hash)
 
-    def is_modality(self, modality: Modality) -> bool:
-        return self.modality == modality
-
     def is_audio(self):
         return self.modality == Modality.AUDIO
 
@@ -385,19 +366,6 @@ class MultimodalDataItem:
     def validate(self):
         ...
         # TODO
-
-    def is_precomputed_embedding(self):
-        return self.format == MultimodalInputFormat.PRECOMPUTED_EMBEDDING
-
-    @staticmethod
-    def from_dict(obj: dict):
-        kwargs = dict(obj)
-        modality = kwargs.pop("modality")
-        if isinstance(modality, str):
-            modality = Modality[modality]
-        ret = MultimodalDataItem(modality=modality, **kwargs)
-        ret.validate()
-        return ret
 
     def has_cuda_ipc_proxy(self):
         return (
@@ -452,12 +420,6 @@ class MultimodalDataItem:
             )
         )
 
-    def acknowledge_deferred_cuda_ipc_feature(self, consumer_count: int = 1):
-        """Release a lazy IPC feature when an embedding-cache hit skips ViT."""
-        if isinstance(self.feature, CudaIpcTensorTransportProxy):
-            self.feature.acknowledge_consumption(consumer_count)
-
-
 @dataclasses.dataclass
 class MultimodalProcessorOutput:
     """Raw output from multimodal processors before scheduler-side preparation (pad, hash).
@@ -498,49 +460,6 @@ class MultimodalProcessorOutput:
 
     # for transformers-compatibility
     token_type_ids: Optional[torch.Tensor] = None
-
-    @staticmethod
-    def from_dict(d: dict) -> MultimodalProcessorOutput:
-        return MultimodalProcessorOutput(
-            mm_items=d["mm_items"],
-            input_ids=d.get("input_ids"),
-            padded_input_ids=d.get("padded_input_ids"),
-            im_token_id=d.get("im_token_id"),
-            im_start_id=d.get("im_start_id"),
-            im_end_id=d.get("im_end_id"),
-            slice_start_id=d.get("slice_start_id"),
-            slice_end_id=d.get("slice_end_id"),
-            video_token_id=d.get("video_token_id"),
-            audio_token_id=d.get("audio_token_id"),
-            audio_start_id=d.get("audio_start_id"),
-            audio_end_id=d.get("audio_end_id"),
-            mrope_positions=d.get("mrope_positions"),
-            mrope_position_delta=d.get("mrope_position_delta"),
-            vision_position_ids=d.get("vision_position_ids"),
-            media_nums_per_sample=d.get("media_nums_per_sample"),
-            visible_frame_counts=d.get("visible_frame_counts"),
-        )
-
-    @staticmethod
-    def build_padded_input_ids(input_ids, mm_items: List[MultimodalDataItem]):
-        """pad the input_ids with mm_items if it's not already padded"""
-        if input_ids is None or not mm_items:
-            return None
-
-        for item in mm_items:
-            if item.pad_value is None or item.offsets is None:
-                return None
-
-        if isinstance(input_ids, torch.Tensor):
-            padded_input_ids = input_ids.flatten().tolist()
-        else:
-            padded_input_ids = list(input_ids)
-
-        for item in mm_items:
-            for start, end in item.offsets:
-                padded_input_ids[start : end + 1] = [item.pad_value] * (end - start + 1)
-        return padded_input_ids
-
 
 @dataclasses.dataclass
 class MultimodalInputs:
@@ -653,15 +572,6 @@ class MultimodalInputs:
                 setattr(mm_inputs, arg, val)
 
         return mm_inputs
-
-    def contains_image_inputs(self) -> bool:
-        return any(item.is_image() for item in self.mm_items)
-
-    def contains_video_inputs(self) -> bool:
-        return any(item.is_video() for item in self.mm_items)
-
-    def contains_audio_inputs(self) -> bool:
-        return any(item.is_audio() for item in self.mm_items)
 
     def contains_mm_input(self) -> bool:
         return any(True for item in self.mm_items if item.is_valid())
@@ -1650,8 +1560,6 @@ class Req(ReqDllmMixin):
             token_indices, mamba_indices=self.mamba_pool_idx
         )
 
-
-
     def log_time_stats(self):
         # If overlap schedule, we schedule one decode batch ahead so this gets called twice.
         if self.has_log_time_stats:
@@ -2598,11 +2506,6 @@ class ScheduleBatch(ScheduleBatchDisaggregationDecodeMixin):
             torch.cat(cow_dst_tensors) if cow_dst_tensors else None
         )
         self.mamba_clear_indices = torch.cat(clear_tensors) if clear_tensors else None
-
-    def prepare_for_split_prefill(self):
-        self.prepare_for_extend()
-        # For split prefill, we need to set the forward mode to SPLIT_PREFILL
-        self.forward_mode = ForwardMode.SPLIT_PREFILL
 
     def mix_with_running(self, running_batch: ScheduleBatch):
         self.forward_mode = ForwardMode.MIXED

@@ -13,39 +13,17 @@
 # ==============================================================================
 import logging
 from contextlib import contextmanager
-from enum import Enum, auto
 from typing import Callable
 
 from sglang.srt.managers.io_struct import BlockReqInput, BlockReqType
-from sglang.srt.utils.poll_based_barrier import PollBasedBarrier
 
 logger = logging.getLogger(__name__)
 
 
 class SchedulerInputBlocker:
-    def __init__(self, noop: bool):
-        self._state = _State.UNBLOCKED
-        self._pending_reqs = []
-        self._noop = noop
-        self._global_unblock_barrier = PollBasedBarrier(noop=noop)
-
-
-
-
-
-
-
-
-class _State(Enum):
-    UNBLOCKED = auto()
-    BLOCKED = auto()
-    GLOBAL_UNBLOCK_BARRIER = auto()
+    pass
 
 
 @contextmanager
 def input_blocker_guard_region(dispatch_to_scheduler: Callable[[BlockReqInput], None]):
-    dispatch_to_scheduler(BlockReqInput(req_type=BlockReqType.BLOCK))
-    try:
-        yield
-    finally:
-        dispatch_to_scheduler(BlockReqInput(req_type=BlockReqType.UNBLOCK))
+    raise NotImplementedError('slim removed the body of input_blocker_guard_region: it never ran in any recording (see sglang/REMOVED.md)')

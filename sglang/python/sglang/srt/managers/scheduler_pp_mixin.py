@@ -4,7 +4,6 @@ import logging
 from typing import TYPE_CHECKING
 
 
-from sglang.srt.disaggregation.base.conn import KVPoll
 from sglang.srt.distributed.parallel_state import P2PWork
 from sglang.srt.environ import envs
 from sglang.srt.layers.dp_attention import (
@@ -35,44 +34,7 @@ if TYPE_CHECKING:
     from sglang.srt.managers.scheduler import Scheduler
 
 
-
-
-
-
 class SchedulerPPMixin:
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
     pass
 
 

@@ -1293,7 +1293,6 @@ class TokenizerManager(TokenizerControlMixin, TokenizerManagerScoreMixin):
                     f"{token_id}; valid range is [0, {vocab_size})."
                 )
 
-
     def _create_tokenized_object(
         self,
         obj: Union[GenerateReqInput, EmbeddingReqInput],
@@ -3191,15 +3190,6 @@ class TokenizerManager(TokenizerControlMixin, TokenizerManagerScoreMixin):
         self.elastic_scale_phase = "serving_expanded"
         self.elastic_last_error = None
         self.update_control_communicator_fan_out(msg.effective_ep_size)
-
-    def get_elastic_ep_state(self):
-        return {
-            "is_scaling_elastic_ep": self.elastic_pending_ep_size is not None,
-            "effective_ep_size": self.elastic_worker_count,
-            "pending_ep_size": self.elastic_pending_ep_size,
-            "scale_phase": self.elastic_scale_phase,
-            "last_error": self.elastic_last_error,
-        }
 
     async def scale_elastic_ep(
         self, obj: ScaleElasticEPReqInput

@@ -502,7 +502,6 @@ class TpModelWorker(BaseTpWorker):
         if self.hicache_layer_transfer_counter is not None:
             self.hicache_layer_transfer_counter.set_consumer(consumer_index)
 
-
     def get_worker_info(self):
         max_req_len = min(
             self.model_config.context_len - 1,

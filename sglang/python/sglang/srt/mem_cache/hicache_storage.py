@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
@@ -23,28 +20,9 @@ STORAGE_BATCH_SIZE = 128
 
 
 @dataclass
-class HiCacheStorageConfig:
-    tp_rank: int
-    tp_size: int
-    pp_rank: int
-    pp_size: int
-    attn_cp_rank: int
-    attn_cp_size: int
-    is_mla_model: bool
-    enable_storage_metrics: bool
-    is_page_first_layout: bool
-    model_name: Optional[str]
-    tp_lcm_size: Optional[int] = None
-    should_split_heads: bool = False
-    extra_config: Optional[dict] = None
-
-
-@dataclass
 class HiCacheStorageExtraInfo:
     prefix_keys: Optional[List[str]] = None
     extra_info: Optional[dict] = None
-
-
 
 
 class PoolName(str, Enum):
@@ -99,15 +77,6 @@ class PoolTransfer:
     indices_from_pool: Optional[PoolName] = None
 
 
-@dataclass(frozen=True)
-class SidecarPoolSpec:
-    """Pool whose transfer indices are reused from one real source pool."""
-
-    pool_name: PoolName
-    indices_from_pool: PoolName
-    hit_policy: PoolHitPolicy = PoolHitPolicy.ALL_PAGES
-
-
 @dataclass
 class PoolTransferResult:
     """Tracks how many pages were successfully processed per pool."""
@@ -117,25 +86,7 @@ class PoolTransferResult:
 
     @classmethod
     def empty(cls) -> PoolTransferResult:
-        return cls(0, {})
-
-    def update_kv_hit_pages(self, kv_hit_pages: int) -> None:
-        """Accumulate kv_hit_pages across batches (max = last successful batch)."""
-        self.kv_hit_pages = max(self.kv_hit_pages, kv_hit_pages)
-
-    def update_extra_pool_hit_pages(self, results: dict[str, List[bool]]) -> None:
-        """Record actual load/write success counts per extra pool.
-
-        Every extra pool contributes a prefix that must be contiguous from the
-        start, so count the leading run of successes
-        """
-        self.extra_pool_hit_pages.update(
-            {
-                name: (rs.index(False) if False in rs else len(rs))
-                for name, rs in results.items()
-            }
-        )
-
+        raise NotImplementedError('slim removed the body of PoolTransferResult.empty: it never ran in any recording (see sglang/REMOVED.md)')
 
 class HiCacheStorage(ABC):
     """
@@ -144,8 +95,6 @@ class HiCacheStorage(ABC):
     """
 
     # todo, the page size of storage backend does not have to be the same as the same as host memory pool
-
-
     def batch_exists_v2(
         self,
         keys: List[str],
@@ -290,291 +239,9 @@ class HiCacheStorage(ABC):
         pass
 
     # TODO: Use a finer-grained return type (e.g., List[bool])
-
     def clear(self) -> None:
         pass
 
-
-
-class MetadataCache:
-    def __init__(self, ttl_seconds: float):
-        self.ttl_seconds = ttl_seconds
-        # key -> monotonic timestamp
-        self.cache: dict[str, float] = {}
-        self.lock = threading.Lock()
-
-
-
-
-
-
 class HiCacheFile(HiCacheStorage):
 
-    def __init__(
-        self, storage_config: HiCacheStorageConfig, file_path: str = "/tmp/hicache"
-    ):
-        self.file_path = envs.SGLANG_HICACHE_FILE_BACKEND_STORAGE_DIR.get() or file_path
-
-        tp_rank, tp_size, pp_rank, pp_size, model_name, is_mla_model = (
-            storage_config.tp_rank,
-            storage_config.tp_size,
-            storage_config.pp_rank,
-            storage_config.pp_size,
-            storage_config.model_name,
-            storage_config.is_mla_model,
-        )
-        attn_cp_rank = storage_config.attn_cp_rank
-        attn_cp_size = storage_config.attn_cp_size
-        model_name = "-".join(model_name.split("/")) if model_name else ""
-        enable_pp = pp_size > 1
-        self.config_suffix = f"_{model_name}"
-        if not is_mla_model:
-            self.config_suffix += f"_{tp_rank}_{tp_size}"
-        if enable_pp:
-            self.config_suffix += f"_{pp_size}_{pp_rank}"
-        # Under NSA context parallel each CP rank holds a disjoint slice of every
-        # page, so give each rank its own file key to avoid a cross-rank write race.
-        if attn_cp_size > 1:
-            self.config_suffix += f"_cp{attn_cp_rank}_{attn_cp_size}"
-
-        if not os.path.exists(self.file_path) and tp_rank == 0 and attn_cp_rank == 0:
-            os.makedirs(self.file_path)
-            logger.info(f"Created HiCacheFile storage directory at {self.file_path}")
-
-        # Metadata cache positive lookup toggle & TTL
-        enable_cache_raw = None
-        if storage_config.extra_config:
-            enable_cache_raw = storage_config.extra_config.get("enable_metadata_cache")
-        if enable_cache_raw is None:
-            enable_cache_raw = (
-                envs.SGLANG_HICACHE_FILE_BACKEND_ENABLE_METADATA_CACHE.get()
-            )
-
-        self.enable_metadata_cache = bool(enable_cache_raw)
-
-        if self.enable_metadata_cache:
-            ttl_raw = None
-            if storage_config.extra_config:
-                ttl_raw = storage_config.extra_config.get("metadata_ttl")
-            if ttl_raw is None:
-                ttl_raw = envs.SGLANG_HICACHE_FILE_BACKEND_METADATA_TTL.get()
-
-            self.metadata_ttl = float(ttl_raw) if ttl_raw is not None else 5.0
-            self.metadata_cache = MetadataCache(self.metadata_ttl)
-            self._scan_existing_files_to_metadata_cache()
-        else:
-            self.metadata_cache = None
-
-        # All LRU / size accounting and disk eviction lives in the evictor so
-        # this backend stays a thin raw-bytes store. Imported lazily: the storage
-        # package __init__ pulls in the backend factory, which imports this
-        # module, so a top-level import here would be circular.
-        from sglang.srt.mem_cache.storage.file.lru_file_evictor import LRUFileEvictor
-
-        self._evictor = LRUFileEvictor(
-            self.file_path,
-            self.config_suffix,
-            tp_rank=tp_rank,
-            is_mla_model=is_mla_model,
-            extra_config=storage_config.extra_config,
-            on_evict=(
-                self.metadata_cache.remove if self.metadata_cache is not None else None
-            ),
-        )
-
-
-
-
-
-    def get(
-        self,
-        key: str,
-        target_location: torch.Tensor,
-        target_sizes: Optional[Any] = None,
-    ) -> torch.Tensor | None:
-        suffixed = self._get_suffixed_key(key)
-        tensor_path = os.path.join(self.file_path, f"{suffixed}.bin")
-        try:
-            expected = target_location.numel() * target_location.element_size()
-            with open(tensor_path, "rb", buffering=0) as f:
-                buf = memoryview(target_location.view(torch.uint8).contiguous().numpy())
-                if f.readinto(buf) != expected:
-                    raise IOError(f"Short read for {suffixed}")
-            self._evictor.touch(suffixed, tensor_path)
-            if self.metadata_cache is not None:
-                self.metadata_cache.add(suffixed)
-            return target_location
-        except FileNotFoundError:
-            if self.metadata_cache is not None:
-                self.metadata_cache.remove(suffixed)
-            logger.warning(f"Failed to fetch {key} from HiCacheFile storage.")
-            return None
-
-    def batch_get(
-        self,
-        keys: List[str],
-        target_locations: List[torch.Tensor],
-        target_sizes: Optional[Any] = None,
-    ) -> List[torch.Tensor | None]:
-        return [
-            self.get(key, target_location)
-            for key, target_location in zip(
-                keys, target_locations or [None] * len(keys)
-            )
-        ]
-
-    def set(
-        self,
-        key: str,
-        value: Optional[Any] = None,
-        target_location: Optional[Any] = None,
-        target_sizes: Optional[Any] = None,
-    ) -> bool:
-        suffixed = self._get_suffixed_key(key)
-        tensor_path = os.path.join(self.file_path, f"{suffixed}.bin")
-
-        # Fast path: same key already on disk. Refresh recency and skip rewrite.
-        if self.exists(key):
-            logger.debug(f"Key {key} already exists. Skipped.")
-            self._evictor.touch(suffixed, tensor_path)
-            return True
-
-        tmp_path = None
-        reserved = False
-        try:
-            value_bytes = value.numel() * value.element_size()
-            # Ask the evictor to admit + reserve disk space (evicting if needed).
-            if not self._evictor.reserve(suffixed, value_bytes, key=key):
-                return False
-            reserved = True
-
-            tmp_path = (
-                f"{tensor_path}.tmp."
-                f"{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex}"
-            )
-            value.contiguous().view(dtype=torch.uint8).numpy().tofile(tmp_path)
-            os.replace(tmp_path, tensor_path)
-            self._evictor.commit(suffixed)
-            if self.metadata_cache is not None:
-                self.metadata_cache.add(suffixed)
-            return True
-        except Exception as e:
-            logger.error(f"Failed to save tensor {key}: {e}")
-            # Roll back the reservation and clean up any half-written file.
-            if reserved:
-                self._evictor.abort(suffixed)
-            if tmp_path is not None:
-                try:
-                    os.remove(tmp_path)
-                except OSError:
-                    pass
-            if self.metadata_cache is not None:
-                self.metadata_cache.remove(suffixed)
-            return False
-
-    def batch_set(
-        self,
-        keys: List[str],
-        values: Optional[Any] = None,
-        target_locations: Optional[Any] = None,
-        target_sizes: Optional[Any] = None,
-    ) -> bool:
-        for key, value in zip(keys, values):
-            if not self.set(key, value):
-                return False
-        return True
-
-    def exists(self, key: str) -> bool:
-        key = self._get_suffixed_key(key)
-        if self.metadata_cache is not None and self.metadata_cache.contains(key):
-            return True
-        tensor_path = os.path.join(self.file_path, f"{key}.bin")
-        if os.path.exists(tensor_path):
-            if self.metadata_cache is not None:
-                self.metadata_cache.add(key)
-            return True
-        return False
-
-
-    def batch_exists_v2(
-        self,
-        keys: List[str],
-        pool_transfers: Optional[List[PoolTransfer]] = None,
-        extra_info: Optional[HiCacheStorageExtraInfo] = None,
-    ) -> PoolTransferResult:
-        existing_files = self._collect_existing_component_keys(keys, pool_transfers)
-
-        def has_component(page_idx: int, name: str) -> bool:
-            return (
-                f"{self._get_component_key(keys[page_idx], name)}.bin" in existing_files
-            )
-
-        # Longest contiguous KV prefix present in storage.
-        kv_pages = next(
-            (
-                i
-                for i in range(len(keys))
-                if f"{self._get_component_key(keys[i])}.bin" not in existing_files
-            ),
-            len(keys),
-        )
-
-        hit_count: dict[str, int] = {PoolName.KV: kv_pages} if kv_pages else {}
-        final_pages = kv_pages
-
-        for transfer in pool_transfers or []:
-            if final_pages == 0:
-                break
-            name = transfer.name
-            if transfer.hit_policy == PoolHitPolicy.ALL_PAGES:
-                boundary = next(
-                    (i for i in range(kv_pages) if not has_component(i, name)), kv_pages
-                )
-            else:  # trailing_pages
-                trailing = max(1, len(transfer.keys) if transfer.keys else 1)
-                boundary = 0
-                for prefix_len in range(kv_pages, 0, -1):
-                    if all(
-                        has_component(i, name)
-                        for i in range(max(0, prefix_len - trailing), prefix_len)
-                    ):
-                        boundary = prefix_len
-                        break
-            if boundary:
-                hit_count[name] = boundary
-            final_pages = min(final_pages, boundary)
-
-        return PoolTransferResult(final_pages, hit_count)
-
-
-
-
-
-    def batch_get_v2(
-        self,
-        transfers: List[PoolTransfer],
-        extra_info: Optional[HiCacheStorageExtraInfo] = None,
-    ) -> dict[str, List[bool]]:
-        return self._batch_io_v2(transfers, self._read_page)
-
-    def batch_set_v2(
-        self,
-        transfers: List[PoolTransfer],
-        extra_info: Optional[HiCacheStorageExtraInfo] = None,
-    ) -> dict[str, List[bool]]:
-        return self._batch_io_v2(transfers, self._write_page)
-
-    def clear(self) -> bool:
-        try:
-            for filename in os.listdir(self.file_path):
-                file_path = os.path.join(self.file_path, filename)
-                if os.path.isfile(file_path):
-                    os.remove(file_path)
-            self._evictor.clear()
-            if self.metadata_cache is not None:
-                self.metadata_cache.clear()
-            logger.info("Cleared all entries in HiCacheFile storage.")
-            return True
-        except Exception as e:
-            logger.error(f"Failed to clear HiCacheFile storage: {e}")
-            return False
+    pass

@@ -84,12 +84,6 @@ class RadixKey:
             return self.limit
         return n
 
-    def raw_token_ids(self) -> array:
-        """token_ids honoring `limit` (copies only when capped)."""
-        n = self._raw_len()
-        t = self.token_ids
-        return t if n == len(t) else t[:n]
-
     def __len__(self) -> int:
         n = self._raw_len()
         if self.is_bigram:
@@ -206,8 +200,6 @@ class RadixKey:
             plain = t[0] if page_size == 1 else tuple(t[:page_size])
         return plain if self.extra_key is None else (self.extra_key, plain)
 
-
-
 class TreeNode:
 
     counter = 0
@@ -243,8 +235,6 @@ class TreeNode:
     @property
     def backuped(self):
         return self.host_value is not None
-
-
 
     def get_last_hash_value(self) -> Optional[str]:
         """Returns the hash value of the last page in this node."""

@@ -32,7 +32,7 @@ import warnings
 from dataclasses import dataclass
 from enum import IntEnum, auto
 from functools import total_ordering
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
 import torch
 
@@ -223,8 +223,6 @@ class CaptureHiddenMode(IntEnum):
 _attn_tp_sequence_sharded_predicate: Optional[Callable[[int], bool]] = None
 
 
-
-
 def get_server_return_hidden_states_mode(server_args: Any) -> CaptureHiddenMode:
     mode = getattr(server_args, "return_hidden_states_mode", None)
     if mode == "last":
@@ -274,21 +272,6 @@ def compute_local_num_token_non_padded(
         0,
         tokens_per_rank,
     )
-
-
-def compute_local_num_token_non_padded_cpu(
-    global_num_token_non_padded: int,
-    num_tokens_per_dp: int,
-) -> int:
-    """Int-scalar twin of ``compute_local_num_token_non_padded``.
-
-    Replay-time hooks hold the global count as a host int
-    (``num_token_non_padded_cpu``) and write the localized result into a
-    device buffer; keeping the math on ints lets them use ``Tensor.fill_``
-    instead of staging a CPU tensor through a host-to-device copy per replay.
-    """
-    tokens_per_rank, rank_offset = _attn_tp_local_shard_bounds(num_tokens_per_dp)
-    return min(max(global_num_token_non_padded - rank_offset, 0), tokens_per_rank)
 
 
 @dataclass
@@ -1015,60 +998,6 @@ class ForwardBatch(ForwardBatchDeepSeekMHAMixin):
             num_tokens_per_dp=num_tokens_per_dp,
         )
 
-    def merge_mm_inputs(self) -> Optional[MultimodalInputs]:
-        """
-        Merge all multimodal inputs in the batch into a single MultiModalInputs object.
-
-        Returns:
-            if none, current batch contains no multimodal input
-
-        """
-        if not self.mm_inputs or all(x is None for x in self.mm_inputs):
-            return None
-        # Filter out None values
-        valid_inputs = [x for x in self.mm_inputs if x is not None]
-
-        # TODO: is it expensive?
-        # a workaround to avoid importing `MultimodalInputs`
-        merged = valid_inputs[0].__class__(mm_items=[])
-
-        # Merge remaining inputs
-        for mm_input in valid_inputs:
-            merged.merge(mm_input)
-
-        return merged
-
-    def contains_image_inputs(self) -> bool:
-        if self.mm_inputs is None:
-            return False
-        return any(
-            mm_input is not None and mm_input.contains_image_inputs()
-            for mm_input in self.mm_inputs
-        )
-
-    def contains_audio_inputs(self) -> bool:
-        if self.mm_inputs is None:
-            return False
-        return any(
-            mm_input is not None and mm_input.contains_audio_inputs()
-            for mm_input in self.mm_inputs
-        )
-
-    def contains_video_inputs(self) -> bool:
-        if self.mm_inputs is None:
-            return False
-        return any(
-            mm_input is not None and mm_input.contains_video_inputs()
-            for mm_input in self.mm_inputs
-        )
-
-    def contains_mm_inputs(self) -> bool:
-        return (
-            self.contains_audio_inputs()
-            or self.contains_video_inputs()
-            or self.contains_image_inputs()
-        )
-
     def _init_ngram_embedding_info(self, batch: ScheduleBatch, device: torch.device):
         if self.forward_mode.is_decode():
             column_starts, req_lens = self.seq_lens - 1, 1
@@ -1645,32 +1574,6 @@ def build_inner_fb_view(
 class PPProxyTensors:
     # adapted from https://github.com/vllm-project/vllm/blob/d14e98d924724b284dc5eaf8070d935e214e50c0/vllm/sequence.py#L1103
     tensors: Dict[str, torch.Tensor]
-
-    def __init__(self, tensors):
-        # manually define this function, so that
-        # Dynamo knows `IntermediateTensors()` comes from this file.
-        # Otherwise, dataclass will generate this function by evaluating
-        # a string, and we will lose the information about the source file.
-        self.tensors = tensors
-
-    def __getitem__(self, key: Union[str, slice]):
-        if isinstance(key, str):
-            return self.tensors[key]
-        elif isinstance(key, slice):
-            return self.__class__({k: v[key] for k, v in self.tensors.items()})
-
-    def __setitem__(self, key: str, value: torch.Tensor):
-        self.tensors[key] = value
-
-    def __len__(self):
-        return len(self.tensors)
-
-    def __eq__(self, other: object):
-        return isinstance(other, self.__class__) and self
-
-    def __repr__(self) -> str:
-        return f"PPProxyTensors(tensors={self.tensors})"
-
 
 def compute_position(
     attn_backend: str,

@@ -41,8 +41,6 @@ def share_input_buffer(name: str, new_buffer: torch.Tensor) -> torch.Tensor:
     return canonical.as_strided(new_buffer.size(), new_buffer.stride())
 
 
-
-
 # Values that index the rope table, the KV pool, req_to_token, or the mamba
 # state pool, so stale content is unsafe to execute.
 _INDEX_SEMANTIC_BUFFERS = frozenset(

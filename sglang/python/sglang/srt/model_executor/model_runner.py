@@ -1269,7 +1269,6 @@ class ModelRunner:
             model=self.model, device=self.device, tp_size=self.ps.tp_size
         )
 
-
     def prepare_dummy_forward_batch(self, forward_batch: ForwardBatch) -> ForwardBatch:
         """Customize a runner-created dummy batch before attention metadata initialization."""
         return forward_batch

@@ -250,8 +250,6 @@ def get_resolved_model_impl(model_config: ModelConfig) -> ModelImpl:
     return resolved_model_impl
 
 
-
-
 def should_deepgemm_weight_requant_ue8m0(
     weight_block_size, output_dtype=None, weight_shape=None
 ):

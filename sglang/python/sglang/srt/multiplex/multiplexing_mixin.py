@@ -25,8 +25,5 @@ logger = logging.getLogger(__name__)
 
 class SchedulerMultiplexMixin:
 
-
     # TODO(jason-fxz): This is a temporary demo
-
-
     pass

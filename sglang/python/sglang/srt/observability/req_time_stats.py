@@ -40,7 +40,6 @@ from sglang.srt.observability.trace import (
 from sglang.srt.utils import get_bool_env_var
 
 if TYPE_CHECKING:
-    from sglang.srt.disaggregation.base.conn import KVTransferMetric
     from sglang.srt.managers.schedule_batch import ScheduleBatch
 
 SGLANG_TEST_REQUEST_TIME_STATS = get_bool_env_var("SGLANG_TEST_REQUEST_TIME_STATS")
@@ -357,10 +356,6 @@ class ReqTimeStatsBase:
     def encode_json(self) -> Dict[str, Any]:
         return self.__getstate__()
 
-    def decode_json(self, state: Dict[str, Any]):
-        self.__setstate__(state)
-
-
 @dataclass
 class APIServerReqTimeStats(ReqTimeStatsBase):
     # get by time.perf_counter()
@@ -546,30 +541,6 @@ class DPControllerReqTimeStats(ReqTimeStatsBase):
         state.update(super().__getstate__())
         return state
 
-    def set_dp_dispatch_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.dpc_dispatch_time = ts
-
-        if self.trace_ctx.tracing_enable:
-            self.trace_ctx.trace_slice_start(
-                RequestStage.DPC_DISPATCH.stage_name,
-                RequestStage.DPC_DISPATCH.level,
-                convert_time_to_realtime_ns(ts),
-            )
-
-    def set_dp_dispatch_finish_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.dpc_dispatch_finish_time = ts
-
-        if self.trace_ctx.tracing_enable:
-            self.trace_ctx.trace_slice_end(
-                RequestStage.DPC_DISPATCH.stage_name,
-                RequestStage.DPC_DISPATCH.level,
-                convert_time_to_realtime_ns(ts),
-                thread_finish_flag=True,
-            )
-
-
 @dataclass
 class SchedulerReqTimeStats(ReqTimeStatsBase):
     """
@@ -644,57 +615,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         ts = ts or time.perf_counter()
         self.scheduler_recv_time = ts
 
-    def set_spec_draft_start_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.spec_draft_start_time = ts
-
-    def set_spec_draft_end_time(self, ts=None):
-        ts = ts or time.perf_counter()
-
-        if self.trace_ctx.tracing_enable:
-            stage = RequestStage.SPEC_DRAFT
-            self.trace_slice(stage, self.spec_draft_start_time, ts)
-
-    def set_spec_verify_start_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.spec_verify_start_time = ts
-
-    def set_spec_verify_end_time(
-        self,
-        ts=None,
-        num_correct_drafts: int = 0,
-        # FIXME: backward-compat alias, remove in next release.
-        accepted_tokens: Optional[int] = None,
-    ):
-        if accepted_tokens is not None:
-            num_correct_drafts = accepted_tokens
-        ts = ts or time.perf_counter()
-
-        if self.trace_ctx.tracing_enable:
-            stage = RequestStage.SPEC_VERIFY
-            self.trace_slice(
-                stage,
-                self.spec_verify_start_time,
-                ts,
-                {
-                    "num_correct_drafts": num_correct_drafts,
-                    # FIXME: backward-compat alias, remove in next release.
-                    "accepted_tokens": num_correct_drafts,
-                },
-            )
-
-    def set_run_batch_cpu_start_time(self, ts=None, attrs=None):
-        ts = ts or time.perf_counter()
-        self.run_batch_cpu_start_time = ts
-
-    def set_run_batch_cpu_end_time(self, ts=None, attrs=None):
-        ts = ts or time.perf_counter()
-        if self.run_batch_cpu_start_time > 0.0:
-            self.trace_slice(
-                RequestStage.RUN_BATCH_CPU, self.run_batch_cpu_start_time, ts, attrs
-            )
-            self.run_batch_cpu_start_time = 0.0
-
     def set_retract_time(self, ts=None):
         ts = ts or time.perf_counter()
         # retract
@@ -706,17 +626,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
 
         if self.trace_ctx.tracing_enable:
             self.trace_ctx.trace_event("retract", 1, convert_time_to_realtime_ns(ts))
-
-    def reset_prefill_retry_time(self):
-        self.wait_queue_entry_time = 0.0
-        self.forward_entry_time = 0.0
-        self.prefill_finished_time = 0.0
-        self.completion_time = 0.0
-        self.prefill_transfer_queue_entry_time = 0.0
-        self.prefill_kv_transfer_finish_time = 0.0
-        self.last_forward_entry_time = 0.0
-        self.last_prefill_finished_time = 0.0
-        self.last_chunked_prefill_finish_time = 0.0
 
     def set_wait_queue_entry_time(self, ts=None):
         ts = ts or time.perf_counter()
@@ -885,80 +794,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         if self.trace_ctx.tracing_enable:
             self.trace_ctx.abort()
 
-    def compute_and_observe_kv_transfer_metrics(
-        self,
-        transfer_metric: KVTransferMetric,
-    ) -> Optional[dict]:
-        """Compute KV transfer metrics and observe them via the metrics collector.
-
-        Returns a dict with latency_ms, total_mb, speed_gb_s if computable, else None.
-        """
-        result = {}
-        if transfer_metric.transfer_total_bytes is None:
-            return result if result else None
-
-        # Transfer latency, size, and speed
-        if transfer_metric.transfer_latency_s is not None:
-            transfer_latency_s = transfer_metric.transfer_latency_s
-        else:
-            if self.prefill_transfer_queue_entry_time <= 0 or self.completion_time <= 0:
-                return result if result else None
-            # Note: This only capture the last chunk time
-            transfer_latency_s = (
-                self.completion_time - self.prefill_transfer_queue_entry_time
-            )
-
-        if transfer_latency_s > 0:
-            latency_ms = transfer_latency_s * 1000
-
-            total_bytes = transfer_metric.transfer_total_bytes
-            total_mb = total_bytes / (1024 * 1024)
-            self.transfer_total_mb = total_mb
-
-            speed_gb_s = 0.0
-            if transfer_latency_s > 0:
-                speed_gb_s = (total_mb / 1024) / transfer_latency_s
-                self.transfer_speed_gb_s = speed_gb_s
-
-            result["latency_ms"] = latency_ms
-            result["total_mb"] = total_mb
-            result["speed_gb_s"] = speed_gb_s
-
-            if self.enable_metrics:
-                self.metrics_collector.observe_kv_transfer_metrics(
-                    latency_ms=latency_ms,
-                    total_mb=total_mb,
-                    speed_gb_s=speed_gb_s,
-                )
-
-        # Bootstrap and alloc durations
-        if (
-            self.prefill_bootstrap_queue_entry_time > 0
-            and self.bootstrap_done_time > 0
-            and self.wait_queue_entry_time > 0
-        ):
-            bootstrap_ms = (
-                self.bootstrap_done_time - self.prefill_bootstrap_queue_entry_time
-            ) * 1000
-            if transfer_metric.alloc_latency_s is not None:
-                alloc_ms = transfer_metric.alloc_latency_s * 1000
-            else:
-                alloc_ms = (
-                    max(0.0, self.wait_queue_entry_time - self.bootstrap_done_time)
-                    * 1000
-                )
-
-            result["bootstrap_ms"] = bootstrap_ms
-            result["alloc_ms"] = alloc_ms
-
-            if self.enable_metrics:
-                self.metrics_collector.observe_kv_transfer_bootstrap(
-                    bootstrap_ms=bootstrap_ms,
-                    alloc_ms=alloc_ms,
-                )
-
-        return result if result else None
-
     def set_quick_finish_time(self, ts=None):
         ts = ts or time.perf_counter()
         self.set_completion_time(ts)
@@ -972,20 +807,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         self.observe_per_stage_req_latency(stage, ts - self.scheduler_recv_time)
         self.trace_slice(stage, self.scheduler_recv_time, ts)
 
-    def set_prefill_transfer_queue_entry_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.prefill_transfer_queue_entry_time = ts
-
-    def set_prefill_kv_transfer_finish_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.prefill_kv_transfer_finish_time = ts
-
-        stage = RequestStage.PREFILL_TRANSFER_KV_CACHE
-        self.observe_per_stage_req_latency(
-            stage, ts - self.prefill_transfer_queue_entry_time
-        )
-        self.trace_slice(stage, self.prefill_transfer_queue_entry_time, ts)
-
     def set_decode_prealloc_queue_entry_time(self, ts=None):
         ts = ts or time.perf_counter()
         self.decode_prealloc_queue_entry_time = ts
@@ -993,31 +814,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         stage = RequestStage.DECODE_PREPARE
         self.observe_per_stage_req_latency(stage, ts - self.scheduler_recv_time)
         self.trace_slice(stage, self.scheduler_recv_time, ts)
-
-    def set_decode_transfer_queue_entry_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        self.decode_transfer_queue_entry_time = ts
-
-        stage = RequestStage.DECODE_BOOTSTRAP
-        self.observe_per_stage_req_latency(
-            stage, ts - self.decode_prealloc_queue_entry_time
-        )
-        self.trace_slice(stage, self.decode_prealloc_queue_entry_time, ts)
-
-        if self.enable_metrics and self.bootstrap_done_time > 0:
-            bootstrap_ms = (
-                self.bootstrap_done_time - self.decode_prealloc_queue_entry_time
-            ) * 1000
-            alloc_ms = (ts - self.bootstrap_done_time) * 1000
-            self.metrics_collector.observe_kv_transfer_bootstrap(
-                bootstrap_ms=bootstrap_ms,
-                alloc_ms=alloc_ms,
-            )
-
-    def set_bootstrap_done_time(self, ts=None):
-        ts = ts or time.perf_counter()
-        if self.bootstrap_done_time == 0.0:
-            self.bootstrap_done_time = ts
 
     def set_decode_prebuilt_finish_time(self, ts=None):
         ts = ts or time.perf_counter()
@@ -1175,8 +971,6 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
     @staticmethod
     def format_wallclock(perf_counter_time: float) -> str:
         return f"{convert_time_to_realtime(perf_counter_time):.3f}"
-
-
 
 
 def set_schedule_time_batch(batch: ScheduleBatch):

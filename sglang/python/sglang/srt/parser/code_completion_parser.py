@@ -75,8 +75,6 @@ def set_completion_template(template_name: str) -> None:
         completion_template_name = template_name
 
 
-
-
 def generate_completion_prompt_from_request(request: CompletionRequest) -> str:
     global completion_template_name
     if request.suffix == "":

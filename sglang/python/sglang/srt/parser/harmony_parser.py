@@ -19,24 +19,6 @@ class Token:
     end: int
 
 
-
-
-
-
-
-
-
-
 class HarmonyParser:
     """Facade for parsing Harmony format, switching between strategies."""
-
-    def __init__(self):
-        self.strategy = None
-        self._buffer = ""
-        self._should_filter_commentary = (
-            False  # Track if we should filter commentary in next chunks
-        )
-        self._partial_commentary = (
-            ""  # Track partial commentary being built across chunks
-        )
 

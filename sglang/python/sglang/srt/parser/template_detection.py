@@ -79,8 +79,6 @@ class _GenerationTagExtension(jinja2.ext.Extension):
 
     tags = {"generation"}
 
-
-
 def _has_toggle_default_assignment(
     ctx: TemplateDetectionContext, param: str, default: bool
 ) -> bool:
@@ -558,10 +556,6 @@ def detect_reasoning_pattern(
             return rule.value.always_on, rule.value
 
     return False, None
-
-
-
-
 
 
 def detect_inline_system_support(chat_template: Optional[str]) -> bool:

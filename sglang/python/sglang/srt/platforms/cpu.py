@@ -1,11 +1,8 @@
 """CPU device operations for the SRT platform layer."""
 
-import gc
-import platform as _platform
 from functools import cached_property
 from typing import Optional
 
-import psutil
 import torch
 
 from sglang.srt.platforms.device_mixin import (
@@ -35,25 +32,12 @@ class CpuDeviceMixin(DeviceMixin):
         return self.get_cpu_architecture()
 
     def get_device_total_memory(self, device_id: int = 0) -> int:
-        return int(psutil.virtual_memory().total)
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_device_total_memory: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_current_memory_usage(
         self, device: Optional["torch.device"] = None
     ) -> float:
-        """Whole-machine used memory (``total - available``) in bytes.
-
-        Chosen so the [Active] contract
-        ``free = get_device_total_memory() - get_current_memory_usage()``
-        yields ``psutil.available`` — the real free RAM on a machine shared
-        with the OS and other processes. Per-process RSS would wrongly ignore
-        their usage. There is no per-device allocator peak on CPU (unlike
-        ``torch.cuda.max_memory_allocated``), so this is current usage, not a
-        peak. Returns whole-machine bytes; per-rank NUMA division for CPU TP
-        is the caller's concern (kept in ``get_available_gpu_memory``'s CPU
-        branch), not here.
-        """
-        vm = psutil.virtual_memory()
-        return float(vm.total - vm.available)
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_current_memory_usage: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_device(self, local_rank: int) -> "torch.device":
         # local_rank is ignored: all CPU ranks share the one CPU device, so
@@ -63,7 +47,7 @@ class CpuDeviceMixin(DeviceMixin):
         # (ModelRunner.init_threads_binding), not the device object.
         # TODO(zijiexia): make per-rank placement NUMA-affinity aware
         # (rank -> NUMA node) when the platform layer takes this over.
-        return torch.device("cpu")
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_device: it never ran in any recording (see sglang/REMOVED.md)')
 
     def set_device(self, device: "torch.device") -> None:
         # Documented no-op on CPU — torch.cpu.set_device is "in CPU we do
@@ -72,25 +56,21 @@ class CpuDeviceMixin(DeviceMixin):
         # torch.set_default_device("cpu"), which would flip the process-wide
         # default tensor device; per-rank CPU isolation is via OpenMP/numactl
         # binding (see get_device), not here.
-        torch.cpu.set_device(device)
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.set_device: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_device_name(self, device_id: int = 0) -> str:
         # Arch-only label. We deliberately avoid platform.processor(): it
         # spawns a subprocess (~ms) on some platforms (e.g. macOS) and on Linux
         # is usually empty or redundant with the arch (e.g. "x86_64: x86_64").
-        if self.cpu_arch == CpuArchEnum.ARM:
-            return "cpu (aarch64)"
-        if self.cpu_arch == CpuArchEnum.X86:
-            return "cpu (x86_64)"
-        return "cpu"
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_device_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_device_uuid(self, device_id: int = 0) -> str:
         # CPU has no per-device UUID; return the arch string as a stable
         # host-level identifier (matches the multimodal CpuPlatform).
-        return _platform.machine()
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_device_uuid: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_device_capability(self, device_id: int = 0) -> Optional[DeviceCapability]:
-        return None
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_device_capability: it never ran in any recording (see sglang/REMOVED.md)')
 
     def empty_cache(self) -> None:
         # No torch.cpu.empty_cache() exists; do a GC pass at the teardown
@@ -105,19 +85,18 @@ class CpuDeviceMixin(DeviceMixin):
         #   tcmalloc / TBB malloc the CPU guide preloads via LD_PRELOAD. Real
         #   RSS reclaim belongs in a separate allocator-aware, benchmarked
         #   change.
-        gc.collect()
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.empty_cache: it never ran in any recording (see sglang/REMOVED.md)')
 
     def synchronize(self) -> None:
         # Documented no-op on CPU (no async streams to drain). Called for
         # symmetry with CudaDeviceMixin's torch.cuda.synchronize().
-        torch.cpu.synchronize()
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.synchronize: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_available_memory(self, device_id: int = 0) -> tuple[int, int]:
-        vm = psutil.virtual_memory()
-        return (vm.available, vm.total)
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_available_memory: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_torch_distributed_backend_str(self) -> str:
-        return "gloo"
+        raise NotImplementedError('slim removed the body of CpuDeviceMixin.get_torch_distributed_backend_str: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class CpuSRTPlatform(CpuDeviceMixin, SRTPlatform):
@@ -130,4 +109,4 @@ class CpuSRTPlatform(CpuDeviceMixin, SRTPlatform):
     """
 
     def is_pin_memory_available(self, device=None) -> bool:
-        return False
+        raise NotImplementedError('slim removed the body of CpuSRTPlatform.is_pin_memory_available: it never ran in any recording (see sglang/REMOVED.md)')

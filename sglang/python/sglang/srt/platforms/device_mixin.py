@@ -72,15 +72,6 @@ class DeviceCapability(NamedTuple):
     major: int
     minor: int
 
-    def as_version_str(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-    def to_int(self) -> int:
-        """Express capability as ``<major><minor>`` (minor is single digit)."""
-        assert 0 <= self.minor < 10
-        return self.major * 10 + self.minor
-
-
 _DEVICE_TO_DISTRIBUTED_BACKEND: dict[str, str] = {
     "cuda": "nccl",
     "xpu": "xccl",
@@ -111,7 +102,6 @@ class DeviceMixin:
     def is_cuda(self) -> bool:
         return self._enum == PlatformEnum.CUDA
 
-
     def is_cpu(self) -> bool:
         return self._enum == PlatformEnum.CPU
 
@@ -123,7 +113,6 @@ class DeviceMixin:
 
     def is_npu(self) -> bool:
         return self._enum == PlatformEnum.NPU
-
 
     def is_mps(self) -> bool:
         return self._enum == PlatformEnum.MPS
@@ -211,7 +200,6 @@ class DeviceMixin:
         non-default backend (e.g. mooncake, or a brand-new device).
         """
         return _DEVICE_TO_DISTRIBUTED_BACKEND.get(self.device_type, "gloo")
-
 
     # ---- Misc ----
 

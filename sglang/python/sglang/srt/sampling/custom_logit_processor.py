@@ -44,16 +44,6 @@ class CustomLogitProcessor(ABC):
         return _cache_from_str(json_str)()
 
 
-
-
-
-
-
-
-
-
-
-
 # Adapted from DeepSeek's implementation: https://github.com/deepseek-ai/DeepSeek-OCR/blob/main/DeepSeek-OCR-master/DeepSeek-OCR-vllm/process/ngram_norepeat.py
 class DeepseekOCRNoRepeatNGramLogitProcessor(CustomLogitProcessor):
     """Block n-gram repetitions within a sliding window for DeepSeek-OCR outputs."""

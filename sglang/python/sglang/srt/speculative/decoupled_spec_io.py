@@ -3,34 +3,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @dataclass(frozen=True)
 class DecoupledSpecIpcConfig:
     bind_endpoint: str

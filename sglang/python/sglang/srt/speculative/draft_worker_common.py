@@ -32,17 +32,11 @@ _SUPPORTED_DRAFT_BACKENDS = (
 )
 
 
-
-
-
-
 def _draft_load_format_fields() -> dict:
     draft_load_format = get_spec().speculative_draft_load_format
     if draft_load_format is None:
         return {}
     return dict(load_format=draft_load_format)
-
-
 
 
 def draft_server_args_copy(server_args: ServerArgs, target_model_config) -> ServerArgs:
@@ -74,13 +68,5 @@ def draft_server_args_copy(server_args: ServerArgs, target_model_config) -> Serv
         },
     )
     return draft_server_args
-
-
-
-
-
-
-
-
 
 

@@ -235,10 +235,6 @@ def build_tree_kernel_efficient(
     )
 
 
-
-
-
-
 def verify_tree_greedy_func(
     predicts: torch.Tensor,
     accept_index: torch.Tensor,

@@ -38,65 +38,14 @@ class CustomSpecAlgo:
     overlap scheduling.
     """
 
-    def __init__(
-        self,
-        name: str,
-        factory: WorkerFactory,
-        *,
-        supports_overlap: bool = False,
-        validate_server_args: Optional[ServerArgsValidator] = None,
-    ):
-        self.name = name
-        self.factory = factory
-        self.supports_overlap = supports_overlap
-        self.validate_server_args = validate_server_args
-
-    def __repr__(self) -> str:
-        return f"CustomSpecAlgo({self.name!r})"
-
-
-
     def is_speculative(self) -> bool:
-        return True
+        raise NotImplementedError('slim removed the body of CustomSpecAlgo.is_speculative: it never ran in any recording (see sglang/REMOVED.md)')
 
     def is_eagle(self) -> bool:
-        return False
-
-
-
-
-
-
-
-
-
-
-
-
-    def handle_server_args(self, server_args: ServerArgs) -> None:
-        pass
+        raise NotImplementedError('slim removed the body of CustomSpecAlgo.is_eagle: it never ran in any recording (see sglang/REMOVED.md)')
 
     def create_worker(self, server_args: ServerArgs) -> Type:
-        if not server_args.disable_overlap_schedule and not self.supports_overlap:
-            raise ValueError(
-                f"Speculative algorithm {self.name} does not support overlap scheduling."
-            )
-        if not self.supports_overlap:
-            # Reached only when overlap is disabled, so the algorithm really
-            # does run synchronously on the V2 schema below.
-            logger.warning(
-                "Speculative algorithm %s is registered with "
-                "supports_overlap=False, which is deprecated: the spec V1 "
-                "worker path has been removed, and the algorithm now runs on "
-                "the V2 scheduler schema with overlap disabled (synchronous). "
-                "Migrate the plugin worker to support overlap scheduling.",
-                self.name,
-            )
-        return self.factory(server_args)
-
-
-
-
+        raise NotImplementedError('slim removed the body of CustomSpecAlgo.create_worker: it never ran in any recording (see sglang/REMOVED.md)')
 
 _REGISTRY: Dict[str, CustomSpecAlgo] = {}
 
@@ -106,54 +55,6 @@ _REGISTRY: Dict[str, CustomSpecAlgo] = {}
 _RESERVED_ALIASES = frozenset({"NEXTN"})
 
 
-def _reserved_names() -> frozenset:
-    """Names plugins cannot register under: every ``SpeculativeAlgorithm``
-    member plus ``_RESERVED_ALIASES``.
-
-    Derived from the enum (lazily, to avoid a circular import — ``spec_info``
-    imports this module) so any new builtin is reserved automatically without
-    editing a second list.
-    """
-    from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
-
-    return frozenset(algo.name for algo in SpeculativeAlgorithm) | _RESERVED_ALIASES
-
-
-def _assert_custom_spec_algo_conforms(spec_class: Type[CustomSpecAlgo]) -> None:
-    """Fail fast if ``spec_class`` drifts from the ``SpeculativeAlgorithm``
-    duck-typing contract.
-
-    ``from_string`` returns either type and callers dispatch on the shared
-    ``is_*()`` / ``supports_*()`` interface without isinstance checks, so every
-    such method on the enum must also exist on the registered spec class —
-    otherwise a plugin-registered algo hits ``AttributeError`` at a call site
-    (this is how ``is_some`` / ``is_frozen_kv_mtp`` silently went missing). New
-    predicates are covered automatically; no second list to maintain.
-
-    Called from ``register_algorithm`` rather than at import time because
-    ``spec_info`` imports this module, so ``SpeculativeAlgorithm`` does not yet
-    exist while this module is loading; at registration time it is fully
-    defined.
-    """
-    # NOTE: use ``vars()`` not ``dir()`` for the enum — ``EnumMeta.__dir__``
-    # hides instance methods, so ``dir(SpeculativeAlgorithm)`` would yield an
-    # empty interface and turn this guard into a silent no-op.
-    from sglang.srt.speculative.spec_info import SpeculativeAlgorithm
-
-    interface = {
-        name
-        for name in vars(SpeculativeAlgorithm)
-        if name.startswith(("is_", "supports_"))
-    }
-    missing = sorted(interface - set(dir(spec_class)))
-    if missing:
-        raise TypeError(
-            f"{spec_class.__name__} is missing duck-typed methods from "
-            f"SpeculativeAlgorithm: {missing}. Add them to {spec_class.__name__} "
-            "so plugin-registered algorithms stay dispatchable."
-        )
-
-
 def register_algorithm(
     name: str,
     *,
@@ -161,35 +62,8 @@ def register_algorithm(
     validate_server_args: Optional[ServerArgsValidator] = None,
     spec_class: Type[CustomSpecAlgo] = CustomSpecAlgo,
 ) -> Callable[[WorkerFactory], WorkerFactory]:
-    """Return a decorator that registers a plugin algorithm under ``name``.
-
-    Pass a ``spec_class`` subclass of ``CustomSpecAlgo`` to override any
-    ``is_*()`` / ``supports_*()`` / ``create_worker`` method.
-    """
-    upper = name.upper()
-    if upper in _reserved_names():
-        raise ValueError(
-            f"'{upper}' is a reserved speculative algorithm name; cannot be re-registered."
-        )
-    if upper in _REGISTRY:
-        raise ValueError(f"Speculative algorithm '{upper}' already registered.")
-    _assert_custom_spec_algo_conforms(spec_class)
-
-    def decorator(factory: WorkerFactory) -> WorkerFactory:
-        _REGISTRY[upper] = spec_class(
-            name=upper,
-            factory=factory,
-            supports_overlap=supports_overlap,
-            validate_server_args=validate_server_args,
-        )
-        return factory
-
-    return decorator
+    raise NotImplementedError('slim removed the body of register_algorithm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_spec(name: Optional[str]) -> Optional[CustomSpecAlgo]:
-    """Return the registered spec for ``name``, or ``None`` for builtin /
-    unknown names."""
-    if name is None:
-        return None
-    return _REGISTRY.get(name.upper())
+    raise NotImplementedError('slim removed the body of get_spec: it never ran in any recording (see sglang/REMOVED.md)')

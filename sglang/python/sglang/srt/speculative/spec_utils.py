@@ -246,8 +246,6 @@ def spec_need_hidden_states(server_args: Optional[ServerArgs] = None) -> bool:
     return not server_args.enable_multi_layer_eagle
 
 
-
-
 def _select_top_k_tokens_first(
     topk_p: torch.Tensor,
     topk_index: torch.Tensor,
@@ -558,7 +556,6 @@ class GrammarTree:
         draft_token: torch.Tensor,
     ) -> GrammarTree:
         return cls((retrieve_next_token, retrieve_next_sibling, draft_token), None)
-
 
     def resolve(self) -> Tuple[torch.Tensor, ...]:
         if self._done is not None:

@@ -14,47 +14,15 @@ _MB = 1024 * 1024
 
 
 def get_tensor_size_bytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
+    raise NotImplementedError('slim removed the body of get_tensor_size_bytes: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class BaseDeviceCache:
-    def __init__(
-        self,
-        max_batch_size: int,
-        num_layers: int,
-        topk_size: int,
-        device: str,
-        name: str,
-    ):
-        self.buffer = torch.zeros(
-            (max_batch_size, num_layers, topk_size),
-            dtype=torch.int32,
-            device=device,
-        )
-        self.num_layers = num_layers
-        self.topk_size = topk_size
-        self.name = name
-        self._log_allocation()
-
-
-
+    pass
 
 
 class BaseHostCache:
-    def __init__(self, num_tokens: int, num_layers: int, topk_size: int, name: str):
-        self.buffer = torch.zeros(
-            (num_tokens, num_layers, topk_size),
-            dtype=torch.int32,
-            device="cpu",
-            pin_memory=True,
-        )
-        self.num_tokens = num_tokens
-        self.num_layers = num_layers
-        self.topk_size = topk_size
-        self.name = name
-        self._log_allocation()
-
-
+    pass
 
 
 @dataclasses.dataclass
@@ -71,11 +39,10 @@ class TopkCaptureOutput:
     def map_device_tensors(self, fn):
         # Device-tensor fields only; caller injects the copy+safety primitive
         # (see GenerationBatchResult.copy_to_cpu).
-        self.out_cache_loc = fn(self.out_cache_loc)
-        self.topk = fn(self.topk)
+        raise NotImplementedError('slim removed the body of TopkCaptureOutput.map_device_tensors: it never ran in any recording (see sglang/REMOVED.md)')
 
     def finalize(self):
-        self.host_cache.buffer[self.out_cache_loc] = self.topk
+        raise NotImplementedError('slim removed the body of TopkCaptureOutput.finalize: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class BaseTopkCapturer:
@@ -104,7 +71,4 @@ class BaseTopkCapturer:
             device,
             name=name,
         )
-
-
-
 

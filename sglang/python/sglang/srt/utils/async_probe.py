@@ -76,8 +76,6 @@ def sanitize_nan_logits(logits: torch.Tensor, msg: str = ""):
     torch.nan_to_num_(logits, nan=-1e30, posinf=1e30, neginf=-1e30)
 
 
-
-
 def maybe_detect_nan(tensor: Optional[torch.Tensor], msg: str = ""):
     """Async NaN check — no GPU-CPU sync, error surfaces at next sync point."""
     if not envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
@@ -96,8 +94,6 @@ def maybe_detect_inf(tensor: Optional[torch.Tensor], msg: str = ""):
     if tensor is None:
         return
     torch._assert_async(~torch.any(torch.isinf(tensor)), f"Inf detected! {msg}")
-
-
 
 
 def maybe_detect_oob(indices: Optional[torch.Tensor], low: int, high: int, msg: str):

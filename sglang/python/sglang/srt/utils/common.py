@@ -23,7 +23,6 @@ import ctypes
 import functools
 import gc
 import importlib
-import io
 import itertools
 import json
 import logging
@@ -82,7 +81,6 @@ import triton
 from packaging import version as pkg_version
 from PIL import UnidentifiedImageError
 from starlette.routing import Mount
-from torch import nn
 from torch.library import Library
 from torch.utils._contextlib import _DecoratorContextManager
 from typing_extensions import Literal
@@ -149,16 +147,6 @@ def is_xpu() -> bool:
     return hasattr(torch, "xpu") and torch.xpu.is_available()
 
 
-def register_xpu_device_properties_for_dynamo() -> None:
-    return
-
-    import torch._dynamo.utils as dynamo_utils
-
-    xpu_props_type = getattr(torch.xpu, "_XpuDeviceProperties", None)
-    if xpu_props_type is not None:
-        dynamo_utils.common_constant_types.add(xpu_props_type)
-
-
 @lru_cache(maxsize=1)
 def is_npu() -> bool:
     if not hasattr(torch, "npu"):
@@ -221,16 +209,6 @@ def get_cuda_version():
     if torch.version.cuda:
         return tuple(map(int, torch.version.cuda.split(".")))
     return (0, 0)
-
-
-@contextmanager
-def device_context(device: torch.device):
-    module = torch.get_device_module(device)
-    if module is not None:
-        with module.device(device.index):
-            yield
-    else:
-        raise ValueError(f"Unknown device module: {device}")
 
 
 def _check_cuda_device_version(
@@ -528,12 +506,6 @@ def get_dispatch_device_backend():
 @lru_cache(maxsize=1)
 def get_device_module():
     return torch.get_device_module()
-
-
-
-
-
-
 
 
 def get_device_sm():
@@ -836,8 +808,6 @@ def get_device(device_id: Optional[int] = None) -> str:
         )
 
 
-
-
 def get_device_core_count(device_id: int = 0) -> int:
     if (hasattr(torch, "cuda") and torch.cuda.is_available()):
         return torch.cuda.get_device_properties(device_id).multi_processor_count
@@ -952,18 +922,6 @@ def get_hip_version():
     return (0, 0, 0)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 @contextmanager
 def maybe_reindex_device_id(gpu_id: int):
 
@@ -1027,20 +985,11 @@ def flatten_arrays_to_pinned_cpu(parts: List[array[int]], pin: bool) -> torch.Te
     return cpu_t
 
 
-def flatten_arrays_to_int64_tensor(
-    parts: List[array[int]], device, pin: bool
-) -> torch.Tensor:
-    """Flatten a list of array.array('q') buffers into one int64 tensor on `device`."""
-    return flatten_arrays_to_pinned_cpu(parts, pin).to(device, non_blocking=True)
-
-
 # explicitly use pure text format, with a newline at the end
 # this makes it impossible to see the animation in the progress bar
 # but will avoid messing up with ray or multiprocessing, which wraps
 # each line of output with some prefix.
 BAR_FORMAT = "{desc}: {percentage:3.0f}% Completed | {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
-
-
 
 
 _warned_bool_env_var_keys = set()
@@ -1121,7 +1070,6 @@ class DynamicGradMode(_DecoratorContextManager):
     with their behavior controlled by an environment variable. Just refer to them.
     """
 
-
     def __init__(self, mode=True):
         if not torch._jit_internal.is_scripting():
             super().__init__()
@@ -1166,14 +1114,6 @@ time_infos = {}
 def enable_show_time_cost():
     global show_time_cost
     show_time_cost = True
-
-
-
-
-
-
-
-
 
 
 class LayerFn(Protocol):
@@ -1225,8 +1165,6 @@ def make_layers(
     return modules, start_layer, end_layer
 
 
-
-
 def set_random_seed(seed: int) -> None:
     """Set the random seed for all libraries."""
     random.seed(seed)
@@ -1241,8 +1179,6 @@ def set_random_seed(seed: int) -> None:
 _mm_http_session = threading.local()
 
 
-
-
 # Raised by the loaders below when client-supplied media cannot be fetched or
 # decoded. ValueError is in the set because invalid base64 raises binascii.Error.
 CLIENT_MEDIA_EXCEPTIONS = (
@@ -1250,8 +1186,6 @@ CLIENT_MEDIA_EXCEPTIONS = (
     UnidentifiedImageError,
     requests.exceptions.RequestException,
 )
-
-
 
 
 @dataclass
@@ -1269,24 +1203,6 @@ class VideoData:
 
 
 image_extension_names = (".png", ".jpg", ".jpeg", ".webp", ".gif")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def suppress_noisy_warnings():
@@ -1612,8 +1528,6 @@ def configure_logger(server_args, prefix: str = ""):
 
 
 # source: https://github.com/vllm-project/vllm/blob/93b38bea5dd03e1b140ca997dfaadef86f8f1855/vllm/lora/utils.py#L9
-
-
 def set_weight_attrs(
     weight: torch.Tensor,
     weight_attrs: Optional[Dict[str, Any]],
@@ -1974,8 +1888,6 @@ def init_custom_process_group(
     return pg
 
 
-
-
 @functools.lru_cache(None)
 def print_warning_once(msg: str) -> None:
     # Set the stacklevel to 2 to print the caller's line info
@@ -2101,10 +2013,7 @@ def set_gpu_proc_affinity(
     logger.info(f"Process {pid} gpu_id {gpu_id} is running on CPUs: {p.cpu_affinity()}")
 
 
-
-
 class MultiprocessingSerializer:
-
     pass
 
 
@@ -2139,77 +2048,6 @@ def normalize_serialized_named_tensor_payloads(
     payloads: List[SerializedTensorPayload],
 ) -> List[bytes]:
     return [normalize_serialized_named_tensor_payload(data) for data in payloads]
-
-
-class SafeUnpickler(pickle.Unpickler):
-    ALLOWED_MODULE_PREFIXES = {
-        # --- Python types ---
-        "builtins.",
-        "collections.",
-        "copyreg.",
-        "functools.",
-        "itertools.",
-        "operator.",
-        "types.",
-        "weakref.",
-        # --- PyTorch types ---
-        "torch.",
-        "torch._tensor.",
-        "torch.storage.",
-        "torch.nn.parameter.",
-        "torch.autograd.function.",
-        # --- torch distributed ---
-        "torch.distributed.",
-        "torch.distributed._shard.",
-        "torch.distributed._composable.",
-        "torch._C._distributed_c10d.",
-        "torch._C._distributed_fsdp.",
-        "torch.distributed.optim.",
-        # --- multiprocessing ---
-        "multiprocessing.resource_sharer.",
-        "multiprocessing.reduction.",
-        "pickletools.",
-        # --- PEFT / LoRA ---
-        "peft.",
-        "transformers.",
-        "huggingface_hub.",
-        # --- SGLang & Unitest ---
-        "sglang.srt.weight_sync.tensor_bucket.",
-        "sglang.srt.model_executor.model_runner.",
-        "sglang.srt.model_executor.model_runner_components.weight_updater.",
-        "sglang.srt.layers.",
-        "sglang.srt.utils.",
-        "sglang.srt.disaggregation.",
-        "sglang.srt.managers.",
-        "torch_npu.",
-    }
-
-    DENY_CLASSES = {
-        ("builtins", "eval"),
-        ("builtins", "exec"),
-        ("builtins", "compile"),
-        ("os", "system"),
-        ("subprocess", "Popen"),
-        ("subprocess", "run"),
-        ("codecs", "decode"),
-        ("types", "CodeType"),
-        ("types", "FunctionType"),
-    }
-
-
-
-
-
-def safe_pickle_loads(data):
-    """Drop-in replacement for pickle.loads() that blocks unsafe class loading."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        buf = bytes(data)
-    else:
-        # zmq.Frame and other buffer-protocol objects
-        buf = bytes(memoryview(data))
-    return SafeUnpickler(io.BytesIO(buf)).load()
-
-
 
 
 def nullable_str(val: str):
@@ -2283,14 +2121,6 @@ class UvicornAccessLogFilter(logging.Filter):
     - Uvicorn access records usually provide `request_line` like: "GET /metrics HTTP/1.1".
     - We defensively fall back to parsing `record.getMessage()` if needed.
     """
-
-    def __init__(self, excluded_path_prefixes=None):
-        super().__init__()
-        excluded_path_prefixes = excluded_path_prefixes or []
-        # Normalize once: drop empty prefixes, stringify, keep as tuple (fast iteration, immutable).
-        self.excluded_path_prefixes = tuple(str(p) for p in excluded_path_prefixes if p)
-
-
 
 def set_uvicorn_logging_configs(server_args=None):
     from uvicorn.config import LOGGING_CONFIG
@@ -2651,14 +2481,6 @@ def flatten_nested_list(nested_list):
         return [nested_list]
 
 
-def is_non_idle_and_non_empty(forward_mode, hidden_states):
-    return (
-        (forward_mode is not None)
-        and not forward_mode.is_idle()
-        and hidden_states.shape[0] > 0
-    )
-
-
 def fast_topk(values, topk, dim):
     if topk == 1:
         # Use max along the specified dimension to get both value and index
@@ -2683,8 +2505,6 @@ def is_no_spec_infer_or_topk_one(server_args):
         server_args.speculative_eagle_topk == 1
         and (server_args.page_size == 1 or server_args.page_size is None)
     )
-
-
 
 
 # Can be more general if it is used in multiple places (keep it simple and thus not general now)
@@ -2713,23 +2533,6 @@ def log_info_on_rank0(logger, msg):
             logger.info(f"{msg} (rank-check failed: {e})")
 
 
-def log_debug_on_rank0(logger, msg):
-    """
-    Log a debug message only on tensor model parallel rank 0.
-    Falls back to logging if distributed is not initialized or error occurs.
-    """
-
-    try:
-        if torch.distributed.is_initialized() and get_parallel().tp_rank == 0:
-            logger.debug(msg)
-    except Exception as e:
-        if torch.distributed.is_initialized():
-            if torch.distributed.get_rank() == 0:
-                logger.debug(f"{msg} (rank-check failed: {e})")
-        else:
-            logger.debug(f"{msg} (rank-check failed: {e})")
-
-
 def load_json_config(data: str):
     try:
         return orjson.loads(data)
@@ -2737,19 +2540,11 @@ def load_json_config(data: str):
         return orjson.loads(Path(data).read_text())
 
 
-
-
 T = TypeVar("T")
 
 
 class Withable(Generic[T]):
-    def __init__(self):
-        self._value: Optional[T] = None
-
-    @property
-    def value(self) -> T:
-        return self._value
-
+    pass
 
 
 def require_mlp_tp_gather(server_args: ServerArgs):
@@ -2906,22 +2701,11 @@ def read_system_prompt_from_file(model_name: str) -> str:
         return ""
 
 
-
-
 # TODO: currently gemm kernel has the below requirements:
 # OC % TILE_N == 0, where TILE_N = 16
 # IC % TILE_K == 0, where TILE_K = 32
-def dim_is_supported(weight):
-    return weight.size(0) % 16 == 0 and weight.size(1) % 32 == 0
-
-
-
-
 class PackWeightMethod:
-    def __init__(self, weight_names, transpose_dims=None):
-        self.weight_names = weight_names
-        self.transpose_dims = transpose_dims
-
+    pass
 
 
 class LazyValue:
@@ -2944,19 +2728,6 @@ class LazyValue:
             self._value = self._creator()
             self._creator = None
         return self._value
-
-
-def dynamic_import(func_path: str):
-    parts = func_path.split(".")
-    if len(parts) < 2:
-        raise ValueError(
-            "func_path should contain both module name and func name (such as 'module.func')"
-        )
-    module_path = ".".join(parts[:-1])
-    func_name = parts[-1]
-    module = importlib.import_module(module_path)
-    func = getattr(module, func_name)
-    return func
 
 
 def gc_object_counts():
@@ -3027,27 +2798,6 @@ def configure_gc_logger():
 # COPIED FROM DeepGEMM
 def ceil_align(x: int, y: int) -> int:
     return ceil_div(x, y) * y
-
-
-def spec_decode_alloc_len_per_request(server_args) -> int:
-    """Per-request KV tokens a (spec-v1) decode step allocates: the draft-decode
-    topk*num_steps peak vs. the verify num_draft_tokens, page-aligned.
-    """
-    page_size = server_args.page_size
-    len_per_topk = server_args.speculative_num_steps or 1
-    spec_topk = server_args.speculative_eagle_topk or 1
-    spec_tokens = server_args.speculative_num_draft_tokens or 1
-
-    if page_size > 1 and spec_topk > 1:
-        # last partial page and ceil alignment
-        len_per_topk = ceil_align(len_per_topk + page_size, page_size)
-        spec_tokens = ceil_align(spec_tokens, page_size)
-    elif page_size > 1:
-        # only page alignment
-        len_per_topk = ceil_align(len_per_topk, page_size)
-        spec_tokens = ceil_align(spec_tokens, page_size)
-
-    return max(len_per_topk * spec_topk, spec_tokens)
 
 
 # COPIED FROM DeepGEMM
@@ -3180,108 +2930,6 @@ def lru_cache_frozenset(maxsize=128):
     return decorator
 
 
-def apply_module_patch(target_module, target_function, wrappers):
-    original_module, original_function = parse_module_path(
-        target_module, target_function, False
-    )
-
-    original_function_id = id(original_function)
-
-    candidate = original_function
-    for wrapper in wrappers:
-        candidate = wrapper(candidate)
-    if target_function is not None:
-        setattr(original_module, target_function, candidate)
-
-    for key, value in sys.modules.copy().items():
-        try:
-            if (
-                target_function is not None
-                and hasattr(value, target_function)
-                and id(getattr(value, target_function)) == original_function_id
-            ):
-                setattr(value, target_function, candidate)
-        except ImportError as e:
-            # Ignore some modules reporting ImportError when calling hasattr
-            logger.warning(f"Ignore {value} reports ImportError with:\n{str(e)}")
-
-
-def parse_module_path(module_path, function_name, create_dummy):
-    from importlib.machinery import ModuleSpec
-
-    def create_dummy_module(full_path, parent=None):
-        """Create and register a placeholder module"""
-        dummy = types.ModuleType(full_path)
-        dummy.__file__ = "vllm_ascend.dummy_module.py"
-        dummy.__spec__ = ModuleSpec(full_path, None)
-        sys.modules[full_path] = dummy
-        if parent:
-            setattr(parent, full_path.split(".")[-1], dummy)
-        return dummy
-
-    def create_placeholder_function(func_name):
-        """Create dummy function that raises when called"""
-
-        def placeholder(*args, **kwargs):
-            raise NotImplementedError(f"Function {func_name} is a placeholder")
-
-        placeholder.__name__ = func_name
-        return placeholder
-
-    modules = module_path.split(".")
-    current_module = None
-    processed_path = []
-
-    for idx, part in enumerate(modules):
-        current_path = ".".join(modules[: idx + 1])
-        parent_path = ".".join(modules[:idx]) if idx > 0 else None
-
-        try:
-            current_module = importlib.import_module(current_path)
-        except ModuleNotFoundError:
-            # Handle missing module
-            parent = importlib.import_module(parent_path) if parent_path else None
-            if parent and hasattr(parent, part):
-                # Use existing attribute from parent
-                current_module = getattr(parent, part)
-                # Check for early function resolution
-                if function_name and hasattr(current_module, function_name):
-                    return current_module, getattr(current_module, function_name)
-                if function_name and create_dummy:
-                    ph_func = create_placeholder_function(function_name)
-                    setattr(current_module, function_name, ph_func)
-                    return current_module, ph_func
-                if function_name:
-                    raise AttributeError(
-                        f"Function {function_name} missing in {current_path}"
-                    )
-            else:
-                if not create_dummy:
-                    raise
-                # Create and register dummy module
-                current_module = create_dummy_module(
-                    current_path,
-                    parent=(
-                        importlib.import_module(parent_path) if parent_path else None
-                    ),
-                )
-
-        processed_path.append(part)
-
-    # Final function handling
-    final_module = sys.modules[module_path]
-    if function_name is not None:
-        if not hasattr(final_module, function_name):
-            if create_dummy:
-                ph_func = create_placeholder_function(function_name)
-                setattr(final_module, function_name, ph_func)
-            else:
-                setattr(final_module, function_name, None)
-        return final_module, getattr(final_module, function_name)
-
-    return final_module, None
-
-
 @lru_cache(maxsize=1)
 def mxfp8_block_convert_required():
     """Whether MXFP8 weights must be converted to block-fp8 [128,128] at load.
@@ -3334,26 +2982,6 @@ class ConcurrentCounter:
     and waiting for them to complete.
     """
 
-    def __init__(self, initial: int = 0):
-        """
-        Initialize the counter with an optional initial value.
-
-        Args:
-            initial (int): The initial value of the counter. Default is 0.
-        """
-        self._count = initial
-        self._condition = asyncio.Condition()
-
-
-    def __repr__(self) -> str:
-        """Return an informative string representation of the counter."""
-        return f"<ConcurrentCounter value={self.value()}>"
-
-
-
-
-
-
 @lru_cache(maxsize=1)
 def is_triton_kernels_available() -> bool:
     if importlib.util.find_spec("triton_kernels") is None:
@@ -3374,8 +3002,6 @@ def json_list_type(value):
         raise argparse.ArgumentTypeError(
             f"Invalid JSON list: {value}. Please provide a valid JSON list."
         )
-
-
 
 
 def get_num_new_pages(
@@ -3402,10 +3028,6 @@ def get_num_new_pages(
     num_new_pages = num_pages_after - num_pages_before
     sum_num_new_pages = torch.sum(num_new_pages).to(torch.int64)
     return sum_num_new_pages.item()
-
-
-
-
 
 
 def reserve_rope_cache_for_long_sequences(
@@ -3454,8 +3076,6 @@ def calc_diff(x, y):
     denominator = (x * x + y * y).sum()
     sim = 2 * (x * y).sum() / denominator
     return 1 - sim
-
-
 
 
 def raise_error_or_warn(obj, strict, counter_name, message, log_interval=1000):

@@ -1,9 +1,6 @@
-from collections import deque
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Callable, Deque, Dict, List, Optional
+from typing import Optional
 
-import torch
 
 
 def device_timer_ctx(timer: Optional["DeviceTimer"], category: str):
@@ -18,36 +15,6 @@ def device_timer_ctx(timer: Optional["DeviceTimer"], category: str):
 
 
 class DeviceTimer:
-    def __init__(self, reporter: Callable):
-        self._intervals: Deque[_TimingInterval] = deque()
-        self._reporters: List[Callable] = [reporter]
-        self._in_wrap = False
+    pass
 
 
-
-
-
-
-
-@dataclass
-class _TimingInterval:
-    start_event: torch.cuda.Event
-    end_event: Optional[torch.cuda.Event] = None
-    metadata: Optional[Dict] = None
-
-    @staticmethod
-    def create():
-        start_event = torch.cuda.Event(enable_timing=True)
-        start_event.record()
-        return _TimingInterval(start_event=start_event)
-
-    def end(self, metadata: Dict):
-        end_event = torch.cuda.Event(enable_timing=True)
-        end_event.record()
-
-        assert self.end_event is None
-        self.end_event = end_event
-        self.metadata = metadata
-
-    def elapsed_time(self) -> float:
-        return self.start_event.elapsed_time(self.end_event)

@@ -52,14 +52,6 @@ class Property:
         raise NotImplementedError
 
 
-
-
-
-
-
-
-
-
 class InClosedRange(Property):
     """Closed [lo, hi] -- for value sanity (e.g. a probability / confidence)."""
 
@@ -70,10 +62,6 @@ class InClosedRange(Property):
 
     def ok(self, value: torch.Tensor) -> torch.Tensor:
         return (value >= self.lo) & (value <= self.hi)
-
-
-
-
 
 
 # name -> Invariant; enumerated by the CI meta-test to enforce injection coverage.
@@ -102,8 +90,6 @@ class Invariant:
         self.prop = prop
         self.recover = recover
         _REGISTRY[name] = self
-
-
 
 
 def _get_rank() -> int:

@@ -13,7 +13,6 @@
 # ==============================================================================
 """PyTorch hooks for layerwise NVTX profiling."""
 
-import torch
 
 
 class PytHooks(object):
@@ -28,57 +27,5 @@ class PytHooks(object):
         my_hook.register_hooks(my_network_model)
     """
 
-    def __init__(self):
-        """Initialize module variables
-
-        Returns:
-            None:
-
-        Raises:
-            None:
-        """
-        super().__init__()
-        self.module_to_name_map = {}
-
-
-
-
-
     def register_hooks(self, network_model, module_prefix="top"):
-        """User level function that activates all the hooks
-
-        The user needs to call this method from the network source code
-        The code descends all the modules in the network and registers their
-        respective hooks.
-
-        Args:
-            network_model: Model object for the network
-            module_prefix: (default: top)
-
-        Returns:
-            None
-
-        Raises:
-            Exception if a module instance is reused
-        """
-        # Module types to skip (simple operations that don't need detailed profiling)
-        skip_types = (
-            torch.nn.Identity,
-            torch.nn.Dropout,
-            torch.nn.Dropout1d,
-            torch.nn.Dropout2d,
-            torch.nn.Dropout3d,
-        )
-
-        for name, module in network_model.named_modules(prefix=module_prefix):
-            # Skip certain module types to reduce profiling overhead
-            if isinstance(module, skip_types):
-                continue
-
-            module.register_forward_pre_hook(self.module_fwd_pre_hook)
-            module.register_forward_hook(self.module_fwd_hook)
-            if module not in self.module_to_name_map:
-                self.module_to_name_map[module] = name
-            else:
-                raise ValueError("Module instance {} is not unique ".format(module))
-        return
+        raise NotImplementedError('slim removed the body of PytHooks.register_hooks: it never ran in any recording (see sglang/REMOVED.md)')

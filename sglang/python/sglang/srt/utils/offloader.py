@@ -1,23 +1,13 @@
 import logging
-import os
 from abc import ABC
 from typing import Callable, Generator, List, Optional
 
 import torch
-from torch.func import functional_call
 
-from sglang.srt.distributed.naive_distributed import (
-    NaiveDistributed,
-    set_naive_distributed,
-)
 from sglang.srt.layers.parameter import ModelWeightParameter
-from sglang.srt.runtime_context import get_parallel, get_stream
+from sglang.srt.runtime_context import get_parallel
 from sglang.srt.server_args import ServerArgs
 from sglang.srt.utils import MultiprocessingSerializer, is_pin_memory_available
-from sglang.srt.utils.host_shared_memory import (
-    HostSharedMemoryManager,
-    set_host_shared_memory_manager,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -81,198 +71,11 @@ def create_offloader_from_server_args(server_args: ServerArgs, dp_rank: int):
 
 
 class OffloaderV1(BaseOffloader):
-    def __init__(self, cpu_offload_max_bytes: int):
-        self._cpu_offload_bytes = 0
-        self._cpu_offload_max_bytes = cpu_offload_max_bytes
-
-    def wrap_modules(
-        self,
-        all_modules_generator: Generator[torch.nn.Module, None, None],
-        submodule_accessor: Optional[_SubmoduleAccessor] = None,
-        whitelist_param_names_creator: Optional[_WhitelistParamNamesCreator] = None,
-    ):
-        return [self.maybe_offload_to_cpu(module) for module in all_modules_generator]
-
+    pass
 
 
 class OffloaderV2(BaseOffloader):
-    def __init__(
-        self,
-        group_size: int,
-        num_in_group: int,
-        prefetch_step: int,
-        mode: str,
-        dp_rank: int,
-        dp_size: int,
-    ):
-        self.group_size = group_size
-        self.num_in_group = num_in_group
-        self.prefetch_step = prefetch_step
-        self.mode = mode
-
-        run_id = os.environ["SGLANG_RUN_ID"]
-
-        # Temporarily init inside Offloader, can move if other modules also need this
-        if self.mode in {"sharded_gpu", "shm_cpu"}:
-
-            assert get_parallel().tp_size == 1, "not yet support tp_size!=1"
-            set_naive_distributed(
-                NaiveDistributed(
-                    rank=dp_rank,
-                    world_size=dp_size,
-                    rendezvous=f"/tmp/{run_id}",
-                )
-            )
-        if self.mode in {"shm_cpu"}:
-            set_host_shared_memory_manager(
-                HostSharedMemoryManager(
-                    base_name=run_id,
-                )
-            )
-
-        self.offloaders = []
-
-    def wrap_modules(
-        self,
-        all_modules_generator: Generator[torch.nn.Module, None, None],
-        submodule_accessor: Optional[_SubmoduleAccessor] = None,
-        whitelist_param_names_creator: Optional[_WhitelistParamNamesCreator] = None,
-    ):
-        assert len(self.offloaders) == 0, "should only call wrap_modules once"
-
-        # The offloader's async prefetch/offload copies run on their own
-        # stream — sharing the models' "alt" overlap stream would serialize
-        # unrelated copy and compute work.
-        alt_stream = get_stream("offload")
-
-        all_modules = []
-        offload_submodules = []
-        for module_index, module in enumerate(all_modules_generator):
-            all_modules.append(module)
-            if module_index % self.group_size >= self.group_size - self.num_in_group:
-                submodule = submodule_accessor(module)
-                whitelist_param_names = whitelist_param_names_creator(submodule)
-                logger.info(
-                    f"[offloader] offload {module_index=} submodule={type(submodule)} params={whitelist_param_names} memory_allocated={torch.cuda.memory_allocated()}"
-                )
-                offload_submodules.append(submodule)
-                self.offloaders.append(
-                    _ModuleOffloader(
-                        mode=self.mode,
-                        module=submodule,
-                        alt_stream=alt_stream,
-                        whitelist_param_names=whitelist_param_names,
-                    )
-                )
-
-        for index, module in enumerate(offload_submodules):
-            _hook_module_forward_for_offloader(
-                index=index,
-                module=module,
-                offloaders=self.offloaders,
-                prefetch_step=self.prefetch_step,
-            )
-
-        return all_modules
-
-    def post_init(self):
-        for offloader in self.offloaders:
-            offloader.post_init()
-
-        for i in range(self.prefetch_step):
-            self.offloaders[i].start_onload()
-
-    @property
-    def forbid_copy_engine_usage(self):
-        return self.mode == "cpu"
-
-
-def _hook_module_forward_for_offloader(index, module, offloaders, prefetch_step):
-    def _on_forward_end():
-        offloaders[(index + prefetch_step) % len(offloaders)].start_onload()
-        offloaders[index].offload()
-
-    _hook_module_forward_raw(
-        module,
-        on_forward_end=_on_forward_end,
-        get_parameter_and_buffer_dicts=lambda: offloaders[
-            index
-        ].wait_and_get_device_tensors(),
-    )
-
-
-def _hook_module_forward_raw(module, on_forward_end, get_parameter_and_buffer_dicts):
-    original_forward = module.forward
-
-    def forward(*args, **kwargs):
-        module.forward = original_forward
-        output = functional_call(
-            module, get_parameter_and_buffer_dicts(), args=args, kwargs=kwargs
-        )
-        on_forward_end()
-        module.forward = forward
-        return output
-
-    module.forward = forward
-
-
-class _ModuleOffloader(ABC):
-    def __init__(
-        self,
-        mode: str,
-        module: torch.nn.Module,
-        alt_stream: torch.cuda.Stream,
-        whitelist_param_names: List[str],
-    ):
-        self.mode = mode
-        self.module = module
-        self.device = next(module.parameters()).device
-        self.alt_stream = alt_stream
-
-        assert self.device != torch.device(
-            "cpu"
-        ), "not handled device=cpu case yet (should skip this tensor)"
-
-        self._device_tensors = None
-        self._load_event = None
-
-        param_dict = dict(self.module.named_parameters())
-        assert all(
-            name in param_dict for name in whitelist_param_names
-        ), f"{whitelist_param_names=} {list(param_dict.keys())=}"
-
-        self._param_offloaders = {
-            name: _BaseParamOffloader.create(mode, module=module, param_name=name)
-            for name in whitelist_param_names
-        }
-
-
-
-
-
-
-
-class _BaseParamOffloader(ABC):
-
-    def __init__(self, module, param_name):
-        self._module = module
-        self._param_name = param_name
-
-    @property
-    def _param(self):
-        return getattr(self._module, self._param_name)
-
-    def post_init(self):
-        pass
-
-    def create_device_tensor(self):
-        raise NotImplementedError
-
-
-
-
-
-
+    pass
 
 
 def update_param(param, new_tensor):
@@ -287,8 +90,6 @@ def update_param(param, new_tensor):
         param.data = _create_cpu_data(new_tensor, pin_memory=True)
 
 
-
-
 def _create_cpu_data(data, pin_memory: bool):
     cpu_data = _empty_strided_like(
         data,
@@ -297,8 +98,6 @@ def _create_cpu_data(data, pin_memory: bool):
     )
     cpu_data.copy_(data)
     return cpu_data
-
-
 
 
 def _empty_strided_like(x: torch.Tensor, device, pin_memory=False):
@@ -316,7 +115,3 @@ def _empty_strided_like(x: torch.Tensor, device, pin_memory=False):
 
 
 # TODO unify with ShmCpu mode
-
-
-
-

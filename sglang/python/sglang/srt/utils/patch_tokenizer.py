@@ -18,8 +18,6 @@ def patch_tokenizer(tokenizer):
     return tokenizer
 
 
-
-
 def _is_kimi_tiktoken_tokenizer(tokenizer):
     cls = type(tokenizer)
     class_name = cls.__name__
@@ -42,7 +40,4 @@ class _SpecialTokensCachePatcher:
     _PATCHED_FLAG = "_sglang_special_tokens_patched"
     _CACHED_TOKENS_ATTR = "_sglang_cached_special_tokens"
     _CACHED_IDS_ATTR = "_sglang_cached_special_ids"
-
-
-
 

@@ -1,7 +1,5 @@
 import logging
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional
 
 
 from sglang.srt.distributed.parallel_state_wrapper import ParallelState
@@ -41,71 +39,16 @@ def export_cuda_graph_capture_trace(prof_context, *, runner_name: str, tp_rank: 
 
 
 class ProfileManager:
-    def __init__(self, ps: ParallelState, cpu_group):
-        self.stage_based_trigger = _StageBasedTrigger(
-            on_start=self._do_start,
-            on_stop=self._do_stop,
-        )
-        self.ps = ps
-        self.cpu_group = cpu_group
-        self.first_rank_in_node = ps.gpu_id == get_device().base_gpu_id
-        self.profiler_kwargs = None
-        self.profiler = None
-
-
-
-    def manual_start(self):
-        raise NotImplementedError("manually start is only supported yet")
-
-    def manual_stop(self):
-        raise NotImplementedError("manually stop is only supported yet")
-
-
-
-
+    pass
 
 
 # ======================================== Stage related ==========================================
 
 
-class _StageBasedTrigger:
-    @dataclass
-    class _StageConfig:
-        target_count: int
-
-    @dataclass
-    class _RunningState:
-        curr_stage: str
-        curr_count: int
-
-    def __init__(self, on_start: Callable, on_stop: Callable):
-        self.on_start = on_start
-        self.on_stop = on_stop
-
-        self.running_state: Optional[_StageBasedTrigger._RunningState] = None
-        # When a stage is in the dict, it means it is being or should be executed
-        self.stage_configs: Dict[str, _StageBasedTrigger._StageConfig] = {}
-
-
-
-
 # ======================================== Concrete profilers ==========================================
 
 
-
-
-
-
-
-
-
         # TODO: migrate `_merge_profile_traces`
-
-
-
-
-
-
 
 
 def build_step_span_name(forward_batch: ForwardBatch) -> str:

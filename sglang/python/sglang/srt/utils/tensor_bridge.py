@@ -29,8 +29,6 @@ except ImportError:
     pass
 
 
-
-
 @lru_cache(maxsize=1)
 def use_mlx() -> bool:
     """Return True when the user opted-in via ``SGLANG_USE_MLX=1`` **and** MLX is importable."""
@@ -69,22 +67,8 @@ MLX_TO_TORCH_DTYPE = (
 TORCH_TO_MLX_DTYPE = {v: k for k, v in MLX_TO_TORCH_DTYPE.items()}
 
 
-
-
-
-
-
-
-
-
 # TODO(perf): accept a list/batch of arrays and convert them in one pass
 # to reduce the Python ↔ MLX round-trip overhead.
-
-
-
-
-
-
 __all__ = [
     "use_mlx",
 ]

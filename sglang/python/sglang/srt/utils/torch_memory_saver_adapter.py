@@ -28,7 +28,6 @@ class TorchMemorySaverAdapter(ABC):
             _TorchMemorySaverAdapterReal() if enable else _TorchMemorySaverAdapterNoop()
         )
 
-
     def configure_subprocess(self):
         raise NotImplementedError
 

@@ -136,10 +136,6 @@ def get_default_target_flags(arch: ArchInfo | None = None) -> List[str]:
         ]
 
 
-
-
-
-
 def get_jit_cuda_arch() -> ArchInfo:
     """Get the current CUDA architecture info."""
     _init_jit_cuda_arch_once()

@@ -14,10 +14,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-
-
-
-
 def cache_once(fn: F) -> F:
     """
     NOTE: `functools.lru_cache` is not compatible with `torch.compile`
@@ -33,8 +29,6 @@ def cache_once(fn: F) -> F:
         return result_map[key]
 
     return wrapper  # type: ignore
-
-
 
 
 @cache_once

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Callable, Dict, List
 
 
-
-
 REGISTERED_DEPENDENCIES: Dict[str, Callable[[], List[str]]] = {}
 
 
@@ -18,11 +16,5 @@ def register_dependency(name: str):
         return f
 
     return decorator
-
-
-
-
-
-
 
 

@@ -61,19 +61,12 @@ class _GatedActivationOp(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        d = input.shape[-1] // 2
-        result = self._act(input[..., :d]) * input[..., d:]
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of _GatedActivationOp.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aot(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        import sgl_kernel
-
-        return getattr(sgl_kernel, self.kernel_attr)(input, out)
+        raise NotImplementedError('slim removed the body of _GatedActivationOp.forward_aot: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_jit(
         self,
@@ -82,11 +75,7 @@ class _GatedActivationOp(BaseFusedOp):
         expert_ids: Optional[torch.Tensor] = None,
         expert_step: int = 1,
     ) -> torch.Tensor:
-        import sglang.kernels.ops.activation.activation as jit_activation
-
-        return getattr(jit_activation, self.kernel_attr)(
-            input, out, expert_ids, expert_step
-        )
+        raise NotImplementedError('slim removed the body of _GatedActivationOp.forward_jit: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class SiluAndMulOp(_GatedActivationOp):
@@ -125,25 +114,12 @@ class SiluAndMulOp(_GatedActivationOp):
     }
 
     def _act(self, gate: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        return F.silu(gate)
+        raise NotImplementedError('slim removed the body of SiluAndMulOp._act: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aiter(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        import torch
-        from aiter import silu_and_mul as _aiter_silu_and_mul
-
-        d = input.shape[-1] // 2
-        if out is None:
-            out = torch.empty(
-                (*input.shape[:-1], d), dtype=input.dtype, device=input.device
-            )
-        # aiter's ROCm silu_and_mul: (out, input, limit); limit=0.0 = no clamp,
-        # matching the standard (unclamped) gated-SiLU used elsewhere.
-        _aiter_silu_and_mul(out, input, 0.0)
-        return out
+        raise NotImplementedError('slim removed the body of SiluAndMulOp.forward_aiter: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class GeluAndMulOp(_GatedActivationOp):
@@ -158,9 +134,7 @@ class GeluAndMulOp(_GatedActivationOp):
     }
 
     def _act(self, gate: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        return F.gelu(gate, approximate="none")
+        raise NotImplementedError('slim removed the body of GeluAndMulOp._act: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class GeluTanhAndMulOp(_GatedActivationOp):
@@ -175,9 +149,7 @@ class GeluTanhAndMulOp(_GatedActivationOp):
     }
 
     def _act(self, gate: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        return F.gelu(gate, approximate="tanh")
+        raise NotImplementedError('slim removed the body of GeluTanhAndMulOp._act: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class ReLU2Op(BaseFusedOp):
@@ -202,25 +174,12 @@ class ReLU2Op(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        x = F.relu(input)
-        result = x * x
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of ReLU2Op.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_jit(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        from sglang.kernels.ops.activation.activation import relu2
-
-        result = relu2(input)
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of ReLU2Op.forward_jit: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class QuickGELUOp(BaseFusedOp):
@@ -245,24 +204,12 @@ class QuickGELUOp(BaseFusedOp):
     def forward_native(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        import torch
-
-        result = input * torch.sigmoid(1.702 * input)
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of QuickGELUOp.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aot(
         self, input: torch.Tensor, out: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        import torch
-        from sgl_kernel import gelu_quick
-
-        if out is None:
-            out = torch.empty(input.shape, dtype=input.dtype, device=input.device)
-        gelu_quick(input, out)
-        return out
+        raise NotImplementedError('slim removed the body of QuickGELUOp.forward_aot: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 _SILU_AND_MUL = register_fused_op(SiluAndMulOp(), __name__, "_SILU_AND_MUL")
@@ -277,32 +224,27 @@ _GELU_QUICK = register_fused_op(QuickGELUOp(), __name__, "_GELU_QUICK")
 def silu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """``out = silu(input[..., :d]) * input[..., d:]`` with ``d = input.shape[-1] // 2``."""
-    return _SILU_AND_MUL(input, out)
+    raise NotImplementedError('slim removed the body of silu_and_mul: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def gelu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """``out = gelu(input[..., :d]) * input[..., d:]``."""
-    return _GELU_AND_MUL(input, out)
+    raise NotImplementedError('slim removed the body of gelu_and_mul: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def gelu_tanh_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """``out = gelu_tanh(input[..., :d]) * input[..., d:]``."""
-    return _GELU_TANH_AND_MUL(input, out)
+    raise NotImplementedError('slim removed the body of gelu_tanh_and_mul: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def relu2(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``out = relu(input) ** 2``."""
-    return _RELU2(input, out)
+    raise NotImplementedError('slim removed the body of relu2: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def gelu_quick(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``out = input * sigmoid(1.702 * input)``."""
-    return _GELU_QUICK(input, out)
+    raise NotImplementedError('slim removed the body of gelu_quick: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 __all__ = [

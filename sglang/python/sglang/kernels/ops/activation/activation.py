@@ -76,10 +76,6 @@ def _run_activation_inplace(
     module.run_activation(input_2d, out_2d, op_name)
 
 
-
-
-
-
 @register_custom_op(mutates_args=["out"])
 def _run_activation_filtered_inplace(
     op_name: str,
@@ -163,10 +159,6 @@ def silu_and_mul(
     expert_step: int = 1,
 ) -> torch.Tensor:
     return run_activation("silu", input, out, expert_ids, expert_step)
-
-
-
-
 
 
 def gelu_and_mul(

@@ -797,8 +797,6 @@ def extend_attention_fwd(
     )
 
 
-
-
 @triton.jit
 def _fwd_kernel_unified(
     Q,

@@ -3,102 +3,13 @@ import triton
 import triton.language as tl
 
 
-@triton.jit
-def pad_sequence_with_mask_kernel(
-    input_ptr,  # (total_tokens, hidden)
-    offsets_ptr,  # (B,)
-    lengths_ptr,  # (B,)
-    output_ptr,  # (B, max_len, hidden)
-    mask_ptr,  # (B, max_len)
-    max_len,
-    hidden_dim,
-    BLOCK_M: tl.constexpr,  # seq block
-    BLOCK_D: tl.constexpr,  # hidden block
-):
-    b = tl.program_id(0)  # batch index
-    m = tl.program_id(1)  # seq block index
-
-    offset = tl.load(offsets_ptr + b)
-    length = tl.load(lengths_ptr + b)
-
-    seq_ids = m * BLOCK_M + tl.arange(0, BLOCK_M)
-    hid_ids = tl.arange(0, BLOCK_D)
-
-    seq_mask = seq_ids < max_len
-    valid_token = seq_ids < length
-
-    # input index
-    in_token = offset + seq_ids
-    in_ptr = input_ptr + in_token[:, None] * hidden_dim + hid_ids[None, :]
-
-    # output index
-    out_ptr = (
-        output_ptr
-        + b * max_len * hidden_dim
-        + seq_ids[:, None] * hidden_dim
-        + hid_ids[None, :]
-    )
-
-    values = tl.load(
-        in_ptr,
-        mask=valid_token[:, None] & (hid_ids[None, :] < hidden_dim),
-        other=0.0,
-    )
-
-    tl.store(
-        out_ptr,
-        values,
-        mask=seq_mask[:, None] & (hid_ids[None, :] < hidden_dim),
-    )
-
-    # attention mask
-    if tl.program_id(2) == 0:
-        mask_out_ptr = mask_ptr + b * max_len + seq_ids
-        tl.store(mask_out_ptr, valid_token, mask=seq_mask)
-
-
 def pad_sequence_with_mask(
     input_emb,  # (total_tokens, hidden)
     offsets,  # (B,)
     lengths,  # (B,)
     max_len,
 ):
-    B = offsets.shape[0]
-    hidden_dim = input_emb.shape[1]
-
-    output = torch.zeros(
-        (B, max_len, hidden_dim),
-        device=input_emb.device,
-        dtype=input_emb.dtype,
-    )
-    attn_mask = torch.empty(
-        (B * max_len),
-        device=input_emb.device,
-        dtype=torch.bool,
-    )
-
-    BLOCK_D = triton.next_power_of_2(hidden_dim)
-    BLOCK_M = triton.next_power_of_2(max_len)
-
-    grid = (
-        B,
-        triton.cdiv(max_len, BLOCK_M),
-        1,
-    )
-
-    pad_sequence_with_mask_kernel[grid](
-        input_emb,
-        offsets,
-        lengths,
-        output,
-        attn_mask,
-        max_len,
-        hidden_dim,
-        BLOCK_M=BLOCK_M,
-        BLOCK_D=BLOCK_D,
-    )
-
-    return B, output, attn_mask
+    raise NotImplementedError('slim removed the body of pad_sequence_with_mask: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @triton.jit
@@ -324,67 +235,10 @@ def unpad_draft_extend_output(
     return output[:total_tokens, :, :]
 
 
-@triton.jit
-def seqlens_expand_kernel(
-    extend_seq_lens_ptr,  # [N]
-    seq_lens_ptr,  # [N]
-    offsets_ptr,  # [N+1]
-    output_ptr,  # [sum(extend_seq_lens)]
-    N,
-    BLOCK: tl.constexpr,
-):
-    pid = tl.program_id(0)
-
-    if pid >= N:
-        return
-
-    qo_len = tl.load(extend_seq_lens_ptr + pid)
-    kv_len = tl.load(seq_lens_ptr + pid)
-
-    start = kv_len - qo_len + 1
-    out_offset = tl.load(offsets_ptr + pid)
-
-    offs = tl.arange(0, BLOCK)
-    mask = offs < qo_len
-
-    # Clamp to >= 0: rows with kv_len < qo_len (DP-padded / idle-companion
-    # rows whose kv is the CUDA-graph fill value) would otherwise produce
-    # negative lengths, which unsigned consumers (e.g. the top-k v2 kernel,
-    # which reads lengths as uint32) turn into ~4e9-token lengths and an
-    # illegal memory access.
-    values = tl.maximum(start + offs, 0)
-    tl.store(output_ptr + out_offset + offs, values, mask=mask)
-
-
 def seqlens_expand_triton(
     extend_seq_lens: torch.Tensor,
     seq_lens: torch.Tensor,
     total_len: int,
     max_q_len: int,
 ):
-    """
-    extend_seq_lens: [N], int32, CUDA
-    seq_lens:        [N], int32, CUDA
-    """
-    assert extend_seq_lens.is_cuda
-    assert seq_lens.is_cuda
-
-    N = extend_seq_lens.numel()
-
-    offsets = torch.zeros(N + 1, device=extend_seq_lens.device, dtype=torch.int32)
-    offsets[1:] = torch.cumsum(extend_seq_lens, dim=0)
-    output = torch.empty(total_len, device=extend_seq_lens.device, dtype=torch.int32)
-
-    BLOCK = triton.next_power_of_2(max_q_len)
-    grid = (N,)
-
-    seqlens_expand_kernel[grid](
-        extend_seq_lens,
-        seq_lens,
-        offsets,
-        output,
-        N,
-        BLOCK=BLOCK,
-    )
-
-    return output
+    raise NotImplementedError('slim removed the body of seqlens_expand_triton: it never ran in any recording (see sglang/REMOVED.md)')

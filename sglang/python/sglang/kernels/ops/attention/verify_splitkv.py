@@ -31,7 +31,6 @@ the caller falls back to ``extend_attention_fwd``. Supported case: causal
 sliding-window / logit-cap / xai-temperature. Correctness is never violated.
 """
 
-import torch
 import triton
 import triton.language as tl
 
@@ -61,11 +60,6 @@ _BLOCK_CONFIG = {
 }
 
 
-def block_config(head_dim):
-    """Return (BLOCK_N, num_warps) for a head_dim; default for untuned dims."""
-    return _BLOCK_CONFIG.get(head_dim, (DEFAULT_BLOCK_N, DEFAULT_NUM_WARPS))
-
-
 # ---------------------------------------------------------------------------
 # Adaptive N_SPLITS.
 # ---------------------------------------------------------------------------
@@ -90,34 +84,6 @@ def block_config(head_dim):
 ADAPTIVE_SPLITS = True
 MAX_N_SPLITS = 16
 MIN_N_SPLITS = 4
-
-
-def choose_n_splits(avg_seqlen):
-    """Pick N_SPLITS (power of two, in [MIN_N_SPLITS, MAX_N_SPLITS]) from the
-    average prefix length. Tuned by the real-shape sweep (head_dim=256, BS*H_Q
-    =128 base programs on ~132 CUs):
-
-        ctx  <  4k -> 4   (short: extra splits add launch/reduction overhead)
-        4k <= ctx < 8k -> 8   (sweet spot: best across 1k-16k in the sweep)
-        ctx >= 8k      -> 16  (long: a few more splits help latency-bound tail)
-
-    Never 32 (4096 grid blocks oversubscribes the device and regresses, per the
-    sweep). Computed from a static shape (avg prefix = kv_indices.shape[0]/bs),
-    so it is HIP-graph-capture safe (no device->host sync)."""
-    if not ADAPTIVE_SPLITS:
-        return DEFAULT_N_SPLITS
-    s = int(avg_seqlen)
-    if s < 4096:
-        n = 4
-    elif s < 8192:
-        n = 8
-    else:
-        n = 16
-    if n < MIN_N_SPLITS:
-        n = MIN_N_SPLITS
-    if n > MAX_N_SPLITS:
-        n = MAX_N_SPLITS
-    return n
 
 
 @triton.jit
@@ -421,94 +387,6 @@ def _verify_combine_stage2(
     )
 
 
-class VerifySplitKV:
-    """Pre-allocates scratch buffers for a problem shape and runs the split-KV
-    verify attention end to end (two Triton launches: prefix split-KV + fused
-    combine/draft/merge). Buffers are sized by ``max_bs`` (constant for the
-    server lifetime) and reused for every batch size <= max_bs, so their
-    addresses stay fixed (CUDA/HIP-graph safe) and GPU memory does not grow per
-    batch size. The kernel grid uses the actual per-call bs (<= max_bs)."""
-
-    def __init__(
-        self,
-        max_bs,
-        h_q,
-        h_kv,
-        head_dim,
-        v_head_dim,
-        l_ext,
-        device="cuda",
-        n_splits=DEFAULT_N_SPLITS,
-        block_n=DEFAULT_BLOCK_N,
-        num_warps=DEFAULT_NUM_WARPS,
-    ):
-        self.h_q = h_q
-        self.h_kv = h_kv
-        self.group = h_q // h_kv
-        self.head_dim = head_dim
-        self.v_head_dim = v_head_dim
-        self.l_ext = l_ext  # real draft tokens per seq (fixed == 4)
-        self.l_pad = triton.next_power_of_2(l_ext)
-        self.device = device
-        self.n_splits = n_splits
-        self.block_n = block_n
-        self.num_warps = num_warps
-        self._alloc(max_bs)
-
-
-
-
-
-    def __call__(
-        self,
-        q_extend,
-        k_extend,
-        v_extend,
-        k_buffer,
-        v_buffer,
-        qo_indptr,
-        kv_indptr,
-        kv_indices,
-        sm_scale,
-        o_out=None,
-        k_scale=1.0,
-        v_scale=1.0,
-    ):
-        if o_out is None:
-            o_out = torch.empty(
-                (q_extend.shape[0], self.h_q, self.v_head_dim),
-                dtype=q_extend.dtype,
-                device=q_extend.device,
-            )
-        # actual batch size for this call (<= max_bs); the grid uses it while the
-        # scratch buffers stay max_bs-sized (only the first bs slices are touched).
-        bs = qo_indptr.shape[0] - 1
-        # 1. prefix split-KV
-        self._run_prefix_kernel(
-            bs,
-            q_extend,
-            k_buffer,
-            v_buffer,
-            qo_indptr,
-            kv_indptr,
-            kv_indices,
-            sm_scale,
-            k_scale,
-            v_scale,
-        )
-        # 2+3+4. fused combine + draft-draft + merge
-        self._run_combine_kernel(
-            bs,
-            q_extend,
-            k_extend,
-            v_extend,
-            o_out,
-            qo_indptr,
-            sm_scale,
-        )
-        return o_out
-
-
 # ---------------------------------------------------------------------------
 # Live-server dispatch entry.
 # ---------------------------------------------------------------------------
@@ -518,114 +396,6 @@ class VerifySplitKV:
 # a single instance serves every batch size: addresses stay fixed (graph-safe)
 # and GPU memory does not grow per batch size.
 _VK_CACHE = {}
-
-
-def _get_vk(
-    max_bs, h_q, h_kv, head_dim, v_head_dim, l_ext, device, n_splits=DEFAULT_N_SPLITS
-):
-    key = (h_q, h_kv, head_dim, v_head_dim, l_ext, str(device), n_splits)
-    vk = _VK_CACHE.get(key)
-    if vk is None:
-        block_n, num_warps = block_config(head_dim)
-        vk = VerifySplitKV(
-            max_bs,
-            h_q,
-            h_kv,
-            head_dim,
-            v_head_dim,
-            l_ext,
-            device=device,
-            n_splits=n_splits,
-            block_n=block_n,
-            num_warps=num_warps,
-        )
-        _VK_CACHE[key] = vk
-    else:
-        vk.grow_buffers(max_bs)
-    return vk
-
-
-def can_handle(
-    q_extend,
-    k_extend,
-    v_extend,
-    k_buffer,
-    v_buffer,
-    qo_indptr,
-    kv_indptr,
-    kv_indices,
-    custom_mask,
-    is_causal,
-    mask_indptr,
-    max_len_extend,
-    sliding_window_size=-1,
-    sinks=None,
-    logit_cap=0.0,
-    xai_temperature_len=-1,
-):
-    """Return True iff the split-KV verify path can serve this exact problem
-    with the same result as extend_attention_fwd. Conservative: anything not
-    explicitly handled -> False -> caller falls back to the baseline.
-
-    IMPORTANT: ``custom_mask`` is intentionally NOT inspected (its values can't
-    be read inside a captured HIP graph without a host sync). The kernel always
-    computes pure-causal attention, which equals the tree mask ONLY at
-    speculative topk == 1. The caller therefore MUST gate enablement on topk == 1
-    (TritonAttnBackend does: ``use_verify_splitkv = ... and self.topk == 1``).
-    At topk > 1 the tree is not causal and this path must stay disabled."""
-    # No exotic features.
-    if sinks is not None:
-        return False
-    if sliding_window_size is not None and sliding_window_size > 0:
-        return False
-    if logit_cap and logit_cap > 0:
-        return False
-    if xai_temperature_len is not None and xai_temperature_len > 0:
-        return False
-    if not is_causal:
-        return False
-    # q layout must be [tokens, H_Q, D]; head dims handled by power-of-2 pad.
-    if q_extend.dim() != 3 or k_extend.dim() != 3 or v_extend.dim() != 3:
-        return False
-    # GQA group must divide evenly.
-    h_q = q_extend.shape[1]
-    h_kv = k_extend.shape[1]
-    if h_kv == 0 or h_q % h_kv != 0:
-        return False
-    # head dims must match buffers.
-    if k_buffer.shape[1] != h_kv or v_buffer.shape[1] != h_kv:
-        return False
-    if q_extend.shape[2] != k_extend.shape[2]:
-        return False
-    if q_extend.shape[2] != k_buffer.shape[2]:
-        return False
-    if v_extend.shape[2] != v_buffer.shape[2]:
-        return False
-    # NOTE: must NOT read any tensor *values* here (no .item()/.cpu()): the
-    # target-verify step runs inside a captured CUDA/HIP graph, where a
-    # device->host sync raises hipErrorStreamCaptureUnsupported. We therefore
-    # gate purely on static shapes/dtypes/python scalars.
-    bs = qo_indptr.shape[0] - 1
-    if bs < 1:
-        return False
-    # max_len_extend must be a known positive python int (it is the static
-    # server_args.speculative_num_draft_tokens for the verify path). For
-    # topk=1 the per-seq extend len is constant == num_draft_tokens ==
-    # max_len_extend by construction of qo_indptr (arange with that step), so
-    # the L_EXT row-tile mask is exactly right and the tree custom_mask equals
-    # causal -- no value inspection required.
-    try:
-        mle = int(max_len_extend)
-    except (TypeError, ValueError):
-        return False
-    if mle < 1:
-        return False
-    # The packed extend tensor must hold exactly bs * max_len_extend rows
-    # (constant extend len). This is a pure shape check (no sync) and rejects
-    # any ragged/variable-extend batch -> falls back to the baseline.
-    if q_extend.shape[0] != bs * mle:
-        return False
-    return True
 
 
 def verify_splitkv_fwd(
@@ -653,93 +423,4 @@ def verify_splitkv_fwd(
     xai_temperature_len=-1,
     max_bs=None,
 ):
-    """Drop-in for extend_attention_fwd on the EAGLE target-verify (topk=1)
-    shape. Returns True if it ran (o_extend written), False if the case is
-    unsupported and the caller must fall back to extend_attention_fwd.
-
-    ``max_bs`` (optional) is the stable maximum batch size used to size the
-    cached scratch buffers; the backend passes its req_to_token_pool size. If
-    omitted it defaults to this call's bs.
-
-    Arg order mirrors extend_attention_fwd exactly so the call site is a
-    one-line swap.
-    """
-    if not can_handle(
-        q_extend,
-        k_extend,
-        v_extend,
-        k_buffer,
-        v_buffer,
-        qo_indptr,
-        kv_indptr,
-        kv_indices,
-        custom_mask,
-        is_causal,
-        mask_indptr,
-        max_len_extend,
-        sliding_window_size=sliding_window_size,
-        sinks=sinks,
-        logit_cap=logit_cap,
-        xai_temperature_len=xai_temperature_len,
-    ):
-        return False
-
-    bs = qo_indptr.shape[0] - 1
-    h_q = q_extend.shape[1]
-    h_kv = k_extend.shape[1]
-    head_dim = q_extend.shape[2]
-    v_head_dim = v_extend.shape[2]
-    l_ext = int(max_len_extend)
-
-    if sm_scale is None:
-        sm_scale = 1.0 / (head_dim**0.5)
-    # k_scale/v_scale may be float or 0-d tensor; coerce to python float.
-    try:
-        k_scale = float(k_scale)
-    except (TypeError, ValueError):
-        k_scale = 1.0
-    try:
-        v_scale = float(v_scale)
-    except (TypeError, ValueError):
-        v_scale = 1.0
-
-    # Adaptive split count from the average prefix length. This is a
-    # pure-shape derivation (kv_indices.shape[0] / bs) -- no device->host sync,
-    # so it is safe inside a captured HIP graph. The whole batch shares one
-    # N_SPLITS (the grid dim must be a launch constexpr); the per-split kernel
-    # logic still clamps each split's [start,end) to that seq's real length, so
-    # mixed-length batches stay correct -- shorter seqs simply write fewer
-    # active splits (the rest emit the -inf lse sentinel, ignored in stage2).
-    avg_seqlen = kv_indices.shape[0] / max(1, bs)
-    n_splits = choose_n_splits(avg_seqlen)
-
-    # Size scratch by the stable max_bs (backend passes req_to_token_pool size);
-    # fall back to this call's bs if not provided / smaller.
-    if max_bs is None or max_bs < bs:
-        max_bs = bs
-    vk = _get_vk(
-        max_bs,
-        h_q,
-        h_kv,
-        head_dim,
-        v_head_dim,
-        l_ext,
-        q_extend.device,
-        n_splits=n_splits,
-    )
-    vk(
-        q_extend,
-        k_extend.contiguous(),
-        v_extend.contiguous(),
-        k_buffer,
-        v_buffer,
-        qo_indptr,
-        kv_indptr,
-        kv_indices,
-        sm_scale,
-        o_out=o_extend,
-        k_scale=k_scale,
-        v_scale=v_scale,
-    )
-
-    return True
+    raise NotImplementedError('slim removed the body of verify_splitkv_fwd: it never ran in any recording (see sglang/REMOVED.md)')

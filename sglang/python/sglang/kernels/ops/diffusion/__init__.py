@@ -71,19 +71,13 @@ register_kernel(
 def apply_group_norm_silu(
     x: torch.Tensor, norm: nn.Module, activation: nn.Module
 ) -> torch.Tensor:
-    """Fused GroupNorm + SiLU (falls back to eager when unsupported)."""
-    return get_kernel("diffusion.apply_group_norm_silu", KernelBackend.TRITON)(
-        x, norm, activation
-    )
+    raise NotImplementedError('slim removed the body of apply_group_norm_silu: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def residual_gate_add(
     residual: torch.Tensor, update: torch.Tensor, gate: torch.Tensor
 ) -> torch.Tensor:
-    """Fused ``residual + gate * update``."""
-    return get_kernel("diffusion.residual_gate_add", KernelBackend.JIT)(
-        residual, update, gate
-    )
+    raise NotImplementedError('slim removed the body of residual_gate_add: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def fused_inplace_qknorm_rope(
@@ -99,19 +93,7 @@ def fused_inplace_qknorm_rope(
     head_dim: int = 0,
     rope_dim: int = 0,
 ) -> None:
-    """Fused in-place QK RMS-norm + RoPE."""
-    return get_kernel("diffusion.fused_inplace_qknorm_rope", KernelBackend.JIT)(
-        q,
-        k,
-        q_weight,
-        k_weight,
-        cos_sin_cache,
-        positions,
-        is_neox=is_neox,
-        eps=eps,
-        head_dim=head_dim,
-        rope_dim=rope_dim,
-    )
+    raise NotImplementedError('slim removed the body of fused_inplace_qknorm_rope: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 __all__ = [

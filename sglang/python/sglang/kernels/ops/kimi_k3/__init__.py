@@ -14,12 +14,6 @@ _K3_K_GEMM_DISPATCH_MAP = {
 }
 
 
-
-
-
-
-
-
 __all__ = [
     
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 from typing import Final
 
 CANARY_CHAIN_ANCHOR: Final[int] = 0xC0FFEE1234567890
@@ -31,15 +31,6 @@ VIOLATION_FIELD_EXPECTED_AUX: Final[int] = 6
 VIOLATION_FIELD_FAIL_REASON_BITS: Final[int] = 7
 
 
-class FailReason(IntFlag):
-    VERIFY_CHAIN_HASH_MISMATCH = 1 << 0
-    VERIFY_POSITION_MISMATCH = 1 << 1
-    VERIFY_REAL_KV_HASH_MISMATCH = 1 << 2
-    WRITE_TOKEN_MISMATCH = 1 << 3
-    WRITE_POSITION_MISMATCH = 1 << 4
-    VERIFY_TOKEN_MISMATCH = 1 << 5
-
-
 MAX_REAL_KV_SOURCES: Final[int] = 4
 
 REAL_KV_SOURCE_FIELDS_PER_ENTRY: Final[int] = 3
@@ -58,9 +49,6 @@ _U64_MASK: int = (1 << 64) - 1
 
 
 def splitmix64(value: int) -> int:
-    x = value & _U64_MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _U64_MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _U64_MASK
-    return (x ^ (x >> 31)) & _U64_MASK
+    raise NotImplementedError('slim removed the body of splitmix64: it never ran in any recording (see sglang/REMOVED.md)')
 
 

@@ -40,17 +40,7 @@ def reshape_and_cache_flash(
     k_scale: Optional[torch.Tensor] = None,
     v_scale: Optional[torch.Tensor] = None,
 ) -> None:
-    """Write token-major ``key``/``value`` into paged KV cache layout."""
-    return get_kernel("kvcache.reshape_and_cache_flash", KernelBackend.TRITON)(
-        key,
-        value,
-        key_cache,
-        value_cache,
-        slot_mapping,
-        swa_slot_mapping,
-        k_scale,
-        v_scale,
-    )
+    raise NotImplementedError('slim removed the body of reshape_and_cache_flash: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 __all__ = ["reshape_and_cache_flash"]

@@ -664,10 +664,6 @@ def absorbed_bmm_concat_cast_q_fp8(
     )
 
 
-
-
-
-
 # ---------------------------------------------------------------------------
 # Decode Context Parallel (DCP) helpers.
 #

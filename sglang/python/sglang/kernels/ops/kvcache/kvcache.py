@@ -18,15 +18,7 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_kvcache_module(k_row_bytes: int, v_row_bytes: int) -> Module:
-    args = make_cpp_args(k_row_bytes, v_row_bytes, is_arch_support_pdl())
-    return load_jit(
-        "kvcache",
-        *args,
-        cuda_files=["elementwise/kvcache.cuh"],
-        cuda_wrappers=[("store_cache", f"StoreKVCacheKernel<{args}>::run")],
-    )
-
-
+    raise NotImplementedError('slim removed the body of _jit_kvcache_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_custom_op(mutates_args=["k_cache", "v_cache"])

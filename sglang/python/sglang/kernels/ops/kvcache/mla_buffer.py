@@ -163,10 +163,6 @@ def set_mla_kv_buffer_triton(
     )
 
 
-
-
-
-
 @triton.jit
 def set_mla_kv_scale_buffer_kernel(
     kv_buffer_ptr,

@@ -80,16 +80,7 @@ class RMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import torch
-
-        x = input.to(torch.float32)
-        variance = x.pow(2).mean(dim=-1, keepdim=True)
-        x = x * torch.rsqrt(variance + eps)
-        result = (x * weight).to(input.dtype)
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of RMSNormOp.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aot(
         self,
@@ -99,9 +90,7 @@ class RMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import sgl_kernel
-
-        return sgl_kernel.rmsnorm(input, weight, eps, out, enable_pdl)
+        raise NotImplementedError('slim removed the body of RMSNormOp.forward_aot: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_jit(
         self,
@@ -111,14 +100,7 @@ class RMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import torch
-
-        from sglang.kernels.ops.layernorm.norm import rmsnorm as jit_rmsnorm
-
-        if out is None:
-            out = torch.empty_like(input)
-        jit_rmsnorm(input, weight, out, eps)
-        return out
+        raise NotImplementedError('slim removed the body of RMSNormOp.forward_jit: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aiter(
         self,
@@ -128,15 +110,7 @@ class RMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import torch
-        from aiter import rmsnorm2d_fwd
-
-        # Mirrors production srt/layers/layernorm.py: rmsnorm2d_fwd(out, x, w, eps)
-        # writes the normalized result in-place into ``out`` (ROCm path).
-        if out is None:
-            out = torch.empty_like(input)
-        rmsnorm2d_fwd(out, input, weight, eps)
-        return out
+        raise NotImplementedError('slim removed the body of RMSNormOp.forward_aiter: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_npu(
         self,
@@ -146,13 +120,7 @@ class RMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import torch_npu
-
-        result = torch_npu.npu_rms_norm(input, weight, eps)[0]
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of RMSNormOp.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class FusedAddRMSNormOp(BaseFusedOp):
@@ -199,13 +167,7 @@ class FusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        import torch
-
-        acc = input.to(torch.float32) + residual.to(torch.float32)
-        residual.copy_(acc.to(residual.dtype))
-        variance = acc.pow(2).mean(dim=-1, keepdim=True)
-        normed = acc * torch.rsqrt(variance + eps)
-        input.copy_((normed * weight).to(input.dtype))
+        raise NotImplementedError('slim removed the body of FusedAddRMSNormOp.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aot(
         self,
@@ -215,9 +177,7 @@ class FusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        import sgl_kernel
-
-        return sgl_kernel.fused_add_rmsnorm(input, residual, weight, eps, enable_pdl)
+        raise NotImplementedError('slim removed the body of FusedAddRMSNormOp.forward_aot: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_jit(
         self,
@@ -227,11 +187,7 @@ class FusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        from sglang.kernels.ops.layernorm.norm import (
-            fused_add_rmsnorm as jit_fused_add_rmsnorm,
-        )
-
-        return jit_fused_add_rmsnorm(input, residual, weight, eps)
+        raise NotImplementedError('slim removed the body of FusedAddRMSNormOp.forward_jit: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aiter(
         self,
@@ -241,17 +197,7 @@ class FusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        import torch
-        from aiter import rmsnorm2d_fwd_with_add
-
-        # aiter writes the normalized value and the new residual into separate
-        # out buffers (production call order: out, x, residual_out, residual, w,
-        # eps); copy them back to honor this op's in-place contract.
-        out = torch.empty_like(input)
-        residual_out = torch.empty_like(residual)
-        rmsnorm2d_fwd_with_add(out, input, residual_out, residual, weight, eps)
-        input.copy_(out)
-        residual.copy_(residual_out)
+        raise NotImplementedError('slim removed the body of FusedAddRMSNormOp.forward_aiter: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_npu(
         self,
@@ -261,12 +207,7 @@ class FusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        import torch_npu
-
-        # torch_npu.npu_add_rms_norm(residual, x, w, eps) -> (normed, _, new_sum)
-        out, _, residual_out = torch_npu.npu_add_rms_norm(residual, input, weight, eps)
-        input.copy_(out)
-        residual.copy_(residual_out)
+        raise NotImplementedError('slim removed the body of FusedAddRMSNormOp.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class GemmaRMSNormOp(BaseFusedOp):
@@ -303,16 +244,7 @@ class GemmaRMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import torch
-
-        x = input.to(torch.float32)
-        variance = x.pow(2).mean(dim=-1, keepdim=True)
-        x = x * torch.rsqrt(variance + eps)
-        result = (x * (1.0 + weight.to(torch.float32))).to(input.dtype)
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of GemmaRMSNormOp.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aot(
         self,
@@ -322,9 +254,7 @@ class GemmaRMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import sgl_kernel
-
-        return sgl_kernel.gemma_rmsnorm(input, weight, eps, out, enable_pdl)
+        raise NotImplementedError('slim removed the body of GemmaRMSNormOp.forward_aot: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_jit(
         self,
@@ -334,15 +264,7 @@ class GemmaRMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        from sglang.kernels.ops.layernorm.minimax_m3_rmsnorm import (
-            gemma_rmsnorm as rocm_triton_gemma_rmsnorm,
-        )
-
-        result = rocm_triton_gemma_rmsnorm(input, weight, eps)
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of GemmaRMSNormOp.forward_jit: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_npu(
         self,
@@ -352,13 +274,7 @@ class GemmaRMSNormOp(BaseFusedOp):
         out: Optional[torch.Tensor] = None,
         enable_pdl: Optional[bool] = None,
     ) -> torch.Tensor:
-        import torch_npu
-
-        result = torch_npu.npu_gemma_rms_norm(input, weight, eps)[0]
-        if out is None:
-            return result
-        out.copy_(result)
-        return out
+        raise NotImplementedError('slim removed the body of GemmaRMSNormOp.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class GemmaFusedAddRMSNormOp(BaseFusedOp):
@@ -398,13 +314,7 @@ class GemmaFusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        import torch
-
-        acc = input.to(torch.float32) + residual.to(torch.float32)
-        residual.copy_(acc.to(residual.dtype))
-        variance = acc.pow(2).mean(dim=-1, keepdim=True)
-        normed = acc * torch.rsqrt(variance + eps)
-        input.copy_((normed * (1.0 + weight.to(torch.float32))).to(input.dtype))
+        raise NotImplementedError('slim removed the body of GemmaFusedAddRMSNormOp.forward_native: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aot(
         self,
@@ -414,11 +324,7 @@ class GemmaFusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        import sgl_kernel
-
-        return sgl_kernel.gemma_fused_add_rmsnorm(
-            input, residual, weight, eps, enable_pdl
-        )
+        raise NotImplementedError('slim removed the body of GemmaFusedAddRMSNormOp.forward_aot: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_jit(
         self,
@@ -428,16 +334,7 @@ class GemmaFusedAddRMSNormOp(BaseFusedOp):
         eps: float = 1e-6,
         enable_pdl: Optional[bool] = None,
     ) -> None:
-        from sglang.kernels.ops.layernorm.minimax_m3_rmsnorm import (
-            gemma_fused_add_rmsnorm as rocm_triton_gemma_fused_add_rmsnorm,
-        )
-
-        # rocm-triton returns (normed, new_residual); honor the in-place contract.
-        norm_out, residual_out = rocm_triton_gemma_fused_add_rmsnorm(
-            input, residual, weight, eps
-        )
-        input.copy_(norm_out)
-        residual.copy_(residual_out)
+        raise NotImplementedError('slim removed the body of GemmaFusedAddRMSNormOp.forward_jit: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 _RMSNORM = register_fused_op(RMSNormOp(), __name__, "_RMSNORM")
@@ -457,8 +354,7 @@ def rmsnorm(
     out: Optional[torch.Tensor] = None,
     enable_pdl: Optional[bool] = None,
 ) -> torch.Tensor:
-    """RMS normalization: ``out = (input / RMS(input)) * weight``."""
-    return _RMSNORM(input, weight, eps, out, enable_pdl)
+    raise NotImplementedError('slim removed the body of rmsnorm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def fused_add_rmsnorm(
@@ -468,8 +364,7 @@ def fused_add_rmsnorm(
     eps: float = 1e-6,
     enable_pdl: Optional[bool] = None,
 ) -> None:
-    """In-place fused residual add + RMS normalization."""
-    return _FUSED_ADD_RMSNORM(input, residual, weight, eps, enable_pdl)
+    raise NotImplementedError('slim removed the body of fused_add_rmsnorm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def gemma_rmsnorm(
@@ -479,8 +374,7 @@ def gemma_rmsnorm(
     out: Optional[torch.Tensor] = None,
     enable_pdl: Optional[bool] = None,
 ) -> torch.Tensor:
-    """Gemma-style RMS normalization: ``out = (input / RMS(input)) * (weight + 1)``."""
-    return _GEMMA_RMSNORM(input, weight, eps, out, enable_pdl)
+    raise NotImplementedError('slim removed the body of gemma_rmsnorm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def gemma_fused_add_rmsnorm(
@@ -490,8 +384,7 @@ def gemma_fused_add_rmsnorm(
     eps: float = 1e-6,
     enable_pdl: Optional[bool] = None,
 ) -> None:
-    """In-place Gemma-style fused residual add + RMS normalization."""
-    return _GEMMA_FUSED_ADD_RMSNORM(input, residual, weight, eps, enable_pdl)
+    raise NotImplementedError('slim removed the body of gemma_fused_add_rmsnorm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 __all__ = [

@@ -22,13 +22,7 @@ logger = logging.getLogger(__name__)
 
 @cache_once
 def _jit_qknorm_module(head_dim: int, dtype: torch.dtype) -> Module:
-    args = make_cpp_args(head_dim, is_arch_support_pdl(), dtype)
-    return load_jit(
-        "qknorm",
-        *args,
-        cuda_files=["elementwise/qknorm.cuh"],
-        cuda_wrappers=[("qknorm", f"QKNormKernel<{args}>::run")],
-    )
+    raise NotImplementedError('slim removed the body of _jit_qknorm_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 _RMSNORM_WARP_SIZES = frozenset({64, 128, 256})
@@ -37,66 +31,23 @@ _RMSNORM_HALF_BLOCK_MIN_SIZE = 2048
 
 
 def _is_supported_rmsnorm_hidden_size(d: int) -> bool:
-    return d in _RMSNORM_WARP_SIZES or (
-        (d > 256 and d % 256 == 0 and d <= 8192)
-        or (d >= 8192 and d % 512 == 0 and d <= 16384)
-    )
-
-
-def _rmsnorm_kernel_class(hidden_size: int) -> str:
-    if hidden_size in _RMSNORM_WARP_SIZES:
-        return "RMSNormWarpKernel"
-    if hidden_size == 512:
-        return "RMSNormHalfKernel"
-    if hidden_size >= _RMSNORM_HALF_BLOCK_MIN_SIZE:
-        if hidden_size % 512 == 0:
-            return "RMSNormHalfKernel"
-    return "RMSNormKernel"
+    raise NotImplementedError('slim removed the body of _is_supported_rmsnorm_hidden_size: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @cache_once
 def _jit_rmsnorm_module(hidden_size: int, dtype: torch.dtype) -> Module:
-    args = make_cpp_args(hidden_size, is_arch_support_pdl(), dtype)
-    kernel_class = f"{_rmsnorm_kernel_class(hidden_size)}<{args}>"
-    return load_jit(
-        "rmsnorm",
-        *args,
-        cuda_files=["elementwise/rmsnorm.cuh"],
-        cuda_wrappers=[("rmsnorm", f"{kernel_class}::run")],
-    )
+    raise NotImplementedError('slim removed the body of _jit_rmsnorm_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def is_supported_jit_fused_add_rmsnorm_hidden_size(hidden_size: int) -> bool:
-    return hidden_size > 0 and hidden_size % 16 == 0 and hidden_size <= 8192
+    raise NotImplementedError('slim removed the body of is_supported_jit_fused_add_rmsnorm_hidden_size: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @cache_once
 def _jit_fused_add_rmsnorm_module(
     dtype: torch.dtype, cast_x_before_out_mul: bool
 ) -> Module:
-    args = make_cpp_args(cast_x_before_out_mul, dtype)
-    return load_jit(
-        "fused_add_rmsnorm",
-        *args,
-        cuda_files=["elementwise/fused_add_rmsnorm.cuh"],
-        cuda_wrappers=[("fused_add_rmsnorm", f"FusedAddRMSNormKernel<{args}>::run")],
-    )
-
-
-
-
-@torch.compiler.assume_constant_result
-@cache_once
-def can_use_fused_inplace_qknorm(head_dim: int, dtype: torch.dtype) -> bool:
-    if head_dim not in [64, 128, 256, 512, 1024]:
-        logger.warning(f"Unsupported head_dim={head_dim} for JIT QK-Norm kernel")
-        return False
-    try:
-        _jit_qknorm_module(head_dim, dtype)
-        return True
-    except Exception as e:
-        logger.warning(f"Failed to load JIT QK-Norm kernel: {e}")
-        return False
+    raise NotImplementedError('slim removed the body of _jit_fused_add_rmsnorm_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @debug_kernel_api

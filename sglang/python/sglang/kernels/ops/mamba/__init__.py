@@ -46,18 +46,7 @@ def causal_conv1d_fwd(
     silu_activation: bool,
     pad_slot_id: int,
 ):
-    """Causal depthwise conv1d forward (prefill)."""
-    return get_kernel("mamba.causal_conv1d_fwd", KernelBackend.AOT)(
-        x,
-        weight,
-        bias_,
-        conv_states,
-        query_start_loc,
-        cache_indices,
-        has_initial_state,
-        silu_activation,
-        pad_slot_id,
-    )
+    raise NotImplementedError('slim removed the body of causal_conv1d_fwd: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def causal_conv1d_update(
@@ -70,17 +59,7 @@ def causal_conv1d_update(
     conv_state_indices: Optional[torch.Tensor],
     pad_slot_id: int,
 ):
-    """Causal depthwise conv1d update (decode)."""
-    return get_kernel("mamba.causal_conv1d_update", KernelBackend.AOT)(
-        x,
-        conv_state,
-        weight,
-        bias_,
-        silu_activation,
-        cache_seqlens,
-        conv_state_indices,
-        pad_slot_id,
-    )
+    raise NotImplementedError('slim removed the body of causal_conv1d_update: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 __all__ = ["causal_conv1d_fwd", "causal_conv1d_update"]

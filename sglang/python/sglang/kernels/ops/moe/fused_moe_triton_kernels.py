@@ -1331,5 +1331,3 @@ def fused_append_remap_shared_experts_deepep(
     return out_ids, out_weights
 
 
-
-

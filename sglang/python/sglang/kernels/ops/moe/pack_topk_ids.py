@@ -11,8 +11,6 @@ from sglang.kernels.jit.utils import is_arch_support_pdl
 
 class PackTopkIds:
 
-
-
     pass
 
 

@@ -647,8 +647,6 @@ def sglang_per_token_group_quant_fp8_row_padded(
     return x_q, x_s
 
 
-
-
 # TODO maybe unify int8 and fp8 code later
 def sglang_per_token_group_quant_8bit(
     x: torch.Tensor,
@@ -915,8 +913,6 @@ def _w8a8_block_fp8_matmul(
     c_ptrs = C + stride_cm * offs_cm[:, None] + stride_cn * offs_cn[None, :]
     c_mask = (offs_cm[:, None] < M) & (offs_cn[None, :] < N)
     tl.store(c_ptrs, c, mask=c_mask)
-
-
 
 
 @functools.lru_cache
@@ -1317,10 +1313,6 @@ def mxfp8_block_scaled_matmul_triton(
         num_stages,
     )
     return output
-
-
-
-
 
 
 @triton.jit

@@ -13,13 +13,7 @@ if TYPE_CHECKING:
 
 @cache_once
 def per_tensor_quant_fp8_module(is_static: bool, dtype: torch.dtype) -> Module:
-    args = make_cpp_args(is_static, dtype)
-    return load_jit(
-        "per_tensor_quant_fp8",
-        *args,
-        cuda_files=["gemm/per_tensor_quant_fp8.cuh"],
-        cuda_wrappers=[("per_tensor_quant_fp8", f"per_tensor_quant_fp8<{args}>")],
-    )
+    raise NotImplementedError('slim removed the body of per_tensor_quant_fp8_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_custom_op(
@@ -47,13 +41,7 @@ def per_tensor_quant_fp8(
 
 @cache_once
 def _jit_per_tensor_absmax_fp8_module(dtype: torch.dtype) -> Module:
-    args = make_cpp_args(dtype)
-    return load_jit(
-        "per_tensor_absmax_fp8",
-        *args,
-        cuda_files=["gemm/per_tensor_quant_fp8.cuh"],
-        cuda_wrappers=[("per_tensor_absmax_fp8", f"per_tensor_absmax_fp8<{args}>")],
-    )
+    raise NotImplementedError('slim removed the body of _jit_per_tensor_absmax_fp8_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_custom_op(

@@ -38,15 +38,13 @@ register_kernel(
 def top_k_renorm_probs(
     probs: torch.Tensor, top_k: Union[torch.Tensor, int]
 ) -> torch.Tensor:
-    """Renormalize ``probs`` by top-k thresholding."""
-    return get_kernel("sampling.top_k_renorm_probs", KernelBackend.AOT)(probs, top_k)
+    raise NotImplementedError('slim removed the body of top_k_renorm_probs: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def top_p_renorm_probs(
     probs: torch.Tensor, top_p: Union[torch.Tensor, float]
 ) -> torch.Tensor:
-    """Renormalize ``probs`` by top-p thresholding."""
-    return get_kernel("sampling.top_p_renorm_probs", KernelBackend.AOT)(probs, top_p)
+    raise NotImplementedError('slim removed the body of top_p_renorm_probs: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 __all__ = ["top_k_renorm_probs", "top_p_renorm_probs"]

@@ -131,18 +131,6 @@ def generate_draft_decode_kv_indices(
     tl.store(kv_indptr + zid, base + zid * iters)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 @triton.jit
 def assign_extend_cache_locs(
     req_pool_indices,

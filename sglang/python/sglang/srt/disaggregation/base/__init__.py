@@ -4,5 +4,4 @@ from sglang.srt.disaggregation.base.conn import (
     BaseKVReceiver,
     BaseKVSender,
     KVArgs,
-    KVPoll,
-)
+    )

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
 import enum
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import TYPE_CHECKING, List, Optional
 
-import numpy as np
-import numpy.typing as npt
 
 from sglang.srt.server_args import ServerArgs
 
@@ -24,15 +21,6 @@ class StateType(str, enum.Enum):
     SWA_RING = "swa_ring"
     # DeepSeek-V4 online C128 request-scoped state.
     C128_STATE = "c128_state"
-
-
-@dataclasses.dataclass
-class KVTransferMetric:
-    # Backends that cannot isolate transfer latency can leave this as None.
-    transfer_latency_s: Optional[float] = None
-    # Backends that cannot isolate allocation wait latency can leave this as None.
-    alloc_latency_s: Optional[float] = None
-    transfer_total_bytes: Optional[int] = None
 
 
 class KVArgs:
@@ -86,156 +74,16 @@ class KVArgs:
     total_kv_layers: int
 
 
-class KVPoll:
-    Failed = 0
-    Bootstrapping = 1
-    WaitingForInput = 2
-    Transferring = 3
-    Success = 4
-
-
 class BaseKVManager(ABC):
     """Base class for managing transfer states"""
 
-    @abstractmethod
-    def __init__(
-        self,
-        args: KVArgs,
-        disaggregation_mode: DisaggregationMode,
-        server_args: ServerArgs,
-        is_mla_backend: Optional[bool] = False,
-    ): ...
-
-    @abstractmethod
-    def register_to_bootstrap(self):
-        """Register prefill server info to the bootstrap server."""
-        ...
-
-
 class BaseKVSender(ABC):
-    @abstractmethod
-    def __init__(
-        self,
-        mgr: BaseKVManager,
-        bootstrap_addr: str,
-        bootstrap_room: int,
-        dest_tp_ranks: List[int],
-        pp_rank: int,
-        req_has_disagg_prefill_dp_rank: bool = False,
-    ): ...
-
-    @abstractmethod
-    def init(self, num_kv_indices: int, aux_index: Optional[int] = None):
-        """
-        Set req's index metadata locally or notify the decoder server about the kv indices length and aux index.
-        """
-        ...
-
-    @abstractmethod
-    def send(
-        self,
-        kv_indices: npt.NDArray[np.int32],
-        state_indices: Optional[List] = None,
-        num_kv_tokens: Optional[int] = None,
-    ):
-        """
-        Send the kv cache at the given kv indices and the extra cache/state at the given indices to the decoder server.
-        """
-        ...
-
-
-
-    @abstractmethod
-    def get_transfer_metric(self) -> KVTransferMetric:
-        """Return backend-specific transfer metrics for this sender."""
-        ...
-
-    @abstractmethod
-    def poll(self) -> KVPoll:
-        """
-        Check the status of the kv cache transfer.
-        """
-        ...
-
-    @abstractmethod
-    def failure_exception(self):
-        """
-        Raise an exception if the kv cache transfer fails.
-        """
-        ...
-
-    def clear(self):
-        """
-        Clear any internal states.
-        """
-        pass
-
-    def abort(self):
-        """
-        Abort the current transfer.
-        """
-        pass
+    pass
 
 
 class BaseKVReceiver(ABC):
-    @abstractmethod
-    def __init__(
-        self,
-        mgr: BaseKVManager,
-        bootstrap_addr: str,
-        bootstrap_room: Optional[int] = None,
-    ): ...
-
-    @abstractmethod
-    def init(
-        self,
-        prefill_dp_rank: int,
-    ):
-        """
-        Resolve bootstrap metadata and mark the receiver ready for transfer metadata.
-        """
-        ...
-
-    @abstractmethod
-    def send_metadata(
-        self,
-        kv_indices: npt.NDArray[np.int32],
-        aux_index: Optional[int] = None,
-        state_indices: Optional[List] = None,
-        decode_prefix_len: Optional[int] = None,
-    ):
-        """
-        Notify the prefill server about the kv indices, aux index, and state_indices.
-        """
-        ...
-
-    @abstractmethod
-    def poll(self) -> KVPoll:
-        """
-        Check the status of the kv cache transfer.
-        """
-        ...
-
-    @abstractmethod
-    def failure_exception(self):
-        """
-        Raise an exception if the kv cache transfer fails.
-        """
-        ...
-
-    def clear(self):
-        """
-        Clear any internal states.
-        """
-        pass
-
-    def abort(self):
-        """
-        Abort the current transfer.
-        """
-        pass
+    pass
 
 
 class BaseKVBootstrapServer(ABC):
-    @abstractmethod
-    def __init__(self, host: str, port: int): ...
+    pass

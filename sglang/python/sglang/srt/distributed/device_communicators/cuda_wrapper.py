@@ -143,7 +143,6 @@ class CudaRTLibrary:
             CudaRTLibrary.path_to_dict_mapping[so_file] = _funcs
         self.funcs = CudaRTLibrary.path_to_dict_mapping[so_file]
 
-
     def cudaGetErrorString(self, error: cudaError_t) -> str:
         return self.funcs["cudaGetErrorString"](error).decode("utf-8")
 

@@ -354,10 +354,6 @@ def is_full_nvlink(physical_device_ids: List[int], world_size: int) -> bool:
 _NVML_GPU_FABRIC_STATE_COMPLETED = 3
 
 
-
-
-
-
 def is_weak_contiguous(inp: torch.Tensor):
     return inp.is_contiguous() or (
         inp.storage().nbytes() - inp.storage_offset() * inp.element_size()

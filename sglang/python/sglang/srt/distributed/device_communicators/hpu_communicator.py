@@ -18,4 +18,3 @@ class HpuCommunicator:
         self.group = group
         self.world_size = dist.get_world_size(self.group)
 
-

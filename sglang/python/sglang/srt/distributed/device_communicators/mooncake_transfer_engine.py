@@ -137,18 +137,6 @@ class MooncakeTransferEngine:
             self.hostname, self.engine.get_rpc_port()
         ).to_host_port_str()
 
-
-
-
-
-
-
-
-
-
-
-
-
 def init_mooncake_transfer_engine(
     hostname: str,
     gpu_id: Optional[int] = None,
@@ -166,11 +154,6 @@ def init_mooncake_transfer_engine(
     _mooncake_transfer_engine = MooncakeTransferEngine(
         hostname=hostname, gpu_id=gpu_id, ib_device=ib_device
     )
-    return _mooncake_transfer_engine
-
-
-def get_mooncake_transfer_engine() -> Optional[MooncakeTransferEngine]:
-    """Return the shared MooncakeTransferEngine if initialized, else None."""
     return _mooncake_transfer_engine
 
 

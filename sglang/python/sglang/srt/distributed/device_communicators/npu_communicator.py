@@ -16,5 +16,3 @@ class NpuCommunicator:
         self.group = group
         self.world_size = dist.get_world_size(self.group)
 
-
-

@@ -21,15 +21,6 @@ class PyMscclppCommunicator:
     _SUPPORTED_WORLD_SIZES = [8, 16, 32]
     _SUPPORTED_DTYPE = [torch.float, torch.float16, torch.bfloat16]
 
-
-
-
-
-
-
-
-
-
     def __init__(
         self,
         group: ProcessGroup,
@@ -108,8 +99,4 @@ class PyMscclppCommunicator:
         self.symm_mem_enabled = self._is_symm_mem_enabled()
         self.best_configs = {}
         self._create_algorithms()
-
-
-
-
 

@@ -170,8 +170,6 @@ class ncclDataTypeEnum:
     ncclBfloat16 = 9
     ncclNumTypes = 10
 
-
-
 ncclRedOp_t = ctypes.c_int
 
 
@@ -182,8 +180,6 @@ class ncclRedOpTypeEnum:
     ncclMin = 3
     ncclAvg = 4
     ncclNumOps = 5
-
-
 
 @dataclass
 class Function:
@@ -421,8 +417,6 @@ class NCCLLibrary:
 
     def ncclGetErrorString(self, result: ncclResult_t) -> str:
         return self._funcs["ncclGetErrorString"](result).decode("utf-8")
-
-
 
     def ncclGetVersion(self) -> str:
         version_str = str(self.ncclGetRawVersion())

@@ -142,9 +142,6 @@ class ShmRingBuffer:
             if self.is_creator:
                 self.shared_memory.unlink()
 
-
-
-
 @dataclass
 class Handle:
     connect_ip: str
@@ -247,12 +244,4 @@ class MessageQueue:
         )
 
         logger.debug("Message queue communication handle: %s", self.handle)
-
-
-
-
-
-
-
-
 

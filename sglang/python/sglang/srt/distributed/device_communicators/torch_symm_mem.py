@@ -123,7 +123,6 @@ class TorchSymmMemCommunicator:
             return
         self.disabled = False
 
-
     def all_reduce(
         self, inp: torch.Tensor, *, out: Optional[torch.Tensor] = None
     ) -> Optional[torch.Tensor]:

@@ -17,4 +17,3 @@ class XpuCommunicator:
         self.group = group
         self.world_size = dist.get_world_size(self.group)
 
-

@@ -28,6 +28,4 @@ def import_algorithms():
     return mapping
 
 
-
-
 algo_name_to_cls = import_algorithms()

@@ -27,14 +27,6 @@ class DllmAlgorithm:
     synchronous and FDFO (``--dllm-fdfo``) execution loops in ``run``.
     """
 
-    def __init__(self, config: DllmConfig):
-        self.block_size = config.block_size
-        self.mask_id = config.mask_id
-        self.fdfo = config.first_done_first_out_mode
-
-
-
-
     def step(
         self,
         forward_batch: ForwardBatch,
@@ -53,9 +45,5 @@ class DllmAlgorithm:
         forward_batch: ForwardBatch,
         algo_states: Optional[List[Any]] = None,
     ) -> DllmRunOutput:
-        if self.fdfo:
-            return self._run_fdfo(model_runner, forward_batch, algo_states)
-        return self._run_sync(model_runner, forward_batch)
-
-
+        raise NotImplementedError('slim removed the body of DllmAlgorithm.run: it never ran in any recording (see sglang/REMOVED.md)')
 

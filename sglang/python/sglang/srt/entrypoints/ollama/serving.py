@@ -16,12 +16,3 @@ class OllamaServing:
     def __init__(self, tokenizer_manager):
         self.tokenizer_manager = tokenizer_manager
 
-
-
-
-
-
-
-
-
-

@@ -136,7 +136,6 @@ class OpenAIServingBase(ABC):
         """Generate request ID based on request type"""
         pass
 
-
     def _compute_extra_key(self, request: OpenAIServingRequest) -> Optional[str]:
         """Compute the final extra_key by concatenating cache_salt and extra_key if both are provided."""
         parts = []

@@ -12,20 +12,14 @@ from typing import TYPE_CHECKING, Optional, Union
 from fastapi.responses import ORJSONResponse
 from openai_harmony import Message as OpenAIMessage
 
-from sglang.srt.entrypoints.context import (
-    ConversationContext,
-    HarmonyContext,
-    )
 from sglang.srt.entrypoints.harmony_utils import (
     get_stop_tokens_for_assistant_actions,
-    render_for_completion,
-)
+    )
 from sglang.srt.entrypoints.openai.protocol import (
     ChatCompletionMessageParam,
     ChatCompletionRequest,
     Function,
     MessageProcessingResult,
-    ResponsesRequest,
     ResponsesResponse,
     Tool,
     UsageInfo,
@@ -42,8 +36,6 @@ if TYPE_CHECKING:
     from sglang.srt.parser.template_manager import TemplateManager
 
 logger = logging.getLogger(__name__)
-
-
 
 
 class OpenAIServingResponses(OpenAIServingChat):
@@ -103,7 +95,6 @@ class OpenAIServingResponses(OpenAIServingChat):
 
         self.background_tasks: dict[str, asyncio.Task] = {}
 
-
     # error helpers dedicated for v1/responses
     def create_error_response(
         self,
@@ -139,26 +130,4 @@ class OpenAIServingResponses(OpenAIServingChat):
 
     def _request_id_prefix(self) -> str:
         return "resp_"
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 

@@ -101,8 +101,6 @@ class OpenAIServingTranscription(OpenAIServingBase):
 
         return adapted_request, request
 
-
-
     async def _handle_non_streaming_request(
         self,
         adapted_request: GenerateReqInput,

@@ -2,7 +2,7 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 import logging
 from abc import ABC, abstractmethod
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 try:
@@ -12,15 +12,8 @@ try:
 except ImportError as e:
     ClientSession = sse_client = ListToolsResult = e
 
-from openai_harmony import ToolNamespaceConfig
 
 logger = logging.getLogger(__name__)
-
-
-
-
-
-
 
 
 class ToolServer(ABC):
@@ -39,69 +32,14 @@ class ToolServer(ABC):
 
 class MCPToolServer(ToolServer):
 
-    def __init__(self):
-        self.harmony_tool_descriptions = {}
-
-
-    def has_tool(self, tool_name: str):
-        return tool_name in self.harmony_tool_descriptions
-
-    def get_tool_description(self, tool_name: str):
-        return self.harmony_tool_descriptions.get(tool_name)
-
-    @asynccontextmanager
-    async def get_tool_session(self, tool_name: str):
-        url = self.urls.get(tool_name)
-        if url:
-            async with (
-                sse_client(url=url) as streams,
-                ClientSession(*streams) as session,
-            ):
-                await session.initialize()
-                yield session
-        else:
-            logger.warning("Tool %s not found", tool_name)
+    pass
 
 
 class DemoToolServer(ToolServer):
 
-    def __init__(self, *, enable_python: bool = True):
-        from sglang.srt.entrypoints.tool import (
-            HarmonyBrowserTool,
-            HarmonyPythonTool,
-            Tool,
-        )
-
-        self.tools: dict[str, Tool] = {}
-        browser_tool = HarmonyBrowserTool()
-        if browser_tool.enabled:
-            self.tools["browser"] = browser_tool
-        if enable_python:
-            python_tool = HarmonyPythonTool()
-            if python_tool.enabled:
-                self.tools["python"] = python_tool
-
-    def has_tool(self, tool_name: str):
-        return tool_name in self.tools
-
-    def get_tool_description(self, tool_name: str):
-        if tool_name not in self.tools:
-            return None
-        if tool_name == "browser":
-            return ToolNamespaceConfig.browser()
-        elif tool_name == "python":
-            return ToolNamespaceConfig.python()
-        else:
-            raise ValueError(f"Unknown tool {tool_name}")
-
-    @asynccontextmanager
-    async def get_tool_session(self, tool_name: str):
-        yield self.tools[tool_name]
-
+    pass
 
 
 class NativeToolServer(DemoToolServer):
     """Built-in SGLang hosted tools that do not require an external MCP server."""
 
-    def __init__(self):
-        super().__init__(enable_python=False)

@@ -16,8 +16,6 @@ indexer_weight_stream = None
 gva_is_inited = False
 
 
-
-
 def _call_once(fn: Callable):
 
     @functools.wraps(fn)
@@ -80,16 +78,6 @@ def set_default_server_args(args: "ServerArgs"):
             args.hicache_mem_layout = "page_first_direct"
 
 
-
-
-
-
-
-
-
-
-
-
 def lazy_init_zbal_gva_mem(
     device, gpu_id, world_rank, world_size, cpu_group=None, do_check=True
 ):
@@ -148,21 +136,11 @@ share_stream = None
 routed_stream = None
 
 
-
-
     # TODO LKL: set stream limit has impact on precision
     # torch.npu.set_stream_limit(share_stream, 8, 16)
 
 
-
-
     # TODO LKL: set stream limit has impact on precision
     # torch.npu.set_stream_limit(routed_stream, 16, 32)
-
-
-
-
-
-
 
 

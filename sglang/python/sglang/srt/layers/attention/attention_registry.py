@@ -65,24 +65,6 @@ def create_flashinfer_backend(runner):
         return FlashInferMLAAttnBackend(runner)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @register_attention_backend("triton")
 def create_triton_backend(runner):
     assert not runner.model_config.is_encoder_decoder, (
@@ -94,29 +76,11 @@ def create_triton_backend(runner):
     return TritonAttnBackend(runner)
 
 
-
-
-
-
 @register_attention_backend("flashmla")
 def create_flashmla_backend(runner):
     from sglang.srt.layers.attention.flashmla_backend import FlashMLABackend
 
     return FlashMLABackend(runner)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def attn_backend_wrapper_for_draft_extend(

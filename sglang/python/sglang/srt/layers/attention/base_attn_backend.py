@@ -91,7 +91,6 @@ class AttentionBackend(ABC):
         Default: no-op.
         """
 
-
     # Opt out only when this backend never reads seq_lens_cpu / seq_lens_sum.
     needs_cpu_seq_lens: bool = True
 

@@ -1023,12 +1023,6 @@ class FlashInferMLAMultiStepDraftBackend:
         self.pool_len = model_runner.req_to_token_pool.req_to_token.shape[1]
         self.page_size = model_runner.server_args.page_size
 
-
-
-
-
-
-
 def fast_mla_decode_plan(
     self,
     qo_indptr_cpu: torch.Tensor,

@@ -101,10 +101,6 @@ def get_glm_dsa_layer_split_effective_num_layers(
     return max(1, owned_layers_upper_bound + 1)
 
 
-
-
-
-
 def enable_cp_v2() -> bool:
     """Return whether the CP-v2 path is enabled for this process."""
     from sglang.srt.environ import envs
@@ -161,21 +157,6 @@ def prepare_cp_forward(forward_batch) -> None:
 
     if getattr(forward_batch, "out_cache_loc", None) is not None:
         forward_batch.out_cache_loc = forward_batch.out_cache_loc[:num_tokens]
-
-
-def cp_split_before_forward(
-    complete_hidden_states: Any,
-    complete_position_ids: Any,
-    forward_batch,
-) -> Tuple[Optional[Any], Optional[Any]]:
-    """Shard embeddings and positions for CP-v2 model-runner forwarding."""
-    assert is_cp_v2_active(forward_batch)
-    assert complete_hidden_states is not None
-    assert getattr(forward_batch, "attn_cp_metadata", None) is not None
-    return (
-        cp_shard_hidden_states(complete_hidden_states, forward_batch),
-        cp_shard_position_ids(complete_position_ids, forward_batch),
-    )
 
 
 def cp_shard_hidden_states(complete_hidden_states: Any, forward_batch):
@@ -273,7 +254,6 @@ __all__ = [
     "cp_shard_hidden_states",
     "cp_shard_model_inputs",
     "cp_shard_position_ids",
-    "cp_split_before_forward",
     "prepare_cp_forward",
     "is_glm_dsa_cache_layer_split_enabled",
     "get_glm_dsa_cp_layer_shard_info",

@@ -228,29 +228,11 @@ def _compile_deep_gemm_one_type_all(
 
 
 class _BaseWarmupExecutor:
-
-
     def execute(self, m):
         raise NotImplementedError
 
 
-
-
-
-
 _BLOCK_SIZE = 128
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def deep_gemm_execution_hook(

@@ -19,8 +19,6 @@ logger = logging.getLogger(__name__)
 if ENABLE_JIT_DEEPGEMM:
     import deep_gemm
 
-
-
 _SANITY_CHECK = envs.SGLANG_DEEPGEMM_SANITY_CHECK.get()
 
 
@@ -87,12 +85,6 @@ def _ensure_cuda(
     )
 
 
-
-
-
-
-
-
 def gemm_nt_f8f8bf16(
     lhs: Tuple[torch.Tensor, torch.Tensor],
     rhs: Tuple[torch.Tensor, torch.Tensor],
@@ -152,8 +144,6 @@ def gemm_nt_bf16bf16f32(
 
     with compile_utils.deep_gemm_execution_hook(m, n, k, num_groups, kernel_type):
         deep_gemm.bf16_gemm_nt(lhs, rhs, out)
-
-
 
 
 def update_deep_gemm_config(gpu_id: int, server_args: ServerArgs):

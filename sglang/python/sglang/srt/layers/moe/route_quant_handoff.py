@@ -48,18 +48,11 @@ _handoff = _Handoff()
 
 
 def stage(x: torch.Tensor) -> None:
-    """Publish the routed activations for the upcoming topk call. Caller pairs
-    this with clear() after the experts call (try/finally)."""
-    _handoff.request_x = x
-    _handoff.produced_x = None
+    raise NotImplementedError('slim removed the body of stage: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def clear() -> None:
-    _handoff.request_x = None
-    _handoff.produced_x = None
-    _handoff.packed = None
-    _handoff.x_q = None
-    _handoff.x_s = None
+    raise NotImplementedError('slim removed the body of clear: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def try_route_quant_fused(
@@ -72,59 +65,10 @@ def try_route_quant_fused(
     routed_scaling_factor: Optional[float],
     apply_routed_scaling_factor_on_output: bool,
 ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """Fused replacement for the ungrouped-sigmoid moe_fused_gate call when a
-    staged request covers it. Returns (weights, ids) on a hit, None otherwise
-    (caller falls through to the unfused router)."""
-    x = _handoff.request_x
-    if x is None or num_fused_shared_experts != 0:
-        return None
-
-    from sglang.kernels.ops.moe import moe_route_quant_fused
-
-    if (
-        not moe_route_quant_fused.covered(gating_output, correction_bias, topk, x)
-        or not moe_route_quant_fused.available()
-    ):
-        return None
-
-    weights, ids, packed, x_q, x_s = moe_route_quant_fused.route_quant_fused(
-        gating_output,
-        correction_bias,
-        x,
-        topk,
-        renormalize=renormalize,
-        routed_scaling_factor=(
-            routed_scaling_factor if routed_scaling_factor is not None else 1.0
-        ),
-        apply_scale=apply_routed_scaling_factor_on_output,
-    )
-    _handoff.request_x = None
-    _handoff.produced_x = x
-    _handoff.packed = packed
-    _handoff.x_q = x_q
-    _handoff.x_s = x_s
-    return weights, ids
+    raise NotImplementedError('slim removed the body of try_route_quant_fused: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def take(
     x: torch.Tensor,
 ) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Consume the published (packed_topk, x_q, x_s int32) for these exact
-    activation rows, or None. Storage identity is verified so a re-viewed or
-    copied tensor simply misses."""
-    produced = _handoff.produced_x
-    if produced is None:
-        return None
-    if (
-        produced.data_ptr() != x.data_ptr()
-        or produced.shape != x.shape
-        or produced.dtype != x.dtype
-        or produced.stride() != x.stride()
-    ):
-        return None
-    out = (_handoff.packed, _handoff.x_q, _handoff.x_s)
-    _handoff.produced_x = None
-    _handoff.packed = None
-    _handoff.x_q = None
-    _handoff.x_s = None
-    return out
+    raise NotImplementedError('slim removed the body of take: it never ran in any recording (see sglang/REMOVED.md)')

@@ -222,9 +222,6 @@ class TopKConfig:
 
 class TopKOutputChecker:
 
-
-
-
     pass
 
 
@@ -312,8 +309,6 @@ class BypassedTopKOutput(NamedTuple):
             num_token_non_padded=self.num_token_non_padded,
             expert_location_dispatch_info=self.expert_location_dispatch_info,
         )
-
-
 
 
 def _make_round_robin_expert_ids(
@@ -680,8 +675,6 @@ def fused_topk_softmax_torch_raw_logits(
     return topk_weights.to(torch.float32), topk_ids.to(torch.int32)
 
 
-
-
 def apply_topk_weights_cpu(need_apply, topk_weights, inputs):
     if not need_apply:
         return inputs, topk_weights
@@ -888,40 +881,6 @@ def grouped_topk_gpu(
     return topk_weights, topk_ids
 
 
-def grouped_topk_cpu(
-    hidden_states: torch.Tensor,
-    gating_output: torch.Tensor,
-    topk: int,
-    renormalize: bool,
-    num_expert_group: Optional[int] = None,
-    topk_group: Optional[int] = None,
-    num_fused_shared_experts: int = 0,
-    routed_scaling_factor: Optional[float] = None,
-    apply_routed_scaling_factor_on_output: Optional[bool] = False,
-    scoring_func: str = "softmax",
-):
-    assert not apply_routed_scaling_factor_on_output
-    if scoring_func != "softmax":
-        raise ValueError(f"Unsupported scoring function: {scoring_func}")
-
-    return torch.ops.sgl_kernel.grouped_topk_cpu(
-        hidden_states,
-        gating_output,
-        topk,
-        renormalize,
-        num_expert_group,
-        topk_group,
-        num_fused_shared_experts,
-        routed_scaling_factor,
-        # num_token_non_padded must be None since it is not supported in kernel
-        num_token_non_padded=None,
-    )
-
-
-
-
-
-
 @torch.compile(dynamic=True, backend=get_compiler_backend(), disable=_is_npu)
 def biased_topk_impl(
     hidden_states: torch.Tensor,
@@ -1104,8 +1063,6 @@ def is_power_of_two(n):
     return n > 0 and math.log2(n).is_integer()
 
 
-
-
 def _mask_topk_ids_padded_region(
     topk_ids: torch.Tensor,
     num_token_non_padded: Optional[torch.Tensor] = None,
@@ -1121,8 +1078,6 @@ def _mask_topk_ids_padded_region(
     else:
         indices = torch.arange(0, topk_ids.shape[0], device=topk_ids.device)
         topk_ids[indices >= num_token_non_padded, :] = fill_value
-
-
 
 
 @torch.compile(dynamic=True, backend=get_compiler_backend())
@@ -1381,34 +1336,6 @@ def biased_grouped_topk_gpu(
                 routed_scaling_factor=routed_scaling_factor,
                 apply_routed_scaling_factor_on_output=apply_routed_scaling_factor_on_output,
             )
-
-
-def biased_grouped_topk_cpu(
-    hidden_states: torch.Tensor,
-    gating_output: torch.Tensor,
-    correction_bias: torch.Tensor,
-    topk: int,
-    renormalize: bool,
-    num_expert_group: Optional[int] = None,
-    topk_group: Optional[int] = None,
-    compiled: bool = True,
-    num_fused_shared_experts: int = 0,
-    routed_scaling_factor: Optional[float] = None,
-    apply_routed_scaling_factor_on_output: Optional[bool] = False,
-):
-    return torch.ops.sgl_kernel.biased_grouped_topk_cpu(
-        hidden_states,
-        gating_output,
-        correction_bias,
-        topk,
-        renormalize,
-        num_expert_group,
-        topk_group,
-        num_fused_shared_experts,
-        routed_scaling_factor if apply_routed_scaling_factor_on_output else None,
-        # num_token_non_padded must be None since it is not supported in kernel
-        num_token_non_padded=None,
-    )
 
 
 biased_grouped_topk = biased_grouped_topk_gpu
@@ -1890,10 +1817,6 @@ def select_experts(
         )
     # ===== END TO BE REFACTORED ====
     return StandardTopKOutput(topk_weights, topk_ids, router_logits)
-
-
-
-
 
 
 # NOTE: the AOT sgl_kernel::moe_fused_gate and sgl_kernel::kimi_k2_moe_fused_gate

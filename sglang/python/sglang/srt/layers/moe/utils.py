@@ -276,8 +276,6 @@ def get_deepep_output_dtype(self) -> DispatcherOutputDtype:
     return DispatcherOutputDtype.FP8
 
 
-
-
 def initialize_moe_config(server_args: ServerArgs):
     moe = get_flags().moe
     moe.a2a_backend = MoeA2ABackend(server_args.moe_a2a_backend)

@@ -83,15 +83,7 @@ _AITER_GFX95_CK_W8A8_MAX_SAFE_M = {
 
 
 class _MXFP4QuantizedData(MXFP4QuantizeUtil):
-    def __init__(
-        self,
-        original_shape: torch.Size,
-        original_dtype: torch.dtype,
-        quantized_data: torch.Tensor,
-    ):
-        self.original_shape = original_shape
-        self.original_dtype = original_dtype
-        self.quantized_data = quantized_data
+    pass
 
 
 # Force CK bpreshuffle (not Triton) for the dense w8a8-block GEMMs (MLA q/kv/o
@@ -101,25 +93,9 @@ class _MXFP4QuantizedData(MXFP4QuantizeUtil):
 _FORCE_CK_W8A8: bool = False
 
 
-def set_force_ck_w8a8(enabled: bool = True) -> None:
-    global _FORCE_CK_W8A8
-    _FORCE_CK_W8A8 = enabled
-
-
 def materialize_bpreshuffle_fp8_scale(scale: torch.Tensor) -> torch.Tensor:
     """Materialize the physical scale layout consumed by gfx95 bpreshuffle GEMM."""
     return scale.t().contiguous().t() if scale.dim() == 2 else scale
-
-
-def view_aiter_fused_rms_transposed_fp8_scale(scale: torch.Tensor) -> torch.Tensor:
-    """Expose AITER fused-RMS ``transpose_scale=True`` storage logically.
-
-    The fused-RMS op returns transposed physical bytes through a row-major-looking
-    view. Restore logical ``[M, G]`` indexing without copying those bytes.
-    """
-    if scale.dim() != 2:
-        return scale
-    return torch.as_strided(scale, scale.shape, (1, scale.shape[0]))
 
 
 def materialize_bpreshuffle_fp8_scale_tuple(
@@ -161,7 +137,6 @@ if _is_cuda:
 
     from sglang.kernels.ops.gemm.fp8_blockwise_gemm import fp8_blockwise_scaled_mm
     from sglang.srt.utils.patch_torch import register_fake_if_exists
-
 
     from flashinfer import bmm_fp8 as _raw_bmm_fp8_batched
 
@@ -1314,8 +1289,6 @@ def flashinfer_mxfp8_blockscaled_linear(
     return output.to(dtype=output_dtype).view(*output_shape)
 
 
-
-
 def input_to_float8(
     x: torch.Tensor, dtype: torch.dtype = fp8_dtype
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -1525,8 +1498,6 @@ def quant_weight_ue8m0(
     )
 
     return out_w, out_s
-
-
 
 
 # NOTE copy and modified from DeepGEMM
@@ -1904,7 +1875,5 @@ def can_auto_enable_marlin_fp8() -> bool:
         return 80 <= sm < 89
     except Exception:
         return False
-
-
 
 

@@ -17,8 +17,6 @@
 import torch
 
 
-
-
 E2M1_MAX = 6.0
 MAX_BLOCK_SCALE_FP8 = 448.0  # Maximum FP8 E4M3 value
 # E2M1 format: 1 sign bit + 2 exponent bits + 1 mantissa bit = 4 bits
@@ -141,15 +139,5 @@ class FP4MXBlock16KVQuantizeUtil:
         scaled = reshaped * torch.exp2(scale_exp.unsqueeze(-1))
 
         return scaled.view(b, m, n).to(dtype)
-
-
-class NVFP4KVQuantizeUtil:
-    """Utility class for NVFP4 quantization and dequantization with two-level scaling
-    (global FP32 + block FP8 E4M3).
-
-    Quantize formula:  x_fp4 * block_scale * global_scale = x_bf16
-    - Quantize: ``nvfp4_kv_quantize`` (SM100+), fallback ``fp4_quantize`` (SM90)
-    - Dequantize: ``nvfp4_kv_dequantize`` (SM100+)
-    """
 
 

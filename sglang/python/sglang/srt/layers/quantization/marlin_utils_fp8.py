@@ -192,8 +192,6 @@ def prepare_fp8_layer_for_marlin(
         layer.bias = torch.nn.Parameter(bias, requires_grad=False)
 
 
-
-
 def pack_fp8_to_int32(
     fp8_tensor: torch.Tensor, size_k_first: bool = True
 ) -> torch.Tensor:

@@ -26,9 +26,8 @@ this class is not a real PyTorch quantization implementation.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
-import torch
 
 from sglang.srt.layers.quantization.base_config import (
     QuantizationConfig,
@@ -51,74 +50,3 @@ class MlxQuantizationConfig(QuantizationConfig):
         "reached this error, SGLANG_USE_MLX=1 is likely not set."
     )
 
-    def __init__(self, preset: str):
-        super().__init__()
-        self.preset = preset
-
-    @classmethod
-    def get_name(cls) -> str:
-        return "mlx"
-
-    @classmethod
-    def get_supported_act_dtypes(cls) -> List[torch.dtype]:
-        return []
-
-    @classmethod
-    def get_min_capability(cls) -> int:
-        # Capability check is for NVIDIA SM versions; not meaningful for MLX.
-        return 0
-
-    @classmethod
-    def get_config_filenames(cls) -> List[str]:
-        return []
-
-    @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> MlxQuantizationConfig:
-        raise NotImplementedError(cls._ERR)
-
-    @classmethod
-    def override_quantization_method(cls, hf_quant_cfg, user_quant) -> Optional[str]:
-        """Auto-detect mlx-community-shape quantization configs.
-
-        mlx-community models ship ``config.json`` with::
-
-            "quantization_config": {"group_size": <int>, "bits": <int>}
-
-        No ``quant_method`` key, no other identifying field. Without this
-        override, :meth:`ModelConfig._verify_quantization` cannot match the
-        shape to any registered method and raises ``Unknown quantization
-        method`` (see #25119). Match it here and return the preset whose
-        bit-width agrees, so pre-quantized HF repos load on Apple Silicon
-        without the user having to pass ``--quantization`` on the CLI.
-
-        Returns ``None`` for any input that does not look like a bare MLX
-        preset: non-dict, dict with an explicit ``quant_method``, missing
-        keys, non-integer values, or unsupported bit-width. Also defers to
-        any explicit ``--quantization`` CLI choice (``user_quant``) per the
-        registry contract: CLI selection takes priority over auto-detect.
-        """
-        if user_quant is not None:
-            # User passed --quantization explicitly; respect that choice
-            # regardless of the HF config shape. Matches the moe_wna16 /
-            # modelopt convention.
-            return None
-        if not isinstance(hf_quant_cfg, dict):
-            return None
-        if "quant_method" in hf_quant_cfg:
-            # Configs that declare a quant_method belong to whichever method
-            # registers under that name; do not hijack them.
-            return None
-        bits = hf_quant_cfg.get("bits")
-        group_size = hf_quant_cfg.get("group_size")
-        if not isinstance(bits, int) or not isinstance(group_size, int):
-            return None
-        if bits == 4:
-            return "mlx_q4"
-        if bits == 8:
-            return "mlx_q8"
-        return None
-
-    def get_quant_method(
-        self, layer: torch.nn.Module, prefix: str
-    ) -> Optional[QuantizeMethodBase]:
-        raise NotImplementedError(self._ERR)

@@ -10,7 +10,6 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-import torch
 
 from sglang.srt.utils import is_flashinfer_available, log_info_on_rank0
 from sglang.srt.utils.common import is_sm120_supported
@@ -29,21 +28,4 @@ _GROUP_SIZE = 32
 
 class Mxfp4FlashinferCutlassMoEMethod:
     """FlashInfer MXFP4 MoE: W4A16 on SM90 and W4A8 on SM120."""
-
-    def __init__(self, fp8_method, prefix: str):
-        if not is_flashinfer_available():
-            raise RuntimeError("Mxfp4FlashinferCutlassMoEMethod requires FlashInfer.")
-        self._use_mxfp8_act_scaling = is_sm120_supported()
-        self._fp8 = fp8_method
-        self.prefix = prefix
-        self._swiglu_limit_tensor: torch.Tensor | None = None
-        self._mxfp4_weight_global_scale_tensor: torch.Tensor | None = None
-
-    @property
-    def load_up_proj_weight_first(self) -> bool:
-        """Load W13 directly as ``[up; gate]`` for FlashInfer CUTLASS."""
-        return True
-
-
-
 

@@ -46,12 +46,6 @@ class Mxfp4FlashinferTrtllmMoEMethod:
             get_exec().moe.flashinfer_mxfp4_moe_precision
         )
 
-
-
-
-
-
-
 def maybe_fuse_routed_scale_and_shared_add(
     experts,
     routed: torch.Tensor,

@@ -15,15 +15,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
-
 class Mxfp4MarlinMoEMethod:
     """MXFP4 (E8M0 scales) MoE quantization method using the Marlin backend."""
-
-    def __init__(self, fp8_method, prefix: str):
-        self._fp8 = fp8_method
-        self.prefix = prefix
-
-
-
 

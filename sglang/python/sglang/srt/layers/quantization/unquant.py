@@ -13,8 +13,7 @@ from torch.nn.parameter import Parameter
 from sglang.srt.environ import envs
 from sglang.srt.layers.amx_utils import (
     CPUQuantMethod,
-    _amx_process_weight_after_loading,
-)
+    )
 from sglang.srt.layers.moe import (
     MoeRunner,
     MoeRunnerBackend,

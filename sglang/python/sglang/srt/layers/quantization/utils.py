@@ -9,7 +9,6 @@ from copy import deepcopy
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple, Union
 
-import numpy
 import torch
 
 from sglang.kernels.ops.quantization.fp8_kernel import scaled_fp8_quant
@@ -189,38 +188,9 @@ def requantize_with_max_scale(
     return max_w_scale, weight
 
 
-def update_tensor_inplace(old: torch.Tensor, new: torch.Tensor) -> None:
-    old.copy_(new)
-
-
 # Adapted from https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/utils/layer_utils.py
 # Newly generated tensors need to replace existing tensors that are
 # already registered as parameters by vLLM (and won't be freed)
-def replace_parameter(
-    mod: torch.nn.Module, name: str, new: Union[torch.Tensor, torch.nn.Parameter]
-) -> None:
-
-    old = getattr(mod, name)
-    if (
-        type(old) is type(new)
-        and old.dtype == new.dtype
-        and old.untyped_storage().nbytes() == new.untyped_storage().nbytes()
-    ):
-        # If we can just update in-place to avoid re-registering
-        #   can be faster if the underlying storage is the same
-        update_tensor_inplace(old, new)
-    else:
-        # Fallback re-register parameter, convert to Parameter if necessary
-        # this not only ensures we don't register a tensor as a parameter, but
-        # also ensures that all parameter subclasses get re-registered as
-        # parameters for `torch.compile` compatibility
-        if not isinstance(new, torch.nn.Parameter):
-            new = torch.nn.Parameter(new, requires_grad=False)
-        mod.register_parameter(name, torch.nn.Parameter(new, requires_grad=False))
-
-
-
-
 # Match dynamic rules with module name (prefix) and override quantize
 # config if module (prefix) matches a rule
 def override_config(config: QuantizationConfig, prefix: str):
@@ -309,82 +279,9 @@ def get_linear_quant_method(
     return None
 
 
-def get_pack_factor(num_bits):
-    assert 32 % num_bits == 0, f"Unsupported num_bits = {num_bits}"
-    return 32 // num_bits
-
-
-
-
-def pack_cols(
-    q_w: torch.Tensor,
-    num_bits: int,
-    size_k: int,
-    size_n: int,
-):
-    assert q_w.shape == (size_k, size_n)
-
-    pack_factor = get_pack_factor(num_bits)
-    assert size_n % pack_factor == 0
-
-    orig_device = q_w.device
-
-    q_w = q_w.cpu().numpy().astype(numpy.uint32)
-
-    q_res = numpy.zeros((size_k, size_n // pack_factor), dtype=numpy.uint32)
-
-    for i in range(pack_factor):
-        q_res |= q_w[:, i::pack_factor] << num_bits * i
-
-    q_res = torch.from_numpy(q_res.astype(numpy.int32)).to(orig_device)
-    q_res = q_res.contiguous()
-
-    return q_res
-
-
-
-
-def unpack_cols(
-    packed_q_w: torch.Tensor,
-    num_bits: int,
-    size_k: int,
-    size_n: int,
-):
-    pack_factor = get_pack_factor(num_bits)
-    assert size_n % pack_factor == 0
-    assert packed_q_w.shape == (
-        size_k,
-        size_n // pack_factor,
-    ), "packed_q_w.shape = {} size_k = {}, size_n = {} pack_Factor = {}".format(
-        packed_q_w.shape, size_k, size_n, pack_factor
-    )
-
-    orig_device = packed_q_w.device
-
-    packed_q_w_cpu = packed_q_w.cpu().numpy().astype(numpy.uint32)
-    q_res = numpy.zeros((size_k, size_n), dtype=numpy.uint32)
-
-    mask = (1 << num_bits) - 1
-    for i in range(pack_factor):
-        vals = packed_q_w_cpu & mask
-        packed_q_w_cpu >>= num_bits
-        q_res[:, i::pack_factor] = vals
-
-    q_res = torch.from_numpy(q_res.astype(numpy.int32)).to(orig_device)
-    q_res = q_res.contiguous()
-
-    return q_res
-
-
 # Adapted from https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/utils/quant_utils.py
-
-
 SUPPORTED_GPTQ_QUANT_TYPES = [scalar_types.uint4b8, scalar_types.uint8b128]
 SUPPORTED_GROUP_SIZES = [-1, 32, 64, 128]
-
-
-
-
 
 
 def swizzle_blockscale(scale: torch.Tensor):
@@ -414,10 +311,6 @@ def swizzle_blockscale(scale: torch.Tensor):
         if scale_ndim == 2
         else swizzled_scale.reshape(B, M_padded, K_padded)
     )
-
-
-
-
 
 
 def prepare_static_weights_for_trtllm_fp4_moe(

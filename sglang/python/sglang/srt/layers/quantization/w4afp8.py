@@ -326,4 +326,3 @@ class W4AFp8MoEMethod(FusedMoEMethodBase):
         )
         return StandardCombineInput(hidden_states=output)
 
-

@@ -61,13 +61,6 @@ def is_prefill_context_parallel_enabled():
     return get_parallel().enable_prefill_context_parallel
 
 
-def is_prefill_cp_in_seq_split():
-    return (
-        is_prefill_context_parallel_enabled()
-        and get_parallel().prefill_cp_mode == "in-seq-split"
-    )
-
-
 def is_mla_prefill_cp_enabled() -> bool:
     sa = get_server_args()
     return get_parallel().enable_prefill_context_parallel and sa.use_mla_backend()
@@ -171,30 +164,6 @@ def cp_split_and_rebuild_position(forward_batch, positions: torch.Tensor):
     return positions
 
 
-def cp_round_robin_input_ids(input_ids):
-    """
-    input input_ids:
-    rank0~7: 0,1,2,3,4,5,...
-
-    output input_ids:
-    a2a none:
-    rank0~7: 0,8,16,...,1,9,17,...,2,10,18,...
-
-    not a2a none:
-    rank0: 0,8,16,...
-    rank1: 1,9,17,...
-    rank2: 2,10,18,...
-    ...
-    """
-    cp_size = get_parallel().attn_cp_size
-    cp_rank = get_parallel().attn_cp_rank
-    if get_moe_a2a_backend().is_none():
-        input_ids = input_ids.reshape(-1, cp_size).T.flatten()
-    else:
-        input_ids = input_ids[cp_rank::cp_size].contiguous()
-    return input_ids
-
-
 def cp_all_gather_reorganized_into_tensor(input_tensor, cp_size, forward_batch, stream):
     """
     Allgather communication for context_parallel(kv_cache, index_k, hidden_states).
@@ -236,8 +205,6 @@ def cp_all_gather_reorganized_into_tensor(input_tensor, cp_size, forward_batch, 
     )
 
     return outputs
-
-
 
 
 def cp_all_gather_rerange_output(input_tensor, cp_size, forward_batch, stream):
@@ -309,12 +276,6 @@ def cp_all_gather_rerange_output(input_tensor, cp_size, forward_batch, stream):
     )
     output_tensor = output_tensor.view(-1, hidden_size)
     return output_tensor
-
-
-
-
-
-
 
 
 def prepare_context_parallel_metadata(

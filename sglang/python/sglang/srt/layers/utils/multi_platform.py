@@ -28,7 +28,6 @@ class MultiPlatformOp(nn.Module):
     # OOT forward registry: maps dispatch_key -> {op_cls -> forward_fn}
     _oot_forward_registry: ClassVar[dict[str, dict[type, Callable]]] = {}
 
-
     def __init__(self):
         super().__init__()
         self._forward_method: Callable = self.dispatch_forward()
@@ -95,7 +94,6 @@ class MultiPlatformOp(nn.Module):
 
     def forward_musa(self, *args, **kwargs):
         return self.forward_cuda(*args, **kwargs)
-
 
     def forward_cpu(self, *args, **kwargs):
         return self.forward_native(*args, **kwargs)

@@ -51,9 +51,6 @@ class BaseTokenToKVPoolAllocator(abc.ABC):
     def size_full(self):
         return self.size
 
-    def debug_print(self) -> str:
-        return ""
-
     def available_size(self):
         return (len(self.free_pages) + len(self.release_pages)) * self.page_size
 

@@ -22,7 +22,6 @@ free-slot bookkeeping.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
 
 import torch
 
@@ -35,24 +34,6 @@ class MambaSlotAllocator:
     We keep the interface minimal and do NOT inherit the KV base class.
     """
 
-    def __init__(self, size: int, device: str):
-        self.size = size
-        self.device = device
-        # Active preallocated batch for `alloc_group_begin` / `alloc_group_end`.
-        # When non-None, `alloc(1)` consumes the next slot from this iterator
-        # instead of calling `_do_alloc(1)` per request. Reset to None outside
-        # a group window so `alloc` falls through to the per-call path.
-        self._alloc_iter: Optional[Iterator] = None
-        self.clear()
-
-
-
-
-
-
-
     def free(self, free_index: torch.Tensor):
-        if free_index.numel() == 0:
-            return
-        self.free_slots = torch.cat((self.free_slots, free_index))
+        raise NotImplementedError('slim removed the body of MambaSlotAllocator.free: it never ran in any recording (see sglang/REMOVED.md)')
 

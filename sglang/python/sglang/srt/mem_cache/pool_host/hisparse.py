@@ -7,7 +7,4 @@ logger = logging.getLogger(__name__)
 
 
 class HiSparseHostPoolMixin:
-
-
-
     pass

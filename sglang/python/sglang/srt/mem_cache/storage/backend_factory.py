@@ -5,7 +5,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any, Dict
 
-from sglang.srt.mem_cache.hicache_storage import HiCacheStorage, HiCacheStorageConfig
+from sglang.srt.mem_cache.hicache_storage import HiCacheStorage
 
 if TYPE_CHECKING:
     pass
@@ -61,10 +61,6 @@ class StorageBackendFactory:
             "module_path": module_path,
             "class_name": class_name,
         }
-
-
-
-
 
 # Register built-in storage backends
 StorageBackendFactory.register_backend(

@@ -22,17 +22,12 @@ _compiled_fn reused for every shape.
 
 from __future__ import annotations
 
-import warnings
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from sglang.srt.compilation.compilation_config import CompilationConfig
 from sglang.srt.compilation.compile import install_torch_compiled
-from sglang.srt.compilation.compile_phase import (
-    set_pcg_capture_stream,
-)
 from sglang.srt.distributed.device_communicators.pynccl_allocator import (
     set_graph_pool_id,
 )
@@ -62,23 +57,10 @@ if TYPE_CHECKING:
 _VALID_COMPILERS = ("eager", "inductor")
 
 
-def _suppress_lru_cache_dynamo_warning() -> None:
-    warnings.filterwarnings("ignore", message=".*lru_cache.*", module="torch._dynamo")
-
-
 def _toggle_multi_platform_ops(
     model: torch.nn.Module, *, reverse: bool, num_tokens: int
 ) -> None:
-    """Recursively flip MultiPlatformOp submodules into / out of
-    torch.compile mode."""
-    for sub in model._modules.values():
-        if isinstance(sub, MultiPlatformOp):
-            if reverse:
-                sub.leave_torch_compile()
-            else:
-                sub.enter_torch_compile(num_tokens=num_tokens)
-        if isinstance(sub, torch.nn.Module):
-            _toggle_multi_platform_ops(sub, reverse=reverse, num_tokens=num_tokens)
+    raise NotImplementedError('slim removed the body of _toggle_multi_platform_ops: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class TcPiecewiseCudaGraphBackend(BaseCudaGraphBackend):
@@ -86,78 +68,11 @@ class TcPiecewiseCudaGraphBackend(BaseCudaGraphBackend):
     recomputed at replay outside the compiled callable's sub-graphs.
     """
 
-    def __init__(self, cuda_graph_runner: BaseCudaGraphRunner) -> None:
-        model_runner = cuda_graph_runner.model_runner
-        self._pool = None
-        self._device_module = cuda_graph_runner.device_module
-        self._tp_group = model_runner.tp_group
-        self._capture_stream: Optional[torch.cuda.Stream] = None
-        self._compile_config: CompilationConfig = self.build_compilation_config(
-            model_runner.server_args
-        )
-        self._language_model: torch.nn.Module = getattr(
-            model_runner.model, "language_model", model_runner.model
-        )
-        _suppress_lru_cache_dynamo_warning()
-        self._run_compile_pass(cuda_graph_runner)
-        # model_runner.model.forward is the wrapper that builds LogitsProcessorOutput.
-        # The compiled trampoline is dispatched internally by it.
-        self._compiled_fn: Callable = model_runner.model.forward
-
-
-
-
-    @contextmanager
-    def capture_session(self, stream: torch.cuda.Stream):
-        self._capture_stream = stream
-        try:
-            with self.replay_session():
-                with set_pcg_capture_stream(stream):
-                    yield
-        finally:
-            self._capture_stream = None
-
-    def capture_one(
-        self,
-        shape_key: ShapeKey,
-        forward_fn: Callable[[], Any],
-        capture_inputs: Optional[Any] = None,
-        post_warmup_hook: Optional[Callable[[], None]] = None,
-    ) -> None:
-        # Call 1 warms FX state; call 2 captures the cuda graph inside capture_session.
-        # See cuda_piecewise_backend.py for the FX backend that drives the capture.
-        for _ in range(2):
-            self._device_module.synchronize()
-            self._tp_group.barrier()
-            forward_fn()
-            if post_warmup_hook is not None:
-                post_warmup_hook()
-
-    def can_run(self, forward_batch: ForwardBatch, shape_key: ShapeKey) -> bool:
-        # torch.compile manages its per-shape cache internally.
-        # _run_compile_pass warms every shape in capture_num_tokens at __init__.
-        return True
-
-    @contextmanager
-    def replay_session(self):
-        with enable_tc_piecewise_cuda_graph():
-            yield
-
     def replay(
         self,
         shape_key: ShapeKey,
         static_forward_batch: ForwardBatch,
         **kwargs,
     ) -> Any:
-        return self._compiled_fn(
-            static_forward_batch.input_ids,
-            static_forward_batch.positions,
-            static_forward_batch,
-            **kwargs,
-        )
+        raise NotImplementedError('slim removed the body of TcPiecewiseCudaGraphBackend.replay: it never ran in any recording (see sglang/REMOVED.md)')
 
-    def cleanup(self) -> None:
-        self._compiled_fn = None
-        self._compile_config = None
-        self._language_model = None
-        self._pool = None

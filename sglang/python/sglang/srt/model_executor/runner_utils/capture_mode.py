@@ -39,10 +39,6 @@ def get_is_capture_mode() -> bool:
     return is_capture_mode or is_in_breakable_cuda_graph()
 
 
-
-
-
-
 def _set_capture_lora_variant(variant: Optional[str]) -> None:
     global _capture_lora_variant
     _capture_lora_variant = variant

@@ -23,10 +23,6 @@ from typing import Any
 from sglang.srt.runtime_context import get_resources
 
 
-
-
-
-
 def get_or_create_global_graph_memory_pool(device_module: Any) -> Any:
     """Return the shared graph memory pool, creating it on first use so
     later backends reuse the same handle."""

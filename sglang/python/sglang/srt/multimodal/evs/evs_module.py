@@ -14,7 +14,6 @@
 
 
 import dataclasses
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -26,20 +25,11 @@ from sglang.srt.mem_cache.multimodal_cache import EmbeddingResult
 from sglang.srt.multimodal.processors.base_processor import BaseMultimodalProcessor
 from sglang.utils import logger
 
-from .evs_core import replace_offsets_with_tokens_per_frame
 
 
 @dataclasses.dataclass(kw_only=True)
 class EVSDataItem(MultimodalDataItem):
     thw_grids: list[tuple[int, int, int]]
-
-
-@dataclasses.dataclass(kw_only=True)
-class VideoEVSDataItem(EVSDataItem):
-    pre_chunked_input_ids: torch.Tensor
-
-    def __post_init__(self):
-        assert self.is_video()
 
 
 @dataclass(kw_only=True)
@@ -59,40 +49,6 @@ class EVSEmbeddingResult(EmbeddingResult):
     """
 
     num_tokens_per_frame: list[int]
-
-    def redistribute_pruned_frames_placeholders(
-        self,
-        input_ids: torch.Tensor,
-        offsets: list[tuple[int, int]],
-        *,
-        item: VideoEVSDataItem,
-        extend_prefix_len: int,
-        extend_seq_len: int,
-    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        assert len(input_ids) == extend_seq_len
-        assert isinstance(
-            item, VideoEVSDataItem
-        ), f"Expected VideoEVSDataItem, got {type(item)}"
-        pre_chunked_input_ids = item.pre_chunked_input_ids
-        filler_token_id = item.pad_value
-        input_ids_list = replace_offsets_with_tokens_per_frame(
-            pre_chunked_input_ids=pre_chunked_input_ids,
-            num_tokens_per_frame=self.num_tokens_per_frame,
-            frame_offsets_inclusive=offsets,
-            filler_token_id=filler_token_id,
-        )
-        input_ids = torch.tensor(
-            input_ids_list, dtype=input_ids.dtype, device=input_ids.device
-        )
-        offsets = BaseMultimodalProcessor.get_mm_items_offset(
-            input_ids, filler_token_id
-        )
-        input_ids = input_ids[extend_prefix_len : extend_prefix_len + extend_seq_len]
-        assert (
-            len(input_ids) == extend_seq_len
-        ), f"Input ids length changed after redistribution, got {len(input_ids)} != {extend_seq_len}"
-        return input_ids, offsets
-
 
 @dataclass(frozen=True, kw_only=True)
 class EVSConfig:
@@ -126,23 +82,4 @@ class EVS(torch.nn.Module, ABC):
     def get_video_feature(self, items: list[MultimodalDataItem]) -> torch.Tensor:
         """Extract EVS parameters from model config. Must be implemented by subclass."""
         raise NotImplementedError
-
-    def __init__(
-        self,
-        config: PretrainedConfig,
-        *args: typing.Any,
-        **kwargs: typing.Any,
-    ) -> None:
-        super().__init__()
-        model_name = self.__class__.__name__
-        self.original_get_video_feature = self.get_video_feature
-        self.evs_config = self.create_evs_config(config)
-        self.evs_enabled = self.evs_config.video_pruning_rate > 0.0
-        if self.evs_enabled:
-            logger.info(f"[EVS] enabled for {model_name} [{self.evs_config}]")
-            self.get_video_feature = self.evs_video
-        else:
-            logger.info(
-                f"[EVS] requested on model {model_name} but is disabled for pruning_rate == 0.0."
-            )
 

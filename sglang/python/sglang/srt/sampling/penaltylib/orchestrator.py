@@ -187,7 +187,6 @@ class _BatchedPenalizer(abc.ABC):
             )
         return orch
 
-
     def is_required(self) -> bool:
         return self._is_required()
 

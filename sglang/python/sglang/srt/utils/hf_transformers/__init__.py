@@ -32,14 +32,12 @@ from .common import (
     get_context_length,
     get_generation_config,
     get_hf_text_config,
-    get_rope_config,
     get_sparse_attention_config,
     get_tokenizer_from_processor,
 )
 from .config import get_config
 from .processor import get_processor
 from .tokenizer import (
-    _fix_added_tokens_encoding,
     _fix_v5_add_bos_eos_token,
     get_tokenizer,
 )
@@ -47,7 +45,6 @@ from .tokenizer import (
 __all__ = [
     "AutoConfig",
     "CONTEXT_LENGTH_KEYS",
-    "_fix_added_tokens_encoding",
     "_fix_v5_add_bos_eos_token",
     "attach_additional_stop_token_ids",
     "check_gguf_file",
@@ -57,7 +54,6 @@ __all__ = [
     "get_generation_config",
     "get_hf_text_config",
     "get_processor",
-    "get_rope_config",
     "get_sparse_attention_config",
     "get_tokenizer",
     "get_tokenizer_from_processor",

@@ -285,24 +285,6 @@ def check_gguf_file(model: Union[str, os.PathLike]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def get_rope_config(config):
-    """Get (rope_theta, rope_params) from config, supporting both v4 and v5.
-
-    Trust-remote-code configs or parent configs passed to sub-models may not
-    have the v5 ``rope_parameters`` property, so we fall back to the v4-style
-    ``config.rope_theta`` / ``config.rope_scaling`` attributes.
-
-    Returns:
-        (rope_theta, rope_params): In v5, rope_params is the full
-        rope_parameters dict (which subsumes rope_scaling and includes
-        rope_theta). In v4, rope_params is the rope_scaling dict or None.
-    """
-    rope_params = getattr(config, "rope_parameters", None)
-    if rope_params is not None:
-        return rope_params["rope_theta"], rope_params
-    return getattr(config, "rope_theta", 10000), getattr(config, "rope_scaling", None)
-
-
 def _patch_text_config(parent_config: PretrainedConfig, text_config):
     """Synchronize standard attributes between parent config and text sub-config.
 
@@ -402,14 +384,6 @@ def get_hf_text_config(config: PretrainedConfig):
 # ---------------------------------------------------------------------------
 # Model-specific helpers
 # ---------------------------------------------------------------------------
-
-
-def _ensure_sub_configs(config: PretrainedConfig, *attr_names: str) -> None:
-    """Convert dict-valued sub-configs to proper AutoConfig objects in-place."""
-    for attr in attr_names:
-        sub = getattr(config, attr, None)
-        if sub is not None and isinstance(sub, dict):
-            setattr(config, attr, AutoConfig.for_model(**sub))
 
 
 def _is_deepseek_ocr_model(config: PretrainedConfig) -> bool:

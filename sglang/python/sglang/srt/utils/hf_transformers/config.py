@@ -39,7 +39,7 @@ from .common import (
     get_hf_text_config,
     resolve_runai_obj_uri,
 )
-from .mistral_utils import is_mistral_model, load_mistral_config
+from .mistral_utils import is_mistral_model
 
 
 def _set_architectures(config, arch_name):
@@ -197,8 +197,6 @@ class HfModelConfigParser(ModelConfigParserBase):
             _set_architectures(config, "LongcatFlashForCausalLM")
 
         return config
-
-
 
 
 @lru_cache_frozenset(maxsize=32)

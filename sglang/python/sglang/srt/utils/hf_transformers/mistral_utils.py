@@ -2,41 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 import json
-import tempfile
-from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
-from transformers import AutoConfig, PretrainedConfig
 
 from sglang.srt.utils import logger
 
 from .common import (
     _cached_file_exists,
-    _ensure_sub_configs,
     _remote_file_exists,
     download_from_hf,
 )
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-class MistralConfigParser:
-
-
-    pass
 
 
 def is_mistral_model(name) -> bool:
@@ -50,60 +25,6 @@ def is_mistral_model(name) -> bool:
     if "eagle" in lower and "mistral" in lower:
         return True
     return False
-
-
-@lru_cache(maxsize=2)
-def load_mistral_config(
-    model_path: str,
-    trust_remote_code: bool = False,
-    revision: Optional[str] = None,
-):
-    """Load and parse a Mistral model config via the custom params.json format.
-
-    Returns a ``PretrainedConfig`` with dict sub-configs (text_config,
-    vision_config) converted to proper AutoConfig objects.
-    """
-    local_path = download_from_hf(model_path)
-    parser = MistralConfigParser()
-    config_dict, _ = parser.parse(local_path)
-
-    with tempfile.NamedTemporaryFile(mode="w+", suffix=".json") as f:
-        json.dump(config_dict, f)
-        f.flush()
-        loaded_config = AutoConfig.from_pretrained(
-            f.name, trust_remote_code=trust_remote_code, revision=revision
-        )
-    _ensure_sub_configs(loaded_config, "text_config", "vision_config")
-
-    return loaded_config
-
-
-def wrap_as_pixtral(processor, config):
-    """Wrap a tokenizer as a PixtralProcessor for Mistral vision models."""
-    from transformers.models.pixtral.image_processing_pixtral import (
-        PixtralImageProcessor,
-    )
-    from transformers.models.pixtral.processing_pixtral import (
-        PixtralProcessor as HFPixtralProcessor,
-    )
-
-    vision_config = config.vision_config
-    patch_size = vision_config.patch_size
-    image_size = vision_config.image_size
-    spatial_merge_size = getattr(vision_config, "spatial_merge_size", 1)
-
-    effective_patch = patch_size * spatial_merge_size
-    image_processor = PixtralImageProcessor(
-        do_resize=True,
-        size={"longest_edge": image_size},
-        patch_size={"height": effective_patch, "width": effective_patch},
-    )
-    return HFPixtralProcessor(
-        image_processor=image_processor,
-        tokenizer=processor,
-        patch_size=patch_size,
-        spatial_merge_size=spatial_merge_size,
-    )
 
 
 # kwargs that MistralCommon tokenizers reject.

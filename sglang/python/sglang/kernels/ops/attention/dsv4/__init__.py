@@ -1,9 +1,6 @@
 """DeepSeek-V4 attention kernels (RFC #29630, Phase 2.5)."""
 
 # --- merged from sglang.kernels.ops.attention.dsv4 (RFC #29630 Phase 4) ---
-from .attn import (
-    get_paged_mqa_logits_metadata,
-    )
 from .c128_cleanup import clear_unaccepted_c128_draft_states
 from .compress import (
     CompressorDecodePlan,
@@ -11,29 +8,19 @@ from .compress import (
     )
 from .gemm import linear_bf16_fp32
 from .moe import (
-    hash_topk,
     mask_topk_ids,
     mega_moe_pre_dispatch,
     silu_and_mul_clamp,
     silu_and_mul_contig_post_quant,
-    silu_and_mul_masked_post_quant,
-)
-from .topk import plan_topk_v2, topk_transform_512_v2
-from .utils import make_name
+    )
 
 __all__ = [
     "CompressorDecodePlan",
     "CompressorPrefillPlan",
     "clear_unaccepted_c128_draft_states",
-    "make_name",
     "linear_bf16_fp32",
-    "get_paged_mqa_logits_metadata",
-    "topk_transform_512_v2",
-    "plan_topk_v2",
-    "hash_topk",
     "mega_moe_pre_dispatch",
     "mask_topk_ids",
     "silu_and_mul_clamp",
-    "silu_and_mul_masked_post_quant",
     "silu_and_mul_contig_post_quant",
 ]

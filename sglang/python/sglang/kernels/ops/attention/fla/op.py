@@ -22,8 +22,6 @@ else:
     log2 = tl.log2
 
 
-
-
 if not is_gather_supported:
 
     @triton.jit

@@ -182,8 +182,6 @@ def input_guard(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
 contiguous = input_guard
 
 
-
-
 def checkpoint(fn):
     def wrapper(*args, **kwargs):
         return torch.utils.checkpoint.checkpoint(fn, *args, **kwargs)
@@ -197,8 +195,6 @@ def _cpu_device_warning():
     warnings.warn(
         ("Triton is not supported on current platform, roll back to CPU."), stacklevel=1
     )
-
-
 
 
 @lru_cache(maxsize=None)
@@ -245,8 +241,6 @@ is_tf32_supported = is_nvidia and torch.cuda.get_device_capability(0)[0] >= 8
 is_gather_supported = hasattr(triton.language, "gather")
 
 
-
-
 class Backend(Enum):
     ADA = 101376  # RTX 4090
     AMPERE = 166912  # A100
@@ -259,8 +253,6 @@ class Backend(Enum):
             return cls[arch.upper()].value
         except KeyError:
             return cls.DEFAULT.value
-
-
 
 
 if torch_release >= (2, 4):

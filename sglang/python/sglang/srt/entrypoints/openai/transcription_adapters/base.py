@@ -65,7 +65,6 @@ class TranscriptionAdapter(ABC):
         """
         raise NotImplementedError
 
-
     @property
     def supports_chunked_streaming(self) -> bool:
         """Whether this model uses chunk-based streaming instead of token-level streaming."""
@@ -96,7 +95,6 @@ class TranscriptionAdapter(ABC):
         Keys: ``chunk_size_sec``, ``unfixed_chunk_num``, ``unfixed_token_num``.
         """
         return {}
-
 
     @abstractmethod
     def build_verbose_response(

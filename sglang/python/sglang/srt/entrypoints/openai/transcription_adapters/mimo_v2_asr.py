@@ -22,10 +22,7 @@ class MiMoV2ASRAdapter(TranscriptionAdapter):
     """
 
     def build_sampling_params(self, request: TranscriptionRequest) -> dict:
-        return {
-            "temperature": request.temperature,
-            "max_new_tokens": 448,
-        }
+        raise NotImplementedError('slim removed the body of MiMoV2ASRAdapter.build_sampling_params: it never ran in any recording (see sglang/REMOVED.md)')
 
     def build_verbose_response(
         self,
@@ -37,10 +34,4 @@ class MiMoV2ASRAdapter(TranscriptionAdapter):
     ) -> TranscriptionVerboseResponse:
         # MiMo-V2-ASR does not emit timestamp tokens; segments stay empty
         # until a forced-aligner path is added.
-        return TranscriptionVerboseResponse(
-            language=request.language or "auto",
-            duration=round(request.audio_duration_s, 2),
-            text=text,
-            segments=[],
-            usage=usage,
-        )
+        raise NotImplementedError('slim removed the body of MiMoV2ASRAdapter.build_verbose_response: it never ran in any recording (see sglang/REMOVED.md)')

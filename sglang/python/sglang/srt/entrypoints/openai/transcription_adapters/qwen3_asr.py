@@ -36,20 +36,12 @@ class Qwen3ASRAdapter(TranscriptionAdapter):
         return DEFAULT_ASR_PROMPT
 
     def build_sampling_params(self, request: TranscriptionRequest) -> dict:
-        temperature = request.temperature
-        if temperature == 0.0:
-            temperature = 0.01  # Qwen3-ASR recommended near-greedy temperature
-        return {
-            "temperature": temperature,
-            "max_new_tokens": 256,  # Qwen3-ASR default
-        }
+        raise NotImplementedError('slim removed the body of Qwen3ASRAdapter.build_sampling_params: it never ran in any recording (see sglang/REMOVED.md)')
 
     def postprocess_text(self, text: str) -> str:
         # Qwen3-ASR outputs "language <lang><asr_text>transcription" format;
         # strip the prefix to return clean transcription text.
-        if self.ASR_TEXT_TAG in text:
-            return text.split(self.ASR_TEXT_TAG, 1)[-1]
-        return text
+        raise NotImplementedError('slim removed the body of Qwen3ASRAdapter.postprocess_text: it never ran in any recording (see sglang/REMOVED.md)')
 
     def build_verbose_response(
         self,
@@ -60,10 +52,4 @@ class Qwen3ASRAdapter(TranscriptionAdapter):
         usage: TranscriptionUsage,
     ) -> TranscriptionVerboseResponse:
         # TODO: Qwen3-ASR needs ForcedAligner to produce timestamps
-        return TranscriptionVerboseResponse(
-            language=request.language or "auto",
-            duration=round(request.audio_duration_s, 2),
-            text=text,
-            segments=[],
-            usage=usage,
-        )
+        raise NotImplementedError('slim removed the body of Qwen3ASRAdapter.build_verbose_response: it never ran in any recording (see sglang/REMOVED.md)')

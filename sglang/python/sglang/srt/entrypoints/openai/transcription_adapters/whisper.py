@@ -127,14 +127,7 @@ class WhisperAdapter(TranscriptionAdapter):
     TIMESTAMP_BASE_OFFSET = 0.02  # each token step = 0.02 s
 
     def build_sampling_params(self, request: TranscriptionRequest) -> dict:
-        params: dict = {
-            "temperature": request.temperature,
-            "max_new_tokens": 448,  # Whisper default max tokens
-            "language": request.language,
-        }
-        if request.timestamp_granularities:
-            params["timestamp_granularities"] = request.timestamp_granularities
-        return params
+        raise NotImplementedError('slim removed the body of WhisperAdapter.build_sampling_params: it never ran in any recording (see sglang/REMOVED.md)')
 
     # -- language detection ------------------------------------------------
 
@@ -143,98 +136,17 @@ class WhisperAdapter(TranscriptionAdapter):
         return True
 
     def build_fused_autodetect_params(self, request: TranscriptionRequest) -> dict:
-        """Build sampling params for a single fused detect+transcribe request.
-
-        Uses SGLang's native structured generation (``regex``) to constrain
-        the first 3 decode tokens. Picks the regex variant based on whether
-        the client requested ``timestamp_granularities``:
-
-          * no timestamps:  ``<|lang|><|transcribe|><|notimestamps|>text``
-          * with timestamps: ``<|lang|><|transcribe|><|0.00|>text<|X.XX|>...``
-            — ``<|0.00|>`` anchors segment 0 at t=0; the model naturally
-            emits further timestamp tokens between segments and
-            ``_parse_segments`` reconstructs them from ``output_ids``.
-
-        Either way, detection and transcription run in a single encoder
-        pass with no extra HTTP round-trip.
-        """
-        ts_variant = bool(request.timestamp_granularities)
-        params: dict = {
-            "temperature": request.temperature,
-            # Fused auto-detect decoder prompt is just <|startoftranscript|>
-            # (1 token, see processors/whisper.py). Whisper's
-            # max_target_positions is 448, so max_new_tokens caps at 447:
-            # 1 prompt + 3 forced prefix + up to 444 free transcription = 448.
-            "max_new_tokens": 447,
-            "regex": (
-                WHISPER_AUTODETECT_TS_REGEX if ts_variant else WHISPER_AUTODETECT_REGEX
-            ),
-            "skip_special_tokens": False,
-            # parse_fused_output matches a zero-space forced prefix
-            # (``<|en|><|transcribe|><|notimestamps|>`` glued together).
-            # Fast Whisper tokenizers decode adjacent added tokens with no
-            # space, but slow ones insert a space between them. Force
-            # spaces_between_special_tokens=False so the parse regex is
-            # correct regardless of tokenizer variant.
-            "spaces_between_special_tokens": False,
-            FUSED_AUTODETECT_FLAG: True,
-        }
-        if ts_variant:
-            params["timestamp_granularities"] = request.timestamp_granularities
-        return params
+        raise NotImplementedError('slim removed the body of WhisperAdapter.build_fused_autodetect_params: it never ran in any recording (see sglang/REMOVED.md)')
 
     @staticmethod
     def parse_fused_output(
         text: str, *, ts_variant: bool = False
     ) -> tuple[Optional[str], Optional[str]]:
-        """Parse fused output into ``(language_code, user_visible_text)``.
-
-        Matches the forced prefix the FSM emits. ``ts_variant`` selects
-        which shape to expect — the caller knows from
-        ``request.timestamp_granularities`` which regex was sent to the
-        FSM and so which decoded shape to look for:
-
-          * ``ts_variant=False`` — ``<|en|><|transcribe|><|notimestamps|> Hello...``
-          * ``ts_variant=True``  — ``<|en|><|transcribe|> Hello...`` (``<|0.00|>``
-            is in ``output_ids`` but Whisper detokenizes it to the empty string).
-
-        Return cases:
-
-        * ``(None, None)`` — the prefix isn't fully in yet (mid-stream
-          snapshot before ``<|transcribe|>`` lands, or before
-          ``<|notimestamps|>`` lands in the no-ts variant) or the prefix
-          is malformed. Streaming callers keep buffering; non-streaming /
-          end-of-stream callers treat this as a parse failure and fall
-          back to a best-effort scrub of the raw text.
-        * ``(lang, visible)`` — prefix fully parsed. ``visible`` is the
-          transcription with the forced prefix removed, any embedded
-          special tokens (``<|X.XX|>``, ``<|endoftext|>``) scrubbed, and
-          surrounding whitespace trimmed. It grows monotonically across
-          streaming chunks because Whisper's special tokens detokenize
-          atomically, so callers can compute deltas against it directly.
-        """
-        pattern = _FUSED_PREFIX_RE_TS if ts_variant else _FUSED_PREFIX_RE_NOTS
-        m = pattern.match(text)
-        if not m:
-            return None, None
-        transcription = text[m.end() :]
-        # Scrub any remaining special tokens. skip_special_tokens=False is
-        # set on fused requests so the language prefix survives for
-        # parsing, but that also preserves trailing <|endoftext|> and, in
-        # the timestamps variant, embedded <|X.XX|> segment tokens. Those
-        # are unwanted in the user-visible text (verbose_json gets its
-        # segments from _parse_segments over output_ids instead).
-        transcription = _SPECIAL_TOKEN_RE.sub("", transcription)
-        return m.group(1), transcription.strip()
+        raise NotImplementedError('slim removed the body of WhisperAdapter.parse_fused_output: it never ran in any recording (see sglang/REMOVED.md)')
 
     @staticmethod
     def strip_special_tokens(text: str) -> str:
-        """Remove any ``<|...|>`` special-token strings from *text*.
-
-        Used as the best-effort scrub on FSM abort / parse failure when
-        the full ``parse_fused_output`` path can't locate the prefix.
-        """
-        return _SPECIAL_TOKEN_RE.sub("", text)
+        raise NotImplementedError('slim removed the body of WhisperAdapter.strip_special_tokens: it never ran in any recording (see sglang/REMOVED.md)')
 
     # -- end language detection --------------------------------------------
 
@@ -246,17 +158,5 @@ class WhisperAdapter(TranscriptionAdapter):
         tokenizer,
         usage: TranscriptionUsage,
     ) -> TranscriptionVerboseResponse:
-        output_ids = ret.get("output_ids", [])
-        parsed_text, segments = self._parse_segments(output_ids, tokenizer)
-        return TranscriptionVerboseResponse(
-            # Pass None through when fused auto-detect failed to parse a
-            # language — the client should see detection-failed, not a silent
-            # English default. For explicit-language requests request.language
-            # is already set by the caller.
-            language=request.language,
-            duration=round(request.audio_duration_s, 2),
-            text=parsed_text or text,
-            segments=segments,
-            usage=usage,
-        )
+        raise NotImplementedError('slim removed the body of WhisperAdapter.build_verbose_response: it never ran in any recording (see sglang/REMOVED.md)')
 

@@ -28,12 +28,6 @@ if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req, ScheduleBatch
 
 
-
-
-
-
-
-
 def dsv4_unwrap_prealloc(kv_loc, req_to_token_pool, req, prefix_len, fill_len):
     """Unwrap a DSV4OutCacheLoc bundle to its full-pool loc and write the five
     per-req tables; a plain tensor (non-DSV4) passes through unchanged."""
@@ -125,8 +119,6 @@ def _write_dsv4_tables(
             seq_lens_cpu,
             bundle.out_c128_state_loc,
         )
-
-
 
 
 def maybe_build_dsv4_verify_bundle(batch: ScheduleBatch, draft_token_num: int):

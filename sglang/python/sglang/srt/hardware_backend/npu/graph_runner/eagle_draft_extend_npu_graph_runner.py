@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
 
 from sglang.srt.configs.model_config import is_deepseek_dsa, is_deepseek_v4
 from sglang.srt.speculative.eagle_draft_extend_cuda_graph_runner import (
@@ -28,23 +27,4 @@ if TYPE_CHECKING:
 
 
 class EAGLEDraftExtendNpuGraphRunner(EAGLEDraftExtendCudaGraphRunner):
-    def __init__(self, eagle_worker: EagleDraftWorker):
-        super().__init__(eagle_worker)
-
-    def _cache_loc_dtype(self):
-        return torch.int32
-
-    def _replay_graph(self, shape_key, forward_batch):
-        hf_config = self.model_runner.model_config.hf_config
-        if not (is_deepseek_dsa(hf_config) or is_deepseek_v4(hf_config)):
-            seq_lens = forward_batch.seq_lens_cpu.tolist() + [0] * (
-                self.bs - self.raw_bs
-            )
-            return self.backend.replay_with_input_update(
-                shape_key,
-                seq_lens=seq_lens,
-                attr_name="actual_seq_lengths_kv",
-                attr_type=[],
-            )
-        else:
-            return self.backend.replay(shape_key, forward_batch)
+    pass

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Optional
 import torch
 
 from sglang.kernels.ops.attention.utils import seqlens_expand_triton
-from sglang.srt.layers.attention.dsa.utils import compute_dsa_seqlens
 from sglang.srt.utils import is_cuda, is_hip
 
 if TYPE_CHECKING:
@@ -54,14 +53,6 @@ class PrecomputedMetadata:
     flashmla_metadata: Optional[torch.Tensor] = None
 
 
-def compute_cu_seqlens(seqlens: torch.Tensor) -> torch.Tensor:
-    """Compute cumulative sequence lengths with padding."""
-    assert seqlens.dtype == torch.int32
-    return torch.nn.functional.pad(
-        torch.cumsum(seqlens, dim=0, dtype=torch.int32), (1, 0)
-    )
-
-
 class DeepseekSparseAttnBackendMTPPrecomputeMixin:
     """Mixin class providing metadata precomputation for multi-step speculative decoding.
 
@@ -77,42 +68,7 @@ class DeepseekSparseAttnBackendMTPPrecomputeMixin:
         seq_lens_cpu: torch.Tensor,
         forward_mode: ForwardMode,
     ) -> PrecomputedMetadata:
-        """Precompute all shared metadata for multi-step backends.
-
-        This function extracts and computes all operations that are
-        identical across different backend instances in multi-step
-        speculative decoding.
-
-        Args:
-            bs: Batch size
-            req_pool_indices: Request pool indices [bs]
-            seq_lens: Sequence lengths [bs]
-            seq_lens_cpu: Sequence lengths on CPU [bs]
-            forward_mode: Forward mode (decode/target_verify)
-
-        Returns:
-            PrecomputedMetadata containing all shared intermediate results
-        """
-        # Slice inputs to batch size
-        seq_lens = seq_lens[:bs]
-        if seq_lens_cpu is not None:
-            seq_lens_cpu = seq_lens_cpu[:bs]
-        req_pool_indices = req_pool_indices[:bs]
-
-        # Dispatch to mode-specific precomputation
-        if forward_mode.is_decode_or_idle():
-            return self._precompute_decode_mode(
-                bs, req_pool_indices, seq_lens, seq_lens_cpu
-            )
-        elif forward_mode.is_target_verify():
-            return self._precompute_target_verify_mode(
-                bs, req_pool_indices, seq_lens, seq_lens_cpu
-            )
-        else:
-            raise ValueError(f"Unsupported forward mode: {forward_mode}")
-
-
-
+        raise NotImplementedError('slim removed the body of DeepseekSparseAttnBackendMTPPrecomputeMixin._precompute_replay_metadata: it never ran in any recording (see sglang/REMOVED.md)')
 
 # Backward-compat alias
 DeepseekSparseAttnBackendMTPPrecomputeMixin = (

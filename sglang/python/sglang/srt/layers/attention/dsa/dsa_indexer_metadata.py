@@ -6,9 +6,6 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
 
-from sglang.srt.layers.attention.dsa.dsa_backend_mtp_precompute import (
-    compute_cu_seqlens,
-)
 from sglang.srt.layers.attention.dsa.dsa_topk_backend import (
     DSATopKBackend,
     TopkTransformMethod,
@@ -99,31 +96,31 @@ class DSAIndexerMetadata(BaseIndexerMetadata):
     force_unfused_topk: bool = False
 
     def get_seqlens_int32(self) -> torch.Tensor:
-        return self.attn_metadata.cache_seqlens_int32
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_seqlens_int32: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_page_table_64(self) -> torch.Tensor:
-        return self.attn_metadata.real_page_table
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_page_table_64: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_page_table_1(self) -> torch.Tensor:
-        return self.attn_metadata.page_table_1
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_page_table_1: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_seqlens_expanded(self) -> torch.Tensor:
-        return self.attn_metadata.dsa_seqlens_expanded
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_seqlens_expanded: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_indexer_kvcache_range(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.attn_metadata.indexer_k_start_end
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_indexer_kvcache_range: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_indexer_seq_len(self) -> torch.Tensor:
-        return self.attn_metadata.indexer_seq_lens
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_indexer_seq_len: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_indexer_seq_len_cpu(self) -> torch.Tensor:
-        return self.attn_metadata.indexer_seq_lens_cpu
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_indexer_seq_len_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_dsa_extend_len_cpu(self) -> List[int]:
-        return self.attn_metadata.dsa_extend_seq_lens_list
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_dsa_extend_len_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_token_to_batch_idx(self) -> torch.Tensor:
-        return self.attn_metadata.token_to_batch_idx
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.get_token_to_batch_idx: it never ran in any recording (see sglang/REMOVED.md)')
 
     def topk_transform(
         self,
@@ -135,34 +132,4 @@ class DSAIndexerMetadata(BaseIndexerMetadata):
         batch_idx_list: Optional[List[int]] = None,
         topk_indices_offset_override: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        if topk_indices_offset_override is not None:
-            cu_topk_indices_offset = topk_indices_offset_override
-            cu_seqlens_q_topk = None
-        elif cu_seqlens_q is not None:
-            cu_seqlens_q = cu_seqlens_q.to(torch.int32)
-            cu_seqlens_q_topk = compute_cu_seqlens(cu_seqlens_q)
-            cu_topk_indices_offset = torch.repeat_interleave(
-                cu_seqlens_q_topk[:-1],
-                cu_seqlens_q,
-                # Avoid reading sum(cu_seqlens_q) back to the host.
-                output_size=logits.shape[0],
-            )
-        else:
-            cu_seqlens_q_topk = self.attn_metadata.cu_seqlens_q
-            cu_topk_indices_offset = self.attn_metadata.topk_indices_offset
-        if ke_offset is not None:
-            seq_lens_topk = ke_offset
-        else:
-            seq_lens_topk = self.get_seqlens_expanded()
-        return self.topk_backend.topk_transform(
-            logits=logits,
-            lengths=seq_lens_topk,
-            topk=topk,
-            topk_transform_method=self.topk_transform_method,
-            attn_metadata=self.attn_metadata,
-            cu_seqlens_q_topk=cu_seqlens_q_topk,
-            topk_indices_offset=cu_topk_indices_offset,
-            row_starts=ks,
-            batch_idx_list=batch_idx_list,
-            force_unfused_topk=self.force_unfused_topk,
-        )
+        raise NotImplementedError('slim removed the body of DSAIndexerMetadata.topk_transform: it never ran in any recording (see sglang/REMOVED.md)')

@@ -17,7 +17,6 @@ _use_ag_after_qlora = envs.SGLANG_USE_AG_AFTER_QLORA.get()
 
 
 class DSANPUIndexerMixin:
-
     pass
 
 

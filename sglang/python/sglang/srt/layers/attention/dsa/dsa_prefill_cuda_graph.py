@@ -27,10 +27,6 @@ GRAPH_WEIGHTS_PROJ_LORA_ERROR = (
 )
 
 
-def _is_in_piecewise_or_breakable_cuda_graph() -> bool:
-    return is_in_tc_piecewise_cuda_graph() or is_in_breakable_cuda_graph()
-
-
 if _is_cuda:
 
     def _scale_head_gate_graph_fake_impl(
@@ -39,11 +35,7 @@ if _is_cuda:
         softmax_scale: float,
         q_scale: torch.Tensor,
     ) -> torch.Tensor:
-        return torch.empty(
-            (weights_raw.shape[0], weights_raw.shape[1], q_scale.shape[-1]),
-            dtype=torch.float32,
-            device=weights_raw.device,
-        )
+        raise NotImplementedError('slim removed the body of _scale_head_gate_graph_fake_impl: it never ran in any recording (see sglang/REMOVED.md)')
 
     # In-graph (PCG/BCG) head gate for the fused path: weights_proj is folded
     # into wk_weights_proj, so weights_raw is precomputed and there is no GEMM.
@@ -64,11 +56,7 @@ if _is_cuda:
         softmax_scale: float,
         q_scale: torch.Tensor,
     ) -> torch.Tensor:
-        return torch.empty(
-            (x.shape[0], weight.shape[0], q_scale.shape[-1]),
-            dtype=torch.float32,
-            device=x.device,
-        )
+        raise NotImplementedError('slim removed the body of _logits_head_gate_graph_fake_impl: it never ran in any recording (see sglang/REMOVED.md)')
 
     # In-graph (PCG/BCG) head gate for the NON-prefill path
     @register_custom_op(fake_impl=_logits_head_gate_graph_fake_impl)

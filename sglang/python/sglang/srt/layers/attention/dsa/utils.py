@@ -1,5 +1,5 @@
 from functools import lru_cache
-from typing import TYPE_CHECKING, List, Tuple, Union
+from typing import TYPE_CHECKING, List, Union
 
 import torch
 import triton
@@ -65,21 +65,6 @@ if TYPE_CHECKING:
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
 
-def compute_dsa_seqlens(original_seq_lens, dsa_index_topk: int):
-    return original_seq_lens.clamp(max=dsa_index_topk)
-
-
-def should_use_dsa_fused_topk(
-    server_args, seed_dsa_topk_from_draft_extend: bool
-) -> bool:
-    pd_index_share_seed = (
-        server_args.disaggregation_mode != "null" and seed_dsa_topk_from_draft_extend
-    )
-    # TODO(kpham-sgl): Transfer request-relative IndexShare seeds and remap them
-    # to decode-local KV slots so fused top-k can remain enabled under PD.
-    return envs.SGLANG_DSA_FUSE_TOPK.get() and not pd_index_share_seed
-
-
 def is_dsa_enable_prefill_cp():
     if not envs.SGLANG_ENABLE_CP_V2.get():
         return get_parallel().enable_dsa_prefill_context_parallel
@@ -121,19 +106,6 @@ def is_graph_dsa_split_op_surface(forward_batch: "ForwardBatch") -> bool:
     )
 
 
-def can_dsa_prefill_cp_round_robin_split(forward_batch: "ForwardBatch"):
-    if not forward_batch.forward_mode.is_context_parallel_extend():
-        return False
-    cp_size = get_parallel().attn_cp_size
-    seq_len = sum(forward_batch.extend_seq_lens_cpu)
-    return (
-        is_dsa_prefill_cp_round_robin_split()
-        and seq_len > 0
-        and seq_len >= cp_size
-        and cp_size > 1
-    )
-
-
 def dsa_cp_round_robin_split_data(input_: Union[torch.Tensor, List]):
     """
     # for round-robin-split, split the tokens evenly according to the rule of token_idx % cp_size.
@@ -165,62 +137,6 @@ def dsa_cp_round_robin_split_data(input_: Union[torch.Tensor, List]):
     return input_.view(-1, cp_size, *input_.shape[1:])[:, cp_rank].contiguous()
 
 
-def cal_padded_tokens(forward_batch: "ForwardBatch"):
-    # Consistent with the padding calculation logic in ForwardBatch.prepare_mlp_sync_batch,
-    # calculate the actual token length after padding when attn_tp_size > 1 or in the MAX_LEN padding mode.
-    from sglang.srt.layers.cp.padding import get_cp_padding_align_size
-    from sglang.srt.layers.cp.utils import is_cp_v2_active
-
-    # CP-v2 already pads each rank-local shard to its physical size
-    if is_cp_v2_active(forward_batch):
-        return forward_batch.attn_cp_metadata.per_rank_actual_token[
-            get_parallel().attn_cp_rank
-        ]
-
-    global_num_tokens = forward_batch.global_num_tokens_cpu.copy()
-    sync_group_size = len(global_num_tokens)
-    attn_cp_size = get_parallel().attn_cp_size
-    # Must match the CP padding in ForwardBatch.prepare_mlp_sync_batch.
-    cp_align_size = get_cp_padding_align_size()
-    for i in range(sync_group_size):
-        global_num_tokens[i] = ceil_align(global_num_tokens[i], cp_align_size)
-    # Reuse the mode selected when the DP buffer was prepared.
-    dp_padding_mode = forward_batch.dp_padding_mode
-    if dp_padding_mode is None:
-        dp_padding_mode = DpPaddingMode.get_dp_padding_mode(
-            forward_batch.is_extend_in_batch, global_num_tokens
-        )
-    if dp_padding_mode.is_max_len():
-        tokens = max(global_num_tokens)
-    elif len(global_num_tokens) > 1:
-        tokens = global_num_tokens[get_parallel().attn_dp_rank]
-    else:
-        tokens = global_num_tokens[0]
-    if can_dsa_prefill_cp_round_robin_split(forward_batch):
-        tokens = ceil_div(tokens, attn_cp_size)
-    return tokens
-
-
-def pad_dsa_cache_seqlens(forward_batch: "ForwardBatch", dsa_cache_seqlens):
-    attn_cp_size = get_parallel().attn_cp_size
-    needs_cp_pad = attn_cp_size > 1 and can_dsa_prefill_cp_round_robin_split(
-        forward_batch
-    )
-    needs_dp_pad = forward_batch.global_num_tokens_cpu is not None
-    if not needs_cp_pad and not needs_dp_pad:
-        return dsa_cache_seqlens
-    tokens = cal_padded_tokens(forward_batch)
-    pad_len = tokens - dsa_cache_seqlens.shape[0]
-    if pad_len > 0:
-        dsa_cache_seqlens = torch.cat(
-            [
-                dsa_cache_seqlens,
-                dsa_cache_seqlens.new_zeros(pad_len, *dsa_cache_seqlens.shape[1:]),
-            ]
-        )
-    return dsa_cache_seqlens
-
-
 def can_dsa_cp_split(seq_len: int, cp_size: int, use_dsa: bool, forward_batch):
     if (
         cp_size <= 1
@@ -249,50 +165,6 @@ from sglang.kernels.ops.attention.dsa.cp_split import (
 )
 
 
-def dsa_cp_round_robin_split_q_seqs_cpu(extend_seqs):
-    cp_size = get_parallel().attn_cp_size
-    cp_rank = get_parallel().attn_cp_rank
-    extra_seq = 0
-    q_seqs = []
-    for bs, cur_len in enumerate(extend_seqs):
-        cur_len += extra_seq
-        cur_seq = cur_len // cp_size + int(cur_len % cp_size > cp_rank)
-        q_seqs.append(cur_seq)
-        extra_seq = cur_len - cur_seq * cp_size
-    bs_idx = list([i for i, x in enumerate(q_seqs) if x > 0])
-    q_seqs = [q_len for q_len in q_seqs if q_len > 0]
-    return q_seqs, bs_idx
-
-
-def dsa_cp_round_robin_split_q_seqs(
-    extend_seqs_cpu, extend_seqs
-) -> Tuple[List, torch.Tensor, List, torch.Tensor]:
-    """
-    round-robin-split distributes tokens across ranks based on token_idx % cp_size.
-
-    Return:
-    ret_q_lens_cpu(List) and ret_q_lens(torch.Tensor): the partitioned length (excluding zeros) on the current cp rank
-        for each sequence after distribution across cp ranks.
-    bs_idx_cpu(List) and bs_idx(torch.Tensor): marks which sequences are ultimately selected,
-        i.e., those with a partitioned length greater than zero.
-    """
-    cp_size = get_parallel().attn_cp_size
-    cp_rank = get_parallel().attn_cp_rank
-    # len(ret_q_lens_cpu) == len(bs_idx_cpu)
-    ret_q_lens_cpu, bs_idx_cpu = dsa_cp_round_robin_split_q_seqs_cpu(extend_seqs_cpu)
-    ret_q_lens = torch.empty(
-        (len(bs_idx_cpu),), device=extend_seqs.device, dtype=extend_seqs.dtype
-    )
-    bs_idx = torch.empty(
-        (len(bs_idx_cpu),), device=extend_seqs.device, dtype=torch.int32
-    )
-    grid = (1,)
-    dsa_cp_round_robin_split_q_seqs_kernel[grid](
-        extend_seqs, ret_q_lens, bs_idx, len(extend_seqs), cp_size, cp_rank
-    )
-    return ret_q_lens_cpu, ret_q_lens, bs_idx_cpu, bs_idx
-
-
 def dsa_use_prefill_cp(forward_batch, dsa_enable_prefill_cp=None):
     if dsa_enable_prefill_cp is None:
         dsa_enable_prefill_cp = is_dsa_enable_prefill_cp()
@@ -304,7 +176,5 @@ def dsa_use_prefill_cp(forward_batch, dsa_enable_prefill_cp=None):
         return True
     else:
         return False
-
-
 
 

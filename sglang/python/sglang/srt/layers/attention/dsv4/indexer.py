@@ -9,19 +9,11 @@ from typing import (
 
 import torch
 
-from sglang.kernels.ops.attention.dsv4 import (
-    topk_transform_512_v2,
-)
 from sglang.kernels.ops.quantization.fp8_kernel import is_fp8_fnuz
-from sglang.srt.configs.deepseek_v4 import DeepSeekV4Config
 from sglang.srt.environ import envs
 from sglang.srt.layers.attention.dsa.dsa_topk_backend import DSATopKBackend
 from sglang.srt.layers.attention.dsa.utils import aiter_can_use_preshuffle_paged_mqa
 from sglang.srt.layers.attention.dsv4.compressor import Compressor
-from sglang.srt.layers.attention.dsv4.metadata import (
-    NonPagedIndexerPlan,
-    PagedIndexerMetadata,
-)
 from sglang.srt.layers.linear import ReplicatedLinear
 from sglang.srt.model_executor.forward_batch_info import ForwardMode
 from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.context import (
@@ -54,28 +46,7 @@ IndexerQuery: TypeAlias = Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
 _arange_cache = {}
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 class C4IndexerBackendMixin:
-    def __init__(self):
-        super().__init__()
-        self.debug_use_external_c4_sparse_indices: bool = False
-        self.dsa_topk_backend: DSATopKBackend = DSATopKBackend.SGL_KERNEL
-
-
-
-
-
-
+    pass
 
 

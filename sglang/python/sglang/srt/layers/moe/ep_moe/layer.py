@@ -258,7 +258,6 @@ class DeepEPMoE(FusedMoE):
         combine_input = self.run_moe_core(dispatch_output)
         return self.dispatcher.combine(combine_input=combine_input)
 
-
     def run_moe_core(
         self,
         dispatch_output: DispatchOutput,
@@ -295,10 +294,6 @@ class DeepEPMoE(FusedMoE):
             topk_ids=dispatch_output.topk_ids,
             topk_weights=dispatch_output.topk_weights,
         )
-
-
-
-
 
 def get_moe_impl_class(quant_config: Optional[QuantizationConfig]):
     # [TODO] kk, temporary solution

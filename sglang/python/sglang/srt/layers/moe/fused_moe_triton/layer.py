@@ -449,9 +449,6 @@ class FusedMoE(torch.nn.Module):
     def num_global_routed_experts(self) -> int:
         return self._num_global_routed
 
-
-
-
     @cached_property
     def use_padded_loading(self) -> bool:
         # This handles the case where the loaded weights are smaller than the padded expert_data
@@ -1470,8 +1467,6 @@ class FusedMoE(torch.nn.Module):
             ]
         ]
 
-
-
     @classmethod
     def make_expert_input_scale_params_mapping(
         cls,
@@ -1506,8 +1501,6 @@ class FusedMoE(torch.nn.Module):
             # TODO: remove this branch after MoE refactor
             self.down_gemm_overlap_args = None
             self.meta_overlap_args = None
-
-
 
 @register_custom_op(out_shape="hidden_states")
 def moe_forward_piecewise_cuda_graph_impl(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, TypeGuard
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 import torch
 
@@ -70,16 +70,10 @@ class RunnerInput(ABC):
     @abstractmethod
     def runner_backend(self) -> MoeRunnerBackend: ...
 
-    def runner_backend_is_triton(self) -> TypeGuard[TritonRunnerInput]:
-        return self.runner_backend == MoeRunnerBackend.TRITON
-
-
 class RunnerOutput(ABC):
     @property
     @abstractmethod
     def runner_backend(self) -> MoeRunnerBackend: ...
-
-
 
 @dataclass
 class MoeQuantInfo(ABC):
@@ -105,10 +99,6 @@ class MoeRunnerCore(ABC):
     @property
     @abstractmethod
     def runner_backend(self) -> MoeRunnerBackend: ...
-
-    def runner_backend_is_triton(self) -> TypeGuard[TritonRunnerCore]:
-        return self.runner_backend == MoeRunnerBackend.TRITON
-
 
 class FusedOpPool:
     _fused_funcs: dict[str, Callable] = {}

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import torch
 
-from sglang.kernels.ops.attention.dsv4 import silu_and_mul_masked_post_quant
 from sglang.kernels.ops.quantization import per_token_group_quant
 
 logger = logging.getLogger(__name__)
@@ -71,37 +70,6 @@ _DEEPGEMM_ON_H20 = get_bool_env_var("SGLANG_DEEPGEMM_ON_H20")
 
 # TODO(kaixih@nvidia): ideally we should merge this logic into
 # `fill_gateup_input_triton_kernel` to directly generate e8m0 scale.
-
-
-
-
-
-
-
-
-@dataclass
-class DeepGemmRunnerInput(RunnerInput):
-    hidden_states: torch.Tensor
-    hidden_states_scale: torch.Tensor
-    use_masked_gemm: bool
-    masked_m: Optional[torch.Tensor] = None
-    expected_m: Optional[int] = None
-    m_indices: Optional[torch.Tensor] = None
-
-    @property
-    def runner_backend(self) -> MoeRunnerBackend:
-        return MoeRunnerBackend.DEEP_GEMM
-
-
-@dataclass
-class DeepGemmRunnerOutput(RunnerOutput):
-    hidden_states: torch.Tensor
-
-    @property
-    def runner_backend(self) -> MoeRunnerBackend:
-        return MoeRunnerBackend.DEEP_GEMM
-
-
 @dataclass
 class DeepGemmMoeQuantInfo(MoeQuantInfo):
     w13_weight: torch.Tensor
@@ -126,71 +94,6 @@ class DeepGemmMoeQuantInfo(MoeQuantInfo):
 
 
 class DeepGemmRunnerCore(MoeRunnerCore):
-    def __init__(self, config: MoeRunnerConfig):
-        super().__init__(config)
-        # SiTU (Kimi K3) is applied outside the GEMMs in python, so it only
-        # needs the masked-gemm activation site to branch (see _run_masked_gemm).
-        assert self.config.activation in ("silu", "situ")
-        assert self.config.is_gated
-        self.swiglu_limit = self.config.swiglu_limit
-        self.use_swizzle = False
-        if envs.SGLANG_OPT_FIX_MEGA_MOE_MEMORY.get():
-            assert envs.SGLANG_OPT_SWIGLU_CLAMP_FUSION.get()
-            assert envs.SGLANG_OPT_USE_JIT_EP_ACTIVATION.get()
-            self.use_swizzle = True
-
-    def run(
-        self,
-        runner_input: DeepGemmRunnerInput,
-        quant_info: DeepGemmMoeQuantInfo,
-        running_state: dict,
-        hooks: Optional[Any] = None,
-    ) -> DeepGemmRunnerOutput:
-        weight_dtype = quant_info.w13_weight.dtype
-        if not runner_input.use_masked_gemm:
-            if weight_dtype == torch.bfloat16:
-                hidden_states = self._run_bf16_contiguous_gemm(
-                    runner_input, quant_info, running_state
-                )
-            else:
-                hidden_states = self._run_contiguous_gemm(
-                    runner_input, quant_info, running_state
-                )
-        else:
-            if weight_dtype == torch.bfloat16:
-                hidden_states = self._run_masked_bf16_gemm(
-                    runner_input, quant_info, running_state
-                )
-            else:
-                hidden_states = self._run_masked_gemm(
-                    runner_input, quant_info, running_state
-                )
-        return DeepGemmRunnerOutput(hidden_states=hidden_states)
-
-
-
-
-
-    @property
-    def runner_backend(self) -> MoeRunnerBackend:
-        return MoeRunnerBackend.DEEP_GEMM
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+    pass
 
 

@@ -63,28 +63,14 @@ class FlashInferTrtllmDeferredFinalizeOutput:
 def flashinfer_trtllm_deferred_finalize_context(
     enabled: bool = True,
 ) -> Generator[None, None, None]:
-    token = _deferred_finalize_enabled.set(enabled)
-    try:
-        yield
-    finally:
-        _deferred_finalize_enabled.reset(token)
+    raise NotImplementedError('slim removed the body of flashinfer_trtllm_deferred_finalize_context: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def finalize_flashinfer_trtllm_deferred_output(
     deferred_output: FlashInferTrtllmDeferredFinalizeOutput,
     shared_output: torch.Tensor,
 ) -> torch.Tensor:
-    from sglang.kernels.jit.utils import is_arch_support_pdl
-    from sglang.kernels.ops.moe.moe_finalize_fuse_shared import moe_finalize_fuse_shared
-
-    return moe_finalize_fuse_shared(
-        deferred_output.gemm2_out,
-        deferred_output.expanded_idx_to_permuted_idx,
-        deferred_output.expert_weights,
-        shared_output,
-        deferred_output.top_k,
-        enable_pdl=is_arch_support_pdl(),
-    )
+    raise NotImplementedError('slim removed the body of finalize_flashinfer_trtllm_deferred_output: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def round_up_to_multiple(x: int, m: int) -> int:
@@ -113,11 +99,7 @@ _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8: dict[
 
 
 def clear_mxfp8_shuffle_index_cache() -> None:
-    """Drop the cached MXFP8 MoE row-index permutations.
-    The cached index tensors are GPU-resident; sglang reuses the weights-region
-    memory across weight-update cycles
-    """
-    _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8.clear()
+    raise NotImplementedError('slim removed the body of clear_mxfp8_shuffle_index_cache: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _is_gated(layer: Module) -> bool:
@@ -277,186 +259,8 @@ def align_fp8_moe_weights_for_flashinfer_trtllm(
     layer.output2_scales_scalar = Parameter(output2_scales_scalar, requires_grad=False)
 
 
-def _align_mxfp8_moe_weights(
-    w13: torch.Tensor,
-    w13_scale: torch.Tensor,
-    w2: torch.Tensor,
-    w2_scale: torch.Tensor,
-    is_gated: bool,
-    min_alignment: int = 16,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Pad intermediate size so FlashInfer TRTLLM MXFP8 kernels' alignment holds.
-
-    Returns (w13, w13_scale, w2, w2_scale, padded_intermediate).
-    """
-    num_experts, hidden_size, intermediate = w2.shape
-
-    padded_intermediate = round_up_to_multiple(intermediate, min_alignment)
-    if padded_intermediate == intermediate:
-        return w13, w13_scale, w2, w2_scale, intermediate
-
-    logger.info(
-        "MXFP8 MoE: padding intermediate size from %d to %d (alignment=%d)",
-        intermediate,
-        padded_intermediate,
-        min_alignment,
-    )
-
-    up_mult = 2 if is_gated else 1
-    padded_gate_up = up_mult * padded_intermediate
-
-    padded_w13 = w13.new_zeros((num_experts, padded_gate_up, w13.shape[2]))
-    padded_w13[:, : w13.shape[1], :] = w13
-
-    padded_w2 = w2.new_zeros((num_experts, hidden_size, padded_intermediate))
-    padded_w2[:, :, :intermediate] = w2
-
-    padded_w13_scale = w13_scale.new_zeros(
-        (num_experts, padded_gate_up, w13_scale.shape[2])
-    )
-    padded_w13_scale[:, : w13_scale.shape[1], :] = w13_scale
-
-    # Scale's last dim tracks intermediate / block_size (MXFP8 block_size = 32)
-    scale_block_k = intermediate // w2_scale.shape[2] if w2_scale.shape[2] > 0 else 32
-    padded_w2_scale = w2_scale.new_zeros(
-        (num_experts, hidden_size, padded_intermediate // scale_block_k)
-    )
-    padded_w2_scale[:, :, : w2_scale.shape[2]] = w2_scale
-
-    return padded_w13, padded_w13_scale, padded_w2, padded_w2_scale, padded_intermediate
-
-
 def align_mxfp8_moe_weights_for_flashinfer_trtllm(layer: Module) -> None:
-    """Prepare MXFP8 MoE weights/scales for FlashInfer TRT-LLM kernels."""
-    from flashinfer import block_scale_interleave
-    from flashinfer.fused_moe.core import (
-        get_reorder_rows_for_gated_act_gemm_row_indices,
-    )
-    from flashinfer.utils import (
-        get_shuffle_matrix_a_row_indices,
-        get_shuffle_matrix_sf_a_row_indices,
-    )
-
-    is_gated = _is_gated(layer)
-
-    w13_weight = cast(torch.Tensor, layer.w13_weight).contiguous()
-    w2_weight = cast(torch.Tensor, layer.w2_weight).contiguous()
-    w13_scale = cast(torch.Tensor, layer.w13_weight_scale_inv).contiguous()
-    w2_scale = cast(torch.Tensor, layer.w2_weight_scale_inv).contiguous()
-
-    assert w13_scale.dtype == torch.uint8
-    assert w2_scale.dtype == torch.uint8
-
-    if not is_gated:
-        intermediate = w2_weight.shape[2]
-        w13_weight = w13_weight[:, :intermediate, :].contiguous()
-        w13_scale = w13_scale[:, :intermediate, :].contiguous()
-
-    # Pad for kernel alignment (non-gated needs 128, gated needs 16)
-    min_alignment = 16 if is_gated else 128
-    w13_weight, w13_scale, w2_weight, w2_scale, _ = _align_mxfp8_moe_weights(
-        w13_weight, w13_scale, w2_weight, w2_scale, is_gated, min_alignment
-    )
-
-    num_experts, gate_up_dim, _ = w13_weight.shape
-    _, hidden_size, _ = w2_weight.shape
-    epilogue_tile_m = 128
-
-    # Reuse precomputed row-index transforms whenever shape/device are unchanged.
-    w13_weight_u8 = w13_weight.view(torch.uint8)
-    w2_weight_u8 = w2_weight.view(torch.uint8)
-    cache_key = (
-        gate_up_dim,
-        hidden_size,
-        w2_weight.shape[-1],
-        w13_scale.shape[-1],
-        w2_scale.shape[-1],
-        epilogue_tile_m,
-        (w13_weight.device.type, w13_weight.device.index),
-        (w2_weight.device.type, w2_weight.device.index),
-        (w13_scale.device.type, w13_scale.device.index),
-        (w2_scale.device.type, w2_scale.device.index),
-    )
-    cache = _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8.get(cache_key)
-    if cache is None:
-        if is_gated:
-            reorder_row_indices = get_reorder_rows_for_gated_act_gemm_row_indices(
-                w13_weight_u8[0]
-            ).to(w13_weight.device)
-        else:
-            reorder_row_indices = torch.arange(
-                gate_up_dim, device=w13_weight.device, dtype=torch.long
-            )
-        w13_shuffle_row_indices = get_shuffle_matrix_a_row_indices(
-            w13_weight_u8[0], epilogue_tile_m
-        ).to(w13_weight.device)
-        w2_shuffle_row_indices = get_shuffle_matrix_a_row_indices(
-            w2_weight_u8[0], epilogue_tile_m
-        ).to(w2_weight.device)
-        w13_scale_shuffle_row_indices = get_shuffle_matrix_sf_a_row_indices(
-            w13_scale[0].reshape(gate_up_dim, -1), epilogue_tile_m
-        ).to(w13_scale.device)
-        w2_scale_shuffle_row_indices = get_shuffle_matrix_sf_a_row_indices(
-            w2_scale[0].reshape(hidden_size, -1), epilogue_tile_m
-        ).to(w2_scale.device)
-        cache = {
-            "reorder_row_indices": reorder_row_indices,
-            "w13_shuffle_row_indices": w13_shuffle_row_indices,
-            "w2_shuffle_row_indices": w2_shuffle_row_indices,
-            "w13_scale_shuffle_row_indices": w13_scale_shuffle_row_indices,
-            "w2_scale_shuffle_row_indices": w2_scale_shuffle_row_indices,
-        }
-        _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8[cache_key] = cache
-
-    reorder_row_indices = cache["reorder_row_indices"]
-    w13_shuffle_row_indices = cache["w13_shuffle_row_indices"]
-    w2_shuffle_row_indices = cache["w2_shuffle_row_indices"]
-    w13_scale_shuffle_row_indices = cache["w13_scale_shuffle_row_indices"]
-    w2_scale_shuffle_row_indices = cache["w2_scale_shuffle_row_indices"]
-
-    w13_shuffled_u8 = torch.empty_like(w13_weight_u8)
-    w2_shuffled_u8 = torch.empty_like(w2_weight_u8)
-    w13_scale_shuffled = torch.empty_like(w13_scale)
-    w2_scale_shuffled = torch.empty_like(w2_scale)
-
-    for i in range(num_experts):
-        w13_interleaved_u8 = w13_weight_u8[i].index_select(0, reorder_row_indices)
-        w13_scale_interleaved = w13_scale[i].index_select(0, reorder_row_indices)
-
-        w13_shuffled_u8[i].copy_(
-            w13_interleaved_u8.index_select(0, w13_shuffle_row_indices)
-        )
-        w2_shuffled_u8[i].copy_(w2_weight_u8[i].index_select(0, w2_shuffle_row_indices))
-
-        w13_scale_linear = w13_scale_interleaved.reshape(gate_up_dim, -1)
-        w13_scale_shuffled[i].copy_(
-            block_scale_interleave(
-                w13_scale_linear.index_select(0, w13_scale_shuffle_row_indices)
-            ).reshape_as(w13_scale_shuffled[i])
-        )
-
-        w2_scale_linear = w2_scale[i].reshape(hidden_size, -1)
-        w2_scale_shuffled[i].copy_(
-            block_scale_interleave(
-                w2_scale_linear.index_select(0, w2_scale_shuffle_row_indices)
-            ).reshape_as(w2_scale_shuffled[i])
-        )
-
-    # Keep parameter identities stable for CUDA graph capture reuse.
-    copy_or_rebind_param(layer, "w13_weight", w13_shuffled_u8.view(torch.float8_e4m3fn))
-    copy_or_rebind_param(layer, "w2_weight", w2_shuffled_u8.view(torch.float8_e4m3fn))
-    copy_or_rebind_param(
-        layer,
-        "w13_weight_scale_inv",
-        w13_scale_shuffled.contiguous(),
-    )
-    copy_or_rebind_param(
-        layer,
-        "w2_weight_scale_inv",
-        w2_scale_shuffled.contiguous(),
-    )
-    layer.w13_weight_scale_inv.format_ue8m0 = True
-    layer.w2_weight_scale_inv.format_ue8m0 = True
+    raise NotImplementedError('slim removed the body of align_mxfp8_moe_weights_for_flashinfer_trtllm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _align_fp4_moe_weights(
@@ -891,10 +695,6 @@ class FlashInferTrtllmFp4MoeQuantInfo(MoeQuantInfo):
     gemm1_clamp_limit: Optional[torch.Tensor] = None
 
 
-
-
-
-
 @dataclass
 class FlashInferTrtllmBf16MoeQuantInfo(MoeQuantInfo):
     """Quantization payload consumed by FlashInfer TRT-LLM BF16 MoE kernels."""
@@ -905,14 +705,6 @@ class FlashInferTrtllmBf16MoeQuantInfo(MoeQuantInfo):
     # Expert-parallel metadata
     global_num_experts: int
     local_expert_offset: int
-
-
-
-
-
-
-
-
 
 
 # Register the experimental experimental_sgl_trtllm MoE fused-func (MoeRunner needs it at

@@ -21,14 +21,6 @@ if TYPE_CHECKING:
     )
 
 
-
-
-
-
-
-
-
-
 @dataclass
 class MarlinMoeQuantInfo(MoeQuantInfo):
     """Quantization payload consumed by the Marlin backend."""
@@ -57,8 +49,6 @@ class MarlinMoeQuantInfo(MoeQuantInfo):
     w2_global_scale: Optional[torch.Tensor] = None
     w13_bias: Optional[torch.Tensor] = None
     w2_bias: Optional[torch.Tensor] = None
-
-
 
 
 # ===== TO BE REFACTORED ====

@@ -43,13 +43,10 @@ class _RemovableDispatcherHandle:
         _RemovableDispatcherHandle.next_id += 1
         self.weak_hooks_dict = weakref.ref(hooks_dict)
 
-
-
 class DispatcherBaseHooks:
 
     def __init__(self):
         self.hook_dict = OrderedDict[int, Callable]()
-
 
     def __call__(self, *args, **kwargs) -> Optional[Any]:
         raise NotImplementedError("This method should be overridden by subclasses")
@@ -111,12 +108,6 @@ class _PostCombineHooks(DispatcherBaseHooks):
 
 class DispatchOutputChecker:
 
-
-
-
-
-
-
     pass
 
 
@@ -161,8 +152,6 @@ class DispatchOutput(Protocol):
 
 
 # ------------------------------ Combine Input -------------------------------------
-
-
 
 
 class CombineInputFormat(Enum):
@@ -251,7 +240,6 @@ class BaseDispatcher(ABC):
         if self._original_combine_func is None:
             self._original_combine_func = self.combine
             self.combine = self._combine_with_hook
-
 
     def register_post_dispatch_hook(
         self, hook: Callable[[BaseDispatcher, DispatchOutput], Optional[DispatchOutput]]

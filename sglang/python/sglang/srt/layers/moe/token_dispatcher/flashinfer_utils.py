@@ -22,8 +22,3 @@ class TorchDistributedCommBackend(CommBackend):
     def __init__(self, group: dist.ProcessGroup):
         self._group = group
 
-
-
-
-
-

@@ -34,9 +34,6 @@ try:
 except ImportError:
     rt = None
 
-from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.cuda_utils import (
-    checkCudaErrors,
-)
 from sglang.srt.utils import get_device_module, is_hip, is_xpu
 
 logger = logging.getLogger(__name__)
@@ -49,14 +46,6 @@ __all__ = [
     "BreakableCUDAGraphCapture",
     "break_graph",
 ]
-
-
-def _check_cuda_bindings():
-    if rt is None:
-        raise ImportError(
-            "Breakable CUDA graph on NVIDIA requires the 'cuda-python' package. "
-            "Install it with: pip install cuda-python"
-        )
 
 
 # Active BreakableCUDAGraphCapture context for the currently-capturing thread.
@@ -73,25 +62,6 @@ _forked_streams_var: ContextVar[set[torch.Stream] | None] = ContextVar(
 )
 
 
-
-
-def _capture_status(stream_ptr: int) -> "rt.cudaStreamCaptureStatus":
-    _check_cuda_bindings()
-    status, *_ = checkCudaErrors(rt.cudaStreamGetCaptureInfo(stream_ptr))
-    return status
-
-
-def _is_stream_capturing(stream: torch.Stream) -> bool:
-    # On ROCm/HIP and XPU, cuda-python is unavailable, so use the portable torch
-    # API (which maps to the HIP / XPU runtime). On NVIDIA, keep querying the
-    # CUDA runtime directly via cuda-python: torch.cuda.is_current_stream_capturing()
-    # has proven unreliable there, so we preserve the original behavior.
-    return (
-        _capture_status(stream.cuda_stream)
-        == rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusActive
-    )
-
-
 # Hook torch.cuda.Stream.wait_stream to track side-stream forks/joins that happen
 # during breakable capture. We need this because capture_end() on a torch
 # CUDAGraph fails if there are still side streams participating in the capture
@@ -99,52 +69,6 @@ def _is_stream_capturing(stream: torch.Stream) -> bool:
 _original_wait_stream: Callable | None = None
 _hook_lock = threading.Lock()
 _hook_refcount = 0
-
-
-def _hooked_wait_stream(self: torch.Stream, other: torch.Stream):
-    assert _original_wait_stream is not None
-    forked = _forked_streams_var.get()
-    if forked is None:
-        _original_wait_stream(self, other)
-        return
-    capturing = _current_stream_var.get()
-    if capturing is None:
-        _original_wait_stream(self, other)
-        return
-
-    cap_id = capturing.stream_id
-    is_self_cap = self is capturing or self.stream_id == cap_id
-    is_other_cap = other is capturing or other.stream_id == cap_id
-
-    if is_self_cap and not is_other_cap:
-        if not _is_stream_capturing(other):
-            return
-        _original_wait_stream(self, other)
-        forked.discard(other)
-    elif is_other_cap and not is_self_cap:
-        _original_wait_stream(self, other)
-        forked.add(self)
-    else:
-        _original_wait_stream(self, other)
-
-
-def _install_wait_stream_hook():
-    global _original_wait_stream, _hook_refcount
-    with _hook_lock:
-        if _hook_refcount == 0:
-            _original_wait_stream = get_device_module().Stream.wait_stream
-            get_device_module().Stream.wait_stream = _hooked_wait_stream  # type: ignore[assignment]
-        _hook_refcount += 1
-
-
-def _uninstall_wait_stream_hook():
-    global _original_wait_stream, _hook_refcount
-    with _hook_lock:
-        _hook_refcount -= 1
-        if _hook_refcount == 0:
-            assert _original_wait_stream is not None, "wait_stream hook not installed"
-            get_device_module().Stream.wait_stream = _original_wait_stream  # type: ignore[assignment]
-            _original_wait_stream = None
 
 
 def _weak_ref_if_tensor(x):
@@ -270,14 +194,6 @@ class BreakableCUDAGraph:
     """Container holding one torch.cuda.CUDAGraph per segment plus an
     eager break function between consecutive segments."""
 
-    def __init__(self, deduped_cuda_graph=None) -> None:
-        self._segments: list[Any] = []
-        self._break_fns: list[Callable[[], Any]] = []
-        self._deduped_cuda_graph = deduped_cuda_graph
-
-
-
-
 class BreakableCUDAGraphCapture:
     """Context manager that captures the enclosed code as one or more
     torch.cuda.CUDAGraph segments separated by eager break points.
@@ -288,58 +204,6 @@ class BreakableCUDAGraphCapture:
     use_count > 0, which makes weak_ref_tensor of segment-allocated
     tensors safe across subsequent replays.
     """
-
-    def __init__(
-        self,
-        cuda_graph: BreakableCUDAGraph,
-        pool=None,
-        stream: torch.Stream | None = None,
-        capture_error_mode: str = "global",
-        barrier_fn: Callable[[], None] | None = None,
-    ):
-        assert isinstance(
-            cuda_graph, BreakableCUDAGraph
-        ), "cuda_graph must be a BreakableCUDAGraph"
-        self.cuda_graph = cuda_graph
-        self._pool = pool if pool is not None else (0, 0)
-        self._stream = stream
-        self._capture_error_mode = capture_error_mode
-        self._barrier_fn = barrier_fn
-        self._stream_ctx = None
-        self._capture_token = None
-        self._stream_token = None
-        self._forked_token = None
-        self._current_graph = None
-        self._current_graph_needs_instantiate = False
-
-    def __enter__(self):
-        _install_wait_stream_hook()
-        if self._stream is not None:
-            self._stream_ctx = get_device_module().stream(self._stream)
-            self._stream_ctx.__enter__()
-        self._capture_token = _current_capture_var.set(self)
-        self._stream_token = _current_stream_var.set(
-            self._stream or get_device_module().current_stream()
-        )
-        self._forked_token = _forked_streams_var.set(set())
-        self._begin_new_segment()
-        return self
-
-    def __exit__(self, *args: object):
-        try:
-            self._end_current_segment()
-        finally:
-            _forked_streams_var.reset(self._forked_token)
-            _current_stream_var.reset(self._stream_token)
-            _current_capture_var.reset(self._capture_token)
-            if self._stream_ctx is not None:
-                self._stream_ctx.__exit__(*args)
-                self._stream_ctx = None
-            _uninstall_wait_stream_hook()
-        return False
-
-
-
 
 @eager_on_graph(True)
 def break_graph() -> None:

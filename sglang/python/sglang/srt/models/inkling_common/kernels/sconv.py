@@ -6,14 +6,6 @@ from sglang.srt.utils import is_cuda
 PAD_SLOT_ID = -1
 
 
-
-
-
-
-
-
-
-
 CHUNK_SIZE = 64
 
 # ---------------------------------------------------------------------------
@@ -61,17 +53,7 @@ def _conv_prefix_autotune_configs() -> list[triton.Config]:
     return configs
 
 
-
-
 # todo(horace): Shift this to be precomputed data
-
-
-
-
-
-
-
-
 # has_initial_state variants for the fused extend metadata kernel.
 HIS_ZEROS = 0  # boundary-KV draft extend: force conv to run fresh
 HIS_PREFIX = 1  # extend_prefix_lens > 0
@@ -83,28 +65,8 @@ HIS_ONES = 3  # target_verify: always has initial state
 _FUSED_EXTEND_MAX_B = 1023
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------------------
 # Fused decode kernel: causal_conv1d + update_sconv_cache in one launch
 # ---------------------------------------------------------------------------
-
-
-
-
-
-
-
-
 
 

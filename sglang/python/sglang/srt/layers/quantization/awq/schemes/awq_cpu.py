@@ -5,10 +5,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sglang.srt.hardware_backend.cpu.quantization.awq_kernels import (
-    AWQIntelAMXLinearKernel,
-    AWQIntelAMXMoEKernel,
-)
 from sglang.srt.layers.moe import MoeRunnerConfig
 
 from .awq_linear import AWQLinearScheme
@@ -24,17 +20,16 @@ class AWQIntelAMXLinearScheme(AWQLinearScheme):
     """Linear scheme for AWQ on Intel CPU with AMX."""
 
     def _init_kernel(self, quant_config: AWQConfig):
-        return AWQIntelAMXLinearKernel(quant_config)
+        raise NotImplementedError('slim removed the body of AWQIntelAMXLinearScheme._init_kernel: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class AWQIntelAMXMoEScheme(AWQMoEScheme):
     """MoE scheme for AWQ on Intel CPU with AMX."""
 
     def _init_kernel(self, quant_config: AWQConfig):
-        return AWQIntelAMXMoEKernel(quant_config)
+        raise NotImplementedError('slim removed the body of AWQIntelAMXMoEScheme._init_kernel: it never ran in any recording (see sglang/REMOVED.md)')
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
     ):
-        self.moe_runner_config = moe_runner_config
-        self.kernel.create_moe_runner(layer, moe_runner_config)
+        raise NotImplementedError('slim removed the body of AWQIntelAMXMoEScheme.create_moe_runner: it never ran in any recording (see sglang/REMOVED.md)')

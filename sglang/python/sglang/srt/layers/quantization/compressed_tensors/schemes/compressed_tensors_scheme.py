@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["CompressedTensorsMoEScheme"]
 
 
-
-
 class CompressedTensorsMoEScheme(BaseMoEScheme):
     """
     Abstract class used to describe the weight creation and forward pass

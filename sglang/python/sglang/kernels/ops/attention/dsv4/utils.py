@@ -1,2 +1,0 @@
-def make_name(name: str) -> str:
-    return f"dpsk_v4_{name}"

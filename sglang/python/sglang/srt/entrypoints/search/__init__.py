@@ -1,1 +1,0 @@
-"""Built-in search backends for SGLang entrypoints."""

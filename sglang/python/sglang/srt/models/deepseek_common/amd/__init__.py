@@ -1,1 +1,0 @@
-# AMD-specific DeepSeek common model helpers.
