@@ -24,6 +24,8 @@ from slim.recording import load_all  # noqa: E402
 
 
 def main() -> None:
+    if any(arg.startswith("-") and arg != "-" for arg in sys.argv[1:]):
+        sys.exit(__doc__.strip().splitlines()[2].strip())  # the usage line; no options exist
     out = Path(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "-" else Path(tempfile.mkdtemp()) / "sglang"
     policy = load_policy()
     if len(sys.argv) > 2:

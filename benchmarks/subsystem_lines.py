@@ -13,30 +13,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from slim.apply import count_lines, subsystem
-from slim.plan import package_files
+from slim.dashboard import lines_by_subsystem
 from slim.upstream import default_tree, load_pin
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def py_lines(root: Path, depth: int) -> pd.DataFrame:
-    rows = [{"subsystem": subsystem(f, depth), "lines": count_lines(root / f)}
-            for f in package_files(root) if f.endswith(".py")]
-    frame = pd.DataFrame(rows, columns=["subsystem", "lines"])
-    return frame.groupby("subsystem")["lines"].agg(files="size", lines="sum")
-
-
 def subsystem_table(upstream: Path, slim: Path, depth: int) -> pd.DataFrame:
-    table = py_lines(upstream, depth).merge(py_lines(slim, depth), how="left", left_index=True,
-                                            right_index=True, suffixes=("", "_kept"))
-    return table.fillna(0).astype("int64").sort_values("lines", ascending=False)
+    return lines_by_subsystem(upstream, slim, depth).set_index("subsystem").sort_values(
+        "upstream_lines", ascending=False)
 
 
 def markdown(table: pd.DataFrame, top: int) -> str:
     def row(name: str, r) -> str:
-        return (f"| {name} | {r.files:,} | {r.lines:,} | {r.files_kept:,} | {r.lines_kept:,} | "
-                f"{r.lines_kept / r.lines:.1%} |")
+        return (f"| {name} | {r.upstream_files:,} | {r.upstream_lines:,} | {r.kept_files:,} | "
+                f"{r.kept_lines:,} | {r.kept_lines / r.upstream_lines:.1%} |")
     shown, rest = table.head(top), table.iloc[top:]
     lines = ["| subsystem | upstream files | upstream lines | kept files | kept lines | kept |",
              "|---|---:|---:|---:|---:|---:|"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from slim.apply import count_lines, subsystem
-from slim.plan import Plan
+from slim.plan import Plan, package_files
 from slim.recording import Recording
 from tracer.kernels import kernel_library
 
@@ -34,23 +34,22 @@ def figures_dir() -> Path:
     return path
 
 
-def lines_by_subsystem(tree: Path, plan: Plan, depth: int = 3) -> pd.DataFrame:
-    """Per subsystem: upstream, kept and removed .py files and lines (sorted by subsystem)."""
-    rows = [
-        {"subsystem": subsystem(d.path, depth), "keep": d.keep, "lines": count_lines(tree / d.path)}
-        for d in plan.files if d.path.endswith(".py")
-    ]
-    files = pd.DataFrame(rows, columns=["subsystem", "keep", "lines"])
-    kept, removed = files[files["keep"]], files[~files["keep"]]
-    table = pd.DataFrame({
-        "upstream_files": files.groupby("subsystem").size(),
-        "upstream_lines": files.groupby("subsystem")["lines"].sum(),
-        "kept_files": kept.groupby("subsystem").size(),
-        "kept_lines": kept.groupby("subsystem")["lines"].sum(),
-        "removed_files": removed.groupby("subsystem").size(),
-        "removed_lines": removed.groupby("subsystem")["lines"].sum(),
-    })
-    return table.fillna(0).astype("int64").sort_index().rename_axis("subsystem").reset_index()
+def py_lines(root: Path, depth: int = 3) -> pd.DataFrame:
+    """Per subsystem: .py files and lines of the package under `root`, in the plan's scope."""
+    rows = [{"subsystem": subsystem(f, depth), "lines": count_lines(root / f)}
+            for f in package_files(root) if f.endswith(".py")]
+    frame = pd.DataFrame(rows, columns=["subsystem", "lines"])
+    return frame.groupby("subsystem")["lines"].agg(files="size", lines="sum")
+
+
+def lines_by_subsystem(upstream: Path, slimmed: Path, depth: int = 3) -> pd.DataFrame:
+    """Per subsystem: upstream and written (slimmed, function level included) .py files and lines,
+    removed = the difference (sorted by subsystem; a subsystem removed whole counts zero kept)."""
+    table = py_lines(upstream, depth).add_prefix("upstream_").join(
+        py_lines(slimmed, depth).add_prefix("kept_"), how="left").fillna(0).astype("int64")
+    table["removed_files"] = table["upstream_files"] - table["kept_files"]
+    table["removed_lines"] = table["upstream_lines"] - table["kept_lines"]
+    return table.sort_index().rename_axis("subsystem").reset_index()
 
 
 def planned_lines_by_subsystem(tree: Path, plans: dict[str, Plan], depth: int = 3) -> pd.DataFrame:

@@ -21,20 +21,24 @@ def recordings(tmp_path):
     return load_all(write_two_scenarios(tmp_path / "db"), "0.5.17")
 
 
-def test_lines_by_subsystem(tmp_path):
-    files = {MODEL: "a\nb\nc\n", "sglang/srt/models/qwen.py": "a\n", MOE: "a\nb\n", "sglang/srt/layers/x.json": "{}\n"}
+def write(root, files: dict[str, str]):
     for path, text in files.items():
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(text)
-    plan = Plan(["r"], [FileDecision(MODEL, True, ""), FileDecision("sglang/srt/models/qwen.py", False, ""),
-                        FileDecision(MOE, False, ""), FileDecision("sglang/srt/layers/x.json", True, "")])
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return root
+
+
+def test_lines_by_subsystem_counts_what_was_written(tmp_path):
+    upstream = write(tmp_path / "up", {MODEL: "a\nb\nc\n", "sglang/srt/models/qwen.py": "a\n", MOE: "a\nb\n",
+                                       "sglang/srt/layers/x.json": "{}\n", "sglang/test/t.py": "a\n"})
+    slimmed = write(tmp_path / "slim", {MODEL: "a\n"})  # function-level slimming left one line
     expected = pd.DataFrame({
         "subsystem": ["sglang/srt/layers", "sglang/srt/models"],
         "upstream_files": [1, 2], "upstream_lines": [2, 4],
-        "kept_files": [0, 1], "kept_lines": [0, 3],
-        "removed_files": [1, 1], "removed_lines": [2, 1],
+        "kept_files": [0, 1], "kept_lines": [0, 1],
+        "removed_files": [1, 1], "removed_lines": [2, 3],
     })
-    assert_frame_equal(lines_by_subsystem(tmp_path, plan), expected)
+    assert_frame_equal(lines_by_subsystem(upstream, slimmed), expected)
 
 
 def test_planned_lines_by_subsystem(tmp_path):
