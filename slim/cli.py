@@ -185,6 +185,7 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
            ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
     from slim.diagnose import compute_plan, load_plan_json
+    from slim.verify import cross_gpu_note
     from slim.verify import verify as run_verify
 
     path, report = run_verify(scenario, db, tree, logs,
@@ -192,8 +193,8 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
     for line in report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)
     if not report["passed"]:
-        raise SlimError(f"{scenario}: slimmed tree differs from the reference: {report['first_mismatch']} "
-                        f"(report: {path})")
+        raise SlimError(f"{scenario}: slimmed tree differs from the reference: {report['first_mismatch']}"
+                        f"{cross_gpu_note(report)} (report: {path})")
     console.print(f"{scenario}: {report['requests_compared']} requests identical to the reference (report: {path})")
 
 

@@ -46,6 +46,34 @@ def diagnosis(logs: Path, scenario: str, plan_source: Callable[[], dict] | None)
     return [finding.line(scenario) for finding in diagnose(text, plan)]
 
 
+def gpu_models(environment: dict) -> tuple[str, ...]:
+    """The GPU model names of a recording's or a report's host, in device order."""
+    return tuple(gpu["name"] for gpu in environment["gpus"])
+
+
+def without_logprobs(value):
+    if isinstance(value, dict):
+        return {k: without_logprobs(v) for k, v in value.items() if "logprob" not in k}
+    if isinstance(value, list):
+        return [without_logprobs(v) for v in value]
+    return value
+
+
+def mismatch_without_logprobs(reference: list[dict], outputs: list[dict]) -> str | None:
+    """The first difference once every logprob is left out. Across GPU models (an H100 against an
+    H200 reference) greedy tokens and text agree but logprobs are not bit-identical, and may
+    differ beyond the tolerance; statuses, tokens and text must still match exactly."""
+    return first_mismatch(without_logprobs(reference), without_logprobs(outputs))
+
+
+def cross_gpu_note(report: dict) -> str:
+    """For a failed report whose reference came from another GPU model: what differs without logprobs."""
+    if report["reference_gpus"] == list(gpu_models(report["environment"])) or not report["requests_sent"]:
+        return ""
+    rest = report["mismatch_without_logprobs"] or "every status, token and text matches"
+    return f"; the reference is from {', '.join(report['reference_gpus'])}, and without logprobs {rest}"
+
+
 def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
            plan_source: Callable[[], dict] | None = None) -> tuple[Path, dict]:
     """Serve from `tree` (first on PYTHONPATH), compare to the latest recording, write a report beside it.
@@ -70,6 +98,8 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
     mismatch = start_failure or first_mismatch(recording.outputs, run.outputs)
+    environment = {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]}
+    cross_gpu = gpu_models(environment) != gpu_models(recording.data["environment"])
     report = {
         "schema": VERIFY_SCHEMA,
         "scenario": scenario.name,
@@ -83,7 +113,11 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "requests_compared": sum(o["compare"] for o in recording.outputs),
         "requests_sent": len(run.outputs) if run else 0,
         "command": run.command if run else None,
-        "environment": {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]},
+        "environment": environment,
+        # set when the reference came from another GPU model: then logprob noise is no verdict
+        "mismatch_without_logprobs": (mismatch_without_logprobs(recording.outputs, run.outputs)
+                                      if cross_gpu and run else None),
+        "reference_gpus": list(gpu_models(recording.data["environment"])),
         # which third-party runtime served it (ci/bundle_runtime.sh names it: the full deps or a bundle)
         "runtime": os.environ.get("SLIM_RUNTIME"),
         "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from scenarios.workload import first_mismatch
 from slim.apply import tree_digest
 from slim.bundle import MANIFEST_SCHEMA
 from slim.cli import DB, OUT
@@ -15,6 +14,7 @@ from slim.datafile import read_gzip_json
 from slim.plan import make_function_plan, package_files
 from slim.recording import load_all
 from slim.upstream import default_tree, load_pin, verify_tree
+from slim.verify import gpu_models, mismatch_without_logprobs
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +48,6 @@ def test_every_scenario_has_greedy_reference_tokens(recordings):
         assert greedy and all(o["output"] for o in greedy)
 
 
-def _gpu_model(environment: dict) -> tuple[str, ...]:
-    return tuple(gpu["name"] for gpu in environment["gpus"])
-
-
-def _without_logprobs(value):
-    if isinstance(value, dict):
-        return {k: _without_logprobs(v) for k, v in value.items() if "logprob" not in k}
-    if isinstance(value, list):
-        return [_without_logprobs(v) for v in value]
-    return value
-
-
 def test_committed_tree_is_the_one_verified_on_gpu(recordings):
     """The tree in git is byte-for-byte a tree that served the reference outputs on a GPU.
 
@@ -72,11 +60,10 @@ def test_committed_tree_is_the_one_verified_on_gpu(recordings):
     by_scenario = {r.scenario: r for r in recordings}
     verified = {r["scenario"] for r in on_tree if r["passed"]}
     cross_gpu = [r for r in on_tree if not r["passed"] and r["start_failure"] is None
-                 and _gpu_model(r["environment"]) != _gpu_model(by_scenario[r["scenario"]].data["environment"])]
+                 and gpu_models(r["environment"]) != gpu_models(by_scenario[r["scenario"]].data["environment"])]
     for report in cross_gpu:
-        reference = by_scenario[report["scenario"]].outputs
         assert "logprob" in report["first_mismatch"]
-        assert first_mismatch(_without_logprobs(reference), _without_logprobs(report["outputs"])) is None
+        assert mismatch_without_logprobs(by_scenario[report["scenario"]].outputs, report["outputs"]) is None
     assert verified | {r["scenario"] for r in cross_gpu} == set(by_scenario)
 
 

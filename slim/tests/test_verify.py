@@ -1,0 +1,26 @@
+"""slim/verify.py's comparison across GPU models: logprob noise is no verdict, tokens still are."""
+
+from slim.verify import cross_gpu_note, mismatch_without_logprobs
+
+
+def output(name: str, ids: list[int], logprob: float) -> dict:
+    return {"name": name, "status": 200, "compare": True,
+            "output": {"output_ids": ids, "meta_info": {"output_token_logprobs": [[logprob, ids[0], None]]}}}
+
+
+def report(reference_gpu: str, host_gpu: str, without_logprobs: str | None) -> dict:
+    return {"reference_gpus": [reference_gpu], "environment": {"gpus": [{"name": host_gpu}]},
+            "requests_sent": 60, "mismatch_without_logprobs": without_logprobs}
+
+
+def test_logprobs_are_left_out_but_tokens_are_not():
+    reference = [output("greedy", [5, 6], -0.30)]
+    assert mismatch_without_logprobs(reference, [output("greedy", [5, 6], -0.31)]) is None
+    assert mismatch_without_logprobs(reference, [output("greedy", [5, 7], -0.30)]) is not None
+
+
+def test_the_note_speaks_only_across_gpu_models():
+    assert cross_gpu_note(report("NVIDIA H100", "NVIDIA H100", None)) == ""
+    assert cross_gpu_note(report("NVIDIA H200", "NVIDIA H100", None)).endswith(
+        "without logprobs every status, token and text matches")
+    assert "output_ids" in cross_gpu_note(report("NVIDIA H200", "NVIDIA H100", "greedy: [output_ids][1]: 7 != 6"))
