@@ -10,6 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from scenarios.spec import Request
@@ -166,18 +167,19 @@ def comparable(request: Request, answer) -> object:
             return _openai_stream(answer)
         if isinstance(answer, dict) and "choices" in answer:
             return [_openai_choice(c) for c in answer["choices"]]
-        return _without_keys(answer, RANDOM_KEYS)  # /v1/tokenize, /v1/messages, ...: the whole answer
+        return without_keys(answer, RANDOM_KEYS.__contains__)  # /v1/tokenize, /v1/messages, ...: the whole answer
     return answer
 
 
 RANDOM_KEYS = frozenset({"id", "created"})  # per-response ids and timestamps
 
 
-def _without_keys(value, keys: frozenset):
+def without_keys(value, drop: Callable[[str], bool]):
+    """`value` with every dict key `drop` picks left out, at any depth."""
     if isinstance(value, dict):
-        return {k: _without_keys(v, keys) for k, v in value.items() if k not in keys}
+        return {k: without_keys(v, drop) for k, v in value.items() if not drop(k)}
     if isinstance(value, list):
-        return [_without_keys(v, keys) for v in value]
+        return [without_keys(v, drop) for v in value]
     return value
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from scenarios.hardware import detect_gpus, require
 from scenarios.model_cache import materialize, model_digest
 from scenarios.spec import load_scenario
-from scenarios.workload import first_mismatch
+from scenarios.workload import first_mismatch, without_keys
 from slim.apply import PYTHON_DIR, tree_digest
 from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
@@ -51,19 +51,15 @@ def gpu_models(environment: dict) -> tuple[str, ...]:
     return tuple(gpu["name"] for gpu in environment["gpus"])
 
 
-def without_logprobs(value):
-    if isinstance(value, dict):
-        return {k: without_logprobs(v) for k, v in value.items() if "logprob" not in k}
-    if isinstance(value, list):
-        return [without_logprobs(v) for v in value]
-    return value
+def _is_logprobs(key: str) -> bool:
+    return "logprob" in key
 
 
 def mismatch_without_logprobs(reference: list[dict], outputs: list[dict]) -> str | None:
     """The first difference once every logprob is left out. Across GPU models (an H100 against an
     H200 reference) greedy tokens and text agree but logprobs are not bit-identical, and may
     differ beyond the tolerance; statuses, tokens and text must still match exactly."""
-    return first_mismatch(without_logprobs(reference), without_logprobs(outputs))
+    return first_mismatch(without_keys(reference, _is_logprobs), without_keys(outputs, _is_logprobs))
 
 
 def cross_gpu_note(report: dict) -> str:
