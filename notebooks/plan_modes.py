@@ -1,11 +1,12 @@
 # %% [markdown]
-# # Plan modes: what `names`, `reach` (the committed tree; both GPU-verified) and `lean` keep
+# # Plan modes: what `names`, `reach`, `lean` (the committed tree) and `lines` keep
 #
 # All plans are built from all committed recordings on the pinned upstream. `names` keeps every
 # module a recording imported and every def kept code names; `reach` keeps what the code that ran
 # reaches; `lean` also cuts the methods of classes never instantiated and stubs what only modules
-# where nothing ran hold (see `slim/reach.py`; not GPU-verified yet). Lines are planned: kept
-# files less their deleted defs (a stub counts whole, so `lean` is an upper bound here).
+# where nothing ran hold; `lines` also stubs never-run defs no executed line names (see
+# `slim/reach.py`; `names`, `reach` and `lean` are GPU-verified, `lines` is not). Lines are planned:
+# kept files less their deleted defs (a stub counts whole, so `lean` and `lines` are upper bounds).
 
 # %%
 import dataclasses
@@ -37,11 +38,13 @@ lines.sort_values("upstream_lines", ascending=False).head(30)
 top = lines.nlargest(20, "upstream_lines").iloc[::-1]
 fig, ax = plt.subplots(figsize=(9, 8))
 rows = range(len(top))
-colors = {"names": "#9ecae1", "reach": "#2b8cbe", "lean": "#08519c"}
-labels = {"reach": "reach (committed)", "lean": "lean (not GPU-verified)"}
-ax.barh([r + 0.3 for r in rows], top["upstream_lines"], height=0.2, color="#d9d9d9", label="upstream")
-for i, mode in enumerate(PLAN_MODES):
-    ax.barh([r + 0.1 - 0.2 * i for r in rows], top[mode], height=0.2, color=colors[mode], label=labels.get(mode, mode))
+colors = {"names": "#c6dbef", "reach": "#6baed6", "lean": "#2171b5", "lines": "#08306b"}
+labels = {"lean": "lean (committed)", "lines": "lines (not GPU-verified)"}
+height = 0.8 / (len(PLAN_MODES) + 1)
+ax.barh([r + 0.4 - height / 2 for r in rows], top["upstream_lines"], height=height, color="#d9d9d9", label="upstream")
+for i, mode in enumerate(PLAN_MODES, 1):
+    ax.barh([r + 0.4 - height * (i + 0.5) for r in rows], top[mode], height=height, color=colors[mode],
+            label=labels.get(mode, mode))
 ax.set_yticks(list(rows), top["subsystem"])
 ax.set_xlabel("lines of Python (planned)")
 ax.set_title(" vs ".join(f"{mode} {totals[mode] / totals.upstream_lines:.0%}" for mode in PLAN_MODES)

@@ -80,7 +80,8 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
     console.print(f"recorded {scenario} -> {path}")
 
 
-ModeOpt = Annotated[str | None, typer.Option(help="Plan mode, names|reach|lean (default: slim/policy.toml's [plan]).")]
+ModeOpt = Annotated[str | None, typer.Option(
+    help="Plan mode, names|reach|lean|lines (default: slim/policy.toml's [plan]).")]
 
 
 def _plan(upstream: Path | None, db: Path, mode: str | None = None):

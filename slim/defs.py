@@ -57,10 +57,12 @@ class Scan:
     idents: list[tuple[int, str]]  # (line, identifier), sorted
     modules: list[tuple[int, str]]  # (line, module) an import there may load or a string there names, sorted
     computed_imports: bool  # import_module/__import__ called with a name it computes
+    imported: list[tuple[int, str]] = field(default_factory=list)  # (line, name) an import binds or loads
 
 
 def scan(tree: ast.AST, path: str = "") -> Scan:
     idents: list[tuple[int, str]] = []
+    imported: list[tuple[int, str]] = []
     modules: list[tuple[int, str]] = []
     computed = False
     for sub in ast.walk(tree):
@@ -69,9 +71,9 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
         elif isinstance(sub, ast.Attribute):
             idents.append((sub.end_lineno, sub.attr))
         elif isinstance(sub, ast.alias):
-            idents.extend((sub.lineno, part) for part in sub.name.split("."))
-            if sub.asname:
-                idents.append((sub.lineno, sub.asname))
+            names = [(sub.lineno, part) for part in sub.name.split(".") + ([sub.asname] if sub.asname else [])]
+            idents.extend(names)
+            imported.extend(names)
         elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and len(sub.value) < 2000:
             idents.extend((sub.lineno, word) for word in IDENT.findall(sub.value))
             modules.extend((sub.lineno, m) for m in string_modules(sub.value))
@@ -82,7 +84,7 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
             computed = True
     idents.sort()
     modules.sort()
-    return Scan(idents, modules, computed)
+    return Scan(idents, modules, computed, imported)
 
 
 def in_span(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[str]:
@@ -224,7 +226,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 implicit = _def_implicit(node, in_class, class_implicit) if not is_class else class_implicit
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
-                body_line = node.body[0].lineno if node.body else node.lineno  # folded empty: no stub
+                body_line = first_line(node.body[0]) if node.body else node.lineno  # folded empty: no stub
                 header_end = max(node.lineno, body_line - 1)
                 header = Counter(in_span(scanned.idents, ident_lines, first_line(node), header_end))
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
@@ -386,6 +388,7 @@ class ModuleIndex:
     exported: set[str] = field(default_factory=set)  # the names listed in __all__
     body_modules: set[str] = field(default_factory=set)  # sglang modules named in module-level strings
     computed_imports: bool = False  # imports modules by names it computes
+    uses: list[tuple[int, str]] = field(default_factory=list)  # (line, identifier) of every use, imports not
 
 
 def _module_statements(body: list[ast.stmt]):
@@ -435,4 +438,4 @@ def index_module(path: str, source: bytes) -> ModuleIndex:
     body_refs, bindings, exported, modules = module_level(tree, scanned, path)
     return ModuleIndex(path, collect_defs(tree, scanned, path), Counter(name for _, name in scanned.idents),
                        registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
-                       scanned.computed_imports)
+                       scanned.computed_imports, sorted(set(scanned.idents) - set(scanned.imported)))

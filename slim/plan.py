@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from slim.errors import SlimError
 from slim.policy import Policy, load_policy
 from slim.reach import HOLDS_KEPT, NEVER_RUN, REFERENCED, Liveness, reach
 from slim.recording import Recording
@@ -161,6 +162,23 @@ def run_functions(recordings: list[Recording]) -> dict[tuple[str, str, int], lis
         for key in sorted(set(zip(frame["file"], frame["qualname"], frame["line"].astype(int), strict=True))):
             ran.setdefault(key, []).append(recording.name)
     return ran
+
+
+def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
+    """File -> the lines some line-mode recording executed there."""
+    lines: dict[str, set[int]] = {}
+    for recording in recordings:
+        for file, line in recording.lines[["file", "line"]].itertuples(index=False):
+            lines.setdefault(file, set()).add(int(line))
+    return lines
+
+
+def hot_names(indexes, executed: dict[str, set[int]]) -> set[str]:
+    """Every identifier some executed line uses (names, attributes, words in strings; not what an
+    import binds: importing a name is no call of it)."""
+    if not executed:
+        raise SlimError('plan mode "lines" needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')
+    return {name for index in indexes for line, name in index.uses if line in executed.get(index.path, ())}
 
 
 def _index_all(tree: Path, files: list[str]) -> list:
@@ -405,7 +423,8 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
         imported.defs, imported.edits = decide_defs_by_names(indexes, ran, policy)
         imported.policy = policy
         return imported
-    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings))
+    hot = hot_names(indexes, executed_lines(recordings)) if policy.lines else None
+    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings), hot)
     unreached = {i.path: UNREACHED for i in indexes if i.path not in live.modules}
     plan = make_plan(files, recordings, extra=extra, unreached=unreached)
     plan.defs, plan.edits = decide_defs([i for i in indexes if i.path in live.modules], live)

@@ -10,7 +10,7 @@ from pathlib import Path
 from slim.errors import SlimError
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
-PLAN_MODES = ("names", "reach", "lean")
+PLAN_MODES = ("names", "reach", "lean", "lines")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,12 @@ class Policy:
 
     @property
     def lean(self) -> bool:
-        return self.mode == "lean"
+        return self.mode in ("lean", "lines")
+
+    @property
+    def lines(self) -> bool:
+        """"lines" is lean that also stubs never-run defs whose name no executed line uses."""
+        return self.mode == "lines"
 
     def whole_for(self, file: str) -> Whole | None:
         return next((w for w in self.wholes if file == w.prefix or (w.prefix.endswith("/") and

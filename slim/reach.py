@@ -28,6 +28,9 @@ whatever object the name is looked up on):
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
   stub), so what only that body named goes too. Compiled kernels (`@triton.jit`: launched, never
   run as Python), dunders, properties, abstract and trivial interface methods stay whole;
+- ("lines" mode, on line-mode recordings) anywhere, a def that never ran and whose name no
+  executed line uses (an import binding the name does not count) is stubbed the same way: kept
+  code names it only on branches no recording took;
 - the keep-policy's `[[whole]]` paths (code of matrix scenarios no host here could record: 2 GPUs)
   and whatever policy-kept code reaches are judged by name only: no stubs, and their classes keep
   their methods though no recording instantiated them;
@@ -63,6 +66,7 @@ OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementation
 ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
 REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
 STUB = "stub (named by kept code, never run, nothing in its module ran: the body raises)"
+COLD_STUB = "stub (never run, and no line any recording executed names it: the body raises)"
 STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
@@ -104,11 +108,12 @@ def _positive(refs) -> list[str]:
 
 class _Reach:
     def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]],
-                 policy: Policy, policy_live: set[Key] | None = None) -> None:
+                 policy: Policy, policy_live: set[Key] | None = None, hot: set[str] | None = None) -> None:
         # The "lean" rules (never-instantiated classes, stubs, dataclass methods as plain methods)
         # judge by what ran; policy_live: what policy-kept code may call, which they leave alone.
         self.policy, self.policy_live = policy, policy_live or set()
         self.judge = policy.lean
+        self.hot = hot  # "lines" mode: identifiers some executed line uses
         self.index = {i.path: i for i in indexes}
         self.by_module = {module_name(p): p for p in self.index}
         self.family_runs = family_runs
@@ -242,7 +247,7 @@ class _Reach:
             if _key(path, parent) not in self.out.defs:
                 self.define(path, parent, HOLDS_KEPT)
         if self._stub(path, d):
-            self.out.defs[_key(path, d)] = STUB
+            self.out.defs[_key(path, d)] = STUB if path not in self.touched_files else COLD_STUB
             self.out.stubs.add(_key(path, d))
             self.need(_positive(d.header_refs))
             if d.parent is None:
@@ -303,9 +308,11 @@ class _Reach:
 
     def _stub(self, path: str, d: Def) -> bool:
         key = _key(path, d)
+        # lean: nothing in its module ran; lines: it never ran and no executed line names it
+        cold = path not in self.touched_files or (
+            self.hot is not None and key not in self.fixed and d.name not in self.hot)
         return (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
-                and path not in self.touched_files
-                and self.out.defs[key] in STUBBABLE and key not in self.policy_live
+                and cold and self.out.defs[key] in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path) is None)
 
     def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
@@ -390,13 +397,14 @@ class _Reach:
 
 
 def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
-          family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str]) -> Liveness:
+          family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str],
+          hot: set[str] | None = None) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
     ran_files = {i.path for i in indexes for d in i.defs if _key(i.path, d) in ran and d.kind != "class"}
     policy_live = _policy_reach(indexes, policy, ran_files) if policy.lean else set()
     ignored: set[Key] = set()
     while True:
-        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live)
+        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot)
         more = _import_time_roots(walker, ignored)
         if not more:
             return walker.out
@@ -446,8 +454,8 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran_files: set[str
     return live
 
 
-def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live) -> _Reach:
-    walker = _Reach(indexes, family_runs, policy, policy_live)
+def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live, hot) -> _Reach:
+    walker = _Reach(indexes, family_runs, policy, policy_live, hot)
     for index in indexes:
         whole = policy.files.get(index.path)
         if whole:

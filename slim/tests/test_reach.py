@@ -9,9 +9,10 @@ import pytest
 
 from slim.apply import apply_plan
 from slim.check import check_tree
+from slim.errors import SlimError
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Keep, Policy, Whole
-from slim.reach import ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS, STUB
+from slim.reach import COLD_STUB, ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS, STUB
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
@@ -105,6 +106,30 @@ def test_lean_stubs_what_only_a_module_where_nothing_ran_holds(lean_planned, rea
     run = subprocess.run([sys.executable, "-c", code], env={**env, "SLIM_FIXTURE_RARE": "1"},
                          capture_output=True, text=True)
     assert "NotImplementedError: slim removed the body of rare_path" in run.stderr
+
+
+def with_lines(recording, root, cold: dict[str, set[int]]):
+    """The recording as line mode writes it: every line of the files it imported ran, but `cold`."""
+    lines = [[rel, n, 1] for rel in RAN for n in range(1, len((root / rel).read_text().splitlines()) + 1)
+             if n not in cold.get(rel, set())]
+    return type(recording)(recording.path, {**recording.data, "lines": lines})
+
+
+def test_lines_stubs_what_only_unexecuted_lines_name(wheel_tree, lean_planned, tmp_path):
+    root, pin = wheel_tree
+    scan = (root / REACH / "scan.py").read_text().splitlines()
+    rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
+    recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines"))
+    used = decisions(plan, f"{REACH}/used.py")
+    assert used["helper_on_error"] == ("stub", COLD_STUB)  # its module ran; only the rare branch names it
+    assert used["helper"][0] == "keep" and used["helper_unused"] == ("delete", NEVER_RUN)
+    assert decisions(lean_planned[0], f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    assert check_tree(out, root).errors == []
+    with pytest.raises(SlimError, match="line-mode recordings"):
+        make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(mode="lines"))
 
 
 def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):

@@ -221,6 +221,19 @@ def test_a_stub_keeps_decorators_and_signature_and_its_imports_follow_the_body()
         ''')  # noqa: E501 (tidy: the deleted def's trailing blank lines went with it; json with rare's body)
 
 
+def test_a_stub_whose_body_opens_with_a_decorated_def_loses_the_decorator_too():
+    before = textwrap.dedent('''\
+        def example():
+            @contextmanager
+            def inner():
+                yield
+            return inner
+        ''').encode()
+    after = rewrite_module(before, {("example", 1): "stub"}, tidy=True).decode()
+    assert after == "def example():\n    raise NotImplementedError(" \
+        "'slim removed the body of example: it never ran in any recording (see sglang/REMOVED.md)')\n"
+
+
 def test_rewrite_keeps_a_bom_and_is_a_no_op_without_edits():
     source = b"\xef\xbb\xbf# c\nx = 1\n"
     assert rewrite_module(source, {}) == source

@@ -74,7 +74,7 @@ def _def_edits(lines: list[str], tree: ast.Module, actions: DefActions, tidy: bo
                     gone += 1
                     continue
                 if action == "stub":  # decorators and signature stay; the body is replaced
-                    edits.append((node.body[0].lineno, node.end_lineno, _stub_body(node, qualname, lines)))
+                    edits.append((first_line(node.body[0]), node.end_lineno, _stub_body(node, qualname, lines)))
                     continue
                 if isinstance(node, ast.ClassDef):
                     walk(node.body, qualname + ".")
@@ -96,7 +96,8 @@ def _stub_body(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, line
     registration may read them); calling it says what happened."""
     # Words in strings count as uses of imported names: the message names nothing a module imports.
     message = f"slim removed the body of {qualname}: it never ran in any recording (see sglang/REMOVED.md)"
-    return f"{_indent(lines[node.body[0].lineno - 1])}raise NotImplementedError({message!r})\n"
+    # from the first statement's first decorator: a decorated nested def opens the body
+    return f"{_indent(lines[first_line(node.body[0]) - 1])}raise NotImplementedError({message!r})\n"
 
 
 # --- statement-level libcst transforms -----------------------------------------------------

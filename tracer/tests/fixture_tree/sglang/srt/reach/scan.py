@@ -3,7 +3,7 @@ import importlib
 import os
 import pkgutil
 
-from sglang.srt.reach import plugins, used_helper
+from sglang.srt.reach import plugins, used, used_helper
 from sglang.srt.reach.adapters import resolve
 from sglang.srt.reach.base import KINDS, BuiltChild, Record, Shell, Unbuilt, UnbuiltError
 from sglang.srt.reach.rare import RareOptions, rare_path
@@ -24,7 +24,7 @@ def load_all():
     except UnbuiltError:
         raise
     if os.environ.get("SLIM_FIXTURE_RARE"):  # never set in a recording
-        return rare_path(found), RareOptions().label
+        return rare_path(found), RareOptions().label, used.helper_on_error()
     return found, used_helper(), runs, resolve()
 
 
