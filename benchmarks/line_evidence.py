@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from slim import upstream as up  # noqa: E402
 from slim.cli import DB  # noqa: E402
-from slim.plan import make_function_plan, package_files  # noqa: E402
+from slim.plan import executed_lines, make_function_plan, package_files  # noqa: E402
 from slim.policy import load_policy  # noqa: E402
 from slim.recording import load_all  # noqa: E402
 
@@ -72,11 +72,9 @@ def main() -> None:
     tree = up.resolve_tree(None)
     recordings = load_all(DB, up.load_pin().version)
     plan = make_function_plan(tree, package_files(tree), recordings, load_policy())
-    executed: dict[str, set[int]] = {}
+    executed = executed_lines(recordings)
     ran: dict[str, set[str]] = {}
     for recording in recordings:
-        for file, line in recording.lines[["file", "line"]].itertuples(index=False):
-            executed.setdefault(file, set()).add(line)
         for file, qualname in recording.functions[["file", "qualname"]].itertuples(index=False):
             ran.setdefault(file, set()).add(qualname)
     actions: dict[str, dict[str, str]] = {}
