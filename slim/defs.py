@@ -388,7 +388,8 @@ class ModuleIndex:
     exported: set[str] = field(default_factory=set)  # the names listed in __all__
     body_modules: set[str] = field(default_factory=set)  # sglang modules named in module-level strings
     computed_imports: bool = False  # imports modules by names it computes
-    uses: list[tuple[int, str]] = field(default_factory=list)  # (line, identifier) of every use, imports not
+    # (line, identifier) of every use, imports not: only the "lines" plan reads it, so only it asks
+    uses: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _module_statements(body: list[ast.stmt]):
@@ -428,8 +429,9 @@ def module_level(tree: ast.Module, scanned: Scan, path: str):
     return +refs, bindings, exported, modules
 
 
-def index_module(path: str, source: bytes) -> ModuleIndex:
-    """Index one module: its defs, what its module-level code uses and imports, platform probes."""
+def index_module(path: str, source: bytes, with_uses: bool = False) -> ModuleIndex:
+    """Index one module: its defs, what its module-level code uses and imports, platform probes
+    (with_uses: and which line uses which identifier)."""
     tree = ast.parse(source)
     helpers, constants = platform_names(tree, path)
     if helpers or constants:
@@ -438,4 +440,5 @@ def index_module(path: str, source: bytes) -> ModuleIndex:
     body_refs, bindings, exported, modules = module_level(tree, scanned, path)
     return ModuleIndex(path, collect_defs(tree, scanned, path), Counter(name for _, name in scanned.idents),
                        registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
-                       scanned.computed_imports, sorted(set(scanned.idents) - set(scanned.imported)))
+                       scanned.computed_imports,
+                       sorted(set(scanned.idents) - set(scanned.imported)) if with_uses else [])

@@ -181,9 +181,9 @@ def hot_names(indexes, executed: dict[str, set[int]]) -> set[str]:
     return {name for index in indexes for line, name in index.uses if line in executed.get(index.path, ())}
 
 
-def _index_all(tree: Path, files: list[str]) -> list:
+def _index_all(tree: Path, files: list[str], with_uses: bool = False) -> list:
     """Index the kept modules (in worker processes on a big tree: ast is CPU-bound)."""
-    jobs = [(str(tree), f) for f in files]
+    jobs = [(str(tree), f, with_uses) for f in files]
     if len(files) < 50:
         return [_index_one(job) for job in jobs]
     from concurrent.futures import ProcessPoolExecutor
@@ -195,8 +195,8 @@ def _index_all(tree: Path, files: list[str]) -> list:
 def _index_one(job):
     from slim.defs import index_module
 
-    tree, path = job
-    return index_module(path, (Path(tree) / path).read_bytes())
+    tree, path, with_uses = job
+    return index_module(path, (Path(tree) / path).read_bytes(), with_uses)
 
 
 def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:
@@ -418,7 +418,7 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
     extra = policy_files(tree, files, policy)
     imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
-    indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")])
+    indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")], with_uses=policy.lines)
     if policy.mode == "names":
         imported.defs, imported.edits = decide_defs_by_names(indexes, ran, policy)
         imported.policy = policy
