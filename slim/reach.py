@@ -246,8 +246,8 @@ class _Reach:
             parent = self.defs[(path, d.parent)]
             if _key(path, parent) not in self.out.defs:
                 self.define(path, parent, HOLDS_KEPT)
-        if self._stub(path, d):
-            self.out.defs[_key(path, d)] = STUB if path not in self.touched_files else COLD_STUB
+        if stub := self._stub(path, d):
+            self.out.defs[_key(path, d)] = stub
             self.out.stubs.add(_key(path, d))
             self.need(_positive(d.header_refs))
             if d.parent is None:
@@ -306,14 +306,18 @@ class _Reach:
         """Why a def stays whatever ran (under "lean", a dataclass body no longer says so)."""
         return d.lean_implicit if self.judge else d.implicit
 
-    def _stub(self, path: str, d: Def) -> bool:
+    def _stub(self, path: str, d: Def) -> str | None:
+        """Why the def is kept as a signature whose body raises; None: it is kept whole."""
         key = _key(path, d)
-        # lean: nothing in its module ran; lines: it never ran and no executed line names it
-        cold = path not in self.touched_files or (
-            self.hot is not None and key not in self.fixed and d.name not in self.hot)
-        return (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
-                and cold and self.out.defs[key] in STUBBABLE and key not in self.policy_live
-                and self.policy.whole_for(path) is None)
+        if not (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
+                and self.out.defs[key] in STUBBABLE and key not in self.policy_live
+                and self.policy.whole_for(path) is None):
+            return None
+        if path not in self.touched_files:  # lean: nothing in its module ran
+            return STUB
+        if self.hot is not None and key not in self.fixed and d.name not in self.hot:  # lines
+            return COLD_STUB
+        return None
 
     def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
         """Method names the in-tree ancestors of a class define (bases matched by name); asked once
