@@ -43,7 +43,8 @@ class Policy:
     # How the plan decides inside imported modules (slim.plan.make_function_plan): "names" keeps
     # every def any imported module names; "reach" keeps what the code that ran reaches; "lean" is
     # reach that also cuts the methods of classes never instantiated and stubs what only modules
-    # where nothing ran hold (slim/reach.py), and takes deleted defs' trailing blank lines.
+    # where nothing ran hold (slim/reach.py), and takes deleted defs' trailing blank lines; "lines"
+    # is lean that also stubs never-run defs no executed line names (line-mode recordings).
     mode: str = "names"
     wholes: tuple[Whole, ...] = ()
 
