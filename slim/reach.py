@@ -404,8 +404,7 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str],
           hot: set[str] | None = None) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
-    ran_files = {i.path for i in indexes for d in i.defs if _key(i.path, d) in ran and d.kind != "class"}
-    policy_live = _policy_reach(indexes, policy, ran_files) if policy.lean else set()
+    policy_live = _policy_reach(indexes, policy, ran) if policy.lean else set()
     ignored: set[Key] = set()
     while True:
         walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot)
@@ -415,12 +414,13 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
         ignored |= more
 
 
-def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran_files: set[str]) -> set[Key]:
+def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, list[str]]) -> set[Key]:
     """Defs the policy's code may call on its hardware, so no stub and no never-instantiated cut
     may touch them: the top-level functions and classes (a class with its members) that
     policy-kept code names in its own module or in a module it imports (through a package's
-    re-exports too); followed further only through modules where nothing ran (the only ones stubs
-    reach). Method names are not followed (every class has a `forward`)."""
+    re-exports too); followed further through every def that never ran, as its callees may sit in
+    modules where nothing ran (the only ones stubs reach), while what a def that ran calls is judged
+    by the recordings. Method names are not followed (every class has a `forward`)."""
     by_module = {module_name(i.path): i.path for i in indexes}
     index = {i.path: i for i in indexes}
     top: dict[tuple[str, str], list[Def]] = defaultdict(list)
@@ -451,8 +451,8 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran_files: set[str
             continue
         group = [d, *members[(path, d.qualname)]]
         live.update(_key(path, m) for m in group)
-        if path in ran_files and not policy.keep_for(path, d.qualname):
-            continue  # what a module that ran names is judged by the recordings
+        if _key(path, d) in ran and not policy.keep_for(path, d.qualname):
+            continue
         names = {n for m in group for n in _positive(m.refs)}
         todo += [(p, t) for p in scope(path, group) for n in names for t in top.get((p, n), [])]
     return live

@@ -138,8 +138,13 @@ def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):
     assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
     assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")
     keep = Keep(f"{REACH}/lazy.py", None, "sm100 only", "dsv3_fp8_b200")  # lazy.py's fn calls rare_path
-    rare = decisions(planned(wheel_tree, "lean", keeps=(keep,))[0], f"{REACH}/rare.py")
+    plan = planned(wheel_tree, "lean", keeps=(keep,))[0]
+    rare = decisions(plan, f"{REACH}/rare.py")
     assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
+    # through a def that never ran in a module where something ran (used.py) into one where nothing did
+    assert decisions(plan, f"{REACH}/used.py")["helper_elsewhere"] == ("keep", REFERENCED)
+    assert rare["rare_summary"] == ("keep", REFERENCED)
+    assert decisions(planned(wheel_tree, "lean")[0], f"{REACH}/rare.py")["rare_summary"] == ("delete", NEVER_RUN)
 
 
 def test_modules_imported_for_their_registrations_stay(reach_planned):

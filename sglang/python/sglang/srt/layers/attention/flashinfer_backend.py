@@ -17,6 +17,7 @@ import torch
 
 from sglang.kernel_api_logging import debug_kernel_api
 from sglang.kernels.ops.attention.utils import (
+    assert_buffer_fits,
     create_flashinfer_kv_indices_triton,
 )
 from sglang.srt.dllm.config import DllmConfig

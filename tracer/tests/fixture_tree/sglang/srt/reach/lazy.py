@@ -1,4 +1,5 @@
 from sglang.srt.reach.rare import rare_path
+from sglang.srt.reach.used import helper_elsewhere
 
 
 def fn():
@@ -6,4 +7,4 @@ def fn():
 
 
 def on_other_hardware(data):  # what a policy-kept copy of this module would call
-    return rare_path(data)
+    return rare_path(data), helper_elsewhere(data)
