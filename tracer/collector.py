@@ -6,6 +6,10 @@ code object once and returns DISABLE, so steady-state cost is near zero. In line
 mode (SLIM_TRACE_LINES=1) code objects under the include prefixes also get local
 LINE events, each recording (file, line) once and returning DISABLE.
 
+Code that torch.compile traces runs inside the compiled graph without ever starting as a
+Python frame, so PY_START cannot see it; once torch has loaded its dynamo tracing context, the
+code objects dynamo reports as traced are recorded as run too (`_watch_dynamo`).
+
 Beyond Python it records the shared libraries mapped into the process
 (/proc/self/maps, read at each flush) and the files the process opened (an audit
 hook on the 'open' event that only adds the path to a set).
@@ -95,6 +99,7 @@ class Collector:
         atexit.register(self.flush)
         self._arm_exit_flush()
         multiprocessing.util.register_after_fork(self, Collector._arm_exit_flush)
+        self._watch_dynamo()
         if self.sigterm:
             self._arm_sigterm_flush()
         self._start_flusher()
@@ -146,6 +151,29 @@ class Collector:
         self.lines.add((code.co_filename, line_number))
         return monitoring.DISABLE
 
+    def _on_traced_code(self, code) -> None:
+        """A code object torch.compile's dynamo traced: it runs inside a compiled graph."""
+        filename = code.co_filename
+        self.functions.add((filename, code.co_qualname, code.co_firstlineno))
+        if self.line_mode and (not self.include or filename.startswith(self.include)):
+            # dynamo names code objects, not lines: count all of its lines as run (more, never less)
+            self.lines.update((filename, line) for _, _, line in code.co_lines() if line is not None)
+
+    def _watch_dynamo(self) -> None:
+        """Record every code object dynamo traces (its TracingContext.traced_code), once torch has
+        loaded that class. Only looks in sys.modules, so it imports nothing; the flusher retries."""
+        context = getattr(sys.modules.get("torch._guards"), "TracingContext", None)
+        if context is None or "_slim_original_init" in vars(context):
+            return
+        original, on_code = context.__init__, self._on_traced_code
+
+        def __init__(ctx, *args, **kwargs):
+            original(ctx, *args, **kwargs)
+            ctx.traced_code = _TracedCode(ctx.traced_code, on_code)
+
+        context._slim_original_init = original
+        context.__init__ = __init__
+
     def _on_audit(self, event, args):
         """Runs on every audit event of the process: keep it to a compare and a set add."""
         if event == "open":
@@ -184,6 +212,7 @@ class Collector:
         if not self.lock.acquire(timeout=timeout):
             return
         try:
+            self._watch_dynamo()
             self.shared_libs.update(_mapped_shared_libs())
             functions = sorted(self.functions.copy())
             lines = sorted(self.lines.copy())
@@ -217,6 +246,20 @@ class Collector:
             self.written_count = count
         finally:
             self.lock.release()
+
+
+class _TracedCode(list):
+    """dynamo's list of traced code objects, telling the collector of each one added."""
+
+    def __init__(self, codes, on_code) -> None:
+        super().__init__(codes)
+        self.on_code = on_code
+        for code in codes:
+            on_code(code)
+
+    def append(self, code) -> None:
+        self.on_code(code)
+        super().append(code)
 
 
 def _imported_modules() -> dict[str, str | None]:

@@ -75,3 +75,38 @@ def test_malformed_table_is_named(tmp_path):
         "functions": [["/a.py", "f"]], "modules": {}}).encode()))
     with pytest.raises(SlimError, match=r"1-1\.json\.gz has a malformed table"):
         read_shard(path)
+
+
+def test_code_dynamo_traces_is_recorded_as_run(tmp_path, monkeypatch):
+    """torch.compile traces functions without running their frames: what dynamo's TracingContext
+    lists as traced counts as run (a stand-in `torch._guards`, as torch is not on CPU hosts)."""
+    import sys
+    import types
+
+    from tracer.collector import Collector
+
+    class TracingContext:  # the part of torch._guards.TracingContext the collector relies on
+        def __init__(self, fake_mode):
+            self.traced_code = []
+
+    def forward_native(x):
+        if x:
+            return 1
+        return 2
+
+    guards = types.ModuleType("torch._guards")
+    guards.TracingContext = TracingContext
+    collector = Collector(str(tmp_path), 60.0, lines=True)
+    collector._watch_dynamo()  # torch not loaded yet: nothing to watch, nothing patched
+    monkeypatch.setitem(sys.modules, "torch._guards", guards)
+    collector._watch_dynamo()
+    wrapper = TracingContext.__init__
+    collector._watch_dynamo()
+    assert TracingContext.__init__ is wrapper  # one wrapper, however often the flusher looks
+    context = TracingContext(None)
+    context.traced_code.append(forward_native.__code__)
+    code = forward_native.__code__
+    assert (code.co_filename, code.co_qualname, code.co_firstlineno) in collector.functions
+    first = code.co_firstlineno
+    assert {(code.co_filename, first + n) for n in (1, 2, 3)} <= collector.lines
+    assert context.traced_code == [code]  # dynamo's own list is unchanged
