@@ -7,12 +7,13 @@ import json
 
 import pytest
 
+from scenarios.spec import load_scenario
 from slim.apply import tree_digest
 from slim.bundle import MANIFEST_SCHEMA
 from slim.cli import DB, OUT
 from slim.datafile import read_gzip_json
 from slim.plan import make_function_plan, package_files
-from slim.recording import load_all
+from slim.recording import PENDING, load_all
 from slim.upstream import default_tree, load_pin, verify_tree
 from slim.verify import gpu_models, mismatch_without_logprobs
 
@@ -40,6 +41,15 @@ def test_recordings_are_real_gpu_runs(recordings):
         assert len(recording.data["processes"]) >= 3  # main, scheduler, detokenizer at least
         assert all(o["status"] < 500 for o in recording.outputs)  # 4xx only where the input is bad
         assert all(o["status"] == 200 for o in recording.outputs if o["compare"])
+
+
+def test_pending_recordings_are_gpu_runs_whose_scenario_says_why_they_wait():
+    """coverage_db/pending/ holds runs no plan reads yet: they load like committed ones (pinned
+    version, schema), sit under their own scenario, and that scenario's status explains them."""
+    for recording in load_all(DB / PENDING, load_pin().version):
+        assert recording.path.parent.name == recording.scenario
+        assert recording.data["environment"]["gpus"]
+        assert (load_scenario(recording.scenario).status or "").startswith("pending")
 
 
 def test_every_scenario_has_greedy_reference_tokens(recordings):
