@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from slim import upstream as up  # noqa: E402
 from slim.cli import DB  # noqa: E402
-from slim.plan import executed_lines, make_function_plan, package_files  # noqa: E402
+from slim.plan import executed_lines, make_function_plan, package_files, run_functions  # noqa: E402
 from slim.policy import load_policy  # noqa: E402
 from slim.recording import load_all  # noqa: E402
 
@@ -74,9 +74,8 @@ def main() -> None:
     plan = make_function_plan(tree, package_files(tree), recordings, load_policy())
     executed = executed_lines(recordings)
     ran: dict[str, set[str]] = {}
-    for recording in recordings:
-        for file, qualname in recording.functions[["file", "qualname"]].itertuples(index=False):
-            ran.setdefault(file, set()).add(qualname)
+    for file, qualname, _ in run_functions(recordings):
+        ran.setdefault(file, set()).add(qualname)
     actions: dict[str, dict[str, str]] = {}
     for d in plan.defs:
         actions.setdefault(d.file, {})[d.qualname] = d.action

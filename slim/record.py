@@ -12,7 +12,7 @@ from scenarios.model_cache import materialize, model_digest
 from scenarios.spec import load_scenario
 from slim.errors import SlimError
 from slim.recording import merge_shards, write_recording
-from slim.runtime import host_facts, package_root, probe
+from slim.runtime import host_environment, host_facts, package_root, probe
 from slim.serve import serve_scenario, server_env
 from slim.upstream import cache_root, load_pin, verify_tree
 from tracer.collector import DEFAULT_INTERVAL
@@ -52,7 +52,7 @@ def record(scenario_name: str, db: Path, logs: Path, model_path: Path | None = N
         "scenario": scenario.name,
         "recorded_at": started.isoformat(timespec="seconds"),
         "upstream": {"version": pin.version, "record_sha256": pin.record_sha256},
-        "environment": {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]},
+        "environment": host_environment(gpus, facts["versions"]),
         "command": run.command,
         "model": {"name": scenario.model if model_path is None else str(model_path), "sha256": model_digest(model)},
         "healthy_after_s": run.healthy_after_s,

@@ -46,3 +46,8 @@ def package_root(sglang_origin: str) -> Path:
 
 def host_facts() -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(), "host": platform.node()}
+
+
+def host_environment(gpus, versions: dict) -> dict:
+    """The `environment` a recording or verify report stores: host, GPUs, package versions."""
+    return {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": versions}

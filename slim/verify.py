@@ -16,7 +16,7 @@ from slim.apply import PYTHON_DIR, tree_digest
 from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
 from slim.recording import load_recording, recording_paths
-from slim.runtime import host_facts, probe
+from slim.runtime import host_environment, probe
 from slim.serve import serve_scenario, server_env
 from slim.upstream import cache_root, load_pin
 
@@ -94,8 +94,9 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
     mismatch = start_failure or first_mismatch(recording.outputs, run.outputs)
-    environment = {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": facts["versions"]}
-    cross_gpu = gpu_models(environment) != gpu_models(recording.data["environment"])
+    environment = host_environment(gpus, facts["versions"])
+    reference_gpus = gpu_models(recording.data["environment"])
+    cross_gpu = gpu_models(environment) != reference_gpus
     report = {
         "schema": VERIFY_SCHEMA,
         "scenario": scenario.name,
@@ -113,7 +114,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         # set when the reference came from another GPU model: then logprob noise is no verdict
         "mismatch_without_logprobs": (mismatch_without_logprobs(recording.outputs, run.outputs)
                                       if cross_gpu and run else None),
-        "reference_gpus": list(gpu_models(recording.data["environment"])),
+        "reference_gpus": list(reference_gpus),
         # which third-party runtime served it (ci/bundle_runtime.sh names it: the full deps or a bundle)
         "runtime": os.environ.get("SLIM_RUNTIME"),
         "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),
