@@ -439,11 +439,14 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, lis
         direct = {path} | imported([path]) | {by_module[m] for d in group for m in d.imports if m in by_module}
         return direct | imported([p for p in direct if p.endswith("__init__.py")])  # re-exports
 
-    todo = [(i.path, d) for i in indexes for d in i.defs if d.parent is None and policy.keep_for(i.path, d.qualname)]
-    for path in policy.files:  # a policy-kept module's own import-time code
-        if path in index:
-            todo += [(p, t) for p in scope(path, []) for n in _positive(index[path].body_refs)
-                     for t in top.get((p, n), [])]
+    def by_policy(path: str, qualname: str) -> bool:  # a [[keep]] or a [[whole]] path holds it
+        return policy.keep_for(path, qualname) is not None or policy.whole_for(path) is not None
+
+    todo = [(i.path, d) for i in indexes for d in i.defs if d.parent is None and by_policy(i.path, d.qualname)]
+    modules = set(policy.files) | {i.path for i in indexes if policy.whole_for(i.path)}
+    for path in modules & set(index):  # a policy-kept module's own import-time code
+        todo += [(p, t) for p in scope(path, []) for n in _positive(index[path].body_refs)
+                 for t in top.get((p, n), [])]
     live: set[Key] = set()
     while todo:
         path, d = todo.pop()
@@ -451,7 +454,7 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, lis
             continue
         group = [d, *members[(path, d.qualname)]]
         live.update(_key(path, m) for m in group)
-        if _key(path, d) in ran and not policy.keep_for(path, d.qualname):
+        if _key(path, d) in ran and not by_policy(path, d.qualname):
             continue
         names = {n for m in group for n in _positive(m.refs)}
         todo += [(p, t) for p in scope(path, group) for n in names for t in top.get((p, n), [])]

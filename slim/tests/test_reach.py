@@ -147,6 +147,13 @@ def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):
     assert decisions(planned(wheel_tree, "lean")[0], f"{REACH}/rare.py")["rare_summary"] == ("delete", NEVER_RUN)
 
 
+def test_lean_leaves_whole_what_whole_paths_call_in_modules_where_nothing_ran(wheel_tree):
+    whole = Whole(f"{REACH}/rare.py", "needs 2 GPUs", "r1_fp8_tp2")  # rare_path calls lazy.lazy_label
+    plan = planned(wheel_tree, "lean", wholes=(whole,))[0]
+    assert decisions(plan, f"{REACH}/lazy.py")["lazy_label"] == ("keep", REFERENCED)  # whole, not a stub
+    assert decisions(planned(wheel_tree, "lean")[0], f"{REACH}/lazy.py")["lazy_label"][0] != "keep"
+
+
 def test_modules_imported_for_their_registrations_stay(reach_planned):
     plan, _, _ = reach_planned
     got = files(plan)

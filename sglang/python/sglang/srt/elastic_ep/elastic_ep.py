@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, List, Optional
 
@@ -58,7 +59,23 @@ class ElasticEPStateManager:
     _on_scale: Optional[Callable[[int, int], None]] = None
 
 def elastic_expanded_world_enabled() -> bool:
-    raise NotImplementedError('slim removed the body of elastic_expanded_world_enabled: it never ran in any recording (see sglang/REMOVED.md)')
+    """Return whether execution uses ranks admitted after server launch.
+
+    Launch-time TP groups exclude ranks admitted during scale-up.
+    """
+    inst = ElasticEPStateManager.instance()
+    if inst is None:
+        return False
+    if get_parallel().max_ep_size is None:
+        return False
+    active_target_size = inst.effective_ep_size
+    if inst.pending_ep_size is not None and inst.scale_phase in (
+        "configuring_data_plane",
+        "syncing_new_world",
+    ):
+        active_target_size = inst.pending_ep_size
+
+    return active_target_size > inst.original_ep_size
 
 
 _PEER_STATE_POLL_INTERVAL_SEC = 0.01

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 import uuid
@@ -104,6 +105,11 @@ class TraceCustomIdGenerator(id_generator.IdGenerator):
     The default IdGenerator may produce duplicate trace IDs across multiple TP scheduler processes,
     hence a custom IdGenerator is implemented.
     """
+
+    def __init__(self):
+        super().__init__()
+        self.local_random = random.Random()
+        self.local_random.seed(time.time())
 
 # global variables
 threads_info: Dict[int, TraceThreadInfo] = {}

@@ -2544,8 +2544,12 @@ T = TypeVar("T")
 
 
 class Withable(Generic[T]):
-    pass
+    def __init__(self):
+        self._value: Optional[T] = None
 
+    @property
+    def value(self) -> T:
+        return self._value
 
 def require_mlp_tp_gather(server_args: ServerArgs):
     """
