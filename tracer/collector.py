@@ -76,6 +76,9 @@ class Collector:
         self.lines: set[tuple[str, int]] = set()
         self.shared_libs: set[str] = set()
         self.opened_files: set[str] = set()
+        # dynamo's TracingContext.traced_code lists, and how much of each flush has read
+        self.traced_code_lists: list[list] = []
+        self.traced_code_read: list[int] = []
         self.written_count = -1
         self.shard_path = os.path.join(self.trace_dir, f"{self.pid}-{self.started_ns}.json.gz")
 
@@ -160,19 +163,32 @@ class Collector:
             self.lines.update((filename, line) for _, _, line in code.co_lines() if line is not None)
 
     def _watch_dynamo(self) -> None:
-        """Record every code object dynamo traces (its TracingContext.traced_code), once torch has
-        loaded that class. Only looks in sys.modules, so it imports nothing; the flusher retries."""
+        """Keep a reference to each TracingContext's traced_code list, once torch has loaded that
+        class; flush reads them (`_read_traced_code`). dynamo's own list stays as it is: an earlier
+        collector swapped in a list subclass that reported each append, and the compiled graphs of
+        the torch.compile scenario then computed other logprobs than untraced upstream. Only looks
+        in sys.modules, so it imports nothing; the flusher retries."""
         context = getattr(sys.modules.get("torch._guards"), "TracingContext", None)
         if context is None or "_slim_original_init" in vars(context):
             return
-        original, on_code = context.__init__, self._on_traced_code
+        original, collector = context.__init__, self
 
         def __init__(ctx, *args, **kwargs):
             original(ctx, *args, **kwargs)
-            ctx.traced_code = _TracedCode(ctx.traced_code, on_code)
+            collector.traced_code_lists.append(ctx.traced_code)  # after a fork: the child's lists
 
         context._slim_original_init = original
         context.__init__ = __init__
+
+    def _read_traced_code(self) -> None:
+        """Record what dynamo traced since the last flush (a list still being traced grows later)."""
+        lists = self.traced_code_lists[:]  # a compile in another thread may add one meanwhile
+        self.traced_code_read += [0] * (len(lists) - len(self.traced_code_read))
+        for i, codes in enumerate(lists):
+            new = codes[self.traced_code_read[i]:]
+            for code in new:
+                self._on_traced_code(code)
+            self.traced_code_read[i] += len(new)
 
     def _on_audit(self, event, args):
         """Runs on every audit event of the process: keep it to a compare and a set add."""
@@ -213,6 +229,7 @@ class Collector:
             return
         try:
             self._watch_dynamo()
+            self._read_traced_code()
             self.shared_libs.update(_mapped_shared_libs())
             functions = sorted(self.functions.copy())
             lines = sorted(self.lines.copy())
@@ -246,20 +263,6 @@ class Collector:
             self.written_count = count
         finally:
             self.lock.release()
-
-
-class _TracedCode(list):
-    """dynamo's list of traced code objects, telling the collector of each one added."""
-
-    def __init__(self, codes, on_code) -> None:
-        super().__init__(codes)
-        self.on_code = on_code
-        for code in codes:
-            on_code(code)
-
-    def append(self, code) -> None:
-        self.on_code(code)
-        super().append(code)
 
 
 def _imported_modules() -> dict[str, str | None]:

@@ -80,6 +80,7 @@ def test_malformed_table_is_named(tmp_path):
 def test_code_dynamo_traces_is_recorded_as_run(tmp_path, monkeypatch):
     """torch.compile traces functions without running their frames: what dynamo's TracingContext
     lists as traced counts as run (a stand-in `torch._guards`, as torch is not on CPU hosts)."""
+    import os
     import sys
     import types
 
@@ -97,6 +98,7 @@ def test_code_dynamo_traces_is_recorded_as_run(tmp_path, monkeypatch):
     guards = types.ModuleType("torch._guards")
     guards.TracingContext = TracingContext
     collector = Collector(str(tmp_path), 60.0, lines=True)
+    os.makedirs(collector.trace_dir)  # start() makes it
     collector._watch_dynamo()  # torch not loaded yet: nothing to watch, nothing patched
     monkeypatch.setitem(sys.modules, "torch._guards", guards)
     collector._watch_dynamo()
@@ -104,9 +106,14 @@ def test_code_dynamo_traces_is_recorded_as_run(tmp_path, monkeypatch):
     collector._watch_dynamo()
     assert TracingContext.__init__ is wrapper  # one wrapper, however often the flusher looks
     context = TracingContext(None)
-    context.traced_code.append(forward_native.__code__)
     code = forward_native.__code__
+    context.traced_code.append(code)
+    collector.flush()
     assert (code.co_filename, code.co_qualname, code.co_firstlineno) in collector.functions
     first = code.co_firstlineno
     assert {(code.co_filename, first + n) for n in (1, 2, 3)} <= collector.lines
-    assert context.traced_code == [code]  # dynamo's own list is unchanged
+    assert type(context.traced_code) is list and context.traced_code == [code]  # dynamo's own list
+    context.traced_code.append(collector.flush.__code__)  # a compile still tracing adds more later
+    collector.flush()
+    assert collector.traced_code_read == [2]
+    assert any(qualname == "Collector.flush" for _, qualname, _ in collector.functions)
