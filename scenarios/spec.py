@@ -15,6 +15,7 @@ from slim.errors import SlimError
 
 SCENARIO_DIR = Path(__file__).parent
 WORKLOAD_DIR = SCENARIO_DIR / "workloads"
+LOGPROB_ATOL = 1e-2  # logprobs compare within this by default; token ids and text compare exactly
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class Scenario:
     # Why it has no recording yet where it cannot run on the lent hosts; None when runnable.
     status: str | None = None
     requests: list[Request] = field(default_factory=list)
+    # How far verify lets a logprob stray from the reference (tokens and text compare exactly);
+    # a scenario that widens the default says why, with the measurement behind it.
+    logprob_atol: float = LOGPROB_ATOL
+    logprob_atol_reason: str | None = None
 
     def launch_command(self, python: str, model_path: str, port: int) -> list[str]:
         """The upstream launch command, exactly as a user would type it."""
@@ -103,9 +108,19 @@ def load_scenario(name: str) -> Scenario:
             status=data.get("status"),
             requests=[Request(**r) for r in _workload_requests(data.get("workload"))
                       + data.get("requests", [])],
+            **_compare(data.get("compare")),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise SlimError(f"scenario file {path} is malformed: {exc}") from None
+
+
+def _compare(table: dict | None) -> dict:
+    """[compare] logprob_atol = X, reason = "...": a wider logprob tolerance never comes without its reason."""
+    if table is None:
+        return {}
+    if not table.get("reason"):
+        raise KeyError("[compare] needs a reason for its logprob_atol")
+    return {"logprob_atol": float(table["logprob_atol"]), "logprob_atol_reason": table["reason"]}
 
 
 def _hardware(table: dict) -> Hardware:

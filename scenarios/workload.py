@@ -13,14 +13,13 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from scenarios.spec import Request
+from scenarios.spec import LOGPROB_ATOL, Request
 
 TIMEOUT_S = 300  # the first prefill may JIT-compile kernels for minutes
 
 
 # ~12k tokens of varied text: longer than the default chunked-prefill size.
 LONG_TEXT = " ".join(f"item {n} is {'red' if n % 3 else 'blue'} and weighs {n % 17} grams;" for n in range(1500))
-LOGPROB_ATOL = 1e-2  # logprobs compare within this; token ids and text compare exactly
 
 
 def expand(value, i: int = 0):
@@ -208,7 +207,7 @@ def run_workload(base_url: str, requests: list[Request]) -> list[dict]:
     return outputs
 
 
-def first_mismatch(reference: list[dict], actual: list[dict]) -> str | None:
+def first_mismatch(reference: list[dict], actual: list[dict], logprob_atol: float = LOGPROB_ATOL) -> str | None:
     """Describe the first request whose status or output differs, naming the first differing token."""
     by_name = {o["name"]: o for o in actual}
     for ref in reference:
@@ -217,26 +216,26 @@ def first_mismatch(reference: list[dict], actual: list[dict]) -> str | None:
             return f"{ref['name']}: not sent"
         if got["status"] != ref["status"]:
             return f"{ref['name']}: status {got['status']} != reference {ref['status']}"
-        if ref["compare"] and (where := _first_difference(ref["output"], got["output"])):
+        if ref["compare"] and (where := _first_difference(ref["output"], got["output"], logprob_atol)):
             return f"{ref['name']}: {where}"
     return None
 
 
-def _first_difference(want, got, where: str = "") -> str | None:
-    """Path and values of the first difference; floats (logprobs) within LOGPROB_ATOL."""
+def _first_difference(want, got, atol: float, where: str = "") -> str | None:
+    """Path and values of the first difference; floats (logprobs) within atol."""
     if isinstance(want, dict) and isinstance(got, dict):
         # The reference's keys are what is compared: a key that a newer comparable() adds (e.g.
         # streamed reasoning_content) does not fail references recorded before it existed.
         for key in sorted(want):
-            if diff := _first_difference(want.get(key), got.get(key), f"{where}.{key}"):
+            if diff := _first_difference(want.get(key), got.get(key), atol, f"{where}.{key}"):
                 return diff
         return None
     if isinstance(want, list) and isinstance(got, list):
         for i, (w, g) in enumerate(zip(want, got, strict=False)):
-            if diff := _first_difference(w, g, f"{where}[{i}]"):
+            if diff := _first_difference(w, g, atol, f"{where}[{i}]"):
                 return diff
         return None if len(want) == len(got) else f"{where}: length {len(got)} != reference {len(want)}"
-    if isinstance(want, float) and isinstance(got, float) and abs(want - got) <= LOGPROB_ATOL:
+    if isinstance(want, float) and isinstance(got, float) and abs(want - got) <= atol:
         return None
     if want == got:
         return None

@@ -93,7 +93,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model), None
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
-    mismatch = start_failure or first_mismatch(recording.outputs, run.outputs)
+    mismatch = start_failure or first_mismatch(recording.outputs, run.outputs, scenario.logprob_atol)
     environment = host_environment(gpus, facts["versions"])
     reference_gpus = gpu_models(recording.data["environment"])
     cross_gpu = gpu_models(environment) != reference_gpus
@@ -105,6 +105,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "tree_digest": tree_digest(tree),
         "passed": mismatch is None,
         "first_mismatch": mismatch,
+        "logprob_atol": scenario.logprob_atol,
         "start_failure": start_failure,
         "diagnosis": [] if mismatch is None else diagnosis(logs, scenario.name, plan_source),
         "requests_compared": sum(o["compare"] for o in recording.outputs),

@@ -8,6 +8,7 @@ import pytest
 
 from scenarios.spec import Request, load_scenario, scenario_names
 from scenarios.workload import LONG_TEXT, comparable, expand, first_mismatch, run_workload
+from slim.errors import SlimError
 
 
 class FakeSglang(BaseHTTPRequestHandler):
@@ -84,8 +85,26 @@ def test_identical_runs_match_and_logprobs_have_a_tolerance(fake_server):
     fake_server.logprob_shift = 0.005
     assert first_mismatch(reference, run_workload(url(fake_server), REQUESTS)) is None
     fake_server.logprob_shift = 0.5
-    mismatch = first_mismatch(reference, run_workload(url(fake_server), REQUESTS))
+    shifted = run_workload(url(fake_server), REQUESTS)
+    mismatch = first_mismatch(reference, shifted)
     assert mismatch.startswith("greedy: .output_token_logprobs[0][0]: -1.0 != reference -0.5")
+    assert first_mismatch(reference, shifted, logprob_atol=0.6) is None  # a scenario's wider tolerance
+
+
+def test_a_wider_logprob_tolerance_still_compares_tokens_exactly():
+    reference = [{"name": "g", "status": 200, "compare": True, "output": {"output_ids": [5, 6], "lp": [-1.0]}}]
+    actual = [{"name": "g", "status": 200, "compare": True, "output": {"output_ids": [5, 9], "lp": [-1.0]}}]
+    assert first_mismatch(reference, actual, logprob_atol=1.0) == "g: .output_ids[1]: 9 != reference 6"
+
+
+def test_a_scenario_widens_the_logprob_tolerance_only_with_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr("scenarios.spec.SCENARIO_DIR", tmp_path)
+    head = 'description = "d"\nmodel = "m"\n[server]\nargs = []\n'
+    (tmp_path / "wide.toml").write_text(head + '[compare]\nlogprob_atol = 0.05\nreason = "measured"\n')
+    (tmp_path / "bare.toml").write_text(head + "[compare]\nlogprob_atol = 0.05\n")
+    assert load_scenario("wide").logprob_atol == 0.05 and load_scenario("wide").logprob_atol_reason == "measured"
+    with pytest.raises(SlimError, match="bare.toml is malformed.*needs a reason"):
+        load_scenario("bare")
 
 
 def test_token_mismatch_names_request_and_token():
