@@ -185,12 +185,13 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
                                                           "(default: computed from --db and upstream).")] = None,
            ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
+    from slim.apply import planned_from
     from slim.diagnose import compute_plan, load_plan_json
     from slim.verify import cross_gpu_note
     from slim.verify import verify as run_verify
 
-    path, report = run_verify(scenario, db, tree, logs,
-                              (lambda: load_plan_json(plan)) if plan else (lambda: compute_plan(upstream, db)))
+    path, report = run_verify(scenario, db, tree, logs, (lambda: load_plan_json(plan)) if plan else
+                              (lambda: compute_plan(upstream, db, planned_from(tree))))
     for line in report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)
     if not report["passed"]:

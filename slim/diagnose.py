@@ -162,12 +162,15 @@ def load_plan_json(path: Path) -> dict:
         raise SlimError(f"plan {path}: {exc}") from None
 
 
-def compute_plan(upstream: Path | None, db: Path) -> dict:
-    """The plan `slim apply` would use now, from the upstream tree and the committed recordings."""
+def compute_plan(upstream: Path | None, db: Path, recordings: set[str] | None = None) -> dict:
+    """The plan `slim apply` would use now, from the upstream tree and the committed recordings;
+    only those named in `recordings` when given (those a slimmed tree was planned from: a run of a
+    scenario the tree has not seen yet must not count as kept what it alone ran)."""
     from slim import upstream as up
     from slim.plan import make_function_plan, package_files
     from slim.recording import load_all
 
     tree = up.resolve_tree(upstream)
-    plan = make_function_plan(tree, package_files(tree), load_all(db, up.load_pin().version))
+    runs = [r for r in load_all(db, up.load_pin().version) if recordings is None or r.name in recordings]
+    plan = make_function_plan(tree, package_files(tree), runs)
     return json.loads(plan.to_json())

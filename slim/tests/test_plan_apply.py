@@ -1,6 +1,7 @@
 import pytest
 
-from slim.apply import apply_plan, tree_digest
+from slim.apply import apply_plan, planned_from, tree_digest
+from slim.diagnose import compute_plan
 from slim.errors import SlimError
 from slim.plan import make_plan, package_files
 from slim.recording import load_all
@@ -45,6 +46,19 @@ def test_apply_writes_upstream_layout(plan_and_tree, tmp_path):
     report = (out / "REMOVED.md").read_text()
     assert "- `sglang/srt/models/qwen.py`: never imported in any recording" in report
     assert "- `20261123T000000Z-ci`" in report
+    assert planned_from(out) == {"20261123T000000Z-ci"} and planned_from(root) is None
+
+
+def test_diagnosis_plan_counts_only_the_recordings_the_tree_was_planned_from(wheel_tree, fixture_recording,
+                                                                            monkeypatch):
+    """A run of a scenario the tree has not seen must not make its own misses look kept."""
+    root, pin = wheel_tree
+    monkeypatch.setattr("slim.upstream.load_pin", lambda: pin)  # the fixture wheel's own pin
+    every = compute_plan(root, fixture_recording)
+    none_of_them = compute_plan(root, fixture_recording, {"20261123T000000Z-elsewhere"})
+    kept = {f["path"] for f in every["files"] if f["keep"]}
+    assert "sglang/srt/models/deepseek.py" in kept
+    assert "sglang/srt/models/deepseek.py" not in {f["path"] for f in none_of_them["files"] if f["keep"]}
 
 
 def test_apply_is_deterministic_and_check_passes(plan_and_tree, tmp_path):
