@@ -130,8 +130,9 @@ def planned_from(tree: Path) -> set[str] | None:
     lines = report.read_text().splitlines()
     if RECORDINGS_USED not in lines:
         return None
-    listed = itertools.takewhile(lambda line: line.startswith("- `") or not line, lines[lines.index(RECORDINGS_USED) + 1:])
-    return {line.removeprefix("- `").removesuffix("`") for line in listed if line}
+    after = lines[lines.index(RECORDINGS_USED) + 2:]  # a blank line, then one "- `name`" per recording
+    return {line.removeprefix("- `").removesuffix("`") for line in itertools.takewhile(
+        lambda line: line.startswith("- `"), after)}
 
 
 def removed_report(plan: Plan, tree: Path, written: Path | None = None) -> str:
