@@ -417,8 +417,9 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
 def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, list[str]]) -> set[Key]:
     """Defs the policy's code may call on its hardware, so no stub and no never-instantiated cut
     may touch them: the top-level functions and classes (a class with its members) that
-    policy-kept code names in its own module or in a module it imports (through a package's
-    re-exports too); followed further through every def that never ran, as its callees may sit in
+    policy-kept code (`[[keep]]` entries, and the defs and module bodies of `[[whole]]` paths)
+    names in its own module or in a module it imports (through a package's re-exports too);
+    followed further through every def that never ran, as its callees may sit in
     modules where nothing ran (the only ones stubs reach), while what a def that ran calls is judged
     by the recordings. Method names are not followed (every class has a `forward`)."""
     by_module = {module_name(i.path): i.path for i in indexes}
