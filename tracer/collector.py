@@ -164,10 +164,9 @@ class Collector:
 
     def _watch_dynamo(self) -> None:
         """Keep a reference to each TracingContext's traced_code list, once torch has loaded that
-        class; flush reads them (`_read_traced_code`). dynamo's own list stays as it is: an earlier
-        collector swapped in a list subclass that reported each append, and the compiled graphs of
-        the torch.compile scenario then computed other logprobs than untraced upstream. Only looks
-        in sys.modules, so it imports nothing; the flusher retries."""
+        class; flush reads them (`_read_traced_code`), so dynamo's own list stays a plain list the
+        collector never writes to. Only looks in sys.modules, so it imports nothing; the flusher
+        retries."""
         context = getattr(sys.modules.get("torch._guards"), "TracingContext", None)
         if context is None or "_slim_original_init" in vars(context):
             return
