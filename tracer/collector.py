@@ -76,9 +76,8 @@ class Collector:
         self.lines: set[tuple[str, int]] = set()
         self.shared_libs: set[str] = set()
         self.opened_files: set[str] = set()
-        # dynamo's TracingContext.traced_code lists, and how much of each flush has read
-        self.traced_code_lists: list[list] = []
-        self.traced_code_read: list[int] = []
+        # [dynamo's TracingContext.traced_code list, how much of it flushes have read] per context
+        self.traced_code: list[list] = []
         self.written_count = -1
         self.shard_path = os.path.join(self.trace_dir, f"{self.pid}-{self.started_ns}.json.gz")
 
@@ -174,20 +173,19 @@ class Collector:
 
         def __init__(ctx, *args, **kwargs):
             original(ctx, *args, **kwargs)
-            collector.traced_code_lists.append(ctx.traced_code)  # after a fork: the child's lists
+            collector.traced_code.append([ctx.traced_code, 0])  # after a fork: the child's lists
 
         context._slim_original_init = original
         context.__init__ = __init__
 
     def _read_traced_code(self) -> None:
         """Record what dynamo traced since the last flush (a list still being traced grows later)."""
-        lists = self.traced_code_lists[:]  # a compile in another thread may add one meanwhile
-        self.traced_code_read += [0] * (len(lists) - len(self.traced_code_read))
-        for i, codes in enumerate(lists):
-            new = codes[self.traced_code_read[i]:]
+        for entry in self.traced_code[:]:  # a compile in another thread may add one meanwhile
+            codes, read = entry
+            new = codes[read:]
             for code in new:
                 self._on_traced_code(code)
-            self.traced_code_read[i] += len(new)
+            entry[1] = read + len(new)
 
     def _on_audit(self, event, args):
         """Runs on every audit event of the process: keep it to a compare and a set add."""
