@@ -38,6 +38,20 @@ class Whole:
 
 
 @dataclass(frozen=True)
+class Sampled:
+    """Under `prefix` (a file, or a folder ending in /), what runs depends on each request's
+    content and the server's load, and a workload is a sample of those: a def no executed line
+    names there is no evidence that users will not reach it, so the "lines" mode does not stub it
+    (lean's rules still apply)."""
+    prefix: str
+    reason: str
+
+
+def _under(prefix: str, file: str) -> bool:
+    return file == prefix or (prefix.endswith("/") and file.startswith(prefix))
+
+
+@dataclass(frozen=True)
 class Policy:
     keeps: tuple[Keep, ...] = ()
     # How the plan decides inside imported modules (slim.plan.make_function_plan): "names" keeps
@@ -47,6 +61,7 @@ class Policy:
     # is lean that also stubs never-run defs no executed line names (line-mode recordings).
     mode: str = "names"
     wholes: tuple[Whole, ...] = ()
+    sampled: tuple[Sampled, ...] = ()
 
     @property
     def lean(self) -> bool:
@@ -58,8 +73,10 @@ class Policy:
         return self.mode == "lines"
 
     def whole_for(self, file: str) -> Whole | None:
-        return next((w for w in self.wholes if file == w.prefix or (w.prefix.endswith("/") and
-                                                                    file.startswith(w.prefix))), None)
+        return next((w for w in self.wholes if _under(w.prefix, file)), None)
+
+    def sampled_for(self, file: str) -> Sampled | None:
+        return next((s for s in self.sampled if _under(s.prefix, file)), None)
 
     @property
     def files(self) -> dict[str, Keep]:
@@ -87,10 +104,16 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
         if missing:
             raise SlimError(f"policy {path}: whole entry {i + 1} lacks {', '.join(missing)}")
         wholes += [Whole(prefix, entry["reason"], entry["scenario"]) for prefix in entry["paths"]]
+    sampled = []
+    for i, entry in enumerate(data.get("sampled", [])):
+        missing = [k for k in ("paths", "reason") if not entry.get(k)]
+        if missing:
+            raise SlimError(f"policy {path}: sampled entry {i + 1} lacks {', '.join(missing)}")
+        sampled += [Sampled(prefix, entry["reason"]) for prefix in entry["paths"]]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
-    return Policy(tuple(keeps), mode, tuple(wholes))
+    return Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled))
 
 
 def defined_qualnames(source: bytes) -> set[str]:

@@ -315,7 +315,8 @@ class _Reach:
             return None
         if path not in self.touched_files:  # lean: nothing in its module ran
             return STUB
-        if self.hot is not None and key not in self.fixed and d.name not in self.hot:  # lines
+        if self.hot is not None and key not in self.fixed and d.name not in self.hot \
+                and self.policy.sampled_for(path) is None:  # lines
             return COLD_STUB
         return None
 
