@@ -165,19 +165,20 @@ def run_functions(recordings: list[Recording]) -> dict[tuple[str, str, int], lis
 
 
 def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
-    """File -> the lines some line-mode recording executed there."""
+    """File -> the lines some line-mode recording executed there. Recordings none of which traced
+    lines are no line evidence at all (rather than evidence that no line ran): refused."""
     lines: dict[str, set[int]] = {}
     for recording in recordings:
         for file, line in recording.lines[["file", "line"]].itertuples(index=False):
             lines.setdefault(file, set()).add(int(line))
+    if recordings and not lines:
+        raise SlimError('plan mode "lines" needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')
     return lines
 
 
 def hot_names(indexes, executed: dict[str, set[int]]) -> set[str]:
     """Every identifier some executed line uses (names, attributes, words in strings; not what an
     import binds: importing a name is no call of it)."""
-    if not executed:
-        raise SlimError('plan mode "lines" needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')
     return {name for index in indexes for line, name in index.uses if line in executed.get(index.path, ())}
 
 

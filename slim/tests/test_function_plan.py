@@ -176,3 +176,4 @@ def test_requirements_follow_imports():
 def test_committed_policy_is_valid():
     policy = load_policy()
     assert policy.keeps and all(k.reason and k.scenario for k in policy.keeps)
+    assert policy.sampled and all(s.reason for s in policy.sampled)

@@ -11,7 +11,7 @@ from slim.apply import apply_plan
 from slim.check import check_tree
 from slim.errors import SlimError
 from slim.plan import UNREACHED, make_function_plan, package_files
-from slim.policy import Keep, Policy, Whole
+from slim.policy import Keep, Policy, Sampled, Whole
 from slim.reach import COLD_STUB, ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS, STUB
 from slim.tests.test_function_plan import decisions, recording_of
 
@@ -130,6 +130,21 @@ def test_lines_stubs_what_only_unexecuted_lines_name(wheel_tree, lean_planned, t
     assert check_tree(out, root).errors == []
     with pytest.raises(SlimError, match="line-mode recordings"):
         make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(mode="lines"))
+
+
+def test_lines_leaves_sampled_paths_to_lean(wheel_tree):
+    """Under a [[sampled]] path (request content, load) no executed line naming a def is no
+    evidence: the def stays as lean decides it; elsewhere the same evidence stubs it."""
+    root, _ = wheel_tree
+    scan = (root / REACH / "scan.py").read_text().splitlines()
+    rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
+    recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
+    sampled = Sampled(f"{REACH}/used.py", "depends on what a request sends")
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines", sampled=(sampled,)))
+    assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
+    other = Sampled(f"{REACH}/plugins/", "not where helper_on_error lives")
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines", sampled=(other,)))
+    assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("stub", COLD_STUB)
 
 
 def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):

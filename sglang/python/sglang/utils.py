@@ -1,6 +1,5 @@
 """Common utilities"""
 
-import importlib
 import json
 import logging
 import sys
@@ -32,7 +31,7 @@ def execute_once(func):
 
 @execute_once
 def info_once(message: str):
-    logger.info(message)
+    raise NotImplementedError('slim removed the body of info_once: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def convert_json_schema_to_str(json_schema: Union[dict, str, Type[BaseModel]]) -> str:
@@ -124,10 +123,7 @@ class LazyImport:
         self._module = None
 
     def _load(self):
-        if self._module is None:
-            module = importlib.import_module(self.module_name)
-            self._module = getattr(module, self.class_name)
-        return self._module
+        raise NotImplementedError('slim removed the body of LazyImport._load: it never ran in any recording (see sglang/REMOVED.md)')
 
     def __getattr__(self, name: str):
         module = self._load()

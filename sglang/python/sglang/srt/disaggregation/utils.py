@@ -117,93 +117,7 @@ def get_kv_class(
 def get_kv_class(
     transfer_backend: TransferBackend, class_type: KVClassType
 ) -> Optional[Type]:
-    from sglang.srt.disaggregation.fake import FakeKVReceiver, FakeKVSender
-
-    if transfer_backend == TransferBackend.MOONCAKE:
-        from sglang.srt.disaggregation.base import KVArgs
-        from sglang.srt.disaggregation.mooncake import (
-            MooncakeKVBootstrapServer,
-            MooncakeKVManager,
-            MooncakeKVReceiver,
-            MooncakeKVSender,
-        )
-
-        class_mapping = {
-            KVClassType.KVARGS: KVArgs,
-            KVClassType.MANAGER: MooncakeKVManager,
-            KVClassType.SENDER: MooncakeKVSender,
-            KVClassType.RECEIVER: (MooncakeKVReceiver),
-            KVClassType.BOOTSTRAP_SERVER: MooncakeKVBootstrapServer,
-        }
-        return class_mapping.get(class_type)
-    elif transfer_backend == TransferBackend.MORI:
-        from sglang.srt.disaggregation.base import KVArgs
-        from sglang.srt.disaggregation.mori import (
-            MoriKVBootstrapServer,
-            MoriKVManager,
-            MoriKVReceiver,
-            MoriKVSender,
-        )
-
-        class_mapping = {
-            KVClassType.KVARGS: KVArgs,
-            KVClassType.MANAGER: MoriKVManager,
-            KVClassType.SENDER: MoriKVSender,
-            KVClassType.RECEIVER: (MoriKVReceiver),
-            KVClassType.BOOTSTRAP_SERVER: MoriKVBootstrapServer,
-        }
-        return class_mapping.get(class_type)
-    elif transfer_backend == TransferBackend.ASCEND:
-        from sglang.srt.disaggregation.ascend import (
-            AscendKVBootstrapServer,
-            AscendKVManager,
-            AscendKVReceiver,
-            AscendKVSender,
-        )
-        from sglang.srt.disaggregation.base import KVArgs
-
-        class_mapping = {
-            KVClassType.KVARGS: KVArgs,
-            KVClassType.MANAGER: AscendKVManager,
-            KVClassType.SENDER: AscendKVSender,
-            KVClassType.RECEIVER: (AscendKVReceiver),
-            KVClassType.BOOTSTRAP_SERVER: AscendKVBootstrapServer,
-        }
-        return class_mapping.get(class_type)
-    elif transfer_backend == TransferBackend.NIXL:
-        from sglang.srt.disaggregation.base import KVArgs
-        from sglang.srt.disaggregation.nixl import (
-            NixlKVBootstrapServer,
-            NixlKVManager,
-            NixlKVReceiver,
-            NixlKVSender,
-        )
-
-        class_mapping = {
-            KVClassType.KVARGS: KVArgs,
-            KVClassType.MANAGER: NixlKVManager,
-            KVClassType.SENDER: NixlKVSender,
-            KVClassType.RECEIVER: (NixlKVReceiver),
-            KVClassType.BOOTSTRAP_SERVER: NixlKVBootstrapServer,
-        }
-        return class_mapping.get(class_type)
-    elif transfer_backend == TransferBackend.FAKE:
-        from sglang.srt.disaggregation.base import KVArgs
-        from sglang.srt.disaggregation.fake import (
-            FakeKVManager,
-            FakeKVReceiver,
-            FakeKVSender,
-        )
-
-        class_mapping = {
-            KVClassType.KVARGS: KVArgs,
-            KVClassType.MANAGER: FakeKVManager,
-            KVClassType.SENDER: FakeKVSender,
-            KVClassType.RECEIVER: (FakeKVReceiver),
-        }
-        return class_mapping.get(class_type)
-
-    raise ValueError(f"Unsupported transfer backend: {transfer_backend}")
+    raise NotImplementedError('slim removed the body of get_kv_class: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 #########################
@@ -212,23 +126,8 @@ def get_kv_class(
 
 
 def prepare_abort(req: Req, error_message: str, status_code=None):
-    from sglang.srt.managers.schedule_batch import FINISH_ABORT
-
-    # populate finish metadata and stream output
-    req.finished_reason = FINISH_ABORT(error_message, status_code)
-
-    if req.return_logprob:
-        req.logprob.input_token_logprobs_val = []
-        req.logprob.input_token_logprobs_idx = []
-        req.logprob.input_top_logprobs_val = []
-        req.logprob.input_top_logprobs_idx = []
-        req.logprob.input_token_ids_logprobs_val = []
-        req.logprob.input_token_ids_logprobs_idx = []
+    raise NotImplementedError('slim removed the body of prepare_abort: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def is_aborted(req: Req) -> bool:
-    from sglang.srt.managers.schedule_batch import FINISH_ABORT
-
-    return isinstance(req.to_finish, FINISH_ABORT) or isinstance(
-        req.finished_reason, FINISH_ABORT
-    )
+    raise NotImplementedError('slim removed the body of is_aborted: it never ran in any recording (see sglang/REMOVED.md)')

@@ -34,7 +34,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing import shared_memory
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 from unittest.mock import patch
 
 import torch
@@ -690,67 +690,6 @@ class GroupCoordinator:
         else:
             inplace_all_reduce(input_, group_name=self.unique_name)
             return input_
-
-    def fused_allreduce_rmsnorm(
-        self,
-        input_: torch.Tensor,
-        residual_inp_: torch.Tensor,
-        weight_: torch.Tensor,
-        eps: float,
-    ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-        """Attempt fused all-reduce + RMSNorm via custom all-reduce communicator. ROCm/HIP Only"""
-        ca_comm = self.ca_comm
-        if ca_comm is None or getattr(ca_comm, "disabled", True):
-            return None
-
-        # Prefer communicator-native fused API when provided.
-        if hasattr(ca_comm, "fused_allreduce_rmsnorm"):
-            try:
-                return ca_comm.fused_allreduce_rmsnorm(
-                    input_, residual_inp_, weight_, eps
-                )
-            except Exception:
-                # Fall back to custom_fused_ar_rms path below.
-                pass
-
-        if not hasattr(ca_comm, "custom_fused_ar_rms"):
-            return None
-
-        # 1-stage vs 2-stage selection for fused AR+RMSNorm:
-        # The 1-stage kernel launches one block per token and is capped at
-        # 80 tokens (kMaxBlocks).  Guard with a byte threshold so large
-        # prefill batches fall through to the 2-stage kernel instead of
-        # hitting a runtime error.  AITER's C++ dispatch already gates
-        # which hidden_dims have valid 1-stage support.
-        if envs.SGLANG_USE_1STAGE_ALLREDUCE.is_set():
-            use_1stage_ar = envs.SGLANG_USE_1STAGE_ALLREDUCE.get()
-        else:
-            total_bytes = input_.numel() * input_.element_size()
-            use_1stage_ar = total_bytes <= 128 * 1024
-
-        if (
-            getattr(ca_comm, "_IS_CAPTURING", False)
-            and not torch.cuda.is_current_stream_capturing()
-            and is_in_tc_piecewise_cuda_graph()
-        ):
-            if not hasattr(ca_comm, "fused_ar_rms"):
-                return None
-            return ca_comm.fused_ar_rms(
-                input_,
-                residual_inp_,
-                w=weight_,
-                eps=eps,
-                registered=False,
-                use_1stage=use_1stage_ar,
-            )
-        fused_outputs = ca_comm.custom_fused_ar_rms(
-            input_,
-            residual_inp_,
-            weight_,
-            eps,
-            use_1stage_ar,
-        )
-        return fused_outputs
 
     def _resolve_outplace_all_reduce_method(
         self,
@@ -2084,6 +2023,55 @@ def initialize_model_parallel(
         rank_offset=rank_offset,
         max_world_size=max_world_size,
     )
+
+
+def create_custom_parallel_group(
+    group_ranks: List[int], backend: str = "gloo"
+) -> Optional[torch.distributed.ProcessGroup]:
+    """
+    Create a custom parallel group based on the provided ranks.
+
+    Args:
+        group_ranks: The list of ranks that the CURRENT process wants to join.
+                     (e.g., Rank 0 passes [0...7], Rank 8 passes [8...15])
+        backend: The communication backend (default: "gloo").
+
+    Returns:
+        The ProcessGroup if the current rank is in group_ranks, else None.
+    """
+    assert torch.distributed.is_initialized()
+
+    world_size = torch.distributed.get_world_size()
+    rank = torch.distributed.get_rank()
+
+    local_config = sorted(list(set(group_ranks)))
+    gathered_configs = [None for _ in range(world_size)]
+
+    torch.distributed.all_gather_object(gathered_configs, local_config)
+
+    unique_groups = []
+    seen_signatures = set()
+
+    for config in gathered_configs:
+        config_tuple = tuple(config)
+        if config_tuple not in seen_signatures:
+            seen_signatures.add(config_tuple)
+            unique_groups.append(list(config_tuple))
+
+    unique_groups.sort(key=lambda x: x[0])
+
+    my_new_group = None
+
+    for g_ranks in unique_groups:
+        group = torch.distributed.new_group(ranks=g_ranks, backend=backend)
+
+        if set(g_ranks) == set(local_config):
+            my_new_group = group
+            logger.debug(
+                f"Rank {rank} successfully created/joined custom group: {g_ranks}"
+            )
+
+    return my_new_group
 
 
 def ensure_model_parallel_initialized(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
@@ -9,7 +9,6 @@ from sglang.srt.kv_canary.capacities import CanaryLaunchCapacities
 from sglang.srt.kv_canary.config import CanaryConfig, CanaryMode
 from sglang.srt.kv_canary.perturb.config import PerturbConfig
 from sglang.srt.kv_canary.pool_patcher.api import attach_canary_buffers
-from sglang.srt.kv_canary.pool_patcher.utils import wrap_method
 from sglang.srt.kv_canary.runner.canary_manager import CanaryManager
 from sglang.srt.mem_cache.allocator.swa import SWATokenToKVPoolAllocator
 from sglang.srt.model_executor.cuda_graph_config import (
@@ -101,31 +100,6 @@ def install_canary(
 
 
 def _patch_model_forward(*, model_runner: ModelRunner, manager: CanaryManager) -> None:
-    def _with_canary_bracketing(original: Callable, *args: Any, **kwargs: Any) -> Any:
-        with manager.model_forward_bracket_scope() as should_bracket:
-            if not should_bracket:
-                # Nested model.forward calls share the active SingleForwardManager.
-                # Only the outermost call may run kv-canary pre/post ops; otherwise
-                # the phase checker sees a second pre-op before the first post-op.
-                return original(*args, **kwargs)
-
-            forward_batch = _extract_forward_batch(args, kwargs)
-            assert (
-                forward_batch is not None
-            ), "kv-canary: patched model.forward called without a ForwardBatch"
-
-            canary_pre_ops_output = manager.pre_ops_maybe_inside_graph(forward_batch)
-            output = original(*args, **kwargs)
-            manager.post_ops_maybe_inside_graph(forward_batch, canary_pre_ops_output)
-            return output
-
-    wrap_method(model_runner.model, "forward", wrapper=_with_canary_bracketing)
+    raise NotImplementedError('slim removed the body of _patch_model_forward: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-def _extract_forward_batch(args, kwargs) -> Optional[ForwardBatch]:
-    if "forward_batch" in kwargs and isinstance(kwargs["forward_batch"], ForwardBatch):
-        return kwargs["forward_batch"]
-    for arg in args:
-        if isinstance(arg, ForwardBatch):
-            return arg
-    return None

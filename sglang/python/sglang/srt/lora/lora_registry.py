@@ -16,7 +16,7 @@
 import asyncio
 from collections import OrderedDict
 from typing import Dict, List, Optional, Union
-from uuid import NAMESPACE_URL, uuid4, uuid5
+from uuid import uuid4
 
 import msgspec
 from msgspec.structs import fields
@@ -45,13 +45,7 @@ class LoRARef(msgspec.Struct, frozen=True, array_like=True):
 
     @staticmethod
     def deterministic_id(lora_name: str, lora_path: str) -> str:
-        """Stable ``lora_id`` for ``--lora-paths`` adapters.
-
-        Each node in a multi-node launch parses ``--lora-paths`` independently;
-        ``uuid4`` would mint a different id per node for the same adapter,
-        breaking cross-node lookups when the master broadcasts a request id.
-        """
-        return uuid5(NAMESPACE_URL, f"{lora_name}\0{lora_path}").hex
+        raise NotImplementedError('slim removed the body of LoRARef.deterministic_id: it never ran in any recording (see sglang/REMOVED.md)')
 
     def __str__(self) -> str:
         parts = [
@@ -124,45 +118,7 @@ class LoRARegistry:
         return lora_ref.lora_id
 
     async def acquire(self, lora_name: Union[str, List[str]]) -> Union[str, List[str]]:
-        """
-        Queries registry for LoRA IDs based on LoRA names and start tracking the usage of the corresponding LoRA adapters
-        by incrementing its counter.
-        """
-
-        def _lookup(name: str) -> str:
-            if name is None:
-                return None
-
-            lora_ref = self._registry.get(name, None)
-            if lora_ref is None:
-                raise ValueError(
-                    f"The following requested LoRA adapters are not loaded: {name}\n"
-                    f"Loaded adapters: {self._registry.keys()}."
-                )
-            self._registry.move_to_end(name)
-            return lora_ref.lora_id
-
-        if isinstance(lora_name, str):
-            async with self._registry_lock.writer_lock:
-                lora_id = _lookup(lora_name)
-
-            await self._counters[lora_id].increment(notify_all=False)
-            return lora_id
-        elif isinstance(lora_name, list):
-            async with self._registry_lock.writer_lock:
-                lora_ids = [_lookup(name) for name in lora_name]
-
-            # Increment the counters only after all IDs are looked up.
-            await asyncio.gather(
-                *[
-                    self._counters[id].increment(notify_all=False)
-                    for id in lora_ids
-                    if id is not None
-                ]
-            )
-            return lora_ids
-        else:
-            raise TypeError("lora_name must be either a string or a list of strings.")
+        raise NotImplementedError('slim removed the body of LoRARegistry.acquire: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def release(self, lora_id: Union[str, List[str]]):
         """
@@ -184,67 +140,16 @@ class LoRARegistry:
                 raise TypeError("lora_id must be either a string or a list of strings.")
 
     async def wait_for_unload(self, lora_id: str):
-        """
-        Waits until the usage counter for a LoRA adapter reaches zero, indicating that it is no longer in use.
-        This is useful for ensuring that a LoRA adapter can be safely unloaded.
-
-        This method itself is not synchronized, which is safe because it should only be called during LoRA unloading,
-        which itself is guaranteed to be sequential.
-        """
-        assert (
-            lora_id not in self._registry
-        ), "wait_for_unload should only be called after the LoRA adapter has been unregistered. "
-        assert (
-            lora_id in self._counters
-        ), "The LoRA ID should still have a counter if it has been registered before."
-
-        # Wait until no requests are using this LoRA adapter.
-        await self._counters[lora_id].wait_for_zero()
-        del self._counters[lora_id]
+        raise NotImplementedError('slim removed the body of LoRARegistry.wait_for_unload: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def get_unregistered_loras(self, lora_name: set[str]):
-        """
-        Returns all LoRA adapters in lora_name that are not found in self._registry.
-        """
-        async with self._registry_lock.writer_lock:
-            unregistered_loras = []
-
-            for name in lora_name:
-                if name in self._registry:
-                    # This counts as a lookup, so we want to update the cache
-                    self._registry.move_to_end(name)
-                else:
-                    unregistered_loras.append(name)
-
-            return unregistered_loras
+        raise NotImplementedError('slim removed the body of LoRARegistry.get_unregistered_loras: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def lru_lora_name(self, exclude_pinned=False):
-        """
-        Returns the least recently used LoRA adapter.
-        If exclude_pinned is True, then return the LRU LoRA adapter that isn't pinned.
-        """
-        async with self._registry_lock.reader_lock:
-            if not exclude_pinned:
-                return next(iter(self._registry), None)
-
-            for lora_name, lora_ref in self._registry.items():
-                if not lora_ref.pinned:
-                    return lora_name
-            else:
-                return None
+        raise NotImplementedError('slim removed the body of LoRARegistry.lru_lora_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _register_adapter(self, lora_ref: LoRARef):
-        """
-        Internal helper method to register a LoRA adapter.
-        """
-
-        if lora_ref.lora_name in self._registry:
-            raise ValueError(
-                f"LoRA with name {lora_ref.lora_name} already exists. Loaded LoRAs: {self._registry.keys()}"
-            )
-        self._registry[lora_ref.lora_name] = lora_ref
-        self._counters[lora_ref.lora_id] = ConcurrentCounter()
-        return lora_ref
+        raise NotImplementedError('slim removed the body of LoRARegistry._register_adapter: it never ran in any recording (see sglang/REMOVED.md)')
 
     @property
     def num_registered_loras(self) -> int:
@@ -254,10 +159,4 @@ class LoRARegistry:
         return len(self._registry)
 
     def get_all_adapters(self) -> Dict[str, LoRARef]:
-        """
-        Returns a dictionary of all registered LoRA adapters.
-
-        Returns:
-            Dict[str, LoRARef]: A dictionary mapping LoRA names to LoRARef objects.
-        """
-        return dict(self._registry)
+        raise NotImplementedError('slim removed the body of LoRARegistry.get_all_adapters: it never ran in any recording (see sglang/REMOVED.md)')

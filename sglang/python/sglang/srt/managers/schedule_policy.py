@@ -826,45 +826,6 @@ class PrefillAdder:
         # carried from a previous scheduling of this req.
         req.skip_lock_node_ids = {}
 
-    def add_dllm_staging_req(self, req: Req):
-        assert self.dllm_config is not None
-        _rem_tokens = self._get_dllm_remain_tokens()
-
-        if _rem_tokens <= 0:
-            return AddReqResult.NO_TOKEN
-
-        # Truncate input length to available tokens and update request metadata
-        cand_extend_input_len = len(req.full_untruncated_fill_ids) - len(
-            req.prefix_indices
-        )
-        if req.dllm_incomplete_ids and cand_extend_input_len > _rem_tokens:
-            return AddReqResult.NO_TOKEN
-        truncated = cand_extend_input_len > _rem_tokens
-        new_len = min(cand_extend_input_len, _rem_tokens)
-        req.set_extend_range(len(req.prefix_indices), len(req.prefix_indices) + new_len)
-        self.can_run_list.append(req)
-
-        # Update budget: reserve max_new_tokens only if not truncated
-        max_new_tokens = (
-            min(req.sampling_params.max_new_tokens, CLIP_MAX_NEW_TOKENS)
-            if not truncated
-            else 0
-        )
-        self._update_prefill_budget(
-            0,
-            req.extend_range.length,
-            max_new_tokens,
-            req.retracted_stain,
-            mamba_gap_reserve=self._mamba_gap_budget_for_req(req),
-        )
-
-        # Return based on remaining token availability
-        return (
-            AddReqResult.NO_TOKEN
-            if self._get_dllm_remain_tokens() <= 0
-            else AddReqResult.CONTINUE
-        )
-
     def add_chunked_req(self, req: Req):
         if self.dllm_config is not None:
             _rem_tokens = self._get_dllm_remain_tokens()

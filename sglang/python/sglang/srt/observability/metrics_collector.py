@@ -161,11 +161,7 @@ ROUTING_KEY_REQ_COUNT_BUCKET_BOUNDS = [1, 2, 3, 5, 7, 10, 20, 50, 100, 200]
 
 
 def compute_routing_key_stats(routing_keys: List[Optional[str]]) -> tuple:
-    """Returns (num_unique_keys, per_key_counts)."""
-    from collections import Counter
-
-    key_counts = Counter(k for k in routing_keys if k is not None)
-    return len(key_counts), list(key_counts.values())
+    raise NotImplementedError('slim removed the body of compute_routing_key_stats: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @dataclass
@@ -1144,13 +1140,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_retracted_input_tokens: int,
         num_retracted_output_tokens: int,
     ) -> None:
-        self.num_retracted_reqs_total.labels(**self.labels).inc(num_retracted_reqs)
-        self.num_retracted_input_tokens_total.labels(**self.labels).inc(
-            num_retracted_input_tokens
-        )
-        self.num_retracted_output_tokens_total.labels(**self.labels).inc(
-            num_retracted_output_tokens
-        )
+        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_retracted_reqs: it never ran in any recording (see sglang/REMOVED.md)')
 
     def increment_decode_cuda_graph_pass(self, value: bool) -> None:
         mode = "decode_cuda_graph" if value else "decode_none"
@@ -1163,9 +1153,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
     def increment_eplb_balancedness(
         self, forward_mode: str, balancedness: float
     ) -> None:
-        self.eplb_balancedness.labels(**self.labels, forward_mode=forward_mode).observe(
-            balancedness
-        )
+        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_eplb_balancedness: it never ran in any recording (see sglang/REMOVED.md)')
 
     def increment_realtime_tokens(
         self,
@@ -1195,15 +1183,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         t: float,
         dp_cooperation_info: Optional[DPCooperationInfo] = None,
     ):
-        self.forward_execution_seconds_total.labels(
-            **self.labels, category=category
-        ).inc(t)
-        if dp_cooperation_info is not None:
-            self.dp_cooperation_forward_execution_seconds_total.labels(
-                **self.labels,
-                category=category,
-                **dp_cooperation_info.to_labels(),
-            ).inc(t)
+        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_forward_execution_seconds: it never ran in any recording (see sglang/REMOVED.md)')
 
     def increment_estimated_perf(
         self,
@@ -1211,18 +1191,7 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_read_bytes_per_gpu: float = 0.0,
         num_write_bytes_per_gpu: float = 0.0,
     ) -> None:
-        if num_flops_per_gpu > 0:
-            self.estimated_flops_per_gpu_total.labels(**self.labels).inc(
-                num_flops_per_gpu
-            )
-        if num_read_bytes_per_gpu > 0:
-            self.estimated_read_bytes_per_gpu_total.labels(**self.labels).inc(
-                num_read_bytes_per_gpu
-            )
-        if num_write_bytes_per_gpu > 0:
-            self.estimated_write_bytes_per_gpu_total.labels(**self.labels).inc(
-                num_write_bytes_per_gpu
-            )
+        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_estimated_perf: it never ran in any recording (see sglang/REMOVED.md)')
 
     def log_stats(self, stats: SchedulerStats) -> None:
         # Basics
@@ -1704,7 +1673,11 @@ class TokenizerMetricsCollector(_StatLoggerDIMixin):
                 break
 
     def observe_one_aborted_request(self, labels: Dict[str, str]):
-        self.num_aborted_requests_total.labels(**labels).inc(1)
+        raise NotImplementedError('slim removed the body of TokenizerMetricsCollector.observe_one_aborted_request: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+class StorageMetricsCollector(_StatLoggerDIMixin):
+    pass
 
 
 class RadixCacheMetricsCollector(_StatLoggerDIMixin):
@@ -1798,8 +1771,15 @@ class RadixCacheMetricsCollector(_StatLoggerDIMixin):
     def increment_eviction_num_tokens(self, num_tokens: int) -> None:
         self.eviction_num_tokens.labels(**self.labels).inc(num_tokens)
 
+    def increment_load_back_num_tokens(self, num_tokens: int) -> None:
+        raise NotImplementedError('slim removed the body of RadixCacheMetricsCollector.increment_load_back_num_tokens: it never ran in any recording (see sglang/REMOVED.md)')
+
     def observe_eviction_duration(self, duration_seconds: float) -> None:
         self.eviction_duration_seconds.labels(**self.labels).observe(duration_seconds)
+
+    def observe_load_back_duration(self, duration_seconds: float) -> None:
+        raise NotImplementedError('slim removed the body of RadixCacheMetricsCollector.observe_load_back_duration: it never ran in any recording (see sglang/REMOVED.md)')
+
 
 class EncoderMetricsCollector(_StatLoggerDIMixin):
     """Metrics collector for the EPD encoder server (--encoder-only)."""

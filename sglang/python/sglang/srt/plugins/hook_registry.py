@@ -22,11 +22,7 @@ Usage:
 """
 
 import contextvars
-import functools
 import logging
-import pkgutil
-import sys
-import types
 from collections import defaultdict
 from collections.abc import Callable
 from enum import Enum
@@ -49,12 +45,7 @@ _current_plugin_source: contextvars.ContextVar[HookSource | None] = (
 
 
 def _format_source(source: HookSource | None) -> str:
-    """Format source info for log messages."""
-    if source is None:
-        return "unknown"
-    if source.dist_name:
-        return f"plugin={source.plugin_name}, dist={source.dist_name}"
-    return f"plugin={source.plugin_name}"
+    raise NotImplementedError('slim removed the body of _format_source: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class HookType(Enum):
@@ -180,219 +171,12 @@ class HookRegistry:
 
     @classmethod
     def _apply_target(cls, target: str, hooks: list):
-        """Resolve target, build wrapper chain, and replace the original."""
-        parts = target.rsplit(".", 1)
-        if len(parts) != 2:
-            raise ValueError(
-                f"Invalid target path (need at least module.attr): {target}"
-            )
-
-        obj_path, attr_name = parts
-        obj = pkgutil.resolve_name(obj_path)
-
-        # Check if the original is a classmethod or staticmethod by
-        # inspecting __dict__ before getattr() triggers the descriptor
-        # protocol (which would lose the wrapper type for classmethod).
-        original = getattr(obj, attr_name)
-        is_classmethod = False
-        is_staticmethod = False
-        if isinstance(obj, type):
-            raw_attr = obj.__dict__.get(attr_name)
-            if isinstance(raw_attr, classmethod):
-                is_classmethod = True
-                original = raw_attr.__func__
-            elif isinstance(raw_attr, staticmethod):
-                is_staticmethod = True
-                original = raw_attr.__func__
-
-        # Cross-target conflict detection: if the parent object is a class
-        # that was already class-REPLACE'd, and the replacement class defines
-        # its own version of this method, a method REPLACE here will silently
-        # override the replacement class's implementation.
-        if isinstance(obj, type) and obj_path in cls._patched:
-            has_method_replace = any(ht == HookType.REPLACE for ht, _, _ in hooks)
-            if has_method_replace and attr_name in obj.__dict__:
-                replace_sources = [
-                    _format_source(src)
-                    for ht, _, src in hooks
-                    if ht == HookType.REPLACE
-                ]
-                logger.warning(
-                    "Method REPLACE on '%s' will override the class REPLACE's "
-                    "own implementation of '%s'. If this is unintended, remove "
-                    "the method REPLACE and modify the replacement class "
-                    "directly, or use AROUND to wrap it. (from: %s)",
-                    target,
-                    attr_name,
-                    ", ".join(replace_sources),
-                )
-
-        # Guard: if the target is a class, only REPLACE is safe. Wrapping a
-        # class in a function would break isinstance/issubclass/inheritance.
-        if isinstance(original, type):
-            bad = [ht for ht, _, _ in hooks if ht != HookType.REPLACE]
-            if bad:
-                raise TypeError(
-                    f"Target '{target}' is a class. Only HookType.REPLACE is "
-                    f"allowed for class targets (got {bad[0].value}). "
-                    f"To hook a method, use '{target}.<method_name>' instead."
-                )
-
-        # Warn about risky hook combinations
-        hook_types = [ht for ht, _, _ in hooks]
-        around_count = hook_types.count(HookType.AROUND)
-        has_replace = HookType.REPLACE in hook_types
-        has_others = any(ht != HookType.REPLACE for ht in hook_types)
-
-        if around_count > 1:
-            around_sources = [
-                _format_source(src) for ht, _, src in hooks if ht == HookType.AROUND
-            ]
-            logger.warning(
-                "Multiple AROUND hooks on '%s' (%d hooks, from: %s). If any AROUND hook "
-                "skips calling original_fn, inner hooks will be bypassed.",
-                target,
-                around_count,
-                ", ".join(around_sources),
-            )
-        if has_replace and has_others:
-            logger.info(
-                "Target '%s' has both REPLACE and %s hooks. "
-                "REPLACE will be applied first, then wrapped by other hooks.",
-                target,
-                ", ".join(
-                    sorted({ht.value for ht in hook_types if ht != HookType.REPLACE})
-                ),
-            )
-
-        # Build the wrapper chain.
-        # Sort: REPLACE hooks first (stable sort preserves registration order
-        # within the same type). This ensures AROUND/BEFORE/AFTER always wrap
-        # the replaced function, regardless of registration order.
-        sorted_hooks = sorted(
-            hooks, key=lambda h: (0 if h[0] == HookType.REPLACE else 1)
-        )
-        wrapped = original
-        for hook_type, hook, _src in sorted_hooks:
-            if isinstance(hook, type) and hook_type == HookType.REPLACE:
-                # Class replacement: direct substitution to preserve type identity.
-                # This keeps isinstance(), issubclass(), and inheritance working.
-                wrapped = hook
-            else:
-                wrapped = _wrap_fn(wrapped, hook, hook_type)
-
-        # Restore classmethod/staticmethod decorator if the original had one.
-        if is_classmethod:
-            wrapped = classmethod(wrapped)
-            logger.debug("Preserved @classmethod decorator for %s", target)
-        elif is_staticmethod:
-            wrapped = staticmethod(wrapped)
-            logger.debug("Preserved @staticmethod decorator for %s", target)
-
-        setattr(obj, attr_name, wrapped)
-
-        # Propagate the patch to all other modules that imported the original
-        # via ``from source_module import name``.  Python's ``from X import Y``
-        # copies the reference at import time; patching X alone leaves
-        # importers with a stale binding.
-        if wrapped is not original:
-            extra = _propagate_patch(original, wrapped, obj)
-            if extra:
-                logger.debug(
-                    "Propagated patch for %s to %d additional module(s)",
-                    target,
-                    extra,
-                )
-
-        sources = sorted({_format_source(src) for _, _, src in hooks})
-        logger.info(
-            "Applied %d hook(s) to %s (from: %s)",
-            len(hooks),
-            target,
-            ", ".join(sources),
-        )
+        raise NotImplementedError('slim removed the body of HookRegistry._apply_target: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def reset(cls):
         """Reset all hooks and patches. Primarily for testing."""
         cls._hooks.clear()
         cls._patched.clear()
-
-
-def _propagate_patch(original: object, wrapped: object, source_module: object) -> int:
-    """Propagate a monkey-patch to all modules holding a stale ``from X import Y`` binding.
-
-    After ``setattr(source_module, name, wrapped)`` updates the defining module,
-    other modules that did ``from source_module import name`` still hold a direct
-    reference to the old *original* object.  This walks ``sys.modules`` and
-    replaces every such stale binding with *wrapped*.
-
-    Returns the number of additional module attributes that were patched.
-    """
-    patched_count = 0
-    for mod in list(sys.modules.values()):
-        if mod is source_module or mod is None:
-            continue
-        if not isinstance(mod, types.ModuleType):
-            continue
-        try:
-            mod_vars = vars(mod)
-        except TypeError:
-            continue
-        for attr_name, attr_value in list(mod_vars.items()):
-            if attr_value is original:
-                try:
-                    setattr(mod, attr_name, wrapped)
-                    patched_count += 1
-                except (AttributeError, TypeError):
-                    pass
-    return patched_count
-
-
-def _wrap_fn(original_fn: Callable, hook: Callable, hook_type: HookType) -> Callable:
-    """Create a wrapper function based on the hook type."""
-    if hook_type == HookType.REPLACE:
-
-        @functools.wraps(original_fn)
-        def wrapper(*args, **kwargs):
-            return hook(*args, **kwargs)
-
-        wrapper.__wrapped__ = original_fn
-        return wrapper
-
-    elif hook_type == HookType.BEFORE:
-
-        @functools.wraps(original_fn)
-        def wrapper(*args, **kwargs):
-            result = hook(*args, **kwargs)
-            if result is not None:
-                args, kwargs = result
-            return original_fn(*args, **kwargs)
-
-        wrapper.__wrapped__ = original_fn
-        return wrapper
-
-    elif hook_type == HookType.AFTER:
-
-        @functools.wraps(original_fn)
-        def wrapper(*args, **kwargs):
-            result = original_fn(*args, **kwargs)
-            modified = hook(result, *args, **kwargs)
-            return modified if modified is not None else result
-
-        wrapper.__wrapped__ = original_fn
-        return wrapper
-
-    elif hook_type == HookType.AROUND:
-
-        @functools.wraps(original_fn)
-        def wrapper(*args, **kwargs):
-            return hook(original_fn, *args, **kwargs)
-
-        wrapper.__wrapped__ = original_fn
-        return wrapper
-
-    else:
-        raise ValueError(f"Unknown hook type: {hook_type}")
 
 

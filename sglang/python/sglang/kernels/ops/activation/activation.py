@@ -84,11 +84,7 @@ def _run_activation_filtered_inplace(
     expert_ids: torch.Tensor,
     expert_step: int,
 ) -> None:
-    hidden_size = input.shape[-1] // 2
-    module = activation_module(input.dtype)
-    input_2d = input.view(-1, hidden_size * 2)
-    out_2d = out.view(-1, hidden_size)
-    module.run_activation_filtered(input_2d, out_2d, expert_ids, expert_step, op_name)
+    raise NotImplementedError('slim removed the body of _run_activation_filtered_inplace: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def run_activation(
@@ -120,9 +116,7 @@ def run_activation(
 def _run_unary_activation_inplace(
     op_name: str, input: torch.Tensor, out: torch.Tensor
 ) -> None:
-    last = input.shape[-1]
-    module = activation_module(input.dtype)
-    module.run_unary_activation(input.view(-1, last), out.view(-1, last), op_name)
+    raise NotImplementedError('slim removed the body of _run_unary_activation_inplace: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def run_unary_activation(

@@ -13,7 +13,13 @@ if TYPE_CHECKING:
 
 @cache_once
 def per_tensor_quant_fp8_module(is_static: bool, dtype: torch.dtype) -> Module:
-    raise NotImplementedError('slim removed the body of per_tensor_quant_fp8_module: it never ran in any recording (see sglang/REMOVED.md)')
+    args = make_cpp_args(is_static, dtype)
+    return load_jit(
+        "per_tensor_quant_fp8",
+        *args,
+        cuda_files=["gemm/per_tensor_quant_fp8.cuh"],
+        cuda_wrappers=[("per_tensor_quant_fp8", f"per_tensor_quant_fp8<{args}>")],
+    )
 
 
 @register_custom_op(

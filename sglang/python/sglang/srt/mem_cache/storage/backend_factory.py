@@ -1,11 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # SPDX-FileCopyrightText: Copyright contributors to SGLang project
 
-import importlib
 import logging
 from typing import TYPE_CHECKING, Any, Dict
 
-from sglang.srt.mem_cache.hicache_storage import HiCacheStorage
+from sglang.srt.mem_cache.hicache_storage import HiCacheStorage, HiCacheStorageConfig
 
 if TYPE_CHECKING:
     pass
@@ -22,23 +21,7 @@ class StorageBackendFactory:
     def _load_backend_class(
         module_path: str, class_name: str, backend_name: str
     ) -> type[HiCacheStorage]:
-        """Load and validate a backend class from module path."""
-        try:
-            module = importlib.import_module(module_path)
-            backend_class = getattr(module, class_name)
-            if not issubclass(backend_class, HiCacheStorage):
-                raise TypeError(
-                    f"Backend class {class_name} must inherit from HiCacheStorage"
-                )
-            return backend_class
-        except ImportError as e:
-            raise ImportError(
-                f"Failed to import backend '{backend_name}' from '{module_path}': {e}"
-            ) from e
-        except AttributeError as e:
-            raise AttributeError(
-                f"Class '{class_name}' not found in module '{module_path}': {e}"
-            ) from e
+        raise NotImplementedError('slim removed the body of StorageBackendFactory._load_backend_class: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def register_backend(cls, name: str, module_path: str, class_name: str) -> None:
@@ -61,6 +44,16 @@ class StorageBackendFactory:
             "module_path": module_path,
             "class_name": class_name,
         }
+
+    @classmethod
+    def create_backend(
+        cls,
+        backend_name: str,
+        storage_config: HiCacheStorageConfig,
+        mem_pool_host: Any,
+        **kwargs,
+    ) -> HiCacheStorage:
+        raise NotImplementedError('slim removed the body of StorageBackendFactory.create_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
 # Register built-in storage backends
 StorageBackendFactory.register_backend(

@@ -439,21 +439,7 @@ _fastokens_patched = False
 
 
 def _ensure_fastokens_patched():
-    """Monkey-patch transformers to use the fastokens backend (once)."""
-    global _fastokens_patched
-    if _fastokens_patched:
-        return
-    try:
-        import fastokens
-    except ImportError:
-        raise ImportError(
-            "The fastokens package is required when --tokenizer-backend=fastokens. "
-            "Install it with: pip install 'sglang[fastokens]'"
-        ) from None
-
-    fastokens.patch_transformers()
-    _fastokens_patched = True
-    logger.info("fastokens backend enabled - transformers patched successfully")
+    raise NotImplementedError('slim removed the body of _ensure_fastokens_patched: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_tokenizer(

@@ -1,5 +1,3 @@
-import functools
-import importlib.util
 from typing import Optional
 
 import torch
@@ -22,94 +20,6 @@ _HPC_GEMM_WEIGHT_SCALE = 1.0 / 256.0
 _hpc_gemm_enabled = False
 
 
-@functools.cache
-def _hpc_gemm_bf16xfp32_available() -> bool:
-    """HPC-Ops (https://github.com/Tencent/hpc-ops) ships sm90a kernels."""
-    if importlib.util.find_spec("hpc") is None:
-        return False
-    if not torch.cuda.is_available():
-        return False
-    major, _ = torch.cuda.get_device_capability()
-    return major == 9
-
-
-def _can_use_hpc_gemm_bf16xfp32(
-    x: torch.Tensor, y: torch.Tensor, *, min_m: int = 8
-) -> bool:
-    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1]:
-        return False
-    if x.shape[0] < min_m:
-        return False
-    if not (x.is_cuda and y.is_cuda):
-        return False
-    if x.dtype != torch.bfloat16 or y.dtype != torch.float32:
-        return False
-    if not (x.is_contiguous() and y.is_contiguous()):
-        return False
-    if y.shape[0] % 64 != 0:
-        return False
-    return _hpc_gemm_bf16xfp32_available()
-
-
-def _get_bf16xfp32_weight_split(
-    y: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split the fp32 weight for the HPC-Ops kernel and cache the result
-    (plus the split-K flag workspace, which the kernel leaves zeroed) on the
-    weight tensor.
-
-    The cache key is layout-only: in-place loader writes
-    (``param.data.copy_()``) are unobservable, and captured CUDA graphs
-    replay the split buffers by address, so the split is computed once and
-    online weight updates are rejected instead (see
-    hpc_bf16xfp32_gemm_enabled).
-    """
-    import hpc
-
-    if not hpc_bf16xfp32_gemm_enabled():
-        raise RuntimeError(
-            "Call mark_hpc_bf16xfp32_gemm_enabled() at model init before "
-            "routing GEMMs to the HPC-Ops bf16xfp32 kernel."
-        )
-
-    cache_key = (
-        y.data_ptr(),
-        tuple(y.shape),
-        tuple(y.stride()),
-        y.device.index,
-        y.dtype,
-    )
-    cache = getattr(y, _HPC_GEMM_WEIGHT_CACHE_ATTR, None)
-    if cache is not None and cache[0] == cache_key:
-        return cache[1], cache[2], cache[3]
-
-    with torch.no_grad():
-        w_high = y.to(torch.bfloat16)
-        w_low = ((y - w_high.float()) / _HPC_GEMM_WEIGHT_SCALE).to(torch.bfloat16)
-    split_flag = hpc.get_gemm_bf16xfp32_workspace(y.shape[0])
-    setattr(y, _HPC_GEMM_WEIGHT_CACHE_ATTR, (cache_key, w_high, w_low, split_flag))
-    return w_high, w_low, split_flag
-
-
-def mark_hpc_bf16xfp32_gemm_enabled() -> None:
-    """Declare at model init that GEMMs may route to the HPC-Ops bf16xfp32
-    kernel (no-op when the kernel is unavailable). Must not be called lazily
-    from a forward pass: the state must depend only on startup facts so it
-    is identical on every rank."""
-    global _hpc_gemm_enabled
-    if _hpc_gemm_bf16xfp32_available():
-        _hpc_gemm_enabled = True
-
-
-def hpc_bf16xfp32_gemm_enabled() -> bool:
-    """Whether this process may cache bf16xfp32 weight splits. The online
-    weight-update APIs reject updates while True (the cache cannot survive
-    in-place weight writes). Startup-determined, so all ranks agree."""
-    if _hpc_gemm_enabled:
-        return True
-    return _linear_bf16_fp32_algo == "hpc" and _hpc_gemm_bf16xfp32_available()
-
-
 def _linear_bf16_fp32_cublas(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if x.is_cuda and x.dtype == torch.bfloat16 and y.dtype == torch.bfloat16:
         return torch.mm(x, y.t(), out_dtype=torch.float32)
@@ -122,21 +32,7 @@ def _linear_bf16_fp32_hpc(
     *,
     min_m: int = 8,
 ) -> Optional[torch.Tensor]:
-    if not _can_use_hpc_gemm_bf16xfp32(x, y, min_m=min_m):
-        return None
-
-    import hpc
-
-    w_high, w_low, split_flag = _get_bf16xfp32_weight_split(y)
-    return hpc.gemm_bf16xfp32(
-        x,
-        w_high,
-        w_low,
-        _HPC_GEMM_WEIGHT_SCALE,
-        use_fp32_output=True,
-        use_splitk=True,
-        split_flag=split_flag,
-    )
+    raise NotImplementedError('slim removed the body of _linear_bf16_fp32_hpc: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def linear_bf16_fp32(

@@ -211,9 +211,7 @@ class MoeRunner:
     def set_overlap_args(
         self, down_gemm_overlap_args: DownGemmOverlapArgs, meta_overlap_args: dict
     ):
-        self.down_gemm_overlap_args = down_gemm_overlap_args
-        self.meta_overlap_args = meta_overlap_args
+        raise NotImplementedError('slim removed the body of MoeRunner.set_overlap_args: it never ran in any recording (see sglang/REMOVED.md)')
 
     def clear_overlap_args(self) -> None:
-        self.down_gemm_overlap_args = None
-        self.meta_overlap_args = None
+        raise NotImplementedError('slim removed the body of MoeRunner.clear_overlap_args: it never ran in any recording (see sglang/REMOVED.md)')
