@@ -4,7 +4,9 @@
 
 For each recording, the plan is made from the recordings of the other scenarios (slim.holdout) and
 what it would have cut from the held-out run is counted: how far the recorded surface carries to a
-scenario not recorded.
+scenario not recorded. The pending recordings (coverage_db/pending/: scenarios recorded on a GPU but
+not yet planned from, each with a GPU verify of the committed tree beside it) are looked up in the
+plan from all committed recordings, so the estimate meets a GPU answer.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from slim import upstream as up  # noqa: E402
 from slim.holdout import class_bodies, import_time, missed_by  # noqa: E402
 from slim.plan import make_function_plan, package_files  # noqa: E402
 from slim.policy import PLAN_MODES, load_policy  # noqa: E402
-from slim.recording import load_all  # noqa: E402
+from slim.recording import PENDING, load_all  # noqa: E402
 
 SCHEMA = "slim-holdout/1"
+
+
+def _ran_files(recordings) -> list[str]:
+    return sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")})
 
 
 def main() -> None:
@@ -36,7 +42,7 @@ def main() -> None:
     tree = up.resolve_tree(None)
     files = package_files(tree)
     recordings = load_all(args.db, pin.version)
-    ran_in = sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")})
+    ran_in = _ran_files(recordings)
     classes, at_import = class_bodies(tree, ran_in), import_time(tree, ran_in)
     rows = []
     for mode in PLAN_MODES:
@@ -47,6 +53,15 @@ def main() -> None:
             missed = missed_by(make_function_plan(tree, files, others, policy), held_out, classes, at_import)
             rows.append({"mode": mode, "held_out": held_out.name, **dataclasses.asdict(missed)})
             print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
+                  f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
+    pending = load_all(args.db / PENDING, pin.version) if (args.db / PENDING).is_dir() else []
+    for mode in PLAN_MODES:
+        plan = make_function_plan(tree, files, recordings, dataclasses.replace(load_policy(), mode=mode))
+        for unseen in pending:
+            missed = missed_by(plan, unseen, classes | class_bodies(tree, _ran_files([unseen])),
+                               {**at_import, **import_time(tree, _ran_files([unseen]))})
+            rows.append({"mode": mode, "held_out": unseen.name, "pending": True, **dataclasses.asdict(missed)})
+            print(f"{mode:5} unseen  {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
                   f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "rows": rows}
