@@ -168,8 +168,8 @@ def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
     """File -> the lines some line-mode recording executed there. Recordings none of which traced
     lines are no line evidence at all (rather than evidence that no line ran): refused."""
     lines: dict[str, set[int]] = {}
-    for recording in recordings:
-        for file, line in recording.lines[["file", "line"]].itertuples(index=False):
+    for recording in recordings:  # the raw rows: a DataFrame per recording costs more than the walk
+        for file, line, _ in recording.data.get("lines", []):
             lines.setdefault(file, set()).add(int(line))
     if recordings and not lines:
         raise SlimError('plan mode "lines" needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')

@@ -64,7 +64,8 @@ def test_a_duplicate_keep_is_refused(upstream, policy):
 
 def test_sampled_paths_load_with_their_reason_and_a_reasonless_one_is_refused(tmp_path):
     path = tmp_path / "policy.toml"
-    path.write_text('[[sampled]]\npaths = ["sglang/srt/managers/", "sglang/srt/layers/sampler.py"]\nreason = "per request"\n')
+    path.write_text('[[sampled]]\npaths = ["sglang/srt/managers/", "sglang/srt/layers/sampler.py"]\n'
+                    'reason = "per request"\n')
     policy = load_policy(path)
     assert policy.sampled_for("sglang/srt/managers/scheduler.py").reason == "per request"
     assert policy.sampled_for("sglang/srt/layers/sampler.py") and not policy.sampled_for("sglang/srt/layers/linear.py")
