@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=REPO / "coverage_db", help="the recordings to hold out in turn")
     parser.add_argument("--out", type=Path, default=REPO / "coverage_db" / "benchmarks" / "holdout.json")
+    parser.add_argument("--modes", default=",".join(PLAN_MODES), help="plan modes to compare, comma-separated")
     args = parser.parse_args()
     pin = up.load_pin()
     tree = up.resolve_tree(None)
@@ -44,8 +45,11 @@ def main() -> None:
     recordings = load_all(args.db, pin.version)
     ran_in = _ran_files(recordings)
     classes, at_import = class_bodies(tree, ran_in), import_time(tree, ran_in)
+    modes = args.modes.split(",")
+    if unknown := set(modes) - set(PLAN_MODES):
+        parser.error(f"unknown plan modes {', '.join(sorted(unknown))}; choose from {', '.join(PLAN_MODES)}")
     rows = []
-    for mode in PLAN_MODES:
+    for mode in modes:
         policy = dataclasses.replace(load_policy(), mode=mode)
         for held_out in recordings:
             # a scenario's other runs (another GPU model) would hand its own coverage back
@@ -55,7 +59,7 @@ def main() -> None:
             print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
                   f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
     pending = load_all(args.db / PENDING, pin.version) if (args.db / PENDING).is_dir() else []
-    for mode in PLAN_MODES:
+    for mode in modes:
         plan = make_function_plan(tree, files, recordings, dataclasses.replace(load_policy(), mode=mode))
         for unseen in pending:
             missed = missed_by(plan, unseen, classes | class_bodies(tree, _ran_files([unseen])),
@@ -64,7 +68,7 @@ def main() -> None:
             print(f"{mode:5} unseen  {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
                   f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "rows": rows}
+    report = {"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "modes": modes, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"-> {args.out}")
 
