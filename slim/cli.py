@@ -53,17 +53,18 @@ def scenarios(db: DbOpt = DB,
     recorded = last_recorded(db)
     pending = last_recorded(db / PENDING) if (db / PENDING).is_dir() else {}
     table = Table("scenario", "GPUs", "nodes", "sm", "last recorded", "pending recording", "state")
-    not_runnable = []
+    notes = []
     for name in scenario_names():
         s = load_scenario(name)
         if s.status:
-            not_runnable.append(f"{name}: {s.status}")
-        state = "recorded" if name in recorded else "not recorded: see below" if s.status else "not recorded yet"
+            notes.append(f"{name}: {s.status}")
+        state = ("recorded" if name in recorded else "pending: see below" if name in pending
+                 else "not recorded: see below" if s.status else "not recorded yet")
         table.add_row(name, str(s.hardware.gpus), str(s.hardware.nodes),
                       f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"),
                       pending.get(name, "-"), state)
     console.print(table)
-    for line in not_runnable:
+    for line in notes:
         console.print(f"- {line}", highlight=False)
 
 

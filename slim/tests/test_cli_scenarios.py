@@ -1,0 +1,17 @@
+"""`slim scenarios`: the matrix with each scenario's state, read from the committed coverage_db."""
+
+from typer.testing import CliRunner
+
+from slim.cli import DB, app
+from slim.recording import PENDING
+
+
+def test_the_matrix_tells_recorded_pending_and_unrecorded_apart():
+    result = CliRunner().invoke(app, ["scenarios"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    state = {cells[1].strip(): cells[-2].strip() for cells in
+             (line.split("│") for line in result.output.splitlines() if line.startswith("│"))}
+    pending = {p.name for p in (DB / PENDING).iterdir()} if (DB / PENDING).is_dir() else set()
+    assert state["dsv3_fp8_tp1"] == "recorded"
+    assert all(state[name] == "pending: see below" for name in pending)
+    assert state["r1_nvfp4_ep16"] == "not recorded: see below"
