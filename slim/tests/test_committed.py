@@ -56,6 +56,18 @@ def test_pending_recordings_are_gpu_runs_whose_scenario_says_why_they_wait():
         assert (load_scenario(name).status or "").startswith("pending") == (name in waiting), name
 
 
+def test_pending_runs_carry_a_verify_of_the_committed_tree():
+    """A pending run is an unseen scenario checked on the GPU: beside it, the report of the
+    committed tree serving it, and its scenario's status says how that went."""
+    pending = load_all(DB / PENDING, load_pin().version) if (DB / PENDING).is_dir() else []
+    digest = tree_digest(OUT)
+    for recording in pending:
+        report = json.loads(recording.path.with_name(recording.name + ".verify.json").read_text())
+        assert report["tree_digest"] == digest and report["scenario"] == recording.scenario
+        served = "the committed tree, planned without it, served it token-identical"
+        assert (served in load_scenario(recording.scenario).status) == report["passed"], recording.scenario
+
+
 def test_every_scenario_has_greedy_reference_tokens(recordings):
     for recording in recordings:
         greedy = [o for o in recording.outputs if o["path"] == "/generate" and o["compare"]]
