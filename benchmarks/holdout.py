@@ -33,6 +33,11 @@ def _ran_files(recordings) -> list[str]:
     return sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")})
 
 
+def _print(mode: str, how: str, missed) -> None:
+    print(f"{mode:5} {how:7} {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
+          f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=REPO / "coverage_db", help="the recordings to hold out in turn")
@@ -56,8 +61,7 @@ def main() -> None:
             others = [r for r in recordings if r.scenario != held_out.scenario]
             missed = missed_by(make_function_plan(tree, files, others, policy), held_out, classes, at_import)
             rows.append({"mode": mode, "held_out": held_out.name, **dataclasses.asdict(missed)})
-            print(f"{mode:5} without {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
-                  f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
+            _print(mode, "without", missed)
     pending = load_all(args.db / PENDING, pin.version) if (args.db / PENDING).is_dir() else []
     for mode in modes:
         plan = make_function_plan(tree, files, recordings, dataclasses.replace(load_policy(), mode=mode))
@@ -65,8 +69,7 @@ def main() -> None:
             missed = missed_by(plan, unseen, classes | class_bodies(tree, _ran_files([unseen])),
                                {**at_import, **import_time(tree, _ran_files([unseen]))})
             rows.append({"mode": mode, "held_out": unseen.name, "pending": True, **dataclasses.asdict(missed)})
-            print(f"{mode:5} unseen  {missed.scenario:24} misses {len(missed.modules):3} of {missed.modules_used} "
-                  f"modules, {len(missed.functions):4} of {missed.functions_run} functions")
+            _print(mode, "unseen", missed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"schema": SCHEMA, "upstream": pin.version, "db": args.db.as_posix(), "modes": modes, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -86,30 +86,28 @@ class Policy:
         return next((k for k in self.keeps if k.covers(file, qualname)), None)
 
 
+def _entries(data: dict, table: str, required: tuple[str, ...], path: Path) -> list[dict]:
+    """The policy's `[[table]]` entries, each with every required key set (or a one-line error)."""
+    entries = data.get(table, [])
+    for i, entry in enumerate(entries):
+        if missing := [k for k in required if not entry.get(k)]:
+            raise SlimError(f"policy {path}: {table} entry {i + 1} lacks {', '.join(missing)}")
+    return entries
+
+
 def load_policy(path: Path = POLICY_FILE) -> Policy:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SlimError(f"policy {path}: {exc}") from None
     keeps = []
-    for i, entry in enumerate(data.get("keep", [])):
-        missing = [k for k in ("path", "reason", "scenario") if not entry.get(k)]
-        if missing:
-            raise SlimError(f"policy {path}: keep entry {i + 1} lacks {', '.join(missing)}")
+    for entry in _entries(data, "keep", ("path", "reason", "scenario"), path):
         file, _, qualname = entry["path"].partition("::")
         keeps.append(Keep(file, qualname or None, entry["reason"], entry["scenario"]))
-    wholes = []
-    for i, entry in enumerate(data.get("whole", [])):
-        missing = [k for k in ("paths", "reason", "scenario") if not entry.get(k)]
-        if missing:
-            raise SlimError(f"policy {path}: whole entry {i + 1} lacks {', '.join(missing)}")
-        wholes += [Whole(prefix, entry["reason"], entry["scenario"]) for prefix in entry["paths"]]
-    sampled = []
-    for i, entry in enumerate(data.get("sampled", [])):
-        missing = [k for k in ("paths", "reason") if not entry.get(k)]
-        if missing:
-            raise SlimError(f"policy {path}: sampled entry {i + 1} lacks {', '.join(missing)}")
-        sampled += [Sampled(prefix, entry["reason"]) for prefix in entry["paths"]]
+    wholes = [Whole(prefix, entry["reason"], entry["scenario"])
+              for entry in _entries(data, "whole", ("paths", "reason", "scenario"), path) for prefix in entry["paths"]]
+    sampled = [Sampled(prefix, entry["reason"])
+               for entry in _entries(data, "sampled", ("paths", "reason"), path) for prefix in entry["paths"]]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
