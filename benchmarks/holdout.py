@@ -44,15 +44,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "coverage_db" / "benchmarks" / "holdout.json")
     parser.add_argument("--modes", default=",".join(PLAN_MODES), help="plan modes to compare, comma-separated")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    if unknown := set(modes) - set(PLAN_MODES):
+        parser.error(f"unknown plan modes {', '.join(sorted(unknown))}; choose from {', '.join(PLAN_MODES)}")
     pin = up.load_pin()
     tree = up.resolve_tree(None)
     files = package_files(tree)
     recordings = load_all(args.db, pin.version)
     ran_in = _ran_files(recordings)
     classes, at_import = class_bodies(tree, ran_in), import_time(tree, ran_in)
-    modes = args.modes.split(",")
-    if unknown := set(modes) - set(PLAN_MODES):
-        parser.error(f"unknown plan modes {', '.join(sorted(unknown))}; choose from {', '.join(PLAN_MODES)}")
     rows = []
     for mode in modes:
         policy = dataclasses.replace(load_policy(), mode=mode)
