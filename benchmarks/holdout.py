@@ -24,13 +24,9 @@ from slim import upstream as up  # noqa: E402
 from slim.holdout import class_bodies, import_time, missed_by  # noqa: E402
 from slim.plan import make_function_plan, package_files  # noqa: E402
 from slim.policy import PLAN_MODES, load_policy  # noqa: E402
-from slim.recording import PENDING, load_all  # noqa: E402
+from slim.recording import load_all, load_pending  # noqa: E402
 
 SCHEMA = "slim-holdout/1"
-
-
-def _ran_files(recordings) -> list[str]:
-    return sorted({f for r in recordings for f in r.functions["file"] if f.endswith(".py")})
 
 
 def _print(mode: str, how: str, missed) -> None:
@@ -51,7 +47,8 @@ def main() -> None:
     tree = up.resolve_tree(None)
     files = package_files(tree)
     recordings = load_all(args.db, pin.version)
-    ran_in = _ran_files(recordings)
+    pending = load_pending(args.db, pin.version)
+    ran_in = sorted({f for r in recordings + pending for f in r.functions["file"] if f.endswith(".py")})
     classes, at_import = class_bodies(tree, ran_in), import_time(tree, ran_in)
     rows = []
     for mode in modes:
@@ -62,12 +59,10 @@ def main() -> None:
             missed = missed_by(make_function_plan(tree, files, others, policy), held_out, classes, at_import)
             rows.append({"mode": mode, "held_out": held_out.name, **dataclasses.asdict(missed)})
             _print(mode, "without", missed)
-    pending = load_all(args.db / PENDING, pin.version) if (args.db / PENDING).is_dir() else []
     for mode in modes:
         plan = make_function_plan(tree, files, recordings, dataclasses.replace(load_policy(), mode=mode))
         for unseen in pending:
-            missed = missed_by(plan, unseen, classes | class_bodies(tree, _ran_files([unseen])),
-                               {**at_import, **import_time(tree, _ran_files([unseen]))})
+            missed = missed_by(plan, unseen, classes, at_import)
             rows.append({"mode": mode, "held_out": unseen.name, "pending": True, **dataclasses.asdict(missed)})
             _print(mode, "unseen", missed)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -218,6 +218,11 @@ def load_all(db: Path, upstream_version: str) -> list[Recording]:
     return [load_recording(p, upstream_version) for p in paths]
 
 
+def load_pending(db: Path, upstream_version: str) -> list[Recording]:
+    """The runs waiting in coverage_db/pending/ (none: an empty list, not an error)."""
+    return load_all(db / PENDING, upstream_version) if recording_paths(db / PENDING) else []
+
+
 def all_modules(recordings: list[Recording]) -> pd.DataFrame:
     """One row per (recording, sglang module imported)."""
     frames = [r.modules.assign(recording=r.name, scenario=r.scenario) for r in recordings]

@@ -13,7 +13,7 @@ from slim.bundle import MANIFEST_SCHEMA
 from slim.cli import DB, OUT
 from slim.datafile import read_gzip_json
 from slim.plan import make_function_plan, package_files
-from slim.recording import PENDING, load_all
+from slim.recording import load_all, load_pending
 from slim.upstream import default_tree, load_pin, verify_tree
 from slim.verify import gpu_models, mismatch_without_logprobs
 
@@ -47,7 +47,7 @@ def test_pending_recordings_are_gpu_runs_whose_scenario_says_why_they_wait():
     """coverage_db/pending/ holds runs no plan reads yet: they load like committed ones (pinned
     version, schema), sit under their own scenario, and exactly their scenarios' statuses say
     "pending" (none once every pending run has been promoted)."""
-    pending = load_all(DB / PENDING, load_pin().version) if (DB / PENDING).is_dir() else []
+    pending = load_pending(DB, load_pin().version)
     for recording in pending:
         assert recording.path.parent.name == recording.scenario
         assert recording.data["environment"]["gpus"]
@@ -59,7 +59,7 @@ def test_pending_recordings_are_gpu_runs_whose_scenario_says_why_they_wait():
 def test_pending_runs_carry_a_verify_of_the_committed_tree():
     """A pending run is an unseen scenario checked on the GPU: beside it, the report of the
     committed tree serving it, and its scenario's status says how that went."""
-    pending = load_all(DB / PENDING, load_pin().version) if (DB / PENDING).is_dir() else []
+    pending = load_pending(DB, load_pin().version)
     digest = tree_digest(OUT)
     for recording in pending:
         report = json.loads(recording.path.with_name(recording.name + ".verify.json").read_text())
