@@ -1,12 +1,13 @@
 # %% [markdown]
-# # Plan modes: what `names`, `reach`, `lean` (the committed tree) and `lines` keep
+# # Plan modes: what `names`, `reach`, `lean` and `lines` keep
 #
 # All plans are built from all committed recordings on the pinned upstream. `names` keeps every
 # module a recording imported and every def kept code names; `reach` keeps what the code that ran
 # reaches; `lean` also cuts the methods of classes never instantiated and stubs what only modules
-# where nothing ran hold; `lines` also stubs never-run defs no executed line names (see
-# `slim/reach.py`; `names`, `reach` and `lean` are GPU-verified, `lines` is not). Lines are planned:
-# kept files less their deleted defs (a stub counts whole, so `lean` and `lines` are upper bounds).
+# where nothing ran hold; `lines` also stubs never-run defs no executed line names outside the
+# policy's `[[sampled]]` paths (see `slim/reach.py`). The committed tree is slim/policy.toml's
+# mode (the legend says which). Lines are planned: kept files less their deleted defs (a stub
+# counts whole, so `lean` and `lines` are upper bounds).
 
 # %%
 import dataclasses
@@ -39,7 +40,8 @@ top = lines.nlargest(20, "upstream_lines").iloc[::-1]
 fig, ax = plt.subplots(figsize=(9, 8))
 rows = range(len(top))
 colors = {"names": "#c6dbef", "reach": "#6baed6", "lean": "#2171b5", "lines": "#08306b"}
-labels = {"lean": "lean (committed)", "lines": "lines (not GPU-verified)"}
+committed = load_policy().mode
+labels = {committed: f"{committed} (committed)"}
 height = 0.8 / (len(PLAN_MODES) + 1)
 ax.barh([r + 0.4 - height / 2 for r in rows], top["upstream_lines"], height=height, color="#d9d9d9", label="upstream")
 for i, mode in enumerate(PLAN_MODES, 1):
