@@ -1,7 +1,7 @@
 """Time `slim plan` + `slim apply` on the real upstream tree with the committed recordings.
 
     .venv/bin/python benchmarks/apply_speed.py [OUT] [MODE] [DB]
-OUT defaults to a temporary folder ("-"), MODE (names|reach|lean|lines) to slim/policy.toml's [plan]
+OUT defaults to a temporary folder ("-"), MODE (names|reach|lean|lines|surface) to slim/policy.toml's [plan]
 mode, DB (the recordings) to coverage_db.
 """
 

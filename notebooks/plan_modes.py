@@ -1,13 +1,14 @@
 # %% [markdown]
-# # Plan modes: what `names`, `reach`, `lean` and `lines` keep
+# # Plan modes: what `names`, `reach`, `lean`, `lines` and `surface` keep
 #
 # All plans are built from all committed recordings on the pinned upstream. `names` keeps every
 # module a recording imported and every def kept code names; `reach` keeps what the code that ran
 # reaches; `lean` also cuts the methods of classes never instantiated and stubs what only modules
 # where nothing ran hold; `lines` also stubs never-run defs no executed line names outside the
-# policy's `[[sampled]]` paths (see `slim/reach.py`). The committed tree is slim/policy.toml's
-# mode (the legend says which). Lines are planned: kept files less their deleted defs (a stub
-# counts whole, so `lean` and `lines` are upper bounds).
+# policy's `[[sampled]]` paths; `surface` is `lean` with that rule only under the policy's
+# `[[off_surface]]` paths (see `slim/reach.py`). The committed tree is slim/policy.toml's mode
+# (the legend says which). Lines are planned: kept files less their deleted defs (a stub counts
+# whole, so `lean`, `lines` and `surface` are upper bounds).
 
 # %%
 import dataclasses
@@ -39,7 +40,7 @@ lines.sort_values("upstream_lines", ascending=False).head(30)
 top = lines.nlargest(20, "upstream_lines").iloc[::-1]
 fig, ax = plt.subplots(figsize=(9, 8))
 rows = range(len(top))
-colors = {"names": "#c6dbef", "reach": "#6baed6", "lean": "#2171b5", "lines": "#08306b"}
+colors = {"names": "#c6dbef", "reach": "#6baed6", "lean": "#2171b5", "lines": "#08306b", "surface": "#e6550d"}
 committed = load_policy().mode
 labels = {committed: f"{committed} (committed)"}
 height = 0.8 / (len(PLAN_MODES) + 1)

@@ -82,7 +82,7 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
 
 
 ModeOpt = Annotated[str | None, typer.Option(
-    help="Plan mode, names|reach|lean|lines (default: slim/policy.toml's [plan]).")]
+    help="Plan mode, names|reach|lean|lines|surface (default: slim/policy.toml's [plan]).")]
 
 
 def _plan(upstream: Path | None, db: Path, mode: str | None = None):

@@ -10,7 +10,7 @@ from pathlib import Path
 from slim.errors import SlimError
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
-PLAN_MODES = ("names", "reach", "lean", "lines")
+PLAN_MODES = ("names", "reach", "lean", "lines", "surface")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,15 @@ class Sampled:
     reason: str
 
 
+@dataclass(frozen=True)
+class OffSurface:
+    """Under `prefix`, code for a feature outside the supported surface (DeepSeek V2/V3/R1 served
+    on NVIDIA GPUs) that kept code still names behind a flag or an environment switch: the
+    "surface" mode stubs a def there that no executed line names, as "lines" does everywhere."""
+    prefix: str
+    reason: str
+
+
 def _under(prefix: str, file: str) -> bool:
     return file == prefix or (prefix.endswith("/") and file.startswith(prefix))
 
@@ -58,25 +67,36 @@ class Policy:
     # every def any imported module names; "reach" keeps what the code that ran reaches; "lean" is
     # reach that also cuts the methods of classes never instantiated and stubs what only modules
     # where nothing ran hold (slim/reach.py), and takes deleted defs' trailing blank lines; "lines"
-    # is lean that also stubs never-run defs no executed line names (line-mode recordings).
+    # is lean that also stubs never-run defs no executed line names (line-mode recordings), outside
+    # the [[sampled]] paths; "surface" is lean that does so only under the [[off_surface]] paths.
     mode: str = "names"
     wholes: tuple[Whole, ...] = ()
     sampled: tuple[Sampled, ...] = ()
+    off_surface: tuple[OffSurface, ...] = ()
 
     @property
     def lean(self) -> bool:
-        return self.mode in ("lean", "lines")
+        return self.mode in ("lean", "lines", "surface")
 
     @property
     def lines(self) -> bool:
-        """"lines" is lean that also stubs never-run defs whose name no executed line uses."""
-        return self.mode == "lines"
+        """The mode reads line evidence: "lines" and "surface"."""
+        return self.mode in ("lines", "surface")
+
+    def judged_by_lines(self, file: str) -> bool:
+        """Whether a never-run def in `file` that no executed line names is stubbed."""
+        if self.mode == "lines":
+            return self.sampled_for(file) is None
+        return self.mode == "surface" and self.off_surface_for(file) is not None
 
     def whole_for(self, file: str) -> Whole | None:
         return next((w for w in self.wholes if _under(w.prefix, file)), None)
 
     def sampled_for(self, file: str) -> Sampled | None:
         return next((s for s in self.sampled if _under(s.prefix, file)), None)
+
+    def off_surface_for(self, file: str) -> OffSurface | None:
+        return next((o for o in self.off_surface if _under(o.prefix, file)), None)
 
     @property
     def files(self) -> dict[str, Keep]:
@@ -108,10 +128,12 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
               for entry in _entries(data, "whole", ("paths", "reason", "scenario"), path) for prefix in entry["paths"]]
     sampled = [Sampled(prefix, entry["reason"])
                for entry in _entries(data, "sampled", ("paths", "reason"), path) for prefix in entry["paths"]]
+    off_surface = [OffSurface(prefix, entry["reason"])
+                   for entry in _entries(data, "off_surface", ("paths", "reason"), path) for prefix in entry["paths"]]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
-    return Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled))
+    return Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled), tuple(off_surface))
 
 
 def defined_qualnames(source: bytes) -> set[str]:

@@ -28,9 +28,11 @@ whatever object the name is looked up on):
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
   stub), so what only that body named goes too. Compiled kernels (`@triton.jit`: launched, never
   run as Python), dunders, properties, abstract and trivial interface methods stay whole;
-- ("lines" mode, on line-mode recordings) anywhere, a def that never ran and whose name no
-  executed line uses (an import binding the name does not count) is stubbed the same way: kept
-  code names it only on branches no recording took;
+- ("lines" mode, on line-mode recordings) anywhere outside the policy's `[[sampled]]` paths, a
+  def that never ran and whose name no executed line uses (an import binding the name does not
+  count) is stubbed the same way: kept code names it only on branches no recording took; the
+  "surface" mode does so only under the policy's `[[off_surface]]` paths (features outside the
+  supported surface), since elsewhere a branch no recording took may be another flag of it;
 - the keep-policy's `[[whole]]` paths (code of matrix scenarios no host here could record: 2 GPUs)
   and whatever policy-kept code reaches are judged by name only: no stubs, and their classes keep
   their methods though no recording instantiated them;
@@ -316,7 +318,7 @@ class _Reach:
         if path not in self.touched_files:  # lean: nothing in its module ran
             return STUB
         if self.hot is not None and key not in self.fixed and d.name not in self.hot \
-                and self.policy.sampled_for(path) is None:  # lines
+                and self.policy.judged_by_lines(path):  # lines, surface
             return COLD_STUB
         return None
 

@@ -1,5 +1,7 @@
 """`slim apply --keep`: a checked entry appended to the keep-policy."""
 
+import dataclasses
+
 import pytest
 
 from slim.errors import SlimError
@@ -71,4 +73,20 @@ def test_sampled_paths_load_with_their_reason_and_a_reasonless_one_is_refused(tm
     assert policy.sampled_for("sglang/srt/layers/sampler.py") and not policy.sampled_for("sglang/srt/layers/linear.py")
     path.write_text('[[sampled]]\npaths = ["sglang/srt/managers/"]\n')
     with pytest.raises(SlimError, match="sampled entry 1 lacks reason"):
+        load_policy(path)
+
+
+def test_off_surface_paths_load_with_their_reason_and_only_surface_mode_judges_them_by_lines(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[plan]\nmode = "surface"\n[[off_surface]]\npaths = ["sglang/srt/lora/"]\nreason = "no LoRA"\n'
+                    '[[sampled]]\npaths = ["sglang/srt/managers/"]\nreason = "per request"\n')
+    policy = load_policy(path)
+    assert policy.off_surface_for("sglang/srt/lora/layers.py").reason == "no LoRA"
+    lora, linear, scheduler = "sglang/srt/lora/layers.py", "sglang/srt/layers/linear.py", "sglang/srt/managers/x.py"
+    assert policy.judged_by_lines(lora) and not policy.judged_by_lines(linear)
+    lines = dataclasses.replace(policy, mode="lines")
+    assert lines.judged_by_lines(linear) and not lines.judged_by_lines(scheduler)
+    assert not dataclasses.replace(policy, mode="lean").judged_by_lines(lora)
+    path.write_text('[[off_surface]]\npaths = ["sglang/srt/lora/"]\n')
+    with pytest.raises(SlimError, match="off_surface entry 1 lacks reason"):
         load_policy(path)

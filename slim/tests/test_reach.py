@@ -11,7 +11,7 @@ from slim.apply import apply_plan
 from slim.check import check_tree
 from slim.errors import SlimError
 from slim.plan import UNREACHED, make_function_plan, package_files
-from slim.policy import Keep, Policy, Sampled, Whole
+from slim.policy import Keep, OffSurface, Policy, Sampled, Whole
 from slim.reach import COLD_STUB, ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS, STUB
 from slim.tests.test_function_plan import decisions, recording_of
 
@@ -145,6 +145,22 @@ def test_lines_leaves_sampled_paths_to_lean(wheel_tree):
     other = Sampled(f"{REACH}/plugins/", "not where helper_on_error lives")
     plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines", sampled=(other,)))
     assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("stub", COLD_STUB)
+
+
+
+def test_surface_judges_by_lines_only_off_the_surface(wheel_tree):
+    """"surface" is lean inside the supported surface (an unrecorded flag combination finds its
+    code whole) and "lines" under an [[off_surface]] path (a feature no scenario serves with)."""
+    root, _ = wheel_tree
+    scan = (root / REACH / "scan.py").read_text().splitlines()
+    rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
+    recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
+    off = OffSurface(f"{REACH}/used.py", "a debugging aid")
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
+    used = decisions(plan, f"{REACH}/used.py")
+    assert used["helper_on_error"] == ("stub", COLD_STUB) and used["helper"][0] == "keep"
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface"))
+    assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
 
 
 def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):

@@ -1,5 +1,6 @@
 """Common utilities"""
 
+import importlib
 import json
 import logging
 import sys
@@ -31,7 +32,7 @@ def execute_once(func):
 
 @execute_once
 def info_once(message: str):
-    raise NotImplementedError('slim removed the body of info_once: it never ran in any recording (see sglang/REMOVED.md)')
+    logger.info(message)
 
 
 def convert_json_schema_to_str(json_schema: Union[dict, str, Type[BaseModel]]) -> str:
@@ -123,7 +124,10 @@ class LazyImport:
         self._module = None
 
     def _load(self):
-        raise NotImplementedError('slim removed the body of LazyImport._load: it never ran in any recording (see sglang/REMOVED.md)')
+        if self._module is None:
+            module = importlib.import_module(self.module_name)
+            self._module = getattr(module, self.class_name)
+        return self._module
 
     def __getattr__(self, name: str):
         module = self._load()

@@ -106,7 +106,18 @@ _forced_backend: Any = _UNRESOLVED
 
 
 def get_fused_op_backend() -> Optional[KernelBackend]:
-    raise NotImplementedError('slim removed the body of get_fused_op_backend: it never ran in any recording (see sglang/REMOVED.md)')
+    """The process-wide forced backend, or ``None`` for auto-selection.
+
+    Resolved once from ``SGLANG_FORCE_FUSED_OP_BACKEND`` on first use; tests
+    and tools flip it afterwards via :func:`set_fused_op_backend`.
+    """
+    global _forced_backend
+    if _forced_backend is _UNRESOLVED:
+        from sglang.srt.environ import envs
+
+        value = envs.SGLANG_FORCE_FUSED_OP_BACKEND.get()
+        _forced_backend = KernelBackend(value) if value is not None else None
+    return _forced_backend
 
 
 def set_fused_op_backend(backend: Optional[KernelBackend]) -> None:
@@ -132,7 +143,13 @@ _trace_records: List[FusedOpTraceRecord] = []
 
 
 def _describe_tensors(args: tuple, kwargs: dict) -> Tuple[str, ...]:
-    raise NotImplementedError('slim removed the body of _describe_tensors: it never ran in any recording (see sglang/REMOVED.md)')
+    import torch
+
+    described = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            described.append(f"{value.dtype}[{', '.join(map(str, value.shape))}]")
+    return tuple(described)
 
 
 # --- the per-operator contract ------------------------------------------------

@@ -153,6 +153,18 @@ class CapabilityRequirement(msgspec.Struct, frozen=True):
         """A CUDA requirement bounded to an SM-arch window (inclusive)."""
         return cls(device=DeviceType.CUDA, min_cuda_arch=min_sm, max_cuda_arch=max_sm)
 
+    def is_satisfied_by(self, platform: PlatformInfo) -> bool:
+        if self.device != platform.device:
+            return False
+        if self.device == DeviceType.CUDA and platform.cuda_arch_major is not None:
+            arch = (platform.cuda_arch_major, platform.cuda_arch_minor or 0)
+            if self.min_cuda_arch is not None and arch < self.min_cuda_arch:
+                return False
+            if self.max_cuda_arch is not None and arch > self.max_cuda_arch:
+                return False
+        return True
+
+
 CapabilityRequirement.CUDA = CapabilityRequirement(device=DeviceType.CUDA)
 CapabilityRequirement.HIP = CapabilityRequirement(device=DeviceType.HIP)
 CapabilityRequirement.NPU = CapabilityRequirement(device=DeviceType.NPU)
@@ -166,7 +178,14 @@ def capabilities_satisfied(
     ],
     platform: PlatformInfo,
 ) -> bool:
-    raise NotImplementedError('slim removed the body of capabilities_satisfied: it never ran in any recording (see sglang/REMOVED.md)')
+    """OR over ``capabilities`` (empty = unrestricted).
+
+    Accepts a set/tuple of requirements, or tolerates a single
+    :class:`CapabilityRequirement` (the pre-decouple API used one) by wrapping it.
+    """
+    if isinstance(capabilities, CapabilityRequirement):
+        capabilities = (capabilities,)
+    return (not capabilities) or any(c.is_satisfied_by(platform) for c in capabilities)
 
 
 class FormatSignature(msgspec.Struct, frozen=True):

@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Callable, Dict, List, Tuple
@@ -18,8 +19,39 @@ class ChatTemplate:
     audio_token: str = "<audio>"
     style: ChatTemplateStyle = ChatTemplateStyle.PLAIN
 
+    def get_prefix_and_suffix(
+        self, role: str, hist_messages: List[Dict]
+    ) -> Tuple[str, str]:
+        prefix, suffix = self.role_prefix_and_suffix.get(role, ("", ""))
+
+        if self.style == ChatTemplateStyle.LLAMA2:
+            if role == "system" and not hist_messages:
+                user_prefix, _ = self.role_prefix_and_suffix.get("user", ("", ""))
+                system_prefix, system_suffix = self.role_prefix_and_suffix.get(
+                    "system", ("", "")
+                )
+                return (user_prefix + system_prefix, system_suffix)
+            elif (
+                role == "user"
+                and len(hist_messages) == 1
+                and hist_messages[0]["content"] is not None
+            ):
+                return ("", suffix)
+
+        return prefix, suffix
+
     def get_prompt(self, messages: List[Dict]) -> str:
-        raise NotImplementedError('slim removed the body of ChatTemplate.get_prompt: it never ran in any recording (see sglang/REMOVED.md)')
+        prompt = ""
+        for i, message in enumerate(messages):
+            role, content = message["role"], message["content"]
+            if role == "system" and content is None:
+                content = self.default_system_prompt
+                if content is None:
+                    continue
+
+            prefix, suffix = self.get_prefix_and_suffix(role, messages[:i])
+            prompt += f"{prefix}{content}{suffix}"
+        return prompt
 
 
 chat_template_registry: Dict[str, ChatTemplate] = {}
@@ -35,7 +67,7 @@ def register_chat_template_matching_function(func):
 
 
 def get_chat_template(name):
-    raise NotImplementedError('slim removed the body of get_chat_template: it never ran in any recording (see sglang/REMOVED.md)')
+    return chat_template_registry[name]
 
 
 register_chat_template(
@@ -499,12 +531,14 @@ register_chat_template(
 
 @register_chat_template_matching_function
 def match_deepseek_janus_pro(model_path: str):
-    raise NotImplementedError('slim removed the body of match_deepseek_janus_pro: it never ran in any recording (see sglang/REMOVED.md)')
+    if re.search(r"janus", model_path, re.IGNORECASE):
+        return "janus-pro"
 
 
 @register_chat_template_matching_function
 def match_vicuna(model_path: str):
-    raise NotImplementedError('slim removed the body of match_vicuna: it never ran in any recording (see sglang/REMOVED.md)')
+    if re.search(r"vicuna|llava-v1\.5|llava-next-video-7b", model_path, re.IGNORECASE):
+        return "vicuna_v1.1"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 import functools
 import json
 import os
+import subprocess
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import IntEnum
 from typing import Any, Optional
 
@@ -1442,15 +1443,50 @@ import sglang.srt.debug_utils.cuda_coredump  # noqa: F401, E402  # isort: skip
 
 def example_with_exit_stack():
     # Use this style of context manager in unit test
-    raise NotImplementedError('slim removed the body of example_with_exit_stack: it never ran in any recording (see sglang/REMOVED.md)')
+    exit_stack = ExitStack()
+    exit_stack.enter_context(envs.SGLANG_TEST_RETRACT.override(False))
+    assert envs.SGLANG_TEST_RETRACT.get() is False
+    exit_stack.close()
+    assert envs.SGLANG_TEST_RETRACT.get() is None
 
 
 def example_with_subprocess():
-    raise NotImplementedError('slim removed the body of example_with_subprocess: it never ran in any recording (see sglang/REMOVED.md)')
+    command = ["python", "-c", "import os; print(os.getenv('SGLANG_TEST_RETRACT'))"]
+    with envs.SGLANG_TEST_RETRACT.override(True):
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        process.wait()
+        output = process.stdout.read().decode("utf-8").strip()
+        assert output == "True"
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    output = process.stdout.read().decode("utf-8").strip()
+    assert output == "None"
 
 
 def example_with_implicit_bool_avoidance():
-    raise NotImplementedError('slim removed the body of example_with_implicit_bool_avoidance: it never ran in any recording (see sglang/REMOVED.md)')
+    @contextmanager
+    def assert_throws(message_matcher: str):
+        try:
+            yield
+        except Exception as e:
+            assert message_matcher in str(e), f"{e=}"
+            print(f"assert_throws find expected error: {e}")
+            return
+        raise AssertionError("assert_throws do not see exceptions")
+
+    with assert_throws("Please use `envs.YOUR_FLAG.get()` instead of `envs.YOUR_FLAG`"):
+        if envs.SGLANG_TEST_RETRACT:
+            pass
+
+    with assert_throws("Please use `envs.YOUR_FLAG.get()` instead of `envs.YOUR_FLAG`"):
+        if (1 != 1) or envs.SGLANG_TEST_RETRACT:
+            pass
+
+    with assert_throws("Please use `envs.YOUR_FLAG.get()` instead of `envs.YOUR_FLAG`"):
+        if envs.SGLANG_TEST_RETRACT or (1 == 1):
+            pass
 
 
 def examples():

@@ -204,7 +204,14 @@ def run_post_process_pass(server_args: Any, fn: Callable[..., dict]) -> None:
 
 
 def _apply_fields(server_args: Any, fields: Dict[str, Any]) -> None:
-    raise NotImplementedError('slim removed the body of _apply_fields: it never ran in any recording (see sglang/REMOVED.md)')
+    """Write fields on behalf of the pipeline (bypasses the strict bare-
+    assignment guard that protects post-resolution mutation)."""
+    object.__setattr__(server_args, "_in_override", True)
+    try:
+        for field, value in fields.items():
+            setattr(server_args, field, value)
+    finally:
+        object.__setattr__(server_args, "_in_override", False)
 
 
 def materialize_declarations(server_args: Any) -> None:
@@ -245,7 +252,12 @@ def attention_backends_of(cfg: Any) -> tuple:
 
 
 def mamba_extra_buffer_of(cfg: Any) -> bool:
-    raise NotImplementedError('slim removed the body of mamba_extra_buffer_of: it never ran in any recording (see sglang/REMOVED.md)')
+    """Mid-resolution equivalent of runtime_context.mamba_extra_buffer_enabled:
+    reads the (possibly overlaid) strategy from a config-shaped object."""
+    return cfg.disable_radix_cache is False and cfg.mamba_radix_cache_strategy in (
+        "extra_buffer",
+        "extra_buffer_lazy",
+    )
 
 
 def declare_load_time_override(source: str, declared: Dict[str, Any]) -> None:
@@ -430,7 +442,50 @@ def _deepseek_family_overrides(server_args: Any, hf_config: Any) -> dict:
     "InklingForConditionalGenerationMTP",
 )
 def _inkling_overrides(server_args: Any, hf_config: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _inkling_overrides: it never ran in any recording (see sglang/REMOVED.md)')
+    """Inkling architecture defaults: SWA / mamba KV-pool ratios tuned for the
+    hybrid-SWA layout, the extra-buffer mamba strategy, and the unified radix
+    tree (which Inkling requires — models/inkling.py asserts it). The full-graph
+    prefill default is set separately (inline, before cuda-graph resolution) —
+    see ServerArgs.__post_init__ / _apply_inkling_prefill_cuda_graph_default. The
+    server-arg defaults each yield to an explicit user value (compared against
+    the ServerArgs class default); the prefill declaration is materialized
+    before _parse_cuda_graph_config folds cuda_graph_backend_prefill into
+    prefill.backend, and an explicit --cuda-graph-backend-prefill /
+    --disable-prefill-cuda-graph still wins. The unified-radix env write follows
+    the MiniMax-M3 handler precedent (env is not a resolvable server-arg)."""
+    from sglang.srt.server_args import ServerArgs
+
+    overrides: Dict[str, Any] = {}
+    # NOTE: the full-graph prefill default is NOT set here. cuda-graph config is
+    # resolved in __post_init__ before declarations are materialized, so a
+    # cuda_graph_backend_prefill declared here lands too late (the breakable
+    # default would already have been auto-disabled for this multimodal arch).
+    # It is set inline before _handle_cuda_graph_config instead.
+    if server_args.swa_full_tokens_ratio == ServerArgs.swa_full_tokens_ratio:
+        overrides["swa_full_tokens_ratio"] = 0.1
+    if server_args.mamba_full_memory_ratio == ServerArgs.mamba_full_memory_ratio:
+        overrides["mamba_full_memory_ratio"] = 0.1
+    # Inkling requires the extra-buffer mamba strategy (inkling.py asserts
+    # enable_mamba_extra_buffer()); the generic "auto" resolution does not cover
+    # Inkling, so pin it here. Yields to an explicit --mamba-scheduler-strategy.
+    if server_args.mamba_radix_cache_strategy == ServerArgs.mamba_radix_cache_strategy:
+        overrides["mamba_radix_cache_strategy"] = "extra_buffer"
+    # Inkling attention runs only on the fa4 (Blackwell) or triton backends --
+    # models/inkling_common/attn.py asserts attention_backend in {fa4, triton}.
+    # The generic resolver would otherwise pick trtllm_mha (SM100) / fa3
+    # (Hopper), so a bare launch fails on the first attention forward. Pin a
+    # supported default when the user left every attention-backend flag unset
+    # (mirrors the MiniMax-M3 SM100 fa4-default above); an explicit
+    # --attention-backend / --prefill/decode-attention-backend still wins.
+    if server_args.is_attention_backend_not_set():
+        inkling_attn_backend = "fa4" if is_sm100_supported() else "triton"
+        overrides["attention_backend"] = inkling_attn_backend
+        logger.info(
+            f"Use {inkling_attn_backend} as the attention backend for Inkling "
+            "(requires fa4 or triton)."
+        )
+    envs.SGLANG_ENABLE_UNIFIED_RADIX_TREE.set(True)
+    return overrides
 
 
 # ---------------------------------------------------------------------------
@@ -489,7 +544,11 @@ _MAMBA_EXTRA_BUFFER_ARCHS = frozenset(
 
 
 def supports_mamba_cache_extra_buffer(view: Any, model_arch: str) -> bool:
-    raise NotImplementedError('slim removed the body of supports_mamba_cache_extra_buffer: it never ran in any recording (see sglang/REMOVED.md)')
+    """Whether ``model_arch`` supports the extra_buffer strategy on the
+    configured linear-attention backend (pure read)."""
+    if model_arch in _MAMBA_EXTRA_BUFFER_ARCHS:
+        return view.linear_attn_backend == "triton"
+    return False
 
 
 @register_post_process
@@ -539,12 +598,151 @@ def _mamba_radix_cache_resolution(view: Any) -> dict:
 
 @register_post_process
 def _dsa_kv_cache_dtype_default(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _dsa_kv_cache_dtype_default: it never ran in any recording (see sglang/REMOVED.md)')
+    """Slot pass in the DSA arm, ordered before the split-backend
+    resolution: default the kv-cache dtype from the device capability
+    (Blackwell FP8, Hopper bf16) and normalize the bf16 alias. Reads the
+    PRISTINE dsa split backends (their resolution runs after this pass)."""
+    from sglang.srt.configs.model_config import is_deepseek_dsa
+
+    hf_config = view.get_model_config().hf_config
+    if hf_config.architectures[0] not in _DEEPSEEK_FAMILY_ARCHS:
+        return {}
+    if not is_deepseek_dsa(hf_config):
+        return {}
+
+    import torch
+
+    major, _ = torch.cuda.get_device_capability()
+
+    # If user specified a backend but didn't explicitly set kv_cache_dtype,
+    # suggest them to be explicit about kv_cache_dtype to avoid surprises
+    if (
+        view.dsa_prefill_backend is not None or view.dsa_decode_backend is not None
+    ) and view.kv_cache_dtype == "auto":
+        logger.warning(
+            "When specifying --dsa-prefill-backend or --dsa-decode-backend, "
+            "you should also explicitly set --kv-cache-dtype (e.g., 'fp8_e4m3' or 'bfloat16'). "
+            "DeepSeek V3.2 defaults to FP8 KV cache which may not be compatible with all backends."
+        )
+
+    kv_cache_dtype = view.kv_cache_dtype
+    if kv_cache_dtype == "auto":
+        kv_cache_dtype = "fp8_e4m3" if major >= 10 else "bfloat16"
+        logger.warning(
+            f"Setting KV cache dtype to {kv_cache_dtype} for DeepSeek DSA on SM{major} device."
+        )
+    if kv_cache_dtype == "bf16":
+        kv_cache_dtype = "bfloat16"
+    assert kv_cache_dtype in [
+        "bfloat16",
+        "fp8_e4m3",
+    ], "DeepSeek DSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype"
+    if kv_cache_dtype != view.kv_cache_dtype:
+        return {"kv_cache_dtype": kv_cache_dtype}
+    return {}
+
+
+def _check_tilelang_dsa_fp8_kv(
+    kv_cache_dtype: str,
+    prefill_backend: Optional[str],
+    decode_backend: Optional[str],
+    *,
+    hip: bool,
+) -> None:
+    """tilelang's fp8 KV path is ROCm-only; the CUDA kernel hardcodes bfloat16.
+    Reject here instead of crashing at decode CUDA-graph capture."""
+    if (
+        not hip
+        and kv_cache_dtype == "fp8_e4m3"
+        and "tilelang" in {prefill_backend, decode_backend}
+    ):
+        raise ValueError(
+            "The tilelang DSA prefill/decode kernels only support an fp8_e4m3 KV "
+            "cache on ROCm/HIP; on CUDA they require a bfloat16 KV cache. Use "
+            "--kv-cache-dtype bfloat16 with the tilelang backend, or keep "
+            "--kv-cache-dtype fp8_e4m3 and pick an fp8-capable DSA backend "
+            "(flashmla_kv on Hopper, trtllm on Blackwell)."
+        )
 
 
 @register_post_process
 def _dsa_split_backend_resolution(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _dsa_split_backend_resolution: it never ran in any recording (see sglang/REMOVED.md)')
+    """Slot pass in the DSA arm: default the DSA prefill/decode split
+    backends from the mid-resolution kv-cache dtype and the device
+    capability. The hisparse arm takes precedence under --enable-hisparse."""
+    from sglang.srt.configs.model_config import is_deepseek_dsa
+
+    hf_config = view.get_model_config().hf_config
+    if hf_config.architectures[0] not in _DEEPSEEK_FAMILY_ARCHS:
+        return {}
+    if not is_deepseek_dsa(hf_config):
+        return {}
+
+    import torch
+
+    major, _ = torch.cuda.get_device_capability()
+    kv_cache_dtype = view.kv_cache_dtype
+    user_set_prefill = view.dsa_prefill_backend is not None
+    user_set_decode = view.dsa_decode_backend is not None
+    declared: Dict[str, Any] = {}
+    model_arch = hf_config.architectures[0]
+    is_glm_sm12_fp8 = (
+        model_arch == "GlmMoeDsaForCausalLM"
+        and major == 12
+        and kv_cache_dtype == "fp8_e4m3"
+        and not is_hip()
+    )
+
+    if is_glm_sm12_fp8:
+        backend = "flashinfer_sparse_mla"
+        if not user_set_prefill:
+            declared["dsa_prefill_backend"] = backend
+        if not user_set_decode:
+            declared["dsa_decode_backend"] = backend
+        logger.warning(
+            "Set DSA backends for GLM FP8 KV Cache on SM120/SM121: "
+            f"prefill={backend}, decode={backend}."
+        )
+        return declared
+
+    if view.enable_hisparse:
+        from sglang.srt.arg_groups.hisparse_hook import _hisparse_default_backend
+
+        backend = _hisparse_default_backend(kv_cache_dtype)
+        if not user_set_prefill:
+            declared["dsa_prefill_backend"] = backend
+        if not user_set_decode:
+            declared["dsa_decode_backend"] = backend
+        prefill = declared.get("dsa_prefill_backend", view.dsa_prefill_backend)
+        decode = declared.get("dsa_decode_backend", view.dsa_decode_backend)
+        logger.warning(
+            f"HiSparse enabled ({kv_cache_dtype}): using DSA backends "
+            f"prefill={prefill}, decode={decode}."
+        )
+        return declared
+
+    if kv_cache_dtype == "fp8_e4m3":
+        # Blackwell FP8 defaults to trtllm; Hopper FP8 to flashmla_kv.
+        default = "trtllm" if major >= 10 else "flashmla_kv"
+        if not user_set_prefill:
+            declared["dsa_prefill_backend"] = default
+        if not user_set_decode:
+            declared["dsa_decode_backend"] = default
+    else:
+        # Set prefill/decode backends based on hardware architecture.
+        if not user_set_prefill:
+            declared["dsa_prefill_backend"] = "flashmla_sparse"
+        if not user_set_decode:
+            declared["dsa_decode_backend"] = "trtllm" if major >= 10 else "fa3"
+
+    prefill = declared.get("dsa_prefill_backend", view.dsa_prefill_backend)
+    decode = declared.get("dsa_decode_backend", view.dsa_decode_backend)
+    _check_tilelang_dsa_fp8_kv(kv_cache_dtype, prefill, decode, hip=is_hip())
+    logger.warning(
+        f"Set DSA backends for {kv_cache_dtype} KV Cache: "
+        f"prefill={prefill}, decode={decode}."
+    )
+    return declared
 
 
 # Keep in sync with the DeepSeek family list on _deepseek_family_overrides.
@@ -650,7 +848,16 @@ def _deepseek_moe_quant_resolution(view: Any) -> dict:
 
 @register_post_process
 def _deepseek_v4_sm120_moe(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _deepseek_v4_sm120_moe: it never ran in any recording (see sglang/REMOVED.md)')
+    """Default DeepSeek V4 MXFP4 experts to FlashInfer CUTLASS on SM120."""
+    hf_config = view.get_model_config().hf_config
+    if hf_config.architectures[0] != "DeepseekV4ForCausalLM":
+        return {}
+    if is_sm120_supported() and view.moe_runner_backend == "auto":
+        logger.info(
+            "Use flashinfer_mxfp4 as MoE runner backend on SM120 for DeepseekV4"
+        )
+        return {"moe_runner_backend": "flashinfer_mxfp4"}
+    return {}
 
 
 @register_post_process
@@ -739,17 +946,81 @@ def _sampling_backend_default(view: Any) -> dict:
 
 @register_post_process
 def _deterministic_sampling_backend(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _deterministic_sampling_backend: it never ran in any recording (see sglang/REMOVED.md)')
+    if view.enable_deterministic_inference and view.sampling_backend != "ascend":
+        logger.warning(
+            "Sampling backend is set to pytorch for deterministic inference."
+        )
+        return {"sampling_backend": "pytorch"}
+    return {}
+
+
+def _deterministic_is_deepseek_model(view: Any) -> bool:
+    """Faithful copy of the deterministic handler's arch probe (pure read;
+    the handler keeps its own copy for the later deepseek validation)."""
+    from sglang.srt.connector import ConnectorType
+    from sglang.srt.utils.common import parse_connector_type
+
+    if parse_connector_type(view.model_path) == ConnectorType.INSTANCE:
+        return False
+    try:
+        hf_config = view.get_model_config().hf_config
+        return hf_config.architectures[0] in [
+            "DeepseekV2ForCausalLM",
+            "DeepseekV3ForCausalLM",
+            "DeepseekV32ForCausalLM",
+            "MistralLarge3ForCausalLM",
+            "PixtralForConditionalGeneration",
+            "GlmMoeDsaForCausalLM",
+        ]
+    except Exception:
+        return False
 
 
 @register_post_process
 def _deterministic_allreduce_fusion_disable(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _deterministic_allreduce_fusion_disable: it never ran in any recording (see sglang/REMOVED.md)')
+    if (
+        view.enable_deterministic_inference
+        and view.flashinfer_allreduce_fusion_backend is not None
+    ):
+        logger.warning(
+            "Disable --flashinfer-allreduce-fusion-backend because deterministic inference is enabled."
+        )
+        return {"flashinfer_allreduce_fusion_backend": None}
+    return {}
 
 
 @register_post_process
 def _deterministic_attention_backend(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _deterministic_attention_backend: it never ran in any recording (see sglang/REMOVED.md)')
+    if not view.enable_deterministic_inference:
+        return {}
+    from sglang.srt.server_args import DETERMINISTIC_ATTENTION_BACKEND_CHOICES
+
+    if view.attention_backend is None:
+        # User didn't specify attention backend, fallback based on GPU architecture
+        if is_sm100_supported() or is_sm120_supported():
+            # Blackwell and newer architectures
+            if _deterministic_is_deepseek_model(view):
+                # fallback to triton for DeepSeek models because flashinfer
+                # doesn't support deterministic inference for DeepSeek models yet
+                backend = "triton"
+            else:
+                # fallback to flashinfer on Blackwell for non-DeepSeek models
+                backend = "flashinfer"
+        else:
+            # Hopper (SM90) and older architectures
+            backend = "fa3"
+        logger.warning(
+            f"Attention backend not specified. Falling back to '{backend}' for deterministic inference. "
+            f"You can explicitly set --attention-backend to one of {DETERMINISTIC_ATTENTION_BACKEND_CHOICES}."
+        )
+        return {"attention_backend": backend}
+    elif view.attention_backend not in DETERMINISTIC_ATTENTION_BACKEND_CHOICES:
+        # User explicitly specified an incompatible attention backend
+        raise ValueError(
+            f"Currently only {DETERMINISTIC_ATTENTION_BACKEND_CHOICES} attention backends are supported for deterministic inference, "
+            f"but you explicitly specified '{view.attention_backend}'."
+        )
+    return {}
 
 
 @register_post_process
@@ -1252,17 +1523,51 @@ def _gguf_quantization(view: Any) -> dict:
 
 @register_post_process
 def _dllm_attention_backend(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _dllm_attention_backend: it never ran in any recording (see sglang/REMOVED.md)')
+    if view.dllm_algorithm is None:
+        return {}
+    if view.cuda_graph_config.decode.backend != Backend.DISABLED:
+        if view.attention_backend != "flashinfer":
+            logger.warning(
+                "Attention backend is set to flashinfer because of enabling cuda graph in diffusion LLM inference"
+            )
+            return {"attention_backend": "flashinfer"}
+    return {}
 
 
 @register_post_process
 def _dllm_overlap_disable(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _dllm_overlap_disable: it never ran in any recording (see sglang/REMOVED.md)')
+    if view.dllm_algorithm is None:
+        return {}
+    if view.disable_overlap_schedule:
+        return {}
+    logger.warning(
+        "Overlap schedule is disabled because of using diffusion LLM inference"
+    )
+    return {"disable_overlap_schedule": True}
 
 
 @register_post_process
 def _dllm_page_size(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _dllm_page_size: it never ran in any recording (see sglang/REMOVED.md)')
+    if view.dllm_algorithm is None:
+        return {}
+    from sglang.srt.dllm.config import DllmConfig
+
+    config = DllmConfig.from_server_args(view)
+    if not view.disable_radix_cache and view.page_size % config.block_size != 0:
+        logger.warning(
+            f"Setting page size to {config.block_size} for diffusion LLM inference"
+        )
+        return {"page_size": config.block_size}
+    if view.page_size > config.block_size:
+        # Legacy scheduler-init fallback, folded into the pass: the page
+        # size must not exceed the dllm block size.
+        logger.warning(
+            "WARNING: "
+            f"The page size {view.page_size} should not be larger than dllm block size {config.block_size}."
+            f"Page size now falls back to {config.block_size}"
+        )
+        return {"page_size": config.block_size}
+    return {}
 
 
 def validate_declarations(
@@ -1289,4 +1594,15 @@ def validate_declarations(
 
 
 def _hrm_text_attention_force(view: Any) -> dict:
-    raise NotImplementedError('slim removed the body of _hrm_text_attention_force: it never ran in any recording (see sglang/REMOVED.md)')
+    """HRM-Text's bidirectional prefix attention only works on the Triton
+    backend. Invoked as the last attention declaration of the resolution
+    (mirroring the legacy runner-side force, which ran after the whole
+    pipeline)."""
+    if view.attention_backend not in (None, "triton"):
+        logger.warning(
+            f"Overriding --attention-backend "
+            f"{view.attention_backend!r} -> 'triton': only the "
+            "Triton backend supports HRM-Text's bidirectional prefix "
+            "attention."
+        )
+    return {"attention_backend": "triton"}

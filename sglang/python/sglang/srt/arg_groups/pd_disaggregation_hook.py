@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -117,4 +118,33 @@ def handle_pd_disaggregation(server_args: ServerArgs) -> None:
 
 
 def _alias_bootstrap_port_to_api_port(server_args: ServerArgs) -> None:
-    raise NotImplementedError('slim removed the body of _alias_bootstrap_port_to_api_port: it never ran in any recording (see sglang/REMOVED.md)')
+    """Rust-server prefill serves the KV bootstrap registry on the api listener
+    itself, so the resolved bootstrap port must BE the api port — every internal
+    consumer (KVManager registration, PrefillBootstrapQueue) reads the resolved
+    field and agrees automatically. Decode is untouched: there the field names
+    the PREFILL side's bootstrap port and must stay as the operator set it.
+    """
+    default_port = next(
+        f.default
+        for f in dataclasses.fields(server_args)
+        if f.name == "disaggregation_bootstrap_port"
+    )
+    if server_args.disaggregation_bootstrap_port not in (
+        default_port,
+        server_args.port,
+    ):
+        raise ValueError(
+            "SGLANG_RUST_SERVER serves the PD KV bootstrap registry on the api "
+            "port itself; --disaggregation-bootstrap-port "
+            f"{server_args.disaggregation_bootstrap_port} conflicts with --port "
+            f"{server_args.port}. Drop --disaggregation-bootstrap-port (decode "
+            "nodes and the PD router must then target the prefill api port)."
+        )
+    if server_args.disaggregation_bootstrap_port != server_args.port:
+        logger.info(
+            "SGLANG_RUST_SERVER: KV bootstrap registry is served on the api "
+            "port; disaggregation_bootstrap_port %d -> %d",
+            server_args.disaggregation_bootstrap_port,
+            server_args.port,
+        )
+        server_args.disaggregation_bootstrap_port = server_args.port

@@ -151,13 +151,52 @@ _CLASSIFICATION_ARCHITECTURES = {
 
 
 def _embedding_gemma_spec() -> EmbeddingModelSpec:
-    raise NotImplementedError('slim removed the body of _embedding_gemma_spec: it never ran in any recording (see sglang/REMOVED.md)')
+    return EmbeddingModelSpec(
+        family="embeddinggemma",
+        task=EmbeddingTask.EMBED,
+        execution=EmbeddingExecution.ENCODER_ONLY,
+        attention=AttentionPattern.BIDIRECTIONAL,
+        pooling=PoolingStrategy.MEAN,
+        normalize=True,
+        postprocessor="sentence_transformers",
+        tokenizer_special_tokens="model_default",
+        supports_dimensions=False,
+        supports_token_embeddings=False,
+        supports_multimodal=False,
+        requires_embedding_flag=False,
+        auto_enable_embedding=True,
+        bidirectional_attention=True,
+        bcg_prefill_policy=BCGPrefillPolicy.FULL_ENCODER,
+        safe_disable_radix_cache=True,
+        safe_disable_chunked_prefill=True,
+        safe_disable_kv_cache=True,
+    )
 
 
 def _native_embedding_spec(
     family: str, execution: EmbeddingExecution, pooling: PoolingStrategy
 ) -> EmbeddingModelSpec:
-    raise NotImplementedError('slim removed the body of _native_embedding_spec: it never ran in any recording (see sglang/REMOVED.md)')
+    return EmbeddingModelSpec(
+        family=family,
+        task=EmbeddingTask.EMBED,
+        execution=execution,
+        attention=(
+            AttentionPattern.CAUSAL
+            if execution == EmbeddingExecution.DECODER_POOLING
+            else AttentionPattern.BIDIRECTIONAL
+        ),
+        pooling=pooling,
+        normalize=True,
+        postprocessor="model_defined",
+        tokenizer_special_tokens="model_default",
+        supports_dimensions=False,
+        supports_token_embeddings=False,
+        supports_multimodal=execution == EmbeddingExecution.MULTIMODAL,
+        requires_embedding_flag=False,
+        auto_enable_embedding=True,
+        bidirectional_attention=execution != EmbeddingExecution.DECODER_POOLING,
+        bcg_prefill_policy=BCGPrefillPolicy.DEFAULT,
+    )
 
 
 def resolved_embedding_plan(

@@ -17,6 +17,7 @@ External models can register themselves without modifying SGLang core files:
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -66,4 +67,6 @@ def get_linear_attn_spec_by_arch(arch_name: str) -> Optional[LinearAttnModelSpec
 
 
 def import_backend_class(dotted_name: str) -> type:
-    raise NotImplementedError('slim removed the body of import_backend_class: it never ran in any recording (see sglang/REMOVED.md)')
+    module_path, class_name = dotted_name.rsplit(".", 1)
+    module = importlib.import_module(module_path)
+    return getattr(module, class_name)

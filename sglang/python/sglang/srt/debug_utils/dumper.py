@@ -390,6 +390,10 @@ class _Grafter:
 # -------------------------------------- util fn ------------------------------------------
 
 
+def _get_rank():
+    raise NotImplementedError('slim removed the body of _get_rank: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def _log(msg: str) -> None:
     raise NotImplementedError('slim removed the body of _log: it never ran in any recording (see sglang/REMOVED.md)')
 
@@ -547,3 +551,5 @@ dumper = _Dumper(config=DumperConfig.from_env())
 # -------------------------------------- other utility functions ------------------------------------------
 
 
+def get_tensor_info(x):
+    raise NotImplementedError('slim removed the body of get_tensor_info: it never ran in any recording (see sglang/REMOVED.md)')

@@ -144,10 +144,20 @@ class SiluAndMul(MultiPlatformOp):
         return out
 
     def forward_xpu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
+        d = x.shape[-1] // 2
+        output_shape = x.shape[:-1] + (d,)
+        out = torch.empty(output_shape, dtype=x.dtype, device=x.device)
+        silu_and_mul(x, out)
+        return out
 
     def forward_musa(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_musa: it never ran in any recording (see sglang/REMOVED.md)')
+        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
+            return self.forward_native(x)
+
+        if not hasattr(self, "_musa_swish_glu"):
+            # XXX (MUSA): nn.SwishGLU seems to have better performance than silu_and_mul on MUSA, we can switch to it for now. We can consider implementing a silu_and_mul kernel for MUSA in the future if needed.
+            self._musa_swish_glu = nn.SwishGLU()
+        return self._musa_swish_glu(x)
 
 
 class NewGELU(MultiPlatformOp):
@@ -230,10 +240,42 @@ class XIELU(MultiPlatformOp):
             pass
 
     def _xielu_python(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of XIELU._xielu_python: it never ran in any recording (see sglang/REMOVED.md)')
+        alpha_p = nn.functional.softplus(self.alpha_p)
+        alpha_n = self.beta + nn.functional.softplus(self.alpha_n)
+        return torch.where(
+            x > 0,
+            alpha_p * x * x + self.beta * x,
+            (torch.expm1(torch.min(x, self.eps)) - x) * alpha_n + self.beta * x,
+        )
 
     def _xielu_cuda(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of XIELU._xielu_cuda: it never ran in any recording (see sglang/REMOVED.md)')
+        """Firewall function to prevent torch.compile from seeing .item()"""
+        assert self._xielu_cuda_obj is not None, "XIELU CUDA object must not be None"
+        original_shape = x.shape
+        # CUDA kernel expects 3D tensors, reshape if needed
+        while x.dim() < 3:
+            x = x.unsqueeze(0)
+        if x.dim() > 3:
+            x = x.view(-1, 1, x.size(-1))
+        if original_shape != x.shape:
+            logger.warning_once(
+                "Warning: xIELU input tensor expects 3 dimensions"
+                " but got (shape: %s). Reshaping to (shape: %s).\n"
+                "Note: For SGLang this may be expected if sending"
+                "[B*S,D] instead of [B,S,D].",
+                original_shape,
+                x.shape,
+            )
+        result = self._xielu_cuda_obj.forward(
+            x,
+            self.alpha_p,
+            self.alpha_n,
+            # Temporary until xIELU CUDA fully implemented -> self.{beta,eps}.item()
+            self._beta_scalar,
+            self._eps_scalar,
+            self.with_vector_loads,
+        )
+        return result.view(original_shape)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self._xielu_cuda_obj is not None and input.is_cuda:

@@ -111,7 +111,7 @@ if _is_cuda:
     except ImportError:
 
         def is_supported_rmsnorm_hf_hidden_size(d: int) -> bool:
-            raise NotImplementedError('slim removed the body of is_supported_rmsnorm_hf_hidden_size: it never ran in any recording (see sglang/REMOVED.md)')
+            return False
 
         _jit_rmsnorm_hf = None
 
@@ -135,7 +135,39 @@ def _forward_with_allreduce_fusion(
     weight: torch.Tensor,
     use_attn_tp_group: bool = True,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    raise NotImplementedError('slim removed the body of _forward_with_allreduce_fusion: it never ran in any recording (see sglang/REMOVED.md)')
+    """Shared allreduce-fused RMSNorm logic usable by any norm."""
+    if residual is not None:
+        from sglang.srt.distributed import (
+            tensor_model_parallel_all_reduce,
+            tensor_model_parallel_fused_allreduce_rmsnorm,
+        )
+        from sglang.srt.layers.flashinfer_comm_fusion import (
+            flashinfer_allreduce_residual_rmsnorm,
+        )
+
+        if use_attn_tp_group:
+            world_size = get_parallel().attn_tp_size
+        else:
+            if get_parallel().moe_ep_size > 1:
+                world_size = get_parallel().moe_ep_size
+            else:
+                world_size = get_parallel().moe_tp_size
+
+        if world_size > 1:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_result = flashinfer_allreduce_residual_rmsnorm(
+                input_tensor=x,
+                residual=residual,
+                weight=weight,
+                eps=norm_module.variance_epsilon,
+                max_token_num=max(x.shape[0], 2048),
+                use_attn_tp_group=use_attn_tp_group,
+            )
+            if fused_result[0] is not None:
+                return fused_result
+
+    return norm_module.forward(x, residual, post_residual_addition)
 
 
 class RMSNorm(MultiPlatformOp):
@@ -356,7 +388,37 @@ class RMSNorm(MultiPlatformOp):
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         # Fallback to native implementation if vllm is not available
-        raise NotImplementedError('slim removed the body of RMSNorm.forward_hip: it never ran in any recording (see sglang/REMOVED.md)')
+        if not _has_vllm_rms_norm:
+            return self.forward_native(x, residual, post_residual_addition)
+
+        if is_batch_invariant_mode_enabled():
+            if (
+                residual is not None
+                or self.cast_x_before_out_mul
+                or get_exec().deterministic.rl_on_policy_target == "fsdp"
+            ):
+                return self.forward_native(x, residual, post_residual_addition)
+            return rms_norm_batch_invariant(
+                x,
+                self.weight.data,
+                self.variance_epsilon,
+            )
+
+        if not x.is_contiguous():
+            # NOTE: Remove this if aiter kernel supports discontinuous input
+            x = x.contiguous()
+        if residual is not None:
+            out = torch.empty_like(x)
+            residual_out = torch.empty_like(x)
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rms_norm(
+                out, x, residual_out, residual, self.weight.data, self.variance_epsilon
+            )
+            return out, residual_out
+        out = torch.empty_like(x)
+        rms_norm(out, x, self.weight.data, self.variance_epsilon)
+        return out
 
     def forward_musa(
         self,
@@ -364,7 +426,22 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError('slim removed the body of RMSNorm.forward_musa: it never ran in any recording (see sglang/REMOVED.md)')
+        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
+            return self.forward_native(x, residual, post_residual_addition)
+
+        if not x.is_contiguous():
+            x = x.contiguous()
+
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
+            return x, residual
+
+        out = nn.functional.rms_norm(
+            x, (self.hidden_size,), self.weight.data, self.variance_epsilon
+        )
+        return out
 
     def forward_native(
         self,
@@ -442,7 +519,26 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        raise NotImplementedError('slim removed the body of RMSNorm.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
+        if self.variance_size_override is not None:
+            return self.forward_native(x, residual, post_residual_addition)
+        if is_batch_invariant_mode_enabled():
+            if (
+                residual is not None
+                or get_exec().deterministic.rl_on_policy_target == "fsdp"
+            ):
+                return self.forward_native(x, residual, post_residual_addition)
+            return rms_norm_batch_invariant(
+                x,
+                self.weight.data,
+                self.variance_epsilon,
+            )
+        if residual is not None:
+            if post_residual_addition is not None:
+                residual = residual + post_residual_addition
+            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
+            return x, residual
+        out = rmsnorm(x, self.weight.data, self.variance_epsilon)
+        return out
 
     def forward_with_allreduce_fusion(
         self,

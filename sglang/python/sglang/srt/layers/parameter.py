@@ -30,7 +30,21 @@ _is_cpu = is_cpu()
 
 
 def _dtype_rank(dtype: torch.dtype) -> Optional[int]:
-    raise NotImplementedError('slim removed the body of _dtype_rank: it never ran in any recording (see sglang/REMOVED.md)')
+    if dtype in (
+        torch.float8_e4m3fn,
+        torch.float8_e4m3fnuz,
+        torch.float8_e5m2,
+        torch.float8_e5m2fnuz,
+        torch.float8_e8m0fnu,
+    ):
+        return 0
+    if dtype in (torch.float16, torch.bfloat16):
+        return 1
+    if dtype == torch.float32:
+        return 2
+    if dtype == torch.float64:
+        return 3
+    return None
 
 
 def copy_with_check(target: torch.Tensor, loaded_weight: torch.Tensor):
@@ -92,7 +106,8 @@ class BasevLLMParameter(Parameter):
         return self._weight_loader
 
     def _assert_and_load(self, loaded_weight: torch.Tensor):
-        raise NotImplementedError('slim removed the body of BasevLLMParameter._assert_and_load: it never ran in any recording (see sglang/REMOVED.md)')
+        assert self.data.shape == loaded_weight.shape
+        self.data.copy_(loaded_weight)
 
     def load_column_parallel_weight(self, loaded_weight: torch.Tensor):
         self._assert_and_load(loaded_weight)

@@ -45,7 +45,18 @@ _force_eager_attn: ContextVar[bool] = ContextVar("_force_eager_attn", default=Fa
 
 
 def _zero_padded_pcg_tail(buf: torch.Tensor, context) -> None:
-    raise NotImplementedError('slim removed the body of _zero_padded_pcg_tail: it never ran in any recording (see sglang/REMOVED.md)')
+    """Zero the padded tail ``buf`` leaves as torch.empty garbage under PCG
+    replay, so NaN/Inf cannot reach residual / MoE routing / allreduce."""
+    pcg_static_tokens = context.num_tokens
+    actual_tokens = context.raw_num_tokens
+    if (
+        pcg_static_tokens is not None
+        and actual_tokens is not None
+        and pcg_static_tokens > actual_tokens
+    ):
+        first_dim = buf.shape[0]
+        elems_per_token = buf.numel() // first_dim
+        buf.view(first_dim, elems_per_token)[actual_tokens:].zero_()
 
 
 if TYPE_CHECKING:
@@ -287,7 +298,92 @@ def _unified_attention_with_output_impl(
     llama_4_scaling: Optional[torch.Tensor] = None,
     topk_indices: Optional[torch.Tensor] = None,
 ) -> Optional[torch.Tensor]:
-    raise NotImplementedError('slim removed the body of _unified_attention_with_output_impl: it never ran in any recording (see sglang/REMOVED.md)')
+    context = get_tc_piecewise_forward_context()
+    forward_batch = context.forward_batch
+    attention_layers = context.attention_layers
+    attention_layer = attention_layers[layer_id]
+    real_query_num_tokens = forward_batch.num_token_non_padded_cpu
+    # Ordinary PCG attention pads Q/K/V to the same token bucket. Prefix MHA
+    # instead supplies a fixed-capacity K/V chunk whose extent is independent
+    # of the suffix queries, so its caller must preserve that separate extent.
+    if key_value_num_tokens is None:
+        key_value_num_tokens = real_query_num_tokens
+
+    query = query[:real_query_num_tokens]
+    if key is not None:
+        key = key[:key_value_num_tokens]
+    if value is not None:
+        value = value[:key_value_num_tokens]
+
+    # DeepSeek MLA has two RadixAttention instances per layer (attn_mqa and
+    # attn_mha) that share the same layer_id. Preserve the calling instance's
+    # identity through the custom-op boundary; save_kv_cache is not an identity
+    # signal because absorbed MLA can also disable a redundant cache store.
+    if use_mha_companion:
+        assert context.mha_companion_layers is not None
+        attention_layer = context.mha_companion_layers[layer_id]
+        assert attention_layer is not None
+
+    kwargs = {}
+    if q_rope is not None:
+        kwargs["q_rope"] = q_rope[:real_query_num_tokens]
+    if k_rope is not None:
+        kwargs["k_rope"] = k_rope[:key_value_num_tokens]
+    if sinks is not None:
+        kwargs["sinks"] = sinks
+    if cos_sin_cache is not None:
+        kwargs["cos_sin_cache"] = cos_sin_cache
+    if is_neox is not None:
+        kwargs["is_neox"] = is_neox
+    if llama_4_scaling is not None:
+        kwargs["llama_4_scaling"] = llama_4_scaling
+    if topk_indices is not None:
+        kwargs["topk_indices"] = topk_indices[:real_query_num_tokens]
+
+    original_out_cache_loc = forward_batch.out_cache_loc
+    # Keep the original ForwardBatch object and only narrow cache locations for
+    # this backend call so model/backend state is still written to the same batch.
+    forward_batch.out_cache_loc = original_out_cache_loc[:real_query_num_tokens]
+
+    # Store pre-allocated output for FA backend to write directly into.
+    # Must slice to real_query_num_tokens to match the narrowed query shape —
+    # the FA kernel validates out.size(0) == q.size(0).
+    forward_batch._attn_output = output[:real_query_num_tokens]
+
+    ret = get_attn_backend().forward(
+        query,
+        key,
+        value,
+        attention_layer,
+        forward_batch,
+        save_kv_cache,
+        **kwargs,
+    )
+    forward_batch.out_cache_loc = original_out_cache_loc
+
+    lse = None
+    if return_lse:
+        assert isinstance(ret, tuple)
+        ret, lse, *_ = ret
+    else:
+        assert isinstance(ret, torch.Tensor)
+
+    if ret.data_ptr() != output.data_ptr():
+        output[:real_query_num_tokens].view(ret.shape).copy_(ret)
+
+    # During PCG replay the attention backend writes only the narrowed
+    # real-token slice (output[:real_query_num_tokens]) and leaves padded positions
+    # as uninitialized torch.empty garbage. Zero them so garbage (NaN/Inf) does
+    # not propagate through residual connections, MoE routing, and allreduce.
+    # This affects every backend that varlen-writes under PCG, not just ROCm.
+    # Use context.raw_num_tokens (pre-padding count from PCG runner) instead of
+    # forward_batch.extend_num_tokens, which is None for TARGET_VERIFY batches.
+    _zero_padded_pcg_tail(output, context)
+    if lse is not None and lse.shape[0] != output.shape[0]:
+        padded_lse = lse.new_zeros((output.shape[0], *lse.shape[1:]))
+        padded_lse[:real_query_num_tokens].copy_(lse)
+        lse = padded_lse
+    return lse
 
 
 @register_custom_op(mutates_args=["output"])

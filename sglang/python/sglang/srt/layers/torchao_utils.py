@@ -23,7 +23,10 @@ def proj_filter_conv3d(
     module: torch.nn.Module,
     fqn: str,
 ):
-    raise NotImplementedError('slim removed the body of proj_filter_conv3d: it never ran in any recording (see sglang/REMOVED.md)')
+    if isinstance(module, torch.nn.Conv3d):
+        logger.warning(f"Quantize: skipping {fqn} because it's a Conv3d")
+        return False
+    return "proj" in fqn
 
 
 def apply_torchao_config_to_model(

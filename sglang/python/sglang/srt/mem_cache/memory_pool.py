@@ -28,7 +28,7 @@ import logging
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -56,7 +56,8 @@ from sglang.srt.mem_cache.utils import (
     get_mla_kv_buffer_triton,
     maybe_init_custom_mem_pool,
     set_mla_kv_buffer_triton,
-    )
+    set_mla_kv_scale_buffer_triton,
+)
 from sglang.srt.platforms import current_platform
 from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import (
@@ -390,6 +391,24 @@ class KVCache(abc.ABC):
     def load_cpu_copy(self, kv_cache_cpu, indices, mamba_indices=None):
         raise NotImplementedError()
 
+    def get_kv_cache_quant_method(self) -> Any:
+        """Return the concrete KV quant method, unwrapping composite KV pools."""
+        fallback = None
+        for pool in (
+            self,
+            getattr(self, "full_kv_pool", None),
+            getattr(self, "swa_kv_pool", None),
+        ):
+            if pool is None:
+                continue
+            quant_method = getattr(pool, "quant_method", None)
+            if quant_method is None:
+                continue
+            if getattr(quant_method, "name", None) != "unquantized":
+                return quant_method
+            fallback = quant_method
+        return fallback
+
     def maybe_get_custom_mem_pool(self):
         return self.custom_mem_pool
 
@@ -689,6 +708,249 @@ class PageMajorMHATokenToKVPool(MHATokenToKVPool):
     # interleaved layer-major within each page) and index page-major, not
     # token-major. Inheriting them would silently mis-index; fail loudly instead.
 
+class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
+    """MHA KV cache pool for MXFP8 block-scaled FP8.
+
+    K/V data is stored as FP8 E4M3. Per-32-element UE8M0 scale factors are
+    stored beside it and passed to the FA4 MXFP8 kernel.
+    """
+
+    MXFP8_SCALE_BLOCK_SIZE = 32
+
+    def _create_buffers(self):
+        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
+            with (
+                torch.cuda.use_mem_pool(self.custom_mem_pool)
+                if self.enable_custom_mem_pool
+                else nullcontext()
+            ):
+                m = self.size + self.page_size
+                n = self.head_num
+                k = self.head_dim
+                v = self.v_head_dim
+
+                if k % self.MXFP8_SCALE_BLOCK_SIZE != 0:
+                    raise ValueError(
+                        f"MXFP8 KV cache requires head_dim divisible by "
+                        f"{self.MXFP8_SCALE_BLOCK_SIZE}, got {k}."
+                    )
+                if v % self.MXFP8_SCALE_BLOCK_SIZE != 0:
+                    raise ValueError(
+                        f"MXFP8 KV cache requires v_head_dim divisible by "
+                        f"{self.MXFP8_SCALE_BLOCK_SIZE}, got {v}."
+                    )
+                if not hasattr(torch, "float8_e8m0fnu"):
+                    raise RuntimeError(
+                        "MXFP8 KV cache requires torch.float8_e8m0fnu support."
+                    )
+                if self.use_hnd:
+                    # Buffers are NHD; the inherited HND move_kv_cache branch
+                    # would silently relocate wrong bytes.
+                    raise ValueError(
+                        "MXFP8 KV cache does not support SGLANG_USE_HND_KVCACHE."
+                    )
+
+                self.store_dtype = torch.float8_e4m3fn
+                self.k_buffer = [
+                    torch.zeros((m, n, k), dtype=self.store_dtype, device=self.device)
+                    for _ in range(self.layer_num)
+                ]
+                self.v_buffer = [
+                    torch.zeros((m, n, v), dtype=self.store_dtype, device=self.device)
+                    for _ in range(self.layer_num)
+                ]
+
+                # UE8M0 scales, one per 32-element block. For the production
+                # page_size==128 path they are stored interleaved in the FA4
+                # BlockScaledBasicChunk atom layout
+                # (num_pages, head, 32, page_size//32, sf_dim) and written by
+                # the store_sf_interleaved kernel; otherwise flat per slot. Must
+                # be zero-initialized (garbage 0xFF is e8m0 NaN).
+                k_sf_dim = k // self.MXFP8_SCALE_BLOCK_SIZE
+                v_sf_dim = v // self.MXFP8_SCALE_BLOCK_SIZE
+                self.mxfp8_sf_interleaved = self.page_size == 128
+                if self.mxfp8_sf_interleaved:
+                    assert m % self.page_size == 0
+                    num_pages = m // self.page_size
+                    chunk = self.page_size // self.MXFP8_SCALE_BLOCK_SIZE
+                    k_sf_shape = (
+                        num_pages,
+                        n,
+                        self.MXFP8_SCALE_BLOCK_SIZE,
+                        chunk,
+                        k_sf_dim,
+                    )
+                    v_sf_shape = (
+                        num_pages,
+                        n,
+                        self.MXFP8_SCALE_BLOCK_SIZE,
+                        chunk,
+                        v_sf_dim,
+                    )
+                else:
+                    k_sf_shape = (m, n, k_sf_dim)
+                    v_sf_shape = (m, n, v_sf_dim)
+                self.k_scale_buffer = [
+                    torch.zeros(
+                        k_sf_shape, dtype=torch.float8_e8m0fnu, device=self.device
+                    )
+                    for _ in range(self.layer_num)
+                ]
+                self.v_scale_buffer = [
+                    torch.zeros(
+                        v_sf_shape, dtype=torch.float8_e8m0fnu, device=self.device
+                    )
+                    for _ in range(self.layer_num)
+                ]
+
+        self.k_data_ptrs = torch.tensor(
+            [x.data_ptr() for x in self.k_buffer],
+            dtype=torch.uint64,
+            device=self.device,
+        )
+        self.v_data_ptrs = torch.tensor(
+            [x.data_ptr() for x in self.v_buffer],
+            dtype=torch.uint64,
+            device=self.device,
+        )
+        self.data_ptrs = torch.cat([self.k_data_ptrs, self.v_data_ptrs], dim=0)
+        self.data_strides = torch.tensor(
+            [
+                np.prod(x.shape[1:]) * x.dtype.itemsize
+                for x in self.k_buffer + self.v_buffer
+            ],
+            device=self.device,
+        )
+
+    def _clear_buffers(self):
+        del self.k_buffer
+        del self.v_buffer
+        del self.k_scale_buffer
+        del self.v_scale_buffer
+
+    def _get_key_buffer(self, layer_id: int):
+        return self.k_buffer[layer_id - self.start_layer]
+
+    def _get_value_buffer(self, layer_id: int):
+        return self.v_buffer[layer_id - self.start_layer]
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc_info,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        k_scale: Optional[torch.Tensor] = None,
+        v_scale: Optional[torch.Tensor] = None,
+        layer_id_override: Optional[int] = None,
+        dcp_kv_mask: Optional[torch.Tensor] = None,
+    ):
+        if dcp_kv_mask is not None:
+            raise NotImplementedError("MXFP8 KV cache does not support DCP KV masks.")
+        loc, _, _ = unwrap_write_loc(loc_info)
+        maybe_detect_oob(
+            loc, 0, self.size + self.page_size, "set_kv_buffer (MHA-MXFP8)"
+        )
+        layer_id = (
+            layer_id_override if layer_id_override is not None else layer.layer_id
+        )
+        idx = layer_id - self.start_layer
+
+        if k_scale is None or v_scale is None:
+            # Fused path (SGLANG_OPT_INKLING_MXFP8_FUSED_QUANT_STORE): the layer
+            # hands us bf16 K/V and one kernel quantizes + scatters the fp8
+            # payload and the interleaved UE8M0 scales.
+            if not self.mxfp8_sf_interleaved or cache_k.dtype == self.store_dtype:
+                raise ValueError("MXFP8 KV cache requires K and V scale tensors.")
+            from sglang.kernels.ops.quantization.mxfp8_quant import quant_store_kv_mxfp8
+
+            quant_store_kv_mxfp8(
+                cache_k,
+                cache_v,
+                loc,
+                self.k_buffer[idx],
+                self.v_buffer[idx],
+                self.k_scale_buffer[idx],
+                self.v_scale_buffer[idx],
+                page_size=self.page_size,
+            )
+            return
+
+        from sglang.srt.model_executor.runner import get_is_capture_mode
+
+        if get_is_capture_mode() and self.alt_stream is not None:
+            current_stream = self.device_module.current_stream()
+            self.alt_stream.wait_stream(current_stream)
+            self.k_buffer[idx][loc] = cache_k
+            self._write_scales(idx, loc, k_scale, v_scale)
+            with self.device_module.stream(self.alt_stream):
+                self.v_buffer[idx][loc] = cache_v
+            current_stream.wait_stream(self.alt_stream)
+        else:
+            self.k_buffer[idx][loc] = cache_k
+            self.v_buffer[idx][loc] = cache_v
+            self._write_scales(idx, loc, k_scale, v_scale)
+
+    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
+        # The mamba extra_buffer allocator relocates KV rows during serving;
+        # scale rows must travel with their fp8 payload or dequant reads
+        # mismatched exponents.
+        if self.mxfp8_sf_interleaved:
+            from sglang.kernels.ops.quantization.mxfp8_interleave_sf import (
+                store_sf_interleaved,
+            )
+
+            for idx in range(self.layer_num):
+                self.k_buffer[idx][tgt_loc] = self.k_buffer[idx][src_loc]
+                self.v_buffer[idx][tgt_loc] = self.v_buffer[idx][src_loc]
+                k_sf = self._read_sf_interleaved(self.k_scale_buffer[idx], src_loc)
+                v_sf = self._read_sf_interleaved(self.v_scale_buffer[idx], src_loc)
+                store_sf_interleaved(
+                    k_sf, self.k_scale_buffer[idx], tgt_loc, page_size=self.page_size
+                )
+                store_sf_interleaved(
+                    v_sf, self.v_scale_buffer[idx], tgt_loc, page_size=self.page_size
+                )
+        else:
+            super().move_kv_cache(tgt_loc, src_loc)
+            for idx in range(self.layer_num):
+                self.k_scale_buffer[idx][tgt_loc] = self.k_scale_buffer[idx][src_loc]
+                self.v_scale_buffer[idx][tgt_loc] = self.v_scale_buffer[idx][src_loc]
+
+    # These paths copy k/v buffers without the scale buffers; fail loudly
+    # instead of silently corrupting dequantization.
+    def get_cpu_copy(self, indices, mamba_indices=None):
+        raise NotImplementedError("CPU offloading is unsupported for MXFP8 KV cache.")
+
+    def load_cpu_copy(self, kv_cache_cpu, indices, mamba_indices=None):
+        raise NotImplementedError("CPU offloading is unsupported for MXFP8 KV cache.")
+
+    def get_contiguous_buf_infos(self):
+        raise NotImplementedError(
+            "KV transfer / disaggregation is unsupported for MXFP8 KV cache "
+            "(scale buffers are not exposed)."
+        )
+
+    def set_kv_buffer_prefix_valid(self, *args, **kwargs):
+        raise NotImplementedError(
+            "prefix-valid commit is unsupported for MXFP8 KV cache "
+            "(it does not carry the scale buffers)."
+        )
+
+    def get_kv_size_bytes(self):
+        k_size_bytes = 0
+        v_size_bytes = 0
+        for k_cache in self.k_buffer:
+            k_size_bytes += get_tensor_size_bytes(k_cache)
+        for k_scale in self.k_scale_buffer:
+            k_size_bytes += get_tensor_size_bytes(k_scale)
+        for v_cache in self.v_buffer:
+            v_size_bytes += get_tensor_size_bytes(v_cache)
+        for v_scale in self.v_scale_buffer:
+            v_size_bytes += get_tensor_size_bytes(v_scale)
+        return k_size_bytes, v_size_bytes
+
+
 class HybridLinearKVPool(KVCache):
     """KV cache with separate pools for full and linear attention layers."""
 
@@ -774,6 +1036,15 @@ class MLATokenToKVPool(KVCache):
         return kv_size_bytes
 
     # for disagg
+    def get_contiguous_buf_infos(self):
+        # MLA has only one kv_buffer, so only the information of this buffer needs to be returned.
+        kv_data_ptrs = [self.kv_buffer[i].data_ptr() for i in range(self.layer_num)]
+        kv_data_lens = [self.kv_buffer[i].nbytes for i in range(self.layer_num)]
+        kv_item_lens = [
+            self.kv_buffer[i][0].nbytes * self.page_size for i in range(self.layer_num)
+        ]
+        return kv_data_ptrs, kv_data_lens, kv_item_lens
+
     def get_key_buffer(self, layer_id: int):
         if self.layer_transfer_counter is not None:
             self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
@@ -947,6 +1218,146 @@ class MLATokenToKVPool(KVCache):
                 kv_chunk = kv_cpu.to(self.kv_buffer[0].device, non_blocking=True)
                 self.kv_buffer[layer_id][chunk_indices] = kv_chunk
         current_platform.synchronize()
+
+
+class MLATokenToKVPoolFP4(MLATokenToKVPool):
+    def _create_buffers(self):
+        with self.memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
+            with (
+                torch.cuda.use_mem_pool(self.custom_mem_pool)
+                if self.custom_mem_pool
+                else nullcontext()
+            ):
+                # The padded slot 0 is used for writing dummy outputs from padded tokens.
+                m = self.size + self.page_size
+                n = 1  # head_num
+                k = self.kv_cache_dim  # head_dim
+
+                scale_block_size = 16
+                self.store_dtype = torch.uint8
+
+                self.kv_buffer = [
+                    torch.zeros(
+                        (m, n, k // 2),
+                        dtype=self.store_dtype,
+                        device=self.device,
+                    )
+                    for _ in range(self.layer_num)
+                ]
+
+                self.kv_scale_buffer = [
+                    torch.zeros(
+                        (m, k // scale_block_size),
+                        dtype=self.store_dtype,
+                        device=self.device,
+                    )
+                    for _ in range(self.layer_num)
+                ]
+
+    def _clear_buffers(self):
+        del self.kv_buffer
+        del self.kv_scale_buffer
+
+    def get_key_buffer(self, layer_id: int):
+        if self.layer_transfer_counter is not None:
+            self.layer_transfer_counter.wait_until(layer_id - self.start_layer)
+
+        if self.store_dtype != self.dtype:
+            cache_k_nope_fp4 = self.kv_buffer[layer_id - self.start_layer].view(
+                torch.uint8
+            )
+            cache_k_nope_fp4_sf = self.kv_scale_buffer[layer_id - self.start_layer]
+
+            from sglang.srt.layers.quantization.kvfp4_tensor import (
+                FP4MXBlock16KVQuantizeUtil,
+            )
+
+            cache_k_nope_fp4_dequant = FP4MXBlock16KVQuantizeUtil.batched_dequantize(
+                cache_k_nope_fp4, cache_k_nope_fp4_sf
+            )
+            return cache_k_nope_fp4_dequant
+
+        return self.kv_buffer[layer_id - self.start_layer]
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc_info,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+    ):
+        # loc_info may be a KVWriteLoc; MLA pools have no SWA target.
+        loc, _, _ = unwrap_write_loc(loc_info)
+        maybe_detect_oob(loc, 0, self.size + self.page_size, "set_kv_buffer (MLA-FP4)")
+        layer_id = layer.layer_id
+        assert not self.dsa_kv_cache_store_fp8
+        if cache_k.dtype != self.dtype:
+            from sglang.srt.layers.quantization.kvfp4_tensor import (
+                FP4MXBlock16KVQuantizeUtil,
+            )
+
+            cache_k_fp4, cache_k_fp4_sf = FP4MXBlock16KVQuantizeUtil.batched_quantize(
+                cache_k
+            )
+
+        if self.store_dtype != self.dtype:
+            self.kv_buffer[layer_id - self.start_layer][loc] = cache_k_fp4.view(
+                self.store_dtype
+            )
+            self.kv_scale_buffer[layer_id - self.start_layer][loc] = (
+                cache_k_fp4_sf.view(self.store_dtype)
+            )
+        else:
+            self.kv_buffer[layer_id - self.start_layer][loc] = cache_k
+
+    def set_mla_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k_nope: torch.Tensor,
+        cache_k_rope: torch.Tensor,
+    ):
+        maybe_detect_oob(
+            loc, 0, self.size + self.page_size, "set_mla_kv_buffer (MLA-FP4)"
+        )
+        layer_id = layer.layer_id
+
+        if self.dsa_kv_cache_store_fp8:
+            # original cache_k: (num_tokens, num_heads 1, hidden 576); we unsqueeze the page_size=1 dim here
+            # TODO no need to cat
+            cache_k = torch.cat([cache_k_nope, cache_k_rope], dim=-1)
+            cache_k = quantize_k_cache(cache_k.unsqueeze(1)).squeeze(1)
+            cache_k = cache_k.view(self.store_dtype)
+            self.kv_buffer[layer_id - self.start_layer][loc] = cache_k
+        else:
+            if cache_k_nope.dtype != self.dtype:
+                from sglang.srt.layers.quantization.kvfp4_tensor import (
+                    FP4MXBlock16KVQuantizeUtil,
+                )
+
+                cache_k_nope_fp4, cache_k_nope_fp4_sf = (
+                    FP4MXBlock16KVQuantizeUtil.batched_quantize(cache_k_nope)
+                )
+                cache_k_rope_fp4, cache_k_rope_fp4_sf = (
+                    FP4MXBlock16KVQuantizeUtil.batched_quantize(cache_k_rope)
+                )
+
+            if self.store_dtype != self.dtype:
+                cache_k_nope = cache_k_nope.view(self.store_dtype)
+                cache_k_rope = cache_k_rope.view(self.store_dtype)
+
+            set_mla_kv_buffer_triton(
+                self.kv_buffer[layer_id - self.start_layer],
+                loc,
+                cache_k_nope_fp4,
+                cache_k_rope_fp4,
+            )
+            set_mla_kv_scale_buffer_triton(
+                self.kv_scale_buffer[layer_id - self.start_layer],
+                loc,
+                cache_k_nope_fp4_sf,
+                cache_k_rope_fp4_sf,
+            )
 
 
 class DSATokenToKVPool(MLATokenToKVPool):

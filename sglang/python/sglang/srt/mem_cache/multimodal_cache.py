@@ -16,7 +16,12 @@ class MultimodalCache(abc.ABC):
 
     @staticmethod
     def combine_hashes(mm_hashes: List[int]) -> Optional[int]:
-        raise NotImplementedError('slim removed the body of MultimodalCache.combine_hashes: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Get a combined hash from individual mm item hashes
+        """
+        if not mm_hashes:
+            return None
+        return hash(tuple(mm_hashes))
 
     @abc.abstractmethod
     def get(
@@ -60,7 +65,7 @@ class MultimodalCache(abc.ABC):
 
 
 def _get_tensor_size(embedding: torch.Tensor):
-    raise NotImplementedError('slim removed the body of _get_tensor_size: it never ran in any recording (see sglang/REMOVED.md)')
+    return embedding.element_size() * embedding.numel()
 
 
 @dataclass(kw_only=True)

@@ -69,11 +69,11 @@ def register_radix_cache_backend(name: str, factory: RadixCacheFactory) -> None:
 
 
 def get_radix_cache_factory(name: str) -> Optional[RadixCacheFactory]:
-    raise NotImplementedError('slim removed the body of get_radix_cache_factory: it never ran in any recording (see sglang/REMOVED.md)')
+    return _RADIX_CACHE_REGISTRY.get(name)
 
 
 def registered_radix_cache_backends() -> list[str]:
-    raise NotImplementedError('slim removed the body of registered_radix_cache_backends: it never ran in any recording (see sglang/REMOVED.md)')
+    return list(_RADIX_CACHE_REGISTRY.keys())
 
 
 def default_radix_cache_factory(ctx: TreeCacheBuildContext) -> BasePrefixCache:
@@ -165,7 +165,32 @@ def _create_unified_radix_cache(
     server_args: ServerArgs,
     params: CacheInitParams,
 ) -> BasePrefixCache:
-    raise NotImplementedError('slim removed the body of _create_unified_radix_cache: it never ran in any recording (see sglang/REMOVED.md)')
+    """Initialize a UnifiedRadixCache with proper components and optional HiCache."""
+    from sglang.srt.mem_cache.unified_cache.components import ComponentType
+    from sglang.srt.mem_cache.unified_radix_cache import UnifiedRadixCache
+
+    tree_components = [ComponentType.FULL]
+    if ctx.is_hybrid_swa:
+        tree_components.append(ComponentType.SWA)
+    if ctx.is_hybrid_ssm:
+        tree_components.append(ComponentType.MAMBA)
+
+    params.tree_components = tuple(tree_components)
+    if use_mlx() and ctx.is_hybrid_ssm:
+        from sglang.srt.hardware_backend.mlx.kv_cache.auxiliary_state import (
+            MlxAuxiliaryStateComponent,
+        )
+
+        params.component_registry_override = {
+            ComponentType.MAMBA: MlxAuxiliaryStateComponent,
+        }
+    cache = UnifiedRadixCache(params)
+    if ctx.enable_hierarchical_cache:
+        cache.init_hicache(server_args, params)
+        ctx.tp_worker.register_hicache_layer_transfer_counter(
+            cache.cache_controller.layer_done_counter
+        )
+    return cache
 
 
 def create_tree_cache(ctx: TreeCacheBuildContext) -> BasePrefixCache:

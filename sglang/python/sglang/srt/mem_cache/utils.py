@@ -27,7 +27,14 @@ from sglang.kernels.ops.kvcache.mla_buffer import (
 from sglang.kernels.ops.kvcache.mla_buffer import (
     set_mla_kv_buffer_triton as set_mla_kv_buffer_triton,
 )
+from sglang.kernels.ops.kvcache.mla_buffer import (
+    set_mla_kv_scale_buffer_kernel as set_mla_kv_scale_buffer_kernel,
+)
+from sglang.kernels.ops.kvcache.mla_buffer import (
+    set_mla_kv_scale_buffer_triton as set_mla_kv_scale_buffer_triton,
+)
 from sglang.srt.environ import envs
+from sglang.srt.mem_cache.cpp_utils.native_hash import get_native_hash
 from sglang.srt.mem_cache.evict_policy import (
     EvictionStrategy,
     FIFOStrategy,
@@ -95,15 +102,31 @@ def get_hash_str(
     prior_hash: Optional[str] = None,
     page_size: Optional[int] = None,
 ) -> str | List[str]:
-    raise NotImplementedError('slim removed the body of get_hash_str: it never ran in any recording (see sglang/REMOVED.md)')
+    prior_digest = bytes.fromhex(prior_hash) if prior_hash else None
+    return get_native_hash(token_ids, prior_digest, page_size)
 
 
 def hash_str_to_int64(hash_str: str) -> int:
-    raise NotImplementedError('slim removed the body of hash_str_to_int64: it never ran in any recording (see sglang/REMOVED.md)')
+    """Convert SHA256 hex string to signed 64-bit integer for events.
+
+    Takes first 16 hex characters (64 bits) and converts to signed int64 range.
+    """
+    uint64_val = int(hash_str[:16], 16)
+    if uint64_val >= 2**63:
+        return uint64_val - 2**64
+    return uint64_val
 
 
 def compute_node_hash_values(node: Any, page_size: int) -> List[str]:
-    raise NotImplementedError('slim removed the body of compute_node_hash_values: it never ran in any recording (see sglang/REMOVED.md)')
+    """Compute SHA256-based hash values for position-aware KV block IDs."""
+    parent_hash = None
+    if node.parent is not None and node.parent.hash_value is not None:
+        if len(node.parent.key) > 0 and len(node.parent.hash_value) > 0:
+            parent_hash = node.parent.hash_value[-1]
+
+    hash_values = get_hash_str(node.key, parent_hash, page_size=page_size)
+    assert isinstance(hash_values, list)
+    return hash_values
 
 
 def split_node_hash_value(

@@ -20,6 +20,9 @@ classes. check_cuda_graph_backend lazy-imports the config accessor
 inside the function body to preserve that invariant.
 """
 
+import argparse
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -148,7 +151,12 @@ def default_cuda_graph_config() -> CudaGraphConfig:
 
 
 def _diff_phase(actual: PhaseConfig, baseline: PhaseConfig) -> Dict[str, Any]:
-    raise NotImplementedError('slim removed the body of _diff_phase: it never ran in any recording (see sglang/REMOVED.md)')
+    """Return only fields whose value differs from the per-phase default."""
+    return {
+        f.name: getattr(actual, f.name)
+        for f in dataclasses.fields(actual)
+        if getattr(actual, f.name) != getattr(baseline, f.name)
+    }
 
 
 def check_cuda_graph_backend(phase: str, backend: str) -> bool:
@@ -180,6 +188,40 @@ def cuda_graph_fully_disabled() -> bool:
 
 
 def parse_cuda_graph_config_arg(raw: str) -> Dict[str, Dict[str, Any]]:
-    raise NotImplementedError('slim removed the body of parse_cuda_graph_config_arg: it never ran in any recording (see sglang/REMOVED.md)')
+    """argparse type for --cuda-graph-config: parse JSON dict of
+    phase → settings dict. Each phase's settings dict is itself validated
+    against ALLOWED_KEYS_PER_PHASE. Returns a plain dict — the
+    precedence pipeline in ServerArgs converts to CudaGraphConfig
+    after merging."""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"--cuda-graph-config must be JSON: {e}")
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(
+            f"--cuda-graph-config must be a JSON object, got {type(parsed).__name__}"
+        )
+
+    result: Dict[str, Dict[str, Any]] = {}
+    for phase, phase_settings in parsed.items():
+        phase = str(phase)
+        if phase not in Phase.ALL:
+            raise argparse.ArgumentTypeError(
+                f"--cuda-graph-config: unknown phase '{phase}', expected one of {Phase.ALL}"
+            )
+        if not isinstance(phase_settings, dict):
+            raise argparse.ArgumentTypeError(
+                f"--cuda-graph-config['{phase}'] must be a JSON object, got "
+                f"{type(phase_settings).__name__}"
+            )
+        allowed = ALLOWED_KEYS_PER_PHASE[phase]
+        result[phase] = {}
+        for key, value in phase_settings.items():
+            if key not in allowed:
+                raise argparse.ArgumentTypeError(
+                    f"--cuda-graph-config['{phase}']: unknown key '{key}', expected one of {allowed}"
+                )
+            result[phase][key] = value
+    return result
 
 

@@ -27,6 +27,7 @@ ScheduleBatch -> ForwardBatch
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from enum import IntEnum, auto
@@ -81,7 +82,17 @@ def _elastic_should_preserve_local_token_counts(
     dp_padding_mode: DpPaddingMode,
     global_num_tokens: List[int],
 ) -> bool:
-    raise NotImplementedError('slim removed the body of _elastic_should_preserve_local_token_counts: it never ran in any recording (see sglang/REMOVED.md)')
+    if not getattr(model_runner, "enable_elastic_ep", False):
+        return False
+    if not world_dp_gather_enabled():
+        return False
+    if not dp_padding_mode.is_max_len():
+        return False
+    if len(global_num_tokens) <= 1:
+        return False
+
+    uneven_token_count = len(set(global_num_tokens)) > 1
+    return uneven_token_count
 
 
 class ForwardMode(IntEnum):
@@ -231,11 +242,36 @@ def get_required_capture_hidden_mode(
     return max(capture_hidden_mode, spec_capture_hidden_mode)
 
 
+def _attn_tp_local_shard_bounds(num_tokens_per_dp: int) -> Tuple[int, int]:
+    """(tokens_per_rank, rank_offset) of this attn-TP rank's slice of the sequence.
+
+    A replicated (non-sharded) forward puts the whole sequence on every rank, so
+    the slice is the full range with no offset; localizing it as a shard would
+    drop real tokens on non-zero ranks.
+    """
+    predicate = _attn_tp_sequence_sharded_predicate
+    if predicate is not None and not predicate(num_tokens_per_dp):
+        return num_tokens_per_dp, 0
+    parallel = get_parallel()
+    tokens_per_rank = num_tokens_per_dp // parallel.attn_tp_size
+    return tokens_per_rank, tokens_per_rank * parallel.attn_tp_rank
+
+
 def compute_local_num_token_non_padded(
     global_num_token_non_padded: torch.Tensor,
     num_tokens_per_dp: int,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of compute_local_num_token_non_padded: it never ran in any recording (see sglang/REMOVED.md)')
+    """Compute local non-padded token count for this attention-TP rank.
+
+    Converts a global count (across all TP ranks) to a local count for this rank.
+    The "global" scope is within the current DP rank; DP is handled via num_tokens_per_dp.
+    """
+    tokens_per_rank, rank_offset = _attn_tp_local_shard_bounds(num_tokens_per_dp)
+    return torch.clamp(
+        global_num_token_non_padded - rank_offset,
+        0,
+        tokens_per_rank,
+    )
 
 
 @dataclass
@@ -1561,11 +1597,22 @@ def compute_position(
 def compute_position_torch(
     extend_prefix_lens: torch.Tensor, extend_seq_lens: torch.Tensor
 ):
-    raise NotImplementedError('slim removed the body of compute_position_torch: it never ran in any recording (see sglang/REMOVED.md)')
+    positions = torch.cat(
+        [
+            torch.arange(
+                prefix_len, prefix_len + extend_len, device=extend_prefix_lens.device
+            )
+            for prefix_len, extend_len in zip(extend_prefix_lens, extend_seq_lens)
+        ],
+        axis=0,
+    )
+    extend_start_loc = torch.zeros_like(extend_seq_lens)
+    extend_start_loc[1:] = torch.cumsum(extend_seq_lens[:-1], dim=0)
+    return positions.to(torch.int64), extend_start_loc
 
 
 def _clamp_position_native(seq_lens):
-    raise NotImplementedError('slim removed the body of _clamp_position_native: it never ran in any recording (see sglang/REMOVED.md)')
+    return torch.clamp((seq_lens - 1), min=0).to(torch.int64)
 
 
 if is_cuda():
@@ -1577,12 +1624,17 @@ else:
 
 
 def _hash_rids_to_tensor(*, rids: List[str], device: torch.device) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _hash_rids_to_tensor: it never ran in any recording (see sglang/REMOVED.md)')
+    values: List[int] = [_stable_hash_str_to_i64(rid) for rid in rids]
+    return torch.tensor(values, dtype=torch.int64, device=device)
 
 
 def _bootstrap_rooms_to_tensor(
     *, bootstrap_rooms: List[Optional[int]], device: torch.device
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _bootstrap_rooms_to_tensor: it never ran in any recording (see sglang/REMOVED.md)')
+    values: List[int] = [room if room is not None else -1 for room in bootstrap_rooms]
+    return torch.tensor(values, dtype=torch.int64, device=device)
 
 
+def _stable_hash_str_to_i64(rid: str) -> int:
+    digest = hashlib.blake2b(rid.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)

@@ -35,7 +35,12 @@ def replace_graph_memory_usage(
     *,
     phases: tuple[str, ...],
 ) -> dict[str, float]:
-    raise NotImplementedError('slim removed the body of replace_graph_memory_usage: it never ran in any recording (see sglang/REMOVED.md)')
+    """Replace one capture family while preserving measurements for the rest."""
+    updated = merge_graph_memory_usage(current)
+    for phase in phases:
+        updated[phase] = 0.0
+    updated.update(replacement)
+    return updated
 
 
 def merge_graph_time_usage(
@@ -54,4 +59,8 @@ def replace_graph_time_usage(
     *,
     phases: tuple[str, ...],
 ) -> dict[str, float]:
-    raise NotImplementedError('slim removed the body of replace_graph_time_usage: it never ran in any recording (see sglang/REMOVED.md)')
+    return replace_graph_memory_usage(
+        current,
+        replacement,
+        phases=phases,
+    )

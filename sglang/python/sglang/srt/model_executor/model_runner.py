@@ -238,7 +238,11 @@ logger = logging.getLogger(__name__)
 def _prefill_cuda_graph_allows_context_parallel(
     prefill_runner, forward_batch: ForwardBatch
 ) -> bool:
-    raise NotImplementedError('slim removed the body of _prefill_cuda_graph_allows_context_parallel: it never ran in any recording (see sglang/REMOVED.md)')
+    """Allow CP only through a runner that captured the validated CP-v2 body."""
+    return get_cp_strategy() is None or (
+        bool(getattr(prefill_runner, "enable_cp_v2_bcg_capture", False))
+        and is_cp_v2_active(forward_batch)
+    )
 
 
 @dataclass
@@ -1264,6 +1268,10 @@ class ModelRunner:
         model_parallel.apply_torch_tp(
             model=self.model, device=self.device, tp_size=self.ps.tp_size
         )
+
+    def prepare_dummy_forward_batch(self, forward_batch: ForwardBatch) -> ForwardBatch:
+        """Customize a runner-created dummy batch before attention metadata initialization."""
+        return forward_batch
 
     def _prepare_eager_forward_batch(self, forward_batch: ForwardBatch) -> None:
         """Pad / normalize a batch for the eager (non-cuda-graph) forward.

@@ -68,7 +68,24 @@ def _gather_dsa_topk_indices_for_cp(
     forward_batch: ForwardBatch,
     stream,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _gather_dsa_topk_indices_for_cp: it never ran in any recording (see sglang/REMOVED.md)')
+    if (
+        is_dsa_prefill_cp_round_robin_split()
+        and topk_indices.shape[0] < local_num_tokens
+    ):
+        pad_rows = local_num_tokens - topk_indices.shape[0]
+        topk_indices = torch.cat(
+            [
+                topk_indices,
+                topk_indices.new_full((pad_rows, topk_indices.shape[1]), -1),
+            ],
+            dim=0,
+        )
+    return cp_all_gather_rerange_output(
+        topk_indices,
+        cp_size,
+        forward_batch,
+        stream,
+    )
 
 
 logger = logging.getLogger(__name__)

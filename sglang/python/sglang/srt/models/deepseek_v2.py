@@ -83,6 +83,9 @@ from sglang.srt.layers.communicator_dsa_cp import (
 )
 from sglang.srt.layers.cp.cp_decode_attn_tp import get_cp_decode_attn_tp_ctx
 from sglang.srt.layers.cp.utils import is_cp_v2_active
+from sglang.srt.layers.dcp.planner import (
+    prepare_decode_context_parallel_metadata,
+)
 from sglang.srt.layers.layernorm import RMSNorm
 from sglang.srt.layers.linear import (
     ColumnParallelLinear,
@@ -109,6 +112,7 @@ from sglang.srt.layers.moe.token_dispatcher.base import (
 from sglang.srt.layers.moe.topk import BypassedTopKOutput, TopK, TopKOutputFormat
 from sglang.srt.layers.moe.utils import (
     RoutingMethodType,
+    filter_moe_weight_param_global_expert,
     has_per_rank_fused_shared_slots,
     is_deepep_class_backend,
     is_sbo_enabled,
@@ -837,7 +841,18 @@ class DeepseekV2MoE(nn.Module):
     def get_moe_weights(self):
         # EPLB only rebalances physical routed experts. Fused shared expert
         # slots live after each rank's routed slots and must stay stable.
-        raise NotImplementedError('slim removed the body of DeepseekV2MoE.get_moe_weights: it never ran in any recording (see sglang/REMOVED.md)')
+        num_local_experts_for_eplb = (
+            self.experts.num_local_experts - self.num_fused_shared_experts
+        )
+
+        return [
+            x.data[:num_local_experts_for_eplb]
+            for name, x in self.experts.named_parameters()
+            if name not in ["correction_bias"]
+            and filter_moe_weight_param_global_expert(
+                name, x, self.experts.num_local_experts
+            )
+        ]
 
     def _can_dual_stream_graph(
         self, hidden_states: torch.Tensor, server_args=None
@@ -2501,7 +2516,7 @@ class DeepseekV2Model(nn.Module):
         self.llama_4_scaling_config = getattr(config, "llama_4_scaling", None)
 
     def get_input_embeddings(self) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of DeepseekV2Model.get_input_embeddings: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.embed_tokens
 
     def _dsa_forward_uses_topk(self) -> bool:
         if not self.use_dsa:
@@ -2841,7 +2856,7 @@ class DeepseekV2ForCausalLM(nn.Module, DeepseekV2WeightLoaderMixin):
         self.num_fused_shared_experts = self.config.n_shared_experts
 
     def get_input_embeddings(self) -> nn.Embedding:
-        raise NotImplementedError('slim removed the body of DeepseekV2ForCausalLM.get_input_embeddings: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.model.embed_tokens
 
     @torch.no_grad()
     def forward(
@@ -2929,10 +2944,33 @@ class DeepseekV2ForCausalLM(nn.Module, DeepseekV2WeightLoaderMixin):
         )
 
     def set_eagle3_layers_to_capture(self, layer_ids: Optional[List[int]] = None):
-        raise NotImplementedError('slim removed the body of DeepseekV2ForCausalLM.set_eagle3_layers_to_capture: it never ran in any recording (see sglang/REMOVED.md)')
+        if not self.pp_group.is_last_rank:
+            return
+
+        if layer_ids is None:
+            self.capture_aux_hidden_states = True
+            num_layers = self.config.num_hidden_layers
+            self.model.layers_to_capture = [2, num_layers // 2, num_layers - 3]
+        else:
+            self.capture_aux_hidden_states = True
+            # TODO (Qiaolin-Yu): check if other draft models need similar layer id
+            # adjustment
+            if layer_ids and layer_ids[0] == 1:
+                self.model.layers_to_capture = [val + 1 for val in layer_ids]
+            else:
+                self.model.layers_to_capture = list(layer_ids)
 
     def set_dflash_layers_to_capture(self, layer_ids: List[int]):
-        raise NotImplementedError('slim removed the body of DeepseekV2ForCausalLM.set_dflash_layers_to_capture: it never ran in any recording (see sglang/REMOVED.md)')
+        if not self.pp_group.is_last_rank:
+            return
+
+        if layer_ids is None:
+            raise ValueError(
+                "DFLASH requires explicit layer_ids for aux hidden capture."
+            )
+
+        self.capture_aux_hidden_states = True
+        self.model.layers_to_capture = [val + 1 for val in layer_ids]
 
     def prepare_context_parallel_metadata_for_dcp(
         self,
@@ -2948,7 +2986,19 @@ class DeepseekV2ForCausalLM(nn.Module, DeepseekV2WeightLoaderMixin):
         kv_cache_device,
         create_chunked_prefix_cache_kv_indices_fn,
     ):
-        raise NotImplementedError('slim removed the body of DeepseekV2ForCausalLM.prepare_context_parallel_metadata_for_dcp: it never ran in any recording (see sglang/REMOVED.md)')
+        return prepare_decode_context_parallel_metadata(
+            seq_lens=seq_lens,
+            extend_prefix_lens=extend_prefix_lens,
+            extend_prefix_lens_cpu=extend_prefix_lens_cpu,
+            extend_seq_lens=extend_seq_lens,
+            req_pool_indices=req_pool_indices,
+            req_to_token=req_to_token,
+            seq_lens_sum=seq_lens_sum,
+            kv_buffer_shape=kv_buffer_shape,
+            kv_cache_dtype=kv_cache_dtype,
+            kv_cache_device=kv_cache_device,
+            create_chunked_prefix_cache_kv_indices_fn=create_chunked_prefix_cache_kv_indices_fn,
+        )
 
 
 class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM):

@@ -39,7 +39,18 @@ class _ModelRegistry:
         return self.models.keys()
 
     def _raise_for_unsupported(self, architectures: List[str]):
-        raise NotImplementedError('slim removed the body of _ModelRegistry._raise_for_unsupported: it never ran in any recording (see sglang/REMOVED.md)')
+        all_supported_archs = self.get_supported_archs()
+
+        if any(arch in all_supported_archs for arch in architectures):
+            raise ValueError(
+                f"Model architectures {architectures} failed "
+                "to be inspected. Please check the logs for more details."
+            )
+
+        raise ValueError(
+            f"Model architectures {architectures} are not supported for now. "
+            f"Supported architectures: {all_supported_archs}"
+        )
 
     def _try_load_model_cls(self, model_arch: str) -> Optional[Type[nn.Module]]:
         if model_arch not in self.models:

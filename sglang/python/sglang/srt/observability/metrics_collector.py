@@ -161,7 +161,11 @@ ROUTING_KEY_REQ_COUNT_BUCKET_BOUNDS = [1, 2, 3, 5, 7, 10, 20, 50, 100, 200]
 
 
 def compute_routing_key_stats(routing_keys: List[Optional[str]]) -> tuple:
-    raise NotImplementedError('slim removed the body of compute_routing_key_stats: it never ran in any recording (see sglang/REMOVED.md)')
+    """Returns (num_unique_keys, per_key_counts)."""
+    from collections import Counter
+
+    key_counts = Counter(k for k in routing_keys if k is not None)
+    return len(key_counts), list(key_counts.values())
 
 
 @dataclass
@@ -1140,7 +1144,13 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_retracted_input_tokens: int,
         num_retracted_output_tokens: int,
     ) -> None:
-        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_retracted_reqs: it never ran in any recording (see sglang/REMOVED.md)')
+        self.num_retracted_reqs_total.labels(**self.labels).inc(num_retracted_reqs)
+        self.num_retracted_input_tokens_total.labels(**self.labels).inc(
+            num_retracted_input_tokens
+        )
+        self.num_retracted_output_tokens_total.labels(**self.labels).inc(
+            num_retracted_output_tokens
+        )
 
     def increment_decode_cuda_graph_pass(self, value: bool) -> None:
         mode = "decode_cuda_graph" if value else "decode_none"
@@ -1153,7 +1163,9 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
     def increment_eplb_balancedness(
         self, forward_mode: str, balancedness: float
     ) -> None:
-        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_eplb_balancedness: it never ran in any recording (see sglang/REMOVED.md)')
+        self.eplb_balancedness.labels(**self.labels, forward_mode=forward_mode).observe(
+            balancedness
+        )
 
     def increment_realtime_tokens(
         self,
@@ -1183,7 +1195,15 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         t: float,
         dp_cooperation_info: Optional[DPCooperationInfo] = None,
     ):
-        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_forward_execution_seconds: it never ran in any recording (see sglang/REMOVED.md)')
+        self.forward_execution_seconds_total.labels(
+            **self.labels, category=category
+        ).inc(t)
+        if dp_cooperation_info is not None:
+            self.dp_cooperation_forward_execution_seconds_total.labels(
+                **self.labels,
+                category=category,
+                **dp_cooperation_info.to_labels(),
+            ).inc(t)
 
     def increment_estimated_perf(
         self,
@@ -1191,7 +1211,18 @@ class SchedulerMetricsCollector(_StatLoggerDIMixin):
         num_read_bytes_per_gpu: float = 0.0,
         num_write_bytes_per_gpu: float = 0.0,
     ) -> None:
-        raise NotImplementedError('slim removed the body of SchedulerMetricsCollector.increment_estimated_perf: it never ran in any recording (see sglang/REMOVED.md)')
+        if num_flops_per_gpu > 0:
+            self.estimated_flops_per_gpu_total.labels(**self.labels).inc(
+                num_flops_per_gpu
+            )
+        if num_read_bytes_per_gpu > 0:
+            self.estimated_read_bytes_per_gpu_total.labels(**self.labels).inc(
+                num_read_bytes_per_gpu
+            )
+        if num_write_bytes_per_gpu > 0:
+            self.estimated_write_bytes_per_gpu_total.labels(**self.labels).inc(
+                num_write_bytes_per_gpu
+            )
 
     def log_stats(self, stats: SchedulerStats) -> None:
         # Basics
@@ -1673,7 +1704,7 @@ class TokenizerMetricsCollector(_StatLoggerDIMixin):
                 break
 
     def observe_one_aborted_request(self, labels: Dict[str, str]):
-        raise NotImplementedError('slim removed the body of TokenizerMetricsCollector.observe_one_aborted_request: it never ran in any recording (see sglang/REMOVED.md)')
+        self.num_aborted_requests_total.labels(**labels).inc(1)
 
 
 class StorageMetricsCollector(_StatLoggerDIMixin):
@@ -1772,13 +1803,13 @@ class RadixCacheMetricsCollector(_StatLoggerDIMixin):
         self.eviction_num_tokens.labels(**self.labels).inc(num_tokens)
 
     def increment_load_back_num_tokens(self, num_tokens: int) -> None:
-        raise NotImplementedError('slim removed the body of RadixCacheMetricsCollector.increment_load_back_num_tokens: it never ran in any recording (see sglang/REMOVED.md)')
+        self.load_back_num_tokens.labels(**self.labels).inc(num_tokens)
 
     def observe_eviction_duration(self, duration_seconds: float) -> None:
         self.eviction_duration_seconds.labels(**self.labels).observe(duration_seconds)
 
     def observe_load_back_duration(self, duration_seconds: float) -> None:
-        raise NotImplementedError('slim removed the body of RadixCacheMetricsCollector.observe_load_back_duration: it never ran in any recording (see sglang/REMOVED.md)')
+        self.load_back_duration_seconds.labels(**self.labels).observe(duration_seconds)
 
 
 class EncoderMetricsCollector(_StatLoggerDIMixin):

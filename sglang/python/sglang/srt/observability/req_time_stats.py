@@ -252,7 +252,14 @@ class ReqTimeStatsBase:
         return new_obj
 
     def disagg_mode_str(self) -> str:
-        raise NotImplementedError('slim removed the body of ReqTimeStatsBase.disagg_mode_str: it never ran in any recording (see sglang/REMOVED.md)')
+        if self.disagg_mode == DisaggregationMode.NULL:
+            return "unified"
+        elif self.disagg_mode == DisaggregationMode.DECODE:
+            return "decode"
+        elif self.disagg_mode == DisaggregationMode.PREFILL:
+            return "prefill"
+        else:
+            return "unknown"
 
     def set_metrics_collector(
         self,
@@ -278,7 +285,16 @@ class ReqTimeStatsBase:
         bootstrap_room: Optional[int],
         external_trace_header: Optional[Dict[str, str]] = None,
     ):
-        raise NotImplementedError('slim removed the body of ReqTimeStatsBase.init_trace_ctx: it never ran in any recording (see sglang/REMOVED.md)')
+        self.trace_ctx = TraceReqContext(
+            rid=rid,
+            bootstrap_room=bootstrap_room,
+            role=self.disagg_mode_str(),
+            module_name="request",
+            external_trace_header=external_trace_header,
+        )
+
+        if not self.trace_ctx.tracing_enable:
+            self.trace_ctx = TraceNullContext()
 
     def trace_slice(
         self,
@@ -338,7 +354,7 @@ class ReqTimeStatsBase:
         self.__dict__.update(state)
 
     def encode_json(self) -> Dict[str, Any]:
-        raise NotImplementedError('slim removed the body of ReqTimeStatsBase.encode_json: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.__getstate__()
 
 @dataclass
 class APIServerReqTimeStats(ReqTimeStatsBase):
@@ -474,7 +490,33 @@ class APIServerReqTimeStats(ReqTimeStatsBase):
         return meta_info
 
     def convert_to_gen_ai_span_attrs(self):
-        raise NotImplementedError('slim removed the body of APIServerReqTimeStats.convert_to_gen_ai_span_attrs: it never ran in any recording (see sglang/REMOVED.md)')
+        span_attrs = {}
+        if self.first_token_time and self.created_time:
+            span_attrs[SpanAttributes.GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN] = (
+                self.first_token_time - self.created_time
+            )
+
+        if self.finished_time and self.created_time:
+            span_attrs[SpanAttributes.GEN_AI_LATENCY_E2E] = (
+                self.finished_time - self.created_time
+            )
+
+        if self.first_token_time and self.finished_time:
+            span_attrs[SpanAttributes.GEN_AI_LATENCY_TIME_IN_MODEL_DECODE] = (
+                self.finished_time - self.first_token_time
+            )
+
+        if self.api_server_dispatch_finish_time and self.finished_time:
+            span_attrs[SpanAttributes.GEN_AI_LATENCY_TIME_IN_MODEL_INFERENCE] = (
+                self.finished_time - self.api_server_dispatch_finish_time
+            )
+
+        if self.api_server_dispatch_finish_time and self.first_token_time:
+            span_attrs[SpanAttributes.GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL] = (
+                self.first_token_time - self.api_server_dispatch_finish_time
+            )
+
+        return span_attrs
 
 
 @dataclass
@@ -574,7 +616,16 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         self.scheduler_recv_time = ts
 
     def set_retract_time(self, ts=None):
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.set_retract_time: it never ran in any recording (see sglang/REMOVED.md)')
+        ts = ts or time.perf_counter()
+        # retract
+        self.last_forward_entry_time = 0.0
+        self.last_prefill_finished_time = 0.0
+        self.last_chunked_prefill_finish_time = 0.0
+        self.last_decode_finish_time = 0.0
+        self.last_decode_scheduled_time = 0.0
+
+        if self.trace_ctx.tracing_enable:
+            self.trace_ctx.trace_event("retract", 1, convert_time_to_realtime_ns(ts))
 
     def set_wait_queue_entry_time(self, ts=None):
         ts = ts or time.perf_counter()
@@ -710,7 +761,31 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
             self.decode_ct += 1
 
     def set_last_scheduled_time(self, forward_mode: ForwardMode, ts=None, attrs=None):
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.set_last_scheduled_time: it never ran in any recording (see sglang/REMOVED.md)')
+        ts = ts or time.perf_counter()
+
+        if self.trace_ctx.tracing_enable:
+            if (
+                self.disagg_mode == DisaggregationMode.NULL
+                and forward_mode.is_decode()
+                and self.last_decode_scheduled_time == 0.0
+                and self.last_prefill_finished_time > 0
+            ):
+                self.trace_slice(
+                    RequestStage.DECODE_WAITING, self.last_prefill_finished_time, ts
+                )
+                self.trace_ctx.trace_slice_start(
+                    RequestStage.DECODE_FORWARD.stage_name,
+                    RequestStage.DECODE_FORWARD.level,
+                    convert_time_to_realtime_ns(ts),
+                )
+                self.last_decode_finish_time = ts
+
+            self.trace_ctx.trace_event(
+                "schedule", 3, convert_time_to_realtime_ns(ts), attrs
+            )
+
+        if forward_mode.is_decode():
+            self.last_decode_scheduled_time = ts
 
     def set_completion_time(self, ts=None):
         ts = ts or time.perf_counter()
@@ -720,22 +795,153 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
             self.trace_ctx.abort()
 
     def set_quick_finish_time(self, ts=None):
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.set_quick_finish_time: it never ran in any recording (see sglang/REMOVED.md)')
+        ts = ts or time.perf_counter()
+        self.set_completion_time(ts)
+        self.forward_entry_time = ts
 
     def set_prefill_bootstrap_queue_entry_time(self, ts=None):
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.set_prefill_bootstrap_queue_entry_time: it never ran in any recording (see sglang/REMOVED.md)')
+        ts = ts or time.perf_counter()
+        self.prefill_bootstrap_queue_entry_time = ts
+
+        stage = RequestStage.PREFILL_PREPARE
+        self.observe_per_stage_req_latency(stage, ts - self.scheduler_recv_time)
+        self.trace_slice(stage, self.scheduler_recv_time, ts)
 
     def set_decode_prealloc_queue_entry_time(self, ts=None):
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.set_decode_prealloc_queue_entry_time: it never ran in any recording (see sglang/REMOVED.md)')
+        ts = ts or time.perf_counter()
+        self.decode_prealloc_queue_entry_time = ts
+
+        stage = RequestStage.DECODE_PREPARE
+        self.observe_per_stage_req_latency(stage, ts - self.scheduler_recv_time)
+        self.trace_slice(stage, self.scheduler_recv_time, ts)
 
     def set_decode_prebuilt_finish_time(self, ts=None):
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.set_decode_prebuilt_finish_time: it never ran in any recording (see sglang/REMOVED.md)')
+        ts = ts or time.perf_counter()
+        self.decode_prebuilt_finish_time = ts
+
+        stage = RequestStage.DECODE_FAKE_OUTPUT
+        self.observe_per_stage_req_latency(stage, ts - self.last_forward_entry_time)
+        self.trace_slice(stage, self.last_forward_entry_time, ts)
 
     def get_queueing_time(self) -> float:
         return self.forward_entry_time - self.wait_queue_entry_time
 
     def convert_to_duration(self) -> str:
-        raise NotImplementedError('slim removed the body of SchedulerReqTimeStats.convert_to_duration: it never ran in any recording (see sglang/REMOVED.md)')
+        if self.disagg_mode == DisaggregationMode.NULL:
+            queue_duration = self.duration_between(
+                self.wait_queue_entry_time, self.forward_entry_time
+            )
+            forward_duration = self.duration_between(
+                self.forward_entry_time, self.completion_time
+            )
+
+            if SGLANG_TEST_REQUEST_TIME_STATS:
+                assert (
+                    queue_duration >= 0 and forward_duration >= 0
+                ), f"queue_duration={queue_duration} < 0 or forward_duration={forward_duration} < 0"
+
+            return f"queue_duration={self.format_duration(queue_duration)}, forward_duration={self.format_duration(forward_duration)}, entry_time={self.format_wallclock(self.wait_queue_entry_time)}"
+        elif self.disagg_mode == DisaggregationMode.PREFILL:
+            bootstrap_queue_duration = self.duration_between(
+                self.prefill_bootstrap_queue_entry_time, self.wait_queue_entry_time
+            )
+            queue_duration = self.duration_between(
+                self.wait_queue_entry_time, self.forward_entry_time
+            )
+            forward_duration = self.duration_between(
+                self.forward_entry_time, self.completion_time
+            )
+
+            if SGLANG_TEST_REQUEST_TIME_STATS:
+                if self.wait_queue_entry_time > 0:
+                    assert (
+                        bootstrap_queue_duration >= 0
+                        and queue_duration >= 0
+                        and forward_duration >= 0
+                    ), f"bootstrap_queue_duration={bootstrap_queue_duration} < 0 or queue_duration={queue_duration} < 0 or forward_duration={forward_duration} < 0"
+
+            if (
+                self.bootstrap_done_time > 0
+                and self.prefill_bootstrap_queue_entry_time > 0
+            ):
+                bootstrap_duration = self.duration_between(
+                    self.prefill_bootstrap_queue_entry_time, self.bootstrap_done_time
+                )
+                if SGLANG_TEST_REQUEST_TIME_STATS:
+                    assert (
+                        bootstrap_duration >= 0
+                    ), f"bootstrap_duration={bootstrap_duration} < 0"
+                bootstrap_fields = (
+                    f"bootstrap_duration={self.format_duration(bootstrap_duration)}, "
+                )
+            elif self.bootstrap_done_time > 0:
+                bootstrap_fields = f"bootstrap_done_time={self.format_wallclock(self.bootstrap_done_time)}, "
+            else:
+                bootstrap_fields = f"bootstrap_queue_duration={self.format_duration(bootstrap_queue_duration)}, "
+
+            return (
+                f"{bootstrap_fields}"
+                f"queue_duration={self.format_duration(queue_duration)}, "
+                f"forward_duration={self.format_duration(forward_duration)}, "
+                f"entry_time={self.format_wallclock(self.prefill_bootstrap_queue_entry_time)}, "
+                f"transfer_speed={self.transfer_speed_gb_s:.2f} GB/s, "
+                f"transfer_total={self.transfer_total_mb:.2f} MB"
+            )
+        elif self.disagg_mode == DisaggregationMode.DECODE:
+            prealloc_duration = self.duration_between(
+                self.decode_prealloc_queue_entry_time,
+                self.decode_transfer_queue_entry_time,
+            )
+            transfer_duration = self.duration_between(
+                self.decode_transfer_queue_entry_time,
+                self.wait_queue_entry_time,
+            )
+            queue_duration = self.duration_between(
+                self.wait_queue_entry_time,
+                self.forward_entry_time,
+            )
+            forward_duration = self.duration_between(
+                self.forward_entry_time,
+                self.completion_time,
+            )
+
+            if SGLANG_TEST_REQUEST_TIME_STATS:
+                if self.wait_queue_entry_time > 0:
+                    assert (
+                        prealloc_duration >= 0
+                        and transfer_duration >= 0
+                        and queue_duration >= 0
+                        and forward_duration >= 0
+                    ), f"prealloc_duration={prealloc_duration} < 0 or transfer_duration={transfer_duration} < 0 or queue_duration={queue_duration} < 0 or forward_duration={forward_duration} < 0. {self=}"
+
+            # Break down prealloc_duration into sub-phases
+            if self.bootstrap_done_time > 0:
+                bootstrap_duration = self.duration_between(
+                    self.decode_prealloc_queue_entry_time, self.bootstrap_done_time
+                )
+                alloc_wait_duration = self.duration_between(
+                    self.bootstrap_done_time, self.decode_transfer_queue_entry_time
+                )
+                if SGLANG_TEST_REQUEST_TIME_STATS:
+                    assert (
+                        bootstrap_duration >= 0 and alloc_wait_duration >= 0
+                    ), f"bootstrap_duration={bootstrap_duration} < 0 or alloc_wait_duration={alloc_wait_duration} < 0"
+                prealloc_fields = (
+                    f"bootstrap_duration={self.format_duration(bootstrap_duration)}, "
+                    f"alloc_wait_duration={self.format_duration(alloc_wait_duration)}, "
+                )
+            else:
+                prealloc_fields = f"prealloc_queue_duration={self.format_duration(prealloc_duration)}, "
+
+            return (
+                f"{prealloc_fields}"
+                f"transfer_duration={self.format_duration(transfer_duration)}, "
+                f"queue_duration={self.format_duration(queue_duration)}, "
+                f"forward_duration={self.format_duration(forward_duration)}, "
+                f"entry_time={self.format_wallclock(self.decode_prealloc_queue_entry_time)}"
+            )
+        else:
+            return "Unknown Time Stats"
 
     def convert_to_output_meta_info(self):
         meta_data = {}
@@ -753,6 +959,19 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
             }
         )
         return meta_data
+
+    def format_duration(self, duration: float) -> str:
+        return f"{duration * 1e3:.2f}ms"
+
+    def duration_between(self, start: float, end: float) -> float:
+        if start <= 0 or end <= 0:
+            return 0.0
+        return end - start
+
+    @staticmethod
+    def format_wallclock(perf_counter_time: float) -> str:
+        return f"{convert_time_to_realtime(perf_counter_time):.3f}"
+
 
 def set_schedule_time_batch(batch: ScheduleBatch):
     # only for tracing

@@ -66,7 +66,9 @@ class RequestMetricsExporterManager:
         return len(self._exporters) > 0
 
     async def write_record(self, obj, out_dict: dict) -> None:
-        raise NotImplementedError('slim removed the body of RequestMetricsExporterManager.write_record: it never ran in any recording (see sglang/REMOVED.md)')
+        """Write a record using all configured exporters."""
+        for exporter in self._exporters:
+            await exporter.write_record(obj, out_dict)
 
 
 def create_request_metrics_exporters(

@@ -13,13 +13,22 @@
 # ==============================================================================
 """Utilities for Prometheus Metrics."""
 
+import math
 from typing import List
 
 
 def two_sides_exponential_buckets(
     middle: float, base: float, count: int
 ) -> List[float]:
-    raise NotImplementedError('slim removed the body of two_sides_exponential_buckets: it never ran in any recording (see sglang/REMOVED.md)')
+    buckets = []
+    half_count = math.ceil(count / 2)
+    distance = 1
+    buckets.append(middle)
+    for i in range(half_count):
+        distance *= base
+        buckets.append(middle + distance)
+        buckets.append(max(0, middle - distance))
+    return sorted(set(buckets))
 
 
 def generate_buckets(

@@ -12,6 +12,7 @@ Usage:
 
 import logging
 import os
+import pkgutil
 from importlib.metadata import entry_points
 
 import torch
@@ -34,7 +35,7 @@ def _is_cuda_available() -> bool:
 
 
 def _is_rocm_available() -> bool:
-    raise NotImplementedError('slim removed the body of _is_rocm_available: it never ran in any recording (see sglang/REMOVED.md)')
+    return bool(torch.cuda.is_available() and torch.version.hip is not None)
 
 
 def _is_cpu_available() -> bool:
@@ -42,7 +43,7 @@ def _is_cpu_available() -> bool:
 
 
 def _is_xpu_available() -> bool:
-    raise NotImplementedError('slim removed the body of _is_xpu_available: it never ran in any recording (see sglang/REMOVED.md)')
+    return torch.xpu.is_available()
 
 
 def _resolve_platform() -> SRTPlatform:
@@ -150,7 +151,13 @@ def _resolve_platform() -> SRTPlatform:
 
 
 def _load_platform_class(qualname: str) -> type:
-    raise NotImplementedError('slim removed the body of _load_platform_class: it never ran in any recording (see sglang/REMOVED.md)')
+    """Load an SRTPlatform subclass from its fully-qualified class name."""
+    cls = pkgutil.resolve_name(qualname)
+    if not isinstance(cls, type) or not issubclass(cls, SRTPlatform):
+        raise TypeError(
+            f"Expected an SRTPlatform subclass, got {type(cls)}: {qualname}"
+        )
+    return cls
 
 
 current_platform: SRTPlatform

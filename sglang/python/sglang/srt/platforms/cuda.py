@@ -20,12 +20,12 @@ class CudaDeviceMixin(DeviceMixin):
     device_type: str = "cuda"
 
     def get_device_total_memory(self, device_id: int = 0) -> int:
-        raise NotImplementedError('slim removed the body of CudaDeviceMixin.get_device_total_memory: it never ran in any recording (see sglang/REMOVED.md)')
+        return int(torch.cuda.get_device_properties(device_id).total_memory)
 
     def get_current_memory_usage(
         self, device: Optional["torch.device"] = None
     ) -> float:
-        raise NotImplementedError('slim removed the body of CudaDeviceMixin.get_current_memory_usage: it never ran in any recording (see sglang/REMOVED.md)')
+        return float(torch.cuda.max_memory_allocated(device))
 
     def get_device(self, local_rank: int) -> "torch.device":
         return torch.device("cuda", local_rank)
@@ -37,7 +37,7 @@ class CudaDeviceMixin(DeviceMixin):
         return str(torch.cuda.get_device_name(device_id))
 
     def get_device_uuid(self, device_id: int = 0) -> str:
-        raise NotImplementedError('slim removed the body of CudaDeviceMixin.get_device_uuid: it never ran in any recording (see sglang/REMOVED.md)')
+        return str(torch.cuda.get_device_properties(device_id).uuid)
 
     def get_device_capability(self, device_id: int = 0) -> DeviceCapability:
         major, minor = torch.cuda.get_device_capability(device_id)
@@ -50,7 +50,7 @@ class CudaDeviceMixin(DeviceMixin):
         torch.cuda.synchronize()
 
     def get_available_memory(self, device_id: int = 0) -> tuple[int, int]:
-        raise NotImplementedError('slim removed the body of CudaDeviceMixin.get_available_memory: it never ran in any recording (see sglang/REMOVED.md)')
+        return torch.cuda.mem_get_info(device_id)
 
     def is_pin_memory_available(self, device=None) -> bool:
         if device is not None and str(device) == "cpu":
@@ -62,7 +62,9 @@ class CudaDeviceMixin(DeviceMixin):
 
     @classmethod
     def seed_everything(cls, seed: int | None = None) -> None:
-        raise NotImplementedError('slim removed the body of CudaDeviceMixin.seed_everything: it never ran in any recording (see sglang/REMOVED.md)')
+        if seed is not None:
+            super().seed_everything(seed)
+            torch.cuda.manual_seed_all(seed)
 
 
 class CudaSRTPlatform(CudaDeviceMixin, SRTPlatform):

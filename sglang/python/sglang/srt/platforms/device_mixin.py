@@ -26,8 +26,10 @@ Method status annotations:
 """
 
 import enum
+import random
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from sglang.srt.environ import envs
@@ -206,13 +208,29 @@ class DeviceMixin:
         """[Planned] Return inference mode context manager."""
         return torch.inference_mode(mode=True)
 
+    @classmethod
+    def seed_everything(cls, seed: int | None = None) -> None:
+        """[Planned] Set random seeds for reproducibility across all libraries."""
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+
     def verify_quantization(self, quant: str) -> None:
         """[Planned] Validate that a quantization method is supported. No-op by default."""
         pass
 
     @classmethod
     def get_cpu_architecture(cls) -> "CpuArchEnum":
-        raise NotImplementedError('slim removed the body of DeviceMixin.get_cpu_architecture: it never ran in any recording (see sglang/REMOVED.md)')
+        """[Planned] Detect CPU architecture."""
+        import platform as _platform
+
+        machine = _platform.machine().lower()
+        if machine in ("x86_64", "amd64", "i386", "i686"):
+            return CpuArchEnum.X86
+        elif machine in ("arm64", "aarch64"):
+            return CpuArchEnum.ARM
+        return CpuArchEnum.UNSPECIFIED
 
     def get_torch_profiler_activity_str(self) -> str:
         """[Planned] Return the torch profiler activity string."""

@@ -77,7 +77,11 @@ class SRTPlatform(DeviceMixin):
         raise NotImplementedError
 
     def get_compile_backend(self, mode: str | None = None) -> str:
-        raise NotImplementedError('slim removed the body of SRTPlatform.get_compile_backend: it never ran in any recording (see sglang/REMOVED.md)')
+        """Return the compilation backend identifier.
+
+        ``mode`` is an optional hint for the platform (e.g. "npugraph_ex").
+        """
+        return "inductor"
 
     def get_piecewise_backend_cls(self) -> type:
         """Return the piecewise compilation backend class for this platform."""
@@ -127,4 +131,9 @@ class SRTPlatform(DeviceMixin):
     # ------------------------------------------------------------------
 
     def get_dispatch_key_name(self) -> str:
-        raise NotImplementedError('slim removed the body of SRTPlatform.get_dispatch_key_name: it never ran in any recording (see sglang/REMOVED.md)')
+        """Return the dispatch key name for MultiPlatformOp.
+
+        Determines which ``forward_<key>()`` method is selected.
+        E.g. "cuda", "npu", "hip", "xpu", "cpu".
+        """
+        return "native"

@@ -43,6 +43,10 @@ DEFAULT_ADAPTIVE_CONFIG: dict[str, dict] = {
 }
 
 
+def adaptive_unsupported_reason(server_args: ServerArgs) -> str | None:
+    raise NotImplementedError('slim removed the body of adaptive_unsupported_reason: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def resolve_candidate_steps_from_config(
     cfg_path: str | None = None,
 ) -> list[int]:

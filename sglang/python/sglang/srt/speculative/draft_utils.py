@@ -203,7 +203,16 @@ class DraftBackendFactory:
         )
 
     def _create_fa_decode_backend(self, fa_impl_ver: int = 3):
-        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_fa_decode_backend: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.layers.attention.flashattention_backend import (
+            FlashAttentionMultiStepBackend,
+        )
+
+        return FlashAttentionMultiStepBackend(
+            self.draft_model_runner,
+            self.topk,
+            self.speculative_num_steps,
+            fa_impl_ver=fa_impl_ver,
+        )
 
     def _create_fa3_decode_backend(self):
         return self._create_fa_decode_backend(fa_impl_ver=3)
@@ -323,7 +332,12 @@ class DraftBackendFactory:
         return AiterAttnBackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_fa_prefill_backend(self, fa_impl_ver: int = 3):
-        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_fa_prefill_backend: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.layers.attention.flashattention_backend import (
+            FlashAttentionBackend,
+        )
+        return FlashAttentionBackend(
+            self.draft_model_runner, skip_prefill=False, fa_impl_ver=fa_impl_ver
+        )
 
     def _create_fa3_prefill_backend(self):
         return self._create_fa_prefill_backend(fa_impl_ver=3)

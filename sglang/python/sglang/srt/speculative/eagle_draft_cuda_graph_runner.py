@@ -489,7 +489,10 @@ class EAGLEDraftCudaGraphRunner(DecodeCudaGraphRunner):
             )
 
     def _postprocess_output_to_raw_bs(self, out, raw_bs):
-        raise NotImplementedError('slim removed the body of EAGLEDraftCudaGraphRunner._postprocess_output_to_raw_bs: it never ran in any recording (see sglang/REMOVED.md)')
+        parent_list, top_scores_index, draft_tokens, draft_probs = (
+            t[:raw_bs] if t is not None else None for t in out
+        )
+        return parent_list, top_scores_index, draft_tokens, draft_probs
 
     # -----------------------------------------------------------------
     # Replay

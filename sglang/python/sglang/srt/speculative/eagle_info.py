@@ -57,7 +57,27 @@ class EagleVerifyInput(SpecInput):
     def create_idle_input(
         cls, topk: int, spec_steps: int, num_verify_tokens: int, device: str
     ):
-        raise NotImplementedError('slim removed the body of EagleVerifyInput.create_idle_input: it never ran in any recording (see sglang/REMOVED.md)')
+        return cls(
+            draft_token=torch.empty((0,), dtype=torch.long, device=device),
+            custom_mask=torch.full((0,), True, dtype=torch.bool, device=device),
+            positions=torch.empty((0,), dtype=torch.int64, device=device),
+            retrieve_index=torch.full(
+                (0, num_verify_tokens), -1, dtype=torch.long, device=device
+            ),
+            retrieve_next_token=torch.full(
+                (0, num_verify_tokens), -1, dtype=torch.long, device=device
+            ),
+            retrieve_next_sibling=torch.full(
+                (0, num_verify_tokens), -1, dtype=torch.long, device=device
+            ),
+            retrieve_cum_len=None,
+            topk=topk,
+            draft_token_num=num_verify_tokens,
+            spec_steps=spec_steps,
+            capture_hidden_mode=CaptureHiddenMode.FULL,
+            seq_lens_sum=0,
+            seq_lens_cpu=torch.empty((0,), dtype=torch.int64),
+        )
 
     def generate_attn_arg_prefill(
         self,
@@ -168,7 +188,22 @@ class EagleDraftInput(SpecInput):
         capture_hidden_mode: CaptureHiddenMode,
         vocab_size: int = 0,
     ):
-        raise NotImplementedError('slim removed the body of EagleDraftInput.create_idle_input: it never ran in any recording (see sglang/REMOVED.md)')
+        return cls(
+            bonus_tokens=torch.empty((0,), device=device, dtype=torch.int32),
+            hidden_states=(
+                torch.empty((0, hidden_size), device=device, dtype=dtype)
+                if hidden_size is not None
+                else None
+            ),
+            topk_p=torch.empty((0, topk), device=device, dtype=torch.float32),
+            topk_index=torch.empty((0, topk), device=device, dtype=torch.int64),
+            draft_probs=(
+                torch.empty((0, vocab_size), device=device, dtype=torch.float32)
+                if get_spec().speculative_use_rejection_sampling
+                else None
+            ),
+            capture_hidden_mode=capture_hidden_mode,
+        )
 
     def filter_batch(
         self,
@@ -299,7 +334,21 @@ class EagleDraftExtendInput(SpecInput):
         dtype: Optional[torch.dtype],
         capture_hidden_mode: CaptureHiddenMode = CaptureHiddenMode.LAST,
     ) -> "EagleDraftExtendInput":
-        raise NotImplementedError('slim removed the body of EagleDraftExtendInput.create_idle_input: it never ran in any recording (see sglang/REMOVED.md)')
+        return cls(
+            hidden_states=(
+                torch.empty((0, hidden_size), device=device, dtype=dtype)
+                if hidden_size is not None
+                else None
+            ),
+            num_correct_drafts=torch.empty((0,), device=device, dtype=torch.int32),
+            num_accept_tokens=torch.empty((0,), device=device, dtype=torch.int32),
+            num_accept_tokens_cpu=[],
+            input_ids=torch.empty((0,), device=device, dtype=torch.long),
+            seq_lens=torch.empty((0,), device=device, dtype=torch.int64),
+            seq_lens_cpu=torch.empty((0,), dtype=torch.int64),
+            req_pool_indices=torch.empty((0,), device=device, dtype=torch.int64),
+            capture_hidden_mode=capture_hidden_mode,
+        )
 
     def generate_attn_arg_prefill(
         self,

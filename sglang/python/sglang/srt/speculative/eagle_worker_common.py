@@ -26,6 +26,7 @@ from sglang.srt.speculative.spec_utils import (
     GrammarTree,
     build_grammar_vocab_mask,
     commit_mamba_states_after_verify,
+    move_accept_tokens_to_target_kvcache,
     record_stream_each,
     record_stream_for_v2_verify,
 )
@@ -61,7 +62,42 @@ def duplicate_prefix_tail_to_draft_branches(
     topk: int,
     page_size: int,
 ) -> None:
-    raise NotImplementedError('slim removed the body of duplicate_prefix_tail_to_draft_branches: it never ran in any recording (see sglang/REMOVED.md)')
+    """Copy the prefix partial-tail page into each branch's first-page holes (page>1 + topk>1).
+
+    The draft-decode expand pass reads each branch's own draft page by block id
+    (cache_loc // page_size), so branch b>=1's hole slots [0, last_page) must hold the
+    real prefix tail (branch 0's first page already is it). Mirrors V1 #7725.
+    """
+    if topk <= 1:
+        return
+    bs = rows.shape[0]
+    page_off = torch.arange(page_size, device=rows.device, dtype=torch.int64)
+    branches = torch.arange(1, topk, device=rows.device, dtype=torch.int64).view(
+        1, topk - 1, 1
+    )
+    # Source: the prefix tail page [prefix_base, prefix_base + page_size), one per branch.
+    src_pos = (prefix_base.view(bs, 1, 1) + page_off.view(1, 1, page_size)).expand(
+        bs, topk - 1, page_size
+    )
+    # Target: branch b's first page [prefix_base + b*num_new_pages*page, + page_size).
+    tgt_pos = (
+        prefix_base.view(bs, 1, 1)
+        + branches * (num_new_pages.view(bs, 1, 1) * page_size)
+        + page_off.view(1, 1, page_size)
+    )
+    # Only [0, last_page) holds real prefix KV; [last_page, page_size) are the branch's
+    # own draft slots and must not be overwritten.
+    vmask = (page_off.view(1, 1, page_size) < last_page.view(bs, 1, 1)).expand(
+        bs, topk - 1, page_size
+    )
+    src_slots = torch.gather(rows, 1, src_pos.reshape(bs, -1)).reshape(
+        bs, topk - 1, page_size
+    )[vmask]
+    tgt_slots = torch.gather(rows, 1, tgt_pos.reshape(bs, -1)).reshape(
+        bs, topk - 1, page_size
+    )[vmask]
+    if src_slots.numel() > 0:
+        token_to_kv_pool.move_kv_cache(tgt_slots, src_slots)
 
 
 def prepare_for_draft_extend(
@@ -356,7 +392,48 @@ def _finalize_accept_tree_path(
     token_to_kv_pool_allocator: Any,
     num_draft_tokens: int,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _finalize_accept_tree_path: it never ran in any recording (see sglang/REMOVED.md)')
+    """Tree drafting (topk > 1): move the accepted path -- KV slots, predict,
+    hidden_states -- to the contiguous front of each per-req block, which the
+    downstream chain-layout code (draft-extend select_index, committed-KV reads)
+    assumes. Returns compacted predict; mutates logits_output.hidden_states
+    (moved only when present)."""
+    move_accept_tokens_to_target_kvcache(
+        batch, accept_index, accept_lens - 1, token_to_kv_pool_allocator
+    )
+    predict = _compact_accept_to_front(
+        predict, accept_index, bs, num_draft_tokens=num_draft_tokens
+    )
+    if logits_output.hidden_states is not None:
+        logits_output.hidden_states = _compact_accept_to_front(
+            logits_output.hidden_states,
+            accept_index,
+            bs,
+            num_draft_tokens=num_draft_tokens,
+        )
+    return predict
+
+
+def _compact_accept_to_front(
+    x: torch.Tensor,
+    accept_index: torch.Tensor,
+    bs: int,
+    *,
+    num_draft_tokens: int,
+) -> torch.Tensor:
+    """Gather the accepted tree path to the front of each per-req block.
+
+    ``x`` is node-indexed over the whole tree (``[bs * num_draft_tokens, ...]``),
+    ``accept_index`` is ``[bs, spec_steps + 1]`` global node indices (-1 padded).
+    Padded entries clamp to node 0 but land past accept_lens (never read);
+    trailing unaccepted slots stay and are freed as overshoot.
+    """
+    nd = num_draft_tokens
+    s1 = accept_index.shape[1]  # spec_steps + 1
+    safe = accept_index.to(torch.int64).clamp(min=0).reshape(-1)
+    gathered = x[safe]
+    out = x.clone()
+    out.view(bs, nd, *x.shape[1:])[:, :s1] = gathered.view(bs, s1, *x.shape[1:])
+    return out
 
 
 def run_eagle_verify(

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import bisect
 from enum import Enum
-from typing import Optional
+from typing import Optional, Sequence
 
 import msgspec
 import torch
@@ -27,7 +28,19 @@ def read_ragged_verify_mode() -> RaggedVerifyMode:
 
 
 def ragged_verify_compact_enabled() -> bool:
-    raise NotImplementedError('slim removed the body of ragged_verify_compact_enabled: it never ran in any recording (see sglang/REMOVED.md)')
+    return read_ragged_verify_mode() == RaggedVerifyMode.COMPACT
+
+
+def round_up_grid(total: int, grid: Sequence[int]) -> int:
+    if not grid:
+        raise ValueError("round_up_grid requires a non-empty grid")
+    if total > grid[-1]:
+        raise ValueError(
+            f"total {total} exceeds max grid tier {grid[-1]}; "
+            "the caller must reject this batch before selecting a graph tier"
+        )
+    index = bisect.bisect_left(grid, total)
+    return grid[index]
 
 
 class RaggedVerifyLayout(msgspec.Struct, frozen=True):
@@ -76,13 +89,128 @@ class RaggedVerifyLayout(msgspec.Struct, frozen=True):
     def bs(self) -> int:
         return int(self.verify_lens.shape[0])
 
+    @classmethod
+    def _assemble_device(
+        cls,
+        *,
+        verify_lens: torch.Tensor,
+        graph_num_tokens: int,
+        verify_lens_cpu: Optional[list[int]] = None,
+        total_verify_tokens: Optional[int] = None,
+        cap: Optional[int] = None,
+    ) -> RaggedVerifyLayout:
+        from sglang.kernels.ops.speculative.ragged_verify_kernels import (
+            BuildQoIndptr,
+        )
+
+        verify_lens = verify_lens.to(torch.int32)
+        indptr = BuildQoIndptr.execute(verify_lens=verify_lens)
+        return cls(
+            verify_lens=verify_lens,
+            graph_num_tokens=graph_num_tokens,
+            extend_start_loc=indptr.extend_start_loc,
+            qo_indptr_device=indptr.qo_indptr,
+            verify_lens_cpu=verify_lens_cpu,
+            total_verify_tokens=total_verify_tokens,
+            cap=cap,
+        )
+
+    @classmethod
+    def _assemble(
+        cls,
+        *,
+        verify_lens_cpu: list[int],
+        total_verify_tokens: int,
+        graph_num_tokens: int,
+        device: torch.device,
+    ) -> RaggedVerifyLayout:
+        verify_lens = torch.tensor(verify_lens_cpu, dtype=torch.int32, device=device)
+        return cls._assemble_device(
+            verify_lens=verify_lens,
+            graph_num_tokens=graph_num_tokens,
+            verify_lens_cpu=verify_lens_cpu,
+            total_verify_tokens=total_verify_tokens,
+        )
+
+    @classmethod
+    def from_verify_lens(
+        cls,
+        *,
+        verify_lens_cpu: Sequence[int],
+        device: torch.device,
+        grid: Sequence[int],
+        graph_num_tokens_floor: int = 0,
+    ) -> RaggedVerifyLayout:
+        verify_lens_list = [int(v) for v in verify_lens_cpu]
+        total_verify_tokens = sum(verify_lens_list)
+        bucket_input = max(total_verify_tokens, graph_num_tokens_floor)
+        graph_num_tokens = round_up_grid(total=bucket_input, grid=grid)
+
+        return cls._assemble(
+            verify_lens_cpu=verify_lens_list,
+            total_verify_tokens=total_verify_tokens,
+            graph_num_tokens=graph_num_tokens,
+            device=device,
+        )
+
     def padded_to_bucket(
         self, *, padded_bs: int, cap: Optional[int] = None
     ) -> RaggedVerifyLayout:
-        raise NotImplementedError('slim removed the body of RaggedVerifyLayout.padded_to_bucket: it never ran in any recording (see sglang/REMOVED.md)')
+        """Pad to the captured slot count. The full-coverage variant (cap=None)
+        keeps sum(verify_lens) == graph_num_tokens, so padding rows (or, with
+        no padding rows, the last real row) can exceed the per-request verify
+        window. Dense-layout consumers (mamba/KDA) must pass cap=N: rows are
+        clamped to N and the layout no longer covers the tier's leftover
+        tokens -- those collapse into the consumer's ghost slot. Real tokens
+        map identically under both variants."""
+        from sglang.kernels.ops.speculative.ragged_verify_kernels import (
+            PaddedToBucket,
+        )
+
+        padded = PaddedToBucket.execute(
+            verify_lens=self.verify_lens,
+            graph_num_tokens=self.graph_num_tokens,
+            bs=self.bs,
+            padded_bs=padded_bs,
+        )
+        if cap is not None:
+            padded = torch.clamp(padded, max=cap)
+
+        return RaggedVerifyLayout._assemble_device(
+            verify_lens=padded,
+            graph_num_tokens=self.graph_num_tokens,
+            total_verify_tokens=None if cap is not None else self.graph_num_tokens,
+            cap=cap,
+        )
+
+
+def build_capture_verify_lens(
+    *,
+    num_tokens: int,
+    num_slots: int,
+    num_draft_tokens: int,
+) -> list[int]:
+    if num_slots < 1 or num_tokens < num_slots:
+        raise ValueError(
+            f"capture layout needs 1 <= num_slots <= num_tokens, got "
+            f"num_slots={num_slots}, num_tokens={num_tokens}"
+        )
+    if num_tokens > num_slots * num_draft_tokens:
+        raise ValueError(
+            f"capture layout cannot pack num_tokens={num_tokens} into "
+            f"{num_slots} rows of at most {num_draft_tokens} tokens"
+        )
+    base = num_tokens // num_slots
+    rem = num_tokens - base * num_slots
+    return [base + 1] * rem + [base] * (num_slots - rem)
 
 
 def resolve_ragged_verify_layout(forward_batch) -> Optional[RaggedVerifyLayout]:
-    raise NotImplementedError('slim removed the body of resolve_ragged_verify_layout: it never ran in any recording (see sglang/REMOVED.md)')
+    """Layout riding the batch's spec input, or None. Tolerates the runner's
+    ad-hoc replay batch views, which may not carry spec_info at all."""
+    spec_info = getattr(forward_batch, "spec_info", None)
+    if spec_info is None:
+        return None
+    return spec_info.ragged_verify_layout
 
 

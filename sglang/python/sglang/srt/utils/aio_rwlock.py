@@ -57,7 +57,8 @@ class RWLock:
                 self._cond.notify_all()
 
     async def is_locked(self):
-        raise NotImplementedError('slim removed the body of RWLock.is_locked: it never ran in any recording (see sglang/REMOVED.md)')
+        async with self._lock:
+            return self._writer_active or self._readers > 0
 
 
 class _ReaderLock:

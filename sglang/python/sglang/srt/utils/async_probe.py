@@ -53,7 +53,14 @@ _nan_warner = _AsyncNanWarner()
 
 
 def maybe_warn_nan(tensor: Optional[torch.Tensor], msg: str = ""):
-    raise NotImplementedError('slim removed the body of maybe_warn_nan: it never ran in any recording (see sglang/REMOVED.md)')
+    """Non-fatal counterpart of maybe_detect_nan: throttled sync-free warning
+    instead of crashing. Callers sanitize the tensor themselves."""
+    if envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
+        # The hard assert path already covers detection.
+        return
+    if tensor is None:
+        return
+    _nan_warner.check(tensor, msg)
 
 
 def sanitize_nan_logits(logits: torch.Tensor, msg: str = ""):

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import binascii
 import builtins
 import ctypes
 import functools
 import gc
 import importlib
 import itertools
+import json
 import logging
 import os
 import pickle
@@ -30,6 +32,7 @@ import platform
 import random
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,12 +43,13 @@ import traceback
 import types
 import warnings
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache, partial
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from json import JSONDecodeError
 from pathlib import Path
 from typing import (
@@ -69,6 +73,7 @@ from unittest.case import _ShouldStop
 import numpy as np
 import orjson
 import psutil
+import pybase64
 import requests
 import torch
 import torch.distributed as dist
@@ -292,7 +297,7 @@ def use_intel_amx_backend(layer):
 
 def xpu_has_xmx_support():
     # TODO: update with XPU capability query
-    raise NotImplementedError('slim removed the body of xpu_has_xmx_support: it never ran in any recording (see sglang/REMOVED.md)')
+    return False
 
 
 def use_intel_xpu_backend():
@@ -503,7 +508,36 @@ def get_device_sm():
 
 
 def _cuda_mem_fallback(reason: str) -> int:
-    raise NotImplementedError('slim removed the body of _cuda_mem_fallback: it never ran in any recording (see sglang/REMOVED.md)')
+    """Fallback to torch.cuda.mem_get_info() and return total GPU memory in MiB.
+
+    Queries all visible CUDA devices and returns the minimum total memory,
+    consistent with the nvidia-smi path that takes min(memory_values).
+
+    Returns the total memory in MiB, or raises RuntimeError if CUDA is
+    unavailable or mem_get_info() fails.
+    """
+    if not torch.cuda.is_available():
+        raise RuntimeError(reason)
+    try:
+        device_count = torch.cuda.device_count()
+        if device_count == 0:
+            # Include the original failure reason for diagnostics
+            raise RuntimeError(f"{reason} No CUDA devices found via torch.cuda.")
+        memory_values = []
+        for i in range(device_count):
+            total = torch.cuda.mem_get_info(i)[1] // 1024 // 1024  # unit: MiB
+            memory_values.append(total)
+        result = min(memory_values)
+        logger.warning(
+            f"{reason} Falling back to torch.cuda.mem_get_info(). "
+            f"Reported total GPU memory per device (MiB): {memory_values}, "
+            f"using min: {result} MiB."
+        )
+        return result
+    except (RuntimeError, ValueError, OSError) as e:
+        raise RuntimeError(
+            f"{reason} torch.cuda.mem_get_info() fallback also failed: {e}"
+        ) from e
 
 
 def get_nvgpu_memory_capacity():
@@ -545,24 +579,127 @@ def get_nvgpu_memory_capacity():
 
 
 def get_hpu_memory_capacity():
-    raise NotImplementedError('slim removed the body of get_hpu_memory_capacity: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        # Run hl-smi and capture the output
+        result = subprocess.run(
+            ["hl-smi --query | grep 'Total'"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            shell=True,
+            text=True,
+        )
+
+        if result.returncode != 0:
+            raise RuntimeError(f"hl-smi error: {result.stderr.strip()}")
+
+        # Parse the output to extract memory values in MiB
+        memory_values = [
+            float(mem.split(" ")[-2]) for mem in result.stdout.strip().split("\n")
+        ]
+
+        if not memory_values:
+            raise ValueError("No GPU memory values found.")
+
+        # Return the minimum memory value
+        return min(memory_values)
+
+    except FileNotFoundError:
+        raise RuntimeError(
+            "hl-smi not found. Ensure Habana drivers are installed and accessible."
+        )
 
 
 def get_npu_memory_capacity():
-    raise NotImplementedError('slim removed the body of get_npu_memory_capacity: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        import torch_npu  # noqa: F401
+
+        if envs.SGLANG_ZBAL_LOCAL_MEM_SIZE.get() > 0:
+            return envs.SGLANG_ZBAL_LOCAL_MEM_SIZE.get()  # unit: MB
+        else:
+            return torch.npu.mem_get_info()[1] // 1024 // 1024  # unit: MB
+    except ImportError:
+        raise ImportError("torch_npu is required when run on npu device.")
 
 
 def get_cpu_memory_capacity():
     # Per-rank memory capacity cannot be determined for customized core settings
-    raise NotImplementedError('slim removed the body of get_cpu_memory_capacity: it never ran in any recording (see sglang/REMOVED.md)')
+    if os.environ.get("SGLANG_CPU_OMP_THREADS_BIND", ""):
+        return None
+    n_numa_node: int = len(get_cpu_ids_by_node())
+    if n_numa_node == 0:
+        # Cannot determine NUMA config, fallback to total memory and avoid ZeroDivisionError.
+        return float(psutil.virtual_memory().total // (1 << 20))
+    try:
+        numa_mem_list = list()
+        file_prefix = "/sys/devices/system/node/"
+        for numa_id in range(n_numa_node):
+            file_meminfo = f"node{numa_id}/meminfo"
+            with open(os.path.join(file_prefix, file_meminfo), "r") as f:
+                # MemTotal info is at the 1st line
+                line = f.readline()
+                # Expected format: "Node 0 MemTotal:       100000000 kB"
+                parts = line.split()
+                if len(parts) >= 4 and parts[2] == "MemTotal:":
+                    numa_mem_list.append(int(parts[3]))
+                else:
+                    raise ValueError(f"Unexpected format in {file_meminfo}: {line}")
+        # Retrieved value in KB, need MB
+        numa_mem = float(min(numa_mem_list) // 1024)
+        return numa_mem
+    except (FileNotFoundError, ValueError, IndexError):
+        numa_mem = psutil.virtual_memory().total / n_numa_node
+        # Retrieved value in Byte, need MB
+        return float(numa_mem // (1 << 20))
 
 
 def get_xpu_memory_capacity():
-    raise NotImplementedError('slim removed the body of get_xpu_memory_capacity: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        if torch.xpu.is_available():
+            return torch.xpu.mem_get_info()[1] // 1024 // 1024  # unit: MB
+        raise ValueError("No GPU memory values found.")
+    except AttributeError:
+        raise RuntimeError("torch.xpu is not available.")
 
 
 def get_mtgpu_memory_capacity():
-    raise NotImplementedError('slim removed the body of get_mtgpu_memory_capacity: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        # Run mthreads-gmi and capture the output
+        result = subprocess.run(
+            [
+                "mthreads-gmi --query | grep 'FB Memory Usage' -A 2 | grep 'Total' | awk -F':' '{print $2}' | awk '{print $1}' | sed 's/MiB//'"
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            shell=True,
+            text=True,
+        )
+
+        if result.returncode != 0:
+            raise RuntimeError(f"mthreads-gmi error: {result.stderr.strip()}")
+
+        # Parse the output to extract memory values
+        memory_values = [
+            float(mem)
+            for mem in result.stdout.strip().split("\n")
+            if re.match(r"^\d+(\.\d+)?$", mem.strip())
+        ]
+
+        if not memory_values:
+            # Fallback to torch.musa.mem_get_info() when failed to get memory capacity from mthreads-gmi.
+            if hasattr(torch, "musa") and torch.musa.is_available():
+                logger.warning(
+                    "Failed to get GPU memory capacity from mthreads-gmi, falling back to torch.musa.mem_get_info()."
+                )
+                return torch.musa.mem_get_info()[1] // 1024 // 1024  # unit: MB
+            raise ValueError("No GPU memory values found.")
+
+        # Return the minimum memory value
+        return min(memory_values)
+
+    except FileNotFoundError:
+        raise RuntimeError(
+            "mthreads-gmi not found. Ensure Moore Threads drivers are installed and accessible."
+        )
 
 
 def get_device_memory_capacity(device: str = None):
@@ -619,7 +756,7 @@ def is_mnnvl_fabric_device() -> bool:
 
 @lru_cache(maxsize=1)
 def is_habana_available() -> bool:
-    raise NotImplementedError('slim removed the body of is_habana_available: it never ran in any recording (see sglang/REMOVED.md)')
+    return find_spec("habana_frameworks") is not None
 
 
 @lru_cache(maxsize=8)
@@ -883,7 +1020,31 @@ def get_int_env_var(name: str, default: int = 0) -> int:
 
 @contextmanager
 def temp_set_env(*, allow_sglang: bool = False, **env_vars: Any):
-    raise NotImplementedError('slim removed the body of temp_set_env: it never ran in any recording (see sglang/REMOVED.md)')
+    """Temporarily set environment variables, restoring originals on exit.
+
+    By default, SGLANG_*/SGL_* keys are rejected — use ``Envs`` descriptors
+    for those.  Pass ``allow_sglang=True`` only for special env vars that
+    intentionally bypass ``environ.py``.
+    """
+    if not allow_sglang:
+        for key in env_vars:
+            if key.startswith("SGLANG_") or key.startswith("SGL_"):
+                raise ValueError("temp_set_env should not be used for sglang env vars")
+
+    backup = {key: os.environ.get(key) for key in env_vars}
+    try:
+        for key, value in env_vars.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = str(value)
+        yield
+    finally:
+        for key, value in backup.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def support_triton(backend: str) -> bool:
@@ -943,7 +1104,8 @@ time_infos = {}
 
 
 def enable_show_time_cost():
-    raise NotImplementedError('slim removed the body of enable_show_time_cost: it never ran in any recording (see sglang/REMOVED.md)')
+    global show_time_cost
+    show_time_cost = True
 
 
 class LayerFn(Protocol):
@@ -1162,8 +1324,59 @@ def check_pkg_version_at_least(pkg: str, min_version: str) -> bool:
         return False
 
 
+def _still_holding_resources(procs):
+    """Procs still holding GPU context, pinned memory or fds.
+
+    A zombie has already had its resources freed by the kernel (only the exit
+    status lingers), so it counts as gone; NoSuchProcess / OSError (see
+    _wait_for_reap_or_raise) mean the same.
+    """
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except (psutil.NoSuchProcess, OSError):
+            pass
+    return alive
+
+
 def _wait_for_reap_or_raise(procs, wait_timeout: float) -> None:
-    raise NotImplementedError('slim removed the body of _wait_for_reap_or_raise: it never ran in any recording (see sglang/REMOVED.md)')
+    """Wait for `procs` to exit; warn at ~10s, raise on `wait_timeout`.
+
+    SIGKILL is asynchronous -- children hold GPU context, pinned memory and
+    fds until the kernel reaps them. Raise on timeout so a stuck process
+    surfaces instead of leaving a latent race.
+
+    Polls /proc via is_running()/status() rather than psutil.wait_procs, whose
+    os.pidfd_open path (used for non-child procs) raises OSError(EINVAL) against
+    a just-killed process on some kernels and aborts the whole wait.
+    """
+    warn_at = min(10.0, wait_timeout / 2)
+    deadline = time.monotonic() + wait_timeout
+    warn_deadline = time.monotonic() + warn_at
+    warned = False
+    while True:
+        alive = _still_holding_resources(procs)
+        if not alive:
+            return
+        now = time.monotonic()
+        if now >= deadline:
+            raise RuntimeError(
+                f"kill_process_tree: {len(alive)} process(es) not reaped within "
+                f"{wait_timeout}s after SIGKILL; pids={[p.pid for p in alive]}"
+            )
+        if not warned and now >= warn_deadline:
+            logger.warning(
+                "kill_process_tree: %d process(es) still alive after %.1fs SIGKILL; "
+                "continuing to wait up to %.1fs total. pids=%s",
+                len(alive),
+                warn_at,
+                wait_timeout,
+                [p.pid for p in alive],
+            )
+            warned = True
+        time.sleep(0.1)
 
 
 def kill_process_tree(
@@ -1263,6 +1476,15 @@ def set_ulimit(target_soft_limit=65535):
             )
         except ValueError as e:
             logger.warning(f"Fail to set RLIMIT_STACK: {e}")
+
+
+def rank0_log(msg: str):
+    from sglang.srt.distributed import (
+        model_parallel_is_initialized,
+    )
+
+    if not model_parallel_is_initialized() or get_parallel().tp_rank == 0:
+        logger.info(msg)
 
 
 def configure_logger(server_args, prefix: str = ""):
@@ -1375,11 +1597,72 @@ def point_to_point_pyobj(
     dst: int = 1,
     async_send: bool = False,
 ):
-    raise NotImplementedError('slim removed the body of point_to_point_pyobj: it never ran in any recording (see sglang/REMOVED.md)')
+    """Send data from src to dst in group."""
+    from sglang.srt.distributed.parallel_state import P2PWork
+
+    if async_send:
+        send_func = dist.isend
+    else:
+        send_func = dist.send
+    if rank == src:
+        p2p_works = []
+        if len(data) == 0:
+            tensor_size = torch.tensor(
+                [0],
+                dtype=torch.long,
+            )
+            work = send_func(tensor_size, dst, group=group)
+            if async_send:
+                p2p_works.append(P2PWork(work, tensor_size))
+        else:
+            serialized_data = pickle.dumps(data)
+            size = len(serialized_data)
+            tensor_data = torch.ByteTensor(
+                np.frombuffer(serialized_data, dtype=np.uint8)
+            )
+            tensor_size = torch.tensor([size], dtype=torch.long)
+
+            work = send_func(tensor_size, dst, group=group)
+            if async_send:
+                p2p_works.append(P2PWork(work, tensor_size))
+            work = send_func(tensor_data, dst, group=group)
+            if async_send:
+                p2p_works.append(P2PWork(work, tensor_data))
+        return p2p_works
+
+    elif rank == dst:
+        tensor_size = torch.tensor(
+            [0],
+            dtype=torch.long,
+        )
+        work = dist.irecv(tensor_size, src=src, group=group)
+        work.wait()
+        size = tensor_size.item()
+
+        if size == 0:
+            return []
+
+        tensor_data = torch.empty(
+            size,
+            dtype=torch.uint8,
+        )
+        work = dist.irecv(tensor_data, src=src, group=group)
+        work.wait()
+
+        serialized_data = bytes(tensor_data.cpu().numpy())
+        data = pickle.loads(serialized_data)
+        return data
+
+    # Other ranks in pp_group do nothing
+    return []
 
 
 def delete_directory(dirpath):
-    raise NotImplementedError('slim removed the body of delete_directory: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        # This will remove the directory and all its contents
+        shutil.rmtree(dirpath)
+    except OSError as e:
+        logger.warning("Failed to delete directory %s: %s", dirpath, e.strerror)
 
 
 # Temporary directory for prometheus multiprocess mode
@@ -1529,12 +1812,12 @@ def _get_fastapi_request_path(request) -> Tuple[str, bool]:
 @functools.lru_cache(None)
 def print_warning_once(msg: str) -> None:
     # Set the stacklevel to 2 to print the caller's line info
-    raise NotImplementedError('slim removed the body of print_warning_once: it never ran in any recording (see sglang/REMOVED.md)')
+    logger.warning(msg)
 
 
 @functools.lru_cache(None)
 def print_info_once(msg: str) -> None:
-    raise NotImplementedError('slim removed the body of print_info_once: it never ran in any recording (see sglang/REMOVED.md)')
+    logger.info(msg)
 
 
 sglang_lib = Library("sglang", "FRAGMENT")  # noqa
@@ -1622,7 +1905,33 @@ def set_gpu_proc_affinity(
     gpu_id: int,
 ):
     # current process
-    raise NotImplementedError('slim removed the body of set_gpu_proc_affinity: it never ran in any recording (see sglang/REMOVED.md)')
+    pid = os.getpid()
+    p = psutil.Process(pid)
+
+    nnodes_per_tp_group = max(nnodes // pp_size, 1)
+    tp_size_per_node = tp_size // nnodes_per_tp_group
+
+    # total physical cores
+    total_pcores = psutil.cpu_count(logical=False)
+    # physical cores per TP (N.B. more Cores than GPUs on node)
+    num_cores_bind = total_pcores // tp_size_per_node
+
+    # able to handle multiple DP per node
+    start_cpu_id = (gpu_id * num_cores_bind) % total_pcores
+    end_cpu_id = start_cpu_id + num_cores_bind
+
+    if psutil.cpu_count() != psutil.cpu_count(logical=False):
+        # HT on
+        lower_cpu_ids = [id for id in range(start_cpu_id, end_cpu_id)]
+        upper_cpu_ids = [id + total_pcores for id in range(start_cpu_id, end_cpu_id)]
+        bind_cpu_ids = list(itertools.chain(lower_cpu_ids, upper_cpu_ids))
+    else:
+        # HT off
+        bind_cpu_ids = [id for id in range(start_cpu_id, end_cpu_id)]
+
+    # set cpu_affinity to current process
+    p.cpu_affinity(bind_cpu_ids)
+    logger.info(f"Process {pid} gpu_id {gpu_id} is running on CPUs: {p.cpu_affinity()}")
 
 
 class MultiprocessingSerializer:
@@ -1632,14 +1941,40 @@ class MultiprocessingSerializer:
 SerializedTensorPayload = Union[str, bytes, bytearray, memoryview]
 
 
+def _looks_like_pickle_payload(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] == 0x80 and data[1] <= pickle.HIGHEST_PROTOCOL
+
+
+def normalize_serialized_named_tensor_payload(data: SerializedTensorPayload) -> bytes:
+    """Normalize a serialized tensor payload to raw MultiprocessingSerializer bytes."""
+    if isinstance(data, str):
+        return pybase64.b64decode(data, validate=True)
+
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+        if _looks_like_pickle_payload(data):
+            return data
+        try:
+            return pybase64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return data
+
+    raise TypeError(
+        "serialized_named_tensors entries must be base64 strings or bytes-like "
+        f"payloads, got {type(data).__name__}"
+    )
+
+
 def normalize_serialized_named_tensor_payloads(
     payloads: List[SerializedTensorPayload],
 ) -> List[bytes]:
-    raise NotImplementedError('slim removed the body of normalize_serialized_named_tensor_payloads: it never ran in any recording (see sglang/REMOVED.md)')
+    return [normalize_serialized_named_tensor_payload(data) for data in payloads]
 
 
 def nullable_str(val: str):
-    raise NotImplementedError('slim removed the body of nullable_str: it never ran in any recording (see sglang/REMOVED.md)')
+    if not val or val == "None":
+        return None
+    return val
 
 
 def human_readable_int(value: str) -> int:
@@ -1784,7 +2119,66 @@ def _configure_uvicorn_access_log_filter(
 
 
 def launch_dummy_health_check_server(host, port, enable_metrics):
-    raise NotImplementedError('slim removed the body of launch_dummy_health_check_server: it never ran in any recording (see sglang/REMOVED.md)')
+    import asyncio
+
+    import uvicorn
+    from fastapi import FastAPI, Response
+
+    from sglang.srt.utils.network import NetworkAddress
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping():
+        """Could be used by the checkpoint-engine update script to confirm the server is up."""
+        return Response(status_code=200)
+
+    @app.get("/health")
+    async def health():
+        """Check the health of the http server."""
+        return Response(status_code=200)
+
+    @app.get("/health_generate")
+    async def health_generate():
+        """Check the health of the http server."""
+        return Response(status_code=200)
+
+    # Add prometheus middleware
+    if enable_metrics:
+        add_prometheus_middleware(app)
+        enable_func_timer()
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_keep_alive=envs.SGLANG_TIMEOUT_KEEP_ALIVE.get(),
+        loop="auto",
+        log_config=None,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config=config)
+
+    # Run server in a background daemon thread with its own event loop
+    # This prevents blocking the main thread while still serving health checks
+    def run_server():
+        try:
+            asyncio.run(server.serve())
+        except Exception as e:
+            logger.error(f"Dummy health check server failed to start: {e}")
+            raise
+        finally:
+            logger.info(
+                f"Dummy health check server stopped at {NetworkAddress(host, port).to_host_port_str()}"
+            )
+
+    thread = threading.Thread(
+        target=run_server, daemon=True, name="health-check-server"
+    )
+    thread.start()
+    logger.info(
+        f"Dummy health check server started in background thread at {NetworkAddress(host, port).to_host_port_str()}"
+    )
 
 
 def cdiv(a: int, b: int) -> int:
@@ -1895,7 +2289,33 @@ def retry(
 
 
 def has_hf_quant_config(model_path: str) -> bool:
-    raise NotImplementedError('slim removed the body of has_hf_quant_config: it never ran in any recording (see sglang/REMOVED.md)')
+    """Check if the model path contains hf_quant_config.json file.
+
+    Args:
+        model_path: Path to the model, can be local path or remote URL.
+
+    Returns:
+        True if hf_quant_config.json exists, False otherwise.
+    """
+    # Check if the model_path is a local path
+    if os.path.exists(os.path.join(model_path, "hf_quant_config.json")):
+        return True
+
+    from huggingface_hub import try_to_load_from_cache
+
+    # Check if the model_path is a HuggingFace model ID and exists locally
+    result = try_to_load_from_cache(model_path, "hf_quant_config.json")
+    if isinstance(result, str):
+        return True
+
+    # Check if the model_path is a remote URL and exists on the HuggingFace Hub
+    try:
+        from huggingface_hub import HfApi
+
+        hf_api = HfApi()
+        return hf_api.file_exists(model_path, "hf_quant_config.json")
+    except Exception:
+        return False
 
 
 def get_quantization_config(hf_config) -> str | None:
@@ -1907,11 +2327,79 @@ def get_quantization_config(hf_config) -> str | None:
 
 
 def has_fp8_weights_in_checkpoint(model_path: str) -> bool:
-    raise NotImplementedError('slim removed the body of has_fp8_weights_in_checkpoint: it never ran in any recording (see sglang/REMOVED.md)')
+    """Check if a model checkpoint actually contains FP8 (float8_e4m3fn) expert
+    weight tensors by reading safetensors metadata headers.
+
+    This is needed because some models (e.g. DeepSeek V3/R1) use native FP8 MoE
+    experts without declaring it in quantization_config, while other models
+    sharing the same architecture (e.g. Moonlight) are purely BF16.
+
+    Accepts a local directory or a HuggingFace repo ID. For remote repos, only
+    safetensors headers (a few KB) are fetched via byte-range reads; full
+    shards are never downloaded.
+    """
+    import json
+    import struct
+
+    try:
+        if os.path.isdir(model_path):
+
+            def _open(name):
+                return open(os.path.join(model_path, name), "rb")
+
+            def _exists(name):
+                return os.path.exists(os.path.join(model_path, name))
+
+        else:
+            from huggingface_hub import HfFileSystem
+
+            fs = HfFileSystem()
+
+            def _open(name):
+                return fs.open(f"{model_path}/{name}", "rb")
+
+            def _exists(name):
+                return fs.exists(f"{model_path}/{name}")
+
+        if _exists("model.safetensors.index.json"):
+            with _open("model.safetensors.index.json") as f:
+                weight_map = json.loads(f.read()).get("weight_map", {})
+            expert_files = sorted(
+                {v for k, v in weight_map.items() if "experts" in k and "weight" in k}
+            )
+            shard_file = (
+                expert_files[0]
+                if expert_files
+                else next(iter(sorted(set(weight_map.values()))), None)
+            )
+            if shard_file is None:
+                return False
+        elif _exists("model.safetensors"):
+            shard_file = "model.safetensors"
+        else:
+            return False
+
+        with _open(shard_file) as f:
+            header_len = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(header_len))
+
+        for key, meta in header.items():
+            if key == "__metadata__":
+                continue
+            if "experts" in key and "weight" in key:
+                return meta.get("dtype") == "F8_E4M3"
+        return False
+    except Exception:
+        return False
 
 
 def flatten_nested_list(nested_list):
-    raise NotImplementedError('slim removed the body of flatten_nested_list: it never ran in any recording (see sglang/REMOVED.md)')
+    if isinstance(nested_list, list):
+        return [
+            item for sublist in nested_list for item in flatten_nested_list(sublist)
+        ]
+    else:
+        return [nested_list]
 
 
 def fast_topk(values, topk, dim):
@@ -1934,7 +2422,10 @@ def bind_or_assign(target, source):
 # TODO(hebiao064): Accelerate FA3 Spec Decode with topk > 1.
 # TODO(hebiao064): Improve the acc rate for FA3 Spec Decode with topk == 1 and page_size > 1.
 def is_no_spec_infer_or_topk_one(server_args):
-    raise NotImplementedError('slim removed the body of is_no_spec_infer_or_topk_one: it never ran in any recording (see sglang/REMOVED.md)')
+    return server_args.speculative_eagle_topk is None or (
+        server_args.speculative_eagle_topk == 1
+        and (server_args.page_size == 1 or server_args.page_size is None)
+    )
 
 
 # Can be more general if it is used in multiple places (keep it simple and thus not general now)
@@ -2165,11 +2656,33 @@ class LazyValue:
 
 
 def gc_object_counts():
-    raise NotImplementedError('slim removed the body of gc_object_counts: it never ran in any recording (see sglang/REMOVED.md)')
+    import gc
+
+    g0 = len(gc.get_objects(0))
+    g1 = len(gc.get_objects(1))
+    g2 = len(gc.get_objects(2))
+    return g0, g1, g2
 
 
 def configure_gc_warning(warn_threshold_secs):
-    raise NotImplementedError('slim removed the body of configure_gc_warning: it never ran in any recording (see sglang/REMOVED.md)')
+    import gc
+
+    gc_start_time = {}
+
+    def gc_callback(phase, info):
+        gen = info.get("generation", "?")
+        if phase == "start":
+            gc_start_time[gen] = time.time()
+        elif phase == "stop":
+            duration = time.time() - gc_start_time.get(gen, time.time())
+            if duration > warn_threshold_secs:
+                g0, g1, g2 = gc_object_counts()
+                logger.warn(
+                    f"LONG GARBAGE COLLECTION DETECTED | Generation {gen} | Duration: {duration:.4f}s | # Objects: gen0={g0}, gen1={g1}, gen2={g2} | "
+                    f"This may cause latency jitter. Consider calling the freeze_gc API after sending a few warmup requests."
+                )
+
+    gc.callbacks.append(gc_callback)
 
 
 def freeze_gc(context: str):
@@ -2185,7 +2698,26 @@ def freeze_gc(context: str):
 
 
 def configure_gc_logger():
-    raise NotImplementedError('slim removed the body of configure_gc_logger: it never ran in any recording (see sglang/REMOVED.md)')
+    logger.info("Enable GC Logger")
+
+    gc_start_time = {}
+
+    def gc_callback(phase, info):
+        gen = info.get("generation", "?")
+        if phase == "start":
+            gc_start_time[gen] = time.time()
+            logger.info(f"GC start: Time {time.time()} | Generation {gen}")
+        elif phase == "stop":
+            duration = time.time() - gc_start_time.get(gen, time.time())
+            collected = info.get("collected", "?")
+            uncollectable = info.get("uncollectable", "?")
+            logger.info(
+                f"GC end: Time {time.time()} | Generation {gen} | "
+                f"Duration: {duration:.4f}s | Collected: {collected} | Uncollectable: {uncollectable} "
+                f'{"(LONG GC)" if duration > 0.1 else ""}'
+            )
+
+    gc.callbacks.append(gc_callback)
 
 
 # COPIED FROM DeepGEMM
@@ -2198,9 +2730,75 @@ def ceil_div(x: int, y: int) -> int:
     return (x + y - 1) // y
 
 
+def parse_lscpu_topology():
+    try:
+        # Get CPU topology: CPU,Core,Socket,Node
+        output = subprocess.check_output(
+            ["lscpu", "-p=CPU,Core,Socket,Node"], text=True
+        )
+    except Exception as e:
+        raise RuntimeError(f"Unexpected error running 'lscpu': {e}")
+
+    # Parse only data lines (skip comments)
+    cpu_info = []
+    for line in output.splitlines():
+        if not line.startswith("#"):
+            parts = line.strip().split(",")
+            if len(parts) != 4:
+                logger.warning("Skipping malformed lscpu line: %s", line.strip())
+                continue
+            cpu = int(parts[0])  # CPU id must always be present
+            core, socket, node = [int(p) if p else 0 for p in parts[1:]]
+            cpu_info.append((cpu, core, socket, node))
+
+    # [(0,0,0,0),(1,1,0,0),...,(43,43,0,1),...,(256,0,0,0),...]
+    return cpu_info
+
+
+def get_physical_cpus_by_numa():
+    cpu_info = parse_lscpu_topology()
+
+    # Map NUMA node -> set of (core_id, socket) to avoid duplicates
+    # 0: {(0,0): 0, (1, 0): 1,...}
+    # ...
+    # 5: {(214,1): 214, (215,1): 215}
+    physical_by_node = defaultdict(dict)  # node -> core_id -> cpu_id
+
+    for cpu, core, socket, node in cpu_info:
+        key = (core, socket)
+        if key not in physical_by_node[node]:
+            physical_by_node[node][
+                key
+            ] = cpu  # pick first CPU seen for that physical core
+
+    # Retrieves CPUs that the current process is allowed to run on
+    cpus_allowed_list = psutil.Process().cpu_affinity()
+
+    # Convert to list of physical CPUs per node
+    # 0: [0,1,2,...,42]
+    # ...
+    # 2: [86,87,...,127]
+    # ...
+    # 5: [214,215,...,255]
+    node_to_cpus = {}
+    for node, core_to_cpu in physical_by_node.items():
+        cpus = sorted(core_to_cpu.values())
+        allowed_cpus = set(cpus).intersection(cpus_allowed_list)
+        node_to_cpus[node] = allowed_cpus
+
+    return node_to_cpus
+
+
 # Only physical cores are used. Logical cores are excluded.
 def get_cpu_ids_by_node():
-    raise NotImplementedError('slim removed the body of get_cpu_ids_by_node: it never ran in any recording (see sglang/REMOVED.md)')
+    node_to_cpus = get_physical_cpus_by_numa()
+    # Sort by NUMA node index
+    cpu_ids = [
+        ",".join(map(str, sorted(node_to_cpus[node]))) for node in sorted(node_to_cpus)
+    ]
+
+    # ['0,1,2,3', '4,5,6,7', '8,9,10,11', '12,13,14,15', '16,17,18,19', '20,21,22,23']
+    return cpu_ids
 
 
 def is_shm_available(dtype, world_size, local_size):
@@ -2323,7 +2921,12 @@ def is_triton_kernels_available() -> bool:
 
 
 def json_list_type(value):
-    raise NotImplementedError('slim removed the body of json_list_type: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        return orjson.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"Invalid JSON list: {value}. Please provide a valid JSON list."
+        )
 
 
 def get_num_new_pages(
@@ -2394,7 +2997,13 @@ def reserve_rope_cache_for_long_sequences(
 
 # Copy from: https://github.com/deepseek-ai/DeepGEMM/blob/main/deep_gemm/utils.py
 def raise_error_or_warn(obj, strict, counter_name, message, log_interval=1000):
-    raise NotImplementedError('slim removed the body of raise_error_or_warn: it never ran in any recording (see sglang/REMOVED.md)')
+    if strict:
+        raise ValueError(message)
+    else:
+        count = getattr(obj, counter_name, 0)
+        if count % log_interval == 0:
+            logger.warning(message)
+        setattr(obj, counter_name, count + 1)
 
 
 def get_or_create_event_loop():

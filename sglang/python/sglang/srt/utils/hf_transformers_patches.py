@@ -106,7 +106,28 @@ def normalize_rope_scaling_compat(config) -> None:
 
 
 def _ensure_gguf_version():
-    raise NotImplementedError('slim removed the body of _ensure_gguf_version: it never ran in any recording (see sglang/REMOVED.md)')
+    """Workaround for transformers v5 bug where is_gguf_available() fails
+    when the gguf package lacks __version__ and metadata lookup also fails,
+    resulting in packaging.version.InvalidVersion: Invalid version: 'N/A'."""
+    try:
+        import gguf
+
+        if not hasattr(gguf, "__version__"):
+            import importlib.metadata
+
+            try:
+                gguf.__version__ = importlib.metadata.version("gguf")
+            except importlib.metadata.PackageNotFoundError:
+                gguf.__version__ = "0.0.0"
+            except (ValueError, OSError, TypeError) as e:
+                logger.warning(
+                    "Failed to determine gguf package version: %s. "
+                    "Falling back to '0.0.0'.",
+                    e,
+                )
+                gguf.__version__ = "0.0.0"
+    except ImportError:
+        pass
 
 
 # ---------------------------------------------------------------------------

@@ -34,7 +34,13 @@ class Bucket(enum.Enum):
 
 
 def resolve_level() -> InvariantCheckLevel:
-    raise NotImplementedError('slim removed the body of resolve_level: it never ran in any recording (see sglang/REMOVED.md)')
+    """Current signal level; an unset SGLANG_INVARIANT_CHECK falls back to the
+    legacy SGLANG_ENABLE_ASYNC_ASSERT=true as STRICT so CI keeps failing loud."""
+    if envs.SGLANG_INVARIANT_CHECK.is_set():
+        return InvariantCheckLevel(envs.SGLANG_INVARIANT_CHECK.get())
+    if envs.SGLANG_ENABLE_ASYNC_ASSERT.get():
+        return InvariantCheckLevel.STRICT
+    return InvariantCheckLevel.OFF
 
 
 class Property:
@@ -55,7 +61,7 @@ class InClosedRange(Property):
         self.name = f"in_closed_range[{lo},{hi}]"
 
     def ok(self, value: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of InClosedRange.ok: it never ran in any recording (see sglang/REMOVED.md)')
+        return (value >= self.lo) & (value <= self.hi)
 
 
 # name -> Invariant; enumerated by the CI meta-test to enforce injection coverage.
@@ -84,6 +90,12 @@ class Invariant:
         self.prop = prop
         self.recover = recover
         _REGISTRY[name] = self
+
+
+def _get_rank() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return 0
 
 
 # Per-(rank, name) checks between aggregated log flushes.
@@ -136,8 +148,21 @@ class _CheckReporter:
 _reporter = _CheckReporter()
 
 
+def _crashes(bucket: Bucket, level: InvariantCheckLevel) -> bool:
+    """The (bucket x level) crash decision, pure and total."""
+    if bucket is Bucket.SOFTEN:
+        return False
+    if bucket is Bucket.FATAL_UNCONTAINABLE:
+        return level >= InvariantCheckLevel.WARN
+    return level == InvariantCheckLevel.STRICT  # GUARD, FATAL_CONTAINABLE
+
+
 def _signal(ok: torch.Tensor, *, inv: Invariant, level: InvariantCheckLevel, msg: str):
-    raise NotImplementedError('slim removed the body of _signal: it never ran in any recording (see sglang/REMOVED.md)')
+    if _crashes(inv.bucket, level):
+        # Loud: async assert surfaces at the next sync point (no CPU sync).
+        torch._assert_async(ok.all(), f"invariant-check FAILED [{inv.name}]: {msg}")
+        return
+    _reporter.record(f"{inv.name}@rank{_get_rank()}", inv.bucket, (~ok).sum(), msg)
 
 
 def expect(

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import sys
+from datetime import datetime
+from logging.handlers import TimedRotatingFileHandler
 from typing import List, Optional, Union
 
+import torch.distributed as dist
 
 
 def create_log_targets(
@@ -15,12 +21,27 @@ def create_log_targets(
 
 
 def _create_log_target(target: str, name_prefix: str) -> logging.Logger:
-    raise NotImplementedError('slim removed the body of _create_log_target: it never ran in any recording (see sglang/REMOVED.md)')
+    if target.lower() == "stdout":
+        return _create_log_target_stdout(name_prefix)
+    return _create_log_target_file(target, name_prefix)
 
 
 def _create_log_target_stdout(name_prefix: str) -> logging.Logger:
     return _create_logger_with_handler(
         f"{name_prefix}.stdout", logging.StreamHandler(sys.stdout)
+    )
+
+
+def _create_log_target_file(directory: str, name_prefix: str) -> logging.Logger:
+    os.makedirs(directory, exist_ok=True)
+    hostname = socket.gethostname()
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    filename = os.path.join(directory, f"{hostname}_{rank}.log")
+    handler = TimedRotatingFileHandler(
+        filename, when="H", backupCount=0, encoding="utf-8"
+    )
+    return _create_logger_with_handler(
+        f"{name_prefix}.file.{directory}.{hostname}_{rank}", handler
     )
 
 
@@ -39,4 +60,15 @@ def _create_logger_with_handler(name: str, handler: logging.Handler) -> logging.
 def log_json(
     loggers: Union[logging.Logger, List[logging.Logger]], event: str, data: dict
 ) -> None:
-    raise NotImplementedError('slim removed the body of log_json: it never ran in any recording (see sglang/REMOVED.md)')
+    log_data = {
+        "timestamp": datetime.now().isoformat(),
+        "event": event,
+        **data,
+    }
+    msg = json.dumps(log_data, ensure_ascii=False)
+
+    if not isinstance(loggers, list):
+        loggers = [loggers]
+
+    for logger in loggers:
+        logger.info(msg)

@@ -4,6 +4,7 @@ import ipaddress
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
@@ -37,6 +38,18 @@ def is_valid_ipv6_address(address: str) -> bool:
         return False
 
 
+def find_process_using_port(port: int) -> Optional[psutil.Process]:
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.laddr.port == port:
+            try:
+                return psutil.Process(conn.pid)
+            except psutil.NoSuchProcess:
+                # It could happen by race condition (the proc dies when psutil.Process is called).
+                pass
+
+    return None
+
+
 MAX_VALID_PORT = 65535
 
 
@@ -46,7 +59,42 @@ def wait_port_available(
     timeout_s: Optional[int] = None,
     raise_exception: bool = True,
 ) -> bool:
-    raise NotImplementedError('slim removed the body of wait_port_available: it never ran in any recording (see sglang/REMOVED.md)')
+    if timeout_s is None:
+        # A killed server can hold its ports well past kill_process_tree()'s
+        # return while GPU teardown completes (>30s observed on GB300), so CI
+        # raises this via SGLANG_WAIT_PORT_TIMEOUT before relaunching a server
+        # on the same port plan.
+        timeout_s = int(os.environ.get("SGLANG_WAIT_PORT_TIMEOUT", "30"))
+    if port < 0 or port > MAX_VALID_PORT:
+        raise ValueError(
+            f"{port_name} has invalid port number {port}. "
+            f"Valid TCP port range is 0-{MAX_VALID_PORT}."
+        )
+
+    error_message = f"{port_name} at {port} is not available"
+    for i in range(timeout_s):
+        if is_port_available(port):
+            return True
+
+        if i > 10 and i % 5 == 0:
+            process = find_process_using_port(port)
+            if process is None:
+                logger.warning(
+                    f"The port {port} is in use, but we could not find the process that uses it."
+                )
+            else:
+                pid = process.pid
+                error_message = f"{port_name} is used by a process already. {process.name()=}' {process.cmdline()=} {process.status()=} {pid=}"
+                logger.info(
+                    f"port {port} is in use. Waiting for {i} seconds for {port_name} to be available. {error_message}"
+                )
+        time.sleep(0.1)
+
+    if raise_exception:
+        raise ValueError(
+            f"{port_name} at {port} is not available in {timeout_s} seconds. {error_message}"
+        )
+    return False
 
 
 def _get_addrinfos_for_bind(host=None, port=0):
@@ -355,7 +403,13 @@ def _wrap(host: str) -> str:
 
 
 def _parse_port(s: str) -> int:
-    raise NotImplementedError('slim removed the body of _parse_port: it never ran in any recording (see sglang/REMOVED.md)')
+    try:
+        port = int(s)
+    except ValueError:
+        raise ValueError(f"Invalid port number: {s!r}")
+    if not (0 <= port <= 65535):
+        raise ValueError(f"Port out of range (0-65535): {port}")
+    return port
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,39 @@ class OffloaderV2(BaseOffloader):
     pass
 
 
+def update_param(param, new_tensor):
+    """Update parameter while keeping properties needed by Offloader (e.g. pinned host memory)."""
+
+    if param.device == new_tensor.device:
+        param.data = new_tensor
+    else:
+        assert param.device == torch.device(
+            "cpu"
+        ), f"{param.device=} {new_tensor.device=}"
+        param.data = _create_cpu_data(new_tensor, pin_memory=True)
+
+
+def _create_cpu_data(data, pin_memory: bool):
+    cpu_data = _empty_strided_like(
+        data,
+        device="cpu",
+        pin_memory=pin_memory,
+    )
+    cpu_data.copy_(data)
+    return cpu_data
+
+
+def _empty_strided_like(x: torch.Tensor, device, pin_memory=False):
+    return torch.empty_strided(
+        size=x.size(),
+        stride=x.stride(),
+        dtype=x.dtype,
+        layout=x.layout,
+        device=device,
+        pin_memory=pin_memory,
+    )
+
+
 # ----------------------------------------- ShardedGpu ------------------------------------------------------
 
 

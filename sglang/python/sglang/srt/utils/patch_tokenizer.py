@@ -26,7 +26,14 @@ def _is_kimi_tiktoken_tokenizer(tokenizer):
 
 
 def decode_without_hf_kwargs(tokenizer, token_ids, skip_special_tokens):
-    raise NotImplementedError('slim removed the body of decode_without_hf_kwargs: it never ran in any recording (see sglang/REMOVED.md)')
+    if skip_special_tokens:
+        special_ids = getattr(tokenizer, "all_special_ids_set", None)
+        if special_ids is None:
+            special_ids = getattr(tokenizer, "all_special_ids", None)
+        if special_ids is not None:
+            special_ids_set = set(special_ids)
+            token_ids = [tid for tid in token_ids if tid not in special_ids_set]
+    return tokenizer.decode(token_ids)
 
 
 class _SpecialTokensCachePatcher:

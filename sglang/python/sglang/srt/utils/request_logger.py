@@ -13,6 +13,7 @@
 # ==============================================================================
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple, Union
 
@@ -35,7 +36,9 @@ WHITELISTED_HEADERS = _DEFAULT_WHITELISTED_HEADERS + [
 def _extract_whitelisted_headers(
     request: Optional[fastapi.Request],
 ) -> Optional[Dict[str, str]]:
-    raise NotImplementedError('slim removed the body of _extract_whitelisted_headers: it never ran in any recording (see sglang/REMOVED.md)')
+    if request is None:
+        return None
+    return {h: v for h in WHITELISTED_HEADERS if (v := request.headers.get(h))}
 
 
 class RequestLogger:
@@ -130,7 +133,28 @@ class RequestLogger:
         obj: Any,
         request: Optional[fastapi.Request] = None,
     ) -> None:
-        raise NotImplementedError('slim removed the body of RequestLogger.log_openai_received_request: it never ran in any recording (see sglang/REMOVED.md)')
+        """Log the raw OpenAI request payload before request adaptation/tokenization."""
+        max_length, _, _ = self.metadata
+        max_length = max_length if max_length is not None else 2048
+        headers = _extract_whitelisted_headers(request)
+
+        if hasattr(obj, "model_dump"):
+            obj_to_log = obj.model_dump(exclude_none=True)
+        else:
+            obj_to_log = obj
+
+        if self.log_requests_format == "json":
+            log_data = {
+                "obj": _transform_data_for_logging(obj_to_log, max_length=max_length),
+            }
+            if headers:
+                log_data["headers"] = headers
+            log_json(self.targets, "request.received.openai", log_data)
+        else:
+            headers_str = f", headers={headers}" if headers else ""
+            self._log(
+                f"Receive OpenAI: obj={_dataclass_to_string_truncated(obj_to_log, max_length)}{headers_str}"
+            )
 
     def log_finished_request(
         self,
@@ -211,17 +235,82 @@ class RequestLogger:
         return max_length, skip_names, out_skip_names
 
     def _log(self, msg: str) -> None:
-        raise NotImplementedError('slim removed the body of RequestLogger._log: it never ran in any recording (see sglang/REMOVED.md)')
+        for target in self.targets:
+            target.info(msg)
 
 
 # TODO unify this w/ `_transform_data_for_logging` if we find performance enough
 def _dataclass_to_string_truncated(
     data: Any, max_length: int = 2048, skip_names: Optional[Set[str]] = None
 ) -> str:
-    raise NotImplementedError('slim removed the body of _dataclass_to_string_truncated: it never ran in any recording (see sglang/REMOVED.md)')
+    if skip_names is None:
+        skip_names = set()
+    if isinstance(data, str):
+        if len(data) > max_length:
+            half_length = max_length // 2
+            return f"{repr(data[:half_length])} ... {repr(data[-half_length:])}"
+        else:
+            return f"{repr(data)}"
+    elif isinstance(data, (list, tuple)):
+        if len(data) > max_length:
+            half_length = max_length // 2
+            return str(data[:half_length]) + " ... " + str(data[-half_length:])
+        else:
+            return str(data)
+    elif isinstance(data, dict):
+        return (
+            "{"
+            + ", ".join(
+                f"'{k}': {_dataclass_to_string_truncated(v, max_length)}"
+                for k, v in data.items()
+                if k not in skip_names
+            )
+            + "}"
+        )
+    elif dataclasses.is_dataclass(data):
+        fields = dataclasses.fields(data)
+        return (
+            f"{data.__class__.__name__}("
+            + ", ".join(
+                f"{f.name}={_dataclass_to_string_truncated(getattr(data, f.name), max_length)}"
+                for f in fields
+                if f.name not in skip_names
+            )
+            + ")"
+        )
+    else:
+        return str(data)
 
 
 def _transform_data_for_logging(
     data: Any, max_length: int = 2048, skip_names: Optional[Set[str]] = None
 ) -> Any:
-    raise NotImplementedError('slim removed the body of _transform_data_for_logging: it never ran in any recording (see sglang/REMOVED.md)')
+    if skip_names is None:
+        skip_names = set()
+    if isinstance(data, str):
+        if len(data) > max_length:
+            half_length = max_length // 2
+            return data[:half_length] + "..." + data[-half_length:]
+        return data
+    elif isinstance(data, (list, tuple)):
+        if len(data) > max_length:
+            half_length = max_length // 2
+            return list(data[:half_length]) + ["..."] + list(data[-half_length:])
+        return [_transform_data_for_logging(v, max_length) for v in data]
+    elif isinstance(data, dict):
+        return {
+            k: _transform_data_for_logging(v, max_length)
+            for k, v in data.items()
+            if k not in skip_names
+        }
+    elif dataclasses.is_dataclass(data):
+        fields = dataclasses.fields(data)
+        return {
+            f.name: _transform_data_for_logging(getattr(data, f.name), max_length)
+            for f in fields
+            if f.name not in skip_names
+        }
+    elif isinstance(data, (int, float, bool, type(None))):
+        return data
+    else:
+        return str(data)

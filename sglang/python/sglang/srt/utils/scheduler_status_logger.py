@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, List, Optional
 
 import torch.distributed as dist
@@ -38,4 +39,17 @@ class SchedulerStatusLogger:
     def maybe_dump(
         self, running_batch: ScheduleBatch, waiting_queue: List[Req]
     ) -> None:
-        raise NotImplementedError('slim removed the body of SchedulerStatusLogger.maybe_dump: it never ran in any recording (see sglang/REMOVED.md)')
+        now = time.time()
+        if now - self.last_dump_time < self.dump_interval:
+            return
+
+        self.last_dump_time = now
+        log_json(
+            self.loggers,
+            "scheduler.status",
+            {
+                "rank": self.rank,
+                "running_rids": [r.rid for r in running_batch.reqs],
+                "queued_rids": [r.rid for r in waiting_queue],
+            },
+        )

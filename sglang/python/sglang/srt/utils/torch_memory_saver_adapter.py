@@ -70,7 +70,7 @@ class _TorchMemorySaverAdapterReal(TorchMemorySaverAdapter):
         return _memory_saver.pause(tag=tag)
 
     def resume(self, tag: str):
-        raise NotImplementedError('slim removed the body of _TorchMemorySaverAdapterReal.resume: it never ran in any recording (see sglang/REMOVED.md)')
+        return _memory_saver.resume(tag=tag)
 
     @property
     def enabled(self):

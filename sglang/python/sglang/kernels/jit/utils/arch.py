@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import List
 
@@ -34,7 +38,34 @@ class ArchInfo:
 
 @cache_once
 def _jit_cuda_version() -> tuple[int, ...]:
-    raise NotImplementedError('slim removed the body of _jit_cuda_version: it never ran in any recording (see sglang/REMOVED.md)')
+    """CUDA version of the nvcc that JIT builds actually run.
+
+    The target has to match the compiler, not the toolkit PyTorch was built
+    against: a cu129 wheel on a CUDA 12.8 toolkit would otherwise select
+    `sm_120f`, which nvcc 12.8 rejects. Resolve nvcc the way tvm-ffi does
+    (`CUDA_HOME` / `CUDA_PATH`, then `$PATH`, then `/usr/local/cuda`) and fall
+    back to `torch.version.cuda` when it cannot be probed.
+    """
+    cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if cuda_home is None:
+        nvcc_path = shutil.which("nvcc")
+        cuda_home = (
+            os.path.dirname(os.path.dirname(nvcc_path))
+            if nvcc_path is not None
+            else "/usr/local/cuda"
+        )
+    nvcc = os.path.join(cuda_home, "bin", "nvcc")
+    try:
+        output = subprocess.check_output([nvcc, "--version"], text=True)
+        match = re.search(r"release (\d+)\.(\d+)", output)
+        if match is not None:
+            return int(match.group(1)), int(match.group(2))
+        logger.warning("Cannot parse `%s --version` output: %s", nvcc, output)
+    except (OSError, subprocess.SubprocessError) as error:
+        logger.warning("Cannot run `%s --version`: %s", nvcc, error)
+    from sglang.srt.utils.common import get_cuda_version
+
+    return get_cuda_version()
 
 
 def _cuda_arch_suffix(major: int, minor: int) -> str:

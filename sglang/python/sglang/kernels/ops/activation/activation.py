@@ -84,7 +84,11 @@ def _run_activation_filtered_inplace(
     expert_ids: torch.Tensor,
     expert_step: int,
 ) -> None:
-    raise NotImplementedError('slim removed the body of _run_activation_filtered_inplace: it never ran in any recording (see sglang/REMOVED.md)')
+    hidden_size = input.shape[-1] // 2
+    module = activation_module(input.dtype)
+    input_2d = input.view(-1, hidden_size * 2)
+    out_2d = out.view(-1, hidden_size)
+    module.run_activation_filtered(input_2d, out_2d, expert_ids, expert_step, op_name)
 
 
 def run_activation(
@@ -116,7 +120,9 @@ def run_activation(
 def _run_unary_activation_inplace(
     op_name: str, input: torch.Tensor, out: torch.Tensor
 ) -> None:
-    raise NotImplementedError('slim removed the body of _run_unary_activation_inplace: it never ran in any recording (see sglang/REMOVED.md)')
+    last = input.shape[-1]
+    module = activation_module(input.dtype)
+    module.run_unary_activation(input.view(-1, last), out.view(-1, last), op_name)
 
 
 def run_unary_activation(

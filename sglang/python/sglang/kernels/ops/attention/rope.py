@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_rotary_embedding_module() -> Module:
-    raise NotImplementedError('slim removed the body of _jit_rotary_embedding_module: it never ran in any recording (see sglang/REMOVED.md)')
+    return load_jit(
+        "rotary_embedding",
+        cuda_files=["elementwise/pos_enc.cuh"],
+        cuda_wrappers=[("rotary_embedding", "RotaryEmbeddingKernel::run")],
+    )
 
 
 @cache_once
@@ -151,7 +155,28 @@ def apply_rope_inplace_with_kvcache(
     is_neox: bool,
     rope_dim: int = 0,
 ) -> None:
-    raise NotImplementedError('slim removed the body of apply_rope_inplace_with_kvcache: it never ran in any recording (see sglang/REMOVED.md)')
+    """
+    Fused inplace RoPE + KV cache store.
+
+    Applies rotary position embedding to q and k inplace. The rotated k is also
+    stored in k_cache. The original v is also stored in v_cache.
+
+    Args:
+        q: Query tensor of shape [num_tokens, num_qo_heads, head_dim].
+        k: Key tensor of shape [num_tokens, num_kv_heads, head_dim].
+        v: Value tensor of shape [num_tokens, num_kv_heads, head_dim].
+        k_cache: Key cache of shape [cache_size, num_kv_heads * head_dim].
+        v_cache: Value cache of shape [cache_size, num_kv_heads * head_dim].
+        cos_sin_cache: Cosine/sine cache of shape [max_position, rope_dim], float32.
+        positions: Position indices of shape [num_tokens], int32 or int64.
+        out_loc: Cache write locations of shape [num_tokens], same dtype as positions.
+        is_neox: Whether to use GPT-NeoX style (True) or GPT-J interleaved (False).
+        rope_dim: Rotary embedding dimension. Defaults to cos_sin_cache.size(-1).
+    """
+    rope_dim = rope_dim or cos_sin_cache.size(-1)
+    v = v.view_as(k)
+    module = _jit_fused_rope_module(is_neox, rope_dim, k.dtype, q.dtype)
+    module.run_rope_store(q, k, v, k_cache, v_cache, cos_sin_cache, positions, out_loc)
 
 
 # NOTE: this name is intentionally set as the old kernel in `sgl_kernel`

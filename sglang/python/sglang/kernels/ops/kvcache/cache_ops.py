@@ -266,8 +266,60 @@ def launch_reshape_and_cache_flash(
     )
 
 
+@triton.jit
+def concat_and_cast_q_fp8_pad_kernel(
+    qpad_ptr,  # [num_tokens, pad_heads, NOPE+ROPE] fp8 (dst; only [:, :H, :] written)
+    q_nope_ptr,  # [num_tokens, H, NOPE] bf16
+    q_rope_ptr,  # [num_tokens, H, ROPE] bf16
+    qpad_s0,
+    qpad_s1,
+    nope_s0,
+    nope_s1,
+    rope_s0,
+    rope_s1,
+    H: tl.constexpr,
+    NOPE: tl.constexpr,
+    ROPE: tl.constexpr,
+):
+    # One program per token: write the H active heads of the padded fp8 q buffer,
+    # fusing the bf16->fp8 cast (on store) with the nope/rope concat.  Bit-exact vs the
+    # two strided copy_() it replaces; ~3.7x faster because copy_ into the
+    # 64-head-padded buffer is strided (~4.5x off memory-bound).  Strides are passed in,
+    # so q_nope/q_rope may be views of a [T, H, NOPE+ROPE] q (head-stride != last-dim).
+    pid = tl.program_id(0)
+    hr = tl.arange(0, H)
+    qpad_head = qpad_ptr + pid * qpad_s0 + hr[:, None] * qpad_s1
+    no = tl.arange(0, NOPE)
+    src_n = tl.load(q_nope_ptr + pid * nope_s0 + hr[:, None] * nope_s1 + no[None, :])
+    tl.store(qpad_head + no[None, :], src_n)
+    ro = tl.arange(0, ROPE)
+    src_r = tl.load(q_rope_ptr + pid * rope_s0 + hr[:, None] * rope_s1 + ro[None, :])
+    tl.store(qpad_head + NOPE + ro[None, :], src_r)
+
+
 def concat_and_cast_q_fp8_pad(q_fp8_pad, q_nope, q_rope, num_heads):
-    raise NotImplementedError('slim removed the body of concat_and_cast_q_fp8_pad: it never ran in any recording (see sglang/REMOVED.md)')
+    """fused bf16->fp8 concat-cast of q_nope/q_rope into the active
+    [:, :num_heads, :] slice of the padded fp8 q buffer.  Bit-exact replacement for the
+    two strided converting copy_() in the Q8KV8 prefill q-prep, ~3.7x faster.  Requires
+    num_heads / nope_dim / rope_dim to be powers of two (always true for DeepSeek: 128
+    heads / any TP, 512 nope, 64 rope)."""
+    num_tokens = q_nope.shape[0]
+    nope_dim = q_nope.shape[-1]
+    rope_dim = q_rope.shape[-1]
+    concat_and_cast_q_fp8_pad_kernel[(num_tokens,)](
+        q_fp8_pad,
+        q_nope,
+        q_rope,
+        q_fp8_pad.stride(0),
+        q_fp8_pad.stride(1),
+        q_nope.stride(0),
+        q_nope.stride(1),
+        q_rope.stride(0),
+        q_rope.stride(1),
+        H=num_heads,
+        NOPE=nope_dim,
+        ROPE=rope_dim,
+    )
 
 
 @triton.jit
@@ -439,7 +491,9 @@ _AUTO_NONPOW2_VARIANT = "two_dot"
 
 
 def _qprep_env_variant():
-    raise NotImplementedError('slim removed the body of _qprep_env_variant: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.srt.environ import envs
+
+    return envs.SGLANG_OPT_Q8KV8_QPREP_VARIANT.get()
 
 
 # Resolved once at import (matches the module-constant style above).  "auto"

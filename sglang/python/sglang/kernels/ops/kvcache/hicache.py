@@ -124,6 +124,35 @@ def _default_unroll(element_size: int) -> int:
     return 1
 
 
+def transfer_hicache_one_layer_mla(
+    cache_dst: torch.Tensor,
+    indices_dst: torch.Tensor,
+    cache_src: torch.Tensor,
+    indices_src: torch.Tensor,
+    *,
+    element_dim: int | None = None,
+    unroll: int | None = None,
+    block_quota: int | None = None,
+) -> None:
+    element_dim = element_dim or cache_dst.size(-1)
+    cache_src = cache_src.view(-1, element_dim)
+    cache_dst = cache_dst.view(-1, element_dim)
+    element_size = element_dim * cache_dst.element_size()
+    block_quota = block_quota or DEFAULT_BLOCK_QUOTA
+    unroll = unroll or _default_unroll(element_size)
+    module = _jit_hicache_module(
+        element_size=element_size,
+        unroll=unroll,
+        block_quota=block_quota,
+    )
+    module.launch_one_mla(
+        cache_dst,
+        indices_dst,
+        cache_src,
+        indices_src,
+    )
+
+
 def transfer_hicache_all_layer_mla(
     ptr_dst: torch.Tensor,
     indices_dst: torch.Tensor,
@@ -136,7 +165,25 @@ def transfer_hicache_all_layer_mla(
     unroll: int | None = None,
     block_quota: int | None = None,
 ) -> None:
-    raise NotImplementedError('slim removed the body of transfer_hicache_all_layer_mla: it never ran in any recording (see sglang/REMOVED.md)')
+    if element_size is None:
+        assert cache_dst_stride_bytes == cache_src_stride_bytes
+        element_size = cache_dst_stride_bytes
+
+    block_quota = block_quota or DEFAULT_BLOCK_QUOTA
+    unroll = unroll or _default_unroll(element_size)
+    module = _jit_hicache_module(
+        element_size=element_size,
+        unroll=unroll,
+        block_quota=block_quota,
+    )
+    module.launch_all_mla(
+        ptr_dst,
+        indices_dst,
+        ptr_src,
+        indices_src,
+        cache_src_stride_bytes,
+        cache_dst_stride_bytes,
+    )
 
 
 @debug_kernel_api

@@ -1,4 +1,5 @@
 import logging
+from typing import Optional
 
 import torch
 import triton
@@ -274,6 +275,321 @@ def pre_reorder_for_cutlass_moe(
 
 # copy from https://github.com/ModelTC/lightllm/blob/a000ab69098654df4731f5b12587dd4e7f0a4f41/lightllm/common/fused_moe/moe_silu_and_mul_mix_quant_ep.py
 @triton.jit
+def _silu_and_mul_post_quant_kernel(
+    input_ptr,
+    stride_input_0,
+    stride_input_1,
+    stride_input_2,
+    output_ptr,
+    stride_output_0,
+    stride_output_1,
+    stride_output_2,
+    output_scale_ptr,
+    stride_output_scale_0,
+    stride_output_scale_1,
+    stride_output_scale_2,
+    masked_m_ptr,
+    size_n,
+    fp8_max,
+    fp8_min,
+    QUANT_GROUP_SIZE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    NUM_STAGE: tl.constexpr,
+    SCALE_UE8M0: tl.constexpr,
+    GEMM1_ALPHA: tl.constexpr,
+    GEMM1_CLAMP_LIMIT: tl.constexpr,
+):
+    expert_id = tl.program_id(2)
+    token_id = tl.program_id(1)
+    hidden_dim_block_index = tl.program_id(0)
+
+    block_num_per_expert = tl.num_programs(1)
+
+    token_num_cur_expert = tl.load(masked_m_ptr + expert_id)
+
+    stride_input_0 = tl.cast(stride_input_0, dtype=tl.int64)
+    stride_output_0 = tl.cast(stride_output_0, dtype=tl.int64)
+    stride_input_1 = tl.cast(stride_input_1, dtype=tl.int64)
+    stride_output_1 = tl.cast(stride_output_1, dtype=tl.int64)
+
+    N_GROUPS: tl.constexpr = BLOCK_N // QUANT_GROUP_SIZE
+
+    offs_in_d = hidden_dim_block_index * BLOCK_N + tl.arange(0, BLOCK_N)
+    input_ptr_offs = input_ptr + expert_id * stride_input_0 + offs_in_d
+    output_ptr_offs = output_ptr + expert_id * stride_output_0 + offs_in_d
+    scale_base = (
+        output_scale_ptr
+        + expert_id * stride_output_scale_0
+        + hidden_dim_block_index * N_GROUPS * stride_output_scale_2
+    )
+
+    for token_index in tl.range(
+        token_id, token_num_cur_expert, block_num_per_expert, num_stages=NUM_STAGE
+    ):
+        gate = tl.load(
+            input_ptr_offs + token_index * stride_input_1,
+            mask=offs_in_d < size_n,
+            other=0.0,
+        ).to(tl.float32)
+        up = tl.load(
+            input_ptr_offs + token_index * stride_input_1 + size_n,
+            mask=offs_in_d < size_n,
+            other=0.0,
+        )
+        if GEMM1_ALPHA > 0:
+            gate = tl.minimum(gate, GEMM1_CLAMP_LIMIT)
+            up = tl.clamp(up, -GEMM1_CLAMP_LIMIT, GEMM1_CLAMP_LIMIT)
+            gate_up = gate * tl.sigmoid(gate * GEMM1_ALPHA) * (up + 1)
+        else:
+            gate = gate / (1 + tl.exp(-gate))
+            gate = gate.to(input_ptr.dtype.element_ty)
+            gate_up = up * gate
+
+        gate_up_2d = tl.reshape(gate_up, (N_GROUPS, QUANT_GROUP_SIZE))
+        group_absmax = tl.max(tl.abs(gate_up_2d), axis=1)
+        group_absmax = tl.maximum(group_absmax, 1e-10)
+
+        output_s = group_absmax / fp8_max
+        if SCALE_UE8M0:
+            output_s = tl.exp2(tl.ceil(tl.log2(output_s)))
+
+        inv_s = tl.reshape(1.0 / output_s, (N_GROUPS, 1))
+        output_q_2d = tl.clamp(gate_up_2d * inv_s, fp8_min, fp8_max)
+        output_q = tl.reshape(output_q_2d, (BLOCK_N,)).to(output_ptr.dtype.element_ty)
+
+        tl.store(
+            output_ptr_offs + token_index * stride_output_1,
+            output_q,
+            mask=offs_in_d < size_n,
+        )
+        scale_offs = scale_base + token_index * stride_output_scale_1
+        tl.store(
+            scale_offs + tl.arange(0, N_GROUPS) * stride_output_scale_2,
+            output_s,
+        )
+
+
+def silu_and_mul_masked_post_quant_fwd(
+    input: torch.Tensor,
+    output: torch.Tensor,
+    output_scale: torch.Tensor,
+    quant_group_size: int,
+    masked_m: torch.Tensor,
+    scale_ue8m0: bool = False,
+    gemm1_alpha: float = 0.0,
+    gemm1_clamp_limit: float = 0.0,
+    num_real_tokens: Optional[int] = None,
+    topk: Optional[int] = None,
+):
+    """Masked (EP-MoE) fused silu_and_mul + per-token-group fp8 quant.
+
+    input  [expert_num, token_num_padded, hidden_dim * 2]
+    output [expert_num, token_num_padded, hidden_dim], dtype fp8
+    masked_m [expert_num]
+
+    ``output_scale``'s dtype selects the scale format and kernel schedule:
+      float32 [E, token_num_padded, G]: row-major scales (rounded to powers of
+        two when ``scale_ue8m0``); token axis grid-strides over the padded dim.
+      int32 [E, G // 4, token_num_padded]: packed UE8M0, 4 exponent bytes per
+        int32 (deep_gemm's MN-major packed layout, no separate transform
+        needed). Requires ``scale_ue8m0``, ``G % 4 == 0``, and
+        ``num_real_tokens``/``topk`` to size the dense flat-work grid.
+
+    ``gemm1_alpha > 0`` switches the activation to the gpt-oss swiglu
+    ``min(gate, limit) * sigmoid(alpha * gate) * (clamp(up, +-limit) + 1)``.
+    """
+
+    assert input.is_contiguous()
+    assert output.dtype == torch.float8_e4m3fn
+    assert output.is_contiguous()
+    assert len(input.shape) == 3
+    assert input.shape[0] == masked_m.shape[0]
+    assert input.shape[-1] % 2 == 0
+
+    size_n = input.shape[-1] // 2
+    assert size_n % quant_group_size == 0
+
+    finfo = torch.finfo(torch.float8_e4m3fn)
+    fp8_max = finfo.max
+    fp8_min = -fp8_max
+    gemm1_alpha = gemm1_alpha if gemm1_alpha is not None else 0.0
+    gemm1_clamp_limit = gemm1_clamp_limit if gemm1_clamp_limit is not None else 0.0
+
+    if output_scale.dtype == torch.int32:
+        assert scale_ue8m0, "packed int32 scales are UE8M0 by definition"
+        assert (
+            num_real_tokens is not None and topk is not None
+        ), "the packed schedule sizes its grid from num_real_tokens * topk"
+        E, m_max, _ = input.shape
+        G = size_n // quant_group_size
+        assert G % 4 == 0, "packed UE8M0 path requires num_groups % 4 == 0"
+        BLOCK_N = quant_group_size * 4
+        assert (
+            size_n % BLOCK_N == 0
+        ), "packed UE8M0 path requires size_n % (4*group) == 0"
+        hidden_dim_split = size_n // BLOCK_N
+        assert tuple(output_scale.shape) == (E, hidden_dim_split, m_max)
+
+        grid = (num_real_tokens * topk, hidden_dim_split)
+        _silu_and_mul_post_quant_packed_kernel[grid](
+            input,
+            *input.stride(),
+            output,
+            *output.stride(),
+            output_scale,
+            *output_scale.stride(),
+            masked_m,
+            E,
+            size_n,
+            fp8_max,
+            fp8_min,
+            QUANT_GROUP_SIZE=quant_group_size,
+            BLOCK_N=BLOCK_N,
+            GEMM1_ALPHA=gemm1_alpha,
+            GEMM1_CLAMP_LIMIT=gemm1_clamp_limit,
+            E_PADDED=triton.next_power_of_2(E),
+            num_warps=1,
+        )
+        return
+
+    expert_num = len(masked_m)
+
+    if expert_num < 4:
+        BLOCK_NUM_PER_EXPERT = 64
+    else:
+        BLOCK_NUM_PER_EXPERT = 32
+
+    groups_total = size_n // quant_group_size
+    gpb = 4
+    while gpb > 1:
+        block_n = quant_group_size * gpb
+        if (block_n & (block_n - 1) == 0) and (groups_total % gpb == 0):
+            break
+        gpb //= 2
+    BLOCK_N = quant_group_size * gpb
+
+    num_warps = 1
+    NUM_STAGES = 6
+    hidden_dim_split_block_num = triton.cdiv(size_n, BLOCK_N)
+
+    grid = (
+        hidden_dim_split_block_num,
+        BLOCK_NUM_PER_EXPERT,
+        expert_num,
+    )
+
+    _silu_and_mul_post_quant_kernel[grid](
+        input,
+        *input.stride(),
+        output,
+        *output.stride(),
+        output_scale,
+        *output_scale.stride(),
+        masked_m,
+        size_n,
+        fp8_max,
+        fp8_min,
+        QUANT_GROUP_SIZE=quant_group_size,
+        BLOCK_N=BLOCK_N,
+        NUM_STAGE=NUM_STAGES,
+        num_warps=num_warps,
+        SCALE_UE8M0=scale_ue8m0,
+        GEMM1_ALPHA=gemm1_alpha,
+        GEMM1_CLAMP_LIMIT=gemm1_clamp_limit,
+    )
+    return
+
+
+@triton.jit
+def _silu_and_mul_post_quant_packed_kernel(
+    input_ptr,
+    stride_input_0,
+    stride_input_1,
+    stride_input_2,
+    output_ptr,
+    stride_output_0,
+    stride_output_1,
+    stride_output_2,
+    scale_ptr,  # int32 [E, G//4, m_max] (MN-major: packed scale stored token-minor)
+    stride_scale_e,
+    stride_scale_g4,
+    stride_scale_m,
+    masked_m_ptr,
+    num_experts,
+    size_n,
+    fp8_max,
+    fp8_min,
+    QUANT_GROUP_SIZE: tl.constexpr,
+    BLOCK_N: tl.constexpr,  # == 4 * QUANT_GROUP_SIZE (one packed int32 per block)
+    GEMM1_ALPHA: tl.constexpr,
+    GEMM1_CLAMP_LIMIT: tl.constexpr,
+    E_PADDED: tl.constexpr,
+):
+    # Flat work dim rides axis 0 (x): num_real_tokens*topk can exceed the 65535 grid.y/z limit.
+    work_id = tl.program_id(0)
+    hidden_dim_block_index = tl.program_id(1)
+
+    e_off = tl.arange(0, E_PADDED)
+    mm = tl.load(masked_m_ptr + e_off, mask=e_off < num_experts, other=0)
+    incl = tl.cumsum(mm)
+    total = tl.sum(mm)
+    if work_id >= total:
+        return
+    excl = incl - mm  # first global slot of each expert
+    owner = (excl <= work_id) & (work_id < incl)
+    expert_id = tl.sum(tl.where(owner, e_off, 0))
+    token_index = work_id - tl.sum(tl.where(owner, excl, 0))
+
+    stride_input_0 = tl.cast(stride_input_0, tl.int64)
+    stride_input_1 = tl.cast(stride_input_1, tl.int64)
+    stride_output_0 = tl.cast(stride_output_0, tl.int64)
+    stride_output_1 = tl.cast(stride_output_1, tl.int64)
+
+    N_GROUPS: tl.constexpr = BLOCK_N // QUANT_GROUP_SIZE
+
+    offs_in_d = hidden_dim_block_index * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_d = offs_in_d < size_n
+    in_base = input_ptr + expert_id * stride_input_0 + token_index * stride_input_1
+    out_base = output_ptr + expert_id * stride_output_0 + token_index * stride_output_1
+
+    gate = tl.load(in_base + offs_in_d, mask=mask_d, other=0.0).to(tl.float32)
+    up = tl.load(in_base + offs_in_d + size_n, mask=mask_d, other=0.0)
+    if GEMM1_ALPHA > 0:
+        gate = tl.minimum(gate, GEMM1_CLAMP_LIMIT)
+        up = tl.clamp(up, -GEMM1_CLAMP_LIMIT, GEMM1_CLAMP_LIMIT)
+        gate_up = gate * tl.sigmoid(gate * GEMM1_ALPHA) * (up + 1)
+    else:
+        gate = gate / (1 + tl.exp(-gate))
+        gate = gate.to(input_ptr.dtype.element_ty)
+        gate_up = up * gate
+
+    gate_up_2d = tl.reshape(gate_up, (N_GROUPS, QUANT_GROUP_SIZE))
+    group_absmax = tl.max(tl.abs(gate_up_2d), axis=1)
+    group_absmax = tl.maximum(group_absmax, 1e-10)
+    output_s = group_absmax / fp8_max
+    # UE8M0: round to a power of two so the (>>23)&0xFF exponent extraction below is valid.
+    output_s = tl.exp2(tl.ceil(tl.log2(output_s)))
+
+    inv_s = tl.reshape(1.0 / output_s, (N_GROUPS, 1))
+    output_q_2d = tl.clamp(gate_up_2d * inv_s, fp8_min, fp8_max)
+    output_q = tl.reshape(output_q_2d, (BLOCK_N,)).to(output_ptr.dtype.element_ty)
+    tl.store(out_base + offs_in_d, output_q, mask=mask_d)
+
+    # Pack 4 UE8M0 exponent bytes little-endian into one int32, matching deep_gemm's
+    # get_mn_major_tma_aligned_packed_ue8m0_tensor (fp32>>23 -> uint8 -> 4-group int32 view).
+    s_bits = output_s.to(tl.int32, bitcast=True)
+    expo = (s_bits >> 23) & 0xFF
+    shifts = tl.arange(0, N_GROUPS) * 8
+    packed = tl.sum(expo << shifts)
+    scale_off = (
+        expert_id * stride_scale_e
+        + hidden_dim_block_index * stride_scale_g4
+        + token_index * stride_scale_m
+    )
+    tl.store(scale_ptr + scale_off, packed)
+
+
+@triton.jit
 def silu_mul_dynamic_scale_triton_kernel_for_cutlass_moe(
     input_ptr,
     scale_ptr,
@@ -474,4 +790,23 @@ def post_reorder_for_cutlass_moe(
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/fused_moe/deepep_scatter_gather.py
 # copy from
 # https://github.com/deepseek-ai/DeepGEMM/blob/bd2a77552886b98c205af12f8d7d2d61247c4b27/deep_gemm/jit_kernels/utils.py#L58
+def get_tma_aligned_size(x: int, element_size: int) -> int:
+    """
+    Global memory address of TMA must be 16-byte aligned.
+    Since we use column-major layout for the LHS scaling tensor,
+        the M-axis of the LHS scaling tensor needs to be padded to a multiple of 16 bytes.
+
+    Arguments:
+        x: original M-axis shape of the LHS scaling tensor.
+        element_size: element size of the LHS scaling tensor.
+
+    Returns:
+        M-axis shape of the LHS scaling tensor after padding.
+    """
+    tma_alignment_bytes = 16
+    assert tma_alignment_bytes % element_size == 0
+    alignment = tma_alignment_bytes // element_size
+    return ceil_div(x, alignment) * alignment
+
+
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/quantization/triton_quant/fp8/fp8act_quant_kernel.py

@@ -47,7 +47,13 @@ def per_tensor_quant_fp8(
 
 @cache_once
 def _jit_per_tensor_absmax_fp8_module(dtype: torch.dtype) -> Module:
-    raise NotImplementedError('slim removed the body of _jit_per_tensor_absmax_fp8_module: it never ran in any recording (see sglang/REMOVED.md)')
+    args = make_cpp_args(dtype)
+    return load_jit(
+        "per_tensor_absmax_fp8",
+        *args,
+        cuda_files=["gemm/per_tensor_quant_fp8.cuh"],
+        cuda_wrappers=[("per_tensor_absmax_fp8", f"per_tensor_absmax_fp8<{args}>")],
+    )
 
 
 @register_custom_op(

@@ -351,7 +351,7 @@ class TritonAttnBackend(AttentionBackend):
         )
 
     def _dcp_lens(self, lens: torch.Tensor, start: Optional[torch.Tensor] = None):
-        raise NotImplementedError('slim removed the body of TritonAttnBackend._dcp_lens: it never ran in any recording (see sglang/REMOVED.md)')
+        return get_dcp_lens(lens, self.dcp_size, self.dcp_rank, start)
 
     def _dcp_kv_indices(
         self,
@@ -363,7 +363,25 @@ class TritonAttnBackend(AttentionBackend):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # Build per-DCP-rank sharded KV indptr/indices. eager passes kv_indices=None
         # (fresh tensor); cuda-graph passes an address-stable buffer to fill in place.
-        raise NotImplementedError('slim removed the body of TritonAttnBackend._dcp_kv_indices: it never ran in any recording (see sglang/REMOVED.md)')
+        dcp_lens = self._dcp_lens(lens, kv_start_idx)
+        kv_indptr[1 : len(req_pool_indices) + 1] = torch.cumsum(dcp_lens, dim=0)
+        kv_indptr = kv_indptr[: len(req_pool_indices) + 1]
+        if kv_indices is None:
+            kv_indices = torch.empty(
+                int(dcp_lens.sum().item()), dtype=torch.int64, device=self.device
+            )
+        create_triton_kv_indices_for_dcp_triton[(len(req_pool_indices),)](
+            self.req_to_token,
+            req_pool_indices,
+            dcp_lens,
+            kv_indptr,
+            kv_start_idx,
+            kv_indices,
+            self.req_to_token.stride(0),
+            self.dcp_size,
+            self.dcp_rank,
+        )
+        return kv_indptr, kv_indices, dcp_lens
 
     def _fill_kv_indptr_and_indices(
         self,
@@ -1429,7 +1447,127 @@ class TritonAttnBackend(AttentionBackend):
         logits_soft_cap: float,
         sinks: Optional[torch.Tensor],
     ):
-        raise NotImplementedError('slim removed the body of TritonAttnBackend._forward_extend_dcp: it never ran in any recording (see sglang/REMOVED.md)')
+        if sinks is not None:
+            raise NotImplementedError("DCP Triton extend does not support sinks")
+        if self.forward_metadata.custom_mask is not None:
+            raise NotImplementedError("DCP Triton extend does not support custom masks")
+        if layer.sliding_window_size is not None and layer.sliding_window_size > -1:
+            raise NotImplementedError(
+                "DCP Triton extend does not support sliding window"
+            )
+
+        group = get_parallel().dcp_group
+        q_local = q.view(-1, layer.tp_q_head_num, layer.qk_head_dim).contiguous()
+        total_tokens, local_heads, _ = q_local.shape
+
+        kv_indptr = self.forward_metadata.kv_indptr
+        kv_indices = self.forward_metadata.kv_indices
+        max_extend_len = self.forward_metadata.max_extend_len
+
+        if layer.k_scale is not None and layer.v_scale is not None:
+            k_descale = layer.k_scale_float
+            v_descale = layer.v_scale_float
+        else:
+            k_descale = 1.0
+            v_descale = 1.0
+
+        k_buffer = self.token_to_kv_pool.get_key_buffer(layer.layer_id)
+        v_buffer = self.token_to_kv_pool.get_value_buffer(layer.layer_id)
+
+        current_out = torch.zeros(
+            (total_tokens, local_heads, layer.v_head_dim),
+            device=q.device,
+            dtype=torch.float32,
+        )
+        current_lse = torch.full(
+            (total_tokens, local_heads),
+            -float("inf"),
+            device=q.device,
+            dtype=torch.float32,
+        )
+
+        # Current chunk K/V is still local before masked cache write, so it can
+        # use the original extend kernel's current-token stage directly.
+        if k.numel() > 0:
+            empty_kv_indptr = torch.zeros_like(kv_indptr)
+            self.extend_attention_fwd(
+                q_local,
+                k.contiguous(),
+                v.contiguous(),
+                current_out,
+                k_buffer,
+                v_buffer,
+                self.forward_metadata.qo_indptr,
+                empty_kv_indptr,
+                kv_indices[:0],
+                None,
+                causal,
+                None,
+                max_extend_len,
+                1.0,
+                1.0,
+                sm_scale=layer.scaling,
+                logit_cap=logits_soft_cap,
+                xai_temperature_len=layer.xai_temperature_len,
+                lse_extend=current_lse,
+                skip_prefix=True,
+            )
+
+        if kv_indices.numel() == 0:
+            return current_out.reshape(-1, layer.tp_q_head_num * layer.v_head_dim).to(
+                q.dtype
+            )
+
+        # Prefix KV is sharded across DCP ranks, so compute each rank's
+        # partial attention with all gathered query heads and merge by LSE.
+        q_all = group.all_gather(q_local, dim=1).contiguous()
+        total_heads = q_all.shape[1]
+        prefix_out = torch.zeros(
+            (total_tokens, total_heads, layer.v_head_dim),
+            device=q.device,
+            dtype=torch.float32,
+        )
+        prefix_lse = torch.full(
+            (total_tokens, total_heads),
+            -float("inf"),
+            device=q.device,
+            dtype=torch.float32,
+        )
+        empty_k = k[:0].contiguous()
+        empty_v = v[:0].contiguous()
+        self.extend_attention_fwd(
+            q_all,
+            empty_k,
+            empty_v,
+            prefix_out,
+            k_buffer,
+            v_buffer,
+            self.forward_metadata.qo_indptr,
+            kv_indptr,
+            kv_indices,
+            None,
+            False,
+            None,
+            max_extend_len,
+            k_descale,
+            v_descale,
+            sm_scale=layer.scaling,
+            logit_cap=logits_soft_cap,
+            xai_temperature_len=layer.xai_temperature_len,
+            lse_extend=prefix_lse,
+            skip_extend=True,
+        )
+
+        prefix_out, prefix_lse = cp_lse_ag_out_rs_mha(
+            prefix_out, prefix_lse, group, return_lse=True
+        )
+        final_lse = torch.logaddexp(prefix_lse, current_lse)
+        prefix_scale = torch.exp(prefix_lse - final_lse).unsqueeze(-1)
+        current_scale = torch.exp(current_lse - final_lse).unsqueeze(-1)
+        prefix_scale = torch.nan_to_num(prefix_scale, nan=0.0, posinf=0.0, neginf=0.0)
+        current_scale = torch.nan_to_num(current_scale, nan=0.0, posinf=0.0, neginf=0.0)
+        out = prefix_out * prefix_scale + current_out * current_scale
+        return out.reshape(-1, layer.tp_q_head_num * layer.v_head_dim).to(q.dtype)
 
     def _forward_extend_unified(
         self,
@@ -1443,7 +1581,135 @@ class TritonAttnBackend(AttentionBackend):
         score_mod=None,
         aux_tensors=None,
     ):
-        raise NotImplementedError('slim removed the body of TritonAttnBackend._forward_extend_unified: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Unified 1-stage extend attention for deterministic inference.
+        Both prefix and extend KV are accessed through unified kv_indices.
+        """
+        bs = forward_batch.batch_size
+
+        # Determine sliding window settings
+        if layer.sliding_window_size is not None and layer.sliding_window_size > -1:
+            sliding_window_size = layer.sliding_window_size
+            # Note: for unified kernel, we use full kv_indptr (not window)
+            prefix_kv_indptr = self.forward_metadata.window_kv_indptr
+            prefix_kv_indices = self.forward_metadata.window_kv_indices
+            # Compute window start positions (absolute position of first key in window)
+            # window_start_pos = seq_len - window_len
+            window_kv_lens = prefix_kv_indptr[1 : bs + 1] - prefix_kv_indptr[:bs]
+            # Handle TARGET_VERIFY mode where extend_prefix_lens might not be set
+            if forward_batch.extend_prefix_lens is not None:
+                window_start_pos = (
+                    forward_batch.extend_prefix_lens[:bs] - window_kv_lens
+                )
+            else:
+                # Infer from spec_info: prefix_len = seq_len - draft_token_num
+                if forward_batch.spec_info is not None and hasattr(
+                    forward_batch.spec_info, "draft_token_num"
+                ):
+                    extend_prefix_lens = (
+                        forward_batch.seq_lens[:bs]
+                        - forward_batch.spec_info.draft_token_num
+                    )
+                    window_start_pos = extend_prefix_lens - window_kv_lens
+                else:
+                    window_start_pos = None
+        else:
+            sliding_window_size = -1
+            prefix_kv_indptr = self.forward_metadata.kv_indptr
+            prefix_kv_indices = self.forward_metadata.kv_indices
+            window_start_pos = None
+
+        extend_kv_indices = forward_batch.out_cache_loc
+        pool = self.token_to_kv_pool
+        if (
+            layer.sliding_window_size is not None
+            and layer.sliding_window_size > -1
+            and isinstance(pool, SWAKVPool)
+            and pool.layers_mapping[layer.layer_id][1]
+        ):
+            extend_kv_indices = pool.translate_loc_from_full_to_swa(extend_kv_indices)
+
+        # Handle cases where extend_seq_lens or extend_start_loc might not be set
+        # In speculative decoding, we can infer these from spec_info or compute them
+        if forward_batch.extend_seq_lens is None:
+            # TARGET_VERIFY mode: infer extend_seq_lens from spec_info
+            if forward_batch.spec_info is not None and hasattr(
+                forward_batch.spec_info, "draft_token_num"
+            ):
+                draft_token_num = forward_batch.spec_info.draft_token_num
+                extend_seq_lens = torch.full(
+                    (bs,), draft_token_num, dtype=torch.int32, device=self.device
+                )
+            else:
+                raise RuntimeError(
+                    "extend_seq_lens is None but cannot infer from spec_info. "
+                    "This should not happen in TARGET_VERIFY mode."
+                )
+        else:
+            extend_seq_lens = forward_batch.extend_seq_lens
+
+        # Check extend_start_loc separately - it might be None even when extend_seq_lens is set
+        if forward_batch.extend_start_loc is None:
+            # Compute extend_start_loc from extend_seq_lens
+            # extend_start_loc[i] = sum(extend_seq_lens[0:i])
+            extend_start_loc = torch.cat(
+                [
+                    torch.zeros(1, dtype=torch.int32, device=self.device),
+                    torch.cumsum(extend_seq_lens[:-1], dim=0),
+                ]
+            )
+        else:
+            extend_start_loc = forward_batch.extend_start_loc
+
+        unified_kv_indptr, unified_kv_indices, prefix_lens = (
+            self.build_unified_kv_indices(
+                prefix_kv_indptr,
+                prefix_kv_indices,
+                extend_start_loc,
+                extend_seq_lens,
+                extend_kv_indices,
+                bs,
+            )
+        )
+
+        # Convert prefix_lens to int32 for the kernel
+        prefix_lens = prefix_lens.to(torch.int32)
+
+        if layer.k_scale is not None and layer.v_scale is not None:
+            k_descale = layer.k_scale_float
+            v_descale = layer.v_scale_float
+        else:
+            k_descale = 1.0
+            v_descale = 1.0
+
+        # Call unified kernel
+        self.extend_attention_fwd_unified(
+            q.view(-1, layer.tp_q_head_num, layer.qk_head_dim),
+            o.view(-1, layer.tp_q_head_num, layer.v_head_dim),
+            self.token_to_kv_pool.get_key_buffer(layer.layer_id),
+            self.token_to_kv_pool.get_value_buffer(layer.layer_id),
+            k_descale,
+            v_descale,
+            self.forward_metadata.qo_indptr,
+            unified_kv_indptr,
+            unified_kv_indices,
+            prefix_lens,
+            self.forward_metadata.max_extend_len,
+            custom_mask=self.forward_metadata.custom_mask,
+            mask_indptr=self.forward_metadata.mask_indptr,
+            sm_scale=layer.scaling,
+            logit_cap=logits_soft_cap,
+            is_causal=causal,
+            sliding_window_size=sliding_window_size,
+            sinks=sinks,
+            window_start_pos=window_start_pos,
+            xai_temperature_len=layer.xai_temperature_len,
+            page_size=self.page_size,
+            score_mod=score_mod,
+            aux_tensors=aux_tensors,
+        )
+
+        return o
 
     def forward_decode(
         self,
@@ -1786,4 +2052,47 @@ def update_sliding_window_buffer(
     window_kv_indices=None,
     skip_full_to_swa_translation=False,
 ):
-    raise NotImplementedError('slim removed the body of update_sliding_window_buffer: it never ran in any recording (see sglang/REMOVED.md)')
+    """Fill window KV buffers for sliding-window attention.
+
+    Pass ``window_kv_indices`` to write into a pre-allocated buffer (CUDA-graph
+    path); omit it (or pass ``None``) to allocate a fresh tensor (eager path,
+    requires ``device``).
+
+    ``skip_full_to_swa_translation=True`` leaves ``window_kv_indices`` as VIRTUAL
+    full-token ids (no eager full->swa translate). The unified-memory-pool cuda-graph
+    builder passes this so the window translate is deferred to
+    ``TritonAttnBackend._translate_cuda_graph_shared_pool_locs`` (run in
+    ``init_forward_metadata_out_graph``, BEFORE ``graph.replay()``), which reads
+    the live v2p and rewrites the static window buffer to swa-physical in place;
+    baseline SWA leaves it False (eager).
+    """
+    window_kv_lens = torch.minimum(
+        seq_lens,
+        torch.tensor(sliding_window_size),
+    )
+    window_kv_indptr[1 : bs + 1] = torch.cumsum(window_kv_lens, dim=0)
+    window_kv_indptr = window_kv_indptr[: bs + 1]
+    if window_kv_indices is None:
+        window_kv_indices = torch.empty(
+            window_kv_indptr[-1], dtype=torch.int64, device=device
+        )
+    window_kv_start_idx = seq_lens - window_kv_lens
+    create_flashinfer_kv_indices_triton[(bs,)](
+        req_to_token,
+        req_pool_indices,
+        window_kv_lens,
+        window_kv_indptr,
+        window_kv_start_idx,
+        window_kv_indices,
+        req_to_token.stride(0),
+    )
+    if not skip_full_to_swa_translation and hasattr(
+        token_to_kv_pool, "translate_loc_from_full_to_swa"
+    ):
+        kv_last_index = window_kv_indptr[-1]
+        window_kv_indices[:kv_last_index] = (
+            token_to_kv_pool.translate_loc_from_full_to_swa(
+                window_kv_indices[:kv_last_index]
+            )
+        )
+    return window_kv_indptr, window_kv_indices, window_kv_lens, window_kv_start_idx

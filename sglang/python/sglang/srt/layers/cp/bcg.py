@@ -38,3 +38,7 @@ def supports_prefill_cp_bcg(server_args: ServerArgs) -> bool:
     raise NotImplementedError('slim removed the body of supports_prefill_cp_bcg: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def enable_cp_v2_bcg_capture(server_args: ServerArgs) -> bool:
+    raise NotImplementedError('slim removed the body of enable_cp_v2_bcg_capture: it never ran in any recording (see sglang/REMOVED.md)')
+
+

@@ -80,7 +80,10 @@ class CpDecodeAttnTpContext:
         ) and not dsa_use_prefill_cp(forward_batch)
 
     def _slice(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of CpDecodeAttnTpContext._slice: it never ran in any recording (see sglang/REMOVED.md)')
+        assert dim in (0, 1)
+        chunk = tensor.shape[dim] // self.decode_tp_size
+        sliced = tensor.narrow(dim, self.decode_tp_rank * chunk, chunk)
+        return sliced if dim == 0 else sliced.contiguous()
 
     # ==================== Unified activate/restore ====================
 

@@ -62,6 +62,15 @@ def _all_gather_dcp_kv_cache(kv_a: torch.Tensor):
     raise NotImplementedError('slim removed the body of _all_gather_dcp_kv_cache: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def all_gather_kv_cache_for_mha_chunk_extend(
+    kv_a: torch.Tensor,
+    k_pe: torch.Tensor,
+    prefix_kv_lens_cpu: torch.Tensor,
+    prefix_starts_cpu: torch.Tensor = None,
+):
+    raise NotImplementedError('slim removed the body of all_gather_kv_cache_for_mha_chunk_extend: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def all_gather_kv_cache_for_mha_extend(
     token_to_kv_pool,
     attn_mqa,

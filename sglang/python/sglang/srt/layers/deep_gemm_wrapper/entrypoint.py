@@ -79,7 +79,10 @@ def grouped_gemm_nt_f8f8bf16_masked(
 def _ensure_cuda(
     pair: Tuple[torch.Tensor, torch.Tensor],
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError('slim removed the body of _ensure_cuda: it never ran in any recording (see sglang/REMOVED.md)')
+    return (
+        pair[0].cuda() if not pair[0].is_cuda else pair[0],
+        pair[1].cuda() if not pair[1].is_cuda else pair[1],
+    )
 
 
 def gemm_nt_f8f8bf16(
@@ -103,12 +106,44 @@ def gemm_nt_f8f8bf16(
         )
 
 
+def gemm_nt_mxfp8_f8f8bf16(
+    lhs: Tuple[torch.Tensor, torch.Tensor],
+    rhs: Tuple[torch.Tensor, torch.Tensor],
+    out: torch.Tensor,
+):
+    m, k = lhs[0].shape
+    n, _ = rhs[0].shape
+    num_groups = 1
+    kernel_type = compile_utils.DeepGemmKernelType.GEMM_NT_F8F8BF16
+
+    _sanity_check_input(lhs)
+    _sanity_check_input(rhs)
+
+    disable_cast = lhs[1].dtype == torch.int and rhs[1].dtype == torch.int
+
+    with compile_utils.deep_gemm_execution_hook(m, n, k, num_groups, kernel_type):
+        deep_gemm.fp8_fp4_gemm_nt(
+            lhs,
+            rhs,
+            out,
+            recipe_a=(1, 32),
+            recipe_b=(1, 32),
+            disable_ue8m0_cast=disable_cast,
+        )
+
+
 def gemm_nt_bf16bf16f32(
     lhs: torch.Tensor,
     rhs: torch.Tensor,
     out: torch.Tensor,
 ):
-    raise NotImplementedError('slim removed the body of gemm_nt_bf16bf16f32: it never ran in any recording (see sglang/REMOVED.md)')
+    m, k = lhs.shape
+    n, _ = rhs.shape
+    num_groups = 1
+    kernel_type = compile_utils.DeepGemmKernelType.GEMM_NT_BF16BF16F32
+
+    with compile_utils.deep_gemm_execution_hook(m, n, k, num_groups, kernel_type):
+        deep_gemm.bf16_gemm_nt(lhs, rhs, out)
 
 
 def update_deep_gemm_config(gpu_id: int, server_args: ServerArgs):
@@ -122,7 +157,15 @@ def update_deep_gemm_config(gpu_id: int, server_args: ServerArgs):
 
 @contextmanager
 def configure_deep_gemm_num_sms(num_sms):
-    raise NotImplementedError('slim removed the body of configure_deep_gemm_num_sms: it never ran in any recording (see sglang/REMOVED.md)')
+    if num_sms is None or not ENABLE_JIT_DEEPGEMM:
+        yield
+    else:
+        original_num_sms = deep_gemm.get_num_sms()
+        deep_gemm.set_num_sms(num_sms)
+        try:
+            yield
+        finally:
+            deep_gemm.set_num_sms(original_num_sms)
 
 
 def _sanity_check_input(x_fp8: Tuple[torch.Tensor, torch.Tensor]):

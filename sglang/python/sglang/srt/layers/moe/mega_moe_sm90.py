@@ -17,17 +17,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 
 from sglang.srt.environ import envs
 from sglang.srt.models.deepseek_common.utils import _device_sm
 
 if TYPE_CHECKING:
+    from deep_gemm import SymmBuffer
 
     from sglang.srt.models.deepseek_v2 import DeepseekV2MoE
 
 
 def is_sm90_fp8_mega_moe_available(experts) -> bool:
     raise NotImplementedError('slim removed the body of is_sm90_fp8_mega_moe_available: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def run_sm90_mega_routed(
+    moe: DeepseekV2MoE,
+    hidden_states: torch.Tensor,
+    topk_ids: torch.Tensor,
+    topk_weights: torch.Tensor,
+    buf: SymmBuffer,
+    num_tokens: int,
+) -> torch.Tensor:
+    raise NotImplementedError('slim removed the body of run_sm90_mega_routed: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def build_sm90_mega_moe_experts_weights(experts) -> None:

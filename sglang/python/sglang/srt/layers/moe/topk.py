@@ -299,7 +299,16 @@ class BypassedTopKOutput(NamedTuple):
         return TopKOutputFormat.BYPASSED
 
     def to_standard(self, layer_id: Optional[int] = None) -> StandardTopKOutput:
-        raise NotImplementedError('slim removed the body of BypassedTopKOutput.to_standard: it never ran in any recording (see sglang/REMOVED.md)')
+        """Materialize routing tensors. Used by MoE kernels that need explicit
+        topk_ids / topk_weights rather than doing routing internally."""
+        return select_experts(
+            hidden_states=self.hidden_states,
+            router_logits=self.router_logits,
+            topk_config=self.topk_config,
+            layer_id=layer_id,
+            num_token_non_padded=self.num_token_non_padded,
+            expert_location_dispatch_info=self.expert_location_dispatch_info,
+        )
 
 
 def _make_round_robin_expert_ids(

@@ -392,6 +392,27 @@ def is_flashinfer_cutedsl_v1_path() -> bool:
     )
 
 
+def get_tbo_token_distribution_threshold() -> float:
+    moe = get_flags().moe
+    if moe.tbo_token_distribution_threshold is None:
+        logger.warning(
+            "TBO_TOKEN_DISTRIBUTION_THRESHOLD is not initialized, using 0.48"
+        )
+        moe.tbo_token_distribution_threshold = 0.48
+    return moe.tbo_token_distribution_threshold
+
+
+def filter_moe_weight_param_global_expert(name, x, num_local_experts):
+    """
+    Filter out for MoE expert parameters that requires global expert.
+    """
+    return (
+        not getattr(x, "_sglang_require_global_experts", False)
+        and x.data.ndim > 0
+        and x.data.shape[0] == num_local_experts
+    )
+
+
 def should_use_flashinfer_cutlass_moe_fp4_allgather():
     """
     Perform FP4 quantize before all-gather for flashinfer cutlass moe to reduce communication cost for high-throughput serving.

@@ -207,7 +207,9 @@ class UnquantizedKVCacheMethod(KVCacheQuantMethodBase):
         k_scale=None,
         v_scale=None,
     ) -> None:
-        raise NotImplementedError('slim removed the body of UnquantizedKVCacheMethod.quantize_and_store: it never ran in any recording (see sglang/REMOVED.md)')
+        raise RuntimeError(
+            "Unquantized KV cache writes are handled by MHATokenToKVPool.set_kv_buffer."
+        )
 
     def dequantize_prev_kv(
         self, k_fp4, k_scales, v_fp4, v_scales, layer_id
@@ -341,3 +343,41 @@ KV_CACHE_QUANT_REGISTRY: dict[str, type[KVCacheQuantMethodBase]] = {
 }
 
 
+def resolve_kv_cache_quant(kv_cache_dtype) -> Optional[str]:
+    """Resolve the explicit FP4 KV cache recipe from ``--kv-cache-dtype``."""
+
+    if not isinstance(kv_cache_dtype, str):
+        if (
+            hasattr(torch, "float4_e2m1fn_x2")
+            and kv_cache_dtype == torch.float4_e2m1fn_x2
+        ):
+            raise ValueError(
+                "FP4 KV cache storage dtype does not identify the recipe. "
+                "Pass the explicit --kv-cache-dtype value: 'nvfp4' or 'fp4_mx_block16'."
+            )
+        return None
+
+    if kv_cache_dtype == "fp4_e2m1":
+        raise ValueError(
+            "--kv-cache-dtype=fp4_e2m1 is deprecated. "
+            "Use --kv-cache-dtype=fp4_mx_block16."
+        )
+    if kv_cache_dtype == "mxfp4":
+        raise ValueError(
+            "--kv-cache-dtype=mxfp4 is reserved for true MXFP4 block-size-32 "
+            "semantics. Use --kv-cache-dtype=fp4_mx_block16 for the current "
+            "block-size-16 FP4 KV recipe."
+        )
+    if kv_cache_dtype in KV_CACHE_QUANT_REGISTRY:
+        return kv_cache_dtype
+    return None
+
+
+def get_kv_cache_quant_method(name: str, **kwargs) -> KVCacheQuantMethodBase:
+    """Instantiate a KVCacheQuantMethodBase by internal method name."""
+    if name not in KV_CACHE_QUANT_REGISTRY:
+        raise ValueError(
+            f"Unknown KV cache quantization method: '{name}'. "
+            f"Available: {list(KV_CACHE_QUANT_REGISTRY)}"
+        )
+    return KV_CACHE_QUANT_REGISTRY[name](**kwargs)

@@ -97,7 +97,7 @@ class MoeWNA16Config(QuantizationConfig):
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        raise NotImplementedError('slim removed the body of MoeWNA16Config.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
+        return ["quantize_config.json"]
 
     def get_scaled_act_names(self) -> List[str]:
         raise NotImplementedError
@@ -194,7 +194,7 @@ class MoeWNA16Config(QuantizationConfig):
 
 
 def is_layer_skipped_quant(prefix: str, modules_to_not_convert: List[str]):
-    raise NotImplementedError('slim removed the body of is_layer_skipped_quant: it never ran in any recording (see sglang/REMOVED.md)')
+    return any(module_name in prefix for module_name in modules_to_not_convert)
 
 
 class MoeWNA16Method(FusedMoEMethodBase):

@@ -6,6 +6,7 @@
 import logging
 from typing import Any, Dict, List, Optional
 
+import regex as re
 import torch
 
 from sglang.srt.layers.linear import LinearBase
@@ -64,7 +65,7 @@ class PetitNvFp4Config(QuantizationConfig):
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
+        return ["hf_quant_config.json"]
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "PetitNvFp4Config":
@@ -109,7 +110,11 @@ class PetitNvFp4Config(QuantizationConfig):
         return _is_hip and quant_method == "modelopt"
 
     def is_layer_excluded(self, prefix: str, exclude_modules: list):
-        raise NotImplementedError('slim removed the body of PetitNvFp4Config.is_layer_excluded: it never ran in any recording (see sglang/REMOVED.md)')
+        for pattern in exclude_modules:
+            regex_str = pattern.replace(".", r"\.").replace("*", r".*")
+            if re.fullmatch(regex_str, prefix):
+                return True
+        return False
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
@@ -123,7 +128,7 @@ class PetitNvFp4Config(QuantizationConfig):
         return None
 
     def get_scaled_act_names(self) -> List[str]:
-        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')
+        return []
 
 
 class PetitNvFp4LinearMethod(LinearMethodBase):

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+from copy import deepcopy
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -131,7 +133,8 @@ def per_tensor_dequantize(
 
 
 def all_close_1d(x: torch.Tensor) -> bool:
-    raise NotImplementedError('slim removed the body of all_close_1d: it never ran in any recording (see sglang/REMOVED.md)')
+    assert len(x.shape) == 1
+    return all(torch.allclose(x[0], x[i]) for i in range(x.shape[0]))
 
 
 def convert_to_channelwise(
@@ -228,7 +231,19 @@ def get_dynamic_override(
     key: Optional[str] = None,
     default_value: Union[int, bool, None] = None,
 ) -> Union[Dict, int, bool, None]:
-    raise NotImplementedError('slim removed the body of get_dynamic_override: it never ran in any recording (see sglang/REMOVED.md)')
+    for pattern, pattern_dict in config.dynamic.items():
+        # Negative match: matched modules are excluded from quantized init
+        if pattern.startswith("-:"):
+            if re.match(pattern.removeprefix("-:"), layer_name):
+                return False
+        # Positive match: matched modules have quant properties overrides
+        # base quant config
+        elif re.match(pattern.removeprefix("+:"), layer_name):
+            if key is None:
+                return pattern_dict
+            else:
+                return pattern_dict.get(key, default_value)
+    return default_value
 
 
 def get_linear_quant_method(
@@ -237,7 +252,31 @@ def get_linear_quant_method(
     prefix: str,
     linear_method_cls: type,
 ):
-    raise NotImplementedError('slim removed the body of get_linear_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.srt.layers.linear import LinearBase
+    from sglang.srt.layers.quantization.unquant import (
+        UnquantizedEmbeddingMethod,
+        UnquantizedLinearMethod,
+    )
+    from sglang.srt.layers.vocab_parallel_embedding import ParallelLMHead
+
+    cloned_config = deepcopy(config)
+    parallel_lm_head_quantized = (
+        isinstance(layer, ParallelLMHead) and cloned_config.lm_head_quantized
+    )
+
+    if isinstance(layer, LinearBase) or parallel_lm_head_quantized:
+        # False = skip module, None = no override, else = Positive match
+        if get_dynamic_override(cloned_config, layer_name=prefix) is False:
+            if parallel_lm_head_quantized:
+                return UnquantizedEmbeddingMethod()
+            return UnquantizedLinearMethod()
+
+        if prefix:
+            # Dynamic per module/layer rules may override base config
+            override_config(cloned_config, prefix=prefix)
+
+        return linear_method_cls(cloned_config)
+    return None
 
 
 # Adapted from https://github.com/vllm-project/vllm/blob/main/vllm/model_executor/layers/quantization/utils/quant_utils.py

@@ -21,7 +21,23 @@ def pad_or_narrow_weight(
     loaded_weight: torch.Tensor, input_dim: int, start_idx: int, shard_size: int
 ) -> torch.Tensor:
     # Padding with zeros for special case such as qwen2_5_VL's mlp which is not 8-aligned
-    raise NotImplementedError('slim removed the body of pad_or_narrow_weight: it never ran in any recording (see sglang/REMOVED.md)')
+    valid_size = max(loaded_weight.shape[input_dim] - start_idx, 0)
+
+    if valid_size > 0:
+        loaded_slice = loaded_weight.narrow(input_dim, start_idx, valid_size)
+        pad_shape = list(loaded_weight.shape)
+        pad_shape[input_dim] = shard_size - valid_size
+        pad = torch.zeros(
+            pad_shape, dtype=loaded_weight.dtype, device=loaded_weight.device
+        )
+        return torch.cat([loaded_slice, pad], dim=input_dim)
+
+    # All padding
+    pad_shape = list(loaded_weight.shape)
+    pad_shape[input_dim] = shard_size
+    return torch.zeros(
+        pad_shape, dtype=loaded_weight.dtype, device=loaded_weight.device
+    )
 
 
 def copy_or_rebind_param(

@@ -3,6 +3,7 @@ from itertools import accumulate
 from typing import List
 
 import torch
+import torch.nn.functional as F
 
 from sglang.srt.distributed.device_communicators.pynccl_allocator import (
     use_symmetric_memory,
@@ -164,7 +165,46 @@ def cp_split_and_rebuild_position(forward_batch, positions: torch.Tensor):
 
 
 def cp_all_gather_reorganized_into_tensor(input_tensor, cp_size, forward_batch, stream):
-    raise NotImplementedError('slim removed the body of cp_all_gather_reorganized_into_tensor: it never ran in any recording (see sglang/REMOVED.md)')
+    """
+    Allgather communication for context_parallel(kv_cache, index_k, hidden_states).
+    This implementation mainly consists of three parts:
+    Step 1, padding the input shape to unify the shape for allgather communication (the shape must be the same).
+    Step 2, synchronized allgather communication.
+    Step 3, removing the padding and reassembling the data according to the actual tokens.
+    """
+    max_len = forward_batch.attn_cp_metadata.max_rank_len[0]
+    pad_size = max_len - input_tensor.shape[0]
+    if pad_size > 0:
+        input_tensor = F.pad(
+            input_tensor, (0, 0, 0, pad_size), mode="constant", value=0
+        )
+    group = get_parallel().attn_cp_group
+    with use_symmetric_memory(group, disabled=not is_allocation_symmetric()):
+        input_tensor_full = torch.empty(
+            max_len * cp_size,
+            input_tensor.shape[1],
+            device=input_tensor.device,
+            dtype=input_tensor.dtype,
+        )
+
+    group.all_gather_into_tensor(input_tensor_full, input_tensor)
+
+    outputs_list_max = list(
+        torch.split(
+            input_tensor_full, forward_batch.attn_cp_metadata.max_rank_len, dim=0
+        )
+    )
+    outputs = torch.cat(
+        [
+            outputs_list_max[index][:per_rank_len]
+            for index, per_rank_len in enumerate(
+                forward_batch.attn_cp_metadata.per_rank_actual_token
+            )
+        ],
+        dim=0,
+    )
+
+    return outputs
 
 
 def cp_all_gather_rerange_output(input_tensor, cp_size, forward_batch, stream):

@@ -86,8 +86,14 @@ class MultiPlatformOp(nn.Module):
     def forward_npu(self, *args, **kwargs):
         return self.forward_native(*args, **kwargs)
 
+    def forward_hip(self, *args, **kwargs):
+        return self.forward_cuda(*args, **kwargs)
+
     def forward_xpu(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.forward_native(*args, **kwargs)
+
+    def forward_musa(self, *args, **kwargs):
+        return self.forward_cuda(*args, **kwargs)
 
     def forward_cpu(self, *args, **kwargs):
         return self.forward_native(*args, **kwargs)

@@ -28,7 +28,45 @@ _WRITE_BACK_STAGING_PAGE_CHUNK = 64
 
 
 def sync_fixed_hicache_size(size: int, host_size: int) -> int:
-    raise NotImplementedError('slim removed the body of sync_fixed_hicache_size: it never ran in any recording (see sglang/REMOVED.md)')
+    """Sync fixed-size HiCache token capacity across PP ranks.
+
+    A fixed --hicache-size is specified in GB, but each PP stage may have a
+    different bytes/token because it owns different layers. Use the global
+    minimum token capacity within the PP group so all stages expose the same
+    host-cache capacity.
+    Ratio-based sizing already derives from the synced device pool size.
+    """
+    if host_size <= 0 or not torch.distributed.is_available():
+        return size
+
+    if not torch.distributed.is_initialized():
+        return size
+
+    try:
+        from sglang.srt.distributed.parallel_state import get_pp_group
+
+        pp_group = get_pp_group()
+    except AssertionError:
+        return size
+
+    if pp_group.world_size <= 1:
+        return size
+
+    tensor = torch.tensor(size, dtype=torch.int64)
+    torch.distributed.all_reduce(
+        tensor,
+        op=torch.distributed.ReduceOp.MIN,
+        group=pp_group.cpu_group,
+    )
+    synced_size = int(tensor.item())
+
+    if synced_size != size:
+        logger.info(
+            "Sync fixed-size HiCache host token capacity from %d to %d.",
+            size,
+            synced_size,
+        )
+    return synced_size
 
 
 def synchronized(func):
@@ -154,6 +192,16 @@ class HostKVCache(abc.ABC):
         device_pool = device_pool or self.device_pool
         return bool(device_pool.layer_shard_enabled)
 
+    def _device_owned_layer_range(self, device_pool=None) -> tuple[int, int]:
+        """Contiguous ``[start, end)`` local device layers this rank stores.
+
+        ``(0, layer_num)`` when the device pool is not layer-sharded.
+        """
+        device_pool = device_pool or self.device_pool
+        if not self._is_device_layer_sharded(device_pool):
+            return 0, device_pool.layer_num
+        return device_pool._owned_local_layer_range()
+
     def _effective_host_layer_num(self, device_pool=None) -> int:
         """Number of layers the host pool allocates for this rank."""
         device_pool = device_pool or self.device_pool
@@ -162,8 +210,18 @@ class HostKVCache(abc.ABC):
         shard_size = device_pool.layer_shard_size
         return (device_pool.layer_num + shard_size - 1) // shard_size
 
+    def _is_device_layer_owned(self, device_pool, layer_id: int) -> bool:
+        start, end = self._device_owned_layer_range(device_pool)
+        return start <= layer_id < end
+
+    def _host_layer_index(self, layer_id: int, device_pool=None) -> int:
+        """Map a full local device layer id to its compacted host-buffer slot."""
+        start, _ = self._device_owned_layer_range(device_pool)
+        return layer_id - start
+
     def _owned_device_layer_ids(self, device_pool) -> list[int]:
-        raise NotImplementedError('slim removed the body of HostKVCache._owned_device_layer_ids: it never ran in any recording (see sglang/REMOVED.md)')
+        start, end = self._device_owned_layer_range(device_pool)
+        return list(range(start, end))
 
     @abc.abstractmethod
     def init_kv_buffer(self):
@@ -209,6 +267,19 @@ class HostKVCache(abc.ABC):
         """
         raise NotImplementedError()
 
+    def is_stride_page_aligned(self, page_size_bytes: int = 4096) -> bool:
+        """Return True if per-page strides are multiples of *page_size_bytes*.
+
+        Subclasses should override this with a layout-specific stride formula.
+        This base implementation logs a warning and returns False (safe default).
+        """
+        logger.warning(
+            "%s does not implement is_stride_page_aligned(); assuming not aligned. "
+            "O_DIRECT with a file-based NIXL backend will fall back to copy mode for this pool.",
+            type(self).__name__,
+        )
+        return False
+
     @synchronized
     def clear(self):
         # Initialize memory states and tracking structures.
@@ -228,7 +299,16 @@ class HostKVCache(abc.ABC):
         return len(self.free_slots) + self.num_release_slots
 
     def _merge_release_slots(self):
-        raise NotImplementedError('slim removed the body of HostKVCache._merge_release_slots: it never ran in any recording (see sglang/REMOVED.md)')
+        if self.num_release_slots == 0:
+            return
+
+        if len(self.free_slots) == 0 and len(self.release_slots) == 1:
+            self.free_slots = self.release_slots[0]
+        else:
+            self.free_slots = torch.cat([self.free_slots, *self.release_slots])
+
+        self.release_slots = []
+        self.num_release_slots = 0
 
     @property
     def logical_size(self) -> int:

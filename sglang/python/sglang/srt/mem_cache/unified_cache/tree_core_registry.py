@@ -38,11 +38,11 @@ def register_tree_core_backend(name: str, factory: TreeCoreFactory) -> None:
 
 
 def get_tree_core_factory(name: str) -> Optional[TreeCoreFactory]:
-    raise NotImplementedError('slim removed the body of get_tree_core_factory: it never ran in any recording (see sglang/REMOVED.md)')
+    return _TREE_CORE_REGISTRY.get(name)
 
 
 def registered_tree_core_backends() -> list[str]:
-    raise NotImplementedError('slim removed the body of registered_tree_core_backends: it never ran in any recording (see sglang/REMOVED.md)')
+    return list(_TREE_CORE_REGISTRY.keys())
 
 
 def _python_tree_core_factory(

@@ -139,7 +139,16 @@ def build_attention_backends(*, model_runner: ModelRunner) -> AttentionBackends:
 def get_attention_backend(
     *, model_runner: ModelRunner, init_new_workspace: bool = False
 ) -> AttentionBackend:
-    raise NotImplementedError('slim removed the body of get_attention_backend: it never ran in any recording (see sglang/REMOVED.md)')
+    """Init attention kernel backend."""
+    resolved = _resolve_attention_backend_strs(
+        server_args=model_runner.server_args,
+        is_draft_worker=model_runner.is_draft_worker,
+    )
+    return _build_resolved_backend(
+        model_runner=model_runner,
+        resolved=resolved,
+        init_new_workspace=init_new_workspace,
+    )
 
 
 def _resolve_attention_backend_strs(

@@ -60,7 +60,11 @@ def should_skip_auto_prefill_cuda_graph_for_memory(
     available_memory_gb: float,
     cuda_graph_config_locked: set[tuple[str, str]],
 ) -> bool:
-    raise NotImplementedError('slim removed the body of should_skip_auto_prefill_cuda_graph_for_memory: it never ran in any recording (see sglang/REMOVED.md)')
+    """Return whether an auto-selected prefill graph lacks capture headroom."""
+    return (
+        (Phase.PREFILL, "backend") not in cuda_graph_config_locked
+        and available_memory_gb < _MIN_AUTO_PREFILL_CUDA_GRAPH_FREE_MEMORY_GB
+    )
 
 
 class GraphCapture(msgspec.Struct, frozen=True, kw_only=True):

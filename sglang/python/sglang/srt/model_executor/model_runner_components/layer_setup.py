@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
+from torch import nn
 
 if TYPE_CHECKING:
     from sglang.srt.configs.model_config import ModelConfig
@@ -18,7 +19,88 @@ class AttentionAndMoeLayers(NamedTuple):
 
 
 def compute_attention_and_moe_layers(layer_model: Any) -> AttentionAndMoeLayers:
-    raise NotImplementedError('slim removed the body of compute_attention_and_moe_layers: it never ran in any recording (see sglang/REMOVED.md)')
+    attention_layers: list[Any] = []
+    moe_layers: list[Any] = []
+    moe_fusions: list[Any] = []
+    dsa_indexers: list[Any] = []
+    mha_companion_layers: list[Any] = []
+    layers = layer_model.layers
+    if isinstance(layers, nn.ModuleDict):
+        layers = layers.values()
+    for layer in layers:
+        attn_layer = None
+        mha_companion_layer = None
+        if hasattr(layer, "self_attn"):
+            if hasattr(layer.self_attn, "attn"):
+                attn_layer = layer.self_attn.attn
+            elif hasattr(layer.self_attn, "attn_mqa"):
+                # For DeepSeek model
+                attn_layer = layer.self_attn.attn_mqa
+                if hasattr(layer.self_attn, "attn_mha"):
+                    mha_companion_layer = layer.self_attn.attn_mha
+        # For hybrid model
+        elif hasattr(layer, "attn"):
+            inner = layer.attn
+            # Inkling wraps RadixAttention inside a InklingAttention module
+            # (layer.attn.attn); descend to the inner RadixAttention that BCG
+            # needs. Other hybrid models put RadixAttention at layer.attn.
+            attn_layer = inner.attn if hasattr(inner, "attn") else inner
+        elif hasattr(layer, "linear_attn"):
+            if hasattr(layer.linear_attn, "attn"):
+                attn_layer = layer.linear_attn.attn
+            else:
+                attn_layer = layer.linear_attn
+        # For InternVL model
+        elif hasattr(layer, "attention"):
+            if hasattr(layer.attention, "attn"):
+                attn_layer = layer.attention.attn
+        # For NemotronH and similar hybrid models using 'mixer' attribute
+        elif hasattr(layer, "mixer"):
+            if hasattr(layer.mixer, "attn"):
+                attn_layer = layer.mixer.attn
+            elif hasattr(layer, "_forward_mamba"):
+                # Mamba layer with split op support - store the layer itself
+                attn_layer = layer
+
+        if attn_layer is not None:
+            attention_layers.append(attn_layer)
+            mha_companion_layers.append(mha_companion_layer)
+        elif hasattr(layer, "mixer"):
+            attention_layers.append(None)
+            mha_companion_layers.append(None)
+
+        moe_block = None
+        moe_fusion = None
+        if hasattr(layer, "mlp") and hasattr(layer.mlp, "experts"):
+            moe_block = layer.mlp.experts
+            moe_fusion = layer.mlp
+        if hasattr(layer, "block_sparse_moe") and hasattr(
+            layer.block_sparse_moe, "experts"
+        ):
+            moe_block = layer.block_sparse_moe.experts
+            moe_fusion = layer.block_sparse_moe
+        if hasattr(layer, "moe") and hasattr(layer.moe, "experts"):
+            moe_block = layer.moe.experts
+            moe_fusion = layer.moe
+        # For NemotronH MoE layers using 'mixer' attribute
+        if hasattr(layer, "mixer") and hasattr(layer.mixer, "experts"):
+            moe_block = layer.mixer.experts
+            moe_fusion = layer.mixer
+        moe_layers.append(moe_block)
+        moe_fusions.append(moe_fusion)
+        # NSA indexers (None for layers without NSA)
+        dsa_indexer = None
+        if hasattr(layer, "self_attn") and hasattr(layer.self_attn, "indexer"):
+            dsa_indexer = layer.self_attn.indexer
+        dsa_indexers.append(dsa_indexer)
+
+    return AttentionAndMoeLayers(
+        attention_layers,
+        moe_layers,
+        moe_fusions,
+        dsa_indexers,
+        mha_companion_layers,
+    )
 
 
 class _PPLayerRange(msgspec.Struct, frozen=True, kw_only=True):

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import torch
 import tqdm
+from torch.profiler import ProfilerActivity, profile
 
 from sglang.srt.compilation import torch_compile_decoration
 from sglang.srt.compilation.torch_compile_decoration import set_torch_compile_config
@@ -100,6 +101,7 @@ from sglang.srt.utils import (
     require_mlp_tp_gather,
 )
 from sglang.srt.utils.device_timer import device_timer_ctx
+from sglang.srt.utils.profile_utils import export_cuda_graph_capture_trace
 
 try:
     from kt_kernel import KTMoEWrapper
@@ -417,10 +419,23 @@ class DecodeCudaGraphRunner(BaseCudaGraphRunner):
             )
 
     def _build_ragged_verify_token_buckets(self) -> list[int]:
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._build_ragged_verify_token_buckets: it never ran in any recording (see sglang/REMOVED.md)')
+        buckets = sorted({bs * self.captured_req_width for bs in self.capture_bs})
+        assert buckets and buckets[0] > 0, f"{buckets=}"
+        return buckets
 
     def _autotune_buffers(self):
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._autotune_buffers: it never ran in any recording (see sglang/REMOVED.md)')
+        """Reuse these static decode buffers (sized to max_bs) for the warmup
+        flashinfer-autotune dummy forward instead of allocating a throwaway set
+        — see BaseRunner._autotune_buffers / BaseRunner._dummy_run.
+
+        The dummy forward derives its shape from max_bs and must match these
+        buffers exactly; _dummy_run asserts that. Every autotune-reachable
+        decode shape (plain decode, spec target-verify) matches. DLLM would not
+        (its buffers hold block_size tokens/bs while the dummy run derives 1),
+        but DLLM does not use a flashinfer MoE backend, so autotune never runs
+        for it and this is never reached there.
+        """
+        return self.buffers, self.max_bs
 
     def maybe_init_pdmux(self):
         if self.enable_pdmux:
@@ -452,7 +467,19 @@ class DecodeCudaGraphRunner(BaseCudaGraphRunner):
 
     @staticmethod
     def _forward_is_dp_local(model_runner) -> bool:
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._forward_is_dp_local: it never ran in any recording (see sglang/REMOVED.md)')
+        """The DSpark dense draft runs attn-TP-local (draft_tp_context): each
+        DP rank drafts independently with no cross-DP collective, so its
+        hand-built batches carry no dp-global metadata and must key graphs by
+        local batch size. Everything else keeps the dp-global padding path."""
+        if not model_runner.is_draft_worker:
+            return False
+        if not model_runner.spec_algorithm.is_dspark():
+            return False
+        from sglang.srt.speculative.dspark_components.dspark_config import (
+            draft_is_deepseek_v4,
+        )
+
+        return not draft_is_deepseek_v4(server_args=model_runner.server_args)
 
     def _ragged_capture_slots(self, num_tokens: int) -> int:
         if envs.SGLANG_TEST_RAGGED_VERIFY_FORCE_UNIFORM_CAPTURE.get():
@@ -460,12 +487,41 @@ class DecodeCudaGraphRunner(BaseCudaGraphRunner):
         return min(num_tokens, self.max_bs)
 
     def _capture_ragged_verify_layout(self, num_tokens: int):
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._capture_ragged_verify_layout: it never ran in any recording (see sglang/REMOVED.md)')
+        if not self.ragged_verify_mode:
+            return None
+        if envs.SGLANG_TEST_RAGGED_VERIFY_FORCE_UNIFORM_CAPTURE.get():
+            return None
+        from sglang.srt.speculative.ragged_verify import (
+            RaggedVerifyLayout,
+            build_capture_verify_lens,
+        )
+
+        verify_lens_cpu = build_capture_verify_lens(
+            num_tokens=num_tokens,
+            num_slots=self._ragged_capture_slots(num_tokens),
+            num_draft_tokens=self.captured_req_width,
+        )
+        layout = RaggedVerifyLayout.from_verify_lens(
+            verify_lens_cpu=verify_lens_cpu,
+            device=self.device,
+            grid=self.capture_num_tokens,
+        )
+        self._captured_ragged_layouts[num_tokens] = layout
+        return layout
 
     def _stage_ragged_verify_layout(self, ragged_layout, graph_size_key: int) -> None:
         # Without this refresh every replay reuses the capture-time synthetic
         # verify_lens / qo_indptr and mis-slices the packed q rows.
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._stage_ragged_verify_layout: it never ran in any recording (see sglang/REMOVED.md)')
+        cap_layout = self._captured_ragged_layouts.get(graph_size_key)
+        if cap_layout is None:
+            return
+        live = ragged_layout
+        if live.bs != cap_layout.bs or live.cap is None:
+            live = live.padded_to_bucket(
+                padded_bs=cap_layout.bs, cap=self.captured_req_width
+            )
+        cap_layout.verify_lens.copy_(live.verify_lens)
+        cap_layout.qo_indptr_device.copy_(live.qo_indptr_device)
 
     def can_run_graph(self, forward_batch: ForwardBatch):
         # Disable for token embedding overrides (dynamic per-request)
@@ -545,13 +601,68 @@ class DecodeCudaGraphRunner(BaseCudaGraphRunner):
         )
 
     def _can_run_ragged_verify_graph(self, forward_batch: ForwardBatch, ragged_layout):
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._can_run_ragged_verify_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        if not self.attn_backend.supports_ragged_verify_graph:
+            return False
+
+        admission_tokens = ragged_layout.graph_num_tokens
+        is_tokens_supported = admission_tokens <= self.capture_num_tokens[
+            -1
+        ] and forward_batch.batch_size <= self._ragged_capture_slots(admission_tokens)
+
+        is_dp_supported = (
+            forward_batch.can_run_dp_cuda_graph if self.require_mlp_sync else True
+        )
+
+        is_encoder_lens_supported = (
+            torch.all(forward_batch.encoder_lens > 0)
+            if self.is_encoder_decoder
+            else True
+        )
+
+        capture_hidden_mode_matches = (
+            forward_batch.capture_hidden_mode <= self.capture_hidden_mode
+        )
+
+        return (
+            is_tokens_supported
+            and is_dp_supported
+            and is_encoder_lens_supported
+            and capture_hidden_mode_matches
+        )
 
     def _init_profile_context_and_memory_record(self):
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._init_profile_context_and_memory_record: it never ran in any recording (see sglang/REMOVED.md)')
+        profile_context = profile(
+            activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+            record_shapes=True,
+        )
+        torch.cuda.memory._record_memory_history()
+        return profile_context
 
     def _post_process_after_profile(self, prof_context):
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._post_process_after_profile: it never ran in any recording (see sglang/REMOVED.md)')
+        torch.cuda.memory._dump_snapshot("cuda_graph_runner_memory_usage.pickle")
+        torch.cuda.memory._record_memory_history(enabled=None)
+        log_message = (
+            "Sorted by CUDA Time:\n"
+            + prof_context.key_averages(group_by_input_shape=True).table(
+                sort_by="cuda_time_total", row_limit=10
+            )
+            + "\n\nSorted by CPU Time:\n"
+            + prof_context.key_averages(group_by_input_shape=True).table(
+                sort_by="cpu_time_total", row_limit=10
+            )
+            + "\n\nMemory Usage is saved to cuda_graph_runner_memory_usage.pickle\n"
+        )
+        logger.info(log_message)
+
+        # Optionally persist the shaped capture trace (record_shapes=True) for
+        # offline per-kernel analysis -- opt-in via
+        # SGLANG_ENABLE_CUDA_GRAPH_CAPTURE_TRACE; the in-log tables above are
+        # unchanged.
+        export_cuda_graph_capture_trace(
+            prof_context,
+            runner_name=type(self).__name__,
+            tp_rank=get_parallel().tp_rank,
+        )
 
     def capture_prepare(
         self,
@@ -1072,7 +1183,9 @@ class DecodeCudaGraphRunner(BaseCudaGraphRunner):
         )
 
     def _ragged_graph_num_tokens(self, total_verify_tokens: int) -> int:
-        raise NotImplementedError('slim removed the body of DecodeCudaGraphRunner._ragged_graph_num_tokens: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.speculative.ragged_verify import round_up_grid
+
+        return round_up_grid(total_verify_tokens, self.capture_num_tokens)
 
     def execute(
         self,

@@ -26,6 +26,7 @@ from sglang.srt.dllm.config import DllmConfig
 from sglang.srt.environ import envs
 from sglang.srt.layers.cp.utils import (
     cp_gather_after_forward,
+    cp_shard_model_inputs,
     is_cp_v2_active,
     prepare_cp_forward,
 )
@@ -139,7 +140,24 @@ class EagerRunner(BaseRunner):
         self.warmup()
 
     def _autotune_buffers(self) -> Tuple[Any, int]:
-        raise NotImplementedError('slim removed the body of EagerRunner._autotune_buffers: it never ran in any recording (see sglang/REMOVED.md)')
+        """Decode-shaped dummy buffers (bs * num_tokens_per_req) for the warmup
+        flashinfer-autotune forward.
+
+        flashinfer's MoE autotuner times candidate tactics against the buffer it
+        is given, so it must match the live decode shape for the cached tactic to
+        be optimal at decode. The eager input registry spans the prefill token
+        ceiling; the dummy run only needs the decode-sized slice.
+        """
+        mr = self.model_runner
+        num_tokens_per_req = 1
+        if mr.spec_algorithm.is_speculative():
+            num_tokens_per_req = mr.decode_num_tokens_per_req()
+        return (
+            self._alloc_dummy_decode_buffers(
+                self._eager_max_bs, num_tokens_per_req=num_tokens_per_req
+            ),
+            self._eager_max_bs,
+        )
 
     def can_run_graph(self, forward_batch: ForwardBatch) -> bool:
         # Eager never runs a cuda graph; callers dispatch on isinstance(...,
@@ -295,9 +313,67 @@ class EagerRunner(BaseRunner):
     def _execute_extend_cp_v2(
         self, forward_batch: ForwardBatch, kwargs: dict
     ) -> Union[LogitsProcessorOutput, PPProxyTensors]:
-        raise NotImplementedError('slim removed the body of EagerRunner._execute_extend_cp_v2: it never ran in any recording (see sglang/REMOVED.md)')
+        """CP-v2 extend: shard inputs at the model boundary, run the body on the
+        rank-local slice, then gather hidden states before the logits step.
+        """
+        model = self.model_runner.model
+
+        input_embeds = kwargs.get("input_embeds")
+        if input_embeds is None:
+            input_embeds = model.get_input_embeddings()(forward_batch.input_ids)
+        with cp_shard_model_inputs(
+            input_embeds, forward_batch.positions, forward_batch
+        ) as (sharded_input_embeds, sharded_positions):
+            model_kwargs = {"input_embeds": sharded_input_embeds}
+            if (pp_proxy_tensors := kwargs.get("pp_proxy_tensors")) is not None:
+                model_kwargs["pp_proxy_tensors"] = pp_proxy_tensors
+            hidden_states = model.model(
+                forward_batch.input_ids,
+                sharded_positions,
+                forward_batch,
+                **model_kwargs,
+            )
+        capture_aux_hidden_states = getattr(model, "capture_aux_hidden_states", False)
+        aux_hidden_states = None
+        if capture_aux_hidden_states:
+            hidden_states, aux_hidden_states = hidden_states
+
+        if not model.pp_group.is_last_rank:
+            return (
+                (hidden_states, aux_hidden_states)
+                if capture_aux_hidden_states
+                else hidden_states
+            )
+
+        hidden_states = cp_gather_after_forward(
+            hidden_states, forward_batch, torch.cuda.current_stream()
+        )
+        return model.logits_processor(
+            forward_batch.input_ids,
+            hidden_states,
+            model.lm_head,
+            forward_batch,
+            aux_hidden_states,
+        )
 
     def _execute_idle(
         self, forward_batch: ForwardBatch, pp_proxy_tensors=None
     ) -> Union[LogitsProcessorOutput, PPProxyTensors]:
-        raise NotImplementedError('slim removed the body of EagerRunner._execute_idle: it never ran in any recording (see sglang/REMOVED.md)')
+        model_runner = self.model_runner
+        # Padded idle (DP-attn MLP sync) needs metadata reinit; unpadded must
+        # drop stale forward_metadata to avoid an SWA use-after-free on req_pool.
+        if forward_batch.batch_size > 0:
+            if not self.enable_pdmux:
+                forward_batch = self.load_batch(forward_batch, pp_proxy_tensors)
+            model_runner.attn_backend.init_forward_metadata(forward_batch)
+        else:
+            model_runner.attn_backend.forward_metadata = None
+
+        kwargs = model_runner._pp_kwargs(pp_proxy_tensors)
+        with device_timer_ctx(model_runner.device_timer, "idle"):
+            return model_runner.model.forward(
+                forward_batch.input_ids,
+                forward_batch.positions,
+                forward_batch,
+                **kwargs,
+            )

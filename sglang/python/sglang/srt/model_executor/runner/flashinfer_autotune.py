@@ -13,7 +13,11 @@
 # ==============================================================================
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
@@ -28,6 +32,12 @@ logger = logging.getLogger(__name__)
 
 # TODO: Remove after FlashInfer fixes the mxfp8_gemm autotuning IMA.
 FLASHINFER_AUTOTUNE_WORKAROUND_SKIPS = frozenset({"mxfp8_gemm"})
+
+
+def get_flashinfer_autotune_skip_ops(model_runner: ModelRunner) -> set[str]:
+    skip_ops = set(model_runner.server_args.flashinfer_autotune_skip_ops or ())
+    skip_ops.update(FLASHINFER_AUTOTUNE_WORKAROUND_SKIPS)
+    return skip_ops
 
 
 def should_run_flashinfer_autotune(
@@ -108,10 +118,94 @@ def should_run_flashinfer_autotune(
     return True
 
 
+def flashinfer_autotune_cache_path(model_runner: ModelRunner) -> Path:
+    import flashinfer
+
+    mr = model_runner
+    major, minor = torch.cuda.get_device_capability(mr.device)
+    arch = f"sm{major}{minor}"
+    flashinfer_version = getattr(flashinfer, "__version__", "unknown")
+
+    server_args = mr.server_args
+    model_key_parts = [
+        str(server_args.model_path),
+        str(mr.dtype),
+        str(server_args.quantization),
+        str(server_args.moe_runner_backend),
+        str(mr.ps.tp_size),
+        str(mr.ps.pp_size),
+        str(mr.ps.attn_dp_size),
+        str(mr.ps.moe_ep_size),
+        str(mr.model_config.hf_config.__class__.__name__),
+    ]
+    # A different skip policy must not reuse previously tuned tactics.
+    skip_ops = get_flashinfer_autotune_skip_ops(mr)
+    model_key_parts.append("skip_ops=" + ",".join(sorted(skip_ops)))
+    if mr.is_draft_worker:
+        model_key_parts.append(f"draft_quant={mr.model_config.quantization}")
+    model_key = "|".join(model_key_parts)
+    cache_key = hashlib.sha256(model_key.encode()).hexdigest()[:16]
+    cache_dir = (
+        Path(envs.SGLANG_CACHE_DIR.get())
+        / "flashinfer"
+        / "autotune"
+        / flashinfer_version
+        / arch
+        / cache_key
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return (
+        cache_dir
+        / f"rank_tp{mr.ps.tp_rank}_pp{mr.ps.pp_rank}_dp{mr.ps.dp_rank or 0}.json"
+    )
+
+
+@contextlib.contextmanager
+def flashinfer_autotune_context(model_runner: ModelRunner, *, skip_logits: bool):
+    from flashinfer.autotuner import autotune
+
+    mr = model_runner
+    cache_path = flashinfer_autotune_cache_path(mr)
+    if envs.SGLANG_FLASHINFER_AUTOTUNE_CACHE.get():
+        autotune_cache = cache_path
+        logger.info("Running FlashInfer autotune with cache: %s", autotune_cache)
+    else:
+        timestamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+        runs_dir = cache_path.parent / "runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        autotune_cache = runs_dir / f"{cache_path.stem}.{timestamp}{cache_path.suffix}"
+        logger.info(
+            "Running FlashInfer autotune (cache reuse DISABLED via "
+            "SGLANG_FLASHINFER_AUTOTUNE_CACHE=0); writing fresh result to: %s",
+            autotune_cache,
+        )
+
+    # Run warmup on the non-default stream to avoid NCCL 2.29+ cudaMemcpyBatchAsync
+    # calls on default stream (unsupported by CUDA) when --enable-symm-mem is used.
+    mr.forward_stream.wait_stream(torch.cuda.current_stream())
+    with torch.get_device_module(mr.device).stream(mr.forward_stream):
+        maybe_skip_logits = contextlib.nullcontext()
+        if skip_logits:
+            from sglang.srt.layers.logits_processor import autotune_dummy_run_mode
+
+            maybe_skip_logits = autotune_dummy_run_mode()
+        skip_ops = get_flashinfer_autotune_skip_ops(mr)
+        with torch.inference_mode(), autotune(
+            True,
+            cache=str(autotune_cache),
+            skip_ops=skip_ops,
+        ), maybe_skip_logits:
+            yield
+    torch.cuda.current_stream().wait_stream(mr.forward_stream)
+    logger.info("FlashInfer autotune completed.")
+
+
 def run_flashinfer_autotune_forward(
     model_runner: ModelRunner, forward_fn: Callable[[], None], *, skip_logits: bool
 ) -> None:
-    raise NotImplementedError('slim removed the body of run_flashinfer_autotune_forward: it never ran in any recording (see sglang/REMOVED.md)')
+    """Run flashinfer autotune forward."""
+    with flashinfer_autotune_context(model_runner, skip_logits=skip_logits):
+        forward_fn()
 
 
 def maybe_flashinfer_autotune_speculative_draft(

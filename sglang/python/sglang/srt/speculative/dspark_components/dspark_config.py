@@ -20,6 +20,10 @@ SUPPORTED_DSPARK_MARKOV_HEAD_TYPES = ("vanilla", "gated", "rnn")
 DSV4_DRAFT_ATTENTION_BACKEND = "dsv4"
 
 
+def draft_is_deepseek_v4(*, server_args: ServerArgs) -> bool:
+    raise NotImplementedError('slim removed the body of draft_is_deepseek_v4: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 class DSparkDraftConfig(msgspec.Struct, frozen=True):
     num_hidden_layers: Optional[int]
     num_target_layers: Optional[int]
@@ -32,6 +36,10 @@ class DSparkDraftConfig(msgspec.Struct, frozen=True):
 
     def require_markov(self) -> bool:
         raise NotImplementedError('slim removed the body of DSparkDraftConfig.require_markov: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def read_draft_checkpoint_gamma(*, server_args: ServerArgs) -> Optional[int]:
+    raise NotImplementedError('slim removed the body of read_draft_checkpoint_gamma: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def checkpoint_bundles_dspark_draft(hf_config: Any) -> bool:

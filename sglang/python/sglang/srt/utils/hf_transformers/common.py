@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Type, Union
 
 import torch
+from huggingface_hub import snapshot_download
 
 from sglang.srt.configs import (
     AfmoeConfig,
@@ -209,6 +210,19 @@ for name, cls in _CONFIG_REGISTRY.items():
 # ---------------------------------------------------------------------------
 
 
+def download_from_hf(
+    model_path: str,
+    allow_patterns: Optional[Union[str, list]] = None,
+):
+    if os.path.exists(model_path):
+        return model_path
+
+    if not allow_patterns:
+        allow_patterns = ["*.json", "*.bin", "*.model"]
+
+    return snapshot_download(model_path, allow_patterns=allow_patterns)
+
+
 def resolve_runai_obj_uri(model_name_or_path: str) -> str:
     if is_runai_obj_uri(model_name_or_path):
         return ObjectStorageModel.get_path(model_name_or_path)
@@ -228,11 +242,30 @@ def _resolve_local_or_cached_file(model_name_or_path, filename, revision=None):
 
 
 def _cached_file_exists(model_name_or_path, filename, revision=None) -> bool:
-    raise NotImplementedError('slim removed the body of _cached_file_exists: it never ran in any recording (see sglang/REMOVED.md)')
+    """Whether *filename* is available locally or in the HF cache (no network)."""
+    try:
+        _resolve_local_or_cached_file(model_name_or_path, filename, revision)
+        return True
+    except Exception:
+        return False
 
 
 def _remote_file_exists(repo_id, filename, revision=None) -> bool:
-    raise NotImplementedError('slim removed the body of _remote_file_exists: it never ran in any recording (see sglang/REMOVED.md)')
+    """Whether *filename* exists on the HF hub (HEAD request only, no download).
+
+    Returns False on any error (offline, gated, network, invalid id) so callers
+    fall back to their default path instead of crashing.
+    """
+    from huggingface_hub.constants import HF_HUB_OFFLINE
+
+    if HF_HUB_OFFLINE:
+        return False
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().file_exists(repo_id, filename, revision=revision)
+    except Exception:
+        return False
 
 
 def check_gguf_file(model: Union[str, os.PathLike]) -> bool:
@@ -253,7 +286,30 @@ def check_gguf_file(model: Union[str, os.PathLike]) -> bool:
 
 
 def _patch_text_config(parent_config: PretrainedConfig, text_config):
-    raise NotImplementedError('slim removed the body of _patch_text_config: it never ran in any recording (see sglang/REMOVED.md)')
+    """Synchronize standard attributes between parent config and text sub-config.
+
+    In transformers v5, the "untangle config" refactor removed automatic
+    inheritance of top-level PretrainedConfig attributes (pad_token_id,
+    tie_word_embeddings, etc.) from sub-configs. Downstream code expects
+    these attributes to be present on both configs (some models pass the
+    parent directly to the language model, others pass the text sub-config),
+    so we propagate in both directions when an attribute is missing.
+    (See https://github.com/huggingface/transformers/pull/41541)
+    """
+    _ATTRS_TO_PROPAGATE = [
+        "pad_token_id",
+        "bos_token_id",
+        "eos_token_id",
+        "tie_word_embeddings",
+    ]
+    for attr in _ATTRS_TO_PROPAGATE:
+        parent_has = hasattr(parent_config, attr)
+        text_has = hasattr(text_config, attr)
+        if parent_has and not text_has:
+            setattr(text_config, attr, getattr(parent_config, attr))
+        elif text_has and not parent_has:
+            setattr(parent_config, attr, getattr(text_config, attr))
+    return text_config
 
 
 def get_hf_text_config(config: PretrainedConfig):
@@ -343,7 +399,22 @@ def _is_deepseek_ocr2_model(config: PretrainedConfig) -> bool:
 
 
 def _override_v_head_dim_if_zero(config: PretrainedConfig, patch: int = 128) -> None:
-    raise NotImplementedError('slim removed the body of _override_v_head_dim_if_zero: it never ran in any recording (see sglang/REMOVED.md)')
+    patched = False
+    for attr in ("text_config", "language_config"):
+        sub = getattr(config, attr, None)
+        if sub is None:
+            continue
+        if isinstance(sub, dict):
+            if sub.get("v_head_dim") == 0:
+                sub["v_head_dim"] = patch
+                patched = True
+        elif getattr(sub, "v_head_dim", None) == 0:
+            sub.v_head_dim = patch
+            patched = True
+    if patched:
+        logger.warning(
+            f"Overriding v_head_dim from 0 to {patch} to avoid potential issues."
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -412,7 +483,17 @@ def get_sparse_attention_config(
     model: str,
     sparse_attention_config_filename: str = "sparse_attention_config.json",
 ) -> Dict[str, Any]:
-    raise NotImplementedError('slim removed the body of get_sparse_attention_config: it never ran in any recording (see sglang/REMOVED.md)')
+    is_local = os.path.isdir(model)
+    if not is_local:
+        model = download_from_hf(model, allow_patterns=["*.json"])
+
+    config_file = os.path.join(model, sparse_attention_config_filename)
+    if not os.path.exists(config_file):
+        return {}
+
+    with open(config_file) as f:
+        config = json.load(f)
+    return config
 
 
 # ---------------------------------------------------------------------------
@@ -422,7 +503,11 @@ def get_sparse_attention_config(
 
 # Some models don't have an available processor, e.g.: InternVL
 def get_tokenizer_from_processor(processor):
-    raise NotImplementedError('slim removed the body of get_tokenizer_from_processor: it never ran in any recording (see sglang/REMOVED.md)')
+    from transformers import PreTrainedTokenizerBase
+
+    if isinstance(processor, PreTrainedTokenizerBase):
+        return processor
+    return processor.tokenizer
 
 
 # Turn-final markers that some checkpoints ship without EOS metadata:

@@ -43,11 +43,13 @@ from .mistral_utils import is_mistral_model
 
 
 def _set_architectures(config, arch_name):
-    raise NotImplementedError('slim removed the body of _set_architectures: it never ran in any recording (see sglang/REMOVED.md)')
+    config.update({"architectures": [arch_name]})
 
 
 def _apply_deepseek_ocr_overrides(config, model):
-    raise NotImplementedError('slim removed the body of _apply_deepseek_ocr_overrides: it never ran in any recording (see sglang/REMOVED.md)')
+    _override_v_head_dim_if_zero(config)
+    _set_architectures(config, "DeepseekOCRForCausalLM")
+    config._name_or_path = model
 
 
 _LONGCAT_ARCHS = {

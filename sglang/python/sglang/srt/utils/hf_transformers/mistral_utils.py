@@ -10,7 +10,8 @@ from sglang.srt.utils import logger
 from .common import (
     _cached_file_exists,
     _remote_file_exists,
-    )
+    download_from_hf,
+)
 
 
 def is_mistral_model(name) -> bool:
@@ -73,7 +74,19 @@ def is_bare_tekken_checkpoint(tokenizer_name, revision=None) -> bool:
 
 
 def retry_without_mistral_common_kwargs(tokenizer_name, *args, **common_kwargs):
-    raise NotImplementedError('slim removed the body of retry_without_mistral_common_kwargs: it never ran in any recording (see sglang/REMOVED.md)')
+    """Retry ``AutoTokenizer.from_pretrained`` without kwargs that MistralCommon rejects.
+
+    Returns the loaded tokenizer, or *None* if the error is not a
+    MistralCommon kwargs rejection.
+    """
+    from transformers import AutoTokenizer
+
+    stripped = {
+        k: v
+        for k, v in common_kwargs.items()
+        if k not in _MISTRAL_COMMON_REJECTED_KWARGS
+    }
+    return AutoTokenizer.from_pretrained(tokenizer_name, *args, **stripped)
 
 
 def patch_mistral_common_tokenizer(tokenizer):

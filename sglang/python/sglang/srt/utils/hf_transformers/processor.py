@@ -26,6 +26,7 @@ from .common import (
     _override_v_head_dim_if_zero,
     _resolve_local_or_cached_file,
     attach_additional_stop_token_ids,
+    download_from_hf,
     get_tokenizer_from_processor,
     resolve_runai_obj_uri,
 )

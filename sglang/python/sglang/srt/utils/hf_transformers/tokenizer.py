@@ -439,7 +439,21 @@ _fastokens_patched = False
 
 
 def _ensure_fastokens_patched():
-    raise NotImplementedError('slim removed the body of _ensure_fastokens_patched: it never ran in any recording (see sglang/REMOVED.md)')
+    """Monkey-patch transformers to use the fastokens backend (once)."""
+    global _fastokens_patched
+    if _fastokens_patched:
+        return
+    try:
+        import fastokens
+    except ImportError:
+        raise ImportError(
+            "The fastokens package is required when --tokenizer-backend=fastokens. "
+            "Install it with: pip install 'sglang[fastokens]'"
+        ) from None
+
+    fastokens.patch_transformers()
+    _fastokens_patched = True
+    logger.info("fastokens backend enabled - transformers patched successfully")
 
 
 def get_tokenizer(

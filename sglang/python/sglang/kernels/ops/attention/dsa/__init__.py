@@ -4,7 +4,9 @@
 
 
 def pick_dsl_expand(*args, **kwargs):
-    raise NotImplementedError('slim removed the body of pick_dsl_expand: it never ran in any recording (see sglang/REMOVED.md)')
+    from .cutedsl_paged_mqa_logits import pick_dsl_expand as _pick_dsl_expand
+
+    return _pick_dsl_expand(*args, **kwargs)
 
 
 def __getattr__(name: str):

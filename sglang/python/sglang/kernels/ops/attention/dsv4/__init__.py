@@ -9,6 +9,7 @@ from .compress import (
 from .gemm import linear_bf16_fp32
 from .moe import (
     mask_topk_ids,
+    mega_moe_pre_dispatch,
     silu_and_mul_clamp,
     silu_and_mul_contig_post_quant,
     )
@@ -18,6 +19,7 @@ __all__ = [
     "CompressorPrefillPlan",
     "clear_unaccepted_c128_draft_states",
     "linear_bf16_fp32",
+    "mega_moe_pre_dispatch",
     "mask_topk_ids",
     "silu_and_mul_clamp",
     "silu_and_mul_contig_post_quant",

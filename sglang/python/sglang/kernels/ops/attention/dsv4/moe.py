@@ -19,6 +19,19 @@ def mask_topk_ids(topk_ids: torch.Tensor, num_token_non_padded: torch.Tensor):
     raise NotImplementedError('slim removed the body of mask_topk_ids: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def mega_moe_pre_dispatch(
+    x: torch.Tensor,
+    topk_idx: torch.Tensor,
+    topk_weights: torch.Tensor,
+    buf_x: torch.Tensor,
+    buf_x_sf: torch.Tensor,
+    buf_topk_idx: torch.Tensor,
+    buf_topk_weights: torch.Tensor,
+    quant_group_size: int = 32,
+) -> None:
+    raise NotImplementedError('slim removed the body of mega_moe_pre_dispatch: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def silu_and_mul_clamp(
     input: torch.Tensor,
     output: torch.Tensor,

@@ -96,7 +96,18 @@ _deferred_finalize_info_logged = False
 
 
 def _copy_weight_view_before_h2d(loaded_weight: torch.Tensor) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _copy_weight_view_before_h2d: it never ran in any recording (see sglang/REMOVED.md)')
+    """Copy a CPU tensor view into independent contiguous storage."""
+    if loaded_weight.device.type != "cpu":
+        return loaded_weight
+    tensor_bytes = loaded_weight.numel() * loaded_weight.element_size()
+    needs_copy = not (
+        loaded_weight.is_contiguous()
+        and loaded_weight.storage_offset() == 0
+        and loaded_weight.untyped_storage().nbytes() == tensor_bytes
+    )
+    if not needs_copy:
+        return loaded_weight
+    return loaded_weight.clone(memory_format=torch.contiguous_format)
 
 
 def _maybe_copy_weight_view_before_h2d(
@@ -108,7 +119,12 @@ def _maybe_copy_weight_view_before_h2d(
 
 
 def _get_deepep_comm_group(a2a_backend):
-    raise NotImplementedError('slim removed the body of _get_deepep_comm_group: it never ran in any recording (see sglang/REMOVED.md)')
+    group = get_tp_group().device_group
+
+    if a2a_backend.is_mori():
+        group = get_tp_group()
+
+    return group
 
 
 def create_moe_dispatcher(moe_runner_config: MoeRunnerConfig) -> BaseDispatcher:

@@ -211,7 +211,9 @@ class MoeRunner:
     def set_overlap_args(
         self, down_gemm_overlap_args: DownGemmOverlapArgs, meta_overlap_args: dict
     ):
-        raise NotImplementedError('slim removed the body of MoeRunner.set_overlap_args: it never ran in any recording (see sglang/REMOVED.md)')
+        self.down_gemm_overlap_args = down_gemm_overlap_args
+        self.meta_overlap_args = meta_overlap_args
 
     def clear_overlap_args(self) -> None:
-        raise NotImplementedError('slim removed the body of MoeRunner.clear_overlap_args: it never ran in any recording (see sglang/REMOVED.md)')
+        self.down_gemm_overlap_args = None
+        self.meta_overlap_args = None

@@ -11,6 +11,11 @@ from .awq import (
     AWQMarlinConfig,
     AWQMoEMethod,
 )
+from .schemes import (
+    AWQLinearScheme,
+    AWQMarlinLinearScheme,
+    AWQMoEScheme,
+)
 
 __all__ = [
     "AWQConfig",
@@ -18,5 +23,8 @@ __all__ = [
     "AWQMarlinConfig",
     "AWQLinearMethod",
     "AWQMoEMethod",
+    "AWQLinearScheme",
+    "AWQMarlinLinearScheme",
+    "AWQMoEScheme",
     "awq_dequantize_triton",
 ]

@@ -25,6 +25,13 @@ from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
 from sglang.srt.layers.quantization.utils import get_scalar_types
 from sglang.srt.utils.patch_torch import register_fake_if_exists
 
+from .schemes import (
+    AWQIntelAMXLinearScheme,
+    AWQIntelAMXMoEScheme,
+    AWQLinearScheme,
+    AWQMarlinLinearScheme,
+    AWQMoEScheme,
+)
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher import (
@@ -49,7 +56,7 @@ ScalarType, scalar_types = get_scalar_types()
 
 
 def is_layer_skipped_awq(prefix: str, modules_to_not_convert: List[str]):
-    raise NotImplementedError('slim removed the body of is_layer_skipped_awq: it never ran in any recording (see sglang/REMOVED.md)')
+    return any(module_name in prefix for module_name in modules_to_not_convert)
 
 
 class AWQConfig(QuantizationConfig):
@@ -83,10 +90,16 @@ class AWQCPUConfig(AWQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of AWQCPUConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.layers.linear import LinearBase
+
+        assert isinstance(layer, LinearBase)
+        return AWQIntelAMXLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of AWQCPUConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        return AWQIntelAMXMoEScheme(self)
 
 
 class AWQMarlinConfig(QuantizationConfig):
@@ -138,7 +151,7 @@ class AWQMarlinConfig(QuantizationConfig):
         )
 
     def get_scaled_act_names(self) -> List[str]:
-        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')
+        return []
 
     @classmethod
     def get_name(cls) -> str:
@@ -154,7 +167,7 @@ class AWQMarlinConfig(QuantizationConfig):
 
     @classmethod
     def get_config_filenames(cls) -> list[str]:
-        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
+        return ["quantize_config.json"]
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AWQMarlinConfig:
@@ -238,10 +251,10 @@ class AWQMarlinConfig(QuantizationConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        return AWQMarlinLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        return AWQMoEScheme(self)
 
     @classmethod
     def is_awq_marlin_compatible(cls, quant_config: dict[str, Any]):

@@ -10,6 +10,13 @@ from .gptq import (
     GPTQMoEMethod,
     check_marlin_format,
 )
+from .schemes import (
+    GPTQIntelAMXLinearScheme,
+    GPTQIntelAMXMoEScheme,
+    GPTQLinearScheme,
+    GPTQMarlinLinearScheme,
+    GPTQMarlinMoEScheme,
+    )
 
 __all__ = [
     "GPTQConfig",
@@ -19,5 +26,10 @@ __all__ = [
     "GPTQMoEMethod",
     "GPTQMarlinLinearMethod",
     "GPTQMarlinMoEMethod",
+    "GPTQLinearScheme",
+    "GPTQIntelAMXLinearScheme",
+    "GPTQIntelAMXMoEScheme",
+    "GPTQMarlinLinearScheme",
+    "GPTQMarlinMoEScheme",
     "check_marlin_format",
 ]

@@ -19,6 +19,13 @@ from sglang.srt.layers.quantization.utils import (
 )
 from sglang.srt.utils.patch_torch import register_fake_if_exists
 
+from .schemes import (
+    GPTQIntelAMXLinearScheme,
+    GPTQIntelAMXMoEScheme,
+    GPTQLinearScheme,
+    GPTQMarlinLinearScheme,
+    GPTQMarlinMoEScheme,
+    )
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher import (
@@ -66,10 +73,16 @@ class CPUGPTQConfig(GPTQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.layers.linear import LinearBase
+
+        assert isinstance(layer, LinearBase)
+        return GPTQIntelAMXLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
+
+        assert isinstance(layer, FusedMoE)
+        return GPTQIntelAMXMoEScheme(self)
 
 
 class GPTQMarlinConfig(QuantizationConfig):
@@ -169,7 +182,7 @@ class GPTQMarlinConfig(QuantizationConfig):
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
+        return ["quantize_config.json"]
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> GPTQMarlinConfig:
@@ -231,10 +244,10 @@ class GPTQMarlinConfig(QuantizationConfig):
         )
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        return GPTQMarlinLinearScheme(self)
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        return GPTQMarlinMoEScheme(self)
 
     @classmethod
     def is_gptq_marlin_compatible(cls, quant_config: Dict[str, Any]):

@@ -3,6 +3,8 @@ import ctypes.util
 import logging
 import math
 import mmap
+import os
+import weakref
 
 import torch
 
@@ -41,7 +43,25 @@ _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 
 def _alloc_hugepage(n_bytes: int, alloc_bytes: int, extra_flags: int) -> ctypes.Array:
-    raise NotImplementedError('slim removed the body of _alloc_hugepage: it never ran in any recording (see sglang/REMOVED.md)')
+    """Call mmap via libc with hugepage flags and return an owning ctypes array.
+
+    munmap fires automatically via weakref.finalize when the array is
+    garbage-collected (i.e. when the tensor that wraps it is freed).
+    """
+    ptr = _libc.mmap(
+        None,
+        alloc_bytes,
+        mmap.PROT_READ | mmap.PROT_WRITE,
+        mmap.MAP_SHARED | mmap.MAP_ANONYMOUS | _MAP_POPULATE | extra_flags,
+        -1,
+        0,
+    )
+    if ptr is None or ptr == _MAP_FAILED:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+    array = (ctypes.c_uint8 * n_bytes).from_address(ptr)
+    weakref.finalize(array, _libc.munmap, ctypes.c_void_p(ptr), alloc_bytes)
+    return array
 
 
 def alloc_mmap(dims: tuple, dtype: torch.dtype) -> torch.Tensor:

@@ -10,6 +10,7 @@ from sglang.srt.environ import envs
 from sglang.srt.layers.attention.tbo_backend import TboAttnBackend
 from sglang.srt.layers.communicator import get_attn_tp_context
 from sglang.srt.layers.dcp import (
+    all_gather_kv_cache_for_mha_chunk_extend,
     all_gather_kv_cache_for_mha_extend,
     filter_dcp_local_kv_indices,
 )
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from sglang.srt.models.deepseek_v2 import DeepseekV2AttentionMLA
 
 if _is_cuda:
+    from sgl_kernel import merge_state_v2
 
     from sglang.kernels.ops.attention.concat_mla import concat_mla_k
 elif _is_musa:
@@ -72,7 +74,25 @@ def _forward_dsa_indexer_for_mha(
     forward_batch: ForwardBatch,
     layer_id: int,
 ) -> None:
-    raise NotImplementedError('slim removed the body of _forward_dsa_indexer_for_mha: it never ran in any recording (see sglang/REMOVED.md)')
+    """Fill the indexer K cache and publish an MTP seed when requested."""
+    spec_info = forward_batch.spec_info
+    seed_buf = spec_info.dsa_seed_topk_capture if spec_info is not None else None
+    topk_indices = indexer(
+        x=hidden_states,
+        q_lora=q_lora,
+        positions=positions,
+        forward_batch=forward_batch,
+        layer_id=layer_id,
+        return_indices=seed_buf is not None,
+    )
+    if seed_buf is None:
+        return
+    if topk_indices is None:
+        raise RuntimeError("DSA MHA indexer did not produce the requested MTP seed")
+
+    select = spec_info.dsa_seed_topk_select
+    src = topk_indices if select is None else topk_indices[select]
+    seed_buf[: src.shape[0]].copy_(src)
 
 
 # Configs for DeepSeek-V3:
@@ -444,7 +464,65 @@ class DeepseekMHAForwardMixin:
         forward_batch: ForwardBatch,
     ) -> torch.Tensor:
         # kv_b_proj needs BF16 input, but legacy q.dtype was BF16 by accident.
-        raise NotImplementedError('slim removed the body of DeepseekMHAForwardMixin._chunked_prefix_attn_mha: it never ran in any recording (see sglang/REMOVED.md)')
+        backend = _resolve_attn_backend(forward_batch)
+        pack_fn = getattr(backend, "pack_prefix_chunk_kv", None)
+        kv_a_dtype = torch.bfloat16 if pack_fn is not None else q.dtype
+
+        assert forward_batch.num_prefix_chunks is not None
+        for i in range(forward_batch.num_prefix_chunks):
+            forward_batch.set_prefix_chunk_idx(i)
+
+            kv_indices = forward_batch.prefix_chunk_kv_indices[i]
+            # Fetch latent cache from memory pool with precomputed chunked kv indices
+            kv_a_normed, k_pe = self._get_mla_kv_buffer(
+                kv_indices, kv_a_dtype, forward_batch
+            )
+            kv_a_normed, k_pe = all_gather_kv_cache_for_mha_chunk_extend(
+                kv_a_normed,
+                k_pe,
+                forward_batch.prefix_chunk_seq_lens_cpu[i],
+                forward_batch.prefix_chunk_starts_cpu[i],
+            )
+            kv = self.kv_b_proj(kv_a_normed)[0]
+            kv = kv.view(
+                -1, self.num_local_heads, self.qk_nope_head_dim + self.v_head_dim
+            )
+            v = kv[..., self.qk_nope_head_dim :]
+            k_nope = kv[..., : self.qk_nope_head_dim]
+
+            if pack_fn is not None:
+                k, v = pack_fn(k_nope, k_pe, v)
+            else:
+                k = torch.empty(
+                    (
+                        k_nope.shape[0],
+                        self.num_local_heads,
+                        self.qk_nope_head_dim + self.qk_rope_head_dim,
+                    ),
+                    dtype=v.dtype,
+                    device=v.device,
+                )
+                k[..., : self.qk_nope_head_dim] = k_nope
+                k[..., self.qk_nope_head_dim :] = k_pe
+
+            output, lse = self.attn_mha(
+                q,
+                k,
+                v,
+                forward_batch,
+                save_kv_cache=False,
+                # Prefix K/V is independent of the suffix query length. Under
+                # FullCG this is the fixed captured chunk extent; per-request
+                # active lengths remain encoded in the backend metadata.
+                key_value_num_tokens=k.shape[0],
+            )
+            tmp_output = torch.empty_like(accum_output)
+            tmp_lse = torch.empty_like(accum_lse)
+            merge_state_v2(output, lse, accum_output, accum_lse, tmp_output, tmp_lse)
+            accum_output, accum_lse = tmp_output, tmp_lse
+            del kv, k, v, output, lse, tmp_output, tmp_lse
+
+        return accum_output
 
     def _set_mla_kv_buffer(
         self: DeepseekV2AttentionMLA,
@@ -500,7 +578,27 @@ class DeepseekMHAForwardMixin:
         self: DeepseekV2AttentionMLA,
         forward_batch: ForwardBatch,
     ):
-        raise NotImplementedError('slim removed the body of DeepseekMHAForwardMixin._get_mla_kv_buffer_from_fp8_for_dsa: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Dequantize FP8 KV cache to BF16 for MLA attention (DSA-specific format).
+
+        Returns: (kv_a, k_pe) both in BF16
+        """
+        backend = get_attn_backend()
+        if isinstance(backend, TboAttnBackend):  # if enable tbo, get primary backend
+            backend = backend.primary
+        kv_indices = backend.forward_metadata.page_table_1_flattened
+        assert (
+            kv_indices is not None
+        ), "page_table_1_flattened should have been generated for FP8 MHA path"
+
+        kv_cache_fp8 = get_token_to_kv_pool().get_key_buffer(self.attn_mha.layer_id)
+
+        kv_latent_bf16 = dequantize_k_cache_paged(kv_cache_fp8, kv_indices)
+
+        kv_a = kv_latent_bf16[:, :, : self.kv_lora_rank].squeeze(1).contiguous()
+        k_pe = kv_latent_bf16[:, :, self.kv_lora_rank :]
+
+        return kv_a, k_pe
 
     def _concat_and_cast_mha_k(
         self: DeepseekV2AttentionMLA,

@@ -17,8 +17,20 @@ _is_hip = is_hip()
 _LOW_SMEM_FP8_DEFAULT_CUTOFF_BYTES = 128 * 1024
 
 
+@functools.lru_cache(maxsize=None)
+def _get_cuda_shared_memory_per_block_optin() -> Optional[int]:
+    if not torch.cuda.is_available():
+        return None
+    try:
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    except (AssertionError, RuntimeError):
+        return None
+    return getattr(props, "shared_memory_per_block_optin", None)
+
+
 def _use_low_smem_fp8_default() -> bool:
-    raise NotImplementedError('slim removed the body of _use_low_smem_fp8_default: it never ran in any recording (see sglang/REMOVED.md)')
+    smem_limit = _get_cuda_shared_memory_per_block_optin()
+    return smem_limit is not None and smem_limit < _LOW_SMEM_FP8_DEFAULT_CUTOFF_BYTES
 
 
 def get_config_file_name(
