@@ -50,8 +50,8 @@ for i, mode in enumerate(PLAN_MODES, 1):
             label=labels.get(mode, mode))
 ax.set_yticks(list(rows), top["subsystem"])
 ax.set_xlabel("lines of Python (planned)")
-ax.set_title(" vs ".join(f"{mode} {totals[mode] / totals.upstream_lines:.0%}" for mode in PLAN_MODES)
-             + " of upstream lines")
+ax.set_title("planned share of upstream lines:\n"
+             + ", ".join(f"{mode} {totals[mode] / totals.upstream_lines:.0%}" for mode in PLAN_MODES))
 ax.legend(loc="lower right")
 fig.tight_layout()
 fig.savefig(figures_dir() / "plan_modes.png", dpi=100, metadata={"Software": None})
