@@ -29,3 +29,15 @@ def test_real_tree_result_checks(tmp_path, mode):
     apply_plan(plan, tree, pin, out)
     report = check_tree(out, tree)
     assert report.errors == [], report.errors[:10]
+
+
+@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+def test_every_policy_path_names_upstream_code():
+    """A policy path that matches nothing keeps (or judges) nothing, silently: each must name a
+    file, or a folder ending in /, of the pinned upstream."""
+    tree = up.default_tree(up.load_pin())
+    policy = load_policy()
+    prefixes = [k.file for k in policy.keeps] + [r.prefix for r in (*policy.wholes, *policy.sampled,
+                                                                      *policy.off_surface)]
+    missing = [p for p in prefixes if not ((tree / p).is_dir() if p.endswith("/") else (tree / p).is_file())]
+    assert prefixes and missing == []
