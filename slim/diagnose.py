@@ -7,12 +7,15 @@ and why, and the fix (`slim apply --keep ...` into the keep-policy, or the scena
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from slim.errors import SlimError
+from slim.policy import Policy
+from slim.reach import COLD_STUB
 
 FRAME = re.compile(r'File "(?P<path>[^"]+)", line \d+')
 # The exception line of a traceback; sglang's loggers may put a prefix before it.
@@ -46,6 +49,7 @@ class Finding:
     missing: Missing
     entry: str | None  # plan entry that removed it: "file" or "file::qualname"; None: not the plan
     reason: str | None  # that entry's reason
+    off_surface: str | None = None  # the policy's [[off_surface]] path that let line evidence stub it
 
     def line(self, scenario: str | None = None) -> str:
         """One line: what was missing, which plan entry removed it, and the fix."""
@@ -54,8 +58,10 @@ class Finding:
             return f"{what}: no plan entry removed it (third-party, or not a slimming fault)"
         cover = (f"or re-record {scenario} (`slim record --scenario {scenario}`) so it covers this path"
                  if scenario else "or add a scenario that runs this path and record it")
-        return (f"{what}: removed by plan entry {self.entry} ({self.reason}); fix: "
-                f"`slim apply --keep {self.entry} --reason '...' --scenario SCENARIO`, {cover}")
+        fix = f"`slim apply --keep {self.entry} --reason '...' --scenario SCENARIO`, {cover}"
+        if self.off_surface:
+            fix += f", or take {self.off_surface} out of slim/policy.toml's [[off_surface]] (a feature in use)"
+        return f"{what}: removed by plan entry {self.entry} ({self.reason}); fix: {fix}"
 
 
 def _describe(missing: Missing) -> str:
@@ -150,9 +156,19 @@ def locate(missing: Missing, index: PlanIndex) -> Finding:
     return Finding(missing, *(hit or (None, None)))
 
 
-def diagnose(log_text: str, plan: dict) -> list[Finding]:
+def diagnose(log_text: str, plan: dict, policy: Policy | None = None) -> list[Finding]:
     index = PlanIndex(plan)
-    return [locate(m, index) for m in parse_log(log_text)]
+    findings = [locate(m, index) for m in parse_log(log_text)]
+    return [_off_surface(f, policy) for f in findings] if policy else findings
+
+
+def _off_surface(finding: Finding, policy: Policy) -> Finding:
+    """Name the [[off_surface]] path when the "surface" mode stubbed the def on line evidence there:
+    the feature the policy called outside the surface was used after all."""
+    if policy.mode != "surface" or finding.entry is None or finding.reason != COLD_STUB:
+        return finding
+    off = policy.off_surface_for(finding.entry.split("::")[0])
+    return dataclasses.replace(finding, off_surface=off.prefix) if off else finding
 
 
 def load_plan_json(path: Path) -> dict:

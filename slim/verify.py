@@ -15,6 +15,7 @@ from scenarios.workload import first_mismatch, without_keys
 from slim.apply import PYTHON_DIR, tree_digest
 from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
+from slim.policy import load_policy
 from slim.recording import load_recording, recording_paths
 from slim.runtime import host_environment, probe
 from slim.serve import serve_scenario, server_env
@@ -43,7 +44,7 @@ def diagnosis(logs: Path, scenario: str, plan_source: Callable[[], dict] | None)
         why = "no plan given"
     if plan is None:  # still name what was missing, only without the plan entry
         return [f"{m.error} (not mapped to the plan: {why}; pass --plan FILE)" for m in parse_log(text)]
-    return [finding.line(scenario) for finding in diagnose(text, plan)]
+    return [finding.line(scenario) for finding in diagnose(text, plan, load_policy())]
 
 
 def gpu_models(environment: dict) -> tuple[str, ...]:

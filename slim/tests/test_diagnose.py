@@ -6,6 +6,8 @@ import pytest
 
 from slim.diagnose import diagnose, load_plan_json, parse_log, sglang_path
 from slim.errors import SlimError
+from slim.policy import OffSurface, Policy
+from slim.reach import COLD_STUB
 
 # A plan in `slim plan --json` form, entries taken from the real plan of upstream 0.5.17.
 PLAN = {
@@ -143,6 +145,25 @@ def test_a_called_stub_is_mapped_to_its_plan_entry():
     assert finding.missing.kind == "stub" and finding.missing.name == "LRUStrategy.get_priority"
     assert finding.entry == "sglang/srt/mem_cache/evict_policy.py::LRUStrategy.get_priority"
     assert finding.line("dsv3_fp8_tp1").startswith("NotImplementedError: LRUStrategy.get_priority (in ")
+
+
+
+def test_a_called_line_stub_off_the_surface_names_its_policy_path():
+    """Under "surface" a def stubbed on line evidence sits under an [[off_surface]] path: if a run
+    calls it, that feature was in use after all, and the finding says which path to take out."""
+    stub = {"file": "sglang/srt/lora/lora_registry.py", "qualname": "LoRARegistry.acquire", "line": 126,
+            "kind": "method", "action": "stub", "lines": 12, "reason": COLD_STUB}
+    log = (f'  File "{SITE}/srt/lora/lora_registry.py", line 127, in acquire\n'
+           "NotImplementedError: slim removed the body of LoRARegistry.acquire: it never ran in any "
+           "recording (see sglang/REMOVED.md)\n")
+    plan = {**PLAN, "defs": PLAN["defs"] + [stub]}
+    off = OffSurface("sglang/srt/lora/", "no LoRA scenario")
+    [finding] = diagnose(log, plan, Policy(mode="surface", off_surface=(off,)))
+    assert finding.off_surface == "sglang/srt/lora/"
+    assert "take sglang/srt/lora/ out of slim/policy.toml's [[off_surface]]" in finding.line("dsv3_fp8_tp1")
+    assert diagnose(log, plan, Policy(mode="lines", off_surface=(off,)))[0].off_surface is None
+    assert diagnose(log, plan, Policy(mode="surface"))[0].off_surface is None
+    assert diagnose(log, plan)[0].off_surface is None
 
 
 def test_a_foreign_json_is_a_one_line_error(tmp_path):
