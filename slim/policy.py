@@ -56,8 +56,10 @@ class OffSurface:
     reason: str
 
 
-def _under(prefix: str, file: str) -> bool:
-    return file == prefix or (prefix.endswith("/") and file.startswith(prefix))
+def _first_under(entries, file: str):
+    """The first entry whose `prefix` (a file, or a folder ending in /) holds `file`; None: none."""
+    return next((e for e in entries if file == e.prefix or (e.prefix.endswith("/") and file.startswith(e.prefix))),
+                None)
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,13 @@ class Policy:
         return self.mode == "surface" and self.off_surface_for(file) is not None
 
     def whole_for(self, file: str) -> Whole | None:
-        return next((w for w in self.wholes if _under(w.prefix, file)), None)
+        return _first_under(self.wholes, file)
 
     def sampled_for(self, file: str) -> Sampled | None:
-        return next((s for s in self.sampled if _under(s.prefix, file)), None)
+        return _first_under(self.sampled, file)
 
     def off_surface_for(self, file: str) -> OffSurface | None:
-        return next((o for o in self.off_surface if _under(o.prefix, file)), None)
+        return _first_under(self.off_surface, file)
 
     @property
     def files(self) -> dict[str, Keep]:
@@ -115,6 +117,11 @@ def _entries(data: dict, table: str, required: tuple[str, ...], path: Path) -> l
     return entries
 
 
+def _path_entries(data: dict, table: str, required: tuple[str, ...], path: Path) -> list[tuple[str, dict]]:
+    """(prefix, entry) for each of the `paths` of each `[[table]]` entry."""
+    return [(prefix, entry) for entry in _entries(data, table, required, path) for prefix in entry["paths"]]
+
+
 def load_policy(path: Path = POLICY_FILE) -> Policy:
     try:
         data = tomllib.loads(path.read_text())
@@ -124,12 +131,11 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
     for entry in _entries(data, "keep", ("path", "reason", "scenario"), path):
         file, _, qualname = entry["path"].partition("::")
         keeps.append(Keep(file, qualname or None, entry["reason"], entry["scenario"]))
-    wholes = [Whole(prefix, entry["reason"], entry["scenario"])
-              for entry in _entries(data, "whole", ("paths", "reason", "scenario"), path) for prefix in entry["paths"]]
-    sampled = [Sampled(prefix, entry["reason"])
-               for entry in _entries(data, "sampled", ("paths", "reason"), path) for prefix in entry["paths"]]
-    off_surface = [OffSurface(prefix, entry["reason"])
-                   for entry in _entries(data, "off_surface", ("paths", "reason"), path) for prefix in entry["paths"]]
+    wholes = [Whole(prefix, e["reason"], e["scenario"])
+              for prefix, e in _path_entries(data, "whole", ("paths", "reason", "scenario"), path)]
+    sampled = [Sampled(prefix, e["reason"]) for prefix, e in _path_entries(data, "sampled", ("paths", "reason"), path)]
+    off_surface = [OffSurface(prefix, e["reason"])
+                   for prefix, e in _path_entries(data, "off_surface", ("paths", "reason"), path)]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
