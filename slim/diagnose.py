@@ -31,6 +31,10 @@ ERRORS = [
     ("registry", re.compile(r"KeyError: '(?P<name>\w+)'")),
     # A def the "lean" plan kept as a stub (slim.transforms.rewrite) was called after all.
     ("stub", re.compile(r"NotImplementedError: slim removed the body of (?P<name>[\w.]+):")),
+    # A class kept by name whose implementations of its bases' abstract methods were cut: one
+    # missing member per method (3.12 quotes them: "... abstract methods 'run', 'runner_backend'").
+    ("member", re.compile(r"TypeError: Can't instantiate abstract class (?P<owner>\w+) "
+                          r"(?:without an implementation for|with) abstract methods? (?P<names>.+)$")),
 ]
 
 
@@ -90,10 +94,12 @@ def parse_log(text: str) -> list[Missing]:
         for kind, pattern in ERRORS:
             if match := pattern.search(line):
                 groups = match.groupdict()
-                missing = Missing(kind, groups.get("module") if kind == "module" else groups["name"],
-                                  None if kind == "module" else groups.get("module"), groups.get("owner"),
-                                  frame_file, line[match.start():].strip())
-                found.setdefault((kind, missing.name, missing.module, missing.owner), missing)
+                names = re.findall(r"\w+", groups["names"]) if groups.get("names") else \
+                    [groups["module"] if kind == "module" else groups["name"]]
+                for name in names:
+                    missing = Missing(kind, name, None if kind == "module" else groups.get("module"),
+                                      groups.get("owner"), frame_file, line[match.start():].strip())
+                    found.setdefault((kind, missing.name, missing.module, missing.owner), missing)
                 break
     return list(found.values())
 

@@ -148,6 +148,25 @@ def test_a_called_stub_is_mapped_to_its_plan_entry():
 
 
 
+def test_a_hollowed_class_is_mapped_to_its_cut_abstract_implementations():
+    """A class kept only by name loses the bodies no recording ran, among them its implementations of
+    its base's abstract methods: instantiating it names each, mapped to the entry that cut it (the
+    log line of a real run: --moe-runner-backend deep_gemm on the tree planned without it)."""
+    cut = [{"file": "sglang/srt/layers/moe/moe_runner/deep_gemm.py", "qualname": f"DeepGemmRunnerCore.{name}",
+            "line": line, "kind": "method", "action": "delete", "lines": 3, "reason": "never run in any recording"}
+           for name, line in (("run", 181), ("runner_backend", 747))]
+    log = (f'  File "{SITE}/srt/layers/moe/fused_moe_triton/layer.py", line 301, in __init__\n'
+           "TypeError: Can't instantiate abstract class DeepGemmRunnerCore without an implementation for "
+           "abstract methods 'run', 'runner_backend'\n")
+    findings = diagnose(log, {**PLAN, "defs": PLAN["defs"] + cut})
+    assert [f.entry for f in findings] == ["sglang/srt/layers/moe/moe_runner/deep_gemm.py::DeepGemmRunnerCore.run",
+                                           "sglang/srt/layers/moe/moe_runner/deep_gemm.py::"
+                                           "DeepGemmRunnerCore.runner_backend"]
+    assert findings[0].line("dsv3_fp8_tp1_moe_deepgemm").startswith("TypeError: run (in DeepGemmRunnerCore): removed")
+    older = "TypeError: Can't instantiate abstract class DeepGemmRunnerCore with abstract method run\n"
+    assert [m.name for m in parse_log(older)] == ["run"]
+
+
 def test_a_called_line_stub_off_the_surface_names_its_policy_path():
     """Under "surface" a def stubbed on line evidence sits under an [[off_surface]] path: if a run
     calls it, that feature was in use after all, and the finding says which path to take out."""
