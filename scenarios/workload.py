@@ -218,6 +218,12 @@ def first_mismatch(reference: list[dict], actual: list[dict], logprob_atol: floa
             return f"{ref['name']}: status {got['status']} != reference {ref['status']}"
         if ref["compare"] and (where := _first_difference(ref["output"], got["output"], logprob_atol)):
             return f"{ref['name']}: {where}"
+    # A request added to the workload after the reference was recorded has nothing to compare
+    # with, but a server error (a crash behind it) is a failure all the same.
+    referenced = {ref["name"] for ref in reference}
+    for got in actual:
+        if got["name"] not in referenced and got["status"] >= 500:
+            return f"{got['name']}: status {got['status']} (not in the reference: a server error all the same)"
     return None
 
 

@@ -115,6 +115,18 @@ def test_token_mismatch_names_request_and_token():
     assert first_mismatch(reference, actual) == "g: status 500 != reference 200"
 
 
+def test_a_request_newer_than_the_reference_may_not_get_a_server_error():
+    """The reference decides what is compared; a request it lacks (added to the workload later:
+    a stop_regex match, an uncompilable regex) is still sent, and a 5xx there fails the run."""
+    reference = [{"name": "g", "status": 200, "compare": True, "output": {"output_ids": [5]}}]
+    ok = {"name": "g", "status": 200, "compare": True, "output": {"output_ids": [5]}}
+    refused = {"name": "generate_regex_invalid", "status": 400, "compare": False, "output": "bad regex"}
+    assert first_mismatch(reference, [ok, refused]) is None
+    crashed = {"name": "health_after_edge_requests", "status": 503, "compare": False, "output": ""}
+    assert first_mismatch(reference, [ok, refused, crashed]) == (
+        "health_after_edge_requests: status 503 (not in the reference: a server error all the same)")
+
+
 def test_expand_fills_templates():
     assert expand({"a": ["x{i}", 3], "b": "{long_text}"}, 7) == {"a": ["x7", 3], "b": LONG_TEXT}
 
