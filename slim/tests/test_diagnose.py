@@ -147,7 +147,6 @@ def test_a_called_stub_is_mapped_to_its_plan_entry():
     assert finding.line("dsv3_fp8_tp1").startswith("NotImplementedError: LRUStrategy.get_priority (in ")
 
 
-
 def test_a_hollowed_class_is_mapped_to_its_cut_abstract_implementations():
     """A class kept only by name loses the bodies no recording ran, among them its implementations of
     its base's abstract methods: instantiating it names each, mapped to the entry that cut it (the
