@@ -147,7 +147,6 @@ def test_lines_leaves_sampled_paths_to_lean(wheel_tree):
     assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("stub", COLD_STUB)
 
 
-
 def test_surface_judges_by_lines_only_off_the_surface(wheel_tree):
     """"surface" is lean inside the supported surface (an unrecorded flag combination finds its
     code whole) and "lines" under an [[off_surface]] path (a feature no scenario serves with)."""
