@@ -61,6 +61,9 @@ class Scenario:
     server_env: dict[str, str] = field(default_factory=dict)
     # Why it has no recording yet where it cannot run on the lent hosts; None when runnable.
     status: str | None = None
+    # Why the committed tree has no GPU verify of this recorded scenario yet (the device budget ran
+    # out); a passing verify of an earlier tree must exist, and the key goes once it is verified.
+    awaiting_verify: str | None = None
     requests: list[Request] = field(default_factory=list)
     # How far verify lets a logprob stray from the reference (tokens and text compare exactly);
     # a scenario that widens the default says why, with the measurement behind it.
@@ -106,6 +109,7 @@ def load_scenario(name: str) -> Scenario:
             server_env={k: str(v) for k, v in data["server"].get("env", {}).items()},
             hardware=_hardware(data.get("hardware", {})),
             status=data.get("status"),
+            awaiting_verify=data.get("awaiting_verify"),
             requests=[Request(**r) for r in _workload_requests(data.get("workload"))
                       + data.get("requests", [])],
             **_compare(data.get("compare")),

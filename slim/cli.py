@@ -56,9 +56,10 @@ def scenarios(db: DbOpt = DB,
     notes = []
     for name in scenario_names():
         s = load_scenario(name)
-        if s.status:
-            notes.append(f"{name}: {s.status}")
-        state = ("recorded" if name in recorded else "pending: see below" if name in pending
+        if s.status or s.awaiting_verify:
+            notes.append(f"{name}: {s.status or s.awaiting_verify}")
+        state = ("recorded, verify pending: see below" if name in recorded and s.awaiting_verify
+                 else "recorded" if name in recorded else "pending: see below" if name in pending
                  else "not recorded: see below" if s.status else "not recorded yet")
         table.add_row(name, str(s.hardware.gpus), str(s.hardware.nodes),
                       f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"),

@@ -21,8 +21,11 @@ whatever object the name is looked up on):
   to call its methods on, so it keeps none of them (no dunders, protocol or family methods
   either), only its statement, bases and class-level assignments for the code that names it
   (`isinstance`, a dispatch table). Exceptions (raised on error paths no healthy run takes) and
-  declarative bodies (pydantic builds without `__init__`) are not judged this way; the methods of
-  a dataclass, pydantic model or NamedTuple are plain methods (reach keeps them all);
+  declarative bodies (pydantic builds without `__init__`) are not judged this way, nor is a
+  request-handling class (under a `[[sampled]]` path, not `[[off_surface]]`) that request-handling
+  code which ran names: what a request builds depends on its content (`FINISHED_MATCHED_REGEX`
+  for a stop_regex that matches); the methods of a dataclass, pydantic model or NamedTuple are
+  plain methods (reach keeps them all);
 - a module none of whose defs ran in any recording (nor is kept by policy) implements a feature
   no scenario used: a function or method there that kept code names keeps its decorators and
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
@@ -156,6 +159,7 @@ class _Reach:
         self.never_made: dict[tuple[str, str], bool] = {}
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
+        self.named_by_request_code: set[str] = set()  # names that ran defs under [[sampled]] paths use
         self.registered: dict[str, list[Def]] = {}
         self.touched_files: set[str] = set()  # files with a def that ran or is kept by policy
 
@@ -348,8 +352,9 @@ class _Reach:
         return self.untouched[(path, qualname)]
 
     def _never_made(self, path: str, qualname: str) -> bool:
-        """The class defines a constructor that never ran, is no exception or declarative body, and
-        no class deriving from it (by base name, any depth) ran a method or is kept by policy."""
+        """The class defines a constructor that never ran, is no exception, declarative body or
+        request-handling class that ran request code names, and no class deriving from it (by base
+        name, any depth) ran a method or is kept by policy."""
         if (path, qualname) not in self.never_made:
             d = self.defs[(path, qualname)]
             own = self.members[(path, qualname)]
@@ -359,8 +364,16 @@ class _Reach:
                 and self._untouched(path, qualname) and not _declarative(d)
                 and not d.name.endswith(EXCEPTION_SUFFIXES)
                 and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
-                and not self._descendant_touched(d.name))
+                and not self._descendant_touched(d.name)
+                and not self._built_on_request_path(path, d))
         return self.never_made[(path, qualname)]
+
+    def _built_on_request_path(self, path: str, d: Def) -> bool:
+        """Request-handling code that ran names the request-handling class: it may build it on a
+        branch no workload took (a stop_regex that matches, a grammar that fails to compile).
+        Classes chosen by launch flags are left to the recordings, and off-surface ones stay cut."""
+        return (d.name in self.named_by_request_code and self.policy.sampled_for(path) is not None
+                and self.policy.off_surface_for(path) is None)
 
     def _descendant_touched(self, name: str) -> bool:
         seen, todo = set(), [name]
@@ -392,6 +405,10 @@ class _Reach:
 
     def run(self) -> Liveness:
         self.ran_names = {key[1] for key, why in self.fixed.items() if why.startswith("run in") and "." not in key[1]}
+        self.named_by_request_code = {
+            name for key, why in self.fixed.items()
+            if why.startswith("run in") and key[:2] in self.defs and self.policy.sampled_for(key[0]) is not None
+            for name in _positive(self.defs[key[:2]].own_refs)}
         while self.todo:
             event = self.todo.popleft()
             if event[0] == "name":

@@ -87,6 +87,25 @@ def test_lean_a_class_never_instantiated_keeps_no_methods(lean_planned, reach_pl
     assert reach["Unbuilt.run"] == ("keep", HIERARCHY) and reach["Record.describe"][0] == "keep"
 
 
+def test_lean_keeps_a_request_class_that_request_code_which_ran_names(wheel_tree):
+    """Under [[sampled]] paths a def that ran may build a class on a branch no workload took (a
+    stop_regex that matches): the class keeps its methods. Not when the naming code is outside the
+    sampled paths (a launch flag picks it), nor when the class sits under an [[off_surface]] path."""
+    root, _ = wheel_tree
+    request = Sampled(f"{REACH}/", "request handling")
+
+    def unbuilt(**policy):
+        plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(mode="lean", **policy))
+        return decisions(plan, f"{REACH}/base.py")
+
+    kept = unbuilt(sampled=(request,))
+    assert kept["Unbuilt.__init__"] == ("keep", "implicit (dunder)") and kept["Unbuilt.run"][0] == "keep"
+    class_only = Sampled(f"{REACH}/base.py", "the class, not scan.py's load_all that names it")
+    assert unbuilt(sampled=(class_only,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
+    off = OffSurface(f"{REACH}/base.py", "a feature outside the surface")
+    assert unbuilt(sampled=(request,), off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
+
+
 def test_lean_stubs_what_only_a_module_where_nothing_ran_holds(lean_planned, reach_planned, tmp_path):
     rare = decisions(lean_planned[0], f"{REACH}/rare.py")
     assert rare["rare_path"] == ("stub", STUB)  # scan.py names it on a branch no recording took

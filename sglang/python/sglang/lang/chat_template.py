@@ -1,4 +1,3 @@
-import re
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Callable, Dict, List, Tuple
@@ -19,39 +18,8 @@ class ChatTemplate:
     audio_token: str = "<audio>"
     style: ChatTemplateStyle = ChatTemplateStyle.PLAIN
 
-    def get_prefix_and_suffix(
-        self, role: str, hist_messages: List[Dict]
-    ) -> Tuple[str, str]:
-        prefix, suffix = self.role_prefix_and_suffix.get(role, ("", ""))
-
-        if self.style == ChatTemplateStyle.LLAMA2:
-            if role == "system" and not hist_messages:
-                user_prefix, _ = self.role_prefix_and_suffix.get("user", ("", ""))
-                system_prefix, system_suffix = self.role_prefix_and_suffix.get(
-                    "system", ("", "")
-                )
-                return (user_prefix + system_prefix, system_suffix)
-            elif (
-                role == "user"
-                and len(hist_messages) == 1
-                and hist_messages[0]["content"] is not None
-            ):
-                return ("", suffix)
-
-        return prefix, suffix
-
     def get_prompt(self, messages: List[Dict]) -> str:
-        prompt = ""
-        for i, message in enumerate(messages):
-            role, content = message["role"], message["content"]
-            if role == "system" and content is None:
-                content = self.default_system_prompt
-                if content is None:
-                    continue
-
-            prefix, suffix = self.get_prefix_and_suffix(role, messages[:i])
-            prompt += f"{prefix}{content}{suffix}"
-        return prompt
+        raise NotImplementedError('slim removed the body of ChatTemplate.get_prompt: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 chat_template_registry: Dict[str, ChatTemplate] = {}
@@ -67,7 +35,7 @@ def register_chat_template_matching_function(func):
 
 
 def get_chat_template(name):
-    return chat_template_registry[name]
+    raise NotImplementedError('slim removed the body of get_chat_template: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 register_chat_template(
@@ -531,14 +499,12 @@ register_chat_template(
 
 @register_chat_template_matching_function
 def match_deepseek_janus_pro(model_path: str):
-    if re.search(r"janus", model_path, re.IGNORECASE):
-        return "janus-pro"
+    raise NotImplementedError('slim removed the body of match_deepseek_janus_pro: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_chat_template_matching_function
 def match_vicuna(model_path: str):
-    if re.search(r"vicuna|llava-v1\.5|llava-next-video-7b", model_path, re.IGNORECASE):
-        return "vicuna_v1.1"
+    raise NotImplementedError('slim removed the body of match_vicuna: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 if __name__ == "__main__":

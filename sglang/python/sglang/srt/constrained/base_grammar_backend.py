@@ -156,6 +156,14 @@ class GrammarMask(NamedTuple):
 class InvalidGrammarObject(BaseGrammarObject):
     """Represents a grammar that failed to compile, carrying the original error message."""
 
+    def __init__(self, error_message: str = "Unknown grammar error"):
+        super().__init__()
+        self.error_message = error_message
+
+    def __repr__(self):
+        return f"InvalidGrammarObject(error_message={self.error_message!r})"
+
+
 class BaseGrammarBackend:
     _enable_strict_thinking: bool = False
 

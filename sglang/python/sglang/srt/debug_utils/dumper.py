@@ -2,6 +2,7 @@ import enum
 import functools
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -395,7 +396,8 @@ def _get_rank():
 
 
 def _log(msg: str) -> None:
-    raise NotImplementedError('slim removed the body of _log: it never ran in any recording (see sglang/REMOVED.md)')
+    """Print a log line tagged with the current rank and wall-clock time."""
+    print(f"[Dumper, rank={_get_rank()}, t={time.time():.3f}] {msg}", flush=True)
 
 
 # Copied verbatim from sglang.srt.debug_utils.dump_comparator (originally from

@@ -1,3 +1,4 @@
+from typing import List
 
 from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
@@ -12,3 +13,33 @@ class JsonArrayParser(BaseFormatDetector):
     bypassing model-specific parsers in favor of direct JSON array parsing.
     """
 
+    def __init__(self):
+        super().__init__()
+        # Configure for JSON array parsing
+        self.bot_token = "["
+        self.eot_token = "]"
+        self.tool_call_separator = ","
+
+    def has_tool_call(self, text: str) -> bool:
+        raise NotImplementedError('slim removed the body of JsonArrayParser.has_tool_call: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
+        """
+        Parse JSON tool calls using the base class implementation.
+        """
+        raise NotImplementedError(
+            "Detect and parse not supported for JSON schema constraints."
+        )
+
+    def parse_streaming_increment(
+        self, new_text: str, tools: List[Tool]
+    ) -> StreamingParseResult:
+        raise NotImplementedError('slim removed the body of JsonArrayParser.parse_streaming_increment: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def structure_info(self) -> callable:
+        """
+        Return a function that creates StructureInfo for constrained generation.
+        This is not used for JSON schema constraints as they are handled
+        by the constraint backends directly.
+        """
+        raise NotImplementedError("structure_info not used for JSON schema constraints")

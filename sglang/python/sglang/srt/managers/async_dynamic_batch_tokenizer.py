@@ -43,8 +43,19 @@ class AsyncDynamicbatchTokenizer:
         self._executor = ThreadPoolExecutor(max_workers=1)
         self._initialized = False
 
+    async def __call__(self, prompt: str, **kwargs) -> Any:
+        """Encode a single prompt."""
+        return await self.encode(prompt, **kwargs)
+
     async def encode(self, prompt: str, **kwargs) -> Any:
         raise NotImplementedError('slim removed the body of AsyncDynamicbatchTokenizer.encode: it never ran in any recording (see sglang/REMOVED.md)')
 
                 # Continue the loop to handle other requests
 
+    def __del__(self):
+        """Clean up background tasks."""
+        if hasattr(self, "_batcher_task") and self._batcher_task:
+            if not self._batcher_task.done():
+                self._batcher_task.cancel()
+        if hasattr(self, "_executor"):
+            self._executor.shutdown(wait=False)

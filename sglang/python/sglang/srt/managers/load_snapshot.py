@@ -373,6 +373,27 @@ class ZmqLoadSnapshotWriter:
     buffer when the reader is slower than the writer.
     """
 
+    def __init__(
+        self, endpoint: str, dp_size: int, dp_rank: int, publish_interval: int = 1
+    ):
+        import zmq as _zmq
+
+        if dp_rank < 0 or dp_rank >= dp_size:
+            raise ValueError(f"invalid dp_rank={dp_rank} for dp_size={dp_size}")
+        self.publish_interval = max(1, publish_interval)
+        self.publish_counter = 0
+        self.dp_size = dp_size
+        self.dp_rank = dp_rank
+
+        self._zmq = _zmq
+        self._ctx = _zmq.Context.instance()
+        self._socket = self._ctx.socket(_zmq.PUSH)
+        if is_zmq_endpoint_ipv6(endpoint):
+            self._socket.setsockopt(_zmq.IPV6, 1)
+        self._socket.setsockopt(_zmq.LINGER, 0)
+        self._socket.setsockopt(_zmq.CONFLATE, 1)
+        self._socket.connect(endpoint)
+
 # ---------------------------------------------------------------------------
 # Readers
 # ---------------------------------------------------------------------------
@@ -485,6 +506,24 @@ class ZmqShmLoadSnapshotReader:
     Transparently wraps a ShmLoadSnapshotReader.  Every read() / read_all()
     first drains the PULL socket into SHM so callers always see fresh data.
     """
+
+    def __init__(self, endpoint: str, shm_path: str, dp_size: int):
+        import zmq as _zmq
+
+        self._zmq = _zmq
+        self._ctx = _zmq.Context.instance()
+        self._socket = self._ctx.socket(_zmq.PULL)
+        if is_zmq_endpoint_ipv6(endpoint):
+            self._socket.setsockopt(_zmq.IPV6, 1)
+        self._socket.setsockopt(_zmq.LINGER, 0)
+        self._socket.setsockopt(_zmq.CONFLATE, 1)
+        self._socket.bind(endpoint)
+
+        self._endpoint = endpoint
+        self._shm_path = shm_path
+        self.dp_size = dp_size
+        self._shm_reader = ShmLoadSnapshotReader(shm_path, dp_size)
+        self._shm_writers: dict[int, ShmLoadSnapshotWriter] = {}
 
     def read(self, dp_rank: int) -> Optional[LoadSnapshot]:
         self._poll()

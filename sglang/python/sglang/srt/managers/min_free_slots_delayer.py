@@ -34,3 +34,6 @@ class MinFreeSlotsDelayer:
     with free slots does not wait for a congested peer.
     """
 
+    def __init__(self, min_free_slots: int):
+        self._min_free_slots = min_free_slots
+

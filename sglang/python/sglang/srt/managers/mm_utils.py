@@ -2,10 +2,8 @@
 Multi-modality utils
 """
 
-import hashlib
 from typing import Callable, List, Literal, Optional
 
-import numpy as np
 import torch
 
 from sglang.kernels.ops.memory.gpu_tensor_hash import gpu_tensor_hash
@@ -55,52 +53,19 @@ _is_default_tensor_transport = None
 
 
 def init_feature_buffer(device):
-    global _GPU_FEATURE_BUFFER, _BUFFER_OFFSET
-    if (
-        device == "cpu"
-        or envs.SGLANG_MM_BUFFER_SIZE_MB.get() == 0
-        or _GPU_FEATURE_BUFFER is not None
-    ):
-        return
-    try:
-        size_mb = envs.SGLANG_MM_BUFFER_SIZE_MB.get()
-        num_elements = int(size_mb * 1024 * 1024 / 4)
-        _GPU_FEATURE_BUFFER = torch.empty(
-            num_elements, dtype=torch.float32, device=device
-        )
-        logger.info(f"Preallocated {size_mb}MB GPU buffer")
-    except RuntimeError:
-        _GPU_FEATURE_BUFFER = None
+    raise NotImplementedError('slim removed the body of init_feature_buffer: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def reset_buffer_offset():
-    global _BUFFER_OFFSET
-    _BUFFER_OFFSET = 0
+    raise NotImplementedError('slim removed the body of reset_buffer_offset: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def is_feature_buffer_initialized():
-    global _GPU_FEATURE_BUFFER
-    if _GPU_FEATURE_BUFFER is None:
-        return False
-    return True
+    raise NotImplementedError('slim removed the body of is_feature_buffer_initialized: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def try_add_to_buffer(tensor: torch.Tensor) -> Optional[torch.Tensor]:
-    global _BUFFER_OFFSET
-
-    if _GPU_FEATURE_BUFFER is None:
-        return tensor
-
-    tensor_size = tensor.numel()
-
-    if _BUFFER_OFFSET + tensor_size <= _GPU_FEATURE_BUFFER.numel():
-        buffer_view = _GPU_FEATURE_BUFFER[_BUFFER_OFFSET : _BUFFER_OFFSET + tensor_size]
-        buffer_view.copy_(tensor.flatten(), non_blocking=True)
-        result = buffer_view.view(tensor.shape)
-        _BUFFER_OFFSET += tensor_size
-        return result
-    else:
-        return tensor
+    raise NotImplementedError('slim removed the body of try_add_to_buffer: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 embedding_cache: Optional[MultiModalStaticCache] = None
@@ -124,112 +89,14 @@ DataEmbeddingFunc = Callable[
 ]
 
 
-def data_hash(data) -> int:
-    hash_bytes = hashlib.sha256(data).digest()[:8]
-    return int.from_bytes(hash_bytes, byteorder="big", signed=False)
-
-
-def tensor_hash(tensor_list) -> int:
-    """
-    hash a tensor or a tensor list
-    """
-    tensor = tensor_list
-    if isinstance(tensor_list, list):
-        tensor_list = flatten_nested_list(tensor_list)
-        tensors = [
-            x.flatten() if isinstance(x, torch.Tensor) else x for x in tensor_list
-        ]
-        # GPU path: concat + triton hash (unchanged)
-        if any(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors):
-            tensor = torch.concat(tensors)
-            return gpu_tensor_hash(tensor.cuda())
-        # CPU path: hash each tensor incrementally without concat
-        hasher = hashlib.sha256()
-        for t in tensors:
-            t = t.detach().cpu().contiguous()
-            hasher.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-        hash_bytes = hasher.digest()[:8]
-        return int.from_bytes(hash_bytes, byteorder="big", signed=False)
-
-    # Single tensor
-    if tensor.is_cuda:
-        return gpu_tensor_hash(tensor.cuda())
-    tensor = tensor.detach().cpu().contiguous()
-    hasher = hashlib.sha256()
-    hasher.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
-    hash_bytes = hasher.digest()[:8]
-    return int.from_bytes(hash_bytes, byteorder="big", signed=False)
-
-
 def hash_feature(f):
-    if isinstance(f, list):
-        # A list may mix ShmPointerMMData and plain tensors, since wrapping
-        # falls back to inline transport per element when shm allocation fails.
-        if len(f) > 0 and any(isinstance(x, ShmPointerMMData) for x in f):
-            return tensor_hash(
-                [x.tensor if isinstance(x, ShmPointerMMData) else x for x in f]
-            )
-        if len(f) > 0 and isinstance(f[0], torch.Tensor):
-            return tensor_hash(f)
-        return data_hash(tuple(flatten_nested_list(f)))
-    elif isinstance(f, np.ndarray):
-        arr = np.ascontiguousarray(f)
-        hasher = hashlib.sha256()
-        hasher.update(memoryview(arr))
-        hash_bytes = hasher.digest()[:8]
-        return int.from_bytes(hash_bytes, byteorder="big", signed=False)
-    elif isinstance(f, torch.Tensor):
-        return tensor_hash([f])
-    elif isinstance(f, CudaIpcTensorTransportProxy):
-        reconstruct_t = f.reconstruct_on_target_device(torch.cuda.current_device())
-        return tensor_hash([reconstruct_t])
-    elif isinstance(f, ShmPointerMMData):
-        if f.precomputed_hash is not None:
-            return f.precomputed_hash
-        return tensor_hash([f.tensor])
-    return data_hash(f)
+    raise NotImplementedError('slim removed the body of hash_feature: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def extend_mrope_positions_for_retracted_request(
     mrope_positions: torch.Tensor, output_ids_len: int
 ) -> torch.Tensor:
-    """
-    Extend mrope_positions for retracted requests by appending positions for output_ids.
-
-    When a request is retracted and has multimodal inputs with mrope_positions,
-    we need to extend the positions to cover the output_ids that were already generated.
-    For pure text tokens, all three dimensions use the same incremental sequence.
-
-    Args:
-        mrope_positions: The original mrope positions tensor, shape (3, origin_input_ids_len)
-        output_ids_len: The number of output tokens to generate positions for
-
-    Returns:
-        Extended mrope_positions tensor with shape (3, origin_input_ids_len + output_ids_len)
-    """
-    if output_ids_len <= 0:
-        return mrope_positions
-
-    # Get the last position value corresponding to origin_input_ids
-    # mrope_positions shape: (3, origin_input_ids_len)
-    last_position = mrope_positions[:, -1]  # shape: (3,)
-
-    # Generate pure text mrope positions for output_ids
-    # All three dimensions for pure text are the same incremental sequence
-    start_pos = last_position[0] + 1  # Start from last position + 1
-    output_positions = (
-        torch.arange(
-            start_pos,
-            start_pos + output_ids_len,
-            dtype=torch.int64,
-            device=mrope_positions.device,
-        )
-        .unsqueeze(0)
-        .expand(3, -1)
-    )  # shape: (3, output_ids_len)
-
-    # Concatenate to the original mrope_positions
-    return torch.cat([mrope_positions, output_positions], dim=1)
+    raise NotImplementedError('slim removed the body of extend_mrope_positions_for_retracted_request: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # Keys whose dim-0 aligns with total patch count rather than num_items.
@@ -255,37 +122,8 @@ def _get_is_default_transport():
     return _is_default_tensor_transport
 
 
-def _wrap_shm_or_inline(tensor: torch.Tensor, precomputed_hash: Optional[int] = None):
-    """Wrap a tensor in ShmPointerMMData, falling back to inline (pickled)
-    transport when shared memory cannot be allocated, e.g. /dev/shm is full
-    under a burst of multimodal requests."""
-    try:
-        return ShmPointerMMData(tensor, precomputed_hash=precomputed_hash)
-    except OSError as e:
-        print_warning_once(
-            f"Failed to allocate shared memory for multimodal feature transport "
-            f"({e}); falling back to inline transport. "
-            f"Consider increasing /dev/shm size."
-        )
-        return tensor
-
-
 def _wrap_tensor_or_list(value, precomputed_hash: Optional[int] = None):
-    """Wrap a CPU tensor (or list of CPU tensors) in ShmPointerMMData.
-
-    ``precomputed_hash`` is only forwarded for the single-tensor case.
-    For list features the item-level hash covers all elements jointly,
-    so per-element hashes are not applicable.
-    """
-    if isinstance(value, torch.Tensor) and value.is_cpu:
-        return _wrap_shm_or_inline(value, precomputed_hash=precomputed_hash)
-    elif isinstance(value, (list, tuple)):
-        wrapped = [
-            (_wrap_shm_or_inline(t) if isinstance(t, torch.Tensor) and t.is_cpu else t)
-            for t in value
-        ]
-        return type(value)(wrapped) if isinstance(value, tuple) else wrapped
-    return value
+    raise NotImplementedError('slim removed the body of _wrap_tensor_or_list: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def wrap_shm_features(obj):
@@ -310,12 +148,7 @@ def wrap_shm_features(obj):
 
 
 def _feature_has_shm(feat) -> bool:
-    """Check whether a single feature (tensor, ShmPointer, or list) contains ShmPointerMMData."""
-    if isinstance(feat, ShmPointerMMData):
-        return True
-    if isinstance(feat, (list, tuple)):
-        return any(isinstance(t, ShmPointerMMData) for t in feat)
-    return False
+    raise NotImplementedError('slim removed the body of _feature_has_shm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def has_shm_features(recv_reqs):
@@ -337,15 +170,7 @@ def has_shm_features(recv_reqs):
 
 
 def _unwrap_tensor_or_list(value):
-    """Restore ShmPointerMMData wrappers back into standard torch.Tensors."""
-    if isinstance(value, ShmPointerMMData):
-        return value.materialize()
-    elif isinstance(value, (list, tuple)):
-        unwrapped = [
-            t.materialize() if isinstance(t, ShmPointerMMData) else t for t in value
-        ]
-        return type(value)(unwrapped) if isinstance(value, tuple) else unwrapped
-    return value
+    raise NotImplementedError('slim removed the body of _unwrap_tensor_or_list: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def unwrap_shm_features(obj):

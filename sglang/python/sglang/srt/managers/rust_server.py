@@ -34,3 +34,7 @@ class RustServer:
     all implemented as Rust threads in scheduler process.
     """
 
+    def __init__(self, server: Server, max_per_poll: int = 256):
+        self.server = server
+        self._max_per_poll = max_per_poll
+

@@ -220,7 +220,15 @@ class FINISH_MATCHED_STR(BaseFinishReason):
 
 
 class FINISHED_MATCHED_REGEX(BaseFinishReason):
-    pass
+    def __init__(self, matched: str):
+        super().__init__()
+        self.matched = matched
+
+    def to_json(self):
+        return {
+            "type": "stop",  # to match OpenAI API's return value
+            "matched": self.matched,
+        }
 
 
 class FINISH_LENGTH(BaseFinishReason):

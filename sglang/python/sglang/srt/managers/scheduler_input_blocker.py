@@ -13,15 +13,26 @@
 # ==============================================================================
 import logging
 from contextlib import contextmanager
+from enum import Enum, auto
 from typing import Callable
 
 from sglang.srt.managers.io_struct import BlockReqInput, BlockReqType
+from sglang.srt.utils.poll_based_barrier import PollBasedBarrier
 
 logger = logging.getLogger(__name__)
 
 
 class SchedulerInputBlocker:
-    pass
+    def __init__(self, noop: bool):
+        self._state = _State.UNBLOCKED
+        self._pending_reqs = []
+        self._noop = noop
+        self._global_unblock_barrier = PollBasedBarrier(noop=noop)
+
+class _State(Enum):
+    UNBLOCKED = auto()
+    BLOCKED = auto()
+    GLOBAL_UNBLOCK_BARRIER = auto()
 
 
 @contextmanager

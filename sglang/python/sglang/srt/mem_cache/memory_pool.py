@@ -237,8 +237,123 @@ class HybridReqToTokenPool(ReqToTokenPool):
 
     mamba_pool_cls = MambaPool
 
+    def __init__(
+        self,
+        *,
+        size: int,
+        mamba_size: int,
+        mamba_spec_state_size: int,
+        max_context_len: int,
+        device: str,
+        enable_memory_saver: bool,
+        cache_params: BaseLinearStateParams,
+        mamba_layer_ids: List[int],
+        enable_mamba_extra_buffer: bool,
+        enable_mamba_extra_buffer_lazy: bool = False,
+        speculative_num_draft_tokens: int = None,
+        speculative_eagle_topk: Optional[int] = None,
+        enable_overlap_schedule: bool = True,
+        start_layer: Optional[int] = None,
+        enable_linear_replayssm: bool = False,
+        linear_replayssm_cache_len: int = 16,
+        mamba_envelope_layout: bool = False,
+        enable_linear_replayssm_spec: bool = False,
+    ):
+        super().__init__(
+            size=size,
+            max_context_len=max_context_len,
+            device=device,
+            enable_memory_saver=enable_memory_saver,
+        )
+
+        self.mamba_ping_pong_track_buffer_size = 2 if enable_overlap_schedule else 1
+        self.enable_mamba_extra_buffer = enable_mamba_extra_buffer
+        self.enable_mamba_extra_buffer_lazy = enable_mamba_extra_buffer_lazy
+        self.enable_memory_saver = enable_memory_saver
+        self.start_layer = start_layer if start_layer is not None else 0
+        self.layer_transfer_counter = None
+        self._init_mamba_pool(
+            mamba_size=mamba_size,
+            mamba_spec_state_size=mamba_spec_state_size,
+            cache_params=cache_params,
+            mamba_layer_ids=mamba_layer_ids,
+            device=device,
+            enable_mamba_extra_buffer=enable_mamba_extra_buffer,
+            speculative_num_draft_tokens=speculative_num_draft_tokens,
+            speculative_eagle_topk=speculative_eagle_topk,
+            enable_linear_replayssm=enable_linear_replayssm,
+            linear_replayssm_cache_len=linear_replayssm_cache_len,
+            mamba_envelope_layout=mamba_envelope_layout,
+            enable_linear_replayssm_spec=enable_linear_replayssm_spec,
+        )
+
     # For chunk prefill req, we do not need to allocate mamba cache,
     # We could use allocated mamba cache instead.
+    def alloc(self, reqs: List[Req]) -> Optional[List[int]]:
+        select_index = super().alloc(reqs)
+        if select_index is None:
+            return None
+
+        mamba_indices: list[torch.Tensor] = []
+        mamba_ping_pong_track_buffers: list[torch.Tensor] = []
+        for req in reqs:
+            if req.mamba_pool_idx is not None:  # for radix cache / continuing chunked
+                pass
+            else:
+                mid = self.mamba_allocator.alloc(1)
+                assert (
+                    mid is not None
+                ), f"Not enough space for mamba cache, try to increase --mamba-full-memory-ratio or --max-mamba-cache-size. {mid=}, {self.mamba_pool.size=}, {self.mamba_allocator.available_size()=}, {len(reqs)=}"
+                req.mamba_pool_idx = mid[0]
+                req.mamba_needs_clear = True
+                # GDN ReplaySSM: a freshly (re)assigned slot starts an empty
+                # ring. write_pos=0 means "ring empty", so the decode kernel
+                # ignores ring contents and reads only the checkpoint state
+                # (the post-prefill state that prefill wrote into this slot).
+                if self.mamba_pool.replayssm_write_pos is not None:
+                    self.mamba_pool.replayssm_write_pos[req.mamba_pool_idx] = 0
+                # ReplaySSM spec-verify ring: an empty ring also resets the
+                # circular origin + flush flag so the first verify step on this
+                # freshly-prefilled slot reconstructs from the checkpoint alone.
+                if self.mamba_pool.replayssm_cache_base is not None:
+                    self.mamba_pool.replayssm_cache_base[req.mamba_pool_idx] = 0
+                    self.mamba_pool.replayssm_is_flush[req.mamba_pool_idx] = 0
+            mamba_indices.append(req.mamba_pool_idx)
+            if self.enable_mamba_extra_buffer:
+                if req.mamba_ping_pong_track_buffer is None:
+                    self._alloc_ping_pong_buffer(req)
+                mamba_ping_pong_track_buffers.append(req.mamba_ping_pong_track_buffer)
+        assert len(select_index) == len(
+            mamba_indices
+        ), "Not enough space for mamba cache, try to increase --mamba-full-memory-ratio or --max-mamba-cache-size."
+        if self.enable_mamba_extra_buffer:
+            assert len(select_index) == len(
+                mamba_ping_pong_track_buffers
+            ), "Not enough space for mamba ping pong idx, try to increase --mamba-full-memory-ratio."
+        mamba_index_tensor = torch.stack(mamba_indices).to(dtype=torch.int32)
+        self.req_index_to_mamba_index_mapping[select_index] = mamba_index_tensor
+        if self.enable_mamba_extra_buffer:
+            ping_pong_tensor = torch.stack(mamba_ping_pong_track_buffers)
+            self.req_index_to_mamba_ping_pong_track_buffer_mapping[select_index] = (
+                ping_pong_tensor
+            )
+        return select_index
+
+    def clear(self):
+        logger.info("Reset HybridReqToTokenPool")
+        super().clear()
+        self.mamba_allocator.clear()
+        # The int8 checkpoint pool holds radix-cached states in its own slots; a
+        # flush/reset drops the radix tree, so its slots must be released too,
+        # otherwise the (now unreferenced) slots leak and break the int8-pool
+        # invariant (int8_available + radix_cached != int8_total).
+        if self.mamba_ckpt_pool is not None:
+            self.mamba_ckpt_pool.clear()
+        self.req_index_to_mamba_index_mapping.zero_()
+        if self.enable_mamba_extra_buffer:
+            self.req_index_to_mamba_ping_pong_track_buffer_mapping.zero_()
+
+
 @dataclass
 class KVWriteLoc:
     """Write target(s) for ``KVCache.set_kv_buffer``.
@@ -953,6 +1068,261 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
 
 class HybridLinearKVPool(KVCache):
     """KV cache with separate pools for full and linear attention layers."""
+
+    def __init__(
+        self,
+        size: int,
+        dtype: torch.dtype,
+        page_size: int,
+        head_num: int,
+        head_dim: int,
+        full_attention_layer_ids: List[int],
+        device: str,
+        mamba_pool: MambaPool,
+        enable_memory_saver: bool = False,
+        enable_kv_cache_copy: bool = False,
+        # TODO: refactor mla related args
+        use_mla: bool = False,
+        kv_lora_rank: int = None,
+        qk_rope_head_dim: int = None,
+        start_layer: Optional[int] = None,
+        full_kv_pool_class: Optional[type] = None,
+        quant_method=None,
+        # When provided (shared-KV-pool path), use this pool for the
+        # full-attention layers instead of constructing one internally.
+        full_kv_pool: Optional[KVCache] = None,
+        post_capture_active: bool = False,
+    ):
+        self.size = size
+        self.dtype = dtype
+        self.device = device
+        self.full_layer_nums = len(full_attention_layer_ids)
+        self.page_size = page_size
+        self.start_layer = start_layer if start_layer is not None else 0
+        self.layer_transfer_counter = None
+        self.head_num = head_num
+        self.head_dim = head_dim
+        self.mamba_pool = mamba_pool
+        # virtual->physical mamba-slot translate for the HiCache offload path;
+        # identity for a static pool, the allocator's `translate` for the unified pool.
+        self._mamba_translate = lambda ids: ids
+        # virtual->dense full-KV translate for the model-level MLA entry points
+        # (`set_mla_kv_buffer` / `get_mla_kv_buffer` receive VIRTUAL locs);
+        # identity for a static pool, `translate_kv_loc_dense` for the unified pool.
+        self._full_translate = lambda ids: ids
+        self.use_mla = use_mla
+        if full_kv_pool is not None:
+            # Shared-KV-pool path: the caller built a UnifiedMHATokenToKVPool
+            # aliasing the shared byte buffer.
+            self.full_kv_pool = full_kv_pool
+        elif not use_mla:
+            TokenToKVPoolClass = MHATokenToKVPool
+            quant_method_kwarg = {"quant_method": quant_method}
+
+            if current_platform.is_out_of_tree():
+                TokenToKVPoolClass = current_platform.get_mha_kv_pool_cls()
+                quant_method_kwarg = {}
+            elif _is_npu:
+                assert not is_float4_e2m1fn_x2(
+                    dtype
+                ), "FP4 is not supported on NPU yet."
+                from sglang.srt.hardware_backend.npu.memory_pool_npu import (
+                    NPUMHATokenToKVPool,
+                )
+
+                TokenToKVPoolClass = NPUMHATokenToKVPool
+                quant_method_kwarg = {}
+            elif full_kv_pool_class is not None:
+                # Caller-selected MHA layout variant (e.g. the page-major
+                # PageMajorMHATokenToKVPool). NPU / out-of-tree classes keep
+                # priority since they don't understand alternate layouts.
+                TokenToKVPoolClass = full_kv_pool_class
+            else:
+                TokenToKVPoolClass = MHATokenToKVPool
+
+            post_capture_kwargs = (
+                {"post_capture_active": True} if post_capture_active else {}
+            )
+            self.full_kv_pool = TokenToKVPoolClass(
+                size=size,
+                page_size=self.page_size,
+                dtype=dtype,
+                head_num=head_num,
+                head_dim=head_dim,
+                layer_num=self.full_layer_nums,
+                device=device,
+                enable_memory_saver=enable_memory_saver,
+                enable_kv_cache_copy=enable_kv_cache_copy,
+                **quant_method_kwarg,
+                **post_capture_kwargs,
+            )
+        else:
+            TokenToKVPoolClass = MLATokenToKVPool
+
+            if current_platform.is_out_of_tree():
+                TokenToKVPoolClass = current_platform.get_mla_kv_pool_cls()
+            elif _is_npu:
+                from sglang.srt.hardware_backend.npu.memory_pool_npu import (
+                    NPUMLATokenToKVPool,
+                )
+
+                TokenToKVPoolClass = NPUMLATokenToKVPool
+
+            self.full_kv_pool = TokenToKVPoolClass(
+                size=size,
+                page_size=self.page_size,
+                dtype=dtype,
+                layer_num=self.full_layer_nums,
+                device=device,
+                kv_lora_rank=kv_lora_rank,
+                qk_rope_head_dim=qk_rope_head_dim,
+                enable_memory_saver=enable_memory_saver,
+            )
+        self.full_attention_layer_id_mapping = {
+            id: i for i, id in enumerate(full_attention_layer_ids)
+        }
+        if use_mla:
+            self.mem_usage = self.get_kv_size_bytes() / GB
+        else:
+            k_size, v_size = self.get_kv_size_bytes()
+            self.mem_usage = (k_size + v_size) / GB
+
+    @property
+    def post_capture_active(self) -> bool:
+        return self.full_kv_pool.post_capture_active
+
+    @property
+    def post_capture_backed_bytes(self) -> int:
+        return self.full_kv_pool.post_capture_backed_bytes
+
+    def get_kv_size_bytes(self):
+        return self.full_kv_pool.get_kv_size_bytes()
+
+    def get_kv_buffer_shape(self) -> Tuple[torch.Size, torch.Size]:
+        # Hybrid layer ids are global model-layer ids, while the backing pool
+        # is dense over only full-attention layers.  Shape discovery does not
+        # need a global layer lookup, so delegate it to that backing pool.
+        return self.full_kv_pool.get_kv_buffer_shape()
+
+    def maybe_get_custom_mem_pool(self):
+        return self.full_kv_pool.maybe_get_custom_mem_pool()
+
+    def register_layer_transfer_counter(self, layer_transfer_counter: LayerDoneCounter):
+        self.layer_transfer_counter = layer_transfer_counter
+        # The layer-wise wait logic is executed at the Hybrid LinearPool level;
+        # no additional wait is needed in the full_kv_pool
+        self.full_kv_pool.register_layer_transfer_counter(None)
+
+    def get_key_buffer(self, layer_id: int, scale: Optional[float] = None):
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        if scale is not None:
+            return self.full_kv_pool.get_key_buffer(layer_id, scale)
+        return self.full_kv_pool.get_key_buffer(layer_id)
+
+    def get_value_buffer(self, layer_id: int, scale: Optional[float] = None):
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        if scale is not None:
+            return self.full_kv_pool.get_value_buffer(layer_id, scale)
+        return self.full_kv_pool.get_value_buffer(layer_id)
+
+    def get_kv_buffer(self, layer_id: int):
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        return self.full_kv_pool.get_kv_buffer(layer_id)
+
+    def set_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        k_scale: float = 1.0,
+        v_scale: float = 1.0,
+        dcp_kv_mask: Optional[torch.Tensor] = None,
+    ):
+        # Write-location info lives in the metadata (`KVWriteLoc`). `full_loc` is the
+        # unified pool's pre-translated PHYSICAL loc (None for a static pool, where
+        # `loc` is already physical) — either way the pool writes a PHYSICAL loc.
+        loc, _, full_loc = unwrap_write_loc(loc)
+        layer_id = self._transfer_full_attention_id(layer.layer_id)
+        if not self.use_mla:
+            write_loc = full_loc if full_loc is not None else loc
+            self.full_kv_pool.set_kv_buffer(
+                layer,
+                write_loc,
+                cache_k,
+                cache_v,
+                k_scale,
+                v_scale,
+                layer_id_override=layer_id,
+                dcp_kv_mask=dcp_kv_mask,
+            )
+        else:
+            # Mirror the MHA branch: `full_loc` is the unified pool's
+            # pre-translated (dense) loc; None for a static pool.
+            write_loc = full_loc if full_loc is not None else loc
+            with self._transfer_id_context(layer):
+                self.full_kv_pool.set_kv_buffer(
+                    layer,
+                    write_loc,
+                    cache_k,
+                    cache_v,
+                )
+
+    def move_kv_cache(self, tgt_loc: torch.Tensor, src_loc: torch.Tensor):
+        self.full_kv_pool.move_kv_cache(tgt_loc, src_loc)
+
+    def get_cpu_copy(self, indices, mamba_indices=None):
+        kv_cpu = self.full_kv_pool.get_cpu_copy(indices)
+        # mamba_pool stores PHYSICAL ids; translate the (unified-pool virtual) ids first.
+        mamba_cpu = (
+            self.mamba_pool.get_cpu_copy(self._mamba_translate(mamba_indices))
+            if mamba_indices is not None
+            else None
+        )
+        return kv_cpu, mamba_cpu
+
+    def load_cpu_copy(self, cache_cpu, indices, mamba_indices=None):
+        kv_cpu, mamba_cpu = cache_cpu
+        self.full_kv_pool.load_cpu_copy(kv_cpu, indices)
+        if mamba_cpu is not None and mamba_indices is not None:
+            self.mamba_pool.load_cpu_copy(
+                mamba_cpu, self._mamba_translate(mamba_indices)
+            )
+
+    def set_mla_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        cache_k_nope: torch.Tensor,
+        cache_k_rope: torch.Tensor,
+        loc_is_dense: bool = False,
+    ):
+        assert self.use_mla, "set_mla_kv_buffer called when use_mla is False"
+        # Model-level MLA entry point: `loc` is a VIRTUAL loc under the unified
+        # pool, so translate to the dense id space here.
+        #
+        # `loc_is_dense`: the caller already translated `loc` (the unified-pool
+        # cuda-graph decode precomputes it out-of-graph into a capture-stable
+        # buffer, so the in-graph write does not capture a translate allocation).
+        if not loc_is_dense:
+            loc = self._full_translate(loc)
+        with self._transfer_id_context(layer):
+            self.full_kv_pool.set_mla_kv_buffer(layer, loc, cache_k_nope, cache_k_rope)
+
+    def get_mla_kv_buffer(
+        self,
+        layer: RadixAttention,
+        loc: torch.Tensor,
+        dst_dtype: Optional[torch.dtype] = None,
+    ):
+        assert self.use_mla, "get_mla_kv_buffer called when use_mla is False"
+        loc = self._full_translate(loc)
+        with self._transfer_id_context(layer):
+            return self.full_kv_pool.get_mla_kv_buffer(layer, loc, dst_dtype)
+
 
 class MLATokenToKVPool(KVCache):
     def __init__(

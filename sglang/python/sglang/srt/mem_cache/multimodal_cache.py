@@ -16,12 +16,7 @@ class MultimodalCache(abc.ABC):
 
     @staticmethod
     def combine_hashes(mm_hashes: List[int]) -> Optional[int]:
-        """
-        Get a combined hash from individual mm item hashes
-        """
-        if not mm_hashes:
-            return None
-        return hash(tuple(mm_hashes))
+        raise NotImplementedError('slim removed the body of MultimodalCache.combine_hashes: it never ran in any recording (see sglang/REMOVED.md)')
 
     @abc.abstractmethod
     def get(
@@ -65,7 +60,7 @@ class MultimodalCache(abc.ABC):
 
 
 def _get_tensor_size(embedding: torch.Tensor):
-    return embedding.element_size() * embedding.numel()
+    raise NotImplementedError('slim removed the body of _get_tensor_size: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @dataclass(kw_only=True)

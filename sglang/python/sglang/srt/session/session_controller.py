@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from typing import TYPE_CHECKING, Dict, Optional
 
 from sglang.srt.managers.io_struct import (
@@ -30,9 +32,32 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Session:
+class SessionReqNode:
     pass
 
+
+class Session:
+    def __init__(
+        self,
+        capacity_of_str_len: int,
+        session_id: Optional[str] = None,
+        streaming: bool = False,
+        timeout: Optional[float] = None,
+    ):
+        self.session_id = session_id if session_id is not None else uuid.uuid4().hex
+        self.capacity_of_str_len = capacity_of_str_len
+        self.streaming = streaming
+        self.timeout = timeout
+        self.last_active_time: float = time.monotonic()
+        self.req_nodes: Dict[str, SessionReqNode] = {}
+        self.close_on_finish: bool = False
+        self._inflight: bool = False
+        # Token-array lengths of last_req as of its finish_req. The share path
+        # appends speculatively beyond these; only finish_req confirms them, so
+        # _share_token_arrays trims back first (heals aborted turns).
+        self.committed_origin_len: Optional[int] = None
+        self.committed_unpadded_len: Optional[int] = None
+        self.committed_fill_len: Optional[int] = None
 
 class SessionController:
     def __init__(self, tree_cache: BasePrefixCache):

@@ -2461,6 +2461,31 @@ def load_json_config(data: str):
         return orjson.loads(Path(data).read_text())
 
 
+def dispose_tensor(x: torch.Tensor):
+    """
+    Dispose a tensor by freeing its memory.
+    During piecewise CUDA graph capture/replay, we skip disposal to avoid
+    interfering with torch.compile's memory tracking and graph recording.
+    """
+
+    # Skip disposal during piecewise CUDA graph capture/replay: freeing the
+    # backing storage would invalidate addresses recorded in the graph.
+    # Local import avoids a circular dependency.
+    from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
+        is_in_tc_piecewise_cuda_graph,
+    )
+
+    if is_in_tc_piecewise_cuda_graph():
+        return
+
+    from sglang.srt.runtime_context import get_flags
+
+    if get_flags().capture.disable_dispose_tensor:
+        return
+
+    x.set_(torch.empty((0,), device=x.device, dtype=x.dtype))
+
+
 T = TypeVar("T")
 
 

@@ -3,7 +3,6 @@ from typing import Any, Callable, Dict, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from sglang.srt.managers.mm_utils import tensor_hash
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 import logging
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import triton
@@ -590,6 +590,116 @@ def _silu_and_mul_post_quant_packed_kernel(
 
 
 @triton.jit
+def _silu_and_mul_kernel(
+    input_ptr,
+    stride_input_0,
+    stride_input_1,
+    stride_input_2,
+    output_ptr,
+    stride_output_0,
+    stride_output_1,
+    stride_output_2,
+    masked_m_ptr,
+    size_n,
+    BLOCK_N: tl.constexpr,
+    NUM_STAGE: tl.constexpr,
+):
+    expert_id = tl.program_id(2)
+    token_id = tl.program_id(1)
+    hidden_dim_block_index = tl.program_id(0)
+
+    block_num_per_expert = tl.num_programs(1)
+
+    token_num_cur_expert = tl.load(masked_m_ptr + expert_id)
+
+    stride_input_0 = tl.cast(stride_input_0, dtype=tl.int64)
+    stride_output_0 = tl.cast(stride_output_0, dtype=tl.int64)
+    stride_input_1 = tl.cast(stride_input_1, dtype=tl.int64)
+    stride_output_1 = tl.cast(stride_output_1, dtype=tl.int64)
+
+    offs_in_d = hidden_dim_block_index * BLOCK_N + tl.arange(0, BLOCK_N)
+    input_ptr_offs = input_ptr + expert_id * stride_input_0 + offs_in_d
+    output_ptr_offs = output_ptr + expert_id * stride_output_0 + offs_in_d
+
+    for token_index in tl.range(
+        token_id, token_num_cur_expert, block_num_per_expert, num_stages=NUM_STAGE
+    ):
+        gate = tl.load(
+            input_ptr_offs + token_index * stride_input_1,
+            mask=offs_in_d < size_n,
+            other=0.0,
+        ).to(tl.float32)
+        up = tl.load(
+            input_ptr_offs + token_index * stride_input_1 + size_n,
+            mask=offs_in_d < size_n,
+            other=0.0,
+        ).to(tl.float32)
+        gate = gate / (1 + tl.exp(-gate))
+        gate_up = up * gate
+        # Compute SiLU in fp32 for better precision, then cast back to the
+        # input dtype.
+        gate_up = gate_up.to(input_ptr.dtype.element_ty)
+        tl.store(
+            output_ptr_offs + token_index * stride_output_1,
+            gate_up,
+            mask=offs_in_d < size_n,
+        )
+
+
+def silu_and_mul_masked_fwd(
+    input: torch.Tensor,
+    output: torch.Tensor,
+    masked_m: torch.Tensor,
+):
+    """
+    input shape [expert_num, token_num_padded, hidden_dim], dtype bf16
+    output shape [expert_num, token_num_padded, hidden_dim // 2], dtype bf16
+    masked_m shape [expert_num]
+    """
+
+    assert input.is_contiguous()
+    assert output.dtype == torch.bfloat16
+    assert input.dtype == torch.bfloat16
+    assert output.is_contiguous()
+    assert len(input.shape) == 3
+    assert input.shape[0] == masked_m.shape[0]
+    assert input.shape[-1] % 2 == 0
+
+    size_n = input.shape[-1] // 2
+    expert_num = len(masked_m)
+
+    if expert_num < 4:
+        BLOCK_NUM_PER_EXPERT = 64
+    else:
+        BLOCK_NUM_PER_EXPERT = 32
+
+    BLOCK_N = 128
+    num_warps = 4
+    NUM_STAGES = 4
+
+    hidden_dim_split_block_num = triton.cdiv(size_n, BLOCK_N)
+
+    grid = (
+        hidden_dim_split_block_num,
+        BLOCK_NUM_PER_EXPERT,
+        expert_num,
+    )
+
+    _silu_and_mul_kernel[grid](
+        input,
+        *input.stride(),
+        output,
+        *output.stride(),
+        masked_m,
+        size_n,
+        BLOCK_N=BLOCK_N,
+        NUM_STAGE=NUM_STAGES,
+        num_warps=num_warps,
+    )
+    return output
+
+
+@triton.jit
 def silu_mul_dynamic_scale_triton_kernel_for_cutlass_moe(
     input_ptr,
     scale_ptr,
@@ -787,7 +897,288 @@ def post_reorder_for_cutlass_moe(
     )
 
 
+@triton.jit
+def post_reorder_deepgemm_triton_kernel(
+    down_output_ptr,
+    output_ptr,
+    src2dst_ptr,
+    topk_ids_ptr,
+    topk_weights_ptr,
+    topk,
+    num_tokens,
+    hidden_size,
+    routed_scaling_factor: float,
+    BLOCK_SIZE: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+):
+    """`expert_id >= 0` includes the shared expert at num_experts (padding=-1); don't
+    switch to the cutlass `!= num_local_experts` gate. routed_scaling_factor is folded into the store.
+    """
+    OutDtype = output_ptr.dtype.element_ty
+
+    offset = BLOCK_SIZE * tl.program_id(1) + tl.arange(0, BLOCK_SIZE)
+    mask = offset < hidden_size
+
+    down_output_ptr_offs = down_output_ptr + offset
+    output_ptr_offs = output_ptr + offset
+
+    start_src_idx = tl.program_id(0)
+    step = tl.num_programs(0)
+
+    for src_idx_int32 in tl.range(
+        start_src_idx, num_tokens, step, num_stages=NUM_STAGES
+    ):
+        src_idx = src_idx_int32.to(tl.int64)
+        token_src2dst_ptr = src2dst_ptr + src_idx * topk
+        token_topk_ids_ptr = topk_ids_ptr + src_idx * topk
+        token_topk_weights_ptr = topk_weights_ptr + src_idx * topk
+
+        sum_vec = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+        for idx in range(topk):
+            expert_id = tl.load(token_topk_ids_ptr + idx)
+            if expert_id >= 0:
+                dst_idx = tl.load(token_src2dst_ptr + idx).to(tl.int64)
+                weight_scale = tl.load(token_topk_weights_ptr + idx).to(tl.float32)
+                load_ptr_offs = down_output_ptr_offs + dst_idx * hidden_size
+                in_data = tl.load(load_ptr_offs, mask=mask).to(tl.float32)
+                sum_vec += in_data * weight_scale
+        sum_vec *= routed_scaling_factor
+        store_ptr_offs = output_ptr_offs + src_idx * hidden_size
+        tl.store(store_ptr_offs, sum_vec.to(OutDtype), mask=mask)
+
+
+def post_reorder_deepgemm(
+    down_output,
+    output,
+    src2dst,
+    topk_ids,
+    topk_weights,
+    topk,
+    num_tokens,
+    hidden_size,
+    routed_scaling_factor: float,
+):
+    grid, block_dim = _get_launch_config_2d(down_output.device, num_tokens, hidden_size)
+    post_reorder_deepgemm_triton_kernel[grid](
+        down_output,
+        output,
+        src2dst,
+        topk_ids,
+        topk_weights,
+        topk,
+        num_tokens,
+        hidden_size,
+        float(routed_scaling_factor),
+        BLOCK_SIZE=block_dim,
+        NUM_STAGES=3,
+    )
+
+
+@triton.jit
+def _fwd_kernel_ep_scatter_1(
+    num_recv_tokens_per_expert,
+    num_valid_tokens_per_expert,
+    expert_start_loc,
+    m_indices,
+    num_experts: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_EXPERT_NUM: tl.constexpr,
+):
+    cur_expert = tl.program_id(0)
+
+    offset_cumsum = tl.arange(0, BLOCK_EXPERT_NUM)
+    tokens_per_expert = tl.load(
+        num_recv_tokens_per_expert + offset_cumsum,
+        mask=offset_cumsum < num_experts,
+        other=0,
+    )
+    cumsum = tl.cumsum(tokens_per_expert) - tokens_per_expert
+    tl.store(expert_start_loc + offset_cumsum, cumsum, mask=offset_cumsum < num_experts)
+
+    cur_expert_start = tl.load(expert_start_loc + cur_expert)
+    cur_expert_padded_token_num = tl.load(num_recv_tokens_per_expert + cur_expert)
+    cur_expert_valid_token_num = tl.load(num_valid_tokens_per_expert + cur_expert)
+
+    m_indices_start_ptr = m_indices + cur_expert_start
+    off_expert = tl.arange(0, BLOCK_E)
+
+    for start_m in tl.range(0, cur_expert_padded_token_num, BLOCK_E, num_stages=4):
+        offsets = start_m + off_expert
+        tl.store(
+            m_indices_start_ptr + offsets,
+            tl.where(offsets < cur_expert_valid_token_num, cur_expert, -1),
+        )
+
+
+@triton.jit
+def _fwd_kernel_ep_scatter_2(
+    total_token_num,
+    expert_start_loc,
+    recv_x,
+    recv_x_stride0,
+    recv_x_stride1,
+    recv_x_scale,
+    recv_x_scale_stride0,
+    recv_x_scale_stride1,
+    recv_topk,
+    recv_topk_stride0,
+    recv_topk_stride1,
+    output_tensor,
+    output_tensor_stride0,
+    output_tensor_stride1,
+    output_tensor_scale,
+    output_tensor_scale_stride0,
+    output_tensor_scale_stride1,
+    output_index,
+    output_index_stride0,
+    output_index_stride1,
+    topk_num: tl.constexpr,
+    HIDDEN_SIZE: tl.constexpr,
+    HIDDEN_SIZE_PAD: tl.constexpr,
+    SCALE_HIDDEN_SIZE: tl.constexpr,
+    SCALE_HIDDEN_SIZE_PAD: tl.constexpr,
+    # Platform-specific semaphore for atomic_add performance tuning
+    ATOMIC_ADD_SEM: tl.constexpr,
+    IS_FP8: tl.constexpr,
+):
+    start_token_id = tl.program_id(0)
+    grid_num = tl.num_programs(0)
+
+    offset_in = tl.arange(0, HIDDEN_SIZE_PAD)
+    mask = offset_in < HIDDEN_SIZE
+
+    index_in_s = tl.arange(0, SCALE_HIDDEN_SIZE_PAD)
+    mask_s = index_in_s < SCALE_HIDDEN_SIZE
+
+    for token_id_int32 in range(start_token_id, total_token_num, grid_num):
+        token_id = token_id_int32.to(tl.int64)
+        to_copy = tl.load(recv_x + token_id * recv_x_stride0 + offset_in, mask=mask)
+        if IS_FP8:
+            to_copy_s = tl.load(
+                recv_x_scale
+                + token_id * recv_x_scale_stride0
+                + index_in_s * recv_x_scale_stride1,
+                mask=mask_s,
+            )
+
+        for topk_idx_int32 in tl.range(0, topk_num, 1, num_stages=4):
+            topk_index = topk_idx_int32.to(tl.int64)
+            expert_id = tl.load(recv_topk + token_id * recv_topk_stride0 + topk_index)
+            if expert_id >= 0:
+                dest_token_index_int32 = tl.atomic_add(
+                    expert_start_loc + expert_id, 1, sem=ATOMIC_ADD_SEM
+                )
+                dest_token_index = dest_token_index_int32.to(tl.int64)
+
+                tl.store(
+                    output_index + token_id * output_index_stride0 + topk_index,
+                    dest_token_index_int32,
+                )
+                output_tensor_ptr = (
+                    output_tensor + dest_token_index * output_tensor_stride0
+                )
+                tl.store(output_tensor_ptr + offset_in, to_copy, mask=mask)
+                if IS_FP8:
+                    output_tensor_scale_ptr = (
+                        output_tensor_scale
+                        + dest_token_index * output_tensor_scale_stride0
+                    )
+                    tl.store(
+                        output_tensor_scale_ptr
+                        + index_in_s * output_tensor_scale_stride1,
+                        to_copy_s,
+                        mask=mask_s,
+                    )
+
+
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/fused_moe/deepep_scatter_gather.py
+@torch.no_grad()
+def ep_scatter(
+    recv_x: torch.Tensor,
+    recv_x_scale: torch.Tensor,
+    recv_topk: torch.Tensor,
+    num_recv_tokens_per_expert: torch.Tensor,
+    num_valid_tokens_per_expert: torch.Tensor,
+    expert_start_loc: torch.Tensor,
+    output_tensor: torch.Tensor,
+    output_tensor_scale: torch.Tensor,
+    m_indices: torch.Tensor,
+    output_index: torch.Tensor,
+    scale_ue8m0: bool = False,
+    quant_block_size: int = 128,
+):
+    BLOCK_E = 128  # token num of per expert is aligned to 128
+    BLOCK_D = quant_block_size  # block size of quantization
+    num_warps = 8
+    num_experts = num_recv_tokens_per_expert.shape[0]
+    hidden_size = recv_x.shape[1]
+    # grid = (triton.cdiv(hidden_size, BLOCK_D), num_experts)
+    grid = num_experts
+
+    scale_hidden_size = hidden_size // BLOCK_D
+    if scale_ue8m0:
+        # ue8m0 scales are packed here (4 scales per int32),
+        # hence the effective size of this dimension is divided by 4.
+        scale_hidden_size = ceil_div(scale_hidden_size, 4)
+
+    assert m_indices.shape[0] % BLOCK_E == 0
+
+    is_fp8 = recv_x_scale is not None and recv_x.dtype != torch.bfloat16
+    if is_fp8:
+        assert (
+            recv_x_scale.dtype == output_tensor_scale.dtype
+        ), f"recv_x_scale.dtype: {recv_x_scale.dtype}, output_tensor_scale.dtype: {output_tensor_scale.dtype}"
+        assert (
+            recv_x_scale.shape[1] == output_tensor_scale.shape[1] == scale_hidden_size
+        )
+
+    _fwd_kernel_ep_scatter_1[(grid,)](
+        num_recv_tokens_per_expert,
+        num_valid_tokens_per_expert,
+        expert_start_loc,
+        m_indices,
+        num_experts=num_experts,
+        num_warps=num_warps,
+        BLOCK_E=BLOCK_E,
+        BLOCK_EXPERT_NUM=triton.next_power_of_2(num_experts),
+    )
+
+    grid = min(recv_topk.shape[0], 1024 * 8)
+
+    _fwd_kernel_ep_scatter_2[(grid,)](
+        recv_topk.shape[0],
+        expert_start_loc,
+        recv_x,
+        recv_x.stride(0),
+        recv_x.stride(1),
+        recv_x_scale,
+        recv_x_scale.stride(0) if is_fp8 else 0,
+        recv_x_scale.stride(1) if is_fp8 else 0,
+        recv_topk,
+        recv_topk.stride(0),
+        recv_topk.stride(1),
+        output_tensor,
+        output_tensor.stride(0),
+        output_tensor.stride(1),
+        output_tensor_scale,
+        output_tensor_scale.stride(0) if is_fp8 else 0,
+        output_tensor_scale.stride(1) if is_fp8 else 0,
+        output_index,
+        output_index.stride(0),
+        output_index.stride(1),
+        topk_num=recv_topk.shape[1],
+        num_warps=num_warps,
+        HIDDEN_SIZE=hidden_size,
+        HIDDEN_SIZE_PAD=triton.next_power_of_2(hidden_size),
+        SCALE_HIDDEN_SIZE=scale_hidden_size,
+        SCALE_HIDDEN_SIZE_PAD=triton.next_power_of_2(scale_hidden_size),
+        # XXX (MUSA): Atomic add with "relaxed" semaphore on musa backend for better performance
+        ATOMIC_ADD_SEM=None,
+        IS_FP8=is_fp8,
+    )
+    return
+
+
 # copy from
 # https://github.com/deepseek-ai/DeepGEMM/blob/bd2a77552886b98c205af12f8d7d2d61247c4b27/deep_gemm/jit_kernels/utils.py#L58
 def get_tma_aligned_size(x: int, element_size: int) -> int:
@@ -809,4 +1200,317 @@ def get_tma_aligned_size(x: int, element_size: int) -> int:
     return ceil_div(x, alignment) * alignment
 
 
+@triton.jit
+def _tma_align_input_scale_kernel(
+    input_scale_ptr,
+    output_ptr,
+    m,
+    k_div_block_size,
+    input_scale_stride_m,
+    input_scale_stride_k,
+    output_stride_m,
+    output_stride_k,
+    BLOCK_SIZE_K: tl.constexpr,
+):
+    pid_m = tl.program_id(axis=0)
+    grid_m = tl.num_programs(0)
+    k_offsets = tl.arange(0, BLOCK_SIZE_K)
+
+    for m_base in range(pid_m, m, grid_m):
+        input_offset = (
+            input_scale_ptr
+            + m_base * input_scale_stride_m
+            + k_offsets * input_scale_stride_k
+        )
+        input_data = tl.load(input_offset, mask=k_offsets < k_div_block_size)
+
+        output_offset = (
+            output_ptr + k_offsets * output_stride_k + m_base * output_stride_m
+        )
+        tl.store(output_offset, input_data, mask=k_offsets < k_div_block_size)
+
+
 # copy from https://github.com/ModelTC/lightllm/blob/main/lightllm/common/quantization/triton_quant/fp8/fp8act_quant_kernel.py
+def tma_align_input_scale(input_scale: torch.Tensor):
+    assert input_scale.dim() == 2
+    m, k_div_block_size = input_scale.shape
+    padd_m = get_tma_aligned_size(m, input_scale.element_size())
+    output = torch.empty(
+        (k_div_block_size, padd_m), dtype=input_scale.dtype, device=input_scale.device
+    )
+
+    grid_m = min(m, 8192)
+    BLOCK_SIZE_K = triton.next_power_of_2(k_div_block_size)
+
+    _tma_align_input_scale_kernel[(grid_m,)](
+        input_scale_ptr=input_scale,
+        output_ptr=output,
+        m=m,
+        k_div_block_size=k_div_block_size,
+        input_scale_stride_m=input_scale.stride(0),
+        input_scale_stride_k=input_scale.stride(1),
+        output_stride_m=output.stride(1),  # Note: these are swapped
+        output_stride_k=output.stride(0),  # for column-major
+        BLOCK_SIZE_K=BLOCK_SIZE_K,
+    )
+    return output.t()[:m]
+
+
+@triton.jit
+def fused_moe_dispatch_index_triton_kernel(
+    topk_ids_ptr,  # flat (num_toks,) int32; -1 = padding (drives the `expert >= 0` gate)
+    src2dst_ptr,
+    masked_m_ptr,
+    m_max,
+    num_toks,
+    num_experts,
+    BLOCK_SIZE: tl.constexpr,
+    ZERO_INIT: tl.constexpr,
+):
+    # Each token picks top_k distinct experts, so per-expert count <= num_tokens < m_max;
+    # dst = expert*m_max + offset never spills into the next expert's region.
+    pid = tl.program_id(0)
+    if ZERO_INIT:
+        # Zero the cursor in-kernel and barrier before any atomic_add (single-block path).
+        e_off = tl.arange(0, BLOCK_SIZE)
+        tl.store(
+            masked_m_ptr + e_off,
+            tl.zeros((BLOCK_SIZE,), dtype=tl.int32),
+            mask=e_off < num_experts,
+        )
+        tl.debug_barrier()
+    offs = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offs < num_toks
+    expert = tl.load(topk_ids_ptr + offs, mask=mask, other=-1)
+    valid = mask & (expert >= 0)
+    # Clamp masked lanes to bin 0 so the masked atomic's pointer stays in-bounds.
+    expert_safe = tl.where(valid, expert, 0)
+    offset = tl.atomic_add(masked_m_ptr + expert_safe, 1, mask=valid)
+    dst = expert_safe * m_max + offset
+    tl.store(src2dst_ptr + offs, dst, mask=valid)
+
+
+def fused_moe_dispatch_index(
+    topk_ids: torch.Tensor,
+    num_local_experts: int,
+    m_max: int,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    num_toks = topk_ids.numel()
+    src2dst = torch.empty(num_toks, device=topk_ids.device, dtype=torch.int32)
+    # masked_m doubles as the atomic cursor and the final per-expert count; must be zeroed before any atomic_add.
+    single_block = max(num_toks, num_local_experts) <= 1024
+    if single_block:
+        BLOCK_SIZE = triton.next_power_of_2(max(num_toks, num_local_experts))
+        masked_m = torch.empty(
+            num_local_experts, device=topk_ids.device, dtype=torch.int32
+        )
+        grid = (1,)
+    else:
+        BLOCK_SIZE = 256
+        masked_m = torch.zeros(
+            num_local_experts, device=topk_ids.device, dtype=torch.int32
+        )
+        grid = (triton.cdiv(num_toks, BLOCK_SIZE),)
+    fused_moe_dispatch_index_triton_kernel[grid](
+        topk_ids.view(-1),
+        src2dst,
+        masked_m,
+        m_max,
+        num_toks,
+        num_local_experts,
+        BLOCK_SIZE=BLOCK_SIZE,
+        ZERO_INIT=single_block,
+    )
+    return masked_m, src2dst
+
+
+@triton.jit
+def fill_gateup_input_triton_kernel(
+    input_ptr,
+    scale_ptr,
+    gateup_input_ptr,
+    gateup_input_scale_ptr,
+    src2dst_ptr,
+    topk_ids_ptr,
+    topk,
+    hidden_size,
+    scale_size,
+    m_max,
+    scale_row_stride,
+    scale_col_stride,
+    BLOCK_SIZE: tl.constexpr,
+    IS_FP8: tl.constexpr = True,
+    SCALE_MN_MAJOR: tl.constexpr = False,
+):
+
+    src_idx_int32 = tl.program_id(0)
+    src_idx = src_idx_int32.to(tl.int64)
+    src2dst_ptr = src2dst_ptr + src_idx * topk
+    topk_ids_ptr = topk_ids_ptr + src_idx * topk
+    src_ptr = input_ptr + src_idx * hidden_size
+    if IS_FP8:
+        scale_src_ptr = scale_ptr + src_idx * scale_row_stride
+
+    vec = tl.arange(0, BLOCK_SIZE)
+    for idx in range(topk):
+        expert_id = tl.load(topk_ids_ptr + idx)
+        if expert_id >= 0:
+            dst_idx_int32 = tl.load(src2dst_ptr + idx)
+            dst_idx = dst_idx_int32.to(tl.int64)
+            dst_ptr = gateup_input_ptr + dst_idx * hidden_size
+            for start_offset in tl.range(0, hidden_size, BLOCK_SIZE):
+                offset = start_offset + vec
+                mask = offset < hidden_size
+                in_data = tl.load(src_ptr + offset, mask=mask)
+                tl.store(dst_ptr + offset, in_data, mask=mask)
+
+            if IS_FP8:
+                if SCALE_MN_MAJOR:
+                    expert = dst_idx // m_max
+                    m = dst_idx % m_max
+                    scale_dst_ptr = (
+                        gateup_input_scale_ptr + expert * scale_size * m_max + m
+                    )
+                    for start_offset in tl.range(0, scale_size, BLOCK_SIZE):
+                        offset = start_offset + vec
+                        mask = offset < scale_size
+                        in_scale = tl.load(
+                            scale_src_ptr + offset * scale_col_stride, mask=mask
+                        )
+                        tl.store(scale_dst_ptr + offset * m_max, in_scale, mask=mask)
+                else:
+                    scale_dst_ptr = gateup_input_scale_ptr + dst_idx * scale_size
+                    for start_offset in tl.range(0, scale_size, BLOCK_SIZE):
+                        offset = start_offset + vec
+                        mask = offset < scale_size
+                        in_scale = tl.load(
+                            scale_src_ptr + offset * scale_col_stride, mask=mask
+                        )
+                        tl.store(scale_dst_ptr + offset, in_scale, mask=mask)
+
+
+def moe_ep_deepgemm_preprocess(
+    topk_ids: torch.Tensor,
+    num_local_experts: int,
+    hidden_states: torch.Tensor,
+    top_k: int,
+    block_shape,
+    output_dtype: torch.dtype = torch.float8_e4m3fn,
+    use_mxfp8: bool = False,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # For masked grouped GEMM, shape M should be multiple of the block M (current block M: {block_m}) https://github.com/deepseek-ai/DeepGEMM/blob/main/deep_gemm/jit_kernels/m_grouped_gemm.py#L165
+    m_max = (hidden_states.size(0) // 256 + 1) * 256
+    if (
+        envs.SGLANG_OPT_DG_MASKED_M_CAP.get()
+        and not torch.cuda.is_current_stream_capturing()
+    ):
+        # (capture guard: decode CUDA-graph capture also routes through this
+        # preprocess; the D2H sync is illegal mid-capture, and decode batches
+        # are small enough that the uncapped m_max is harmless there.)
+        # m_max reserves capacity for ALL rank tokens in EVERY local expert:
+        # the [num_local_experts, m_max, *] masked-GEMM intermediates reach
+        # 7+ GiB per 32k-token chunk and OOM saturated serving.  The hottest
+        # expert only ever holds max(masked_m) rows, so cap the padded
+        # capacity there (rounded up to the DeepGEMM block-M).  Costs one
+        # probe dispatch-index launch + one D2H sync per MoE layer;
+        # correctness is unconditional (m_cap >= max(masked_m) by
+        # construction, and the final src2dst below is built with the same
+        # capped stride).
+        masked_m_probe, _ = fused_moe_dispatch_index(topk_ids, num_local_experts, m_max)
+        m_cap = (int(masked_m_probe.max().item()) + 255) // 256 * 256
+        m_max = min(m_max, max(m_cap, 256))
+    expected_m = (topk_ids.numel() - 1) // num_local_experts + 1
+
+    masked_m, src2dst = fused_moe_dispatch_index(topk_ids, num_local_experts, m_max)
+
+    gateup_input = torch.empty(
+        (num_local_experts, m_max, hidden_states.size(1)),
+        device=hidden_states.device,
+        dtype=output_dtype,
+    )
+
+    if block_shape is None:
+        block_shape = [128, 128]
+    assert len(block_shape) == 2
+    block_n, block_k = block_shape[0], block_shape[1]
+    is_fp8 = output_dtype == torch.float8_e4m3fn
+    # Quantize FP8 values with the UE8M0 scale directly. Rounding only the
+    # scale afterward can change the represented activation by up to 2x.
+    from sglang.srt.layers import deep_gemm_wrapper
+
+    if is_fp8 and (use_mxfp8 or deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0):
+        from sglang.kernels.ops.quantization.minimax_quant_ue8m0 import (
+            per_token_quant_fp8_ue8m0_scatter,
+        )
+
+        num_groups = hidden_states.size(1) // block_k
+        gateup_input_scale = torch.empty(
+            (gateup_input.size(0), num_groups // 4, m_max),
+            device=hidden_states.device,
+            dtype=torch.int32,
+        )
+        per_token_quant_fp8_ue8m0_scatter(
+            hidden_states,
+            gateup_input,
+            gateup_input_scale,
+            src2dst,
+            topk_ids,
+            top_k,
+            m_max,
+            group_size=block_k,
+        )
+        gateup_input_scale = gateup_input_scale.transpose(1, 2)
+    elif is_fp8:
+        hidden_states, scale = per_token_group_quant_fp8(hidden_states, block_k)
+        gateup_input_scale = torch.empty(
+            (gateup_input.size(0), gateup_input.size(1), scale.size(1)),
+            device=hidden_states.device,
+            dtype=scale.dtype,
+        )
+        fill_gateup_input_triton_kernel[(hidden_states.shape[0],)](
+            hidden_states,
+            scale,
+            gateup_input,
+            gateup_input_scale,
+            src2dst,
+            topk_ids,
+            top_k,
+            hidden_states.size(1),
+            scale.size(1),
+            m_max,
+            scale.stride(0),
+            scale.stride(1),
+            BLOCK_SIZE=1024,
+            IS_FP8=True,
+            SCALE_MN_MAJOR=False,
+        )
+    else:
+        scale = None
+        gateup_input_scale = None
+        fill_gateup_input_triton_kernel[(hidden_states.shape[0],)](
+            hidden_states,
+            scale,
+            gateup_input,
+            gateup_input_scale,
+            src2dst,
+            topk_ids,
+            top_k,
+            hidden_states.size(1),
+            0,
+            m_max,
+            0,
+            0,
+            BLOCK_SIZE=1024,
+            IS_FP8=False,
+            SCALE_MN_MAJOR=False,
+        )
+
+    return (
+        masked_m,
+        expected_m,
+        src2dst,
+        gateup_input,
+        gateup_input_scale,
+    )
+
+

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import (
     Annotated,
@@ -1521,19 +1520,3 @@ class TranscriptionVerboseResponse(BaseModel):
     usage: Optional[TranscriptionUsage] = None
 
 
-class TranscriptionStreamChoice(BaseModel):
-    """Delta content for streaming transcription."""
-
-    delta: DeltaMessage
-    finish_reason: Optional[str] = None
-
-
-class TranscriptionStreamResponse(BaseModel):
-    """Streaming transcription chunk (OpenAI-compatible)."""
-
-    id: str = Field(default_factory=lambda: f"trsc-{uuid.uuid4().hex}")
-    object: Literal["transcription.chunk"] = "transcription.chunk"
-    created: int = Field(default_factory=lambda: int(time.time()))
-    model: str
-    choices: List[TranscriptionStreamChoice]
-    usage: Optional[UsageInfo] = None

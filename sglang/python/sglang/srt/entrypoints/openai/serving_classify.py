@@ -1,12 +1,8 @@
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
-import torch
-import torch.nn.functional as F
 from fastapi import Request
 from fastapi.responses import ORJSONResponse
 
@@ -45,7 +41,7 @@ class OpenAIServingClassify(OpenAIServingBase):
             raise ValueError("id2label mapping is missing")
 
     def _request_id_prefix(self) -> str:
-        return "classify-"
+        raise NotImplementedError('slim removed the body of OpenAIServingClassify._request_id_prefix: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _convert_to_internal_request(
         self,
@@ -149,56 +145,4 @@ class OpenAIServingClassify(OpenAIServingBase):
         return response
 
     def _build_classify_response(self, ret: List[Dict[str, Any]]) -> ClassifyResponse:
-        request_id = f"{self._request_id_prefix()}{uuid.uuid4().hex}"
-        created_time = int(time.time())
-        classify_objects = []
-        prompt_tokens = 0
-        total_latency = 0.0
-
-        for i, item in enumerate(ret):
-            embedding = item.get("embedding", [])
-            meta_info = item.get("meta_info", {})
-
-            prompt_tokens += meta_info.get("prompt_tokens", 0)
-            total_latency += meta_info.get("e2e_latency", 0.0)
-
-            if embedding:
-                try:
-                    embedding_tensor = torch.tensor(embedding, dtype=torch.float32)
-                    probs = F.softmax(embedding_tensor, dim=0).tolist()
-
-                    predicted_class = torch.argmax(embedding_tensor).item()
-
-                    label = self.id2label[predicted_class]
-
-                except Exception as e:
-                    logger.error(f"Error processing embedding for item {i}: {e}")
-                    probs = [1.0]
-                    label = "Default"
-            else:
-                probs = [1.0]
-                label = "Default"
-
-            classify_obj = {
-                "index": i,
-                "label": label,
-                "probs": probs,
-                "num_classes": len(probs),
-            }
-            classify_objects.append(classify_obj)
-
-        response = {
-            "id": request_id,
-            "object": "list",
-            "created": created_time,
-            "model": self.model_name,
-            "data": classify_objects,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "total_tokens": prompt_tokens,
-                "completion_tokens": 0,
-                "prompt_tokens_details": None,
-            },
-        }
-
-        return ClassifyResponse(**response)
+        raise NotImplementedError('slim removed the body of OpenAIServingClassify._build_classify_response: it never ran in any recording (see sglang/REMOVED.md)')

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import base64
-import struct
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
-import jinja2
 from fastapi import Request
 from fastapi.responses import ORJSONResponse
 
@@ -39,7 +37,7 @@ class OpenAIServingEmbedding(OpenAIServingBase):
         self.template_manager = template_manager
 
     def _request_id_prefix(self) -> str:
-        return "embd-"
+        raise NotImplementedError('slim removed the body of OpenAIServingEmbedding._request_id_prefix: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _validate_request(self, request: EmbeddingRequest) -> Optional[str]:
         """Validate that the input is not empty or whitespace only."""
@@ -189,61 +187,7 @@ class OpenAIServingEmbedding(OpenAIServingBase):
         images: List[Optional[str]],
         videos: List[Optional[str]],
     ) -> List[str]:
-        """Render each multimodal embedding input through the tokenizer's Jinja chat template.
-
-        Image/video bytes are threaded to the engine separately via
-        ``EmbeddingReqInput.image_data``/``video_data``; this method only produces
-        the prompt string. ``text=None`` emits no text chunk (no ``"padding"``
-        literal). Jinja failures are re-raised as ``ValueError`` so the caller
-        returns HTTP 400 instead of 500.
-        """
-        prompts: List[str] = []
-        template_content_format = self.template_manager.jinja_template_content_format
-
-        for text, image, video in zip(texts, images, videos):
-            content_parts = []
-            if image is not None:
-                content_parts.append({"type": "image_url", "image_url": {"url": image}})
-            if video is not None:
-                content_parts.append({"type": "video_url", "video_url": {"url": video}})
-            if text is not None:
-                content_parts.append({"type": "text", "text": text})
-
-            msg_dict = {
-                "role": "user",
-                "content": content_parts if content_parts else "",
-            }
-            # Empty list args: this helper is only used to normalize the content
-            # shape (e.g. image_url -> image); real payloads ride on the outer
-            # images/videos lists, not EmbeddingReqInput fields derived here.
-            processed_msg = process_content_for_template_format(
-                msg_dict,
-                template_content_format,
-                image_data=[],
-                video_data=[],
-                audio_data=[],
-                modalities=[],
-            )
-            try:
-                prompt = self.tokenizer_manager.tokenizer.apply_chat_template(
-                    [processed_msg],
-                    tokenize=False,
-                    add_generation_prompt=True,
-                )
-            except jinja2.TemplateError as template_error:
-                location = getattr(template_error, "lineno", None)
-                name = getattr(template_error, "name", None)
-                suffix = ""
-                if name or location:
-                    suffix = f" (template={name or '<unknown>'}, line={location})"
-                raise ValueError(f"{template_error}{suffix}") from template_error
-            except (TypeError, KeyError, AttributeError) as template_error:
-                raise ValueError(
-                    f"Failed to render chat template for embedding input: {template_error}"
-                ) from template_error
-            prompts.append(prompt)
-
-        return prompts
+        raise NotImplementedError('slim removed the body of OpenAIServingEmbedding._apply_jinja_template_to_embedding_inputs: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def _handle_non_streaming_request(
         self,
@@ -265,44 +209,7 @@ class OpenAIServingEmbedding(OpenAIServingBase):
         response = self._build_embedding_response(ret, request.encoding_format)
         return response
 
-    @staticmethod
-    def _serialize_embedding(
-        embedding: List[float], encoding_format: str
-    ) -> Union[List[float], str]:
-        if encoding_format == "float":
-            return embedding
-
-        # OpenAI-compatible base64 embeddings contain contiguous little-endian
-        # float32 values. Explicit packing prevents the wire format from
-        # depending on the host's native byte order or Python float width.
-        encoded = struct.pack(f"<{len(embedding)}f", *embedding)
-        return base64.b64encode(encoded).decode("ascii")
-
     def _build_embedding_response(
         self, ret: List[Dict[str, Any]], encoding_format: str = "float"
     ) -> EmbeddingResponse:
-        """Build the embedding response"""
-        embedding_objects = []
-        prompt_tokens = 0
-
-        for idx, ret_item in enumerate(ret):
-            embedding_objects.append(
-                EmbeddingObject(
-                    embedding=self._serialize_embedding(
-                        ret_item["embedding"], encoding_format
-                    ),
-                    index=idx,
-                )
-            )
-            # Handle missing prompt_tokens gracefully
-            meta_info = ret_item.get("meta_info", {})
-            prompt_tokens += meta_info.get("prompt_tokens", 0)
-
-        return EmbeddingResponse(
-            data=embedding_objects,
-            model=self.tokenizer_manager.model_path,
-            usage=UsageInfo(
-                prompt_tokens=prompt_tokens,
-                total_tokens=prompt_tokens,
-            ),
-        )
+        raise NotImplementedError('slim removed the body of OpenAIServingEmbedding._build_embedding_response: it never ran in any recording (see sglang/REMOVED.md)')

@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
-import uuid
 from typing import TYPE_CHECKING, AsyncGenerator, Optional, Union
 
 from fastapi import Request
@@ -36,18 +34,13 @@ from sglang.srt.entrypoints.openai.protocol import (
     ErrorResponse,
     TranscriptionRequest,
     TranscriptionResponse,
-    TranscriptionStreamChoice,
-    TranscriptionStreamResponse,
     TranscriptionUsage,
     TranscriptionVerboseResponse,
 )
 from sglang.srt.entrypoints.openai.serving_base import OpenAIServingBase
 from sglang.srt.entrypoints.openai.streaming_asr import (
     StreamingASRState,
-    needs_space,
-    process_asr_chunk,
-    split_audio_chunks,
-)
+    )
 from sglang.srt.entrypoints.openai.transcription_adapters import resolve_adapter
 from sglang.srt.managers.io_struct import GenerateReqInput
 
@@ -73,7 +66,7 @@ class OpenAIServingTranscription(OpenAIServingBase):
         )
 
     def _request_id_prefix(self) -> str:
-        return "trsc-"
+        raise NotImplementedError('slim removed the body of OpenAIServingTranscription._request_id_prefix: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _validate_request(self, request: TranscriptionRequest) -> Optional[str]:
         """Validate transcription request."""
@@ -186,113 +179,7 @@ class OpenAIServingTranscription(OpenAIServingBase):
         request: TranscriptionRequest,
         raw_request: Request,
     ) -> AsyncGenerator[str, None]:
-        """Generate streaming transcription response.
-
-        In fused auto-detect mode, each cumulative-text snapshot is passed
-        through ``parse_fused_output`` — which returns ``(None, None)``
-        while the forced prefix is still arriving and ``(lang, visible)``
-        once it's in. ``visible`` is already stripped of the prefix and
-        scrubbed of embedded special tokens, and it grows monotonically
-        across snapshots, so deltas are a plain suffix slice.
-        """
-        created_time = int(time.time())
-        request_id = f"{self._request_id_prefix()}{uuid.uuid4().hex}"
-        model = request.model
-        visible_buffer = ""
-
-        fused_mode = getattr(request, "_fused_autodetect", False)
-        ts_variant = getattr(request, "_fused_ts_variant", False)
-        # When ``incremental_streaming_output`` is enabled, each chunk's
-        # ``content["text"]`` is the new delta from the detokenizer, not
-        # the cumulative text. Always reconstruct cumulative text locally
-        # so the rest of the loop (prefix parse + visible-buffer slice)
-        # works uniformly under either mode.
-        incremental = getattr(
-            self.tokenizer_manager.server_args,
-            "incremental_streaming_output",
-            False,
-        )
-        cumulative_text = ""
-
-        try:
-            async for content in self.tokenizer_manager.generate_request(
-                adapted_request, raw_request
-            ):
-                finish_reason = content["meta_info"]["finish_reason"]
-                finish_reason_type = finish_reason["type"] if finish_reason else None
-
-                chunk_text = content.get("text", "")
-                if incremental:
-                    cumulative_text += chunk_text
-                else:
-                    cumulative_text = chunk_text
-
-                if fused_mode:
-                    lang, visible = self._adapter.parse_fused_output(
-                        cumulative_text, ts_variant=ts_variant
-                    )
-                    if visible is None:
-                        # Prefix not yet locatable. Keep buffering until the
-                        # stream ends.
-                        if not finish_reason_type:
-                            continue
-                        # Stream ended before the forced prefix was parseable —
-                        # emit an SSE error frame so the client can distinguish
-                        # this from "silent audio, zero transcription" and raise
-                        # a real error instead of quietly succeeding.
-                        logger.warning(
-                            "Fused auto-detect stream finished before prefix "
-                            "was parseable; returning detection-failed error."
-                        )
-                        error = self.create_streaming_error_response(
-                            "language auto-detect failed: forced-prefix sentinel "
-                            "was not produced before stream end"
-                        )
-                        yield f"data: {error}\n\n"
-                        yield "data: [DONE]\n\n"
-                        return
-                    if lang is not None and request.language is None:
-                        request.language = lang
-                        logger.info("Auto-detected language: '%s'", lang)
-                else:
-                    visible = cumulative_text
-
-                delta = visible[len(visible_buffer) :]
-                visible_buffer = visible
-
-                # Send content delta if there's new text
-                if delta:
-                    choice_data = TranscriptionStreamChoice(
-                        delta=DeltaMessage(content=delta),
-                        finish_reason=None,
-                    )
-                    chunk = TranscriptionStreamResponse(
-                        id=request_id,
-                        created=created_time,
-                        model=model,
-                        choices=[choice_data],
-                    )
-                    yield f"data: {chunk.model_dump_json()}\n\n"
-
-                # Send finish reason when done
-                if finish_reason_type:
-                    choice_data = TranscriptionStreamChoice(
-                        delta=DeltaMessage(),
-                        finish_reason=finish_reason_type,
-                    )
-                    chunk = TranscriptionStreamResponse(
-                        id=request_id,
-                        created=created_time,
-                        model=model,
-                        choices=[choice_data],
-                    )
-                    yield f"data: {chunk.model_dump_json()}\n\n"
-
-        except ValueError as e:
-            error = self.create_streaming_error_response(str(e))
-            yield f"data: {error}\n\n"
-
-        yield "data: [DONE]\n\n"
+        raise NotImplementedError('slim removed the body of OpenAIServingTranscription._generate_transcription_stream: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def _generate_chunked_asr_stream(
         self,
@@ -300,84 +187,5 @@ class OpenAIServingTranscription(OpenAIServingBase):
         request: TranscriptionRequest,
         raw_request: Request,
     ) -> AsyncGenerator[str, None]:
-        """Chunk-based streaming for ASR with prefix rollback.
-
-        Audio is split into chunks and each chunk is processed as an
-        independent request. Partial transcripts are emitted via SSE
-        with prefix rollback to reduce boundary jitter.
-
-        TODO:
-        - Token-level streaming within chunks (stream=True)
-        - Encoder window caching across chunks
-        - Cross-chunk KV cache reuse
-        """
-        created_time = int(time.time())
-        request_id = f"{self._request_id_prefix()}{uuid.uuid4().hex}"
-        model = request.model
-        state = StreamingASRState(**self._adapter.chunked_streaming_config)
-        # Track only the trailing char of the cumulative emit; `needs_space`
-        # uses prev[-1] / cur[0] so we don't need to keep the full buffer.
-        last_char = ""
-
-        try:
-            chunks = split_audio_chunks(request.audio_data, state.chunk_size_sec)
-
-            for i, chunk_audio in enumerate(chunks):
-                if await raw_request.is_disconnected():
-                    logger.info("[streaming_asr] client disconnected, stopping")
-                    break
-                is_last = i == len(chunks) - 1
-
-                delta = await process_asr_chunk(
-                    tokenizer_manager=self.tokenizer_manager,
-                    adapter=self._adapter,
-                    state=state,
-                    audio_data=chunk_audio,
-                    sampling_params=adapted_request.sampling_params,
-                    is_last=is_last,
-                    raw_request=raw_request,
-                    routing_key=self.extract_routing_key(raw_request),
-                )
-
-                if delta:
-                    for word in delta.split(" "):
-                        if not word:
-                            continue
-                        content = f" {word}" if needs_space(last_char, word) else word
-                        last_char = content[-1]
-                        chunk_resp = TranscriptionStreamResponse(
-                            id=request_id,
-                            created=created_time,
-                            model=model,
-                            choices=[
-                                TranscriptionStreamChoice(
-                                    delta=DeltaMessage(content=content),
-                                    finish_reason=None,
-                                )
-                            ],
-                        )
-                        yield f"data: {chunk_resp.model_dump_json()}\n\n"
-
-            # Send final stop
-            chunk_resp = TranscriptionStreamResponse(
-                id=request_id,
-                created=created_time,
-                model=model,
-                choices=[
-                    TranscriptionStreamChoice(
-                        delta=DeltaMessage(),
-                        finish_reason="stop",
-                    )
-                ],
-            )
-            yield f"data: {chunk_resp.model_dump_json()}\n\n"
-
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            logger.exception("[streaming_asr] unrecoverable error")
-            error = self.create_streaming_error_response(str(e))
-            yield f"data: {error}\n\n"
-
-        yield "data: [DONE]\n\n"
+        raise NotImplementedError('slim removed the body of OpenAIServingTranscription._generate_chunked_asr_stream: it never ran in any recording (see sglang/REMOVED.md)')
 

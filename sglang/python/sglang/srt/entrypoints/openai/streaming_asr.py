@@ -1,9 +1,7 @@
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
 
-from fastapi import Request
 
 from sglang.srt.entrypoints.openai.transcription_adapters.base import (
     TranscriptionAdapter,
@@ -50,26 +48,7 @@ class StreamingASRState:
         raise NotImplementedError('slim removed the body of StreamingASRState.finalize: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-def split_audio_chunks(audio_data: bytes, chunk_size_sec: float) -> List[bytes]:
-    raise NotImplementedError('slim removed the body of split_audio_chunks: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 _NO_SPACE_BEFORE = frozenset(".,!?;:%)]}，。！？；：、）】》」』")
 _NO_SPACE_AFTER = frozenset("([{（【《「『")
 
 
-def needs_space(prev: str, cur: str) -> bool:
-    raise NotImplementedError('slim removed the body of needs_space: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-async def process_asr_chunk(
-    tokenizer_manager: TokenizerManager,
-    adapter: TranscriptionAdapter,
-    state: StreamingASRState,
-    audio_data: bytes,
-    sampling_params: Dict[str, Any],
-    is_last: bool,
-    raw_request: Optional[Request] = None,
-    routing_key: Optional[str] = None,
-) -> str:
-    raise NotImplementedError('slim removed the body of process_asr_chunk: it never ran in any recording (see sglang/REMOVED.md)')

@@ -24,6 +24,14 @@ class IdleSleeper:
     data that needs handling immediately.
     """
 
+    def __init__(self, sockets):
+        self.poller = zmq.Poller()
+        self.last_empty_time = real_time()
+        for s in sockets:
+            self.poller.register(s, zmq.POLLIN)
+
+        self.empty_cache_interval = envs.SGLANG_EMPTY_CACHE_INTERVAL.get()
+
 class RustServerIdleSleeper:
     """Idle sleeper for the embedded Rust server.
 
@@ -33,4 +41,10 @@ class RustServerIdleSleeper:
     the instant a producer pushes, so there's no added latency for real
     requests — or the timeout elapses.
     """
+
+    def __init__(self, rust_server: RustServer, timeout_ms: int = 1000):
+        self.rust_server = rust_server
+        self.timeout_ms = timeout_ms
+        self.last_empty_time = real_time()
+        self.empty_cache_interval = envs.SGLANG_EMPTY_CACHE_INTERVAL.get()
 

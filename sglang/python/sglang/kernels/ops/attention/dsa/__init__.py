@@ -4,9 +4,7 @@
 
 
 def pick_dsl_expand(*args, **kwargs):
-    from .cutedsl_paged_mqa_logits import pick_dsl_expand as _pick_dsl_expand
-
-    return _pick_dsl_expand(*args, **kwargs)
+    raise NotImplementedError('slim removed the body of pick_dsl_expand: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def __getattr__(name: str):

@@ -12,7 +12,8 @@ from .moe import (
     mega_moe_pre_dispatch,
     silu_and_mul_clamp,
     silu_and_mul_contig_post_quant,
-    )
+    silu_and_mul_masked_post_quant,
+)
 
 __all__ = [
     "CompressorDecodePlan",
@@ -22,5 +23,6 @@ __all__ = [
     "mega_moe_pre_dispatch",
     "mask_topk_ids",
     "silu_and_mul_clamp",
+    "silu_and_mul_masked_post_quant",
     "silu_and_mul_contig_post_quant",
 ]

@@ -40,6 +40,21 @@ def silu_and_mul_clamp(
     raise NotImplementedError('slim removed the body of silu_and_mul_clamp: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def silu_and_mul_masked_post_quant(
+    input: torch.Tensor,
+    output: torch.Tensor,
+    output_scale: torch.Tensor,
+    quant_group_size: int,
+    masked_m: torch.Tensor,
+    scale_ue8m0: bool = False,
+    topk: int = 8,
+    transposed: bool = False,
+    swiglu_limit: Optional[float] = None,
+    swizzle: bool = False,
+) -> None:
+    raise NotImplementedError('slim removed the body of silu_and_mul_masked_post_quant: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def silu_and_mul_contig_post_quant(
     input: torch.Tensor,
     output: torch.Tensor,
