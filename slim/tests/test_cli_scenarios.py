@@ -2,6 +2,7 @@
 
 from typer.testing import CliRunner
 
+from scenarios.spec import load_scenario, scenario_names
 from slim.cli import DB, app
 from slim.recording import PENDING
 
@@ -15,3 +16,5 @@ def test_the_matrix_tells_recorded_pending_and_unrecorded_apart():
     assert state["dsv3_fp8_tp1"] == "recorded"
     assert all(state[name] == "pending: see below" for name in pending)
     assert state["r1_nvfp4_ep16"] == "not recorded: see below"
+    awaiting = [name for name in scenario_names() if load_scenario(name).awaiting_verify]
+    assert all(state[name] == "recorded, verify pending: see below" for name in awaiting)
