@@ -404,10 +404,10 @@ class _Reach:
                 self.binding(path, b)
 
     def run(self) -> Liveness:
-        self.ran_names = {key[1] for key, why in self.fixed.items() if why.startswith("run in") and "." not in key[1]}
+        ran = [key for key, why in self.fixed.items() if why.startswith("run in")]
+        self.ran_names = {key[1] for key in ran if "." not in key[1]}
         self.named_by_request_code = {
-            name for key, why in self.fixed.items()
-            if why.startswith("run in") and key[:2] in self.defs and self.policy.sampled_for(key[0]) is not None
+            name for key in ran if key[:2] in self.defs and self.policy.sampled_for(key[0]) is not None
             for name in _positive(self.defs[key[:2]].own_refs)}
         while self.todo:
             event = self.todo.popleft()
