@@ -110,8 +110,8 @@ def load_scenario(name: str) -> Scenario:
             hardware=_hardware(data.get("hardware", {})),
             status=data.get("status"),
             awaiting_verify=data.get("awaiting_verify"),
-            requests=[Request(**r) for r in _workload_requests(data.get("workload"))
-                      + data.get("requests", [])],
+            requests=[Request(**r) for r in _omit(_workload_requests(data.get("workload"))
+                                                  + data.get("requests", []), data.get("omit"))],
             **_compare(data.get("compare")),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
@@ -125,6 +125,19 @@ def _compare(table: dict | None) -> dict:
     if not table.get("reason"):
         raise KeyError("[compare] needs a reason for its logprob_atol")
     return {"logprob_atol": float(table["logprob_atol"]), "logprob_atol_reason": table["reason"]}
+
+
+def _omit(requests: list[dict], table: dict | None) -> list[dict]:
+    """[omit] requests = [...], reason = "...": a scenario drops workload requests only with a
+    reason (upstream itself fails them under its flags), and only requests the workload has."""
+    if table is None:
+        return requests
+    if not table.get("reason"):
+        raise KeyError("[omit] needs a reason for dropping requests")
+    unknown = set(table["requests"]) - {r["name"] for r in requests}
+    if unknown:
+        raise KeyError(f"[omit] names requests the workload lacks: {', '.join(sorted(unknown))}")
+    return [r for r in requests if r["name"] not in table["requests"]]
 
 
 def _hardware(table: dict) -> Hardware:

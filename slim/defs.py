@@ -58,14 +58,18 @@ class Scan:
     modules: list[tuple[int, str]]  # (line, module) an import there may load or a string there names, sorted
     computed_imports: bool  # import_module/__import__ called with a name it computes
     imported: list[tuple[int, str]] = field(default_factory=list)  # (line, name) an import binds or loads
+    calls: list[tuple[int, str]] = field(default_factory=list)  # (line, name) called there: `f()`, `x.f()`
 
 
 def scan(tree: ast.AST, path: str = "") -> Scan:
     idents: list[tuple[int, str]] = []
     imported: list[tuple[int, str]] = []
     modules: list[tuple[int, str]] = []
+    calls: list[tuple[int, str]] = []
     computed = False
     for sub in ast.walk(tree):
+        if isinstance(sub, ast.Call) and (callee := dotted(sub.func)):
+            calls.append((sub.lineno, callee.rsplit(".", 1)[-1]))
         if isinstance(sub, ast.Name):
             idents.append((sub.lineno, sub.id))
         elif isinstance(sub, ast.Attribute):
@@ -84,7 +88,12 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
             computed = True
     idents.sort()
     modules.sort()
-    return Scan(idents, modules, computed, imported)
+    calls.sort()
+    return Scan(idents, modules, computed, imported, calls)
+
+
+def _spanned(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[tuple[int, str]]:
+    return items[bisect_left(lines, first):bisect_right(lines, last)]
 
 
 def in_span(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[str]:
@@ -151,6 +160,7 @@ class Def:
     # (MACHINERY_BASES) keeps them all; a dataclass's method stays for its own reasons (a dunder).
     lean_implicit: str | None = None
     declarative: bool = False  # a class whose body is declarations (see DECLARATIVE_BASES)
+    calls: list[tuple[int, str]] = field(default_factory=list)  # (line, name) it calls (a class: its methods too)
 
     @property
     def lines(self) -> int:
@@ -209,6 +219,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
     scanned = scanned or scan(tree, path)
     ident_lines = [line for line, _ in scanned.idents]
     module_lines = [line for line, _ in scanned.modules]
+    call_lines = [line for line, _ in scanned.calls]
 
     def refs_of(node) -> Counter:
         return Counter(in_span(scanned.idents, ident_lines, first_line(node), node.end_lineno))
@@ -232,7 +243,8 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
                         bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
                         body_line, header, _def_implicit(node, in_class, machinery) if not is_class else machinery,
-                        own_implicit is not None)
+                        own_implicit is not None,
+                        _spanned(scanned.calls, call_lines, first_line(node), node.end_lineno))
                 out.append(d)
                 if is_class:
                     start = len(out)
@@ -390,6 +402,9 @@ class ModuleIndex:
     computed_imports: bool = False  # imports modules by names it computes
     # (line, identifier) of every use, imports not: only the "lines" plan reads it, so only it asks
     uses: list[tuple[int, str]] = field(default_factory=list)
+    # (line, word) of the strings a module-level `register...(...)` call passes: a registry that
+    # imports its entry by module and class name (`register_backend("file", "...", "HiCacheFile")`)
+    string_registrations: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _module_statements(body: list[ast.stmt]):
@@ -441,4 +456,17 @@ def index_module(path: str, source: bytes, with_uses: bool = False) -> ModuleInd
     return ModuleIndex(path, collect_defs(tree, scanned, path), Counter(name for _, name in scanned.idents),
                        registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
                        scanned.computed_imports,
-                       sorted(set(scanned.idents) - set(scanned.imported)) if with_uses else [])
+                       sorted(set(scanned.idents) - set(scanned.imported)) if with_uses else [],
+                       string_registrations(tree))
+
+
+def string_registrations(tree: ast.Module) -> list[tuple[int, str]]:
+    """The words of string arguments to module-level `register...(...)` calls, at the call's line."""
+    found = []
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if isinstance(call, ast.Call) and dotted(call.func).rsplit(".", 1)[-1].startswith("register"):
+            found.extend((call.lineno, word) for arg in call.args
+                         if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                         for word in IDENT.findall(arg.value))
+    return found

@@ -424,8 +424,9 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
         imported.defs, imported.edits = decide_defs_by_names(indexes, ran, policy)
         imported.policy = policy
         return imported
-    hot = hot_names(indexes, executed_lines(recordings)) if policy.lines else None
-    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings), hot)
+    executed = executed_lines(recordings) if policy.lines else None
+    hot = hot_names(indexes, executed) if executed is not None else None
+    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings), hot, executed)
     unreached = {i.path: UNREACHED for i in indexes if i.path not in live.modules}
     plan = make_plan(files, recordings, extra=extra, unreached=unreached)
     plan.defs, plan.edits = decide_defs([i for i in indexes if i.path in live.modules], live)

@@ -70,7 +70,8 @@ class Policy:
     # reach that also cuts the methods of classes never instantiated and stubs what only modules
     # where nothing ran hold (slim/reach.py), and takes deleted defs' trailing blank lines; "lines"
     # is lean that also stubs never-run defs no executed line names (line-mode recordings), outside
-    # the [[sampled]] paths; "surface" is lean that does so only under the [[off_surface]] paths.
+    # the [[sampled]] paths; "surface" is lean that does so only under the [[off_surface]] paths,
+    # and that elsewhere keeps whole the flag-built code (what ran code calls on unexecuted lines).
     mode: str = "names"
     wholes: tuple[Whole, ...] = ()
     sampled: tuple[Sampled, ...] = ()
@@ -91,8 +92,15 @@ class Policy:
             return self.sampled_for(file) is None
         return self.mode == "surface" and self.off_surface_for(file) is not None
 
+    def flag_built(self, file: str) -> bool:
+        """Whether "surface" keeps whole what code that ran calls in `file` (see slim/reach.py):
+        a launch flag inside the surface builds it, though no scenario set that flag."""
+        return self.mode == "surface" and self.off_surface_for(file) is None
+
     def whole_for(self, file: str) -> Whole | None:
-        return _first_under(self.wholes, file)
+        """The [[whole]] entry over `file`; an [[off_surface]] file inside a [[whole]] folder (an
+        AMD all-to-all among the EP dispatchers) is judged as off the surface."""
+        return _first_under(self.wholes, file) if self.off_surface_for(file) is None else None
 
     def sampled_for(self, file: str) -> Sampled | None:
         return _first_under(self.sampled, file)

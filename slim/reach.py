@@ -36,6 +36,13 @@ whatever object the name is looked up on):
   count) is stubbed the same way: kept code names it only on branches no recording took; the
   "surface" mode does so only under the policy's `[[off_surface]]` paths (features outside the
   supported surface), since elsewhere a branch no recording took may be another flag of it;
+- ("surface" mode, outside `[[off_surface]]`) a function or class that a function which ran calls
+  on a line no recording executed (`IdleSleeper(...)` under `if sleep_on_idle:`), or that a
+  module-level `register...("name", "module", "Class")` call that ran names, is flag-built: a
+  launch flag inside the surface that no scenario set takes that branch. It is judged by name
+  only (no stub, its class keeps the methods kept code names, the never-instantiated cut spares
+  it), and so is what it calls in turn where none of that ran (functions and classes by name;
+  methods through their kept class);
 - the keep-policy's `[[whole]]` paths (code of matrix scenarios no host here could record: 2 GPUs)
   and whatever policy-kept code reaches are judged by name only: no stubs, and their classes keep
   their methods though no recording instantiated them;
@@ -113,12 +120,14 @@ def _positive(refs) -> list[str]:
 
 class _Reach:
     def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]],
-                 policy: Policy, policy_live: set[Key] | None = None, hot: set[str] | None = None) -> None:
+                 policy: Policy, policy_live: set[Key] | None = None, hot: set[str] | None = None,
+                 executed: dict[str, set[int]] | None = None) -> None:
         # The "lean" rules (never-instantiated classes, stubs, dataclass methods as plain methods)
         # judge by what ran; policy_live: what policy-kept code may call, which they leave alone.
         self.policy, self.policy_live = policy, policy_live or set()
         self.judge = policy.lean
         self.hot = hot  # "lines" mode: identifiers some executed line uses
+        self.executed = executed  # line-mode recordings: file -> lines some recording executed
         self.index = {i.path: i for i in indexes}
         self.by_module = {module_name(p): p for p in self.index}
         self.family_runs = family_runs
@@ -160,6 +169,7 @@ class _Reach:
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.named_by_request_code: set[str] = set()  # names that ran defs under [[sampled]] paths use
+        self.called: set[str] = set()  # "surface": names ran code calls, through never-run callees
         self.registered: dict[str, list[Def]] = {}
         self.touched_files: set[str] = set()  # files with a def that ran or is kept by policy
 
@@ -296,7 +306,8 @@ class _Reach:
         if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
             return OVERRIDE
         if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
-                and not (self.judge and _declarative(self.defs[(path, member.parent)])):
+                and not (self.judge and _declarative(self.defs[(path, member.parent)])) \
+                and not self._flag_built(path, member):
             return None  # (a dataclass is built without a method of its own running: not so judged)
         if member.name in self.out.needed:
             return REFERENCED
@@ -319,7 +330,7 @@ class _Reach:
                 and self.out.defs[key] in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path) is None):
             return None
-        if path not in self.touched_files:  # lean: nothing in its module ran
+        if path not in self.touched_files and not self._flag_built(path, d):  # lean: nothing in its module ran
             return STUB
         if self.hot is not None and key not in self.fixed and d.name not in self.hot \
                 and self.policy.judged_by_lines(path):  # lines, surface
@@ -365,7 +376,7 @@ class _Reach:
                 and not d.name.endswith(EXCEPTION_SUFFIXES)
                 and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
                 and not self._descendant_touched(d.name)
-                and not self._built_on_request_path(path, d))
+                and not self._built_on_request_path(path, d) and not self._flag_built(path, d))
         return self.never_made[(path, qualname)]
 
     def _built_on_request_path(self, path: str, d: Def) -> bool:
@@ -374,6 +385,39 @@ class _Reach:
         Classes chosen by launch flags are left to the recordings, and off-surface ones stay cut."""
         return (d.name in self.named_by_request_code and self.policy.sampled_for(path) is not None
                 and self.policy.off_surface_for(path) is None)
+
+    def _flag_built(self, path: str, d: Def) -> bool:
+        """"surface", outside [[off_surface]]: code that ran calls the def (or its class) on a branch
+        no recording took, or through defs it so calls: a launch flag inside the surface takes it
+        (`IdleSleeper(...)` under --sleep-on-idle), so it keeps its body and its class its methods."""
+        name = self.defs[(path, d.parent)].name if d.kind == "method" else d.name
+        return name in self.called and self.policy.flag_built(path)
+
+    def _calls_from_ran(self, ran: list[Key]) -> set[str]:
+        """Functions and classes that functions which ran call on lines no recording executed (the
+        branch of a flag no scenario set), followed through everything those callees call where
+        none of their code ran. Methods are not followed by name: a class so kept keeps the
+        methods kept code names."""
+        executed = self.executed or {}
+        never_ran: dict[str, set[str]] = defaultdict(set)
+        for (path, qualname), d in self.defs.items():
+            if d.parent is None and self.policy.flag_built(path) and not (
+                    _key(path, d) in self.fixed if d.kind == "function" else self._ran_inside(path, qualname)):
+                never_ran[d.name].update(name for _, name in d.calls)
+        todo = [name for path, qualname, _ in ran if (d := self.defs.get((path, qualname))) and d.kind != "class"
+                for line, name in d.calls if line not in executed.get(path, ())]
+        todo += [word for path, index in self.index.items() for line, word in index.string_registrations
+                 if line in executed.get(path, ())]  # a registry's entries by name: a flag picks one
+        seen: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name not in seen and name in never_ran:
+                seen.add(name)
+                todo.extend(never_ran[name])
+        return seen
+
+    def _ran_inside(self, path: str, qualname: str) -> bool:
+        return any(_key(path, m) in self.fixed for m in self.members[(path, qualname)])
 
     def _descendant_touched(self, name: str) -> bool:
         seen, todo = set(), [name]
@@ -409,6 +453,8 @@ class _Reach:
         self.named_by_request_code = {
             name for key in ran if key[:2] in self.defs and self.policy.sampled_for(key[0]) is not None
             for name in _positive(self.defs[key[:2]].own_refs)}
+        if self.policy.mode == "surface":
+            self.called = self._calls_from_ran(ran)
         while self.todo:
             event = self.todo.popleft()
             if event[0] == "name":
@@ -422,12 +468,12 @@ class _Reach:
 
 def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str],
-          hot: set[str] | None = None) -> Liveness:
+          hot: set[str] | None = None, executed: dict[str, set[int]] | None = None) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring)."""
     policy_live = _policy_reach(indexes, policy, ran) if policy.lean else set()
     ignored: set[Key] = set()
     while True:
-        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot)
+        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot, executed)
         more = _import_time_roots(walker, ignored)
         if not more:
             return walker.out
@@ -482,8 +528,9 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, lis
     return live
 
 
-def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live, hot) -> _Reach:
-    walker = _Reach(indexes, family_runs, policy, policy_live, hot)
+def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live, hot,
+          executed=None) -> _Reach:
+    walker = _Reach(indexes, family_runs, policy, policy_live, hot, executed)
     for index in indexes:
         whole = policy.files.get(index.path)
         if whole:

@@ -107,6 +107,21 @@ def test_a_scenario_widens_the_logprob_tolerance_only_with_a_reason(tmp_path, mo
         load_scenario("bare")
 
 
+def test_a_scenario_omits_workload_requests_only_by_name_and_with_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr("scenarios.spec.SCENARIO_DIR", tmp_path)
+    head = 'description = "d"\nmodel = "m"\nworkload = "serving"\n[server]\nargs = []\n'
+    (tmp_path / "full.toml").write_text(head)
+    (tmp_path / "cut.toml").write_text(head + '[omit]\nrequests = ["chat_topk_minp_seeded"]\nreason = "r"\n')
+    (tmp_path / "bare.toml").write_text(head + '[omit]\nrequests = ["chat_topk_minp_seeded"]\n')
+    (tmp_path / "typo.toml").write_text(head + '[omit]\nrequests = ["chat_topk_minp"]\nreason = "r"\n')
+    full = [r.name for r in load_scenario("full").requests]
+    assert [r.name for r in load_scenario("cut").requests] == [n for n in full if n != "chat_topk_minp_seeded"]
+    with pytest.raises(SlimError, match="bare.toml is malformed.*needs a reason"):
+        load_scenario("bare")
+    with pytest.raises(SlimError, match="typo.toml is malformed.*lacks: chat_topk_minp"):
+        load_scenario("typo")
+
+
 def test_token_mismatch_names_request_and_token():
     reference = [{"name": "g", "status": 200, "compare": True, "output": {"output_ids": [5, 6, 7]}}]
     actual = [{"name": "g", "status": 200, "compare": True, "output": {"output_ids": [5, 9, 7]}}]

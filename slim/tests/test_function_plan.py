@@ -147,6 +147,21 @@ def test_index_leaves_out_references_on_folded_platform_branches():
     assert refs["cuda_a"] == refs["cuda_b"] == refs["kept_c"] == 1
 
 
+def test_index_records_call_sites_and_string_registrations():
+    source = textwrap.dedent("""\
+        register_backend("file", "sglang.srt.store", "FileStore")
+        other("NotARegistration")
+
+        def pick(flag):
+            if flag:
+                return Sleeper(1).nap()
+            return helper()
+        """).encode()
+    index = index_module("sglang/srt/x.py", source)
+    assert index.string_registrations == [(1, "file"), (1, "sglang"), (1, "srt"), (1, "store"), (1, "FileStore")]
+    assert index.defs[0].calls == [(6, "Sleeper"), (6, "nap"), (7, "helper")]
+
+
 def test_apply_is_deterministic(planned, tmp_path):
     plan, root, pin = planned
     apply_plan(plan, root, pin, tmp_path / "a")

@@ -87,6 +87,18 @@ def test_off_surface_paths_load_with_their_reason_and_only_surface_mode_judges_t
     lines = dataclasses.replace(policy, mode="lines")
     assert lines.judged_by_lines(linear) and not lines.judged_by_lines(scheduler)
     assert not dataclasses.replace(policy, mode="lean").judged_by_lines(lora)
+    assert policy.flag_built(linear) and not policy.flag_built(lora)  # flag-built code: surface only
+    assert not dataclasses.replace(policy, mode="lean").flag_built(linear)
     path.write_text('[[off_surface]]\npaths = ["sglang/srt/lora/"]\n')
     with pytest.raises(SlimError, match="off_surface entry 1 lacks reason"):
         load_policy(path)
+
+
+def test_an_off_surface_file_inside_a_whole_folder_is_judged_off_the_surface(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[plan]\nmode = "surface"\n[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'
+                    'scenario = "r1_fp8_ep2"\n[[off_surface]]\npaths = ["sglang/srt/ep/amd.py"]\n'
+                    'reason = "not NVIDIA"\n')
+    policy = load_policy(path)
+    assert policy.whole_for("sglang/srt/ep/deepep.py").reason == "2 GPUs"
+    assert policy.whole_for("sglang/srt/ep/amd.py") is None and policy.judged_by_lines("sglang/srt/ep/amd.py")

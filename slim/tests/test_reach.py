@@ -181,6 +181,32 @@ def test_surface_judges_by_lines_only_off_the_surface(wheel_tree):
     assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
 
 
+def test_surface_keeps_whole_what_ran_code_calls_on_a_branch_no_recording_took(wheel_tree, tmp_path):
+    """A function that ran calls `rare_path(...)` and `RareOptions()` on a branch no recording took
+    (a launch flag no scenario set): under "surface" they keep their bodies and methods, and so
+    does what they call in turn (`_format`, `lazy_label`), so the flag's branch runs on the slimmed
+    tree. Under an [[off_surface]] path they are judged by what ran, as "lean" judges them."""
+    root, pin = wheel_tree
+    scan = (root / REACH / "scan.py").read_text().splitlines()
+    rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
+    recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface"))
+    rare = decisions(plan, f"{REACH}/rare.py")
+    assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
+    assert rare["RareOptions.__init__"][0] == "keep" and rare["rare_summary"][0] == "delete"
+    assert decisions(plan, f"{REACH}/lazy.py")["lazy_label"][0] == "keep"
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    env = {**os.environ, "PYTHONPATH": str(out / "python"), "SLIM_FIXTURE_RARE": "1"}
+    code = "from sglang.srt.reach.scan import load_all; print(load_all()[1])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "level 1", run.stderr
+    off = OffSurface(f"{REACH}/rare.py", "a feature outside the surface")
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
+    rare = decisions(plan, f"{REACH}/rare.py")
+    assert rare["rare_path"][0] == "stub" and rare["RareOptions.__init__"] == ("delete", NEVER_RUN)
+
+
 def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):
     whole = Whole(f"{REACH}/rare.py", "needs 2 GPUs", "r1_fp8_tp2")
     rare = decisions(planned(wheel_tree, "lean", wholes=(whole,))[0], f"{REACH}/rare.py")

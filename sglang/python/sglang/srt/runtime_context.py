@@ -755,6 +755,19 @@ class RuntimeContext:
         self.resources = Resources()
         self.forward = ForwardFlags()
 
+    def get_stream(self, name: str) -> Any:
+        """Named process-level CUDA side stream: get-or-create, shared by
+        name (the keyed-lazy pattern of the persistent buffers). Creation is
+        a driver call that must stay outside cuda-graph capture — call sites
+        lease their stream at init/warmup time."""
+        stream = self.resources.streams.get(name)
+        if stream is None:
+            import torch
+
+            stream = torch.cuda.Stream()
+            self.resources.streams[name] = stream
+        return stream
+
     def get_buffer(self, name: str, factory: Any) -> Any:
         """Named process-level persistent buffer: get-or-create via
         ``factory()``, shared by name (the keyed-lazy pattern of the
@@ -1194,6 +1207,10 @@ def publish(server_args, *, role: str, hf_config: Any = None) -> RuntimeContext:
             flush=True,
         )
     return _CONTEXT
+
+
+def get_stream(name: str) -> Any:
+    return _CONTEXT.get_stream(name)
 
 
 def get_buffer(name: str, factory: Any) -> Any:

@@ -15,6 +15,7 @@ Two pieces of state, both private to the torch.compile path (the
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 
 import torch
 
@@ -23,9 +24,27 @@ _pcg_capture_stream: torch.cuda.Stream | None = None
 
 
 def is_in_torch_compile_warmup() -> bool:
-    """True while inside the tc_piecewise warmup-compile pass. Strict subset of
-    ``torch.compiler.is_compiling()``.
+    raise NotImplementedError('slim removed the body of is_in_torch_compile_warmup: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+@contextmanager
+def enable_torch_compile_warmup():
+    """Mark the enclosed scope as the tc_piecewise warmup-compile pass. The FX
+    piecewise backend uses this to skip CUDA graph capture during warmup.
     """
-    return _in_torch_compile_warmup
+    global _in_torch_compile_warmup
+    _in_torch_compile_warmup = True
+    try:
+        yield
+    finally:
+        _in_torch_compile_warmup = False
 
 
+@contextmanager
+def set_pcg_capture_stream(stream: torch.cuda.Stream):
+    global _pcg_capture_stream
+    _pcg_capture_stream = stream
+    try:
+        yield
+    finally:
+        _pcg_capture_stream = None

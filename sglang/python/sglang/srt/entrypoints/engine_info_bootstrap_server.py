@@ -14,7 +14,7 @@
 
 import logging
 import threading
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import uvicorn
 from fastapi import FastAPI, HTTPException
@@ -96,3 +96,10 @@ class EngineInfoBootstrapServer:
         self._thread.start()
         logger.info(f"EngineInfoBootstrapServer started on {host}:{port}")
 
+    def close(self):
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def get_transfer_engine_info(self, rank: int) -> Optional[Tuple]:
+        """Direct in-process access for co-located HTTP server (no HTTP round-trip)."""
+        return self.transfer_engine_info.get(rank)

@@ -5,8 +5,10 @@
 import logging
 
 from openai_harmony import (
+    HarmonyEncodingName,
     ReasoningEffort,
-    )
+    load_harmony_encoding,
+)
 
 from sglang.srt.entrypoints.openai.protocol import ResponseInputOutputItem
 
@@ -21,7 +23,14 @@ REASONING_EFFORT = {
 _harmony_encoding = None
 
 
+def get_encoding():
+    global _harmony_encoding
+    if _harmony_encoding is None:
+        _harmony_encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+    return _harmony_encoding
+
+
 def get_stop_tokens_for_assistant_actions() -> list[int]:
-    raise NotImplementedError('slim removed the body of get_stop_tokens_for_assistant_actions: it never ran in any recording (see sglang/REMOVED.md)')
+    return get_encoding().stop_tokens_for_assistant_actions()
 
 

@@ -4,6 +4,7 @@ This mechanism allows upstream callers to leave the body opaque
 (no parse/merge/re-serialize).
 """
 
+from fastapi import HTTPException
 
 # request header -> (target attribute, value type)
 _HEADER_OVERRIDES = {
@@ -19,4 +20,14 @@ _HEADER_OVERRIDES = {
 
 
 def apply_header_overrides(obj, headers) -> None:
-    raise NotImplementedError('slim removed the body of apply_header_overrides: it never ran in any recording (see sglang/REMOVED.md)')
+    """Override request based on header values. Fail the request when any override has issues."""
+    for header, (attr, cast) in _HEADER_OVERRIDES.items():
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            setattr(obj, attr, cast(value))
+        except ValueError as e:
+            raise HTTPException(
+                status_code=400, detail=f"invalid {header} header {value!r}: {e}"
+            ) from e

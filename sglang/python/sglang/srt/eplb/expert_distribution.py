@@ -184,6 +184,22 @@ class _ExpertDistributionRecorderReal(ExpertDistributionRecorder):
         finally:
             self._disable_all = previous_disable_all
 
+    def _on_forward_pass_start(self, forward_batch: ForwardBatch):
+        if not self._recording:
+            return
+        for gatherer_key, gatherer in self._single_pass_gatherers.items():
+            gatherer.reset()
+            gatherer.on_forward_pass_start(forward_batch)
+
+    def _on_forward_pass_end(self, forward_pass_id: int, outputs: Dict[str, Any]):
+        if not self._recording:
+            return
+        for gatherer_key, gatherer in self._single_pass_gatherers.items():
+            single_pass_data = gatherer.collect()
+            self._accumulator.append(
+                forward_pass_id, gatherer_key, single_pass_data, outputs
+            )
+
     def on_select_experts(self, topk_ids: torch.Tensor):
         self._on_hook("on_select_experts", topk_ids=topk_ids)
 
@@ -209,6 +225,30 @@ class _ExpertDistributionRecorderReal(ExpertDistributionRecorder):
             "on_deepep_dispatch_low_latency",
             local_physical_count_of_layer=local_physical_count_of_layer,
         )
+
+    def _on_hook(self, hook_name: str, **kwargs):
+        if self._disable_all:
+            return
+        if not (
+            self._recording or torch.get_device_module().is_current_stream_capturing()
+        ):
+            return
+        gatherer = self._single_pass_gatherers[
+            self._accumulator.get_single_pass_gatherer_key(
+                self._current_debug_name.value
+            )
+        ]
+        getattr(gatherer, hook_name)(layer_idx=self._current_layer_idx.value, **kwargs)
+
+    def _reset(self):
+        """Reset the expert distribution recorder."""
+        logger.info("Resetting ExpertDistributionRecorder...")
+        assert (
+            self._current_layer_idx.value is None
+        ), f"{self._current_layer_idx.value=}"
+        for gatherer in self._single_pass_gatherers.values():
+            gatherer.reset()
+        self._accumulator.reset()
 
     def start_record(self):
         """Start recording the expert distribution."""

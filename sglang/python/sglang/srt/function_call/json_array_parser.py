@@ -21,7 +21,10 @@ class JsonArrayParser(BaseFormatDetector):
         self.tool_call_separator = ","
 
     def has_tool_call(self, text: str) -> bool:
-        raise NotImplementedError('slim removed the body of JsonArrayParser.has_tool_call: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Check if the given text contains a JSON tool call (array or single object).
+        """
+        return "[" in text or "{" in text
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
         """
@@ -34,7 +37,10 @@ class JsonArrayParser(BaseFormatDetector):
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]
     ) -> StreamingParseResult:
-        raise NotImplementedError('slim removed the body of JsonArrayParser.parse_streaming_increment: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Streaming incremental parsing with tool validation.
+        """
+        return super().parse_streaming_increment(new_text, tools)
 
     def structure_info(self) -> callable:
         """

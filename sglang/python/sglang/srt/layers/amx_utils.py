@@ -19,5 +19,9 @@ class CPUQuantMethod(IntEnum):
 # TODO: currently gemm kernel has the below requirements:
 # OC: OC % TILE_N == 0 or OC < TILE_N, where TILE_N = 16
 # IC: IC % TILE_K == 0, where TILE_K = 32
+def dim_is_supported(weight):
+    raise NotImplementedError('slim removed the body of dim_is_supported: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 class PackWeightMethod:
     pass

@@ -394,6 +394,21 @@ class ZmqLoadSnapshotWriter:
         self._socket.setsockopt(_zmq.CONFLATE, 1)
         self._socket.connect(endpoint)
 
+    def write(self, snapshot: LoadSnapshot) -> None:
+        if snapshot.dp_rank != self.dp_rank:
+            raise ValueError(
+                f"snapshot dp_rank={snapshot.dp_rank} does not match "
+                f"writer dp_rank={self.dp_rank}"
+            )
+        try:
+            self._socket.send(snapshot_encoder.encode(snapshot), self._zmq.NOBLOCK)
+        except self._zmq.Again:
+            pass
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 # ---------------------------------------------------------------------------
 # Readers
 # ---------------------------------------------------------------------------
@@ -525,6 +540,49 @@ class ZmqShmLoadSnapshotReader:
         self._shm_reader = ShmLoadSnapshotReader(shm_path, dp_size)
         self._shm_writers: dict[int, ShmLoadSnapshotWriter] = {}
 
+    def _poll(self) -> None:
+        """Drain zmq messages and write latest per dp_rank to SHM."""
+        latest: dict[int, LoadSnapshot] = {}
+        while True:
+            try:
+                data = self._socket.recv(self._zmq.NOBLOCK)
+            except self._zmq.Again:
+                break
+            try:
+                snapshot = snapshot_decoder.decode(data)
+                if 0 <= snapshot.dp_rank < self.dp_size:
+                    latest[snapshot.dp_rank] = snapshot
+            except Exception as e:
+                logger.warning("load snapshot zmq decode failed: %s", e)
+
+        for dp_rank, snapshot in latest.items():
+            if dp_rank not in self._shm_writers:
+                self._shm_writers[dp_rank] = ShmLoadSnapshotWriter(
+                    self._shm_path, self.dp_size, dp_rank
+                )
+            try:
+                self._shm_writers[dp_rank].write(snapshot)
+            except Exception as e:
+                logger.warning(
+                    "load snapshot shm write failed for rank %d: %s", dp_rank, e
+                )
+
+    def fileno(self) -> int:
+        """Edge-triggered fd that becomes readable when zmq messages arrive.
+
+        Lets an owner process register the reader with an event loop and drain
+        it via ``poll()`` instead of polling on a timer.
+        """
+        return self._socket.getsockopt(self._zmq.FD)
+
+    def poll(self) -> None:
+        """Drain the zmq PULL socket into SHM.
+
+        Public entry point so an owner process (e.g. MultiTokenizerRouter) can
+        keep SHM fresh without touching internals.
+        """
+        self._poll()
+
     def read(self, dp_rank: int) -> Optional[LoadSnapshot]:
         self._poll()
         return self._shm_reader.read(dp_rank)
@@ -532,6 +590,19 @@ class ZmqShmLoadSnapshotReader:
     def read_all(self) -> list[LoadSnapshot]:
         self._poll()
         return self._shm_reader.read_all()
+
+    def close(self) -> None:
+        for w in self._shm_writers.values():
+            w.close()
+        self._shm_writers.clear()
+        self._shm_reader.close()
+        self._socket.close()
+        if self._endpoint.startswith("ipc://"):
+            try:
+                os.unlink(self._endpoint[len("ipc://") :])
+            except OSError:
+                pass
+
 
 # ---------------------------------------------------------------------------
 # Factory functions

@@ -14,7 +14,7 @@
 import logging
 from contextlib import contextmanager
 from enum import Enum, auto
-from typing import Callable
+from typing import Any, Callable, List, Optional
 
 from sglang.srt.managers.io_struct import BlockReqInput, BlockReqType
 from sglang.srt.utils.poll_based_barrier import PollBasedBarrier
@@ -29,6 +29,68 @@ class SchedulerInputBlocker:
         self._noop = noop
         self._global_unblock_barrier = PollBasedBarrier(noop=noop)
 
+    def handle(self, recv_reqs: Optional[List[Any]]):
+        assert (recv_reqs is None) == self._noop
+
+        if not self._noop:
+            output_reqs = []
+            for recv_req in recv_reqs:
+                output_reqs += self._handle_recv_req(recv_req)
+
+        global_arrived_unblock_barrier = (
+            self._global_unblock_barrier.poll_global_arrived()
+        )
+        if (
+            self._state == _State.GLOBAL_UNBLOCK_BARRIER
+            and global_arrived_unblock_barrier
+        ):
+            output_reqs += self._handle_arrive_unblock_barrier()
+
+        if not self._noop:
+            return output_reqs
+
+    def _handle_recv_req(self, recv_req):
+        if isinstance(recv_req, BlockReqInput):
+            if recv_req.req_type == BlockReqType.BLOCK:
+                self._execute_block_req()
+                return []
+            elif recv_req.req_type == BlockReqType.UNBLOCK:
+                self._execute_unblock_req()
+                return []
+            else:
+                raise NotImplementedError(f"{recv_req=}")
+        else:
+            if self._state == _State.UNBLOCKED:
+                return [recv_req]
+            else:
+                self._pending_reqs.append(recv_req)
+                return []
+
+    def _execute_block_req(self):
+        logger.info("Handle block req")
+        self._change_state(original=_State.UNBLOCKED, target=_State.BLOCKED)
+
+    def _execute_unblock_req(self):
+        logger.info("Handle unblock req")
+        self._change_state(
+            original=_State.BLOCKED, target=_State.GLOBAL_UNBLOCK_BARRIER
+        )
+        self._global_unblock_barrier.local_arrive()
+
+    def _handle_arrive_unblock_barrier(self):
+        logger.info(f"Arrived at unblock barrier ({len(self._pending_reqs)=})")
+        self._change_state(
+            original=_State.GLOBAL_UNBLOCK_BARRIER, target=_State.UNBLOCKED
+        )
+        output_reqs = [*self._pending_reqs]
+        self._pending_reqs.clear()
+        return output_reqs
+
+    def _change_state(self, original: "_State", target: "_State"):
+        assert self._state == original, f"{self._state=} {original=} {target=}"
+        self._state = target
+
+
 class _State(Enum):
     UNBLOCKED = auto()
     BLOCKED = auto()
@@ -37,4 +99,8 @@ class _State(Enum):
 
 @contextmanager
 def input_blocker_guard_region(dispatch_to_scheduler: Callable[[BlockReqInput], None]):
-    raise NotImplementedError('slim removed the body of input_blocker_guard_region: it never ran in any recording (see sglang/REMOVED.md)')
+    dispatch_to_scheduler(BlockReqInput(req_type=BlockReqType.BLOCK))
+    try:
+        yield
+    finally:
+        dispatch_to_scheduler(BlockReqInput(req_type=BlockReqType.UNBLOCK))

@@ -13,11 +13,14 @@ logger = logging.getLogger(__name__)
 _is_cuda = is_cuda()
 _is_hip = is_hip()
 if _is_cuda:
-    from sgl_kernel.kvcacheio import transfer_kv_all_layer_mla
+    pass
 else:
 
     def transfer_kv_all_layer_mla(*args, **kwargs):
-        raise NotImplementedError('slim removed the body of transfer_kv_all_layer_mla: it never ran in any recording (see sglang/REMOVED.md)')
+        raise RuntimeError(
+            "HiSparse device KV transfer requires sgl_kernel.kvcacheio (CUDA/ROCm). "
+            "It is not available on this backend."
+        )
 
 
 class HiSparseDSATokenToKVPool(DSATokenToKVPool):

@@ -84,6 +84,12 @@ class RadixKey:
             return self.limit
         return n
 
+    def raw_token_ids(self) -> array:
+        """token_ids honoring `limit` (copies only when capped)."""
+        n = self._raw_len()
+        t = self.token_ids
+        return t if n == len(t) else t[:n]
+
     def __len__(self) -> int:
         n = self._raw_len()
         if self.is_bigram:

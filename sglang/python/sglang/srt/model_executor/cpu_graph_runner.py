@@ -80,7 +80,18 @@ def set_torch_compile_config():
 
 def get_batch_sizes_to_capture(model_runner: ModelRunner):
     # torch compile speeds up decoding by reducing python overhead on CPU
-    raise NotImplementedError('slim removed the body of get_batch_sizes_to_capture: it never ran in any recording (see sglang/REMOVED.md)')
+    server_args = model_runner.server_args
+    # Reuse cuda_graph_config[decode].bs here.
+    # Users can customize the batch sizes supported by cpu_graph, such as:
+    # --cuda-graph-bs-decode 1 2 4 8 16
+    capture_bs = server_args.cuda_graph_config.decode.bs
+    assert (
+        max(capture_bs) <= server_args.torch_compile_max_bs
+    ), f"{capture_bs=}, {server_args.torch_compile_max_bs=}"
+    capture_bs = [bs for bs in capture_bs if bs <= model_runner.req_to_token_pool.size]
+    capture_bs = list(sorted(set(capture_bs)))
+    assert len(capture_bs) > 0 and capture_bs[0] > 0, f"{capture_bs=}"
+    return capture_bs
 
 
 _CPU_COMPILE_FAKE_OPS: set[str] = set()

@@ -25,7 +25,11 @@ def get_model(
     load_config: LoadConfig,
     device_config: DeviceConfig,
 ) -> nn.Module:
-    raise NotImplementedError('slim removed the body of get_model: it never ran in any recording (see sglang/REMOVED.md)')
+    loader = get_model_loader(load_config, model_config)
+    return loader.load_model(
+        model_config=model_config,
+        device_config=device_config,
+    )
 
 
 __all__ = [

@@ -9,8 +9,10 @@ CURRENT_STREAM_GROUP = None
 
 
 def get_stream_groups() -> list[tuple[torch.cuda.Stream, torch.cuda.Stream]]:
-    raise NotImplementedError('slim removed the body of get_stream_groups: it never ran in any recording (see sglang/REMOVED.md)')
+    """Get the stream groups."""
+    return STREAM_GROUPS
 
 
 def get_current_stream_idx() -> int:
-    raise NotImplementedError('slim removed the body of get_current_stream_idx: it never ran in any recording (see sglang/REMOVED.md)')
+    """Get the current stream index."""
+    return CURRENT_STREAM_IDX

@@ -1,6 +1,10 @@
+import asyncio
+import json
 import logging
+import os
 from abc import ABC
-from typing import List, Optional
+from datetime import datetime
+from typing import List, Optional, Union
 
 from sglang.srt.constants import HEALTH_CHECK_RID_PREFIX
 from sglang.srt.managers.io_struct import EmbeddingReqInput, GenerateReqInput
@@ -22,6 +26,86 @@ class FileRequestMetricsExporter(RequestMetricsExporter):
     Records are written to files in the directory specified by `--export-metrics-to-file-dir`
     server launch flag. File names are of the form `"sglang-request-metrics-{hour_suffix}.log"`.
     """
+
+    def __init__(
+        self,
+        server_args: ServerArgs,
+        obj_skip_names: Optional[set[str]],
+        out_skip_names: Optional[set[str]],
+    ):
+        super().__init__(server_args, obj_skip_names, out_skip_names)
+        self.export_dir = getattr(server_args, "export_metrics_to_file_dir")
+        os.makedirs(self.export_dir, exist_ok=True)
+
+        # File handler state management
+        self._current_file_handler = None
+        self._current_file_lock = asyncio.Lock()
+        self._current_hour_suffix = None
+
+    def _ensure_file_handler(self, hour_suffix: str):
+        """Ensure the file handler is open for the current hour suffix."""
+        if self._current_hour_suffix != hour_suffix:
+            # Close previous file handler if it exists
+            if self._current_file_handler is not None:
+                try:
+                    self._current_file_handler.close()
+                except Exception as e:
+                    logger.warning(f"Failed to close previous file handler: {e}")
+
+            # Open new file handler
+            log_filename = f"sglang-request-metrics-{hour_suffix}.log"
+            log_filepath = os.path.join(self.export_dir, log_filename)
+
+            try:
+                self._current_file_handler = open(log_filepath, "a", encoding="utf-8")
+                self._current_hour_suffix = hour_suffix
+            except Exception as e:
+                logger.error(f"Failed to open log file {log_filepath}: {e}")
+                self._current_file_handler = None
+                self._current_hour_suffix = None
+                raise
+
+    def close(self):
+        """Close the current file handler."""
+        if self._current_file_handler is not None:
+            try:
+                self._current_file_handler.close()
+            except Exception as e:
+                logger.warning(f"Failed to close file handler: {e}")
+            finally:
+                self._current_file_handler = None
+                self._current_hour_suffix = None
+
+    async def write_record(
+        self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict
+    ):
+        # Do not log health check requests, since they don't represent real user requests.
+        if isinstance(obj.rid, str) and HEALTH_CHECK_RID_PREFIX in obj.rid:
+            return
+
+        try:
+            # Get the log file path for the current time.
+            current_time = datetime.now()
+            hour_suffix = current_time.strftime("%Y%m%d_%H")
+
+            async with self._current_file_lock:
+                # Ensure correct file handler is open for current hour
+                self._ensure_file_handler(hour_suffix)
+
+                if self._current_file_handler is None:
+                    return
+
+                metrics_data = self._format_output_data(obj, out_dict)
+
+                def write_file():
+                    json.dump(metrics_data, self._current_file_handler)
+                    self._current_file_handler.write("\n")
+                    self._current_file_handler.flush()
+
+                await asyncio.to_thread(write_file)
+        except Exception as e:
+            logger.exception(f"Failed to write perf metrics to file: {e}")
+
 
 class RequestMetricsExporterManager:
     """Manager class for creating and managing RequestMetricsExporter instances."""

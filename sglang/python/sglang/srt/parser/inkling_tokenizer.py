@@ -70,6 +70,16 @@ ROLE_MESSAGE_TOKENS: dict[str, str] = {
 }
 
 
+def normalize_special_token(token: str) -> str:
+    """Accept either message_user or <|message_user|> spellings."""
+    if token in INKLING_SPECIAL_TOKENS:
+        return token
+    try:
+        return INKLING_SPECIAL_TOKEN_NAMES[token]
+    except KeyError as exc:
+        raise KeyError(f"unknown Inkling special token: {token!r}") from exc
+
+
 @dataclass(frozen=True)
 class InklingTokenizer:
     """Small wrapper around a base text tokenizer plus Inkling framing IDs.
@@ -82,10 +92,14 @@ class InklingTokenizer:
     special_token_ids: Mapping[str, int] | None = None
 
     def encode_text(self, text: str) -> list[int]:
-        raise NotImplementedError('slim removed the body of InklingTokenizer.encode_text: it never ran in any recording (see sglang/REMOVED.md)')
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def encode_special(self, token: str) -> int:
-        raise NotImplementedError('slim removed the body of InklingTokenizer.encode_special: it never ran in any recording (see sglang/REMOVED.md)')
+        special = normalize_special_token(token)
+        token_ids = self.special_token_ids or INKLING_SPECIAL_TOKEN_IDS
+        return int(token_ids[special])
 
     def decode(self, token_ids: list[int]) -> str:
-        raise NotImplementedError('slim removed the body of InklingTokenizer.decode: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.tokenizer.decode(token_ids)

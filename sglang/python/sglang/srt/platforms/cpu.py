@@ -109,4 +109,4 @@ class CpuSRTPlatform(CpuDeviceMixin, SRTPlatform):
     """
 
     def is_pin_memory_available(self, device=None) -> bool:
-        raise NotImplementedError('slim removed the body of CpuSRTPlatform.is_pin_memory_available: it never ran in any recording (see sglang/REMOVED.md)')
+        return False

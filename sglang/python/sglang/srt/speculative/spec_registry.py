@@ -66,4 +66,8 @@ def register_algorithm(
 
 
 def get_spec(name: Optional[str]) -> Optional[CustomSpecAlgo]:
-    raise NotImplementedError('slim removed the body of get_spec: it never ran in any recording (see sglang/REMOVED.md)')
+    """Return the registered spec for ``name``, or ``None`` for builtin /
+    unknown names."""
+    if name is None:
+        return None
+    return _REGISTRY.get(name.upper())

@@ -1,5 +1,8 @@
 import logging
 import os
+from abc import ABC
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
 
 
 from sglang.srt.distributed.parallel_state_wrapper import ParallelState
@@ -39,13 +42,175 @@ def export_cuda_graph_capture_trace(prof_context, *, runner_name: str, tp_rank: 
 
 
 class ProfileManager:
-    pass
+    def __init__(self, ps: ParallelState, cpu_group):
+        self.stage_based_trigger = _StageBasedTrigger(
+            on_start=self._do_start,
+            on_stop=self._do_stop,
+        )
+        self.ps = ps
+        self.cpu_group = cpu_group
+        self.first_rank_in_node = ps.gpu_id == get_device().base_gpu_id
+        self.profiler_kwargs = None
+        self.profiler = None
+
+    def step(self, forward_mode: ForwardMode):
+        stage = _get_stage_from_forward_mode(forward_mode)
+        if stage is None:
+            return
+
+        self.stage_based_trigger.step(stage=stage)
+
+    def configure(
+        self,
+        *,
+        output_dir: Optional[str],
+        start_step: Optional[int],
+        num_steps: Optional[int],
+        activities: Optional[List[str]],
+        with_stack: Optional[bool],
+        record_shapes: Optional[bool],
+        profile_by_stage: bool,
+        profile_id: str,
+        merge_profiles: bool,
+        profile_prefix: str,
+        profile_stages: Optional[List[str]] = None,
+    ):
+        # not supported yet
+        assert start_step is None
+        assert (
+            profile_by_stage
+        ), "only support profile_by_stage=true now"  # `false` can be easily supported
+        assert not merge_profiles
+
+        if output_dir is None:
+            output_dir = os.getenv("SGLANG_TORCH_PROFILER_DIR", "/tmp")
+        if activities is None:
+            activities = ["CPU", "GPU"]
+
+        self.profiler_kwargs = dict(
+            activities=activities,
+            with_stack=with_stack,
+            record_shapes=record_shapes,
+            output_dir=output_dir,
+            output_prefix=profile_prefix,
+            profile_id=profile_id,
+        )
+
+        self.stage_based_trigger.configure(
+            num_steps=num_steps,
+            interesting_stages=profile_stages or ["prefill", "decode"],
+        )
+
+        return ProfileReqOutput(success=True, message="Succeeded")
+
+    def manual_start(self):
+        raise NotImplementedError("manually start is only supported yet")
+
+    def manual_stop(self):
+        raise NotImplementedError("manually stop is only supported yet")
+
+    def _do_start(self, stage: Optional[str] = None):
+        logger.info(
+            f"Profiling starts{f' for {stage}' if stage else ''}. "
+            f"Traces will be saved to: {self.profiler_kwargs['output_dir']} "
+            f"(with profile id: {self.profiler_kwargs['profile_id']})",
+        )
+
+        assert self.profiler is None
+        self.profiler = _ProfilerBase.create(
+            **self.profiler_kwargs,
+            ps=self.ps,
+            cpu_group=self.cpu_group,
+            first_rank_in_node=self.first_rank_in_node,
+            output_suffix=f"-{stage}" if stage else "",
+        )
+        self.profiler.start()
+
+    def _do_stop(self):
+        logger.info("Stop profiling...")
+        self.profiler.stop()
+        logger.info(
+            f"Profiling done. Traces are saved to: {self.profiler_kwargs['output_dir']}"
+        )
+        self.profiler = None
+
+
+def _get_stage_from_forward_mode(forward_mode: ForwardMode):
+    if forward_mode.is_prefill():
+        return "prefill"
+    elif forward_mode.is_decode():
+        return "decode"
+    elif forward_mode.is_idle():
+        return None
+    else:
+        raise RuntimeError(f"unsupported profile stage: {forward_mode=}")
 
 
 # ======================================== Stage related ==========================================
 
 
+class _StageBasedTrigger:
+    @dataclass
+    class _StageConfig:
+        target_count: int
+
+    @dataclass
+    class _RunningState:
+        curr_stage: str
+        curr_count: int
+
+    def __init__(self, on_start: Callable, on_stop: Callable):
+        self.on_start = on_start
+        self.on_stop = on_stop
+
+        self.running_state: Optional[_StageBasedTrigger._RunningState] = None
+        # When a stage is in the dict, it means it is being or should be executed
+        self.stage_configs: Dict[str, _StageBasedTrigger._StageConfig] = {}
+
+    def configure(self, num_steps: int, interesting_stages: List[str]):
+        assert self.running_state is None
+        self.stage_configs = {
+            stage: self._StageConfig(target_count=num_steps)
+            for stage in interesting_stages
+        }
+
+    def step(self, stage: str):
+        # Incr counter
+        if (s := self.running_state) is not None:
+            s.curr_count += 1
+
+        # Maybe stop
+        if ((s := self.running_state) is not None) and (
+            (s.curr_count > self.stage_configs[s.curr_stage].target_count)
+            or (stage != s.curr_stage)
+        ):
+            del self.stage_configs[s.curr_stage]
+            self.running_state = None
+            self.on_stop()
+
+        # Maybe start
+        if (self.running_state is None) and (stage in self.stage_configs):
+            self.running_state = self._RunningState(
+                curr_stage=stage,
+                curr_count=0,
+            )
+            self.on_start(stage=stage)
+
+        # Sanity check
+        assert (self.running_state is not None) == (stage in self.stage_configs)
+        if (s := self.running_state) is not None:
+            assert s.curr_stage == stage
+
+
 # ======================================== Concrete profilers ==========================================
+
+
+class _ProfilerBase(ABC):
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
 
 
         # TODO: migrate `_merge_profile_traces`

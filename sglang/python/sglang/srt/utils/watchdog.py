@@ -46,7 +46,54 @@ class Watchdog:
 
 
 class _WatchdogReal(Watchdog):
-    pass
+    def __init__(
+        self,
+        debug_name: str,
+        watchdog_timeout: float,
+        soft: bool = False,
+        test_stuck_time: float = 0,
+    ):
+        self._counter = 0
+        self._active = True
+        self._test_stuck_time = test_stuck_time
+        self._test_stuck_triggered = False
+        self._raw = WatchdogRaw(
+            debug_name=debug_name,
+            get_counter=lambda: self._counter,
+            is_active=lambda: self._active,
+            watchdog_timeout=watchdog_timeout,
+            soft=soft,
+        )
+        logger.info(f"Watchdog {self._raw.debug_name} initialized.")
+        if self._test_stuck_time > 0:
+            logger.info(
+                f"Watchdog {self._raw.debug_name} is configured to use {test_stuck_time=}."
+            )
+
+    def feed(self):
+        # Only trigger the test stuck behavior once to avoid blocking server
+        # startup health checks while still testing watchdog timeout detection
+        if self._test_stuck_time > 0 and not self._test_stuck_triggered:
+            self._test_stuck_triggered = True
+            logger.info(
+                f"Watchdog {self._raw.debug_name} start deliberately stuck for {self._test_stuck_time}s"
+            )
+            time.sleep(self._test_stuck_time)
+            logger.info(
+                f"Watchdog {self._raw.debug_name} end deliberately stuck for {self._test_stuck_time}s"
+            )
+
+        self._counter += 1
+
+    @contextmanager
+    def disable(self):
+        assert self._active
+        self._active = False
+        try:
+            yield
+        finally:
+            assert not self._active
+            self._active = True
 
 
 class _WatchdogNoop(Watchdog):

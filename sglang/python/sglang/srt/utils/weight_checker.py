@@ -1,6 +1,7 @@
 import logging
 from typing import Any, Callable, Dict, Optional
 
+import torch
 from pydantic import BaseModel, ConfigDict
 
 
@@ -68,4 +69,8 @@ class WeightChecker:
 
     def _compute_checksum(self) -> Dict:
         raise NotImplementedError('slim removed the body of WeightChecker._compute_checksum: it never ran in any recording (see sglang/REMOVED.md)')
+
+def _hash_tensor(t: torch.Tensor) -> str:
+    raise NotImplementedError('slim removed the body of _hash_tensor: it never ran in any recording (see sglang/REMOVED.md)')
+
 

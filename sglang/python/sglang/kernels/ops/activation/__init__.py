@@ -224,13 +224,15 @@ _GELU_QUICK = register_fused_op(QuickGELUOp(), __name__, "_GELU_QUICK")
 def silu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of silu_and_mul: it never ran in any recording (see sglang/REMOVED.md)')
+    """``out = silu(input[..., :d]) * input[..., d:]`` with ``d = input.shape[-1] // 2``."""
+    return _SILU_AND_MUL(input, out)
 
 
 def gelu_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of gelu_and_mul: it never ran in any recording (see sglang/REMOVED.md)')
+    """``out = gelu(input[..., :d]) * input[..., d:]``."""
+    return _GELU_AND_MUL(input, out)
 
 
 def gelu_tanh_and_mul(

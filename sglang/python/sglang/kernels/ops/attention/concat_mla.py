@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 
 
 @cache_once
+def _jit_concat_mla_k_module() -> Module:
+    return load_jit(
+        "concat_mla_k",
+        cuda_files=["elementwise/concat_mla.cuh"],
+        cuda_wrappers=[("concat_mla_k", "ConcatMlaKKernel::run")],
+    )
+
+
+@cache_once
 def _jit_concat_mla_absorb_q_module() -> Module:
     args = make_cpp_args(is_arch_support_pdl())
     return load_jit(
@@ -27,7 +36,19 @@ def _jit_concat_mla_absorb_q_module() -> Module:
 
 
 def concat_mla_k(k: torch.Tensor, k_nope: torch.Tensor, k_rope: torch.Tensor) -> None:
-    raise NotImplementedError('slim removed the body of concat_mla_k: it never ran in any recording (see sglang/REMOVED.md)')
+    """
+    Concatenate k_nope and k_rope into k for MLA (Multi-head Latent Attention).
+
+    This kernel efficiently broadcasts k_rope across all heads while copying
+    k_nope values directly.
+
+    Args:
+        k: Output tensor of shape [num_tokens, num_heads=128, k_head_dim=192], dtype=bfloat16
+        k_nope: Input tensor of shape [num_tokens, num_heads=128, nope_head_dim=128], dtype=bfloat16
+        k_rope: Input tensor of shape [num_tokens, 1, rope_head_dim=64], dtype=bfloat16
+    """
+    module = _jit_concat_mla_k_module()
+    module.concat_mla_k(k, k_nope, k_rope)
 
 
 def concat_mla_absorb_q(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

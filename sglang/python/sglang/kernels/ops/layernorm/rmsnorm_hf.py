@@ -21,7 +21,15 @@ _WARP_SIZE = 32
 
 
 def is_supported_rmsnorm_hf_hidden_size(hidden_size: int) -> bool:
-    raise NotImplementedError('slim removed the body of is_supported_rmsnorm_hf_hidden_size: it never ran in any recording (see sglang/REMOVED.md)')
+    """Return True iff the JIT rmsnorm_hf kernel supports this hidden size.
+
+    Two launch configs cover the practical range:
+      - Warp kernel: ``[32, 512)`` in multiples of 32 (q/k RMSNorm head dims).
+      - CTA kernel: ``>= 512`` in multiples of 512 (token RMSNorms).
+    """
+    if _WARP_SIZE <= hidden_size < _CTA_BLOCK_SIZE and hidden_size % _WARP_SIZE == 0:
+        return True
+    return hidden_size >= _CTA_BLOCK_SIZE and hidden_size % _CTA_BLOCK_SIZE == 0
 
 
 def rmsnorm_hf(

@@ -12,9 +12,6 @@ from typing import TYPE_CHECKING, Optional, Union
 from fastapi.responses import ORJSONResponse
 from openai_harmony import Message as OpenAIMessage
 
-from sglang.srt.entrypoints.context import (
-    ConversationContext,
-    )
 from sglang.srt.entrypoints.harmony_utils import (
     get_stop_tokens_for_assistant_actions,
     )

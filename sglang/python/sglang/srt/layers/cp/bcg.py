@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict
 
+import torch
 
 from sglang.srt.layers.cp.utils import (
     cp_gather_after_forward,
@@ -42,3 +44,46 @@ def enable_cp_v2_bcg_capture(server_args: ServerArgs) -> bool:
     raise NotImplementedError('slim removed the body of enable_cp_v2_bcg_capture: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def filter_prefill_cp_bcg_capture_num_tokens(
+    capture_num_tokens: list[int], server_args: ServerArgs
+) -> list[int]:
+    raise NotImplementedError('slim removed the body of filter_prefill_cp_bcg_capture_num_tokens: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def _slice_output_rows(output: Any, num_tokens: int) -> Any:
+    raise NotImplementedError('slim removed the body of _slice_output_rows: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+@dataclass
+class PrefillCPBCGInput:
+    """Fixed-address CP-local inputs and per-bucket replay state."""
+
+    input_embeds: torch.Tensor
+    positions: torch.Tensor
+    bucket_local_tokens: Dict[int, int] = field(default_factory=dict)
+    live_local_tokens: int = 0
+
+    @classmethod
+    def create(cls, runner: PrefillCudaGraphRunner) -> PrefillCPBCGInput:
+        raise NotImplementedError('slim removed the body of PrefillCPBCGInput.create: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def prepare(
+        self,
+        runner: PrefillCudaGraphRunner,
+        forward_batch: ForwardBatch,
+        *,
+        static_num_tokens: int,
+        capture: bool,
+    ) -> None:
+        raise NotImplementedError('slim removed the body of PrefillCPBCGInput.prepare: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def execute_prefill_cp_bcg(
+    runner: PrefillCudaGraphRunner,
+    forward_batch: ForwardBatch,
+    static_forward_batch: ForwardBatch,
+    static_num_tokens: int,
+    raw_num_tokens: int,
+    **kwargs,
+):
+    raise NotImplementedError('slim removed the body of execute_prefill_cp_bcg: it never ran in any recording (see sglang/REMOVED.md)')

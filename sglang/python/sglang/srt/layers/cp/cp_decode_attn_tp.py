@@ -80,10 +80,7 @@ class CpDecodeAttnTpContext:
         ) and not dsa_use_prefill_cp(forward_batch)
 
     def _slice(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
-        assert dim in (0, 1)
-        chunk = tensor.shape[dim] // self.decode_tp_size
-        sliced = tensor.narrow(dim, self.decode_tp_rank * chunk, chunk)
-        return sliced if dim == 0 else sliced.contiguous()
+        raise NotImplementedError('slim removed the body of CpDecodeAttnTpContext._slice: it never ran in any recording (see sglang/REMOVED.md)')
 
     # ==================== Unified activate/restore ====================
 

@@ -14,7 +14,6 @@
 
 """Padding helpers shared by context-parallel strategies."""
 
-from typing import Any
 
 
 from sglang.srt.runtime_context import get_parallel
@@ -22,9 +21,5 @@ from sglang.srt.runtime_context import get_parallel
 
 def get_cp_padding_align_size() -> int:
     raise NotImplementedError('slim removed the body of get_cp_padding_align_size: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def pad_logical_token_to_physical(metadata: Any) -> None:
-    raise NotImplementedError('slim removed the body of pad_logical_token_to_physical: it never ran in any recording (see sglang/REMOVED.md)')
 
 

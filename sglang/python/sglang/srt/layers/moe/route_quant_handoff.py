@@ -52,7 +52,11 @@ def stage(x: torch.Tensor) -> None:
 
 
 def clear() -> None:
-    raise NotImplementedError('slim removed the body of clear: it never ran in any recording (see sglang/REMOVED.md)')
+    _handoff.request_x = None
+    _handoff.produced_x = None
+    _handoff.packed = None
+    _handoff.x_q = None
+    _handoff.x_s = None
 
 
 def try_route_quant_fused(

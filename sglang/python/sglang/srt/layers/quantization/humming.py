@@ -49,62 +49,7 @@ quantize_weight = None
 
 
 def _lazy_import_humming():
-    global DataType, HummingMethod, BaseInputSchema, BaseWeightSchema
-    global HummingInputSchema, HummingWeightSchema, quantize_weight
-
-    if HummingMethod is not None:
-        return
-
-    try:
-        from humming.dtypes import DataType as _DataType
-        from humming.layer import HummingMethod as _HummingMethod
-        from humming.schema import BaseInputSchema as _BaseInputSchema
-        from humming.schema import BaseWeightSchema as _BaseWeightSchema
-        from humming.schema import HummingInputSchema as _HummingInputSchema
-        from humming.schema import HummingWeightSchema as _HummingWeightSchema
-        from humming.utils.weight import quantize_weight as _quantize_weight
-    except ImportError as err:
-        if isinstance(err, ModuleNotFoundError) and err.name == "humming":
-            message = (
-                "Humming quantization requires `humming-kernels`. "
-                "Please install it to use `--quantization humming`."
-            )
-        else:
-            message = (
-                "Failed to import Humming quantization dependencies from "
-                f"`humming-kernels`: {err}"
-            )
-        raise ImportError(message) from err
-
-    DataType = _DataType
-    HummingMethod = _HummingMethod
-    BaseInputSchema = _BaseInputSchema
-    BaseWeightSchema = _BaseWeightSchema
-    HummingInputSchema = _HummingInputSchema
-    HummingWeightSchema = _HummingWeightSchema
-    quantize_weight = _quantize_weight
-
-
-def compressed_tensors_get_config(config: dict[str, Any], key: str):
-    assert key in ["weights", "input_activations"]
-    target_group_config = None
-    for group_config in config["config_groups"].values():
-        if "Linear" in group_config["targets"]:
-            if "weights" not in group_config:
-                return None
-            if key not in group_config or group_config[key] is None:
-                return None
-            target_group_config = group_config[key].copy()
-            break
-
-    if target_group_config is None:
-        return None
-    target_group_config["quant_method"] = config["quant_method"]
-    if config["quant_method"] == "compressed-tensors":
-        target_group_config["format"] = config["format"]
-    elif config["quant_method"] == "modelopt":
-        target_group_config["quant_algo"] = config["quant_algo"]
-    return target_group_config
+    raise NotImplementedError('slim removed the body of _lazy_import_humming: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class HummingConfig(QuantizationConfig):
@@ -173,92 +118,10 @@ class HummingConfig(QuantizationConfig):
 
         return False
 
-    def get_layer_weight_schema(self, config: dict[str, Any], prefix: str):
-        if self.is_layer_skipped(config, prefix):
-            return None
-
-        if config["quant_method"] in ["compressed-tensors", "modelopt"]:
-            group_config = compressed_tensors_get_config(config, "weights")
-            if group_config is None:
-                return None
-            config = group_config
-
-        layer_config = config
-        layer_dynamic = config.get("dynamic", {})
-        if not isinstance(layer_dynamic, dict):
-            layer_dynamic = {}
-        for regex, override_config in layer_dynamic.items():
-            if regex[:1] != "+":
-                continue
-            if re.match(regex[2:], prefix):
-                layer_config = config.copy()
-                layer_config.update(override_config)
-                break
-
-        if "quant_method" in layer_config:
-            return BaseWeightSchema.from_config(layer_config)
-        return None
-
-    def get_layer_input_schema(self, config: dict[str, Any], prefix: str):
-        if self.is_layer_skipped(config, prefix):
-            return None
-        if config["quant_method"] in ["compressed-tensors", "modelopt"]:
-            group_config = compressed_tensors_get_config(config, "input_activations")
-            if group_config is None:
-                return None
-            config = group_config
-
-        if config.get("quant_method", None) in BaseInputSchema.INPUT_SCHEMA_MAP:
-            return BaseInputSchema.from_config(config)
-        return None
-
     def get_quant_config_for_layer(
         self, prefix: str, layer_type: str
     ) -> "HummingLayerQuantizationConfig | None":
-        weight_schema: BaseWeightSchema | None = None
-        force_weight_schema: HummingWeightSchema | None = None
-
-        if self.full_config:
-            weight_schema = self.get_layer_weight_schema(self.full_config, prefix)
-
-        is_online_quant = False
-        online_quant_config = envs.SGLANG_HUMMING_ONLINE_QUANT_CONFIG.get() or {}
-        if online_quant_config and (
-            not self.full_config or online_quant_config.get("force_requant", False)
-        ):
-            online_quant_config["quant_method"] = "humming"
-            schema = self.get_layer_weight_schema(online_quant_config, prefix)
-            if not self.full_config:
-                weight_schema = schema
-                is_online_quant = True
-            else:
-                force_weight_schema = schema
-
-        if weight_schema is not None:
-            input_schema = None
-            force_input_schema = None
-
-            if self.full_config:
-                input_schema = self.get_layer_input_schema(self.full_config, prefix)
-
-            if envs.SGLANG_HUMMING_INPUT_QUANT_CONFIG.get():
-                quant_config = envs.SGLANG_HUMMING_INPUT_QUANT_CONFIG.get().copy()
-                quant_config["quant_method"] = "humming"
-                force_input_schema = self.get_layer_input_schema(quant_config, prefix)
-                if input_schema is None:
-                    input_schema = force_input_schema
-
-            if force_weight_schema is not None and force_input_schema is None:
-                force_input_schema = HummingInputSchema()
-
-            return HummingLayerQuantizationConfig(
-                weight_schema=weight_schema,
-                input_schema=input_schema,
-                force_weight_schema=force_weight_schema,
-                force_input_schema=force_input_schema,
-                is_online_quant=is_online_quant,
-            )
-        return None
+        raise NotImplementedError('slim removed the body of HummingConfig.get_quant_config_for_layer: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str

@@ -6,7 +6,6 @@
 import logging
 from typing import Any, Dict, List, Optional
 
-import regex as re
 import torch
 
 from sglang.srt.layers.linear import LinearBase
@@ -110,11 +109,7 @@ class PetitNvFp4Config(QuantizationConfig):
         return _is_hip and quant_method == "modelopt"
 
     def is_layer_excluded(self, prefix: str, exclude_modules: list):
-        for pattern in exclude_modules:
-            regex_str = pattern.replace(".", r"\.").replace("*", r".*")
-            if re.fullmatch(regex_str, prefix):
-                return True
-        return False
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.is_layer_excluded: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
@@ -128,7 +123,7 @@ class PetitNvFp4Config(QuantizationConfig):
         return None
 
     def get_scaled_act_names(self) -> List[str]:
-        return []
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class PetitNvFp4LinearMethod(LinearMethodBase):

@@ -120,25 +120,7 @@ class DeepseekScalingRotaryEmbedding(RotaryEmbedding):
     def get_cos_sin_cache(
         self, positions, dtype, offsets: Optional[torch.Tensor] = None
     ):
-        self.cos_cached = (
-            self.cos_cached_total[
-                torch.add(positions, offsets) if offsets is not None else positions
-            ]
-            .unsqueeze(-2)
-            .unsqueeze(-2)
-            .to(dtype)
-        )
-        self.sin_cached = (
-            self.sin_cached_total[
-                torch.add(positions, offsets) if offsets is not None else positions
-            ]
-            .unsqueeze(-2)
-            .unsqueeze(-2)
-            .to(dtype)
-        )
-        cos = self.cos_cached.to(positions.device)
-        sin = self.sin_cached.to(positions.device)
-        return cos, sin
+        raise NotImplementedError('slim removed the body of DeepseekScalingRotaryEmbedding.get_cos_sin_cache: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_native(
         self,

@@ -32,6 +32,16 @@ class IdleSleeper:
 
         self.empty_cache_interval = envs.SGLANG_EMPTY_CACHE_INTERVAL.get()
 
+    def maybe_sleep(self):
+        self.poller.poll(1000)
+        if (
+            self.empty_cache_interval > 0
+            and real_time() - self.last_empty_time > self.empty_cache_interval
+        ):
+            self.last_empty_time = real_time()
+            current_platform.empty_cache()
+
+
 class RustServerIdleSleeper:
     """Idle sleeper for the embedded Rust server.
 
@@ -48,3 +58,11 @@ class RustServerIdleSleeper:
         self.last_empty_time = real_time()
         self.empty_cache_interval = envs.SGLANG_EMPTY_CACHE_INTERVAL.get()
 
+    def maybe_sleep(self):
+        self.rust_server.wait_ingress(self.timeout_ms)
+        if (
+            self.empty_cache_interval > 0
+            and real_time() - self.last_empty_time > self.empty_cache_interval
+        ):
+            self.last_empty_time = real_time()
+            current_platform.empty_cache()

@@ -38,11 +38,11 @@ def register_tree_core_backend(name: str, factory: TreeCoreFactory) -> None:
 
 
 def get_tree_core_factory(name: str) -> Optional[TreeCoreFactory]:
-    return _TREE_CORE_REGISTRY.get(name)
+    raise NotImplementedError('slim removed the body of get_tree_core_factory: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def registered_tree_core_backends() -> list[str]:
-    return list(_TREE_CORE_REGISTRY.keys())
+    raise NotImplementedError('slim removed the body of registered_tree_core_backends: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _python_tree_core_factory(

@@ -27,4 +27,5 @@ from sglang.srt.model_executor.runner_backend.tc_piecewise_cuda_graph_backend im
 )
 from sglang.srt.model_executor.runner_backend.utils import (  # noqa: F401
     resolve_decode_backend,
-    )
+    resolve_prefill_backend,
+)

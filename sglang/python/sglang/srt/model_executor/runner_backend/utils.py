@@ -101,3 +101,24 @@ def resolve_decode_backend(
     )
 
 
+def resolve_prefill_backend(
+    cuda_graph_runner: BaseCudaGraphRunner,
+) -> BaseCudaGraphBackend:
+    """Pick a backend instance from cuda_graph_config['prefill']['backend']."""
+    model_runner = cuda_graph_runner.model_runner
+    cfg = model_runner.server_args.cuda_graph_config
+    backend_name = cfg.prefill.backend if cfg is not None else Backend.TC_PIECEWISE
+
+    if backend_name == Backend.BREAKABLE:
+        return BreakableCudaGraphBackend(
+            cuda_graph_runner,
+            enable_memory_saver=model_runner.server_args.enable_memory_saver,
+            debug_eager=model_runner.server_args.debug_cuda_graph,
+        )
+    if backend_name == Backend.FULL:
+        return FullCudaGraphBackend(
+            cuda_graph_runner,
+            enable_memory_saver=model_runner.server_args.enable_memory_saver,
+        )
+    # Default: tc_piecewise.
+    return TcPiecewiseCudaGraphBackend(cuda_graph_runner)

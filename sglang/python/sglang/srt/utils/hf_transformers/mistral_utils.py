@@ -74,19 +74,7 @@ def is_bare_tekken_checkpoint(tokenizer_name, revision=None) -> bool:
 
 
 def retry_without_mistral_common_kwargs(tokenizer_name, *args, **common_kwargs):
-    """Retry ``AutoTokenizer.from_pretrained`` without kwargs that MistralCommon rejects.
-
-    Returns the loaded tokenizer, or *None* if the error is not a
-    MistralCommon kwargs rejection.
-    """
-    from transformers import AutoTokenizer
-
-    stripped = {
-        k: v
-        for k, v in common_kwargs.items()
-        if k not in _MISTRAL_COMMON_REJECTED_KWARGS
-    }
-    return AutoTokenizer.from_pretrained(tokenizer_name, *args, **stripped)
+    raise NotImplementedError('slim removed the body of retry_without_mistral_common_kwargs: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def patch_mistral_common_tokenizer(tokenizer):

@@ -70,7 +70,17 @@ def finalize_flashinfer_trtllm_deferred_output(
     deferred_output: FlashInferTrtllmDeferredFinalizeOutput,
     shared_output: torch.Tensor,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of finalize_flashinfer_trtllm_deferred_output: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.kernels.jit.utils import is_arch_support_pdl
+    from sglang.kernels.ops.moe.moe_finalize_fuse_shared import moe_finalize_fuse_shared
+
+    return moe_finalize_fuse_shared(
+        deferred_output.gemm2_out,
+        deferred_output.expanded_idx_to_permuted_idx,
+        deferred_output.expert_weights,
+        shared_output,
+        deferred_output.top_k,
+        enable_pdl=is_arch_support_pdl(),
+    )
 
 
 def round_up_to_multiple(x: int, m: int) -> int:
@@ -99,7 +109,11 @@ _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8: dict[
 
 
 def clear_mxfp8_shuffle_index_cache() -> None:
-    raise NotImplementedError('slim removed the body of clear_mxfp8_shuffle_index_cache: it never ran in any recording (see sglang/REMOVED.md)')
+    """Drop the cached MXFP8 MoE row-index permutations.
+    The cached index tensors are GPU-resident; sglang reuses the weights-region
+    memory across weight-update cycles
+    """
+    _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8.clear()
 
 
 def _is_gated(layer: Module) -> bool:

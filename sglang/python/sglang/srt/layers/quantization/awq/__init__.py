@@ -11,11 +11,6 @@ from .awq import (
     AWQMarlinConfig,
     AWQMoEMethod,
 )
-from .schemes import (
-    AWQLinearScheme,
-    AWQMarlinLinearScheme,
-    AWQMoEScheme,
-)
 
 __all__ = [
     "AWQConfig",
@@ -23,8 +18,5 @@ __all__ = [
     "AWQMarlinConfig",
     "AWQLinearMethod",
     "AWQMoEMethod",
-    "AWQLinearScheme",
-    "AWQMarlinLinearScheme",
-    "AWQMoEScheme",
     "awq_dequantize_triton",
 ]

@@ -25,13 +25,6 @@ from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
 from sglang.srt.layers.quantization.utils import get_scalar_types
 from sglang.srt.utils.patch_torch import register_fake_if_exists
 
-from .schemes import (
-    AWQIntelAMXLinearScheme,
-    AWQIntelAMXMoEScheme,
-    AWQLinearScheme,
-    AWQMarlinLinearScheme,
-    AWQMoEScheme,
-)
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher import (
@@ -56,7 +49,7 @@ ScalarType, scalar_types = get_scalar_types()
 
 
 def is_layer_skipped_awq(prefix: str, modules_to_not_convert: List[str]):
-    return any(module_name in prefix for module_name in modules_to_not_convert)
+    raise NotImplementedError('slim removed the body of is_layer_skipped_awq: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class AWQConfig(QuantizationConfig):
@@ -90,16 +83,10 @@ class AWQCPUConfig(AWQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.linear import LinearBase
-
-        assert isinstance(layer, LinearBase)
-        return AWQIntelAMXLinearScheme(self)
+        raise NotImplementedError('slim removed the body of AWQCPUConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        return AWQIntelAMXMoEScheme(self)
+        raise NotImplementedError('slim removed the body of AWQCPUConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class AWQMarlinConfig(QuantizationConfig):
@@ -151,7 +138,7 @@ class AWQMarlinConfig(QuantizationConfig):
         )
 
     def get_scaled_act_names(self) -> List[str]:
-        return []
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_name(cls) -> str:
@@ -251,10 +238,10 @@ class AWQMarlinConfig(QuantizationConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        return AWQMarlinLinearScheme(self)
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        return AWQMoEScheme(self)
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def is_awq_marlin_compatible(cls, quant_config: dict[str, Any]):

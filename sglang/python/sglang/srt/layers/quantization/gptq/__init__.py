@@ -10,13 +10,6 @@ from .gptq import (
     GPTQMoEMethod,
     check_marlin_format,
 )
-from .schemes import (
-    GPTQIntelAMXLinearScheme,
-    GPTQIntelAMXMoEScheme,
-    GPTQLinearScheme,
-    GPTQMarlinLinearScheme,
-    GPTQMarlinMoEScheme,
-    )
 
 __all__ = [
     "GPTQConfig",
@@ -26,10 +19,5 @@ __all__ = [
     "GPTQMoEMethod",
     "GPTQMarlinLinearMethod",
     "GPTQMarlinMoEMethod",
-    "GPTQLinearScheme",
-    "GPTQIntelAMXLinearScheme",
-    "GPTQIntelAMXMoEScheme",
-    "GPTQMarlinLinearScheme",
-    "GPTQMarlinMoEScheme",
     "check_marlin_format",
 ]

@@ -19,13 +19,6 @@ from sglang.srt.layers.quantization.utils import (
 )
 from sglang.srt.utils.patch_torch import register_fake_if_exists
 
-from .schemes import (
-    GPTQIntelAMXLinearScheme,
-    GPTQIntelAMXMoEScheme,
-    GPTQLinearScheme,
-    GPTQMarlinLinearScheme,
-    GPTQMarlinMoEScheme,
-    )
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher import (
@@ -73,16 +66,10 @@ class CPUGPTQConfig(GPTQConfig):
         return None
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.linear import LinearBase
-
-        assert isinstance(layer, LinearBase)
-        return GPTQIntelAMXLinearScheme(self)
+        raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        assert isinstance(layer, FusedMoE)
-        return GPTQIntelAMXMoEScheme(self)
+        raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class GPTQMarlinConfig(QuantizationConfig):
@@ -244,10 +231,10 @@ class GPTQMarlinConfig(QuantizationConfig):
         )
 
     def get_linear_scheme(self, layer: torch.nn.Module):
-        return GPTQMarlinLinearScheme(self)
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_moe_scheme(self, layer: torch.nn.Module):
-        return GPTQMarlinMoEScheme(self)
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def is_gptq_marlin_compatible(cls, quant_config: Dict[str, Any]):

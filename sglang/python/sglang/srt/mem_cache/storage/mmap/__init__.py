@@ -3,8 +3,9 @@
 
 """Mmap allocator storage backend helpers for SGLang HiCache."""
 
-from .mmap_allocator import alloc_mmap
+from .mmap_allocator import alloc_mmap, alloc_shm
 
 __all__ = [
     "alloc_mmap",
+    "alloc_shm",
 ]

@@ -34,6 +34,9 @@ try:
 except ImportError:
     rt = None
 
+from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.cuda_utils import (
+    checkCudaErrors,
+)
 from sglang.srt.utils import get_device_module, is_hip, is_xpu
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,14 @@ __all__ = [
     "BreakableCUDAGraphCapture",
     "break_graph",
 ]
+
+
+def _check_cuda_bindings():
+    if rt is None:
+        raise ImportError(
+            "Breakable CUDA graph on NVIDIA requires the 'cuda-python' package. "
+            "Install it with: pip install cuda-python"
+        )
 
 
 # Active BreakableCUDAGraphCapture context for the currently-capturing thread.
@@ -62,6 +73,30 @@ _forked_streams_var: ContextVar[set[torch.Stream] | None] = ContextVar(
 )
 
 
+def get_current_stream(device: torch.device | None = None) -> torch.Stream:
+    stream = _current_stream_var.get()
+    if stream is None:
+        return get_device_module().current_stream(device)
+    return stream
+
+
+def _capture_status(stream_ptr: int) -> "rt.cudaStreamCaptureStatus":
+    _check_cuda_bindings()
+    status, *_ = checkCudaErrors(rt.cudaStreamGetCaptureInfo(stream_ptr))
+    return status
+
+
+def _is_stream_capturing(stream: torch.Stream) -> bool:
+    # On ROCm/HIP and XPU, cuda-python is unavailable, so use the portable torch
+    # API (which maps to the HIP / XPU runtime). On NVIDIA, keep querying the
+    # CUDA runtime directly via cuda-python: torch.cuda.is_current_stream_capturing()
+    # has proven unreliable there, so we preserve the original behavior.
+    return (
+        _capture_status(stream.cuda_stream)
+        == rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusActive
+    )
+
+
 # Hook torch.cuda.Stream.wait_stream to track side-stream forks/joins that happen
 # during breakable capture. We need this because capture_end() on a torch
 # CUDAGraph fails if there are still side streams participating in the capture
@@ -69,6 +104,52 @@ _forked_streams_var: ContextVar[set[torch.Stream] | None] = ContextVar(
 _original_wait_stream: Callable | None = None
 _hook_lock = threading.Lock()
 _hook_refcount = 0
+
+
+def _hooked_wait_stream(self: torch.Stream, other: torch.Stream):
+    assert _original_wait_stream is not None
+    forked = _forked_streams_var.get()
+    if forked is None:
+        _original_wait_stream(self, other)
+        return
+    capturing = _current_stream_var.get()
+    if capturing is None:
+        _original_wait_stream(self, other)
+        return
+
+    cap_id = capturing.stream_id
+    is_self_cap = self is capturing or self.stream_id == cap_id
+    is_other_cap = other is capturing or other.stream_id == cap_id
+
+    if is_self_cap and not is_other_cap:
+        if not _is_stream_capturing(other):
+            return
+        _original_wait_stream(self, other)
+        forked.discard(other)
+    elif is_other_cap and not is_self_cap:
+        _original_wait_stream(self, other)
+        forked.add(self)
+    else:
+        _original_wait_stream(self, other)
+
+
+def _install_wait_stream_hook():
+    global _original_wait_stream, _hook_refcount
+    with _hook_lock:
+        if _hook_refcount == 0:
+            _original_wait_stream = get_device_module().Stream.wait_stream
+            get_device_module().Stream.wait_stream = _hooked_wait_stream  # type: ignore[assignment]
+        _hook_refcount += 1
+
+
+def _uninstall_wait_stream_hook():
+    global _original_wait_stream, _hook_refcount
+    with _hook_lock:
+        _hook_refcount -= 1
+        if _hook_refcount == 0:
+            assert _original_wait_stream is not None, "wait_stream hook not installed"
+            get_device_module().Stream.wait_stream = _original_wait_stream  # type: ignore[assignment]
+            _original_wait_stream = None
 
 
 def _weak_ref_if_tensor(x):
@@ -194,6 +275,31 @@ class BreakableCUDAGraph:
     """Container holding one torch.cuda.CUDAGraph per segment plus an
     eager break function between consecutive segments."""
 
+    def __init__(self, deduped_cuda_graph=None) -> None:
+        self._segments: list[Any] = []
+        self._break_fns: list[Callable[[], Any]] = []
+        self._deduped_cuda_graph = deduped_cuda_graph
+
+    def replay(self) -> None:
+        stream = get_device_module().current_stream()
+        token = _current_stream_var.set(stream)
+        try:
+            for i, seg in enumerate(self._segments):
+                seg.replay()
+                if i < len(self._break_fns):
+                    self._break_fns[i]()
+        finally:
+            _current_stream_var.reset(token)
+
+    def _append_segment(self, graph, needs_instantiate: bool) -> None:
+        if self._deduped_cuda_graph is not None:
+            self._segments.append(self._deduped_cuda_graph.register(graph))
+            return
+        if needs_instantiate:
+            graph.instantiate()
+        self._segments.append(graph)
+
+
 class BreakableCUDAGraphCapture:
     """Context manager that captures the enclosed code as one or more
     torch.cuda.CUDAGraph segments separated by eager break points.
@@ -204,6 +310,93 @@ class BreakableCUDAGraphCapture:
     use_count > 0, which makes weak_ref_tensor of segment-allocated
     tensors safe across subsequent replays.
     """
+
+    def __init__(
+        self,
+        cuda_graph: BreakableCUDAGraph,
+        pool=None,
+        stream: torch.Stream | None = None,
+        capture_error_mode: str = "global",
+        barrier_fn: Callable[[], None] | None = None,
+    ):
+        assert isinstance(
+            cuda_graph, BreakableCUDAGraph
+        ), "cuda_graph must be a BreakableCUDAGraph"
+        self.cuda_graph = cuda_graph
+        self._pool = pool if pool is not None else (0, 0)
+        self._stream = stream
+        self._capture_error_mode = capture_error_mode
+        self._barrier_fn = barrier_fn
+        self._stream_ctx = None
+        self._capture_token = None
+        self._stream_token = None
+        self._forked_token = None
+        self._current_graph = None
+        self._current_graph_needs_instantiate = False
+
+    def __enter__(self):
+        _install_wait_stream_hook()
+        if self._stream is not None:
+            self._stream_ctx = get_device_module().stream(self._stream)
+            self._stream_ctx.__enter__()
+        self._capture_token = _current_capture_var.set(self)
+        self._stream_token = _current_stream_var.set(
+            self._stream or get_device_module().current_stream()
+        )
+        self._forked_token = _forked_streams_var.set(set())
+        self._begin_new_segment()
+        return self
+
+    def __exit__(self, *args: object):
+        try:
+            self._end_current_segment()
+        finally:
+            _forked_streams_var.reset(self._forked_token)
+            _current_stream_var.reset(self._stream_token)
+            _current_capture_var.reset(self._capture_token)
+            if self._stream_ctx is not None:
+                self._stream_ctx.__exit__(*args)
+                self._stream_ctx = None
+            _uninstall_wait_stream_hook()
+        return False
+
+    def _begin_new_segment(self) -> None:
+        graph_cls = torch.cuda.CUDAGraph
+        # keep_graph retains the raw graph for dedup; skip it on the plain path.
+        # Dedup is CUDA-only (it introspects the raw graph via cuda-python), so
+        # XPU always takes the plain path below.
+        if self.cuda_graph._deduped_cuda_graph is not None:
+            try:
+                graph = graph_cls(keep_graph=True)
+                self._current_graph_needs_instantiate = True
+            except TypeError:
+                graph = graph_cls()
+                self._current_graph_needs_instantiate = False
+        else:
+            graph = graph_cls()
+            self._current_graph_needs_instantiate = False
+        graph.capture_begin(
+            pool=self._pool, capture_error_mode=self._capture_error_mode
+        )
+        self._current_graph = graph
+
+    def _end_current_segment(self) -> None:
+        # Auto-join any side streams forked during this segment but not joined.
+        main_stream = get_current_stream()
+        forked = _forked_streams_var.get()
+        if forked:
+            assert _original_wait_stream is not None
+            for side in list(forked):
+                if _is_stream_capturing(side):
+                    _original_wait_stream(main_stream, side)
+            forked.clear()
+        graph = self._current_graph
+        assert graph is not None
+        graph.capture_end()
+        self.cuda_graph._append_segment(graph, self._current_graph_needs_instantiate)
+        self._current_graph = None
+        self._current_graph_needs_instantiate = False
+
 
 @eager_on_graph(True)
 def break_graph() -> None:

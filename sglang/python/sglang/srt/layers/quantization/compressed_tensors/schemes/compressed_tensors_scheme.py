@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from sglang.srt.layers.moe import MoeRunnerConfig
-from sglang.srt.layers.quantization.base_scheme import BaseLinearScheme, BaseMoEScheme
+from sglang.srt.layers.quantization.base_scheme import BaseMoEScheme
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher import StandardDispatchOutput

@@ -1,0 +1,26 @@
+# Copyright 2023-2026 SGLang Team
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+# ==============================================================================
+"""AITER utility helpers."""
+
+import logging
+
+from sglang.srt.utils.common import get_bool_env_var, is_hip
+
+logger = logging.getLogger(__name__)
+
+_aiter_chip_info_cached = False
+
+
+def maybe_pre_warm_aiter_chip_info() -> None:
+    raise NotImplementedError('slim removed the body of maybe_pre_warm_aiter_chip_info: it never ran in any recording (see sglang/REMOVED.md)')
