@@ -111,6 +111,7 @@ def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
          mode: ModeOpt = None) -> None:
     """Compute the plan (files, then functions/methods/classes, with reasons); write nothing else."""
     from slim.apply import count_lines, policy_lines
+    from slim.reach import RAN
 
     tree, _, recordings, the_plan = _plan(upstream, db, mode)
     table = Table("what", "action", "count", "upstream lines", title=f"plan from {len(recordings)} recording(s)")
@@ -120,7 +121,7 @@ def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
                       str(sum(count_lines(tree / d.path) for d in files)))
     summary: dict[tuple[str, str], list[int]] = {}
     for d in the_plan.defs:
-        reason = "run" if d.reason.startswith("run in") else d.reason.split(" (")[0].split(":")[0]
+        reason = "run" if d.reason.startswith(RAN) else d.reason.split(" (")[0].split(":")[0]
         entry = summary.setdefault((d.action, reason), [0, 0])
         entry[0] += 1
         entry[1] += d.lines

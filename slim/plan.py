@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from slim.errors import SlimError
 from slim.policy import Policy, load_policy
-from slim.reach import HOLDS_KEPT, NEVER_RUN, REFERENCED, Liveness, reach
+from slim.reach import HOLDS_KEPT, NEVER_RUN, RAN, REFERENCED, Liveness, reach
 from slim.recording import Recording
 from slim.upstream import OUT_OF_SCOPE, PACKAGE
 
@@ -269,7 +269,7 @@ def decide_defs_by_names(indexes, ran, policy: Policy) -> tuple[list[DefDecision
             key = (index.path, d.qualname, d.line)
             keep = whole or policy.keep_for(index.path, d.qualname)
             if key in ran_keys and d.kind != "class":  # a class body runs on import: says nothing
-                fixed[key] = ("keep", f"run in {', '.join(ran[key])}")
+                fixed[key] = ("keep", RAN + ", ".join(ran[key]))
             elif keep:
                 fixed[key] = ("keep", f"kept by policy: {keep.reason} (scenario {keep.scenario})")
             elif d.kind != "class" and d.implicit:

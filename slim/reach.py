@@ -70,6 +70,7 @@ from slim.defs import Binding, Def, ModuleIndex, module_name
 from slim.policy import Policy
 
 NEVER_RUN = "never run in any recording"
+RAN = "run in "  # the reason of a def some recording ran: "run in <scenarios>"
 REFERENCED = "referenced by kept code"
 HOLDS_KEPT = "holds members that ran or are kept by policy"
 SAME_NAME = "implicit (a kept method elsewhere has this name)"
@@ -448,7 +449,7 @@ class _Reach:
                 self.binding(path, b)
 
     def run(self) -> Liveness:
-        ran = [key for key, why in self.fixed.items() if why.startswith("run in")]
+        ran = [key for key, why in self.fixed.items() if why.startswith(RAN)]
         self.ran_names = {key[1] for key in ran if "." not in key[1]}
         self.named_by_request_code = {
             name for key in ran if key[:2] in self.defs and self.policy.sampled_for(key[0]) is not None
@@ -541,7 +542,7 @@ def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], p
             key = _key(index.path, d)
             keep = whole or policy.keep_for(index.path, d.qualname)
             if key in ran and d.kind != "class" and key not in ignored:  # a class body runs on import
-                walker.fixed[key] = f"run in {', '.join(ran[key])}"
+                walker.fixed[key] = RAN + ", ".join(ran[key])
             elif keep:
                 walker.fixed[key] = f"kept by policy: {keep.reason} (scenario {keep.scenario})"
             else:
@@ -575,7 +576,7 @@ def _import_time_roots(walker: _Reach, ignored: set[Key]) -> set[Key]:
         index = walker.index[path]
         at_import = import_time_names(index)
         roots = {_key(path, d): d for d in index.defs if _key(path, d) in walker.fixed
-                 and walker.fixed[_key(path, d)].startswith("run in") and _key(path, d) not in ignored}
+                 and walker.fixed[_key(path, d)].startswith(RAN) and _key(path, d) not in ignored}
         top = {(d.qualname.split(".")[0]) for d in roots.values()}
         if roots and top <= at_import:
             found |= set(roots)
