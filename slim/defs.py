@@ -98,7 +98,7 @@ def _spanned(items: list[tuple[int, str]], lines: list[int], first: int, last: i
 
 def in_span(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[str]:
     """The values of (line, value) pairs (sorted; `lines` their lines) with first <= line <= last."""
-    return [value for _, value in items[bisect_left(lines, first):bisect_right(lines, last)]]
+    return [value for _, value in _spanned(items, lines, first, last)]
 
 
 # "sglang.a.b", "sglang.a.b.Class", "sglang.a.b:attr" (KernelSpec targets, lazy-import tables).

@@ -176,12 +176,6 @@ def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
     return lines
 
 
-def hot_names(indexes, executed: dict[str, set[int]]) -> set[str]:
-    """Every identifier some executed line uses (names, attributes, words in strings; not what an
-    import binds: importing a name is no call of it)."""
-    return {name for index in indexes for line, name in index.uses if line in executed.get(index.path, ())}
-
-
 def _index_all(tree: Path, files: list[str], with_uses: bool = False) -> list:
     """Index the kept modules (in worker processes on a big tree: ast is CPU-bound)."""
     jobs = [(str(tree), f, with_uses) for f in files]
@@ -425,8 +419,7 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
         imported.policy = policy
         return imported
     executed = executed_lines(recordings) if policy.lines else None
-    hot = hot_names(indexes, executed) if executed is not None else None
-    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings), hot, executed)
+    live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings), executed)
     unreached = {i.path: UNREACHED for i in indexes if i.path not in live.modules}
     plan = make_plan(files, recordings, extra=extra, unreached=unreached)
     plan.defs, plan.edits = decide_defs([i for i in indexes if i.path in live.modules], live)

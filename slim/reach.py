@@ -418,6 +418,7 @@ class _Reach:
         return seen
 
     def _ran_inside(self, path: str, qualname: str) -> bool:
+        """A member of the class (a method, a nested class) ran or is kept by policy."""
         return any(_key(path, m) in self.fixed for m in self.members[(path, qualname)])
 
     def _descendant_touched(self, name: str) -> bool:
@@ -427,7 +428,7 @@ class _Reach:
                 if (path, qualname) in seen:
                     continue
                 seen.add((path, qualname))
-                if any(_key(path, m) in self.fixed for m in self.members[(path, qualname)]):
+                if self._ran_inside(path, qualname):
                     return True
                 todo.append(self.defs[(path, qualname)].name)
         return False
@@ -469,9 +470,11 @@ class _Reach:
 
 def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str],
-          hot: set[str] | None = None, executed: dict[str, set[int]] | None = None) -> Liveness:
-    """Live modules and defs, each with the reason it is kept (see the module docstring)."""
+          executed: dict[str, set[int]] | None = None) -> Liveness:
+    """Live modules and defs, each with the reason it is kept (see the module docstring);
+    `executed`: the lines line-mode recordings ran (file -> lines), for the modes that read them."""
     policy_live = _policy_reach(indexes, policy, ran) if policy.lean else set()
+    hot = hot_names(indexes, executed) if executed is not None else None
     ignored: set[Key] = set()
     while True:
         walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot, executed)
@@ -479,6 +482,12 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
         if not more:
             return walker.out
         ignored |= more
+
+
+def hot_names(indexes, executed: dict[str, set[int]]) -> set[str]:
+    """Every identifier some executed line uses (names, attributes, words in strings; not what an
+    import binds: importing a name is no call of it)."""
+    return {name for index in indexes for line, name in index.uses if line in executed.get(index.path, ())}
 
 
 def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, list[str]]) -> set[Key]:
