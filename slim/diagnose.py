@@ -15,7 +15,7 @@ from pathlib import Path
 
 from slim.errors import SlimError
 from slim.policy import Policy
-from slim.reach import COLD_STUB
+from slim.reach import OFF_SURFACE_STUB
 
 FRAME = re.compile(r'File "(?P<path>[^"]+)", line \d+')
 # The exception line of a traceback; sglang's loggers may put a prefix before it.
@@ -171,10 +171,11 @@ def diagnose(log_text: str, plan: dict, policy: Policy | None = None) -> list[Fi
 def _off_surface(finding: Finding, policy: Policy) -> Finding:
     """Name the [[off_surface]] path when the "surface" mode stubbed the def on line evidence there:
     the feature the policy called outside the surface was used after all."""
-    if policy.mode != "surface" or finding.entry is None or finding.reason != COLD_STUB:
+    if policy.mode != "surface" or finding.entry is None or finding.reason != OFF_SURFACE_STUB:
         return finding
-    off = policy.off_surface_for(finding.entry.split("::")[0])
-    return dataclasses.replace(finding, off_surface=off.prefix) if off else finding
+    file, _, qualname = finding.entry.partition("::")
+    off = policy.off_surface_for(file, qualname)
+    return dataclasses.replace(finding, off_surface=off.path) if off else finding
 
 
 def load_plan_json(path: Path) -> dict:

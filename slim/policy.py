@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from slim.errors import SlimError
@@ -51,15 +52,29 @@ class Sampled:
 class OffSurface:
     """Under `prefix`, code for a feature outside the supported surface (DeepSeek V2/V3/R1 served
     on NVIDIA GPUs) that kept code still names behind a flag or an environment switch: the
-    "surface" mode stubs a def there that no executed line names, as "lines" does everywhere."""
+    "surface" mode stubs a def there that no executed line names, as "lines" does everywhere.
+    With a `symbols` glob (policy path "prefix::glob"), only the defs whose qualname matches it:
+    another family's methods inside a file DeepSeek shares ("KVCacheConfigurator.*mamba*")."""
     prefix: str
     reason: str
+    symbols: str | None = None
+
+    @property
+    def path(self) -> str:
+        """As written in the policy."""
+        return f"{self.prefix}::{self.symbols}" if self.symbols else self.prefix
+
+    def holds(self, qualname: str | None) -> bool:
+        return self.symbols is None or (qualname is not None and fnmatchcase(qualname, self.symbols))
+
+
+def _all_under(entries, file: str) -> list:
+    """The entries whose `prefix` (a file, or a folder ending in /) holds `file`."""
+    return [e for e in entries if file == e.prefix or (e.prefix.endswith("/") and file.startswith(e.prefix))]
 
 
 def _first_under(entries, file: str):
-    """The first entry whose `prefix` (a file, or a folder ending in /) holds `file`; None: none."""
-    return next((e for e in entries if file == e.prefix or (e.prefix.endswith("/") and file.startswith(e.prefix))),
-                None)
+    return next(iter(_all_under(entries, file)), None)
 
 
 @dataclass(frozen=True)
@@ -86,27 +101,28 @@ class Policy:
         """The mode reads line evidence: "lines" and "surface"."""
         return self.mode in ("lines", "surface")
 
-    def judged_by_lines(self, file: str) -> bool:
-        """Whether a never-run def in `file` that no executed line names is stubbed."""
+    def judged_by_lines(self, file: str, qualname: str | None = None) -> bool:
+        """Whether a never-run def in `file` (named `qualname`) that no executed line names is stubbed."""
         if self.mode == "lines":
             return self.sampled_for(file) is None
-        return self.mode == "surface" and self.off_surface_for(file) is not None
+        return self.mode == "surface" and self.off_surface_for(file, qualname) is not None
 
-    def flag_built(self, file: str) -> bool:
+    def flag_built(self, file: str, qualname: str | None = None) -> bool:
         """Whether "surface" keeps whole what code that ran calls in `file` (see slim/reach.py):
         a launch flag inside the surface builds it, though no scenario set that flag."""
-        return self.mode == "surface" and self.off_surface_for(file) is None
+        return self.mode == "surface" and self.off_surface_for(file, qualname) is None
 
-    def whole_for(self, file: str) -> Whole | None:
-        """The [[whole]] entry over `file`; an [[off_surface]] file inside a [[whole]] folder (an
-        AMD all-to-all among the EP dispatchers) is judged as off the surface."""
-        return _first_under(self.wholes, file) if self.off_surface_for(file) is None else None
+    def whole_for(self, file: str, qualname: str | None = None) -> Whole | None:
+        """The [[whole]] entry over `file`; an [[off_surface]] file or def inside a [[whole]]
+        folder (an AMD all-to-all among the EP dispatchers) is judged as off the surface."""
+        return _first_under(self.wholes, file) if self.off_surface_for(file, qualname) is None else None
 
     def sampled_for(self, file: str) -> Sampled | None:
         return _first_under(self.sampled, file)
 
-    def off_surface_for(self, file: str) -> OffSurface | None:
-        return _first_under(self.off_surface, file)
+    def off_surface_for(self, file: str, qualname: str | None = None) -> OffSurface | None:
+        """The [[off_surface]] entry over `file` (without `qualname`: a whole-file entry only)."""
+        return next((e for e in _all_under(self.off_surface, file) if e.holds(qualname)), None)
 
     @property
     def files(self) -> dict[str, Keep]:
@@ -142,8 +158,9 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
     wholes = [Whole(prefix, e["reason"], e["scenario"])
               for prefix, e in _path_entries(data, "whole", ("paths", "reason", "scenario"), path)]
     sampled = [Sampled(prefix, e["reason"]) for prefix, e in _path_entries(data, "sampled", ("paths", "reason"), path)]
-    off_surface = [OffSurface(prefix, e["reason"])
-                   for prefix, e in _path_entries(data, "off_surface", ("paths", "reason"), path)]
+    off_surface = [OffSurface(prefix, e["reason"], symbols or None) for spec, e in
+                   _path_entries(data, "off_surface", ("paths", "reason"), path)
+                   for prefix, _, symbols in [spec.partition("::")]]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")

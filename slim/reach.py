@@ -34,8 +34,10 @@ whatever object the name is looked up on):
 - ("lines" mode, on line-mode recordings) anywhere outside the policy's `[[sampled]]` paths, a
   def that never ran and whose name no executed line uses (an import binding the name does not
   count) is stubbed the same way: kept code names it only on branches no recording took; the
-  "surface" mode does so only under the policy's `[[off_surface]]` paths (features outside the
-  supported surface), since elsewhere a branch no recording took may be another flag of it;
+  "surface" mode does so only under the policy's `[[off_surface]]` paths and symbols (features
+  outside the supported surface), since elsewhere a branch no recording took may be another flag
+  of it, and there stubs a def that never ran even where an executed line names it (`a and
+  can_cp_split(...)` short-circuits; a stub keeps the name for code that passes it around);
 - ("surface" mode, outside `[[off_surface]]`) a function or class that a function which ran calls
   on a line no recording executed (`IdleSleeper(...)` under `if sleep_on_idle:`), or that a
   module-level `register...("name", "module", "Class")` call that ran names, is flag-built: a
@@ -80,6 +82,7 @@ ERROR_HANDLER = "implicit (registered error handler: the error paths of the surf
 REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
 STUB = "stub (named by kept code, never run, nothing in its module ran: the body raises)"
 COLD_STUB = "stub (never run, and no line any recording executed names it: the body raises)"
+OFF_SURFACE_STUB = "stub (never run, and off the supported surface: policy [[off_surface]]; the body raises)"
 STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
@@ -329,14 +332,15 @@ class _Reach:
         key = _key(path, d)
         if not (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
                 and self.out.defs[key] in STUBBABLE and key not in self.policy_live
-                and self.policy.whole_for(path) is None):
+                and self.policy.whole_for(path, d.qualname) is None):
             return None
         if path not in self.touched_files and not self._flag_built(path, d):  # lean: nothing in its module ran
             return STUB
-        if self.hot is not None and key not in self.fixed and d.name not in self.hot \
-                and self.policy.judged_by_lines(path):  # lines, surface
-            return COLD_STUB
-        return None
+        if self.hot is None or key in self.fixed or not self.policy.judged_by_lines(path, d.qualname):
+            return None
+        if self.policy.mode == "surface":  # off the surface: the def never ran, whoever names it
+            return OFF_SURFACE_STUB
+        return COLD_STUB if d.name not in self.hot else None
 
     def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
         """Method names the in-tree ancestors of a class define (bases matched by name); asked once
@@ -371,7 +375,7 @@ class _Reach:
             d = self.defs[(path, qualname)]
             own = self.members[(path, qualname)]
             self.never_made[(path, qualname)] = (
-                self.judge and _key(path, d) not in self.policy_live and self.policy.whole_for(path) is None
+                self.judge and _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
                 and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
                 and self._untouched(path, qualname) and not _declarative(d)
                 and not d.name.endswith(EXCEPTION_SUFFIXES)
@@ -385,14 +389,14 @@ class _Reach:
         branch no workload took (a stop_regex that matches, a grammar that fails to compile).
         Classes chosen by launch flags are left to the recordings, and off-surface ones stay cut."""
         return (d.name in self.named_by_request_code and self.policy.sampled_for(path) is not None
-                and self.policy.off_surface_for(path) is None)
+                and self.policy.off_surface_for(path, d.qualname) is None)
 
     def _flag_built(self, path: str, d: Def) -> bool:
         """"surface", outside [[off_surface]]: code that ran calls the def (or its class) on a branch
         no recording took, or through defs it so calls: a launch flag inside the surface takes it
         (`IdleSleeper(...)` under --sleep-on-idle), so it keeps its body and its class its methods."""
         name = self.defs[(path, d.parent)].name if d.kind == "method" else d.name
-        return name in self.called and self.policy.flag_built(path)
+        return name in self.called and self.policy.flag_built(path, d.qualname)
 
     def _calls_from_ran(self, ran: list[Key]) -> set[str]:
         """Functions and classes that functions which ran call on lines no recording executed (the
@@ -402,7 +406,7 @@ class _Reach:
         executed = self.executed or {}
         never_ran: dict[str, set[str]] = defaultdict(set)
         for (path, qualname), d in self.defs.items():
-            if d.parent is None and self.policy.flag_built(path) and not (
+            if d.parent is None and self.policy.flag_built(path, qualname) and not (
                     _key(path, d) in self.fixed if d.kind == "function" else self._ran_inside(path, qualname)):
                 never_ran[d.name].update(name for _, name in d.calls)
         todo = [name for path, qualname, _ in ran if (d := self.defs.get((path, qualname))) and d.kind != "class"
@@ -517,7 +521,7 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, lis
         return direct | imported([p for p in direct if p.endswith("__init__.py")])  # re-exports
 
     def by_policy(path: str, qualname: str) -> bool:  # a [[keep]] or a [[whole]] path holds it
-        return policy.keep_for(path, qualname) is not None or policy.whole_for(path) is not None
+        return policy.keep_for(path, qualname) is not None or policy.whole_for(path, qualname) is not None
 
     todo = [(i.path, d) for i in indexes for d in i.defs if d.parent is None and by_policy(i.path, d.qualname)]
     modules = set(policy.files) | {i.path for i in indexes if policy.whole_for(i.path)}

@@ -94,6 +94,21 @@ def test_off_surface_paths_load_with_their_reason_and_only_surface_mode_judges_t
         load_policy(path)
 
 
+def test_an_off_surface_symbol_glob_judges_only_the_defs_it_matches(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[plan]\nmode = "surface"\n[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'
+                    'scenario = "r1_fp8_ep2"\n[[off_surface]]\npaths = ["sglang/::*[Mm]amba*"]\n'
+                    'reason = "not DeepSeek"\n')
+    policy = load_policy(path)
+    pools = "sglang/srt/mem_cache/memory_pool.py"
+    assert policy.off_surface_for(pools, "MambaPool.alloc").path == "sglang/::*[Mm]amba*"
+    assert policy.judged_by_lines(pools, "KVCache._build_mamba_pool") and not policy.flag_built(pools, "MambaPool")
+    assert not policy.judged_by_lines(pools, "MLATokenToKVPool.alloc") and policy.flag_built(pools, "MLATokenToKVPool")
+    assert policy.off_surface_for(pools) is None  # a file alone: only whole-file entries
+    assert policy.whole_for("sglang/srt/ep/layer.py", "EPMoE") is not None
+    assert policy.whole_for("sglang/srt/ep/layer.py", "EPMoE.forward_mamba") is None
+
+
 def test_an_off_surface_file_inside_a_whole_folder_is_judged_off_the_surface(tmp_path):
     path = tmp_path / "policy.toml"
     path.write_text('[plan]\nmode = "surface"\n[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'

@@ -12,7 +12,7 @@ from slim.check import check_tree
 from slim.errors import SlimError
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Keep, OffSurface, Policy, Sampled, Whole
-from slim.reach import COLD_STUB, ERROR_HANDLER, HIERARCHY, NEVER_RUN, REFERENCED, REGISTERS, STUB
+from slim.reach import COLD_STUB, ERROR_HANDLER, HIERARCHY, NEVER_RUN, OFF_SURFACE_STUB, REFERENCED, REGISTERS, STUB
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
@@ -176,9 +176,29 @@ def test_surface_judges_by_lines_only_off_the_surface(wheel_tree):
     off = OffSurface(f"{REACH}/used.py", "a debugging aid")
     plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
     used = decisions(plan, f"{REACH}/used.py")
-    assert used["helper_on_error"] == ("stub", COLD_STUB) and used["helper"][0] == "keep"
+    assert used["helper_on_error"] == ("stub", OFF_SURFACE_STUB) and used["helper"][0] == "keep"
     plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface"))
     assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
+    by_symbol = OffSurface(f"{REACH}/", "a debugging aid", symbols="*_on_error")
+    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(by_symbol,)))
+    used = decisions(plan, f"{REACH}/used.py")
+    assert used["helper_on_error"] == ("stub", OFF_SURFACE_STUB) and used["helper"][0] == "keep"
+
+
+def test_surface_stubs_an_off_surface_def_an_executed_line_names_but_never_ran(wheel_tree):
+    """Off the surface, an executed line that names a def is no reason to keep its body: the def
+    never ran (`a and helper_on_error(x)` short-circuits), and its stub keeps the name for
+    code that passes it around; "lines" keeps it, as inside the surface a flag may call it."""
+    root, _ = wheel_tree
+    scan = (root / REACH / "scan.py").read_text().splitlines()
+    naming = {n for n, text in enumerate(scan, 1) if "helper_on_error" in text}
+    assert naming, "the fixture names helper_on_error in scan.py"
+    recording = with_lines(recording_of(root, RAN), root, {})  # every line ran, naming ones too
+    off = OffSurface(f"{REACH}/used.py", "a debugging aid")
+    surface = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
+    assert decisions(surface, f"{REACH}/used.py")["helper_on_error"] == ("stub", OFF_SURFACE_STUB)
+    lines = make_function_plan(root, package_files(root), [recording], Policy(mode="lines"))
+    assert decisions(lines, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
 
 
 def test_surface_keeps_whole_what_ran_code_calls_on_a_branch_no_recording_took(wheel_tree, tmp_path):

@@ -23,9 +23,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _str_with_pid(path: str) -> str:
-    if "%i" in path:
-        return path.replace("%i", str(os.getpid()))
-    return path
+    raise NotImplementedError('slim removed the body of _str_with_pid: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _get_env(key: str, type: Callable[..., _T], default: _T) -> _T:
@@ -46,7 +44,7 @@ def _get_env(key: str, type: Callable[..., _T], default: _T) -> _T:
 
 
 def _parse_pattern(value: str) -> list[str]:
-    return [p.strip() for p in value.split(",") if p.strip()]
+    raise NotImplementedError('slim removed the body of _parse_pattern: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 _KERNEL_API_LOG_LEVEL = _get_env("SGLANG_KERNEL_API_LOGLEVEL", int, 0)

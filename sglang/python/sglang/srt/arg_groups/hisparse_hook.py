@@ -17,23 +17,7 @@ HISPARSE_KV_CACHE_DTYPES = ("bfloat16", "fp8_e4m3")
 
 
 def _is_hip() -> bool:
-    from sglang.srt.server_args import is_hip
-
-    return is_hip()
-
-
-def _hisparse_default_backend(kv_cache_dtype: str) -> str:
-    if _is_hip():
-        return "tilelang"
-    return "flashmla_kv" if kv_cache_dtype == "fp8_e4m3" else "flashmla_sparse"
-
-
-def _hisparse_allowed_backends(kv_cache_dtype: str) -> set[str]:
-    if _is_hip():
-        return HISPARSE_ROCM_DSA_BACKENDS
-    return HISPARSE_CUDA_DSA_BACKENDS_BY_DTYPE.get(
-        kv_cache_dtype, {"flashmla_sparse", "flashmla_kv"}
-    )
+    raise NotImplementedError('slim removed the body of _is_hip: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # The hisparse DSA backend defaults moved to the resolution pipeline
@@ -43,39 +27,11 @@ def _hisparse_allowed_backends(kv_cache_dtype: str) -> set[str]:
 def validate_hisparse_dsa_backend(
     server_args: ServerArgs, attr: str, label: str
 ) -> None:
-    from sglang.srt.arg_groups.overrides import resolved_view
-
-    # Invoked after the DSA kv-cache-dtype / split-backend declarations:
-    # read the resolving state through the view.
-    view = resolved_view(server_args)
-    backend = getattr(view, attr)
-    kv_cache_dtype = view.kv_cache_dtype
-    allowed_backends = _hisparse_allowed_backends(kv_cache_dtype)
-    if backend is not None and backend not in allowed_backends:
-        raise ValueError(
-            f"HiSparse supports DSA {label} backend(s) {sorted(allowed_backends)} "
-            f"on this platform with --kv-cache-dtype={kv_cache_dtype}, "
-            f"but got --dsa-{label}-backend={backend}. "
-            f"Please use --dsa-{label}-backend="
-            f"{_hisparse_default_backend(kv_cache_dtype)} "
-            "or omit it."
-        )
+    raise NotImplementedError('slim removed the body of validate_hisparse_dsa_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def validate_hisparse_kv_cache_dtype(server_args: ServerArgs) -> None:
-    from sglang.srt.arg_groups.overrides import resolved_view
-
-    kv_cache_dtype = resolved_view(server_args).kv_cache_dtype
-    if kv_cache_dtype in HISPARSE_KV_CACHE_DTYPES:
-        return
-
-    choices = " or ".join(
-        f"--kv-cache-dtype={dtype}" for dtype in HISPARSE_KV_CACHE_DTYPES
-    )
-    raise ValueError(
-        f"HiSparse requires one of {HISPARSE_KV_CACHE_DTYPES} KV cache dtypes, "
-        f"but got --kv-cache-dtype={kv_cache_dtype}. Please use {choices}."
-    )
+    raise NotImplementedError('slim removed the body of validate_hisparse_kv_cache_dtype: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def validate_hisparse(server_args: ServerArgs) -> None:

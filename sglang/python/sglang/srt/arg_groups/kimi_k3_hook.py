@@ -10,35 +10,7 @@ logger = logging.getLogger(__name__)
 
 
 def apply_kimi_k3_spec_backend_defaults(server_args: ServerArgs) -> None:
-    """Apply speculative backend defaults for Kimi hybrid models."""
-    from sglang.srt.utils import is_sm100_supported
-
-    if server_args.speculative_algorithm is None:
-        return
-
-    # Use the fused Kimi-K3/DSPARK CuTeDSL kernel for KDA target verification.
-    # Decode is left free (its bf16-ssm SM100+ flashinfer default is fine -- the
-    # target only verifies under spec); the verify backend is pinned directly.
-    if server_args.linear_attn_verify_backend is None:
-        server_args.linear_attn_verify_backend = "nv_cutedsl"
-        logger.info(
-            "Kimi hybrid model with speculative decoding: pinning "
-            "--linear-attn-verify-backend to nv_cutedsl (uses the fused "
-            "Kimi-K3/DSPARK CuTeDSL kernel)."
-        )
-
-    # dspark's draft is dense MQA; trtllm_mha avoids flashinfer's blocking
-    # per-step host plan. DSPARK-only: other spec algos use MLA-family drafts.
-    if (
-        server_args.speculative_algorithm == "DSPARK"
-        and server_args.speculative_draft_attention_backend is None
-        and is_sm100_supported()
-    ):
-        server_args.speculative_draft_attention_backend = "trtllm_mha"
-        logger.info(
-            "Kimi hybrid DSPARK: defaulting "
-            "--speculative-draft-attention-backend to trtllm_mha."
-        )
+    raise NotImplementedError('slim removed the body of apply_kimi_k3_spec_backend_defaults: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def disable_kimi_k3_symm_mem(server_args: ServerArgs) -> None:
@@ -85,19 +57,4 @@ def disable_kimi_k3_symm_mem(server_args: ServerArgs) -> None:
 
 
 def apply_kimi_k3_linear_attn_defaults(server_args: ServerArgs) -> None:
-    """KDA decode-fallback default for Kimi hybrid models (spec-independent)."""
-    from sglang.srt.utils import is_sm100_supported
-
-    # Preempts the generic SM100+bf16 flashinfer switch (a GDN default): on
-    # KDA shapes the triton packed decode measures ~35% faster than
-    # recurrent_kda across bs 1-256, and ReplaySSM requires triton.
-    if (
-        server_args.linear_attn_decode_backend is None
-        and server_args.mamba_ssm_dtype == "bfloat16"
-        and is_sm100_supported()
-    ):
-        server_args.linear_attn_decode_backend = "triton"
-        logger.info(
-            "Kimi hybrid model with bf16 SSM state: defaulting "
-            "--linear-attn-decode-backend to triton."
-        )
+    raise NotImplementedError('slim removed the body of apply_kimi_k3_linear_attn_defaults: it never ran in any recording (see sglang/REMOVED.md)')

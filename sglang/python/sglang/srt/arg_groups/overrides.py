@@ -252,12 +252,7 @@ def attention_backends_of(cfg: Any) -> tuple:
 
 
 def mamba_extra_buffer_of(cfg: Any) -> bool:
-    """Mid-resolution equivalent of runtime_context.mamba_extra_buffer_enabled:
-    reads the (possibly overlaid) strategy from a config-shaped object."""
-    return cfg.disable_radix_cache is False and cfg.mamba_radix_cache_strategy in (
-        "extra_buffer",
-        "extra_buffer_lazy",
-    )
+    raise NotImplementedError('slim removed the body of mamba_extra_buffer_of: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def declare_load_time_override(source: str, declared: Dict[str, Any]) -> None:
@@ -544,11 +539,7 @@ _MAMBA_EXTRA_BUFFER_ARCHS = frozenset(
 
 
 def supports_mamba_cache_extra_buffer(view: Any, model_arch: str) -> bool:
-    """Whether ``model_arch`` supports the extra_buffer strategy on the
-    configured linear-attention backend (pure read)."""
-    if model_arch in _MAMBA_EXTRA_BUFFER_ARCHS:
-        return view.linear_attn_backend == "triton"
-    return False
+    raise NotImplementedError('slim removed the body of supports_mamba_cache_extra_buffer: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_post_process
@@ -598,151 +589,12 @@ def _mamba_radix_cache_resolution(view: Any) -> dict:
 
 @register_post_process
 def _dsa_kv_cache_dtype_default(view: Any) -> dict:
-    """Slot pass in the DSA arm, ordered before the split-backend
-    resolution: default the kv-cache dtype from the device capability
-    (Blackwell FP8, Hopper bf16) and normalize the bf16 alias. Reads the
-    PRISTINE dsa split backends (their resolution runs after this pass)."""
-    from sglang.srt.configs.model_config import is_deepseek_dsa
-
-    hf_config = view.get_model_config().hf_config
-    if hf_config.architectures[0] not in _DEEPSEEK_FAMILY_ARCHS:
-        return {}
-    if not is_deepseek_dsa(hf_config):
-        return {}
-
-    import torch
-
-    major, _ = torch.cuda.get_device_capability()
-
-    # If user specified a backend but didn't explicitly set kv_cache_dtype,
-    # suggest them to be explicit about kv_cache_dtype to avoid surprises
-    if (
-        view.dsa_prefill_backend is not None or view.dsa_decode_backend is not None
-    ) and view.kv_cache_dtype == "auto":
-        logger.warning(
-            "When specifying --dsa-prefill-backend or --dsa-decode-backend, "
-            "you should also explicitly set --kv-cache-dtype (e.g., 'fp8_e4m3' or 'bfloat16'). "
-            "DeepSeek V3.2 defaults to FP8 KV cache which may not be compatible with all backends."
-        )
-
-    kv_cache_dtype = view.kv_cache_dtype
-    if kv_cache_dtype == "auto":
-        kv_cache_dtype = "fp8_e4m3" if major >= 10 else "bfloat16"
-        logger.warning(
-            f"Setting KV cache dtype to {kv_cache_dtype} for DeepSeek DSA on SM{major} device."
-        )
-    if kv_cache_dtype == "bf16":
-        kv_cache_dtype = "bfloat16"
-    assert kv_cache_dtype in [
-        "bfloat16",
-        "fp8_e4m3",
-    ], "DeepSeek DSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype"
-    if kv_cache_dtype != view.kv_cache_dtype:
-        return {"kv_cache_dtype": kv_cache_dtype}
-    return {}
-
-
-def _check_tilelang_dsa_fp8_kv(
-    kv_cache_dtype: str,
-    prefill_backend: Optional[str],
-    decode_backend: Optional[str],
-    *,
-    hip: bool,
-) -> None:
-    """tilelang's fp8 KV path is ROCm-only; the CUDA kernel hardcodes bfloat16.
-    Reject here instead of crashing at decode CUDA-graph capture."""
-    if (
-        not hip
-        and kv_cache_dtype == "fp8_e4m3"
-        and "tilelang" in {prefill_backend, decode_backend}
-    ):
-        raise ValueError(
-            "The tilelang DSA prefill/decode kernels only support an fp8_e4m3 KV "
-            "cache on ROCm/HIP; on CUDA they require a bfloat16 KV cache. Use "
-            "--kv-cache-dtype bfloat16 with the tilelang backend, or keep "
-            "--kv-cache-dtype fp8_e4m3 and pick an fp8-capable DSA backend "
-            "(flashmla_kv on Hopper, trtllm on Blackwell)."
-        )
+    raise NotImplementedError('slim removed the body of _dsa_kv_cache_dtype_default: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_post_process
 def _dsa_split_backend_resolution(view: Any) -> dict:
-    """Slot pass in the DSA arm: default the DSA prefill/decode split
-    backends from the mid-resolution kv-cache dtype and the device
-    capability. The hisparse arm takes precedence under --enable-hisparse."""
-    from sglang.srt.configs.model_config import is_deepseek_dsa
-
-    hf_config = view.get_model_config().hf_config
-    if hf_config.architectures[0] not in _DEEPSEEK_FAMILY_ARCHS:
-        return {}
-    if not is_deepseek_dsa(hf_config):
-        return {}
-
-    import torch
-
-    major, _ = torch.cuda.get_device_capability()
-    kv_cache_dtype = view.kv_cache_dtype
-    user_set_prefill = view.dsa_prefill_backend is not None
-    user_set_decode = view.dsa_decode_backend is not None
-    declared: Dict[str, Any] = {}
-    model_arch = hf_config.architectures[0]
-    is_glm_sm12_fp8 = (
-        model_arch == "GlmMoeDsaForCausalLM"
-        and major == 12
-        and kv_cache_dtype == "fp8_e4m3"
-        and not is_hip()
-    )
-
-    if is_glm_sm12_fp8:
-        backend = "flashinfer_sparse_mla"
-        if not user_set_prefill:
-            declared["dsa_prefill_backend"] = backend
-        if not user_set_decode:
-            declared["dsa_decode_backend"] = backend
-        logger.warning(
-            "Set DSA backends for GLM FP8 KV Cache on SM120/SM121: "
-            f"prefill={backend}, decode={backend}."
-        )
-        return declared
-
-    if view.enable_hisparse:
-        from sglang.srt.arg_groups.hisparse_hook import _hisparse_default_backend
-
-        backend = _hisparse_default_backend(kv_cache_dtype)
-        if not user_set_prefill:
-            declared["dsa_prefill_backend"] = backend
-        if not user_set_decode:
-            declared["dsa_decode_backend"] = backend
-        prefill = declared.get("dsa_prefill_backend", view.dsa_prefill_backend)
-        decode = declared.get("dsa_decode_backend", view.dsa_decode_backend)
-        logger.warning(
-            f"HiSparse enabled ({kv_cache_dtype}): using DSA backends "
-            f"prefill={prefill}, decode={decode}."
-        )
-        return declared
-
-    if kv_cache_dtype == "fp8_e4m3":
-        # Blackwell FP8 defaults to trtllm; Hopper FP8 to flashmla_kv.
-        default = "trtllm" if major >= 10 else "flashmla_kv"
-        if not user_set_prefill:
-            declared["dsa_prefill_backend"] = default
-        if not user_set_decode:
-            declared["dsa_decode_backend"] = default
-    else:
-        # Set prefill/decode backends based on hardware architecture.
-        if not user_set_prefill:
-            declared["dsa_prefill_backend"] = "flashmla_sparse"
-        if not user_set_decode:
-            declared["dsa_decode_backend"] = "trtllm" if major >= 10 else "fa3"
-
-    prefill = declared.get("dsa_prefill_backend", view.dsa_prefill_backend)
-    decode = declared.get("dsa_decode_backend", view.dsa_decode_backend)
-    _check_tilelang_dsa_fp8_kv(kv_cache_dtype, prefill, decode, hip=is_hip())
-    logger.warning(
-        f"Set DSA backends for {kv_cache_dtype} KV Cache: "
-        f"prefill={prefill}, decode={decode}."
-    )
-    return declared
+    raise NotImplementedError('slim removed the body of _dsa_split_backend_resolution: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # Keep in sync with the DeepSeek family list on _deepseek_family_overrides.
@@ -1523,51 +1375,17 @@ def _gguf_quantization(view: Any) -> dict:
 
 @register_post_process
 def _dllm_attention_backend(view: Any) -> dict:
-    if view.dllm_algorithm is None:
-        return {}
-    if view.cuda_graph_config.decode.backend != Backend.DISABLED:
-        if view.attention_backend != "flashinfer":
-            logger.warning(
-                "Attention backend is set to flashinfer because of enabling cuda graph in diffusion LLM inference"
-            )
-            return {"attention_backend": "flashinfer"}
-    return {}
+    raise NotImplementedError('slim removed the body of _dllm_attention_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_post_process
 def _dllm_overlap_disable(view: Any) -> dict:
-    if view.dllm_algorithm is None:
-        return {}
-    if view.disable_overlap_schedule:
-        return {}
-    logger.warning(
-        "Overlap schedule is disabled because of using diffusion LLM inference"
-    )
-    return {"disable_overlap_schedule": True}
+    raise NotImplementedError('slim removed the body of _dllm_overlap_disable: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_post_process
 def _dllm_page_size(view: Any) -> dict:
-    if view.dllm_algorithm is None:
-        return {}
-    from sglang.srt.dllm.config import DllmConfig
-
-    config = DllmConfig.from_server_args(view)
-    if not view.disable_radix_cache and view.page_size % config.block_size != 0:
-        logger.warning(
-            f"Setting page size to {config.block_size} for diffusion LLM inference"
-        )
-        return {"page_size": config.block_size}
-    if view.page_size > config.block_size:
-        # Legacy scheduler-init fallback, folded into the pass: the page
-        # size must not exceed the dllm block size.
-        logger.warning(
-            "WARNING: "
-            f"The page size {view.page_size} should not be larger than dllm block size {config.block_size}."
-            f"Page size now falls back to {config.block_size}"
-        )
-        return {"page_size": config.block_size}
-    return {}
+    raise NotImplementedError('slim removed the body of _dllm_page_size: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def validate_declarations(

@@ -151,26 +151,7 @@ _CLASSIFICATION_ARCHITECTURES = {
 
 
 def _embedding_gemma_spec() -> EmbeddingModelSpec:
-    return EmbeddingModelSpec(
-        family="embeddinggemma",
-        task=EmbeddingTask.EMBED,
-        execution=EmbeddingExecution.ENCODER_ONLY,
-        attention=AttentionPattern.BIDIRECTIONAL,
-        pooling=PoolingStrategy.MEAN,
-        normalize=True,
-        postprocessor="sentence_transformers",
-        tokenizer_special_tokens="model_default",
-        supports_dimensions=False,
-        supports_token_embeddings=False,
-        supports_multimodal=False,
-        requires_embedding_flag=False,
-        auto_enable_embedding=True,
-        bidirectional_attention=True,
-        bcg_prefill_policy=BCGPrefillPolicy.FULL_ENCODER,
-        safe_disable_radix_cache=True,
-        safe_disable_chunked_prefill=True,
-        safe_disable_kv_cache=True,
-    )
+    raise NotImplementedError('slim removed the body of _embedding_gemma_spec: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _native_embedding_spec(

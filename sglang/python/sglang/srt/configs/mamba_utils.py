@@ -53,9 +53,6 @@ class BaseLinearStateParams(ABC):
             + ssm_numel * self.dtype.temporal.itemsize
         ) * len(self.layers)
 
-    def replayssm_ring_bytes_per_req(self, record_len: int) -> int:
-        raise NotImplementedError('slim removed the body of BaseLinearStateParams.replayssm_ring_bytes_per_req: it never ran in any recording (see sglang/REMOVED.md)')
-
     @property
     def is_kda(self) -> bool:
         """KDA per-K-channel gate vs GDN/Mamba2 per-head scalar gate. Selects

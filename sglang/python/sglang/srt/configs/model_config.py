@@ -122,7 +122,7 @@ def is_deepseek_dsa(config) -> bool:
 
 
 def is_kimi_k3(config) -> bool:
-    return _hf_arch(config) == "KimiK3ForConditionalGeneration"
+    raise NotImplementedError('slim removed the body of is_kimi_k3: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def is_deepseek_v4(config) -> bool:
@@ -142,8 +142,7 @@ def is_nemotron_h(config) -> bool:
 
 
 def get_dsa_index_head_dim(config: PretrainedConfig) -> int:
-    assert is_deepseek_dsa(config) or is_deepseek_v4(config)
-    return config.index_head_dim
+    raise NotImplementedError('slim removed the body of get_dsa_index_head_dim: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def is_minimax_sparse(config: PretrainedConfig) -> bool:
@@ -183,36 +182,15 @@ def get_minimax_sparse_disable_value_layer_ids(sparse_cfg: dict) -> list[int]:
 
 
 def get_dsa_index_topk(config: PretrainedConfig) -> int:
-    assert is_deepseek_dsa(config)
-    return config.index_topk
+    raise NotImplementedError('slim removed the body of get_dsa_index_topk: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def dsa_layer_skips_topk(config: PretrainedConfig, layer_id: int) -> bool:
-    """Return whether a DSA layer reuses the previous layer's top-k indices."""
-    assert is_deepseek_dsa(config)
-
-    pattern = getattr(config, "index_topk_pattern", None)
-    if pattern is not None:
-        return layer_id < len(pattern) and pattern[layer_id] == "S"
-
-    freq = getattr(config, "index_topk_freq", 1)
-    if freq is None:
-        freq = 1
-    assert freq > 0, f"index_topk_freq must be positive, got {freq}"
-    offset = getattr(config, "index_skip_topk_offset", None)
-    if offset is not None:
-        assert offset > 0, (
-            "index_skip_topk_offset must be positive; offset <= 0 "
-            "marks layer 0 as skip_topk with no prior topk to reuse"
-        )
-        return max(layer_id - offset + 1, 0) % freq != 0
-
-    return max(layer_id - 1, 0) % freq != 0
+    raise NotImplementedError('slim removed the body of dsa_layer_skips_topk: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_dsa_index_n_heads(config: PretrainedConfig) -> int:
-    assert is_deepseek_dsa(config)
-    return config.index_n_heads
+    raise NotImplementedError('slim removed the body of get_dsa_index_n_heads: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 REQUANTIZATION_METHODS = ["quark_mxfp4"]
@@ -1115,19 +1093,6 @@ class ModelConfig:
         # parallel size so each GPU has at least one KV head.
         return max(1, total_num_kv_heads // tensor_parallel_size)
 
-    def get_swa_num_kv_heads(self, tensor_parallel_size) -> int:
-        """Similar to get_num_kv_heads(), but for SWA."""
-        if hasattr(self.hf_text_config, "swa_num_key_value_heads"):
-            total_num_kv_heads = self.hf_text_config.swa_num_key_value_heads
-            return max(1, total_num_kv_heads // tensor_parallel_size)
-        elif hasattr(self.hf_text_config, "attention_other_setting"):  # For step3p5
-            total_num_kv_heads = self.hf_text_config.attention_other_setting.get(
-                "num_attention_groups"
-            )
-            return max(1, total_num_kv_heads // tensor_parallel_size)
-        else:
-            return self.get_num_kv_heads(tensor_parallel_size)
-
     # adapted from https://github.com/vllm-project/vllm/blob/v0.6.4.post1/vllm/config.py
     def _parse_quant_hf_config(self):
         quant_cfg = getattr(self.hf_config, "quantization_config", None)
@@ -1301,30 +1266,6 @@ class ModelConfig:
 
             return has_hf_quant_config(self.model_path)
         return True
-
-    def _get_modelopt_quant_type(self) -> str:
-        """Extract ModelOpt quantization type from unified quantization flag."""
-        if self.quantization == "modelopt_fp8":
-            return "fp8"
-        elif self.quantization == "modelopt_fp4":
-            return "nvfp4"
-        elif self.quantization == "modelopt_mixed":
-            raise ValueError(
-                "modelopt_mixed is only supported for pre-quantized checkpoints."
-            )
-        elif self.quantization == "modelopt":
-            # Auto-detect from model config
-            quant_cfg = self._parse_quant_hf_config()
-            if quant_cfg:
-                quant_method = quant_cfg.get("quant_method", "").lower()
-                if "fp4" in quant_method:
-                    return "fp4"
-                elif "fp8" in quant_method:
-                    return "fp8"
-            # Default to fp8 if can't detect
-            return "fp8"
-        else:
-            return "fp8"  # Default fallback
 
     def _get_sliding_window_size(self) -> Optional[int]:
         for key in ("sliding_window_size", "sliding_window", "window_size"):
@@ -2009,111 +1950,4 @@ def get_hybrid_layer_ids(
     model_architectures: List[str],
     hf_text_config: PretrainedConfig,
 ):
-    num_hidden_layers = hf_text_config.num_hidden_layers
-    if "Llama4ForConditionalGeneration" in model_architectures:
-        swa_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if (i + 1) % 4 != 0
-        ]
-        full_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if (i + 1) % 4 == 0
-        ]
-    elif "GptOssForCausalLM" in model_architectures:
-        layer_types = getattr(hf_text_config, "layer_types", [])
-        swa_attention_layer_ids = [
-            i for i, x in enumerate(layer_types) if x == "sliding_attention"
-        ]
-        full_attention_layer_ids = [
-            i for i, x in enumerate(layer_types) if x == "full_attention"
-        ]
-    elif any(arch in MIMO_V2_MODEL_ARCHS for arch in model_architectures):
-        hybrid_layer_pattern = getattr(hf_text_config, "hybrid_layer_pattern", None)
-        swa_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if hybrid_layer_pattern[i] == 1
-        ]
-        full_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if hybrid_layer_pattern[i] == 0
-        ]
-    elif "MiMoV2MTP" in model_architectures:
-        swa_attention_layer_ids = [0]
-        full_attention_layer_ids = []
-    elif (
-        "Step3p5ForCausalLM" in model_architectures
-        or "Step3p7ForConditionalGeneration" in model_architectures
-    ):
-        layer_types = hf_text_config.layer_types
-        swa_attention_layer_ids = [
-            i
-            for i, x in enumerate(layer_types)
-            if x == "sliding_attention" and i < num_hidden_layers
-        ]
-        full_attention_layer_ids = [
-            i
-            for i, x in enumerate(layer_types)
-            if x == "full_attention" and i < num_hidden_layers
-        ]
-    elif "Step3p5MTP" in model_architectures:
-        swa_attention_layer_ids = [0]
-        full_attention_layer_ids = []
-    elif (
-        "Gemma4ForCausalLM" in model_architectures
-        or "Gemma4ForConditionalGeneration" in model_architectures
-        or "Gemma4UnifiedForConditionalGeneration" in model_architectures
-        or "LagunaForCausalLM" in model_architectures
-        or "MellumForCausalLM" in model_architectures
-    ):
-        layer_types = getattr(hf_text_config, "layer_types", [])
-        swa_attention_layer_ids = [
-            i for i, x in enumerate(layer_types) if x == "sliding_attention"
-        ]
-        full_attention_layer_ids = [
-            i for i, x in enumerate(layer_types) if x == "full_attention"
-        ]
-    elif "InklingForConditionalGenerationMTP" in model_architectures:
-        # One block per MTP depth; a banded head marks its sliding-window depths
-        # in mtp_local_layer_ids. The per-depth pool routing in the KV-cache
-        # mixin is authoritative; this keeps model_config's swa/full lists
-        # self-consistent for other consumers.
-        mtp_local_layer_ids = hf_text_config.mtp_local_layer_ids
-        if mtp_local_layer_ids:
-            num_depths = hf_text_config.num_nextn_predict_layers
-            local_set = set(mtp_local_layer_ids)
-            swa_attention_layer_ids = sorted(local_set)
-            full_attention_layer_ids = [
-                i for i in range(num_depths) if i not in local_set
-            ]
-        else:
-            swa_attention_layer_ids = []
-            full_attention_layer_ids = [0]
-    elif "InklingForConditionalGeneration" in model_architectures:
-        local_layer_ids = hf_text_config.local_layer_ids
-        local_layer_id_set = set(local_layer_ids)
-        assert len(local_layer_id_set) == len(
-            local_layer_ids
-        ), f"Inkling local_layer_ids must be unique: {local_layer_ids}"
-        assert all(
-            0 <= layer_id < num_hidden_layers for layer_id in local_layer_id_set
-        ), f"Inkling local_layer_ids must be in [0, {num_hidden_layers}): {local_layer_ids}"
-        swa_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if i in local_layer_id_set
-        ]
-        full_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if i not in local_layer_id_set
-        ]
-    elif "UnlimitedOCRForCausalLM" in model_architectures:
-        swa_attention_layer_ids = list(range(num_hidden_layers))
-        full_attention_layer_ids = []
-    elif getattr(hf_text_config, "hybrid_layer_pattern", None) is not None:
-        # Generic fallback for custom hybrid SWA models that opt in via
-        # hf_text_config.is_hybrid_swa and expose a hybrid_layer_pattern
-        # (1 = SWA, 0 = full) without needing to be added to the allowlist.
-        hybrid_layer_pattern = hf_text_config.hybrid_layer_pattern
-        swa_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if hybrid_layer_pattern[i] == 1
-        ]
-        full_attention_layer_ids = [
-            i for i in range(num_hidden_layers) if hybrid_layer_pattern[i] == 0
-        ]
-    else:
-        swa_attention_layer_ids = None
-        full_attention_layer_ids = None
-    return swa_attention_layer_ids, full_attention_layer_ids
+    raise NotImplementedError('slim removed the body of get_hybrid_layer_ids: it never ran in any recording (see sglang/REMOVED.md)')

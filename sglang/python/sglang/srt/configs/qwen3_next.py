@@ -23,7 +23,6 @@ from sglang.srt.configs.mamba_utils import (
     Mamba2StateShape,
     mamba2_state_dtype,
 )
-from sglang.srt.configs.update_config import adjust_tp_num_heads_if_necessary
 from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import is_cpu
 

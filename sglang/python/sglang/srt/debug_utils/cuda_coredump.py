@@ -12,9 +12,7 @@ that variable and a warning is printed.  For strict guarantees, set the
 CUDA_* env vars in the shell before launching Python.
 """
 
-import glob
 import os
-import warnings
 
 from sglang.srt.environ import envs
 
@@ -28,56 +26,12 @@ def is_enabled() -> bool:
     return envs.SGLANG_CUDA_COREDUMP.get()
 
 
-def get_dump_dir() -> str:
-    # Resolve the base dir the same way as the uploader
-    # (.github/actions/upload-cuda-coredumps/action.yml) so they agree; an empty
-    # SGLANG_CUDA_COREDUMP_DIR counts as unset, like the action's `[ -n ... ]`.
-    raise NotImplementedError('slim removed the body of get_dump_dir: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def _inject_env():
-    """Inject CUDA coredump environment variables into the current process.
-    If a CUDA_* variable is already present, skip it and log a warning."""
-    dump_dir = get_dump_dir()
-    os.makedirs(dump_dir, exist_ok=True)
-
-    env_vars = {
-        "CUDA_ENABLE_COREDUMP_ON_EXCEPTION": "1",
-        "CUDA_COREDUMP_SHOW_PROGRESS": "1",
-        "CUDA_COREDUMP_GENERATION_FLAGS": _CUDA_COREDUMP_FLAGS,
-        "CUDA_COREDUMP_FILE": f"{dump_dir}/cuda_coredump_%h.%p.%t",
-    }
-    for key, value in env_vars.items():
-        if key in os.environ:
-            warnings.warn(
-                f"CUDA coredump env var {key} is already set to "
-                f"'{os.environ[key]}', skipping injection of '{value}'.",
-                stacklevel=2,
-            )
-        else:
-            os.environ[key] = value
+    raise NotImplementedError('slim removed the body of _inject_env: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def report():
-    """Log any CUDA coredump files found after a test failure."""
-    dump_dir = get_dump_dir()
-    coredump_files = glob.glob(os.path.join(dump_dir, "cuda_coredump_*"))
-    if not coredump_files:
-        return
-
-    print(f"\n{'='*60}")
-    print(f"CUDA coredump(s) detected ({len(coredump_files)} file(s)):")
-    for f in coredump_files:
-        size_mb = os.path.getsize(f) / (1024 * 1024)
-        print(f"  {f} ({size_mb:.1f} MB)")
-    print("Use cuda-gdb to analyze: cuda-gdb -c <coredump_file>")
-
-    run_id = os.environ.get("GITHUB_RUN_ID")
-    if run_id:
-        repo = os.environ.get("GITHUB_REPOSITORY", "sgl-project/sglang")
-        print(f"Download from CI: gh run download {run_id} --repo {repo}")
-
-    print(f"{'='*60}\n")
+    raise NotImplementedError('slim removed the body of report: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # Auto-inject CUDA coredump env vars at import time.

@@ -1,11 +1,9 @@
 import enum
-import functools
 import os
 import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal, Optional, Union, get_args, get_type_hints
 
@@ -214,18 +212,7 @@ class _Dumper:
         return self._config.enable or self._config.server_port_parsed is not None
 
     def step(self):
-        """This should be called on all ranks at the end of each iteration."""
-
-        self._http_manager  # noqa: B018
-
-        if not self._config.enable:
-            return
-
-        # Users may want to `dump` only on some ranks, thus determine name here
-        self._ensure_exp_name()
-
-        self._state.step += 1
-        _log(f"step={self._state.step}")
+        raise NotImplementedError('slim removed the body of _Dumper.step: it never ran in any recording (see sglang/REMOVED.md)')
 
     def dump(
         self,
@@ -237,65 +224,14 @@ class _Dumper:
         grafter_extras: Optional[dict] = None,
         **kwargs,
     ) -> None:
-        value_meta: dict = {}
-        grad_meta: dict = {}
-        if dims is not None:
-            value_meta["dims"] = dims
-            grad_meta["dims"] = dims
-        if dims_grad is not None:
-            value_meta["dims_grad"] = dims_grad
-            grad_meta["dims"] = dims_grad
-
-        self._dump_inner(
-            name=name,
-            value=value,
-            extra_kwargs=kwargs,
-            save=save,
-            enable_value=self._config.enable_value,
-            enable_curr_grad=False,
-            enable_future_grad=self._config.enable_grad,
-            value_tag="Dumper.Value",
-            grad_tag="Dumper.Grad",
-            value_meta_only_fields=value_meta,
-            grad_meta_only_fields=grad_meta,
-            grafter_extras=grafter_extras,
-        )
-
-    def set_ctx(self, **kwargs):
-        raise NotImplementedError('slim removed the body of _Dumper.set_ctx: it never ran in any recording (see sglang/REMOVED.md)')
+        raise NotImplementedError('slim removed the body of _Dumper.dump: it never ran in any recording (see sglang/REMOVED.md)')
 
     def ctx(
         self,
         _extractor: Optional[Callable[..., dict]] = None,
         **static_ctx: Any,
     ) -> Callable:
-        """Decorator that sets context before calling the wrapped function and clears it after.
-
-        Two forms:
-            @dumper.ctx(lambda self: dict(layer_id=self.layer_id))
-            def forward(self, x): ...
-
-            @dumper.ctx(phase="decode")
-            def decode_step(self, x): ...
-        """
-        if _extractor is not None and static_ctx:
-            raise ValueError("cannot mix lambda extractor with static kwargs")
-        if _extractor is None and not static_ctx:
-            raise ValueError("must provide either a lambda or static kwargs")
-
-        def decorator(fn: Callable) -> Callable:
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                ctx_dict: dict = _extractor(args[0]) if _extractor else static_ctx
-                self.set_ctx(**ctx_dict)
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    self.set_ctx(**{k: None for k in ctx_dict})
-
-            return wrapper
-
-        return decorator
+        raise NotImplementedError('slim removed the body of _Dumper.ctx: it never ran in any recording (see sglang/REMOVED.md)')
 
     def apply_source_patches(self) -> None:
         raise NotImplementedError('slim removed the body of _Dumper.apply_source_patches: it never ran in any recording (see sglang/REMOVED.md)')
@@ -309,13 +245,10 @@ class _Dumper:
     # ------------------------------- public :: secondary ---------------------------------
 
     def configure(self, **kwargs) -> None:
-        self._config = replace(self._config, **kwargs)
+        raise NotImplementedError('slim removed the body of _Dumper.configure: it never ran in any recording (see sglang/REMOVED.md)')
 
     def reset(self) -> None:
-        for non_intrusive in self._non_intrusives:
-            non_intrusive.remove()
-        self._non_intrusives.clear()
-        self._state = _DumperState()
+        raise NotImplementedError('slim removed the body of _Dumper.reset: it never ran in any recording (see sglang/REMOVED.md)')
 
     @cached_property
     def _http_manager(self) -> Optional["_DumperHttpManager"]:
@@ -325,35 +258,11 @@ class _Dumper:
 
     # ------------------------- private :: related to dump -----------------------------
 
-    def _dump_inner(
-        self,
-        *,
-        name: str,
-        value,
-        extra_kwargs: dict,
-        save: bool,
-        enable_value: bool,
-        enable_curr_grad: bool,
-        enable_future_grad: bool,
-        value_tag: str,
-        grad_tag: str,
-        value_meta_only_fields: Optional[dict] = None,
-        grad_meta_only_fields: Optional[dict] = None,
-        grafter_extras: Optional[dict] = None,
-        get_grad: Optional[Callable] = None,
-        step: Optional[int] = None,
-    ) -> None:
-        raise NotImplementedError('slim removed the body of _Dumper._dump_inner: it never ran in any recording (see sglang/REMOVED.md)')
-
     # ------------------------------- private :: misc ---------------------------------
 
     @cached_property
     def _static_meta(self) -> dict:
         return _compute_static_meta()
-
-    def _ensure_exp_name(self):
-        raise NotImplementedError('slim removed the body of _Dumper._ensure_exp_name: it never ran in any recording (see sglang/REMOVED.md)')
-
 
 # -------------------------------------- hook dumper ------------------------------------------
 
@@ -396,8 +305,7 @@ def _get_rank():
 
 
 def _log(msg: str) -> None:
-    """Print a log line tagged with the current rank and wall-clock time."""
-    print(f"[Dumper, rank={_get_rank()}, t={time.time():.3f}] {msg}", flush=True)
+    raise NotImplementedError('slim removed the body of _log: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # Copied verbatim from sglang.srt.debug_utils.dump_comparator (originally from

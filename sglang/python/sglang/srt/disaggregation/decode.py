@@ -98,10 +98,6 @@ class DecodeReqToTokenPool:
     def free(self, req: Req):
         raise NotImplementedError('slim removed the body of DecodeReqToTokenPool.free: it never ran in any recording (see sglang/REMOVED.md)')
 
-class HybridMambaDecodeReqToTokenPool(HybridReqToTokenPool):
-    pass
-
-
 class DecodePreallocQueue(DecodeHiCachePreallocMixin):
     """
     Store the requests that are preallocating.

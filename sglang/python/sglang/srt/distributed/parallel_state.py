@@ -2224,11 +2224,11 @@ def get_tensor_model_parallel_world_size():
 
 
 def get_dcp_world_size():
-    return get_dcp_group().world_size
+    raise NotImplementedError('slim removed the body of get_dcp_world_size: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_dcp_rank():
-    return get_dcp_group().rank_in_group
+    raise NotImplementedError('slim removed the body of get_dcp_rank: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_tensor_model_parallel_rank():

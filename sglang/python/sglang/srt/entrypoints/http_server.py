@@ -39,7 +39,6 @@ from typing import (
     Union,
 )
 
-import aiohttp
 import numpy as np
 import orjson
 import requests
@@ -1291,22 +1290,14 @@ async def slow_down(obj: Annotated[SlowDownReqInput, Body()], request: Request):
 async def load_lora_adapter(
     obj: Annotated[LoadLoRAAdapterReqInput, Body()], request: Request
 ):
-    """Load a new LoRA adapter without re-launching the server."""
-    result = await _global_state.tokenizer_manager.load_lora_adapter(obj, request)
-    status_code = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
-    return ORJSONResponse(msgspec_to_builtins(result), status_code=status_code)
+    raise NotImplementedError('slim removed the body of load_lora_adapter: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @app.api_route("/load_lora_adapter_from_tensors", methods=["POST"])
 async def load_lora_adapter_from_tensors(
     obj: Annotated[LoadLoRAAdapterFromTensorsReqInput, Body()], request: Request
 ):
-    """Load a new LoRA adapter from tensors without re-launching the server."""
-    result = await _global_state.tokenizer_manager.load_lora_adapter_from_tensors(
-        obj, request
-    )
-    status_code = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
-    return ORJSONResponse(msgspec_to_builtins(result), status_code=status_code)
+    raise NotImplementedError('slim removed the body of load_lora_adapter_from_tensors: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @app.api_route("/unload_lora_adapter", methods=["POST"])
@@ -1314,10 +1305,7 @@ async def load_lora_adapter_from_tensors(
 async def unload_lora_adapter(
     obj: Annotated[UnloadLoRAAdapterReqInput, Body()], request: Request
 ):
-    """Load a new LoRA adapter without re-launching the server."""
-    result = await _global_state.tokenizer_manager.unload_lora_adapter(obj, request)
-    status_code = HTTPStatus.OK if result.success else HTTPStatus.BAD_REQUEST
-    return ORJSONResponse(msgspec_to_builtins(result), status_code=status_code)
+    raise NotImplementedError('slim removed the body of unload_lora_adapter: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @app.api_route("/open_session", methods=["GET", "POST"])
@@ -1639,37 +1627,7 @@ async def _send_disaggregation_warmup_requests(
     ssl_verify: Union[bool, str],
     timeout: int,
 ) -> List[int]:
-    ssl_context = (
-        ssl_verify
-        if isinstance(ssl_verify, bool)
-        else ssl.create_default_context(cafile=ssl_verify)
-    )
-
-    async def send_request(session: aiohttp.ClientSession, dp_rank: int) -> int:
-        json_data = {
-            "sampling_params": {
-                "temperature": 0.0,
-                "max_new_tokens": 8,
-                "ignore_eos": True,
-            },
-            "bootstrap_host": FAKE_BOOTSTRAP_HOST,
-            "bootstrap_room": dp_rank,
-            "input_ids": [10, 11, 12, 13],
-            "routed_dp_rank": dp_rank,
-        }
-        async with session.post(
-            url + "/generate", json=json_data, ssl=ssl_context
-        ) as response:
-            await response.read()
-            return response.status
-
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        headers=headers,
-    ) as session:
-        return await asyncio.gather(
-            *(send_request(session, dp_rank) for dp_rank in range(server_args.dp_size))
-        )
+    raise NotImplementedError('slim removed the body of _send_disaggregation_warmup_requests: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _execute_server_warmup(server_args: ServerArgs):

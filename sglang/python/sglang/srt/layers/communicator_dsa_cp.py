@@ -30,7 +30,6 @@ from sglang.srt.layers.communicator import (
     ScatterMode,
 )
 from sglang.srt.layers.dp_attention import (
-    attn_cp_all_gather_into_tensor,
     get_local_dp_buffer,
 )
 from sglang.srt.layers.utils.cp_utils import mla_use_prefill_cp
@@ -43,7 +42,7 @@ def dsa_enable_prefill_cp():
     # After using cp, the communication mode of this part changes.
     # The three parts of prepare_attn, prepare_mlp, and postprocess_layer
     # no longer require additional communication for reduce, scatter, etc.
-    return is_dsa_enable_prefill_cp()
+    raise NotImplementedError('slim removed the body of dsa_enable_prefill_cp: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def maybe_prefetch_next_full_attention_kv(

@@ -842,10 +842,6 @@ def attn_tp_all_gather_into_tensor(output: torch.Tensor, input: torch.Tensor):
     return get_attn_tp_group().all_gather_into_tensor(output, input)
 
 
-def attn_cp_all_gather_into_tensor(output: torch.Tensor, input: torch.Tensor):
-    return get_attn_cp_group().all_gather_into_tensor(output, input)
-
-
 def get_moe_cp_rank() -> int:
     return _get_moe_dp_group().rank_in_group
 

@@ -296,14 +296,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            out, _, residual_out = torch_npu.npu_add_rms_norm(
-                residual, x, self.weight.data, self.variance_epsilon
-            )
-            return out, residual_out
-        return torch_npu.npu_rms_norm(x, self.weight.data, self.variance_epsilon)[0]
+        raise NotImplementedError('slim removed the body of RMSNorm.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_aiter(
         self,
@@ -313,73 +306,7 @@ class RMSNorm(MultiPlatformOp):
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         # Fix dsv4 dp attenton issue
         # the symptom is torch.AcceleratorError: HIP error: invalid configuration argument
-        if x.shape[0] == 0:
-            if residual is not None:
-                return x, residual
-            return x
-        if self.weight.data.dtype != x.dtype:
-            # AITER's ROCm rmsnorm2d_fwd requires weight/activation dtypes to match;
-            # FP32 weight + BF16 activation yields finite-but-corrupted output on gfx950.
-            return self.forward_native(x, residual, post_residual_addition)
-        # Aiter's RMSNorm kernels expect 2D contiguous inputs. Keep the
-        # already-safe layout as a zero-copy path, and only normalize strided or
-        # higher-rank views such as Q/K slices from packed QKV projections.
-        needs_reshape = x.dim() != 2 and residual is None
-        if needs_reshape:
-            original_shape = x.shape
-            x = x.contiguous().reshape(-1, original_shape[-1])
-        elif not x.is_contiguous():
-            x = x.contiguous()
-        if is_batch_invariant_mode_enabled():
-            if (
-                residual is not None
-                or self.cast_x_before_out_mul
-                or get_exec().deterministic.rl_on_policy_target == "fsdp"
-                or (self._fused_pad_kernel is not None and self.x_pad_to_multiple > 0)
-            ):
-                return self.forward_native(x, residual, post_residual_addition)
-            out = rms_norm_batch_invariant(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-            if needs_reshape:
-                out = out.reshape(original_shape)
-            return out
-        # Fused (add +) rmsnorm + zero-pad path. Triggered when caller
-        # constructed RMSNorm with x_pad_to_multiple > 0. Output last
-        # dim is padded up; residual_out stays at original width. Used
-        # by callers (e.g. GPT-OSS MXFP4 MoE) whose immediate consumer
-        # needs a padded hidden_size — folding the pad in here removes a
-        # separate launch.
-        if self._fused_pad_kernel is not None and self.x_pad_to_multiple > 0:
-            if post_residual_addition is not None and residual is not None:
-                residual = residual + post_residual_addition
-            return self._fused_pad_kernel(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-                residual,
-                self.x_pad_to_multiple,
-            )
-        if residual is not None:
-            residual_out = torch.empty_like(x)
-            output = torch.empty_like(x)
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rms_norm(
-                output,
-                x,
-                residual,
-                residual_out,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-            return output, residual_out
-        output = rms_norm(x, self.weight.data, self.variance_epsilon)
-        if needs_reshape:
-            output = output.reshape(original_shape)
-        return output
+        raise NotImplementedError('slim removed the body of RMSNorm.forward_aiter: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_hip(
         self,
@@ -388,37 +315,7 @@ class RMSNorm(MultiPlatformOp):
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         # Fallback to native implementation if vllm is not available
-        if not _has_vllm_rms_norm:
-            return self.forward_native(x, residual, post_residual_addition)
-
-        if is_batch_invariant_mode_enabled():
-            if (
-                residual is not None
-                or self.cast_x_before_out_mul
-                or get_exec().deterministic.rl_on_policy_target == "fsdp"
-            ):
-                return self.forward_native(x, residual, post_residual_addition)
-            return rms_norm_batch_invariant(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-
-        if not x.is_contiguous():
-            # NOTE: Remove this if aiter kernel supports discontinuous input
-            x = x.contiguous()
-        if residual is not None:
-            out = torch.empty_like(x)
-            residual_out = torch.empty_like(x)
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rms_norm(
-                out, x, residual_out, residual, self.weight.data, self.variance_epsilon
-            )
-            return out, residual_out
-        out = torch.empty_like(x)
-        rms_norm(out, x, self.weight.data, self.variance_epsilon)
-        return out
+        raise NotImplementedError('slim removed the body of RMSNorm.forward_hip: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_musa(
         self,
@@ -426,22 +323,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
-            return self.forward_native(x, residual, post_residual_addition)
-
-        if not x.is_contiguous():
-            x = x.contiguous()
-
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
-            return x, residual
-
-        out = nn.functional.rms_norm(
-            x, (self.hidden_size,), self.weight.data, self.variance_epsilon
-        )
-        return out
+        raise NotImplementedError('slim removed the body of RMSNorm.forward_musa: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_native(
         self,
@@ -499,19 +381,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if _is_cpu_amx_available:
-            if residual is not None:
-                if post_residual_addition is not None:
-                    residual = residual + post_residual_addition
-                torch.ops.sgl_kernel.fused_add_rmsnorm_cpu(
-                    x, residual, self.weight.data, self.variance_epsilon
-                )
-                return x, residual
-            return torch.ops.sgl_kernel.rmsnorm_cpu(
-                x, self.weight.data, self.variance_epsilon
-            )
-        else:
-            return self.forward_native(x, residual, post_residual_addition)
+        raise NotImplementedError('slim removed the body of RMSNorm.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_xpu(
         self,
@@ -519,26 +389,7 @@ class RMSNorm(MultiPlatformOp):
         residual: Optional[torch.Tensor] = None,
         post_residual_addition: Optional[torch.Tensor] = None,
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        if self.variance_size_override is not None:
-            return self.forward_native(x, residual, post_residual_addition)
-        if is_batch_invariant_mode_enabled():
-            if (
-                residual is not None
-                or get_exec().deterministic.rl_on_policy_target == "fsdp"
-            ):
-                return self.forward_native(x, residual, post_residual_addition)
-            return rms_norm_batch_invariant(
-                x,
-                self.weight.data,
-                self.variance_epsilon,
-            )
-        if residual is not None:
-            if post_residual_addition is not None:
-                residual = residual + post_residual_addition
-            fused_add_rmsnorm(x, residual, self.weight.data, self.variance_epsilon)
-            return x, residual
-        out = rmsnorm(x, self.weight.data, self.variance_epsilon)
-        return out
+        raise NotImplementedError('slim removed the body of RMSNorm.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_with_allreduce_fusion(
         self,

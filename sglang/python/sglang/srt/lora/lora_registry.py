@@ -13,7 +13,6 @@
 # ==============================================================================
 
 
-import asyncio
 from collections import OrderedDict
 from typing import Dict, List, Optional, Union
 from uuid import uuid4
@@ -91,62 +90,16 @@ class LoRARegistry:
                 self._register_adapter(lora_ref)
 
     async def register(self, lora_ref: LoRARef):
-        """
-        Register a new LoRARef object in the registry.
-
-        Args:
-            lora_ref (LoRARef): The LoRARef object to register.
-        """
-        async with self._registry_lock.writer_lock:
-            self._register_adapter(lora_ref)
+        raise NotImplementedError('slim removed the body of LoRARegistry.register: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def unregister(self, lora_name: str) -> str:
-        """
-        Unregister a LoRARef object from the registry and returns the removed LoRA ID.
-
-        Args:
-            lora_name (str): The name of the LoRA model to unregister.
-        """
-        async with self._registry_lock.writer_lock:
-            lora_ref = self._registry.get(lora_name, None)
-            if lora_ref is None:
-                raise ValueError(
-                    f"LoRA with name {lora_name} does not exist. Loaded LoRAs: {self._registry.keys()}"
-                )
-            del self._registry[lora_name]
-
-        return lora_ref.lora_id
+        raise NotImplementedError('slim removed the body of LoRARegistry.unregister: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def acquire(self, lora_name: Union[str, List[str]]) -> Union[str, List[str]]:
         raise NotImplementedError('slim removed the body of LoRARegistry.acquire: it never ran in any recording (see sglang/REMOVED.md)')
 
     async def release(self, lora_id: Union[str, List[str]]):
-        """
-        Decrements the usage counter for a LoRA adapter, indicating that it is no longer in use.
-        """
-
-        async with self._registry_lock.reader_lock:
-            if isinstance(lora_id, str):
-                await self._counters[lora_id].decrement()
-            elif isinstance(lora_id, list):
-                await asyncio.gather(
-                    *[
-                        self._counters[id].decrement()
-                        for id in lora_id
-                        if id is not None
-                    ]
-                )
-            else:
-                raise TypeError("lora_id must be either a string or a list of strings.")
-
-    async def wait_for_unload(self, lora_id: str):
-        raise NotImplementedError('slim removed the body of LoRARegistry.wait_for_unload: it never ran in any recording (see sglang/REMOVED.md)')
-
-    async def get_unregistered_loras(self, lora_name: set[str]):
-        raise NotImplementedError('slim removed the body of LoRARegistry.get_unregistered_loras: it never ran in any recording (see sglang/REMOVED.md)')
-
-    async def lru_lora_name(self, exclude_pinned=False):
-        raise NotImplementedError('slim removed the body of LoRARegistry.lru_lora_name: it never ran in any recording (see sglang/REMOVED.md)')
+        raise NotImplementedError('slim removed the body of LoRARegistry.release: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _register_adapter(self, lora_ref: LoRARef):
         raise NotImplementedError('slim removed the body of LoRARegistry._register_adapter: it never ran in any recording (see sglang/REMOVED.md)')

@@ -15,6 +15,7 @@ limitations under the License.
 
 import logging
 import threading
+import time
 from functools import cache
 from queue import Empty, Queue
 from typing import TYPE_CHECKING, List, NamedTuple, Optional
@@ -167,8 +168,58 @@ class HiCacheAck(NamedTuple):
 class StorageOperation:
     counter = 0
 
+    def __init__(
+        self,
+        host_indices: Optional[torch.Tensor],
+        token_ids: List[int],
+        last_hash: Optional[str] = None,
+        hash_value: Optional[List[str]] = None,
+        prefix_keys: Optional[List[str]] = None,
+    ):
+        self.host_indices = host_indices
+        self.token_ids = token_ids
+        self.last_hash = last_hash
+        self.completed_tokens = 0
+        self.hash_value = hash_value if hash_value is not None else []
+        self.prefix_keys = prefix_keys
+
+        self.id = StorageOperation.counter
+        StorageOperation.counter += 1
+
+    def __lt__(self, other: StorageOperation):
+        return self.id < other.id
+
+
 class PrefetchOperation(StorageOperation):
-    pass
+    def __init__(
+        self,
+        request_id: str,
+        token_ids: List[int],
+        last_hash: Optional[str] = None,
+        prefix_keys: Optional[List[str]] = None,
+    ):
+        self.request_id = request_id
+
+        self._lock = threading.Lock()
+        self._terminated_flag = False
+        self.storage_hit_count = 0
+        self.start_time = time.monotonic()
+
+        super().__init__(None, token_ids, last_hash, prefix_keys=prefix_keys)
+
+    def increment(self, num_tokens: int):
+        with self._lock:
+            if self._terminated_flag:
+                return False
+            self.completed_tokens += num_tokens
+            return True
+
+    def mark_terminate(self):
+        with self._lock:
+            self._terminated_flag = True
+
+    def is_terminated(self) -> bool:
+        return self._terminated_flag
 
 
 class HiCacheController:

@@ -1116,24 +1116,10 @@ class EmbeddingReqInput:
         self._validate_rid_uniqueness()
 
     def _normalize_lora_paths(self, num):
-        """Normalize LoRA paths for batch processing."""
-        if self.lora_path is not None:
-            if isinstance(self.lora_path, str):
-                self.lora_path = [self.lora_path] * num
-            elif isinstance(self.lora_path, list):
-                if len(self.lora_path) != num:
-                    raise ValueError(
-                        f"lora_path list length ({len(self.lora_path)}) must match batch size ({num})"
-                    )
-            else:
-                raise ValueError("lora_path should be a list or a string.")
+        raise NotImplementedError('slim removed the body of EmbeddingReqInput._normalize_lora_paths: it never ran in any recording (see sglang/REMOVED.md)')
 
     def contains_mm_input(self) -> bool:
-        return (
-            has_valid_data(self.image_data)
-            or has_valid_data(self.video_data)
-            or has_valid_data(self.audio_data)
-        )
+        raise NotImplementedError('slim removed the body of EmbeddingReqInput.contains_mm_input: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _get_positional_embed_overrides_item(
         self, i: int

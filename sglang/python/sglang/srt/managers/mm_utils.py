@@ -14,7 +14,6 @@ from sglang.srt.managers.io_struct import (
     TokenizedGenerateReqInput,
 )
 from sglang.srt.managers.schedule_batch import (
-    CudaIpcTensorTransportProxy,
     Modality,
     MultimodalDataItem,
     MultimodalInputs,
@@ -50,22 +49,6 @@ _GPU_FEATURE_BUFFER: Optional[torch.Tensor] = None
 _BUFFER_OFFSET = 0
 
 _is_default_tensor_transport = None
-
-
-def init_feature_buffer(device):
-    raise NotImplementedError('slim removed the body of init_feature_buffer: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def reset_buffer_offset():
-    raise NotImplementedError('slim removed the body of reset_buffer_offset: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def is_feature_buffer_initialized():
-    raise NotImplementedError('slim removed the body of is_feature_buffer_initialized: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def try_add_to_buffer(tensor: torch.Tensor) -> Optional[torch.Tensor]:
-    raise NotImplementedError('slim removed the body of try_add_to_buffer: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 embedding_cache: Optional[MultiModalStaticCache] = None
@@ -147,26 +130,8 @@ def wrap_shm_features(obj):
     return obj
 
 
-def _feature_has_shm(feat) -> bool:
-    raise NotImplementedError('slim removed the body of _feature_has_shm: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def has_shm_features(recv_reqs):
-    """Return True if any request in the list contains ShmPointerMMData."""
-    for req in recv_reqs:
-        if isinstance(req, BaseBatchReq):
-            if has_shm_features(req.batch):
-                return True
-        elif (
-            isinstance(req, (TokenizedGenerateReqInput, TokenizedEmbeddingReqInput))
-            and req.mm_inputs
-        ):
-            for item in req.mm_inputs.mm_items:
-                if _feature_has_shm(item.feature):
-                    return True
-                if _feature_has_shm(item.precomputed_embeddings):
-                    return True
-    return False
+    raise NotImplementedError('slim removed the body of has_shm_features: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _unwrap_tensor_or_list(value):

@@ -45,7 +45,6 @@ from sglang.srt.mem_cache.allocator.swa import (
     SWATokenToKVPoolAllocator,
 )
 from sglang.srt.mem_cache.deepseek_v4_memory_pool import DeepSeekV4TokenToKVPool
-from sglang.srt.mem_cache.hisparse_memory_pool import HiSparseDSATokenToKVPool
 from sglang.srt.mem_cache.memory_pool import (
     DSATokenToKVPool,
     HybridLinearKVPool,
@@ -88,26 +87,10 @@ _is_hip = is_hip()
 
 
 def _get_dsv4_compress_state_dtypes() -> tuple[torch.dtype, torch.dtype]:
-    dtype_name = envs.SGLANG_DSV4_COMPRESS_STATE_DTYPE.get().strip().lower()
-    if dtype_name in ("float32", "fp32"):
-        return torch.float32, torch.float32
-    if dtype_name in ("bfloat16", "bf16"):
-        return torch.bfloat16, torch.bfloat16
-    raise ValueError(
-        "Unsupported SGLANG_DSV4_COMPRESS_STATE_DTYPE="
-        f"{dtype_name!r}. Expected one of: float32, fp32, bfloat16, bf16."
-    )
+    raise NotImplementedError('slim removed the body of _get_dsv4_compress_state_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 _is_npu = is_npu()
-
-
-def _should_enable_lazy_compaction() -> bool:
-    """Lazy compaction default — ON unless
-    `SGLANG_DISABLE_LAZY_COMPACTION=1` (escape hatch for A/B / rollback).
-    Centralized here so both unified-memory-pool factory call sites stay in sync.
-    """
-    return not envs.SGLANG_DISABLE_LAZY_COMPACTION.get()
 
 
 # base ratio of mamba pool size to max_running_requests. Under
@@ -458,71 +441,7 @@ class KVCacheConfigurator:
     def _init_unified_mamba_pools(
         self, *, max_num_reqs: int, max_total_num_tokens: int
     ) -> UnifiedPoolBundle:
-        """Build the shared-KV-pool stack for a hybrid-Mamba model:
-        one byte buffer split between the full-attn MHA KV pool and the
-        per-request Mamba state pool, with virtual slot ids above the
-        allocator."""
-        from sglang.srt.mem_cache.unified_memory_pool import init_unified_mamba_pools
-
-        config = self.mambaish_config
-        assert config is not None
-        # The full sub-pool is page-aware (via `MultiEndedAllocator(page_size=...)`);
-        # the mamba sub-pool stays page=1.
-        assert self.page_size >= 1, f"page_size must be >= 1, got {self.page_size}"
-        # Mirror the non-shared path's extra_max_context_len computation.
-        extra_max_context_len = 4
-        if get_spec().speculative_num_draft_tokens is not None:
-            extra_max_context_len += get_spec().speculative_num_draft_tokens
-
-        mamba_layer_ids = [
-            i
-            for i in config.mamba2_cache_params.layers
-            if self.layer_info.start_layer <= i < self.layer_info.end_layer
-        ]
-        full_attention_layer_ids = [
-            i
-            for i in config.full_attention_layer_ids
-            if self.layer_info.start_layer <= i < self.layer_info.end_layer
-        ]
-
-        bundle = init_unified_mamba_pools(
-            device=self.device,
-            kv_cache_dtype=self.kv_cache_dtype,
-            head_num=self.model_config.get_num_kv_heads(get_parallel().attn_tp_size),
-            head_dim=self.model_config.head_dim,
-            page_size=self.page_size,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-            is_draft_worker=self.is_draft_worker,
-            use_mla_backend=self.use_mla_backend,
-            kv_lora_rank=(
-                self.model_config.kv_lora_rank if self.use_mla_backend else None
-            ),
-            qk_rope_head_dim=(
-                self.model_config.qk_rope_head_dim if self.use_mla_backend else None
-            ),
-            mamba_layer_ids=mamba_layer_ids,
-            full_attention_layer_ids=full_attention_layer_ids,
-            mamba2_cache_params=config.mamba2_cache_params,
-            model_context_len=self.model_config.context_len,
-            extra_max_context_len=extra_max_context_len,
-            max_total_num_tokens=max_total_num_tokens,
-            max_mamba_cache_size=get_schedule().max_mamba_cache_size,
-            max_num_reqs=max_num_reqs,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            enable_mamba_extra_buffer=self.server_args.enable_mamba_extra_buffer(),
-            speculative_num_draft_tokens=get_spec().speculative_num_draft_tokens,
-            disable_overlap_schedule=get_schedule().disable_overlap_schedule,
-            need_sort=get_disagg().disaggregation_mode in ("decode", "prefill"),
-            mamba_full_memory_ratio=get_schedule().mamba_full_memory_ratio,
-            # Overlap mode: the allocator's `free` drops a wait_stream(forward_stream)
-            # barrier so eager compaction serializes after the in-flight forward's
-            # v2p/KV reads. Near-no-op in normal mode.
-            forward_stream=self.forward_stream,
-            # Lazy compaction: default ON, env-var escape hatch for rollback / A/B.
-            lazy_compaction=_should_enable_lazy_compaction(),
-        )
-        return bundle
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._init_unified_mamba_pools: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _init_unified_swa_pools(
         self,
@@ -531,92 +450,7 @@ class KVCacheConfigurator:
         full_max_total_num_tokens: Optional[int],
         swa_max_total_num_tokens: Optional[int],
     ) -> UnifiedPoolBundle:
-        """Build the unified-pool stack for a hybrid-SWA model (Triton): one byte
-        buffer split between the full-attention and SWA KV pools."""
-        from sglang.srt.mem_cache.unified_memory_pool import (
-            UnifiedPoolBundle,
-            init_unified_swa_pools,
-        )
-
-        assert self.is_hybrid_swa, "_init_unified_swa_pools called on a non-SWA model"
-        # Both sub-pools are page-aware; the SWA composite runs alloc_extend_kernel
-        # once in virtual space and binds the new pages on both sub-allocators.
-        assert self.page_size >= 1, f"page_size must be >= 1, got {self.page_size}"
-        assert (
-            not self.use_mla_backend
-        ), "unified memory pool does not support MLA-SWA hybrid yet"
-        # Mirror the non-shared path's extra_max_context_len computation.
-        extra_max_context_len = 4
-        if get_spec().speculative_num_draft_tokens is not None:
-            extra_max_context_len += get_spec().speculative_num_draft_tokens
-        req_to_token_pool = ReqToTokenPool(
-            size=max_num_reqs,
-            max_context_len=self.model_config.context_len + extra_max_context_len,
-            device=self.device,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-        )
-
-        head_num = self.model_config.get_num_kv_heads(get_parallel().attn_tp_size)
-        head_dim = self.model_config.head_dim
-        if self.is_hybrid_swa_compress:
-            # Asymmetric head dims between full and SWA (NPU compress path):
-            # pull SWA-specific dims from the hf text config.
-            v_head_dim = self.model_config.hf_text_config.v_head_dim
-            swa_head_num = max(
-                1,
-                self.model_config.hf_text_config.swa_num_key_value_heads
-                // get_parallel().attn_tp_size,
-            )
-            swa_head_dim = self.model_config.hf_text_config.swa_head_dim
-            swa_v_head_dim = self.model_config.hf_text_config.swa_v_head_dim
-        else:
-            v_head_dim = head_dim
-            swa_head_num = head_num
-            swa_head_dim = head_dim
-            swa_v_head_dim = head_dim
-
-        # Filter layer ids to this worker's [start_layer, end_layer) range.
-        swa_attention_layer_ids = [
-            i
-            for i in self.model_config.swa_attention_layer_ids
-            if self.layer_info.start_layer <= i < self.layer_info.end_layer
-        ]
-        full_attention_layer_ids = [
-            i
-            for i in self.model_config.full_attention_layer_ids
-            if self.layer_info.start_layer <= i < self.layer_info.end_layer
-        ]
-
-        bundle = init_unified_swa_pools(
-            device=self.device,
-            kv_cache_dtype=self.kv_cache_dtype,
-            head_num=head_num,
-            head_dim=head_dim,
-            v_head_dim=v_head_dim,
-            swa_head_num=swa_head_num,
-            swa_head_dim=swa_head_dim,
-            swa_v_head_dim=swa_v_head_dim,
-            page_size=self.page_size,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-            swa_attention_layer_ids=swa_attention_layer_ids,
-            full_attention_layer_ids=full_attention_layer_ids,
-            full_max_total_num_tokens=full_max_total_num_tokens,
-            swa_max_total_num_tokens=swa_max_total_num_tokens,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            need_sort=get_disagg().disaggregation_mode in ("decode", "prefill"),
-            # Overlap mode: same wait_stream(forward_stream) rationale as
-            # `_init_unified_mamba_pools`.
-            forward_stream=self.forward_stream,
-            # Lazy compaction: default ON, with env var escape hatch for rollback / A/B.
-            lazy_compaction=_should_enable_lazy_compaction(),
-        )
-        return UnifiedPoolBundle(
-            unified_memory_pool=bundle.unified_memory_pool,
-            token_to_kv_pool=bundle.token_to_kv_pool,
-            token_to_kv_pool_allocator=bundle.token_to_kv_pool_allocator,
-            req_to_token_pool=req_to_token_pool,
-        )
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._init_unified_swa_pools: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _validate_prefill_only_disable_kv_cache_pool_family(
         self,
@@ -693,45 +527,7 @@ class KVCacheConfigurator:
         extra_max_context_len: int,
         pre_alloc_size: int,
     ) -> ReqToTokenPool:
-        from sglang.srt.disaggregation.decode import (
-            HybridMambaDecodeReqToTokenPool,
-        )
-
-        req_to_token_pool = HybridMambaDecodeReqToTokenPool(
-            size=max_num_reqs,
-            max_context_len=self.model_config.context_len + extra_max_context_len,
-            device=self.device,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            cache_params=self.mambaish_config.mamba2_cache_params,
-            mamba_layer_ids=(
-                [
-                    i
-                    for i in self.mambaish_config.mamba2_cache_params.layers
-                    if self.layer_info.start_layer <= i < self.layer_info.end_layer
-                ]
-            ),
-            speculative_num_draft_tokens=self.server_args.max_speculative_num_draft_tokens,
-            speculative_eagle_topk=get_spec().speculative_eagle_topk,
-            enable_mamba_extra_buffer=self.server_args.enable_mamba_extra_buffer(),
-            pre_alloc_size=pre_alloc_size,
-            enable_overlap_schedule=not get_schedule().disable_overlap_schedule,
-            mamba_size=get_schedule().max_mamba_cache_size,
-            start_layer=self.layer_info.start_layer,
-            linear_replayssm_cache_len=get_exec().mamba.linear_replayssm_cache_len,
-            mamba_envelope_layout=get_memory().enable_page_major_kv_layout,
-            # ReplaySSM spec-verify is for linear-attn models (GDN fold or KDA
-            # fold); activate the pool machinery only for those, so any other
-            # mamba-ish model (Mamba2/Nemotron, lightning, ...) run with the
-            # flag set stays byte-identical to flag-off.
-            enable_linear_replayssm_spec=(
-                get_exec().mamba.enable_linear_replayssm_spec
-                and (
-                    self.hybrid_gdn_config is not None
-                    or kimi_linear_config(self.model_config) is not None
-                )
-            ),
-        )
-        return req_to_token_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_hybrid_mamba_decode_req_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_decode_req_pool(
         self,
@@ -759,53 +555,7 @@ class KVCacheConfigurator:
     ) -> ReqToTokenPool:
         # DSPARK/DFLASH commit routes through the backend fold (KDA-only); a
         # non-KDA model there would scatter a None intermediate_ssm and crash.
-        _algo = (self.server_args.speculative_algorithm or "").upper()
-        if (
-            get_exec().mamba.enable_linear_replayssm_spec
-            and _algo in ("DSPARK", "DFLASH")
-            and kimi_linear_config(self.model_config) is None
-        ):
-            raise ValueError(
-                "--enable-linear-replayssm-spec with DSPARK/DFLASH requires a KDA "
-                "(kimi_linear) model; got a non-KDA model."
-            )
-        req_to_token_pool = HybridReqToTokenPool(
-            size=max_num_reqs,
-            mamba_size=get_schedule().max_mamba_cache_size,
-            mamba_spec_state_size=max_num_reqs,
-            max_context_len=self.model_config.context_len + extra_max_context_len,
-            device=self.device,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            cache_params=self.mambaish_config.mamba2_cache_params,
-            mamba_layer_ids=(
-                [
-                    i
-                    for i in self.mambaish_config.mamba2_cache_params.layers
-                    if self.layer_info.start_layer <= i < self.layer_info.end_layer
-                ]
-            ),
-            enable_mamba_extra_buffer=self.server_args.enable_mamba_extra_buffer(),
-            enable_mamba_extra_buffer_lazy=self.server_args.enable_mamba_extra_buffer_lazy(),
-            speculative_num_draft_tokens=self.server_args.max_speculative_num_draft_tokens,
-            speculative_eagle_topk=get_spec().speculative_eagle_topk,
-            enable_overlap_schedule=not get_schedule().disable_overlap_schedule,
-            start_layer=self.layer_info.start_layer,
-            enable_linear_replayssm=get_exec().mamba.enable_linear_replayssm,
-            linear_replayssm_cache_len=get_exec().mamba.linear_replayssm_cache_len,
-            mamba_envelope_layout=get_memory().enable_page_major_kv_layout,
-            # ReplaySSM spec-verify is for linear-attn models (GDN fold or KDA
-            # fold); activate the pool machinery only for those, so any other
-            # mamba-ish model (Mamba2/Nemotron, lightning, ...) run with the
-            # flag set stays byte-identical to flag-off.
-            enable_linear_replayssm_spec=(
-                get_exec().mamba.enable_linear_replayssm_spec
-                and (
-                    self.hybrid_gdn_config is not None
-                    or kimi_linear_config(self.model_config) is not None
-                )
-            ),
-        )
-        return req_to_token_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_hybrid_req_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_default_req_pool(
         self,
@@ -945,81 +695,10 @@ class KVCacheConfigurator:
         c128_state_dtype: Optional[torch.dtype],
         req_to_token_pool: ReqToTokenPool,
     ) -> KVCache:
-        swa_page_size = get_schedule().page_size
-        assert swa_page_size == 256, "In paged swa mode, page_size must be 256."
-
-        if self.is_draft_worker:
-            from sglang.srt.models.deepseek_v4_nextn import (
-                COMPRESS_RATIO_NEXTN_LAYER,
-            )
-
-            compression_ratios = [
-                COMPRESS_RATIO_NEXTN_LAYER
-            ] * self.layer_info.num_effective_layers
-        else:
-            compression_ratios = self.model_config.compress_ratios
-
-        # NPU + DSV4 → paged-state subclass: the fused compressor kernel
-        # needs cache_mode=1 (paged); Atlas A3 rejects cache_mode=2 (ring),
-        # so the CUDA ring-buffer state path can't be shared. CUDA keeps
-        # DeepSeekV4TokenToKVPool unchanged; NPU recomputes state sizes below.
-        pool_cls = DeepSeekV4TokenToKVPool
-        c4_state_pool_size = c4_state_pool_size
-        c128_state_pool_size = c128_state_pool_size
-
-        token_to_kv_pool = pool_cls(
-            max_num_reqs=max_running_requests,
-            # SWA ring is indexed by req_pool_idx; PD decode inflates req_to_token
-            # past max_running_requests (pre-alloc), so size to the real capacity.
-            num_req_slots=req_to_token_pool.req_to_token.shape[0],
-            swa_size=swa_max_total_num_tokens,
-            c4_size=c4_max_total_num_tokens,
-            c128_size=c128_max_total_num_tokens,
-            c4_state_pool_size=c4_state_pool_size,
-            c128_state_pool_size=c128_state_pool_size,
-            page_size=self.pool_page_size,
-            swa_page_size=swa_page_size,
-            sliding_window=self.model_config.window_size,
-            dtype=self.kv_cache_dtype,
-            c4_state_dtype=c4_state_dtype,
-            c128_state_dtype=c128_state_dtype,
-            qk_nope_head_dim=self.model_config.qk_nope_head_dim,
-            qk_rope_head_dim=self.model_config.qk_rope_head_dim,
-            indexer_head_dim=self.model_config.index_head_dim,
-            layer_num=self.layer_info.num_effective_layers,
-            device=self.device,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            compression_ratios=compression_ratios,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-            enable_hisparse=get_memory().enable_hisparse,
-            online_mtp_max_draft_tokens=(
-                self.server_args.max_speculative_num_draft_tokens or 0
-            ),
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_dsv4_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_oot_dsa_kv_pool(self, *, max_total_num_tokens: int) -> KVCache:
-        PoolCls = current_platform.get_dsa_kv_pool_cls()
-        token_to_kv_pool = PoolCls(
-            max_total_num_tokens,
-            page_size=self.pool_page_size,
-            dtype=self.kv_cache_dtype,
-            kv_lora_rank=self.model_config.kv_lora_rank,
-            qk_rope_head_dim=self.model_config.qk_rope_head_dim,
-            layer_num=self.layer_info.num_effective_layers,
-            device=self.device,
-            kv_cache_dim=calculate_mla_kv_cache_dim(
-                model_config=self.model_config,
-                kv_cache_dtype=self.kv_cache_dtype,
-                server_args=self.server_args,
-            ),
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-            index_head_dim=get_dsa_index_head_dim(self.model_config.hf_config),
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_oot_dsa_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_oot_mla_kv_pool(
         self, *, max_total_num_tokens: int, is_dsa_model: bool
@@ -1062,125 +741,18 @@ class KVCacheConfigurator:
         full_max_total_num_tokens: Optional[int],
         swa_max_total_num_tokens: Optional[int],
     ) -> KVCache:
-        from sglang.srt.hardware_backend.npu.memory_pool_npu import (
-            NPUMHATokenToKVPool,
-        )
-
-        kwargs = {}
-        if self.is_hybrid_swa_compress:
-            kwargs = {
-                "swa_head_num": max(
-                    1,
-                    self.model_config.hf_text_config.swa_num_key_value_heads
-                    // get_parallel().attn_tp_size,
-                ),
-                "swa_head_dim": self.model_config.swa_head_dim,
-                "swa_v_head_dim": self.model_config.swa_v_head_dim,
-                "v_head_dim": self.model_config.v_head_dim,
-            }
-        token_to_kv_pool = SWAKVPool(
-            size=full_max_total_num_tokens,
-            size_swa=swa_max_total_num_tokens,
-            page_size=self.pool_page_size,
-            dtype=self.kv_cache_dtype,
-            post_capture_active=self.post_capture_kv_active,
-            head_num=self.model_config.get_num_kv_heads(get_parallel().attn_tp_size),
-            head_dim=self.model_config.head_dim,
-            swa_attention_layer_ids=self.model_config.swa_attention_layer_ids,
-            full_attention_layer_ids=self.model_config.full_attention_layer_ids,
-            device=self.device,
-            token_to_kv_pool_class=NPUMHATokenToKVPool,
-            **kwargs,
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_ascend_swa_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_ascend_mla_kv_pool(
         self, *, max_total_num_tokens: int, is_dsa_model: bool
     ) -> KVCache:
-        from sglang.srt.hardware_backend.npu.memory_pool_npu import (
-            NPUMLATokenToKVPool,
-        )
-
-        token_to_kv_pool = NPUMLATokenToKVPool(
-            max_total_num_tokens,
-            page_size=self.pool_page_size,
-            dtype=self.kv_cache_dtype,
-            kv_lora_rank=self.model_config.kv_lora_rank,
-            qk_rope_head_dim=self.model_config.qk_rope_head_dim,
-            index_head_dim=(self.model_config.index_head_dim if is_dsa_model else None),
-            layer_num=self.layer_info.num_effective_layers,
-            device=self.device,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_ascend_mla_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_ascend_mha_kv_pool(self, *, max_total_num_tokens: int) -> KVCache:
-        from sglang.srt.hardware_backend.npu.memory_pool_npu import (
-            NPUMHATokenToKVPool,
-        )
-
-        token_to_kv_pool = NPUMHATokenToKVPool(
-            max_total_num_tokens,
-            page_size=self.pool_page_size,
-            dtype=self.kv_cache_dtype,
-            head_num=self.model_config.get_num_kv_heads(get_parallel().attn_tp_size),
-            head_dim=self.model_config.head_dim,
-            layer_num=self.layer_info.num_effective_layers,
-            device=self.device,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_ascend_mha_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_dsa_kv_pool(self, *, max_total_num_tokens: int) -> KVCache:
-        from sglang.srt.layers.cp.utils import get_glm_dsa_cp_layer_shard_info
-
-        (
-            dsa_cp_layer_shard_rank,
-            dsa_cp_layer_shard_size,
-        ) = get_glm_dsa_cp_layer_shard_info(self)
-        pool_kwargs = {}
-        if get_memory().enable_hisparse:
-            PoolCls = HiSparseDSATokenToKVPool
-            from sglang.srt.mem_cache.sparsity import parse_hisparse_config
-
-            pool_kwargs["host_to_device_ratio"] = parse_hisparse_config(
-                self.server_args
-            ).host_to_device_ratio
-        elif dsa_cp_layer_shard_rank is not None:
-            # DSA cache layer split: shard KV/indexer layers across CP ranks.
-            from sglang.srt.mem_cache.dsa_cache_layer_split import (
-                LayerSplitDSATokenToKVPool,
-            )
-
-            PoolCls = LayerSplitDSATokenToKVPool
-            pool_kwargs["layer_shard_rank"] = dsa_cp_layer_shard_rank
-            pool_kwargs["layer_shard_size"] = dsa_cp_layer_shard_size
-        else:
-            PoolCls = DSATokenToKVPool
-        token_to_kv_pool = PoolCls(
-            max_total_num_tokens,
-            page_size=self.pool_page_size,
-            dtype=self.kv_cache_dtype,
-            kv_lora_rank=self.model_config.kv_lora_rank,
-            qk_rope_head_dim=self.model_config.qk_rope_head_dim,
-            layer_num=self.layer_info.num_effective_layers,
-            device=self.device,
-            kv_cache_dim=calculate_mla_kv_cache_dim(
-                model_config=self.model_config,
-                kv_cache_dtype=self.kv_cache_dtype,
-                server_args=self.server_args,
-            ),
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            start_layer=self.layer_info.start_layer,
-            end_layer=self.layer_info.end_layer,
-            index_head_dim=get_dsa_index_head_dim(self.model_config.hf_config),
-            **pool_kwargs,
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_dsa_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_mla_fp4_kv_pool(self, *, max_total_num_tokens: int) -> KVCache:
         token_to_kv_pool = MLATokenToKVPoolFP4(
@@ -1219,63 +791,7 @@ class KVCacheConfigurator:
         swa_max_total_num_tokens: Optional[int],
         mha_pool_class: type,
     ) -> KVCache:
-        kwargs = {}
-        if self.is_hybrid_swa_compress:
-            kwargs = {
-                "swa_head_num": max(
-                    1,
-                    self.model_config.hf_text_config.swa_num_key_value_heads
-                    // get_parallel().attn_tp_size,
-                ),
-                "swa_head_dim": self.model_config.swa_head_dim,
-                "swa_v_head_dim": self.model_config.swa_v_head_dim,
-                "v_head_dim": self.model_config.v_head_dim,
-            }
-        swa_pool_class = (
-            MHATokenToKVPoolMXFP8
-            if self.kv_cache_dtype_str == "mxfp8"
-            else mha_pool_class
-        )
-        swa_attention_layer_ids = self.model_config.swa_attention_layer_ids
-        full_attention_layer_ids = self.model_config.full_attention_layer_ids
-        if self.is_inkling_mtp_draft:
-            if self.draft_swa_full_capacity:
-                # Banded 's' depth: route the draft's single layer into the SWA
-                # ring sub-pool so use_sliding_window_kv_pool activates the SWA
-                # store/read path for this depth, exactly like a trunk local
-                # layer.
-                swa_attention_layer_ids = [self.draft_model_idx]
-                full_attention_layer_ids = []
-            else:
-                swa_attention_layer_ids = []
-                full_attention_layer_ids = [self.draft_model_idx]
-        # Size the banded draft's SWA ring to FULL draft capacity (not the
-        # trunk-window-derived swa_max): with the identity full->swa mapping
-        # registered in _build_token_to_kv_pool_allocator, every logical slot
-        # the shared target allocator hands out (up to full_max) must be
-        # addressable in the ring, whatever the head-vs-trunk window
-        # relationship.
-        size_swa = (
-            full_max_total_num_tokens
-            if self.draft_swa_full_capacity
-            else swa_max_total_num_tokens
-        )
-        token_to_kv_pool = SWAKVPool(
-            size=full_max_total_num_tokens,
-            size_swa=size_swa,
-            page_size=self.pool_page_size,
-            dtype=self.kv_cache_dtype,
-            post_capture_active=self.post_capture_kv_active,
-            head_num=self.model_config.get_num_kv_heads(get_parallel().attn_tp_size),
-            head_dim=self.model_config.head_dim,
-            swa_attention_layer_ids=swa_attention_layer_ids,
-            full_attention_layer_ids=full_attention_layer_ids,
-            device=self.device,
-            enable_kv_cache_copy=(get_spec().speculative_algorithm is not None),
-            token_to_kv_pool_class=swa_pool_class,
-            **kwargs,
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_hybrid_swa_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_minimax_sparse_kv_pool(self, *, max_total_num_tokens: int) -> KVCache:
         from sglang.srt.server_args import m3_fp8_attn_gemm_enabled
@@ -1319,51 +835,7 @@ class KVCacheConfigurator:
         req_to_token_pool: ReqToTokenPool,
         mha_pool_class: type,
     ) -> KVCache:
-        extra_args = {}
-        if self.use_mla_backend:
-            extra_args = {
-                "kv_lora_rank": self.model_config.kv_lora_rank,
-                "qk_rope_head_dim": self.model_config.qk_rope_head_dim,
-            }
-        full_attention_layer_ids = (
-            [0]
-            if self.is_draft_worker
-            else [
-                i
-                for i in self.mambaish_config.full_attention_layer_ids
-                if self.layer_info.start_layer <= i < self.layer_info.end_layer
-            ]
-        )
-        quant_method = self._build_fp4_quant_method(
-            num_layers=len(full_attention_layer_ids)
-        )
-        # MXFP8 KV cache needs the block-scaled pool (data + UE8M0 scale
-        # buffers) for the full-attention layers, same as the SWA branch.
-        full_pool_class = (
-            MHATokenToKVPoolMXFP8
-            if self.kv_cache_dtype_str == "mxfp8" and not self.use_mla_backend
-            else mha_pool_class
-        )
-        token_to_kv_pool = HybridLinearKVPool(
-            page_size=self.pool_page_size,
-            size=max_total_num_tokens,
-            dtype=self.kv_cache_dtype,
-            head_num=self.model_config.get_num_kv_heads(get_parallel().attn_tp_size),
-            head_dim=self.model_config.head_dim,
-            # if draft worker, we only need 1 attention layer's kv pool
-            full_attention_layer_ids=full_attention_layer_ids,
-            device=self.device,
-            mamba_pool=req_to_token_pool.mamba_pool,
-            enable_memory_saver=get_exec().features.enable_memory_saver,
-            enable_kv_cache_copy=(get_spec().speculative_algorithm is not None),
-            use_mla=self.use_mla_backend,
-            start_layer=self.layer_info.start_layer,
-            full_kv_pool_class=full_pool_class,
-            quant_method=quant_method,
-            post_capture_active=self.post_capture_kv_active and quant_method is None,
-            **extra_args,
-        )
-        return token_to_kv_pool
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._build_hybrid_linear_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _build_mha_kv_pool(
         self, *, max_total_num_tokens: int, mha_pool_class: type, quant_method=None
@@ -1564,35 +1036,7 @@ class KVCacheConfigurator:
         return int(rest_memory * (1 << 30))  # return in bytes
 
     def _calculate_mamba_ratio(self) -> int:
-        if get_memory().disable_radix_cache:
-            return 1
-
-        skip_decode_lock = envs.SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK.get()
-        base = MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO - (
-            MAMBA_CACHE_BASE_RATIO_DROP_ON_SKIP if skip_decode_lock else 0
-        )
-
-        additional_ratio = 0
-        if self.server_args.enable_mamba_extra_buffer():
-            # ping-pong buffer size is 2 when overlap schedule is on, 1 otherwise.
-            # Lazy mode saves 1 slot (2 → 1) for overlap; non-overlap already uses 1.
-            if not get_schedule().disable_overlap_schedule:
-                if self.server_args.enable_mamba_extra_buffer_lazy():
-                    additional_ratio = MAMBA_CACHE_V2_ADDITIONAL_RATIO_OVERLAP_LAZY
-                else:
-                    additional_ratio = MAMBA_CACHE_V2_ADDITIONAL_RATIO_OVERLAP
-            else:
-                assert (
-                    not self.server_args.enable_mamba_extra_buffer_lazy()
-                ), "Lazy extra buffer requires overlap schedule (--disable-overlap-schedule is incompatible)"
-                additional_ratio = MAMBA_CACHE_V2_ADDITIONAL_RATIO_NO_OVERLAP
-        elif skip_decode_lock:
-            # no_buffer under skip: add the base drop back so effective stays 3,
-            # the prefill->decode peak needs ~3 slots/req and this leaf-only mode
-            # has no ping-pong to absorb it.
-            additional_ratio = MAMBA_CACHE_V2_ADDITIONAL_RATIO_NO_BUFFER
-
-        return base + additional_ratio
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._calculate_mamba_ratio: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _apply_token_constraints(self, token_capacity: int) -> int:
         """Apply external constraints to token capacity: user cap, PP sync.
@@ -1721,172 +1165,7 @@ class KVCacheConfigurator:
         return config
 
     def _handle_max_mamba_cache(self, total_rest_memory):
-        config = self.mambaish_config
-        server_args = self.server_args
-        assert config is not None
-
-        # mamba_cache_per_req covers every mamba layer, but under PP a rank only
-        # allocates its own [start_layer, end_layer) slice. Charge the largest
-        # per-stage share so every rank derives the same pool without a collective.
-        all_mamba_layers = config.mamba2_cache_params.layers
-        if self.ps.pp_size > 1 and all_mamba_layers:
-            max_stage_mamba_layers = max(
-                sum(1 for i in all_mamba_layers if start <= i < end)
-                for start, end in (
-                    get_pp_indices(
-                        self.model_config.num_hidden_layers, rank, self.ps.pp_size
-                    )
-                    for rank in range(self.ps.pp_size)
-                )
-            )
-        else:
-            max_stage_mamba_layers = len(all_mamba_layers)
-        pp_layer_scale = max_stage_mamba_layers / max(len(all_mamba_layers), 1)
-        stage_per_req = int(
-            config.mamba2_cache_params.mamba_cache_per_req * pp_layer_scale
-        )
-
-        has_spec_dec = not self.spec_algorithm.is_none()
-        # ReplaySSM drops the per-step intermediate_ssm scratch, so its mamba budget
-        # no longer reserves the (1 + D/ratio) intermediate factor -- the whole
-        # budget goes to persistent slots (K sized like non-spec), which is how the
-        # freed ~9GB turns into higher max_running.
-        # The ring is allocated per slot but is not part of mamba_cache_per_req;
-        # the solve must charge it too or num_slots is over-provisioned.
-        replayssm_active = get_exec().mamba.enable_linear_replayssm_spec and (
-            self.hybrid_gdn_config is not None
-            or kimi_linear_config(self.model_config) is not None
-        )
-        if replayssm_active:
-            # GDN sizes the fold window to the draft maximum; the KDA ring
-            # stays --linear-replayssm-cache-len long (mirrors MambaPool).
-            if kimi_linear_config(self.model_config) is not None:
-                record_len = get_exec().mamba.linear_replayssm_cache_len
-            elif server_args.max_speculative_num_draft_tokens is not None:
-                record_len = server_args.max_speculative_num_draft_tokens
-            else:
-                record_len = get_exec().mamba.linear_replayssm_cache_len
-            replayssm_ring_per_req = (
-                config.mamba2_cache_params.replayssm_ring_bytes_per_req(
-                    record_len=record_len
-                )
-            )
-        else:
-            replayssm_ring_per_req = 0
-        replayssm_ring_per_req = int(replayssm_ring_per_req * pp_layer_scale)
-        if has_spec_dec:
-            assert get_spec().speculative_num_draft_tokens is not None
-            assert get_schedule().max_running_requests is not None
-
-        if get_schedule().max_mamba_cache_size is not None:
-            # Use explicitly set max_mamba_cache_size
-            get_context().override(
-                "mamba_pool.per_dp_shard",
-                max_mamba_cache_size=get_schedule().max_mamba_cache_size
-                // self.ps.attn_dp_size,
-            )
-            # Reserve intermediate memory based on capped max_num_reqs (+1: the
-            # pool's padding slot, see memory_pool.py). Skipped under replayssm
-            # (no intermediate_ssm allocated).
-            if has_spec_dec and not replayssm_active:
-                ratio = self._calculate_mamba_ratio()
-                capped_reqs = min(
-                    get_schedule().max_running_requests // self.ps.attn_dp_size,
-                    get_schedule().max_mamba_cache_size // ratio,
-                )
-                intermediate_size = (
-                    stage_per_req
-                    * (capped_reqs + 1)
-                    * get_spec().speculative_num_draft_tokens
-                )
-                total_rest_memory = total_rest_memory - (intermediate_size / (1 << 30))
-        elif (
-            get_memory().disable_radix_cache
-            and get_schedule().max_running_requests is not None
-        ):
-            # Use explicitly set max_running_requests when radix cache is disabled
-            get_context().override(
-                "mamba_pool.from_max_running_requests",
-                max_mamba_cache_size=get_schedule().max_running_requests
-                // self.ps.attn_dp_size,
-            )
-            # Reserve intermediate memory based on capped max_num_reqs (+1: the
-            # pool's padding slot). Skipped under replayssm.
-            if has_spec_dec and not replayssm_active:
-                intermediate_size = (
-                    stage_per_req
-                    * (get_schedule().max_mamba_cache_size + 1)
-                    * get_spec().speculative_num_draft_tokens
-                )
-                total_rest_memory = total_rest_memory - (intermediate_size / (1 << 30))
-        else:
-            # Use ratio-based calculation to auto-fit available memory
-            assert stage_per_req > 0
-            per_req = stage_per_req
-
-            # Solve jointly for max_mamba_cache_size (K), including the pool's
-            # +1 padding slot on both buffers (see memory_pool.py):
-            #   (K + 1) * per_req + (K / ratio + 1) * D * per_req = mamba_budget_bytes
-            mamba_budget = (
-                total_rest_memory
-                * get_schedule().mamba_full_memory_ratio
-                / (1 + get_schedule().mamba_full_memory_ratio)
-            )
-            mamba_budget_bytes = mamba_budget * (1 << 30)
-
-            if has_spec_dec and not replayssm_active:
-                ratio = self._calculate_mamba_ratio()
-                D = get_spec().speculative_num_draft_tokens
-                # Joint solve: main_state + intermediate = mamba_budget
-                get_context().override(
-                    "mamba_pool.memory_budget_spec",
-                    max_mamba_cache_size=int(
-                        (mamba_budget_bytes - per_req * (1 + D))
-                        // (per_req * (1 + D / ratio))
-                    ),
-                )
-                # Intermediate memory is included in mamba_budget, subtract it
-                # so the return value only has main_state subtracted from total
-                capped_reqs = min(
-                    get_schedule().max_running_requests // self.ps.attn_dp_size,
-                    get_schedule().max_mamba_cache_size // ratio,
-                )
-                intermediate_size = per_req * (capped_reqs + 1) * D
-                total_rest_memory = total_rest_memory - (intermediate_size / (1 << 30))
-            else:
-                per_slot = per_req + replayssm_ring_per_req
-                get_context().override(
-                    "mamba_pool.memory_budget",
-                    max_mamba_cache_size=int(
-                        (mamba_budget_bytes - per_slot) // per_slot
-                    ),
-                )
-
-        # Validate: max_mamba_cache_size must be positive after memory allocation.
-        # A non-positive value means GPU memory is insufficient for the requested
-        # configuration. Fail fast with actionable advice instead of silently
-        # producing garbled output at runtime.
-        if get_schedule().max_mamba_cache_size <= 0:
-            raise RuntimeError(
-                f"Not enough GPU memory for hybrid (mamba/linear-attention) state cache. "
-                f"Computed max_mamba_cache_size={get_schedule().max_mamba_cache_size} "
-                f"(total_rest_memory={total_rest_memory:.2f} GB, "
-                f"mamba_cache_per_req={stage_per_req / (1 << 20):.2f} MB). "
-                f"Try: (1) reduce --max-running-requests, "
-                f"(2) increase --mem-fraction-static, "
-                f"(3) reduce --speculative-num-draft-tokens, or "
-                f"(4) use GPUs with more memory."
-            )
-
-        # +1: the pool's padding slot is allocated alongside the request slots.
-        # ReplaySSM ring rides on every slot too (replayssm_ring_per_req is 0 when
-        # the ring is not allocated).
-        mamba_state_memory = (
-            (get_schedule().max_mamba_cache_size + 1)
-            * (stage_per_req + replayssm_ring_per_req)
-            / (1 << 30)
-        )
-        return total_rest_memory - mamba_state_memory
+        raise NotImplementedError('slim removed the body of KVCacheConfigurator._handle_max_mamba_cache: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def calculate_mla_kv_cache_dim(

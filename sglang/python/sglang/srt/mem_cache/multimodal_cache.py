@@ -14,10 +14,6 @@ class MultimodalCache(abc.ABC):
         self,
     ): ...
 
-    @staticmethod
-    def combine_hashes(mm_hashes: List[int]) -> Optional[int]:
-        raise NotImplementedError('slim removed the body of MultimodalCache.combine_hashes: it never ran in any recording (see sglang/REMOVED.md)')
-
     @abc.abstractmethod
     def get(
         self, mm_hashes: List[int], combined_hash: Optional[int] = None
@@ -59,10 +55,6 @@ class MultimodalCache(abc.ABC):
         raise NotImplementedError()
 
 
-def _get_tensor_size(embedding: torch.Tensor):
-    raise NotImplementedError('slim removed the body of _get_tensor_size: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 @dataclass(kw_only=True)
 class EmbeddingResult:
     embedding: torch.Tensor
@@ -86,13 +78,7 @@ class MultiModalStaticCache(MultimodalCache):
     def get(
         self, mm_hashes: List[int], combined_hash: Optional[int] = None
     ) -> Optional[EmbeddingResult]:
-        combined_hash = self.combine_hashes(mm_hashes)
-        # MultiModalStaticCache does not fallback to individual item lookup
-
-        embedding = self.mm_cache.get(combined_hash)
-        if embedding is not None:
-            self.mm_cache.move_to_end(combined_hash)
-        return embedding
+        raise NotImplementedError('slim removed the body of MultiModalStaticCache.get: it never ran in any recording (see sglang/REMOVED.md)')
 
     def set(
         self,
@@ -100,39 +86,21 @@ class MultiModalStaticCache(MultimodalCache):
         embedding: EmbeddingResult,
         loc: Optional[torch.Tensor] = None,
     ) -> bool:
-        assert isinstance(embedding, EmbeddingResult), embedding
-        if mm_hash in self.mm_cache:
-            self.mm_cache.move_to_end(mm_hash)
-            return True
-        data_size = _get_tensor_size(embedding.embedding)
-        while self.current_size + data_size > self.max_size:
-            if not self.mm_cache:
-                return False
-            lru_hash, lru_embedding = self.mm_cache.popitem(last=False)
-            self.current_size -= _get_tensor_size(lru_embedding.embedding)
-
-        self.mm_cache[mm_hash] = embedding
-        self.current_size += data_size
-        return True
+        raise NotImplementedError('slim removed the body of MultiModalStaticCache.set: it never ran in any recording (see sglang/REMOVED.md)')
 
     def has(self, mm_hash: int) -> bool:
-        return mm_hash in self.mm_cache
+        raise NotImplementedError('slim removed the body of MultiModalStaticCache.has: it never ran in any recording (see sglang/REMOVED.md)')
 
     def free(
         self, mm_hash: int, mm_embedding_allocator: BaseTokenToKVPoolAllocator
     ) -> bool:
-        if mm_hash not in self.mm_cache:
-            return False
-        old_embedding = self.mm_cache.pop(mm_hash)
-        self.current_size -= _get_tensor_size(old_embedding.embedding)
-        return True
+        raise NotImplementedError('slim removed the body of MultiModalStaticCache.free: it never ran in any recording (see sglang/REMOVED.md)')
 
     def clear(self):
-        self.mm_cache.clear()
-        self.current_size = 0
+        raise NotImplementedError('slim removed the body of MultiModalStaticCache.clear: it never ran in any recording (see sglang/REMOVED.md)')
 
     def __len__(self):
         return len(self.mm_cache)
 
     def available_size(self):
-        return self.__len__()
+        raise NotImplementedError('slim removed the body of MultiModalStaticCache.available_size: it never ran in any recording (see sglang/REMOVED.md)')

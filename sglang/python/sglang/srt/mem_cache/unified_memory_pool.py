@@ -241,70 +241,8 @@ class UnifiedPoolBundle(NamedTuple):
     req_to_token_pool: object  # UnifiedHybridReqToTokenPool
 
 
-def init_unified_mamba_pools(
-    *,
-    device: str,
-    kv_cache_dtype: torch.dtype,
-    head_num: int,
-    head_dim: int,
-    page_size: int,
-    start_layer: int,
-    end_layer: int,
-    is_draft_worker: bool,
-    use_mla_backend: bool,
-    kv_lora_rank: Optional[int] = None,
-    qk_rope_head_dim: Optional[int] = None,
-    mamba_layer_ids: List[int],
-    full_attention_layer_ids: List[int],
-    mamba2_cache_params,
-    model_context_len: int,
-    extra_max_context_len: int,
-    max_total_num_tokens: int,
-    max_mamba_cache_size: int,
-    max_num_reqs: int,
-    enable_memory_saver: bool,
-    enable_mamba_extra_buffer: bool,
-    speculative_num_draft_tokens: Optional[int],
-    disable_overlap_schedule: bool,
-    need_sort: bool,
-    mamba_full_memory_ratio: Optional[float] = None,  # informational only
-    forward_stream: Optional[torch.cuda.Stream] = None,
-    lazy_compaction: bool = False,
-) -> UnifiedPoolBundle:
-    raise NotImplementedError('slim removed the body of init_unified_mamba_pools: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 # ---------------------------------------------------------------------------
 # UnifiedSWAKVPool — hybrid SWA on the shared byte buffer
 # ---------------------------------------------------------------------------
 
 
-class UnifiedSWAPoolBundle(NamedTuple):
-    unified_memory_pool: UnifiedKVPool
-    token_to_kv_pool: object  # UnifiedSWAKVPool
-    token_to_kv_pool_allocator: object  # UnifiedSWATokenToKVPoolAllocator
-
-
-def init_unified_swa_pools(
-    *,
-    device: str,
-    kv_cache_dtype: torch.dtype,
-    head_num: int,
-    head_dim: int,
-    v_head_dim: int,
-    swa_head_num: int,
-    swa_head_dim: int,
-    swa_v_head_dim: int,
-    page_size: int,
-    start_layer: int,
-    end_layer: int,
-    swa_attention_layer_ids: List[int],
-    full_attention_layer_ids: List[int],
-    full_max_total_num_tokens: int,
-    swa_max_total_num_tokens: int,
-    enable_memory_saver: bool,
-    need_sort: bool,
-    forward_stream: Optional[torch.cuda.Stream] = None,
-    lazy_compaction: bool = False,
-) -> UnifiedSWAPoolBundle:
-    raise NotImplementedError('slim removed the body of init_unified_swa_pools: it never ran in any recording (see sglang/REMOVED.md)')

@@ -82,17 +82,7 @@ def _elastic_should_preserve_local_token_counts(
     dp_padding_mode: DpPaddingMode,
     global_num_tokens: List[int],
 ) -> bool:
-    if not getattr(model_runner, "enable_elastic_ep", False):
-        return False
-    if not world_dp_gather_enabled():
-        return False
-    if not dp_padding_mode.is_max_len():
-        return False
-    if len(global_num_tokens) <= 1:
-        return False
-
-    uneven_token_count = len(set(global_num_tokens)) > 1
-    return uneven_token_count
+    raise NotImplementedError('slim removed the body of _elastic_should_preserve_local_token_counts: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class ForwardMode(IntEnum):
@@ -371,33 +361,10 @@ class NgramEmbeddingInfo:
         req_lens=None,
         skip_token_table_update=None,
     ) -> NgramEmbeddingInfo:
-        info = cls(
-            token_table=token_table,
-            column_starts=torch.empty(batch_size, dtype=torch.int32, device=device),
-            req_lens=torch.empty(batch_size, dtype=torch.int32, device=device),
-            out_column_starts=torch.empty(batch_size, dtype=torch.int32, device=device),
-            out_req_lens=torch.empty(batch_size, dtype=torch.int32, device=device),
-            skip_token_table_update=skip_token_table_update,
-        )
-        if column_starts is not None:
-            info.column_starts[:] = column_starts
-        if req_lens is not None:
-            info.req_lens[:] = req_lens
-        return info
+        raise NotImplementedError('slim removed the body of NgramEmbeddingInfo.create: it never ran in any recording (see sglang/REMOVED.md)')
 
     def slice(self, bs: int) -> NgramEmbeddingInfo:
-        return NgramEmbeddingInfo(
-            token_table=self.token_table,
-            column_starts=self.column_starts[:bs],
-            req_lens=self.req_lens[:bs],
-            out_column_starts=self.out_column_starts[:bs],
-            out_req_lens=self.out_req_lens[:bs],
-            skip_token_table_update=(
-                self.skip_token_table_update[:bs]
-                if self.skip_token_table_update is not None
-                else None
-            ),
-        )
+        raise NotImplementedError('slim removed the body of NgramEmbeddingInfo.slice: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @dataclass

@@ -31,8 +31,7 @@ from sglang.srt.layers.attention.dsa.utils import (
     can_dsa_cp_split,
     dsa_use_prefill_cp,
     is_dsa_enable_prefill_cp,
-    is_dsa_prefill_cp_round_robin_split,
-)
+    )
 from sglang.srt.layers.cp.utils import cp_gather_after_forward, is_cp_v2_active
 from sglang.srt.layers.layernorm import RMSNorm
 from sglang.srt.layers.linear import ReplicatedLinear
@@ -68,24 +67,7 @@ def _gather_dsa_topk_indices_for_cp(
     forward_batch: ForwardBatch,
     stream,
 ) -> torch.Tensor:
-    if (
-        is_dsa_prefill_cp_round_robin_split()
-        and topk_indices.shape[0] < local_num_tokens
-    ):
-        pad_rows = local_num_tokens - topk_indices.shape[0]
-        topk_indices = torch.cat(
-            [
-                topk_indices,
-                topk_indices.new_full((pad_rows, topk_indices.shape[1]), -1),
-            ],
-            dim=0,
-        )
-    return cp_all_gather_rerange_output(
-        topk_indices,
-        cp_size,
-        forward_batch,
-        stream,
-    )
+    raise NotImplementedError('slim removed the body of _gather_dsa_topk_indices_for_cp: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 logger = logging.getLogger(__name__)

@@ -83,9 +83,6 @@ from sglang.srt.layers.communicator_dsa_cp import (
 )
 from sglang.srt.layers.cp.cp_decode_attn_tp import get_cp_decode_attn_tp_ctx
 from sglang.srt.layers.cp.utils import is_cp_v2_active
-from sglang.srt.layers.dcp.planner import (
-    prepare_decode_context_parallel_metadata,
-)
 from sglang.srt.layers.layernorm import RMSNorm
 from sglang.srt.layers.linear import (
     ColumnParallelLinear,
@@ -1194,55 +1191,7 @@ class DeepseekV2MoE(nn.Module):
         hidden_states: torch.Tensor,
     ) -> torch.Tensor:
         # router_logits: (num_tokens, n_experts)
-        router_logits = self.gate(hidden_states)
-        topk_output = self.topk(hidden_states, router_logits)
-        fused_experts_out = self.experts(
-            hidden_states=hidden_states, topk_output=topk_output
-        )
-
-        assert use_intel_amx_backend(
-            self.shared_experts.gate_up_proj
-        ) == use_intel_amx_backend(self.shared_experts.down_proj)
-        # [Note] inplace should be False in fused_experts.
-        # If inplace is True in fused_experts (self.experts), hidden_states will be changed after fused_experts
-        # While hidden_states is still needed in shared_expert.
-        final_hidden_states = torch.ops.sgl_kernel.shared_expert_cpu(
-            hidden_states,
-            self.shared_experts.gate_up_proj.weight,
-            self.shared_experts.down_proj.weight,
-            fused_experts_out,
-            self.routed_scaling_factor,
-            True,  # inplace
-            self.shared_experts_is_int8,  # use_int8_w8a8
-            self.shared_experts_is_fp8,  # use_fp8_w8a16
-            (
-                self.shared_experts.gate_up_proj.weight_scale
-                if self.shared_experts_is_int8
-                else (
-                    self.shared_experts.gate_up_proj.weight_scale_inv
-                    if self.shared_experts_is_fp8
-                    else None
-                )
-            ),  # w1_scale
-            (
-                self.shared_experts.down_proj.weight_scale
-                if self.shared_experts_is_int8
-                else (
-                    self.shared_experts.down_proj.weight_scale_inv
-                    if self.shared_experts_is_fp8
-                    else None
-                )
-            ),  # w2_scale
-            (
-                self.shared_experts_weight_block_size
-                if self.shared_experts_is_fp8
-                else None
-            ),  # block_size
-            True,  # is_vnni
-        )
-        if self.tp_size > 1 and not get_forward().fuse_mlp_allreduce:
-            final_hidden_states = tensor_model_parallel_all_reduce(final_hidden_states)
-        return final_hidden_states
+        raise NotImplementedError('slim removed the body of DeepseekV2MoE.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_deepep(
         self,
@@ -2100,17 +2049,7 @@ class DeepseekV2AttentionMLA(
 
     def rebuild_cp_kv_cache(self, latent_cache, forward_batch, k_nope, k_pe):
         # support allgather+rerrange
-        latent_cache[..., : self.kv_lora_rank] = k_nope.squeeze(1)
-        latent_cache[..., self.kv_lora_rank :] = k_pe.squeeze(1)
-        latent_cache_output = cp_all_gather_rerange_output(
-            latent_cache.contiguous(),
-            self.cp_size,
-            forward_batch,
-            torch.cuda.current_stream(),
-        )
-        k_nope = latent_cache_output[..., : self.kv_lora_rank].unsqueeze(1)
-        k_pe = latent_cache_output[..., self.kv_lora_rank :].unsqueeze(1)
-        return k_nope, k_pe
+        raise NotImplementedError('slim removed the body of DeepseekV2AttentionMLA.rebuild_cp_kv_cache: it never ran in any recording (see sglang/REMOVED.md)')
 
     @staticmethod
     def _get_q_b_proj_quant_config(quant_config):
@@ -2961,16 +2900,7 @@ class DeepseekV2ForCausalLM(nn.Module, DeepseekV2WeightLoaderMixin):
                 self.model.layers_to_capture = list(layer_ids)
 
     def set_dflash_layers_to_capture(self, layer_ids: List[int]):
-        if not self.pp_group.is_last_rank:
-            return
-
-        if layer_ids is None:
-            raise ValueError(
-                "DFLASH requires explicit layer_ids for aux hidden capture."
-            )
-
-        self.capture_aux_hidden_states = True
-        self.model.layers_to_capture = [val + 1 for val in layer_ids]
+        raise NotImplementedError('slim removed the body of DeepseekV2ForCausalLM.set_dflash_layers_to_capture: it never ran in any recording (see sglang/REMOVED.md)')
 
     def prepare_context_parallel_metadata_for_dcp(
         self,
@@ -2986,19 +2916,7 @@ class DeepseekV2ForCausalLM(nn.Module, DeepseekV2WeightLoaderMixin):
         kv_cache_device,
         create_chunked_prefix_cache_kv_indices_fn,
     ):
-        return prepare_decode_context_parallel_metadata(
-            seq_lens=seq_lens,
-            extend_prefix_lens=extend_prefix_lens,
-            extend_prefix_lens_cpu=extend_prefix_lens_cpu,
-            extend_seq_lens=extend_seq_lens,
-            req_pool_indices=req_pool_indices,
-            req_to_token=req_to_token,
-            seq_lens_sum=seq_lens_sum,
-            kv_buffer_shape=kv_buffer_shape,
-            kv_cache_dtype=kv_cache_dtype,
-            kv_cache_device=kv_cache_device,
-            create_chunked_prefix_cache_kv_indices_fn=create_chunked_prefix_cache_kv_indices_fn,
-        )
+        raise NotImplementedError('slim removed the body of DeepseekV2ForCausalLM.prepare_context_parallel_metadata_for_dcp: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class DeepseekV3ForCausalLM(DeepseekV2ForCausalLM):

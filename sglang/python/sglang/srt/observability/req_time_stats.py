@@ -353,9 +353,6 @@ class ReqTimeStatsBase:
                 )
         self.__dict__.update(state)
 
-    def encode_json(self) -> Dict[str, Any]:
-        return self.__getstate__()
-
 @dataclass
 class APIServerReqTimeStats(ReqTimeStatsBase):
     # get by time.perf_counter()

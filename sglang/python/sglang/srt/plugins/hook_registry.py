@@ -44,10 +44,6 @@ _current_plugin_source: contextvars.ContextVar[HookSource | None] = (
 )
 
 
-def _format_source(source: HookSource | None) -> str:
-    raise NotImplementedError('slim removed the body of _format_source: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 class HookType(Enum):
     """Types of hooks that can be applied to functions or classes."""
 
@@ -80,58 +76,7 @@ class HookRegistry:
         *,
         source: HookSource | None = None,
     ):
-        """
-        Register a hook on a target function, method, or class.
-
-        Args:
-            target: Fully-qualified dotted path to the target.
-                    e.g. "sglang.srt.managers.scheduler.Scheduler.schedule"
-                    or   "sglang.srt.managers.scheduler.Scheduler" (class)
-            hook: The hook callable (function or class). Signature depends on hook_type:
-                - BEFORE:  fn(*args, **kwargs) -> (args, kwargs) or None
-                - AFTER:   fn(result, *args, **kwargs) -> new_result or None
-                - AROUND:  fn(original_fn, *args, **kwargs) -> result
-                - REPLACE: fn(*args, **kwargs) -> result   (function replacement)
-                           MyClass                         (class replacement)
-            hook_type: Type of hook (default: AFTER).
-            source: Optional source info. If None, auto-read from context var
-                set by ``load_plugins()``.
-
-        Raises:
-            TypeError: If a class is passed with a hook_type other than REPLACE.
-        """
-        if isinstance(hook, type) and hook_type != HookType.REPLACE:
-            raise TypeError(
-                f"Class {hook.__name__} can only be used with HookType.REPLACE, "
-                f"got HookType.{hook_type.name}. "
-                f"Use a function for BEFORE/AFTER/AROUND hooks."
-            )
-        resolved_source = source or _current_plugin_source.get()
-        # Warn on duplicate REPLACE for the same target
-        if hook_type == HookType.REPLACE:
-            existing_replace = [
-                (h, src) for ht, h, src in cls._hooks[target] if ht == HookType.REPLACE
-            ]
-            if existing_replace:
-                prev, prev_src = existing_replace[-1]
-                prev_name = getattr(prev, "__qualname__", None) or repr(prev)
-                new_name = getattr(hook, "__qualname__", None) or repr(hook)
-                logger.warning(
-                    "Multiple REPLACE hooks on '%s': previous (%s [%s]) will be "
-                    "overridden by (%s [%s]). The last registered REPLACE takes effect.",
-                    target,
-                    prev_name,
-                    _format_source(prev_src),
-                    new_name,
-                    _format_source(resolved_source),
-                )
-        cls._hooks[target].append((hook_type, hook, resolved_source))
-        logger.debug(
-            "Registered %s hook on %s [%s]",
-            hook_type.value,
-            target,
-            _format_source(resolved_source),
-        )
+        raise NotImplementedError('slim removed the body of HookRegistry.register: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def apply_hooks(cls):
@@ -158,16 +103,7 @@ class HookRegistry:
 
     @staticmethod
     def _target_sort_key(item):
-        """Sort key: class REPLACE targets (tier 0) before all others (tier 1).
-
-        This ensures that when a class is replaced, subsequent method-level
-        hooks on ``ClassName.method`` resolve against the replacement class.
-        """
-        _target, hooks = item
-        has_class_replace = any(
-            isinstance(h, type) and ht == HookType.REPLACE for ht, h, _ in hooks
-        )
-        return (0 if has_class_replace else 1, _target)
+        raise NotImplementedError('slim removed the body of HookRegistry._target_sort_key: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def _apply_target(cls, target: str, hooks: list):
@@ -175,8 +111,6 @@ class HookRegistry:
 
     @classmethod
     def reset(cls):
-        """Reset all hooks and patches. Primarily for testing."""
-        cls._hooks.clear()
-        cls._patched.clear()
+        raise NotImplementedError('slim removed the body of HookRegistry.reset: it never ran in any recording (see sglang/REMOVED.md)')
 
 

@@ -184,12 +184,4 @@ class SessionController:
         # For session requests, adjust mm_inputs offsets by the prefix length.
         # Session.create_req prepends previous context to origin_input_ids,
         # so offsets from the new prompt need to be shifted.
-        if len(recv_req.input_ids) >= len(req.origin_input_ids):
-            return
-        prefix_len = len(req.origin_input_ids) - len(recv_req.input_ids)
-        for mm_item in image_inputs.mm_items:
-            if mm_item.offsets:
-                mm_item.offsets = [
-                    (start + prefix_len, end + prefix_len)
-                    for start, end in mm_item.offsets
-                ]
+        raise NotImplementedError('slim removed the body of SessionController.adjust_mm_offsets: it never ran in any recording (see sglang/REMOVED.md)')

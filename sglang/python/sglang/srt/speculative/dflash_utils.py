@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
@@ -63,10 +62,6 @@ def resolve_dflash_verify_mask_policy(attn_backend: Any) -> tuple[str, bool]:
     raise NotImplementedError('slim removed the body of resolve_dflash_verify_mask_policy: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-def get_dflash_layer_types(config: Any) -> Optional[Sequence[str]]:
-    raise NotImplementedError('slim removed the body of get_dflash_layer_types: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 @dataclass(frozen=True)
 class DFlashDraftConfig:
     num_hidden_layers: Optional[int]
@@ -78,9 +73,6 @@ class DFlashDraftConfig:
 
     def require_num_layers(self) -> int:
         raise NotImplementedError('slim removed the body of DFlashDraftConfig.require_num_layers: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def resolve_block_size(self, *, default: Optional[int] = None) -> Optional[int]:
-        raise NotImplementedError('slim removed the body of DFlashDraftConfig.resolve_block_size: it never ran in any recording (see sglang/REMOVED.md)')
 
     def resolve_target_layer_ids(
         self,

@@ -129,25 +129,10 @@ class DraftBackendFactory:
         return attn_backend_wrapper_for_draft_extend(self.draft_model_runner, backend)
 
     def _create_dsa_decode_backend(self):
-        from sglang.srt.layers.attention.dsa_backend import (
-            DeepseekSparseAttnMultiStepBackend,
-        )
-
-        return DeepseekSparseAttnMultiStepBackend(
-            self.draft_model_runner,
-            self.topk,
-            self.speculative_num_steps,
-            seed_dsa_topk_from_draft_extend=self.seed_dsa_topk_from_draft_extend,
-        )
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_dsa_decode_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_dsa_prefill_backend(self):
-        from sglang.srt.layers.attention.dsa_backend import DeepseekSparseAttnBackend
-
-        return DeepseekSparseAttnBackend(
-            self.draft_model_runner,
-            skip_prefill=False,
-            seed_dsa_topk_from_draft_extend=self.seed_dsa_topk_from_draft_extend,
-        )
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_dsa_prefill_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_flashinfer_decode_backend(self):
         if not self.draft_model_runner.use_mla_backend:
@@ -186,21 +171,13 @@ class DraftBackendFactory:
         )
 
     def _create_hybrid_linear_attn_decode_backend(self):
-        if is_blackwell():
-            return self._create_triton_decode_backend()
-        return self._create_fa3_decode_backend()
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_hybrid_linear_attn_decode_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_hybrid_linear_attn_prefill_backend(self):
-        if is_blackwell():
-            return self._create_triton_prefill_backend()
-        return self._create_fa3_prefill_backend()
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_hybrid_linear_attn_prefill_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_aiter_decode_backend(self):
-        from sglang.srt.layers.attention.aiter_backend import AiterMultiStepDraftBackend
-
-        return AiterMultiStepDraftBackend(
-            self.draft_model_runner, self.topk, self.speculative_num_steps
-        )
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_aiter_decode_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_fa_decode_backend(self, fa_impl_ver: int = 3):
         from sglang.srt.layers.attention.flashattention_backend import (
@@ -284,23 +261,11 @@ class DraftBackendFactory:
         )
 
     def _create_ascend_decode_backend(self):
-        from sglang.srt.hardware_backend.npu.attention.ascend_backend import (
-            AscendAttnMultiStepDraftBackend,
-        )
-
-        return AscendAttnMultiStepDraftBackend(
-            self.draft_model_runner, self.topk, self.speculative_num_steps
-        )
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_ascend_decode_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_dsv4_decode_backend(self):
         # Decode here is the EAGLE multi-step draft decode path.
-        from sglang.srt.layers.attention.deepseek_v4_backend import (
-            DeepseekV4MultiStepBackend,
-        )
-
-        return DeepseekV4MultiStepBackend(
-            self.draft_model_runner, self.topk, self.speculative_num_steps
-        )
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_dsv4_decode_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_flashinfer_prefill_backend(self):
         if not self.draft_model_runner.use_mla_backend:
@@ -327,9 +292,7 @@ class DraftBackendFactory:
         return IntelAMXAttnBackend(self.draft_model_runner)
 
     def _create_aiter_prefill_backend(self):
-        from sglang.srt.layers.attention.aiter_backend import AiterAttnBackend
-
-        return AiterAttnBackend(self.draft_model_runner, skip_prefill=False)
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_aiter_prefill_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_fa_prefill_backend(self, fa_impl_ver: int = 3):
         from sglang.srt.layers.attention.flashattention_backend import (
@@ -373,11 +336,7 @@ class DraftBackendFactory:
         return TokenspeedMLABackend(self.draft_model_runner, skip_prefill=False)
 
     def _create_ascend_prefill_backend(self):
-        from sglang.srt.hardware_backend.npu.attention.ascend_backend import (
-            AscendAttnBackend,
-        )
-
-        return AscendAttnBackend(self.draft_model_runner)
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_ascend_prefill_backend: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _create_flashmla_prefill_backend(self):
         from sglang.srt.layers.attention.flashmla_backend import FlashMLABackend
@@ -387,8 +346,4 @@ class DraftBackendFactory:
     def _create_dsv4_prefill_backend(self):
         # On NPU the "dsv4" backend resolves to the Ascend V4 subclass; its
         # draft-extend path uses the registered DSV4 prefill backend.
-        from sglang.srt.layers.attention.deepseek_v4_backend import (
-            DeepseekV4AttnBackend,
-        )
-
-        return DeepseekV4AttnBackend(self.draft_model_runner, skip_prefill=False)
+        raise NotImplementedError('slim removed the body of DraftBackendFactory._create_dsv4_prefill_backend: it never ran in any recording (see sglang/REMOVED.md)')

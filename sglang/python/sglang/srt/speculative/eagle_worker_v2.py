@@ -828,17 +828,7 @@ class EagleDraftWorker(EagleDraftWorkerBase):
         )
 
     def _get_dsa_extend_topk_buf(self, num_tokens: int) -> torch.Tensor:
-        """Lazily-grown int32 [num_tokens, index_topk] eager draft-extend seed buffer."""
-        buf = self.dsa_extend_topk_buf
-        if buf is None or buf.shape[0] < num_tokens:
-            buf = torch.full(
-                (num_tokens, self.dsa_index_topk),
-                -1,
-                dtype=torch.int32,
-                device=self.device,
-            )
-            self.dsa_extend_topk_buf = buf
-        return buf[:num_tokens]
+        raise NotImplementedError('slim removed the body of EagleDraftWorker._get_dsa_extend_topk_buf: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _draft_extend_for_decode(
         self, batch: ScheduleBatch, batch_result: GenerationBatchResult

@@ -11,35 +11,7 @@ logger = logging.getLogger(__name__)
 
 
 class IndexerTopkCapturer(BaseTopkCapturer):
-    def __init__(
-        self,
-        num_tokens: int,
-        num_indexer_layers: int,
-        index_topk: int,
-        max_running_requests: int,
-        device: str,
-    ):
-        from sglang.srt.runtime_context import get_server_args
-
-        self.num_indexer_layers = num_indexer_layers
-        self.index_topk = index_topk
-
-        attn_tp_size = get_parallel().attn_tp_size
-        assert attn_tp_size == 1, "IndexerTopkCapturer now only supports DP attention"
-
-        # DP-attention capture is per-rank-local: each rank writes [:local_batch, ...]
-        # to its own device_cache, so the buffer only needs to fit one rank's batch.
-        server_args = get_server_args()
-        max_batch_size = max(get_schedule().chunked_prefill_size, max_running_requests)
-
-        super().__init__(
-            num_tokens=num_tokens,
-            max_batch_size=max_batch_size,
-            num_layers=self.num_indexer_layers,
-            topk_size=self.index_topk,
-            device=device,
-            name="indexer_topk",
-        )
+    pass
 
 
 def get_global_indexer_capturer() -> Optional[IndexerTopkCapturer]:
@@ -57,16 +29,7 @@ def set_global_indexer_capturer(capturer: Optional[IndexerTopkCapturer]):
 def maybe_capture_indexer_topk(
     layer_id: int, topk_indices: Optional[torch.Tensor]
 ) -> Optional[torch.Tensor]:
-    """Capture topk for layer_id if a capturer is set; pass through unchanged.
-
-    Works in both expression context (`return maybe_capture_indexer_topk(...)`)
-    and statement context (call for side-effect, ignore return).
-    """
-    if topk_indices is None:
-        return None
-    if (cap := get_global_indexer_capturer()) is not None:
-        cap.capture(layer_id=layer_id, topk_indices=topk_indices)
-    return topk_indices
+    raise NotImplementedError('slim removed the body of maybe_capture_indexer_topk: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def create_indexer_capturer(

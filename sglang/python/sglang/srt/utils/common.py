@@ -618,15 +618,7 @@ def get_hpu_memory_capacity():
 
 
 def get_npu_memory_capacity():
-    try:
-        import torch_npu  # noqa: F401
-
-        if envs.SGLANG_ZBAL_LOCAL_MEM_SIZE.get() > 0:
-            return envs.SGLANG_ZBAL_LOCAL_MEM_SIZE.get()  # unit: MB
-        else:
-            return torch.npu.mem_get_info()[1] // 1024 // 1024  # unit: MB
-    except ImportError:
-        raise ImportError("torch_npu is required when run on npu device.")
+    raise NotImplementedError('slim removed the body of get_npu_memory_capacity: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_cpu_memory_capacity():
@@ -1493,15 +1485,6 @@ def set_ulimit(target_soft_limit=65535):
             )
         except ValueError as e:
             logger.warning(f"Fail to set RLIMIT_STACK: {e}")
-
-
-def rank0_log(msg: str):
-    from sglang.srt.distributed import (
-        model_parallel_is_initialized,
-    )
-
-    if not model_parallel_is_initialized() or get_parallel().tp_rank == 0:
-        logger.info(msg)
 
 
 def configure_logger(server_args, prefix: str = ""):
@@ -2471,23 +2454,6 @@ def log_info_on_rank0(logger, msg):
             logger.info(f"{msg} (rank-check failed: {e})")
 
 
-def log_debug_on_rank0(logger, msg):
-    """
-    Log a debug message only on tensor model parallel rank 0.
-    Falls back to logging if distributed is not initialized or error occurs.
-    """
-
-    try:
-        if torch.distributed.is_initialized() and get_parallel().tp_rank == 0:
-            logger.debug(msg)
-    except Exception as e:
-        if torch.distributed.is_initialized():
-            if torch.distributed.get_rank() == 0:
-                logger.debug(f"{msg} (rank-check failed: {e})")
-        else:
-            logger.debug(f"{msg} (rank-check failed: {e})")
-
-
 def load_json_config(data: str):
     try:
         return orjson.loads(data)
@@ -2857,27 +2823,6 @@ def configure_gc_logger():
 # COPIED FROM DeepGEMM
 def ceil_align(x: int, y: int) -> int:
     return ceil_div(x, y) * y
-
-
-def spec_decode_alloc_len_per_request(server_args) -> int:
-    """Per-request KV tokens a (spec-v1) decode step allocates: the draft-decode
-    topk*num_steps peak vs. the verify num_draft_tokens, page-aligned.
-    """
-    page_size = server_args.page_size
-    len_per_topk = server_args.speculative_num_steps or 1
-    spec_topk = server_args.speculative_eagle_topk or 1
-    spec_tokens = server_args.speculative_num_draft_tokens or 1
-
-    if page_size > 1 and spec_topk > 1:
-        # last partial page and ceil alignment
-        len_per_topk = ceil_align(len_per_topk + page_size, page_size)
-        spec_tokens = ceil_align(spec_tokens, page_size)
-    elif page_size > 1:
-        # only page alignment
-        len_per_topk = ceil_align(len_per_topk, page_size)
-        spec_tokens = ceil_align(spec_tokens, page_size)
-
-    return max(len_per_topk * spec_topk, spec_tokens)
 
 
 # COPIED FROM DeepGEMM

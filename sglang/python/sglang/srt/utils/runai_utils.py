@@ -28,21 +28,6 @@ SUPPORTED_SCHEMES = ["s3://", "gs://", "az://"]
 #   This avoids file locks, race conditions, and duplicate downloads
 
 
-def list_safetensors(path: str = "") -> list[str]:
-    """
-    List full file names from object path and filter by allow pattern.
-
-    Args:
-        path: The object storage path to list from.
-
-    Returns:
-        list[str]: List of full object storage paths allowed by the pattern
-    """
-    from runai_model_streamer import list_safetensors as runai_list_safetensors
-
-    return runai_list_safetensors(path)
-
-
 def is_runai_obj_uri(model_or_path: str | Path) -> bool:
     # Cast to str to handle pathlib.Path inputs which lack string methods (like .lower)
     return str(model_or_path).lower().startswith(tuple(SUPPORTED_SCHEMES))

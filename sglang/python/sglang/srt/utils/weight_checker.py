@@ -44,31 +44,7 @@ class WeightChecker:
         self._snapshot_tensors = None
 
     def handle(self, action: str, allow_quant_error: bool = False) -> Optional[Dict]:
-        logger.info(
-            f"[WeightChecker] handle action={action} allow_quant_error={allow_quant_error}"
-        )
-        if action == "snapshot":
-            return self._snapshot()
-        elif action == "reset_tensors":
-            return self._reset_tensors()
-        elif action == "compare":
-            return self._compare(allow_quant_error=allow_quant_error)
-        elif action == "checksum":
-            return self._compute_checksum()
-        else:
-            raise Exception(f"Unsupported {action=}")
-
-    def _snapshot(self):
-        raise NotImplementedError('slim removed the body of WeightChecker._snapshot: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def _reset_tensors(self):
-        raise NotImplementedError('slim removed the body of WeightChecker._reset_tensors: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def _compare(self, allow_quant_error: bool = False):
-        raise NotImplementedError('slim removed the body of WeightChecker._compare: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def _compute_checksum(self) -> Dict:
-        raise NotImplementedError('slim removed the body of WeightChecker._compute_checksum: it never ran in any recording (see sglang/REMOVED.md)')
+        raise NotImplementedError('slim removed the body of WeightChecker.handle: it never ran in any recording (see sglang/REMOVED.md)')
 
 def _hash_tensor(t: torch.Tensor) -> str:
     raise NotImplementedError('slim removed the body of _hash_tensor: it never ran in any recording (see sglang/REMOVED.md)')

@@ -61,10 +61,7 @@ class DllmManager:
         return self.dllm_config is not None and len(self.staging_queue) > 0
 
     def is_empty(self) -> bool:
-        """Check if both queues are empty or DLLM is not configured."""
-        if self.dllm_config is None:
-            return True
-        return len(self.waiting_queue) == 0
+        raise NotImplementedError('slim removed the body of DllmManager.is_empty: it never ran in any recording (see sglang/REMOVED.md)')
 
     def filter_finished_reqs(self) -> None:
         raise NotImplementedError('slim removed the body of DllmManager.filter_finished_reqs: it never ran in any recording (see sglang/REMOVED.md)')

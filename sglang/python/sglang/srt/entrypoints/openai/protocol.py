@@ -1262,13 +1262,7 @@ class V1RerankReqInput(BaseModel):
         return v
 
     def is_multimodal(self) -> bool:
-        """Check if the request contains any multimodal content."""
-        if isinstance(self.query, list):
-            return True
-        for doc in self.documents:
-            if isinstance(doc, list):
-                return True
-        return False
+        raise NotImplementedError('slim removed the body of V1RerankReqInput.is_multimodal: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class RerankResponse(BaseModel):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from fastapi import Request
 from fastapi.responses import ORJSONResponse
@@ -48,61 +48,10 @@ class OpenAIServingClassify(OpenAIServingBase):
         request: ClassifyRequest,
         raw_request: Request = None,
     ) -> tuple[EmbeddingReqInput, ClassifyRequest]:
-        """Convert OpenAI embedding request to internal format"""
-        prompt = request.input
-
-        if isinstance(prompt, str):
-            # Single string input
-            prompt_kwargs = {"text": prompt}
-        elif isinstance(prompt, list):
-            if len(prompt) > 0 and isinstance(prompt[0], str):
-                prompt_kwargs = {"text": prompt}
-            else:
-                # List of integers (token IDs) or empty list
-                prompt_kwargs = {"input_ids": prompt}
-        else:
-            # Other types (should not happen but handle gracefully)
-            prompt_kwargs = {"input_ids": prompt}
-
-        adapted_request = EmbeddingReqInput(
-            **prompt_kwargs,
-            rid=request.rid,
-            priority=request.priority,
-        )
-
-        return adapted_request, request
+        raise NotImplementedError('slim removed the body of OpenAIServingClassify._convert_to_internal_request: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _validate_request(self, request: ClassifyRequest) -> Optional[str]:
-        """Validate that the input is not empty or whitespace only."""
-        if not (input := request.input):
-            return "Input cannot be empty"
-
-        # Handle single string
-        if isinstance(input, str):
-            if not input.strip():
-                return "Input cannot be empty or whitespace only"
-            return None
-
-        # Handle list inputs
-        if isinstance(input, list):
-            # Check first element to determine type
-            first_item = input[0]
-
-            if isinstance(first_item, str):
-                # List of strings
-                for i, item in enumerate(input):
-                    if not isinstance(item, str):
-                        return f"All items in input list must be strings"
-                    if not item.strip():
-                        return f"Input at index {i} cannot be empty or whitespace only"
-            elif isinstance(first_item, int):
-                # List of integers (token IDs)
-                for i, item in enumerate(input):
-                    if not isinstance(item, int):
-                        return f"All items in input list must be integers"
-                    if item < 0:
-                        return f"Token ID at index {i} must be non-negative"
-        return None
+        raise NotImplementedError('slim removed the body of OpenAIServingClassify._validate_request: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _get_id2label_mapping(self) -> Optional[Dict[int, str]]:
         """Get id2label mapping from model config."""
@@ -128,21 +77,5 @@ class OpenAIServingClassify(OpenAIServingBase):
         request: ClassifyRequest,
         raw_request: Request,
     ) -> Union[ClassifyResponse, ErrorResponse, ORJSONResponse]:
-        """Handle non-streaming classification request."""
-        # Generate request ID
+        raise NotImplementedError('slim removed the body of OpenAIServingClassify._handle_non_streaming_request: it never ran in any recording (see sglang/REMOVED.md)')
 
-        try:
-            ret = await self.tokenizer_manager.generate_request(
-                adapted_request, raw_request
-            ).__anext__()
-        except ValueError as e:
-            return self.create_error_response(str(e))
-
-        if not isinstance(ret, list):
-            ret = [ret]
-
-        response = self._build_classify_response(ret)
-        return response
-
-    def _build_classify_response(self, ret: List[Dict[str, Any]]) -> ClassifyResponse:
-        raise NotImplementedError('slim removed the body of OpenAIServingClassify._build_classify_response: it never ran in any recording (see sglang/REMOVED.md)')

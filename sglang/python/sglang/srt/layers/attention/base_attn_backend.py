@@ -260,5 +260,4 @@ class AttentionBackend(ABC):
         layer_id: int,
         forward_batch: ForwardBatch,
     ) -> Optional[BaseIndexerMetadata]:
-        """Get the indexer metadata. None means don't support indexer."""
-        return None
+        raise NotImplementedError('slim removed the body of AttentionBackend.get_indexer_metadata: it never ran in any recording (see sglang/REMOVED.md)')

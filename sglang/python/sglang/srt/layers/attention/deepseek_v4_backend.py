@@ -60,9 +60,5 @@ class DeepseekV4AttnBackend(
     supports_ragged_verify_graph: bool = True
     needs_cpu_seq_lens: bool = False
 
-class DeepseekV4MultiStepBackend(DeepseekV4AttnBackend):
-    pass
-
-
 def _pad_tensor_to_size(tensor: torch.Tensor, size: int, *, value: int = 0):
     raise NotImplementedError('slim removed the body of _pad_tensor_to_size: it never ran in any recording (see sglang/REMOVED.md)')

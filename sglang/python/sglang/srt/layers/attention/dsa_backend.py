@@ -43,7 +43,6 @@ from sglang.srt.layers.attention.dsa.dsa_topk_backend import (
     TopkTransformMethod,
 )
 from sglang.srt.layers.attention.dsa.utils import (
-    dsa_cp_round_robin_split_data,
     dsa_use_prefill_cp,
     is_dsa_enable_prefill_cp,
     is_dsa_prefill_cp_in_seq_split,

@@ -42,7 +42,6 @@ from sglang.srt.layers.cp.base import (
     CPAttentionBackendKind,
 )
 from sglang.srt.layers.dp_attention import (
-    attn_cp_all_gather_into_tensor,
     is_allocation_symmetric,
 )
 from sglang.srt.runtime_context import get_parallel

@@ -14,8 +14,7 @@
 
 """Public import facade and runtime helpers for context parallel strategies."""
 
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional
 
 from sglang.srt.layers.cp.base import (
     BaseContextParallelMetadata,
@@ -65,12 +64,6 @@ def is_glm_dsa_cache_layer_split_enabled(model_runner: "ModelRunner") -> bool:
         and model_runner.use_mla_backend
         and is_deepseek_dsa(model_runner.model_config.hf_config)
     )
-
-
-def get_glm_dsa_cp_layer_shard_info(
-    model_runner: "ModelRunner",
-) -> Tuple[Optional[int], int]:
-    raise NotImplementedError('slim removed the body of get_glm_dsa_cp_layer_shard_info: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def get_glm_dsa_layer_split_effective_num_layers(
@@ -125,15 +118,6 @@ def cp_gather_after_forward(x: Any, forward_batch, stream: Optional[Any] = None)
     raise NotImplementedError('slim removed the body of cp_gather_after_forward: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-@contextmanager
-def cp_shard_model_inputs(
-    complete_hidden_states: Any,
-    complete_position_ids: Any,
-    forward_batch,
-):
-    raise NotImplementedError('slim removed the body of cp_shard_model_inputs: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 __all__ = [
     "BaseContextParallelMetadata",
     "CPAttentionBackendKind",
@@ -149,9 +133,7 @@ __all__ = [
     "get_cp_strategy",
     "is_cp_v2_active",
     "cp_gather_after_forward",
-    "cp_shard_model_inputs",
     "prepare_cp_forward",
     "is_glm_dsa_cache_layer_split_enabled",
-    "get_glm_dsa_cp_layer_shard_info",
     "get_glm_dsa_layer_split_effective_num_layers",
 ]

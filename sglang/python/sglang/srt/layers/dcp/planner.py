@@ -16,7 +16,6 @@
 DecodeContextParallelStrategy; kept as functions here for behavior-preserving
 relocation."""
 
-from typing import Optional
 
 import torch
 
@@ -27,22 +26,6 @@ from sglang.kernels.ops.attention.dcp_kernels import (
 from sglang.srt.layers.dcp.layout import update_local_kv_lens_for_dcp
 from sglang.srt.layers.dcp.metadata import DecodeContextParallelMetadata
 from sglang.srt.runtime_context import get_device, get_parallel
-
-
-def prepare_decode_context_parallel_metadata(
-    seq_lens: torch.Tensor,
-    extend_prefix_lens: torch.Tensor,
-    extend_prefix_lens_cpu: torch.Tensor,
-    extend_seq_lens: torch.Tensor,
-    req_pool_indices: torch.Tensor,
-    req_to_token: torch.Tensor,
-    seq_lens_sum: int,
-    kv_buffer_shape: torch.Size,
-    kv_cache_dtype,
-    kv_cache_device,
-    create_chunked_prefix_cache_kv_indices_fn,
-) -> Optional[DecodeContextParallelMetadata]:
-    raise NotImplementedError('slim removed the body of prepare_decode_context_parallel_metadata: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def plan_dcp_decode_metadata(

@@ -118,47 +118,8 @@ class KTEPWrapperMethod(FusedMoEMethodBase):
         layer: torch.nn.Module,
         dispatch_output: "StandardDispatchOutput",
     ) -> None:
-        """Submit CPU expert computation asynchronously (non-blocking).
-
-        This method submits the CPU expert computation to AMX/AVX without waiting
-        for completion, allowing GPU computation to proceed in parallel.
-
-        Args:
-            layer: The MoE layer module
-            dispatch_output: Dispatched tokens and routing information
-        """
-        assert (
-            self.moe_runner_config.activation == "silu"
-        ), "Only SiLU activation is supported."
-
-        if self.tp_rank != 0 or self.wrapper is None:
-            return
-
-        x = dispatch_output.hidden_states
-        topk_output = dispatch_output.topk_output
-        topk_weights, topk_ids, _ = topk_output
-
-        # Submit forward task to CPU (non-blocking)
-        self.wrapper.submit_forward(
-            x, topk_ids, topk_weights, torch.cuda.current_stream(x.device).cuda_stream
-        )
+        raise NotImplementedError('slim removed the body of KTEPWrapperMethod.submit: it never ran in any recording (see sglang/REMOVED.md)')
 
     def sync(self, x: torch.Tensor) -> torch.Tensor:
-        """Synchronize and retrieve CPU expert computation results.
-
-        This method waits for the CPU computation to complete and returns the results.
-
-        Args:
-            x: Reference tensor for shape and device information
-
-        Returns:
-            CPU expert computation results
-        """
-        if self.tp_rank != 0 or self.wrapper is None:
-            return torch.zeros_like(x)
-
-        # Wait for CPU computation and retrieve results
-        return self.wrapper.sync_forward(
-            x, torch.cuda.current_stream(x.device).cuda_stream
-        )
+        raise NotImplementedError('slim removed the body of KTEPWrapperMethod.sync: it never ran in any recording (see sglang/REMOVED.md)')
 

@@ -12,7 +12,6 @@ from sglang.kernels.ops.quantization.fp8_kernel import (
     sglang_per_token_group_quant_fp8_row_padded,
 )
 from sglang.srt.layers import deep_gemm_wrapper
-from sglang.srt.layers.quantization.mxfp4_tensor import MXFP4QuantizeUtil
 from sglang.srt.runtime_context import get_exec, get_parallel
 from sglang.srt.utils.common import torch_release
 
@@ -82,10 +81,6 @@ _AITER_GFX95_CK_W8A8_MAX_SAFE_M = {
 }
 
 
-class _MXFP4QuantizedData(MXFP4QuantizeUtil):
-    pass
-
-
 # Force CK bpreshuffle (not Triton) for the dense w8a8-block GEMMs (MLA q/kv/o
 # projections), to match ATOM (CK preshuffle; Triton FP8 blockscale is slower).
 # Default OFF; DeepseekV4 enables it via set_force_ck_w8a8(True). The env var
@@ -110,24 +105,7 @@ def materialize_bpreshuffle_fp8_scale_tuple(
 
 
 def use_aiter_triton_gemm_w8a8_tuned_gfx950(n: int, k: int) -> bool:
-    if _FORCE_CK_W8A8:
-        return False
-    return (n, k) in [
-        (1024, 8192),
-        (16384, 1536),
-        (2112, 7168),
-        (3072, 1536),
-        (32768, 8192),
-        (4096, 7168),
-        (4608, 7168),
-        (512, 7168),
-        (7168, 2048),
-        (7168, 2304),
-        (7168, 16384),
-        (7168, 256),
-        (8192, 1024),
-        (8192, 32768),
-    ]
+    raise NotImplementedError('slim removed the body of use_aiter_triton_gemm_w8a8_tuned_gfx950: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 
@@ -263,7 +241,6 @@ FP8_GEMM_RUNNER_BACKEND: Fp8GemmRunnerBackend | None = None
 if is_blackwell_supported() and is_flashinfer_available():
     from flashinfer import SfLayout
     from flashinfer import bmm_fp8 as _raw_flashinfer_bmm_fp8
-    from flashinfer import mm_mxfp8 as _raw_flashinfer_mm_mxfp8
     from flashinfer import mxfp8_quantize as _raw_flashinfer_mxfp8_quantize
     from flashinfer.gemm import gemm_fp8_nt_groupwise as _raw_gemm_fp8_nt_groupwise
 
@@ -386,33 +363,6 @@ if is_blackwell_supported() and is_flashinfer_available():
             ),
         )
 
-    @register_custom_op(
-        op_name="flashinfer_mm_mxfp8",
-        mutates_args=[],
-        fake_impl=lambda q_input, weight_t, x_scale_u8, weight_scale_t, out_dtype, use_8x4_sf_layout=False, backend="auto": (
-            q_input.new_empty((q_input.shape[0], weight_t.shape[1]), dtype=out_dtype)
-        ),
-    )
-    def flashinfer_mm_mxfp8(
-        q_input: torch.Tensor,
-        weight_t: torch.Tensor,
-        x_scale_u8: torch.Tensor,
-        weight_scale_t: torch.Tensor,
-        out_dtype: torch.dtype,
-        use_8x4_sf_layout: bool = False,
-        backend: str = "auto",
-    ) -> torch.Tensor:
-        return _raw_flashinfer_mm_mxfp8(
-            q_input,
-            weight_t,
-            x_scale_u8,
-            weight_scale_t,
-            out_dtype=out_dtype,
-            use_8x4_sf_layout=use_8x4_sf_layout,
-            backend=backend,
-        )
-
-
 if is_sm90_supported() and is_flashinfer_available():
     # FlashInfer SM90 DeepGEMM with automatic swapAB optimization for small M
     from flashinfer.gemm import fp8_blockscale_gemm_sm90
@@ -437,60 +387,7 @@ def dispatch_w8a8_block_fp8_linear() -> Callable:
 
 
 def dispatch_w8a8_mxfp8_linear() -> Callable:
-    backend = get_fp8_gemm_runner_backend()
-    if backend.is_deep_gemm():
-        return _deepgemm_w8a8_mxfp8_linear_with_fallback
-    elif backend.is_flashinfer_cutlass() or backend.is_flashinfer_trtllm():
-        return flashinfer_mxfp8_blockscaled_linear
-    elif backend.is_triton():
-        return triton_mxfp8_blockscaled_linear
-    return triton_mxfp8_blockscaled_linear
-
-
-def _deepgemm_w8a8_mxfp8_linear_with_fallback(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    input_scale: Optional[torch.Tensor] = None,
-    bias: Optional[torch.Tensor] = None,
-    weight_scale_fallback: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    from sglang.kernels.ops.quantization.fp8_kernel import (
-        sglang_per_token_group_quant_fp8,
-        w8a8_mxfp8_matmul_deepgemm,
-    )
-
-    assert input_scale is None
-    output_dtype = input.dtype
-
-    shape_supported = weight.shape[0] % 64 == 0 and weight.shape[1] % 128 == 0
-    dtype_supported = output_dtype == torch.bfloat16
-
-    if not (shape_supported and dtype_supported):
-        return triton_mxfp8_blockscaled_linear(
-            input, weight, weight_scale_fallback, input_scale, bias
-        )
-
-    input_2d = input.view(-1, input.shape[-1])
-    output_shape = [*input.shape[:-1], weight.shape[0]]
-
-    q_input, x_scale = sglang_per_token_group_quant_fp8(
-        input_2d,
-        32,
-        column_major_scales=deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0,
-        scale_tma_aligned=deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0,
-        scale_ue8m0=deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0,
-    )
-
-    # weight_scale format is set per-backend by _process_mxfp8_linear_weight_scale
-    # (int32 packed TMA-aligned on Blackwell, float32 on Hopper); NOT uint8 — Triton form is routed to the fallback above.
-
-    output = w8a8_mxfp8_matmul_deepgemm(
-        q_input, weight, x_scale, weight_scale, output_dtype=output_dtype
-    )
-    if bias is not None:
-        output += bias
-    return output.to(dtype=output_dtype).view(*output_shape)
+    raise NotImplementedError('slim removed the body of dispatch_w8a8_mxfp8_linear: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _dispatch_explicit_backend(backend: Fp8GemmRunnerBackend) -> Callable:
@@ -951,46 +848,7 @@ def aiter_w8a8_block_fp8_linear(
     bias: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     # assert input_scale is None
-    input_2d = input.view(-1, input.shape[-1])
-    output_shape = [*input.shape[:-1], weight.shape[0]]
-
-    n, k = weight.shape
-
-    use_triton = True
-
-    # if input_scale not None, input is quanted
-    if input_scale is not None:
-        q_input = input_2d
-        x_scale = input_scale
-    else:
-        materialize_bpreshuffle_scale = _use_aiter_bpreshuffle_gfx95 and not use_triton
-        q_input, x_scale = aiter_per1x128_quant(
-            input_2d,
-            quant_dtype=aiter.dtypes.fp8,
-            transpose_scale=False,
-        )
-        if materialize_bpreshuffle_scale:
-            x_scale = materialize_bpreshuffle_fp8_scale(x_scale)
-
-    if use_triton:
-        gemm_a8w8_blockscale_op = triton_gemm_a8w8_blockscale
-    else:
-        gemm_a8w8_blockscale_op = ck_gemm_a8w8_blockscale
-
-    output = gemm_a8w8_blockscale_op(
-        q_input,
-        weight,
-        x_scale,
-        weight_scale,
-        dtype=torch.bfloat16 if input_scale is not None else input.dtype,
-    )
-
-    if bias is not None:
-        output += bias
-
-    return output.to(
-        dtype=torch.bfloat16 if input_scale is not None else input_2d.dtype
-    ).view(*output_shape)
+    raise NotImplementedError('slim removed the body of aiter_w8a8_block_fp8_linear: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def triton_w8a8_block_fp8_linear(
@@ -1016,277 +874,8 @@ def triton_w8a8_block_fp8_linear(
     return output.to(dtype=input_2d.dtype).view(*output_shape)
 
 
-@lru_cache(maxsize=1)
-def _get_triton_mxfp8_downcast():
-    try:
-        from triton_kernels.numerics_details.mxfp import downcast_to_mxfp
-    except Exception as err:
-        raise RuntimeError(
-            "MXFP8 quantization requires triton_kernels with MXFP8 support."
-        ) from err
-    return downcast_to_mxfp
-
-
 def mxfp8_group_quantize(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Quantize a 2D contiguous tensor to MXFP8 with UE8M0 scales per group (32)."""
-    assert x.dim() == 2, f"Expected 2D input, got {x.dim()}D"
-    assert x.is_contiguous(), "MXFP8 quantization requires a contiguous 2D tensor."
-    _, k = x.shape
-    assert k % 32 == 0, f"{k=} must be divisible by 32"
-    downcast_to_mxfp = _get_triton_mxfp8_downcast()
-    q_input, scale_u8 = downcast_to_mxfp(x, torch.float8_e4m3fn, axis=1)
-    return q_input.contiguous(), scale_u8.contiguous()
-
-
-def _pack_mxfp8_scales(scale_u8: torch.Tensor) -> torch.Tensor:
-
-    # Pack (M, K//32) UE8M0 scales into the layout expected by tl.dot_scaled.
-    assert scale_u8.dim() == 2, f"Expected 2D scale tensor, got {scale_u8.dim()}D"
-    scale_u8 = scale_u8.contiguous()
-    m, k_groups = scale_u8.shape
-    assert (
-        k_groups % 4 == 0
-    ), f"{k_groups=} must be divisible by 4 (K must be multiple of 128)"
-
-    scale_m = ceil_div(m, 128)
-    if m % 128 != 0:
-        pad_rows = scale_m * 128 - m
-        pad = torch.full(
-            (pad_rows, k_groups),
-            127,
-            dtype=scale_u8.dtype,
-            device=scale_u8.device,
-        )
-        scale_u8 = torch.cat([scale_u8, pad], dim=0)
-
-    scale_k = k_groups // 4
-    scale_u8 = scale_u8.view(scale_m, 128, scale_k, 4)
-    scale_u8 = scale_u8.view(scale_m, 4, 32, scale_k, 4)
-    packed = scale_u8.permute(0, 3, 2, 1, 4).contiguous()
-    return packed.view(1, scale_m, scale_k, 2, 256)
-
-
-@register_custom_op(
-    op_name="triton_mxfp8_block_scaled_matmul",
-    mutates_args=[],
-    fake_impl=lambda a, a_scale, b, b_scale, output_dtype, block_m=128, block_n=256, block_k=128, num_stages=None: (  # noqa: E501
-        a.new_empty((a.shape[0], b.shape[0]), dtype=output_dtype)
-    ),
-)
-def triton_mxfp8_block_scaled_matmul(
-    a: torch.Tensor,
-    a_scale: torch.Tensor,
-    b: torch.Tensor,
-    b_scale: torch.Tensor,
-    output_dtype: torch.dtype,
-    *,
-    block_m: int = 128,
-    block_n: int = 256,
-    block_k: int = 128,
-    num_stages: Optional[int] = None,
-) -> torch.Tensor:
-    """Opaque custom op wrapper to prevent Dynamo tracing Triton grid math."""
-    return mxfp8_block_scaled_matmul_triton(
-        a,
-        a_scale,
-        b,
-        b_scale,
-        output_dtype=output_dtype,
-        block_m=block_m,
-        block_n=block_n,
-        block_k=block_k,
-        num_stages=num_stages,
-    )
-
-
-def _raw_triton_mxfp8_blockscaled_linear(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    input_scale: Optional[torch.Tensor] = None,
-    bias: Optional[torch.Tensor] = None,
-    output_dtype: Optional[torch.dtype] = None,
-) -> torch.Tensor:
-    if not (_is_cuda and (_is_sm100_supported or _is_sm120_supported)):
-        raise RuntimeError(
-            "MXFP8 dense linear requires Blackwell GPUs (SM100/SM120) or ROCm gfx95."
-        )
-
-    input_2d = input.view(-1, input.shape[-1]).contiguous()
-    output_shape = [*input.shape[:-1], weight.shape[0]]
-
-    block_m = 128
-    block_n = 256 if weight.shape[0] % 256 == 0 else 128
-    block_k = 128
-
-    m, k = input_2d.shape
-    n, k_w = weight.shape
-    assert k == k_w, f"{k=} does not match {k_w=}"
-    assert k % 128 == 0, f"{k=} must be divisible by 128 for MXFP8"
-    assert n % block_n == 0, f"{n=} must be divisible by {block_n}"
-    assert weight.dtype == torch.float8_e4m3fn, "MXFP8 weight must be FP8 E4M3."
-    assert weight_scale.dtype == torch.uint8, "MXFP8 weight_scale must be UE8M0 uint8."
-    assert weight_scale.dim() in (
-        2,
-        5,
-    ), (
-        "MXFP8 weight_scale must be canonical 2D or packed 5D, "
-        f"got {weight_scale.dim()}D."
-    )
-
-    if input_scale is None:
-        q_input, x_scale_u8 = mxfp8_group_quantize(input_2d)
-    else:
-        q_input = input_2d
-        x_scale_u8 = input_scale
-        assert x_scale_u8.dtype == torch.uint8, "MXFP8 input_scale must be UE8M0 uint8."
-        assert x_scale_u8.shape == (m, k // 32)
-
-    if output_dtype is None:
-        if input_2d.dtype in (torch.float16, torch.bfloat16, torch.float32):
-            output_dtype = input_2d.dtype
-        else:
-            output_dtype = torch.bfloat16
-
-    if m % block_m != 0:
-        pad_rows = ceil_div(m, block_m) * block_m - m
-        q_input = torch.cat(
-            [
-                q_input,
-                torch.zeros((pad_rows, k), device=q_input.device, dtype=q_input.dtype),
-            ],
-            dim=0,
-        )
-        pad_scale = torch.full(
-            (pad_rows, k // 32),
-            127,
-            device=x_scale_u8.device,
-            dtype=x_scale_u8.dtype,
-        )
-        x_scale_u8 = torch.cat([x_scale_u8, pad_scale], dim=0)
-
-    a_scale_packed = _pack_mxfp8_scales(x_scale_u8)
-    b_scale_packed = (
-        weight_scale.contiguous()
-        if weight_scale.dim() == 5
-        else _pack_mxfp8_scales(weight_scale)
-    )
-
-    num_stages = 1 if _is_sm120_supported else (4 if _is_sm100_supported else 1)
-    output = triton_mxfp8_block_scaled_matmul(
-        q_input,
-        a_scale_packed,
-        weight.contiguous(),
-        b_scale_packed,
-        output_dtype=output_dtype,
-        block_m=block_m,
-        block_n=block_n,
-        block_k=block_k,
-        num_stages=num_stages,
-    )
-    output = output[:m, :]
-    if bias is not None:
-        output += bias
-    return output.to(dtype=output_dtype).view(*output_shape)
-
-
-@register_custom_op(
-    op_name="triton_mxfp8_blockscaled_linear",
-    mutates_args=[],
-    fake_impl=lambda input, weight, weight_scale, input_scale=None, bias=None, output_dtype=None: (
-        input.new_empty(
-            (*input.shape[:-1], weight.shape[0]),
-            dtype=(output_dtype if output_dtype is not None else input.dtype),
-        )
-    ),
-)
-def triton_mxfp8_blockscaled_linear(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    input_scale: Optional[torch.Tensor] = None,
-    bias: Optional[torch.Tensor] = None,
-    output_dtype: Optional[torch.dtype] = None,
-) -> torch.Tensor:
-    """Opaque custom-op wrapper to prevent Dynamo guards on MXFP8 padding branches."""
-    return _raw_triton_mxfp8_blockscaled_linear(
-        input=input,
-        weight=weight,
-        weight_scale=weight_scale,
-        input_scale=input_scale,
-        bias=bias,
-        output_dtype=output_dtype,
-    )
-
-
-def flashinfer_mxfp8_blockscaled_linear(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    input_scale: Optional[torch.Tensor] = None,
-    bias: Optional[torch.Tensor] = None,
-    output_dtype: Optional[torch.dtype] = None,
-) -> torch.Tensor:
-    """MXFP8 dense linear via FlashInfer mm_mxfp8."""
-    input_2d = input.view(-1, input.shape[-1]).contiguous()
-    output_shape = [*input.shape[:-1], weight.shape[0]]
-
-    m, k = input_2d.shape
-    n, k_w = weight.shape
-    if k != k_w:
-        raise ValueError(f"Input K={k} does not match weight K={k_w}.")
-    if k % 32 != 0:
-        raise ValueError(f"K={k} must be divisible by 32 for MXFP8.")
-    if weight.dtype != torch.float8_e4m3fn:
-        raise TypeError("MXFP8 weight must be FP8 E4M3.")
-
-    if input_scale is None:
-        q_input, x_scale_u8 = flashinfer_mxfp8_quantize(
-            input_2d, is_sf_swizzled_layout=True, alignment=32
-        )
-    else:
-        q_input = input_2d
-        x_scale_u8 = input_scale.contiguous()
-
-    if output_dtype is None:
-        if input_2d.dtype in (torch.float16, torch.bfloat16, torch.float32):
-            output_dtype = input_2d.dtype
-        else:
-            output_dtype = torch.bfloat16
-
-    # Ensure transposed tensors are contiguous for FlashInfer's internal runner.
-    weight_t = weight.contiguous().t()
-
-    if get_fp8_gemm_runner_backend().is_flashinfer_trtllm():
-        weight_scale_t = weight_scale.contiguous().view(-1)
-        output = flashinfer_mm_mxfp8(
-            q_input,
-            weight_t,
-            x_scale_u8,
-            weight_scale_t,
-            out_dtype=output_dtype,
-            use_8x4_sf_layout=False,
-            backend="trtllm",
-        )
-    elif get_fp8_gemm_runner_backend().is_flashinfer_cutlass():
-        weight_scale_t = (
-            weight_scale.contiguous().t()
-            if weight_scale.ndim == 2
-            else weight_scale.contiguous()
-        )
-        output = flashinfer_mm_mxfp8(
-            q_input,
-            weight_t,
-            x_scale_u8,
-            weight_scale_t,
-            out_dtype=output_dtype,
-            use_8x4_sf_layout=False,
-            backend="cutlass",
-        )
-
-    if bias is not None:
-        output += bias
-    return output.to(dtype=output_dtype).view(*output_shape)
+    raise NotImplementedError('slim removed the body of mxfp8_group_quantize: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def input_to_float8(
@@ -1382,22 +971,7 @@ def quantize_block_fp8_weight_to_mxfp4(
     weight_block_size: List[int],
     mxfp4_block_size: int = 32,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    fp8_weight_dequant = block_quant_dequant(
-        fp8_weight,
-        fp8_scale.to(torch.float32),
-        weight_block_size,
-        torch.bfloat16,
-    )
-    fp4_weight, fp4_scale = _MXFP4QuantizedData.quantize(
-        fp8_weight_dequant, block_size=mxfp4_block_size
-    )
-    fp4_weight = fp4_weight.quantized_data
-    fp4_weight = fp4_weight.contiguous().view(torch.int8)
-    fp4_scale = fp4_scale.view(
-        *fp8_weight_dequant.shape[:-1],
-        fp8_weight_dequant.shape[-1] // mxfp4_block_size,
-    )
-    return fp4_weight, fp4_scale.contiguous().view(torch.float8_e8m0fnu)
+    raise NotImplementedError('slim removed the body of quantize_block_fp8_weight_to_mxfp4: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def requant_weight_ue8m0_inplace(weight, weight_scale_inv, weight_block_size):
@@ -1650,9 +1224,7 @@ def channel_quant_to_tensor_quant(
 
 
 def _process_scaled_mm_output(output, input_2d_shape, output_shape):
-    if type(output) is tuple and len(output) == 2:
-        output = output[0]
-    return torch.narrow(output, 0, 0, input_2d_shape[0]).view(*output_shape)
+    raise NotImplementedError('slim removed the body of _process_scaled_mm_output: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _apply_fallback_scaled_mm(

@@ -2,7 +2,6 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 from typing import TYPE_CHECKING, Any, List
 
-import regex as re
 import torch
 
 from sglang.srt.environ import envs
@@ -62,23 +61,23 @@ class HummingConfig(QuantizationConfig):
 
     @classmethod
     def get_name(cls) -> str:
-        return "humming"
+        raise NotImplementedError('slim removed the body of HummingConfig.get_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_supported_act_dtypes(cls) -> list[torch.dtype]:
-        return [torch.bfloat16, torch.half]
+        raise NotImplementedError('slim removed the body of HummingConfig.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_min_capability(cls) -> int:
-        return 75
+        raise NotImplementedError('slim removed the body of HummingConfig.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_config_filenames(cls) -> list[str]:
-        return []
+        raise NotImplementedError('slim removed the body of HummingConfig.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "HummingConfig":
-        return cls(full_config=config)
+        raise NotImplementedError('slim removed the body of HummingConfig.from_config: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_scaled_act_names(self) -> List[str]:
         raise NotImplementedError
@@ -92,79 +91,18 @@ class HummingConfig(QuantizationConfig):
         return "humming" if user_quant == "humming" else None
 
     def apply_weight_name_mapper(self, hf_to_sglang_mapper: "WeightsMapper"):
-        self.hf_to_sglang_mapper = hf_to_sglang_mapper
+        raise NotImplementedError('slim removed the body of HummingConfig.apply_weight_name_mapper: it never ran in any recording (see sglang/REMOVED.md)')
 
     def is_layer_skipped(self, config: dict[str, Any], prefix: str):
-        keys = ["ignored_layers", "ignore", "modules_to_not_convert"]
-        ignored_layers = self.get_from_keys_or(config, keys, []) or []
-        if hasattr(self, "hf_to_sglang_mapper"):
-            ignored_layers = self.hf_to_sglang_mapper.apply_list(ignored_layers)
-
-        for entry in ignored_layers:
-            if isinstance(entry, str) and entry.startswith("re:"):
-                if re.match(entry[3:], prefix):
-                    return True
-            elif entry in prefix:
-                return True
-
-        if "lm_head" in prefix:
-            return True
-
-        for regex in config.get("dynamic", {}):
-            if regex[:1] != "-":
-                continue
-            if re.match(regex[2:], prefix):
-                return True
-
-        return False
-
-    def get_quant_config_for_layer(
-        self, prefix: str, layer_type: str
-    ) -> "HummingLayerQuantizationConfig | None":
-        raise NotImplementedError('slim removed the body of HummingConfig.get_quant_config_for_layer: it never ran in any recording (see sglang/REMOVED.md)')
+        raise NotImplementedError('slim removed the body of HummingConfig.is_layer_skipped: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> "QuantizeMethodBase | None":
-        layer_type = "other"
-        from sglang.srt.layers.moe.fused_moe_triton.layer import FusedMoE
-
-        if isinstance(layer, FusedMoE):
-            layer_type = "moe"
-        elif isinstance(layer, LinearBase):
-            layer_type = "linear"
-
-        if (
-            isinstance(layer, FusedMoE)
-            and self.full_config.get("quant_method") == "fp8"
-            and self.is_fp4_experts
-        ):
-            from sglang.srt.layers.quantization.fp8 import Fp8Config
-
-            fp8_config = Fp8Config.from_config(self.full_config)
-            fp8_config.is_fp4_experts = True
-            return fp8_config.get_quant_method(layer, prefix)
-
-        quant_config = self.get_quant_config_for_layer(prefix, layer_type)
-        if quant_config is None:
-            if isinstance(layer, FusedMoE):
-                return UnquantizedFusedMoEMethod()
-            elif isinstance(layer, LinearBase):
-                return UnquantizedLinearMethod()
-        elif isinstance(layer, LinearBase):
-            return HummingLinearMethod(quant_config)
-        elif isinstance(layer, FusedMoE):
-            return HummingMoEMethod(quant_config)
-        return None
-
-
-class HummingLayerQuantizationConfig(HummingConfig):
-    pass
+        raise NotImplementedError('slim removed the body of HummingConfig.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class HummingLinearMethod(LinearMethodBase):
     pass
 
 
-class HummingMoEMethod(FusedMoEMethodBase):
-    pass

@@ -81,16 +81,6 @@ def verify_marlin_supported(
     raise NotImplementedError('slim removed the body of verify_marlin_supported: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-def check_marlin_supports_layer(layer: LinearBase, group_size: int) -> bool:
-    raise NotImplementedError('slim removed the body of check_marlin_supports_layer: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def check_moe_marlin_supports_layer(
-    layer: FusedMoE, group_size: int, allow_tile_padding: bool = False
-) -> bool:
-    raise NotImplementedError('slim removed the body of check_moe_marlin_supports_layer: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def marlin_make_workspace(
     device: torch.device, max_blocks_per_sm: int = 1
 ) -> torch.Tensor:

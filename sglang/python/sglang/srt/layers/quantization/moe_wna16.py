@@ -85,49 +85,26 @@ class MoeWNA16Config(QuantizationConfig):
 
     @classmethod
     def get_name(cls) -> str:
-        return "moe_wna16"
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.get_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_supported_act_dtypes(cls) -> List[torch.dtype]:
-        return [torch.bfloat16, torch.half]
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_min_capability(cls) -> int:
-        return 70
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        return ["quantize_config.json"]
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_scaled_act_names(self) -> List[str]:
         raise NotImplementedError
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> MoeWNA16Config:
-        quant_method = cls.get_from_keys(config, ["quant_method"])
-        weight_bits = cls.get_from_keys(config, ["bits"])
-        group_size = cls.get_from_keys(config, ["group_size"])
-        lm_head_quantized = cls.get_from_keys_or(config, ["lm_head"], default=False)
-        if quant_method == "gptq":
-            has_zp = not cls.get_from_keys(config, ["sym"])
-            modules_to_not_convert = []
-        elif quant_method == "awq":
-            has_zp = cls.get_from_keys(config, ["zero_point"])
-            modules_to_not_convert = cls.get_from_keys_or(
-                config, ["modules_to_not_convert"], None
-            )
-        else:
-            raise ValueError("moe_wna16 only support gptq and awq.")
-
-        return cls(
-            quant_method,
-            weight_bits,
-            group_size,
-            has_zp,
-            lm_head_quantized,
-            modules_to_not_convert,
-            config,
-        )
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.from_config: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def override_quantization_method(cls, hf_quant_cfg, user_quant) -> Optional[str]:
@@ -138,69 +115,12 @@ class MoeWNA16Config(QuantizationConfig):
     @classmethod
     def is_moe_wna16_compatible(cls, quant_config: Dict[str, Any]):
         # Extract data from quant config.
-        quant_method = quant_config.get("quant_method", "").lower()
-        num_bits = quant_config.get("bits")
-        desc_act = quant_config.get("desc_act")
-
-        capability_tuple = get_device_capability()
-        device_capability = (
-            -1
-            if all(capability is None for capability in capability_tuple)
-            else capability_tuple[0] * 10 + capability_tuple[1]
-        )
-        # Avoid circular import
-        awq_min_capability = AWQConfig.get_min_capability()
-
-        gptq_compatible = quant_method == "gptq" and not desc_act and num_bits in [4, 8]
-        awq_compatible = (
-            quant_method == "awq"
-            and num_bits == 4
-            and device_capability >= awq_min_capability
-        )
-
-        return gptq_compatible or awq_compatible
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.is_moe_wna16_compatible: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional[QuantizeMethodBase]:
         # avoid circular import
-        from sglang.srt.layers.linear import LinearBase
-        from sglang.srt.layers.moe.fused_moe_triton.layer import FusedMoE
+        raise NotImplementedError('slim removed the body of MoeWNA16Config.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
-        if is_layer_skipped_quant(prefix, self.modules_to_not_convert):
-            if isinstance(layer, FusedMoE):
-                return UnquantizedFusedMoEMethod()
-            return UnquantizedLinearMethod()
-        elif isinstance(layer, LinearBase):
-
-            if self.linear_quant_method == "gptq":
-                if self.use_marlin:
-                    return GPTQMarlinConfig.from_config(
-                        self.full_config
-                    ).get_quant_method(layer, prefix)
-                else:
-                    return GPTQConfig.from_config(self.full_config).get_quant_method(
-                        layer, prefix
-                    )
-            elif self.linear_quant_method == "awq":
-                return AWQConfig.from_config(self.full_config).get_quant_method(
-                    layer, prefix
-                )
-            else:
-                raise ValueError("moe_wna16 only support gptq and awq.")
-        elif isinstance(layer, FusedMoE):
-            return MoeWNA16Method(self)
-        return None
-
-
-def is_layer_skipped_quant(prefix: str, modules_to_not_convert: List[str]):
-    raise NotImplementedError('slim removed the body of is_layer_skipped_quant: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-class MoeWNA16Method(FusedMoEMethodBase):
-    """Linear method for MOE WNA16 (W8A16/W4A16) quantization.
-
-    Args:
-        quant_config: The MOE WNA16 (W8A16/W4A16) quantization config.
-    """
 

@@ -15,9 +15,6 @@ from sglang.srt.layers.quantization.base_config import (
     QuantizationConfig,
     QuantizeMethodBase,
 )
-from sglang.srt.layers.quantization.petit_utils import (
-    verify_petit_nvfp4_supported,
-)
 from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
 from sglang.srt.layers.quantization.utils import is_layer_skipped
 from sglang.srt.utils import is_hip
@@ -51,50 +48,24 @@ class PetitNvFp4Config(QuantizationConfig):
 
     @classmethod
     def get_name(cls) -> str:
-        return "petit_nvfp4"
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_supported_act_dtypes(cls) -> List[torch.dtype]:
-        return [torch.bfloat16, torch.half]
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_min_capability(cls) -> int:
         # Petit supports the gfx90a and gfx942 GPUs
-        return 90
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        return ["hf_quant_config.json"]
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "PetitNvFp4Config":
-        quant_config = cls.get_from_keys(config, ["quantization"])
-        quant_method = quant_config["quant_algo"]
-        group_size = quant_config.get("group_size", None)
-        verify_petit_nvfp4_supported(quant_method, group_size)
-
-        is_checkpoint_nvfp4_serialized = "NVFP4" in quant_method
-        kv_cache_quant_algo = quant_config["kv_cache_quant_algo"]
-        if not kv_cache_quant_algo:
-            kv_cache_quant_algo = "auto"
-        exclude_modules = quant_config.get("exclude_modules", None)
-        if not (group_size and kv_cache_quant_algo and (exclude_modules is not None)):
-            logger.warning(
-                f"group_size: {group_size},"
-                f"kv_cache_quant_algo: {kv_cache_quant_algo},"
-                f"exclude_modules: {exclude_modules}"
-            )
-            raise ValueError(
-                "NVFP4 quantization requires group size and "
-                "kv_cache_quant_algo specified in "
-                "hf_quant_config.json"
-            )
-        return cls(
-            is_checkpoint_nvfp4_serialized,
-            kv_cache_quant_algo,
-            group_size,
-            exclude_modules,
-        )
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.from_config: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def override_quantization_method(cls, hf_quant_cfg, user_quant) -> Optional[str]:
@@ -114,13 +85,7 @@ class PetitNvFp4Config(QuantizationConfig):
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional["QuantizeMethodBase"]:
-        if isinstance(layer, LinearBase):
-            if is_layer_skipped(prefix, self.exclude_modules) or self.is_layer_excluded(
-                prefix, self.exclude_modules
-            ):
-                return UnquantizedLinearMethod()
-            return PetitNvFp4LinearMethod(self)
-        return None
+        raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_scaled_act_names(self) -> List[str]:
         raise NotImplementedError('slim removed the body of PetitNvFp4Config.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')

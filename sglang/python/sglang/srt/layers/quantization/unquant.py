@@ -509,7 +509,7 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
     def _aiter_ck_moe_supported(self, layer) -> bool:
         # aiter CK fused-MoE requires intermediate_size_per_partition to be 128-aligned
         # (GemmSpec=Default; otherwise CK raises "not support this GEMM problem").
-        return layer.intermediate_size_per_partition % 128 == 0
+        raise NotImplementedError('slim removed the body of UnquantizedFusedMoEMethod._aiter_ck_moe_supported: it never ran in any recording (see sglang/REMOVED.md)')
 
     def create_moe_runner(
         self, layer: torch.nn.Module, moe_runner_config: MoeRunnerConfig
@@ -640,54 +640,7 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
         layer: torch.nn.Module,
         dispatch_output: StandardDispatchOutput,
     ) -> CombineInput:
-        from sglang.srt.layers.moe.token_dispatcher import StandardCombineInput
-
-        x = dispatch_output.hidden_states
-        topk_output = dispatch_output.topk_output
-
-        moe_runner_config = self.moe_runner_config
-
-        assert (
-            moe_runner_config.activation == "silu"
-        ), f"activation = {moe_runner_config.activation} is not supported."
-
-        if use_intel_amx_backend(layer):
-            from sglang.srt.layers.moe.topk import apply_topk_weights_cpu
-
-            topk_weights, topk_ids, _ = topk_output
-            x, topk_weights = apply_topk_weights_cpu(
-                moe_runner_config.apply_router_weight_on_input, topk_weights, x
-            )
-            output = torch.ops.sgl_kernel.fused_experts_cpu(
-                x,
-                layer.w13_weight,
-                layer.w2_weight,
-                topk_weights,
-                topk_ids,
-                False,  # inplace # See [Note] inplace should be False in fused_experts.
-                CPUQuantMethod.UNQUANT,
-                None,  # w1_scale
-                None,  # w2_scale
-                None,  # w1_zp
-                None,  # w2_zp
-                None,  # block_size
-                getattr(layer, "w13_weight_bias", None),
-                getattr(layer, "w2_weight_bias", None),
-                layer.moe_runner_config.gemm1_alpha,
-                layer.moe_runner_config.gemm1_clamp_limit,
-                True,  # is_vnni
-            )
-            return StandardCombineInput(hidden_states=output)
-        else:
-            from sglang.srt.layers.moe.fused_moe_native import moe_forward_native
-
-            output = moe_forward_native(
-                layer,
-                x,
-                topk_output,
-                moe_runner_config,
-            )
-            return StandardCombineInput(hidden_states=output)
+        raise NotImplementedError('slim removed the body of UnquantizedFusedMoEMethod.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_triton_quant_info(self, layer: torch.nn.Module) -> TritonMoeQuantInfo:
         return TritonMoeQuantInfo(
@@ -702,49 +655,7 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
         layer: torch.nn.Module,
         dispatch_output: StandardDispatchOutput,
     ) -> CombineInput:
-        from sglang.srt.layers.moe.token_dispatcher import StandardCombineInput
-
-        x = dispatch_output.hidden_states
-        topk_output = dispatch_output.topk_output
-
-        moe_runner_config = self.moe_runner_config
-        assert moe_runner_config.activation in [
-            "silu",
-            "gelu",
-            "relu2",  # Nemotron-H (NemotronHForCausalLM) uses squared-ReLU.
-        ], f"activation = {moe_runner_config.activation} is not supported."
-
-        backend = self.runner.runner_backend
-        if use_intel_xpu_backend():
-            # sgl-kernel-xpu path
-            from sgl_kernel import fused_experts
-
-            topk_weights, topk_ids, _ = topk_output
-            if moe_runner_config.apply_router_weight_on_input:
-                x = x * topk_weights.to(x.dtype)
-                topk_weights = torch.ones_like(topk_weights)
-            output = fused_experts(
-                x,
-                layer.w13_weight,
-                layer.w2_weight,
-                topk_weights,
-                topk_ids,
-                b1=getattr(layer, "w13_weight_bias", None),
-                b2=getattr(layer, "w2_weight_bias", None),
-                activation=moe_runner_config.activation,
-                gemm1_alpha=moe_runner_config.gemm1_alpha,
-                gemm1_limit=moe_runner_config.gemm1_clamp_limit,
-            )
-            return StandardCombineInput(hidden_states=output)
-        else:
-            assert backend.is_triton()
-            assert (
-                moe_runner_config.activation == "silu"
-            ), f"activation = {moe_runner_config.activation} is not supported \
-            for Triton PATH, please set ENV SGLANG_USE_SGL_XPU=1."
-
-            quant_info = self.get_triton_quant_info(layer)
-            return self.runner.run(dispatch_output, quant_info)
+        raise NotImplementedError('slim removed the body of UnquantizedFusedMoEMethod.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_npu(
         self,
@@ -752,12 +663,12 @@ class UnquantizedFusedMoEMethod(FusedMoEMethodBase, MultiPlatformOp):
         dispatch_output: DispatchOutput,
     ) -> CombineInput:
 
-        return self.runner.run(dispatch_output, layer)
+        raise NotImplementedError('slim removed the body of UnquantizedFusedMoEMethod.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_tpu(self, *args, **kwargs) -> CombineInput:
         raise NotImplementedError("The TPU backend currently does not support MoE.")
 
     def forward_musa(self, *args, **kwargs) -> CombineInput:
-        return self.forward_cuda(*args, **kwargs)
+        raise NotImplementedError('slim removed the body of UnquantizedFusedMoEMethod.forward_musa: it never ran in any recording (see sglang/REMOVED.md)')
 
     forward_native = forward_cpu

@@ -104,15 +104,6 @@ class RotaryEmbedding(MultiPlatformOp):
             )(apply_rotary_emb)
         self.position_cos, self.position_sin = None, None
 
-    def _match_cos_sin_cache_dtype(self, query: torch.Tensor) -> None:
-        # __setattr__ in nn.Module (called by `self.cos_sin_cache = ...`)
-        # is expensive, so avoid calling it if possible
-        if (
-            self.cos_sin_cache.device != query.device
-            or self.cos_sin_cache.dtype != query.dtype
-        ):
-            self.cos_sin_cache = self.cos_sin_cache.to(query.device, dtype=query.dtype)
-
     def _compute_inv_freq(self, base: Union[int, float]) -> torch.Tensor:
         """Compute the inverse frequency."""
         # NOTE(woosuk): To exactly match the HF implementation, we need to
@@ -227,57 +218,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """A PyTorch-npu implementation of forward()."""
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for npu implementation"
-        if (
-            query.dtype == torch.bfloat16
-            and self.cos_sin_cache.dtype == torch.float
-            or key.ndim == 3
-        ):
-            if hasattr(self, "sin_cos_cache"):
-                cos_sin = self.sin_cos_cache
-            else:
-                cos_sin = self.cos_sin_cache.index_select(0, positions)
-
-            if fused_rope_qk_mqa is not None and query.shape[0] < 65535:
-                return fused_rope_qk_mqa(
-                    query,
-                    key,
-                    cos_sin,
-                    self.rotary_dim,
-                    self.is_neox_style,
-                )
-            else:
-                return self.forward_native(positions, query, key, offsets)
-        if self.is_neox_style:
-            rotary_mode = "half"
-        else:
-            rotary_mode = "interleave"
-
-        mrope_section = [0, 0, 0]
-        # The npu_mrope kernel only supports 1D or 2D tensors for query and key.
-        # Therefore, when their dimensions exceed 2D, we flatten query and key to 2D tensors before computation
-        # and reshape their original shapes afterward.
-        query_shape = query.shape
-        key_shape = key.shape
-        query = query.reshape(query.shape[0], -1)
-        key = key.reshape(key.shape[0], -1)
-
-        query_out, key_out = torch_npu.npu_mrope(
-            positions,
-            query,
-            key,
-            self.cos_sin_cache,
-            self.head_size,
-            mrope_section=mrope_section,
-            rotary_mode=rotary_mode,
-        )
-
-        query_out = query_out.reshape(query_shape)
-        key_out = key_out.reshape(key_shape)
-        return query_out, key_out
+        raise NotImplementedError('slim removed the body of RotaryEmbedding.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_cpu(
         self,
@@ -287,24 +228,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for cpu implementation"
-
-        positions = torch.add(positions, offsets) if offsets is not None else positions
-        if _is_cpu_amx_available:
-            return torch.ops.sgl_kernel.rotary_embedding_cpu(
-                positions,
-                query,
-                key,
-                self.head_size,
-                self.cos_sin_cache,
-                self.is_neox_style,
-            )
-        else:
-            return self.forward_native(
-                positions, query, key, offsets, fused_set_kv_buffer_arg
-            )
+        raise NotImplementedError('slim removed the body of RotaryEmbedding.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_cuda(
         self,
@@ -360,40 +284,7 @@ class RotaryEmbedding(MultiPlatformOp):
         offsets: Optional[torch.Tensor] = None,
         fused_set_kv_buffer_arg: Optional[FusedSetKVBufferArg] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        assert (
-            fused_set_kv_buffer_arg is None
-        ), "fused_set_kv_buffer_arg is not supported for xpu implementation"
-        positions = torch.add(positions, offsets) if offsets is not None else positions
-
-        self._match_cos_sin_cache_dtype(query)
-
-        # Fused_qk_rope only supports aligned head_size
-        if self.head_size in [128, 256, 512]:
-            num_tokens = positions.size(0)
-            q_rope = query.view(num_tokens, -1, self.head_size)
-            k_rope = key.view(num_tokens, -1, self.head_size)
-            if self.head_size != self.rotary_dim:
-                q_rope = q_rope[..., : self.rotary_dim]
-                k_rope = k_rope[..., : self.rotary_dim]
-            fused_qk_rope_with_cos_sin_cache_inplace(
-                q_rope,
-                k_rope,
-                self.cos_sin_cache,
-                positions,
-                self.rotary_dim,
-                self.is_neox_style,
-            )
-            return query, key
-        else:
-            # Use fallback kernel of 'rotary_embedding'
-            return torch.ops.sgl_kernel.rotary_embedding(
-                positions,
-                query,
-                key,
-                self.head_size,
-                self.cos_sin_cache,
-                self.is_neox_style,
-            )
+        raise NotImplementedError('slim removed the body of RotaryEmbedding.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class LinearScalingRotaryEmbedding(RotaryEmbedding):

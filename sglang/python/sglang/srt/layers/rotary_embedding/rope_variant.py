@@ -117,11 +117,6 @@ class DeepseekScalingRotaryEmbedding(RotaryEmbedding):
         cache = torch.cat((cos, sin), dim=-1)
         return cache
 
-    def get_cos_sin_cache(
-        self, positions, dtype, offsets: Optional[torch.Tensor] = None
-    ):
-        raise NotImplementedError('slim removed the body of DeepseekScalingRotaryEmbedding.get_cos_sin_cache: it never ran in any recording (see sglang/REMOVED.md)')
-
     def forward_native(
         self,
         positions: torch.Tensor,
@@ -164,33 +159,7 @@ class DeepseekScalingRotaryEmbedding(RotaryEmbedding):
         key: torch.Tensor,
         offsets: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        num_tokens, num_q_heads, _ = query.shape
-        num_k_heads = key.shape[1]
-        cos, sin = self.get_cos_sin_cache(positions, query.dtype, offsets)
-        query_rot = query[..., : self.rotary_dim]
-        key_rot = key[..., : self.rotary_dim]
-        if self.rotary_dim < self.head_size:
-            query_pass = query[..., self.rotary_dim :]
-            key_pass = key[..., self.rotary_dim :]
-        query_rot = torch_npu.npu_interleave_rope(
-            query_rot.reshape(num_tokens, num_q_heads, 1, self.rotary_dim),
-            cos,
-            sin,
-        )
-        key_rot = torch_npu.npu_interleave_rope(
-            key_rot.reshape(num_tokens, num_k_heads, 1, self.rotary_dim),
-            cos,
-            sin,
-        )
-        query_rot = query_rot.reshape(num_tokens, -1, self.rotary_dim)
-        key_rot = key_rot.reshape(num_tokens, -1, self.rotary_dim)
-        if self.rotary_dim < self.head_size:
-            query = torch.cat((query_rot, query_pass), dim=-1)
-            key = torch.cat((key_rot, key_pass), dim=-1)
-        else:
-            query = query_rot
-            key = key_rot
-        return query, key
+        raise NotImplementedError('slim removed the body of DeepseekScalingRotaryEmbedding.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
     def forward_cpu(
         self,
@@ -199,13 +168,7 @@ class DeepseekScalingRotaryEmbedding(RotaryEmbedding):
         key: torch.Tensor,
         offsets: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        positions = torch.add(positions, offsets) if offsets is not None else positions
-        if _is_cpu_amx_available:
-            return torch.ops.sgl_kernel.rotary_embedding_cpu(
-                positions, query, key, self.head_size, self.cos_sin_cache, False
-            )
-        else:
-            return self.forward_native(positions, query, key, offsets)
+        raise NotImplementedError('slim removed the body of DeepseekScalingRotaryEmbedding.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class Llama3RotaryEmbedding(RotaryEmbedding):

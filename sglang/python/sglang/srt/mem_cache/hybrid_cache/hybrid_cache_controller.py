@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional
 
+import torch
 
 from sglang.srt.managers.cache_controller import CacheOperation as BaseCacheOperation
 from sglang.srt.managers.cache_controller import (
@@ -42,7 +43,18 @@ class CacheOperation(BaseCacheOperation):
 
 
 class StorageOperation(BaseStorageOperation):
-    pass
+    def __init__(
+        self,
+        host_indices: torch.Tensor,
+        token_ids: List[int],
+        last_hash: Optional[str] = None,
+        hash_value: Optional[List[str]] = None,
+        prefix_keys: Optional[List[str]] = None,
+        pool_transfers: Optional[list[PoolTransfer]] = None,
+    ):
+        super().__init__(host_indices, token_ids, last_hash, hash_value, prefix_keys)
+        self.pool_transfers = pool_transfers
+        self.pool_storage_result = PoolTransferResult.empty()
 
 
 class PrefetchOperation(StorageOperation):

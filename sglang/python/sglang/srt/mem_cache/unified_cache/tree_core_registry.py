@@ -8,7 +8,7 @@ implementation, register it under a string name via
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from sglang.srt.mem_cache.cache_init_params import CacheInitParams
@@ -37,21 +37,10 @@ def register_tree_core_backend(name: str, factory: TreeCoreFactory) -> None:
     _TREE_CORE_REGISTRY[name] = factory
 
 
-def get_tree_core_factory(name: str) -> Optional[TreeCoreFactory]:
-    raise NotImplementedError('slim removed the body of get_tree_core_factory: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def registered_tree_core_backends() -> list[str]:
-    raise NotImplementedError('slim removed the body of registered_tree_core_backends: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def _python_tree_core_factory(
     params: CacheInitParams, components: dict[ComponentType, TreeComponent]
 ) -> UnifiedTreeCoreInterface:
-    """The pure-Python TreeCore."""
-    from sglang.srt.mem_cache.unified_cache.unified_tree_core import UnifiedTreeCore
-
-    return UnifiedTreeCore(params, components)
+    raise NotImplementedError('slim removed the body of _python_tree_core_factory: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 register_tree_core_backend("python", _python_tree_core_factory)
@@ -62,12 +51,4 @@ def create_tree_core(
     params: CacheInitParams,
     components: dict[ComponentType, TreeComponent],
 ) -> UnifiedTreeCoreInterface:
-    """Construct the TreeCore registered under `name`."""
-    factory = get_tree_core_factory(name)
-    if factory is None:
-        raise ValueError(
-            f"SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND={name!r} is not registered. "
-            f"Registered backends: {registered_tree_core_backends()}. "
-            "External backends must call register_tree_core_backend(...) at import time."
-        )
-    return factory(params, components)
+    raise NotImplementedError('slim removed the body of create_tree_core: it never ran in any recording (see sglang/REMOVED.md)')

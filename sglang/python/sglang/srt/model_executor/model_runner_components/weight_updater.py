@@ -17,9 +17,6 @@ from sglang.srt.utils import (
     )
 from sglang.srt.utils.network import NetworkAddress
 from sglang.srt.utils.patch_torch import monkey_patch_torch_reductions
-from sglang.srt.weight_sync.tensor_bucket import (
-    FlattenedTensorBucket,
-    )
 
 if TYPE_CHECKING:
     from sglang.srt.configs.model_config import ModelConfig

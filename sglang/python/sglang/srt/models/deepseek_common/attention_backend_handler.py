@@ -47,20 +47,7 @@ def _dispatch_mla_subtype(attn, forward_batch):
 
 
 def handle_attention_ascend(attn, forward_batch):
-    if (
-        forward_batch.forward_mode.is_extend()
-        and not forward_batch.forward_mode.is_target_verify()
-        and not forward_batch.forward_mode.is_draft_extend_v2()
-    ):
-        if hasattr(attn, "use_dsa") and attn.use_dsa:
-            return AttnForwardMethod.DSA_NPU
-        else:
-            return AttnForwardMethod.MHA_NPU
-    else:
-        if hasattr(attn, "use_dsa") and attn.use_dsa:
-            return AttnForwardMethod.DSA_NPU
-        else:
-            return AttnForwardMethod.MLA_NPU
+    raise NotImplementedError('slim removed the body of handle_attention_ascend: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _get_sum_extend_prefix_lens(forward_batch):
@@ -170,26 +157,11 @@ def handle_attention_aiter(attn, forward_batch):
     # During PCG/BCG capture on ROCm, aiter fp8 MLA prefill has no capture
     # kernels; route through the MHA path (radix_attention swaps attn_mqa for
     # its attn_mha companion) so capture/replay use valid head/dim metadata.
-    if is_in_tc_piecewise_cuda_graph() or is_in_breakable_cuda_graph():
-        return AttnForwardMethod.MHA
-    if forward_batch.forward_mode.is_extend_without_speculative():
-        return AttnForwardMethod.MHA
-    else:
-        return AttnForwardMethod.MLA
+    raise NotImplementedError('slim removed the body of handle_attention_aiter: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def handle_attention_dsa(attn, forward_batch):
-    """
-    Dispatch logic is centralized in DeepseekSparseAttnBackend.set_dsa_prefill_impl and executed
-    in init_forward_metadata. Read the decision from backend.use_mha.
-    """
-
-    backend = get_attn_backend()
-    if isinstance(backend, TboAttnBackend):  # if enable tbo, get primary backend
-        backend = backend.primary
-    if hasattr(backend, "use_mha") and backend.use_mha:
-        return AttnForwardMethod.MHA_ONE_SHOT
-    return AttnForwardMethod.MLA
+    raise NotImplementedError('slim removed the body of handle_attention_dsa: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def handle_attention_triton(attn, forward_batch):

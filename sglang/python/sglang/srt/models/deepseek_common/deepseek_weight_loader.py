@@ -84,43 +84,7 @@ def _load_fused_indexer_wk(
     pending: Dict[str, Dict[str, torch.Tensor]],
     quant_config: Optional[QuantizationConfig],
 ) -> bool:
-    """Load an indexer wk / weights_proj shard into the fused bf16 wk_weights_proj
-    param: wk fills the top head_dim rows (dequantized from block-fp8 if needed),
-    weights_proj the bottom n_heads rows.
-
-    Returns False when there is no fused param (non-CUDA, or CUDA with
-    SGLANG_DISABLE_DSA_INDEXER_FUSION set, where wk and weights_proj are
-    separate) so the caller falls through to per-tensor loading.
-    """
-    fused_name = name.rsplit(".indexer.", 1)[0] + ".indexer.wk_weights_proj.weight"
-    fused_param = params_dict.get(fused_name)
-    if fused_param is None or fused_param.dtype != torch.bfloat16:
-        return False
-
-    if ".indexer.weights_proj." in name:
-        w = _clone_if_runai_streamed_tensor(loaded_weight)
-        fused_param.data[-w.shape[0] :].copy_(w)
-        return True
-
-    # wk: a bf16 checkpoint copies straight in; block-fp8 needs weight + scale.
-    is_scale = name.endswith(".weight_scale_inv")
-    if not is_scale and loaded_weight.dtype != torch.float8_e4m3fn:
-        w = _clone_if_runai_streamed_tensor(loaded_weight)
-        fused_param.data[: w.shape[0]].copy_(w)
-        return True
-
-    entry = pending.setdefault(fused_name, {})
-    entry["scale" if is_scale else "weight"] = _clone_if_runai_streamed_tensor(
-        loaded_weight
-    )
-    if "weight" in entry and "scale" in entry:
-        pending.pop(fused_name)
-        block_size = getattr(quant_config, "weight_block_size", None) or [128, 128]
-        wk_bf16 = block_quant_dequant(
-            entry["weight"], entry["scale"], block_size, torch.bfloat16
-        )
-        fused_param.data[: wk_bf16.shape[0]].copy_(wk_bf16)
-    return True
+    raise NotImplementedError('slim removed the body of _load_fused_indexer_wk: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @dataclass(frozen=True)

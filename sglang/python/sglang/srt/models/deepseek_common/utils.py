@@ -73,19 +73,7 @@ FORWARD_ABSORB_CORE_ATTENTION_BACKENDS = [
 
 
 def awq_dequantize_func():
-    """
-    Get the AWQ dequantize function for the current device
-
-    Return:
-        - The AWQ dequantize function for the current device.
-        - None if the current device is not supported.
-    """
-    if _is_cuda:
-        from sgl_kernel import awq_dequantize
-
-        return awq_dequantize
-    else:
-        return None
+    raise NotImplementedError('slim removed the body of awq_dequantize_func: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def enable_nextn_moe_bf16_cast_to_fp8(

@@ -15,11 +15,6 @@ from sglang.srt.utils import (
     is_xpu,
     logger,
 )
-from sglang.srt.utils.cuda_ipc_transport_utils import (
-    MM_FEATURE_CACHE_SIZE,
-    MM_ITEM_MEMORY_POOL_RECYCLE_INTERVAL,
-    CudaIpcTensorTransportProxy,
-    )
 
 _is_cpu = is_cpu()
 _is_npu = is_npu()

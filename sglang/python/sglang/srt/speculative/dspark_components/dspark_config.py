@@ -38,10 +38,6 @@ class DSparkDraftConfig(msgspec.Struct, frozen=True):
         raise NotImplementedError('slim removed the body of DSparkDraftConfig.require_markov: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-def read_draft_checkpoint_gamma(*, server_args: ServerArgs) -> Optional[int]:
-    raise NotImplementedError('slim removed the body of read_draft_checkpoint_gamma: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def checkpoint_bundles_dspark_draft(hf_config: Any) -> bool:
     raise NotImplementedError('slim removed the body of checkpoint_bundles_dspark_draft: it never ran in any recording (see sglang/REMOVED.md)')
 

@@ -8,7 +8,6 @@ from .compress import (
     )
 from .gemm import linear_bf16_fp32
 from .moe import (
-    hash_topk,
     mask_topk_ids,
     mega_moe_pre_dispatch,
     silu_and_mul_clamp,
@@ -21,7 +20,6 @@ __all__ = [
     "CompressorPrefillPlan",
     "clear_unaccepted_c128_draft_states",
     "linear_bf16_fp32",
-    "hash_topk",
     "mega_moe_pre_dispatch",
     "mask_topk_ids",
     "silu_and_mul_clamp",

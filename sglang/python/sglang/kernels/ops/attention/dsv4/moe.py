@@ -1,4 +1,4 @@
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
@@ -17,17 +17,6 @@ _is_xpu = is_xpu()
 
 def mask_topk_ids(topk_ids: torch.Tensor, num_token_non_padded: torch.Tensor):
     raise NotImplementedError('slim removed the body of mask_topk_ids: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def hash_topk(
-    router_logits: torch.Tensor,
-    input_ids: torch.Tensor,
-    tid2eid: torch.Tensor,
-    num_fused_shared_experts: int = 0,
-    routed_scaling_factor: float = 1.0,
-    scoring_func: str = "sqrtsoftplus",
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError('slim removed the body of hash_topk: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def mega_moe_pre_dispatch(

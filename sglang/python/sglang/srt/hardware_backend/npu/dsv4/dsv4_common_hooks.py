@@ -20,7 +20,7 @@ bypasses the batch hook; it writes the same tables via
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,12 +29,7 @@ if TYPE_CHECKING:
 
 
 def dsv4_unwrap_prealloc(kv_loc, req_to_token_pool, req, prefix_len, fill_len):
-    """Unwrap a DSV4OutCacheLoc bundle to its full-pool loc and write the five
-    per-req tables; a plain tensor (non-DSV4) passes through unchanged."""
-    if kv_loc is None or not hasattr(kv_loc, "out_full_loc"):
-        return kv_loc
-    write_dsv4_prealloc_tables(req_to_token_pool, req, prefix_len, fill_len, kv_loc)
-    return kv_loc.out_full_loc
+    raise NotImplementedError('slim removed the body of dsv4_unwrap_prealloc: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def write_dsv4_prealloc_tables(
@@ -44,36 +39,7 @@ def write_dsv4_prealloc_tables(
     fill_len: int,
     bundle,
 ) -> None:
-    """Write the five DSV4 per-req tables for one request on the disagg-decode
-    prealloc path (no ScheduleBatch); no-op without bundle / DSV4 tables."""
-    if bundle is None or not hasattr(req_to_token_pool, "write_c4"):
-        return
-    rp = torch.tensor([req.req_pool_idx])
-    pl = torch.tensor([prefix_len])
-    sl = torch.tensor([fill_len])
-
-    _write_dsv4_tables(
-        req_to_token_pool,
-        rp,
-        pl,
-        sl,
-        bundle,
-        c4_state_offsets=[getattr(req, "c4_state_alloc_offset", 0)],
-        c128_state_offsets=[getattr(req, "c128_state_alloc_offset", 0)],
-    )
-
-
-def _write_dsv4_tables(
-    req_to_token_pool,
-    req_pool_indices_cpu: torch.Tensor,
-    prefix_lens_cpu: torch.Tensor,
-    seq_lens_cpu: torch.Tensor,
-    bundle,
-    *,
-    c4_state_offsets: Sequence[int] | torch.Tensor,
-    c128_state_offsets: Sequence[int] | torch.Tensor,
-) -> None:
-    raise NotImplementedError('slim removed the body of _write_dsv4_tables: it never ran in any recording (see sglang/REMOVED.md)')
+    raise NotImplementedError('slim removed the body of write_dsv4_prealloc_tables: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def maybe_build_dsv4_verify_bundle(batch: ScheduleBatch, draft_token_num: int):
@@ -114,11 +80,5 @@ def maybe_build_dsv4_verify_bundle(batch: ScheduleBatch, draft_token_num: int):
 
 def maybe_evict_dsv4_state(batch: ScheduleBatch, req: Req, pre_len: int) -> None:
     raise NotImplementedError('slim removed the body of maybe_evict_dsv4_state: it never ran in any recording (see sglang/REMOVED.md)')
-
-
-def maybe_evict_dsv4_state_on_swa(
-    allocator, pool, req: Req, new_swa_evicted_seqlen: int
-) -> None:
-    raise NotImplementedError('slim removed the body of maybe_evict_dsv4_state_on_swa: it never ran in any recording (see sglang/REMOVED.md)')
 
 

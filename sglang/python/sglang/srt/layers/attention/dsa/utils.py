@@ -1,7 +1,6 @@
 from functools import lru_cache
-from typing import TYPE_CHECKING, List, Union
+from typing import TYPE_CHECKING
 
-import torch
 import triton
 
 from sglang.srt.environ import envs
@@ -86,10 +85,6 @@ def is_dsa_prefill_cp_in_seq_split():
     )
 
 
-def is_dsa_prefill_cp_round_robin_split():
-    raise NotImplementedError('slim removed the body of is_dsa_prefill_cp_round_robin_split: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 # Structural surface where the graph DSA split-op dispatch (DSA indexer) and the
 # MLA BMM-into-attention fusion apply: a non-speculative extend (prefill) running
 # inside a piecewise/breakable CUDA graph. Both fusions are now on by default on
@@ -103,31 +98,8 @@ def is_graph_dsa_split_op_surface(forward_batch: "ForwardBatch") -> bool:
     )
 
 
-def dsa_cp_round_robin_split_data(input_: Union[torch.Tensor, List]):
-    raise NotImplementedError('slim removed the body of dsa_cp_round_robin_split_data: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def can_dsa_cp_split(seq_len: int, cp_size: int, use_dsa: bool, forward_batch):
-    if (
-        cp_size <= 1
-        or not use_dsa
-        or not forward_batch.forward_mode.is_context_parallel_extend()
-        or not is_dsa_enable_prefill_cp()
-        or sum(forward_batch.extend_seq_lens_cpu) < cp_size
-    ):
-        return False
-
-    if is_dsa_prefill_cp_round_robin_split():
-        cur_cp_seq_len = seq_len // cp_size
-        assert (
-            seq_len % cp_size == 0
-        ), f"seq_len {seq_len} is not divisible by cp_size {cp_size} when dsa_prefill_cp_mode is round-robin-split"
-    else:
-        # TODO current just support prefill batch=1 and len(input_ids) > self.cp_size * 2
-        # Note: (self.cp_size * 2) To achieve load balancing for seq computation,
-        # the seq data needs to be divided and recombined at twice the size of cp_size.
-        cur_cp_seq_len = seq_len // (cp_size * 2)
-    return cur_cp_seq_len != 0
+    raise NotImplementedError('slim removed the body of can_dsa_cp_split: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 from sglang.kernels.ops.attention.dsa.cp_split import (

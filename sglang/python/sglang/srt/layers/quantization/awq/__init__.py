@@ -9,14 +9,12 @@ from .awq import (
     AWQCPUConfig,
     AWQLinearMethod,
     AWQMarlinConfig,
-    AWQMoEMethod,
-)
+    )
 
 __all__ = [
     "AWQConfig",
     "AWQCPUConfig",
     "AWQMarlinConfig",
     "AWQLinearMethod",
-    "AWQMoEMethod",
     "awq_dequantize_triton",
 ]

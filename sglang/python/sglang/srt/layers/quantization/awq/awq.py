@@ -17,8 +17,6 @@ from sglang.srt.layers.quantization.base_config import (
 )
 from sglang.srt.layers.quantization.marlin_utils import (
     check_marlin_supported,
-    check_marlin_supports_layer,
-    check_moe_marlin_supports_layer,
     verify_marlin_supported,
 )
 from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
@@ -48,10 +46,6 @@ logger = logging.getLogger(__name__)
 ScalarType, scalar_types = get_scalar_types()
 
 
-def is_layer_skipped_awq(prefix: str, modules_to_not_convert: List[str]):
-    raise NotImplementedError('slim removed the body of is_layer_skipped_awq: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 class AWQConfig(QuantizationConfig):
     """Config class for AWQ.
 
@@ -62,25 +56,12 @@ class AWQCPUConfig(AWQConfig):
     """CPU Config class for AWQ, inherit from AWQConfig"""
 
     def get_supported_act_dtypes(self) -> List[torch.dtype]:
-        return [torch.float16, torch.bfloat16]
+        raise NotImplementedError('slim removed the body of AWQCPUConfig.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional[LinearMethodBase]:
-        from sglang.srt.layers.linear import LinearBase
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        if isinstance(layer, LinearBase):
-            if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
-                return UnquantizedLinearMethod()
-            layer.scheme = self.get_linear_scheme(layer)
-            return AWQLinearMethod(self)
-        elif isinstance(layer, FusedMoE):
-            if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
-                return None
-            layer.scheme = self.get_moe_scheme(layer)
-            return AWQMoEMethod(self)
-        return None
+        raise NotImplementedError('slim removed the body of AWQCPUConfig.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_linear_scheme(self, layer: torch.nn.Module):
         raise NotImplementedError('slim removed the body of AWQCPUConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
@@ -142,37 +123,23 @@ class AWQMarlinConfig(QuantizationConfig):
 
     @classmethod
     def get_name(cls) -> str:
-        return "awq_marlin"
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_supported_act_dtypes(cls) -> list[torch.dtype]:
-        return [torch.half, torch.bfloat16]
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_min_capability(cls) -> int:
-        return 80
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_config_filenames(cls) -> list[str]:
-        return ["quantize_config.json"]
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AWQMarlinConfig:
-        weight_bits = cls.get_from_keys(config, ["bits"])
-        group_size = cls.get_from_keys(config, ["group_size"])
-        zero_point = cls.get_from_keys(config, ["zero_point"])
-        lm_head_quantized = cls.get_from_keys_or(config, ["lm_head"], default=False)
-        modules_to_not_convert = cls.get_from_keys_or(
-            config, ["modules_to_not_convert"], None
-        )
-        return cls(
-            weight_bits,
-            group_size,
-            zero_point,
-            lm_head_quantized,
-            modules_to_not_convert,
-            config,
-        )
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.from_config: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def override_quantization_method(cls, hf_quant_cfg, user_quant) -> Optional[str]:
@@ -201,47 +168,7 @@ class AWQMarlinConfig(QuantizationConfig):
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional[QuantizeMethodBase]:
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-        from sglang.srt.layers.vocab_parallel_embedding import ParallelLMHead
-
-        if isinstance(layer, LinearBase) or (
-            isinstance(layer, ParallelLMHead) and self.lm_head_quantized
-        ):
-            if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
-                return UnquantizedLinearMethod()
-            # Check if the layer is supported by AWQMarlin.
-            if not check_marlin_supports_layer(layer, self.group_size):
-                logger.warning_once(
-                    "Layer '%s' is not supported by AWQMarlin. Falling back to unoptimized AWQ kernels.",  # noqa: E501
-                    prefix,
-                )
-                return AWQConfig.from_config(self.full_config).get_quant_method(
-                    layer, prefix
-                )
-            layer.scheme = self.get_linear_scheme(layer)
-            return AWQLinearMethod(self)
-        elif isinstance(layer, FusedMoE):
-            if is_layer_skipped_awq(prefix, self.modules_to_not_convert):
-                return None
-            from sglang.srt.layers.quantization.moe_wna16 import MoeWNA16Config
-
-            if not check_moe_marlin_supports_layer(layer, self.group_size):
-                logger.warning_once(
-                    f"Layer '{prefix}' is not supported by AWQMoeMarlin. "
-                    "Falling back to Moe WNA16 kernels."
-                )
-                return MoeWNA16Config.from_config(self.full_config).get_quant_method(
-                    layer, prefix
-                )
-            layer.scheme = self.get_moe_scheme(layer)
-            return AWQMoEMethod(self)
-        return None
-
-    def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        raise NotImplementedError('slim removed the body of AWQMarlinConfig.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def is_awq_marlin_compatible(cls, quant_config: dict[str, Any]):
@@ -276,16 +203,9 @@ class AWQLinearMethod(LinearMethodBase):
         quant_config: The AWQ quantization config.
     """
 
-class AWQMoEMethod(FusedMoEMethodBase):
-
-    pass
-
-
 # Register fake implementations for torch.compile support
 if _is_cuda:
 
     @register_fake_if_exists("sgl_kernel::awq_marlin_repack")
     def _(b_q_weight, size_k, size_n, num_bits):
-        return b_q_weight.new_empty(
-            (size_k // 16, size_n * (num_bits // 2)), dtype=b_q_weight.dtype
-        )
+        raise NotImplementedError('slim removed the body of _: it never ran in any recording (see sglang/REMOVED.md)')

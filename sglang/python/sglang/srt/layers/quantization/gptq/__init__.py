@@ -6,8 +6,6 @@ from .gptq import (
     GPTQLinearMethod,
     GPTQMarlinConfig,
     GPTQMarlinLinearMethod,
-    GPTQMarlinMoEMethod,
-    GPTQMoEMethod,
     check_marlin_format,
 )
 
@@ -16,8 +14,6 @@ __all__ = [
     "CPUGPTQConfig",
     "GPTQMarlinConfig",
     "GPTQLinearMethod",
-    "GPTQMoEMethod",
     "GPTQMarlinLinearMethod",
-    "GPTQMarlinMoEMethod",
     "check_marlin_format",
 ]

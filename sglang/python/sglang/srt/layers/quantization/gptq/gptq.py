@@ -14,7 +14,6 @@ from sglang.srt.layers.quantization.base_config import (
 )
 from sglang.srt.layers.quantization.marlin_utils import check_marlin_supported
 from sglang.srt.layers.quantization.utils import (
-    get_linear_quant_method,
     get_scalar_types,
 )
 from sglang.srt.utils.patch_torch import register_fake_if_exists
@@ -49,21 +48,12 @@ class CPUGPTQConfig(GPTQConfig):
 
     @classmethod
     def get_supported_act_dtypes(cls) -> List[torch.dtype]:
-        return [torch.half, torch.bfloat16]
+        raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional[LinearMethodBase]:
-        from sglang.srt.layers.linear import LinearBase
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        if isinstance(layer, LinearBase):
-            layer.scheme = self.get_linear_scheme(layer)
-            return GPTQLinearMethod(self)
-        if isinstance(layer, FusedMoE):
-            layer.scheme = self.get_moe_scheme(layer)
-            return GPTQMoEMethod(self)
-        return None
+        raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
     def get_linear_scheme(self, layer: torch.nn.Module):
         raise NotImplementedError('slim removed the body of CPUGPTQConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
@@ -157,39 +147,23 @@ class GPTQMarlinConfig(QuantizationConfig):
 
     @classmethod
     def get_name(cls) -> str:
-        return "gptq_marlin"
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_name: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_supported_act_dtypes(cls) -> List[torch.dtype]:
-        return [torch.half, torch.bfloat16]
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_min_capability(cls) -> int:
-        return 80
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def get_config_filenames(cls) -> List[str]:
-        return ["quantize_config.json"]
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def from_config(cls, config: Dict[str, Any]) -> GPTQMarlinConfig:
-        dynamic = cls.get_from_keys_or(config, ["dynamic"], default={})
-        dynamic = {} if dynamic is None else dynamic
-
-        weight_bits = cls.get_from_keys(config, ["bits"])
-        group_size = cls.get_from_keys(config, ["group_size"])
-        desc_act = cls.get_from_keys(config, ["desc_act"])
-        is_sym = cls.get_from_keys(config, ["sym"])
-        lm_head_quantized = cls.get_from_keys_or(config, ["lm_head"], default=False)
-        return cls(
-            weight_bits,
-            group_size,
-            desc_act,
-            is_sym,
-            lm_head_quantized,
-            dynamic,
-            config,
-        )
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.from_config: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def override_quantization_method(cls, hf_quant_cfg, user_quant) -> Optional[str]:
@@ -222,19 +196,7 @@ class GPTQMarlinConfig(QuantizationConfig):
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional[QuantizeMethodBase]:
         # Delay the import to avoid circular dependency
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        if isinstance(layer, FusedMoE):
-            return GPTQMarlinMoEMethod(self)
-        return get_linear_quant_method(
-            self, layer, prefix=prefix, linear_method_cls=GPTQMarlinLinearMethod
-        )
-
-    def get_linear_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_linear_scheme: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def get_moe_scheme(self, layer: torch.nn.Module):
-        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_moe_scheme: it never ran in any recording (see sglang/REMOVED.md)')
+        raise NotImplementedError('slim removed the body of GPTQMarlinConfig.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
     @classmethod
     def is_gptq_marlin_compatible(cls, quant_config: Dict[str, Any]):
@@ -269,11 +231,6 @@ class GPTQLinearMethod(LinearMethodBase):
         quant_config: The GPTQ quantization config.
     """
 
-class GPTQMoEMethod(FusedMoEMethodBase):
-
-    pass
-
-
 class GPTQMarlinLinearMethod(LinearMethodBase):
     """Linear method for GPTQ Marlin.
 
@@ -283,23 +240,18 @@ class GPTQMarlinLinearMethod(LinearMethodBase):
 
     _kernel_backends_being_used: set[str] = set()
 
-class GPTQMarlinMoEMethod(FusedMoEMethodBase):
-    """MoE Marlin method with quantization."""
-
 # Register fake implementations for torch.compile support. The decorator is a
 # no-op when the custom op is unavailable on the current platform.
 @register_fake_if_exists("sgl_kernel::gptq_gemm")
 def _(a, b_q_weight, b_gptq_qzeros, b_gptq_scales, b_g_idx, use_shuffle, bit):
-    return a.new_empty((a.shape[0], b_q_weight.shape[-1]), dtype=a.dtype)
+    raise NotImplementedError('slim removed the body of _: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_fake_if_exists("sgl_kernel::gptq_marlin_repack")
 def _(b_q_weight, perm, size_k, size_n, num_bits):
-    return b_q_weight.new_empty(
-        (size_k // 16, size_n * (num_bits // 2)), dtype=b_q_weight.dtype
-    )
+    raise NotImplementedError('slim removed the body of _: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @register_fake_if_exists("sgl_kernel::gptq_shuffle")
 def _(q_weight, q_perm, bit):
-    return
+    raise NotImplementedError('slim removed the body of _: it never ran in any recording (see sglang/REMOVED.md)')

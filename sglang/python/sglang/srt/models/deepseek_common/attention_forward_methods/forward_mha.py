@@ -74,25 +74,7 @@ def _forward_dsa_indexer_for_mha(
     forward_batch: ForwardBatch,
     layer_id: int,
 ) -> None:
-    """Fill the indexer K cache and publish an MTP seed when requested."""
-    spec_info = forward_batch.spec_info
-    seed_buf = spec_info.dsa_seed_topk_capture if spec_info is not None else None
-    topk_indices = indexer(
-        x=hidden_states,
-        q_lora=q_lora,
-        positions=positions,
-        forward_batch=forward_batch,
-        layer_id=layer_id,
-        return_indices=seed_buf is not None,
-    )
-    if seed_buf is None:
-        return
-    if topk_indices is None:
-        raise RuntimeError("DSA MHA indexer did not produce the requested MTP seed")
-
-    select = spec_info.dsa_seed_topk_select
-    src = topk_indices if select is None else topk_indices[select]
-    seed_buf[: src.shape[0]].copy_(src)
+    raise NotImplementedError('slim removed the body of _forward_dsa_indexer_for_mha: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # Configs for DeepSeek-V3:
@@ -578,27 +560,7 @@ class DeepseekMHAForwardMixin:
         self: DeepseekV2AttentionMLA,
         forward_batch: ForwardBatch,
     ):
-        """
-        Dequantize FP8 KV cache to BF16 for MLA attention (DSA-specific format).
-
-        Returns: (kv_a, k_pe) both in BF16
-        """
-        backend = get_attn_backend()
-        if isinstance(backend, TboAttnBackend):  # if enable tbo, get primary backend
-            backend = backend.primary
-        kv_indices = backend.forward_metadata.page_table_1_flattened
-        assert (
-            kv_indices is not None
-        ), "page_table_1_flattened should have been generated for FP8 MHA path"
-
-        kv_cache_fp8 = get_token_to_kv_pool().get_key_buffer(self.attn_mha.layer_id)
-
-        kv_latent_bf16 = dequantize_k_cache_paged(kv_cache_fp8, kv_indices)
-
-        kv_a = kv_latent_bf16[:, :, : self.kv_lora_rank].squeeze(1).contiguous()
-        k_pe = kv_latent_bf16[:, :, self.kv_lora_rank :]
-
-        return kv_a, k_pe
+        raise NotImplementedError('slim removed the body of DeepseekMHAForwardMixin._get_mla_kv_buffer_from_fp8_for_dsa: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _concat_and_cast_mha_k(
         self: DeepseekV2AttentionMLA,

@@ -96,15 +96,13 @@ class MlaBmmFusionPlan:
 def _select_local_dcp_heads_for_autotune(
     attn_output: torch.Tensor, num_local_heads: int
 ) -> torch.Tensor:
-    """Select this rank's head shard without communicating dummy outputs."""
-    rank = get_parallel().attn_dcp_rank
-    return attn_output.narrow(1, rank * num_local_heads, num_local_heads)
+    raise NotImplementedError('slim removed the body of _select_local_dcp_heads_for_autotune: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _is_mla_dcp_lse_base_on_e(attention_backend: Optional[str]) -> bool:
     # FlashMLA exposes natural-log softmax LSE. FlashInfer MLA and the other
     # currently supported MLA DCP decode backends expose base-2 LSE.
-    return attention_backend == "flashmla"
+    raise NotImplementedError('slim removed the body of _is_mla_dcp_lse_base_on_e: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 if _is_cuda:
@@ -180,22 +178,7 @@ class DeepseekMLAForwardMixin:
         self: DeepseekV2AttentionMLA,
         prev_topk_indices: Optional[torch.Tensor] = None,
     ) -> bool:
-        """Whether this layer runs its own indexer vs reusing carried topk.
-
-        skip_topk (shared) layers carry no indexer weights in the checkpoint,
-        so they must reuse the carried topk and never run the indexer. Do NOT
-        widen this to `or prev_topk_indices is None` (the upstream gate): that
-        recomputes with an uninitialized indexer whenever cross-layer
-        propagation is unavailable (e.g. the TBO op path drops topk_indices),
-        reintroducing the >index_topk garbling. The is_nextn clause is the
-        sole intentional fallback (the NextN layer has its own weights).
-
-        Eager-MHA prefill calls this with no argument: it needs no topk for
-        the current forward, but producer layers must still fill their indexer
-        K cache for later MLA/decode; shared layers' cache is never read, so
-        filling it is dead work.
-        """
-        return not self.skip_topk or (self.is_nextn and prev_topk_indices is None)
+        raise NotImplementedError('slim removed the body of DeepseekMLAForwardMixin.should_run_indexer: it never ran in any recording (see sglang/REMOVED.md)')
 
     def _can_fuse_bmm_into_attention(
         self: DeepseekV2AttentionMLA, forward_batch: ForwardBatch
