@@ -6,6 +6,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 
 from slim.errors import SlimError
@@ -52,7 +53,7 @@ class Sampled:
 class OffSurface:
     """Under `prefix`, code for a feature outside the supported surface (DeepSeek V2/V3/R1 served
     on NVIDIA GPUs) that kept code still names behind a flag or an environment switch: the
-    "surface" mode stubs a def there that no executed line names, as "lines" does everywhere.
+    "surface" mode stubs a def there that never ran ("lines", everywhere, one no executed line names).
     With a `symbols` glob (policy path "prefix::glob"), only the defs whose qualname matches it:
     another family's methods inside a file DeepSeek shares ("KVCacheConfigurator.*mamba*")."""
     prefix: str
@@ -122,7 +123,13 @@ class Policy:
 
     def off_surface_for(self, file: str, qualname: str | None = None) -> OffSurface | None:
         """The [[off_surface]] entry over `file` (without `qualname`: a whole-file entry only)."""
-        return next((e for e in _all_under(self.off_surface, file) if e.holds(qualname)), None)
+        if file not in self._off_surface_under:  # asked for every def, often: each file's entries once
+            self._off_surface_under[file] = _all_under(self.off_surface, file)
+        return next((e for e in self._off_surface_under[file] if e.holds(qualname)), None)
+
+    @cached_property
+    def _off_surface_under(self) -> dict[str, list[OffSurface]]:
+        return {}
 
     @property
     def files(self) -> dict[str, Keep]:
