@@ -94,12 +94,16 @@ def test_off_surface_paths_load_with_their_reason_and_only_surface_mode_judges_t
         load_policy(path)
 
 
-def test_an_off_surface_symbol_glob_judges_only_the_defs_it_matches(tmp_path):
+def surface_policy_with_whole_ep(tmp_path, off_surface: str, reason: str):
+    """A "surface" policy: the 2-GPU folder sglang/srt/ep/ whole, and one [[off_surface]] path."""
     path = tmp_path / "policy.toml"
     path.write_text('[plan]\nmode = "surface"\n[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'
-                    'scenario = "r1_fp8_ep2"\n[[off_surface]]\npaths = ["sglang/::*[Mm]amba*"]\n'
-                    'reason = "not DeepSeek"\n')
-    policy = load_policy(path)
+                    f'scenario = "r1_fp8_ep2"\n[[off_surface]]\npaths = ["{off_surface}"]\nreason = "{reason}"\n')
+    return load_policy(path)
+
+
+def test_an_off_surface_symbol_glob_judges_only_the_defs_it_matches(tmp_path):
+    policy = surface_policy_with_whole_ep(tmp_path, "sglang/::*[Mm]amba*", "not DeepSeek")
     pools = "sglang/srt/mem_cache/memory_pool.py"
     assert policy.off_surface_for(pools, "MambaPool.alloc").path == "sglang/::*[Mm]amba*"
     assert policy.judged_by_lines(pools, "KVCache._build_mamba_pool") and not policy.flag_built(pools, "MambaPool")
@@ -110,10 +114,6 @@ def test_an_off_surface_symbol_glob_judges_only_the_defs_it_matches(tmp_path):
 
 
 def test_an_off_surface_file_inside_a_whole_folder_is_judged_off_the_surface(tmp_path):
-    path = tmp_path / "policy.toml"
-    path.write_text('[plan]\nmode = "surface"\n[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'
-                    'scenario = "r1_fp8_ep2"\n[[off_surface]]\npaths = ["sglang/srt/ep/amd.py"]\n'
-                    'reason = "not NVIDIA"\n')
-    policy = load_policy(path)
+    policy = surface_policy_with_whole_ep(tmp_path, "sglang/srt/ep/amd.py", "not NVIDIA")
     assert policy.whole_for("sglang/srt/ep/deepep.py").reason == "2 GPUs"
     assert policy.whole_for("sglang/srt/ep/amd.py") is None and policy.judged_by_lines("sglang/srt/ep/amd.py")
