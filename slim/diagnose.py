@@ -169,8 +169,8 @@ def diagnose(log_text: str, plan: dict, policy: Policy | None = None) -> list[Fi
 
 
 def _off_surface(finding: Finding, policy: Policy) -> Finding:
-    """Name the [[off_surface]] path when the "surface" mode stubbed the def on line evidence there:
-    the feature the policy called outside the surface was used after all."""
+    """Name the [[off_surface]] path (or `prefix::glob`) when the "surface" mode stubbed the def as
+    off the surface: the feature the policy called outside the surface was used after all."""
     if policy.mode != "surface" or finding.entry is None or finding.reason != OFF_SURFACE_STUB:
         return finding
     file, _, qualname = finding.entry.partition("::")

@@ -69,13 +69,13 @@ class OffSurface:
         return self.symbols is None or (qualname is not None and fnmatchcase(qualname, self.symbols))
 
 
-def _all_under(entries, file: str) -> list:
-    """The entries whose `prefix` (a file, or a folder ending in /) holds `file`."""
-    return [e for e in entries if file == e.prefix or (e.prefix.endswith("/") and file.startswith(e.prefix))]
+def _holds_file(prefix: str, file: str) -> bool:
+    """`prefix` is `file`, or a folder (ending in /) above it."""
+    return file == prefix or (prefix.endswith("/") and file.startswith(prefix))
 
 
 def _first_under(entries, file: str):
-    return next(iter(_all_under(entries, file)), None)
+    return next((e for e in entries if _holds_file(e.prefix, file)), None)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class Policy:
         return self.mode in ("lines", "surface")
 
     def judged_by_lines(self, file: str, qualname: str | None = None) -> bool:
-        """Whether a never-run def in `file` (named `qualname`) that no executed line names is stubbed."""
+        """Whether a never-run def in `file` (named `qualname`) is stubbed on line evidence: in "lines"
+        when no executed line names it, in "surface" (off the surface) whoever names it."""
         if self.mode == "lines":
             return self.sampled_for(file) is None
         return self.mode == "surface" and self.off_surface_for(file, qualname) is not None
@@ -124,7 +125,7 @@ class Policy:
     def off_surface_for(self, file: str, qualname: str | None = None) -> OffSurface | None:
         """The [[off_surface]] entry over `file` (without `qualname`: a whole-file entry only)."""
         if file not in self._off_surface_under:  # asked for every def, often: each file's entries once
-            self._off_surface_under[file] = _all_under(self.off_surface, file)
+            self._off_surface_under[file] = [e for e in self.off_surface if _holds_file(e.prefix, file)]
         return next((e for e in self._off_surface_under[file] if e.holds(qualname)), None)
 
     @cached_property

@@ -336,7 +336,7 @@ class _Reach:
             return None
         if path not in self.touched_files and not self._flag_built(path, d):  # lean: nothing in its module ran
             return STUB
-        if self.hot is None or key in self.fixed or not self.policy.judged_by_lines(path, d.qualname):
+        if self.executed is None or key in self.fixed or not self.policy.judged_by_lines(path, d.qualname):
             return None
         if self.policy.mode == "surface":  # off the surface: the def never ran, whoever names it
             return OFF_SURFACE_STUB
@@ -478,7 +478,7 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
     """Live modules and defs, each with the reason it is kept (see the module docstring);
     `executed`: the lines line-mode recordings ran (file -> lines), for the modes that read them."""
     policy_live = _policy_reach(indexes, policy, ran) if policy.lean else set()
-    hot = hot_names(indexes, executed) if executed is not None else None
+    hot = hot_names(indexes, executed) if executed is not None and policy.mode == "lines" else None  # "lines" only
     ignored: set[Key] = set()
     while True:
         walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot, executed)
