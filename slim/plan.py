@@ -349,6 +349,7 @@ def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, F
     reason); and per module the edits that follow: dead import bindings of sglang modules and the
     registry / `__all__` entries that name dead definitions or imports."""
     decisions, edits = [], {}
+    unused_here = unused_sglang_imports(indexes, live)
     for index in indexes:
         dead_classes: set[str] = set()
         for d in index.defs:
@@ -365,7 +366,7 @@ def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, F
         live_names = {d.name for d in index.defs if d.parent is None
                       and (index.path, d.qualname, d.line) in live.defs}
         dead_imports = {b.name for b in index.bindings if b.name != "*" and b.name not in live.needed
-                        and b.targets[0].startswith(PACKAGE)}
+                        and b.targets[0].startswith(PACKAGE)} | unused_here.get(index.path, set())
         live_names |= {b.name for b in index.bindings if b.name not in dead_imports}
         bound = {d.name for d in index.defs if d.parent is None} | {b.name for b in index.bindings}
         dropped = sorted((bound - live_names) & (set(+index.registry) | index.exported))
@@ -373,6 +374,44 @@ def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, F
             edits[index.path] = FileEdits(sorted(index.helpers), sorted(index.constants), dropped,
                                           sorted(dead_imports))
     return decisions, edits
+
+
+def _kept_uses(index, live: Liveness) -> Counter:
+    """The names a live module's kept code uses: its module-level code, the bodies of its kept
+    defs (a class only its own lines: its methods count one by one), the signatures of its stubs."""
+    uses = Counter(index.body_refs) + Counter(dict.fromkeys(index.exported, 1))
+    for d in index.defs:
+        key = (index.path, d.qualname, d.line)
+        if key in live.stubs:
+            uses.update(d.header_refs)
+        elif key in live.defs:
+            uses.update(d.own_refs if d.kind == "class" else d.refs)
+    return +uses
+
+
+def unused_sglang_imports(indexes, live: Liveness) -> dict[str, set[str]]:
+    """Per live module, the sglang import bindings its kept code does not use, where no module
+    imports that name from it (a re-export) and the modules the import loads are still loaded by
+    another kept import (so no import-time registration is lost). Package `__init__.py` files are
+    left alone: they are the re-export hubs, reached as `package.name` too."""
+    from slim.defs import module_name
+
+    reexported = {(b.targets[0], b.attr) for index in indexes for b in index.bindings if b.attr}
+    candidates: dict[str, set[str]] = {}
+    for index in indexes:
+        if index.path.endswith("__init__.py"):
+            continue
+        uses, here = _kept_uses(index, live), module_name(index.path)
+        candidates[index.path] = {b.name for b in index.bindings if b.name != "*"
+                                  and b.targets[0].startswith(PACKAGE) and not uses[b.name]
+                                  and (here, b.name) not in reexported}
+    modules = {module_name(index.path) for index in indexes}
+    still_loaded = {t for index in indexes for b in index.bindings
+                    if (b.name == "*" or b.name in live.needed) and b.name not in candidates.get(index.path, ())
+                    for t in b.targets}
+    return {path: {b.name for b in index.bindings if b.name in candidates[path]
+                   and all(t in still_loaded or t not in modules for t in b.targets)}
+            for index in indexes if (path := index.path) in candidates}
 
 
 def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]:

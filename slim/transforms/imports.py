@@ -76,3 +76,15 @@ class ImportPruner(ModuleLevelTransformer):
         if self.depth or isinstance(updated_node.names, cst.ImportStar):
             return updated_node
         return self._prune(updated_node, updated_node.names)
+
+    def leave_If(self, original_node, updated_node):
+        """An `if TYPE_CHECKING:` / `if _is_cuda:` block whose imports all went goes too, rather
+        than staying as `if ...: pass` (testing a name has no side effect to keep)."""
+        emptied = isinstance(updated_node.body, cst.IndentedBlock) and not updated_node.body.body
+        if self.depth or not emptied or updated_node.orelse is not None or not _plain_test(updated_node.test):
+            return updated_node
+        return cst.RemovalSentinel.REMOVE
+
+
+def _plain_test(test: cst.BaseExpression) -> bool:
+    return isinstance(test, cst.Name) or cst.helpers.get_full_name_for_node(test) == "typing.TYPE_CHECKING"

@@ -187,7 +187,12 @@ def rewrite_module(source: bytes, actions: DefActions, helpers: set[str] = froze
         text = _splice(_lines(text), _unit_edits(_lines(text), tree, _names_in(folded | set(registry)), transforms))
         tree = ast.parse(text)
     unused = newly_unused(before, tree) | set(dead_imports)
-    if unused:
+    for _ in range(2):  # a second round: an emptied `if TYPE_CHECKING:` leaves `TYPE_CHECKING` unused
+        if not unused:
+            break
         text = _splice(_lines(text), _unit_edits(_lines(text), tree, _imports_in(unused),
-                                                 lambda wrapped: [ImportPruner(unused), FillEmptyBlocks(wrapped)]))
+                                                 lambda wrapped, names=unused: [ImportPruner(names),
+                                                                                FillEmptyBlocks(wrapped)]))
+        tree = ast.parse(text)
+        unused = newly_unused(before, tree)
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode()

@@ -1,8 +1,6 @@
 """The intermediate representation."""
 
 
-from sglang.global_config import global_config
-from sglang.lang.choices import ChoicesSamplingMethod
 
 REGEX_INT = r"[-+]?[0-9]+[ \n]*"
 REGEX_FLOAT = r"[-+]?[0-9]*\.?[0-9]+[ \n]*"

@@ -35,27 +35,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sglang.srt.arg_groups.arg_utils import resolvable_fields
 from sglang.srt.environ import envs
-from sglang.srt.model_executor.cuda_graph_config import Backend
 from sglang.srt.utils.common import (
     cpu_has_amx_support,
-    get_device_capability,
-    get_device_name,
-    get_device_sm,
     get_quantization_config,
     is_blackwell_supported,
-    is_cpu,
-    is_cuda,
     is_flashinfer_available,
     is_gfx95_supported,
     is_hip,
-    is_mnnvl_fabric_device,
-    is_musa,
     is_npu,
     is_sm90_supported,
     is_sm100_supported,
     is_sm120_supported,
-    is_triton_kernels_available,
-    is_xpu,
     xpu_has_xmx_support,
 )
 

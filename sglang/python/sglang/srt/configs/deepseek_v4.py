@@ -2,7 +2,6 @@ import logging
 from typing import Optional
 
 
-from sglang.srt.layers.quantization.base_config import QuantizationConfig
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 from transformers import AutoProcessor, Qwen2_5_VLProcessor
 from transformers.models.qwen2 import Qwen2Config
 
-from sglang.srt.configs.dots_vlm import DotsVisionConfig
 
 
 class DotsOCRConfig(Qwen2Config):

@@ -7,7 +7,6 @@ except ImportError:
         "Qwen2_5_VLProcessor can not be found. Please upgrade your transformers version."
     )
 
-from sglang.srt.configs.deepseekvl2 import DeepseekV2Config
 
 
 class DotsVisionConfig(PretrainedConfig):

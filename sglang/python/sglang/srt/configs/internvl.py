@@ -5,7 +5,6 @@ from transformers import (
     PreTrainedTokenizer,
     )
 
-from sglang.utils import logger
 
 # Copied from: https://github.com/OpenGVLab/InternVL/blob/34a81000402bf8f716bab8c9b57aff1f6b436bd0/internvl_chat/internvl/model/internvl_chat/configuration_internvl_chat.py#L21
 

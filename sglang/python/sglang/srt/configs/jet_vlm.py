@@ -3,7 +3,6 @@ from transformers.configuration_utils import PretrainedConfig
 from transformers.models.siglip import SiglipVisionConfig
 
 from sglang.srt.configs.jet_nemotron import JetNemotronConfig
-from sglang.srt.configs.mamba_utils import Mamba2CacheParams
 
 
 class JetVLMConfig(PretrainedConfig):

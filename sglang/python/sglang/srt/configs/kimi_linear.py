@@ -3,7 +3,6 @@
 # Adapted from: https://github.com/vllm-project/vllm/blob/0384aa7150c4c9778efca041ffd1beb3ad2bd694/vllm/transformers_utils/configs/kimi_linear.py
 from transformers.configuration_utils import PretrainedConfig
 
-from sglang.srt.runtime_context import get_parallel
 
 
 class KimiLinearConfig(PretrainedConfig):

@@ -3,8 +3,6 @@
 
 from transformers.configuration_utils import PretrainedConfig
 
-from sglang.srt.configs.deepseekvl2 import DeepseekV2Config
-from sglang.srt.configs.kimi_vl_moonvit import MoonViTConfig
 
 
 class KimiVLConfig(PretrainedConfig):

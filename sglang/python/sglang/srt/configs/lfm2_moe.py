@@ -21,8 +21,6 @@ For now, we define a standalone config to support the model immediately.
 from transformers import CONFIG_MAPPING
 from transformers.configuration_utils import PretrainedConfig
 
-from sglang.srt.configs.mamba_utils import Mamba2CacheParams, Mamba2StateShape
-from sglang.srt.runtime_context import get_parallel
 
 
 class Lfm2MoeConfig(PretrainedConfig):

@@ -9,7 +9,6 @@ from typing import Any, List, Optional, Union
 import orjson
 
 from sglang.srt.configs.modelopt_config import ModelOptConfig
-from sglang.srt.utils import is_hip
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,6 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from sglang.srt.distributed.utils import divide
-from sglang.srt.environ import envs
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ yet shipped native ``MiniCPMV4_6Config`` (lands 5.7+).
 
 from transformers import AutoConfig, PretrainedConfig
 
-from sglang.srt.configs.qwen3_5 import Qwen3_5TextConfig
 
 
 class MiniCPMV4_6VisionConfig(PretrainedConfig):

@@ -16,7 +16,6 @@
 
 from transformers.configuration_utils import PretrainedConfig
 
-from sglang.srt.configs.nemotron_h import NemotronHConfig
 
 
 class NemotronH_Nano_VL_V2_Config(PretrainedConfig):

@@ -21,12 +21,6 @@
 from transformers.configuration_utils import PretrainedConfig
 from transformers.utils import logging
 
-from sglang.srt.configs.mamba_utils import (
-    Mamba2CacheParams,
-    Mamba2StateShape,
-    mamba2_state_dtype,
-)
-from sglang.srt.runtime_context import get_parallel
 
 logger = logging.get_logger(__name__)
 

@@ -9,7 +9,6 @@ from sglang.srt.configs.qwen3_omni import Qwen3OmniMoeAudioEncoderConfig
 from sglang.srt.multimodal.customized_mm_processor_utils import (
     register_customized_processor,
 )
-from sglang.utils import logger
 
 
 class Qwen3ASRProcessor(ProcessorMixin):

@@ -1,6 +1,5 @@
 from transformers import PretrainedConfig
 
-from sglang.utils import logger
 
 
 class Qwen3OmniMoeAudioEncoderConfig(PretrainedConfig):

@@ -16,14 +16,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from transformers.configuration_utils import PretrainedConfig
 
-from sglang.srt.runtime_context import get_parallel
 
-if TYPE_CHECKING:
-    from sglang.srt.configs.mamba_utils import Mamba2CacheParams
 
 
 class ZayaConfig(PretrainedConfig):

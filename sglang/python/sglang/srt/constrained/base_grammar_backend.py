@@ -22,7 +22,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import torch
 
 from sglang.srt.parser.reasoning_parser import ReasoningParser
-from sglang.srt.runtime_context import get_context, get_resources
+from sglang.srt.runtime_context import get_context
 from sglang.srt.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,6 @@ from typing import Any, Literal, Optional, Union, get_args, get_type_hints
 import torch
 import torch.distributed as dist
 
-from sglang.srt.managers.io_struct import sock_recv, sock_send, wrap_as_pickle
-from sglang.srt.runtime_context import get_serving
 
 # -------------------------------------- config base ------------------------------------------
 

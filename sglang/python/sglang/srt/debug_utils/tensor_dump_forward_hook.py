@@ -15,8 +15,6 @@ from typing import List, Optional
 
 import torch
 
-from sglang.srt.layers.logits_processor import LogitsProcessorOutput
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch, PPProxyTensors
 
 logger = logging.getLogger(__name__)
 

@@ -24,53 +24,15 @@ import logging
 from typing import TYPE_CHECKING
 
 
-from sglang.srt.configs.mamba_utils import Mamba2CacheParams
-from sglang.srt.constants import GPU_MEMORY_TYPE_KV_CACHE
-from sglang.srt.disaggregation.base.conn import StateType
-from sglang.srt.disaggregation.common.conn import CommonKVManager, CommonKVReceiver
 from sglang.srt.disaggregation.decode_hicache_mixin import (
     DecodeHiCachePreallocMixin,
     DecodeHiCacheTransferMixin,
     )
-from sglang.srt.disaggregation.utils import (
-    DisaggregationMode,
-    KVClassType,
-    MetadataBuffers,
-    ReqToMetadataIdxAllocator,
-    TransferBackend,
-    get_kv_class,
-    prepare_abort,
-    )
 from sglang.srt.environ import envs
-from sglang.srt.managers.schedule_batch import (
-    FINISH_ABORT,
-    NextBatchPlan,
-    ReqKvInfo,
-    ScheduleBatch,
-)
-from sglang.srt.managers.schedule_policy import match_prefix_for_req
-from sglang.srt.managers.utils import GenerationBatchResult
-from sglang.srt.mem_cache.allocator import BaseTokenToKVPoolAllocator
-from sglang.srt.mem_cache.base_prefix_cache import BasePrefixCache, EvictParams
-from sglang.srt.mem_cache.common import (
-    release_kv_cache,
-)
-from sglang.srt.mem_cache.deepseek_v4_memory_pool import DeepSeekV4TokenToKVPool
 from sglang.srt.mem_cache.memory_pool import (
-    HybridReqToTokenPool,
-    KVCache,
     ReqToTokenPool,
 )
-from sglang.srt.mem_cache.swa_memory_pool import SWAKVPool
-from sglang.srt.observability.req_time_stats import (
-    set_schedule_time_batch,
-    set_time_batch,
-)
-from sglang.srt.runtime_context import get_disagg, get_parallel
-from sglang.srt.utils import get_num_new_pages, is_npu
-from sglang.srt.utils.network import NetworkAddress
-from sglang.srt.utils.nvtx_utils import scheduler_nvtx_method
-from sglang.srt.utils.torch_memory_saver_adapter import TorchMemorySaverAdapter
+from sglang.srt.utils import is_npu
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +40,6 @@ _is_npu = is_npu()
 
 if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.managers.scheduler import Scheduler
 
 CLIP_MAX_NEW_TOKEN = envs.SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION.get()
 

@@ -11,17 +11,8 @@ from transformers import PretrainedConfig
 from sglang.srt.distributed.parallel_state import (
     GroupCoordinator,
     )
-from sglang.srt.environ import envs
-from sglang.srt.managers.io_struct import GenerateReqInput, TokenizedGenerateReqInput
-from sglang.srt.managers.multimodal_processor import get_mm_processor, import_processors
-from sglang.srt.managers.schedule_batch import Modality, Req
+from sglang.srt.managers.schedule_batch import Modality
 from sglang.srt.server_args import ServerArgs
-from sglang.srt.utils import ImageData
-from sglang.srt.utils.hf_transformers_utils import get_processor
-from sglang.srt.utils.network import (
-    NetworkAddress,
-    get_local_ip_auto,
-    )
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,10 @@ from typing import (
 
 
 from sglang.srt.configs.model_config import get_dsa_index_topk
-from sglang.srt.environ import envs
-from sglang.srt.utils import is_hip, is_npu
+from sglang.srt.utils import is_hip
 
 if TYPE_CHECKING:
-    from sglang.srt.disaggregation.base.conn import KVArgs, StateType
+    from sglang.srt.disaggregation.base.conn import KVArgs
     from sglang.srt.disaggregation.common.conn import (
         CommonKVBootstrapServer,
         CommonKVManager,
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
         CommonKVSender,
     )
     from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.server_args import ServerArgs
 
 
 #########################

@@ -7,11 +7,8 @@ from typing import TYPE_CHECKING, Callable, List, Optional
 
 import torch
 
-from sglang.srt.distributed import get_world_group, parallel_state
-from sglang.srt.eplb.expert_location import broadcast_global_expert_location_metadata
-from sglang.srt.managers.schedule_batch import ServerArgs
+from sglang.srt.distributed import parallel_state
 from sglang.srt.runtime_context import get_parallel
-from sglang.srt.utils import is_cpu, is_cuda
 
 if TYPE_CHECKING:
     from sglang.srt.configs.model_config import ModelConfig

@@ -10,7 +10,6 @@ from openai_harmony import (
     load_harmony_encoding,
 )
 
-from sglang.srt.entrypoints.openai.protocol import ResponseInputOutputItem
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,6 @@ from typing import Optional
 
 from fastapi import APIRouter, Depends
 
-from sglang.srt.utils import get_device_name
-from sglang.version import __version__
 
 router = APIRouter()
 

@@ -4,8 +4,6 @@ import logging
 from typing import TYPE_CHECKING, List
 
 
-from sglang.srt.disaggregation.utils import FAKE_BOOTSTRAP_HOST
-from sglang.srt.managers.io_struct import GenerateReqInput
 
 if TYPE_CHECKING:
     from sglang.srt.managers.tokenizer_manager import TokenizerManager

@@ -23,14 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Literal
 import torch
 import torch.distributed
 
-from sglang.srt.environ import envs
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-from sglang.srt.observability.metrics_collector import (
-    STAT_LOGGER_ROLE_EXPERT_DISPATCH,
-    resolve_collector_class,
-)
 from sglang.srt.server_args import ServerArgs
-from sglang.srt.utils import Withable, get_device, get_int_env_var
+from sglang.srt.utils import Withable
 
 if TYPE_CHECKING:
     from sglang.srt.eplb.expert_location import ExpertLocationMetadata

@@ -1,19 +1,8 @@
 import logging
 
-from sglang.srt.entrypoints.openai.protocol import Tool, ToolChoice
 from sglang.srt.function_call.base_format_detector import (
     BaseFormatDetector,
-    StructuralTag,
-    get_model_structural_tag,
-)
-from sglang.srt.function_call.core_types import (
-    StreamingParseResult,
-    ToolCallItem,
-    _GetInfoFunc,
-)
-from sglang.srt.function_call.utils import (
-    safe_literal_eval,
-)
+    )
 
 logger = logging.getLogger(__name__)
 

@@ -1,17 +1,8 @@
 import logging
 
-from sglang.srt.entrypoints.openai.protocol import Tool, ToolChoice
 from sglang.srt.function_call.base_format_detector import (
     BaseFormatDetector,
-    StructuralTag,
-    get_model_structural_tag,
-)
-from sglang.srt.function_call.core_types import (
-    StreamingParseResult,
-    StructureInfo,
-    ToolCallItem,
-    _GetInfoFunc,
-)
+    )
 
 logger = logging.getLogger(__name__)
 

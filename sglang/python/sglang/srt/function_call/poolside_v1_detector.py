@@ -1,14 +1,7 @@
 import json
 import re
 
-from sglang.srt.entrypoints.openai.protocol import Tool
 from sglang.srt.function_call.base_format_detector import BaseFormatDetector
-from sglang.srt.function_call.core_types import (
-    StreamingParseResult,
-    StructureInfo,
-    ToolCallItem,
-    _GetInfoFunc,
-)
 from sglang.srt.function_call.utils import safe_literal_eval
 
 

@@ -7,7 +7,6 @@ import torch
 
 if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
 
 def compute_req_all_ids_info(

@@ -21,18 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sglang.srt.distributed import (
-    divide,
-)
-from sglang.srt.environ import envs
-from sglang.srt.layers.quantization.base_config import QuantizationConfig
 from sglang.srt.layers.utils import MultiPlatformOp
-from sglang.srt.model_executor.cuda_graph_config import (
-    Backend,
-    Phase,
-    check_cuda_graph_backend,
-)
-from sglang.srt.runtime_context import get_exec, get_parallel
+from sglang.srt.runtime_context import get_exec
 from sglang.srt.utils import (
     cpu_has_amx_support,
     get_bool_env_var,
@@ -42,8 +32,7 @@ from sglang.srt.utils import (
     is_musa,
     is_npu,
     is_xpu,
-    set_weight_attrs,
-)
+    )
 
 _is_cuda = is_cuda()
 _is_musa = is_musa()

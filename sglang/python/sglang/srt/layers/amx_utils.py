@@ -1,7 +1,6 @@
 import logging
 
 
-from sglang.srt.utils import cpu_has_amx_support
 
 logger = logging.getLogger(__name__)
 

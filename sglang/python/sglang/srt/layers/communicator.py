@@ -59,10 +59,6 @@ from sglang.srt.layers.moe import (
     should_use_dp_reduce_scatterv,
     should_use_flashinfer_cutlass_moe_fp4_allgather,
 )
-from sglang.srt.layers.quantization.fp8_utils import (
-    _use_aiter_bpreshuffle_gfx95,
-    materialize_bpreshuffle_fp8_scale_tuple,
-)
 from sglang.srt.layers.utils.cp_utils import (
     is_mla_prefill_cp_enabled,
     mla_use_prefill_cp,

@@ -18,24 +18,12 @@ from typing import Optional
 
 from sglang.srt.layers.attention.dsa.utils import (
     dsa_use_prefill_cp,
-    is_dsa_enable_prefill_cp,
-)
+    )
 from sglang.srt.layers.communicator import (
-    CommunicateContext,
-    CommunicateSimpleFn,
-    CommunicateSummableTensorPairFn,
-    CommunicateWithAllReduceAndLayerNormFn,
     LayerCommunicator,
-    LayerScatterModes,
-    ScatterMode,
-)
-from sglang.srt.layers.dp_attention import (
-    get_local_dp_buffer,
-)
-from sglang.srt.layers.utils.cp_utils import mla_use_prefill_cp
+    )
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_executor.forward_context import get_token_to_kv_pool
-from sglang.srt.runtime_context import get_parallel
 
 
 def dsa_enable_prefill_cp():

@@ -27,7 +27,6 @@ from sglang.kernels.ops.gemm.kv_b_lora_absorbed import (
 )
 
 if TYPE_CHECKING:
-    from sglang.srt.lora.utils import LoRABatchInfo
     from sglang.srt.models.deepseek_v2 import DeepseekV2AttentionMLA
 
 

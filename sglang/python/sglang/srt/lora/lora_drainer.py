@@ -15,7 +15,6 @@
 import logging
 import time
 
-from sglang.srt.managers.schedule_batch import Req
 
 logger = logging.getLogger(__name__)
 

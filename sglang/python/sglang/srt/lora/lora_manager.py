@@ -19,26 +19,9 @@ import logging
 
 import torch
 
-from sglang.srt.configs.load_config import LoadConfig
 from sglang.srt.environ import envs
-from sglang.srt.layers.moe.fused_moe_triton.layer import FusedMoE
-from sglang.srt.layers.utils import get_layer_id
-from sglang.srt.layers.vocab_parallel_embedding import (
-    ParallelLMHead,
-    VocabParallelEmbedding,
-)
 from sglang.srt.lora.layers import BaseLayerWithLoRA, FusedMoEWithLoRA
-from sglang.srt.lora.lora_registry import LoRARef
-from sglang.srt.lora.utils import (
-    DSA_INDEXER_LORA_NAMES,
-    EMBEDDING_NAMES,
-    )
-from sglang.srt.managers.io_struct import LoRAUpdateOutput
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-from sglang.srt.runtime_context import get_parallel
 from sglang.srt.server_args import ServerArgs
-from sglang.srt.utils import get_available_gpu_memory
-from sglang.srt.utils.hf_transformers_utils import AutoConfig
 
 _SGLANG_EXPERIMENTAL_LORA_OPTI = envs.SGLANG_EXPERIMENTAL_LORA_OPTI.get()
 

@@ -29,15 +29,12 @@ from typing import Callable
 
 import torch
 
-from sglang.srt.model_executor.runner import get_is_capture_mode
-from sglang.srt.utils import is_cuda, is_hip, is_xpu, next_power_of_2
+from sglang.srt.utils import is_cuda, is_hip, is_xpu
 
 _is_cuda = is_cuda()
 _is_hip = is_hip()
 _is_xpu = is_xpu()
 
-if _is_cuda:
-    pass
 
 
 _SPARSITY_FACTOR = 8

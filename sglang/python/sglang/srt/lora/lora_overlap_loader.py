@@ -1,7 +1,6 @@
 import logging
 
 
-from sglang.srt.lora.lora_manager import LoRAManager
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,6 @@ from typing import Optional
 
 import torch
 
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-from sglang.srt.utils.hf_transformers_utils import AutoConfig
 
 
 @dataclass

@@ -25,47 +25,24 @@ import setproctitle
 import zmq
 
 from sglang.srt.environ import envs
-from sglang.srt.layers.dp_attention import compute_dp_attention_world_info
-from sglang.srt.managers.io_struct import (
-    ActiveRanksOutput,
-    BatchTokenizedEmbeddingReqInput,
-    BatchTokenizedGenerateReqInput,
-    BlockReqInput,
-    ElasticScaleUpdateReq,
-    ProfileReq,
-    TokenizedEmbeddingReqInput,
-    TokenizedGenerateReqInput,
-    sock_recv,
-    sock_send,
-    unwrap_from_pickle,
-    wrap_as_pickle,
-)
 from sglang.srt.managers.load_snapshot import create_load_snapshot_reader
-from sglang.srt.managers.schedule_batch import Req
 from sglang.srt.managers.scheduler import run_scheduler_process
 from sglang.srt.observability.cpu_monitor import start_cpu_monitor_thread
-from sglang.srt.observability.req_time_stats import DPControllerReqTimeStats
-from sglang.srt.observability.startup_time import aggregate_scheduler_startup_times
 from sglang.srt.observability.trace import process_tracing_init, trace_set_thread_info
-from sglang.srt.runtime_context import get_exec, publish
+from sglang.srt.runtime_context import publish
 from sglang.srt.server_args import (
-    DP_ATTENTION_HANDSHAKE_PORT_DELTA,
     PortArgs,
     ServerArgs,
 )
-from sglang.srt.utils import numa_utils
 from sglang.srt.utils.common import (
     configure_logger,
     kill_itself_when_parent_died,
-    maybe_reindex_device_id,
-)
+    )
 from sglang.srt.utils.network import (
-    NetworkAddress,
     get_zmq_socket,
     )
-from sglang.srt.utils.torch_memory_saver_adapter import TorchMemorySaverAdapter
 from sglang.srt.utils.watchdog import Watchdog
-from sglang.utils import TypeBasedDispatcher, get_exception_traceback
+from sglang.utils import get_exception_traceback
 
 logger = logging.getLogger(__name__)
 

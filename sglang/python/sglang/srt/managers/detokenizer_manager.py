@@ -26,7 +26,6 @@ import setproctitle
 import torch
 import zmq
 
-from sglang.srt.constants import HEALTH_CHECK_RID_PREFIX
 from sglang.srt.environ import envs
 from sglang.srt.managers.io_struct import (
     BatchEmbeddingOutput,

@@ -7,30 +7,21 @@ from typing import Callable, List, Literal, Optional
 import torch
 
 from sglang.kernels.ops.memory.gpu_tensor_hash import gpu_tensor_hash
-from sglang.srt.environ import envs
 from sglang.srt.managers.io_struct import (
     BaseBatchReq,
     TokenizedEmbeddingReqInput,
     TokenizedGenerateReqInput,
 )
 from sglang.srt.managers.schedule_batch import (
-    Modality,
     MultimodalDataItem,
-    MultimodalInputs,
-)
-from sglang.srt.mem_cache.multimodal_cache import EmbeddingResult, MultiModalStaticCache
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch
+    )
+from sglang.srt.mem_cache.multimodal_cache import MultiModalStaticCache
 from sglang.srt.multimodal.evs import EVSEmbeddingResult
 from sglang.srt.runtime_context import (
-    get_disagg,
-    get_parallel,
-    get_schedule,
     get_server_args,
     get_serving,
 )
-from sglang.srt.utils import flatten_nested_list, is_hip, is_npu, print_warning_once
-from sglang.srt.utils.stale_shm_cleanup import make_shm_name
-from sglang.utils import logger
+from sglang.srt.utils import is_hip, is_npu
 
 _is_hip = is_hip()
 _is_npu = is_npu()

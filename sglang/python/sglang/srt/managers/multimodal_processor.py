@@ -1,7 +1,6 @@
 # TODO: also move pad_input_ids into this module
 import logging
 
-from sglang.srt.configs.model_config import ModelImpl
 from sglang.srt.multimodal.processors.base_processor import BaseMultimodalProcessor
 from sglang.srt.server_args import ServerArgs
 

@@ -14,14 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Optional
 
 
-from sglang.srt.managers.utils import (
-    compute_num_reserved_tokens,
-    )
-from sglang.version import __version__
 
 if TYPE_CHECKING:
-    from sglang.srt.managers.io_struct import BatchTokenIDOutput
-    from sglang.srt.managers.scheduler import Scheduler
     from sglang.srt.server._core import Server
 
 logger = logging.getLogger(__name__)

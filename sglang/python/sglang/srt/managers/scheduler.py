@@ -59,7 +59,6 @@ from sglang.kernels.ops.mamba.triton_ops import (
 from sglang.srt.configs.model_config import (
     ModelConfig,
     ModelImpl,
-    is_deepseek_v4,
     is_minimax_sparse,
 )
 from sglang.srt.constrained.grammar_manager import GrammarManager

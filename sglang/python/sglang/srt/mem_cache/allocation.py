@@ -10,7 +10,6 @@ import triton.language as tl
 
 from sglang.kernels.ops.memory.common import (
     get_last_loc_triton,
-    get_last_loc_triton_safe,
     write_req_to_token_pool_triton,
 )
 from sglang.srt.mem_cache.base_prefix_cache import BasePrefixCache, EvictParams

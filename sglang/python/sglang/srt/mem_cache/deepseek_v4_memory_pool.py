@@ -3,15 +3,9 @@ from __future__ import annotations
 import logging
 
 
-from sglang.kernels.ops.attention.dsv4 import (
-    clear_unaccepted_c128_draft_states,
-    )
-from sglang.srt.constants import GPU_MEMORY_TYPE_KV_CACHE
 from sglang.srt.environ import envs
 from sglang.srt.mem_cache.base_swa_memory_pool import BaseSWAKVPool
-from sglang.srt.mem_cache.memory_pool import KVCache
-from sglang.srt.runtime_context import get_exec, get_server_args, get_spec
-from sglang.srt.utils import ceil_div, is_hip
+from sglang.srt.utils import is_hip
 
 logger = logging.getLogger(__name__)
 

@@ -42,14 +42,9 @@ from sglang.kernels.ops.kvcache.cache_move import (
     store_cache_4d,
 )
 from sglang.kernels.ops.kvcache.kvcache import store_cache
-from sglang.kernels.ops.quantization.fp8_kernel import fp8_dtype, is_fp8_fnuz
-from sglang.srt.configs.mamba_utils import BaseLinearStateParams
+from sglang.kernels.ops.quantization.fp8_kernel import is_fp8_fnuz
 from sglang.srt.constants import GPU_MEMORY_TYPE_KV_CACHE
 from sglang.srt.environ import envs
-from sglang.srt.layers.attention.dsa.utils import aiter_can_use_preshuffle_paged_mqa
-from sglang.srt.layers.quantization.fp4_kv_cache_quant_method import (
-    UnquantizedKVCacheMethod,
-)
 from sglang.srt.layers.radix_attention import RadixAttention
 from sglang.srt.mem_cache.allocator.mamba import MambaSlotAllocator
 from sglang.srt.mem_cache.utils import (
@@ -64,11 +59,9 @@ from sglang.srt.utils import (
     cpu_has_amx_support,
     is_cpu,
     is_cuda,
-    is_float4_e2m1fn_x2,
     is_hip,
     is_npu,
-    next_power_of_2,
-)
+    )
 from sglang.srt.utils.async_probe import maybe_detect_oob
 from sglang.srt.utils.torch_memory_saver_adapter import TorchMemorySaverAdapter
 

@@ -6,16 +6,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
     from sglang.srt.mem_cache.hicache_storage import PoolName
-    from sglang.srt.mem_cache.pool_host.mla import MLATokenToKVPoolHost
 
 
-from sglang.kernels.ops.kvcache.hicache import (
-    can_use_write_back_jit_kernel,
-)
-from sglang.kernels.ops.kvcache.hicache import (
-    transfer_hicache_all_layer_mla_staged_lf_pf as jit_transfer_hicache_all_layer_mla_staged_lf_pf,
-)
-from sglang.srt.mem_cache.memory_pool import DSATokenToKVPool, MambaPool
 from sglang.srt.utils import is_cuda, is_hip, is_mps, is_npu, is_xpu
 
 _is_cuda = is_cuda()
@@ -23,26 +15,10 @@ _is_hip = is_hip()
 _is_npu = is_npu()
 _is_xpu = is_xpu()
 _is_mps = is_mps()
-if _is_cuda:
-    pass
-if _is_cuda:
-    pass
 
 logger = logging.getLogger(__name__)
 
 
-from sglang.srt.mem_cache.pool_host import HostKVCache
-from sglang.srt.mem_cache.pool_host.base import (
-    _WRITE_BACK_STAGING_PAGE_CHUNK,
-    HICACHE_HOST_MEMORY_RESERVE_BYTES,
-    sync_fixed_hicache_size,
-    synchronized,
-)
-from sglang.srt.mem_cache.pool_host.common import (
-    ALLOC_MEMORY_FUNCS,
-    get_allocator_from_storage,
-)
-from sglang.srt.mem_cache.pool_host.hisparse import HiSparseHostPoolMixin
 
 
 # ---- V4 Compressed KV Host Pools ----

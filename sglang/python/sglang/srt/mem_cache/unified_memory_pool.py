@@ -33,10 +33,7 @@ from sglang.srt.mem_cache.memory_pool import (
     HybridReqToTokenPool,
     MambaPool,
     MHATokenToKVPool,
-    MLATokenToKVPool,
-    unwrap_write_loc,
-)
-from sglang.srt.mem_cache.swa_memory_pool import SWAKVPool
+    )
 from sglang.srt.utils.torch_memory_saver_adapter import TorchMemorySaverAdapter
 
 logger = logging.getLogger(__name__)

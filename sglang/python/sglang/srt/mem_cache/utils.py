@@ -16,19 +16,10 @@
 from typing import Any, Callable, List, Optional, Tuple
 
 from sglang.kernels.ops.kvcache.mla_buffer import (
-    get_mla_kv_buffer_kernel as get_mla_kv_buffer_kernel,
-)
-from sglang.kernels.ops.kvcache.mla_buffer import (
     get_mla_kv_buffer_triton as get_mla_kv_buffer_triton,
 )
 from sglang.kernels.ops.kvcache.mla_buffer import (
-    set_mla_kv_buffer_kernel as set_mla_kv_buffer_kernel,
-)
-from sglang.kernels.ops.kvcache.mla_buffer import (
     set_mla_kv_buffer_triton as set_mla_kv_buffer_triton,
-)
-from sglang.kernels.ops.kvcache.mla_buffer import (
-    set_mla_kv_scale_buffer_kernel as set_mla_kv_scale_buffer_kernel,
 )
 from sglang.kernels.ops.kvcache.mla_buffer import (
     set_mla_kv_scale_buffer_triton as set_mla_kv_scale_buffer_triton,

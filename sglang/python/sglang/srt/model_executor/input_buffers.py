@@ -6,7 +6,6 @@ from typing import Dict, Tuple
 
 import torch
 
-from sglang.srt.utils import is_npu
 
 # Process-wide pool keyed by (name, numel, dtype, device); see share_input_buffer.
 _PoolKey = Tuple[str, int, torch.dtype, torch.device]

@@ -19,7 +19,6 @@ from typing import List, Optional, Tuple
 
 import safetensors
 
-from sglang.srt.utils import log_info_on_rank0
 
 logger = logging.getLogger(__name__)
 

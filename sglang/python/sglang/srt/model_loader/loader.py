@@ -72,9 +72,6 @@ from sglang.srt.connector import (
     create_remote_connector,
     get_connector_type,
 )
-from sglang.srt.distributed import (
-    model_parallel_is_initialized,
-)
 from sglang.srt.layers.quantization.base_config import QuantizationConfig
 from sglang.srt.model_loader.remote_instance_weight_loader_utils import (
     trigger_transferring_weights_request,
@@ -112,8 +109,7 @@ from sglang.srt.utils import (
     get_device_capability,
     is_npu,
     is_pin_memory_available,
-    set_weight_attrs,
-)
+    )
 from sglang.srt.utils.common import temp_set_env
 
 if TYPE_CHECKING:

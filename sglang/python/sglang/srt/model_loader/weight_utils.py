@@ -49,15 +49,11 @@ from sglang.srt.model_loader.ci_weight_validation import (
     ci_download_with_validation_and_retry,
     ci_validate_and_cleanup_local_snapshot,
 )
-from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import (
     BAR_FORMAT,
     find_local_repo_dir,
-    is_cpu,
     log_info_on_rank0,
-    print_warning_once,
-)
-from sglang.srt.utils.common import is_cuda_alike
+    )
 from sglang.utils import is_in_ci
 
 try:

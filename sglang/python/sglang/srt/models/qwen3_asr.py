@@ -4,17 +4,6 @@ import logging
 
 import torch.nn as nn
 
-from sglang.srt.configs.qwen3_asr import Qwen3ASRConfig
-from sglang.srt.configs.qwen3_omni import Qwen3OmniMoeAudioEncoderConfig
-from sglang.srt.layers.quantization.base_config import QuantizationConfig
-from sglang.srt.managers.schedule_batch import (
-    Modality,
-    MultimodalDataItem,
-    MultimodalInputs,
-)
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-from sglang.srt.model_loader.weight_utils import default_weight_loader
-from sglang.srt.utils import add_prefix
 
 logger = logging.getLogger(__name__)
 

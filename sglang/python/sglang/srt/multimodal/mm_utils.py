@@ -30,8 +30,6 @@ LLaVA-Onevision : https://arxiv.org/pdf/2408.03326
 
 
 
-from sglang.srt.distributed.communication_op import tensor_model_parallel_all_gather
-from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import flatten_nested_list
 
 

@@ -5,15 +5,12 @@ from typing import Dict, List, Optional, Tuple, Type
 from sglang.srt.entrypoints.openai.protocol import ChatCompletionRequest
 from sglang.srt.parser.harmony_parser import HarmonyParser
 from sglang.srt.parser.inkling_tokenizer import (
-    CONTENT_INVOKE_TOOL_JSON,
-    CONTENT_INVOKE_TOOL_TEXT,
     CONTENT_MODEL_END_SAMPLING,
     CONTENT_TEXT,
     CONTENT_THINKING,
     END_MESSAGE,
     INKLING_CONTROL_TOKENS,
-    MESSAGE_MODEL,
-)
+    )
 
 
 class StreamingParseResult:

@@ -2,14 +2,12 @@ import json
 from abc import ABC, abstractmethod
 from array import array
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 import dill
 import orjson
 import torch
 
-if TYPE_CHECKING:
-    from sglang.srt.managers.schedule_batch import Req
 
 
 @lru_cache(maxsize=None)

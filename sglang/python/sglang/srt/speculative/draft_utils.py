@@ -1,13 +1,5 @@
 from sglang.srt.runtime_context import get_spec
 from sglang.srt.server_args import ServerArgs
-from sglang.srt.utils.common import (
-    cpu_has_amx_support,
-    is_blackwell,
-    is_cpu,
-    is_hip,
-    is_musa,
-    is_npu,
-)
 
 
 def _assert_draft_needs_no_conv_sidecar(draft_model_runner) -> None:

@@ -9,10 +9,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional, Type
 
 
 if TYPE_CHECKING:
-    from sglang.srt.managers.overlap_utils import FutureMap
-    from sglang.srt.managers.schedule_batch import ScheduleBatch
     from sglang.srt.server_args import ServerArgs
-    from sglang.srt.speculative.spec_info import SpecInput
 
 WorkerFactory = Callable[["ServerArgs"], Type]
 ServerArgsValidator = Callable[["ServerArgs"], None]

@@ -15,7 +15,6 @@
 
 import logging
 
-from sglang.srt.utils.common import get_bool_env_var, is_hip
 
 logger = logging.getLogger(__name__)
 

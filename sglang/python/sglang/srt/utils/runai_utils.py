@@ -5,7 +5,6 @@
 import logging
 from pathlib import Path
 
-from sglang.srt.environ import envs
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,6 @@ from typing import Any, Callable, Dict, TypeVar
 
 import torch
 
-from sglang.srt.environ import envs
-from sglang.utils import is_in_ci
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -18,7 +18,6 @@ from typing import List
 
 import torch
 
-from sglang.srt.utils import get_device_core_count
 
 
 _cached_num_sms = None

@@ -2,15 +2,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import torch
 
-from sglang.kernels.jit.utils import cache_once, load_jit, make_cpp_args
 from sglang.kernels.ops.kv_canary import consts
 
-if TYPE_CHECKING:
-    pass
 
 # Bytes per canary slot = CANARY_FIELDS_PER_SLOT * 8.
 CANARY_SLOT_BYTES: Final[int] = consts.CANARY_FIELDS_PER_SLOT * 8

@@ -1,18 +1,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-from sglang.kernels.jit.utils import cache_once, load_jit
-from sglang.kernels.ops.kv_canary import consts
 from sglang.kernels.ops.kv_canary.verify import (
     VerifyOrWriteContext,
     )
 
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

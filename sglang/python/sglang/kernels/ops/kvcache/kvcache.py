@@ -6,10 +6,7 @@ import torch
 
 from sglang.kernels.jit.utils import (
     cache_once,
-    is_arch_support_pdl,
-    load_jit,
-    make_cpp_args,
-)
+    )
 from sglang.srt.utils.custom_op import register_custom_op
 
 if TYPE_CHECKING:

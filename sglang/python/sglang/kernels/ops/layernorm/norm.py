@@ -8,10 +8,7 @@ import torch
 from sglang.kernel_api_logging import debug_kernel_api
 from sglang.kernels.jit.utils import (
     cache_once,
-    is_arch_support_pdl,
-    load_jit,
-    make_cpp_args,
-)
+    )
 
 if TYPE_CHECKING:
     from tvm_ffi.module import Module

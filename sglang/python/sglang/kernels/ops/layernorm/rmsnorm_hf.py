@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
-from sglang.kernels.jit.utils import (
-    cache_once,
-    is_arch_support_pdl,
-    load_jit,
-    make_cpp_args,
-)
 
-if TYPE_CHECKING:
-    pass
 
 _CTA_BLOCK_SIZE = 512
 _WARP_SIZE = 32

@@ -8,7 +8,6 @@ from typing import List, Optional, Union
 
 import torch
 
-from sglang.kernels.jit.utils import is_arch_support_pdl
 
 PAD_SLOT_ID = -1
 

@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
-from sglang.kernels.jit.utils import cache_once, load_jit, make_cpp_args
-from sglang.srt.utils.custom_op import register_custom_op
 
-if TYPE_CHECKING:
-    pass
 
 
 def topk_sigmoid(

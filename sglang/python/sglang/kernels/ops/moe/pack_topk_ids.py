@@ -6,7 +6,6 @@ consumes routing ids and bf16 weights packed as ``(id << 16) | weight_bits``.
 """
 
 
-from sglang.kernels.jit.utils import is_arch_support_pdl
 
 
 class PackTopkIds:

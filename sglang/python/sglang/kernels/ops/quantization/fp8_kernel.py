@@ -34,7 +34,6 @@ from sglang.srt.layers import deep_gemm_wrapper
 from sglang.srt.utils import (
     ceil_align,
     get_bool_env_var,
-    get_device_core_count,
     get_device_name,
     is_cpu,
     is_cuda,

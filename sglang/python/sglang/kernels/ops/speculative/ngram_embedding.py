@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sglang.kernel_api_logging import debug_kernel_api
-from sglang.kernels.jit.utils import cache_once, load_jit
+from sglang.kernels.jit.utils import cache_once
 
 if TYPE_CHECKING:
     import torch

@@ -2,13 +2,10 @@ from __future__ import annotations
 
 import enum
 from abc import ABC
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 
-from sglang.srt.server_args import ServerArgs
 
-if TYPE_CHECKING:
-    from sglang.srt.disaggregation.utils import DisaggregationMode
 
 
 class StateType(str, enum.Enum):

@@ -10,23 +10,6 @@ from sglang.srt.disaggregation.base.conn import (
     BaseKVManager,
     BaseKVReceiver,
     BaseKVSender,
-    KVArgs,
-    StateType,
-)
-from sglang.srt.disaggregation.utils import (
-    DisaggregationMode,
-    )
-from sglang.srt.distributed import get_pp_group, get_world_group
-from sglang.srt.environ import envs
-from sglang.srt.layers.dp_attention import (
-    get_attention_dp_rank,
-    get_attention_dp_size,
-)
-from sglang.srt.runtime_context import get_parallel, get_serving
-from sglang.srt.server_args import ServerArgs
-from sglang.srt.utils.network import (
-    NetworkAddress,
-    get_local_ip_auto,
     )
 
 logger = logging.getLogger(__name__)

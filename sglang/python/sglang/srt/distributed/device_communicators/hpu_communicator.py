@@ -5,7 +5,6 @@
 import torch.distributed as dist
 from torch.distributed import ProcessGroup
 
-from sglang.srt.utils import is_hpu
 
 
 

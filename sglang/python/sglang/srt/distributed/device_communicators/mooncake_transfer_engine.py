@@ -5,7 +5,7 @@ import os
 from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from sglang.srt.environ import envs
-from sglang.srt.utils.network import NetworkAddress, get_free_port, get_local_ip_auto
+from sglang.srt.utils.network import NetworkAddress, get_local_ip_auto
 
 if TYPE_CHECKING:
     from sglang.srt.server_args import ServerArgs

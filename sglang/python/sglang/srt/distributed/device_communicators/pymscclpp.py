@@ -6,13 +6,6 @@ import torch
 import torch.distributed as dist
 from torch.distributed import ProcessGroup
 
-from sglang.srt.compilation.compile_phase import (
-    is_in_torch_compile_warmup,
-)
-from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
-    is_in_tc_piecewise_cuda_graph,
-)
-from sglang.srt.runtime_context import get_exec
 
 logger = logging.getLogger(__name__)
 

@@ -4,11 +4,9 @@ from typing import Any, List, Optional, Tuple, Union
 
 import torch
 
-from sglang.srt.dllm.config import DllmConfig
 from sglang.srt.layers.logits_processor import LogitsProcessorOutput
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_executor.model_runner import ModelRunner
-from sglang.srt.server_args import ServerArgs
 from sglang.srt.utils import is_npu
 
 _is_npu = is_npu()

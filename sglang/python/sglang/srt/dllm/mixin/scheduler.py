@@ -4,13 +4,9 @@ import logging
 from typing import TYPE_CHECKING, List, Optional
 
 from sglang.srt.dllm.config import DllmConfig
-from sglang.srt.dllm.mixin.req import DllmReqPhase
 from sglang.srt.managers.schedule_batch import Req, ScheduleBatch
-from sglang.srt.managers.schedule_policy import AddReqResult, PrefillAdder
-from sglang.srt.mem_cache.common import release_kv_cache
-from sglang.srt.model_executor.forward_batch_info import ForwardMode
-from sglang.srt.observability.req_time_stats import set_time_batch
-from sglang.srt.runtime_context import get_exec, get_schedule
+from sglang.srt.managers.schedule_policy import PrefillAdder
+from sglang.srt.runtime_context import get_exec
 
 logger = logging.getLogger(__name__)
 

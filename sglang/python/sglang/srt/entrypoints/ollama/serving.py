@@ -7,7 +7,6 @@ internal format and return Ollama-compatible responses.
 
 
 
-from sglang.srt.managers.io_struct import GenerateReqInput
 
 
 class OllamaServing:

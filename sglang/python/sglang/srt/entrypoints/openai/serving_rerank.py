@@ -5,16 +5,12 @@ from fastapi import Request
 from fastapi.responses import ORJSONResponse
 
 from sglang.srt.entrypoints.openai.protocol import (
-    ChatCompletionMessageContentImagePart,
-    ChatCompletionMessageContentTextPart,
-    ChatCompletionMessageContentVideoPart,
     ErrorResponse,
-    RerankContent,
     RerankResponse,
     V1RerankReqInput,
 )
 from sglang.srt.entrypoints.openai.serving_base import OpenAIServingBase
-from sglang.srt.managers.io_struct import EmbeddingReqInput, GenerateReqInput
+from sglang.srt.managers.io_struct import EmbeddingReqInput
 
 logger = logging.getLogger(__name__)
 

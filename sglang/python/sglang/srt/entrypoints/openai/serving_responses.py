@@ -17,19 +17,10 @@ from sglang.srt.entrypoints.harmony_utils import (
     )
 from sglang.srt.entrypoints.openai.protocol import (
     ChatCompletionMessageParam,
-    ChatCompletionRequest,
-    Function,
-    MessageProcessingResult,
     ResponsesResponse,
-    Tool,
-    UsageInfo,
-)
+    )
 from sglang.srt.entrypoints.openai.serving_chat import OpenAIServingChat
-from sglang.srt.entrypoints.openai.tool_server import MCPToolServer, ToolServer
-from sglang.srt.function_call.function_call_parser import FunctionCallParser
-from sglang.srt.function_call.json_array_parser import JsonArrayParser
-from sglang.srt.managers.io_struct import GenerateReqInput
-from sglang.srt.parser.reasoning_parser import ReasoningParser
+from sglang.srt.entrypoints.openai.tool_server import ToolServer
 
 if TYPE_CHECKING:
     from sglang.srt.managers.tokenizer_manager import TokenizerManager

@@ -7,8 +7,7 @@ from sglang.srt.entrypoints.openai.protocol import (
     ErrorResponse,
     ScoringRequest,
     ScoringResponse,
-    UsageInfo,
-)
+    )
 from sglang.srt.entrypoints.openai.serving_base import OpenAIServingBase
 
 logger = logging.getLogger(__name__)

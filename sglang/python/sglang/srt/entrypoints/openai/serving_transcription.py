@@ -29,11 +29,9 @@ from fastapi import Request
 from fastapi.responses import ORJSONResponse, Response, StreamingResponse
 
 from sglang.srt.entrypoints.openai.protocol import (
-    DeltaMessage,
     ErrorResponse,
     TranscriptionRequest,
     TranscriptionResponse,
-    TranscriptionUsage,
     TranscriptionVerboseResponse,
 )
 from sglang.srt.entrypoints.openai.serving_base import OpenAIServingBase

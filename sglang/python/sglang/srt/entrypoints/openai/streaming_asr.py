@@ -3,11 +3,6 @@ import re
 from dataclasses import dataclass
 
 
-from sglang.srt.entrypoints.openai.transcription_adapters.base import (
-    TranscriptionAdapter,
-)
-from sglang.srt.managers.io_struct import GenerateReqInput
-from sglang.srt.managers.tokenizer_manager import TokenizerManager
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 
-from sglang.srt.environ import envs
-from sglang.srt.utils import get_npu_memory_capacity, is_npu
+from sglang.srt.utils import is_npu
 
 if TYPE_CHECKING:
     from sglang.srt.server_args import ServerArgs

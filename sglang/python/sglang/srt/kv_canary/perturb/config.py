@@ -3,7 +3,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from sglang.srt.environ import envs
 from sglang.srt.kv_canary.buffer_group import PoolKind
 
 

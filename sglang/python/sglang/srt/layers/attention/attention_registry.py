@@ -13,7 +13,7 @@ from sglang.srt.configs.linear_attn_model_registry import (
     import_backend_class,
 )
 from sglang.srt.runtime_context import get_context
-from sglang.srt.utils import get_device_capability, is_hip, is_musa, is_npu
+from sglang.srt.utils import is_hip, is_musa, is_npu
 
 _is_musa = is_musa()
 _is_npu = is_npu()

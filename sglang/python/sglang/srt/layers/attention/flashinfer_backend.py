@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from sglang.srt.runtime_context import get_parallel
 
 """
 Support different attention backends.
@@ -11,51 +10,19 @@ Each backend supports two operators: extend (i.e. prefill with cached prefix) an
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 import torch
 
-from sglang.kernel_api_logging import debug_kernel_api
 from sglang.kernels.ops.attention.utils import (
-    assert_buffer_fits,
     create_flashinfer_kv_indices_triton,
 )
-from sglang.srt.dllm.config import DllmConfig
 from sglang.srt.environ import envs
 from sglang.srt.layers.attention.base_attn_backend import AttentionBackend
-from sglang.srt.layers.quantization.fp4_kv_cache_quant_method import (
-    KVCacheAttentionAccessKind,
-)
-from sglang.srt.layers.radix_attention import AttentionType
-from sglang.srt.mem_cache.base_swa_memory_pool import BaseSWAKVPool
-from sglang.srt.mem_cache.memory_pool import KVWriteLoc
-from sglang.srt.model_executor.cuda_graph_config import (
-    Backend,
-    Phase,
-    check_cuda_graph_backend,
-)
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch, ForwardMode
-from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
-    is_in_tc_piecewise_cuda_graph,
-)
-from sglang.srt.runtime_context import get_buffer
-from sglang.srt.speculative.spec_info import SpecInput, SpecInputType
-from sglang.srt.speculative.spec_utils import (
-    draft_kv_indices_buffer_width,
-    draft_kv_indices_used_len,
-    generate_draft_decode_kv_indices,
-)
 from sglang.srt.utils import (
-    get_cuda_graph_max_batch_size,
-    get_int_env_var,
     is_flashinfer_available,
-    is_sm100_supported,
-    next_power_of_2,
-)
+    )
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.radix_attention import RadixAttention
-    from sglang.srt.model_executor.model_runner import ModelRunner
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,15 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 
 from sglang.kernels.ops.mamba.causal_conv1d_triton import PAD_SLOT_ID
-from sglang.srt.configs.hybrid_arch import mamba2_config
 from sglang.srt.layers.attention.base_attn_backend import AttentionBackend
 from sglang.srt.layers.attention.mamba.mamba2_metadata import (
     ForwardMetadata,
     )
-from sglang.srt.layers.radix_attention import RadixAttention
-from sglang.srt.mem_cache.memory_pool import HybridReqToTokenPool
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch, ForwardMode
-from sglang.srt.model_executor.model_runner import ModelRunner
-from sglang.srt.runtime_context import get_exec, get_memory, get_server_args
-from sglang.srt.speculative.eagle_info import EagleDraftInput, EagleVerifyInput
-from sglang.srt.speculative.spec_info import SpecInput
+from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.attention.verify_mask import VerifyMask
 
 logger = logging.getLogger(__name__)
 

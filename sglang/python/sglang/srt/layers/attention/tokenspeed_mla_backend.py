@@ -29,26 +29,12 @@ the partial log-sum-exp needed by the cross-rank merge.
 """
 
 import logging
-from typing import TYPE_CHECKING
 
 
-from sglang.kernels.jit.utils import is_arch_support_pdl
-from sglang.kernels.ops.attention.fixup_zero_kv import fixup_zero_kv_rows
-from sglang.kernels.ops.attention.utils import (
-    mla_quantize_and_rope_for_fp8,
-    mla_quantize_without_rope_for_fp8,
-)
-from sglang.kernels.ops.kvcache.kv_indices import (
-    get_num_kv_index_blocks_flashmla,
-    get_num_page_per_block_flashmla,
-)
 from sglang.srt.layers.attention.trtllm_mla_backend import (
     TRTLLMMLABackend,
     TRTLLMMLAMultiStepDraftBackend,
 )
-from sglang.srt.layers.dcp.layout import get_dcp_lens
-from sglang.srt.layers.logits_processor import get_in_autotune_dummy_run
-from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import is_flashinfer_available, is_tokenspeed_mla_available
 
 if is_flashinfer_available():
@@ -57,11 +43,6 @@ if is_flashinfer_available():
 if is_tokenspeed_mla_available():
     import tokenspeed_mla
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.radix_attention import RadixAttention
-    from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-    from sglang.srt.model_executor.model_runner import ModelRunner
-    from sglang.srt.models.deepseek_v2 import DeepseekV2AttentionMLA
 
 logger = logging.getLogger(__name__)
 

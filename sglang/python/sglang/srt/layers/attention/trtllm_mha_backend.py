@@ -6,7 +6,6 @@ The kernel supports sm100 only, with sliding window and attention sink features.
 """
 
 import logging
-from typing import TYPE_CHECKING
 
 
 from sglang.kernels.ops.kvcache.trtllm_mha_graph_metadata import (
@@ -17,37 +16,17 @@ from sglang.kernels.ops.kvcache.trtllm_mha_graph_metadata import (
 from sglang.kernels.ops.kvcache.trtllm_mha_page_table import (
     build_trtllm_mha_page_table,
 )
-from sglang.srt.environ import envs
 from sglang.srt.layers.attention.flashinfer_backend import (
     FlashInferAttnBackend,
     FlashInferMultiStepDraftBackend,
 )
-from sglang.srt.layers.cp.base import CPAttentionBackendKind, get_cp_strategy
-from sglang.srt.layers.cp.utils import is_cp_v2_active
-from sglang.srt.layers.quantization.fp4_kv_cache_quant_method import (
-    KVCacheAttentionAccessKind,
-)
-from sglang.srt.layers.radix_attention import AttentionType
-from sglang.srt.mem_cache.memory_pool import KVWriteLoc
-from sglang.srt.mem_cache.swa_memory_pool import SWAKVPool
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch, ForwardMode
-from sglang.srt.runtime_context import get_buffer, get_spec
-from sglang.srt.speculative.ragged_verify import (
-    resolve_ragged_verify_layout,
-)
 from sglang.srt.utils import is_flashinfer_available
-from sglang.srt.utils.common import is_sm90_supported, is_sm120_supported
 
 logger = logging.getLogger(__name__)
 
 if is_flashinfer_available():
     import flashinfer
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.radix_attention import RadixAttention
-    from sglang.srt.model_executor.model_runner import ModelRunner
-    from sglang.srt.speculative.ragged_verify import RaggedVerifyLayout
-    from sglang.srt.speculative.spec_info import SpecInput
 
 # Constants
 # Default workspace size in MB for TRTLLM MHA

@@ -21,12 +21,6 @@ from typing import TYPE_CHECKING, Any, Dict
 
 import torch
 
-from sglang.srt.layers.cp.utils import (
-    cp_gather_after_forward,
-    enable_cp_v2,
-    prepare_cp_forward,
-)
-from sglang.srt.model_executor.forward_batch_info import PPProxyTensors
 
 if TYPE_CHECKING:
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch

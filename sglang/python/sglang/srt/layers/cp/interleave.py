@@ -32,19 +32,12 @@ from dataclasses import dataclass
 from typing import Any, List, Optional
 
 
-from sglang.srt.distributed.device_communicators.pynccl_allocator import (
-    use_symmetric_memory,
-)
 from sglang.srt.layers.cp.base import (
     BaseContextParallelMetadata,
     ContextParallelStrategy,
     ContextParallelStrategyKind,
     CPAttentionBackendKind,
 )
-from sglang.srt.layers.dp_attention import (
-    is_allocation_symmetric,
-)
-from sglang.srt.runtime_context import get_parallel
 
 
 @dataclass

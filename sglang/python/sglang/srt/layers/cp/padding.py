@@ -16,7 +16,6 @@
 
 
 
-from sglang.srt.runtime_context import get_parallel
 
 
 def get_cp_padding_align_size() -> int:

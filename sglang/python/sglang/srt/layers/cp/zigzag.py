@@ -34,21 +34,12 @@ from dataclasses import dataclass
 from typing import Any, List, Optional
 
 
-from sglang.srt.distributed.device_communicators.pynccl_allocator import (
-    use_symmetric_memory,
-)
 from sglang.srt.layers.cp.base import (
     BaseContextParallelMetadata,
     ContextParallelStrategy,
     ContextParallelStrategyKind,
     CPAttentionBackendKind,
 )
-from sglang.srt.layers.dp_attention import (
-    is_allocation_symmetric,
-)
-from sglang.srt.mem_cache.memory_pool import KVWriteLoc
-from sglang.srt.model_executor.forward_context import get_token_to_kv_pool
-from sglang.srt.runtime_context import get_device, get_parallel
 
 
 @dataclass

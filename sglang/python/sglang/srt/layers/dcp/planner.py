@@ -19,13 +19,6 @@ relocation."""
 
 import torch
 
-from sglang.kernels.ops.attention.dcp_kernels import (
-    create_dcp_kv_indices,
-    update_kv_lens_and_indices,
-)
-from sglang.srt.layers.dcp.layout import update_local_kv_lens_for_dcp
-from sglang.srt.layers.dcp.metadata import DecodeContextParallelMetadata
-from sglang.srt.runtime_context import get_device, get_parallel
 
 
 def plan_dcp_decode_metadata(

@@ -24,9 +24,6 @@ else:
 
 from sglang.kernels.ops.moe.ep_moe_kernels import (
     cutlass_w4_run_moe_ep_preproess,
-    deepep_permute_triton_kernel,
-    deepep_post_reorder_triton_kernel,
-    deepep_run_moe_deep_preprocess,
     post_reorder_for_cutlass_moe,
     pre_reorder_for_cutlass_moe,
     silu_mul_dynamic_tensorwise_quant_for_cutlass_moe,
@@ -34,8 +31,7 @@ from sglang.kernels.ops.moe.ep_moe_kernels import (
 )
 from sglang.kernels.ops.quantization.per_tensor_quant_fp8 import (
     per_tensor_absmax_fp8,
-    per_tensor_quant_fp8,
-)
+    )
 
 
 def cutlass_w4a8_moe(

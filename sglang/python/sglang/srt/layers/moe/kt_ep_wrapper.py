@@ -13,13 +13,9 @@ from typing import TYPE_CHECKING, Optional
 import torch
 
 from sglang.srt.layers.quantization.base_config import FusedMoEMethodBase
-from sglang.srt.runtime_context import get_parallel
-from sglang.srt.utils import get_compiler_backend
 
 if TYPE_CHECKING:
-    from sglang.srt.layers.moe import MoeRunnerConfig
     from sglang.srt.layers.moe.token_dispatcher import (
-        CombineInput,
         StandardDispatchOutput,
     )
     from sglang.srt.server_args import ServerArgs

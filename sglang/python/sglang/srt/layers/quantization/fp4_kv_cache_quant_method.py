@@ -42,7 +42,6 @@ import torch
 from torch import Tensor
 
 from sglang.srt.layers.quantization.kvfp4_tensor import E2M1_MAX
-from sglang.srt.utils.common import is_sm100_supported
 
 
 class KVCacheAttentionPhase(str, Enum):

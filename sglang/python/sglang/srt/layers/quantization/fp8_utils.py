@@ -12,8 +12,7 @@ from sglang.kernels.ops.quantization.fp8_kernel import (
     sglang_per_token_group_quant_fp8_row_padded,
 )
 from sglang.srt.layers import deep_gemm_wrapper
-from sglang.srt.runtime_context import get_exec, get_parallel
-from sglang.srt.utils.common import torch_release
+from sglang.srt.runtime_context import get_exec
 
 if TYPE_CHECKING:
     from sglang.srt.server_args import ServerArgs
@@ -23,7 +22,6 @@ from sglang.kernels.ops.quantization.fp8_kernel import (
     fp8_max,
     fp8_min,
     is_fp8_fnuz,
-    mxfp8_block_scaled_matmul_triton,
     per_token_group_quant_fp8,
     scaled_fp8_quant,
     sglang_per_token_quant_fp8,
@@ -114,7 +112,6 @@ if _is_cuda:
     from sgl_kernel import fp8_scaled_mm
 
     from sglang.kernels.ops.gemm.fp8_blockwise_gemm import fp8_blockwise_scaled_mm
-    from sglang.srt.utils.patch_torch import register_fake_if_exists
 
     from flashinfer import bmm_fp8 as _raw_bmm_fp8_batched
 
@@ -239,36 +236,9 @@ FP8_GEMM_RUNNER_BACKEND: Fp8GemmRunnerBackend | None = None
 
 
 if is_blackwell_supported() and is_flashinfer_available():
-    from flashinfer import SfLayout
-    from flashinfer import bmm_fp8 as _raw_flashinfer_bmm_fp8
-    from flashinfer import mxfp8_quantize as _raw_flashinfer_mxfp8_quantize
     from flashinfer.gemm import gemm_fp8_nt_groupwise as _raw_gemm_fp8_nt_groupwise
 
     from sglang.srt.utils.custom_op import register_custom_op
-
-    @register_custom_op(
-        op_name="flashinfer_bmm_fp8",
-        mutates_args=[],
-        fake_impl=lambda q_input, weight, x_scale, weight_scale, out_dtype: (
-            q_input.new_empty((q_input.shape[0], weight.shape[1]), dtype=out_dtype)
-        ),
-    )
-    def flashinfer_bmm_fp8(
-        q_input: torch.Tensor,  # [M, K] fp8 e4m3
-        weight: torch.Tensor,  # [K, N] fp8 e4m3, column-major
-        x_scale: torch.Tensor,  # per-tensor scalar
-        weight_scale: torch.Tensor,  # per-tensor scalar
-        out_dtype: torch.dtype,
-    ) -> torch.Tensor:
-        m, n = q_input.shape[0], weight.shape[1]
-        return _raw_flashinfer_bmm_fp8(
-            q_input.unsqueeze(0),
-            weight.unsqueeze(0),
-            x_scale.reshape(1),
-            weight_scale.reshape(1),
-            out_dtype,
-            backend="cublas",
-        ).view(m, n)
 
     @lru_cache(maxsize=1)
     def _get_flashinfer_groupwise_backend() -> str:
@@ -325,44 +295,6 @@ if is_blackwell_supported() and is_flashinfer_available():
 
     # Wrap MXFP8 ops as custom ops so torch.compile does not trace into
     # flashinfer's JIT compilation path (filesystem checks/cubin loader).
-    def _fake_flashinfer_mxfp8_quantize(
-        input: torch.Tensor,
-        _is_sf_swizzled_layout: bool = True,
-        alignment: int = 32,
-        backend: str = "cute-dsl",
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        # Fake mode only needs dtypes and output rank to propagate compile graph.
-        # The scale tensor shape is not consumed before the following fake mm op.
-        k_aligned = ((input.shape[1] + alignment - 1) // alignment) * alignment
-        q_input = input.new_empty(
-            (input.shape[0], k_aligned), dtype=torch.float8_e4m3fn
-        )
-        scale = input.new_empty((1,), dtype=torch.uint8)
-        return q_input, scale
-
-    @register_custom_op(
-        op_name="flashinfer_mxfp8_quantize",
-        mutates_args=[],
-        fake_impl=_fake_flashinfer_mxfp8_quantize,
-    )
-    def flashinfer_mxfp8_quantize(
-        input: torch.Tensor,
-        is_sf_swizzled_layout: bool = True,
-        alignment: int = 32,
-        backend: str = "cute-dsl",
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        return _raw_flashinfer_mxfp8_quantize(
-            input,
-            is_sf_swizzled_layout=is_sf_swizzled_layout,
-            alignment=alignment,
-            backend=backend,
-            sf_swizzle_layout=(
-                SfLayout.layout_128x4
-                if is_sf_swizzled_layout
-                else SfLayout.layout_linear
-            ),
-        )
-
 if is_sm90_supported() and is_flashinfer_available():
     # FlashInfer SM90 DeepGEMM with automatic swapAB optimization for small M
     from flashinfer.gemm import fp8_blockscale_gemm_sm90
@@ -874,10 +806,6 @@ def triton_w8a8_block_fp8_linear(
     return output.to(dtype=input_2d.dtype).view(*output_shape)
 
 
-def mxfp8_group_quantize(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError('slim removed the body of mxfp8_group_quantize: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 def input_to_float8(
     x: torch.Tensor, dtype: torch.dtype = fp8_dtype
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -1256,23 +1184,6 @@ def _apply_fallback_scaled_mm(
     if bias is not None:
         output = output + bias
     return output.to(dtype=input_dtype)
-
-
-def apply_fp8_linear_bmm_flashinfer(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    weight_scale: torch.Tensor,
-    input_scale: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """Per-tensor static fp8 linear via flashinfer bmm_fp8 (SM100/SM120 Blackwell)."""
-    output_shape = [*input.shape[:-1], weight.shape[1]]
-    input_2d = input.view(-1, input.shape[-1])
-    qinput, x_scale = static_quant_fp8(input_2d, input_scale, repeat_scale=False)
-    output = flashinfer_bmm_fp8(qinput, weight, x_scale, weight_scale, input.dtype)
-    if bias is not None:
-        output = output + bias
-    return output.view(*output_shape)
 
 
 def apply_fp8_linear(

@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TYPE_CHECKING
 
 from gguf import GGMLQuantizationType as WeightType
 
-from sglang.srt.layers.linear import LinearBase
-from sglang.srt.layers.moe.moe_runner import MoeRunner, MoeRunnerConfig
-from sglang.srt.layers.moe.utils import MoeRunnerBackend, get_moe_runner_backend
 from sglang.srt.layers.quantization.base_config import (
-    FusedMoEMethodBase,
-    LinearMethodBase,
     QuantizationConfig,
-    QuantizeMethodBase,
-)
-from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
-from sglang.srt.utils import is_cuda, is_hip, is_musa, is_npu, is_xpu, set_weight_attrs
-
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import (
-        CombineInput,
-        StandardDispatchOutput,
     )
+from sglang.srt.utils import is_cuda, is_hip, is_musa, is_npu, is_xpu
+
 
 _is_cuda = is_cuda()
 _is_hip = is_hip()
@@ -34,8 +21,7 @@ _is_musa = is_musa()
 _is_npu = is_npu()
 
 if _is_cuda:
-
-    from sglang.kernels.ops.activation.activation import gelu_and_mul, silu_and_mul
+    pass
 else:
     warnings.warn(f"Only CUDA, MUSA and NPU support GGUF quantization currently.")
 

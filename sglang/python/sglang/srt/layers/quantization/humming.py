@@ -4,37 +4,13 @@ from typing import TYPE_CHECKING, Any, List
 
 import torch
 
-from sglang.srt.environ import envs
-from sglang.srt.layers.linear import LinearBase, set_weight_attrs
-from sglang.srt.layers.moe import (
-    MoeRunner,
-    MoeRunnerBackend,
-    MoeRunnerConfig,
-    get_moe_runner_backend,
-)
-from sglang.srt.layers.parameter import (
-    BasevLLMParameter,
-    BlockQuantScaleParameter,
-    ChannelQuantScaleParameter,
-    GroupQuantScaleParameter,
-    ModelWeightParameter,
-    PackedvLLMParameter,
-    PerTensorScaleParameter,
-    RowvLLMParameter,
-)
 from sglang.srt.layers.quantization.base_config import (
-    FusedMoEMethodBase,
     LinearMethodBase,
     QuantizationConfig,
     QuantizeMethodBase,
 )
-from sglang.srt.layers.quantization.unquant import (
-    UnquantizedFusedMoEMethod,
-    UnquantizedLinearMethod,
-)
 
 if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import CombineInput, DispatchOutput
     from sglang.srt.models.utils import WeightsMapper
 
 

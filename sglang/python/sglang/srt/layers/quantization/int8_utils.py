@@ -2,10 +2,6 @@ from typing import List
 
 import torch
 
-from sglang.kernels.ops.quantization.int8_kernel import (
-    per_token_group_quant_int8,
-    w8a8_block_int8_matmul,
-)
 
 
 def block_dequant(

@@ -5,33 +5,19 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
-from sglang.srt.layers.parameter import (
-    BasevLLMParameter,
-    ChannelQuantScaleParameter,
-    GroupQuantScaleParameter,
-    PackedvLLMParameter,
-)
 from sglang.srt.layers.quantization.base_config import (
     LinearMethodBase,
-    QuantizationConfig,
-)
+    )
 from sglang.srt.layers.quantization.utils import (
     get_scalar_types,
     )
 from sglang.srt.utils import get_device_capability, is_cuda
-from sglang.srt.utils.custom_op import register_custom_op
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.linear import LinearBase
-    from sglang.srt.layers.moe.fused_moe_triton.layer import FusedMoE
 
-from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
-    get_tc_piecewise_forward_context,
-)
 
 try:
     from vllm import _custom_ops as ops
@@ -41,8 +27,6 @@ except ImportError:
 
 _is_cuda = is_cuda()
 
-if _is_cuda:
-    from sglang.kernels.ops.quantization.gptq_marlin import gptq_marlin_gemm
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,7 @@ from typing import Any
 
 from sglang.srt.layers.quantization.base_config import (
     QuantizationConfig,
-    QuantizeMethodBase,
-)
+    )
 
 
 class MlxQuantizationConfig(QuantizationConfig):

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,43 +25,19 @@ import torch
 # cutlass_fused_moe. Its C++ logger reads TLLM_LOG_LEVEL on first kernel launch;
 # setdefault preserves any explicit user override.
 os.environ.setdefault("TLLM_LOG_LEVEL", "INFO")
-from sglang.srt.distributed import get_tp_group
-from sglang.srt.distributed.device_communicators.pynccl_allocator import (
-    use_symmetric_memory,
-)
-from sglang.srt.environ import envs
-from sglang.srt.layers.amx_utils import (
-    CPUQuantMethod,
-    )
-from sglang.srt.layers.dp_attention import is_allocation_symmetric
-from sglang.srt.layers.moe import MoeRunner, MoeRunnerBackend, MoeRunnerConfig
-from sglang.srt.layers.moe.moe_runner.triton import TritonMoeQuantInfo
-from sglang.srt.layers.moe.utils import get_moe_a2a_backend, get_moe_runner_backend
 from sglang.srt.layers.quantization.base_config import (
     FusedMoEMethodBase,
     QuantizationConfig,
-    QuantizeMethodBase,
-)
-from sglang.srt.layers.quantization.utils import is_layer_skipped
-from sglang.srt.runtime_context import get_exec
+    )
 from sglang.srt.utils import (
     cpu_has_amx_support,
     is_cpu,
     is_flashinfer_available,
     is_gfx95_supported,
     is_hip,
-    is_sm90_supported,
-    is_sm100_supported,
-    is_sm120_supported,
     is_triton_kernels_available,
-    mxfp_supported,
-    next_power_of_2,
-    round_up,
-    set_weight_attrs,
-    use_intel_amx_backend,
-)
+    )
 from sglang.srt.utils.common import get_bool_env_var
-from sglang.srt.utils.custom_op import register_custom_op
 
 has_triton_kernels = is_triton_kernels_available()
 
@@ -95,11 +70,6 @@ _flashinfer_mxfp4_permute_indices_device_cache: dict[
 ] = {}
 
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import (
-        CombineInput,
-        StandardDispatchOutput,
-    )
 
 _is_cpu = is_cpu()
 _is_hip = is_hip()

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 
-from sglang.srt.utils import is_flashinfer_available, log_info_on_rank0
-from sglang.srt.utils.common import is_sm120_supported
 
 # Suppress TRT-LLM CUTLASS trace logs without overriding user configuration.
 os.environ.setdefault("TLLM_LOG_LEVEL", "INFO")
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import CombineInput, DispatchOutput
 
 # MXFP4 group/block size (E8M0 scale per 32 fp4 weights).
 _GROUP_SIZE = 32

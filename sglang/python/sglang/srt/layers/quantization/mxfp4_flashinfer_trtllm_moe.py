@@ -1,24 +1,14 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import torch
 
 from sglang.kernels.ops.moe.pack_topk_ids import PackTopkIds
-from sglang.srt.distributed import get_tp_group
-from sglang.srt.distributed.device_communicators.pynccl_allocator import (
-    use_symmetric_memory,
-)
-from sglang.srt.layers.dp_attention import is_allocation_symmetric
-from sglang.srt.layers.moe.utils import RoutingMethodType
-from sglang.srt.runtime_context import get_exec
 from sglang.srt.utils import (
     is_flashinfer_available,
-    log_info_on_rank0,
-    set_weight_attrs,
-)
-from sglang.srt.utils.common import is_sm100_supported, next_power_of_2
+    )
+from sglang.srt.utils.common import is_sm100_supported
 
 _MXFP8_QUANTIZE_BACKEND = "cute-dsl" if is_sm100_supported() else "cuda"
 
@@ -27,8 +17,6 @@ if is_flashinfer_available():
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import CombineInput, DispatchOutput
 
 from sglang.srt.utils.common import get_bool_env_var
 
@@ -39,12 +27,8 @@ _USE_OFFICIAL_SHUFFLE = get_bool_env_var(
 
 class Mxfp4FlashinferTrtllmMoEMethod:
 
-    def __init__(self, fp8_method, prefix: str):
-        self._fp8 = fp8_method
-        self.prefix = prefix
-        self.flashinfer_mxfp4_moe_precision = (
-            get_exec().moe.flashinfer_mxfp4_moe_precision
-        )
+    pass
+
 
 def maybe_fuse_routed_scale_and_shared_add(
     experts,

@@ -23,12 +23,6 @@ from sglang.srt.layers.quantization.base_config import (
     QuantizationConfig,
     QuantizeMethodBase,
 )
-from sglang.srt.layers.quantization.unquant import (
-    UnquantizedFusedMoEMethod,
-    UnquantizedLinearMethod,
-)
-from sglang.srt.layers.quantization.utils import is_layer_skipped
-from sglang.srt.utils import is_npu
 
 logger = logging.getLogger(__name__)
 

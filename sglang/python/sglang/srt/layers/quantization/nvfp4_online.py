@@ -6,19 +6,8 @@ from __future__ import annotations
 import logging
 
 
-from sglang.srt.environ import envs
-from sglang.srt.layers.quantization.fp8_utils import (
-    block_quant_dequant,
-    inverse_transform_scale_ue8m0,
-)
 from sglang.srt.layers.quantization.modelopt_quant import (
-    ModelOptNvFp4FusedMoEMethod,
     ModelOptQuantConfig,
-)
-from sglang.srt.layers.quantization.unquant import UnquantizedLinearMethod
-from sglang.srt.layers.quantization.utils import (
-    is_layer_skipped,
-    per_tensor_dequantize,
 )
 
 logger = logging.getLogger(__name__)

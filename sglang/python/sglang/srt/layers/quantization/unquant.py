@@ -11,9 +11,6 @@ import torch.nn.functional as F
 from torch.nn.parameter import Parameter
 
 from sglang.srt.environ import envs
-from sglang.srt.layers.amx_utils import (
-    CPUQuantMethod,
-    )
 from sglang.srt.layers.moe import (
     MoeRunner,
     MoeRunnerBackend,
@@ -36,8 +33,7 @@ from sglang.srt.utils import (
     is_npu,
     set_weight_attrs,
     use_intel_amx_backend,
-    use_intel_xpu_backend,
-)
+    )
 from sglang.srt.utils.custom_op import register_custom_op
 
 if TYPE_CHECKING:

@@ -19,11 +19,8 @@ from sglang.srt.utils import set_weight_attrs
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe import MoeRunnerConfig
-    from sglang.srt.layers.moe.ep_moe.layer import DeepEPMoE
     from sglang.srt.layers.moe.token_dispatcher import (
         CombineInput,
-        DeepEPLLDispatchOutput,
-        DeepEPNormalDispatchOutput,
         StandardDispatchOutput,
     )
 

@@ -11,28 +11,18 @@ from sglang.kernels.ops.attention.rotary_triton import (
     triton_mrope_fused,
 )
 from sglang.srt.layers.rotary_embedding.base import RotaryEmbedding
-from sglang.srt.layers.rotary_embedding.utils import apply_rotary_emb
-from sglang.srt.layers.rotary_embedding.yarn import (
-    yarn_find_correction_range,
-    yarn_get_mscale_simple,
-    yarn_linear_ramp_mask,
-)
-from sglang.srt.runtime_context import get_exec
 from sglang.srt.utils import (
     cpu_has_amx_support,
     is_cuda,
     is_npu,
     is_xpu,
-    support_triton,
-)
+    )
 
 _is_cuda = is_cuda()
 _is_npu = is_npu()
 _is_xpu = is_xpu()
 _is_cpu_amx_available = cpu_has_amx_support()
 
-if _is_cuda:
-    from sglang.kernels.ops.attention.rope import apply_rope_with_cos_sin_cache_inplace
 
 
 

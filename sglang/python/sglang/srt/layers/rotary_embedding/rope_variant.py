@@ -10,7 +10,6 @@ import torch.nn as nn
 
 from sglang.srt.layers.rotary_embedding.base import RotaryEmbedding
 from sglang.srt.layers.rotary_embedding.utils import (
-    apply_rotary_pos_emb_native,
     rotate_gptj,
     rotate_neox,
 )

@@ -1,38 +1,23 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 import torch
 
 from sglang.srt.managers.cache_controller import CacheOperation as BaseCacheOperation
 from sglang.srt.managers.cache_controller import (
-    HiCacheAck,
-)
-from sglang.srt.managers.cache_controller import (
     HiCacheController as BaseHiCacheController,
-)
-from sglang.srt.managers.cache_controller import (
-    LayerDoneCounter,
 )
 from sglang.srt.managers.cache_controller import (
     StorageOperation as BaseStorageOperation,
 )
-from sglang.srt.managers.cache_controller import (
-    make_timing_event_pair,
-)
 from sglang.srt.mem_cache.hicache_storage import (
-    HiCacheStorageExtraInfo,
-    PoolHitPolicy,
-    PoolName,
     PoolTransfer,
     PoolTransferResult,
 )
-from sglang.srt.mem_cache.memory_pool_host import PoolEntry
 from sglang.srt.utils import get_device_module
 
-if TYPE_CHECKING:
-    from sglang.srt.mem_cache.allocator import BaseTokenToKVPoolAllocator
 
 logger = logging.getLogger(__name__)
 device_module = get_device_module()

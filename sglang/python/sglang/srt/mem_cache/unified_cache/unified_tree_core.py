@@ -18,61 +18,21 @@ from __future__ import annotations
 
 import logging
 from array import array
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 
-from sglang.srt.disaggregation.kv_events import StorageMedium
-from sglang.srt.mem_cache.base_prefix_cache import (
-    DecLockRefParams,
-    DecLockRefResult,
-    IncLockRefResult,
-    InsertParams,
-    InsertResult,
-    MatchPrefixParams,
-    MatchResult,
-)
 from sglang.srt.mem_cache.hicache_storage import (
-    PoolName,
     PoolTransfer,
-    PoolTransferResult,
-)
-from sglang.srt.mem_cache.radix_cache import RadixKey
-from sglang.srt.mem_cache.unified_cache.cache_action import (
-    BackupKV,
-    CacheAction,
-    ComponentAction,
-    FreeDeviceKV,
-    ReplaceWriteThroughOnNodeSplit,
-)
+    )
 from sglang.srt.mem_cache.unified_cache.components import (
-    _NUM_COMPONENT_TYPES,
-    BASE_COMPONENT_TYPE,
-    CacheTransferPhase,
     ComponentType,
-    TreeComponent,
     )
 from sglang.srt.mem_cache.unified_cache.unified_tree_core_interface import (
-    DecSwaLockOnlyResult,
-    DemoteResult,
-    DriveHostEvictionResult,
-    DropSubtreeNoHostResult,
-    EvictDeviceLeafResult,
-    EvictDeviceNextNodeResult,
-    InsertStepResult,
     NodeId,
-    RadixCacheWalkResult,
     UnifiedTreeCoreInterface,
 )
-from sglang.srt.mem_cache.utils import (
-    compute_node_hash_values,
-    get_eviction_strategy,
-    split_node_hash_value,
-)
 
-if TYPE_CHECKING:
-    from sglang.srt.managers.schedule_batch import Req
-    from sglang.srt.mem_cache.cache_init_params import CacheInitParams
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,6 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from sglang.srt.platforms import current_platform
-from sglang.srt.utils.network import NetworkAddress
 
 logger = logging.getLogger(__name__)
 

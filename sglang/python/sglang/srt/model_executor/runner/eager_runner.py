@@ -25,7 +25,6 @@ import torch
 from sglang.srt.dllm.config import DllmConfig
 from sglang.srt.environ import envs
 from sglang.srt.layers.cp.utils import (
-    cp_gather_after_forward,
     is_cp_v2_active,
     prepare_cp_forward,
 )
@@ -44,10 +43,6 @@ from sglang.srt.model_executor.forward_context import (
     get_token_to_kv_pool,
 )
 from sglang.srt.model_executor.runner.base_runner import BaseRunner
-from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
-    enable_tc_piecewise_cuda_graph,
-    set_tc_piecewise_forward_context,
-)
 from sglang.srt.utils import is_hip
 from sglang.srt.utils.common import (
     ceil_align,

@@ -117,7 +117,6 @@ from sglang.srt.runtime_context import get_parallel, get_schedule
 from sglang.srt.speculative.eagle_utils import get_draft_input_from_target_hidden_dim
 from sglang.srt.utils import (
     get_available_gpu_memory,
-    is_npu,
     require_attn_tp_gather,
     require_gathered_buffer,
     require_mlp_tp_gather,

@@ -12,11 +12,6 @@ except ImportError:
     cuda_drv = None
     cuda_rt = None
 
-from sglang.srt.environ import envs
-from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph.cuda_utils import (
-    checkCudaErrors,
-)
-from sglang.srt.utils import get_bool_env_var
 
 logger = logging.getLogger(__name__)
 

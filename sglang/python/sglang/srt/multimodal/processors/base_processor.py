@@ -1,20 +1,11 @@
 from abc import ABC
 
 
-from sglang.srt.managers.schedule_batch import (
-    Modality,
-    MultimodalDataItem,
-    MultimodalInputFormat,
-    MultimodalProcessorOutput,
-)
 from sglang.srt.utils import (
-    CLIENT_MEDIA_EXCEPTIONS,
-    envs,
     is_cpu,
     is_npu,
     is_xpu,
-    logger,
-)
+    )
 
 _is_cpu = is_cpu()
 _is_npu = is_npu()

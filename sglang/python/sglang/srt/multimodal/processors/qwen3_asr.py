@@ -1,10 +1,6 @@
 
 
-from sglang.srt.managers.schedule_batch import Modality, MultimodalProcessorOutput
 from sglang.srt.models.qwen3_asr import Qwen3ASRForConditionalGeneration
-from sglang.srt.multimodal.processors.base_processor import (
-    BaseMultimodalProcessor,
-    )
 
 AUDIO_PLACEHOLDER = "<|audio_start|><|audio_pad|><|audio_end|>"
 

@@ -10,8 +10,7 @@ from sglang.srt.utils import logger
 from .common import (
     _cached_file_exists,
     _remote_file_exists,
-    download_from_hf,
-)
+    )
 
 
 def is_mistral_model(name) -> bool:

@@ -16,28 +16,7 @@
 from typing import Optional
 
 
-from sglang.srt.multimodal.customized_mm_processor_utils import _CUSTOMIZED_MM_PROCESSOR
-from sglang.srt.utils import logger
 
-from .common import (
-    AutoConfig,
-    _is_deepseek_ocr2_model,
-    _is_deepseek_ocr_model,
-    _override_v_head_dim_if_zero,
-    _resolve_local_or_cached_file,
-    attach_additional_stop_token_ids,
-    download_from_hf,
-    get_tokenizer_from_processor,
-    resolve_runai_obj_uri,
-)
-from .mistral_utils import (
-    is_mistral_model,
-    patch_mistral_common_tokenizer,
-    )
-from .tokenizer import (
-    _TOKENIZERS_BACKEND,
-    _fix_special_tokens_pattern,
-)
 
 
 def get_processor(

@@ -1,27 +1,15 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, NamedTuple, Optional
+from typing import Literal, NamedTuple, Optional
 
 import torch
 
-from sglang.kernels.jit.utils import (
-    cache_once,
-    is_arch_support_pdl,
-    load_jit,
-    make_cpp_args,
-)
-from sglang.srt.layers.attention.dsa.utils import (
-    INDEXER_K_CACHE_PRESHUFFLE_TILE,
-    aiter_can_use_preshuffle_paged_mqa,
-)
-from sglang.srt.utils import is_hip, is_xpu
+from sglang.srt.utils import is_xpu
 
 
 _is_xpu = is_xpu()
 
 
-if TYPE_CHECKING:
-    pass
 
 
 # ----------------------------------------------------------------------------

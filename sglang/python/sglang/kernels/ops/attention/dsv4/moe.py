@@ -2,13 +2,6 @@ from typing import Optional
 
 import torch
 
-from sglang.kernels.jit.utils import (
-    cache_once,
-    is_arch_support_pdl,
-    is_hip_runtime,
-    load_jit,
-    make_cpp_args,
-)
 from sglang.srt.utils import is_xpu
 
 

@@ -7,7 +7,6 @@ import os
 
 from sglang.kernels.ops.attention.fla.op import exp, exp2
 from sglang.kernels.ops.attention.fla.utils import (
-    autotune_cache_kwargs,
     is_nvidia_hopper,
 )
 

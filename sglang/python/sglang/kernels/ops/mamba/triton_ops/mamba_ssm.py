@@ -10,7 +10,6 @@ import triton
 import triton.language as tl
 from packaging import version
 
-from sglang.kernels.jit.utils import is_arch_support_pdl
 
 PAD_SLOT_ID = -1
 

@@ -8,7 +8,6 @@ from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from sglang.srt.entrypoints.openai.protocol import (
     TranscriptionRequest,
-    TranscriptionSegment,
     TranscriptionUsage,
     TranscriptionVerboseResponse,
 )

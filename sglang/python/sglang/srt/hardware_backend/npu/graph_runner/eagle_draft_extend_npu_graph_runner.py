@@ -14,16 +14,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 
-from sglang.srt.configs.model_config import is_deepseek_dsa, is_deepseek_v4
 from sglang.srt.speculative.eagle_draft_extend_cuda_graph_runner import (
     EAGLEDraftExtendCudaGraphRunner,
 )
 
-if TYPE_CHECKING:
-    from sglang.srt.speculative.eagle_worker_v2 import EagleDraftWorker
 
 
 class EAGLEDraftExtendNpuGraphRunner(EAGLEDraftExtendCudaGraphRunner):

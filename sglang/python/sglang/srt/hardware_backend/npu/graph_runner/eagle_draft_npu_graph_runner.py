@@ -14,21 +14,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 
-from sglang.srt.configs.model_config import (
-    AttentionArch,
-    is_deepseek_dsa,
-    is_deepseek_v4,
-)
 from sglang.srt.speculative.eagle_draft_cuda_graph_runner import (
     EAGLEDraftCudaGraphRunner,
 )
 
-if TYPE_CHECKING:
-    from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-    from sglang.srt.speculative.eagle_worker_v2 import EagleDraftWorker
 
 
 class EAGLEDraftNpuGraphRunner(EAGLEDraftCudaGraphRunner):

@@ -27,37 +27,20 @@ capture/replay mechanics live in the backend. This class adds:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import torch
 
-from sglang.srt.configs.model_config import (
-    AttentionArch,
-    is_deepseek_dsa,
-    is_deepseek_v4,
-)
-from sglang.srt.distributed.parallel_state import GroupCoordinator
-from sglang.srt.environ import envs
 from sglang.srt.model_executor.runner import DecodeCudaGraphRunner
 from sglang.srt.utils import (
-    empty_context,
-    get_bool_env_var,
-    get_compiler_backend,
     is_npu,
 )
 
 is_npu = is_npu()
 
-if is_npu:
-    pass
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from sglang.srt.model_executor.model_runner import ModelRunner
 
-from sglang.srt.layers.logits_processor import LogitsProcessorOutput
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch, PPProxyTensors
 
 
 class NPUGraphRunner(DecodeCudaGraphRunner):

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,8 +23,6 @@ from sglang.srt.model_executor.runner import DecodeCudaGraphRunner
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from sglang.srt.model_executor.model_runner import ModelRunner
 
 
 _fake_ops_registered = False

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sglang.srt.kv_canary.buffer_group import CanaryBufferGroup, PoolKind
+from sglang.srt.kv_canary.buffer_group import CanaryBufferGroup
 
 
 def attach_swa(

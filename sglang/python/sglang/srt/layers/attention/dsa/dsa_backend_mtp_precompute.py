@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
-from sglang.kernels.ops.attention.utils import seqlens_expand_triton
 from sglang.srt.utils import is_cuda, is_hip
 
 if TYPE_CHECKING:

@@ -4,7 +4,6 @@ from typing import TYPE_CHECKING
 import triton
 
 from sglang.srt.environ import envs
-from sglang.srt.layers.dp_attention import DpPaddingMode
 from sglang.srt.model_executor.runner_backend_utils.breakable_cuda_graph import (
     is_in_breakable_cuda_graph,
 )
@@ -12,8 +11,7 @@ from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph impo
     is_in_tc_piecewise_cuda_graph,
 )
 from sglang.srt.runtime_context import get_parallel, get_server_args
-from sglang.srt.utils import get_bool_env_var, is_cuda, is_hip
-from sglang.srt.utils.common import ceil_align, ceil_div
+from sglang.srt.utils import get_bool_env_var, is_cuda
 
 
 @lru_cache(maxsize=1)

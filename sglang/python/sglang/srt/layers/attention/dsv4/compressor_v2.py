@@ -9,12 +9,9 @@ from sglang.kernels.ops.attention.dsv4 import (
     CompressorDecodePlan,
     CompressorPrefillPlan,
     )
-from sglang.srt.environ import envs
 
 if TYPE_CHECKING:
     from sglang.srt.layers.attention.dsv4.compressor import Compressor
-    from sglang.srt.layers.layernorm import RMSNorm
-    from sglang.srt.mem_cache.deepseek_v4_memory_pool import DeepSeekV4TokenToKVPool
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 
 

@@ -12,7 +12,6 @@ import torch
 from sglang.srt.batch_overlap.single_batch_overlap import DownGemmOverlapArgs
 from sglang.srt.batch_overlap.two_batch_overlap import MaybeTboDeepEPDispatcher
 from sglang.srt.distributed import (
-    get_moe_ep_group,
     get_tp_group,
     tensor_model_parallel_all_reduce,
 )

@@ -13,11 +13,6 @@ from sglang.srt.layers.moe.utils import (
 )
 
 if TYPE_CHECKING:
-    from sglang.srt.layers.moe.moe_runner.triton import (
-        TritonRunnerCore,
-        TritonRunnerInput,
-        TritonRunnerOutput,
-    )
     from sglang.srt.layers.moe.token_dispatcher import (
         CombineInput,
         CombineInputFormat,

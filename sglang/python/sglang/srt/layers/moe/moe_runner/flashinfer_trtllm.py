@@ -3,27 +3,16 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generator, Optional, cast
+from typing import Generator, Optional, cast
 
 import torch
 from torch.nn import Module
 from torch.nn.parameter import Parameter
 
 from sglang.kernels.ops.moe.pack_topk_ids import PackTopkIds
-from sglang.kernels.ops.quantization.fp8_kernel import (
-    per_token_group_quant_fp8,
-    scaled_fp8_quant,
-)
 
 # Import to register custom ops for torch.compile compatibility
-from sglang.srt.distributed import get_tp_group
-from sglang.srt.distributed.device_communicators.pynccl_allocator import (
-    is_symmetric_memory_enabled,
-    is_tensor_in_symmetric_mempool,
-    use_symmetric_memory,
-)
 from sglang.srt.environ import envs
-from sglang.srt.layers.dp_attention import is_allocation_symmetric
 from sglang.srt.layers.moe.flashinfer_trtllm_moe import (
     trtllm_fp8_block_scale_moe_out_wrapper,
     trtllm_fp8_block_scale_routed_moe_out_wrapper,
@@ -31,14 +20,11 @@ from sglang.srt.layers.moe.flashinfer_trtllm_moe import (
 )
 from sglang.srt.layers.moe.moe_runner.base import (
     MoeQuantInfo,
-    MoeRunnerConfig,
-    register_fused_func,
-)
+    )
 from sglang.srt.layers.utils import copy_or_rebind_param
 from sglang.srt.utils.common import (
     is_flashinfer_available,
-    next_power_of_2,
-)
+    )
 
 _SGLANG_EXPERIMENTAL_LORA_OPTI = envs.SGLANG_EXPERIMENTAL_LORA_OPTI.get()
 
@@ -88,15 +74,6 @@ def round_up_to_multiple(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import (
-        StandardCombineInput,
-        StandardDispatchOutput,
-    )
-    from sglang.srt.layers.moe.token_dispatcher.flashinfer import (
-        FlashinferCombineInput,
-        FlashinferDispatchOutput,
-    )
 
 if is_flashinfer_available():
     from sglang.srt.layers.quantization.fp4_utils import fp4_quantize
@@ -118,20 +95,6 @@ def _is_gated(layer: Module) -> bool:
         getattr(layer, "moe_runner_config", None) and layer.moe_runner_config.is_gated
     )
     return True if is_gated is None else is_gated
-
-
-def _get_packed_topk_ids_for_flashinfer_routed(topk_output) -> torch.Tensor:
-    """Return FlashInfer routed packed top-k ids, using prepacked output if present."""
-    packed_topk_ids = getattr(topk_output, "packed_topk_ids", None)
-    if packed_topk_ids is not None:
-        return packed_topk_ids
-
-    from sglang.srt.layers.moe.topk import TopKOutputChecker
-
-    assert TopKOutputChecker.format_is_standard(topk_output)
-    return PackTopkIds.execute(
-        topk_output.topk_ids.contiguous(), topk_output.topk_weights.contiguous()
-    )
 
 
 def _align_fp8_moe_weights(
@@ -267,10 +230,6 @@ def align_fp8_moe_weights_for_flashinfer_trtllm(
         output1_scales_gate_scalar, requires_grad=False
     )
     layer.output2_scales_scalar = Parameter(output2_scales_scalar, requires_grad=False)
-
-
-def align_mxfp8_moe_weights_for_flashinfer_trtllm(layer: Module) -> None:
-    raise NotImplementedError('slim removed the body of align_mxfp8_moe_weights_for_flashinfer_trtllm: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _align_fp4_moe_weights(
@@ -414,28 +373,7 @@ def align_fp4_moe_weights_for_flashinfer_trtllm(layer: Module) -> None:
 
 
 def get_activation_type(activation: str, is_gated: bool = True) -> int:
-    """Map SGLang activation string to FlashInfer ActivationType int value."""
-    from flashinfer.fused_moe.core import ActivationType
-
-    if is_gated:
-        _ACTIVATION_STR_TO_TYPE = {
-            "silu": ActivationType.Swiglu,
-            "gelu": ActivationType.Geglu,
-        }
-    else:
-        _ACTIVATION_STR_TO_TYPE = {
-            "silu": ActivationType.Silu,
-            "gelu": ActivationType.Gelu,
-            "relu2": ActivationType.Relu2,
-        }
-    act = _ACTIVATION_STR_TO_TYPE.get(activation)
-    if act is None:
-        raise ValueError(
-            f"Unsupported activation '{activation}' for TRTLLM MoE "
-            f"(is_gated={is_gated}). "
-            f"Expected one of {list(_ACTIVATION_STR_TO_TYPE.keys())}."
-        )
-    return act.value
+    raise NotImplementedError('slim removed the body of get_activation_type: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @dataclass
@@ -470,210 +408,6 @@ class FlashInferTrtllmFp8MoeQuantInfo(MoeQuantInfo):
 
     # Activation type (None = kernel default / Swiglu)
     activation_type: int | None = None
-
-
-def fused_experts_none_to_flashinfer_trtllm_fp8(
-    dispatch_output: StandardDispatchOutput,
-    quant_info: FlashInferTrtllmFp8MoeQuantInfo,
-    runner_config: MoeRunnerConfig,
-    use_routed_topk: bool = False,
-) -> StandardCombineInput:
-    from flashinfer.fused_moe import Fp8QuantizationType
-
-    from sglang.srt.layers.moe.token_dispatcher.standard import StandardCombineInput
-    from sglang.srt.layers.moe.topk import TopKOutputChecker
-    from sglang.srt.layers.moe.utils import RoutingMethodType
-
-    _SUPPORTED_FP8_ACTIVATIONS = {"silu", "relu2"}
-    assert runner_config.activation in _SUPPORTED_FP8_ACTIVATIONS, (
-        f"Only {_SUPPORTED_FP8_ACTIVATIONS} are supported for FP8 MoE, "
-        f"got '{runner_config.activation}'."
-    )
-    assert not runner_config.no_combine, "no_combine is not supported for flashinfer."
-
-    hidden_states = dispatch_output.hidden_states
-    topk_output = dispatch_output.topk_output
-    if TopKOutputChecker.format_is_bypassed(topk_output):
-        router_logits = topk_output.router_logits
-        topk_config = topk_output.topk_config
-        correction_bias = topk_config.correction_bias
-    else:
-        router_logits = None
-        topk_config = None
-        correction_bias = None
-
-    routing_method_type = quant_info.routing_method_type
-    fp8_quantization_type = (
-        Fp8QuantizationType.MxFp8
-        if quant_info.use_mxfp8
-        else Fp8QuantizationType.DeepSeekFp8
-    )
-    use_shuffled_weight = quant_info.use_mxfp8
-
-    if quant_info.block_quant:
-        assert quant_info.weight_block_k is not None
-        assert quant_info.w13_weight_scale_inv is not None
-        assert quant_info.w2_weight_scale_inv is not None
-
-        if quant_info.use_mxfp8:
-            assert quant_info.weight_block_k == 32
-            from sglang.srt.layers.quantization.fp8_utils import (
-                flashinfer_mxfp8_quantize,
-            )
-
-            a_q, a_sf = flashinfer_mxfp8_quantize(hidden_states, False)
-            # FlashInfer TRT-LLM MxFP8 expects token-major activation scales:
-            # [num_tokens, hidden_size // 32] (no transpose).
-            a_sf_t = a_sf.view(torch.uint8).reshape(hidden_states.shape[0], -1)
-        else:
-            a_q, a_sf = per_token_group_quant_fp8(
-                hidden_states, quant_info.weight_block_k, column_major_scales=True
-            )
-            a_sf_t = a_sf.t()
-
-        # Allocate output inside symmetric memory context
-        with use_symmetric_memory(
-            get_tp_group(), disabled=not is_allocation_symmetric()
-        ):
-            symm_output = torch.empty(
-                hidden_states.shape[0],
-                hidden_states.shape[1],
-                dtype=hidden_states.dtype,
-                device=hidden_states.device,
-            )
-
-        # Move kernel call outside context manager to avoid graph breaks
-        # during torch.compile for piecewise cuda graph.
-        # Use custom op wrapper for torch.compile compatibility.
-        if use_routed_topk:
-            assert (
-                runner_config.top_k is not None
-            ), "runner_config.top_k is required for flashinfer_trtllm_routed."
-            packed_topk_ids = _get_packed_topk_ids_for_flashinfer_routed(topk_output)
-
-            trtllm_fp8_block_scale_routed_moe_out_wrapper(
-                topk_ids=packed_topk_ids,
-                routing_bias=None,
-                hidden_states=a_q,
-                hidden_states_scale=a_sf_t,
-                gemm1_weights=quant_info.w13_weight,
-                gemm1_weights_scale=quant_info.w13_weight_scale_inv,
-                gemm2_weights=quant_info.w2_weight,
-                gemm2_weights_scale=quant_info.w2_weight_scale_inv,
-                num_experts=quant_info.global_num_experts,
-                top_k=runner_config.top_k,
-                n_group=None,
-                topk_group=None,
-                intermediate_size=quant_info.intermediate_size,
-                local_expert_offset=quant_info.local_expert_offset,
-                local_num_experts=quant_info.local_num_experts,
-                routed_scaling_factor=(
-                    runner_config.routed_scaling_factor
-                    if runner_config.routed_scaling_factor is not None
-                    else 1.0
-                ),
-                routing_method_type=(
-                    RoutingMethodType.TopK
-                    if routing_method_type == RoutingMethodType.DeepSeekV3
-                    else routing_method_type
-                ),
-                use_shuffled_weight=use_shuffled_weight,
-                output=symm_output,
-                tune_max_num_tokens=next_power_of_2(a_q.shape[0]),
-                fp8_quantization_type=int(fp8_quantization_type),
-                activation_type=quant_info.activation_type,
-            )
-        else:
-            assert TopKOutputChecker.format_is_bypassed(topk_output)
-
-            trtllm_fp8_block_scale_moe_out_wrapper(
-                routing_logits=router_logits,
-                routing_bias=correction_bias,
-                hidden_states=a_q,
-                hidden_states_scale=a_sf_t,
-                gemm1_weights=quant_info.w13_weight,
-                gemm1_weights_scale=quant_info.w13_weight_scale_inv,
-                gemm2_weights=quant_info.w2_weight,
-                gemm2_weights_scale=quant_info.w2_weight_scale_inv,
-                output=symm_output,
-                num_experts=quant_info.global_num_experts,
-                top_k=topk_config.top_k,
-                n_group=topk_config.num_expert_group,
-                topk_group=topk_config.topk_group,
-                intermediate_size=quant_info.intermediate_size,
-                local_expert_offset=quant_info.local_expert_offset,
-                local_num_experts=quant_info.local_num_experts,
-                routed_scaling_factor=(
-                    runner_config.routed_scaling_factor
-                    if runner_config.routed_scaling_factor is not None
-                    else 1.0
-                ),
-                routing_method_type=routing_method_type,
-                use_shuffled_weight=use_shuffled_weight,
-                tune_max_num_tokens=next_power_of_2(a_q.shape[0]),
-                fp8_quantization_type=int(fp8_quantization_type),
-                activation_type=quant_info.activation_type,
-            )
-        output = symm_output
-    else:
-        assert TopKOutputChecker.format_is_bypassed(topk_output)
-        assert quant_info.w13_input_scale is not None
-        assert quant_info.output1_scales_scalar is not None
-        assert quant_info.output1_scales_gate_scalar is not None
-        assert quant_info.output2_scales_scalar is not None
-
-        a_q, _ = scaled_fp8_quant(hidden_states, quant_info.w13_input_scale)
-        routing_bias_cast = (
-            None if correction_bias is None else correction_bias.to(torch.bfloat16)
-        )
-
-        # Allocate output inside symmetric memory context
-        with use_symmetric_memory(
-            get_tp_group(), disabled=not is_allocation_symmetric()
-        ):
-            symm_output = torch.empty(
-                hidden_states.shape[0],
-                hidden_states.shape[1],
-                dtype=torch.bfloat16,
-                device=hidden_states.device,
-            )
-
-        # Move kernel call outside context manager to avoid graph breaks
-        # during torch.compile for piecewise cuda graph.
-        # Use custom op wrapper for torch.compile compatibility.
-
-        router_logits = router_logits.to(torch.bfloat16)
-
-        output = trtllm_fp8_per_tensor_scale_moe_wrapper(
-            routing_logits=router_logits,
-            routing_bias=routing_bias_cast,
-            hidden_states=a_q,
-            gemm1_weights=quant_info.w13_weight,
-            output1_scales_scalar=quant_info.output1_scales_scalar,
-            output1_scales_gate_scalar=quant_info.output1_scales_gate_scalar,
-            gemm2_weights=quant_info.w2_weight,
-            output2_scales_scalar=quant_info.output2_scales_scalar,
-            num_experts=quant_info.global_num_experts,
-            top_k=topk_config.top_k,
-            n_group=topk_config.num_expert_group,
-            topk_group=topk_config.topk_group,
-            intermediate_size=int(quant_info.w2_weight.shape[2]),
-            local_expert_offset=quant_info.local_expert_offset,
-            local_num_experts=quant_info.local_num_experts,
-            routed_scaling_factor=(
-                runner_config.routed_scaling_factor
-                if runner_config.routed_scaling_factor is not None
-                else 1.0
-            ),
-            use_routing_scales_on_input=False,
-            routing_method_type=routing_method_type,
-            tune_max_num_tokens=next_power_of_2(a_q.shape[0]),
-            activation_type=quant_info.activation_type,
-        )
-        symm_output.copy_(output)
-        output = symm_output
-
-    return StandardCombineInput(hidden_states=output)
 
 
 @dataclass
@@ -719,5 +453,3 @@ class FlashInferTrtllmBf16MoeQuantInfo(MoeQuantInfo):
 
 # Register the experimental experimental_sgl_trtllm MoE fused-func (MoeRunner needs it at
 # build time even for LoRA); gated by the master switch so the upstream path is untouched.
-if _SGLANG_EXPERIMENTAL_LORA_OPTI:
-    pass

@@ -1,24 +1,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 
 from sglang.srt.layers.moe.moe_runner.base import (
     MoeQuantInfo,
-    MoeRunnerConfig,
-    RunnerInput,
-    RunnerOutput,
-    register_fused_func,
-)
-from sglang.srt.layers.moe.utils import MoeRunnerBackend
-
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import (
-        StandardCombineInput,
-        StandardDispatchOutput,
     )
+
 
 
 @dataclass

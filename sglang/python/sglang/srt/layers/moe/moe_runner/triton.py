@@ -12,11 +12,10 @@ from sglang.srt.layers.moe.moe_runner.base import (
     RunnerInput,
     RunnerOutput,
     register_fused_func,
-    register_post_permute,
     register_pre_permute,
 )
 from sglang.srt.layers.moe.utils import MoeRunnerBackend
-from sglang.srt.utils import is_cuda, is_gfx95_supported, is_hip
+from sglang.srt.utils import is_cuda
 
 if TYPE_CHECKING:
     from sglang.srt.layers.moe.token_dispatcher.standard import (

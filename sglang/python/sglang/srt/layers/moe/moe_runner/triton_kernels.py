@@ -9,13 +9,10 @@ import torch
 
 from sglang.srt.layers.moe.moe_runner.base import (
     MoeQuantInfo,
-    MoeRunnerConfig,
     MoeRunnerCore,
     RunnerInput,
     RunnerOutput,
-    register_post_permute,
-    register_pre_permute,
-)
+    )
 from sglang.srt.layers.moe.utils import MoeRunnerBackend
 
 if TYPE_CHECKING:
@@ -24,11 +21,6 @@ if TYPE_CHECKING:
         PrecisionConfig,
         RoutingData,
         ScatterIndx,
-    )
-
-    from sglang.srt.layers.moe.token_dispatcher.standard import (
-        StandardCombineInput,
-        StandardDispatchOutput,
     )
 
 

@@ -18,16 +18,6 @@ import torch
 
 if TYPE_CHECKING:
     from sglang.srt.batch_overlap.single_batch_overlap import CombineOverlapArgs
-    from sglang.srt.layers.moe.token_dispatcher import (
-        DeepEPLLCombineInput,
-        DeepEPLLDispatchOutput,
-        DeepEPNormalCombineInput,
-        DeepEPNormalDispatchOutput,
-        FlashinferCombineInput,
-        FlashinferDispatchOutput,
-        StandardCombineInput,
-        StandardDispatchOutput,
-    )
     from sglang.srt.layers.moe.topk import TopKOutput
 
 

@@ -7,9 +7,6 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from sglang.srt.elastic_ep.elastic_ep import ElasticEPStateManager
-from sglang.srt.eplb.expert_distribution import get_global_expert_distribution_recorder
-from sglang.srt.layers.dp_attention import get_is_extend_in_batch
 from sglang.srt.layers.moe.token_dispatcher.base import (
     BaseDispatcher,
     CombineInput,
@@ -17,9 +14,6 @@ from sglang.srt.layers.moe.token_dispatcher.base import (
     DispatchOutput,
     DispatchOutputFormat,
 )
-from sglang.srt.layers.moe.topk import TopKOutput
-from sglang.srt.layers.moe.utils import DeepEPMode
-from sglang.srt.utils import get_int_env_var
 
 logger = logging.getLogger(__name__)
 

@@ -2,13 +2,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
-from sglang.srt.eplb.expert_distribution import (
-    _ExpertDistributionRecorderNoop,
-    get_global_expert_distribution_recorder,
-)
-from sglang.srt.layers.dp_attention import get_is_extend_in_batch
 from sglang.srt.layers.moe.token_dispatcher.base import (
     BaseDispatcher,
     CombineInput,
@@ -16,27 +11,16 @@ from sglang.srt.layers.moe.token_dispatcher.base import (
     DispatchOutput,
     DispatchOutputFormat,
 )
-from sglang.srt.layers.moe.token_dispatcher.deepep import DeepEPPDispatchHooks
-from sglang.srt.layers.moe.topk import TopKOutput
-from sglang.srt.layers.moe.utils import (
-    DeepEPMode,
-    is_tbo_enabled,
-)
-from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import (
     get_bool_env_var,
-    get_int_env_var,
     is_hip,
 )
 
-if TYPE_CHECKING:
-    from sglang.srt.single_batch_overlap import CombineOverlapArgs
 
 from enum import Enum, auto
 
 import torch
 
-from sglang.kernels.ops.quantization.fp8_kernel import fp8_dtype
 
 # Blockwise quantization group sizes: number of elements sharing one scale factor
 FP8_BLOCK_SIZE = 128

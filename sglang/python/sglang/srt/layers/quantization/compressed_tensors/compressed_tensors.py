@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from typing import (
-    TYPE_CHECKING,
     Dict,
     Literal,
     NamedTuple,
@@ -16,26 +15,12 @@ from compressed_tensors.quantization import (
     QuantizationArgs,
     )
 
-from sglang.srt.layers.moe import MoeRunnerConfig, get_moe_runner_backend
 from sglang.srt.layers.quantization.base_config import (
-    FusedMoEMethodBase,
     LinearMethodBase,
     QuantizationConfig,
-    QuantizeMethodBase,
-)
-from sglang.srt.layers.quantization.compressed_tensors.schemes import (
-    CompressedTensorsMoEScheme,
-    CompressedTensorsMxInt4MoE,
-    CompressedTensorsWNA16MoE,
-    CompressedTensorsWNA16TritonMoE,
     )
 from sglang.srt.layers.quantization.compressed_tensors.utils import (
     should_ignore_layer,
-)
-from sglang.srt.layers.quantization.fp8 import Fp8LinearMethod
-from sglang.srt.layers.quantization.unquant import (
-    UnquantizedFusedMoEMethod,
-    UnquantizedLinearMethod,
 )
 from sglang.srt.utils import is_cuda, is_hip, is_npu
 
@@ -43,12 +28,6 @@ _is_cuda = is_cuda()
 _is_npu = is_npu()
 _is_hip = is_hip()
 
-if TYPE_CHECKING:
-    from sglang.srt.layers.moe.token_dispatcher import (
-        CombineInput,
-        StandardDispatchOutput,
-    )
-    from sglang.srt.models.utils import WeightsMapper
 
 logger = logging.getLogger(__name__)
 

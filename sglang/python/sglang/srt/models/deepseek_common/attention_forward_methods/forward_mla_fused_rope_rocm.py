@@ -4,12 +4,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from sglang.kernels.ops.quantization.fp8_kernel import per_tensor_quant_mla_fp8
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
-from sglang.srt.model_executor.forward_context import (
-    get_attn_backend,
-    get_token_to_kv_pool,
-)
 from sglang.srt.models.deepseek_common.utils import (
     _is_cuda,
     _is_hip,
@@ -19,13 +14,7 @@ from sglang.srt.utils import BumpAllocator, get_bool_env_var
 if TYPE_CHECKING:
     from sglang.srt.models.deepseek_v2 import DeepseekV2AttentionMLA
 
-if _is_cuda:
-    from sglang.kernels.ops.gemm import bmm_fp8
 
-if _is_hip:
-    from sglang.kernels.ops.attention.rocm_mla_decode_rope import (
-        decode_attention_fwd_grouped_rope,
-    )
 
 
 class DeepseekMLARocmForwardMixin:

@@ -1,7 +1,6 @@
 
 import triton
 
-from sglang.srt.utils import is_cuda
 
 PAD_SLOT_ID = -1
 
