@@ -34,18 +34,20 @@ class Report:
         self.notes[what] = self.notes.get(what, 0) + 1
 
 
-def _bindings(tree: ast.Module) -> set[str]:
-    """Names a module binds at top level (compound statements included)."""
+def _bindings(tree: ast.Module, path: str = "") -> tuple[set[str], set[str]]:
+    """Names a module binds at top level (compound statements included), and the modules it
+    star-imports (resolved: `from .entrypoint import *` in a package)."""
     names: set[str] = set()
+    stars: set[str] = set()
     todo = list(tree.body)
     while todo:
         node = todo.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update(a.asname or a.name.split(".")[0] for a in node.names)
+            names.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
             if any(a.name == "*" for a in node.names):
-                names.add("*")
+                stars.add(resolve_relative(node.module, node.level, path))
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)):
             targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
             targets += [i.optional_vars for i in getattr(node, "items", [])]
@@ -53,7 +55,7 @@ def _bindings(tree: ast.Module) -> set[str]:
         if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
             todo += node.body + getattr(node, "orelse", []) + getattr(node, "finalbody", [])
             todo += [s for h in getattr(node, "handlers", []) for s in h.body]
-    return names
+    return names, stars
 
 
 class Modules:
@@ -79,10 +81,16 @@ class Modules:
         # Extension modules too: "x/_core.cpython-312-x86_64-linux-gnu.so" is module x._core.
         return module in self.files or path.is_dir() or any(path.parent.glob(f"{path.name}.*.so"))
 
-    def binds(self, module: str, name: str) -> bool:
+    def binds(self, module: str, name: str, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether `module.name` exists: bound there, a submodule, or bound by a module of this
+        tree it star-imports (a star import of anything else may bind anything)."""
         tree = self.tree(module)
-        names = _bindings(tree) if tree else set()
-        return name in names or "*" in names or "__getattr__" in names or self.exists(f"{module}.{name}")
+        path = self.files[module].relative_to(self.root).as_posix() if tree else ""
+        names, stars = _bindings(tree, path) if tree else (set(), set())
+        if name in names or "__getattr__" in names or self.exists(f"{module}.{name}"):
+            return True
+        return any(star not in self.files or (star not in seen and self.binds(star, name, seen | {module}))
+                   for star in stars)
 
 
 class ImportChecker(ast.NodeVisitor):
@@ -109,6 +117,7 @@ class ImportChecker(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         guarded = "TYPE_CHECKING" in ast.dump(node.test)
+        self.visit(node.test)  # `if m.FLAG:` reads a module attribute too
         self.guarded += guarded
         self.conditional += 1
         for stmt in node.body:

@@ -59,6 +59,9 @@ class Scan:
     computed_imports: bool  # import_module/__import__ called with a name it computes
     imported: list[tuple[int, str]] = field(default_factory=list)  # (line, name) an import binds or loads
     calls: list[tuple[int, str]] = field(default_factory=list)  # (line, name) called there: `f()`, `x.f()`
+    # sglang modules an import binds as an object, whose attributes may then be read: `import m`,
+    # `from package import m`, and the module of a star import (its names flow on)
+    namespaces: set[str] = field(default_factory=set)
 
 
 def scan(tree: ast.AST, path: str = "") -> Scan:
@@ -66,6 +69,7 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
     imported: list[tuple[int, str]] = []
     modules: list[tuple[int, str]] = []
     calls: list[tuple[int, str]] = []
+    namespaces: set[str] = set()
     computed = False
     for sub in ast.walk(tree):
         if isinstance(sub, ast.Call) and (callee := dotted(sub.func)):
@@ -83,13 +87,14 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
             modules.extend((sub.lineno, m) for m in string_modules(sub.value))
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
             modules.extend((sub.lineno, t) for _, targets in import_targets(sub, path) for t in targets)
+            namespaces.update(targets[0] if name == "*" else targets[-1] for name, targets in import_targets(sub, path))
         elif isinstance(sub, ast.Call) and sub.args and not isinstance(sub.args[0], ast.Constant) and \
                 dotted(sub.func).rsplit(".", 1)[-1] in DYNAMIC_IMPORTS:
             computed = True
     idents.sort()
     modules.sort()
     calls.sort()
-    return Scan(idents, modules, computed, imported, calls)
+    return Scan(idents, modules, computed, imported, calls, namespaces)
 
 
 def _spanned(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[tuple[int, str]]:
@@ -405,6 +410,7 @@ class ModuleIndex:
     # (line, word) of the strings a module-level `register...(...)` call passes: a registry that
     # imports its entry by module and class name (`register_backend("file", "...", "HiCacheFile")`)
     string_registrations: list[tuple[int, str]] = field(default_factory=list)
+    namespaces: set[str] = field(default_factory=set)  # see Scan.namespaces
 
 
 def _module_statements(body: list[ast.stmt]):
@@ -457,7 +463,7 @@ def index_module(path: str, source: bytes, with_uses: bool = False) -> ModuleInd
                        registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
                        scanned.computed_imports,
                        sorted(set(scanned.idents) - set(scanned.imported)) if with_uses else [],
-                       string_registrations(tree))
+                       string_registrations(tree), scanned.namespaces)
 
 
 def string_registrations(tree: ast.Module) -> list[tuple[int, str]]:

@@ -390,21 +390,27 @@ def _kept_uses(index, live: Liveness) -> Counter:
 
 
 def unused_sglang_imports(indexes, live: Liveness) -> dict[str, set[str]]:
-    """Per live module, the sglang import bindings its kept code does not use, where no module
-    imports that name from it (a re-export) and the modules the import loads are still loaded by
-    another kept import (so no import-time registration is lost). Package `__init__.py` files are
-    left alone: they are the re-export hubs, reached as `package.name` too."""
+    """Per live module, the sglang import bindings its kept code does not use, where
+    - no code imports that name from it (a re-export: `from m import name`, at module level or in a def),
+    - no code may read it as an attribute: the module is not bound as an object anywhere
+      (`import m`, `from package import m`, a star import of m; at module level or in a def);
+    - the modules the import loads are still loaded by another kept import (no import-time
+      registration is lost).
+    Package `__init__.py` files are left alone: they are the re-export hubs."""
     from slim.defs import module_name
 
-    reexported = {(b.targets[0], b.attr) for index in indexes for b in index.bindings if b.attr}
+    imported = {t for index in indexes for b in index.bindings for t in b.targets} | \
+        {t for index in indexes for d in index.defs for t in d.imports}
+    namespaces = {m for index in indexes for m in index.namespaces}
     candidates: dict[str, set[str]] = {}
     for index in indexes:
-        if index.path.endswith("__init__.py"):
+        here = module_name(index.path)
+        if index.path.endswith("__init__.py") or here in namespaces:
             continue
-        uses, here = _kept_uses(index, live), module_name(index.path)
+        uses = _kept_uses(index, live)
         candidates[index.path] = {b.name for b in index.bindings if b.name != "*"
                                   and b.targets[0].startswith(PACKAGE) and not uses[b.name]
-                                  and (here, b.name) not in reexported}
+                                  and f"{here}.{b.name}" not in imported}
     modules = {module_name(index.path) for index in indexes}
     still_loaded = {t for index in indexes for b in index.bindings
                     if (b.name == "*" or b.name in live.needed) and b.name not in candidates.get(index.path, ())

@@ -29,6 +29,7 @@ from sglang.srt.utils import (
     cpu_has_amx_support,
     get_available_gpu_memory,
     is_host_cpu_arm64,
+    is_npu,
     monkey_patch_p2p_access_check,
 )
 from sglang.srt.utils.network import NetworkAddress

@@ -9,6 +9,7 @@ import torch.distributed
 
 from .parallel_state import (
     get_attn_tp_group,
+    get_moe_ep_group,
     get_moe_tp_group,
     get_tp_group,
 )

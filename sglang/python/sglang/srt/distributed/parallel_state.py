@@ -59,6 +59,7 @@ from sglang.srt.utils import (
     is_cpu,
     is_cuda,
     is_cuda_alike,
+    is_gfx95_supported,
     is_hip,
     is_musa,
     is_npu,

@@ -4,6 +4,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from sglang.kernels.ops.quantization.fp8_kernel import fp8_dtype
 from sglang.srt.utils import is_hip
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,10 @@ from sglang.srt.distributed.naive_distributed import (
     NaiveDistributed,
     set_naive_distributed,
 )
+from sglang.srt.layers.parameter import ModelWeightParameter
 from sglang.srt.runtime_context import get_parallel, get_stream
 from sglang.srt.server_args import ServerArgs
-from sglang.srt.utils import is_pin_memory_available
+from sglang.srt.utils import MultiprocessingSerializer, is_pin_memory_available
 from sglang.srt.utils.host_shared_memory import (
     HostSharedMemoryManager,
     set_host_shared_memory_manager,

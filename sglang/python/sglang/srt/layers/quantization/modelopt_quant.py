@@ -925,35 +925,6 @@ class HybridFp8NvFp4Config(Fp8Config):
     delegate to the inherited Fp8Config dispatch.
     """
 
-    def __init__(self, fp8_config: Fp8Config, nvfp4_config: ModelOptFp4Config):
-        # Inherit all of fp8_config's state without re-running its
-        # validation / logging (already happened at fp8_config build time).
-        self.__dict__.update(fp8_config.__dict__)
-        self.nvfp4_config = nvfp4_config
-
-    def get_quant_method(
-        self, layer: torch.nn.Module, prefix: str
-    ) -> Optional[QuantizeMethodBase]:
-        from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-
-        if isinstance(layer, FusedMoE):
-            if not self.nvfp4_config.is_layer_excluded(prefix):
-                return ModelOptNvFp4FusedMoEMethod(self.nvfp4_config)
-            # Fall back to MXFP4 for MTP MoE layers
-            if self.is_fp4_experts:
-                from sglang.srt.layers.quantization.fp8 import Fp8MoEMethod
-                from sglang.srt.layers.quantization.mxfp4_flashinfer_trtllm_moe import (
-                    Mxfp4FlashinferTrtllmMoEMethod,
-                )
-
-                return Mxfp4FlashinferTrtllmMoEMethod(Fp8MoEMethod(self), prefix=prefix)
-        return super().get_quant_method(layer, prefix)
-
-    def apply_weight_name_mapper(self, hf_to_sglang_mapper: WeightsMapper):
-        super().apply_weight_name_mapper(hf_to_sglang_mapper)
-        self.nvfp4_config.apply_weight_name_mapper(hf_to_sglang_mapper)
-
-
 class ModelOptFp4LinearMethod(LinearMethodBase):
     """Linear method for NVFP4.
     Supports loading NVFP4 checkpoints with the following structure:
