@@ -183,6 +183,22 @@ def test_check_flags_a_reference_to_a_deleted_symbol(planned, tmp_path):
     assert any("does not compile" in e for e in check_tree(out, root).errors)
 
 
+def test_check_follows_star_imports_and_reads_if_tests(planned, tmp_path):
+    """`from sglang.srt import hub; if hub.FLAG:` where hub re-exports FLAG through `from .impl import *`
+    and impl's import of FLAG is gone: upstream binds hub.FLAG, the slimmed tree does not."""
+    plan, root, pin = planned
+    out = tmp_path / "sglang"
+    apply_plan(plan, root, pin, out)
+    for tree, impl in ((root, "from sglang.srt.utils import is_hip as FLAG\n"), (out / "python", "X = 1\n")):
+        (tree / "sglang/srt/hub").mkdir()
+        (tree / "sglang/srt/hub/__init__.py").write_text("from .impl import *\n")
+        (tree / "sglang/srt/hub/impl.py").write_text(impl)
+    (out / "python/sglang/srt/user.py").write_text("from sglang.srt import hub\nif hub.FLAG:\n    pass\n")
+    assert any("hub.FLAG was deleted by slim" in e for e in check_tree(out, root).errors)
+    (out / "python/sglang/srt/hub/impl.py").write_text(impl.replace("X = 1", "FLAG = 1"))
+    assert check_tree(out, root).errors == []
+
+
 def test_requirements_follow_imports():
     requires = ["torch==2.11.0", "pyzmq>=25", "Pillow", "diffusers", "ninja"]
     assert keep_requirements(requires, {"zmq", "os", "PIL"}) == ["torch==2.11.0", "pyzmq>=25", "Pillow", "ninja"]

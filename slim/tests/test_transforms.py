@@ -237,3 +237,24 @@ def test_a_stub_whose_body_opens_with_a_decorated_def_loses_the_decorator_too():
 def test_rewrite_keeps_a_bom_and_is_a_no_op_without_edits():
     source = b"\xef\xbb\xbf# c\nx = 1\n"
     assert rewrite_module(source, {}) == source
+
+
+def test_an_emptied_type_checking_or_probe_block_goes_with_its_typing_import():
+    before = textwrap.dedent("""\
+        from typing import TYPE_CHECKING
+
+        from sglang.srt.x import used
+
+        if TYPE_CHECKING:
+            from sglang.srt.y import Batch
+        if _is_cuda:
+            from sglang.srt.kernels import op
+        if _is_cuda:
+            from sglang.srt.kernels import kept
+        else:
+            kept = None
+        """).encode()
+    after = rewrite_module(before, {}, dead_imports={"Batch", "op", "kept"}).decode()
+    assert "TYPE_CHECKING" not in after and "import op" not in after
+    assert after.count("if _is_cuda:") == 1 and after.count("pass") == 1  # the one with an else stays, filled
+    assert "from sglang.srt.x import used" in after
