@@ -47,7 +47,7 @@ class FileEdits:
     helpers: list[str] = field(default_factory=list)  # platform probes folded to False: is_hip()
     constants: list[str] = field(default_factory=list)  # module constants folded to False: _is_hip
     registry: list[str] = field(default_factory=list)  # names dropped from registry literals and __all__
-    imports: list[str] = field(default_factory=list)  # sglang import bindings nothing live uses
+    imports: list[str] = field(default_factory=list)  # sglang import bindings nothing live reads (there)
 
 
 
@@ -346,7 +346,8 @@ def _prefixes(qualname: str) -> list[int]:
 
 def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, FileEdits]]:
     """Keep/delete for every def of the live modules (kept: what `reach` found live, with its
-    reason); and per module the edits that follow: dead import bindings of sglang modules and the
+    reason); and per module the edits that follow: dead import bindings of sglang modules (no live
+    code needs the name, or no live code can read it there: `unused_sglang_imports`) and the
     registry / `__all__` entries that name dead definitions or imports."""
     decisions, edits = [], {}
     unused_here = unused_sglang_imports(indexes, live)
