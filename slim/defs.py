@@ -86,8 +86,9 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
             idents.extend((sub.lineno, word) for word in IDENT.findall(sub.value))
             modules.extend((sub.lineno, m) for m in string_modules(sub.value))
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-            modules.extend((sub.lineno, t) for _, targets in import_targets(sub, path) for t in targets)
-            namespaces.update(targets[0] if name == "*" else targets[-1] for name, targets in import_targets(sub, path))
+            bound = import_targets(sub, path)
+            modules.extend((sub.lineno, t) for _, targets in bound for t in targets)
+            namespaces.update(targets[0] if name == "*" else targets[-1] for name, targets in bound)
         elif isinstance(sub, ast.Call) and sub.args and not isinstance(sub.args[0], ast.Constant) and \
                 dotted(sub.func).rsplit(".", 1)[-1] in DYNAMIC_IMPORTS:
             computed = True
