@@ -66,6 +66,7 @@ class Modules:
         self.files = {module_name(p.relative_to(root).as_posix()): p
                       for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts}
         self._trees: dict[str, ast.Module] = {}
+        self._bound: dict[str, tuple[set[str], set[str]]] = {}
 
     def tree(self, module: str) -> ast.Module | None:
         if module not in self._trees and module in self.files:
@@ -81,12 +82,18 @@ class Modules:
         # Extension modules too: "x/_core.cpython-312-x86_64-linux-gnu.so" is module x._core.
         return module in self.files or path.is_dir() or any(path.parent.glob(f"{path.name}.*.so"))
 
+    def bindings(self, module: str) -> tuple[set[str], set[str]]:
+        """`_bindings` of a module, once per module (every import and `m.attr` of the tree asks)."""
+        if module not in self._bound:
+            tree = self.tree(module)
+            self._bound[module] = _bindings(tree, self.files[module].relative_to(self.root).as_posix()) \
+                if tree else (set(), set())
+        return self._bound[module]
+
     def binds(self, module: str, name: str, seen: frozenset[str] = frozenset()) -> bool:
         """Whether `module.name` exists: bound there, a submodule, or bound by a module of this
         tree it star-imports (a star import of anything else may bind anything)."""
-        tree = self.tree(module)
-        path = self.files[module].relative_to(self.root).as_posix() if tree else ""
-        names, stars = _bindings(tree, path) if tree else (set(), set())
+        names, stars = self.bindings(module)
         if name in names or "__getattr__" in names or self.exists(f"{module}.{name}"):
             return True
         return any(star not in self.files or (star not in seen and self.binds(star, name, seen | {module}))

@@ -386,7 +386,7 @@ def _kept_uses(index, live: Liveness) -> Counter:
         if key in live.stubs:
             uses.update(d.header_refs)
         elif key in live.defs:
-            uses.update(d.own_refs if d.kind == "class" else d.refs)
+            uses.update(d.own_refs)  # as reach needs them: a def's own lines, its members on their own
     return +uses
 
 
