@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from slim import index_cache
 from slim.errors import SlimError
 from slim.policy import Policy, load_policy
 from slim.reach import HOLDS_KEPT, NEVER_RUN, RAN, REFERENCED, Liveness, reach
@@ -177,7 +179,19 @@ def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
 
 
 def _index_all(tree: Path, files: list[str], with_uses: bool = False) -> list:
-    """Index the kept modules (in worker processes on a big tree: ast is CPU-bound)."""
+    """Index the kept modules: from the index cache where it has them, the others anew (and
+    into the cache)."""
+    keys = {f: index_cache.entry_key(f, (tree / f).read_bytes(), with_uses) for f in files}
+    indexes = {f: index_cache.load(keys[f]) for f in files}
+    missing = [f for f in files if indexes[f] is None]
+    for path, pickled in zip(missing, _index_fresh(tree, missing, with_uses), strict=True):
+        index_cache.store(keys[path], pickled)
+        indexes[path] = pickle.loads(pickled)
+    return [indexes[f] for f in files]
+
+
+def _index_fresh(tree: Path, files: list[str], with_uses: bool) -> list[bytes]:
+    """Each module's index, pickled; in worker processes on a big tree (ast is CPU-bound)."""
     jobs = [(str(tree), f, with_uses) for f in files]
     if len(files) < 50:
         return [_index_one(job) for job in jobs]
@@ -187,11 +201,12 @@ def _index_all(tree: Path, files: list[str], with_uses: bool = False) -> list:
         return list(pool.map(_index_one, jobs, chunksize=8))
 
 
-def _index_one(job):
+def _index_one(job) -> bytes:
+    """One module's index, pickled: the form both the cache and the worker's reply take."""
     from slim.defs import index_module
 
     tree, path, with_uses = job
-    return index_module(path, (Path(tree) / path).read_bytes(), with_uses)
+    return pickle.dumps(index_module(path, (Path(tree) / path).read_bytes(), with_uses))
 
 
 def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:

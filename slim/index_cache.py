@@ -1,0 +1,56 @@
+"""Module indexes (`defs.index_module`) kept on disk between plans.
+
+Indexing the ~1,600 kept upstream modules is most of a plan's time, and the upstream tree is
+pinned: after one plan, the next reads its indexes instead of parsing the tree again. An entry is
+keyed by everything an index depends on: the indexer's source (`slim/defs.py`, which imports
+nothing else of slim), the Python version (its `ast`), the module's path (relative imports
+resolve from it) and bytes, and whether per-line uses were asked for. A torn or unreadable entry
+is a miss: the module is indexed again and the entry rewritten.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import sys
+from pathlib import Path
+
+from slim import defs
+from slim.upstream import cache_root
+
+
+@functools.cache
+def _indexer_digest() -> str:
+    digest = hashlib.sha256(Path(defs.__file__).read_bytes())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    return cache_root() / "index" / _indexer_digest()
+
+
+def entry_key(path: str, source: bytes, with_uses: bool) -> str:
+    return hashlib.sha256(f"{path}\0{int(with_uses)}\0".encode() + source).hexdigest()
+
+
+def load(key: str):
+    """The cached index, or None (absent, torn, or from an incompatible pickle)."""
+    try:
+        return pickle.loads((cache_dir() / f"{key}.pickle").read_bytes())
+    except Exception:  # noqa: BLE001 - any unreadable entry is a miss, never an error
+        return None
+
+
+def store(key: str, pickled: bytes) -> None:
+    """Write one pickled index; atomic (a rename), so concurrent plans never read half a file."""
+    target = cache_dir() / f"{key}.pickle"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        partial.write_bytes(pickled)
+        os.replace(partial, target)
+    except OSError:  # a read-only or full cache only costs the next plan time
+        pass

@@ -1,0 +1,60 @@
+"""The plan's module indexes come from the on-disk cache when the module and the indexer are
+unchanged, and are made anew (and re-cached) otherwise."""
+
+import pytest
+
+from slim import defs, index_cache, plan
+from tracer.tests.conftest import FIXTURE_TREE
+
+MODULES = ["sglang/srt/layers/patterns.py", "sglang/srt/models/registry.py"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLIM_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _count_indexing(monkeypatch) -> list[str]:
+    indexed: list[str] = []
+    real = defs.index_module
+
+    def counting(path, source, with_uses=False):
+        indexed.append(path)
+        return real(path, source, with_uses)
+
+    monkeypatch.setattr(defs, "index_module", counting)
+    return indexed
+
+
+def test_a_second_plan_reads_the_indexes_the_first_one_made(cache, monkeypatch):
+    first = plan._index_all(FIXTURE_TREE, MODULES)
+    indexed = _count_indexing(monkeypatch)
+    again = plan._index_all(FIXTURE_TREE, MODULES)
+    assert indexed == []
+    assert again == first
+    assert again == [defs.index_module(m, (FIXTURE_TREE / m).read_bytes()) for m in MODULES]
+
+
+def test_a_changed_module_or_a_torn_entry_is_indexed_again(cache, monkeypatch):
+    tree = cache / "tree"
+    for module in MODULES:
+        (tree / module).parent.mkdir(parents=True, exist_ok=True)
+        (tree / module).write_bytes((FIXTURE_TREE / module).read_bytes())
+    plan._index_all(tree, MODULES)
+    changed, torn = MODULES
+    (tree / changed).write_text((tree / changed).read_text() + "\n\ndef added():\n    return 1\n")
+    entry = index_cache.entry_key(torn, (tree / torn).read_bytes(), False)
+    path = index_cache.cache_dir() / f"{entry}.pickle"
+    path.write_bytes(path.read_bytes()[:20])
+    indexed = _count_indexing(monkeypatch)
+    fresh = plan._index_all(tree, MODULES)
+    assert sorted(indexed) == sorted(MODULES)
+    assert "added" in {d.qualname for d in fresh[0].defs}
+    assert index_cache.load(entry) == fresh[1]  # rewritten whole
+
+
+def test_per_line_uses_are_their_own_entries(cache):
+    without = plan._index_all(FIXTURE_TREE, MODULES[:1])[0]
+    with_uses = plan._index_all(FIXTURE_TREE, MODULES[:1], with_uses=True)[0]
+    assert without.uses == [] and with_uses.uses
