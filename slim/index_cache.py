@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,11 +45,21 @@ def load(key: str):
         return None
 
 
+@functools.cache
+def _prepared(here: Path) -> Path:
+    """The cache folder, made once per process; the folders of other indexer versions go (each
+    holds ~32 MB that nothing will read again)."""
+    here.mkdir(parents=True, exist_ok=True)
+    for other in here.parent.iterdir():
+        if other != here and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
+    return here
+
+
 def store(key: str, pickled: bytes) -> None:
     """Write one pickled index; atomic (a rename), so concurrent plans never read half a file."""
-    target = cache_dir() / f"{key}.pickle"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = _prepared(cache_dir()) / f"{key}.pickle"
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         partial.write_bytes(pickled)
         os.replace(partial, target)

@@ -58,3 +58,12 @@ def test_per_line_uses_are_their_own_entries(cache):
     without = plan._index_all(FIXTURE_TREE, MODULES[:1])[0]
     with_uses = plan._index_all(FIXTURE_TREE, MODULES[:1], with_uses=True)[0]
     assert without.uses == [] and with_uses.uses
+
+
+def test_the_entries_of_another_indexer_version_go(cache):
+    stale = index_cache.cache_dir().parent / "0123456789abcdef"
+    stale.mkdir(parents=True)
+    (stale / "old.pickle").write_bytes(b"x")
+    plan._index_all(FIXTURE_TREE, MODULES)
+    assert not stale.exists()
+    assert len(list(index_cache.cache_dir().glob("*.pickle"))) == len(MODULES)
