@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from slim import index_cache
+from slim import defs, index_cache
 from slim.errors import SlimError
 from slim.policy import Policy, load_policy
 from slim.reach import HOLDS_KEPT, NEVER_RUN, RAN, REFERENCED, Liveness, reach
@@ -203,10 +203,8 @@ def _index_fresh(tree: Path, files: list[str], with_uses: bool) -> list[bytes]:
 
 def _index_one(job) -> bytes:
     """One module's index, pickled: the form both the cache and the worker's reply take."""
-    from slim.defs import index_module
-
     tree, path, with_uses = job
-    return pickle.dumps(index_module(path, (Path(tree) / path).read_bytes(), with_uses))
+    return pickle.dumps(defs.index_module(path, (Path(tree) / path).read_bytes(), with_uses))
 
 
 def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:
@@ -413,21 +411,19 @@ def unused_sglang_imports(indexes, live: Liveness) -> dict[str, set[str]]:
     - the modules the import loads are still loaded by another kept import (no import-time
       registration is lost).
     Package `__init__.py` files are left alone: they are the re-export hubs."""
-    from slim.defs import module_name
-
     imported = {t for index in indexes for b in index.bindings for t in b.targets} | \
         {t for index in indexes for d in index.defs for t in d.imports}
     namespaces = {m for index in indexes for m in index.namespaces}
     candidates: dict[str, set[str]] = {}
     for index in indexes:
-        here = module_name(index.path)
+        here = defs.module_name(index.path)
         if index.path.endswith("__init__.py") or here in namespaces:
             continue
         uses = _kept_uses(index, live)
         candidates[index.path] = {b.name for b in index.bindings if b.name != "*"
                                   and b.targets[0].startswith(PACKAGE) and not uses[b.name]
                                   and f"{here}.{b.name}" not in imported}
-    modules = {module_name(index.path) for index in indexes}
+    modules = {defs.module_name(index.path) for index in indexes}
     still_loaded = {t for index in indexes for b in index.bindings
                     if (b.name == "*" or b.name in live.needed) and b.name not in candidates.get(index.path, ())
                     for t in b.targets}
@@ -440,9 +436,7 @@ def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]
     """Policy-kept files plus the sglang modules they import at module level, transitively."""
     import ast
 
-    from slim.defs import module_name, resolve_relative
-
-    by_module = {module_name(f): f for f in files if f.endswith(".py")}
+    by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
     out: dict[str, str] = {}
     todo = [(f, f"kept by policy: {k.reason} (scenario {k.scenario})") for f, k in policy.files.items()
             if f in files]
@@ -456,7 +450,7 @@ def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]
             if isinstance(stmt, ast.Import):
                 names = [a.name for a in stmt.names]
             elif isinstance(stmt, ast.ImportFrom):
-                mod = resolve_relative(stmt.module, stmt.level, path)
+                mod = defs.resolve_relative(stmt.module, stmt.level, path)
                 names = [mod] + [f"{mod}.{a.name}" for a in stmt.names]
             else:
                 continue
