@@ -32,6 +32,14 @@ class Request:
     abort_after_events: int = 0
     # Sent verbatim instead of `body` (malformed input).
     raw_body: str | None = None
+    # Consecutive requests naming the same group are sent at once, each after its own delay_s, so
+    # different requests join and leave one running batch (per-request state filtered and merged).
+    group: str = ""
+    delay_s: float = 0.0
+
+    def __post_init__(self):
+        if self.delay_s and not self.group:
+            raise TypeError(f"request {self.name!r} has delay_s but no group to be delayed within")
 
 
 @dataclass(frozen=True)
@@ -144,11 +152,14 @@ def _hardware(table: dict) -> Hardware:
     return Hardware(**{**table, "packages": tuple(table.get("packages", ()))})
 
 
-def _workload_requests(workload: str | None) -> list[dict]:
-    """The requests of a shared workload file (scenarios/workloads/NAME.toml)."""
+def _workload_requests(workload: str | list[str] | None) -> list[dict]:
+    """The requests of shared workload files (scenarios/workloads/NAME.toml), one name or several in order."""
     if workload is None:
         return []
-    path = WORKLOAD_DIR / f"{workload}.toml"
-    if not path.is_file():
-        raise SlimError(f"unknown workload {workload!r} (no {path})")
-    return tomllib.loads(path.read_text())["requests"]
+    requests = []
+    for name in [workload] if isinstance(workload, str) else workload:
+        path = WORKLOAD_DIR / f"{name}.toml"
+        if not path.is_file():
+            raise SlimError(f"unknown workload {name!r} (no {path})")
+        requests += tomllib.loads(path.read_text())["requests"]
+    return requests

@@ -1,7 +1,9 @@
 """Send a scenario's requests one by one and reduce each answer to what must be identical.
 
 Requests run sequentially: a fixed order and batch composition keeps greedy
-outputs bit-stable, so a reference can be compared token for token.
+outputs bit-stable, so a reference can be compared token for token. A run of
+requests sharing a `group` is the exception: they are sent at once (each after
+its own delay) so that different requests share one running batch.
 """
 
 from __future__ import annotations
@@ -22,24 +24,44 @@ TIMEOUT_S = 300  # the first prefill may JIT-compile kernels for minutes
 LONG_TEXT = " ".join(f"item {n} is {'red' if n % 3 else 'blue'} and weighs {n % 17} grams;" for n in range(1500))
 
 
-def expand(value, i: int = 0):
-    """Fill "{i}" and "{long_text}" in every string of a request body."""
+def expand(value, i: int = 0, facts: dict[str, str] | None = None):
+    """Fill "{i}", "{long_text}" and each "{fact}" the server told (e.g. "{model_path}") in every string."""
     if isinstance(value, str):
+        for key, fact in (facts or {}).items():
+            value = value.replace(f"{{{key}}}", fact)
         return value.replace("{long_text}", LONG_TEXT).replace("{i}", str(i))
     if isinstance(value, list):
-        return [expand(v, i) for v in value]
+        return [expand(v, i, facts) for v in value]
     if isinstance(value, dict):
-        return {k: expand(v, i) for k, v in value.items()}
+        return {k: expand(v, i, facts) for k, v in value.items()}
     return value
 
 
-def send(base_url: str, request: Request, i: int = 0) -> tuple[int, list[dict] | dict | str]:
+# Placeholders filled from the running server's /model_info: a workload names the served model's
+# own path (update_weights_from_disk reloads the same weights) without knowing where it lies.
+SERVER_FACTS = ("model_path",)
+
+
+def server_facts(base_url: str, requests: list[Request]) -> dict[str, str]:
+    """The /model_info values the requests' bodies name as placeholders; none asked, none fetched."""
+    text = json.dumps([[r.body, r.path] for r in requests])
+    wanted = [key for key in SERVER_FACTS if f"{{{key}}}" in text]
+    if not wanted:
+        return {}
+    with urllib.request.urlopen(f"{base_url}/model_info", timeout=TIMEOUT_S) as response:
+        info = json.loads(response.read())
+    return {key: str(info[key]) for key in wanted}
+
+
+def send(base_url: str, request: Request, i: int = 0,
+         facts: dict[str, str] | None = None) -> tuple[int, list[dict] | dict | str]:
     """Status and decoded answer of one request (copy `i` of a fan-out); streams as event lists."""
     if request.raw_body is not None:
         data = request.raw_body.encode()
     else:
-        data = json.dumps(expand(request.body, i)).encode() if request.body is not None else None
-    http_request = urllib.request.Request(f"{base_url}{request.path}", data=data, method=request.method,
+        data = json.dumps(expand(request.body, i, facts)).encode() if request.body is not None else None
+    url = f"{base_url}{expand(request.path, i, facts)}"
+    http_request = urllib.request.Request(url, data=data, method=request.method,
                                           headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(http_request, timeout=TIMEOUT_S) as response:
@@ -182,28 +204,47 @@ def without_keys(value, drop: Callable[[str], bool]):
     return value
 
 
-def _answer(base_url: str, request: Request) -> tuple[int, object]:
+def _answer(base_url: str, request: Request, facts: dict[str, str]) -> tuple[int, object]:
     """Status and comparable answer; a fan-out gives the list of its copies' answers."""
     if not request.fan_out:
-        status, answer = send(base_url, request)
+        status, answer = send(base_url, request, 0, facts)
         return status, comparable(request, answer) if status == 200 else answer
     with ThreadPoolExecutor(max_workers=request.fan_out) as pool:
-        results = list(pool.map(lambda i: send(base_url, request, i), range(request.fan_out)))
+        results = list(pool.map(lambda i: send(base_url, request, i, facts), range(request.fan_out)))
     status = max(s for s, _ in results)  # the worst status stands for the group
     return status, [comparable(request, a) if s == 200 else a for s, a in results]
 
 
-def run_workload(base_url: str, requests: list[Request]) -> list[dict]:
-    """Every request's status and comparable answer, in order."""
-    outputs = []
+def concurrent_runs(requests: list[Request]) -> list[list[Request]]:
+    """The requests cut into runs sent at once: consecutive ones sharing a group, every other alone."""
+    runs: list[list[Request]] = []
     for request in requests:
-        started = time.monotonic()
-        status, output = _answer(base_url, request)
-        outputs.append({
-            "name": request.name, "method": request.method, "path": request.path, "body": request.body,
-            "status": status, "compare": request.compare, "output": output,
-            "elapsed_s": round(time.monotonic() - started, 3),
-        })
+        if request.group and runs and runs[-1][0].group == request.group:
+            runs[-1].append(request)
+        else:
+            runs.append([request])
+    return runs
+
+
+def _outcome(base_url: str, request: Request, facts: dict[str, str]) -> dict:
+    """One request's record, sent after its delay within its group (not counted in elapsed_s)."""
+    time.sleep(request.delay_s)
+    started = time.monotonic()
+    status, output = _answer(base_url, request, facts)
+    return {
+        "name": request.name, "method": request.method, "path": request.path, "body": request.body,
+        "status": status, "compare": request.compare, "output": output,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
+
+
+def run_workload(base_url: str, requests: list[Request]) -> list[dict]:
+    """Every request's status and comparable answer, in order (a group's requests sent at once)."""
+    facts = server_facts(base_url, requests)
+    outputs = []
+    for run in concurrent_runs(requests):
+        with ThreadPoolExecutor(max_workers=len(run)) as pool:
+            outputs += pool.map(lambda request: _outcome(base_url, request, facts), run)
     return outputs
 
 

@@ -2,12 +2,13 @@
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from scenarios.spec import Request, load_scenario, scenario_names
-from scenarios.workload import LONG_TEXT, comparable, expand, first_mismatch, run_workload
+from scenarios.workload import LONG_TEXT, comparable, expand, first_mismatch, run_workload, server_facts
 from slim.errors import SlimError
 
 
@@ -20,6 +21,8 @@ class FakeSglang(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             return self._reply(400, {"error": "bad json"})
+        if self.path == "/slow":  # counts how many requests are in flight at once
+            return self._slow(body)
         text = body.get("text", "")
         item = {"text": text.upper(), "output_ids": [len(text), 1],
                 "meta_info": {"finish_reason": {"type": "length"}, "completion_tokens": 2,
@@ -34,7 +37,19 @@ class FakeSglang(BaseHTTPRequestHandler):
         return self._reply(200, item)
 
     def do_GET(self):  # noqa: N802
-        self._reply(200, {"ok": True})
+        if self.path == "/model_info":
+            return self._reply(200, {"model_path": "/models/tiny"})
+        self._reply(200, {"ok": True, "path": self.path})
+
+    def _slow(self, body):
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+            self.server.arrivals.append(body["tag"])
+        time.sleep(0.3)
+        with self.server.lock:
+            self.server.in_flight -= 1
+        self._reply(200, body)
 
     def _reply(self, status, payload):
         data = json.dumps(payload).encode()
@@ -51,6 +66,7 @@ class FakeSglang(BaseHTTPRequestHandler):
 def fake_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSglang)
     server.logprob_shift = 0.0
+    server.lock, server.in_flight, server.most_in_flight, server.arrivals = threading.Lock(), 0, 0, []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
@@ -144,6 +160,49 @@ def test_a_request_newer_than_the_reference_may_not_get_a_server_error():
 
 def test_expand_fills_templates():
     assert expand({"a": ["x{i}", 3], "b": "{long_text}"}, 7) == {"a": ["x7", 3], "b": LONG_TEXT}
+
+
+def test_a_group_is_sent_at_once_and_its_delays_order_arrivals(fake_server):
+    group = [Request(f"g{n}", "/slow", body={"tag": n}, group="mix", delay_s=0.1 * (2 - n)) for n in range(3)]
+    alone = [Request("after", "/slow", body={"tag": "after"}), Request("last", "/slow", body={"tag": "last"})]
+    outputs = run_workload(url(fake_server), [*group, *alone])
+    assert [o["name"] for o in outputs] == ["g0", "g1", "g2", "after", "last"]  # records keep the file's order
+    assert fake_server.most_in_flight == 3  # seen failing at 1 when a group ran one by one
+    assert fake_server.arrivals == [2, 1, 0, "after", "last"]  # the shortest delay arrives first
+
+
+def test_requests_of_different_groups_or_none_never_overlap(fake_server):
+    requests = [Request("a", "/slow", body={"tag": "a"}, group="x"),
+                Request("b", "/slow", body={"tag": "b"}, group="y"), Request("c", "/slow", body={"tag": "c"})]
+    run_workload(url(fake_server), requests)
+    assert fake_server.most_in_flight == 1
+
+
+def test_a_delay_outside_a_group_is_refused():
+    with pytest.raises(TypeError, match="'d' has delay_s but no group"):
+        Request("d", "/generate", delay_s=0.5)
+
+
+def test_the_model_path_is_asked_of_the_server_only_when_named(fake_server):
+    named = Request("reload", "/update_weights_from_disk", body={"model_path": "{model_path}"})
+    by_path = Request("model", "/v1/models/{model_path}", method="GET")
+    assert server_facts(url(fake_server), [REQUESTS[0]]) == {}
+    outputs = {o["name"]: o for o in run_workload(url(fake_server), [named, by_path])}
+    assert outputs["model"]["output"]["path"] == "/v1/models//models/tiny"
+    assert expand(named.body, 0, server_facts(url(fake_server), [named])) == {"model_path": "/models/tiny"}
+
+
+def test_a_scenario_runs_several_workloads_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr("scenarios.spec.SCENARIO_DIR", tmp_path)
+    monkeypatch.setattr("scenarios.spec.WORKLOAD_DIR", tmp_path)
+    (tmp_path / "one.toml").write_text('[[requests]]\nname = "a"\npath = "/a"\n')
+    (tmp_path / "two.toml").write_text('[[requests]]\nname = "b"\npath = "/b"\n')
+    head = 'description = "d"\nmodel = "m"\n[server]\nargs = []\n'
+    (tmp_path / "both.toml").write_text('workload = ["one", "two"]\n' + head)
+    (tmp_path / "typo.toml").write_text('workload = ["one", "tow"]\n' + head)
+    assert [r.name for r in load_scenario("both").requests] == ["a", "b"]
+    with pytest.raises(SlimError, match="unknown workload 'tow'"):
+        load_scenario("typo")
 
 
 def test_every_scenario_parses_and_shares_the_serving_workload():
