@@ -86,6 +86,10 @@ OFF_SURFACE_STUB = "stub (never run, and off the supported surface: policy [[off
 STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
+ROUTE = "implicit (an HTTP route of a live app: the request surface)"
+# `@app.post("/generate")`, `@health_router.get(...)`: a route handler is a root of the surface
+# whether or not a workload called it (nothing in the tree names it but its decorator).
+ROUTE_METHODS = {"get", "post", "put", "delete", "patch", "api_route", "websocket"}
 CONSTRUCTORS = {"__init__", "__new__"}
 # Class-level hooks Python calls without an instance: they stay in a never-instantiated class.
 CLASS_HOOKS = {"__init_subclass__", "__class_getitem__"}
@@ -111,6 +115,12 @@ def _registers(decorator: str) -> bool:
     """`@register_x(...)`: upstream's registration decorators say so in their name (a caching or
     debugging wrapper like `@cache_once` does not make its module's import matter)."""
     return decorator.split(".")[0].startswith("register")
+
+
+def _routes(decorator: str) -> bool:
+    """`app.post`, `router.get`, `health_router.get`: FastAPI's route registration on an app or router."""
+    owner, _, method = decorator.rpartition(".")
+    return method in ROUTE_METHODS and (owner == "app" or owner.endswith("router"))
 
 
 def _declarative(d: Def) -> bool:
@@ -239,6 +249,8 @@ class _Reach:
                 self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
             elif d.parent is None and any(x.rsplit(".", 1)[-1] in ERROR_HANDLER_DECORATORS for x in d.decorators):
                 self.define(path, d, ERROR_HANDLER)
+            elif d.parent is None and self.judge and any(_routes(x) for x in d.decorators):
+                self.define(path, d, ROUTE)
             elif d.parent is None and d.kind == "class" and any(
                     b.rsplit(".", 1)[-1] in self.live_classes for b in d.bases) and \
                     not any(m.kind == "method" for m in self.members[(path, d.qualname)]):
@@ -311,6 +323,7 @@ class _Reach:
             return OVERRIDE
         if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
                 and not (self.judge and _declarative(self.defs[(path, member.parent)])) \
+                and not (self.judge and self._on_request_path(path, member.qualname)) \
                 and not self._flag_built(path, member):
             return None  # (a dataclass is built without a method of its own running: not so judged)
         if member.name in self.out.needed:
@@ -327,9 +340,18 @@ class _Reach:
         """Why a def stays whatever ran (under "lean", a dataclass body no longer says so)."""
         return d.lean_implicit if self.judge else d.implicit
 
+    def _on_request_path(self, path: str, qualname: str) -> bool:
+        """Request handling on the surface (a [[sampled]] path, not an [[off_surface]] file): what runs
+        there depends on each request's fields and the batch it joins, so a workload is no evidence
+        that a def is unused. No def there is stubbed and no class loses methods for not having run,
+        not even another feature's (`session.supports_swa()` is asked on every session request)."""
+        return self.policy.sampled_for(path) is not None and self.policy.off_surface_for(path) is None
+
     def _stub(self, path: str, d: Def) -> str | None:
         """Why the def is kept as a signature whose body raises; None: it is kept whole."""
         key = _key(path, d)
+        if self._on_request_path(path, d.qualname):
+            return None
         if not (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
                 and self.out.defs[key] in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
@@ -376,6 +398,7 @@ class _Reach:
             own = self.members[(path, qualname)]
             self.never_made[(path, qualname)] = (
                 self.judge and _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
+                and not self._on_request_path(path, qualname)
                 and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
                 and self._untouched(path, qualname) and not _declarative(d)
                 and not d.name.endswith(EXCEPTION_SUFFIXES)

@@ -12,7 +12,17 @@ from slim.check import check_tree
 from slim.errors import SlimError
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Keep, OffSurface, Policy, Sampled, Whole
-from slim.reach import COLD_STUB, ERROR_HANDLER, HIERARCHY, NEVER_RUN, OFF_SURFACE_STUB, REFERENCED, REGISTERS, STUB
+from slim.reach import (
+    COLD_STUB,
+    ERROR_HANDLER,
+    HIERARCHY,
+    NEVER_RUN,
+    OFF_SURFACE_STUB,
+    REFERENCED,
+    REGISTERS,
+    ROUTE,
+    STUB,
+)
 from slim.tests.test_function_plan import decisions, recording_of
 
 REACH = "sglang/srt/reach"
@@ -71,6 +81,12 @@ def test_defs_follow_what_ran(reach_planned):
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
 
 
+def test_lean_keeps_every_route_of_a_live_app(lean_planned, reach_planned):
+    """A route handler is named only by its decorator: no workload called it, but it is the surface."""
+    assert decisions(lean_planned[0], f"{REACH}/scan.py")["flush_route"] == ("keep", ROUTE)
+    assert decisions(reach_planned[0], f"{REACH}/scan.py")["flush_route"] == ("delete", NEVER_RUN)
+
+
 def test_lean_a_class_never_instantiated_keeps_no_methods(lean_planned, reach_planned):
     base = decisions(lean_planned[0], f"{REACH}/base.py")
     assert base["Unbuilt"] == ("keep", REFERENCED)  # an isinstance check names it
@@ -87,10 +103,10 @@ def test_lean_a_class_never_instantiated_keeps_no_methods(lean_planned, reach_pl
     assert reach["Unbuilt.run"] == ("keep", HIERARCHY) and reach["Record.describe"][0] == "keep"
 
 
-def test_lean_keeps_a_request_class_that_request_code_which_ran_names(wheel_tree):
-    """Under [[sampled]] paths a def that ran may build a class on a branch no workload took (a
-    stop_regex that matches): the class keeps its methods. Not when the naming code is outside the
-    sampled paths (a launch flag picks it), nor when the class sits under an [[off_surface]] path."""
+def test_lean_keeps_the_methods_of_a_request_class(wheel_tree):
+    """Under [[sampled]] paths (request handling) what runs depends on each request: a class there
+    keeps its methods though none ran (a stop_regex that matches builds one), whoever names it.
+    Not when the class sits in an [[off_surface]] file: that feature is refused at its front door."""
     root, _ = wheel_tree
     request = Sampled(f"{REACH}/", "request handling")
 
@@ -101,7 +117,8 @@ def test_lean_keeps_a_request_class_that_request_code_which_ran_names(wheel_tree
     kept = unbuilt(sampled=(request,))
     assert kept["Unbuilt.__init__"] == ("keep", "implicit (dunder)") and kept["Unbuilt.run"][0] == "keep"
     class_only = Sampled(f"{REACH}/base.py", "the class, not scan.py's load_all that names it")
-    assert unbuilt(sampled=(class_only,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
+    assert unbuilt(sampled=(class_only,))["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
+    assert unbuilt()["Unbuilt.__init__"] == ("delete", NEVER_RUN)  # outside request handling: cut
     off = OffSurface(f"{REACH}/base.py", "a feature outside the surface")
     assert unbuilt(sampled=(request,), off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
 

@@ -38,8 +38,16 @@ class _App:
             return fn
         return register
 
+    def post(self, path):
+        return self.exception_handler(path)
+
 
 app = _App()
+
+
+@app.post("/flush")  # a route no workload called: the surface keeps it whole
+def flush_route():
+    return used.helper()
 
 
 @app.exception_handler(KeyError)
