@@ -1,0 +1,141 @@
+"""`slim verify --fuzz N --seed S`: serve a scenario from pristine upstream, then from the slimmed tree,
+on this GPU host; send both the same seeded requests; compare; write coverage_db/fuzz/<scenario>-<seed>-<GPU>.json."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.progress import Progress
+
+from scenarios.hardware import detect_gpus, require
+from scenarios.model_cache import materialize
+from scenarios.server import free_port, started
+from scenarios.spec import Scenario, load_scenario
+from slim.apply import PYTHON_DIR, tree_digest
+from slim.datafile import write_gzip_json
+from slim.errors import SlimError
+from slim.fuzz.compare import compare
+from slim.fuzz.generate import RequestSpec, generate, load_inventory
+from slim.fuzz.run import fuzz_server
+from slim.runtime import host_environment, probe
+from slim.serve import HEALTH_TIMEOUT_S, server_env
+from slim.upstream import cache_root
+from slim.verify import diagnosis
+
+FUZZ_SCHEMA = "slim-fuzz/1"
+GZIP_OVER = 200_000  # bytes of compact JSON; a larger report is written gzipped
+SIDES = ("upstream", "slim")
+
+
+def inventory_path(db: Path) -> Path:
+    return db / "surface" / "inventory.json"
+
+
+def report_path(db: Path, scenario: str, seed: int, gpu_name: str) -> Path:
+    return db / "fuzz" / f"{scenario}-{seed}-{gpu_name.replace(' ', '_')}.json"
+
+
+def write_report(report: dict, path: Path) -> Path:
+    """Compact JSON, or gzip JSON (path + .gz) past GZIP_OVER; the other form of the same name goes."""
+    text = json.dumps(report, sort_keys=True, separators=(",", ":")) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gz = path.with_name(path.name + ".gz")
+    if len(text) > GZIP_OVER:
+        written, stale = write_gzip_json(report, gz), path
+    else:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        written, stale = tmp.replace(path), gz
+    stale.unlink(missing_ok=True)
+    return written
+
+
+def request_rows(specs: list[RequestSpec], runs: dict[str, dict]) -> list[dict]:
+    """One row per request: what was sent, and each side's status, class and seconds."""
+    rows = []
+    for spec in specs:
+        row = {"id": spec.id, "batch": spec.batch, "route": f"{spec.method} {spec.path}", "fields": spec.fields[1:],
+               "malformed": spec.malformed}
+        for side, run in runs.items():
+            if "rows" in run:
+                row[side] = {k: v for k, v in run["rows"][spec.id].items() if k != "id"}
+        rows.append(row)
+    return rows
+
+
+def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[RequestSpec], log: Path,
+                   deadline_s: float, health_timeout_s: float) -> dict:
+    """Start the scenario's launch command with `site` first on PYTHONPATH, fuzz it, stop it."""
+    env = server_env([site], scenario.server_env)
+    origin = Path(probe(env)["sglang_origin"]).resolve()
+    if not origin.is_relative_to(site.resolve()):
+        raise SlimError(f"sglang resolves to {origin}, not to {site}")
+    port = free_port()
+    try:
+        with started(scenario.launch_command(sys.executable, str(model), port), env, log, port,
+                     health_timeout_s) as server, Progress() as progress:
+            task = progress.add_task(f"{log.stem}: {len(specs)} requests", total=len(specs))
+            run = fuzz_server(server.base_url, specs, deadline_s, lambda: progress.advance(task))
+            run["server_alive"] = server.process.poll() is None
+            run["healthy_after_s"] = server.healthy_after_s
+            return run
+    except SlimError as error:  # never healthy: the report says why, and the diagnosis reads the log
+        return {"start_failure": str(error)}
+
+
+def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree: Path, db: Path, logs: Path,
+                plan_source: Callable[[], dict] | None = None, deadline_s: float = 120,
+                budget_s: float = 0) -> tuple[Path, dict]:
+    """Fuzz upstream then slim with the same seeded requests; a versioned report of both and the verdict.
+
+    budget_s: seconds for both sides (0: no limit); slim is not started without a deadline's worth left."""
+    scenario = load_scenario(scenario_name)
+    if scenario.hardware.nodes != 1:
+        raise SlimError(f"{scenario.name} runs {scenario.hardware.nodes} nodes; the fuzzer serves one-node scenarios")
+    gpus = detect_gpus()
+    require(scenario, gpus)
+    specs = generate(load_inventory(inventory_path(db)), seed, n)
+    slim_site = (tree / PYTHON_DIR).resolve()
+    model = materialize(scenario.model, cache_root() / "models")
+    fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
+    started_at, runs = time.monotonic(), {}
+    for side, site in zip(SIDES, (upstream_site, slim_site), strict=True):
+        left = budget_s - (time.monotonic() - started_at) if budget_s else HEALTH_TIMEOUT_S + deadline_s * 2
+        if left < deadline_s + 60:
+            runs[side] = {"start_failure": f"not started: {left:.0f} s of the budget left"}
+            continue
+        (fuzz_logs / f"{scenario.name}.{side}.log").unlink(missing_ok=True)
+        runs[side] = serve_and_fuzz(scenario, site, model, specs, fuzz_logs / f"{scenario.name}.{side}.log",
+                                    deadline_s, min(HEALTH_TIMEOUT_S, left - deadline_s))
+    problems, notes = compare(specs, runs["upstream"], runs["slim"], deadline_s)
+    report = {
+        "schema": FUZZ_SCHEMA,
+        "scenario": scenario.name,
+        "flags": scenario.server_args,
+        "seed": seed,
+        "n": n,
+        "deadline_s": deadline_s,
+        "fuzzed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "tree_digest": tree_digest(tree),
+        "environment": host_environment(gpus, probe(server_env([slim_site]))["versions"]),
+        "sides": {side: {k: v for k, v in run.items() if k != "rows"} for side, run in runs.items()},
+        "requests": request_rows(specs, runs),
+        "problems": problems,
+        "notes": notes,
+        "diagnosis": diagnosis(fuzz_logs, scenario.name, plan_source) if problems else [],
+        "passed": not problems,
+        "specs_digest": _digest(specs),
+    }
+    return write_report(report, report_path(db, scenario.name, seed, gpus[0].name)), report
+
+
+def _digest(specs: list[RequestSpec]) -> str:
+    """Names the exact request list (same seed and inventory -> same digest), bodies included."""
+    return hashlib.sha256(json.dumps([asdict(s) for s in specs], sort_keys=True).encode()).hexdigest()[:16]
