@@ -1,0 +1,181 @@
+"""Front doors: a removed feature is refused where the user names it, never reached deep inside.
+
+`slim apply` writes one generated module into the slimmed tree (`FRONT_DOOR`) holding the removed
+flags, flag values, request fields and routes with their messages (from slim/surface.toml), and
+splices one call into each of four upstream functions where a user names them:
+- `ServerArgs.add_cli_args` (the launch command's parser): a removed flag, or a removed value of a
+  kept flag, is an argparse error (exit 2) that names the feature and how to get it back;
+- the HTTP app, right after `app = FastAPI(...)`: a removed route answers 501 with that message
+  (its handler is deleted by the plan, so the route is registered once);
+- `TokenizerManager.generate_request` (every native and OpenAI generation passes it) and
+  `OpenAIServingBase.handle_request`: a removed request field set by the client is an HTTP 400.
+"""
+
+from __future__ import annotations
+
+import ast
+import pprint
+
+FRONT_DOOR = "sglang/srt/slim_front_door.py"
+MODULE = "sglang.srt.slim_front_door"
+
+# (file, function qualname, where, the statement spliced in, the name it imports)
+HOOKS = (
+    ("sglang/srt/server_args.py", "ServerArgs.add_cli_args", "end", "refuse_removed_args(parser)",
+     "refuse_removed_args"),
+    ("sglang/srt/entrypoints/http_server.py", "app", "after", "add_refused_routes(app)", "add_refused_routes"),
+    ("sglang/srt/managers/tokenizer_manager.py", "TokenizerManager.generate_request", "start",
+     "refuse_removed_fields(obj)", "refuse_removed_fields"),
+    ("sglang/srt/entrypoints/openai/serving_base.py", "OpenAIServingBase.handle_request", "start",
+     "if (refused := refused_fields(request)):\n    return self.create_error_response(refused)", "refused_fields"),
+)
+
+RUNTIME = '''
+
+class _Refused(argparse.Action):
+    """A removed flag: parsing it is an error that says how to get the feature back."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string}: {REMOVED_FLAGS[option_string]}")
+
+
+def _refusing(flag, convert):
+    def check(value):
+        if (flag, value) in REMOVED_FLAG_VALUES:
+            raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[(flag, value)])
+        return convert(value) if convert else value
+
+    return check
+
+
+def refuse_removed_args(parser):
+    """Called at the end of ServerArgs.add_cli_args: refuse removed flags and flag values."""
+    actions = parser._option_string_actions  # argparse keeps no public index of its actions
+    for flag in sorted(REMOVED_FLAGS):
+        if flag in actions:  # the same action, refusing: it keeps its dest, default and nargs
+            actions[flag].__class__, actions[flag].help = _Refused, argparse.SUPPRESS
+    for flag in sorted({flag for flag, _ in REMOVED_FLAG_VALUES}):
+        action = actions.get(flag)
+        if action is not None:
+            if action.choices is not None:  # --help lists only what is left
+                action.choices = [c for c in action.choices if (flag, c) not in REMOVED_FLAG_VALUES]
+            action.type = _refusing(flag, action.type)
+
+
+def _named(obj, name):
+    """The client set this field (pydantic: given in the body; a dataclass: not its default)."""
+    given = getattr(obj, "model_fields_set", None)
+    if given is not None:
+        return name in given
+    value = getattr(obj, name, None)
+    default = next((f.default for f in dataclasses.fields(obj) if f.name == name), None)
+    return value is not None and value != default and value != [] and value != {}
+
+
+def refused_fields(obj):
+    """The message for the first removed field the request sets, or None."""
+    for name, message in REMOVED_FIELDS.get(type(obj).__name__, {}).items():
+        if _named(obj, name):
+            return f"{name}: {message}"
+    return None
+
+
+def refuse_removed_fields(obj):
+    """Raise ValueError (HTTP 400 from the server's handlers) for a removed field the request sets."""
+    if (message := refused_fields(obj)) is not None:
+        raise ValueError(message)
+
+
+def add_refused_routes(app):
+    """Register the removed routes: each answers 501 with what was removed and how to get it back."""
+    from fastapi.responses import JSONResponse
+
+    for (method, path), message in sorted(REMOVED_ROUTES.items()):
+        async def refuse(message=message):
+            return JSONResponse({"error": {"message": message, "type": "removed_by_slim", "code": 501}},
+                                status_code=501)
+
+        app.add_api_route(path, refuse, methods=[method], include_in_schema=False)
+'''
+
+
+def tables(removed: list[dict]) -> dict[str, dict]:
+    """The four refusal tables from the surface policy's removed items (id, kind, message)."""
+    flags, values, fields, routes = {}, {}, {}, {}
+    for item in removed:
+        kind, name, message = item["kind"], item["id"].split(":", 1)[1], item["message"]
+        if kind == "flag":
+            flags[name] = message
+        elif kind == "flag_value":
+            flag, _, value = name.partition("=")
+            values[(flag, value)] = message
+        elif kind == "field":
+            model, _, field = name.partition(".")
+            fields.setdefault(model, {})[field] = message
+        elif kind == "route":
+            method, _, path = name.partition(" ")
+            routes[(method, path)] = message
+    return {"REMOVED_FLAGS": flags, "REMOVED_FLAG_VALUES": values, "REMOVED_FIELDS": fields,
+            "REMOVED_ROUTES": routes}
+
+
+def module_source(removed: list[dict]) -> str:
+    """The generated front-door module: data tables, then the refusal helpers."""
+    head = ['"""Generated by `slim apply` (slim/front_door.py): features this slimmed SGLang removed, refused',
+            'where a user names them. To get one back: record a scenario that uses it, then `slim apply`."""', "",
+            "import argparse", "import dataclasses", ""]
+    for name, table in tables(removed).items():
+        head.append(f"{name} = {pprint.pformat(table, width=110, sort_dicts=True)}")
+    return "\n".join(head) + RUNTIME
+
+
+def _locate(tree: ast.Module, qualname: str) -> ast.stmt | None:
+    body, found = tree.body, None
+    for part in qualname.split("."):
+        found = next((n for n in body if _defines(n, part)), None)
+        if found is None:
+            return None
+        body = getattr(found, "body", [])
+    return found
+
+
+def hook(source: str, qualname: str, where: str, statement: str, name: str) -> str:
+    """`source` with `statement` spliced at the start or end of function `qualname` (or after the
+    module-level assignment `qualname`), and its import from the front-door module at the top of
+    that function (or module): a function-local import keeps the module's own imports as upstream's."""
+    lines = source.splitlines(keepends=True)
+    node = _locate(ast.parse(source), qualname)
+    if node is None:
+        raise ValueError(f"front door: {qualname} not found")
+    if where == "after":
+        indent, at = "", node.end_lineno
+        text = f"from {MODULE} import {name}\n{statement}\n"
+    else:
+        body = node.body
+        anchor = body[1] if where == "start" and _docstring(node) and len(body) > 1 else body[0]
+        indent = lines[anchor.lineno - 1][: anchor.col_offset]
+        at = body[-1].end_lineno if where == "end" else anchor.lineno - 1
+        text = "".join(f"{indent}{line}\n" for line in [f"from {MODULE} import {name}", *statement.splitlines()])
+    return "".join(lines[:at]) + text + "".join(lines[at:])
+
+
+def _defines(node: ast.stmt, name: str) -> bool:
+    """A def or class of that name, or a module-level `name = ...`."""
+    if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return node.name == name
+    return isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+
+
+def _docstring(node) -> bool:
+    first = node.body[0]
+    return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+
+
+def front_door_files(removed: list[dict], read) -> dict[str, str]:
+    """Every file the front door writes or changes: {path: text}. `read(path)` gives a kept file's text."""
+    if not removed:
+        return {}
+    files = {FRONT_DOOR: module_source(removed)}
+    for path, qualname, where, statement, name in HOOKS:
+        files[path] = hook(files.get(path) or read(path), qualname, where, statement, name)
+    return files

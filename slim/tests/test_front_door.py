@@ -1,0 +1,129 @@
+"""Front doors: removed flags, flag values, request fields and routes are refused where named."""
+
+import argparse
+import ast
+import dataclasses
+
+import pytest
+
+from slim.front_door import FRONT_DOOR, HOOKS, front_door_files, hook, module_source
+from slim.upstream import default_tree, load_pin
+
+REMOVED = [
+    {"id": "flag:--enable-lora", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
+    {"id": "flag:--device=npu", "kind": "flag_value", "message": "Ascend NPU was removed (not NVIDIA)."},
+    {"id": "field:GenerateReqInput.image_data", "kind": "field", "message": "image input was removed."},
+    {"id": "field:ChatRequest.modalities", "kind": "field", "message": "modalities were removed."},
+    {"id": "route:POST /v1/embeddings", "kind": "route", "message": "embeddings were removed (no embedding model)."},
+]
+
+
+@pytest.fixture
+def door():
+    namespace: dict = {}
+    exec(compile(module_source(REMOVED), FRONT_DOOR, "exec"), namespace)
+    return namespace
+
+
+def parser_with_door(door) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sglang serve")
+    parser.add_argument("--enable-lora", action="store_true")
+    parser.add_argument("--device", type=str, default=None, choices=["cuda", "npu", "cpu"])
+    parser.add_argument("--tp-size", type=int, default=1)
+    door["refuse_removed_args"](parser)
+    return parser
+
+
+def test_removed_flag_is_an_argparse_error_with_the_message(door, capsys):
+    parser = parser_with_door(door)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--enable-lora"])
+    assert exit_.value.code == 2 and "--enable-lora: LoRA was removed" in capsys.readouterr().err
+
+
+def test_removed_flag_value_is_refused_and_the_rest_still_parse(door, capsys):
+    parser = parser_with_door(door)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--device", "npu"])
+    assert "Ascend NPU was removed" in capsys.readouterr().err
+    args = parser.parse_args(["--device", "cuda", "--tp-size", "2"])
+    assert (args.device, args.tp_size, args.enable_lora) == ("cuda", 2, False)  # defaults of removed flags stay
+    assert parser.parse_args([]).device is None
+
+
+def test_a_removed_field_set_by_the_client_is_refused(door):
+    @dataclasses.dataclass
+    class GenerateReqInput:
+        text: str = ""
+        image_data: list | None = None
+
+    assert door["refused_fields"](GenerateReqInput(text="hi")) is None
+    with pytest.raises(ValueError, match="image_data: image input was removed"):
+        door["refuse_removed_fields"](GenerateReqInput(text="hi", image_data=["x.png"]))
+    pydantic = pytest.importorskip("pydantic")
+
+    class ChatRequest(pydantic.BaseModel):
+        modalities: list[str] | None = None
+
+    assert door["refused_fields"](ChatRequest()) is None
+    assert door["refused_fields"](ChatRequest(modalities=None)).startswith("modalities:")  # named, even as null
+
+
+def test_a_removed_route_answers_501_with_the_message(door):
+    fastapi = pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    app = fastapi.FastAPI()
+    door["add_refused_routes"](app)
+    answer = TestClient(app).post("/v1/embeddings", json={"input": "x"})
+    assert answer.status_code == 501 and "embeddings were removed" in answer.json()["error"]["message"]
+
+
+SOURCE = '''import os
+
+
+class ServerArgs:
+    @staticmethod
+    def add_cli_args(parser):
+        """Doc."""
+        parser.add_argument("--x")
+        parser.add_argument("--y")
+
+
+app = make_app(
+    title="t",
+)
+
+
+async def handle(obj):
+    """Doc."""
+    return obj
+'''
+
+
+def test_hooks_splice_a_statement_and_its_import_where_named():
+    end = hook(SOURCE, "ServerArgs.add_cli_args", "end", "refuse(parser)", "refuse")
+    assert '        parser.add_argument("--y")\n        from sglang.srt.slim_front_door import refuse\n' \
+           '        refuse(parser)\n\n\napp' in end
+    after = hook(SOURCE, "app", "after", "add(app)", "add")
+    assert ')\nfrom sglang.srt.slim_front_door import add\nadd(app)\n\n\nasync' in after
+    start = hook(SOURCE, "handle", "start", "if x:\n    return 1", "x")
+    assert '"""Doc."""\n    from sglang.srt.slim_front_door import x\n    if x:\n        return 1\n' \
+           '    return obj' in start
+    for text in (end, after, start):
+        ast.parse(text)
+    with pytest.raises(ValueError, match="not found"):
+        hook(SOURCE, "Missing.f", "end", "x", "x")
+
+
+def test_hooks_fit_the_real_upstream_files():
+    tree = default_tree(load_pin())
+    if not tree.is_dir():
+        pytest.skip("upstream not fetched: run `slim fetch`")
+    files = front_door_files(REMOVED, lambda path: (tree / path).read_text())
+    assert set(files) == {FRONT_DOOR} | {h[0] for h in HOOKS}
+    for path, text in files.items():
+        ast.parse(text)
+        if path != FRONT_DOOR:
+            assert text.count("from sglang.srt.slim_front_door import") == 1
+    assert front_door_files([], lambda path: "") == {}
