@@ -186,6 +186,11 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
            logs: LogsOpt = Path("logs"), upstream: UpstreamOpt = None,
            plan: Annotated[Path | None, typer.Option(help="`slim plan --json` output to map missing symbols to "
                                                           "(default: computed from --db and upstream).")] = None,
+           fuzz: Annotated[int, typer.Option(help="Send N seeded random requests to upstream (--upstream), then to "
+                                                  "--tree; compare (report in DB/fuzz).")] = 0,
+           seed: Annotated[int, typer.Option(help="The --fuzz seed.")] = 0,
+           fuzz_deadline_s: Annotated[float, typer.Option(help="--fuzz: slower than this is a hang.")] = 120,
+           fuzz_budget_s: Annotated[float, typer.Option(help="--fuzz: seconds for both sides (0: none).")] = 0,
            ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
     from slim.apply import planned_from
@@ -193,8 +198,13 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
     from slim.verify import cross_gpu_note
     from slim.verify import verify as run_verify
 
-    path, report = run_verify(scenario, db, tree, logs, (lambda: load_plan_json(plan)) if plan else
-                              (lambda: compute_plan(upstream, db, planned_from(tree))))
+    plan_source = (lambda: load_plan_json(plan)) if plan else (lambda: compute_plan(upstream, db, planned_from(tree)))
+    if fuzz:  # the same seeded random requests to upstream and to the slimmed tree
+        from slim.fuzz.drive import fuzz_command
+
+        return fuzz_command(scenario, fuzz, seed, upstream, tree, db, logs, plan_source, fuzz_deadline_s,
+                            fuzz_budget_s, console)
+    path, report = run_verify(scenario, db, tree, logs, plan_source)
     for line in report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)
     if not report["passed"]:
