@@ -246,6 +246,20 @@ def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime
     console.print(f"{len(manifest['parts'])} part(s), {size / 2**20:.1f} MiB in {out}; unpack: sh {out}/unpack.sh DEST")
 
 
+@app.command()
+def surface(db: DbOpt = DB,
+            derive: Annotated[bool, typer.Option("--derive", help="Re-derive the inventory from upstream.")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="Every item with its status, as JSON.")] = False,
+            show_all: Annotated[bool, typer.Option("--all", help="List every unstatused item.")] = False,
+            policy: Annotated[Path | None, typer.Option(help="The surface policy (default slim/surface.toml).")] = None,
+            ) -> None:
+    """The serving surface (routes, flags, fields, sampling parameters, entry points) and each item's status."""
+    from slim.surface.policy import POLICY
+    from slim.surface.report import run_surface
+
+    run_surface(db, policy or POLICY, derive, as_json, show_all, 30, console)
+
+
 def _exit_on_sigterm(signum, frame) -> None:
     # SystemExit unwinds through `finally`, so a server we started is stopped, not orphaned.
     raise SystemExit(128 + signum)

@@ -1,0 +1,137 @@
+"""Each surface item's one status, computed from the committed recordings and slim/surface.toml:
+recorded (naming the runs), kept or removed (policy, with its reason), or unstatused."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from slim.errors import SlimError
+from slim.surface.policy import Entry
+
+SAMPLING_ROUTE_MODELS = {"GenerateReqInput"}  # whose bodies carry `sampling_params`
+OPENAI_SAMPLING_MODELS = {"CompletionRequest", "ChatCompletionRequest"}  # same-named top-level fields map to it
+
+
+def path_pattern(template: str) -> re.Pattern:
+    """A route path template as a regex: `/v1/models/{model:path}` matches `/v1/models/a/b`."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join(("(.+)" if p.endswith(":path}") else "([^/]+)") if p.startswith("{") else re.escape(p)
+                              for p in parts) + "$")
+
+
+def flag_values(argv: list[str], names: list[str]) -> list[str] | None:
+    """The values a command gives a flag (`--x v1 v2` or `--x=v`): None when absent, [] for a bare switch."""
+    found = None
+    for at, token in enumerate(argv):
+        name, eq, value = token.partition("=")
+        if name not in names:
+            continue
+        found = found or []
+        if eq:
+            found.append(value)
+            continue
+        for following in argv[at + 1:]:
+            if following.startswith("--"):
+                break
+            found.append(following)
+    return found
+
+
+def canonical_argv(argv: list[str], names: dict[str, str]) -> list[str]:
+    """argv with each `--option` spelled as its flag's primary name: aliases, and argparse's unique-prefix
+    abbreviations (`--tp 2` is `--tp-size 2`), resolved as upstream's parser resolves them."""
+    out = []
+    for token in argv:
+        option, eq, value = token.partition("=")
+        if option.startswith("--") and option not in names:
+            matches = {flag for name, flag in names.items() if name.startswith(option)}
+            option = matches.pop() if len(matches) == 1 else option
+        out.append(names.get(option, option) + eq + value)
+    return out
+
+
+def served(recording) -> list[tuple[str, str, dict | None]]:
+    """(method, path, body) of the requests a recording sent that the server did not fail (< 500)."""
+    rows = []
+    for out in recording.data["outputs"]:
+        status = out.get("status")
+        if isinstance(status, int) and status < 500 and out.get("method") and out.get("path"):
+            rows.append((out["method"].upper(), out["path"].split("?")[0], out.get("body")))
+    return rows
+
+
+def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[str]]:
+    """Item id -> names of the recordings that exercised it, by the rules of each kind."""
+    evidence: dict[str, set[str]] = defaultdict(set)
+    routes = [(item, path_pattern(item["path"])) for item in items if item["kind"] == "route"]
+    flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
+    primary = {name: flag for flag, names in flags.items() for name in names}
+    fields = [item for item in items if item["kind"] == "field"]
+    sampling = {item["name"] for item in items if item["kind"] == "sampling_param"}
+    for rec in recordings:
+        name = f"{rec.scenario}/{rec.name}"
+        functions = {(f[0], f[1]) for f in rec.data["functions"]}
+        sent = served(rec)
+        taken = defaultdict(list)  # model -> bodies of the requests sent to a route that takes it
+        for item, pattern in routes:
+            bodies = [body for method, path, body in sent if method == item["method"] and pattern.match(path)]
+            file, _, handler = item["source"].partition("::")
+            if bodies and (file, handler) in functions:
+                evidence[item["id"]].add(name)
+                for model in item["models"]:
+                    taken[model] += [b for b in bodies if isinstance(b, dict)]
+        for item in fields:
+            if any(item["name"] in body for body in taken.get(item["model"], ())):
+                evidence[item["id"]].add(name)
+        for model in SAMPLING_ROUTE_MODELS | OPENAI_SAMPLING_MODELS:
+            for body in taken.get(model, ()):
+                params = body.get("sampling_params") if model in SAMPLING_ROUTE_MODELS else body
+                for key in (params if isinstance(params, dict) else {}):
+                    if key in sampling:
+                        evidence[f"sampling:{key}"].add(name)
+        command = canonical_argv(rec.data["command"], primary)
+        for flag in flags:
+            values = flag_values(command, [flag])
+            if values is not None:
+                evidence[f"flag:{flag}"].add(name)
+                for value in values:
+                    evidence[f"flag:{flag}={value}"].add(name)
+        argvs = [p.get("argv") or [] for p in rec.data["processes"]] + [command]
+        for item in items:
+            if item["kind"] in ("entry_point", "console_script") and any(runs(argv, item) for argv in argvs):
+                evidence[item["id"]].add(name)
+    known = {item["id"] for item in items}  # a flag value without `choices` (`--tp-size=2`) is no item
+    return {key: sorted(names) for key, names in evidence.items() if key in known}
+
+
+def runs(argv: list[str], item: dict) -> bool:
+    """Whether a process argv runs an entry point (`-m module`, or its file) or a console script."""
+    if item["kind"] == "console_script":
+        return bool(argv) and argv[0].rsplit("/", 1)[-1] == item["name"]
+    return any(token == item["module"] and at and argv[at - 1] == "-m" or token.endswith("/" + item["source"])
+               for at, token in enumerate(argv))
+
+
+def statuses(items: list[dict], evidence: dict[str, list[str]], policy: list[Entry]) -> tuple[list[dict], list[str]]:
+    """Items with `status`, `evidence` and `reason`; plus warnings (keeps that a recording made stale).
+    A removal of a recorded item is an error: something a scenario runs cannot leave."""
+    listed = {item: entry for entry in policy for item in entry.items}
+    clashes = sorted(i for i, e in listed.items() if e.section == "removed" and evidence.get(i))
+    if clashes:
+        raise SlimError(f"surface policy removes {len(clashes)} recorded item(s): {', '.join(clashes[:10])} "
+                        f"(recorded by {evidence[clashes[0]][0]})")
+    rows, warnings = [], []
+    for item in items:
+        entry, runs_of = listed.get(item["id"]), evidence.get(item["id"], [])
+        row = {**item, "evidence": runs_of, "reason": "", "feature": "", "scenario": ""}
+        if runs_of:
+            row["status"] = "recorded"
+            if entry is not None:
+                warnings.append(f"stale keep: {item['id']} is recorded by {runs_of[0]}; drop it from surface.toml")
+        elif entry is not None:
+            row.update(status=entry.section, reason=entry.reason, feature=entry.feature, scenario=entry.scenario)
+        else:
+            row["status"] = "unstatused"
+        rows.append(row)
+    return rows, warnings
