@@ -13,6 +13,9 @@
 #   bash ci/gpu_session.sh faults [SCEN]        64 streams with seeded aborts/disconnects + malformed, unknown-model
 #                                               and oversize requests (SEED), on upstream then slim; compared;
 #                                               FAULTS_TIMEOUT_S (120): a request slower than that counts as hung
+#   bash ci/gpu_session.sh fuzz SEED N SCEN...  N seeded random requests (slim verify --fuzz) to upstream then slim,
+#                                               each scenario in turn with an equal share of what is left;
+#                                               reports in db/fuzz/; FUZZ_DEADLINE_S (120): slower counts as a hang
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
@@ -88,6 +91,19 @@ case "$MODE" in
       --budget-s $(( $(left) - 40 )) --timeout-s "${FAULTS_TIMEOUT_S:-120}" \
       --out "$RES/db/benchmarks/faults-${1:-dsv3_fp8_tp1}-$GPU.json" \
       || echo "FAILED faults (see PROBLEM lines)" ;;
+  fuzz) slim_tree; export SLIM_HEALTH_TIMEOUT=${SLIM_HEALTH_TIMEOUT:-300}  # the same seeded requests, upstream then slim
+    FSEED=${1:?usage: gpu_session.sh fuzz SEED N SCENARIO...}; FN=${2:?usage: gpu_session.sh fuzz SEED N SCENARIO...}
+    shift 2; [ $# -gt 0 ] || set -- dsv3_fp8_tp1
+    PLAN_ARGS=(--upstream "$UP"); [ -f .carry/plan.json ] && PLAN_ARGS+=(--plan .carry/plan.json)
+    n_left=$#
+    for s in "$@"; do
+      share=$(( ($(left) - 20) / n_left )); n_left=$(( n_left - 1 ))
+      if [ "$share" -lt "$MIN_LEFT_S" ]; then echo "SKIP fuzz $s: $share s for it"; continue; fi
+      echo "== fuzz $s seed $FSEED n $FN ($share s of $(left) s left)"
+      PYTHONPATH=$DEPS:/opt/rt/tools timeout "$share" python3 -m slim verify --scenario "$s" --fuzz "$FN" \
+        --seed "$FSEED" --tree /tmp/slim-tree --db "$RES/db" --logs "$RES/logs" "${PLAN_ARGS[@]}" \
+        --fuzz-budget-s $(( share - 30 )) --fuzz-deadline-s "${FUZZ_DEADLINE_S:-120}" || echo "FAILED fuzz $s"
+    done ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
-  *) echo "usage: gpu_session.sh record|verify|both|bench|serve-bench|faults SCENARIO..." >&2; exit 2 ;;
+  *) echo "usage: gpu_session.sh record|verify|both|bench|serve-bench|faults|fuzz SCENARIO..." >&2; exit 2 ;;
 esac
