@@ -25,7 +25,8 @@ def coverage_table(rows: list[dict]) -> Table:
 
 def run_surface(db: Path, policy: Path, derive: bool, as_json: bool, show_all: bool, shown: int,
                 console: Console) -> None:
-    """Derive (when asked), then report; exits 1 (SlimError) while any item is unstatused."""
+    """Derive (when asked), then report; exits 1 (SlimError) while any item is unstatused, except with --json,
+    whose stdout must stay one JSON document (the statuses are in it)."""
     from slim.surface import surface_rows, write_inventory
     from slim.upstream import default_tree, load_pin
 
@@ -35,20 +36,20 @@ def run_surface(db: Path, policy: Path, derive: bool, as_json: bool, show_all: b
         pin = load_pin()
         inventory = derive_inventory(default_tree(pin))
         path = write_inventory(inventory, db, pin.version)
-        console.print(f"derived {len(inventory['items'])} items into {path}; unresolved: "
-                      f"{json.dumps(inventory['unresolved'])}", highlight=False, soft_wrap=True)
+        if not as_json:  # stdout stays one JSON document
+            console.print(f"derived {len(inventory['items'])} items into {path}; unresolved: "
+                          f"{json.dumps(inventory['unresolved'])}", highlight=False, soft_wrap=True)
     rows, warnings = surface_rows(db, policy)
     if as_json:
         print(json.dumps(rows, indent=1, sort_keys=True))
-    else:
-        console.print(coverage_table(rows))
-        for line in warnings:
-            console.print(f"warning: {line}", highlight=False, soft_wrap=True)
+        return
+    console.print(coverage_table(rows))
+    for line in warnings:
+        console.print(f"warning: {line}", highlight=False, soft_wrap=True)
     missing = [row["id"] for row in rows if row["status"] == "unstatused"]
     if missing:
-        if not as_json:
-            for item in missing if show_all else missing[:shown]:
-                console.print(f"unstatused: {item}", highlight=False)
+        for item in missing if show_all else missing[:shown]:
+            console.print(f"unstatused: {item}", highlight=False)
         more = "" if show_all or len(missing) <= shown else f" (first {shown} shown; --all for every one)"
         raise SlimError(f"{len(missing)} surface item(s) have no status: record them, or add them to "
                         f"slim/surface.toml with a reason{more}")
