@@ -8,7 +8,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from scenarios.spec import Request, load_scenario, scenario_names
-from scenarios.workload import LONG_TEXT, comparable, expand, first_mismatch, run_workload, server_facts
+from scenarios.workload import (
+    LONG_TEXT,
+    comparable,
+    concurrent_runs,
+    expand,
+    first_mismatch,
+    run_workload,
+    server_facts,
+)
 from slim.errors import SlimError
 
 
@@ -303,3 +311,34 @@ def test_the_serving_workload_covers_the_wider_surface():
             temperatures.append(request.body["temperature"])
         # Only greedy outputs are compared exactly (seeded sampling does not reproduce on upstream).
         assert all(t == 0 for t in temperatures), name
+
+
+SURFACE = ("dsv3_fp8_tp1_surface_requests", "dsv3_fp8_tp1_surface_admin")
+
+
+def _greedy(body: dict) -> bool:
+    """Every sampling setting of a body is greedy: temperature 0, or top_k 1."""
+    params = body.get("sampling_params", body)
+    return all(p.get("temperature", 1.0) == 0 or p.get("top_k") == 1
+               for p in (params if isinstance(params, list) else [params]))
+
+
+@pytest.mark.parametrize("name", SURFACE)
+def test_surface_scenarios_compare_only_greedy_answers_and_keep_groups_together(name):
+    requests = load_scenario(name).requests
+    for request in requests:
+        body = request.body or {}
+        if request.compare and ("temperature" in body or "sampling_params" in body):
+            assert _greedy(body), request.name
+    groups = [run[0].group for run in concurrent_runs(requests) if run[0].group]
+    assert len(groups) == len(set(groups)), f"{name}: a group is split by other requests"
+
+
+def test_the_request_surface_mixes_per_request_state_in_one_batch():
+    requests = load_scenario("dsv3_fp8_tp1_surface_requests").requests
+    mix = next(run for run in concurrent_runs(requests) if run[0].group == "generate_mix")
+    params = [r.body.get("sampling_params") or {} for r in mix]
+    used = {key for p in params for item in (p if isinstance(p, list) else [p]) for key in item}
+    assert {"frequency_penalty", "logit_bias", "min_new_tokens", "stop_regex", "regex", "json_schema", "ebnf",
+            "structural_tag", "custom_params", "stop_token_ids", "sampling_seed"} <= used
+    assert len({r.delay_s for r in mix}) == len(mix)  # each joins the batch at its own moment
