@@ -7,6 +7,7 @@ endpoints alike.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,55 @@ class Launch:
     env: dict[str, str]
 
 
+# Filled in a companion's argv when it runs: the live server's (or, alone, a free port's) URL and port.
+COMPANION_PLACEHOLDERS = ("base_url", "model_path", "port")
+COMPANION_WHEN = ("with_server", "alone")
+COMPANION_KEYS = ("argv", "when", "timeout_s", "env", "name")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")  # not JSON: '{"a": 1}' has no bare {word}
+
+
+@dataclass(frozen=True)
+class Companion:
+    """An upstream entry point run beside the server as `python3 ARGV...`, traced like the server.
+
+    when: "with_server" runs against the live server after the workload; "alone" runs once every
+    server is down (it starts its own engine, or needs none). A run past timeout_s is stopped and
+    recorded as timed out. name: unique in the scenario; defaults to the module after -m."""
+
+    argv: tuple[str, ...]
+    when: str
+    timeout_s: float = 300
+    env: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self):
+        if not self.argv or not all(isinstance(a, str) for a in self.argv):
+            raise ValueError(f"companion argv must be a non-empty list of strings, not {self.argv!r}")
+        if self.when not in COMPANION_WHEN:
+            raise ValueError(f"companion {self.module!r}: when = {self.when!r}, not one of {', '.join(COMPANION_WHEN)}")
+        if not self.module:
+            raise ValueError(f"companion {list(self.argv)!r} runs no -m module: give it a name")
+        unknown = {m for a in self.argv for m in _PLACEHOLDER.findall(a)} - set(COMPANION_PLACEHOLDERS)
+        if unknown:
+            raise ValueError(f"companion {self.module!r}: unknown placeholder(s) {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(COMPANION_PLACEHOLDERS)})")
+        if self.timeout_s <= 0:
+            raise ValueError(f"companion {self.module!r}: timeout_s must be positive, not {self.timeout_s}")
+
+    @property
+    def module(self) -> str:
+        """The entry point: the module after -m, else the name (a console script run through -c)."""
+        return self.argv[1] if self.argv[0] == "-m" and len(self.argv) > 1 else self.name
+
+    @property
+    def label(self) -> str:
+        return f"companion:{self.name or self.module}"
+
+    def command(self, python: str, values: dict[str, str]) -> list[str]:
+        """The argv with {base_url}, {model_path} and {port} filled in, after the interpreter."""
+        return [python, *(_PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), a) for a in self.argv)]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -77,6 +127,13 @@ class Scenario:
     # a scenario that widens the default says why, with the measurement behind it.
     logprob_atol: float = LOGPROB_ATOL
     logprob_atol_reason: str | None = None
+    # False ([server] absent or start = false): no server, only "alone" companions run.
+    server_start: bool = True
+    companions: list[Companion] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.server_start and (self.requests or any(c.when != "alone" for c in self.companions)):
+            raise ValueError("a scenario without a server has no requests and runs only companions with when = alone")
 
     def launch_command(self, python: str, model_path: str, port: int) -> list[str]:
         """The upstream launch command, exactly as a user would type it."""
@@ -113,17 +170,41 @@ def load_scenario(name: str) -> Scenario:
             name=name,
             description=data["description"],
             model=data["model"],
-            server_args=list(data["server"]["args"]),
-            server_env={k: str(v) for k, v in data["server"].get("env", {}).items()},
+            **_server(data.get("server")),
             hardware=_hardware(data.get("hardware", {})),
             status=data.get("status"),
             awaiting_verify=data.get("awaiting_verify"),
             requests=[Request(**r) for r in _omit(_workload_requests(data.get("workload"))
                                                   + data.get("requests", []), data.get("omit"))],
             **_compare(data.get("compare")),
+            companions=_companions(data.get("companion", [])),
         )
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise SlimError(f"scenario file {path} is malformed: {exc}") from None
+
+
+def _server(table: dict | None) -> dict:
+    """[server] args (required when it starts), env, start (default true; false or no table: no server)."""
+    table = table or {}
+    start = table.get("start", bool(table))
+    return {"server_start": start, "server_args": list(table["args"] if start else table.get("args", [])),
+            "server_env": {k: str(v) for k, v in table.get("env", {}).items()}}
+
+
+def _companions(tables: list[dict]) -> list[Companion]:
+    """[[companion]] entries: known keys only, unique names."""
+    companions = []
+    for number, table in enumerate(tables, 1):
+        unknown = set(table) - set(COMPANION_KEYS)
+        if unknown:
+            raise ValueError(f"[[companion]] {number}: unknown key(s) {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(COMPANION_KEYS)})")
+        env = {k: str(v) for k, v in table.get("env", {}).items()}
+        companions.append(Companion(**{**table, "argv": tuple(table.get("argv", ())), "env": env}))
+    labels = [c.label for c in companions]
+    if duplicates := sorted({label for label in labels if labels.count(label) > 1}):
+        raise ValueError(f"[[companion]] names repeat: {', '.join(duplicates)} (give each its own name)")
+    return companions
 
 
 def _compare(table: dict | None) -> dict:

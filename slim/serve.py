@@ -13,6 +13,7 @@ from scenarios.model_cache import materialize
 from scenarios.server import Server, free_port
 from scenarios.spec import Request, Scenario
 from scenarios.workload import run_workload
+from slim.companions import placeholder_values, run_companions
 from slim.upstream import cache_root
 
 # A cold host JIT-compiles for minutes before /health turns 200.
@@ -23,7 +24,7 @@ HEALTH_TIMEOUT_S = float(os.environ.get("SLIM_HEALTH_TIMEOUT", 900))
 class Run:
     command: list[str]
     outputs: list[dict]
-    healthy_after_s: float
+    healthy_after_s: float | None  # None: the scenario starts no server
     log_path: Path
     traces: list[Path] = field(default_factory=list)
 
@@ -39,13 +40,30 @@ def server_env(extra_pythonpath: list[Path], extra: dict[str, str] | None = None
 
 def serve_scenario(scenario: Scenario, env: dict[str, str], log_path: Path, model_path: Path | None = None,
                    settle_s: float = 0, profile_dir: Path | None = None) -> Run:
-    """One server start for the scenario's flags (every node), its whole workload, then a full stop.
+    """One server start for the scenario's flags (every node), its whole workload, its companions
+    against the live server, a full stop, then its companions that run alone.
 
     settle_s: idle time before stopping, so every process's tracer flushes once more.
     profile_dir: afterwards, replay a few requests under the server's torch.profiler (GPU
     activity only) and leave its traces there, for the kernel map.
     """
     model = model_path or materialize(scenario.model, cache_root() / "models")
+    companion_env = {**env, **scenario.server_env}
+    # A scratch cwd: `python -m` puts cwd first on sys.path, and no stray sglang folder may shadow the tree.
+    with tempfile.TemporaryDirectory(prefix="slim-serve-") as cwd:
+        if scenario.server_start:
+            run = _serve(scenario, env, log_path, model, Path(cwd), settle_s, profile_dir)
+        else:
+            run = Run([], [], None, log_path)
+        port = free_port()  # for an alone companion that starts a server of its own (compile_deep_gemm)
+        run.outputs += run_companions(scenario.companions, "alone", sys.executable,
+                                      placeholder_values(f"http://127.0.0.1:{port}", model, port),
+                                      companion_env, Path(cwd), log_path)
+    return run
+
+
+def _serve(scenario: Scenario, env: dict[str, str], log_path: Path, model: Path, cwd: Path,
+           settle_s: float, profile_dir: Path | None) -> Run:
     ports = [free_port() for _ in range(scenario.hardware.nodes)]
     plan = scenario.launch_plan(sys.executable, str(model), ports, dist_port=free_port())
     servers = [
@@ -53,19 +71,20 @@ def serve_scenario(scenario: Scenario, env: dict[str, str], log_path: Path, mode
                log_path.with_suffix(f".node{rank}.log") if rank else log_path, ports[rank])
         for rank, launch in enumerate(plan)
     ]
-    # A scratch cwd: `python -m` puts cwd first on sys.path, and no stray sglang folder may shadow the tree.
-    with tempfile.TemporaryDirectory(prefix="slim-serve-") as cwd:
-        try:
-            for server in servers:
-                server.start(Path(cwd))
-            head = servers[0]
-            healthy = head.wait_healthy(HEALTH_TIMEOUT_S)
-            outputs = run_workload(head.base_url, scenario.requests)
-            traces = profile_kernels(head.base_url, scenario, profile_dir) if profile_dir else []
-            time.sleep(settle_s)
-        finally:
-            for server in reversed(servers):
-                server.stop()
+    try:
+        for server in servers:
+            server.start(cwd)
+        head = servers[0]
+        healthy = head.wait_healthy(HEALTH_TIMEOUT_S)
+        outputs = run_workload(head.base_url, scenario.requests)
+        traces = profile_kernels(head.base_url, scenario, profile_dir) if profile_dir else []
+        outputs += run_companions(scenario.companions, "with_server", sys.executable,
+                                  placeholder_values(head.base_url, model, head.port),
+                                  {**env, **scenario.server_env}, cwd, log_path)
+        time.sleep(settle_s)
+    finally:
+        for server in reversed(servers):
+            server.stop()
     return Run(plan[0].argv, outputs, healthy, log_path, traces)
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from scenarios.hardware import detect_gpus, require
 from scenarios.model_cache import materialize, model_digest
-from scenarios.spec import load_scenario
+from scenarios.spec import LOGPROB_ATOL, load_scenario
 from scenarios.workload import first_mismatch, without_keys
 from slim.apply import PYTHON_DIR, tree_digest
+from slim.companions import companion_mismatch, split_companions
 from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
 from slim.policy import load_policy
@@ -56,11 +57,20 @@ def _is_logprobs(key: str) -> bool:
     return "logprob" in key
 
 
+def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: float = LOGPROB_ATOL) -> str | None:
+    """The first difference of the requests (status, tokens, text, logprobs within logprob_atol), else
+    the first companion that exited 0 on the reference run and not on this one."""
+    reference_requests, reference_companions = split_companions(reference)
+    requests, companions = split_companions(outputs)
+    return (first_mismatch(reference_requests, requests, logprob_atol)
+            or companion_mismatch(reference_companions, companions))
+
+
 def mismatch_without_logprobs(reference: list[dict], outputs: list[dict]) -> str | None:
     """The first difference once every logprob is left out. Across GPU models (an H100 against an
     H200 reference) greedy tokens and text agree but logprobs are not bit-identical, and may
     differ beyond the tolerance; statuses, tokens and text must still match exactly."""
-    return first_mismatch(without_keys(reference, _is_logprobs), without_keys(outputs, _is_logprobs))
+    return outputs_mismatch(without_keys(reference, _is_logprobs), without_keys(outputs, _is_logprobs))
 
 
 def cross_gpu_note(report: dict) -> str:
@@ -94,7 +104,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model), None
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
-    mismatch = start_failure or first_mismatch(recording.outputs, run.outputs, scenario.logprob_atol)
+    mismatch = start_failure or outputs_mismatch(recording.outputs, run.outputs, scenario.logprob_atol)
     environment = host_environment(gpus, facts["versions"])
     reference_gpus = gpu_models(recording.data["environment"])
     cross_gpu = gpu_models(environment) != reference_gpus
