@@ -12,12 +12,12 @@ import json
 import os
 import pickle
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from slim import defs, index_cache
 from slim.errors import SlimError
-from slim.policy import Policy, load_policy
+from slim.policy import Policy, check_names_upstream, load_policy
 from slim.reach import HOLDS_KEPT, NEVER_RUN, RAN, REFERENCED, Liveness, reach
 from slim.recording import Recording
 from slim.upstream import OUT_OF_SCOPE, PACKAGE
@@ -41,6 +41,7 @@ class DefDecision:
     action: str  # keep | delete | stub (the signature stays, the body raises)
     reason: str
     lines: int
+    policy_entry: str | None = None  # the slim/policy.toml path that decided it, as written there
 
 
 @dataclass
@@ -460,17 +461,25 @@ def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]
     return out
 
 
+def with_policy_entries(decisions: list[DefDecision], policy: Policy) -> list[DefDecision]:
+    """Each decision with the policy path that decided it (`slim plan --json`: which entry removed which def)."""
+    entries = [policy.decided_by(d.file, d.qualname, d.action, ran=d.reason.startswith(RAN)) for d in decisions]
+    return [replace(d, policy_entry=entry) if entry else d for d, entry in zip(decisions, entries, strict=True)]
+
+
 def make_function_plan(tree: Path, files: list[str], recordings: list[Recording],
                        policy: Policy | None = None) -> Plan:
     """The full plan: the imported modules (make_plan) with a keep/delete decision for every def.
     In the policy's "reach" mode the modules narrow to what the code that ran reaches (slim.reach)."""
     policy = policy if policy is not None else load_policy()
+    check_names_upstream(policy, tree)  # an entry naming nothing would silently judge nothing
     extra = policy_files(tree, files, policy)
     imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
     indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")], with_uses=policy.lines)
     if policy.mode == "names":
         imported.defs, imported.edits = decide_defs_by_names(indexes, ran, policy)
+        imported.defs = with_policy_entries(imported.defs, policy)
         imported.policy = policy
         return imported
     executed = executed_lines(recordings) if policy.lines else None
@@ -478,5 +487,6 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
     unreached = {i.path: UNREACHED for i in indexes if i.path not in live.modules}
     plan = make_plan(files, recordings, extra=extra, unreached=unreached)
     plan.defs, plan.edits = decide_defs([i for i in indexes if i.path in live.modules], live)
+    plan.defs = with_policy_entries(plan.defs, policy)
     plan.policy = policy
     return plan

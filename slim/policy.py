@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from functools import cached_property
 from pathlib import Path
 
@@ -26,7 +27,7 @@ class Keep:
         """A qualname entry covers the def itself and everything nested in it."""
         if file != self.file:
             return False
-        return self.qualname is None or qualname == self.qualname or qualname.startswith(self.qualname + ".")
+        return self.qualname is None or _within(qualname, self.qualname)
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,26 @@ class OffSurface:
     """Under `prefix`, code for a feature outside the supported surface (DeepSeek V2/V3/R1 served
     on NVIDIA GPUs) that kept code still names behind a flag or an environment switch: the
     "surface" mode stubs a def there that never ran ("lines", everywhere, one no executed line names).
-    With a `symbols` glob (policy path "prefix::glob"), only the defs whose qualname matches it:
-    another family's methods inside a file DeepSeek shares ("KVCacheConfigurator.*mamba*")."""
+    With a `qualname` (policy path "file::qualname"), only that def of the file and what is nested
+    in it: another family's method inside a file DeepSeek shares ("KVCacheConfigurator._build_dsa_kv_pool")."""
     prefix: str
     reason: str
-    symbols: str | None = None
+    qualname: str | None = None
 
     @property
     def path(self) -> str:
         """As written in the policy."""
-        return f"{self.prefix}::{self.symbols}" if self.symbols else self.prefix
+        return f"{self.prefix}::{self.qualname}" if self.qualname else self.prefix
 
     def holds(self, qualname: str | None) -> bool:
-        return self.symbols is None or (qualname is not None and fnmatchcase(qualname, self.symbols))
+        """A whole-path entry holds every def; a qualname entry the def itself and its members
+        (`Foo` holds `Foo.bar`, never `FooBar` or `Foo2`)."""
+        return self.qualname is None or (qualname is not None and _within(qualname, self.qualname))
+
+
+def _within(qualname: str, outer: str) -> bool:
+    """`qualname` is `outer` or nested in it."""
+    return qualname == outer or qualname.startswith(outer + ".")
 
 
 def _holds_file(prefix: str, file: str) -> bool:
@@ -132,12 +140,40 @@ class Policy:
     def _off_surface_under(self) -> dict[str, list[OffSurface]]:
         return {}
 
+    def decided_by(self, file: str, qualname: str, action: str, ran: bool) -> str | None:
+        """The policy path behind a def's plan decision (`action`: keep, stub or delete), as written:
+        the [[off_surface]] entry under whose rules it was stubbed or removed, the [[keep]] entry that
+        kept it, or the [[whole]] path that kept a def no recording `ran` whole; None where the
+        recordings alone decided."""
+        if action != "keep":
+            off = self.off_surface_for(file, qualname) if self.mode != "names" else None
+            return off.path if off else None
+        if keep := self.files.get(file) or self.keep_for(file, qualname):
+            return f"{keep.file}::{keep.qualname}" if keep.qualname else keep.file
+        whole = self.whole_for(file, qualname) if self.lean and not ran else None
+        return whole.prefix if whole else None
+
     @property
     def files(self) -> dict[str, Keep]:
         return {k.file: k for k in self.keeps if k.qualname is None}
 
     def keep_for(self, file: str, qualname: str) -> Keep | None:
         return next((k for k in self.keeps if k.covers(file, qualname)), None)
+
+
+GLOB_CHARACTERS = "*?["
+
+
+def _exact(path: str, table: str, policy: Path, qualname_allowed: bool) -> str:
+    """`path` as written, when it names one place: no pattern (a glob matches more than it means),
+    a `::qualname` only on a .py file of a table that takes one."""
+    if any(ch in path for ch in GLOB_CHARACTERS):
+        raise SlimError(f"policy {policy}: {table} path {path!r} is a pattern: name a file, folder/ or file::qualname")
+    file, sep, qualname = path.partition("::")
+    if sep and not (qualname_allowed and file.endswith(".py") and qualname):
+        raise SlimError(f"policy {policy}: {table} path {path!r}: only a [[keep]] or [[off_surface]] .py file "
+                        "takes a ::qualname")
+    return path
 
 
 def _entries(data: dict, table: str, required: tuple[str, ...], path: Path) -> list[dict]:
@@ -151,7 +187,8 @@ def _entries(data: dict, table: str, required: tuple[str, ...], path: Path) -> l
 
 def _path_entries(data: dict, table: str, required: tuple[str, ...], path: Path) -> list[tuple[str, dict]]:
     """(prefix, entry) for each of the `paths` of each `[[table]]` entry."""
-    return [(prefix, entry) for entry in _entries(data, table, required, path) for prefix in entry["paths"]]
+    return [(_exact(prefix, table, path, table == "off_surface"), entry)
+            for entry in _entries(data, table, required, path) for prefix in entry["paths"]]
 
 
 def load_policy(path: Path = POLICY_FILE) -> Policy:
@@ -161,36 +198,70 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
         raise SlimError(f"policy {path}: {exc}") from None
     keeps = []
     for entry in _entries(data, "keep", ("path", "reason", "scenario"), path):
-        file, _, qualname = entry["path"].partition("::")
+        file, _, qualname = _exact(entry["path"], "keep", path, qualname_allowed=True).partition("::")
         keeps.append(Keep(file, qualname or None, entry["reason"], entry["scenario"]))
     wholes = [Whole(prefix, e["reason"], e["scenario"])
               for prefix, e in _path_entries(data, "whole", ("paths", "reason", "scenario"), path)]
     sampled = [Sampled(prefix, e["reason"]) for prefix, e in _path_entries(data, "sampled", ("paths", "reason"), path)]
-    off_surface = [OffSurface(prefix, e["reason"], symbols or None) for spec, e in
+    off_surface = [OffSurface(prefix, e["reason"], qualname or None) for spec, e in
                    _path_entries(data, "off_surface", ("paths", "reason"), path)
-                   for prefix, _, symbols in [spec.partition("::")]]
+                   for prefix, _, qualname in [spec.partition("::")]]
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
     return Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled), tuple(off_surface))
 
 
-def defined_qualnames(source: bytes) -> set[str]:
-    """Qualnames of every class and function in a module ('A', 'A.f', 'g', 'g.inner')."""
-    import ast
-
-    found: set[str] = set()
+def definition_counts(source: bytes) -> Counter:
+    """How many times each class and function qualname is defined in a module ('A', 'A.f', 'g',
+    'g.inner'; a def under `if`/`try` branches counts once per branch)."""
+    found: Counter = Counter()
 
     def walk(node, prefix: str) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                found.add(prefix + child.name)
+                found[prefix + child.name] += 1
                 walk(child, f"{prefix}{child.name}.")
             else:
                 walk(child, prefix)
 
     walk(ast.parse(source), "")
     return found
+
+
+def defined_qualnames(source: bytes) -> set[str]:
+    """Qualnames of every class and function in a module ('A', 'A.f', 'g', 'g.inner')."""
+    return set(definition_counts(source))
+
+
+def entry_paths(policy: Policy) -> list[str]:
+    """Every path the policy names, as written: [[keep]], [[whole]], [[sampled]], [[off_surface]]."""
+    return ([f"{k.file}::{k.qualname}" if k.qualname else k.file for k in policy.keeps]
+            + [e.prefix for e in (*policy.wholes, *policy.sampled)] + [e.path for e in policy.off_surface])
+
+
+def stale_entries(policy: Policy, tree: Path) -> list[str]:
+    """The policy paths that name nothing in the upstream `tree`: no such file, folder/ or def."""
+    sources: dict[str, set[str]] = {}
+    stale = []
+    for entry in entry_paths(policy):
+        file, _, qualname = entry.partition("::")
+        if not ((tree / file).is_dir() if file.endswith("/") else (tree / file).is_file()):
+            stale.append(entry)
+        elif qualname:
+            if file not in sources:
+                sources[file] = defined_qualnames((tree / file).read_bytes())
+            if qualname not in sources[file]:
+                stale.append(entry)
+    return stale
+
+
+def check_names_upstream(policy: Policy, tree: Path) -> None:
+    """A one-line error when a policy entry names nothing upstream: it would silently keep or judge nothing."""
+    if stale := stale_entries(policy, tree):
+        more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+        raise SlimError(f"policy entry {stale[0]} names nothing in the upstream tree {tree}{more}: "
+                        "correct or remove it")
 
 
 def add_keep(symbol: str, reason: str, scenario: str, tree: Path, path: Path = POLICY_FILE) -> Keep:

@@ -102,15 +102,16 @@ def surface_policy_with_whole_ep(tmp_path, off_surface: str, reason: str):
     return load_policy(path)
 
 
-def test_an_off_surface_symbol_glob_judges_only_the_defs_it_matches(tmp_path):
-    policy = surface_policy_with_whole_ep(tmp_path, "sglang/::*[Mm]amba*", "not DeepSeek")
-    pools = "sglang/srt/mem_cache/memory_pool.py"
-    assert policy.off_surface_for(pools, "MambaPool.alloc").path == "sglang/::*[Mm]amba*"
-    assert policy.judged_by_lines(pools, "KVCache._build_mamba_pool") and not policy.flag_built(pools, "MambaPool")
-    assert not policy.judged_by_lines(pools, "MLATokenToKVPool.alloc") and policy.flag_built(pools, "MLATokenToKVPool")
-    assert policy.off_surface_for(pools) is None  # a file alone: only whole-file entries
-    assert policy.whole_for("sglang/srt/ep/layer.py", "EPMoE") is not None
-    assert policy.whole_for("sglang/srt/ep/layer.py", "EPMoE.forward_mamba") is None
+def test_an_off_surface_qualname_judges_only_that_def_and_its_members(tmp_path):
+    policy = surface_policy_with_whole_ep(tmp_path, "sglang/srt/ep/layer.py::EPMoE.forward_mamba", "not DeepSeek")
+    layer = "sglang/srt/ep/layer.py"
+    assert policy.off_surface_for(layer, "EPMoE.forward_mamba").path == "sglang/srt/ep/layer.py::EPMoE.forward_mamba"
+    assert policy.judged_by_lines(layer, "EPMoE.forward_mamba.inner")
+    assert not policy.flag_built(layer, "EPMoE.forward_mamba")
+    assert not policy.judged_by_lines(layer, "EPMoE.forward_mamba_v2") and not policy.judged_by_lines(layer, "EPMoE")
+    assert policy.off_surface_for(layer) is None  # a file alone: only whole-file entries
+    assert policy.whole_for(layer, "EPMoE") is not None
+    assert policy.whole_for(layer, "EPMoE.forward_mamba") is None
 
 
 def test_an_off_surface_file_inside_a_whole_folder_is_judged_off_the_surface(tmp_path):

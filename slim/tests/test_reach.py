@@ -196,7 +196,7 @@ def test_surface_judges_by_lines_only_off_the_surface(wheel_tree):
     assert used["helper_on_error"] == ("stub", OFF_SURFACE_STUB) and used["helper"][0] == "keep"
     plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface"))
     assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
-    by_symbol = OffSurface(f"{REACH}/", "a debugging aid", symbols="*_on_error")
+    by_symbol = OffSurface(f"{REACH}/used.py", "a debugging aid", qualname="helper_on_error")
     plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(by_symbol,)))
     used = decisions(plan, f"{REACH}/used.py")
     assert used["helper_on_error"] == ("stub", OFF_SURFACE_STUB) and used["helper"][0] == "keep"
