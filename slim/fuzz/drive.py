@@ -139,3 +139,17 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
 def _digest(specs: list[RequestSpec]) -> str:
     """Names the exact request list (same seed and inventory -> same digest), bodies included."""
     return hashlib.sha256(json.dumps([asdict(s) for s in specs], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fuzz_command(scenario: str, n: int, seed: int, upstream: Path | None, tree: Path, db: Path, logs: Path,
+                 plan_source: Callable[[], dict], deadline_s: float, budget_s: float, console) -> None:
+    """`slim verify --fuzz N`: run, print problems and diagnosis, fail with one line unless it passed."""
+    from slim.upstream import resolve_tree
+
+    path, report = fuzz_verify(scenario, n, seed, resolve_tree(upstream), tree, db, logs, plan_source,
+                               deadline_s, budget_s)
+    for line in report["problems"] + report["diagnosis"]:
+        console.print(line, highlight=False, soft_wrap=True)
+    if not report["passed"]:
+        raise SlimError(f"{scenario}: fuzz seed {seed} found {len(report['problems'])} problem(s) (report: {path})")
+    console.print(f"{scenario}: {n} fuzzed requests (seed {seed}) answered like upstream (report: {path})")

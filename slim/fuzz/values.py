@@ -99,6 +99,12 @@ KNOWN: dict[str, Maker] = {
     "lora_path": lambda rng: "fuzz-lora",
     "custom_logit_processor": lambda rng: "not-a-serialized-processor",
     "session_params": lambda rng: {"id": "fuzz-no-such-session"},
+    "session_id": lambda rng: "fuzz-no-such-session",
+    "return_hidden_states": lambda rng: rng.random() < 0.5,
+    "routed_dp_rank": lambda rng: 0,  # the only data-parallel rank of a one-GPU server
+    "disagg_prefill_dp_rank": lambda rng: 0,
+    "custom_params": lambda rng: {"fuzz": 1},
+    "reasoning": lambda rng: {"effort": rng.choice(["low", "medium", "high"])},
 }
 
 # Never sent, whatever the inventory says: fields that make a request wait on another host or
@@ -178,9 +184,9 @@ def _parse(tokens: list[str], at: int) -> tuple[object, int]:
 
 def _build(node: object, rng: random.Random) -> object:
     name, args = (node, []) if isinstance(node, str) else node
-    name = name.rsplit(".", 1)[-1]
     if name[0] in "'\"-0123456789":  # a Literal's member
         return name[1:-1] if name[0] in "'\"" else float(name) if "." in name else int(name)
+    name = name.rsplit(".", 1)[-1]  # typing.List -> List
     scalars = {"int": lambda: rng.randint(0, 8), "float": lambda: round(rng.uniform(0, 1), 2),
                "bool": lambda: rng.random() < 0.5, "str": lambda: rng.choice(("fuzz", "a b", "")),
                "Any": lambda: "fuzz", "None": lambda: None, "NoneType": lambda: None,

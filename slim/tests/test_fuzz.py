@@ -90,6 +90,8 @@ def test_typed_values_follow_the_annotation():
     assert typed_value("Literal['low', 'high']", rng) in ("low", "high")
     assert isinstance(typed_value("list[int] | None", rng), list)
     assert typed_value("Optional[ResponseFormat]", rng) is NO_VALUE
+    assert typed_value("Optional[List[Literal['message.output_text.logprobs']]]", rng)[0] == \
+        "message.output_text.logprobs"
 
 
 def test_a_foreign_or_missing_inventory_is_one_clear_error(tmp_path):
@@ -121,6 +123,8 @@ def start_server(faulty: bool, refuse: bool = False) -> ThreadingHTTPServer:
 
         def do_POST(self):
             raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            if "bad_field" in raw:  # a 400 for bad input upstream; slim crashes on it instead
+                return self.answer(500 if faulty else 400, {"error": "bad input"})
             if faulty and "crash_field" in raw:
                 return self.answer(500, {"error": "AttributeError: slim removed it"})
             if faulty and "hang_field" in raw:
@@ -155,14 +159,15 @@ def fuzz(specs: list[RequestSpec], faulty: bool, refuse: bool = False) -> dict:
 
 def test_the_comparison_flags_a_500_a_hang_and_a_dead_server():
     specs = [spec(0, "ok_field"), spec(1, "crash_field"), spec(2, "hang_field"), spec(3, "ok_field", batch=1),
-             spec(4, "die_field", batch=2), spec(5, "ok_field", batch=3)]
+             spec(4, "bad_field", batch=1), spec(5, "die_field", batch=2), spec(6, "ok_field", batch=3)]
     upstream, slim = fuzz(specs, faulty=False), fuzz(specs, faulty=True)
-    assert [r["class"] for r in slim["rows"]] == ["2xx", "5xx", "hang", "2xx", "no_answer", "no_answer"]
+    assert [r["class"] for r in slim["rows"]] == ["2xx", "5xx", "hang", "2xx", "5xx", "no_answer", "no_answer"]
     problems, _ = compare(specs, upstream, slim, deadline_s=1.0)
     text = "\n".join(problems)
     assert "#1 POST /generate [field:X.crash_field]: slim 500 where upstream answered 200" in text
     assert "#2 POST /generate [field:X.hang_field]: slim gave no answer within 1 s" in text
-    assert "#4 POST /generate [field:X.die_field]: slim did not answer" in text
+    assert "#4 POST /generate [field:X.bad_field]: slim 500 where upstream answered 400" in text
+    assert "#5 POST /generate [field:X.die_field]: slim did not answer" in text
     assert "slim: /health after the run answered nothing" in text
     assert "greedy /generate after the run" in text
     assert not any(p.startswith("#0 ") or p.startswith("#3 ") for p in problems)

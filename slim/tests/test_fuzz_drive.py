@@ -1,0 +1,86 @@
+"""slim/fuzz/drive.py end to end on CPU: a fake `sglang.launch_server` in an upstream site and in a
+slimmed tree (whose server fails one sampling parameter with a missing-symbol error), the real
+scenario's launch command, the report and its diagnosis."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import slim.fuzz.drive as drive
+from scenarios.hardware import Gpu
+from slim.tests.test_fuzz import inventory
+
+FAKE_SERVER = '''
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BROKEN = {broken!r}  # a sampling parameter this tree lost the code of
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.answer(200, {{"data": [{{"id": "tiny"}}]}})
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        if BROKEN and BROKEN in raw:
+            print("AttributeError: module 'sglang.srt.sampling.penaltylib' has no attribute 'Broken'", flush=True)
+            return self.answer(500, {{"error": "internal"}})
+        self.answer(200, {{"output_ids": [1, 2, 3], "text": "Paris"}})
+
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+'''
+
+
+def fake_site(root: Path, broken: str | None) -> Path:
+    (root / "sglang").mkdir(parents=True)
+    (root / "sglang" / "__init__.py").write_text("")
+    (root / "sglang" / "launch_server.py").write_text(FAKE_SERVER.format(broken=broken))
+    return root
+
+
+@pytest.fixture
+def fake_host(tmp_path, monkeypatch):
+    monkeypatch.setattr(drive, "detect_gpus", lambda: [Gpu("Fake GPU", 9.0, "1")])
+    monkeypatch.setattr(drive, "require", lambda scenario, gpus: None)
+    monkeypatch.setattr(drive, "materialize", lambda model, root: tmp_path / "model")
+    db = tmp_path / "db"
+    (db / "surface").mkdir(parents=True)
+    (db / "surface" / "inventory.json").write_text(json.dumps(inventory()))
+    return tmp_path, db
+
+
+def test_a_slim_500_fails_the_run_and_is_diagnosed(fake_host):
+    tmp, db = fake_host
+    upstream = fake_site(tmp / "up", broken=None)
+    fake_site(tmp / "tree" / "python", broken='"top_k"')
+    path, report = drive.fuzz_verify("dsv3_fp8_tp1", 40, 3, upstream, tmp / "tree", db, tmp / "logs",
+                                     deadline_s=10, budget_s=0)
+    assert path == db / "fuzz" / "dsv3_fp8_tp1-3-Fake_GPU.json"
+    assert json.loads(path.read_text())["schema"] == "slim-fuzz/1"
+    assert not report["passed"] and report["problems"]
+    assert all("sampling:top_k" in line for line in report["problems"])
+    assert report["diagnosis"] and "penaltylib" in report["diagnosis"][0]
+    assert len(report["requests"]) == 40 and report["requests"][0]["upstream"]["class"] in ("2xx", "4xx")
+    assert report["sides"]["slim"]["server_alive"] and "rows" not in report["sides"]["slim"]
+
+
+def test_the_same_tree_on_both_sides_passes(fake_host):
+    tmp, db = fake_host
+    upstream = fake_site(tmp / "up", broken=None)
+    fake_site(tmp / "tree" / "python", broken=None)
+    _, report = drive.fuzz_verify("dsv3_fp8_tp1", 30, 4, upstream, tmp / "tree", db, tmp / "logs", deadline_s=10)
+    assert report["passed"] and report["problems"] == [] and report["diagnosis"] == []
