@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -46,9 +47,16 @@ def scenarios(db: DbOpt = DB,
     if plan is not None:
         scenario = load_scenario(plan)
         ports = [30000 + 10 * rank for rank in range(scenario.hardware.nodes)]
-        for launch in scenario.launch_plan("python3", "<model>", ports, dist_port=30100):
+        launches = scenario.launch_plan("python3", "<model>", ports, dist_port=30100) if scenario.server_start else []
+        for launch in launches:
             env = " ".join(f"{k}={v}" for k, v in {**scenario.server_env, **launch.env}.items())
             console.print(f"{env} {' '.join(launch.argv)}", highlight=False, soft_wrap=True)
+        for companion in scenario.companions:  # after the workload (with_server) or once the server is down
+            env = " ".join(f"{k}={v}" for k, v in {**scenario.server_env, **companion.env}.items())
+            port = str(ports[0]) if companion.when == "with_server" else "<free-port>"
+            values = {"base_url": f"http://127.0.0.1:{port}", "model_path": "<model>", "port": port}
+            console.print(f"[{companion.when}] {env} {shlex.join(companion.command('python3', values))}",
+                          markup=False, highlight=False, soft_wrap=True)
         return
     recorded = last_recorded(db)
     pending = last_recorded(db / PENDING) if (db / PENDING).is_dir() else {}

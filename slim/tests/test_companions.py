@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from scenarios.spec import Companion, load_scenario
+from slim.cli import app
 from slim.companions import TIMED_OUT, companion_log, companion_mismatch, run_companion, split_companions
 from slim.errors import SlimError
 from slim.serve import serve_scenario
@@ -134,3 +136,12 @@ def test_the_committed_companion_scenario_runs_upstream_entry_points():
     for module in modules:
         source = Path(tree, *module.split(".")).with_suffix(".py").read_text()
         assert 'if __name__ == "__main__"' in source, module
+
+
+def test_the_dry_run_plan_lists_the_companions_after_the_launch_command():
+    result = CliRunner().invoke(app, ["scenarios", "--plan", "dsv3_fp8_tp1_companions"], env={"COLUMNS": "400"})
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and "sglang.launch_server" in lines[0]
+    assert any(line.startswith("[with_server]") and "--base-url http://127.0.0.1:30000" in line for line in lines)
+    assert any(line.startswith("[alone]") and "sglang.compile_deep_gemm" in line and "<free-port>" in line
+               for line in lines)
