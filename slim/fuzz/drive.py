@@ -99,10 +99,13 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
     scenario = load_scenario(scenario_name)
     if scenario.hardware.nodes != 1:
         raise SlimError(f"{scenario.name} runs {scenario.hardware.nodes} nodes; the fuzzer serves one-node scenarios")
+    slim_site = (tree / PYTHON_DIR).resolve()
+    for what, site in (("--upstream", upstream_site), ("--tree", slim_site)):
+        if not (site / "sglang").is_dir():
+            raise SlimError(f"{what}: {site} holds no sglang package")
     gpus = detect_gpus()
     require(scenario, gpus)
     specs = generate(load_inventory(inventory_path(db)), seed, n)
-    slim_site = (tree / PYTHON_DIR).resolve()
     model = materialize(scenario.model, cache_root() / "models")
     fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
     started_at, runs = time.monotonic(), {}

@@ -84,3 +84,11 @@ def test_the_same_tree_on_both_sides_passes(fake_host):
     fake_site(tmp / "tree" / "python", broken=None)
     _, report = drive.fuzz_verify("dsv3_fp8_tp1", 30, 4, upstream, tmp / "tree", db, tmp / "logs", deadline_s=10)
     assert report["passed"] and report["problems"] == [] and report["diagnosis"] == []
+
+
+def test_a_tree_without_sglang_is_one_clear_error_before_anything_starts(fake_host):
+    tmp, db = fake_host
+    upstream = fake_site(tmp / "up", broken=None)
+    with pytest.raises(drive.SlimError, match="--tree: .* holds no sglang package"):
+        drive.fuzz_verify("dsv3_fp8_tp1", 5, 1, upstream, tmp / "no-tree", db, tmp / "logs")
+    assert not (tmp / "logs").exists() and not (db / "fuzz").exists()
