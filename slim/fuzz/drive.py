@@ -97,8 +97,9 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
 
     budget_s: seconds for both sides (0: no limit); slim is not started without a deadline's worth left."""
     scenario = load_scenario(scenario_name)
-    if scenario.hardware.nodes != 1:
-        raise SlimError(f"{scenario.name} runs {scenario.hardware.nodes} nodes; the fuzzer serves one-node scenarios")
+    if scenario.hardware.nodes != 1 or not scenario.server_start:
+        raise SlimError(f"{scenario.name} starts {scenario.hardware.nodes if scenario.server_start else 'no'} "
+                        "server node(s); the fuzzer serves one-node scenarios")
     slim_site = (tree / PYTHON_DIR).resolve()
     for what, site in (("--upstream", upstream_site), ("--tree", slim_site)):
         if not (site / "sglang").is_dir():
