@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from slim.deps import imported_tops, keep_requirements
 from slim.errors import SlimError
+from slim.front_door import front_door_files
 from slim.plan import Plan
 from slim.upstream import Pin
 
@@ -215,7 +216,10 @@ def write_tree(plan: Plan, tree: Path, pin: Pin, out: Path) -> None:
     """Materialise the plan into an empty folder `out`."""
     python_dir = out / PYTHON_DIR
     rewritten, imports = rewrite_modules(plan, tree) if plan.defs else ({}, None)
-    for rel in plan.kept:
+    doors = front_door_files(list(plan.policy.front_door),
+                             lambda rel: rewritten[rel].decode() if rel in rewritten else (tree / rel).read_text())
+    rewritten |= {rel: text.encode() for rel, text in doors.items()}
+    for rel in sorted(set(plan.kept) | set(doors)):
         target = python_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel in rewritten:

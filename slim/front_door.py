@@ -39,9 +39,9 @@ class _Refused(argparse.Action):
         parser.error(f"{option_string}: {REMOVED_FLAGS[option_string]}")
 
 
-def _refusing(flag, convert):
-    def check(value):
-        if (flag, value) in REMOVED_FLAG_VALUES:
+def _refusing(flag, convert, default):
+    def check(value):  # argparse converts a string default too: a removed default is no user's choice
+        if (flag, value) in REMOVED_FLAG_VALUES and value != default:
             raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[(flag, value)])
         return convert(value) if convert else value
 
@@ -58,8 +58,9 @@ def refuse_removed_args(parser):
         action = actions.get(flag)
         if action is not None:
             if action.choices is not None:  # --help lists only what is left
-                action.choices = [c for c in action.choices if (flag, c) not in REMOVED_FLAG_VALUES]
-            action.type = _refusing(flag, action.type)
+                action.choices = [c for c in action.choices
+                                  if (flag, c) not in REMOVED_FLAG_VALUES or c == action.default]
+            action.type = _refusing(flag, action.type, action.default)
 
 
 def _named(obj, name):
@@ -97,6 +98,24 @@ def add_refused_routes(app):
 
         app.add_api_route(path, refuse, methods=[method], include_in_schema=False)
 '''
+
+
+def front_door_items(db, version: str) -> list[dict]:
+    """The surface policy's removed items with their inventory kind (and a route's handler), sorted."""
+    from slim.surface import read_inventory, removed_items
+
+    inventory = {item["id"]: item for item in read_inventory(db, version)["items"]}
+    return [{**row, "kind": inventory[row["id"]]["kind"], "source": inventory[row["id"]].get("source")}
+            for row in removed_items()]
+
+
+def refused_handlers(items: list[dict], routes: list[dict]) -> set[tuple[str, str]]:
+    """(file, qualname) of the route handlers all of whose routes are removed: no longer roots."""
+    removed = {item["id"] for item in items}
+    by_handler: dict[str, set[str]] = {}
+    for route in routes:
+        by_handler.setdefault(route["source"], set()).add(route["id"])
+    return {tuple(source.split("::", 1)) for source, ids in by_handler.items() if ids <= removed}
 
 
 def tables(removed: list[dict]) -> dict[str, dict]:

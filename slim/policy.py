@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import tomllib
 from collections import Counter
@@ -13,6 +14,7 @@ from pathlib import Path
 from slim.errors import SlimError
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
+SURFACE_DB = Path(__file__).resolve().parent.parent / "coverage_db"  # holds surface/inventory.json
 PLAN_MODES = ("names", "reach", "lean", "lines", "surface")
 
 
@@ -100,6 +102,10 @@ class Policy:
     wholes: tuple[Whole, ...] = ()
     sampled: tuple[Sampled, ...] = ()
     off_surface: tuple[OffSurface, ...] = ()
+    # The surface's removed items (slim/surface.toml), refused at their front doors (slim/front_door.py),
+    # and the route handlers whose every route is among them (so no route root).
+    front_door: tuple[dict, ...] = ()
+    refused_routes: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def lean(self) -> bool:
@@ -209,7 +215,21 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
     mode = data.get("plan", {}).get("mode", "names")
     if mode not in PLAN_MODES:
         raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
-    return Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled), tuple(off_surface))
+    policy = Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled), tuple(off_surface))
+    return with_front_door(policy) if path == POLICY_FILE else policy
+
+
+def with_front_door(policy: Policy, db: Path = SURFACE_DB) -> Policy:
+    """The project's policy also removes what slim/surface.toml removes, refused at its front door."""
+    from slim.front_door import front_door_items, refused_handlers
+    from slim.surface import read_inventory
+    from slim.upstream import load_pin
+
+    version = load_pin().version
+    items = front_door_items(db, version)
+    routes = [i for i in read_inventory(db, version)["items"] if i["kind"] == "route"]
+    refused = frozenset(refused_handlers(items, routes))
+    return dataclasses.replace(policy, front_door=tuple(items), refused_routes=refused)
 
 
 def definition_counts(source: bytes) -> Counter:

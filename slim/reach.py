@@ -249,7 +249,8 @@ class _Reach:
                 self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
             elif d.parent is None and any(x.rsplit(".", 1)[-1] in ERROR_HANDLER_DECORATORS for x in d.decorators):
                 self.define(path, d, ERROR_HANDLER)
-            elif d.parent is None and self.judge and any(_routes(x) for x in d.decorators):
+            elif d.parent is None and self.judge and any(_routes(x) for x in d.decorators) \
+                    and (path, d.qualname) not in self.policy.refused_routes:  # refused at its front door
                 self.define(path, d, ROUTE)
             elif d.parent is None and d.kind == "class" and any(
                     b.rsplit(".", 1)[-1] in self.live_classes for b in d.bases) and \

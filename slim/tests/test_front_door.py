@@ -12,6 +12,7 @@ from slim.upstream import default_tree, load_pin
 REMOVED = [
     {"id": "flag:--enable-lora", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
     {"id": "flag:--device=npu", "kind": "flag_value", "message": "Ascend NPU was removed (not NVIDIA)."},
+    {"id": "flag:--mamba-backend=triton", "kind": "flag_value", "message": "Mamba was removed."},
     {"id": "field:GenerateReqInput.image_data", "kind": "field", "message": "image input was removed."},
     {"id": "field:ChatRequest.modalities", "kind": "field", "message": "modalities were removed."},
     {"id": "route:POST /v1/embeddings", "kind": "route", "message": "embeddings were removed (no embedding model)."},
@@ -30,6 +31,7 @@ def parser_with_door(door) -> argparse.ArgumentParser:
     parser.add_argument("--enable-lora", action="store_true")
     parser.add_argument("--device", type=str, default=None, choices=["cuda", "npu", "cpu"])
     parser.add_argument("--tp-size", type=int, default=1)
+    parser.add_argument("--mamba-backend", type=str, default="triton", choices=["triton", "flashinfer"])
     door["refuse_removed_args"](parser)
     return parser
 
@@ -49,6 +51,7 @@ def test_removed_flag_value_is_refused_and_the_rest_still_parse(door, capsys):
     args = parser.parse_args(["--device", "cuda", "--tp-size", "2"])
     assert (args.device, args.tp_size, args.enable_lora) == ("cuda", 2, False)  # defaults of removed flags stay
     assert parser.parse_args([]).device is None
+    assert parser.parse_args([]).mamba_backend == "triton"  # a removed value that is the default: no error
 
 
 def test_a_removed_field_set_by_the_client_is_refused(door):

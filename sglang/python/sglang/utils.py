@@ -154,6 +154,9 @@ class TypeBasedDispatcher:
         self._mro_cache = {}
         self._fallback_fn = None
 
+    def add_fallback_fn(self, fallback_fn: Callable):
+        self._fallback_fn = fallback_fn
+
     def __iadd__(self, other: "TypeBasedDispatcher"):
         for ty, fn in other._mapping.items():
             if ty not in self._mapping:

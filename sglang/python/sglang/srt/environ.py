@@ -10,7 +10,19 @@ from typing import Any, Optional
 
 @functools.lru_cache(maxsize=1)
 def _default_hip() -> bool:
-    raise NotImplementedError('slim removed the body of _default_hip: it never ran in any recording (see sglang/REMOVED.md)')
+    """Lazy ROCm/HIP detection for platform-conditional env defaults.
+
+    Avoids importing torch at environ import time (this module is intentionally
+    stdlib-only and loaded very early). Resolved on first EnvField.get() that uses
+    it as a default, by which point torch is already imported in any real run;
+    falls back to False if torch is unavailable.
+    """
+    try:
+        import torch
+
+        return torch.version.hip is not None
+    except Exception:
+        return False
 
 
 class EnvField:

@@ -8304,6 +8304,8 @@ class ServerArgs:
             help="(Deprecated: use --flashinfer-allreduce-fusion-backend=auto) "
             "Enable FlashInfer allreduce fusion with Residual RMSNorm.",
         )
+        from sglang.srt.slim_front_door import refuse_removed_args
+        refuse_removed_args(parser)
 
     @classmethod
     def from_cli_args(cls, args: argparse.Namespace):

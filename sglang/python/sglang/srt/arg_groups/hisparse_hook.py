@@ -17,7 +17,9 @@ HISPARSE_KV_CACHE_DTYPES = ("bfloat16", "fp8_e4m3")
 
 
 def _is_hip() -> bool:
-    raise NotImplementedError('slim removed the body of _is_hip: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.srt.server_args import is_hip
+
+    return is_hip()
 
 
 # The hisparse DSA backend defaults moved to the resolution pipeline

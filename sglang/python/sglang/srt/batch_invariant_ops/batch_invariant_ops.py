@@ -960,7 +960,7 @@ def _rms_norm_aten_compat(input, normalized_shape, weight=None, eps=None):
 
 
 def _mm_dtype_compat(self, mat2, out_dtype):
-    raise NotImplementedError('slim removed the body of _mm_dtype_compat: it never ran in any recording (see sglang/REMOVED.md)')
+    return matmul_persistent(self.contiguous(), mat2.contiguous()).to(out_dtype)
 
 
 _batch_invariant_MODE = False

@@ -122,7 +122,7 @@ def is_deepseek_dsa(config) -> bool:
 
 
 def is_kimi_k3(config) -> bool:
-    raise NotImplementedError('slim removed the body of is_kimi_k3: it never ran in any recording (see sglang/REMOVED.md)')
+    return _hf_arch(config) == "KimiK3ForConditionalGeneration"
 
 
 def is_deepseek_v4(config) -> bool:
@@ -1870,6 +1870,10 @@ _cross_encoding_pooler_archs = [
     "BertForSequenceClassification",
     "XLMRobertaForSequenceClassification",
 ]
+
+
+def is_cross_encoding_pooler_model(model_architectures: List[str]) -> bool:
+    return any(arch in _cross_encoding_pooler_archs for arch in model_architectures)
 
 
 def yarn_get_mscale(scale: float = 1, mscale: float = 1) -> float:

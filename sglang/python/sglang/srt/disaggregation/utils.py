@@ -9,6 +9,7 @@ from typing import (
     overload,
 )
 
+import torch.distributed as dist
 
 from sglang.srt.configs.model_config import get_dsa_index_topk
 from sglang.srt.utils import is_hip
@@ -55,6 +56,16 @@ class DisaggregationMode(Enum):
 #########################
 # Synchronization
 #########################
+
+
+def poll_and_all_reduce_attn_cp_tp_group(
+    pollers,
+    attn_cp_cpu_group: dist.ProcessGroup,
+    attn_tp_cpu_group: dist.ProcessGroup,
+):
+    # First sync across attn-tp ranks so all TP participants for a given (dp, cp)
+    # shard observe the same status transitions.
+    raise NotImplementedError('slim removed the body of poll_and_all_reduce_attn_cp_tp_group: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 #########################

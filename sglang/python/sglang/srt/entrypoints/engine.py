@@ -68,6 +68,8 @@ from sglang.srt.managers.io_struct import (
     GenerateReqInput,
     GetWeightsByNameReqInput,
     InitWeightsUpdateGroupReqInput,
+    LoadLoRAAdapterFromTensorsReqInput,
+    LoadLoRAAdapterReqInput,
     MultimodalDataInputFormat,
     OpenSessionReqInput,
     ProfileReq,
@@ -75,6 +77,7 @@ from sglang.srt.managers.io_struct import (
     ReleaseMemoryOccupationReqInput,
     ResumeMemoryOccupationReqInput,
     ReturnHiddenStatesMode,
+    UnloadLoRAAdapterReqInput,
     UpdateWeightFromDiskReqInput,
     UpdateWeightsFromDistributedReqInput,
     UpdateWeightsFromIPCReqInput,
@@ -1319,13 +1322,40 @@ class Engine(EngineScoreMixin, EngineBase):
         config_dict: Dict,
         load_format: Optional[str] = None,
     ):
-        raise NotImplementedError('slim removed the body of Engine.load_lora_adapter_from_tensors: it never ran in any recording (see sglang/REMOVED.md)')
+        serialized_named_tensors = self._serialize_tensors_per_rank(
+            tensors, load_format
+        )
+        lora_req = LoadLoRAAdapterFromTensorsReqInput(
+            lora_name=lora_name,
+            config_dict=config_dict,
+            serialized_named_tensors=serialized_named_tensors,
+            load_format=load_format,
+        )
+        return self.loop.run_until_complete(
+            self.tokenizer_manager.load_lora_adapter_from_tensors(lora_req, None)
+        )
 
     def load_lora_adapter(self, lora_name: str, lora_path: str, pinned: bool = False):
-        raise NotImplementedError('slim removed the body of Engine.load_lora_adapter: it never ran in any recording (see sglang/REMOVED.md)')
+        """Load a new LoRA adapter without re-launching the engine."""
+
+        obj = LoadLoRAAdapterReqInput(
+            lora_name=lora_name,
+            lora_path=lora_path,
+            pinned=pinned,
+        )
+
+        return self.loop.run_until_complete(
+            self.tokenizer_manager.load_lora_adapter(obj, None)
+        )
 
     def unload_lora_adapter(self, lora_name: str):
-        raise NotImplementedError('slim removed the body of Engine.unload_lora_adapter: it never ran in any recording (see sglang/REMOVED.md)')
+        """Unload a LoRA adapter without re-launching the engine."""
+
+        obj = UnloadLoRAAdapterReqInput(lora_name=lora_name)
+
+        return self.loop.run_until_complete(
+            self.tokenizer_manager.unload_lora_adapter(obj, None)
+        )
 
     def release_memory_occupation(self, tags: Optional[List[str]] = None):
         obj = ReleaseMemoryOccupationReqInput(tags=tags)

@@ -226,6 +226,9 @@ class EPLBManager:
             moe_ep_rank=self._elastic_global_rank(),
         )
 
+    def _elastic_global_rank(self) -> int:
+        return self._ps.tp_rank + self._server_args.ep_join_rank_offset
+
     def _check_rebalance_needed(self, average_utilization_rate_over_window):
         if average_utilization_rate_over_window is None:
             return True

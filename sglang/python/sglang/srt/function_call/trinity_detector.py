@@ -18,13 +18,26 @@ class TrinityDetector(Qwen25Detector):
     Reference: https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct?chat_template=default
     """
 
+    def _strip_think_tags(self, text: str) -> str:
+        """Remove <think> and </think> tags, keeping the content inside."""
+        return text.replace("<think>", "").replace("</think>", "")
+
     def has_tool_call(self, text: str) -> bool:
-        raise NotImplementedError('slim removed the body of TrinityDetector.has_tool_call: it never ran in any recording (see sglang/REMOVED.md)')
+        """Check if the text contains a tool call."""
+        return super().has_tool_call(self._strip_think_tags(text))
 
     def detect_and_parse(self, text: str, tools: List[Tool]) -> StreamingParseResult:
-        raise NotImplementedError('slim removed the body of TrinityDetector.detect_and_parse: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        One-time parsing: Detects and parses tool calls in the provided text.
+        """
+        return super().detect_and_parse(self._strip_think_tags(text), tools)
 
     def parse_streaming_increment(
         self, new_text: str, tools: List[Tool]
     ) -> StreamingParseResult:
-        raise NotImplementedError('slim removed the body of TrinityDetector.parse_streaming_increment: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Streaming incremental parsing for tool calls.
+        """
+        return super().parse_streaming_increment(
+            self._strip_think_tags(new_text), tools
+        )

@@ -877,7 +877,12 @@ class LogitsProcessor(nn.Module):
         lm_head: VocabParallelEmbedding,
         logits_metadata: LogitsMetadata,
     ) -> LogitsProcessorOutput:
-        raise NotImplementedError('slim removed the body of LogitsProcessor._get_dllm_logits: it never ran in any recording (see sglang/REMOVED.md)')
+        assert self.return_full_logits
+        full_logits = self._get_logits(hidden_states, lm_head, logits_metadata)
+        return LogitsProcessorOutput(
+            full_logits=full_logits,
+            next_token_logits=None,
+        )
 
     def compute_logprobs_for_multi_item_scoring(
         self,

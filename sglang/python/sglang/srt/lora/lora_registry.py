@@ -101,6 +101,15 @@ class LoRARegistry:
     async def release(self, lora_id: Union[str, List[str]]):
         raise NotImplementedError('slim removed the body of LoRARegistry.release: it never ran in any recording (see sglang/REMOVED.md)')
 
+    async def wait_for_unload(self, lora_id: str):
+        raise NotImplementedError('slim removed the body of LoRARegistry.wait_for_unload: it never ran in any recording (see sglang/REMOVED.md)')
+
+    async def get_unregistered_loras(self, lora_name: set[str]):
+        raise NotImplementedError('slim removed the body of LoRARegistry.get_unregistered_loras: it never ran in any recording (see sglang/REMOVED.md)')
+
+    async def lru_lora_name(self, exclude_pinned=False):
+        raise NotImplementedError('slim removed the body of LoRARegistry.lru_lora_name: it never ran in any recording (see sglang/REMOVED.md)')
+
     def _register_adapter(self, lora_ref: LoRARef):
         raise NotImplementedError('slim removed the body of LoRARegistry._register_adapter: it never ran in any recording (see sglang/REMOVED.md)')
 

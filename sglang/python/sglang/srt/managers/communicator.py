@@ -84,6 +84,9 @@ class FanOutCommunicator(Generic[T]):
         else:
             return await self.watching_call(obj)
 
+    def set_fan_out(self, fan_out: int):
+        self._fan_out = fan_out
+
     def handle_recv(self, recv_obj: T):
         if (
             self._result_values is None

@@ -1,5 +1,6 @@
 """Start bootstrap/kv-store-related server"""
 
+import os
 
 from sglang.srt.disaggregation.utils import (
     DisaggregationMode,
@@ -36,4 +37,20 @@ def start_disagg_service(
 def maybe_create_ascend_config_store(
     server_args: ServerArgs, transfer_backend: TransferBackend
 ) -> None:
-    raise NotImplementedError('slim removed the body of maybe_create_ascend_config_store: it never ran in any recording (see sglang/REMOVED.md)')
+    """Also called directly by the rust-server scheduler: there the KV
+    bootstrap registry is served by the embedded rust server's api listener
+    (one rust implementation covers every transfer backend — their
+    bootstrap-server subclasses are all plain ``CommonKVBootstrapServer``,
+    which the rust registry ports verbatim), leaving this store as the only
+    ``start_disagg_service`` duty left to perform."""
+    if not (server_args.node_rank == 0 and transfer_backend == TransferBackend.ASCEND):
+        return
+    try:
+        from memfabric_hybrid import create_config_store
+
+        ascend_url = os.getenv("ASCEND_MF_STORE_URL")
+        create_config_store(ascend_url)
+    except Exception as e:
+        raise RuntimeError(
+            f"Failed create mf store, invalid ascend_url. With exception {e}"
+        )

@@ -1116,10 +1116,24 @@ class EmbeddingReqInput:
         self._validate_rid_uniqueness()
 
     def _normalize_lora_paths(self, num):
-        raise NotImplementedError('slim removed the body of EmbeddingReqInput._normalize_lora_paths: it never ran in any recording (see sglang/REMOVED.md)')
+        """Normalize LoRA paths for batch processing."""
+        if self.lora_path is not None:
+            if isinstance(self.lora_path, str):
+                self.lora_path = [self.lora_path] * num
+            elif isinstance(self.lora_path, list):
+                if len(self.lora_path) != num:
+                    raise ValueError(
+                        f"lora_path list length ({len(self.lora_path)}) must match batch size ({num})"
+                    )
+            else:
+                raise ValueError("lora_path should be a list or a string.")
 
     def contains_mm_input(self) -> bool:
-        raise NotImplementedError('slim removed the body of EmbeddingReqInput.contains_mm_input: it never ran in any recording (see sglang/REMOVED.md)')
+        return (
+            has_valid_data(self.image_data)
+            or has_valid_data(self.video_data)
+            or has_valid_data(self.audio_data)
+        )
 
     def _get_positional_embed_overrides_item(
         self, i: int
@@ -2106,11 +2120,27 @@ class LoadLoRAAdapterReqInput(BaseReq, kw_only=True):
     # The unique identifier for the LoRA adapter, which automatically generated in the `TokenizerManager`.
     lora_id: Optional[str] = None
 
+    def to_ref(self) -> LoRARef:
+        return LoRARef(
+            lora_id=self.lora_id,
+            lora_name=self.lora_name,
+            lora_path=self.lora_path,
+            pinned=self.pinned,
+        )
+
+
 class UnloadLoRAAdapterReqInput(BaseReq, kw_only=True):
     # The name of lora module to unload.
     lora_name: str
     # The unique identifier for the LoRA adapter, which automatically generated in the `TokenizerManager`.
     lora_id: Optional[str] = None
+
+    def to_ref(self) -> LoRARef:
+        return LoRARef(
+            lora_id=self.lora_id,
+            lora_name=self.lora_name,
+        )
+
 
 class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
     lora_name: str
@@ -2126,6 +2156,15 @@ class LoadLoRAAdapterFromTensorsReqInput(BaseReq, kw_only=True):
     lora_id: Optional[str] = None
     load_format: Optional[str] = None
     expected_checksums: Optional[Dict[str, str]] = None
+
+    def to_ref(self) -> LoRARef:
+        return LoRARef(
+            lora_id=self.lora_id,
+            lora_name=self.lora_name,
+            lora_path="__tensor__",
+            pinned=self.pinned,
+        )
+
 
 class LoRAUpdateOutput(BaseReq, kw_only=True):
     success: bool

@@ -42,6 +42,22 @@ _BUFFER_OFFSET = 0
 _is_default_tensor_transport = None
 
 
+def init_feature_buffer(device):
+    raise NotImplementedError('slim removed the body of init_feature_buffer: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def reset_buffer_offset():
+    raise NotImplementedError('slim removed the body of reset_buffer_offset: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def is_feature_buffer_initialized():
+    raise NotImplementedError('slim removed the body of is_feature_buffer_initialized: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def try_add_to_buffer(tensor: torch.Tensor) -> Optional[torch.Tensor]:
+    raise NotImplementedError('slim removed the body of try_add_to_buffer: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 embedding_cache: Optional[MultiModalStaticCache] = None
 
 

@@ -115,6 +115,10 @@ from sglang.srt.runtime_context import get_parallel, get_server_args
 from sglang.srt.sampling.sampling_batch_info import SamplingBatchInfo
 from sglang.srt.sampling.sampling_params import SamplingParams
 from sglang.srt.server_args import ServerArgs
+from sglang.srt.utils.cuda_ipc_transport_utils import (
+    DEFER_CUDA_IPC_FEATURE_RECONSTRUCTION_KEY,
+    CudaIpcTensorTransportProxy,
+)
 from sglang.srt.utils.token_sequence_matcher import TokenSequenceMatcher
 
 if TYPE_CHECKING:
@@ -172,7 +176,17 @@ def get_batch_return_hidden_states_mode(reqs: List[Req]) -> CaptureHiddenMode:
 
 @lru_cache(maxsize=1)
 def sanity_check_mm_pad_shift_value(vocab_size: int) -> None:
-    raise NotImplementedError('slim removed the body of sanity_check_mm_pad_shift_value: it never ran in any recording (see sglang/REMOVED.md)')
+    if vocab_size > MM_PAD_SHIFT_VALUE:
+        raise ValueError(
+            f"Model vocab_size ({vocab_size}) exceeds MM_PAD_SHIFT_VALUE ({MM_PAD_SHIFT_VALUE}). "
+            f"MM pad_values may overlap with valid token IDs. "
+            f"Please increase MM_PAD_SHIFT_VALUE in schedule_batch.py."
+        )
+
+
+def _compute_pad_value(hash: int) -> int:
+    """Compute pad value from hash."""
+    return MM_PAD_SHIFT_VALUE + (hash % (1 << 30))
 
 
 class BaseFinishReason:
@@ -314,20 +328,104 @@ class MultimodalDataItem:
             self.model_specific_data[key] = value
 
     def set(self, key: str, value: Any):
-        raise NotImplementedError('slim removed the body of MultimodalDataItem.set: it never ran in any recording (see sglang/REMOVED.md)')
+        self.__setitem__(key, value)
 
     def set_hash(self, hash_value: int) -> None:
-        raise NotImplementedError('slim removed the body of MultimodalDataItem.set_hash: it never ran in any recording (see sglang/REMOVED.md)')
+        self.hash = hash_value
+        self.pad_value = _compute_pad_value(hash_value)
 
     def set_pad_value(self):
-        raise NotImplementedError('slim removed the body of MultimodalDataItem.set_pad_value: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        Set the pad value after first hashing the data
+        """
+        if self.pad_value is not None:
+            return
+
+        from sglang.srt.managers.mm_utils import hash_feature
+
+        if envs.SGLANG_MM_SKIP_COMPUTE_HASH.get():
+            import uuid
+
+            self.hash = uuid.uuid4().int
+            self.pad_value = _compute_pad_value(self.hash)
+            return
+        if self.hash is None:
+            if self.feature is not None:
+                hashed_feature = self.feature
+            else:
+                hashed_feature = self.precomputed_embeddings
+            self.hash = hash_feature(hashed_feature)
+        assert self.hash is not None
+        self.pad_value = _compute_pad_value(self.hash)
+
+    def is_audio(self):
+        return self.modality == Modality.AUDIO
+
+    def is_image(self):
+        return self.modality == Modality.IMAGE
+
+    def is_video(self):
+        return self.modality == Modality.VIDEO
 
     def is_valid(self) -> bool:
-        raise NotImplementedError('slim removed the body of MultimodalDataItem.is_valid: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.is_image() or self.is_video() or self.is_audio()
 
     def validate(self):
         ...
         # TODO
+
+    def has_cuda_ipc_proxy(self):
+        return (
+            isinstance(self.feature, CudaIpcTensorTransportProxy)
+            or isinstance(self.precomputed_embeddings, CudaIpcTensorTransportProxy)
+            or any(
+                isinstance(value, CudaIpcTensorTransportProxy)
+                for value in self.model_specific_data.values()
+            )
+        )
+
+    def reconstruct(self, target_device: int, ipc_consumer_count: int = 1):
+        """materialize cuda ipc proxy tensors in-place on target_device"""
+        if isinstance(self.feature, CudaIpcTensorTransportProxy):
+            if ipc_consumer_count == 1:
+                self.feature = self.feature.reconstruct_on_target_device(target_device)
+            else:
+                self.feature = self.feature.reconstruct_on_target_device(
+                    target_device, consumer_count=ipc_consumer_count
+                )
+        if isinstance(self.precomputed_embeddings, CudaIpcTensorTransportProxy):
+            self.precomputed_embeddings = (
+                self.precomputed_embeddings.reconstruct_on_target_device(target_device)
+            )
+        for extra_key in self.model_specific_data:
+            if isinstance(
+                self.model_specific_data[extra_key], CudaIpcTensorTransportProxy
+            ):
+                extra_data = self.model_specific_data[
+                    extra_key
+                ].reconstruct_on_target_device(target_device)
+                self.model_specific_data[extra_key] = extra_data
+
+    def can_defer_cuda_ipc_feature_reconstruction(self) -> bool:
+        """Whether a DP-aware model will materialize this feature lazily.
+
+        Hashing and pad-value generation must already have completed on the
+        tokenizer worker.  Any additional IPC proxy would still need eager
+        reconstruction, so keep the narrow fast path feature-only.
+        """
+        return (
+            self.model_specific_data.get(
+                DEFER_CUDA_IPC_FEATURE_RECONSTRUCTION_KEY, False
+            )
+            and self.hash is not None
+            and self.pad_value is not None
+            and isinstance(self.feature, CudaIpcTensorTransportProxy)
+            and not isinstance(self.precomputed_embeddings, CudaIpcTensorTransportProxy)
+            and not any(
+                isinstance(value, CudaIpcTensorTransportProxy)
+                for value in self.model_specific_data.values()
+            )
+        )
 
 @dataclasses.dataclass
 class MultimodalProcessorOutput:
@@ -406,20 +504,142 @@ class MultimodalInputs:
     visible_frame_counts: Optional[torch.Tensor] = None
 
     def release_features(self):
-        raise NotImplementedError('slim removed the body of MultimodalInputs.release_features: it never ran in any recording (see sglang/REMOVED.md)')
+        """Release feature tensors to free GPU memory."""
+        for item in self.mm_items:
+            item.feature = None
 
     @staticmethod
     def from_processor_output(obj: MultimodalProcessorOutput):
-        raise NotImplementedError('slim removed the body of MultimodalInputs.from_processor_output: it never ran in any recording (see sglang/REMOVED.md)')
+        mm_items = obj.mm_items
+        assert isinstance(mm_items, list)
+        mm_items = [item for item in mm_items if item.is_valid()]
+
+        # try reconstructing from cuda-ipc
+        reconstruct_device = None
+        for mm_item in mm_items:
+            if (
+                mm_item.has_cuda_ipc_proxy()
+                and not mm_item.can_defer_cuda_ipc_feature_reconstruction()
+            ):
+                if reconstruct_device is None:
+                    reconstruct_device = torch.cuda.current_device()
+                mm_item.reconstruct(reconstruct_device)
+
+        if envs.SGLANG_MM_BUFFER_SIZE_MB.get() > 0:
+            # Multi-modal feature hashing optimization:
+            # When SGLANG_MM_BUFFER_SIZE_MB > 0, we temporarily move feature tensors to GPU
+            # for faster hash computation, while avoiding OOM issues.
+            from sglang.srt.managers.mm_utils import (
+                init_feature_buffer,
+                is_feature_buffer_initialized,
+                reset_buffer_offset,
+                try_add_to_buffer,
+            )
+
+            device = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
+            if not is_feature_buffer_initialized():
+                init_feature_buffer(device)
+            reset_buffer_offset()
+            for item in mm_items:
+                if item.feature is not None:
+                    if isinstance(item.feature, torch.Tensor):
+                        item.feature = try_add_to_buffer(item.feature)
+
+        for item in mm_items:
+            item.set_pad_value()
+
+        if envs.SGLANG_MM_BUFFER_SIZE_MB.get() > 0:
+            for item in mm_items:
+                if item.feature is not None:
+                    item.feature = item.feature.to("cpu", non_blocking=True)
+
+        mm_inputs = MultimodalInputs(
+            mm_items=mm_items,
+            padded_input_ids=obj.padded_input_ids,
+        )
+        optional_args = [
+            "mrope_positions",
+            "mrope_position_delta",
+            "im_token_id",
+            "im_start_id",
+            "im_end_id",
+            "video_token_id",
+            "slice_start_id",
+            "slice_end_id",
+            "audio_start_id",
+            "audio_end_id",
+            "audio_token_id",
+            "vision_position_ids",
+            "media_nums_per_sample",
+            "visible_frame_counts",
+        ]
+        for arg in optional_args:
+            val = getattr(obj, arg, None)
+            if val is not None:
+                setattr(mm_inputs, arg, val)
+
+        return mm_inputs
 
     def contains_mm_input(self) -> bool:
-        raise NotImplementedError('slim removed the body of MultimodalInputs.contains_mm_input: it never ran in any recording (see sglang/REMOVED.md)')
+        return any(True for item in self.mm_items if item.is_valid())
 
     def compute_mm_token_counts(self) -> Tuple[int, int, int]:
-        raise NotImplementedError('slim removed the body of MultimodalInputs.compute_mm_token_counts: it never ran in any recording (see sglang/REMOVED.md)')
+        """Count prompt tokens consumed by each modality (image, audio, video).
+
+        A modality's token count is the total span covered by its items'
+        offsets. Returns a (image_tokens, audio_tokens, video_tokens) tuple.
+        """
+        image_tokens = audio_tokens = video_tokens = 0
+        for item in self.mm_items:
+            if not item.offsets:
+                continue
+            num_tokens = sum(end - start + 1 for start, end in item.offsets)
+            if item.is_image():
+                image_tokens += num_tokens
+            elif item.is_audio():
+                audio_tokens += num_tokens
+            elif item.is_video():
+                video_tokens += num_tokens
+        return image_tokens, audio_tokens, video_tokens
 
     def merge(self, other: MultimodalInputs):
-        raise NotImplementedError('slim removed the body of MultimodalInputs.merge: it never ran in any recording (see sglang/REMOVED.md)')
+        """
+        merge image inputs when requests are being merged
+        """
+
+        # args needed to be merged
+        optional_args = [
+            "mm_items",
+            "image_pad_len",
+        ]
+        for arg in optional_args:
+            self_arg = getattr(self, arg, None)
+            if self_arg is not None:
+                setattr(self, arg, self_arg + getattr(other, arg))
+
+        mrope_positions = self.mrope_positions
+        if mrope_positions is not None:
+            if other.mrope_positions is None:
+                self.mrope_positions = mrope_positions
+            else:
+                self.mrope_positions = torch.cat(
+                    [self.mrope_positions, other.mrope_positions], dim=1
+                )
+
+        mrope_position_delta = self.mrope_position_delta
+        if mrope_position_delta is not None:
+            if other.mrope_position_delta is None:
+                self.mrope_position_delta = mrope_position_delta
+            else:
+                self.mrope_position_delta = torch.cat(
+                    [self.mrope_position_delta, other.mrope_position_delta], dim=0
+                )
+
+        for key, val in other.__dict__.items():
+            if "_id" in key:
+                # set token_ids
+                if getattr(self, key, None) is None:
+                    setattr(self, key, getattr(other, key, None))
         # other args would be kept intact
 
 
@@ -1422,13 +1642,48 @@ class _MambaRadixCacheV2TrackEntry(NamedTuple):
 def mamba_lazy_spec_in_window(
     req, mamba_track_interval: int, max_draft_tokens: int
 ) -> bool:
-    raise NotImplementedError('slim removed the body of mamba_lazy_spec_in_window: it never ran in any recording (see sglang/REMOVED.md)')
+    """Whether a track-interval crossing is reachable by an in-flight verify.
+
+    kv_committed_len lags device seq_lens by up to one verify under overlap;
+    the 2x window absorbs it.
+    """
+    seq_len = req.kv_committed_len
+    window = 2 * max_draft_tokens
+    return seq_len // mamba_track_interval != (seq_len + window) // mamba_track_interval
 
 
 def set_mamba_track_indices_from_reqs(
     batch, track_positions: Optional[List[int]] = None
 ):
-    raise NotImplementedError('slim removed the body of set_mamba_track_indices_from_reqs: it never ran in any recording (see sglang/REMOVED.md)')
+    """Build mamba_track_indices from req objects (authoritative source).
+
+    track_positions: optional per-req ping-pong position override (the lazy
+    spec track plan, see mamba_lazy_spec_prepare).
+    """
+    req_to_token_pool = batch.req_to_token_pool
+    all_buffers = req_to_token_pool.req_index_to_mamba_ping_pong_track_buffer_mapping[
+        batch.req_pool_indices
+    ]  # (bs, ping_pong_size), int64, on device
+    if track_positions is None:
+        # Guard: mamba_next_track_idx may be None for requests that haven't
+        # gone through _alloc_ping_pong_buffer yet (e.g., spec v2 verify path).
+        # Default to 0 (first ping-pong slot) to avoid TypeError.
+        track_positions = [
+            req.mamba_next_track_idx if req.mamba_next_track_idx is not None else 0
+            for req in batch.reqs
+        ]
+    idx = (
+        torch.tensor(
+            track_positions,
+            dtype=torch.int64,
+            pin_memory=True,
+        )
+        .unsqueeze(1)
+        .to(device=all_buffers.device, non_blocking=True)
+    )
+    batch.mamba_track_indices = (
+        torch.gather(all_buffers, 1, idx).squeeze(1).to(torch.int64)
+    )
 
 
 def release_req(

@@ -60,6 +60,7 @@ from sglang.srt.utils.hf_transformers_utils import (
     get_tokenizer_from_processor,
 )
 from sglang.srt.utils.patch_torch import monkey_patch_torch_reductions
+from sglang.srt.weight_sync.tensor_bucket import FlattenedTensorBucket
 
 if TYPE_CHECKING:
     from sglang.srt.managers.cache_controller import LayerDoneCounter
@@ -224,17 +225,65 @@ class BaseTpWorker(ABC):
         return parameter
 
     def load_lora_adapter(self, recv_req: LoadLoRAAdapterReqInput):
-        raise NotImplementedError('slim removed the body of BaseTpWorker.load_lora_adapter: it never ran in any recording (see sglang/REMOVED.md)')
+        result = self.model_runner.load_lora_adapter(recv_req.to_ref())
+        return result
 
     def unload_lora_adapter(self, recv_req: UnloadLoRAAdapterReqInput):
-        raise NotImplementedError('slim removed the body of BaseTpWorker.unload_lora_adapter: it never ran in any recording (see sglang/REMOVED.md)')
+        result = self.model_runner.unload_lora_adapter(recv_req.to_ref())
+        return result
 
     def load_lora_adapter_from_tensors(
         self, recv_req: LoadLoRAAdapterFromTensorsReqInput
     ):
         # The LoRA code handles TP sharding internally using slice_lora_a_weights
         # and slice_lora_b_weights methods (see lora/layers.py and mem_pool.py).
-        raise NotImplementedError('slim removed the body of BaseTpWorker.load_lora_adapter_from_tensors: it never ran in any recording (see sglang/REMOVED.md)')
+        data = self._deserialize_own_rank(recv_req.serialized_named_tensors)
+        if recv_req.load_format == "flattened_bucket":
+            bucket = FlattenedTensorBucket(
+                flattened_tensor=data["flattened_tensor"],
+                metadata=data["metadata"],
+            )
+            tensors = dict(bucket.reconstruct_tensors())
+        else:
+            tensors = data
+        if recv_req.expected_checksums is not None:
+            import hashlib
+
+            exp = recv_req.expected_checksums
+            mismatch, missing = [], []
+            for name, want in exp.items():
+                if name not in tensors:
+                    missing.append(name)
+                    continue
+                got = hashlib.sha256(
+                    tensors[name]
+                    .detach()
+                    .cpu()
+                    .contiguous()
+                    .flatten()
+                    .view(torch.uint8)
+                    .numpy()
+                    .tobytes()
+                ).hexdigest()
+                if got != want:
+                    mismatch.append(name)
+            extra = [n for n in tensors if n not in exp]
+            if mismatch or missing or extra:
+                raise RuntimeError(
+                    f"[LORA-CHECK] rank{self.ps.tp_rank} adapter sync MISMATCH of {len(exp)} expected: "
+                    f"{len(mismatch)} value-diff {mismatch[:5]}, {len(missing)} missing {missing[:5]}, "
+                    f"{len(extra)} extra {extra[:5]}"
+                )
+            logger.info(
+                f"[LORA-CHECK] rank{self.ps.tp_rank} adapter sync OK: {len(exp)}/{len(exp)} tensors match (sha256)"
+            )
+        result = self.model_runner.load_lora_adapter_from_tensors(
+            recv_req.to_ref(),
+            tensors,
+            recv_req.config_dict,
+            recv_req.added_tokens_config,
+        )
+        return result
 
     def forward_batch_embedding(self, batch: ScheduleBatch):
         forward_batch = ForwardBatch.init_new(
@@ -483,7 +532,25 @@ class TpModelWorker(BaseTpWorker):
         forward_batch: ForwardBatch,
         batch: Optional[ScheduleBatch] = None,
     ) -> GenerationBatchResult:
-        raise NotImplementedError('slim removed the body of TpModelWorker._forward_batch_generation_dllm: it never ran in any recording (see sglang/REMOVED.md)')
+        algo_states = None
+        if self.dllm_algorithm.fdfo and batch is not None:
+            algo_states = [req.dllm_algo_state for req in batch.reqs]
+
+        (
+            logits_output,
+            next_token_ids,
+            accept_length_per_req_cpu,
+            dllm_algo_state,
+            can_run_cuda_graph,
+        ) = self.dllm_algorithm.run(self.model_runner, forward_batch, algo_states)
+
+        return GenerationBatchResult(
+            logits_output=logits_output,
+            next_token_ids=next_token_ids,
+            accept_length_per_req_cpu=accept_length_per_req_cpu,
+            dllm_algo_state=dllm_algo_state,
+            can_run_cuda_graph=can_run_cuda_graph,
+        )
 
     def forward_batch_generation(
         self,

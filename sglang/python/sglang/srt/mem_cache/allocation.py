@@ -615,7 +615,11 @@ def assign_req_to_token_pool_func(
 
 
 def _alloc_paged_token_slots_extend_npu(*args, **kwargs):
-    raise NotImplementedError('slim removed the body of _alloc_paged_token_slots_extend_npu: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.srt.hardware_backend.npu.dsv4.dsv4_allocator import (
+        alloc_paged_token_slots_extend_npu,
+    )
+
+    return alloc_paged_token_slots_extend_npu(*args, **kwargs)
 
 
 ALLOC_EXTEND_FUNCS = defaultdict(

@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
+from sglang.srt.mem_cache.allocator.hisparse import (
+    DeepSeekV4HiSparseTokenToKVPoolAllocator,
+)
+from sglang.srt.mem_cache.allocator.swa import SWATokenToKVPoolAllocator
 from sglang.srt.mem_cache.base_prefix_cache import (
     BasePrefixCache,
     DecLockRefParams,
@@ -111,6 +115,30 @@ class ChunkCache(BasePrefixCache):
 class SWAChunkCache(ChunkCache):
     """ChunkCache with support for sliding window attention."""
 
+    def __init__(self, params: CacheInitParams):
+        # DeepSeek V4 HiSparse wraps SWATokenToKVPoolAllocator and exposes the same API.
+        assert isinstance(
+            params.token_to_kv_pool_allocator,
+            (
+                SWATokenToKVPoolAllocator,
+                DeepSeekV4HiSparseTokenToKVPoolAllocator,
+            ),
+        )
+        super().__init__(params)
+
+        self.sliding_window_size = params.sliding_window_size
+        self.chunked_prefill_size = params.chunked_prefill_size
+
+    def supports_swa(self) -> bool:
+        assert (
+            self.sliding_window_size is not None
+        ), "sliding_window_size must be set for SWAChunkCache"
+        return True
+
+    def evict(self, params: EvictParams) -> EvictResult:
+        return EvictResult()
+
+
 class PureSWAChunkCache(SWAChunkCache):
     """ChunkCache for all-SWA models (no full attention layers).
 
@@ -128,4 +156,23 @@ class PureSWAChunkCache(SWAChunkCache):
     def cache_finished_req(
         self, req: Req, is_insert: bool = True, *, kv_len_to_handle: int
     ):
-        raise NotImplementedError('slim removed the body of PureSWAChunkCache.cache_finished_req: it never ran in any recording (see sglang/REMOVED.md)')
+        kv_committed_len = kv_len_to_handle
+        kv_indices = self.req_to_token_pool.req_to_token[
+            req.req_pool_idx, :kv_committed_len
+        ]
+        # The cache_protected_len prefix is not this req's to free.
+        protected_len = req.cache_protected_len
+        evict_floor = req.swa_evict_floor
+        evicted_seqlen = req.kv.swa_evicted_seqlen
+        if evicted_seqlen > evict_floor:
+            parts = []
+            if evict_floor > protected_len:
+                parts.append(kv_indices[protected_len:evict_floor])
+            if evicted_seqlen < kv_committed_len:
+                parts.append(
+                    kv_indices[max(evicted_seqlen, protected_len) : kv_committed_len]
+                )
+            if parts:
+                self.token_to_kv_pool_allocator.free(torch.cat(parts))
+        else:
+            self.token_to_kv_pool_allocator.free(kv_indices[protected_len:])

@@ -4,6 +4,9 @@ import logging
 from typing import TYPE_CHECKING
 
 
+from sglang.srt.hardware_backend.npu.dsv4.dsv4_common_hooks import (
+    maybe_evict_dsv4_state_on_swa,
+)
 from sglang.srt.mem_cache.allocator.swa import SWATokenToKVPoolAllocator
 from sglang.srt.mem_cache.base_prefix_cache import BasePrefixCache, EvictParams
 from sglang.srt.mem_cache.memory_pool import HybridReqToTokenPool, ReqToTokenPool
@@ -33,7 +36,45 @@ def free_swa_out_of_window_slots(
     token_to_kv_pool_allocator: BaseTokenToKVPoolAllocator,
     is_chunk_cache: bool = False,
 ) -> None:
-    raise NotImplementedError('slim removed the body of free_swa_out_of_window_slots: it never ran in any recording (see sglang/REMOVED.md)')
+    if req.kv is None:
+        return
+
+    # For swa radix cache, we need to evict the tokens that are not in the tree cache and also not in the sliding window
+    assert (
+        req.cache_protected_len % page_size == 0
+    ), "cache_protected_len must be page aligned"
+    evict_floor = max(req.cache_protected_len, getattr(req, "swa_evict_floor", 0))
+    if page_size > 1 and evict_floor > req.cache_protected_len:
+        evict_floor = -(-evict_floor // page_size) * page_size
+    req.kv.swa_evicted_seqlen = max(req.kv.swa_evicted_seqlen, evict_floor)
+
+    if is_chunk_cache:
+        # Chunk cache builds no radix tree, so no tombstone-leaf concern; evict
+        # up to the window boundary (the trailing floor keeps it page-aligned).
+        evict_threshold = pre_len - sliding_window_size
+    else:
+        # Radix cache: keep max(window, page). The trailing floor page-aligns the
+        # frontier, and subtracting at least one page keeps it below the insert
+        # boundary (page_floor(seq_len)) so the last leaf is never all-tombstone.
+        # No extra page margin is needed.
+        evict_threshold = pre_len - max(sliding_window_size, page_size)
+    new_swa_evicted_seqlen = max(
+        req.kv.swa_evicted_seqlen,
+        evict_threshold,
+    )
+
+    if page_size > 1:
+        new_swa_evicted_seqlen = (new_swa_evicted_seqlen // page_size) * page_size
+
+    if new_swa_evicted_seqlen > req.kv.swa_evicted_seqlen:
+        free_slots = req_to_token_pool.req_to_token[
+            req.req_pool_idx, req.kv.swa_evicted_seqlen : new_swa_evicted_seqlen
+        ]
+        token_to_kv_pool_allocator.free_swa(free_slots)
+        maybe_evict_dsv4_state_on_swa(
+            token_to_kv_pool_allocator, req_to_token_pool, req, new_swa_evicted_seqlen
+        )
+        req.kv.swa_evicted_seqlen = new_swa_evicted_seqlen
 
 
 def maybe_cache_unfinished_req(req: Req, tree_cache: BasePrefixCache, **kwargs):

@@ -47,4 +47,19 @@ class PriorityStrategy(EvictionStrategy):
 
 
 class SLRUStrategy(EvictionStrategy):
-    pass
+    def __init__(self, protected_threshold: int = 2):
+        self.protected_threshold = protected_threshold
+
+    def get_priority(self, node: TreeNode) -> Tuple[int, float]:
+        # Priority Logic:
+        # Smaller value = Evicted earlier.
+        #
+        # Segment 0 (Probationary): hit_count < threshold
+        # Segment 1 (Protected): hit_count >= threshold
+        #
+        # Tuple comparison: (segment, last_access_time)
+        # Nodes in segment 0 will always be evicted before segment 1.
+        # Inside the same segment, older nodes (smaller time) are evicted first.
+
+        is_protected = 1 if node.hit_count >= self.protected_threshold else 0
+        return (is_protected, node.last_access_time)

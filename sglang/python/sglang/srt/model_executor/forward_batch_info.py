@@ -46,7 +46,8 @@ from sglang.srt.layers.dp_attention import (
     DpPaddingMode,
     set_dp_buffer_len,
     set_is_extend_in_batch,
-    )
+    world_dp_gather_enabled,
+)
 from sglang.srt.model_executor.forward_batch_deepseek_mha_mixin import (
     ForwardBatchDeepSeekMHAMixin,
 )
@@ -81,7 +82,17 @@ def _elastic_should_preserve_local_token_counts(
     dp_padding_mode: DpPaddingMode,
     global_num_tokens: List[int],
 ) -> bool:
-    raise NotImplementedError('slim removed the body of _elastic_should_preserve_local_token_counts: it never ran in any recording (see sglang/REMOVED.md)')
+    if not getattr(model_runner, "enable_elastic_ep", False):
+        return False
+    if not world_dp_gather_enabled():
+        return False
+    if not dp_padding_mode.is_max_len():
+        return False
+    if len(global_num_tokens) <= 1:
+        return False
+
+    uneven_token_count = len(set(global_num_tokens)) > 1
+    return uneven_token_count
 
 
 class ForwardMode(IntEnum):

@@ -353,6 +353,9 @@ class ReqTimeStatsBase:
                 )
         self.__dict__.update(state)
 
+    def encode_json(self) -> Dict[str, Any]:
+        return self.__getstate__()
+
 @dataclass
 class APIServerReqTimeStats(ReqTimeStatsBase):
     # get by time.perf_counter()
@@ -538,6 +541,30 @@ class DPControllerReqTimeStats(ReqTimeStatsBase):
         state.update(super().__getstate__())
         return state
 
+    def set_dp_dispatch_time(self, ts=None):
+        ts = ts or time.perf_counter()
+        self.dpc_dispatch_time = ts
+
+        if self.trace_ctx.tracing_enable:
+            self.trace_ctx.trace_slice_start(
+                RequestStage.DPC_DISPATCH.stage_name,
+                RequestStage.DPC_DISPATCH.level,
+                convert_time_to_realtime_ns(ts),
+            )
+
+    def set_dp_dispatch_finish_time(self, ts=None):
+        ts = ts or time.perf_counter()
+        self.dpc_dispatch_finish_time = ts
+
+        if self.trace_ctx.tracing_enable:
+            self.trace_ctx.trace_slice_end(
+                RequestStage.DPC_DISPATCH.stage_name,
+                RequestStage.DPC_DISPATCH.level,
+                convert_time_to_realtime_ns(ts),
+                thread_finish_flag=True,
+            )
+
+
 @dataclass
 class SchedulerReqTimeStats(ReqTimeStatsBase):
     """
@@ -611,6 +638,18 @@ class SchedulerReqTimeStats(ReqTimeStatsBase):
         calibrate_time_diff()
         ts = ts or time.perf_counter()
         self.scheduler_recv_time = ts
+
+    def set_run_batch_cpu_start_time(self, ts=None, attrs=None):
+        ts = ts or time.perf_counter()
+        self.run_batch_cpu_start_time = ts
+
+    def set_run_batch_cpu_end_time(self, ts=None, attrs=None):
+        ts = ts or time.perf_counter()
+        if self.run_batch_cpu_start_time > 0.0:
+            self.trace_slice(
+                RequestStage.RUN_BATCH_CPU, self.run_batch_cpu_start_time, ts, attrs
+            )
+            self.run_batch_cpu_start_time = 0.0
 
     def set_retract_time(self, ts=None):
         ts = ts or time.perf_counter()

@@ -72,6 +72,12 @@ def extract_trace_headers(headers: Mapping[str, str]) -> Optional[Dict]:
     return {h: headers[h] for h in TRACE_HEADERS if h in headers}
 
 
+def set_global_trace_level(level: int):
+    from sglang.srt.runtime_context import get_resources
+
+    get_resources().trace_level = level
+
+
 @dataclass
 class TraceThreadInfo:
     host_id: str

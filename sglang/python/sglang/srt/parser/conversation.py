@@ -501,7 +501,19 @@ _MODELS_REQUIRING_MODALITY_SUPPLEMENT = {"deepseek-vl2"}
 def _get_full_multimodal_text_prompt(
     modality_token: str, modality_count: int, text_prompt: str
 ) -> str:
-    raise NotImplementedError('slim removed the body of _get_full_multimodal_text_prompt: it never ran in any recording (see sglang/REMOVED.md)')
+    """Combine multimodal prompts for a multimodal language model."""
+
+    # For any existing placeholder in the text prompt, we leave it as is
+    left: int = modality_count - text_prompt.count(modality_token)
+    if left < 0:
+        raise ValueError(
+            f"Found more '{modality_token}' placeholders in input prompt than "
+            "actual multimodal data items."
+        )
+
+    # NOTE: For now we always add missing modality_token at the front of
+    # the prompt. This may change to be customizable in the future.
+    return "\n".join([modality_token] * left + [text_prompt])
 
 
 def generate_chat_conv(

@@ -79,6 +79,12 @@ class _GenerationTagExtension(jinja2.ext.Extension):
 
     tags = {"generation"}
 
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.Scope(body).set_lineno(lineno)
+
+
 def _has_toggle_default_assignment(
     ctx: TemplateDetectionContext, param: str, default: bool
 ) -> bool:
@@ -291,7 +297,9 @@ def _is_glm45(ctx):
 
 
 def _is_glm47(ctx):
-    raise NotImplementedError('slim removed the body of _is_glm47: it never ran in any recording (see sglang/REMOVED.md)')
+    return _is_glm45(ctx) and ctx.has_pattern(
+        r"\{\{[-\s]*['\"]<tool_call>['\"]\s*\+\s*tc\.name"
+    )
 
 
 def _is_xml_kv_tool_call(ctx):
@@ -393,7 +401,7 @@ def _is_step3(ctx):
 
 
 def _is_qwen3_coder(ctx):
-    raise NotImplementedError('slim removed the body of _is_qwen3_coder: it never ran in any recording (see sglang/REMOVED.md)')
+    return ctx.has_text("<function=") and ctx.has_text("<parameter=")
 
 
 def _is_qwen3(ctx):

@@ -35,7 +35,7 @@ def _is_cuda_available() -> bool:
 
 
 def _is_rocm_available() -> bool:
-    raise NotImplementedError('slim removed the body of _is_rocm_available: it never ran in any recording (see sglang/REMOVED.md)')
+    return bool(torch.cuda.is_available() and torch.version.hip is not None)
 
 
 def _is_cpu_available() -> bool:

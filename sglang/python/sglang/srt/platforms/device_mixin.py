@@ -109,10 +109,10 @@ class DeviceMixin:
         return self._enum == PlatformEnum.XPU
 
     def is_musa(self) -> bool:
-        raise NotImplementedError('slim removed the body of DeviceMixin.is_musa: it never ran in any recording (see sglang/REMOVED.md)')
+        return self._enum == PlatformEnum.MUSA
 
     def is_npu(self) -> bool:
-        raise NotImplementedError('slim removed the body of DeviceMixin.is_npu: it never ran in any recording (see sglang/REMOVED.md)')
+        return self._enum == PlatformEnum.NPU
 
     def is_mps(self) -> bool:
         return self._enum == PlatformEnum.MPS

@@ -469,7 +469,18 @@ class StreamingSession(BasePrefixCache):
         return self.session_held_tokens(active_pool_idxs)
 
     def session_held_swa_tokens(self, active_pool_idxs: Optional[set] = None) -> int:
-        raise NotImplementedError('slim removed the body of StreamingSession.session_held_swa_tokens: it never ran in any recording (see sglang/REMOVED.md)')
+        """Total SWA tokens held by session slots, not tracked by the tree."""
+        total = 0
+        for slot in self.slots.values():
+            in_batch = (
+                active_pool_idxs is not None and slot.req_pool_idx in active_pool_idxs
+            )
+            if slot.is_holding_kv and not in_batch:
+                allocated = ceil_align(slot.kv.kv_allocated_len, self.page_size)
+                total += allocated - max(
+                    slot.cache_protected_len, slot.kv.swa_evicted_seqlen
+                )
+        return total
 
     def session_held_req_count(self, active_pool_idxs: Optional[set] = None) -> int:
         """Number of req pool slots held by session slots."""
@@ -483,7 +494,36 @@ class StreamingSession(BasePrefixCache):
         return sum(_owned(s) for s in self.slots.values())
 
     def session_held_mamba_slots(self, active_pool_idxs: Optional[set] = None) -> int:
-        raise NotImplementedError('slim removed the body of StreamingSession.session_held_mamba_slots: it never ran in any recording (see sglang/REMOVED.md)')
+        """Total mamba_pool entries held by session slots (mamba_pool_idx +
+        mamba_ping_pong_track_buffer). Excludes slots whose owning req is
+        currently in the batch -- those slots are counted via the normal
+        alloc/free paths (same convention as the sibling ``session_held_*``
+        accessors).
+        """
+        total = 0
+        for slot in self.slots.values():
+            in_batch = (
+                active_pool_idxs is not None and slot.req_pool_idx in active_pool_idxs
+            )
+            if in_batch:
+                continue
+            if slot.mamba_pool_idx is not None:
+                total += slot.mamba_pool_idx.numel()
+            if slot.mamba_ping_pong_track_buffer is not None:
+                total += slot.mamba_ping_pong_track_buffer.numel()
+        return total
+
+    def _free_slot_mamba(self, slot: SessionSlot) -> None:
+        """Return a session slot's mamba pool state to the allocator."""
+        mamba_allocator = getattr(self.req_to_token_pool, "mamba_allocator", None)
+        if mamba_allocator is None:
+            return
+        if slot.mamba_pool_idx is not None:
+            mamba_allocator.free(slot.mamba_pool_idx.unsqueeze(0))
+            slot.mamba_pool_idx = None
+        if slot.mamba_ping_pong_track_buffer is not None:
+            mamba_allocator.free(slot.mamba_ping_pong_track_buffer)
+            slot.mamba_ping_pong_track_buffer = None
 
     # -- Internal helpers (streaming body bits) --
 
@@ -539,7 +579,7 @@ class StreamingSession(BasePrefixCache):
         return self.inner.full_evictable_size()
 
     def swa_evictable_size(self):
-        raise NotImplementedError('slim removed the body of StreamingSession.swa_evictable_size: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.inner.swa_evictable_size()
 
     def protected_size(self):
         return self.inner.protected_size()
@@ -548,7 +588,7 @@ class StreamingSession(BasePrefixCache):
         return self.inner.full_protected_size()
 
     def swa_protected_size(self):
-        raise NotImplementedError('slim removed the body of StreamingSession.swa_protected_size: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.inner.swa_protected_size()
 
     def total_size(self):
         return self.inner.total_size()
@@ -569,10 +609,10 @@ class StreamingSession(BasePrefixCache):
         return self.inner.take_events()
 
     def supports_swa(self):
-        raise NotImplementedError('slim removed the body of StreamingSession.supports_swa: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.inner.supports_swa()
 
     def supports_mamba(self):
-        raise NotImplementedError('slim removed the body of StreamingSession.supports_mamba: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.inner.supports_mamba()
 
     def supports_streaming_session(self) -> bool:
         return True

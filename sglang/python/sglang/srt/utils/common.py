@@ -41,6 +41,7 @@ import threading
 import time
 import traceback
 import types
+import uuid
 import warnings
 from array import array
 from collections import OrderedDict, defaultdict
@@ -991,6 +992,10 @@ def flatten_arrays_to_pinned_cpu(parts: List[array[int]], pin: bool) -> torch.Te
 # but will avoid messing up with ray or multiprocessing, which wraps
 # each line of output with some prefix.
 BAR_FORMAT = "{desc}: {percentage:3.0f}% Completed | {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+
+
+def random_uuid() -> str:
+    return str(uuid.uuid4().hex)
 
 
 _warned_bool_env_var_keys = set()

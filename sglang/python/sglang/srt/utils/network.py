@@ -194,6 +194,42 @@ def get_free_port():
     return port
 
 
+def bind_port(port):
+    """Bind to a specific port, assuming it's available."""
+    return try_bind_socket(port=port, listen=True)
+
+
+def get_zmq_socket_on_host(
+    context: zmq.Context,
+    socket_type: zmq.SocketType,
+    host: Optional[str] = None,
+) -> Tuple[int, zmq.Socket]:
+    """Create and configure a ZeroMQ socket.
+
+    Args:
+        context: ZeroMQ context to create the socket from.
+        socket_type: Type of ZeroMQ socket to create.
+        host: Host to bind to, without "tcp://" prefix. Defaults to
+            "127.0.0.1" (localhost-only) to avoid exposing unauthenticated
+            sockets to the network (CVE-2026-3060). Callers that need
+            cross-machine reachability must pass an explicit host.
+
+    Returns:
+        Tuple of (port, socket) where port is the randomly assigned TCP port.
+    """
+    socket = context.socket(socket_type)
+    config_socket(socket, socket_type)
+    if host is None:
+        host = "127.0.0.1"
+    if is_valid_ipv6_address(host):
+        socket.setsockopt(zmq.IPV6, 1)
+        bind_host = f"tcp://[{host}]"
+    else:
+        bind_host = f"tcp://{host}"
+    port = socket.bind_to_random_port(bind_host)
+    return port, socket
+
+
 def config_socket(socket, socket_type: zmq.SocketType):
     try:
         mem = psutil.virtual_memory()

@@ -91,6 +91,18 @@ def copy_all_layer_kv_cache_tiled(
     tl.store(tgt_ptr, vals, mask=mask)
 
 
+def copy_all_layer_kv_cache_func(
+    data_ptrs: torch.Tensor,
+    strides: torch.Tensor,
+    tgt_loc: torch.Tensor,
+    src_loc: torch.Tensor,
+    num_locs: int,
+    num_locs_upper: int,
+    kv_copy_config: dict,
+):
+    raise NotImplementedError('slim removed the body of copy_all_layer_kv_cache_func: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 # ---------------------------------------------------------------------------
 # store_cache_4d — single-launch Triton write into the 4-D page-major envelope
 # K/V views. At `PAGE_SIZE = 1` the kernel constexpr-folds to byte-identical

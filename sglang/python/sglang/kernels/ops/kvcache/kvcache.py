@@ -18,6 +18,11 @@ def _jit_kvcache_module(k_row_bytes: int, v_row_bytes: int) -> Module:
     raise NotImplementedError('slim removed the body of _jit_kvcache_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+@cache_once
+def can_use_store_cache(k_row_bytes: int, v_row_bytes: int = 0) -> bool:
+    raise NotImplementedError('slim removed the body of can_use_store_cache: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 @register_custom_op(mutates_args=["k_cache", "v_cache"])
 def store_cache(
     k: torch.Tensor,

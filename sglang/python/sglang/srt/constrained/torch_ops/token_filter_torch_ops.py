@@ -18,6 +18,7 @@ is typically tiny (< 10 entries); aggregation is done in Python with the actual
 bitmask operations using torch tensor indexing.
 """
 
+import ctypes
 from typing import List
 
 import torch
@@ -30,4 +31,33 @@ def set_token_filter_torch(
     is_allowed: bool = True,
     reset_vocab_mask: bool = True,
 ):
-    raise NotImplementedError('slim removed the body of set_token_filter_torch: it never ran in any recording (see sglang/REMOVED.md)')
+    if reset_vocab_mask:
+        vocab_mask[batch_idx].fill_(-1 if (not is_allowed) else 0)
+
+    if not token_ids:
+        return
+
+    # Aggregate bit masks per int32 element to handle duplicate indices.
+    aggregated: dict[int, int] = {}
+    for token_id in token_ids:
+        element_idx = token_id // 32
+        bit_idx = token_id % 32
+        aggregated[element_idx] = aggregated.get(element_idx, 0) | (1 << bit_idx)
+
+    row = vocab_mask[batch_idx]
+    element_indices = torch.tensor(
+        list(aggregated.keys()), dtype=torch.long, device=row.device
+    )
+    bitmasks = torch.tensor(
+        [
+            ctypes.c_int32(mask if is_allowed else ~mask).value
+            for mask in aggregated.values()
+        ],
+        dtype=row.dtype,
+        device=row.device,
+    )
+
+    if is_allowed:
+        row[element_indices] = torch.bitwise_or(row[element_indices], bitmasks)
+    else:
+        row[element_indices] = torch.bitwise_and(row[element_indices], bitmasks)

@@ -4,4 +4,5 @@ from sglang.srt.disaggregation.base.conn import (
     BaseKVReceiver,
     BaseKVSender,
     KVArgs,
-    )
+    KVPoll,
+)

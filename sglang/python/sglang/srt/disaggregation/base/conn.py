@@ -71,6 +71,14 @@ class KVArgs:
     total_kv_layers: int
 
 
+class KVPoll:
+    Failed = 0
+    Bootstrapping = 1
+    WaitingForInput = 2
+    Transferring = 3
+    Success = 4
+
+
 class BaseKVManager(ABC):
     """Base class for managing transfer states"""
 

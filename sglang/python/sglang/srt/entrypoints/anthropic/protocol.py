@@ -338,6 +338,26 @@ class AnthropicOutputConfig(BaseModel):
     task_budget: Optional[AnthropicTaskBudget] = None
 
 
+class AnthropicCountTokensRequest(BaseModel):
+    """Anthropic count_tokens API request."""
+
+    model: str
+    messages: list[AnthropicMessage]
+    system: Optional[Union[str, list[AnthropicContentBlock]]] = None
+    thinking: Optional[AnthropicThinkingParam] = None
+    tool_choice: Optional[AnthropicToolChoice] = None
+    tools: Optional[list[AnthropicTool]] = None
+    # Claude 4.7 / SDK-compatibility fields. Accepted but no-op on count.
+    output_config: Optional[AnthropicOutputConfig] = None
+    betas: Optional[list[str]] = None
+
+
+class AnthropicCountTokensResponse(BaseModel):
+    """Anthropic count_tokens API response."""
+
+    input_tokens: int
+
+
 class AnthropicMessagesRequest(BaseModel):
     """Anthropic Messages API request."""
 

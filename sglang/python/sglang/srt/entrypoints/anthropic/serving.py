@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from sglang.srt.entrypoints.anthropic.protocol import (
     AnthropicContentBlock,
+    AnthropicCountTokensRequest,
+    AnthropicCountTokensResponse,
     AnthropicError,
     AnthropicErrorResponse,
     AnthropicMessageEndDelta,
@@ -1399,3 +1401,65 @@ class AnthropicServing:
             content=error_resp.model_dump(),
         )
 
+    async def handle_count_tokens(
+        self,
+        request: AnthropicCountTokensRequest,
+        raw_request: Request,
+    ) -> JSONResponse:
+        """Handle /v1/messages/count_tokens endpoint.
+
+        Converts the request to a ChatCompletionRequest, applies the chat
+        template via the OpenAI handler to tokenize, and returns the count.
+        """
+        try:
+            # Build a minimal AnthropicMessagesRequest so we can reuse conversion
+            messages_request = AnthropicMessagesRequest(
+                model=request.model,
+                messages=request.messages,
+                max_tokens=1,  # dummy, not used for counting
+                system=request.system,
+                thinking=request.thinking,
+                tools=request.tools,
+                tool_choice=request.tool_choice,
+            )
+            chat_request = self._convert_to_chat_completion_request(messages_request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            logger.exception("Error converting count_tokens request: %s", e)
+            return self._error_response(
+                status_code=400,
+                error_type="invalid_request_error",
+                message=str(e),
+            )
+
+        try:
+            is_multimodal = (
+                self.openai_serving_chat.tokenizer_manager.model_config.is_multimodal
+            )
+            processed = self.openai_serving_chat._process_messages(
+                chat_request, is_multimodal
+            )
+
+            if isinstance(processed.prompt_ids, list):
+                input_tokens = len(processed.prompt_ids)
+            else:
+                # prompt_ids is a string (multimodal case) — tokenize it
+                tokenizer = self.openai_serving_chat.tokenizer_manager.tokenizer
+                input_tokens = len(tokenizer.encode(processed.prompt_ids))
+
+            return JSONResponse(
+                content=AnthropicCountTokensResponse(
+                    input_tokens=input_tokens
+                ).model_dump()
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            logger.exception("Error counting tokens: %s", e)
+            return self._error_response(
+                status_code=500,
+                error_type="api_error",
+                message="Internal server error",
+                exception_name=type(e).__name__,
+            )

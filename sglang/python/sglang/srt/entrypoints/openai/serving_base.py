@@ -75,6 +75,9 @@ class OpenAIServingBase(ABC):
         """Handle the specific request type with common pattern
         If you want to override this method, you should be careful to record the validation time.
         """
+        from sglang.srt.slim_front_door import refused_fields
+        if (refused := refused_fields(request)):
+            return self.create_error_response(refused)
         received_time = monotonic_time()
 
         try:

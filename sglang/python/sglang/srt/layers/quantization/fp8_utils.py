@@ -1152,7 +1152,9 @@ def channel_quant_to_tensor_quant(
 
 
 def _process_scaled_mm_output(output, input_2d_shape, output_shape):
-    raise NotImplementedError('slim removed the body of _process_scaled_mm_output: it never ran in any recording (see sglang/REMOVED.md)')
+    if type(output) is tuple and len(output) == 2:
+        output = output[0]
+    return torch.narrow(output, 0, 0, input_2d_shape[0]).view(*output_shape)
 
 
 def _apply_fallback_scaled_mm(

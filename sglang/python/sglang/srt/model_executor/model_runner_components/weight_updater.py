@@ -44,6 +44,9 @@ class WeightUpdater:
     def destroy_weights_update_group(self, group_name):
         raise NotImplementedError('slim removed the body of WeightUpdater.destroy_weights_update_group: it never ran in any recording (see sglang/REMOVED.md)')
 
+    def _assert_weight_cache_inactive(self: WeightUpdater, op: str) -> None:
+        raise NotImplementedError('slim removed the body of WeightUpdater._assert_weight_cache_inactive: it never ran in any recording (see sglang/REMOVED.md)')
+
     def update_weights_from_disk(
         self: WeightUpdater,
         model_path: str,

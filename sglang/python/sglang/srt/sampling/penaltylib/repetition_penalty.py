@@ -60,10 +60,19 @@ class BatchedRepetitionPenalizer(_BatchedPenalizer):
         return self.cumulated_repetition_penalties
 
     def _filter(self, keep_indices: torch.Tensor):
-        raise NotImplementedError('slim removed the body of BatchedRepetitionPenalizer._filter: it never ran in any recording (see sglang/REMOVED.md)')
+        self.repetition_penalties = self.repetition_penalties[keep_indices]
+        self.cumulated_repetition_penalties = self.cumulated_repetition_penalties[
+            keep_indices
+        ]
 
     def _merge(self, their: "BatchedRepetitionPenalizer"):
-        raise NotImplementedError('slim removed the body of BatchedRepetitionPenalizer._merge: it never ran in any recording (see sglang/REMOVED.md)')
+        self.repetition_penalties = torch.cat(
+            [self.repetition_penalties, their.repetition_penalties], dim=0
+        )
+        self.cumulated_repetition_penalties = torch.cat(
+            [self.cumulated_repetition_penalties, their.cumulated_repetition_penalties],
+            dim=0,
+        )
 
     def _teardown(self) -> None:
         for name in ("repetition_penalties", "cumulated_repetition_penalties"):

@@ -82,3 +82,9 @@ def maybe_evict_dsv4_state(batch: ScheduleBatch, req: Req, pre_len: int) -> None
     raise NotImplementedError('slim removed the body of maybe_evict_dsv4_state: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def maybe_evict_dsv4_state_on_swa(
+    allocator, pool, req: Req, new_swa_evicted_seqlen: int
+) -> None:
+    raise NotImplementedError('slim removed the body of maybe_evict_dsv4_state_on_swa: it never ran in any recording (see sglang/REMOVED.md)')
+
+
