@@ -6,7 +6,21 @@
 - every import resolves: in the tree, the stdlib, or a declared dependency. Inside `try:` or
   `if TYPE_CHECKING:` a module may be missing; inside a function, an sglang module that no
   recording imported may be missing (a lazy import on a path the recordings never took);
-- no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module.
+- no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module;
+- the request path holds no stub and no lazy import of a removed module (slim/check_surface.py).
+
+What it allows, each printed as "allowed: N <what>", and why that is safe:
+- conditional or lazy imports of sglang modules no recording imported: off the request path only
+  (there slim/check_surface.py judges them), in startup code a launch flag selects; the module
+  body ran and the import never did, and the front door refuses the removed flag values;
+- guarded imports of removed sglang modules: under `try:` the code handles the module's absence
+  as it does on an install without that optional piece; under `if TYPE_CHECKING:` they never run;
+- imports of packages upstream does not declare either: upstream's optional packages, which an
+  upstream install lacks just the same (every one a declared package provides is checked);
+- names upstream binds only on other platforms: bound under a folded `if _is_hip:`, so undefined
+  on NVIDIA upstream too, and only read on branches dead there;
+- undefined names upstream has too, lazy imports that fail in upstream too: upstream's own
+  dead code, unchanged by slim.
 """
 
 from __future__ import annotations
@@ -19,8 +33,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slim.check_surface import check_request_path, on_request_path
 from slim.defs import module_name, platform_names, resolve_relative
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
+from slim.policy import Policy, load_policy
 
 PACKAGE = "sglang"
 
@@ -102,7 +118,7 @@ class Modules:
 
 class ImportChecker(ast.NodeVisitor):
     def __init__(self, rel: str, slim: Modules, upstream: Modules | None, declared: set[str],
-                 upstream_declared: set[str], report: Report) -> None:
+                 upstream_declared: set[str], report: Report, request_path: bool = False) -> None:
         self.rel, self.here = rel, module_name(rel)
         self.slim, self.upstream, self.report = slim, upstream, report
         self.declared, self.upstream_declared = declared, upstream_declared
@@ -110,6 +126,7 @@ class ImportChecker(ast.NodeVisitor):
         self.in_function = 0
         self.conditional = 0  # inside an if
         self.module_aliases: dict[str, str] = {}  # local name -> sglang module
+        self.request_path = request_path  # its lazy imports are slim/check_surface.py's to judge
 
     def error(self, node: ast.AST, message: str) -> None:
         self.report.errors.append(f"{self.rel}:{node.lineno}: {message}")
@@ -175,6 +192,8 @@ class ImportChecker(ast.NodeVisitor):
                 return True
             if self.guarded:
                 self.report.note("guarded imports of removed sglang modules")
+            elif (self.in_function or self.conditional) and self.request_path:
+                pass
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
                 # The module body ran and the module is not recorded: this import never ran.
                 self.report.note("conditional or lazy imports of sglang modules no recording imported")
@@ -268,8 +287,10 @@ def undefined_names(tree_root: Path, upstream_root: Path | None, rels: list[str]
         report.errors.append(f"{rel}:{hit['location']['row']}: {hit['code']} {hit['message']}")
 
 
-def check_tree(tree: Path, upstream: Path | None) -> Report:
-    """`tree` holds python/sglang and python/pyproject.toml; `upstream` the unpacked wheel."""
+def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None) -> Report:
+    """`tree` holds python/sglang and python/pyproject.toml; `upstream` the unpacked wheel; `policy`
+    (default: the project's) says which files are on the request path."""
+    policy = policy or load_policy()
     report = Report()
     tree = tree.resolve()  # ruff reports absolute paths; compare like with like
     root = tree / "python"
@@ -291,14 +312,23 @@ def check_tree(tree: Path, upstream: Path | None) -> Report:
     slim_modules = Modules(root)
     upstream_modules = Modules(upstream) if upstream else None
     rels = sorted(p.relative_to(root).as_posix() for p in slim_modules.files.values())
+    compile_errors: set[str] = set()
     for rel in rels:
         source = (root / rel).read_bytes()
         try:
             compile(source, rel, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as exc:
             report.errors.append(f"{rel}: does not compile: {exc}")
+            compile_errors.add(rel)
             continue
-        ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared},
-                      upstream_declared, report).visit(slim_modules.tree(module_name(rel)))
+        ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared}, upstream_declared,
+                      report, on_request_path(policy, rel)).visit(slim_modules.tree(module_name(rel)))
     undefined_names(root, upstream, rels, report)
+    was_module = upstream_modules.exists if upstream_modules else lambda module: False
+    parsed = [r for r in rels if r not in compile_errors]
+    surface = check_request_path(root, parsed, lambda rel: slim_modules.tree(module_name(rel)),
+                                 slim_modules.exists, was_module, policy)
+    report.errors += surface.findings
+    for what, n in surface.allowed.items():
+        report.notes[what] = report.notes.get(what, 0) + n
     return report

@@ -1,0 +1,98 @@
+"""`slim check` on the request path: no stub, no unguarded lazy import of a removed module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from slim.check import check_tree
+from slim.policy import OffSurface, Policy, Sampled
+from slim.transforms.rewrite import _stub_body
+
+POLICY = Policy(sampled=(Sampled("sglang/srt/managers/", "request handling"),),
+                off_surface=(OffSurface("sglang/srt/managers/lora_manager.py", "LoRA: refused at its front door"),))
+HANDLER = "class Scheduler:\n    def handle(self, req):\n        return req\n"
+
+
+def stubbed(source: str) -> str:
+    """`source` with its first method's body replaced as slim/transforms/rewrite.py writes a stub."""
+    lines = source.splitlines(keepends=True)
+    method = ast.parse(source).body[0].body[0]
+    body = _stub_body(method, "Scheduler.handle", lines)
+    return "".join(lines[:method.body[0].lineno - 1]) + body + "".join(lines[method.end_lineno:])
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in {"sglang/__init__.py": "", "sglang/srt/__init__.py": "",
+                      "sglang/srt/managers/__init__.py": "", **files}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+@pytest.fixture
+def trees(tmp_path):
+    """(slimmed tree, upstream): upstream also has sglang/srt/grammar.py, which slim removed."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    write(upstream, {"sglang/srt/grammar.py": "def compile_grammar(g):\n    return g\n"})
+
+    def check(files: dict[str, str]) -> list[str]:
+        write(tree / "python", files)
+        return check_tree(tree, upstream, POLICY).errors
+
+    return check
+
+
+def test_the_stub_text_is_what_the_rewrite_writes():
+    assert "slim removed the body of Scheduler.handle" in stubbed(HANDLER)
+
+
+def test_a_stub_on_the_request_path_fails(trees):
+    assert trees({"sglang/srt/managers/scheduler.py": stubbed(HANDLER)}) == [
+        "sglang/srt/managers/scheduler.py:2: stub Scheduler.handle on the request path"]
+
+
+def test_a_stub_in_a_file_refused_at_its_front_door_passes(trees):
+    assert trees({"sglang/srt/managers/lora_manager.py": stubbed(HANDLER)}) == []
+
+
+def test_a_stub_off_the_request_handling_paths_passes(trees):
+    write_to = "sglang/srt/layers/rocm.py"
+    assert trees({write_to: stubbed(HANDLER), "sglang/srt/layers/__init__.py": ""}) == []
+
+
+LAZY = "def grammar_for(req):\n    from sglang.srt.grammar import compile_grammar\n    return compile_grammar(req)\n"
+GUARDED = ("def grammar_for(req):\n    try:\n        from sglang.srt.grammar import compile_grammar\n"
+           "    except ImportError:\n        return None\n    return compile_grammar(req)\n")
+
+
+def test_a_lazy_import_of_a_removed_module_on_the_request_path_fails(trees):
+    assert trees({"sglang/srt/managers/scheduler.py": LAZY}) == [
+        "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.grammar on the request path"]
+
+
+def test_a_removed_module_named_by_from_package_import_fails(trees):
+    lazy = "def grammar_for(req):\n    from sglang.srt import grammar\n    return grammar\n"
+    assert trees({"sglang/srt/managers/scheduler.py": lazy}) == [
+        "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.grammar on the request path"]
+
+
+def test_a_lazy_import_under_try_except_import_error_passes(trees):
+    assert trees({"sglang/srt/managers/scheduler.py": GUARDED}) == []
+
+
+def test_a_try_that_does_not_catch_import_error_guards_nothing(trees):
+    unguarded = GUARDED.replace("except ImportError", "except ValueError")
+    assert trees({"sglang/srt/managers/scheduler.py": unguarded}) == [
+        "sglang/srt/managers/scheduler.py:3: imports removed module sglang.srt.grammar on the request path"]
+
+
+def test_a_lazy_import_on_a_branch_dead_on_nvidia_passes(trees):
+    folded = ("from sglang.srt.utils import is_hip\n\n_is_hip = is_hip()\n\n\n"
+              "def grammar_for(req):\n    if _is_hip:\n        from sglang.srt.grammar import compile_grammar\n"
+              "        return compile_grammar(req)\n    return req\n")
+    utils = "def is_hip():\n    return False\n"
+    assert trees({"sglang/srt/managers/scheduler.py": folded, "sglang/srt/utils.py": utils}) == []
