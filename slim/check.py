@@ -10,9 +10,10 @@
 - the request path holds no stub and no lazy import of a removed module (slim/check_surface.py).
 
 What it allows, each printed as "allowed: N <what>", and why that is safe:
-- conditional or lazy imports of sglang modules no recording imported: off the request path only
-  (there slim/check_surface.py judges them), in startup code a launch flag selects; the module
-  body ran and the import never did, and the front door refuses the removed flag values;
+- conditional or lazy imports of sglang modules no recording imported, off the request path (on it
+  slim/check_surface.py makes them errors): the module body ran and the import never did, so only
+  a launch flag or model config no recording used reaches them, at startup, not per request;
+  the front door refuses the removed flag values (not proven here for values it keeps);
 - guarded imports of removed sglang modules: under `try:` the code handles the module's absence
   as it does on an install without that optional piece; under `if TYPE_CHECKING:` they never run;
 - imports of packages upstream does not declare either: upstream's optional packages, which an
@@ -196,7 +197,8 @@ class ImportChecker(ast.NodeVisitor):
                 pass
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
                 # The module body ran and the module is not recorded: this import never ran.
-                self.report.note("conditional or lazy imports of sglang modules no recording imported")
+                self.report.note("conditional or lazy imports of sglang modules no recording imported, "
+                                 "off the request path")
             elif (self.in_function or self.conditional) and self.upstream and not self.upstream.exists(module):
                 self.report.note("lazy imports that fail in upstream too (upstream dead code)")
             else:
