@@ -15,8 +15,8 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
-PLATFORM_HELPERS = frozenset({"is_hip", "is_npu", "is_cpu", "is_xpu", "is_musa", "is_hpu"})
-PLATFORM_MODULES = frozenset({"sglang.srt.utils", "sglang.srt.utils.common"})
+PLATFORM_HELPERS = frozenset({"is_hip", "is_npu", "is_cpu", "is_xpu", "is_musa", "is_hpu", "is_mps", "use_mlx"})
+PLATFORM_MODULES = frozenset({"sglang.srt.utils", "sglang.srt.utils.common", "sglang.srt.utils.tensor_bridge"})
 # Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
 # numba): the Python code object never runs, so "never run" says nothing about them.
 COMPILED_DECORATOR = re.compile(r"jit|compile|kernel|autotune|heuristics")
@@ -377,10 +377,14 @@ def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
     helpers = {local for local in imported if bound[local] == 1}
     if defines:
         helpers |= {name for name in PLATFORM_HELPERS if bound[name] == 1}  # defined here
+    # A parameter of the same name (`def f(is_npu: bool)`) shadows the helper only inside its
+    # function: the helper is not folded, but module-level `_is_npu = is_npu()` still calls it.
+    params = Counter(node.arg for node in ast.walk(tree) if isinstance(node, ast.arg))
+    at_module = helpers | {local for local in imported if bound[local] - params[local] == 1}
     constants: set[str] = set()
     for stmt in tree.body:
         if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and bound[stmt.targets[0].id] == 1 and _folds_false(stmt.value, helpers, constants)):
+                and bound[stmt.targets[0].id] == 1 and _folds_false(stmt.value, at_module, constants)):
             constants.add(stmt.targets[0].id)
     return helpers, constants
 

@@ -8,6 +8,7 @@ sources) is kept when the nearest folder holding modules kept any of them.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pickle
@@ -461,6 +462,64 @@ def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]
     return out
 
 
+LAZY_ON_REQUEST_PATH = "imported lazily by request handling"
+
+
+def request_path_imports(tree: Path, files: list[str], imported: set[str], policy: Policy) -> dict[str, str]:
+    """sglang modules that request-handling code ([[sampled]] paths outside wholly [[off_surface]]
+    files) imports inside a def or under an `if` (a flag, a request field or a setting loads them:
+    `from sglang.srt.entrypoints.ssl_utils import SSLCertRefresher` under --enable-ssl-refresh), which
+    no recording imported: they join the plan, so reach judges them instead of the file rule
+    deleting them. Followed through the added modules that are request handling themselves."""
+    by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
+    on_path = [f for f in imported if policy.sampled_for(f) is not None and policy.off_surface_for(f) is None]
+    out: dict[str, str] = {}
+    todo, seen = list(on_path), set(on_path)
+    while todo:
+        path = todo.pop()
+        for node in ast.walk(ast.parse((tree / path).read_bytes())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.If):
+                for name in _imported_names(node, path):
+                    target = by_module.get(name)
+                    if target and target not in imported and target not in out and \
+                            policy.off_surface_for(target) is None:
+                        out[target] = f"{LAZY_ON_REQUEST_PATH} ({path})"
+                        if target not in seen and policy.sampled_for(target) is not None:
+                            seen.add(target)
+                            todo.append(target)
+    for path, reason in _module_level_imports(tree, by_module, list(out)).items():  # what loading them loads
+        if path not in imported:
+            out.setdefault(path, reason)
+    return out
+
+
+def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str]) -> dict[str, str]:
+    """The sglang modules the module-level imports of `paths` load, transitively."""
+    out: dict[str, str] = {}
+    todo = list(paths)
+    while todo:
+        path = todo.pop()
+        for stmt in ast.parse((tree / path).read_bytes()).body:
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                for name in _imported_names(stmt, path):
+                    if (target := by_module.get(name)) and target not in out and target not in paths:
+                        out[target] = f"imported by {path}"
+                        todo.append(target)
+    return out
+
+
+def _imported_names(node, path: str) -> list[str]:
+    """Module names the imports directly inside `node`'s body (and its branches) may load."""
+    names = []
+    for stmt in ast.walk(node):
+        if isinstance(stmt, ast.Import):
+            names += [a.name for a in stmt.names]
+        elif isinstance(stmt, ast.ImportFrom):
+            mod = defs.resolve_relative(stmt.module, stmt.level, path)
+            names += [mod] + [f"{mod}.{a.name}" for a in stmt.names]
+    return names
+
+
 def with_policy_entries(decisions: list[DefDecision], policy: Policy) -> list[DefDecision]:
     """Each decision with the policy path that decided it (`slim plan --json`: which entry removed which def)."""
     entries = [policy.decided_by(d.file, d.qualname, d.action, ran=d.reason.startswith(RAN)) for d in decisions]
@@ -474,6 +533,8 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
     policy = policy if policy is not None else load_policy()
     check_names_upstream(policy, tree)  # an entry naming nothing would silently judge nothing
     extra = policy_files(tree, files, policy)
+    if policy.mode == "surface":
+        extra |= request_path_imports(tree, files, set(imported_files(recordings)) | set(extra), policy)
     imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
     indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")], with_uses=policy.lines)

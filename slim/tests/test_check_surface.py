@@ -96,3 +96,14 @@ def test_a_lazy_import_on_a_branch_dead_on_nvidia_passes(trees):
               "        return compile_grammar(req)\n    return req\n")
     utils = "def is_hip():\n    return False\n"
     assert trees({"sglang/srt/managers/scheduler.py": folded, "sglang/srt/utils.py": utils}) == []
+
+
+def test_imports_behind_an_environment_switch_or_an_off_surface_feature_pass(trees):
+    """Upstream's test harness and wholly off-surface modules (refused at the front door) are no
+    finding; any other removed module still is."""
+    lazy = ("def hook():\n    from sglang.test.scripted import hook\n    return hook\n\n"
+            "def npu():\n    from sglang.srt.managers.lora_manager import LoRAManager\n    return LoRAManager\n")
+    assert trees({"sglang/srt/managers/scheduler.py": lazy}) == []
+    missing = "def load():\n    from sglang.srt.grammar import compile_grammar\n    return compile_grammar\n"
+    assert trees({"sglang/srt/managers/scheduler.py": missing}) == [
+        "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.grammar on the request path"]

@@ -12,6 +12,7 @@ from slim.apply import tree_digest
 from slim.bundle import MANIFEST_SCHEMA
 from slim.cli import DB, OUT
 from slim.datafile import read_gzip_json
+from slim.front_door import FRONT_DOOR
 from slim.plan import make_function_plan, package_files
 from slim.recording import load_all, load_pending
 from slim.upstream import default_tree, load_pin, verify_tree
@@ -121,6 +122,8 @@ def test_plan_on_real_upstream_keeps_the_serving_path(upstream_plan):
 
 
 def test_plan_size_matches_committed_tree(upstream_plan):
+    """Every kept file, and the one file slim writes itself: the front door of what it removed."""
     committed = {p.relative_to(OUT / "python").as_posix() for p in (OUT / "python").rglob("*")
                  if p.is_file() and p.name != "pyproject.toml"}
-    assert committed == set(upstream_plan.kept)
+    assert upstream_plan.policy.front_door
+    assert committed == set(upstream_plan.kept) | {FRONT_DOOR}

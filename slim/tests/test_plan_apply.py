@@ -1,4 +1,3 @@
-import dataclasses
 
 import pytest
 
@@ -6,7 +5,7 @@ from slim.apply import apply_plan, planned_from, tree_digest
 from slim.diagnose import compute_plan
 from slim.errors import SlimError
 from slim.plan import make_plan, package_files
-from slim.policy import load_policy
+from slim.policy import Policy
 from slim.recording import load_all
 
 
@@ -57,7 +56,7 @@ def test_diagnosis_plan_counts_only_the_recordings_the_tree_was_planned_from(whe
     """A run of a scenario the tree has not seen must not make its own misses look kept."""
     root, pin = wheel_tree
     monkeypatch.setattr("slim.upstream.load_pin", lambda: pin)  # the fixture wheel's own pin
-    lean = dataclasses.replace(load_policy(), mode="lean")  # the fixture recording traced no lines
+    lean = Policy(mode="lean")  # the fixture recording traced no lines; the project's entries name real upstream
     monkeypatch.setattr("slim.plan.load_policy", lambda: lean)
     every = compute_plan(root, fixture_recording)
     none_of_them = compute_plan(root, fixture_recording, {"20261123T000000Z-elsewhere"})

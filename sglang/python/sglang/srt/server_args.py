@@ -96,7 +96,6 @@ from sglang.srt.utils.common import (
 from sglang.srt.utils.hf_transformers_utils import check_gguf_file
 from sglang.srt.utils.network import NetworkAddress, get_free_port, wait_port_available
 from sglang.srt.utils.runai_utils import ObjectStorageModel, is_runai_obj_uri
-from sglang.srt.utils.tensor_bridge import use_mlx
 from sglang.utils import is_in_ci
 
 logger = logging.getLogger(__name__)
@@ -4125,8 +4124,7 @@ class ServerArgs:
 
     def _handle_mps_backends(self):
         if self.device == "mps":
-            if not use_mlx():
-                self.disable_overlap_schedule = True
+            self.disable_overlap_schedule = True
 
     def _handle_xpu_backends(self):
         if self.device == "xpu":
@@ -5574,8 +5572,6 @@ class ServerArgs:
                 if model_config.has_asymmetric_kv:
                     return "fa4"
                 return "trtllm_mha"
-            elif is_mps():
-                return "torch_native"
             else:
                     # FlashInfer does not support attention sinks.
                     if is_flashinfer_available() and not model_config.has_attention_sinks:
@@ -5587,8 +5583,6 @@ class ServerArgs:
                     return "fa3"
                 elif is_sm100_supported():
                     return "flashinfer"
-                elif is_mps():
-                    return "torch_native"
                 else:
                         return "triton"
 

@@ -102,6 +102,11 @@ class NaiveDistributed:
 _instance: Optional[NaiveDistributed] = None
 
 
+def get_naive_distributed():
+    assert _instance is not None
+    return _instance
+
+
 def set_naive_distributed(instance: NaiveDistributed):
     global _instance
     assert _instance is None

@@ -22,10 +22,5 @@ def dim_is_supported(weight):
     raise NotImplementedError('slim removed the body of dim_is_supported: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-def _init_amx_conv_state(conv_state):
-    # CPU AMX layout for conv_state kernel optimization
-    raise NotImplementedError('slim removed the body of _init_amx_conv_state: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 class PackWeightMethod:
     pass

@@ -22,7 +22,7 @@ import sys
 import time
 from array import array
 from collections import deque
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import partial
 from http import HTTPStatus
 from typing import Any, Deque, Dict, List, Optional, Tuple, Union
@@ -289,7 +289,6 @@ from sglang.srt.utils import (
     get_int_env_var,
     is_cuda,
     is_hip,
-    is_mps,
     kill_itself_when_parent_died,
     require_mlp_sync,
     set_gpu_proc_affinity,
@@ -309,14 +308,10 @@ from sglang.srt.utils.tensor_bridge import use_mlx
 from sglang.srt.utils.torch_memory_saver_adapter import TorchMemorySaverAdapter
 from sglang.utils import TypeBasedDispatcher, get_exception_traceback
 
-if is_mps():
-    CudaStreamContext = nullcontext
-    from sglang.srt.hardware_backend.mlx.scheduler_mixin import SchedulerMlxOverlapMixin
-else:
-    from torch.cuda import StreamContext as CudaStreamContext
+from torch.cuda import StreamContext as CudaStreamContext
 
-    class SchedulerMlxOverlapMixin:
-        pass
+class SchedulerMlxOverlapMixin:
+    pass
 
 
 logger = logging.getLogger(__name__)
@@ -867,14 +862,9 @@ class Scheduler(
         )
 
         # FIXME: move tp worker's init logic outside of the scheduler.
-        if use_mlx():
-            from sglang.srt.hardware_backend.mlx.tp_worker import MlxTpModelWorker
+        from sglang.srt.managers.tp_worker import TpModelWorker
 
-            self.tp_worker = MlxTpModelWorker(**worker_kwargs)
-        else:
-            from sglang.srt.managers.tp_worker import TpModelWorker
-
-            self.tp_worker = TpModelWorker(**worker_kwargs)
+        self.tp_worker = TpModelWorker(**worker_kwargs)
 
     def maybe_init_draft_worker(self):
         if self.spec_algorithm.is_none():
@@ -1420,12 +1410,6 @@ class Scheduler(
                 self.draft_worker.get_confidence_budget_prepare()
             )
 
-        if use_mlx():
-            # MLX uses its own overlap loop and does not create CUDA streams,
-            # but the normal non-overlap scheduler path still relays decode
-            # input IDs through FutureMap.
-            self.result_queue: Deque = deque()
-            return
 
         # forward_stream_ctx / copy_stream are also used by PP (non-overlap)
         # via scheduler_pp_mixin; init unconditionally to match main.
@@ -1612,11 +1596,6 @@ class Scheduler(
         Sets up the schedule stream and dispatches to the appropriate event loop.
         The event loop blocks until shutdown.
         """
-        if use_mlx():
-            # MLX overlap uses mx.async_eval for CPU/GPU overlap,
-            # not PyTorch MPS streams.
-            dispatch_event_loop(self)
-            return
 
         self.schedule_stream = self.device_module.Stream(priority=0)
         if self.device == "cpu":

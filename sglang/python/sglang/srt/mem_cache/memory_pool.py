@@ -76,7 +76,6 @@ from sglang.srt.utils import (
     cpu_has_amx_support,
     is_cpu,
     is_cuda,
-    is_float4_e2m1fn_x2,
     is_hip,
     is_npu,
     next_power_of_2,
@@ -165,15 +164,6 @@ def _set_kv_buffer_impl(
 
     # store_cache_cpu takes a single row_dim for both K and V, so it only serves
     # equal-width rows; asymmetric KV falls through to the naive path below.
-    if _is_cpu and _cpu_has_amx_support and v_row_dim == row_dim:
-        return torch.ops.sgl_kernel.store_cache_cpu(
-            k,
-            v,
-            k_cache,
-            v_cache,
-            indices,
-            row_dim,
-        )
 
     from sglang.srt.model_executor.runner import get_is_capture_mode
 
@@ -519,35 +509,20 @@ class MambaPool:
                     max_slots=max_slots,
                 )
             else:
-                conv_state = [
-                    torch.zeros(
-                        size=(num_mamba_layers, size + 1) + conv_shape,
-                        dtype=conv_dtype,
-                        device=device,
-                    )
-                    for conv_shape in conv_state_shape
-                ]
+                        conv_state = [
+                            torch.zeros(
+                                size=(num_mamba_layers, size + 1) + conv_shape,
+                                dtype=conv_dtype,
+                                device=device,
+                            )
+                            for conv_shape in conv_state_shape
+                        ]
 
-                if _is_npu:
-                    from sglang.srt.hardware_backend.npu.memory_pool_npu import (
-                        _init_npu_conv_state,
-                    )
-
-                    conv_state = _init_npu_conv_state(
-                        conv_state[0], conv_state_shape, speculative_num_draft_tokens
-                    )
-
-                if _is_cpu and _cpu_has_amx_support:
-                    from sglang.srt.layers.amx_utils import _init_amx_conv_state
-
-                    # CPU uses a different layout of conv_state for kernel optimization
-                    conv_state = _init_amx_conv_state(conv_state)
-
-                temporal_state = torch.zeros(
-                    size=(num_mamba_layers, size + 1) + temporal_state_shape,
-                    dtype=ssm_dtype,
-                    device=device,
-                )
+                        temporal_state = torch.zeros(
+                            size=(num_mamba_layers, size + 1) + temporal_state_shape,
+                            dtype=ssm_dtype,
+                            device=device,
+                        )
 
             # GDN ReplaySSM ring buffers (slice 1a). Allocated only when the
             # flag is on; otherwise left as None so the legacy State is
@@ -650,13 +625,6 @@ class MambaPool:
                     )
 
             if speculative_num_draft_tokens is not None:
-                if _is_npu:
-                    temporal_state = temporal_state.transpose(-1, -2)
-                    temporal_state_shape = (
-                        *temporal_state_shape[:-2],
-                        temporal_state_shape[-1],
-                        temporal_state_shape[-2],
-                    )
                 # Cache intermediate SSM states per draft token during target verify
                 # Shape: [num_layers, size + 1, speculative_num_draft_tokens, HV, K, V]
                 #
@@ -675,18 +643,18 @@ class MambaPool:
                 if enable_linear_replayssm_spec:
                     intermediate_ssm_state_cache = None
                 else:
-                    intermediate_ssm_state_cache = torch.zeros(
-                        size=(
-                            num_mamba_layers,
-                            spec_state_size + 1,
-                            speculative_num_draft_tokens,
-                            temporal_state_shape[0],
-                            temporal_state_shape[1],
-                            temporal_state_shape[2],
-                        ),
-                        dtype=ssm_dtype,
-                        device="cuda",
-                    )
+                            intermediate_ssm_state_cache = torch.zeros(
+                                size=(
+                                    num_mamba_layers,
+                                    spec_state_size + 1,
+                                    speculative_num_draft_tokens,
+                                    temporal_state_shape[0],
+                                    temporal_state_shape[1],
+                                    temporal_state_shape[2],
+                                ),
+                                dtype=ssm_dtype,
+                                device="cuda",
+                            )
                 # Cache intermediate conv windows (last K-1 inputs) per draft token
                 # during target verify.
                 #
@@ -732,24 +700,24 @@ class MambaPool:
                         self._intermediate_conv_window_phys.append(phys)
                         intermediate_conv_window_cache.append(view)
                 else:
-                    # Original dense layout (NPU/CPU, or EAGLE tree verify): one
-                    # [dim, K-1] window per draft token.
-                    # Shape: [num_layers, size+1, draft_tokens, dim, K-1]
-                    intermediate_conv_window_cache = [
-                        torch.zeros(
-                            size=(
-                                num_mamba_layers,
-                                spec_state_size + 1,
-                                speculative_num_draft_tokens,
-                                conv_shape[0],
-                                conv_shape[1],
-                            ),
-                            dtype=conv_dtype,
-                            device="cuda",
-                        )
-                        for conv_shape in conv_state_shape
-                    ]
-                    self._intermediate_conv_window_phys = intermediate_conv_window_cache
+                            # Original dense layout (NPU/CPU, or EAGLE tree verify): one
+                            # [dim, K-1] window per draft token.
+                            # Shape: [num_layers, size+1, draft_tokens, dim, K-1]
+                            intermediate_conv_window_cache = [
+                                torch.zeros(
+                                    size=(
+                                        num_mamba_layers,
+                                        spec_state_size + 1,
+                                        speculative_num_draft_tokens,
+                                        conv_shape[0],
+                                        conv_shape[1],
+                                    ),
+                                    dtype=conv_dtype,
+                                    device="cuda",
+                                )
+                                for conv_shape in conv_state_shape
+                            ]
+                            self._intermediate_conv_window_phys = intermediate_conv_window_cache
                 self.mamba_cache = self.SpeculativeState(
                     conv=conv_state,
                     temporal=temporal_state,
@@ -778,22 +746,22 @@ class MambaPool:
                     f"intermediate_conv_window_cache size: {get_tensor_size_bytes(self._intermediate_conv_window_phys) / GB:.2f}GB "
                 )
             else:
-                self.mamba_cache = self.State(
-                    conv=conv_state,
-                    temporal=temporal_state,
-                    replayssm_d=replayssm_d,
-                    replayssm_k=replayssm_k,
-                    replayssm_g=replayssm_g,
-                    replayssm_rawv=replayssm_rawv,
-                    replayssm_rawk=replayssm_rawk,
-                    replayssm_beta=replayssm_beta,
-                )
-                logger.info(
-                    f"Mamba Cache is allocated. "
-                    f"max_mamba_cache_size: {size}, "
-                    f"conv_state size: {get_tensor_size_bytes(conv_state) / GB:.2f}GB, "
-                    f"ssm_state size: {get_tensor_size_bytes(temporal_state) / GB:.2f}GB "
-                )
+                        self.mamba_cache = self.State(
+                            conv=conv_state,
+                            temporal=temporal_state,
+                            replayssm_d=replayssm_d,
+                            replayssm_k=replayssm_k,
+                            replayssm_g=replayssm_g,
+                            replayssm_rawv=replayssm_rawv,
+                            replayssm_rawk=replayssm_rawk,
+                            replayssm_beta=replayssm_beta,
+                        )
+                        logger.info(
+                            f"Mamba Cache is allocated. "
+                            f"max_mamba_cache_size: {size}, "
+                            f"conv_state size: {get_tensor_size_bytes(conv_state) / GB:.2f}GB, "
+                            f"ssm_state size: {get_tensor_size_bytes(temporal_state) / GB:.2f}GB "
+                        )
             if _replayssm_on:
                 logger.info(
                     f"GDN ReplaySSM ring buffers allocated "
@@ -895,25 +863,18 @@ class MambaPool:
             if temporal.numel() > 0:
                 temporal[:, indices] = 0
             return
-        if not _is_npu:
-            need_size = len(indices)
-            for i in range(len(self.mamba_cache.conv)):
-                t = self.mamba_cache.conv[i]
-                z = torch.zeros(1, dtype=t.dtype, device=t.device).expand(
-                    t.shape[0], need_size, *t.shape[2:]
-                )
-                t[:, indices] = z
-            t = self.mamba_cache.temporal
+        need_size = len(indices)
+        for i in range(len(self.mamba_cache.conv)):
+            t = self.mamba_cache.conv[i]
             z = torch.zeros(1, dtype=t.dtype, device=t.device).expand(
                 t.shape[0], need_size, *t.shape[2:]
             )
             t[:, indices] = z
-        else:
-            for i in range(len(self.mamba_cache.conv)):
-                t = self.mamba_cache.conv[i]
-                t[:, indices] = 0
-            t = self.mamba_cache.temporal
-            t[:, indices] = 0
+        t = self.mamba_cache.temporal
+        z = torch.zeros(1, dtype=t.dtype, device=t.device).expand(
+            t.shape[0], need_size, *t.shape[2:]
+        )
+        t[:, indices] = z
 
     def copy_from(self, src_indices: torch.Tensor, dst_indices: torch.Tensor):
         """Clone mamba state (conv + temporal) from src slots into dst slots.
@@ -3236,23 +3197,13 @@ class HybridLinearKVPool(KVCache):
             if current_platform.is_out_of_tree():
                 TokenToKVPoolClass = current_platform.get_mha_kv_pool_cls()
                 quant_method_kwarg = {}
-            elif _is_npu:
-                assert not is_float4_e2m1fn_x2(
-                    dtype
-                ), "FP4 is not supported on NPU yet."
-                from sglang.srt.hardware_backend.npu.memory_pool_npu import (
-                    NPUMHATokenToKVPool,
-                )
-
-                TokenToKVPoolClass = NPUMHATokenToKVPool
-                quant_method_kwarg = {}
             elif full_kv_pool_class is not None:
                 # Caller-selected MHA layout variant (e.g. the page-major
                 # PageMajorMHATokenToKVPool). NPU / out-of-tree classes keep
                 # priority since they don't understand alternate layouts.
                 TokenToKVPoolClass = full_kv_pool_class
             else:
-                TokenToKVPoolClass = MHATokenToKVPool
+                    TokenToKVPoolClass = MHATokenToKVPool
 
             post_capture_kwargs = (
                 {"post_capture_active": True} if post_capture_active else {}
@@ -3271,27 +3222,21 @@ class HybridLinearKVPool(KVCache):
                 **post_capture_kwargs,
             )
         else:
-            TokenToKVPoolClass = MLATokenToKVPool
+                TokenToKVPoolClass = MLATokenToKVPool
 
-            if current_platform.is_out_of_tree():
-                TokenToKVPoolClass = current_platform.get_mla_kv_pool_cls()
-            elif _is_npu:
-                from sglang.srt.hardware_backend.npu.memory_pool_npu import (
-                    NPUMLATokenToKVPool,
+                if current_platform.is_out_of_tree():
+                    TokenToKVPoolClass = current_platform.get_mla_kv_pool_cls()
+
+                self.full_kv_pool = TokenToKVPoolClass(
+                    size=size,
+                    page_size=self.page_size,
+                    dtype=dtype,
+                    layer_num=self.full_layer_nums,
+                    device=device,
+                    kv_lora_rank=kv_lora_rank,
+                    qk_rope_head_dim=qk_rope_head_dim,
+                    enable_memory_saver=enable_memory_saver,
                 )
-
-                TokenToKVPoolClass = NPUMLATokenToKVPool
-
-            self.full_kv_pool = TokenToKVPoolClass(
-                size=size,
-                page_size=self.page_size,
-                dtype=dtype,
-                layer_num=self.full_layer_nums,
-                device=device,
-                kv_lora_rank=kv_lora_rank,
-                qk_rope_head_dim=qk_rope_head_dim,
-                enable_memory_saver=enable_memory_saver,
-            )
         self.full_attention_layer_id_mapping = {
             id: i for i, id in enumerate(full_attention_layer_ids)
         }

@@ -788,10 +788,6 @@ def get_device(device_id: Optional[int] = None) -> str:
             )
 
 
-    if is_mps():
-        if device_id is None:
-            return "mps"
-        return "mps:{}".format(device_id)
 
     try:
         return current_platform.get_device(device_id)
@@ -913,6 +909,16 @@ def get_hip_version():
     if torch.version.hip:
         return tuple(map(int, torch.version.hip.split("-")[0].split(".")))
     return (0, 0, 0)
+
+
+def check_cuda_result(raw_output):
+    import cuda.bindings.runtime as cuda_rt
+
+    err, *results = raw_output
+    if err != cuda_rt.cudaError_t.cudaSuccess:
+        raise Exception(f"CUDA error: {err}")
+
+    return results
 
 
 def get_cuda_driver_bindings():

@@ -8,6 +8,7 @@ from torch.func import functional_call
 
 from sglang.srt.distributed.naive_distributed import (
     NaiveDistributed,
+    get_naive_distributed,
     set_naive_distributed,
 )
 from sglang.srt.layers.parameter import ModelWeightParameter

@@ -75,7 +75,6 @@ class RotaryEmbedding(MultiPlatformOp):
 
         if (
             (not (_is_cuda) or self.head_size not in [64, 128, 256, 512])
-            and not (_is_mps)
             and not (current_platform.is_out_of_tree())
         ):
             # rotary_embedding from sglang.kernels.ops.attention.rope and vllm._custom_ops has the same implementation.

@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 
 _is_npu = is_npu()
 _is_mps = is_mps()
-if _is_mps:
-    from sglang.srt.hardware_backend.mlx.profiler import apply_metal_profiler_patches
-
-    apply_metal_profiler_patches()
 
 logger = logging.getLogger(__name__)
 

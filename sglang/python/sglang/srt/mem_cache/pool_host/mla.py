@@ -200,7 +200,7 @@ class MLATokenToKVPoolHost(HiSparseHostPoolMixin, HostKVCache):
         self.staging_token_capacity = 0
         self.staging_buffer = None
         self.can_use_write_back_jit = False
-        if self.layout != "page_first" or _is_mps:
+        if self.layout != "page_first":
             return
 
         # The staged write-back JIT kernel builds with hipcc and has a ROCm

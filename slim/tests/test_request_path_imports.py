@@ -1,0 +1,38 @@
+"""Modules request handling imports lazily join the plan; platform constants fold past shadowing parameters."""
+
+import ast
+
+from slim.defs import platform_names
+from slim.plan import LAZY_ON_REQUEST_PATH, request_path_imports
+from slim.policy import OffSurface, Policy, Sampled
+
+POLICY = Policy(mode="surface", sampled=(Sampled("sglang/srt/entrypoints/", "request handling"),),
+                off_surface=(OffSurface("sglang/srt/npu/", "not NVIDIA"),))
+FILES = {
+    "sglang/srt/entrypoints/http.py": ("def serve(ssl):\n    if ssl:\n"
+                                       "        from sglang.srt.entrypoints.tls import R\n"
+                                       "    from sglang.srt.npu.pool import P\n    return R, P\n"),
+    "sglang/srt/entrypoints/tls.py": "from sglang.srt.utils.certs import load\n\nR = load\n",
+    "sglang/srt/utils/certs.py": "def load():\n    return 1\n",
+    "sglang/srt/npu/pool.py": "P = 1\n",
+    "sglang/srt/layers/other.py": "def f():\n    from sglang.srt.utils.unused import g\n",
+    "sglang/srt/utils/unused.py": "g = 1\n",
+}
+
+
+def test_lazy_imports_of_request_handling_join_the_plan_with_what_they_load(tmp_path):
+    for rel, text in FILES.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    imported = {"sglang/srt/entrypoints/http.py", "sglang/srt/layers/other.py"}
+    added = request_path_imports(tmp_path, sorted(FILES), imported, POLICY)
+    assert added == {"sglang/srt/entrypoints/tls.py": f"{LAZY_ON_REQUEST_PATH} (sglang/srt/entrypoints/http.py)",
+                     "sglang/srt/utils/certs.py": "imported by sglang/srt/entrypoints/tls.py"}
+    # not the off-surface NPU pool (refused at the front door), not what non-request code imports lazily
+
+
+def test_a_parameter_named_like_the_helper_does_not_stop_the_module_constant_folding():
+    source = ("from sglang.srt.utils import is_npu\n_is_npu = is_npu()\n\n"
+              "def pool(is_npu: bool):\n    return not is_npu\n")
+    helpers, constants = platform_names(ast.parse(source), "sglang/srt/mem_cache/memory_pool.py")
+    assert helpers == set() and constants == {"_is_npu"}  # `is_npu` itself stays: the parameter shadows it
