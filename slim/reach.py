@@ -16,16 +16,18 @@ whatever object the name is looked up on):
   own ran it also keeps the methods whose name is needed or live in any class (an override or an
   abstract declaration elsewhere). A class none of whose own methods ran was never put to work:
   it stays for the code that names it without its other methods;
-- ("lean" mode only, this rule and the next two) a class that defines `__init__` (or `__new__`)
-  that never ran, and no subclass of which ran anything, was never instantiated: no object exists
-  to call its methods on, so it keeps none of them (no dunders, protocol or family methods
-  either), only its statement, bases and class-level assignments for the code that names it
-  (`isinstance`, a dispatch table). Exceptions (raised on error paths no healthy run takes) and
-  declarative bodies (pydantic builds without `__init__`) are not judged this way, nor is a
-  request-handling class (under a `[[sampled]]` path, not `[[off_surface]]`) that request-handling
-  code which ran names: what a request builds depends on its content (`FINISHED_MATCHED_REGEX`
-  for a stop_regex that matches); the methods of a dataclass, pydantic model or NamedTuple are
-  plain methods (reach keeps them all);
+- ("lean" mode only, this rule and the next two) a class off the surface (under [[off_surface]])
+  that defines `__init__` (or `__new__`) that never ran, and no subclass of which ran anything, was
+  never instantiated: no object exists to call its methods on, so it keeps none of them (no dunders,
+  protocol or family methods either), only its statement, bases and class-level assignments for the
+  code that names it (`isinstance`, a dispatch table). Inside the surface a flag no scenario set may
+  build it, so there it keeps its methods. Exceptions and declarative bodies (pydantic builds
+  without `__init__`) are not judged this way; the methods of a dataclass, pydantic model or
+  NamedTuple are plain methods (reach keeps them all);
+- request handling ([[sampled]] paths outside wholly [[off_surface]] files) has no stubs, and its
+  classes keep their methods though none ran: what runs there depends on each request;
+- an HTTP route of a live app (`@app.post(...)`, `@router.get(...)`) is a root unless every route
+  of its handler is removed by slim/surface.toml (then the front door answers it);
 - a module none of whose defs ran in any recording (nor is kept by policy) implements a feature
   no scenario used: a function or method there that kept code names keeps its decorators and
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
@@ -182,7 +184,6 @@ class _Reach:
         self.never_made: dict[tuple[str, str], bool] = {}
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
-        self.named_by_request_code: set[str] = set()  # names that ran defs under [[sampled]] paths use
         self.called: set[str] = set()  # "surface": names ran code calls, through never-run callees
         self.registered: dict[str, list[Def]] = {}
         self.touched_files: set[str] = set()  # files with a def that ran or is kept by policy
@@ -391,29 +392,23 @@ class _Reach:
         return self.untouched[(path, qualname)]
 
     def _never_made(self, path: str, qualname: str) -> bool:
-        """The class defines a constructor that never ran, is no exception, declarative body or
-        request-handling class that ran request code names, and no class deriving from it (by base
-        name, any depth) ran a method or is kept by policy."""
+        """The class is off the surface ([[off_surface]]), defines a constructor that never ran, is
+        no exception or declarative body, and no class deriving from it (by base name, any depth) ran
+        a method or is kept by policy. Only off the surface: inside it a flag no scenario set builds
+        such a class (`--enable-return-routed-experts` builds BaseHostCache), and a class without
+        its methods crashes there (TypeError at start-up, seen on GPU 2026-12-06)."""
         if (path, qualname) not in self.never_made:
             d = self.defs[(path, qualname)]
             own = self.members[(path, qualname)]
             self.never_made[(path, qualname)] = (
                 self.judge and _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
-                and not self._on_request_path(path, qualname)
+                and self.policy.off_surface_for(path, qualname) is not None
                 and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
                 and self._untouched(path, qualname) and not _declarative(d)
                 and not d.name.endswith(EXCEPTION_SUFFIXES)
                 and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
-                and not self._descendant_touched(d.name)
-                and not self._built_on_request_path(path, d) and not self._flag_built(path, d))
+                and not self._descendant_touched(d.name))
         return self.never_made[(path, qualname)]
-
-    def _built_on_request_path(self, path: str, d: Def) -> bool:
-        """Request-handling code that ran names the request-handling class: it may build it on a
-        branch no workload took (a stop_regex that matches, a grammar that fails to compile).
-        Classes chosen by launch flags are left to the recordings, and off-surface ones stay cut."""
-        return (d.name in self.named_by_request_code and self.policy.sampled_for(path) is not None
-                and self.policy.off_surface_for(path, d.qualname) is None)
 
     def _flag_built(self, path: str, d: Def) -> bool:
         """"surface", outside [[off_surface]]: code that ran calls the def (or its class) on a branch
@@ -480,9 +475,6 @@ class _Reach:
     def run(self) -> Liveness:
         ran = [key for key, why in self.fixed.items() if why.startswith(RAN)]
         self.ran_names = {key[1] for key in ran if "." not in key[1]}
-        self.named_by_request_code = {
-            name for key in ran if key[:2] in self.defs and self.policy.sampled_for(key[0]) is not None
-            for name in _positive(self.defs[key[:2]].own_refs)}
         if self.policy.mode == "surface":
             self.called = self._calls_from_ran(ran)
         while self.todo:

@@ -87,8 +87,12 @@ def test_lean_keeps_every_route_of_a_live_app(lean_planned, reach_planned):
     assert decisions(reach_planned[0], f"{REACH}/scan.py")["flush_route"] == ("delete", NEVER_RUN)
 
 
-def test_lean_a_class_never_instantiated_keeps_no_methods(lean_planned, reach_planned):
-    base = decisions(lean_planned[0], f"{REACH}/base.py")
+def test_lean_a_class_never_instantiated_keeps_no_methods_off_the_surface(wheel_tree, lean_planned, reach_planned):
+    """Off the surface only: inside it a flag no scenario set may build the class (a TypeError at
+    start-up when its methods were cut)."""
+    off = OffSurface(f"{REACH}/base.py", "another family's classes")
+    base = decisions(planned(wheel_tree, "lean", off_surface=(off,))[0], f"{REACH}/base.py")
+    assert decisions(lean_planned[0], f"{REACH}/base.py")["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
     assert base["Unbuilt"] == ("keep", REFERENCED)  # an isinstance check names it
     for member in ("__init__", "__repr__", "run"):  # no dunder or family protocol without an instance
         assert base[f"Unbuilt.{member}"] == ("delete", NEVER_RUN), member
@@ -118,8 +122,8 @@ def test_lean_keeps_the_methods_of_a_request_class(wheel_tree):
     assert kept["Unbuilt.__init__"] == ("keep", "implicit (dunder)") and kept["Unbuilt.run"][0] == "keep"
     class_only = Sampled(f"{REACH}/base.py", "the class, not scan.py's load_all that names it")
     assert unbuilt(sampled=(class_only,))["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
-    assert unbuilt()["Unbuilt.__init__"] == ("delete", NEVER_RUN)  # outside request handling: cut
     off = OffSurface(f"{REACH}/base.py", "a feature outside the surface")
+    assert unbuilt(off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
     assert unbuilt(sampled=(request,), off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
 
 
@@ -127,7 +131,7 @@ def test_lean_stubs_what_only_a_module_where_nothing_ran_holds(lean_planned, rea
     rare = decisions(lean_planned[0], f"{REACH}/rare.py")
     assert rare["rare_path"] == ("stub", STUB)  # scan.py names it on a branch no recording took
     assert rare["_format"] == ("delete", NEVER_RUN)  # only the stubbed body named it
-    assert rare["RareOptions.__init__"] == ("delete", NEVER_RUN)  # never instantiated
+    assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")  # never instantiated, but on the surface
     assert decisions(reach_planned[0], f"{REACH}/rare.py")["_format"] == ("keep", REFERENCED)
     plan, root, pin = lean_planned
     out = tmp_path / "sglang"

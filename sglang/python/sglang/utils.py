@@ -191,3 +191,10 @@ class TypeBasedDispatcher:
         raise ValueError(f"Invalid object: {obj}")
 
 
+def resolve_obj_by_qualname(qualname: str) -> Any:
+    """
+    Resolve an object by its fully qualified name.
+    """
+    module_name, obj_name = qualname.rsplit(".", 1)
+    module = importlib.import_module(module_name)
+    return getattr(module, obj_name)

@@ -8,6 +8,10 @@ from transformers import (
 )
 
 
+class ImageTransform(object):
+    pass
+
+
 class DeepseekVLV2Processor(ProcessorMixin):
     tokenizer_class = ("LlamaTokenizer", "LlamaTokenizerFast")
     attributes = ["tokenizer"]

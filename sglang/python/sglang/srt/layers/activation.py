@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from transformers import PretrainedConfig
 
 from sglang.srt.layers.utils import MultiPlatformOp
 from sglang.srt.runtime_context import get_exec
@@ -33,6 +34,7 @@ from sglang.srt.utils import (
     is_npu,
     is_xpu,
     )
+from sglang.utils import resolve_obj_by_qualname
 
 _is_cuda = is_cuda()
 _is_musa = is_musa()
@@ -267,3 +269,18 @@ _ACTIVATION_REGISTRY = {
 }
 
 
+def get_cross_encoder_activation_function(config: PretrainedConfig):
+    if (
+        hasattr(config, "sbert_ce_default_activation_function")
+        and config.sbert_ce_default_activation_function is not None
+    ):
+
+        function_name = config.sbert_ce_default_activation_function
+        assert function_name.startswith("torch.nn.modules."), (
+            "Loading of activation functions is restricted to "
+            "torch.nn.modules for security reasons"
+        )
+        return resolve_obj_by_qualname(function_name)()
+    else:
+        # adapt bge-reranker
+        return nn.Identity()

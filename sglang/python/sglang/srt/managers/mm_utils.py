@@ -2,9 +2,11 @@
 Multi-modality utils
 """
 
-from typing import Callable, List, Literal, Optional
+from abc import abstractmethod
+from typing import Callable, Dict, List, Literal, Optional
 
 import torch
+from torch import nn
 
 from sglang.kernels.ops.memory.gpu_tensor_hash import gpu_tensor_hash
 from sglang.srt.managers.io_struct import (
@@ -13,9 +15,12 @@ from sglang.srt.managers.io_struct import (
     TokenizedGenerateReqInput,
 )
 from sglang.srt.managers.schedule_batch import (
+    Modality,
     MultimodalDataItem,
-    )
+    MultimodalInputs,
+)
 from sglang.srt.mem_cache.multimodal_cache import MultiModalStaticCache
+from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.multimodal.evs import EVSEmbeddingResult
 from sglang.srt.runtime_context import (
     get_server_args,
@@ -58,6 +63,34 @@ def try_add_to_buffer(tensor: torch.Tensor) -> Optional[torch.Tensor]:
     raise NotImplementedError('slim removed the body of try_add_to_buffer: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+class MultiModalityDataPaddingPattern:
+    """
+    Data tokens (like image tokens) often need special handling during padding
+    to maintain model compatibility. This class provides the interface for
+    implementing different padding strategies for data tokens
+    """
+
+    @abstractmethod
+    def pad_input_tokens(
+        self, input_ids: List[int], mm_inputs: MultimodalInputs
+    ) -> List[int]:
+        """
+        Pad the input ids sequence containing data tokens, and replace them with pad_values
+        """
+        pass
+
+
+class MultiModalityDataPaddingPatternMultimodalTokens(MultiModalityDataPaddingPattern):
+    """In this pattern, data tokens should be represented as repetitions of a single token
+    e.g. <image><image>....<image>, or <audio><audio>...<audio>
+    """
+
+    def pad_input_tokens(
+        self, input_ids: List[int], mm_inputs: MultimodalInputs
+    ) -> List[int]:
+        raise NotImplementedError('slim removed the body of MultiModalityDataPaddingPatternMultimodalTokens.pad_input_tokens: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 embedding_cache: Optional[MultiModalStaticCache] = None
 
 
@@ -77,6 +110,19 @@ DataEmbeddingFunc = Callable[
     [List[MultimodalDataItem]],
     torch.Tensor | List[torch.Tensor] | EVSEmbeddingResult,
 ]
+
+
+def general_mm_embed_routine(
+    input_ids: torch.Tensor,
+    forward_batch: ForwardBatch,
+    language_model: nn.Module,
+    multimodal_model: Optional[nn.Module] = None,
+    data_embedding_funcs: Dict[Modality, DataEmbeddingFunc] = None,
+    placeholder_tokens: Optional[dict[Modality, List[int]]] = None,
+    use_deepstack: Dict[Modality, bool] = {},
+    **kwargs,
+) -> torch.Tensor:
+    raise NotImplementedError('slim removed the body of general_mm_embed_routine: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def hash_feature(f):

@@ -7,10 +7,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
-from sglang.srt.mem_cache.allocator.hisparse import (
-    DeepSeekV4HiSparseTokenToKVPoolAllocator,
-)
-from sglang.srt.mem_cache.allocator.swa import SWATokenToKVPoolAllocator
 from sglang.srt.mem_cache.base_prefix_cache import (
     BasePrefixCache,
     DecLockRefParams,
@@ -114,30 +110,6 @@ class ChunkCache(BasePrefixCache):
 
 class SWAChunkCache(ChunkCache):
     """ChunkCache with support for sliding window attention."""
-
-    def __init__(self, params: CacheInitParams):
-        # DeepSeek V4 HiSparse wraps SWATokenToKVPoolAllocator and exposes the same API.
-        assert isinstance(
-            params.token_to_kv_pool_allocator,
-            (
-                SWATokenToKVPoolAllocator,
-                DeepSeekV4HiSparseTokenToKVPoolAllocator,
-            ),
-        )
-        super().__init__(params)
-
-        self.sliding_window_size = params.sliding_window_size
-        self.chunked_prefill_size = params.chunked_prefill_size
-
-    def supports_swa(self) -> bool:
-        assert (
-            self.sliding_window_size is not None
-        ), "sliding_window_size must be set for SWAChunkCache"
-        return True
-
-    def evict(self, params: EvictParams) -> EvictResult:
-        return EvictResult()
-
 
 class PureSWAChunkCache(SWAChunkCache):
     """ChunkCache for all-SWA models (no full attention layers).

@@ -24,6 +24,21 @@ from typing import TYPE_CHECKING, Optional
 import torch
 
 from sglang.srt.distributed.parallel_state import GroupCoordinator
+from sglang.srt.model_executor.forward_batch_info import (
+    CaptureHiddenMode,
+    ForwardMode,
+    get_server_return_hidden_states_mode,
+)
+from sglang.srt.model_executor.runner_utils.capture_mode import model_capture_mode
+from sglang.srt.runtime_context import get_flags, get_parallel
+from sglang.srt.utils import (
+    empty_context,
+    log_info_on_rank0,
+    require_attn_tp_gather,
+    require_gathered_buffer,
+    require_mlp_sync,
+    require_mlp_tp_gather,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +90,139 @@ def get_batch_sizes_to_capture(model_runner: ModelRunner):
 _CPU_COMPILE_FAKE_OPS: set[str] = set()
 
 
+def register_fake_ops(tp_size: int):
+    raise NotImplementedError('slim removed the body of register_fake_ops: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 # TODO Remove unnecessary settings for CPUGraphRunner.
 # Re-abstract the graph runner and restructure CPUGraphRunner to reuse the same logic.
 class CPUGraphRunner:
     """A CPUGraphRunner runs the forward pass of a model with cpu torch.compile."""
+
+    def __init__(self, model_runner: ModelRunner):
+        # Parse args
+        self.model_runner = model_runner
+        self.device = model_runner.device
+        self.return_hidden_states_mode = (
+            CaptureHiddenMode.NULL
+            if model_runner.is_draft_worker
+            else get_server_return_hidden_states_mode(model_runner.server_args)
+        )
+        self.enable_return_hidden_states = self.return_hidden_states_mode.need_capture()
+        # bs -> compiled fn (text-only / skip_cross_attention=True)
+        self.graphs = {}
+        # bs -> compiled fn (cross-attention / skip_cross_attention=False, enc-dec only)
+        self.graphs_cross = {}
+        self.output_buffers = {}
+        self.enable_torch_compile = get_flags().capture.enable_torch_compile
+        self.disable_padding = model_runner.server_args.disable_cuda_graph_padding
+        self.is_encoder_decoder = model_runner.model_config.is_encoder_decoder
+        self.require_gathered_buffer = require_gathered_buffer(model_runner.server_args)
+        self.require_mlp_tp_gather = require_mlp_tp_gather(model_runner.server_args)
+        self.require_mlp_sync = require_mlp_sync(model_runner.server_args)
+        self.require_attn_tp_gather = require_attn_tp_gather(model_runner.server_args)
+        self.enable_two_batch_overlap = (
+            model_runner.server_args.enable_two_batch_overlap
+        )
+        self.speculative_algorithm = model_runner.server_args.speculative_algorithm
+        self.enable_profile_cuda_graph = (
+            model_runner.server_args.enable_profile_cuda_graph
+        )
+        self.tp_size = model_runner.server_args.tp_size
+        self.dp_size = get_parallel().dp_size
+        self.pp_size = model_runner.server_args.pp_size
+
+        self.capture_forward_mode = ForwardMode.DECODE
+        self.capture_hidden_mode = self.return_hidden_states_mode
+        # Static capture width: CPU graphs are decode-only.
+        self.captured_req_width = 1
+
+        assert (
+            not self.model_runner.server_args.enable_lora
+        ), "CPUGraphRunner does not support LoRA yet."
+        assert (
+            not self.enable_two_batch_overlap
+        ), "CPUGraphRunner does not support two batch overlap yet."
+        assert (
+            not self.require_mlp_tp_gather
+        ), "CPUGraphRunner does not support MLP TP gather yet."
+        assert (
+            not self.require_mlp_sync
+        ), "CPUGraphRunner does not support MLP sync yet."
+        assert (
+            not self.require_gathered_buffer
+        ), "CPUGraphRunner does not support gathered buffer yet."
+        assert (
+            model_runner.spec_algorithm.is_none()
+        ), "CPUGraphRunner does not support speculative inference yet."
+
+        assert self.dp_size == 1, "CPUGraphRunner does not support DP yet."
+        assert self.pp_size == 1, "CPUGraphRunner does not support PP yet."
+
+        # Batch sizes to capture
+        self.capture_bs = get_batch_sizes_to_capture(model_runner)
+        log_info_on_rank0(logger, f"Capture cpu graph bs {self.capture_bs}")
+        # bs -> ForwardBatch (text-only / skip_cross_attention=True)
+        self.captured_forward_batches = {}
+        # bs -> ForwardBatch (cross-attention / skip=False, enc-dec only)
+        self.captured_forward_batches_cross = {}
+        # Attention backend
+        self.max_bs = max(self.capture_bs)
+        self.max_num_token = self.max_bs * self.captured_req_width
+        self.model_runner.attn_backend.init_cpu_graph_state(
+            self.max_bs, self.max_num_token
+        )
+
+        self.encoder_len_fill_value = 0
+        self.seq_len_fill_value = (
+            self.model_runner.attn_backend.get_cpu_graph_seq_len_fill_value()
+        )
+
+        if self.enable_torch_compile:
+            register_fake_ops(self.tp_size)
+            set_torch_compile_config()
+
+        # Graph inputs
+        with torch.device(self.device):
+            self.input_ids = torch.zeros((self.max_num_token,), dtype=torch.int64)
+            self.req_pool_indices = torch.zeros((self.max_bs,), dtype=torch.int64)
+            self.seq_lens = torch.full(
+                (self.max_bs,), self.seq_len_fill_value, dtype=torch.int64
+            )
+            self.out_cache_loc = torch.zeros((self.max_num_token,), dtype=torch.int64)
+            self.positions = torch.zeros((self.max_num_token,), dtype=torch.int64)
+            self.mrope_positions = torch.zeros((3, self.max_bs), dtype=torch.int64)
+            self.num_token_non_padded = torch.zeros((1,), dtype=torch.int64)
+            self.custom_mask = torch.ones(
+                (
+                    (self.seq_lens.sum().item() + self.max_num_token)
+                    * self.captured_req_width
+                ),
+                dtype=torch.bool,
+                device=self.device,
+            )
+            if self.is_encoder_decoder:
+                self.encoder_lens = torch.full(
+                    (self.max_bs,), self.encoder_len_fill_value, dtype=torch.int64
+                )
+            else:
+                self.encoder_lens = None
+
+        # Capture
+        try:
+            # use model_capture_mode for encoder-decoder models to
+            # set skip_cross_attention to avoid
+            # "Graph Break Reason: Data-dependent branching" caused by
+            # skip_cross_attention = forward_batch.encoder_lens.max() == 0
+            capture_context = (
+                model_capture_mode if self.is_encoder_decoder else empty_context
+            )
+            with capture_context():
+                self.capture()
+        except RuntimeError as e:
+            raise Exception(
+                f"Capture CPU graph failed: {e}\n{CPU_GRAPH_CAPTURE_FAILED_MSG}"
+            )
 
 CPU_GRAPH_CAPTURE_FAILED_MSG = (
     "Possible solutions:\n"

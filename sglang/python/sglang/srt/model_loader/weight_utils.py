@@ -117,7 +117,9 @@ def replace_prefix(key: str, prefix_mapping: dict[str, str]) -> str:
 
 
 class DisabledTqdm(tqdm):
-    pass
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
 
 
 # TODO(woosuk): Move this to other place.

@@ -1,9 +1,25 @@
 """Qwen3-ASR model compatible with HuggingFace weights"""
 
 import logging
+from typing import Any, Optional
 
+import torch
 import torch.nn as nn
 
+from sglang.srt.configs.qwen3_asr import Qwen3ASRConfig
+from sglang.srt.configs.qwen3_omni import Qwen3OmniMoeAudioEncoderConfig
+from sglang.srt.layers.quantization.base_config import QuantizationConfig
+from sglang.srt.managers.mm_utils import (
+    MultiModalityDataPaddingPatternMultimodalTokens,
+    general_mm_embed_routine,
+)
+from sglang.srt.managers.schedule_batch import (
+    Modality,
+    )
+from sglang.srt.model_executor.forward_batch_info import ForwardBatch
+from sglang.srt.models.qwen3 import Qwen3ForCausalLM
+from sglang.srt.models.qwen3_omni_moe import Qwen3OmniMoeAudioEncoder
+from sglang.srt.utils import add_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -25,5 +41,44 @@ class Qwen3ASRForConditionalGeneration(nn.Module):
         "gate_proj": ("gate_up_proj", 0),
         "up_proj": ("gate_up_proj", 1),
     }
+
+    def __init__(
+        self,
+        config: Qwen3ASRConfig,
+        quant_config: Optional[QuantizationConfig] = None,
+        prefix: str = "",
+    ) -> None:
+        super().__init__()
+        self.config = config
+        thinker_config = config.thinker_config
+
+        if getattr(thinker_config, "audio_config", None) is None:
+            thinker_config.audio_config = Qwen3OmniMoeAudioEncoderConfig()
+
+        self.audio_tower = Qwen3OmniMoeAudioEncoder(thinker_config.audio_config)
+        self.language_model = Qwen3ForCausalLM(
+            thinker_config.text_config,
+            quant_config,
+            prefix=add_prefix("language_model", prefix),
+        )
+        self.pattern = MultiModalityDataPaddingPatternMultimodalTokens()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        forward_batch: ForwardBatch,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        hidden_states = general_mm_embed_routine(
+            input_ids=input_ids,
+            forward_batch=forward_batch,
+            language_model=self.language_model,
+            data_embedding_funcs={
+                Modality.AUDIO: self.get_audio_feature,
+            },
+            positions=positions,
+        )
+        return hidden_states
 
 EntryClass = Qwen3ASRForConditionalGeneration

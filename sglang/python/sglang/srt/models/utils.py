@@ -15,16 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import torch
+import triton
 
 from sglang.kernels.ops.layernorm.norm import (
+    can_use_fused_inplace_qknorm,
     fused_inplace_qknorm,
 )
-from sglang.srt.utils import is_cuda, is_hip
+from sglang.srt.environ import envs
+from sglang.srt.model_executor.runner import get_is_capture_mode
+from sglang.srt.runtime_context import get_exec
+from sglang.srt.utils import get_current_device_stream_fast, is_cuda, is_hip
 from sglang.srt.utils.custom_op import register_custom_op
 
+if TYPE_CHECKING:
+    from sglang.srt.layers.layernorm import RMSNorm
 
 _is_cuda = is_cuda()
 _is_hip = is_hip()
@@ -103,6 +110,101 @@ class WeightsMapper:
             for name, value in values.items()
             if (out_name := self._map_name(name)) is not None
         }
+
+
+class RotaryPosMixin:
+    pass
+
+
+def _reshape_for_qk_norm(x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Reshape a (..., H*D) tensor into (..., H, D) ahead of QK RMSNorm.
+
+    On CUDA with the inductor piecewise-cuda-graph compiler, return a
+    stride-preserving view so inductor can fuse this reshape with the
+    subsequent RMSNorm (and any upstream/downstream FP8 quant) into a
+    single triton kernel -- the original motivation of #21734.
+
+    Everywhere else (ROCm, or CUDA with the eager PCG fallback), use the
+    flat 2D reshape that forces a copy when the input is a non-contiguous
+    QKV-split stride-trick view. ROCm's RMSNorm kernels assume contiguous
+    inputs and fault on strided tensors (root cause of the #21734 revert
+    in #23159).
+    """
+
+    if (
+        _is_cuda
+        and get_exec().graph.cuda_graph_config.prefill.tc_compiler == "inductor"
+    ):
+        return x.view(*x.shape[:-1], -1, head_dim)
+    return x.reshape(-1, head_dim)
+
+
+def apply_qk_norm(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    q_norm: RMSNorm,
+    k_norm: RMSNorm,
+    head_dim: int,
+    alt_stream: Optional[torch.cuda.Stream] = None,
+    allow_inplace: bool = True,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Apply QK normalization for query and key tensors.
+    If eligible, we will use JIT fused inplace QK normalization for better performance.
+
+    Args:
+        q: Query tensor of shape [batch_size, ...]
+        k: Key tensor of shape [batch_size, ...]
+        q_norm: RMSNorm layer for query normalization
+        k_norm: RMSNorm layer for key normalization
+        head_dim: Dimension of each attention head
+        alt_stream: Optional alternative CUDA stream for overlapping computation
+        allow_inplace: Whether to allow inplace normalization. (True for better performance)
+
+    Returns:
+        Tuple of normalized query and key tensors
+    """
+
+    batch_size = q.size(0)
+    q_eps = q_norm.variance_epsilon
+    k_eps = k_norm.variance_epsilon
+
+    if (
+        _is_cuda  # TODO(dark): have not tested on ROCm or other backends
+        and allow_inplace  # TODO(dark): this can be relaxed if needed
+        and (q_eps == k_eps)  # TODO(dark): this can also be relaxed
+        and not envs.SGLANG_ENABLE_DETERMINISTIC_INFERENCE.get()
+        and get_exec().graph.cuda_graph_config.prefill.tc_compiler
+        != "inductor"  # let inductor fuse QK norm
+        and can_use_fused_inplace_qknorm(head_dim, q.dtype)
+    ):
+        fused_inplace_qknorm(
+            q=q.view(batch_size, -1, head_dim),
+            k=k.view(batch_size, -1, head_dim),
+            q_weight=q_norm.weight,
+            k_weight=k_norm.weight,
+            head_dim=head_dim,
+            eps=q_eps,
+        )
+        return q, k
+
+    if alt_stream is not None and get_is_capture_mode():
+        current_stream = get_current_device_stream_fast()
+        alt_stream.wait_stream(current_stream)
+        q_by_head = _reshape_for_qk_norm(q, head_dim)
+        q_by_head = q_norm(q_by_head)
+        with torch.cuda.stream(alt_stream):
+            k_by_head = _reshape_for_qk_norm(k, head_dim)
+            k_by_head = k_norm(k_by_head)
+        current_stream.wait_stream(alt_stream)
+    else:
+        q_by_head = _reshape_for_qk_norm(q, head_dim)
+        q_by_head = q_norm(q_by_head)
+        k_by_head = _reshape_for_qk_norm(k, head_dim)
+        k_by_head = k_norm(k_by_head)
+    q = q_by_head.view(q.shape)
+    k = k_by_head.view(k.shape)
+    return q, k
 
 
 # ---------------------------------------------------------------------------

@@ -43,6 +43,12 @@ class WelfordAccumulator:
 
     __slots__ = ("count", "total", "_mean", "_m2")
 
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+
     def variance(self) -> float:
         raise NotImplementedError('slim removed the body of WelfordAccumulator.variance: it never ran in any recording (see sglang/REMOVED.md)')
 

@@ -2,7 +2,7 @@ import asyncio
 import json
 import logging
 import os
-from abc import ABC
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import List, Optional, Union
 
@@ -19,6 +19,24 @@ ALWAYS_EXCLUDE_FIELDS = {"image_data", "video_data", "audio_data", "input_embeds
 
 class RequestMetricsExporter(ABC):
     """Abstract base class for exporting request-level performance metrics to a data destination."""
+
+    def __init__(
+        self,
+        server_args: ServerArgs,
+        obj_skip_names: Optional[set[str]],
+        out_skip_names: Optional[set[str]],
+    ):
+        self.server_args = server_args
+        self.obj_skip_names = obj_skip_names or set()
+        self.out_skip_names = out_skip_names or set()
+
+    @abstractmethod
+    async def write_record(
+        self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict
+    ):
+        """Write a data record corresponding to a single request, containing performance metric data."""
+        pass
+
 
 class FileRequestMetricsExporter(RequestMetricsExporter):
     """Lightweight `RequestMetricsExporter` implementation that writes records to files on disk.

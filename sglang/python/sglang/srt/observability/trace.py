@@ -39,7 +39,7 @@ global_trace_modules: Optional[List[str]] = None
 TRACE_HEADERS = ["traceparent", "tracestate"]
 
 try:
-    from opentelemetry import trace
+    from opentelemetry import context, propagate, trace
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
         OTLPSpanExporter as GRPCSpanExporter,
     )
@@ -70,6 +70,15 @@ except ImportError:
 
 def extract_trace_headers(headers: Mapping[str, str]) -> Optional[Dict]:
     return {h: headers[h] for h in TRACE_HEADERS if h in headers}
+
+
+def get_global_trace_level() -> int:
+    from sglang.srt.runtime_context import get_resources
+
+    resources = get_resources()
+    if resources.trace_level is None:
+        resources.trace_level = get_int_env_var("SGLANG_TRACE_LEVEL", 3)
+    return resources.trace_level
 
 
 def set_global_trace_level(level: int):
@@ -104,6 +113,13 @@ class TraceSliceContext:
     level: int = 1
     attrs: Optional[Dict[str, Any]] = None
     events: Optional[List[TraceEvent]] = None
+
+
+@dataclass
+class TraceThreadContext:
+    thread_info: TraceThreadInfo
+    cur_slice_stack: Optional[List[TraceSliceContext]] = None
+    thread_span: Optional[trace.span.Span] = None
 
 
 class TraceCustomIdGenerator(id_generator.IdGenerator):
@@ -244,8 +260,110 @@ def trace_set_thread_info(
 
 
 class TraceReqContext:
+    def __init__(
+        self,
+        rid,
+        bootstrap_room=None,
+        role="unified",
+        module_name="",
+        external_trace_header: Optional[Dict[str, str]] = None,
+    ):
+        self.rid: str = str(rid)
+        self.trace_level = get_global_trace_level()
+        self.tracing_enable: bool = opentelemetry_initialized and self.trace_level > 0
+
+        # Filter by --trace-modules only for explicitly named modules; contexts
+        # created with the default empty module_name are always traced.
+        if (
+            module_name
+            and global_trace_modules is not None
+            and module_name not in global_trace_modules
+        ):
+            self.tracing_enable = False
+
+        if not self.tracing_enable:
+            return
+
+        self.start_time_ns: Optional[int] = None
+        self.thread_context: Optional[TraceThreadContext] = None
+        self.bootstrap_room: Optional[int] = bootstrap_room
+        self.role: str = role
+        self.module_name = module_name
+
+        # Indicates whether this instance is a replica from the main process.
+        # When True, root_span is None and only root_span_context is preserved.
+        self.is_copy: bool = False
+        self.root_span: Optional[trace.span.Span] = None
+        self.root_span_context: Optional[context.Context] = None
+        # Record the most recently completed span as the previous span for the next span to be created.
+        self.last_span_context: Optional[trace.span.SpanContext] = None
+        self.external_trace_header: Optional[Dict[str, str]] = external_trace_header
+
+        self.events_cache: List[TraceEvent] = []
+
+        self.pid: int = threading.get_native_id()
+
+    def __getstate__(self) -> Optional[Dict[str, Any]]:
+        if not self.tracing_enable:
+            return {"tracing_enable": False}
+
+        if not self.root_span_context:
+            return {"tracing_enable": False}
+
+        state = {
+            "tracing_enable": self.tracing_enable,
+            "rid": self.rid,
+            "bootstrap_room": self.bootstrap_room,
+            "start_time_ns": self.start_time_ns,
+            "role": self.role,
+            "trace_level": self.trace_level,
+            "module_name": self.module_name,
+            "is_copy": self.is_copy,
+            "pid": self.pid,
+            "thread_context": None,
+            "root_span": None,
+            "last_span_context": None,
+        }
+
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, self.root_span_context)
+        state["root_span_context"] = carrier
+
+        prev_span_context = self.last_span_context
+        if self.thread_context and self.thread_context.cur_slice_stack:
+            cur_slice = self.thread_context.cur_slice_stack[0]
+            if cur_slice.span:
+                prev_span_context = cur_slice.span.get_span_context()
+
+        if prev_span_context:
+            state["last_span_context"] = {
+                "span_id": prev_span_context.span_id,
+                "trace_id": prev_span_context.trace_id,
+            }
+
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]):
+        self.__dict__.update(state)
+        if not opentelemetry_initialized:
+            self.tracing_enable = False
+        if not self.tracing_enable:
+            return
+
+        self.is_copy = True
+        self.pid = threading.get_native_id()
+        self.root_span_context = propagate.extract(self.root_span_context)
+        if self.last_span_context:
+            self.last_span_context = trace.span.SpanContext(
+                trace_id=self.last_span_context["trace_id"],
+                span_id=self.last_span_context["span_id"],
+                is_remote=True,
+            )
+        self.events_cache = []
+
     # Add event to the current slice on the same thread with the same rid.
-    pass
+    def __del__(self):
+        self.abort(abort_info={"reason": "have unclosed span, auto closed"})
 
 
 @dataclass

@@ -35,11 +35,30 @@ class CustomSpecAlgo:
     overlap scheduling.
     """
 
+    def __init__(
+        self,
+        name: str,
+        factory: WorkerFactory,
+        *,
+        supports_overlap: bool = False,
+        validate_server_args: Optional[ServerArgsValidator] = None,
+    ):
+        self.name = name
+        self.factory = factory
+        self.supports_overlap = supports_overlap
+        self.validate_server_args = validate_server_args
+
+    def __repr__(self) -> str:
+        return f"CustomSpecAlgo({self.name!r})"
+
     def is_speculative(self) -> bool:
         raise NotImplementedError('slim removed the body of CustomSpecAlgo.is_speculative: it never ran in any recording (see sglang/REMOVED.md)')
 
     def is_eagle(self) -> bool:
         raise NotImplementedError('slim removed the body of CustomSpecAlgo.is_eagle: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def handle_server_args(self, server_args: ServerArgs) -> None:
+        pass
 
     def create_worker(self, server_args: ServerArgs) -> Type:
         raise NotImplementedError('slim removed the body of CustomSpecAlgo.create_worker: it never ran in any recording (see sglang/REMOVED.md)')

@@ -336,7 +336,19 @@ class _ModuleOffloader(ABC):
 
 
 class _BaseParamOffloader(ABC):
-    pass
+    def __init__(self, module, param_name):
+        self._module = module
+        self._param_name = param_name
+
+    @property
+    def _param(self):
+        return getattr(self._module, self._param_name)
+
+    def post_init(self):
+        pass
+
+    def create_device_tensor(self):
+        raise NotImplementedError
 
 
 def update_param(param, new_tensor):

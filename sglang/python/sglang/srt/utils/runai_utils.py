@@ -50,6 +50,19 @@ class ObjectStorageModel:
         dir: The temporary created directory.
     """
 
+    def __init__(self, url: str) -> None:
+        self.dir = ObjectStorageModel.get_path(url)
+
+        from runai_model_streamer import ObjectStorageModel as RunaiObjectStorageModel
+
+        self._runai_obj = RunaiObjectStorageModel(model_path=url, dst=self.dir)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        return self._runai_obj.__exit__(exc_type, exc_val, exc_tb)
+
     @classmethod
     def download_and_get_path(cls, model_path: str) -> str:
         """

@@ -24,11 +24,22 @@ def execute():
 
 
 class _GemmExecutor:
-    pass
+    def __init__(self):
+        self.lhs = torch.randn((8192, 8192), dtype=torch.bfloat16, device="cuda")
+        self.rhs = torch.randn((8192, 8192), dtype=torch.bfloat16, device="cuda")
+
+    def __call__(self):
+        self.lhs @ self.rhs
 
 
 class _ElementwiseExecutor:
-    pass
+    def __init__(self):
+        self.value = torch.randint(
+            0, 10000, (128 * 1024**2,), dtype=torch.int32, device="cuda"
+        )
+
+    def __call__(self):
+        self.value += 1
 
 
 _EXECUTOR_CLS_OF_BENCH = {

@@ -21,9 +21,6 @@ import triton
 import triton.language as tl
 
 from sglang.kernels.ops.attention.decode_attention import _extract_kv_strides
-from sglang.kernels.ops.attention.prefill_attention import (
-    context_attention_fwd,
-)
 from sglang.kernels.ops.attention.score_mod import unpack_aux_tensors
 from sglang.srt.utils import is_cuda, is_gfx95_supported, is_hip
 

@@ -47,6 +47,20 @@ def _jit_fused_add_rmsnorm_module(
     raise NotImplementedError('slim removed the body of _jit_fused_add_rmsnorm_module: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+@torch.compiler.assume_constant_result
+@cache_once
+def can_use_fused_inplace_qknorm(head_dim: int, dtype: torch.dtype) -> bool:
+    if head_dim not in [64, 128, 256, 512, 1024]:
+        logger.warning(f"Unsupported head_dim={head_dim} for JIT QK-Norm kernel")
+        return False
+    try:
+        _jit_qknorm_module(head_dim, dtype)
+        return True
+    except Exception as e:
+        logger.warning(f"Failed to load JIT QK-Norm kernel: {e}")
+        return False
+
+
 @debug_kernel_api
 def fused_inplace_qknorm(
     q: torch.Tensor,

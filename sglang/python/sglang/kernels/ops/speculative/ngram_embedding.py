@@ -16,6 +16,55 @@ def _jit_ngram_embedding_module() -> Module:
 
 
 @debug_kernel_api
+def compute_n_gram_ids(
+    ne_n: int,
+    ne_k: int,
+    ne_weights: torch.Tensor,
+    ne_mods: torch.Tensor,
+    exclusive_ne_embedder_size_sums: torch.Tensor,
+    tokens: torch.Tensor,
+    exclusive_req_len_sums: torch.Tensor,
+    ne_token_table: torch.Tensor,
+    row_indices: torch.Tensor,
+    column_starts: torch.Tensor,
+    n_gram_ids: torch.Tensor,
+    eos_token_id: int,
+) -> None:
+    """
+    Compute n-gram IDs for embedding.
+
+    Args:
+        ne_n: n value for n-gram
+        ne_k: k value for n-gram configurations
+        ne_weights: weights tensor with shape [ne_n-1, ne_k, ne_n]
+        ne_mods: mods tensor with shape [ne_n-1, ne_k]
+        exclusive_ne_embedder_size_sums: exclusive sum of embedder sizes
+        tokens: input token ids
+        exclusive_req_len_sums: exclusive sum of request lengths
+        ne_token_table: token table for all requests
+        row_indices: row indices for each request
+        column_starts: column start positions for each request
+        n_gram_ids: output tensor for n-gram ids
+        eos_token_id: tokens before an eos are excluded from the n-gram context
+    """
+    module = _jit_ngram_embedding_module()
+    module.compute_n_gram_ids(
+        ne_n,
+        ne_k,
+        ne_weights,
+        ne_mods,
+        exclusive_ne_embedder_size_sums,
+        tokens,
+        exclusive_req_len_sums,
+        ne_token_table,
+        row_indices,
+        column_starts,
+        n_gram_ids,
+        eos_token_id,
+    )
+
+
+@debug_kernel_api
 def update_token_table(
     tokens: torch.Tensor,
     ne_token_table: torch.Tensor,

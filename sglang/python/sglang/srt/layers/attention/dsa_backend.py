@@ -58,9 +58,6 @@ def materialize_full_kv_cp(
 
 _is_hip = is_hip()
 
-from sglang.kernels.ops.attention.flash_attention import (
-    flash_attn_varlen_func,
-    )
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from sglang.srt.layers.quantization.kvfp4_tensor import E2M1_MAX
+from sglang.srt.utils.common import is_sm100_supported
 
 
 class KVCacheAttentionPhase(str, Enum):
@@ -234,6 +235,220 @@ class NVFP4KVCacheMethod(KVCacheQuantMethodBase):
     name = "nvfp4"
     SCALE_BLOCK_SIZE = 16
 
+    def __init__(self, num_layers: int, device: str):
+        self.num_layers = num_layers
+        self.device = device
+        # Per-layer global FP32 scales; filled by load_scales_from_model()
+        self.k_scales_gpu = torch.ones(num_layers, dtype=torch.float32, device=device)
+        self.v_scales_gpu = torch.ones(num_layers, dtype=torch.float32, device=device)
+        self.k_scales_float = [1.0] * num_layers
+        self.v_scales_float = [1.0] * num_layers
+
+    def needs_global_scale(self) -> bool:
+        return True
+
+    def scale_buffer_view_dtype(self) -> Optional[torch.dtype]:
+        return torch.float8_e4m3fn
+
+    def load_scales_from_model(self, model_runner) -> None:
+        from sglang.srt.model_loader.utils import resolve_language_model
+
+        model = getattr(model_runner, "model", model_runner)
+        language_model = (
+            model if hasattr(model, "layers") else resolve_language_model(model)
+        )
+
+        attention_layers = []
+        for layer in language_model.layers:
+            if hasattr(layer, "self_attn"):
+                if hasattr(layer.self_attn, "attn"):
+                    attention_layers.append(layer.self_attn.attn)
+                elif hasattr(layer.self_attn, "attn_mqa"):
+                    attention_layers.append(layer.self_attn.attn_mqa)
+            elif hasattr(layer, "attn"):
+                attention_layers.append(layer.attn)
+            elif hasattr(layer, "attention"):
+                if hasattr(layer.attention, "attn"):
+                    attention_layers.append(layer.attention.attn)
+
+        if not attention_layers:
+            return
+
+        # k_scales_gpu is indexed by global (absolute) layer_id.  Resize if the model
+        # has layers with global IDs larger than what was pre-allocated.
+        max_global_id = max(layer.layer_id for layer in attention_layers)
+        required_size = max_global_id + 1
+        if required_size > len(self.k_scales_gpu):
+            old_size = len(self.k_scales_gpu)
+            self.k_scales_gpu = torch.ones(
+                required_size, dtype=torch.float32, device=self.device
+            )
+            self.v_scales_gpu = torch.ones(
+                required_size, dtype=torch.float32, device=self.device
+            )
+            extra_layers = required_size - old_size
+            self.k_scales_float.extend([1.0] * extra_layers)
+            self.v_scales_float.extend([1.0] * extra_layers)
+
+        k_scales_cpu = self.k_scales_gpu.cpu().clone()
+        v_scales_cpu = self.v_scales_gpu.cpu().clone()
+
+        for layer in attention_layers:
+            layer_id = layer.layer_id  # global id
+            k_scale = (
+                float(layer.k_scale)
+                if hasattr(layer, "k_scale") and layer.k_scale is not None
+                else 1.0
+            )
+            v_scale = (
+                float(layer.v_scale)
+                if hasattr(layer, "v_scale") and layer.v_scale is not None
+                else 1.0
+            )
+            # SM100 uses TRT-LLM XQA kernels that expect KV scales as
+            # amax / 448, but the calibrated checkpoint stores amax / (6 * 448).
+            # We multiply by E2M1_MAX (6.0) to bridge the gap.  SM120 uses a
+            # different kernel path where scales already include this factor.
+            # The FP4 data type itself is identical on both architectures.
+            # Reference: TRT-LLM FP8QDQLinearMethod.process_weights_after_loading_fused_qkv_linear
+            # https://github.com/NVIDIA/TensorRT-LLM/blob/main/tensorrt_llm/_torch/modules/linear.py
+            if is_sm100_supported():
+                k_scale *= E2M1_MAX
+                v_scale *= E2M1_MAX
+            k_scales_cpu[layer_id] = k_scale
+            v_scales_cpu[layer_id] = v_scale
+            self.k_scales_float[layer_id] = k_scale
+            self.v_scales_float[layer_id] = v_scale
+
+        self.k_scales_gpu.copy_(k_scales_cpu, non_blocking=True)
+        self.v_scales_gpu.copy_(v_scales_cpu, non_blocking=True)
+
+    def create_buffers(
+        self, size: int, head_num: int, head_dim: int, layer_num: int, device: str
+    ) -> dict:
+        m = size
+        n = head_num
+        k = head_dim
+        store_dtype = self.kv_storage_dtype()
+        dq_dtype = self.dequant_workspace_dtype()
+
+        k_buffer = [
+            torch.zeros((m, n, k // 2), dtype=store_dtype, device=device)
+            for _ in range(layer_num)
+        ]
+        v_buffer = [
+            torch.zeros((m, n, k // 2), dtype=store_dtype, device=device)
+            for _ in range(layer_num)
+        ]
+        k_scale_buffer = [
+            torch.zeros(
+                (m, n, k // self.SCALE_BLOCK_SIZE), dtype=store_dtype, device=device
+            )
+            for _ in range(layer_num)
+        ]
+        v_scale_buffer = [
+            torch.zeros(
+                (m, n, k // self.SCALE_BLOCK_SIZE), dtype=store_dtype, device=device
+            )
+            for _ in range(layer_num)
+        ]
+        # Shared dequant workspace: one copy, reused per layer during prefill.
+        dq_k_buffer = (
+            torch.zeros((m, n, k), dtype=dq_dtype, device=device)
+            if dq_dtype is not None
+            else None
+        )
+        dq_v_buffer = (
+            torch.zeros((m, n, k), dtype=dq_dtype, device=device)
+            if dq_dtype is not None
+            else None
+        )
+
+        return {
+            "k_buffer": k_buffer,
+            "v_buffer": v_buffer,
+            "k_scale_buffer": k_scale_buffer,
+            "v_scale_buffer": v_scale_buffer,
+            "dq_k_buffer": dq_k_buffer,
+            "dq_v_buffer": dq_v_buffer,
+            "store_dtype": store_dtype,
+        }
+
+    def quantize_and_store(
+        self,
+        k_buffer: Tensor,
+        v_buffer: Tensor,
+        k_scale_buffer: Optional[Tensor],
+        v_scale_buffer: Optional[Tensor],
+        loc: Tensor,
+        cache_k: Tensor,
+        cache_v: Tensor,
+        k_scale=None,
+        v_scale=None,
+    ) -> None:
+        from sglang.srt.layers.quantization.kvfp4_tensor import NVFP4KVQuantizeUtil
+
+        cache_k, cache_k_fp4_sf, _ = NVFP4KVQuantizeUtil.quantize(
+            cache_k.contiguous(), k_scale
+        )
+        cache_v, cache_v_fp4_sf, _ = NVFP4KVQuantizeUtil.quantize(
+            cache_v.contiguous(), v_scale
+        )
+
+        cache_k = cache_k.view(torch.uint8)
+        cache_v = cache_v.view(torch.uint8)
+        cache_k_fp4_sf = cache_k_fp4_sf.view(torch.uint8)
+        cache_v_fp4_sf = cache_v_fp4_sf.view(torch.uint8)
+
+        k_buffer[loc] = cache_k
+        v_buffer[loc] = cache_v
+        k_scale_buffer[loc] = cache_k_fp4_sf
+        v_scale_buffer[loc] = cache_v_fp4_sf
+
+    def dequantize_prev_kv(
+        self,
+        k_fp4: Tensor,
+        k_scales: Tensor,
+        v_fp4: Tensor,
+        v_scales: Tensor,
+        layer_id: int,
+    ) -> tuple[Tensor, Tensor]:
+        """Dequantize FP4 KV (indexed tokens) → FP8 E4M3."""
+        from sglang.srt.layers.quantization.kvfp4_tensor import NVFP4KVQuantizeUtil
+
+        cur_k_scale = self.k_scales_gpu[layer_id : layer_id + 1]
+        cur_v_scale = self.v_scales_gpu[layer_id : layer_id + 1]
+        k_bf16 = NVFP4KVQuantizeUtil.dequantize(
+            k_fp4.view(torch.uint8), k_scales, cur_k_scale
+        )
+        v_bf16 = NVFP4KVQuantizeUtil.dequantize(
+            v_fp4.view(torch.uint8), v_scales, cur_v_scale
+        )
+        return k_bf16.to(torch.float8_e4m3fn), v_bf16.to(torch.float8_e4m3fn)
+
+    def compute_cell_size(
+        self, head_num: int, head_dim: int, num_layers: int, kv_size: int
+    ) -> int:
+        # FP4 data: per-layer, K+V
+        fp4_size = head_num * (head_dim // 2) * num_layers * 2 * kv_size
+        # Block scales: per-layer, K+V (uint8)
+        scale_size = (
+            head_num * (head_dim // self.SCALE_BLOCK_SIZE) * num_layers * 2 * kv_size
+        )
+        # Dequant workspace is shared across layers, not multiplied by num_layers.
+        dq_dtype = self.dequant_workspace_dtype()
+        dq_size = (
+            head_num
+            * head_dim
+            * 2
+            * kv_size
+            * torch.empty((), dtype=dq_dtype).element_size()
+            if dq_dtype is not None
+            else 0
+        )
+        return fp4_size + scale_size + dq_size
+
+
 class FP4MXBlock16KVCacheMethod(KVCacheQuantMethodBase):
     """Block-16 FP4 E2M1 single-level scaling.
 
@@ -243,6 +458,139 @@ class FP4MXBlock16KVCacheMethod(KVCacheQuantMethodBase):
 
     name = "fp4_mx_block16"
     SCALE_BLOCK_SIZE = 16
+
+    def __init__(
+        self,
+        num_layers: Optional[int] = None,
+        device: Optional[str] = None,
+    ):
+        pass
+
+    def create_buffers(
+        self, size: int, head_num: int, head_dim: int, layer_num: int, device: str
+    ) -> dict:
+        m = size
+        store_dtype = self.kv_storage_dtype()
+        dq_dtype = self.dequant_workspace_dtype()
+
+        k_buffer = [
+            torch.zeros((m, head_num, head_dim // 2), dtype=store_dtype, device=device)
+            for _ in range(layer_num)
+        ]
+        v_buffer = [
+            torch.zeros((m, head_num, head_dim // 2), dtype=store_dtype, device=device)
+            for _ in range(layer_num)
+        ]
+        # Block-16 FP4 flattens head dimensions for scale storage
+        k_scale_buffer = [
+            torch.zeros(
+                (m, (head_num * head_dim) // self.SCALE_BLOCK_SIZE),
+                dtype=store_dtype,
+                device=device,
+            )
+            for _ in range(layer_num)
+        ]
+        v_scale_buffer = [
+            torch.zeros(
+                (m, (head_num * head_dim) // self.SCALE_BLOCK_SIZE),
+                dtype=store_dtype,
+                device=device,
+            )
+            for _ in range(layer_num)
+        ]
+        dq_k_buffer = (
+            torch.zeros((m, head_num, head_dim), dtype=dq_dtype, device=device)
+            if dq_dtype is not None
+            else None
+        )
+        dq_v_buffer = (
+            torch.zeros((m, head_num, head_dim), dtype=dq_dtype, device=device)
+            if dq_dtype is not None
+            else None
+        )
+
+        return {
+            "k_buffer": k_buffer,
+            "v_buffer": v_buffer,
+            "k_scale_buffer": k_scale_buffer,
+            "v_scale_buffer": v_scale_buffer,
+            "dq_k_buffer": dq_k_buffer,
+            "dq_v_buffer": dq_v_buffer,
+            "store_dtype": store_dtype,
+        }
+
+    def quantize_and_store(
+        self,
+        k_buffer,
+        v_buffer,
+        k_scale_buffer,
+        v_scale_buffer,
+        loc,
+        cache_k,
+        cache_v,
+        k_scale=None,
+        v_scale=None,
+    ) -> None:
+        from sglang.srt.layers.quantization.kvfp4_tensor import (
+            FP4MXBlock16KVQuantizeUtil,
+        )
+
+        cache_k_fp4, cache_k_sf = FP4MXBlock16KVQuantizeUtil.batched_quantize(cache_k)
+        cache_v_fp4, cache_v_sf = FP4MXBlock16KVQuantizeUtil.batched_quantize(cache_v)
+
+        k_buffer[loc] = cache_k_fp4
+        v_buffer[loc] = cache_v_fp4
+        k_scale_buffer[loc] = cache_k_sf
+        v_scale_buffer[loc] = cache_v_sf
+
+    def dequantize_kv_tensor(
+        self,
+        fp4_tensor: Tensor,
+        scales: Tensor,
+        layer_id: int,
+        dtype: Optional[torch.dtype] = None,
+    ) -> Tensor:
+        from sglang.srt.layers.quantization.kvfp4_tensor import (
+            FP4MXBlock16KVQuantizeUtil,
+        )
+
+        target_dtype = dtype or self.plain_attention_kv_dtype() or torch.bfloat16
+        return FP4MXBlock16KVQuantizeUtil.batched_dequantize(
+            fp4_tensor, scales, dtype=target_dtype
+        )
+
+    def dequantize_prev_kv(
+        self,
+        k_fp4: Tensor,
+        k_scales: Tensor,
+        v_fp4: Tensor,
+        v_scales: Tensor,
+        layer_id: int,
+    ) -> tuple[Tensor, Tensor]:
+        return (
+            self.dequantize_kv_tensor(k_fp4, k_scales, layer_id),
+            self.dequantize_kv_tensor(v_fp4, v_scales, layer_id),
+        )
+
+    def compute_cell_size(
+        self, head_num: int, head_dim: int, num_layers: int, kv_size: int
+    ) -> int:
+        fp4_size = head_num * (head_dim // 2) * num_layers * 2 * kv_size
+        scale_size = (
+            (head_num * head_dim // self.SCALE_BLOCK_SIZE) * num_layers * 2 * kv_size
+        )
+        dq_dtype = self.dequant_workspace_dtype()
+        dq_size = (
+            head_num
+            * head_dim
+            * 2
+            * kv_size
+            * torch.empty((), dtype=dq_dtype).element_size()
+            if dq_dtype is not None
+            else 0
+        )
+        return fp4_size + scale_size + dq_size
+
 
 # Registry: method name -> attention access rules.
 _PREFILL = KVCacheAttentionPhase.PREFILL

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any, List, Optional
 
+import torch
 from gguf import GGMLQuantizationType as WeightType
 
 from sglang.srt.layers.quantization.base_config import (
     QuantizationConfig,
-    )
+    QuantizeMethodBase,
+)
 from sglang.srt.utils import is_cuda, is_hip, is_musa, is_npu, is_xpu
 
 
@@ -30,6 +33,40 @@ logger = logging.getLogger(__name__)
 
 class GGUFConfig(QuantizationConfig):
     """Config class for GGUF."""
+
+    def __init__(self, modules_to_not_convert: list[str] | None = None) -> None:
+        super().__init__()
+        self.modules_to_not_convert = modules_to_not_convert or []
+
+    def __repr__(self) -> str:
+        return "GGUFConfig()"
+
+    def get_scaled_act_names(self) -> List[str]:
+        raise NotImplementedError('slim removed the body of GGUFConfig.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def get_name(self) -> str:
+        raise NotImplementedError('slim removed the body of GGUFConfig.get_name: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def get_supported_act_dtypes(self) -> list[torch.dtype]:
+        raise NotImplementedError('slim removed the body of GGUFConfig.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def get_min_capability(cls) -> int:
+        raise NotImplementedError('slim removed the body of GGUFConfig.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def get_config_filenames(cls) -> list[str]:
+        raise NotImplementedError('slim removed the body of GGUFConfig.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> GGUFConfig:
+        raise NotImplementedError('slim removed the body of GGUFConfig.from_config: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def get_quant_method(
+        self, layer: torch.nn.Module, prefix: str
+    ) -> Optional[QuantizeMethodBase]:
+        raise NotImplementedError('slim removed the body of GGUFConfig.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
+
 
 UNQUANTIZED_TYPES = {WeightType.F32, WeightType.F16, WeightType.BF16}
 STANDARD_QUANT_TYPES = {

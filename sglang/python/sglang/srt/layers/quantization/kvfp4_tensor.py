@@ -141,3 +141,12 @@ class FP4MXBlock16KVQuantizeUtil:
         return scaled.view(b, m, n).to(dtype)
 
 
+class NVFP4KVQuantizeUtil:
+    """Utility class for NVFP4 quantization and dequantization with two-level scaling
+    (global FP32 + block FP8 E4M3).
+
+    Quantize formula:  x_fp4 * block_scale * global_scale = x_bf16
+    - Quantize: ``nvfp4_kv_quantize`` (SM100+), fallback ``fp4_quantize`` (SM90)
+    - Dequantize: ``nvfp4_kv_dequantize`` (SM100+)
+    """
+

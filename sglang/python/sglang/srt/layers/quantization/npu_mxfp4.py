@@ -15,7 +15,7 @@ implemented today.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -35,8 +35,39 @@ class Mxfp4W4A8Config(QuantizationConfig):
     is selected in ``get_quant_method``; only Ascend NPU is wired up today.
     """
 
+    def __init__(
+        self,
+        ignored_layers: Optional[List[str]] = None,
+        packed_modules_mapping: Optional[Dict[str, str]] = None,
+    ):
+        super().__init__()
+        self.ignored_layers = ignored_layers or []
+        self.packed_modules_mapping = packed_modules_mapping or {}
+
+    @classmethod
+    def get_name(cls) -> str:
+        raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.get_name: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def get_supported_act_dtypes(cls) -> List[torch.dtype]:
+        raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.get_supported_act_dtypes: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def get_min_capability(cls) -> int:
+        raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.get_min_capability: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def get_config_filenames(cls) -> List[str]:
+        raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.get_config_filenames: it never ran in any recording (see sglang/REMOVED.md)')
+
+    @classmethod
+    def from_config(cls, config: Dict) -> Mxfp4W4A8Config:
+        raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.from_config: it never ran in any recording (see sglang/REMOVED.md)')
+
     def get_quant_method(
         self, layer: torch.nn.Module, prefix: str
     ) -> Optional[QuantizeMethodBase]:
         raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.get_quant_method: it never ran in any recording (see sglang/REMOVED.md)')
 
+    def get_scaled_act_names(self) -> List[str]:
+        raise NotImplementedError('slim removed the body of Mxfp4W4A8Config.get_scaled_act_names: it never ran in any recording (see sglang/REMOVED.md)')

@@ -86,6 +86,12 @@ class MultiPlatformOp(nn.Module):
     def forward_npu(self, *args, **kwargs):
         raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
 
+    def forward_hip(self, *args, **kwargs):
+        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_hip: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def forward_xpu(self, *args, **kwargs):
+        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
+
     def forward_cpu(self, *args, **kwargs):
         raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 
 try:
@@ -20,9 +21,29 @@ def kernel_name(params) -> str:
     raise NotImplementedError('slim removed the body of kernel_name: it never ran in any recording (see sglang/REMOVED.md)')
 
 
-class DedupedCudaGraphRegistry:
-    pass
+@dataclass(slots=True)
+class GraphExecGroup:
+    graph_exec: int
+    current_raw_graph: int
+    compat_exec: int | None
+    graphs: list[DedupedCudaGraph] = field(default_factory=list)
 
+
+@dataclass(eq=False, slots=True)
+class DedupedCudaGraph:
+    raw_graph: int
+    original_graph: object | None
+    registry: DedupedCudaGraphRegistry
+    group: GraphExecGroup | None = None
+
+    def replay(self, stream: int | None = None) -> None:
+        raise NotImplementedError('slim removed the body of DedupedCudaGraph.replay: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+class DedupedCudaGraphRegistry:
+    def __init__(self):
+        self.groups: dict[tuple, GraphExecGroup] = {}
+        self.sealed = False
 
 class DedupedCudaGraphMixin:
     deduped_cuda_graph: DedupedCudaGraphRegistry | None = None

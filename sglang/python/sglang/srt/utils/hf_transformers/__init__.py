@@ -32,6 +32,7 @@ from .common import (
     get_context_length,
     get_generation_config,
     get_hf_text_config,
+    get_rope_config,
     get_sparse_attention_config,
     get_tokenizer_from_processor,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "get_generation_config",
     "get_hf_text_config",
     "get_processor",
+    "get_rope_config",
     "get_sparse_attention_config",
     "get_tokenizer",
     "get_tokenizer_from_processor",

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 _fake_ops_registered = False
 
 
+def register_fake_ops():
+    raise NotImplementedError('slim removed the body of register_fake_ops: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 class XPUGraphRunner(DecodeCudaGraphRunner):
     """A XPUGraphRunner runs the forward pass of a model with xpu graph and torch.compile."""
 

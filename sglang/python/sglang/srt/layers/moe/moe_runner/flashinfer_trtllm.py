@@ -3,7 +3,7 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Generator, Optional, cast
+from typing import TYPE_CHECKING, Generator, Optional, cast
 
 import torch
 from torch.nn import Module
@@ -20,6 +20,7 @@ from sglang.srt.layers.moe.flashinfer_trtllm_moe import (
 )
 from sglang.srt.layers.moe.moe_runner.base import (
     MoeQuantInfo,
+    MoeRunnerConfig,
     )
 from sglang.srt.layers.utils import copy_or_rebind_param
 from sglang.srt.utils.common import (
@@ -74,6 +75,11 @@ def round_up_to_multiple(x: int, m: int) -> int:
     return (x + m - 1) // m * m
 
 
+if TYPE_CHECKING:
+    from sglang.srt.layers.moe.token_dispatcher import (
+        StandardCombineInput,
+        StandardDispatchOutput,
+    )
 
 if is_flashinfer_available():
     from sglang.srt.layers.quantization.fp4_utils import fp4_quantize
@@ -408,6 +414,15 @@ class FlashInferTrtllmFp8MoeQuantInfo(MoeQuantInfo):
 
     # Activation type (None = kernel default / Swiglu)
     activation_type: int | None = None
+
+
+def fused_experts_none_to_flashinfer_trtllm_fp8(
+    dispatch_output: StandardDispatchOutput,
+    quant_info: FlashInferTrtllmFp8MoeQuantInfo,
+    runner_config: MoeRunnerConfig,
+    use_routed_topk: bool = False,
+) -> StandardCombineInput:
+    raise NotImplementedError('slim removed the body of fused_experts_none_to_flashinfer_trtllm_fp8: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 @dataclass
