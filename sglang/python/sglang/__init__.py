@@ -48,6 +48,7 @@ from sglang.lang.api import (
     user,
     video,
 )
+from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 from sglang.lang.choices import (
     greedy_token_selection,
     token_length_normalized,
@@ -82,6 +83,7 @@ __all__ = [
     "system",
     "user",
     "video",
+    "RuntimeEndpoint",
     "greedy_token_selection",
     "token_length_normalized",
     "unconditional_likelihood_normalized",
