@@ -57,13 +57,22 @@ def _is_logprobs(key: str) -> bool:
     return "logprob" in key
 
 
-def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: float = LOGPROB_ATOL) -> str | None:
+def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: float = LOGPROB_ATOL,
+                     batched: frozenset[str] = frozenset()) -> str | None:
     """The first difference of the requests (status, tokens, text, logprobs within logprob_atol), else
-    the first companion that exited 0 on the reference run and not on this one."""
+    the first companion that exited 0 on the reference run and not on this one. The logprobs of a
+    `batched` request (one of a concurrent group: it joins a running batch at a step that timing
+    decides) are left out: batch composition and the prefix cache's state move them (up to 0.94 in
+    an echoed prompt, H100 2026-12-06, tokens and text identical); its tokens and text still count."""
+    reference, outputs = (_loose(reference, batched), _loose(outputs, batched)) if batched else (reference, outputs)
     reference_requests, reference_companions = split_companions(reference)
     requests, companions = split_companions(outputs)
     return (first_mismatch(reference_requests, requests, logprob_atol)
             or companion_mismatch(reference_companions, companions))
+
+
+def _loose(outputs: list[dict], batched: frozenset[str]) -> list[dict]:
+    return [without_keys(o, _is_logprobs) if o["name"] in batched else o for o in outputs]
 
 
 def mismatch_without_logprobs(reference: list[dict], outputs: list[dict]) -> str | None:
@@ -104,7 +113,8 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model), None
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
-    mismatch = start_failure or outputs_mismatch(recording.outputs, run.outputs, scenario.logprob_atol)
+    batched = frozenset(r.name for r in scenario.requests if r.group)
+    mismatch = start_failure or outputs_mismatch(recording.outputs, run.outputs, scenario.logprob_atol, batched)
     environment = host_environment(gpus, facts["versions"])
     reference_gpus = gpu_models(recording.data["environment"])
     cross_gpu = gpu_models(environment) != reference_gpus

@@ -1,6 +1,6 @@
 """slim/verify.py's comparison across GPU models: logprob noise is no verdict, tokens still are."""
 
-from slim.verify import cross_gpu_note, mismatch_without_logprobs
+from slim.verify import cross_gpu_note, mismatch_without_logprobs, outputs_mismatch
 
 
 def output(name: str, ids: list[int], logprob: float) -> dict:
@@ -24,3 +24,16 @@ def test_the_note_speaks_only_across_gpu_models():
     assert cross_gpu_note(report("NVIDIA H200", "NVIDIA H100", None)).endswith(
         "without logprobs every status, token and text matches")
     assert "output_ids" in cross_gpu_note(report("NVIDIA H200", "NVIDIA H100", "greedy: [output_ids][1]: 7 != 6"))
+
+
+def test_a_batched_request_is_compared_without_logprobs_and_a_sequential_one_with_them():
+    """A request of a concurrent group joins a running batch at a step timing decides: its logprobs
+    move with the batch, its tokens must not."""
+    reference = [output("grouped", [5, 6], -0.30), output("alone", [7], -0.30)]
+    moved = [output("grouped", [5, 6], -1.20), output("alone", [7], -0.30)]
+    assert outputs_mismatch(reference, moved, 0.05, frozenset({"grouped"})) is None
+    assert outputs_mismatch(reference, moved, 0.05) is not None
+    other_token = [output("grouped", [5, 9], -0.30), output("alone", [7], -0.30)]
+    assert outputs_mismatch(reference, other_token, 0.05, frozenset({"grouped"})) is not None
+    alone_moved = [output("grouped", [5, 6], -0.30), output("alone", [7], -1.20)]
+    assert outputs_mismatch(reference, alone_moved, 0.05, frozenset({"grouped"})) is not None
