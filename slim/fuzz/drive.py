@@ -95,7 +95,8 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
                 budget_s: float = 0) -> tuple[Path, dict]:
     """Fuzz upstream then slim with the same seeded requests; a versioned report of both and the verdict.
 
-    budget_s: seconds for both sides (0: no limit); slim is not started without a deadline's worth left."""
+    budget_s: seconds for both sides (0: no limit); slim is not started with less left than a deadline
+    and a minute, or than 1.2 times what the upstream side took, whichever is less."""
     scenario = load_scenario(scenario_name)
     if scenario.hardware.nodes != 1 or not scenario.server_start:
         raise SlimError(f"{scenario.name} starts {scenario.hardware.nodes if scenario.server_start else 'no'} "
@@ -109,15 +110,18 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
     specs = generate(load_inventory(inventory_path(db)), seed, n)
     model = materialize(scenario.model, cache_root() / "models")
     fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
-    started_at, runs = time.monotonic(), {}
+    started_at, runs, needed = time.monotonic(), {}, deadline_s + 60
     for side, site in zip(SIDES, (upstream_site, slim_site), strict=True):
-        left = budget_s - (time.monotonic() - started_at) if budget_s else HEALTH_TIMEOUT_S + deadline_s * 2
-        if left < deadline_s + 60:
-            runs[side] = {"start_failure": f"not started: {left:.0f} s of the budget left"}
+        side_start = time.monotonic()
+        left = budget_s - (side_start - started_at) if budget_s else HEALTH_TIMEOUT_S + deadline_s * 2
+        if left < needed:
+            runs[side] = {"start_failure": f"not started: {left:.0f} s of the budget left, {needed:.0f} s needed"}
             continue
         (fuzz_logs / f"{scenario.name}.{side}.log").unlink(missing_ok=True)
         runs[side] = serve_and_fuzz(scenario, site, model, specs, fuzz_logs / f"{scenario.name}.{side}.log",
-                                    deadline_s, min(HEALTH_TIMEOUT_S, left - deadline_s))
+                                    deadline_s, min(HEALTH_TIMEOUT_S, max(left - deadline_s, left / 2)))
+        # The other side serves the same flags and requests: what this one took is the better guess.
+        needed = min(needed, 1.2 * (time.monotonic() - side_start))
     problems, notes = compare(specs, runs["upstream"], runs["slim"], deadline_s)
     report = {
         "schema": FUZZ_SCHEMA,

@@ -92,3 +92,14 @@ def test_a_tree_without_sglang_is_one_clear_error_before_anything_starts(fake_ho
     with pytest.raises(drive.SlimError, match="--tree: .* holds no sglang package"):
         drive.fuzz_verify("dsv3_fp8_tp1", 5, 1, upstream, tmp / "no-tree", db, tmp / "logs")
     assert not (tmp / "logs").exists() and not (db / "fuzz").exists()
+
+
+def test_slim_starts_when_what_upstream_took_fits_though_a_full_deadline_does_not(fake_host):
+    """The call's budget went to upstream's start; what upstream took is what slim needs (a GPU call
+    on 2026-12-06 left slim unstarted with 175 s left because a 180 s worst case did not fit)."""
+    tmp, db = fake_host
+    upstream = fake_site(tmp / "up", broken=None)
+    fake_site(tmp / "tree" / "python", broken=None)
+    _, report = drive.fuzz_verify("dsv3_fp8_tp1", 10, 5, upstream, tmp / "tree", db, tmp / "logs",
+                                  deadline_s=60, budget_s=121)  # deadline + 60 s fits upstream only
+    assert "start_failure" not in report["sides"]["slim"] and report["passed"]
