@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/triton_kernels.py
 
 A kernel is a def decorated with `triton.jit` / `triton.autotune` (or a bare `@jit` imported from
-triton); "launched" is a recording's kernel row attributed to that def (tracer/kernels.py). Kept
+triton); "launched" is a recording's kernel row attributed to that def (slim/kernels.py). Kept
 but never launched: device helpers inlined into launched kernels, and kernels live code names on
 paths no scenario took.
 """

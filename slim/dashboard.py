@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from slim.apply import count_lines, subsystem
+from slim.kernels import kernel_library
 from slim.plan import Plan, package_files
 from slim.recording import Recording
-from tracer.kernels import kernel_library
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_BODY = "<module>"
@@ -143,7 +143,7 @@ def kernels(recordings: list[Recording]) -> pd.DataFrame:
     """GPU kernels per scenario, from a recording's optional "kernels" rows.
 
     A row is [kernel, launches, gpu_time_us, triton source or None] (slim.record.kernel_map);
-    the library is read off the name (tracer.kernels.kernel_library). Recordings made before
+    the library is read off the name (slim.kernels.kernel_library). Recordings made before
     kernel tracing existed have no "kernels" key: the frame is then empty.
     """
     rows = []

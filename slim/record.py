@@ -11,13 +11,13 @@ from scenarios.hardware import detect_gpus, require
 from scenarios.model_cache import materialize, model_digest
 from scenarios.spec import load_scenario
 from slim.errors import SlimError
+from slim.kernels import TritonIndex, collect_kernels
 from slim.recording import merge_shards, write_recording
 from slim.runtime import host_environment, host_facts, package_root, probe
 from slim.serve import serve_scenario, server_env
+from slim.shards import read_shards
 from slim.upstream import cache_root, load_pin, verify_tree
 from tracer.collector import DEFAULT_INTERVAL
-from tracer.kernels import TritonIndex, collect_kernels
-from tracer.shards import read_shards
 
 BOOT_DIR = Path(__file__).resolve().parent.parent / "tracer" / "boot"
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from slim.datafile import read_gzip_json, write_gzip_json
 from slim.errors import SlimError
-from tracer.shards import Shard
+from slim.shards import Shard
 
 RECORDING_SCHEMA = "slim-recording/1"
 REQUIRED_KEYS = ("scenario", "upstream", "environment", "command", "processes", "modules", "functions", "outputs")

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from slim.recording import merge_shards, write_recording
+from slim.shards import read_shards
 from slim.upstream import Pin
-from tracer.shards import read_shards
-from tracer.tests.conftest import FIXTURE_TREE, traced_run  # noqa: F401  (shared session fixture)
+from tracer.tests.conftest import FIXTURE_TREE, traced_extra_run, traced_run  # noqa: F401  (shared session fixtures)
 
 VERSION = "0.5.17"
 

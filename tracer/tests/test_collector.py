@@ -5,7 +5,7 @@ import pytest
 
 from slim.errors import SlimError
 from slim.recording import merge_shards
-from tracer.shards import read_shard, read_shards
+from slim.shards import read_shard, read_shards
 from tracer.tests.conftest import FIXTURE_TREE
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from slim.errors import SlimError
-from tracer.shards import read_shard, read_shards
+from slim.shards import read_shard, read_shards
 from tracer.tests.conftest import EXTRA_SERVER, FIXTURE_TREE
 
 DEEPSEEK = str(FIXTURE_TREE / "sglang/srt/models/deepseek.py")

@@ -2,9 +2,9 @@ import io
 
 import coverage
 
+from slim.coverage_export import export
 from slim.recording import load_recording, merge_shards, write_recording
-from tracer.coverage_export import export
-from tracer.shards import read_shards
+from slim.shards import read_shards
 from tracer.tests.conftest import FIXTURE_TREE
 
 

@@ -2,7 +2,7 @@
 import sysconfig
 
 from slim.recording import dist_relative, load_recording, merge_shards, write_recording
-from tracer.shards import read_shards
+from slim.shards import read_shards
 from tracer.tests.conftest import FIXTURE_TREE
 
 

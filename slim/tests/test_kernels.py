@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from slim.errors import SlimError
-from tracer.kernels import (
+from slim.kernels import (
     NSYS_MISSING,
     Kernel,
     TritonIndex,
