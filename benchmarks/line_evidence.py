@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from slim import upstream as up  # noqa: E402
-from slim.cli import DB  # noqa: E402
+from slim.paths import DB  # noqa: E402
 from slim.plan import executed_lines, make_function_plan, package_files, run_functions  # noqa: E402
 from slim.policy import load_policy  # noqa: E402
 from slim.recording import load_all  # noqa: E402

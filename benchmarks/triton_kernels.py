@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from slim import upstream as up  # noqa: E402
-from slim.cli import DB, OUT  # noqa: E402
+from slim.paths import DB, OUT  # noqa: E402
 from slim.recording import load_all  # noqa: E402
 
 

@@ -9,11 +9,12 @@
 import matplotlib.pyplot as plt
 import squarify
 
-from slim.dashboard import REPO, figures_dir, lines_by_subsystem
+from slim.dashboard import figures_dir, lines_by_subsystem
+from slim.paths import OUT
 from slim.upstream import resolve_tree
 
 tree = resolve_tree(None)  # the pinned, hash-checked upstream (`slim fetch`)
-lines = lines_by_subsystem(tree, REPO / "sglang" / "python")
+lines = lines_by_subsystem(tree, OUT / "python")
 totals = lines.sum(numeric_only=True)
 print(f"upstream {totals.upstream_files} files / {totals.upstream_lines:,} lines; "
       f"kept {totals.kept_files} / {totals.kept_lines:,} ({totals.kept_lines / totals.upstream_lines:.1%})")

@@ -13,10 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slim.errors import SlimError
-
-REPO = Path(__file__).resolve().parent.parent
-DB = REPO / "coverage_db"
-OUT = REPO / "sglang"
+from slim.paths import DB, OUT, REPO
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Slim SGLang down to what DeepSeek serving runs.")
 console = Console()

@@ -14,17 +14,17 @@ import pandas as pd
 
 from slim.apply import count_lines, subsystem
 from slim.kernels import kernel_library
+from slim.paths import DB, REPO
 from slim.plan import Plan, package_files
 from slim.recording import Recording
 
-REPO = Path(__file__).resolve().parent.parent
 MODULE_BODY = "<module>"
 KERNEL_COLUMNS = ["scenario", "kernel", "library", "launches", "gpu_time_us"]
 
 
 def db_dir() -> Path:
     """The recordings the notebooks read: coverage_db, or $SLIM_DB (tests use a synthetic one)."""
-    return Path(os.environ.get("SLIM_DB", REPO / "coverage_db"))
+    return Path(os.environ.get("SLIM_DB", DB))
 
 
 def figures_dir() -> Path:

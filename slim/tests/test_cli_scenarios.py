@@ -3,7 +3,8 @@
 from typer.testing import CliRunner
 
 from scenarios.spec import load_scenario, scenario_names
-from slim.cli import DB, app
+from slim.cli import app
+from slim.paths import DB
 from slim.recording import PENDING
 
 

@@ -10,9 +10,9 @@ import pytest
 from scenarios.spec import load_scenario, scenario_names
 from slim.apply import tree_digest
 from slim.bundle import MANIFEST_SCHEMA
-from slim.cli import DB, OUT
 from slim.datafile import read_gzip_json
 from slim.front_door import FRONT_DOOR
+from slim.paths import DB, OUT
 from slim.plan import make_function_plan, package_files
 from slim.recording import load_all, load_pending
 from slim.upstream import default_tree, load_pin, verify_tree
