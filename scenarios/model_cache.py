@@ -22,7 +22,7 @@ def model_key(name: str) -> str:
     if not config.is_file():
         known = ", ".join(sorted(p.stem for p in MODEL_DIR.glob("*.json")))
         raise SlimError(f"unknown model {name!r}; known: {known}")
-    source = Path(tiny_model.__file__).read_bytes()
+    source = b"".join(path.read_bytes() for path in tiny_model.GENERATOR_FILES)
     return hashlib.sha256(config.read_bytes() + source).hexdigest()[:12]
 
 

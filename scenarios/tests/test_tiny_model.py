@@ -356,3 +356,9 @@ def test_w4afp8_checkpoint_writes_and_reads_back(tmp_path):
     w = tm.dequantize_int4_group(np.asarray(t[name + ".weight"]), np.asarray(t[name + ".weight_scale_inv"]))
     assert abs(w.std() * math.sqrt(w.shape[1]) - 1.0) < 0.1
     assert float(t[name + ".input_scale"]) == np.float32(tm.W4_INPUT_SCALE["gate_proj"])
+
+
+def test_model_cache_key_covers_every_generator_module():
+    """scenarios/model_cache.py keys cached models on GENERATOR_FILES: a generator module left out
+    could change the weights while a stale cached model is served."""
+    assert set(tm.GENERATOR_FILES) == set(Path(tm.__file__).resolve().parent.glob("tiny_*.py"))
