@@ -56,7 +56,7 @@ run_scenarios() {  # $1 = record|verify, rest = scenarios
       PYTHONPATH=$UP:$DEPS:/opt/rt/tools timeout $(( $(left) - 20 )) python3 -m slim record --scenario "$s" \
         --db "$RES/db" --logs "$RES/logs" || echo "FAILED record $s"
     else
-      # The plan that made the carried tree (`slim plan [--mode reach] --json .carry/plan.json`) maps a
+      # The plan that made the carried tree (`slim plan --json .carry/plan.json`) maps a
       # failure to what deleted it; without one, verify computes the policy's plan from upstream.
       PLAN_ARGS=(--upstream "$UP"); [ -f .carry/plan.json ] && PLAN_ARGS=(--plan .carry/plan.json)
       PYTHONPATH=$DEPS:/opt/rt/tools timeout $(( $(left) - 20 )) python3 -m slim verify --scenario "$s" \

@@ -9,9 +9,8 @@ from slim.upstream import default_tree, load_pin
 
 PATHS = notebooks.notebook_paths()
 # Figures a notebook must write (kernels.py and diff.py draw only when the data has something to show).
-FIGURES = {"overview": {"overview_lines.png", "overview_treemap.png"}, "scenario_matrix": {"scenario_matrix.png"},
-           "plan_modes": {"plan_modes.png"}}
-NEEDS_UPSTREAM = {"overview", "plan_modes"}
+FIGURES = {"overview": {"overview_lines.png", "overview_treemap.png"}, "scenario_matrix": {"scenario_matrix.png"}}
+NEEDS_UPSTREAM = {"overview"}
 SYNTHETIC_FIGURES = {"scenario_matrix": {"scenario_matrix.png"}, "kernels": {"kernels_by_library.png"},
                      "diff": {"diff.png"}}
 

@@ -182,9 +182,9 @@ def _module_job(job) -> tuple[str, bytes | None, set[str]]:
 
     from slim.transforms.rewrite import rewrite_module
 
-    tree, path, actions, edits, tidy = job
+    tree, path, actions, edits = job
     source = (Path(tree) / path).read_bytes()
-    new = rewrite_module(source, actions, *edits, tidy=tidy) if actions or any(edits) else None
+    new = rewrite_module(source, actions, *edits, tidy=True) if actions or any(edits) else None
     return path, new if new != source else None, imported_tops(ast.parse(new or source))
 
 
@@ -198,7 +198,7 @@ def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]
         actions = {(d.qualname, d.line): d.action for d in by_file.get(rel, []) if d.action != "keep"}
         e = plan.edits.get(rel)
         edits = (set(e.helpers), set(e.constants), set(e.registry), set(e.imports)) if e else (set(),) * 4
-        jobs.append((str(tree), rel, actions, edits, plan.policy.lean))
+        jobs.append((str(tree), rel, actions, edits))
     # Biggest jobs first so the pool ends together; results are keyed, so order does not matter.
     jobs.sort(key=lambda j: -(tree / j[1]).stat().st_size)
     if len(jobs) < 50:

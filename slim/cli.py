@@ -87,38 +87,27 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
     console.print(f"recorded {scenario} -> {path}")
 
 
-ModeOpt = Annotated[str | None, typer.Option(
-    help="Plan mode, names|reach|lean|lines|surface (default: slim/policy.toml's [plan]).")]
-
-
-def _plan(upstream: Path | None, db: Path, mode: str | None = None):
-    import dataclasses
-
+def _plan(upstream: Path | None, db: Path):
     from slim import upstream as up
     from slim.plan import make_function_plan, package_files
-    from slim.policy import PLAN_MODES, load_policy
+    from slim.policy import load_policy
     from slim.recording import load_all
 
-    if mode is not None and mode not in PLAN_MODES:
-        raise SlimError(f"--mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
     tree = up.resolve_tree(upstream)
     pin = up.load_pin()
     recordings = load_all(db, pin.version)
-    policy = load_policy()
-    if mode is not None:
-        policy = dataclasses.replace(policy, mode=mode)
-    return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings, policy)
+    return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings, load_policy())
 
 
 @app.command()
 def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
-         json_out: Annotated[Path | None, typer.Option("--json", help="Write the whole plan here as JSON.")] = None,
-         mode: ModeOpt = None) -> None:
+         json_out: Annotated[Path | None,
+                             typer.Option("--json", help="Write the whole plan here as JSON.")] = None) -> None:
     """Compute the plan (files, then functions/methods/classes, with reasons); write nothing else."""
     from slim.apply import count_lines, policy_lines
     from slim.reach import RAN
 
-    tree, _, recordings, the_plan = _plan(upstream, db, mode)
+    tree, _, recordings, the_plan = _plan(upstream, db)
     table = Table("what", "action", "count", "upstream lines", title=f"plan from {len(recordings)} recording(s)")
     for keep in (True, False):
         files = [d for d in the_plan.files if d.keep == keep and d.path.endswith(".py")]
@@ -145,8 +134,7 @@ def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
           check: Annotated[bool, typer.Option("--check", help="Fail if --out differs; write nothing.")] = False,
           keep: Annotated[str | None, typer.Option(help="First add FILE[::QUALNAME] to slim/policy.toml.")] = None,
           reason: Annotated[str, typer.Option(help="Why --keep is needed (required with --keep).")] = "",
-          scenario: Annotated[str, typer.Option(help="The scenario that would record --keep's code.")] = "",
-          mode: ModeOpt = None) -> None:
+          scenario: Annotated[str, typer.Option(help="The scenario that would record --keep's code.")] = "") -> None:
     """Write the slimmed tree from the recordings (or check the committed one)."""
     from slim.apply import apply_plan
 
@@ -158,7 +146,7 @@ def apply(upstream: UpstreamOpt = None, db: DbOpt = DB,
             raise SlimError("--keep changes slim/policy.toml; it cannot go with --check")
         add_keep(keep, reason, scenario, up.resolve_tree(upstream))
         console.print(f"kept {keep} in slim/policy.toml ({reason})", highlight=False)
-    tree, pin, recordings, plan = _plan(upstream, db, mode)
+    tree, pin, recordings, plan = _plan(upstream, db)
     diffs = apply_plan(plan, tree, pin, out, check=check)
     if diffs:
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")

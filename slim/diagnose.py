@@ -29,7 +29,7 @@ ERRORS = [
     ("member", re.compile(r"AttributeError: (?:type object )?'(?P<owner>\w+)'(?: object)? "
                           r"has no attribute '(?P<name>\w+)'")),
     ("registry", re.compile(r"KeyError: '(?P<name>\w+)'")),
-    # A def the "lean" plan kept as a stub (slim.transforms.rewrite) was called after all.
+    # A def the plan kept as a stub (slim.transforms.rewrite) was called after all.
     ("stub", re.compile(r"NotImplementedError: slim removed the body of (?P<name>[\w.]+):")),
     # A class kept by name whose implementations of its bases' abstract methods were cut: one
     # missing member per method (3.12 quotes them: "... abstract methods 'run', 'runner_backend'").
@@ -169,9 +169,9 @@ def diagnose(log_text: str, plan: dict, policy: Policy | None = None) -> list[Fi
 
 
 def _off_surface(finding: Finding, policy: Policy) -> Finding:
-    """Name the [[off_surface]] path (or `prefix::glob`) when the "surface" mode stubbed the def as
+    """Name the [[off_surface]] path (or `prefix::glob`) when the plan stubbed the def as
     off the surface: the feature the policy called outside the surface was used after all."""
-    if policy.mode != "surface" or finding.entry is None or finding.reason != OFF_SURFACE_STUB:
+    if finding.entry is None or finding.reason != OFF_SURFACE_STUB:
         return finding
     file, _, qualname = finding.entry.partition("::")
     off = policy.off_surface_for(file, qualname)

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from slim import defs, index_cache
 from slim.errors import SlimError
 from slim.policy import Policy, check_names_upstream, load_policy
-from slim.reach import HOLDS_KEPT, NEVER_RUN, RAN, REFERENCED, Liveness, reach
+from slim.reach import NEVER_RUN, RAN, Liveness, reach
 from slim.recording import Recording
 from slim.upstream import OUT_OF_SCOPE, PACKAGE
 
@@ -176,7 +176,7 @@ def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
         for file, line, _ in recording.data.get("lines", []):
             lines.setdefault(file, set()).add(int(line))
     if recordings and not lines:
-        raise SlimError('plan mode "lines" needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')
+        raise SlimError('the plan needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')
     return lines
 
 
@@ -257,106 +257,6 @@ def entry_modules(recordings: list[Recording]) -> set[str]:
         frame = recording.modules
         found |= set(frame.loc[frame["module"].isin(["__main__", "__mp_main__"]), "file"].dropna())
     return found
-
-
-def decide_defs_by_names(indexes, ran, policy: Policy) -> tuple[list[DefDecision], dict[str, FileEdits]]:
-    """The "names" mode: keep/delete for every def of the imported modules; then the registry
-    entries to drop.
-
-    A never-run def is deleted when no kept code names it (identifiers, attributes, imports and
-    words in strings count, over the whole kept tree, platform branches folded away on NVIDIA
-    left out); a def that kept code names is kept whole (error paths, fallbacks, options no
-    scenario used: anything less turns the first unseen call into a crash). Deleting removes the
-    names its body used, so this repeats until nothing changes (the kept set only ever grows)."""
-    ran_keys = set(ran)
-    family_runs = _hierarchy_runs(indexes, ran_keys)
-    fixed: dict[tuple[str, str, int], tuple[str, str]] = {}  # not a candidate: (action, reason)
-    candidates = []  # (index, def)
-    for index in indexes:
-        whole = policy.files.get(index.path)
-        for d in index.defs:
-            key = (index.path, d.qualname, d.line)
-            keep = whole or policy.keep_for(index.path, d.qualname)
-            if key in ran_keys and d.kind != "class":  # a class body runs on import: says nothing
-                fixed[key] = ("keep", RAN + ", ".join(ran[key]))
-            elif keep:
-                fixed[key] = ("keep", f"kept by policy: {keep.reason} (scenario {keep.scenario})")
-            elif d.kind != "class" and d.implicit:
-                fixed[key] = ("keep", d.implicit)
-            elif d.kind == "method" and d.name in family_runs.get((index.path, d.parent), ()):
-                fixed[key] = ("keep", "implicit (a method of this name ran in its class hierarchy)")
-            else:
-                candidates.append((index, d))
-    # A method named like a kept method (an abstract declaration, an override that ran) stays:
-    # deleting an implementation leaves its class abstract or changes what a call dispatches to.
-    kept_method_names = {d.name for index in indexes for d in index.defs if d.kind == "method"
-                         and fixed.get((index.path, d.qualname, d.line), ("",))[0] == "keep"}
-    still = []
-    for index, d in candidates:
-        if d.kind == "method" and d.name in kept_method_names:
-            fixed[(index.path, d.qualname, d.line)] = ("keep", "implicit (a kept method elsewhere has this name)")
-        else:
-            still.append((index, d))
-    candidates = still
-    # A class with anything kept inside stays (its other members are decided one by one).
-    pinned: set[tuple[str, str]] = set()
-    for (path, qualname, _), (_, reason) in fixed.items():
-        if reason.startswith("implicit ("):
-            continue  # implicit members (dunders, properties) go with a deleted class
-        parts = qualname.split(".")
-        pinned.update((path, ".".join(parts[:n])) for n in range(1, len(parts)))
-    base = Counter()
-    for index in indexes:
-        base.update(index.refs)
-        base.subtract(index.registry)
-    referenced: set[tuple[str, str, int]] = set()
-    while True:
-        actions = {}
-        removed_classes: set[tuple[str, str]] = set()
-        refs = base.copy()
-        for index, d in candidates:
-            if d.kind == "class" and (index.path, d.qualname) in pinned:
-                continue
-            key = (index.path, d.qualname, d.line)
-            if any((index.path, d.qualname[:i]) in removed_classes for i in _prefixes(d.qualname)):
-                actions[key] = ("delete", f"{NEVER_RUN} (its class is deleted)")
-                continue
-            if key in referenced:
-                # Named by kept code but never run: error paths, fallbacks, options no scenario
-                # used. Kept whole, so the first unseen call still works.
-                actions[key] = ("keep", REFERENCED)
-            else:
-                actions[key] = ("delete", NEVER_RUN)
-                if key not in ran_keys:  # a class body runs on import: its uses stay counted
-                    refs.subtract(d.refs)
-                if d.kind == "class":
-                    removed_classes.add((index.path, d.qualname))
-        grew = {key for (index, d) in candidates
-                if actions.get(key := (index.path, d.qualname, d.line), ("",))[0] == "delete"
-                and "its class" not in actions[key][1] and refs[d.name] > 0}
-        if not grew:
-            break
-        referenced |= grew
-    decisions, edits = [], {}
-    for index in indexes:
-        for d in index.defs:
-            key = (index.path, d.qualname, d.line)
-            action, reason = actions.get(key) or fixed.get(key) or ("keep", HOLDS_KEPT)
-            in_removed = any((index.path, d.qualname[:i]) in removed_classes for i in _prefixes(d.qualname))
-            if key not in actions and in_removed:
-                action, reason = "delete", f"{NEVER_RUN} (its class is deleted)"
-            decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, action, reason, d.lines))
-        dropped = sorted({d.name for d in index.defs
-                          if "." not in d.qualname and actions.get((index.path, d.qualname, d.line), ("",))[0]
-                          == "delete" and index.registry[d.name]})
-        if index.helpers or index.constants or dropped:
-            edits[index.path] = FileEdits(sorted(index.helpers), sorted(index.constants), dropped)
-    return decisions, edits
-
-
-def _prefixes(qualname: str) -> list[int]:
-    """Lengths of the enclosing qualnames: 'A.B.f' -> [1, 3]."""
-    return [i for i, ch in enumerate(qualname) if ch == "."]
 
 
 def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, FileEdits]]:
@@ -529,20 +429,15 @@ def with_policy_entries(decisions: list[DefDecision], policy: Policy) -> list[De
 def make_function_plan(tree: Path, files: list[str], recordings: list[Recording],
                        policy: Policy | None = None) -> Plan:
     """The full plan: the imported modules (make_plan) with a keep/delete decision for every def.
-    In the policy's "reach" mode the modules narrow to what the code that ran reaches (slim.reach)."""
+    The modules narrow to what the code that ran reaches (slim.reach)."""
     policy = policy if policy is not None else load_policy()
     check_names_upstream(policy, tree)  # an entry naming nothing would silently judge nothing
     extra = policy_files(tree, files, policy)
     extra |= request_path_imports(tree, files, set(imported_files(recordings)) | set(extra), policy)
     imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
-    indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")], with_uses=policy.lines)
-    if policy.mode == "names":
-        imported.defs, imported.edits = decide_defs_by_names(indexes, ran, policy)
-        imported.defs = with_policy_entries(imported.defs, policy)
-        imported.policy = policy
-        return imported
-    executed = executed_lines(recordings) if policy.lines else None
+    indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")])
+    executed = executed_lines(recordings)
     live = reach(indexes, ran, policy, _hierarchy_runs(indexes, set(ran)), entry_modules(recordings), executed)
     unreached = {i.path: UNREACHED for i in indexes if i.path not in live.modules}
     plan = make_plan(files, recordings, extra=extra, unreached=unreached)

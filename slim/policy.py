@@ -15,7 +15,6 @@ from slim.errors import SlimError
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
 SURFACE_DB = Path(__file__).resolve().parent.parent / "coverage_db"  # holds surface/inventory.json
-PLAN_MODES = ("names", "reach", "lean", "lines", "surface")
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,9 @@ class Whole:
 @dataclass(frozen=True)
 class Sampled:
     """Under `prefix` (a file, or a folder ending in /), what runs depends on each request's
-    content and the server's load, and a workload is a sample of those: a def no executed line
-    names there is no evidence that users will not reach it, so the "lines" mode does not stub it
-    (lean's rules still apply)."""
+    content and the server's load, and a workload is a sample of those: that a def never ran there
+    is no evidence that users will not reach it, so none is stubbed and no class loses methods for
+    not having run (slim/reach.py)."""
     prefix: str
     reason: str
 
@@ -55,8 +54,8 @@ class Sampled:
 @dataclass(frozen=True)
 class OffSurface:
     """Under `prefix`, code for a feature outside the supported surface (DeepSeek V2/V3/R1 served
-    on NVIDIA GPUs) that kept code still names behind a flag or an environment switch: the
-    "surface" mode stubs a def there that never ran ("lines", everywhere, one no executed line names).
+    on NVIDIA GPUs) that kept code still names behind a flag or an environment switch: the plan
+    stubs a def there that never ran (slim/reach.py).
     With a `qualname` (policy path "file::qualname"), only that def of the file and what is nested
     in it: another family's method inside a file DeepSeek shares ("KVCacheConfigurator._build_dsa_kv_pool")."""
     prefix: str
@@ -91,14 +90,6 @@ def _first_under(entries, file: str):
 @dataclass(frozen=True)
 class Policy:
     keeps: tuple[Keep, ...] = ()
-    # How the plan decides inside imported modules (slim.plan.make_function_plan): "names" keeps
-    # every def any imported module names; "reach" keeps what the code that ran reaches; "lean" is
-    # reach that also cuts the methods of classes never instantiated and stubs what only modules
-    # where nothing ran hold (slim/reach.py), and takes deleted defs' trailing blank lines; "lines"
-    # is lean that also stubs never-run defs no executed line names (line-mode recordings), outside
-    # the [[sampled]] paths; "surface" is lean that does so only under the [[off_surface]] paths,
-    # and that elsewhere keeps whole the flag-built code (what ran code calls on unexecuted lines).
-    mode: str = "names"
     wholes: tuple[Whole, ...] = ()
     sampled: tuple[Sampled, ...] = ()
     off_surface: tuple[OffSurface, ...] = ()
@@ -106,27 +97,6 @@ class Policy:
     # and the route handlers whose every route is among them (so no route root).
     front_door: tuple[dict, ...] = ()
     refused_routes: frozenset[tuple[str, str]] = frozenset()
-
-    @property
-    def lean(self) -> bool:
-        return self.mode in ("lean", "lines", "surface")
-
-    @property
-    def lines(self) -> bool:
-        """The mode reads line evidence: "lines" and "surface"."""
-        return self.mode in ("lines", "surface")
-
-    def judged_by_lines(self, file: str, qualname: str | None = None) -> bool:
-        """Whether a never-run def in `file` (named `qualname`) is stubbed on line evidence: in "lines"
-        when no executed line names it, in "surface" (off the surface) whoever names it."""
-        if self.mode == "lines":
-            return self.sampled_for(file) is None
-        return self.mode == "surface" and self.off_surface_for(file, qualname) is not None
-
-    def flag_built(self, file: str, qualname: str | None = None) -> bool:
-        """Whether "surface" keeps whole what code that ran calls in `file` (see slim/reach.py):
-        a launch flag inside the surface builds it, though no scenario set that flag."""
-        return self.mode == "surface" and self.off_surface_for(file, qualname) is None
 
     def whole_for(self, file: str, qualname: str | None = None) -> Whole | None:
         """The [[whole]] entry over `file`; an [[off_surface]] file or def inside a [[whole]]
@@ -152,11 +122,11 @@ class Policy:
         kept it, or the [[whole]] path that kept a def no recording `ran` whole; None where the
         recordings alone decided."""
         if action != "keep":
-            off = self.off_surface_for(file, qualname) if self.mode != "names" else None
+            off = self.off_surface_for(file, qualname)
             return off.path if off else None
         if keep := self.files.get(file) or self.keep_for(file, qualname):
             return f"{keep.file}::{keep.qualname}" if keep.qualname else keep.file
-        whole = self.whole_for(file, qualname) if self.lean and not ran else None
+        whole = self.whole_for(file, qualname) if not ran else None
         return whole.prefix if whole else None
 
     @property
@@ -212,10 +182,9 @@ def load_policy(path: Path = POLICY_FILE) -> Policy:
     off_surface = [OffSurface(prefix, e["reason"], qualname or None) for spec, e in
                    _path_entries(data, "off_surface", ("paths", "reason"), path)
                    for prefix, _, qualname in [spec.partition("::")]]
-    mode = data.get("plan", {}).get("mode", "names")
-    if mode not in PLAN_MODES:
-        raise SlimError(f"policy {path}: [plan] mode must be one of {', '.join(PLAN_MODES)}, not {mode!r}")
-    policy = Policy(tuple(keeps), mode, tuple(wholes), tuple(sampled), tuple(off_surface))
+    if "plan" in data:  # the plan modes other than "surface" are gone (docs/results.md keeps their figures)
+        raise SlimError(f"policy {path}: [plan] is gone: there is one planner (docs/plan-rules.md); remove the table")
+    policy = Policy(tuple(keeps), tuple(wholes), tuple(sampled), tuple(off_surface))
     return with_front_door(policy) if path == POLICY_FILE else policy
 
 

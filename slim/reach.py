@@ -16,7 +16,7 @@ whatever object the name is looked up on):
   own ran it also keeps the methods whose name is needed or live in any class (an override or an
   abstract declaration elsewhere). A class none of whose own methods ran was never put to work:
   it stays for the code that names it without its other methods;
-- ("lean" mode only, this rule and the next two) a class off the surface (under [[off_surface]])
+- a class off the surface (under [[off_surface]])
   that defines `__init__` (or `__new__`) that never ran, and no subclass of which ran anything, was
   never instantiated: no object exists to call its methods on, so it keeps none of them (no dunders,
   protocol or family methods either), only its statement, bases and class-level assignments for the
@@ -33,14 +33,11 @@ whatever object the name is looked up on):
   signature (a registration may read them), and its body becomes `raise NotImplementedError` (a
   stub), so what only that body named goes too. Compiled kernels (`@triton.jit`: launched, never
   run as Python), dunders, properties, abstract and trivial interface methods stay whole;
-- ("lines" mode, on line-mode recordings) anywhere outside the policy's `[[sampled]]` paths, a
-  def that never ran and whose name no executed line uses (an import binding the name does not
-  count) is stubbed the same way: kept code names it only on branches no recording took; the
-  "surface" mode does so only under the policy's `[[off_surface]]` paths and symbols (features
-  outside the supported surface), since elsewhere a branch no recording took may be another flag
-  of it, and there stubs a def that never ran even where an executed line names it (`a and
-  can_cp_split(...)` short-circuits; a stub keeps the name for code that passes it around);
-- ("surface" mode, outside `[[off_surface]]`) a function or class that a function which ran calls
+- under the policy's `[[off_surface]]` paths and symbols (features outside the supported
+  surface) a def that never ran is stubbed the same way, even where an executed line names it
+  (`a and can_cp_split(...)` short-circuits; a stub keeps the name for code that passes it
+  around); elsewhere a branch no recording took may be another flag of the surface;
+- (outside `[[off_surface]]`) a function or class that a function which ran calls
   on a line no recording executed (`IdleSleeper(...)` under `if sleep_on_idle:`), or that a
   module-level `register...("name", "module", "Class")` call that ran names, is flag-built: a
   launch flag inside the surface that no scenario set takes that branch. It is judged by name
@@ -83,7 +80,6 @@ OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementation
 ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
 REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
 STUB = "stub (named by kept code, never run, nothing in its module ran: the body raises)"
-COLD_STUB = "stub (never run, and no line any recording executed names it: the body raises)"
 OFF_SURFACE_STUB = "stub (never run, and off the supported surface: policy [[off_surface]]; the body raises)"
 STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
@@ -136,14 +132,12 @@ def _positive(refs) -> list[str]:
 
 class _Reach:
     def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]],
-                 policy: Policy, policy_live: set[Key] | None = None, hot: set[str] | None = None,
+                 policy: Policy, policy_live: set[Key] | None = None,
                  executed: dict[str, set[int]] | None = None) -> None:
-        # The "lean" rules (never-instantiated classes, stubs, dataclass methods as plain methods)
-        # judge by what ran; policy_live: what policy-kept code may call, which they leave alone.
+        # The rules that judge by what ran (never-instantiated classes, stubs, dataclass methods as
+        # plain methods) leave alone policy_live: what policy-kept code may call.
         self.policy, self.policy_live = policy, policy_live or set()
-        self.judge = policy.lean
-        self.hot = hot  # "lines" mode: identifiers some executed line uses
-        self.executed = executed  # line-mode recordings: file -> lines some recording executed
+        self.executed = executed or {}  # line-mode recordings: file -> lines some recording executed
         self.index = {i.path: i for i in indexes}
         self.by_module = {module_name(p): p for p in self.index}
         self.family_runs = family_runs
@@ -184,7 +178,7 @@ class _Reach:
         self.never_made: dict[tuple[str, str], bool] = {}
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
-        self.called: set[str] = set()  # "surface": names ran code calls, through never-run callees
+        self.called: set[str] = set()  # names ran code calls, through never-run callees
         self.registered: dict[str, list[Def]] = {}
         self.touched_files: set[str] = set()  # files with a def that ran or is kept by policy
 
@@ -250,7 +244,7 @@ class _Reach:
                 self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
             elif d.parent is None and any(x.rsplit(".", 1)[-1] in ERROR_HANDLER_DECORATORS for x in d.decorators):
                 self.define(path, d, ERROR_HANDLER)
-            elif d.parent is None and self.judge and any(_routes(x) for x in d.decorators) \
+            elif d.parent is None and any(_routes(x) for x in d.decorators) \
                     and (path, d.qualname) not in self.policy.refused_routes:  # refused at its front door
                 self.define(path, d, ROUTE)
             elif d.parent is None and d.kind == "class" and any(
@@ -324,8 +318,8 @@ class _Reach:
         if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
             return OVERRIDE
         if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
-                and not (self.judge and _declarative(self.defs[(path, member.parent)])) \
-                and not (self.judge and self._on_request_path(path, member.qualname)) \
+                and not _declarative(self.defs[(path, member.parent)]) \
+                and not self._on_request_path(path, member.qualname) \
                 and not self._flag_built(path, member):
             return None  # (a dataclass is built without a method of its own running: not so judged)
         if member.name in self.out.needed:
@@ -339,8 +333,8 @@ class _Reach:
         return self.defs[(path, member.parent)].own_refs[member.name] > 0
 
     def _implicit(self, d: Def) -> str | None:
-        """Why a def stays whatever ran (under "lean", a dataclass body no longer says so)."""
-        return d.lean_implicit if self.judge else d.implicit
+        """Why a def stays whatever ran (a dataclass body no longer says so: its methods are plain methods)."""
+        return d.lean_implicit
 
     def _on_request_path(self, path: str, qualname: str) -> bool:
         """Request handling on the surface (a [[sampled]] path, not an [[off_surface]] file): what runs
@@ -354,17 +348,15 @@ class _Reach:
         key = _key(path, d)
         if self._on_request_path(path, d.qualname):
             return None
-        if not (self.judge and d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
+        if not (d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
                 and self.out.defs[key] in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
             return None
-        if path not in self.touched_files and not self._flag_built(path, d):  # lean: nothing in its module ran
+        if path not in self.touched_files and not self._flag_built(path, d):  # nothing in its module ran
             return STUB
-        if self.executed is None or key in self.fixed or not self.policy.judged_by_lines(path, d.qualname):
+        if key in self.fixed or self.policy.off_surface_for(path, d.qualname) is None:
             return None
-        if self.policy.mode == "surface":  # off the surface: the def never ran, whoever names it
-            return OFF_SURFACE_STUB
-        return COLD_STUB if d.name not in self.hot else None
+        return OFF_SURFACE_STUB  # off the surface: the def never ran, whoever names it
 
     def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
         """Method names the in-tree ancestors of a class define (bases matched by name); asked once
@@ -401,7 +393,7 @@ class _Reach:
             d = self.defs[(path, qualname)]
             own = self.members[(path, qualname)]
             self.never_made[(path, qualname)] = (
-                self.judge and _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
+                _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
                 and self.policy.off_surface_for(path, qualname) is not None
                 and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
                 and self._untouched(path, qualname) and not _declarative(d)
@@ -411,21 +403,21 @@ class _Reach:
         return self.never_made[(path, qualname)]
 
     def _flag_built(self, path: str, d: Def) -> bool:
-        """"surface", outside [[off_surface]]: code that ran calls the def (or its class) on a branch
+        """Outside [[off_surface]]: code that ran calls the def (or its class) on a branch
         no recording took, or through defs it so calls: a launch flag inside the surface takes it
         (`IdleSleeper(...)` under --sleep-on-idle), so it keeps its body and its class its methods."""
         name = self.defs[(path, d.parent)].name if d.kind == "method" else d.name
-        return name in self.called and self.policy.flag_built(path, d.qualname)
+        return name in self.called and self.policy.off_surface_for(path, d.qualname) is None
 
     def _calls_from_ran(self, ran: list[Key]) -> set[str]:
         """Functions and classes that functions which ran call on lines no recording executed (the
         branch of a flag no scenario set), followed through everything those callees call where
         none of their code ran. Methods are not followed by name: a class so kept keeps the
         methods kept code names."""
-        executed = self.executed or {}
+        executed = self.executed
         never_ran: dict[str, set[str]] = defaultdict(set)
         for (path, qualname), d in self.defs.items():
-            if d.parent is None and self.policy.flag_built(path, qualname) and not (
+            if d.parent is None and self.policy.off_surface_for(path, qualname) is None and not (
                     _key(path, d) in self.fixed if d.kind == "function" else self._ran_inside(path, qualname)):
                 never_ran[d.name].update(name for _, name in d.calls)
         todo = [name for path, qualname, _ in ran if (d := self.defs.get((path, qualname))) and d.kind != "class"
@@ -475,8 +467,7 @@ class _Reach:
     def run(self) -> Liveness:
         ran = [key for key, why in self.fixed.items() if why.startswith(RAN)]
         self.ran_names = {key[1] for key in ran if "." not in key[1]}
-        if self.policy.mode == "surface":
-            self.called = self._calls_from_ran(ran)
+        self.called = self._calls_from_ran(ran)
         while self.todo:
             event = self.todo.popleft()
             if event[0] == "name":
@@ -492,22 +483,15 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
           family_runs: dict[tuple[str, str], set[str]], entry_modules: set[str],
           executed: dict[str, set[int]] | None = None) -> Liveness:
     """Live modules and defs, each with the reason it is kept (see the module docstring);
-    `executed`: the lines line-mode recordings ran (file -> lines), for the modes that read them."""
-    policy_live = _policy_reach(indexes, policy, ran) if policy.lean else set()
-    hot = hot_names(indexes, executed) if executed is not None and policy.mode == "lines" else None  # "lines" only
+    `executed`: the lines line-mode recordings ran (file -> lines)."""
+    policy_live = _policy_reach(indexes, policy, ran)
     ignored: set[Key] = set()
     while True:
-        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, hot, executed)
+        walker = _walk(indexes, ran, policy, family_runs, entry_modules, ignored, policy_live, executed)
         more = _import_time_roots(walker, ignored)
         if not more:
             return walker.out
         ignored |= more
-
-
-def hot_names(indexes, executed: dict[str, set[int]]) -> set[str]:
-    """Every identifier some executed line uses (names, attributes, words in strings; not what an
-    import binds: importing a name is no call of it)."""
-    return {name for index in indexes for line, name in index.uses if line in executed.get(index.path, ())}
 
 
 def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, list[str]]) -> set[Key]:
@@ -558,9 +542,9 @@ def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, lis
     return live
 
 
-def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live, hot,
+def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live,
           executed=None) -> _Reach:
-    walker = _Reach(indexes, family_runs, policy, policy_live, hot, executed)
+    walker = _Reach(indexes, family_runs, policy, policy_live, executed)
     for index in indexes:
         whole = policy.files.get(index.path)
         if whole:

@@ -167,7 +167,7 @@ def test_a_hollowed_class_is_mapped_to_its_cut_abstract_implementations():
 
 
 def test_a_called_line_stub_off_the_surface_names_its_policy_path():
-    """Under "surface" a def stubbed on line evidence sits under an [[off_surface]] path: if a run
+    """A def stubbed on line evidence sits under an [[off_surface]] path: if a run
     calls it, that feature was in use after all, and the finding says which path to take out."""
     stub = {"file": "sglang/srt/lora/lora_registry.py", "qualname": "LoRARegistry.acquire", "line": 126,
             "kind": "method", "action": "stub", "lines": 12, "reason": OFF_SURFACE_STUB}
@@ -176,11 +176,10 @@ def test_a_called_line_stub_off_the_surface_names_its_policy_path():
            "recording (see sglang/REMOVED.md)\n")
     plan = {**PLAN, "defs": PLAN["defs"] + [stub]}
     off = OffSurface("sglang/srt/lora/", "no LoRA scenario")
-    [finding] = diagnose(log, plan, Policy(mode="surface", off_surface=(off,)))
+    [finding] = diagnose(log, plan, Policy(off_surface=(off,)))
     assert finding.off_surface == "sglang/srt/lora/"
     assert "take sglang/srt/lora/ out of slim/policy.toml's [[off_surface]]" in finding.line("dsv3_fp8_tp1")
-    assert diagnose(log, plan, Policy(mode="lines", off_surface=(off,)))[0].off_surface is None
-    assert diagnose(log, plan, Policy(mode="surface"))[0].off_surface is None
+    assert diagnose(log, plan, Policy())[0].off_surface is None
     assert diagnose(log, plan)[0].off_surface is None
 
 

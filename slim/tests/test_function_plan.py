@@ -16,7 +16,7 @@ from slim.defs import collect_defs, index_module
 from slim.deps import keep_requirements
 from slim.plan import make_function_plan, package_files
 from slim.policy import Keep, Policy, load_policy
-from slim.reach import NEVER_RUN, REFERENCED
+from slim.reach import HIERARCHY, NEVER_RUN, OVERRIDE, REFERENCED
 from slim.recording import Recording
 
 PATTERNS = "sglang/srt/layers/patterns.py"
@@ -25,16 +25,19 @@ RAN = ["Base.run", "Triton.apply", "dispatch"]
 
 
 def recording_of(root: Path, ran: dict[str, list[str]]) -> Recording:
-    """A recording that imported the given files and ran the given qualnames in them."""
-    modules, functions = [], []
+    """A recording that imported the given files and ran the given qualnames in them, in line mode:
+    every line of those files ran (tests that need a branch no recording took drop its lines)."""
+    modules, functions, executed = [], [], []
     for rel, qualnames in ran.items():
         modules.append([rel.removesuffix(".py").replace("/", "."), rel, 1])
-        lines = {d.qualname: d.line for d in collect_defs(ast.parse((root / rel).read_bytes()))}
+        source = (root / rel).read_bytes()
+        lines = {d.qualname: d.line for d in collect_defs(ast.parse(source))}
         functions += [[rel, "<module>", 1, 1]] + [[rel, q, lines[q], 1] for q in qualnames]
+        executed += [[rel, n, 1] for n in range(1, len(source.splitlines()) + 1)]
     for init in ("sglang/__init__.py", "sglang/srt/__init__.py", "sglang/srt/layers/__init__.py"):
         modules.append([init.removesuffix("/__init__.py").replace("/", "."), init, 1])
     return Recording(Path("20261123T000000Z-fixture.json.gz"), {"scenario": "fixture", "modules": modules,
-                                                                "functions": functions})
+                                                                "functions": functions, "lines": executed})
 
 
 @pytest.fixture
@@ -55,10 +58,10 @@ def test_decisions_and_reasons(planned):
     assert got["Base.apply"] == ("keep", "implicit (@abc.abstractmethod)")
     assert got["Triton.unused_helper"] == ("delete", "never run in any recording")
     assert got["called_by_name"] == ("keep", REFERENCED)  # never run, but dispatch (kept) names it
-    assert got["Aiter"] == ("delete", "never run in any recording")  # only BACKENDS names it
-    assert got["Aiter.apply"][0] == "delete"
+    assert got["Aiter"] == ("keep", REFERENCED)  # in the BACKENDS registry: which entry a lookup takes is unknown
+    assert got["Aiter.apply"] == ("keep", HIERARCHY)  # Base.run dispatches to it
     assert got["Config"][0] == "delete"  # a dataclass nobody uses
-    assert plan.edits[PATTERNS].registry == ["Aiter"]
+    assert plan.edits[PATTERNS].registry == []  # a registry of kept code keeps its entries
     assert plan.edits[PATTERNS].constants == ["_is_hip"]
 
 
@@ -83,8 +86,8 @@ def test_apply_writes_the_slimmed_module_and_check_passes(planned, tmp_path):
     out = tmp_path / "sglang"
     assert apply_plan(plan, root, pin, out) == []
     text = (out / "python" / PATTERNS).read_text()
-    assert "class Aiter" not in text and "unused_helper" not in text and "_is_hip:" not in text
-    assert 'BACKENDS = {"triton": Triton}' in text
+    assert "class Config" not in text and "unused_helper" not in text and "_is_hip:" not in text
+    assert 'BACKENDS = {"triton": Triton, "aiter": Aiter}' in text and "class Aiter" in text
     assert "def called_by_name(x):\n    a = x\n    b = a + 1\n    return b\n" in text  # kept whole
     assert "import json" not in text  # only the deleted helper used it
     assert "class Base(abc.ABC)" in text and "def run" in text
@@ -108,7 +111,7 @@ def test_never_run_implementations_of_abstract_methods_stay(plugins_planned, tmp
     got = decisions(plan, PLUGINS)
     assert got["dump"] == ("delete", NEVER_RUN)
     for name in ("collect_parallel_info", "convert_value"):
-        assert got[f"SGLangPlugin.{name}"] == ("keep", "implicit (a kept method elsewhere has this name)")
+        assert got[f"SGLangPlugin.{name}"] == ("keep", OVERRIDE)
     assert got["SGLangPlugin.unused_extra"] == ("delete", NEVER_RUN)  # no kept method has its name
     out = tmp_path / "sglang"
     apply_plan(plan, root, pin, out)
@@ -174,10 +177,10 @@ def test_check_flags_a_reference_to_a_deleted_symbol(planned, tmp_path):
     out = tmp_path / "sglang"
     apply_plan(plan, root, pin, out)
     (out / "python/sglang/srt/user.py").write_text(
-        "from sglang.srt.layers.patterns import Aiter\nimport sglang.srt.layers.patterns as p\np.Config\n"
+        "from sglang.srt.layers.patterns import Config\nimport sglang.srt.layers.patterns as p\np.Config\n"
         "import nothere_pkg\n")
     errors = check_tree(out, root).errors
-    assert any("Aiter was deleted by slim" in e for e in errors)
+    assert any("import Config" in e and "Config was deleted by slim" in e for e in errors)
     assert any("patterns.Config was deleted by slim" in e for e in errors)
     (out / "python/sglang/srt/user.py").write_text("def f(:\n")
     assert any("does not compile" in e for e in check_tree(out, root).errors)

@@ -56,8 +56,8 @@ def test_diagnosis_plan_counts_only_the_recordings_the_tree_was_planned_from(whe
     """A run of a scenario the tree has not seen must not make its own misses look kept."""
     root, pin = wheel_tree
     monkeypatch.setattr("slim.upstream.load_pin", lambda: pin)  # the fixture wheel's own pin
-    lean = Policy(mode="lean")  # the fixture recording traced no lines; the project's entries name real upstream
-    monkeypatch.setattr("slim.plan.load_policy", lambda: lean)
+    monkeypatch.setattr("slim.plan.load_policy", Policy)  # the project's entries name real upstream
+    monkeypatch.setattr("slim.plan.executed_lines", lambda recordings: {})  # the fixture run traced no lines
     every = compute_plan(root, fixture_recording)
     none_of_them = compute_plan(root, fixture_recording, {"20261123T000000Z-elsewhere"})
     kept = {f["path"] for f in every["files"] if f["keep"]}

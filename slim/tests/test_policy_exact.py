@@ -76,7 +76,7 @@ def test_an_entry_holds_its_def_and_members_but_not_names_it_prefixes():
     entry = OffSurface("sglang/srt/a.py", "another family", "Foo")
     assert entry.holds("Foo") and entry.holds("Foo.bar") and entry.holds("Foo.Inner.baz")
     assert not any(entry.holds(q) for q in ("FooBar", "Foo2", "Foo_bar", "Bar.Foo", "Bar"))
-    policy = Policy(mode="surface", off_surface=(entry,))
+    policy = Policy(off_surface=(entry,))
     assert policy.off_surface_for("sglang/srt/a.py", "Foo.bar") is entry
     assert policy.off_surface_for("sglang/srt/a.py", "FooBar") is None
     assert policy.off_surface_for("sglang/srt/ab.py", "Foo") is None  # the file, not a name prefix
@@ -113,7 +113,7 @@ def test_a_stale_entry_stops_the_plan_in_one_line(wheel_tree):
     for stale in (OffSurface(f"{REACH}/used.py", "gone", "helper_renamed"), OffSurface(f"{REACH}/gone.py", "gone"),
                   OffSurface(f"{REACH}/gone/", "gone")):
         with pytest.raises(SlimError, match=f"policy entry {stale.path} names nothing"):
-            make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(stale,)))
+            make_function_plan(root, package_files(root), [recording], Policy(off_surface=(stale,)))
 
 
 def test_the_plan_json_names_the_entry_that_removed_each_def(wheel_tree):
@@ -124,7 +124,7 @@ def test_the_plan_json_names_the_entry_that_removed_each_def(wheel_tree):
     by_def = OffSurface(f"{REACH}/used.py", "a debugging aid", "helper_on_error")
     by_file = OffSurface(f"{REACH}/rare.py", "a feature outside the surface")
     plan = make_function_plan(root, package_files(root), [recording],
-                              Policy(mode="surface", off_surface=(by_def, by_file)))
+                              Policy(off_surface=(by_def, by_file)))
     defs = {(d["file"], d["qualname"]): d for d in json.loads(plan.to_json())["defs"]}
     on_error = defs[(f"{REACH}/used.py", "helper_on_error")]
     assert (on_error["action"], on_error["reason"]) == ("stub", OFF_SURFACE_STUB)

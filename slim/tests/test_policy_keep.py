@@ -1,6 +1,5 @@
 """`slim apply --keep`: a checked entry appended to the keep-policy."""
 
-import dataclasses
 
 import pytest
 
@@ -76,28 +75,23 @@ def test_sampled_paths_load_with_their_reason_and_a_reasonless_one_is_refused(tm
         load_policy(path)
 
 
-def test_off_surface_paths_load_with_their_reason_and_only_surface_mode_judges_them_by_lines(tmp_path):
+def test_off_surface_paths_load_with_their_reason_and_a_reasonless_one_is_refused(tmp_path):
     path = tmp_path / "policy.toml"
-    path.write_text('[plan]\nmode = "surface"\n[[off_surface]]\npaths = ["sglang/srt/lora/"]\nreason = "no LoRA"\n'
+    path.write_text('[[off_surface]]\npaths = ["sglang/srt/lora/"]\nreason = "no LoRA"\n'
                     '[[sampled]]\npaths = ["sglang/srt/managers/"]\nreason = "per request"\n')
     policy = load_policy(path)
     assert policy.off_surface_for("sglang/srt/lora/layers.py").reason == "no LoRA"
-    lora, linear, scheduler = "sglang/srt/lora/layers.py", "sglang/srt/layers/linear.py", "sglang/srt/managers/x.py"
-    assert policy.judged_by_lines(lora) and not policy.judged_by_lines(linear)
-    lines = dataclasses.replace(policy, mode="lines")
-    assert lines.judged_by_lines(linear) and not lines.judged_by_lines(scheduler)
-    assert not dataclasses.replace(policy, mode="lean").judged_by_lines(lora)
-    assert policy.flag_built(linear) and not policy.flag_built(lora)  # flag-built code: surface only
-    assert not dataclasses.replace(policy, mode="lean").flag_built(linear)
+    assert policy.off_surface_for("sglang/srt/layers/linear.py") is None
+    assert policy.off_surface_for("sglang/srt/managers/x.py") is None  # request handling is on the surface
     path.write_text('[[off_surface]]\npaths = ["sglang/srt/lora/"]\n')
     with pytest.raises(SlimError, match="off_surface entry 1 lacks reason"):
         load_policy(path)
 
 
 def surface_policy_with_whole_ep(tmp_path, off_surface: str, reason: str):
-    """A "surface" policy: the 2-GPU folder sglang/srt/ep/ whole, and one [[off_surface]] path."""
+    """A policy: the 2-GPU folder sglang/srt/ep/ whole, and one [[off_surface]] path."""
     path = tmp_path / "policy.toml"
-    path.write_text('[plan]\nmode = "surface"\n[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'
+    path.write_text('[[whole]]\npaths = ["sglang/srt/ep/"]\nreason = "2 GPUs"\n'
                     f'scenario = "r1_fp8_ep2"\n[[off_surface]]\npaths = ["{off_surface}"]\nreason = "{reason}"\n')
     return load_policy(path)
 
@@ -106,9 +100,9 @@ def test_an_off_surface_qualname_judges_only_that_def_and_its_members(tmp_path):
     policy = surface_policy_with_whole_ep(tmp_path, "sglang/srt/ep/layer.py::EPMoE.forward_mamba", "not DeepSeek")
     layer = "sglang/srt/ep/layer.py"
     assert policy.off_surface_for(layer, "EPMoE.forward_mamba").path == "sglang/srt/ep/layer.py::EPMoE.forward_mamba"
-    assert policy.judged_by_lines(layer, "EPMoE.forward_mamba.inner")
-    assert not policy.flag_built(layer, "EPMoE.forward_mamba")
-    assert not policy.judged_by_lines(layer, "EPMoE.forward_mamba_v2") and not policy.judged_by_lines(layer, "EPMoE")
+    assert policy.off_surface_for(layer, "EPMoE.forward_mamba.inner") is not None
+    assert policy.off_surface_for(layer, "EPMoE.forward_mamba_v2") is None
+    assert policy.off_surface_for(layer, "EPMoE") is None
     assert policy.off_surface_for(layer) is None  # a file alone: only whole-file entries
     assert policy.whole_for(layer, "EPMoE") is not None
     assert policy.whole_for(layer, "EPMoE.forward_mamba") is None
@@ -117,4 +111,12 @@ def test_an_off_surface_qualname_judges_only_that_def_and_its_members(tmp_path):
 def test_an_off_surface_file_inside_a_whole_folder_is_judged_off_the_surface(tmp_path):
     policy = surface_policy_with_whole_ep(tmp_path, "sglang/srt/ep/amd.py", "not NVIDIA")
     assert policy.whole_for("sglang/srt/ep/deepep.py").reason == "2 GPUs"
-    assert policy.whole_for("sglang/srt/ep/amd.py") is None and policy.judged_by_lines("sglang/srt/ep/amd.py")
+    assert policy.whole_for("sglang/srt/ep/amd.py") is None and policy.off_surface_for("sglang/srt/ep/amd.py")
+
+
+def test_a_plan_mode_table_is_refused(tmp_path):
+    """One planner: a policy that still picks a mode would silently be planned otherwise than it says."""
+    path = tmp_path / "policy.toml"
+    path.write_text('[plan]\nmode = "lean"\n')
+    with pytest.raises(SlimError, match=r"\[plan\] is gone"):
+        load_policy(path)

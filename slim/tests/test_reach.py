@@ -1,4 +1,4 @@
-"""The "reach" plan mode on the fixture package: imported modules and defs that nothing that
+"""The plan on the fixture package: imported modules and defs that nothing that
 ran reaches go; registries, re-exports and __all__ follow."""
 
 import os
@@ -13,7 +13,6 @@ from slim.errors import SlimError
 from slim.plan import UNREACHED, make_function_plan, package_files
 from slim.policy import Keep, OffSurface, Policy, Sampled, Whole
 from slim.reach import (
-    COLD_STUB,
     ERROR_HANDLER,
     HIERARCHY,
     NEVER_RUN,
@@ -35,20 +34,14 @@ RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler
        f"{REACH}/adapters/default.py": [], f"{REACH}/adapters/other.py": [], f"{REACH}/rare.py": []}
 
 
-def planned(wheel_tree, mode: str, **policy):
+def planned(wheel_tree, **policy):
     root, pin = wheel_tree
-    return make_function_plan(root, package_files(root), [recording_of(root, RAN)],
-                              Policy(mode=mode, **policy)), root, pin
+    return make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(**policy)), root, pin
 
 
 @pytest.fixture
 def reach_planned(wheel_tree):
-    return planned(wheel_tree, "reach")
-
-
-@pytest.fixture
-def lean_planned(wheel_tree):
-    return planned(wheel_tree, "lean")
+    return planned(wheel_tree)
 
 
 def files(plan):
@@ -81,33 +74,32 @@ def test_defs_follow_what_ran(reach_planned):
     assert init.imports == ["DeadThing"] and init.registry == ["DeadThing"]
 
 
-def test_lean_keeps_every_route_of_a_live_app(lean_planned, reach_planned):
+def test_every_route_of_a_live_app_is_kept(reach_planned):
     """A route handler is named only by its decorator: no workload called it, but it is the surface."""
-    assert decisions(lean_planned[0], f"{REACH}/scan.py")["flush_route"] == ("keep", ROUTE)
-    assert decisions(reach_planned[0], f"{REACH}/scan.py")["flush_route"] == ("delete", NEVER_RUN)
+    assert decisions(reach_planned[0], f"{REACH}/scan.py")["flush_route"] == ("keep", ROUTE)
 
 
-def test_lean_a_class_never_instantiated_keeps_no_methods_off_the_surface(wheel_tree, lean_planned, reach_planned):
+def test_a_class_never_instantiated_keeps_no_methods_off_the_surface(wheel_tree, reach_planned):
     """Off the surface only: inside it a flag no scenario set may build the class (a TypeError at
     start-up when its methods were cut)."""
     off = OffSurface(f"{REACH}/base.py", "another family's classes")
-    base = decisions(planned(wheel_tree, "lean", off_surface=(off,))[0], f"{REACH}/base.py")
-    assert decisions(lean_planned[0], f"{REACH}/base.py")["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
+    base = decisions(planned(wheel_tree, off_surface=(off,))[0], f"{REACH}/base.py")
+    assert decisions(reach_planned[0], f"{REACH}/base.py")["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
     assert base["Unbuilt"] == ("keep", REFERENCED)  # an isinstance check names it
     for member in ("__init__", "__repr__", "run"):  # no dunder or family protocol without an instance
         assert base[f"Unbuilt.{member}"] == ("delete", NEVER_RUN), member
-    assert base["Unbuilt._legacy"][0] == "keep"  # `legacy = _legacy` in its body
+    assert base["Unbuilt._legacy"] == ("stub", OFF_SURFACE_STUB)  # `legacy = _legacy` in its body: the name stays
     assert base["UnbuiltChild"][0] == "delete"  # nothing names it
-    assert base["Built.run"] == ("keep", HIERARCHY)  # BuiltChild ran: Built's protocol stays for it
+    assert base["Built.run"] == ("stub", OFF_SURFACE_STUB)  # BuiltChild ran: Built's protocol stays (never run: a stub)
     assert base["Built.__init__"] == ("keep", "implicit (dunder)")
     assert base["UnbuiltError.__init__"] == ("keep", "implicit (dunder)")  # exceptions are not judged so
     assert base["Record.__post_init__"][1].startswith("run in")
     assert base["Record.describe"] == ("delete", NEVER_RUN)  # a dataclass's own method, never run
-    reach = decisions(reach_planned[0], f"{REACH}/base.py")  # reach keeps all of these
-    assert reach["Unbuilt.run"] == ("keep", HIERARCHY) and reach["Record.describe"][0] == "keep"
+    on_surface = decisions(reach_planned[0], f"{REACH}/base.py")  # inside the surface a flag may build it
+    assert on_surface["Unbuilt.run"] == ("keep", HIERARCHY)
 
 
-def test_lean_keeps_the_methods_of_a_request_class(wheel_tree):
+def test_a_request_class_keeps_its_methods(wheel_tree):
     """Under [[sampled]] paths (request handling) what runs depends on each request: a class there
     keeps its methods though none ran (a stop_regex that matches builds one), whoever names it.
     Not when the class sits in an [[off_surface]] file: that feature is refused at its front door."""
@@ -115,7 +107,7 @@ def test_lean_keeps_the_methods_of_a_request_class(wheel_tree):
     request = Sampled(f"{REACH}/", "request handling")
 
     def unbuilt(**policy):
-        plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(mode="lean", **policy))
+        plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(**policy))
         return decisions(plan, f"{REACH}/base.py")
 
     kept = unbuilt(sampled=(request,))
@@ -127,13 +119,12 @@ def test_lean_keeps_the_methods_of_a_request_class(wheel_tree):
     assert unbuilt(sampled=(request,), off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
 
 
-def test_lean_stubs_what_only_a_module_where_nothing_ran_holds(lean_planned, reach_planned, tmp_path):
-    rare = decisions(lean_planned[0], f"{REACH}/rare.py")
+def test_stubs_what_only_a_module_where_nothing_ran_holds(reach_planned, tmp_path):
+    rare = decisions(reach_planned[0], f"{REACH}/rare.py")
     assert rare["rare_path"] == ("stub", STUB)  # scan.py names it on a branch no recording took
     assert rare["_format"] == ("delete", NEVER_RUN)  # only the stubbed body named it
     assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")  # never instantiated, but on the surface
-    assert decisions(reach_planned[0], f"{REACH}/rare.py")["_format"] == ("keep", REFERENCED)
-    plan, root, pin = lean_planned
+    plan, root, pin = reach_planned
     out = tmp_path / "sglang"
     apply_plan(plan, root, pin, out)
     assert check_tree(out, root).errors == []
@@ -155,83 +146,58 @@ def with_lines(recording, root, cold: dict[str, set[int]]):
     return type(recording)(recording.path, {**recording.data, "lines": lines})
 
 
-def test_lines_stubs_what_only_unexecuted_lines_name(wheel_tree, lean_planned, tmp_path):
-    root, pin = wheel_tree
-    scan = (root / REACH / "scan.py").read_text().splitlines()
-    rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
-    recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines"))
-    used = decisions(plan, f"{REACH}/used.py")
-    assert used["helper_on_error"] == ("stub", COLD_STUB)  # its module ran; only the rare branch names it
-    assert used["helper"][0] == "keep" and used["helper_unused"] == ("delete", NEVER_RUN)
-    assert decisions(lean_planned[0], f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
-    out = tmp_path / "sglang"
-    apply_plan(plan, root, pin, out)
-    assert check_tree(out, root).errors == []
-    with pytest.raises(SlimError, match="line-mode recordings"):
-        make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy(mode="lines"))
-
-
-def test_lines_leaves_sampled_paths_to_lean(wheel_tree):
-    """Under a [[sampled]] path (request content, load) no executed line naming a def is no
-    evidence: the def stays as lean decides it; elsewhere the same evidence stubs it."""
+def test_a_plan_from_recordings_without_lines_is_refused(wheel_tree):
+    """No lines table is no line evidence at all, not evidence that no line ran."""
     root, _ = wheel_tree
-    scan = (root / REACH / "scan.py").read_text().splitlines()
-    rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
-    recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
-    sampled = Sampled(f"{REACH}/used.py", "depends on what a request sends")
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines", sampled=(sampled,)))
-    assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
-    other = Sampled(f"{REACH}/plugins/", "not where helper_on_error lives")
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="lines", sampled=(other,)))
-    assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("stub", COLD_STUB)
+    recording = recording_of(root, RAN)
+    without = type(recording)(recording.path, {k: v for k, v in recording.data.items() if k != "lines"})
+    with pytest.raises(SlimError, match="line-mode recordings"):
+        make_function_plan(root, package_files(root), [without], Policy())
 
 
-def test_surface_judges_by_lines_only_off_the_surface(wheel_tree):
-    """"surface" is lean inside the supported surface (an unrecorded flag combination finds its
-    code whole) and "lines" under an [[off_surface]] path (a feature no scenario serves with)."""
+def test_a_never_run_def_is_stubbed_only_off_the_surface(wheel_tree):
+    """Inside the supported surface an unrecorded flag combination finds its code whole; under an
+    [[off_surface]] path or symbol (a feature no scenario serves with) a def that never ran is stubbed."""
     root, _ = wheel_tree
     scan = (root / REACH / "scan.py").read_text().splitlines()
     rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
     recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
     off = OffSurface(f"{REACH}/used.py", "a debugging aid")
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
+    plan = make_function_plan(root, package_files(root), [recording], Policy(off_surface=(off,)))
     used = decisions(plan, f"{REACH}/used.py")
     assert used["helper_on_error"] == ("stub", OFF_SURFACE_STUB) and used["helper"][0] == "keep"
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface"))
+    plan = make_function_plan(root, package_files(root), [recording], Policy())
     assert decisions(plan, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
     by_symbol = OffSurface(f"{REACH}/used.py", "a debugging aid", qualname="helper_on_error")
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(by_symbol,)))
+    plan = make_function_plan(root, package_files(root), [recording], Policy(off_surface=(by_symbol,)))
     used = decisions(plan, f"{REACH}/used.py")
     assert used["helper_on_error"] == ("stub", OFF_SURFACE_STUB) and used["helper"][0] == "keep"
 
 
-def test_surface_stubs_an_off_surface_def_an_executed_line_names_but_never_ran(wheel_tree):
+def test_an_off_surface_def_an_executed_line_names_but_never_ran_is_stubbed(wheel_tree):
     """Off the surface, an executed line that names a def is no reason to keep its body: the def
     never ran (`a and helper_on_error(x)` short-circuits), and its stub keeps the name for
-    code that passes it around; "lines" keeps it, as inside the surface a flag may call it."""
+    code that passes it around."""
     root, _ = wheel_tree
     scan = (root / REACH / "scan.py").read_text().splitlines()
     naming = {n for n, text in enumerate(scan, 1) if "helper_on_error" in text}
     assert naming, "the fixture names helper_on_error in scan.py"
     recording = with_lines(recording_of(root, RAN), root, {})  # every line ran, naming ones too
     off = OffSurface(f"{REACH}/used.py", "a debugging aid")
-    surface = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
+    surface = make_function_plan(root, package_files(root), [recording], Policy(off_surface=(off,)))
     assert decisions(surface, f"{REACH}/used.py")["helper_on_error"] == ("stub", OFF_SURFACE_STUB)
-    lines = make_function_plan(root, package_files(root), [recording], Policy(mode="lines"))
-    assert decisions(lines, f"{REACH}/used.py")["helper_on_error"] == ("keep", REFERENCED)
 
 
-def test_surface_keeps_whole_what_ran_code_calls_on_a_branch_no_recording_took(wheel_tree, tmp_path):
+def test_what_ran_code_calls_on_a_branch_no_recording_took_stays_whole(wheel_tree, tmp_path):
     """A function that ran calls `rare_path(...)` and `RareOptions()` on a branch no recording took
-    (a launch flag no scenario set): under "surface" they keep their bodies and methods, and so
+    (a launch flag no scenario set): they keep their bodies and methods, and so
     does what they call in turn (`_format`, `lazy_label`), so the flag's branch runs on the slimmed
-    tree. Under an [[off_surface]] path they are judged by what ran, as "lean" judges them."""
+    tree. Under an [[off_surface]] path they are judged by what ran."""
     root, pin = wheel_tree
     scan = (root / REACH / "scan.py").read_text().splitlines()
     rare_branch = {n for n, text in enumerate(scan, 1) if "SLIM_FIXTURE_RARE" in text or "rare_path(found)" in text}
     recording = with_lines(recording_of(root, RAN), root, {f"{REACH}/scan.py": rare_branch})
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface"))
+    plan = make_function_plan(root, package_files(root), [recording], Policy())
     rare = decisions(plan, f"{REACH}/rare.py")
     assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
     assert rare["RareOptions.__init__"][0] == "keep" and rare["rare_summary"][0] == "delete"
@@ -243,31 +209,31 @@ def test_surface_keeps_whole_what_ran_code_calls_on_a_branch_no_recording_took(w
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "level 1", run.stderr
     off = OffSurface(f"{REACH}/rare.py", "a feature outside the surface")
-    plan = make_function_plan(root, package_files(root), [recording], Policy(mode="surface", off_surface=(off,)))
+    plan = make_function_plan(root, package_files(root), [recording], Policy(off_surface=(off,)))
     rare = decisions(plan, f"{REACH}/rare.py")
     assert rare["rare_path"][0] == "stub" and rare["RareOptions.__init__"] == ("delete", NEVER_RUN)
 
 
-def test_lean_leaves_whole_paths_and_what_policy_code_calls(wheel_tree):
+def test_whole_paths_and_what_policy_code_calls_are_not_stubbed(wheel_tree):
     whole = Whole(f"{REACH}/rare.py", "needs 2 GPUs", "r1_fp8_tp2")
-    rare = decisions(planned(wheel_tree, "lean", wholes=(whole,))[0], f"{REACH}/rare.py")
+    rare = decisions(planned(wheel_tree, wholes=(whole,))[0], f"{REACH}/rare.py")
     assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
     assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")
     keep = Keep(f"{REACH}/lazy.py", None, "sm100 only", "dsv3_fp8_b200")  # lazy.py's fn calls rare_path
-    plan = planned(wheel_tree, "lean", keeps=(keep,))[0]
+    plan = planned(wheel_tree, keeps=(keep,))[0]
     rare = decisions(plan, f"{REACH}/rare.py")
     assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
     # through a def that never ran in a module where something ran (used.py) into one where nothing did
     assert decisions(plan, f"{REACH}/used.py")["helper_elsewhere"] == ("keep", REFERENCED)
     assert rare["rare_summary"] == ("keep", REFERENCED)
-    assert decisions(planned(wheel_tree, "lean")[0], f"{REACH}/rare.py")["rare_summary"] == ("delete", NEVER_RUN)
+    assert decisions(planned(wheel_tree)[0], f"{REACH}/rare.py")["rare_summary"] == ("delete", NEVER_RUN)
 
 
-def test_lean_leaves_whole_what_whole_paths_call_in_modules_where_nothing_ran(wheel_tree):
+def test_what_whole_paths_call_in_modules_where_nothing_ran_stays_whole(wheel_tree):
     whole = Whole(f"{REACH}/rare.py", "needs 2 GPUs", "r1_fp8_tp2")  # rare_path calls lazy.lazy_label
-    plan = planned(wheel_tree, "lean", wholes=(whole,))[0]
+    plan = planned(wheel_tree, wholes=(whole,))[0]
     assert decisions(plan, f"{REACH}/lazy.py")["lazy_label"] == ("keep", REFERENCED)  # whole, not a stub
-    assert decisions(planned(wheel_tree, "lean")[0], f"{REACH}/lazy.py")["lazy_label"][0] != "keep"
+    assert decisions(planned(wheel_tree)[0], f"{REACH}/lazy.py")["lazy_label"][0] != "keep"
 
 
 def test_modules_imported_for_their_registrations_stay(reach_planned):
@@ -293,9 +259,3 @@ def test_reach_tree_checks_and_the_registry_scan_still_runs(reach_planned, tmp_p
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child'] DefaultAdapter"  # beta and gamma are gone
-
-
-def test_names_mode_keeps_every_imported_module(wheel_tree):
-    root, _ = wheel_tree
-    plan = make_function_plan(root, package_files(root), [recording_of(root, RAN)], Policy())
-    assert files(plan)[f"{REACH}/plugins/beta.py"][0] and files(plan)[f"{REACH}/dead.py"][0]

@@ -6,7 +6,7 @@ from slim.defs import platform_names
 from slim.plan import LAZY_ON_REQUEST_PATH, request_path_imports
 from slim.policy import OffSurface, Policy, Sampled
 
-POLICY = Policy(mode="surface", sampled=(Sampled("sglang/srt/entrypoints/", "request handling"),),
+POLICY = Policy(sampled=(Sampled("sglang/srt/entrypoints/", "request handling"),),
                 off_surface=(OffSurface("sglang/srt/npu/", "not NVIDIA"),))
 FILES = {
     "sglang/srt/entrypoints/http.py": ("def serve(ssl):\n    if ssl:\n"

@@ -3,7 +3,7 @@
 Parsing a whole module with libcst costs ~0.15 ms a line (the kept tree: ~80 s of CPU on two
 cores' worth), so `ast` (fast) locates what changes and libcst only sees small units:
 - a deleted def is its own whole lines (a def always starts and ends a line), so it is cut by
-  the line span ast gives (decorators included), with `tidy` ("lean" plans) also the blank lines
+  the line span ast gives (decorators included), with `tidy` (what `slim apply` writes) also the blank lines
   after it (no runs of blank lines left between survivors); a body left empty gets `pass`;
 - a stubbed def keeps its decorator and signature lines; its body lines become one `raise`;
 - platform folding, registry entries and unused imports: libcst on the innermost statement
