@@ -57,7 +57,6 @@ class Scan:
     idents: list[tuple[int, str]]  # (line, identifier), sorted
     modules: list[tuple[int, str]]  # (line, module) an import there may load or a string there names, sorted
     computed_imports: bool  # import_module/__import__ called with a name it computes
-    imported: list[tuple[int, str]] = field(default_factory=list)  # (line, name) an import binds or loads
     calls: list[tuple[int, str]] = field(default_factory=list)  # (line, name) called there: `f()`, `x.f()`
     # sglang modules an import binds as an object, whose attributes may then be read: `import m`,
     # `from package import m`, and the module of a star import (its names flow on)
@@ -66,7 +65,6 @@ class Scan:
 
 def scan(tree: ast.AST, path: str = "") -> Scan:
     idents: list[tuple[int, str]] = []
-    imported: list[tuple[int, str]] = []
     modules: list[tuple[int, str]] = []
     calls: list[tuple[int, str]] = []
     namespaces: set[str] = set()
@@ -79,9 +77,7 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
         elif isinstance(sub, ast.Attribute):
             idents.append((sub.end_lineno, sub.attr))
         elif isinstance(sub, ast.alias):
-            names = [(sub.lineno, part) for part in sub.name.split(".") + ([sub.asname] if sub.asname else [])]
-            idents.extend(names)
-            imported.extend(names)
+            idents.extend((sub.lineno, part) for part in sub.name.split(".") + ([sub.asname] if sub.asname else []))
         elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and len(sub.value) < 2000:
             idents.extend((sub.lineno, word) for word in IDENT.findall(sub.value))
             modules.extend((sub.lineno, m) for m in string_modules(sub.value))
@@ -95,7 +91,7 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
     idents.sort()
     modules.sort()
     calls.sort()
-    return Scan(idents, modules, computed, imported, calls, namespaces)
+    return Scan(idents, modules, computed, calls, namespaces)
 
 
 def _spanned(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[tuple[int, str]]:
@@ -410,8 +406,6 @@ class ModuleIndex:
     exported: set[str] = field(default_factory=set)  # the names listed in __all__
     body_modules: set[str] = field(default_factory=set)  # sglang modules named in module-level strings
     computed_imports: bool = False  # imports modules by names it computes
-    # (line, identifier) of every use, imports not: only the "lines" plan reads it, so only it asks
-    uses: list[tuple[int, str]] = field(default_factory=list)
     # (line, word) of the strings a module-level `register...(...)` call passes: a registry that
     # imports its entry by module and class name (`register_backend("file", "...", "HiCacheFile")`)
     string_registrations: list[tuple[int, str]] = field(default_factory=list)
@@ -455,9 +449,8 @@ def module_level(tree: ast.Module, scanned: Scan, path: str):
     return +refs, bindings, exported, modules
 
 
-def index_module(path: str, source: bytes, with_uses: bool = False) -> ModuleIndex:
-    """Index one module: its defs, what its module-level code uses and imports, platform probes
-    (with_uses: and which line uses which identifier)."""
+def index_module(path: str, source: bytes) -> ModuleIndex:
+    """Index one module: its defs, what its module-level code uses and imports, platform probes."""
     tree = ast.parse(source)
     helpers, constants = platform_names(tree, path)
     if helpers or constants:
@@ -466,9 +459,7 @@ def index_module(path: str, source: bytes, with_uses: bool = False) -> ModuleInd
     body_refs, bindings, exported, modules = module_level(tree, scanned, path)
     return ModuleIndex(path, collect_defs(tree, scanned, path), Counter(name for _, name in scanned.idents),
                        registry_names(tree), helpers, constants, body_refs, bindings, exported, modules,
-                       scanned.computed_imports,
-                       sorted(set(scanned.idents) - set(scanned.imported)) if with_uses else [],
-                       string_registrations(tree), scanned.namespaces)
+                       scanned.computed_imports, string_registrations(tree), scanned.namespaces)
 
 
 def string_registrations(tree: ast.Module) -> list[tuple[int, str]]:

@@ -33,8 +33,8 @@ def cache_dir() -> Path:
     return cache_root() / "index" / _indexer_digest()
 
 
-def entry_key(path: str, source: bytes, with_uses: bool) -> str:
-    return hashlib.sha256(f"{path}\0{int(with_uses)}\0".encode() + source).hexdigest()
+def entry_key(path: str, source: bytes) -> str:
+    return hashlib.sha256(f"{path}\0".encode() + source).hexdigest()
 
 
 def load(key: str):

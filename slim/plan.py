@@ -180,21 +180,21 @@ def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
     return lines
 
 
-def _index_all(tree: Path, files: list[str], with_uses: bool = False) -> list:
+def _index_all(tree: Path, files: list[str]) -> list:
     """Index the kept modules: from the index cache where it has them, the others anew (and
     into the cache)."""
-    keys = {f: index_cache.entry_key(f, (tree / f).read_bytes(), with_uses) for f in files}
+    keys = {f: index_cache.entry_key(f, (tree / f).read_bytes()) for f in files}
     indexes = {f: index_cache.load(keys[f]) for f in files}
     missing = [f for f in files if indexes[f] is None]
-    for path, pickled in zip(missing, _index_fresh(tree, missing, with_uses), strict=True):
+    for path, pickled in zip(missing, _index_fresh(tree, missing), strict=True):
         index_cache.store(keys[path], pickled)
         indexes[path] = pickle.loads(pickled)
     return [indexes[f] for f in files]
 
 
-def _index_fresh(tree: Path, files: list[str], with_uses: bool) -> list[bytes]:
+def _index_fresh(tree: Path, files: list[str]) -> list[bytes]:
     """Each module's index, pickled; in worker processes on a big tree (ast is CPU-bound)."""
-    jobs = [(str(tree), f, with_uses) for f in files]
+    jobs = [(str(tree), f) for f in files]
     if len(files) < 50:
         return [_index_one(job) for job in jobs]
     from concurrent.futures import ProcessPoolExecutor
@@ -205,8 +205,8 @@ def _index_fresh(tree: Path, files: list[str], with_uses: bool) -> list[bytes]:
 
 def _index_one(job) -> bytes:
     """One module's index, pickled: the form both the cache and the worker's reply take."""
-    tree, path, with_uses = job
-    return pickle.dumps(defs.index_module(path, (Path(tree) / path).read_bytes(), with_uses))
+    tree, path = job
+    return pickle.dumps(defs.index_module(path, (Path(tree) / path).read_bytes()))
 
 
 def _hierarchy_runs(indexes, ran_keys) -> dict[str, set[str]]:

@@ -19,9 +19,9 @@ def _count_indexing(monkeypatch) -> list[str]:
     indexed: list[str] = []
     real = defs.index_module
 
-    def counting(path, source, with_uses=False):
+    def counting(path, source):
         indexed.append(path)
-        return real(path, source, with_uses)
+        return real(path, source)
 
     monkeypatch.setattr(defs, "index_module", counting)
     return indexed
@@ -44,7 +44,7 @@ def test_a_changed_module_or_a_torn_entry_is_indexed_again(cache, monkeypatch):
     plan._index_all(tree, MODULES)
     changed, torn = MODULES
     (tree / changed).write_text((tree / changed).read_text() + "\n\ndef added():\n    return 1\n")
-    entry = index_cache.entry_key(torn, (tree / torn).read_bytes(), False)
+    entry = index_cache.entry_key(torn, (tree / torn).read_bytes())
     path = index_cache.cache_dir() / f"{entry}.pickle"
     path.write_bytes(path.read_bytes()[:20])
     indexed = _count_indexing(monkeypatch)
@@ -52,12 +52,6 @@ def test_a_changed_module_or_a_torn_entry_is_indexed_again(cache, monkeypatch):
     assert sorted(indexed) == sorted(MODULES)
     assert "added" in {d.qualname for d in fresh[0].defs}
     assert index_cache.load(entry) == fresh[1]  # rewritten whole
-
-
-def test_per_line_uses_are_their_own_entries(cache):
-    without = plan._index_all(FIXTURE_TREE, MODULES[:1])[0]
-    with_uses = plan._index_all(FIXTURE_TREE, MODULES[:1], with_uses=True)[0]
-    assert without.uses == [] and with_uses.uses
 
 
 def test_the_entries_of_another_indexer_version_go(cache):
