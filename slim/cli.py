@@ -36,8 +36,10 @@ def fetch(wheel: Annotated[Path | None, typer.Option(help="Use this local wheel 
 @app.command()
 def scenarios(db: DbOpt = DB,
               plan: Annotated[str | None, typer.Option(help="Print this scenario's launch plan (dry run).")] = None,
+              wide: Annotated[bool, typer.Option("--wide", help="Every column, and each scenario's note.")] = False,
+              as_json: Annotated[bool, typer.Option("--json", help="Every scenario's row and note as JSON.")] = False,
               ) -> None:
-    """List the scenarios: what each needs, and where/when it was last recorded."""
+    """List the scenarios: what each needs, its state, and where/when it was last recorded."""
     from scenarios.spec import load_scenario, scenario_names
     from slim.recording import PENDING, last_recorded
 
@@ -57,21 +59,31 @@ def scenarios(db: DbOpt = DB,
         return
     recorded = last_recorded(db)
     pending = last_recorded(db / PENDING) if (db / PENDING).is_dir() else {}
-    table = Table("scenario", "GPUs", "nodes", "sm", "last recorded", "pending recording", "state")
-    notes = []
-    for name in scenario_names():
-        s = load_scenario(name)
-        if s.status or s.awaiting_verify:
-            notes.append(f"{name}: {s.status or s.awaiting_verify}")
-        state = ("recorded, verify pending: see below" if name in recorded and s.awaiting_verify
-                 else "recorded" if name in recorded else "pending: see below" if name in pending
-                 else "not recorded: see below" if s.status else "not recorded yet")
-        table.add_row(name, str(s.hardware.gpus), str(s.hardware.nodes),
-                      f"{round(s.hardware.min_compute_capability * 10)}+", recorded.get(name, "never"),
-                      pending.get(name, "-"), state)
+    rows = [scenario_row(name, load_scenario(name), recorded, pending) for name in scenario_names()]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    columns = ["scenario", "GPUs", "nodes", "sm", "last recorded", "pending recording", "state"] if wide \
+        else ["scenario", "GPUs", "state"]
+    table = Table(*columns)
+    table.columns[0].no_wrap = True  # the one column a user needs whole
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
     console.print(table)
-    for line in notes:
-        console.print(f"- {line}", highlight=False)
+    for row in rows if wide else []:
+        if row["note"]:
+            console.print(f"- {row['scenario']}: {row['note']}", highlight=False)
+    if not wide:
+        console.print("each scenario's note and recordings: slim scenarios --wide (or --json)", highlight=False)
+
+
+def scenario_row(name: str, s, recorded: dict[str, str], pending: dict[str, str]) -> dict[str, str]:
+    """One scenario's row: its needs, its last (and pending) recording, its state in a few words."""
+    state = ("awaiting verify" if name in recorded and s.awaiting_verify else "recorded" if name in recorded
+             else "pending" if name in pending else "not recorded (note)" if s.status else "not recorded yet")
+    return {"scenario": name, "GPUs": str(s.hardware.gpus), "nodes": str(s.hardware.nodes),
+            "sm": f"{round(s.hardware.min_compute_capability * 10)}+", "last recorded": recorded.get(name, "never"),
+            "pending recording": pending.get(name, "-"), "state": state, "note": s.status or s.awaiting_verify or ""}
 
 
 @app.command()

@@ -1,5 +1,7 @@
 """`slim scenarios`: the matrix with each scenario's state, read from the committed coverage_db."""
 
+import json
+
 from typer.testing import CliRunner
 
 from scenarios.spec import load_scenario, scenario_names
@@ -9,13 +11,23 @@ from slim.recording import PENDING
 
 
 def test_the_matrix_tells_recorded_pending_and_unrecorded_apart():
-    result = CliRunner().invoke(app, ["scenarios"], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(app, ["scenarios", "--json"])
     assert result.exit_code == 0, result.output
-    state = {cells[1].strip(): cells[-2].strip() for cells in
-             (line.split("│") for line in result.output.splitlines() if line.startswith("│"))}
+    state = {row["scenario"]: row["state"] for row in json.loads(result.output)}
+    assert set(state) == set(scenario_names())
     pending = {p.name for p in (DB / PENDING).iterdir()} if (DB / PENDING).is_dir() else set()
     assert state["dsv3_fp8_tp1_surface_requests"] == "recorded"  # verified on the committed tree
-    assert all(state[name] == "pending: see below" for name in pending)
-    assert state["r1_nvfp4_ep16"] == "not recorded: see below"
+    assert all(state[name] == "pending" for name in pending)
+    assert state["r1_nvfp4_ep16"] == "not recorded (note)"
     awaiting = [name for name in scenario_names() if load_scenario(name).awaiting_verify]
-    assert all(state[name] == "recorded, verify pending: see below" for name in awaiting)
+    assert all(state[name] == "awaiting verify" for name in awaiting)
+
+
+def test_at_80_columns_every_scenario_name_is_whole():
+    result = CliRunner().invoke(app, ["scenarios"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines())
+    shown = {line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")}
+    assert shown == set(scenario_names())
+    wide = CliRunner().invoke(app, ["scenarios", "--wide"], env={"COLUMNS": "250"}).output
+    assert "last recorded" in wide and "- r1_nvfp4_ep16: " in wide
