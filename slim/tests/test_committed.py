@@ -47,6 +47,30 @@ def test_recordings_are_real_gpu_runs(recordings):
             tuple(f"_surface_{w}" for w in ("requests", "admin")))) for o in recording.outputs if o["compare"])
 
 
+DYNAMO_RESUME = "torch_dynamo_resume_in_"  # torch.compile's continuations: code objects with no def line
+
+
+def test_recordings_hold_real_upstream_functions_and_one_process_tree(recordings):
+    """Content, not just fields: every function a recording ran is a def or class (or its decorator)
+    at that line of the pinned upstream source, and the server's processes form one tree under the
+    launch command."""
+    tree = default_tree(load_pin())
+    if not tree.is_dir():
+        pytest.skip("upstream not fetched: run `slim fetch` (ci/setup.sh does)")
+    sources: dict[str, list[str]] = {}
+    for recording in recordings:
+        for file, qualname, line, *_ in recording.data["functions"]:
+            if file not in sources:
+                sources[file] = (tree / file).read_text(errors="replace").splitlines()
+            if "<" in qualname or qualname.rsplit(".", 1)[-1].startswith(DYNAMO_RESUME):
+                continue
+            text = sources[file][line - 1].lstrip()
+            assert text.startswith(("def ", "async def ", "class ", "@")), (recording.name, file, qualname, line)
+        pids = {p["pid"] for p in recording.data["processes"]}
+        roots = [p for p in recording.data["processes"] if p["ppid"] not in pids]
+        assert len(roots) == 1 and roots[0]["argv"][0].endswith("sglang/launch_server.py"), recording.name
+
+
 def test_pending_recordings_are_gpu_runs_whose_scenario_says_why_they_wait():
     """coverage_db/pending/ holds runs no plan reads yet: they load like committed ones (pinned
     version, schema), sit under their own scenario, and exactly their scenarios' statuses say
