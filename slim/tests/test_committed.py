@@ -88,6 +88,8 @@ def test_pending_runs_carry_a_verify_of_the_committed_tree():
     """A pending run is an unseen scenario checked on the GPU: beside it, the report of the
     committed tree serving it, and its scenario's status says how that went."""
     pending = load_pending(DB, load_pin().version)
+    if not pending:  # a visible skip, not a loop over nothing that passes
+        pytest.skip("no pending recording in coverage_db/pending/")
     digest = tree_digest(OUT)
     for recording in pending:
         report = json.loads(recording.path.with_name(recording.name + ".verify.json").read_text())
