@@ -15,8 +15,22 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
-PLATFORM_HELPERS = frozenset({"is_hip", "is_npu", "is_cpu", "is_xpu", "is_musa", "is_hpu", "is_mps", "use_mlx"})
-PLATFORM_MODULES = frozenset({"sglang.srt.utils", "sglang.srt.utils.common", "sglang.srt.utils.tensor_bridge"})
+from slim.module_names import (  # noqa: F401 - re-exported: the indexer's public names
+    DYNAMIC_IMPORTS,
+    MODULE_STRING,
+    import_targets,
+    module_name,
+    resolve_relative,
+    string_modules,
+)
+from slim.platform_names import (  # noqa: F401 - re-exported
+    PLATFORM_HELPERS,
+    PLATFORM_MODULES,
+    _PlatformPruner,
+    platform_names,
+)
+from slim.syntax import compound_bodies, dotted, first_line, module_statements
+
 # Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
 # numba): the Python code object never runs, so "never run" says nothing about them.
 COMPILED_DECORATOR = re.compile(r"jit|compile|kernel|autotune|heuristics")
@@ -35,14 +49,6 @@ DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", 
 # methods of the others (dataclass, pydantic, NamedTuple, msgspec) as plain methods.
 MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", "TypedDict", "Structure", "Union"}
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
-
-
-def dotted(node: ast.AST) -> str:
-    if isinstance(node, ast.Call):
-        return dotted(node.func)
-    if isinstance(node, ast.Attribute):
-        return f"{dotted(node.value)}.{node.attr}"
-    return node.id if isinstance(node, ast.Name) else ""
 
 
 def identifier_lines(node: ast.AST | None) -> list[tuple[int, str]]:
@@ -103,32 +109,8 @@ def in_span(items: list[tuple[int, str]], lines: list[int], first: int, last: in
     return [value for _, value in _spanned(items, lines, first, last)]
 
 
-# "sglang.a.b", "sglang.a.b.Class", "sglang.a.b:attr" (KernelSpec targets, lazy-import tables).
-MODULE_STRING = re.compile(r"(sglang(?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?::[A-Za-z_][A-Za-z0-9_.]*)?")
-DYNAMIC_IMPORTS = {"import_module", "__import__"}
 
 
-def import_targets(stmt: ast.Import | ast.ImportFrom, path: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(bound name, modules it may load) per alias: `import a.b.c` binds a and loads a.b.c (and
-    its packages); `from m import x` loads m, and m.x when x is a submodule."""
-    if isinstance(stmt, ast.Import):
-        return [(a.asname or a.name.split(".")[0], (a.name,)) for a in stmt.names]
-    module = resolve_relative(stmt.module, stmt.level, path) if path else "." * stmt.level + (stmt.module or "")
-    return [(a.asname or a.name, (module, f"{module}.{a.name}")) for a in stmt.names]
-
-
-def string_modules(text: str) -> list[str]:
-    """sglang modules a string may name ("sglang.srt.x", "sglang.srt.x.Class", "sglang.srt.x:fn"
-    for importlib): each dotted prefix, since which of them is the module only the tree knows."""
-    match = MODULE_STRING.fullmatch(text)
-    if not match:
-        return []
-    parts = match.group(1).split(".")
-    return [".".join(parts[:n]) for n in range(2, len(parts) + 1)]
-
-
-def first_line(node: ast.AST) -> int:
-    return min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
 
 
 def is_trivial(body: list[ast.stmt]) -> bool:
@@ -167,14 +149,6 @@ class Def:
     @property
     def lines(self) -> int:
         return self.end - self.line + 1
-
-
-def _compound_bodies(stmt: ast.stmt) -> list[list[ast.stmt]]:
-    """Bodies of if/try/with/for/while in source order (libcst visits them in the same order)."""
-    bodies = [getattr(stmt, name, []) for name in ("body",)]
-    bodies += [h.body for h in getattr(stmt, "handlers", [])]
-    bodies += [getattr(stmt, name, []) for name in ("orelse", "finalbody")]
-    return bodies
 
 
 def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str | None:
@@ -257,7 +231,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                             d.own_refs.subtract(inner.refs)
                             d.imports -= inner.imports
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
-                for sub in _compound_bodies(node):
+                for sub in compound_bodies(node):
                     walk(sub, prefix, in_class, class_implicit, machinery)
 
     walk(tree.body, "", None, None, None)
@@ -276,113 +250,8 @@ def registry_names(tree: ast.Module) -> Counter:
     return found
 
 
-def resolve_relative(module: str | None, level: int, path: str) -> str:
-    """The absolute module of `from <level dots><module> import ...` in file `path`
-    ('sglang/srt/x/__init__.py': one dot is sglang.srt.x itself)."""
-    if not level:
-        return module or ""
-    package = module_name(path).split(".")
-    if not path.endswith("__init__.py"):
-        package = package[:-1]
-    base = package[: len(package) - (level - 1)]
-    return ".".join(base + ([module] if module else []))
 
 
-def module_name(path: str) -> str:
-    """'sglang/srt/utils/__init__.py' -> 'sglang.srt.utils'."""
-    parts = path.removesuffix(".py").split("/")
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _bindings(tree: ast.Module) -> Counter:
-    """How often each name is bound anywhere in the file (assignments, args, defs, imports, global)."""
-    bound: Counter = Counter()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound[node.id] += 1
-        elif isinstance(node, ast.arg):
-            bound[node.arg] += 1
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound[node.name] += 1
-        elif isinstance(node, ast.alias):
-            bound[node.asname or node.name.split(".")[0]] += 1
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            bound.update(node.names * 2)  # rebound elsewhere: never fold
-    return bound
-
-
-def _folds_false(node: ast.expr, helpers: set[str], constants: set[str]) -> bool:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return node.func.id in helpers and not node.args and not node.keywords
-    if isinstance(node, ast.Name):
-        return node.id in constants
-    if isinstance(node, ast.BoolOp):
-        falses = [_folds_false(v, helpers, constants) for v in node.values]
-        return any(falses) if isinstance(node.op, ast.And) else all(falses)
-    return False
-
-
-def _truth(node: ast.expr, helpers: set[str], constants: set[str]) -> bool | None:
-    """What a test is on NVIDIA: False/True when platform probes decide it, None otherwise
-    (the same three-valued logic as slim.transforms.platform.PlatformFolder, which folds it)."""
-    if isinstance(node, ast.Name):
-        return False if node.id in constants else None
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return False if node.func.id in helpers and not node.args and not node.keywords else None
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        value = _truth(node.operand, helpers, constants)
-        return None if value is None else not value
-    if isinstance(node, ast.BoolOp):
-        values = [_truth(v, helpers, constants) for v in node.values]
-        absorbing = not isinstance(node.op, ast.And)  # False absorbs `and`, True absorbs `or`
-        if absorbing in values:
-            return absorbing
-        return None if None in values else not absorbing
-    return None
-
-
-class _PlatformPruner(ast.NodeTransformer):
-    """Drops the branches PlatformFolder will fold away, so names used only on HIP/NPU/CPU/XPU
-    paths do not count as references that keep a def alive."""
-
-    def __init__(self, helpers: set[str], constants: set[str]) -> None:
-        self.helpers, self.constants = helpers, constants
-
-    def visit_If(self, node: ast.If):
-        self.generic_visit(node)
-        value = _truth(node.test, self.helpers, self.constants)
-        return node if value is None else (node.body if value else node.orelse)
-
-    def visit_IfExp(self, node: ast.IfExp):
-        self.generic_visit(node)
-        value = _truth(node.test, self.helpers, self.constants)
-        return node if value is None else (node.body if value else node.orelse)
-
-
-def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
-    """(helpers, constants) provably False on NVIDIA: is_hip() & co. imported from sglang's utils,
-    and module-level names assigned once from them (`_is_hip = is_hip()`)."""
-    platform_imports = [stmt for stmt in tree.body if isinstance(stmt, ast.ImportFrom)
-                        and resolve_relative(stmt.module, stmt.level, path) in PLATFORM_MODULES]
-    imported = {alias.asname or alias.name for stmt in platform_imports for alias in stmt.names
-                if alias.name in PLATFORM_HELPERS}
-    defines = path.startswith("sglang/srt/utils/common")
-    if not imported and not defines:
-        return set(), set()  # nothing to fold: skip the walk over every binding in the file
-    bound = _bindings(tree)
-    helpers = {local for local in imported if bound[local] == 1}
-    if defines:
-        helpers |= {name for name in PLATFORM_HELPERS if bound[name] == 1}  # defined here
-    # A parameter of the same name (`def f(is_npu: bool)`) shadows the helper only inside its
-    # function: the helper is not folded, but module-level `_is_npu = is_npu()` still calls it.
-    params = Counter(node.arg for node in ast.walk(tree) if isinstance(node, ast.arg))
-    at_module = helpers | {local for local in imported if bound[local] - params[local] == 1}
-    constants: set[str] = set()
-    for stmt in tree.body:
-        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and bound[stmt.targets[0].id] == 1 and _folds_false(stmt.value, at_module, constants)):
-            constants.add(stmt.targets[0].id)
-    return helpers, constants
 
 
 @dataclass(frozen=True)
@@ -412,15 +281,6 @@ class ModuleIndex:
     namespaces: set[str] = field(default_factory=set)  # see Scan.namespaces
 
 
-def _module_statements(body: list[ast.stmt]):
-    """Module-level statements, descending into if/try/with/for bodies but not into defs."""
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
-            for sub in _compound_bodies(stmt):
-                yield from _module_statements(sub)
-
-
 def _is_all(stmt: ast.stmt) -> bool:
     targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
     return any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets)
@@ -430,7 +290,7 @@ def module_level(tree: ast.Module, scanned: Scan, path: str):
     """(body refs, import bindings, __all__ names, modules named in strings). Body refs leave out defs
     (they are weighed one by one), imports (bindings, not uses) and `__all__` (pruned when dead)."""
     bindings, skip, exported = [], set(), set()
-    for stmt in _module_statements(tree.body):
+    for stmt in module_statements(tree.body):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) \
                 or (isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and _is_all(stmt)):
             skip.update(range(first_line(stmt), stmt.end_lineno + 1))

@@ -2,9 +2,9 @@
 
 Indexing the ~1,600 kept upstream modules is most of a plan's time, and the upstream tree is
 pinned: after one plan, the next reads its indexes instead of parsing the tree again. An entry is
-keyed by everything an index depends on: the indexer's source (`slim/defs.py`, which imports
-nothing else of slim), the Python version (its `ast`), the module's path (relative imports
-resolve from it) and bytes, and whether per-line uses were asked for. A torn or unreadable entry
+keyed by everything an index depends on: the indexer's source (`slim/defs.py` and the slim
+modules it imports, INDEXER_MODULES), the Python version (its `ast`), the module's path (relative
+imports resolve from it) and bytes, and whether per-line uses were asked for. A torn or unreadable entry
 is a miss: the module is indexed again and the entry rewritten.
 """
 
@@ -18,13 +18,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from slim import defs
+from slim import defs, module_names, platform_names, syntax
 from slim.upstream import cache_root
+
+# The indexer: defs.py and what it imports (a change to any of them changes every index).
+INDEXER_MODULES = (defs, module_names, platform_names, syntax)
 
 
 @functools.cache
 def _indexer_digest() -> str:
-    digest = hashlib.sha256(Path(defs.__file__).read_bytes())
+    digest = hashlib.sha256()
+    for module in INDEXER_MODULES:
+        digest.update(Path(module.__file__).read_bytes())
     digest.update(sys.version.encode())
     return digest.hexdigest()[:16]
 

@@ -64,73 +64,42 @@ ones only a registry scan loaded (every model file), or only dead imports named.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from slim.defs import Binding, Def, ModuleIndex, module_name
 from slim.policy import Policy
-
-NEVER_RUN = "never run in any recording"
-RAN = "run in "  # the reason of a def some recording ran: "run in <scenarios>"
-REFERENCED = "referenced by kept code"
-HOLDS_KEPT = "holds members that ran or are kept by policy"
-SAME_NAME = "implicit (a kept method elsewhere has this name)"
-HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
-OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementations, backend probes)"
-ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
-REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
-STUB = "stub (named by kept code, never run, nothing in its module ran: the body raises)"
-OFF_SURFACE_STUB = "stub (never run, and off the supported surface: policy [[off_surface]]; the body raises)"
-STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
-# Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
-ERROR_HANDLER_DECORATORS = {"exception_handler"}
-ROUTE = "implicit (an HTTP route of a live app: the request surface)"
-# `@app.post("/generate")`, `@health_router.get(...)`: a route handler is a root of the surface
-# whether or not a workload called it (nothing in the tree names it but its decorator).
-ROUTE_METHODS = {"get", "post", "put", "delete", "patch", "api_route", "websocket"}
-CONSTRUCTORS = {"__init__", "__new__"}
-# Class-level hooks Python calls without an instance: they stay in a never-instantiated class.
-CLASS_HOOKS = {"__init_subclass__", "__class_getitem__"}
-EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt")
-
-Key = tuple[str, str, int]  # (file, qualname, co_firstlineno)
-HOLDS = "holds "  # the start of the reason of a module kept only because a def in it is
-
-
-@dataclass
-class Liveness:
-    modules: dict[str, str] = field(default_factory=dict)  # live module file -> why
-    defs: dict[Key, str] = field(default_factory=dict)  # live def -> why
-    needed: set[str] = field(default_factory=set)  # every name live code uses
-    stubs: set[Key] = field(default_factory=set)  # live defs kept as a signature whose body raises
+from slim.reach_reasons import (  # noqa: F401 - re-exported: the reasons callers and tests compare
+    CLASS_HOOKS,
+    CONSTRUCTORS,
+    ERROR_HANDLER,
+    ERROR_HANDLER_DECORATORS,
+    EXCEPTION_SUFFIXES,
+    HIERARCHY,
+    HOLDS,
+    HOLDS_KEPT,
+    NEVER_RUN,
+    OFF_SURFACE_STUB,
+    OVERRIDE,
+    RAN,
+    REFERENCED,
+    REGISTERS,
+    ROUTE,
+    ROUTE_METHODS,
+    SAME_NAME,
+    STUB,
+    STUBBABLE,
+    Key,
+    Liveness,
+    _key,
+    _positive,
+    _registers,
+    _routes,
+)
+from slim.reach_roots import _import_time_roots, _policy_reach, import_time_names  # noqa: F401 - re-exported
+from slim.reach_rules import ReachRules
 
 
-def _key(path: str, d: Def) -> Key:
-    return (path, d.qualname, d.line)
-
-
-def _registers(decorator: str) -> bool:
-    """`@register_x(...)`: upstream's registration decorators say so in their name (a caching or
-    debugging wrapper like `@cache_once` does not make its module's import matter)."""
-    return decorator.split(".")[0].startswith("register")
-
-
-def _routes(decorator: str) -> bool:
-    """`app.post`, `router.get`, `health_router.get`: FastAPI's route registration on an app or router."""
-    owner, _, method = decorator.rpartition(".")
-    return method in ROUTE_METHODS and (owner == "app" or owner.endswith("router"))
-
-
-def _declarative(d: Def) -> bool:
-    """A dataclass or a pydantic/enum/... body (or inside one): built without an `__init__` of its own."""
-    return d.implicit is not None or d.declarative
-
-
-def _positive(refs) -> list[str]:
-    return [name for name, count in refs.items() if count > 0]
-
-
-class _Reach:
+class _Reach(ReachRules):
     def __init__(self, indexes: list[ModuleIndex], family_runs: dict[tuple[str, str], set[str]],
                  policy: Policy, policy_live: set[Key] | None = None,
                  executed: dict[str, set[int]] | None = None) -> None:
@@ -303,151 +272,6 @@ class _Reach:
                     if reason:
                         self.define(other_path, other, reason)
 
-    def _member_reason(self, path: str, member: Def) -> str | None:
-        """Why a member of a live class stays, strongest reason first; None: it goes (so far)."""
-        key = _key(path, member)
-        if key in self.fixed:
-            return self.fixed[key]
-        if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
-                and not self._aliased(path, member):
-            return None
-        if member.kind != "class" and (implicit := self._implicit(member)):
-            return implicit
-        if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
-            return HIERARCHY
-        if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
-            return OVERRIDE
-        if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
-                and not _declarative(self.defs[(path, member.parent)]) \
-                and not self._on_request_path(path, member.qualname) \
-                and not self._flag_built(path, member):
-            return None  # (a dataclass is built without a method of its own running: not so judged)
-        if member.name in self.out.needed:
-            return REFERENCED
-        if member.kind == "method" and member.name in self.live_methods:
-            return SAME_NAME
-        return None
-
-    def _aliased(self, path: str, member: Def) -> bool:
-        """`alias = method` in its class body: the class statement itself uses the method."""
-        return self.defs[(path, member.parent)].own_refs[member.name] > 0
-
-    def _implicit(self, d: Def) -> str | None:
-        """Why a def stays whatever ran (a dataclass body no longer says so: its methods are plain methods)."""
-        return d.lean_implicit
-
-    def _on_request_path(self, path: str, qualname: str) -> bool:
-        """Request handling on the surface (a [[sampled]] path, not an [[off_surface]] file): what runs
-        there depends on each request's fields and the batch it joins, so a workload is no evidence
-        that a def is unused. No def there is stubbed and no class loses methods for not having run,
-        not even another feature's (`session.supports_swa()` is asked on every session request)."""
-        return self.policy.sampled_for(path) is not None and self.policy.off_surface_for(path) is None
-
-    def _stub(self, path: str, d: Def) -> str | None:
-        """Why the def is kept as a signature whose body raises; None: it is kept whole."""
-        key = _key(path, d)
-        if self._on_request_path(path, d.qualname):
-            return None
-        if not (d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
-                and self.out.defs[key] in STUBBABLE and key not in self.policy_live
-                and self.policy.whole_for(path, d.qualname) is None):
-            return None
-        if path not in self.touched_files and not self._flag_built(path, d):  # nothing in its module ran
-            return STUB
-        if key in self.fixed or self.policy.off_surface_for(path, d.qualname) is None:
-            return None
-        return OFF_SURFACE_STUB  # off the surface: the def never ran, whoever names it
-
-    def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
-        """Method names the in-tree ancestors of a class define (bases matched by name); asked once
-        per member of the class, walked once per class."""
-        if (path, qualname) not in self.ancestor_methods:
-            seen, todo, names = set(), list(self.defs[(path, qualname)].bases), set()
-            while todo:
-                base = todo.pop().rsplit(".", 1)[-1]
-                if base in seen:
-                    continue
-                seen.add(base)
-                for (other_path, other), d in self.class_defs.get(base, []):
-                    names.update(m.name for m in self.members[(other_path, other)] if m.kind == "method")
-                    todo.extend(d.bases)
-            self.ancestor_methods[(path, qualname)] = names
-        return self.ancestor_methods[(path, qualname)]
-
-    def _untouched(self, path: str, qualname: str) -> bool:
-        """A class with methods of its own none of which ran (nor is kept by policy) was never
-        put to work: kept code may name it (isinstance, a dispatch table, a subclass), but its
-        methods beyond the implicit ones and its family's protocol are not what a scenario calls."""
-        if (path, qualname) not in self.untouched:
-            own = [m for m in self.members[(path, qualname)] if m.kind == "method"]
-            self.untouched[(path, qualname)] = bool(own) and not any(_key(path, m) in self.fixed for m in own)
-        return self.untouched[(path, qualname)]
-
-    def _never_made(self, path: str, qualname: str) -> bool:
-        """The class is off the surface ([[off_surface]]), defines a constructor that never ran, is
-        no exception or declarative body, and no class deriving from it (by base name, any depth) ran
-        a method or is kept by policy. Only off the surface: inside it a flag no scenario set builds
-        such a class (`--enable-return-routed-experts` builds BaseHostCache), and a class without
-        its methods crashes there (TypeError at start-up, seen on GPU 2026-12-06)."""
-        if (path, qualname) not in self.never_made:
-            d = self.defs[(path, qualname)]
-            own = self.members[(path, qualname)]
-            self.never_made[(path, qualname)] = (
-                _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
-                and self.policy.off_surface_for(path, qualname) is not None
-                and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
-                and self._untouched(path, qualname) and not _declarative(d)
-                and not d.name.endswith(EXCEPTION_SUFFIXES)
-                and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
-                and not self._descendant_touched(d.name))
-        return self.never_made[(path, qualname)]
-
-    def _flag_built(self, path: str, d: Def) -> bool:
-        """Outside [[off_surface]]: code that ran calls the def (or its class) on a branch
-        no recording took, or through defs it so calls: a launch flag inside the surface takes it
-        (`IdleSleeper(...)` under --sleep-on-idle), so it keeps its body and its class its methods."""
-        name = self.defs[(path, d.parent)].name if d.kind == "method" else d.name
-        return name in self.called and self.policy.off_surface_for(path, d.qualname) is None
-
-    def _calls_from_ran(self, ran: list[Key]) -> set[str]:
-        """Functions and classes that functions which ran call on lines no recording executed (the
-        branch of a flag no scenario set), followed through everything those callees call where
-        none of their code ran. Methods are not followed by name: a class so kept keeps the
-        methods kept code names."""
-        executed = self.executed
-        never_ran: dict[str, set[str]] = defaultdict(set)
-        for (path, qualname), d in self.defs.items():
-            if d.parent is None and self.policy.off_surface_for(path, qualname) is None and not (
-                    _key(path, d) in self.fixed if d.kind == "function" else self._ran_inside(path, qualname)):
-                never_ran[d.name].update(name for _, name in d.calls)
-        todo = [name for path, qualname, _ in ran if (d := self.defs.get((path, qualname))) and d.kind != "class"
-                for line, name in d.calls if line not in executed.get(path, ())]
-        todo += [word for path, index in self.index.items() for line, word in index.string_registrations
-                 if line in executed.get(path, ())]  # a registry's entries by name: a flag picks one
-        seen: set[str] = set()
-        while todo:
-            name = todo.pop()
-            if name not in seen and name in never_ran:
-                seen.add(name)
-                todo.extend(never_ran[name])
-        return seen
-
-    def _ran_inside(self, path: str, qualname: str) -> bool:
-        """A member of the class (a method, a nested class) ran or is kept by policy."""
-        return any(_key(path, m) in self.fixed for m in self.members[(path, qualname)])
-
-    def _descendant_touched(self, name: str) -> bool:
-        seen, todo = set(), [name]
-        while todo:
-            for path, qualname in self.subclasses.get(todo.pop(), []):
-                if (path, qualname) in seen:
-                    continue
-                seen.add((path, qualname))
-                if self._ran_inside(path, qualname):
-                    return True
-                todo.append(self.defs[(path, qualname)].name)
-        return False
-
     def _class_live(self, path: str, d: Def) -> bool:
         parent = self.defs.get((path, d.parent)) if d.parent else None
         return parent is not None and _key(path, parent) in self.out.defs
@@ -494,54 +318,6 @@ def reach(indexes: list[ModuleIndex], ran: dict[Key, list[str]], policy: Policy,
         ignored |= more
 
 
-def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, list[str]]) -> set[Key]:
-    """Defs the policy's code may call on its hardware, so no stub and no never-instantiated cut
-    may touch them: the top-level functions and classes (a class with its members) that
-    policy-kept code (`[[keep]]` entries, and the defs and module bodies of `[[whole]]` paths)
-    names in its own module or in a module it imports (through a package's re-exports too);
-    followed further through every def that never ran, as its callees may sit in
-    modules where nothing ran (the only ones stubs reach), while what a def that ran calls is judged
-    by the recordings. Method names are not followed (every class has a `forward`)."""
-    by_module = {module_name(i.path): i.path for i in indexes}
-    index = {i.path: i for i in indexes}
-    top: dict[tuple[str, str], list[Def]] = defaultdict(list)
-    members: dict[tuple[str, str], list[Def]] = defaultdict(list)
-    for i in indexes:
-        for d in i.defs:
-            if d.parent is None:
-                top[(i.path, d.name)].append(d)
-            else:
-                members[(i.path, d.qualname.split(".")[0])].append(d)
-
-    def imported(paths) -> set[str]:
-        return {by_module[t] for p in paths for b in index[p].bindings for t in b.targets if t in by_module}
-
-    def scope(path: str, group: list[Def]) -> set[str]:
-        direct = {path} | imported([path]) | {by_module[m] for d in group for m in d.imports if m in by_module}
-        return direct | imported([p for p in direct if p.endswith("__init__.py")])  # re-exports
-
-    def by_policy(path: str, qualname: str) -> bool:  # a [[keep]] or a [[whole]] path holds it
-        return policy.keep_for(path, qualname) is not None or policy.whole_for(path, qualname) is not None
-
-    todo = [(i.path, d) for i in indexes for d in i.defs if d.parent is None and by_policy(i.path, d.qualname)]
-    modules = set(policy.files) | {i.path for i in indexes if policy.whole_for(i.path)}
-    for path in modules & set(index):  # a policy-kept module's own import-time code
-        todo += [(p, t) for p in scope(path, []) for n in _positive(index[path].body_refs)
-                 for t in top.get((p, n), [])]
-    live: set[Key] = set()
-    while todo:
-        path, d = todo.pop()
-        if _key(path, d) in live:
-            continue
-        group = [d, *members[(path, d.qualname)]]
-        live.update(_key(path, m) for m in group)
-        if _key(path, d) in ran and not by_policy(path, d.qualname):
-            continue
-        names = {n for m in group for n in _positive(m.refs)}
-        todo += [(p, t) for p in scope(path, group) for n in names for t in top.get((p, n), [])]
-    return live
-
-
 def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], policy_live,
           executed=None) -> _Reach:
     walker = _Reach(indexes, family_runs, policy, policy_live, executed)
@@ -564,33 +340,3 @@ def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], p
             walker.define(index.path, d, walker.fixed[key])
     walker.run()
     return walker
-
-
-def import_time_names(index: ModuleIndex) -> set[str]:
-    """Names a module's own import runs: what its body uses, the decorators it applies, the bases
-    of its classes (`__init_subclass__`)."""
-    names = set(_positive(index.body_refs))
-    for d in index.defs:
-        names.update(x.split(".")[0] for x in d.decorators)
-        names.update(b.rsplit(".", 1)[-1] for b in d.bases)
-    return names
-
-
-def _import_time_roots(walker: _Reach, ignored: set[Key]) -> set[Key]:
-    """The runs of modules no kept code imports (a registry scan loaded them) that are only their
-    own import-time code: a function the module body calls, a decorator it applies, a class it
-    instantiates or subclasses (`to_2tuple = _ntuple(2)`). Such a module was loaded and never
-    used; dropping these runs as roots lets it go. A run nothing at import time explains (the
-    forward of the model class the registry picked) keeps it."""
-    found: set[Key] = set()
-    for path in walker.out.modules:
-        if path in walker.loaded or path.endswith("__init__.py"):
-            continue
-        index = walker.index[path]
-        at_import = import_time_names(index)
-        roots = {_key(path, d): d for d in index.defs if _key(path, d) in walker.fixed
-                 and walker.fixed[_key(path, d)].startswith(RAN) and _key(path, d) not in ignored}
-        top = {(d.qualname.split(".")[0]) for d in roots.values()}
-        if roots and top <= at_import:
-            found |= set(roots)
-    return found

@@ -1,6 +1,10 @@
 """The plan's module indexes come from the on-disk cache when the module and the indexer are
 unchanged, and are made anew (and re-cached) otherwise."""
 
+import ast
+import importlib
+from pathlib import Path
+
 import pytest
 
 from slim import defs, index_cache, plan
@@ -61,3 +65,20 @@ def test_the_entries_of_another_indexer_version_go(cache):
     plan._index_all(FIXTURE_TREE, MODULES)
     assert not stale.exists()
     assert len(list(index_cache.cache_dir().glob("*.pickle"))) == len(MODULES)
+
+
+def _slim_imports(module) -> set[str]:
+    tree = ast.parse(Path(module.__file__).read_text())
+    return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("slim")}
+
+
+def test_the_key_covers_every_module_of_the_indexer():
+    """An index depends on defs.py and every slim module it imports (transitively): a change to any
+    of them must change the key, or a plan would read indexes the old code made."""
+    seen, todo = set(), ["slim.defs"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _slim_imports(importlib.import_module(name))
+    assert seen == {m.__name__ for m in index_cache.INDEXER_MODULES}

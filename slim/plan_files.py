@@ -1,0 +1,173 @@
+"""The file-level plan: which upstream files the slimmed tree keeps.
+
+Module level: a Python module (or extension module) is kept when any recording
+imported it; a package `__init__.py` is kept when anything beneath it is kept,
+since importing a submodule runs it; a data file (JSON configs, JIT kernel
+sources) is kept when the nearest folder holding modules kept any of them.
+Policy-kept files and the modules request handling imports lazily join it (`extra`)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path, PurePosixPath
+
+from slim import defs
+from slim.plan_types import FileDecision, Plan
+from slim.policy import Policy
+from slim.recording import Recording
+from slim.upstream import OUT_OF_SCOPE, PACKAGE
+
+MODULE_SUFFIXES = (".py", ".so")
+
+
+def is_module(path: str) -> bool:
+    return path.endswith(MODULE_SUFFIXES)
+
+
+def package_files(tree: Path) -> list[str]:
+    """Every file of the package, relative to the tree root, out-of-scope trees left out."""
+    files = (p.relative_to(tree).as_posix() for p in (tree / PACKAGE).rglob("*") if p.is_file())
+    return sorted(f for f in files if not f.startswith(OUT_OF_SCOPE) and "__pycache__" not in f)
+
+
+def imported_files(recordings: list[Recording]) -> dict[str, list[str]]:
+    """File -> names of the recordings that imported it."""
+    seen: dict[str, list[str]] = {}
+    for recording in recordings:
+        for path in sorted(set(recording.modules["file"].dropna())):
+            seen.setdefault(path, []).append(recording.name)
+    return seen
+
+
+def _ancestor_inits(path: str) -> list[str]:
+    parents = PurePosixPath(path).parents
+    return [f"{p}/__init__.py" for p in parents if p.as_posix().startswith(PACKAGE)]
+
+
+def _module_home(path: str, module_dirs: set[str]) -> str | None:
+    """Nearest folder at or above this file's folder that holds modules."""
+    for parent in PurePosixPath(path).parents:
+        if parent.as_posix() in module_dirs:
+            return parent.as_posix()
+    return None
+
+
+UNREACHED = "imported, but no code that ran reaches it"
+
+
+def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, str] | None = None,
+              unreached: dict[str, str] | None = None) -> Plan:
+    """Decide keep/remove for every upstream file from what the recordings imported
+    (`extra`: modules kept whatever the recordings say, with the reason; `unreached`: imported
+    modules removed all the same, with the reason)."""
+    imported = imported_files(recordings)
+    extra, unreached = extra or {}, unreached or {}
+    kept_modules = {f for f in files if is_module(f) and (f in imported or f in extra) and f not in unreached}
+    needed_inits = {init for f in kept_modules for init in _ancestor_inits(f)}
+    module_dirs = {PurePosixPath(f).parent.as_posix() for f in files if is_module(f)}
+    live_dirs = {PurePosixPath(f).parent.as_posix() for f in kept_modules | needed_inits}
+    plan = Plan(recordings=sorted(r.name for r in recordings))
+    for path in files:
+        if path in kept_modules and path not in imported:
+            decision = FileDecision(path, True, extra[path])
+        elif path in kept_modules:
+            decision = FileDecision(path, True, f"imported by {', '.join(imported[path])}")
+        elif path in needed_inits:
+            decision = FileDecision(path, True, "package __init__ of kept modules")
+        elif path in unreached:
+            decision = FileDecision(path, False, unreached[path])
+        elif is_module(path):
+            decision = FileDecision(path, False, "never imported in any recording")
+        elif _module_home(path, module_dirs) in live_dirs:
+            decision = FileDecision(path, True, "data file of a kept package")
+        else:
+            decision = FileDecision(path, False, "data file of a removed package")
+        plan.files.append(decision)
+    return plan
+
+
+
+def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]:
+    """Policy-kept files plus the sglang modules they import at module level, transitively."""
+    import ast
+
+    by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
+    out: dict[str, str] = {}
+    todo = [(f, f"kept by policy: {k.reason} (scenario {k.scenario})") for f, k in policy.files.items()
+            if f in files]
+    while todo:
+        path, reason = todo.pop()
+        if path in out:
+            continue
+        out[path] = reason
+        tree_ast = ast.parse((tree / path).read_bytes())
+        for stmt in tree_ast.body:
+            if isinstance(stmt, ast.Import):
+                names = [a.name for a in stmt.names]
+            elif isinstance(stmt, ast.ImportFrom):
+                mod = defs.resolve_relative(stmt.module, stmt.level, path)
+                names = [mod] + [f"{mod}.{a.name}" for a in stmt.names]
+            else:
+                continue
+            for name in names:
+                if name in by_module:
+                    todo.append((by_module[name], f"imported by policy-kept {path}"))
+    return out
+
+
+LAZY_ON_REQUEST_PATH = "imported lazily by request handling"
+
+
+def request_path_imports(tree: Path, files: list[str], imported: set[str], policy: Policy) -> dict[str, str]:
+    """sglang modules that request-handling code ([[sampled]] paths outside wholly [[off_surface]]
+    files) imports inside a def or under an `if` (a flag, a request field or a setting loads them:
+    `from sglang.srt.entrypoints.ssl_utils import SSLCertRefresher` under --enable-ssl-refresh), which
+    no recording imported: they join the plan, so reach judges them instead of the file rule
+    deleting them. Followed through the added modules that are request handling themselves."""
+    by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
+    on_path = [f for f in imported if policy.sampled_for(f) is not None and policy.off_surface_for(f) is None]
+    out: dict[str, str] = {}
+    todo, seen = list(on_path), set(on_path)
+    while todo:
+        path = todo.pop()
+        for node in ast.walk(ast.parse((tree / path).read_bytes())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.If):
+                for name in _imported_names(node, path):
+                    target = by_module.get(name)
+                    if target and target not in imported and target not in out and \
+                            policy.off_surface_for(target) is None:
+                        out[target] = f"{LAZY_ON_REQUEST_PATH} ({path})"
+                        if target not in seen and policy.sampled_for(target) is not None:
+                            seen.add(target)
+                            todo.append(target)
+    for path, reason in _module_level_imports(tree, by_module, list(out)).items():  # what loading them loads
+        if path not in imported:
+            out.setdefault(path, reason)
+    return out
+
+
+def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str]) -> dict[str, str]:
+    """The sglang modules the module-level imports of `paths` load, transitively."""
+    out: dict[str, str] = {}
+    todo = list(paths)
+    while todo:
+        path = todo.pop()
+        for stmt in ast.parse((tree / path).read_bytes()).body:
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                for name in _imported_names(stmt, path):
+                    if (target := by_module.get(name)) and target not in out and target not in paths:
+                        out[target] = f"imported by {path}"
+                        todo.append(target)
+    return out
+
+
+def _imported_names(node, path: str) -> list[str]:
+    """Module names the imports directly inside `node`'s body (and its branches) may load."""
+    names = []
+    for stmt in ast.walk(node):
+        if isinstance(stmt, ast.Import):
+            names += [a.name for a in stmt.names]
+        elif isinstance(stmt, ast.ImportFrom):
+            mod = defs.resolve_relative(stmt.module, stmt.level, path)
+            names += [mod] + [f"{mod}.{a.name}" for a in stmt.names]
+    return names

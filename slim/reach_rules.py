@@ -1,0 +1,171 @@
+"""The rules reach judges a member of a live class by, and the evidence they weigh (what ran, what
+policy keeps, the class hierarchy). A mixin of `slim.reach._Reach`: it reads the walker's indexes
+and what is live so far."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from slim.defs import Def
+from slim.reach_reasons import (
+    CLASS_HOOKS,
+    CONSTRUCTORS,
+    EXCEPTION_SUFFIXES,
+    HIERARCHY,
+    OFF_SURFACE_STUB,
+    OVERRIDE,
+    REFERENCED,
+    SAME_NAME,
+    STUB,
+    STUBBABLE,
+    Key,
+    _declarative,
+    _key,
+)
+
+
+class ReachRules:
+    def _member_reason(self, path: str, member: Def) -> str | None:
+        """Why a member of a live class stays, strongest reason first; None: it goes (so far)."""
+        key = _key(path, member)
+        if key in self.fixed:
+            return self.fixed[key]
+        if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
+                and not self._aliased(path, member):
+            return None
+        if member.kind != "class" and (implicit := self._implicit(member)):
+            return implicit
+        if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
+            return HIERARCHY
+        if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
+            return OVERRIDE
+        if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
+                and not _declarative(self.defs[(path, member.parent)]) \
+                and not self._on_request_path(path, member.qualname) \
+                and not self._flag_built(path, member):
+            return None  # (a dataclass is built without a method of its own running: not so judged)
+        if member.name in self.out.needed:
+            return REFERENCED
+        if member.kind == "method" and member.name in self.live_methods:
+            return SAME_NAME
+        return None
+
+    def _aliased(self, path: str, member: Def) -> bool:
+        """`alias = method` in its class body: the class statement itself uses the method."""
+        return self.defs[(path, member.parent)].own_refs[member.name] > 0
+
+    def _implicit(self, d: Def) -> str | None:
+        """Why a def stays whatever ran (a dataclass body no longer says so: its methods are plain methods)."""
+        return d.lean_implicit
+
+    def _on_request_path(self, path: str, qualname: str) -> bool:
+        """Request handling on the surface (a [[sampled]] path, not an [[off_surface]] file): what runs
+        there depends on each request's fields and the batch it joins, so a workload is no evidence
+        that a def is unused. No def there is stubbed and no class loses methods for not having run,
+        not even another feature's (`session.supports_swa()` is asked on every session request)."""
+        return self.policy.sampled_for(path) is not None and self.policy.off_surface_for(path) is None
+
+    def _stub(self, path: str, d: Def) -> str | None:
+        """Why the def is kept as a signature whose body raises; None: it is kept whole."""
+        key = _key(path, d)
+        if self._on_request_path(path, d.qualname):
+            return None
+        if not (d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
+                and self.out.defs[key] in STUBBABLE and key not in self.policy_live
+                and self.policy.whole_for(path, d.qualname) is None):
+            return None
+        if path not in self.touched_files and not self._flag_built(path, d):  # nothing in its module ran
+            return STUB
+        if key in self.fixed or self.policy.off_surface_for(path, d.qualname) is None:
+            return None
+        return OFF_SURFACE_STUB  # off the surface: the def never ran, whoever names it
+
+    def _ancestor_methods(self, path: str, qualname: str) -> set[str]:
+        """Method names the in-tree ancestors of a class define (bases matched by name); asked once
+        per member of the class, walked once per class."""
+        if (path, qualname) not in self.ancestor_methods:
+            seen, todo, names = set(), list(self.defs[(path, qualname)].bases), set()
+            while todo:
+                base = todo.pop().rsplit(".", 1)[-1]
+                if base in seen:
+                    continue
+                seen.add(base)
+                for (other_path, other), d in self.class_defs.get(base, []):
+                    names.update(m.name for m in self.members[(other_path, other)] if m.kind == "method")
+                    todo.extend(d.bases)
+            self.ancestor_methods[(path, qualname)] = names
+        return self.ancestor_methods[(path, qualname)]
+
+    def _untouched(self, path: str, qualname: str) -> bool:
+        """A class with methods of its own none of which ran (nor is kept by policy) was never
+        put to work: kept code may name it (isinstance, a dispatch table, a subclass), but its
+        methods beyond the implicit ones and its family's protocol are not what a scenario calls."""
+        if (path, qualname) not in self.untouched:
+            own = [m for m in self.members[(path, qualname)] if m.kind == "method"]
+            self.untouched[(path, qualname)] = bool(own) and not any(_key(path, m) in self.fixed for m in own)
+        return self.untouched[(path, qualname)]
+
+    def _never_made(self, path: str, qualname: str) -> bool:
+        """The class is off the surface ([[off_surface]]), defines a constructor that never ran, is
+        no exception or declarative body, and no class deriving from it (by base name, any depth) ran
+        a method or is kept by policy. Only off the surface: inside it a flag no scenario set builds
+        such a class (`--enable-return-routed-experts` builds BaseHostCache), and a class without
+        its methods crashes there (TypeError at start-up, seen on GPU 2026-12-06)."""
+        if (path, qualname) not in self.never_made:
+            d = self.defs[(path, qualname)]
+            own = self.members[(path, qualname)]
+            self.never_made[(path, qualname)] = (
+                _key(path, d) not in self.policy_live and self.policy.whole_for(path, qualname) is None
+                and self.policy.off_surface_for(path, qualname) is not None
+                and any(m.kind == "method" and m.name in CONSTRUCTORS for m in own)
+                and self._untouched(path, qualname) and not _declarative(d)
+                and not d.name.endswith(EXCEPTION_SUFFIXES)
+                and not any(b.rsplit(".", 1)[-1].endswith(EXCEPTION_SUFFIXES) for b in d.bases)
+                and not self._descendant_touched(d.name))
+        return self.never_made[(path, qualname)]
+
+    def _flag_built(self, path: str, d: Def) -> bool:
+        """Outside [[off_surface]]: code that ran calls the def (or its class) on a branch
+        no recording took, or through defs it so calls: a launch flag inside the surface takes it
+        (`IdleSleeper(...)` under --sleep-on-idle), so it keeps its body and its class its methods."""
+        name = self.defs[(path, d.parent)].name if d.kind == "method" else d.name
+        return name in self.called and self.policy.off_surface_for(path, d.qualname) is None
+
+    def _calls_from_ran(self, ran: list[Key]) -> set[str]:
+        """Functions and classes that functions which ran call on lines no recording executed (the
+        branch of a flag no scenario set), followed through everything those callees call where
+        none of their code ran. Methods are not followed by name: a class so kept keeps the
+        methods kept code names."""
+        executed = self.executed
+        never_ran: dict[str, set[str]] = defaultdict(set)
+        for (path, qualname), d in self.defs.items():
+            if d.parent is None and self.policy.off_surface_for(path, qualname) is None and not (
+                    _key(path, d) in self.fixed if d.kind == "function" else self._ran_inside(path, qualname)):
+                never_ran[d.name].update(name for _, name in d.calls)
+        todo = [name for path, qualname, _ in ran if (d := self.defs.get((path, qualname))) and d.kind != "class"
+                for line, name in d.calls if line not in executed.get(path, ())]
+        todo += [word for path, index in self.index.items() for line, word in index.string_registrations
+                 if line in executed.get(path, ())]  # a registry's entries by name: a flag picks one
+        seen: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name not in seen and name in never_ran:
+                seen.add(name)
+                todo.extend(never_ran[name])
+        return seen
+
+    def _ran_inside(self, path: str, qualname: str) -> bool:
+        """A member of the class (a method, a nested class) ran or is kept by policy."""
+        return any(_key(path, m) in self.fixed for m in self.members[(path, qualname)])
+
+    def _descendant_touched(self, name: str) -> bool:
+        seen, todo = set(), [name]
+        while todo:
+            for path, qualname in self.subclasses.get(todo.pop(), []):
+                if (path, qualname) in seen:
+                    continue
+                seen.add((path, qualname))
+                if self._ran_inside(path, qualname):
+                    return True
+                todo.append(self.defs[(path, qualname)].name)
+        return False
