@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from scenarios.errors import SlimError
 from scenarios.spec import Scenario
-from slim.errors import SlimError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from scenarios import tiny_model
-from slim.errors import SlimError
+from scenarios.errors import SlimError
 
 MODEL_DIR = Path(__file__).parent / "models"
 COMPLETE_MARKER = ".slim-complete"

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.errors import SlimError
+from scenarios.errors import SlimError
 
 SCENARIO_DIR = Path(__file__).parent
 WORKLOAD_DIR = SCENARIO_DIR / "workloads"

@@ -1,5 +1,6 @@
-"""The one exception type the CLI turns into a one-line error."""
+"""The one exception type the CLI turns into a one-line error (defined in scenarios/errors.py, the
+lowest package, so that imports point one way: slim -> scenarios -> nothing of the project)."""
 
+from scenarios.errors import SlimError
 
-class SlimError(Exception):
-    """A user-facing failure: bad input, wrong upstream, missing hardware."""
+__all__ = ["SlimError"]
