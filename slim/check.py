@@ -34,7 +34,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.check_surface import check_request_path, on_request_path
+from slim.check_surface import check_request_path
 from slim.defs import module_name, platform_names, resolve_relative
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
 from slim.policy import Policy, load_policy
@@ -324,7 +324,7 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None) 
             compile_errors.add(rel)
             continue
         ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared}, upstream_declared,
-                      report, on_request_path(policy, rel)).visit(slim_modules.tree(module_name(rel)))
+                      report, policy.on_request_path(rel)).visit(slim_modules.tree(module_name(rel)))
     undefined_names(root, upstream, rels, report)
     was_module = upstream_modules.exists if upstream_modules else lambda module: False
     parsed = [r for r in rels if r not in compile_errors]

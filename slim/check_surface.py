@@ -49,11 +49,6 @@ class SurfaceReport:
         self.allowed[what] = self.allowed.get(what, 0) + 1
 
 
-def on_request_path(policy: Policy, rel: str) -> bool:
-    """`rel` ("sglang/srt/...py") handles requests and its feature is not refused at the front door."""
-    return policy.sampled_for(rel) is not None and policy.off_surface_for(rel) is None
-
-
 def is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The def's body is the slim stub raise (a docstring before it counts too)."""
     body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
@@ -161,7 +156,7 @@ def check_request_path(root: Path, rels: list[str], trees, exists, was_module, p
     `was_module(name)` whether `name` is a module (upstream's, where known) slim may have removed."""
     report = SurfaceReport()
     for rel in rels:
-        if not on_request_path(policy, rel):
+        if not policy.on_request_path(rel):
             continue
         tree = trees(rel)
         helpers, constants = platform_names(tree, rel)

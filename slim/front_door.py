@@ -100,12 +100,12 @@ def add_refused_routes(app):
 '''
 
 
-def front_door_items(db, version: str) -> list[dict]:
+def front_door_items(inventory: list[dict]) -> list[dict]:
     """The surface policy's removed items with their inventory kind (and a route's handler), sorted."""
-    from slim.surface import read_inventory, removed_items
+    from slim.surface import removed_items
 
-    inventory = {item["id"]: item for item in read_inventory(db, version)["items"]}
-    return [{**row, "kind": inventory[row["id"]]["kind"], "source": inventory[row["id"]].get("source")}
+    by_id = {item["id"]: item for item in inventory}
+    return [{**row, "kind": by_id[row["id"]]["kind"], "source": by_id[row["id"]].get("source")}
             for row in removed_items()]
 
 

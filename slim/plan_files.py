@@ -89,30 +89,9 @@ def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, st
 
 def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]:
     """Policy-kept files plus the sglang modules they import at module level, transitively."""
-    import ast
-
     by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
-    out: dict[str, str] = {}
-    todo = [(f, f"kept by policy: {k.reason} (scenario {k.scenario})") for f, k in policy.files.items()
-            if f in files]
-    while todo:
-        path, reason = todo.pop()
-        if path in out:
-            continue
-        out[path] = reason
-        tree_ast = ast.parse((tree / path).read_bytes())
-        for stmt in tree_ast.body:
-            if isinstance(stmt, ast.Import):
-                names = [a.name for a in stmt.names]
-            elif isinstance(stmt, ast.ImportFrom):
-                mod = defs.resolve_relative(stmt.module, stmt.level, path)
-                names = [mod] + [f"{mod}.{a.name}" for a in stmt.names]
-            else:
-                continue
-            for name in names:
-                if name in by_module:
-                    todo.append((by_module[name], f"imported by policy-kept {path}"))
-    return out
+    kept = {f: f"kept by policy: {k.reason} (scenario {k.scenario})" for f, k in policy.files.items() if f in files}
+    return kept | _module_level_imports(tree, by_module, list(kept), "imported by policy-kept")
 
 
 LAZY_ON_REQUEST_PATH = "imported lazily by request handling"
@@ -125,7 +104,7 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
     no recording imported: they join the plan, so reach judges them instead of the file rule
     deleting them. Followed through the added modules that are request handling themselves."""
     by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
-    on_path = [f for f in imported if policy.sampled_for(f) is not None and policy.off_surface_for(f) is None]
+    on_path = [f for f in imported if policy.on_request_path(f)]
     out: dict[str, str] = {}
     todo, seen = list(on_path), set(on_path)
     while todo:
@@ -140,24 +119,29 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
                         if target not in seen and policy.sampled_for(target) is not None:
                             seen.add(target)
                             todo.append(target)
-    for path, reason in _module_level_imports(tree, by_module, list(out)).items():  # what loading them loads
+    for path, reason in _module_level_imports(tree, by_module, list(out), "imported by").items():  # what they load
         if path not in imported:
             out.setdefault(path, reason)
     return out
 
 
-def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str]) -> dict[str, str]:
-    """The sglang modules the module-level imports of `paths` load, transitively."""
+def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str], why: str) -> dict[str, str]:
+    """The sglang modules the module-level imports of `paths` load, transitively: path -> "{why} <importer>"
+    (depth first: the importer named is the one whose import was followed first)."""
     out: dict[str, str] = {}
-    todo = list(paths)
+    todo: list[tuple[str, str | None]] = [(path, None) for path in paths]
+    done: set[str] = set()
     while todo:
-        path = todo.pop()
+        path, reason = todo.pop()
+        if path in done:
+            continue
+        done.add(path)
+        if reason:
+            out[path] = reason
         for stmt in ast.parse((tree / path).read_bytes()).body:
             if isinstance(stmt, ast.Import | ast.ImportFrom):
-                for name in _imported_names(stmt, path):
-                    if (target := by_module.get(name)) and target not in out and target not in paths:
-                        out[target] = f"imported by {path}"
-                        todo.append(target)
+                todo += [(by_module[name], f"{why} {path}")
+                         for name in _imported_names(stmt, path) if name in by_module]
     return out
 
 

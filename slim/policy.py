@@ -116,6 +116,11 @@ class Policy:
     def _off_surface_under(self) -> dict[str, list[OffSurface]]:
         return {}
 
+    def on_request_path(self, file: str) -> bool:
+        """Request handling on the surface: a [[sampled]] path that no whole-file [[off_surface]] entry
+        holds (that feature is refused at its front door). What runs there depends on each request."""
+        return self.sampled_for(file) is not None and self.off_surface_for(file) is None
+
     def decided_by(self, file: str, qualname: str, action: str, ran: bool) -> str | None:
         """The policy path behind a def's plan decision (`action`: keep, stub or delete), as written:
         the [[off_surface]] entry under whose rules it was stubbed or removed, the [[keep]] entry that
@@ -194,10 +199,9 @@ def with_front_door(policy: Policy, db: Path = SURFACE_DB) -> Policy:
     from slim.surface import read_inventory
     from slim.upstream import load_pin
 
-    version = load_pin().version
-    items = front_door_items(db, version)
-    routes = [i for i in read_inventory(db, version)["items"] if i["kind"] == "route"]
-    refused = frozenset(refused_handlers(items, routes))
+    inventory = read_inventory(db, load_pin().version)["items"]
+    items = front_door_items(inventory)
+    refused = frozenset(refused_handlers(items, [i for i in inventory if i["kind"] == "route"]))
     return dataclasses.replace(policy, front_door=tuple(items), refused_routes=refused)
 
 

@@ -41,7 +41,7 @@ class ReachRules:
             return OVERRIDE
         if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
                 and not _declarative(self.defs[(path, member.parent)]) \
-                and not self._on_request_path(path, member.qualname) \
+                and not self.policy.on_request_path(path) \
                 and not self._flag_built(path, member):
             return None  # (a dataclass is built without a method of its own running: not so judged)
         if member.name in self.out.needed:
@@ -58,18 +58,11 @@ class ReachRules:
         """Why a def stays whatever ran (a dataclass body no longer says so: its methods are plain methods)."""
         return d.lean_implicit
 
-    def _on_request_path(self, path: str, qualname: str) -> bool:
-        """Request handling on the surface (a [[sampled]] path, not an [[off_surface]] file): what runs
-        there depends on each request's fields and the batch it joins, so a workload is no evidence
-        that a def is unused. No def there is stubbed and no class loses methods for not having run,
-        not even another feature's (`session.supports_swa()` is asked on every session request)."""
-        return self.policy.sampled_for(path) is not None and self.policy.off_surface_for(path) is None
-
     def _stub(self, path: str, d: Def) -> str | None:
         """Why the def is kept as a signature whose body raises; None: it is kept whole."""
         key = _key(path, d)
-        if self._on_request_path(path, d.qualname):
-            return None
+        if self.policy.on_request_path(path):  # a workload is no evidence a def there is unused; not even
+            return None  # another feature's (`session.supports_swa()` is asked on every session request)
         if not (d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
                 and self.out.defs[key] in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
