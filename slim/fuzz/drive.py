@@ -22,20 +22,17 @@ from slim.apply import PYTHON_DIR, tree_digest
 from slim.datafile import write_gzip_json
 from slim.errors import SlimError
 from slim.fuzz.compare import compare
-from slim.fuzz.generate import RequestSpec, generate, load_inventory
+from slim.fuzz.generate import RequestSpec, generate
 from slim.fuzz.run import fuzz_server
 from slim.runtime import host_environment, probe
 from slim.serve import HEALTH_TIMEOUT_S, server_env
-from slim.upstream import cache_root
+from slim.surface import read_inventory
+from slim.upstream import cache_root, load_pin
 from slim.verify import diagnosis
 
 FUZZ_SCHEMA = "slim-fuzz/1"
 GZIP_OVER = 200_000  # bytes of compact JSON; a larger report is written gzipped
 SIDES = ("upstream", "slim")
-
-
-def inventory_path(db: Path) -> Path:
-    return db / "surface" / "inventory.json"
 
 
 def report_path(db: Path, scenario: str, seed: int, gpu_name: str) -> Path:
@@ -107,7 +104,7 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
             raise SlimError(f"{what}: {site} holds no sglang package")
     gpus = detect_gpus()
     require(scenario, gpus)
-    specs = generate(load_inventory(inventory_path(db)), seed, n)
+    specs = generate(read_inventory(db, load_pin().version), seed, n)
     model = materialize(scenario.model, cache_root() / "models")
     fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
     started_at, runs, needed = time.monotonic(), {}, deadline_s + 60

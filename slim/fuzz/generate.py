@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from slim.errors import SlimError
 from slim.fuzz.values import (
@@ -20,7 +19,6 @@ from slim.fuzz.values import (
     wrong_type,
 )
 
-INVENTORY_SCHEMA = "slim-surface/1"
 MALFORMED_SHARE = 0.15
 MALFORMATIONS = ("wrong_type", "out_of_range", "unknown_field", "bad_json")
 MAX_BATCH = 16
@@ -61,19 +59,6 @@ class Surface:
     routes: frozenset[str]  # "POST /generate"
     fields: dict[str, dict[str, str]]  # model -> field name -> annotation text
     sampling: dict[str, str]  # sampling parameter -> annotation text
-
-
-def load_inventory(path: Path) -> dict:
-    """The surface inventory (schema slim-surface/1); a clear error when it is missing or foreign."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SlimError(f"no surface inventory at {path}: run `slim surface --derive` first") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise SlimError(f"surface inventory {path} is not readable JSON ({type(error).__name__})") from None
-    if not isinstance(data, dict) or data.get("schema") != INVENTORY_SCHEMA or not isinstance(data.get("items"), list):
-        raise SlimError(f"{path} is not a surface inventory (schema {INVENTORY_SCHEMA} with items)")
-    return data
 
 
 def surface_of(inventory: dict) -> Surface:

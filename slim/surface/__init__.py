@@ -46,8 +46,8 @@ def read_inventory(db: Path, version: str) -> dict:
         raise SlimError(f"no surface inventory at {path}: run `slim surface --derive`") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise SlimError(f"surface inventory {path} is unreadable ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise SlimError(f"surface inventory {path} is not {SCHEMA}")
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("items"), list):
+        raise SlimError(f"{path} is not a surface inventory (schema {SCHEMA} with items)")
     if data.get("upstream") != version:
         raise SlimError(f"surface inventory {path} is of sglang {data.get('upstream')}, slim is pinned to {version}")
     return data

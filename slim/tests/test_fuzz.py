@@ -11,9 +11,10 @@ import pytest
 from slim.errors import SlimError
 from slim.fuzz.compare import REFUSAL_MARK, compare
 from slim.fuzz.drive import request_rows, write_report
-from slim.fuzz.generate import MALFORMED_SHARE, RequestSpec, generate, load_inventory
+from slim.fuzz.generate import MALFORMED_SHARE, RequestSpec, generate
 from slim.fuzz.run import fuzz_server
 from slim.fuzz.values import NO_VALUE, typed_value
+from slim.surface import read_inventory
 
 ROUTES = ["POST /generate", "POST /v1/chat/completions", "POST /v1/completions", "POST /tokenize",
           "GET /health", "GET /v1/models", "POST /update_weights_from_disk"]
@@ -96,10 +97,11 @@ def test_typed_values_follow_the_annotation():
 
 def test_a_foreign_or_missing_inventory_is_one_clear_error(tmp_path):
     with pytest.raises(SlimError, match="slim surface --derive"):
-        load_inventory(tmp_path / "inventory.json")
-    (tmp_path / "other.json").write_text(json.dumps({"schema": "slim-verify/2"}))
+        read_inventory(tmp_path, "0.5.17")
+    (tmp_path / "surface").mkdir()
+    (tmp_path / "surface" / "inventory.json").write_text(json.dumps({"schema": "slim-verify/2"}))
     with pytest.raises(SlimError, match="not a surface inventory"):
-        load_inventory(tmp_path / "other.json")
+        read_inventory(tmp_path, "0.5.17")
 
 
 # ---------------------------------------------------------------------------------------------
