@@ -37,6 +37,8 @@ class Request:
     # different requests join and leave one running batch (per-request state filtered and merged).
     group: str = ""
     delay_s: float = 0.0
+    # Extra HTTP headers (e.g. `Authorization` for a server started with --api-key).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.delay_s and not self.group:

@@ -62,7 +62,7 @@ def send(base_url: str, request: Request, i: int = 0,
         data = json.dumps(expand(request.body, i, facts)).encode() if request.body is not None else None
     url = f"{base_url}{expand(request.path, i, facts)}"
     http_request = urllib.request.Request(url, data=data, method=request.method,
-                                          headers={"Content-Type": "application/json"})
+                                          headers={"Content-Type": "application/json", **request.headers})
     try:
         with urllib.request.urlopen(http_request, timeout=TIMEOUT_S) as response:
             if request.abort_after_events:

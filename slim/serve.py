@@ -94,11 +94,15 @@ TRACE_WAIT_S = 180  # the profiler exports its trace after /stop_profile returns
 
 
 def profile_kernels(base_url: str, scenario: Scenario, profile_dir: Path) -> list[Path]:
-    """Run a few of the scenario's requests between /start_profile and /stop_profile; return traces."""
+    """Run a few of the scenario's requests between /start_profile and /stop_profile; return traces.
+    A workload without them (e.g. behind --api-key) is not profiled."""
+    profiled = [r for r in scenario.requests if r.name in PROFILED_REQUESTS]
+    if not profiled:
+        return []
     profile_dir.mkdir(parents=True, exist_ok=True)
     control = {"output_dir": str(profile_dir), "activities": ["GPU"]}
     run_workload(base_url, [Request("start_profile", "/start_profile", body=control)])
-    run_workload(base_url, [r for r in scenario.requests if r.name in PROFILED_REQUESTS])
+    run_workload(base_url, profiled)
     run_workload(base_url, [Request("stop_profile", "/stop_profile", body={})])
     deadline = time.monotonic() + TRACE_WAIT_S
     while time.monotonic() < deadline:

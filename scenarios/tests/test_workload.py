@@ -214,11 +214,24 @@ def test_a_scenario_runs_several_workloads_in_order(tmp_path, monkeypatch):
 
 
 def test_every_scenario_parses_and_shares_the_serving_workload():
+    """Every scenario with a server runs the serving workload, except behind --api-key (the auth workload
+    sends generate requests both with the scenario's key and without it) and without a tokenizer
+    (--skip-tokenizer-init: every prompt is token ids)."""
     for name in scenario_names():
         scenario = load_scenario(name)
         names = [r.name for r in scenario.requests]
         assert len(names) == len(set(names)), name
-        assert "long_prompt_chunked_prefill" in names and "concurrent_32" in names
+        if not scenario.server_start:
+            assert not names and scenario.companions, name
+        elif "--api-key" in scenario.server_args:
+            key = scenario.server_args[scenario.server_args.index("--api-key") + 1]
+            generate = [r for r in scenario.requests if r.path == "/generate" and r.compare]
+            assert any(r.headers.get("Authorization") == f"Bearer {key}" for r in generate), name
+            assert any(not r.headers for r in generate), name
+        elif "--skip-tokenizer-init" in scenario.server_args:
+            assert scenario.requests and all("text" not in (r.body or {}) for r in scenario.requests), name
+        else:
+            assert "long_prompt_chunked_prefill" in names and "concurrent_32" in names, name
 
 
 CHAT_STREAM = Request("s", "/v1/chat/completions", body={"stream": True})

@@ -126,12 +126,12 @@ def test_verify_wants_exit_0_where_upstream_exited_0_and_ignores_the_numbers():
 
 
 def test_the_committed_companion_scenario_runs_upstream_entry_points():
-    """Every -m module of dsv3_fp8_tp1_companions is an upstream module that runs as a script."""
+    """Every -m module of the companion scenarios is an upstream module that runs as a script."""
     tree = default_tree(load_pin())
     if not tree.is_dir():
         pytest.skip("upstream not fetched: run `slim fetch`")
-    scenario = load_scenario("dsv3_fp8_tp1_companions")
-    modules = [c.module for c in scenario.companions if c.argv[0] == "-m"]
+    modules = [c.module for name in ("dsv3_fp8_tp1_companions", "dsv3_fp8_tp1_companions_engines")
+               for c in load_scenario(name).companions if c.argv[0] == "-m"]
     assert {"sglang.bench_serving", "sglang.compile_deep_gemm", "sglang.check_env"} <= set(modules)
     for module in modules:
         source = Path(tree, *module.split(".")).with_suffix(".py").read_text()
@@ -143,5 +143,8 @@ def test_the_dry_run_plan_lists_the_companions_after_the_launch_command():
     lines = result.output.splitlines()
     assert result.exit_code == 0 and "sglang.launch_server" in lines[0]
     assert any(line.startswith("[with_server]") and "--base-url http://127.0.0.1:30000" in line for line in lines)
+    assert any(line.startswith("[alone]") and "sglang.check_env" in line for line in lines)
+    engines = CliRunner().invoke(app, ["scenarios", "--plan", "dsv3_fp8_tp1_companions_engines"],
+                                 env={"COLUMNS": "400"}).output.splitlines()
     assert any(line.startswith("[alone]") and "sglang.compile_deep_gemm" in line and "<free-port>" in line
-               for line in lines)
+               for line in engines)
