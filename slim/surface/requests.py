@@ -72,13 +72,15 @@ def derive_fields(src: Source, routes: list[dict]) -> list[dict]:
             continue
         done.add(key)
         for owner, stmt in class_fields(src, module, cls):
+            nested = model_classes(src, module, stmt.annotation)
             items.append({
                 "id": f"field:{cls.name}.{stmt.target.id}", "kind": "field", "name": stmt.target.id,
                 "api": REQUEST_MODULES[module], "model": cls.name, "declared_in": owner,
                 "type": ast.unparse(stmt.annotation), "default": ast.unparse(stmt.value) if stmt.value else None,
+                "nests": sorted({c.name for _, c in nested}),
                 "source": f"{src.rel(module)}::{cls.name}", "line": stmt.lineno,
             })
-            pending += [(m, nested, root) for m, nested in model_classes(src, module, stmt.annotation)]
+            pending += [(m, c, root) for m, c in nested]
     for item in items:
         module = next(m for m, api in REQUEST_MODULES.items() if api == item["api"])
         item["routes"] = sorted(routes_of.get((module, item["model"]), ()))

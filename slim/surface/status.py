@@ -81,6 +81,7 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
                 evidence[item["id"]].add(name)
                 for model in item["models"]:
                     taken[model] += [b for b in bodies if isinstance(b, dict)]
+        taken = nested_bodies(fields, taken)
         for item in fields:
             if any(item["name"] in body for body in taken.get(item["model"], ())):
                 evidence[item["id"]].add(name)
@@ -103,6 +104,40 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
                 evidence[item["id"]].add(name)
     known = {item["id"] for item in items}  # a flag value without `choices` (`--tp-size=2`) is no item
     return {key: sorted(names) for key, names in evidence.items() if key in known}
+
+
+def nested_bodies(fields: list[dict], taken: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Add the bodies of nested request models: the objects a sent body holds under a field whose type
+    names that model (`tools[].function` is a Function), through every level of nesting."""
+    taken = {model: list(bodies) for model, bodies in taken.items()}
+    parents = [(item["model"], item["name"], nested) for item in fields for nested in item.get("nests", ())]
+    names: dict[str, set[str]] = defaultdict(set)
+    tags: dict[str, set[str]] = {}  # model -> the values its `type: Literal[...]` field allows
+    for item in fields:
+        names[item["model"]].add(item["name"])
+        if item["name"] == "type" and item["type"].startswith("Literal["):
+            tags[item["model"]] = set(re.findall(r"'([^']*)'", item["type"]))
+    changed = True
+    while changed:
+        changed = False
+        for model, key, nested in parents:
+            # A member of a union is the model whose fields hold all its keys and whose tag it carries.
+            found = [obj for body in taken.get(model, ()) for obj in _objects(body.get(key))
+                     if set(obj) <= names[nested] and (nested not in tags or obj.get("type") in tags[nested])]
+            new = [obj for obj in found if not any(obj is seen for seen in taken.get(nested, ()))]
+            if new:
+                taken.setdefault(nested, []).extend(new)
+                changed = True
+    return taken
+
+
+def _objects(value) -> list[dict]:
+    """The JSON objects a field value holds: itself, or the members of a list (of lists)."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [obj for member in value for obj in _objects(member)]
+    return []
 
 
 def runs(argv: list[str], item: dict) -> bool:

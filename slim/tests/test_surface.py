@@ -191,6 +191,22 @@ def test_status_rules_on_fake_recordings(items):
         "route:POST /v1/chat/completions", "sampling:temperature"]
 
 
+def test_nested_fields_are_recorded_through_the_field_that_holds_them(items):
+    """`stream_options` is typed through an alias of StreamOptions: an object sent there records the
+    nested model's fields; one with a key StreamOptions lacks belongs to no member and records nothing."""
+    assert by_id(items)["field:ChatCompletionRequest.stream_options"]["nests"] == ["StreamOptions"]
+
+    def chat(stream_options):
+        return FakeRecording(["x"], outputs=[{"method": "POST", "path": "/v1/chat/completions", "status": 200,
+                                              "body": {"messages": [], "stream_options": stream_options}}],
+                             functions=[handler("chat")])
+
+    assert "field:StreamOptions.include_usage" in recording_evidence(items, [chat({"include_usage": True})])
+    assert "field:StreamOptions.include_usage" in recording_evidence(items, [chat([{"include_usage": True}])])
+    assert "field:StreamOptions.include_usage" not in recording_evidence(
+        items, [chat({"include_usage": True, "other": 1})])
+
+
 def test_one_status_each_and_policy_conflicts(items):
     evidence = {"route:POST /generate": ["fake/run1"], "flag:--tp-size": ["fake/run1"]}
     policy = [Entry("removed", ("flag:--reasoning-parser=qwen3",), "not a DeepSeek model", feature="Qwen parsers"),
