@@ -290,6 +290,14 @@ def test_every_policy_id_is_in_the_inventory():
     assert load_policy(POLICY, {item["id"] for item in committed["items"]})
 
 
+def test_every_kept_entry_names_a_scenario_that_would_record_it():
+    """A kept item says where it would be recorded: a scenario of scenarios/, not a made-up name."""
+    from scenarios.spec import scenario_names
+
+    named = {entry.scenario for entry in load_policy(POLICY) if entry.section == "kept"}
+    assert named and named <= set(scenario_names()), sorted(named - set(scenario_names()))
+
+
 @needs_upstream
 @pytest.mark.xfail(strict=True, reason="surface not yet fully recorded: issue 27")
 def test_no_item_is_unstatused():
