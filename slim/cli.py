@@ -198,12 +198,15 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
            fuzz_budget_s: Annotated[float, typer.Option(help="--fuzz: seconds for both sides (0: none).")] = 0,
            ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
-    from slim.apply import planned_from
+    from slim.apply import PLAN_FILE
     from slim.diagnose import compute_plan, load_plan_json
     from slim.verify import cross_gpu_note
     from slim.verify import verify as run_verify
 
-    plan_source = (lambda: load_plan_json(plan)) if plan else (lambda: compute_plan(upstream, db, planned_from(tree)))
+    # The plan that made the tree maps a failure to what deleted it: --plan, else the tree's own
+    # PLAN.json.gz, else the policy's plan computed from upstream now.
+    plan = plan or (tree / PLAN_FILE if (tree / PLAN_FILE).is_file() else None)
+    plan_source = (lambda: load_plan_json(plan)) if plan else (lambda: compute_plan(upstream, db))
     if fuzz:  # the same seeded random requests to upstream and to the slimmed tree
         from slim.fuzz.drive import fuzz_command
 

@@ -8,6 +8,7 @@ and why, and the fix (`slim apply --keep ...` into the keep-policy, or the scena
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import re
 from dataclasses import dataclass
@@ -179,9 +180,11 @@ def _off_surface(finding: Finding, policy: Policy) -> Finding:
 
 
 def load_plan_json(path: Path) -> dict:
+    """`slim plan --json` output, or a slimmed tree's PLAN.json.gz."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = path.read_bytes()
+        return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+    except (OSError, EOFError, ValueError) as exc:
         raise SlimError(f"plan {path}: {exc}") from None
 
 

@@ -1,8 +1,10 @@
 
+import json
+
 import pytest
 
-from slim.apply import apply_plan, planned_from, tree_digest
-from slim.diagnose import compute_plan
+from slim.apply import PLAN_FILE, apply_plan, tree_digest
+from slim.diagnose import compute_plan, load_plan_json
 from slim.errors import SlimError
 from slim.plan import make_plan, package_files
 from slim.policy import Policy
@@ -48,7 +50,8 @@ def test_apply_writes_upstream_layout(plan_and_tree, tmp_path):
     report = (out / "REMOVED.md").read_text()
     assert "- `sglang/srt/models/qwen.py`: never imported in any recording" in report
     assert "- `20261123T000000Z-ci`" in report
-    assert planned_from(out) == {"20261123T000000Z-ci"} and planned_from(root) is None
+    plan_data = load_plan_json(out / PLAN_FILE)  # the whole plan as data beside the tree: nothing parses REMOVED.md
+    assert plan_data["recordings"] == ["20261123T000000Z-ci"] and plan_data == json.loads(plan.to_json())
 
 
 def test_diagnosis_plan_counts_only_the_recordings_the_tree_was_planned_from(wheel_tree, fixture_recording,
