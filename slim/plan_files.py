@@ -104,7 +104,7 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
     no recording imported: they join the plan, so reach judges them instead of the file rule
     deleting them. Followed through the added modules that are request handling themselves."""
     by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
-    on_path = [f for f in imported if policy.on_request_path(f)]
+    on_path = sorted(f for f in imported if policy.on_request_path(f))  # sorted: the same plan whatever the hash seed
     out: dict[str, str] = {}
     todo, seen = list(on_path), set(on_path)
     while todo:
