@@ -24,6 +24,7 @@ from slim.deps import imported_tops, keep_requirements
 from slim.errors import SlimError
 from slim.front_door import front_door_files
 from slim.plan import Plan
+from slim.reasons import Why
 from slim.upstream import Pin
 
 PYTHON_DIR = "python"
@@ -78,8 +79,9 @@ def subsystem(path: str, depth: int = 3) -> str:
 def policy_lines(plan: Plan, tree: Path) -> int:
     """Upstream lines kept only because of slim/policy.toml: whole files no recording imported,
     and outermost defs kept by a policy entry."""
-    lines = sum(count_lines(tree / d.path) for d in plan.files if d.keep and "polic" in d.reason)
-    policy_defs = {(d.file, d.qualname) for d in plan.defs if d.reason.startswith("kept by policy")}
+    by_policy = (Why.POLICY_KEEP, Why.IMPORTED_BY_POLICY_KEPT)
+    lines = sum(count_lines(tree / d.path) for d in plan.files if d.keep and d.reason.kind in by_policy)
+    policy_defs = {(d.file, d.qualname) for d in plan.defs if d.reason.kind is Why.POLICY_KEEP}
     for file, qualname in policy_defs:
         parents = [qualname[:i] for i, ch in enumerate(qualname) if ch == "."]
         if not any((file, p) in policy_defs for p in parents):

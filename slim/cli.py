@@ -117,7 +117,6 @@ def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
                              typer.Option("--json", help="Write the whole plan here as JSON.")] = None) -> None:
     """Compute the plan (files, then functions/methods/classes, with reasons); write nothing else."""
     from slim.apply import count_lines, policy_lines
-    from slim.reach import RAN
 
     tree, _, recordings, the_plan = _plan(upstream, db)
     table = Table("what", "action", "count", "upstream lines", title=f"plan from {len(recordings)} recording(s)")
@@ -127,7 +126,7 @@ def plan(upstream: UpstreamOpt = None, db: DbOpt = DB,
                       str(sum(count_lines(tree / d.path) for d in files)))
     summary: dict[tuple[str, str], list[int]] = {}
     for d in the_plan.defs:
-        reason = "run" if d.reason.startswith(RAN) else d.reason.split(" (")[0].split(":")[0]
+        reason = d.reason.kind.group
         entry = summary.setdefault((d.action, reason), [0, 0])
         entry[0] += 1
         entry[1] += d.lines

@@ -16,6 +16,7 @@ from slim.apply import count_lines, subsystem
 from slim.kernels import kernel_library
 from slim.paths import DB, REPO
 from slim.plan import Plan, package_files
+from slim.reasons import Why
 from slim.recording import Recording
 
 MODULE_BODY = "<module>"
@@ -66,7 +67,7 @@ def planned_lines_by_subsystem(tree: Path, plans: dict[str, Plan], depth: int = 
             if d.keep and d.path in files:
                 kept[subsystem(d.path, depth)] += files[d.path]
         for d in plan.defs:  # outermost deletions only: a method of a deleted class is inside its class
-            if d.action == "delete" and not d.reason.endswith("(its class is deleted)"):
+            if d.action == "delete" and d.reason.kind is not Why.IN_DELETED_CLASS:
                 kept[subsystem(d.file, depth)] -= d.lines
     frame = pd.DataFrame(table).fillna(0).astype("int64")
     return frame.sort_index().rename_axis("subsystem").reset_index()

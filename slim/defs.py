@@ -34,6 +34,7 @@ from slim.syntax import compound_bodies, dotted, first_line, module_statements
 # Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
 # numba): the Python code object never runs, so "never run" says nothing about them.
 COMPILED_DECORATOR = re.compile(r"jit|compile|kernel|autotune|heuristics")
+DUNDER = "dunder"  # the implicit reason of `__init__`, `__repr__`: Python calls them by name
 IMPLICIT_DECORATORS = {"property", "cached_property", "abstractmethod", "overload", "setter",
                        "getter", "deleter", "validator", "field_validator", "model_validator",
                        "root_validator", "field_serializer", "model_serializer", "computed_field"}
@@ -131,7 +132,7 @@ class Def:
     end: int
     kind: str  # "function" | "method" | "class"
     name: str
-    implicit: str | None  # why it is kept whatever the recordings say
+    implicit: str | None  # why it is kept whatever the recordings say: "dunder", "@property" (Why.IMPLICIT)
     refs: Counter  # identifiers used by the whole def (decorators and body included)
     parent: str | None = None  # enclosing class qualname
     bases: list[str] = field(default_factory=list)
@@ -156,27 +157,27 @@ def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str
         return class_implicit
     name = node.name
     if name.startswith("__") and name.endswith("__"):
-        return "implicit (dunder)"
+        return DUNDER
     decorators = [dotted(d) for d in node.decorator_list]
     for d in decorators:
         if d.rsplit(".", 1)[-1] in IMPLICIT_DECORATORS:
-            return f"implicit (@{d})"
+            return f"@{d}"
         if COMPILED_DECORATOR.search(d.lower()):
-            return f"implicit (@{d}: compiled from source, never run as Python)"
+            return f"@{d}: compiled from source, never run as Python"
     if in_class and name in PROTOCOL_METHODS:
-        return "implicit (called by torch)"
+        return "called by torch"
     if not isinstance(node, ast.ClassDef) and is_trivial(node.body):
-        return "implicit (interface: trivial body)"
+        return "interface: trivial body"
     return None
 
 
 def _class_implicit(node: ast.ClassDef) -> str | None:
     for d in node.decorator_list:
         if "dataclass" in dotted(d) or "define" in dotted(d):
-            return "implicit (dataclass body)"
+            return "dataclass body"
     for base in node.bases:
         if dotted(base).rsplit(".", 1)[-1] in DECLARATIVE_BASES:
-            return f"implicit ({dotted(base)} body)"
+            return f"{dotted(base)} body"
     return None
 
 

@@ -172,7 +172,7 @@ def diagnose(log_text: str, plan: dict, policy: Policy | None = None) -> list[Fi
 def _off_surface(finding: Finding, policy: Policy) -> Finding:
     """Name the [[off_surface]] path (or `prefix::glob`) when the plan stubbed the def as
     off the surface: the feature the policy called outside the surface was used after all."""
-    if finding.entry is None or finding.reason != OFF_SURFACE_STUB:
+    if finding.entry is None or finding.reason != str(OFF_SURFACE_STUB):  # the plan JSON: prose
         return finding
     file, _, qualname = finding.entry.partition("::")
     off = policy.off_surface_for(file, qualname)

@@ -22,7 +22,6 @@ from slim.plan_defs import (  # noqa: F401 - re-exported
     with_policy_entries,
 )
 from slim.plan_files import (  # noqa: F401 - re-exported
-    LAZY_ON_REQUEST_PATH,
     MODULE_SUFFIXES,
     UNREACHED,
     imported_files,

@@ -10,7 +10,8 @@ from slim import defs
 from slim.errors import SlimError
 from slim.plan_types import DefDecision, FileEdits
 from slim.policy import Policy
-from slim.reach_reasons import NEVER_RUN, RAN, Liveness
+from slim.reach_reasons import NEVER_RUN, Liveness
+from slim.reasons import Reason, Why
 from slim.recording import Recording
 from slim.upstream import PACKAGE
 
@@ -106,7 +107,7 @@ def decide_defs(indexes, live: Liveness) -> tuple[list[DefDecision], dict[str, F
             inside_dead = d.parent is not None and d.parent in dead_classes
             if d.kind == "class":
                 dead_classes.add(d.qualname)
-            why = f"{NEVER_RUN} (its class is deleted)" if inside_dead else NEVER_RUN
+            why = Reason(Why.IN_DELETED_CLASS) if inside_dead else NEVER_RUN
             decisions.append(DefDecision(index.path, d.qualname, d.line, d.kind, "delete", why, d.lines))
         live_names = {d.name for d in index.defs if d.parent is None
                       and (index.path, d.qualname, d.line) in live.defs}
@@ -166,5 +167,5 @@ def unused_sglang_imports(indexes, live: Liveness) -> dict[str, set[str]]:
 
 def with_policy_entries(decisions: list[DefDecision], policy: Policy) -> list[DefDecision]:
     """Each decision with the policy path that decided it (`slim plan --json`: which entry removed which def)."""
-    entries = [policy.decided_by(d.file, d.qualname, d.action, ran=d.reason.startswith(RAN)) for d in decisions]
+    entries = [policy.decided_by(d.file, d.qualname, d.action, ran=d.reason.kind is Why.RAN) for d in decisions]
     return [replace(d, policy_entry=entry) if entry else d for d, entry in zip(decisions, entries, strict=True)]

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from slim import defs
 from slim.plan_types import FileDecision, Plan
 from slim.policy import Policy
+from slim.reasons import Reason, Why, policy_kept
 from slim.recording import Recording
 from slim.upstream import OUT_OF_SCOPE, PACKAGE
 
@@ -52,11 +53,11 @@ def _module_home(path: str, module_dirs: set[str]) -> str | None:
     return None
 
 
-UNREACHED = "imported, but no code that ran reaches it"
+UNREACHED = Reason(Why.UNREACHED)
 
 
-def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, str] | None = None,
-              unreached: dict[str, str] | None = None) -> Plan:
+def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, Reason] | None = None,
+              unreached: dict[str, Reason] | None = None) -> Plan:
     """Decide keep/remove for every upstream file from what the recordings imported
     (`extra`: modules kept whatever the recordings say, with the reason; `unreached`: imported
     modules removed all the same, with the reason)."""
@@ -71,33 +72,30 @@ def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, st
         if path in kept_modules and path not in imported:
             decision = FileDecision(path, True, extra[path])
         elif path in kept_modules:
-            decision = FileDecision(path, True, f"imported by {', '.join(imported[path])}")
+            decision = FileDecision(path, True, Reason(Why.IMPORTED, ", ".join(imported[path])))
         elif path in needed_inits:
-            decision = FileDecision(path, True, "package __init__ of kept modules")
+            decision = FileDecision(path, True, Reason(Why.PACKAGE_INIT))
         elif path in unreached:
             decision = FileDecision(path, False, unreached[path])
         elif is_module(path):
-            decision = FileDecision(path, False, "never imported in any recording")
+            decision = FileDecision(path, False, Reason(Why.NEVER_IMPORTED))
         elif _module_home(path, module_dirs) in live_dirs:
-            decision = FileDecision(path, True, "data file of a kept package")
+            decision = FileDecision(path, True, Reason(Why.DATA_KEPT))
         else:
-            decision = FileDecision(path, False, "data file of a removed package")
+            decision = FileDecision(path, False, Reason(Why.DATA_REMOVED))
         plan.files.append(decision)
     return plan
 
 
 
-def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, str]:
+def policy_files(tree: Path, files: list[str], policy: Policy) -> dict[str, Reason]:
     """Policy-kept files plus the sglang modules they import at module level, transitively."""
     by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
-    kept = {f: f"kept by policy: {k.reason} (scenario {k.scenario})" for f, k in policy.files.items() if f in files}
-    return kept | _module_level_imports(tree, by_module, list(kept), "imported by policy-kept")
+    kept = {f: policy_kept(k.reason, k.scenario) for f, k in policy.files.items() if f in files}
+    return kept | _module_level_imports(tree, by_module, list(kept), Why.IMPORTED_BY_POLICY_KEPT)
 
 
-LAZY_ON_REQUEST_PATH = "imported lazily by request handling"
-
-
-def request_path_imports(tree: Path, files: list[str], imported: set[str], policy: Policy) -> dict[str, str]:
+def request_path_imports(tree: Path, files: list[str], imported: set[str], policy: Policy) -> dict[str, Reason]:
     """sglang modules that request-handling code ([[sampled]] paths outside wholly [[off_surface]]
     files) imports inside a def or under an `if` (a flag, a request field or a setting loads them:
     `from sglang.srt.entrypoints.ssl_utils import SSLCertRefresher` under --enable-ssl-refresh), which
@@ -105,7 +103,7 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
     deleting them. Followed through the added modules that are request handling themselves."""
     by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
     on_path = sorted(f for f in imported if policy.on_request_path(f))  # sorted: the same plan whatever the hash seed
-    out: dict[str, str] = {}
+    out: dict[str, Reason] = {}
     todo, seen = list(on_path), set(on_path)
     while todo:
         path = todo.pop()
@@ -115,21 +113,21 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
                     target = by_module.get(name)
                     if target and target not in imported and target not in out and \
                             policy.off_surface_for(target) is None:
-                        out[target] = f"{LAZY_ON_REQUEST_PATH} ({path})"
+                        out[target] = Reason(Why.LAZY_ON_REQUEST_PATH, path)
                         if target not in seen and policy.sampled_for(target) is not None:
                             seen.add(target)
                             todo.append(target)
-    for path, reason in _module_level_imports(tree, by_module, list(out), "imported by").items():  # what they load
+    for path, reason in _module_level_imports(tree, by_module, list(out), Why.IMPORTED).items():  # what they load
         if path not in imported:
             out.setdefault(path, reason)
     return out
 
 
-def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str], why: str) -> dict[str, str]:
-    """The sglang modules the module-level imports of `paths` load, transitively: path -> "{why} <importer>"
+def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str], why: Why) -> dict[str, Reason]:
+    """The sglang modules the module-level imports of `paths` load, transitively: path -> Reason(why, <importer>)
     (depth first: the importer named is the one whose import was followed first)."""
-    out: dict[str, str] = {}
-    todo: list[tuple[str, str | None]] = [(path, None) for path in paths]
+    out: dict[str, Reason] = {}
+    todo: list[tuple[str, Reason | None]] = [(path, None) for path in paths]
     done: set[str] = set()
     while todo:
         path, reason = todo.pop()
@@ -140,7 +138,7 @@ def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str
             out[path] = reason
         for stmt in ast.parse((tree / path).read_bytes()).body:
             if isinstance(stmt, ast.Import | ast.ImportFrom):
-                todo += [(by_module[name], f"{why} {path}")
+                todo += [(by_module[name], Reason(why, path))
                          for name in _imported_names(stmt, path) if name in by_module]
     return out
 

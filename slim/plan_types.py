@@ -6,13 +6,14 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from slim.policy import Policy
+from slim.reasons import Reason
 
 
 @dataclass(frozen=True)
 class FileDecision:
     path: str  # relative to the upstream root, e.g. "sglang/srt/utils.py"
     keep: bool
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class DefDecision:
     line: int  # co_firstlineno (first decorator line)
     kind: str  # function | method | class
     action: str  # keep | delete | stub (the signature stays, the body raises)
-    reason: str
+    reason: Reason
     lines: int
     policy_entry: str | None = None  # the slim/policy.toml path that decided it, as written there
 
@@ -37,6 +38,11 @@ class FileEdits:
 
 
 
+def _as_json(decision: FileDecision | DefDecision) -> dict:
+    """A decision as the plan JSON has it: its reason as the prose (the kind is not written)."""
+    return {**asdict(decision), "reason": str(decision.reason)}
+
+
 @dataclass
 class Plan:
     recordings: list[str]
@@ -47,8 +53,8 @@ class Plan:
 
     def to_json(self) -> str:
         """The whole plan, sorted, for `slim plan --json`."""
-        return json.dumps({"recordings": self.recordings, "files": [asdict(d) for d in self.files],
-                           "defs": [asdict(d) for d in self.defs],
+        return json.dumps({"recordings": self.recordings, "files": [_as_json(d) for d in self.files],
+                           "defs": [_as_json(d) for d in self.defs],
                            "edits": {k: asdict(v) for k, v in sorted(self.edits.items())},
                            "policy": [asdict(k) for k in self.policy.keeps],
                            "whole": [asdict(w) for w in self.policy.wholes]}, indent=1, sort_keys=True)

@@ -66,7 +66,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from pathlib import PurePosixPath
 
-from slim.defs import Binding, Def, ModuleIndex, module_name
+from slim.defs import DUNDER, Binding, Def, ModuleIndex, module_name
 from slim.policy import Policy
 from slim.reach_reasons import (  # noqa: F401 - re-exported: the reasons callers and tests compare
     CLASS_HOOKS,
@@ -75,12 +75,10 @@ from slim.reach_reasons import (  # noqa: F401 - re-exported: the reasons caller
     ERROR_HANDLER_DECORATORS,
     EXCEPTION_SUFFIXES,
     HIERARCHY,
-    HOLDS,
     HOLDS_KEPT,
     NEVER_RUN,
     OFF_SURFACE_STUB,
     OVERRIDE,
-    RAN,
     REFERENCED,
     REGISTERS,
     ROUTE,
@@ -97,6 +95,7 @@ from slim.reach_reasons import (  # noqa: F401 - re-exported: the reasons caller
 )
 from slim.reach_roots import _import_time_roots, _policy_reach, import_time_names  # noqa: F401 - re-exported
 from slim.reach_rules import ReachRules
+from slim.reasons import Reason, Why, policy_kept
 
 
 class _Reach(ReachRules):
@@ -141,7 +140,7 @@ class _Reach(ReachRules):
         self.live_methods: set[str] = set()
         self.live_classes: set[str] = set()
         self.todo: deque = deque()
-        self.fixed: dict[Key, str] = {}  # ran / policy reasons, decided up front
+        self.fixed: dict[Key, Reason] = {}  # ran / policy reasons, decided up front
         self.untouched: dict[tuple[str, str], bool] = {}
         self.ancestor_methods: dict[tuple[str, str], set[str]] = {}
         self.never_made: dict[tuple[str, str], bool] = {}
@@ -158,15 +157,15 @@ class _Reach(ReachRules):
                 self.out.needed.add(name)
                 self.todo.append(("name", name))
 
-    def module(self, path: str, reason: str) -> None:
-        if not reason.startswith(HOLDS):
+    def module(self, path: str, reason: Reason) -> None:
+        if reason.kind is not Why.HOLDS:
             self.loaded.add(path)  # reached by an import, a name in a string, the policy, __main__
         if path in self.out.modules or path not in self.index:
             return
         self.out.modules[path] = reason
         self.todo.append(("module", path))
 
-    def module_named(self, name: str, reason: str) -> None:
+    def module_named(self, name: str, reason: Reason) -> None:
         path = self.by_module.get(name)
         if path:
             self.module(path, reason)
@@ -174,11 +173,11 @@ class _Reach(ReachRules):
     def binding(self, path: str, b: Binding) -> None:
         """A live import: the modules it loads, and the name it takes from them (`as` renames)."""
         for target in b.targets:
-            self.module_named(target, f"imported by {path}")
+            self.module_named(target, Reason(Why.IMPORTED, path))
         if b.attr:
             self.need([b.attr])
 
-    def define(self, path: str, d: Def, reason: str) -> None:
+    def define(self, path: str, d: Def, reason: Reason) -> None:
         key = _key(path, d)
         if key not in self.out.defs:
             self.out.defs[key] = reason
@@ -190,14 +189,14 @@ class _Reach(ReachRules):
         for parent in PurePosixPath(path).parents:
             init = f"{parent.as_posix()}/__init__.py"
             if init != path and init in self.index:
-                self.module(init, f"package of {path}")
+                self.module(init, Reason(Why.PACKAGE_OF, path))
         self.need(_positive(index.body_refs))
         for name in sorted(index.body_modules):
-            self.module_named(name, f"named in {path}")
+            self.module_named(name, Reason(Why.NAMED_IN, path))
         if index.computed_imports:  # `import_module(f"{__name__}.{group}")`: its words may be module names
             package = module_name(path) if path.endswith("__init__.py") else module_name(path).rpartition(".")[0]
             for name in sorted(index.refs):
-                self.module_named(f"{package}.{name}", f"{path} imports modules by computed names")
+                self.module_named(f"{package}.{name}", Reason(Why.COMPUTED_IMPORTS, path))
         for b in index.bindings:
             if b.name == "*" or b.name in self.out.needed:
                 self.binding(path, b)
@@ -209,8 +208,8 @@ class _Reach(ReachRules):
                         for d in registered:
                             self.define(self.by_module[target], d, REGISTERS)
         for d in index.defs:
-            if d.parent is None and (d.name in self.out.needed or (d.implicit == "implicit (dunder)")):
-                self.define(path, d, REFERENCED if d.name in self.out.needed else d.implicit)
+            if d.parent is None and (d.name in self.out.needed or d.implicit == DUNDER):
+                self.define(path, d, REFERENCED if d.name in self.out.needed else Reason(Why.IMPLICIT, DUNDER))
             elif d.parent is None and any(x.rsplit(".", 1)[-1] in ERROR_HANDLER_DECORATORS for x in d.decorators):
                 self.define(path, d, ERROR_HANDLER)
             elif d.parent is None and any(_routes(x) for x in d.decorators) \
@@ -233,12 +232,12 @@ class _Reach(ReachRules):
                                              for x in d.decorators)]
         return self.registered[path]
 
-    def _bare_reason(self, d: Def) -> str:
+    def _bare_reason(self, d: Def) -> Reason:
         base = next(b for b in d.bases if b.rsplit(".", 1)[-1] in self.live_classes)
-        return f"implicit (no methods of its own: lives with its base {base})"
+        return Reason(Why.BARE_CLASS, base)
 
     def _on_def(self, path: str, d: Def) -> None:
-        self.module(path, f"{HOLDS}{d.qualname}, which is kept")
+        self.module(path, Reason(Why.HOLDS, d.qualname))
         if d.parent is not None:
             parent = self.defs[(path, d.parent)]
             if _key(path, parent) not in self.out.defs:
@@ -254,7 +253,7 @@ class _Reach(ReachRules):
         if d.parent is None:  # bindings of a live def's name elsewhere (registry entries) stay live too
             self.need([d.name])
         for name in sorted(d.imports):
-            self.module_named(name, f"imported by {path}::{d.qualname}")
+            self.module_named(name, Reason(Why.IMPORTED, f"{path}::{d.qualname}"))
         if d.kind == "class":
             self.live_classes.add(d.name)
             for member in self.members[(path, d.qualname)]:
@@ -289,7 +288,7 @@ class _Reach(ReachRules):
                 self.binding(path, b)
 
     def run(self) -> Liveness:
-        ran = [key for key, why in self.fixed.items() if why.startswith(RAN)]
+        ran = [key for key, why in self.fixed.items() if why.kind is Why.RAN]
         self.ran_names = {key[1] for key in ran if "." not in key[1]}
         self.called = self._calls_from_ran(ran)
         while self.todo:
@@ -324,16 +323,16 @@ def _walk(indexes, ran, policy, family_runs, entry_modules, ignored: set[Key], p
     for index in indexes:
         whole = policy.files.get(index.path)
         if whole:
-            walker.module(index.path, f"kept by policy: {whole.reason} (scenario {whole.scenario})")
+            walker.module(index.path, policy_kept(whole.reason, whole.scenario))
         if index.path in entry_modules:
-            walker.module(index.path, "run as __main__")
+            walker.module(index.path, Reason(Why.RUN_AS_MAIN))
         for d in index.defs:
             key = _key(index.path, d)
             keep = whole or policy.keep_for(index.path, d.qualname)
             if key in ran and d.kind != "class" and key not in ignored:  # a class body runs on import
-                walker.fixed[key] = RAN + ", ".join(ran[key])
+                walker.fixed[key] = Reason(Why.RAN, ", ".join(ran[key]))
             elif keep:
-                walker.fixed[key] = f"kept by policy: {keep.reason} (scenario {keep.scenario})"
+                walker.fixed[key] = policy_kept(keep.reason, keep.scenario)
             else:
                 continue
             walker.touched_files.add(index.path)

@@ -6,22 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from slim.defs import Def
+from slim.reasons import Reason, Why
 
-NEVER_RUN = "never run in any recording"
-RAN = "run in "  # the reason of a def some recording ran: "run in <scenarios>"
-REFERENCED = "referenced by kept code"
-HOLDS_KEPT = "holds members that ran or are kept by policy"
-SAME_NAME = "implicit (a kept method elsewhere has this name)"
-HIERARCHY = "implicit (a method of this name ran in its class hierarchy)"
-OVERRIDE = "implicit (overrides a method of an ancestor: abstract implementations, backend probes)"
-ERROR_HANDLER = "implicit (registered error handler: the error paths of the surface)"
-REGISTERS = "implicit (registers itself when kept code imports its module for that side effect)"
-STUB = "stub (named by kept code, never run, nothing in its module ran: the body raises)"
-OFF_SURFACE_STUB = "stub (never run, and off the supported surface: policy [[off_surface]]; the body raises)"
-STUBBABLE = (REFERENCED, SAME_NAME, HIERARCHY, OVERRIDE)
+# The reasons that need no detail (slim/reasons.py renders them; code compares their kinds).
+NEVER_RUN = Reason(Why.NEVER_RUN)
+REFERENCED = Reason(Why.REFERENCED)
+HOLDS_KEPT = Reason(Why.HOLDS_KEPT)
+SAME_NAME = Reason(Why.SAME_NAME)
+HIERARCHY = Reason(Why.HIERARCHY)
+OVERRIDE = Reason(Why.OVERRIDE)
+ERROR_HANDLER = Reason(Why.ERROR_HANDLER)
+REGISTERS = Reason(Why.REGISTERS)
+STUB = Reason(Why.STUB)
+OFF_SURFACE_STUB = Reason(Why.OFF_SURFACE_STUB)
+ROUTE = Reason(Why.ROUTE)
+# The reasons a def reach keeps may narrow to a stub (kept only because something names it).
+STUBBABLE = {Why.REFERENCED, Why.SAME_NAME, Why.HIERARCHY, Why.OVERRIDE}
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
-ROUTE = "implicit (an HTTP route of a live app: the request surface)"
 # `@app.post("/generate")`, `@health_router.get(...)`: a route handler is a root of the surface
 # whether or not a workload called it (nothing in the tree names it but its decorator).
 ROUTE_METHODS = {"get", "post", "put", "delete", "patch", "api_route", "websocket"}
@@ -31,13 +33,12 @@ CLASS_HOOKS = {"__init_subclass__", "__class_getitem__"}
 EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt")
 
 Key = tuple[str, str, int]  # (file, qualname, co_firstlineno)
-HOLDS = "holds "  # the start of the reason of a module kept only because a def in it is
 
 
 @dataclass
 class Liveness:
-    modules: dict[str, str] = field(default_factory=dict)  # live module file -> why
-    defs: dict[Key, str] = field(default_factory=dict)  # live def -> why
+    modules: dict[str, Reason] = field(default_factory=dict)  # live module file -> why
+    defs: dict[Key, Reason] = field(default_factory=dict)  # live def -> why
     needed: set[str] = field(default_factory=set)  # every name live code uses
     stubs: set[Key] = field(default_factory=set)  # live defs kept as a signature whose body raises
 

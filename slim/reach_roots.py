@@ -7,7 +7,8 @@ from collections import defaultdict
 
 from slim.defs import Def, ModuleIndex, module_name
 from slim.policy import Policy
-from slim.reach_reasons import RAN, Key, _key, _positive
+from slim.reach_reasons import Key, _key, _positive
+from slim.reasons import Why
 
 
 def _policy_reach(indexes: list[ModuleIndex], policy: Policy, ran: dict[Key, list[str]]) -> set[Key]:
@@ -81,7 +82,7 @@ def _import_time_roots(walker, ignored: set[Key]) -> set[Key]:
         index = walker.index[path]
         at_import = import_time_names(index)
         roots = {_key(path, d): d for d in index.defs if _key(path, d) in walker.fixed
-                 and walker.fixed[_key(path, d)].startswith(RAN) and _key(path, d) not in ignored}
+                 and walker.fixed[_key(path, d)].kind is Why.RAN and _key(path, d) not in ignored}
         top = {(d.qualname.split(".")[0]) for d in roots.values()}
         if roots and top <= at_import:
             found |= set(roots)

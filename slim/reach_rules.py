@@ -22,10 +22,11 @@ from slim.reach_reasons import (
     _declarative,
     _key,
 )
+from slim.reasons import Reason, Why
 
 
 class ReachRules:
-    def _member_reason(self, path: str, member: Def) -> str | None:
+    def _member_reason(self, path: str, member: Def) -> Reason | None:
         """Why a member of a live class stays, strongest reason first; None: it goes (so far)."""
         key = _key(path, member)
         if key in self.fixed:
@@ -34,7 +35,7 @@ class ReachRules:
                 and not self._aliased(path, member):
             return None
         if member.kind != "class" and (implicit := self._implicit(member)):
-            return implicit
+            return Reason(Why.IMPLICIT, implicit)
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
             return HIERARCHY
         if member.kind == "method" and member.name in self._ancestor_methods(path, member.parent):
@@ -58,13 +59,13 @@ class ReachRules:
         """Why a def stays whatever ran (a dataclass body no longer says so: its methods are plain methods)."""
         return d.lean_implicit
 
-    def _stub(self, path: str, d: Def) -> str | None:
+    def _stub(self, path: str, d: Def) -> Reason | None:
         """Why the def is kept as a signature whose body raises; None: it is kept whole."""
         key = _key(path, d)
         if self.policy.on_request_path(path):  # a workload is no evidence a def there is unused; not even
             return None  # another feature's (`session.supports_swa()` is asked on every session request)
         if not (d.kind != "class" and self._implicit(d) is None and d.body_line > d.line
-                and self.out.defs[key] in STUBBABLE and key not in self.policy_live
+                and self.out.defs[key].kind in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
             return None
         if path not in self.touched_files and not self._flag_built(path, d):  # nothing in its module ran

@@ -12,6 +12,7 @@ from slim.dashboard import (
     single_scenario_files,
 )
 from slim.plan import DefDecision, FileDecision, Plan
+from slim.reasons import Reason, Why
 from slim.recording import load_all
 from slim.tests.dashboard_data import MODEL, MOE, write_two_scenarios
 
@@ -46,11 +47,12 @@ def test_planned_lines_by_subsystem(tmp_path):
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
-    names = Plan(["r"], [FileDecision(MODEL, True, ""), FileDecision(MOE, True, "")],
-                 [DefDecision(MOE, "f", 1, "function", "delete", "never run in any recording", 1)])
-    reach = Plan(["r"], [FileDecision(MODEL, True, ""), FileDecision(MOE, False, "")],
-                 [DefDecision(MODEL, "A", 1, "class", "delete", "never run in any recording", 3),
-                  DefDecision(MODEL, "A.f", 2, "method", "delete", "never run in any recording (its class is deleted)",
+    kept, gone = Reason(Why.IMPORTED, "r"), Reason(Why.UNREACHED)
+    names = Plan(["r"], [FileDecision(MODEL, True, kept), FileDecision(MOE, True, kept)],
+                 [DefDecision(MOE, "f", 1, "function", "delete", Reason(Why.NEVER_RUN), 1)])
+    reach = Plan(["r"], [FileDecision(MODEL, True, kept), FileDecision(MOE, False, gone)],
+                 [DefDecision(MODEL, "A", 1, "class", "delete", Reason(Why.NEVER_RUN), 3),
+                  DefDecision(MODEL, "A.f", 2, "method", "delete", Reason(Why.IN_DELETED_CLASS),
                               2)])
     expected = pd.DataFrame({"subsystem": ["sglang/srt/layers", "sglang/srt/models"], "upstream_lines": [2, 4],
                              "names": [1, 4], "reach": [0, 1]})

@@ -170,7 +170,7 @@ def test_a_called_line_stub_off_the_surface_names_its_policy_path():
     """A def stubbed on line evidence sits under an [[off_surface]] path: if a run
     calls it, that feature was in use after all, and the finding says which path to take out."""
     stub = {"file": "sglang/srt/lora/lora_registry.py", "qualname": "LoRARegistry.acquire", "line": 126,
-            "kind": "method", "action": "stub", "lines": 12, "reason": OFF_SURFACE_STUB}
+            "kind": "method", "action": "stub", "lines": 12, "reason": str(OFF_SURFACE_STUB)}
     log = (f'  File "{SITE}/srt/lora/lora_registry.py", line 127, in acquire\n'
            "NotImplementedError: slim removed the body of LoRARegistry.acquire: it never ran in any "
            "recording (see sglang/REMOVED.md)\n")

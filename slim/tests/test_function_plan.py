@@ -17,6 +17,7 @@ from slim.deps import keep_requirements
 from slim.plan import make_function_plan, package_files
 from slim.policy import Keep, Policy, load_policy
 from slim.reach import HIERARCHY, NEVER_RUN, OVERRIDE, REFERENCED
+from slim.reasons import Reason, Why, policy_kept
 from slim.recording import Recording
 
 PATTERNS = "sglang/srt/layers/patterns.py"
@@ -54,9 +55,9 @@ def decisions(plan, file=PATTERNS):
 def test_decisions_and_reasons(planned):
     plan, _, _ = planned
     got = decisions(plan)
-    assert got["Triton.apply"] == ("keep", "run in 20261123T000000Z-fixture")
-    assert got["Base.apply"] == ("keep", "implicit (@abc.abstractmethod)")
-    assert got["Triton.unused_helper"] == ("delete", "never run in any recording")
+    assert got["Triton.apply"] == ("keep", Reason(Why.RAN, "20261123T000000Z-fixture"))
+    assert got["Base.apply"] == ("keep", Reason(Why.IMPLICIT, "@abc.abstractmethod"))
+    assert got["Triton.unused_helper"] == ("delete", NEVER_RUN)
     assert got["called_by_name"] == ("keep", REFERENCED)  # never run, but dispatch (kept) names it
     assert got["Aiter"] == ("keep", REFERENCED)  # in the BACKENDS registry: which entry a lookup takes is unknown
     assert got["Aiter.apply"] == ("keep", HIERARCHY)  # Base.run dispatches to it
@@ -70,14 +71,14 @@ def test_overriding_method_is_kept_when_the_name_ran_in_the_hierarchy(wheel_tree
     recording = recording_of(root, {PATTERNS: ["Base.run", "Aiter.apply", "Triton.unused_helper", "dispatch"]})
     plan = make_function_plan(root, package_files(root), [recording], Policy())
     assert decisions(plan)["Aiter"][0] == "keep"
-    assert decisions(plan)["Triton.apply"] == ("keep", "implicit (a method of this name ran in its class hierarchy)")
+    assert decisions(plan)["Triton.apply"] == ("keep", HIERARCHY)
 
 
 def test_policy_keeps_a_def_and_reports_it(wheel_tree):
     root, _ = wheel_tree
     policy = Policy((Keep(PATTERNS, "Aiter", "ROCm-only backend", "rocm_mi300"),))
     plan = make_function_plan(root, package_files(root), [recording_of(root, {PATTERNS: RAN})], policy)
-    assert decisions(plan)["Aiter.apply"] == ("keep", "kept by policy: ROCm-only backend (scenario rocm_mi300)")
+    assert decisions(plan)["Aiter.apply"] == ("keep", policy_kept("ROCm-only backend", "rocm_mi300"))
     assert json.loads(plan.to_json())["policy"][0]["scenario"] == "rocm_mi300"
 
 

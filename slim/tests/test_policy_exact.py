@@ -127,7 +127,7 @@ def test_the_plan_json_names_the_entry_that_removed_each_def(wheel_tree):
                               Policy(off_surface=(by_def, by_file)))
     defs = {(d["file"], d["qualname"]): d for d in json.loads(plan.to_json())["defs"]}
     on_error = defs[(f"{REACH}/used.py", "helper_on_error")]
-    assert (on_error["action"], on_error["reason"]) == ("stub", OFF_SURFACE_STUB)
+    assert (on_error["action"], on_error["reason"]) == ("stub", str(OFF_SURFACE_STUB))
     assert on_error["policy_entry"] == f"{REACH}/used.py::helper_on_error"
     assert defs[(f"{REACH}/used.py", "helper")]["policy_entry"] is None  # it ran: the recording decided
     rare = [d for (file, _), d in defs.items() if file == f"{REACH}/rare.py" and d["action"] != "keep"]

@@ -22,7 +22,10 @@ from slim.reach import (
     ROUTE,
     STUB,
 )
+from slim.reasons import Reason, Why
 from slim.tests.test_function_plan import decisions, recording_of
+
+DUNDER_KEPT = Reason(Why.IMPLICIT, "dunder")
 
 REACH = "sglang/srt/reach"
 RAN = {f"{REACH}/scan.py": ["load_all", "_App.__init__", "_App.exception_handler"],
@@ -66,7 +69,7 @@ def test_defs_follow_what_ran(reach_planned):
     assert base["Child"][0] == "keep"  # named in KINDS (and without methods of its own it lives with Base)
     assert base["Other"] == ("keep", REFERENCED)  # in the KINDS registry: which entry a lookup takes is unknown
     assert base["Other.extra"] == ("delete", NEVER_RUN)  # but none of its own methods ran
-    assert base["Shell"] == ("keep", REFERENCED) and base["Shell.__repr__"] == ("keep", "implicit (dunder)")
+    assert base["Shell"] == ("keep", REFERENCED) and base["Shell.__repr__"] == ("keep", DUNDER_KEPT)
     assert base["Shell.run"] == ("keep", HIERARCHY)  # the family's protocol, should Shell be put to work
     assert base["Shell.describe"] == ("delete", NEVER_RUN)
     assert decisions(plan, f"{REACH}/scan.py")["key_error_handler"] == ("keep", ERROR_HANDLER)  # never raised
@@ -84,16 +87,16 @@ def test_a_class_never_instantiated_keeps_no_methods_off_the_surface(wheel_tree,
     start-up when its methods were cut)."""
     off = OffSurface(f"{REACH}/base.py", "another family's classes")
     base = decisions(planned(wheel_tree, off_surface=(off,))[0], f"{REACH}/base.py")
-    assert decisions(reach_planned[0], f"{REACH}/base.py")["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
+    assert decisions(reach_planned[0], f"{REACH}/base.py")["Unbuilt.__init__"] == ("keep", DUNDER_KEPT)
     assert base["Unbuilt"] == ("keep", REFERENCED)  # an isinstance check names it
     for member in ("__init__", "__repr__", "run"):  # no dunder or family protocol without an instance
         assert base[f"Unbuilt.{member}"] == ("delete", NEVER_RUN), member
     assert base["Unbuilt._legacy"] == ("stub", OFF_SURFACE_STUB)  # `legacy = _legacy` in its body: the name stays
     assert base["UnbuiltChild"][0] == "delete"  # nothing names it
     assert base["Built.run"] == ("stub", OFF_SURFACE_STUB)  # BuiltChild ran: Built's protocol stays (never run: a stub)
-    assert base["Built.__init__"] == ("keep", "implicit (dunder)")
-    assert base["UnbuiltError.__init__"] == ("keep", "implicit (dunder)")  # exceptions are not judged so
-    assert base["Record.__post_init__"][1].startswith("run in")
+    assert base["Built.__init__"] == ("keep", DUNDER_KEPT)
+    assert base["UnbuiltError.__init__"] == ("keep", DUNDER_KEPT)  # exceptions are not judged so
+    assert base["Record.__post_init__"][1].kind is Why.RAN
     assert base["Record.describe"] == ("delete", NEVER_RUN)  # a dataclass's own method, never run
     on_surface = decisions(reach_planned[0], f"{REACH}/base.py")  # inside the surface a flag may build it
     assert on_surface["Unbuilt.run"] == ("keep", HIERARCHY)
@@ -111,9 +114,9 @@ def test_a_request_class_keeps_its_methods(wheel_tree):
         return decisions(plan, f"{REACH}/base.py")
 
     kept = unbuilt(sampled=(request,))
-    assert kept["Unbuilt.__init__"] == ("keep", "implicit (dunder)") and kept["Unbuilt.run"][0] == "keep"
+    assert kept["Unbuilt.__init__"] == ("keep", DUNDER_KEPT) and kept["Unbuilt.run"][0] == "keep"
     class_only = Sampled(f"{REACH}/base.py", "the class, not scan.py's load_all that names it")
-    assert unbuilt(sampled=(class_only,))["Unbuilt.__init__"] == ("keep", "implicit (dunder)")
+    assert unbuilt(sampled=(class_only,))["Unbuilt.__init__"] == ("keep", DUNDER_KEPT)
     off = OffSurface(f"{REACH}/base.py", "a feature outside the surface")
     assert unbuilt(off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
     assert unbuilt(sampled=(request,), off_surface=(off,))["Unbuilt.__init__"] == ("delete", NEVER_RUN)
@@ -123,7 +126,7 @@ def test_stubs_what_only_a_module_where_nothing_ran_holds(reach_planned, tmp_pat
     rare = decisions(reach_planned[0], f"{REACH}/rare.py")
     assert rare["rare_path"] == ("stub", STUB)  # scan.py names it on a branch no recording took
     assert rare["_format"] == ("delete", NEVER_RUN)  # only the stubbed body named it
-    assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")  # never instantiated, but on the surface
+    assert rare["RareOptions.__init__"] == ("keep", DUNDER_KEPT)  # never instantiated, but on the surface
     plan, root, pin = reach_planned
     out = tmp_path / "sglang"
     apply_plan(plan, root, pin, out)
@@ -218,7 +221,7 @@ def test_whole_paths_and_what_policy_code_calls_are_not_stubbed(wheel_tree):
     whole = Whole(f"{REACH}/rare.py", "needs 2 GPUs", "r1_fp8_tp2")
     rare = decisions(planned(wheel_tree, wholes=(whole,))[0], f"{REACH}/rare.py")
     assert rare["rare_path"] == ("keep", REFERENCED) and rare["_format"] == ("keep", REFERENCED)
-    assert rare["RareOptions.__init__"] == ("keep", "implicit (dunder)")
+    assert rare["RareOptions.__init__"] == ("keep", DUNDER_KEPT)
     keep = Keep(f"{REACH}/lazy.py", None, "sm100 only", "dsv3_fp8_b200")  # lazy.py's fn calls rare_path
     plan = planned(wheel_tree, keeps=(keep,))[0]
     rare = decisions(plan, f"{REACH}/rare.py")

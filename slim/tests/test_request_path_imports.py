@@ -3,8 +3,9 @@
 import ast
 
 from slim.defs import platform_names
-from slim.plan import LAZY_ON_REQUEST_PATH, request_path_imports
+from slim.plan import request_path_imports
 from slim.policy import OffSurface, Policy, Sampled
+from slim.reasons import Reason, Why
 
 POLICY = Policy(sampled=(Sampled("sglang/srt/entrypoints/", "request handling"),),
                 off_surface=(OffSurface("sglang/srt/npu/", "not NVIDIA"),))
@@ -26,8 +27,11 @@ def test_lazy_imports_of_request_handling_join_the_plan_with_what_they_load(tmp_
         (tmp_path / rel).write_text(text)
     imported = {"sglang/srt/entrypoints/http.py", "sglang/srt/layers/other.py"}
     added = request_path_imports(tmp_path, sorted(FILES), imported, POLICY)
-    assert added == {"sglang/srt/entrypoints/tls.py": f"{LAZY_ON_REQUEST_PATH} (sglang/srt/entrypoints/http.py)",
-                     "sglang/srt/utils/certs.py": "imported by sglang/srt/entrypoints/tls.py"}
+    lazy = Reason(Why.LAZY_ON_REQUEST_PATH, "sglang/srt/entrypoints/http.py")
+    assert added == {"sglang/srt/entrypoints/tls.py": lazy,
+                     "sglang/srt/utils/certs.py": Reason(Why.IMPORTED, "sglang/srt/entrypoints/tls.py")}
+    assert str(added["sglang/srt/entrypoints/tls.py"]) == \
+        "imported lazily by request handling (sglang/srt/entrypoints/http.py)"
     # not the off-surface NPU pool (refused at the front door), not what non-request code imports lazily
 
 
