@@ -168,6 +168,14 @@ def holdout_section(repo: Path) -> str:
 
 # --- benchmarks on the GPU ---
 
+def change(runs: pd.DataFrame, key: str, by: str = "tree") -> str:
+    """slim's median against upstream's, and the widest spread (max-min over median) of either tree."""
+    g = runs.groupby(by)[key]
+    med = g.median()
+    widest = ((g.max() - g.min()) / med).max()
+    return f"slim {med['slim'] / med['upstream'] - 1:+.0%} at the median, run-to-run spread up to {widest:.0%}"
+
+
 def import_time_section(repo: Path) -> str:
     rel = result_files(repo, f"{BENCH}/import_time-*.json")[-1]
     d = load(repo, rel)
@@ -181,8 +189,9 @@ def import_time_section(repo: Path) -> str:
                             "peak RSS (MiB)": runs.peak_rss_mib.map(num), "modules": runs.modules.map(num)})
     return (f"Source: {link(rel)} (`benchmarks/import_time.py` via `REPEATS={d['repeats']} ci/gpu_session.sh "
             f"bench`; 1x {machine(rel)}, Python {d['python']}; `import {d['entry']}` in fresh interpreters, "
-            "upstream and slim alternating). Median (min-max):\n\n" + table(summary) + "\n\nEvery run:\n\n"
-            + table(samples))
+            "upstream and slim alternating). Median (min-max):\n\n" + table(summary) + "\n\n"
+            f"Import time: {change(runs, 'import_s')}; where the spread is as large as the change, it is an "
+            "indication, not a speed-up to quote.\n\nEvery run:\n\n" + table(samples))
 
 
 def serving_samples(d: dict) -> pd.DataFrame:
@@ -211,12 +220,20 @@ def serving_summary(d: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["median (min-max)", *d["configs"]])
 
 
+def serving_changes(d: dict) -> str:
+    measured = [s for s in d["samples"] if s["repeat"] >= 0]  # repeat -1: the unmeasured warm-up start
+    starts = pd.DataFrame([{"tree": s["config"], "healthy_s": s["healthy_s"]} for s in measured])
+    rounds = pd.DataFrame([{"tree": s["config"], "decode": x} for s in measured for x in s["decode_tok_per_s"]])
+    return f"Time to healthy: {change(starts, 'healthy_s')}. Decode: {change(rounds, 'decode')}."
+
+
 def serving_section(repo: Path) -> str:
     rel = result_files(repo, f"{BENCH}/serving-*.json")[-1]
     d = load(repo, rel)
     return (f"Source: {link(rel)} (`benchmarks/serving.py` via `REPEATS={d['repeats_planned']} ci/gpu_session.sh "
             f"serve-bench {d['scenario']}`; 1x {machine(rel)}; flags `{' '.join(d['flags'])}`; order "
             f"{', '.join(d['order'])}, {d['rounds']} measured rounds per start):\n\n" + table(serving_summary(d))
+            + "\n\n" + serving_changes(d)
             + "\n\nEvery start (start -1 is the unmeasured warm-up):\n\n" + table(serving_samples(d)))
 
 
