@@ -41,7 +41,7 @@ def scenarios(db: DbOpt = DB,
               ) -> None:
     """List the scenarios: what each needs, its state, and where/when it was last recorded."""
     from scenarios.spec import load_scenario, scenario_names
-    from slim.recording import PENDING, last_recorded
+    from slim.recording import PENDING, UNVERIFIED, last_recorded
 
     if plan is not None:
         scenario = load_scenario(plan)
@@ -58,8 +58,9 @@ def scenarios(db: DbOpt = DB,
                           markup=False, highlight=False, soft_wrap=True)
         return
     recorded = last_recorded(db)
-    pending = last_recorded(db / PENDING) if (db / PENDING).is_dir() else {}
-    rows = [scenario_row(name, load_scenario(name), recorded, pending) for name in scenario_names()]
+    pending, unverified = (last_recorded(db / folder) if (db / folder).is_dir() else {}
+                           for folder in (PENDING, UNVERIFIED))
+    rows = [scenario_row(name, load_scenario(name), recorded, pending, unverified) for name in scenario_names()]
     if as_json:
         print(json.dumps(rows, indent=1))
         return
@@ -77,13 +78,17 @@ def scenarios(db: DbOpt = DB,
         console.print("each scenario's note and recordings: slim scenarios --wide (or --json)", highlight=False)
 
 
-def scenario_row(name: str, s, recorded: dict[str, str], pending: dict[str, str]) -> dict[str, str]:
-    """One scenario's row: its needs, its last (and pending) recording, its state in a few words."""
+def scenario_row(name: str, s, recorded: dict[str, str], pending: dict[str, str],
+                 unverified: dict[str, str] | None = None) -> dict[str, str]:
+    """One scenario's row: its needs, its last (and waiting) recording, its state in a few words."""
+    unverified = unverified or {}
     state = ("awaiting verify" if name in recorded and s.awaiting_verify else "recorded" if name in recorded
-             else "pending" if name in pending else "not recorded (note)" if s.status else "not recorded yet")
+             else "pending" if name in pending else "unverified" if name in unverified
+             else "not recorded (note)" if s.status else "not recorded yet")
     return {"scenario": name, "GPUs": str(s.hardware.gpus), "nodes": str(s.hardware.nodes),
             "sm": f"{round(s.hardware.min_compute_capability * 10)}+", "last recorded": recorded.get(name, "never"),
-            "pending recording": pending.get(name, "-"), "state": state, "note": s.status or s.awaiting_verify or ""}
+            "pending recording": pending.get(name, unverified.get(name, "-")), "state": state,
+            "note": s.status or s.awaiting_verify or ""}
 
 
 @app.command()

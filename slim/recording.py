@@ -202,8 +202,13 @@ def load_recording(path: Path, upstream_version: str | None = None) -> Recording
 # Recordings made but not yet behind the committed tree (no tree planned from them has passed a
 # GPU verify): coverage_db/pending/<scenario>/<run>.json.gz, same layout, read with --db.
 PENDING = "pending"
-# Folders of coverage_db that hold slim's own results or pending runs, not the committed runs.
-NOT_SCENARIOS = {"benchmarks", "bundle", PENDING}
+# Recordings of upstream that no tree has served on a GPU yet (the device budget ran out before a
+# verify; a pending run, by contrast, carries a verify of the committed tree):
+# coverage_db/unverified/<scenario>/<run>.json.gz. No plan reads them; they move into
+# coverage_db/<scenario>/ together with a passing verify of the tree planned from them.
+UNVERIFIED = "unverified"
+# Folders of coverage_db that hold slim's own results or waiting runs, not the committed runs.
+NOT_SCENARIOS = {"benchmarks", "bundle", PENDING, UNVERIFIED}
 
 
 def recording_paths(db: Path) -> list[Path]:
@@ -218,9 +223,13 @@ def load_all(db: Path, upstream_version: str) -> list[Recording]:
     return [load_recording(p, upstream_version) for p in paths]
 
 
+def load_waiting(db: Path, folder: str, upstream_version: str) -> list[Recording]:
+    """The runs waiting in coverage_db/<folder>/ (pending or unverified; none: an empty list, not an error)."""
+    return load_all(db / folder, upstream_version) if recording_paths(db / folder) else []
+
+
 def load_pending(db: Path, upstream_version: str) -> list[Recording]:
-    """The runs waiting in coverage_db/pending/ (none: an empty list, not an error)."""
-    return load_all(db / PENDING, upstream_version) if recording_paths(db / PENDING) else []
+    return load_waiting(db, PENDING, upstream_version)
 
 
 def all_modules(recordings: list[Recording]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from slim.datafile import read_gzip_json
 from slim.front_door import FRONT_DOOR
 from slim.paths import DB, OUT
 from slim.plan import make_function_plan, package_files
-from slim.recording import load_all, load_pending
+from slim.recording import PENDING, UNVERIFIED, load_all, load_pending, load_waiting
 from slim.upstream import default_tree, load_pin, verify_tree
 from slim.verify import gpu_models, mismatch_without_logprobs
 
@@ -71,17 +71,18 @@ def test_recordings_hold_real_upstream_functions_and_one_process_tree(recordings
         assert len(roots) == 1 and roots[0]["argv"][0].endswith("sglang/launch_server.py"), recording.name
 
 
-def test_pending_recordings_are_gpu_runs_whose_scenario_says_why_they_wait():
-    """coverage_db/pending/ holds runs no plan reads yet: they load like committed ones (pinned
-    version, schema), sit under their own scenario, and exactly their scenarios' statuses say
-    "pending" (none once every pending run has been promoted)."""
-    pending = load_pending(DB, load_pin().version)
-    for recording in pending:
+@pytest.mark.parametrize("folder", [PENDING, UNVERIFIED])
+def test_waiting_recordings_are_gpu_runs_whose_scenario_says_why_they_wait(folder):
+    """coverage_db/pending/ and coverage_db/unverified/ hold runs no plan reads yet: they load like
+    committed ones (pinned version, schema), sit under their own scenario, and exactly their
+    scenarios' statuses start with the folder's name (none once every such run has been promoted)."""
+    runs = load_waiting(DB, folder, load_pin().version)
+    for recording in runs:
         assert recording.path.parent.name == recording.scenario
         assert recording.data["environment"]["gpus"]
-    waiting = {recording.scenario for recording in pending}
+    waiting = {recording.scenario for recording in runs}
     for name in scenario_names():
-        assert (load_scenario(name).status or "").startswith("pending") == (name in waiting), name
+        assert (load_scenario(name).status or "").startswith(folder) == (name in waiting), name
 
 
 def test_pending_runs_carry_a_verify_of_the_committed_tree():

@@ -3,11 +3,23 @@ where a user names them. To get one back: record a scenario that uses it, then `
 
 import argparse
 import dataclasses
+import functools
 
-REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, audio) input was removed from this slimmed '
+REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed from this slimmed SGLang (not a DeepSeek '
+                             'V2/V3/R1 feature: it needs a speech-recognition model). To get it back: record '
+                             'a scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--asr-max-concurrent-sessions': 'audio transcription was removed from this slimmed SGLang (not a DeepSeek '
+                                  'V2/V3/R1 feature: it needs a speech-recognition model). To get it back: '
+                                  'record a scenario that uses it (slim record --scenario ...) and run slim '
+                                  'apply.',
+ '--disable-fast-image-processor': 'multimodal (image, video, audio) input was removed from this slimmed '
                                    'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text only). '
                                    'To get it back: record a scenario that uses it (slim record --scenario '
                                    '...) and run slim apply.',
+ '--disable-hybrid-swa-memory': 'hybrid sliding-window attention memory was removed from this slimmed SGLang '
+                                '(not a DeepSeek V2/V3/R1 feature: every layer is full MLA attention; none '
+                                'has a sliding window). To get it back: record a scenario that uses it (slim '
+                                'record --scenario ...) and run slim apply.',
  '--dllm-algorithm': 'diffusion language models was removed from this slimmed SGLang (not a DeepSeek '
                      'V2/V3/R1 feature: they decode autoregressively, not by diffusion). To get it back: '
                      'record a scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -18,6 +30,31 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
  '--dllm-fdfo': 'diffusion language models was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
                 'feature: they decode autoregressively, not by diffusion). To get it back: record a scenario '
                 'that uses it (slim record --scenario ...) and run slim apply.',
+ '--dsa-decode-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
+                         'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
+                         'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). '
+                         'To get it back: record a scenario that uses it (slim record --scenario ...) and '
+                         'run slim apply.',
+ '--dsa-paged-mqa-logits-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                   'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their '
+                                   'MLA attention is dense; the top-k indexer and its sparse attention '
+                                   'belong to DeepSeek V3.2 and V4). To get it back: record a scenario that '
+                                   'uses it (slim record --scenario ...) and run slim apply.',
+ '--dsa-prefill-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
+                          'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
+                          'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and '
+                          'V4). To get it back: record a scenario that uses it (slim record --scenario ...) '
+                          'and run slim apply.',
+ '--dsa-prefill-cp-mode': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
+                          'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
+                          'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and '
+                          'V4). To get it back: record a scenario that uses it (slim record --scenario ...) '
+                          'and run slim apply.',
+ '--dsa-topk-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from this '
+                       'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is dense; the '
+                       'top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                       'back: record a scenario that uses it (slim record --scenario ...) and run slim '
+                       'apply.',
  '--enable-adaptive-dispatch-to-encoder': 'multimodal (image, video, audio) input was removed from this '
                                           'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
                                           'take text only). To get it back: record a scenario that uses it '
@@ -29,7 +66,39 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
                                          'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models take '
                                          'text only). To get it back: record a scenario that uses it (slim '
                                          'record --scenario ...) and run slim apply.',
+ '--enable-deepseek-v4-fp4-indexer': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                     'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                     'their MLA attention is dense; the top-k indexer and its sparse '
+                                     'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-dsa-cache-layer-split': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                   'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their '
+                                   'MLA attention is dense; the top-k indexer and its sparse attention '
+                                   'belong to DeepSeek V3.2 and V4). To get it back: record a scenario that '
+                                   'uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-dsa-prefill-context-parallel': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                          'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                          'feature: their MLA attention is dense; the top-k indexer and its '
+                                          'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
+ '--enable-gdn-replayssm-spec': 'linear-attention and Mamba layers was removed from this slimmed SGLang (not '
+                                'a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with '
+                                'no linear-attention or Mamba state). To get it back: record a scenario that '
+                                'uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-hisparse': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from this '
+                      'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is dense; the '
+                      'top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                      'back: record a scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--enable-int8-mamba-checkpoint': 'linear-attention and Mamba layers was removed from this slimmed SGLang '
+                                   '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and '
+                                   'MoE, with no linear-attention or Mamba state). To get it back: record a '
+                                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-linear-replayssm': 'linear-attention and Mamba layers was removed from this slimmed SGLang (not a '
+                              'DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with no '
+                              'linear-attention or Mamba state). To get it back: record a scenario that uses '
+                              'it (slim record --scenario ...) and run slim apply.',
+ '--enable-linear-replayssm-spec': 'linear-attention and Mamba layers was removed from this slimmed SGLang '
                                    '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and '
                                    'MoE, with no linear-attention or Mamba state). To get it back: record a '
                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -45,6 +114,12 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
  '--enable-multimodal': 'multimodal (image, video, audio) input was removed from this slimmed SGLang (not a '
                         'DeepSeek V2/V3/R1 feature: these models take text only). To get it back: record a '
                         'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-nsa-prefill-context-parallel': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                          'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                          'feature: their MLA attention is dense; the top-k indexer and its '
+                                          'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
  '--enable-precise-embedding-interpolation': 'multimodal (image, video, audio) input was removed from this '
                                              'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
                                              'take text only). To get it back: record a scenario that uses '
@@ -53,6 +128,15 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
                              'apply.',
+ '--enable-return-indexer-topk': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                 'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                 'attention is dense; the top-k indexer and its sparse attention belong to '
+                                 'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                 '(slim record --scenario ...) and run slim apply.',
+ '--enable-scattered-sconv': 'Inkling scattered short convolution was removed from this slimmed SGLang (not '
+                             "a DeepSeek V2/V3/R1 feature: it shards the Inkling model's short-convolution "
+                             'cache; DeepSeek has no convolution layers). To get it back: record a scenario '
+                             'that uses it (slim record --scenario ...) and run slim apply.',
  '--encoder-bootstrap-port': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
@@ -70,9 +154,17 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
  '--encoder-urls': 'multimodal (image, video, audio) input was removed from this slimmed SGLang (not a '
                    'DeepSeek V2/V3/R1 feature: these models take text only). To get it back: record a '
                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--flashinfer-mxfp4-moe-precision': 'MXFP4 (gpt-oss) quantization was removed from this slimmed SGLang (not '
+                                     "a DeepSeek V2/V3/R1 checkpoint: MXFP4 is gpt-oss's format; DeepSeek "
+                                     'ships FP8, and NVFP4 through ModelOpt). To get it back: record a '
+                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--fuseep-mode': 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: Huawei Ascend NPUs '
                   'only). To get it back: record a scenario that uses it (slim record --scenario ...) and '
                   'run slim apply.',
+ '--hisparse-config': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from this '
+                      'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is dense; the '
+                      'top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                      'back: record a scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--int8-mamba-ckpt-size': 'linear-attention and Mamba layers was removed from this slimmed SGLang (not a '
                            'DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with no '
                            'linear-attention or Mamba state). To get it back: record a scenario that uses it '
@@ -105,6 +197,10 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
                                   'with no linear-attention or Mamba state). To get it back: record a '
                                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--linear-attn-verify-backend': 'linear-attention and Mamba layers was removed from this slimmed SGLang '
+                                 '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, '
+                                 'with no linear-attention or Mamba state). To get it back: record a '
+                                 'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--linear-replayssm-cache-len': 'linear-attention and Mamba layers was removed from this slimmed SGLang '
                                  '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, '
                                  'with no linear-attention or Mamba state). To get it back: record a '
                                  'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -162,13 +258,84 @@ REMOVED_FLAGS = {'--disable-fast-image-processor': 'multimodal (image, video, au
  '--mm-processor-worker-num': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
                               '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                               'back: record a scenario that uses it (slim record --scenario ...) and run '
-                              'slim apply.'}
+                              'slim apply.',
+ '--nsa-decode-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
+                         'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
+                         'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). '
+                         'To get it back: record a scenario that uses it (slim record --scenario ...) and '
+                         'run slim apply.',
+ '--nsa-prefill-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
+                          'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
+                          'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and '
+                          'V4). To get it back: record a scenario that uses it (slim record --scenario ...) '
+                          'and run slim apply.',
+ '--nsa-prefill-cp-mode': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
+                          'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
+                          'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and '
+                          'V4). To get it back: record a scenario that uses it (slim record --scenario ...) '
+                          'and run slim apply.',
+ '--speculative-dspark-align-verify-tokens-to-graph-tier': 'DSpark speculative decoding was removed from '
+                                                           'this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                                           'feature: DSpark drafts only for DeepSeek V4 and '
+                                                           'Kimi targets (deepseek_v2.py has no DSpark '
+                                                           'hook); DeepSeek V3/R1 speculate with their MTP '
+                                                           'layer). To get it back: record a scenario that '
+                                                           'uses it (slim record --scenario ...) and run '
+                                                           'slim apply.',
+ '--speculative-dspark-block-size': 'DSpark speculative decoding was removed from this slimmed SGLang (not a '
+                                    'DeepSeek V2/V3/R1 feature: DSpark drafts only for DeepSeek V4 and Kimi '
+                                    'targets (deepseek_v2.py has no DSpark hook); DeepSeek V3/R1 speculate '
+                                    'with their MTP layer). To get it back: record a scenario that uses it '
+                                    '(slim record --scenario ...) and run slim apply.',
+ '--speculative-dspark-confidence-sts-path': 'DSpark speculative decoding was removed from this slimmed '
+                                             'SGLang (not a DeepSeek V2/V3/R1 feature: DSpark drafts only '
+                                             'for DeepSeek V4 and Kimi targets (deepseek_v2.py has no DSpark '
+                                             'hook); DeepSeek V3/R1 speculate with their MTP layer). To get '
+                                             'it back: record a scenario that uses it (slim record '
+                                             '--scenario ...) and run slim apply.',
+ '--speculative-dspark-sps-table-path': 'DSpark speculative decoding was removed from this slimmed SGLang '
+                                        '(not a DeepSeek V2/V3/R1 feature: DSpark drafts only for DeepSeek '
+                                        'V4 and Kimi targets (deepseek_v2.py has no DSpark hook); DeepSeek '
+                                        'V3/R1 speculate with their MTP layer). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
+ '--swa-full-tokens-ratio': 'hybrid sliding-window attention memory was removed from this slimmed SGLang '
+                            '(not a DeepSeek V2/V3/R1 feature: every layer is full MLA attention; none has a '
+                            'sliding window). To get it back: record a scenario that uses it (slim record '
+                            '--scenario ...) and run slim apply.'}
 REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                    'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--attention-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: '
                                     'Huawei Ascend NPUs only). To get it back: record a scenario that uses '
                                     'it (slim record --scenario ...) and run slim apply.',
+ ('--attention-backend', 'compressed'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                        'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                        'their MLA attention is dense; the top-k indexer and its sparse '
+                                        'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
+ ('--attention-backend', 'dsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                 'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                 'attention is dense; the top-k indexer and its sparse attention belong to '
+                                 'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                 '(slim record --scenario ...) and run slim apply.',
+ ('--attention-backend', 'dsv4'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                  'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                  'attention is dense; the top-k indexer and its sparse attention belong to '
+                                  'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                  '(slim record --scenario ...) and run slim apply.',
+ ('--attention-backend', 'dual_chunk_flash_attn'): 'dual-chunk flash attention was removed from this slimmed '
+                                                   'SGLang (not a DeepSeek V2/V3/R1 feature: it serves the '
+                                                   'dual-chunk long-context attention of other model '
+                                                   'families; DeepSeek uses MLA). To get it back: record a '
+                                                   'scenario that uses it (slim record --scenario ...) and '
+                                                   'run slim apply.',
+ ('--attention-backend', 'hpc_ops'): 'hpc_ops attention backend was removed from this slimmed SGLang (not a '
+                                     'DeepSeek V2/V3/R1 feature: upstream refuses it for MLA models '
+                                     "('hpc_ops backend can only be used with non-MLA models')). To get it "
+                                     'back: record a scenario that uses it (slim record --scenario ...) and '
+                                     'run slim apply.',
  ('--attention-backend', 'intel_amx'): 'Intel CPU and XPU attention backends was removed from this slimmed '
                                        'SGLang (not NVIDIA: Intel AMX CPUs and Intel XPUs only). To get it '
                                        'back: record a scenario that uses it (slim record --scenario ...) '
@@ -177,6 +344,11 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                        'SGLang (not NVIDIA: Intel AMX CPUs and Intel XPUs only). To get it '
                                        'back: record a scenario that uses it (slim record --scenario ...) '
                                        'and run slim apply.',
+ ('--attention-backend', 'nsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                 'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                 'attention is dense; the top-k indexer and its sparse attention belong to '
+                                 'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                 '(slim record --scenario ...) and run slim apply.',
  ('--attention-backend', 'wave'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                   'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -188,6 +360,35 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                            'NVIDIA: Huawei Ascend NPUs only). To get it back: record a '
                                            'scenario that uses it (slim record --scenario ...) and run slim '
                                            'apply.',
+ ('--decode-attention-backend', 'compressed'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                               'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                               'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                               'indexer and its sparse attention belong to DeepSeek V3.2 and '
+                                               'V4). To get it back: record a scenario that uses it (slim '
+                                               'record --scenario ...) and run slim apply.',
+ ('--decode-attention-backend', 'dsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                        'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                        'their MLA attention is dense; the top-k indexer and its sparse '
+                                        'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
+ ('--decode-attention-backend', 'dsv4'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                         'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                         'their MLA attention is dense; the top-k indexer and its sparse '
+                                         'attention belong to DeepSeek V3.2 and V4). To get it back: record '
+                                         'a scenario that uses it (slim record --scenario ...) and run slim '
+                                         'apply.',
+ ('--decode-attention-backend', 'dual_chunk_flash_attn'): 'dual-chunk flash attention was removed from this '
+                                                          'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                                          'it serves the dual-chunk long-context attention '
+                                                          'of other model families; DeepSeek uses MLA). To '
+                                                          'get it back: record a scenario that uses it (slim '
+                                                          'record --scenario ...) and run slim apply.',
+ ('--decode-attention-backend', 'hpc_ops'): 'hpc_ops attention backend was removed from this slimmed SGLang '
+                                            '(not a DeepSeek V2/V3/R1 feature: upstream refuses it for MLA '
+                                            "models ('hpc_ops backend can only be used with non-MLA "
+                                            "models')). To get it back: record a scenario that uses it (slim "
+                                            'record --scenario ...) and run slim apply.',
  ('--decode-attention-backend', 'intel_amx'): 'Intel CPU and XPU attention backends was removed from this '
                                               'slimmed SGLang (not NVIDIA: Intel AMX CPUs and Intel XPUs '
                                               'only). To get it back: record a scenario that uses it (slim '
@@ -196,6 +397,12 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                               'slimmed SGLang (not NVIDIA: Intel AMX CPUs and Intel XPUs '
                                               'only). To get it back: record a scenario that uses it (slim '
                                               'record --scenario ...) and run slim apply.',
+ ('--decode-attention-backend', 'nsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                        'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                        'their MLA attention is dense; the top-k indexer and its sparse '
+                                        'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
  ('--decode-attention-backend', 'wave'): 'AMD ROCm backends (aiter, wave, mori) was removed from this '
                                          'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get it '
                                          'back: record a scenario that uses it (slim record --scenario ...) '
@@ -211,13 +418,138 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--dsa-decode-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                     'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('--dsa-decode-backend', 'fa3'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                  'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                  'attention is dense; the top-k indexer and its sparse attention belong to '
+                                  'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                  '(slim record --scenario ...) and run slim apply.',
+ ('--dsa-decode-backend', 'flashinfer_sparse_mla'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                    'dsv4) was removed from this slimmed SGLang (not a '
+                                                    'DeepSeek V2/V3/R1 feature: their MLA attention is '
+                                                    'dense; the top-k indexer and its sparse attention '
+                                                    'belong to DeepSeek V3.2 and V4). To get it back: record '
+                                                    'a scenario that uses it (slim record --scenario ...) '
+                                                    'and run slim apply.',
+ ('--dsa-decode-backend', 'flashmla_auto'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                            'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                            'feature: their MLA attention is dense; the top-k indexer and '
+                                            'its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                                            'back: record a scenario that uses it (slim record --scenario '
+                                            '...) and run slim apply.',
+ ('--dsa-decode-backend', 'flashmla_kv'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                          'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                          'feature: their MLA attention is dense; the top-k indexer and its '
+                                          'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
+ ('--dsa-decode-backend', 'flashmla_sparse'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                              'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                              'feature: their MLA attention is dense; the top-k indexer and '
+                                              'its sparse attention belong to DeepSeek V3.2 and V4). To get '
+                                              'it back: record a scenario that uses it (slim record '
+                                              '--scenario ...) and run slim apply.',
+ ('--dsa-decode-backend', 'flashmla_sparse_q8'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                 'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                                 'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                                 'indexer and its sparse attention belong to DeepSeek V3.2 '
+                                                 'and V4). To get it back: record a scenario that uses it '
+                                                 '(slim record --scenario ...) and run slim apply.',
+ ('--dsa-decode-backend', 'tilelang'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                       'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                       'their MLA attention is dense; the top-k indexer and its sparse '
+                                       'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                       'scenario that uses it (slim record --scenario ...) and run slim '
+                                       'apply.',
+ ('--dsa-decode-backend', 'trtllm'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                     'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                     'their MLA attention is dense; the top-k indexer and its sparse '
+                                     'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--dsa-paged-mqa-logits-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this '
                                               'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get '
                                               'it back: record a scenario that uses it (slim record '
                                               '--scenario ...) and run slim apply.',
+ ('--dsa-paged-mqa-logits-backend', 'cutedsl'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                                'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                                'indexer and its sparse attention belong to DeepSeek V3.2 '
+                                                'and V4). To get it back: record a scenario that uses it '
+                                                '(slim record --scenario ...) and run slim apply.',
+ ('--dsa-paged-mqa-logits-backend', 'deepgemm'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                 'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                                 'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                                 'indexer and its sparse attention belong to DeepSeek V3.2 '
+                                                 'and V4). To get it back: record a scenario that uses it '
+                                                 '(slim record --scenario ...) and run slim apply.',
  ('--dsa-prefill-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                      'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                      'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('--dsa-prefill-backend', 'fa3'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                   'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their '
+                                   'MLA attention is dense; the top-k indexer and its sparse attention '
+                                   'belong to DeepSeek V3.2 and V4). To get it back: record a scenario that '
+                                   'uses it (slim record --scenario ...) and run slim apply.',
+ ('--dsa-prefill-backend', 'flashinfer_sparse_mla'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA '
+                                                     'indexer, dsv4) was removed from this slimmed SGLang '
+                                                     '(not a DeepSeek V2/V3/R1 feature: their MLA attention '
+                                                     'is dense; the top-k indexer and its sparse attention '
+                                                     'belong to DeepSeek V3.2 and V4). To get it back: '
+                                                     'record a scenario that uses it (slim record --scenario '
+                                                     '...) and run slim apply.',
+ ('--dsa-prefill-backend', 'flashmla_auto'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                             'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                             'feature: their MLA attention is dense; the top-k indexer and '
+                                             'its sparse attention belong to DeepSeek V3.2 and V4). To get '
+                                             'it back: record a scenario that uses it (slim record '
+                                             '--scenario ...) and run slim apply.',
+ ('--dsa-prefill-backend', 'flashmla_kv'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                           'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                           'feature: their MLA attention is dense; the top-k indexer and its '
+                                           'sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                                           'back: record a scenario that uses it (slim record --scenario '
+                                           '...) and run slim apply.',
+ ('--dsa-prefill-backend', 'flashmla_sparse'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                               'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                               'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                               'indexer and its sparse attention belong to DeepSeek V3.2 and '
+                                               'V4). To get it back: record a scenario that uses it (slim '
+                                               'record --scenario ...) and run slim apply.',
+ ('--dsa-prefill-backend', 'flashmla_sparse_q8'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                  'dsv4) was removed from this slimmed SGLang (not a '
+                                                  'DeepSeek V2/V3/R1 feature: their MLA attention is dense; '
+                                                  'the top-k indexer and its sparse attention belong to '
+                                                  'DeepSeek V3.2 and V4). To get it back: record a scenario '
+                                                  'that uses it (slim record --scenario ...) and run slim '
+                                                  'apply.',
+ ('--dsa-prefill-backend', 'tilelang'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                        'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                        'their MLA attention is dense; the top-k indexer and its sparse '
+                                        'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
+ ('--dsa-prefill-backend', 'trtllm'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                      'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                      'their MLA attention is dense; the top-k indexer and its sparse '
+                                      'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                      'scenario that uses it (slim record --scenario ...) and run slim '
+                                      'apply.',
+ ('--dsa-prefill-cp-mode', 'in-seq-split'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                            'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                            'feature: their MLA attention is dense; the top-k indexer and '
+                                            'its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                                            'back: record a scenario that uses it (slim record --scenario '
+                                            '...) and run slim apply.',
+ ('--dsa-topk-backend', 'flashinfer'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                       'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                       'their MLA attention is dense; the top-k indexer and its sparse '
+                                       'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                       'scenario that uses it (slim record --scenario ...) and run slim '
+                                       'apply.',
+ ('--dsa-topk-backend', 'torch'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                  'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                  'attention is dense; the top-k indexer and its sparse attention belong to '
+                                  'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                  '(slim record --scenario ...) and run slim apply.',
  ('--encoder-transfer-backend', 'auto'): 'multimodal (image, video, audio) input was removed from this '
                                          'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models take '
                                          'text only). To get it back: record a scenario that uses it (slim '
@@ -236,6 +568,11 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                      'feature: these models take text only). To get it back: '
                                                      'record a scenario that uses it (slim record --scenario '
                                                      '...) and run slim apply.',
+ ('--flashinfer-mxfp4-moe-precision', 'bf16'): 'MXFP4 (gpt-oss) quantization was removed from this slimmed '
+                                               'SGLang (not a DeepSeek V2/V3/R1 checkpoint: MXFP4 is '
+                                               "gpt-oss's format; DeepSeek ships FP8, and NVFP4 through "
+                                               'ModelOpt). To get it back: record a scenario that uses it '
+                                               '(slim record --scenario ...) and run slim apply.',
  ('--fp8-gemm-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                   'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -380,6 +717,11 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                              'are MLA attention and MoE, with no linear-attention or Mamba '
                                              'state). To get it back: record a scenario that uses it (slim '
                                              'record --scenario ...) and run slim apply.',
+ ('--load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this slimmed SGLang (not a '
+                               "DeepSeek V2/V3/R1 checkpoint: --load-format mistral reads Mistral's "
+                               'consolidated*.safetensors, which DeepSeek checkpoints do not ship). To get '
+                               'it back: record a scenario that uses it (slim record --scenario ...) and run '
+                               'slim apply.',
  ('--lora-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: Huawei '
                                'Ascend NPUs only). To get it back: record a scenario that uses it (slim '
                                'record --scenario ...) and run slim apply.',
@@ -483,12 +825,119 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--moe-runner-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                     'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('--moe-runner-backend', 'flashinfer_mxfp4'): 'MXFP4 (gpt-oss) quantization was removed from this slimmed '
+                                               'SGLang (not a DeepSeek V2/V3/R1 checkpoint: MXFP4 is '
+                                               "gpt-oss's format; DeepSeek ships FP8, and NVFP4 through "
+                                               'ModelOpt). To get it back: record a scenario that uses it '
+                                               '(slim record --scenario ...) and run slim apply.',
  ('--nsa-decode-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                     'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('--nsa-decode-backend', 'fa3'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
+                                  'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
+                                  'attention is dense; the top-k indexer and its sparse attention belong to '
+                                  'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
+                                  '(slim record --scenario ...) and run slim apply.',
+ ('--nsa-decode-backend', 'flashinfer_sparse_mla'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                    'dsv4) was removed from this slimmed SGLang (not a '
+                                                    'DeepSeek V2/V3/R1 feature: their MLA attention is '
+                                                    'dense; the top-k indexer and its sparse attention '
+                                                    'belong to DeepSeek V3.2 and V4). To get it back: record '
+                                                    'a scenario that uses it (slim record --scenario ...) '
+                                                    'and run slim apply.',
+ ('--nsa-decode-backend', 'flashmla_auto'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                            'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                            'feature: their MLA attention is dense; the top-k indexer and '
+                                            'its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                                            'back: record a scenario that uses it (slim record --scenario '
+                                            '...) and run slim apply.',
+ ('--nsa-decode-backend', 'flashmla_kv'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                          'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                          'feature: their MLA attention is dense; the top-k indexer and its '
+                                          'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
+ ('--nsa-decode-backend', 'flashmla_sparse'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                              'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                              'feature: their MLA attention is dense; the top-k indexer and '
+                                              'its sparse attention belong to DeepSeek V3.2 and V4). To get '
+                                              'it back: record a scenario that uses it (slim record '
+                                              '--scenario ...) and run slim apply.',
+ ('--nsa-decode-backend', 'flashmla_sparse_q8'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                 'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                                 'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                                 'indexer and its sparse attention belong to DeepSeek V3.2 '
+                                                 'and V4). To get it back: record a scenario that uses it '
+                                                 '(slim record --scenario ...) and run slim apply.',
+ ('--nsa-decode-backend', 'tilelang'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                       'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                       'their MLA attention is dense; the top-k indexer and its sparse '
+                                       'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                       'scenario that uses it (slim record --scenario ...) and run slim '
+                                       'apply.',
+ ('--nsa-decode-backend', 'trtllm'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                     'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                     'their MLA attention is dense; the top-k indexer and its sparse '
+                                     'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--nsa-prefill-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                      'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                      'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('--nsa-prefill-backend', 'fa3'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                   'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their '
+                                   'MLA attention is dense; the top-k indexer and its sparse attention '
+                                   'belong to DeepSeek V3.2 and V4). To get it back: record a scenario that '
+                                   'uses it (slim record --scenario ...) and run slim apply.',
+ ('--nsa-prefill-backend', 'flashinfer_sparse_mla'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA '
+                                                     'indexer, dsv4) was removed from this slimmed SGLang '
+                                                     '(not a DeepSeek V2/V3/R1 feature: their MLA attention '
+                                                     'is dense; the top-k indexer and its sparse attention '
+                                                     'belong to DeepSeek V3.2 and V4). To get it back: '
+                                                     'record a scenario that uses it (slim record --scenario '
+                                                     '...) and run slim apply.',
+ ('--nsa-prefill-backend', 'flashmla_auto'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                             'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                             'feature: their MLA attention is dense; the top-k indexer and '
+                                             'its sparse attention belong to DeepSeek V3.2 and V4). To get '
+                                             'it back: record a scenario that uses it (slim record '
+                                             '--scenario ...) and run slim apply.',
+ ('--nsa-prefill-backend', 'flashmla_kv'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                           'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                           'feature: their MLA attention is dense; the top-k indexer and its '
+                                           'sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                                           'back: record a scenario that uses it (slim record --scenario '
+                                           '...) and run slim apply.',
+ ('--nsa-prefill-backend', 'flashmla_sparse'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                               'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                               'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                               'indexer and its sparse attention belong to DeepSeek V3.2 and '
+                                               'V4). To get it back: record a scenario that uses it (slim '
+                                               'record --scenario ...) and run slim apply.',
+ ('--nsa-prefill-backend', 'flashmla_sparse_q8'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                  'dsv4) was removed from this slimmed SGLang (not a '
+                                                  'DeepSeek V2/V3/R1 feature: their MLA attention is dense; '
+                                                  'the top-k indexer and its sparse attention belong to '
+                                                  'DeepSeek V3.2 and V4). To get it back: record a scenario '
+                                                  'that uses it (slim record --scenario ...) and run slim '
+                                                  'apply.',
+ ('--nsa-prefill-backend', 'tilelang'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                        'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                        'their MLA attention is dense; the top-k indexer and its sparse '
+                                        'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
+ ('--nsa-prefill-backend', 'trtllm'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                      'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                      'their MLA attention is dense; the top-k indexer and its sparse '
+                                      'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
+                                      'scenario that uses it (slim record --scenario ...) and run slim '
+                                      'apply.',
+ ('--nsa-prefill-cp-mode', 'in-seq-split'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                            'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                            'feature: their MLA attention is dense; the top-k indexer and '
+                                            'its sparse attention belong to DeepSeek V3.2 and V4). To get it '
+                                            'back: record a scenario that uses it (slim record --scenario '
+                                            '...) and run slim apply.',
  ('--prefill-attention-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this '
                                            'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get it '
                                            'back: record a scenario that uses it (slim record --scenario '
@@ -497,6 +946,35 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'NVIDIA: Huawei Ascend NPUs only). To get it back: record a '
                                             'scenario that uses it (slim record --scenario ...) and run slim '
                                             'apply.',
+ ('--prefill-attention-backend', 'compressed'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
+                                                'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
+                                                'V2/V3/R1 feature: their MLA attention is dense; the top-k '
+                                                'indexer and its sparse attention belong to DeepSeek V3.2 '
+                                                'and V4). To get it back: record a scenario that uses it '
+                                                '(slim record --scenario ...) and run slim apply.',
+ ('--prefill-attention-backend', 'dsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                         'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                         'their MLA attention is dense; the top-k indexer and its sparse '
+                                         'attention belong to DeepSeek V3.2 and V4). To get it back: record '
+                                         'a scenario that uses it (slim record --scenario ...) and run slim '
+                                         'apply.',
+ ('--prefill-attention-backend', 'dsv4'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                          'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                          'feature: their MLA attention is dense; the top-k indexer and its '
+                                          'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
+ ('--prefill-attention-backend', 'dual_chunk_flash_attn'): 'dual-chunk flash attention was removed from this '
+                                                           'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                                           'it serves the dual-chunk long-context attention '
+                                                           'of other model families; DeepSeek uses MLA). To '
+                                                           'get it back: record a scenario that uses it '
+                                                           '(slim record --scenario ...) and run slim apply.',
+ ('--prefill-attention-backend', 'hpc_ops'): 'hpc_ops attention backend was removed from this slimmed SGLang '
+                                             '(not a DeepSeek V2/V3/R1 feature: upstream refuses it for MLA '
+                                             "models ('hpc_ops backend can only be used with non-MLA "
+                                             "models')). To get it back: record a scenario that uses it "
+                                             '(slim record --scenario ...) and run slim apply.',
  ('--prefill-attention-backend', 'intel_amx'): 'Intel CPU and XPU attention backends was removed from this '
                                                'slimmed SGLang (not NVIDIA: Intel AMX CPUs and Intel XPUs '
                                                'only). To get it back: record a scenario that uses it (slim '
@@ -505,6 +983,12 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                'slimmed SGLang (not NVIDIA: Intel AMX CPUs and Intel XPUs '
                                                'only). To get it back: record a scenario that uses it (slim '
                                                'record --scenario ...) and run slim apply.',
+ ('--prefill-attention-backend', 'nsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
+                                         'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                         'their MLA attention is dense; the top-k indexer and its sparse '
+                                         'attention belong to DeepSeek V3.2 and V4). To get it back: record '
+                                         'a scenario that uses it (slim record --scenario ...) and run slim '
+                                         'apply.',
  ('--prefill-attention-backend', 'wave'): 'AMD ROCm backends (aiter, wave, mori) was removed from this '
                                           'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get it '
                                           'back: record a scenario that uses it (slim record --scenario ...) '
@@ -518,6 +1002,30 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--quantization', 'modelslim'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: '
                                   'Huawei Ascend NPUs only). To get it back: record a scenario that uses it '
                                   '(slim record --scenario ...) and run slim apply.',
+ ('--quantization', 'mxfp4'): 'MXFP4 (gpt-oss) quantization was removed from this slimmed SGLang (not a '
+                              "DeepSeek V2/V3/R1 checkpoint: MXFP4 is gpt-oss's format; DeepSeek ships FP8, "
+                              'and NVFP4 through ModelOpt). To get it back: record a scenario that uses it '
+                              '(slim record --scenario ...) and run slim apply.',
+ ('--quantization', 'mxfp_w4a8'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: '
+                                  'Huawei Ascend NPUs only). To get it back: record a scenario that uses it '
+                                  '(slim record --scenario ...) and run slim apply.',
+ ('--quantization', 'petit_nvfp4'): 'AMD quantization formats (Quark, Petit NVFP4) was removed from this '
+                                    'slimmed SGLang (not NVIDIA: AMD Quark checkpoints and the Petit NVFP4 '
+                                    'kernels for AMD Instinct GPUs). To get it back: record a scenario that '
+                                    'uses it (slim record --scenario ...) and run slim apply.',
+ ('--quantization', 'quark'): 'AMD quantization formats (Quark, Petit NVFP4) was removed from this slimmed '
+                              'SGLang (not NVIDIA: AMD Quark checkpoints and the Petit NVFP4 kernels for AMD '
+                              'Instinct GPUs). To get it back: record a scenario that uses it (slim record '
+                              '--scenario ...) and run slim apply.',
+ ('--quantization', 'quark_int4fp8_moe'): 'AMD quantization formats (Quark, Petit NVFP4) was removed from '
+                                          'this slimmed SGLang (not NVIDIA: AMD Quark checkpoints and the '
+                                          'Petit NVFP4 kernels for AMD Instinct GPUs). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
+ ('--quantization', 'quark_mxfp4'): 'AMD quantization formats (Quark, Petit NVFP4) was removed from this '
+                                    'slimmed SGLang (not NVIDIA: AMD Quark checkpoints and the Petit NVFP4 '
+                                    'kernels for AMD Instinct GPUs). To get it back: record a scenario that '
+                                    'uses it (slim record --scenario ...) and run slim apply.',
  ('--reasoning-parser', 'apertus2509'): 'reasoning parsers of other model families was removed from this '
                                         'slimmed SGLang (not a DeepSeek model: DeepSeek V2/V3/R1 use '
                                         'deepseek-r1 or deepseek-v3). To get it back: record a scenario that '
@@ -526,6 +1034,10 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'slimmed SGLang (not a DeepSeek model: DeepSeek V2/V3/R1 use '
                                             'deepseek-r1 or deepseek-v3). To get it back: record a scenario '
                                             'that uses it (slim record --scenario ...) and run slim apply.',
+ ('--reasoning-parser', 'deepseek-v4'): 'reasoning parsers of other model families was removed from this '
+                                        'slimmed SGLang (not a DeepSeek model: DeepSeek V2/V3/R1 use '
+                                        'deepseek-r1 or deepseek-v3). To get it back: record a scenario that '
+                                        'uses it (slim record --scenario ...) and run slim apply.',
  ('--reasoning-parser', 'gemma4'): 'reasoning parsers of other model families was removed from this slimmed '
                                    'SGLang (not a DeepSeek model: DeepSeek V2/V3/R1 use deepseek-r1 or '
                                    'deepseek-v3). To get it back: record a scenario that uses it (slim '
@@ -610,6 +1122,12 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--sampling-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: '
                                    'Huawei Ascend NPUs only). To get it back: record a scenario that uses it '
                                    '(slim record --scenario ...) and run slim apply.',
+ ('--speculative-draft-load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this '
+                                                 'slimmed SGLang (not a DeepSeek V2/V3/R1 checkpoint: '
+                                                 "--load-format mistral reads Mistral's "
+                                                 'consolidated*.safetensors, which DeepSeek checkpoints do '
+                                                 'not ship). To get it back: record a scenario that uses it '
+                                                 '(slim record --scenario ...) and run slim apply.',
  ('--speculative-draft-model-quantization', 'mlx_q4'): 'Apple MLX quantization was removed from this slimmed '
                                                        'SGLang (not NVIDIA: Apple silicon (MLX) checkpoints '
                                                        'only). To get it back: record a scenario that uses '
@@ -622,6 +1140,41 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                           'SGLang (not NVIDIA: Huawei Ascend NPUs only). To '
                                                           'get it back: record a scenario that uses it (slim '
                                                           'record --scenario ...) and run slim apply.',
+ ('--speculative-draft-model-quantization', 'mxfp4'): 'MXFP4 (gpt-oss) quantization was removed from this '
+                                                      'slimmed SGLang (not a DeepSeek V2/V3/R1 checkpoint: '
+                                                      "MXFP4 is gpt-oss's format; DeepSeek ships FP8, and "
+                                                      'NVFP4 through ModelOpt). To get it back: record a '
+                                                      'scenario that uses it (slim record --scenario ...) '
+                                                      'and run slim apply.',
+ ('--speculative-draft-model-quantization', 'mxfp_w4a8'): 'Ascend NPU backends was removed from this slimmed '
+                                                          'SGLang (not NVIDIA: Huawei Ascend NPUs only). To '
+                                                          'get it back: record a scenario that uses it (slim '
+                                                          'record --scenario ...) and run slim apply.',
+ ('--speculative-draft-model-quantization', 'petit_nvfp4'): 'AMD quantization formats (Quark, Petit NVFP4) '
+                                                            'was removed from this slimmed SGLang (not '
+                                                            'NVIDIA: AMD Quark checkpoints and the Petit '
+                                                            'NVFP4 kernels for AMD Instinct GPUs). To get it '
+                                                            'back: record a scenario that uses it (slim '
+                                                            'record --scenario ...) and run slim apply.',
+ ('--speculative-draft-model-quantization', 'quark'): 'AMD quantization formats (Quark, Petit NVFP4) was '
+                                                      'removed from this slimmed SGLang (not NVIDIA: AMD '
+                                                      'Quark checkpoints and the Petit NVFP4 kernels for AMD '
+                                                      'Instinct GPUs). To get it back: record a scenario '
+                                                      'that uses it (slim record --scenario ...) and run '
+                                                      'slim apply.',
+ ('--speculative-draft-model-quantization', 'quark_int4fp8_moe'): 'AMD quantization formats (Quark, Petit '
+                                                                  'NVFP4) was removed from this slimmed '
+                                                                  'SGLang (not NVIDIA: AMD Quark checkpoints '
+                                                                  'and the Petit NVFP4 kernels for AMD '
+                                                                  'Instinct GPUs). To get it back: record a '
+                                                                  'scenario that uses it (slim record '
+                                                                  '--scenario ...) and run slim apply.',
+ ('--speculative-draft-model-quantization', 'quark_mxfp4'): 'AMD quantization formats (Quark, Petit NVFP4) '
+                                                            'was removed from this slimmed SGLang (not '
+                                                            'NVIDIA: AMD Quark checkpoints and the Petit '
+                                                            'NVFP4 kernels for AMD Instinct GPUs). To get it '
+                                                            'back: record a scenario that uses it (slim '
+                                                            'record --scenario ...) and run slim apply.',
  ('--speculative-moe-a2a-backend', 'ascend_fuseep'): 'Ascend NPU backends was removed from this slimmed '
                                                      'SGLang (not NVIDIA: Huawei Ascend NPUs only). To get '
                                                      'it back: record a scenario that uses it (slim record '
@@ -638,6 +1191,12 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                 'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get '
                                                 'it back: record a scenario that uses it (slim record '
                                                 '--scenario ...) and run slim apply.',
+ ('--speculative-moe-runner-backend', 'flashinfer_mxfp4'): 'MXFP4 (gpt-oss) quantization was removed from '
+                                                           'this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                                           "checkpoint: MXFP4 is gpt-oss's format; DeepSeek "
+                                                           'ships FP8, and NVFP4 through ModelOpt). To get '
+                                                           'it back: record a scenario that uses it (slim '
+                                                           'record --scenario ...) and run slim apply.',
  ('--tool-call-parser', 'apertus2509'): 'tool-call parsers of other model families was removed from this '
                                         'slimmed SGLang (not a DeepSeek model: DeepSeek V3/R1 use '
                                         'deepseekv3, deepseekv31 or deepseekv32). To get it back: record a '
@@ -648,6 +1207,10 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'deepseekv3, deepseekv31 or deepseekv32). To get it back: record '
                                             'a scenario that uses it (slim record --scenario ...) and run '
                                             'slim apply.',
+ ('--tool-call-parser', 'deepseekv4'): 'tool-call parsers of other model families was removed from this '
+                                       'slimmed SGLang (not a DeepSeek model: DeepSeek V3/R1 use deepseekv3, '
+                                       'deepseekv31 or deepseekv32). To get it back: record a scenario that '
+                                       'uses it (slim record --scenario ...) and run slim apply.',
  ('--tool-call-parser', 'gemma4'): 'tool-call parsers of other model families was removed from this slimmed '
                                    'SGLang (not a DeepSeek model: DeepSeek V3/R1 use deepseekv3, deepseekv31 '
                                    'or deepseekv32). To get it back: record a scenario that uses it (slim '
@@ -841,6 +1404,16 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                             'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
                                             'take text only). To get it back: record a scenario that uses it '
                                             '(slim record --scenario ...) and run slim apply.',
+                           'max_dynamic_patch': 'multimodal (image, video, audio) input was removed from '
+                                                'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these '
+                                                'models take text only). To get it back: record a scenario '
+                                                'that uses it (slim record --scenario ...) and run slim '
+                                                'apply.',
+                           'min_dynamic_patch': 'multimodal (image, video, audio) input was removed from '
+                                                'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these '
+                                                'models take text only). To get it back: record a scenario '
+                                                'that uses it (slim record --scenario ...) and run slim '
+                                                'apply.',
                            'use_audio_in_video': 'multimodal (image, video, audio) input was removed from '
                                                  'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
                                                  'these models take text only). To get it back: record a '
@@ -1070,6 +1643,10 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                     'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text only). '
                                     'To get it back: record a scenario that uses it (slim record --scenario '
                                     '...) and run slim apply.',
+                      'encoder_urls': 'multimodal (image, video, audio) input was removed from this slimmed '
+                                      'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text '
+                                      'only). To get it back: record a scenario that uses it (slim record '
+                                      '--scenario ...) and run slim apply.',
                       'image_data': 'multimodal (image, video, audio) input was removed from this slimmed '
                                     'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text only). '
                                     'To get it back: record a scenario that uses it (slim record --scenario '
@@ -1083,6 +1660,14 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                        'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text '
                                        'only). To get it back: record a scenario that uses it (slim record '
                                        '--scenario ...) and run slim apply.',
+                      'max_dynamic_patch': 'multimodal (image, video, audio) input was removed from this '
+                                           'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
+                                           'take text only). To get it back: record a scenario that uses it '
+                                           '(slim record --scenario ...) and run slim apply.',
+                      'min_dynamic_patch': 'multimodal (image, video, audio) input was removed from this '
+                                           'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
+                                           'take text only). To get it back: record a scenario that uses it '
+                                           '(slim record --scenario ...) and run slim apply.',
                       'mm_data_mooncake': 'multimodal (image, video, audio) input was removed from this '
                                           'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
                                           'take text only). To get it back: record a scenario that uses it '
@@ -1100,6 +1685,12 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                                  'these models take text only). To get it back: record a '
                                                  'scenario that uses it (slim record --scenario ...) and run '
                                                  'slim apply.',
+                      'return_indexer_topk': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
+                                             'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                             'feature: their MLA attention is dense; the top-k indexer and '
+                                             'its sparse attention belong to DeepSeek V3.2 and V4). To get '
+                                             'it back: record a scenario that uses it (slim record '
+                                             '--scenario ...) and run slim apply.',
                       'use_audio_in_video': 'multimodal (image, video, audio) input was removed from this '
                                             'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
                                             'take text only). To get it back: record a scenario that uses it '
@@ -1141,7 +1732,32 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
  'OllamaMessage': {'images': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
-                             'apply.'}}
+                             'apply.'},
+ 'V1RerankReqInput': {'documents': 'reranking was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                   'feature: /v1/rerank needs a reranker model (a cross-encoder served with '
+                                   '--is-embedding, or a Qwen3-Reranker prompt template)). To get it back: '
+                                   'record a scenario that uses it (slim record --scenario ...) and run slim '
+                                   'apply.',
+                      'instruct': 'reranking was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                                  'feature: /v1/rerank needs a reranker model (a cross-encoder served with '
+                                  '--is-embedding, or a Qwen3-Reranker prompt template)). To get it back: '
+                                  'record a scenario that uses it (slim record --scenario ...) and run slim '
+                                  'apply.',
+                      'query': 'reranking was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                               'feature: /v1/rerank needs a reranker model (a cross-encoder served with '
+                               '--is-embedding, or a Qwen3-Reranker prompt template)). To get it back: '
+                               'record a scenario that uses it (slim record --scenario ...) and run slim '
+                               'apply.',
+                      'return_documents': 'reranking was removed from this slimmed SGLang (not a DeepSeek '
+                                          'V2/V3/R1 feature: /v1/rerank needs a reranker model (a '
+                                          'cross-encoder served with --is-embedding, or a Qwen3-Reranker '
+                                          'prompt template)). To get it back: record a scenario that uses it '
+                                          '(slim record --scenario ...) and run slim apply.',
+                      'top_n': 'reranking was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
+                               'feature: /v1/rerank needs a reranker model (a cross-encoder served with '
+                               '--is-embedding, or a Qwen3-Reranker prompt template)). To get it back: '
+                               'record a scenario that uses it (slim record --scenario ...) and run slim '
+                               'apply.'}}
 REMOVED_ROUTES = {('POST', '/classify'): 'embedding and classification was removed from this slimmed SGLang (not a DeepSeek '
                         'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                         "'This model does not appear to be an embedding model'). To get it back: record a "
@@ -1164,6 +1780,10 @@ REMOVED_ROUTES = {('POST', '/classify'): 'embedding and classification was remov
                              "requests on them with 'This model does not appear to be an embedding model'). "
                              'To get it back: record a scenario that uses it (slim record --scenario ...) '
                              'and run slim apply.',
+ ('POST', '/v1/rerank'): 'reranking was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                         '/v1/rerank needs a reranker model (a cross-encoder served with --is-embedding, or '
+                         'a Qwen3-Reranker prompt template)). To get it back: record a scenario that uses it '
+                         '(slim record --scenario ...) and run slim apply.',
  ('PUT', '/classify'): 'embedding and classification was removed from this slimmed SGLang (not a DeepSeek '
                        'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                        "'This model does not appear to be an embedding model'). To get it back: record a "
@@ -1172,6 +1792,10 @@ REMOVED_ROUTES = {('POST', '/classify'): 'embedding and classification was remov
                      'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                      "'This model does not appear to be an embedding model'). To get it back: record a "
                      'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('PUT', '/v1/rerank'): 'reranking was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                        '/v1/rerank needs a reranker model (a cross-encoder served with --is-embedding, or a '
+                        'Qwen3-Reranker prompt template)). To get it back: record a scenario that uses it '
+                        '(slim record --scenario ...) and run slim apply.',
  ('WEBSOCKET', '/v1/realtime'): 'audio transcription was removed from this slimmed SGLang (not a DeepSeek '
                                 'V2/V3/R1 feature: it needs a speech-recognition model). To get it back: '
                                 'record a scenario that uses it (slim record --scenario ...) and run slim '
@@ -1208,13 +1832,19 @@ def refuse_removed_args(parser):
             action.type = _refusing(flag, action.type, action.default)
 
 
+@functools.cache
+def _defaults(cls):
+    """A request dataclass's field defaults, read once per class (not per field per request)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
 def _named(obj, name):
     """The client set this field (pydantic: given in the body; a dataclass: not its default)."""
     given = getattr(obj, "model_fields_set", None)
     if given is not None:
         return name in given
     value = getattr(obj, name, None)
-    default = next((f.default for f in dataclasses.fields(obj) if f.name == name), None)
+    default = _defaults(type(obj)).get(name)
     return value is not None and value != default and value != [] and value != {}
 
 

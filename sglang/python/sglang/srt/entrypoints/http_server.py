@@ -90,8 +90,7 @@ from sglang.srt.entrypoints.openai.protocol import (
     ResponsesRequest,
     ScoringRequest,
     TokenizeRequest,
-    V1RerankReqInput,
-)
+    )
 from sglang.srt.entrypoints.openai.serving_classify import OpenAIServingClassify
 from sglang.srt.entrypoints.openai.serving_completions import OpenAIServingCompletion
 from sglang.srt.entrypoints.openai.serving_embedding import OpenAIServingEmbedding
@@ -1815,16 +1814,6 @@ async def v1_cancel_responses(response_id: str, raw_request: Request):
     """Cancel a background response."""
     return await raw_request.app.state.openai_serving_responses.cancel_responses(
         response_id
-    )
-
-
-@app.api_route(
-    "/v1/rerank", methods=["POST", "PUT"], dependencies=[Depends(validate_json_request)]
-)
-async def v1_rerank_request(request: V1RerankReqInput, raw_request: Request):
-    """Endpoint for reranking documents based on query relevance."""
-    return await raw_request.app.state.openai_serving_rerank.handle_request(
-        request, raw_request
     )
 
 
