@@ -27,6 +27,7 @@ What it allows, each printed as "allowed: N <what>", and why that is safe:
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import subprocess
 import sys
@@ -35,9 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slim.check_surface import check_request_path
-from slim.defs import module_name, platform_names, resolve_relative
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
+from slim.module_names import module_name, resolve_relative
+from slim.platform_names import PlatformPruner, platform_names
 from slim.policy import Policy, load_policy
+from slim.syntax import module_statements, names_bound
 
 PACKAGE = "sglang"
 
@@ -56,22 +59,10 @@ def _bindings(tree: ast.Module, path: str = "") -> tuple[set[str], set[str]]:
     star-imports (resolved: `from .entrypoint import *` in a package)."""
     names: set[str] = set()
     stars: set[str] = set()
-    todo = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
-            if any(a.name == "*" for a in node.names):
-                stars.add(resolve_relative(node.module, node.level, path))
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)):
-            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-            targets += [i.optional_vars for i in getattr(node, "items", [])]
-            names.update(n.id for t in targets if t for n in ast.walk(t) if isinstance(n, ast.Name))
-        if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
-            todo += node.body + getattr(node, "orelse", []) + getattr(node, "finalbody", [])
-            todo += [s for h in getattr(node, "handlers", []) for s in h.body]
+    for stmt in module_statements(tree.body):
+        names |= names_bound(stmt)
+        if isinstance(stmt, ast.ImportFrom) and any(a.name == "*" for a in stmt.names):
+            stars.add(resolve_relative(stmt.module, stmt.level, path))
     return names, stars
 
 
@@ -84,6 +75,7 @@ class Modules:
                       for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts}
         self._trees: dict[str, ast.Module] = {}
         self._bound: dict[str, tuple[set[str], set[str]]] = {}
+        self._platform_only: dict[str, set[str]] = {}
 
     def tree(self, module: str) -> ast.Module | None:
         if module not in self._trees and module in self.files:
@@ -91,8 +83,12 @@ class Modules:
         return self._trees.get(module)
 
     def platform_only(self, module: str) -> set[str]:
-        tree = self.tree(module)
-        return _platform_only(tree, self.files[module].relative_to(self.root).as_posix()) if tree else set()
+        """`_platform_only` of a module, once per module."""
+        if module not in self._platform_only:
+            tree = self.tree(module)
+            self._platform_only[module] = _platform_only(tree, self.files[module].relative_to(self.root).as_posix()) \
+                if tree else set()
+        return self._platform_only[module]
 
     def exists(self, module: str) -> bool:
         path = self.root / module.replace(".", "/")
@@ -231,40 +227,18 @@ def _ruff(root: Path, files: list[str]) -> list[dict]:
     return json.loads(result.stdout or "[]")
 
 
-def _bound_here(node: ast.AST) -> set[str]:
-    """Names one statement binds itself (not in nested statements)."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return {node.name}
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return {a.asname or a.name.split(".")[0] for a in node.names}
-    targets = [getattr(node, "target", None), *getattr(node, "targets", []),
-               *[i.optional_vars for i in getattr(node, "items", [])]]
-    return {n.id for t in targets if t for n in ast.walk(t) if isinstance(n, ast.Name)}
-
-
 def _platform_only(tree: ast.Module, rel: str) -> set[str]:
-    """Names upstream binds (anywhere in the file) only in `if`/`elif` branches whose test is a
-    platform probe (`if _is_hip:`): unbound on NVIDIA upstream too."""
+    """Names upstream binds (anywhere in the file) only in branches the platform folding drops
+    (`if _is_hip:`): unbound on NVIDIA upstream too."""
     helpers, constants = platform_names(tree, rel)
-    probes = helpers | constants
-    inside: set[str] = set()
-    outside: set[str] = set()
+    if not helpers and not constants:
+        return set()
+    folded = PlatformPruner(helpers, constants).visit(copy.deepcopy(tree))  # the pruner edits in place
+    return _bound_anywhere(tree) - _bound_anywhere(folded)
 
-    def walk(stmts: list[ast.stmt], probed: bool) -> None:
-        for stmt in stmts:
-            (inside if probed else outside).update(_bound_here(stmt))
-            if isinstance(stmt, ast.If):
-                tested = bool({n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)} & probes)
-                walk(stmt.body, probed or tested)
-                walk(stmt.orelse, probed)  # `else:` (and elif chains) is the NVIDIA side
-                continue
-            for name in ("body", "orelse", "finalbody"):
-                walk(getattr(stmt, name, []) or [], probed)
-            for handler in getattr(stmt, "handlers", []):
-                walk(handler.body, probed)
 
-    walk(tree.body, False)
-    return inside - outside
+def _bound_anywhere(tree: ast.Module) -> set[str]:
+    return {name for node in ast.walk(tree) if isinstance(node, ast.stmt) for name in names_bound(node)}
 
 
 def undefined_names(tree_root: Path, upstream_root: Path | None, rels: list[str], report: Report) -> None:

@@ -25,7 +25,8 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.defs import _PlatformPruner, platform_names, resolve_relative
+from slim.module_names import resolve_relative
+from slim.platform_names import PlatformPruner, platform_names
 from slim.policy import Policy
 
 PACKAGE = "sglang"
@@ -161,7 +162,7 @@ def check_request_path(root: Path, rels: list[str], trees, exists, was_module, p
         tree = trees(rel)
         helpers, constants = platform_names(tree, rel)
         if helpers or constants:  # branches the platform folding drops never run on NVIDIA
-            tree = _PlatformPruner(helpers, constants).visit(ast.parse((root / rel).read_bytes()))
+            tree = PlatformPruner(helpers, constants).visit(ast.parse((root / rel).read_bytes()))
         RequestPathChecker(rel, exists, was_module, report, lambda module: policy.off_surface_for(
             module.replace(".", "/") + ".py") is not None).visit(tree)
     return report

@@ -23,12 +23,7 @@ from slim.module_names import (  # noqa: F401 - re-exported: the indexer's publi
     resolve_relative,
     string_modules,
 )
-from slim.platform_names import (  # noqa: F401 - re-exported
-    PLATFORM_HELPERS,
-    PLATFORM_MODULES,
-    _PlatformPruner,
-    platform_names,
-)
+from slim.platform_names import PlatformPruner, platform_names
 from slim.syntax import compound_bodies, dotted, first_line, module_statements
 
 # Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
@@ -315,7 +310,7 @@ def index_module(path: str, source: bytes) -> ModuleIndex:
     tree = ast.parse(source)
     helpers, constants = platform_names(tree, path)
     if helpers or constants:
-        tree = _PlatformPruner(helpers, constants).visit(tree)
+        tree = PlatformPruner(helpers, constants).visit(tree)
     scanned = scan(tree, path)
     body_refs, bindings, exported, modules = module_level(tree, scanned, path)
     return ModuleIndex(path, collect_defs(tree, scanned, path), Counter(name for _, name in scanned.idents),

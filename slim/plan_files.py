@@ -12,6 +12,7 @@ import ast
 from pathlib import Path, PurePosixPath
 
 from slim import defs
+from slim.module_names import import_targets
 from slim.plan_types import FileDecision, Plan
 from slim.policy import Policy
 from slim.reasons import Reason, Why, policy_kept
@@ -144,12 +145,7 @@ def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str
 
 
 def _imported_names(node, path: str) -> list[str]:
-    """Module names the imports directly inside `node`'s body (and its branches) may load."""
-    names = []
-    for stmt in ast.walk(node):
-        if isinstance(stmt, ast.Import):
-            names += [a.name for a in stmt.names]
-        elif isinstance(stmt, ast.ImportFrom):
-            mod = defs.resolve_relative(stmt.module, stmt.level, path)
-            names += [mod] + [f"{mod}.{a.name}" for a in stmt.names]
-    return names
+    """Module names the imports directly inside `node`'s body (and its branches) may load, each
+    once, in the order the imports name them (the walk that follows them is depth first)."""
+    return [name for stmt in ast.walk(node) if isinstance(stmt, ast.Import | ast.ImportFrom)
+            for name in dict.fromkeys(t for _, targets in import_targets(stmt, path) for t in targets)]

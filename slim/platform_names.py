@@ -7,6 +7,7 @@ import ast
 from collections import Counter
 
 from slim.module_names import resolve_relative
+from slim.syntax import alias_binds
 
 PLATFORM_HELPERS = frozenset({"is_hip", "is_npu", "is_cpu", "is_xpu", "is_musa", "is_hpu", "is_mps", "use_mlx"})
 PLATFORM_MODULES = frozenset({"sglang.srt.utils", "sglang.srt.utils.common", "sglang.srt.utils.tensor_bridge"})
@@ -23,43 +24,46 @@ def _bindings(tree: ast.Module) -> Counter:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound[node.name] += 1
         elif isinstance(node, ast.alias):
-            bound[node.asname or node.name.split(".")[0]] += 1
+            bound[alias_binds(node)] += 1
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             bound.update(node.names * 2)  # rebound elsewhere: never fold
     return bound
 
 
-def _folds_false(node: ast.expr, helpers: set[str], constants: set[str]) -> bool:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return node.func.id in helpers and not node.args and not node.keywords
-    if isinstance(node, ast.Name):
-        return node.id in constants
-    if isinstance(node, ast.BoolOp):
-        falses = [_folds_false(v, helpers, constants) for v in node.values]
-        return any(falses) if isinstance(node.op, ast.And) else all(falses)
-    return False
+# --- the platform test: one three-valued logic, for `ast` here and libcst in PlatformFolder ---
+def probe_truth(name: str, called: bool, helpers: set[str], constants: set[str]) -> bool | None:
+    """A probe is False on NVIDIA: a constant `_is_hip` read, or a helper `is_hip()` called with no
+    arguments. Anything else: unknown (None)."""
+    return False if name in (helpers if called else constants) else None
 
 
-def _truth(node: ast.expr, helpers: set[str], constants: set[str]) -> bool | None:
-    """What a test is on NVIDIA: False/True when platform probes decide it, None otherwise
-    (the same three-valued logic as slim.transforms.platform.PlatformFolder, which folds it)."""
+def negated(value: bool | None) -> bool | None:
+    return None if value is None else not value
+
+
+def combined(values: list[bool | None], is_and: bool) -> bool | None:
+    """`and`/`or` over operands' truths: False absorbs `and`, True absorbs `or`; the other value
+    is neutral, so the unknown operands decide (None) unless there are none."""
+    absorbing = not is_and
+    if absorbing in values:
+        return absorbing
+    return None if None in values else not absorbing
+
+
+def truth(node: ast.expr, helpers: set[str], constants: set[str]) -> bool | None:
+    """What a test is on NVIDIA: False/True when platform probes decide it, None otherwise."""
     if isinstance(node, ast.Name):
-        return False if node.id in constants else None
+        return probe_truth(node.id, False, helpers, constants)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return False if node.func.id in helpers and not node.args and not node.keywords else None
+        return None if node.args or node.keywords else probe_truth(node.func.id, True, helpers, constants)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        value = _truth(node.operand, helpers, constants)
-        return None if value is None else not value
+        return negated(truth(node.operand, helpers, constants))
     if isinstance(node, ast.BoolOp):
-        values = [_truth(v, helpers, constants) for v in node.values]
-        absorbing = not isinstance(node.op, ast.And)  # False absorbs `and`, True absorbs `or`
-        if absorbing in values:
-            return absorbing
-        return None if None in values else not absorbing
+        return combined([truth(v, helpers, constants) for v in node.values], isinstance(node.op, ast.And))
     return None
 
 
-class _PlatformPruner(ast.NodeTransformer):
+class PlatformPruner(ast.NodeTransformer):
     """Drops the branches PlatformFolder will fold away, so names used only on HIP/NPU/CPU/XPU
     paths do not count as references that keep a def alive."""
 
@@ -68,12 +72,12 @@ class _PlatformPruner(ast.NodeTransformer):
 
     def visit_If(self, node: ast.If):
         self.generic_visit(node)
-        value = _truth(node.test, self.helpers, self.constants)
+        value = truth(node.test, self.helpers, self.constants)
         return node if value is None else (node.body if value else node.orelse)
 
     def visit_IfExp(self, node: ast.IfExp):
         self.generic_visit(node)
-        value = _truth(node.test, self.helpers, self.constants)
+        value = truth(node.test, self.helpers, self.constants)
         return node if value is None else (node.body if value else node.orelse)
 
 
@@ -98,6 +102,6 @@ def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
     constants: set[str] = set()
     for stmt in tree.body:
         if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and bound[stmt.targets[0].id] == 1 and _folds_false(stmt.value, at_module, constants)):
+                and bound[stmt.targets[0].id] == 1 and truth(stmt.value, at_module, constants) is False):
             constants.add(stmt.targets[0].id)
     return helpers, constants

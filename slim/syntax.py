@@ -1,4 +1,5 @@
-"""Small `ast` helpers the indexer shares: dotted names, first lines, compound statement bodies."""
+"""Small `ast` helpers shared by the indexer, the transforms and the checks: dotted names, first
+lines, and the one walker over module-level statements and the names they bind."""
 
 from __future__ import annotations
 
@@ -32,3 +33,27 @@ def module_statements(body: list[ast.stmt]):
         if isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
             for sub in compound_bodies(stmt):
                 yield from module_statements(sub)
+
+
+def alias_binds(alias: ast.alias) -> str:
+    """The name an import alias binds: `import a.b` binds a, `import a.b as c` c, `from m import x` x."""
+    return alias.asname or alias.name.split(".")[0]
+
+
+def names_bound(stmt: ast.stmt) -> set[str]:
+    """Names one statement binds itself, not those of the statements nested in it. A star import
+    binds names only its module knows; `del x` unbinds."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {alias_binds(a) for a in stmt.names if a.name != "*"}
+    if isinstance(stmt, ast.Delete):
+        return set()
+    targets = [getattr(stmt, "target", None), *getattr(stmt, "targets", []),
+               *[item.optional_vars for item in getattr(stmt, "items", [])]]
+    return {n.id for t in targets if t for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def module_imports(tree: ast.Module):
+    """The module-level import statements, compound statements included (not those in defs)."""
+    return (stmt for stmt in module_statements(tree.body) if isinstance(stmt, (ast.Import, ast.ImportFrom)))

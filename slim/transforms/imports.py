@@ -7,6 +7,8 @@ import ast
 import libcst as cst
 
 from slim.defs import IDENT
+from slim.module_names import import_targets
+from slim.syntax import module_imports
 from slim.transforms.base import ModuleLevelTransformer
 
 
@@ -22,19 +24,8 @@ def used_names(tree: ast.Module) -> set[str]:
 
 
 def import_bindings(tree: ast.Module) -> list[tuple[str, str]]:
-    """(bound name, module) for module-level imports, compound statements included."""
-    out = []
-    todo = list(tree.body)
-    while todo:
-        stmt = todo.pop()
-        if isinstance(stmt, ast.Import):
-            out += [(a.asname or a.name.split(".")[0], a.name) for a in stmt.names]
-        elif isinstance(stmt, ast.ImportFrom):
-            out += [(a.asname or a.name, "." * stmt.level + (stmt.module or "")) for a in stmt.names]
-        elif isinstance(stmt, (ast.If, ast.Try)):
-            todo += stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
-            todo += [s for h in getattr(stmt, "handlers", []) for s in h.body]
-    return out
+    """(bound name, module as written) for module-level imports, compound statements included."""
+    return [(name, targets[0]) for stmt in module_imports(tree) for name, targets in import_targets(stmt, "")]
 
 
 def newly_unused(before: ast.Module, after: ast.Module) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slim.platform_names import combined, negated, probe_truth
 from slim.transforms.base import filled
 
 Folded = tuple[bool | None, cst.BaseExpression]  # (known truth value, simplified expression)
@@ -22,28 +23,27 @@ class PlatformFolder(cst.CSTTransformer):
         self.elifs: set[int] = set()
 
     def truth(self, node: cst.BaseExpression) -> Folded:
-        if isinstance(node, cst.Name) and node.value in self.constants:
-            return False, node
-        if (isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in self.helpers
-                and not node.args):
-            return False, node
+        """slim.platform_names.truth on libcst, with the test left once the known operands go."""
+        if isinstance(node, cst.Name):
+            return probe_truth(node.value, False, self.helpers, self.constants), node
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+            return (None if node.args else probe_truth(node.func.value, True, self.helpers, self.constants)), node
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
             value, inner = self.truth(node.expression)
-            return (None if value is None else not value), node.with_changes(expression=inner)
+            return negated(value), node.with_changes(expression=inner)
         if isinstance(node, cst.BooleanOperation):
             return self._boolean(node)
         return None, node
 
     def _boolean(self, node: cst.BooleanOperation) -> Folded:
         (lv, left), (rv, right) = self.truth(node.left), self.truth(node.right)
-        is_and = isinstance(node.operator, cst.And)
-        absorbing = not is_and  # False absorbs `and`, True absorbs `or`
-        if lv is absorbing or rv is absorbing:
-            return absorbing, node
+        value = combined([lv, rv], isinstance(node.operator, cst.And))
+        if value is not None:
+            return value, node  # decided: the test goes
         if lv is not None:  # the neutral element: the other side decides
-            return rv, _keep_parens(node, right)
+            return None, _keep_parens(node, right)
         if rv is not None:
-            return lv, _keep_parens(node, left)
+            return None, _keep_parens(node, left)
         return None, node.with_changes(left=left, right=right)
 
     # --- if / elif / else -------------------------------------------------------------------

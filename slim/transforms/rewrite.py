@@ -20,6 +20,7 @@ from collections.abc import Callable
 import libcst as cst
 
 from slim.defs import first_line
+from slim.syntax import alias_binds
 from slim.transforms.base import FillEmptyBlocks
 from slim.transforms.imports import ImportPruner, newly_unused
 from slim.transforms.platform import PlatformFolder
@@ -163,7 +164,7 @@ def _names_in(names: set[str]) -> Callable[[ast.AST], bool]:
 def _imports_in(names: set[str]) -> Callable[[ast.AST], bool]:
     def wanted(node: ast.AST) -> bool:
         return any(isinstance(n, (ast.Import, ast.ImportFrom)) and
-                   any((a.asname or a.name.split(".")[0]) in names for a in n.names) for n in ast.walk(node))
+                   any(alias_binds(a) in names for a in n.names) for n in ast.walk(node))
     return wanted
 
 
