@@ -74,6 +74,7 @@ def timed_apply(code: Path, cpus: str) -> tuple[float, str]:
 
 def samples(label: str, code: Path, runs: int, cpus: str) -> None:
     timed_apply(code, cpus)  # warm the caches (the index cache and the rewrites); not counted
+    load_before = os.getloadavg()[0]  # other work on the machine shows here: samples are wall times
     measured = [timed_apply(code, cpus) for _ in range(runs)]
     report = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {
         "schema": "slim-benchmark/1", "benchmark": "apply_speed", "runs": {}}
@@ -82,7 +83,9 @@ def samples(label: str, code: Path, runs: int, cpus: str) -> None:
     report["runs"][label] = {
         "code": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                                text=True).stdout.strip() if code == REPO else str(code),
-        "wall_s": [s for s, _ in measured], "tree_digest": sorted({d for _, d in measured})}
+        "wall_s": [s for s, _ in measured], "tree_digest": sorted({d for _, d in measured}),
+        "load_average_1min": [load_before, os.getloadavg()[0]],
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1) + "\n")
     print(label, report["runs"][label])
