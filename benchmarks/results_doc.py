@@ -61,8 +61,6 @@ NO_FILE = {
         "`slim plan` counts of the `names`, `reach`, `lean` and `lines` modes, gone since 2026-12-06.",
     "Rule ablations (CPU)":
         "`slim plan` line counts of rule variants tried while a rule was designed ([plan-rules.md](plan-rules.md)).",
-    "`slim plan` + `slim apply` speed":
-        "`benchmarks/apply_speed.py OUT MODE` prints its timings; none were written to a file.",
     "Kept by the keep-policy":
         "`slim plan` counts; today's totals are in [The tree today](#the-tree-today).",
     "Kernels in the tree": "`benchmarks/triton_kernels.py` prints its counts; none were written to a file.",
@@ -110,6 +108,7 @@ def render(repo: Path) -> str:
         ("Serving, upstream vs slim", sections.serving_section(repo)),
         ("Load and faults", sections.faults_section(repo)),
         ("The runtime bundle", sections.bundle_section(repo)),
+        ("`slim apply` speed (warm caches, 2 CPUs)", sections.apply_speed_section(repo)),
         ("No committed result file", no_file_section()),
         ("Dashboards and figures", FIGURES),
     ]

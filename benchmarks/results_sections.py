@@ -277,3 +277,16 @@ def bundle_section(repo: Path, top: int = 12) -> str:
             f"`coverage_db/bundle/manifest.json.gz`), from {len(d['recordings'])} recordings, tree digest "
             f"`{d['tree_digest'][:8]}...`; {num(t['files_kept'])} of {num(t['files_upstream'])} files kept. GPU code "
             "= CUDA fat-binary payloads of each shared library:\n\n" + table(df))
+
+
+# --- `slim apply` speed: benchmarks/results/apply_speed.json (benchmarks/apply_speed.py --samples) ---
+
+def apply_speed_section(repo: Path) -> str:
+    rel = "benchmarks/results/apply_speed.json"
+    d = load(repo, rel)
+    m = d["machine"]
+    rows = pd.DataFrame([{"code": label, "samples (s)": ", ".join(num(x, 2) for x in run["wall_s"]),
+                          "median (min-max)": spread(run["wall_s"], 2), "measured": run["when"][:16]}
+                         for label, run in d["runs"].items()])
+    return (f"Source: {link(rel)}. Command: `{d['command']}`, on {m['nproc']} CPUs ({m['cpus_used']}) of an "
+            f"{m['model_name']}, Python {m['python']}.\n\n" + table(rows))

@@ -20,7 +20,7 @@ from collections import defaultdict
 from email.parser import Parser
 from pathlib import Path, PurePosixPath
 
-from slim.deps import imported_tops, keep_requirements
+from slim.deps import keep_requirements
 from slim.errors import SlimError
 from slim.front_door import front_door_files
 from slim.plan import Plan
@@ -171,44 +171,10 @@ def removed_report(plan: Plan, tree: Path, written: Path | None = None) -> str:
     return "\n".join(out)
 
 
-def _module_job(job) -> tuple[str, bytes | None, set[str]]:
-    """Worker: (path, new bytes or None when unchanged, top-level names it imports)."""
-    import ast
-
-    from slim.transforms.rewrite import rewrite_module
-
-    tree, path, actions, edits = job
-    source = (Path(tree) / path).read_bytes()
-    new = rewrite_module(source, actions, *edits, tidy=True) if actions or any(edits) else None
-    return path, new if new != source else None, imported_tops(ast.parse(new or source))
-
-
-def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]:
-    """Run the plan's transforms over every kept module (in worker processes: libcst is slow)."""
-    by_file = plan.defs_by_file()
-    jobs = []
-    for rel in plan.kept:
-        if not rel.endswith(".py"):
-            continue
-        actions = {(d.qualname, d.line): d.action for d in by_file.get(rel, []) if d.action != "keep"}
-        e = plan.edits.get(rel)
-        edits = (set(e.helpers), set(e.constants), set(e.registry), set(e.imports)) if e else (set(),) * 4
-        jobs.append((str(tree), rel, actions, edits))
-    # Biggest jobs first so the pool ends together; results are keyed, so order does not matter.
-    jobs.sort(key=lambda j: -(tree / j[1]).stat().st_size)
-    if len(jobs) < 50:
-        results = [_module_job(j) for j in jobs]
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-            results = list(pool.map(_module_job, jobs, chunksize=4))
-    rewritten = {path: new for path, new, _ in results if new is not None}
-    return rewritten, set().union(*(tops for _, _, tops in results))
-
-
 def write_tree(plan: Plan, tree: Path, pin: Pin, out: Path) -> None:
     """Materialise the plan into an empty folder `out`."""
+    from slim.apply_rewrite import rewrite_modules  # libcst: only where a tree is written
+
     python_dir = out / PYTHON_DIR
     rewritten, imports = rewrite_modules(plan, tree) if plan.defs else ({}, None)
     doors = front_door_files(list(plan.policy.front_door),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shlex
 import signal
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -104,16 +106,33 @@ def record(scenario: Annotated[str, typer.Option(help="Scenario name (see `slim 
     console.print(f"recorded {scenario} -> {path}")
 
 
+@contextmanager
+def _without_cyclic_gc():
+    """The plan makes millions of small objects that live until it is done (recording rows, module
+    indexes) and form no garbage cycles: the cyclic collector's passes over them cost ~1.8 s of a
+    ~10 s `slim apply` and free nothing (same peak memory without them); refcounts still free them.
+    Afterwards they are frozen out of its passes, so that turning it back on costs nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def _plan(upstream: Path | None, db: Path):
     from slim import upstream as up
     from slim.plan import make_function_plan, package_files
     from slim.policy import load_policy
     from slim.recording import load_all
 
-    tree = up.resolve_tree(upstream)
-    pin = up.load_pin()
-    recordings = load_all(db, pin.version)
-    return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings, load_policy())
+    with _without_cyclic_gc():
+        tree = up.resolve_tree(upstream)
+        pin = up.load_pin()
+        recordings = load_all(db, pin.version)
+        return tree, pin, recordings, make_function_plan(tree, package_files(tree), recordings, load_policy())
 
 
 @app.command()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from itertools import groupby
+from operator import itemgetter
 
 from slim import defs
 from slim.errors import SlimError
@@ -20,10 +22,14 @@ def run_functions(recordings: list[Recording]) -> dict[tuple[str, str, int], lis
     """(file, qualname, co_firstlineno) -> names of the recordings that ran it."""
     ran: dict[tuple[str, str, int], list[str]] = {}
     for recording in recordings:
-        frame = recording.functions
-        for key in sorted(set(zip(frame["file"], frame["qualname"], frame["line"].astype(int), strict=True))):
+        # the raw rows (file, qualname, line, processes), as `recording.functions` frames them: the
+        # DataFrame and its Series cost more than the walk
+        for key in sorted({(file, qualname, int(line)) for file, qualname, line, _ in recording.data["functions"]}):
             ran.setdefault(key, []).append(recording.name)
     return ran
+
+
+LINE = itemgetter(1)  # a lines row: (file, line, processes)
 
 
 def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
@@ -31,8 +37,9 @@ def executed_lines(recordings: list[Recording]) -> dict[str, set[int]]:
     lines are no line evidence at all (rather than evidence that no line ran): refused."""
     lines: dict[str, set[int]] = {}
     for recording in recordings:  # the raw rows: a DataFrame per recording costs more than the walk
-        for file, line, _ in recording.data.get("lines", []):
-            lines.setdefault(file, set()).add(int(line))
+        # a recording's rows come in runs of one file: one set update per run, not per row
+        for file, rows in groupby(recording.data.get("lines", []), key=itemgetter(0)):
+            lines.setdefault(file, set()).update(map(int, map(LINE, rows)))
     if recordings and not lines:
         raise SlimError('the plan needs line-mode recordings (SLIM_TRACE_LINES=1); none has a lines table')
     return lines

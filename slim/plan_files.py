@@ -8,11 +8,10 @@ Policy-kept files and the modules request handling imports lazily join it (`extr
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path, PurePosixPath
 
 from slim import defs
-from slim.module_names import import_targets
+from slim.import_facts import import_facts
 from slim.plan_types import FileDecision, Plan
 from slim.policy import Policy
 from slim.reasons import Reason, Why, policy_kept
@@ -108,16 +107,14 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
     todo, seen = list(on_path), set(on_path)
     while todo:
         path = todo.pop()
-        for node in ast.walk(ast.parse((tree / path).read_bytes())):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.If):
-                for name in _imported_names(node, path):
-                    target = by_module.get(name)
-                    if target and target not in imported and target not in out and \
-                            policy.off_surface_for(target) is None:
-                        out[target] = Reason(Why.LAZY_ON_REQUEST_PATH, path)
-                        if target not in seen and policy.sampled_for(target) is not None:
-                            seen.add(target)
-                            todo.append(target)
+        for name in import_facts(tree, path)[1]:  # inside defs and `if`s
+            target = by_module.get(name)
+            if target and target not in imported and target not in out and \
+                    policy.off_surface_for(target) is None:
+                out[target] = Reason(Why.LAZY_ON_REQUEST_PATH, path)
+                if target not in seen and policy.sampled_for(target) is not None:
+                    seen.add(target)
+                    todo.append(target)
     for path, reason in _module_level_imports(tree, by_module, list(out), Why.IMPORTED).items():  # what they load
         if path not in imported:
             out.setdefault(path, reason)
@@ -137,15 +134,5 @@ def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str
         done.add(path)
         if reason:
             out[path] = reason
-        for stmt in ast.parse((tree / path).read_bytes()).body:
-            if isinstance(stmt, ast.Import | ast.ImportFrom):
-                todo += [(by_module[name], Reason(why, path))
-                         for name in _imported_names(stmt, path) if name in by_module]
+        todo += [(by_module[name], Reason(why, path)) for name in import_facts(tree, path)[0] if name in by_module]
     return out
-
-
-def _imported_names(node, path: str) -> list[str]:
-    """Module names the imports directly inside `node`'s body (and its branches) may load, each
-    once, in the order the imports name them (the walk that follows them is depth first)."""
-    return [name for stmt in ast.walk(node) if isinstance(stmt, ast.Import | ast.ImportFrom)
-            for name in dict.fromkeys(t for _, targets in import_targets(stmt, path) for t in targets)]

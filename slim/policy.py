@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import sys
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from slim.errors import SlimError
+from slim.memo_cache import Memo
 
 POLICY_FILE = Path(__file__).with_name("policy.toml")
 SURFACE_DB = Path(__file__).resolve().parent.parent / "coverage_db"  # holds surface/inventory.json
@@ -101,10 +103,20 @@ class Policy:
     def whole_for(self, file: str, qualname: str | None = None) -> Whole | None:
         """The [[whole]] entry over `file`; an [[off_surface]] file or def inside a [[whole]]
         folder (an AMD all-to-all among the EP dispatchers) is judged as off the surface."""
-        return _first_under(self.wholes, file) if self.off_surface_for(file, qualname) is None else None
+        return self._first_under("wholes", file) if self.off_surface_for(file, qualname) is None else None
 
     def sampled_for(self, file: str) -> Sampled | None:
-        return _first_under(self.sampled, file)
+        return self._first_under("sampled", file)
+
+    def _first_under(self, table: str, file: str):
+        """The first entry of `table` over `file`; asked for every def, so each file's answer once."""
+        if (table, file) not in self._first_under_cache:
+            self._first_under_cache[(table, file)] = _first_under(getattr(self, table), file)
+        return self._first_under_cache[(table, file)]
+
+    @cached_property
+    def _first_under_cache(self) -> dict[tuple[str, str], Whole | Sampled | None]:
+        return {}
 
     def off_surface_for(self, file: str, qualname: str | None = None) -> OffSurface | None:
         """The [[off_surface]] entry over `file` (without `qualname`: a whole-file entry only)."""
@@ -134,12 +146,20 @@ class Policy:
         whole = self.whole_for(file, qualname) if not ran else None
         return whole.prefix if whole else None
 
-    @property
+    @cached_property  # the policy is frozen: its whole-file keeps never change
     def files(self) -> dict[str, Keep]:
         return {k.file: k for k in self.keeps if k.qualname is None}
 
     def keep_for(self, file: str, qualname: str) -> Keep | None:
-        return next((k for k in self.keeps if k.covers(file, qualname)), None)
+        return next((k for k in self._keeps_of.get(file, ()) if k.covers(file, qualname)), None)
+
+    @cached_property
+    def _keeps_of(self) -> dict[str, list[Keep]]:
+        """File -> its [[keep]] entries, in policy order (keep_for is asked for every def)."""
+        out: dict[str, list[Keep]] = {}
+        for k in self.keeps:
+            out.setdefault(k.file, []).append(k)
+        return out
 
 
 GLOB_CHARACTERS = "*?["
@@ -222,9 +242,13 @@ def definition_counts(source: bytes) -> Counter:
     return found
 
 
+QUALNAMES = Memo("qualnames", (sys.modules[__name__],))
+
+
 def defined_qualnames(source: bytes) -> set[str]:
-    """Qualnames of every class and function in a module ('A', 'A.f', 'g', 'g.inner')."""
-    return set(definition_counts(source))
+    """Qualnames of every class and function in a module ('A', 'A.f', 'g', 'g.inner'); kept on
+    disk by the source's bytes (every plan checks the policy's entries against ~60 big modules)."""
+    return QUALNAMES.get(Memo.key(source), lambda: set(definition_counts(source)))
 
 
 def entry_paths(policy: Policy) -> list[str]:

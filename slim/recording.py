@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -146,7 +147,7 @@ class Recording:
     path: Path
     data: dict
 
-    @property
+    @cached_property  # asked per row by the plan
     def name(self) -> str:
         return self.path.name.removesuffix(".json.gz")
 
