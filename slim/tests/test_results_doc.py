@@ -23,7 +23,7 @@ def test_committed_results_doc_is_what_the_result_files_give():
 
 def copy_result_files(dst: Path) -> Path:
     """Only what the document reads: the verify reports, the benchmark files, the bundle summary, REMOVED.md."""
-    rels = [p.relative_to(REPO) for p in REPO.glob("coverage_db/*/*.json")]
+    rels = [p.relative_to(REPO) for p in [*REPO.glob("coverage_db/*/*.json"), *REPO.glob("benchmarks/results/*.json")]]
     for rel in [*rels, Path("sglang/REMOVED.md"), Path("docs/results.md")]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, dst / rel)
