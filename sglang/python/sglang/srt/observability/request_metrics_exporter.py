@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -29,6 +30,36 @@ class RequestMetricsExporter(ABC):
         self.server_args = server_args
         self.obj_skip_names = obj_skip_names or set()
         self.out_skip_names = out_skip_names or set()
+
+    def _format_output_data(
+        self, obj: Union[GenerateReqInput, EmbeddingReqInput], out_dict: dict
+    ) -> dict:
+        """Format request-level output data containing performance metrics. This method
+        should be called prior to writing the data record with `self.write_record()`."""
+
+        request_params = {}
+        for field in dataclasses.fields(obj):
+            field_name = field.name
+            # Skip fields in obj_skip_names or fields that are always excluded (not JSON serializable)
+            if (
+                field_name not in self.obj_skip_names
+                and field_name not in ALWAYS_EXCLUDE_FIELDS
+            ):
+                value = getattr(obj, field_name)
+                # Convert to serializable format
+                if value is not None:
+                    request_params[field_name] = value
+
+        meta_info = out_dict.get("meta_info", {})
+        filtered_out_meta_info = {
+            k: v for k, v in meta_info.items() if k not in self.out_skip_names
+        }
+
+        request_output_data = {
+            "request_parameters": json.dumps(request_params),
+            **filtered_out_meta_info,
+        }
+        return request_output_data
 
     @abstractmethod
     async def write_record(
