@@ -81,9 +81,8 @@ def scenarios(db: DbOpt = DB,
 
 
 def scenario_row(name: str, s, recorded: dict[str, str], pending: dict[str, str],
-                 unverified: dict[str, str] | None = None) -> dict[str, str]:
+                 unverified: dict[str, str]) -> dict[str, str]:
     """One scenario's row: its needs, its last (and waiting) recording, its state in a few words."""
-    unverified = unverified or {}
     state = ("awaiting verify" if name in recorded and s.awaiting_verify else "recorded" if name in recorded
              else "pending" if name in pending else "unverified" if name in unverified
              else "not recorded (note)" if s.status else "not recorded yet")

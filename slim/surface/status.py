@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 
 from slim.errors import SlimError
 from slim.surface.policy import Entry
@@ -68,6 +69,7 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
     flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
     primary = {name: flag for flag, names in flags.items() for name in names}
     fields = [item for item in items if item["kind"] == "field"]
+    nesting = Nesting.of(fields)
     sampling = {item["name"] for item in items if item["kind"] == "sampling_param"}
     for rec in recordings:
         name = f"{rec.scenario}/{rec.name}"
@@ -81,7 +83,7 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
                 evidence[item["id"]].add(name)
                 for model in item["models"]:
                     taken[model] += [b for b in bodies if isinstance(b, dict)]
-        taken = nested_bodies(fields, taken)
+        taken = nested_bodies(nesting, taken)
         for item in fields:
             if any(item["name"] in body for body in taken.get(item["model"], ())):
                 evidence[item["id"]].add(name)
@@ -106,28 +108,45 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
     return {key: sorted(names) for key, names in evidence.items() if key in known}
 
 
-def nested_bodies(fields: list[dict], taken: dict[str, list[dict]]) -> dict[str, list[dict]]:
+@dataclass(frozen=True)
+class Nesting:
+    """Which request models a field's type names, and how to tell the members of a union apart: derived
+    once from the inventory's fields (the same for every recording)."""
+
+    parents: list[tuple[str, str, str]]  # (model, field, the model nested there)
+    names: dict[str, set[str]]  # model -> its field names
+    tags: dict[str, set[str]]  # model -> the values its `type: Literal[...]` field allows
+
+    @classmethod
+    def of(cls, fields: list[dict]) -> Nesting:
+        names: dict[str, set[str]] = defaultdict(set)
+        tags: dict[str, set[str]] = {}
+        for item in fields:
+            names[item["model"]].add(item["name"])
+            if item["name"] == "type" and item["type"].startswith("Literal["):
+                tags[item["model"]] = set(re.findall(r"'([^']*)'", item["type"]))
+        return cls([(item["model"], item["name"], nested) for item in fields for nested in item.get("nests", ())],
+                   names, tags)
+
+    def holds(self, model: str, obj: dict) -> bool:
+        """A member of a union is the model whose fields hold all its keys and whose tag it carries."""
+        return set(obj) <= self.names[model] and (model not in self.tags or obj.get("type") in self.tags[model])
+
+
+def nested_bodies(nesting: Nesting, taken: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Add the bodies of nested request models: the objects a sent body holds under a field whose type
     names that model (`tools[].function` is a Function), through every level of nesting."""
     taken = {model: list(bodies) for model, bodies in taken.items()}
-    parents = [(item["model"], item["name"], nested) for item in fields for nested in item.get("nests", ())]
-    names: dict[str, set[str]] = defaultdict(set)
-    tags: dict[str, set[str]] = {}  # model -> the values its `type: Literal[...]` field allows
-    for item in fields:
-        names[item["model"]].add(item["name"])
-        if item["name"] == "type" and item["type"].startswith("Literal["):
-            tags[item["model"]] = set(re.findall(r"'([^']*)'", item["type"]))
+    seen = {model: {id(obj) for obj in bodies} for model, bodies in taken.items()}
     changed = True
     while changed:
         changed = False
-        for model, key, nested in parents:
-            # A member of a union is the model whose fields hold all its keys and whose tag it carries.
-            found = [obj for body in taken.get(model, ()) for obj in _objects(body.get(key))
-                     if set(obj) <= names[nested] and (nested not in tags or obj.get("type") in tags[nested])]
-            new = [obj for obj in found if not any(obj is seen for seen in taken.get(nested, ()))]
-            if new:
-                taken.setdefault(nested, []).extend(new)
-                changed = True
+        for model, key, nested in nesting.parents:
+            for obj in [obj for body in taken.get(model, ()) for obj in _objects(body.get(key))]:
+                if id(obj) not in seen.setdefault(nested, set()) and nesting.holds(nested, obj):
+                    seen[nested].add(id(obj))
+                    taken.setdefault(nested, []).append(obj)
+                    changed = True
     return taken
 
 
