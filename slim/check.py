@@ -37,6 +37,7 @@ from pathlib import Path
 
 from slim.check_surface import check_request_path
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
+from slim.flag_guards import guarded_stubs, unrefused
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
 from slim.policy import Policy, load_policy
@@ -263,9 +264,12 @@ def undefined_names(tree_root: Path, upstream_root: Path | None, rels: list[str]
         report.errors.append(f"{rel}:{hit['location']['row']}: {hit['code']} {hit['message']}")
 
 
-def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None) -> Report:
+def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
+               flags: tuple[dict[str, str], set[str]] | None = None) -> Report:
     """`tree` holds python/sglang and python/pyproject.toml; `upstream` the unpacked wheel; `policy`
-    (default: the project's) says which files are on the request path."""
+    (default: the project's) says which files are on the request path; `flags`, when given, the
+    launch flags (ServerArgs field -> flag) and the surface items the front door refuses, to find
+    stubs an accepted flag leads to (slim/flag_guards.py)."""
     policy = policy or load_policy()
     report = Report()
     tree = tree.resolve()  # ruff reports absolute paths; compare like with like
@@ -307,4 +311,11 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None) 
     report.errors += surface.findings
     for what, n in surface.allowed.items():
         report.notes[what] = report.notes.get(what, 0) + n
+    if flags:
+        dests, refused = flags
+        trees = {rel: slim_modules.tree(module_name(rel)) for rel in parsed}
+        for g in unrefused(guarded_stubs(trees, dests), refused):
+            needs = ", ".join(t.flag + (f" in {list(t.values)}" if t.values else "") for t in g.terms)
+            report.errors.append(f"{g.where}: calls stub {g.stub} when {needs}, which the front door accepts "
+                                 "(refuse it in slim/surface.toml or keep the code)")
     return report

@@ -4,7 +4,7 @@ What an accepted request can reach is approximated by files, not by a call graph
 path is every file of the policy's [[sampled]] paths (entrypoints, managers, sessions, sampling,
 parsers, constrained decoding, the prefix caches: code whose run depends on what a request sends
 and on the server's load) that no whole-file [[off_surface]] entry removes. A wholly off-surface
-file serves a feature the front door refuses (slim/front_door.py: a removed route answers 501, a
+file serves a feature the front door refuses (slim/front_door.py: a removed route answers 410, a
 removed flag value or request field is refused), so no accepted request gets there.
 
 In those files:

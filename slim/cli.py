@@ -196,8 +196,12 @@ def check(tree: Annotated[Path, typer.Option(help="The slimmed tree (holds pytho
     """Static integrity of a slimmed tree: compiles, imports resolve, no undefined or deleted names."""
     from slim import upstream as up
     from slim.check import check_tree
+    from slim.flag_guards import flag_dests
+    from slim.surface import read_inventory, removed_items
 
-    report = check_tree(tree, up.resolve_tree(upstream))
+    inventory = read_inventory(DB, up.load_pin().version)["items"]
+    report = check_tree(tree, up.resolve_tree(upstream),
+                        flags=(flag_dests(inventory), {row["id"] for row in removed_items()}))
     for what, n in sorted(report.notes.items()):
         console.print(f"allowed: {n} {what}", highlight=False)
     if report.errors:

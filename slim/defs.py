@@ -10,7 +10,9 @@ whether anything kept still names a def, and finds the platform probes to fold.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,6 +46,11 @@ DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", 
 # `_generate_next_value_`, ctypes `_fields_` hooks, protocol members). The "lean" plan treats the
 # methods of the others (dataclass, pydantic, NamedTuple, msgspec) as plain methods.
 MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", "TypedDict", "Structure", "Union"}
+# Deleting an override of a standard-library base's method (`logging.Filter.filter`,
+# `pickle.Unpickler.find_class`) raises nothing: the library silently runs the base's own method
+# instead. Such overrides are kept with their class. Only the standard library is looked into
+# (always importable here); torch's protocol methods are PROTOCOL_METHODS.
+STDLIB_SKIPPED = {"unittest"}  # test cases: their setUp/tearDown belong to test files, which go whole
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
 
 
@@ -166,6 +173,45 @@ def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str
     return None
 
 
+def stdlib_names(tree: ast.Module) -> dict[str, str]:
+    """Module-level names bound to the standard library: {"Filter": "logging.Filter", "logging": "logging"}."""
+    names: dict[str, str] = {}
+    for stmt in module_statements(tree.body):
+        if isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            names.update((a.asname or a.name, f"{stmt.module}.{a.name}") for a in stmt.names)
+    return {k: v for k, v in names.items()
+            if v.split(".")[0] in sys.stdlib_module_names and v.split(".")[0] not in STDLIB_SKIPPED}
+
+
+def stdlib_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, type]]:
+    """(dotted name, class) of the class's bases that are standard-library classes."""
+    found = []
+    for base in node.bases:
+        written = dotted(base)
+        head, _, rest = written.partition(".")
+        if head not in names:
+            continue
+        full = names[head] + (f".{rest}" if rest else "")
+        module, _, attr = full.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError, ValueError):
+            continue
+        if isinstance(cls, type):
+            found.append((full, cls))
+    return found
+
+
+def _override_implicit(node, bases: list[tuple[str, type]]) -> str | None:
+    for full, cls in bases:
+        if not isinstance(node, ast.ClassDef) and hasattr(cls, node.name):
+            return f"overrides {full}.{node.name}: the library calls it by name"
+    return None
+
+
 def _class_implicit(node: ast.ClassDef) -> str | None:
     for d in node.decorator_list:
         if "dataclass" in dotted(d) or "define" in dotted(d):
@@ -199,14 +245,19 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
     def imports_of(node) -> set[str]:
         return set(in_span(scanned.modules, module_lines, first_line(node), node.end_lineno))
 
-    def walk(body, prefix: str, in_class: str | None, class_implicit: str | None, machinery: str | None):
+    stdlib = stdlib_names(tree) if isinstance(tree, ast.Module) else {}
+
+    def walk(body, prefix: str, in_class: str | None, class_implicit: str | None, machinery: str | None,
+             overridden: list[tuple[str, type]]):
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 qualname = prefix + node.name
                 is_class = isinstance(node, ast.ClassDef)
                 kind = "class" if is_class else ("method" if in_class else "function")
                 own_implicit = _class_implicit(node) if is_class else None
-                implicit = _def_implicit(node, in_class, class_implicit) if not is_class else class_implicit
+                override = _override_implicit(node, overridden)
+                implicit = _def_implicit(node, in_class, class_implicit) or override if not is_class \
+                    else class_implicit
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
                 body_line = first_line(node.body[0]) if node.body else node.lineno  # folded empty: no stub
@@ -214,23 +265,24 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 header = Counter(in_span(scanned.idents, ident_lines, first_line(node), header_end))
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
                         bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
-                        body_line, header, _def_implicit(node, in_class, machinery) if not is_class else machinery,
+                        body_line, header,
+                        _def_implicit(node, in_class, machinery) or override if not is_class else machinery,
                         own_implicit is not None,
                         _spanned(scanned.calls, call_lines, first_line(node), node.end_lineno))
                 out.append(d)
                 if is_class:
                     start = len(out)
                     walk(node.body, qualname + ".", qualname, own_implicit or class_implicit,
-                         _machinery_implicit(node, own_implicit, machinery))
+                         _machinery_implicit(node, own_implicit, machinery), stdlib_bases(node, stdlib))
                     for inner in out[start:]:
                         if inner.parent == qualname:
                             d.own_refs.subtract(inner.refs)
                             d.imports -= inner.imports
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.AsyncWith, ast.AsyncFor)):
                 for sub in compound_bodies(node):
-                    walk(sub, prefix, in_class, class_implicit, machinery)
+                    walk(sub, prefix, in_class, class_implicit, machinery, overridden)
 
-    walk(tree.body, "", None, None, None)
+    walk(tree.body, "", None, None, None, [])
     return out
 
 

@@ -5,8 +5,9 @@ flags, flag values, request fields and routes with their messages (from slim/sur
 splices one call into each of four upstream functions where a user names them:
 - `ServerArgs.add_cli_args` (the launch command's parser): a removed flag, or a removed value of a
   kept flag, is an argparse error (exit 2) that names the feature and how to get it back;
-- the HTTP app, right after `app = FastAPI(...)`: a removed route answers 501 with that message
-  (its handler is deleted by the plan, so the route is registered once);
+- the HTTP app, right after `app = FastAPI(...)`: a removed route answers 410 Gone with that message
+  (a 4xx: the client named what this build refuses, no server fault; its handler is deleted by the
+  plan, so the route is registered once);
 - `TokenizerManager.generate_request` (every native and OpenAI generation passes it) and
   `OpenAIServingBase.handle_request`: a removed request field set by the client is an HTTP 400.
 """
@@ -94,13 +95,13 @@ def refuse_removed_fields(obj):
 
 
 def add_refused_routes(app):
-    """Register the removed routes: each answers 501 with what was removed and how to get it back."""
+    """Register the removed routes: each answers 410 Gone with what was removed and how to get it back."""
     from fastapi.responses import JSONResponse
 
     for (method, path), message in sorted(REMOVED_ROUTES.items()):
         async def refuse(message=message):
-            return JSONResponse({"error": {"message": message, "type": "removed_by_slim", "code": 501}},
-                                status_code=501)
+            return JSONResponse({"error": {"message": message, "type": "removed_by_slim", "code": 410}},
+                                status_code=410)
 
         app.add_api_route(path, refuse, methods=[method], include_in_schema=False)
 '''

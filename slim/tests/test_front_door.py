@@ -72,14 +72,14 @@ def test_a_removed_field_set_by_the_client_is_refused(door):
     assert door["refused_fields"](ChatRequest(modalities=None)).startswith("modalities:")  # named, even as null
 
 
-def test_a_removed_route_answers_501_with_the_message(door):
+def test_a_removed_route_answers_410_with_the_message(door):
     fastapi = pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     app = fastapi.FastAPI()
     door["add_refused_routes"](app)
     answer = TestClient(app).post("/v1/embeddings", json={"input": "x"})
-    assert answer.status_code == 501 and "embeddings were removed" in answer.json()["error"]["message"]
+    assert answer.status_code == 410 and "embeddings were removed" in answer.json()["error"]["message"]
 
 
 SOURCE = '''import os

@@ -151,6 +151,28 @@ def test_index_leaves_out_references_on_folded_platform_branches():
     assert refs["cuda_a"] == refs["cuda_b"] == refs["kept_c"] == 1
 
 
+def test_overrides_of_standard_library_methods_are_implicit():
+    # Deleted, `filter` would not fail: logging would silently run Filter.filter instead.
+    source = textwrap.dedent("""\
+        import logging
+        from pickle import Unpickler as U
+
+        class Quiet(logging.Filter):
+            def filter(self, record):
+                return False
+            def helper(self):
+                return 1
+
+        class Safe(U):
+            def find_class(self, module, name):
+                raise ValueError(name)
+        """)
+    implicit = {d.qualname: d.implicit for d in collect_defs(ast.parse(source))}
+    assert implicit["Quiet.filter"] == "overrides logging.Filter.filter: the library calls it by name"
+    assert implicit["Safe.find_class"] == "overrides pickle.Unpickler.find_class: the library calls it by name"
+    assert implicit["Quiet.helper"] is None
+
+
 def test_index_records_call_sites_and_string_registrations():
     source = textwrap.dedent("""\
         register_backend("file", "sglang.srt.store", "FileStore")

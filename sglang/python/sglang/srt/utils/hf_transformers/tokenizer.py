@@ -126,7 +126,8 @@ def _load_tokenizer_by_declared_class(tokenizer_name, *args, **kwargs):
 
 # Filter warnings like: https://github.com/sgl-project/sglang/issues/8082
 class TokenizerWarningsFilter(logging.Filter):
-    pass
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Calling super().encode with" not in record.getMessage()
 
 
 # ---------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import functools
+import importlib.util
 from typing import Optional
 
 import torch
@@ -18,6 +20,26 @@ _HPC_GEMM_WEIGHT_SCALE = 1.0 / 256.0
 # Set at model init, never lazily, so all ranks agree; see
 # mark_hpc_bf16xfp32_gemm_enabled.
 _hpc_gemm_enabled = False
+
+
+@functools.cache
+def _hpc_gemm_bf16xfp32_available() -> bool:
+    """HPC-Ops (https://github.com/Tencent/hpc-ops) ships sm90a kernels."""
+    if importlib.util.find_spec("hpc") is None:
+        return False
+    if not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability()
+    return major == 9
+
+
+def hpc_bf16xfp32_gemm_enabled() -> bool:
+    """Whether this process may cache bf16xfp32 weight splits. The online
+    weight-update APIs reject updates while True (the cache cannot survive
+    in-place weight writes). Startup-determined, so all ranks agree."""
+    if _hpc_gemm_enabled:
+        return True
+    return _linear_bf16_fp32_algo == "hpc" and _hpc_gemm_bf16xfp32_available()
 
 
 def _linear_bf16_fp32_cublas(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

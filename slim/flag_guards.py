@@ -1,0 +1,198 @@
+"""Launch flags that open a path into a stub of the slimmed tree.
+
+A stub is a def slim kept by name but emptied: its body raises (slim/check_surface.py `is_stub`).
+Kept code reaches one only on a path no recording took, and most such paths open on a launch
+flag: `if server_args.enable_lora: ... get_all_adapters()`. At every call whose callee is a stub,
+this reads the launch-flag attributes the enclosing conditions test (`server_args.X`,
+`self.server_args.X`, `get_global_server_args().X`: an attribute named like a ServerArgs field on
+something named `*args*`), with the string values a condition compares the flag to. A flag set
+so that the condition holds reaches the stub: unless the front door refuses that flag (or every
+value named), a user who sets it gets a crash deep in the server instead of a refusal.
+
+Calls are matched to stubs by name, so only names no kept def also carries count (a call of
+`load` might be any kept `load`), and not the names of builtin-type methods (`items`, `copy`) or
+torch's in-place ops (`copy_`, `zero_`): `x.items()` is not a call of a stubbed `items`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from slim.check_surface import is_stub
+
+BUILTIN_METHODS = {name for t in (dict, list, set, str, bytes, tuple, object) for name in dir(t)}
+
+
+@dataclass(frozen=True)
+class Term:
+    flag: str  # "--enable-lora"
+    values: tuple[str, ...] = ()  # the values a condition compares it to; () for any that holds
+
+
+@dataclass(frozen=True)
+class GuardedStub:
+    """A call of a stub under conditions that all must hold, and the launch flags they read."""
+    terms: tuple[Term, ...]
+    stub: str  # the called name
+    where: str  # "sglang/srt/x.py:12"
+
+
+def _defined(trees: dict[str, ast.Module]) -> tuple[set[str], set[str]]:
+    """(stub names, names of kept defs and classes that are not stubs) over the whole tree."""
+    stubs, kept = set(), set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                (stubs if is_stub(node) else kept).add(node.name)
+            elif isinstance(node, ast.ClassDef):
+                kept.add(node.name)
+    return stubs, kept
+
+
+def stub_names(trees: dict[str, ast.Module]) -> set[str]:
+    """The stubs a call can be matched to by name alone."""
+    stubs, kept = _defined(trees)
+    return {n for n in stubs - kept if n not in BUILTIN_METHODS and not n.endswith("_")}
+
+
+def _strings(node: ast.expr) -> tuple[str, ...] | None:
+    """"a" or ("a", "b") / ["a", "b"] / {"a", "b"}: the strings; None for anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return (node.value,)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and \
+            all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        return tuple(e.value for e in node.elts)
+    return None
+
+
+def flag_terms(condition: ast.expr, dests: dict[str, str], holds: bool = True) -> set[Term]:
+    """The launch flags a condition needs set for it to hold (to be false, with `holds=False`):
+    compared by `==` or `in` to string constants, with those values; read otherwise (`if
+    server_args.x`, `x is not None`, `x != "a"`), with none. A flag read under `not` is needed
+    unset: no term."""
+    if isinstance(condition, ast.UnaryOp) and isinstance(condition.op, ast.Not):
+        return flag_terms(condition.operand, dests, not holds)
+    if isinstance(condition, ast.BoolOp):
+        if isinstance(condition.op, ast.And) == holds:  # all of them hold (or all fail)
+            return set().union(*(flag_terms(v, dests, holds) for v in condition.values))
+        return set()  # one of several: none is needed
+    if not holds:
+        return set()
+    if isinstance(condition, ast.Compare) and len(condition.ops) == 1 and \
+            isinstance(condition.ops[0], (ast.Eq, ast.In)):
+        for attr, other in ((condition.left, condition.comparators[0]), (condition.comparators[0], condition.left)):
+            flag, values = _flag_of(attr, dests), _strings(other)
+            if flag and values:
+                return {Term(flag, values)}
+    return {Term(flag) for node in ast.walk(condition) if (flag := _flag_of(node, dests))}
+
+
+def _flag_of(node: ast.AST, dests: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Attribute) and node.attr in dests and "args" in ast.unparse(node.value).lower():
+        return dests[node.attr]
+    return None
+
+
+class _Guards(ast.NodeVisitor):
+    """The enclosing conditions of each call, in one module."""
+
+    def __init__(self, rel: str, stubs: set[str], dests: dict[str, str], out: list[GuardedStub]) -> None:
+        self.rel, self.stubs, self.dests, self.out = rel, stubs, dests, out
+        self.conditions: list[tuple[ast.expr, bool]] = []  # (condition, whether it holds there)
+
+    def _under(self, condition: ast.expr, holds, otherwise) -> None:
+        self.visit(condition)
+        self.conditions.append((condition, True))
+        self._block(holds)
+        self.conditions[-1] = (condition, False)
+        self._block(otherwise)
+        self.conditions.pop()
+
+    def _block(self, statements) -> None:
+        """A statement list; after `if c: return` (raise, continue, break) the rest runs only where
+        c is false."""
+        depth = len(self.conditions)
+        for stmt in statements:
+            self.visit(stmt)
+            if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body and \
+                    isinstance(stmt.body[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break)):
+                self.conditions.append((stmt.test, False))
+        del self.conditions[depth:]
+
+    def generic_visit(self, node: ast.AST) -> None:
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                self._block(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
+
+    def visit_If(self, node: ast.If) -> None:
+        self._under(node.test, node.body, node.orelse)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self._under(node.test, [node.body], [node.orelse])
+
+    def visit_While(self, node: ast.While) -> None:
+        self._under(node.test, node.body, node.orelse)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:  # `a and f()`: f runs only when a holds
+        if not isinstance(node.op, ast.And):
+            self.generic_visit(node)
+            return
+        depth = len(self.conditions)
+        for value in node.values:
+            self.visit(value)
+            self.conditions.append((value, True))
+        del self.conditions[depth:]
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if name in self.stubs:
+            terms = set().union(*(flag_terms(c, self.dests, holds) for c, holds in self.conditions))
+            if terms:
+                self.out.append(GuardedStub(tuple(sorted(terms, key=lambda t: (t.flag, t.values))), name,
+                                            f"{self.rel}:{node.lineno}"))
+        self.generic_visit(node)
+
+
+def guarded_stubs(trees: dict[str, ast.Module], dests: dict[str, str]) -> list[GuardedStub]:
+    """Every stub call under a condition on launch flags; `trees` maps a path to its parsed module,
+    `dests` a ServerArgs field to its flag ("enable_lora" -> "--enable-lora")."""
+    stubs = stub_names(trees)
+    out: list[GuardedStub] = []
+    for rel, tree in sorted(trees.items()):
+        _Guards(rel, stubs, dests, out).visit(tree)
+    return sorted(set(out), key=lambda g: (g.where, g.stub))
+
+
+def flag_dests(inventory_items: list[dict]) -> dict[str, str]:
+    """ServerArgs field -> its flag, from the surface inventory's flag items."""
+    return {item["source"].rsplit(".", 1)[-1]: item["name"] for item in inventory_items
+            if item["kind"] == "flag" and "::ServerArgs." in item["source"]}
+
+
+def unrefused(guards: list[GuardedStub], refused: set[str]) -> list[GuardedStub]:
+    """Those the front door lets through: no flag they need is refused. `refused` holds the ids
+    of removed surface items ("flag:--enable-lora", "flag:--attention-backend=aiter")."""
+    def closed(term: Term) -> bool:
+        return f"flag:{term.flag}" in refused or \
+            bool(term.values) and all(f"flag:{term.flag}={v}" in refused for v in term.values)
+    return [g for g in guards if not any(closed(t) for t in g.terms)]
+
+
+def parse_tree(root: Path) -> dict[str, ast.Module]:
+    """Every module under root (the folder holding sglang/), parsed."""
+    trees = {}
+    for path in sorted(root.rglob("*.py")):
+        try:
+            trees[path.relative_to(root).as_posix()] = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError):
+            continue  # slim check reports what does not compile
+    return trees

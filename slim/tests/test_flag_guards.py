@@ -1,0 +1,58 @@
+"""Launch flags that lead into a stub (slim/flag_guards.py), on a small tree shaped like SGLang's."""
+
+import ast
+import textwrap
+
+from slim.flag_guards import Term, guarded_stubs, unrefused
+
+STUB = "    raise NotImplementedError('slim removed the body of {}: it never ran in any recording')\n"
+DESTS = {"enable_lora": "--enable-lora", "attention_backend": "--attention-backend",
+         "enable_hisparse": "--enable-hisparse", "use_ray": "--use-ray"}
+
+
+def tree() -> dict[str, ast.Module]:
+    stubs = "".join(f"def {name}(*args):\n{STUB.format(name)}\n" for name in
+                    ("load_adapters", "build_ascend_pool", "validate_hisparse", "make_ray_engine", "items"))
+    engine = textwrap.dedent("""\
+        from sglang.srt.stubs import *
+
+        def start(server_args):
+            if server_args.enable_lora:
+                load_adapters(server_args)
+            pool = build_ascend_pool() if server_args.attention_backend == "ascend" else None
+            backend = make_ray_engine() if server_args.use_ray else None
+            server_args.use_ray and make_ray_engine()
+            return {}.items()
+
+        def check(server_args):
+            if not server_args.enable_hisparse:
+                return
+            validate_hisparse(server_args)
+
+        def default_path(server_args):
+            if server_args.use_ray:
+                return None
+            else:
+                make_ray_engine()
+        """)
+    return {"sglang/srt/stubs.py": ast.parse(stubs), "sglang/srt/engine.py": ast.parse(engine)}
+
+
+def test_each_stub_call_names_the_flags_that_open_it():
+    found = {(g.where, g.stub, g.terms) for g in guarded_stubs(tree(), DESTS)}
+    assert found == {
+        ("sglang/srt/engine.py:5", "load_adapters", (Term("--enable-lora"),)),
+        ("sglang/srt/engine.py:6", "build_ascend_pool", (Term("--attention-backend", ("ascend",)),)),
+        ("sglang/srt/engine.py:7", "make_ray_engine", (Term("--use-ray"),)),
+        ("sglang/srt/engine.py:8", "make_ray_engine", (Term("--use-ray"),)),
+        # after `if not flag: return`, the rest runs only with the flag set
+        ("sglang/srt/engine.py:14", "validate_hisparse", (Term("--enable-hisparse"),)),
+    }  # not `{}.items()` (a builtin method's name), not the else of `if use_ray` (the default's path)
+
+
+def test_a_refused_flag_or_every_refused_value_closes_the_path():
+    guards = guarded_stubs(tree(), DESTS)
+    open_ = {g.stub for g in unrefused(guards, {"flag:--enable-lora", "flag:--attention-backend=ascend"})}
+    assert open_ == {"make_ray_engine", "validate_hisparse"}
+    assert {g.stub for g in unrefused(guards, set())} == {"load_adapters", "build_ascend_pool", "make_ray_engine",
+                                                          "validate_hisparse"}
