@@ -178,7 +178,8 @@ def write_tree(plan: Plan, tree: Path, pin: Pin, out: Path) -> None:
     python_dir = out / PYTHON_DIR
     rewritten, imports = rewrite_modules(plan, tree) if plan.defs else ({}, None)
     doors = front_door_files(list(plan.policy.front_door),
-                             lambda rel: rewritten[rel].decode() if rel in rewritten else (tree / rel).read_text())
+                             lambda rel: rewritten[rel].decode() if rel in rewritten else (tree / rel).read_text(),
+                             set(plan.kept))
     rewritten |= {rel: text.encode() for rel, text in doors.items()}
     for rel in sorted(set(plan.kept) | set(doors)):
         target = python_dir / rel

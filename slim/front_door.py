@@ -10,6 +10,9 @@ splices one call into each of four upstream functions where a user names them:
   plan, so the route is registered once);
 - `TokenizerManager.generate_request` (every native and OpenAI generation passes it) and
   `OpenAIServingBase.handle_request`: a removed request field set by the client is an HTTP 400.
+A removed entry point (`python -m sglang.x.y`) whose package is kept gets a module of its own in
+its place: run, it exits with the message; imported, it raises ModuleNotFoundError (with the
+message) as an absent module would, so an upstream `try: import ... except ImportError` holds.
 """
 
 from __future__ import annotations
@@ -197,11 +200,33 @@ def _docstring(node) -> bool:
     return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
-def front_door_files(removed: list[dict], read) -> dict[str, str]:
-    """Every file the front door writes or changes: {path: text}. `read(path)` gives a kept file's text."""
+ENTRY_DOOR = '''"""Removed by slim: `python -m {module}` says how to get it back (slim/front_door.py)."""
+
+MESSAGE = {message!r}
+
+if __name__ == "__main__":
+    raise SystemExit(f"{module}: {{MESSAGE}}")
+raise ModuleNotFoundError(MESSAGE, name=__name__)
+'''
+
+
+def entry_doors(removed: list[dict], kept: set[str]) -> dict[str, str]:
+    """{path: text} for each removed entry-point module whose package stays and whose file goes."""
+    doors = {}
+    for item in removed:
+        path = item.get("source") or ""
+        package = path.rsplit("/", 1)[0] + "/__init__.py"
+        if item["kind"] == "entry_point" and path.endswith(".py") and path not in kept and package in kept:
+            doors[path] = ENTRY_DOOR.format(module=item["id"].split(":", 1)[1], message=item["message"])
+    return doors
+
+
+def front_door_files(removed: list[dict], read, kept: set[str] = frozenset()) -> dict[str, str]:
+    """Every file the front door writes or changes: {path: text}. `read(path)` gives a kept file's
+    text; `kept` holds the paths of the kept files."""
     if not removed:
         return {}
     files = {FRONT_DOOR: module_source(removed)}
     for path, qualname, where, statement, name in HOOKS:
         files[path] = hook(files.get(path) or read(path), qualname, where, statement, name)
-    return files
+    return files | entry_doors(removed, kept)

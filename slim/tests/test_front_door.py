@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from slim.front_door import FRONT_DOOR, HOOKS, front_door_files, hook, module_source
+from slim.front_door import FRONT_DOOR, HOOKS, entry_doors, front_door_files, hook, module_source
 from slim.upstream import default_tree, load_pin
 
 REMOVED = [
@@ -130,3 +130,21 @@ def test_hooks_fit_the_real_upstream_files():
         if path != FRONT_DOOR:
             assert text.count("from sglang.srt.slim_front_door import") == 1
     assert front_door_files([], lambda path: "") == {}
+
+
+def test_a_removed_entry_point_exits_with_the_message_and_imports_as_absent(tmp_path):
+    import subprocess
+    import sys
+
+    item = {"id": "entry:pkg.tool", "kind": "entry_point", "source": "pkg/tool.py",
+            "message": "the tool was removed (a debug script). To get it back: ..."}
+    doors = entry_doors([item, {**item, "id": "entry:gone.x", "source": "gone/x.py"}], {"pkg/__init__.py"})
+    assert list(doors) == ["pkg/tool.py"]  # no door where the package itself went
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "tool.py").write_text(doors["pkg/tool.py"])
+    run = subprocess.run([sys.executable, "-m", "pkg.tool"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip() == "pkg.tool: " + item["message"]
+    guarded = "try:\n    import pkg.tool\nexcept ImportError as e:\n    print(type(e).__name__, e.name)"
+    run = subprocess.run([sys.executable, "-c", guarded], cwd=tmp_path, capture_output=True, text=True)
+    assert run.stdout.strip() == "ModuleNotFoundError pkg.tool"

@@ -27,6 +27,24 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                       "every layer's forward; no scenario dumps tensors, and its hook was "
                                       'cut). To get it back: record a scenario that uses it (slim record '
                                       '--scenario ...) and run slim apply.',
+ '--decoupled-spec-bind-endpoint': 'decoupled speculative decoding (drafter and verifier as separate '
+                                   'servers) was removed from this slimmed SGLang (an experimental '
+                                   "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation in one "
+                                   'server stays). To get it back: record a scenario that uses it (slim '
+                                   'record --scenario ...) and run slim apply.',
+ '--decoupled-spec-connect-endpoints': 'decoupled speculative decoding (drafter and verifier as separate '
+                                       'servers) was removed from this slimmed SGLang (an experimental '
+                                       "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation in "
+                                       'one server stays). To get it back: record a scenario that uses it '
+                                       '(slim record --scenario ...) and run slim apply.',
+ '--decoupled-spec-rank': 'decoupled speculative decoding (drafter and verifier as separate servers) was '
+                          'removed from this slimmed SGLang (an experimental two-server speculation mode; '
+                          "DeepSeek's own MTP/EAGLE speculation in one server stays). To get it back: record "
+                          'a scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--decoupled-spec-role': 'decoupled speculative decoding (drafter and verifier as separate servers) was '
+                          'removed from this slimmed SGLang (an experimental two-server speculation mode; '
+                          "DeepSeek's own MTP/EAGLE speculation in one server stays). To get it back: record "
+                          'a scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--disable-fast-image-processor': 'multimodal (image, video, audio) input was removed from this slimmed '
                                    'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text only). '
                                    'To get it back: record a scenario that uses it (slim record --scenario '
@@ -140,6 +158,10 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                    '[[off_surface]]); DeepEP and the flashinfer all-to-all stay). To get it '
                                    'back: record a scenario that uses it (slim record --scenario ...) and '
                                    'run slim apply.',
+ '--enable-flexkv': 'FlexKV KV-cache offloading was removed from this slimmed SGLang (needs the third-party '
+                    'flexkv package, which the GPU runtime lacks; the built-in hierarchical cache '
+                    '(--enable-hierarchical-cache) stays). To get it back: record a scenario that uses it '
+                    '(slim record --scenario ...) and run slim apply.',
  '--enable-gdn-replayssm-spec': 'linear-attention and Mamba layers was removed from this slimmed SGLang (not '
                                 'a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with '
                                 'no linear-attention or Mamba state). To get it back: record a scenario that '
@@ -160,6 +182,10 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                    '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and '
                                    'MoE, with no linear-attention or Mamba state). To get it back: record a '
                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-lmcache': 'LMCache KV-cache offloading was removed from this slimmed SGLang (needs the '
+                     'third-party lmcache package, which the GPU runtime lacks; the built-in hierarchical '
+                     'cache (--enable-hierarchical-cache) stays). To get it back: record a scenario that '
+                     'uses it (slim record --scenario ...) and run slim apply.',
  '--enable-lora': 'LoRA adapters (serving, loading and unloading adapters, including DeepSeek MLA LoRA) was '
                   'removed from this slimmed SGLang (no scenario serves a LoRA adapter yet: the tiny '
                   'checkpoints ship none, and the adapter manager, LoRA layers and their kernels were cut; '
@@ -189,6 +215,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                           'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
                                           'record a scenario that uses it (slim record --scenario ...) and '
                                           'run slim apply.',
+ '--enable-pdmux': 'PD-multiplexing (prefill and decode on green-context SM partitions) was removed from '
+                   'this slimmed SGLang (an experimental scheduler mode outside the launch lines this '
+                   'slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across servers '
+                   'stays). To get it back: record a scenario that uses it (slim record --scenario ...) and '
+                   'run slim apply.',
  '--enable-precise-embedding-interpolation': 'multimodal (image, video, audio) input was removed from this '
                                              'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
                                              'take text only). To get it back: record a scenario that uses '
@@ -233,9 +264,17 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                      "a DeepSeek V2/V3/R1 checkpoint: MXFP4 is gpt-oss's format; DeepSeek "
                                      'ships FP8, and NVFP4 through ModelOpt). To get it back: record a '
                                      'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--flexkv-config-file': 'FlexKV KV-cache offloading was removed from this slimmed SGLang (needs the '
+                         'third-party flexkv package, which the GPU runtime lacks; the built-in hierarchical '
+                         'cache (--enable-hierarchical-cache) stays). To get it back: record a scenario that '
+                         'uses it (slim record --scenario ...) and run slim apply.',
  '--fuseep-mode': 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: Huawei Ascend NPUs '
                   'only). To get it back: record a scenario that uses it (slim record --scenario ...) and '
                   'run slim apply.',
+ '--grpc-mode': 'legacy SMG gRPC server (--smg-grpc-mode, --grpc-mode) was removed from this slimmed SGLang '
+                '(replaces the HTTP server with the smg-grpc-servicer package, which the GPU runtime lacks; '
+                'the HTTP server (and the native gRPC server, --grpc-port) stays). To get it back: record a '
+                'scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--hisparse-config': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from this '
                       'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is dense; the '
                       'top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). To get it '
@@ -252,6 +291,35 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                 '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                                 'back: record a scenario that uses it (slim record --scenario ...) and run '
                                 'slim apply.',
+ '--kt-cpuinfer': 'KTransformers CPU/GPU hybrid MoE (--kt-*) was removed from this slimmed SGLang (offloads '
+                  'experts to CPU AMX kernels through the kt-kernel package, which the GPU runtime lacks; a '
+                  'DeepSeek model served on NVIDIA GPUs keeps its experts on the GPU). To get it back: '
+                  'record a scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--kt-max-deferred-experts-per-token': 'KTransformers CPU/GPU hybrid MoE (--kt-*) was removed from this '
+                                        'slimmed SGLang (offloads experts to CPU AMX kernels through the '
+                                        'kt-kernel package, which the GPU runtime lacks; a DeepSeek model '
+                                        'served on NVIDIA GPUs keeps its experts on the GPU). To get it '
+                                        'back: record a scenario that uses it (slim record --scenario ...) '
+                                        'and run slim apply.',
+ '--kt-method': 'KTransformers CPU/GPU hybrid MoE (--kt-*) was removed from this slimmed SGLang (offloads '
+                'experts to CPU AMX kernels through the kt-kernel package, which the GPU runtime lacks; a '
+                'DeepSeek model served on NVIDIA GPUs keeps its experts on the GPU). To get it back: record '
+                'a scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--kt-num-gpu-experts': 'KTransformers CPU/GPU hybrid MoE (--kt-*) was removed from this slimmed SGLang '
+                         '(offloads experts to CPU AMX kernels through the kt-kernel package, which the GPU '
+                         'runtime lacks; a DeepSeek model served on NVIDIA GPUs keeps its experts on the '
+                         'GPU). To get it back: record a scenario that uses it (slim record --scenario ...) '
+                         'and run slim apply.',
+ '--kt-threadpool-count': 'KTransformers CPU/GPU hybrid MoE (--kt-*) was removed from this slimmed SGLang '
+                          '(offloads experts to CPU AMX kernels through the kt-kernel package, which the GPU '
+                          'runtime lacks; a DeepSeek model served on NVIDIA GPUs keeps its experts on the '
+                          'GPU). To get it back: record a scenario that uses it (slim record --scenario ...) '
+                          'and run slim apply.',
+ '--kt-weight-path': 'KTransformers CPU/GPU hybrid MoE (--kt-*) was removed from this slimmed SGLang '
+                     '(offloads experts to CPU AMX kernels through the kt-kernel package, which the GPU '
+                     'runtime lacks; a DeepSeek model served on NVIDIA GPUs keeps its experts on the GPU). '
+                     'To get it back: record a scenario that uses it (slim record --scenario ...) and run '
+                     'slim apply.',
  '--language-only': 'multimodal (image, video, audio) input was removed from this slimmed SGLang (not a '
                     'DeepSeek V2/V3/R1 feature: these models take text only). To get it back: record a '
                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -279,6 +347,10 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                  '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, '
                                  'with no linear-attention or Mamba state). To get it back: record a '
                                  'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--lmcache-config-file': 'LMCache KV-cache offloading was removed from this slimmed SGLang (needs the '
+                          'third-party lmcache package, which the GPU runtime lacks; the built-in '
+                          'hierarchical cache (--enable-hierarchical-cache) stays). To get it back: record a '
+                          'scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--lora-backend': 'LoRA adapters (serving, loading and unloading adapters, including DeepSeek MLA LoRA) was '
                    'removed from this slimmed SGLang (no scenario serves a LoRA adapter yet: the tiny '
                    'checkpoints ship none, and the adapter manager, LoRA layers and their kernels were cut; '
@@ -397,6 +469,36 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                               '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                               'back: record a scenario that uses it (slim record --scenario ...) and run '
                               'slim apply.',
+ '--modelopt-checkpoint-restore-path': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, '
+                                       'ModelOpt checkpoint save/restore/export) was removed from this '
+                                       'slimmed SGLang (quantizes the model while loading it through the '
+                                       'nvidia-modelopt package, which the GPU runtime lacks; serving '
+                                       'checkpoints already quantized (--quantization fp8, modelopt_fp8, '
+                                       '...) stays). To get it back: record a scenario that uses it (slim '
+                                       'record --scenario ...) and run slim apply.',
+ '--modelopt-checkpoint-save-path': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, '
+                                    'ModelOpt checkpoint save/restore/export) was removed from this slimmed '
+                                    'SGLang (quantizes the model while loading it through the '
+                                    'nvidia-modelopt package, which the GPU runtime lacks; serving '
+                                    'checkpoints already quantized (--quantization fp8, modelopt_fp8, ...) '
+                                    'stays). To get it back: record a scenario that uses it (slim record '
+                                    '--scenario ...) and run slim apply.',
+ '--modelopt-export-path': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, ModelOpt '
+                           'checkpoint save/restore/export) was removed from this slimmed SGLang (quantizes '
+                           'the model while loading it through the nvidia-modelopt package, which the GPU '
+                           'runtime lacks; serving checkpoints already quantized (--quantization fp8, '
+                           'modelopt_fp8, ...) stays). To get it back: record a scenario that uses it (slim '
+                           'record --scenario ...) and run slim apply.',
+ '--modelopt-quant': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, ModelOpt checkpoint '
+                     'save/restore/export) was removed from this slimmed SGLang (quantizes the model while '
+                     'loading it through the nvidia-modelopt package, which the GPU runtime lacks; serving '
+                     'checkpoints already quantized (--quantization fp8, modelopt_fp8, ...) stays). To get '
+                     'it back: record a scenario that uses it (slim record --scenario ...) and run slim '
+                     'apply.',
+ '--msprobe-dump-config': 'msProbe tensor dumps (--msprobe-dump-config) was removed from this slimmed SGLang '
+                          "(Huawei Ascend's MindStudio probe (the mindstudio-probe package), which the GPU "
+                          'runtime lacks; not an NVIDIA tool). To get it back: record a scenario that uses '
+                          'it (slim record --scenario ...) and run slim apply.',
  '--nsa-decode-backend': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed from '
                          'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is '
                          'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). '
@@ -412,6 +514,32 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                           'dense; the top-k indexer and its sparse attention belong to DeepSeek V3.2 and '
                           'V4). To get it back: record a scenario that uses it (slim record --scenario ...) '
                           'and run slim apply.',
+ '--pdmux-config-path': 'PD-multiplexing (prefill and decode on green-context SM partitions) was removed '
+                        'from this slimmed SGLang (an experimental scheduler mode outside the launch lines '
+                        'this slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across '
+                        'servers stays). To get it back: record a scenario that uses it (slim record '
+                        '--scenario ...) and run slim apply.',
+ '--quantize-and-serve': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, ModelOpt '
+                         'checkpoint save/restore/export) was removed from this slimmed SGLang (quantizes '
+                         'the model while loading it through the nvidia-modelopt package, which the GPU '
+                         'runtime lacks; serving checkpoints already quantized (--quantization fp8, '
+                         'modelopt_fp8, ...) stays). To get it back: record a scenario that uses it (slim '
+                         'record --scenario ...) and run slim apply.',
+ '--sm-group-num': 'PD-multiplexing (prefill and decode on green-context SM partitions) was removed from '
+                   'this slimmed SGLang (an experimental scheduler mode outside the launch lines this '
+                   'slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across servers '
+                   'stays). To get it back: record a scenario that uses it (slim record --scenario ...) and '
+                   'run slim apply.',
+ '--smg-grpc-mode': 'legacy SMG gRPC server (--smg-grpc-mode, --grpc-mode) was removed from this slimmed '
+                    'SGLang (replaces the HTTP server with the smg-grpc-servicer package, which the GPU '
+                    'runtime lacks; the HTTP server (and the native gRPC server, --grpc-port) stays). To get '
+                    'it back: record a scenario that uses it (slim record --scenario ...) and run slim '
+                    'apply.',
+ '--smg-http-sidecar-port': 'legacy SMG gRPC server (--smg-grpc-mode, --grpc-mode) was removed from this '
+                            'slimmed SGLang (replaces the HTTP server with the smg-grpc-servicer package, '
+                            'which the GPU runtime lacks; the HTTP server (and the native gRPC server, '
+                            '--grpc-port) stays). To get it back: record a scenario that uses it (slim '
+                            'record --scenario ...) and run slim apply.',
  '--speculative-dspark-align-verify-tokens-to-graph-tier': 'DSpark speculative decoding was removed from '
                                                            'this slimmed SGLang (not a DeepSeek V2/V3/R1 '
                                                            'feature: DSpark drafts only for DeepSeek V4 and '
@@ -440,7 +568,10 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
  '--swa-full-tokens-ratio': 'hybrid sliding-window attention memory was removed from this slimmed SGLang '
                             '(not a DeepSeek V2/V3/R1 feature: every layer is full MLA attention; none has a '
                             'sliding window). To get it back: record a scenario that uses it (slim record '
-                            '--scenario ...) and run slim apply.'}
+                            '--scenario ...) and run slim apply.',
+ '--use-ray': 'Ray process launcher (--use-ray) was removed from this slimmed SGLang (needs the ray package, '
+              'which the GPU runtime lacks; the server starts its own scheduler processes). To get it back: '
+              'record a scenario that uses it (slim record --scenario ...) and run slim apply.'}
 REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                    'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -545,6 +676,16 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                          'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get it '
                                          'back: record a scenario that uses it (slim record --scenario ...) '
                                          'and run slim apply.',
+ ('--decoupled-spec-role', 'drafter'): 'decoupled speculative decoding (drafter and verifier as separate '
+                                       'servers) was removed from this slimmed SGLang (an experimental '
+                                       "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation in "
+                                       'one server stays). To get it back: record a scenario that uses it '
+                                       '(slim record --scenario ...) and run slim apply.',
+ ('--decoupled-spec-role', 'verifier'): 'decoupled speculative decoding (drafter and verifier as separate '
+                                        'servers) was removed from this slimmed SGLang (an experimental '
+                                        "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation "
+                                        'in one server stays). To get it back: record a scenario that uses '
+                                        'it (slim record --scenario ...) and run slim apply.',
  ('--disaggregation-transfer-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang '
                                                   '(not NVIDIA: Huawei Ascend NPUs only). To get it back: '
                                                   'record a scenario that uses it (slim record --scenario '
@@ -752,10 +893,52 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'NVIDIA: Huawei Ascend NPUs only). To get it back: record a '
                                             'scenario that uses it (slim record --scenario ...) and run slim '
                                             'apply.',
+ ('--hicache-storage-backend', 'aibrix'): 'hierarchical-cache storage backends of third-party stores '
+                                          '(AIBrix, EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from '
+                                          "this slimmed SGLang (each needs its store's client package "
+                                          '(aibrix_kvcache, eic, hf3fs usrbio, mooncake, nixl, simm) and a '
+                                          'running store service, none of which the GPU runtime has; the '
+                                          'file backend stays). To get it back: record a scenario that uses '
+                                          'it (slim record --scenario ...) and run slim apply.',
+ ('--hicache-storage-backend', 'eic'): 'hierarchical-cache storage backends of third-party stores (AIBrix, '
+                                       'EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from this slimmed '
+                                       "SGLang (each needs its store's client package (aibrix_kvcache, eic, "
+                                       'hf3fs usrbio, mooncake, nixl, simm) and a running store service, '
+                                       'none of which the GPU runtime has; the file backend stays). To get '
+                                       'it back: record a scenario that uses it (slim record --scenario ...) '
+                                       'and run slim apply.',
+ ('--hicache-storage-backend', 'hf3fs'): 'hierarchical-cache storage backends of third-party stores (AIBrix, '
+                                         'EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from this '
+                                         "slimmed SGLang (each needs its store's client package "
+                                         '(aibrix_kvcache, eic, hf3fs usrbio, mooncake, nixl, simm) and a '
+                                         'running store service, none of which the GPU runtime has; the file '
+                                         'backend stays). To get it back: record a scenario that uses it '
+                                         '(slim record --scenario ...) and run slim apply.',
+ ('--hicache-storage-backend', 'mooncake'): 'hierarchical-cache storage backends of third-party stores '
+                                            '(AIBrix, EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from '
+                                            "this slimmed SGLang (each needs its store's client package "
+                                            '(aibrix_kvcache, eic, hf3fs usrbio, mooncake, nixl, simm) and a '
+                                            'running store service, none of which the GPU runtime has; the '
+                                            'file backend stays). To get it back: record a scenario that '
+                                            'uses it (slim record --scenario ...) and run slim apply.',
  ('--hicache-storage-backend', 'mori'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                         'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record '
                                         'a scenario that uses it (slim record --scenario ...) and run slim '
                                         'apply.',
+ ('--hicache-storage-backend', 'nixl'): 'hierarchical-cache storage backends of third-party stores (AIBrix, '
+                                        'EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from this slimmed '
+                                        "SGLang (each needs its store's client package (aibrix_kvcache, eic, "
+                                        'hf3fs usrbio, mooncake, nixl, simm) and a running store service, '
+                                        'none of which the GPU runtime has; the file backend stays). To get '
+                                        'it back: record a scenario that uses it (slim record --scenario '
+                                        '...) and run slim apply.',
+ ('--hicache-storage-backend', 'simm'): 'hierarchical-cache storage backends of third-party stores (AIBrix, '
+                                        'EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from this slimmed '
+                                        "SGLang (each needs its store's client package (aibrix_kvcache, eic, "
+                                        'hf3fs usrbio, mooncake, nixl, simm) and a running store service, '
+                                        'none of which the GPU runtime has; the file backend stays). To get '
+                                        'it back: record a scenario that uses it (slim record --scenario '
+                                        '...) and run slim apply.',
  ('--linear-attn-backend', 'cutedsl'): 'linear-attention and Mamba layers was removed from this slimmed '
                                        'SGLang (not a DeepSeek V2/V3/R1 feature: their layers are MLA '
                                        'attention and MoE, with no linear-attention or Mamba state). To get '
