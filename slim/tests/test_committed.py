@@ -44,7 +44,9 @@ def test_recordings_are_real_gpu_runs(recordings):
         assert env["versions"]["sglang"] == "0.5.17"
         assert recording.data["command"][1:3] == ["-m", "sglang.launch_server"]
         assert len(recording.data["processes"]) >= 3  # main, scheduler, detokenizer at least
-        assert all(o["status"] < 500 for o in recording.outputs)  # 4xx only where the input is bad
+        # 4xx only where the input is bad; an uncompared probe may meet an upstream fault (0.5.17's
+        # Ollama /api/chat answers 500), which the slimmed tree is not asked to repeat
+        assert all(o["status"] < 500 for o in recording.outputs if o["compare"])
         # A compared answer is a 200, or a 4xx that a workload sends on purpose (a malformed body, an
         # invalid regex, a missing API key): the slimmed tree must refuse it with the same answer.
         workload = tomllib.loads((SCENARIO_DIR / f"{recording.scenario}.toml").read_text()).get("workload", [])
