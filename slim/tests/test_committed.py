@@ -12,7 +12,7 @@ from scenarios.spec import SCENARIO_DIR, load_scenario, scenario_names
 from slim.apply import tree_digest
 from slim.bundle import MANIFEST_SCHEMA
 from slim.datafile import read_gzip_json
-from slim.front_door import FRONT_DOOR
+from slim.front_door import FRONT_DOOR, entry_doors
 from slim.paths import DB, OUT
 from slim.plan import make_function_plan, package_files
 from slim.recording import PENDING, UNVERIFIED, load_all, load_pending, load_waiting
@@ -161,8 +161,11 @@ def test_plan_on_real_upstream_keeps_the_serving_path(upstream_plan):
 
 
 def test_plan_size_matches_committed_tree(upstream_plan):
-    """Every kept file, and the one file slim writes itself: the front door of what it removed."""
+    """Every kept file, and the files slim writes itself: the front door of what it removed, and a
+    door module in place of each removed entry point whose package stays."""
     committed = {p.relative_to(OUT / "python").as_posix() for p in (OUT / "python").rglob("*")
                  if p.is_file() and p.name != "pyproject.toml"}
     assert upstream_plan.policy.front_door
-    assert committed == set(upstream_plan.kept) | {FRONT_DOOR}
+    doors = entry_doors(list(upstream_plan.policy.front_door), set(upstream_plan.kept))
+    assert doors and not set(doors) & set(upstream_plan.kept)
+    assert committed == set(upstream_plan.kept) | {FRONT_DOOR} | set(doors)
