@@ -29,8 +29,8 @@ REWRITER = (sys.modules[__name__], rewrite, base, imports, platform, registry, d
 REWRITES = Memo("rewrite", REWRITER, extra=f"libcst {version('libcst')}")
 
 
-def _module_job(job) -> tuple[str, bytes | None, set[str]]:
-    """Worker: (path, new bytes or None when unchanged, top-level names it imports)."""
+def _module_job(job) -> tuple[str, bytes | None, dict[str, str]]:
+    """Worker: (path, new bytes or None when unchanged, top-level names it imports -> how)."""
     tree, path, actions, edits = job
     source = (Path(tree) / path).read_bytes()
     new = rewrite_module(source, actions, *edits, tidy=True) if actions or any(edits) else None
@@ -61,7 +61,7 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run(jobs: list[tuple], tree: Path) -> list[tuple[str, bytes | None, set[str]]]:
+def _run(jobs: list[tuple], tree: Path) -> list[tuple[str, bytes | None, dict[str, str]]]:
     # Biggest jobs first so the pool ends together; results are keyed, so order does not matter.
     jobs = sorted(jobs, key=lambda j: -(tree / j[1]).stat().st_size)
     if len(jobs) < 50:
@@ -72,9 +72,9 @@ def _run(jobs: list[tuple], tree: Path) -> list[tuple[str, bytes | None, set[str
         return list(pool.map(_module_job, jobs, chunksize=4))
 
 
-def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]:
+def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], dict[str, dict[str, str]]]:
     """Run the plan's transforms over every kept module: from the memo where it has the result,
-    the others in worker processes (libcst is slow)."""
+    the others in worker processes (libcst is slow); also each kept module's imports (deps.imported_tops)."""
     jobs = _jobs(plan, tree)
     keys = {job[1]: _job_key(tree, job) for job in jobs}
     results = {path: REWRITES.load(key) for path, key in keys.items()}
@@ -82,4 +82,4 @@ def rewrite_modules(plan: Plan, tree: Path) -> tuple[dict[str, bytes], set[str]]
         results[path] = (new, tops)
         REWRITES.store(keys[path], results[path])
     rewritten = {path: new for path, (new, _) in results.items() if new is not None}
-    return rewritten, set().union(*(tops for _, tops in results.values()))
+    return rewritten, {path: tops for path, (_, tops) in results.items()}

@@ -203,7 +203,10 @@ class ImportChecker(ast.NodeVisitor):
             return False
         if is_stdlib(top) or distribution(top) in self.declared or self.guarded:
             return True
-        if distribution(top) in self.upstream_declared:
+        if distribution(top) in self.upstream_declared and self.in_function:
+            # slim/deps.py dropped it: only deferred imports, none recorded, no accepted option served.
+            self.report.note("lazy imports of distributions pruned from pyproject (slim/deps.py)")
+        elif distribution(top) in self.upstream_declared:
             self.error(node, f"import of {top}: its distribution {distribution(top)} was pruned from pyproject")
         else:
             self.report.note("imports of packages upstream does not declare either (optional)")

@@ -56,6 +56,11 @@ def _module_home(path: str, module_dirs: set[str]) -> str | None:
 UNREACHED = Reason(Why.UNREACHED)
 
 
+def recorded_imports(recordings: list[Recording]) -> list[str]:
+    """Top-level names any recorded process imported (its `third_party` list, stdlib included)."""
+    return sorted({top for r in recordings for p in r.data.get("processes", []) for top in p.get("third_party", [])})
+
+
 def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, Reason] | None = None,
               unreached: dict[str, Reason] | None = None) -> Plan:
     """Decide keep/remove for every upstream file from what the recordings imported
@@ -67,7 +72,7 @@ def make_plan(files: list[str], recordings: list[Recording], extra: dict[str, Re
     needed_inits = {init for f in kept_modules for init in _ancestor_inits(f)}
     module_dirs = {PurePosixPath(f).parent.as_posix() for f in files if is_module(f)}
     live_dirs = {PurePosixPath(f).parent.as_posix() for f in kept_modules | needed_inits}
-    plan = Plan(recordings=sorted(r.name for r in recordings))
+    plan = Plan(recordings=sorted(r.name for r in recordings), recorded_imports=recorded_imports(recordings))
     for path in files:
         if path in kept_modules and path not in imported:
             decision = FileDecision(path, True, extra[path])

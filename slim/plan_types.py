@@ -50,10 +50,12 @@ class Plan:
     defs: list[DefDecision] = field(default_factory=list)  # empty: module level only
     edits: dict[str, FileEdits] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    # Top-level names the recorded processes imported (not in the JSON: its dependency rows say it).
+    recorded_imports: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        """The whole plan, sorted, for `slim plan --json`."""
-        return json.dumps({"recordings": self.recordings, "files": [_as_json(d) for d in self.files],
+    def to_json(self, extra: dict | None = None) -> str:
+        """The whole plan, sorted, for `slim plan --json` (with `extra`: what `slim apply` adds)."""
+        return json.dumps({**(extra or {}), "recordings": self.recordings, "files": [_as_json(d) for d in self.files],
                            "defs": [_as_json(d) for d in self.defs],
                            "edits": {k: asdict(v) for k, v in sorted(self.edits.items())},
                            "policy": [asdict(k) for k in self.policy.keeps],
