@@ -76,6 +76,21 @@ def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: f
             or companion_mismatch(reference_companions, companions))
 
 
+def scenario_mismatch(scenario, reference: list[dict], outputs: list[dict]) -> str | None:
+    """outputs_mismatch with the scenario's tolerance and concurrent groups."""
+    batched = frozenset(r.name for r in scenario.requests if r.group)
+    return outputs_mismatch(reference, outputs, scenario.logprob_atol, batched)
+
+
+def rejudged(report: dict, reference: list[dict]) -> bool:
+    """Whether a stored report passes under today's comparison: the outputs a GPU served stay as
+    they were written; only what counts as a difference may have been corrected since (a
+    server-start timestamp compared as if it were output, 2026-12-06)."""
+    if report["passed"] or report["start_failure"] is not None:
+        return report["passed"]
+    return scenario_mismatch(load_scenario(report["scenario"]), reference, report["outputs"]) is None
+
+
 def _loose(outputs: list[dict], batched: frozenset[str]) -> list[dict]:
     return [without_keys(o, _is_logprobs) if o["name"] in batched else o for o in outputs]
 
@@ -118,8 +133,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model), None
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
-    batched = frozenset(r.name for r in scenario.requests if r.group)
-    mismatch = start_failure or outputs_mismatch(recording.outputs, run.outputs, scenario.logprob_atol, batched)
+    mismatch = start_failure or scenario_mismatch(scenario, recording.outputs, run.outputs)
     environment = host_environment(gpus, facts["versions"])
     reference_gpus = gpu_models(recording.data["environment"])
     cross_gpu = gpu_models(environment) != reference_gpus

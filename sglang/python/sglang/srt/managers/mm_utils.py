@@ -2,6 +2,7 @@
 Multi-modality utils
 """
 
+import hashlib
 from abc import abstractmethod
 from typing import Callable, Dict, List, Literal, Optional
 
@@ -26,7 +27,7 @@ from sglang.srt.runtime_context import (
     get_server_args,
     get_serving,
 )
-from sglang.srt.utils import is_hip, is_npu
+from sglang.srt.utils import flatten_nested_list, is_hip, is_npu
 
 _is_hip = is_hip()
 _is_npu = is_npu()
@@ -123,6 +124,38 @@ def general_mm_embed_routine(
     **kwargs,
 ) -> torch.Tensor:
     raise NotImplementedError('slim removed the body of general_mm_embed_routine: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def tensor_hash(tensor_list) -> int:
+    """
+    hash a tensor or a tensor list
+    """
+    tensor = tensor_list
+    if isinstance(tensor_list, list):
+        tensor_list = flatten_nested_list(tensor_list)
+        tensors = [
+            x.flatten() if isinstance(x, torch.Tensor) else x for x in tensor_list
+        ]
+        # GPU path: concat + triton hash (unchanged)
+        if any(isinstance(t, torch.Tensor) and t.is_cuda for t in tensors):
+            tensor = torch.concat(tensors)
+            return gpu_tensor_hash(tensor.cuda())
+        # CPU path: hash each tensor incrementally without concat
+        hasher = hashlib.sha256()
+        for t in tensors:
+            t = t.detach().cpu().contiguous()
+            hasher.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        hash_bytes = hasher.digest()[:8]
+        return int.from_bytes(hash_bytes, byteorder="big", signed=False)
+
+    # Single tensor
+    if tensor.is_cuda:
+        return gpu_tensor_hash(tensor.cuda())
+    tensor = tensor.detach().cpu().contiguous()
+    hasher = hashlib.sha256()
+    hasher.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+    hash_bytes = hasher.digest()[:8]
+    return int.from_bytes(hash_bytes, byteorder="big", signed=False)
 
 
 def hash_feature(f):

@@ -1,5 +1,4 @@
 import functools
-import importlib.util
 from typing import Optional
 
 import torch
@@ -24,13 +23,7 @@ _hpc_gemm_enabled = False
 
 @functools.cache
 def _hpc_gemm_bf16xfp32_available() -> bool:
-    """HPC-Ops (https://github.com/Tencent/hpc-ops) ships sm90a kernels."""
-    if importlib.util.find_spec("hpc") is None:
-        return False
-    if not torch.cuda.is_available():
-        return False
-    major, _ = torch.cuda.get_device_capability()
-    return major == 9
+    raise NotImplementedError('slim removed the body of _hpc_gemm_bf16xfp32_available: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def hpc_bf16xfp32_gemm_enabled() -> bool:
