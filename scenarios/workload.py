@@ -176,12 +176,23 @@ def _join_logprobs(slot: dict, logprobs: dict) -> None:
             joined[key] = joined.get(key, []) + value
 
 
+def _streamed_generate(chunks: list) -> object:
+    """A streamed /generate: its last chunk; a streamed batch (chunks carry their prompt's `index`):
+    each prompt's last chunk in index order, since which prompt finishes last is a race."""
+    if not chunks:
+        return None
+    if not all(isinstance(c, dict) and "index" in c for c in chunks):
+        return _generate_item(chunks[-1])
+    last = {c["index"]: c for c in chunks}
+    return [_generate_item(last[i]) for i in sorted(last)]
+
+
 def comparable(request: Request, answer) -> object:
     """The deterministic part of an answer: tokens, text, finish reasons; no ids or timings."""
     streamed = bool((request.body or {}).get("stream"))
     if request.path == "/generate":
         if streamed:
-            return _generate_item(answer[-1]) if answer else None
+            return _streamed_generate(answer)
         return [_generate_item(a) for a in answer] if isinstance(answer, list) else _generate_item(answer)
     if request.path.startswith("/v1/") and request.method == "POST":
         if streamed:

@@ -57,7 +57,17 @@ def _is_logprobs(key: str) -> bool:
     return "logprob" in key
 
 
-TIMESTAMPS = frozenset({"created"})
+def without_response_noise(value):
+    """`value` without what the clock or a random generator writes into an answer, not the tree: every
+    `created` timestamp (/v1/models: when the server started) and the `id` of an OpenAI response
+    object (a dict with `choices`: SageMaker's /invocations passes one through whole)."""
+    if isinstance(value, dict):
+        response = "choices" in value
+        return {k: without_response_noise(v) for k, v in value.items()
+                if k != "created" and not (response and k == "id")}
+    if isinstance(value, list):
+        return [without_response_noise(v) for v in value]
+    return value
 
 
 def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: float = LOGPROB_ATOL,
@@ -68,8 +78,7 @@ def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: f
     decides) are left out: batch composition and the prefix cache's state move them (up to 0.94 in
     an echoed prompt, H100 2026-12-06, tokens and text identical); its tokens and text still count."""
     reference, outputs = (_loose(reference, batched), _loose(outputs, batched)) if batched else (reference, outputs)
-    # A `created` timestamp (/v1/models: when the server started) is the clock's, not the tree's.
-    reference, outputs = (without_keys(x, TIMESTAMPS.__contains__) for x in (reference, outputs))
+    reference, outputs = without_response_noise(reference), without_response_noise(outputs)
     reference_requests, reference_companions = split_companions(reference)
     requests, companions = split_companions(outputs)
     return (first_mismatch(reference_requests, requests, logprob_atol)

@@ -355,3 +355,16 @@ def test_the_request_surface_mixes_per_request_state_in_one_batch():
     assert {"frequency_penalty", "logit_bias", "min_new_tokens", "stop_regex", "regex", "json_schema", "ebnf",
             "structural_tag", "custom_params", "stop_token_ids", "sampling_seed"} <= used
     assert len({r.delay_s for r in mix}) == len(mix)  # each joins the batch at its own moment
+
+
+def test_a_streamed_batch_compares_each_prompts_last_chunk_whichever_finished_last():
+    stream = Request("b", "/generate", body={"text": ["a", "b"], "stream": True})
+    chunk = lambda index, ids, text: {"index": index, "text": text, "output_ids": ids,  # noqa: E731
+                                      "meta_info": {"finish_reason": None, "completion_tokens": len(ids)}}
+    one = [chunk(0, [1], "x"), chunk(1, [2], "y"), chunk(1, [3], "z"), chunk(0, [4], "w")]
+    other = [chunk(0, [1], "x"), chunk(1, [2], "y"), chunk(0, [4], "w"), chunk(1, [3], "z")]
+    assert comparable(stream, one) == comparable(stream, other) == [
+        {"text": "w", "output_ids": [4], "finish_reason": None, "completion_tokens": 1},
+        {"text": "z", "output_ids": [3], "finish_reason": None, "completion_tokens": 1}]
+    single = [{"text": "ab", "output_ids": [5, 6], "meta_info": {}}]  # one prompt: no index, as before
+    assert comparable(Request("s", "/generate", body={"text": "a", "stream": True}), single)["text"] == "ab"
