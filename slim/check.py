@@ -38,6 +38,7 @@ from pathlib import Path
 from slim.check_surface import check_request_path
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
 from slim.flag_guards import guarded_stubs, unrefused
+from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
 from slim.policy import Policy, load_policy
@@ -67,13 +68,20 @@ def _bindings(tree: ast.Module, path: str = "") -> tuple[set[str], set[str]]:
     return names, stars
 
 
+def _is_door(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(ENTRY_DOOR_MARK)) == ENTRY_DOOR_MARK
+
+
 class Modules:
     """The modules of one tree (its package folder's parent), parsed on demand."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # A removed entry point's door module (slim/front_door.py) raises ModuleNotFoundError when
+        # imported: to the checks it is the absent module it stands for.
         self.files = {module_name(p.relative_to(root).as_posix()): p
-                      for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts}
+                      for p in (root / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts and not _is_door(p)}
         self._trees: dict[str, ast.Module] = {}
         self._bound: dict[str, tuple[set[str], set[str]]] = {}
         self._platform_only: dict[str, set[str]] = {}

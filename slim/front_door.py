@@ -45,8 +45,10 @@ class _Refused(argparse.Action):
 
 def _refusing(flag, convert, default):
     def check(value):  # argparse converts a string default too: a removed default is no user's choice
-        if (flag, value) in REMOVED_FLAG_VALUES and value != default:
-            raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[(flag, value)])
+        # An enum-parsed value is matched upper-cased, as its parser reads it (`ngram` is NGRAM).
+        key = next((k for k in ((flag, value), (flag, str(value).upper())) if k in REMOVED_FLAG_VALUES), None)
+        if key is not None and value != default:
+            raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[key])
         return convert(value) if convert else value
 
     return check
@@ -200,6 +202,7 @@ def _docstring(node) -> bool:
     return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
+ENTRY_DOOR_MARK = b'"""Removed by slim: `python -m '  # how a door module starts: it stands for an absent module
 ENTRY_DOOR = '''"""Removed by slim: `python -m {module}` says how to get it back (slim/front_door.py)."""
 
 MESSAGE = {message!r}

@@ -163,6 +163,22 @@ def flag_item(src: Source, names: list[str], action: str, default, choices_node,
     return [flag] + values
 
 
+# Flags whose values argparse does not check (no `choices`) but a parser after it does: the enum it
+# parses them into (member names, upper-cased by its from_string) and the names a launch hook maps
+# onto a member first (speculative_hook.py: NEXTN is EAGLE). Without these values the front door
+# could not refuse an algorithm whose worker was cut.
+ENUM_PARSED = {"speculative_algorithm": ("sglang.srt.speculative.spec_info", "SpeculativeAlgorithm", ["NEXTN"])}
+
+
+def enum_values(src: Source, field: str) -> list[str] | None:
+    """The values of an ENUM_PARSED flag: its enum's members but NONE, and its mapped names."""
+    if field not in ENUM_PARSED:
+        return None
+    module, enum, mapped = ENUM_PARSED[field]
+    cls = next(n for n in src.tree(module).body if isinstance(n, ast.ClassDef) and n.name == enum)
+    return sorted([name for name in class_attrs(cls) if name != "NONE"] + mapped)
+
+
 def dataclass_flags(src: Source, cls: ast.ClassDef) -> list[dict]:
     """Flags derived from `name: A[T, "help" | Arg(...)] = default` fields, as upstream's
     add_cli_args_from_dataclass derives them (bool -> store_true, Literal -> choices)."""
@@ -193,7 +209,8 @@ def dataclass_flags(src: Source, cls: ast.ClassDef) -> list[dict]:
             action = "store_true" if ast.unparse(inner) == "bool" and not is_literal else "store"
         if is_literal and choices_node is None:
             choices_node = inner.slice
-        items += flag_item(src, names, action, default, choices_node, stmt.lineno, f"ServerArgs.{field}")
+        items += flag_item(src, names, action, default, choices_node, stmt.lineno, f"ServerArgs.{field}",
+                           choices=None if choices_node is not None else enum_values(src, field))
     return items
 
 

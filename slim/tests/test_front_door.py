@@ -13,6 +13,7 @@ REMOVED = [
     {"id": "flag:--enable-lora", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
     {"id": "flag:--device=npu", "kind": "flag_value", "message": "Ascend NPU was removed (not NVIDIA)."},
     {"id": "flag:--mamba-backend=triton", "kind": "flag_value", "message": "Mamba was removed."},
+    {"id": "flag:--speculative-algorithm=NGRAM", "kind": "flag_value", "message": "n-gram speculation was removed."},
     {"id": "field:GenerateReqInput.image_data", "kind": "field", "message": "image input was removed."},
     {"id": "field:ChatRequest.modalities", "kind": "field", "message": "modalities were removed."},
     {"id": "route:POST /v1/embeddings", "kind": "route", "message": "embeddings were removed (no embedding model)."},
@@ -32,6 +33,7 @@ def parser_with_door(door) -> argparse.ArgumentParser:
     parser.add_argument("--device", type=str, default=None, choices=["cuda", "npu", "cpu"])
     parser.add_argument("--tp-size", type=int, default=1)
     parser.add_argument("--mamba-backend", type=str, default="triton", choices=["triton", "flashinfer"])
+    parser.add_argument("--speculative-algorithm", type=str, default=None)  # no choices: an enum parses it later
     door["refuse_removed_args"](parser)
     return parser
 
@@ -52,6 +54,15 @@ def test_removed_flag_value_is_refused_and_the_rest_still_parse(door, capsys):
     assert (args.device, args.tp_size, args.enable_lora) == ("cuda", 2, False)  # defaults of removed flags stay
     assert parser.parse_args([]).device is None
     assert parser.parse_args([]).mamba_backend == "triton"  # a removed value that is the default: no error
+
+
+def test_an_enum_parsed_value_is_refused_in_any_case(door, capsys):
+    parser = parser_with_door(door)
+    for value in ("NGRAM", "ngram"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--speculative-algorithm", value])
+        assert "n-gram speculation was removed" in capsys.readouterr().err
+    assert parser.parse_args(["--speculative-algorithm", "nextn"]).speculative_algorithm == "nextn"
 
 
 def test_a_removed_field_set_by_the_client_is_refused(door):

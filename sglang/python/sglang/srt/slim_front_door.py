@@ -12,6 +12,13 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                   'V2/V3/R1 feature: it needs a speech-recognition model). To get it back: '
                                   'record a scenario that uses it (slim record --scenario ...) and run slim '
                                   'apply.',
+ '--checkpoint-engine-wait-weights-before-ready': 'checkpoint-engine weight updates '
+                                                  '(sglang.srt.checkpoint_engine) was removed from this '
+                                                  'slimmed SGLang (it needs the checkpoint-engine package, '
+                                                  'which the GPU runtime lacks, and its worker was cut; '
+                                                  '/update_weights_from_disk, _tensor and _distributed '
+                                                  'stay). To get it back: record a scenario that uses it '
+                                                  '(slim record --scenario ...) and run slim apply.',
  '--debug-tensor-dump-input-file': 'per-layer tensor dumps for debugging (--debug-tensor-dump-*) was removed '
                                    "from this slimmed SGLang (a model-debugging aid that hooks every layer's "
                                    'forward; no scenario dumps tensors, and its hook was cut). To get it '
@@ -469,6 +476,14 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                               '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                               'back: record a scenario that uses it (slim record --scenario ...) and run '
                               'slim apply.',
+ '--model-checksum': 'model file checksums at load (--model-checksum) was removed from this slimmed SGLang '
+                     '(no scenario verifies checkpoint checksums, and the verifier was cut; record a '
+                     'scenario with --model-checksum to bring it back). To get it back: record a scenario '
+                     'that uses it (slim record --scenario ...) and run slim apply.',
+ '--modelexpress-config': 'ModelExpress peer-to-peer weight loading was removed from this slimmed SGLang (it '
+                          'needs the modelexpress client and a ModelExpress service, neither in the GPU '
+                          'runtime; its loader was cut). To get it back: record a scenario that uses it '
+                          '(slim record --scenario ...) and run slim apply.',
  '--modelopt-checkpoint-restore-path': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, '
                                        'ModelOpt checkpoint save/restore/export) was removed from this '
                                        'slimmed SGLang (quantizes the model while loading it through the '
@@ -540,6 +555,18 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                             'which the GPU runtime lacks; the HTTP server (and the native gRPC server, '
                             '--grpc-port) stays). To get it back: record a scenario that uses it (slim '
                             'record --scenario ...) and run slim apply.',
+ '--speculative-dflash-block-size': 'DFlash speculative decoding (--speculative-algorithm DFLASH) was '
+                                    'removed from this slimmed SGLang (no scenario runs it (it needs a '
+                                    'DFlash draft model), and its v2 worker was cut; DeepSeek V3/R1 '
+                                    'speculate with their MTP layer (EAGLE/NEXTN), which stays). To get it '
+                                    'back: record a scenario that uses it (slim record --scenario ...) and '
+                                    'run slim apply.',
+ '--speculative-dflash-draft-window-size': 'DFlash speculative decoding (--speculative-algorithm DFLASH) was '
+                                           'removed from this slimmed SGLang (no scenario runs it (it needs '
+                                           'a DFlash draft model), and its v2 worker was cut; DeepSeek V3/R1 '
+                                           'speculate with their MTP layer (EAGLE/NEXTN), which stays). To '
+                                           'get it back: record a scenario that uses it (slim record '
+                                           '--scenario ...) and run slim apply.',
  '--speculative-dspark-align-verify-tokens-to-graph-tier': 'DSpark speculative decoding was removed from '
                                                            'this slimmed SGLang (not a DeepSeek V2/V3/R1 '
                                                            'feature: DSpark drafts only for DeepSeek V4 and '
@@ -565,13 +592,72 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                         'V3/R1 speculate with their MTP layer). To get it back: record a '
                                         'scenario that uses it (slim record --scenario ...) and run slim '
                                         'apply.',
+ '--speculative-ngram-capacity': 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                 'external corpora was removed from this slimmed SGLang (no scenario '
+                                 'speculates with n-grams, and its worker and C++ corpus were cut; DeepSeek '
+                                 'V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which stays). To get '
+                                 'it back: record a scenario that uses it (slim record --scenario ...) and '
+                                 'run slim apply.',
+ '--speculative-ngram-external-corpus-max-tokens': 'n-gram speculative decoding (--speculative-algorithm '
+                                                   'NGRAM) and its external corpora was removed from this '
+                                                   'slimmed SGLang (no scenario speculates with n-grams, and '
+                                                   'its worker and C++ corpus were cut; DeepSeek V3/R1 '
+                                                   'speculate with their MTP layer (EAGLE/NEXTN), which '
+                                                   'stays). To get it back: record a scenario that uses it '
+                                                   '(slim record --scenario ...) and run slim apply.',
+ '--speculative-ngram-external-corpus-path': 'n-gram speculative decoding (--speculative-algorithm NGRAM) '
+                                             'and its external corpora was removed from this slimmed SGLang '
+                                             '(no scenario speculates with n-grams, and its worker and C++ '
+                                             'corpus were cut; DeepSeek V3/R1 speculate with their MTP layer '
+                                             '(EAGLE/NEXTN), which stays). To get it back: record a scenario '
+                                             'that uses it (slim record --scenario ...) and run slim apply.',
+ '--speculative-ngram-external-sam-budget': 'n-gram speculative decoding (--speculative-algorithm NGRAM) and '
+                                            'its external corpora was removed from this slimmed SGLang (no '
+                                            'scenario speculates with n-grams, and its worker and C++ corpus '
+                                            'were cut; DeepSeek V3/R1 speculate with their MTP layer '
+                                            '(EAGLE/NEXTN), which stays). To get it back: record a scenario '
+                                            'that uses it (slim record --scenario ...) and run slim apply.',
+ '--speculative-ngram-match-type': 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                   'external corpora was removed from this slimmed SGLang (no scenario '
+                                   'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                   'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                   'stays). To get it back: record a scenario that uses it (slim record '
+                                   '--scenario ...) and run slim apply.',
+ '--speculative-ngram-max-bfs-breadth': 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                        'external corpora was removed from this slimmed SGLang (no scenario '
+                                        'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                        'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                        'stays). To get it back: record a scenario that uses it (slim record '
+                                        '--scenario ...) and run slim apply.',
+ '--speculative-ngram-max-trie-depth': 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                       'external corpora was removed from this slimmed SGLang (no scenario '
+                                       'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                       'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                       'stays). To get it back: record a scenario that uses it (slim record '
+                                       '--scenario ...) and run slim apply.',
+ '--speculative-ngram-min-bfs-breadth': 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                        'external corpora was removed from this slimmed SGLang (no scenario '
+                                        'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                        'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                        'stays). To get it back: record a scenario that uses it (slim record '
+                                        '--scenario ...) and run slim apply.',
  '--swa-full-tokens-ratio': 'hybrid sliding-window attention memory was removed from this slimmed SGLang '
                             '(not a DeepSeek V2/V3/R1 feature: every layer is full MLA attention; none has a '
                             'sliding window). To get it back: record a scenario that uses it (slim record '
                             '--scenario ...) and run slim apply.',
  '--use-ray': 'Ray process launcher (--use-ray) was removed from this slimmed SGLang (needs the ray package, '
               'which the GPU runtime lacks; the server starts its own scheduler processes). To get it back: '
-              'record a scenario that uses it (slim record --scenario ...) and run slim apply.'}
+              'record a scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--weight-cache-socket': 'the GPU weight-cache daemon (--weight-cache-mode daemon/client) was removed from '
+                          'this slimmed SGLang (no scenario loads weights through a cache daemon, and the '
+                          'daemon and its client were cut; --weight-cache-mode off (the default) loads from '
+                          'disk as before). To get it back: record a scenario that uses it (slim record '
+                          '--scenario ...) and run slim apply.',
+ '--weight-cache-timeout': 'the GPU weight-cache daemon (--weight-cache-mode daemon/client) was removed from '
+                           'this slimmed SGLang (no scenario loads weights through a cache daemon, and the '
+                           'daemon and its client were cut; --weight-cache-mode off (the default) loads from '
+                           'disk as before). To get it back: record a scenario that uses it (slim record '
+                           '--scenario ...) and run slim apply.'}
 REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                    'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -932,6 +1018,12 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                         'none of which the GPU runtime has; the file backend stays). To get '
                                         'it back: record a scenario that uses it (slim record --scenario '
                                         '...) and run slim apply.',
+ ('--hicache-storage-backend', 'shm'): 'the shared-memory hierarchical-cache storage backend '
+                                       '(--hicache-storage-backend shm) was removed from this slimmed SGLang '
+                                       '(no scenario stores KV pages in shared memory, and the backend was '
+                                       'cut; the file backend and user-supplied (dynamic) backends stay). To '
+                                       'get it back: record a scenario that uses it (slim record --scenario '
+                                       '...) and run slim apply.',
  ('--hicache-storage-backend', 'simm'): 'hierarchical-cache storage backends of third-party stores (AIBrix, '
                                         'EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from this slimmed '
                                         "SGLang (each needs its store's client package (aibrix_kvcache, eic, "
@@ -1695,9 +1787,46 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                     'SGLang (not a DeepSeek model: DeepSeek V2/V3/R1 use deepseek-r1 or '
                                     'deepseek-v3). To get it back: record a scenario that uses it (slim '
                                     'record --scenario ...) and run slim apply.',
+ ('--remote-instance-weight-loader-backend', 'modelexpress'): 'ModelExpress peer-to-peer weight loading was '
+                                                              'removed from this slimmed SGLang (it needs '
+                                                              'the modelexpress client and a ModelExpress '
+                                                              'service, neither in the GPU runtime; its '
+                                                              'loader was cut). To get it back: record a '
+                                                              'scenario that uses it (slim record --scenario '
+                                                              '...) and run slim apply.',
  ('--sampling-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: '
                                    'Huawei Ascend NPUs only). To get it back: record a scenario that uses it '
                                    '(slim record --scenario ...) and run slim apply.',
+ ('--speculative-algorithm', 'DFLASH'): 'DFlash speculative decoding (--speculative-algorithm DFLASH) was '
+                                        'removed from this slimmed SGLang (no scenario runs it (it needs a '
+                                        'DFlash draft model), and its v2 worker was cut; DeepSeek V3/R1 '
+                                        'speculate with their MTP layer (EAGLE/NEXTN), which stays). To get '
+                                        'it back: record a scenario that uses it (slim record --scenario '
+                                        '...) and run slim apply.',
+ ('--speculative-algorithm', 'DSPARK'): 'DSpark speculative decoding was removed from this slimmed SGLang '
+                                        '(not a DeepSeek V2/V3/R1 feature: DSpark drafts only for DeepSeek '
+                                        'V4 and Kimi targets (deepseek_v2.py has no DSpark hook); DeepSeek '
+                                        'V3/R1 speculate with their MTP layer). To get it back: record a '
+                                        'scenario that uses it (slim record --scenario ...) and run slim '
+                                        'apply.',
+ ('--speculative-algorithm', 'FROZEN_KV_MTP'): 'frozen-KV MTP speculation (--speculative-algorithm '
+                                               'FROZEN_KV_MTP) was removed from this slimmed SGLang (not a '
+                                               'DeepSeek V2/V3/R1 feature: upstream promotes to it only for '
+                                               'Gemma 4 assistant drafts, and its worker was cut). To get it '
+                                               'back: record a scenario that uses it (slim record --scenario '
+                                               '...) and run slim apply.',
+ ('--speculative-algorithm', 'NGRAM'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                       'external corpora was removed from this slimmed SGLang (no scenario '
+                                       'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                       'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                       'stays). To get it back: record a scenario that uses it (slim record '
+                                       '--scenario ...) and run slim apply.',
+ ('--speculative-algorithm', 'STANDALONE'): 'standalone draft-model speculation (--speculative-algorithm '
+                                            'STANDALONE) was removed from this slimmed SGLang (no scenario '
+                                            'drafts with a separate small model, and its worker was cut; '
+                                            'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), '
+                                            'which stays). To get it back: record a scenario that uses it '
+                                            '(slim record --scenario ...) and run slim apply.',
  ('--speculative-draft-load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this '
                                                  'slimmed SGLang (not a DeepSeek V2/V3/R1 checkpoint: '
                                                  "--load-format mistral reads Mistral's "
@@ -1795,6 +1924,18 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                            'ships FP8, and NVFP4 through ModelOpt). To get '
                                                            'it back: record a scenario that uses it (slim '
                                                            'record --scenario ...) and run slim apply.',
+ ('--speculative-ngram-match-type', 'BFS'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and '
+                                            'its external corpora was removed from this slimmed SGLang (no '
+                                            'scenario speculates with n-grams, and its worker and C++ corpus '
+                                            'were cut; DeepSeek V3/R1 speculate with their MTP layer '
+                                            '(EAGLE/NEXTN), which stays). To get it back: record a scenario '
+                                            'that uses it (slim record --scenario ...) and run slim apply.',
+ ('--speculative-ngram-match-type', 'PROB'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) '
+                                             'and its external corpora was removed from this slimmed SGLang '
+                                             '(no scenario speculates with n-grams, and its worker and C++ '
+                                             'corpus were cut; DeepSeek V3/R1 speculate with their MTP layer '
+                                             '(EAGLE/NEXTN), which stays). To get it back: record a scenario '
+                                             'that uses it (slim record --scenario ...) and run slim apply.',
  ('--tool-call-parser', 'apertus2509'): 'tool-call parsers of other model families was removed from this '
                                         'slimmed SGLang (not a DeepSeek model: DeepSeek V3/R1 use '
                                         'deepseekv3, deepseekv31 or deepseekv32). To get it back: record a '
@@ -1918,7 +2059,19 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--tool-call-parser', 'trinity'): 'tool-call parsers of other model families was removed from this slimmed '
                                     'SGLang (not a DeepSeek model: DeepSeek V3/R1 use deepseekv3, '
                                     'deepseekv31 or deepseekv32). To get it back: record a scenario that '
-                                    'uses it (slim record --scenario ...) and run slim apply.'}
+                                    'uses it (slim record --scenario ...) and run slim apply.',
+ ('--weight-cache-mode', 'client'): 'the GPU weight-cache daemon (--weight-cache-mode daemon/client) was '
+                                    'removed from this slimmed SGLang (no scenario loads weights through a '
+                                    'cache daemon, and the daemon and its client were cut; '
+                                    '--weight-cache-mode off (the default) loads from disk as before). To '
+                                    'get it back: record a scenario that uses it (slim record --scenario '
+                                    '...) and run slim apply.',
+ ('--weight-cache-mode', 'daemon'): 'the GPU weight-cache daemon (--weight-cache-mode daemon/client) was '
+                                    'removed from this slimmed SGLang (no scenario loads weights through a '
+                                    'cache daemon, and the daemon and its client were cut; '
+                                    '--weight-cache-mode off (the default) loads from disk as before). To '
+                                    'get it back: record a scenario that uses it (slim record --scenario '
+                                    '...) and run slim apply.'}
 REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multimodal (image, video, audio) input was removed '
                                                         'from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
                                                         'feature: these models take text only). To get it '
@@ -2548,7 +2701,19 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                '--is-embedding, or a Qwen3-Reranker prompt template)). To get it back: '
                                'record a scenario that uses it (slim record --scenario ...) and run slim '
                                'apply.'}}
-REMOVED_ROUTES = {('POST', '/classify'): 'embedding and classification was removed from this slimmed SGLang (not a DeepSeek '
+REMOVED_ROUTES = {('GET', '/list_external_corpora'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                    'external corpora was removed from this slimmed SGLang (no scenario '
+                                    'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                    'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                    'stays). To get it back: record a scenario that uses it (slim record '
+                                    '--scenario ...) and run slim apply.',
+ ('POST', '/add_external_corpus'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                   'external corpora was removed from this slimmed SGLang (no scenario '
+                                   'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                   'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                   'stays). To get it back: record a scenario that uses it (slim record '
+                                   '--scenario ...) and run slim apply.',
+ ('POST', '/classify'): 'embedding and classification was removed from this slimmed SGLang (not a DeepSeek '
                         'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                         "'This model does not appear to be an embedding model'). To get it back: record a "
                         'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -2570,6 +2735,12 @@ REMOVED_ROUTES = {('POST', '/classify'): 'embedding and classification was remov
                                               'and record it to bring LoRA back). To get it back: record a '
                                               'scenario that uses it (slim record --scenario ...) and run '
                                               'slim apply.',
+ ('POST', '/remove_external_corpus'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+                                      'external corpora was removed from this slimmed SGLang (no scenario '
+                                      'speculates with n-grams, and its worker and C++ corpus were cut; '
+                                      'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
+                                      'stays). To get it back: record a scenario that uses it (slim record '
+                                      '--scenario ...) and run slim apply.',
  ('POST', '/scale_elastic_ep'): 'elastic expert parallelism and the Mooncake, NIXL and pplx MoE all-to-all '
                                 'backends was removed from this slimmed SGLang (they need packages the '
                                 'pinned GPU runtime lacks (mooncake, nixl, pplx-kernels) besides >= 2 GPUs, '
@@ -2627,8 +2798,10 @@ class _Refused(argparse.Action):
 
 def _refusing(flag, convert, default):
     def check(value):  # argparse converts a string default too: a removed default is no user's choice
-        if (flag, value) in REMOVED_FLAG_VALUES and value != default:
-            raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[(flag, value)])
+        # An enum-parsed value is matched upper-cased, as its parser reads it (`ngram` is NGRAM).
+        key = next((k for k in ((flag, value), (flag, str(value).upper())) if k in REMOVED_FLAG_VALUES), None)
+        if key is not None and value != default:
+            raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[key])
         return convert(value) if convert else value
 
     return check
