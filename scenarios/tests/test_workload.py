@@ -326,7 +326,7 @@ def test_the_serving_workload_covers_the_wider_surface():
         assert all(t == 0 for t in temperatures), name
 
 
-SURFACE = ("dsv3_fp8_tp1_surface_requests", "dsv3_fp8_tp1_surface_admin")
+SURFACE = ("dsv3_fp8_tp1_surface_requests", "dsv3_fp8_tp1_surface_admin", "dsv3_fp8_tp1_surface_fields")
 
 
 def _greedy(body: dict) -> bool:

@@ -303,3 +303,23 @@ def test_every_kept_entry_names_a_scenario_that_would_record_it():
 def test_no_item_is_unstatused():
     frame = load_surface(REPO / "coverage_db")
     assert frame[frame.status == "unstatused"].id.tolist() == []
+
+
+def test_the_fields_workload_names_the_fields_it_was_written_for():
+    """dsv3_fp8_tp1_surface_fields is written, not yet recorded: as a recording that reached every handler
+    it would record these ids (one per model or route it was written for), by the rules above."""
+    from scenarios.spec import load_scenario
+
+    items = read_inventory(REPO / "coverage_db", up.load_pin().version)["items"]
+    requests = load_scenario("dsv3_fp8_tp1_surface_fields").requests
+    handlers = [item["source"].split("::") + [1, 1] for item in items if item["kind"] == "route"]
+    sent = [{"method": r.method, "path": r.path, "status": 200, "body": r.body} for r in requests]
+    named = set(recording_evidence(items, [FakeRecording(["x"], outputs=sent, functions=handlers)]))
+    assert {"field:GenerateReqInput.return_bytes", "field:CompletionRequest.return_routed_experts",
+            "field:ChatCompletionRequest.ebnf", "field:ToolCall.index", "field:AnthropicComputerTool.display_number",
+            "field:ThinkingBlock.signature", "field:SearchResultBlock.title", "field:ResponseTool.strict",
+            "field:ResponsesRequest.reasoning", "field:ResponseReasoningParam.summary",
+            "field:OllamaGenerateRequest.suffix", "field:ProfileReq.profile_stages",
+            "field:UpdateWeightFromDiskReqInput.manifest", "field:AttachHiCacheStorageReqInput.hicache_write_policy",
+            "route:HEAD /", "route:PUT /generate", "route:GET /open_session",
+            "route:DELETE /hicache/storage-backend"} <= named
