@@ -196,3 +196,33 @@ def parse_tree(root: Path) -> dict[str, ast.Module]:
         except (SyntaxError, ValueError):
             continue  # slim check reports what does not compile
     return trees
+
+
+# Registries a launch flag's value selects from: `@register_attention_backend("fa3") def create...`
+# fills ATTENTION_BACKENDS, which model start-up indexes by the flag's value. A registration the
+# plan deleted turns an accepted value into a KeyError at start-up instead of a refusal.
+REGISTRIES = {"register_attention_backend": ("--attention-backend", "--prefill-attention-backend",
+                                             "--decode-attention-backend")}
+
+
+def registered(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
+    """Registrar -> the string names its decorator registers, at module level, over a tree."""
+    names: dict[str, set[str]] = {registrar: set() for registrar in REGISTRIES}
+    for tree in trees.values():
+        for node in tree.body:
+            for decorator in getattr(node, "decorator_list", ()):
+                func = decorator.func if isinstance(decorator, ast.Call) else None
+                registrar = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if registrar in names and decorator.args and isinstance(decorator.args[0], ast.Constant):
+                    names[registrar].add(decorator.args[0].value)
+    return names
+
+
+def lost_registrations(slim: dict[str, ast.Module], upstream: dict[str, ast.Module],
+                       refused: set[str]) -> list[str]:
+    """The `flag:--x=value` ids the front door accepts whose registration upstream has and the
+    slimmed tree lost."""
+    have, had = registered(slim), registered(upstream)
+    return sorted(f"flag:{flag}={value}" for registrar, flags in REGISTRIES.items()
+                  for value in had[registrar] - have[registrar] for flag in flags
+                  if f"flag:{flag}={value}" not in refused and f"flag:{flag}" not in refused)

@@ -3,7 +3,7 @@
 import ast
 import textwrap
 
-from slim.flag_guards import Term, guarded_stubs, unrefused
+from slim.flag_guards import Term, guarded_stubs, lost_registrations, unrefused
 
 STUB = "    raise NotImplementedError('slim removed the body of {}: it never ran in any recording')\n"
 DESTS = {"enable_lora": "--enable-lora", "attention_backend": "--attention-backend",
@@ -56,3 +56,21 @@ def test_a_refused_flag_or_every_refused_value_closes_the_path():
     assert open_ == {"make_ray_engine", "validate_hisparse"}
     assert {g.stub for g in unrefused(guards, set())} == {"load_adapters", "build_ascend_pool", "make_ray_engine",
                                                           "validate_hisparse"}
+
+
+def test_a_value_whose_registration_was_deleted_must_be_refused():
+    registry = textwrap.dedent("""\
+        @register_attention_backend("triton")
+        def create_triton(runner): ...
+
+        @register_attention_backend("fa3")
+        def create_fa3(runner): ...
+        """)
+    upstream = {"sglang/srt/layers/attention/attention_registry.py": ast.parse(registry)}
+    slim = {"sglang/srt/layers/attention/attention_registry.py": ast.parse(registry.split("\n\n")[0])}
+    lost = lost_registrations(slim, upstream, set())
+    assert lost == ["flag:--attention-backend=fa3", "flag:--decode-attention-backend=fa3",
+                    "flag:--prefill-attention-backend=fa3"]
+    refused = {"flag:--attention-backend=fa3", "flag:--prefill-attention-backend"}
+    assert lost_registrations(slim, upstream, refused) == ["flag:--decode-attention-backend=fa3"]
+    assert lost_registrations(upstream, upstream, set()) == []

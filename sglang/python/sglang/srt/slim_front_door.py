@@ -670,6 +670,13 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                         'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
                                         'scenario that uses it (slim record --scenario ...) and run slim '
                                         'apply.',
+ ('--attention-backend', 'cutedsl_mla'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and torch-native '
+                                         'attention backends was removed from this slimmed SGLang (no '
+                                         'scenario serves DeepSeek with them, and their backends and '
+                                         'registry entries were cut; triton, flashinfer and flashmla stay '
+                                         '(FA3 runs on an H100: record a scenario with --attention-backend '
+                                         'fa3 to bring it back)). To get it back: record a scenario that '
+                                         'uses it (slim record --scenario ...) and run slim apply.',
  ('--attention-backend', 'dsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was removed '
                                  'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA '
                                  'attention is dense; the top-k indexer and its sparse attention belong to '
@@ -686,6 +693,21 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                    'families; DeepSeek uses MLA). To get it back: record a '
                                                    'scenario that uses it (slim record --scenario ...) and '
                                                    'run slim apply.',
+ ('--attention-backend', 'fa3'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and torch-native '
+                                 'attention backends was removed from this slimmed SGLang (no scenario '
+                                 'serves DeepSeek with them, and their backends and registry entries were '
+                                 'cut; triton, flashinfer and flashmla stay (FA3 runs on an H100: record a '
+                                 'scenario with --attention-backend fa3 to bring it back)). To get it back: '
+                                 'record a scenario that uses it (slim record --scenario ...) and run slim '
+                                 'apply.',
+ ('--attention-backend', 'flex_attention'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                            'torch-native attention backends was removed from this slimmed '
+                                            'SGLang (no scenario serves DeepSeek with them, and their '
+                                            'backends and registry entries were cut; triton, flashinfer and '
+                                            'flashmla stay (FA3 runs on an H100: record a scenario with '
+                                            '--attention-backend fa3 to bring it back)). To get it back: '
+                                            'record a scenario that uses it (slim record --scenario ...) and '
+                                            'run slim apply.',
  ('--attention-backend', 'hpc_ops'): 'hpc_ops attention backend was removed from this slimmed SGLang (not a '
                                      'DeepSeek V2/V3/R1 feature: upstream refuses it for MLA models '
                                      "('hpc_ops backend can only be used with non-MLA models')). To get it "
@@ -704,6 +726,14 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                  'attention is dense; the top-k indexer and its sparse attention belong to '
                                  'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
                                  '(slim record --scenario ...) and run slim apply.',
+ ('--attention-backend', 'torch_native'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                          'torch-native attention backends was removed from this slimmed '
+                                          'SGLang (no scenario serves DeepSeek with them, and their backends '
+                                          'and registry entries were cut; triton, flashinfer and flashmla '
+                                          'stay (FA3 runs on an H100: record a scenario with '
+                                          '--attention-backend fa3 to bring it back)). To get it back: '
+                                          'record a scenario that uses it (slim record --scenario ...) and '
+                                          'run slim apply.',
  ('--attention-backend', 'wave'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                   'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -721,6 +751,14 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                'indexer and its sparse attention belong to DeepSeek V3.2 and '
                                                'V4). To get it back: record a scenario that uses it (slim '
                                                'record --scenario ...) and run slim apply.',
+ ('--decode-attention-backend', 'cutedsl_mla'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                                'torch-native attention backends was removed from this '
+                                                'slimmed SGLang (no scenario serves DeepSeek with them, and '
+                                                'their backends and registry entries were cut; triton, '
+                                                'flashinfer and flashmla stay (FA3 runs on an H100: record a '
+                                                'scenario with --attention-backend fa3 to bring it back)). '
+                                                'To get it back: record a scenario that uses it (slim record '
+                                                '--scenario ...) and run slim apply.',
  ('--decode-attention-backend', 'dsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
                                         'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
                                         'their MLA attention is dense; the top-k indexer and its sparse '
@@ -739,6 +777,21 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                           'of other model families; DeepSeek uses MLA). To '
                                                           'get it back: record a scenario that uses it (slim '
                                                           'record --scenario ...) and run slim apply.',
+ ('--decode-attention-backend', 'fa3'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and torch-native '
+                                        'attention backends was removed from this slimmed SGLang (no '
+                                        'scenario serves DeepSeek with them, and their backends and registry '
+                                        'entries were cut; triton, flashinfer and flashmla stay (FA3 runs on '
+                                        'an H100: record a scenario with --attention-backend fa3 to bring it '
+                                        'back)). To get it back: record a scenario that uses it (slim record '
+                                        '--scenario ...) and run slim apply.',
+ ('--decode-attention-backend', 'flex_attention'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                                   'torch-native attention backends was removed from this '
+                                                   'slimmed SGLang (no scenario serves DeepSeek with them, '
+                                                   'and their backends and registry entries were cut; '
+                                                   'triton, flashinfer and flashmla stay (FA3 runs on an '
+                                                   'H100: record a scenario with --attention-backend fa3 to '
+                                                   'bring it back)). To get it back: record a scenario that '
+                                                   'uses it (slim record --scenario ...) and run slim apply.',
  ('--decode-attention-backend', 'hpc_ops'): 'hpc_ops attention backend was removed from this slimmed SGLang '
                                             '(not a DeepSeek V2/V3/R1 feature: upstream refuses it for MLA '
                                             "models ('hpc_ops backend can only be used with non-MLA "
@@ -758,6 +811,14 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                         'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
                                         'scenario that uses it (slim record --scenario ...) and run slim '
                                         'apply.',
+ ('--decode-attention-backend', 'torch_native'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                                 'torch-native attention backends was removed from this '
+                                                 'slimmed SGLang (no scenario serves DeepSeek with them, and '
+                                                 'their backends and registry entries were cut; triton, '
+                                                 'flashinfer and flashmla stay (FA3 runs on an H100: record '
+                                                 'a scenario with --attention-backend fa3 to bring it '
+                                                 'back)). To get it back: record a scenario that uses it '
+                                                 '(slim record --scenario ...) and run slim apply.',
  ('--decode-attention-backend', 'wave'): 'AMD ROCm backends (aiter, wave, mori) was removed from this '
                                          'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get it '
                                          'back: record a scenario that uses it (slim record --scenario ...) '
@@ -1620,6 +1681,14 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                 'indexer and its sparse attention belong to DeepSeek V3.2 '
                                                 'and V4). To get it back: record a scenario that uses it '
                                                 '(slim record --scenario ...) and run slim apply.',
+ ('--prefill-attention-backend', 'cutedsl_mla'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                                 'torch-native attention backends was removed from this '
+                                                 'slimmed SGLang (no scenario serves DeepSeek with them, and '
+                                                 'their backends and registry entries were cut; triton, '
+                                                 'flashinfer and flashmla stay (FA3 runs on an H100: record '
+                                                 'a scenario with --attention-backend fa3 to bring it '
+                                                 'back)). To get it back: record a scenario that uses it '
+                                                 '(slim record --scenario ...) and run slim apply.',
  ('--prefill-attention-backend', 'dsa'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
                                          'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
                                          'their MLA attention is dense; the top-k indexer and its sparse '
@@ -1638,6 +1707,22 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                            'of other model families; DeepSeek uses MLA). To '
                                                            'get it back: record a scenario that uses it '
                                                            '(slim record --scenario ...) and run slim apply.',
+ ('--prefill-attention-backend', 'fa3'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and torch-native '
+                                         'attention backends was removed from this slimmed SGLang (no '
+                                         'scenario serves DeepSeek with them, and their backends and '
+                                         'registry entries were cut; triton, flashinfer and flashmla stay '
+                                         '(FA3 runs on an H100: record a scenario with --attention-backend '
+                                         'fa3 to bring it back)). To get it back: record a scenario that '
+                                         'uses it (slim record --scenario ...) and run slim apply.',
+ ('--prefill-attention-backend', 'flex_attention'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                                    'torch-native attention backends was removed from this '
+                                                    'slimmed SGLang (no scenario serves DeepSeek with them, '
+                                                    'and their backends and registry entries were cut; '
+                                                    'triton, flashinfer and flashmla stay (FA3 runs on an '
+                                                    'H100: record a scenario with --attention-backend fa3 to '
+                                                    'bring it back)). To get it back: record a scenario that '
+                                                    'uses it (slim record --scenario ...) and run slim '
+                                                    'apply.',
  ('--prefill-attention-backend', 'hpc_ops'): 'hpc_ops attention backend was removed from this slimmed SGLang '
                                              '(not a DeepSeek V2/V3/R1 feature: upstream refuses it for MLA '
                                              "models ('hpc_ops backend can only be used with non-MLA "
@@ -1657,6 +1742,14 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                          'attention belong to DeepSeek V3.2 and V4). To get it back: record '
                                          'a scenario that uses it (slim record --scenario ...) and run slim '
                                          'apply.',
+ ('--prefill-attention-backend', 'torch_native'): 'the FlashAttention-3, CuTe-DSL MLA, FlexAttention and '
+                                                  'torch-native attention backends was removed from this '
+                                                  'slimmed SGLang (no scenario serves DeepSeek with them, '
+                                                  'and their backends and registry entries were cut; triton, '
+                                                  'flashinfer and flashmla stay (FA3 runs on an H100: record '
+                                                  'a scenario with --attention-backend fa3 to bring it '
+                                                  'back)). To get it back: record a scenario that uses it '
+                                                  '(slim record --scenario ...) and run slim apply.',
  ('--prefill-attention-backend', 'wave'): 'AMD ROCm backends (aiter, wave, mori) was removed from this '
                                           'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get it '
                                           'back: record a scenario that uses it (slim record --scenario ...) '

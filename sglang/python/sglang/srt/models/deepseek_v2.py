@@ -2049,7 +2049,17 @@ class DeepseekV2AttentionMLA(
 
     def rebuild_cp_kv_cache(self, latent_cache, forward_batch, k_nope, k_pe):
         # support allgather+rerrange
-        raise NotImplementedError('slim removed the body of DeepseekV2AttentionMLA.rebuild_cp_kv_cache: it never ran in any recording (see sglang/REMOVED.md)')
+        latent_cache[..., : self.kv_lora_rank] = k_nope.squeeze(1)
+        latent_cache[..., self.kv_lora_rank :] = k_pe.squeeze(1)
+        latent_cache_output = cp_all_gather_rerange_output(
+            latent_cache.contiguous(),
+            self.cp_size,
+            forward_batch,
+            torch.cuda.current_stream(),
+        )
+        k_nope = latent_cache_output[..., : self.kv_lora_rank].unsqueeze(1)
+        k_pe = latent_cache_output[..., self.kv_lora_rank :].unsqueeze(1)
+        return k_nope, k_pe
 
     @staticmethod
     def _get_q_b_proj_quant_config(quant_config):

@@ -36,6 +36,34 @@ if _is_cuda:
 # This will cause TMA desc validation fail in flashinfer (trtllm-mha backend).
 #
 # See: https://github.com/flashinfer-ai/flashinfer/issues/2232
+def canonicalize_stride(tensor: torch.Tensor) -> torch.Tensor:
+    """
+    Adjust degenerate strides for a tensor, make it canonical.
+    """
+    sizes = tensor.size()
+    strides = tensor.stride()
+    ndim = tensor.dim()
+
+    need_fix = any(
+        sizes[i] == 1 and strides[i] == strides[i + 1] for i in range(ndim - 1)
+    )
+
+    if not need_fix:
+        return tensor
+
+    # canonicalize the stride
+    # Example:
+    # - shape: [num_pages, 1, 64, 128]
+    # - stride: [8192, 128, 128, 1] (wrong!)
+    # Gives new stride: [8192, 8192, 128 ,1] (correct!)
+    new_strides = [0] * ndim
+    new_strides[-1] = 1
+    for i in range(ndim - 2, -1, -1):
+        new_strides[i] = new_strides[i + 1] * sizes[i + 1]
+
+    return tensor.as_strided(sizes, new_strides)
+
+
 def mla_quantize_and_rope_for_fp8(
     q_nope: torch.Tensor,
     q_rope: torch.Tensor,

@@ -34,10 +34,17 @@ from typing import TYPE_CHECKING, Optional
 import torch
 
 from sglang.kernels.jit.utils import is_arch_support_pdl
+from sglang.kernels.ops.attention.fixup_zero_kv import fixup_zero_kv_rows
+from sglang.kernels.ops.attention.utils import (
+    mla_quantize_and_rope_for_fp8,
+    mla_quantize_without_rope_for_fp8,
+)
 from sglang.srt.layers.attention.trtllm_mla_backend import (
     TRTLLMMLABackend,
     TRTLLMMLAMultiStepDraftBackend,
 )
+from sglang.srt.layers.logits_processor import get_in_autotune_dummy_run
+from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import is_flashinfer_available, is_tokenspeed_mla_available
 
 if is_flashinfer_available():
@@ -67,7 +74,25 @@ def _get_tokenspeed_workspace(
     kv_lora_rank: int,
     max_q_len: int = _TOKENSPEED_MAX_Q_LEN,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _get_tokenspeed_workspace: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.srt.runtime_context import get_resources
+
+    # DCP target verification gathers Q to the full head count before launching
+    # TokenSpeed; size for that launch shape, not the rank-local head count.
+    num_heads *= get_parallel().attn_dcp_size
+    max_q_len = max(max_q_len, _TOKENSPEED_MAX_Q_LEN)
+    needed = (
+        tokenspeed_mla.get_num_sm(device)
+        * num_heads
+        * max_q_len
+        * (kv_lora_rank + 1)
+        * 4
+    )
+    buffers = get_resources().buffers
+    key = f"tokenspeed_mla_workspace:{device}"
+    existing = buffers.get(key)
+    if existing is None or existing.numel() < needed:
+        buffers[key] = torch.empty(needed, dtype=torch.int8, device=device)
+    return buffers[key]
 
 
 # TODO(Qiaolin-Yu): Merge this attention backend into trtllm_mla_backend.py
@@ -156,7 +181,24 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         seq_lens: torch.Tensor,
         device: torch.device,
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend._create_block_kv_indices: it never ran in any recording (see sglang/REMOVED.md)')
+        if not get_parallel().dcp_enabled:
+            return super()._create_block_kv_indices(
+                batch_size,
+                max_blocks,
+                req_pool_indices,
+                seq_lens,
+                device,
+            )
+
+        block_kv_indices = torch.full(
+            (batch_size, max_blocks), -1, dtype=torch.int32, device=device
+        )
+        self._fill_dcp_block_kv_indices(
+            block_kv_indices,
+            req_pool_indices,
+            self._get_dcp_local_seq_lens(seq_lens),
+        )
+        return block_kv_indices
 
     def _init_cuda_graph_metadata(
         self,
@@ -166,7 +208,16 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         seq_lens: torch.Tensor,
         device: torch.device,
     ):
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend._init_cuda_graph_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        super()._init_cuda_graph_metadata(
+            bs, num_tokens, forward_mode, seq_lens, device
+        )
+        if get_parallel().dcp_enabled:
+            self.forward_decode_metadata.max_seq_len_k = (
+                self._get_dcp_local_max_seq_len(
+                    self.max_context_len
+                    + (self.num_draft_tokens if forward_mode.is_target_verify() else 0)
+                )
+            )
 
     def _apply_cuda_graph_metadata(
         self,
@@ -175,10 +226,64 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         seq_lens: torch.Tensor,
         forward_mode,
     ):
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend._apply_cuda_graph_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        if not get_parallel().dcp_enabled:
+            return super()._apply_cuda_graph_metadata(
+                bs,
+                req_pool_indices,
+                seq_lens,
+                forward_mode,
+            )
+
+        metadata = self.decode_cuda_graph_metadata[bs]
+        if forward_mode.is_target_verify():
+            torch.add(
+                seq_lens[:bs],
+                self.num_draft_tokens,
+                out=metadata.global_seq_lens_k,
+            )
+            metadata.seq_lens_k.copy_(
+                self._get_dcp_local_seq_lens(metadata.global_seq_lens_k)
+            )
+            local_seq_lens = metadata.seq_lens_k
+        elif forward_mode.is_draft_extend_v2():
+            num_tokens_per_req = self.num_draft_tokens
+            metadata.max_seq_len_q = num_tokens_per_req
+            metadata.sum_seq_lens_q = num_tokens_per_req * bs
+            seq_lens = seq_lens[:bs]
+            metadata.seq_lens_k.copy_(seq_lens)
+            local_seq_lens = self._get_dcp_local_seq_lens(seq_lens)
+        else:
+            seq_lens = seq_lens[:bs]
+            local_seq_lens = self._get_dcp_local_seq_lens(seq_lens)
+
+        self._fill_dcp_block_kv_indices(
+            metadata.block_kv_indices,
+            req_pool_indices[:bs],
+            local_seq_lens,
+        )
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend.init_forward_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        super().init_forward_metadata(forward_batch)
+        if (
+            get_parallel().dcp_enabled
+            and self.forward_decode_metadata is not None
+            and (
+                forward_batch.forward_mode.is_decode_or_idle()
+                or forward_batch.forward_mode.is_target_verify()
+                or forward_batch.forward_mode.is_draft_extend_v2()
+            )
+        ):
+            if forward_batch.forward_mode.is_target_verify():
+                metadata = self.forward_decode_metadata
+                metadata.global_seq_lens_k = metadata.seq_lens_k
+                metadata.seq_lens_k = self._get_dcp_local_seq_lens(
+                    metadata.global_seq_lens_k
+                )
+            self.forward_decode_metadata.max_seq_len_k = (
+                self._get_dcp_local_max_seq_len(
+                    self.forward_decode_metadata.max_seq_len_k
+                )
+            )
 
     def _run_decode_kernel(
         self,
@@ -194,7 +299,32 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         cp_rank: int = 0,
         return_lse: bool = False,
     ):
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend._run_decode_kernel: it never ran in any recording (see sglang/REMOVED.md)')
+        k_scale = getattr(layer, "k_scale_float", None)
+        if k_scale is None:
+            k_scale = 1.0
+        softmax_scale = float(layer.scaling) * float(k_scale)
+        output_scale = float(k_scale)
+
+        seq_lens_i32 = (
+            seq_lens if seq_lens.dtype == torch.int32 else seq_lens.to(torch.int32)
+        )
+        return tokenspeed_mla.tokenspeed_mla_decode(
+            query=query,
+            kv_cache=kv_cache,
+            workspace_buffer=self._tokenspeed_workspace,
+            kv_lora_rank=self.kv_lora_rank,
+            qk_rope_head_dim=self.qk_rope_head_dim,
+            block_tables=block_tables,
+            seq_lens=seq_lens_i32,
+            max_seq_len=int(max_seq_len),
+            softmax_scale=softmax_scale,
+            output_scale=output_scale,
+            enable_pdl=is_arch_support_pdl(),
+            return_lse=return_lse,
+            causal_seqs=causal_seqs,
+            cp_world=cp_world,
+            cp_rank=cp_rank,
+        )
 
     def forward_decode(
         self,
@@ -210,7 +340,109 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         is_neox: Optional[bool] = False,
         llama_4_scaling: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend.forward_decode: it never ran in any recording (see sglang/REMOVED.md)')
+        parallel = get_parallel()
+        # FlashInfer autotunes MoE kernels with a synthetic full-model decode
+        # and discards the attention/logits result.  On multi-node GB300, the
+        # synthetic full-head DCP metadata can make both the TokenSpeed and
+        # TRTLLM decode kernels surface cudaErrorNvlinkUncorrectable.  Skip
+        # attention only inside that explicitly scoped dummy pass.  Real
+        # requests and CUDA graph capture continue through TokenSpeed below.
+        if parallel.dcp_enabled and get_in_autotune_dummy_run():
+            output = torch.zeros(
+                (q.shape[0], layer.tp_q_head_num * layer.v_head_dim),
+                dtype=self.q_data_type,
+                device=q.device,
+            )
+            lse = torch.zeros(
+                (q.shape[0], layer.tp_q_head_num),
+                dtype=torch.float32,
+                device=q.device,
+            )
+            return output, lse
+
+        if not parallel.dcp_enabled:
+            return super().forward_decode(
+                q,
+                k,
+                v,
+                layer,
+                forward_batch,
+                save_kv_cache,
+                q_rope,
+                k_rope,
+                cos_sin_cache,
+                is_neox,
+                llama_4_scaling,
+            )
+
+        assert q_rope is not None and k_rope is not None
+        if cos_sin_cache is None:
+            q, k, k_rope = mla_quantize_without_rope_for_fp8(
+                q, q_rope, k.squeeze(1), k_rope.squeeze(1)
+            )
+        else:
+            q, k, k_rope = mla_quantize_and_rope_for_fp8(
+                q,
+                q_rope,
+                k.squeeze(1),
+                k_rope.squeeze(1),
+                forward_batch.positions,
+                cos_sin_cache,
+                is_neox,
+                self.kv_lora_rank,
+                self.qk_rope_head_dim,
+            )
+
+        if save_kv_cache:
+            self.token_to_kv_pool.set_mla_kv_buffer(
+                layer, forward_batch.out_cache_loc, k, k_rope
+            )
+
+        query = q.view(-1, layer.tp_q_head_num, layer.head_dim)
+        if llama_4_scaling is not None:
+            query = (query.to(self.q_data_type) * llama_4_scaling).to(self.data_type)
+        if query.dim() == 3:
+            query = query.unsqueeze(1)
+
+        k_cache = self.token_to_kv_pool.get_key_buffer(layer.layer_id)
+        kv_cache = k_cache.view(-1, self.page_size, self.kv_cache_dim).unsqueeze(1)
+        metadata = (
+            getattr(forward_batch, "decode_trtllm_mla_metadata", None)
+            or self.forward_decode_metadata
+        )
+        metadata_batch_size = getattr(metadata, "batch_size", None)
+        if (
+            metadata_batch_size is not None
+            and metadata_batch_size < forward_batch.batch_size
+        ):
+            self.init_forward_metadata(forward_batch)
+            metadata = forward_batch.decode_trtllm_mla_metadata
+
+        global_seq_lens = forward_batch.seq_lens[: forward_batch.batch_size]
+        local_seq_lens = self._get_dcp_local_seq_lens(global_seq_lens)
+        raw_out, lse = self._run_decode_kernel(
+            query=query,
+            kv_cache=kv_cache,
+            block_tables=metadata.block_kv_indices,
+            seq_lens=local_seq_lens,
+            max_seq_len=metadata.max_seq_len_k,
+            layer=layer,
+            causal_seqs=global_seq_lens,
+            cp_world=parallel.dcp_size,
+            cp_rank=parallel.dcp_rank,
+            return_lse=True,
+        )
+
+        output = raw_out.view(-1, layer.tp_q_head_num, layer.v_head_dim)
+        lse = lse.view(-1, layer.tp_q_head_num)
+        fixup_zero_kv_rows(
+            output,
+            lse,
+            local_seq_lens,
+            self.q_indptr_decode[: forward_batch.batch_size + 1],
+            1,
+        )
+        return output.flatten(1), lse
 
     def _run_prefill_kernel(
         self,
@@ -235,7 +467,24 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
         # last-dimension slice of kv_b_proj (stride(-2) > size(-1)).  The
         # TokenSpeed prefill kernel requires dense Q/K/V layouts even though
         # the public wrapper accepts arbitrary torch tensors.
-        raise NotImplementedError('slim removed the body of TokenspeedMLABackend._run_prefill_kernel: it never ran in any recording (see sglang/REMOVED.md)')
+        q = q.contiguous()
+        k = k.contiguous()
+        v = v.contiguous()
+        return tokenspeed_mla.tokenspeed_mla_prefill(
+            query=q,
+            key=k,
+            value=v,
+            seq_lens=seq_lens_kv,
+            cum_seq_lens=cum_seq_lens_kv,
+            max_seq_len=int(max_kv_len),
+            batch_size=int(batch_size),
+            softmax_scale=float(layer.scaling),
+            is_causal=is_causal,
+            return_lse=return_lse,
+            cum_seq_lens_q=cum_seq_lens_q,
+            max_seq_len_q=int(max_q_len),
+            enable_pdl=is_arch_support_pdl(),
+        )
 
 
 class TokenspeedMLAMultiStepDraftBackend(TRTLLMMLAMultiStepDraftBackend):

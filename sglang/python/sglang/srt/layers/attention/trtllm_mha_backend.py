@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from sglang.kernels.ops.attention.utils import canonicalize_stride
 from sglang.kernels.ops.kvcache.trtllm_mha_graph_metadata import (
     Q_MODE_NONE,
     Q_MODE_STRIDED,
@@ -24,13 +25,20 @@ from sglang.srt.layers.attention.flashinfer_backend import (
     FlashInferAttnBackend,
     FlashInferMultiStepDraftBackend,
 )
+from sglang.srt.layers.cp.base import CPAttentionBackendKind, get_cp_strategy
+from sglang.srt.layers.cp.utils import is_cp_v2_active
 from sglang.srt.layers.quantization.fp4_kv_cache_quant_method import (
     KVCacheAttentionAccessKind,
 )
 from sglang.srt.layers.radix_attention import AttentionType
+from sglang.srt.mem_cache.memory_pool import KVWriteLoc
 from sglang.srt.mem_cache.swa_memory_pool import SWAKVPool
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch, ForwardMode
 from sglang.srt.runtime_context import get_buffer, get_spec
+from sglang.srt.speculative.ragged_verify import (
+    build_ragged_target_verify_geometry,
+    resolve_ragged_verify_layout,
+)
 from sglang.srt.utils import is_flashinfer_available
 from sglang.srt.utils.common import is_sm90_supported, is_sm120_supported
 
@@ -226,7 +234,25 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
 
     @staticmethod
     def _resolve_swa_kv_pool(model_runner: ModelRunner) -> Optional[SWAKVPool]:
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend._resolve_swa_kv_pool: it never ran in any recording (see sglang/REMOVED.md)')
+        """Return the SWAKVPool to translate against, or None for non-SWA models.
+
+        EAGLE draft workers share the target allocator for token bookkeeping,
+        but own a separate draft KV pool. Do not use the target allocator's
+        SWA mapping for that draft pool. FROZEN_KV MTP is the exception: its
+        draft path reads target KV directly, so it still needs the allocator
+        pool when the active pool is not SWA.
+        """
+        active_pool = model_runner.token_to_kv_pool
+        if isinstance(active_pool, SWAKVPool):
+            return active_pool
+
+        if model_runner.is_draft_worker:
+            if not model_runner.spec_algorithm.is_frozen_kv_mtp():
+                return None
+
+        allocator = model_runner.token_to_kv_pool_allocator
+        kvcache = allocator.get_kvcache()
+        return kvcache if isinstance(kvcache, SWAKVPool) else None
 
     def init_cuda_graph_state(
         self,
@@ -234,7 +260,105 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         max_num_tokens: int,
         kv_indices_buf: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.init_cuda_graph_state: it never ran in any recording (see sglang/REMOVED.md)')
+        """Initialize CUDA graph state for TRTLLM MHA."""
+        max_num_pages = self.max_num_pages
+        self.decode_cuda_graph_metadata = {
+            "cache_seqlens": torch.zeros(max_bs, dtype=torch.int32, device=self.device),
+            "page_table": torch.zeros(
+                max_bs,
+                max_num_pages,
+                dtype=torch.int32,
+                device=self.device,
+            ),
+            "swa_page_table": self._alloc_swa_page_table(max_bs, max_num_pages),
+        }
+
+        # SWA write-target buffer; bound as a [:num_tokens] view in
+        # _build_cuda_graph_metadata and refilled by the fused metadata kernel.
+        self.cuda_graph_swa_out_cache_loc = (
+            torch.zeros(max_num_tokens, dtype=torch.int64, device=self.device)
+            if self.use_sliding_window_kv_pool
+            else None
+        )
+
+        if (
+            self.speculative_num_draft_tokens is not None
+            and self.speculative_num_draft_tokens > 0
+        ):
+            self.decode_cuda_graph_metadata["cu_seqlens_q"] = torch.arange(
+                0, max_bs + 1, dtype=torch.int32, device=self.device
+            )
+            self.decode_cuda_graph_metadata["cu_seqlens_k"] = torch.zeros(
+                max_bs + 1, dtype=torch.int32, device=self.device
+            )
+            self.decode_cuda_graph_metadata["page_table_draft_decode"] = torch.zeros(
+                max_bs,
+                max_num_pages,
+                dtype=torch.int32,
+                device=self.device,
+            )
+            self.decode_cuda_graph_metadata["swa_page_table_draft_decode"] = (
+                self._alloc_swa_page_table(max_bs, max_num_pages)
+            )
+
+            self.target_verify_metadata = {
+                "cache_seqlens": torch.zeros(
+                    max_bs, dtype=torch.int32, device=self.device
+                ),
+                # Static uniform preset (Q_MODE_NONE: the fused kernel never
+                # rewrites it). Ragged verify overwrites the [:bs+1] slice
+                # eagerly on every capture/replay-prep, and the ragged-verify
+                # mode is fixed for the whole server run, so the two never mix.
+                "cu_seqlens_q": torch.arange(
+                    0,
+                    max_bs * self.speculative_num_draft_tokens + 1,
+                    step=self.speculative_num_draft_tokens,
+                    dtype=torch.int32,
+                    device=self.device,
+                ),
+                "cu_seqlens_k": torch.zeros(
+                    max_bs + 1, dtype=torch.int32, device=self.device
+                ),
+                "page_table": torch.zeros(
+                    max_bs,
+                    max_num_pages,
+                    dtype=torch.int32,
+                    device=self.device,
+                ),
+                "swa_page_table": self._alloc_swa_page_table(max_bs, max_num_pages),
+            }
+            if self.expand_encoder_only_verify:
+                max_verify_rows = max_bs * self.speculative_num_draft_tokens
+                self.target_verify_metadata["encoder_cache_seqlens"] = torch.zeros(
+                    max_verify_rows, dtype=torch.int32, device=self.device
+                )
+                self.target_verify_metadata["encoder_page_table"] = torch.zeros(
+                    max_verify_rows,
+                    max_num_pages,
+                    dtype=torch.int32,
+                    device=self.device,
+                )
+
+            self.draft_extend_metadata = {
+                "cache_seqlens": torch.zeros(
+                    max_bs, dtype=torch.int32, device=self.device
+                ),
+                "cu_seqlens_q": torch.zeros(
+                    max_bs + 1,
+                    dtype=torch.int32,
+                    device=self.device,
+                ),
+                "cu_seqlens_k": torch.zeros(
+                    max_bs + 1, dtype=torch.int32, device=self.device
+                ),
+                "page_table": torch.zeros(
+                    max_bs,
+                    max_num_pages,
+                    dtype=torch.int32,
+                    device=self.device,
+                ),
+                "swa_page_table": self._alloc_swa_page_table(max_bs, max_num_pages),
+            }
 
     def _apply_cuda_graph_metadata(
         self,
@@ -245,7 +369,102 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         spec_info: Optional[SpecInput],
         out_cache_loc: Optional[torch.Tensor] = None,
     ):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend._apply_cuda_graph_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        """Shared capture+replay body for the cuda-graph init path.
+
+        One fused triton kernel (update_trtllm_mha_graph_metadata) rebuilds
+        cache_seqlens, cu_seqlens_k/q, the page table(s), and swa_out_cache_loc.
+        The previous aten-op implementation issued ~25 host dispatches per graph
+        replay, whose per-rank jitter was paid as spin time inside the first
+        all-reduce of every replayed graph.
+
+        The page table is rewritten to the static ``max_num_pages`` width (the
+        same upper bound ``_fill_page_table_device`` uses); the kernel
+        bounds the actual KV reads by the on-device ``cache_seqlens``, so no
+        runtime host max / seq_lens_cpu D2H sync is needed.
+
+        Public entry: :py:meth:`init_forward_metadata_in_graph`.
+        """
+        seq_lens = seq_lens[:bs]
+        req_pool_indices = req_pool_indices[:bs]
+
+        metadata = None
+        seqlen_offset = 0
+        cu_seqlens_q = None
+        qlens = None
+        q_stride = 0
+        q_mode = Q_MODE_NONE
+        if forward_mode.is_decode_or_idle():
+            if spec_info is not None:
+                # Draft Decode
+                # Here we only support topk = 1 for now.
+                metadata = self.decode_cuda_graph_metadata[bs]
+                seqlen_offset = self.speculative_step_id + 1
+            else:
+                # Normal Decode
+                metadata = self.decode_cuda_graph_metadata[bs]
+        elif forward_mode.is_target_verify():
+            # Here we only support topk = 1 for now.
+            metadata = self.target_verify_metadata[bs]
+            if spec_info is not None and spec_info.ragged_verify_layout is not None:
+                # Ragged verify: the per-request k-extension is not a
+                # uniform scalar seqlen_offset, so the fused kernel cannot
+                # rebuild this metadata. It is written eagerly on every
+                # capture/replay-prep in init_forward_metadata_out_graph;
+                # record nothing here.
+                return
+            seqlen_offset = metadata.max_seq_len_q
+        elif forward_mode.is_draft_extend_v2():
+            metadata = self.draft_extend_metadata[bs]
+            # Static per-request query width, fixed by the captured graph shape.
+            # Do not inspect replay-time tensors here; this body is recorded into
+            # the CUDA graph.
+            num_tokens_per_req = metadata.max_seq_len_q
+            cu_seqlens_q = metadata.cu_seqlens_q
+            q_stride = num_tokens_per_req
+            q_mode = Q_MODE_STRIDED
+        else:
+            raise ValueError(
+                "TRTLLM-MHA CUDA graph metadata build got an unsupported forward "
+                f"mode: {forward_mode}"
+            )
+
+        assert metadata is not None
+        # Static upper-bound page-table width (see docstring); the kernel
+        # bounds real KV reads by cache_seqlens, so this is a fixed loop
+        # bound only — never a host max / seq_lens_cpu D2H sync.
+        max_seq_pages = self.max_num_pages
+        update_trtllm_mha_graph_metadata(
+            req_pool_indices=req_pool_indices,
+            seq_lens=seq_lens,
+            req_to_token=self.req_to_token,
+            cache_seqlens=metadata.cache_seqlens_int32,
+            cu_seqlens_k=metadata.cu_seqlens_k,
+            page_table=metadata.page_table,
+            bs=bs,
+            seqlen_offset=seqlen_offset,
+            max_seq_pages=max_seq_pages,
+            page_size=self.page_size,
+            swa_mapping=self._swa_full_to_swa_mapping,
+            swa_page_table=metadata.swa_page_table,
+            out_cache_loc=out_cache_loc,
+            swa_out_cache_loc=metadata.swa_out_cache_loc,
+            cu_seqlens_q=cu_seqlens_q,
+            qlens=qlens,
+            q_stride=q_stride,
+            q_mode=q_mode,
+        )
+
+        if self._needs_encoder_only_expand(forward_mode, metadata):
+            # Recorded into the graph: refresh the expanded rows from the
+            # freshly rebuilt base metadata.
+            metadata.encoder_cache_seqlens.copy_(
+                metadata.cache_seqlens_int32[metadata.encoder_row_map]
+            )
+            metadata.encoder_page_table.copy_(
+                metadata.page_table[metadata.encoder_row_map]
+            )
+
+        self.forward_metadata = metadata
 
     def update_verify_buffers_to_fill_after_draft(
         self, spec_info: SpecInput, cuda_graph_bs: Optional[int]
@@ -253,20 +472,180 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         pass
 
     def get_cuda_graph_seq_len_fill_value(self) -> int:
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.get_cuda_graph_seq_len_fill_value: it never ran in any recording (see sglang/REMOVED.md)')
+        """Get the fill value for sequence lengths in CUDA graph."""
+        return 1
 
     def init_forward_metadata_out_graph(
         self,
         forward_batch: ForwardBatch,
         in_capture: bool = False,
     ):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.init_forward_metadata_out_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        bs = forward_batch.batch_size
+        forward_mode = forward_batch.forward_mode
+        spec_info = forward_batch.spec_info
+
+        if (
+            forward_mode.is_target_verify()
+            and resolve_ragged_verify_layout(forward_batch) is not None
+        ):
+            self._assert_ragged_verify_supported()
+
+        if in_capture:
+            num_tokens = forward_batch.positions.numel()
+            self._build_cuda_graph_metadata(
+                bs, num_tokens, forward_mode, spec_info, forward_batch.seq_lens.device
+            )
+
+        if forward_mode.is_decode_or_idle():
+            self.forward_metadata = self.decode_cuda_graph_metadata[bs]
+        elif forward_mode.is_target_verify():
+            self.forward_metadata = self.target_verify_metadata[bs]
+            ragged_layout = resolve_ragged_verify_layout(forward_batch)
+            if ragged_layout is not None:
+                self._write_ragged_verify_graph_metadata(
+                    self.forward_metadata, forward_batch, ragged_layout, bs
+                )
+        elif forward_mode.is_draft_extend_v2():
+            self.forward_metadata = self.draft_extend_metadata[bs]
+        else:
+            raise ValueError(
+                f"Invalid forward mode: {forward_mode=} for CUDA Graph replay."
+            )
 
     def init_forward_metadata_in_graph(self, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.init_forward_metadata_in_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        self._apply_cuda_graph_metadata(
+            bs=forward_batch.batch_size,
+            req_pool_indices=forward_batch.req_pool_indices,
+            seq_lens=forward_batch.seq_lens,
+            forward_mode=forward_batch.forward_mode,
+            spec_info=forward_batch.spec_info,
+            out_cache_loc=forward_batch.out_cache_loc,
+        )
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.init_forward_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        """Initialize the metadata for a forward pass."""
+
+        metadata = TRTLLMMHAMetadata()
+        seqlens_in_batch = forward_batch.seq_lens
+        batch_size = forward_batch.batch_size
+        device = seqlens_in_batch.device
+
+        if forward_batch.forward_mode.is_decode_or_idle():
+            if forward_batch.spec_info is not None:
+                # Draft Decode
+                # Here we only support topk = 1 for now.
+                metadata.cache_seqlens_int32 = (
+                    seqlens_in_batch + (self.speculative_step_id + 1)
+                ).to(torch.int32)
+                metadata.cu_seqlens_q = torch.arange(
+                    0, batch_size + 1, dtype=torch.int32, device=device
+                )
+                metadata.cu_seqlens_k = torch.nn.functional.pad(
+                    torch.cumsum(
+                        metadata.cache_seqlens_int32, dim=0, dtype=torch.int32
+                    ),
+                    (1, 0),
+                )
+            else:
+                # Normal Decode
+                metadata.cache_seqlens_int32 = seqlens_in_batch.to(torch.int32)
+                metadata.cu_seqlens_q = torch.arange(
+                    0, batch_size + 1, dtype=torch.int32, device=device
+                )
+                metadata.cu_seqlens_k = torch.nn.functional.pad(
+                    torch.cumsum(seqlens_in_batch, dim=0, dtype=torch.int32), (1, 0)
+                )
+        elif forward_batch.forward_mode.is_target_verify():
+            ragged_layout = resolve_ragged_verify_layout(forward_batch)
+            if ragged_layout is not None:
+                self._assert_ragged_verify_supported()
+                geometry = build_ragged_target_verify_geometry(
+                    seq_lens=seqlens_in_batch, layout=ragged_layout
+                )
+                metadata.cache_seqlens_int32 = geometry.cache_seqlens_int32
+                # Device-only layouts carry no host lens; the verify window
+                # is a valid varlen upper bound.
+                metadata.max_seq_len_q = (
+                    geometry.max_seq_len_q
+                    if geometry.max_seq_len_q is not None
+                    else self.speculative_num_draft_tokens
+                )
+                metadata.cu_seqlens_q = geometry.cu_seqlens_q
+                metadata.cu_seqlens_k = geometry.cu_seqlens_k
+                metadata.is_ragged_verify = True
+            else:
+                tokens_per_req = forward_batch.input_ids.shape[0] // batch_size
+                metadata.cache_seqlens_int32 = (
+                    forward_batch.seq_lens + tokens_per_req
+                ).to(torch.int32)
+                metadata.max_seq_len_q = tokens_per_req
+                metadata.cu_seqlens_q = torch.arange(
+                    0,
+                    batch_size * tokens_per_req + 1,
+                    tokens_per_req,
+                    dtype=torch.int32,
+                    device=device,
+                )
+                metadata.cu_seqlens_k = torch.nn.functional.pad(
+                    torch.cumsum(
+                        metadata.cache_seqlens_int32, dim=0, dtype=torch.int32
+                    ),
+                    (1, 0),
+                )
+
+        else:
+            metadata.cache_seqlens_int32 = seqlens_in_batch.to(torch.int32)
+            metadata.cu_seqlens_k = torch.nn.functional.pad(
+                torch.cumsum(seqlens_in_batch, dim=0, dtype=torch.int32), (1, 0)
+            )
+            # Query-side max length, sourced from the host-resident extend lengths
+            # (sync-free); for plain prefill these equal the full seq lens.
+            metadata.max_seq_len_q = int(max(forward_batch.extend_seq_lens_cpu))
+            if (
+                forward_batch.extend_prefix_lens_cpu is not None
+                and any(forward_batch.extend_prefix_lens_cpu)
+            ) or forward_batch.forward_mode.is_draft_extend_v2():
+                extend_seq_lens = forward_batch.extend_seq_lens
+                metadata.cu_seqlens_q = torch.nn.functional.pad(
+                    torch.cumsum(extend_seq_lens, dim=0, dtype=torch.int32), (1, 0)
+                )
+            else:
+                metadata.cu_seqlens_q = metadata.cu_seqlens_k
+
+        has_swa = self._swa_kv_pool is not None
+        metadata.page_table = torch.empty(
+            (batch_size, self.max_num_pages), dtype=torch.int32, device=device
+        )
+        metadata.swa_page_table = (
+            torch.empty(
+                (batch_size, self.max_num_pages), dtype=torch.int32, device=device
+            )
+            if has_swa
+            else None
+        )
+        self._fill_page_table_device(
+            metadata, forward_batch.req_pool_indices, metadata.cache_seqlens_int32
+        )
+        self._maybe_build_cp_zigzag_page_tables(metadata, forward_batch)
+
+        if self._needs_encoder_only_expand(forward_batch.forward_mode, metadata):
+            row_map = (
+                torch.arange(batch_size * metadata.max_seq_len_q, device=device)
+                // metadata.max_seq_len_q
+            )
+            metadata.encoder_row_map = row_map
+            metadata.encoder_cache_seqlens = metadata.cache_seqlens_int32[row_map]
+            metadata.encoder_page_table = metadata.page_table[row_map]
+
+        # int64 scatter index (unlike the int32 read page table above).
+        if self.use_sliding_window_kv_pool and forward_batch.out_cache_loc is not None:
+            metadata.swa_out_cache_loc = (
+                self.token_to_kv_pool.translate_loc_from_full_to_swa(
+                    forward_batch.out_cache_loc
+                )
+            )
+
+        self.forward_metadata = metadata
 
     def forward_decode(
         self,
@@ -278,7 +657,85 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         save_kv_cache: bool = True,
         **kwargs,
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.forward_decode: it never ran in any recording (see sglang/REMOVED.md)')
+        """Run forward for decode using TRTLLM MHA kernel."""
+        cache_loc = forward_batch.out_cache_loc
+
+        use_fused_fp8_path = self._should_use_fused_fp8_path(
+            save_kv_cache, k, forward_batch
+        )
+        use_fused_qkv = use_fused_fp8_path and not self.is_xqa_impl
+        pool = self.token_to_kv_pool
+
+        if use_fused_fp8_path:
+            fused_q = self._fused_fp8_qkv_kv_cache(
+                q if use_fused_qkv else None, k, v, layer, forward_batch
+            )
+            if fused_q is not None:
+                q = fused_q
+            k = None
+            v = None
+        else:
+            if save_kv_cache and k is not None:
+                self.token_to_kv_pool.set_kv_buffer(
+                    layer,
+                    KVWriteLoc(cache_loc, self.forward_metadata.swa_out_cache_loc),
+                    k,
+                    v,
+                    *self._kv_write_scales(layer),
+                )
+
+        # For XQA, q_dtype should be bf16. For trtllm-gen,
+        # q_dtype should be FP8 when KV is in FP8.
+        q_scale = 1.0
+        if (
+            self.data_type == torch.float8_e4m3fn
+            and not self.is_xqa_impl
+            and not use_fused_qkv
+        ):
+            q = q.to(torch.float8_e4m3fn)
+        if self.is_xqa_impl:
+            q = q.contiguous().view(-1, layer.tp_q_head_num, layer.head_dim)
+        else:
+            q = q.reshape(-1, layer.tp_q_head_num, layer.head_dim)
+
+        if self.is_nvfp4_kvcache:
+            kv_cache, kv_cache_block_scales = self._get_nvfp4_decode_kv_cache(layer)
+        else:
+            k_cache, v_cache = pool.get_kv_buffer(layer.layer_id)
+            kv_cache = self._reshape_paged_kv_cache(
+                k_cache, v_cache, layer, layer.head_dim
+            )
+            kv_cache_block_scales = None
+
+        if self.is_nvfp4_kvcache:
+            k_scale, v_scale = self._get_nvfp4_bmm_scales(layer)
+            bmm1_scale = q_scale * k_scale * layer.scaling
+            bmm2_scale = v_scale
+        else:
+            bmm1_scale, bmm2_scale = self._get_bmm_scales(layer, q_scale)
+        attention_sink = kwargs.get("sinks", None)
+
+        page_table = self._get_layer_page_table(layer, forward_batch)
+
+        o = flashinfer.decode.trtllm_batch_decode_with_kv_cache(
+            query=q,
+            kv_cache=kv_cache,
+            workspace_buffer=self.workspace_buffer,
+            block_tables=page_table,
+            seq_lens=self.forward_metadata.cache_seqlens_int32,
+            max_seq_len=self.max_context_len,
+            bmm1_scale=bmm1_scale,
+            bmm2_scale=bmm2_scale,
+            window_left=layer.sliding_window_size,
+            sinks=attention_sink,
+            skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_DECODE_THRESHOLD_SCALE_FACTOR.get(),
+            out_dtype=self.q_data_type,  # model_runner.dtype
+            kv_cache_sf=kv_cache_block_scales,
+        )
+        if self.is_nvfp4_kvcache and o.dtype != self.q_data_type:
+            o = o.to(self.q_data_type)
+
+        return o.view(-1, layer.tp_q_head_num * layer.head_dim)
 
     def forward_extend(
         self,
@@ -290,7 +747,218 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         save_kv_cache=True,
         **kwargs,
     ):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnBackend.forward_extend: it never ran in any recording (see sglang/REMOVED.md)')
+        if self.decode_uses_native_fp4:
+            raise RuntimeError(
+                "TRTLLM MHA with native FP4 KV cache supports decode only; "
+                "use a separate prefill backend such as flashinfer or triton."
+            )
+
+        cache_loc = forward_batch.out_cache_loc
+        cp_v2_active = is_cp_v2_active(forward_batch)
+
+        # The fused path writes rank-local K/V directly to cache. CP-v2 needs
+        # the strategy to gather K/V into full logical token order first.
+        use_fused_fp8_path = self._should_use_fused_fp8_path(
+            save_kv_cache, k, forward_batch
+        )
+        use_fused_qkv = use_fused_fp8_path and not self.is_xqa_impl
+
+        if use_fused_fp8_path:
+            fused_q = self._fused_fp8_qkv_kv_cache(
+                q if use_fused_qkv else None, k, v, layer, forward_batch
+            )
+            if fused_q is not None:
+                q = fused_q
+            k = None
+            v = None
+        else:
+            if save_kv_cache and k is not None:
+                if cp_v2_active:
+                    cp_strategy = get_cp_strategy()
+                    assert cp_strategy is not None
+                    cp_strategy.materialize_full_kv(
+                        forward_batch,
+                        layer,
+                        k,
+                        v,
+                        swa_loc=self.forward_metadata.swa_out_cache_loc,
+                    )
+                else:
+                    self.token_to_kv_pool.set_kv_buffer(
+                        layer,
+                        KVWriteLoc(cache_loc, self.forward_metadata.swa_out_cache_loc),
+                        k,
+                        v,
+                        layer.k_scale,
+                        layer.v_scale,
+                    )
+
+        q_scale = 1.0
+        if (
+            self.data_type == torch.float8_e4m3fn
+            and (
+                not self.is_xqa_impl
+                or not forward_batch.forward_mode.is_target_verify()
+            )
+            and not use_fused_qkv
+        ):
+            q = q.to(torch.float8_e4m3fn)
+        q = q.reshape(-1, layer.tp_q_head_num, layer.head_dim)
+        # [num_pages, page_size, num_kv_heads, head_dim] -> [num_pages, num_kv_heads, page_size, head_dim]
+        k_cache, v_cache = self.token_to_kv_pool.get_kv_buffer(layer.layer_id)
+        k_cache = k_cache.view(
+            -1, self.page_size, layer.tp_k_head_num, layer.head_dim
+        ).permute(0, 2, 1, 3)
+        v_cache = v_cache.view(
+            -1, self.page_size, layer.tp_v_head_num, layer.head_dim
+        ).permute(0, 2, 1, 3)
+
+        if layer.tp_k_head_num == 1:
+            k_cache = canonicalize_stride(k_cache)
+        if layer.tp_v_head_num == 1:
+            v_cache = canonicalize_stride(v_cache)
+
+        kv_cache = (k_cache, v_cache)
+
+        # sink: additional value per head in the denominator of the softmax.
+        attention_sink = kwargs.get("sinks", None)
+        bmm1_scale, bmm2_scale = self._get_bmm_scales(layer, q_scale)
+
+        page_table = self._get_layer_page_table(layer, forward_batch)
+
+        if (
+            forward_batch.forward_mode.is_target_verify()
+            or forward_batch.forward_mode.is_draft_extend_v2()
+        ):
+            if (
+                forward_batch.forward_mode.is_target_verify()
+                and layer.attn_type == AttentionType.ENCODER_ONLY
+            ):
+                # ENCODER_ONLY layers need bidirectional attention over the
+                # verify window; the spec-decode kernel is causal in-window, so
+                # run bs*L single-token rows over the full window instead (the
+                # window's K/V are already in the pool).
+                assert not self.forward_metadata.is_ragged_verify, (
+                    "ENCODER_ONLY target_verify does not support ragged "
+                    "verify layouts"
+                )
+                assert self.forward_metadata.encoder_cache_seqlens is not None, (
+                    "ENCODER_ONLY target_verify requires the expanded decode "
+                    "metadata (built only on the draft worker)"
+                )
+                o = flashinfer.decode.trtllm_batch_decode_with_kv_cache(
+                    query=q,
+                    kv_cache=kv_cache,
+                    workspace_buffer=self.workspace_buffer,
+                    block_tables=self.forward_metadata.encoder_page_table,
+                    seq_lens=self.forward_metadata.encoder_cache_seqlens,
+                    max_seq_len=self.max_context_len,
+                    bmm1_scale=bmm1_scale,
+                    bmm2_scale=bmm2_scale,
+                    window_left=layer.sliding_window_size,
+                    sinks=attention_sink,
+                    skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_DECODE_THRESHOLD_SCALE_FACTOR.get(),
+                    out_dtype=self.q_data_type,
+                    q_len_per_req=1,
+                )
+            elif self.forward_metadata.is_ragged_verify:
+                o = flashinfer.decode.trtllm_batch_decode_with_kv_cache(
+                    query=q,
+                    kv_cache=kv_cache,
+                    workspace_buffer=self.workspace_buffer,
+                    block_tables=page_table,
+                    seq_lens=self.forward_metadata.cache_seqlens_int32,
+                    max_seq_len=self.max_context_len,
+                    bmm1_scale=bmm1_scale,
+                    bmm2_scale=bmm2_scale,
+                    window_left=layer.sliding_window_size,
+                    sinks=attention_sink,
+                    skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_DECODE_THRESHOLD_SCALE_FACTOR.get(),
+                    out_dtype=self.q_data_type,
+                    q_len_per_req=None,
+                    max_q_len=self.forward_metadata.max_seq_len_q,
+                    cum_seq_lens_q=self.forward_metadata.cu_seqlens_q,
+                )
+            else:
+                o = flashinfer.decode.trtllm_batch_decode_with_kv_cache(
+                    query=q,
+                    kv_cache=kv_cache,
+                    workspace_buffer=self.workspace_buffer,
+                    block_tables=page_table,
+                    seq_lens=self.forward_metadata.cache_seqlens_int32,
+                    max_seq_len=self.max_context_len,
+                    bmm1_scale=bmm1_scale,
+                    bmm2_scale=bmm2_scale,
+                    window_left=layer.sliding_window_size,
+                    sinks=attention_sink,
+                    skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_DECODE_THRESHOLD_SCALE_FACTOR.get(),
+                    out_dtype=self.q_data_type,
+                    q_len_per_req=self.forward_metadata.max_seq_len_q,
+                )
+        else:
+
+            def _trtllm_context_attn(
+                q_chunk,
+                cu_seqlens_q,
+                cache_seqlens,
+                max_seqlen_q,
+                *,
+                cu_seqlens_kv,
+                use_zigzag_page_table=False,
+                out=None,
+            ):
+                block_tables = page_table
+                if use_zigzag_page_table:
+                    block_tables = self.forward_metadata.zigzag_page_table
+                    zigzag_swa_pt = self.forward_metadata.zigzag_swa_page_table
+                    if zigzag_swa_pt is not None:
+                        _, is_swa = self._swa_kv_pool.layers_mapping[layer.layer_id]
+                        if is_swa:
+                            block_tables = zigzag_swa_pt
+                return flashinfer.prefill.trtllm_batch_context_with_kv_cache(
+                    query=q_chunk,
+                    kv_cache=kv_cache,
+                    workspace_buffer=self.workspace_buffer,
+                    block_tables=block_tables,
+                    seq_lens=cache_seqlens,
+                    max_q_len=max_seqlen_q,
+                    max_kv_len=self.max_context_len,
+                    bmm1_scale=bmm1_scale,
+                    bmm2_scale=bmm2_scale,
+                    batch_size=cu_seqlens_q.shape[0] - 1,
+                    cum_seq_lens_q=cu_seqlens_q,
+                    cum_seq_lens_kv=cu_seqlens_kv,
+                    window_left=layer.sliding_window_size,
+                    sinks=attention_sink,
+                    skip_softmax_threshold_scale_factor=envs.SGLANG_SKIP_SOFTMAX_PREFILL_THRESHOLD_SCALE_FACTOR.get(),
+                    out=out,
+                    out_dtype=self.q_data_type,
+                )
+
+            if cp_v2_active:
+                cp_strategy = get_cp_strategy()
+                assert cp_strategy is not None
+                o = cp_strategy.run_attention(
+                    q,
+                    forward_batch,
+                    self.device,
+                    _trtllm_context_attn,
+                    attention_backend=CPAttentionBackendKind.TRTLLM_MHA,
+                )
+            else:
+                out = forward_batch._attn_output
+                if out is not None:
+                    out = out.view_as(q)
+                o = _trtllm_context_attn(
+                    q,
+                    self.forward_metadata.cu_seqlens_q,
+                    self.forward_metadata.cache_seqlens_int32,
+                    self.forward_metadata.max_seq_len_q,
+                    cu_seqlens_kv=self.forward_metadata.cu_seqlens_k,
+                    out=out,
+                )
+
+        return o.view(-1, layer.tp_q_head_num * layer.head_dim)
 
 
 class TRTLLMHAAttnMultiStepDraftBackend(FlashInferMultiStepDraftBackend):
@@ -314,17 +982,47 @@ class TRTLLMHAAttnMultiStepDraftBackend(FlashInferMultiStepDraftBackend):
             )
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnMultiStepDraftBackend.init_forward_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        for i in range(self.speculative_num_steps - 1):
+            self.attn_backends[i].init_forward_metadata(forward_batch)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnMultiStepDraftBackend.init_cuda_graph_state: it never ran in any recording (see sglang/REMOVED.md)')
+        for i in range(self.speculative_num_steps - 1):
+            self.attn_backends[i].init_cuda_graph_state(max_bs, max_num_tokens)
 
     def init_forward_metadata_out_graph(
         self,
         forward_batch: ForwardBatch,
         in_capture: bool = False,
     ):
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnMultiStepDraftBackend.init_forward_metadata_out_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.model_executor.forward_batch_info import build_inner_fb_view
+
+        assert forward_batch.spec_info is not None
+        assert forward_batch.spec_info.is_draft_input()
+
+        # TRTLLM-MHA uses encoder_lens from the original fb for inner dispatch
+        # (FlashInfer parent forces encoder_lens=None instead).
+        inner_fb = build_inner_fb_view(
+            forward_batch,
+            bs=forward_batch.batch_size,
+            forward_mode=ForwardMode.DECODE,
+            encoder_lens=forward_batch.encoder_lens,
+        )
+        for i in range(self.speculative_num_steps - 1):
+            self.attn_backends[i].init_forward_metadata_out_graph(
+                inner_fb, in_capture=in_capture
+            )
 
     def init_forward_metadata_in_graph(self, forward_batch: ForwardBatch) -> None:
-        raise NotImplementedError('slim removed the body of TRTLLMHAAttnMultiStepDraftBackend.init_forward_metadata_in_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        from sglang.srt.model_executor.forward_batch_info import build_inner_fb_view
+
+        assert forward_batch.spec_info is not None
+        assert forward_batch.spec_info.is_draft_input()
+
+        inner_fb = build_inner_fb_view(
+            forward_batch,
+            bs=forward_batch.batch_size,
+            forward_mode=ForwardMode.DECODE,
+            encoder_lens=forward_batch.encoder_lens,
+        )
+        for i in range(self.speculative_num_steps - 1):
+            self.attn_backends[i].init_forward_metadata_in_graph(inner_fb)

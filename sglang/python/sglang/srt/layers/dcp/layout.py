@@ -26,7 +26,19 @@ def get_dcp_lens(
     dcp_rank: int,
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of get_dcp_lens: it never ran in any recording (see sglang/REMOVED.md)')
+    """Per-rank visible KV length under the owner rule pos % dcp_size == dcp_rank.
+
+    Superset implementation (PR #25090): supports both start=None and a per-request
+    `start` offset. update_local_kv_lens_for_dcp is the start=None special case.
+    """
+    if dcp_size == 1:
+        return lens
+    if start is None:
+        return lens // dcp_size + (dcp_rank < lens % dcp_size)
+
+    first = start + torch.remainder(dcp_rank - start, dcp_size)
+    remaining = start + lens - first
+    return torch.clamp((remaining + dcp_size - 1) // dcp_size, min=0)
 
 
 def filter_dcp_local_kv_indices(kv_indices: torch.Tensor):
