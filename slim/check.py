@@ -37,7 +37,7 @@ from pathlib import Path
 
 from slim.check_surface import check_request_path
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
-from slim.flag_guards import guarded_stubs, lost_registrations, unrefused
+from slim.flag_guards import guarded_stubs, lost_registrations, stubbed_entries, unrefused
 from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
@@ -276,11 +276,12 @@ def undefined_names(tree_root: Path, upstream_root: Path | None, rels: list[str]
 
 
 def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
-               flags: tuple[dict[str, str], set[str]] | None = None) -> Report:
+               flags: tuple[dict[str, str], set[str], set[str]] | None = None) -> Report:
     """`tree` holds python/sglang and python/pyproject.toml; `upstream` the unpacked wheel; `policy`
     (default: the project's) says which files are on the request path; `flags`, when given, the
-    launch flags (ServerArgs field -> flag) and the surface items the front door refuses, to find
-    stubs an accepted flag leads to (slim/flag_guards.py)."""
+    launch flags (ServerArgs field -> flag), the surface items the front door refuses and the ids
+    of the flag values upstream offers, to find stubs an accepted flag or value leads to
+    (slim/flag_guards.py)."""
     policy = policy or load_policy()
     report = Report()
     tree = tree.resolve()  # ruff reports absolute paths; compare like with like
@@ -323,13 +324,16 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     for what, n in surface.allowed.items():
         report.notes[what] = report.notes.get(what, 0) + n
     if flags:
-        dests, refused = flags
+        dests, refused, values = flags
         trees = {rel: slim_modules.tree(module_name(rel)) for rel in parsed}
         if upstream_modules:
             upstream_trees = {rel: upstream_modules.tree(module_name(rel)) for rel in
                               (p.relative_to(upstream).as_posix() for p in upstream_modules.files.values())
                               if rel.endswith("_registry.py")}
-            for item in lost_registrations(trees, upstream_trees, refused):
+            for item in sorted(set(stubbed_entries(trees, refused)) & values):
+                report.errors.append(f"{item}: the front door accepts it, but its registered class was kept "
+                                     "only by name (refuse it in slim/surface.toml or record it)")
+            for item in sorted(set(lost_registrations(trees, upstream_trees, refused)) & values):
                 report.errors.append(f"{item}: the front door accepts it, but its registration was deleted "
                                      "(refuse it in slim/surface.toml or keep the registration)")
         for g in unrefused(guarded_stubs(trees, dests), refused):

@@ -201,7 +201,8 @@ def check(tree: Annotated[Path, typer.Option(help="The slimmed tree (holds pytho
 
     inventory = read_inventory(DB, up.load_pin().version)["items"]
     report = check_tree(tree, up.resolve_tree(upstream),
-                        flags=(flag_dests(inventory), {row["id"] for row in removed_items()}))
+                        flags=(flag_dests(inventory), {row["id"] for row in removed_items()},
+                               {item["id"] for item in inventory if item["kind"] == "flag_value"}))
     for what, n in sorted(report.notes.items()):
         console.print(f"allowed: {n} {what}", highlight=False)
     if report.errors:

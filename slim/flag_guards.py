@@ -226,3 +226,33 @@ def lost_registrations(slim: dict[str, ast.Module], upstream: dict[str, ast.Modu
     return sorted(f"flag:{flag}={value}" for registrar, flags in REGISTRIES.items()
                   for value in had[registrar] - have[registrar] for flag in flags
                   if f"flag:{flag}={value}" not in refused and f"flag:{flag}" not in refused)
+
+
+# Dict registries a launch flag's value indexes (`QUANTIZATION_METHODS[args.quantization]`), with
+# the methods model loading calls on the class it finds there first: a class kept only by name
+# (those methods stubbed) turns an accepted value into a crash at load.
+DICT_REGISTRIES = {"BASE_QUANTIZATION_METHODS": (("--quantization", "--speculative-draft-model-quantization"),
+                                                 ("from_config", "get_quant_method"))}
+
+
+def _dict_entries(trees: dict[str, ast.Module], name: str) -> dict[str, str]:
+    """{"awq": "AWQConfig"} of a module-level `NAME = {...}` / `NAME: T = {...}` over a tree."""
+    for tree in trees.values():
+        for node in tree.body:
+            target = node.target if isinstance(node, ast.AnnAssign) else \
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+            if isinstance(target, ast.Name) and target.id == name and isinstance(node.value, ast.Dict):
+                return {k.value: ast.unparse(v) for k, v in zip(node.value.keys, node.value.values, strict=True)
+                        if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return {}
+
+
+def stubbed_entries(trees: dict[str, ast.Module], refused: set[str]) -> list[str]:
+    """The `flag:--x=value` ids the front door accepts whose registered class has a stub for a
+    method loading calls."""
+    stubbed = {node.name for tree in trees.values() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+               for member in node.body if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef))
+               and is_stub(member) and member.name in {m for _, methods in DICT_REGISTRIES.values() for m in methods}}
+    return sorted(f"flag:{flag}={value}" for name, (flags, _) in DICT_REGISTRIES.items()
+                  for value, cls in _dict_entries(trees, name).items() if cls in stubbed for flag in flags
+                  if f"flag:{flag}={value}" not in refused and f"flag:{flag}" not in refused)

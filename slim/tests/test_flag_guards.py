@@ -3,7 +3,7 @@
 import ast
 import textwrap
 
-from slim.flag_guards import Term, guarded_stubs, lost_registrations, unrefused
+from slim.flag_guards import Term, guarded_stubs, lost_registrations, stubbed_entries, unrefused
 
 STUB = "    raise NotImplementedError('slim removed the body of {}: it never ran in any recording')\n"
 DESTS = {"enable_lora": "--enable-lora", "attention_backend": "--attention-backend",
@@ -74,3 +74,14 @@ def test_a_value_whose_registration_was_deleted_must_be_refused():
     refused = {"flag:--attention-backend=fa3", "flag:--prefill-attention-backend"}
     assert lost_registrations(slim, upstream, refused) == ["flag:--decode-attention-backend=fa3"]
     assert lost_registrations(upstream, upstream, set()) == []
+
+
+def test_a_registered_class_kept_only_by_name_must_be_refused():
+    quant = ("class Fp8Config:\n    def from_config(cls, config):\n        return cls()\n\n"
+             "class AWQMarlinConfig:\n    def from_config(cls, config):\n    " + STUB.format("from_config") +
+             '\nBASE_QUANTIZATION_METHODS: Dict[str, Type] = {"fp8": Fp8Config, "awq_marlin": AWQMarlinConfig}\n')
+    trees = {"sglang/srt/layers/quantization/__init__.py": ast.parse(quant)}
+    assert stubbed_entries(trees, set()) == ["flag:--quantization=awq_marlin",
+                                             "flag:--speculative-draft-model-quantization=awq_marlin"]
+    assert stubbed_entries(trees, {"flag:--quantization=awq_marlin",
+                                   "flag:--speculative-draft-model-quantization"}) == []
