@@ -338,6 +338,7 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
                                      "(refuse it in slim/surface.toml or keep the registration)")
         for g in unrefused(guarded_stubs(trees, dests), refused):
             needs = ", ".join(t.flag + (f" in {list(t.values)}" if t.values else "") for t in g.terms)
-            report.errors.append(f"{g.where}: calls stub {g.stub} when {needs}, which the front door accepts "
+            what = f"imports absent {g.stub[7:]}" if g.stub.startswith("import ") else f"calls stub {g.stub}"
+            report.errors.append(f"{g.where}: {what} when {needs}, which the front door accepts "
                                  "(refuse it in slim/surface.toml or keep the code)")
     return report

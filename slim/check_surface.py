@@ -60,7 +60,7 @@ def is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
             and isinstance(args[0], ast.Constant) and str(args[0].value).startswith(STUB_MESSAGE))
 
 
-def _catches_import_error(node: ast.Try) -> bool:
+def catches_import_error(node: ast.Try) -> bool:
     """A handler catches ImportError: bare, ImportError or a base of it, alone or in a tuple."""
     for handler in node.handlers:
         if handler.type is None:
@@ -98,7 +98,7 @@ class RequestPathChecker(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Try(self, node: ast.Try) -> None:
-        guards = _catches_import_error(node)
+        guards = catches_import_error(node)
         self.guarded += guards
         for stmt in node.body:
             self.visit(stmt)

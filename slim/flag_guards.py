@@ -20,7 +20,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from slim.check_surface import is_stub
+from slim.check_surface import catches_import_error, is_stub
+from slim.module_names import module_name, resolve_relative
 
 BUILTIN_METHODS = {name for t in (dict, list, set, str, bytes, tuple, object) for name in dir(t)}
 
@@ -96,11 +97,14 @@ def _flag_of(node: ast.AST, dests: dict[str, str]) -> str | None:
 
 
 class _Guards(ast.NodeVisitor):
-    """The enclosing conditions of each call, in one module."""
+    """The enclosing conditions of each call of a stub and each import of an absent sglang module,
+    in one module."""
 
-    def __init__(self, rel: str, stubs: set[str], dests: dict[str, str], out: list[GuardedStub]) -> None:
-        self.rel, self.stubs, self.dests, self.out = rel, stubs, dests, out
+    def __init__(self, rel: str, stubs: set[str], dests: dict[str, str], out: list[GuardedStub],
+                 present: frozenset[str] = frozenset()) -> None:
+        self.rel, self.stubs, self.dests, self.out, self.present = rel, stubs, dests, out, present
         self.conditions: list[tuple[ast.expr, bool]] = []  # (condition, whether it holds there)
+        self.optional = 0  # inside a `try:` that catches ImportError: upstream copes with its absence
 
     def _under(self, condition: ast.expr, holds, otherwise) -> None:
         self.visit(condition)
@@ -151,24 +155,45 @@ class _Guards(ast.NodeVisitor):
             self.conditions.append((value, True))
         del self.conditions[depth:]
 
+    def _found(self, what: str, line: int) -> None:
+        terms = set().union(*(flag_terms(c, self.dests, holds) for c, holds in self.conditions))
+        if terms:
+            self.out.append(GuardedStub(tuple(sorted(terms, key=lambda t: (t.flag, t.values))), what,
+                                        f"{self.rel}:{line}"))
+
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         if name in self.stubs:
-            terms = set().union(*(flag_terms(c, self.dests, holds) for c, holds in self.conditions))
-            if terms:
-                self.out.append(GuardedStub(tuple(sorted(terms, key=lambda t: (t.flag, t.values))), name,
-                                            f"{self.rel}:{node.lineno}"))
+            self._found(name, node.lineno)
         self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = resolve_relative(node.module, node.level, self.rel)
+        if self.present and module and module.startswith("sglang.") and module not in self.present \
+                and not self.optional:
+            self._found(f"import {module}", node.lineno)
+
+    def visit_Try(self, node: ast.Try) -> None:
+        optional = catches_import_error(node)
+        self.optional += optional
+        self._block(node.body)
+        self.optional -= optional
+        for handler in node.handlers:
+            self._block(handler.body)
+        self._block(node.orelse)
+        self._block(node.finalbody)
 
 
 def guarded_stubs(trees: dict[str, ast.Module], dests: dict[str, str]) -> list[GuardedStub]:
-    """Every stub call under a condition on launch flags; `trees` maps a path to its parsed module,
+    """Every stub call, and every import of an sglang module the tree lacks (outside a `try:` that
+    catches ImportError), under a condition on launch flags; `trees` maps a path to its parsed module,
     `dests` a ServerArgs field to its flag ("enable_lora" -> "--enable-lora")."""
     stubs = stub_names(trees)
+    present = frozenset(module_name(rel) for rel in trees)
     out: list[GuardedStub] = []
     for rel, tree in sorted(trees.items()):
-        _Guards(rel, stubs, dests, out).visit(tree)
+        _Guards(rel, stubs, dests, out, present).visit(tree)
     return sorted(set(out), key=lambda g: (g.where, g.stub))
 
 

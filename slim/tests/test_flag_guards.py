@@ -85,3 +85,20 @@ def test_a_registered_class_kept_only_by_name_must_be_refused():
                                              "flag:--speculative-draft-model-quantization=awq_marlin"]
     assert stubbed_entries(trees, {"flag:--quantization=awq_marlin",
                                    "flag:--speculative-draft-model-quantization"}) == []
+
+
+def test_an_import_of_a_cut_module_under_a_flag_is_a_path_into_nothing():
+    spec = textwrap.dedent("""\
+        def worker(server_args):
+            if server_args.use_ray:
+                from sglang.srt.ray_worker import RayWorker
+            if server_args.use_ray:
+                try:
+                    from sglang.srt.optional_thing import X
+                except ImportError:
+                    X = None
+            from sglang.srt.stubs import items
+        """)
+    trees = {**tree(), "sglang/srt/spec.py": ast.parse(spec)}
+    found = [(g.where, g.stub) for g in guarded_stubs(trees, DESTS) if g.where.startswith("sglang/srt/spec.py")]
+    assert found == [("sglang/srt/spec.py:3", "import sglang.srt.ray_worker")]  # not the guarded, not the present

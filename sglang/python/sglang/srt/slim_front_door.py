@@ -213,6 +213,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
                              'apply.',
+ '--enable-multi-layer-eagle': 'multi-layer EAGLE speculation (--enable-multi-layer-eagle) was removed from '
+                               'this slimmed SGLang (it drafts with several MTP layers, which DeepSeek V3/R1 '
+                               'checkpoints do not have (one MTP layer: EAGLE/NEXTN stays), and its worker '
+                               'was cut). To get it back: record a scenario that uses it (slim record '
+                               '--scenario ...) and run slim apply.',
  '--enable-multimodal': 'multimodal (image, video, audio) input was removed from this slimmed SGLang (not a '
                         'DeepSeek V2/V3/R1 feature: these models take text only). To get it back: record a '
                         'scenario that uses it (slim record --scenario ...) and run slim apply.',
