@@ -1224,6 +1224,23 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                              'are MLA attention and MoE, with no linear-attention or Mamba '
                                              'state). To get it back: record a scenario that uses it (slim '
                                              'record --scenario ...) and run slim apply.',
+ ('--load-format', 'bitsandbytes'): 'checkpoints quantized as compressed-tensors, W8A8 INT8/FP8, AWQ/GPTQ '
+                                    'Marlin, MoE WNA16, auto-round, bitsandbytes, GGUF, Humming or online '
+                                    'NVFP4 was removed from this slimmed SGLang (no scenario loads such a '
+                                    'checkpoint (community DeepSeek checkpoints exist in several of these '
+                                    'formats), so their quantization configs were kept only by name; the FP8 '
+                                    'block checkpoints DeepSeek ships, W4AFP8 and ModelOpt FP8/FP4 stay. '
+                                    'Record a scenario with such a checkpoint to bring one back). To get it '
+                                    'back: record a scenario that uses it (slim record --scenario ...) and '
+                                    'run slim apply.',
+ ('--load-format', 'gguf'): 'checkpoints quantized as compressed-tensors, W8A8 INT8/FP8, AWQ/GPTQ Marlin, '
+                            'MoE WNA16, auto-round, bitsandbytes, GGUF, Humming or online NVFP4 was removed '
+                            'from this slimmed SGLang (no scenario loads such a checkpoint (community '
+                            'DeepSeek checkpoints exist in several of these formats), so their quantization '
+                            'configs were kept only by name; the FP8 block checkpoints DeepSeek ships, '
+                            'W4AFP8 and ModelOpt FP8/FP4 stay. Record a scenario with such a checkpoint to '
+                            'bring one back). To get it back: record a scenario that uses it (slim record '
+                            '--scenario ...) and run slim apply.',
  ('--load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this slimmed SGLang (not a '
                                "DeepSeek V2/V3/R1 checkpoint: --load-format mistral reads Mistral's "
                                'consolidated*.safetensors, which DeepSeek checkpoints do not ship). To get '
@@ -2078,6 +2095,28 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), '
                                             'which stays). To get it back: record a scenario that uses it '
                                             '(slim record --scenario ...) and run slim apply.',
+ ('--speculative-draft-load-format', 'bitsandbytes'): 'checkpoints quantized as compressed-tensors, W8A8 '
+                                                      'INT8/FP8, AWQ/GPTQ Marlin, MoE WNA16, auto-round, '
+                                                      'bitsandbytes, GGUF, Humming or online NVFP4 was '
+                                                      'removed from this slimmed SGLang (no scenario loads '
+                                                      'such a checkpoint (community DeepSeek checkpoints '
+                                                      'exist in several of these formats), so their '
+                                                      'quantization configs were kept only by name; the FP8 '
+                                                      'block checkpoints DeepSeek ships, W4AFP8 and ModelOpt '
+                                                      'FP8/FP4 stay. Record a scenario with such a '
+                                                      'checkpoint to bring one back). To get it back: record '
+                                                      'a scenario that uses it (slim record --scenario ...) '
+                                                      'and run slim apply.',
+ ('--speculative-draft-load-format', 'gguf'): 'checkpoints quantized as compressed-tensors, W8A8 INT8/FP8, '
+                                              'AWQ/GPTQ Marlin, MoE WNA16, auto-round, bitsandbytes, GGUF, '
+                                              'Humming or online NVFP4 was removed from this slimmed SGLang '
+                                              '(no scenario loads such a checkpoint (community DeepSeek '
+                                              'checkpoints exist in several of these formats), so their '
+                                              'quantization configs were kept only by name; the FP8 block '
+                                              'checkpoints DeepSeek ships, W4AFP8 and ModelOpt FP8/FP4 stay. '
+                                              'Record a scenario with such a checkpoint to bring one back). '
+                                              'To get it back: record a scenario that uses it (slim record '
+                                              '--scenario ...) and run slim apply.',
  ('--speculative-draft-load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this '
                                                  'slimmed SGLang (not a DeepSeek V2/V3/R1 checkpoint: '
                                                  "--load-format mistral reads Mistral's "
