@@ -85,7 +85,7 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
                     taken[model] += [b for b in bodies if isinstance(b, dict)]
         taken = nested_bodies(nesting, taken)
         for item in fields:
-            if any(item["name"] in body for body in taken.get(item["model"], ())):
+            if any(wire_name(item) in body for body in taken.get(item["model"], ())):
                 evidence[item["id"]].add(name)
         for model in SAMPLING_ROUTE_MODELS | OPENAI_SAMPLING_MODELS:
             for body in taken.get(model, ()):
@@ -108,13 +108,22 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
     return {key: sorted(names) for key, names in evidence.items() if key in known}
 
 
+ALIAS = re.compile(r"""\balias=['"]([^'"]+)['"]""")
+
+
+def wire_name(item: dict) -> str:
+    """The key a client sends for a field: its pydantic alias (`schema_ = Field(alias="schema")`), else its name."""
+    alias = ALIAS.search(item.get("default") or "")
+    return alias.group(1) if alias else item["name"]
+
+
 @dataclass(frozen=True)
 class Nesting:
     """Which request models a field's type names, and how to tell the members of a union apart: derived
     once from the inventory's fields (the same for every recording)."""
 
-    parents: list[tuple[str, str, str]]  # (model, field, the model nested there)
-    names: dict[str, set[str]]  # model -> its field names
+    parents: list[tuple[str, str, str]]  # (model, field's wire name, the model nested there)
+    names: dict[str, set[str]]  # model -> its fields' wire names
     tags: dict[str, set[str]]  # model -> the values its `type: Literal[...]` field allows
 
     @classmethod
@@ -122,10 +131,10 @@ class Nesting:
         names: dict[str, set[str]] = defaultdict(set)
         tags: dict[str, set[str]] = {}
         for item in fields:
-            names[item["model"]].add(item["name"])
+            names[item["model"]].add(wire_name(item))
             if item["name"] == "type" and item["type"].startswith("Literal["):
                 tags[item["model"]] = set(re.findall(r"'([^']*)'", item["type"]))
-        return cls([(item["model"], item["name"], nested) for item in fields for nested in item.get("nests", ())],
+        return cls([(item["model"], wire_name(item), nested) for item in fields for nested in item.get("nests", ())],
                    names, tags)
 
     def holds(self, model: str, obj: dict) -> bool:

@@ -207,6 +207,25 @@ def test_nested_fields_are_recorded_through_the_field_that_holds_them(items):
         items, [chat({"include_usage": True, "other": 1})])
 
 
+def test_a_field_counts_by_the_key_a_client_sends_its_alias():
+    """`schema_ = Field(alias="schema")` (upstream's JsonSchemaResponseFormat, from the committed
+    inventory): clients send `schema`, which is the field's evidence."""
+    from slim.paths import DB
+    from slim.surface import read_inventory
+    from slim.upstream import load_pin
+
+    items = read_inventory(DB, load_pin().version)["items"]
+
+    def chat(json_schema):
+        body = {"messages": [], "response_format": {"type": "json_schema", "json_schema": json_schema}}
+        return FakeRecording(["x"], outputs=[{"method": "POST", "path": "/v1/chat/completions", "status": 200,
+                                              "body": body}], functions=[handler("openai_v1_chat_completions")])
+
+    evidence = recording_evidence(items, [chat({"name": "n", "schema": {"type": "object"}})])
+    assert "field:JsonSchemaResponseFormat.schema_" in evidence and "field:JsonSchemaResponseFormat.name" in evidence
+    assert "field:JsonSchemaResponseFormat.schema_" not in recording_evidence(items, [chat({"name": "n"})])
+
+
 def test_one_status_each_and_policy_conflicts(items):
     evidence = {"route:POST /generate": ["fake/run1"], "flag:--tp-size": ["fake/run1"]}
     policy = [Entry("removed", ("flag:--reasoning-parser=qwen3",), "not a DeepSeek model", feature="Qwen parsers"),
