@@ -28,10 +28,10 @@ from pathlib import Path
 from slim.module_names import resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
 from slim.policy import Policy
+from slim.syntax import catches_import_error
 
 PACKAGE = "sglang"
 STUB_MESSAGE = "slim removed the body of "  # slim/transforms/rewrite.py `_stub_body`
-IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 # Removed modules a request-path import may name, each with why no accepted request or flag gets
 # there: switched on by an environment variable of upstream's own CI or an experimental server,
 # which are no part of the launch command's surface.
@@ -58,17 +58,6 @@ def is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     args = body[0].exc.args
     return (isinstance(body[0].exc.func, ast.Name) and body[0].exc.func.id == "NotImplementedError" and len(args) == 1
             and isinstance(args[0], ast.Constant) and str(args[0].value).startswith(STUB_MESSAGE))
-
-
-def catches_import_error(node: ast.Try) -> bool:
-    """A handler catches ImportError: bare, ImportError or a base of it, alone or in a tuple."""
-    for handler in node.handlers:
-        if handler.type is None:
-            return True
-        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-        if any(isinstance(t, ast.Name) and t.id in IMPORT_ERRORS for t in types):
-            return True
-    return False
 
 
 class RequestPathChecker(ast.NodeVisitor):

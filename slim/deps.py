@@ -15,6 +15,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from slim.syntax import catches_import_error
+
 # Import name -> distribution where the two differ (beyond case and -/_).
 IMPORT_TO_DIST = {
     "PIL": "pillow", "yaml": "pyyaml", "zmq": "pyzmq", "sgl_kernel": "sglang-kernel",
@@ -60,16 +62,6 @@ def _type_checking(test: ast.expr) -> bool:
     return "TYPE_CHECKING" in {getattr(n, "id", getattr(n, "attr", None)) for n in ast.walk(test)}
 
 
-# A handler catching one of these makes the imports in its `try:` optional: the module loads without them.
-IMPORT_FAILURES = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
-
-
-def _guards_import(node: ast.Try) -> bool:
-    types = [h.type or ast.Name("BaseException") for h in node.handlers]  # a bare `except:` too
-    caught = {getattr(n, "id", getattr(n, "attr", None)) for t in types for n in ast.walk(t)}
-    return bool(caught & IMPORT_FAILURES)
-
-
 def _tops(node: ast.AST) -> set[str]:
     if isinstance(node, ast.Import):
         return {a.name.split(".")[0] for a in node.names}
@@ -90,7 +82,7 @@ def imported_tops(tree: ast.Module) -> dict[str, str]:
             continue
         for top in _tops(node):
             found[top] = min(found.get(top, level), level, key=LEVELS.index)
-        if isinstance(node, ast.Try) and _guards_import(node):
+        if isinstance(node, ast.Try) and catches_import_error(node):
             todo += [(n, OPTIONAL) for n in node.body]
             todo += [(n, level) for n in [*node.handlers, *node.orelse, *node.finalbody]]
             continue

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from pathlib import Path
 
-from slim.check_surface import catches_import_error, is_stub
+from slim.check_surface import is_stub
 from slim.module_names import module_name, resolve_relative
+from slim.syntax import catches_import_error
 
 BUILTIN_METHODS = {name for t in (dict, list, set, str, bytes, tuple, object) for name in dir(t)}
 
@@ -203,43 +203,38 @@ def flag_dests(inventory_items: list[dict]) -> dict[str, str]:
             if item["kind"] == "flag" and "::ServerArgs." in item["source"]}
 
 
+def accepts(refused: set[str], flag: str, values: tuple[str, ...] = ()) -> bool:
+    """Whether the front door lets the flag through set to one of `values` (any value, with none):
+    `refused` holds the ids of removed surface items ("flag:--enable-lora", "flag:--x=aiter")."""
+    if f"flag:{flag}" in refused:
+        return False
+    return not values or any(f"flag:{flag}={v}" not in refused for v in values)
+
+
 def unrefused(guards: list[GuardedStub], refused: set[str]) -> list[GuardedStub]:
-    """Those the front door lets through: no flag they need is refused. `refused` holds the ids
-    of removed surface items ("flag:--enable-lora", "flag:--attention-backend=aiter")."""
-    def closed(term: Term) -> bool:
-        return f"flag:{term.flag}" in refused or \
-            bool(term.values) and all(f"flag:{term.flag}={v}" in refused for v in term.values)
-    return [g for g in guards if not any(closed(t) for t in g.terms)]
-
-
-def parse_tree(root: Path) -> dict[str, ast.Module]:
-    """Every module under root (the folder holding sglang/), parsed."""
-    trees = {}
-    for path in sorted(root.rglob("*.py")):
-        try:
-            trees[path.relative_to(root).as_posix()] = ast.parse(path.read_bytes())
-        except (SyntaxError, ValueError):
-            continue  # slim check reports what does not compile
-    return trees
+    """Those the front door lets through: every flag they need is accepted."""
+    return [g for g in guards if all(accepts(refused, t.flag, t.values) for t in g.terms)]
 
 
 # Registries a launch flag's value selects from: `@register_attention_backend("fa3") def create...`
-# fills ATTENTION_BACKENDS, which model start-up indexes by the flag's value. A registration the
-# plan deleted turns an accepted value into a KeyError at start-up instead of a refusal.
-REGISTRIES = {"register_attention_backend": ("--attention-backend", "--prefill-attention-backend",
-                                             "--decode-attention-backend")}
+# in the registry module fills ATTENTION_BACKENDS, which model start-up indexes by the flag's
+# value. A registration the plan deleted turns an accepted value into a KeyError at start-up
+# instead of a refusal. Registrar -> (its module, the flags whose values it registers).
+REGISTRIES = {"register_attention_backend": ("sglang/srt/layers/attention/attention_registry.py",
+                                             ("--attention-backend", "--prefill-attention-backend",
+                                              "--decode-attention-backend"))}
 
 
-def registered(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
-    """Registrar -> the string names its decorator registers, at module level, over a tree."""
-    names: dict[str, set[str]] = {registrar: set() for registrar in REGISTRIES}
-    for tree in trees.values():
-        for node in tree.body:
-            for decorator in getattr(node, "decorator_list", ()):
-                func = decorator.func if isinstance(decorator, ast.Call) else None
-                registrar = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-                if registrar in names and decorator.args and isinstance(decorator.args[0], ast.Constant):
-                    names[registrar].add(decorator.args[0].value)
+def registered(trees: dict[str, ast.Module], registrar: str) -> set[str]:
+    """The string names the registrar's decorator registers in its module of a tree."""
+    tree = trees.get(REGISTRIES[registrar][0])
+    names = set()
+    for node in tree.body if tree else ():
+        for decorator in getattr(node, "decorator_list", ()):
+            func = decorator.func if isinstance(decorator, ast.Call) else None
+            if (func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)) == registrar \
+                    and decorator.args and isinstance(decorator.args[0], ast.Constant):
+                names.add(decorator.args[0].value)
     return names
 
 
@@ -247,37 +242,45 @@ def lost_registrations(slim: dict[str, ast.Module], upstream: dict[str, ast.Modu
                        refused: set[str]) -> list[str]:
     """The `flag:--x=value` ids the front door accepts whose registration upstream has and the
     slimmed tree lost."""
-    have, had = registered(slim), registered(upstream)
-    return sorted(f"flag:{flag}={value}" for registrar, flags in REGISTRIES.items()
-                  for value in had[registrar] - have[registrar] for flag in flags
-                  if f"flag:{flag}={value}" not in refused and f"flag:{flag}" not in refused)
+    return sorted(f"flag:{flag}={value}" for registrar, (_, flags) in REGISTRIES.items()
+                  for value in registered(upstream, registrar) - registered(slim, registrar)
+                  for flag in flags if accepts(refused, flag, (value,)))
 
 
-# Dict registries a launch flag's value indexes (`QUANTIZATION_METHODS[args.quantization]`), with
-# the methods model loading calls on the class it finds there first: a class kept only by name
-# (those methods stubbed) turns an accepted value into a crash at load.
-DICT_REGISTRIES = {"BASE_QUANTIZATION_METHODS": (("--quantization", "--speculative-draft-model-quantization"),
+# Dict registries a launch flag's value indexes (`QUANTIZATION_METHODS[args.quantization]`): name ->
+# (its module, the flags, the methods model loading calls on the class it finds there first). A
+# class kept only by name (those methods stubbed) turns an accepted value into a crash at load.
+DICT_REGISTRIES = {"BASE_QUANTIZATION_METHODS": ("sglang/srt/layers/quantization/__init__.py",
+                                                 ("--quantization", "--speculative-draft-model-quantization"),
                                                  ("from_config", "get_quant_method"))}
 
 
-def _dict_entries(trees: dict[str, ast.Module], name: str) -> dict[str, str]:
-    """{"awq": "AWQConfig"} of a module-level `NAME = {...}` / `NAME: T = {...}` over a tree."""
-    for tree in trees.values():
-        for node in tree.body:
-            target = node.target if isinstance(node, ast.AnnAssign) else \
-                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-            if isinstance(target, ast.Name) and target.id == name and isinstance(node.value, ast.Dict):
-                return {k.value: ast.unparse(v) for k, v in zip(node.value.keys, node.value.values, strict=True)
-                        if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+def _dict_entries(tree: ast.Module | None, name: str) -> dict[str, str]:
+    """{"awq": "AWQConfig"} of a module-level `NAME = {...}` / `NAME: T = {...}`."""
+    for node in tree.body if tree else ():
+        target = node.target if isinstance(node, ast.AnnAssign) else \
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and target.id == name and isinstance(node.value, ast.Dict):
+            return {k.value: ast.unparse(v) for k, v in zip(node.value.keys, node.value.values, strict=True)
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)}
     return {}
+
+
+def _stubbed_methods(trees: dict[str, ast.Module]) -> dict[str, set[str]]:
+    """Class name -> the names of its methods that are stubs, over a tree."""
+    stubbed: dict[str, set[str]] = {}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                stubbed.setdefault(node.name, set()).update(
+                    m.name for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and is_stub(m))
+    return stubbed
 
 
 def stubbed_entries(trees: dict[str, ast.Module], refused: set[str]) -> list[str]:
     """The `flag:--x=value` ids the front door accepts whose registered class has a stub for a
     method loading calls."""
-    stubbed = {node.name for tree in trees.values() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
-               for member in node.body if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef))
-               and is_stub(member) and member.name in {m for _, methods in DICT_REGISTRIES.values() for m in methods}}
-    return sorted(f"flag:{flag}={value}" for name, (flags, _) in DICT_REGISTRIES.items()
-                  for value, cls in _dict_entries(trees, name).items() if cls in stubbed for flag in flags
-                  if f"flag:{flag}={value}" not in refused and f"flag:{flag}" not in refused)
+    stubbed = _stubbed_methods(trees)
+    return sorted(f"flag:{flag}={value}" for name, (module, flags, methods) in DICT_REGISTRIES.items()
+                  for value, cls in _dict_entries(trees.get(module), name).items()
+                  if stubbed.get(cls, set()) & set(methods) for flag in flags if accepts(refused, flag, (value,)))

@@ -202,7 +202,6 @@ def _docstring(node) -> bool:
     return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
-ENTRY_DOOR_MARK = b'"""Removed by slim: `python -m '  # how a door module starts: it stands for an absent module
 ENTRY_DOOR = '''"""Removed by slim: `python -m {module}` says how to get it back (slim/front_door.py)."""
 
 MESSAGE = {message!r}
@@ -211,6 +210,7 @@ if __name__ == "__main__":
     raise SystemExit(f"{module}: {{MESSAGE}}")
 raise ModuleNotFoundError(MESSAGE, name=__name__)
 '''
+ENTRY_DOOR_MARK = ENTRY_DOOR.partition("{module}")[0].encode()  # how every door starts: it stands for an absent module
 
 
 def entry_doors(removed: list[dict], kept: set[str]) -> dict[str, str]:

@@ -14,6 +14,21 @@ def dotted(node: ast.AST) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
+IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def catches_import_error(node: ast.Try) -> bool:
+    """A handler catches ImportError: bare, ImportError or a base of it, alone or in a tuple. The
+    imports in its `try:` are optional: the module loads without them."""
+    for handler in node.handlers:
+        if handler.type is None:
+            return True
+        types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if any(isinstance(t, ast.Name) and t.id in IMPORT_ERRORS for t in types):
+            return True
+    return False
+
+
 def first_line(node: ast.AST) -> int:
     return min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
 
