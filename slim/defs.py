@@ -10,13 +10,19 @@ whether anything kept still names a def, and finds the platform probes to fold.
 from __future__ import annotations
 
 import ast
-import importlib
 import re
-import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
+from slim.implicit import (
+    class_body_implicit,
+    def_implicit,
+    machinery_implicit,
+    override_implicit,
+    stdlib_bases,
+    stdlib_names,
+)
 from slim.module_names import (  # noqa: F401 - re-exported: the indexer's public names
     DYNAMIC_IMPORTS,
     MODULE_STRING,
@@ -28,29 +34,6 @@ from slim.module_names import (  # noqa: F401 - re-exported: the indexer's publi
 from slim.platform_names import PlatformPruner, platform_names
 from slim.syntax import compound_bodies, dotted, first_line, module_statements
 
-# Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
-# numba): the Python code object never runs, so "never run" says nothing about them.
-COMPILED_DECORATOR = re.compile(r"jit|compile|kernel|autotune|heuristics")
-DUNDER = "dunder"  # the implicit reason of `__init__`, `__repr__`: Python calls them by name
-IMPLICIT_DECORATORS = {"property", "cached_property", "abstractmethod", "overload", "setter",
-                       "getter", "deleter", "validator", "field_validator", "model_validator",
-                       "root_validator", "field_serializer", "model_serializer", "computed_field"}
-# Methods torch / C code call by protocol rather than by name in Python source.
-PROTOCOL_METHODS = {"forward", "extra_repr", "_load_from_state_dict", "_save_to_state_dict", "backward",
-                    "setup_context", "jvp", "vjp", "symbolic", "_apply", "load_state_dict", "state_dict"}
-# Class bodies that are declarations (fields, validators, members): instances are built by the
-# library, not by a `__init__` of their own.
-DECLARATIVE_BASES = {"BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Flag", "IntFlag",
-                     "Protocol", "Structure", "Union", "BaseSettings", "Struct"}
-# Of those, the bodies whose methods the library itself calls by name (`_missing_`,
-# `_generate_next_value_`, ctypes `_fields_` hooks, protocol members). The "lean" plan treats the
-# methods of the others (dataclass, pydantic, NamedTuple, msgspec) as plain methods.
-MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", "TypedDict", "Structure", "Union"}
-# Deleting an override of a standard-library base's method (`logging.Filter.filter`,
-# `pickle.Unpickler.find_class`) raises nothing: the library silently runs the base's own method
-# instead. Such overrides are kept with their class. Only the standard library is looked into
-# (always importable here); torch's protocol methods are PROTOCOL_METHODS.
-STDLIB_SKIPPED = {"unittest"}  # test cases: their setUp/tearDown belong to test files, which go whole
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # identifiers inside string constants (getattr, annotations)
 
 
@@ -116,16 +99,6 @@ def in_span(items: list[tuple[int, str]], lines: list[int], first: int, last: in
 
 
 
-def is_trivial(body: list[ast.stmt]) -> bool:
-    """Docstring / pass / ... / raise NotImplementedError only: an interface, nothing to save."""
-    for stmt in body:
-        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
-            continue
-        if isinstance(stmt, ast.Raise) and "NotImplementedError" in dotted(stmt.exc or ast.Pass()):
-            continue
-        return False
-    return True
-
 
 @dataclass
 class Def:
@@ -154,81 +127,6 @@ class Def:
         return self.end - self.line + 1
 
 
-def _def_implicit(node, in_class: str | None, class_implicit: str | None) -> str | None:
-    if class_implicit:
-        return class_implicit
-    name = node.name
-    if name.startswith("__") and name.endswith("__"):
-        return DUNDER
-    decorators = [dotted(d) for d in node.decorator_list]
-    for d in decorators:
-        if d.rsplit(".", 1)[-1] in IMPLICIT_DECORATORS:
-            return f"@{d}"
-        if COMPILED_DECORATOR.search(d.lower()):
-            return f"@{d}: compiled from source, never run as Python"
-    if in_class and name in PROTOCOL_METHODS:
-        return "called by torch"
-    if not isinstance(node, ast.ClassDef) and is_trivial(node.body):
-        return "interface: trivial body"
-    return None
-
-
-def stdlib_names(tree: ast.Module) -> dict[str, str]:
-    """Module-level names bound to the standard library: {"Filter": "logging.Filter", "logging": "logging"}."""
-    names: dict[str, str] = {}
-    for stmt in module_statements(tree.body):
-        if isinstance(stmt, ast.Import):
-            for a in stmt.names:
-                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
-            names.update((a.asname or a.name, f"{stmt.module}.{a.name}") for a in stmt.names)
-    return {k: v for k, v in names.items()
-            if v.split(".")[0] in sys.stdlib_module_names and v.split(".")[0] not in STDLIB_SKIPPED}
-
-
-def stdlib_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, type]]:
-    """(dotted name, class) of the class's bases that are standard-library classes."""
-    found = []
-    for base in node.bases:
-        written = dotted(base)
-        head, _, rest = written.partition(".")
-        if head not in names:
-            continue
-        full = names[head] + (f".{rest}" if rest else "")
-        module, _, attr = full.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError):
-            continue
-        if isinstance(cls, type):
-            found.append((full, cls))
-    return found
-
-
-def _override_implicit(node, bases: list[tuple[str, type]]) -> str | None:
-    for full, cls in bases:
-        if not isinstance(node, ast.ClassDef) and hasattr(cls, node.name):
-            return f"overrides {full}.{node.name}: the library calls it by name"
-    return None
-
-
-def _class_implicit(node: ast.ClassDef) -> str | None:
-    for d in node.decorator_list:
-        if "dataclass" in dotted(d) or "define" in dotted(d):
-            return "dataclass body"
-    for base in node.bases:
-        if dotted(base).rsplit(".", 1)[-1] in DECLARATIVE_BASES:
-            return f"{dotted(base)} body"
-    return None
-
-
-def _machinery_implicit(node: ast.ClassDef, own: str | None, enclosing: str | None) -> str | None:
-    """The body reason that still holds under "lean" inside this class: its own when its library
-    calls members by name, none when it is another declarative body, else its enclosing one."""
-    if own is None:
-        return enclosing
-    return own if any(dotted(b).rsplit(".", 1)[-1] in MACHINERY_BASES for b in node.bases) else None
-
 
 def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") -> list[Def]:
     """Functions, classes and methods in source order, not entering function bodies, each with
@@ -254,9 +152,9 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 qualname = prefix + node.name
                 is_class = isinstance(node, ast.ClassDef)
                 kind = "class" if is_class else ("method" if in_class else "function")
-                own_implicit = _class_implicit(node) if is_class else None
-                override = _override_implicit(node, overridden)
-                implicit = _def_implicit(node, in_class, class_implicit) or override if not is_class \
+                own_implicit = class_body_implicit(node) if is_class else None
+                override = override_implicit(node, overridden)
+                implicit = def_implicit(node, in_class, class_implicit) or override if not is_class \
                     else class_implicit
                 refs = refs_of(node)
                 bases = [dotted(b) for b in node.bases] if is_class else []
@@ -266,14 +164,14 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 d = Def(qualname, first_line(node), node.end_lineno, kind, node.name, implicit, refs, in_class,
                         bases, Counter(refs), imports_of(node), [dotted(x) for x in node.decorator_list],
                         body_line, header,
-                        _def_implicit(node, in_class, machinery) or override if not is_class else machinery,
+                        def_implicit(node, in_class, machinery) or override if not is_class else machinery,
                         own_implicit is not None,
                         _spanned(scanned.calls, call_lines, first_line(node), node.end_lineno))
                 out.append(d)
                 if is_class:
                     start = len(out)
                     walk(node.body, qualname + ".", qualname, own_implicit or class_implicit,
-                         _machinery_implicit(node, own_implicit, machinery), stdlib_bases(node, stdlib))
+                         machinery_implicit(node, own_implicit, machinery), stdlib_bases(node, stdlib))
                     for inner in out[start:]:
                         if inner.parent == qualname:
                             d.own_refs.subtract(inner.refs)

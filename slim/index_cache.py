@@ -18,11 +18,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from slim import defs, module_names, platform_names, syntax
+from slim import defs, implicit, module_names, platform_names, syntax
 from slim.upstream import cache_root
 
 # The indexer: defs.py and what it imports (a change to any of them changes every index).
-INDEXER_MODULES = (defs, module_names, platform_names, syntax)
+INDEXER_MODULES = (defs, implicit, module_names, platform_names, syntax)
 
 
 @functools.cache

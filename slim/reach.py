@@ -66,7 +66,8 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from pathlib import PurePosixPath
 
-from slim.defs import DUNDER, Binding, Def, ModuleIndex, module_name
+from slim.defs import Binding, Def, ModuleIndex, module_name
+from slim.implicit import DUNDER
 from slim.policy import Policy
 from slim.reach_reasons import (  # noqa: F401 - re-exported: the reasons callers and tests compare
     CLASS_HOOKS,
