@@ -169,6 +169,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                     'flexkv package, which the GPU runtime lacks; the built-in hierarchical cache '
                     '(--enable-hierarchical-cache) stays). To get it back: record a scenario that uses it '
                     '(slim record --scenario ...) and run slim apply.',
+ '--enable-fused-qk-norm-rope': 'fused QK-norm and RoPE (--enable-fused-qk-norm-rope) was removed from this '
+                                'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: only Qwen3-MoE and Mellum '
+                                "read it, whose attention normalizes q and k per head; DeepSeek's MLA "
+                                'attention has no QK norm). To get it back: record a scenario that uses it '
+                                '(slim record --scenario ...) and run slim apply.',
  '--enable-gdn-replayssm-spec': 'linear-attention and Mamba layers was removed from this slimmed SGLang (not '
                                 'a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with '
                                 'no linear-attention or Mamba state). To get it back: record a scenario that '
@@ -209,6 +214,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                              'are MLA attention and MoE, with no linear-attention or Mamba '
                                              'state). To get it back: record a scenario that uses it (slim '
                                              'record --scenario ...) and run slim apply.',
+ '--enable-mis': 'multi-item scoring (--enable-mis) was removed from this slimmed SGLang (not a DeepSeek '
+                 'V2/V3/R1 feature: its per-item attention mask is built only by the multi-head FlashInfer '
+                 "backend; DeepSeek's MLA attention (FlashInfer MLA included) has no multi-item path). To "
+                 'get it back: record a scenario that uses it (slim record --scenario ...) and run slim '
+                 'apply.',
  '--enable-mm-global-cache': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
@@ -227,6 +237,15 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                           'sparse attention belong to DeepSeek V3.2 and V4). To get it back: '
                                           'record a scenario that uses it (slim record --scenario ...) and '
                                           'run slim apply.',
+ '--enable-page-major-kv-layout': 'the unified memory pool and page-major KV layout of hybrid models '
+                                  '(--enable-unified-memory, --enable-page-major-kv-layout) was removed from '
+                                  'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: both lay out the '
+                                  'pools of hybrid Mamba and sliding-window models; upstream refuses the '
+                                  "unified pool for any other model ('only supports hybrid Mamba and hybrid "
+                                  "sliding-window-attention models'), and the page-major layout reaches only "
+                                  'multi-head and Mamba pools, never the MLA KV pool). To get it back: '
+                                  'record a scenario that uses it (slim record --scenario ...) and run slim '
+                                  'apply.',
  '--enable-pdmux': 'PD-multiplexing (prefill and decode on green-context SM partitions) was removed from '
                    'this slimmed SGLang (an experimental scheduler mode outside the launch lines this '
                    'slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across servers '
@@ -249,6 +268,14 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                              "a DeepSeek V2/V3/R1 feature: it shards the Inkling model's short-convolution "
                              'cache; DeepSeek has no convolution layers). To get it back: record a scenario '
                              'that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-unified-memory': 'the unified memory pool and page-major KV layout of hybrid models '
+                            '(--enable-unified-memory, --enable-page-major-kv-layout) was removed from this '
+                            'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: both lay out the pools of '
+                            'hybrid Mamba and sliding-window models; upstream refuses the unified pool for '
+                            "any other model ('only supports hybrid Mamba and hybrid "
+                            "sliding-window-attention models'), and the page-major layout reaches only "
+                            'multi-head and Mamba pools, never the MLA KV pool). To get it back: record a '
+                            'scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--encoder-bootstrap-port': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
@@ -539,6 +566,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                         'this slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across '
                         'servers stays). To get it back: record a scenario that uses it (slim record '
                         '--scenario ...) and run slim apply.',
+ '--prefill-only-disable-kv-cache': 'embedding and classification was removed from this slimmed SGLang (not '
+                                    'a DeepSeek V2/V3/R1 feature: they are causal LMs; upstream answers '
+                                    "these requests on them with 'This model does not appear to be an "
+                                    "embedding model'). To get it back: record a scenario that uses it (slim "
+                                    'record --scenario ...) and run slim apply.',
  '--quantize-and-serve': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, ModelOpt '
                          'checkpoint save/restore/export) was removed from this slimmed SGLang (quantizes '
                          'the model while loading it through the nvidia-modelopt package, which the GPU '
@@ -560,6 +592,10 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                             'which the GPU runtime lacks; the HTTP server (and the native gRPC server, '
                             '--grpc-port) stays). To get it back: record a scenario that uses it (slim '
                             'record --scenario ...) and run slim apply.',
+ '--spec-trace-dir': 'decoupled speculative decoding (drafter and verifier as separate servers) was removed '
+                     "from this slimmed SGLang (an experimental two-server speculation mode; DeepSeek's own "
+                     'MTP/EAGLE speculation in one server stays). To get it back: record a scenario that '
+                     'uses it (slim record --scenario ...) and run slim apply.',
  '--speculative-dflash-block-size': 'DFlash speculative decoding (--speculative-algorithm DFLASH) was '
                                     'removed from this slimmed SGLang (no scenario runs it (it needs a '
                                     'DFlash draft model), and its v2 worker was cut; DeepSeek V3/R1 '
@@ -572,6 +608,12 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                            'speculate with their MTP layer (EAGLE/NEXTN), which stays). To '
                                            'get it back: record a scenario that uses it (slim record '
                                            '--scenario ...) and run slim apply.',
+ '--speculative-draft-window-size': 'sliding-window draft attention (--speculative-draft-window-size) was '
+                                    'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: only '
+                                    "the Llama EAGLE-3 drafter and DFlash honor it; DeepSeek V3/R1's MTP "
+                                    "draft layer ignores it, as upstream's help says of MLA-based drafters). "
+                                    'To get it back: record a scenario that uses it (slim record --scenario '
+                                    '...) and run slim apply.',
  '--speculative-dspark-align-verify-tokens-to-graph-tier': 'DSpark speculative decoding was removed from '
                                                            'this slimmed SGLang (not a DeepSeek V2/V3/R1 '
                                                            'feature: DSpark drafts only for DeepSeek V4 and '
@@ -650,6 +692,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                             '(not a DeepSeek V2/V3/R1 feature: every layer is full MLA attention; none has a '
                             'sliding window). To get it back: record a scenario that uses it (slim record '
                             '--scenario ...) and run slim apply.',
+ '--tool-server': 'gpt-oss built-in tool servers for the Responses API (--tool-server) was removed from this '
+                  'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: the Responses API hands its browser and '
+                  "python tools only to gpt-oss models (Harmony format); DeepSeek's tool calls go through "
+                  '--tool-call-parser, which stays). To get it back: record a scenario that uses it (slim '
+                  'record --scenario ...) and run slim apply.',
  '--use-ray': 'Ray process launcher (--use-ray) was removed from this slimmed SGLang (needs the ray package, '
               'which the GPU runtime lacks; the server starts its own scheduler processes). To get it back: '
               'record a scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -1045,6 +1092,17 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'NVIDIA: Huawei Ascend NPUs only). To get it back: record a '
                                             'scenario that uses it (slim record --scenario ...) and run slim '
                                             'apply.',
+ ('--hicache-mem-layout', 'page_first_kv_split'): 'Ascend NPU backends was removed from this slimmed SGLang '
+                                                  '(not NVIDIA: Huawei Ascend NPUs only). To get it back: '
+                                                  'record a scenario that uses it (slim record --scenario '
+                                                  '...) and run slim apply.',
+ ('--hicache-mem-layout', 'page_head'): 'the head-split host KV layout of the hierarchical cache '
+                                        '(--hicache-mem-layout page_head) was removed from this slimmed '
+                                        'SGLang (not a DeepSeek V2/V3/R1 feature: only the multi-head host '
+                                        "KV pool has a page_head layout; DeepSeek's MLA host pool refuses it "
+                                        "('Unsupported layout'); the other layouts stay). To get it back: "
+                                        'record a scenario that uses it (slim record --scenario ...) and run '
+                                        'slim apply.',
  ('--hicache-storage-backend', 'aibrix'): 'hierarchical-cache storage backends of third-party stores '
                                           '(AIBrix, EIC, 3FS, Mooncake store, NIXL, SiMM) was removed from '
                                           "this slimmed SGLang (each needs its store's client package "
