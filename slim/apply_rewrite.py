@@ -15,7 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slim import defs, deps, module_names, platform_names, syntax
+from slim import defs, deps, implicit, module_names, platform_names, syntax
 from slim.deps import imported_tops
 from slim.memo_cache import Memo
 from slim.transforms import base, imports, platform, registry, rewrite
@@ -24,8 +24,8 @@ from slim.transforms.rewrite import rewrite_module
 if TYPE_CHECKING:  # only the annotation: the plan's code is no part of a rewrite's result
     from slim.plan import Plan
 
-REWRITER = (sys.modules[__name__], rewrite, base, imports, platform, registry, defs, module_names, platform_names,
-            syntax, deps)
+REWRITER = (sys.modules[__name__], rewrite, base, imports, platform, registry, defs, implicit, module_names,
+            platform_names, syntax, deps)
 REWRITES = Memo("rewrite", REWRITER, extra=f"libcst {version('libcst')}")
 
 

@@ -8,10 +8,10 @@ import ast
 import sys
 from pathlib import Path
 
-from slim import defs, module_names, platform_names, syntax
+from slim import defs, implicit, module_names, platform_names, syntax
 from slim.memo_cache import Memo
 
-IMPORTS = Memo("imports", (sys.modules[__name__], defs, module_names, platform_names, syntax))
+IMPORTS = Memo("imports", (sys.modules[__name__], defs, implicit, module_names, platform_names, syntax))
 
 
 def imported_names(node, path: str) -> list[str]:
