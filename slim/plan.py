@@ -30,6 +30,7 @@ from slim.plan_files import (  # noqa: F401 - re-exported
     package_files,
     policy_files,
     request_path_imports,
+    whole_path_imports,
 )
 from slim.plan_types import DefDecision, FileDecision, FileEdits, Plan  # noqa: F401 - re-exported
 from slim.policy import Policy, check_names_upstream, load_policy
@@ -75,6 +76,7 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
     check_names_upstream(policy, tree)  # an entry naming nothing would silently judge nothing
     extra = policy_files(tree, files, policy)
     extra |= request_path_imports(tree, files, set(imported_files(recordings)) | set(extra), policy)
+    extra |= whole_path_imports(tree, files, set(imported_files(recordings)) | set(extra), policy)
     imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
     indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")])

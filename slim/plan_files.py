@@ -126,6 +126,30 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
     return out
 
 
+def whole_path_imports(tree: Path, files: list[str], kept: set[str], policy: Policy) -> dict[str, Reason]:
+    """sglang modules under a [[whole]] path that a kept module imports, inside a def or at module
+    level, which no recording imported (`modelopt_quant` loads the sm100 `flashinfer_cutedsl` MoE
+    runner inside a method): [[whole]] keeps what kept code references whole, so the modules it
+    loads join the plan too and reach judges them; followed through the added modules."""
+    by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
+    out: dict[str, Reason] = {}
+    todo = sorted(kept)  # sorted: the same plan whatever the hash seed
+    seen = set(todo)
+    while todo:
+        path = todo.pop()
+        module_level, lazy = import_facts(tree, path)
+        for name in [*module_level, *lazy]:
+            target = by_module.get(name)
+            if target and target not in seen and policy.whole_for(target) is not None:
+                out[target] = Reason(Why.IMPORTED_BY_POLICY_KEPT, path)
+                seen.add(target)
+                todo.append(target)
+    for path, reason in _module_level_imports(tree, by_module, list(out), Why.IMPORTED).items():  # what they load
+        if path not in kept:
+            out.setdefault(path, reason)
+    return out
+
+
 def _module_level_imports(tree: Path, by_module: dict[str, str], paths: list[str], why: Why) -> dict[str, Reason]:
     """The sglang modules the module-level imports of `paths` load, transitively: path -> Reason(why, <importer>)
     (depth first: the importer named is the one whose import was followed first)."""

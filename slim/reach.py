@@ -52,6 +52,7 @@ whatever object the name is looked up on):
 - a module kept code imports only for its side effect (`from .whisper import WhisperAdapter  #
   noqa: F401`, the bound name never used) stays with the defs it registers when the imported
   name is one of them (`@register_transcription_adapter("Whisper")`): a lookup may take any entry;
+  so does every registration of a kept module under a `[[whole]]` path (`@register_fused_func`);
 - a function a live module registers as an error handler (`@app.exception_handler(...)`) stays:
   no healthy run raises every error, but the error paths belong to the surface;
 - a module no kept code imports (only a registry scan loaded it) whose runs are all its own
@@ -208,6 +209,9 @@ class _Reach(ReachRules):
                         self.need([b.name])
                         for d in registered:
                             self.define(self.by_module[target], d, REGISTERS)
+        if self.policy.whole_for(path) is not None:  # [[whole]]: a lookup by flag value may take any entry
+            for d in self._registrations(path):
+                self.define(path, d, REGISTERS)
         for d in index.defs:
             if d.parent is None and (d.name in self.out.needed or d.implicit == DUNDER):
                 self.define(path, d, REFERENCED if d.name in self.out.needed else Reason(Why.IMPLICIT, DUNDER))

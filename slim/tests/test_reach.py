@@ -262,3 +262,10 @@ def test_reach_tree_checks_and_the_registry_scan_still_runs(reach_planned, tmp_p
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "['Alpha', 'Base'] 1 ['Base', 'Child'] DefaultAdapter"  # beta and gamma are gone
+
+
+def test_whole_paths_keep_every_registration_of_their_kept_modules(wheel_tree):
+    whole = Whole(f"{REACH}/lazy.py", "needs an sm100 GPU", "dsv3_fp8_tp1_trtllm_mla")
+    assert decisions(planned(wheel_tree, wholes=(whole,))[0], f"{REACH}/lazy.py")["LazyAdapter"] == \
+        ("keep", REGISTERS)  # `@register_fused_func("none", "flashinfer_trtllm")`: a flag value looks it up
+    assert decisions(planned(wheel_tree)[0], f"{REACH}/lazy.py")["LazyAdapter"][0] == "delete"

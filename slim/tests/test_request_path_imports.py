@@ -1,10 +1,11 @@
-"""Modules request handling imports lazily join the plan; platform constants fold past shadowing parameters."""
+"""Modules request handling imports lazily, and those kept code loads from [[whole]] paths, join the plan;
+platform constants fold past shadowing parameters."""
 
 import ast
 
 from slim.defs import platform_names
-from slim.plan import request_path_imports
-from slim.policy import OffSurface, Policy, Sampled
+from slim.plan import request_path_imports, whole_path_imports
+from slim.policy import OffSurface, Policy, Sampled, Whole
 from slim.reasons import Reason, Why
 
 POLICY = Policy(sampled=(Sampled("sglang/srt/entrypoints/", "request handling"),),
@@ -33,6 +34,26 @@ def test_lazy_imports_of_request_handling_join_the_plan_with_what_they_load(tmp_
     assert str(added["sglang/srt/entrypoints/tls.py"]) == \
         "imported lazily by request handling (sglang/srt/entrypoints/http.py)"
     # not the off-surface NPU pool (refused at the front door), not what non-request code imports lazily
+
+
+def test_what_kept_code_loads_from_whole_paths_joins_the_plan(tmp_path):
+    files = {
+        "sglang/srt/quant/fp4.py": "def apply():\n    import sglang.srt.moe.cutedsl\n    import sglang.srt.moe.other\n",
+        "sglang/srt/moe/cutedsl.py": "def run():\n    from sglang.srt.moe.cutedsl_kernels import k\n    return k\n",
+        "sglang/srt/moe/cutedsl_kernels.py": "from sglang.srt.utils.cute import load\n\nk = load\n",
+        "sglang/srt/utils/cute.py": "def load():\n    return 1\n",
+        "sglang/srt/moe/other.py": "x = 1\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    policy = Policy(wholes=tuple(Whole(f"sglang/srt/moe/{name}.py", "needs an sm100 GPU", "sm100")
+                                 for name in ("cutedsl", "cutedsl_kernels")))
+    added = whole_path_imports(tmp_path, sorted(files), {"sglang/srt/quant/fp4.py"}, policy)
+    assert added == {  # not moe/other.py: no [[whole]] path holds it
+        "sglang/srt/moe/cutedsl.py": Reason(Why.IMPORTED_BY_POLICY_KEPT, "sglang/srt/quant/fp4.py"),
+        "sglang/srt/moe/cutedsl_kernels.py": Reason(Why.IMPORTED_BY_POLICY_KEPT, "sglang/srt/moe/cutedsl.py"),
+        "sglang/srt/utils/cute.py": Reason(Why.IMPORTED, "sglang/srt/moe/cutedsl_kernels.py")}
 
 
 def test_a_parameter_named_like_the_helper_does_not_stop_the_module_constant_folding():

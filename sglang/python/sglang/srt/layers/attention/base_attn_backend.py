@@ -90,6 +90,13 @@ class AttentionBackend(ABC):
         Default: no-op.
         """
 
+    def draft_extend_metadata_captured_in_graph(self) -> bool:
+        """True when :py:meth:`init_forward_metadata_in_graph` fully rebuilds
+        this backend's DRAFT_EXTEND_V2 replay metadata inside the captured
+        graph, so a replaying runner may skip the eager
+        :py:meth:`init_forward_metadata_out_graph` call."""
+        return False
+
     # Opt out only when this backend never reads seq_lens_cpu / seq_lens_sum.
     needs_cpu_seq_lens: bool = True
 
@@ -259,4 +266,5 @@ class AttentionBackend(ABC):
         layer_id: int,
         forward_batch: ForwardBatch,
     ) -> Optional[BaseIndexerMetadata]:
-        raise NotImplementedError('slim removed the body of AttentionBackend.get_indexer_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        """Get the indexer metadata. None means don't support indexer."""
+        return None

@@ -17,9 +17,6 @@ from sglang.kernels.ops.kvcache.trtllm_mha_graph_metadata import (
     Q_MODE_STRIDED,
     update_trtllm_mha_graph_metadata,
 )
-from sglang.kernels.ops.kvcache.trtllm_mha_page_table import (
-    build_trtllm_mha_page_table,
-)
 from sglang.srt.environ import envs
 from sglang.srt.layers.attention.flashinfer_backend import (
     FlashInferAttnBackend,

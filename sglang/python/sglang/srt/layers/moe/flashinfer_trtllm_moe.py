@@ -31,7 +31,7 @@ def _fake_fp8_block_scale_moe_out(
     fp8_quantization_type: Optional[int] = None,
     activation_type: Optional[int] = None,
 ) -> None:
-    raise NotImplementedError('slim removed the body of _fake_fp8_block_scale_moe_out: it never ran in any recording (see sglang/REMOVED.md)')
+    return None
 
 
 @register_custom_op(
@@ -135,7 +135,7 @@ def _fake_fp8_block_scale_routed_moe_out(
     fp8_quantization_type: Optional[int] = None,
     activation_type: Optional[int] = None,
 ) -> None:
-    raise NotImplementedError('slim removed the body of _fake_fp8_block_scale_routed_moe_out: it never ran in any recording (see sglang/REMOVED.md)')
+    return None
 
 
 @register_custom_op(
@@ -236,7 +236,9 @@ def _fake_fp8_per_tensor_scale_moe(
     tune_max_num_tokens: int = 8192,
     activation_type: Optional[int] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _fake_fp8_per_tensor_scale_moe: it never ran in any recording (see sglang/REMOVED.md)')
+    return torch.empty(
+        hidden_states.shape, dtype=torch.bfloat16, device=hidden_states.device
+    )
 
 
 @register_custom_op(fake_impl=_fake_fp8_per_tensor_scale_moe)

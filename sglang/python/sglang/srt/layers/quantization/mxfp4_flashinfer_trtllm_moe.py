@@ -4,7 +4,6 @@ import logging
 
 import torch
 
-from sglang.kernels.ops.moe.pack_topk_ids import PackTopkIds
 from sglang.srt.utils import (
     is_flashinfer_available,
     )

@@ -1,5 +1,6 @@
 from sglang.srt.reach.rare import rare_path
 from sglang.srt.reach.used import helper_elsewhere
+from sglang.srt.reach.adapters.base import register
 
 
 def fn():
@@ -12,3 +13,8 @@ def lazy_label(text):  # only rare_path names it
 
 def on_other_hardware(data):  # what a policy-kept copy of this module would call
     return rare_path(data), helper_elsewhere(data)
+
+
+@register("lazy")
+class LazyAdapter:  # registered, named by nothing: a lookup by key may take it
+    pass
