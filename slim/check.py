@@ -37,7 +37,7 @@ from pathlib import Path
 
 from slim.check_surface import check_request_path
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
-from slim.flag_guards import REGISTRIES, guarded_stubs, lost_registrations, stubbed_entries, unrefused
+from slim.flag_guards import guarded_stubs, lost_registrations, registry_files, stubbed_entries, unrefused
 from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
@@ -330,7 +330,9 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
             report.errors.append(f"{item}: the front door accepts it, but its registered class was kept "
                                  "only by name (refuse it in slim/surface.toml or record it)")
         if upstream_modules:
-            registries = {path: upstream_modules.tree(module_name(path)) for path, _ in REGISTRIES.values()}
+            paths = registry_files(sorted(p.relative_to(upstream_modules.root).as_posix()
+                                          for p in upstream_modules.files.values()))
+            registries = {path: upstream_modules.tree(module_name(path)) for path in paths}
             for item in sorted(set(lost_registrations(trees, registries, refused)) & values):
                 report.errors.append(f"{item}: the front door accepts it, but its registration was deleted "
                                      "(refuse it in slim/surface.toml or keep the registration)")

@@ -220,21 +220,36 @@ def unrefused(guards: list[GuardedStub], refused: set[str]) -> list[GuardedStub]
 # in the registry module fills ATTENTION_BACKENDS, which model start-up indexes by the flag's
 # value. A registration the plan deleted turns an accepted value into a KeyError at start-up
 # instead of a refusal. Registrar -> (its module, the flags whose values it registers).
+# Decorator registries a launch flag's value looks up: registrar -> (the file, or folder ending in /,
+# holding its registrations; the flags; which positional argument is the value).
+# `@register_fused_func("none", "flashinfer_trtllm")` registers the MoE runner value it names.
 REGISTRIES = {"register_attention_backend": ("sglang/srt/layers/attention/attention_registry.py",
                                              ("--attention-backend", "--prefill-attention-backend",
-                                              "--decode-attention-backend"))}
+                                              "--decode-attention-backend"), 0),
+              "register_fused_func": ("sglang/srt/layers/moe/moe_runner/",
+                                      ("--moe-runner-backend", "--speculative-moe-runner-backend"), 1)}
+
+
+def _holds(where: str, path: str) -> bool:
+    return path == where or (where.endswith("/") and path.startswith(where))
+
+
+def registry_files(paths: list[str]) -> list[str]:
+    """Of `paths`, those that hold some registry's registrations."""
+    return [p for p in paths if any(_holds(where, p) for where, _, _ in REGISTRIES.values())]
 
 
 def registered(trees: dict[str, ast.Module], registrar: str) -> set[str]:
-    """The string names the registrar's decorator registers in its module of a tree."""
-    tree = trees.get(REGISTRIES[registrar][0])
+    """The string names the registrar's decorator registers in its file(s) of a tree."""
+    where, _, index = REGISTRIES[registrar]
     names = set()
-    for node in tree.body if tree else ():
-        for decorator in getattr(node, "decorator_list", ()):
-            func = decorator.func if isinstance(decorator, ast.Call) else None
-            if (func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)) == registrar \
-                    and decorator.args and isinstance(decorator.args[0], ast.Constant):
-                names.add(decorator.args[0].value)
+    for path in (p for p in sorted(trees) if _holds(where, p)):
+        for node in trees[path].body if trees[path] else ():
+            for decorator in getattr(node, "decorator_list", ()):
+                func = decorator.func if isinstance(decorator, ast.Call) else None
+                if (func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)) == registrar \
+                        and len(decorator.args) > index and isinstance(decorator.args[index], ast.Constant):
+                    names.add(decorator.args[index].value)
     return names
 
 
@@ -242,7 +257,7 @@ def lost_registrations(slim: dict[str, ast.Module], upstream: dict[str, ast.Modu
                        refused: set[str]) -> list[str]:
     """The `flag:--x=value` ids the front door accepts whose registration upstream has and the
     slimmed tree lost."""
-    return sorted(f"flag:{flag}={value}" for registrar, (_, flags) in REGISTRIES.items()
+    return sorted(f"flag:{flag}={value}" for registrar, (_, flags, _) in REGISTRIES.items()
                   for value in registered(upstream, registrar) - registered(slim, registrar)
                   for flag in flags if accepts(refused, flag, (value,)))
 

@@ -76,6 +76,17 @@ def test_a_value_whose_registration_was_deleted_must_be_refused():
     assert lost_registrations(upstream, upstream, set()) == []
 
 
+def test_a_moe_runner_whose_fused_function_was_deleted_must_be_refused():
+    runner = ('@register_fused_func("none", "flashinfer_trtllm")\ndef none_to_trtllm(out, info, config): ...\n\n'
+              '@register_fused_func("none", "triton")\ndef none_to_triton(out, info, config): ...\n')
+    path = "sglang/srt/layers/moe/moe_runner/flashinfer_trtllm.py"  # any file of the runners' folder
+    upstream = {path: ast.parse(runner)}
+    slim = {path: ast.parse(runner.split("\n\n")[1])}
+    assert lost_registrations(slim, upstream, set()) == ["flag:--moe-runner-backend=flashinfer_trtllm",
+                                                         "flag:--speculative-moe-runner-backend=flashinfer_trtllm"]
+    assert lost_registrations({}, {"sglang/srt/other.py": ast.parse(runner)}, set()) == []  # not its folder
+
+
 def test_a_registered_class_kept_only_by_name_must_be_refused():
     quant = ("class Fp8Config:\n    def from_config(cls, config):\n        return cls()\n\n"
              "class AWQMarlinConfig:\n    def from_config(cls, config):\n    " + STUB.format("from_config") +
