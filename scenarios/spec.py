@@ -138,9 +138,10 @@ class Scenario:
             raise ValueError("a scenario without a server has no requests and runs only companions with when = alone")
 
     def launch_command(self, python: str, model_path: str, port: int) -> list[str]:
-        """The upstream launch command, exactly as a user would type it."""
-        return [python, "-m", "sglang.launch_server", "--model-path", model_path,
-                "--port", str(port), *self.server_args]
+        """The upstream launch command, exactly as a user would type it ({scenarios} in an argument:
+        this folder, for files a flag names such as a --config YAML)."""
+        return [python, "-m", "sglang.launch_server", "--model-path", model_path, "--port", str(port),
+                *(a.replace("{scenarios}", str(SCENARIO_DIR)) for a in self.server_args)]
 
     def launch_plan(self, python: str, model_path: str, ports: list[int], dist_port: int) -> list[Launch]:
         """Every node's process (ports[rank] each: rank>0 runs its own health server); several

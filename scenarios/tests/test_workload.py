@@ -4,10 +4,11 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from scenarios.spec import Request, load_scenario, scenario_names
+from scenarios.spec import SCENARIO_DIR, Request, load_scenario, scenario_names
 from scenarios.workload import (
     LONG_TEXT,
     comparable,
@@ -368,3 +369,9 @@ def test_a_streamed_batch_compares_each_prompts_last_chunk_whichever_finished_la
         {"text": "z", "output_ids": [3], "finish_reason": None, "completion_tokens": 1}]
     single = [{"text": "ab", "output_ids": [5, 6], "meta_info": {}}]  # one prompt: no index, as before
     assert comparable(Request("s", "/generate", body={"text": "a", "stream": True}), single)["text"] == "ab"
+
+
+def test_a_file_a_launch_flag_names_resolves_to_this_folder_wherever_the_server_runs():
+    command = load_scenario("dsv3_fp8_tp1_config_file").launch_command("python", "/m", 30000)
+    config = Path(command[command.index("--config") + 1])
+    assert config.is_absolute() and config.is_file() and config.parent.parent == SCENARIO_DIR

@@ -48,7 +48,7 @@ class IntermediateTensors:
         self.tensors[key] = value
 
     def items(self):
-        raise NotImplementedError('slim removed the body of IntermediateTensors.items: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.tensors.items()
 
     def __len__(self):
         return len(self.tensors)

@@ -24,7 +24,10 @@ _pcg_capture_stream: torch.cuda.Stream | None = None
 
 
 def is_in_torch_compile_warmup() -> bool:
-    raise NotImplementedError('slim removed the body of is_in_torch_compile_warmup: it never ran in any recording (see sglang/REMOVED.md)')
+    """True while inside the tc_piecewise warmup-compile pass. Strict subset of
+    ``torch.compiler.is_compiling()``.
+    """
+    return _in_torch_compile_warmup
 
 
 @contextmanager

@@ -84,16 +84,16 @@ class MultiPlatformOp(nn.Module):
         raise NotImplementedError
 
     def forward_npu(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.forward_native(*args, **kwargs)
 
     def forward_hip(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_hip: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.forward_cuda(*args, **kwargs)
 
     def forward_xpu(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.forward_native(*args, **kwargs)
 
     def forward_cpu(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of MultiPlatformOp.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.forward_native(*args, **kwargs)
 
     def dispatch_forward(self):
         # OOT platform dispatch: check registry then method lookup
