@@ -27,6 +27,10 @@ _cached_token_id_tensors: OrderedDict[tuple[int, tuple[int, ...]], torch.Tensor]
 _MAX_TOKEN_ID_TENSOR_CACHE_SIZE = 32
 
 
+def _compute_grid(work_items: int):
+    raise NotImplementedError('slim removed the body of _compute_grid: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def set_token_filter_triton(
     vocab_mask: torch.Tensor,
     token_ids: List[int],
