@@ -1,9 +1,9 @@
 """Time `slim plan` + `slim apply` on the real upstream tree with the committed recordings.
 
-    .venv/bin/python benchmarks/apply_speed.py [OUT] [MODE] [DB]
+    .venv/bin/python benchmarks/apply_speed.py [OUT] [DB]
     .venv/bin/python benchmarks/apply_speed.py --samples LABEL [CODE] [RUNS] [CPUS]
-The first form times the two phases in this process: OUT defaults to a temporary folder ("-"), MODE
-(names|reach|lean|lines|surface) to slim/policy.toml's [plan] mode, DB (the recordings) to coverage_db.
+The first form times the two phases in this process: OUT defaults to a temporary folder ("-"), DB
+(the recordings) to coverage_db.
 The second times the command `taskset -c CPUS python -m slim apply --out TMP` (CPUS: 0,1, a 2-core CI
 machine) RUNS times (3) with a warm cache (one run first, not counted), the slim code taken from the
 checkout CODE (this one), and writes the samples under LABEL (e.g. before, after) into
@@ -12,7 +12,6 @@ benchmarks/results/apply_speed.json, with the machine, the command and each run'
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -37,19 +36,17 @@ RESULTS = REPO / "benchmarks" / "results" / "apply_speed.json"
 def phases() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "-" else Path(tempfile.mkdtemp()) / "sglang"
     policy = load_policy()
-    if len(sys.argv) > 2:
-        policy = dataclasses.replace(policy, mode=sys.argv[2])
     pin = up.load_pin()
     tree = up.resolve_tree(None)
     start = time.perf_counter()
-    db = Path(sys.argv[3]) if len(sys.argv) > 3 else REPO / "coverage_db"
+    db = Path(sys.argv[2]) if len(sys.argv) > 2 else REPO / "coverage_db"
     plan = make_function_plan(tree, package_files(tree), load_all(db, pin.version), policy)
     planned = time.perf_counter()
     apply_plan(plan, tree, pin, out)
     done = time.perf_counter()
     upstream = sum(count_lines(tree / d.path) for d in plan.files)
     kept = sum(count_lines(p) for p in (out / "python").rglob("*.py"))
-    print(f"{policy.mode} mode: plan {planned - start:.1f} s, apply {done - planned:.1f} s, "
+    print(f"plan {planned - start:.1f} s, apply {done - planned:.1f} s, "
           f"total {done - start:.1f} s; "
           f"kept {kept} of {upstream} upstream .py lines ({100 * kept / upstream:.1f}%) -> {out}")
 
