@@ -7,7 +7,8 @@
   `if TYPE_CHECKING:` a module may be missing; inside a function, an sglang module that no
   recording imported may be missing (a lazy import on a path the recordings never took);
 - no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module;
-- the request path holds no stub and no lazy import of a removed module (slim/check_surface.py).
+- the request path holds no stub and no lazy import of a removed module (slim/check_surface.py);
+- a file slim/policy.toml keeps whole imports no cut module that is on the surface.
 
 What it allows, each printed as "allowed: N <what>", and why that is safe:
 - conditional or lazy imports of sglang modules no recording imported, off the request path (on it
@@ -32,12 +33,13 @@ import json
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slim.check_surface import check_request_path
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
-from slim.flag_guards import guarded_stubs, lost_registrations, registry_files, stubbed_entries, unrefused
+from slim.flag_guards import flag_errors, registry_files
 from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
@@ -124,7 +126,8 @@ class Modules:
 
 class ImportChecker(ast.NodeVisitor):
     def __init__(self, rel: str, slim: Modules, upstream: Modules | None, declared: set[str],
-                 upstream_declared: set[str], report: Report, request_path: bool = False) -> None:
+                 upstream_declared: set[str], report: Report, request_path: bool = False,
+                 whole_on_surface: Callable[[str], bool] | None = None) -> None:
         self.rel, self.here = rel, module_name(rel)
         self.slim, self.upstream, self.report = slim, upstream, report
         self.declared, self.upstream_declared = declared, upstream_declared
@@ -133,6 +136,8 @@ class ImportChecker(ast.NodeVisitor):
         self.conditional = 0  # inside an if
         self.module_aliases: dict[str, str] = {}  # local name -> sglang module
         self.request_path = request_path  # its lazy imports are slim/check_surface.py's to judge
+        # Set when policy keeps this file whole: is a module it imports on the surface (then it must stay)?
+        self.whole_on_surface = whole_on_surface
 
     def error(self, node: ast.AST, message: str) -> None:
         self.report.errors.append(f"{self.rel}:{node.lineno}: {message}")
@@ -200,6 +205,10 @@ class ImportChecker(ast.NodeVisitor):
                 self.report.note("guarded imports of removed sglang modules")
             elif (self.in_function or self.conditional) and self.request_path:
                 pass
+            elif self.whole_on_surface and self.upstream and self.upstream.exists(module) \
+                    and self.whole_on_surface(module):
+                self.error(node, f"import of {module}: this file is kept whole by slim/policy.toml, but the module "
+                           "was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)")
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
                 # The module body ran and the module is not recorded: this import never ran.
                 self.report.note("conditional or lazy imports of sglang modules no recording imported, "
@@ -313,8 +322,10 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
             report.errors.append(f"{rel}: does not compile: {exc}")
             compile_errors.add(rel)
             continue
+        whole = policy.whole_for(rel) is not None or rel in policy.files
         ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared}, upstream_declared,
-                      report, policy.on_request_path(rel)).visit(slim_modules.tree(module_name(rel)))
+                      report, policy.on_request_path(rel), policy.module_on_surface if whole else None
+                      ).visit(slim_modules.tree(module_name(rel)))
     undefined_names(root, upstream, rels, report)
     was_module = upstream_modules.exists if upstream_modules else lambda module: False
     parsed = [r for r in rels if r not in compile_errors]
@@ -324,21 +335,11 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     for what, n in surface.allowed.items():
         report.notes[what] = report.notes.get(what, 0) + n
     if flags:
-        dests, refused, values = flags
         trees = {rel: slim_modules.tree(module_name(rel)) for rel in parsed}
-        for item in sorted(set(stubbed_entries(trees, refused)) & values):
-            report.errors.append(f"{item}: the front door accepts it, but its registered class was kept "
-                                 "only by name (refuse it in slim/surface.toml or record it)")
-        if upstream_modules:
+        upstream_trees = None
+        if upstream_modules:  # the registry files of upstream, to compare registrations with
             paths = registry_files(sorted(p.relative_to(upstream_modules.root).as_posix()
                                           for p in upstream_modules.files.values()))
-            registries = {path: upstream_modules.tree(module_name(path)) for path in paths}
-            for item in sorted(set(lost_registrations(trees, registries, refused)) & values):
-                report.errors.append(f"{item}: the front door accepts it, but its registration was deleted "
-                                     "(refuse it in slim/surface.toml or keep the registration)")
-        for g in unrefused(guarded_stubs(trees, dests), refused):
-            needs = ", ".join(t.flag + (f" in {list(t.values)}" if t.values else "") for t in g.terms)
-            what = f"imports absent {g.stub[7:]}" if g.stub.startswith("import ") else f"calls stub {g.stub}"
-            report.errors.append(f"{g.where}: {what} when {needs}, which the front door accepts "
-                                 "(refuse it in slim/surface.toml or keep the code)")
+            upstream_trees = {path: upstream_modules.tree(module_name(path)) for path in paths}
+        report.errors += flag_errors(trees, upstream_trees, *flags)
     return report

@@ -299,3 +299,23 @@ def stubbed_entries(trees: dict[str, ast.Module], refused: set[str]) -> list[str
     return sorted(f"flag:{flag}={value}" for name, (module, flags, methods) in DICT_REGISTRIES.items()
                   for value, cls in _dict_entries(trees.get(module), name).items()
                   if stubbed.get(cls, set()) & set(methods) for flag in flags if accepts(refused, flag, (value,)))
+
+
+def flag_errors(trees: dict[str, ast.Module], upstream: dict[str, ast.Module] | None, dests: dict,
+                refused: set[str], values: set[str]) -> list[str]:
+    """`slim check`'s errors for what the front door accepts: a registered class kept only by name,
+    a registration the plan deleted (when upstream's registry files are given), a stub or absent
+    module a flag leads to."""
+    errors = [f"{item}: the front door accepts it, but its registered class was kept only by name "
+              "(refuse it in slim/surface.toml or record it)"
+              for item in sorted(set(stubbed_entries(trees, refused)) & values)]
+    if upstream is not None:
+        errors += [f"{item}: the front door accepts it, but its registration was deleted "
+                   "(refuse it in slim/surface.toml or keep the registration)"
+                   for item in sorted(set(lost_registrations(trees, upstream, refused)) & values)]
+    for g in unrefused(guarded_stubs(trees, dests), refused):
+        needs = ", ".join(t.flag + (f" in {list(t.values)}" if t.values else "") for t in g.terms)
+        what = f"imports absent {g.stub[7:]}" if g.stub.startswith("import ") else f"calls stub {g.stub}"
+        errors.append(f"{g.where}: {what} when {needs}, which the front door accepts "
+                      "(refuse it in slim/surface.toml or keep the code)")
+    return errors

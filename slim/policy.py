@@ -118,6 +118,11 @@ class Policy:
     def _first_under_cache(self) -> dict[tuple[str, str], Whole | Sampled | None]:
         return {}
 
+    def module_on_surface(self, module: str) -> bool:
+        """No whole-file [[off_surface]] entry holds the module (`sglang.srt.ray.engine`)."""
+        path = module.replace(".", "/")
+        return self.off_surface_for(f"{path}.py") is None and self.off_surface_for(f"{path}/__init__.py") is None
+
     def off_surface_for(self, file: str, qualname: str | None = None) -> OffSurface | None:
         """The [[off_surface]] entry over `file` (without `qualname`: a whole-file entry only)."""
         if file not in self._off_surface_under:  # asked for every def, often: each file's entries once

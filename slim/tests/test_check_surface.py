@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slim.check import check_tree
-from slim.policy import OffSurface, Policy, Sampled
+from slim.policy import OffSurface, Policy, Sampled, Whole
 from slim.transforms.rewrite import _stub_body
 
 POLICY = Policy(sampled=(Sampled("sglang/srt/managers/", "request handling"),),
@@ -107,3 +107,21 @@ def test_imports_behind_an_environment_switch_or_an_off_surface_feature_pass(tre
     missing = "def load():\n    from sglang.srt.grammar import compile_grammar\n    return compile_grammar\n"
     assert trees({"sglang/srt/managers/scheduler.py": missing}) == [
         "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.grammar on the request path"]
+
+
+def test_a_file_kept_whole_must_not_import_a_cut_module_on_the_surface(tmp_path):
+    """[[whole]] keeps a file for hardware not lent here: a module it loads lazily must be there
+    too (the fa4 backend loads its kernels inside a method), unless that module is off the surface."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    write(upstream, {"sglang/srt/grammar.py": "x = 1\n", "sglang/srt/minimax.py": "x = 1\n"})
+    backend = ("def forward(q):\n    from sglang.srt.grammar import x\n    return x\n\n"
+               "def other_model(q):\n    from sglang.srt.minimax import x\n    return x\n")
+    write(tree / "python", {"sglang/srt/sm100_backend.py": backend})
+    policy = Policy(wholes=(Whole("sglang/srt/sm100_backend.py", "needs an sm100 GPU", "sm100"),),
+                    off_surface=(OffSurface("sglang/srt/minimax.py", "another model family"),))
+    assert check_tree(tree, upstream, policy).errors == [
+        "sglang/srt/sm100_backend.py:2: import of sglang.srt.grammar: this file is kept whole by slim/policy.toml, "
+        "but the module was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)"]
+    assert check_tree(tree, upstream, Policy()).errors == []  # not kept whole: a lazy import no recording took

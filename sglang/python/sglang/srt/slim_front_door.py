@@ -414,6 +414,17 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                      'runtime lacks; a DeepSeek model served on NVIDIA GPUs keeps its experts on the GPU). '
                      'To get it back: record a scenario that uses it (slim record --scenario ...) and run '
                      'slim apply.',
+ '--kv-canary-real-data': 'KV-cache canaries (--kv-canary log/raise) was removed from this slimmed SGLang (a '
+                          'debugging aid that writes canary values into KV-cache pages and checks them; its '
+                          'code is off the surface (slim/policy.toml: sglang/srt/kv_canary/), so no scenario '
+                          'runs it; --kv-canary none, the default, stays). To get it back: record a scenario '
+                          'that uses it (slim record --scenario ...) and run slim apply.',
+ '--kv-canary-sweep-interval': 'KV-cache canaries (--kv-canary log/raise) was removed from this slimmed '
+                               'SGLang (a debugging aid that writes canary values into KV-cache pages and '
+                               'checks them; its code is off the surface (slim/policy.toml: '
+                               'sglang/srt/kv_canary/), so no scenario runs it; --kv-canary none, the '
+                               'default, stays). To get it back: record a scenario that uses it (slim record '
+                               '--scenario ...) and run slim apply.',
  '--language-only': 'multimodal (image, video, audio) input was removed from this slimmed SGLang (not a '
                     'DeepSeek V2/V3/R1 feature: these models take text only). To get it back: record a '
                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
@@ -1270,6 +1281,16 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                         'none of which the GPU runtime has; the file backend stays). To get '
                                         'it back: record a scenario that uses it (slim record --scenario '
                                         '...) and run slim apply.',
+ ('--kv-canary', 'log'): 'KV-cache canaries (--kv-canary log/raise) was removed from this slimmed SGLang (a '
+                         'debugging aid that writes canary values into KV-cache pages and checks them; its '
+                         'code is off the surface (slim/policy.toml: sglang/srt/kv_canary/), so no scenario '
+                         'runs it; --kv-canary none, the default, stays). To get it back: record a scenario '
+                         'that uses it (slim record --scenario ...) and run slim apply.',
+ ('--kv-canary', 'raise'): 'KV-cache canaries (--kv-canary log/raise) was removed from this slimmed SGLang '
+                           '(a debugging aid that writes canary values into KV-cache pages and checks them; '
+                           'its code is off the surface (slim/policy.toml: sglang/srt/kv_canary/), so no '
+                           'scenario runs it; --kv-canary none, the default, stays). To get it back: record '
+                           'a scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--linear-attn-backend', 'cutedsl'): 'linear-attention and Mamba layers was removed from this slimmed '
                                        'SGLang (not a DeepSeek V2/V3/R1 feature: their layers are MLA '
                                        'attention and MoE, with no linear-attention or Mamba state). To get '
@@ -3245,11 +3266,22 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                     'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text only). '
                                     'To get it back: record a scenario that uses it (slim record --scenario '
                                     '...) and run slim apply.',
+                      'multi_item_delimiter_indices': 'multi-item scoring (--enable-mis) was removed from '
+                                                      'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                                      'its per-item attention mask is built only by the '
+                                                      "multi-head FlashInfer backend; DeepSeek's MLA "
+                                                      'attention (FlashInfer MLA included) has no multi-item '
+                                                      'path). To get it back: record a scenario that uses it '
+                                                      '(slim record --scenario ...) and run slim apply.',
                       'need_wait_for_mm_inputs': 'multimodal (image, video, audio) input was removed from '
                                                  'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
                                                  'these models take text only). To get it back: record a '
                                                  'scenario that uses it (slim record --scenario ...) and run '
                                                  'slim apply.',
+                      'num_items_assigned': 'multimodal (image, video, audio) input was removed from this '
+                                            'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: these models '
+                                            'take text only). To get it back: record a scenario that uses it '
+                                            '(slim record --scenario ...) and run slim apply.',
                       'return_indexer_topk': 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
                                              'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
                                              'feature: their MLA attention is dense; the top-k indexer and '
@@ -3488,7 +3520,14 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                '--is-embedding, or a Qwen3-Reranker prompt template)). To get it back: '
                                'record a scenario that uses it (slim record --scenario ...) and run slim '
                                'apply.'}}
-REMOVED_ROUTES = {('GET', '/list_external_corpora'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
+REMOVED_ROUTES = {('GET', '/is_scaling_elastic_ep'): 'elastic expert parallelism and the Mooncake, NIXL and pplx MoE '
+                                    'all-to-all backends was removed from this slimmed SGLang (they need '
+                                    'packages the pinned GPU runtime lacks (mooncake, nixl, pplx-kernels) '
+                                    'besides >= 2 GPUs, so their code was cut (slim/policy.toml '
+                                    '[[off_surface]]); DeepEP and the flashinfer all-to-all stay). To get it '
+                                    'back: record a scenario that uses it (slim record --scenario ...) and '
+                                    'run slim apply.',
+ ('GET', '/list_external_corpora'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and its '
                                     'external corpora was removed from this slimmed SGLang (no scenario '
                                     'speculates with n-grams, and its worker and C++ corpus were cut; '
                                     'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
@@ -3504,6 +3543,13 @@ REMOVED_ROUTES = {('GET', '/list_external_corpora'): 'n-gram speculative decodin
                         'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                         "'This model does not appear to be an embedding model'). To get it back: record a "
                         'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ ('POST', '/dumper/{method}'): "the tensor dumper's HTTP control (POST /dumper/{method}, registered with "
+                               'DUMPER_SERVER_PORT=reuse) was removed from this slimmed SGLang (a '
+                               'model-debugging aid, switched on by DUMPER_* environment variables, that '
+                               'dumps tensors from hooked forwards; no scenario dumps tensors, and the '
+                               "dumper's control code was cut (slim/policy.toml [[off_surface]]: "
+                               'sglang/srt/debug_utils/)). To get it back: record a scenario that uses it '
+                               '(slim record --scenario ...) and run slim apply.',
  ('POST', '/encode'): 'embedding and classification was removed from this slimmed SGLang (not a DeepSeek '
                       'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                       "'This model does not appear to be an embedding model'). To get it back: record a "

@@ -115,7 +115,6 @@ from sglang.srt.managers.io_struct import (
     ConfigureLoggingReq,
     ContinueGenerationReqInput,
     DestroyWeightsUpdateGroupReqInput,
-    DumperControlReqInput,
     EmbeddingReqInput,
     GenerateReqInput,
     GetWeightsByNameReqInput,
@@ -843,22 +842,7 @@ async def set_internal_state(
 # Do not import `dumper.py` to avoid dependency
 if os.environ.get("DUMPER_SERVER_PORT") == "reuse":
 
-    @app.api_route("/dumper/{method}", methods=["POST"])
-    @auth_level(AuthLevel.ADMIN_OPTIONAL)
-    async def _dumper_control_handler(method: str, request: Request):
-        body_bytes = await request.body()
-        body = await request.json() if body_bytes else {}
-        if not isinstance(body, dict):
-            return ORJSONResponse(
-                status_code=400,
-                content={"error": "Request body must be a JSON object."},
-            )
-        obj = DumperControlReqInput(method=method, body=body)
-        results = await _global_state.tokenizer_manager.dumper_control(obj)
-        if any(not r.success for r in results):
-            errors = [r.error for r in results if not r.success]
-            return ORJSONResponse(status_code=400, content={"error": errors})
-        return [x for result in results for x in result.response]
+    pass
 
 
 # fastapi implicitly converts json in the request to obj (dataclass)
