@@ -106,24 +106,13 @@ def request_path_imports(tree: Path, files: list[str], imported: set[str], polic
     `from sglang.srt.entrypoints.ssl_utils import SSLCertRefresher` under --enable-ssl-refresh), which
     no recording imported: they join the plan, so reach judges them instead of the file rule
     deleting them. Followed through the added modules that are request handling themselves."""
-    by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
-    on_path = sorted(f for f in imported if policy.on_request_path(f))  # sorted: the same plan whatever the hash seed
-    out: dict[str, Reason] = {}
-    todo, seen = list(on_path), set(on_path)
-    while todo:
-        path = todo.pop()
-        for name in import_facts(tree, path)[1]:  # inside defs and `if`s
-            target = by_module.get(name)
-            if target and target not in imported and target not in out and \
-                    policy.off_surface_for(target) is None:
-                out[target] = Reason(Why.LAZY_ON_REQUEST_PATH, path)
-                if target not in seen and policy.sampled_for(target) is not None:
-                    seen.add(target)
-                    todo.append(target)
-    for path, reason in _module_level_imports(tree, by_module, list(out), Why.IMPORTED).items():  # what they load
-        if path not in imported:
-            out.setdefault(path, reason)
-    return out
+    def admit(importer: str, target: str, lazy: bool) -> tuple[Reason, bool] | None:
+        if lazy and policy.off_surface_for(target) is None:
+            return Reason(Why.LAZY_ON_REQUEST_PATH, importer), policy.sampled_for(target) is not None
+        return None
+
+    on_path = [f for f in imported if policy.on_request_path(f)]
+    return _joining(tree, files, on_path, imported, admit)
 
 
 def whole_path_imports(tree: Path, files: list[str], kept: set[str], policy: Policy) -> dict[str, Reason]:
@@ -131,19 +120,33 @@ def whole_path_imports(tree: Path, files: list[str], kept: set[str], policy: Pol
     level, which no recording imported (`modelopt_quant` loads the sm100 `flashinfer_cutedsl` MoE
     runner inside a method): [[whole]] keeps what kept code references whole, so the modules it
     loads join the plan too and reach judges them; followed through the added modules."""
+    def admit(importer: str, target: str, lazy: bool) -> tuple[Reason, bool] | None:
+        if policy.whole_for(target) is not None:
+            return Reason(Why.IMPORTED_BY_POLICY_KEPT, importer), True
+        return None
+
+    return _joining(tree, files, kept, kept, admit)
+
+
+def _joining(tree: Path, files: list[str], start, kept: set[str], admit) -> dict[str, Reason]:
+    """Modules outside `kept` that `admit(importer, target, lazy)` lets join, walking the imports of
+    `start` (and of each joined module it says to walk into), then what the joined modules load at
+    module level: path -> Reason."""
     by_module = {defs.module_name(f): f for f in files if f.endswith(".py")}
     out: dict[str, Reason] = {}
-    todo = sorted(kept)  # sorted: the same plan whatever the hash seed
+    todo = sorted(start)  # sorted: the same plan whatever the hash seed
     seen = set(todo)
     while todo:
         path = todo.pop()
         module_level, lazy = import_facts(tree, path)
-        for name in [*module_level, *lazy]:
+        for name, is_lazy in [*((n, False) for n in module_level), *((n, True) for n in lazy)]:
             target = by_module.get(name)
-            if target and target not in seen and policy.whole_for(target) is not None:
-                out[target] = Reason(Why.IMPORTED_BY_POLICY_KEPT, path)
-                seen.add(target)
-                todo.append(target)
+            verdict = admit(path, target, is_lazy) if target and target not in kept and target not in out else None
+            if verdict:
+                out[target], walk = verdict
+                if walk and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
     for path, reason in _module_level_imports(tree, by_module, list(out), Why.IMPORTED).items():  # what they load
         if path not in kept:
             out.setdefault(path, reason)
