@@ -46,8 +46,6 @@ from sglang.srt.configs.qwen3_5 import (
 from sglang.srt.configs.qwen3_asr import Qwen3ASRConfig
 from sglang.srt.configs.qwen3_next import Qwen3NextConfig
 from sglang.srt.configs.step3_vl import (
-    Step3TextConfig,
-    Step3VisionEncoderConfig,
     Step3VLConfig,
 )
 from sglang.srt.configs.step3p5 import Step3p5Config
@@ -67,8 +65,6 @@ __all__ = [
     "KimiVLConfig",
     "MoonViTConfig",
     "Step3VLConfig",
-    "Step3TextConfig",
-    "Step3VisionEncoderConfig",
     "Olmo3Config",
     "KimiLinearConfig",
     "KimiK3Config",

@@ -40,10 +40,6 @@ DEFAULT_CUSTOM_LOGIT_PROCESSOR = DeepseekOCRNoRepeatNGramLogitProcessor.to_str()
 PROMPT = "<image>\n<|grounding|>Convert the document to markdown."
 
 
-class ImageTransform(object):
-    pass
-
-
 class DeepseekOCRProcessor(ProcessorMixin):
     tokenizer_class = ("LlamaTokenizer", "LlamaTokenizerFast")
     attributes = ["tokenizer"]

@@ -8,10 +8,6 @@ from transformers import (
 )
 
 
-class ImageTransform(object):
-    pass
-
-
 class DeepseekVLV2Processor(ProcessorMixin):
     tokenizer_class = ("LlamaTokenizer", "LlamaTokenizerFast")
     attributes = ["tokenizer"]

@@ -8,10 +8,6 @@ from sglang.srt.configs.qwen3_5 import (
 class InternS2PreviewVisionConfig(Qwen3_5MoeVisionConfig):
     model_type = "intern_s2_preview"
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
-
 class InternS2PreviewConfig(Qwen3_5MoeConfig):
     model_type = "intern_s2_preview"
     sub_configs = {
@@ -19,5 +15,3 @@ class InternS2PreviewConfig(Qwen3_5MoeConfig):
         "text_config": Qwen3_5MoeTextConfig,
     }
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)

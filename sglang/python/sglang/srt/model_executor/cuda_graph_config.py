@@ -145,25 +145,6 @@ class CudaGraphConfig:
             Phase.PREFILL: _diff_phase(self.prefill, baseline.prefill),
         }
 
-    @classmethod
-    def from_dict(cls, raw: Optional[Dict[str, Dict[str, Any]]]) -> "CudaGraphConfig":
-        """Build from a (partial) dict of overrides, defaults fill the rest.
-        Unknown phases / keys are silently dropped — the JSON-input
-        validator (parse_cuda_graph_config_arg) rejects them upstream."""
-        cfg = cls()
-        if not raw:
-            return cfg
-        for phase, phase_settings in raw.items():
-            if phase not in Phase.ALL or not isinstance(phase_settings, dict):
-                continue
-            phase_cfg = getattr(cfg, phase)
-            allowed = ALLOWED_KEYS_PER_PHASE[phase]
-            for key, value in phase_settings.items():
-                if key in allowed:
-                    setattr(phase_cfg, key, value)
-        return cfg
-
-
 def default_cuda_graph_config() -> CudaGraphConfig:
     """Fresh CudaGraphConfig populated with canonical defaults."""
     return CudaGraphConfig()

@@ -52,11 +52,6 @@ class CacheConfig(msgspec.Struct):
     def to_dict(self) -> Dict[str, Any]:
         raise NotImplementedError('slim removed the body of CacheConfig.to_dict: it never ran in any recording (see sglang/REMOVED.md)')
 
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "CacheConfig":
-        raise NotImplementedError('slim removed the body of CacheConfig.from_dict: it never ran in any recording (see sglang/REMOVED.md)')
-
-
 # ---------------------------------------------------------------------------
 # IPC quantization-method allowlist
 # ---------------------------------------------------------------------------
