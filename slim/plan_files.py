@@ -4,7 +4,8 @@ Module level: a Python module (or extension module) is kept when any recording
 imported it; a package `__init__.py` is kept when anything beneath it is kept,
 since importing a submodule runs it; a data file (JSON configs, JIT kernel
 sources) is kept when the nearest folder holding modules kept any of them.
-Policy-kept files and the modules request handling imports lazily join it (`extra`)."""
+Policy-kept files, the modules request handling imports lazily and the modules kept code loads
+from [[whole]] paths join it (`extra`)."""
 
 from __future__ import annotations
 
