@@ -216,13 +216,12 @@ def unrefused(guards: list[GuardedStub], refused: set[str]) -> list[GuardedStub]
     return [g for g in guards if all(accepts(refused, t.flag, t.values) for t in g.terms)]
 
 
-# Registries a launch flag's value selects from: `@register_attention_backend("fa3") def create...`
-# in the registry module fills ATTENTION_BACKENDS, which model start-up indexes by the flag's
-# value. A registration the plan deleted turns an accepted value into a KeyError at start-up
-# instead of a refusal. Registrar -> (its module, the flags whose values it registers).
-# Decorator registries a launch flag's value looks up: registrar -> (the file, or folder ending in /,
-# holding its registrations; the flags; which positional argument is the value).
-# `@register_fused_func("none", "flashinfer_trtllm")` registers the MoE runner value it names.
+# Decorator registries a launch flag's value selects from: `@register_attention_backend("fa3") def
+# create...` fills ATTENTION_BACKENDS, which model start-up indexes by the flag's value, and
+# `@register_fused_func("none", "flashinfer_trtllm")` the MoE runner table. A registration the plan
+# deleted turns an accepted value into a lookup error at start-up instead of a refusal.
+# Registrar -> (the file, or folder ending in /, holding its registrations; the flags whose values it
+# registers; which positional argument is the value).
 REGISTRIES = {"register_attention_backend": ("sglang/srt/layers/attention/attention_registry.py",
                                              ("--attention-backend", "--prefill-attention-backend",
                                               "--decode-attention-backend"), 0),

@@ -75,8 +75,9 @@ def make_function_plan(tree: Path, files: list[str], recordings: list[Recording]
     policy = policy if policy is not None else load_policy()
     check_names_upstream(policy, tree)  # an entry naming nothing would silently judge nothing
     extra = policy_files(tree, files, policy)
-    extra |= request_path_imports(tree, files, set(imported_files(recordings)) | set(extra), policy)
-    extra |= whole_path_imports(tree, files, set(imported_files(recordings)) | set(extra), policy)
+    recorded = set(imported_files(recordings))
+    extra |= request_path_imports(tree, files, recorded | set(extra), policy)
+    extra |= whole_path_imports(tree, files, recorded | set(extra), policy)
     imported = make_plan(files, recordings, extra=extra)
     ran = run_functions(recordings)
     indexes = _index_all(tree, [p for p in imported.kept if p.endswith(".py")])
