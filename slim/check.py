@@ -3,9 +3,10 @@
 - every file compiles;
 - no undefined names (ruff F821/F822/F823) beyond upstream's own, except names upstream binds
   only on other platforms (under a folded `if _is_hip:`; undefined on NVIDIA upstream too);
-- every import resolves: in the tree, the stdlib, or a declared dependency. Inside `try:` or
-  `if TYPE_CHECKING:` a module may be missing; inside a function, an sglang module that no
-  recording imported may be missing (a lazy import on a path the recordings never took);
+- every import resolves: in the tree, the stdlib, or a declared dependency. Inside a `try:` that
+  catches ImportError or `if TYPE_CHECKING:` a module may be missing; inside a function, an
+  sglang module that no recording imported may be missing (a lazy import on a path the
+  recordings never took);
 - no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module;
 - the request path holds no stub and no lazy import of a removed module (slim/check_surface.py);
 - a file slim/policy.toml keeps whole imports no cut module that is on the surface.
@@ -15,8 +16,9 @@ What it allows, each printed as "allowed: N <what>", and why that is safe:
   slim/check_surface.py makes them errors): the module body ran and the import never did, so only
   a launch flag or model config no recording used reaches them, at startup, not per request;
   the front door refuses the removed flag values (not proven here for values it keeps);
-- guarded imports of removed sglang modules: under `try:` the code handles the module's absence
-  as it does on an install without that optional piece; under `if TYPE_CHECKING:` they never run;
+- guarded imports of removed sglang modules: under a `try:` that catches ImportError the code
+  handles the module's absence as it does on an install without that optional piece; under
+  `if TYPE_CHECKING:` they never run;
 - imports of packages upstream does not declare either: upstream's optional packages, which an
   upstream install lacks just the same (every one a declared package provides is checked);
 - names upstream binds only on other platforms: bound under a folded `if _is_hip:`, so undefined
@@ -44,7 +46,7 @@ from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import PlatformPruner, platform_names
 from slim.policy import Policy, load_policy
-from slim.syntax import module_statements, names_bound
+from slim.syntax import catches_import_error, module_statements, names_bound
 
 PACKAGE = "sglang"
 
@@ -131,7 +133,7 @@ class ImportChecker(ast.NodeVisitor):
         self.rel, self.here = rel, module_name(rel)
         self.slim, self.upstream, self.report = slim, upstream, report
         self.declared, self.upstream_declared = declared, upstream_declared
-        self.guarded = 0  # inside try: or if TYPE_CHECKING:
+        self.guarded = 0  # inside a try: that catches ImportError, or if TYPE_CHECKING:
         self.in_function = 0
         self.conditional = 0  # inside an if
         self.module_aliases: dict[str, str] = {}  # local name -> sglang module
@@ -143,10 +145,12 @@ class ImportChecker(ast.NodeVisitor):
         self.report.errors.append(f"{self.rel}:{node.lineno}: {message}")
 
     def visit_Try(self, node: ast.Try) -> None:
-        self.guarded += 1
+        # Only a handler that catches ImportError makes a missing module an expected outcome.
+        guarded = catches_import_error(node)
+        self.guarded += guarded
         for stmt in node.body:
             self.visit(stmt)
-        self.guarded -= 1
+        self.guarded -= guarded
         for stmt in [*node.handlers, *node.orelse, *node.finalbody]:
             self.visit(stmt)
 

@@ -152,6 +152,6 @@ def check_request_path(root: Path, rels: list[str], trees, exists, was_module, p
         helpers, constants = platform_names(tree, rel)
         if helpers or constants:  # branches the platform folding drops never run on NVIDIA
             tree = PlatformPruner(helpers, constants).visit(ast.parse((root / rel).read_bytes()))
-        RequestPathChecker(rel, exists, was_module, report, lambda module: policy.off_surface_for(
-            module.replace(".", "/") + ".py") is not None).visit(tree)
+        RequestPathChecker(rel, exists, was_module, report,
+                           lambda module: not policy.module_on_surface(module)).visit(tree)
     return report

@@ -125,3 +125,34 @@ def test_a_file_kept_whole_must_not_import_a_cut_module_on_the_surface(tmp_path)
         "sglang/srt/sm100_backend.py:2: import of sglang.srt.grammar: this file is kept whole by slim/policy.toml, "
         "but the module was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)"]
     assert check_tree(tree, upstream, Policy()).errors == []  # not kept whole: a lazy import no recording took
+
+
+def test_only_a_try_that_catches_import_error_guards_a_whole_kept_file(tmp_path):
+    """`sglang serve` imports the diffusion server inside `try: ... finally:`: a missing module
+    there is a crash, not an optional piece, so it is judged like any unguarded import."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    write(upstream, {"sglang/srt/grammar.py": "x = 1\n"})
+    policy = Policy(wholes=(Whole("sglang/srt/serve.py", "a companion entry point", "companions"),))
+    body = "def serve():\n    try:\n        from sglang.srt.grammar import x\n        return x\n    {}\n"
+    write(tree / "python", {"sglang/srt/serve.py": body.format("finally:\n        pass")})
+    assert [e.split(": ")[0] for e in check_tree(tree, upstream, policy).errors] == ["sglang/srt/serve.py:3"]
+    write(tree / "python", {"sglang/srt/serve.py": body.format("except ImportError:\n        return None")})
+    assert check_tree(tree, upstream, policy).errors == []
+
+
+def test_a_lazy_import_of_an_off_surface_package_passes(tmp_path):
+    """An [[off_surface]] folder holds its package too: `from sglang.srt.lora import LoRAManager`
+    names sglang/srt/lora/__init__.py, refused at the front door like the folder's modules."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    write(upstream, {"sglang/srt/lora/__init__.py": "class LoRAManager:\n    pass\n"})
+    lazy = "def lora(req):\n    from sglang.srt.lora import LoRAManager\n    return LoRAManager\n"
+    write(tree / "python", {"sglang/srt/managers/scheduler.py": lazy})
+    sampled = (Sampled("sglang/srt/managers/", "request handling"),)
+    policy = Policy(sampled=sampled, off_surface=(OffSurface("sglang/srt/lora/", "LoRA: refused at its front door"),))
+    assert check_tree(tree, upstream, policy).errors == []
+    assert check_tree(tree, upstream, Policy(sampled=sampled)).errors == [
+        "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.lora on the request path"]
