@@ -214,13 +214,16 @@ ENTRY_DOOR_MARK = ENTRY_DOOR.partition("{module}")[0].encode()  # how every door
 
 
 def entry_doors(removed: list[dict], kept: set[str]) -> dict[str, str]:
-    """{path: text} for each removed entry-point module whose package stays and whose file goes."""
+    """{path: text} for each removed entry-point module (or module a removed subcommand like
+    `sglang generate` runs) whose package stays and whose file goes."""
     doors = {}
     for item in removed:
         path = item.get("source") or ""
         package = path.rsplit("/", 1)[0] + "/__init__.py"
-        if item["kind"] == "entry_point" and path.endswith(".py") and path not in kept and package in kept:
-            doors[path] = ENTRY_DOOR.format(module=item["id"].split(":", 1)[1], message=item["message"])
+        if item["kind"] in ("entry_point", "console_script") and path.endswith(".py") and path not in kept \
+                and package in kept:
+            module = item.get("module") or path.removesuffix(".py").replace("/", ".")
+            doors[path] = ENTRY_DOOR.format(module=module, message=item["message"])
     return doors
 
 

@@ -1,5 +1,6 @@
 """Request-side surface items: the fields of the request models that routes parse (and the models nested
-in them), SamplingParams' API fields, modules runnable with `python -m`, and the wheel's console scripts."""
+in them), SamplingParams' API fields, modules runnable with `python -m`, and the wheel's console scripts
+with their subcommands."""
 
 from __future__ import annotations
 
@@ -128,4 +129,33 @@ def derive_console_scripts(root: Path) -> list[dict]:
         for name, target in sorted(parser.items("console_scripts") if parser.has_section("console_scripts") else []):
             items.append({"id": f"script:{name}", "kind": "console_script", "name": name, "target": target,
                           "source": path.relative_to(root).as_posix(), "line": None})
+            items += derive_subcommands(Source(root), name, target.split(":")[0])
     return items
+
+
+def derive_subcommands(src: Source, script: str, module: str) -> list[dict]:
+    """`sglang serve`, `sglang generate`, ...: each `add_parser("name")` of the script's module, with
+    the module its `if args.subcommand == "name":` branch imports (where a removed one is refused)."""
+    tree = src.tree(module)
+    if tree is None:
+        return []
+    names = {node.args[0].value: node.lineno for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr == "add_parser" and node.args and isinstance(node.args[0], ast.Constant)}
+    items = []
+    for name, line in sorted(names.items()):
+        target = branch_import(tree, name) or module
+        items.append({"id": f"script:{script} {name}", "kind": "console_script", "name": f"{script} {name}",
+                      "target": target, "source": src.rel(target), "line": line})
+    return items
+
+
+def branch_import(tree: ast.Module, subcommand: str) -> str | None:
+    """The sglang module imported first under `if <x>.subcommand == "<subcommand>":`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare) \
+                and ast.unparse(node.test.comparators[0]) == repr(subcommand) \
+                and ast.unparse(node.test.left).endswith(".subcommand"):
+            return next((stmt.module for stmt in node.body
+                         if isinstance(stmt, ast.ImportFrom) and (stmt.module or "").startswith("sglang.")), None)
+    return None

@@ -170,8 +170,9 @@ def _objects(value) -> list[dict]:
 
 def runs(argv: list[str], item: dict) -> bool:
     """Whether a process argv runs an entry point (`-m module`, or its file) or a console script."""
-    if item["kind"] == "console_script":
-        return bool(argv) and argv[0].rsplit("/", 1)[-1] == item["name"]
+    if item["kind"] == "console_script":  # `sglang` or a subcommand of it, `sglang serve`
+        script, *subcommand = item["name"].split(" ", 1)
+        return bool(argv) and argv[0].rsplit("/", 1)[-1] == script and argv[1:1 + len(subcommand)] == subcommand
     return any(token == item["module"] and at and argv[at - 1] == "-m" or token.endswith("/" + item["source"])
                for at, token in enumerate(argv))
 

@@ -159,3 +159,21 @@ def test_a_removed_entry_point_exits_with_the_message_and_imports_as_absent(tmp_
     guarded = "try:\n    import pkg.tool\nexcept ImportError as e:\n    print(type(e).__name__, e.name)"
     run = subprocess.run([sys.executable, "-c", guarded], cwd=tmp_path, capture_output=True, text=True)
     assert run.stdout.strip() == "ModuleNotFoundError pkg.tool"
+
+
+def test_a_removed_subcommand_is_refused_with_its_message(tmp_path):
+    """`sglang generate` imports sglang.cli.generate in its branch: the door there answers it."""
+    import subprocess
+    import sys
+
+    item = {"id": "script:tool generate", "kind": "console_script", "name": "tool generate",
+            "source": "pkg/generate.py", "message": "`tool generate` was removed (diffusion only). To get it back: ..."}
+    doors = entry_doors([item], {"pkg/__init__.py", "pkg/main.py"})
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "main.py").write_text(
+        "import sys\nif sys.argv[1] == 'generate':\n    from pkg.generate import generate\n")
+    (tmp_path / "pkg" / "generate.py").write_text(doors["pkg/generate.py"])
+    run = subprocess.run([sys.executable, "-m", "pkg.main", "generate"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.strip().endswith("ModuleNotFoundError: " + item["message"])
+    assert entry_doors([{**item, "kind": "flag"}], {"pkg/__init__.py"}) == {}

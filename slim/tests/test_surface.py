@@ -103,6 +103,17 @@ FILES = {
     "sglang/bench_serving.py": 'def main():\n    pass\n\nif __name__ == "__main__":\n    main()\n',
     "sglang/test/helper.py": 'if __name__ == "__main__":\n    pass\n',
     "sglang-0.5.17.dist-info/entry_points.txt": "[console_scripts]\nsglang = sglang.cli.main:main\n",
+    "sglang/cli/main.py": """
+        def main():
+            subparsers = parser.add_subparsers(dest="subcommand")
+            subparsers.add_parser("serve", add_help=False)
+            subparsers.add_parser("version")
+            args, extra = parser.parse_known_args()
+            if args.subcommand == "serve":
+                import os
+                from sglang.cli.serve import serve
+                serve(args, extra)
+        """,
 }
 EXPECTED_IDS = [
     "entry:sglang.bench_serving",
@@ -117,7 +128,7 @@ EXPECTED_IDS = [
     "route:GET /health", "route:GET /v1/loads", "route:POST /api/x", "route:POST /generate",
     "route:POST /v1/chat/completions", "route:PUT /generate",
     "sampling:temperature", "sampling:top_p",
-    "script:sglang",
+    "script:sglang", "script:sglang serve", "script:sglang version",
 ]
 
 
@@ -147,6 +158,9 @@ def test_derivation_of_a_tiny_upstream(fixture_tree, items):
     got = by_id(items)
     assert got["route:PUT /generate"]["source"] == "sglang/srt/entrypoints/http_server.py::generate_request"
     assert got["route:PUT /generate"]["models"] == ["GenerateReqInput"]
+    # a subcommand is refused where its branch imports (`sglang serve` -> sglang/cli/serve.py)
+    assert got["script:sglang serve"]["source"] == "sglang/cli/serve.py"
+    assert got["script:sglang version"]["source"] == "sglang/cli/main.py"
     assert got["flag:--tp-size"]["aliases"] == ["--tensor-parallel-size"] and got["flag:--tp-size"]["default"] == 1
     assert got["flag:--enable-metrics"]["action"] == "store_true"
     assert got["flag:--reasoning-parser"]["default"] == "a"  # default=ServerArgs.mode, read from the field
@@ -189,6 +203,8 @@ def test_status_rules_on_fake_recordings(items):
     assert sorted(recording_evidence(items, [openai])) == [
         "field:ChatCompletionRequest.messages", "field:ChatCompletionRequest.temperature",
         "route:POST /v1/chat/completions", "sampling:temperature"]
+    script = FakeRecording(["x"], processes=[{"argv": ["/usr/bin/sglang", "serve", "--help"]}])
+    assert sorted(recording_evidence(items, [script])) == ["script:sglang", "script:sglang serve"]
 
 
 def test_nested_fields_are_recorded_through_the_field_that_holds_them(items):
