@@ -139,9 +139,11 @@ class Scenario:
 
     def launch_command(self, python: str, model_path: str, port: int) -> list[str]:
         """The upstream launch command, exactly as a user would type it ({scenarios} in an argument:
-        this folder, for files a flag names such as a --config YAML)."""
+        this folder, for files a flag names such as a --config YAML; {model_path}: the checkpoint
+        folder, for flags that name it again, such as --tokenizer-path)."""
         return [python, "-m", "sglang.launch_server", "--model-path", model_path, "--port", str(port),
-                *(a.replace("{scenarios}", str(SCENARIO_DIR)) for a in self.server_args)]
+                *(a.replace("{scenarios}", str(SCENARIO_DIR)).replace("{model_path}", model_path)
+                  for a in self.server_args)]
 
     def launch_plan(self, python: str, model_path: str, ports: list[int], dist_port: int) -> list[Launch]:
         """Every node's process (ports[rank] each: rank>0 runs its own health server); several

@@ -362,3 +362,12 @@ def test_model_cache_key_covers_every_generator_module():
     """scenarios/model_cache.py keys cached models on GENERATOR_FILES: a generator module left out
     could change the weights while a stale cached model is served."""
     assert set(tm.GENERATOR_FILES) == set(Path(tm.__file__).resolve().parent.glob("tiny_*.py"))
+
+
+def test_chat_template_file_is_the_tokenizers_own():
+    """dsv3_fp8_tp1_flags_frontdoor passes this file as --chat-template: it must stay the tiny
+    tokenizer's template, or that scenario's chat answers drift from dsv3_fp8_tp1's."""
+    from scenarios import tiny_tokenizer
+
+    path = Path(__file__).parents[1] / "configs" / "tiny_deepseek_chat.jinja"
+    assert path.read_text() == tiny_tokenizer.CHAT_TEMPLATE

@@ -375,3 +375,10 @@ def test_a_file_a_launch_flag_names_resolves_to_this_folder_wherever_the_server_
     command = load_scenario("dsv3_fp8_tp1_config_file").launch_command("python", "/m", 30000)
     config = Path(command[command.index("--config") + 1])
     assert config.is_absolute() and config.is_file() and config.parent.parent == SCENARIO_DIR
+
+
+def test_a_launch_flag_that_names_the_checkpoint_again_gets_the_model_path():
+    command = load_scenario("dsv3_fp8_tp1_flags_frontdoor").launch_command("python", "/models/tiny", 30000)
+    assert command[command.index("--tokenizer-path") + 1] == "/models/tiny"
+    assert command[command.index("--decrypted-config-file") + 1] == "/models/tiny/config.json"
+    assert not [a for a in command if "{" in a and "}" in a and "publisher" not in a and a != "{}"]
