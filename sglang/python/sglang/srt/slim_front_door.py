@@ -2259,6 +2259,16 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--sampling-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: '
                                    'Huawei Ascend NPUs only). To get it back: record a scenario that uses it '
                                    '(slim record --scenario ...) and run slim apply.',
+ ('--schedule-policy', 'priority'): 'the `priority` schedule policy (--schedule-policy priority) was removed '
+                                    "from this slimmed SGLang (upstream 0.5.17 lists it among the parser's "
+                                    'choices, but no scheduler starts with it: SchedulePolicy knows no such '
+                                    "policy and raises 'Unknown schedule_policy' "
+                                    '(srt/managers/schedule_policy.py:261), and with '
+                                    '--enable-priority-scheduling check_server_args asserts fcfs or lof '
+                                    '(srt/server_args.py:8804); priority scheduling itself stays '
+                                    '(--enable-priority-scheduling with fcfs or lof)). To get it back: '
+                                    'record a scenario that uses it (slim record --scenario ...) and run '
+                                    'slim apply.',
  ('--speculative-algorithm', 'DFLASH'): 'DFlash speculative decoding (--speculative-algorithm DFLASH) was '
                                         'removed from this slimmed SGLang (no scenario runs it (it needs a '
                                         'DFlash draft model), and its v2 worker was cut; DeepSeek V3/R1 '
