@@ -237,6 +237,12 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                       'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their MLA attention is dense; the '
                       'top-k indexer and its sparse attention belong to DeepSeek V3.2 and V4). To get it '
                       'back: record a scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-http2': 'HTTP/2 serving through Granian (--enable-http2) was removed from this slimmed SGLang '
+                   "(needs upstream's optional `http2` extra (granian: sglang 0.5.17's METADATA, extra == "
+                   '"http2"), which a plain upstream install and the GPU runtime both lack; the server '
+                   'answers HTTP/1.1 through uvicorn (srt/entrypoints/http_server.py:2547 picks Granian only '
+                   'with the flag)). To get it back: record a scenario that uses it (slim record --scenario '
+                   '...) and run slim apply.',
  '--enable-int8-mamba-checkpoint': 'linear-attention and Mamba layers was removed from this slimmed SGLang '
                                    '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and '
                                    'MoE, with no linear-attention or Mamba state). To get it back: record a '
@@ -323,6 +329,12 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                              "a DeepSeek V2/V3/R1 feature: it shards the Inkling model's short-convolution "
                              'cache; DeepSeek has no convolution layers). To get it back: record a scenario '
                              'that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-trace': 'OpenTelemetry request tracing (--enable-trace) was removed from this slimmed SGLang '
+                   "(needs upstream's optional `tracing` extra (opentelemetry-api, -sdk and the OTLP "
+                   'exporters: sglang 0.5.17\'s METADATA, extra == "tracing"), which a plain upstream '
+                   'install and the GPU runtime both lack (srt/observability/trace.py imports it under try); '
+                   'Prometheus metrics (--enable-metrics) and request logs stay). To get it back: record a '
+                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--enable-unified-memory': 'the unified memory pool and page-major KV layout of hybrid models '
                             '(--enable-unified-memory, --enable-page-major-kv-layout) was removed from this '
                             'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: both lay out the pools of '
@@ -639,6 +651,13 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                   '(slim/policy.toml [[off_surface]]: sglang/srt/disaggregation/); scenario '
                                   'r1_fp8_pd_disagg would record it). To get it back: record a scenario that '
                                   'uses it (slim record --scenario ...) and run slim apply.',
+ '--otlp-traces-endpoint': 'OpenTelemetry request tracing (--enable-trace) was removed from this slimmed '
+                           "SGLang (needs upstream's optional `tracing` extra (opentelemetry-api, -sdk and "
+                           'the OTLP exporters: sglang 0.5.17\'s METADATA, extra == "tracing"), which a '
+                           'plain upstream install and the GPU runtime both lack (srt/observability/trace.py '
+                           'imports it under try); Prometheus metrics (--enable-metrics) and request logs '
+                           'stay). To get it back: record a scenario that uses it (slim record --scenario '
+                           '...) and run slim apply.',
  '--pdmux-config-path': 'PD-multiplexing (prefill and decode on green-context SM partitions) was removed '
                         'from this slimmed SGLang (an experimental scheduler mode outside the launch lines '
                         'this slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across '
@@ -775,6 +794,12 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                   "python tools only to gpt-oss models (Harmony format); DeepSeek's tool calls go through "
                   '--tool-call-parser, which stays). To get it back: record a scenario that uses it (slim '
                   'record --scenario ...) and run slim apply.',
+ '--trace-modules': 'OpenTelemetry request tracing (--enable-trace) was removed from this slimmed SGLang '
+                    "(needs upstream's optional `tracing` extra (opentelemetry-api, -sdk and the OTLP "
+                    'exporters: sglang 0.5.17\'s METADATA, extra == "tracing"), which a plain upstream '
+                    'install and the GPU runtime both lack (srt/observability/trace.py imports it under '
+                    'try); Prometheus metrics (--enable-metrics) and request logs stay). To get it back: '
+                    'record a scenario that uses it (slim record --scenario ...) and run slim apply.',
  '--use-ray': 'Ray process launcher (--use-ray) was removed from this slimmed SGLang (needs the ray package, '
               'which the GPU runtime lacks; the server starts its own scheduler processes). To get it back: '
               'record a scenario that uses it (slim record --scenario ...) and run slim apply.',
