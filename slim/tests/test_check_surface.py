@@ -156,3 +156,37 @@ def test_a_lazy_import_of_an_off_surface_package_passes(tmp_path):
     assert check_tree(tree, upstream, policy).errors == []
     assert check_tree(tree, upstream, Policy(sampled=sampled)).errors == [
         "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.lora on the request path"]
+
+
+def test_lazy_imports_off_the_request_path_are_counted_by_their_written_reason(tmp_path):
+    """Off the request path a lazy import of a removed module is allowed; `slim check` counts it
+    under its reason: a wholly [[off_surface]] module, an environment opt-in (BEHIND_ENVIRONMENT),
+    or neither (no recording imported: nothing written says why no accepted launch gets there)."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    write(upstream, {"sglang/srt/grammar.py": "x = 1\n", "sglang/srt/minimax.py": "x = 1\n",
+                     "sglang/kernels/ops/moe/moe_align.py": "x = 1\n",
+                     "sglang/kernels/ops/moe/moe_align_single_token.py": "x = 1\n"})
+    modules = ["sglang.srt.grammar", "sglang.srt.minimax", "sglang.kernels.ops.moe.moe_align",
+               "sglang.kernels.ops.moe.moe_align_single_token"]
+    body = "".join(f"def f{i}():\n    from {m} import x\n    return x\n" for i, m in enumerate(modules))
+    write(tree / "python", {"sglang/srt/model_runner.py": body})
+    report = check_tree(tree, upstream, Policy(off_surface=(OffSurface("sglang/srt/minimax.py", "another family"),)))
+    assert report.errors == []
+    lazy = {what: n for what, n in report.notes.items() if "recording imported" in what or "off-surface" in what
+            or "environment switch" in what}
+    assert sorted(lazy.values()) == [1, 1, 2]  # grammar and moe_align_single_token have no written reason
+    assert lazy["conditional or lazy imports of sglang modules no recording imported, off the request path"] == 2
+    assert any("SGLANG_EXPERIMENTAL_LORA_OPTI" in what for what in lazy)
+
+
+def test_an_environment_key_names_a_module_or_a_package_never_a_name_prefix():
+    """BEHIND_ENVIRONMENT "a.b" holds a.b and a.b.c, not a.b_other; "a.b." holds what is under a.b."""
+    from slim.check_surface import behind_environment
+
+    assert behind_environment("sglang.kernels.ops.moe.moe_align")
+    assert behind_environment("sglang.kernels.ops.moe.moe_align_single_token") is None
+    assert behind_environment("sglang.kernels.ops.moe.trtllm_lora_temp.topk_softmax_pack")
+    assert behind_environment("sglang.test.runners")
+    assert behind_environment("sglang.testing") is None
