@@ -4,18 +4,18 @@
 - no undefined names (ruff F821/F822/F823) beyond upstream's own, except names upstream binds
   only on other platforms (under a folded `if _is_hip:`; undefined on NVIDIA upstream too);
 - every import resolves: in the tree, the stdlib, or a declared dependency. Inside a `try:` that
-  catches ImportError or `if TYPE_CHECKING:` a module may be missing; inside a function, an
-  sglang module that no recording imported may be missing (a lazy import on a path the
-  recordings never took);
+  catches ImportError or `if TYPE_CHECKING:` a module may be missing; inside a function or
+  branch, an sglang module the policy puts off the surface (below);
 - no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module;
 - the request path holds no stub and no lazy import of a removed module (slim/check_surface.py);
 - a file slim/policy.toml keeps whole imports no cut module that is on the surface.
 
 What it allows, each printed as "allowed: N <what>", and why that is safe:
-- conditional or lazy imports of sglang modules no recording imported, off the request path (on it
-  slim/check_surface.py makes them errors): the module body ran and the import never did, so only
-  a launch flag or model config no recording used reaches them, at startup, not per request;
-  the front door refuses the removed flag values (not proven here for values it keeps);
+- conditional or lazy imports of removed sglang modules off the request path (on it
+  slim/check_surface.py makes them errors), by why no accepted launch reaches them: the module is
+  wholly [[off_surface]] in slim/policy.toml (a refused flag value, another platform or model family:
+  each reason quotes upstream's branch) or an environment opt-in loads it (BEHIND_ENVIRONMENT); any
+  other is an error: a launch flag or model config no recording used may reach it;
 - guarded imports of removed sglang modules: under a `try:` that catches ImportError the code
   handles the module's absence as it does on an install without that optional piece; under
   `if TYPE_CHECKING:` they never run;
@@ -23,8 +23,7 @@ What it allows, each printed as "allowed: N <what>", and why that is safe:
   upstream install lacks just the same (every one a declared package provides is checked);
 - names upstream binds only on other platforms: bound under a folded `if _is_hip:`, so undefined
   on NVIDIA upstream too, and only read on branches dead there;
-- undefined names upstream has too, lazy imports that fail in upstream too: upstream's own
-  dead code, unchanged by slim.
+- undefined names and failing lazy imports upstream has too: its own dead code, unchanged.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.check_surface import check_request_path
+from slim.check_surface import check_request_path, lazy_import_note
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
 from slim.flag_guards import flag_errors, registry_files
 from slim.front_door import ENTRY_DOOR_MARK
@@ -129,7 +128,8 @@ class Modules:
 class ImportChecker(ast.NodeVisitor):
     def __init__(self, rel: str, slim: Modules, upstream: Modules | None, declared: set[str],
                  upstream_declared: set[str], report: Report, request_path: bool = False,
-                 whole_on_surface: Callable[[str], bool] | None = None) -> None:
+                 whole_on_surface: Callable[[str], bool] | None = None,
+                 on_surface: Callable[[str], bool] = lambda module: True) -> None:
         self.rel, self.here = rel, module_name(rel)
         self.slim, self.upstream, self.report = slim, upstream, report
         self.declared, self.upstream_declared = declared, upstream_declared
@@ -140,6 +140,7 @@ class ImportChecker(ast.NodeVisitor):
         self.request_path = request_path  # its lazy imports are slim/check_surface.py's to judge
         # Set when policy keeps this file whole: is a module it imports on the surface (then it must stay)?
         self.whole_on_surface = whole_on_surface
+        self.on_surface = on_surface  # module -> no whole-file [[off_surface]] entry holds it
 
     def error(self, node: ast.AST, message: str) -> None:
         self.report.errors.append(f"{self.rel}:{node.lineno}: {message}")
@@ -214,9 +215,9 @@ class ImportChecker(ast.NodeVisitor):
                 self.error(node, f"import of {module}: this file is kept whole by slim/policy.toml, but the module "
                            "was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)")
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
-                # The module body ran and the module is not recorded: this import never ran.
-                self.report.note("conditional or lazy imports of sglang modules no recording imported, "
-                                 "off the request path")
+                why = lazy_import_note(module, self.on_surface)  # its body ran, this import never did
+                self.report.note(why) if why else self.error(node, f"lazy import of {module}, which slim cut: no "
+                    "policy says why no accepted launch reaches it (record or keep it, or put it off the surface)")
             elif (self.in_function or self.conditional) and self.upstream and not self.upstream.exists(module):
                 self.report.note("lazy imports that fail in upstream too (upstream dead code)")
             else:
@@ -328,8 +329,8 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
             continue
         whole = policy.whole_for(rel) is not None or rel in policy.files
         ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared}, upstream_declared,
-                      report, policy.on_request_path(rel), policy.module_on_surface if whole else None
-                      ).visit(slim_modules.tree(module_name(rel)))
+                      report, policy.on_request_path(rel), policy.module_on_surface if whole else None,
+                      policy.module_on_surface).visit(slim_modules.tree(module_name(rel)))
     undefined_names(root, upstream, rels, report)
     was_module = upstream_modules.exists if upstream_modules else lambda module: False
     parsed = [r for r in rels if r not in compile_errors]

@@ -32,13 +32,39 @@ from slim.syntax import catches_import_error
 
 PACKAGE = "sglang"
 STUB_MESSAGE = "slim removed the body of "  # slim/transforms/rewrite.py `_stub_body`
-# Removed modules a request-path import may name, each with why no accepted request or flag gets
-# there: switched on by an environment variable of upstream's own CI or an experimental server,
-# which are no part of the launch command's surface.
+# Removed modules kept code may import lazily, each with why no accepted request or flag gets there:
+# switched on by an environment variable of upstream's own CI, an experimental server or an
+# experimental opt-in fast path (off by default), which are no part of the launch command's surface.
 BEHIND_ENVIRONMENT = {
     "sglang.test.": "upstream's test harness (sglang/test, not served), hooked in by SGLANG_TEST_* variables",
     "sglang.srt.server._core": "the experimental embedded Rust server, switched on by SGLANG_RUST_SERVER",
+    # Upstream topk.py:834, 1602 and moe_align_block_size.py:66 load them only under _SGLANG_EXPERIMENTAL_LORA_OPTI.
+    "sglang.kernels.ops.moe.trtllm_lora_temp.": "the experimental TRT-LLM LoRA fast path's MoE kernels, switched on by "
+                                                "SGLANG_EXPERIMENTAL_LORA_OPTI (off by default)",
+    # Upstream moe_align_block_size.py:98-103; the default align is the sgl_kernel AOT op (kernels/ops/moe/__init__.py).
+    "sglang.kernels.ops.moe.moe_align": "the JIT MoE align of the experimental LoRA fast path, switched on by "
+                                        "SGLANG_EXPERIMENTAL_LORA_OPTI with SGLANG_OPT_USE_JIT_KERNEL_MOE_ALIGN",
 }
+
+
+def behind_environment(module: str) -> str | None:
+    """Why no accepted request or flag imports `module` (BEHIND_ENVIRONMENT: a key ending in "." names a
+    package's modules, any other key a module and its submodules), or None."""
+    return next((why for key, why in BEHIND_ENVIRONMENT.items()
+                 if (module.startswith(key) if key.endswith(".") else module == key or module.startswith(key + "."))),
+                None)
+
+
+def lazy_import_note(module: str, on_surface) -> str | None:
+    """slim/check.py's category for a lazy import of removed `module` off the request path: why no
+    accepted launch reaches it, where that is written (`on_surface(module)`: no whole-file [[off_surface]]);
+    None when nothing says why."""
+    if why := behind_environment(module):
+        return f"imports of removed modules behind an environment switch: {why}"
+    if not on_surface(module):
+        return ("conditional or lazy imports of wholly off-surface sglang modules (a refused flag value, another "
+                "platform or model family: slim/policy.toml says which)")
+    return None
 
 
 @dataclass
@@ -126,7 +152,7 @@ class RequestPathChecker(ast.NodeVisitor):
             return True
         if not self.lazy:
             return False  # a module-level import: slim/check.py's error
-        behind = next((why for prefix, why in BEHIND_ENVIRONMENT.items() if module.startswith(prefix)), None)
+        behind = behind_environment(module)
         if self.guarded:
             self.report.allow("guarded imports of removed sglang modules on the request path")
         elif behind:

@@ -124,7 +124,11 @@ def test_a_file_kept_whole_must_not_import_a_cut_module_on_the_surface(tmp_path)
     assert check_tree(tree, upstream, policy).errors == [
         "sglang/srt/sm100_backend.py:2: import of sglang.srt.grammar: this file is kept whole by slim/policy.toml, "
         "but the module was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)"]
-    assert check_tree(tree, upstream, Policy()).errors == []  # not kept whole: a lazy import no recording took
+    # not kept whole, and nothing says why no accepted launch reaches them: cut modules named lazily
+    assert [e.split(": ")[1].split(",")[0] for e in check_tree(tree, upstream, Policy()).errors] == [
+        "lazy import of sglang.srt.grammar", "lazy import of sglang.srt.minimax"]
+    off = (OffSurface("sglang/srt/grammar.py", "refused"), OffSurface("sglang/srt/minimax.py", "another family"))
+    assert check_tree(tree, upstream, Policy(off_surface=off)).errors == []
 
 
 def test_only_a_try_that_catches_import_error_guards_a_whole_kept_file(tmp_path):
@@ -156,3 +160,37 @@ def test_a_lazy_import_of_an_off_surface_package_passes(tmp_path):
     assert check_tree(tree, upstream, policy).errors == []
     assert check_tree(tree, upstream, Policy(sampled=sampled)).errors == [
         "sglang/srt/managers/scheduler.py:2: imports removed module sglang.srt.lora on the request path"]
+
+
+def test_lazy_imports_off_the_request_path_need_a_written_reason(tmp_path):
+    """Off the request path a lazy import of a removed module is allowed only under its written
+    reason, counted by it: a wholly [[off_surface]] module or an environment opt-in
+    (BEHIND_ENVIRONMENT). With neither, nothing says why no accepted launch gets there: an error."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    write(upstream, {"sglang/srt/grammar.py": "x = 1\n", "sglang/srt/minimax.py": "x = 1\n",
+                     "sglang/kernels/ops/moe/moe_align.py": "x = 1\n",
+                     "sglang/kernels/ops/moe/moe_align_single_token.py": "x = 1\n"})
+    modules = ["sglang.srt.grammar", "sglang.srt.minimax", "sglang.kernels.ops.moe.moe_align",
+               "sglang.kernels.ops.moe.moe_align_single_token"]
+    body = "".join(f"def f{i}():\n    from {m} import x\n    return x\n" for i, m in enumerate(modules))
+    write(tree / "python", {"sglang/srt/model_runner.py": body})
+    report = check_tree(tree, upstream, Policy(off_surface=(OffSurface("sglang/srt/minimax.py", "another family"),)))
+    # grammar and moe_align_single_token (not the moe_align module the switch names) have no written reason
+    assert [e.split(": ")[1].split(",")[0] for e in report.errors] == [
+        "lazy import of sglang.srt.grammar", "lazy import of sglang.kernels.ops.moe.moe_align_single_token"]
+    lazy = {what: n for what, n in report.notes.items() if "off-surface" in what or "environment switch" in what}
+    assert sorted(lazy.values()) == [1, 1]
+    assert any("SGLANG_EXPERIMENTAL_LORA_OPTI" in what for what in lazy)
+
+
+def test_an_environment_key_names_a_module_or_a_package_never_a_name_prefix():
+    """BEHIND_ENVIRONMENT "a.b" holds a.b and a.b.c, not a.b_other; "a.b." holds what is under a.b."""
+    from slim.check_surface import behind_environment
+
+    assert behind_environment("sglang.kernels.ops.moe.moe_align")
+    assert behind_environment("sglang.kernels.ops.moe.moe_align_single_token") is None
+    assert behind_environment("sglang.kernels.ops.moe.trtllm_lora_temp.topk_softmax_pack")
+    assert behind_environment("sglang.test.runners")
+    assert behind_environment("sglang.testing") is None

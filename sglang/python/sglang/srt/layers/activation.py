@@ -23,6 +23,11 @@ import torch.nn.functional as F
 from transformers import PretrainedConfig
 
 from sglang.srt.layers.utils import MultiPlatformOp
+from sglang.srt.model_executor.cuda_graph_config import (
+    Backend,
+    Phase,
+    check_cuda_graph_backend,
+)
 from sglang.srt.runtime_context import get_exec
 from sglang.srt.utils import (
     cpu_has_amx_support,
@@ -117,19 +122,38 @@ class SiluAndMul(MultiPlatformOp):
         return out
 
     def forward_aiter(self, x: torch.Tensor, limit: float = 0.0) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_aiter: it never ran in any recording (see sglang/REMOVED.md)')
+        d = x.shape[-1] // 2
+        output_shape = x.shape[:-1] + (d,)
+        out = torch.empty(output_shape, dtype=x.dtype, device=x.device)
+        _aiter_silu_and_mul(out, x, limit)
+        return out
 
     def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')
+        if _is_cpu_amx_available:
+            out = torch.ops.sgl_kernel.silu_and_mul_cpu(x)
+            return out
+        else:
+            return self.forward_native(x)
 
     def forward_npu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_npu: it never ran in any recording (see sglang/REMOVED.md)')
+        out = torch_npu.npu_swiglu(x)
+        return out
 
     def forward_xpu(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_xpu: it never ran in any recording (see sglang/REMOVED.md)')
+        d = x.shape[-1] // 2
+        output_shape = x.shape[:-1] + (d,)
+        out = torch.empty(output_shape, dtype=x.dtype, device=x.device)
+        silu_and_mul(x, out)
+        return out
 
     def forward_musa(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of SiluAndMul.forward_musa: it never ran in any recording (see sglang/REMOVED.md)')
+        if check_cuda_graph_backend(Phase.PREFILL, Backend.TC_PIECEWISE):
+            return self.forward_native(x)
+
+        if not hasattr(self, "_musa_swish_glu"):
+            # XXX (MUSA): nn.SwishGLU seems to have better performance than silu_and_mul on MUSA, we can switch to it for now. We can consider implementing a silu_and_mul kernel for MUSA in the future if needed.
+            self._musa_swish_glu = nn.SwishGLU()
+        return self._musa_swish_glu(x)
 
 
 class NewGELU(MultiPlatformOp):

@@ -92,6 +92,9 @@ class MultiPlatformOp(nn.Module):
     def forward_xpu(self, *args, **kwargs):
         return self.forward_native(*args, **kwargs)
 
+    def forward_musa(self, *args, **kwargs):
+        return self.forward_cuda(*args, **kwargs)
+
     def forward_cpu(self, *args, **kwargs):
         return self.forward_native(*args, **kwargs)
 
