@@ -62,9 +62,14 @@ def served(recording) -> list[tuple[str, str, dict | None]]:
     return rows
 
 
-def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[str]]:
-    """Item id -> names of the recordings that exercised it, by the rules of each kind."""
+def recording_evidence(items: list[dict], recordings: list, refused: frozenset[str] = frozenset()
+                       ) -> dict[str, list[str]]:
+    """Item id -> names of the recordings that exercised it, by the rules of each kind. A launch that
+    leaves a flag out runs its default value (`--kv-cache-dtype=auto`), unless the flag is `refused`."""
     evidence: dict[str, set[str]] = defaultdict(set)
+    ids = {item["id"] for item in items}
+    defaults = {item["name"]: f"{item['id']}={item['default']}" for item in items if item["kind"] == "flag"
+                and item["id"] not in refused and f"{item['id']}={item.get('default')}" in ids}
     routes = [(item, path_pattern(item["path"])) for item in items if item["kind"] == "route"]
     flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
     primary = {name: flag for flag, names in flags.items() for name in names}
@@ -100,6 +105,8 @@ def recording_evidence(items: list[dict], recordings: list) -> dict[str, list[st
                 evidence[f"flag:{flag}"].add(name)
                 for value in values:
                     evidence[f"flag:{flag}={value}"].add(name)
+            elif flag in defaults and "--config" not in command:  # a --config file may set it: unknown
+                evidence[defaults[flag]].add(name)
         argvs = [p.get("argv") or [] for p in rec.data["processes"]] + [command]
         for item in items:
             if item["kind"] in ("entry_point", "console_script") and any(runs(argv, item) for argv in argvs):

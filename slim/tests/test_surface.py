@@ -195,16 +195,19 @@ def test_status_rules_on_fake_recordings(items):
     )
     assert sorted(recording_evidence(items, [rec])) == [
         "entry:sglang.bench_serving", "field:GenerateReqInput.sampling_params", "field:GenerateReqInput.text",
-        "flag:--attention-backend", "flag:--attention-backend=fa3", "flag:--enable-metrics", "flag:--tp-size",
-        "route:POST /generate", "sampling:top_p",
+        "flag:--attention-backend", "flag:--attention-backend=fa3", "flag:--enable-metrics",
+        "flag:--mode=a",  # left out of the launch: its default ran
+        "flag:--tp-size", "route:POST /generate", "sampling:top_p",
     ]
+    assert "flag:--mode=a" not in recording_evidence(items, [rec], refused=frozenset({"flag:--mode"}))
+    assert "flag:--mode=a" not in recording_evidence(items, [FakeRecording(["x", "--mode", "b"])])
     openai = FakeRecording(["x"], outputs=[{"method": "POST", "path": "/v1/chat/completions", "status": 200,
                                             "body": {"messages": [], "temperature": 0}}], functions=[handler("chat")])
     assert sorted(recording_evidence(items, [openai])) == [
-        "field:ChatCompletionRequest.messages", "field:ChatCompletionRequest.temperature",
+        "field:ChatCompletionRequest.messages", "field:ChatCompletionRequest.temperature", "flag:--mode=a",
         "route:POST /v1/chat/completions", "sampling:temperature"]
     script = FakeRecording(["x"], processes=[{"argv": ["/usr/bin/sglang", "serve", "--help"]}])
-    assert sorted(recording_evidence(items, [script])) == ["script:sglang", "script:sglang serve"]
+    assert sorted(recording_evidence(items, [script])) == ["flag:--mode=a", "script:sglang", "script:sglang serve"]
 
 
 def test_nested_fields_are_recorded_through_the_field_that_holds_them(items):
