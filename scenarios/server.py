@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scenarios.errors import SlimError
+from scenarios.tls import TlsFiles, client_context, scheme
 
 # NVLink multicast stays off in every process we start (shared GPU hosts).
 SAFE_NCCL_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -35,10 +37,16 @@ class Server:
     port: int
     process: subprocess.Popen | None = None
     healthy_after_s: float | None = None
+    tls: TlsFiles | None = None  # it serves HTTPS with these files: clients trust their CA
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{scheme(self.tls is not None)}://127.0.0.1:{self.port}"
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """What every client of this server passes to urlopen / HTTPSConnection; None over plain HTTP."""
+        return client_context(self.tls.ca) if self.tls else None
 
     def start(self, cwd: Path) -> None:
         """Launch in its own process group so stop() reaches every child."""
@@ -52,16 +60,20 @@ class Server:
     def wait_healthy(self, timeout_s: float) -> float:
         """Poll /health until it answers 200 (it is 503 during warm-up); return seconds taken."""
         deadline = self._started + timeout_s
+        context = self.ssl_context
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SlimError(f"server exited with {self.process.returncode} before healthy; "
                                 f"last log line: {self.last_log_line()}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/health", timeout=5) as response:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=5, context=context) as response:
                     if response.status == 200:
                         self.healthy_after_s = round(time.monotonic() - self._started, 1)
                         return self.healthy_after_s
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except urllib.error.URLError as error:
+                if isinstance(error.reason, ssl.SSLCertVerificationError):  # no retry mends a rejected certificate
+                    raise SlimError(f"{self.base_url}: its certificate is not trusted: {error.reason}") from None
+            except (ConnectionError, TimeoutError, ssl.SSLError):
                 pass
             time.sleep(1)
         raise SlimError(f"server not healthy after {timeout_s:.0f} s; last log line: {self.last_log_line()}")
@@ -89,10 +101,11 @@ class Server:
 
 @contextmanager
 def started(command: list[str], env: dict[str, str], log_path: Path, port: int,
-            health_timeout_s: float = 600) -> Iterator[Server]:
+            health_timeout_s: float = 600, tls: TlsFiles | None = None) -> Iterator[Server]:
     """A healthy server for the `with` body (scratch cwd: no stray sglang folder shadows the tree),
-    stopped with all its children afterwards, also when it never got healthy."""
-    server = Server(command, env, log_path, port)
+    stopped with all its children afterwards, also when it never got healthy. tls: the files the
+    command serves HTTPS with."""
+    server = Server(command, env, log_path, port, tls=tls)
     with tempfile.TemporaryDirectory(prefix="slim-serve-") as cwd:
         server.start(Path(cwd))
         try:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scenarios.errors import SlimError
+from scenarios.tls import PLACEHOLDERS as TLS_PLACEHOLDERS
+from scenarios.tls import TlsFiles
 
 SCENARIO_DIR = Path(__file__).parent
 WORKLOAD_DIR = SCENARIO_DIR / "workloads"
@@ -132,28 +134,39 @@ class Scenario:
     # False ([server] absent or start = false): no server, only "alone" companions run.
     server_start: bool = True
     companions: list[Companion] = field(default_factory=list)
+    # [server] tls = true: the server speaks HTTPS with certificates the harness makes for the run
+    # (scenarios/tls.py, named in the args as {tls_cert} ...), and every client trusts them.
+    tls: bool = False
 
     def __post_init__(self):
         if not self.server_start and (self.requests or any(c.when != "alone" for c in self.companions)):
             raise ValueError("a scenario without a server has no requests and runs only companions with when = alone")
+        named = sorted({m for a in self.server_args for m in _PLACEHOLDER.findall(a)} & set(TLS_PLACEHOLDERS))
+        if named and not self.tls:
+            raise ValueError(f"[server] args name {', '.join(named)} without tls = true (nothing would make them)")
+        if self.tls and not self.server_start:
+            raise ValueError("tls = true needs a server to start")
 
-    def launch_command(self, python: str, model_path: str, port: int) -> list[str]:
+    def launch_command(self, python: str, model_path: str, port: int, tls: TlsFiles | None = None) -> list[str]:
         """The upstream launch command, exactly as a user would type it ({scenarios} in an argument:
         this folder, for files a flag names such as a --config YAML; {model_path}: the checkpoint
-        folder, for flags that name it again, such as --tokenizer-path)."""
+        folder, for flags that name it again, such as --tokenizer-path; {tls_cert}, {tls_key},
+        {tls_ca}, {tls_key_password}: this run's TLS files, left as they are when `tls` is None)."""
+        values = {"scenarios": str(SCENARIO_DIR), "model_path": model_path,
+                  **(tls.placeholder_values() if tls else {})}
         return [python, "-m", "sglang.launch_server", "--model-path", model_path, "--port", str(port),
-                *(a.replace("{scenarios}", str(SCENARIO_DIR)).replace("{model_path}", model_path)
-                  for a in self.server_args)]
+                *(_PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), a) for a in self.server_args)]
 
-    def launch_plan(self, python: str, model_path: str, ports: list[int], dist_port: int) -> list[Launch]:
+    def launch_plan(self, python: str, model_path: str, ports: list[int], dist_port: int,
+                    tls: TlsFiles | None = None) -> list[Launch]:
         """Every node's process (ports[rank] each: rank>0 runs its own health server); several
         'nodes' share this host, each with its own GPUs. Rank 0 serves the API."""
         nodes = self.hardware.nodes
         if nodes == 1:
-            return [Launch(self.launch_command(python, model_path, ports[0]), {})]
+            return [Launch(self.launch_command(python, model_path, ports[0], tls), {})]
         per_node = self.hardware.gpus // nodes
         return [
-            Launch([*self.launch_command(python, model_path, ports[rank]), "--nnodes", str(nodes),
+            Launch([*self.launch_command(python, model_path, ports[rank], tls), "--nnodes", str(nodes),
                     "--node-rank", str(rank), "--dist-init-addr", f"127.0.0.1:{dist_port}"],
                    {"CUDA_VISIBLE_DEVICES": ",".join(str(rank * per_node + g) for g in range(per_node))})
             for rank in range(nodes)
@@ -189,11 +202,14 @@ def load_scenario(name: str) -> Scenario:
 
 
 def _server(table: dict | None) -> dict:
-    """[server] args (required when it starts), env, start (default true; false or no table: no server)."""
+    """[server] args (required when it starts), env, start (default true; false or no table: no server),
+    tls (default false: plain HTTP)."""
     table = table or {}
     start = table.get("start", bool(table))
+    if not isinstance(tls := table.get("tls", False), bool):
+        raise TypeError(f"[server] tls = {tls!r}: true or false")
     return {"server_start": start, "server_args": list(table["args"] if start else table.get("args", [])),
-            "server_env": {k: str(v) for k, v in table.get("env", {}).items()}}
+            "server_env": {k: str(v) for k, v in table.get("env", {}).items()}, "tls": tls}
 
 
 def _companions(tables: list[dict]) -> list[Companion]:

@@ -4,11 +4,13 @@ Requests run sequentially: a fixed order and batch composition keeps greedy
 outputs bit-stable, so a reference can be compared token for token. A run of
 requests sharing a `group` is the exception: they are sent at once (each after
 its own delay) so that different requests share one running batch.
+A server that speaks HTTPS (an https:// base URL) is reached with the ssl context passed along.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -42,20 +44,21 @@ def expand(value, i: int = 0, facts: dict[str, str] | None = None):
 SERVER_FACTS = ("model_path",)
 
 
-def server_facts(base_url: str, requests: list[Request]) -> dict[str, str]:
+def server_facts(base_url: str, requests: list[Request], context: ssl.SSLContext | None = None) -> dict[str, str]:
     """The /model_info values the requests' bodies name as placeholders; none asked, none fetched."""
     text = json.dumps([[r.body, r.path] for r in requests])
     wanted = [key for key in SERVER_FACTS if f"{{{key}}}" in text]
     if not wanted:
         return {}
-    with urllib.request.urlopen(f"{base_url}/model_info", timeout=TIMEOUT_S) as response:
+    with urllib.request.urlopen(f"{base_url}/model_info", timeout=TIMEOUT_S, context=context) as response:
         info = json.loads(response.read())
     return {key: str(info[key]) for key in wanted}
 
 
-def send(base_url: str, request: Request, i: int = 0,
-         facts: dict[str, str] | None = None) -> tuple[int, list[dict] | dict | str]:
-    """Status and decoded answer of one request (copy `i` of a fan-out); streams as event lists."""
+def send(base_url: str, request: Request, i: int = 0, facts: dict[str, str] | None = None,
+         context: ssl.SSLContext | None = None) -> tuple[int, list[dict] | dict | str]:
+    """Status and decoded answer of one request (copy `i` of a fan-out); streams as event lists.
+    context: what an https:// base_url is verified with (Server.ssl_context)."""
     if request.raw_body is not None:
         data = request.raw_body.encode()
     else:
@@ -64,7 +67,7 @@ def send(base_url: str, request: Request, i: int = 0,
     http_request = urllib.request.Request(url, data=data, method=request.method,
                                           headers={"Content-Type": "application/json", **request.headers})
     try:
-        with urllib.request.urlopen(http_request, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(http_request, timeout=TIMEOUT_S, context=context) as response:
             if request.abort_after_events:
                 return response.status, _read_events_then_hang_up(response, request.abort_after_events)
             status, raw = response.status, response.read().decode()
@@ -215,13 +218,14 @@ def without_keys(value, drop: Callable[[str], bool]):
     return value
 
 
-def _answer(base_url: str, request: Request, facts: dict[str, str]) -> tuple[int, object]:
+def _answer(base_url: str, request: Request, facts: dict[str, str],
+            context: ssl.SSLContext | None) -> tuple[int, object]:
     """Status and comparable answer; a fan-out gives the list of its copies' answers."""
     if not request.fan_out:
-        status, answer = send(base_url, request, 0, facts)
+        status, answer = send(base_url, request, 0, facts, context)
         return status, comparable(request, answer) if status == 200 else answer
     with ThreadPoolExecutor(max_workers=request.fan_out) as pool:
-        results = list(pool.map(lambda i: send(base_url, request, i, facts), range(request.fan_out)))
+        results = list(pool.map(lambda i: send(base_url, request, i, facts, context), range(request.fan_out)))
     status = max(s for s, _ in results)  # the worst status stands for the group
     return status, [comparable(request, a) if s == 200 else a for s, a in results]
 
@@ -237,11 +241,11 @@ def concurrent_runs(requests: list[Request]) -> list[list[Request]]:
     return runs
 
 
-def _outcome(base_url: str, request: Request, facts: dict[str, str]) -> dict:
+def _outcome(base_url: str, request: Request, facts: dict[str, str], context: ssl.SSLContext | None) -> dict:
     """One request's record, sent after its delay within its group (not counted in elapsed_s)."""
     time.sleep(request.delay_s)
     started = time.monotonic()
-    status, output = _answer(base_url, request, facts)
+    status, output = _answer(base_url, request, facts, context)
     return {
         "name": request.name, "method": request.method, "path": request.path, "body": request.body,
         "status": status, "compare": request.compare, "output": output,
@@ -249,13 +253,14 @@ def _outcome(base_url: str, request: Request, facts: dict[str, str]) -> dict:
     }
 
 
-def run_workload(base_url: str, requests: list[Request]) -> list[dict]:
-    """Every request's status and comparable answer, in order (a group's requests sent at once)."""
-    facts = server_facts(base_url, requests)
+def run_workload(base_url: str, requests: list[Request], context: ssl.SSLContext | None = None) -> list[dict]:
+    """Every request's status and comparable answer, in order (a group's requests sent at once);
+    context: what an https:// base_url is verified with."""
+    facts = server_facts(base_url, requests, context)
     outputs = []
     for run in concurrent_runs(requests):
         with ThreadPoolExecutor(max_workers=len(run)) as pool:
-            outputs += pool.map(lambda request: _outcome(base_url, request, facts), run)
+            outputs += pool.map(lambda request: _outcome(base_url, request, facts, context), run)
     return outputs
 
 

@@ -43,6 +43,7 @@ def scenarios(db: DbOpt = DB,
               ) -> None:
     """List the scenarios: what each needs, its state, and where/when it was last recorded."""
     from scenarios.spec import load_scenario, scenario_names
+    from scenarios.tls import scheme
     from slim.recording import PENDING, UNVERIFIED, last_recorded
 
     if plan is not None:
@@ -55,7 +56,7 @@ def scenarios(db: DbOpt = DB,
         for companion in scenario.companions:  # after the workload (with_server) or once the server is down
             env = " ".join(f"{k}={v}" for k, v in {**scenario.server_env, **companion.env}.items())
             port = str(ports[0]) if companion.when == "with_server" else "<free-port>"
-            values = {"base_url": f"http://127.0.0.1:{port}", "model_path": "<model>", "port": port}
+            values = {"base_url": f"{scheme(scenario.tls)}://127.0.0.1:{port}", "model_path": "<model>", "port": port}
             console.print(f"[{companion.when}] {env} {shlex.join(companion.command('python3', values))}",
                           markup=False, highlight=False, soft_wrap=True)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import tempfile
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from scenarios.model_cache import materialize
 from scenarios.server import Server, free_port
 from scenarios.spec import Request, Scenario
+from scenarios.tls import client_env, write_tls_files
 from scenarios.workload import run_workload
 from slim.companions import placeholder_values, run_companions
 from slim.upstream import cache_root
@@ -65,10 +67,13 @@ def serve_scenario(scenario: Scenario, env: dict[str, str], log_path: Path, mode
 def _serve(scenario: Scenario, env: dict[str, str], log_path: Path, model: Path, cwd: Path,
            settle_s: float, profile_dir: Path | None) -> Run:
     ports = [free_port() for _ in range(scenario.hardware.nodes)]
-    plan = scenario.launch_plan(sys.executable, str(model), ports, dist_port=free_port())
-    servers = [
+    # Fresh certificates beside the log (logs/S.upstream.tls/): the key stays on this host's disk only.
+    tls = write_tls_files(log_path.with_suffix(".tls")) if scenario.tls else None
+    plan = scenario.launch_plan(sys.executable, str(model), ports, dist_port=free_port(), tls=tls)
+    servers = [  # only rank 0 serves the API (and so HTTPS): the others' health servers are not polled
         Server(launch.argv, {**env, **scenario.server_env, **launch.env},
-               log_path.with_suffix(f".node{rank}.log") if rank else log_path, ports[rank])
+               log_path.with_suffix(f".node{rank}.log") if rank else log_path, ports[rank],
+               tls=None if rank else tls)
         for rank, launch in enumerate(plan)
     ]
     try:
@@ -76,11 +81,12 @@ def _serve(scenario: Scenario, env: dict[str, str], log_path: Path, model: Path,
             server.start(cwd)
         head = servers[0]
         healthy = head.wait_healthy(HEALTH_TIMEOUT_S)
-        outputs = run_workload(head.base_url, scenario.requests)
-        traces = profile_kernels(head.base_url, scenario, profile_dir) if profile_dir else []
+        context = head.ssl_context
+        outputs = run_workload(head.base_url, scenario.requests, context)
+        traces = profile_kernels(head.base_url, scenario, profile_dir, context) if profile_dir else []
         outputs += run_companions(scenario.companions, "with_server", sys.executable,
                                   placeholder_values(head.base_url, model, head.port),
-                                  {**env, **scenario.server_env}, cwd, log_path)
+                                  {**env, **scenario.server_env, **(client_env(tls) if tls else {})}, cwd, log_path)
         time.sleep(settle_s)
     finally:
         for server in reversed(servers):
@@ -93,17 +99,18 @@ PROFILED_REQUESTS = ("generate_text_greedy", "generate_batch_greedy", "chat_gree
 TRACE_WAIT_S = 180  # the profiler exports its trace after /stop_profile returns
 
 
-def profile_kernels(base_url: str, scenario: Scenario, profile_dir: Path) -> list[Path]:
+def profile_kernels(base_url: str, scenario: Scenario, profile_dir: Path,
+                    context: ssl.SSLContext | None = None) -> list[Path]:
     """Run a few of the scenario's requests between /start_profile and /stop_profile; return traces.
-    A workload without them (e.g. behind --api-key) is not profiled."""
+    A workload without them (e.g. behind --api-key) is not profiled. context: for an https:// base_url."""
     profiled = [r for r in scenario.requests if r.name in PROFILED_REQUESTS]
     if not profiled:
         return []
     profile_dir.mkdir(parents=True, exist_ok=True)
     control = {"output_dir": str(profile_dir), "activities": ["GPU"]}
-    run_workload(base_url, [Request("start_profile", "/start_profile", body=control)])
-    run_workload(base_url, profiled)
-    run_workload(base_url, [Request("stop_profile", "/stop_profile", body={})])
+    run_workload(base_url, [Request("start_profile", "/start_profile", body=control)], context)
+    run_workload(base_url, profiled, context)
+    run_workload(base_url, [Request("stop_profile", "/stop_profile", body={})], context)
     deadline = time.monotonic() + TRACE_WAIT_S
     while time.monotonic() < deadline:
         traces = sorted(profile_dir.rglob("*.json.gz")) + sorted(profile_dir.rglob("*.json"))

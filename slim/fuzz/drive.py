@@ -18,6 +18,7 @@ from scenarios.hardware import detect_gpus, require
 from scenarios.model_cache import materialize
 from scenarios.server import free_port, started
 from scenarios.spec import Scenario, load_scenario
+from scenarios.tls import write_tls_files
 from slim.apply import PYTHON_DIR, tree_digest
 from slim.datafile import write_gzip_json
 from slim.errors import SlimError
@@ -75,11 +76,12 @@ def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[Requ
     if not origin.is_relative_to(site.resolve()):
         raise SlimError(f"sglang resolves to {origin}, not to {site}")
     port = free_port()
+    tls = write_tls_files(log.with_suffix(".tls")) if scenario.tls else None
     try:
-        with started(scenario.launch_command(sys.executable, str(model), port), env, log, port,
-                     health_timeout_s) as server, Progress() as progress:
+        with started(scenario.launch_command(sys.executable, str(model), port, tls), env, log, port,
+                     health_timeout_s, tls) as server, Progress() as progress:
             task = progress.add_task(f"{log.stem}: {len(specs)} requests", total=len(specs))
-            run = fuzz_server(server.base_url, specs, deadline_s, lambda: progress.advance(task))
+            run = fuzz_server(server.base_url, specs, deadline_s, lambda: progress.advance(task), server.ssl_context)
             run["server_alive"] = server.process.poll() is None
             run["healthy_after_s"] = server.healthy_after_s
             return run
