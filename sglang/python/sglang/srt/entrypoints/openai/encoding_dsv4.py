@@ -6,7 +6,7 @@ A self-contained implementation for encoding/decoding DeepSeek-V4 chat messages
 with tool calling, thinking mode, and quick instruction task support.
 """
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 # ============================================================
 # Special Tokens
@@ -99,6 +99,26 @@ def to_json(value: Any) -> str:
     raise NotImplementedError('slim removed the body of to_json: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def tools_from_openai_format(tools):
+    raise NotImplementedError('slim removed the body of tools_from_openai_format: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def tool_calls_from_openai_format(tool_calls):
+    raise NotImplementedError('slim removed the body of tool_calls_from_openai_format: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def encode_arguments_to_dsml(tool_call: Dict[str, str]) -> str:
+    raise NotImplementedError('slim removed the body of encode_arguments_to_dsml: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def render_tools(tools: List[Dict[str, Union[str, Dict[str, Any]]]]) -> str:
+    raise NotImplementedError('slim removed the body of render_tools: it never ran in any recording (see sglang/REMOVED.md)')
+
+
+def find_last_user_index(messages: List[Dict[str, Any]]) -> int:
+    raise NotImplementedError('slim removed the body of find_last_user_index: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def attach_task_to_last_user_message(messages: List[Dict[str, Any]], task: str) -> None:
     raise NotImplementedError('slim removed the body of attach_task_to_last_user_message: it never ran in any recording (see sglang/REMOVED.md)')
 
@@ -106,6 +126,16 @@ def attach_task_to_last_user_message(messages: List[Dict[str, Any]], task: str) 
 # ============================================================
 # Message Rendering
 # ============================================================
+
+
+def render_message(
+    index: int,
+    messages: List[Dict[str, Any]],
+    thinking_mode: str,
+    drop_thinking: bool = True,
+    reasoning_effort: Optional[str] = None,
+) -> str:
+    raise NotImplementedError('slim removed the body of render_message: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 # ============================================================
