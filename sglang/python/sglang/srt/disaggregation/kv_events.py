@@ -17,10 +17,16 @@ limitations under the License.
 KV caching events
 """
 
+import atexit
 import enum
 import logging
 import queue
+import threading
+import time
 from abc import ABC, abstractmethod
+from collections import deque
+from itertools import count
+from queue import Queue
 from typing import Any, Callable, Optional, Union
 
 import msgspec
@@ -33,7 +39,23 @@ logger = logging.getLogger(__name__)
 def select_kv_publisher_dp_rank(
     attn_dp_size: int, attn_dp_rank: int, dp_rank: Optional[int]
 ) -> int:
-    raise NotImplementedError('slim removed the body of select_kv_publisher_dp_rank: it never ran in any recording (see sglang/REMOVED.md)')
+    """Index used to offset this scheduler's KV-event publisher port.
+
+    Each independent KV cache must publish on its own port so a consumer can
+    subscribe per replica. There are always ``dp_size`` such publishers; which
+    rank distinguishes them depends on the parallelism mode:
+
+    - DP-attention (``attn_dp_size > 1``): each attention-DP rank owns a KV
+      cache shard, so distinguish by ``attn_dp_rank``.
+    - Pure DP (``attn_dp_size == 1``): every worker has ``attn_dp_rank == 0``,
+      so distinguish by ``dp_rank`` (the data-parallel replica index).
+
+    Both span ``0..dp_size-1``, matching the ``dp_size`` advertised in
+    ``/server_info`` and the per-rank ports the router subscribes to.
+    """
+    if attn_dp_size > 1:
+        return attn_dp_rank
+    return dp_rank or 0
 
 
 class EventBatch(
@@ -117,10 +139,10 @@ class NullEventPublisher(EventPublisher):
     """No-op implementation (default when disabled)."""
 
     def publish(self, events) -> None:
-        raise NotImplementedError('slim removed the body of NullEventPublisher.publish: it never ran in any recording (see sglang/REMOVED.md)')
+        return
 
     def shutdown(self) -> None:
-        raise NotImplementedError('slim removed the body of NullEventPublisher.shutdown: it never ran in any recording (see sglang/REMOVED.md)')
+        return
 
 
 class ZmqEventPublisher(EventPublisher):
@@ -150,8 +172,84 @@ class ZmqEventPublisher(EventPublisher):
     SHUTDOWN_TIMEOUT: float = 1.0
     END_SEQ = (-1).to_bytes(8, "big", signed=True)
 
+    def __init__(
+        self,
+        attn_dp_rank: int,
+        endpoint: str = "tcp://*:5557",
+        replay_endpoint: Optional[str] = None,
+        buffer_steps: int = 10_000,
+        hwm: int = 100_000,
+        max_queue_size: int = 100_000,
+        topic: str = "",
+    ) -> None:
+        # Storage
+        self._event_queue = Queue[Optional[EventBatch]](maxsize=max_queue_size)
+        self._buffer = deque[tuple[int, bytes]](maxlen=buffer_steps)
+
+        # ZMQ sockets
+        self._ctx = zmq.Context.instance()
+        self._pub: Optional[zmq.Socket] = None
+        self._replay: Optional[zmq.Socket] = None
+        self._dp_rank = attn_dp_rank
+        self._endpoint = self.offset_endpoint_port(endpoint, self._dp_rank)
+        self._replay_endpoint = self.offset_endpoint_port(
+            replay_endpoint, self._dp_rank
+        )
+        self._hwm = hwm
+        self._socket_setup()
+
+        # Payload
+        self._seq_gen = count()
+        self._topic_bytes = topic.encode("utf-8")
+
+        # Thread
+        self._running = True
+        logger.info("Starting ZMQ publisher thread")
+
+        self._thread = threading.Thread(
+            target=self._publisher_thread, daemon=True, name="zmq-publisher"
+        )
+        self._thread.start()
+
+        atexit.register(self.shutdown)
+
     def publish(self, events: EventBatch) -> None:
-        raise NotImplementedError('slim removed the body of ZmqEventPublisher.publish: it never ran in any recording (see sglang/REMOVED.md)')
+        if not self._running:
+            raise RuntimeError("Publisher is closed")
+        if events.attn_dp_rank is None:
+            events.attn_dp_rank = self._dp_rank
+        self._event_queue.put(events)
+
+    def shutdown(self) -> None:
+        """Stop the publisher thread and clean up resources."""
+        self._running = False
+        self._event_queue.put_nowait(None)
+
+        start = time.time()
+        pending_items = True
+        while pending_items and (time.time() - start < self.SHUTDOWN_TIMEOUT):
+            pending_items = not self._event_queue.empty()
+            if pending_items:
+                time.sleep(0.1)
+
+        if pending_items:
+            logger.warning(
+                "Warning: Queue still has %s items after %s seconds timeout",
+                self._event_queue.qsize(),
+                self.SHUTDOWN_TIMEOUT,
+            )
+
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.SHUTDOWN_TIMEOUT)
+
+        # Clean up ZMQ resources
+        try:
+            if self._pub is not None:
+                self._pub.close(linger=0)
+            if self._replay is not None:
+                self._replay.close(linger=0)
+        finally:
+            pass  # Do not terminate context; other sockets may use it
 
 class KVEventsConfig(BaseModel):
     """Configuration for KV event publishing."""
@@ -189,7 +287,8 @@ class KVEventsConfig(BaseModel):
 
     @classmethod
     def from_cli(cls, cli_value: str) -> "KVEventsConfig":
-        raise NotImplementedError('slim removed the body of KVEventsConfig.from_cli: it never ran in any recording (see sglang/REMOVED.md)')
+        """Parse the CLI value for the event publisher config."""
+        return KVEventsConfig.model_validate_json(cli_value)
 
 
 class EventPublisherFactory:
