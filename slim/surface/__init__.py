@@ -63,8 +63,8 @@ def surface_rows(db: Path, policy: Path = POLICY) -> tuple[list[dict], list[str]
     items = read_inventory(db, version)["items"]
     entries = load_policy(policy, {item["id"] for item in items})
     recordings = load_all(db, version) if recording_paths(db) else []  # none yet: nothing is recorded
-    refused = frozenset(item for entry in entries if entry.section == "removed" for item in entry.items)
-    return statuses(items, recording_evidence(items, recordings, refused), entries)
+    by_policy = frozenset(item for entry in entries for item in entry.items)
+    return statuses(items, recording_evidence(items, recordings, by_policy), entries)
 
 
 def load_surface(db: Path, policy: Path = POLICY) -> pd.DataFrame:

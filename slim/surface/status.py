@@ -62,14 +62,15 @@ def served(recording) -> list[tuple[str, str, dict | None]]:
     return rows
 
 
-def recording_evidence(items: list[dict], recordings: list, refused: frozenset[str] = frozenset()
+def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset[str] = frozenset()
                        ) -> dict[str, list[str]]:
     """Item id -> names of the recordings that exercised it, by the rules of each kind. A launch that
-    leaves a flag out runs its default value (`--kv-cache-dtype=auto`), unless the flag is `refused`."""
+    leaves a flag out runs its default value (`--kv-cache-dtype=auto`), unless the policy statuses
+    the flag (`by_policy`: refused, or kept for hardware whose default no recording could judge)."""
     evidence: dict[str, set[str]] = defaultdict(set)
     ids = {item["id"] for item in items}
     defaults = {item["name"]: f"{item['id']}={item['default']}" for item in items if item["kind"] == "flag"
-                and item["id"] not in refused and f"{item['id']}={item.get('default')}" in ids}
+                and item["id"] not in by_policy and f"{item['id']}={item.get('default')}" in ids}
     routes = [(item, path_pattern(item["path"])) for item in items if item["kind"] == "route"]
     flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
     primary = {name: flag for flag, names in flags.items() for name in names}

@@ -199,7 +199,7 @@ def test_status_rules_on_fake_recordings(items):
         "flag:--mode=a",  # left out of the launch: its default ran
         "flag:--tp-size", "route:POST /generate", "sampling:top_p",
     ]
-    assert "flag:--mode=a" not in recording_evidence(items, [rec], refused=frozenset({"flag:--mode"}))
+    assert "flag:--mode=a" not in recording_evidence(items, [rec], by_policy=frozenset({"flag:--mode"}))
     assert "flag:--mode=a" not in recording_evidence(items, [FakeRecording(["x", "--mode", "b"])])
     openai = FakeRecording(["x"], outputs=[{"method": "POST", "path": "/v1/chat/completions", "status": 200,
                                             "body": {"messages": [], "temperature": 0}}], functions=[handler("chat")])
