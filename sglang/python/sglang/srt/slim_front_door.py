@@ -247,6 +247,16 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                    '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and '
                                    'MoE, with no linear-attention or Mamba state). To get it back: record a '
                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
+ '--enable-layerwise-nvtx-marker': 'per-module NVTX range markers for Nsight profiling '
+                                   '(--enable-layerwise-nvtx-marker) was removed from this slimmed SGLang (a '
+                                   "profiling aid that hooks every module's forward with NVTX push/pop "
+                                   "(upstream model_runner.py:1075 registers utils/nvtx_pytorch_hooks.py's "
+                                   'PytHooks); it does not change what is served, no scenario profiles with '
+                                   'it, and its hook code is off the surface (slim/policy.toml '
+                                   '[[off_surface]]), so a launch with it would die loading the model; '
+                                   '--enable-profile-cuda-graph and the /start_profile route stay). To get '
+                                   'it back: record a scenario that uses it (slim record --scenario ...) and '
+                                   'run slim apply.',
  '--enable-linear-replayssm': 'linear-attention and Mamba layers was removed from this slimmed SGLang (not a '
                               'DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with no '
                               'linear-attention or Mamba state). To get it back: record a scenario that uses '

@@ -182,7 +182,8 @@ def get_minimax_sparse_disable_value_layer_ids(sparse_cfg: dict) -> list[int]:
 
 
 def get_dsa_index_topk(config: PretrainedConfig) -> int:
-    raise NotImplementedError('slim removed the body of get_dsa_index_topk: it never ran in any recording (see sglang/REMOVED.md)')
+    assert is_deepseek_dsa(config)
+    return config.index_topk
 
 
 def dsa_layer_skips_topk(config: PretrainedConfig, layer_id: int) -> bool:

@@ -460,4 +460,28 @@ dumper = _Dumper(config=DumperConfig.from_env())
 
 
 def get_tensor_info(x):
-    raise NotImplementedError('slim removed the body of get_tensor_info: it never ran in any recording (see sglang/REMOVED.md)')
+    """
+    from sglang.srt.debug_utils.dumper import get_tensor_info
+    """
+    if not isinstance(x, torch.Tensor):
+        return f"type={type(x)} value={x}"
+    min = x.float().min() if x.numel() > 0 else None
+    max = x.float().max() if x.numel() > 0 else None
+    mean = x.float().mean() if x.numel() > 0 else None
+    torch.set_printoptions(precision=10)
+    x_sample_head = str(x.flatten()[:5])
+    x_sample_tail = str(x.flatten()[-5:])
+    torch.set_printoptions(precision=4)
+    return (
+        f"type={type(x)} "
+        f"shape={x.shape} "
+        f"dtype={x.dtype} "
+        f"device={x.device} "
+        f"stride={x.stride()} "
+        f"req_grad={x.requires_grad} "
+        f"min={min} "
+        f"max={max} "
+        f"mean={mean} "
+        f"x_sample_head={x_sample_head} "
+        f"x_sample_tail={x_sample_tail}"
+    )

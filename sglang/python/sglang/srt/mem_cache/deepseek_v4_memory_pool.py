@@ -380,13 +380,40 @@ class DeepSeekV4TokenToKVPool(BaseSWAKVPool):
         self._init_paged_compress_states(enable_memory_saver)
 
     def register_mapping(self, full_to_swa_index_mapping: torch.Tensor):
-        raise NotImplementedError('slim removed the body of DeepSeekV4TokenToKVPool.register_mapping: it never ran in any recording (see sglang/REMOVED.md)')
+        self.full_to_swa_index_mapping = full_to_swa_index_mapping
 
     def translate_loc_from_full_to_swa(self, kv_indices: torch.Tensor):
-        raise NotImplementedError('slim removed the body of DeepSeekV4TokenToKVPool.translate_loc_from_full_to_swa: it never ran in any recording (see sglang/REMOVED.md)')
+        assert self.full_to_swa_index_mapping is not None
+        return self.full_to_swa_index_mapping[kv_indices]
 
     def get_state_buf_infos(self) -> Tuple[List[int], List[int], List[int]]:
-        raise NotImplementedError('slim removed the body of DeepSeekV4TokenToKVPool.get_state_buf_infos: it never ran in any recording (see sglang/REMOVED.md)')
+        data_ptrs: List[int] = []
+        data_lens: List[int] = []
+        item_lens: List[int] = []
+
+        if not self._unified_kv:
+            for buf in self.swa_kv_pool.kv_buffer:
+                assert buf.ndim == 2, f"expected 2D buffer, got {buf.ndim}D"
+                data_ptrs.append(buf.data_ptr())
+                data_lens.append(buf.nbytes)
+                item_lens.append(buf[0].nbytes)
+
+        for pools in [
+            self.compress_state_pools,
+            self.indexer_compress_state_pools,
+        ]:
+            for pool in pools:
+                if pool is None:
+                    continue
+                if pool.ratio == 128:
+                    continue
+                t = pool.kv_score_buffer.kv_score
+                assert t.ndim == 2, f"expected 2D buffer, got {t.ndim}D"
+                data_ptrs.append(t.data_ptr())
+                data_lens.append(t.nbytes)
+                item_lens.append(t[0].nbytes * pool.ring_size)
+
+        return data_ptrs, data_lens, item_lens
 
     def get_key_buffer(self, layer_id: int) -> torch.Tensor:
         raise NotImplementedError()

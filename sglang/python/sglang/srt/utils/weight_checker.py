@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sglang.srt.managers.mm_utils import tensor_hash
 from sglang.srt.utils.weight_checker_comparator import (
+    CHUNK_NUMEL,
     ComparableWeight,
     RawComparable,
     compare_weights,
@@ -93,7 +94,10 @@ class WeightChecker:
         ), f"should not have duplicated tensor name"
 
     def _reset_tensors(self):
-        raise NotImplementedError('slim removed the body of WeightChecker._reset_tensors: it never ran in any recording (see sglang/REMOVED.md)')
+        for name, param in self._model_state():
+            if _is_non_persistent_buffer_name(name):
+                continue
+            param.copy_(_random_like(param))
 
     def _compare(self, allow_quant_error: bool = False):
         assert self._snapshot_tensors is not None
@@ -227,6 +231,28 @@ def _check_tensors(
         logger.info(f"[check_tensors] info: {info_messages}")
     if len(error_messages) > 0:
         raise Exception(f"check tensor equality failed:\n" + "\n".join(error_messages))
+
+
+def _random_like(t: torch.Tensor):
+    device = t.device
+    shape = t.shape
+    dtype = t.dtype
+
+    if dtype.is_floating_point:
+        out = torch.empty(shape, device=device, dtype=dtype)
+        for chunk in out.view(-1).split(CHUNK_NUMEL):
+            chunk.copy_(
+                torch.rand(chunk.shape, device=device, dtype=torch.float32).to(dtype)
+            )
+        return out
+
+    if dtype == torch.bool:
+        return torch.rand(shape, device=device) > 0.5
+
+    info = torch.iinfo(dtype)
+    return torch.randint(
+        low=int(info.min), high=int(info.max), size=shape, device=device, dtype=dtype
+    )
 
 
 def _build_quantized_set(model) -> Dict[str, QuantizedWeight]:

@@ -20,7 +20,7 @@ Consolidated from the two merged DCP implementations:
   - _correct_attn_cp_out_kernel / correct_attn_out / CPTritonContext  (PR #14194)
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import triton
@@ -249,6 +249,9 @@ def _correct_attn_cp_out_kernel(
 class CPTritonContext:
     """The CPTritonContext is used to avoid recompilation of the Triton JIT."""
 
+    def __init__(self):
+        self.inner_kernel = None
+
 def correct_attn_out(
     out: torch.Tensor,
     lses: torch.Tensor,
@@ -257,10 +260,227 @@ def correct_attn_out(
     new_output: torch.Tensor = None,
     is_lse_base_on_e: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    raise NotImplementedError('slim removed the body of correct_attn_out: it never ran in any recording (see sglang/REMOVED.md)')
+    """Correct the attention output using the all-gathered lses.
+
+    Args:
+        out: Tensor of shape [ B, H, D ]
+        lses: Tensor of shape [ N, B, H ]
+        cp_rank: Current rank in the context-parallel group
+        ctx: Triton context to avoid recompilation
+
+    Returns:
+        Tuple of (out, lse) with corrected attention and final log-sum-exp.
+    """
+    if ctx is None:
+        ctx = CPTritonContext()
+
+    # --- Normalize to 3D views ---
+    if out.ndim == 4 and out.shape[1] == 1:
+        out = out.squeeze(1)
+    assert out.ndim == 3, f"expected out [B,H,D] or [B,1,H,D], got {tuple(out.shape)}"
+
+    if lses.ndim == 4 and lses.shape[-1] == 1:
+        lses = lses.squeeze(-1)
+    if lses.ndim == 4 and lses.shape[1] == 1:
+        lses = lses.squeeze(1)
+    assert lses.ndim == 3, (
+        f"expected lses [N,B,H] (optionally with a 1-sized extra dim), "
+        f"got {tuple(lses.shape)}"
+    )
+
+    B, H, D = out.shape
+    N = lses.shape[0]
+
+    # Strides after we normalized shapes to 3-D views.  The kernel computes
+    # offsets for `vlse_ptr` using lses_stride_B/H, so the output buffer must
+    # have the same B/H stride layout as a slice of `lses`.
+    o_sB, o_sH, o_sD = out.stride()
+    l_sN, l_sB, l_sH = lses.stride()
+    no_sH, no_sB, no_sD = new_output.stride()
+    # Allocate LSE with the same B/H strides as `lses` so writes land correctly
+    # even when `lses` is a non-contiguous view (e.g., 4-D to 3-D squeeze).
+    lse = torch.empty_strided(
+        (B, H), (l_sB, l_sH), device=lses.device, dtype=lses.dtype
+    )
+
+    # Kernel launch config
+    grid = (B, H, 1)
+
+    regular_args = (
+        out,
+        new_output,
+        lses,
+        lse,
+        o_sB,
+        o_sH,
+        o_sD,
+        l_sN,
+        l_sB,
+        l_sH,
+        no_sH,
+        no_sB,
+        no_sD,
+        cp_rank,
+    )
+    const_args = {
+        "HEAD_DIM": D,
+        "N_ROUNDED": N,
+        "IS_LSE_BASE_ON_E": is_lse_base_on_e,
+    }
+
+    ctx.call_kernel(_correct_attn_cp_out_kernel, grid, *regular_args, **const_args)
+    return new_output, lse
 
 
 # A2A DCP reduce: LSE-weighted combine of N partial attention outputs
 # (used by the a2a / fi_a2a communication backends, see comm.py).
+
+
+def _lse_pack_dim(output_dtype: torch.dtype) -> int:
+    """Number of output-dtype elements needed to store one fp32 LSE value."""
+    return torch.finfo(torch.float32).bits // torch.finfo(output_dtype).bits
+
+
+@triton.jit
+def _dcp_lse_combine_kernel(
+    recv_output_ptr,
+    recv_lse_ptr,
+    out_ptr,
+    out_lse_ptr,
+    recv_output_stride_N,
+    recv_output_stride_B,
+    recv_output_stride_H,
+    recv_output_stride_D,
+    recv_lse_stride_N,
+    recv_lse_stride_B,
+    recv_lse_stride_H,
+    out_stride_B,
+    out_stride_H,
+    out_stride_D,
+    N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    IS_BASE_E: tl.constexpr,
+    RETURN_LSE: tl.constexpr,
+):
+    """Combine N partial attention outputs weighted by their LSE values.
+
+    Grid: (B, H_local).
+    Each program handles one (batch, head) position across all N shards.
+
+    Two-pass approach:
+    Pass 1: find max LSE and weight sum across shards
+    Pass 2: accumulate weighted outputs
+    """
+    batch_idx = tl.program_id(0).to(tl.int64)
+    head_idx = tl.program_id(1).to(tl.int64)
+    d_offsets = tl.arange(0, HEAD_DIM)
+
+    lse_base = batch_idx * recv_lse_stride_B + head_idx * recv_lse_stride_H
+
+    # Pass 1: find max LSE across N shards
+    lse_max = tl.load(recv_lse_ptr + lse_base).to(tl.float32)
+    lse_max = tl.where(
+        (lse_max != lse_max) | (lse_max == float("inf")), -float("inf"), lse_max
+    )
+    for i in tl.static_range(1, N):
+        lse_i = tl.load(recv_lse_ptr + lse_base + i * recv_lse_stride_N).to(tl.float32)
+        lse_i = tl.where(
+            (lse_i != lse_i) | (lse_i == float("inf")), -float("inf"), lse_i
+        )
+        lse_max = tl.where(lse_i > lse_max, lse_i, lse_max)
+
+    lse_max = tl.where(lse_max == -float("inf"), 0.0, lse_max)
+
+    # Pass 2: accumulate weighted outputs
+    weight_sum = tl.zeros([], dtype=tl.float32)
+    acc = tl.zeros([HEAD_DIM], dtype=tl.float32)
+
+    for i in tl.static_range(N):
+        lse_i = tl.load(recv_lse_ptr + lse_base + i * recv_lse_stride_N).to(tl.float32)
+        lse_i = tl.where(
+            (lse_i != lse_i) | (lse_i == float("inf")), -float("inf"), lse_i
+        )
+        centered = lse_i - lse_max
+        if IS_BASE_E:
+            w = tl.exp(centered)
+        else:
+            w = tl.exp2(centered)
+        weight_sum += w
+
+        o_offsets = (
+            i * recv_output_stride_N
+            + batch_idx * recv_output_stride_B
+            + head_idx * recv_output_stride_H
+            + d_offsets * recv_output_stride_D
+        )
+        partial_out = tl.load(recv_output_ptr + o_offsets).to(tl.float32)
+        acc += partial_out * w
+
+    acc = acc / weight_sum
+
+    out_offsets = (
+        batch_idx * out_stride_B + head_idx * out_stride_H + d_offsets * out_stride_D
+    )
+    tl.store(out_ptr + out_offsets, acc.to(out_ptr.dtype.element_ty))
+
+    if RETURN_LSE:
+        if IS_BASE_E:
+            global_lse = tl.log(weight_sum) + lse_max
+        else:
+            global_lse = tl.log2(weight_sum) + lse_max
+        out_lse_offset = batch_idx * recv_lse_stride_B + head_idx * recv_lse_stride_H
+        tl.store(out_lse_ptr + out_lse_offset, global_lse)
+
+
+def dcp_lse_combine_triton(
+    recv_output: torch.Tensor,
+    recv_lse: torch.Tensor,
+    is_lse_base_on_e: bool = True,
+    return_lse: bool = False,
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Launch the Triton LSE-combine kernel.
+
+    Args:
+        recv_output: [N, B, H_local, D] partial outputs from each DCP rank.
+        recv_lse:    [N, B, H_local]    log-sum-exp from each DCP rank.
+        is_lse_base_on_e: True if LSE uses base-e (FlashAttention),
+                          False if base-2 (FlashInfer).
+        return_lse: If True, also return the combined global LSE.
+
+    Returns:
+        (combined_output [B, H_local, D], combined_lse [B, H_local] or None)
+    """
+    N, B, H_local, D = recv_output.shape
+    out = torch.empty(
+        (B, H_local, D), device=recv_output.device, dtype=recv_output.dtype
+    )
+    out_lse = (
+        torch.empty((B, H_local), device=recv_lse.device, dtype=recv_lse.dtype)
+        if return_lse
+        else recv_lse.new_empty(0)
+    )
+
+    grid = (B, H_local)
+    _dcp_lse_combine_kernel[grid](
+        recv_output,
+        recv_lse,
+        out,
+        out_lse,
+        recv_output.stride(0),
+        recv_output.stride(1),
+        recv_output.stride(2),
+        recv_output.stride(3),
+        recv_lse.stride(0),
+        recv_lse.stride(1),
+        recv_lse.stride(2),
+        out.stride(0),
+        out.stride(1),
+        out.stride(2),
+        N=N,
+        HEAD_DIM=D,
+        IS_BASE_E=is_lse_base_on_e,
+        RETURN_LSE=return_lse,
+    )
+    return out, (out_lse if return_lse else None)
 
 

@@ -24,13 +24,15 @@ The strategy implementation is split across:
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
+from sglang.srt.runtime_context import get_parallel
 
 if TYPE_CHECKING:
+    from sglang.srt.model_executor.forward_batch_info import ForwardBatch
     from sglang.srt.server_args import ServerArgs
 
 
@@ -93,6 +95,127 @@ class ContextParallelStrategy(ABC):
 
     name: str
     kind: ContextParallelStrategyKind
+
+    def __init__(self, cp_size: int):
+        self.cp_size = cp_size
+
+    @property
+    def cp_rank(self) -> int:
+
+        return get_parallel().attn_cp_rank
+
+    @property
+    def per_layer_attn_cp_comm(self) -> bool:
+        return _is_dsa_active()
+
+    @abstractmethod
+    def can_apply(self, num_tokens: int, forward_batch: ForwardBatch) -> bool:
+        """Return True if this strategy can shard the current forward."""
+
+    @abstractmethod
+    def build_metadata(
+        self,
+        num_tokens: int,
+        seqs_len: Optional[List[int]],
+        extend_seqs_len: Optional[List[int]] = None,
+    ) -> BaseContextParallelMetadata:
+        """Build per-forward metadata for this strategy."""
+
+    @abstractmethod
+    def shard_hidden_states(self, x: Any, forward_batch: ForwardBatch) -> Any:
+        """Shard hidden states to the current CP rank, usually at the first layer."""
+
+    @abstractmethod
+    def shard_position_ids(self, positions: Any, forward_batch: ForwardBatch) -> Any:
+        """Shard KV-cache slot position IDs for each token to the current CP rank."""
+
+    @abstractmethod
+    def gather_hidden_states(
+        self,
+        x: Any,
+        forward_batch: ForwardBatch,
+        stream: Optional[Any] = None,
+    ) -> Any:
+        """Gather rank-local hidden states, usually at the last layer."""
+
+    @abstractmethod
+    def gather_kv_cache(
+        self,
+        x: Any,
+        forward_batch: ForwardBatch,
+        stream: Optional[Any] = None,
+    ) -> Any:
+        """Gather rank-local KV payloads back to full token order."""
+
+    def shard_per_request(
+        self,
+        extend_seqs_cpu: List[int],
+        extend_seqs: Any,
+    ) -> Tuple[List[int], Any, List[int], Any]:
+        raise NotImplementedError(
+            f"{self.name} strategy does not support per-request sharding"
+        )
+
+    def shard_local_tokens(self, input_: Any) -> Any:
+        raise NotImplementedError(
+            f"{self.name} strategy does not support local-token sharding"
+        )
+
+    def materialize_full_indexer_k_cache(
+        self, key: Any, forward_batch: ForwardBatch
+    ) -> Any:
+        raise NotImplementedError(
+            f"{self.name} strategy does not support DSA indexer key gather"
+        )
+
+    def all_gather_dsa_trtllm_fp8_kv(
+        self, forward_batch: ForwardBatch, k: Any, k_rope: Any
+    ) -> Any:
+        raise NotImplementedError(
+            f"{self.name} strategy does not support DSA trtllm FP8 KV gather"
+        )
+
+    @abstractmethod
+    def run_attention(
+        self,
+        q: Any,
+        forward_batch: ForwardBatch,
+        device: Any,
+        attn_fn: Callable[[Any, Any, Any, int], Any],
+        attention_backend: CPAttentionBackendKind = CPAttentionBackendKind.FLASH_ATTENTION,
+    ) -> Any:
+        """Dispatch CP attention using the selected backend convention."""
+
+    @abstractmethod
+    def materialize_full_kv(
+        self,
+        forward_batch: ForwardBatch,
+        layer: Any = None,
+        k: Any = None,
+        v: Any = None,
+        swa_loc: Optional[Any] = None,
+    ) -> Any:
+        """Write full-layout K/V to the backend cache if needed."""
+
+    @abstractmethod
+    def materialize_full_mla_kv(
+        self,
+        forward_batch: ForwardBatch,
+        layer: Any,
+        k_nope: Any,
+        k_rope: Any,
+    ) -> Any:
+        """Materialize full-layout MLA K/V for the strategy."""
+
+def _is_dsa_active() -> bool:
+    from sglang.srt.runtime_context import get_server_args
+
+    sa = get_server_args()
+    return bool(
+        getattr(sa, "enable_prefill_cp", False)
+        and getattr(sa, "_is_dsa_model_arch", False)
+    )
+
 
 _STRATEGY: Optional[ContextParallelStrategy] = None
 

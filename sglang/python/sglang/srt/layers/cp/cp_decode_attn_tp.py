@@ -80,20 +80,68 @@ class CpDecodeAttnTpContext:
         ) and not dsa_use_prefill_cp(forward_batch)
 
     def _slice(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of CpDecodeAttnTpContext._slice: it never ran in any recording (see sglang/REMOVED.md)')
+        assert dim in (0, 1)
+        chunk = tensor.shape[dim] // self.decode_tp_size
+        sliced = tensor.narrow(dim, self.decode_tp_rank * chunk, chunk)
+        return sliced if dim == 0 else sliced.contiguous()
 
     # ==================== Unified activate/restore ====================
 
     def _activate(self, obj, attr_name: str, dim: int):
-        raise NotImplementedError('slim removed the body of CpDecodeAttnTpContext._activate: it never ran in any recording (see sglang/REMOVED.md)')
+        """Replace obj.attr_name with its TP-sliced version. No-op if attr is None."""
+        tensor = getattr(obj, attr_name, None)
+        if tensor is None:
+            return
+        is_param = isinstance(tensor, torch.nn.Parameter)
+        raw = tensor.data if is_param else tensor
+        assert isinstance(raw, torch.Tensor) and raw.dim() > dim, (
+            f"CP decode attn TP: {type(obj).__name__}.{attr_name} is not sliceable "
+            f"(type={type(tensor).__name__}, dim={raw.dim()}, required_dim>{dim})"
+        )
+        assert raw.shape[dim] % self.decode_tp_size == 0, (
+            f"CP decode attn TP: {type(obj).__name__}.{attr_name}.shape[{dim}]={raw.shape[dim]} "
+            f"not divisible by decode_tp_size={self.decode_tp_size}"
+        )
+
+        cache_key = (id(obj), attr_name)
+        cache = self._slice_cache.get(cache_key)
+        if cache is None:
+            cache = (raw, self._slice(raw, dim), is_param)
+            self._slice_cache[cache_key] = cache
+
+        if cache[2]:
+            tensor.data = cache[1]
+        else:
+            setattr(obj, attr_name, cache[1])
 
     def _restore(self, obj, attr_name: str):
-        raise NotImplementedError('slim removed the body of CpDecodeAttnTpContext._restore: it never ran in any recording (see sglang/REMOVED.md)')
+        cache = self._slice_cache.get((id(obj), attr_name))
+        if cache is None:
+            return
+        orig, _, is_param = cache
+        if is_param:
+            getattr(obj, attr_name).data = orig
+        else:
+            setattr(obj, attr_name, orig)
 
     # ==================== Linear helpers ====================
 
     def _get_linear_attrs(self, linear_instance) -> List[Tuple]:
-        raise NotImplementedError('slim removed the body of CpDecodeAttnTpContext._get_linear_attrs: it never ran in any recording (see sglang/REMOVED.md)')
+        """Return (obj, attr_name, dim) list for a linear layer."""
+        from sglang.srt.layers.linear import ColumnParallelLinear, RowParallelLinear
+
+        if isinstance(linear_instance, RowParallelLinear):
+            dim = 1
+        elif isinstance(linear_instance, ColumnParallelLinear):
+            dim = 0
+        else:
+            return []
+
+        attrs = [(linear_instance, "weight", dim)]
+        for scale_name in ("weight_scale_inv", "weight_scale"):
+            if getattr(linear_instance, scale_name, None) is not None:
+                attrs.append((linear_instance, scale_name, dim))
+        return attrs
 
     # ==================== Context manager ====================
 

@@ -33,6 +33,7 @@ from sglang.kernels.ops.attention.dcp_kernels import (
     create_triton_kv_indices_for_dcp_triton,
 )
 from sglang.srt.layers.dcp.comm import (
+    all_gather_kv_cache_for_dcp,
     all_gather_kv_cache_for_mha_chunk_extend,
     all_gather_kv_cache_for_mha_extend,
     all_gather_kv_cache_for_mla_extend,
@@ -62,6 +63,7 @@ __all__ = [
     "DecodeContextParallelMetadata",
     "dcp_a2a_lse_reduce",
     "init_fi_a2a_workspace",
+    "all_gather_kv_cache_for_dcp",
     "all_gather_kv_cache_for_mha_chunk_extend",
     "all_gather_kv_cache_for_mha_extend",
     "all_gather_kv_cache_for_mla_extend",

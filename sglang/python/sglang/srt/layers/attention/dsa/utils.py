@@ -1,6 +1,7 @@
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Union
 
+import torch
 import triton
 
 from sglang.srt.environ import envs
@@ -83,6 +84,13 @@ def is_dsa_prefill_cp_in_seq_split():
     )
 
 
+def is_dsa_prefill_cp_round_robin_split():
+    return (
+        is_dsa_enable_prefill_cp()
+        and get_parallel().dsa_prefill_cp_mode == "round-robin-split"
+    )
+
+
 # Structural surface where the graph DSA split-op dispatch (DSA indexer) and the
 # MLA BMM-into-attention fusion apply: a non-speculative extend (prefill) running
 # inside a piecewise/breakable CUDA graph. Both fusions are now on by default on
@@ -94,6 +102,37 @@ def is_graph_dsa_split_op_surface(forward_batch: "ForwardBatch") -> bool:
         and (is_in_tc_piecewise_cuda_graph() or is_in_breakable_cuda_graph())
         and forward_batch.forward_mode.is_extend_without_speculative()
     )
+
+
+def dsa_cp_round_robin_split_data(input_: Union[torch.Tensor, List]):
+    """
+    # for round-robin-split, split the tokens evenly according to the rule of token_idx % cp_size.
+    |   +-----------before split------------+|
+    | token0, token1, token2, token3, token4, token5, token6, token7, ...
+    |
+    |   +--------------result-------------------+
+    | dp_atten_tp0: token0, token4, token8, token12, token16, ... |
+    | dp_atten_tp1: token1, token5, token9, token13, token17, ... |
+    | dp_atten_tp2: token2, token6, token10, token14, token18, ... |
+    | dp_atten_tp3: token3, token7, token11, token15, token19, ... |
+    |   +-------------------------+
+    """
+    cp_size = get_parallel().attn_cp_size
+    cp_rank = get_parallel().attn_cp_rank
+    if isinstance(input_, (tuple, list)):
+        indices = range(cp_rank, len(input_), cp_size)
+        return input_[indices]
+
+    tokens = len(input_)
+    if tokens % cp_size != 0:
+        cur_len = tokens // cp_size + (tokens % cp_size > cp_rank)
+        if cur_len == 0:
+            return input_.new_empty(0, *input_.shape[1:])
+        indices = torch.arange(cp_rank, tokens, cp_size, device=input_.device)
+        return input_[indices]
+
+    # for torch device tensor
+    return input_.view(-1, cp_size, *input_.shape[1:])[:, cp_rank].contiguous()
 
 
 def can_dsa_cp_split(seq_len: int, cp_size: int, use_dsa: bool, forward_batch):

@@ -273,6 +273,10 @@ def align_fp8_moe_weights_for_flashinfer_trtllm(
     layer.output2_scales_scalar = Parameter(output2_scales_scalar, requires_grad=False)
 
 
+def align_mxfp8_moe_weights_for_flashinfer_trtllm(layer: Module) -> None:
+    raise NotImplementedError('slim removed the body of align_mxfp8_moe_weights_for_flashinfer_trtllm: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def _align_fp4_moe_weights(
     w13: torch.Tensor,
     w13_scale: torch.Tensor,

@@ -96,13 +96,15 @@ class MlaBmmFusionPlan:
 def _select_local_dcp_heads_for_autotune(
     attn_output: torch.Tensor, num_local_heads: int
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of _select_local_dcp_heads_for_autotune: it never ran in any recording (see sglang/REMOVED.md)')
+    """Select this rank's head shard without communicating dummy outputs."""
+    rank = get_parallel().attn_dcp_rank
+    return attn_output.narrow(1, rank * num_local_heads, num_local_heads)
 
 
 def _is_mla_dcp_lse_base_on_e(attention_backend: Optional[str]) -> bool:
     # FlashMLA exposes natural-log softmax LSE. FlashInfer MLA and the other
     # currently supported MLA DCP decode backends expose base-2 LSE.
-    raise NotImplementedError('slim removed the body of _is_mla_dcp_lse_base_on_e: it never ran in any recording (see sglang/REMOVED.md)')
+    return attention_backend == "flashmla"
 
 
 if _is_cuda:
