@@ -273,3 +273,9 @@ def tree_digest(root: Path) -> str:
     for rel in sorted(tree_files(root)):
         digest.update(rel.encode() + b"\0" + hashlib.sha256((root / rel).read_bytes()).digest())
     return digest.hexdigest()
+
+
+def served_digest(root: Path) -> str:
+    """tree_digest of the tree's python/ folder, all a server imports and serves: REMOVED.md and
+    PLAN.json.gz beside it describe the plan and change with its inputs when the code does not."""
+    return tree_digest(root / PYTHON_DIR)

@@ -12,7 +12,7 @@ from scenarios.hardware import detect_gpus, require
 from scenarios.model_cache import materialize, model_digest
 from scenarios.spec import LOGPROB_ATOL, load_scenario
 from scenarios.workload import first_mismatch, without_keys
-from slim.apply import PYTHON_DIR, tree_digest
+from slim.apply import PYTHON_DIR, served_digest, tree_digest
 from slim.companions import companion_mismatch, split_companions
 from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
@@ -152,6 +152,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "recording": recording.name,
         "verified_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tree_digest": tree_digest(tree),
+        "served_digest": served_digest(tree),
         "passed": mismatch is None,
         "first_mismatch": mismatch,
         "logprob_atol": scenario.logprob_atol,

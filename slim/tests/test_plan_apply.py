@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from slim.apply import PLAN_FILE, apply_plan, tree_digest
+from slim.apply import PLAN_FILE, apply_plan, served_digest, tree_digest
 from slim.diagnose import compute_plan, load_plan_json
 from slim.errors import SlimError
 from slim.plan import make_plan, package_files
@@ -74,6 +74,19 @@ def test_apply_is_deterministic_and_check_passes(plan_and_tree, tmp_path):
     apply_plan(plan, root, pin, tmp_path / "b")
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     assert apply_plan(plan, root, pin, tmp_path / "a", check=True) == []
+
+
+def test_served_digest_names_the_code_and_not_the_plan_beside_it(plan_and_tree, tmp_path):
+    """A new input that changes no code changes REMOVED.md: the tree digest, not the served one."""
+    plan, root, pin = plan_and_tree
+    apply_plan(plan, root, pin, tmp_path / "a")
+    tree, served = tree_digest(tmp_path / "a"), served_digest(tmp_path / "a")
+    with (tmp_path / "a" / "REMOVED.md").open("a") as removed:
+        removed.write("- one more recording\n")
+    assert tree_digest(tmp_path / "a") != tree and served_digest(tmp_path / "a") == served
+    first = sorted((tmp_path / "a" / "python").rglob("*.py"))[0]
+    first.write_text(first.read_text() + "\n")
+    assert served_digest(tmp_path / "a") != served
 
 
 def test_check_reports_edits_and_writes_nothing(plan_and_tree, tmp_path):
