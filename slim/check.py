@@ -11,11 +11,10 @@
 - a file slim/policy.toml keeps whole imports no cut module that is on the surface.
 
 What it allows, each printed as "allowed: N <what>", and why that is safe:
-- conditional or lazy imports of removed sglang modules off the request path (on it
-  slim/check_surface.py makes them errors), by why no accepted launch reaches them: the module is
-  wholly [[off_surface]] in slim/policy.toml (a refused flag value, another platform or model family:
-  each reason quotes upstream's branch) or an environment opt-in loads it (BEHIND_ENVIRONMENT); any
-  other is an error: a launch flag or model config no recording used may reach it;
+- conditional or lazy imports of removed sglang modules off the request path (on it, errors of
+  slim/check_surface.py), counted by why no accepted launch reaches them: the module is wholly
+  [[off_surface]] (a refused flag value, another platform or model family: each reason quotes
+  upstream's branch) or an environment opt-in loads it; with neither, it is an error;
 - guarded imports of removed sglang modules: under a `try:` that catches ImportError the code
   handles the module's absence as it does on an install without that optional piece; under
   `if TYPE_CHECKING:` they never run;
@@ -62,8 +61,7 @@ class Report:
 def _bindings(tree: ast.Module, path: str = "") -> tuple[set[str], set[str]]:
     """Names a module binds at top level (compound statements included), and the modules it
     star-imports (resolved: `from .entrypoint import *` in a package)."""
-    names: set[str] = set()
-    stars: set[str] = set()
+    names, stars = set[str](), set[str]()
     for stmt in module_statements(tree.body):
         names |= names_bound(stmt)
         if isinstance(stmt, ast.ImportFrom) and any(a.name == "*" for a in stmt.names):
@@ -215,9 +213,11 @@ class ImportChecker(ast.NodeVisitor):
                 self.error(node, f"import of {module}: this file is kept whole by slim/policy.toml, but the module "
                            "was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)")
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
-                why = lazy_import_note(module, self.on_surface)  # its body ran, this import never did
-                self.report.note(why) if why else self.error(node, f"lazy import of {module}, which slim cut: no "
-                    "policy says why no accepted launch reaches it (record or keep it, or put it off the surface)")
+                if why := lazy_import_note(module, self.on_surface):  # its body ran, this import never did
+                    self.report.note(why)
+                else:
+                    self.error(node, f"lazy import of {module}, which slim cut: no policy says why no accepted "
+                               "launch reaches it (record or keep it, or put it off the surface)")
             elif (self.in_function or self.conditional) and self.upstream and not self.upstream.exists(module):
                 self.report.note("lazy imports that fail in upstream too (upstream dead code)")
             else:
