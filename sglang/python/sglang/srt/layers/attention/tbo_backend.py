@@ -24,34 +24,85 @@ class TboAttnBackend(AttentionBackend):
         forward_batch: ForwardBatch,
         in_capture: bool = False,
     ):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.init_forward_metadata_out_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        self.primary.init_forward_metadata_out_graph(
+            forward_batch=forward_batch, in_capture=in_capture
+        )
+        if not self._children_use_cuda_graph():
+            return
+        tbo_children = getattr(forward_batch, "tbo_children", None)
+        if tbo_children is not None:
+            for child, forward_batch_child in zip(
+                self.children, tbo_children, strict=True
+            ):
+                if forward_batch_child.batch_size > 0:
+                    child.init_forward_metadata_out_graph(
+                        forward_batch=forward_batch_child, in_capture=in_capture
+                    )
+            return
+        if in_capture:
+            return
+        # Replay path: build_replay_fb_view returns a SimpleNamespace and
+        # tbo_plugin.replay_prepare does not call prepare_raw, so split the
+        # padded buffers here using the same indices the eager path would.
+        self._dispatch_children_from_replay_view(forward_batch)
 
     def init_forward_metadata_in_graph(self, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.init_forward_metadata_in_graph: it never ran in any recording (see sglang/REMOVED.md)')
+        self.primary.init_forward_metadata_in_graph(forward_batch=forward_batch)
+        if not self._children_use_cuda_graph():
+            return
+        tbo_children = getattr(forward_batch, "tbo_children", None)
+        if tbo_children is not None:
+            for child, forward_batch_child in zip(
+                self.children, tbo_children, strict=True
+            ):
+                if forward_batch_child.batch_size > 0:
+                    child.init_forward_metadata_in_graph(
+                        forward_batch=forward_batch_child
+                    )
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.init_forward_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        self.primary.init_forward_metadata(forward_batch=forward_batch)
+        if forward_batch.tbo_children is not None:
+            for child, forward_batch_child in zip(
+                self.children, forward_batch.tbo_children, strict=True
+            ):
+                if forward_batch_child.batch_size > 0:
+                    child.init_forward_metadata(forward_batch=forward_batch_child)
 
     def init_cuda_graph_state(self, max_bs: int, max_num_tokens: int):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.init_cuda_graph_state: it never ran in any recording (see sglang/REMOVED.md)')
+        self.primary.init_cuda_graph_state(max_bs=max_bs, max_num_tokens=max_num_tokens)
+        if not self._children_use_cuda_graph():
+            return
+        for item in self.children:
+            # TODO for children, maybe can provide *smaller* max_bs to optimize
+            item.init_cuda_graph_state(max_bs=max_bs, max_num_tokens=max_num_tokens)
 
     def on_after_cuda_graph_warmup(self):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.on_after_cuda_graph_warmup: it never ran in any recording (see sglang/REMOVED.md)')
+        self.primary.on_after_cuda_graph_warmup()
+        if not self._children_use_cuda_graph():
+            return
+        for child in self.children:
+            child.on_after_cuda_graph_warmup()
 
     def get_cuda_graph_seq_len_fill_value(self):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.get_cuda_graph_seq_len_fill_value: it never ran in any recording (see sglang/REMOVED.md)')
+        ans = self.primary.get_cuda_graph_seq_len_fill_value()
+        if not self._children_use_cuda_graph():
+            return ans
+        for child in self.children:
+            assert ans == child.get_cuda_graph_seq_len_fill_value()
+        return ans
 
     def forward(self, *args, **kwargs):
         return self.primary.forward(*args, **kwargs)
 
     def forward_extend(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.forward_extend: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.primary.forward_extend(*args, **kwargs)
 
     def forward_decode(self, *args, **kwargs):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.forward_decode: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.primary.forward_decode(*args, **kwargs)
 
     def get_indexer_metadata(self, layer_id: int, forward_batch: ForwardBatch):
-        raise NotImplementedError('slim removed the body of TboAttnBackend.get_indexer_metadata: it never ran in any recording (see sglang/REMOVED.md)')
+        return self.primary.get_indexer_metadata(layer_id, forward_batch)
 
     @property
     def verify_mask(self) -> Optional[VerifyMask]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from sglang.srt.environ import envs
+from sglang.srt.models.deepseek_common.utils import _device_sm
 
 if TYPE_CHECKING:
     from deep_gemm import SymmBuffer
@@ -28,7 +29,17 @@ if TYPE_CHECKING:
 
 
 def is_sm90_fp8_mega_moe_available(experts) -> bool:
-    raise NotImplementedError('slim removed the body of is_sm90_fp8_mega_moe_available: it never ran in any recording (see sglang/REMOVED.md)')
+    if _device_sm != 90:
+        return False
+    try:
+        import deep_gemm
+    except ImportError:
+        return False
+    return (
+        hasattr(deep_gemm, "fp8_mega_moe")
+        and hasattr(deep_gemm, "mega_moe_pre_dispatch_sm90")
+        and getattr(experts, "_mega_moe_sm90_fp8_weights", False)
+    )
 
 
 def run_sm90_mega_routed(
@@ -39,7 +50,44 @@ def run_sm90_mega_routed(
     buf: SymmBuffer,
     num_tokens: int,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of run_sm90_mega_routed: it never ran in any recording (see sglang/REMOVED.md)')
+    import deep_gemm
+
+    if moe.experts.should_fuse_routed_scaling_factor_in_topk:
+        routed_scaling_factor = 1.0
+    else:
+        routed_scaling_factor = float(moe.routed_scaling_factor)
+
+    deep_gemm.mega_moe_pre_dispatch_sm90(
+        hidden_states,
+        topk_ids,
+        topk_weights,
+        buf.x,
+        buf.x_sf,
+        buf.topk_idx,
+        buf.topk_weights,
+        num_tokens=num_tokens,
+        group_size=128,
+        routed_scaling_factor=routed_scaling_factor,
+    )
+
+    y = torch.empty(
+        (max(num_tokens, 1), moe.config.hidden_size),
+        dtype=torch.bfloat16,
+        device=hidden_states.device,
+    )
+    deep_gemm.fp8_mega_moe(
+        y,
+        moe.experts.mega_l1_weights,
+        moe.experts.mega_l2_weights,
+        buf,
+        recipe=(128, 128, 128),
+        activation="swiglu",
+        activation_clamp=getattr(moe.config, "swiglu_limit", None),
+        fast_math=True,
+    )
+    y = y[:num_tokens]
+
+    return y
 
 
 def _interleave_l1_weight_only(weight: torch.Tensor, gran: int = 8) -> torch.Tensor:

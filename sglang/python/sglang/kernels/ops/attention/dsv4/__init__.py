@@ -14,11 +14,13 @@ from .moe import (
     silu_and_mul_contig_post_quant,
     silu_and_mul_masked_post_quant,
 )
+from .utils import make_name
 
 __all__ = [
     "CompressorDecodePlan",
     "CompressorPrefillPlan",
     "clear_unaccepted_c128_draft_states",
+    "make_name",
     "linear_bf16_fp32",
     "mega_moe_pre_dispatch",
     "mask_topk_ids",

@@ -2,10 +2,28 @@ from typing import Optional
 
 import torch
 
+from sglang.kernels.jit.utils import (
+    cache_once,
+    is_arch_support_pdl,
+    load_jit,
+    make_cpp_args,
+)
 from sglang.srt.utils import is_xpu
 
+from .utils import make_name
 
 _is_xpu = is_xpu()
+
+
+@cache_once
+def _jit_mega_moe_pre_dispatch_module(quant_group_size: int):
+    args = make_cpp_args(quant_group_size, is_arch_support_pdl())
+    return load_jit(
+        make_name("mega_moe_pre_dispatch"),
+        *args,
+        cuda_files=["deepseek_v4/mega_moe_pre_dispatch.cuh"],
+        cuda_wrappers=[("run", f"MegaMoEPreDispatchKernel<{args}>::run")],
+    )
 
 
 def mask_topk_ids(topk_ids: torch.Tensor, num_token_non_padded: torch.Tensor):
@@ -22,7 +40,16 @@ def mega_moe_pre_dispatch(
     buf_topk_weights: torch.Tensor,
     quant_group_size: int = 32,
 ) -> None:
-    raise NotImplementedError('slim removed the body of mega_moe_pre_dispatch: it never ran in any recording (see sglang/REMOVED.md)')
+    module = _jit_mega_moe_pre_dispatch_module(quant_group_size)
+    module.run(
+        x,
+        topk_idx,
+        topk_weights,
+        buf_x,
+        buf_x_sf,
+        buf_topk_idx,
+        buf_topk_weights,
+    )
 
 
 def silu_and_mul_clamp(

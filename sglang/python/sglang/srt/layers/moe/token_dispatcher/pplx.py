@@ -13,6 +13,9 @@ from sglang.srt.layers.moe.token_dispatcher.base import (
     DispatchOutputFormat,
 )
 from sglang.srt.layers.moe.topk import TopKOutput
+from sglang.srt.layers.moe.utils import (
+    DeepEPMode,
+    )
 
 # Block size used by pplx-kernels for FP8 block-wise scales, matching the
 # DeepSeek / DeepGEMM block quantization convention.
@@ -59,6 +62,10 @@ class PplxCombineInput(NamedTuple):
 assert isinstance(PplxCombineInput, CombineInput)
 
 
+class _PplxDispatcherImpl:
+    pass
+
+
 class _Stage(Enum):
     INITIAL = auto()
     AFTER_DISPATCH_A = auto()
@@ -73,16 +80,57 @@ class PplxDispatcher(BaseDispatcher):
     expert-compute path is unchanged.
     """
 
+    def __init__(
+        self,
+        group: torch.distributed.ProcessGroup,
+        router_topk: int,
+        permute_fusion: bool = False,
+        num_experts: int = None,
+        num_local_experts: int = None,
+        hidden_size: int = None,
+        params_dtype: torch.dtype = None,
+        deepep_mode: DeepEPMode = DeepEPMode.AUTO,
+        async_finish: bool = False,
+        return_recv_hook: bool = False,
+    ):
+        super().__init__()
+
+        self.deepep_mode = deepep_mode
+
+        if self.deepep_mode.enable_normal():
+            raise NotImplementedError(
+                "pplx MoE A2A backend supports low-latency mode only."
+            )
+
+        self._low_latency_dispatcher = _PplxDispatcherImpl(
+            group=group,
+            router_topk=router_topk,
+            permute_fusion=permute_fusion,
+            num_experts=num_experts,
+            num_local_experts=num_local_experts,
+            hidden_size=hidden_size,
+            params_dtype=params_dtype,
+            deepep_mode=deepep_mode,
+        )
+
+        self._stage = _Stage.INITIAL
+
     def dispatch(
         self,
         hidden_states: torch.Tensor,
         topk_output: TopKOutput,
     ) -> DispatchOutput:
-        raise NotImplementedError('slim removed the body of PplxDispatcher.dispatch: it never ran in any recording (see sglang/REMOVED.md)')
+        self.dispatch_a(hidden_states, topk_output)
+        return self.dispatch_b()
 
     def combine(
         self,
         combine_input: CombineInput,
     ) -> torch.Tensor:
-        raise NotImplementedError('slim removed the body of PplxDispatcher.combine: it never ran in any recording (see sglang/REMOVED.md)')
+        self.combine_a(combine_input)
+        return self.combine_b()
+
+    def set_quant_config(self, quant_config: dict) -> None:
+        self.quant_config = quant_config
+        self._low_latency_dispatcher.set_quant_config(quant_config)
 
