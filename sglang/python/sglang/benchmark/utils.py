@@ -2,8 +2,10 @@ import json
 import os
 import resource
 from json import JSONDecodeError
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
+import requests
+from tqdm.asyncio import tqdm
 from transformers import (
     AutoProcessor,
     AutoTokenizer,
@@ -14,6 +16,10 @@ from transformers import (
 
 def remove_prefix(text: str, prefix: str) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def remove_suffix(text: str, suffix: str) -> str:
+    return text[: -len(suffix)] if text.endswith(suffix) else text
 
 
 def parse_custom_headers(header_list: List[str]) -> Dict[str, str]:
@@ -86,6 +92,43 @@ def download_and_cache_hf_file(
     from huggingface_hub import hf_hub_download
 
     return hf_hub_download(repo_id=repo_id, filename=filename, repo_type=repo_type)
+
+
+def download_and_cache_file(url: str, filename: Optional[str] = None):
+    """Read and cache a file from a url."""
+    if filename is None:
+        filename = os.path.join("/tmp", url.split("/")[-1])
+
+    # Check if the cache file already exists
+    if is_file_valid_json(filename):
+        return filename
+
+    print(f"Downloading from {url} to {filename}")
+
+    # Stream the response to show the progress bar
+    response = requests.get(url, stream=True)
+    response.raise_for_status()  # Check for request errors
+
+    # Total size of the file in bytes
+    total_size = int(response.headers.get("content-length", 0))
+    chunk_size = 1024  # Download in chunks of 1KB
+
+    # Use tqdm to display the progress bar
+    with (
+        open(filename, "wb") as f,
+        tqdm(
+            desc=filename,
+            total=total_size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+        ) as bar,
+    ):
+        for chunk in response.iter_content(chunk_size=chunk_size):
+            f.write(chunk)
+            bar.update(len(chunk))
+
+    return filename
 
 
 def is_file_valid_json(path):

@@ -1,6 +1,8 @@
+import random
 from abc import ABC, abstractmethod
 from argparse import Namespace
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -60,5 +62,24 @@ def compute_random_lens(full_len: int, range_ratio: float, num: int) -> List[int
         full_len + 1,
         size=num,
     ).tolist()
+
+
+@lru_cache(maxsize=1)
+def get_available_tokens(tokenizer):
+    """Get valid token ids from the tokenizer vocabulary."""
+    # Canonical order: vocab dict iteration order varies across tokenizers
+    # versions, which would break --seed reproducibility.
+    return sorted(
+        token_id
+        for token_id in tokenizer.get_vocab().values()
+        if isinstance(token_id, int)
+    )
+
+
+def gen_prompt(tokenizer, token_num):
+    """Generate a random prompt of specified token length using tokenizer vocabulary."""
+    all_available_tokens = get_available_tokens(tokenizer)
+    selected_tokens = random.choices(all_available_tokens, k=token_num)
+    return tokenizer.decode(selected_tokens)
 
 

@@ -1,4 +1,6 @@
 import asyncio
+import json
+import os
 import time
 from argparse import Namespace
 from dataclasses import dataclass
@@ -7,9 +9,11 @@ from typing import AsyncGenerator, Dict, List
 from transformers import PreTrainedTokenizerBase
 
 from sglang.benchmark.datasets.common import (
+    MOONCAKE_DATASET_URL,
     BaseDataset,
     DatasetRow,
 )
+from sglang.benchmark.utils import download_and_cache_file
 
 
 @dataclass
@@ -20,10 +24,27 @@ class MooncakeDataset(BaseDataset):
 
     @classmethod
     def from_args(cls, args: Namespace) -> "MooncakeDataset":
-        raise NotImplementedError('slim removed the body of MooncakeDataset.from_args: it never ran in any recording (see sglang/REMOVED.md)')
+        return cls(
+            dataset_path=args.dataset_path,
+            mooncake_workload=args.mooncake_workload,
+            num_requests=args.num_prompts,
+        )
 
     def load(self, tokenizer=None, model_id=None) -> List[Dict]:
-        raise NotImplementedError('slim removed the body of MooncakeDataset.load: it never ran in any recording (see sglang/REMOVED.md)')
+        if not self.dataset_path:
+            local_path = os.path.join("/tmp", self.mooncake_workload + "_trace.jsonl")
+        else:
+            local_path = self.dataset_path
+
+        if not os.path.exists(local_path):
+            download_and_cache_file(
+                MOONCAKE_DATASET_URL[self.mooncake_workload], local_path
+            )
+
+        with open(local_path, "r") as f:
+            all_requests_data = [json.loads(line) for line in f if line.strip()]
+
+        return all_requests_data[: self.num_requests]
 
 
 async def get_mooncake_request_over_time(

@@ -29,12 +29,29 @@ class RandomDataset(BaseDataset):
 
     @classmethod
     def from_args(cls, args: Namespace) -> "RandomDataset":
-        raise NotImplementedError('slim removed the body of RandomDataset.from_args: it never ran in any recording (see sglang/REMOVED.md)')
+        return cls(
+            input_len=args.random_input_len,
+            output_len=args.random_output_len,
+            num_requests=args.num_prompts,
+            range_ratio=args.random_range_ratio,
+            dataset_path=args.dataset_path,
+            return_text=not getattr(args, "tokenize_prompt", False),
+            random_sample=(args.dataset_name == "random"),
+        )
 
     def load(
         self, tokenizer: PreTrainedTokenizerBase, model_id=None
     ) -> List[DatasetRow]:
-        raise NotImplementedError('slim removed the body of RandomDataset.load: it never ran in any recording (see sglang/REMOVED.md)')
+        return sample_random_requests(
+            input_len=self.input_len,
+            output_len=self.output_len,
+            num_prompts=self.num_requests,
+            range_ratio=self.range_ratio,
+            tokenizer=tokenizer,
+            dataset_path=self.dataset_path,
+            random_sample=self.random_sample,
+            return_text=self.return_text,
+        )
 
 
 def sample_random_requests(

@@ -49,8 +49,18 @@ class WelfordAccumulator:
         self._mean = 0.0
         self._m2 = 0.0
 
+    def add(self, v: int) -> None:
+        self.count += 1
+        self.total += v
+        delta = v - self._mean
+        self._mean += delta / self.count
+        delta2 = v - self._mean
+        self._m2 += delta * delta2
+
     def variance(self) -> float:
-        raise NotImplementedError('slim removed the body of WelfordAccumulator.variance: it never ran in any recording (see sglang/REMOVED.md)')
+        if self.count == 0:
+            return 0.0
+        return self._m2 / self.count
 
 
 class ScheduledRequestMetrics(

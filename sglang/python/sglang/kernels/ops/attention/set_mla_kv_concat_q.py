@@ -65,6 +65,14 @@ def can_use_set_mla_kv_concat_q(nope_bytes: int, rope_bytes: int) -> bool:
         return False
 
 
+def _row_aligned(t: torch.Tensor, align: int) -> bool:
+    """Base pointer and all non-unit strides aligned to ``align`` bytes."""
+    if t.data_ptr() % align != 0:
+        return False
+    esize = t.element_size()
+    return all(s * esize % align == 0 for s in t.stride()[:-1])
+
+
 def covered(
     kv_buffer: torch.Tensor,
     loc: torch.Tensor,
@@ -73,7 +81,51 @@ def covered(
     q_nope: torch.Tensor,
     q_rope: torch.Tensor,
 ) -> bool:
-    raise NotImplementedError('slim removed the body of covered: it never ran in any recording (see sglang/REMOVED.md)')
+    """Per-call gate mirroring the launcher's alignment/layout tripwires, so
+    uncovered layouts fall back to the two-kernel path instead of faulting.
+
+    Expects the already-flattened views the wrapper launches with:
+    kv_buffer [pages, D], k_nope/k_rope [B, d], q_nope/q_rope [B, H, d],
+    loc [B].
+    """
+    if not (
+        kv_buffer.dtype == torch.bfloat16
+        and k_nope.dtype == torch.bfloat16
+        and k_rope.dtype == torch.bfloat16
+        and q_nope.dtype == torch.bfloat16
+        and q_rope.dtype == torch.bfloat16
+    ):
+        return False
+    if loc.dtype not in (torch.int32, torch.int64):
+        return False
+    if loc.dim() != 1 or not loc.is_contiguous():
+        return False
+    if not (
+        k_nope.shape[0]
+        == k_rope.shape[0]
+        == loc.shape[0]
+        == q_nope.shape[0]
+        == q_rope.shape[0]
+    ):
+        return False
+    if q_nope.shape[1] != q_rope.shape[1]:
+        return False
+    nope_bytes = k_nope.shape[-1] * 2
+    rope_bytes = k_rope.shape[-1] * 2
+    if q_nope.shape[-1] * 2 != nope_bytes or q_rope.shape[-1] * 2 != rope_bytes:
+        return False
+    if not can_use_set_mla_kv_concat_q(nope_bytes, rope_bytes):
+        return False
+    # Last dims must be dense for the vectorised row accesses.
+    if any(t.stride(-1) != 1 for t in (kv_buffer, k_nope, k_rope, q_nope, q_rope)):
+        return False
+    return (
+        _row_aligned(kv_buffer, 16)
+        and _row_aligned(k_nope, 16)
+        and _row_aligned(k_rope, 4)
+        and _row_aligned(q_nope, 16)
+        and _row_aligned(q_rope, 4)
+    )
 
 
 def _pick_num_warps(total_items: int) -> int:
@@ -160,7 +212,52 @@ def covered_fp8(
     q_nope: torch.Tensor,
     q_rope: torch.Tensor,
 ) -> bool:
-    raise NotImplementedError('slim removed the body of covered_fp8: it never ran in any recording (see sglang/REMOVED.md)')
+    """Per-call gate for the fused fp8 quantize+scatter+concat kernel,
+    mirroring the launcher tripwires. Expects flattened views: kv_buffer
+    [pages, 576] fp8/uint8, k halves [B, 512/64] bf16, q halves
+    [B, H, 512/64] bf16, loc [B]."""
+    if not (
+        kv_buffer.dtype in (torch.float8_e4m3fn, torch.uint8)
+        and k_nope.dtype == torch.bfloat16
+        and k_rope.dtype == torch.bfloat16
+        and q_nope.dtype == torch.bfloat16
+        and q_rope.dtype == torch.bfloat16
+    ):
+        return False
+    if loc.dtype not in (torch.int32, torch.int64):
+        return False
+    if loc.dim() != 1 or not loc.is_contiguous():
+        return False
+    if not (
+        k_nope.shape[0]
+        == k_rope.shape[0]
+        == loc.shape[0]
+        == q_nope.shape[0]
+        == q_rope.shape[0]
+    ):
+        return False
+    if q_nope.shape[1] != q_rope.shape[1]:
+        return False
+    if (
+        k_nope.shape[-1] != 512
+        or k_rope.shape[-1] != 64
+        or q_nope.shape[-1] != 512
+        or q_rope.shape[-1] != 64
+        or kv_buffer.shape[-1] < 576
+    ):
+        return False
+    if not can_use_set_mla_kv_concat_q_fp8():
+        return False
+    if any(t.stride(-1) != 1 for t in (kv_buffer, k_nope, k_rope, q_nope, q_rope)):
+        return False
+    if kv_buffer.data_ptr() % 16 != 0 or kv_buffer.stride(0) % 16 != 0:
+        return False
+    return (
+        _row_aligned(k_nope, 16)
+        and _row_aligned(k_rope, 4)
+        and _row_aligned(q_nope, 16)
+        and _row_aligned(q_rope, 4)
+    )
 
 
 def set_mla_kv_concat_q_fp8(

@@ -46,7 +46,12 @@ if TYPE_CHECKING:
 
 
 def _init_communicator() -> None:
-    raise NotImplementedError('slim removed the body of _init_communicator: it never ran in any recording (see sglang/REMOVED.md)')
+    module = load_jit(
+        "communicator",
+        cuda_files=["distributed/communicator.cuh"],
+        cuda_wrappers=[("register_once", "register_communicator")],
+    )
+    module.register_once()
 
 
 @lazy_register_class("sgl.Communicator", _init_communicator)
@@ -96,7 +101,13 @@ class Communicator(tvm_ffi.Object):
         )
 
 def _init_ipc_manager() -> None:
-    raise NotImplementedError('slim removed the body of _init_ipc_manager: it never ran in any recording (see sglang/REMOVED.md)')
+    module = load_jit(
+        "cuda_ipc",
+        extra_ldflags=["-lcuda"],
+        cuda_files=["distributed/ipc.cuh"],
+        cuda_wrappers=[("register_once", "register_ipc_manager")],
+    )
+    module.register_once()
 
 
 @lazy_register_class("sgl.IPCManager", _init_ipc_manager)

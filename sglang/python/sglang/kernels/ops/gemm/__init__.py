@@ -91,7 +91,10 @@ def fp8_scaled_mm(
     out_dtype: torch.dtype,
     bias: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of fp8_scaled_mm: it never ran in any recording (see sglang/REMOVED.md)')
+    """FP8 scaled matmul: ``(mat_a @ mat_b) * scales_a * scales_b (+ bias)``."""
+    return get_kernel("gemm.fp8_scaled_mm", KernelBackend.AOT)(
+        mat_a, mat_b, scales_a, scales_b, out_dtype, bias
+    )
 
 
 def bmm_fp8(
@@ -102,7 +105,10 @@ def bmm_fp8(
     dtype: torch.dtype,
     out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of bmm_fp8: it never ran in any recording (see sglang/REMOVED.md)')
+    """Batched (3D) per-tensor-scale FP8 matmul, via flashinfer's cuBLAS backend."""
+    return get_kernel("gemm.bmm_fp8", KernelBackend.FLASHINFER)(
+        A, B, A_scale, B_scale, dtype, out
+    )
 
 
 def dsv3_fused_a_gemm(
@@ -110,7 +116,8 @@ def dsv3_fused_a_gemm(
     mat_b: torch.Tensor,
     output: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of dsv3_fused_a_gemm: it never ran in any recording (see sglang/REMOVED.md)')
+    """DeepSeek-V3 fused QKV-A GEMM."""
+    return get_kernel("gemm.dsv3_fused_a_gemm", KernelBackend.AOT)(mat_a, mat_b, output)
 
 
 def dsv3_router_gemm(
@@ -119,7 +126,11 @@ def dsv3_router_gemm(
     out_dtype: Optional[torch.dtype] = None,
     output: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of dsv3_router_gemm: it never ran in any recording (see sglang/REMOVED.md)')
+    """DeepSeek-V3 router GEMM (JIT-backed). ``out_dtype`` defaults to bfloat16."""
+    impl = get_kernel("gemm.dsv3_router_gemm", KernelBackend.JIT)
+    if out_dtype is None:
+        return impl(hidden_states, router_weights, output=output)
+    return impl(hidden_states, router_weights, out_dtype, output)
 
 
 __all__ = ["fp8_scaled_mm", "bmm_fp8", "dsv3_fused_a_gemm", "dsv3_router_gemm"]

@@ -113,7 +113,11 @@ _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8: dict[
 
 
 def clear_mxfp8_shuffle_index_cache() -> None:
-    raise NotImplementedError('slim removed the body of clear_mxfp8_shuffle_index_cache: it never ran in any recording (see sglang/REMOVED.md)')
+    """Drop the cached MXFP8 MoE row-index permutations.
+    The cached index tensors are GPU-resident; sglang reuses the weights-region
+    memory across weight-update cycles
+    """
+    _flashinfer_trtllm_shuffle_row_indices_cache_mxfp8.clear()
 
 
 def _is_gated(layer: Module) -> bool:
