@@ -2,14 +2,16 @@
 
 `slim apply` writes one generated module into the slimmed tree (`FRONT_DOOR`) holding the removed
 flags, flag values, request fields and routes with their messages (from slim/surface.toml), and
-splices one call into each of four upstream functions where a user names them:
+splices one call into each of five upstream functions where a user names them:
 - `ServerArgs.add_cli_args` (the launch command's parser): a removed flag, or a removed value of a
   kept flag, is an argparse error (exit 2) that names the feature and how to get it back;
 - the HTTP app, right after `app = FastAPI(...)`: a removed route answers 410 Gone with that message
   (a 4xx: the client named what this build refuses, no server fault; its handler is deleted by the
   plan, so the route is registered once);
 - `TokenizerManager.generate_request` (every native and OpenAI generation passes it) and
-  `OpenAIServingBase.handle_request`: a removed request field set by the client is an HTTP 400.
+  `OpenAIServingBase.handle_request`: a removed request field set by the client is an HTTP 400;
+- `ModelConfig._verify_quantization`: a removed quantization the checkpoint declares (no flag
+  named it) is a ValueError at start, before any weight loads.
 A removed entry point (`python -m sglang.x.y`) whose package is kept gets a module of its own in
 its place: run, it exits with the message; imported, it raises ModuleNotFoundError (with the
 message) as an absent module would, so an upstream `try: import ... except ImportError` holds.
@@ -32,6 +34,8 @@ HOOKS = (
      "refuse_removed_fields(obj)", "refuse_removed_fields"),
     ("sglang/srt/entrypoints/openai/serving_base.py", "OpenAIServingBase.handle_request", "start",
      "if (refused := refused_fields(request)):\n    return self.create_error_response(refused)", "refused_fields"),
+    ("sglang/srt/configs/model_config.py", "ModelConfig._verify_quantization", "end",
+     "refuse_removed_quantization(self.quantization)", "refuse_removed_quantization"),
 )
 
 RUNTIME = '''
@@ -83,6 +87,14 @@ def _named(obj, name):
     value = getattr(obj, name, None)
     default = _defaults(type(obj)).get(name)
     return value is not None and value != default and value != [] and value != {}
+
+
+def refuse_removed_quantization(method):
+    """Called at the end of ModelConfig._verify_quantization: a checkpoint's config may declare a
+    removed quantization no flag named (compressed-tensors, w8a8_int8, ...); refuse it before loading."""
+    for value in {str(method).lower(), str(method).lower().replace("_", "-")} if method else ():
+        if ("--quantization", value) in REMOVED_FLAG_VALUES:
+            raise ValueError(f"quantization {method!r}: {REMOVED_FLAG_VALUES[('--quantization', value)]}")
 
 
 def refused_fields(obj):

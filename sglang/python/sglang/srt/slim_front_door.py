@@ -3900,6 +3900,14 @@ def _named(obj, name):
     return value is not None and value != default and value != [] and value != {}
 
 
+def refuse_removed_quantization(method):
+    """Called at the end of ModelConfig._verify_quantization: a checkpoint's config may declare a
+    removed quantization no flag named (compressed-tensors, w8a8_int8, ...); refuse it before loading."""
+    for value in {str(method).lower(), str(method).lower().replace("_", "-")} if method else ():
+        if ("--quantization", value) in REMOVED_FLAG_VALUES:
+            raise ValueError(f"quantization {method!r}: {REMOVED_FLAG_VALUES[('--quantization', value)]}")
+
+
 def refused_fields(obj):
     """The message for the first removed field the request sets, or None."""
     for name, message in REMOVED_FIELDS.get(type(obj).__name__, {}).items():

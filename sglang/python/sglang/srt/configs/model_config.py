@@ -1483,6 +1483,8 @@ class ModelConfig:
                         "non-quantized models.",
                         self.quantization,
                     )
+        from sglang.srt.slim_front_door import refuse_removed_quantization
+        refuse_removed_quantization(self.quantization)
 
     def _verify_dual_chunk_attention_config(self) -> None:
         if hasattr(self.hf_config, "dual_chunk_attention_config"):
