@@ -15,7 +15,7 @@ REMOVED = [
     {"id": "flag:--mamba-backend=triton", "kind": "flag_value", "message": "Mamba was removed."},
     {"id": "flag:--speculative-algorithm=NGRAM", "kind": "flag_value", "message": "n-gram speculation was removed."},
     {"id": "flag:--quantization=w8a8_int8", "kind": "flag_value", "message": "W8A8 INT8 was removed."},
-    {"id": "flag:--quantization=compressed-tensors", "kind": "flag_value", "message": "compressed-tensors was removed."},
+    {"id": "flag:--quantization=compressed-tensors", "kind": "flag_value", "message": "CT was removed."},
     {"id": "field:GenerateReqInput.image_data", "kind": "field", "message": "image input was removed."},
     {"id": "field:ChatRequest.modalities", "kind": "field", "message": "modalities were removed."},
     {"id": "route:POST /v1/embeddings", "kind": "route", "message": "embeddings were removed (no embedding model)."},
@@ -69,7 +69,7 @@ def test_an_enum_parsed_value_is_refused_in_any_case(door, capsys):
 
 def test_a_removed_quantization_the_checkpoint_declares_is_refused(door):
     """No flag named it: ModelConfig resolved it from config.json (either spelling of compressed-tensors)."""
-    for method, message in (("w8a8_int8", "W8A8 INT8 was removed"), ("compressed_tensors", "compressed-tensors")):
+    for method, message in (("w8a8_int8", "W8A8 INT8 was removed"), ("compressed_tensors", "CT was removed")):
         with pytest.raises(ValueError, match=message):
             door["refuse_removed_quantization"](method)
     for method in ("fp8", "w4afp8", None):
