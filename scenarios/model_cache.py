@@ -44,7 +44,9 @@ def materialize(name: str, cache: Path) -> Path:
     return target
 
 
-MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
+# hf_quant_config.json: ModelOpt checkpoints only (the others have none, so their digests are unchanged).
+MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors",
+               "hf_quant_config.json")
 
 
 def model_digest(model_dir: Path) -> str:

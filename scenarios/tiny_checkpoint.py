@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scenarios import tiny_modelopt
 from scenarios.tiny_quant import BF16, FP8, INT4_GROUP, W4_INPUT_SCALE, quantize_fp8_block, quantize_int4_group
 from scenarios.tiny_tokenizer import BOS, EOS, NUM_SPECIAL, SPECIAL_IDS, written_vocab_size
 
@@ -91,19 +92,25 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
     MLP/expert projections; bf16 for embeddings, heads, norms, the router gate and the NextN
     eh_proj; float32 for the router's e_score_correction_bias. Without a quantization_config
     (DeepSeek-V2 style) every projection is bf16; without q_lora_rank there is one q_proj.
-    W4AFP8 (quant_method "w4afp8"): routed experts int4 (see quantize_int4_group), the rest FP8."""
+    W4AFP8 (quant_method "w4afp8"): routed experts int4 (see quantize_int4_group), the rest FP8.
+    ModelOpt FP8 (quant_method "modelopt"): per-tensor FP8 with scalar float32 weight_scale and
+    input_scale, projections matched by its `ignore` list in bf16 (scenarios/tiny_modelopt.py)."""
     h, v = cfg["hidden_size"], cfg["vocab_size"]
     quant = cfg.get("quantization_config")
-    bo, bi = quant["weight_block_size"] if quant else (0, 0)
+    bo, bi = quant.get("weight_block_size", (0, 0)) if quant else (0, 0)
+    modelopt = tiny_modelopt.is_modelopt_fp8(quant)
     int4_experts = bool(quant) and quant.get("quant_method") == "w4afp8"
     specs: list[tuple[str, str, tuple[int, ...]]] = []
 
     def fp8(name: str, out_in: tuple[int, int]) -> None:
         o, i = out_in
-        if not quant:
+        if not quant or (modelopt and tiny_modelopt.modelopt_excluded(name, quant.get("ignore", []))):
             specs.append((f"{name}.weight", "BF16", (o, i)))
             return
         specs.append((f"{name}.weight", "F8_E4M3", (o, i)))
+        if modelopt:
+            specs.extend([(f"{name}.weight_scale", "F32", ()), (f"{name}.input_scale", "F32", ())])
+            return
         specs.append((f"{name}.weight_scale_inv", "F32", (-(-o // bo), -(-i // bi))))
 
     def bf16(name: str, shape: tuple[int, ...]) -> None:
@@ -210,7 +217,8 @@ class _Weights:
     def __init__(self, cfg: dict, seed: int, tokenizer_vocab: int):
         self.cfg, self.seed = cfg, seed
         quant = cfg.get("quantization_config")
-        self.block = tuple(quant["weight_block_size"]) if quant else (128, 128)
+        self.block = tuple(quant.get("weight_block_size", (128, 128))) if quant else (128, 128)
+        self.modelopt = tiny_modelopt.is_modelopt_fp8(quant)
         self.tok_vocab = tokenizer_vocab
         self._quant_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._embed: np.ndarray | None = None
@@ -251,12 +259,20 @@ class _Weights:
             self._head = w.astype(BF16)
         return self._head
 
+    def _linear(self, lin: str) -> np.ndarray:
+        out_in = self._shapes[lin]
+        return _gauss(self.seed, lin, out_in, _linear_std(lin, out_in, self.cfg))
+
     def fp8(self, lin: str) -> tuple[np.ndarray, np.ndarray]:
         if lin not in self._quant_cache:
             self._quant_cache.clear()
-            out_in = self._shapes[lin]
-            w = _gauss(self.seed, lin, out_in, _linear_std(lin, out_in, self.cfg))
-            self._quant_cache[lin] = quantize_fp8_block(w, self.block)
+            w = self._linear(lin)
+            if self.modelopt:  # one scale over the linear and its fusion partner (tiny_modelopt.py)
+                partner = tiny_modelopt.fusion_partner(lin)
+                shared = self._linear(partner) if partner in self._shapes else None
+                self._quant_cache[lin] = tiny_modelopt.quantize_fp8_tensor(w, shared)
+            else:
+                self._quant_cache[lin] = quantize_fp8_block(w, self.block)
         return self._quant_cache[lin]
 
     def int4(self, lin: str) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +287,10 @@ class _Weights:
         h = self.cfg["hidden_size"]
         for name, dtype, shape in specs:
             if name.endswith(".input_scale"):
-                yield np.array(W4_INPUT_SCALE[name.split(".")[-2]], np.float32)
+                scale = tiny_modelopt.MODELOPT_INPUT_SCALE if self.modelopt else W4_INPUT_SCALE[name.split(".")[-2]]
+                yield np.array(scale, np.float32)
+            elif name.endswith(".weight_scale"):  # ModelOpt's per-tensor scale
+                yield self.fp8(name[: -len(".weight_scale")])[1]
             elif dtype == "I8" or name[: -len(".weight_scale_inv")] in self._int4:
                 yield self.int4(name.rsplit(".", 1)[0])[name.endswith(".weight_scale_inv")]
             elif name.endswith(".weight_scale_inv"):
@@ -319,6 +338,9 @@ def write_checkpoint(out_dir: Path, base_config: dict, seed: int = 0, *,
     cfg["vocab_size"] = -(-tok_vocab // 256) * 256
     cfg["bos_token_id"], cfg["eos_token_id"] = SPECIAL_IDS[BOS], SPECIAL_IDS[EOS]
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    if tiny_modelopt.is_modelopt_fp8(cfg.get("quantization_config")):  # ModelOpt exports write both files
+        hf_quant = tiny_modelopt.hf_quant_config(cfg["quantization_config"])
+        (out_dir / "hf_quant_config.json").write_text(json.dumps(hf_quant, indent=2) + "\n")
     gen = {"_from_model_config": True, "bos_token_id": cfg["bos_token_id"], "eos_token_id": cfg["eos_token_id"]}
     (out_dir / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
     specs = checkpoint_layout(cfg)

@@ -12,7 +12,10 @@ upstream SGLang loads with real weights (no `--load-format dummy`) and a real to
 * with `"quant_method": "w4afp8"` (models/tiny-dsv3-w4afp8.json) the routed experts are int4
   instead: two signed int4 values per int8 byte (even input column in the low nibble), a float32
   `weight_scale_inv` per row and group of 128 input columns, and a static float32 `input_scale`
-  per projection (gate and up equal), the layout sglang's W4AFp8MoEMethod loads.
+  per projection (gate and up equal), the layout sglang's W4AFp8MoEMethod loads;
+* with `"quant_method": "modelopt"`, `"quant_algo": "FP8"` (models/tiny-dsv3-modelopt-fp8.json)
+  the NVIDIA ModelOpt FP8 layout: per-tensor FP8 with scalar float32 `weight_scale` and static
+  `input_scale`, the `ignore`d modules bf16, plus hf_quant_config.json (scenarios/tiny_modelopt.py).
 
 Weights are random (PCG64, one stream per tensor name) but shaped so that greedy decoding is
 stable: the residual stream stays O(1) (each attention / MLP branch adds RMS ~0.3-0.5), and
@@ -25,7 +28,8 @@ token after a chat prompt's final `<｜Assistant｜>` is chosen by the context (
 give different completions); that one step has ordinary random-logit margins (0.1-2 seen).
 
 The generator is split by concern: scenarios/tiny_tokenizer.py (tokenizer, chat template),
-scenarios/tiny_quant.py (block FP8 and int4 quantisation), scenarios/tiny_checkpoint.py (layout,
+scenarios/tiny_quant.py (block FP8 and int4 quantisation), scenarios/tiny_modelopt.py (ModelOpt
+FP8), scenarios/tiny_checkpoint.py (layout,
 weight values, safetensors writer); this module is the command and re-exports their public names.
 
 Needs only numpy, ml_dtypes and tokenizers (safetensors is written by hand: no torch).
@@ -64,7 +68,7 @@ from scenarios.tiny_tokenizer import (
 
 # The generator's modules, in one list: scenarios/model_cache.py keys its cache on their source.
 GENERATOR_FILES = tuple(Path(__file__).resolve().parent / f"{m}.py"
-                        for m in ("tiny_model", "tiny_tokenizer", "tiny_checkpoint", "tiny_quant"))
+                        for m in ("tiny_model", "tiny_tokenizer", "tiny_checkpoint", "tiny_quant", "tiny_modelopt"))
 BASE_CONFIG_PATH = Path(__file__).resolve().parent / "models" / "tiny-dsv3-fp8.json"
 
 __all__ = ["BASE_CONFIG_PATH", "BF16", "BOS", "CHAT_TEMPLATE", "EOS", "FP8", "FP8_MAX", "GENERATOR_FILES", "INT4_GROUP",
