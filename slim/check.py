@@ -126,8 +126,7 @@ class Modules:
 class ImportChecker(ast.NodeVisitor):
     def __init__(self, rel: str, slim: Modules, upstream: Modules | None, declared: set[str],
                  upstream_declared: set[str], report: Report, request_path: bool = False,
-                 whole_on_surface: Callable[[str], bool] | None = None,
-                 on_surface: Callable[[str], bool] = lambda module: True) -> None:
+                 kept_whole: bool = False, on_surface: Callable[[str], bool] = lambda module: True) -> None:
         self.rel, self.here = rel, module_name(rel)
         self.slim, self.upstream, self.report = slim, upstream, report
         self.declared, self.upstream_declared = declared, upstream_declared
@@ -136,8 +135,7 @@ class ImportChecker(ast.NodeVisitor):
         self.conditional = 0  # inside an if
         self.module_aliases: dict[str, str] = {}  # local name -> sglang module
         self.request_path = request_path  # its lazy imports are slim/check_surface.py's to judge
-        # Set when policy keeps this file whole: is a module it imports on the surface (then it must stay)?
-        self.whole_on_surface = whole_on_surface
+        self.kept_whole = kept_whole  # policy keeps this file whole: a module it imports on the surface must stay
         self.on_surface = on_surface  # module -> no whole-file [[off_surface]] entry holds it
 
     def error(self, node: ast.AST, message: str) -> None:
@@ -208,8 +206,7 @@ class ImportChecker(ast.NodeVisitor):
                 self.report.note("guarded imports of removed sglang modules")
             elif (self.in_function or self.conditional) and self.request_path:
                 pass
-            elif self.whole_on_surface and self.upstream and self.upstream.exists(module) \
-                    and self.whole_on_surface(module):
+            elif self.kept_whole and self.upstream and self.upstream.exists(module) and self.on_surface(module):
                 self.error(node, f"import of {module}: this file is kept whole by slim/policy.toml, but the module "
                            "was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)")
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
@@ -329,8 +326,8 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
             continue
         whole = policy.whole_for(rel) is not None or rel in policy.files
         ImportChecker(rel, slim_modules, upstream_modules, {normalize(d) for d in declared}, upstream_declared,
-                      report, policy.on_request_path(rel), policy.module_on_surface if whole else None,
-                      policy.module_on_surface).visit(slim_modules.tree(module_name(rel)))
+                      report, policy.on_request_path(rel), whole, policy.module_on_surface
+                      ).visit(slim_modules.tree(module_name(rel)))
     undefined_names(root, upstream, rels, report)
     was_module = upstream_modules.exists if upstream_modules else lambda module: False
     parsed = [r for r in rels if r not in compile_errors]

@@ -24,7 +24,7 @@ def derive_inventory(root: Path) -> dict:
     routes, unresolved_paths = derive_routes(src)
     flags = derive_flags(src)
     items = routes + flags + requests.derive_fields(src, routes) + requests.derive_sampling_params(src) \
-        + requests.derive_entry_points(src) + requests.derive_console_scripts(root)
+        + requests.derive_entry_points(src) + requests.derive_console_scripts(src)
     ids = Counter(item["id"] for item in items)
     unique = {item["id"]: item for item in items if ids[item["id"]] == 1}
     for item in items:  # two declarations of one id (a re-registered route): the first is the one served

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import configparser
-from pathlib import Path
 
 from slim.surface.pysrc import Source
 
@@ -120,16 +119,16 @@ def derive_entry_points(src: Source) -> list[dict]:
     return items
 
 
-def derive_console_scripts(root: Path) -> list[dict]:
-    """The `[console_scripts]` of the wheel's entry_points.txt."""
-    items = []
+def derive_console_scripts(src: Source) -> list[dict]:
+    """The `[console_scripts]` of the wheel's entry_points.txt, with their subcommands."""
+    root, items = src.root, []
     for path in sorted(root.glob("*.dist-info/entry_points.txt")):
         parser = configparser.ConfigParser()
         parser.read(path, encoding="utf-8")
         for name, target in sorted(parser.items("console_scripts") if parser.has_section("console_scripts") else []):
             items.append({"id": f"script:{name}", "kind": "console_script", "name": name, "target": target,
                           "source": path.relative_to(root).as_posix(), "line": None})
-            items += derive_subcommands(Source(root), name, target.split(":")[0])
+            items += derive_subcommands(src, name, target.split(":")[0])
     return items
 
 

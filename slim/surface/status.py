@@ -69,8 +69,8 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
     the flag (`by_policy`: refused, or kept for hardware whose default no recording could judge)."""
     evidence: dict[str, set[str]] = defaultdict(set)
     ids = {item["id"] for item in items}
-    defaults = {item["name"]: f"{item['id']}={item['default']}" for item in items if item["kind"] == "flag"
-                and item["id"] not in by_policy and f"{item['id']}={item.get('default')}" in ids}
+    defaults = {item["name"]: value for item in items if item["kind"] == "flag" and item["id"] not in by_policy
+                and (value := f"{item['id']}={item.get('default')}") in ids}
     routes = [(item, path_pattern(item["path"])) for item in items if item["kind"] == "route"]
     flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
     primary = {name: flag for flag, names in flags.items() for name in names}
