@@ -33,6 +33,9 @@ def _facts(source: bytes, path: str) -> tuple[list[str], list[str]]:
 
 def import_facts(tree: Path, path: str) -> tuple[list[str], list[str]]:
     """(names the module-level imports may load, names the imports inside its defs and `if`s
-    may load), each in source (ast.walk) order."""
+    may load), each in source (ast.walk) order. An extension module (`grpc/_core.*.so`) has no
+    Python source to read: none."""
+    if not path.endswith(".py"):
+        return [], []
     source = (tree / path).read_bytes()
     return IMPORTS.get(Memo.key(path.encode(), source), lambda: _facts(source, path))

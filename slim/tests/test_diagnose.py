@@ -208,3 +208,16 @@ def test_verify_diagnosis_maps_the_logs_or_says_why_it_cannot(tmp_path):
                            "(not mapped to the plan: no upstream tree at /nowhere; pass --plan FILE)")
     (tmp_path / "dsv3_fp8_tp1.slim.log").write_text("server exited\n")
     assert diagnosis(tmp_path, "dsv3_fp8_tp1", no_upstream) == []
+
+
+def test_verify_diagnosis_without_the_surface_inventory_still_maps_to_the_plan(tmp_path, monkeypatch):
+    # A device call that leaves coverage_db/surface/ behind: load_policy cannot build the front door.
+    # The failed verify must still write its report with the plan mapping (2026-12-07: it did not).
+    import slim.verify
+
+    def no_inventory():
+        raise SlimError("no surface inventory at /nowhere/inventory.json: run `slim surface --derive`")
+    monkeypatch.setattr(slim.verify, "load_policy", no_inventory)
+    (tmp_path / "dsv3_fp8_tp1.slim.log").write_text(LOG)
+    lines = slim.verify.diagnosis(tmp_path, "dsv3_fp8_tp1", lambda: PLAN)
+    assert len(lines) == 7 and "mxfp8_block_convert.py (never imported in any recording)" in lines[0]

@@ -43,13 +43,16 @@ def test_what_kept_code_loads_from_whole_paths_joins_the_plan(tmp_path):
         "sglang/srt/moe/cutedsl_kernels.py": "from sglang.srt.utils.cute import load\n\nk = load\n",
         "sglang/srt/utils/cute.py": "def load():\n    return 1\n",
         "sglang/srt/moe/other.py": "x = 1\n",
+        # a kept extension module (the gRPC server's _core.*.so): binary, no imports to read
+        "sglang/srt/grpc/_core.cpython-312-x86_64-linux-gnu.so": "\x7fELF\x00\x00",
     }
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     policy = Policy(wholes=tuple(Whole(f"sglang/srt/moe/{name}.py", "needs an sm100 GPU", "sm100")
                                  for name in ("cutedsl", "cutedsl_kernels")))
-    added = whole_path_imports(tmp_path, sorted(files), {"sglang/srt/quant/fp4.py"}, policy)
+    kept = {"sglang/srt/quant/fp4.py", "sglang/srt/grpc/_core.cpython-312-x86_64-linux-gnu.so"}
+    added = whole_path_imports(tmp_path, sorted(files), kept, policy)
     assert added == {  # not moe/other.py: no [[whole]] path holds it
         "sglang/srt/moe/cutedsl.py": Reason(Why.IMPORTED_BY_POLICY_KEPT, "sglang/srt/quant/fp4.py"),
         "sglang/srt/moe/cutedsl_kernels.py": Reason(Why.IMPORTED_BY_POLICY_KEPT, "sglang/srt/moe/cutedsl.py"),
