@@ -107,6 +107,7 @@ def render(repo: Path) -> str:
         ("Import cost of the server entry point", sections.import_time_section(repo)),
         ("Serving, upstream vs slim", sections.serving_section(repo)),
         ("Load and faults", sections.faults_section(repo)),
+        ("Upstream's kit tests, upstream vs slim", sections.kits_section(repo)),
         ("The runtime bundle", sections.bundle_section(repo)),
         ("`slim apply` speed (warm caches, 2 CPUs)", sections.apply_speed_section(repo)),
         ("No committed result file", no_file_section()),

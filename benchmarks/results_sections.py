@@ -5,6 +5,7 @@ Each `*_section(repo)` takes the repository root and returns Markdown; `results_
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -290,3 +291,42 @@ def apply_speed_section(repo: Path) -> str:
                          for label, run in d["runs"].items()])
     return (f"Source: {link(rel)}. Command: `{d['command']}`, on {m['nproc']} CPUs ({m['cpus_used']}) of an "
             f"{m['model_name']}, Python {m['python']}.\n\n" + table(rows))
+
+
+# --- upstream's kit tests: the "kits" section of `slim verify --fuzz N --kits` reports (coverage_db/fuzz/) ---
+
+def cell(text: str, width: int = 110) -> str:
+    """A table cell: one line, no column break, cut to width."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def kits_table(kits: dict) -> str:
+    rows = [(f"`{test_id}`", t["upstream"]["outcome"], t["slim"]["outcome"], t["verdict"],
+             cell((t["upstream"] if t["verdict"].startswith("upstream") else t["slim"]).get("excerpt")
+                  or t["upstream"].get("excerpt", "")))
+            for test_id, t in kits["tests"].items()]
+    return table(pd.DataFrame(rows, columns=["kit test", "upstream", "slim", "verdict", "why (excerpt)"]))
+
+
+def kits_section(repo: Path) -> str:
+    files = [rel for rel in result_files(repo, "coverage_db/fuzz/*.json*") if rel.endswith((".json", ".json.gz"))]
+    reports = [(rel, json.loads(gzip.decompress((repo / rel).read_bytes()) if rel.endswith(".gz")
+                                else (repo / rel).read_text())) for rel in files]
+    reports = [(rel, d) for rel, d in reports if "kits" in d]
+    intro = ("`slim verify --scenario S --fuzz N --kits` (via `KITS=1 bash ci/gpu_session.sh fuzz SEED N S`) runs "
+             "upstream's own server-contract kit tests (`sglang/test/kits`, `tool_call_test_runner.py`; which and "
+             "why: `slim/fuzz/kit_selection.py`) from the pristine upstream tree against each side's server. A "
+             "test upstream passes must pass on slim unless slim refused it at its front door (`refused`); "
+             "`not_run`: the kits budget ran out before it.")
+    if not reports:
+        return intro + "\n\nNo fuzz report with a kits section has been committed yet."
+    parts = [intro]
+    for rel, d in reports:
+        sides = d["kits"]["sides"]
+        took = ", ".join(f"{side} {s.get('seconds', '-')} s" for side, s in sides.items() if s.get("ran"))
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in d["kits"]["verdicts"].items())
+        parts.append(f"### {d['scenario']} ({machine(rel.removesuffix('.gz'))}, {d['fuzzed_at'][:16]})\n\n"
+                     f"Source: {link(rel)}, tree digest `{d['tree_digest'][:8]}...`; passed: {d['passed']}; "
+                     f"{counts}; kits took {took}.\n\n" + kits_table(d["kits"]))
+    return "\n\n".join(parts)

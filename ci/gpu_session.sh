@@ -15,7 +15,11 @@
 #                                               FAULTS_TIMEOUT_S (120): a request slower than that counts as hung
 #   bash ci/gpu_session.sh fuzz SEED N SCEN...  N seeded random requests (slim verify --fuzz) to upstream then slim,
 #                                               each scenario in turn with an equal share of what is left;
-#                                               reports in db/fuzz/; FUZZ_DEADLINE_S (120): slower counts as a hang
+#                                               reports in db/fuzz/; FUZZ_DEADLINE_S (120): slower counts as a hang;
+#                                               KITS=1: also upstream's kit tests on each server (slim verify --kits;
+#                                               N may be 0: kits only), KITS_TIMEOUT_S (90) per test; the kits import
+#                                               their clients (requests, openai, aiohttp) from the GPU image and
+#                                               deps.tar.xz, so carry that rather than the pruned bundle
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
@@ -95,6 +99,7 @@ case "$MODE" in
     FSEED=${1:?usage: gpu_session.sh fuzz SEED N SCENARIO...}; FN=${2:?usage: gpu_session.sh fuzz SEED N SCENARIO...}
     shift 2; [ $# -gt 0 ] || set -- dsv3_fp8_tp1
     PLAN_ARGS=(--upstream "$UP"); [ -f .carry/plan.json ] && PLAN_ARGS+=(--plan .carry/plan.json)
+    KITS_ARGS=(); [ "${KITS:-}" = 1 ] && KITS_ARGS=(--kits --kits-timeout-s "${KITS_TIMEOUT_S:-90}")
     n_left=$#
     for s in "$@"; do
       share=$(( ($(left) - 20) / n_left )); n_left=$(( n_left - 1 ))
@@ -102,7 +107,8 @@ case "$MODE" in
       echo "== fuzz $s seed $FSEED n $FN ($share s of $(left) s left)"
       PYTHONPATH=$DEPS:/opt/rt/tools timeout "$share" python3 -m slim verify --scenario "$s" --fuzz "$FN" \
         --seed "$FSEED" --tree /tmp/slim-tree --db "$RES/db" --logs "$RES/logs" "${PLAN_ARGS[@]}" \
-        --fuzz-budget-s $(( share - 30 )) --fuzz-deadline-s "${FUZZ_DEADLINE_S:-120}" || echo "FAILED fuzz $s"
+        --fuzz-budget-s $(( share - 30 )) --fuzz-deadline-s "${FUZZ_DEADLINE_S:-120}" "${KITS_ARGS[@]}" \
+        || echo "FAILED fuzz $s"
     done ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
   *) echo "usage: gpu_session.sh record|verify|both|bench|serve-bench|faults|fuzz SCENARIO..." >&2; exit 2 ;;

@@ -224,6 +224,11 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
            seed: Annotated[int, typer.Option(help="The --fuzz seed.")] = 0,
            fuzz_deadline_s: Annotated[float, typer.Option(help="--fuzz: slower than this is a hang.")] = 120,
            fuzz_budget_s: Annotated[float, typer.Option(help="--fuzz: seconds for both sides (0: none).")] = 0,
+           kits: Annotated[bool, typer.Option("--kits", help="With --fuzz N (0 too): also run upstream's kit tests "
+                                                         "against each server (slim/fuzz/kit_selection.py).")] = False,
+           kits_timeout_s: Annotated[float, typer.Option(help="--kits: a test slower than this is an error.")] = 90,
+           kits_budget_s: Annotated[float, typer.Option(help="--kits: seconds per side (0: what the fuzz budget "
+                                                             "leaves).")] = 0,
            ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
     from slim.apply import PLAN_FILE
@@ -235,11 +240,11 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
     # PLAN.json.gz, else the policy's plan computed from upstream now.
     plan = plan or (tree / PLAN_FILE if (tree / PLAN_FILE).is_file() else None)
     plan_source = (lambda: load_plan_json(plan)) if plan else (lambda: compute_plan(upstream, db))
-    if fuzz:  # the same seeded random requests to upstream and to the slimmed tree
+    if fuzz or kits:  # the same seeded random requests (and kit tests) to upstream and to the slimmed tree
         from slim.fuzz.drive import fuzz_command
 
         return fuzz_command(scenario, fuzz, seed, upstream, tree, db, logs, plan_source, fuzz_deadline_s,
-                            fuzz_budget_s, console)
+                            fuzz_budget_s, console, kits, kits_timeout_s, kits_budget_s)
     path, report = run_verify(scenario, db, tree, logs, plan_source)
     for line in report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)

@@ -1,5 +1,6 @@
-"""`slim verify --fuzz N --seed S`: serve a scenario from pristine upstream, then from the slimmed tree,
-on this GPU host; send both the same seeded requests; compare; write coverage_db/fuzz/<scenario>-<seed>-<GPU>.json."""
+"""`slim verify --fuzz N --seed S [--kits]`: serve a scenario from pristine upstream, then from the slimmed
+tree, on this GPU host; send both the same seeded requests (then, with --kits, run upstream's kit tests
+against each server while it is up); compare; write coverage_db/fuzz/<scenario>-<seed>-<GPU>.json."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.progress import Progress
@@ -24,6 +25,8 @@ from slim.datafile import write_gzip_json
 from slim.errors import SlimError
 from slim.fuzz.compare import compare
 from slim.fuzz.generate import RequestSpec, generate
+from slim.fuzz.kits import TIMEOUT_S, KitsPlan, kits_on_server
+from slim.fuzz.kits_compare import compare_kits
 from slim.fuzz.run import fuzz_server
 from slim.runtime import host_environment, probe
 from slim.serve import HEALTH_TIMEOUT_S, server_env
@@ -34,9 +37,10 @@ from slim.verify import diagnosis
 FUZZ_SCHEMA = "slim-fuzz/1"
 GZIP_OVER = 200_000  # bytes of compact JSON; a larger report is written gzipped
 SIDES = ("upstream", "slim")
+STOP_S = 30  # the slim side's kits end this long before the fuzz budget does: the server stops, the report is written
 
 
-def report_path(db: Path, scenario: str, seed: int, gpu_name: str) -> Path:
+def report_path(db: Path, scenario: str, seed: int | str, gpu_name: str) -> Path:
     return db / "fuzz" / f"{scenario}-{seed}-{gpu_name.replace(' ', '_')}.json"
 
 
@@ -68,9 +72,18 @@ def request_rows(specs: list[RequestSpec], runs: dict[str, dict]) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class KitsSide:
+    """--kits on one side: the plan, where the runner's output goes, when the side's kits must end."""
+
+    plan: KitsPlan
+    log: Path
+    end_by: float | None  # time.monotonic(); None: no fuzz budget
+
+
 def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[RequestSpec], log: Path,
-                   deadline_s: float, health_timeout_s: float) -> dict:
-    """Start the scenario's launch command with `site` first on PYTHONPATH, fuzz it, stop it."""
+                   deadline_s: float, health_timeout_s: float, kits: KitsSide | None = None) -> dict:
+    """Start the scenario's launch command with `site` first on PYTHONPATH, fuzz it, run the kits, stop it."""
     env = server_env([site], scenario.server_env)
     origin = Path(probe(env)["sglang_origin"]).resolve()
     if not origin.is_relative_to(site.resolve()):
@@ -84,6 +97,11 @@ def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[Requ
             run = fuzz_server(server.base_url, specs, deadline_s, lambda: progress.advance(task), server.ssl_context)
             run["server_alive"] = server.process.poll() is None
             run["healthy_after_s"] = server.healthy_after_s
+            if kits:  # after the fuzz requests and their after-checks, on the same server
+                progress.stop()
+                run["kits"] = kits_on_server(kits.plan, server.base_url, server.process.pid, model, run["model"],
+                                             scenario.server_args, tls.ca if tls else None, kits.log, kits.end_by)
+                run["kits"]["server_alive_after"] = server.process.poll() is None
             return run
     except SlimError as error:  # never healthy: the report says why, and the diagnosis reads the log
         return {"start_failure": str(error)}
@@ -91,11 +109,13 @@ def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[Requ
 
 def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree: Path, db: Path, logs: Path,
                 plan_source: Callable[[], dict] | None = None, deadline_s: float = 120,
-                budget_s: float = 0) -> tuple[Path, dict]:
-    """Fuzz upstream then slim with the same seeded requests; a versioned report of both and the verdict.
+                budget_s: float = 0, kits: KitsPlan | None = None) -> tuple[Path, dict]:
+    """Fuzz upstream then slim with the same seeded requests (n may be 0 with kits); a versioned report
+    of both and the verdict.
 
     budget_s: seconds for both sides (0: no limit); slim is not started with less left than a deadline
-    and a minute, or than 1.2 times what the upstream side took, whichever is less."""
+    and a minute, or than 1.2 times what the upstream side took, whichever is less. Upstream's kits end
+    by half the budget, slim's STOP_S before its end."""
     scenario = load_scenario(scenario_name)
     if scenario.hardware.nodes != 1 or not scenario.server_start:
         raise SlimError(f"{scenario.name} starts {scenario.hardware.nodes if scenario.server_start else 'no'} "
@@ -106,7 +126,7 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
             raise SlimError(f"{what}: {site} holds no sglang package")
     gpus = detect_gpus()
     require(scenario, gpus)
-    specs = generate(read_inventory(db, load_pin().version), seed, n)
+    specs = generate(read_inventory(db, load_pin().version), seed, n) if n else []
     model = materialize(scenario.model, cache_root() / "models")
     fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
     started_at, runs, needed = time.monotonic(), {}, deadline_s + 60
@@ -118,10 +138,14 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
             continue
         (fuzz_logs / f"{scenario.name}.{side}.log").unlink(missing_ok=True)
         runs[side] = serve_and_fuzz(scenario, site, model, specs, fuzz_logs / f"{scenario.name}.{side}.log",
-                                    deadline_s, min(HEALTH_TIMEOUT_S, max(left - deadline_s, left / 2)))
+                                    deadline_s, min(HEALTH_TIMEOUT_S, max(left - deadline_s, left / 2)),
+                                    kits_side(kits, fuzz_logs, scenario.name, side, started_at, budget_s))
         # The other side serves the same flags and requests: what this one took is the better guess.
         needed = min(needed, 1.2 * (time.monotonic() - side_start))
     problems, notes = compare(specs, runs["upstream"], runs["slim"], deadline_s)
+    kits_section = compare_kits(runs["upstream"].get("kits"), runs["slim"].get("kits")) if kits else None
+    if kits_section:  # the kits' problems fail the run and get the same diagnosis
+        problems, notes = problems + kits_section.pop("problems"), notes + kits_section.pop("notes")
     report = {
         "schema": FUZZ_SCHEMA,
         "scenario": scenario.name,
@@ -132,15 +156,27 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
         "fuzzed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tree_digest": tree_digest(tree),
         "environment": host_environment(gpus, probe(server_env([slim_site]))["versions"]),
-        "sides": {side: {k: v for k, v in run.items() if k != "rows"} for side, run in runs.items()},
+        "sides": {side: {k: v for k, v in run.items() if k not in ("rows", "kits")} for side, run in runs.items()},
         "requests": request_rows(specs, runs),
         "problems": problems,
         "notes": notes,
         "diagnosis": diagnosis(fuzz_logs, scenario.name, plan_source) if problems else [],
         "passed": not problems,
         "specs_digest": _digest(specs),
+        **({"kits": kits_section} if kits_section else {}),
     }
-    return write_report(report, report_path(db, scenario.name, seed, gpus[0].name)), report
+    return write_report(report, report_path(db, scenario.name, seed if n else "kits", gpus[0].name)), report
+
+
+def kits_side(kits: KitsPlan | None, fuzz_logs: Path, scenario: str, side: str, started_at: float,
+              budget_s: float) -> KitsSide | None:
+    """--kits on one side; its log is not <scenario>.slim*.log: diagnosis() reads those as the server's."""
+    if kits is None:
+        return None
+    log = fuzz_logs / f"{scenario}.kits-{side}.log"
+    log.unlink(missing_ok=True)
+    end_by = (started_at + (budget_s / 2 if side == "upstream" else budget_s - STOP_S)) if budget_s else None
+    return KitsSide(kits, log, end_by)
 
 
 def _digest(specs: list[RequestSpec]) -> str:
@@ -149,14 +185,22 @@ def _digest(specs: list[RequestSpec]) -> str:
 
 
 def fuzz_command(scenario: str, n: int, seed: int, upstream: Path | None, tree: Path, db: Path, logs: Path,
-                 plan_source: Callable[[], dict], deadline_s: float, budget_s: float, console) -> None:
-    """`slim verify --fuzz N`: run, print problems and diagnosis, fail with one line unless it passed."""
+                 plan_source: Callable[[], dict], deadline_s: float, budget_s: float, console,
+                 kits: bool = False, kits_timeout_s: float = TIMEOUT_S, kits_budget_s: float = 0) -> None:
+    """`slim verify --fuzz N [--kits]`: run, print problems and diagnosis, fail with one line unless it passed."""
     from slim.upstream import resolve_tree
 
-    path, report = fuzz_verify(scenario, n, seed, resolve_tree(upstream), tree, db, logs, plan_source,
-                               deadline_s, budget_s)
+    site = resolve_tree(upstream)
+    plan = KitsPlan(site, kits_timeout_s, kits_budget_s) if kits else None
+    path, report = fuzz_verify(scenario, n, seed, site, tree, db, logs, plan_source, deadline_s, budget_s, plan)
     for line in report["problems"] + report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)
     if not report["passed"]:
-        raise SlimError(f"{scenario}: fuzz seed {seed} found {len(report['problems'])} problem(s) (report: {path})")
-    console.print(f"{scenario}: {n} fuzzed requests (seed {seed}) answered like upstream (report: {path})")
+        what = f"fuzz seed {seed}" + (" with the kits" if kits else "") if n else "the kits"
+        raise SlimError(f"{scenario}: {what} found {len(report['problems'])} problem(s) (report: {path})")
+    what = [f"{n} fuzzed requests (seed {seed})"] if n else []
+    if "kits" in report:
+        verdicts = report["kits"]["verdicts"]
+        counts = ", ".join(f"{count} {verdict}" for verdict, count in verdicts.items())
+        what.append(f"{len(report['kits']['tests'])} kit tests ({counts})")
+    console.print(f"{scenario}: {' and '.join(what)} answered like upstream (report: {path})")

@@ -23,7 +23,8 @@ def test_committed_results_doc_is_what_the_result_files_give():
 
 def copy_result_files(dst: Path) -> Path:
     """Only what the document reads: the verify reports, the benchmark files, the bundle summary, REMOVED.md."""
-    rels = [p.relative_to(REPO) for p in [*REPO.glob("coverage_db/*/*.json"), *REPO.glob("benchmarks/results/*.json")]]
+    rels = [p.relative_to(REPO) for p in [*REPO.glob("coverage_db/*/*.json"), *REPO.glob("coverage_db/fuzz/*.json.gz"),
+                                          *REPO.glob("benchmarks/results/*.json")]]
     for rel in [*rels, Path("sglang/REMOVED.md"), Path("docs/results.md")]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, dst / rel)
@@ -61,3 +62,17 @@ def test_removed_md_figures_reads_the_totals():
     f = results_sections.removed_md_figures(text)
     assert f["rows"] == {"upstream": (10, 100), "kept": (4, 30), "removed": (6, 70)}
     assert (f["recordings"], f["function_level_removed"], f["policy_lines"], f["policy_entries"]) == (1, 20, 5, 2)
+
+
+def test_the_kits_table_renders_each_test_of_a_kits_report(tmp_path):
+    assert "No fuzz report with a kits section" in results_sections.kits_section(tmp_path)
+    test = {"upstream": {"outcome": "pass", "excerpt": ""}, "slim": {"outcome": "fail", "excerpt": "a | b\nc"},
+            "verdict": "problem"}
+    report = {"scenario": "s", "fuzzed_at": "2026-12-07T10:00:00+00:00", "tree_digest": "abcdef0123", "passed": False,
+              "kits": {"tests": {"k.M.test_a": test}, "verdicts": {"problem": 1},
+                       "sides": {"upstream": {"ran": True, "seconds": 12.5}, "slim": {"ran": False}}}}
+    (tmp_path / "coverage_db" / "fuzz").mkdir(parents=True)
+    (tmp_path / "coverage_db" / "fuzz" / "s-kits-NVIDIA_H100.json").write_text(json.dumps(report))
+    text = results_sections.kits_section(tmp_path)
+    assert "### s (NVIDIA H100, 2026-12-07T10:00)" in text and "1 problem; kits took upstream 12.5 s" in text
+    assert "| `k.M.test_a` | pass | fail | problem | a \\| b c |" in text
