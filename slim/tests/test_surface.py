@@ -361,3 +361,29 @@ def test_the_fields_workload_names_the_fields_it_was_written_for():
             "field:UpdateWeightFromDiskReqInput.manifest", "field:AttachHiCacheStorageReqInput.hicache_write_policy",
             "route:HEAD /", "route:PUT /generate", "route:GET /open_session",
             "route:DELETE /hicache/storage-backend"} <= named
+
+
+def test_the_extra_workload_names_the_fields_it_was_written_for():
+    """dsv3_fp8_tp1_values2 (surface_extra, then serving) is written, not yet recorded: as a recording that
+    reached every handler it would record the internal request fields, GET /stop_profile and /v1/score's
+    embedding overrides, and the launch line's flag values, by the rules above."""
+    from scenarios.spec import load_scenario
+
+    items = read_inventory(REPO / "coverage_db", up.load_pin().version)["items"]
+    scenario = load_scenario("dsv3_fp8_tp1_values2")
+    handlers = [item["source"].split("::") + [1, 1] for item in items if item["kind"] == "route"]
+    sent = [{"method": r.method, "path": r.path, "status": 200, "body": r.body} for r in scenario.requests]
+    command = scenario.launch_command("python3", "/models/tiny", 30000)
+    named = set(recording_evidence(items, [FakeRecording(command, outputs=sent, functions=handlers)]))
+    ipc_models = ["AbortReq", "AttachHiCacheStorageReqInput", "CheckWeightsReqInput", "CloseSessionReqInput",
+                  "ConfigureLoggingReq", "ContinueGenerationReqInput", "GenerateReqInput", "GetWeightsByNameReqInput",
+                  "OpenSessionReqInput", "ParseFunctionCallReq", "PauseGenerationReqInput", "ProfileReq",
+                  "ReleaseMemoryOccupationReqInput", "ResumeMemoryOccupationReqInput", "SeparateReasoningReqInput",
+                  "SetInternalStateReq", "SlowDownReqInput", "UpdateWeightFromDiskReqInput",
+                  "UpdateWeightVersionReqInput", "VertexGenerateReqInput"]
+    assert {f"field:{model}.http_worker_ipc" for model in ipc_models} | {
+        "field:ProfileReq.req_type", "field:GenerateReqInput.received_time", "route:GET /stop_profile",
+        "field:ScoringRequest.embed_override_token_id", "field:ScoringRequest.query_embed_overrides",
+        "field:ScoringRequest.item_embed_overrides", "field:ScoringRequest.return_pooled_hidden_states",
+        "flag:--kv-cache-dtype=bfloat16", "flag:--expert-distribution-recorder-mode=per_pass",
+        "flag:--tool-call-parser=auto", "flag:--remote-instance-weight-loader-backend=nccl"} <= named
