@@ -678,12 +678,28 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                     "these requests on them with 'This model does not appear to be an "
                                     "embedding model'). To get it back: record a scenario that uses it (slim "
                                     'record --scenario ...) and run slim apply.',
+ '--quantization-param-path': 'KV-cache scales from a JSON file (--quantization-param-path) was removed from '
+                              'this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: upstream loads the '
+                              'scales only into models with load_kv_cache_scales (Llama, Qwen2/3, OPT, ...); '
+                              'DeepseekV2/V3ForCausalLM has none, so with an FP8 KV cache upstream refuses '
+                              "to start ('does not support loading scaling factors', "
+                              'model_runner_components/load_model_utils.py) and otherwise ignores the file). '
+                              'To get it back: record a scenario that uses it (slim record --scenario ...) '
+                              'and run slim apply.',
  '--quantize-and-serve': 'ModelOpt quantize-at-load (--modelopt-quant, --quantize-and-serve, ModelOpt '
                          'checkpoint save/restore/export) was removed from this slimmed SGLang (quantizes '
                          'the model while loading it through the nvidia-modelopt package, which the GPU '
                          'runtime lacks; serving checkpoints already quantized (--quantization fp8, '
                          'modelopt_fp8, ...) stays). To get it back: record a scenario that uses it (slim '
                          'record --scenario ...) and run slim apply.',
+ '--radix-cache-backend': 'third-party radix caches (--radix-cache-backend) was removed from this slimmed '
+                          'SGLang (it selects a radix cache that third-party code registered at import time '
+                          "(mem_cache/registry.py register_radix_cache_backend, through sglang's plugin "
+                          'entry points, which this slimmed SGLang cut: slim/policy.toml [[off_surface]] '
+                          'sglang/srt/plugins/); the package registers none itself, so upstream refuses '
+                          "every name ('is not registered'); the built-in radix and hierarchical caches "
+                          'stay). To get it back: record a scenario that uses it (slim record --scenario '
+                          '...) and run slim apply.',
  '--sm-group-num': 'PD-multiplexing (prefill and decode on green-context SM partitions) was removed from '
                    'this slimmed SGLang (an experimental scheduler mode outside the launch lines this '
                    'slimmed SGLang serves DeepSeek with; prefill/decode disaggregation across servers '
@@ -804,6 +820,12 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                   "python tools only to gpt-oss models (Harmony format); DeepSeek's tool calls go through "
                   '--tool-call-parser, which stays). To get it back: record a scenario that uses it (slim '
                   'record --scenario ...) and run slim apply.',
+ '--torchao-config': 'torchao quantize-at-load (--torchao-config) was removed from this slimmed SGLang (an '
+                     'experimental weight quantization (int8/int4/fp8, weight-only or dynamic) of the layers '
+                     'named *proj through the torchao package, which the GPU runtime lacks (upstream imports '
+                     "it only here, layers/torchao_utils.py); DeepSeek's own FP8 checkpoints, W4AFP8, "
+                     'ModelOpt FP8 and online --quantization fp8 stay). To get it back: record a scenario '
+                     'that uses it (slim record --scenario ...) and run slim apply.',
  '--trace-modules': 'OpenTelemetry request tracing (--enable-trace) was removed from this slimmed SGLang '
                     "(needs upstream's optional `tracing` extra (opentelemetry-api, -sdk and the OTLP "
                     'exporters: sglang 0.5.17\'s METADATA, extra == "tracing"), which a plain upstream '
@@ -1218,6 +1240,18 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                   'attention is dense; the top-k indexer and its sparse attention belong to '
                                   'DeepSeek V3.2 and V4). To get it back: record a scenario that uses it '
                                   '(slim record --scenario ...) and run slim apply.',
+ ('--dtype', 'float'): 'FP32 weights and activations (--dtype float32, float) was removed from this slimmed '
+                       'SGLang (DeepSeek V2/V3/R1 ship BF16 or FP8 weights; serving them in FP32 doubles '
+                       'every weight and KV-cache byte of a BF16 checkpoint (DeepSeek-V3/R1: ~2.7 TB of '
+                       "weights) and leaves the tensor cores' BF16/FP8 paths, which no DeepSeek deployment "
+                       'does; auto, bfloat16, float16 and half stay). To get it back: record a scenario that '
+                       'uses it (slim record --scenario ...) and run slim apply.',
+ ('--dtype', 'float32'): 'FP32 weights and activations (--dtype float32, float) was removed from this '
+                         'slimmed SGLang (DeepSeek V2/V3/R1 ship BF16 or FP8 weights; serving them in FP32 '
+                         'doubles every weight and KV-cache byte of a BF16 checkpoint (DeepSeek-V3/R1: ~2.7 '
+                         "TB of weights) and leaves the tensor cores' BF16/FP8 paths, which no DeepSeek "
+                         'deployment does; auto, bfloat16, float16 and half stay). To get it back: record a '
+                         'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--elastic-ep-backend', 'mooncake'): 'elastic expert parallelism and the Mooncake, NIXL and pplx MoE '
                                        'all-to-all backends was removed from this slimmed SGLang (they need '
                                        'packages the pinned GPU runtime lacks (mooncake, nixl, pplx-kernels) '
@@ -1503,6 +1537,13 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                     'ModelOpt FP8/FP4 stay. Record a scenario with such a checkpoint to '
                                     'bring one back). To get it back: record a scenario that uses it (slim '
                                     'record --scenario ...) and run slim apply.',
+ ('--load-format', 'fastsafetensors'): 'fastsafetensors loading (--load-format fastsafetensors) was removed '
+                                       'from this slimmed SGLang (it reads safetensors through the '
+                                       'fastsafetensors package (GPU-direct loading), which is neither a '
+                                       'dependency nor an extra of sglang 0.5.17 and is not in the GPU '
+                                       'runtime; auto, safetensors and presharded loading stay). To get it '
+                                       'back: record a scenario that uses it (slim record --scenario ...) '
+                                       'and run slim apply.',
  ('--load-format', 'gguf'): 'checkpoints quantized as compressed-tensors, W8A8 INT8/FP8, AWQ/GPTQ (Marlin '
                             'kernels or not), MoE WNA16, auto-round, bitsandbytes, GGUF, Humming, or online '
                             'NVFP4/MXFP8 was removed from this slimmed SGLang (no scenario loads such a '
@@ -1511,11 +1552,36 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                             'DeepSeek ships, W4AFP8 and ModelOpt FP8/FP4 stay. Record a scenario with such a '
                             'checkpoint to bring one back). To get it back: record a scenario that uses it '
                             '(slim record --scenario ...) and run slim apply.',
+ ('--load-format', 'layered'): 'layer-by-layer loading (--load-format layered) was removed from this slimmed '
+                               'SGLang (not a DeepSeek V2/V3/R1 feature: LayeredModelLoader fills the model '
+                               'through its load_weights_to_module, which only the torch-native Llama has; '
+                               "for DeepSeek upstream raises 'LayeredModelLoader requires the model to have "
+                               "a `load_weights_to_module` method' (model_loader/loader.py)). To get it "
+                               'back: record a scenario that uses it (slim record --scenario ...) and run '
+                               'slim apply.',
  ('--load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this slimmed SGLang (not a '
                                "DeepSeek V2/V3/R1 checkpoint: --load-format mistral reads Mistral's "
                                'consolidated*.safetensors, which DeepSeek checkpoints do not ship). To get '
                                'it back: record a scenario that uses it (slim record --scenario ...) and run '
                                'slim apply.',
+ ('--load-format', 'npcache'): 'checkpoints in PyTorch *.bin or *.pt files (--load-format npcache, pt) was '
+                               'removed from this slimmed SGLang (npcache reads only *.bin shards (and '
+                               'caches them as numpy files), pt only *.pt files (model_loader/loader.py '
+                               '_prepare_weights); DeepSeek V2/V3/R1 checkpoints ship safetensors, which '
+                               'auto, safetensors and presharded read). To get it back: record a scenario '
+                               'that uses it (slim record --scenario ...) and run slim apply.',
+ ('--load-format', 'private'): 'the private model loader (--load-format private) was removed from this '
+                               'slimmed SGLang (it imports sglang.private.private_model_loader, which the '
+                               "sglang 0.5.17 wheel does not ship: upstream raises 'Failed to import "
+                               "sglang.private.private_model_loader' (model_loader/loader.py "
+                               'get_model_loader)). To get it back: record a scenario that uses it (slim '
+                               'record --scenario ...) and run slim apply.',
+ ('--load-format', 'pt'): 'checkpoints in PyTorch *.bin or *.pt files (--load-format npcache, pt) was '
+                          'removed from this slimmed SGLang (npcache reads only *.bin shards (and caches '
+                          'them as numpy files), pt only *.pt files (model_loader/loader.py '
+                          '_prepare_weights); DeepSeek V2/V3/R1 checkpoints ship safetensors, which auto, '
+                          'safetensors and presharded read). To get it back: record a scenario that uses it '
+                          '(slim record --scenario ...) and run slim apply.',
  ('--load-format', 'remote'): 'weight loading through the Run:ai model streamer or a remote S3/Redis '
                               'connector (--load-format runai_streamer, remote) was removed from this '
                               'slimmed SGLang (they need packages or services the GPU runtime lacks '
@@ -2419,6 +2485,13 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                         'V3/R1 speculate with their MTP layer). To get it back: record a '
                                         'scenario that uses it (slim record --scenario ...) and run slim '
                                         'apply.',
+ ('--speculative-algorithm', 'EAGLE3'): 'EAGLE-3 speculative decoding (--speculative-algorithm EAGLE3) was '
+                                        'removed from this slimmed SGLang (it drafts with a separately '
+                                        'trained EAGLE-3 head (a Llama-style model, models/llama_eagle3.py), '
+                                        'which no scenario has (the tiny-model generator writes none); '
+                                        'DeepSeek V3/R1 speculate with their own MTP layer (EAGLE/NEXTN), '
+                                        'which stays). To get it back: record a scenario that uses it (slim '
+                                        'record --scenario ...) and run slim apply.',
  ('--speculative-algorithm', 'FROZEN_KV_MTP'): 'frozen-KV MTP speculation (--speculative-algorithm '
                                                'FROZEN_KV_MTP) was removed from this slimmed SGLang (not a '
                                                'DeepSeek V2/V3/R1 feature: upstream promotes to it only for '
@@ -2449,6 +2522,15 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                       'scenario with such a checkpoint to bring one back). '
                                                       'To get it back: record a scenario that uses it (slim '
                                                       'record --scenario ...) and run slim apply.',
+ ('--speculative-draft-load-format', 'fastsafetensors'): 'fastsafetensors loading (--load-format '
+                                                         'fastsafetensors) was removed from this slimmed '
+                                                         'SGLang (it reads safetensors through the '
+                                                         'fastsafetensors package (GPU-direct loading), '
+                                                         'which is neither a dependency nor an extra of '
+                                                         'sglang 0.5.17 and is not in the GPU runtime; auto, '
+                                                         'safetensors and presharded loading stay). To get '
+                                                         'it back: record a scenario that uses it (slim '
+                                                         'record --scenario ...) and run slim apply.',
  ('--speculative-draft-load-format', 'gguf'): 'checkpoints quantized as compressed-tensors, W8A8 INT8/FP8, '
                                               'AWQ/GPTQ (Marlin kernels or not), MoE WNA16, auto-round, '
                                               'bitsandbytes, GGUF, Humming, or online NVFP4/MXFP8 was '
@@ -2460,12 +2542,45 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                               'a checkpoint to bring one back). To get it back: record a '
                                               'scenario that uses it (slim record --scenario ...) and run '
                                               'slim apply.',
+ ('--speculative-draft-load-format', 'layered'): 'layer-by-layer loading (--load-format layered) was removed '
+                                                 'from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
+                                                 'LayeredModelLoader fills the model through its '
+                                                 'load_weights_to_module, which only the torch-native Llama '
+                                                 "has; for DeepSeek upstream raises 'LayeredModelLoader "
+                                                 'requires the model to have a `load_weights_to_module` '
+                                                 "method' (model_loader/loader.py)). To get it back: record "
+                                                 'a scenario that uses it (slim record --scenario ...) and '
+                                                 'run slim apply.',
  ('--speculative-draft-load-format', 'mistral'): 'Mistral consolidated checkpoints was removed from this '
                                                  'slimmed SGLang (not a DeepSeek V2/V3/R1 checkpoint: '
                                                  "--load-format mistral reads Mistral's "
                                                  'consolidated*.safetensors, which DeepSeek checkpoints do '
                                                  'not ship). To get it back: record a scenario that uses it '
                                                  '(slim record --scenario ...) and run slim apply.',
+ ('--speculative-draft-load-format', 'npcache'): 'checkpoints in PyTorch *.bin or *.pt files (--load-format '
+                                                 'npcache, pt) was removed from this slimmed SGLang (npcache '
+                                                 'reads only *.bin shards (and caches them as numpy files), '
+                                                 'pt only *.pt files (model_loader/loader.py '
+                                                 '_prepare_weights); DeepSeek V2/V3/R1 checkpoints ship '
+                                                 'safetensors, which auto, safetensors and presharded read). '
+                                                 'To get it back: record a scenario that uses it (slim '
+                                                 'record --scenario ...) and run slim apply.',
+ ('--speculative-draft-load-format', 'private'): 'the private model loader (--load-format private) was '
+                                                 'removed from this slimmed SGLang (it imports '
+                                                 'sglang.private.private_model_loader, which the sglang '
+                                                 "0.5.17 wheel does not ship: upstream raises 'Failed to "
+                                                 "import sglang.private.private_model_loader' "
+                                                 '(model_loader/loader.py get_model_loader)). To get it '
+                                                 'back: record a scenario that uses it (slim record '
+                                                 '--scenario ...) and run slim apply.',
+ ('--speculative-draft-load-format', 'pt'): 'checkpoints in PyTorch *.bin or *.pt files (--load-format '
+                                            'npcache, pt) was removed from this slimmed SGLang (npcache '
+                                            'reads only *.bin shards (and caches them as numpy files), pt '
+                                            'only *.pt files (model_loader/loader.py _prepare_weights); '
+                                            'DeepSeek V2/V3/R1 checkpoints ship safetensors, which auto, '
+                                            'safetensors and presharded read). To get it back: record a '
+                                            'scenario that uses it (slim record --scenario ...) and run slim '
+                                            'apply.',
  ('--speculative-draft-load-format', 'remote'): 'weight loading through the Run:ai model streamer or a '
                                                 'remote S3/Redis connector (--load-format runai_streamer, '
                                                 'remote) was removed from this slimmed SGLang (they need '
@@ -2871,6 +2986,12 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                              'corpus were cut; DeepSeek V3/R1 speculate with their MTP layer '
                                              '(EAGLE/NEXTN), which stays). To get it back: record a scenario '
                                              'that uses it (slim record --scenario ...) and run slim apply.',
+ ('--tokenizer-backend', 'fastokens'): 'the fastokens tokenizer backend (--tokenizer-backend fastokens) was '
+                                       'removed from this slimmed SGLang (it patches transformers with the '
+                                       "fastokens package, upstream's optional fastokens extra, which a "
+                                       'plain upstream install and the GPU runtime both lack; the Hugging '
+                                       'Face tokenizers backend stays). To get it back: record a scenario '
+                                       'that uses it (slim record --scenario ...) and run slim apply.',
  ('--tool-call-parser', 'apertus2509'): 'tool-call parsers of other model families was removed from this '
                                         'slimmed SGLang (not a DeepSeek model: DeepSeek V3/R1 use '
                                         'deepseekv3, deepseekv31 or deepseekv32). To get it back: record a '
@@ -3686,14 +3807,94 @@ REMOVED_FIELDS = {'ChatCompletionMessageContentAudioPart': {'audio_url': 'multim
                                        "answers these requests on them with 'This model does not appear to "
                                        "be an embedding model'). To get it back: record a scenario that uses "
                                        'it (slim record --scenario ...) and run slim apply.'},
+ 'OllamaChatRequest': {'format': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                 'SGLang (upstream 0.5.17 answers 500 to every request there: its handler '
+                                 'tokenizes the chat with apply_chat_template(tokenize=True) and no '
+                                 'return_dict=False (entrypoints/ollama/serving.py:80), which under the '
+                                 'pinned transformers 5.12.1 returns a BatchEncoding that GenerateReqInput '
+                                 "cannot take (surface_admin's ollama_chat recorded the 500); Ollama's "
+                                 '/api/generate, /api/tags and /api/show stay, and chats are served by '
+                                 '/v1/chat/completions). To get it back: record a scenario that uses it '
+                                 '(slim record --scenario ...) and run slim apply.',
+                       'keep_alive': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                     'SGLang (upstream 0.5.17 answers 500 to every request there: its '
+                                     'handler tokenizes the chat with apply_chat_template(tokenize=True) and '
+                                     'no return_dict=False (entrypoints/ollama/serving.py:80), which under '
+                                     'the pinned transformers 5.12.1 returns a BatchEncoding that '
+                                     "GenerateReqInput cannot take (surface_admin's ollama_chat recorded the "
+                                     "500); Ollama's /api/generate, /api/tags and /api/show stay, and chats "
+                                     'are served by /v1/chat/completions). To get it back: record a scenario '
+                                     'that uses it (slim record --scenario ...) and run slim apply.',
+                       'messages': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                   'SGLang (upstream 0.5.17 answers 500 to every request there: its handler '
+                                   'tokenizes the chat with apply_chat_template(tokenize=True) and no '
+                                   'return_dict=False (entrypoints/ollama/serving.py:80), which under the '
+                                   'pinned transformers 5.12.1 returns a BatchEncoding that GenerateReqInput '
+                                   "cannot take (surface_admin's ollama_chat recorded the 500); Ollama's "
+                                   '/api/generate, /api/tags and /api/show stay, and chats are served by '
+                                   '/v1/chat/completions). To get it back: record a scenario that uses it '
+                                   '(slim record --scenario ...) and run slim apply.',
+                       'model': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                'SGLang (upstream 0.5.17 answers 500 to every request there: its handler '
+                                'tokenizes the chat with apply_chat_template(tokenize=True) and no '
+                                'return_dict=False (entrypoints/ollama/serving.py:80), which under the '
+                                'pinned transformers 5.12.1 returns a BatchEncoding that GenerateReqInput '
+                                "cannot take (surface_admin's ollama_chat recorded the 500); Ollama's "
+                                '/api/generate, /api/tags and /api/show stay, and chats are served by '
+                                '/v1/chat/completions). To get it back: record a scenario that uses it (slim '
+                                'record --scenario ...) and run slim apply.',
+                       'options': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                  'SGLang (upstream 0.5.17 answers 500 to every request there: its handler '
+                                  'tokenizes the chat with apply_chat_template(tokenize=True) and no '
+                                  'return_dict=False (entrypoints/ollama/serving.py:80), which under the '
+                                  'pinned transformers 5.12.1 returns a BatchEncoding that GenerateReqInput '
+                                  "cannot take (surface_admin's ollama_chat recorded the 500); Ollama's "
+                                  '/api/generate, /api/tags and /api/show stay, and chats are served by '
+                                  '/v1/chat/completions). To get it back: record a scenario that uses it '
+                                  '(slim record --scenario ...) and run slim apply.',
+                       'stream': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                 'SGLang (upstream 0.5.17 answers 500 to every request there: its handler '
+                                 'tokenizes the chat with apply_chat_template(tokenize=True) and no '
+                                 'return_dict=False (entrypoints/ollama/serving.py:80), which under the '
+                                 'pinned transformers 5.12.1 returns a BatchEncoding that GenerateReqInput '
+                                 "cannot take (surface_admin's ollama_chat recorded the 500); Ollama's "
+                                 '/api/generate, /api/tags and /api/show stay, and chats are served by '
+                                 '/v1/chat/completions). To get it back: record a scenario that uses it '
+                                 '(slim record --scenario ...) and run slim apply.',
+                       'think': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed "
+                                'SGLang (upstream 0.5.17 answers 500 to every request there: its handler '
+                                'tokenizes the chat with apply_chat_template(tokenize=True) and no '
+                                'return_dict=False (entrypoints/ollama/serving.py:80), which under the '
+                                'pinned transformers 5.12.1 returns a BatchEncoding that GenerateReqInput '
+                                "cannot take (surface_admin's ollama_chat recorded the 500); Ollama's "
+                                '/api/generate, /api/tags and /api/show stay, and chats are served by '
+                                '/v1/chat/completions). To get it back: record a scenario that uses it (slim '
+                                'record --scenario ...) and run slim apply.'},
  'OllamaGenerateRequest': {'images': 'multimodal (image, video, audio) input was removed from this slimmed '
                                      'SGLang (not a DeepSeek V2/V3/R1 feature: these models take text only). '
                                      'To get it back: record a scenario that uses it (slim record --scenario '
                                      '...) and run slim apply.'},
- 'OllamaMessage': {'images': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
+ 'OllamaMessage': {'content': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed SGLang "
+                              '(upstream 0.5.17 answers 500 to every request there: its handler tokenizes '
+                              'the chat with apply_chat_template(tokenize=True) and no return_dict=False '
+                              '(entrypoints/ollama/serving.py:80), which under the pinned transformers '
+                              '5.12.1 returns a BatchEncoding that GenerateReqInput cannot take '
+                              "(surface_admin's ollama_chat recorded the 500); Ollama's /api/generate, "
+                              '/api/tags and /api/show stay, and chats are served by /v1/chat/completions). '
+                              'To get it back: record a scenario that uses it (slim record --scenario ...) '
+                              'and run slim apply.',
+                   'images': 'multimodal (image, video, audio) input was removed from this slimmed SGLang '
                              '(not a DeepSeek V2/V3/R1 feature: these models take text only). To get it '
                              'back: record a scenario that uses it (slim record --scenario ...) and run slim '
-                             'apply.'},
+                             'apply.',
+                   'role': "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed SGLang "
+                           '(upstream 0.5.17 answers 500 to every request there: its handler tokenizes the '
+                           'chat with apply_chat_template(tokenize=True) and no return_dict=False '
+                           '(entrypoints/ollama/serving.py:80), which under the pinned transformers 5.12.1 '
+                           "returns a BatchEncoding that GenerateReqInput cannot take (surface_admin's "
+                           "ollama_chat recorded the 500); Ollama's /api/generate, /api/tags and /api/show "
+                           'stay, and chats are served by /v1/chat/completions). To get it back: record a '
+                           'scenario that uses it (slim record --scenario ...) and run slim apply.'},
  'UnloadLoRAAdapterReqInput': {'http_worker_ipc': 'LoRA adapters (serving, loading and unloading adapters, '
                                                   'including DeepSeek MLA LoRA) was removed from this '
                                                   'slimmed SGLang (no scenario serves a LoRA adapter yet: '
@@ -3768,6 +3969,14 @@ REMOVED_ROUTES = {('GET', '/is_scaling_elastic_ep'): 'elastic expert parallelism
                                    'DeepSeek V3/R1 speculate with their MTP layer (EAGLE/NEXTN), which '
                                    'stays). To get it back: record a scenario that uses it (slim record '
                                    '--scenario ...) and run slim apply.',
+ ('POST', '/api/chat'): "Ollama's chat endpoint (POST /api/chat) was removed from this slimmed SGLang "
+                        '(upstream 0.5.17 answers 500 to every request there: its handler tokenizes the chat '
+                        'with apply_chat_template(tokenize=True) and no return_dict=False '
+                        '(entrypoints/ollama/serving.py:80), which under the pinned transformers 5.12.1 '
+                        "returns a BatchEncoding that GenerateReqInput cannot take (surface_admin's "
+                        "ollama_chat recorded the 500); Ollama's /api/generate, /api/tags and /api/show "
+                        'stay, and chats are served by /v1/chat/completions). To get it back: record a '
+                        'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('POST', '/classify'): 'embedding and classification was removed from this slimmed SGLang (not a DeepSeek '
                         'V2/V3/R1 feature: they are causal LMs; upstream answers these requests on them with '
                         "'This model does not appear to be an embedding model'). To get it back: record a "
