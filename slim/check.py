@@ -8,6 +8,7 @@
   branch, an sglang module the policy puts off the surface (below);
 - no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module;
 - the request path holds no stub and no lazy import of a removed module (slim/check_surface.py);
+- nothing on the request path or under an accepted flag reads a deleted class member (slim/check_members.py);
 - a file slim/policy.toml keeps whole imports no cut module that is on the surface.
 
 What it allows, each printed as "allowed: N <what>", and why that is safe:
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slim.check_members import check_members
 from slim.check_surface import check_request_path, lazy_import_note
 from slim.deps import distribution, is_stdlib, normalize, requirement_name
 from slim.flag_guards import flag_errors, registry_files
@@ -305,15 +307,13 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     upstream_declared = set(declared)
     if upstream:
         from email.parser import Parser
-
         meta = next(upstream.glob(f"{PACKAGE}-*.dist-info"), None)
         if meta:
             text = (meta / "METADATA").read_text()
             # Only base requirements: what an extra provides is optional upstream as well.
             upstream_declared |= {requirement_name(r) for r in Parser().parsestr(text).get_all("Requires-Dist") or []
                                   if "extra ==" not in r}
-    slim_modules = Modules(root)
-    upstream_modules = Modules(upstream) if upstream else None
+    slim_modules, upstream_modules = Modules(root), Modules(upstream) if upstream else None
     rels = sorted(p.relative_to(root).as_posix() for p in slim_modules.files.values())
     compile_errors: set[str] = set()
     for rel in rels:
@@ -333,9 +333,12 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     parsed = [r for r in rels if r not in compile_errors]
     surface = check_request_path(root, parsed, lambda rel: slim_modules.tree(module_name(rel)),
                                  slim_modules.exists, was_module, policy)
-    report.errors += surface.findings
-    for what, n in surface.allowed.items():
-        report.notes[what] = report.notes.get(what, 0) + n
+    members = check_members({module_name(rel): rel for rel in parsed}, slim_modules.tree,
+                            upstream_modules and upstream_modules.tree, policy, flags and flags[:2])
+    for found in (surface, members):
+        report.errors += found.findings
+        for what, n in found.allowed.items():
+            report.notes[what] = report.notes.get(what, 0) + n
     if flags:
         trees = {rel: slim_modules.tree(module_name(rel)) for rel in parsed}
         upstream_trees = None

@@ -53,17 +53,23 @@ class Scan:
     # sglang modules an import binds as an object, whose attributes may then be read: `import m`,
     # `from package import m`, and the module of a star import (its names flow on)
     namespaces: set[str] = field(default_factory=set)
+    # (line, "Base.attr") of every read of a name's attribute: `EventPublisherFactory.create`,
+    # `self._socket_setup` (slim/reach_rules.py keeps the class members kept code so reads)
+    member_reads: list[tuple[int, str]] = field(default_factory=list)
 
 
 def scan(tree: ast.AST, path: str = "") -> Scan:
     idents: list[tuple[int, str]] = []
     modules: list[tuple[int, str]] = []
     calls: list[tuple[int, str]] = []
+    reads: list[tuple[int, str]] = []
     namespaces: set[str] = set()
     computed = False
     for sub in ast.walk(tree):
         if isinstance(sub, ast.Call) and (callee := dotted(sub.func)):
             calls.append((sub.lineno, callee.rsplit(".", 1)[-1]))
+        if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and isinstance(sub.ctx, ast.Load):
+            reads.append((sub.lineno, f"{sub.value.id}.{sub.attr}"))
         if isinstance(sub, ast.Name):
             idents.append((sub.lineno, sub.id))
         elif isinstance(sub, ast.Attribute):
@@ -83,7 +89,8 @@ def scan(tree: ast.AST, path: str = "") -> Scan:
     idents.sort()
     modules.sort()
     calls.sort()
-    return Scan(idents, modules, computed, calls, namespaces)
+    reads.sort()
+    return Scan(idents, modules, computed, calls, namespaces, reads)
 
 
 def _spanned(items: list[tuple[int, str]], lines: list[int], first: int, last: int) -> list[tuple[int, str]]:
@@ -121,6 +128,7 @@ class Def:
     lean_implicit: str | None = None
     declarative: bool = False  # a class whose body is declarations (see DECLARATIVE_BASES)
     calls: list[tuple[int, str]] = field(default_factory=list)  # (line, name) it calls (a class: its methods too)
+    member_reads: list[tuple[int, str]] = field(default_factory=list)  # (line, "Base.attr"): see Scan
 
     @property
     def lines(self) -> int:
@@ -136,6 +144,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
     ident_lines = [line for line, _ in scanned.idents]
     module_lines = [line for line, _ in scanned.modules]
     call_lines = [line for line, _ in scanned.calls]
+    read_lines = [line for line, _ in scanned.member_reads]
 
     def refs_of(node) -> Counter:
         return Counter(in_span(scanned.idents, ident_lines, first_line(node), node.end_lineno))
@@ -166,7 +175,8 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                         body_line, header,
                         def_implicit(node, in_class, machinery) or override if not is_class else machinery,
                         own_implicit is not None,
-                        _spanned(scanned.calls, call_lines, first_line(node), node.end_lineno))
+                        _spanned(scanned.calls, call_lines, first_line(node), node.end_lineno),
+                        _spanned(scanned.member_reads, read_lines, first_line(node), node.end_lineno))
                 out.append(d)
                 if is_class:
                     start = len(out)

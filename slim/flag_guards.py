@@ -101,8 +101,9 @@ class _Guards(ast.NodeVisitor):
     in one module."""
 
     def __init__(self, rel: str, stubs: set[str], dests: dict[str, str], out: list[GuardedStub],
-                 present: frozenset[str] = frozenset()) -> None:
+                 present: frozenset[str] = frozenset(), attributes: dict[tuple[int, int], str] | None = None) -> None:
         self.rel, self.stubs, self.dests, self.out, self.present = rel, stubs, dests, out, present
+        self.attributes = attributes or {}  # (line, column) of an attribute read -> what it reads
         self.conditions: list[tuple[ast.expr, bool]] = []  # (condition, whether it holds there)
         self.optional = 0  # inside a `try:` that catches ImportError: upstream copes with its absence
 
@@ -168,6 +169,11 @@ class _Guards(ast.NodeVisitor):
             self._found(name, node.lineno)
         self.generic_visit(node)
 
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if what := self.attributes.get((node.lineno, node.col_offset)):
+            self._found(what, node.lineno)
+        self.generic_visit(node)
+
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = resolve_relative(node.module, node.level, self.rel)
         if self.present and module and module.startswith("sglang.") and module not in self.present \
@@ -197,6 +203,16 @@ def guarded_stubs(trees: dict[str, ast.Module], dests: dict[str, str]) -> list[G
     return sorted(set(out), key=lambda g: (g.where, g.stub))
 
 
+def guarded_attributes(rel: str, tree: ast.Module, dests: dict[str, str],
+                       attributes: dict[tuple[int, int], str]) -> list[GuardedStub]:
+    """The attribute reads at `attributes` ((line, column) -> what it reads, the `stub` of the
+    result) in one file under a condition on launch flags (slim/check_members.py's reads of deleted
+    class members)."""
+    out: list[GuardedStub] = []
+    _Guards(rel, set(), dests, out, attributes=attributes).visit(tree)
+    return out
+
+
 def flag_dests(inventory_items: list[dict]) -> dict[str, str]:
     """ServerArgs field -> its flag, from the surface inventory's flag items."""
     return {item["source"].rsplit(".", 1)[-1]: item["name"] for item in inventory_items
@@ -214,6 +230,11 @@ def accepts(refused: set[str], flag: str, values: tuple[str, ...] = ()) -> bool:
 def unrefused(guards: list[GuardedStub], refused: set[str]) -> list[GuardedStub]:
     """Those the front door lets through: every flag they need is accepted."""
     return [g for g in guards if all(accepts(refused, t.flag, t.values) for t in g.terms)]
+
+
+def needs(guard: GuardedStub) -> str:
+    """The flags (and values) the conditions need: "--enable-lora, --x in ['a']"."""
+    return ", ".join(t.flag + (f" in {list(t.values)}" if t.values else "") for t in guard.terms)
 
 
 # Decorator registries a launch flag's value selects from: `@register_attention_backend("fa3") def
@@ -313,8 +334,7 @@ def flag_errors(trees: dict[str, ast.Module], upstream: dict[str, ast.Module] | 
                    "(refuse it in slim/surface.toml or keep the registration)"
                    for item in sorted(set(lost_registrations(trees, upstream, refused)) & values)]
     for g in unrefused(guarded_stubs(trees, dests), refused):
-        needs = ", ".join(t.flag + (f" in {list(t.values)}" if t.values else "") for t in g.terms)
         what = f"imports absent {g.stub[7:]}" if g.stub.startswith("import ") else f"calls stub {g.stub}"
-        errors.append(f"{g.where}: {what} when {needs}, which the front door accepts "
+        errors.append(f"{g.where}: {what} when {needs(g)}, which the front door accepts "
                       "(refuse it in slim/surface.toml or keep the code)")
     return errors

@@ -37,13 +37,16 @@ whatever object the name is looked up on):
   surface) a def that never ran is stubbed the same way, even where an executed line names it
   (`a and can_cp_split(...)` short-circuits; a stub keeps the name for code that passes it
   around); elsewhere a branch no recording took may be another flag of the surface;
-- (outside `[[off_surface]]`) a function or class that a function which ran calls
-  on a line no recording executed (`IdleSleeper(...)` under `if sleep_on_idle:`), or that a
-  module-level `register...("name", "module", "Class")` call that ran names, is flag-built: a
-  launch flag inside the surface that no scenario set takes that branch. It is judged by name
-  only (no stub, its class keeps the methods kept code names, the never-instantiated cut spares
-  it), and so is what it calls in turn where none of that ran (functions and classes by name;
-  methods through their kept class);
+- (outside `[[off_surface]]`) a function or class that a function which ran calls on a line no
+  recording executed (`IdleSleeper(...)` under `if sleep_on_idle:`), or that a module-level
+  `register...("name", "module", "Class")` call that ran names, is flag-built: a launch flag inside
+  the surface that no scenario set takes that branch. It is judged by name only (no stub, its class
+  keeps the methods kept code names, the never-instantiated cut spares it), and so is what it calls
+  in turn where none of that ran (functions and classes by name; methods through their kept class);
+- a member read as `Cls.member` or `self.member` (the class's own, else its nearest ancestor's, by
+  name) on such a line, anywhere in request handling, or by the members and flag-built defs so
+  reached, stays if live code uses its name, whatever the untouched and never-instantiated cuts say
+  (`EventPublisherFactory.create`): a stub off the surface, else whole, with what it calls and reads;
 - the keep-policy's `[[whole]]` paths (code of matrix scenarios no host here could record: 2 GPUs)
   and whatever policy-kept code reaches are judged by name only: no stubs, and their classes keep
   their methods though no recording instantiated them;
@@ -149,6 +152,7 @@ class _Reach(ReachRules):
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.called: set[str] = set()  # names ran code calls, through never-run callees
+        self.read: set[tuple[str, str]] = set()  # (class name, member) read there or on the request path
         self.registered: dict[str, list[Def]] = {}
         self.touched_files: set[str] = set()  # files with a def that ran or is kept by policy
 
@@ -295,7 +299,7 @@ class _Reach(ReachRules):
     def run(self) -> Liveness:
         ran = [key for key, why in self.fixed.items() if why.kind is Why.RAN]
         self.ran_names = {key[1] for key in ran if "." not in key[1]}
-        self.called = self._calls_from_ran(ran)
+        self.called, self.read = self._flag_reach(ran)
         while self.todo:
             event = self.todo.popleft()
             if event[0] == "name":

@@ -11,6 +11,7 @@ from slim.reasons import Reason, Why
 # The reasons that need no detail (slim/reasons.py renders them; code compares their kinds).
 NEVER_RUN = Reason(Why.NEVER_RUN)
 REFERENCED = Reason(Why.REFERENCED)
+MEMBER_READ = Reason(Why.MEMBER_READ)
 HOLDS_KEPT = Reason(Why.HOLDS_KEPT)
 SAME_NAME = Reason(Why.SAME_NAME)
 HIERARCHY = Reason(Why.HIERARCHY)
@@ -21,7 +22,7 @@ STUB = Reason(Why.STUB)
 OFF_SURFACE_STUB = Reason(Why.OFF_SURFACE_STUB)
 ROUTE = Reason(Why.ROUTE)
 # The reasons a def reach keeps may narrow to a stub (kept only because something names it).
-STUBBABLE = {Why.REFERENCED, Why.SAME_NAME, Why.HIERARCHY, Why.OVERRIDE}
+STUBBABLE = {Why.REFERENCED, Why.MEMBER_READ, Why.SAME_NAME, Why.HIERARCHY, Why.OVERRIDE}
 # Decorators that register a function as an error handler of a live app (FastAPI, Starlette).
 ERROR_HANDLER_DECORATORS = {"exception_handler"}
 # `@app.post("/generate")`, `@health_router.get(...)`: a route handler is a root of the surface

@@ -12,6 +12,7 @@ from slim.reach_reasons import (
     CONSTRUCTORS,
     EXCEPTION_SUFFIXES,
     HIERARCHY,
+    MEMBER_READ,
     OFF_SURFACE_STUB,
     OVERRIDE,
     REFERENCED,
@@ -31,9 +32,10 @@ class ReachRules:
         key = _key(path, member)
         if key in self.fixed:
             return self.fixed[key]
+        read = self._read_member(path, member)
         if member.kind == "method" and member.name not in CLASS_HOOKS and self._never_made(path, member.parent) \
                 and not self._aliased(path, member):
-            return None
+            return MEMBER_READ if read else None
         if member.kind != "class" and (implicit := self._implicit(member)):
             return Reason(Why.IMPLICIT, implicit)
         if member.kind == "method" and member.name in self.family_runs.get((path, member.parent), ()):
@@ -44,12 +46,18 @@ class ReachRules:
                 and not _declarative(self.defs[(path, member.parent)]) \
                 and not self.policy.on_request_path(path) \
                 and not self._flag_built(path, member):
-            return None  # (a dataclass is built without a method of its own running: not so judged)
+            return MEMBER_READ if read else None  # (a dataclass is built without a method of its own running)
         if member.name in self.out.needed:
             return REFERENCED
         if member.kind == "method" and member.name in self.live_methods:
             return SAME_NAME
         return None
+
+    def _read_member(self, path: str, member: Def) -> bool:
+        """Kept code reads the member as `Cls.member` or `self.member` on the request path or on a
+        branch no recording took (`self.read`), and live code uses its name (so a reader the plan
+        deletes keeps nothing)."""
+        return (self.defs[(path, member.parent)].name, member.name) in self.read and member.name in self.out.needed
 
     def _aliased(self, path: str, member: Def) -> bool:
         """`alias = method` in its class body: the class statement itself uses the method."""
@@ -68,8 +76,10 @@ class ReachRules:
                 and self.out.defs[key].kind in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
             return None
-        if path not in self.touched_files and not self._flag_built(path, d):  # nothing in its module ran
-            return STUB
+        read_here = d.parent is not None and self._read_member(path, d) and self.policy.off_surface_for(
+            path, d.qualname) is None  # on the surface, a member so read is judged like flag-built code
+        if path not in self.touched_files and not self._flag_built(path, d) and not read_here:
+            return STUB  # nothing in its module ran
         if key in self.fixed or self.policy.off_surface_for(path, d.qualname) is None:
             return None
         return OFF_SURFACE_STUB  # off the surface: the def never ran, whoever names it
@@ -125,28 +135,77 @@ class ReachRules:
         name = self.defs[(path, d.parent)].name if d.kind == "method" else d.name
         return name in self.called and self.policy.off_surface_for(path, d.qualname) is None
 
-    def _calls_from_ran(self, ran: list[Key]) -> set[str]:
-        """Functions and classes that functions which ran call on lines no recording executed (the
-        branch of a flag no scenario set), followed through everything those callees call where
-        none of their code ran. Methods are not followed by name: a class so kept keeps the
-        methods kept code names."""
+    def _flag_reach(self, ran: list[Key]) -> tuple[set[str], set[tuple[str, str]]]:
+        """What a launch flag inside the surface may take that no recording did, judged by name only:
+        (functions and classes, (class name, member) pairs). Functions and classes: those that
+        functions which ran call on lines no recording executed (the branch of a flag no scenario
+        set), and registry entries named by string. Members: those read as `Cls.member` or
+        `self.member` there, or anywhere in request handling (what runs there depends on each
+        request). Both followed through everything the defs so found call and read where none of
+        their code ran. Methods are not followed by name: a class called so keeps the methods kept
+        code names, and a member read so stays."""
         executed = self.executed
-        never_ran: dict[str, set[str]] = defaultdict(set)
+        never_ran: dict[str, list[tuple[str, Def]]] = defaultdict(list)
         for (path, qualname), d in self.defs.items():
             if d.parent is None and self.policy.off_surface_for(path, qualname) is None and not (
                     _key(path, d) in self.fixed if d.kind == "function" else self._ran_inside(path, qualname)):
-                never_ran[d.name].update(name for _, name in d.calls)
-        todo = [name for path, qualname, _ in ran if (d := self.defs.get((path, qualname))) and d.kind != "class"
-                for line, name in d.calls if line not in executed.get(path, ())]
-        todo += [word for path, index in self.index.items() for line, word in index.string_registrations
-                 if line in executed.get(path, ())]  # a registry's entries by name: a flag picks one
-        seen: set[str] = set()
+                never_ran[d.name].append((path, d))
+        sources = [(path, d, executed.get(path, set())) for path, qualname, _ in ran
+                   if (d := self.defs.get((path, qualname))) and d.kind != "class"]
+        names = [name for path, d, lines in sources for line, name in d.calls if line not in lines]
+        names += [word for path, index in self.index.items() for line, word in index.string_registrations
+                  if line in executed.get(path, ())]  # a registry's entries by name: a flag picks one
+        reads = [r for path, d, lines in sources for line, read in d.member_reads if line not in lines
+                 if (r := self._read_of(path, d, read))]
+        reads += [r for (path, _), d in self.defs.items() if d.kind != "class" and self.policy.on_request_path(path)
+                  for _, read in d.member_reads if (r := self._read_of(path, d, read))]
+        seen_names: set[str] = set()
+        seen_reads: set[tuple[str, str]] = set()  # the reads followed
+        members_read: set[tuple[str, str]] = set()  # the members they find
+        while names or reads:
+            found: list[tuple[str, Def]] = []
+            if names:
+                name = names.pop()
+                if name not in seen_names and name in never_ran:
+                    seen_names.add(name)
+                    found = never_ran[name]
+            elif (read := reads.pop()) not in seen_reads:
+                seen_reads.add(read)
+                for cls, members in self._read_targets(*read):
+                    members_read.add((cls, read[1]))
+                    found += [(path, m) for path, m in members if _key(path, m) not in self.fixed
+                              and self.policy.off_surface_for(path, m.qualname) is None]  # a stub's body is gone
+            for path, d in found:
+                names += [name for _, name in d.calls]
+                reads += [r for _, read in d.member_reads if (r := self._read_of(path, d, read))]
+        return seen_names, members_read
+
+    def _read_of(self, path: str, d: Def, read: str) -> tuple[str, str] | None:
+        """(class name, member) that `Base.attr` read in `d` names: `self.`/`cls.` in a class (its
+        methods) the enclosing class, a class name that class; None for anything else."""
+        base, _, attr = read.partition(".")
+        if base in ("self", "cls"):
+            owner = d if d.kind == "class" else self.defs[(path, d.parent)] if d.parent else None
+            return (owner.name, attr) if owner else None
+        return (base, attr) if base in self.class_defs else None
+
+    def _read_targets(self, cls: str, attr: str) -> list[tuple[str, list[tuple[str, Def]]]]:
+        """The classes (by name) whose own member `attr` a read of `cls.attr` finds, with those
+        members: the classes named `cls` that define it, else their nearest in-tree ancestors that do."""
+        seen, todo, found = set(), [cls], []
         while todo:
             name = todo.pop()
-            if name not in seen and name in never_ran:
-                seen.add(name)
-                todo.extend(never_ran[name])
-        return seen
+            if name in seen:
+                continue
+            seen.add(name)
+            classes = self.class_defs.get(name, [])
+            members = [(path, m) for (path, qualname), _ in classes for m in self.members[(path, qualname)]
+                       if m.name == attr]
+            if members:
+                found.append((name, members))
+            else:
+                todo += [b.rsplit(".", 1)[-1] for _, d in classes for b in d.bases]
+        return found
 
     def _ran_inside(self, path: str, qualname: str) -> bool:
         """A member of the class (a method, a nested class) ran or is kept by policy."""

@@ -31,6 +31,8 @@ class Why(Enum):
     # defs (slim/reach.py, slim/reach_rules.py, slim/plan_defs.py)
     RAN = ("run in {}", "run")  # detail: the recordings that ran it
     REFERENCED = ("referenced by kept code", "referenced by kept code")
+    MEMBER_READ = ("read as Class.member or self.member on the request path or on a branch no recording took",
+                   "referenced by kept code")
     HOLDS_KEPT = ("holds members that ran or are kept by policy", "holds members that ran or are kept by policy")
     IMPLICIT = ("implicit ({})", "implicit")  # detail: the indexer's (slim/defs.py): "dunder", "@property"
     SAME_NAME = ("implicit (a kept method elsewhere has this name)", "implicit")

@@ -9,9 +9,11 @@ import pytest
 from slim import upstream as up
 from slim.apply import apply_plan
 from slim.check import check_tree
+from slim.flag_guards import flag_dests
 from slim.plan import make_function_plan, package_files
 from slim.policy import load_policy
 from slim.recording import load_all
+from slim.surface import read_inventory, removed_items
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,5 +26,8 @@ def test_real_tree_result_checks(tmp_path):
     assert any(d.action == "delete" for d in plan.defs)
     out = tmp_path / "sglang"
     apply_plan(plan, tree, pin, out)
-    report = check_tree(out, tree)
+    inventory = read_inventory(REPO / "coverage_db", pin.version)["items"]  # as `slim check` reads the flags
+    flags = (flag_dests(inventory), {row["id"] for row in removed_items()},
+             {item["id"] for item in inventory if item["kind"] == "flag_value"})
+    report = check_tree(out, tree, flags=flags)
     assert report.errors == [], report.errors[:10]

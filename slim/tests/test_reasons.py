@@ -26,6 +26,8 @@ PROSE = {
     Why.POLICY_KEEP: ("ROCm (scenario rocm)", "kept by policy: ROCm (scenario rocm)", "kept by policy"),
     Why.RAN: ("r1, r2", "run in r1, r2", "run"),
     Why.REFERENCED: ("", "referenced by kept code", "referenced by kept code"),
+    Why.MEMBER_READ: ("", "read as Class.member or self.member on the request path or on a branch no recording took",
+                      "referenced by kept code"),
     Why.HOLDS_KEPT: ("", "holds members that ran or are kept by policy",
                      "holds members that ran or are kept by policy"),
     Why.IMPLICIT: ("@property", "implicit (@property)", "implicit"),
