@@ -45,6 +45,7 @@ class ReachRules:
         if member.kind == "method" and self._untouched(path, member.parent) and not self._aliased(path, member) \
                 and not _declarative(self.defs[(path, member.parent)]) \
                 and not self.policy.on_request_path(path) \
+                and self.policy.whole_for(path, member.parent) is None \
                 and not self._flag_built(path, member):
             return MEMBER_READ if read else None  # (a dataclass is built without a method of its own running)
         if member.name in self.out.needed:

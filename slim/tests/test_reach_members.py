@@ -12,7 +12,7 @@ import pytest
 
 from slim.apply import apply_plan
 from slim.plan import make_function_plan, package_files
-from slim.policy import OffSurface, Policy, Sampled
+from slim.policy import OffSurface, Policy, Sampled, Whole
 from slim.reach import NEVER_RUN
 from slim.reasons import Reason, Why
 from slim.tests.test_function_plan import decisions, recording_of
@@ -135,3 +135,16 @@ def test_off_the_surface_a_member_so_read_is_a_stub(tree):
     just_create = OffSurface(EVENTS, "a feature the front door refuses", qualname="Factory.create")
     events = decisions(plan_of(tree[0], Policy(off_surface=(just_create,))), EVENTS)
     assert events["Factory.create"][0] == "stub" and events["describe"][0] == "stub"  # named elsewhere, never run
+
+
+def test_a_whole_class_keeps_its_methods_though_none_ran(tree):
+    """[[whole]] (code of hardware not lent here: the sm100 attention backends) promises a class its
+    methods though no recording built it: the untouched-class cut spares it, and its methods are judged
+    by name, where every line ran (the test above: there the cut deletes `create` and `_grow`). On
+    2026-12-07 the cut ignored [[whole]], and trtllm_mha_backend lost 25 private helpers its kept methods
+    call through `self`. A method no kept code names still goes (`unused`: only a deleted def names it)."""
+    whole = Policy(wholes=(Whole(EVENTS, "needs an sm100 GPU", "sm100"),))
+    events = decisions(plan_of(tree[0], whole, cold=()), EVENTS)
+    referenced = ("keep", Reason(Why.REFERENCED))
+    assert events["Factory.create"] == events["Factory._build"] == events["GrowMixin._grow"] == referenced
+    assert events["Factory.unused"] == events["GrowMixin._shrink"] == ("delete", NEVER_RUN)

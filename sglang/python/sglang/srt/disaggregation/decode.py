@@ -29,6 +29,10 @@ from sglang.srt.disaggregation.decode_hicache_mixin import (
     DecodeHiCacheTransferMixin,
     )
 from sglang.srt.environ import envs
+from sglang.srt.managers.schedule_batch import (
+    ScheduleBatch,
+)
+from sglang.srt.managers.utils import GenerationBatchResult
 from sglang.srt.mem_cache.memory_pool import (
     ReqToTokenPool,
 )
@@ -40,6 +44,7 @@ _is_npu = is_npu()
 
 if TYPE_CHECKING:
     from sglang.srt.managers.schedule_batch import Req
+    from sglang.srt.managers.scheduler import Scheduler
 
 CLIP_MAX_NEW_TOKEN = envs.SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION.get()
 
@@ -70,4 +75,8 @@ class DecodeTransferQueue(DecodeHiCacheTransferMixin):
     """
 
 class SchedulerDisaggregationDecodeMixin:
-    pass
+    def _run_batch_prebuilt(
+        self: Scheduler, batch: ScheduleBatch
+    ) -> GenerationBatchResult:
+        raise NotImplementedError('slim removed the body of SchedulerDisaggregationDecodeMixin._run_batch_prebuilt: it never ran in any recording (see sglang/REMOVED.md)')
+

@@ -28,12 +28,13 @@ from sglang.srt.disaggregation.utils import (
     )
 from sglang.srt.managers.schedule_batch import (
     Req,
-    )
+    ScheduleBatch,
+)
 from sglang.srt.utils import is_npu
 
 if TYPE_CHECKING:
 
-    from sglang.srt.managers.scheduler import Scheduler
+    from sglang.srt.managers.scheduler import GenerationBatchResult, Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -55,4 +56,15 @@ class SchedulerDisaggregationPrefillMixin:
     """
     Mixin for Scheduler to handle disaggregation prefill
     """
+
+    def process_batch_result_disagg_prefill(
+        self: Scheduler,
+        batch: ScheduleBatch,
+        result: GenerationBatchResult,
+    ) -> None:
+        raise NotImplementedError('slim removed the body of SchedulerDisaggregationPrefillMixin.process_batch_result_disagg_prefill: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def maybe_send_cached_prefix_chunk(self: Scheduler, req: Req) -> None:
+        # Only bootstrap-finalized requests; staging excluded.
+        raise NotImplementedError('slim removed the body of SchedulerDisaggregationPrefillMixin.maybe_send_cached_prefix_chunk: it never ran in any recording (see sglang/REMOVED.md)')
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional
 import torch
 
 from sglang.srt.distributed import parallel_state
+from sglang.srt.managers.schedule_batch import ServerArgs
 from sglang.srt.runtime_context import get_parallel
 
 if TYPE_CHECKING:
@@ -54,6 +55,172 @@ class ElasticEPState:
 class ElasticEPStateManager:
     _instance: Optional[ElasticEPState] = None
     _on_scale: Optional[Callable[[int, int], None]] = None
+
+    @classmethod
+    def instance(cls) -> ElasticEPState:
+        return cls._instance
+
+    @classmethod
+    def init(cls, server_args: ServerArgs):
+        if cls._instance is not None:
+            return cls._instance
+
+        if server_args.elastic_ep_backend is not None:
+            world_size = torch.distributed.get_world_size()
+            active_rank_capacity = server_args.max_ep_size or world_size
+            assert active_rank_capacity >= world_size, (
+                f"--max-ep-size ({active_rank_capacity}) must be >= "
+                f"world_size ({world_size})."
+            )
+
+            inst = cls._build_state(ep_size=active_rank_capacity, device=None)
+            inst.effective_ep_size = world_size
+            inst.original_ep_size = world_size
+            if active_rank_capacity > world_size:
+                inst.active_ranks[world_size:].zero_()
+                inst.snapshot_active_to_last()
+                inst.sync_active_to_cpu()
+
+            if server_args.moe_a2a_backend == "nixl":
+                cls._on_scale = cls._on_scale_nixl
+
+            inst.ep_join_rank_offset = server_args.ep_join_rank_offset
+            if server_args.is_ep_joiner:
+                cls._init_joiner_state(inst, server_args)
+
+            cls._instance = inst
+
+        return cls._instance
+
+    @classmethod
+    def healthy_rank_state(
+        cls, *, ep_size: Optional[int] = None, device: Optional[torch.device] = None
+    ) -> torch.Tensor:
+        size = ep_size if ep_size is not None else torch.distributed.get_world_size()
+        dev = device if device is not None else cls._select_device()
+
+        return torch.ones(size, dtype=torch.int32, device=dev)
+
+    @classmethod
+    def request_scale(cls, n: int) -> bool:
+        inst = cls._instance
+        if inst is None:
+            return False
+        if (
+            inst.pending_ep_size is not None
+            or inst.scale_phase == "recovery_unsupported"
+        ):
+            return False
+        inst.pending_ep_size = n
+        inst.scale_phase = "waiting_for_cohort"
+        inst.last_error = None
+        inst.pending_since = time.monotonic()
+        return True
+
+    @classmethod
+    def begin_scale(cls) -> bool:
+        inst = cls._instance
+        if (
+            inst is None
+            or inst.pending_ep_size is None
+            or inst.scale_phase != "waiting_for_cohort"
+        ):
+            return False
+        inst.scale_phase = "pending"
+        return True
+
+    @classmethod
+    def mark_joining(cls) -> None:
+        cls._mark_phase("joining")
+
+    @classmethod
+    def mark_configuring_data_plane(cls) -> None:
+        cls._mark_phase("configuring_data_plane")
+
+    @classmethod
+    def mark_syncing_new_world(cls) -> None:
+        cls._mark_phase("syncing_new_world")
+
+    @classmethod
+    def commit_scale(cls) -> None:
+        inst = cls._instance
+        if inst is None or inst.pending_ep_size is None:
+            return
+        inst.effective_ep_size = inst.pending_ep_size
+        inst.pending_ep_size = None
+        inst.has_scaled = True
+        inst.scale_phase = "serving_expanded"
+        inst.last_error = None
+        inst.pending_since = None
+        inst.reset()
+
+    @classmethod
+    def fail_scale(cls, error: str) -> None:
+        inst = cls._instance
+        if inst is None:
+            return
+        inst.pending_ep_size = None
+        inst.scale_phase = "failed"
+        inst.last_error = error
+        inst.pending_since = None
+        inst.reset()
+
+    @classmethod
+    def fail_recovery(cls, error: str) -> None:
+        inst = cls._instance
+        if inst is None:
+            return
+        inst.scale_phase = "recovery_unsupported"
+        inst.last_error = error
+
+    @classmethod
+    def get_effective_ep_size(cls) -> int:
+        inst = cls._instance
+        assert inst is not None, "Elastic EP state is not initialized."
+        return inst.effective_ep_size
+
+    @classmethod
+    def get_pending_ep_size(cls) -> Optional[int]:
+        inst = cls._instance
+        if inst is None:
+            return None
+        return inst.pending_ep_size
+
+    @classmethod
+    def get_scale_phase(cls) -> str:
+        inst = cls._instance
+        if inst is None:
+            return "disabled"
+        return inst.scale_phase
+
+    @classmethod
+    def get_last_error(cls) -> Optional[str]:
+        inst = cls._instance
+        if inst is None:
+            return None
+        return inst.last_error
+
+    @classmethod
+    def on_scale(cls, from_ep_size: int, to_ep_size: int) -> None:
+        if cls._on_scale is not None:
+            cls._on_scale(from_ep_size, to_ep_size)
+
+    @classmethod
+    def is_scaling(cls) -> bool:
+        """Return whether a scale or recovery operation is pending.
+
+        The CPU snapshot is authoritative because rank polling uses it too.
+        """
+        inst = cls._instance
+        if inst is None or inst.active_ranks_cpu is None:
+            return False
+        if inst.scale_phase == "recovery_unsupported":
+            return False
+        if inst.pending_ep_size is not None:
+            return True
+        active_count = int(inst.active_ranks_cpu[: inst.effective_ep_size].sum().item())
+        return active_count < inst.effective_ep_size
+
 
 def elastic_expanded_world_enabled() -> bool:
     """Return whether execution uses ranks admitted after server launch.

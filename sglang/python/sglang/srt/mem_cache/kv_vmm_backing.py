@@ -3,6 +3,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import tempfile
 from math import prod
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
@@ -19,19 +20,42 @@ _drv = None
 
 
 def _driver():
-    raise NotImplementedError('slim removed the body of _driver: it never ran in any recording (see sglang/REMOVED.md)')
+    global _drv
+    if _drv is None:
+        from cuda.bindings import driver
+
+        _drv = driver
+    return _drv
 
 
 def _check(result, label: str):
-    raise NotImplementedError('slim removed the body of _check: it never ran in any recording (see sglang/REMOVED.md)')
+    drv = _driver()
+    err = result[0] if isinstance(result, tuple) else result
+    if err != drv.CUresult.CUDA_SUCCESS:
+        raise RuntimeError(f"{label} failed: {err}")
+    return result[1] if isinstance(result, tuple) and len(result) > 1 else None
 
 
 def align_up(value: int, alignment: int) -> int:
-    raise NotImplementedError('slim removed the body of align_up: it never ran in any recording (see sglang/REMOVED.md)')
+    return (value + alignment - 1) // alignment * alignment
 
 
 def query_granularity(device_id: int) -> int:
-    raise NotImplementedError('slim removed the body of query_granularity: it never ran in any recording (see sglang/REMOVED.md)')
+    """Minimum CUDA virtual-memory allocation granularity (bytes) for ``device_id``."""
+    drv = _driver()
+    prop = drv.CUmemAllocationProp()
+    prop.type = drv.CUmemAllocationType.CU_MEM_ALLOCATION_TYPE_PINNED
+    prop.location.type = drv.CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE
+    prop.location.id = int(device_id)
+    return int(
+        _check(
+            drv.cuMemGetAllocationGranularity(
+                prop,
+                drv.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_MINIMUM,
+            ),
+            "cuMemGetAllocationGranularity",
+        )
+    )
 
 
 # Bump allocator: hands back base+cursor, bounded by the RESERVED size (not the
@@ -41,6 +65,35 @@ def query_granularity(device_id: int) -> int:
 # Symbols are SUFFIXED per (process, arena instance) and each instance loads its
 # own .so, so neither multiple arenas per process (hybrid-SWA: full + swa) nor
 # co-located engine processes sharing the tempdir clobber each other.
+def _stub_source(sfx: str) -> str:
+    return f"""
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+extern "C" {{
+static uintptr_t g_base = 0;
+static size_t g_cursor = 0;
+static size_t g_reserved = 0;
+static size_t g_align = 512;
+static std::mutex g_mu;
+static size_t align_up(size_t v, size_t a){{ return (v + a - 1) / a * a; }}
+void kvarena_set_base_{sfx}(uintptr_t b){{ std::lock_guard<std::mutex> lk(g_mu); g_base=b; g_cursor=0; }}
+void kvarena_set_reserved_{sfx}(size_t r){{ std::lock_guard<std::mutex> lk(g_mu); g_reserved=r; }}
+void kvarena_set_align_{sfx}(size_t a){{ std::lock_guard<std::mutex> lk(g_mu); if (a) g_align=a; }}
+size_t kvarena_cursor_{sfx}(void){{ std::lock_guard<std::mutex> lk(g_mu); return g_cursor; }}
+void* kvarena_malloc_{sfx}(size_t size, int device, void* stream){{
+  std::lock_guard<std::mutex> lk(g_mu);
+  size_t need = g_cursor + align_up(size, g_align);
+  if (need > g_reserved) return 0;   // never exceed the reserved VA range
+  void* p = reinterpret_cast<void*>(g_base + g_cursor);
+  g_cursor = need;
+  return p;
+}}
+void kvarena_free_{sfx}(void* ptr, size_t size, int device, void* stream){{}}
+}}
+"""
+
+
 _DEFAULT_RESERVE_BYTES = 256 * (1024**3)  # 256 GiB virtual; free until committed
 
 
@@ -106,6 +159,84 @@ class KvVmmArena:
             self.granularity // 1024,
         )
 
+    def _align(self, v: int) -> int:
+        return align_up(v, self.granularity)
+
+    def _build_stub(self) -> ctypes.CDLL:
+        # Per-arena build dir: load_inline writes every caller's source to the same
+        # main.cpp inside build_directory, so any sharing (across co-located engine
+        # processes under the host tempdir, or across arenas within one process)
+        # can compile another arena's source and link a .so missing this arena's
+        # symbols. One dir per stub means no shared ninja scratch or .so, ever.
+        out_dir = os.path.join(tempfile.gettempdir(), "sgl_kv_vmm_arena", self._sfx)
+        os.makedirs(out_dir, exist_ok=True)
+        libname = f"sgl_kv_vmm_arena_stub_{self._sfx}"
+        torch.utils.cpp_extension.load_inline(
+            name=libname,
+            cpp_sources=_stub_source(self._sfx),
+            with_cuda=False,  # pure arithmetic — no nvcc, no CUDA headers
+            is_python_module=False,
+            verbose=False,
+            build_directory=out_dir,
+            no_implicit_headers=True,
+        )
+        self._so_path = f"{out_dir}/{libname}.so"
+        lib = ctypes.CDLL(self._so_path)
+        self._fn_set_base = getattr(lib, f"kvarena_set_base_{self._sfx}")
+        self._fn_set_base.argtypes = [ctypes.c_void_p]
+        self._fn_set_base.restype = None
+        self._fn_set_reserved = getattr(lib, f"kvarena_set_reserved_{self._sfx}")
+        self._fn_set_reserved.argtypes = [ctypes.c_size_t]
+        self._fn_set_reserved.restype = None
+        self._fn_set_align = getattr(lib, f"kvarena_set_align_{self._sfx}")
+        self._fn_set_align.argtypes = [ctypes.c_size_t]
+        self._fn_set_align.restype = None
+        self._fn_cursor = getattr(lib, f"kvarena_cursor_{self._sfx}")
+        self._fn_cursor.argtypes = []
+        self._fn_cursor.restype = ctypes.c_size_t
+        return lib
+
+    def commit_range(self, offset: int, want_bytes: int) -> None:
+        """Back ``[base+offset, base+offset+want_bytes)`` (monotonic per offset).
+        ``offset`` must be granularity-aligned (the bump allocator guarantees it).
+        Maps one full handle per extension -- GB300 rejects partial-handle maps."""
+        if self._closed:
+            raise RuntimeError("KvVmmArena.commit_range after close")
+        if offset % self.granularity != 0:
+            raise ValueError(
+                f"commit_range offset {offset} not granularity-aligned "
+                f"({self.granularity})"
+            )
+        want = self._align(int(want_bytes))
+        prev = self._committed_by_offset.get(offset, 0)
+        if want <= prev:
+            return
+        if offset + want > self.reserved:
+            raise RuntimeError(
+                f"commit_range [{offset}, {offset + want}) exceeds reservation "
+                f"{self.reserved}"
+            )
+        drv = _driver()
+        add = want - prev
+        addr = self.base + offset + prev
+        with torch.cuda.device(self.device_id):
+            handle = _check(drv.cuMemCreate(add, self._prop, 0), "cuMemCreate")
+            try:
+                _check(drv.cuMemMap(addr, add, 0, handle, 0), "cuMemMap")
+                _check(
+                    drv.cuMemSetAccess(addr, add, [self._access], 1), "cuMemSetAccess"
+                )
+            except Exception:
+                # Roll back this failed extension; leave already-mapped ranges intact.
+                unmap = drv.cuMemUnmap(addr, add)
+                unmap = unmap[0] if isinstance(unmap, tuple) else unmap
+                rel = drv.cuMemRelease(handle)
+                rel = rel[0] if isinstance(rel, tuple) else rel
+                raise
+        self._ranges[addr] = (add, handle)
+        self._committed_by_offset[offset] = want
+        self._range_backed += add
+
     @property
     def backed_bytes(self) -> int:
         """Total physically-backed bytes (sum of scattered per-buffer ranges)."""
@@ -114,6 +245,31 @@ class KvVmmArena:
     @property
     def cursor_bytes(self) -> int:
         return int(self._fn_cursor())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        drv = _driver()
+        try:
+            torch.cuda.synchronize()
+        except Exception as e:  # pragma: no cover
+            logger.warning("KvVmmArena.close synchronize failed: %s", e)
+        for addr, (size, handle) in self._ranges.items():
+            err = drv.cuMemUnmap(addr, size)
+            err = err[0] if isinstance(err, tuple) else err
+            if err != drv.CUresult.CUDA_SUCCESS:
+                logger.warning("cuMemUnmap range -> %s", err)
+            err = drv.cuMemRelease(handle)
+            err = err[0] if isinstance(err, tuple) else err
+            if err != drv.CUresult.CUDA_SUCCESS:
+                logger.warning("cuMemRelease range -> %s", err)
+        self._ranges.clear()
+        err = drv.cuMemAddressFree(self.base, self.reserved)
+        err = err[0] if isinstance(err, tuple) else err
+        if err != drv.CUresult.CUDA_SUCCESS:
+            logger.warning("cuMemAddressFree -> %s", err)
+
 
 # torch's caching allocator hands the pluggable allocator whole large-pool segments
 # (rounded up to >= ~20 MiB) per tensor, so reserve slack beyond the tight tensor sum.
@@ -218,9 +374,61 @@ class KvVmmBufferOwner:
 
     # -- backing --------------------------------------------------------------
 
+    @staticmethod
+    def _check_span(spec: _BufferSpec, span: int) -> int:
+        """Return ``span`` if it fits ``[0, reserved_span]``; raise otherwise."""
+        span = int(span)
+        if not (0 <= span <= spec.reserved_span):
+            raise ValueError(
+                f"buffer {spec.desc.name!r}: span {span} outside "
+                f"[0, {spec.reserved_span}] (reserved tensor bytes)"
+            )
+        return span
+
+    def _back_spans(self, span_bytes: Sequence[int]) -> None:
+        """Back each buffer to (at least) ``span_bytes[i]``. An out-of-reservation
+        span is a descriptor bug: raise before committing anything, never clamp."""
+        if self._arena is None:
+            raise RuntimeError("backing after close / before construction")
+        for spec, span in zip(self._specs, span_bytes):
+            self._check_span(spec, span)
+        gran = self._arena.granularity
+        for spec, span in zip(self._specs, span_bytes):
+            want = align_up(
+                int(span), gran
+            )  # <= aligned_reserved since span <= reserved
+            if want > spec.backed_to:
+                self._arena.commit_range(spec.offset, want)
+                spec.backed_to = want
+
+    def ensure_prefix(self, num_tokens: int) -> None:
+        """Ensure the first ``num_tokens`` slots of every buffer are physically backed."""
+        self._back_spans(
+            [s.desc.prefix_span_bytes(num_tokens, self.page_size) for s in self._specs]
+        )
+
+    def finalize(self, final_num_tokens: int) -> None:
+        """Back each buffer's final advertised span; set the final serving capacity."""
+        final = int(final_num_tokens)
+        if not (self.page_size <= final <= self._reserved_num_tokens):
+            raise ValueError(
+                f"final_num_tokens={final} must satisfy page_size="
+                f"{self.page_size} <= final <= reserved={self._reserved_num_tokens}"
+            )
+        self._back_spans(
+            [s.desc.final_span_bytes(final, self.page_size) for s in self._specs]
+        )
+        self._final_num_tokens = final
+
     # -- accessors / teardown -------------------------------------------------
 
     @property
     def backed_bytes(self) -> int:
         return self._arena.backed_bytes if self._arena is not None else 0
 
+    def close(self) -> None:
+        self.tensors = []
+        self._specs = []
+        if self._arena is not None:
+            self._arena.close()
+            self._arena = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import List, NamedTuple
 
 import torch
+import triton
 
 _BLOCK = 1024
 
@@ -35,7 +36,37 @@ class ConvSlotDescriptor(NamedTuple):
 
 
 def build_conv_slot_descriptor(tensors: List[torch.Tensor]) -> ConvSlotDescriptor:
-    raise NotImplementedError('slim removed the body of build_conv_slot_descriptor: it never ran in any recording (see sglang/REMOVED.md)')
+    """Build the pool-stable addressing descriptor for a conv-tensor list.
+
+    Requires bf16 tensors sharing the leading (num_layers, pool_size) dims with a
+    contiguous per-slot feature block (the kernel reads each tensor's real
+    strides, so the block may sit inside a larger strided envelope). Cache the
+    result and reuse it — conv tensors don't move after allocation.
+    """
+    t0 = tensors[0]
+    num_layers = t0.shape[0]
+    device = t0.device
+    ptr, feat, layer_stride, slot_stride = [], [], [], []
+    max_feat = 0
+    for t in tensors:
+        assert t.dtype == torch.bfloat16, "fused slot ops assume bf16 conv state"
+        assert t.shape[0] == num_layers, "conv tensors must share num_layers"
+        assert t.device == device
+        assert t[0, 0].is_contiguous(), "per-slot feature block must be contiguous"
+        ptr.append(t.data_ptr())
+        feat.append(t[0, 0].numel())
+        layer_stride.append(t.stride(0))
+        slot_stride.append(t.stride(1))
+        max_feat = max(max_feat, t[0, 0].numel())
+    to_i64 = lambda xs: torch.tensor(xs, dtype=torch.int64, device=device)
+    return ConvSlotDescriptor(
+        ptr=to_i64(ptr),
+        feat=to_i64(feat),
+        layer_stride=to_i64(layer_stride),
+        slot_stride=to_i64(slot_stride),
+        num_layers=num_layers,
+        max_feat_blocks=triton.cdiv(max_feat, _BLOCK),
+    )
 
 
 def fused_clear_conv_slots(desc: ConvSlotDescriptor, indices: torch.Tensor):

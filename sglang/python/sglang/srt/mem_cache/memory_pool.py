@@ -1024,6 +1024,24 @@ class HybridReqToTokenPool(ReqToTokenPool):
 
     # For chunk prefill req, we do not need to allocate mamba cache,
     # We could use allocated mamba cache instead.
+    def get_mamba_ping_pong_other_idx(self, mamba_next_track_idx: int) -> int:
+        if self.mamba_ping_pong_track_buffer_size == 2:
+            return 1 - mamba_next_track_idx
+        else:
+            return mamba_next_track_idx
+
+    def set_mamba_ping_pong_slot(self, req: Req, idx: int, value):
+        """Update a ping-pong slot value and sync the device-side mapping.
+
+        The req holds the authoritative buffer; this keeps the
+        req_index_to_mamba_ping_pong_track_buffer_mapping in sync so that
+        set_mamba_track_indices_from_reqs reads correct slot indices.
+        """
+        req.mamba_ping_pong_track_buffer[idx] = value
+        self.req_index_to_mamba_ping_pong_track_buffer_mapping[req.req_pool_idx] = (
+            req.mamba_ping_pong_track_buffer
+        )
+
 @dataclass
 class KVWriteLoc:
     """Write target(s) for ``KVCache.set_kv_buffer``.
@@ -1086,6 +1104,10 @@ class KvBufferDesc:
     def reserved_span_bytes(self, itemsize: int) -> int:
         """Full upper-bound byte size of the buffer (its whole tensor)."""
         return math.prod(self.shape) * itemsize
+
+    def prefix_span_bytes(self, num_tokens: int, page_size: int) -> int:
+        """Bytes to back to make the first ``num_tokens`` tokens usable."""
+        return self._rows(num_tokens) * self.row_bytes
 
     def final_span_bytes(self, num_tokens: int, page_size: int) -> int:
         """Bytes of the final advertised span (adds the padded page). CEIL, not floor:
@@ -2863,6 +2885,10 @@ class MHATokenToKVPoolMXFP8(MHATokenToKVPool):
     def _get_value_buffer(self, layer_id: int):
         return self.v_buffer[layer_id - self.start_layer]
 
+    def get_kv_scale_buffer(self, layer_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        idx = layer_id - self.start_layer
+        return self.k_scale_buffer[idx], self.v_scale_buffer[idx]
+
     def set_kv_buffer(
         self,
         layer: RadixAttention,
@@ -3219,6 +3245,12 @@ class HybridLinearKVPool(KVCache):
         return self.full_kv_pool.get_flashinfer_decode_dequant_workspace_kv_buffer(
             layer, *args, layer_id_override=local_layer_id, **kwargs
         )
+
+    def get_kv_scale_buffer(self, layer_id: int):
+        # MXFP8 full_kv_pool exposes per-32 UE8M0 K/V scale buffers.
+        self._wait_for_layer(layer_id)
+        layer_id = self._transfer_full_attention_id(layer_id)
+        return self.full_kv_pool.get_kv_scale_buffer(layer_id)
 
     @contextmanager
     def _transfer_id_context(self, layer: RadixAttention):

@@ -39,6 +39,7 @@ from sglang.srt.utils import (
     require_mlp_sync,
     require_mlp_tp_gather,
 )
+from sglang.srt.utils.patch_torch import monkey_patch_torch_compile
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,16 @@ def patch_model(
 
 
 def set_torch_compile_config():
-    raise NotImplementedError('slim removed the body of set_torch_compile_config: it never ran in any recording (see sglang/REMOVED.md)')
+    import torch._dynamo.config
+    import torch._inductor.config
+
+    torch._inductor.config.fx_graph_cache = True  # Experimental feature to reduce compilation times, will be on by default in future
+    torch._inductor.config.freezing = True
+    torch._dynamo.config.accumulated_cache_size_limit = 1024
+    if hasattr(torch._dynamo.config, "cache_size_limit"):
+        torch._dynamo.config.cache_size_limit = 1024
+    register_inductor_fallback_ops()
+    monkey_patch_torch_compile()
 
 
 def get_batch_sizes_to_capture(model_runner: ModelRunner):
@@ -88,6 +98,19 @@ def get_batch_sizes_to_capture(model_runner: ModelRunner):
 
 
 _CPU_COMPILE_FAKE_OPS: set[str] = set()
+
+
+def register_inductor_fallback_ops():
+    from torch._inductor.lowering import lowerings, make_fallback
+
+    sgl_kernel_ops = torch.ops.sgl_kernel
+    for op_name in sorted(_CPU_COMPILE_FAKE_OPS):
+        try:
+            op = getattr(getattr(sgl_kernel_ops, op_name), "default")
+        except AttributeError:
+            continue
+        if op not in lowerings:
+            make_fallback(op, warn=False)
 
 
 def register_fake_ops(tp_size: int):

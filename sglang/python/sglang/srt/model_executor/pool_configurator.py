@@ -330,6 +330,10 @@ class SWAChunkCapPoolConfigurator(HybridSWAPoolConfigurator):
     both pools by swa_full_tokens_ratio.
     """
 
+    @staticmethod
+    def is_applicable(kvc: KVCacheConfigurator) -> bool:
+        raise NotImplementedError('slim removed the body of SWAChunkCapPoolConfigurator.is_applicable: it never ran in any recording (see sglang/REMOVED.md)')
+
 class DSV4PoolConfigurator(MemoryPoolConfigurator):
     """Configurator for DSV4 compressed-attention models.
 

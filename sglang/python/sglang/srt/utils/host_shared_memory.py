@@ -71,6 +71,10 @@ class _Record:
 _instance: Optional[HostSharedMemoryManager] = None
 
 
+def get_host_shared_memory_manager():
+    raise NotImplementedError('slim removed the body of get_host_shared_memory_manager: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 def set_host_shared_memory_manager(instance: HostSharedMemoryManager):
     global _instance
     assert _instance is None

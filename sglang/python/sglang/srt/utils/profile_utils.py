@@ -1,14 +1,18 @@
 import logging
 import os
+import time
 from abc import ABC
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import torch
 
 from sglang.srt.distributed.parallel_state_wrapper import ParallelState
 from sglang.srt.environ import envs
 from sglang.srt.managers.io_struct import ProfileReqOutput
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch, ForwardMode
+from sglang.srt.platforms import current_platform
 from sglang.srt.runtime_context import get_device
 from sglang.srt.utils import is_npu
 
@@ -205,6 +209,37 @@ class _StageBasedTrigger:
 
 
 class _ProfilerBase(ABC):
+    @staticmethod
+    def create(activities, with_stack, record_shapes, **kwargs):
+        inners = []
+        if current_platform.is_out_of_tree():
+            if current_platform.get_torch_profiler_activity_str() in activities:
+                inners.append(
+                    _ProfilerTorch(
+                        **kwargs,
+                        activities=activities,
+                        with_stack=with_stack,
+                        record_shapes=record_shapes,
+                    )
+                )
+        if ("CPU" in activities) or ("GPU" in activities):
+            inners.append(
+                _ProfilerTorch(
+                    **kwargs,
+                    activities=activities,
+                    with_stack=with_stack,
+                    record_shapes=record_shapes,
+                )
+            )
+        if "MEM" in activities:
+            inners.append(_ProfilerMemory(**kwargs))
+        if "CUDA_PROFILER" in activities:
+            inners.append(_ProfilerCudart(**kwargs))
+        if "RPD" in activities:  # for ROCM
+            inners.append(_ProfilerRPD(**kwargs))
+
+        return _ProfilerList(inners)
+
     def start(self):
         raise NotImplementedError
 
@@ -212,7 +247,176 @@ class _ProfilerBase(ABC):
         raise NotImplementedError
 
 
+class _ProfilerList(_ProfilerBase):
+    def __init__(self, inners: List[_ProfilerBase]):
+        self.inners = inners
+
+    def start(self):
+        for inner in self.inners:
+            inner.start()
+
+    def stop(self):
+        for inner in self.inners:
+            inner.stop()
+
+
+class _ProfilerConcreteBase(_ProfilerBase):
+    def __init__(
+        self,
+        output_dir: str,
+        output_prefix: str,
+        output_suffix: str,
+        profile_id: str,
+        ps: ParallelState,
+        cpu_group,
+        first_rank_in_node: bool,
+    ):
+        self.output_dir = output_dir
+        self.output_prefix = output_prefix
+        self.output_suffix = output_suffix
+        self.profile_id = profile_id
+        self.ps = ps
+        self.cpu_group = cpu_group
+        self.first_rank_in_node = first_rank_in_node
+
+
+class _ProfilerTorch(_ProfilerConcreteBase):
+    def __init__(self, with_stack: bool, record_shapes: bool, activities, **kwargs):
+        super().__init__(**kwargs)
+        self.with_stack = with_stack
+        self.record_shapes = record_shapes
+        self.activities = activities
+
+    def start(self):
+        activity_map = {
+            "CPU": torch.profiler.ProfilerActivity.CPU,
+            "GPU": torch.profiler.ProfilerActivity.CUDA,
+        }
+
+        if current_platform.is_out_of_tree():
+            activity_map[current_platform.get_torch_profiler_activity_str()] = (
+                current_platform.get_torch_profiler_activity()
+            )
+
+        torchprof_activities = [
+            activity_map[a] for a in self.activities if a in activity_map
+        ]
+
+        self.torch_profiler = torch.profiler.profile(
+            activities=torchprof_activities,
+            with_stack=self.with_stack if self.with_stack is not None else True,
+            record_shapes=(
+                self.record_shapes if self.record_shapes is not None else False
+            ),
+            on_trace_ready=None,
+        )
+        self.torch_profiler.start()
+
+    def stop(self):
+        Path(self.output_dir).mkdir(parents=True, exist_ok=True)
+
+        self.torch_profiler.stop()
+        # Build filename with only non-zero ranks to maintain backward compatibility
+        filename_parts = [self.profile_id, f"TP-{self.ps.tp_rank}"]
+
+        # Only add other ranks if parallelism is enabled (size > 1)
+        if self.ps.dp_size > 1:
+            filename_parts.append(f"DP-{self.ps.dp_rank}")
+        if self.ps.pp_size > 1:
+            filename_parts.append(f"PP-{self.ps.pp_rank}")
+        if self.ps.moe_ep_size > 1:
+            filename_parts.append(f"EP-{self.ps.moe_ep_rank}")
+
+        filename = (
+            (self.output_prefix + "-" if self.output_prefix else "")
+            + "-".join(filename_parts)
+            + self.output_suffix
+            + ".trace.json.gz"
+        )
+
+        self.torch_profiler.export_chrome_trace(
+            os.path.join(self.output_dir, filename)
+        )
+        torch.distributed.barrier(self.cpu_group)
+
         # TODO: migrate `_merge_profile_traces`
+
+
+class _ProfilerMemory(_ProfilerConcreteBase):
+    def start(self):
+        torch.cuda.memory._record_memory_history(
+            max_entries=envs.SGLANG_MEM_PROFILE_MAX_ENTRIES.get()
+        )
+
+    def stop(self):
+        Path(self.output_dir).mkdir(parents=True, exist_ok=True)
+
+        memory_profile_path = os.path.join(
+            self.output_dir,
+            (self.output_prefix + "-" if self.output_prefix else "")
+            + str(time.time())
+            + f"-TP-{self.ps.tp_rank}-memory"
+            + self.output_suffix
+            + ".pickle",
+        )
+        torch.cuda.memory._dump_snapshot(memory_profile_path)
+        torch.cuda.memory._record_memory_history(enabled=None)
+
+
+class _ProfilerCudart(_ProfilerConcreteBase):
+    def start(self):
+        if self.first_rank_in_node:
+            logger.info(f"Call cudaProfilerStart")
+            torch.cuda.cudart().cudaProfilerStart()
+
+    def stop(self):
+        if self.first_rank_in_node:
+            logger.info(f"Call cudaProfilerStop")
+            torch.cuda.cudart().cudaProfilerStop()
+
+
+class _ProfilerRPD(_ProfilerConcreteBase):
+    def start(self):
+        Path(self.output_dir).mkdir(parents=True, exist_ok=True)
+
+        from rpdTracerControl import rpdTracerControl
+
+        rpdTracerControl.skipCreate()
+
+        self.rpd_profile_path = os.path.join(
+            self.output_dir,
+            "rpd-" + str(time.time()) + f"-TP-{self.ps.tp_rank}" + ".trace.json.gz",
+        )
+
+        if self.ps.tp_rank == 0:
+            import sqlite3
+
+            from rocpd.schema import RocpdSchema
+
+            if os.path.exists("trace.rpd"):
+                os.unlink("trace.rpd")
+            schema = RocpdSchema()
+            connection = sqlite3.connect("trace.rpd")
+            schema.writeSchema(connection)
+            connection.commit()
+            del connection
+        torch.distributed.barrier(self.cpu_group)
+
+        self.rpd_profiler = rpdTracerControl()
+        self.rpd_profiler.setPythonTrace(True)
+        self.rpd_profiler.start()
+        self.rpd_profiler.rangePush("", "rpd profile range", "")
+
+    def stop(self):
+        self.rpd_profiler.rangePop()
+        self.rpd_profiler.stop()
+        self.rpd_profiler.flush()
+
+        torch.distributed.barrier(self.cpu_group)
+        if self.ps.tp_rank == 0:
+            from sglang.srt.utils.rpd_utils import rpd_to_chrome_trace
+
+            rpd_to_chrome_trace("trace.rpd", self.rpd_profile_path)
 
 
 def build_step_span_name(forward_batch: ForwardBatch) -> str:

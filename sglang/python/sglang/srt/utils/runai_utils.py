@@ -2,9 +2,12 @@
 # SPDX-FileCopyrightText: Copyright contributors to the vLLM project
 # Adapted from https://github.com/vllm-project/vllm/blob/v0.6.4.post1/vllm/model_executor/model_loader/runai_utils.py
 
+import hashlib
 import logging
+import os
 from pathlib import Path
 
+from sglang.srt.environ import envs
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +86,19 @@ class ObjectStorageModel:
             logger.info(f"Runai Model : {cache_dir}, metadata ready.")
         return cache_dir
 
+    @classmethod
+    def get_path(cls, model_path: str) -> str:
+        """
+        Returns the local directory path.
+        """
+        model_hash = hashlib.sha256(str(model_path).encode()).hexdigest()[:16]
+        base_dir = envs.SGLANG_CACHE_DIR.get()
+
+        # Ensure base cache dir exists
+        os.makedirs(os.path.join(base_dir, "model_streamer"), exist_ok=True)
+
+        return os.path.join(
+            base_dir,
+            "model_streamer",
+            model_hash,
+        )

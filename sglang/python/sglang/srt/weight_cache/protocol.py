@@ -5,7 +5,9 @@ Defines CacheConfig for validation and socket message protocol helpers.
 """
 
 import logging
-from typing import Any, Dict
+import os
+import signal
+from typing import Any, Dict, Optional
 
 import msgspec
 
@@ -104,7 +106,20 @@ def compute_local_gpu_id(
     base_gpu_id: int = 0,
     gpu_id_step: int = 1,
 ) -> int:
-    raise NotImplementedError('slim removed the body of compute_local_gpu_id: it never ran in any recording (see sglang/REMOVED.md)')
+    """Single source of truth for the local GPU id a daemon rank runs on.
+
+    Mirrors the engine's device assignment so a daemon and the engine rank it
+    serves always land on the same physical GPU (a prerequisite for CUDA IPC).
+    ``base_gpu_id``/``gpu_id_step`` default to the identity mapping used by the
+    standalone launcher; the engine passes its real ``--base-gpu-id`` /
+    ``--gpu-id-step`` so every call site computes the id the same way instead of
+    keeping three drifting copies of the formula.
+    """
+    return (
+        base_gpu_id
+        + (pp_rank % pp_size_per_node) * tp_size_per_node
+        + (tp_rank % tp_size_per_node) * gpu_id_step
+    )
 
 
 def get_socket_path(global_rank: int) -> str:
@@ -116,8 +131,72 @@ def get_socket_path(global_rank: int) -> str:
 
 
 def get_ready_path(global_rank: int) -> str:
-    raise NotImplementedError('slim removed the body of get_ready_path: it never ran in any recording (see sglang/REMOVED.md)')
+    """Get the ready-file path for a weight cache daemon.
+
+    global_rank = tp_size * pp_rank + tp_rank
+    """
+    return WEIGHT_CACHE_READY_TEMPLATE.format(global_rank=global_rank)
+
+
+def _read_ready_pid(ready_path: str) -> Optional[int]:
+    """Read the daemon PID from a .ready file. Returns None if unreadable."""
+    try:
+        with open(ready_path) as f:
+            for line in f:
+                if line.startswith("pid="):
+                    return int(line.strip().split("=", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _is_pid_alive(pid: int) -> bool:
+    """Check whether a process is still running."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def cleanup_stale_daemon_files(global_rank: int, *, force: bool = False) -> None:
-    raise NotImplementedError('slim removed the body of cleanup_stale_daemon_files: it never ran in any recording (see sglang/REMOVED.md)')
+    """Validate and clean up .ready/.sock files for a daemon rank.
+
+    If the .ready file exists and the recorded PID is still alive, the daemon
+    is still running — raise RuntimeError so the caller doesn't clobber it,
+    unless ``force`` is set, in which case the running daemon is killed and its
+    files are taken over (stale-takeover path for a wedged/orphaned daemon).
+    If the PID is dead (or unreadable), the files are stale leftovers from a
+    crashed/killed daemon and are safe to remove.
+    """
+    ready_path = get_ready_path(global_rank)
+    socket_path = get_socket_path(global_rank)
+
+    if not os.path.exists(ready_path) and not os.path.exists(socket_path):
+        return
+
+    pid = _read_ready_pid(ready_path) if os.path.exists(ready_path) else None
+
+    if pid is not None and _is_pid_alive(pid):
+        if not force:
+            raise RuntimeError(
+                f"Weight cache daemon for rank {global_rank} is already running "
+                f"(pid={pid}, ready={ready_path}). Stop the existing daemon before "
+                f"launching a new one, or pass force=True (--force) to kill it and "
+                f"take over."
+            )
+        logger.warning(
+            f"[weight_cache] force takeover: killing existing daemon pid={pid} "
+            f"for rank {global_rank} and reclaiming its socket/ready files."
+        )
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    for path in (ready_path, socket_path):
+        if os.path.exists(path):
+            os.unlink(path)
+            logger.info(f"Removed stale daemon file: {path}")

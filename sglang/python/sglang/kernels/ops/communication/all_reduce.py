@@ -100,6 +100,20 @@ class Communicator(tvm_ffi.Object):
             pull_mc_workspace,
         )
 
+    def config(
+        self,
+        num_pull_blocks: int | None = None,
+        num_multicast_blocks: int | None = None,
+    ) -> Communicator:
+        kwargs = {}
+        if num_pull_blocks is not None:
+            kwargs["num_pull_blocks"] = num_pull_blocks
+        if num_multicast_blocks is not None:
+            kwargs["num_multicast_blocks"] = num_multicast_blocks
+        self._config(kwargs)
+        return self
+
+
 def _init_ipc_manager() -> None:
     module = load_jit(
         "cuda_ipc",

@@ -100,7 +100,18 @@ def copy_all_layer_kv_cache_func(
     num_locs_upper: int,
     kv_copy_config: dict,
 ):
-    raise NotImplementedError('slim removed the body of copy_all_layer_kv_cache_func: it never ran in any recording (see sglang/REMOVED.md)')
+    grid = (data_ptrs.numel(), kv_copy_config["byte_tiles"])
+    copy_all_layer_kv_cache_tiled[grid](
+        data_ptrs,
+        strides,
+        tgt_loc,
+        src_loc,
+        num_locs,
+        num_locs_upper,
+        BYTES_PER_TILE=kv_copy_config["bytes_per_tile"],
+        num_warps=kv_copy_config["num_warps"],
+        num_stages=2,
+    )
 
 
 # ---------------------------------------------------------------------------

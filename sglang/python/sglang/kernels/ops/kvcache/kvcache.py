@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import torch
 
 from sglang.kernels.jit.utils import (
     cache_once,
-    )
+    is_arch_support_pdl,
+    load_jit,
+    make_cpp_args,
+)
 from sglang.srt.utils.custom_op import register_custom_op
 
 if TYPE_CHECKING:
@@ -15,12 +19,37 @@ if TYPE_CHECKING:
 
 @cache_once
 def _jit_kvcache_module(k_row_bytes: int, v_row_bytes: int) -> Module:
-    raise NotImplementedError('slim removed the body of _jit_kvcache_module: it never ran in any recording (see sglang/REMOVED.md)')
+    args = make_cpp_args(k_row_bytes, v_row_bytes, is_arch_support_pdl())
+    return load_jit(
+        "kvcache",
+        *args,
+        cuda_files=["elementwise/kvcache.cuh"],
+        cuda_wrappers=[("store_cache", f"StoreKVCacheKernel<{args}>::run")],
+    )
 
 
 @cache_once
 def can_use_store_cache(k_row_bytes: int, v_row_bytes: int = 0) -> bool:
-    raise NotImplementedError('slim removed the body of can_use_store_cache: it never ran in any recording (see sglang/REMOVED.md)')
+    """Whether the JIT store_cache kernel can serve these row widths.
+    v_row_bytes=0 means symmetric, i.e. it defaults to k_row_bytes."""
+    logger = logging.getLogger(__name__)
+    v_row_bytes = v_row_bytes or k_row_bytes
+    for name, size in (("k_row_bytes", k_row_bytes), ("v_row_bytes", v_row_bytes)):
+        if size % 4 != 0:
+            logger.warning(
+                f"Unsupported {name}={size} for JIT KV-Cache kernel:"
+                " must be multiple of 4"
+            )
+            return False
+    try:
+        _jit_kvcache_module(k_row_bytes, v_row_bytes)
+        return True
+    except Exception as e:
+        logger.warning(
+            f"Failed to load JIT KV-Cache kernel with "
+            f"k_row_bytes={k_row_bytes} v_row_bytes={v_row_bytes}: {e}"
+        )
+        return False
 
 
 @register_custom_op(mutates_args=["k_cache", "v_cache"])

@@ -17,7 +17,7 @@ Triton kernels and the fused dispatch materializer migrated from
 ``sglang.srt.layers.moe.deepep_waterfill``; the balancer policy stays in srt.
 """
 
-from typing import Tuple
+from typing import NamedTuple, Tuple
 
 import torch
 import triton
@@ -29,6 +29,15 @@ _LOCAL_PREF_NUMER = 11  # local-rank preference = 11/10
 _LOCAL_PREF_DENOM = 10
 
 
+class WaterfillDispatchPlan(NamedTuple):
+    """Inputs needed by the fused DeepEP Waterfill expansion path."""
+
+    # Effective rank load consumed by the fused kernel.
+    rank_load: Tensor
+    allow_all_ranks: bool
+    target_total: int
+
+
 def _empty_expanded(topk_ids: Tensor, topk_weights: Tensor):
     """Return empty expanded tensors for zero-token batches."""
     topk, d = topk_ids.shape[1], topk_ids.device
@@ -36,6 +45,42 @@ def _empty_expanded(topk_ids: Tensor, topk_weights: Tensor):
         torch.empty(0, topk + 1, dtype=topk_ids.dtype, device=d),
         torch.empty(0, topk + 1, dtype=topk_weights.dtype, device=d),
     )
+
+
+@triton.jit
+def _count_routed_per_rank_kernel(
+    topk_ids_ptr,  # [num_tokens, topk]
+    counts_ptr,  # [world_size] output (atomic add)
+    num_tokens,
+    topk: tl.constexpr,
+    experts_per_rank,
+    world_size: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
+    """Count routed tokens per rank using block-level histogram."""
+    pid = tl.program_id(0)
+    token_idx = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = token_idx < num_tokens
+
+    for r in range(world_size):
+        rank_count = tl.zeros([BLOCK_SIZE], dtype=tl.int64)
+
+        for k in range(topk):
+            expert_id = tl.load(
+                topk_ids_ptr + token_idx * topk + k, mask=mask, other=-1
+            ).to(tl.int64)
+            valid = expert_id >= 0
+            target_rank = expert_id // experts_per_rank
+            target_rank = tl.minimum(tl.maximum(target_rank, 0), world_size - 1)
+            rank_count += tl.where(
+                mask & valid & (target_rank == r),
+                tl.full([BLOCK_SIZE], 1, dtype=tl.int64),
+                tl.zeros([BLOCK_SIZE], dtype=tl.int64),
+            )
+
+        block_total = tl.sum(rank_count)
+        if block_total > 0:
+            tl.atomic_add(counts_ptr + r, block_total)
 
 
 @triton.jit

@@ -143,6 +143,11 @@ class CudaRTLibrary:
             CudaRTLibrary.path_to_dict_mapping[so_file] = _funcs
         self.funcs = CudaRTLibrary.path_to_dict_mapping[so_file]
 
+    def CUDART_CHECK(self, result: cudaError_t) -> None:
+        if result != 0:
+            error_str = self.cudaGetErrorString(result)
+            raise RuntimeError(f"CUDART error: {error_str}")
+
     def cudaGetErrorString(self, error: cudaError_t) -> str:
         return self.funcs["cudaGetErrorString"](error).decode("utf-8")
 

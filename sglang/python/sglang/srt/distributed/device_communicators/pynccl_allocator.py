@@ -304,6 +304,24 @@ class SymmetricMemoryContext:
         global _active_symmetric_memory_context
         _active_symmetric_memory_context = None
 
+    def _register_segments_for_comm(self):
+        """
+        Register all tracked segments with the current comm.
+
+        Delegates to C++ layer which handles:
+        1. Tracking which segments have been registered with each comm
+        2. Only registering new segments (avoiding re-registration)
+        3. Thread-safe access to the segment registry
+        """
+
+        # Call C++ API to register all segments with this comm
+        # C++ layer tracks per-comm registration state internally
+        result = _register_func(self._comm_ptr)
+        assert (
+            result == 0
+        ), f"nccl_allocator_register_segments_with_comm failed with return code: {result}"
+
+
 def use_symmetric_memory(group_coordinator: GroupCoordinator, disabled: bool = False):
     disabled = (
         not is_symmetric_memory_enabled()

@@ -1,12 +1,14 @@
 import logging
 import os
 import struct
+import time
 from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
 from torch.distributed import ProcessGroup
 
+from sglang.srt.utils import log_info_on_rank0
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,56 @@ def is_vmm_pointer(ptr: int) -> bool:
     return False
 
 
+def compute_graph_capture_bases(graph_inputs: List[tuple]):
+    """Map graph-capture inputs onto their VMM base allocations.
+
+    ``graph_inputs`` is a list of ``(device_ptr, nbytes)`` pairs. A captured
+    tensor can cross expandable-segment allocation boundaries, so each input
+    is walked with ``cuMemGetAddressRange`` until its byte span is covered.
+
+    Returns ``(bases_info, input_chunk_indices, input_offsets)``:
+      - ``bases_info[i] = (base_ptr, alloc_size)`` per unique allocation
+      - ``input_chunk_indices[j]`` = indices of allocations covering input j
+      - ``input_offsets[j]`` = byte offset of input j from its first base
+    """
+    drv = _get_cuda_driver()
+    base_to_idx = {}
+    bases_info: List[tuple] = []
+    input_chunk_indices: List[List[int]] = []
+    input_offsets: List[int] = []
+    for ptr, nbytes in graph_inputs:
+        ptr, remaining = int(ptr), int(nbytes)
+        if remaining <= 0:
+            raise RuntimeError(f"Invalid graph capture input size: {nbytes}")
+        cursor = ptr
+        first_base = None
+        chunks: List[int] = []
+        while remaining > 0:
+            err, base, size = drv.cuMemGetAddressRange(cursor)
+            if err != drv.CUresult.CUDA_SUCCESS:
+                raise RuntimeError(f"cuMemGetAddressRange: {err}")
+            base, size = int(base), int(size)
+            if first_base is None:
+                first_base = base
+            byte_offset = cursor - base
+            if not 0 <= byte_offset < size:
+                raise RuntimeError(
+                    f"graph capture input at {ptr} is outside VMM allocation "
+                    f"[base={base}, size={size}]"
+                )
+            idx = base_to_idx.setdefault(base, len(bases_info))
+            if idx == len(bases_info):
+                bases_info.append((base, size))
+            chunks.append(idx)
+            advance = min(remaining, size - byte_offset)
+            assert advance > 0, "Failed to advance VMM graph capture span"
+            remaining -= advance
+            cursor += advance
+        input_chunk_indices.append(chunks)
+        input_offsets.append(ptr - first_base)
+    return bases_info, input_chunk_indices, input_offsets
+
+
 def make_rw_access_desc(device_id: int):
     """A read-write, device-local ``CUmemAccessDesc`` for ``device_id``."""
     drv = _get_cuda_driver()
@@ -65,6 +117,19 @@ def all_ranks_ok(group: ProcessGroup, ok: bool) -> bool:
     flag = torch.tensor([1 if ok else 0], dtype=torch.int32)
     dist.all_reduce(flag, op=dist.ReduceOp.BAND, group=group)
     return flag.item() == 1
+
+
+def release_mappings(mappings) -> None:
+    """Unmap + address-free each ``(va, span_size, [(rel, size), ...])`` mapping.
+
+    Pops from ``mappings`` so a partially-released list is safe to retry.
+    """
+    drv = _get_cuda_driver()
+    while mappings:
+        va, span_size, mapped_chunks = mappings.pop()
+        for rel, size in mapped_chunks:
+            check_drv(drv.cuMemUnmap(int(va) + int(rel), int(size)), "cuMemUnmap")
+        check_drv(drv.cuMemAddressFree(int(va), int(span_size)), "cuMemAddressFree")
 
 
 def _send_fd(sock, fd: int, src_rank: int, base_idx: int) -> None:
@@ -299,6 +364,69 @@ def import_peer_handle(fabric_handle, fd, *, use_fabric: bool, peer_rank: int):
             pass
 
 
+def import_and_map_alloc(
+    fabric_handle,
+    fd,
+    alloc_size: int,
+    device_id: int,
+    *,
+    use_fabric: bool,
+    peer_rank: int,
+) -> int:
+    """Import a peer allocation, map it at a freshly reserved VA, return the VA."""
+    drv = _get_cuda_driver()
+    imp_h = import_peer_handle(
+        fabric_handle, fd, use_fabric=use_fabric, peer_rank=peer_rank
+    )
+    prop = check_drv(
+        drv.cuMemGetAllocationPropertiesFromHandle(imp_h),
+        "cuMemGetAllocationPropertiesFromHandle",
+    )
+    gran = check_drv(
+        drv.cuMemGetAllocationGranularity(
+            prop,
+            drv.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_RECOMMENDED,
+        ),
+        "cuMemGetAllocationGranularity",
+    )
+    va = check_drv(
+        drv.cuMemAddressReserve(alloc_size, int(gran), 0, 0), "cuMemAddressReserve"
+    )
+    check_drv(drv.cuMemMap(int(va), alloc_size, 0, imp_h, 0), "cuMemMap")
+    access = make_rw_access_desc(device_id)
+    check_drv(drv.cuMemSetAccess(int(va), alloc_size, [access], 1), "cuMemSetAccess")
+    check_drv(drv.cuMemRelease(imp_h), "cuMemRelease(peer)")
+    return int(va)
+
+
+def map_chunk_into_span(
+    fabric_handle,
+    fd,
+    span_va: int,
+    rel: int,
+    alloc_size: int,
+    device_id: int,
+    *,
+    use_fabric: bool,
+    peer_rank: int,
+) -> None:
+    """Import + map a peer chunk into a caller-reserved span at ``span_va + rel``."""
+    drv = _get_cuda_driver()
+    imp_h = import_peer_handle(
+        fabric_handle, fd, use_fabric=use_fabric, peer_rank=peer_rank
+    )
+    check_drv(
+        drv.cuMemMap(int(span_va) + rel, int(alloc_size), 0, imp_h, 0),
+        "cuMemMap(span)",
+    )
+    access = make_rw_access_desc(device_id)
+    check_drv(
+        drv.cuMemSetAccess(int(span_va) + rel, int(alloc_size), [access], 1),
+        "cuMemSetAccess(span)",
+    )
+    check_drv(drv.cuMemRelease(imp_h), "cuMemRelease(span)")
+
+
 class VmmGraphInputManager:
     def __init__(
         self,
@@ -313,3 +441,264 @@ class VmmGraphInputManager:
         self.world_size = world_size
         self._peer_mappings = []
 
+    def register_graph_inputs(self):
+        """Register graph capture inputs via VMM handle exchange.
+
+        VMM-compatible path for expandable_segments. The C++ side deduplicates
+        graph capture pointers into unique base allocations via cuMemGetAddressRange.
+        Python exports handles for each unique base, imports + cuMemMaps peer
+        allocations, then registers the peer VAs. FABRIC handles are preferred;
+        POSIX file descriptors are used when FABRIC is unavailable.
+        """
+        FABRIC_HANDLE_BYTES = 64
+        MAX_VMM_BASES = 4096
+        MAX_CHUNKS_PER_INPUT = 16
+
+        t0 = time.perf_counter()
+
+        bases_info, input_chunk_indices, input_offsets = (
+            self.obj.get_graph_capture_bases()
+        )
+        if not bases_info:
+            return
+        new_count = len(input_chunk_indices)
+        num_bases = len(bases_info)
+        device_id = torch.cuda.current_device()
+
+        if num_bases > MAX_VMM_BASES:
+            raise RuntimeError(
+                f"Too many VMM bases to share: {num_bases} > {MAX_VMM_BASES}"
+            )
+
+        drv = _get_cuda_driver()
+        local_posix_fds: List[int] = []
+        retained_handles = []
+        try:
+            for base_ptr, _ in bases_info:
+                alloc_h = check_drv(
+                    drv.cuMemRetainAllocationHandle(base_ptr),
+                    "cuMemRetainAllocationHandle",
+                )
+                retained_handles.append(alloc_h)
+
+            local_fabric_handles, local_posix_fds, use_fabric = (
+                export_shareable_handles(retained_handles, self.group, self.rank)
+            )
+
+            local_input_chunks = [
+                [int(idx) for idx in indices] for indices in input_chunk_indices
+            ]
+            for chunks in local_input_chunks:
+                if len(chunks) > MAX_CHUNKS_PER_INPUT:
+                    raise RuntimeError(
+                        "Too many VMM chunks for graph input: "
+                        f"{len(chunks)} > {MAX_CHUNKS_PER_INPUT}"
+                    )
+
+            # All-gather base metadata and per-input VMM spans. A captured tensor
+            # can cross expandable-segment allocation boundaries, so peer mappings
+            # must preserve each input's contiguous virtual-address span. FABRIC
+            # handles are inline metadata; POSIX fds are exchanged separately via
+            # SCM_RIGHTS because fd integers are process-local.
+            header_struct = struct.Struct("<QQ")
+            base_struct = struct.Struct(
+                f"<QQ{FABRIC_HANDLE_BYTES}s" if use_fabric else "<QQ"
+            )
+            input_struct = struct.Struct(f"<QQ{MAX_CHUNKS_PER_INPUT}Q")
+            base_offset = header_struct.size
+            input_offset = base_offset + MAX_VMM_BASES * base_struct.size
+            payload_size = input_offset + new_count * input_struct.size
+            local_payload = bytearray(payload_size)
+
+            header_struct.pack_into(local_payload, 0, num_bases, new_count)
+            for i, (base_ptr, alloc_size) in enumerate(bases_info):
+                if use_fabric:
+                    base_struct.pack_into(
+                        local_payload,
+                        base_offset + i * base_struct.size,
+                        int(base_ptr),
+                        int(alloc_size),
+                        local_fabric_handles[i],
+                    )
+                else:
+                    base_struct.pack_into(
+                        local_payload,
+                        base_offset + i * base_struct.size,
+                        int(base_ptr),
+                        int(alloc_size),
+                    )
+            for i, (chunks, offset) in enumerate(
+                zip(local_input_chunks, input_offsets)
+            ):
+                padded_chunks = chunks + [0] * (MAX_CHUNKS_PER_INPUT - len(chunks))
+                input_struct.pack_into(
+                    local_payload,
+                    input_offset + i * input_struct.size,
+                    int(offset),
+                    len(chunks),
+                    *padded_chunks,
+                )
+
+            in_buf = torch.frombuffer(local_payload, dtype=torch.uint8).clone()
+            gather_list = [torch.empty_like(in_buf) for _ in range(self.world_size)]
+            dist.all_gather(gather_list, in_buf, group=self.group)
+
+            all_base_payload = []
+            all_input_chunks = []
+            all_input_offsets = []
+            for rank, gathered in enumerate(gather_list):
+                payload = gathered.numpy().tobytes()
+                peer_num_bases, peer_new_count = header_struct.unpack_from(payload, 0)
+                if peer_new_count != new_count:
+                    raise RuntimeError(
+                        "Mismatched graph input count across ranks: "
+                        f"rank {rank} has {peer_new_count}, expected {new_count}"
+                    )
+
+                peer_bases = []
+                for i in range(peer_num_bases):
+                    if use_fabric:
+                        base_ptr, alloc_size, fabric_handle = base_struct.unpack_from(
+                            payload, base_offset + i * base_struct.size
+                        )
+                    else:
+                        base_ptr, alloc_size = base_struct.unpack_from(
+                            payload, base_offset + i * base_struct.size
+                        )
+                        fabric_handle = None
+                    peer_bases.append((base_ptr, fabric_handle, alloc_size))
+
+                peer_chunks = []
+                peer_offsets = []
+                for i in range(new_count):
+                    unpacked = input_struct.unpack_from(
+                        payload, input_offset + i * input_struct.size
+                    )
+                    offset, chunk_count, *chunks = unpacked
+                    peer_offsets.append(offset)
+                    peer_chunks.append(list(chunks[:chunk_count]))
+
+                all_base_payload.append(peer_bases)
+                all_input_chunks.append(peer_chunks)
+                all_input_offsets.append(peer_offsets)
+
+            posix_peer_fds = {}
+            if not use_fabric:
+                posix_peer_fds = exchange_posix_fds(
+                    self.group,
+                    self.rank,
+                    self.world_size,
+                    local_posix_fds,
+                    [len(peer_bases) for peer_bases in all_base_payload],
+                )
+
+            # Import + map peer allocations. Individual base mappings are kept for
+            # single-chunk inputs; span mappings reserve a contiguous VA range and
+            # map each chunk at its original relative offset.
+            peer_base_va = {}  # (rank, base_idx) -> local VA
+            peer_span_va = {}  # (rank, chunk_indices...) -> (local VA, peer base)
+            new_mappings = []
+
+            try:
+                for peer_rank in range(self.world_size):
+                    if peer_rank == self.rank:
+                        for idx, (bp, _) in enumerate(bases_info):
+                            peer_base_va[(peer_rank, idx)] = int(bp)
+                        continue
+
+                    peer_bases = all_base_payload[peer_rank]
+                    for idx, (_, fb, alloc_size) in enumerate(peer_bases):
+                        fd = None if use_fabric else posix_peer_fds[(peer_rank, idx)]
+                        va = import_and_map_alloc(
+                            fb,
+                            fd,
+                            alloc_size,
+                            device_id,
+                            use_fabric=use_fabric,
+                            peer_rank=peer_rank,
+                        )
+                        peer_base_va[(peer_rank, idx)] = va
+                        new_mappings.append((va, alloc_size, [(0, alloc_size)]))
+
+                # Build per-input peer VA lists and register.
+                peer_ptrs = []
+                for j in range(new_count):
+                    ptrs_j = []
+                    for rank in range(self.world_size):
+                        chunks = all_input_chunks[rank][j]
+                        off = all_input_offsets[rank][j]
+                        if len(chunks) == 1:
+                            ptrs_j.append(peer_base_va[(rank, chunks[0])] + off)
+                            continue
+
+                        span_key = (rank, *chunks)
+                        if span_key not in peer_span_va:
+                            peer_bases = all_base_payload[rank]
+                            first_base = peer_bases[chunks[0]][0]
+                            last_base, _, last_size = peer_bases[chunks[-1]]
+                            span_size = (
+                                int(last_base) + int(last_size) - int(first_base)
+                            )
+                            if rank == self.rank:
+                                span_va = int(first_base)
+                            else:
+                                span_va = check_drv(
+                                    drv.cuMemAddressReserve(span_size, 0, 0, 0),
+                                    "cuMemAddressReserve(span)",
+                                )
+                                mapped_chunks = []
+                                for chunk_idx in chunks:
+                                    base_ptr, fb, alloc_size = peer_bases[chunk_idx]
+                                    rel = int(base_ptr) - int(first_base)
+                                    fd = (
+                                        None
+                                        if use_fabric
+                                        else posix_peer_fds[(rank, chunk_idx)]
+                                    )
+                                    map_chunk_into_span(
+                                        fb,
+                                        fd,
+                                        span_va,
+                                        rel,
+                                        int(alloc_size),
+                                        device_id,
+                                        use_fabric=use_fabric,
+                                        peer_rank=rank,
+                                    )
+                                    mapped_chunks.append((rel, int(alloc_size)))
+                                new_mappings.append(
+                                    (int(span_va), span_size, mapped_chunks)
+                                )
+                            peer_span_va[span_key] = (int(span_va), int(first_base))
+
+                        span_va, _ = peer_span_va[span_key]
+                        ptrs_j.append(span_va + off)
+                    peer_ptrs.append(ptrs_j)
+
+                self.obj.register_peer_mapped_inputs(peer_ptrs)
+                self._peer_mappings.extend(new_mappings)
+            except Exception:
+                release_mappings(new_mappings)
+                raise
+            finally:
+                for fd in posix_peer_fds.values():
+                    os.close(fd)
+
+            elapsed_ms = (time.perf_counter() - t0) * 1000
+            transport = "FABRIC" if use_fabric else "POSIX fd"
+            log_info_on_rank0(
+                logger,
+                f"Registered {new_count} cuda graph addresses via "
+                f"{transport} handles ({num_bases} unique allocations) "
+                f"in {elapsed_ms:.1f} ms",
+            )
+        finally:
+            for fd in local_posix_fds:
+                os.close(fd)
+            for h in retained_handles:
+                check_drv(drv.cuMemRelease(h), "cuMemRelease(retained)")
+
+    def close(self):
+        if not self._peer_mappings:
+            return
+        release_mappings(self._peer_mappings)

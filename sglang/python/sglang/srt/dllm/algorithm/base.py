@@ -7,6 +7,7 @@ import torch
 from sglang.srt.layers.logits_processor import LogitsProcessorOutput
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.model_executor.model_runner import ModelRunner
+from sglang.srt.server_args import ServerArgs
 from sglang.srt.utils import is_npu
 
 _is_npu = is_npu()
@@ -24,6 +25,10 @@ class DllmAlgorithm:
     """dLLM algorithm: subclasses implement ``step``; the base owns the
     synchronous and FDFO (``--dllm-fdfo``) execution loops in ``run``.
     """
+
+    @staticmethod
+    def from_server_args(server_args: ServerArgs):
+        raise NotImplementedError('slim removed the body of DllmAlgorithm.from_server_args: it never ran in any recording (see sglang/REMOVED.md)')
 
     def step(
         self,

@@ -34,21 +34,33 @@ from typing import TYPE_CHECKING, Optional
 import torch
 
 from sglang.kernels.jit.utils import is_arch_support_pdl
+from sglang.kernels.ops.attention.dcp_kernels import (
+    create_mla_kv_page_table_for_dcp,
+)
 from sglang.kernels.ops.attention.fixup_zero_kv import fixup_zero_kv_rows
+from sglang.kernels.ops.attention.mla_kv_pack_quantize_fp8 import (
+    mla_kv_pack_quantize_fp8,
+)
 from sglang.kernels.ops.attention.utils import (
     mla_quantize_and_rope_for_fp8,
     mla_quantize_without_rope_for_fp8,
 )
+from sglang.kernels.ops.kvcache.kv_indices import (
+    get_num_kv_index_blocks_flashmla,
+    get_num_page_per_block_flashmla,
+)
+from sglang.kernels.ops.quantization.fp8_quantize import fp8_quantize
 from sglang.srt.layers.attention.trtllm_mla_backend import (
     TRTLLMMLABackend,
     TRTLLMMLAMultiStepDraftBackend,
 )
+from sglang.srt.layers.dcp.layout import get_dcp_lens
 from sglang.srt.layers.logits_processor import get_in_autotune_dummy_run
 from sglang.srt.runtime_context import get_parallel
 from sglang.srt.utils import is_flashinfer_available, is_tokenspeed_mla_available
 
 if is_flashinfer_available():
-    pass
+    import flashinfer.rope as _flashinfer_rope
 
 if is_tokenspeed_mla_available():
     import tokenspeed_mla
@@ -57,6 +69,7 @@ if TYPE_CHECKING:
     from sglang.srt.layers.radix_attention import RadixAttention
     from sglang.srt.model_executor.forward_batch_info import ForwardBatch
     from sglang.srt.model_executor.model_runner import ModelRunner
+    from sglang.srt.models.deepseek_v2 import DeepseekV2AttentionMLA
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +185,168 @@ class TokenspeedMLABackend(TRTLLMMLABackend):
                         use_pdl=use_pdl,
                         enable_ex2_emulation=enable_ex2_emulation,
                     )
+
+    def _fused_rope_fp8_quantize(
+        self,
+        q_nope: torch.Tensor,
+        q_pe: torch.Tensor,
+        k_nope: torch.Tensor,
+        k_pe: torch.Tensor,
+        cos_sin_cache: torch.Tensor,
+        positions: torch.Tensor,
+        is_neox: bool,
+        qk_nope_head_dim: int,
+        qk_rope_head_dim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused RoPE + FP8 quantize that also packs nope+pe along the last
+        dim, so FMHA consumes contig FP8 Q/K without an extra concat or cast.
+        """
+        num_heads = q_nope.shape[1]
+        seq_len = q_nope.shape[0]
+        q_fp8 = torch.empty(
+            (seq_len, num_heads, qk_nope_head_dim + qk_rope_head_dim),
+            dtype=torch.float8_e4m3fn,
+            device=q_nope.device,
+        )
+        k_fp8 = torch.empty(
+            (seq_len, num_heads, qk_nope_head_dim + qk_rope_head_dim),
+            dtype=torch.float8_e4m3fn,
+            device=k_nope.device,
+        )
+        if seq_len == 0:
+            return q_fp8, k_fp8
+
+        # Broadcast the shared latent k_pe across heads — RoPE is position-only
+        # so per-head outputs are identical, and the cache write below reuses
+        # head 0.
+        if k_pe.dim() == 3 and k_pe.shape[1] == 1:
+            k_pe_expanded = k_pe.expand(-1, num_heads, -1)
+        else:
+            k_pe_expanded = k_pe
+
+        _flashinfer_rope.mla_rope_quantize_fp8(
+            q_rope=q_pe,
+            k_rope=k_pe_expanded,
+            q_nope=q_nope,
+            k_nope=k_nope,
+            cos_sin_cache=cos_sin_cache,
+            pos_ids=positions,
+            is_neox=is_neox,
+            quantize_dtype=torch.float8_e4m3fn,
+            q_rope_out=q_fp8[..., qk_nope_head_dim:],
+            k_rope_out=k_fp8[..., qk_nope_head_dim:],
+            q_nope_out=q_fp8[..., :qk_nope_head_dim],
+            k_nope_out=k_fp8[..., :qk_nope_head_dim],
+            quant_scale_q=1.0,
+            quant_scale_kv=1.0,
+            enable_pdl=is_arch_support_pdl(),
+        )
+        return q_fp8, k_fp8
+
+    def prepare_prefill_qkv(
+        self,
+        *,
+        q: torch.Tensor,
+        q_pe: torch.Tensor,
+        kv_a: torch.Tensor,
+        k_pe: torch.Tensor,
+        positions: torch.Tensor,
+        layer: DeepseekV2AttentionMLA,
+        forward_batch: ForwardBatch,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Build FP8 (Q, K, V) for the FMHA kernel and write FP8 KV cache."""
+        kv = layer.kv_b_proj(kv_a)[0]
+        kv = kv.view(
+            -1, layer.num_local_heads, layer.qk_nope_head_dim + layer.v_head_dim
+        )
+        k_nope = kv[..., : layer.qk_nope_head_dim]
+        v_bf16 = kv[..., layer.qk_nope_head_dim :]
+        q_nope = q[..., : layer.qk_nope_head_dim]
+
+        q_fp8, k_fp8 = self._fused_rope_fp8_quantize(
+            q_nope=q_nope,
+            q_pe=q_pe,
+            k_nope=k_nope,
+            k_pe=k_pe,
+            cos_sin_cache=layer.rotary_emb.cos_sin_cache,
+            positions=positions,
+            is_neox=getattr(layer.rotary_emb, "is_neox_style", True),
+            qk_nope_head_dim=layer.qk_nope_head_dim,
+            qk_rope_head_dim=layer.qk_rope_head_dim,
+        )
+        v_fp8 = fp8_quantize(v_bf16, enable_pdl=is_arch_support_pdl())
+
+        # k_pe is shared across heads (RoPE is position-only), so head 0
+        # reproduces the original [tokens, 1, qk_rope] latent layout.
+        kv_a_fp8 = fp8_quantize(kv_a, enable_pdl=is_arch_support_pdl())
+        k_pe_fp8 = k_fp8[:, 0:1, layer.qk_nope_head_dim :]
+        self.token_to_kv_pool.set_mla_kv_buffer(
+            layer.attn_mha,
+            forward_batch.out_cache_loc,
+            kv_a_fp8.unsqueeze(1),
+            k_pe_fp8,
+        )
+        return q_fp8, k_fp8, v_fp8
+
+    def pack_prefix_chunk_kv(
+        self,
+        k_nope: torch.Tensor,
+        k_pe: torch.Tensor,
+        v: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pack strided ``k_nope``+``k_pe`` into contig FP8 K and quantize
+        strided ``v`` into contig FP8 V in a single kernel.
+        """
+        return mla_kv_pack_quantize_fp8(
+            k_nope, k_pe, v, enable_pdl=is_arch_support_pdl()
+        )
+
+    def _get_dcp_local_seq_lens(self, seq_lens: torch.Tensor) -> torch.Tensor:
+        parallel = get_parallel()
+        if not parallel.dcp_enabled:
+            return seq_lens
+        return get_dcp_lens(seq_lens, parallel.dcp_size, parallel.dcp_rank).to(
+            torch.int32
+        )
+
+    def _get_dcp_local_max_seq_len(self, max_seq_len: int) -> int:
+        parallel = get_parallel()
+        if not parallel.dcp_enabled:
+            return max_seq_len
+        local_max = max_seq_len // parallel.dcp_size + int(
+            parallel.dcp_rank < max_seq_len % parallel.dcp_size
+        )
+        # TokenSpeed requires a positive scheduling bound even when every
+        # sequence in a padded graph row is empty on this rank.
+        return max(local_max, 1)
+
+    def _fill_dcp_block_kv_indices(
+        self,
+        block_kv_indices: torch.Tensor,
+        req_pool_indices: torch.Tensor,
+        local_seq_lens: torch.Tensor,
+    ) -> None:
+        parallel = get_parallel()
+        pages_per_block = get_num_page_per_block_flashmla(self.page_size)
+        create_mla_kv_page_table_for_dcp[
+            (
+                block_kv_indices.shape[0],
+                get_num_kv_index_blocks_flashmla(
+                    block_kv_indices.shape[1], self.page_size
+                ),
+            )
+        ](
+            self.req_to_token,
+            req_pool_indices,
+            local_seq_lens,
+            block_kv_indices,
+            self.req_to_token.stride(0),
+            block_kv_indices.stride(0),
+            PHYSICAL_PAGE_SIZE=self.page_size,
+            DCP_SIZE=parallel.dcp_size,
+            DCP_RANK=parallel.dcp_rank,
+            PAGES_PER_BLOCK=pages_per_block,
+        )
 
     def _create_block_kv_indices(
         self,

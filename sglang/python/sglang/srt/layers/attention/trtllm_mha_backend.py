@@ -17,6 +17,9 @@ from sglang.kernels.ops.kvcache.trtllm_mha_graph_metadata import (
     Q_MODE_STRIDED,
     update_trtllm_mha_graph_metadata,
 )
+from sglang.kernels.ops.kvcache.trtllm_mha_page_table import (
+    build_trtllm_mha_page_table,
+)
 from sglang.srt.environ import envs
 from sglang.srt.layers.attention.flashinfer_backend import (
     FlashInferAttnBackend,
@@ -47,6 +50,7 @@ if is_flashinfer_available():
 if TYPE_CHECKING:
     from sglang.srt.layers.radix_attention import RadixAttention
     from sglang.srt.model_executor.model_runner import ModelRunner
+    from sglang.srt.speculative.ragged_verify import RaggedVerifyLayout
     from sglang.srt.speculative.spec_info import SpecInput
 
 # Constants
@@ -229,6 +233,24 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
                     f"power-of-2 page size. Use --page-size 64 instead."
                 )
 
+    def _check_decode_kv_access(self) -> None:
+        supported_kinds = {
+            KVCacheAttentionAccessKind.PLAIN,
+            KVCacheAttentionAccessKind.NATIVE_FP4,
+        }
+        if (
+            self.decode_kv_access is not None
+            and self.decode_kv_access.kind in supported_kinds
+        ):
+            return
+
+        method_name = getattr(self.kv_cache_quant_method, "name", "unknown")
+        available = self.kv_cache_quant_method.describe_attention_accesses("decode")
+        raise ValueError(
+            f"KV cache method {method_name!r} does not support decode with "
+            f"trtllm_mha. Available decode accesses: {available}."
+        )
+
     @staticmethod
     def _resolve_swa_kv_pool(model_runner: ModelRunner) -> Optional[SWAKVPool]:
         """Return the SWAKVPool to translate against, or None for non-SWA models.
@@ -250,6 +272,133 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         allocator = model_runner.token_to_kv_pool_allocator
         kvcache = allocator.get_kvcache()
         return kvcache if isinstance(kvcache, SWAKVPool) else None
+
+    def _alloc_swa_page_table(
+        self, max_bs: int, max_num_pages: int
+    ) -> Optional[torch.Tensor]:
+        """Allocate a SWA page_table buffer, or return None for non-SWA models."""
+        if self._swa_kv_pool is None:
+            return None
+        return torch.zeros(max_bs, max_num_pages, dtype=torch.int32, device=self.device)
+
+    def _fill_page_table_device(
+        self,
+        metadata: TRTLLMMHAMetadata,
+        req_pool_indices: torch.Tensor,
+        cache_seqlens: torch.Tensor,
+    ):
+        """Build the page table on-device from per-request KV lengths (no sync).
+
+        Fills ``metadata.page_table`` (a [bs, max_num_pages] buffer) in place with
+        block ids derived from ``cache_seqlens`` (a GPU tensor); for SWA models it
+        also fills ``metadata.swa_page_table`` via the full->SWA lookup. The Triton
+        kernel self-guards per request on the device-side length, so the grid and
+        buffer width use the static ``max_num_pages`` upper bound while the actual
+        writes stay bounded by ``cache_seqlens`` — no host-side max / D2H sync.
+        """
+        has_swa = self._swa_kv_pool is not None
+        build_trtllm_mha_page_table(
+            req_to_token=self.req_to_token,
+            req_pool_indices=req_pool_indices,
+            cache_seqlens=cache_seqlens,
+            page_table=metadata.page_table,
+            page_size=self.page_size,
+            swa_page_table=metadata.swa_page_table if has_swa else None,
+            full_to_swa=(
+                self._swa_kv_pool.full_to_swa_index_mapping if has_swa else None
+            ),
+        )
+
+    def _get_layer_cache_loc(
+        self,
+        layer: RadixAttention,
+        forward_batch: ForwardBatch,
+    ) -> torch.Tensor:
+        """Return cache locations in the correct index space for the given layer."""
+        if self._swa_kv_pool is not None:
+            _, is_swa = self._swa_kv_pool.layers_mapping[layer.layer_id]
+            if is_swa:
+                return self._swa_kv_pool.translate_loc_from_full_to_swa(
+                    forward_batch.out_cache_loc
+                )
+        return forward_batch.out_cache_loc
+
+    def _bind_swa_page_table(
+        self, metadata: TRTLLMMHAMetadata, source: dict, key: str, bs: int
+    ):
+        """Bind a pre-allocated SWA page_table slice to metadata for CUDA graph."""
+        buf = source.get(key)
+        if buf is not None:
+            metadata.swa_page_table = buf[:bs, :]
+
+    def _get_layer_page_table(
+        self, layer: RadixAttention, forward_batch: ForwardBatch
+    ) -> torch.Tensor:
+        """Return the correct page_table for the given layer (SWA or full)."""
+        swa_pt = self.forward_metadata.swa_page_table
+        if swa_pt is not None:
+            _, is_swa = self._swa_kv_pool.layers_mapping[layer.layer_id]
+            if is_swa:
+                return swa_pt
+        return self.forward_metadata.page_table
+
+    def _maybe_build_cp_zigzag_page_tables(
+        self,
+        metadata: TRTLLMMHAMetadata,
+        forward_batch: ForwardBatch,
+    ) -> None:
+        """Duplicate request rows once for the combined prev-then-next CP launch."""
+        if not is_cp_v2_active(forward_batch):
+            return
+
+        # TODO: Avoid materializing duplicated page tables to reduce zigzag CP
+        # page-table memory usage.
+        metadata.zigzag_page_table = torch.cat(
+            (metadata.page_table, metadata.page_table), dim=0
+        )
+        if metadata.swa_page_table is not None:
+            metadata.zigzag_swa_page_table = torch.cat(
+                (metadata.swa_page_table, metadata.swa_page_table), dim=0
+            )
+
+    @staticmethod
+    def _get_scalar_scale(
+        layer: RadixAttention,
+        float_attr: str,
+        scale_attr: str,
+    ) -> float:
+        scale = getattr(layer, float_attr, None)
+        if scale is None:
+            scale = getattr(layer, scale_attr, None)
+        if scale is None:
+            return 1.0
+        if isinstance(scale, torch.Tensor):
+            logger.warning_once(
+                "Ignoring tensor %s for TRT-LLM MHA FP8 KV cache scale. "
+                "Expected %s to be populated with a Python scalar.",
+                scale_attr,
+                float_attr,
+            )
+            return 1.0
+        scale = float(scale)
+        return scale if scale > 0.0 else 1.0
+
+    def _get_bmm_scales(
+        self, layer: RadixAttention, q_scale: float | torch.Tensor = 1.0
+    ) -> tuple[float | torch.Tensor, float]:
+        """Return FlashInfer TRT-LLM MHA BMM scales.
+
+        The FP8 paths store Q/K/V as values divided by their per-tensor scales.
+        FlashInfer applies bmm1_scale to QK and bmm2_scale to PV, so FP8 reads
+        need Q and K descales in BMM1 and V descale in BMM2. Non-FP8 KV cache
+        entries are already in model dtype.
+        """
+        if self.data_type != torch.float8_e4m3fn:
+            return layer.scaling, 1.0
+
+        k_scale = self._get_scalar_scale(layer, "k_scale_float", "k_scale")
+        v_scale = self._get_scalar_scale(layer, "v_scale_float", "v_scale")
+        return q_scale * k_scale * layer.scaling, v_scale
 
     def init_cuda_graph_state(
         self,
@@ -356,6 +505,135 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
                 ),
                 "swa_page_table": self._alloc_swa_page_table(max_bs, max_num_pages),
             }
+
+    def _build_cuda_graph_metadata(
+        self,
+        bs: int,
+        num_tokens: int,
+        forward_mode: ForwardMode,
+        spec_info,
+        device: torch.device,
+    ) -> TRTLLMMHAMetadata:
+        """Create TRTLLMMHAMetadata with pre-allocated buffer slice refs, stored in the dict."""
+        metadata = TRTLLMMHAMetadata()
+
+        if forward_mode.is_decode_or_idle():
+            if spec_info is not None:
+                # Draft Decode (topk = 1)
+                metadata.cache_seqlens_int32 = self.decode_cuda_graph_metadata[
+                    "cache_seqlens"
+                ][:bs]
+                metadata.cu_seqlens_q = self.decode_cuda_graph_metadata["cu_seqlens_q"][
+                    : bs + 1
+                ]
+                metadata.cu_seqlens_k = self.decode_cuda_graph_metadata["cu_seqlens_k"][
+                    : bs + 1
+                ]
+                metadata.page_table = self.decode_cuda_graph_metadata[
+                    "page_table_draft_decode"
+                ][:bs, :]
+                self._bind_swa_page_table(
+                    metadata,
+                    self.decode_cuda_graph_metadata,
+                    "swa_page_table_draft_decode",
+                    bs,
+                )
+                self.decode_cuda_graph_metadata[bs] = metadata
+            else:
+                # Normal Decode
+                metadata.cache_seqlens_int32 = self.decode_cuda_graph_metadata[
+                    "cache_seqlens"
+                ][:bs]
+                metadata.cu_seqlens_q = torch.arange(
+                    0, bs + 1, dtype=torch.int32, device=device
+                )
+                metadata.cu_seqlens_k = torch.zeros(
+                    bs + 1, dtype=torch.int32, device=device
+                )
+                metadata.page_table = self.decode_cuda_graph_metadata["page_table"][
+                    :bs, :
+                ]
+                self._bind_swa_page_table(
+                    metadata,
+                    self.decode_cuda_graph_metadata,
+                    "swa_page_table",
+                    bs,
+                )
+                self.decode_cuda_graph_metadata[bs] = metadata
+        elif forward_mode.is_target_verify():
+            # Target Verify (topk = 1)
+            metadata.cache_seqlens_int32 = self.target_verify_metadata["cache_seqlens"][
+                :bs
+            ]
+            metadata.cu_seqlens_q = self.target_verify_metadata["cu_seqlens_q"][
+                : bs + 1
+            ]
+            metadata.cu_seqlens_k = self.target_verify_metadata["cu_seqlens_k"][
+                : bs + 1
+            ]
+            metadata.is_ragged_verify = (
+                spec_info is not None and spec_info.ragged_verify_layout is not None
+            )
+            metadata.max_seq_len_q = (
+                self.speculative_num_draft_tokens
+                if metadata.is_ragged_verify
+                else num_tokens // bs
+            )
+            metadata.page_table = self.target_verify_metadata["page_table"][:bs, :]
+            self._bind_swa_page_table(
+                metadata,
+                self.target_verify_metadata,
+                "swa_page_table",
+                bs,
+            )
+            if self._needs_encoder_only_expand(forward_mode, metadata):
+                verify_rows = bs * metadata.max_seq_len_q
+                # Static per-capture row map (expanded row i -> request i // L);
+                # the recorded refresh in _apply_cuda_graph_metadata uses it.
+                metadata.encoder_row_map = (
+                    torch.arange(verify_rows, device=self.device)
+                    // metadata.max_seq_len_q
+                )
+                metadata.encoder_cache_seqlens = self.target_verify_metadata[
+                    "encoder_cache_seqlens"
+                ][:verify_rows]
+                metadata.encoder_page_table = self.target_verify_metadata[
+                    "encoder_page_table"
+                ][:verify_rows, :]
+            self.target_verify_metadata[bs] = metadata
+        elif forward_mode.is_draft_extend_v2():
+            num_tokens_per_req = spec_info.num_tokens_per_req
+            metadata.cache_seqlens_int32 = self.draft_extend_metadata["cache_seqlens"][
+                :bs
+            ]
+            metadata.cu_seqlens_q = self.draft_extend_metadata["cu_seqlens_q"][: bs + 1]
+            metadata.cu_seqlens_k = self.draft_extend_metadata["cu_seqlens_k"][: bs + 1]
+            metadata.max_seq_len_q = num_tokens_per_req
+            metadata.page_table = self.draft_extend_metadata["page_table"][:bs, :]
+            self._bind_swa_page_table(
+                metadata,
+                self.draft_extend_metadata,
+                "swa_page_table",
+                bs,
+            )
+            self.draft_extend_metadata[bs] = metadata
+
+        # Bind the SWA write-target buffer slice (refilled by in-graph metadata).
+        if self.use_sliding_window_kv_pool:
+            metadata.swa_out_cache_loc = self.cuda_graph_swa_out_cache_loc[:num_tokens]
+
+        return metadata
+
+    def _needs_encoder_only_expand(
+        self, forward_mode: ForwardMode, metadata: TRTLLMMHAMetadata
+    ) -> bool:
+        # The single gate for building the expanded ENCODER_ONLY verify
+        # metadata; forward() consumes it per-layer where attn_type is ENCODER_ONLY.
+        return (
+            self.expand_encoder_only_verify
+            and forward_mode.is_target_verify()
+            and not metadata.is_ragged_verify
+        )
 
     def _apply_cuda_graph_metadata(
         self,
@@ -472,6 +750,42 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         """Get the fill value for sequence lengths in CUDA graph."""
         return 1
 
+    def _should_use_fused_fp8_path(
+        self, save_kv_cache: bool, k: torch.Tensor, forward_batch: ForwardBatch
+    ) -> bool:
+        """Check if we should use the fused FP8 KV cache write path."""
+        return (
+            not is_cp_v2_active(forward_batch)
+            and save_kv_cache
+            and k is not None
+            and self.data_type == torch.float8_e4m3fn
+        )
+
+    def _fused_fp8_qkv_kv_cache(
+        self,
+        q: torch.Tensor | None,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        layer: RadixAttention,
+        forward_batch: ForwardBatch,
+    ) -> torch.Tensor | None:
+        from sglang.kernels.ops.kvcache.fused_fp8_qkv_kv_cache import (
+            fused_fp8_qkv_kv_cache,
+        )
+
+        cache_loc = self._get_layer_cache_loc(layer, forward_batch)
+        k_cache, v_cache = self.token_to_kv_pool.get_kv_buffer(layer.layer_id)
+        return fused_fp8_qkv_kv_cache(
+            q=q,
+            k=k,
+            v=v,
+            k_cache=k_cache,
+            v_cache=v_cache,
+            cache_loc=cache_loc,
+            k_scale=layer.k_scale,
+            v_scale=layer.v_scale,
+        )
+
     def init_forward_metadata_out_graph(
         self,
         forward_batch: ForwardBatch,
@@ -507,6 +821,53 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
         else:
             raise ValueError(
                 f"Invalid forward mode: {forward_mode=} for CUDA Graph replay."
+            )
+
+    def _assert_ragged_verify_supported(self) -> None:
+        if self.is_xqa_impl:
+            raise NotImplementedError(
+                "Compact ragged verify (variable-length cum_seq_lens_q) "
+                "requires the trtllm-gen decode kernel; the xqa impl (sm90 / sm120) "
+                "rejects it. Disable SGLANG_RAGGED_VERIFY_MODE for this configuration."
+            )
+
+    def _write_ragged_verify_graph_metadata(
+        self,
+        metadata: TRTLLMMHAMetadata,
+        forward_batch: ForwardBatch,
+        ragged_layout: RaggedVerifyLayout,
+        bs: int,
+    ) -> None:
+        """Eagerly rebuild the target-verify graph metadata for ragged verify.
+
+        The per-request verify lengths make the k-extension non-uniform, which
+        the fused in-graph kernel cannot express (scalar ``seqlen_offset``
+        only), so this runs out-of-graph on every capture/replay-prep and
+        ``_apply_cuda_graph_metadata`` records nothing for ragged batches.
+        """
+        seq_lens = forward_batch.seq_lens[:bs]
+        req_pool_indices = forward_batch.req_pool_indices[:bs]
+        padded_layout = ragged_layout.padded_to_bucket(padded_bs=bs)
+        geometry = build_ragged_target_verify_geometry(
+            seq_lens=seq_lens, layout=padded_layout
+        )
+        metadata.cache_seqlens_int32.copy_(geometry.cache_seqlens_int32)
+        metadata.cu_seqlens_q.copy_(geometry.cu_seqlens_q)
+        metadata.cu_seqlens_k[1:].copy_(
+            torch.cumsum(metadata.cache_seqlens_int32, dim=0, dtype=torch.int32)
+        )
+        self._fill_page_table_device(
+            metadata, req_pool_indices, metadata.cache_seqlens_int32
+        )
+        # The fused in-graph kernel also skips ragged batches, so refill the
+        # SWA write-target buffer here (out_cache_loc -> SWA locs).
+        if self.use_sliding_window_kv_pool and forward_batch.out_cache_loc is not None:
+            n = forward_batch.out_cache_loc.shape[0]
+            self.cuda_graph_swa_out_cache_loc[n:].zero_()
+            self.cuda_graph_swa_out_cache_loc[:n].copy_(
+                self.token_to_kv_pool.translate_loc_from_full_to_swa(
+                    forward_batch.out_cache_loc
+                )
             )
 
     def init_forward_metadata_in_graph(self, forward_batch: ForwardBatch):
@@ -643,6 +1004,45 @@ class TRTLLMHAAttnBackend(FlashInferAttnBackend):
             )
 
         self.forward_metadata = metadata
+
+    def _reshape_paged_kv_cache(
+        self,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        layer: RadixAttention,
+        head_dim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        k_cache = k_cache.view(
+            -1, self.page_size, layer.tp_k_head_num, head_dim
+        ).permute(0, 2, 1, 3)
+        v_cache = v_cache.view(
+            -1, self.page_size, layer.tp_v_head_num, head_dim
+        ).permute(0, 2, 1, 3)
+        if layer.tp_k_head_num == 1:
+            k_cache = canonicalize_stride(k_cache)
+        if layer.tp_v_head_num == 1:
+            v_cache = canonicalize_stride(v_cache)
+        return k_cache, v_cache
+
+    def _get_nvfp4_bmm_scales(self, layer: RadixAttention) -> tuple[float, float]:
+        assert self.is_nvfp4_kvcache
+        return self.kv_cache_quant_method.get_bmm_scales(layer.layer_id)
+
+    def _get_nvfp4_decode_kv_cache(self, layer: RadixAttention) -> tuple[
+        tuple[torch.Tensor, torch.Tensor],
+        tuple[torch.Tensor, torch.Tensor],
+    ]:
+        assert self.is_nvfp4_kvcache
+        k_fp4, v_fp4, k_scale, v_scale = self.token_to_kv_pool.get_raw_kv_buffer(
+            layer.layer_id
+        )
+        kv_cache = self._reshape_paged_kv_cache(
+            k_fp4, v_fp4, layer, layer.head_dim // 2
+        )
+        kv_cache_block_scales = self._reshape_paged_kv_cache(
+            k_scale, v_scale, layer, layer.head_dim // 16
+        )
+        return kv_cache, kv_cache_block_scales
 
     def forward_decode(
         self,

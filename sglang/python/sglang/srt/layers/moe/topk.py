@@ -25,6 +25,7 @@ from typing import (
     Optional,
     Protocol,
     Tuple,
+    TypeGuard,
     runtime_checkable,
 )
 
@@ -222,8 +223,26 @@ class TopKConfig:
 
 class TopKOutputChecker:
 
-    pass
+    @staticmethod
+    def format_is_standard(topk_output: TopKOutput) -> TypeGuard[StandardTopKOutput]:
+        # ===== TO BE REFACTORED ====
+        # The experimental fused topk+pack carrier only exists under the master switch.
+        if _SGLANG_EXPERIMENTAL_LORA_OPTI:
+            return isinstance(
+                topk_output, (StandardTopKOutput, StandardTopKOutputPacked)
+            )
+        # ===== END TO BE REFACTORED ====
+        return isinstance(topk_output, StandardTopKOutput)
 
+    @staticmethod
+    def format_is_triton_kernels(
+        topk_output: TopKOutput,
+    ) -> TypeGuard[TritonKernelTopKOutput]:
+        return isinstance(topk_output, TritonKernelTopKOutput)
+
+    @staticmethod
+    def format_is_bypassed(topk_output: TopKOutput) -> TypeGuard[BypassedTopKOutput]:
+        return isinstance(topk_output, BypassedTopKOutput)
 
 class TopKOutputFormat(IntEnum):
     STANDARD = auto()

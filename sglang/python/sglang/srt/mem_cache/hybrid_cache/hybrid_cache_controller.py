@@ -24,7 +24,9 @@ device_module = get_device_module()
 
 
 class CacheOperation(BaseCacheOperation):
-    pass
+    @staticmethod
+    def merge_ops(ops: List[CacheOperation]) -> CacheOperation:
+        raise NotImplementedError('slim removed the body of CacheOperation.merge_ops: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 class StorageOperation(BaseStorageOperation):

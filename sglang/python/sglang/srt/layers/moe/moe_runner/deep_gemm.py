@@ -966,43 +966,7 @@ def _varlen_deep_gemm_situ_mul_quant(
     beta: float,
     linear_beta: float,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Fused SiTU activation + per-group fp8 quant via CUDA JIT kernel."""
-    from sglang.kernels.ops.kimi_k3 import situ_and_mul_masked_post_quant
-
-    E, N, D_2 = gateup_output.shape
-    D = D_2 // 2
-    G = D // group_size
-    packed_ue8m0 = deep_gemm_wrapper.DEEPGEMM_SCALE_UE8M0
-
-    down_input = torch.empty(
-        (E, N, D), device=gateup_output.device, dtype=torch.float8_e4m3fn
-    )
-    if packed_ue8m0:
-        down_input_scale = torch.empty(
-            (E, G // 4, N), device=gateup_output.device, dtype=torch.int32
-        )
-    else:
-        down_input_scale = torch.empty(
-            (E, N, G), device=gateup_output.device, dtype=torch.float32
-        )
-
-    situ_and_mul_masked_post_quant(
-        gateup_output,
-        down_input,
-        down_input_scale,
-        group_size,
-        masked_m,
-        beta=beta,
-        linear_beta=linear_beta,
-        scale_ue8m0=packed_ue8m0,
-        topk=topk,
-        transposed=packed_ue8m0,
-    )
-
-    if packed_ue8m0:
-        down_input_scale = down_input_scale.transpose(-1, -2)
-
-    return down_input, down_input_scale
+    raise NotImplementedError('slim removed the body of _varlen_deep_gemm_situ_mul_quant: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 def _varlen_deep_gemm_silu_mul_quant(

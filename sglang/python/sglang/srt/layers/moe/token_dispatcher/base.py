@@ -11,6 +11,7 @@ from typing import (
     OrderedDict,
     Protocol,
     Tuple,
+    TypeGuard,
     runtime_checkable,
 )
 
@@ -18,6 +19,11 @@ import torch
 
 if TYPE_CHECKING:
     from sglang.srt.batch_overlap.single_batch_overlap import CombineOverlapArgs
+    from sglang.srt.layers.moe.token_dispatcher import (
+        DeepEPLLDispatchOutput,
+        DeepEPNormalDispatchOutput,
+        StandardDispatchOutput,
+    )
     from sglang.srt.layers.moe.topk import TopKOutput
 
 
@@ -33,10 +39,21 @@ class _RemovableDispatcherHandle:
         _RemovableDispatcherHandle.next_id += 1
         self.weak_hooks_dict = weakref.ref(hooks_dict)
 
+    def remove(self):
+        hooks_dict = self.weak_hooks_dict()
+        if hooks_dict is not None and self.id in hooks_dict:
+            del hooks_dict[self.id]
+
+
 class DispatcherBaseHooks:
 
     def __init__(self):
         self.hook_dict = OrderedDict[int, Callable]()
+
+    def register_hook(self, hook_fun: Callable) -> _RemovableDispatcherHandle:
+        handle = _RemovableDispatcherHandle(self.hook_dict)
+        self.hook_dict[handle.id] = hook_fun
+        return handle
 
     def __call__(self, *args, **kwargs) -> Optional[Any]:
         raise NotImplementedError("This method should be overridden by subclasses")
@@ -98,8 +115,29 @@ class _PostCombineHooks(DispatcherBaseHooks):
 
 class DispatchOutputChecker:
 
-    pass
+    @staticmethod
+    def format_is_standard(
+        dispatch_output: DispatchOutput,
+    ) -> TypeGuard[StandardDispatchOutput]:
+        return dispatch_output.format.is_standard()
 
+    @staticmethod
+    def format_is_triton_kernels(
+        dispatch_output: DispatchOutput,
+    ) -> TypeGuard[StandardDispatchOutput]:
+        return dispatch_output.format.is_standard()
+
+    @staticmethod
+    def format_is_deepep_normal(
+        dispatch_output: DispatchOutput,
+    ) -> TypeGuard[DeepEPNormalDispatchOutput]:
+        return dispatch_output.format.is_deepep_normal()
+
+    @staticmethod
+    def format_is_deepep_ll(
+        dispatch_output: DispatchOutput,
+    ) -> TypeGuard[DeepEPLLDispatchOutput]:
+        return dispatch_output.format.is_deepep_ll()
 
 class DispatchOutputFormat(Enum):
 
