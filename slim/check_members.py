@@ -25,8 +25,10 @@ variable named like a class is taken for it; a function-level import counts for 
 read guarded by `hasattr` counts.
 
 Judged as stubs are (slim/check_surface.py, slim/flag_guards.py), on the platform-folded tree: on the
-request path a read is an error; elsewhere, under tests of launch flags the front door accepts, an
-error; the rest is counted in allowed categories, each with why. The flags are tested where the read
+request path a read is an error; in [[off_surface]] code allowed (the feature is refused where the
+user names it, whatever flag the code itself tests: `--dp-size` inside PD disaggregation's sender);
+elsewhere, under tests of launch flags the front door accepts, an error; the rest is counted in
+allowed categories, each with why. The flags are tested where the read
 is, as for stub calls: a read whose flag test sits in a caller (the zmq publisher's constructor,
 built by a factory the flag's branch calls) is counted, not failed.
 """
@@ -252,6 +254,8 @@ REFUSED = "reads of deleted class members under launch flags the front door refu
 UNGUARDED = ("reads of deleted class members off the request path, under no launch-flag test in their file (as for "
              "stub calls: a caller's branch no recording took leads there, if any)")
 NO_FLAGS = "reads of deleted class members off the request path (launch flags not given: not judged)"
+OFF_SURFACE = ("reads of deleted class members in off-surface code (its feature is refused at the front door: "
+               "slim/policy.toml's off_surface entry says which and quotes the branch that leads there)")
 
 
 def judge_reads(rel: str, tree: ast.Module, reads: list[MemberRef], live: set[tuple[int, int]], policy: Policy,
@@ -274,6 +278,8 @@ def judge_reads(rel: str, tree: ast.Module, reads: list[MemberRef], live: set[tu
             report.findings.append(f"{rel}:{r.line}: {what} on the request path (keep the member)")
         elif flags is None:
             report.allow(NO_FLAGS)
+        elif policy.off_surface_for(rel, r.where) is not None:  # a flag tested there is not the one that leads there
+            report.allow(OFF_SURFACE)
         elif guard and unrefused([guard], flags[1]):
             report.findings.append(f"{rel}:{r.line}: {what} when {needs(guard)}, which the front door accepts "
                                    "(refuse it in slim/surface.toml or keep the member)")

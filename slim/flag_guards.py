@@ -4,8 +4,8 @@ A stub is a def slim kept by name but emptied: its body raises (slim/check_surfa
 Kept code reaches one only on a path no recording took, and most such paths open on a launch
 flag: `if server_args.enable_lora: ... get_all_adapters()`. At every call whose callee is a stub,
 this reads the launch-flag attributes the enclosing conditions test (`server_args.X`,
-`self.server_args.X`, `get_global_server_args().X`: an attribute named like a ServerArgs field on
-something named `*args*`), with the string values a condition compares the flag to. A flag set
+`self.server_args.X`, `get_global_server_args().X`, `get_exec().moe.X`: an attribute named like a
+ServerArgs field on something named `*args*` or on upstream's resolved-config namespaces), with the string values a condition compares the flag to. A flag set
 so that the condition holds reaches the stub: unless the front door refuses that flag (or every
 value named), a user who sets it gets a crash deep in the server instead of a refusal.
 
@@ -17,6 +17,7 @@ torch's in-place ops (`copy_`, `zero_`): `x.items()` is not a call of a stubbed 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from slim.check_surface import is_stub
@@ -90,10 +91,16 @@ def flag_terms(condition: ast.expr, dests: dict[str, str], holds: bool = True) -
     return {Term(flag) for node in ast.walk(condition) if (flag := _flag_of(node, dests))}
 
 
+# Upstream's resolved-config namespaces (srt/runtime_context.py): `get_exec().moe.elastic_ep_backend`
+# reads the ServerArgs field of the same name, projected at start-up.
+CONFIG_BAGS = re.compile(r"get_(exec|schedule|device|model|parallel)\(\)(\.\w+)?$")
+
+
 def _flag_of(node: ast.AST, dests: dict[str, str]) -> str | None:
-    if isinstance(node, ast.Attribute) and node.attr in dests and "args" in ast.unparse(node.value).lower():
-        return dests[node.attr]
-    return None
+    if not (isinstance(node, ast.Attribute) and node.attr in dests):
+        return None
+    owner = ast.unparse(node.value)
+    return dests[node.attr] if "args" in owner.lower() or CONFIG_BAGS.search(owner) else None
 
 
 class _Guards(ast.NodeVisitor):

@@ -9,9 +9,9 @@ import pytest
 
 from slim import upstream as up
 from slim.check import Modules, check_tree
-from slim.check_members import FOLDED, REFUSED, SUBCLASS_NOTE, UNGUARDED, check_members
+from slim.check_members import FOLDED, OFF_SURFACE, REFUSED, SUBCLASS_NOTE, UNGUARDED, check_members
 from slim.flag_guards import flag_dests
-from slim.policy import Policy, Sampled, load_policy
+from slim.policy import OffSurface, Policy, Sampled, load_policy
 from slim.surface import read_inventory, removed_items
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,10 +50,11 @@ def check(tmp_path):
     (tree / "python").mkdir(parents=True)
     (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
 
-    def run(files: dict[str, str], upstream_files: dict[str, str] | None = None, refused: frozenset = frozenset()):
+    def run(files: dict[str, str], upstream_files: dict[str, str] | None = None, refused: frozenset = frozenset(),
+            policy: Policy = POLICY):
         write(tree / "python", {FACTORY: SLIM_FACTORY, **files})
         write(upstream, {**files, FACTORY: UPSTREAM_FACTORY, **(upstream_files or {})})
-        return check_tree(tree, upstream, POLICY, flags=(DESTS, set(refused), set()))
+        return check_tree(tree, upstream, policy, flags=(DESTS, set(refused), set()))
 
     return run
 
@@ -87,6 +88,21 @@ def test_a_read_under_an_accepted_flag_fails_and_under_a_refused_one_passes(chec
         "when --kv-events-config, which the front door accepts (refuse it in slim/surface.toml or keep the member)"]
     refused = check(files, refused=frozenset({"flag:--kv-events-config"}))
     assert refused.errors == [] and members_noted(refused) == {REFUSED: 1}
+
+
+def test_a_flag_read_through_a_config_bag_counts_and_off_surface_code_is_allowed(check):
+    """`get_exec().kv.kv_events_config` reads the launch flag as `server_args.kv_events_config` does
+    (upstream's resolved-config namespaces); in [[off_surface]] code the read is allowed whatever
+    flag it tests there: the feature that leads there is refused (PD disaggregation's sender reads
+    `get_parallel().dp_size`)."""
+    caller = ("from sglang.srt.disaggregation.kv_events import EventPublisherFactory as Factory\n\n\n"
+              "def start():\n    if get_exec().kv.kv_events_config:\n"
+              "        return Factory.create(None)\n")
+    files = {"sglang/srt/runner/start.py": caller}
+    assert [e.split(" when ")[1].split(",")[0] for e in check(files).errors] == ["--kv-events-config"]
+    off = Policy(sampled=POLICY.sampled, off_surface=(OffSurface("sglang/srt/runner/", "PD disaggregation"),))
+    report = check(files, policy=off)
+    assert report.errors == [] and members_noted(report) == {OFF_SURFACE: 1}
 
 
 def test_a_read_under_no_flag_off_the_request_path_is_counted_not_failed(check):
