@@ -5,9 +5,10 @@ Kept code reaches one only on a path no recording took, and most such paths open
 flag: `if server_args.enable_lora: ... get_all_adapters()`. At every call whose callee is a stub,
 this reads the launch-flag attributes the enclosing conditions test (`server_args.X`,
 `self.server_args.X`, `get_global_server_args().X`, `get_exec().moe.X`: an attribute named like a
-ServerArgs field on something named `*args*` or on upstream's resolved-config namespaces), with the string values a condition compares the flag to. A flag set
-so that the condition holds reaches the stub: unless the front door refuses that flag (or every
-value named), a user who sets it gets a crash deep in the server instead of a refusal.
+ServerArgs field on something named `*args*` or on upstream's resolved-config namespaces), with
+the string values a condition compares the flag to. A flag set so that the condition holds reaches
+the stub: unless the front door refuses that flag (or every value named), a user who sets it gets a
+crash deep in the server instead of a refusal.
 
 Calls are matched to stubs by name, so only names no kept def also carries count (a call of
 `load` might be any kept `load`), and not the names of builtin-type methods (`items`, `copy`) or

@@ -44,6 +44,9 @@ class _Refused(argparse.Action):
     """A removed flag: parsing it is an error that says how to get the feature back."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if self.nargs != 0 and values == self.default:  # its default named: no removed feature in use
+            setattr(namespace, self.dest, values)
+            return
         parser.error(f"{option_string}: {REMOVED_FLAGS[option_string]}")
 
 

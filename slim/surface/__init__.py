@@ -63,8 +63,14 @@ def surface_rows(db: Path, policy: Path = POLICY) -> tuple[list[dict], list[str]
     items = read_inventory(db, version)["items"]
     entries = load_policy(policy, {item["id"] for item in items})
     recordings = load_all(db, version) if recording_paths(db) else []  # none yet: nothing is recorded
-    by_policy = frozenset(item for entry in entries for item in entry.items)
-    return statuses(items, recording_evidence(items, recordings, by_policy), entries)
+    return statuses(items, recording_evidence(items, recordings, defaults_unjudged(entries)), entries)
+
+
+def defaults_unjudged(entries) -> frozenset[str]:
+    """Items whose flag's default no launch that omits the flag records: the kept ones (hardware not
+    lent here). A removed flag's default is what every such launch ran, and the front door accepts
+    the flag named with it (`--disaggregation-mode null`)."""
+    return frozenset(item for entry in entries if entry.section == "kept" for item in entry.items)
 
 
 def load_surface(db: Path, policy: Path = POLICY) -> pd.DataFrame:

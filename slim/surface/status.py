@@ -66,7 +66,8 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
                        ) -> dict[str, list[str]]:
     """Item id -> names of the recordings that exercised it, by the rules of each kind. A launch that
     leaves a flag out runs its default value (`--kv-cache-dtype=auto`), unless the policy statuses
-    the flag (`by_policy`: refused, or kept for hardware whose default no recording could judge)."""
+    the flag (`by_policy`: kept for hardware whose default no recording could judge; a refused flag's
+    default counts, as the front door accepts the flag named with it)."""
     evidence: dict[str, set[str]] = defaultdict(set)
     ids = {item["id"] for item in items}
     defaults = {item["name"]: value for item in items if item["kind"] == "flag" and item["id"] not in by_policy

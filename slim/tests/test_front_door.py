@@ -11,6 +11,7 @@ from slim.upstream import default_tree, load_pin
 
 REMOVED = [
     {"id": "flag:--enable-lora", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
+    {"id": "flag:--lora-backend", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
     {"id": "flag:--device=npu", "kind": "flag_value", "message": "Ascend NPU was removed (not NVIDIA)."},
     {"id": "flag:--mamba-backend=triton", "kind": "flag_value", "message": "Mamba was removed."},
     {"id": "flag:--speculative-algorithm=NGRAM", "kind": "flag_value", "message": "n-gram speculation was removed."},
@@ -32,6 +33,7 @@ def door():
 def parser_with_door(door) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sglang serve")
     parser.add_argument("--enable-lora", action="store_true")
+    parser.add_argument("--lora-backend", type=str, default="csgmv")
     parser.add_argument("--device", type=str, default=None, choices=["cuda", "npu", "cpu"])
     parser.add_argument("--tp-size", type=int, default=1)
     parser.add_argument("--mamba-backend", type=str, default="triton", choices=["triton", "flashinfer"])
@@ -45,6 +47,15 @@ def test_removed_flag_is_an_argparse_error_with_the_message(door, capsys):
     with pytest.raises(SystemExit) as exit_:
         parser.parse_args(["--enable-lora"])
     assert exit_.value.code == 2 and "--enable-lora: LoRA was removed" in capsys.readouterr().err
+
+
+def test_a_removed_flag_named_with_its_default_uses_nothing_removed(door, capsys):
+    # Upstream accepts `--lora-backend csgmv` (its default) without LoRA: a generic launch script may name it.
+    parser = parser_with_door(door)
+    assert parser.parse_args(["--lora-backend", "csgmv"]).lora_backend == "csgmv"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--lora-backend", "triton"])
+    assert "--lora-backend: LoRA was removed" in capsys.readouterr().err
 
 
 def test_removed_flag_value_is_refused_and_the_rest_still_parse(door, capsys):

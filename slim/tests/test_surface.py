@@ -387,3 +387,13 @@ def test_the_extra_workload_names_the_fields_it_was_written_for():
         "field:ScoringRequest.item_embed_overrides", "field:ScoringRequest.return_pooled_hidden_states",
         "flag:--kv-cache-dtype=bfloat16", "flag:--expert-distribution-recorder-mode=per_pass",
         "flag:--tool-call-parser=auto", "flag:--remote-instance-weight-loader-backend=nccl"} <= named
+
+
+def test_a_removed_flags_default_is_recorded_a_kept_flags_is_not():
+    from slim.surface import defaults_unjudged
+    from slim.surface.policy import Entry
+
+    entries = [Entry("removed", ("flag:--lora-backend", "flag:--lora-backend=triton"), "LoRA", "LoRA"),
+               Entry("kept", ("flag:--moe-a2a-backend",), "needs 2 GPUs", scenario="r1_fp8_ep2")]
+    assert defaults_unjudged(entries) == {"flag:--moe-a2a-backend"}
+

@@ -1015,11 +1015,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                        "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation in "
                                        'one server stays). To get it back: record a scenario that uses it '
                                        '(slim record --scenario ...) and run slim apply.',
- ('--decoupled-spec-role', 'null'): 'decoupled speculative decoding (drafter and verifier as separate '
-                                    'servers) was removed from this slimmed SGLang (an experimental '
-                                    "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation in "
-                                    'one server stays). To get it back: record a scenario that uses it (slim '
-                                    'record --scenario ...) and run slim apply.',
  ('--decoupled-spec-role', 'verifier'): 'decoupled speculative decoding (drafter and verifier as separate '
                                         'servers) was removed from this slimmed SGLang (an experimental '
                                         "two-server speculation mode; DeepSeek's own MTP/EAGLE speculation "
@@ -1032,12 +1027,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                       'sglang/srt/disaggregation/); scenario r1_fp8_pd_disagg would record '
                                       'it). To get it back: record a scenario that uses it (slim record '
                                       '--scenario ...) and run slim apply.',
- ('--disaggregation-mode', 'null'): 'prefill/decode disaggregation was removed from this slimmed SGLang (it '
-                                    'needs a KV transfer engine the pinned GPU runtime lacks (mooncake, '
-                                    'nixl) besides a prefill and a decode server, so its code was cut '
-                                    '(slim/policy.toml [[off_surface]]: sglang/srt/disaggregation/); '
-                                    'scenario r1_fp8_pd_disagg would record it). To get it back: record a '
-                                    'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--disaggregation-mode', 'prefill'): 'prefill/decode disaggregation was removed from this slimmed SGLang '
                                        '(it needs a KV transfer engine the pinned GPU runtime lacks '
                                        '(mooncake, nixl) besides a prefill and a decode server, so its code '
@@ -1057,15 +1046,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                 'r1_fp8_pd_disagg would record it). To get it back: record a '
                                                 'scenario that uses it (slim record --scenario ...) and run '
                                                 'slim apply.',
- ('--disaggregation-transfer-backend', 'mooncake'): 'prefill/decode disaggregation was removed from this '
-                                                    'slimmed SGLang (it needs a KV transfer engine the '
-                                                    'pinned GPU runtime lacks (mooncake, nixl) besides a '
-                                                    'prefill and a decode server, so its code was cut '
-                                                    '(slim/policy.toml [[off_surface]]: '
-                                                    'sglang/srt/disaggregation/); scenario r1_fp8_pd_disagg '
-                                                    'would record it). To get it back: record a scenario '
-                                                    'that uses it (slim record --scenario ...) and run slim '
-                                                    'apply.',
  ('--disaggregation-transfer-backend', 'mooncake_tcp'): 'prefill/decode disaggregation was removed from this '
                                                         'slimmed SGLang (it needs a KV transfer engine the '
                                                         'pinned GPU runtime lacks (mooncake, nixl) besides a '
@@ -1141,12 +1121,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                               'slimmed SGLang (not NVIDIA: AMD Instinct GPUs only). To get '
                                               'it back: record a scenario that uses it (slim record '
                                               '--scenario ...) and run slim apply.',
- ('--dsa-paged-mqa-logits-backend', 'auto'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) '
-                                             'was removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 '
-                                             'feature: their MLA attention is dense; the top-k indexer and '
-                                             'its sparse attention belong to DeepSeek V3.2 and V4). To get '
-                                             'it back: record a scenario that uses it (slim record '
-                                             '--scenario ...) and run slim apply.',
  ('--dsa-paged-mqa-logits-backend', 'cutedsl'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
                                                 'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
                                                 'V2/V3/R1 feature: their MLA attention is dense; the top-k '
@@ -1217,19 +1191,7 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                             'its sparse attention belong to DeepSeek V3.2 and V4). To get it '
                                             'back: record a scenario that uses it (slim record --scenario '
                                             '...) and run slim apply.',
- ('--dsa-prefill-cp-mode', 'round-robin-split'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, '
-                                                 'dsv4) was removed from this slimmed SGLang (not a DeepSeek '
-                                                 'V2/V3/R1 feature: their MLA attention is dense; the top-k '
-                                                 'indexer and its sparse attention belong to DeepSeek V3.2 '
-                                                 'and V4). To get it back: record a scenario that uses it '
-                                                 '(slim record --scenario ...) and run slim apply.',
  ('--dsa-topk-backend', 'flashinfer'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
-                                       'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
-                                       'their MLA attention is dense; the top-k indexer and its sparse '
-                                       'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
-                                       'scenario that uses it (slim record --scenario ...) and run slim '
-                                       'apply.',
- ('--dsa-topk-backend', 'sgl-kernel'): 'DeepSeek V3.2 and V4 sparse attention (DSA/NSA indexer, dsv4) was '
                                        'removed from this slimmed SGLang (not a DeepSeek V2/V3/R1 feature: '
                                        'their MLA attention is dense; the top-k indexer and its sparse '
                                        'attention belong to DeepSeek V3.2 and V4). To get it back: record a '
@@ -1310,18 +1272,10 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                "gpt-oss's format; DeepSeek ships FP8, and NVFP4 through "
                                                'ModelOpt). To get it back: record a scenario that uses it '
                                                '(slim record --scenario ...) and run slim apply.',
- ('--flashinfer-mxfp4-moe-precision', 'default'): 'MXFP4 (gpt-oss) quantization was removed from this '
-                                                  'slimmed SGLang (not a DeepSeek V2/V3/R1 checkpoint: MXFP4 '
-                                                  "is gpt-oss's format; DeepSeek ships FP8, and NVFP4 "
-                                                  'through ModelOpt). To get it back: record a scenario that '
-                                                  'uses it (slim record --scenario ...) and run slim apply.',
  ('--fp8-gemm-backend', 'aiter'): 'AMD ROCm backends (aiter, wave, mori) was removed from this slimmed '
                                   'SGLang (not NVIDIA: AMD Instinct GPUs only). To get it back: record a '
                                   'scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--fuseep-mode', '1'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: Huawei '
-                         'Ascend NPUs only). To get it back: record a scenario that uses it (slim record '
-                         '--scenario ...) and run slim apply.',
- ('--fuseep-mode', '2'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: Huawei '
                          'Ascend NPUs only). To get it back: record a scenario that uses it (slim record '
                          '--scenario ...) and run slim apply.',
  ('--hicache-io-backend', 'kernel_ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not '
@@ -1426,11 +1380,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                        'attention and MoE, with no linear-attention or Mamba state). To get '
                                        'it back: record a scenario that uses it (slim record --scenario ...) '
                                        'and run slim apply.',
- ('--linear-attn-backend', 'triton'): 'linear-attention and Mamba layers was removed from this slimmed '
-                                      'SGLang (not a DeepSeek V2/V3/R1 feature: their layers are MLA '
-                                      'attention and MoE, with no linear-attention or Mamba state). To get '
-                                      'it back: record a scenario that uses it (slim record --scenario ...) '
-                                      'and run slim apply.',
  ('--linear-attn-decode-backend', 'cutedsl'): 'linear-attention and Mamba layers was removed from this '
                                               'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their layers '
                                               'are MLA attention and MoE, with no linear-attention or Mamba '
@@ -1606,12 +1555,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
  ('--lora-backend', 'ascend'): 'Ascend NPU backends was removed from this slimmed SGLang (not NVIDIA: Huawei '
                                'Ascend NPUs only). To get it back: record a scenario that uses it (slim '
                                'record --scenario ...) and run slim apply.',
- ('--lora-backend', 'csgmv'): 'LoRA adapters (serving, loading and unloading adapters, including DeepSeek '
-                              'MLA LoRA) was removed from this slimmed SGLang (no scenario serves a LoRA '
-                              'adapter yet: the tiny checkpoints ship none, and the adapter manager, LoRA '
-                              'layers and their kernels were cut; add a scenario with an adapter and record '
-                              'it to bring LoRA back). To get it back: record a scenario that uses it (slim '
-                              'record --scenario ...) and run slim apply.',
  ('--lora-backend', 'torch_native'): 'LoRA adapters (serving, loading and unloading adapters, including '
                                      'DeepSeek MLA LoRA) was removed from this slimmed SGLang (no scenario '
                                      'serves a LoRA adapter yet: the tiny checkpoints ship none, and the '
@@ -1632,13 +1575,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                      'scenario with an adapter and record it to bring LoRA back). To get it '
                                      'back: record a scenario that uses it (slim record --scenario ...) and '
                                      'run slim apply.',
- ('--lora-eviction-policy', 'lru'): 'LoRA adapters (serving, loading and unloading adapters, including '
-                                    'DeepSeek MLA LoRA) was removed from this slimmed SGLang (no scenario '
-                                    'serves a LoRA adapter yet: the tiny checkpoints ship none, and the '
-                                    'adapter manager, LoRA layers and their kernels were cut; add a scenario '
-                                    'with an adapter and record it to bring LoRA back). To get it back: '
-                                    'record a scenario that uses it (slim record --scenario ...) and run '
-                                    'slim apply.',
  ('--lora-target-modules', 'all'): 'LoRA adapters (serving, loading and unloading adapters, including '
                                    'DeepSeek MLA LoRA) was removed from this slimmed SGLang (no scenario '
                                    'serves a LoRA adapter yet: the tiny checkpoints ship none, and the '
@@ -1793,15 +1729,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                     '(not a DeepSeek V2/V3/R1 feature: their layers are MLA attention and '
                                     'MoE, with no linear-attention or Mamba state). To get it back: record a '
                                     'scenario that uses it (slim record --scenario ...) and run slim apply.',
- ('--mamba-backend', 'triton'): 'linear-attention and Mamba layers was removed from this slimmed SGLang (not '
-                                'a DeepSeek V2/V3/R1 feature: their layers are MLA attention and MoE, with '
-                                'no linear-attention or Mamba state). To get it back: record a scenario that '
-                                'uses it (slim record --scenario ...) and run slim apply.',
- ('--mamba-radix-cache-strategy', 'auto'): 'linear-attention and Mamba layers was removed from this slimmed '
-                                           'SGLang (not a DeepSeek V2/V3/R1 feature: their layers are MLA '
-                                           'attention and MoE, with no linear-attention or Mamba state). To '
-                                           'get it back: record a scenario that uses it (slim record '
-                                           '--scenario ...) and run slim apply.',
  ('--mamba-radix-cache-strategy', 'extra_buffer'): 'linear-attention and Mamba layers was removed from this '
                                                    'slimmed SGLang (not a DeepSeek V2/V3/R1 feature: their '
                                                    'layers are MLA attention and MoE, with no '
@@ -1838,12 +1765,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                    'with an adapter and record it to bring LoRA back). To get it back: '
                                    'record a scenario that uses it (slim record --scenario ...) and run slim '
                                    'apply.',
- ('--max-lora-chunk-size', '16'): 'LoRA adapters (serving, loading and unloading adapters, including '
-                                  'DeepSeek MLA LoRA) was removed from this slimmed SGLang (no scenario '
-                                  'serves a LoRA adapter yet: the tiny checkpoints ship none, and the '
-                                  'adapter manager, LoRA layers and their kernels were cut; add a scenario '
-                                  'with an adapter and record it to bring LoRA back). To get it back: record '
-                                  'a scenario that uses it (slim record --scenario ...) and run slim apply.',
  ('--max-lora-chunk-size', '32'): 'LoRA adapters (serving, loading and unloading adapters, including '
                                   'DeepSeek MLA LoRA) was removed from this slimmed SGLang (no scenario '
                                   'serves a LoRA adapter yet: the tiny checkpoints ship none, and the '
@@ -2974,12 +2895,6 @@ REMOVED_FLAG_VALUES = {('--attention-backend', 'aiter'): 'AMD ROCm backends (ait
                                                         'runners stay). To get it back: record a scenario '
                                                         'that uses it (slim record --scenario ...) and run '
                                                         'slim apply.',
- ('--speculative-ngram-match-type', 'BFS'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) and '
-                                            'its external corpora was removed from this slimmed SGLang (no '
-                                            'scenario speculates with n-grams, and its worker and C++ corpus '
-                                            'were cut; DeepSeek V3/R1 speculate with their MTP layer '
-                                            '(EAGLE/NEXTN), which stays). To get it back: record a scenario '
-                                            'that uses it (slim record --scenario ...) and run slim apply.',
  ('--speculative-ngram-match-type', 'PROB'): 'n-gram speculative decoding (--speculative-algorithm NGRAM) '
                                              'and its external corpora was removed from this slimmed SGLang '
                                              '(no scenario speculates with n-grams, and its worker and C++ '
@@ -4064,6 +3979,9 @@ class _Refused(argparse.Action):
     """A removed flag: parsing it is an error that says how to get the feature back."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if self.nargs != 0 and values == self.default:  # its default named: no removed feature in use
+            setattr(namespace, self.dest, values)
+            return
         parser.error(f"{option_string}: {REMOVED_FLAGS[option_string]}")
 
 
