@@ -9,6 +9,7 @@
 - no `from m import name` / `m.name` names a symbol slim deleted from a kept sglang module;
 - the request path holds no stub and no lazy import of a removed module (slim/check_surface.py);
 - nothing on the request path or under an accepted flag reads a deleted class member (slim/check_members.py);
+- no registration the plan deleted is under a key the front door accepts (slim/check_registry.py);
 - a file slim/policy.toml keeps whole imports no cut module that is on the surface.
 
 What it allows, each printed as "allowed: N <what>", and why that is safe:
@@ -39,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slim.check_members import check_members
+from slim.check_registry import check_registry
 from slim.check_surface import check_request_path, lazy_import_note
-from slim.deps import distribution, is_stdlib, normalize, requirement_name
+from slim.deps import base_requirements, distribution, is_stdlib, normalize, requirement_name
 from slim.flag_guards import flag_errors, registry_files
 from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
@@ -304,15 +306,7 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
         return report
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     declared = {requirement_name(r) for r in project.get("dependencies", [])}
-    upstream_declared = set(declared)
-    if upstream:
-        from email.parser import Parser
-        meta = next(upstream.glob(f"{PACKAGE}-*.dist-info"), None)
-        if meta:
-            text = (meta / "METADATA").read_text()
-            # Only base requirements: what an extra provides is optional upstream as well.
-            upstream_declared |= {requirement_name(r) for r in Parser().parsestr(text).get_all("Requires-Dist") or []
-                                  if "extra ==" not in r}
+    upstream_declared = declared | (base_requirements(upstream, PACKAGE) if upstream else set())
     slim_modules, upstream_modules = Modules(root), Modules(upstream) if upstream else None
     rels = sorted(p.relative_to(root).as_posix() for p in slim_modules.files.values())
     compile_errors: set[str] = set()
@@ -333,9 +327,11 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     parsed = [r for r in rels if r not in compile_errors]
     surface = check_request_path(root, parsed, lambda rel: slim_modules.tree(module_name(rel)),
                                  slim_modules.exists, was_module, policy)
-    members = check_members({module_name(rel): rel for rel in parsed}, slim_modules.tree,
-                            upstream_modules and upstream_modules.tree, policy, flags and flags[:2])
-    for found in (surface, members):
+    rels_of, upstream_tree = {module_name(rel): rel for rel in parsed}, upstream_modules and upstream_modules.tree
+    members = check_members(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])
+    registry = check_registry(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[1:],
+                              (slim_modules.files, upstream_modules.files if upstream_modules else {}))
+    for found in (surface, members, registry):
         report.errors += found.findings
         for what, n in found.allowed.items():
             report.notes[what] = report.notes.get(what, 0) + n

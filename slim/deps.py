@@ -14,6 +14,7 @@ import ast
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from slim.syntax import catches_import_error
 
@@ -48,6 +49,18 @@ def normalize(name: str) -> str:
 
 def requirement_name(requirement: str) -> str:
     return normalize(re.split(r"[\s;<>=!~\[(@]", requirement.strip(), maxsplit=1)[0])
+
+
+def base_requirements(tree: Path, package: str) -> set[str]:
+    """The names of the base requirements of the wheel unpacked at `tree` (what an extra provides is
+    optional upstream as well); none without its dist-info."""
+    from email.parser import Parser
+
+    meta = next(tree.glob(f"{package}-*.dist-info"), None)
+    if meta is None:
+        return set()
+    requires = Parser().parsestr((meta / "METADATA").read_text()).get_all("Requires-Dist") or []
+    return {requirement_name(r) for r in requires if "extra ==" not in r}
 
 
 def distribution(import_name: str) -> str:
