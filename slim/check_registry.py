@@ -79,21 +79,12 @@ NOT_LOOKED_UP = {
 # Deleted registrations an accepted launch looks up: each needs a [[keep]] in slim/policy.toml, which changes the
 # tree (left to whoever owns the tree). Drop an entry once its keep is in.
 AWAITING_KEEP = {
-    "sglang/srt/entrypoints/warmup.py::voice_chat":
-        "--warmups voice_chat (accepted: a free csv) runs it from execute_warmups; it sends random ids below 2**16 "
-        "to any model (DeepSeek's vocabulary has 129,280), so upstream runs it and the slimmed server skips it "
-        "with a warning, as prefill_shapes did",
     "sglang/srt/layers/moe/moe_runner/marlin.py::fused_experts_none_to_marlin":
         "ModelOptNvFp4FusedMoEMethod.create_moe_runner (kept) picks MoeRunnerBackend.MARLIN for --moe-runner-backend "
         "auto on sm80-sm90 (upstream modelopt_quant.py:2526-2528): an NVFP4 DeepSeek checkpoint on H100/H200 finds "
         "no fused func for ('none', 'marlin') and MoeRunner raises NotImplementedError. The keep needs the Marlin "
         "MoE it imports too (fused_moe_triton/fused_marlin_moe.py is not in the tree; marlin_utils.py is "
         "[[off_surface]] as Marlin int4)",
-    "sglang/srt/layers/quantization/fp8_utils.py::_fp8_scaled_mm_abstract":
-        "the fake of sgl_kernel::fp8_scaled_mm, which apply_fp8_linear (kept) calls for per-channel FP8 weights on "
-        "CUTLASS GPUs (--quantization fp8 on a BF16 checkpoint quantizes per channel there: upstream fp8.py:834-843, "
-        "scenario dsv2_bf16_tp1_fp8); tracing that call under --enable-torch-compile or a piecewise CUDA graph "
-        "needs it, and no recording traced it",
 }
 
 FOLDED = "deleted registrations on branches the platform folding drops (dead on NVIDIA)"

@@ -38,6 +38,28 @@ async def execute_warmups(
         await _warmup_registry[warmup_name](disaggregation_mode, tokenizer_manager)
 
 
+@warmup("voice_chat")
+async def voice_chat(disaggregation_mode: str, tokenizer_manager: TokenizerManager):
+    # this warms up the fused_moe triton kernels and caches them
+    # if we don't do this we break real time inference for voice chat
+    for i in tqdm.trange(1, 512):
+        size = i * 4
+        generate_req_input = GenerateReqInput(
+            input_ids=(np.random.randint(2**16, size=[size])).tolist(),
+            sampling_params={
+                "max_new_tokens": 30,
+                "temperature": 0.8,
+                "stop_token_ids": [1],
+                "min_p": 0.0,
+            },
+        )
+        if disaggregation_mode != "null":
+            generate_req_input.bootstrap_room = 0
+            generate_req_input.bootstrap_host = FAKE_BOOTSTRAP_HOST
+
+        await tokenizer_manager.generate_request(generate_req_input, None).__anext__()
+
+
 @warmup("prefill_shapes")
 async def prefill_shapes(disaggregation_mode: str, tokenizer_manager: TokenizerManager):
     """Warmup Triton kernels across a wide range of prefill seq_lens (up to 32K).
