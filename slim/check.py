@@ -30,7 +30,6 @@ What it allows, each printed as "allowed: N <what>", and why that is safe:
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from slim.deps import base_requirements, distribution, is_stdlib, normalize, req
 from slim.flag_guards import flag_errors, registry_files
 from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
-from slim.platform_names import PlatformPruner, platform_names
+from slim.platform_names import folded
 from slim.policy import Policy, load_policy
 from slim.syntax import catches_import_error, module_statements, names_bound
 
@@ -257,11 +256,8 @@ def _ruff(root: Path, files: list[str]) -> list[dict]:
 def _platform_only(tree: ast.Module, rel: str) -> set[str]:
     """Names upstream binds (anywhere in the file) only in branches the platform folding drops
     (`if _is_hip:`): unbound on NVIDIA upstream too."""
-    helpers, constants = platform_names(tree, rel)
-    if not helpers and not constants:
-        return set()
-    folded = PlatformPruner(helpers, constants).visit(copy.deepcopy(tree))  # the pruner edits in place
-    return _bound_anywhere(tree) - _bound_anywhere(folded)
+    on_nvidia = folded(rel, tree)
+    return set() if on_nvidia is tree else _bound_anywhere(tree) - _bound_anywhere(on_nvidia)
 
 
 def _bound_anywhere(tree: ast.Module) -> set[str]:
@@ -325,7 +321,7 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     undefined_names(root, upstream, rels, report)
     was_module = upstream_modules.exists if upstream_modules else lambda module: False
     parsed = [r for r in rels if r not in compile_errors]
-    surface = check_request_path(root, parsed, lambda rel: slim_modules.tree(module_name(rel)),
+    surface = check_request_path(parsed, lambda rel: slim_modules.tree(module_name(rel)),
                                  slim_modules.exists, was_module, policy)
     rels_of, upstream_tree = {module_name(rel): rel for rel in parsed}, upstream_modules and upstream_modules.tree
     members = check_members(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])

@@ -36,7 +36,6 @@ built by a factory the flag's branch calls) is counted, not failed.
 from __future__ import annotations
 
 import ast
-import copy
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 from slim.check_surface import SurfaceReport
 from slim.flag_guards import guarded_attributes, needs, unrefused
 from slim.module_names import module_name, resolve_relative
-from slim.platform_names import PlatformPruner, platform_names
+from slim.platform_names import folded
 from slim.policy import Policy
 from slim.syntax import module_statements, names_bound
 
@@ -239,12 +238,6 @@ def deleted_member_reads(rel: str, tree: ast.Module, classes: TreeClasses) -> li
                    else classes.names(module_name(rel)), classes)
     reads.visit(tree)
     return reads.out
-
-
-def folded(rel: str, tree: ast.Module) -> ast.Module:
-    """The file as NVIDIA runs it: the branches the platform folding drops, dropped (a copy)."""
-    helpers, constants = platform_names(tree, rel)
-    return PlatformPruner(helpers, constants).visit(copy.deepcopy(tree)) if helpers or constants else tree
 
 
 FOLDED = "reads of deleted class members on branches the platform folding drops (dead on NVIDIA)"

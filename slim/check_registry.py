@@ -50,10 +50,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.check_members import folded
 from slim.check_surface import SurfaceReport
 from slim.flag_guards import accepts
 from slim.module_names import resolve_relative
+from slim.platform_names import folded
 from slim.policy import Policy
 from slim.surface.derive import ROUTER_METHODS, route_methods
 from slim.syntax import module_statements

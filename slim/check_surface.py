@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from slim.module_names import resolve_relative
-from slim.platform_names import PlatformPruner, platform_names
+from slim.platform_names import folded
 from slim.policy import Policy
 from slim.syntax import catches_import_error
 
@@ -166,18 +165,15 @@ class RequestPathChecker(ast.NodeVisitor):
         return False
 
 
-def check_request_path(root: Path, rels: list[str], trees, exists, was_module, policy: Policy) -> SurfaceReport:
-    """The findings over the request-path files among `rels` (paths under `root`, the folder holding
+def check_request_path(rels: list[str], trees, exists, was_module, policy: Policy) -> SurfaceReport:
+    """The findings over the request-path files among `rels` (paths relative to the folder holding
     sglang/); `trees(rel)` parses one, `exists(module)` says whether the slimmed tree has a module,
     `was_module(name)` whether `name` is a module (upstream's, where known) slim may have removed."""
     report = SurfaceReport()
     for rel in rels:
         if not policy.on_request_path(rel):
             continue
-        tree = trees(rel)
-        helpers, constants = platform_names(tree, rel)
-        if helpers or constants:  # branches the platform folding drops never run on NVIDIA
-            tree = PlatformPruner(helpers, constants).visit(ast.parse((root / rel).read_bytes()))
+        # branches the platform folding drops never run on NVIDIA
         RequestPathChecker(rel, exists, was_module, report,
-                           lambda module: not policy.module_on_surface(module)).visit(tree)
+                           lambda module: not policy.module_on_surface(module)).visit(folded(rel, trees(rel)))
     return report

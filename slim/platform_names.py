@@ -4,6 +4,7 @@ pruning of the branches they decide, so names used only on HIP/NPU/CPU/XPU paths
 from __future__ import annotations
 
 import ast
+import copy
 from collections import Counter
 
 from slim.module_names import resolve_relative
@@ -105,3 +106,10 @@ def platform_names(tree: ast.Module, path: str) -> tuple[set[str], set[str]]:
                 and bound[stmt.targets[0].id] == 1 and truth(stmt.value, at_module, constants) is False):
             constants.add(stmt.targets[0].id)
     return helpers, constants
+
+
+def folded(rel: str, tree: ast.Module) -> ast.Module:
+    """The file as NVIDIA runs it: the branches the platform folding drops, dropped (a copy; the
+    tree itself when nothing folds)."""
+    helpers, constants = platform_names(tree, rel)
+    return PlatformPruner(helpers, constants).visit(copy.deepcopy(tree)) if helpers or constants else tree

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slim.surface.status import flag_values
+
 
 @dataclass(frozen=True)
 class Kit:
@@ -116,10 +118,5 @@ LEFT_OUT = {
 
 def flag_value(args: list[str], flag: str) -> str | None:
     """The value after `flag` in a launch command's args ("" for a bare switch); None when absent."""
-    for i, arg in enumerate(args):
-        if arg == flag:
-            following = args[i + 1] if i + 1 < len(args) else ""
-            return "" if following.startswith("--") else following
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
+    values = flag_values(args, [flag])
+    return None if values is None else (values[0] if values else "")
