@@ -3,6 +3,7 @@
 # triton 3.6.0) to serve sglang 0.5.17, packed small enough to carry to the device:
 #   .carry/deps.tar.xz             third-party runtime, unpacks to site/
 #   .carry/sglang-upstream.tar.xz  the pristine pinned sglang (from `slim fetch`), unpacks to site/
+#   .carry/sglang-test.tar.xz      its sglang/test (0.3 MB), left out of the above: only `--kits` needs it
 #   .carry/wheels/                 slim's own tools the image lacks (installed to /opt/rt/tools)
 # Adapted from the team's shared reference recipe (shared/gpu-runtime/build.sh); `slim bundle`
 # will replace the third-party half with a coverage-pruned one.
@@ -51,6 +52,7 @@ done
 UP=$(.venv/bin/python -c 'from slim.upstream import fetch; print(fetch())')
 tar -C "$UP" -cf - --exclude=sglang/multimodal_gen --exclude=sglang/test --exclude=__pycache__ \
   --transform 's,^,site/,' sglang sglang-0.5.17.dist-info | xz -9 -T0 > "$OUT/sglang-upstream.tar.xz"
+tar -C "$UP" -cf - --exclude=__pycache__ --transform 's,^,site/,' sglang/test | xz -9 -T0 > "$OUT/sglang-test.tar.xz"
 tar -C "$ST/deps" -cf - site | xz -9 -T0 > "$OUT/deps.tar.xz"
 # slim's own tools on the device (gpu_session.sh installs these into /opt/rt/tools): libcst for
 # `slim apply` there, and annotated-doc, which newer typer needs and a pruned bundle may lack.

@@ -20,6 +20,7 @@
 #                                               N may be 0: kits only), KITS_TIMEOUT_S (90) per test; the kits import
 #                                               their clients (requests, openai, aiohttp) from the GPU image and
 #                                               deps.tar.xz, so carry that rather than the pruned bundle
+#                                               (and .carry/sglang-test.tar.xz: the kits are upstream's sglang/test)
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
@@ -37,6 +38,8 @@ DEPS=/opt/rt/deps/site UP=/opt/rt/up/site
 mkdir -p /opt/rt/deps /opt/rt/up
 . ci/bundle_runtime.sh || exit 1  # deps.tar.xz, or the slim bundle when carried
 [ -f .carry/sglang-upstream.tar.xz ] && [ ! -d "$UP" ] && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up
+# upstream's test kits (KITS=1), carried apart: the record call has no room for them
+[ -f .carry/sglang-test.tar.xz ] && [ ! -d "$UP/sglang/test" ] && tar -xJf .carry/sglang-test.tar.xz -C /opt/rt/up
 [ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
 [ -d .carry/wheels ] && python3 -m pip install -q --no-index --no-deps --target /opt/rt/tools .carry/wheels/*.whl
 export PYTHONPATH=/opt/rt/tools

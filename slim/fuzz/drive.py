@@ -25,7 +25,7 @@ from slim.datafile import write_gzip_json
 from slim.errors import SlimError
 from slim.fuzz.compare import compare
 from slim.fuzz.generate import RequestSpec, generate
-from slim.fuzz.kits import TIMEOUT_S, KitsPlan, kits_on_server
+from slim.fuzz.kits import KITS_DIR, TIMEOUT_S, KitsPlan, kits_on_server
 from slim.fuzz.kits_compare import compare_kits
 from slim.fuzz.run import fuzz_server
 from slim.runtime import host_environment, probe
@@ -124,6 +124,9 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
     for what, site in (("--upstream", upstream_site), ("--tree", slim_site)):
         if not (site / "sglang").is_dir():
             raise SlimError(f"{what}: {site} holds no sglang package")
+    if kits and not (upstream_site / KITS_DIR).is_dir():  # found on GPU: every kit import then fails
+        raise SlimError(f"--kits: {upstream_site} has no {KITS_DIR} (the runtime's upstream tarball leaves "
+                        "sglang/test out; carry .carry/sglang-test.tar.xz from ci/build_gpu_runtime.sh)")
     gpus = detect_gpus()
     require(scenario, gpus)
     specs = generate(read_inventory(db, load_pin().version), seed, n) if n else []

@@ -22,6 +22,7 @@ from slim.fuzz.compare import REFUSAL_MARK
 from slim.fuzz.kit_selection import SELECTED, Kit, flag_value
 
 RUNNER = Path(__file__).with_name("kit_runner.py")
+KITS_DIR = Path("sglang/test/kits")  # in the upstream site the kits come from
 TIMEOUT_S = 90.0  # one test on a tiny model takes seconds; past this it hangs
 UNBOUNDED_S = 4 * 3600  # a runner's hard limit when no budget bounds the tests
 START_SLACK_S = 120  # a runner's own imports and tokenizer loads, over the tests' budget

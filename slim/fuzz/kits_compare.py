@@ -75,6 +75,9 @@ def compare_kits(upstream: dict | None, slim: dict | None, mark: str = REFUSAL_M
         if run and run.get("server_alive_after") is False:
             (problems if side == "slim" and upstream and upstream.get("server_alive_after") else notes).append(
                 f"kits on {side}: the server died during the kit tests")
+    if upstream and tests and not any(t["upstream"]["outcome"] == "pass" for t in tests.values()):
+        problems.append("kits on upstream: no test passed, so the kits judged nothing (a harness fault, "
+                        "e.g. the kits' imports: see the excerpts)")
     verdicts = Counter(t["verdict"] for t in tests.values())
     return {"sides": {"upstream": side_summary(upstream), "slim": side_summary(slim)}, "tests": tests,
             "verdicts": dict(sorted(verdicts.items())), "problems": problems, "notes": notes}

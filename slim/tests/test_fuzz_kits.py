@@ -15,6 +15,7 @@ import pytest
 import slim.fuzz.drive as drive
 import slim.fuzz.kits as kits
 from slim import upstream as up
+from slim.errors import SlimError
 from slim.fuzz.compare import REFUSAL_MARK
 from slim.fuzz.kit_runner import ServerProcess
 from slim.fuzz.kit_selection import LEFT_OUT, SELECTED, Kit, flag_value
@@ -337,6 +338,27 @@ def test_fuzz_zero_with_kits_runs_only_the_kits_and_a_slim_failure_is_a_diagnose
     assert (tmp / "logs" / "fuzz" / "dsv3_fp8_tp1.kits-slim.log").is_file()
     assert "kits" not in report["sides"]["slim"]
 
+
+
+def test_kits_judge_nothing_when_upstream_passes_none_of_them():
+    """Seen on GPU (2026-12-07): the runtime's upstream site lacked sglang/test, every kit import failed
+    on both sides, and the run 'answered like upstream'. A kits run upstream passes nothing of is a fault."""
+    failed = {"tests": {"k.M.test_a": row("error", "import failed: ModuleNotFoundError"),
+                        "k.M.test_b": row("skip", "no flag")}, "server_alive_after": True}
+    section = compare_kits(failed, failed)
+    assert any("no test passed" in p for p in section["problems"])
+    passed_one = {"tests": {**failed["tests"], "k.M.test_c": row("pass")}, "server_alive_after": True}
+    assert compare_kits(passed_one, passed_one)["problems"] == []
+
+
+def test_kits_on_an_upstream_site_without_the_test_kits_stop_before_any_server(fake_host):  # noqa: F811
+    tmp, db = fake_host
+    site = fake_site(tmp / "up", broken=None)  # sglang without sglang/test, as the runtime tarball has it
+    fake_site(tmp / "tree" / "python", broken=None)
+    with pytest.raises(SlimError, match="has no sglang/test/kits"):
+        drive.fuzz_verify("dsv3_fp8_tp1", 0, 0, site, tmp / "tree", db, tmp / "logs", deadline_s=10,
+                          kits=kits.KitsPlan(site, timeout_s=10))
+    assert not (tmp / "logs").exists() and not (db / "fuzz").exists()
 
 POST_KIT = '''
 import json

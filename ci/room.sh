@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Makes room in a device call: the working tree travels with the carried files, 64 MiB in all.
+#   bash ci/room.sh out record   before a record call (deps + upstream + JIT cache, ~64 MB): moves out
+#                                everything a recording does not read (the generated tree, docs, tests,
+#                                notebooks, benchmarks, coverage_db)
+#   bash ci/room.sh out verify   before an AGAIN=1 verify/fuzz call (tree tar + plan.json): moves out the
+#                                generated tree and docs; coverage_db stays (references, surface inventory)
+#   bash ci/room.sh in           puts everything back (run it before any commit)
+# Files go to $ROOM (default /tmp/slim-room); `in` refuses to overwrite a path that came back meanwhile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOM=${ROOM:-/tmp/slim-room}
+RECORD_ONLY="sglang docs notebooks benchmarks slim/tests scenarios/tests tracer/tests coverage_db"
+VERIFY_ONLY="sglang docs"
+case "${1:-} ${2:-}" in
+  "out record") paths=$RECORD_ONLY ;;
+  "out verify") paths=$VERIFY_ONLY ;;
+  "in "*)
+    [ -d "$ROOM" ] || { echo "nothing moved out ($ROOM is absent)"; exit 0; }
+    while read -r p; do
+      [ -e "$p" ] && { echo "error: $p is back already; move $ROOM/$p by hand" >&2; exit 1; }
+      mkdir -p "$(dirname "$p")" && mv "$ROOM/$p" "$p"
+    done < "$ROOM/.moved"
+    rm -rf "$ROOM"; git status --short | head; exit 0 ;;
+  *) sed -n 2,9p "$0" >&2; exit 2 ;;
+esac
+[ ! -e "$ROOM" ] || { echo "error: $ROOM exists (an earlier 'out' not put back: bash ci/room.sh in)" >&2; exit 1; }
+mkdir -p "$ROOM"
+for p in $paths; do
+  [ -e "$p" ] || continue
+  mkdir -p "$ROOM/$(dirname "$p")" && mv "$p" "$ROOM/$p" && echo "$p" >> "$ROOM/.moved"
+done
+echo "working tree now $(git ls-files -co --exclude-standard | xargs -r du -cb 2>/dev/null | awk '/total$/{s+=$1} END{print s}') bytes"
