@@ -134,19 +134,23 @@ class TreeClasses:
                 todo += step.get(other, ())
         return seen
 
-    def _upstream_members(self, key: ClassKey) -> set[str]:
+    def upstream_members(self, key: ClassKey) -> set[str]:
         tree = self.upstream(key[0])
         before = module_classes(tree).get(key[1]) if tree else None
         return class_members(before) if before else set()
+
+    def family(self, key: ClassKey) -> list[ClassKey]:
+        """The class and its ancestors of the tree, any depth."""
+        return [key, *self._closure(key, self.bases)]
 
     def deleted(self, key: ClassKey) -> frozenset[str]:
         """The members upstream's class or its ancestors define that a read through the slimmed
         class no longer finds (in it, its ancestors of the tree, what their code sets on `self`,
         `object`); none for a class with `__getattr__`."""
         if key not in self._deleted:
-            family = [key, *self._closure(key, self.bases)]
+            family = self.family(key)
             found = OBJECT_MEMBERS.union(*(class_members(self.node(k)) | self_assigned(self.node(k)) for k in family))
-            gone = set().union(*(self._upstream_members(k) for k in family)) - found
+            gone = set().union(*(self.upstream_members(k) for k in family)) - found
             self._deleted[key] = frozenset(() if "__getattr__" in found else gone)
         return self._deleted[key]
 

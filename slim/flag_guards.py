@@ -61,9 +61,11 @@ def stub_names(trees: dict[str, ast.Module]) -> set[str]:
 
 
 def _strings(node: ast.expr) -> tuple[str, ...] | None:
-    """"a" or ("a", "b") / ["a", "b"] / {"a", "b"}: the strings; None for anything else."""
+    """"a", ("a", "b"), ["a"], {"a"}, LoadFormat.A (its value: "a", configs/load_config.py:17-38), else None."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return (node.value,)
+    if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "LoadFormat":
+        return (node.attr.lower(),)
     if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and \
             all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
         return tuple(e.value for e in node.elts)
@@ -92,16 +94,16 @@ def flag_terms(condition: ast.expr, dests: dict[str, str], holds: bool = True) -
     return {Term(flag) for node in ast.walk(condition) if (flag := _flag_of(node, dests))}
 
 
-# Upstream's resolved-config namespaces (srt/runtime_context.py): `get_exec().moe.elastic_ep_backend`
-# reads the ServerArgs field of the same name, projected at start-up.
-CONFIG_BAGS = re.compile(r"get_(exec|schedule|device|model|parallel)\(\)(\.\w+)?$")
+# Upstream's config bags (srt/runtime_context.py): `get_exec().moe.x` reads the ServerArgs field x.
+CONFIG_BAGS = re.compile(r"get_(device|disagg|exec|lora|memory|mm|model|observability|parallel|schedule|serving|spec)"
+                         r"\(\)(\.\w+)?$")
 
 
 def _flag_of(node: ast.AST, dests: dict[str, str]) -> str | None:
     if not (isinstance(node, ast.Attribute) and node.attr in dests):
         return None
-    owner = ast.unparse(node.value)
-    return dests[node.attr] if "args" in owner.lower() or CONFIG_BAGS.search(owner) else None
+    owner = ast.unparse(node.value)  # LoadConfig copies ServerArgs' load fields (model_loader/loader.py)
+    return dests[node.attr] if "args" in owner.lower() or CONFIG_BAGS.search(owner) or owner == "load_config" else None
 
 
 class _Guards(ast.NodeVisitor):
@@ -211,13 +213,13 @@ def guarded_stubs(trees: dict[str, ast.Module], dests: dict[str, str]) -> list[G
     return sorted(set(out), key=lambda g: (g.where, g.stub))
 
 
-def guarded_attributes(rel: str, tree: ast.Module, dests: dict[str, str],
-                       attributes: dict[tuple[int, int], str]) -> list[GuardedStub]:
+def guarded_attributes(rel: str, tree: ast.Module, dests: dict[str, str], attributes: dict[tuple[int, int], str],
+                       calls: set[str] = frozenset()) -> list[GuardedStub]:
     """The attribute reads at `attributes` ((line, column) -> what it reads, the `stub` of the
-    result) in one file under a condition on launch flags (slim/check_members.py's reads of deleted
-    class members)."""
+    result) and the calls of names in `calls` in one file under a condition on launch flags
+    (slim/check_members.py's reads of deleted members, slim/check_abstract.py's constructions)."""
     out: list[GuardedStub] = []
-    _Guards(rel, set(), dests, out, attributes=attributes).visit(tree)
+    _Guards(rel, set(calls), dests, out, attributes=attributes).visit(tree)
     return out
 
 

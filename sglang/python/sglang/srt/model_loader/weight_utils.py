@@ -54,6 +54,7 @@ from sglang.srt.utils import (
     find_local_repo_dir,
     log_info_on_rank0,
     )
+from sglang.srt.utils.common import is_cuda_alike
 from sglang.utils import is_in_ci
 
 try:
@@ -1105,6 +1106,43 @@ def default_weight_loader(param: torch.Tensor, loaded_weight: torch.Tensor) -> N
 
 
 LoaderFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def runai_safetensors_weights_iterator(
+    hf_weights_files: List[str], is_distributed: bool = False, device: str = "cpu"
+) -> Generator[Tuple[str, torch.Tensor], None, None]:
+    """Iterate over the weights in the model safetensor files."""
+    from runai_model_streamer import SafetensorsStreamer
+
+    enable_tqdm = (
+        not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+    )
+    device = device if is_distributed and is_cuda_alike() else "cpu"
+
+    with SafetensorsStreamer() as streamer:
+
+        streamer.stream_files(
+            hf_weights_files,
+            device=device,
+            is_distributed=is_distributed,
+        )
+        total_tensors = sum(
+            len(tensors_meta)
+            for tensors_meta in streamer.files_to_tensors_metadata.values()
+        )
+
+        tensor_iter = tqdm(
+            streamer.get_tensors(),
+            total=total_tensors,
+            desc="Loading safetensors using Runai Model Streamer",
+            bar_format=BAR_FORMAT,
+            disable=not enable_tqdm,
+            mininterval=2,
+        )
+
+        for name, tensor in tensor_iter:
+            setattr(tensor, RUNAI_STREAMER_TENSOR_ATTR, True)
+            yield name, tensor
 
 
 def set_runai_streamer_env(load_config: LoadConfig):

@@ -2201,6 +2201,16 @@ class SafeUnpickler(pickle.Unpickler):
         )
 
 
+def safe_pickle_loads(data):
+    """Drop-in replacement for pickle.loads() that blocks unsafe class loading."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        buf = bytes(data)
+    else:
+        # zmq.Frame and other buffer-protocol objects
+        buf = bytes(memoryview(data))
+    return SafeUnpickler(io.BytesIO(buf)).load()
+
+
 def nullable_str(val: str):
     if not val or val == "None":
         return None

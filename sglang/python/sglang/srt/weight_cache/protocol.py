@@ -4,13 +4,18 @@
 Defines CacheConfig for validation and socket message protocol helpers.
 """
 
+import hashlib
+import json
 import logging
 import os
+import pickle
 import signal
+import struct
 from typing import Any, Dict, Optional
 
 import msgspec
 
+from sglang.srt.utils.common import safe_pickle_loads
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +54,62 @@ class CacheConfig(msgspec.Struct):
     torch_version: str  # torch.__version__ of the process that built the weights
 
     def matches(self, other: "CacheConfig") -> bool:
-        raise NotImplementedError('slim removed the body of CacheConfig.matches: it never ran in any recording (see sglang/REMOVED.md)')
+        """Check if two configs are compatible for weight sharing."""
+        return self == other
 
     def to_dict(self) -> Dict[str, Any]:
-        raise NotImplementedError('slim removed the body of CacheConfig.to_dict: it never ran in any recording (see sglang/REMOVED.md)')
+        return {f: getattr(self, f) for f in self.__struct_fields__}
+
+def hash_quant_config(quant_config: Any) -> str:
+    """Compute a stable hash of the quantization config.
+
+    Avoids str()/repr() on arbitrary objects because those embed memory
+    addresses (e.g. "at 0x7f..."), producing different hashes across
+    processes and causing permanent config mismatch.
+    """
+    if quant_config is None:
+        return ""
+    try:
+        if hasattr(quant_config, "to_dict"):
+            config_str = json.dumps(quant_config.to_dict(), sort_keys=True)
+        elif isinstance(quant_config, dict):
+            config_str = json.dumps(quant_config, sort_keys=True)
+        elif hasattr(quant_config, "__dict__"):
+            config_str = (
+                type(quant_config).__name__
+                + ":"
+                + json.dumps(
+                    {
+                        k: v
+                        for k, v in sorted(quant_config.__dict__.items())
+                        if not k.startswith("_")
+                        and isinstance(
+                            v, (str, int, float, bool, type(None), list, dict)
+                        )
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            config_str = type(quant_config).__name__
+        return hashlib.sha256(config_str.encode()).hexdigest()
+    except Exception:
+        config_str = type(quant_config).__name__
+        return hashlib.sha256(config_str.encode()).hexdigest()
+
+
+def get_quant_method_name(quant_config: Any) -> str:
+    """Extract the quantization method name from config."""
+    if quant_config is None:
+        return ""
+    if isinstance(quant_config, str):
+        return quant_config
+    if hasattr(quant_config, "get_name"):
+        return quant_config.get_name()
+    if hasattr(quant_config, "name"):
+        return quant_config.name
+    return type(quant_config).__name__
+
 
 # ---------------------------------------------------------------------------
 # IPC quantization-method allowlist
@@ -68,6 +125,11 @@ class CacheConfig(msgspec.Struct):
 # method end-to-end.
 
 
+class UnsupportedQuantForIPCError(RuntimeError):
+    """Raised when a quantization method is not on the verified allowlist for
+    CUDA IPC zero-copy weight sharing."""
+
+
 def _fp8_round_trips_via_ipc(quant_config: Any) -> bool:
     raise NotImplementedError('slim removed the body of _fp8_round_trips_via_ipc: it never ran in any recording (see sglang/REMOVED.md)')
 
@@ -80,12 +142,107 @@ IPC_QUANT_ALLOWLIST = {
 }
 
 
+def is_ipc_quant_supported(quant_method: str, quant_config: Any) -> bool:
+    """Return True if `quant_method` is verified safe for IPC zero-copy sharing."""
+    predicate = IPC_QUANT_ALLOWLIST.get(quant_method)
+    if predicate is None:
+        return False
+    return bool(predicate(quant_config))
+
+
+def check_ipc_quant_support(
+    quant_method: str, quant_config: Any, *, where: str
+) -> None:
+    """Hard-error unless `quant_method` is verified safe for IPC zero-copy sharing.
+
+    `where` is a short tag (e.g. "daemon"/"client") used only in the error
+    message. Raises UnsupportedQuantForIPCError with an actionable message.
+    """
+    if is_ipc_quant_supported(quant_method, quant_config):
+        return
+    verified = ", ".join(
+        (repr(m) if m else "'' (unquantized)") for m in IPC_QUANT_ALLOWLIST
+    )
+    raise UnsupportedQuantForIPCError(
+        f"[weight_cache:{where}] quantization method {quant_method!r} is not "
+        f"verified for CUDA IPC zero-copy weight sharing. Its "
+        f"process_weights_after_loading may stamp Python-side metadata "
+        f"(e.g. format_ue8m0) or repack/transpose weights into shapes the "
+        f"meta-initialized client cannot reproduce, which would silently serve "
+        f"wrong-numerics weights. Verified methods: {verified}. Note: FP8 is "
+        f"only verified for block-wise configs (weight_block_size set), not "
+        f"per-tensor FP8. Disable the weight cache (--weight-cache-mode off) "
+        f"for this model."
+    )
+
+
 # ---------------------------------------------------------------------------
 # Socket protocol helpers
 # ---------------------------------------------------------------------------
 
 
 MAX_MSG_SIZE = 256 * 1024 * 1024  # 256 MiB
+
+
+def send_msg(sock, obj: Any) -> None:
+    """Send a length-prefixed pickled message over a socket."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    header = struct.pack("!I", len(data))
+    sock.sendall(header + data)
+
+
+def recv_msg(sock) -> Any:
+    """Receive a length-prefixed pickled message from a socket."""
+    header = _recv_exact(sock, 4)
+    if header is None:
+        raise ConnectionError("Connection closed while reading message header")
+    length = struct.unpack("!I", header)[0]
+    if length > MAX_MSG_SIZE:
+        raise ValueError(f"Message size {length} exceeds {MAX_MSG_SIZE} byte cap")
+    data = _recv_exact(sock, length)
+    if data is None:
+        raise ConnectionError("Connection closed while reading message body")
+    return safe_pickle_loads(data)
+
+
+def _recv_exact(sock, n: int) -> Optional[bytes]:
+    """Receive exactly n bytes from a socket."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf.extend(chunk)
+    return bytes(buf)
+
+
+def compute_env_stamp() -> Dict[str, str]:
+    """Local environment fingerprint for the IPC weight cache.
+
+    Returns the device compute capability and torch version of the current
+    process. A daemon and a connecting client that differ on either may have run
+    different post-processing / kernel-selection branches, producing weights that
+    map cleanly over IPC yet serve garbage; stamping these into CacheConfig turns
+    that into a clean mismatch. Imported lazily so protocol.py stays cheap to
+    import and usable on CPU-only hosts (both fields degrade to "").
+    """
+    device_capability = ""
+    torch_version = ""
+    try:
+        import torch
+
+        torch_version = str(torch.__version__)
+    except Exception:
+        pass
+    try:
+        from sglang.srt.platforms import current_platform
+
+        cap = current_platform.get_device_capability()
+        if cap is not None:
+            device_capability = f"{cap.major}.{cap.minor}"
+    except Exception:
+        pass
+    return {"device_capability": device_capability, "torch_version": torch_version}
 
 
 def compute_global_rank(tp_size: int, pp_rank: int, tp_rank: int) -> int:

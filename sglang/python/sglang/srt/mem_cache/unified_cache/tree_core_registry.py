@@ -8,7 +8,7 @@ implementation, register it under a string name via
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
     from sglang.srt.mem_cache.cache_init_params import CacheInitParams
@@ -37,10 +37,21 @@ def register_tree_core_backend(name: str, factory: TreeCoreFactory) -> None:
     _TREE_CORE_REGISTRY[name] = factory
 
 
+def get_tree_core_factory(name: str) -> Optional[TreeCoreFactory]:
+    return _TREE_CORE_REGISTRY.get(name)
+
+
+def registered_tree_core_backends() -> list[str]:
+    return list(_TREE_CORE_REGISTRY.keys())
+
+
 def _python_tree_core_factory(
     params: CacheInitParams, components: dict[ComponentType, TreeComponent]
 ) -> UnifiedTreeCoreInterface:
-    raise NotImplementedError('slim removed the body of _python_tree_core_factory: it never ran in any recording (see sglang/REMOVED.md)')
+    """The pure-Python TreeCore."""
+    from sglang.srt.mem_cache.unified_cache.unified_tree_core import UnifiedTreeCore
+
+    return UnifiedTreeCore(params, components)
 
 
 register_tree_core_backend("python", _python_tree_core_factory)
@@ -51,4 +62,12 @@ def create_tree_core(
     params: CacheInitParams,
     components: dict[ComponentType, TreeComponent],
 ) -> UnifiedTreeCoreInterface:
-    raise NotImplementedError('slim removed the body of create_tree_core: it never ran in any recording (see sglang/REMOVED.md)')
+    """Construct the TreeCore registered under `name`."""
+    factory = get_tree_core_factory(name)
+    if factory is None:
+        raise ValueError(
+            f"SGLANG_UNIFIED_RADIX_TREE_CORE_BACKEND={name!r} is not registered. "
+            f"Registered backends: {registered_tree_core_backends()}. "
+            "External backends must call register_tree_core_backend(...) at import time."
+        )
+    return factory(params, components)

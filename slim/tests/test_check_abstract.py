@@ -1,0 +1,95 @@
+"""`slim check` on kept classes the plan made abstract (slim/check_abstract.py), on a small tree shaped
+like the UnifiedRadixCache crash: a cache built behind an environment switch lost its overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slim.check import check_tree
+from slim.check_abstract import REACHED_ONLY, REFUSED
+from slim.policy import Policy
+
+BASE = """from abc import ABC, abstractmethod
+
+
+class BasePrefixCache(ABC):
+    @abstractmethod
+    def match_prefix(self, key):
+        pass
+
+    def reset(self):
+        return None
+"""
+UPSTREAM_CACHE = """from .base import BasePrefixCache
+
+
+class UnifiedRadixCache(BasePrefixCache):
+    def match_prefix(self, key):
+        return key
+"""
+SLIM_CACHE = "from .base import BasePrefixCache\n\n\nclass UnifiedRadixCache(BasePrefixCache):\n    pass\n"
+REGISTRY = """import os
+
+from .unified import UnifiedRadixCache
+
+
+def create_cache(server_args):
+    if {condition}:
+        return UnifiedRadixCache()
+    return None
+"""
+COMMON = {"sglang/__init__.py": "", "sglang/srt/__init__.py": "", "sglang/srt/mem_cache/__init__.py": "",
+          "sglang/srt/mem_cache/base.py": BASE}
+DESTS = {"enable_unified": "--enable-unified"}
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in {**COMMON, **files}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+@pytest.fixture
+def check(tmp_path):
+    """check(condition, slim cache source, refused ids) -> the report of the slimmed tree."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+
+    def run(condition: str, cache: str = SLIM_CACHE, refused: frozenset = frozenset()):
+        registry = {"sglang/srt/mem_cache/registry.py": REGISTRY.format(condition=condition)}
+        write(tree / "python", {**registry, "sglang/srt/mem_cache/unified.py": cache})
+        write(upstream, {**registry, "sglang/srt/mem_cache/unified.py": UPSTREAM_CACHE})
+        return check_tree(tree, upstream, Policy(), flags=(DESTS, set(refused), set()))
+
+    return run
+
+
+def test_a_class_built_behind_an_environment_switch_that_lost_its_override_fails(check):
+    report = check('os.environ.get("SGLANG_ENABLE_UNIFIED_RADIX_TREE")')
+    assert report.errors == ["sglang/srt/mem_cache/registry.py:8: builds UnifiedRadixCache, which the plan made "
+                             "abstract (cut match_prefix) (keep its overrides, or refuse what leads there)"]
+
+
+def test_the_same_class_with_its_override_kept_passes(check):
+    assert check('os.environ.get("SGLANG_ENABLE_UNIFIED_RADIX_TREE")', cache=UPSTREAM_CACHE).errors == []
+
+
+def test_behind_an_accepted_flag_it_fails_and_behind_a_refused_one_it_is_allowed(check):
+    accepted = check("server_args.enable_unified")
+    assert [e.split(" when ")[1] for e in accepted.errors] == [
+        "--enable-unified, which the front door accepts (keep its overrides, or refuse what leads there)"]
+    refused = check("server_args.enable_unified", refused=frozenset({"flag:--enable-unified"}))
+    assert refused.errors == [] and refused.notes[REFUSED] == 1
+
+
+def test_a_condition_computed_by_a_caller_is_allowed_only_as_the_table_says(check, monkeypatch):
+    import slim.check_abstract as check_abstract
+
+    monkeypatch.setattr(check_abstract, "REACHED_ONLY_BY", {"UnifiedRadixCache": ("flag:--enable-unified", "why")})
+    assert check("server_args.kt_config is not None").errors  # the item the claim rests on is accepted
+    allowed = check("server_args.kt_config is not None", refused=frozenset({"flag:--enable-unified"}))
+    assert allowed.errors == [] and allowed.notes[REACHED_ONLY] == 1
+
