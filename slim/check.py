@@ -43,7 +43,8 @@ from slim.check_members import check_members
 from slim.check_registry import check_registry
 from slim.check_surface import check_request_path, lazy_import_note
 from slim.deps import base_requirements, distribution, is_stdlib, normalize, requirement_name
-from slim.flag_guards import flag_errors, registry_files
+from slim.flag_guards import flag_errors
+from slim.flag_registries import registry_files
 from slim.front_door import ENTRY_DOOR_MARK
 from slim.module_names import module_name, resolve_relative
 from slim.platform_names import folded

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slim.check_surface import SurfaceReport
-from slim.flag_guards import accepts
+from slim.flag_registries import accepts
 from slim.module_names import resolve_relative
 from slim.platform_names import folded
 from slim.policy import Policy

@@ -70,7 +70,12 @@ def check(tmp_path):
 def test_a_class_built_behind_an_environment_switch_that_lost_its_override_fails(check):
     report = check('os.environ.get("SGLANG_ENABLE_UNIFIED_RADIX_TREE")')
     assert report.errors == ["sglang/srt/mem_cache/registry.py:8: builds UnifiedRadixCache, which the plan made "
-                             "abstract (cut match_prefix) (keep its overrides, or refuse what leads there)"]
+                             "abstract (cut match_prefix) when env:SGLANG_ENABLE_UNIFIED_RADIX_TREE, which the front "
+                             "door accepts (keep its overrides, or refuse what leads there)"]
+
+
+def test_a_class_built_with_no_test_in_sight_fails_too(check):  # the condition may sit in a caller
+    assert len(check("True").errors) == 1
 
 
 def test_the_same_class_with_its_override_kept_passes(check):

@@ -3,7 +3,8 @@
 import ast
 import textwrap
 
-from slim.flag_guards import Term, guarded_stubs, lost_registrations, stubbed_entries, unrefused
+from slim.flag_guards import Term, guarded_stubs, unrefused
+from slim.flag_registries import lost_registrations, stubbed_entries
 
 STUB = "    raise NotImplementedError('slim removed the body of {}: it never ran in any recording')\n"
 DESTS = {"enable_lora": "--enable-lora", "attention_backend": "--attention-backend",
@@ -113,3 +114,27 @@ def test_an_import_of_a_cut_module_under_a_flag_is_a_path_into_nothing():
     trees = {**tree(), "sglang/srt/spec.py": ast.parse(spec)}
     found = [(g.where, g.stub) for g in guarded_stubs(trees, DESTS) if g.where.startswith("sglang/srt/spec.py")]
     assert found == [("sglang/srt/spec.py:3", "import sglang.srt.ray_worker")]  # not the guarded, not the present
+
+
+def test_environment_switches_guard_like_flags_and_only_the_listed_ones_are_let_off():
+    """An env switch is a launch choice no parser sees: `envs.X.get()`, `get_bool_env_var("X")` and
+    `os.environ.get("X")` tests lead into stubs as flags do; slim/env_switches.py lists those slim
+    check need not fail on. A package without `__init__.py` is present when its modules are."""
+    spec = textwrap.dedent("""\
+        import os
+
+        def topk(x):
+            if envs.SGLANG_OPT_USE_JIT_KERNEL_GROUPED_TOPK.get():
+                from sglang.kernels.moe_fused_gate import gate
+            if get_bool_env_var("SGLANG_MM_BUFFER_SIZE_MB") and x:
+                load_adapters(x)
+            if os.environ.get("SGLANG_KV_CANARY"):
+                from sglang.srt import stubs
+        """)
+    trees = {**tree(), "sglang/srt/spec.py": ast.parse(spec)}
+    found = [g for g in guarded_stubs(trees, DESTS) if g.where.startswith("sglang/srt/spec.py")]
+    assert [(g.where, g.stub, g.terms) for g in found] == [
+        ("sglang/srt/spec.py:5", "import sglang.kernels.moe_fused_gate",
+         (Term("env:SGLANG_OPT_USE_JIT_KERNEL_GROUPED_TOPK"),)),
+        ("sglang/srt/spec.py:7", "load_adapters", (Term("env:SGLANG_MM_BUFFER_SIZE_MB"),))]
+    assert [g.stub for g in unrefused(found, set())] == ["import sglang.kernels.moe_fused_gate"]

@@ -49,6 +49,18 @@ def test_removed_flag_is_an_argparse_error_with_the_message(door, capsys):
     assert exit_.value.code == 2 and "--enable-lora: LoRA was removed" in capsys.readouterr().err
 
 
+def test_a_removed_environment_switch_set_on_is_refused_at_launch_and_its_default_passes(door, capsys, monkeypatch):
+    monkeypatch.setenv("SGLANG_MM_BUFFER_SIZE_MB", "0")  # its default spelled out: nothing removed in use
+    monkeypatch.setenv("SGLANG_DSA_FUSE_TOPK", "1")  # listed, but not refused: V3.2 models only reach its code
+    assert parser_with_door(door).parse_args(["--tp-size", "2"]).tp_size == 2
+    monkeypatch.setenv("SGLANG_MM_BUFFER_SIZE_MB", "64")
+    with pytest.raises(SystemExit) as exit_:
+        parser_with_door(door)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "environment variable SGLANG_MM_BUFFER_SIZE_MB=64: the multimodal" in err
+    assert "To get it back: record a scenario" in err
+
+
 def test_a_removed_flag_named_with_its_default_uses_nothing_removed(door, capsys):
     # Upstream accepts `--lora-backend csgmv` (its default) without LoRA: a generic launch script may name it.
     parser = parser_with_door(door)

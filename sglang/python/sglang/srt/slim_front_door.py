@@ -4,6 +4,7 @@ where a user names them. To get one back: record a scenario that uses it, then `
 import argparse
 import dataclasses
 import functools
+import os
 
 REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed from this slimmed SGLang (not a DeepSeek '
                              'V2/V3/R1 feature: it needs a speech-recognition model). To get it back: record '
@@ -3974,6 +3975,32 @@ REMOVED_ROUTES = {('GET', '/is_scaling_elastic_ep'): 'elastic expert parallelism
                                 'V2/V3/R1 feature: it needs a speech-recognition model). To get it back: '
                                 'record a scenario that uses it (slim record --scenario ...) and run slim '
                                 'apply.'}
+REMOVED_ENV = {'SGLANG_EXPERIMENTAL_CPP_RADIX_TREE': (('', '0', 'false', 'no', 'off'),
+                                        'the experimental C++ radix tree (srt/environ.py:440) was removed '
+                                        'from this slimmed SGLang (experimental and off by default; its '
+                                        'module is off the surface in slim/policy.toml). To get it back: '
+                                        'record a scenario that uses it (slim record --scenario ...) and run '
+                                        'slim apply.'),
+ 'SGLANG_EXTERNAL_MM_PROCESSOR_PACKAGE': (('', '0', 'false', 'no', 'off'),
+                                          'external multimodal processor packages (srt/environ.py:1050) was '
+                                          'removed from this slimmed SGLang (multimodal: DeepSeek V2/V3/R1 '
+                                          'take text only). To get it back: record a scenario that uses it '
+                                          '(slim record --scenario ...) and run slim apply.'),
+ 'SGLANG_MM_BUFFER_SIZE_MB': (('', '0', 'false', 'no', 'off'),
+                              'the multimodal feature buffer (srt/environ.py:949) was removed from this '
+                              'slimmed SGLang (multimodal: DeepSeek V2/V3/R1 take text only). To get it '
+                              'back: record a scenario that uses it (slim record --scenario ...) and run '
+                              'slim apply.'),
+ 'SGLANG_TEST_SCRIPTED_RUNTIME': (('', '0', 'false', 'no', 'off'),
+                                  "upstream's scripted test runtime (srt/environ.py:467) was removed from "
+                                  "this slimmed SGLang (it hooks sglang/test, upstream's test harness, which "
+                                  'the slimmed tree does not ship). To get it back: record a scenario that '
+                                  'uses it (slim record --scenario ...) and run slim apply.'),
+ 'SGLANG_VIT_ENABLE_CUDA_GRAPH': (('', '0', 'false', 'no', 'off'),
+                                  'CUDA graphs for vision encoders (srt/environ.py:951) was removed from '
+                                  'this slimmed SGLang (multimodal: DeepSeek V2/V3/R1 take text only). To '
+                                  'get it back: record a scenario that uses it (slim record --scenario ...) '
+                                  'and run slim apply.')}
 
 class _Refused(argparse.Action):
     """A removed flag: parsing it is an error that says how to get the feature back."""
@@ -3997,7 +4024,12 @@ def _refusing(flag, convert, default):
 
 
 def refuse_removed_args(parser):
-    """Called at the end of ServerArgs.add_cli_args: refuse removed flags and flag values."""
+    """Called at the end of ServerArgs.add_cli_args: refuse removed environment switches (set to
+    anything but their default), flags and flag values."""
+    for name, (default, message) in sorted(REMOVED_ENV.items()):
+        value = os.environ.get(name)
+        if value is not None and value.strip().lower() not in default:
+            parser.error(f"environment variable {name}={value}: {message}")
     actions = parser._option_string_actions  # argparse keeps no public index of its actions
     for flag in sorted(REMOVED_FLAGS):
         if flag in actions:  # the same action, refusing: it keeps its dest, default and nargs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Dict
 
+from sglang.srt.debug_utils.source_patcher import apply_patches_from_config
 from sglang.srt.environ import envs
 
 _PR_REVERT_YAML_25015 = """
@@ -124,4 +125,9 @@ def maybe_revert_pr_fix() -> None:
 
 
 def _revert_pr_fix(pr_num: int) -> None:
-    raise NotImplementedError('slim removed the body of _revert_pr_fix: it never ran in any recording (see sglang/REMOVED.md)')
+    if pr_num not in _PR_FIX_REVERT_YAML:
+        raise NotImplementedError(
+            f"PR #{pr_num} revert is not registered; "
+            f"available: {sorted(_PR_FIX_REVERT_YAML.keys())}"
+        )
+    apply_patches_from_config(_PR_FIX_REVERT_YAML[pr_num])

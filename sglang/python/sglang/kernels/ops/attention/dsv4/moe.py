@@ -26,6 +26,52 @@ def _jit_mega_moe_pre_dispatch_module(quant_group_size: int):
     )
 
 
+@cache_once
+def _jit_silu_mul_quant_varlen_module(
+    quant_group_size: int,
+    scale_ue8m0: bool,
+    swizzle: bool,
+    apply_swiglu_limit: bool,
+):
+    args = make_cpp_args(
+        quant_group_size,
+        scale_ue8m0,
+        swizzle,
+        is_arch_support_pdl(),
+        apply_swiglu_limit,
+    )
+    return load_jit(
+        make_name("silu_mul_quant_varlen"),
+        *args,
+        cuda_files=["deepseek_v4/silu_and_mul_masked_post_quant.cuh"],
+        cuda_wrappers=[("run", f"SiluAndMulMaskedPostQuantKernel<{args}>::run")],
+        extra_cuda_cflags=["-use_fast_math"],
+    )
+
+
+@cache_once
+def _jit_silu_mul_quant_contig_module(
+    quant_group_size: int,
+    scale_ue8m0: bool,
+    swizzle: bool,
+    apply_swiglu_limit: bool,
+):
+    args = make_cpp_args(
+        quant_group_size,
+        scale_ue8m0,
+        swizzle,
+        is_arch_support_pdl(),
+        apply_swiglu_limit,
+    )
+    return load_jit(
+        make_name("silu_mul_quant_contig"),
+        *args,
+        cuda_files=["deepseek_v4/silu_and_mul_masked_post_quant.cuh"],
+        cuda_wrappers=[("run", f"SiluAndMulContigPostQuantKernel<{args}>::run")],
+        extra_cuda_cflags=["-use_fast_math"],
+    )
+
+
 def mask_topk_ids(topk_ids: torch.Tensor, num_token_non_padded: torch.Tensor):
     raise NotImplementedError('slim removed the body of mask_topk_ids: it never ran in any recording (see sglang/REMOVED.md)')
 
@@ -72,7 +118,19 @@ def silu_and_mul_masked_post_quant(
     swiglu_limit: Optional[float] = None,
     swizzle: bool = False,
 ) -> None:
-    raise NotImplementedError('slim removed the body of silu_and_mul_masked_post_quant: it never ran in any recording (see sglang/REMOVED.md)')
+    apply_swiglu_limit = swiglu_limit is not None
+    module = _jit_silu_mul_quant_varlen_module(
+        quant_group_size, scale_ue8m0, swizzle, apply_swiglu_limit
+    )
+    module.run(
+        input,
+        output,
+        output_scale,
+        masked_m,
+        topk,
+        transposed,
+        float(swiglu_limit) if apply_swiglu_limit else 0.0,
+    )
 
 
 def silu_and_mul_contig_post_quant(
@@ -85,4 +143,14 @@ def silu_and_mul_contig_post_quant(
     swiglu_limit: Optional[float] = None,
     swizzle: bool = False,
 ) -> None:
-    raise NotImplementedError('slim removed the body of silu_and_mul_contig_post_quant: it never ran in any recording (see sglang/REMOVED.md)')
+    apply_swiglu_limit = swiglu_limit is not None
+    module = _jit_silu_mul_quant_contig_module(
+        quant_group_size, scale_ue8m0, swizzle, apply_swiglu_limit
+    )
+    module.run(
+        input,
+        output,
+        output_scale,
+        transposed,
+        float(swiglu_limit) if apply_swiglu_limit else 0.0,
+    )
