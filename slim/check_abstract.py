@@ -1,18 +1,20 @@
-"""Kept classes the plan made abstract: built anywhere, they raise TypeError before any method runs.
+"""Kept classes the plan cut overrides from: built anywhere, they fail or silently run their base's code.
 
 Found on GPU (2026-12-07): `SGLANG_ENABLE_UNIFIED_RADIX_TREE=1` makes the cache registry build
 `UnifiedRadixCache`, a `BasePrefixCache` whose overrides of the base's abstract methods
 (`match_prefix`, `evict`, ...) the plan had cut as never run; the scheduler died with "Can't
 instantiate abstract class". The class stayed in the tree because kept code names it, so no check of
-names or imports saw anything wrong.
+names or imports saw anything wrong. Worse is an override of a concrete base method (`__init__`,
+`_compute_inv_freq` of a RoPE variant): the class builds and silently runs its base's version.
 
-A class is broken when a name is abstract in its family (it and its ancestors of the tree: an
-`@abstractmethod` def), no member of the family defines it concretely, and upstream's version of
-some family member defined it where the slimmed one no longer does (the plan deleted the override).
-Each place kept code builds it (`Cls(...)`, the name resolved as slim/check_members.py resolves
-class names) is judged like a stub's call: dropped by the platform folding or in [[off_surface]]
-code, allowed; under a launch-flag test the front door refuses, allowed; anything else (no test, a
-test of an environment variable, an accepted flag) is an error, since nothing refuses it first.
+A class is broken when upstream's version of it (or of an in-tree ancestor between it and the base)
+defined a name the slimmed one no longer does while its family still offers that name abstract or
+from a base (dunder methods other than `__init__` aside). Each place kept code builds it (`Cls(...)`,
+the name resolved as slim/check_members.py resolves class names) is judged like a stub's call:
+dropped by the platform folding or in [[off_surface]] code, allowed; under a launch-flag test the
+front door refuses, allowed; reached only as REACHED_ONLY_BY says (the condition is computed
+elsewhere: a checkpoint's config, a caller), allowed; anything else (no test, an environment
+switch, an accepted flag) is an error, since nothing refuses it first.
 """
 
 from __future__ import annotations
@@ -26,22 +28,39 @@ from slim.flag_guards import guarded_attributes, needs, unrefused
 from slim.platform_names import folded
 from slim.policy import Policy
 
-FOLDED = "constructions of classes the plan made abstract, on branches the platform folding drops (dead on NVIDIA)"
-OFF_SURFACE = ("constructions of classes the plan made abstract, in off-surface code (its feature is refused at "
-               "the front door: slim/policy.toml's off_surface entry says which)")
-REFUSED = "constructions of classes the plan made abstract, under launch flags the front door refuses"
-REACHED_ONLY = ("constructions of classes the plan made abstract whose condition a caller computes, each reached "
-                "only as REACHED_ONLY_BY says")
+BUILT = "constructions of classes whose overrides the plan cut"
+FOLDED = f"{BUILT}, on branches the platform folding drops (dead on NVIDIA)"
+OFF_SURFACE = (f"{BUILT}, in off-surface code (its feature is refused at the front door: slim/policy.toml's "
+               "off_surface entry says which)")
+REFUSED = f"{BUILT}, under launch flags the front door refuses"
+REACHED_ONLY = f"{BUILT}, whose condition a caller computes, each reached only as REACHED_ONLY_BY says"
 
-# Where the condition is computed away from the construction, no flag test is in sight: the class ->
-# (the surface item that must be refused for the claim to hold, or None; why nothing else reaches it).
-REACHED_ONLY_BY = {
-    "KTEPWrapperMethod": ("flag:--kt-weight-path", "create_kt_config_from_server_args returns None unless "
-                          "--kt-weight-path is set (upstream layers/moe/kt_ep_wrapper.py:73)"),
-    "SWATokenToKVPoolAllocator": (None, "is_hybrid_swa comes from the model config (model_runner.py:307): "
-                                  "sliding-window architectures only, which DeepSeek V2/V3/R1 are not"),
-    "PureSWATokenToKVPoolAllocator": (None, "as SWATokenToKVPoolAllocator: hybrid sliding-window models only"),
-}
+# Where the condition is computed away from the construction (a checkpoint's config, a caller), no
+# flag test is in sight: (the classes, the surface item that must be refused for the claim to hold or
+# None, why nothing on the surface builds them). Sources: upstream 0.5.17, file:line.
+REACHED_ONLY_BY_TABLE = (
+    (("KTEPWrapperMethod",), "flag:--kt-weight-path",
+     "create_kt_config_from_server_args returns None unless --kt-weight-path is set (layers/moe/kt_ep_wrapper.py:73)"),
+    (("IncModelLoader",), "flag:--quantization=auto-round-int8",
+     "built for quantization auto-round-int8 (model_loader/loader.py get_model_loader), which the launch parser "
+     "and, declared by a checkpoint, ModelConfig's front door refuse"),
+    (("SWATokenToKVPoolAllocator", "PureSWATokenToKVPoolAllocator", "SWAChunkCache", "PureSWAChunkCache",
+      "SWAChunkCapPoolConfigurator", "HybridSWAPoolConfigurator", "DSV4PoolConfigurator"), None,
+     "is_hybrid_swa comes from the model config (model_runner.py:307): sliding-window architectures (and DeepSeek "
+     "V4) only, which DeepSeek V2/V3/R1 are not"),
+    (("Mamba2AttnBackend",), None, "the linear-attention backend of hybrid Mamba models (attention_registry.py)"),
+    (("Indexer", "IndexerTopkCapturer"), None,
+     "DeepSeek Sparse Attention's top-k indexer: built when the config declares index layers (use_dsa, "
+     "models/deepseek_v2.py; state_capturer/indexer_topk.py), V3.2 only"),
+    (("HybridFp8NvFp4Config",), None,
+     "the hybrid FP8/NVFP4 MoE of DeepSeek V4 NVFP4 checkpoints (model_config.nvfp4_moe_meta, model_loader/loader.py)"),
+    (("DualChunkRotaryEmbedding", "Llama3RotaryEmbedding", "MRotaryEmbedding", "DynamicNTKAlphaRotaryEmbedding",
+      "DynamicNTKScalingRotaryEmbedding", "YaRNScalingMRotaryEmbedding", "Gemma4RotaryEmbedding"), None,
+     "the checkpoint's rope_scaling picks the RoPE class (layers/rotary_embedding/factory.py get_rope: dual-chunk, "
+     "llama3, M-RoPE, dynamic NTK, proportional); DeepSeek V2/V3/R1 build DeepseekScalingRotaryEmbedding "
+     "(deepseek_yarn)"),
+)
+REACHED_ONLY_BY = {cls: (item, why) for classes, item, why in REACHED_ONLY_BY_TABLE for cls in classes}
 
 
 def _abstract(node: ast.ClassDef) -> set[str]:
@@ -51,13 +70,24 @@ def _abstract(node: ast.ClassDef) -> set[str]:
                     for d in stmt.decorator_list)}
 
 
-def made_abstract(classes: TreeClasses, key: ClassKey) -> set[str]:
-    """The abstract names the class no longer implements because the plan cut an override."""
+def cut_overrides(classes: TreeClasses, key: ClassKey) -> set[str]:
+    """The names the class resolves elsewhere than upstream's does (the plan cut the definition that
+    came first: it and its in-tree ancestors, nearest first), or only to an abstract declaration:
+    building it then fails, or runs a base's version."""
     family = classes.family(key)
-    abstract = set().union(*(_abstract(classes.node(k)) for k in family))
-    concrete = set().union(*(class_members(classes.node(k)) - _abstract(classes.node(k)) for k in family))
-    cut = set().union(*(classes.upstream_members(k) - class_members(classes.node(k)) for k in family))
-    return (abstract - concrete) & cut
+    slim = [(class_members(classes.node(k)), _abstract(classes.node(k))) for k in family]
+    upstream = [classes.upstream_members(k) for k in family]
+    broken = set()
+    for name in set().union(*upstream):
+        if name.startswith("__") and name != "__init__":
+            continue
+        before = next(i for i, members in enumerate(upstream) if name in members)
+        now = next((i for i, (members, _) in enumerate(slim) if name in members), None)
+        if now is not None and (now != before or name in slim[now][1]):
+            broken.add(name)
+        elif now is None and any(name in abstract for _, abstract in slim):
+            broken.add(name)
+    return broken
 
 
 def constructions(rel: str, tree: ast.Module, broken: dict[ClassKey, set[str]],
@@ -72,13 +102,13 @@ def constructions(rel: str, tree: ast.Module, broken: dict[ClassKey, set[str]],
 def check_abstract(rels: dict[str, str], slim: Callable[[str], ast.Module | None],
                    upstream: Callable[[str], ast.Module | None] | None, policy: Policy,
                    flags: tuple[dict[str, str], set[str]] | None = None) -> SurfaceReport:
-    """slim check's findings over the constructions of classes the plan made abstract (`rels`,
+    """slim check's findings over the constructions of classes whose overrides the plan cut (`rels`,
     `slim`, `upstream` as for slim/check_members.py; no `upstream`: nothing to compare, no findings)."""
     report = SurfaceReport()
     if upstream is None:
         return report
     classes = TreeClasses(rels, slim, upstream)
-    broken = {key: gone for key in classes.bases if (gone := made_abstract(classes, key))}
+    broken = {key: gone for key in classes.bases if (gone := cut_overrides(classes, key))}
     if not broken:
         return report
     for module, rel in sorted(rels.items(), key=lambda item: item[1]):
@@ -93,8 +123,7 @@ def check_abstract(rels: dict[str, str], slim: Callable[[str], ast.Module | None
         names = class_names(tree, rel, classes)
         for (line, col), name in sorted(built.items()):
             key = names[name]
-            what = (f"{rel}:{line}: builds {key[1]}, which the plan made abstract (cut "
-                    f"{', '.join(sorted(broken[key]))})")
+            what = f"{rel}:{line}: builds {key[1]}, whose {', '.join(sorted(broken[key]))} the plan cut"
             guard = guards.get(f"{rel}:{line}")
             if (line, col) not in live:
                 report.allow(FOLDED)
@@ -107,7 +136,8 @@ def check_abstract(rels: dict[str, str], slim: Callable[[str], ast.Module | None
                 report.allow(REACHED_ONLY)
             else:
                 when = f" when {needs(guard)}, which the front door accepts" if guard else ""
-                report.findings.append(f"{what}{when} (keep its overrides, or refuse what leads there)")
+                report.findings.append(f"{what}{when} (it fails or runs its base's: keep them, or refuse what "
+                                       "leads there)")
     return report
 
 

@@ -1,13 +1,13 @@
 """Environment switches whose code the slimmed tree does not hold: each with why, and whether the
 launch refuses it.
 
-No recording sets these variables, and the plan cut (or stubbed) what they switch on; `slim check`
-reads `envs.NAME.get()` and `get_bool_env_var("NAME")` tests like launch-flag tests
-(slim/flag_guards.py) and fails on a stub or cut module behind a switch not listed here. A listed
-switch either is refused at launch (`refuse`: the parser exits naming it, as for a removed flag,
-when it is set to anything but upstream's default) or reaches its code only with a model or
-platform the front door already refuses (`refuse` False: the reason says which). Defaults as in
-upstream's srt/environ.py (line given).
+No recording sets these variables, and the plan cut (or stubbed) what they switch on. `slim check`
+reads `envs.NAME.get()` and `get_bool_env_var("NAME")` tests (and module-level names bound to one
+such read) like launch-flag tests (slim/flag_guards.py), and fails on a stub or cut module behind a
+switch not listed here. A listed switch either is refused at launch (`refuse`: the parser exits
+naming it, as for a removed flag, when it is set to anything but upstream's default) or reaches its
+code only with a model or platform the front door already refuses (`refuse` False: the reason says
+which). Defaults as in upstream's srt/environ.py (line given).
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ SWITCHES = {
     "SGLANG_EXPERIMENTAL_CPP_RADIX_TREE": Switch(
         "the experimental C++ radix tree (srt/environ.py:440)",
         "experimental and off by default; its module is off the surface in slim/policy.toml", True),
+    "SGLANG_EXPERIMENTAL_LORA_OPTI": Switch(
+        "the experimental TRT-LLM LoRA fast path (srt/environ.py:645)",
+        "LoRA itself is removed from this tree (--enable-lora is refused)", True),
+    "SGLANG_USE_AITER": Switch(
+        "AMD's aiter kernels (srt/environ.py:575)",
+        "AMD ROCm only: upstream ands it with is_hip() wherever it reads it", False),
+    "SGLANG_OPT_BF16_FP32_GEMM_ALGO": Switch(
+        "the BF16xFP32 GEMM algorithm of DeepSeek V4's attention kernels (srt/environ.py:1249)",
+        "read only in kernels/ops/attention/dsv4/gemm.py, which DeepSeek V2/V3/R1 do not run", False,
+        ("cublas",)),
     "SGLANG_DSA_FUSE_TOPK": Switch(
         "the fused DSA top-k (srt/environ.py:148, on by default)",
         "its code serves DeepSeek Sparse Attention (V3.2) models only, not V2/V3/R1", False),

@@ -116,9 +116,23 @@ def _env_of(node: ast.AST) -> str | None:
     return None
 
 
+def env_aliases(tree: ast.Module) -> dict[str, str]:
+    """Module-level names bound to one environment switch's read (`_USE_X = get_bool_env_var("X")`,
+    `and`-ed with other tests or not), keyed as _flag_of looks them up: "name:_USE_X" -> "env:X"."""
+    aliases = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            envs = {env for node in ast.walk(stmt.value) if (env := _env_of(node))}
+            if len(envs) == 1:
+                aliases[f"name:{stmt.targets[0].id}"] = envs.pop()
+    return aliases
+
+
 def _flag_of(node: ast.AST, dests: dict[str, str]) -> str | None:
     if env := _env_of(node):
         return env
+    if isinstance(node, ast.Name):
+        return dests.get(f"name:{node.id}")
     if not (isinstance(node, ast.Attribute) and node.attr in dests):
         return None
     owner = ast.unparse(node.value)  # LoadConfig copies ServerArgs' load fields (model_loader/loader.py)
@@ -229,7 +243,7 @@ def guarded_stubs(trees: dict[str, ast.Module], dests: dict[str, str]) -> list[G
     present = frozenset(modules | {m.rsplit(".", i)[0] for m in modules for i in range(1, m.count(".") + 1)})
     out: list[GuardedStub] = []
     for rel, tree in sorted(trees.items()):
-        _Guards(rel, stubs, dests, out, present).visit(tree)
+        _Guards(rel, stubs, dests | env_aliases(tree), out, present).visit(tree)
     return sorted(set(out), key=lambda g: (g.where, g.stub))
 
 
@@ -239,7 +253,7 @@ def guarded_attributes(rel: str, tree: ast.Module, dests: dict[str, str], attrib
     result) and the calls of names in `calls` in one file under a condition on launch flags
     (slim/check_members.py's reads of deleted members, slim/check_abstract.py's constructions)."""
     out: list[GuardedStub] = []
-    _Guards(rel, set(calls), dests, out, attributes=attributes).visit(tree)
+    _Guards(rel, set(calls), dests | env_aliases(tree), out, attributes=attributes).visit(tree)
     return out
 
 

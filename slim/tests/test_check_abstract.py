@@ -10,6 +10,7 @@ import pytest
 from slim.check import check_tree
 from slim.check_abstract import REACHED_ONLY, REFUSED
 from slim.policy import Policy
+from slim.tests.test_check_members import write as write_tree
 
 BASE = """from abc import ABC, abstractmethod
 
@@ -46,22 +47,21 @@ DESTS = {"enable_unified": "--enable-unified"}
 
 
 def write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in {**COMMON, **files}.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
+    write_tree(root, {**COMMON, **files})
 
 
 @pytest.fixture
 def check(tmp_path):
-    """check(condition, slim cache source, refused ids) -> the report of the slimmed tree."""
+    """check(condition, slim cache source, refused ids, upstream cache source) -> the report of the slimmed tree."""
     tree, upstream = tmp_path / "slim", tmp_path / "upstream"
     (tree / "python").mkdir(parents=True)
     (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
 
-    def run(condition: str, cache: str = SLIM_CACHE, refused: frozenset = frozenset()):
+    def run(condition: str, cache: str = SLIM_CACHE, refused: frozenset = frozenset(),
+            upstream_cache: str = UPSTREAM_CACHE):
         registry = {"sglang/srt/mem_cache/registry.py": REGISTRY.format(condition=condition)}
         write(tree / "python", {**registry, "sglang/srt/mem_cache/unified.py": cache})
-        write(upstream, {**registry, "sglang/srt/mem_cache/unified.py": UPSTREAM_CACHE})
+        write(upstream, {**registry, "sglang/srt/mem_cache/unified.py": upstream_cache})
         return check_tree(tree, upstream, Policy(), flags=(DESTS, set(refused), set()))
 
     return run
@@ -69,13 +69,22 @@ def check(tmp_path):
 
 def test_a_class_built_behind_an_environment_switch_that_lost_its_override_fails(check):
     report = check('os.environ.get("SGLANG_ENABLE_UNIFIED_RADIX_TREE")')
-    assert report.errors == ["sglang/srt/mem_cache/registry.py:8: builds UnifiedRadixCache, which the plan made "
-                             "abstract (cut match_prefix) when env:SGLANG_ENABLE_UNIFIED_RADIX_TREE, which the front "
-                             "door accepts (keep its overrides, or refuse what leads there)"]
+    assert report.errors == ["sglang/srt/mem_cache/registry.py:8: builds UnifiedRadixCache, whose match_prefix the "
+                             "plan cut when env:SGLANG_ENABLE_UNIFIED_RADIX_TREE, which the front door accepts (it "
+                             "fails or runs its base's: keep them, or refuse what leads there)"]
 
 
 def test_a_class_built_with_no_test_in_sight_fails_too(check):  # the condition may sit in a caller
     assert len(check("True").errors) == 1
+
+
+def test_a_cut_override_of_a_concrete_base_method_fails_as_it_would_run_the_bases(check):
+    """`reset` is concrete in the base: without the override the class builds and silently runs the
+    base's version (a RoPE variant without its `_compute_inv_freq` computes the plain frequencies)."""
+    with_reset = UPSTREAM_CACHE + "\n    def reset(self):\n        return 'own'\n"
+    report = check("True", cache=UPSTREAM_CACHE, upstream_cache=with_reset)
+    assert [e.split(", whose ")[1].split(" the plan")[0] for e in report.errors] == ["reset"]
+    assert check("True", cache=with_reset, upstream_cache=with_reset).errors == []
 
 
 def test_the_same_class_with_its_override_kept_passes(check):
@@ -85,7 +94,8 @@ def test_the_same_class_with_its_override_kept_passes(check):
 def test_behind_an_accepted_flag_it_fails_and_behind_a_refused_one_it_is_allowed(check):
     accepted = check("server_args.enable_unified")
     assert [e.split(" when ")[1] for e in accepted.errors] == [
-        "--enable-unified, which the front door accepts (keep its overrides, or refuse what leads there)"]
+        "--enable-unified, which the front door accepts (it fails or runs its base's: keep them, or refuse what "
+        "leads there)"]
     refused = check("server_args.enable_unified", refused=frozenset({"flag:--enable-unified"}))
     assert refused.errors == [] and refused.notes[REFUSED] == 1
 

@@ -138,3 +138,19 @@ def test_environment_switches_guard_like_flags_and_only_the_listed_ones_are_let_
          (Term("env:SGLANG_OPT_USE_JIT_KERNEL_GROUPED_TOPK"),)),
         ("sglang/srt/spec.py:7", "load_adapters", (Term("env:SGLANG_MM_BUFFER_SIZE_MB"),))]
     assert [g.stub for g in unrefused(found, set())] == ["import sglang.kernels.moe_fused_gate"]
+
+
+def test_a_module_level_name_bound_to_a_switch_guards_as_the_switch_does():
+    spec = textwrap.dedent("""\
+        _USE_FAST = get_bool_env_var("SGLANG_FAST") and _is_cuda
+        _BOTH = get_bool_env_var("A") or get_bool_env_var("B")
+
+        def run(x):
+            if _USE_FAST:
+                load_adapters(x)
+            if _BOTH:
+                load_adapters(x)
+        """)
+    trees = {**tree(), "sglang/srt/spec.py": ast.parse(spec)}
+    found = [(g.where, g.terms) for g in guarded_stubs(trees, DESTS) if g.where.startswith("sglang/srt/spec.py")]
+    assert found == [("sglang/srt/spec.py:6", (Term("env:SGLANG_FAST"),))]  # two switches: no single alias

@@ -3981,6 +3981,11 @@ REMOVED_ENV = {'SGLANG_EXPERIMENTAL_CPP_RADIX_TREE': (('', '0', 'false', 'no', '
                                         'module is off the surface in slim/policy.toml). To get it back: '
                                         'record a scenario that uses it (slim record --scenario ...) and run '
                                         'slim apply.'),
+ 'SGLANG_EXPERIMENTAL_LORA_OPTI': (('', '0', 'false', 'no', 'off'),
+                                   'the experimental TRT-LLM LoRA fast path (srt/environ.py:645) was removed '
+                                   'from this slimmed SGLang (LoRA itself is removed from this tree '
+                                   '(--enable-lora is refused)). To get it back: record a scenario that uses '
+                                   'it (slim record --scenario ...) and run slim apply.'),
  'SGLANG_EXTERNAL_MM_PROCESSOR_PACKAGE': (('', '0', 'false', 'no', 'off'),
                                           'external multimodal processor packages (srt/environ.py:1050) was '
                                           'removed from this slimmed SGLang (multimodal: DeepSeek V2/V3/R1 '
