@@ -103,8 +103,23 @@ def test_behind_an_accepted_flag_it_fails_and_behind_a_refused_one_it_is_allowed
 def test_a_condition_computed_by_a_caller_is_allowed_only_as_the_table_says(check, monkeypatch):
     import slim.check_abstract as check_abstract
 
-    monkeypatch.setattr(check_abstract, "REACHED_ONLY_BY", {"UnifiedRadixCache": ("flag:--enable-unified", "why")})
+    monkeypatch.setattr(check_abstract, "REACHED_ONLY_BY", {"UnifiedRadixCache": (("flag:--enable-unified",), "why")})
     assert check("server_args.kt_config is not None").errors  # the item the claim rests on is accepted
     allowed = check("server_args.kt_config is not None", refused=frozenset({"flag:--enable-unified"}))
     assert allowed.errors == [] and allowed.notes[REACHED_ONLY] == 1
 
+
+
+def test_a_cut_init_that_nothing_in_the_tree_replaces_fails(tmp_path):
+    """Without its `__init__` (and none in its family) a class builds through object's, which takes no
+    arguments: a TypeError, or an instance that never set its attributes."""
+    tree, upstream = tmp_path / "slim", tmp_path / "upstream"
+    (tree / "python").mkdir(parents=True)
+    (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
+    queue = "class DecodeQueue:\n    def __init__(self, size):\n        self.size = size\n"
+    user = "from .queue import DecodeQueue\n\n\ndef start(size):\n    return DecodeQueue(size)\n"
+    write(tree / "python", {"sglang/srt/mem_cache/queue.py": "class DecodeQueue:\n    pass\n",
+                            "sglang/srt/mem_cache/user.py": user})
+    write(upstream, {"sglang/srt/mem_cache/queue.py": queue, "sglang/srt/mem_cache/user.py": user})
+    errors = check_tree(tree, upstream, Policy(), flags=(DESTS, set(), set())).errors
+    assert [e.split(": ", 1)[1].split(" the plan")[0] for e in errors] == ["builds DecodeQueue, whose __init__"]
