@@ -38,8 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.check_abstract import check_abstract
 from slim.check_members import check_members
+from slim.check_overrides import check_overrides
 from slim.check_registry import check_registry
 from slim.check_surface import check_request_path, lazy_import_note
 from slim.deps import base_requirements, distribution, is_stdlib, normalize, requirement_name
@@ -329,8 +329,8 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     members = check_members(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])
     registry = check_registry(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[1:],
                               (slim_modules.files, upstream_modules.files if upstream_modules else {}))
-    abstract = check_abstract(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])
-    for found in (surface, members, registry, abstract):
+    overrides = check_overrides(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])
+    for found in (surface, members, registry, overrides):
         report.errors += found.findings
         for what, n in found.allowed.items():
             report.notes[what] = report.notes.get(what, 0) + n

@@ -251,7 +251,7 @@ def guarded_attributes(rel: str, tree: ast.Module, dests: dict[str, str], attrib
                        calls: set[str] = frozenset()) -> list[GuardedStub]:
     """The attribute reads at `attributes` ((line, column) -> what it reads, the `stub` of the
     result) and the calls of names in `calls` in one file under a condition on launch flags
-    (slim/check_members.py's reads of deleted members, slim/check_abstract.py's constructions)."""
+    (slim/check_members.py's reads of deleted members, slim/check_overrides.py's constructions)."""
     out: list[GuardedStub] = []
     _Guards(rel, set(calls), dests | env_aliases(tree), out, attributes=attributes).visit(tree)
     return out

@@ -1,4 +1,4 @@
-"""`slim check` on kept classes the plan made abstract (slim/check_abstract.py), on a small tree shaped
+"""`slim check` on kept classes whose overrides the plan cut (slim/check_overrides.py), on a small tree shaped
 like the UnifiedRadixCache crash: a cache built behind an environment switch lost its overrides."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slim.check import check_tree
-from slim.check_abstract import REACHED_ONLY, REFUSED
+from slim.check_overrides import REACHED_ONLY, REFUSED
 from slim.policy import Policy
 from slim.tests.test_check_members import write as write_tree
 
@@ -101,9 +101,9 @@ def test_behind_an_accepted_flag_it_fails_and_behind_a_refused_one_it_is_allowed
 
 
 def test_a_condition_computed_by_a_caller_is_allowed_only_as_the_table_says(check, monkeypatch):
-    import slim.check_abstract as check_abstract
+    import slim.check_overrides as check_overrides
 
-    monkeypatch.setattr(check_abstract, "REACHED_ONLY_BY", {"UnifiedRadixCache": (("flag:--enable-unified",), "why")})
+    monkeypatch.setattr(check_overrides, "REACHED_ONLY_BY", {"UnifiedRadixCache": (("flag:--enable-unified",), "why")})
     assert check("server_args.kt_config is not None").errors  # the item the claim rests on is accepted
     allowed = check("server_args.kt_config is not None", refused=frozenset({"flag:--enable-unified"}))
     assert allowed.errors == [] and allowed.notes[REACHED_ONLY] == 1

@@ -115,7 +115,7 @@ def constructions(rel: str, tree: ast.Module, broken: dict[ClassKey, set[str]],
             and names.get(node.func.id) in broken}
 
 
-def check_abstract(rels: dict[str, str], slim: Callable[[str], ast.Module | None],
+def check_overrides(rels: dict[str, str], slim: Callable[[str], ast.Module | None],
                    upstream: Callable[[str], ast.Module | None] | None, policy: Policy,
                    flags: tuple[dict[str, str], set[str]] | None = None) -> SurfaceReport:
     """slim check's findings over the constructions of classes whose overrides the plan cut (`rels`,
@@ -147,8 +147,8 @@ def check_abstract(rels: dict[str, str], slim: Callable[[str], ast.Module | None
                 report.allow(OFF_SURFACE)
             elif guard and not unrefused([guard], flags[1]):
                 report.allow(REFUSED)
-            elif name in REACHED_ONLY_BY and (REACHED_ONLY_BY[name][0] is None
-                                              or (flags and set(REACHED_ONLY_BY[name][0]) <= flags[1])):
+            elif (claim := REACHED_ONLY_BY.get(key[1].rsplit(".", 1)[-1])) and (
+                    claim[0] is None or (flags and set(claim[0]) <= flags[1])):
                 report.allow(REACHED_ONLY)
             else:
                 when = f" when {needs(guard)}, which the front door accepts" if guard else ""
