@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slim.check_members import check_members
+from slim.check_members import TreeClasses, check_members
 from slim.check_overrides import check_overrides
 from slim.check_registry import check_registry
 from slim.check_surface import check_request_path, lazy_import_note
@@ -326,10 +326,11 @@ def check_tree(tree: Path, upstream: Path | None, policy: Policy | None = None,
     surface = check_request_path(parsed, lambda rel: slim_modules.tree(module_name(rel)),
                                  slim_modules.exists, was_module, policy)
     rels_of, upstream_tree = {module_name(rel): rel for rel in parsed}, upstream_modules and upstream_modules.tree
-    members = check_members(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])
+    classes = TreeClasses(rels_of, slim_modules.tree, upstream_tree) if upstream_tree else None
+    members = check_members(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2], classes)
     registry = check_registry(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[1:],
                               (slim_modules.files, upstream_modules.files if upstream_modules else {}))
-    overrides = check_overrides(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2])
+    overrides = check_overrides(rels_of, slim_modules.tree, upstream_tree, policy, flags and flags[:2], classes)
     for found in (surface, members, registry, overrides):
         report.errors += found.findings
         for what, n in found.allowed.items():

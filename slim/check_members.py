@@ -113,6 +113,7 @@ class TreeClasses:
                 for base in self.bases[(module, qualname)]:
                     self.subclasses[base].append((module, qualname))
         self._deleted: dict[ClassKey, frozenset[str]] = {}
+        self._upstream: dict[ClassKey, set[str]] = {}
 
     def names(self, module: str) -> dict[str, ClassKey]:
         """`class_names` of a module of the tree, once per module."""
@@ -135,9 +136,11 @@ class TreeClasses:
         return seen
 
     def upstream_members(self, key: ClassKey) -> set[str]:
-        tree = self.upstream(key[0])
-        before = module_classes(tree).get(key[1]) if tree else None
-        return class_members(before) if before else set()
+        if key not in self._upstream:  # read once per class: slim check asks for each class's family
+            tree = self.upstream(key[0])
+            before = module_classes(tree).get(key[1]) if tree else None
+            self._upstream[key] = class_members(before) if before else set()
+        return self._upstream[key]
 
     def family(self, key: ClassKey) -> list[ClassKey]:
         """The class and its ancestors of the tree, any depth."""
@@ -288,14 +291,15 @@ def judge_reads(rel: str, tree: ast.Module, reads: list[MemberRef], live: set[tu
 
 def check_members(rels: dict[str, str], slim: Callable[[str], ast.Module | None],
                   upstream: Callable[[str], ast.Module | None] | None, policy: Policy,
-                  flags: tuple[dict[str, str], set[str]] | None = None) -> SurfaceReport:
+                  flags: tuple[dict[str, str], set[str]] | None = None,
+                  classes: TreeClasses | None = None) -> SurfaceReport:
     """slim check's findings over the reads of deleted members in the tree: `rels` maps each module
     to its file, `slim` and `upstream` a module to its parsed tree (None where absent; no `upstream`,
     nothing to compare with: no findings)."""
     report = SurfaceReport()
     if upstream is None:
         return report
-    classes = TreeClasses(rels, slim, upstream)
+    classes = classes or TreeClasses(rels, slim, upstream)  # slim check builds one for both checks
     for module, rel in sorted(rels.items(), key=lambda item: item[1]):
         tree = slim(module)
         reads = deleted_member_reads(rel, tree, classes) if tree else []

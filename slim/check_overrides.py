@@ -109,21 +109,27 @@ def cut_overrides(classes: TreeClasses, key: ClassKey) -> set[str]:
 def constructions(rel: str, tree: ast.Module, broken: dict[ClassKey, set[str]],
                   classes: TreeClasses) -> dict[tuple[int, int], str]:
     """(line, column) of each `Cls(...)` in a file whose class is broken -> "Cls"."""
+    short = {key[1].rsplit(".", 1)[-1] for key in broken}
+    nodes = list(ast.walk(tree))
+    calls = [node.func for node in nodes if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    aliased = any(alias.name in short and alias.asname for node in nodes if isinstance(node, ast.ImportFrom)
+                  for alias in node.names)
+    if not aliased and not any(func.id in short for func in calls):  # most files: skip resolving their names
+        return {}
     names = class_names(tree, rel, classes)
-    return {(node.func.lineno, node.func.col_offset): node.func.id for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and names.get(node.func.id) in broken}
+    return {(func.lineno, func.col_offset): func.id for func in calls if names.get(func.id) in broken}
 
 
 def check_overrides(rels: dict[str, str], slim: Callable[[str], ast.Module | None],
                    upstream: Callable[[str], ast.Module | None] | None, policy: Policy,
-                   flags: tuple[dict[str, str], set[str]] | None = None) -> SurfaceReport:
+                   flags: tuple[dict[str, str], set[str]] | None = None,
+                    classes: TreeClasses | None = None) -> SurfaceReport:
     """slim check's findings over the constructions of classes whose overrides the plan cut (`rels`,
     `slim`, `upstream` as for slim/check_members.py; no `upstream`: nothing to compare, no findings)."""
     report = SurfaceReport()
     if upstream is None:
         return report
-    classes = TreeClasses(rels, slim, upstream)
+    classes = classes or TreeClasses(rels, slim, upstream)  # slim check builds one for both checks
     broken = {key: gone for key in classes.bases if (gone := cut_overrides(classes, key))}
     if not broken:
         return report
