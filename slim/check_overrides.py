@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from slim.check_members import ClassKey, TreeClasses, class_members, class_names
+from slim.check_members import ClassKey, TreeClasses, class_members
 from slim.check_surface import SurfaceReport
 from slim.flag_guards import guarded_attributes, needs, unrefused
 from slim.platform_names import folded
@@ -106,23 +106,15 @@ def cut_overrides(classes: TreeClasses, key: ClassKey) -> set[str]:
     return broken
 
 
-def constructions(rel: str, tree: ast.Module, broken: dict[ClassKey, set[str]],
-                  classes: TreeClasses) -> dict[tuple[int, int], str]:
-    """(line, column) of each `Cls(...)` in a file whose class is broken -> "Cls"."""
-    short = {key[1].rsplit(".", 1)[-1] for key in broken}
-    nodes = list(ast.walk(tree))
-    calls = [node.func for node in nodes if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
-    aliased = any(alias.name in short and alias.asname for node in nodes if isinstance(node, ast.ImportFrom)
-                  for alias in node.names)
-    if not aliased and not any(func.id in short for func in calls):  # most files: skip resolving their names
-        return {}
-    names = class_names(tree, rel, classes)
-    return {(func.lineno, func.col_offset): func.id for func in calls if names.get(func.id) in broken}
+def _calls(tree: ast.Module) -> dict[tuple[int, int], str]:
+    """(line, column) of each call of a plain name in a tree -> the name."""
+    return {(node.func.lineno, node.func.col_offset): node.func.id for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
 
 
 def check_overrides(rels: dict[str, str], slim: Callable[[str], ast.Module | None],
-                   upstream: Callable[[str], ast.Module | None] | None, policy: Policy,
-                   flags: tuple[dict[str, str], set[str]] | None = None,
+                    upstream: Callable[[str], ast.Module | None] | None, policy: Policy,
+                    flags: tuple[dict[str, str], set[str]] | None = None,
                     classes: TreeClasses | None = None) -> SurfaceReport:
     """slim check's findings over the constructions of classes whose overrides the plan cut (`rels`,
     `slim`, `upstream` as for slim/check_members.py; no `upstream`: nothing to compare, no findings)."""
@@ -135,14 +127,14 @@ def check_overrides(rels: dict[str, str], slim: Callable[[str], ast.Module | Non
         return report
     for module, rel in sorted(rels.items(), key=lambda item: item[1]):
         tree = slim(module)
-        built = constructions(rel, tree, broken, classes) if tree else {}
+        names = classes.names(module) if tree else {}  # cached: the member check resolved them already
+        built = {pos: name for pos, name in _calls(tree).items() if names.get(name) in broken} if tree else {}
         if not built:
             continue
-        nvidia = folded(rel, tree)
-        live = built if nvidia is tree else constructions(rel, nvidia, broken, classes)
+        nvidia = folded(rel, tree)  # the folding keeps the positions of what it keeps
+        live = built if nvidia is tree else {pos: name for pos, name in _calls(nvidia).items() if pos in built}
         found = guarded_attributes(rel, nvidia, flags[0], {}, set(live.values())) if flags else []
         guards = {g.where: g for g in found}
-        names = class_names(tree, rel, classes)
         for (line, col), name in sorted(built.items()):
             key = names[name]
             what = f"{rel}:{line}: builds {key[1]}, whose {', '.join(sorted(broken[key]))} the plan cut"

@@ -59,11 +59,6 @@ SWITCHES = {
 }
 
 
-def refused_env_ids() -> set[str]:
-    """The "env:NAME" terms slim/flag_guards.py reads that slim check need not fail on."""
-    return {f"env:{name}" for name in SWITCHES}
-
-
 def front_door_env(message) -> dict[str, tuple[tuple[str, ...], str]]:
     """NAME -> (the spellings of its default, the refusal message) for the switches the launch refuses;
     `message(feature, reason)` words it as slim/surface's refusals are worded."""

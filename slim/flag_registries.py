@@ -10,14 +10,14 @@ from __future__ import annotations
 import ast
 
 from slim.check_surface import is_stub
-from slim.env_switches import refused_env_ids
+from slim.env_switches import SWITCHES
 
 
 def accepts(refused: set[str], flag: str, values: tuple[str, ...] = ()) -> bool:
     """Whether the front door lets the flag through set to one of `values` (any value, with none):
     `refused` holds the ids of removed surface items ("flag:--enable-lora", "flag:--x=aiter")."""
     if flag.startswith("env:"):  # an environment switch: not accepted only where slim/env_switches.py says why
-        return flag not in refused_env_ids()
+        return flag.removeprefix("env:") not in SWITCHES
     if f"flag:{flag}" in refused:
         return False
     return not values or any(f"flag:{flag}={v}" not in refused for v in values)
