@@ -5,6 +5,9 @@
 #                                notebooks, benchmarks, coverage_db)
 #   bash ci/room.sh out verify   before an AGAIN=1 verify/fuzz call (tree tar + plan.json): moves out the
 #                                generated tree and docs; coverage_db stays (references, surface inventory)
+#   bash ci/room.sh out lean SCENARIO...
+#                                before a first-call verify (deps + JIT cache + tree tar, no record call
+#                                before it): what `out record` moves, except the named scenarios' recordings
 #   bash ci/room.sh in           puts everything back (run it before any commit)
 # Files go to $ROOM (default /tmp/slim-room); `in` refuses to overwrite a path that came back meanwhile.
 set -euo pipefail
@@ -14,6 +17,9 @@ RECORD_ONLY="sglang docs notebooks benchmarks slim/tests scenarios/tests tracer/
 VERIFY_ONLY="sglang docs"
 case "${1:-} ${2:-}" in
   "out record") paths=$RECORD_ONLY ;;
+  "out lean") shift 2; keep=" $* "  # coverage_db/ goes entry by entry: the named recordings stay
+    paths="${RECORD_ONLY% coverage_db}"
+    for d in coverage_db/*; do case "$keep" in *" ${d#coverage_db/} "*) ;; *) paths="$paths $d" ;; esac; done ;;
   "out verify") paths=$VERIFY_ONLY ;;
   "in "*)
     [ -d "$ROOM" ] || { echo "nothing moved out ($ROOM is absent)"; exit 0; }
@@ -22,7 +28,7 @@ case "${1:-} ${2:-}" in
       mkdir -p "$(dirname "$p")" && mv "$ROOM/$p" "$p"
     done < "$ROOM/.moved"
     rm -rf "$ROOM"; git status --short | head; exit 0 ;;
-  *) sed -n 2,9p "$0" >&2; exit 2 ;;
+  *) sed -n 2,12p "$0" >&2; exit 2 ;;
 esac
 [ ! -e "$ROOM" ] || { echo "error: $ROOM exists (an earlier 'out' not put back: bash ci/room.sh in)" >&2; exit 1; }
 mkdir -p "$ROOM"

@@ -2,7 +2,7 @@
 
 `slim apply` writes one generated module into the slimmed tree (`FRONT_DOOR`) holding the removed
 flags, flag values, request fields and routes with their messages (from slim/surface.toml), and
-splices one call into each of five upstream functions where a user names them:
+splices one call into each of six upstream functions where a user names them:
 - `ServerArgs.add_cli_args` (the launch command's parser): a removed flag, or a removed value of a
   kept flag, is an argparse error (exit 2) that names the feature and how to get it back;
 - the HTTP app, right after `app = FastAPI(...)`: a removed route answers 410 Gone with that message
@@ -12,6 +12,8 @@ splices one call into each of five upstream functions where a user names them:
   `OpenAIServingBase.handle_request`: a removed request field set by the client is an HTTP 400;
 - `ModelConfig._verify_quantization`: a removed quantization the checkpoint declares (no flag
   named it) is a ValueError at start, before any weight loads.
+- `ServerArgs.__post_init__` (the Python API: `sglang.Engine(**kwargs)`, `ServerArgs(...)` name flags
+  as fields, past the parser): the same flags, values and environment switches, as a ValueError;
 A removed entry point (`python -m sglang.x.y`) whose package is kept gets a module of its own in
 its place: run, it exits with the message; imported, it raises ModuleNotFoundError (with the
 message) as an absent module would, so an upstream `try: import ... except ImportError` holds.
@@ -32,6 +34,8 @@ MODULE = "sglang.srt.slim_front_door"
 HOOKS = (
     ("sglang/srt/server_args.py", "ServerArgs.add_cli_args", "end", "refuse_removed_args(parser)",
      "refuse_removed_args"),
+    ("sglang/srt/server_args.py", "ServerArgs.__post_init__", "start", "refuse_removed_server_args(self)",
+     "refuse_removed_server_args"),
     ("sglang/srt/entrypoints/http_server.py", "app", "after", "add_refused_routes(app)", "add_refused_routes"),
     ("sglang/srt/managers/tokenizer_manager.py", "TokenizerManager.generate_request", "start",
      "refuse_removed_fields(obj)", "refuse_removed_fields"),
@@ -67,10 +71,8 @@ def _refusing(flag, convert, default):
 def refuse_removed_args(parser):
     """Called at the end of ServerArgs.add_cli_args: refuse removed environment switches (set to
     anything but their default), flags and flag values."""
-    for name, (default, message) in sorted(REMOVED_ENV.items()):
-        value = os.environ.get(name)
-        if value is not None and value.strip().lower() not in default:
-            parser.error(f"environment variable {name}={value}: {message}")
+    if (refused := _refused_env()) is not None:
+        parser.error("environment variable {}={}: {}".format(*refused))
     actions = parser._option_string_actions  # argparse keeps no public index of its actions
     for flag in sorted(REMOVED_FLAGS):
         if flag in actions:  # the same action, refusing: it keeps its dest, default and nargs
@@ -84,10 +86,90 @@ def refuse_removed_args(parser):
             action.type = _refusing(flag, action.type, action.default)
 
 
+def _refused_env():
+    """(name, value, message) of the first removed environment switch set to a non-default value."""
+    for name, (default, message) in sorted(REMOVED_ENV.items()):
+        value = os.environ.get(name)
+        if value is not None and value.strip().lower() not in default:
+            return name, value, message
+    return None
+
+
+def _flag_fields(parser):
+    """Each launch flag's ServerArgs field (its argparse dest) and its parser default as written
+    and as argparse converts it (a string default goes through the flag's type: '{}' -> {})."""
+    return {flag: (action.dest, (action.default, _converted(action))) for flag, action in
+            parser._option_string_actions.items()}
+
+
+def _converted(action):
+    if isinstance(action.default, str) and callable(action.type):
+        try:
+            return action.type(action.default)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            pass
+    return action.default
+
+
+@functools.cache
+def _launch_flag_fields():
+    from sglang.srt.server_args import ServerArgs
+
+    parser = argparse.ArgumentParser()
+    ServerArgs.add_cli_args(parser)
+    return _flag_fields(parser)
+
+
+@functools.cache
+def _removed_values():
+    """flag -> {removed value upper-cased: message}."""
+    table = {}
+    for (flag, value), message in REMOVED_FLAG_VALUES.items():
+        table.setdefault(flag, {})[value.upper()] = message
+    return table
+
+
+def _spellings(value):
+    """How a field's value may name a flag value: itself, an enum's name and value, upper-cased."""
+    return {str(v).upper() for v in (value, getattr(value, "name", value), getattr(value, "value", value))}
+
+
+def _refusal(flag, value):
+    """Why `value` may not reach the field through `flag`: the flag is removed, or this value of it."""
+    if flag in REMOVED_FLAGS:
+        return REMOVED_FLAGS[flag]
+    removed = _removed_values().get(flag, {})
+    return next((removed[v] for v in sorted(_spellings(value)) if v in removed), None)
+
+
+def refuse_removed_server_args(server_args, parser=None):
+    """Called at the start of ServerArgs.__post_init__: the Python API names flags as fields, past
+    the launch parser, so refuse here what the parser refuses, as a ValueError. A field left at a
+    default (its flags', as written or converted, or its dataclass's) names nothing removed; one that
+    a kept flag (a deprecated alias's successor) also writes is refused only if every flag writing
+    it refuses the value. `parser`: one holding the launch flags (default: ServerArgs.add_cli_args')."""
+    if (refused := _refused_env()) is not None:
+        raise ValueError("environment variable {}={}: {}".format(*refused))
+    flags = _flag_fields(parser) if parser is not None else _launch_flag_fields()
+    own = _defaults(type(server_args)) if dataclasses.is_dataclass(server_args) else {}
+    by_field = {}
+    for flag, (dest, defaults) in sorted(flags.items()):
+        by_field.setdefault(dest, []).append((flag, defaults))
+    for dest, writers in by_field.items():
+        defaults = [d for _, flag_defaults in writers for d in flag_defaults] + ([own[dest]] if dest in own else [])
+        value = getattr(server_args, dest, defaults[0])
+        if any(value == default for default in defaults):
+            continue
+        why = [_refusal(flag, value) for flag, _ in writers]
+        if all(why):
+            raise ValueError(f"{dest}={value!r} ({writers[0][0]}): {why[0]}")
+
+
 @functools.cache
 def _defaults(cls):
-    """A request dataclass's field defaults, read once per class (not per field per request)."""
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+    """A dataclass's field defaults (a factory's value too), read once per class (not per field per request)."""
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            for f in dataclasses.fields(cls)}
 
 
 def _named(obj, name):

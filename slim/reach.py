@@ -146,9 +146,9 @@ class _Reach(ReachRules):
         self.live_classes: set[str] = set()
         self.todo: deque = deque()
         self.fixed: dict[Key, Reason] = {}  # ran / policy reasons, decided up front
-        self.untouched: dict[tuple[str, str], bool] = {}
+        self.untouched, self.never_made = {}, {}  # per class: (path, qualname) -> bool
         self.ancestor_methods: dict[tuple[str, str], set[str]] = {}
-        self.never_made: dict[tuple[str, str], bool] = {}
+        self.own_reads: dict[tuple[str, str], frozenset[str]] = {}
         self.loaded: set[str] = set()  # modules kept code (or policy, or __main__) imports
         self.ran_names: set[str] = set()  # top-level functions that ran (decorators among them)
         self.called: set[str] = set()  # names ran code calls, through never-run callees

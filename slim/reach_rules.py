@@ -46,8 +46,8 @@ class ReachRules:
                 and not _declarative(self.defs[(path, member.parent)]) \
                 and not self.policy.on_request_path(path) \
                 and self.policy.whole_for(path, member.parent) is None \
-                and not self._flag_built(path, member):
-            return MEMBER_READ if read else None  # (a dataclass is built without a method of its own running)
+                and not self._flag_built(path, member):  # (a dataclass is built without a method of its own running)
+            return MEMBER_READ if read or member.name in self._read_by_own_kept(path, member.parent) else None
         if member.name in self.out.needed:
             return REFERENCED
         if member.kind == "method" and member.name in self.live_methods:
@@ -77,7 +77,8 @@ class ReachRules:
                 and self.out.defs[key].kind in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
             return None
-        read_here = d.parent is not None and self._read_member(path, d) and self.policy.off_surface_for(
+        read_here = d.parent is not None and (self._read_member(path, d) or d.name in self._read_by_own_kept(
+            path, d.parent)) and self.policy.off_surface_for(
             path, d.qualname) is None  # on the surface, a member so read is judged like flag-built code
         if path not in self.touched_files and not self._flag_built(path, d) and not read_here:
             return STUB  # nothing in its module ran
@@ -110,6 +111,24 @@ class ReachRules:
             self.untouched[(path, qualname)] = bool(own) and not any(_key(path, m) in self.fixed for m in own)
         return self.untouched[(path, qualname)]
 
+    def _read_by_own_kept(self, path: str, qualname: str) -> frozenset[str]:
+        """Members of an untouched class that its methods which stay whatever ran (the implicit ones:
+        its constructor, overrides of its family's protocol) read through `self`/`cls`, closed over
+        the methods so read. When a flag puts the class to work they run: `FullComponent.__init__`
+        takes `self._session_ref_eviction_strategy` (AttributeError at start-up under
+        --enable-session-radix-cache, H100 2026-12-07)."""
+        if (path, qualname) not in self.own_reads:
+            own = {m.name: m for m in self.members[(path, qualname)] if m.kind == "method"}
+            todo, read = [m for m in own.values() if self._implicit(m)], set()
+            while todo:
+                for _, ref in todo.pop().member_reads:
+                    base, _, attr = ref.partition(".")
+                    if base in ("self", "cls") and attr not in read:
+                        read.add(attr)
+                        todo += [own[attr]] if attr in own else []
+            self.own_reads[(path, qualname)] = frozenset(read)
+        return self.own_reads[(path, qualname)]
+
     def _never_made(self, path: str, qualname: str) -> bool:
         """The class is off the surface ([[off_surface]]), defines a constructor that never ran, is
         no exception or declarative body, and no class deriving from it (by base name, any depth) ran
@@ -141,10 +160,12 @@ class ReachRules:
         (functions and classes, (class name, member) pairs). Functions and classes: those that
         functions which ran call on lines no recording executed (the branch of a flag no scenario
         set), and registry entries named by string. Members: those read as `Cls.member` or
-        `self.member` there, or anywhere in request handling (what runs there depends on each
-        request). Both followed through everything the defs so found call and read where none of
-        their code ran. Methods are not followed by name: a class called so keeps the methods kept
-        code names, and a member read so stays."""
+        `self.member` there, anywhere in request handling (what runs there depends on each
+        request), or in code a [[keep]] keeps (it says that code may run:
+        UnifiedRadixCache.init_hicache reads HybridCacheController.parse_storage_backend_extra_config).
+        Both followed through everything the defs so found call and read where none of their code
+        ran. Methods are not followed by name: a class called so keeps the methods kept code names,
+        and a member read so stays."""
         executed = self.executed
         never_ran: dict[str, list[tuple[str, Def]]] = defaultdict(list)
         for (path, qualname), d in self.defs.items():
@@ -158,7 +179,8 @@ class ReachRules:
                   if line in executed.get(path, ())]  # a registry's entries by name: a flag picks one
         reads = [r for path, d, lines in sources for line, read in d.member_reads if line not in lines
                  if (r := self._read_of(path, d, read))]
-        reads += [r for (path, _), d in self.defs.items() if d.kind != "class" and self.policy.on_request_path(path)
+        reads += [r for (path, _), d in self.defs.items() if d.kind != "class" and (
+                      self.policy.on_request_path(path) or _key(path, d) in self.policy_live)
                   for _, read in d.member_reads if (r := self._read_of(path, d, read))]
         seen_names: set[str] = set()
         seen_reads: set[tuple[str, str]] = set()  # the reads followed

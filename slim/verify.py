@@ -20,6 +20,7 @@ from slim.policy import load_policy
 from slim.recording import load_recording, recording_paths
 from slim.runtime import host_environment, probe
 from slim.serve import serve_scenario, server_env
+from slim.surface.policy import REFUSAL_MARK
 from slim.upstream import cache_root, load_pin
 
 VERIFY_SCHEMA = "slim-verify/2"  # 2: a failed start is a report too; diagnosis lines
@@ -74,6 +75,16 @@ def without_response_noise(value):
     return value
 
 
+def refused_where_upstream_failed(reference: list[dict], outputs: list[dict]) -> list[str]:
+    """Requests upstream answered with a server error (5xx) and the slimmed tree refused at its front
+    door (a 4xx carrying REFUSAL_MARK): a feature removed because upstream can only fail on it
+    (Ollama's /api/chat under the pinned transformers). Any other status difference still counts, a
+    refusal where upstream answered 2xx or 4xx above all."""
+    failed = {o["name"] for o in reference if o["status"] >= 500}
+    return sorted(o["name"] for o in outputs if o["name"] in failed and 400 <= o["status"] < 500
+                  and REFUSAL_MARK in json.dumps(o["output"]))
+
+
 def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: float = LOGPROB_ATOL,
                      batched: frozenset[str] = frozenset()) -> str | None:
     """The first difference of the requests (status, tokens, text, logprobs within logprob_atol), else
@@ -82,6 +93,9 @@ def outputs_mismatch(reference: list[dict], outputs: list[dict], logprob_atol: f
     decides) are left out: batch composition and the prefix cache's state move them (up to 0.94 in
     an echoed prompt, H100 2026-12-06, tokens and text identical); its tokens and text still count."""
     reference, outputs = (_loose(reference, batched), _loose(outputs, batched)) if batched else (reference, outputs)
+    if refused := refused_where_upstream_failed(reference, outputs):
+        reference = [o for o in reference if o["name"] not in refused]
+        outputs = [o for o in outputs if o["name"] not in refused]
     reference, outputs = without_response_noise(reference), without_response_noise(outputs)
     reference_requests, reference_companions = split_companions(reference)
     requests, companions = split_companions(outputs)
@@ -164,6 +178,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "diagnosis": [] if mismatch is None else diagnosis(logs, scenario.name, plan_source),
         "requests_compared": sum(o["compare"] for o in recording.outputs),
         "requests_sent": len(run.outputs) if run else 0,
+        "refused_where_upstream_failed": refused_where_upstream_failed(recording.outputs, run.outputs) if run else [],
         "command": run.command if run else None,
         "environment": environment,
         # set when the reference came from another GPU model: then logprob noise is no verdict
@@ -172,6 +187,9 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "reference_gpus": list(reference_gpus),
         # which third-party runtime served it (ci/bundle_runtime.sh names it: the full deps or a bundle)
         "runtime": os.environ.get("SLIM_RUNTIME"),
+        # verify servers that shared this GPU at once (ci/gpu_session.sh LANES); the KV pool is then
+        # sized from less free memory, which no compared output depends on
+        "lanes": int(os.environ.get("SLIM_VERIFY_LANES", "1")),
         "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),
                             "slim": run.healthy_after_s if run else None},
         "outputs": run.outputs if run else [],

@@ -8,9 +8,9 @@ greedy /generate after the run that must give the same tokens on both sides."""
 from __future__ import annotations
 
 from slim.fuzz.generate import RequestSpec
+from slim.surface.policy import REFUSAL_MARK  # a removed feature refused at its front door: the point
 
-# A removed feature refused at its front door (slim/surface's refusal message): the point of removing it.
-REFUSAL_MARK = "was removed from this slimmed SGLang"
+__all__ = ["REFUSAL_MARK", "compare", "row_problem"]
 FAILED = ("hang", "no_answer")
 
 

@@ -57,9 +57,13 @@ def load_policy(path: Path = POLICY, known_ids: set[str] | None = None) -> list[
     return entries
 
 
+# In every refusal: how a client (fuzzer, kits, verify) tells a front-door refusal from an error.
+REFUSAL_MARK = "was removed from this slimmed SGLang"
+
+
 def refusal_message(feature: str, reason: str) -> str:
     """What the slimmed server answers where a user names a removed item (flag, field, route)."""
-    return (f"{feature} was removed from this slimmed SGLang ({reason}). To get it back: record a scenario that "
+    return (f"{feature} {REFUSAL_MARK} ({reason}). To get it back: record a scenario that "
             f"uses it (slim record --scenario ...) and run slim apply.")
 
 

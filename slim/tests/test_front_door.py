@@ -3,6 +3,7 @@
 import argparse
 import ast
 import dataclasses
+import json
 
 import pytest
 
@@ -12,6 +13,9 @@ from slim.upstream import default_tree, load_pin
 REMOVED = [
     {"id": "flag:--enable-lora", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
     {"id": "flag:--lora-backend", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
+    {"id": "flag:--old-tp", "kind": "flag", "message": "the old alias was removed."},
+    {"id": "flag:--lora-config", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
+    {"id": "flag:--lora-paths", "kind": "flag", "message": "LoRA was removed (not served). To get it back: ..."},
     {"id": "flag:--device=npu", "kind": "flag_value", "message": "Ascend NPU was removed (not NVIDIA)."},
     {"id": "flag:--mamba-backend=triton", "kind": "flag_value", "message": "Mamba was removed."},
     {"id": "flag:--speculative-algorithm=NGRAM", "kind": "flag_value", "message": "n-gram speculation was removed."},
@@ -38,6 +42,9 @@ def parser_with_door(door) -> argparse.ArgumentParser:
     parser.add_argument("--tp-size", type=int, default=1)
     parser.add_argument("--mamba-backend", type=str, default="triton", choices=["triton", "flashinfer"])
     parser.add_argument("--speculative-algorithm", type=str, default=None)  # no choices: an enum parses it later
+    parser.add_argument("--lora-paths", nargs="*", default=None)
+    parser.add_argument("--lora-config", type=json.loads, default="{}")
+    parser.add_argument("--old-tp", dest="tp_size", type=int, default=argparse.SUPPRESS)  # a removed alias
     door["refuse_removed_args"](parser)
     return parser
 
@@ -88,6 +95,36 @@ def test_an_enum_parsed_value_is_refused_in_any_case(door, capsys):
             parser.parse_args(["--speculative-algorithm", value])
         assert "n-gram speculation was removed" in capsys.readouterr().err
     assert parser.parse_args(["--speculative-algorithm", "nextn"]).speculative_algorithm == "nextn"
+
+
+@dataclasses.dataclass
+class Args:  # the fields of parser_with_door's flags, as ServerArgs holds them
+    enable_lora: bool = False
+    lora_backend: str = "csgmv"
+    device: str | None = None
+    tp_size: int = 1
+    mamba_backend: str = "triton"
+    speculative_algorithm: str | None = None
+    lora_paths: list = dataclasses.field(default_factory=list)  # the parser's default is None
+    lora_config: dict | str = "{}"  # argparse turns the string default into {} through the flag's type
+
+
+def test_the_python_api_is_refused_what_the_launch_parser_refuses(door, monkeypatch):
+    """`sglang.Engine(**kwargs)` builds ServerArgs without the parser: its __post_init__ refuses the
+    same removed flags, values (any case) and environment switches, as a ValueError."""
+    parser = parser_with_door(door)
+    refuse = door["refuse_removed_server_args"]
+    refuse(Args(tp_size=2, device="cuda", lora_backend="csgmv", mamba_backend="triton"), parser)
+    refuse(Args(**vars(parser.parse_args(["--tp-size", "2"]))), parser)  # the launch: parsed defaults
+    for args, message in ((Args(enable_lora=True), "LoRA was removed"), (Args(lora_backend="triton"), "LoRA"),
+                          (Args(device="npu"), "Ascend NPU was removed"),
+                          (Args(speculative_algorithm="ngram"), "n-gram speculation was removed"),
+                          (Args(lora_paths=["a"]), "LoRA")):
+        with pytest.raises(ValueError, match=message):
+            refuse(args, parser)
+    monkeypatch.setenv("SGLANG_MM_BUFFER_SIZE_MB", "64")
+    with pytest.raises(ValueError, match="environment variable SGLANG_MM_BUFFER_SIZE_MB=64"):
+        refuse(Args(), parser)
 
 
 def test_a_removed_quantization_the_checkpoint_declares_is_refused(door):
@@ -173,7 +210,7 @@ def test_hooks_fit_the_real_upstream_files():
     for path, text in files.items():
         ast.parse(text)
         if path != FRONT_DOOR:
-            assert text.count("from sglang.srt.slim_front_door import") == 1
+            assert text.count("from sglang.srt.slim_front_door import") == sum(h[0] == path for h in HOOKS)
     assert front_door_files([], lambda path: "") == {}
 
 

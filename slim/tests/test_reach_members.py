@@ -12,7 +12,7 @@ import pytest
 
 from slim.apply import apply_plan
 from slim.plan import make_function_plan, package_files
-from slim.policy import OffSurface, Policy, Sampled, Whole
+from slim.policy import Keep, OffSurface, Policy, Sampled, Whole
 from slim.reach import NEVER_RUN
 from slim.reasons import Reason, Why
 from slim.tests.test_function_plan import decisions, recording_of
@@ -23,6 +23,14 @@ FILES = {
     EVENTS: '''class Factory:
     def __init__(self, config):
         self.config = config
+        self.strategy = self._pick if config == "session" else None  # a bound method, taken not called
+
+    def _pick(self):
+        return "picked"
+
+    @classmethod
+    def _rebuild(cls, config):
+        return f"rebuilt {config}"
 
     @classmethod
     def create(cls, config):
@@ -69,6 +77,10 @@ def start():
 
 def orphan():
     return Factory.unused(None)
+
+
+def maintenance():
+    return Factory._rebuild("x")
 '''}
 RAN = {START: ["start", "Pool.alloc"], EVENTS: []}
 FLAG_BRANCHES = ("return self._grow(n)", "return Factory.create(")  # the lines no recording executed
@@ -148,3 +160,26 @@ def test_a_whole_class_keeps_its_methods_though_none_ran(tree):
     referenced = ("keep", Reason(Why.REFERENCED))
     assert events["Factory.create"] == events["Factory._build"] == events["GrowMixin._grow"] == referenced
     assert events["Factory.unused"] == events["GrowMixin._shrink"] == ("delete", NEVER_RUN)
+
+
+def test_an_untouched_class_keeps_what_its_constructor_takes_through_self(tree):
+    """No method of `Factory` ran, so its members go unless read; its constructor stays (implicit) and
+    takes `self._pick` as a value on a branch of its own: the member stays with it. The shape of
+    `FullComponent.__init__` taking `self._session_ref_eviction_strategy` (AttributeError at start-up
+    under --enable-session-radix-cache, H100 2026-12-07). `unused`, which nothing kept reads, goes."""
+    events = decisions(plan_of(tree[0], Policy(), cold=()), EVENTS)
+    assert events["Factory._pick"] == ("keep", MEMBER_READ)
+    assert events["Factory.unused"] == ("delete", NEVER_RUN)
+
+
+def test_what_policy_kept_code_reads_stays(tree):
+    """A [[keep]] says its code may run (hardware not lent here, an environment switch): the members
+    it reads stay with it. `UnifiedRadixCache.init_hicache`, kept whole, read
+    `HybridCacheController.parse_storage_backend_extra_config`, which the plan had cut. Without the
+    keep, `maintenance` (never run) goes, and what only it read."""
+    events = decisions(plan_of(tree[0], Policy(), cold=()), EVENTS)
+    assert events["Factory._rebuild"] == ("delete", NEVER_RUN)
+    kept = Policy(keeps=(Keep(START, "maintenance", "an operator path no scenario runs", "s"),))
+    plan = plan_of(tree[0], kept, cold=())
+    assert decisions(plan, START)["maintenance"][0] == "keep"
+    assert decisions(plan, EVENTS)["Factory._rebuild"] == ("keep", MEMBER_READ)

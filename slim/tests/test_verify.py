@@ -1,5 +1,6 @@
 """slim/verify.py's comparison across GPU models: logprob noise is no verdict, tokens still are."""
 
+from slim.surface.policy import REFUSAL_MARK
 from slim.verify import cross_gpu_note, mismatch_without_logprobs, outputs_mismatch
 
 
@@ -37,3 +38,19 @@ def test_a_batched_request_is_compared_without_logprobs_and_a_sequential_one_wit
     assert outputs_mismatch(reference, other_token, 0.05, frozenset({"grouped"})) is not None
     alone_moved = [output("grouped", [5, 6], -0.30), output("alone", [7], -1.20)]
     assert outputs_mismatch(reference, alone_moved, 0.05, frozenset({"grouped"})) is not None
+
+
+def answer(name: str, status: int, body) -> dict:
+    return {"name": name, "status": status, "compare": False, "output": body}
+
+
+def test_a_front_door_refusal_counts_only_where_upstream_itself_failed():
+    """Ollama's /api/chat answers 500 to every request on the pinned upstream; the slimmed tree
+    refuses it with a 410 naming the removal. A refusal where upstream served (2xx) or refused
+    (4xx) is a difference, as is a 4xx without the refusal's words."""
+    refusal = {"error": {"code": 410, "message": f"Ollama's chat endpoint {REFUSAL_MARK} (upstream fails)."}}
+    upstream_failed = [answer("ollama_chat", 500, "Internal Server Error")]
+    assert outputs_mismatch(upstream_failed, [answer("ollama_chat", 410, refusal)]) is None
+    assert outputs_mismatch(upstream_failed, [answer("ollama_chat", 410, {"error": "gone"})]) is not None
+    assert outputs_mismatch([answer("ollama_chat", 200, {})], [answer("ollama_chat", 410, refusal)]) is not None
+    assert outputs_mismatch([answer("ollama_chat", 400, {})], [answer("ollama_chat", 410, refusal)]) is not None

@@ -84,6 +84,13 @@ class GreedyTokenSelection(ChoicesSamplingMethod):
         }
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
 
+    def _build_logprob_matrix(self, input_token_logprobs, max_tokens, num_options):
+        raise NotImplementedError('slim removed the body of GreedyTokenSelection._build_logprob_matrix: it never ran in any recording (see sglang/REMOVED.md)')
+
+    def _greedy_selection(self, logprob_matrix, num_options, max_tokens):
+        raise NotImplementedError('slim removed the body of GreedyTokenSelection._greedy_selection: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 greedy_token_selection = GreedyTokenSelection()
 
 
@@ -126,5 +133,9 @@ class UnconditionalLikelihoodNormalized(ChoicesSamplingMethod):
             "normalized_unconditional_prompt_logprobs": normalized_unconditional_prompt_logprobs,
         }
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
+
+    def _normalize_logprobs(self, input_token_logprobs, unconditional_token_logprobs):
+        raise NotImplementedError('slim removed the body of UnconditionalLikelihoodNormalized._normalize_logprobs: it never ran in any recording (see sglang/REMOVED.md)')
+
 
 unconditional_likelihood_normalized = UnconditionalLikelihoodNormalized()

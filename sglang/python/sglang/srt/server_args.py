@@ -3399,6 +3399,8 @@ class ServerArgs:
         # short-circuit (none/dummy model paths) so run_post_process_pass and
         # direct handler invocations can rely on it even when
         # _handle_model_specific_adjustments never runs.
+        from sglang.srt.slim_front_door import refuse_removed_server_args
+        refuse_removed_server_args(self)
         self._resolved_overrides = []
 
         self._handle_return_hidden_states_mode()

@@ -95,6 +95,13 @@ class Runtime:
 
         self.endpoint = RuntimeEndpoint(self.url)
 
+    def shutdown(self):
+        from sglang.srt.utils import kill_process_tree
+
+        if self.pid is not None:
+            kill_process_tree(self.pid)
+            self.pid = None
+
     async def async_generate(
         self,
         prompt: str,

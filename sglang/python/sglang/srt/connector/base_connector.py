@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 
+import os
+import shutil
 import signal
 import tempfile
 from abc import ABC, abstractmethod
@@ -40,6 +42,14 @@ class BaseConnector(ABC):
     ) -> None:
         raise NotImplementedError()
 
+    def close(self):
+        if self.closed:
+            return
+
+        self.closed = True
+        if os.path.exists(self.local_dir):
+            shutil.rmtree(self.local_dir)
+
     def __enter__(self):
         return self
 
@@ -48,6 +58,16 @@ class BaseConnector(ABC):
 
     def __del__(self):
         self.close()
+
+    def _close_by_signal(self, existing_handler=None):
+
+        def new_handler(signum, frame):
+            self.close()
+            if existing_handler:
+                existing_handler(signum, frame)
+
+        return new_handler
+
 
 class BaseKVConnector(BaseConnector):
 

@@ -10,6 +10,7 @@ import torch
 from sglang.srt.distributed import parallel_state
 from sglang.srt.managers.schedule_batch import ServerArgs
 from sglang.srt.runtime_context import get_parallel
+from sglang.srt.utils import is_cuda
 
 if TYPE_CHECKING:
     from sglang.srt.configs.model_config import ModelConfig
@@ -93,6 +94,45 @@ class ElasticEPStateManager:
         return cls._instance
 
     @classmethod
+    def _init_joiner_state(cls, inst: ElasticEPState, server_args: ServerArgs) -> None:
+        global_rank = torch.distributed.get_rank()
+        inst.active_ranks.zero_()
+        inst.active_ranks[global_rank] = 1
+        inst.snapshot_active_to_last()
+        inst.sync_active_to_cpu()
+
+        if server_args.ep_join_mode == "scale":
+            inst.effective_ep_size = (
+                server_args.ep_join_rank_offset + server_args.tp_size
+            )
+            inst.original_ep_size = (
+                server_args.elastic_ep_initial_size or server_args.ep_join_rank_offset
+            )
+            inst.has_scaled = True
+        else:
+            world_size = torch.distributed.get_world_size()
+            inst.effective_ep_size = world_size
+            inst.original_ep_size = world_size
+
+    @staticmethod
+    def _select_device() -> torch.device:
+        if is_cuda():
+            return torch.device("cuda")
+        else:
+                raise NotImplementedError("Only CUDA and CPU support elastic ep now.")
+
+    @classmethod
+    def _build_state(
+        cls, *, ep_size: Optional[int] = None, device: Optional[torch.device] = None
+    ) -> ElasticEPState:
+        active = cls.healthy_rank_state(ep_size=ep_size, device=device)
+        return ElasticEPState(
+            active_ranks=active,
+            last_active_ranks=active.clone(),
+            active_ranks_cpu=active.detach().cpu().clone(),
+        )
+
+    @classmethod
     def healthy_rank_state(
         cls, *, ep_size: Optional[int] = None, device: Optional[torch.device] = None
     ) -> torch.Tensor:
@@ -140,6 +180,12 @@ class ElasticEPStateManager:
     @classmethod
     def mark_syncing_new_world(cls) -> None:
         cls._mark_phase("syncing_new_world")
+
+    @classmethod
+    def _mark_phase(cls, phase: str) -> None:
+        inst = cls._instance
+        if inst is not None and inst.pending_ep_size is not None:
+            inst.scale_phase = phase
 
     @classmethod
     def commit_scale(cls) -> None:
@@ -204,6 +250,12 @@ class ElasticEPStateManager:
     def on_scale(cls, from_ep_size: int, to_ep_size: int) -> None:
         if cls._on_scale is not None:
             cls._on_scale(from_ep_size, to_ep_size)
+
+    @staticmethod
+    def _on_scale_nixl(from_ep_size: int, to_ep_size: int) -> None:
+        from sglang.srt.layers.moe.token_dispatcher.nixl import NixlEPBuffer
+
+        NixlEPBuffer.on_scale(from_ep_size, to_ep_size)
 
     @classmethod
     def is_scaling(cls) -> bool:

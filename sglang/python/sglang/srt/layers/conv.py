@@ -7,6 +7,7 @@ also avoids the PyTorch 2.9.1 + CuDNN < 9.15 Conv3d bug
 (https://github.com/pytorch/pytorch/issues/168167).
 """
 
+import math
 from typing import Tuple, Union
 
 import torch
@@ -111,6 +112,13 @@ class Conv3dLayer(MultiPlatformOp):
             self.register_parameter("bias", None)
 
         self._reset_parameters()
+
+    def _reset_parameters(self):
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = nn.init._calculate_correct_fan(self.weight, "fan_in")
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError('slim removed the body of Conv3dLayer.forward_cpu: it never ran in any recording (see sglang/REMOVED.md)')

@@ -500,6 +500,12 @@ class GemmaRMSNorm(MultiPlatformOp):
         # natively, this can be removed.
         self.weight.weight_loader = self._weight_loader
 
+    def _weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor) -> None:
+        assert param.size() == loaded_weight.size()
+        param.data.copy_(loaded_weight)
+        # Keep storage stable for CUDA graphs or fused paths that capture this buffer.
+        torch.add(param.data, 1.0, out=self.gemma_weight)
+
     def forward_native(
         self,
         x: torch.Tensor,

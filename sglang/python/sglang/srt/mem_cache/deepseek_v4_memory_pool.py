@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
-from typing import List, Optional, Tuple
+from typing import List, Literal, NamedTuple, Optional, Tuple
 
 import torch
 
-from sglang.srt.constants import GPU_MEMORY_TYPE_KV_CACHE
 from sglang.srt.environ import envs
 from sglang.srt.mem_cache.base_swa_memory_pool import BaseSWAKVPool
+from sglang.srt.mem_cache.deepseek_v4_compress_state import CompressStatePool
 from sglang.srt.mem_cache.memory_pool import KVCache
 from sglang.srt.runtime_context import get_server_args, get_spec
 from sglang.srt.utils import is_hip
@@ -20,111 +19,29 @@ _is_hip = is_hip()
 ONLINE_C128 = not _is_hip and envs.SGLANG_OPT_USE_ONLINE_COMPRESS.get()
 
 
+def get_compress_state_ring_size(
+    compress_ratio: int, is_speculative: bool = False
+) -> int:
+    raise NotImplementedError('slim removed the body of get_compress_state_ring_size: it never ran in any recording (see sglang/REMOVED.md)')
+
+
 class DeepSeekV4SingleKVPool(KVCache):
-    def __init__(
-        self,
-        size: int,
-        page_size: int,
-        dtype: torch.dtype,
-        qk_nope_head_dim: int,
-        qk_rope_head_dim: int,
-        layer_num: int,
-        device: str,
-        enable_memory_saver: bool,
-        start_layer: Optional[int] = None,
-        end_layer: Optional[int] = None,
-    ):
-        super().__init__(
-            size,
-            page_size,
-            dtype,
-            layer_num,
-            device,
-            enable_memory_saver,
-            start_layer,
-            end_layer,
-        )
-        self.qk_nope_head_dim = qk_nope_head_dim
-        self.qk_rope_head_dim = qk_rope_head_dim
-
-        self.scale_pad = 1
-        self.quantize_block_size = 64
-        self.rope_storage_dtype = torch.bfloat16
-        self.k_with_scale_buffer_dtype = torch.int8
-        self._create_buffers()
-
-    def _create_buffers(self):
-        raise NotImplementedError('slim removed the body of DeepSeekV4SingleKVPool._create_buffers: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def get_key_buffer(self, layer_id: int):
-        raise NotImplementedError('slim removed the body of DeepSeekV4SingleKVPool.get_key_buffer: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def set_kv_buffer(self, *args, **kwargs) -> None:
-        raise NotImplementedError()
-
-    def get_value_buffer(self, layer_id: int) -> torch.Tensor:
-        raise NotImplementedError("Use get_key_buffer instead.")
-
-    def get_kv_buffer(self, layer_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("Use get_key_buffer instead.")
+    pass
 
 
 class HiSparseC4DevicePool(DeepSeekV4SingleKVPool):
 
-    def __init__(
-        self,
-        size: int,
-        page_size: int,
-        dtype: torch.dtype,
-        qk_nope_head_dim: int,
-        qk_rope_head_dim: int,
-        layer_num: int,
-        device: str,
-        enable_memory_saver: bool,
-        start_layer: int | None = None,
-        end_layer: int | None = None,
-    ):
-        super().__init__(
-            size,
-            page_size,
-            dtype,
-            qk_nope_head_dim,
-            qk_rope_head_dim,
-            layer_num,
-            device,
-            enable_memory_saver,
-            start_layer,
-            end_layer,
-        )
+    pass
 
-        self.data_ptrs = torch.tensor(
-            [x.data_ptr() for x in self.kv_buffer],
-            dtype=torch.uint64,
-            device=self.device,
-        )
-        self.compress_ratio = 4
 
-    def set_key_buffer(
-        self,
-        layer_id: int,
-        loc: torch.Tensor,
-        cache_nope_fp8_rope_bf16_pack,
-    ):
-        raise NotImplementedError('slim removed the body of HiSparseC4DevicePool.set_key_buffer: it never ran in any recording (see sglang/REMOVED.md)')
+class DeepSeekV4IndexerPool(KVCache):
+    quant_block_size = 128
+    index_k_with_scale_buffer_dtype = torch.uint8
 
-    def set_key_buffer_fused(
-        self,
-        layer_id: int,
-        loc: torch.Tensor,
-        cache_k: torch.Tensor,
-    ) -> None:
-        raise NotImplementedError('slim removed the body of HiSparseC4DevicePool.set_key_buffer_fused: it never ran in any recording (see sglang/REMOVED.md)')
-
-    def get_cpu_copy(self, indices, mamba_indices=None):
-        raise NotImplementedError("HiSparseC4DevicePool does not support get_cpu_copy")
-
-    def load_cpu_copy(self, kv_cache_cpu, indices, mamba_indices=None):
-        raise NotImplementedError("HiSparseC4DevicePool does not support load_cpu_copy")
+class DeepSeekV4LayerItem(NamedTuple):
+    compress_ratio: Literal[0, 4, 128]
+    compress_layer_id: int
+    compress_kv_pool: Optional[DeepSeekV4SingleKVPool] = None
 
 
 # The following kv pool follows ATOM's unified_kv kernel layout.
@@ -137,51 +54,6 @@ class DeepSeekV4UnifiedKVPool:
     """
 
     K_PER_BLOCK = {0: 0, 4: 32, 128: 1}
-
-    def __init__(
-        self,
-        *,
-        stage_ratios: List[int],
-        num_slots: int,
-        num_blocks: int,
-        page_size: int,
-        qk_nope_head_dim: int,
-        qk_rope_head_dim: int,
-        device: str,
-        memory_saver_adapter,
-        custom_mem_pool,
-        swa_ring_size: int,
-    ):
-        self.swa_ring_size = swa_ring_size
-        self.head_dim = qk_nope_head_dim + qk_rope_head_dim
-        self.num_slots = num_slots
-        self.swa_pages = num_slots * self.swa_ring_size
-        self.num_blocks = num_blocks
-        self.page_size = page_size
-        self.k_per_block = dict(self.K_PER_BLOCK)
-
-        bufs = []
-        with memory_saver_adapter.region(GPU_MEMORY_TYPE_KV_CACHE):
-            with (
-                torch.cuda.use_mem_pool(custom_mem_pool)
-                if custom_mem_pool
-                else nullcontext()
-            ):
-                for ratio in stage_ratios:
-                    # Pad by one extra page. The KV pool reserves a null slot
-                    # (token indices run 1..size).
-                    compress_rows = self.num_blocks * self.k_per_block[ratio]
-                    rows_per_page = self.page_size // ratio if ratio else 0
-                    padded_compress_rows = compress_rows + rows_per_page
-                    bufs.append(
-                        torch.zeros(
-                            self.swa_pages + padded_compress_rows,
-                            self.head_dim,
-                            dtype=torch.bfloat16,
-                            device=device,
-                        )
-                    )
-        self.kv_buffer = bufs
 
 class DeepSeekV4TokenToKVPool(BaseSWAKVPool):
 
@@ -382,6 +254,11 @@ class DeepSeekV4TokenToKVPool(BaseSWAKVPool):
     def register_mapping(self, full_to_swa_index_mapping: torch.Tensor):
         self.full_to_swa_index_mapping = full_to_swa_index_mapping
 
+    def get_ring_size(self, compress_ratio: int) -> int:
+        server_args = get_server_args()
+        is_speculative = get_spec().speculative_algorithm is not None
+        return get_compress_state_ring_size(compress_ratio, is_speculative)
+
     def translate_loc_from_full_to_swa(self, kv_indices: torch.Tensor):
         assert self.full_to_swa_index_mapping is not None
         return self.full_to_swa_index_mapping[kv_indices]
@@ -414,6 +291,152 @@ class DeepSeekV4TokenToKVPool(BaseSWAKVPool):
                 item_lens.append(t[0].nbytes * pool.ring_size)
 
         return data_ptrs, data_lens, item_lens
+
+    def _make_kv_pool(
+        self,
+        *,
+        size: int,
+        page_size: int,
+        dtype: torch.dtype,
+        layer_num: int,
+        device: str,
+        enable_memory_saver: bool,
+        global_page_size: int,
+        cls: type = DeepSeekV4SingleKVPool,
+    ) -> DeepSeekV4SingleKVPool:
+        """Build a full / SWA / c4 / c128 single-KV pool. ``global_page_size``
+        is the model-wide page_size (== ``page_size`` for the SWA pool, larger
+        for the per-ratio c4/c128 pools); the default CUDA pool ignores it.
+        Overridden by :class:`DSV4NPUTokenToKVPool` to swap in the NPU bf16
+        PA_ND variant, which needs ``global_page_size`` for its kernel view."""
+        del global_page_size  # CUDA pools key only off their own page_size
+        return cls(
+            size,
+            page_size,
+            dtype,
+            self.qk_nope_head_dim,
+            self.qk_rope_head_dim,
+            layer_num,
+            device,
+            enable_memory_saver,
+        )
+
+    def _make_indexer_pool(
+        self,
+        size: int,
+        page_size: int,
+        dtype: torch.dtype,
+        index_head_dim: int,
+        layer_num: int,
+        device: str,
+        enable_memory_saver: bool,
+    ) -> DeepSeekV4IndexerPool:
+        """Build the c4 lightning-indexer K pool (packed CUDA layout).
+        Overridden by :class:`DSV4NPUTokenToKVPool` to swap in the
+        dedicated-buffer NPU variant (int8 K + fp16 scale)."""
+        return DeepSeekV4IndexerPool(
+            size,
+            page_size,
+            dtype,
+            index_head_dim,
+            layer_num,
+            device,
+            enable_memory_saver,
+        )
+
+    def _state_pool_size(self, ratio: int) -> int:
+        return self.c4_state_pool_size if ratio == 4 else self.c128_state_pool_size
+
+    def _make_attn_state_pool(
+        self, ratio: int, enable_memory_saver: bool
+    ) -> CompressStatePool:
+        """Build the per-layer attention compress-state pool for ``ratio``
+        (4 or 128). Overridden by :class:`DSV4NPUTokenToKVPool` to swap the
+        ring-buffered pool for the NPU paged one."""
+        return CompressStatePool(
+            size=self._state_pool_size(ratio),
+            ring_size=self.get_ring_size(ratio),
+            overlap=ratio == 4,
+            head_dim=self.qk_nope_head_dim + self.qk_rope_head_dim,
+            dtype=self.c4_state_dtype if ratio == 4 else self.c128_state_dtype,
+            device=self.device,
+            enable_memory_saver=enable_memory_saver,
+            ratio=ratio,
+            online=(ratio == 128 and ONLINE_C128),
+            swa_page_size=self.swa_page_size,
+            online_mtp_max_draft_tokens=(
+                self.online_mtp_max_draft_tokens if ratio == 128 else 0
+            ),
+        )
+
+    def _make_indexer_state_pool(
+        self, ratio: int, enable_memory_saver: bool
+    ) -> CompressStatePool:
+        """Build the per-layer indexer compress-state pool (c4 only)."""
+        return CompressStatePool(
+            size=self._state_pool_size(ratio),
+            ring_size=self.get_ring_size(ratio),
+            overlap=ratio == 4,
+            head_dim=self.indexer_head_dim,
+            device=self.device,
+            dtype=self.c4_state_dtype,
+            enable_memory_saver=enable_memory_saver,
+            ratio=ratio,
+            swa_page_size=self.swa_page_size,
+        )
+
+    def _init_paged_compress_states(self, enable_memory_saver: bool):
+        c4_state_pool_size = self.c4_state_pool_size
+        c128_state_pool_size = self.c128_state_pool_size
+        total_L = len(self.compression_ratios)
+        self.compress_state_pools: List[Optional[CompressStatePool]] = [None] * total_L
+        self.indexer_compress_state_pools: List[Optional[CompressStatePool]] = [
+            None
+        ] * total_L
+
+        for idx in range(self._stage_start, self._stage_end):
+            ratio = self.compression_ratios[idx]
+            if ratio == 0:
+                continue
+
+            self.compress_state_pools[idx] = self._make_attn_state_pool(
+                ratio, enable_memory_saver
+            )
+
+            if ratio == 4:
+                self.indexer_compress_state_pools[idx] = self._make_indexer_state_pool(
+                    ratio, enable_memory_saver
+                )
+
+    def _init_compressed_layer_mapping(self):
+        c1_cnt = c4_cnt = c128_cnt = 0
+        total_L = len(self.compression_ratios)
+        self.layer_mapping: List[Optional[DeepSeekV4LayerItem]] = [None] * total_L
+
+        for idx in range(self._stage_start, self._stage_end):
+            ratio = self.compression_ratios[idx]
+            if ratio == 0:
+                self.layer_mapping[idx] = DeepSeekV4LayerItem(
+                    compress_ratio=0,
+                    compress_layer_id=c1_cnt,
+                )
+                c1_cnt += 1
+            elif ratio == 4:
+                self.layer_mapping[idx] = DeepSeekV4LayerItem(
+                    compress_ratio=4,
+                    compress_layer_id=c4_cnt,
+                    compress_kv_pool=self.c4_kv_pool,
+                )
+                c4_cnt += 1
+            elif ratio == 128:
+                self.layer_mapping[idx] = DeepSeekV4LayerItem(
+                    compress_ratio=128,
+                    compress_layer_id=c128_cnt,
+                    compress_kv_pool=self.c128_kv_pool,
+                )
+                c128_cnt += 1
+            else:
+                raise ValueError(f"Unsupported compression ratio: {ratio}")
 
     def get_key_buffer(self, layer_id: int) -> torch.Tensor:
         raise NotImplementedError()

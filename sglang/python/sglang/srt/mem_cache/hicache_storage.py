@@ -127,6 +127,20 @@ class PoolTransferResult:
     def empty(cls) -> PoolTransferResult:
         return cls(0, {})
 
+    def update_extra_pool_hit_pages(self, results: dict[str, List[bool]]) -> None:
+        """Record actual load/write success counts per extra pool.
+
+        Every extra pool contributes a prefix that must be contiguous from the
+        start, so count the leading run of successes
+        """
+        self.extra_pool_hit_pages.update(
+            {
+                name: (rs.index(False) if False in rs else len(rs))
+                for name, rs in results.items()
+            }
+        )
+
+
 class HiCacheStorage(ABC):
     """
     HiCacheStorage is a class that provides a generic key-value interface for storing and retrieving KV cache.

@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
+import psutil
 import torch
+import tqdm
 
 from sglang.srt.distributed.parallel_state import GroupCoordinator
 from sglang.srt.model_executor.forward_batch_info import (
     CaptureHiddenMode,
+    ForwardBatch,
     ForwardMode,
+    get_required_capture_hidden_mode,
     get_server_return_hidden_states_mode,
 )
+from sglang.srt.model_executor.forward_context import ForwardContext, forward_context
 from sglang.srt.model_executor.runner_utils.capture_mode import model_capture_mode
-from sglang.srt.runtime_context import get_flags, get_parallel
+from sglang.srt.runtime_context import get_flags, get_parallel, get_spec
 from sglang.srt.utils import (
     empty_context,
     log_info_on_rank0,
@@ -52,6 +57,11 @@ logger = logging.getLogger(__name__)
 # for skip_cross_attention instead of a data-dependent branch to avoid recompiles.
 
 _capture_skip_cross_attention: Optional[bool] = None
+
+
+@contextmanager
+def capture_with_skip_cross_attention(skip: bool):
+    raise NotImplementedError('slim removed the body of capture_with_skip_cross_attention: it never ran in any recording (see sglang/REMOVED.md)')
 
 
 if TYPE_CHECKING:
@@ -246,6 +256,187 @@ class CPUGraphRunner:
             raise Exception(
                 f"Capture CPU graph failed: {e}\n{CPU_GRAPH_CAPTURE_FAILED_MSG}"
             )
+
+    def capture(self) -> None:
+        capture_range = (
+            tqdm.tqdm(list(reversed(self.capture_bs)))
+            if get_parallel().tp_rank == 0
+            else reversed(self.capture_bs)
+        )
+        for bs in capture_range:
+            if get_parallel().tp_rank == 0:
+                avail_mem = psutil.virtual_memory().available / (1 << 30)
+                capture_range.set_description(
+                    f"Capturing batches ({bs=} {avail_mem=:.2f} GB)"
+                )
+
+            with patch_model(
+                self.model_runner.model,
+                bs in self.capture_bs,
+                num_tokens=bs * self.captured_req_width,
+                tp_group=self.model_runner.tp_group,
+            ) as forward:
+                graph, output_buffers = self.capture_one_batch_size(
+                    bs, forward, skip_cross_attention=True
+                )
+                self.graphs[bs] = graph
+                self.output_buffers[bs] = output_buffers
+                if self.is_encoder_decoder:
+                    # Capture a second graph with cross-attention enabled
+                    # (used when the batch contains images).
+                    graph_cross, _ = self.capture_one_batch_size(
+                        bs, forward, skip_cross_attention=False
+                    )
+                    self.graphs_cross[bs] = graph_cross
+
+        # Re-init states for qwen3-next as
+        # torch.compile may change the states
+        self._reset_mamba_cache_if_needed()
+
+    def _reset_mamba_cache_if_needed(self) -> None:
+
+        mamba_pool = getattr(self.model_runner.req_to_token_pool, "mamba_pool", None)
+        if mamba_pool is None:
+            return
+        mamba_cache = getattr(mamba_pool, "mamba_cache", None)
+        if mamba_cache is None:
+            return
+
+        def _zero_nested(obj):
+            if isinstance(obj, torch.Tensor):
+                obj.zero_()
+            elif isinstance(obj, (list, tuple)):
+                for it in obj:
+                    _zero_nested(it)
+
+        for v in vars(mamba_cache).values():
+            _zero_nested(v)
+
+    def capture_one_batch_size(
+        self, bs: int, forward: Callable, skip_cross_attention: bool = False
+    ):
+        num_tokens = bs * self.captured_req_width
+
+        # Graph inputs
+        input_ids = self.input_ids[:num_tokens]
+        req_pool_indices = self.req_pool_indices[:bs]
+        seq_lens = self.seq_lens[:bs]
+        out_cache_loc = self.out_cache_loc[:num_tokens]
+        positions = self.positions[:num_tokens]
+        mrope_positions = self.mrope_positions[:, :num_tokens]
+        self.num_token_non_padded[...] = num_tokens
+        if self.is_encoder_decoder:
+            encoder_lens = self.encoder_lens[:bs]
+        else:
+            encoder_lens = None
+
+        spec_info = self.get_spec_info(num_tokens)
+        self.capture_hidden_mode = get_required_capture_hidden_mode(
+            self.capture_hidden_mode,
+            spec_info,
+        )
+
+        forward_batch = ForwardBatch(
+            forward_mode=self.capture_forward_mode,
+            batch_size=bs,
+            input_ids=input_ids,
+            req_pool_indices=req_pool_indices,
+            seq_lens=seq_lens,
+            out_cache_loc=out_cache_loc,
+            seq_lens_sum=seq_lens.sum().item(),
+            encoder_lens=encoder_lens,
+            encoder_lens_cpu=encoder_lens,
+            return_logprob=False,
+            positions=positions,
+            mrope_positions=mrope_positions,
+            spec_algorithm=self.model_runner.spec_algorithm,
+            spec_info=spec_info,
+            capture_hidden_mode=self.capture_hidden_mode,
+            num_token_non_padded=self.num_token_non_padded,
+            global_forward_mode=self.capture_forward_mode,
+        )
+        # Wrap all forward calls with capture_with_skip_cross_attention so that
+        # mllama (and any other encoder-decoder model) sees the correct compile-
+        # time constant for skip_cross_attention during tracing.
+        skip_ctx = (
+            capture_with_skip_cross_attention(skip_cross_attention)
+            if self.is_encoder_decoder
+            else empty_context()
+        )
+        with skip_ctx:
+            with forward_context(
+                ForwardContext(attn_backend=self.model_runner.attn_backend)
+            ):
+                self.model_runner.attn_backend.init_forward_metadata_capture_cpu_graph(
+                    bs,
+                    num_tokens,
+                    req_pool_indices,
+                    seq_lens,
+                    None,
+                    forward_batch.forward_mode,
+                    forward_batch.spec_info,
+                )
+                with torch.no_grad():
+                    self.model_runner.tp_group.barrier()
+                    self.model_runner.model.forward(
+                        forward_batch.input_ids,
+                        forward_batch.positions,
+                        forward_batch,
+                    )
+
+                # Run and capture
+                def run_once():
+                    # Clean intermediate result cache for DP attention
+                    forward_batch.dp_local_start_pos = (
+                        forward_batch.dp_local_num_tokens
+                    ) = None
+                    logits_output_or_pp_proxy_tensors = forward(
+                        forward_batch.input_ids,
+                        forward_batch.positions,
+                        forward_batch,
+                    )
+                    return logits_output_or_pp_proxy_tensors
+
+                with torch.no_grad():
+                    for _ in range(2):
+                        self.model_runner.tp_group.barrier()
+                        out = run_once()
+                    # Save the captured forward_batch in the appropriate dict
+                    if skip_cross_attention:
+                        self.captured_forward_batches[bs] = forward_batch
+                    else:
+                        self.captured_forward_batches_cross[bs] = forward_batch
+                    return forward, out
+
+    def get_spec_info(self, num_tokens: int):
+        spec_info = None
+        if (
+            self.model_runner.spec_algorithm.is_eagle()
+            or self.model_runner.spec_algorithm.is_standalone()
+        ):
+            from sglang.srt.speculative.eagle_info import EagleVerifyInput
+
+            if self.model_runner.is_draft_worker:
+                raise RuntimeError("This should not happen.")
+            else:
+                spec_info = EagleVerifyInput(
+                    draft_token=None,
+                    custom_mask=self.custom_mask,
+                    positions=None,
+                    retrieve_index=None,
+                    retrieve_next_token=None,
+                    retrieve_next_sibling=None,
+                    retrieve_cum_len=None,
+                    spec_steps=get_spec().speculative_num_steps,
+                    topk=self.model_runner.server_args.speculative_eagle_topk,
+                    draft_token_num=get_spec().speculative_num_draft_tokens,
+                    capture_hidden_mode=CaptureHiddenMode.FULL,
+                    seq_lens_sum=None,
+                    seq_lens_cpu=None,
+                )
+
+        return spec_info
+
 
 CPU_GRAPH_CAPTURE_FAILED_MSG = (
     "Possible solutions:\n"

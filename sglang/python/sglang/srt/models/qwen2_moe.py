@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
@@ -36,6 +37,7 @@ from sglang.srt.distributed import (
     tensor_model_parallel_all_reduce,
 )
 from sglang.srt.eplb.expert_distribution import get_global_expert_distribution_recorder
+from sglang.srt.eplb.expert_location_dispatch import ExpertLocationDispatchInfo
 from sglang.srt.layers.activation import SiluAndMul
 from sglang.srt.layers.communicator import (
     LayerCommunicator,
@@ -60,9 +62,10 @@ from sglang.srt.layers.moe import (
 )
 from sglang.srt.layers.moe.ep_moe.layer import get_moe_impl_class
 from sglang.srt.layers.moe.fused_moe_triton import FusedMoE
-from sglang.srt.layers.moe.topk import TopK
+from sglang.srt.layers.moe.topk import StandardTopKOutput, TopK, TopKOutputChecker
 from sglang.srt.layers.moe.utils import (
     RoutingMethodType,
+    is_deepep_class_backend,
     uses_per_rank_fused_shared_slots,
 )
 from sglang.srt.layers.quantization.base_config import QuantizationConfig
@@ -298,6 +301,187 @@ class Qwen2MoeSparseMoeBlock(nn.Module):
             )
             self.top_k = config.num_experts_per_tok
         self.is_nextn = is_nextn
+
+    def _get_shared_expert_weights(
+        self, hidden_states: torch.Tensor
+    ) -> Optional[Tuple[torch.Tensor, float]]:
+        """Return the shared_expert_gate weights and the 1/ep_size scale.
+
+        On the AMD AITER path the sigmoid activation and the scale are applied
+        (in fp32) inside the fused append kernel, so this returns the raw gate
+        logits to avoid a standalone activation kernel + cast. On the CUDA path
+        the legacy eager ``sigmoid(logits) * scale`` is returned unchanged.
+        """
+        if not self.enable_shared_expert_fusion or self.shared_expert_gate is None:
+            return None
+        shared_out = self.shared_expert_gate(hidden_states)
+        shared_logits = shared_out[0] if isinstance(shared_out, tuple) else shared_out
+        # Allreduce-EP path: the fused shared expert occupies a single global
+        # slot loaded onto every EP rank (see FusedMoE.__init__: num_shared_slots
+        # == num_fused_shared_experts when not is_deepep_class_backend()). Every
+        # rank therefore computes the same full shared output, and the
+        # post-experts all_reduce sums it ep_size times. Pre-scale the per-token
+        # routing weight by 1/ep_size to cancel this, mirroring DeepSeek-V2's
+        # fused_shared_experts_scaling_factor pattern.
+        scale = 1.0
+        moe_ep_size = get_parallel().moe_ep_size
+        if moe_ep_size > 1 and not is_deepep_class_backend():
+            scale = 1.0 / float(moe_ep_size)
+        # Only AITER fuses sigmoid + cast in-kernel; on CUDA keep the legacy
+        # eager activation so the NVIDIA path behavior is unchanged.
+        return F.sigmoid(shared_logits) * scale, 1.0
+        return shared_logits, scale
+
+    def _append_shared_to_topk_output(
+        self,
+        topk_output: StandardTopKOutput,
+        hidden_states: torch.Tensor,
+    ) -> StandardTopKOutput:
+        """Append shared expert ids and weights to topk output before fused MoE."""
+        if not self.enable_shared_expert_fusion:
+            return topk_output
+        shared = self._get_shared_expert_weights(hidden_states)
+        if shared is None:
+            return topk_output
+        shared_weights, shared_scale = shared
+
+        from sglang.kernels.ops.moe.fused_moe_triton_kernels import (
+            fused_append_shared_experts_with_weights,
+        )
+
+        # AITER returns raw logits + scale for in-kernel sigmoid fusion; CUDA
+        # returns pre-activated weights (scale already folded in) → no fusion.
+        fused_topk_ids, fused_topk_weights = fused_append_shared_experts_with_weights(
+            topk_output.topk_ids,
+            topk_output.topk_weights,
+            shared_weights,
+            self.num_fused_shared_experts,
+            N=self.num_experts,
+            apply_sigmoid=_use_aiter,
+            scale=shared_scale,
+        )
+        return StandardTopKOutput(
+            topk_weights=fused_topk_weights,
+            topk_ids=fused_topk_ids,
+            router_logits=topk_output.router_logits,
+        )
+
+    def _forward_shared_experts(
+        self, hidden_states: torch.Tensor, apply_gate: bool = True
+    ):
+        shared_output = None
+        if self.shared_expert is not None:
+            shared_output = self.shared_expert(hidden_states)
+            if self.shared_expert_gate is not None and apply_gate:
+                if use_intel_amx_backend(self.shared_expert_gate):
+                    shared_output = torch.ops.sgl_kernel.fused_linear_sigmoid_mul(
+                        hidden_states,
+                        self.shared_expert_gate.weight,
+                        self.shared_expert_gate.bias,
+                        True,
+                        shared_output,
+                    )
+                else:
+                        shared_output = (
+                            F.sigmoid(self.shared_expert_gate(hidden_states))
+                            * shared_output
+                        )
+
+        return shared_output
+
+    def _forward_deepep(self, hidden_states: torch.Tensor, forward_batch: ForwardBatch):
+        enable_dual_stream = (
+            is_npu()
+            and envs.SGLANG_NPU_USE_MULTI_STREAM.get()
+            and forward_batch.forward_mode.is_cuda_graph()
+        )
+        shared_output = None
+        if hidden_states.shape[0] > 0:
+            # router_logits: (num_tokens, n_experts)
+            router_logits, _ = self.gate(hidden_states)
+            if enable_dual_stream:
+                shared_output = shared_expert_on_independent_stream(
+                    hidden_states.clone(), self._forward_shared_experts
+                )
+            else:
+                shared_output = self._forward_shared_experts(hidden_states)
+            topk_output = self.topk(
+                hidden_states,
+                router_logits,
+                num_token_non_padded=forward_batch.num_token_non_padded,
+                expert_location_dispatch_info=(
+                    ExpertLocationDispatchInfo.init_new(
+                        layer_id=self.layer_id,
+                    )
+                    if not self.is_nextn
+                    else None
+                ),
+            )
+        else:
+            topk_output = self.topk.empty_topk_output(hidden_states.device)
+        final_hidden_states = self.experts(
+            hidden_states=hidden_states,
+            topk_output=topk_output,
+        )
+        if enable_dual_stream:
+            wait_share_stream()
+
+        if shared_output is not None:
+            final_hidden_states.add_(shared_output)
+
+        return final_hidden_states
+
+    def _forward_router_experts(self, hidden_states: torch.Tensor):
+        # router_logits: (num_tokens, n_experts)
+        router_logits, _ = self.gate(hidden_states)
+        topk_output = self.topk(hidden_states, router_logits)
+        if self.enable_shared_expert_fusion and TopKOutputChecker.format_is_standard(
+            topk_output
+        ):
+            topk_output = self._append_shared_to_topk_output(topk_output, hidden_states)
+        return self.experts(hidden_states, topk_output)
+
+    def forward_normal_dual_stream(
+        self,
+        hidden_states: torch.Tensor,
+        use_fused_gate: bool = False,
+    ) -> torch.Tensor:
+        current_stream = torch.cuda.current_stream()
+        self.alt_stream.wait_stream(current_stream)
+        shared_output = (
+            self._forward_shared_experts(
+                hidden_states.clone(), apply_gate=not use_fused_gate
+            )
+            if self.shared_expert is not None
+            else None
+        )
+
+        # ===== TO BE REFACTORED ====
+        # Shared-add overlap (SGLANG_OPT_LORA_SHARED_ADD_OVERLAP): hand the add to the LoRA
+        # MoE dispatch so it overlaps the down-LoRA shrink on the alt stream.
+        staged = False
+        if shared_output is not None and _SGLANG_EXPERIMENTAL_LORA_OPTI:
+            from sglang.srt.lora.trtllm_lora_temp.shared_add_overlap import (
+                shared_add_overlap_enabled,
+                stage_shared_expert_add,
+                unstage_shared_expert_add,
+            )
+
+            if shared_add_overlap_enabled():
+                stage_shared_expert_add(shared_output, current_stream)
+                staged = True
+        # ===== END TO BE REFACTORED ====
+
+        with torch.cuda.stream(self.alt_stream):
+            router_output = self._forward_router_experts(hidden_states)
+
+        current_stream.wait_stream(self.alt_stream)
+
+        if staged and unstage_shared_expert_add() is None:
+            # The dispatch consumed the staging (add already enqueued); skip the caller's add.
+            shared_output = None
+
+        return router_output, shared_output
 
     def forward(
         self,

@@ -1,7 +1,7 @@
 """Qwen3-ASR model compatible with HuggingFace weights"""
 
 import logging
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn as nn
@@ -15,6 +15,7 @@ from sglang.srt.managers.mm_utils import (
 )
 from sglang.srt.managers.schedule_batch import (
     Modality,
+    MultimodalDataItem,
     )
 from sglang.srt.model_executor.forward_batch_info import ForwardBatch
 from sglang.srt.models.qwen3 import Qwen3ForCausalLM
@@ -62,6 +63,45 @@ class Qwen3ASRForConditionalGeneration(nn.Module):
             prefix=add_prefix("language_model", prefix),
         )
         self.pattern = MultiModalityDataPaddingPatternMultimodalTokens()
+
+    def get_audio_feature(self, items: List[MultimodalDataItem]) -> torch.Tensor:
+        device = next(self.audio_tower.parameters()).device
+
+        input_features = (
+            torch.cat([item.feature for item in items])
+            .type(self.audio_tower.dtype)
+            .to(device)
+        )
+
+        has_mask = all(
+            getattr(item, "feature_attention_mask", None) is not None for item in items
+        )
+
+        if has_mask:
+            feature_attention_mask = (
+                torch.cat([item.feature_attention_mask for item in items], dim=0)
+                .type(torch.long)
+                .to(device)
+            )
+            audio_feature_lengths = torch.sum(feature_attention_mask, dim=1)
+            input_features = input_features.permute(0, 2, 1)[
+                feature_attention_mask.bool()
+            ].permute(1, 0)
+        else:
+            audio_feature_lengths = torch.tensor(
+                [input_features.shape[-1]] * input_features.shape[0],
+                dtype=torch.long,
+                device=device,
+            )
+            input_features = input_features.permute(0, 2, 1).reshape(
+                -1, input_features.shape[1]
+            )
+
+        audio_outputs = self.audio_tower(
+            input_features,
+            feature_lens=audio_feature_lengths,
+        )
+        return audio_outputs.last_hidden_state
 
     def forward(
         self,

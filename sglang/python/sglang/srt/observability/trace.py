@@ -52,6 +52,7 @@ try:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider, id_generator
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
     from opentelemetry.trace.propagation.tracecontext import (
         TraceContextTextMapPropagator,
     )
@@ -361,7 +362,52 @@ class TraceReqContext:
             )
         self.events_cache = []
 
+    def __check_fast_return(self, level=None):
+        if not self.tracing_enable:
+            return True
+
+        if not self.thread_context:
+            return True
+
+        if level and level > self.trace_level:
+            return True
+
+        return False
+
     # Add event to the current slice on the same thread with the same rid.
+    def abort(self, ts=None, abort_info: Optional[Dict] = None):
+        if self.__check_fast_return():
+            return
+
+        # close all slice spans (unlikely, except error API usage)
+        ts = ts or get_cur_time_ns()
+        while len(self.thread_context.cur_slice_stack) > 0:
+            if self.thread_context.cur_slice_stack[-1].span:
+                self.thread_context.cur_slice_stack[-1].span.end(end_time=ts)
+            self.thread_context.cur_slice_stack.pop()
+
+        # set abort info into thread span
+        if self.thread_context.thread_span:
+            if abort_info:
+                from sglang.srt.managers.schedule_batch import BaseFinishReason
+
+                if isinstance(abort_info, BaseFinishReason):
+                    abort_info = abort_info.to_json()
+                self.thread_context.thread_span.set_status(Status(StatusCode.ERROR))
+                self.thread_context.thread_span.set_attributes(abort_info)
+
+            if self.events_cache:
+                for event in self.events_cache:
+                    self.thread_context.thread_span.add_event(
+                        name=event.event_name,
+                        timestamp=event.ts,
+                        attributes=event.attrs,
+                    )
+                self.events_cache = []
+
+            self.thread_context.thread_span.end(end_time=ts)
+        self.thread_context = None
+
     def __del__(self):
         self.abort(abort_info={"reason": "have unclosed span, auto closed"})
 

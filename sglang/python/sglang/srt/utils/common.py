@@ -3436,6 +3436,19 @@ class ConcurrentCounter:
         self._count = initial
         self._condition = asyncio.Condition()
 
+    def value(self) -> int:
+        """
+        Return the current value of the counter.
+
+        Note:
+            This method is not synchronized. It may return a stale value
+            if other coroutines are concurrently modifying the counter.
+
+        Returns:
+            int: The current counter value.
+        """
+        return self._count
+
     def __repr__(self) -> str:
         """Return an informative string representation of the counter."""
         return f"<ConcurrentCounter value={self.value()}>"

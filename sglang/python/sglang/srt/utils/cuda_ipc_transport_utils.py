@@ -90,3 +90,29 @@ class CudaIpcTensorTransportProxy:
         dtype = self.sync_data_meta["dtype"]
         return np.ndarray(shape, dtype=dtype, buffer=self.sync_buffer.buf)
 
+    def get_proxy_state(self, data, info_data):
+        # acquire all serialize metadata from _metadata
+        state = {}
+
+        try:
+            storage = data.untyped_storage()
+            handle = storage._share_cuda_()
+
+            state["ipc_extra"] = {
+                "handle": handle,
+                "shape": data.shape,
+                "dtype": data.dtype,
+                "stride": data.stride(),
+                "device_index": data.device.index,
+                "storage_offset": data.storage_offset(),
+                "recons_shape": info_data.shape,
+                "recons_dtype": info_data.dtype,
+            }
+            state["tensor_data"] = None
+        except Exception:
+            # Failed to get CUDA IPC handle (possibly tp). Falling back to default transport.
+            state["ipc_extra"] = None
+            state["tensor_data"] = data
+
+        return state
+

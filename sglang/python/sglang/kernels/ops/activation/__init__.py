@@ -238,7 +238,8 @@ def gelu_and_mul(
 def gelu_tanh_and_mul(
     input: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    raise NotImplementedError('slim removed the body of gelu_tanh_and_mul: it never ran in any recording (see sglang/REMOVED.md)')
+    """``out = gelu_tanh(input[..., :d]) * input[..., d:]``."""
+    return _GELU_TANH_AND_MUL(input, out)
 
 
 def relu2(input: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Optional
 
 import torch
 
@@ -14,3 +15,22 @@ def can_use_fused_qk_norm_rope(
     raise NotImplementedError('slim removed the body of can_use_fused_qk_norm_rope: it never ran in any recording (see sglang/REMOVED.md)')
 
 
+def fused_qk_norm_rope(
+    qkv: torch.Tensor,
+    num_heads_q: int,
+    num_heads_k: int,
+    num_heads_v: int,
+    head_dim: int,
+    eps: float,
+    q_weight: torch.Tensor,
+    k_weight: torch.Tensor,
+    base: float,
+    is_neox: bool,
+    position_ids: torch.Tensor,
+    factor: float,
+    low: float,
+    high: float,
+    attention_factor: float,
+    rotary_dim: Optional[int] = None,
+) -> None:
+    raise NotImplementedError('slim removed the body of fused_qk_norm_rope: it never ran in any recording (see sglang/REMOVED.md)')

@@ -5,7 +5,7 @@ import os
 from typing import TYPE_CHECKING, Dict, Optional, Union
 
 from sglang.srt.environ import envs
-from sglang.srt.utils.network import NetworkAddress, get_local_ip_auto
+from sglang.srt.utils.network import NetworkAddress, get_free_port, get_local_ip_auto
 
 if TYPE_CHECKING:
     from sglang.srt.server_args import ServerArgs
@@ -61,6 +61,32 @@ class MooncakeTransferEngine:
         self.session_id = NetworkAddress(
             self.hostname, self.engine.get_rpc_port()
         ).to_host_port_str()
+
+    def initialize(
+        self,
+        hostname: str,
+        device_name: Optional[str],
+    ) -> None:
+        """Initialize the mooncake instance."""
+        if envs.ENABLE_ASCEND_TRANSFER_WITH_MOONCAKE.get():
+            npu_phy_id = envs.ASCEND_NPU_PHY_ID.get()
+            suffix = self.gpu_id if npu_phy_id == -1 else npu_phy_id
+            hostname += f":{get_free_port()}:npu_{suffix}"
+            protocol = "ascend"
+        else:
+            # MOONCAKE_PROTOCOL selects the transport (rdma | efa | tcp | ...).
+            # Default is "rdma"; set MOONCAKE_PROTOCOL=efa on AWS EFA hardware.
+            protocol = envs.MOONCAKE_PROTOCOL.get()
+
+        ret_value = self.engine.initialize(
+            hostname,
+            "P2PHANDSHAKE",
+            protocol,
+            device_name if device_name is not None else "",
+        )
+        if ret_value != 0:
+            logger.error("Mooncake Transfer Engine initialization failed.")
+            raise RuntimeError("Mooncake Transfer Engine initialization failed.")
 
 def init_mooncake_transfer_engine(
     hostname: str,

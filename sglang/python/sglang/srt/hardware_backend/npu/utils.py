@@ -50,3 +50,7 @@ routed_stream = None
     # torch.npu.set_stream_limit(routed_stream, 16, 32)
 
 
+def wait_share_stream():
+    raise NotImplementedError('slim removed the body of wait_share_stream: it never ran in any recording (see sglang/REMOVED.md)')
+
+

@@ -13,12 +13,13 @@ import logging
 from dataclasses import dataclass
 from enum import Enum, auto
 from functools import partial
-from typing import TYPE_CHECKING, List, Optional, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Union
 
 import torch
 
 from sglang.kernel_api_logging import debug_kernel_api
 from sglang.kernels.ops.attention.utils import (
+    assert_buffer_fits,
     create_flashinfer_kv_indices_triton,
 )
 from sglang.srt.dllm.config import DllmConfig
@@ -35,12 +36,14 @@ from sglang.srt.model_executor.cuda_graph_config import (
     Phase,
     check_cuda_graph_backend,
 )
-from sglang.srt.model_executor.forward_batch_info import ForwardBatch
+from sglang.srt.model_executor.forward_batch_info import ForwardBatch, ForwardMode
 from sglang.srt.model_executor.runner_backend_utils.tc_piecewise_cuda_graph import (
     is_in_tc_piecewise_cuda_graph,
 )
 from sglang.srt.runtime_context import get_buffer
+from sglang.srt.speculative.spec_info import SpecInput
 from sglang.srt.speculative.spec_utils import (
+    draft_kv_indices_used_len,
     generate_draft_decode_kv_indices,
 )
 from sglang.srt.utils import (
@@ -48,7 +51,8 @@ from sglang.srt.utils import (
     get_int_env_var,
     is_flashinfer_available,
     is_sm100_supported,
-    )
+    next_power_of_2,
+)
 
 if TYPE_CHECKING:
     from sglang.srt.layers.radix_attention import RadixAttention
@@ -428,6 +432,169 @@ class FlashInferAttnBackend(AttentionBackend):
             List[BatchPrefillWithPagedKVCacheWrapper]
         ] = None
 
+    def _check_kv_attention_access(self, phase: str, access) -> None:
+        if access is not None:
+            return
+        method_name = getattr(self.kv_cache_quant_method, "name", "unknown")
+        available = self.kv_cache_quant_method.describe_attention_accesses(phase)
+        raise ValueError(
+            f"KV cache method {method_name!r} does not support {phase} with "
+            f"flashinfer attention backend. Available {phase} accesses: {available}."
+        )
+
+    @staticmethod
+    def _resolve_swa_kv_pool(model_runner: ModelRunner) -> Optional[BaseSWAKVPool]:
+        """Return the SWA KV pool to translate against, or None for non-SWA models.
+
+        EAGLE-like draft workers share the target allocator for token bookkeeping,
+        but own a separate draft KV pool. Do not use the target allocator's SWA
+        mapping for that draft pool. FROZEN_KV MTP is the exception: its draft
+        path reads target KV directly, so it still needs the allocator pool when
+        the active pool is not SWA.
+        """
+        active_pool = model_runner.token_to_kv_pool
+        if isinstance(active_pool, BaseSWAKVPool):
+            return active_pool
+
+        if model_runner.is_draft_worker:
+            if not model_runner.spec_algorithm.is_frozen_kv_mtp():
+                return None
+
+        kvcache = model_runner.token_to_kv_pool_allocator.get_kvcache()
+        return kvcache if isinstance(kvcache, BaseSWAKVPool) else None
+
+    def _process_multi_item_scoring(
+        self, forward_batch: ForwardBatch
+    ) -> MultiItemScoringParams:
+        """Process multi-item scoring tensors for FlashInfer attention.
+
+        This method handles sequences containing multiple "items" separated by delimiter tokens,
+        where each item needs specific attention patterns that respect item boundaries.
+
+        The method produces four key tensors for FlashInfer:
+        - prefix_len_ptr: uint32 tensor with prefix length for each prompt in batch
+        - token_pos_in_items_ptr: uint16 tensor with token positions starting from 0 at delimiters
+        - token_pos_in_items_len: padding length for batch processing
+        - max_item_len_ptr: uint16 tensor with max item length for each prompt
+
+        Args:
+            forward_batch: The forward batch containing input sequences and delimiter info
+
+        Returns:
+            MultiItemScoringParams: The processed multi-item scoring parameters
+
+        Examples:
+            Following FlashInfer definition: for 3 items of length 3, 2, 4 respectively:
+            token_pos_in_items_ptr = [0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 4, 0]
+
+            Case 1: Single sequence
+            Text: "What is the capital of France? <delim> London <delim> Paris <delim> Berlin <delim>"
+            Tokens: [What, is, the, capital, of, France, ?, <delim>, London, <delim>, Paris, <delim>, Berlin, <delim>]
+            Indices: [ 0,   1,  2,   3,      4,  5,     6,   7,     8,      9,     10,    11,    12,     13]
+            - prefix_len_ptr: [7] (query length before first delimiter)
+            - token_pos_in_items_ptr: [0, 1, 0, 1, 0, 1, 0] (delim=0, London=1, delim=0, Paris=1, delim=0, Berlin=1, delim=0)
+            - token_pos_in_items_len: 7 (actual length)
+            - max_item_len_ptr: [1] (max item length is 1 token - all options are single tokens)
+
+            Case 2: Batch processing (batch_size=2)
+            Sequence 1: 2 items of length 2, 1 → [0, 1, 2, 0, 1, 0] (6 elements)
+            Sequence 2: 3 items of length 1, 3, 2 → [0, 1, 0, 1, 2, 3, 0, 1, 2, 0] (10 elements)
+            After padding both to length 10:
+            - token_pos_in_items_ptr: [0, 1, 2, 0, 1, 0, 0, 0, 0, 0,    0, 1, 0, 1, 2, 3, 0, 1, 2, 0]
+            - token_pos_in_items_len: 10 (padded length for batch processing)
+            - max_item_len_ptr: [2, 3] (max lengths per sequence)
+        """
+
+        if not self.enable_mis or forward_batch.forward_mode == ForwardMode.DECODE:
+            return MultiItemScoringParams()
+
+        precomputed_indices = forward_batch.multi_item_delimiter_indices
+        if precomputed_indices is None:
+            return MultiItemScoringParams()
+
+        prefix_cache_lens = getattr(forward_batch, "extend_prefix_lens_cpu", None)
+        extend_seq_lens = getattr(forward_batch, "extend_seq_lens_cpu", None)
+        prefix_len_ptr, token_pos_in_items_ptr = [], []
+        token_pos_in_items_len = 0
+        device = forward_batch.input_ids.device
+
+        # If no extend_seq_lens, treat whole batch as one sequence
+        if extend_seq_lens is None or len(extend_seq_lens) <= 1:
+            extend_seq_lens = [forward_batch.input_ids.size(0)]
+
+        seq_start = 0
+        for i, seq_len in enumerate(extend_seq_lens):
+            seq_end = seq_start + seq_len
+            delimiter_indices_cpu = precomputed_indices[i]
+            if len(delimiter_indices_cpu) == 0:
+                seq_start = seq_end
+                continue
+
+            first_delim = delimiter_indices_cpu[0].item()  # CPU .item(), no GPU sync
+            delimiter_indices = delimiter_indices_cpu.to(device, non_blocking=True)
+            prefix_len = first_delim + (
+                prefix_cache_lens[i] if prefix_cache_lens is not None else 0
+            )
+            prefix_len_ptr.append(prefix_len)
+
+            # Compute relative positions within items using searchsorted (no GPU sync).
+            #   suffix_range      = [0, 1, 2, 3, 4, ...]
+            #   searchsorted      = bucket index for each position
+            #   last_delim        = delimiter offset at start of current bucket
+            #   pos_within_item   = suffix_range - last_delim
+            suffix_len = seq_len - first_delim
+            relative_positions = delimiter_indices - first_delim
+
+            suffix_range = torch.arange(suffix_len, dtype=torch.int64, device=device)
+            bucket_idx = torch.searchsorted(
+                relative_positions, suffix_range, right=True
+            )
+            last_delim = relative_positions[torch.clamp(bucket_idx - 1, min=0)]
+            pos_within_item = suffix_range - last_delim
+
+            token_pos_in_items_ptr.append(pos_within_item.to(torch.uint16))
+
+            forward_batch.positions[seq_start + first_delim : seq_end] = (
+                prefix_len + pos_within_item - 1
+            )
+
+            seq_start = seq_end
+
+        # Pad token_pos_in_items_ptr for batch processing
+        if token_pos_in_items_ptr:
+            token_pos_in_items_len = max(t.numel() for t in token_pos_in_items_ptr)
+            token_pos_in_items_ptr = [
+                torch.cat(
+                    [
+                        t,
+                        torch.zeros(
+                            token_pos_in_items_len - t.numel(),
+                            dtype=torch.uint16,
+                            device=device,
+                        ),
+                    ]
+                )
+                for t in token_pos_in_items_ptr
+            ]
+
+        if not prefix_len_ptr or not token_pos_in_items_ptr:
+            return MultiItemScoringParams()
+
+        return MultiItemScoringParams(
+            prefix_len_ptr=torch.tensor(
+                prefix_len_ptr, dtype=torch.uint32, device=device
+            ),
+            token_pos_in_items_ptr=torch.cat(token_pos_in_items_ptr, dim=0),
+            token_pos_in_items_len=token_pos_in_items_len & 0xFFFFFFFF,
+            max_item_len_ptr=torch.stack(
+                [
+                    t.to(torch.int32).max().to(torch.uint16)
+                    for t in token_pos_in_items_ptr
+                ],
+                dim=0,
+            ),
+        )
+
     def init_forward_metadata_out_graph(
         self,
         forward_batch: ForwardBatch,
@@ -560,6 +727,86 @@ class FlashInferAttnBackend(AttentionBackend):
                 self.forward_metadata.swa_out_cache_loc = (
                     self.cuda_graph_swa_out_cache_loc[:n]
                 )
+
+    def _prepare_dequant_workspace_metadata_for_extend(
+        self, forward_batch: ForwardBatch, use_ragged: bool = False
+    ):
+        """Prepare FlashInfer metadata for an FP4 dequant workspace.
+
+        Some FP4 recipes store packed KV but expose an FP8 workspace to
+        FlashInfer prefill. This builds the workspace page table, exact paged
+        lengths, and CPU request ids needed to populate that workspace before
+        the prefill kernel runs.
+        """
+        self.dq_page_table = None
+        self.dq_paged_kernel_lens = None
+        self.cpu_req_pool_indices = None
+        if not (
+            self.prefill_uses_dequant_workspace
+            and forward_batch.forward_mode.is_extend_without_speculative()
+        ):
+            return
+
+        # Ragged prefill handles current-chunk K/V with raw tensors, so the
+        # paged side only contains cached prefix lengths. Non-ragged prefill
+        # uses the dequant workspace for prefix + current chunk, so it needs
+        # full sequence lengths. These CPU length containers may arrive as
+        # Python lists or CPU tensors depending on the metadata builder.
+        paged_seq_lens_cpu = (
+            forward_batch.extend_prefix_lens_cpu
+            if use_ragged
+            else forward_batch.seq_lens_cpu
+        )
+        raw_paged_seq_lens = (
+            paged_seq_lens_cpu
+            if isinstance(paged_seq_lens_cpu, list)
+            else paged_seq_lens_cpu.tolist()
+        )
+        paged_seq_lens = [
+            int(seq_len.item()) if isinstance(seq_len, torch.Tensor) else int(seq_len)
+            for seq_len in raw_paged_seq_lens
+        ]
+        if sum(paged_seq_lens) <= 0:
+            self.cpu_req_pool_indices = forward_batch.req_pool_indices.to(
+                "cpu", non_blocking=True
+            )
+            return
+
+        # dq_buffer layout is page-aligned: each request occupies
+        # ceil(seq_len/page_size)*page_size slots, starting after a page_size
+        # dummy prefix. dq_page_table maps only actual token positions and skips
+        # padding gaps; dq_paged_kernel_lens stores real lengths so FlashInfer
+        # causal offsets use seq_len - q_len, not page_align(seq_len) - q_len.
+        seq_lens_with_scratch = paged_seq_lens + [256]
+        starts = []
+        next_start = self.page_size
+        for seq_len in seq_lens_with_scratch:
+            starts.append(next_start)
+            padded_len = (
+                (seq_len + self.page_size - 1) // self.page_size
+            ) * self.page_size
+            next_start += padded_len
+
+        device = forward_batch.req_pool_indices.device
+        indices = [
+            torch.arange(start, start + seq_len, device=device, dtype=torch.int32)
+            for start, seq_len in zip(starts, seq_lens_with_scratch)
+            if seq_len > 0
+        ]
+        self.dq_page_table = torch.cat(indices) if indices else None
+        self.dq_paged_kernel_lens = torch.tensor(
+            paged_seq_lens,
+            dtype=torch.int32,
+            device=device,
+        )
+        self.cpu_req_pool_indices = forward_batch.req_pool_indices.to(
+            "cpu", non_blocking=True
+        )
+
+    def _kv_write_scales(self, layer: RadixAttention):
+        if self.kv_cache_quant_method.needs_global_scale():
+            return None, None
+        return layer.k_scale, layer.v_scale
 
     def init_forward_metadata(self, forward_batch: ForwardBatch):
         swa_out_cache_loc = None
@@ -698,6 +945,200 @@ class FlashInferAttnBackend(AttentionBackend):
             )
             self.cuda_graph_qk_indptr = [x.clone() for x in self.kv_indptr]
             self.cuda_graph_qo_indptr = [x.clone() for x in self.kv_indptr]
+
+    def _create_decode_wrappers(self, bs: int, num_tokens: int) -> list:
+        return [
+            BatchDecodeWithPagedKVCacheWrapper(
+                self.workspace_buffer,
+                "NHD",
+                backend=self.decode_backend,
+                use_cuda_graph=True,
+                use_tensor_cores=self.decode_use_tensor_cores,
+                paged_kv_indptr_buffer=self.kv_indptr[i][: num_tokens + 1],
+                paged_kv_indices_buffer=self.cuda_graph_kv_indices[i],
+                paged_kv_last_page_len_buffer=self.kv_last_page_len[:num_tokens],
+            )
+            for i in range(self.num_wrappers)
+        ]
+
+    def _create_prefill_wrappers(self, bs: int, use_custom_mask: bool = False) -> list:
+        # FlashInfer's prefill wrapper decides mask mode based on whether
+        # `custom_mask_buf` is initialized (not whether a custom mask is provided).
+        # For cases like DFLASH draft (ENCODER_ONLY / non-causal) we do NOT use a
+        # custom mask, so we must avoid initializing `custom_mask_buf`, otherwise
+        # FlashInfer will treat the (zero) buffer as a real mask and block attention.
+        wrappers = []
+        for i in range(self.num_wrappers):
+            extra = (
+                {
+                    "custom_mask_buf": self.cuda_graph_custom_mask,
+                    "mask_indptr_buf": self.cuda_graph_qk_indptr[i][: bs + 1],
+                }
+                if use_custom_mask
+                else {}
+            )
+            wrappers.append(
+                BatchPrefillWithPagedKVCacheWrapper(
+                    self.workspace_buffer,
+                    "NHD",
+                    use_cuda_graph=True,
+                    backend=self.prefill_backend,
+                    qo_indptr_buf=self.cuda_graph_qo_indptr[i][: bs + 1],
+                    paged_kv_indptr_buf=self.kv_indptr[i][: bs + 1],
+                    paged_kv_indices_buf=self.cuda_graph_kv_indices[i],
+                    paged_kv_last_page_len_buf=self.kv_last_page_len[:bs],
+                    **extra,
+                )
+            )
+        return wrappers
+
+    @staticmethod
+    def _full_cg_prefill_workspace_bytes(
+        num_slots: int,
+        max_num_tokens: int,
+        *,
+        num_qo_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        device: torch.device,
+    ) -> int:
+        """Split-kv worst-case float-workspace demand for the plain-EXTEND
+        cudagraph wrappers, mirroring flashinfer's PrefillPlan sizing
+        (scheduler.cuh, enable_cuda_graph=True) for the largest captured
+        bucket:
+
+          cta_tile_q = FA2DetermineCtaTileQ(max packed qo len, head_dim)
+          tiles      = ceil(max_rows * gqa / cta_tile_q) + batch_size - 1
+          padded     = max(2 * num_SMs / num_kv_heads, tiles)
+          tmp_v      = num_qo_heads * padded * cta_tile_q * head_dim * fp32
+          tmp_s      = num_qo_heads * padded * cta_tile_q * fp32
+
+        Split-kv must stay enabled for these wrappers — its
+        block_valid_mask is what lets the padded/stale tiles of the fixed
+        captured grid exit early at replay; without it every replay
+        re-runs capture-sized attention (measured ~6.5 ms/layer). If a
+        future flashinfer outgrows the margin, plan() fails loudly at
+        startup ("Increase the workspace buffer size").
+        """
+        gqa_group_size = num_qo_heads // num_kv_heads
+        max_qo_len = (max_num_tokens - num_slots + 1) * gqa_group_size
+        if max_qo_len > 64 and head_dim < 256:
+            cta_tile_q = 128
+        elif max_qo_len > 16:
+            cta_tile_q = 64
+        else:
+            cta_tile_q = 16
+        tiles = -(-max_num_tokens * gqa_group_size // cta_tile_q) + num_slots - 1
+        num_sm = torch.cuda.get_device_properties(device).multi_processor_count
+        padded_batch_size = max((2 * num_sm) // num_kv_heads, tiles)
+        per_row = num_qo_heads * padded_batch_size * cta_tile_q * 4
+        tmp_v = per_row * head_dim
+        tmp_s = per_row
+        return int((tmp_v + tmp_s) * FULL_CG_PREFILL_WORKSPACE_MARGIN)
+
+    def _create_full_cg_prefill_wrappers(
+        self, num_slots: int, max_num_tokens: int
+    ) -> list:
+        """Wrappers for plain EXTEND captured under a full prefill CUDA
+        graph. plan() must keep its internal state at capture-stable
+        addresses (use_cuda_graph=True); the decode-side cuda-graph
+        wrappers permanently pin the shared workspace via their own
+        plans, so these get a dedicated workspace sized from the largest
+        captured bucket. The request-slot count is fixed at capture (the
+        runner pads real batches up to it with zero-length sentinel
+        requests); kv indices cover up to num_slots sequences of
+        max_context_len.
+        """
+        device = self.workspace_buffer.device
+        self.full_cg_prefill_req_slots = num_slots
+        upd = self.indices_updater_prefill
+        workspace_bytes = self._full_cg_prefill_workspace_bytes(
+            num_slots,
+            max_num_tokens,
+            num_qo_heads=upd.num_qo_heads,
+            num_kv_heads=upd.num_kv_heads,
+            head_dim=upd.head_dim,
+            device=device,
+        )
+        logger.info(
+            "Full-CG prefill workspace: %.0f MB (max bucket %d tokens, "
+            "%d request slots)",
+            workspace_bytes / (1024 * 1024),
+            max_num_tokens,
+            num_slots,
+        )
+        self.full_cg_prefill_workspace_buffer = torch.empty(
+            workspace_bytes, dtype=torch.uint8, device=device
+        )
+        self.full_cg_prefill_qo_indptr = [
+            torch.zeros((num_slots + 1,), dtype=torch.int32, device=device)
+            for _ in range(self.num_wrappers)
+        ]
+        self.full_cg_prefill_kv_indptr = [
+            torch.zeros((num_slots + 1,), dtype=torch.int32, device=device)
+            for _ in range(self.num_wrappers)
+        ]
+        # call_begin_forward materializes paged_kernel_lens_sum + 256
+        # indices; size the fixed buffer for the worst case.
+        self.full_cg_prefill_kv_indices = [
+            torch.zeros(
+                (num_slots * self.max_context_len + 256,),
+                dtype=torch.int32,
+                device=device,
+            )
+            for _ in range(self.num_wrappers)
+        ]
+        return [
+            BatchPrefillWithPagedKVCacheWrapper(
+                self.full_cg_prefill_workspace_buffer,
+                "NHD",
+                use_cuda_graph=True,
+                backend=self.prefill_backend,
+                qo_indptr_buf=self.full_cg_prefill_qo_indptr[i],
+                paged_kv_indptr_buf=self.full_cg_prefill_kv_indptr[i],
+                paged_kv_indices_buf=self.full_cg_prefill_kv_indices[i],
+                paged_kv_last_page_len_buf=self.kv_last_page_len[:num_slots],
+            )
+            for i in range(self.num_wrappers)
+        ]
+
+    def _prepare_cuda_graph_metadata(
+        self,
+        bs: int,
+        num_tokens: int,
+        forward_mode: ForwardMode,
+        spec_info: Optional[SpecInput],
+    ) -> None:
+        if forward_mode.is_decode_or_idle():
+            decode_wrappers = self._create_decode_wrappers(bs, num_tokens)
+            self.decode_cuda_graph_metadata[bs] = decode_wrappers
+            self.forward_metadata = DecodeMetadata(decode_wrappers)
+        elif forward_mode.is_target_verify() or forward_mode.is_dllm_extend():
+            use_custom_mask = (
+                forward_mode.is_target_verify()
+                and spec_info is not None
+                and getattr(spec_info, "custom_mask", None) is not None
+            )
+            prefill_wrappers = self._create_prefill_wrappers(bs, use_custom_mask)
+            self.prefill_cuda_graph_metadata[bs] = prefill_wrappers
+            self.forward_metadata = PrefillMetadata(
+                prefill_wrappers, forward_mode.is_dllm_extend(), False
+            )
+        elif forward_mode.is_draft_extend_v2():
+            # Draft-extend: causal paged prefill over the full sequence (no mask).
+            prefill_wrappers = self._create_prefill_wrappers(bs, use_custom_mask=False)
+            self.draft_extend_cuda_graph_metadata[bs] = prefill_wrappers
+            self.forward_metadata = PrefillMetadata(prefill_wrappers, False, False)
+        elif forward_mode.is_extend():
+            if self.full_cg_prefill_wrappers is None:
+                self.full_cg_prefill_wrappers = self._create_full_cg_prefill_wrappers(
+                    bs, num_tokens
+                )
+            self.forward_metadata = PrefillMetadata(
+                self.full_cg_prefill_wrappers, False, False
+            )
+        else:
+            raise ValueError(f"Invalid mode: {forward_mode=}")
 
     def get_cuda_graph_seq_len_fill_value(self):
         return 1
@@ -919,6 +1360,18 @@ class FlashInferAttnBackend(AttentionBackend):
 
         return o.view(-1, layer.tp_q_head_num * layer.head_dim)
 
+    def _get_wrapper_idx(self, layer: RadixAttention):
+        if self.num_wrappers == 1:
+            return 0
+
+        if self.dispatch_reason == WrapperDispatch.SLIDING_WINDOW:
+            return layer.sliding_window_size == -1
+        if self.dispatch_reason == WrapperDispatch.CROSS_ATTENTION:
+            return layer.is_cross_attention
+
+        raise ValueError(f"Unknown dispatch reason: {self.dispatch_reason}")
+
+
 class FlashInferIndicesUpdaterDecode:
     pass
 
@@ -974,6 +1427,62 @@ class FlashInferMultiStepDraftBackend:
         # Cached variables for generate_draft_decode_kv_indices
         self.pool_len = model_runner.req_to_token_pool.req_to_token.shape[1]
         self.req_to_token_pool = model_runner.req_to_token_pool
+
+    def common_template(
+        self,
+        forward_batch: ForwardBatch,
+        kv_indices_buffer: torch.Tensor,
+        call_fn: Callable,
+    ):
+        num_seqs = forward_batch.batch_size
+        bs = self.topk * num_seqs
+        seq_lens_sum = forward_batch.seq_lens_sum
+
+        required_kv_indices_len = draft_kv_indices_used_len(
+            seq_lens_sum, self.topk, bs, self.speculative_num_steps
+        )
+        assert_buffer_fits(
+            required_kv_indices_len,
+            kv_indices_buffer.shape[1],
+            "EAGLE draft kv_indices row (size max_bs * topk * max_context_len)",
+            bs=bs,
+            seq_lens_sum=seq_lens_sum,
+        )
+
+        self.generate_draft_decode_kv_indices[
+            (self.speculative_num_steps, num_seqs, self.topk)
+        ](
+            forward_batch.req_pool_indices,
+            self.req_to_token_pool.req_to_token,
+            forward_batch.seq_lens,
+            kv_indices_buffer,
+            self.kv_indptr,
+            forward_batch.positions,
+            self.pool_len,
+            kv_indices_buffer.shape[1],
+            self.kv_indptr.shape[1],
+            next_power_of_2(num_seqs),
+            next_power_of_2(self.speculative_num_steps),
+            next_power_of_2(bs),
+            self.page_size,
+        )
+
+        assert forward_batch.spec_info is not None
+        assert forward_batch.spec_info.is_draft_input()
+
+        # Copy the kv_indptr once to avoid multiple device-to-host copies in flashinfer's plan.
+        indptr_cpu_whole = self.kv_indptr[:, : bs + 1].cpu()
+        global global_override_indptr_cpu
+
+        for i in range(self.speculative_num_steps - 1):
+            forward_batch.spec_info.kv_indptr = self.kv_indptr[i, : bs + 1]
+            forward_batch.spec_info.kv_indices = kv_indices_buffer[i][
+                : draft_kv_indices_used_len(seq_lens_sum, self.topk, bs, i + 1)
+            ]
+            global_override_indptr_cpu = indptr_cpu_whole[i]
+            call_fn(i, forward_batch)
+
+        global_override_indptr_cpu = None
 
 def should_use_tensor_core(
     kv_cache_dtype: torch.dtype,

@@ -117,6 +117,103 @@ class KVCacheQuantMethodBase(ABC):
     name: str
     SCALE_BLOCK_SIZE: int = 1
 
+    def attention_accesses(self) -> tuple[KVCacheAttentionAccess, ...]:
+        return KV_CACHE_ATTENTION_ACCESS_REGISTRY.get(self.name, ())
+
+    def resolve_attention_access(
+        self, phase, backend_name: str, backend_tags: Iterable[str] = ()
+    ) -> Optional[KVCacheAttentionAccess]:
+        for access in self.attention_accesses():
+            if access.matches(phase, backend_name, backend_tags):
+                return access
+        return None
+
+    def describe_attention_accesses(self, phase=None) -> str:
+        accesses = self.attention_accesses()
+        if phase is not None:
+            phase = KVCacheAttentionPhase(phase)
+            accesses = tuple(access for access in accesses if access.phase == phase)
+        if not accesses:
+            return "none"
+        return "; ".join(
+            f"{access.phase.value}:{access.kind.value}:"
+            f"exact={sorted(access.backend_matcher.exact)}:"
+            f"tags={sorted(access.backend_matcher.tags)}"
+            for access in accesses
+        )
+
+    def needs_plain_kv_dequant_read(self) -> bool:
+        """Whether plain attention reads require dequantizing packed KV first."""
+        return any(
+            access.kind == KVCacheAttentionAccessKind.PLAIN
+            and access.storage_dtype is not None
+            for access in self.attention_accesses()
+        )
+
+    def dequant_workspace_dtype(self) -> Optional[torch.dtype]:
+        """Workspace dtype required by DEQUANT_WORKSPACE access rules."""
+        workspace_dtypes = set()
+        for access in self.attention_accesses():
+            if access.kind != KVCacheAttentionAccessKind.DEQUANT_WORKSPACE:
+                continue
+            if access.workspace_dtype is None:
+                raise ValueError(
+                    f"KV cache method {self.name!r} declares DEQUANT_WORKSPACE "
+                    "without workspace_dtype."
+                )
+            workspace_dtypes.add(access.workspace_dtype)
+
+        if not workspace_dtypes:
+            return None
+        if len(workspace_dtypes) != 1:
+            raise ValueError(
+                f"KV cache method {self.name!r} declares multiple dequant "
+                f"workspace dtypes: {sorted(str(dtype) for dtype in workspace_dtypes)}."
+            )
+        return next(iter(workspace_dtypes))
+
+    def kv_storage_dtype(self) -> torch.dtype:
+        """Packed KV storage dtype declared by attention access rules."""
+        storage_dtypes = {
+            access.storage_dtype
+            for access in self.attention_accesses()
+            if access.storage_dtype is not None
+        }
+        if not storage_dtypes:
+            return torch.uint8
+        if len(storage_dtypes) != 1:
+            raise ValueError(
+                f"KV cache method {self.name!r} declares multiple storage "
+                f"dtypes: {sorted(str(dtype) for dtype in storage_dtypes)}."
+            )
+        return next(iter(storage_dtypes))
+
+    def plain_attention_kv_dtype(self) -> Optional[torch.dtype]:
+        """Dtype produced when packed KV is dequantized for PLAIN attention."""
+        attention_dtypes = {
+            access.attention_kv_dtype
+            for access in self.attention_accesses()
+            if access.kind == KVCacheAttentionAccessKind.PLAIN
+            and access.storage_dtype is not None
+            and access.attention_kv_dtype is not None
+        }
+        if not attention_dtypes:
+            return None
+        if len(attention_dtypes) != 1:
+            raise ValueError(
+                f"KV cache method {self.name!r} declares multiple plain attention "
+                f"KV dtypes: {sorted(str(dtype) for dtype in attention_dtypes)}."
+            )
+        return next(iter(attention_dtypes))
+
+    def needs_global_scale(self) -> bool:
+        """Whether this method uses a per-layer global FP32 scale."""
+        return False
+
+    def scale_buffer_view_dtype(self) -> Optional[torch.dtype]:
+        """Optional dtype view for stored per-block scales."""
+        return None
+
     @abstractmethod
     def create_buffers(
         self, size: int, head_num: int, head_dim: int, layer_num: int, device: str
@@ -322,6 +419,9 @@ class NVFP4KVCacheMethod(KVCacheQuantMethodBase):
 
         self.k_scales_gpu.copy_(k_scales_cpu, non_blocking=True)
         self.v_scales_gpu.copy_(v_scales_cpu, non_blocking=True)
+
+    def get_bmm_scales(self, layer_id: int) -> tuple[float, float]:
+        return self.k_scales_float[layer_id], self.v_scales_float[layer_id]
 
     def create_buffers(
         self, size: int, head_num: int, head_dim: int, layer_num: int, device: str

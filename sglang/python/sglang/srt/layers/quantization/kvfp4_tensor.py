@@ -150,3 +150,144 @@ class NVFP4KVQuantizeUtil:
     - Dequantize: ``nvfp4_kv_dequantize`` (SM100+)
     """
 
+    @staticmethod
+    def quantize(
+        tensor: torch.Tensor, global_scale: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Quantize BF16/FP16 tensor to NVFP4 format.
+
+        Requires SM90+.  Uses ``nvfp4_kv_quantize`` on SM100+ (native PTX),
+        falls back to ``fp4_quantize`` on SM90.
+
+        Args:
+            tensor: Input tensor of shape [B, M, N]
+            global_scale: Global scale factor (float32 scalar or 1-element tensor)
+
+        Returns:
+            (fp4_data, block_scales, global_scale):
+                fp4_data: shape [B, M, N/2], dtype uint8
+                block_scales: shape [B, M, N/16], dtype float8_e4m3fn
+                global_scale: passthrough
+        """
+        from sglang.srt.utils import (
+            is_sm90_supported,
+            is_sm100_supported,
+            is_sm120_supported,
+        )
+
+        assert (
+            is_sm100_supported() or is_sm120_supported() or is_sm90_supported()
+        ), "NVFP4 KV cache quantize requires SM100/SM120 or SM90 fallback GPU"
+
+        b, m, n = tensor.shape
+        tensor_2d = tensor.reshape(b * m, n)
+
+        # The KV cache path passes preloaded per-layer scales already on device.
+        # Keep scalar/0-d support for tests and future fallback paths, but do not
+        # silently move tensor scales here.
+        if isinstance(global_scale, (int, float)):
+            global_scale = torch.tensor(
+                [global_scale], dtype=torch.float32, device=tensor.device
+            )
+        elif global_scale.dim() == 0:
+            global_scale = global_scale.unsqueeze(0)
+        elif global_scale.device != tensor.device:
+            raise ValueError(
+                "NVFP4 global scale tensor must already be on the KV tensor device."
+            )
+
+        if is_sm100_supported() or is_sm120_supported():
+            from flashinfer import nvfp4_kv_quantize
+
+            # nvfp4_kv_quantize takes global_scale directly (not inverted)
+            fp4_2d, scales_2d = nvfp4_kv_quantize(tensor_2d, global_scale)
+        else:
+            # SM90: fp4_quantize takes inverted global_scale
+            from flashinfer import fp4_quantize
+
+            global_scale_inv = 1.0 / global_scale
+            fp4_2d, scales_2d = fp4_quantize(
+                tensor_2d,
+                global_scale_inv,
+                sf_vec_size=16,
+                sf_use_ue8m0=False,
+                is_sf_swizzled_layout=False,
+                is_sf_8x4_layout=False,
+                enable_pdl=None,
+            )
+
+        fp4_data = fp4_2d.view(b, m, fp4_2d.shape[-1])
+        block_scales = scales_2d.view(b, m, scales_2d.shape[-1]).view(
+            torch.float8_e4m3fn
+        )
+        return fp4_data, block_scales, global_scale
+
+    @staticmethod
+    def dequantize(
+        quant_tensor: torch.Tensor,
+        block_scales: torch.Tensor,
+        global_scale: torch.Tensor,
+        dtype: torch.dtype = torch.bfloat16,
+    ) -> torch.Tensor:
+        """Dequantize NVFP4 tensor to BF16/FP16.
+
+        Uses ``nvfp4_kv_dequantize`` on SM100+, falls back to pure PyTorch
+        E2M1 LUT on SM90.
+
+        Args:
+            quant_tensor: Packed FP4 data of shape [B, M, N/2] (uint8)
+            block_scales: Per-block FP8 E4M3 scales of shape [B, M, N/16]
+            global_scale: Global scale factor (float32)
+            dtype: Output dtype (bfloat16 or float16)
+
+        Returns:
+            Dequantized tensor of shape [B, M, N]
+        """
+        from sglang.srt.utils import (
+            is_sm90_supported,
+            is_sm100_supported,
+            is_sm120_supported,
+        )
+
+        b, m, n_half = quant_tensor.shape
+
+        # The KV cache path passes preloaded per-layer scales already on device.
+        # Keep scalar/0-d support for tests and future fallback paths, but do not
+        # silently move tensor scales here.
+        if isinstance(global_scale, (int, float)):
+            global_scale = torch.tensor(
+                [global_scale], dtype=torch.float32, device=quant_tensor.device
+            )
+        elif global_scale.dim() == 0:
+            global_scale = global_scale.unsqueeze(0)
+        elif global_scale.device != quant_tensor.device:
+            raise ValueError(
+                "NVFP4 global scale tensor must already be on the KV tensor device."
+            )
+
+        if is_sm100_supported() or is_sm120_supported():
+            from flashinfer import nvfp4_kv_dequantize
+
+            quant_2d = quant_tensor.view(torch.uint8).reshape(b * m, n_half)
+            scales_2d = block_scales.view(torch.uint8).reshape(b * m, -1)
+            output_2d = nvfp4_kv_dequantize(
+                quant_2d, scales_2d, global_scale, output_dtype=dtype
+            )
+            return output_2d.reshape(b, m, -1)
+        else:
+            assert (
+                is_sm90_supported()
+            ), "NVFP4 KV cache dequantize requires SM100/SM120 or SM90 fallback GPU"
+            # Pure PyTorch fallback for SM90
+            n = n_half * 2
+            fp4_vals = torch.empty(
+                b, m, n, dtype=torch.uint8, device=quant_tensor.device
+            )
+            fp4_vals[..., 0::2] = quant_tensor & 0x0F
+            fp4_vals[..., 1::2] = (quant_tensor >> 4) & 0x0F
+            values = quant_tensor.new_tensor(E2M1_VALUES, dtype=torch.float32)
+            float_vals = values[fp4_vals.long()]
+            reshaped = float_vals.view(b, m * n // 16, 16)
+            block_scales_float = block_scales.float().unsqueeze(-1)
+            scaled = reshaped * block_scales_float
+            return (scaled.view(b, m, n) * global_scale).to(dtype)

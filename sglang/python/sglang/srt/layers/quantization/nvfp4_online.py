@@ -31,6 +31,19 @@ class NvFp4OnlineConfig(ModelOptQuantConfig):
     is_checkpoint_nvfp4_serialized = False
     group_size = 16
 
+    @staticmethod
+    def _normalize_ignored_layers(
+        ignored_layers: Optional[List[str]],
+    ) -> List[str]:
+        if not ignored_layers:
+            return []
+        normalized_ignored_layers = []
+        for layer in ignored_layers:
+            base = layer.removeprefix("model.")
+            normalized_ignored_layers.append(base)
+            normalized_ignored_layers.append(f"model.{base}")
+        return list(dict.fromkeys(normalized_ignored_layers))
+
     def __init__(
         self,
         exclude_modules: Optional[List[str]] = None,

@@ -5,6 +5,7 @@ from enum import Enum, auto
 
 import torch
 
+from sglang.srt.layers.dp_attention import get_is_extend_in_batch
 from sglang.srt.layers.moe.token_dispatcher.base import (
     BaseDispatcher,
     CombineInput,
@@ -28,6 +29,14 @@ logger = logging.getLogger(__name__)
 NixlEPDispatchOutput = DeepEPLLDispatchOutput
 NixlEPCombineInput = DeepEPLLCombineInput
 
+
+class NixlEPBuffer:
+    """Managing facade for the process-wide NIXL EP buffer; the state itself
+    lives on ``ctx.resources``."""
+
+    @classmethod
+    def on_scale(cls, from_ep_size: int, to_ep_size: int) -> None:
+        raise NotImplementedError('slim removed the body of NixlEPBuffer.on_scale: it never ran in any recording (see sglang/REMOVED.md)')
 
 class _NixlEPDispatcherImplBase:
     pass
@@ -90,6 +99,24 @@ class NixlEPDispatcher(BaseDispatcher):
         ret = self.dispatch_b()
         return ret
 
+    def dispatch_a(
+        self,
+        hidden_states: torch.Tensor,
+        topk_output: TopKOutput,
+    ):
+        self._update_stage(_Stage.INITIAL, _Stage.AFTER_DISPATCH_A)
+        inner_state = self._get_impl().dispatch_a(
+            hidden_states=hidden_states,
+            topk_output=topk_output,
+        )
+        self._dispatch_intermediate_state = inner_state
+
+    def dispatch_b(self):
+        self._update_stage(_Stage.AFTER_DISPATCH_A, _Stage.AFTER_DISPATCH_B)
+        inner_state = self._dispatch_intermediate_state
+        del self._dispatch_intermediate_state
+        return self._get_impl().dispatch_b(*inner_state)
+
     def combine(
         self,
         combine_input: CombineInput,
@@ -97,6 +124,35 @@ class NixlEPDispatcher(BaseDispatcher):
         self.combine_a(combine_input)
         ret = self.combine_b()
         return ret
+
+    def combine_a(
+        self,
+        combine_input: CombineInput,
+    ):
+        hidden_states, topk_ids, topk_weights = combine_input
+        self._update_stage(_Stage.AFTER_DISPATCH_B, _Stage.AFTER_COMBINE_A)
+        inner_state = self._get_impl().combine_a(
+            hidden_states=hidden_states,
+            topk_ids=topk_ids,
+            topk_weights=topk_weights,
+        )
+        self._combine_intermediate_state = inner_state
+
+    def combine_b(self):
+        self._update_stage(_Stage.AFTER_COMBINE_A, _Stage.INITIAL)
+        inner_state = self._combine_intermediate_state
+        del self._combine_intermediate_state
+        return self._get_impl().combine_b(*inner_state)
+
+    def _get_impl(self) -> _NixlEPDispatcherImplBase:
+        is_extend_in_batch = get_is_extend_in_batch()
+        resolved_deepep_mode = self.deepep_mode.resolve(is_extend_in_batch)
+        if resolved_deepep_mode == DeepEPMode.NORMAL:
+            raise NotImplementedError("Normal mode is not supported for Nixl EP yet.")
+        elif resolved_deepep_mode == DeepEPMode.LOW_LATENCY:
+            return self._low_latency_dispatcher
+        else:
+            raise ValueError(f"Invalid deepep_mode: {self.deepep_mode}")
 
     def set_quant_config(self, quant_config: dict):
         super().set_quant_config(quant_config)
@@ -110,3 +166,6 @@ class NixlEPDispatcher(BaseDispatcher):
                 combine_overlap_args, meta_overlap_args
             )
 
+    def _update_stage(self, old_stage, new_stage):
+        assert self._stage == old_stage
+        self._stage = new_stage

@@ -50,6 +50,12 @@ class FullComponent(TreeComponent):
             else None
         )
 
+    def _ensure_eviction_strategy(self) -> None:
+        if self.session_ref_eviction_strategy is None:
+            self.session_ref_eviction_strategy = (
+                self.tree_core.eviction_strategy.get_priority
+            )
+
     def _dec_session_coverage(self, session_id: str, leaf: UnifiedTreeNode) -> None:
         node = leaf
         while node is not None and node is not self.tree_core.root_node:
@@ -176,6 +182,10 @@ class FullComponent(TreeComponent):
 
     def eviction_priority(self, is_leaf: bool) -> int:
         return 0 if is_leaf else 2
+
+    def _session_ref_eviction_strategy(self, node: UnifiedTreeNode):
+        ref = self.session_ref(node)
+        return ref > 0, ref, self.tree_core.eviction_strategy.get_priority(node)
 
     def _evict_device_start(self, request_cnt: int) -> None:
         self._ensure_eviction_strategy()

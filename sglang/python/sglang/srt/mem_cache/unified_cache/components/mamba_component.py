@@ -70,6 +70,12 @@ class MambaComponent(TreeComponent):
         # HiCache state
         self._mamba_pool_host = None  # set to host mamba pool when HiCache enabled
 
+    def _inc_session_coverage(self, session_id: str, leaf: UnifiedTreeNode) -> None:
+        cd = leaf.component_data[self.component_type]
+        cd.session_ref += 1
+        if cd.session_ref == 1:
+            self._refresh_session_partition(leaf)
+
     def _dec_session_coverage(self, session_id: str, leaf: UnifiedTreeNode) -> None:
         cd = leaf.component_data[self.component_type]
         assert cd.session_ref > 0
@@ -228,6 +234,64 @@ class MambaComponent(TreeComponent):
         self.tree_core.lru_lists[self.component_type].reset_node_mru(node)
         node.last_access_time = get_and_increase_time_counter()
         result.mamba_exist = True
+
+    def _emit_excess_path_states_eviction(
+        self,
+        tail: UnifiedTreeNode,
+        cache_actions: list[CacheAction | ComponentAction],
+    ) -> None:
+        """Defer the path-cap eviction so it runs after the insert's BackupKV."""
+        if self.mamba_max_states_per_path < 0:
+            return
+        cache_actions.append(MambaEvictExcessPathStates(tail.id))
+
+    def _evict_excess_path_states(
+        self,
+        tail: UnifiedTreeNode,
+        device_frees: dict[ComponentType, list[torch.Tensor]],
+        host_frees: dict[ComponentType, list[torch.Tensor]],
+    ) -> None:
+        """Evict shallow eligible device checkpoints beyond the path cap.
+
+        Full KV and any existing host backup are retained. The tail, forks,
+        locked nodes (including a pending backup chain's write-through locks),
+        and device leaves are preserved, so the cap is a best-effort soft
+        limit. Freed slots are collected into the caller's dicts.
+        """
+        cap = self.mamba_max_states_per_path
+        if cap < 0:
+            return
+
+        ct = self.component_type
+        holders = []
+        node = tail
+        while node is not None and node is not self.tree_core.root_node:
+            if node.component_data[ct].value is not None:
+                holders.append(node)
+            node = node.parent
+
+        excess = len(holders) - cap
+        if excess <= 0:
+            return
+
+        tracker = {component: 0 for component in self.cache.tree_components}
+        for node in reversed(holders):
+            if excess <= 0 or node is tail:
+                break
+            if node.component_data[ct].lock_ref > 0 or len(node.children) != 1:
+                continue
+            if node in self.tree_core.evictable_device_leaves:
+                continue
+            self.tree_core._evict_component_and_detach_lru(
+                node,
+                self,
+                device_frees,
+                host_frees,
+                target=EvictLayer.DEVICE,
+                tracker=tracker,
+            )
+            self.tree_core._cascade_evict(node, self, tracker, device_frees, host_frees)
+            excess -= 1
 
     def redistribute_on_node_split(
         self, new_parent: UnifiedTreeNode, child: UnifiedTreeNode
@@ -406,9 +470,41 @@ class MambaComponent(TreeComponent):
                 self.tree_core.component_protected_size_[ct] -= vlen
             cd.lock_ref -= 1
 
+    def _alloc_mamba_slot(self) -> torch.Tensor:
+        """Allocate one mamba pool slot, evicting if necessary."""
+        slot = self.cache.req_to_token_pool.mamba_allocator.alloc(1)
+        if slot is None:
+            self.cache.evict(EvictParams(num_tokens=0, mamba_num=1))
+            slot = self.cache.req_to_token_pool.mamba_allocator.alloc(1)
+            assert slot is not None, "Can not alloc mamba cache"
+        return slot
+
     @property
     def int8_ckpt_pool(self):
         return getattr(self.cache.req_to_token_pool, "mamba_ckpt_pool", None)
+
+    def _alloc_int8_ckpt_slot(self) -> torch.Tensor:
+        slot = self.int8_ckpt_pool.alloc(1)
+        if slot is None:
+            self.cache.evict(EvictParams(num_tokens=0, mamba_num=1))
+            slot = self.int8_ckpt_pool.alloc(1)
+            assert slot is not None, "Can not alloc int8 mamba checkpoint slot"
+        return slot
+
+    def _commit_int8_checkpoint(self, active_slots: torch.Tensor) -> torch.Tensor:
+        ckpt_slot = self._alloc_int8_ckpt_slot()
+        self.int8_ckpt_pool.store_from_active(
+            self.cache.req_to_token_pool.mamba_pool,
+            active_slots.view(-1),
+            ckpt_slot,
+        )
+        return ckpt_slot
+
+    def _free_mamba_value(self, mamba_value: torch.Tensor) -> None:
+        if self.int8_ckpt_pool is not None:
+            self.int8_ckpt_pool.free(mamba_value)
+        else:
+            self.cache.req_to_token_pool.mamba_allocator.free(mamba_value)
 
     def prepare_for_caching_req(
         self,

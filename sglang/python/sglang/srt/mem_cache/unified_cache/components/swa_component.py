@@ -80,6 +80,34 @@ class SWAComponent(TreeComponent):
         super().reset_session_state()
         self._session_leaf_covered_len = {}
 
+    def _walk_session_coverage(
+        self,
+        leaf: UnifiedTreeNode,
+        span: int,
+        delta: int,
+    ) -> int:
+        node = leaf
+        covered = 0
+        while node is not self.tree_core.root_node and covered < span:
+            cd = node.component_data[self.component_type]
+            if delta < 0:
+                assert cd.session_ref > 0
+            prev_ref = cd.session_ref
+            cd.session_ref += delta
+            if (prev_ref == 0) != (cd.session_ref == 0):
+                self._refresh_session_partition(node)
+            covered += len(node.key)
+            node = node.parent
+        return covered
+
+    def _inc_session_coverage(self, session_id: str, leaf: UnifiedTreeNode) -> None:
+        covered_by_leaf = self._session_leaf_covered_len.setdefault(session_id, {})
+        assert leaf not in covered_by_leaf
+        target_span = self.sliding_window_size + self.tree_core.page_size
+        covered = self._walk_session_coverage(leaf, target_span, 1)
+        assert covered > 0
+        covered_by_leaf[leaf] = covered
+
     def _dec_session_coverage(self, session_id: str, leaf: UnifiedTreeNode) -> None:
         covered_by_leaf = self._session_leaf_covered_len.get(session_id)
         assert covered_by_leaf is not None and leaf in covered_by_leaf
@@ -135,6 +163,11 @@ class SWAComponent(TreeComponent):
                     report_error(
                         f"{ct} session {session_id!r} leaf {leaf.id} has no coverage record"
                     )
+
+    def _translate_full_to_swa(self, full_indices: torch.Tensor) -> torch.Tensor:
+        return self.cache.token_to_kv_pool_allocator.translate_loc_from_full_to_swa(
+            full_indices
+        )
 
     def refresh_lru(
         self,
@@ -357,6 +390,33 @@ class SWAComponent(TreeComponent):
                 node.component_data[BASE_COMPONENT_TYPE].value,
             )
         )
+
+    def _maybe_split_leaf_for_swa_lock(
+        self, leaf: UnifiedTreeNode
+    ) -> Optional[UnifiedTreeNode]:
+        """Cap a fresh in-window SWA leaf at one page-aligned window so locking it pins
+        only one window of SWA pool, not the whole (long chunked-prefill) leaf; return
+        the split-off parent (older window) or None. The SWA value is stamped later, so
+        this runs on the tombstone leaf.
+        """
+        ct = self.component_type
+        cd = leaf.component_data[ct]
+        if leaf is self.tree_core.root_node or cd.lock_ref > 0:
+            return None
+
+        page_size = self.tree_core.page_size
+        # Smallest page-aligned size that still covers the sliding window.
+        tail_size = (self.sliding_window_size + page_size - 1) // page_size * page_size
+        leaf_len = len(leaf.key)
+        if leaf_len <= tail_size:
+            return None
+        split_at = leaf_len - tail_size
+        if page_size > 1 and (split_at % page_size != 0 or leaf_len % page_size != 0):
+            return None
+
+        new_parent, action = self.tree_core._split_node(leaf.key, leaf, split_at)
+        assert action is None, "fresh SWA leaf cannot be write-through-pending"
+        return new_parent
 
     def redistribute_on_node_split(
         self, new_parent: UnifiedTreeNode, child: UnifiedTreeNode
@@ -823,6 +883,108 @@ class SWAComponent(TreeComponent):
                 pool_storage_result=pool_storage_result,
             )
             return
+
+    def _release_swa_host(
+        self,
+        host_indices: torch.Tensor,
+        cache_actions: list[CacheAction | ComponentAction],
+    ) -> None:
+        if host_indices is not None and host_indices.numel() > 0:
+            cache_actions.append(
+                FreeComponentHostSlot([host_indices], component_type=ComponentType.SWA)
+            )
+
+    def _attach_swa_host_value(
+        self, node: UnifiedTreeNode, host_indices: torch.Tensor
+    ) -> None:
+        """Write host_indices into node's SWA host_value and refresh tree state."""
+        ct = self.component_type
+        cd = node.component_data[ct]
+        cd.host_value = host_indices.clone()
+        host_lru = self.tree_core.host_lru_lists[ct]
+        if cd.value is None and not host_lru.in_list(node):
+            host_lru.insert_mru(node)
+        self.tree_core._update_evictable_leaf_sets(node)
+        if node.parent:
+            self.tree_core._update_evictable_leaf_sets(node.parent)
+
+    def _commit_prefetch(
+        self,
+        anchor,
+        transfers: list[PoolTransfer],
+        *,
+        cache_actions: list[CacheAction | ComponentAction],
+        insert_result: Optional[InsertResult] = None,
+        pool_storage_result: Optional[PoolTransferResult] = None,
+    ) -> None:
+        """Fill the prefetched SWA window onto the leaf→anchor path.
+
+        All-or-nothing over one full window: ``loaded_pages`` is the cross-rank
+        MIN, so ``loaded_pages < window_pages`` drops the whole window (keeps the
+        tree identical across TP ranks). Otherwise map the buffer to token range
+        ``[loaded_start, total_len)`` and walk leaf→anchor, filling SWA
+        tombstones and releasing slices that already have host_value.
+        """
+        if not transfers:
+            return
+        ct = self.component_type
+        page_size = self.tree_core.page_size
+        host_indices = transfers[0].host_indices
+        window_require_pages = (
+            host_indices.numel() // page_size if host_indices is not None else 0
+        )
+        loaded_pages = (
+            pool_storage_result.extra_pool_hit_pages.get(PoolName.SWA, 0)
+            if pool_storage_result
+            else 0
+        )
+        target = (
+            self.tree_core.node_by_id(insert_result.inserted_host_node)
+            if insert_result is not None
+            and insert_result.inserted_host_node is not None
+            else None
+        )
+        if (
+            target is None
+            or window_require_pages == 0
+            or loaded_pages < window_require_pages
+        ):
+            self._release_swa_host(host_indices, cache_actions)
+            return
+
+        # Buffer covers token range [loaded_start, total_len).
+        loaded_start = insert_result.total_len - window_require_pages * page_size
+
+        # Walk leaf → anchor; ``pos`` is the right edge of ``cur`` in tokens.
+        pos, cur = insert_result.total_len, target
+        while cur is not anchor and pos > loaded_start:
+            node_start = pos - len(cur.key)
+            # Intersection of cur's range and the buffer.
+            fill_start = max(node_start, loaded_start)
+            fill_len = pos - fill_start
+            buf_off = fill_start - loaded_start
+            slice_ = host_indices[buf_off : buf_off + fill_len]
+
+            cd = cur.component_data[ct]
+            if cd.host_value is None and fill_len > 0:
+                # Tombstone: split off the in-buffer tail if needed, then fill.
+                if fill_start > node_start:
+                    _, action = self.tree_core._split_node(
+                        cur.key, cur, fill_start - node_start
+                    )
+                    if action is not None:
+                        cache_actions.append(action)
+                self._attach_swa_host_value(cur, slice_)
+            else:
+                # Already has SWA (or empty overlap): drop this slice.
+                self._release_swa_host(slice_, cache_actions)
+
+            pos = node_start
+            cur = cur.parent
+
+        # Buffer prefix that fell outside the anchor→leaf path.
+        if pos > loaded_start:
+            self._release_swa_host(host_indices[: pos - loaded_start], cache_actions)
 
     def drive_host_eviction(
         self,
