@@ -207,13 +207,15 @@ class ImportChecker(ast.NodeVisitor):
         if top == PACKAGE:
             if self.slim.exists(module):
                 return True
-            if self.guarded:
+            if self.kept_whole and self.upstream and self.upstream.exists(module) and self.on_surface(module):
+                # guarded or not: the keep promises the feature, and a caught ImportError would quietly
+                # take it away (fa4's vendored kernels behind flash_attention_v4.py's try)
+                self.error(node, f"import of {module}: this file is kept whole by slim/policy.toml, but the module "
+                           "was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)")
+            elif self.guarded:
                 self.report.note("guarded imports of removed sglang modules")
             elif (self.in_function or self.conditional) and self.request_path:
                 pass
-            elif self.kept_whole and self.upstream and self.upstream.exists(module) and self.on_surface(module):
-                self.error(node, f"import of {module}: this file is kept whole by slim/policy.toml, but the module "
-                           "was cut (keep it too, or put it off the surface in slim/policy.toml with its reason)")
             elif (self.in_function or self.conditional) and self.upstream and self.upstream.exists(module):
                 if why := lazy_import_note(module, self.on_surface):  # its body ran, this import never did
                     self.report.note(why)

@@ -77,9 +77,9 @@ class ReachRules:
                 and self.out.defs[key].kind in STUBBABLE and key not in self.policy_live
                 and self.policy.whole_for(path, d.qualname) is None):
             return None
-        read_here = d.parent is not None and (self._read_member(path, d) or d.name in self._read_by_own_kept(
-            path, d.parent)) and self.policy.off_surface_for(
-            path, d.qualname) is None  # on the surface, a member so read is judged like flag-built code
+        # on the surface, a member so read is judged like flag-built code
+        read_here = d.parent is not None and self.policy.off_surface_for(path, d.qualname) is None and (
+            self._read_member(path, d) or d.name in self._read_by_own_kept(path, d.parent))
         if path not in self.touched_files and not self._flag_built(path, d) and not read_here:
             return STUB  # nothing in its module ran
         if key in self.fixed or self.policy.off_surface_for(path, d.qualname) is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -131,9 +132,11 @@ def test_a_file_kept_whole_must_not_import_a_cut_module_on_the_surface(tmp_path)
     assert check_tree(tree, upstream, Policy(off_surface=off)).errors == []
 
 
-def test_only_a_try_that_catches_import_error_guards_a_whole_kept_file(tmp_path):
+def test_a_whole_kept_file_may_lose_a_guarded_import_only_off_the_surface(tmp_path):
     """`sglang serve` imports the diffusion server inside `try: ... finally:`: a missing module
-    there is a crash, not an optional piece, so it is judged like any unguarded import."""
+    there is a crash. Inside `try: ... except ImportError:` it is no crash, but the feature the keep
+    promises goes quietly (fa4's vendored kernels behind flash_attention_v4.py's try, 2026-12-07):
+    an error all the same, unless the module is off the surface (the diffusion server)."""
     tree, upstream = tmp_path / "slim", tmp_path / "upstream"
     (tree / "python").mkdir(parents=True)
     (tree / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\ndependencies = []\n')
@@ -143,7 +146,9 @@ def test_only_a_try_that_catches_import_error_guards_a_whole_kept_file(tmp_path)
     write(tree / "python", {"sglang/srt/serve.py": body.format("finally:\n        pass")})
     assert [e.split(": ")[0] for e in check_tree(tree, upstream, policy).errors] == ["sglang/srt/serve.py:3"]
     write(tree / "python", {"sglang/srt/serve.py": body.format("except ImportError:\n        return None")})
-    assert check_tree(tree, upstream, policy).errors == []
+    assert [e.split(": ")[0] for e in check_tree(tree, upstream, policy).errors] == ["sglang/srt/serve.py:3"]
+    off = dataclasses.replace(policy, off_surface=(OffSurface("sglang/srt/grammar.py", "a diffusion server"),))
+    assert check_tree(tree, upstream, off).errors == []
 
 
 def test_a_lazy_import_of_an_off_surface_package_passes(tmp_path):

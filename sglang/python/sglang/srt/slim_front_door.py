@@ -17,9 +17,11 @@ REMOVED_FLAGS = {'--asr-max-buffer-seconds': 'audio transcription was removed fr
                                                   '(sglang.srt.checkpoint_engine) was removed from this '
                                                   'slimmed SGLang (it needs the checkpoint-engine package, '
                                                   'which the GPU runtime lacks, and its worker was cut; '
-                                                  '/update_weights_from_disk, _tensor and _distributed '
-                                                  'stay). To get it back: record a scenario that uses it '
-                                                  '(slim record --scenario ...) and run slim apply.',
+                                                  '/update_weights_from_disk, _tensor and _distributed stay. '
+                                                  'POST /update_weights_from_ipc serves only it (the '
+                                                  "scheduler's handler imports the worker)). To get it back: "
+                                                  'record a scenario that uses it (slim record --scenario '
+                                                  '...) and run slim apply.',
  '--debug-tensor-dump-input-file': 'per-layer tensor dumps for debugging (--debug-tensor-dump-*) was removed '
                                    "from this slimmed SGLang (a model-debugging aid that hooks every layer's "
                                    'forward; no scenario dumps tensors, and its hook was cut). To get it '
@@ -3941,6 +3943,13 @@ REMOVED_ROUTES = {('GET', '/is_scaling_elastic_ep'): 'elastic expert parallelism
                                    'with an adapter and record it to bring LoRA back). To get it back: '
                                    'record a scenario that uses it (slim record --scenario ...) and run slim '
                                    'apply.',
+ ('POST', '/update_weights_from_ipc'): 'checkpoint-engine weight updates (sglang.srt.checkpoint_engine) was '
+                                       'removed from this slimmed SGLang (it needs the checkpoint-engine '
+                                       'package, which the GPU runtime lacks, and its worker was cut; '
+                                       '/update_weights_from_disk, _tensor and _distributed stay. POST '
+                                       "/update_weights_from_ipc serves only it (the scheduler's handler "
+                                       'imports the worker)). To get it back: record a scenario that uses it '
+                                       '(slim record --scenario ...) and run slim apply.',
  ('POST', '/v1/audio/transcriptions'): 'audio transcription was removed from this slimmed SGLang (not a '
                                        'DeepSeek V2/V3/R1 feature: it needs a speech-recognition model). To '
                                        'get it back: record a scenario that uses it (slim record --scenario '
