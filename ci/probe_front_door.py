@@ -1,0 +1,123 @@
+"""Try the Python API's front door (ServerArgs.__post_init__ -> refuse_removed_server_args) on the
+real launch parser of the slimmed tree, on a CPU host without the GPU runtime.
+
+    python3.11 ci/probe_front_door.py sglang/python --transformers DIR --out FILE.json
+
+It builds `ServerArgs.add_cli_args`'s parser, then asks the front door about (1) the parsed defaults
+of a plain launch, (2) the dataclass defaults (`sglang.Engine()` with no kwargs), (3) every
+scenario's launch flags, parsed, and (4) `--enable-lora` (removed: must be refused). Needs torch
+(CPU) and sglang's pure-Python dependencies; the native packages a CPU host lacks (sgl_kernel,
+triton, xgrammar, ...) are stood in by mocks, their capitalised names by pydantic models so that
+request models still build. DIR holds the pinned transformers (5.12.1, from deps.tar.xz: the
+newest one's configs clash with sglang's). No processor is registered (no torchvision here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import sys
+import tomllib
+import types
+from unittest import mock
+
+import pydantic
+
+NATIVE = {"sgl_kernel", "flashinfer", "deep_gemm", "triton", "cuda", "cutlass", "quack", "tvm_ffi", "pynvml",
+          "flash_attn", "torch_memory_saver", "torchao", "xgrammar", "llguidance", "outlines", "interegular",
+          "partial_json_parser", "openai_harmony", "pybase64", "setproctitle", "PIL", "python_multipart",
+          "multipart", "sentencepiece", "soundfile", "scipy", "pandas", "mistral_common", "gguf", "modelscope",
+          "compressed_tensors", "xxhash", "decord", "uvloop", "einops"}
+TYPED = {"xgrammar", "openai_harmony", "partial_json_parser", "llguidance", "outlines"}
+
+
+class _TypedModule(types.ModuleType):
+    """A missing package whose capitalised names are pydantic models (usable as field types)."""
+    __path__: list = []
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = type(name, (pydantic.BaseModel,), {}) if name[:1].isupper() else mock.MagicMock(name=name)
+        setattr(self, name, value)
+        return value
+
+
+class _Stand(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Stands in for NATIVE packages that no other finder resolves."""
+
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] not in NATIVE:
+            return None
+        for finder in sys.meta_path:
+            if finder is not self and getattr(finder, "find_spec", None) and finder.find_spec(name, path, target):
+                return None
+        return importlib.machinery.ModuleSpec(name, self, is_package=True)
+
+    def create_module(self, spec):
+        if spec.name.split(".")[0] in TYPED:
+            return _TypedModule(spec.name)
+        module = mock.MagicMock(name=spec.name)
+        module.__path__, module.__spec__, module.__name__, module.__version__ = [], spec, spec.name, "0"
+        if spec.name == "triton":  # fla's import-time device probe: no GPU backend here
+            module.runtime.driver.active.get_current_target.return_value.backend = "cpu"
+        return module
+
+    def exec_module(self, module):
+        pass
+
+
+def verdict(refuse, obj, parser) -> str | None:
+    try:
+        refuse(obj, parser)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def main() -> None:
+    cli = argparse.ArgumentParser()
+    cli.add_argument("tree_python")
+    cli.add_argument("--transformers", required=True)
+    cli.add_argument("--out", required=True)
+    args = cli.parse_args()
+    sys.meta_path.append(_Stand())
+    sys.path[:0] = [args.tree_python, args.transformers]
+    utils = types.ModuleType("sglang.srt.configs.utils")  # processor registrations need torchvision
+    utils.register_image_processor = utils.register_processor = lambda *a, **k: None
+    sys.modules["sglang.srt.configs.utils"] = utils
+    from sglang.srt import slim_front_door as door
+    from sglang.srt.server_args import ServerArgs
+
+    parser = argparse.ArgumentParser()
+    ServerArgs.add_cli_args(parser)
+    refuse = door.refuse_removed_server_args
+    defaults = {k: v for k, v in door._defaults(ServerArgs).items() if v is not dataclasses.MISSING}
+    rows = {"plain launch (parsed defaults)": verdict(refuse, argparse.Namespace(
+                **vars(parser.parse_args(["--model-path", "m"]))), parser),
+            "dataclass defaults (Engine())": verdict(refuse, argparse.Namespace(**defaults), parser)}
+    lora = argparse.Namespace(**vars(parser.parse_args(["--model-path", "m"])))
+    lora.enable_lora = True
+    rows["enable_lora=True (removed)"] = verdict(refuse, lora, parser)
+    for path in sorted(glob.glob("scenarios/*.toml")):
+        launch = tomllib.load(open(path, "rb")).get("server", {}).get("args", [])
+        try:
+            parsed = parser.parse_args(["--model-path", "m", *launch])
+        except SystemExit:
+            rows[os.path.basename(path)] = "the launch parser refuses it"
+            continue
+        rows[os.path.basename(path)] = verdict(refuse, parsed, parser)
+    report = {"python": sys.version.split()[0], "command": " ".join(sys.argv), "refused_or_none": rows}
+    with open(args.out, "w") as out:
+        json.dump(report, out, indent=1, sort_keys=True)
+        out.write("\n")
+    print(json.dumps({k: (v or "passes")[:90] for k, v in rows.items() if not k.endswith(".toml") or v}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
