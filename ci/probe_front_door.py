@@ -15,10 +15,12 @@ newest one's configs clash with sglang's). No processor is registered (no torchv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import glob
 import importlib.abc
 import importlib.machinery
+import io
 import json
 import os
 import sys
@@ -80,6 +82,53 @@ def verdict(refuse, obj, parser) -> str | None:
     return None
 
 
+def _parse_error(parser, argv: list[str]) -> str | None:
+    """The launch parser's error for `argv` (its message), or None when it parses."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parser.parse_args(["--model-path", "m", *argv])
+    except SystemExit:
+        return err.getvalue()
+    return None
+
+
+def _means_default(action, value) -> bool:
+    """Naming `value` names the flag's default (an int flag's "1" when its default is 1)."""
+    try:
+        return value == action.default or (callable(action.type) and action.type(value) == action.default)
+    except Exception:  # a type check refusing it (or any other error) means it is no default
+        return False
+
+
+def parser_refusals(parser, door) -> dict:
+    """Every removed flag (with a value other than its default) and removed flag value, named on the
+    real launch parser: how many it refuses with their own refusal message, and which it does not."""
+    actions = parser._option_string_actions
+    tried, missed = 0, []
+    for flag in sorted(door.REMOVED_FLAGS):
+        action = actions.get(flag)
+        if action is None:
+            continue
+        # a value the user could name: one of its removed values (the parser's choices keep only
+        # the default of those), else a choice, else a plain one
+        removed_values = [v for f, v in sorted(door.REMOVED_FLAG_VALUES) if f == flag]
+        value = None if action.nargs == 0 else next(
+            v for v in [*removed_values, *(action.choices or []), "1", "2", "x"] if not _means_default(action, v))
+        argv = [flag] if value is None else [flag, str(value)]
+        tried += 1
+        error = _parse_error(parser, argv) or ""
+        if door.REMOVED_FLAGS[flag] not in error and door.REMOVED_FLAG_VALUES.get((flag, value), "\0") not in error:
+            missed.append(" ".join(argv))
+    for flag, value in sorted(door.REMOVED_FLAG_VALUES):
+        if flag not in actions or value == actions[flag].default:
+            continue
+        tried += 1
+        if door.REMOVED_FLAG_VALUES[(flag, value)] not in (_parse_error(parser, [flag, value]) or ""):
+            missed.append(f"{flag} {value}")
+    return {"tried": tried, "refused_with_the_message": tried - len(missed), "not_refused": missed}
+
+
 def main() -> None:
     cli = argparse.ArgumentParser()
     cli.add_argument("tree_python")
@@ -112,7 +161,8 @@ def main() -> None:
             rows[os.path.basename(path)] = "the launch parser refuses it"
             continue
         rows[os.path.basename(path)] = verdict(refuse, parsed, parser)
-    report = {"python": sys.version.split()[0], "command": " ".join(sys.argv), "refused_or_none": rows}
+    report = {"python": sys.version.split()[0], "command": " ".join(sys.argv), "refused_or_none": rows,
+              "launch_parser": parser_refusals(parser, door)}
     with open(args.out, "w") as out:
         json.dump(report, out, indent=1, sort_keys=True)
         out.write("\n")
