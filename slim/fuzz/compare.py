@@ -10,7 +10,6 @@ from __future__ import annotations
 from slim.fuzz.generate import RequestSpec
 from slim.surface.policy import REFUSAL_MARK  # a removed feature refused at its front door: the point
 
-__all__ = ["REFUSAL_MARK", "compare", "row_problem"]
 FAILED = ("hang", "no_answer")
 
 

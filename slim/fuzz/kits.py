@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from slim.fuzz.compare import REFUSAL_MARK
 from slim.fuzz.kit_selection import SELECTED, Kit, flag_value
+from slim.surface.policy import REFUSAL_MARK
 
 RUNNER = Path(__file__).with_name("kit_runner.py")
 KITS_DIR = Path("sglang/test/kits")  # in the upstream site the kits come from

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from slim.fuzz.compare import REFUSAL_MARK
+from slim.surface.policy import REFUSAL_MARK
 
 PASSED, PROBLEM, REFUSED, NOT_RUN = "passed", "problem", "refused", "not_run"
 UPSTREAM_FAILS, UPSTREAM_NOT_RUN = "upstream_fails", "upstream_not_run"

@@ -9,12 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from slim.errors import SlimError
-from slim.fuzz.compare import REFUSAL_MARK, compare
+from slim.fuzz.compare import compare
 from slim.fuzz.drive import request_rows, write_report
 from slim.fuzz.generate import MALFORMED_SHARE, RequestSpec, generate
 from slim.fuzz.run import fuzz_server
 from slim.fuzz.values import NO_VALUE, typed_value
 from slim.surface import read_inventory
+from slim.surface.policy import REFUSAL_MARK
 
 ROUTES = ["POST /generate", "POST /v1/chat/completions", "POST /v1/completions", "POST /tokenize",
           "GET /health", "GET /v1/models", "POST /update_weights_from_disk"]

@@ -16,10 +16,10 @@ import slim.fuzz.drive as drive
 import slim.fuzz.kits as kits
 from slim import upstream as up
 from slim.errors import SlimError
-from slim.fuzz.compare import REFUSAL_MARK
 from slim.fuzz.kit_runner import ServerProcess
 from slim.fuzz.kit_selection import LEFT_OUT, SELECTED, Kit, flag_value
 from slim.fuzz.kits_compare import compare_kits, verdict
+from slim.surface.policy import REFUSAL_MARK
 from slim.tests.test_fuzz_drive import fake_host, fake_site  # noqa: F401 - fake_host is a fixture
 
 REFUSAL = f"the frobnicate field {REFUSAL_MARK} (not a DeepSeek feature)"

@@ -4028,10 +4028,9 @@ class _Refused(argparse.Action):
 
 def _refusing(flag, convert, default):
     def check(value):  # argparse converts a string default too: a removed default is no user's choice
-        # An enum-parsed value is matched upper-cased, as its parser reads it (`ngram` is NGRAM).
-        key = next((k for k in ((flag, value), (flag, str(value).upper())) if k in REMOVED_FLAG_VALUES), None)
-        if key is not None and value != default:
-            raise argparse.ArgumentTypeError(REMOVED_FLAG_VALUES[key])
+        # Matched in any case, as an enum's parser reads it (`ngram` is NGRAM).
+        if (message := _removed_value(flag, value)) is not None and value != default:
+            raise argparse.ArgumentTypeError(message)
         return convert(value) if convert else value
 
     return check
@@ -4103,12 +4102,16 @@ def _spellings(value):
     return {str(v).upper() for v in (value, getattr(value, "name", value), getattr(value, "value", value))}
 
 
-def _refusal(flag, value):
-    """Why `value` may not reach the field through `flag`: the flag is removed, or this value of it."""
-    if flag in REMOVED_FLAGS:
-        return REMOVED_FLAGS[flag]
+def _removed_value(flag, value):
+    """The message of the removed value of `flag` that `value` names in any spelling, or None: the
+    one lookup of both doors (the launch parser's type check and ServerArgs.__post_init__)."""
     removed = _removed_values().get(flag, {})
     return next((removed[v] for v in sorted(_spellings(value)) if v in removed), None)
+
+
+def _refusal(flag, value):
+    """Why `value` may not reach the field through `flag`: the flag is removed, or this value of it."""
+    return REMOVED_FLAGS.get(flag) or _removed_value(flag, value)
 
 
 def refuse_removed_server_args(server_args, parser=None):
