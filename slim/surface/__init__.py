@@ -56,14 +56,27 @@ def read_inventory(db: Path, version: str) -> dict:
 def surface_rows(db: Path, policy: Path = POLICY) -> tuple[list[dict], list[str]]:
     """Every committed item with its status, and the warnings (stale keeps)."""
     from slim.recording import load_all, recording_paths
-    from slim.surface.status import recording_evidence, statuses
+    from slim.surface.status import launch_evidence, recording_evidence, statuses
     from slim.upstream import load_pin
 
     version = load_pin().version
     items = read_inventory(db, version)["items"]
     entries = load_policy(policy, {item["id"] for item in items})
     recordings = load_all(db, version) if recording_paths(db) else []  # none yet: nothing is recorded
-    return statuses(items, recording_evidence(items, recordings, defaults_unjudged(entries)), entries)
+    rows, warnings = statuses(items, recording_evidence(items, recordings, defaults_unjudged(entries)), entries)
+    written = launch_evidence(items, written_launches({rec.scenario for rec in recordings}))
+    for row in rows:  # an unstatused item names the scenarios whose recording would status it
+        if row["status"] == "unstatused":
+            row["scenario"] = ", ".join(written.get(row["id"], []))
+    return rows, warnings
+
+
+def written_launches(recorded: set[str]) -> dict[str, list[str]]:
+    """The launch argv of every scenario of scenarios/ that no recording in the database ran."""
+    from scenarios.spec import load_scenario, scenario_names
+
+    return {name: load_scenario(name).launch_command("python3", "MODEL", 30000)
+            for name in scenario_names() if name not in recorded}
 
 
 def defaults_unjudged(entries) -> frozenset[str]:

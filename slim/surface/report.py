@@ -46,10 +46,11 @@ def run_surface(db: Path, policy: Path, derive: bool, as_json: bool, show_all: b
     console.print(coverage_table(rows))
     for line in warnings:
         console.print(f"warning: {line}", highlight=False, soft_wrap=True)
-    missing = [row["id"] for row in rows if row["status"] == "unstatused"]
+    missing = [row for row in rows if row["status"] == "unstatused"]
     if missing:
-        for item in missing if show_all else missing[:shown]:
-            console.print(f"unstatused: {item}", highlight=False)
+        for row in missing if show_all else missing[:shown]:
+            where = f"  (scenario {row['scenario']} names it; no recording of it yet)" if row["scenario"] else ""
+            console.print(f"unstatused: {row['id']}{where}", highlight=False, soft_wrap=True)
         more = "" if show_all or len(missing) <= shown else f" (first {shown} shown; --all for every one)"
         raise SlimError(f"{len(missing)} surface item(s) have no status: record them, or add them to "
                         f"slim/surface.toml with a reason{more}")

@@ -62,6 +62,28 @@ def served(recording) -> list[tuple[str, str, dict | None]]:
     return rows
 
 
+def named_flags(command: list[str], flags) -> list[str]:
+    """Ids of the flags (primary names, `command` canonical) a command names, and of their values."""
+    named = []
+    for flag in flags:
+        values = flag_values(command, [flag])
+        if values is not None:
+            named += [f"flag:{flag}", *(f"flag:{flag}={value}" for value in values)]
+    return named
+
+
+def launch_evidence(items: list[dict], launches: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Item id -> the scenarios (name -> launch argv) whose launch names that flag or flag value: where
+    an item no recording exercised would be recorded. Only what a launch names; defaults need a run."""
+    flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
+    primary = {name: flag for flag, names in flags.items() for name in names}
+    known, evidence = {item["id"] for item in items}, defaultdict(set)
+    for scenario, argv in launches.items():
+        for key in named_flags(canonical_argv(argv, primary), flags):
+            evidence[key].add(scenario)
+    return {key: sorted(names) for key, names in evidence.items() if key in known}
+
+
 def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset[str] = frozenset()
                        ) -> dict[str, list[str]]:
     """Item id -> names of the recordings that exercised it, by the rules of each kind. A launch that
@@ -101,13 +123,11 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
                     if key in sampling:
                         evidence[f"sampling:{key}"].add(name)
         command = canonical_argv(rec.data["command"], primary)
-        for flag in flags:
-            values = flag_values(command, [flag])
-            if values is not None:
-                evidence[f"flag:{flag}"].add(name)
-                for value in values:
-                    evidence[f"flag:{flag}={value}"].add(name)
-            elif flag in defaults and "--config" not in command:  # a --config file may set it: unknown
+        named = named_flags(command, flags)
+        for key in named:
+            evidence[key].add(name)
+        if "--config" not in command:  # a --config file may set any flag: its default is unknown
+            for flag in set(defaults) - {key.partition("=")[0][len("flag:"):] for key in named}:
                 evidence[defaults[flag]].add(name)
         argvs = [p.get("argv") or [] for p in rec.data["processes"]] + [command]
         for item in items:

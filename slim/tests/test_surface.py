@@ -15,7 +15,7 @@ from slim.surface import load_surface, read_inventory, write_inventory
 from slim.surface.derive import derive_inventory
 from slim.surface.policy import POLICY, Entry, load_policy, removed_items
 from slim.surface.report import run_surface
-from slim.surface.status import recording_evidence, statuses
+from slim.surface.status import launch_evidence, recording_evidence, statuses
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = {
@@ -295,6 +295,13 @@ def test_inventory_file_round_trip_and_errors(tmp_path, fixture_tree):
         read_inventory(tmp_path / "empty", "0.5.17")
 
 
+def test_a_written_launch_names_its_flags_and_values_not_defaults(items):
+    launches = {"s1": ["x", "--tp", "2", "--attention-backend", "fa3"], "s2": ["x", "--mode=b", "--nope"]}
+    assert launch_evidence(items, launches) == {
+        "flag:--attention-backend": ["s1"], "flag:--attention-backend=fa3": ["s1"], "flag:--mode": ["s2"],
+        "flag:--mode=b": ["s2"], "flag:--tp-size": ["s1"]}
+
+
 def test_slim_surface_exits_with_the_unstatused_items(tmp_path, fixture_tree):
     write_inventory(derive_inventory(fixture_tree), tmp_path, up.load_pin().version)
     policy = write_policy(tmp_path, '[[kept]]\nitems = ["flag:--tp-size"]\nreason = "r"\nscenario = "s"\n')
@@ -334,6 +341,15 @@ def test_every_kept_entry_names_a_scenario_that_would_record_it():
 
     named = {entry.scenario for entry in load_policy(POLICY) if entry.section == "kept"}
     assert named and named <= set(scenario_names()), sorted(named - set(scenario_names()))
+
+
+@needs_upstream
+def test_every_unstatused_item_is_named_by_a_scenario_to_record():
+    """What no recording or policy statuses has a written scenario whose launch names it (slim surface says
+    which), so the way to a full surface is recording, not writing more scenarios."""
+    frame = load_surface(REPO / "coverage_db")
+    unstatused = frame[frame.status == "unstatused"]
+    assert len(unstatused) and unstatused[unstatused.scenario == ""].id.tolist() == []
 
 
 @needs_upstream
