@@ -35,7 +35,7 @@ with the fix (a [[keep]] of the def in slim/policy.toml, or a removal in slim/su
 Without the launch flags nothing past the policy is judged (counted as such), as in check_members.
 
 Limits: keys, not lookups. A value the code picks by itself is judged as a flag value (MoE runner
-"marlin" is refused as a flag, yet NVFP4 MoE on Hopper picks it: AWAITING_KEEP), and a free-text flag
+"marlin" is refused as a flag, yet NVFP4 MoE on Hopper picks it: a [[keep]] now), and a free-text flag
 (--warmups, --model-config-parser) selects from no registry as far as this check can tell.
 """
 
@@ -78,14 +78,7 @@ NOT_LOOKED_UP = {
 }
 # Deleted registrations an accepted launch looks up: each needs a [[keep]] in slim/policy.toml, which changes the
 # tree (left to whoever owns the tree). Drop an entry once its keep is in.
-AWAITING_KEEP = {
-    "sglang/srt/layers/moe/moe_runner/marlin.py::fused_experts_none_to_marlin":
-        "ModelOptNvFp4FusedMoEMethod.create_moe_runner (kept) picks MoeRunnerBackend.MARLIN for --moe-runner-backend "
-        "auto on sm80-sm90 (upstream modelopt_quant.py:2526-2528): an NVFP4 DeepSeek checkpoint on H100/H200 finds "
-        "no fused func for ('none', 'marlin') and MoeRunner raises NotImplementedError. The keep needs the Marlin "
-        "MoE it imports too (fused_moe_triton/fused_marlin_moe.py is not in the tree; marlin_utils.py is "
-        "[[off_surface]] as Marlin int4)",
-}
+AWAITING_KEEP: dict[str, str] = {}  # registration path -> why an accepted launch looks it up
 
 FOLDED = "deleted registrations on branches the platform folding drops (dead on NVIDIA)"
 OFF_SURFACE = "deleted registrations of defs slim/policy.toml puts off the surface (its reason says which feature)"
