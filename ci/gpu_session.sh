@@ -82,7 +82,7 @@ run_lanes() {  # $1 = verb, rest = scenarios, dealt round-robin to LANES chains 
   local verb=$1; shift; local n=${LANES:-1} i=0 k; local -a lanes=()
   export SLIM_VERIFY_LANES=$n
   for s in "$@"; do lanes[i % n]+=" $s"; i=$(( i + 1 )); done
-  rm -f "$RES/failed-$verb"
+  rm -f "$RES/failed-$verb"; touch "$RES/.lanes-start"  # a lane killed by its timeout leaves no new report
   for (( k = 0; k < n; k++ )); do (sleep $(( k * ${STAGGER_S:-30} )); run_scenarios "$verb" ${lanes[k]}) & done
   wait
   # What failed beside another server runs again alone (a start-up memory race, or kernel
@@ -90,7 +90,7 @@ run_lanes() {  # $1 = verb, rest = scenarios, dealt round-robin to LANES chains 
   if [ "$n" -gt 1 ] && [ -s "$RES/failed-$verb" ]; then
     local again s r; again=$(tr '\n' ' ' < "$RES/failed-$verb"); rm -f "$RES/failed-$verb"
     for s in $again; do  # the shared-GPU report stays as evidence beside the alone one
-      r=$(ls -t "$RES/db/$s/"*.verify.json 2>/dev/null | head -1)
+      r=$(find "$RES/db/$s" -maxdepth 1 -name '*.verify.json' -newer "$RES/.lanes-start" 2>/dev/null | head -1)
       [ -n "$r" ] && mkdir -p "$RES/db/benchmarks" && cp "$r" "$RES/db/benchmarks/$s-lanes$n-$(date -u +%Y%m%dT%H%M).verify.json"
     done
     echo "== alone again: $again"; SLIM_VERIFY_LANES=1 run_scenarios "$verb" $again

@@ -39,15 +39,19 @@ def test_lean_keeps_only_the_named_recordings_and_in_puts_all_back(tmp_path):
     assert all((repo / p).read_text() == p for p in paths)
 
 
-def lanes_script(tmp_path: Path, failing: set[str]) -> str:
-    """run_lanes from gpu_session.sh, with a run_scenarios that fails `failing` beside another lane."""
+def lanes_script(tmp_path: Path, failing: set[str], killed: frozenset[str] = frozenset()) -> str:
+    """run_lanes from gpu_session.sh, with a run_scenarios that fails `failing` beside another lane, and
+    `killed` there before it writes a report (its timeout), an older report of an earlier call beside it."""
     source = (CI / "gpu_session.sh").read_text()
     body = source[source.index("run_lanes() {"):]
     body = body[:body.index("\n}\n") + 3]
-    fail = " ".join(sorted(failing))
+    fail, kill = " ".join(sorted(failing | killed)), " ".join(sorted(killed))
     return f"""RES={tmp_path}/res; mkdir -p $RES/db
+for s in {kill}; do mkdir -p $RES/db/$s && echo old > $RES/db/$s/r.verify.json
+  touch -d 2000-01-01 $RES/db/$s/r.verify.json; done
 run_scenarios() {{ local verb=$1; shift; for s in "$@"; do
   echo "$s lanes=$SLIM_VERIFY_LANES"
+  case " {kill} " in *" $s "*) [ "$SLIM_VERIFY_LANES" = 1 ] || {{ echo "$s" >> "$RES/failed-$verb"; continue; }} ;; esac
   mkdir -p $RES/db/$s && echo "$s $SLIM_VERIFY_LANES" > $RES/db/$s/r.verify.json
   case " {fail} " in *" $s "*) [ "$SLIM_VERIFY_LANES" = 1 ] || echo "$s" >> "$RES/failed-$verb" ;; esac
 done; }}
@@ -65,5 +69,9 @@ def test_lanes_deal_the_scenarios_and_rerun_failures_alone(tmp_path):
     assert (res / "b" / "r.verify.json").read_text() == "b 1\n"  # the alone verdict is the one kept
     shared = list((res / "benchmarks").glob("b-lanes2-*.verify.json"))
     assert len(shared) == 1 and shared[0].read_text() == "b 2\n"  # the shared-GPU one as evidence
+    killed = subprocess.run(["bash", "-c", lanes_script(tmp_path / "k", set(), frozenset({"c"}))],
+                            capture_output=True, text=True)
+    assert killed.stdout.splitlines()[-1] == "c lanes=1"
+    assert not (tmp_path / "k" / "res" / "db" / "benchmarks").exists()  # no older report passed off as this one
     quiet = subprocess.run(["bash", "-c", lanes_script(tmp_path / "q", set())], capture_output=True, text=True)
     assert "alone again" not in quiet.stdout
