@@ -52,6 +52,9 @@ nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv
 finish() {
   pkill -9 -f sglang.launch_server 2>/dev/null
   (cd "$HOME" && tar -cf - --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null | xz -6 -T0 > "$OUT/jit-cache.tar.xz")
+  # what the cache cannot say itself (slim/jit_cache.py): the torch, CUDA and DeepGEMM it was built with
+  PYTHONPATH=$DEPS python3 -c 'import json, sys; sys.path.append("."); from slim.jit_cache import runtime_facts
+print(json.dumps(runtime_facts(["torch", "sgl-deep-gemm"])))' > "$OUT/jit-cache.tar.xz.key.json" || rm -f "$OUT/jit-cache.tar.xz.key.json"
   (cd "$RES" && tar -cf - db logs | xz -6 -T0 > "$OUT/results.tar.xz")
 }
 trap finish EXIT

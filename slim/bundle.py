@@ -25,6 +25,7 @@ from pathlib import Path
 from slim.bundle_plan import RULES, Decision, Usage, is_shared_lib, plan_bundle
 from slim.errors import SlimError
 from slim.gpucode import gpu_code
+from slim.jit_cache import bundle_entry
 
 MANIFEST_SCHEMA = "slim-bundle/1"
 PART_PREFIX = "bundle.tar.xz."
@@ -36,6 +37,11 @@ DEST=$(cd "$1" && pwd)
 cd "$(dirname "$0")"
 sha256sum -c --quiet SHA256SUMS
 cat bundle.tar.xz.* | xz -d | tar -x -C "$DEST"
+# The JIT caches of the recorded scenarios, where the bundle has them: under $SLIM_JIT_HOME (default
+# $HOME) if they fit this GPU and the bundled runtime, else one line says why not.
+if [ -f jit-cache.tar.xz ]; then
+  python3 jit_cache.py install jit-cache.tar.xz manifest.json "$DEST/site" "${SLIM_JIT_HOME:-$HOME}"
+fi
 """
 NOT_FROM_A_WHEEL = "(not from a wheel)"
 
@@ -223,11 +229,14 @@ def check_inputs(deps_site: Path, tree: Path, out: Path, part_size: int) -> None
 
 
 def build_bundle(deps_site: Path, tree: Path, out: Path, usage: Usage, wheels: Path | None,
-                 part_size: int, recordings: list[str], preset: str = "-9") -> dict:
-    """Plan, measure, pack; replace `out` only once everything is written. Returns the manifest."""
+                 part_size: int, recordings: list[str], preset: str = "-9", jit_cache: Path | None = None) -> dict:
+    """Plan, measure, pack; replace `out` only once everything is written. Returns the manifest.
+    `jit_cache`: a JIT cache tar (ci/gpu_session.sh's) shipped beside the parts, installed by unpack.sh."""
     from slim.apply import tree_digest, tree_files
 
     check_inputs(deps_site, tree, out, part_size)
+    if jit_cache is not None and not jit_cache.is_file():
+        raise SlimError(f"no JIT cache at {jit_cache} (ci/gpu_session.sh brings one back as $OUT/jit-cache.tar.xz)")
     upstream = upstream_files(deps_site, wheels)
     present = set(site_files(deps_site))
     decisions = plan_bundle(upstream.files, present, usage)
@@ -258,8 +267,14 @@ def build_bundle(deps_site: Path, tree: Path, out: Path, usage: Usage, wheels: P
         inner = json.dumps(manifest, indent=1).encode() + b"\n"
         parts = pack_parts(members, inner, staging, part_size, preset)
         manifest["parts"] = parts
+        if jit_cache is not None:
+            try:
+                manifest["jit_cache"] = bundle_entry(jit_cache, staging)
+            except ValueError as error:
+                raise SlimError(str(error)) from None
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        (staging / "SHA256SUMS").write_text("".join(f"{p['sha256']}  {p['name']}\n" for p in parts))
+        listed = parts + manifest.get("jit_cache", {}).get("files", [])
+        (staging / "SHA256SUMS").write_text("".join(f"{p['sha256']}  {p['name']}\n" for p in listed))
         (staging / "unpack.sh").write_text(UNPACK_SH)
         os.chmod(staging, 0o755)
         _replace_dir(staging, out)
@@ -281,6 +296,7 @@ def _replace_dir(new: Path, out: Path) -> None:
 def summary(manifest: dict) -> dict:
     """The small, committable part of a manifest: no per-file lists."""
     keep = ("schema", "recordings", "part_size", "tree_digest", "totals", "libraries", "rules", "parts")
+    keep += ("jit_cache",) if "jit_cache" in manifest else ()
     return {k: manifest[k] for k in keep} | {
         "gpu_code": manifest["gpu_code"],
         "pruned_examples": _pruned_examples(manifest["pruned"]),

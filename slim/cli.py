@@ -261,6 +261,8 @@ def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime
            wheels: Annotated[Path | None, typer.Option(help="Pinned wheels (upstream sizes).")] = REPO / ".rt/wheels",
            part_mib: Annotated[int, typer.Option(help="Largest part, MiB.")] = 60,
            summary: Annotated[Path | None, typer.Option(help="Summary JSON path (+ manifest.json.gz).")] = None,
+           jit_cache: Annotated[Path | None, typer.Option(
+               help="A JIT cache tar to ship (checked against the host by unpack.sh).")] = None,
            db: DbOpt = DB) -> None:
     """Pack the slimmed tree and its third-party runtime, pruned by what the recordings used, into parts."""
     from slim.bundle import build_bundle
@@ -273,7 +275,7 @@ def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime
     recordings = load_all(db, load_pin().version)
     manifest = build_bundle(deps_site, tree, out, usage_from_recordings(recordings),
                             wheels if wheels and wheels.is_dir() else None, part_mib << 20,
-                            sorted(r.name for r in recordings))
+                            sorted(r.name for r in recordings), jit_cache=jit_cache)
     if summary:  # the full manifest (3 MB of JSON) beside it, compressed: it names every kept file
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(json.dumps(make_summary(manifest), indent=1) + "\n")
@@ -285,6 +287,8 @@ def bundle(deps_site: Annotated[Path, typer.Option(help="The third-party runtime
     console.print(table)
     size = sum(p["size"] for p in manifest["parts"])
     console.print(f"{len(manifest['parts'])} part(s), {size / 2**20:.1f} MiB in {out}; unpack: sh {out}/unpack.sh DEST")
+    if "jit_cache" in manifest:
+        console.print(f"JIT cache: {json.dumps(manifest['jit_cache']['key'])}", highlight=False, soft_wrap=True)
 
 
 @app.command()
