@@ -1,7 +1,11 @@
 """Try the Python API's front door (ServerArgs.__post_init__ -> refuse_removed_server_args) on the
 real launch parser of the slimmed tree, on a CPU host without the GPU runtime.
 
-    python3.11 ci/probe_front_door.py sglang/python --transformers DIR --out FILE.json
+    python3.11 ci/probe_front_door.py sglang/python --transformers DIR --out FILE.json [--items ROWS.json]
+
+With --items (`slim surface --json` output) it also names every flag and flag value of the surface
+alone and keeps each argv and outcome; run on upstream's unpacked tree as well (it has no front door:
+only those outcomes are written) and compare (ci/tests/test_front_door_probe.py).
 
 It builds `ServerArgs.add_cli_args`'s parser, then asks the front door about (1) the parsed defaults
 of a plain launch, (2) the dataclass defaults (`sglang.Engine()` with no kwargs), (3) every
@@ -34,7 +38,8 @@ NATIVE = {"sgl_kernel", "flashinfer", "deep_gemm", "triton", "cuda", "cutlass", 
           "flash_attn", "torch_memory_saver", "torchao", "xgrammar", "llguidance", "outlines", "interegular",
           "partial_json_parser", "openai_harmony", "pybase64", "setproctitle", "PIL", "python_multipart",
           "multipart", "sentencepiece", "soundfile", "scipy", "pandas", "mistral_common", "gguf", "modelscope",
-          "compressed_tensors", "xxhash", "decord", "uvloop", "einops"}
+          "compressed_tensors", "xxhash", "decord", "uvloop", "einops", "torchvision",
+          "IPython"}
 TYPED = {"xgrammar", "openai_harmony", "partial_json_parser", "llguidance", "outlines"}
 
 
@@ -129,22 +134,71 @@ def parser_refusals(parser, door) -> dict:
     return {"tried": tried, "refused_with_the_message": tried - len(missed), "not_refused": missed}
 
 
+def _sample_values(parser, items: list[dict]) -> dict[str, str]:
+    """Flag -> a value a user could give it: another on-surface value than the default, else the default
+    itself (all its others are removed), else the first of a few plain values this parser takes. The
+    outcomes keep each argv, so a comparison of two trees sees when they were asked different things."""
+    actions, values = parser._option_string_actions, {}
+    defaults = {name: str(action.default) for name, action in actions.items()}
+    others = [i for i in items if i["kind"] == "flag_value" and str(i["value"]) != defaults.get(i["flag"])]
+    for item in others:
+        if item.get("status") != "removed":
+            values.setdefault(item["flag"], str(item["value"]))
+    for item in items:
+        name = item["name"]
+        if item["kind"] != "flag" or name in values or name not in actions or actions[name].nargs == 0:
+            continue
+        default = actions[name].default
+        if any(other["flag"] == name for other in others) and default is not None:
+            values[name] = str(default)
+            continue
+        plain = ([str(default + 1)] if type(default) in (int, float) else []) + ["2", "0.5", "{}", "x"]
+        values[name] = next((v for v in plain if _parse_error(parser, [name, v]) is None), "x")
+    return values
+
+
+def parser_outcomes(parser, items: list[dict]) -> dict[str, dict]:
+    """Every flag and flag value of the surface named alone on the launch parser: its argv, and None where
+    it parses, else the parser's error line. Run on upstream's and the slimmed tree's parser, the two
+    must agree on every item the surface does not remove."""
+    actions, outcomes, values = parser._option_string_actions, {}, _sample_values(parser, items)
+    for item in items:
+        if item["kind"] == "flag_value":
+            argv = [item["flag"], str(item["value"])]
+        elif item["kind"] == "flag" and item["name"] in actions:
+            argv = [item["name"]] if actions[item["name"]].nargs == 0 else [item["name"], values[item["name"]]]
+        else:
+            continue
+        error = _parse_error(parser, argv)
+        outcomes[item["id"]] = {"argv": argv, "error": error.strip().splitlines()[-1] if error else None}
+    return outcomes
+
+
 def main() -> None:
     cli = argparse.ArgumentParser()
     cli.add_argument("tree_python")
     cli.add_argument("--transformers", required=True)
     cli.add_argument("--out", required=True)
+    cli.add_argument("--items", help="`slim surface --json` output: adds every item's parse outcome")
     args = cli.parse_args()
     sys.meta_path.append(_Stand())
     sys.path[:0] = [args.tree_python, args.transformers]
     utils = types.ModuleType("sglang.srt.configs.utils")  # processor registrations need torchvision
     utils.register_image_processor = utils.register_processor = lambda *a, **k: None
     sys.modules["sglang.srt.configs.utils"] = utils
-    from sglang.srt import slim_front_door as door
     from sglang.srt.server_args import ServerArgs
 
     parser = argparse.ArgumentParser()
     ServerArgs.add_cli_args(parser)
+    outcomes = parser_outcomes(parser, json.load(open(args.items))) if args.items else None
+    try:
+        from sglang.srt import slim_front_door as door
+    except ImportError:  # upstream's tree: its parse outcomes only, to compare the slimmed tree's with
+        with open(args.out, "w") as out:
+            json.dump({"python": sys.version.split()[0], "command": " ".join(sys.argv),
+                       "parser_outcomes": outcomes}, out, indent=1, sort_keys=True)
+            out.write("\n")
+        return
     refuse = door.refuse_removed_server_args
     defaults = {k: v for k, v in door._defaults(ServerArgs).items() if v is not dataclasses.MISSING}
     rows = {"plain launch (parsed defaults)": verdict(refuse, argparse.Namespace(
@@ -162,7 +216,7 @@ def main() -> None:
             continue
         rows[os.path.basename(path)] = verdict(refuse, parsed, parser)
     report = {"python": sys.version.split()[0], "command": " ".join(sys.argv), "refused_or_none": rows,
-              "launch_parser": parser_refusals(parser, door)}
+              "launch_parser": parser_refusals(parser, door), "parser_outcomes": outcomes}
     with open(args.out, "w") as out:
         json.dump(report, out, indent=1, sort_keys=True)
         out.write("\n")
