@@ -8,6 +8,9 @@
 #   bash ci/room.sh out lean SCENARIO...
 #                                before a first-call verify (deps + JIT cache + tree tar, no record call
 #                                before it): what `out record` moves, except the named scenarios' recordings
+#   bash ci/room.sh out refs     before a first-call verify of any scenario: what `out record` moves, then
+#                                coverage_db/ again with only each recording's reference part (outputs,
+#                                command, environment: ~3 MB for all, not ~19), which is all verify reads
 #   bash ci/room.sh in           puts everything back (run it before any commit)
 # Files go to $ROOM (default /tmp/slim-room); `in` refuses to overwrite a path that came back meanwhile.
 set -euo pipefail
@@ -21,8 +24,10 @@ case "${1:-} ${2:-}" in
     paths="${RECORD_ONLY% coverage_db}"
     for d in coverage_db/*; do case "$keep" in *" ${d#coverage_db/} "*) ;; *) paths="$paths $d" ;; esac; done ;;
   "out verify") paths=$VERIFY_ONLY ;;
+  "out refs") paths=$RECORD_ONLY ;;
   "in "*)
     [ -d "$ROOM" ] || { echo "nothing moved out ($ROOM is absent)"; exit 0; }
+    [ -f "$ROOM/.refs" ] && rm -rf coverage_db  # the reference copies `out refs` wrote
     while read -r p; do
       [ -e "$p" ] && { echo "error: $p is back already; move $ROOM/$p by hand" >&2; exit 1; }
       mkdir -p "$(dirname "$p")" && mv "$ROOM/$p" "$p"
@@ -36,4 +41,20 @@ for p in $paths; do
   [ -e "$p" ] || continue
   mkdir -p "$ROOM/$(dirname "$p")" && mv "$p" "$ROOM/$p" && echo "$p" >> "$ROOM/.moved"
 done
+if [ "${2:-}" = refs ]; then  # every run, plan input or waiting, as its reference part only
+  touch "$ROOM/.refs"
+  python3 - "$ROOM/coverage_db" coverage_db <<'PY'
+import gzip, json, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+HEAVY = ("functions", "modules", "processes", "lines", "third_party_modules", "shared_libs", "opened_files", "kernels")
+for path in sorted(src.rglob("*.json.gz")):
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    if "outputs" not in data:
+        continue
+    out = dst / path.relative_to(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(gzip.compress(json.dumps({k: [] if k in HEAVY else v for k, v in data.items()}).encode()))
+PY
+fi
 echo "working tree now $(git ls-files -co --exclude-standard | xargs -r du -cb 2>/dev/null | awk '/total$/{s+=$1} END{print s}') bytes"

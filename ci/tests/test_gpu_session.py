@@ -3,6 +3,8 @@ ci/gpu_session.sh's lanes (two verify servers on one GPU, failures rerun alone).
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +39,25 @@ def test_lean_keeps_only_the_named_recordings_and_in_puts_all_back(tmp_path):
     assert room(repo, tmp_path, "out", "lean", "s1").returncode == 1  # an earlier `out` not put back
     assert room(repo, tmp_path, "in").returncode == 0
     assert all((repo / p).read_text() == p for p in paths)
+
+
+def test_refs_carries_every_reference_without_the_traces_and_in_restores_the_recordings(tmp_path):
+    repo = repo_with(tmp_path, ["slim/cli.py", "docs/a.md", "coverage_db/benchmarks/b.json"])
+    run = {"schema": "x", "outputs": [{"path": "/generate", "output": {"text": "hi"}}], "command": ["python3"],
+           "functions": [["a.py", "f", 1]] * 50, "processes": [{"pid": 1}], "modules": [["sglang", "a.py"]]}
+    recorded = gzip.compress(json.dumps(run).encode())
+    for rel in ("coverage_db/s1/r.json.gz", "coverage_db/unverified/s2/r.json.gz"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(recorded)
+    assert room(repo, tmp_path, "out", "refs").returncode == 0
+    for rel in ("coverage_db/s1/r.json.gz", "coverage_db/unverified/s2/r.json.gz"):
+        ref = json.loads(gzip.decompress((repo / rel).read_bytes()))
+        assert ref["outputs"] == run["outputs"] and ref["command"] == run["command"]
+        assert ref["functions"] == ref["processes"] == ref["modules"] == []
+    assert not (repo / "docs").exists() and not (repo / "coverage_db/benchmarks").exists()
+    assert room(repo, tmp_path, "in").returncode == 0
+    assert (repo / "coverage_db/s1/r.json.gz").read_bytes() == recorded  # the recordings, not the copies
+    assert (repo / "coverage_db/benchmarks/b.json").read_text() == "coverage_db/benchmarks/b.json"
 
 
 def lanes_script(tmp_path: Path, failing: set[str], killed: frozenset[str] = frozenset()) -> str:
