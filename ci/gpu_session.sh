@@ -12,6 +12,8 @@
 #                                               and slim interleaved, REPEATS starts each (CONFIGS=upstream,slim,
 #                                               upstream_traced adds the tracer; NO_WARMUP=1 skips the unmeasured
 #                                               first start), median and spread
+#   bash ci/gpu_session.sh one-batch [SCEN]     fixed-batch prefill/decode throughput through upstream's bench_one_batch:
+#                                               CONFIGS (upstream,slim,upstream_traced) interleaved, REPEATS (5) runs each
 #   bash ci/gpu_session.sh faults [SCEN]        64 streams with seeded aborts/disconnects + malformed, unknown-model
 #                                               and oversize requests (SEED), on upstream then slim; compared;
 #                                               FAULTS_TIMEOUT_S (120): a request slower than that counts as hung
@@ -119,6 +121,12 @@ case "$MODE" in
       --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" --configs "${CONFIGS:-upstream,slim}" \
       --repeats "${REPEATS:-3}" --rounds "${ROUNDS:-2}" --budget-s $(( $(left) - 40 )) ${NO_WARMUP:+--no-warmup} \
       --out "$RES/db/benchmarks/serving-$GPU.json" || echo "FAILED serving benchmark" ;;
+  one-batch) slim_tree  # fixed-batch prefill/decode throughput (upstream's bench_one_batch), interleaved
+    GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
+    timeout $(( $(left) - 20 )) python3 benchmarks/one_batch.py --scenario "${1:-dsv3_fp8_tp1}" --upstream "$UP" \
+      --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" \
+      --configs "${CONFIGS:-upstream,slim,upstream_traced}" --repeats "${REPEATS:-5}" \
+      --budget-s $(( $(left) - 40 )) --out "$RES/db/benchmarks/one_batch-$GPU.json" || echo "FAILED one-batch" ;;
   faults) slim_tree  # load and faults, the same seeded schedule on upstream then on slim
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
     timeout $(( $(left) - 20 )) python3 benchmarks/load_faults.py serve --scenario "${1:-dsv3_fp8_tp1}" \
