@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.samples import interleaved, spread  # noqa: E402
 from scenarios.model_cache import materialize  # noqa: E402
 from scenarios.spec import load_scenario  # noqa: E402
 from slim.record import BOOT_DIR  # noqa: E402
@@ -59,12 +59,6 @@ def rows(jsonl: str) -> list[dict]:
     return out
 
 
-def spread(values: list[float]) -> dict:
-    median = statistics.median(values)
-    return {"n": len(values), "median": round(median, 2), "min": round(min(values), 2), "max": round(max(values), 2),
-            "spread_pct": round(100 * (max(values) - min(values)) / median, 2) if median else None}
-
-
 def summarize(samples: list[dict]) -> dict:
     """Per shape, configuration and metric: the spread over its runs; against upstream the ratio of
     medians and the noise floor, and whether the difference is below that floor."""
@@ -76,7 +70,7 @@ def summarize(samples: list[dict]) -> dict:
         for name in dict.fromkeys(s["config"] for s in samples):
             mine = [r for s in samples if s["config"] == name for r in s["rows"]
                     if (r["batch_size"], r["input_len"], r["output_len"]) == (bs, il, ol)]
-            per_config[name] = {m: spread([r[m] for r in mine if r[m]]) for m in METRICS if any(r[m] for r in mine)}
+            per_config[name] = {m: spread([r[m] for r in mine if r[m]], 2) for m in METRICS if any(r[m] for r in mine)}
         out[key] = per_config
         base = per_config.get("upstream", {})
         for name, metrics in per_config.items():
@@ -126,7 +120,7 @@ def main() -> None:
     samples, longest = [], 0.0
     with tempfile.TemporaryDirectory() as scratch:
         trees = {"upstream": args.upstream, "slim": args.slim}
-        order = [(-1, configs[0])] + [(r, name) for r in range(args.repeats) for name in configs]
+        order = [(-1, configs[0])] + interleaved(configs, args.repeats)
         for repeat, name in order:
             if longest and time.monotonic() + 1.2 * longest > deadline:
                 print(f"SKIP repeat {repeat} {name}: would not fit in the budget", flush=True)

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.samples import interleaved, spread  # noqa: E402
 from scenarios.model_cache import materialize  # noqa: E402
 from scenarios.server import free_port, started  # noqa: E402
 from scenarios.spec import Request, load_scenario  # noqa: E402
@@ -86,19 +86,6 @@ SCHEMA = "slim-benchmark/2"  # 2: interleaved repeats, median and spread, instal
 CONFIGS = ("upstream", "slim", "upstream_traced")
 PER_START_METRICS = ("healthy_s", "peak_rss_mib", "peak_gpu_mem_mib")
 PER_ROUND_METRICS = ("decode_tok_per_s", "prefill_tok_per_s")
-
-
-def interleaved(configs: list[str], repeats: int) -> list[tuple[int, str]]:
-    """(repeat, configuration) in run order: A B A B ..."""
-    return [(r, name) for r in range(repeats) for name in configs]
-
-
-def spread(values: list[float]) -> dict:
-    """Median, extremes and (max - min) / median of a metric's samples."""
-    median = statistics.median(values)
-    return {"n": len(values), "median": round(median, 1), "min": round(min(values), 1),
-            "max": round(max(values), 1),
-            "spread_pct": round(100 * (max(values) - min(values)) / median, 1) if median else None}
 
 
 def summarize(samples: list[dict]) -> dict:
