@@ -51,13 +51,14 @@ export PYTHONPATH=/opt/rt/tools
 [ "${SLIM_TRACE_LINES:-}" = 1 ] && export SLIM_TRACE_INCLUDE=${SLIM_TRACE_INCLUDE:-$UP/sglang/}
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
 [ -d "$RES/db" ] || cp -r coverage_db "$RES/db"
+touch "$RES/.call-start"  # what is newer is this call's: written.txt lists it for ci/collect_results.py
 finish() {
   pkill -9 -f sglang.launch_server 2>/dev/null
   (cd "$HOME" && tar -cf - --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null | xz -6 -T0 > "$OUT/jit-cache.tar.xz")
   # what the cache cannot say itself (slim/jit_cache.py): the torch, CUDA and DeepGEMM it was built with
   PYTHONPATH=$DEPS python3 -c 'import json, sys; sys.path.append("."); from slim.jit_cache import runtime_facts
 print(json.dumps(runtime_facts(["torch", "sgl-deep-gemm"])))' > "$OUT/jit-cache.tar.xz.key.json" || rm -f "$OUT/jit-cache.tar.xz.key.json"
-  (cd "$RES" && tar -cf - db logs | xz -6 -T0 > "$OUT/results.tar.xz")
+  (cd "$RES" && find db -type f -newer .call-start | sort > written.txt && tar -cf - db logs written.txt | xz -6 -T0 > "$OUT/results.tar.xz")
 }
 trap finish EXIT
 left() { echo $(( BUDGET_S - SECONDS )); }
@@ -87,7 +88,8 @@ run_lanes() {  # $1 = verb, rest = scenarios, dealt round-robin to LANES chains 
   local verb=$1; shift; local n=${LANES:-1} i=0 k; local -a lanes=()
   export SLIM_VERIFY_LANES=$n
   for s in "$@"; do lanes[i % n]+=" $s"; i=$(( i + 1 )); done
-  rm -f "$RES/failed-$verb"; touch "$RES/.lanes-start"  # a lane killed by its timeout leaves no new report
+  rm -f "$RES/failed-$verb"  # a lane killed by its timeout leaves no new report: know the old ones by content
+  find "$RES/db" -name '*.verify.json' -exec sha256sum {} + 2>/dev/null | cut -d' ' -f1 > "$RES/.reports-before"
   for (( k = 0; k < n; k++ )); do (sleep $(( k * ${STAGGER_S:-30} )); run_scenarios "$verb" ${lanes[k]}) & done
   wait
   # What failed beside another server runs again alone (a start-up memory race, or kernel
@@ -95,8 +97,9 @@ run_lanes() {  # $1 = verb, rest = scenarios, dealt round-robin to LANES chains 
   if [ "$n" -gt 1 ] && [ -s "$RES/failed-$verb" ]; then
     local again s r; again=$(tr '\n' ' ' < "$RES/failed-$verb"); rm -f "$RES/failed-$verb"
     for s in $again; do  # the shared-GPU report stays as evidence beside the alone one
-      r=$(find "$RES/db/$s" -maxdepth 1 -name '*.verify.json' -newer "$RES/.lanes-start" 2>/dev/null | head -1)
-      [ -n "$r" ] && mkdir -p "$RES/db/benchmarks" && cp "$r" "$RES/db/benchmarks/$s-lanes$n-$(date -u +%Y%m%dT%H%M).verify.json"
+      r=$(ls -t "$RES/db/$s/"*.verify.json 2>/dev/null | head -1)
+      [ -n "$r" ] && ! grep -qx "$(sha256sum "$r" | cut -d' ' -f1)" "$RES/.reports-before" && mkdir -p "$RES/db/benchmarks" \
+        && cp "$r" "$RES/db/benchmarks/$s-lanes$n-$(date -u +%Y%m%dT%H%M).verify.json"
     done
     echo "== alone again: $again"; SLIM_VERIFY_LANES=1 run_scenarios "$verb" $again
   fi
