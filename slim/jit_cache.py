@@ -124,7 +124,8 @@ def install(tar_path: Path, key: dict, home: Path) -> str:
         return f"JIT cache skipped: {why}"
     with tarfile.open(tar_path) as tar:
         members = [m for m in tar if m.name.removeprefix("./").startswith(ROOTS)]
-        tar.extractall(home, members=members, filter="data")
+        # the "data" filter (no absolute paths, links out of `home`, devices) where this Python has it
+        tar.extractall(home, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return f"JIT cache installed under {home} ({len(members)} entries; compute capability {', '.join(key['archs'])})"
 
 
