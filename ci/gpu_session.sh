@@ -14,6 +14,8 @@
 #                                               first start), median and spread
 #   bash ci/gpu_session.sh one-batch [SCEN]     fixed-batch prefill/decode throughput through upstream's bench_one_batch:
 #                                               CONFIGS (upstream,slim,upstream_traced) interleaved, REPEATS (5) runs each
+#   bash ci/gpu_session.sh cold-start [SCEN]    fresh-host start (empty HOME and inductor cache per start): upstream
+#                                               cold vs slim with .carry/jit-cache.tar.xz installed as its bundle would
 #   bash ci/gpu_session.sh faults [SCEN]        64 streams with seeded aborts/disconnects + malformed, unknown-model
 #                                               and oversize requests (SEED), on upstream then slim; compared;
 #                                               FAULTS_TIMEOUT_S (120): a request slower than that counts as hung
@@ -130,6 +132,12 @@ case "$MODE" in
       --slim /tmp/slim-tree/python --deps "$DEPS" --logs "$RES/logs" \
       --configs "${CONFIGS:-upstream,slim,upstream_traced}" --repeats "${REPEATS:-5}" \
       --budget-s $(( $(left) - 40 )) --out "$RES/db/benchmarks/one_batch-$GPU.json" || echo "FAILED one-batch" ;;
+  cold-start) slim_tree  # fresh-host start: upstream without JIT caches vs slim with its bundle's cache
+    GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
+    timeout $(( $(left) - 20 )) python3 benchmarks/cold_start.py --scenario "${1:-dsv3_fp8_tp1}" --upstream "$UP" \
+      --slim /tmp/slim-tree/python --deps "$DEPS" --jit-cache .carry/jit-cache.tar.xz --logs "$RES/logs" \
+      --configs "${CONFIGS:-upstream,slim_bundle}" --repeats "${REPEATS:-3}" --budget-s $(( $(left) - 40 )) \
+      --out "$RES/db/benchmarks/cold_start-$GPU.json" || echo "FAILED cold-start" ;;
   faults) slim_tree  # load and faults, the same seeded schedule on upstream then on slim
     GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr " " "_")
     timeout $(( $(left) - 20 )) python3 benchmarks/load_faults.py serve --scenario "${1:-dsv3_fp8_tp1}" \
