@@ -15,7 +15,6 @@ Run by `ci/gpu_session.sh cold-start` (needs .carry/jit-cache.tar.xz):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.samples import interleaved, spread  # noqa: E402
+from benchmarks.samples import interleaved, side_by_side_parser, spread  # noqa: E402
 from scenarios.model_cache import materialize  # noqa: E402
 from scenarios.server import free_port, started  # noqa: E402
 from scenarios.spec import Request, load_scenario  # noqa: E402
@@ -68,17 +67,10 @@ def one_start(name: str, scenario, model: Path, pythonpath: list[Path], home: Pa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="dsv3_fp8_tp1")
-    parser.add_argument("--upstream", type=Path, required=True)
-    parser.add_argument("--slim", type=Path, required=True)
-    parser.add_argument("--deps", type=Path, required=True)
+    parser = side_by_side_parser(__doc__.splitlines()[0])
     parser.add_argument("--jit-cache", type=Path, required=True, help="the cache the slim bundle ships")
     parser.add_argument("--configs", default="upstream,slim_bundle", help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=3600, help="start no sample that would not fit")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/slim-bench-logs"))
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     configs = args.configs.split(",")
     if set(configs) - set(CONFIGS) or args.repeats < 1 or not args.jit_cache.is_file():

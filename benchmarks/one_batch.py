@@ -16,7 +16,6 @@ difference this benchmark can tell. Run by `ci/gpu_session.sh one-batch`:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.samples import interleaved, spread  # noqa: E402
+from benchmarks.samples import interleaved, side_by_side_parser, spread  # noqa: E402
 from scenarios.model_cache import materialize  # noqa: E402
 from scenarios.spec import load_scenario  # noqa: E402
 from slim.record import BOOT_DIR  # noqa: E402
@@ -96,19 +95,12 @@ def run_once(name: str, cmd: list[str], pythonpath: list[Path], env_extra: dict,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="dsv3_fp8_tp1")
-    parser.add_argument("--upstream", type=Path, required=True)
-    parser.add_argument("--slim", type=Path, required=True)
-    parser.add_argument("--deps", type=Path, required=True)
+    parser = side_by_side_parser(__doc__.splitlines()[0])
     parser.add_argument("--configs", default="upstream,slim,upstream_traced", help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--repeats", type=int, default=5, help="runs per configuration, interleaved")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--input-len", type=int, default=512)
     parser.add_argument("--output-len", type=int, default=64)
-    parser.add_argument("--budget-s", type=float, default=3600, help="start no run that would not fit")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/slim-bench-logs"))
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     configs = args.configs.split(",")
     if set(configs) - set(CONFIGS) or args.repeats < 1:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
+from pathlib import Path
 
 
 def interleaved(configs: list[str], repeats: int) -> list[tuple[int, str]]:
@@ -16,3 +18,17 @@ def spread(values: list[float], digits: int = 1) -> dict:
     return {"n": len(values), "median": round(median, digits), "min": round(min(values), digits),
             "max": round(max(values), digits),
             "spread_pct": round(100 * (max(values) - min(values)) / median, digits) if median else None}
+
+
+def side_by_side_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every side-by-side benchmark takes: which scenario, the two trees, the shared
+    third-party runtime, the time it may take, where logs and the report go."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scenario", default="dsv3_fp8_tp1")
+    parser.add_argument("--upstream", type=Path, required=True)
+    parser.add_argument("--slim", type=Path, required=True)
+    parser.add_argument("--deps", type=Path, required=True)
+    parser.add_argument("--budget-s", type=float, default=3600, help="start no sample that would not fit")
+    parser.add_argument("--logs", type=Path, default=Path("/tmp/slim-bench-logs"))
+    parser.add_argument("--out", type=Path, required=True)
+    return parser

@@ -15,7 +15,6 @@ A repeat that would not fit in --budget-s is not started; the report says how ma
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.samples import interleaved, spread  # noqa: E402
+from benchmarks.samples import interleaved, side_by_side_parser, spread  # noqa: E402
 from scenarios.model_cache import materialize  # noqa: E402
 from scenarios.server import free_port, started  # noqa: E402
 from scenarios.spec import Request, load_scenario  # noqa: E402
@@ -149,18 +148,11 @@ def measure(name: str, scenario, model: Path, pythonpath: list[Path], extra_env:
 def main() -> None:
     # `timeout` sends SIGTERM: exit through `finally`, so the servers started here are stopped.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="dsv3_fp8_tp1")
-    parser.add_argument("--upstream", type=Path, required=True)
-    parser.add_argument("--slim", type=Path, required=True)
-    parser.add_argument("--deps", type=Path, required=True)
+    parser = side_by_side_parser(__doc__.splitlines()[0])
     parser.add_argument("--configs", default="upstream,slim", help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--repeats", type=int, default=3, help="server starts per configuration, interleaved")
     parser.add_argument("--rounds", type=int, default=2, help="measured decode + prefill rounds per start")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the unmeasured first start")
-    parser.add_argument("--budget-s", type=float, default=3600, help="start no sample that would not fit")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp/slim-bench-logs"))
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     configs = args.configs.split(",")
     unknown = sorted(set(configs) - set(CONFIGS))
