@@ -53,7 +53,9 @@ export PYTHONPATH=/opt/rt/tools
 [ "${SLIM_TRACE_LINES:-}" = 1 ] && export SLIM_TRACE_INCLUDE=${SLIM_TRACE_INCLUDE:-$UP/sglang/}
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
 [ -d "$RES/db" ] || cp -r coverage_db "$RES/db"
-touch "$RES/.call-start"  # what is newer is this call's: written.txt lists it for ci/collect_results.py
+# What is newer than this machine's first run is this session's: written.txt lists it for
+# ci/collect_results.py (an AGAIN run lists the earlier runs' files again; filing them twice changes nothing).
+[ -f "$RES/.call-start" ] || touch "$RES/.call-start"
 finish() {
   pkill -9 -f sglang.launch_server 2>/dev/null
   (cd "$HOME" && tar -cf - --ignore-failed-read .cache/flashinfer .cache/tvm-ffi .triton .cache/deep_gemm 2>/dev/null | xz -6 -T0 > "$OUT/jit-cache.tar.xz")
