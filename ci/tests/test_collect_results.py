@@ -70,3 +70,6 @@ def test_a_calls_results_are_filed_by_what_each_report_says(tmp_path):
     assert (db / "unverified/s3/r.verify.json").is_file() and not (db / "s3").exists()
     assert any("promote it by hand" in line for line in lines)
     assert (db / "fuzz/f.json").is_file() and (db / "benchmarks/old.json").read_bytes() == b"{}"
+    after = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    collect_results.collect(tar, repo, dry_run=False)  # a later call lists these files again
+    assert {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()} == after
