@@ -174,6 +174,20 @@ def parser_outcomes(parser, items: list[dict]) -> dict[str, dict]:
     return outcomes
 
 
+def api_refusals(parser, refuse, items: list[dict], outcomes: dict[str, dict]) -> dict:
+    """The Python API's door (ServerArgs.__post_init__) on each flag and value the surface keeps, as the
+    launch parser parsed it: which it refuses (none should be: the door is for removed features only)."""
+    tried, refused = 0, []
+    for item in items:
+        outcome = outcomes.get(item["id"])
+        if item.get("status") == "removed" or outcome is None or outcome["error"] is not None:
+            continue
+        tried += 1
+        if verdict(refuse, parser.parse_args(["--model-path", "m", *outcome["argv"]]), parser) is not None:
+            refused.append(item["id"])
+    return {"tried": tried, "refused": refused}
+
+
 def main() -> None:
     cli = argparse.ArgumentParser()
     cli.add_argument("tree_python")
@@ -216,7 +230,9 @@ def main() -> None:
             continue
         rows[os.path.basename(path)] = verdict(refuse, parsed, parser)
     report = {"python": sys.version.split()[0], "command": " ".join(sys.argv), "refused_or_none": rows,
-              "launch_parser": parser_refusals(parser, door), "parser_outcomes": outcomes}
+              "launch_parser": parser_refusals(parser, door), "parser_outcomes": outcomes,
+              "python_api_on_kept": api_refusals(parser, refuse, json.load(open(args.items)), outcomes)
+              if args.items else None}
     with open(args.out, "w") as out:
         json.dump(report, out, indent=1, sort_keys=True)
         out.write("\n")

@@ -34,3 +34,9 @@ def test_the_slimmed_parser_answers_every_kept_flag_as_upstreams():
     assert set(items) <= set(upstream) and set(items) <= set(slim)  # both runs asked about every one
     assert all(upstream[i]["error"] is None for i in items if i in upstream and "=" in i)  # values parse
     assert [i for i in items if i in upstream and slim.get(i) != upstream[i]] == []
+
+
+def test_the_python_apis_door_refuses_no_kept_flag():
+    """ServerArgs.__post_init__'s door, on each kept flag and value as the launch parser parsed it."""
+    api = json.loads(SLIM_RUN.read_text())["python_api_on_kept"]
+    assert api["tried"] > 500 and api["refused"] == []
