@@ -25,10 +25,12 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slim.apply import served_digest  # noqa: E402
+from slim.recording import PENDING, UNVERIFIED  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWAITING = re.compile(r'^awaiting_verify = ".*"\n', re.M)
@@ -54,22 +56,30 @@ def stamp(report: dict) -> str:
     return re.sub(r"[-:]", "", report["verified_at"][:16])
 
 
-def file_report(path: Path, rel: Path, repo: Path, tree: str) -> tuple[Path, str, str | None]:
-    """(where it goes, what it says, the scenario whose awaiting_verify goes) for one new verify report."""
+class Filing(NamedTuple):
+    """Where one new verify report goes, what it says, and whether a pass of the committed tree."""
+    target: Path
+    said: str
+    passed_here: str | None = None  # the scenario whose awaiting_verify goes
+    kept_apart: bool = False  # a failure or another tree's report: under benchmarks/
+
+
+def file_report(path: Path, rel: Path, repo: Path, tree: str) -> Filing:
     report = json.loads(path.read_text())
-    scenario, waiting = report["scenario"], rel.parts[0] in ("unverified", "pending")
+    scenario, waiting = report["scenario"], rel.parts[0] in (UNVERIFIED, PENDING)
     if not waiting and not (repo / "coverage_db" / rel.parts[0]).is_dir():  # a waiting run copied up for the call
-        home = next((f for f in ("unverified", "pending") if (repo / "coverage_db" / f / scenario).is_dir()), None)
+        home = next((f for f in (UNVERIFIED, PENDING) if (repo / "coverage_db" / f / scenario).is_dir()), None)
         rel, waiting = (Path(home) / rel, True) if home else (rel, False)
     if report.get("served_digest") != tree:
         name = f"{scenario}-tree{report.get('served_digest', '')[:8]}-{stamp(report)}.verify.json"
-        return repo / "coverage_db/benchmarks" / name, "another tree", None
+        return Filing(repo / "coverage_db/benchmarks" / name, "another tree", kept_apart=True)
     if not report["passed"]:
-        return (repo / "coverage_db/benchmarks" / f"{scenario}-failed-{stamp(report)}.verify.json",
-                f"failed: {str(report.get('first_mismatch') or report.get('start_failure'))[:100]}", None)
+        return Filing(repo / "coverage_db/benchmarks" / f"{scenario}-failed-{stamp(report)}.verify.json",
+                      f"failed: {str(report.get('first_mismatch') or report.get('start_failure'))[:100]}",
+                      kept_apart=True)
     if waiting:
-        return repo / "coverage_db" / rel, f"passed; promote it by hand (git mv coverage_db/{rel.parent} ...)", None
-    return repo / "coverage_db" / rel, "passed", scenario
+        return Filing(repo / "coverage_db" / rel, f"passed; promote it by hand (git mv coverage_db/{rel.parent} ...)")
+    return Filing(repo / "coverage_db" / rel, "passed", passed_here=scenario)
 
 
 def collect(results: Path, repo: Path, dry_run: bool) -> list[str]:
@@ -88,21 +98,21 @@ def collect(results: Path, repo: Path, dry_run: bool) -> list[str]:
                 lines.append(f"{rel}: a recording; file it by hand (coverage_db/pending/ or unverified/)")
                 continue
             if rel.parts[0] in ("benchmarks", "fuzz", "surface", "bundle") or not path.name.endswith(".verify.json"):
-                target, said, done = repo / "coverage_db" / rel, "copied", None
+                filing = Filing(repo / "coverage_db" / rel, "copied")
             else:
-                target, said, done = file_report(path, rel, repo, tree)
-                if done is None and path.read_bytes() in kept_copies and "promote" not in said:
-                    lines.append(f"{rel}: {said}; already kept as a shared-GPU copy")
+                filing = file_report(path, rel, repo, tree)
+                if filing.kept_apart and path.read_bytes() in kept_copies:
+                    lines.append(f"{rel}: {filing.said}; already kept as a shared-GPU copy")
                     continue
-            lines.append(f"{rel}: {said} -> {target.relative_to(repo)}")
+            lines.append(f"{rel}: {filing.said} -> {filing.target.relative_to(repo)}")
             if dry_run:
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-            toml = repo / "scenarios" / f"{done}.toml"
-            if done and toml.is_file() and AWAITING.search(toml.read_text()):
+            filing.target.parent.mkdir(parents=True, exist_ok=True)
+            filing.target.write_bytes(path.read_bytes())
+            toml = repo / "scenarios" / f"{filing.passed_here}.toml"
+            if filing.passed_here and toml.is_file() and AWAITING.search(toml.read_text()):
                 toml.write_text(AWAITING.sub("", toml.read_text(), count=1))
-                lines.append(f"scenarios/{done}.toml: awaiting_verify dropped")
+                lines.append(f"scenarios/{filing.passed_here}.toml: awaiting_verify dropped")
     return lines
 
 
