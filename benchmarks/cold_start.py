@@ -47,12 +47,9 @@ def fresh_env(home: Path) -> dict[str, str]:
 
 
 def warm_home(home: Path, tar: Path, key: dict, deps: Path) -> str:
-    """Install the bundle's cache under `home` as unpack.sh would; its one line says whether it did."""
-    sys.path.insert(0, str(deps))  # the runtime the server will load: what the cache must match
-    try:
-        return jit_cache.install(tar, key, home)
-    finally:
-        sys.path.remove(str(deps))
+    """Install the bundle's cache under `home` as unpack.sh would (checked against the runtime the server
+    will load: `deps`); its one line says whether it did."""
+    return jit_cache.install(tar, key, home, deps)
 
 
 def one_start(name: str, scenario, model: Path, pythonpath: list[Path], home: Path, logs: Path) -> dict:

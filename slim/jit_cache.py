@@ -13,8 +13,8 @@ bundle ships this file and its unpack.sh runs `python3 jit_cache.py install ...`
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.metadata
-import importlib.util
 import json
 import re
 import shutil
@@ -68,15 +68,13 @@ def full_key(tar_path: Path) -> dict:
     return key
 
 
-def runtime_facts(versions: list[str]) -> dict:
-    """The versions the server's Python would load (sys.path as given), and torch's CUDA, no imports."""
-    found = {}
-    for dist in versions:
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            found[dist] = None
-    spec = importlib.util.find_spec("torch")
+def runtime_facts(versions: list[str], site: Path | None = None) -> dict:
+    """The versions the server's Python would load (`site` first, then sys.path), and torch's CUDA;
+    read from the distributions' metadata and torch/version.py, nothing imported."""
+    path = ([str(site)] if site else []) + sys.path
+    found = {dist: next((d.version for d in importlib.metadata.distributions(name=dist, path=path)), None)
+             for dist in versions}
+    spec = importlib.machinery.PathFinder.find_spec("torch", path)
     version_py = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
     cuda = re.search(r"^cuda\s*(?::\s*\S+)?\s*=\s*'([^']+)'", version_py.read_text(), re.M) if (
         version_py and version_py.is_file()) else None
@@ -117,9 +115,10 @@ def mismatch(key: dict, runtime: dict, host: dict | None) -> str | None:
     return None
 
 
-def install(tar_path: Path, key: dict, home: Path) -> str:
-    """Unpack the cache under `home` if it fits this host and the runtime on sys.path; one line either way."""
-    why = mismatch(key, runtime_facts(list(key["versions"])), host_facts())
+def install(tar_path: Path, key: dict, home: Path, site: Path | None = None) -> str:
+    """Unpack the cache under `home` if it fits this host and the runtime (`site`, then sys.path); one
+    line either way."""
+    why = mismatch(key, runtime_facts(list(key["versions"]), site), host_facts())
     if why:
         return f"JIT cache skipped: {why}"
     with tarfile.open(tar_path) as tar:
@@ -150,8 +149,7 @@ def main(argv: list[str]) -> int:
         print(main.__doc__, file=sys.stderr)
         return 2
     tar_path, manifest, site, home = (Path(a) for a in argv[1:])
-    sys.path.insert(0, str(site))
-    print(install(tar_path, json.loads(manifest.read_text())["jit_cache"]["key"], home))
+    print(install(tar_path, json.loads(manifest.read_text())["jit_cache"]["key"], home, site))
     return 0
 
 
