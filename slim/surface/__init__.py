@@ -64,9 +64,10 @@ def surface_rows(db: Path, policy: Path = POLICY) -> tuple[list[dict], list[str]
     entries = load_policy(policy, {item["id"] for item in items})
     recordings = load_all(db, version) if recording_paths(db) else []  # none yet: nothing is recorded
     rows, warnings = statuses(items, recording_evidence(items, recordings, defaults_unjudged(entries)), entries)
-    written = launch_evidence(items, written_launches({rec.scenario for rec in recordings}))
-    for row in rows:  # an unstatused item names the scenarios whose recording would status it
-        if row["status"] == "unstatused":
+    unstatused = [row for row in rows if row["status"] == "unstatused"]
+    if unstatused:  # each names the scenarios whose recording would status it
+        written = launch_evidence(items, written_launches({rec.scenario for rec in recordings}))
+        for row in unstatused:
             row["scenario"] = ", ".join(written.get(row["id"], []))
     return rows, warnings
 

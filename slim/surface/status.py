@@ -62,24 +62,29 @@ def served(recording) -> list[tuple[str, str, dict | None]]:
     return rows
 
 
-def named_flags(command: list[str], flags) -> list[str]:
-    """Ids of the flags (primary names, `command` canonical) a command names, and of their values."""
-    named = []
-    for flag in flags:
-        values = flag_values(command, [flag])
-        if values is not None:
-            named += [f"flag:{flag}", *(f"flag:{flag}={value}" for value in values)]
-    return named
+def flag_table(items: list[dict]) -> dict[str, list[str]]:
+    """Each launch flag (primary name) -> every name it answers to (itself and its aliases)."""
+    return {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
+
+
+def named_flags(argv: list[str], table: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The flags (primary names) a command names, each with the values it gives them."""
+    command = canonical_argv(argv, {name: flag for flag, names in table.items() for name in names})
+    return {flag: values for flag in table if (values := flag_values(command, [flag])) is not None}
+
+
+def flag_ids(named: dict[str, list[str]]) -> list[str]:
+    """Their surface item ids: each flag's, and each of its values'."""
+    return [key for flag, values in named.items()
+            for key in (f"flag:{flag}", *(f"flag:{flag}={value}" for value in values))]
 
 
 def launch_evidence(items: list[dict], launches: dict[str, list[str]]) -> dict[str, list[str]]:
     """Item id -> the scenarios (name -> launch argv) whose launch names that flag or flag value: where
     an item no recording exercised would be recorded. Only what a launch names; defaults need a run."""
-    flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
-    primary = {name: flag for flag, names in flags.items() for name in names}
-    known, evidence = {item["id"] for item in items}, defaultdict(set)
+    table, known, evidence = flag_table(items), {item["id"] for item in items}, defaultdict(set)
     for scenario, argv in launches.items():
-        for key in named_flags(canonical_argv(argv, primary), flags):
+        for key in flag_ids(named_flags(argv, table)):
             evidence[key].add(scenario)
     return {key: sorted(names) for key, names in evidence.items() if key in known}
 
@@ -95,8 +100,7 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
     defaults = {item["name"]: value for item in items if item["kind"] == "flag" and item["id"] not in by_policy
                 and (value := f"{item['id']}={item.get('default')}") in ids}
     routes = [(item, path_pattern(item["path"])) for item in items if item["kind"] == "route"]
-    flags = {item["name"]: [item["name"]] + item["aliases"] for item in items if item["kind"] == "flag"}
-    primary = {name: flag for flag, names in flags.items() for name in names}
+    table = flag_table(items)
     fields = [item for item in items if item["kind"] == "field"]
     nesting = Nesting.of(fields)
     sampling = {item["name"] for item in items if item["kind"] == "sampling_param"}
@@ -122,14 +126,13 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
                 for key in (params if isinstance(params, dict) else {}):
                     if key in sampling:
                         evidence[f"sampling:{key}"].add(name)
-        command = canonical_argv(rec.data["command"], primary)
-        named = named_flags(command, flags)
-        for key in named:
+        named = named_flags(rec.data["command"], table)
+        for key in flag_ids(named):
             evidence[key].add(name)
-        if "--config" not in command:  # a --config file may set any flag: its default is unknown
-            for flag in set(defaults) - {key.partition("=")[0][len("flag:"):] for key in named}:
+        if "--config" not in named:  # a --config file may set any flag: its default is unknown
+            for flag in set(defaults) - set(named):
                 evidence[defaults[flag]].add(name)
-        argvs = [p.get("argv") or [] for p in rec.data["processes"]] + [command]
+        argvs = [p.get("argv") or [] for p in rec.data["processes"]] + [rec.data["command"]]
         for item in items:
             if item["kind"] in ("entry_point", "console_script") and any(runs(argv, item) for argv in argvs):
                 evidence[item["id"]].add(name)
