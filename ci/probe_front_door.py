@@ -30,6 +30,7 @@ import os
 import sys
 import tomllib
 import types
+from pathlib import Path
 from unittest import mock
 
 import pydantic
@@ -204,7 +205,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     ServerArgs.add_cli_args(parser)
-    outcomes = parser_outcomes(parser, json.load(open(args.items))) if args.items else None
+    items = json.loads(Path(args.items).read_text()) if args.items else None
+    outcomes = parser_outcomes(parser, items) if items else None
     try:
         from sglang.srt import slim_front_door as door
     except ImportError:  # upstream's tree: its parse outcomes only, to compare the slimmed tree's with
@@ -231,8 +233,7 @@ def main() -> None:
         rows[os.path.basename(path)] = verdict(refuse, parsed, parser)
     report = {"python": sys.version.split()[0], "command": " ".join(sys.argv), "refused_or_none": rows,
               "launch_parser": parser_refusals(parser, door), "parser_outcomes": outcomes,
-              "python_api_on_kept": api_refusals(parser, refuse, json.load(open(args.items)), outcomes)
-              if args.items else None}
+              "python_api_on_kept": api_refusals(parser, refuse, items, outcomes) if items else None}
     with open(args.out, "w") as out:
         json.dump(report, out, indent=1, sort_keys=True)
         out.write("\n")
