@@ -5,7 +5,8 @@ results.tar.xz (a copy of coverage_db with this call's reports added, and the lo
 
 Each file the call wrote (results.tar.xz's written.txt; in results of older calls, a verify report newer
 than the repository's, or a file the repository lacks) is filed by what it says:
-- passed on the committed tree (its served digest is the tree's): beside its recording, and the
+- passed on the committed tree (its served digest is the tree's; a pass as slim/verify.py
+  `counts_as_pass` judges it, against the recording's reference): beside its recording, and the
   scenario's `awaiting_verify` line goes; a run still under coverage_db/unverified/ is named for
   promotion by hand (moving it changes the plan's inputs, so `slim apply --check` must follow);
 - failed, or on another tree: under coverage_db/benchmarks/ as SCENARIO-failed-TIME or
@@ -19,6 +20,7 @@ Prints one line per file and what it did; --dry-run writes nothing.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import re
 import sys
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slim.apply import served_digest  # noqa: E402
 from slim.recording import PENDING, UNVERIFIED  # noqa: E402
+from slim.verify import counts_as_pass  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWAITING = re.compile(r'^awaiting_verify = ".*"\n', re.M)
@@ -64,6 +67,19 @@ class Filing(NamedTuple):
     kept_apart: bool = False  # a failure or another tree's report: under benchmarks/
 
 
+def passes(report: dict, folders: list[Path]) -> bool:
+    """counts_as_pass against the report's recording, read from the first folder that holds it."""
+    if report["passed"]:
+        return True
+    recording = next((f / f"{report['recording']}.json.gz" for f in folders
+                      if (f / f"{report['recording']}.json.gz").is_file()), None)
+    if recording is None:
+        return report["passed"]
+    with gzip.open(recording, "rt") as handle:
+        reference = json.load(handle)
+    return counts_as_pass(report, reference["outputs"], reference["environment"])
+
+
 def file_report(path: Path, rel: Path, repo: Path, tree: str) -> Filing:
     report = json.loads(path.read_text())
     scenario, waiting = report["scenario"], rel.parts[0] in (UNVERIFIED, PENDING)
@@ -73,13 +89,14 @@ def file_report(path: Path, rel: Path, repo: Path, tree: str) -> Filing:
     if report.get("served_digest") != tree:
         name = f"{scenario}-tree{report.get('served_digest', '')[:8]}-{stamp(report)}.verify.json"
         return Filing(repo / "coverage_db/benchmarks" / name, "another tree", kept_apart=True)
-    if not report["passed"]:
+    if not passes(report, [path.parent, repo / "coverage_db" / rel.parent]):
         return Filing(repo / "coverage_db/benchmarks" / f"{scenario}-failed-{stamp(report)}.verify.json",
                       f"failed: {str(report.get('first_mismatch') or report.get('start_failure'))[:100]}",
                       kept_apart=True)
     if waiting:
         return Filing(repo / "coverage_db" / rel, f"passed; promote it by hand (git mv coverage_db/{rel.parent} ...)")
-    return Filing(repo / "coverage_db" / rel, "passed", passed_here=scenario)
+    said = "passed" if report["passed"] else f"passes as judged today (was: {str(report['first_mismatch'])[:80]})"
+    return Filing(repo / "coverage_db" / rel, said, passed_here=scenario)
 
 
 def collect(results: Path, repo: Path, dry_run: bool) -> list[str]:

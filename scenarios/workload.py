@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from scenarios.spec import LOGPROB_ATOL, Request
+from scenarios.spec import LOGPROB_ATOL, SCENARIO_DIR, Request
 
 TIMEOUT_S = 300  # the first prefill may JIT-compile kernels for minutes
 
@@ -27,11 +27,12 @@ LONG_TEXT = " ".join(f"item {n} is {'red' if n % 3 else 'blue'} and weighs {n % 
 
 
 def expand(value, i: int = 0, facts: dict[str, str] | None = None):
-    """Fill "{i}", "{long_text}" and each "{fact}" the server told (e.g. "{model_path}") in every string."""
+    """Fill "{i}", "{long_text}", "{scenarios}" (this folder, for files a request names, such as a LoRA
+    adapter to load) and each "{fact}" the server told (e.g. "{model_path}") in every string."""
     if isinstance(value, str):
         for key, fact in (facts or {}).items():
             value = value.replace(f"{{{key}}}", fact)
-        return value.replace("{long_text}", LONG_TEXT).replace("{i}", str(i))
+        return value.replace("{long_text}", LONG_TEXT).replace("{i}", str(i)).replace("{scenarios}", str(SCENARIO_DIR))
     if isinstance(value, list):
         return [expand(v, i, facts) for v in value]
     if isinstance(value, dict):

@@ -169,6 +169,7 @@ def test_a_request_newer_than_the_reference_may_not_get_a_server_error():
 
 def test_expand_fills_templates():
     assert expand({"a": ["x{i}", 3], "b": "{long_text}"}, 7) == {"a": ["x7", 3], "b": LONG_TEXT}
+    assert expand({"lora_path": "{scenarios}/configs/lora/x"}) == {"lora_path": f"{SCENARIO_DIR}/configs/lora/x"}
 
 
 def test_a_group_is_sent_at_once_and_its_delays_order_arrivals(fake_server):

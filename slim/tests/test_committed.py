@@ -17,7 +17,7 @@ from slim.paths import DB, OUT
 from slim.plan import make_function_plan, package_files
 from slim.recording import PENDING, UNVERIFIED, load_all, load_pending, load_waiting
 from slim.upstream import default_tree, load_pin, verify_tree
-from slim.verify import gpu_models, mismatch_without_logprobs, rejudged
+from slim.verify import counts_as_pass
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_committed_tree_is_the_one_verified_on_gpu(recordings):
     report on this tree if an earlier tree passed it; the key must go once this tree is verified.
     A report on a tree whose python/ is byte-identical (`served_digest`) is a report on this tree:
     the plan's description beside it (REMOVED.md, PLAN.json.gz) changes with each new input.
-    A report counts as today's comparison judges its stored outputs (slim/verify.py `rejudged`)."""
+    Whether a report passes is slim/verify.py `counts_as_pass`: as written, rejudged, or across GPUs."""
     digest, served = tree_digest(OUT), served_digest(OUT)
     reports = [json.loads(p.read_text()) for p in DB.glob("*/*.verify.json")]
     by_scenario = {r.scenario: r for r in recordings}
@@ -133,25 +133,14 @@ def test_committed_tree_is_the_one_verified_on_gpu(recordings):
                and r["scenario"] in by_scenario]
     by_name = {r.name: r for r in recordings}
 
-    def passes(report: dict) -> bool:  # as GPU-written, or under today's comparison of its outputs
+    def passes(report: dict) -> bool:  # slim/verify.py counts_as_pass: as GPU-written, rejudged, or across GPUs
         reference = by_name.get(report["recording"])
-        return report["passed"] or (reference is not None and rejudged(report, reference.outputs))
+        return counts_as_pass(report, reference and reference.outputs, reference and reference.data["environment"])
 
-    def across_gpus(report: dict) -> bool:  # failed only in logprobs, against another GPU model's reference
-        recording = by_scenario.get(report["scenario"])
-        return (not passes(report) and report["start_failure"] is None and recording is not None
-                and gpu_models(report["environment"]) != gpu_models(recording.data["environment"]))
-
-    verified = {r["scenario"] for r in on_tree if passes(r)}
-    cross_gpu = [r for r in on_tree if across_gpus(r)]
-    for report in cross_gpu:
-        assert "logprob" in report["first_mismatch"]
-        assert mismatch_without_logprobs(by_scenario[report["scenario"]].outputs, report["outputs"]) is None
-    on_this_tree = verified | {r["scenario"] for r in cross_gpu}
+    on_this_tree = {r["scenario"] for r in on_tree if passes(r)}
     awaiting = {name for name in by_scenario if load_scenario(name).awaiting_verify}
     assert not awaiting & on_this_tree, "verified on this tree: drop its awaiting_verify"
-    passed_before = {r["scenario"] for r in reports if passes(r) or (
-        across_gpus(r) and mismatch_without_logprobs(by_scenario[r["scenario"]].outputs, r["outputs"]) is None)}
+    passed_before = {r["scenario"] for r in reports if passes(r)}
     assert awaiting <= passed_before, "awaiting_verify needs a passing verify of an earlier tree"
     assert on_this_tree | awaiting == set(by_scenario)
 

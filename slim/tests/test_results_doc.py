@@ -22,9 +22,13 @@ def test_committed_results_doc_is_what_the_result_files_give():
 
 
 def copy_result_files(dst: Path) -> Path:
-    """Only what the document reads: the verify reports, the benchmark files, the bundle summary, REMOVED.md."""
+    """Only what the document reads: the verify reports and the recording of each failed one (whose
+    stored outputs are judged again), the benchmark files, the bundle summary, REMOVED.md."""
+    reports = {p: json.loads(p.read_text()) for p in REPO.glob("coverage_db/*/*.verify.json")}
+    failed = [p.with_name(f"{r['recording']}.json.gz") for p, r in reports.items() if not r["passed"]]
+    failed = [p for p in failed if p.is_file()]
     rels = [p.relative_to(REPO) for p in [*REPO.glob("coverage_db/*/*.json"), *REPO.glob("coverage_db/fuzz/*.json.gz"),
-                                          *REPO.glob("benchmarks/results/*.json")]]
+                                          *failed, *REPO.glob("benchmarks/results/*.json")]]
     for rel in [*rels, Path("sglang/REMOVED.md"), Path("docs/results.md")]:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, dst / rel)

@@ -1,7 +1,9 @@
 """slim/verify.py's comparison across GPU models: logprob noise is no verdict, tokens still are."""
 
+from types import SimpleNamespace
+
 from slim.surface.policy import REFUSAL_MARK
-from slim.verify import cross_gpu_note, mismatch_without_logprobs, outputs_mismatch
+from slim.verify import counts_as_pass, cross_gpu_note, mismatch_without_logprobs, outputs_mismatch, scenario_mismatch
 
 
 def output(name: str, ids: list[int], logprob: float) -> dict:
@@ -54,3 +56,37 @@ def test_a_front_door_refusal_counts_only_where_upstream_itself_failed():
     assert outputs_mismatch(upstream_failed, [answer("ollama_chat", 410, {"error": "gone"})]) is not None
     assert outputs_mismatch([answer("ollama_chat", 200, {})], [answer("ollama_chat", 410, refusal)]) is not None
     assert outputs_mismatch([answer("ollama_chat", 400, {})], [answer("ollama_chat", 410, refusal)]) is not None
+
+
+def request(name: str, compare: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(name=name, compare=compare, group=None)
+
+
+def test_a_request_the_workload_no_longer_compares_is_judged_by_status_in_older_references():
+    """A reference recorded while its workload still compared seeded sampling (which upstream itself
+    does not reproduce) is judged by today's workload: status only for that request, tokens for the rest."""
+    reference = [output("seeded", [5, 6], -0.30), output("greedy", [7], -0.30)]
+    resampled = [output("seeded", [9, 2], -0.90), output("greedy", [7], -0.30)]
+    today = SimpleNamespace(requests=[request("seeded", compare=False), request("greedy")], logprob_atol=0.01)
+    assert scenario_mismatch(today, reference, resampled) is None
+    back_then = SimpleNamespace(requests=[request("seeded"), request("greedy")], logprob_atol=0.01)
+    assert scenario_mismatch(back_then, reference, resampled).startswith("seeded")
+    other_greedy = [output("seeded", [9, 2], -0.90), output("greedy", [8], -0.30)]
+    assert scenario_mismatch(today, reference, other_greedy).startswith("greedy")
+    assert scenario_mismatch(today, reference, [dict(resampled[0], status=500), resampled[1]]) is not None
+
+
+def verify_report(host_gpu: str, outputs: list[dict], mismatch: str | None) -> dict:
+    return {"scenario": "dsv3_fp8_tp1", "passed": mismatch is None, "first_mismatch": mismatch, "start_failure": None,
+            "environment": {"gpus": [{"name": host_gpu}]}, "outputs": outputs}
+
+
+def test_a_logprob_only_difference_passes_only_against_another_gpu_models_reference():
+    reference = [output("greedy", [5, 6], -0.30)]
+    h100, h200 = {"gpus": [{"name": "NVIDIA H100"}]}, {"gpus": [{"name": "NVIDIA H200"}]}
+    logprob_off = verify_report("NVIDIA H100", [output("greedy", [5, 6], -0.40)], "greedy: logprob -0.4 != -0.3")
+    assert counts_as_pass(logprob_off, reference, h200)
+    assert not counts_as_pass(logprob_off, reference, h100)  # same GPU model: a logprob is a verdict
+    token_off = verify_report("NVIDIA H100", [output("greedy", [5, 7], -0.30)], "greedy: logprob and ids")
+    assert not counts_as_pass(token_off, reference, h200)
+    assert counts_as_pass(verify_report("NVIDIA H100", reference, None), None, None)
