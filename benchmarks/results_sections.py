@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from slim.verify import counts_as_pass
+from slim.verify import report_passes
 
 BENCH = "coverage_db/benchmarks"
 
@@ -88,23 +88,12 @@ def verify_frame(repo: Path, pattern: str) -> pd.DataFrame:
     for rel in result_files(repo, pattern):
         d = load(repo, rel)
         gpus = d.get("environment", {}).get("gpus") or [{}]
-        judged = judged_pass(repo / rel, d)
+        judged = report_passes(d, [(repo / rel).parent])  # rejudged against the recording beside it
         rows.append({"file": rel, "scenario": d["scenario"], "digest": d["tree_digest"][:8], "passed": judged,
                      "verified_at": d.get("verified_at", ""), "gpu": gpus[0].get("name", "?"),
                      "runtime": d.get("runtime", "").split(",")[0], "compared": d.get("requests_compared"),
                      "outcome": outcome(d, judged)})
     return pd.DataFrame(rows)
-
-
-def judged_pass(path: Path, report: dict) -> bool:
-    """slim/verify.py counts_as_pass against the recording beside the report (the GPU's own verdict
-    where none is beside it, as for the copies under benchmarks/)."""
-    recording = path.with_name(f"{report.get('recording')}.json.gz")
-    if report["passed"] or not recording.is_file():
-        return report["passed"]
-    with gzip.open(recording, "rt") as handle:
-        data = json.load(handle)
-    return counts_as_pass(report, data["outputs"], data["environment"])
 
 
 def outcome(report: dict, judged: bool) -> str:

@@ -20,7 +20,6 @@ Prints one line per file and what it did; --dry-run writes nothing.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import re
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slim.apply import served_digest  # noqa: E402
 from slim.recording import PENDING, UNVERIFIED  # noqa: E402
-from slim.verify import counts_as_pass  # noqa: E402
+from slim.verify import report_passes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWAITING = re.compile(r'^awaiting_verify = ".*"\n', re.M)
@@ -67,19 +66,6 @@ class Filing(NamedTuple):
     kept_apart: bool = False  # a failure or another tree's report: under benchmarks/
 
 
-def passes(report: dict, folders: list[Path]) -> bool:
-    """counts_as_pass against the report's recording, read from the first folder that holds it."""
-    if report["passed"]:
-        return True
-    recording = next((f / f"{report['recording']}.json.gz" for f in folders
-                      if (f / f"{report['recording']}.json.gz").is_file()), None)
-    if recording is None:
-        return report["passed"]
-    with gzip.open(recording, "rt") as handle:
-        reference = json.load(handle)
-    return counts_as_pass(report, reference["outputs"], reference["environment"])
-
-
 def file_report(path: Path, rel: Path, repo: Path, tree: str) -> Filing:
     report = json.loads(path.read_text())
     scenario, waiting = report["scenario"], rel.parts[0] in (UNVERIFIED, PENDING)
@@ -89,7 +75,7 @@ def file_report(path: Path, rel: Path, repo: Path, tree: str) -> Filing:
     if report.get("served_digest") != tree:
         name = f"{scenario}-tree{report.get('served_digest', '')[:8]}-{stamp(report)}.verify.json"
         return Filing(repo / "coverage_db/benchmarks" / name, "another tree", kept_apart=True)
-    if not passes(report, [path.parent, repo / "coverage_db" / rel.parent]):
+    if not report_passes(report, [path.parent, repo / "coverage_db" / rel.parent]):
         return Filing(repo / "coverage_db/benchmarks" / f"{scenario}-failed-{stamp(report)}.verify.json",
                       f"failed: {str(report.get('first_mismatch') or report.get('start_failure'))[:100]}",
                       kept_apart=True)
