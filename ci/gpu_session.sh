@@ -7,6 +7,9 @@
 #                                               LANES=2: two servers at a time on the one GPU (reports say so),
 #                                               then what failed runs again alone
 #   bash ci/gpu_session.sh both SCENARIO...     record all, then slim from every recording and verify all
+#   bash ci/gpu_session.sh upstream-check SCEN... serve each from pristine upstream, untraced, against its reference
+#                                               (slim verify --on-upstream; needs sglang-upstream.tar.xz): is a
+#                                               difference the slimmed tree shows upstream's own on this host?
 #   bash ci/gpu_session.sh bench                import time + peak RSS of the entry point, upstream vs slim
 #   bash ci/gpu_session.sh serve-bench [SCEN]   serving throughput, start-up, RSS, GPU memory, install size: upstream
 #                                               and slim interleaved, REPEATS starts each (CONFIGS=upstream,slim,
@@ -163,5 +166,13 @@ case "$MODE" in
         || echo "FAILED fuzz $s"
     done ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;
-  *) echo "usage: gpu_session.sh record|verify|both|bench|serve-bench|faults|fuzz SCENARIO..." >&2; exit 2 ;;
+  upstream-check) export SLIM_HEALTH_TIMEOUT=${SLIM_HEALTH_TIMEOUT:-300}
+    for s in "$@"; do  # reports in db/benchmarks/SCENARIO-upstream-TIME.verify.json
+      if [ "$(left)" -lt "$MIN_LEFT_S" ]; then echo "SKIP upstream-check $s: $(left) s left"; continue; fi
+      echo "== upstream-check $s ($(left) s left)"
+      PYTHONPATH=$DEPS:/opt/rt/tools timeout $(( $(left) - 20 )) python3 -m slim verify --scenario "$s" --on-upstream \
+        --upstream "$UP" --db "$RES/db" --logs "$RES/logs" || echo "FAILED upstream-check $s"
+    done ;;
+  *) echo "usage: gpu_session.sh record|verify|both|upstream-check|bench|serve-bench|one-batch|cold-start|faults|fuzz" \
+       "SCENARIO..." >&2; exit 2 ;;
 esac

@@ -229,6 +229,9 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
            kits_timeout_s: Annotated[float, typer.Option(help="--kits: a test slower than this is an error.")] = 90,
            kits_budget_s: Annotated[float, typer.Option(help="--kits: seconds per side (0: what the fuzz budget "
                                                              "leaves).")] = 0,
+           on_upstream: Annotated[bool, typer.Option("--on-upstream", help="Serve pristine upstream (--upstream), "
+                                                     "untraced, instead of the tree: is a difference upstream's "
+                                                     "own on this host? (report in DB/benchmarks)")] = False,
            ) -> None:
     """Serve the scenario from the slimmed tree on this GPU host; compare with the recorded reference."""
     from slim.apply import PLAN_FILE
@@ -245,6 +248,14 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
 
         return fuzz_command(scenario, fuzz, seed, upstream, tree, db, logs, plan_source, fuzz_deadline_s,
                             fuzz_budget_s, console, kits, kits_timeout_s, kits_budget_s)
+    if on_upstream:
+        from slim.upstream import resolve_tree
+        from slim.verify import verify_upstream
+
+        path, report = verify_upstream(scenario, db, resolve_tree(upstream), logs)
+        verdict = "identical to" if report["passed"] else f"differs from ({report['first_mismatch']})"
+        return console.print(f"{scenario}: upstream, untraced, {verdict} the reference (report: {path})",
+                             highlight=False, soft_wrap=True)
     path, report = run_verify(scenario, db, tree, logs, plan_source)
     for line in report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)

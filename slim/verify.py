@@ -18,7 +18,7 @@ from slim.companions import companion_mismatch, split_companions
 from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
 from slim.policy import load_policy
-from slim.recording import load_recording, recording_paths
+from slim.recording import Recording, load_recording, recording_paths
 from slim.runtime import host_environment, probe
 from slim.serve import serve_scenario, server_env
 from slim.surface.policy import REFUSAL_MARK
@@ -174,22 +174,50 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
     """Serve from `tree` (first on PYTHONPATH), compare to the latest recording, write a report beside it.
 
     plan_source: called only on failure, for the plan the missing symbols are mapped back to."""
+    recording, report = serve_and_compare(scenario_name, db, (tree / PYTHON_DIR).resolve(), logs, "slim", {
+        "tree_digest": tree_digest(tree), "served_digest": served_digest(tree)}, plan_source)
+    path = recording.path.with_name(f"{recording.name}.verify.json")
+    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return path, report
+
+
+# The side of a report served from pristine upstream, untraced: its served_digest says so, and no
+# verify of a slimmed tree counts it (tests/test_committed.py).
+UPSTREAM_SIDE = "upstream_untraced"
+
+
+def verify_upstream(scenario_name: str, db: Path, site: Path, logs: Path) -> tuple[Path, dict]:
+    """Serve from pristine upstream (`site` holds sglang/; untraced) and compare to the latest recording:
+    whether a difference the slimmed tree shows is upstream's own on this host today (the reference
+    was recorded traced, on another day or host), or the tree's. The report goes under DB/benchmarks/."""
+    recording, report = serve_and_compare(scenario_name, db, site.resolve(), logs, UPSTREAM_SIDE, {
+        "tree_digest": tree_digest(site / "sglang"), "served_digest": f"{UPSTREAM_SIDE} {load_pin().version}"})
+    stamp = report["verified_at"][:16].replace("-", "").replace(":", "")
+    path = db / "benchmarks" / f"{scenario_name}-upstream-{stamp}.verify.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return path, report
+
+
+def serve_and_compare(scenario_name: str, db: Path, python_dir: Path, logs: Path, side: str, digests: dict,
+                      plan_source: Callable[[], dict] | None = None) -> tuple[Recording, dict]:
+    """One server of the scenario with `python_dir` first on PYTHONPATH, its workload compared with the
+    latest recording's reference: the recording and the report (not yet written)."""
     scenario = load_scenario(scenario_name)
     gpus = detect_gpus()
     require(scenario, gpus)
     recording = load_recording(latest_recording(db, scenario.name), load_pin().version)
-    python_dir = (tree / PYTHON_DIR).resolve()
     env = server_env([python_dir])
     facts = probe(env)
     if not Path(facts["sglang_origin"]).resolve().is_relative_to(python_dir):
-        raise SlimError(f"sglang resolves to {facts['sglang_origin']}, not to the slimmed tree {python_dir}")
+        raise SlimError(f"sglang resolves to {facts['sglang_origin']}, not to the {side} tree {python_dir}")
     model = materialize(scenario.model, cache_root() / "models")
     recorded_model = recording.data.get("model", {}).get("sha256")
     if recorded_model and model_digest(model) != recorded_model:
         raise SlimError(f"{model} differs from the weights {recording.name} was recorded with; "
                         "the reference does not apply (re-record the scenario)")
     try:
-        run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.slim.log", model), None
+        run, start_failure = serve_scenario(scenario, env, logs / f"{scenario.name}.{side}.log", model), None
     except SlimError as error:  # not healthy: the report (and its diagnosis) is what explains it
         run, start_failure = None, str(error)
     mismatch = start_failure or scenario_mismatch(scenario, recording.outputs, run.outputs)
@@ -201,13 +229,12 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         "scenario": scenario.name,
         "recording": recording.name,
         "verified_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "tree_digest": tree_digest(tree),
-        "served_digest": served_digest(tree),
+        **digests,
         "passed": mismatch is None,
         "first_mismatch": mismatch,
         "logprob_atol": scenario.logprob_atol,
         "start_failure": start_failure,
-        "diagnosis": [] if mismatch is None else diagnosis(logs, scenario.name, plan_source),
+        "diagnosis": [] if mismatch is None or side != "slim" else diagnosis(logs, scenario.name, plan_source),
         "requests_compared": sum(o["compare"] for o in recording.outputs),
         "requests_sent": len(run.outputs) if run else 0,
         "refused_where_upstream_failed": refused_where_upstream_failed(recording.outputs, run.outputs) if run else [],
@@ -223,9 +250,7 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
         # sized from less free memory, which no compared output depends on
         "lanes": int(os.environ.get("SLIM_VERIFY_LANES", "1")),
         "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),
-                            "slim": run.healthy_after_s if run else None},
+                            side: run.healthy_after_s if run else None},
         "outputs": run.outputs if run else [],
     }
-    path = recording.path.with_name(f"{recording.name}.verify.json")
-    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    return path, report
+    return recording, report
