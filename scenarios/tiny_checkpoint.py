@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios import tiny_modelopt
+from scenarios import tiny_compressed, tiny_modelopt
 from scenarios.tiny_quant import BF16, FP8, INT4_GROUP, W4_INPUT_SCALE, quantize_fp8_block, quantize_int4_group
 from scenarios.tiny_tokenizer import BOS, EOS, NUM_SPECIAL, SPECIAL_IDS, written_vocab_size
 
@@ -92,26 +92,28 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
     MLP/expert projections; bf16 for embeddings, heads, norms, the router gate and the NextN
     eh_proj; float32 for the router's e_score_correction_bias. Without a quantization_config
     (DeepSeek-V2 style) every projection is bf16; without q_lora_rank there is one q_proj.
-    W4AFP8 (quant_method "w4afp8"): routed experts int4 (see quantize_int4_group), the rest FP8.
-    ModelOpt FP8 (quant_method "modelopt"): per-tensor FP8 with scalar float32 weight_scale and
-    input_scale, projections matched by its `ignore` list in bf16 (scenarios/tiny_modelopt.py)."""
+    W4AFP8: routed experts int4 (quantize_int4_group), the rest FP8. ModelOpt FP8: scalar float32
+    weight_scale and input_scale (tiny_modelopt.py); compressed-tensors FP8: a weight_scale per output
+    channel (tiny_compressed.py); the projections their `ignore` lists name stay bf16."""
     h, v = cfg["hidden_size"], cfg["vocab_size"]
     quant = cfg.get("quantization_config")
     bo, bi = quant.get("weight_block_size", (0, 0)) if quant else (0, 0)
-    modelopt = tiny_modelopt.is_modelopt_fp8(quant)
+    modelopt, compressed = tiny_modelopt.is_modelopt_fp8(quant), tiny_compressed.is_compressed_fp8(quant)
     int4_experts = bool(quant) and quant.get("quant_method") == "w4afp8"
     specs: list[tuple[str, str, tuple[int, ...]]] = []
 
     def fp8(name: str, out_in: tuple[int, int]) -> None:
         o, i = out_in
-        if not quant or (modelopt and tiny_modelopt.modelopt_excluded(name, quant.get("ignore", []))):
+        if tiny_compressed.unquantised(name, quant):
             specs.append((f"{name}.weight", "BF16", (o, i)))
             return
         specs.append((f"{name}.weight", "F8_E4M3", (o, i)))
-        if modelopt:
+        if compressed:
+            specs.append((f"{name}.weight_scale", "F32", (o, 1)))
+        elif modelopt:
             specs.extend([(f"{name}.weight_scale", "F32", ()), (f"{name}.input_scale", "F32", ())])
-            return
-        specs.append((f"{name}.weight_scale_inv", "F32", (-(-o // bo), -(-i // bi))))
+        else:
+            specs.append((f"{name}.weight_scale_inv", "F32", (-(-o // bo), -(-i // bi))))
 
     def bf16(name: str, shape: tuple[int, ...]) -> None:
         specs.append((name, "BF16", shape))
@@ -218,7 +220,7 @@ class _Weights:
         self.cfg, self.seed = cfg, seed
         quant = cfg.get("quantization_config")
         self.block = tuple(quant.get("weight_block_size", (128, 128))) if quant else (128, 128)
-        self.modelopt = tiny_modelopt.is_modelopt_fp8(quant)
+        self.modelopt, self.compressed = tiny_modelopt.is_modelopt_fp8(quant), tiny_compressed.is_compressed_fp8(quant)
         self.tok_vocab = tokenizer_vocab
         self._quant_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._embed: np.ndarray | None = None
@@ -271,6 +273,8 @@ class _Weights:
                 partner = tiny_modelopt.fusion_partner(lin)
                 shared = self._linear(partner) if partner in self._shapes else None
                 self._quant_cache[lin] = tiny_modelopt.quantize_fp8_tensor(w, shared)
+            elif self.compressed:
+                self._quant_cache[lin] = tiny_compressed.quantize_fp8_channel(w)
             else:
                 self._quant_cache[lin] = quantize_fp8_block(w, self.block)
         return self._quant_cache[lin]
@@ -289,7 +293,7 @@ class _Weights:
             if name.endswith(".input_scale"):
                 scale = tiny_modelopt.MODELOPT_INPUT_SCALE if self.modelopt else W4_INPUT_SCALE[name.split(".")[-2]]
                 yield np.array(scale, np.float32)
-            elif name.endswith(".weight_scale"):  # ModelOpt's per-tensor scale
+            elif name.endswith(".weight_scale"):  # ModelOpt's per-tensor or compressed-tensors' channel scale
                 yield self.fp8(name[: -len(".weight_scale")])[1]
             elif dtype == "I8" or name[: -len(".weight_scale_inv")] in self._int4:
                 yield self.int4(name.rsplit(".", 1)[0])[name.endswith(".weight_scale_inv")]
@@ -323,11 +327,9 @@ class _Weights:
 
 def write_checkpoint(out_dir: Path, base_config: dict, seed: int = 0, *,
                      overrides: dict | None = None, tokenizer_vocab_size: int | None = None) -> None:
-    """Write config.json, generation_config.json and model.safetensors into out_dir.
-
-    The vocabulary size comes from `tokenizer_vocab_size`, else from out_dir/tokenizer.json
-    (build_tokenizer first); config.json's vocab_size is that rounded up to a multiple of 256.
-    `overrides` replaces config keys (tests shrink the model with it)."""
+    """Write config.json, generation_config.json and model.safetensors into out_dir. The vocabulary
+    comes from `tokenizer_vocab_size`, else out_dir/tokenizer.json (build_tokenizer first), rounded up
+    to a multiple of 256 in config.json; `overrides` replaces config keys (tests shrink the model)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok_vocab = tokenizer_vocab_size or written_vocab_size(out_dir)

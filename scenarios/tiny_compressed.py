@@ -1,0 +1,54 @@
+"""compressed-tensors W8A8 FP8 layout of the tiny model (quant_method "compressed-tensors",
+format "float-quantized"), as llm-compressor's FP8_DYNAMIC recipe exports community checkpoints.
+
+Every Linear not in `ignore` gets a float8_e4m3fn weight and a float32 `weight_scale` per output
+channel, shape (out, 1) (w ~= q * weight_scale); activations are quantised per token at run time, so
+there is no `input_scale`. `ignore` entries are module names or `re:` regexes matched from the
+start of the name (compressed_tensors/utils.py check_equal_or_regex_match). sglang fuses q_a_proj
+and kv_a_proj_with_mqa by concatenating their weights and channel scales (deepseek_weight_loader.py),
+and requantises kv_b_proj per tensor from its channel scales (channel_quant_to_tensor_quant).
+
+Part of the tiny checkpoint generator (scenarios/tiny_model.py); pure numpy.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from scenarios import tiny_modelopt
+from scenarios.tiny_quant import FP8, FP8_MAX
+
+
+def is_compressed_fp8(quant: dict | None) -> bool:
+    """True for a quantization_config whose every group is 8-bit float weights per channel."""
+    if not quant or quant.get("quant_method") != "compressed-tensors":
+        return False
+    groups = quant.get("config_groups", {}).values()
+    return bool(groups) and all(g["weights"]["type"] == "float" and g["weights"]["num_bits"] == 8
+                                and g["weights"]["strategy"] == "channel" for g in groups)
+
+
+def compressed_excluded(name: str, ignore: list[str]) -> bool:
+    """Whether module `name` stays unquantised: an exact name, or a `re:` pattern matching its start."""
+    return any(re.match(entry[3:], name) if entry.startswith("re:") else entry == name for entry in ignore)
+
+
+def unquantised(name: str, quant: dict | None) -> bool:
+    """Whether projection `name` is written in bf16 under this quantization_config (none: every one)."""
+    if not quant:
+        return True
+    if tiny_modelopt.is_modelopt_fp8(quant):
+        return tiny_modelopt.modelopt_excluded(name, quant.get("ignore", []))
+    return is_compressed_fp8(quant) and compressed_excluded(name, quant.get("ignore", []))
+
+
+def quantize_fp8_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel FP8 (e4m3): scale = amax of the row / 448, q = clip(w / scale).
+
+    Returns (q float8_e4m3fn, scale float32 of shape (out, 1)) with w ~= q * scale."""
+    w = np.asarray(w, np.float32)
+    amax = np.maximum(np.abs(w).max(axis=1, keepdims=True), np.float32(1e-12))
+    scale = (amax / np.float32(FP8_MAX)).astype(np.float32)
+    return np.clip(w / scale, -FP8_MAX, FP8_MAX).astype(FP8), scale
