@@ -33,7 +33,11 @@ def module_names(tree_python: Path) -> list[str]:
 
 
 def _stand_in_natives(transformers: str, tree_python: Path) -> None:
-    """The probe's stand-ins for native packages, the pinned transformers, no processor registrations."""
+    """The probe's stand-ins for native packages, the pinned transformers, no processor registrations.
+    torch's modules that look for Triton are imported first, while it is absent: against the stand-in
+    they fail (an `isinstance` against its JITFunction, inductor's kernel-type check)."""
+    importlib.import_module("torch.utils.flop_counter")
+    importlib.import_module("torch._inductor.compile_fx")
     spec = importlib.util.spec_from_file_location("probe_front_door", Path(__file__).with_name("probe_front_door.py"))
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
