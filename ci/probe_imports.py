@@ -2,7 +2,8 @@
 and write which imported and which failed with what: run on the slimmed tree and on upstream's, the
 two reports say whether slimming broke an import that upstream's own code survives.
 
-    python3.11 ci/probe_imports.py sglang/python --transformers DIR --out FILE.json
+    bash ci/probe_env.sh   # the venv (/tmp/probe-venv) and the pinned transformers (/tmp/tf512/site)
+    /tmp/probe-venv/bin/python ci/probe_imports.py sglang/python --transformers /tmp/tf512/site --out FILE.json
 
 Left out: upstream's in-package tests, `__main__` modules, multimodal_gen and the launch entry point
 (it starts a server). A module whose import runs past 20 s counts as failed (TimeoutError). Mocks make

@@ -44,5 +44,6 @@ def test_the_check_catches_a_broken_import():
 
 
 def test_the_slimmed_run_is_of_the_committed_tree():
-    """Re-run the probe (`python3.11 ci/probe_imports.py sglang/python ...`) when the tree's modules change."""
+    """Re-run the probe (`bash ci/probe_env.sh`, then ci/probe_imports.py on both trees) when the tree's
+    modules change."""
     assert set(outcomes(SLIM_RUN)) == set(probe_imports.module_names(REPO / "sglang/python"))
