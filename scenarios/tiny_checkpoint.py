@@ -1,4 +1,4 @@
-"""The tiny model's checkpoint writer: tensor layout, deterministic weight values, safetensors.
+"""The tiny model's checkpoint writer: tensor layout and deterministic weight values.
 
 Part of the tiny checkpoint generator (scenarios/tiny_model.py, whose docstring says how the
 weights are shaped); its output bytes are part of every recording's model digest.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,53 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from scenarios import tiny_compressed, tiny_modelopt
-from scenarios.tiny_quant import BF16, FP8, INT4_GROUP, W4_INPUT_SCALE, quantize_fp8_block, quantize_int4_group
+from scenarios.tiny_quant import BF16, INT4_GROUP, W4_INPUT_SCALE, quantize_fp8_block, quantize_int4_group
+from scenarios.tiny_safetensors import read_safetensors, write_safetensors
 from scenarios.tiny_tokenizer import BOS, EOS, NUM_SPECIAL, SPECIAL_IDS, written_vocab_size
 
-# ----------------------------------------------------------------------------------------
-# Safetensors (written and read by hand: numpy cannot hold float8 in safetensors' numpy API)
-# ----------------------------------------------------------------------------------------
-
-_ST_DTYPES = {"F8_E4M3": FP8, "BF16": BF16, "F32": np.float32, "I8": np.int8}
-_ST_NAMES = {np.dtype(v): k for k, v in _ST_DTYPES.items()}
-
-
-def write_safetensors(path: Path, specs: list[tuple[str, str, tuple[int, ...]]],
-                      arrays: Iterator[np.ndarray], metadata: dict[str, str] | None = None) -> int:
-    """Stream tensors into a safetensors file; specs (name, dtype, shape) fix the header first.
-
-    `arrays` yields one array per spec, in order. Returns the file size in bytes."""
-    header: dict[str, object] = {"__metadata__": metadata or {"format": "pt"}}
-    offset = 0
-    for name, dtype, shape in specs:
-        nbytes = math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for (name, dtype, shape), arr in zip(specs, arrays, strict=True):
-            assert arr.shape == tuple(shape) and _ST_NAMES[arr.dtype] == dtype, (name, arr.shape, arr.dtype)
-            f.write(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data)
-    return 8 + len(blob) + offset
-
-
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Memory-map a safetensors file as {name: array} (float8/bf16 as ml_dtypes arrays)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        out[name] = raw[a:b].view(_ST_DTYPES[info["dtype"]]).reshape(info["shape"])
-    return out
-
+__all__ = ["checkpoint_layout", "read_safetensors", "write_checkpoint", "write_safetensors"]
 
 # ----------------------------------------------------------------------------------------
 # Checkpoint layout
@@ -99,6 +56,7 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
     quant = cfg.get("quantization_config")
     bo, bi = quant.get("weight_block_size", (0, 0)) if quant else (0, 0)
     modelopt, compressed = tiny_modelopt.is_modelopt_fp8(quant), tiny_compressed.is_compressed_fp8(quant)
+    int8 = tiny_compressed.is_w8a8_int8(quant)
     int4_experts = bool(quant) and quant.get("quant_method") == "w4afp8"
     specs: list[tuple[str, str, tuple[int, ...]]] = []
 
@@ -107,8 +65,8 @@ def checkpoint_layout(cfg: dict) -> list[tuple[str, str, tuple[int, ...]]]:
         if tiny_compressed.unquantised(name, quant):
             specs.append((f"{name}.weight", "BF16", (o, i)))
             return
-        specs.append((f"{name}.weight", "F8_E4M3", (o, i)))
-        if compressed:
+        specs.append((f"{name}.weight", "I8" if int8 else "F8_E4M3", (o, i)))
+        if compressed or int8:
             specs.append((f"{name}.weight_scale", "F32", (o, 1)))
         elif modelopt:
             specs.extend([(f"{name}.weight_scale", "F32", ()), (f"{name}.input_scale", "F32", ())])
@@ -221,13 +179,14 @@ class _Weights:
         quant = cfg.get("quantization_config")
         self.block = tuple(quant.get("weight_block_size", (128, 128))) if quant else (128, 128)
         self.modelopt, self.compressed = tiny_modelopt.is_modelopt_fp8(quant), tiny_compressed.is_compressed_fp8(quant)
+        self.int8 = tiny_compressed.is_w8a8_int8(quant)  # its int8 weights are no int4 (w4afp8) ones
         self.tok_vocab = tokenizer_vocab
         self._quant_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._embed: np.ndarray | None = None
         self._head: np.ndarray | None = None
         layout = checkpoint_layout(cfg)
-        self._shapes = {n[: -len(".weight")]: s for n, d, s in layout if d == "F8_E4M3"}
-        self._int4 = {n[: -len(".weight")]: (s[0], s[1] * 2) for n, d, s in layout if d == "I8"}
+        self._shapes = {n[: -len(".weight")]: s for n, d, s in layout if d == "F8_E4M3" or (d == "I8" and self.int8)}
+        self._int4 = {n[: -len(".weight")]: (s[0], s[1] * 2) for n, d, s in layout if d == "I8" and not self.int8}
 
     def embed(self) -> np.ndarray:
         if self._embed is None:
@@ -273,8 +232,9 @@ class _Weights:
                 partner = tiny_modelopt.fusion_partner(lin)
                 shared = self._linear(partner) if partner in self._shapes else None
                 self._quant_cache[lin] = tiny_modelopt.quantize_fp8_tensor(w, shared)
-            elif self.compressed:
-                self._quant_cache[lin] = tiny_compressed.quantize_fp8_channel(w)
+            elif self.compressed or self.int8:
+                quantize = tiny_compressed.quantize_int8_channel if self.int8 else tiny_compressed.quantize_fp8_channel
+                self._quant_cache[lin] = quantize(w)
             else:
                 self._quant_cache[lin] = quantize_fp8_block(w, self.block)
         return self._quant_cache[lin]
@@ -295,11 +255,11 @@ class _Weights:
                 yield np.array(scale, np.float32)
             elif name.endswith(".weight_scale"):  # ModelOpt's per-tensor or compressed-tensors' channel scale
                 yield self.fp8(name[: -len(".weight_scale")])[1]
-            elif dtype == "I8" or name[: -len(".weight_scale_inv")] in self._int4:
+            elif (dtype == "I8" and not self.int8) or name[: -len(".weight_scale_inv")] in self._int4:
                 yield self.int4(name.rsplit(".", 1)[0])[name.endswith(".weight_scale_inv")]
             elif name.endswith(".weight_scale_inv"):
                 yield self.fp8(name[: -len(".weight_scale_inv")])[1]
-            elif dtype == "F8_E4M3":
+            elif dtype in ("F8_E4M3", "I8"):  # FP8 or channel-int8 projections
                 yield self.fp8(name[: -len(".weight")])[0]
             elif name.endswith("embed_tokens.weight"):
                 yield self.embed()

@@ -1,8 +1,10 @@
-"""compressed-tensors W8A8 FP8 layout of the tiny model (quant_method "compressed-tensors",
-format "float-quantized"), as llm-compressor's FP8_DYNAMIC recipe exports community checkpoints.
+"""Channel-scaled W8A8 layouts of the tiny model: compressed-tensors FP8 (quant_method
+"compressed-tensors", format "float-quantized"), as llm-compressor's FP8_DYNAMIC recipe exports
+community checkpoints, and sglang's own W8A8 INT8 (quant_method "w8a8_int8", as DeepSeek-R1's
+channel-INT8 export): int8 weights, the same scales, the same `ignore` semantics.
 
-Every Linear not in `ignore` gets a float8_e4m3fn weight and a float32 `weight_scale` per output
-channel, shape (out, 1) (w ~= q * weight_scale); activations are quantised per token at run time, so
+Every Linear not in `ignore` gets a float8_e4m3fn (or int8) weight and a float32 `weight_scale` per
+output channel, shape (out, 1) (w ~= q * weight_scale); activations are quantised per token at run time, so
 there is no `input_scale`. `ignore` entries are module names or `re:` regexes matched from the
 start of the name (compressed_tensors/utils.py check_equal_or_regex_match). sglang fuses q_a_proj
 and kv_a_proj_with_mqa by concatenating their weights and channel scales (deepseek_weight_loader.py),
@@ -20,6 +22,8 @@ import numpy as np
 from scenarios import tiny_modelopt
 from scenarios.tiny_quant import FP8, FP8_MAX
 
+INT8_MAX = 127  # symmetric int8: -127..127
+
 
 def is_compressed_fp8(quant: dict | None) -> bool:
     """True for a quantization_config whose every group is 8-bit float weights per channel."""
@@ -28,6 +32,11 @@ def is_compressed_fp8(quant: dict | None) -> bool:
     groups = quant.get("config_groups", {}).values()
     return bool(groups) and all(g["weights"]["type"] == "float" and g["weights"]["num_bits"] == 8
                                 and g["weights"]["strategy"] == "channel" for g in groups)
+
+
+def is_w8a8_int8(quant: dict | None) -> bool:
+    """True for sglang's W8A8Int8Config: int8 weights per output channel, int8 activations per token."""
+    return bool(quant) and quant.get("quant_method") == "w8a8_int8"
 
 
 def compressed_excluded(name: str, ignore: list[str]) -> bool:
@@ -41,7 +50,8 @@ def unquantised(name: str, quant: dict | None) -> bool:
         return True
     if tiny_modelopt.is_modelopt_fp8(quant):
         return tiny_modelopt.modelopt_excluded(name, quant.get("ignore", []))
-    return is_compressed_fp8(quant) and compressed_excluded(name, quant.get("ignore", []))
+    channel_scaled = is_compressed_fp8(quant) or is_w8a8_int8(quant)
+    return channel_scaled and compressed_excluded(name, quant.get("ignore", []))
 
 
 def quantize_fp8_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +62,13 @@ def quantize_fp8_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     amax = np.maximum(np.abs(w).max(axis=1, keepdims=True), np.float32(1e-12))
     scale = (amax / np.float32(FP8_MAX)).astype(np.float32)
     return np.clip(w / scale, -FP8_MAX, FP8_MAX).astype(FP8), scale
+
+
+def quantize_int8_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric int8: scale = amax of the row / 127, q = round(w / scale).
+
+    Returns (q int8, scale float32 of shape (out, 1)) with w ~= q * scale."""
+    w = np.asarray(w, np.float32)
+    amax = np.maximum(np.abs(w).max(axis=1, keepdims=True), np.float32(1e-12))
+    scale = (amax / np.float32(INT8_MAX)).astype(np.float32)
+    return np.clip(np.rint(w / scale), -INT8_MAX, INT8_MAX).astype(np.int8), scale

@@ -69,7 +69,7 @@ from scenarios.tiny_tokenizer import (
 # The generator's modules, in one list: scenarios/model_cache.py keys its cache on their source.
 GENERATOR_FILES = tuple(Path(__file__).resolve().parent / f"{m}.py"
                         for m in ("tiny_model", "tiny_tokenizer", "tiny_checkpoint", "tiny_quant", "tiny_modelopt",
-                                  "tiny_compressed"))
+                                  "tiny_compressed", "tiny_safetensors"))
 BASE_CONFIG_PATH = Path(__file__).resolve().parent / "models" / "tiny-dsv3-fp8.json"
 
 __all__ = ["BASE_CONFIG_PATH", "BF16", "BOS", "CHAT_TEMPLATE", "EOS", "FP8", "FP8_MAX", "GENERATOR_FILES", "INT4_GROUP",

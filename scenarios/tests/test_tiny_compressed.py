@@ -1,7 +1,8 @@
-"""The tiny compressed-tensors FP8 checkpoint (models/tiny-dsv3-ct-fp8.json) against what sglang 0.5.17
-reads: CompressedTensorsConfig's groups and `ignore` (compressed_tensors/utils.py), the W8A8 FP8 scheme's
-per-channel `weight_scale` (out, 1) with no input_scale (dynamic per-token activations), and the DeepSeek
-loader that concatenates q_a_proj's and kv_a_proj_with_mqa's channel scales. CPU only, no torch."""
+"""The tiny channel-scaled checkpoints (models/tiny-dsv3-ct-fp8.json: compressed-tensors FP8;
+models/tiny-dsv3-w8a8-int8.json: sglang's W8A8 INT8) against what sglang 0.5.17 reads:
+CompressedTensorsConfig's groups and `ignore` (compressed_tensors/utils.py, which W8A8Int8Config shares),
+a per-channel float32 `weight_scale` (out, 1) with no input_scale (dynamic per-token activations), and the
+DeepSeek loader that concatenates q_a_proj's and kv_a_proj_with_mqa's channel scales. CPU only, no torch."""
 
 from __future__ import annotations
 
@@ -19,19 +20,20 @@ MODELS = Path(tm.__file__).parent / "models"
 SCENARIO = Path(tm.__file__).parent / "dsv3_ct_fp8_tp1.toml"
 
 
-def base_config() -> dict:
-    return json.loads((MODELS / "tiny-dsv3-ct-fp8.json").read_text())
+def base_config(name: str = "tiny-dsv3-ct-fp8") -> dict:
+    return json.loads((MODELS / f"{name}.json").read_text())
 
 
-def expected_compressed(cfg: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """The block-FP8 tensor list with each 128x128 weight_scale_inv replaced by a scale per output row."""
+def expected_compressed(cfg: dict, weight_dtype: str = "F8_E4M3") -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The block-FP8 tensor list with each 128x128 weight_scale_inv replaced by a scale per output row
+    (and each FP8 weight by `weight_dtype`)."""
     out = {}
-    for name, spec in expected_tensors(cfg).items():
+    for name, (dtype, shape) in expected_tensors(cfg).items():
         if name.endswith(".weight_scale_inv"):
             lin = name[: -len(".weight_scale_inv")]
             out[lin + ".weight_scale"] = ("F32", (out[lin + ".weight"][1][0], 1))
         else:
-            out[name] = spec
+            out[name] = (weight_dtype if dtype == "F8_E4M3" else dtype, shape)
     return out
 
 
@@ -83,3 +85,26 @@ def test_channel_quantisation_round_trips():
     w = np.random.default_rng(0).standard_normal((6, 32)).astype(np.float32) * np.arange(1, 7)[:, None]
     q, scale = ct.quantize_fp8_channel(w)
     assert np.allclose(q.astype(np.float32) * scale, w, rtol=0.07, atol=1e-6)
+
+
+def test_w8a8_int8_is_the_same_layout_with_int8_weights(tmp_path):
+    quant = base_config("tiny-dsv3-w8a8-int8")["quantization_config"]
+    assert ct.is_w8a8_int8(quant) and not ct.is_compressed_fp8(quant)
+    assert not ct.is_w8a8_int8(base_config()["quantization_config"])
+    cfg = dict(base_config("tiny-dsv3-w8a8-int8"), vocab_size=4096)
+    got = {n: (d, tuple(s)) for n, d, s in tm.checkpoint_layout(cfg)}
+    assert got == expected_compressed(cfg, "I8")
+    small = {**SMALL, "n_routed_experts": 8, "n_group": 4, "topk_group": 2}
+    tm.write_checkpoint(tmp_path, base_config("tiny-dsv3-w8a8-int8"), overrides=small, tokenizer_vocab_size=600)
+    tensors = tm.read_safetensors(tmp_path / "model.safetensors")
+    lin = "model.layers.1.mlp.experts.5.up_proj"
+    q, scale = tensors[f"{lin}.weight"], tensors[f"{lin}.weight_scale"]
+    assert q.dtype == np.int8 and scale.shape == (q.shape[0], 1)
+    assert (np.abs(q.astype(np.int32)).max(axis=1) == ct.INT8_MAX).all()  # each row's largest weight maps to 127
+    assert '"--quantization", "w8a8_int8"' in (Path(tm.__file__).parent / "dsv3_w8a8_int8_tp1.toml").read_text()
+
+
+def test_int8_channel_quantisation_round_trips():
+    w = np.random.default_rng(1).standard_normal((5, 64)).astype(np.float32) * np.arange(1, 6)[:, None]
+    q, scale = ct.quantize_int8_channel(w)
+    assert np.abs(q.astype(np.float32) * scale - w).max() <= scale.max() / 2 + 1e-6
