@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slim.apply import served_digest  # noqa: E402
 from slim.recording import PENDING, UNVERIFIED  # noqa: E402
-from slim.verify import report_passes  # noqa: E402
+from slim.verify import report_passes, report_stamp  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWAITING = re.compile(r'^awaiting_verify = ".*"\n', re.M)
@@ -54,10 +54,6 @@ def new_to(repo_file: Path, path: Path, listed: bool) -> bool:
     return False  # the repository's own file, copied into the call (or a newer version of it here)
 
 
-def stamp(report: dict) -> str:
-    return re.sub(r"[-:]", "", report["verified_at"][:16])
-
-
 class Filing(NamedTuple):
     """Where one new verify report goes, what it says, and whether a pass of the committed tree."""
     target: Path
@@ -73,10 +69,10 @@ def file_report(path: Path, rel: Path, repo: Path, tree: str) -> Filing:
         home = next((f for f in (UNVERIFIED, PENDING) if (repo / "coverage_db" / f / scenario).is_dir()), None)
         rel, waiting = (Path(home) / rel, True) if home else (rel, False)
     if report.get("served_digest") != tree:
-        name = f"{scenario}-tree{report.get('served_digest', '')[:8]}-{stamp(report)}.verify.json"
+        name = f"{scenario}-tree{report.get('served_digest', '')[:8]}-{report_stamp(report)}.verify.json"
         return Filing(repo / "coverage_db/benchmarks" / name, "another tree", kept_apart=True)
     if not report_passes(report, [path.parent, repo / "coverage_db" / rel.parent]):
-        return Filing(repo / "coverage_db/benchmarks" / f"{scenario}-failed-{stamp(report)}.verify.json",
+        return Filing(repo / "coverage_db/benchmarks" / f"{scenario}-failed-{report_stamp(report)}.verify.json",
                       f"failed: {str(report.get('first_mismatch') or report.get('start_failure'))[:100]}",
                       kept_apart=True)
     if waiting:

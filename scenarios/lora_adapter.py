@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios.tiny_checkpoint import write_safetensors
 from scenarios.tiny_model import BASE_CONFIG_PATH
 from scenarios.tiny_quant import BF16
+from scenarios.tiny_safetensors import write_safetensors
 
 ADAPTER_DIR = Path(__file__).parent / "configs" / "lora" / "tiny-dsv3-attn"
 RANK, ALPHA = 4, 8

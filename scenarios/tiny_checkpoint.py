@@ -16,10 +16,8 @@ import numpy as np
 
 from scenarios import tiny_compressed, tiny_modelopt
 from scenarios.tiny_quant import BF16, INT4_GROUP, W4_INPUT_SCALE, quantize_fp8_block, quantize_int4_group
-from scenarios.tiny_safetensors import read_safetensors, write_safetensors
+from scenarios.tiny_safetensors import write_safetensors
 from scenarios.tiny_tokenizer import BOS, EOS, NUM_SPECIAL, SPECIAL_IDS, written_vocab_size
-
-__all__ = ["checkpoint_layout", "read_safetensors", "write_checkpoint", "write_safetensors"]
 
 # ----------------------------------------------------------------------------------------
 # Checkpoint layout

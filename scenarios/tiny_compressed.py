@@ -54,13 +54,18 @@ def unquantised(name: str, quant: dict | None) -> bool:
     return channel_scaled and compressed_excluded(name, quant.get("ignore", []))
 
 
+def _row_scale(w: np.ndarray, qmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """w as float32 and its symmetric scale per output row: the row's amax / qmax, shape (out, 1)."""
+    w = np.asarray(w, np.float32)
+    amax = np.maximum(np.abs(w).max(axis=1, keepdims=True), np.float32(1e-12))
+    return w, (amax / np.float32(qmax)).astype(np.float32)
+
+
 def quantize_fp8_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel FP8 (e4m3): scale = amax of the row / 448, q = clip(w / scale).
 
     Returns (q float8_e4m3fn, scale float32 of shape (out, 1)) with w ~= q * scale."""
-    w = np.asarray(w, np.float32)
-    amax = np.maximum(np.abs(w).max(axis=1, keepdims=True), np.float32(1e-12))
-    scale = (amax / np.float32(FP8_MAX)).astype(np.float32)
+    w, scale = _row_scale(w, FP8_MAX)
     return np.clip(w / scale, -FP8_MAX, FP8_MAX).astype(FP8), scale
 
 
@@ -68,7 +73,5 @@ def quantize_int8_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel symmetric int8: scale = amax of the row / 127, q = round(w / scale).
 
     Returns (q int8, scale float32 of shape (out, 1)) with w ~= q * scale."""
-    w = np.asarray(w, np.float32)
-    amax = np.maximum(np.abs(w).max(axis=1, keepdims=True), np.float32(1e-12))
-    scale = (amax / np.float32(INT8_MAX)).astype(np.float32)
+    w, scale = _row_scale(w, INT8_MAX)
     return np.clip(np.rint(w / scale), -INT8_MAX, INT8_MAX).astype(np.int8), scale

@@ -42,7 +42,7 @@ import json
 import time
 from pathlib import Path
 
-from scenarios.tiny_checkpoint import checkpoint_layout, read_safetensors, write_checkpoint, write_safetensors
+from scenarios.tiny_checkpoint import checkpoint_layout, write_checkpoint
 from scenarios.tiny_quant import (
     BF16,
     FP8,
@@ -54,6 +54,7 @@ from scenarios.tiny_quant import (
     quantize_fp8_block,
     quantize_int4_group,
 )
+from scenarios.tiny_safetensors import read_safetensors, write_safetensors
 from scenarios.tiny_tokenizer import (
     BOS,
     CHAT_TEMPLATE,

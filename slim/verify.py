@@ -176,9 +176,17 @@ def verify(scenario_name: str, db: Path, tree: Path, logs: Path,
     plan_source: called only on failure, for the plan the missing symbols are mapped back to."""
     recording, report = serve_and_compare(scenario_name, db, (tree / PYTHON_DIR).resolve(), logs, "slim", {
         "tree_digest": tree_digest(tree), "served_digest": served_digest(tree)}, plan_source)
-    path = recording.path.with_name(f"{recording.name}.verify.json")
+    return write_report(recording.path.with_name(f"{recording.name}.verify.json"), report), report
+
+
+def write_report(path: Path, report: dict) -> Path:
     path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    return path, report
+    return path
+
+
+def report_stamp(report: dict) -> str:
+    """The report's time to the minute, for file names: 20261207T1642."""
+    return report["verified_at"][:16].replace("-", "").replace(":", "")
 
 
 # The side of a report served from pristine upstream, untraced: its served_digest says so, and no
@@ -192,11 +200,9 @@ def verify_upstream(scenario_name: str, db: Path, site: Path, logs: Path) -> tup
     was recorded traced, on another day or host), or the tree's. The report goes under DB/benchmarks/."""
     recording, report = serve_and_compare(scenario_name, db, site.resolve(), logs, UPSTREAM_SIDE, {
         "tree_digest": tree_digest(site / "sglang"), "served_digest": f"{UPSTREAM_SIDE} {load_pin().version}"})
-    stamp = report["verified_at"][:16].replace("-", "").replace(":", "")
-    path = db / "benchmarks" / f"{scenario_name}-upstream-{stamp}.verify.json"
+    path = db / "benchmarks" / f"{scenario_name}-upstream-{report_stamp(report)}.verify.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    return path, report
+    return write_report(path, report), report
 
 
 def serve_and_compare(scenario_name: str, db: Path, python_dir: Path, logs: Path, side: str, digests: dict,

@@ -7,8 +7,8 @@ import pytest
 
 from scenarios.lora_adapter import ADAPTER_DIR, RANK, TARGETS, adapter_specs, write_adapter
 from scenarios.spec import SCENARIO_DIR, load_scenario
-from scenarios.tiny_checkpoint import read_safetensors
 from scenarios.tiny_model import BASE_CONFIG_PATH
+from scenarios.tiny_safetensors import read_safetensors
 from slim.paths import DB
 from slim.surface import load_surface
 
