@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call on a lent GPU host, run in the repo root with .carry/ (ci/build_gpu_runtime.sh):
 #   bash ci/gpu_session.sh record SCENARIO...   record each on pristine upstream (needs sglang-upstream.tar.xz);
-#                                               SLIM_TRACE_LINES=1 in front records executed lines too
+#                                               SLIM_TRACE_LINES=1 in front records executed lines too;
+#                                               LANES=2: two at a time on the one GPU (the recordings say so)
 #   bash ci/gpu_session.sh verify SCENARIO...   verify each on the slimmed tree: .carry/slim-tree.tar.xz
 #                                               (`tar -C sglang -cJf .carry/slim-tree.tar.xz .`) or `slim apply` there;
 #                                               LANES=2: two servers at a time on the one GPU (reports say so),
@@ -118,7 +119,7 @@ slim_tree() {  # the committed tree itself when carried (verifies exactly those 
   else rm -rf /tmp/slim-tree; python3 -m slim apply --upstream "$UP" --db "$RES/db" --out /tmp/slim-tree || exit 3; fi
 }
 case "$MODE" in
-  record) run_scenarios record "$@" ;;
+  record) run_lanes record "$@" ;;  # LANES=2: two recordings at a time (each says "lanes": 2)
   verify) slim_tree; export SLIM_HEALTH_TIMEOUT=${SLIM_HEALTH_TIMEOUT:-300}  # warm caches: healthy in ~100 s
     run_lanes verify "$@" ;;
   bench) slim_tree  # side-by-side import cost of the server entry point, upstream vs slim

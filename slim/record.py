@@ -56,6 +56,8 @@ def record(scenario_name: str, db: Path, logs: Path, model_path: Path | None = N
         "command": run.command,
         "model": {"name": scenario.model if model_path is None else str(model_path), "sha256": model_digest(model)},
         "healthy_after_s": run.healthy_after_s,
+        # servers that shared the GPU while this one ran (ci/gpu_session.sh LANES): the same key as a verify's
+        "lanes": int(os.environ.get("SLIM_VERIFY_LANES", "1")),
         "outputs": run.outputs,
         **coverage,
         **kernels,
