@@ -31,6 +31,7 @@
 #                                               their clients (requests, openai, aiohttp) from the GPU image and
 #                                               deps.tar.xz, so carry that rather than the pruned bundle
 #                                               (and .carry/sglang-test.tar.xz: the kits are upstream's sglang/test)
+#                                               FUZZ_TOGETHER=1 (no kits): upstream and slim served at once
 # Results come back as $OUT/results.tar.xz (coverage_db additions + logs) and $OUT/jit-cache.tar.xz
 # (JIT caches for the next call). BUDGET_S bounds the whole call; a scenario is not started
 # with less than MIN_LEFT_S left.
@@ -164,6 +165,7 @@ case "$MODE" in
       PYTHONPATH=$DEPS:/opt/rt/tools timeout "$share" python3 -m slim verify --scenario "$s" --fuzz "$FN" \
         --seed "$FSEED" --tree /tmp/slim-tree --db "$RES/db" --logs "$RES/logs" "${PLAN_ARGS[@]}" \
         --fuzz-budget-s $(( share - 30 )) --fuzz-deadline-s "${FUZZ_DEADLINE_S:-120}" "${KITS_ARGS[@]}" \
+        ${FUZZ_TOGETHER:+--fuzz-together} \
         || echo "FAILED fuzz $s"
     done ;;
   both) run_scenarios record "$@"; slim_tree; run_scenarios verify "$@" ;;

@@ -229,6 +229,8 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
            kits_timeout_s: Annotated[float, typer.Option(help="--kits: a test slower than this is an error.")] = 90,
            kits_budget_s: Annotated[float, typer.Option(help="--kits: seconds per side (0: what the fuzz budget "
                                                              "leaves).")] = 0,
+           fuzz_together: Annotated[bool, typer.Option("--fuzz-together", help="--fuzz without --kits: serve "
+                                                       "upstream and the tree at once on this GPU.")] = False,
            on_upstream: Annotated[bool, typer.Option("--on-upstream", help="Serve pristine upstream (--upstream), "
                                                      "untraced, instead of the tree: is a difference upstream's "
                                                      "own on this host? (report in DB/benchmarks)")] = False,
@@ -247,7 +249,7 @@ def verify(scenario: Annotated[str, typer.Option(help="Scenario name.")], db: Db
         from slim.fuzz.drive import fuzz_command
 
         return fuzz_command(scenario, fuzz, seed, upstream, tree, db, logs, plan_source, fuzz_deadline_s,
-                            fuzz_budget_s, console, kits, kits_timeout_s, kits_budget_s)
+                            fuzz_budget_s, console, kits, kits_timeout_s, kits_budget_s, fuzz_together)
     if on_upstream:
         from slim.upstream import resolve_tree
         from slim.verify import verify_upstream

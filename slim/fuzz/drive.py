@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from slim.verify import diagnosis
 FUZZ_SCHEMA = "slim-fuzz/1"
 GZIP_OVER = 200_000  # bytes of compact JSON; a larger report is written gzipped
 SIDES = ("upstream", "slim")
+TOGETHER_STAGGER_S = 30  # --fuzz-together: the slim side starts this late (start-up memory probes rarely overlap)
 STOP_S = 30  # the slim side's kits end this long before the fuzz budget does: the server stops, the report is written
 
 
@@ -82,7 +84,8 @@ class KitsSide:
 
 
 def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[RequestSpec], log: Path,
-                   deadline_s: float, health_timeout_s: float, kits: KitsSide | None = None) -> dict:
+                   deadline_s: float, health_timeout_s: float, kits: KitsSide | None = None,
+                   show_progress: bool = True) -> dict:
     """Start the scenario's launch command with `site` first on PYTHONPATH, fuzz it, run the kits, stop it."""
     env = server_env([site], scenario.server_env)
     origin = Path(probe(env)["sglang_origin"]).resolve()
@@ -92,7 +95,7 @@ def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[Requ
     tls = write_tls_files(log.with_suffix(".tls")) if scenario.tls else None
     try:
         with started(scenario.launch_command(sys.executable, str(model), port, tls), env, log, port,
-                     health_timeout_s, tls) as server, Progress() as progress:
+                     health_timeout_s, tls) as server, Progress(disable=not show_progress) as progress:
             task = progress.add_task(f"{log.stem}: {len(specs)} requests", total=len(specs))
             run = fuzz_server(server.base_url, specs, deadline_s, lambda: progress.advance(task), server.ssl_context)
             run["server_alive"] = server.process.poll() is None
@@ -109,9 +112,9 @@ def serve_and_fuzz(scenario: Scenario, site: Path, model: Path, specs: list[Requ
 
 def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree: Path, db: Path, logs: Path,
                 plan_source: Callable[[], dict] | None = None, deadline_s: float = 120,
-                budget_s: float = 0, kits: KitsPlan | None = None) -> tuple[Path, dict]:
+                budget_s: float = 0, kits: KitsPlan | None = None, together: bool = False) -> tuple[Path, dict]:
     """Fuzz upstream then slim with the same seeded requests (n may be 0 with kits); a versioned report
-    of both and the verdict.
+    of both and the verdict. together (without kits): both sides at once on the one GPU.
 
     budget_s: seconds for both sides (0: no limit); slim is not started with less left than a deadline
     and a minute, or than 1.2 times what the upstream side took, whichever is less. Upstream's kits end
@@ -133,7 +136,13 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
     model = materialize(scenario.model, cache_root() / "models")
     fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
     started_at, runs, needed = time.monotonic(), {}, deadline_s + 60
+    if together and not kits:
+        runs = fuzz_sides_together(scenario, (upstream_site, slim_site), model, specs, fuzz_logs, deadline_s,
+                                   min(HEALTH_TIMEOUT_S, budget_s - deadline_s - TOGETHER_STAGGER_S) if budget_s
+                                   else HEALTH_TIMEOUT_S)
     for side, site in zip(SIDES, (upstream_site, slim_site), strict=True):
+        if side in runs:
+            continue
         side_start = time.monotonic()
         left = budget_s - (side_start - started_at) if budget_s else HEALTH_TIMEOUT_S + deadline_s * 2
         if left < needed:
@@ -156,6 +165,7 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
         "seed": seed,
         "n": n,
         "deadline_s": deadline_s,
+        "together": bool(together and not kits),
         "fuzzed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tree_digest": tree_digest(tree),
         "environment": host_environment(gpus, probe(server_env([slim_site]))["versions"]),
@@ -169,6 +179,23 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
         **({"kits": kits_section} if kits_section else {}),
     }
     return write_report(report, report_path(db, scenario.name, seed if n else "kits", gpus[0].name)), report
+
+
+def fuzz_sides_together(scenario: Scenario, sites: tuple[Path, Path], model: Path, specs: list[RequestSpec],
+                        fuzz_logs: Path, deadline_s: float, health_timeout_s: float) -> dict[str, dict]:
+    """Upstream and slim at once, each its own server on the one GPU (a second fits beside the first,
+    as verify's LANES=2 found): half the wall time. The verdict compares status classes, hangs and the
+    servers' health, which sharing the GPU does not change; token-level comparison is verify's."""
+    def one_side(k: int) -> tuple[str, dict]:
+        side, site = SIDES[k], sites[k]
+        time.sleep(k * TOGETHER_STAGGER_S)
+        log = fuzz_logs / f"{scenario.name}.{side}.log"
+        log.unlink(missing_ok=True)
+        return side, serve_and_fuzz(scenario, site, model, specs, log, deadline_s, health_timeout_s,
+                                    show_progress=False)  # one live display per console: none here
+
+    with ThreadPoolExecutor(len(SIDES)) as pool:
+        return dict(pool.map(one_side, range(len(SIDES))))
 
 
 def kits_side(kits: KitsPlan | None, fuzz_logs: Path, scenario: str, side: str, started_at: float,
@@ -189,13 +216,15 @@ def _digest(specs: list[RequestSpec]) -> str:
 
 def fuzz_command(scenario: str, n: int, seed: int, upstream: Path | None, tree: Path, db: Path, logs: Path,
                  plan_source: Callable[[], dict], deadline_s: float, budget_s: float, console,
-                 kits: bool = False, kits_timeout_s: float = TIMEOUT_S, kits_budget_s: float = 0) -> None:
+                 kits: bool = False, kits_timeout_s: float = TIMEOUT_S, kits_budget_s: float = 0,
+                 together: bool = False) -> None:
     """`slim verify --fuzz N [--kits]`: run, print problems and diagnosis, fail with one line unless it passed."""
     from slim.upstream import resolve_tree
 
     site = resolve_tree(upstream)
     plan = KitsPlan(site, kits_timeout_s, kits_budget_s) if kits else None
-    path, report = fuzz_verify(scenario, n, seed, site, tree, db, logs, plan_source, deadline_s, budget_s, plan)
+    path, report = fuzz_verify(scenario, n, seed, site, tree, db, logs, plan_source, deadline_s, budget_s, plan,
+                               together)
     for line in report["problems"] + report["diagnosis"]:
         console.print(line, highlight=False, soft_wrap=True)
     if not report["passed"]:

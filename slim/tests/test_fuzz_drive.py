@@ -103,3 +103,29 @@ def test_slim_starts_when_what_upstream_took_fits_though_a_full_deadline_does_no
     _, report = drive.fuzz_verify("dsv3_fp8_tp1", 10, 5, upstream, tmp / "tree", db, tmp / "logs",
                                   deadline_s=60, budget_s=121)  # deadline + 60 s fits upstream only
     assert "start_failure" not in report["sides"]["slim"] and report["passed"]
+
+
+def test_together_serves_both_sides_at_once_and_finds_the_same_fault(fake_host, monkeypatch):
+    """--fuzz-together: both servers up at the same time (the slim side starts a stagger later), the
+    same verdict and diagnosis as one after the other, and the report says how it ran."""
+    tmp, db = fake_host
+    monkeypatch.setattr(drive, "TOGETHER_STAGGER_S", 1)
+    upstream = fake_site(tmp / "up", broken=None)
+    fake_site(tmp / "tree" / "python", broken='"top_k"')
+    starts = {}
+    real = drive.serve_and_fuzz
+
+    def timed(scenario, site, *args, **kwargs):
+        starts[site] = drive.time.monotonic()
+        run = real(scenario, site, *args, **kwargs)
+        run["ended"] = drive.time.monotonic()
+        return run
+
+    monkeypatch.setattr(drive, "serve_and_fuzz", timed)
+    _, report = drive.fuzz_verify("dsv3_fp8_tp1", 40, 3, upstream, tmp / "tree", db, tmp / "logs",
+                                  deadline_s=10, together=True)
+    assert report["together"] and not report["passed"]
+    assert all("sampling:top_k" in line for line in report["problems"])
+    assert report["diagnosis"] and "penaltylib" in report["diagnosis"][0]
+    slim_start = starts[(tmp / "tree" / "python").resolve()]
+    assert slim_start < report["sides"]["upstream"]["ended"]  # slim started before upstream was done
