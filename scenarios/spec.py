@@ -64,7 +64,7 @@ class Launch:
 
 
 # Filled in a companion's argv when it runs: the live server's (or, alone, a free port's) URL and port.
-COMPANION_PLACEHOLDERS = ("base_url", "model_path", "port")
+COMPANION_PLACEHOLDERS = ("base_url", "model_path", "port", "scenarios")
 COMPANION_WHEN = ("with_server", "alone")
 COMPANION_KEYS = ("argv", "when", "timeout_s", "env", "name")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")  # not JSON: '{"a": 1}' has no bare {word}
@@ -108,7 +108,9 @@ class Companion:
         return f"companion:{self.name or self.module}"
 
     def command(self, python: str, values: dict[str, str]) -> list[str]:
-        """The argv with {base_url}, {model_path} and {port} filled in, after the interpreter."""
+        """The argv with {base_url}, {model_path}, {port} and {scenarios} (this folder, for a program of
+        its own such as frontend_lang.py) filled in, after the interpreter."""
+        values = {"scenarios": str(SCENARIO_DIR), **values}
         return [python, *(_PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), a) for a in self.argv)]
 
 

@@ -4,13 +4,20 @@ import importlib
 import json
 import logging
 import os
+import ssl
 import sys
 import traceback
+import urllib.request
 import weakref
 from collections import OrderedDict
-from functools import wraps
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property, wraps
+from io import BytesIO
+from json import dumps
 from typing import Any, Callable, List, Optional, Tuple, Type, Union
 
+import numpy as np
+import pybase64
 import requests
 from pydantic import BaseModel
 from tqdm import tqdm
@@ -109,6 +116,159 @@ def get_exception_traceback():
     etype, value, tb = sys.exc_info()
     err_str = "".join(traceback.format_exception(etype, value, tb))
     return err_str
+
+
+class HttpResponse:
+    def __init__(self, resp):
+        self.resp = resp
+
+    @cached_property
+    def _body(self):
+        return self.resp.read()
+
+    def json(self):
+        return json.loads(self._body)
+
+    @property
+    def text(self):
+        return self._body.decode("utf-8", errors="replace")
+
+    @property
+    def status_code(self):
+        return self.resp.status
+
+
+def http_request(
+    url,
+    json=None,
+    stream=False,
+    api_key=None,
+    verify=None,
+    method: Optional[str] = None,
+):
+    """A faster version of requests.post with low-level urllib API."""
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+
+    # add the Authorization header if an api key is provided
+    if api_key is not None:
+        headers["Authorization"] = f"Bearer {api_key}"
+
+    if stream:
+        return requests.post(url, json=json, stream=True, headers=headers)
+    else:
+        req = urllib.request.Request(url, headers=headers, method=method)
+        if json is None:
+            data = None
+        else:
+            data = bytes(dumps(json), encoding="utf-8")
+
+        try:
+            if sys.version_info >= (3, 13):
+                # Python 3.13+: Use SSL context (cafile removed)
+                if verify and isinstance(verify, str):
+                    context = ssl.create_default_context(cafile=verify)
+                else:
+                    context = ssl.create_default_context()
+                resp = urllib.request.urlopen(req, data=data, context=context)
+            else:
+                resp = urllib.request.urlopen(req, data=data, cafile=verify)
+            return HttpResponse(resp)
+        except urllib.error.HTTPError as e:
+            return HttpResponse(e)
+
+
+def encode_image_base64(image_path: Union[str, bytes]):
+    """Encode an image in base64."""
+    if isinstance(image_path, str):
+        with open(image_path, "rb") as image_file:
+            data = image_file.read()
+            return pybase64.b64encode(data).decode("utf-8")
+    elif isinstance(image_path, bytes):
+        return pybase64.b64encode(image_path).decode("utf-8")
+    else:
+        import torch
+
+        if isinstance(image_path, torch.Tensor):
+            # Convert GPU-decoded image tensor (C, H, W) uint8 to PIL Image
+            from PIL import Image
+
+            tensor = image_path.cpu() if image_path.device.type != "cpu" else image_path
+            image_path = Image.fromarray(tensor.permute(1, 2, 0).numpy())
+
+        # image_path is a PIL Image
+        image = image_path
+        buffered = BytesIO()
+        image.save(buffered, format="PNG")
+        return pybase64.b64encode(buffered.getvalue()).decode("utf-8")
+
+
+def encode_frame(frame):
+    import cv2  # pip install opencv-python-headless
+    from PIL import Image
+
+    # Convert the frame to RGB (OpenCV uses BGR by default)
+    frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    # Convert the frame to PIL Image to easily convert to bytes
+    im_pil = Image.fromarray(frame)
+
+    # Convert to bytes
+    buffered = BytesIO()
+
+    # frame_format = str(os.getenv('FRAME_FORMAT', "JPEG"))
+
+    im_pil.save(buffered, format="PNG")
+
+    frame_bytes = buffered.getvalue()
+
+    # Return the bytes of the frame
+    return frame_bytes
+
+
+def encode_video_base64(video_path: str, num_frames: int = 16):
+    import cv2  # pip install opencv-python-headless
+
+    cap = cv2.VideoCapture(video_path)
+    if not cap.isOpened():
+        raise IOError(f"Could not open video file:{video_path}")
+
+    total_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    print(f"target_frames: {num_frames}")
+
+    frame_indices = np.linspace(0, total_frames - 1, num_frames, dtype=int)
+
+    frames = []
+    for _ in range(total_frames):
+        ret, frame = cap.read()
+        if ret:
+            frames.append(frame)
+        else:
+            # Handle the case where the frame could not be read
+            # print(f"Warning: Could not read frame at index {i}.")
+            pass
+
+    cap.release()
+
+    # Safely select frames based on frame_indices, avoiding IndexError
+    frames = [frames[i] for i in frame_indices if i < len(frames)]
+
+    # If there are not enough frames, duplicate the last frame until we reach the target
+    while len(frames) < num_frames:
+        frames.append(frames[-1])
+
+    # Use ThreadPoolExecutor to process and encode frames in parallel
+    with ThreadPoolExecutor() as executor:
+        encoded_frames = list(executor.map(encode_frame, frames))
+
+    # encoded_frames = list(map(encode_frame, frames))
+
+    # Concatenate all frames bytes
+    video_bytes = b"".join(encoded_frames)
+
+    # Encode the concatenated bytes to base64
+    video_base64 = "video:" + pybase64.b64encode(video_bytes).decode("utf-8")
+
+    return video_base64
 
 
 def _is_chinese_char(cp: int):

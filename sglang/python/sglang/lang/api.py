@@ -1,36 +1,71 @@
 """Public APIs of the language."""
 
+import re
 from typing import Callable, List, Optional, Union
 
+from sglang.global_config import global_config
 from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.choices import ChoicesSamplingMethod, token_length_normalized
 from sglang.lang.ir import (
     SglExpr,
-    )
+    SglExprList,
+    SglFunction,
+    SglGen,
+    SglImage,
+    SglRoleBegin,
+    SglRoleEnd,
+    SglSelect,
+    SglSeparateReasoning,
+    SglVideo,
+)
 
 
 def function(
     func: Optional[Callable] = None, num_api_spec_tokens: Optional[int] = None
 ):
-    raise NotImplementedError('slim removed the body of function: it never ran in any recording (see sglang/REMOVED.md)')
+    if func:
+        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
+
+    def decorator(func):
+        return SglFunction(func, num_api_spec_tokens=num_api_spec_tokens)
+
+    return decorator
 
 
 def Runtime(*args, **kwargs):
     # Avoid importing unnecessary dependency
-    raise NotImplementedError('slim removed the body of Runtime: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.lang.backend.runtime_endpoint import Runtime
+
+    return Runtime(*args, **kwargs)
 
 
 def Engine(*args, **kwargs):
     # Avoid importing unnecessary dependency
-    raise NotImplementedError('slim removed the body of Engine: it never ran in any recording (see sglang/REMOVED.md)')
+    from sglang.srt.entrypoints.engine import Engine
+
+    return Engine(*args, **kwargs)
 
 
 def flush_cache(backend: Optional[BaseBackend] = None):
-    raise NotImplementedError('slim removed the body of flush_cache: it never ran in any recording (see sglang/REMOVED.md)')
+    backend = backend or global_config.default_backend
+    if backend is None:
+        return False
+
+    # If backend is Runtime
+    if hasattr(backend, "endpoint"):
+        backend = backend.endpoint
+    return backend.flush_cache()
 
 
 def get_server_info(backend: Optional[BaseBackend] = None):
-    raise NotImplementedError('slim removed the body of get_server_info: it never ran in any recording (see sglang/REMOVED.md)')
+    backend = backend or global_config.default_backend
+    if backend is None:
+        return None
+
+    # If backend is Runtime
+    if hasattr(backend, "endpoint"):
+        backend = backend.endpoint
+    return backend.get_server_info()
 
 
 def gen(
@@ -58,15 +93,54 @@ def gen(
     regex: Optional[str] = None,
     json_schema: Optional[str] = None,
 ):
-    raise NotImplementedError('slim removed the body of gen: it never ran in any recording (see sglang/REMOVED.md)')
+    """Call the model to generate. See the meaning of the arguments in docs/docs/basic_usage/sampling_params.mdx"""
+
+    if choices:
+        return SglSelect(
+            name,
+            choices,
+            0.0 if temperature is None else temperature,
+            token_length_normalized if choices_method is None else choices_method,
+        )
+
+    # check regex is valid
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise e
+
+    return SglGen(
+        name,
+        max_tokens,
+        min_tokens,
+        n,
+        stop,
+        stop_token_ids,
+        stop_regex,
+        temperature,
+        top_p,
+        top_k,
+        min_p,
+        frequency_penalty,
+        presence_penalty,
+        ignore_eos,
+        return_logprob,
+        logprob_start_len,
+        top_logprobs_num,
+        return_text_in_logprobs,
+        dtype,
+        regex,
+        json_schema,
+    )
 
 
 def image(expr: SglExpr):
-    raise NotImplementedError('slim removed the body of image: it never ran in any recording (see sglang/REMOVED.md)')
+    return SglImage(expr)
 
 
 def video(path: str, num_frames: int):
-    raise NotImplementedError('slim removed the body of video: it never ran in any recording (see sglang/REMOVED.md)')
+    return SglVideo(path, num_frames)
 
 
 def select(
@@ -75,22 +149,30 @@ def select(
     temperature: float = 0.0,
     choices_method: ChoicesSamplingMethod = token_length_normalized,
 ):
-    raise NotImplementedError('slim removed the body of select: it never ran in any recording (see sglang/REMOVED.md)')
+    assert choices is not None
+    return SglSelect(name, choices, temperature, choices_method)
+
+
+def _role_common(name: str, expr: Optional[SglExpr] = None):
+    if expr is None:
+        return SglExprList([SglRoleBegin(name), SglRoleEnd(name)])
+    else:
+        return SglExprList([SglRoleBegin(name), expr, SglRoleEnd(name)])
 
 
 def system(expr: Optional[SglExpr] = None):
-    raise NotImplementedError('slim removed the body of system: it never ran in any recording (see sglang/REMOVED.md)')
+    return _role_common("system", expr)
 
 
 def user(expr: Optional[SglExpr] = None):
-    raise NotImplementedError('slim removed the body of user: it never ran in any recording (see sglang/REMOVED.md)')
+    return _role_common("user", expr)
 
 
 def assistant(expr: Optional[SglExpr] = None):
-    raise NotImplementedError('slim removed the body of assistant: it never ran in any recording (see sglang/REMOVED.md)')
+    return _role_common("assistant", expr)
 
 
 def separate_reasoning(
     expr: Optional[SglExpr] = None, model_type: Optional[str] = None
 ):
-    raise NotImplementedError('slim removed the body of separate_reasoning: it never ran in any recording (see sglang/REMOVED.md)')
+    return SglExprList([expr, SglSeparateReasoning(model_type, expr=expr)])

@@ -85,10 +85,23 @@ class GreedyTokenSelection(ChoicesSamplingMethod):
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
 
     def _build_logprob_matrix(self, input_token_logprobs, max_tokens, num_options):
-        raise NotImplementedError('slim removed the body of GreedyTokenSelection._build_logprob_matrix: it never ran in any recording (see sglang/REMOVED.md)')
+        logprob_matrix = np.zeros((num_options, max_tokens))
+        for i, option in enumerate(input_token_logprobs):
+            actual_logprobs = [token[0] for token in option]
+            avg_logprob = np.mean(actual_logprobs)
+            logprob_matrix[i, : len(option)] = actual_logprobs
+            if len(option) < max_tokens:
+                logprob_matrix[i, len(option) :] = avg_logprob
+        return logprob_matrix
 
     def _greedy_selection(self, logprob_matrix, num_options, max_tokens):
-        raise NotImplementedError('slim removed the body of GreedyTokenSelection._greedy_selection: it never ran in any recording (see sglang/REMOVED.md)')
+        remaining = np.arange(num_options)
+        for j in range(max_tokens):
+            max_logprob = np.max(logprob_matrix[remaining, j])
+            remaining = remaining[logprob_matrix[remaining, j] == max_logprob]
+            if len(remaining) == 1:
+                break
+        return remaining
 
 
 greedy_token_selection = GreedyTokenSelection()
@@ -135,7 +148,17 @@ class UnconditionalLikelihoodNormalized(ChoicesSamplingMethod):
         return ChoicesDecision(decision=best_choice, meta_info=meta_info)
 
     def _normalize_logprobs(self, input_token_logprobs, unconditional_token_logprobs):
-        raise NotImplementedError('slim removed the body of UnconditionalLikelihoodNormalized._normalize_logprobs: it never ran in any recording (see sglang/REMOVED.md)')
+        normalized_unconditional_prompt_logprobs = []
+        for inputs, unconditionals in zip(
+            input_token_logprobs, unconditional_token_logprobs
+        ):
+            inputs_logprobs = np.array([token[0] for token in inputs])
+            unconditionals_logprobs = np.array([token[0] for token in unconditionals])
+            unconditionals_logprobs[0] = unconditionals_logprobs[0] or 0
+            normalized_unconditional_prompt_logprobs.append(
+                float(np.mean(inputs_logprobs - unconditionals_logprobs))
+            )
+        return normalized_unconditional_prompt_logprobs
 
 
 unconditional_likelihood_normalized = UnconditionalLikelihoodNormalized()

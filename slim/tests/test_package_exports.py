@@ -1,0 +1,59 @@
+"""What `import sglang` hands a user works in the committed tree: every name sglang/__init__.py
+imports from an sglang module, or binds through LazyImport("module", "Name"), is defined there and
+is no stub (the frontend language's `@sgl.function` raised NotImplementedError until 2026-12-07)."""
+
+import ast
+from pathlib import Path
+
+from slim.check_surface import is_stub
+from slim.syntax import module_statements, names_bound
+
+PACKAGE = Path(__file__).resolve().parents[2] / "sglang" / "python"
+
+
+def module_file(root: Path, module: str) -> Path | None:
+    base = root / module.replace(".", "/")
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def exports(init: ast.Module) -> list[tuple[str, str]]:
+    """(module, name) for each `from sglang.x import name` and `X = LazyImport("sglang.x", "name")`."""
+    found = [(node.module, alias.name) for node in init.body if isinstance(node, ast.ImportFrom)
+             and node.module and node.module.startswith("sglang.") for alias in node.names]
+    found += [(call.args[0].value, call.args[1].value) for node in init.body
+              if isinstance(node, ast.Assign) and isinstance(call := node.value, ast.Call)
+              and getattr(call.func, "id", None) == "LazyImport" and len(call.args) == 2]
+    return found
+
+
+def broken_exports(root: Path) -> list[str]:
+    """Each export that is missing, or whose def is a stub, as 'module.name: why'."""
+    problems = []
+    for module, name in exports(ast.parse((root / "sglang" / "__init__.py").read_text())):
+        path = module_file(root, module)
+        if path is None:
+            problems.append(f"{module}.{name}: no module")
+            continue
+        statements = list(module_statements(ast.parse(path.read_text()).body))
+        defs = {n.name: n for n in statements if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        bound = set().union(*(names_bound(n) for n in statements))
+        node = defs.get(name)
+        if node is None and name not in bound:
+            problems.append(f"{module}.{name}: not defined")
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and is_stub(node):
+            problems.append(f"{module}.{name}: a stub")
+    return problems
+
+
+def test_exports_are_read_from_the_init(tmp_path):
+    (tmp_path / "sglang" / "lang").mkdir(parents=True)
+    (tmp_path / "sglang" / "__init__.py").write_text(
+        'from sglang.lang.api import gen, function\nOpenAI = LazyImport("sglang.lang.openai", "OpenAI")\n')
+    (tmp_path / "sglang" / "lang" / "api.py").write_text(
+        "def gen():\n    return 1\n\ndef function():\n"
+        "    raise NotImplementedError('slim removed the body of function: it never ran')\n")
+    assert broken_exports(tmp_path) == ["sglang.lang.api.function: a stub", "sglang.lang.openai.OpenAI: no module"]
+
+
+def test_what_import_sglang_exports_works_in_the_committed_tree():
+    assert broken_exports(PACKAGE) == []
