@@ -5,6 +5,9 @@ is no stub (the frontend language's `@sgl.function` raised NotImplementedError u
 import ast
 from pathlib import Path
 
+import pytest
+
+from slim import upstream as up
 from slim.check_surface import is_stub
 from slim.syntax import module_statements, names_bound
 
@@ -57,3 +60,15 @@ def test_exports_are_read_from_the_init(tmp_path):
 
 def test_what_import_sglang_exports_works_in_the_committed_tree():
     assert broken_exports(PACKAGE) == []
+
+
+def top_level_defs(path: Path) -> set[str]:
+    return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+
+
+@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+def test_sglang_utils_keeps_every_helper_of_upstreams():
+    """sglang.utils is what upstream's docs import around a server (launch_server_cmd, wait_for_server,
+    terminate_process, print_highlight, ...); slim had kept only what the server itself imports."""
+    upstream = up.default_tree(up.load_pin()) / "sglang" / "utils.py"
+    assert top_level_defs(upstream) - top_level_defs(PACKAGE / "sglang" / "utils.py") == set()
