@@ -35,6 +35,12 @@ class CompilationConfig:
     def add_split_op(self, op: str):
         self.split_ops.append(op)
 
+    def get_capture_sizes(self):
+        return self.capture_sizes
+
+    def get_enable_debug_mode(self):
+        return self.enable_debug_mode
+
     def configure_inductor(self):
         """Apply inductor-specific optimizations when using inductor compiler."""
         if self.compiler != "inductor":

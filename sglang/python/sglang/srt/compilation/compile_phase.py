@@ -43,6 +43,10 @@ def enable_torch_compile_warmup():
         _in_torch_compile_warmup = False
 
 
+def get_pcg_capture_stream() -> torch.cuda.Stream | None:
+    return _pcg_capture_stream
+
+
 @contextmanager
 def set_pcg_capture_stream(stream: torch.cuda.Stream):
     global _pcg_capture_stream

@@ -166,6 +166,9 @@ if is_flashinfer_available():
             def __init__(self, group: ProcessGroup):
                 self._group = group
 
+            def Get_rank(self) -> int:
+                return self._group.rank()
+
             def Get_size(self) -> int:
                 return self._group.size()
 

@@ -22,6 +22,9 @@ class TorchDistributedCommBackend(CommBackend):
     def __init__(self, group: dist.ProcessGroup):
         self._group = group
 
+    def Get_rank(self) -> int:
+        return self._group.rank()
+
     def Get_size(self) -> int:
         return self._group.size()
 
