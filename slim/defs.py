@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from slim.implicit import (
     class_body_implicit,
     def_implicit,
+    library_names,
     machinery_implicit,
     override_implicit,
     stdlib_bases,
     stdlib_names,
+    third_party_bases,
 )
 from slim.module_names import (  # noqa: F401 - re-exported: the indexer's public names
     DYNAMIC_IMPORTS,
@@ -153,6 +155,7 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
         return set(in_span(scanned.modules, module_lines, first_line(node), node.end_lineno))
 
     stdlib = stdlib_names(tree) if isinstance(tree, ast.Module) else {}
+    libraries = library_names(tree) if isinstance(tree, ast.Module) else {}
 
     def walk(body, prefix: str, in_class: str | None, class_implicit: str | None, machinery: str | None,
              overridden: list[tuple[str, type]]):
@@ -181,7 +184,8 @@ def collect_defs(tree: ast.Module, scanned: Scan | None = None, path: str = "") 
                 if is_class:
                     start = len(out)
                     walk(node.body, qualname + ".", qualname, own_implicit or class_implicit,
-                         machinery_implicit(node, own_implicit, machinery), stdlib_bases(node, stdlib))
+                         machinery_implicit(node, own_implicit, machinery),
+                         stdlib_bases(node, stdlib) + third_party_bases(node, libraries))
                     for inner in out[start:]:
                         if inner.parent == qualname:
                             d.own_refs.subtract(inner.refs)

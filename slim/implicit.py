@@ -1,14 +1,18 @@
 """Why a definition stays whatever the recordings say: Python, a library or torch calls it by name
 (dunders, properties, validators, protocol methods, overrides of standard-library methods), its
 body is compiled rather than run (Triton, torch.compile), or it is a declaration (dataclass,
-pydantic, Enum bodies). Each rule returns the reason as text, or None."""
+pydantic, Enum bodies). Each rule returns the reason as text, or None. Overrides of third-party
+methods (torch.fx.Interpreter.call_module, flashinfer's CommBackend.Get_rank) are looked up in
+slim/third_party_methods.json, which ci/third_party_bases.py reads from the GPU runtime's sources."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
 import sys
+from pathlib import Path
 
 from slim.syntax import dotted, module_statements
 
@@ -35,6 +39,8 @@ MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", 
 # instead. Such overrides are kept with their class. Only the standard library is looked into
 # (always importable here); torch's protocol methods are PROTOCOL_METHODS.
 STDLIB_SKIPPED = {"unittest"}  # test cases: their setUp/tearDown belong to test files, which go whole
+THIRD_PARTY_FILE = Path(__file__).with_name("third_party_methods.json")
+_THIRD_PARTY: dict[str, frozenset[str]] | None = None  # third_party_methods(), read once
 
 
 def is_trivial(body: list[ast.stmt]) -> bool:
@@ -66,6 +72,43 @@ def def_implicit(node, in_class: str | None, class_implicit: str | None) -> str 
     if not isinstance(node, ast.ClassDef) and is_trivial(node.body):
         return "interface: trivial body"
     return None
+
+
+def third_party_methods() -> dict[str, frozenset[str]]:
+    """slim/third_party_methods.json (ci/third_party_bases.py): third-party base class -> the method names
+    it and its ancestors define, read from the GPU runtime's sources (none of it imports here)."""
+    global _THIRD_PARTY
+    if _THIRD_PARTY is None:
+        data = json.loads(THIRD_PARTY_FILE.read_text())
+        _THIRD_PARTY = {base: frozenset(names) for base, names in data["methods"].items()}
+    return _THIRD_PARTY
+
+
+def library_names(tree: ast.Module, package: str = "") -> dict[str, str]:
+    """Names the module's imports bind, anywhere in it (a base imported inside a function counts), as
+    dotted names: {"CommBackend": "flashinfer.comm.mnnvl.CommBackend", "fx": "torch.fx"}; relative
+    imports resolve against `package` and are skipped without one."""
+    names: dict[str, str] = {}
+    for stmt in ast.walk(tree):
+        if isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(stmt, ast.ImportFrom) and (stmt.level == 0 or package):
+            parts = package.split(".")[:len(package.split(".")) - stmt.level + 1] if stmt.level else []
+            base = ".".join(parts + ([stmt.module] if stmt.module else []))
+            names.update((a.asname or a.name, f"{base}.{a.name}") for a in stmt.names if a.name != "*")
+    return names
+
+
+def third_party_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, frozenset[str]]]:
+    """(dotted name, method names) of the class's bases listed in slim/third_party_methods.json."""
+    table, found = third_party_methods(), []
+    for base in node.bases:
+        head, _, rest = dotted(base).partition(".")
+        full = names.get(head, "") + (f".{rest}" if rest else "")
+        if full in table:
+            found.append((full, table[full]))
+    return found
 
 
 def stdlib_names(tree: ast.Module) -> dict[str, str]:
@@ -100,9 +143,11 @@ def stdlib_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, t
     return found
 
 
-def override_implicit(node, bases: list[tuple[str, type]]) -> str | None:
+def override_implicit(node, bases: list[tuple[str, type | frozenset[str]]]) -> str | None:
+    """A standard-library base is a class (imported); a third-party one, its method names."""
     for full, cls in bases:
-        if not isinstance(node, ast.ClassDef) and hasattr(cls, node.name):
+        defines = node.name in cls if isinstance(cls, frozenset) else hasattr(cls, node.name)
+        if not isinstance(node, ast.ClassDef) and defines:
             return f"overrides {full}.{node.name}: the library calls it by name"
     return None
 

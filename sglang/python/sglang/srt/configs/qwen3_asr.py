@@ -1,5 +1,6 @@
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoTokenizer,
     PretrainedConfig,
     ProcessorMixin,
@@ -24,7 +25,16 @@ class Qwen3ASRProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        raise NotImplementedError('slim removed the body of Qwen3ASRProcessor.from_pretrained: it never ran in any recording (see sglang/REMOVED.md)')
+        trust_remote_code = kwargs.pop("trust_remote_code", True)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(
+            pretrained_model_name_or_path,
+            trust_remote_code=trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            pretrained_model_name_or_path,
+            trust_remote_code=trust_remote_code,
+        )
+        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
 class Qwen3ASRThinkerConfig(PretrainedConfig):
     model_type = "qwen3_asr_thinker"
