@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from slim import upstream as up  # noqa: E402
-from slim.implicit import library_names  # noqa: E402
+from slim.implicit import base_name, library_names  # noqa: E402
+from slim.module_names import module_files  # noqa: E402
 from slim.syntax import dotted, module_statements  # noqa: E402
 
 SKIPPED_ROOTS = {"sglang", "typing", "typing_extensions", "abc", "builtins"}
@@ -33,8 +34,7 @@ MAX_DEPTH = 12
 
 
 def module_source(sites: list[Path], module: str) -> Path | None:
-    bases = [site / module.replace(".", "/") for site in sites]
-    return next((p for b in bases for p in (b.with_suffix(".py"), b / "__init__.py") if p.is_file()), None)
+    return next((site / f for site in sites for f in module_files(module) if (site / f).is_file()), None)
 
 
 def resolve_class(site: list[Path], dotted_name: str, depth: int = 0) -> set[str] | None:
@@ -44,14 +44,13 @@ def resolve_class(site: list[Path], dotted_name: str, depth: int = 0) -> set[str
     if path is None:
         return None
     tree = ast.parse(path.read_text(errors="replace"))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names = library_names(tree, package)
+    rel = next(f for f in module_files(module) if path.as_posix().endswith(f))  # relative imports resolve on it
+    names = library_names(tree, rel)
     for stmt in module_statements(tree.body):
         if isinstance(stmt, ast.ClassDef) and stmt.name == name:
             methods = {n.name for n in stmt.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-            for base in stmt.bases:
-                head, _, rest = dotted(base).partition(".")
-                full = names.get(head, f"{module}.{head}") + (f".{rest}" if rest else "")
+            for base in stmt.bases:  # not imported: a class of this module
+                full = base_name(base, names) or f"{module}.{dotted(base)}"
                 methods |= resolve_class(site, full, depth + 1) or set()
             return methods
     if name in names and names[name] != dotted_name:  # imported here: follow it
@@ -63,22 +62,17 @@ def upstream_bases(tree_root: Path) -> set[str]:
     """Dotted names of the non-sglang, non-stdlib classes upstream's classes name as bases."""
     found = set()
     for path in sorted((tree_root / "sglang").rglob("*.py")):
-        rel = path.relative_to(tree_root).with_suffix("")
-        package = ".".join(rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1])
         try:
             tree = ast.parse(path.read_text(errors="replace"))
         except SyntaxError:
             continue
-        names = library_names(tree, package)
+        names = library_names(tree, path.relative_to(tree_root).as_posix())
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
-                for base in node.bases:
-                    head, _, rest = dotted(base).partition(".")
-                    if head in names:
-                        full = names[head] + (f".{rest}" if rest else "")
-                        root = full.split(".")[0]
-                        if root not in SKIPPED_ROOTS and root not in sys.stdlib_module_names:
-                            found.add(full)
+                for full in filter(None, (base_name(base, names) for base in node.bases)):
+                    root = full.split(".")[0]
+                    if root not in SKIPPED_ROOTS and root not in sys.stdlib_module_names:
+                        found.add(full)
     return found
 
 

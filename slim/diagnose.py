@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slim.errors import SlimError
+from slim.module_names import module_files
 from slim.policy import Policy
 from slim.reach import OFF_SURFACE_STUB
 
@@ -105,11 +106,6 @@ def parse_log(text: str) -> list[Missing]:
     return list(found.values())
 
 
-def _module_files(module: str) -> list[str]:
-    base = module.replace(".", "/")
-    return [f"{base}.py", f"{base}/__init__.py"]
-
-
 class PlanIndex:
     """Lookups over a plan's JSON form: removed files, deleted defs, dropped registry names."""
 
@@ -126,7 +122,7 @@ class PlanIndex:
         """The removed file that makes `module` unimportable: itself or its nearest removed package."""
         parts = module.split(".")
         for n in range(len(parts), 0, -1):
-            for file in _module_files(".".join(parts[:n])):
+            for file in module_files(".".join(parts[:n])):
                 if file in self.removed:
                     return file, self.removed[file]
         return None
@@ -152,7 +148,7 @@ def locate(missing: Missing, index: PlanIndex) -> Finding:
     else:
         files = [missing.file] if missing.file else []
         if missing.module:
-            files = _module_files(missing.module) + files
+            files = module_files(missing.module) + files
         if missing.kind == "registry":  # a KeyError is only ours when the plan dropped that registry name
             dropped_in = [f for f, names in index.registry.items() if missing.name in names]
             hit = index.deleted_def(missing.name, dropped_in) if dropped_in else None

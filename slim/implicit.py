@@ -8,13 +8,16 @@ slim/third_party_methods.json, which ci/third_party_bases.py reads from the GPU 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-from slim.syntax import dotted, module_statements
+from slim.module_names import resolve_relative
+from slim.syntax import alias_binds, dotted, module_statements
 
 # Decorators whose function body is compiled from source (Triton, TileLang, CuTe, torch.compile,
 # numba): the Python code object never runs, so "never run" says nothing about them.
@@ -40,7 +43,6 @@ MACHINERY_BASES = {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag", "Protocol", 
 # (always importable here); torch's protocol methods are PROTOCOL_METHODS.
 STDLIB_SKIPPED = {"unittest"}  # test cases: their setUp/tearDown belong to test files, which go whole
 THIRD_PARTY_FILE = Path(__file__).with_name("third_party_methods.json")
-_THIRD_PARTY: dict[str, frozenset[str]] | None = None  # third_party_methods(), read once
 
 
 def is_trivial(body: list[ast.stmt]) -> bool:
@@ -74,65 +76,56 @@ def def_implicit(node, in_class: str | None, class_implicit: str | None) -> str 
     return None
 
 
+@functools.cache
 def third_party_methods() -> dict[str, frozenset[str]]:
     """slim/third_party_methods.json (ci/third_party_bases.py): third-party base class -> the method names
     it and its ancestors define, read from the GPU runtime's sources (none of it imports here)."""
-    global _THIRD_PARTY
-    if _THIRD_PARTY is None:
-        data = json.loads(THIRD_PARTY_FILE.read_text())
-        _THIRD_PARTY = {base: frozenset(names) for base, names in data["methods"].items()}
-    return _THIRD_PARTY
+    data = json.loads(THIRD_PARTY_FILE.read_text())
+    return {base: frozenset(names) for base, names in data["methods"].items()}
 
 
-def library_names(tree: ast.Module, package: str = "") -> dict[str, str]:
-    """Names the module's imports bind, anywhere in it (a base imported inside a function counts), as
-    dotted names: {"CommBackend": "flashinfer.comm.mnnvl.CommBackend", "fx": "torch.fx"}; relative
-    imports resolve against `package` and are skipped without one."""
+def import_bindings(statements: Iterable[ast.AST], path: str = "") -> dict[str, str]:
+    """Names the import statements among `statements` bind, as dotted names: {"Filter":
+    "logging.Filter", "fx": "torch.fx"}; relative imports resolve against file `path` (skipped without one)."""
     names: dict[str, str] = {}
-    for stmt in ast.walk(tree):
+    for stmt in statements:
         if isinstance(stmt, ast.Import):
-            for a in stmt.names:
-                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(stmt, ast.ImportFrom) and (stmt.level == 0 or package):
-            parts = package.split(".")[:len(package.split(".")) - stmt.level + 1] if stmt.level else []
-            base = ".".join(parts + ([stmt.module] if stmt.module else []))
-            names.update((a.asname or a.name, f"{base}.{a.name}") for a in stmt.names if a.name != "*")
+            names.update((alias_binds(a), a.name if a.asname else alias_binds(a)) for a in stmt.names)
+        elif isinstance(stmt, ast.ImportFrom) and (stmt.level == 0 or path):
+            module = resolve_relative(stmt.module, stmt.level, path)
+            names.update((a.asname or a.name, f"{module}.{a.name}") for a in stmt.names if a.name != "*")
     return names
 
 
-def third_party_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, frozenset[str]]]:
-    """(dotted name, method names) of the class's bases listed in slim/third_party_methods.json."""
-    table, found = third_party_methods(), []
-    for base in node.bases:
-        head, _, rest = dotted(base).partition(".")
-        full = names.get(head, "") + (f".{rest}" if rest else "")
-        if full in table:
-            found.append((full, table[full]))
-    return found
+def library_names(tree: ast.Module, path: str = "") -> dict[str, str]:
+    """What the module's imports bind anywhere in it (a base imported inside a function counts)."""
+    return import_bindings(ast.walk(tree), path)
 
 
 def stdlib_names(tree: ast.Module) -> dict[str, str]:
     """Module-level names bound to the standard library: {"Filter": "logging.Filter", "logging": "logging"}."""
-    names: dict[str, str] = {}
-    for stmt in module_statements(tree.body):
-        if isinstance(stmt, ast.Import):
-            for a in stmt.names:
-                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
-            names.update((a.asname or a.name, f"{stmt.module}.{a.name}") for a in stmt.names)
-    return {k: v for k, v in names.items()
+    return {k: v for k, v in import_bindings(module_statements(tree.body)).items()
             if v.split(".")[0] in sys.stdlib_module_names and v.split(".")[0] not in STDLIB_SKIPPED}
+
+
+def base_name(base: ast.expr, names: dict[str, str]) -> str | None:
+    """The dotted name a class base is written as, through the imports `names` holds; None if not imported."""
+    head, _, rest = dotted(base).partition(".")
+    return names[head] + (f".{rest}" if rest else "") if head in names else None
+
+
+def third_party_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, frozenset[str]]]:
+    """(dotted name, method names) of the class's bases listed in slim/third_party_methods.json."""
+    table = third_party_methods()
+    return [(full, table[full]) for base in node.bases if (full := base_name(base, names)) in table]
 
 
 def stdlib_bases(node: ast.ClassDef, names: dict[str, str]) -> list[tuple[str, type]]:
     """(dotted name, class) of the class's bases that are standard-library classes."""
     found = []
     for base in node.bases:
-        written = dotted(base)
-        head, _, rest = written.partition(".")
-        if head not in names:
+        if (full := base_name(base, names)) is None:
             continue
-        full = names[head] + (f".{rest}" if rest else "")
         module, _, attr = full.rpartition(".")
         try:
             cls = getattr(importlib.import_module(module), attr)

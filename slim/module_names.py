@@ -45,3 +45,9 @@ def module_name(path: str) -> str:
     """'sglang/srt/utils/__init__.py' -> 'sglang.srt.utils'."""
     parts = path.removesuffix(".py").split("/")
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_files(module: str) -> list[str]:
+    """'sglang.srt.utils' -> the two files it may be: ['sglang/srt/utils.py', 'sglang/srt/utils/__init__.py']."""
+    base = module.replace(".", "/")
+    return [f"{base}.py", f"{base}/__init__.py"]

@@ -13,7 +13,7 @@ from scenarios.spec import load_scenario
 from slim.errors import SlimError
 from slim.kernels import TritonIndex, collect_kernels
 from slim.recording import merge_shards, write_recording
-from slim.runtime import host_environment, host_facts, package_root, probe
+from slim.runtime import gpu_lanes, host_environment, host_facts, package_root, probe
 from slim.serve import serve_scenario, server_env
 from slim.shards import read_shards
 from slim.upstream import cache_root, load_pin, verify_tree
@@ -57,7 +57,7 @@ def record(scenario_name: str, db: Path, logs: Path, model_path: Path | None = N
         "model": {"name": scenario.model if model_path is None else str(model_path), "sha256": model_digest(model)},
         "healthy_after_s": run.healthy_after_s,
         # servers that shared the GPU while this one ran (ci/gpu_session.sh LANES): the same key as a verify's
-        "lanes": int(os.environ.get("SLIM_VERIFY_LANES", "1")),
+        "lanes": gpu_lanes(),
         "outputs": run.outputs,
         **coverage,
         **kernels,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -51,3 +52,9 @@ def host_facts() -> dict:
 def host_environment(gpus, versions: dict) -> dict:
     """The `environment` a recording or verify report stores: host, GPUs, package versions."""
     return {**host_facts(), "gpus": [g.__dict__ for g in gpus], "versions": versions}
+
+
+def gpu_lanes() -> int:
+    """How many servers shared this GPU at once (ci/gpu_session.sh LANES exports SLIM_VERIFY_LANES):
+    recordings and verify reports store it, since the KV pool is then sized from less free memory."""
+    return int(os.environ.get("SLIM_VERIFY_LANES", "1"))

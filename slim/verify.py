@@ -19,7 +19,7 @@ from slim.diagnose import diagnose, parse_log
 from slim.errors import SlimError
 from slim.policy import load_policy
 from slim.recording import Recording, load_recording, recording_paths
-from slim.runtime import host_environment, probe
+from slim.runtime import gpu_lanes, host_environment, probe
 from slim.serve import serve_scenario, server_env
 from slim.surface.policy import REFUSAL_MARK
 from slim.upstream import cache_root, load_pin
@@ -254,7 +254,7 @@ def serve_and_compare(scenario_name: str, db: Path, python_dir: Path, logs: Path
         "runtime": os.environ.get("SLIM_RUNTIME"),
         # verify servers that shared this GPU at once (ci/gpu_session.sh LANES); the KV pool is then
         # sized from less free memory, which no compared output depends on
-        "lanes": int(os.environ.get("SLIM_VERIFY_LANES", "1")),
+        "lanes": gpu_lanes(),
         "healthy_after_s": {"upstream": recording.data.get("healthy_after_s"),
                             side: run.healthy_after_s if run else None},
         "outputs": run.outputs if run else [],

@@ -136,7 +136,8 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
     model = materialize(scenario.model, cache_root() / "models")
     fuzz_logs = logs / "fuzz"  # diagnosis() reads <scenario>.slim*.log there: this run's only
     started_at, runs, needed = time.monotonic(), {}, deadline_s + 60
-    if together and not kits:
+    together = together and not kits  # the kits time their tests: one side after the other
+    if together:
         runs = fuzz_sides_together(scenario, (upstream_site, slim_site), model, specs, fuzz_logs, deadline_s,
                                    min(HEALTH_TIMEOUT_S, budget_s - deadline_s - TOGETHER_STAGGER_S) if budget_s
                                    else HEALTH_TIMEOUT_S)
@@ -148,8 +149,7 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
         if left < needed:
             runs[side] = {"start_failure": f"not started: {left:.0f} s of the budget left, {needed:.0f} s needed"}
             continue
-        (fuzz_logs / f"{scenario.name}.{side}.log").unlink(missing_ok=True)
-        runs[side] = serve_and_fuzz(scenario, site, model, specs, fuzz_logs / f"{scenario.name}.{side}.log",
+        runs[side] = serve_and_fuzz(scenario, site, model, specs, fresh_log(fuzz_logs, scenario.name, side),
                                     deadline_s, min(HEALTH_TIMEOUT_S, max(left - deadline_s, left / 2)),
                                     kits_side(kits, fuzz_logs, scenario.name, side, started_at, budget_s))
         # The other side serves the same flags and requests: what this one took is the better guess.
@@ -165,7 +165,7 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
         "seed": seed,
         "n": n,
         "deadline_s": deadline_s,
-        "together": bool(together and not kits),
+        "together": together,
         "fuzzed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tree_digest": tree_digest(tree),
         "environment": host_environment(gpus, probe(server_env([slim_site]))["versions"]),
@@ -181,6 +181,13 @@ def fuzz_verify(scenario_name: str, n: int, seed: int, upstream_site: Path, tree
     return write_report(report, report_path(db, scenario.name, seed if n else "kits", gpus[0].name)), report
 
 
+def fresh_log(fuzz_logs: Path, scenario: str, side: str) -> Path:
+    """The side's server log, an earlier run's removed: diagnosis() must read this run's only."""
+    log = fuzz_logs / f"{scenario}.{side}.log"
+    log.unlink(missing_ok=True)
+    return log
+
+
 def fuzz_sides_together(scenario: Scenario, sites: tuple[Path, Path], model: Path, specs: list[RequestSpec],
                         fuzz_logs: Path, deadline_s: float, health_timeout_s: float) -> dict[str, dict]:
     """Upstream and slim at once, each its own server on the one GPU (a second fits beside the first,
@@ -189,9 +196,8 @@ def fuzz_sides_together(scenario: Scenario, sites: tuple[Path, Path], model: Pat
     def one_side(k: int) -> tuple[str, dict]:
         side, site = SIDES[k], sites[k]
         time.sleep(k * TOGETHER_STAGGER_S)
-        log = fuzz_logs / f"{scenario.name}.{side}.log"
-        log.unlink(missing_ok=True)
-        return side, serve_and_fuzz(scenario, site, model, specs, log, deadline_s, health_timeout_s,
+        return side, serve_and_fuzz(scenario, site, model, specs, fresh_log(fuzz_logs, scenario.name, side),
+                                    deadline_s, health_timeout_s,
                                     show_progress=False)  # one live display per console: none here
 
     with ThreadPoolExecutor(len(SIDES)) as pool:

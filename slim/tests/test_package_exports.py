@@ -9,14 +9,14 @@ import pytest
 
 from slim import upstream as up
 from slim.check_surface import is_stub
+from slim.module_names import module_files
 from slim.syntax import module_statements, names_bound
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sglang" / "python"
 
 
 def module_file(root: Path, module: str) -> Path | None:
-    base = root / module.replace(".", "/")
-    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+    return next((root / f for f in module_files(module) if (root / f).is_file()), None)
 
 
 def exports(init: ast.Module) -> list[tuple[str, str]]:

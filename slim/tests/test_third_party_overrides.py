@@ -37,7 +37,7 @@ class Piecewise(fx.Interpreter):
 
 
 def reasons(source: str, table: dict[str, list[str]], monkeypatch) -> dict[str, str | None]:
-    monkeypatch.setattr(implicit, "_THIRD_PARTY", {k: frozenset(v) for k, v in table.items()})
+    monkeypatch.setattr(implicit, "third_party_methods", lambda: {k: frozenset(v) for k, v in table.items()})
     tree = ast.parse(source)
     names = implicit.library_names(tree)
     out = {}
