@@ -74,7 +74,7 @@ def tree_today_section(repo: Path) -> str:
                        for name, (files, lines) in f["rows"].items()],
                       columns=["", "`.py` files", "lines", "of upstream"])
     return (f"Source: {link(rel)}, which every `slim apply` writes ({f['recordings']} recordings). Upstream's LLM "
-            "server without `multimodal_gen` and `test`:\n\n" + table(df) + "\n\n"
+            "server and its `test` package, without `multimodal_gen`:\n\n" + table(df) + "\n\n"
             f"Of the kept files' {num(f['kept_files_upstream_lines'])} upstream lines, "
             f"{num(f['function_level_removed'])} are removed by function-level slimming and NVIDIA platform "
             f"folding; {num(f['policy_lines'])} are kept by slim/policy.toml ({f['policy_entries']} entries) rather "

@@ -3,7 +3,8 @@
 # triton 3.6.0) to serve sglang 0.5.17, packed small enough to carry to the device:
 #   .carry/deps.tar.xz             third-party runtime, unpacks to site/
 #   .carry/sglang-upstream.tar.xz  the pristine pinned sglang (from `slim fetch`), unpacks to site/
-#   .carry/sglang-test.tar.xz      its sglang/test (0.3 MB), left out of the above: only `--kits` needs it
+#   .carry/sglang-test.tar.xz      its sglang/test (0.3 MB), left out of the above: `--kits` and the
+#                                  operator tools dsv3_fp8_tp1_companions records need it
 #   .carry/wheels/                 slim's own tools the image lacks (installed to /opt/rt/tools)
 # Adapted from the team's shared reference recipe (shared/gpu-runtime/build.sh); `slim bundle`
 # will replace the third-party half with a coverage-pruned one.

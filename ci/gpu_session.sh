@@ -49,7 +49,8 @@ DEPS=/opt/rt/deps/site UP=/opt/rt/up/site
 mkdir -p /opt/rt/deps /opt/rt/up
 . ci/bundle_runtime.sh || exit 1  # deps.tar.xz, or the slim bundle when carried
 [ -f .carry/sglang-upstream.tar.xz ] && [ ! -d "$UP" ] && tar -xJf .carry/sglang-upstream.tar.xz -C /opt/rt/up
-# upstream's test kits (KITS=1), carried apart: the record call has no room for them
+# upstream's sglang/test, carried apart: the test kits (KITS=1) and the operator tools the companions
+# scenario records (send_one, run_eval, ...)
 [ -f .carry/sglang-test.tar.xz ] && [ ! -d "$UP/sglang/test" ] && tar -xJf .carry/sglang-test.tar.xz -C /opt/rt/up
 [ -f .carry/jit-cache.tar.xz ] && tar -xJf .carry/jit-cache.tar.xz -C "$HOME"
 [ -d .carry/wheels ] && python3 -m pip install -q --no-index --no-deps --target /opt/rt/tools .carry/wheels/*.whl

@@ -1,9 +1,10 @@
 # %% [markdown]
 # # Overview: upstream sglang vs the slimmed tree
 #
-# Lines of Python per subsystem in upstream sglang 0.5.17 (LLM server only: `multimodal_gen` and `test` are out of
-# scope) and what the committed slimmed tree (`sglang/`, written by `slim apply` from all committed recordings,
-# function-level slimming included) holds. Tables come from `slim.dashboard`.
+# Lines of Python per subsystem in upstream sglang 0.5.17 (the LLM server and its `test` package, whose operator
+# tools are kept; `multimodal_gen` is out of scope) and what the committed slimmed tree (`sglang/`, written by
+# `slim apply` from all committed recordings, function-level slimming included) holds. Tables come from
+# `slim.dashboard`.
 
 # %%
 import matplotlib.pyplot as plt

@@ -35,7 +35,8 @@ STUB_MESSAGE = "slim removed the body of "  # slim/transforms/rewrite.py `_stub_
 # switched on by an environment variable of upstream's own CI, an experimental server or an
 # experimental opt-in fast path (off by default), which are no part of the launch command's surface.
 BEHIND_ENVIRONMENT = {
-    "sglang.test.": "upstream's test harness (sglang/test, not served), hooked in by SGLANG_TEST_* variables",
+    "sglang.test.scripted_runtime.": "upstream's scripted test runtime (not shipped), hooked into the scheduler by "
+                                     "SGLANG_TEST_SCRIPTED_RUNTIME",
     "sglang.srt.server._core": "the experimental embedded Rust server, switched on by SGLANG_RUST_SERVER",
     # Upstream topk.py:834, 1602 and moe_align_block_size.py:66 load them only under _SGLANG_EXPERIMENTAL_LORA_OPTI.
     "sglang.kernels.ops.moe.trtllm_lora_temp.": "the experimental TRT-LLM LoRA fast path's MoE kernels, switched on by "

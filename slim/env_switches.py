@@ -36,7 +36,8 @@ SWITCHES = {
         "multimodal: DeepSeek V2/V3/R1 take text only", True),
     "SGLANG_TEST_SCRIPTED_RUNTIME": Switch(
         "upstream's scripted test runtime (srt/environ.py:467)",
-        "it hooks sglang/test, upstream's test harness, which the slimmed tree does not ship", True),
+        "it hooks upstream's scripted test runtime (sglang/test/scripted_runtime), which the slimmed tree "
+        "does not ship", True),
     "SGLANG_EXPERIMENTAL_CPP_RADIX_TREE": Switch(
         "the experimental C++ radix tree (srt/environ.py:440)",
         "experimental and off by default; its module is off the surface in slim/policy.toml", True),

@@ -17,9 +17,13 @@ def _digest(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def make_wheel_tree(root: Path) -> Pin:
-    """Copy the fixture package into `root` as an unpacked wheel (RECORD + METADATA); pin it."""
+def make_wheel_tree(root: Path, extra: dict[str, str] | None = None) -> Pin:
+    """Copy the fixture package, and the `extra` files ({path: text}), into `root` as an unpacked wheel
+    (RECORD + METADATA); pin it."""
     shutil.copytree(FIXTURE_TREE / "sglang", root / "sglang", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, text in (extra or {}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
     dist = root / f"sglang-{VERSION}.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(

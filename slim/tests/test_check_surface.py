@@ -100,9 +100,9 @@ def test_a_lazy_import_on_a_branch_dead_on_nvidia_passes(trees):
 
 
 def test_imports_behind_an_environment_switch_or_an_off_surface_feature_pass(trees):
-    """Upstream's test harness and wholly off-surface modules (refused at the front door) are no
+    """Upstream's scripted test runtime and wholly off-surface modules (refused at the front door) are no
     finding; any other removed module still is."""
-    lazy = ("def hook():\n    from sglang.test.scripted import hook\n    return hook\n\n"
+    lazy = ("def hook():\n    from sglang.test.scripted_runtime.scheduler_hook import hook\n    return hook\n\n"
             "def npu():\n    from sglang.srt.managers.lora_manager import LoRAManager\n    return LoRAManager\n")
     assert trees({"sglang/srt/managers/scheduler.py": lazy}) == []
     missing = "def load():\n    from sglang.srt.grammar import compile_grammar\n    return compile_grammar\n"
@@ -197,5 +197,6 @@ def test_an_environment_key_names_a_module_or_a_package_never_a_name_prefix():
     assert behind_environment("sglang.kernels.ops.moe.moe_align")
     assert behind_environment("sglang.kernels.ops.moe.moe_align_single_token") is None
     assert behind_environment("sglang.kernels.ops.moe.trtllm_lora_temp.topk_softmax_pack")
-    assert behind_environment("sglang.test.runners")
+    assert behind_environment("sglang.test.scripted_runtime.scheduler_hook")
+    assert behind_environment("sglang.test.runners") is None  # in scope: only the scripted runtime is switched
     assert behind_environment("sglang.testing") is None

@@ -164,7 +164,9 @@ def test_plan_on_real_upstream_keeps_the_serving_path(upstream_plan):
     removed = {d.path for d in upstream_plan.removed}
     assert "sglang/bench_serving.py" in kept and "sglang/benchmark/serving.py" in kept  # companion entry points
     assert "sglang/srt/models/qwen2_vl.py" in removed and "sglang/srt/models/llama.py" in removed
-    assert not any(p.startswith(("sglang/multimodal_gen/", "sglang/test/")) for p in kept)
+    assert not any(p.startswith("sglang/multimodal_gen/") for p in kept)
+    assert "sglang/test/send_one.py" in kept and "sglang/test/run_eval.py" in kept  # operator tools
+    assert not any(p.startswith("sglang/test/scripted_runtime/") for p in kept)  # behind a refused switch
 
 
 def test_plan_size_matches_committed_tree(upstream_plan):

@@ -31,7 +31,7 @@ def write(root, files: dict[str, str]):
 
 def test_lines_by_subsystem_counts_what_was_written(tmp_path):
     upstream = write(tmp_path / "up", {MODEL: "a\nb\nc\n", "sglang/srt/models/qwen.py": "a\n", MOE: "a\nb\n",
-                                       "sglang/srt/layers/x.json": "{}\n", "sglang/test/t.py": "a\n"})
+                                       "sglang/srt/layers/x.json": "{}\n", "sglang/multimodal_gen/t.py": "a\n"})
     slimmed = write(tmp_path / "slim", {MODEL: "a\n"})  # function-level slimming left one line
     expected = pd.DataFrame({
         "subsystem": ["sglang/srt/layers", "sglang/srt/models"],

@@ -19,12 +19,12 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 def test_counts_what_was_written_per_subsystem_and_in_total(tmp_path):
     upstream = write(tmp_path / "up", {"sglang/srt/layers/a.py": "1\n2\n3\n", "sglang/srt/lora/b.py": "1\n2\n",
-                                       "sglang/srt/layers/data.json": "{}\n", "sglang/test/t.py": "1\n"})
+                                       "sglang/srt/layers/data.json": "{}\n", "sglang/multimodal_gen/t.py": "1\n"})
     slim = write(tmp_path / "slim", {"sglang/srt/layers/a.py": "1\n"})
     table = subsystem_lines.subsystem_table(upstream, slim, depth=3)
     assert table.loc["sglang/srt/layers"].tolist() == [1, 3, 1, 1, 0, 2]
     assert table.loc["sglang/srt/lora"].tolist() == [1, 2, 0, 0, 1, 2]  # removed whole: zero, not missing
-    assert "sglang/test" not in table.index  # out of scope, as in REMOVED.md
+    assert "sglang/multimodal_gen" not in table.index  # out of scope, as in REMOVED.md
     text = subsystem_lines.markdown(table, top=1)
     assert "| `sglang/srt/layers` | 1 | 3 | 1 | 1 | 33.3% |" in text
     assert "| 1 smaller subsystems | 1 | 2 | 0 | 0 | 0.0% |" in text

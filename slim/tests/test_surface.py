@@ -101,7 +101,8 @@ FILES = {
             stop_strs: Optional[str] = None
         """,
     "sglang/bench_serving.py": 'def main():\n    pass\n\nif __name__ == "__main__":\n    main()\n',
-    "sglang/test/helper.py": 'if __name__ == "__main__":\n    pass\n',
+    "sglang/test/send_one.py": 'if __name__ == "__main__":\n    pass\n',  # an operator tool: an item
+    "sglang/multimodal_gen/runtime.py": 'if __name__ == "__main__":\n    pass\n',  # the diffusion runtime: none
     "sglang-0.5.17.dist-info/entry_points.txt": "[console_scripts]\nsglang = sglang.cli.main:main\n",
     "sglang/cli/main.py": """
         def main():
@@ -116,7 +117,7 @@ FILES = {
         """,
 }
 EXPECTED_IDS = [
-    "entry:sglang.bench_serving",
+    "entry:sglang.bench_serving", "entry:sglang.test.send_one",
     "field:ChatCompletionRequest.messages", "field:ChatCompletionRequest.stream_options",
     "field:ChatCompletionRequest.temperature",
     "field:GenerateReqInput.rid", "field:GenerateReqInput.sampling_params", "field:GenerateReqInput.text",

@@ -1,6 +1,9 @@
+import shutil
+
 import pytest
 
 from slim.errors import SlimError
+from slim.tests.conftest import make_wheel_tree
 from slim.upstream import load_pin, verify_tree
 
 
@@ -43,6 +46,22 @@ def test_edited_record_is_refused(wheel_tree):
         f.write("sglang/evil.py,,\n")
     with pytest.raises(SlimError, match="differs from the pinned sglang 0.5.17 RECORD"):
         verify_tree(root, pin)
+
+
+def test_a_tree_may_lack_its_test_folder_whole_but_not_change_it(tmp_path):
+    """The GPU runtime carries sglang/test apart (.carry/sglang-test.tar.xz): a site without it is upstream's
+    all the same; one with it is checked file by file, as every other folder."""
+    root = tmp_path / "upstream"
+    pin = make_wheel_tree(root, {"sglang/test/__init__.py": "", "sglang/test/send_one.py": "x = 1\n"})
+    assert verify_tree(root, pin) == root.resolve()
+    (root / "sglang/test/send_one.py").write_text("x = 2\n")
+    with pytest.raises(SlimError, match="sglang/test/send_one.py differs"):
+        verify_tree(root, pin)
+    (root / "sglang/test/send_one.py").unlink()
+    with pytest.raises(SlimError, match="sglang/test/send_one.py is missing"):
+        verify_tree(root, pin)
+    shutil.rmtree(root / "sglang/test")
+    assert verify_tree(root, pin) == root.resolve()
 
 
 def test_the_pin_is_the_published_wheel():

@@ -1,7 +1,23 @@
-"""Removed by slim: `python -m sglang.bench_one_batch_server` says how to get it back (slim/front_door.py)."""
+"""Deprecated import path for ``sglang.benchmark.one_batch_server``.
 
-MESSAGE = "the one-batch server benchmark (sglang.bench_one_batch_server) was removed from this slimmed SGLang (it imports upstream's test harness (sglang.test) at module level, which slim does not ship; sglang.bench_serving and sglang.bench_one_batch measure the same server and stay). To get it back: record a scenario that uses it (slim record --scenario ...) and run slim apply."
+``python -m sglang.bench_one_batch_server`` and
+``from sglang.bench_one_batch_server import ...`` still work, but the
+implementation now lives in ``sglang.benchmark.one_batch_server``.
+Update references to the new path.
+"""
+
+import warnings
+
+from sglang.benchmark.one_batch_server import *  # noqa: F401,F403
+from sglang.benchmark.one_batch_server import cli_main
+
+warnings.warn(
+    "`sglang.bench_one_batch_server` is deprecated and will be removed in a "
+    "future release; use `sglang.benchmark.one_batch_server` instead "
+    "(e.g. `python -m sglang.benchmark.one_batch_server`).",
+    FutureWarning,
+    stacklevel=1,
+)
 
 if __name__ == "__main__":
-    raise SystemExit(f"sglang.bench_one_batch_server: {MESSAGE}")
-raise ModuleNotFoundError(MESSAGE, name=__name__)
+    cli_main()

@@ -46,6 +46,10 @@ def Engine(*args, **kwargs):
     return Engine(*args, **kwargs)
 
 
+def set_default_backend(backend: BaseBackend):
+    global_config.default_backend = backend
+
+
 def flush_cache(backend: Optional[BaseBackend] = None):
     backend = backend or global_config.default_backend
     if backend is None:

@@ -341,6 +341,14 @@ class StreamExecutor:
     def set_var(self, name, value):
         self.variables[name] = value
 
+    def get_meta_info(self, name, timeout=None):
+        if name in self.variable_event:
+            got = self.variable_event[name].wait(timeout)
+            if not got:
+                raise TimeoutError(f"Timeout while waiting for event '{name}'")
+        ret = self.meta_info.get(name, None)
+        return ret
+
     def fork(
         self,
         size: int = 1,
@@ -888,6 +896,9 @@ class ProgramState:
 
     def set_var(self, name, value):
         return self.stream_executor.set_var(name, value)
+
+    def get_meta_info(self, name):
+        return self.stream_executor.get_meta_info(name)
 
     def __iadd__(self, other):
         if other is None:

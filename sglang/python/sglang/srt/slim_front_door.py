@@ -3971,9 +3971,10 @@ REMOVED_ENV = {'SGLANG_EXPERIMENTAL_CPP_RADIX_TREE': (('', '0', 'false', 'no', '
                               'slim apply.'),
  'SGLANG_TEST_SCRIPTED_RUNTIME': (('', '0', 'false', 'no', 'off'),
                                   "upstream's scripted test runtime (srt/environ.py:467) was removed from "
-                                  "this slimmed SGLang (it hooks sglang/test, upstream's test harness, which "
-                                  'the slimmed tree does not ship). To get it back: record a scenario that '
-                                  'uses it (slim record --scenario ...) and run slim apply.'),
+                                  "this slimmed SGLang (it hooks upstream's scripted test runtime "
+                                  '(sglang/test/scripted_runtime), which the slimmed tree does not ship). To '
+                                  'get it back: record a scenario that uses it (slim record --scenario ...) '
+                                  'and run slim apply.'),
  'SGLANG_VIT_ENABLE_CUDA_GRAPH': (('', '0', 'false', 'no', 'off'),
                                   'CUDA graphs for vision encoders (srt/environ.py:951) was removed from '
                                   'this slimmed SGLang (multimodal: DeepSeek V2/V3/R1 take text only). To '
