@@ -1,6 +1,7 @@
 """The serving surface of the pinned upstream, derived by reading its sources (never importing them):
 HTTP routes, server flags and their values; request fields, sampling parameters and entry points come
-from slim.surface.requests. Every item is a dict with a stable `id` and a `kind`."""
+from slim.surface.requests, the offline Engine's methods from slim.surface.python_api. Every item is a
+dict with a stable `id` and a `kind`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-from slim.surface import requests
+from slim.surface import python_api, requests
 from slim.surface.pysrc import Source, Unresolved, class_attrs, keyword, literal, local_assignments, values_of
 
 HTTP_SERVER = "sglang.srt.entrypoints.http_server"
@@ -24,7 +25,8 @@ def derive_inventory(root: Path) -> dict:
     routes, unresolved_paths = derive_routes(src)
     flags = derive_flags(src)
     items = routes + flags + requests.derive_fields(src, routes) + requests.derive_sampling_params(src) \
-        + requests.derive_entry_points(src) + requests.derive_console_scripts(src)
+        + requests.derive_entry_points(src) + requests.derive_console_scripts(src) \
+        + python_api.derive_engine_methods(src)
     ids = Counter(item["id"] for item in items)
     unique = {item["id"]: item for item in items if ids[item["id"]] == 1}
     for item in items:  # two declarations of one id (a re-registered route): the first is the one served

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from slim.errors import SlimError
+from slim.surface import python_api
 from slim.surface.policy import Entry
 
 SAMPLING_ROUTE_MODELS = {"GenerateReqInput"}  # whose bodies carry `sampling_params`
@@ -135,6 +136,8 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
         argvs = [p.get("argv") or [] for p in rec.data["processes"]] + [rec.data["command"]]
         for item in items:
             if item["kind"] in ("entry_point", "console_script") and any(runs(argv, item) for argv in argvs):
+                evidence[item["id"]].add(name)
+            elif item["kind"] == "engine_method" and python_api.ran(item, functions):
                 evidence[item["id"]].add(name)
     known = {item["id"] for item in items}  # a flag value without `choices` (`--tp-size=2`) is no item
     return {key: sorted(names) for key, names in evidence.items() if key in known}

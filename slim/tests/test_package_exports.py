@@ -64,6 +64,19 @@ def test_what_import_sglang_exports_works_in_the_committed_tree():
     assert broken_exports(PACKAGE) == []
 
 
+def exported_names(init: Path) -> set[str]:
+    """Every name `import sglang` binds from an sglang module (an import, or LazyImport's second argument)."""
+    return {name for _, name in exports(ast.parse(init.read_text()))}
+
+
+@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+def test_import_sglang_exports_every_name_upstreams_does():
+    """The tree's own __init__ is no oracle: slim drops an import whose def it cut, so until 2026-12-07
+    `sgl.set_default_backend`, `sgl.gen_int`, `sgl.user_begin` and six more were simply absent."""
+    upstream = up.default_tree(up.load_pin()) / "sglang" / "__init__.py"
+    assert exported_names(upstream) - exported_names(PACKAGE / "sglang" / "__init__.py") == set()
+
+
 def top_level_defs(path: Path) -> set[str]:
     return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
 

@@ -322,6 +322,26 @@ class SchedulerWeightUpdaterManager:
             traceback.print_exc()
             return CheckWeightsReqOutput(success=False, message=f"{e}")
 
+    def save_remote_model(self, params):
+        url = params["url"]
+
+        self.tp_worker.model_runner.weight_exporter.save_remote_model(url)
+
+        if self.draft_worker is not None:
+            draft_url = params.get("draft_url", None)
+            assert (
+                draft_url is not None
+            ), "draft_url must be provided when draft model is enabled"
+            self.draft_worker.model_runner.weight_exporter.save_remote_model(draft_url)
+
+    def save_sharded_model(self, params):
+        self.tp_worker.model_runner.weight_exporter.save_sharded_model(
+            path=params["path"],
+            pattern=params["pattern"],
+            max_size=params["max_size"],
+        )
+
+
 def _export_static_state(model):
     return dict(
         buffers=[

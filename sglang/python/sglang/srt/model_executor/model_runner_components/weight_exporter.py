@@ -120,6 +120,25 @@ class WeightExporter:
         current_platform.empty_cache()
         return success, message
 
+    def save_remote_model(self: WeightExporter, url: str):
+        from sglang.srt.model_loader.loader import RemoteModelLoader
+
+        logger.info(f"Saving model to {url}")
+        RemoteModelLoader.save_model(self.get_model(), self.get_model_path(), url)
+
+    def save_sharded_model(
+        self: WeightExporter,
+        path: str,
+        pattern: Optional[str] = None,
+        max_size: Optional[int] = None,
+    ):
+        from sglang.srt.model_loader.loader import ShardedStateLoader
+
+        logger.info(
+            f"Save sharded model to {path} with pattern {pattern} and max_size {max_size}"
+        )
+        ShardedStateLoader.save_model(self.get_model(), path, pattern, max_size)
+
     def get_weights_by_name(
         self: WeightExporter, name: str, truncate_size: int = 100
     ) -> Optional[torch.Tensor]:

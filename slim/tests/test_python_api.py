@@ -1,0 +1,87 @@
+"""The offline Engine API on the surface (slim/surface/python_api.py): its methods derived from a tiny
+upstream, the recorded rule, and on the committed tree every public method of upstream's Engine whole."""
+
+import ast
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from slim import upstream as up
+from slim.check_surface import is_stub
+from slim.surface.pysrc import Source
+from slim.surface.python_api import ENGINE, class_chain, derive_engine_methods, ran
+
+PACKAGE = Path(__file__).resolve().parents[2] / "sglang" / "python"
+FILES = {
+    "sglang/srt/entrypoints/engine.py": """
+        from sglang.srt.entrypoints.engine_base import EngineBase
+        from sglang.srt.entrypoints.score import ScoreMixin
+
+        class Engine(ScoreMixin, EngineBase):
+            def generate(self):
+                pass
+
+            async def async_generate(self):
+                pass
+
+            def _start(self):
+                pass
+        """,
+    "sglang/srt/entrypoints/score.py": """
+        class ScoreMixin:
+            def score(self):
+                pass
+        """,
+    "sglang/srt/entrypoints/engine_base.py": """
+        class EngineBase(ABC):
+            def generate(self):
+                pass
+
+            def shutdown(self):
+                pass
+        """,
+}
+
+
+def write_tree(root: Path) -> Path:
+    for rel, text in FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(dedent(text))
+    return root
+
+
+def test_public_methods_of_the_engine_and_its_sglang_bases_are_items(tmp_path):
+    items = derive_engine_methods(Source(write_tree(tmp_path)))
+    assert [(i["id"], i["source"]) for i in items] == [
+        ("python:Engine.generate", "sglang/srt/entrypoints/engine.py::Engine.generate"),  # the override, once
+        ("python:Engine.async_generate", "sglang/srt/entrypoints/engine.py::Engine.async_generate"),
+        ("python:Engine.score", "sglang/srt/entrypoints/score.py::ScoreMixin.score"),
+        ("python:Engine.shutdown", "sglang/srt/entrypoints/engine_base.py::EngineBase.shutdown"),
+    ]
+
+
+def test_a_method_is_recorded_when_a_recording_ran_its_definition(tmp_path):
+    item = next(i for i in derive_engine_methods(Source(write_tree(tmp_path))) if i["name"] == "Engine.score")
+    assert ran(item, {("sglang/srt/entrypoints/score.py", "ScoreMixin.score")})
+    assert not ran(item, {("sglang/srt/entrypoints/engine.py", "Engine.score")})
+
+
+def methods_by_name(root: Path) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Each public method `Engine` answers to in the tree at `root` (its own first, then its bases')."""
+    found = {}
+    for _, cls in class_chain(Source(root), *ENGINE):
+        for node in cls.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
+                found.setdefault(node.name, node)
+    return found
+
+
+@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+def test_the_committed_engine_has_every_public_method_of_upstreams_whole():
+    """Until 2026-12-07 the tree had cut six (collective_rpc, save_sharded_model, save_remote_model,
+    async_encode, async_load/unload_lora_adapter) and get_all_child_pids: no recording drove an Engine."""
+    upstream = methods_by_name(up.default_tree(up.load_pin()))
+    slimmed = methods_by_name(PACKAGE)
+    assert sorted(set(upstream) - set(slimmed)) == []
+    assert sorted(name for name, node in slimmed.items() if is_stub(node)) == []
