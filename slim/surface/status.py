@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from slim.errors import SlimError
-from slim.surface import python_api
 from slim.surface.policy import Entry
+from slim.surface.python_api import ran as ran_engine_method
 
 SAMPLING_ROUTE_MODELS = {"GenerateReqInput"}  # whose bodies carry `sampling_params`
 OPENAI_SAMPLING_MODELS = {"CompletionRequest", "ChatCompletionRequest"}  # same-named top-level fields map to it
@@ -137,7 +137,7 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
         for item in items:
             if item["kind"] in ("entry_point", "console_script") and any(runs(argv, item) for argv in argvs):
                 evidence[item["id"]].add(name)
-            elif item["kind"] == "engine_method" and python_api.ran(item, functions):
+            elif item["kind"] == "engine_method" and ran_engine_method(item, functions):
                 evidence[item["id"]].add(name)
     known = {item["id"] for item in items}  # a flag value without `choices` (`--tp-size=2`) is no item
     return {key: sorted(names) for key, names in evidence.items() if key in known}
