@@ -85,3 +85,41 @@ def test_the_committed_engine_has_every_public_method_of_upstreams_whole():
     slimmed = methods_by_name(PACKAGE)
     assert sorted(set(upstream) - set(slimmed)) == []
     assert sorted(name for name, node in slimmed.items() if is_stub(node)) == []
+
+
+def class_methods(root: Path, rel: str, name: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    tree = ast.parse((root / rel).read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    return {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+GRPC_BRIDGE = ("sglang/srt/entrypoints/grpc_bridge.py", "RuntimeHandle")
+GRPC_EXTENSION = "sglang/srt/grpc/_core.cpython-312-x86_64-linux-gnu.so"
+
+
+UPSTREAM = up.default_tree(up.load_pin())
+
+
+@pytest.mark.skipif(not (UPSTREAM / GRPC_EXTENSION).is_file(), reason="upstream sglang not fetched")
+def test_every_method_the_native_grpc_server_calls_by_name_is_whole():
+    """The Rust gRPC server (--grpc-port) calls RuntimeHandle's methods through PyO3, by names that are
+    strings in the extension; no recording sent a gRPC request, so until 2026-12-07 slim had cut
+    submit_request, health_check, list_models and every submit_openai_*."""
+    upstream = up.default_tree(up.load_pin())
+    binary = (upstream / GRPC_EXTENSION).read_bytes()
+    called = {name for name in class_methods(upstream, *GRPC_BRIDGE)
+              if not name.startswith("_") and name.encode() in binary}
+    assert {"submit_request", "submit_openai_chat", "health_check"} <= called
+    kept = class_methods(PACKAGE, *GRPC_BRIDGE)
+    assert sorted(called - set(kept)) == []
+    assert sorted(name for name in called if is_stub(kept[name])) == []
+
+
+@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+@pytest.mark.parametrize("rel, name", [("sglang/lang/interpreter.py", "ProgramState"),
+                                       ("sglang/lang/ir.py", "SglExpr")])
+def test_the_frontend_languages_public_classes_keep_every_public_method(rel, name):
+    """A client program streams with state.text_iter() and scopes with var_scope: [[whole]] sglang/lang/
+    had kept only what kept code names, so both were cut until 2026-12-07."""
+    upstream = {m for m in class_methods(up.default_tree(up.load_pin()), rel, name) if not m.startswith("_")}
+    assert sorted(upstream - set(class_methods(PACKAGE, rel, name))) == []

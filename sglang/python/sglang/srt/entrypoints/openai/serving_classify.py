@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Dict, Optional, Union
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
+import torch
+import torch.nn.functional as F
 from fastapi import Request
 from fastapi.responses import ORJSONResponse
 
@@ -41,17 +45,68 @@ class OpenAIServingClassify(OpenAIServingBase):
             raise ValueError("id2label mapping is missing")
 
     def _request_id_prefix(self) -> str:
-        raise NotImplementedError('slim removed the body of OpenAIServingClassify._request_id_prefix: it never ran in any recording (see sglang/REMOVED.md)')
+        return "classify-"
 
     def _convert_to_internal_request(
         self,
         request: ClassifyRequest,
         raw_request: Request = None,
     ) -> tuple[EmbeddingReqInput, ClassifyRequest]:
-        raise NotImplementedError('slim removed the body of OpenAIServingClassify._convert_to_internal_request: it never ran in any recording (see sglang/REMOVED.md)')
+        """Convert OpenAI embedding request to internal format"""
+        prompt = request.input
+
+        if isinstance(prompt, str):
+            # Single string input
+            prompt_kwargs = {"text": prompt}
+        elif isinstance(prompt, list):
+            if len(prompt) > 0 and isinstance(prompt[0], str):
+                prompt_kwargs = {"text": prompt}
+            else:
+                # List of integers (token IDs) or empty list
+                prompt_kwargs = {"input_ids": prompt}
+        else:
+            # Other types (should not happen but handle gracefully)
+            prompt_kwargs = {"input_ids": prompt}
+
+        adapted_request = EmbeddingReqInput(
+            **prompt_kwargs,
+            rid=request.rid,
+            priority=request.priority,
+        )
+
+        return adapted_request, request
 
     def _validate_request(self, request: ClassifyRequest) -> Optional[str]:
-        raise NotImplementedError('slim removed the body of OpenAIServingClassify._validate_request: it never ran in any recording (see sglang/REMOVED.md)')
+        """Validate that the input is not empty or whitespace only."""
+        if not (input := request.input):
+            return "Input cannot be empty"
+
+        # Handle single string
+        if isinstance(input, str):
+            if not input.strip():
+                return "Input cannot be empty or whitespace only"
+            return None
+
+        # Handle list inputs
+        if isinstance(input, list):
+            # Check first element to determine type
+            first_item = input[0]
+
+            if isinstance(first_item, str):
+                # List of strings
+                for i, item in enumerate(input):
+                    if not isinstance(item, str):
+                        return f"All items in input list must be strings"
+                    if not item.strip():
+                        return f"Input at index {i} cannot be empty or whitespace only"
+            elif isinstance(first_item, int):
+                # List of integers (token IDs)
+                for i, item in enumerate(input):
+                    if not isinstance(item, int):
+                        return f"All items in input list must be integers"
+                    if item < 0:
+                        return f"Token ID at index {i} must be non-negative"
+        return None
 
     def _get_id2label_mapping(self) -> Optional[Dict[int, str]]:
         """Get id2label mapping from model config."""
@@ -77,5 +132,73 @@ class OpenAIServingClassify(OpenAIServingBase):
         request: ClassifyRequest,
         raw_request: Request,
     ) -> Union[ClassifyResponse, ErrorResponse, ORJSONResponse]:
-        raise NotImplementedError('slim removed the body of OpenAIServingClassify._handle_non_streaming_request: it never ran in any recording (see sglang/REMOVED.md)')
+        """Handle non-streaming classification request."""
+        # Generate request ID
 
+        try:
+            ret = await self.tokenizer_manager.generate_request(
+                adapted_request, raw_request
+            ).__anext__()
+        except ValueError as e:
+            return self.create_error_response(str(e))
+
+        if not isinstance(ret, list):
+            ret = [ret]
+
+        response = self._build_classify_response(ret)
+        return response
+
+    def _build_classify_response(self, ret: List[Dict[str, Any]]) -> ClassifyResponse:
+        request_id = f"{self._request_id_prefix()}{uuid.uuid4().hex}"
+        created_time = int(time.time())
+        classify_objects = []
+        prompt_tokens = 0
+        total_latency = 0.0
+
+        for i, item in enumerate(ret):
+            embedding = item.get("embedding", [])
+            meta_info = item.get("meta_info", {})
+
+            prompt_tokens += meta_info.get("prompt_tokens", 0)
+            total_latency += meta_info.get("e2e_latency", 0.0)
+
+            if embedding:
+                try:
+                    embedding_tensor = torch.tensor(embedding, dtype=torch.float32)
+                    probs = F.softmax(embedding_tensor, dim=0).tolist()
+
+                    predicted_class = torch.argmax(embedding_tensor).item()
+
+                    label = self.id2label[predicted_class]
+
+                except Exception as e:
+                    logger.error(f"Error processing embedding for item {i}: {e}")
+                    probs = [1.0]
+                    label = "Default"
+            else:
+                probs = [1.0]
+                label = "Default"
+
+            classify_obj = {
+                "index": i,
+                "label": label,
+                "probs": probs,
+                "num_classes": len(probs),
+            }
+            classify_objects.append(classify_obj)
+
+        response = {
+            "id": request_id,
+            "object": "list",
+            "created": created_time,
+            "model": self.model_name,
+            "data": classify_objects,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "total_tokens": prompt_tokens,
+                "completion_tokens": 0,
+                "prompt_tokens_details": None,
+            },
+        }
+
+        return ClassifyResponse(**response)
