@@ -1,6 +1,6 @@
 """The offline Python API as surface items: the public methods of `sgl.Engine` (what RL frameworks and
 offline scripts call instead of HTTP routes), with those of its sglang base classes (the score mixin,
-EngineBase). A method counts as recorded when a recording ran it."""
+EngineBase). A method counts as recorded when a recording ran its def (slim.surface.status)."""
 
 from __future__ import annotations
 
@@ -29,21 +29,20 @@ def class_chain(src: Source, module: str, name: str) -> list[tuple[str, ast.Clas
     return chain
 
 
-def derive_engine_methods(src: Source) -> list[dict]:
-    """One item per public method `Engine` has, named `Engine.method` wherever a base defines it."""
-    items, seen = [], set()
+def engine_methods(src: Source) -> list[tuple[str, ast.ClassDef, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """(module, class, method) for each public method `Engine` answers to: its own, then its bases' not
+    overridden (the subclass's is what a caller gets)."""
+    found, seen = [], set()
     for module, cls in class_chain(src, *ENGINE):
         for method in public_methods(cls):
-            if method.name in seen:  # overridden: the subclass's is what a caller gets
-                continue
-            seen.add(method.name)
-            items.append({"id": f"python:Engine.{method.name}", "kind": "engine_method",
-                          "name": f"Engine.{method.name}", "source": f"{src.rel(module)}::{cls.name}.{method.name}",
-                          "line": method.lineno})
-    return items
+            if method.name not in seen:
+                seen.add(method.name)
+                found.append((module, cls, method))
+    return found
 
 
-def ran(item: dict, functions: set[tuple[str, str]]) -> bool:
-    """Whether a recording's executed functions (file, qualname) include the method's definition."""
-    file, _, qualname = item["source"].partition("::")
-    return (file, qualname) in functions
+def derive_engine_methods(src: Source) -> list[dict]:
+    """One item per public method `Engine` has, named `Engine.method` wherever a base defines it."""
+    return [{"id": f"python:Engine.{method.name}", "kind": "engine_method", "name": f"Engine.{method.name}",
+             "source": f"{src.rel(module)}::{cls.name}.{method.name}", "line": method.lineno}
+            for module, cls, method in engine_methods(src)]

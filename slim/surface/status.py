@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from slim.errors import SlimError
 from slim.surface.policy import Entry
-from slim.surface.python_api import ran as ran_engine_method
 
 SAMPLING_ROUTE_MODELS = {"GenerateReqInput"}  # whose bodies carry `sampling_params`
 OPENAI_SAMPLING_MODELS = {"CompletionRequest", "ChatCompletionRequest"}  # same-named top-level fields map to it
@@ -90,6 +89,13 @@ def launch_evidence(items: list[dict], launches: dict[str, list[str]]) -> dict[s
     return {key: sorted(names) for key, names in evidence.items() if key in known}
 
 
+def ran_at_source(item: dict, functions: set[tuple[str, str]]) -> bool:
+    """Whether a recording's executed functions (file, qualname) include the def an item's `source`
+    ("file::qualname": a route's handler, an Engine method) names."""
+    file, _, qualname = item["source"].partition("::")
+    return (file, qualname) in functions
+
+
 def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset[str] = frozenset()
                        ) -> dict[str, list[str]]:
     """Item id -> names of the recordings that exercised it, by the rules of each kind. A launch that
@@ -112,8 +118,7 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
         taken = defaultdict(list)  # model -> bodies of the requests sent to a route that takes it
         for item, pattern in routes:
             bodies = [body for method, path, body in sent if method == item["method"] and pattern.match(path)]
-            file, _, handler = item["source"].partition("::")
-            if bodies and (file, handler) in functions:
+            if bodies and ran_at_source(item, functions):
                 evidence[item["id"]].add(name)
                 for model in item["models"]:
                     taken[model] += [b for b in bodies if isinstance(b, dict)]
@@ -137,7 +142,7 @@ def recording_evidence(items: list[dict], recordings: list, by_policy: frozenset
         for item in items:
             if item["kind"] in ("entry_point", "console_script") and any(runs(argv, item) for argv in argvs):
                 evidence[item["id"]].add(name)
-            elif item["kind"] == "engine_method" and ran_engine_method(item, functions):
+            elif item["kind"] == "engine_method" and ran_at_source(item, functions):
                 evidence[item["id"]].add(name)
     known = {item["id"] for item in items}  # a flag value without `choices` (`--tp-size=2`) is no item
     return {key: sorted(names) for key, names in evidence.items() if key in known}

@@ -10,9 +10,11 @@ import pytest
 from slim import upstream as up
 from slim.check_surface import is_stub
 from slim.surface.pysrc import Source
-from slim.surface.python_api import ENGINE, class_chain, derive_engine_methods, ran
+from slim.surface.python_api import derive_engine_methods, engine_methods
+from slim.surface.status import ran_at_source
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sglang" / "python"
+UPSTREAM = up.default_tree(up.load_pin())
 FILES = {
     "sglang/srt/entrypoints/engine.py": """
         from sglang.srt.entrypoints.engine_base import EngineBase
@@ -63,25 +65,20 @@ def test_public_methods_of_the_engine_and_its_sglang_bases_are_items(tmp_path):
 
 def test_a_method_is_recorded_when_a_recording_ran_its_definition(tmp_path):
     item = next(i for i in derive_engine_methods(Source(write_tree(tmp_path))) if i["name"] == "Engine.score")
-    assert ran(item, {("sglang/srt/entrypoints/score.py", "ScoreMixin.score")})
-    assert not ran(item, {("sglang/srt/entrypoints/engine.py", "Engine.score")})
+    assert ran_at_source(item, {("sglang/srt/entrypoints/score.py", "ScoreMixin.score")})
+    assert not ran_at_source(item, {("sglang/srt/entrypoints/engine.py", "Engine.score")})
 
 
 def methods_by_name(root: Path) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
-    """Each public method `Engine` answers to in the tree at `root` (its own first, then its bases')."""
-    found = {}
-    for _, cls in class_chain(Source(root), *ENGINE):
-        for node in cls.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
-                found.setdefault(node.name, node)
-    return found
+    """Each public method `Engine` answers to in the tree at `root`."""
+    return {method.name: method for _, _, method in engine_methods(Source(root))}
 
 
-@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream sglang not fetched")
 def test_the_committed_engine_has_every_public_method_of_upstreams_whole():
     """Until 2026-12-07 the tree had cut six (collective_rpc, save_sharded_model, save_remote_model,
     async_encode, async_load/unload_lora_adapter) and get_all_child_pids: no recording drove an Engine."""
-    upstream = methods_by_name(up.default_tree(up.load_pin()))
+    upstream = methods_by_name(UPSTREAM)
     slimmed = methods_by_name(PACKAGE)
     assert sorted(set(upstream) - set(slimmed)) == []
     assert sorted(name for name, node in slimmed.items() if is_stub(node)) == []
@@ -97,17 +94,14 @@ GRPC_BRIDGE = ("sglang/srt/entrypoints/grpc_bridge.py", "RuntimeHandle")
 GRPC_EXTENSION = "sglang/srt/grpc/_core.cpython-312-x86_64-linux-gnu.so"
 
 
-UPSTREAM = up.default_tree(up.load_pin())
-
 
 @pytest.mark.skipif(not (UPSTREAM / GRPC_EXTENSION).is_file(), reason="upstream sglang not fetched")
 def test_every_method_the_native_grpc_server_calls_by_name_is_whole():
     """The Rust gRPC server (--grpc-port) calls RuntimeHandle's methods through PyO3, by names that are
     strings in the extension; no recording sent a gRPC request, so until 2026-12-07 slim had cut
     submit_request, health_check, list_models and every submit_openai_*."""
-    upstream = up.default_tree(up.load_pin())
-    binary = (upstream / GRPC_EXTENSION).read_bytes()
-    called = {name for name in class_methods(upstream, *GRPC_BRIDGE)
+    binary = (UPSTREAM / GRPC_EXTENSION).read_bytes()
+    called = {name for name in class_methods(UPSTREAM, *GRPC_BRIDGE)
               if not name.startswith("_") and name.encode() in binary}
     assert {"submit_request", "submit_openai_chat", "health_check"} <= called
     kept = class_methods(PACKAGE, *GRPC_BRIDGE)
@@ -115,7 +109,7 @@ def test_every_method_the_native_grpc_server_calls_by_name_is_whole():
     assert sorted(name for name in called if is_stub(kept[name])) == []
 
 
-@pytest.mark.skipif(not up.default_tree(up.load_pin()).is_dir(), reason="upstream sglang not fetched")
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream sglang not fetched")
 @pytest.mark.parametrize("rel, name", [("sglang/lang/interpreter.py", "ProgramState"),
                                        ("sglang/lang/ir.py", "SglExpr"),
                                        ("sglang/srt/parser/conversation.py", "Conversation")])
@@ -123,5 +117,5 @@ def test_public_classes_of_client_scripts_keep_every_public_method(rel, name):
     """A client program streams with state.text_iter() and scopes with var_scope ([[whole]] sglang/lang/
     had kept only what kept code names); a prompt-building script calls a conversation template's
     set_system_message or to_openai_api_messages, which no upstream code calls: all cut until 2026-12-07."""
-    upstream = {m for m in class_methods(up.default_tree(up.load_pin()), rel, name) if not m.startswith("_")}
+    upstream = {m for m in class_methods(UPSTREAM, rel, name) if not m.startswith("_")}
     assert sorted(upstream - set(class_methods(PACKAGE, rel, name))) == []
